@@ -1,0 +1,43 @@
+// forgeml._cpu: the CPU backend. Families add their functions through registry.h.
+#include <pybind11/pybind11.h>
+
+#include "bind/registry.h"
+#include "forgeml/cpu_features.h"
+#include "forgeml/parallel.h"
+
+namespace py = pybind11;
+
+namespace {
+
+// Runs on the thread that released the GIL, between chunks of a long kernel.
+void python_interrupt_hook() {
+  py::gil_scoped_acquire gil;
+  if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_cpu, m) {
+  m.doc() = "forgeml CPU kernels";
+  forgeml::set_interrupt_hook(python_interrupt_hook);
+
+  m.attr("version") = FORGEML_VERSION;
+  m.attr("compiler") = FORGEML_CXX_COMPILER;
+  m.def("detected_isa", [] { return forgeml::isa_name(forgeml::detected_isa()); },
+        "The best SIMD level this CPU supports.");
+  m.def("active_isa", [] { return forgeml::isa_name(forgeml::active_isa()); },
+        "The SIMD level the kernels use (FORGEML_ISA can lower it).");
+  m.def("set_active_isa", [](const std::string& name) {
+    for (auto isa : {forgeml::Isa::reference, forgeml::Isa::portable, forgeml::Isa::avx2, forgeml::Isa::avx512})
+      if (name == forgeml::isa_name(isa)) return forgeml::set_active_isa(isa);
+    throw std::invalid_argument("isa: expected 'reference', 'portable', 'avx2' or 'avx512', got '" + name + "'");
+  }, py::arg("isa"));
+  m.def("get_num_threads", &forgeml::num_threads);
+  m.def("set_num_threads", &forgeml::set_num_threads, py::arg("n"));
+  m.def("_check_interrupt", [] {
+    py::gil_scoped_release nogil;
+    forgeml::check_interrupt();
+  }, "Test hook: raises KeyboardInterrupt if a signal is pending.");
+
+  forgeml::bind::register_all(m);
+}

@@ -1,0 +1,38 @@
+// The one way kernels are launched and errors checked, under nvcc and under the SIMT emulator
+// (g++ with FORGEML_EMU defined, see emu/simt.h). Kernel rules: launch only through
+// FORGEML_LAUNCH, dynamic shared memory only through FORGEML_DYNAMIC_SHARED, no implicitly
+// warp-synchronous code (use __syncwarp and the *_sync intrinsics).
+#pragma once
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#ifdef FORGEML_EMU
+#include "emu/simt.h"
+#else
+#include <cuda_runtime.h>
+#define FORGEML_LAUNCH(kernel, grid, block, smem, stream, ...) \
+  kernel<<<(grid), (block), (smem), (stream)>>>(__VA_ARGS__)
+#define FORGEML_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
+#endif
+
+namespace forgeml::cuda {
+
+inline void check(cudaError_t err, const char* what, const char* file, int line) {
+  if (err != cudaSuccess)
+    throw std::runtime_error(std::string("CUDA error: ") + cudaGetErrorString(err) + " (" + what +
+                             " at " + file + ":" + std::to_string(line) + ")");
+}
+
+constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Host-side queries, defined in runtime.cu (real CUDA only).
+int runtime_version();
+std::pair<bool, std::string> device_status();
+
+}  // namespace forgeml::cuda
+
+#define FORGEML_CUDA_CHECK(expr) ::forgeml::cuda::check((expr), #expr, __FILE__, __LINE__)
+// After every launch: configuration errors show up here, execution errors at the next sync.
+#define FORGEML_CUDA_CHECK_LAUNCH() FORGEML_CUDA_CHECK(cudaGetLastError())

@@ -1,0 +1,40 @@
+"""forgeml: hand-written C++/CUDA kernels under Keras- and scikit-learn-compatible APIs.
+
+NumPy input runs the CPU kernels; CuPy input runs the CUDA kernels where a GPU is usable.
+``import forgeml`` never fails for lack of a GPU.
+"""
+from __future__ import annotations
+
+import importlib
+
+from . import _cpu, cuda
+from ._backend import device
+from ._config import show_config
+
+__version__ = _cpu.version
+
+_SUBMODULES = ("ops", "keras", "tree", "ensemble", "svm", "bench")
+
+__all__ = ["__version__", "show_config", "set_num_threads", "get_num_threads", "device", "cuda",
+           *_SUBMODULES]
+
+
+def set_num_threads(n: int) -> None:
+    """Threads used by the CPU kernels (default: OpenMP's, which honours OMP_NUM_THREADS)."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"n: expected an int >= 1, got {n!r}")
+    _cpu.set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    return _cpu.get_num_threads()
+
+
+def __getattr__(name):  # subpackages load on first use, keeping `import forgeml` light
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'forgeml' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_SUBMODULES))

@@ -1,0 +1,134 @@
+"""Side-by-side timing of forgeml and its peers, in one process.
+
+Every case is timed interleaved (forgeml, peer 1, peer 2, forgeml, ...) after a warm-up, with a
+short pause between implementations so spinning thread pools settle; the median of the repeats
+is reported. A case whose single run takes over a minute runs once and says so.
+"""
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+import statistics
+import sys
+import time
+from typing import Callable
+
+LONG_CASE_S = 60.0
+
+
+@dataclasses.dataclass
+class Row:
+    family: str
+    case: str
+    impl: str
+    peer: str | None
+    forgeml_s: float
+    peer_s: float | None
+    ratio: float | None  # peer_s / forgeml_s: > 1 means forgeml is faster
+    metric: dict | None = None
+    note: str = ""
+
+    def as_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        d.pop("note")
+        return d
+
+
+class Bench:
+    """Collects rows; family modules call ``compare`` once per case."""
+
+    def __init__(self, quick: bool = False, repeats: int | None = None, pause: float = 0.05, out=None):
+        self.quick = quick
+        self.repeats = repeats or (3 if quick else 7)
+        self.pause = pause
+        self.rows: list[Row] = []
+        self.out = out or sys.stdout
+
+    def _time_once(self, fn: Callable[[], object]) -> float:
+        time.sleep(self.pause)
+        gc.collect()
+        t0 = time.perf_counter()
+        fn()
+        return time.perf_counter() - t0
+
+    def compare(self, family: str, case: str, forgeml_fn: Callable[[], object],
+                peers: dict[str, Callable[[], object]] | None = None, *, impl: str = "forgeml",
+                metric: Callable[[str], dict] | None = None, flops: float | None = None,
+                repeats: int | None = None) -> list[Row]:
+        """Time forgeml_fn against each peer; `metric(name)` may report e.g. accuracy per impl
+        after its runs; `flops` adds GFLOP/s to the printed line."""
+        peers = {k: v for k, v in (peers or {}).items() if v is not None}
+        impls = {impl: forgeml_fn, **peers}
+        first = {name: self._time_once(fn) for name, fn in impls.items()}  # warm-up
+        long_case = max(first.values()) > LONG_CASE_S
+        reps = 1 if long_case else (repeats or self.repeats)
+        times: dict[str, list[float]] = {name: [] for name in impls}
+        if long_case:
+            times = {name: [t] for name, t in first.items()}
+        else:
+            for _ in range(reps):
+                for name, fn in impls.items():
+                    times[name].append(self._time_once(fn))
+        med = {name: statistics.median(ts) for name, ts in times.items()}
+        metrics = {name: metric(name) for name in impls} if metric else {}
+        note = "ran once (over a minute)" if long_case else ""
+        rows = []
+        for peer in peers or [None]:
+            row = Row(family, case, impl, peer, med[impl], med.get(peer),
+                      (med[peer] / med[impl]) if peer and med[impl] > 0 else None,
+                      ({impl: metrics.get(impl), peer: metrics.get(peer)} if metrics else None), note)
+            rows.append(row)
+            self.rows.append(row)
+            self._print(row, flops)
+        return rows
+
+    def _print(self, row: Row, flops: float | None) -> None:
+        def fmt(t):
+            return "-" if t is None else (f"{t * 1e3:9.3f} ms" if t < 10 else f"{t:9.2f} s ")
+        gf = f"  {flops / row.forgeml_s / 1e9:7.1f} GF/s" if flops and row.forgeml_s > 0 else ""
+        if flops and row.peer_s:
+            gf += f" (peer {flops / row.peer_s / 1e9:6.1f})"
+        ratio = f"{row.ratio:6.2f}x" if row.ratio is not None else "     -"
+        metric = ""
+        if row.metric:
+            metric = "  " + " ".join(f"{k}={_short(v)}" for k, v in row.metric.items() if v is not None)
+        print(f"{row.family:6s} {row.case:34s} {row.impl:10s} {fmt(row.forgeml_s)}  "
+              f"{(row.peer or '-'):12s} {fmt(row.peer_s)}  {ratio}{gf}{metric}"
+              f"{'  ' + row.note if row.note else ''}", file=self.out, flush=True)
+
+    def save_json(self, path: str, header: dict) -> None:
+        with open(path, "w") as f:
+            json.dump({"header": header, "rows": [r.as_json() for r in self.rows]}, f, indent=1)
+
+    def plot(self, path: str) -> bool:
+        try:
+            import matplotlib
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            print("(matplotlib not installed: no plot)", file=self.out)
+            return False
+        rows = [r for r in self.rows if r.ratio is not None]
+        if not rows:
+            return False
+        fig, ax = plt.subplots(figsize=(9, 0.28 * len(rows) + 1.2))
+        labels = [f"{r.family}: {r.case} vs {r.peer}" for r in rows]
+        ax.barh(range(len(rows)), [r.ratio for r in rows],
+                color=["tab:green" if r.ratio >= 1 else "tab:red" for r in rows])
+        ax.axvline(1.0, color="k", lw=0.8)
+        ax.set_yticks(range(len(rows)), labels, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel("peer time / forgeml time (> 1: forgeml faster)")
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return True
+
+
+def _short(v):
+    if isinstance(v, dict):
+        return ",".join(f"{k}:{_short(x)}" for k, x in v.items())
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)

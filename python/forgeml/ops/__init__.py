@@ -1,0 +1,5 @@
+"""forgeml.ops: the kernels themselves, one module per family. NumPy in, NumPy out; CuPy in,
+CuPy out. This package is the single door to the compiled backends."""
+from __future__ import annotations
+
+__all__: list[str] = []
