@@ -2,5 +2,8 @@
 CuPy out. This package is the single door to the compiled backends."""
 from __future__ import annotations
 
-__all__: list[str] = []
-from .rnn import RecurrentGrads, gru, gru_grad, lstm, lstm_grad, simple_rnn, simple_rnn_grad  # noqa: E402,F401
+from .gemm import matmul  # noqa: F401
+from .rnn import RecurrentGrads, gru, gru_grad, lstm, lstm_grad, simple_rnn, simple_rnn_grad  # noqa: F401
+
+__all__: list[str] = ["matmul", "simple_rnn", "lstm", "gru", "simple_rnn_grad", "lstm_grad", "gru_grad",
+                      "RecurrentGrads"]
