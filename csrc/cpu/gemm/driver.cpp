@@ -3,9 +3,11 @@
 //
 // Loop nest per thread, over its own rectangle of C (threads never share a buffer, so there is
 // no barrier; the operand packed redundantly is the smaller one):
-//   ic over M by MC:  pc over K by KC:  pack alpha * op(A)[ic.., pc..]  (MC x KC: L2/L3)
-//     jc over N by NC:  pack op(B)[pc.., jc..]                         (KC x NC: L2)
-//       ir over MR panels:  jr over NR panels:  micro-kernel            (A panel stays in L1)
+//   ic over M by MC:  pc over K by KC:  pack op(A)[ic.., pc..]      (MC x KC: L2/L3)
+//     jc over N by NC:  pack op(B)[pc.., jc..]                   (KC x NC: L2)
+//       ir over MR panels:  jr over NR panels:  micro-kernel      (A panel stays in L1)
+// Packing is skipped where it does not pay: a row-major B small enough to stay in L2 is read in
+// place, and so is A when few column panels reuse it (the skinny shapes of network training).
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -29,6 +31,7 @@ struct PackedB::Impl {
 namespace {
 
 using detail::Kernel;
+using detail::MicroKernel;
 
 constexpr int64_t kMinFlopsPerThread = int64_t{1} << 21;  // below this, threads cost more than they give
 constexpr double kInterruptFlops = 4e9;                   // ~20 ms of work between Ctrl-C checks
@@ -56,25 +59,19 @@ struct Scratch {
   }
 };
 
-// dst[panel][k][i] = alpha * op(A)(i0 + panel*MR + i, p0 + k); rows past m are zero.
-void pack_a(bool trans, const float* A, int64_t lda, int64_t i0, int64_t m, int64_t p0, int64_t kc, float alpha,
-            int mr, float* dst) {
+// dst[panel][k][i] = op(A)(i0 + panel*MR + i, p0 + k) for the m rows (an edge panel's tail is
+// left unset: the kernel for that row count never reads it).
+void pack_a(bool trans, const float* A, int64_t lda, int64_t i0, int64_t m, int64_t p0, int64_t kc, int mr,
+            float* dst) {
   for (int64_t ip = 0; ip < m; ip += mr, dst += kc * mr) {
     int mm = static_cast<int>(std::min<int64_t>(mr, m - ip));
     if (!trans) {
       for (int i = 0; i < mm; ++i) {
         const float* src = A + (i0 + ip + i) * lda + p0;
-        for (int64_t k = 0; k < kc; ++k) dst[k * mr + i] = alpha * src[k];
+        for (int64_t k = 0; k < kc; ++k) dst[k * mr + i] = src[k];
       }
-      for (int i = mm; i < mr; ++i)
-        for (int64_t k = 0; k < kc; ++k) dst[k * mr + i] = 0.f;
     } else {
-      for (int64_t k = 0; k < kc; ++k) {
-        const float* src = A + (p0 + k) * lda + i0 + ip;
-        float* d = dst + k * mr;
-        for (int i = 0; i < mm; ++i) d[i] = alpha * src[i];
-        for (int i = mm; i < mr; ++i) d[i] = 0.f;
-      }
+      for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * mr, A + (p0 + k) * lda + i0 + ip, mm * sizeof(float));
     }
   }
 }
@@ -128,36 +125,58 @@ struct Problem {
   const Epilogue* ep;
 };
 
+constexpr int64_t kInPlaceB = int64_t{1} << 17;  // a row-major B up to 512 KiB is read unpacked
+constexpr int kInPlaceAPanels = 4;               // A read unpacked when at most this many NR panels reuse it
+
 // C rows [m0, m1) x columns [n0, n1) on the calling thread.
 void gemm_block(const Kernel& kern, const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   static thread_local Scratch abuf, bbuf;
   const int mr = kern.mr, nr = kern.nr;
-  const int64_t MC = kern.mc, KC = kern.kc, NC = kern.nc;
-  float* ap = abuf.get(static_cast<size_t>(MC + mr) * KC);
-  float* bp = p.packed ? nullptr : bbuf.get(static_cast<size_t>(NC + nr) * KC);
+  const int64_t KC = kern.kc, NC = kern.nc;
+  const bool b_direct = !p.packed && !p.trans_b && p.K * p.N <= kInPlaceB;
+  const bool a_direct = n1 - n0 <= kInPlaceAPanels * nr;
+  // Balanced row blocks of at most MC rows, whole panels each.
+  const int64_t nblk = (m1 - m0 + kern.mc - 1) / kern.mc;
+  const int64_t MC = ((m1 - m0 + nblk - 1) / nblk + mr - 1) / mr * mr;
+  float* ap = a_direct ? nullptr : abuf.get(static_cast<size_t>(MC + mr) * KC);
+  float* bp = p.packed || b_direct ? nullptr : bbuf.get(static_cast<size_t>(NC + nr) * KC);
   for (int64_t ic = m0; ic < m1; ic += MC) {
     const int64_t mc = std::min(MC, m1 - ic);
     for (int64_t pc = 0; pc < p.K; pc += KC) {
       const int64_t kc = std::min(KC, p.K - pc);
       const float beta = pc == 0 ? p.beta : 1.f;
       const bool last = pc + kc == p.K;
-      pack_a(p.trans_a, p.A, p.lda, ic, mc, pc, kc, p.alpha, mr, ap);
+      if (!a_direct) pack_a(p.trans_a, p.A, p.lda, ic, mc, pc, kc, mr, ap);
       for (int64_t jc = n0; jc < n1; jc += NC) {
         const int64_t nc = std::min(NC, n1 - jc);
         const float* b;
+        int64_t bs = nr, bstep = kc * nr;  // panel layout: next NR columns kc * NR floats on
         if (p.packed) {
           b = p.packed->at(pc, jc, kc);
+        } else if (b_direct) {
+          b = p.B + pc * p.ldb + jc;
+          bs = p.ldb;
+          bstep = nr;
         } else {
           pack_b(p.trans_b, p.B, p.ldb, pc, kc, jc, nc, nr, bp);
           b = bp;
         }
         for (int64_t ir = 0; ir < mc; ir += mr) {
           const int m = static_cast<int>(std::min<int64_t>(mr, mc - ir));
-          const float* a = ap + ir * kc;
+          const float* a;
+          int64_t as;
+          MicroKernel tile;
+          if (!a_direct) {
+            a = ap + ir * kc, as = mr, tile = kern.cols[m];
+          } else if (p.trans_a) {
+            a = p.A + pc * p.lda + ic + ir, as = p.lda, tile = kern.cols[m];
+          } else {
+            a = p.A + (ic + ir) * p.lda + pc, as = p.lda, tile = kern.rows[m];
+          }
           float* crow = p.C + (ic + ir) * p.ldc + jc;
           for (int64_t jr = 0; jr < nc; jr += nr) {
             const int n = static_cast<int>(std::min<int64_t>(nr, nc - jr));
-            kern.tile(kc, a, b + jr * kc, crow + jr, p.ldc, beta, m, n);
+            tile(kc, a, as, b + (jr / nr) * bstep, bs, crow + jr, p.ldc, p.alpha, beta, m, n);
             if (last) epilogue_tile(kern, *p.ep, ic + ir, m, jc + jr, n, crow + jr, p.ldc);
           }
         }

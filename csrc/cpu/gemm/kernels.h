@@ -1,10 +1,12 @@
 // Internal to csrc/cpu/gemm: the micro-kernel contract shared by every ISA and the driver.
 //
-// A micro-kernel computes one MR x NR tile of C from packed panels:
-//   a: op(A) rows i0..i0+MR, packed k-major: a[k * MR + i] (rows past m are zero)
-//   b: op(B) columns j0..j0+NR, packed k-major: b[k * NR + j] (columns past n are zero)
-//   C[i, j] (row stride ldc) = sum_k a[k*MR+i] * b[k*NR+j] + beta * C[i, j], for i < m, j < n.
-// beta == 0 means C is write-only (it may hold NaN). alpha is folded into the packed A.
+// A micro-kernel computes one m x n tile of C (m <= MR, n <= NR), reading op(A) and op(B) either
+// from packed panels or straight from the caller's matrices:
+//   op(A)(i, k) = a[k * as + i]   (column-style: packed panels, as = MR, or a transposed A, as = lda)
+//              or a[i * as + k]   (the *_rows variant: a row-major A read in place, as = lda)
+//   op(B)(k, j) = b[k * bs + j]   (packed panels, bs = NR, or a row-major B read in place, bs = ldb)
+//   C[i, j] (row stride ldc) = alpha * sum_k op(A)(i, k) op(B)(k, j) + beta * C[i, j]
+// Only rows i < m and columns j < n are read or written. beta == 0 means C is write-only.
 #pragma once
 #include <cstdint>
 
@@ -13,13 +15,15 @@
 
 namespace forgeml::gemm::detail {
 
-using MicroKernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float beta,
-                             int m, int n);
+using MicroKernel = void (*)(int64_t kc, const float* a, int64_t as, const float* b, int64_t bs, float* c,
+                             int64_t ldc, float alpha, float beta, int m, int n);
+constexpr int kMaxMR = 16;
 using ActivationFn = void (*)(Activation act, float* x, int64_t n);
 
 // One ISA's kernel and the cache blocking sized for it (see registry.cpp for the numbers' origin).
 struct Kernel {
-  MicroKernel tile;
+  MicroKernel cols[kMaxMR + 1];  // [m]: the kernel for an m-row tile, A column-style
+  MicroKernel rows[kMaxMR + 1];  // [m]: the same with a row-major A read in place
   int mr, nr;          // register tile
   int mc, kc, nc;      // rows of A per packed block, depth per block, columns of B per packed block
   ActivationFn act;    // vectorised elementwise activation
