@@ -146,7 +146,10 @@ void gemm_block(const Kernel& kern, const Problem& p, int64_t m0, int64_t m1, in
       const int64_t kc = std::min(KC, p.K - pc);
       const float beta = pc == 0 ? p.beta : 1.f;
       const bool last = pc + kc == p.K;
-      if (!a_direct) pack_a(p.trans_a, p.A, p.lda, ic, mc, pc, kc, mr, ap);
+      if (!a_direct) {
+        if (kern.pack_a) kern.pack_a(p.trans_a, p.A, p.lda, ic, mc, pc, kc, ap);
+        else pack_a(p.trans_a, p.A, p.lda, ic, mc, pc, kc, mr, ap);
+      }
       for (int64_t jc = n0; jc < n1; jc += NC) {
         const int64_t nc = std::min(NC, n1 - jc);
         const float* b;
@@ -158,25 +161,27 @@ void gemm_block(const Kernel& kern, const Problem& p, int64_t m0, int64_t m1, in
           bs = p.ldb;
           bstep = nr;
         } else {
-          pack_b(p.trans_b, p.B, p.ldb, pc, kc, jc, nc, nr, bp);
+          if (kern.pack_b) kern.pack_b(p.trans_b, p.B, p.ldb, jc, nc, pc, kc, bp);
+          else pack_b(p.trans_b, p.B, p.ldb, pc, kc, jc, nc, nr, bp);
           b = bp;
         }
         for (int64_t ir = 0; ir < mc; ir += mr) {
           const int m = static_cast<int>(std::min<int64_t>(mr, mc - ir));
           const float* a;
           int64_t as;
-          MicroKernel tile;
+          bool row_a = false;
           if (!a_direct) {
-            a = ap + ir * kc, as = mr, tile = kern.cols[m];
+            a = ap + ir * kc, as = mr;
           } else if (p.trans_a) {
-            a = p.A + pc * p.lda + ic + ir, as = p.lda, tile = kern.cols[m];
+            a = p.A + pc * p.lda + ic + ir, as = p.lda;
           } else {
-            a = p.A + (ic + ir) * p.lda + pc, as = p.lda, tile = kern.rows[m];
+            a = p.A + (ic + ir) * p.lda + pc, as = p.lda, row_a = true;
           }
           float* crow = p.C + (ic + ir) * p.ldc + jc;
           for (int64_t jr = 0; jr < nc; jr += nr) {
             const int n = static_cast<int>(std::min<int64_t>(nr, nc - jr));
-            tile(kc, a, as, b + (jr / nr) * bstep, bs, crow + jr, p.ldc, p.alpha, beta, m, n);
+            kern.tile[2 * n <= nr][row_a][m](kc, a, as, b + (jr / nr) * bstep, bs, crow + jr, p.ldc, p.alpha, beta,
+                                              m, n);
             if (last) epilogue_tile(kern, *p.ep, ic + ir, m, jc + jr, n, crow + jr, p.ldc);
           }
         }
@@ -329,7 +334,8 @@ PackedB::PackedB(bool trans_b, int64_t K, int64_t N, const float* B, int64_t ldb
   im.data = aligned_floats(std::max<int64_t>(1, K * im.npad));
   for (int64_t pc = 0; pc < K; pc += kern.kc) {
     const int64_t kc = std::min<int64_t>(kern.kc, K - pc);
-    pack_b(trans_b, B, ldb, pc, kc, 0, N, kern.nr, im.data + pc * im.npad);
+    if (kern.pack_b) kern.pack_b(trans_b, B, ldb, 0, N, pc, kc, im.data + pc * im.npad);
+    else pack_b(trans_b, B, ldb, pc, kc, 0, N, kern.nr, im.data + pc * im.npad);
   }
 }
 

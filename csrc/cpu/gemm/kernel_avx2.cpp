@@ -57,8 +57,10 @@ void sgemm_avx2(int64_t kc, const float* a, int64_t as, const float* b, int64_t 
 
 template <int... I>
 void fill(Kernel& k, std::integer_sequence<int, I...>) {
-  ((k.cols[I + 1] = sgemm_avx2<I + 1, false>), ...);
-  ((k.rows[I + 1] = sgemm_avx2<I + 1, true>), ...);
+  for (int narrow = 0; narrow < 2; ++narrow) {
+    ((k.tile[narrow][0][I + 1] = sgemm_avx2<I + 1, false>), ...);
+    ((k.tile[narrow][1][I + 1] = sgemm_avx2<I + 1, true>), ...);
+  }
 }
 
 }  // namespace

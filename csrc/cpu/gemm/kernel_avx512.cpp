@@ -6,15 +6,16 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+#include <algorithm>
 #include <utility>
 
 namespace forgeml::gemm::detail {
 namespace {
 
-constexpr int MR = 12, NV = 2, NR = 16 * NV;
+constexpr int MR = 12, NR = 32;
 
-// sgemm_avx512_<M>x32; RowA: op(A)(i, k) = a[i * as + k], else a[k * as + i].
-template <int M, bool RowA>
+// sgemm_avx512_<M>x<16*NV>; RowA: op(A)(i, k) = a[i * as + k], else a[k * as + i].
+template <int M, int NV, bool RowA>
 void sgemm_avx512(int64_t kc, const float* a, int64_t as, const float* b, int64_t bs, float* c, int64_t ldc,
                   float alpha, float beta, int m, int n) {
   (void)m;
@@ -59,8 +60,83 @@ void sgemm_avx512(int64_t kc, const float* a, int64_t as, const float* b, int64_
 
 template <int... I>
 void fill(Kernel& k, std::integer_sequence<int, I...>) {
-  ((k.cols[I + 1] = sgemm_avx512<I + 1, false>), ...);
-  ((k.rows[I + 1] = sgemm_avx512<I + 1, true>), ...);
+  ((k.tile[0][0][I + 1] = sgemm_avx512<I + 1, 2, false>), ...);
+  ((k.tile[0][1][I + 1] = sgemm_avx512<I + 1, 2, true>), ...);
+  ((k.tile[1][0][I + 1] = sgemm_avx512<I + 1, 1, false>), ...);
+  ((k.tile[1][1][I + 1] = sgemm_avx512<I + 1, 1, true>), ...);
+}
+
+// ---------------------------------------------------------------- packing
+
+__mmask16 first(int64_t n) { return n >= 16 ? 0xffff : static_cast<__mmask16>((1u << n) - 1); }
+
+// Transposes a rows x kcount block (rows, kcount <= 16; row i at src + i * ld) into kcount
+// vectors out[k] = (src[0][k], ..., src[15][k]) (rows past `rows` read as 0), each stored at
+// dst + k * dst_stride under store_mask.
+void transpose16(const float* src, int64_t ld, int rows, int kcount, float* dst, int64_t dst_stride,
+                 __mmask16 store_mask) {
+  const __mmask16 km = first(kcount);
+  __m512 r[16], t[16], u[16];
+  for (int i = 0; i < 16; ++i) r[i] = i < rows ? _mm512_maskz_loadu_ps(km, src + i * ld) : _mm512_setzero_ps();
+  for (int i = 0; i < 8; ++i) {  // pairs of rows, within 128-bit lanes
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int g = 0; g < 4; ++g) {  // u[4g + e], lane L: element 4L + e of rows 4g..4g+3
+    u[4 * g + 0] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+    u[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+    u[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+    u[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+  }
+  for (int e = 0; e < 4; ++e) {  // 4 x 4 transpose of 128-bit lanes
+    __m512 v0 = _mm512_shuffle_f32x4(u[e], u[4 + e], 0x44), v1 = _mm512_shuffle_f32x4(u[e], u[4 + e], 0xEE);
+    __m512 v2 = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0x44), v3 = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0xEE);
+    const __m512 out[4] = {_mm512_shuffle_f32x4(v0, v2, 0x88), _mm512_shuffle_f32x4(v0, v2, 0xDD),
+                           _mm512_shuffle_f32x4(v1, v3, 0x88), _mm512_shuffle_f32x4(v1, v3, 0xDD)};
+    for (int l = 0; l < 4; ++l)
+      if (4 * l + e < kcount) _mm512_mask_storeu_ps(dst + (4 * l + e) * dst_stride, store_mask, out[l]);
+  }
+}
+
+// op(A) rows [i0, i0 + m) x depth [p0, p0 + kc) into MR-row panels (k-major).
+void pack_a(bool trans, const float* A, int64_t lda, int64_t i0, int64_t m, int64_t p0, int64_t kc, float* dst) {
+  for (int64_t ip = 0; ip < m; ip += MR, dst += kc * MR) {
+    const int mm = static_cast<int>(std::min<int64_t>(MR, m - ip));
+    if (trans) {
+      const __mmask16 mask = first(mm);
+      const float* src = A + p0 * lda + i0 + ip;
+      for (int64_t k = 0; k < kc; ++k) _mm512_mask_storeu_ps(dst + k * MR, mask, _mm512_maskz_loadu_ps(mask, src + k * lda));
+    } else {
+      const float* src = A + (i0 + ip) * lda + p0;
+      for (int64_t k = 0; k < kc; k += 16)
+        transpose16(src + k, lda, mm, static_cast<int>(std::min<int64_t>(16, kc - k)), dst + k * MR, MR, first(MR));
+    }
+  }
+}
+
+// op(B) columns [j0, j0 + n) x depth [p0, p0 + kc) into NR-column panels (k-major). Columns
+// past n in the last panel are left unset: the kernels load them masked off.
+void pack_b(bool trans, const float* B, int64_t ldb, int64_t j0, int64_t n, int64_t p0, int64_t kc, float* dst) {
+  for (int64_t jp = 0; jp < n; jp += NR, dst += kc * NR) {
+    const int64_t nn = std::min<int64_t>(NR, n - jp);
+    if (!trans) {
+      const __mmask16 m0 = first(nn), m1 = first(nn - 16 > 0 ? nn - 16 : 0);
+      const float* src = B + p0 * ldb + j0 + jp;
+      for (int64_t k = 0; k < kc; ++k, src += ldb) {
+        _mm512_storeu_ps(dst + k * NR, _mm512_maskz_loadu_ps(m0, src));
+        _mm512_storeu_ps(dst + k * NR + 16, _mm512_maskz_loadu_ps(m1, src + 16));
+      }
+    } else {
+      for (int h = 0; h < 2; ++h) {
+        const int rows = static_cast<int>(std::min<int64_t>(16, nn - 16 * h));
+        if (rows <= 0) break;
+        const float* src = B + (j0 + jp + 16 * h) * ldb + p0;
+        for (int64_t k = 0; k < kc; k += 16)
+          transpose16(src + k, ldb, rows, static_cast<int>(std::min<int64_t>(16, kc - k)), dst + k * NR + 16 * h, NR,
+                      0xffff);
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -68,6 +144,8 @@ void fill(Kernel& k, std::integer_sequence<int, I...>) {
 bool kernel_avx512(Kernel& k) {
   k = Kernel{};
   fill(k, std::make_integer_sequence<int, MR>{});
+  k.pack_a = pack_a;
+  k.pack_b = pack_b;
   k.mr = MR;
   k.nr = NR;
   k.mc = 1008;  // A block (MC x KC, 1.5 MiB) streams from L2/L3 once per NC columns

@@ -21,9 +21,16 @@ constexpr int kMaxMR = 16;
 using ActivationFn = void (*)(Activation act, float* x, int64_t n);
 
 // One ISA's kernel and the cache blocking sized for it (see registry.cpp for the numbers' origin).
+// Packing (driver.cpp has the layouts): dst panels of MR rows (k-major, MR floats per k) or of
+// NR columns (NR floats per k). A null pointer means the driver's generic loops.
+using PackFn = void (*)(bool trans, const float* src, int64_t ld, int64_t r0, int64_t rows, int64_t p0,
+                        int64_t kc, float* dst);
+
 struct Kernel {
-  MicroKernel cols[kMaxMR + 1];  // [m]: the kernel for an m-row tile, A column-style
-  MicroKernel rows[kMaxMR + 1];  // [m]: the same with a row-major A read in place
+  // [narrow][row_a][m]: the kernel for an m-row tile; narrow: n <= NR / 2 (half the FMAs);
+  // row_a: a row-major A read in place (else A column-style, see above).
+  MicroKernel tile[2][2][kMaxMR + 1];
+  PackFn pack_a = nullptr, pack_b = nullptr;
   int mr, nr;          // register tile
   int mc, kc, nc;      // rows of A per packed block, depth per block, columns of B per packed block
   ActivationFn act;    // vectorised elementwise activation
