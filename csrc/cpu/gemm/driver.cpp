@@ -101,12 +101,7 @@ void pack_b(bool trans, const float* B, int64_t ldb, int64_t p0, int64_t kc, int
 
 void epilogue_tile(const Kernel& kern, const Epilogue& ep, int64_t i0, int m, int64_t j0, int n, float* c,
                    int64_t ldc) {
-  for (int i = 0; i < m; ++i) {
-    float* row = c + i * ldc;
-    if (ep.bias)
-      for (int j = 0; j < n; ++j) row[j] += ep.bias[j0 + j];
-    if (ep.act != Activation::none) kern.act(ep.act, row, n);
-  }
+  if (ep.bias || ep.act != Activation::none) kern.bias_act(ep.bias ? ep.bias + j0 : nullptr, ep.act, c, ldc, m, n);
   if (ep.fn) ep.fn(ep.ctx, i0, i0 + m, j0, j0 + n, c, ldc);
 }
 
@@ -195,10 +190,8 @@ void scale_only(const Kernel& kern, const Problem& p) {
   for (int64_t i = 0; i < p.M; ++i) {
     float* row = p.C + i * p.ldc;
     for (int64_t j = 0; j < p.N; ++j) row[j] = p.beta == 0.f ? 0.f : p.beta * row[j];
-    if (p.ep->bias)
-      for (int64_t j = 0; j < p.N; ++j) row[j] += p.ep->bias[j];
-    if (p.ep->act != Activation::none) kern.act(p.ep->act, row, p.N);
   }
+  kern.bias_act(p.ep->bias, p.ep->act, p.C, p.ldc, p.M, p.N);
   if (p.ep->fn) p.ep->fn(p.ep->ctx, 0, p.M, 0, p.N, p.C, p.ldc);
 }
 

@@ -74,6 +74,7 @@ bool kernel_avx2(Kernel& k) {
   k.kc = 256;
   k.nc = 512;
   k.act = activation_scalar;
+  k.bias_act = bias_act_scalar;
   k.name = "sgemm_avx2_6x16";
   return true;
 }

@@ -151,7 +151,8 @@ bool kernel_avx512(Kernel& k) {
   k.mc = 1008;  // A block (MC x KC, 1.5 MiB) streams from L2/L3 once per NC columns
   k.kc = 384;   // one packed A panel (12 x 384 floats, 18 KiB) stays in the 48 KiB L1
   k.nc = 320;   // one packed B block (384 x 320 floats, 480 KiB) stays in the 1 MiB L2
-  k.act = activation_scalar;
+  k.act = activation_avx512;
+  k.bias_act = bias_act_avx512;
   k.name = "sgemm_avx512_12x32";
   return true;
 }

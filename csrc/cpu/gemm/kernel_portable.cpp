@@ -50,6 +50,7 @@ void kernel_portable(Kernel& k) {
   k.kc = 256;
   k.nc = 512;
   k.act = activation_scalar;
+  k.bias_act = bias_act_scalar;
   k.name = "sgemm_portable_4x16";
 }
 

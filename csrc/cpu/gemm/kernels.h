@@ -34,6 +34,8 @@ struct Kernel {
   int mr, nr;          // register tile
   int mc, kc, nc;      // rows of A per packed block, depth per block, columns of B per packed block
   ActivationFn act;    // vectorised elementwise activation
+  // c (m x n, row stride ldc) = act(c + bias) with bias (length n) optional.
+  void (*bias_act)(const float* bias, Activation act, float* c, int64_t ldc, int64_t m, int64_t n);
   const char* name;
 };
 
@@ -44,7 +46,10 @@ bool kernel_avx512(Kernel& k);
 bool kernel_avx2(Kernel& k);
 void kernel_portable(Kernel& k);
 
-// The scalar activation (reference.cpp), also the fallback of the SIMD ones.
+// The scalar activation and bias + activation (reference.cpp), also the fallback of the SIMD ones.
 void activation_scalar(Activation act, float* x, int64_t n);
+void bias_act_scalar(const float* bias, Activation act, float* c, int64_t ldc, int64_t m, int64_t n);
+void activation_avx512(Activation act, float* x, int64_t n);
+void bias_act_avx512(const float* bias, Activation act, float* c, int64_t ldc, int64_t m, int64_t n);
 
 }  // namespace forgeml::gemm::detail
