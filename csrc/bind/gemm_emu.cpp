@@ -26,7 +26,7 @@ Matrix as_matrix(const py::object& obj, const char* name) {
   if (a.shape(1) > 1 && a.strides(1) != sizeof(float)) a = py::array_t<float, py::array::c_style>::ensure(a);
   if (a.strides(0) % sizeof(float) != 0 || a.strides(0) < 0) a = py::array_t<float, py::array::c_style>::ensure(a);
   const int64_t ld = a.shape(0) > 1 ? a.strides(0) / int64_t(sizeof(float)) : std::max<int64_t>(a.shape(1), 1);
-  return {a, a.shape(0), a.shape(1), std::max<int64_t>(ld, a.shape(1))};
+  return {a, a.shape(0), a.shape(1), std::max<int64_t>({ld, a.shape(1), 1})};
 }
 
 py::array_t<float> sgemm(const py::object& a_obj, const py::object& b_obj, bool trans_a, bool trans_b,
@@ -36,10 +36,12 @@ py::array_t<float> sgemm(const py::object& a_obj, const py::object& b_obj, bool 
   const int64_t M = trans_a ? a.cols : a.rows, K = trans_a ? a.rows : a.cols;
   const int64_t Kb = trans_b ? b.cols : b.rows, N = trans_b ? b.rows : b.cols;
   FORGEML_CHECK_ARG(K == Kb, "b: inner dimensions differ: op(a) is (", M, ", ", K, "), op(b) is (", Kb, ", ", N, ")");
-  py::array_t<float, py::array::c_style> bias;
+  py::array_t<float, py::array::c_style> bias;  // a default array_t is an empty array, not null
+  const float* bias_ptr = nullptr;
   if (!bias_obj.is_none()) {
     bias = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(bias_obj);
     FORGEML_CHECK_ARG(bias && bias.ndim() == 1 && bias.shape(0) == N, "bias: expected shape (", N, ",)");
+    bias_ptr = bias.data();
   }
   py::array_t<float> c({M, N});
   if (!c_obj.is_none()) {
@@ -54,7 +56,7 @@ py::array_t<float> sgemm(const py::object& a_obj, const py::object& b_obj, bool 
   {
     py::gil_scoped_release release;
     forgeml::cuda::sgemm(trans_a, trans_b, M, N, K, alpha, a.keep.data(), a.ld, b.keep.data(), b.ld, beta,
-                         c.mutable_data(), std::max<int64_t>(N, 1), bias ? bias.data() : nullptr, activation,
+                         c.mutable_data(), std::max<int64_t>(N, 1), bias_ptr, activation,
                          nullptr, tile);
   }
   return c;
