@@ -61,34 +61,54 @@ struct BiasActivation {
 
 // ---------------------------------------------------------------- kernels
 
-// The R x C tile at (r0, c0) of a row-major matrix g (leading dimension ld; zero where row >= rmax
-// or col >= cmax) into shared memory: s[r][c] (row stride C + kPad), or s[c][r] (row stride
-// R + kPad) when kTransposed. float4 loads when vec (g 16-byte aligned, ld % 4 == 0) and in bounds.
+// Moves the R x C tile at (r0, c0) of a row-major matrix g (leading dimension ld; zero where
+// row >= rmax or col >= cmax) into shared memory in two steps, so the global loads of the next
+// tile overlap the math on this one: load() into registers, later store() as s[r][c] (row stride
+// C + kPad) or, when kTransposed, s[c][r] (row stride R + kPad). float4 loads when vec (g 16-byte
+// aligned, ld % 4 == 0) and the four values are in bounds.
 template <int R, int C, bool kTransposed, int kThreads, int kPad>
-__device__ __forceinline__ void sgemm_load_tile(const float* __restrict__ g, int64_t ld, int64_t r0, int64_t c0,
-                                                int64_t rmax, int64_t cmax, bool vec, float* s) {
-  for (int q = threadIdx.x; q < R * C / 4; q += kThreads) {
-    const int r = q / (C / 4), c = q % (C / 4) * 4;
-    const int64_t gr = r0 + r, gc = c0 + c;
-    float v[4];
-    if (vec && gr < rmax && gc + 3 < cmax) {
-      const float4 x = *reinterpret_cast<const float4*>(g + gr * ld + gc);
-      v[0] = x.x, v[1] = x.y, v[2] = x.z, v[3] = x.w;
-    } else {
+struct SgemmTileLoader {
+  static constexpr int kVecs = R * C / 4, kPerThread = (kVecs + kThreads - 1) / kThreads;
+  float4 v[kPerThread];
+
+  __device__ __forceinline__ void load(const float* __restrict__ g, int64_t ld, int64_t r0, int64_t c0, int64_t rmax,
+                                       int64_t cmax, bool vec) {
 #pragma unroll
-      for (int i = 0; i < 4; ++i) v[i] = gr < rmax && gc + i < cmax ? g[gr * ld + gc + i] : 0.0f;
-    }
-    if (kTransposed) {
-#pragma unroll
-      for (int i = 0; i < 4; ++i) s[(c + i) * (R + kPad) + r] = v[i];
-    } else {
-      *reinterpret_cast<float4*>(&s[r * (C + kPad) + c]) = make_float4(v[0], v[1], v[2], v[3]);
+    for (int p = 0; p < kPerThread; ++p) {
+      const int q = threadIdx.x + p * kThreads;
+      if (q >= kVecs) break;
+      const int64_t gr = r0 + q / (C / 4), gc = c0 + q % (C / 4) * 4;
+      if (vec && gr < rmax && gc + 3 < cmax) {
+        v[p] = *reinterpret_cast<const float4*>(g + gr * ld + gc);
+      } else {
+        const float* row = g + gr * ld;
+        const bool in = gr < rmax;
+        v[p] = make_float4(in && gc < cmax ? row[gc] : 0.0f, in && gc + 1 < cmax ? row[gc + 1] : 0.0f,
+                           in && gc + 2 < cmax ? row[gc + 2] : 0.0f, in && gc + 3 < cmax ? row[gc + 3] : 0.0f);
+      }
     }
   }
-}
+
+  __device__ __forceinline__ void store(float* s) const {
+#pragma unroll
+    for (int p = 0; p < kPerThread; ++p) {
+      const int q = threadIdx.x + p * kThreads;
+      if (q >= kVecs) break;
+      const int r = q / (C / 4), c = q % (C / 4) * 4;
+      if (kTransposed) {
+        s[(c + 0) * (R + kPad) + r] = v[p].x;
+        s[(c + 1) * (R + kPad) + r] = v[p].y;
+        s[(c + 2) * (R + kPad) + r] = v[p].z;
+        s[(c + 3) * (R + kPad) + r] = v[p].w;
+      } else {
+        *reinterpret_cast<float4*>(&s[r * (C + kPad) + c]) = v[p];
+      }
+    }
+  }
+};
 
 // grid (ceil(N / BN), ceil(M / BM)), block Tile::kThreads. vec_ab: A and B allow float4 loads;
-// vec_c: C allows float4 loads and stores.
+// vec_c: C allows float4 loads and stores. Shared memory is double-buffered: one barrier per K step.
 template <class Tile, bool kTransA, bool kTransB, class Epilogue>
 __global__ void __launch_bounds__(Tile::kThreads)
     sgemm_kernel(int64_t M, int64_t N, int64_t K, float alpha, const float* __restrict__ A, int64_t lda,
@@ -97,30 +117,41 @@ __global__ void __launch_bounds__(Tile::kThreads)
   constexpr int BM = Tile::BM, BN = Tile::BN, BK = Tile::BK, TM = Tile::TM, TN = Tile::TN, kPad = Tile::kPad;
   constexpr int kThreads = Tile::kThreads;
   constexpr int kRowStride = BM / (TM / 4), kColStride = BN / (TN / 4);  // between a thread's float4 groups
-  __shared__ __align__(16) float As[BK * (BM + kPad)];  // op(A) tile, k-major: As[k][m]
-  __shared__ __align__(16) float Bs[BK * (BN + kPad)];  // op(B) tile: Bs[k][n]
+  __shared__ __align__(16) float As[2][BK * (BM + kPad)];  // op(A) tile, k-major: As[k][m]
+  __shared__ __align__(16) float Bs[2][BK * (BN + kPad)];  // op(B) tile: Bs[k][n]
+  // op(A) tile: A's rows are m (transposed into As) or, when kTransA, k; likewise for B.
+  SgemmTileLoader<kTransA ? BK : BM, kTransA ? BM : BK, !kTransA, kThreads, kPad> a_loader;
+  SgemmTileLoader<kTransB ? BN : BK, kTransB ? BK : BN, kTransB, kThreads, kPad> b_loader;
 
   const int64_t m0 = int64_t(blockIdx.y) * BM, n0 = int64_t(blockIdx.x) * BN;
   const int tr = threadIdx.x / (BN / TN), tc = threadIdx.x % (BN / TN);
+  auto load = [&](int64_t k0) {
+    if (kTransA) a_loader.load(A, lda, k0, m0, K, M, vec_ab);
+    else a_loader.load(A, lda, m0, k0, M, K, vec_ab);
+    if (kTransB) b_loader.load(B, ldb, n0, k0, N, K, vec_ab);
+    else b_loader.load(B, ldb, k0, n0, K, N, vec_ab);
+  };
   float acc[TM][TN] = {};
 
-  for (int64_t k0 = 0; k0 < K; k0 += BK) {
-    if (kTransA) sgemm_load_tile<BK, BM, false, kThreads, kPad>(A, lda, k0, m0, K, M, vec_ab, As);
-    else sgemm_load_tile<BM, BK, true, kThreads, kPad>(A, lda, m0, k0, M, K, vec_ab, As);
-    if (kTransB) sgemm_load_tile<BN, BK, true, kThreads, kPad>(B, ldb, n0, k0, N, K, vec_ab, Bs);
-    else sgemm_load_tile<BK, BN, false, kThreads, kPad>(B, ldb, k0, n0, K, N, vec_ab, Bs);
-    __syncthreads();
+  load(0);
+  a_loader.store(As[0]);
+  b_loader.store(Bs[0]);
+  __syncthreads();
+  for (int64_t k0 = 0, step = 0; k0 < K; k0 += BK, ++step) {
+    const int cur = step & 1;
+    const bool next = k0 + BK < K;
+    if (next) load(k0 + BK);  // in flight while we compute
 #pragma unroll
     for (int k = 0; k < BK; ++k) {
       float a[TM], b[TN];
 #pragma unroll
       for (int g = 0; g < TM / 4; ++g) {
-        const float4 x = *reinterpret_cast<const float4*>(&As[k * (BM + kPad) + g * kRowStride + tr * 4]);
+        const float4 x = *reinterpret_cast<const float4*>(&As[cur][k * (BM + kPad) + g * kRowStride + tr * 4]);
         a[4 * g] = x.x, a[4 * g + 1] = x.y, a[4 * g + 2] = x.z, a[4 * g + 3] = x.w;
       }
 #pragma unroll
       for (int g = 0; g < TN / 4; ++g) {
-        const float4 x = *reinterpret_cast<const float4*>(&Bs[k * (BN + kPad) + g * kColStride + tc * 4]);
+        const float4 x = *reinterpret_cast<const float4*>(&Bs[cur][k * (BN + kPad) + g * kColStride + tc * 4]);
         b[4 * g] = x.x, b[4 * g + 1] = x.y, b[4 * g + 2] = x.z, b[4 * g + 3] = x.w;
       }
 #pragma unroll
@@ -128,7 +159,11 @@ __global__ void __launch_bounds__(Tile::kThreads)
 #pragma unroll
         for (int j = 0; j < TN; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
     }
-    __syncthreads();  // the next tile overwrites As/Bs
+    if (next) {  // the other buffer was last read before the previous barrier
+      a_loader.store(As[cur ^ 1]);
+      b_loader.store(Bs[cur ^ 1]);
+    }
+    __syncthreads();
   }
 
 #pragma unroll
