@@ -160,6 +160,48 @@ inline std::atomic<int> block_threads{0};  // OS threads running blocks in fiber
 
 struct Aborted {};  // unwinds the threads of a block that failed
 
+#if defined(FORGEML_EMU_THREADS) && defined(__SANITIZE_THREAD__)
+}  // namespace forgeml::emu
+extern "C" {
+void AnnotateIgnoreSyncBegin(const char*, int);
+void AnnotateIgnoreSyncEnd(const char*, int);
+void AnnotateIgnoreReadsBegin(const char*, int);
+void AnnotateIgnoreReadsEnd(const char*, int);
+void AnnotateIgnoreWritesBegin(const char*, int);
+void AnnotateIgnoreWritesEnd(const char*, int);
+void __tsan_acquire(void* addr);
+void __tsan_release(void* addr);
+}
+namespace forgeml::emu {
+// TSan must not see the emulator's own mutex: it would order a thread after every thread that
+// took it before (a late waker after threads that already finished), far more than CUDA
+// promises, and hide the very races this mode is for. So the bookkeeping under the mutex is
+// hidden from TSan, and barriers declare only CUDA's edges: every arrival happens before every
+// departure.
+struct TsanHidden {
+  TsanHidden() {
+    AnnotateIgnoreSyncBegin(__FILE__, __LINE__);
+    AnnotateIgnoreReadsBegin(__FILE__, __LINE__);
+    AnnotateIgnoreWritesBegin(__FILE__, __LINE__);
+  }
+  ~TsanHidden() {
+    AnnotateIgnoreWritesEnd(__FILE__, __LINE__);
+    AnnotateIgnoreReadsEnd(__FILE__, __LINE__);
+    AnnotateIgnoreSyncEnd(__FILE__, __LINE__);
+  }
+};
+inline void tsan_release(void* p) {  // called under the hidden lock: un-ignore just this edge
+  AnnotateIgnoreSyncEnd(__FILE__, __LINE__);
+  __tsan_release(p);
+  AnnotateIgnoreSyncBegin(__FILE__, __LINE__);
+}
+inline void tsan_acquire(void* p) { __tsan_acquire(p); }  // called after it
+#else
+struct TsanHidden {};
+inline void tsan_release(void*) {}
+inline void tsan_acquire(void*) {}
+#endif
+
 struct Block {
   int n = 0;                              // CUDA threads in the block
   std::vector<unsigned char> dyn_shared;  // FORGEML_DYNAMIC_SHARED storage
@@ -171,17 +213,22 @@ struct Block {
   unsigned gen = 0;
   int bar_counter = -1, bar_line = 0;
   const char* bar_file = "";
+  char edge[2];  // TSan sync objects for even and odd barrier generations
   // warp exchange: double-buffered by generation parity, so one barrier per exchange suffices
   struct Warp {
     uint64_t slot[2][32];
     unsigned existing = 0, exited = 0, arrived = 0, mask = 0, gen = 0;
+    char edge[2];
   };
   std::vector<Warp> warps;
 #ifdef FORGEML_EMU_THREADS
   std::mutex mu;
   std::condition_variable cv;
-  using Lock = std::unique_lock<std::mutex>;
-  Lock lock() { return Lock(mu); }
+  struct Lock {
+    TsanHidden hidden;  // first in, last out
+    std::unique_lock<std::mutex> lk;
+  };
+  Lock lock() { return Lock{{}, std::unique_lock<std::mutex>(mu)}; }
   void wake() { cv.notify_all(); }
 #else
   struct Lock {};  // one OS thread per block: nothing to lock
@@ -210,25 +257,31 @@ inline void* dynamic_shared() { return current->dyn_shared.data(); }
 
 inline void sync_threads(int counter, int line, const char* file) {
   Block& b = *current;
-  auto lk = b.lock();
-  if (b.aborted) throw Aborted{};
-  if (b.exited)
-    b.fail("divergent __syncthreads at " + std::string(file) + ":" + std::to_string(line) + ": " +
-           std::to_string(b.exited) + " thread(s) of the block already exited");
-  if (b.arrived == 0) {
-    b.bar_counter = counter, b.bar_line = line, b.bar_file = file;
-  } else if (b.bar_counter != counter) {
-    b.fail("divergent __syncthreads: " + where() + " is at line " + std::to_string(line) +
-           " while other threads wait at line " + std::to_string(b.bar_line) + " of " + file);
+  char* edge = nullptr;
+  {
+    auto lk = b.lock();
+    if (b.aborted) throw Aborted{};
+    if (b.exited)
+      b.fail("divergent __syncthreads at " + std::string(file) + ":" + std::to_string(line) + ": " +
+             std::to_string(b.exited) + " thread(s) of the block already exited");
+    if (b.arrived == 0) {
+      b.bar_counter = counter, b.bar_line = line, b.bar_file = file;
+    } else if (b.bar_counter != counter) {
+      b.fail("divergent __syncthreads: " + where() + " is at line " + std::to_string(line) +
+             " while other threads wait at line " + std::to_string(b.bar_line) + " of " + file);
+    }
+    edge = &b.edge[b.gen & 1];
+    tsan_release(edge);
+    ++b.progress;
+    if (++b.arrived == b.n) {
+      b.arrived = 0, ++b.gen;
+      b.wake();
+    } else {
+      unsigned g = b.gen;
+      b.wait(lk, [&] { return b.gen != g; });
+    }
   }
-  ++b.progress;
-  if (++b.arrived == b.n) {
-    b.arrived = 0, ++b.gen;
-    b.wake();
-    return;
-  }
-  unsigned g = b.gen;
-  b.wait(lk, [&] { return b.gen != g; });
+  tsan_acquire(edge);
 }
 
 // A thread finished the kernel: a barrier that still counts on it would never open.
@@ -260,26 +313,33 @@ auto warp_exchange(unsigned mask, T v, Read read) {
   Block& b = *current;
   int lane = linear_tid() % 32;
   Block::Warp& w = b.warps[linear_tid() / 32];
-  auto lk = b.lock();
-  if (b.aborted) throw Aborted{};
-  unsigned need = mask & w.existing;
-  if (!(need >> lane & 1u)) b.fail("warp-synchronous call by " + where() + ", whose lane is not in the mask");
-  if (need & w.exited) b.fail("warp-synchronous call by " + where() + " waits for a lane that exited");
-  if (w.arrived == 0) w.mask = need;
-  else if (w.mask != need) b.fail("warp-synchronous calls with different masks in one warp (" + where() + ")");
-  unsigned buf = w.gen & 1u;
-  w.slot[buf][lane] = 0;
-  std::memcpy(&w.slot[buf][lane], &v, sizeof(T));
-  ++b.progress;
-  w.arrived |= 1u << lane;
-  if (w.arrived == need) {
-    w.arrived = 0, ++w.gen;
-    b.wake();
-  } else {
-    unsigned g = w.gen;
-    b.wait(lk, [&] { return w.gen != g; });
-  }
-  return read(static_cast<const uint64_t*>(w.slot[buf]), need, lane);
+  char* edge = nullptr;
+  auto out = [&] {
+    auto lk = b.lock();
+    if (b.aborted) throw Aborted{};
+    unsigned need = mask & w.existing;
+    if (!(need >> lane & 1u)) b.fail("warp-synchronous call by " + where() + ", whose lane is not in the mask");
+    if (need & w.exited) b.fail("warp-synchronous call by " + where() + " waits for a lane that exited");
+    if (w.arrived == 0) w.mask = need;
+    else if (w.mask != need) b.fail("warp-synchronous calls with different masks in one warp (" + where() + ")");
+    unsigned buf = w.gen & 1u;
+    edge = &w.edge[buf];
+    tsan_release(edge);
+    w.slot[buf][lane] = 0;
+    std::memcpy(&w.slot[buf][lane], &v, sizeof(T));
+    ++b.progress;
+    w.arrived |= 1u << lane;
+    if (w.arrived == need) {
+      w.arrived = 0, ++w.gen;
+      b.wake();
+    } else {
+      unsigned g = w.gen;
+      b.wait(lk, [&] { return w.gen != g; });
+    }
+    return read(static_cast<const uint64_t*>(w.slot[buf]), need, lane);
+  }();
+  tsan_acquire(edge);
+  return out;
 }
 
 // Shuffle: lane l gets the value of lane src(l); outside the participating lanes (undefined in
@@ -297,7 +357,7 @@ T warp_shuffle(unsigned mask, T v, Src src) {
 
 #ifdef FORGEML_EMU_THREADS
 template <class Pred> void Block::wait(Lock& lk, Pred done) {
-  cv.wait(lk, [&] { return aborted || done(); });
+  cv.wait(lk.lk, [&] { return aborted || done(); });
   if (aborted) throw Aborted{};
 }
 #else
@@ -339,6 +399,9 @@ inline void fiber_main() {
   } catch (Aborted&) {
   } catch (std::exception& e) {
     if (current->error.empty()) current->error = e.what();
+    current->aborted = true;
+  } catch (...) {  // nothing may unwind past a fiber's first frame
+    if (current->error.empty()) current->error = "unknown exception";
     current->aborted = true;
   }
   thread_exit();
@@ -411,9 +474,17 @@ inline void launch(dim3 grid, dim3 block, size_t smem, cudaStream_t, const std::
         try {
           body();
         } catch (Aborted&) {
-        } catch (std::exception& e) {
+        } catch (...) {  // an exception leaving a std::thread would terminate the process
           auto lk = b.lock();
-          if (b.error.empty()) b.error = e.what();
+          if (b.error.empty()) {
+            try {
+              throw;
+            } catch (std::exception& e) {
+              b.error = e.what();
+            } catch (...) {
+              b.error = "unknown exception";
+            }
+          }
           b.aborted = true;
           b.wake();
         }
