@@ -49,6 +49,17 @@ bool histogram(bool remove_barrier, int bins, int n, int blocks, int threads) {
   return remove_barrier || hist == ref;  // the broken one is only here for TSan's report
 }
 
+bool transpose() {
+  const int64_t rows = 45, cols = 70;
+  std::vector<float> x(rows * cols), y(rows * cols);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(i);
+  samples::transpose(x.data(), rows, cols, y.data(), nullptr);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      if (y[c * rows + r] != x[r * cols + c]) return false;
+  return true;
+}
+
 // Every transpose combination, both tiles, sizes spanning two tiles, bias + gelu, alpha and beta.
 bool sgemm() {
   std::mt19937 rng(3);
@@ -87,6 +98,7 @@ const Case kCases[] = {
     {"reduce", reduce},
     {"histogram", [] { return histogram(false, 45, 2003, 2, 64); }},
     {"histogram_no_barrier", [] { return histogram(true, 45, 2003, 2, 64); }},
+    {"transpose", transpose},
     {"sgemm", sgemm},
 };
 
