@@ -80,9 +80,10 @@ def test_shapes_and_transposes(isa, ta, tb):
 
 
 @pytest.mark.parametrize("ta,tb", [(False, False), (False, True), (True, False), (True, True)])
-def test_several_blocks(isa, ta, tb):
+def test_several_blocks(isa, ta, tb, threads):
     if isa == "reference" and (ta or tb):
         pytest.skip("the reference loops are covered on the small shapes")
+    threads(1)  # one thread walks every MC block of BIG (two threads may get one block each)
     rng = np.random.default_rng(2)
     a, b = operands(rng, *BIG, ta, tb)
     bias = rand(rng, BIG[1])
@@ -265,6 +266,17 @@ def test_thread_counts_agree(threads):
         c2 = matmul(a, b, trans_b=True, bias=bias, activation="gelu")
         np.testing.assert_array_equal(c1, c2)
         check(c2, a, b, False, True, bias, "gelu")
+
+
+@pytest.mark.slow
+def test_huge_call_in_chunks():
+    """Over 4 GFLOP: rows go in chunks with a Ctrl-C check between them; sampled rows checked."""
+    rng = np.random.default_rng(15)
+    a, b = rand(rng, 4100, 700), rand(rng, 700, 800)
+    bias = rand(rng, 800)
+    c = matmul(a, b, bias=bias)
+    rows = np.r_[0:5, 1000:1010, 2040:2060, 4090:4100]
+    check(c[rows], a[rows], b, bias=bias)
 
 
 @pytest.mark.gpu

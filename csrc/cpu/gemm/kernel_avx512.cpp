@@ -30,6 +30,11 @@ void sgemm_avx512(int64_t kc, const float* a, int64_t as, const float* b, int64_
   for (int i = 0; i < M; ++i)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+  if (beta != 0.f)  // C is read at the end: start fetching it now
+    for (int i = 0; i < M; ++i) {
+      _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+      if (NV > 1) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 16 * NV - 1), _MM_HINT_T0);
+    }
   const float* arow[RowA ? M : 1];
   if constexpr (RowA)
     for (int i = 0; i < M; ++i) arow[i] = a + i * as;
