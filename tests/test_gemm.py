@@ -242,6 +242,12 @@ def test_bad_inputs():
         matmul(a, b, out=np.empty((5, 3), np.float32))
     with pytest.raises(ValueError, match=r"out: expected a float32"):
         matmul(a, b, out=np.empty((3, 5), np.float64))
+    with pytest.raises(ValueError, match=r"out: expected a float32 array of shape \(3, 5\), got list"):
+        matmul(a, b, out=[[0.0] * 5] * 3)
+    ro = np.empty((3, 5), np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match=r"out: the array is read-only"):
+        matmul(a, b, out=ro)
     with pytest.raises(TypeError, match=r"a: expected a numeric array"):
         matmul(np.array([["x"]]), b)
     with pytest.raises(ValueError, match=r"b: batch size 3 differs from a's 2"):
