@@ -6,8 +6,9 @@
 //   ic over M by MC:  pc over K by KC:  pack op(A)[ic.., pc..]      (MC x KC: L2/L3)
 //     jc over N by NC:  pack op(B)[pc.., jc..]                   (KC x NC: L2)
 //       ir over MR panels:  jr over NR panels:  micro-kernel      (A panel stays in L1)
-// Packing is skipped where it does not pay: a row-major B small enough to stay in L2 is read in
-// place, and so is A when few column panels reuse it (the skinny shapes of network training).
+// Packing is skipped where it does not pay: a row-major B is read in place when it is small
+// enough to stay in L2 or when few row panels reuse it, and so is A when few column panels
+// reuse it (the skinny shapes of network training).
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -129,7 +130,8 @@ void gemm_block(const Kernel& kern, const Problem& p, int64_t m0, int64_t m1, in
   static thread_local Scratch abuf, bbuf;
   const int mr = kern.mr, nr = kern.nr;
   const int64_t KC = kern.kc, NC = kern.nc;
-  const bool b_direct = !p.packed && !p.trans_b && p.K * p.N <= kInPlaceB;
+  // B is read in place when it fits in L2, or when too few row panels would reuse a packed copy.
+  const bool b_direct = !p.packed && !p.trans_b && (p.K * p.N <= kInPlaceB || m1 - m0 <= 2 * mr);
   const bool a_direct = n1 - n0 <= kInPlaceAPanels * nr;
   // Balanced row blocks of at most MC rows, whole panels each.
   const int64_t nblk = (m1 - m0 + kern.mc - 1) / kern.mc;

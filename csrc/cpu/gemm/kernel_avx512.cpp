@@ -17,7 +17,7 @@ constexpr int MR = 12, NR = 32;
 // Cache blocking. This machine reports 32-48 KiB L1d and 1 MiB L2 per core, 32 MiB L3.
 constexpr int kKC = 384;   // one packed A panel (12 x 384 floats, 18 KiB) stays in L1 across a row of tiles
 constexpr int kNC = 320;   // one packed B block (384 x 320 floats, 480 KiB) stays in L2 across the panels
-constexpr int kMC = 1008;  // one packed A block (1.5 MiB) streams from L2/L3 once per NC columns
+constexpr int kMC = 2016;  // one packed A block (3 MiB, in L3) streams once per NC columns
 
 // sgemm_avx512_<M>x<16*NV>; RowA: op(A)(i, k) = a[i * as + k], else a[k * as + i].
 template <int M, int NV, bool RowA>
