@@ -55,9 +55,13 @@ struct Layout {
     }
   }
   int64_t image_size(const Geom& g) const { return Hp * Wp * g.C; }
-  int64_t rowoff(const Geom& g, int64_t p) const {
-    int64_t oh = p / g.OW, ow = p % g.OW;
-    return (oh * g.sh * Wp + ow * g.sw) * g.C;
+  // out[i] = offset of pixel p0 + i, for i < count (one division, then steps).
+  void rowoffs(const Geom& g, int64_t p0, int64_t count, int64_t* out) const {
+    int64_t oh = p0 / g.OW, ow = p0 % g.OW;
+    for (int64_t i = 0; i < count; ++i) {
+      out[i] = (oh * g.sh * Wp + ow * g.sw) * g.C;
+      if (++ow == g.OW) ow = 0, ++oh;
+    }
   }
 };
 
@@ -111,26 +115,34 @@ struct FwdArgs {
 template <int MR, int NV>
 void fwd_kernel(const FwdArgs& a) {
   __m512 acc[MR][NV];
+  #pragma GCC unroll 32
   for (int v = 0; v < NV; ++v) {
     __m512 b0 = a.bias ? _mm512_loadu_ps(a.bias + 16 * v) : _mm512_setzero_ps();
+    #pragma GCC unroll 32
     for (int r = 0; r < MR; ++r) acc[r][v] = b0;
   }
   const float* wp = a.wp;
   for (int64_t s = 0; s < a.nseg; ++s) {
     const float* p[MR];
+    #pragma GCC unroll 32
     for (int r = 0; r < MR; ++r) p[r] = a.xb + a.rowoff[r] + a.segoff[s];
     for (int64_t l = 0; l < a.L; ++l) {
       __m512 b[NV];
+      #pragma GCC unroll 32
       for (int v = 0; v < NV; ++v) b[v] = _mm512_loadu_ps(wp + 16 * v);
       wp += 16 * NV;
+      #pragma GCC unroll 32
       for (int r = 0; r < MR; ++r) {
         __m512 x = _mm512_set1_ps(p[r][l]);
+        #pragma GCC unroll 32
         for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(x, b[v], acc[r][v]);
       }
     }
   }
   __m512 zero = _mm512_setzero_ps();
+  #pragma GCC unroll 32
   for (int r = 0; r < MR; ++r)
+    #pragma GCC unroll 32
     for (int v = 0; v < NV; ++v) {
       __m512 o = a.relu ? _mm512_max_ps(acc[r][v], zero) : acc[r][v];
       _mm512_mask_storeu_ps(a.y + r * a.ldy + 16 * v, lane_mask(a.ncols - 16 * v), o);
@@ -151,27 +163,39 @@ struct DwArgs {
 // out[r, :ncols] += sum_m patch[m, koff[r]] * dy[m, :ncols].
 template <int MR, int NV, bool CONTIG>
 void dw_kernel(const DwArgs& a) {
-  __m512 acc[MR][NV];
-  for (int r = 0; r < MR; ++r)
-    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  const int64_t nm = a.nm, ldd = a.ldd, ldo = a.ldo;
+  const int64_t* rowoff = a.rowoff;
+  float* const out = a.out;
+  const float* d = a.dy;
   __mmask16 mk[NV];
+  #pragma GCC unroll 32
   for (int v = 0; v < NV; ++v) mk[v] = lane_mask(a.ncols - 16 * v);
   int64_t ko[MR];  // contiguous rows: one offset, the rest are immediates
+  #pragma GCC unroll 32
   for (int r = 0; r < MR; ++r) ko[r] = CONTIG ? r : a.koff[r];
   const float* xb = CONTIG ? a.xb + a.koff[0] : a.xb;
-  for (int64_t m = 0; m < a.nm; ++m) {
-    const float* xp = xb + a.rowoff[m];
-    const float* d = a.dy + m * a.ldd;
+  __m512 acc[MR][NV];
+  #pragma GCC unroll 32
+  for (int r = 0; r < MR; ++r)
+    #pragma GCC unroll 32
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  for (const int64_t* ro = rowoff; ro != rowoff + nm; ++ro, d += ldd) {
+    const float* xp = xb + *ro;
     __m512 b[NV];
+    #pragma GCC unroll 32
     for (int v = 0; v < NV; ++v) b[v] = _mm512_maskz_loadu_ps(mk[v], d + 16 * v);
+    #pragma GCC unroll 32
     for (int r = 0; r < MR; ++r) {
       __m512 x = _mm512_set1_ps(xp[ko[r]]);
+      #pragma GCC unroll 32
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(x, b[v], acc[r][v]);
     }
   }
+  #pragma GCC unroll 32
   for (int r = 0; r < MR; ++r)
+    #pragma GCC unroll 32
     for (int v = 0; v < NV; ++v) {
-      float* o = a.out + r * a.ldo + 16 * v;
+      float* o = out + r * ldo + 16 * v;
       _mm512_mask_storeu_ps(o, mk[v], _mm512_add_ps(_mm512_maskz_loadu_ps(mk[v], o), acc[r][v]));
     }
 }
@@ -256,7 +280,7 @@ void conv_forward(const Geom& g, const float* x, const float* w, const float* bi
     int64_t rowoff[kFwdMR1];
     for (int64_t q = p0; q < p1; q += MR) {
       int mr = static_cast<int>(std::min<int64_t>(MR, p1 - q));
-      for (int r = 0; r < mr; ++r) rowoff[r] = lay.rowoff(g, q + r);
+      lay.rowoffs(g, q, mr, rowoff);
       float* yq = y + (n * P + q) * g.O;
       for (int64_t j = 0; j < nt; ++j) {
         FwdArgs a{xb, rowoff, lay.segoff.data(), static_cast<int64_t>(lay.segoff.size()), lay.L,
@@ -289,6 +313,7 @@ void data_grad_col2im(const Geom& g, const float* w, const float* dy, float* dx)
     int64_t n1 = std::min(g.N, n0 + 16 * chunks);
     parallel_for(n1 - n0, 1, [&](int64_t nb, int64_t ne) {
       std::vector<float> pad(lay.image_size(g)), dcol(chunk * Kp);
+      std::vector<int64_t> xoff(chunk);
       int64_t rowoff[kFwdMR1];
       for (int64_t n = n0 + nb; n < n0 + ne; ++n) {
         std::fill(pad.begin(), pad.end(), 0.f);
@@ -304,8 +329,9 @@ void data_grad_col2im(const Geom& g, const float* w, const float* dy, float* dx)
               run_fwd(NV, mr, a);
             }
           }
+          lay.rowoffs(g, c0, c1 - c0, xoff.data());
           for (int64_t p = c0; p < c1; ++p) {
-            float* base = pad.data() + lay.rowoff(g, p);
+            float* base = pad.data() + xoff[p - c0];
             const float* src = dcol.data() + (p - c0) * Kp;
             for (size_t s = 0; s < lay.segoff.size(); ++s) {
               float* d = base + lay.segoff[s];
@@ -404,7 +430,7 @@ void backward_weight_avx512(const Geom& g, const float* x, const float* dy, floa
     int64_t rowoff[block];
     for (int64_t q = p0; q < p1; q += block) {
       int64_t nm = std::min(block, p1 - q);
-      for (int64_t i = 0; i < nm; ++i) rowoff[i] = lay.rowoff(g, q + i);
+      lay.rowoffs(g, q, nm, rowoff);
       const float* dq = dy + (n * P + q) * g.O;
       for (const KTile& kt : ktiles)
         for (int64_t j = 0; j < nt; ++j) {
