@@ -2,8 +2,8 @@
 CuPy out. This package is the single door to the compiled backends."""
 from __future__ import annotations
 
-__all__: list[str] = []
-from .conv import *  # noqa: E402,F401,F403
-from .conv import __all__ as _conv_all  # noqa: E402
+from . import conv as _conv
+from .conv import *  # noqa: F401,F403
+from .gemm import matmul  # noqa: F401
 
-__all__ += _conv_all
+__all__: list[str] = ["matmul", *_conv.__all__]
