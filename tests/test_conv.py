@@ -1,14 +1,14 @@
 """forgeml.ops conv2d / pooling against float64 NumPy references, finite differences and bad input.
 
-Every case runs on each CPU path this machine has (reference loops, and the AVX-512 implicit GEMM
-where the CPU supports it; the portable path otherwise)."""
+Every case runs on each CPU path this machine has: the reference loops, im2col chunks on the shared
+SGEMM (portable, AVX2) and the AVX-512 implicit GEMM."""
 import numpy as np
 import pytest
 
 import forgeml
 from forgeml import _cpu, ops
 
-_ISAS = [i for i in ("reference", "portable", "avx512")
+_ISAS = [i for i in ("reference", "portable", "avx2", "avx512")
          if ["reference", "portable", "avx2", "avx512"].index(i)
          <= ["reference", "portable", "avx2", "avx512"].index(_cpu.detected_isa())]
 

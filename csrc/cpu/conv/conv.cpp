@@ -138,7 +138,8 @@ void forward(const Geom& g, const float* x, const float* w, const float* bias, g
 #if defined(__x86_64__)
   if (use_avx512()) return forward_avx512(g, x, w, bias, act, y);
 #endif
-  forward_reference(g, x, w, bias, act, y);
+  if (active_isa() == Isa::reference) return forward_reference(g, x, w, bias, act, y);
+  forward_gemm(g, x, w, bias, act, y);
 }
 
 void backward(const Geom& g, const float* x, const float* w, const float* dy, float* dx, float* dw, float* db) {
@@ -159,7 +160,8 @@ void backward(const Geom& g, const float* x, const float* w, const float* dy, fl
     return;
   }
 #endif
-  backward_reference(g, x, w, dy, dx, dw, nullptr);
+  if (active_isa() == Isa::reference) return backward_reference(g, x, w, dy, dx, dw, nullptr);
+  backward_gemm(g, x, w, dy, dx, dw);
 }
 
 }  // namespace forgeml::conv

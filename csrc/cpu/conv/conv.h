@@ -32,6 +32,12 @@ void forward_reference(const Geom& g, const float* x, const float* w, const floa
 void backward_reference(const Geom& g, const float* x, const float* w, const float* dy, float* dx, float* dw,
                         float* db);
 
+// im2col chunks on gemm::sgemm (conv_gemm.cpp): the portable and AVX2 path. backward_gemm
+// expects dx and dw zeroed (either may be null).
+void forward_gemm(const Geom& g, const float* x, const float* w, const float* bias, gemm::Activation act,
+                  float* y);
+void backward_gemm(const Geom& g, const float* x, const float* w, const float* dy, float* dx, float* dw);
+
 #if defined(__x86_64__)
 // AVX-512 implicit GEMM (conv_avx512.cpp).
 void forward_avx512(const Geom& g, const float* x, const float* w, const float* bias, gemm::Activation act,
