@@ -111,7 +111,11 @@ def gpu_check(check) -> None:
                      peer="cudnn", flops=2 * flops, rtol=1e-3)
     x = cp.asarray(rng.standard_normal((64, 56, 56, 64), dtype=np.float32))
     tx = torch.from_dlpack(x).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
-    check.kernel("conv", "max_pool 3x3/2 same N64 56x56x64", lambda: ops.max_pool2d(x, 3, 2, "same"),
-                 lambda: t2c(torch.nn.functional.max_pool2d(tx, 3, 2, padding=1)), peer="torch")
-    check.kernel("conv", "avg_pool 2x2/2 N64 56x56x64", lambda: ops.avg_pool2d(x, 2),
-                 lambda: t2c(torch.nn.functional.avg_pool2d(tx, 2)), peer="torch")
+    # Stride 1 "same" pads one on each side, as PyTorch's padding=1 does.
+    check.kernel("conv", "max_pool 3x3/1 same N64 56x56x64", lambda: ops.max_pool2d(x, 3, 1, "same"),
+                 lambda: t2c(torch.nn.functional.max_pool2d(tx, 3, 1, padding=1)), peer="torch")
+    check.kernel("conv", "avg_pool 3x3/1 same N64 56x56x64", lambda: ops.avg_pool2d(x, 3, 1, "same"),
+                 lambda: t2c(torch.nn.functional.avg_pool2d(tx, 3, 1, padding=1, count_include_pad=False)),
+                 peer="torch")
+    check.kernel("conv", "max_pool 2x2/2 N64 56x56x64", lambda: ops.max_pool2d(x, 2),
+                 lambda: t2c(torch.nn.functional.max_pool2d(tx, 2)), peer="torch")
