@@ -150,6 +150,53 @@ void fwd_kernel(const FwdArgs& a) {
     }
 }
 
+// The same tile for a small fixed patch (3x3 kernels on C = 1 or 3 inputs: K = 9 or 27), fully
+// unrolled: segments are S floats apart (S = segoff[1] - segoff[0]), so every input address is a
+// per-(row, segment) base plus an immediate, and no loop overhead remains.
+template <int MR, int NV, int NSEG, int L>
+void fwd_kernel_fixed(const FwdArgs& a) {
+  const int64_t S = NSEG > 1 ? a.segoff[1] - a.segoff[0] : 0;
+  const float* xb = a.xb + a.segoff[0];
+  int64_t off[MR];
+#pragma GCC unroll 32
+  for (int r = 0; r < MR; ++r) off[r] = a.rowoff[r];
+  __m512 acc[MR][NV];
+#pragma GCC unroll 32
+  for (int v = 0; v < NV; ++v) {
+    __m512 b0 = a.bias ? _mm512_loadu_ps(a.bias + 16 * v) : _mm512_setzero_ps();
+#pragma GCC unroll 32
+    for (int r = 0; r < MR; ++r) acc[r][v] = b0;
+  }
+  const float* wp = a.wp;
+#pragma GCC unroll 4
+  for (int s = 0; s < NSEG; ++s) {
+    const float* xs = xb + s * S;
+#pragma GCC unroll 16
+    for (int l = 0; l < L; ++l) {
+      __m512 b[NV];
+#pragma GCC unroll 32
+      for (int v = 0; v < NV; ++v) b[v] = _mm512_loadu_ps(wp + ((s * L + l) * NV + v) * 16);
+#pragma GCC unroll 32
+      for (int r = 0; r < MR; ++r) {
+        __m512 x = _mm512_set1_ps(xs[off[r] + l]);
+#pragma GCC unroll 32
+        for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(x, b[v], acc[r][v]);
+      }
+    }
+  }
+  float* const y = a.y;
+  const int64_t ldy = a.ldy, ncols = a.ncols;
+  const bool relu = a.relu;
+  __m512 zero = _mm512_setzero_ps();
+#pragma GCC unroll 32
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 32
+    for (int v = 0; v < NV; ++v) {
+      __m512 o = relu ? _mm512_max_ps(acc[r][v], zero) : acc[r][v];
+      _mm512_mask_storeu_ps(y + r * ldy + 16 * v, lane_mask(ncols - 16 * v), o);
+    }
+}
+
 struct DwArgs {
   const float* xb;        // padded image
   const int64_t* rowoff;  // nm pixel offsets
@@ -236,6 +283,16 @@ int pick_nv(int64_t n) {
 int fwd_mr(int nv) { return nv == 1 ? kFwdMR1 : nv == 2 ? kFwdMR2 : kFwdMR4; }
 int dw_mr(int nv) { return nv == 1 ? kDwMR1 : nv == 2 ? kDwMR2 : kDwMR4; }
 
+using FwdFn = void (*)(const FwdArgs&);
+// The unrolled full-height kernel for (NV, segments, L), or null when there is none.
+FwdFn fixed_fwd(int NV, int64_t nseg, int64_t L) {
+  if (nseg != 3 || (L != 3 && L != 9)) return nullptr;
+  if (L == 3) return NV == 1 ? &fwd_kernel_fixed<kFwdMR1, 1, 3, 3> : NV == 2 ? &fwd_kernel_fixed<kFwdMR2, 2, 3, 3>
+                                                                              : &fwd_kernel_fixed<kFwdMR4, 4, 3, 3>;
+  return NV == 1 ? &fwd_kernel_fixed<kFwdMR1, 1, 3, 9> : NV == 2 ? &fwd_kernel_fixed<kFwdMR2, 2, 3, 9>
+                                                                 : &fwd_kernel_fixed<kFwdMR4, 4, 3, 9>;
+}
+
 void run_fwd(int NV, int mr, const FwdArgs& a) { NV == 1 ? kFwd1[mr](a) : NV == 2 ? kFwd2[mr](a) : kFwd4[mr](a); }
 void run_dw(int NV, bool contig, int mr, const DwArgs& a) {
   if (contig) NV == 1 ? kDw1c[mr](a) : NV == 2 ? kDw2c[mr](a) : kDw4c[mr](a);
@@ -285,6 +342,10 @@ void conv_forward(const Geom& g, const float* x, const float* w, const float* bi
   std::vector<float> wp = pack_panels(w, K, g.O, g.O, 1, NV);
   std::vector<float> bp = bias ? pack_panels(bias, 1, g.O, 0, 1, NV) : std::vector<float>();
   const bool relu = act == Activation::relu, other = act != Activation::relu && act != Activation::none;
+  const int64_t nseg = static_cast<int64_t>(lay.segoff.size());
+  bool progression = true;  // the unrolled kernel needs evenly spaced segments
+  for (int64_t i = 2; i < nseg; ++i) progression &= lay.segoff[i] - lay.segoff[i - 1] == lay.segoff[1] - lay.segoff[0];
+  const FwdFn fixed = progression ? fixed_fwd(NV, nseg, lay.L) : nullptr;
   std::vector<std::vector<float>> bufs(num_threads());
   std::vector<int64_t> last(num_threads(), -1);
   for_each_block(g, MR, [&](int64_t t, int64_t n, int64_t p0, int64_t p1) {
@@ -307,7 +368,8 @@ void conv_forward(const Geom& g, const float* x, const float* w, const float* bi
         FwdArgs a{xb, rowoff, lay.segoff.data(), static_cast<int64_t>(lay.segoff.size()), lay.L,
                   wp.data() + j * K * NR, bias ? bp.data() + j * NR : nullptr, yq + j * NR, g.O,
                   std::min<int64_t>(NR, g.O - j * NR), relu};
-        run_fwd(NV, mr, a);
+        if (fixed && mr == MR) fixed(a);
+        else run_fwd(NV, mr, a);
       }
       if (other)
         for (int r = 0; r < mr; ++r) gemm::apply_activation(act, yq + r * g.O, g.O);
