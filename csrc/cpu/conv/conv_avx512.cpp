@@ -473,7 +473,19 @@ void backward_data_avx512(const Geom& g, const float* w, const float* dy, float*
   conv_forward(f, dy, wf.data(), nullptr, Activation::none, dx);
 }
 
-void backward_weight_avx512(const Geom& g, const float* x, const float* dy, float* dw) {
+// Adds the nm rows of dy (row stride O) into acc (O floats), 16 columns at a time.
+void add_rows(const float* dy, int64_t nm, int64_t O, double* acc) {
+  for (int64_t o = 0; o < O; o += 16) {
+    __mmask16 m = lane_mask(O - o);
+    __m512 s = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nm; ++i) s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(m, dy + i * O + o));
+    alignas(64) float tmp[16];
+    _mm512_store_ps(tmp, s);
+    for (int64_t j = 0; j < 16 && o + j < O; ++j) acc[o + j] += tmp[j];
+  }
+}
+
+void backward_weight_avx512(const Geom& g, const float* x, const float* dy, float* dw, float* db) {
   const int NV = pick_nv(g.O), NR = 16 * NV, MR = dw_mr(NV);
   const Layout lay(g);
   const int64_t K = g.K(), nt = (g.O + NR - 1) / NR, P = g.OH * g.OW;
@@ -498,11 +510,13 @@ void backward_weight_avx512(const Geom& g, const float* x, const float* dy, floa
   }
   int T = num_threads();
   std::vector<std::vector<float>> part(T);
+  std::vector<std::vector<double>> dbpart(T);  // db from the dy blocks while they are in cache
   std::vector<std::vector<float>> bufs(T);
   std::vector<int64_t> last(T, -1);
   const int64_t block = 256;  // pixels per pass over the K x O tiles
   for_each_block(g, block, [&](int64_t t, int64_t n, int64_t p0, int64_t p1) {
     if (part[t].empty()) part[t].assign(K * g.O, 0.f);
+    if (db && dbpart[t].empty()) dbpart[t].assign(g.O, 0.0);
     const float* xb = x + n * g.H * g.W * g.C;
     if (lay.copy) {
       auto& buf = bufs[t];
@@ -524,8 +538,16 @@ void backward_weight_avx512(const Geom& g, const float* x, const float* dy, floa
                    part[t].data() + kt.k0 * g.O + j * NR, g.O};
           run_dw(NV, kt.contig, kt.mr, a);
         }
+      if (db) add_rows(dq, nm, g.O, dbpart[t].data());
     }
   });
+  if (db) {
+    for (int64_t o = 0; o < g.O; ++o) {
+      double sum = 0.0;
+      for (int t = 0; t < T; ++t) sum += dbpart[t].empty() ? 0.0 : dbpart[t][o];
+      db[o] = static_cast<float>(sum);
+    }
+  }
   std::fill(dw, dw + K * g.O, 0.f);
   for (int t = 0; t < T; ++t)
     if (!part[t].empty())
