@@ -4,12 +4,14 @@
 // the patch matrix: each image is copied once into a zero-padded buffer (thread-local, so it stays
 // in L2), after which a patch row is a few contiguous "segments" of the padded image at fixed
 // offsets from the pixel's base offset (with dilation 1 a segment is a whole kernel row, KW*C
-// floats). The micro-kernel keeps an MR-pixel x 16*NV-channel tile of y in registers, broadcasts
-// the pixels' inputs and streams w packed into 16*NV-wide panels.
+// floats). The micro-kernel keeps an MR-pixel x 16*NV-channel tile of y in registers (6 x 64,
+// 14 x 32 or 24 x 16), broadcasts the pixels' inputs and streams w packed into 16*NV-wide panels;
+// 3x3 kernels on C = 1 or 3 inputs (K = 9 or 27) get a fully unrolled variant.
 // Backward-data at stride 1 is the same forward on dy with the flipped kernel; otherwise (strides,
 // or C too small to fill a vector) a GEMM dcol = dy @ w^T into chunks, scattered back (col2im).
 // Backward-weight is dw(K, O) = patches^T @ dy: an MR-row block of K (contiguous in x) by 16*NV
-// channels, reduced over the pixels, with per-thread partial sums added at the end.
+// channels, reduced over the pixels, with per-thread partial sums added at the end; db is summed
+// from the same blocks of dy while they are in cache.
 #if defined(__x86_64__)
 #include <immintrin.h>
 
@@ -127,6 +129,7 @@ void fwd_kernel(const FwdArgs& a) {
     const float* p[MR];
     #pragma GCC unroll 32
     for (int r = 0; r < MR; ++r) p[r] = a.xb + a.rowoff[r] + a.segoff[s];
+#pragma GCC unroll 4
     for (int64_t l = 0; l < a.L; ++l) {
       __m512 b[NV];
       #pragma GCC unroll 32
