@@ -349,6 +349,8 @@ void conv_forward(const Geom& g, const float* x, const float* w, const float* bi
   bool progression = true;  // the unrolled kernel needs evenly spaced segments
   for (int64_t i = 2; i < nseg; ++i) progression &= lay.segoff[i] - lay.segoff[i - 1] == lay.segoff[1] - lay.segoff[0];
   const FwdFn fixed = progression ? fixed_fwd(NV, nseg, lay.L) : nullptr;
+  std::vector<int64_t> ro(P);  // pixel offsets are the same in every image
+  lay.rowoffs(g, 0, P, ro.data());
   std::vector<std::vector<float>> bufs(num_threads());
   std::vector<int64_t> last(num_threads(), -1);
   for_each_block(g, MR, [&](int64_t t, int64_t n, int64_t p0, int64_t p1) {
@@ -362,10 +364,9 @@ void conv_forward(const Geom& g, const float* x, const float* w, const float* bi
       }
       xb = buf.data();
     }
-    int64_t rowoff[kFwdMR1];
     for (int64_t q = p0; q < p1; q += MR) {
       int mr = static_cast<int>(std::min<int64_t>(MR, p1 - q));
-      lay.rowoffs(g, q, mr, rowoff);
+      const int64_t* rowoff = ro.data() + q;
       float* yq = y + (n * P + q) * g.O;
       for (int64_t j = 0; j < nt; ++j) {
         FwdArgs a{xb, rowoff, lay.segoff.data(), static_cast<int64_t>(lay.segoff.size()), lay.L,
@@ -517,6 +518,8 @@ void backward_weight_avx512(const Geom& g, const float* x, const float* dy, floa
   std::vector<std::vector<float>> bufs(T);
   std::vector<int64_t> last(T, -1);
   const int64_t block = 256;  // pixels per pass over the K x O tiles
+  std::vector<int64_t> ro(P);
+  lay.rowoffs(g, 0, P, ro.data());
   for_each_block(g, block, [&](int64_t t, int64_t n, int64_t p0, int64_t p1) {
     if (part[t].empty()) part[t].assign(K * g.O, 0.f);
     if (db && dbpart[t].empty()) dbpart[t].assign(g.O, 0.0);
@@ -530,10 +533,9 @@ void backward_weight_avx512(const Geom& g, const float* x, const float* dy, floa
       }
       xb = buf.data();
     }
-    int64_t rowoff[block];
     for (int64_t q = p0; q < p1; q += block) {
       int64_t nm = std::min(block, p1 - q);
-      lay.rowoffs(g, q, nm, rowoff);
+      const int64_t* rowoff = ro.data() + q;
       const float* dq = dy + (n * P + q) * g.O;
       for (const KTile& kt : ktiles)
         for (int64_t j = 0; j < nt; ++j) {
