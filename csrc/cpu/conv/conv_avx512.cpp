@@ -16,6 +16,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <array>
 #include <cstdlib>
 #include <cstring>
@@ -310,24 +311,34 @@ void run_dw(int NV, bool contig, int mr, const DwArgs& a) {
 // (and a short call is one parallel region: each region costs a wake-up of every thread).
 constexpr double kGroupFlops = 4e9;
 
-template <class F>
+// Dynamic: threads take the next item from a shared counter, so a thread the OS delays (a busy
+// machine) leaves its work to the others; only for outputs each item writes alone. Static: fixed
+// contiguous ranges, for per-thread partial sums that must not depend on timing (dw).
+template <bool DYNAMIC, class F>
 void for_each_block(const Geom& g, int64_t tile, F&& body) {
   int T = num_threads();
   int64_t P = g.OH * g.OW, tiles = (P + tile - 1) / tile;
-  int64_t per = std::max<int64_t>(1, std::min<int64_t>(tiles, (T + g.N - 1) / std::max<int64_t>(g.N, 1)));
+  int64_t want = DYNAMIC ? 4 * T : T;  // items wanted in all
+  int64_t per = std::max<int64_t>(1, std::min<int64_t>(tiles, (want + g.N - 1) / std::max<int64_t>(g.N, 1)));
   int64_t items = g.N * per;
   int64_t chunks = std::min<int64_t>(T, items);
   double item_flops = 2.0 * P * g.K() * g.O / per;
   int64_t group = std::max<int64_t>(chunks, static_cast<int64_t>(kGroupFlops / std::max(item_flops, 1.0)));
+  auto run_item = [&](int64_t c, int64_t it) {
+    int64_t n = it / per, j = it % per;
+    int64_t p0 = std::min(P, (tiles * j / per) * tile), p1 = std::min(P, (tiles * (j + 1) / per) * tile);
+    if (p0 < p1) body(c, n, p0, p1);
+  };
   for (int64_t i0 = 0; i0 < items; i0 += group) {
     int64_t i1 = std::min(items, i0 + group);
+    std::atomic<int64_t> next{i0};
     parallel_for(chunks, 1, [&](int64_t cb, int64_t ce) {
       for (int64_t c = cb; c < ce; ++c) {
-        int64_t b = i0 + (i1 - i0) * c / chunks, e = i0 + (i1 - i0) * (c + 1) / chunks;
-        for (int64_t it = b; it < e; ++it) {
-          int64_t n = it / per, j = it % per;
-          int64_t p0 = std::min(P, (tiles * j / per) * tile), p1 = std::min(P, (tiles * (j + 1) / per) * tile);
-          if (p0 < p1) body(c, n, p0, p1);
+        if (DYNAMIC) {
+          for (int64_t it = next.fetch_add(1); it < i1; it = next.fetch_add(1)) run_item(c, it);
+        } else {
+          int64_t b = i0 + (i1 - i0) * c / chunks, e = i0 + (i1 - i0) * (c + 1) / chunks;
+          for (int64_t it = b; it < e; ++it) run_item(c, it);
         }
       }
     }, static_cast<int>(chunks));
@@ -353,7 +364,7 @@ void conv_forward(const Geom& g, const float* x, const float* w, const float* bi
   lay.rowoffs(g, 0, P, ro.data());
   std::vector<std::vector<float>> bufs(num_threads());
   std::vector<int64_t> last(num_threads(), -1);
-  for_each_block(g, MR, [&](int64_t t, int64_t n, int64_t p0, int64_t p1) {
+  for_each_block<true>(g, MR, [&](int64_t t, int64_t n, int64_t p0, int64_t p1) {
     const float* xb = x + n * g.H * g.W * g.C;
     if (lay.copy) {
       auto& buf = bufs[t];
@@ -520,7 +531,7 @@ void backward_weight_avx512(const Geom& g, const float* x, const float* dy, floa
   const int64_t block = 256;  // pixels per pass over the K x O tiles
   std::vector<int64_t> ro(P);
   lay.rowoffs(g, 0, P, ro.data());
-  for_each_block(g, block, [&](int64_t t, int64_t n, int64_t p0, int64_t p1) {
+  for_each_block<false>(g, block, [&](int64_t t, int64_t n, int64_t p0, int64_t p1) {
     if (part[t].empty()) part[t].assign(K * g.O, 0.f);
     if (db && dbpart[t].empty()) dbpart[t].assign(g.O, 0.0);
     const float* xb = x + n * g.H * g.W * g.C;
