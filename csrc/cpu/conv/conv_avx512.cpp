@@ -411,11 +411,12 @@ void data_grad_col2im(const Geom& g, const float* w, const float* dy, float* dx)
   int64_t group = std::max<int64_t>(chunks, static_cast<int64_t>(kGroupFlops / std::max(image_flops, 1.0)));
   for (int64_t n0 = 0; n0 < g.N; n0 += group) {
     int64_t n1 = std::min(g.N, n0 + group);
-    parallel_for(n1 - n0, 1, [&](int64_t nb, int64_t ne) {
+    std::atomic<int64_t> next{n0};  // images go to whichever thread is free (disjoint dx)
+    parallel_for(std::min(chunks, n1 - n0), 1, [&](int64_t, int64_t) {
       std::vector<float> pad(lay.image_size(g)), dcol(chunk * Kp);
       std::vector<int64_t> xoff(chunk);
       int64_t rowoff[kFwdMR1];
-      for (int64_t n = n0 + nb; n < n0 + ne; ++n) {
+      for (int64_t n = next.fetch_add(1); n < n1; n = next.fetch_add(1)) {
         std::fill(pad.begin(), pad.end(), 0.f);
         const float* dyn = dy + n * P * g.O;
         for (int64_t c0 = 0; c0 < P; c0 += chunk) {
