@@ -12,6 +12,8 @@
 // Backward-weight is dw(K, O) = patches^T @ dy: an MR-row block of K (contiguous in x) by 16*NV
 // channels, reduced over the pixels, with per-thread partial sums added at the end; db is summed
 // from the same blocks of dy while they are in cache.
+// Threads: forward and backward-data hand out (image, pixel block) items dynamically; the weight
+// gradient uses fixed ranges so its sums are identical from run to run.
 #if defined(__x86_64__)
 #include <immintrin.h>
 
