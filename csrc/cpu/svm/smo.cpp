@@ -1,0 +1,255 @@
+// The libsvm SMO solver, rewritten on whole cached kernel rows.
+#include "cpu/svm/smo.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "forgeml/parallel.h"
+
+namespace forgeml::svm {
+
+namespace {
+
+constexpr double kTau = 1e-12;
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+class Smo {
+ public:
+  Smo(RowCache& cache, const KernelRows& rows, const std::vector<double>& y, const std::vector<double>& C,
+      const SmoOptions& opt)
+      : cache_(cache), y_(y), C_(C), opt_(opt), l_(int64_t(y.size())) {
+    alpha_.assign(l_, 0.0);
+    G_.assign(l_, -1.0);  // G = Q a + p with a = 0, p = -e
+    Gbar_.assign(l_, 0.0);
+    QD_.resize(l_);
+    for (int64_t i = 0; i < l_; ++i) QD_[i] = rows.diag(i);
+    active_.resize(l_);
+    for (int64_t i = 0; i < l_; ++i) active_[i] = i;
+    active_size_ = l_;
+  }
+
+  SmoResult run() {
+    SmoResult res;
+    const int64_t max_iter = opt_.max_iter > 0 ? opt_.max_iter : std::max<int64_t>(10000000, 100 * l_);
+    int64_t counter = std::min<int64_t>(l_, 1000) + 1, iter = 0;
+    while (iter < max_iter) {
+      if (--counter == 0) {
+        counter = std::min<int64_t>(l_, 1000);
+        if (opt_.shrinking) shrink();
+        if (opt_.interruptible) check_interrupt();
+      }
+      int64_t i, j;
+      if (select(i, j)) {
+        reconstruct_gradient();  // check optimality on the whole set
+        active_size_ = l_;
+        if (select(i, j)) break;
+        counter = 1;  // shrink at the next iteration
+      }
+      ++iter;
+      update(i, j);
+    }
+    if (iter >= max_iter) {
+      res.converged = false;
+      reconstruct_gradient();
+      active_size_ = l_;
+    }
+    if (active_size_ < l_) {
+      reconstruct_gradient();
+      active_size_ = l_;
+    }
+    res.rho = compute_rho();
+    double obj = 0;
+    for (int64_t i = 0; i < l_; ++i) obj += alpha_[i] * (G_[i] - 1.0);
+    res.obj = obj / 2;
+    res.alpha = std::move(alpha_);
+    res.iterations = iter;
+    return res;
+  }
+
+ private:
+  bool upper(int64_t i) const { return alpha_[i] >= C_[i]; }
+  bool lower(int64_t i) const { return alpha_[i] <= 0; }
+
+  // Second-order working set selection (WSS 2 of Fan et al.). Returns true when optimal.
+  bool select(int64_t& out_i, int64_t& out_j) {
+    double Gmax = -kInf, Gmax2 = -kInf, obj_min = kInf;
+    int64_t imax = -1, jmin = -1;
+    for (int64_t s = 0; s < active_size_; ++s) {
+      const int64_t t = active_[s];
+      if (y_[t] > 0) {
+        if (!upper(t) && -G_[t] >= Gmax) Gmax = -G_[t], imax = t;
+      } else {
+        if (!lower(t) && G_[t] >= Gmax) Gmax = G_[t], imax = t;
+      }
+    }
+    const float* Ki = imax >= 0 ? cache_.get(imax) : nullptr;
+    const double QDi = imax >= 0 ? QD_[imax] : 0.0;
+    for (int64_t s = 0; s < active_size_; ++s) {
+      const int64_t t = active_[s];
+      double grad_diff;
+      if (y_[t] > 0) {
+        if (lower(t)) continue;
+        grad_diff = Gmax + G_[t];
+        Gmax2 = std::max(Gmax2, G_[t]);
+      } else {
+        if (upper(t)) continue;
+        grad_diff = Gmax - G_[t];
+        Gmax2 = std::max(Gmax2, -G_[t]);
+      }
+      if (grad_diff > 0) {
+        // y_i y_t Q_it = K_it, so the curvature is |phi(x_i) - phi(x_t)|^2 whatever the labels.
+        double quad = QDi + QD_[t] - 2.0 * double(Ki[t]);
+        double obj = -(grad_diff * grad_diff) / (quad > 0 ? quad : kTau);
+        if (obj <= obj_min) obj_min = obj, jmin = t;
+      }
+    }
+    if (Gmax + Gmax2 < opt_.tol || jmin == -1) return true;
+    out_i = imax;
+    out_j = jmin;
+    return false;
+  }
+
+  void update(int64_t i, int64_t j) {
+    const float* Ki = cache_.get(i);
+    const float* Kj = cache_.get(j);  // the cache keeps at least two rows, so Ki stays valid
+    const double Ci = C_[i], Cj = C_[j];
+    const double old_ai = alpha_[i], old_aj = alpha_[j];
+    double& ai = alpha_[i];
+    double& aj = alpha_[j];
+    double quad = QD_[i] + QD_[j] - 2.0 * double(Ki[j]);
+    if (quad <= 0) quad = kTau;
+    if (y_[i] != y_[j]) {
+      const double delta = (-G_[i] - G_[j]) / quad, diff = ai - aj;
+      ai += delta;
+      aj += delta;
+      if (diff > 0) {
+        if (aj < 0) aj = 0, ai = diff;
+      } else {
+        if (ai < 0) ai = 0, aj = -diff;
+      }
+      if (diff > Ci - Cj) {
+        if (ai > Ci) ai = Ci, aj = Ci - diff;
+      } else {
+        if (aj > Cj) aj = Cj, ai = Cj + diff;
+      }
+    } else {
+      const double delta = (G_[i] - G_[j]) / quad, sum = ai + aj;
+      ai -= delta;
+      aj += delta;
+      if (sum > Ci) {
+        if (ai > Ci) ai = Ci, aj = sum - Ci;
+      } else {
+        if (aj < 0) aj = 0, ai = sum;
+      }
+      if (sum > Cj) {
+        if (aj > Cj) aj = Cj, ai = sum - Cj;
+      } else {
+        if (ai < 0) ai = 0, aj = sum;
+      }
+    }
+    // G_t += Q_ti dai + Q_tj daj = y_t (K_ti y_i dai + K_tj y_j daj)
+    const double di = (ai - old_ai) * y_[i], dj = (aj - old_aj) * y_[j];
+    for (int64_t s = 0; s < active_size_; ++s) {
+      const int64_t t = active_[s];
+      G_[t] += y_[t] * (double(Ki[t]) * di + double(Kj[t]) * dj);
+    }
+    // Gbar_t = sum over a_k at its bound C_k of C_k Q_tk, kept for the whole set.
+    update_gbar(i, old_ai >= Ci, upper(i), Ki);
+    update_gbar(j, old_aj >= Cj, upper(j), Kj);
+  }
+
+  void update_gbar(int64_t i, bool was_upper, bool is_upper, const float* Ki) {
+    if (was_upper == is_upper) return;
+    const double s = (is_upper ? C_[i] : -C_[i]) * y_[i];
+    for (int64_t t = 0; t < l_; ++t) Gbar_[t] += s * y_[t] * double(Ki[t]);
+  }
+
+  bool be_shrunk(int64_t i, double Gmax1, double Gmax2) const {
+    if (upper(i)) return y_[i] > 0 ? -G_[i] > Gmax1 : -G_[i] > Gmax2;
+    if (lower(i)) return y_[i] > 0 ? G_[i] > Gmax2 : G_[i] > Gmax1;
+    return false;
+  }
+
+  void shrink() {
+    double Gmax1 = -kInf, Gmax2 = -kInf;  // max -yG over I_up, max yG over I_low
+    for (int64_t s = 0; s < active_size_; ++s) {
+      const int64_t t = active_[s];
+      if (y_[t] > 0) {
+        if (!upper(t)) Gmax1 = std::max(Gmax1, -G_[t]);
+        if (!lower(t)) Gmax2 = std::max(Gmax2, G_[t]);
+      } else {
+        if (!upper(t)) Gmax2 = std::max(Gmax2, -G_[t]);
+        if (!lower(t)) Gmax1 = std::max(Gmax1, G_[t]);
+      }
+    }
+    if (!unshrunk_ && Gmax1 + Gmax2 <= opt_.tol * 10) {
+      unshrunk_ = true;
+      reconstruct_gradient();
+      active_size_ = l_;
+    }
+    for (int64_t s = 0; s < active_size_; ++s) {
+      if (!be_shrunk(active_[s], Gmax1, Gmax2)) continue;
+      // swap with the last active element that stays
+      --active_size_;
+      while (active_size_ > s && be_shrunk(active_[active_size_], Gmax1, Gmax2)) --active_size_;
+      std::swap(active_[s], active_[active_size_]);
+    }
+  }
+
+  // G for the inactive samples: G_t = Gbar_t + p_t + sum over free k of a_k Q_tk.
+  void reconstruct_gradient() {
+    if (active_size_ == l_) return;
+    for (int64_t s = active_size_; s < l_; ++s) {
+      const int64_t t = active_[s];
+      G_[t] = Gbar_[t] - 1.0;
+    }
+    for (int64_t s = 0; s < active_size_; ++s) {
+      const int64_t k = active_[s];
+      if (upper(k) || lower(k)) continue;
+      const float* Kk = cache_.get(k);
+      const double ak = alpha_[k] * y_[k];
+      for (int64_t s2 = active_size_; s2 < l_; ++s2) {
+        const int64_t t = active_[s2];
+        G_[t] += ak * y_[t] * double(Kk[t]);
+      }
+    }
+  }
+
+  double compute_rho() const {
+    double ub = kInf, lb = -kInf, sum_free = 0;
+    int64_t nr_free = 0;
+    for (int64_t i = 0; i < l_; ++i) {
+      const double yG = y_[i] * G_[i];
+      if (upper(i)) {
+        if (y_[i] < 0) ub = std::min(ub, yG); else lb = std::max(lb, yG);
+      } else if (lower(i)) {
+        if (y_[i] > 0) ub = std::min(ub, yG); else lb = std::max(lb, yG);
+      } else {
+        ++nr_free;
+        sum_free += yG;
+      }
+    }
+    return nr_free > 0 ? sum_free / double(nr_free) : (ub + lb) / 2;
+  }
+
+  RowCache& cache_;
+  const std::vector<double>& y_;
+  const std::vector<double>& C_;
+  SmoOptions opt_;
+  int64_t l_;
+  std::vector<double> alpha_, G_, Gbar_, QD_;
+  std::vector<int64_t> active_;
+  int64_t active_size_;
+  bool unshrunk_ = false;
+};
+
+}  // namespace
+
+SmoResult smo_solve(RowCache& cache, const KernelRows& rows, const std::vector<double>& y,
+                    const std::vector<double>& C, const SmoOptions& opt) {
+  Smo smo(cache, rows, y, C, opt);
+  return smo.run();
+}
+
+}  // namespace forgeml::svm
