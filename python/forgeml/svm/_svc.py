@@ -272,6 +272,7 @@ class SVC(ClassifierMixin, BaseEstimator):
     def decision_function(self, X):
         """(n_samples,) for two classes (> 0 means classes_[1]); otherwise (n_samples, n_classes)
         with decision_function_shape='ovr' or (n_samples, n_classes * (n_classes - 1) / 2) with 'ovo'."""
+        check_is_fitted(self)
         dec = self._pair_decision(X)
         k = len(self.classes_)
         if k == 2:
@@ -283,6 +284,7 @@ class SVC(ClassifierMixin, BaseEstimator):
     def predict(self, X):
         """Class labels by one-vs-one voting (ties to the lowest class), or by the largest ovr
         decision value with break_ties=True."""
+        check_is_fitted(self)
         if self.break_ties and self.decision_function_shape == "ovo":
             raise ValueError("break_ties must be False when decision_function_shape is 'ovo'")
         k = len(self.classes_)
