@@ -2,5 +2,7 @@
 CuPy out. This package is the single door to the compiled backends."""
 from __future__ import annotations
 
-__all__: list[str] = []
-from .svm import svm_fit_ovo, svm_kernel, svm_linear_fit  # noqa: F401,E402
+from .gemm import matmul  # noqa: F401
+from .svm import svm_fit_ovo, svm_kernel, svm_linear_fit  # noqa: F401
+
+__all__: list[str] = ["matmul", "svm_fit_ovo", "svm_kernel", "svm_linear_fit"]
