@@ -47,6 +47,15 @@ class KernelRows {
   float diag(int64_t i) const { return diag_[i]; }
   // out[0..n) = K(x_i, x_j) for all j.
   void row(int64_t i, float* out) const;
+  // The columns that row_active() computes: a subset of [0, n) (the solver's active set), packed
+  // once per change. Empty means all of them.
+  void set_active(const int64_t* idx, int64_t m);
+  int64_t active_count() const { return active_.empty() ? n_ : int64_t(active_.size()); }
+  // out[j] = K(x_i, x_j) for j in the active subset (other entries untouched).
+  void row_active(int64_t i, float* out) const;
+  // out[t] = sum_s w[s] K(x_targets[t], x_sources[s]) in float64, by blocks of GEMM.
+  void weighted_sum(const int64_t* targets, int64_t nt, const int64_t* sources, const double* w, int64_t ns,
+                    double* out) const;
 
  private:
   KernelParams p_;
@@ -55,6 +64,15 @@ class KernelRows {
   int max_threads_ = 0;
   std::vector<float> norms_, diag_;
   std::unique_ptr<gemm::PackedB> packed_;
+  // the active subset: its indices, gathered rows, norms and packed transpose
+  std::vector<int64_t> active_;
+  std::vector<float> active_norms_;
+  std::unique_ptr<gemm::PackedB> active_packed_;
+  mutable std::vector<float> scratch_;
+
+ public:
+  mutable double t_row = 0, t_active = 0, t_wsum = 0;  // seconds, for FORGEML_SVM_DEBUG
+  mutable int64_t n_row = 0, n_active = 0, n_wsum = 0;
   const float* gram_ = nullptr;
   int64_t ld_gram_ = 0;
   std::vector<int64_t> idx_;

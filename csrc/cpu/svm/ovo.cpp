@@ -2,6 +2,7 @@
 #include "cpu/svm/ovo.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "forgeml/parallel.h"
 

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <cstdio>
+#include <cstdlib>
 
 #include "forgeml/parallel.h"
 
@@ -16,12 +18,11 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 
 class Smo {
  public:
-  Smo(RowCache& cache, const KernelRows& rows, const std::vector<double>& y, const std::vector<double>& C,
+  Smo(RowCache& cache, KernelRows& rows, const std::vector<double>& y, const std::vector<double>& C,
       const SmoOptions& opt)
-      : cache_(cache), y_(y), C_(C), opt_(opt), l_(int64_t(y.size())) {
+      : cache_(cache), rows_(rows), y_(y), C_(C), opt_(opt), l_(int64_t(y.size())) {
     alpha_.assign(l_, 0.0);
     G_.assign(l_, -1.0);  // G = Q a + p with a = 0, p = -e
-    Gbar_.assign(l_, 0.0);
     QD_.resize(l_);
     for (int64_t i = 0; i < l_; ++i) QD_[i] = rows.diag(i);
     active_.resize(l_);
@@ -41,23 +42,22 @@ class Smo {
       }
       int64_t i, j;
       if (select(i, j)) {
-        reconstruct_gradient();  // check optimality on the whole set
-        active_size_ = l_;
+        grow_active();  // check optimality on the whole set
         if (select(i, j)) break;
         counter = 1;  // shrink at the next iteration
       }
       ++iter;
+      active_acc_ += active_size_;
       update(i, j);
     }
-    if (iter >= max_iter) {
-      res.converged = false;
-      reconstruct_gradient();
-      active_size_ = l_;
-    }
-    if (active_size_ < l_) {
-      reconstruct_gradient();
-      active_size_ = l_;
-    }
+    if (iter >= max_iter) res.converged = false;
+    grow_active();
+    if (std::getenv("FORGEML_SVM_DEBUG"))
+      std::fprintf(stderr, "l=%ld iters=%ld misses=%ld hits=%ld active_sum/iter=%.0f shrinks=%ld\n", long(l_), long(iter),
+                   long(cache_.misses()), long(cache_.hits()), double(active_acc_) / std::max<int64_t>(iter, 1), long(nshr_));
+    if (std::getenv("FORGEML_SVM_DEBUG"))
+      std::fprintf(stderr, "row %ld %.3fs  active %ld %.3fs  wsum %ld %.3fs\n", long(rows_.n_row), rows_.t_row,
+                   long(rows_.n_active), rows_.t_active, long(rows_.n_wsum), rows_.t_wsum);
     res.rho = compute_rho();
     double obj = 0;
     for (int64_t i = 0; i < l_; ++i) obj += alpha_[i] * (G_[i] - 1.0);
@@ -154,15 +154,6 @@ class Smo {
       const int64_t t = active_[s];
       G_[t] += y_[t] * (double(Ki[t]) * di + double(Kj[t]) * dj);
     }
-    // Gbar_t = sum over a_k at its bound C_k of C_k Q_tk, kept for the whole set.
-    update_gbar(i, old_ai >= Ci, upper(i), Ki);
-    update_gbar(j, old_aj >= Cj, upper(j), Kj);
-  }
-
-  void update_gbar(int64_t i, bool was_upper, bool is_upper, const float* Ki) {
-    if (was_upper == is_upper) return;
-    const double s = (is_upper ? C_[i] : -C_[i]) * y_[i];
-    for (int64_t t = 0; t < l_; ++t) Gbar_[t] += s * y_[t] * double(Ki[t]);
   }
 
   bool be_shrunk(int64_t i, double Gmax1, double Gmax2) const {
@@ -185,8 +176,7 @@ class Smo {
     }
     if (!unshrunk_ && Gmax1 + Gmax2 <= opt_.tol * 10) {
       unshrunk_ = true;
-      reconstruct_gradient();
-      active_size_ = l_;
+      grow_active();
     }
     for (int64_t s = 0; s < active_size_; ++s) {
       if (!be_shrunk(active_[s], Gmax1, Gmax2)) continue;
@@ -195,24 +185,37 @@ class Smo {
       while (active_size_ > s && be_shrunk(active_[active_size_], Gmax1, Gmax2)) --active_size_;
       std::swap(active_[s], active_[active_size_]);
     }
+    // kernel rows only for the active set from now on, once it is clearly smaller
+    if (active_size_ < rows_.active_count() * 4 / 5) {
+      rows_.set_active(active_.data(), active_size_);
+      ++nshr_;
+    }
   }
 
-  // G for the inactive samples: G_t = Gbar_t + p_t + sum over free k of a_k Q_tk.
+  // All samples active again: gradients rebuilt, kernel rows over everything, partial rows stale.
+  void grow_active() {
+    if (active_size_ == l_) return;
+    reconstruct_gradient();
+    active_size_ = l_;
+    rows_.set_active(nullptr, l_);
+    cache_.new_epoch();
+  }
+
+  // G for the inactive samples from scratch, G_t = y_t sum_k y_k a_k K_tk - 1 over every k with
+  // a_k > 0, as blocks of GEMM (libsvm keeps G_bar up to date with a full kernel row at every
+  // bound change instead; recomputing here is cheaper and only happens a few times per solve).
   void reconstruct_gradient() {
     if (active_size_ == l_) return;
-    for (int64_t s = active_size_; s < l_; ++s) {
-      const int64_t t = active_[s];
-      G_[t] = Gbar_[t] - 1.0;
-    }
-    for (int64_t s = 0; s < active_size_; ++s) {
-      const int64_t k = active_[s];
-      if (upper(k) || lower(k)) continue;
-      const float* Kk = cache_.get(k);
-      const double ak = alpha_[k] * y_[k];
-      for (int64_t s2 = active_size_; s2 < l_; ++s2) {
-        const int64_t t = active_[s2];
-        G_[t] += ak * y_[t] * double(Kk[t]);
-      }
+    std::vector<int64_t> src;
+    std::vector<double> w;
+    for (int64_t k = 0; k < l_; ++k)
+      if (alpha_[k] > 0) src.push_back(k), w.push_back(alpha_[k] * y_[k]);
+    const int64_t nt = l_ - active_size_;
+    std::vector<double> out(nt);
+    rows_.weighted_sum(active_.data() + active_size_, nt, src.data(), w.data(), int64_t(src.size()), out.data());
+    for (int64_t s = 0; s < nt; ++s) {
+      const int64_t t = active_[active_size_ + s];
+      G_[t] = y_[t] * out[s] - 1.0;
     }
   }
 
@@ -234,19 +237,21 @@ class Smo {
   }
 
   RowCache& cache_;
+  KernelRows& rows_;
   const std::vector<double>& y_;
   const std::vector<double>& C_;
   SmoOptions opt_;
   int64_t l_;
-  std::vector<double> alpha_, G_, Gbar_, QD_;
+  std::vector<double> alpha_, G_, QD_;
   std::vector<int64_t> active_;
   int64_t active_size_;
   bool unshrunk_ = false;
+  int64_t active_acc_ = 0, nshr_ = 0;
 };
 
 }  // namespace
 
-SmoResult smo_solve(RowCache& cache, const KernelRows& rows, const std::vector<double>& y,
+SmoResult smo_solve(RowCache& cache, KernelRows& rows, const std::vector<double>& y,
                     const std::vector<double>& C, const SmoOptions& opt) {
   Smo smo(cache, rows, y, C, opt);
   return smo.run();

@@ -25,7 +25,7 @@ struct SmoResult {
 };
 
 // y is +1/-1 per sample; C is the per-sample upper bound (C * class weight * sample weight).
-SmoResult smo_solve(RowCache& cache, const KernelRows& rows, const std::vector<double>& y,
+SmoResult smo_solve(RowCache& cache, KernelRows& rows, const std::vector<double>& y,
                     const std::vector<double>& C, const SmoOptions& opt);
 
 }  // namespace forgeml::svm
