@@ -7,7 +7,9 @@
 #include <chrono>
 #include <cmath>
 
+#include "cpu/svm/kernel_fn.h"
 #include "forgeml/check.h"
+#include "forgeml/cpu_features.h"
 #include "forgeml/parallel.h"
 
 namespace forgeml::svm {
@@ -47,55 +49,44 @@ struct Timer {
   }
 };
 
-// exp(x) for x <= 0 in plain arithmetic so the loop vectorises (libm's expf does not):
-// x = n ln2 + r with |r| <= ln2 / 2, exp(r) by a degree-6 Taylor polynomial (relative error
-// below 2e-7), 2^n through the exponent bits. Underflows to 0 below -87.
-inline float exp_nonpos(float x) {
-  x = std::max(x, -87.0f);
-  const float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  const float n = (x * 1.44269504088896341f + shifter) - shifter;
-  const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187e-06f;
-  float p = 1.f / 720;
-  p = p * r + 1.f / 120;
-  p = p * r + 1.f / 24;
-  p = p * r + 1.f / 6;
-  p = p * r + 0.5f;
-  p = p * r + 1.f;
-  p = p * r + 1.f;
-  const int32_t bits = (int32_t(n) + 127) << 23;
-  return p * std::bit_cast<float>(bits);
-}
-
 struct EpiCtx {
   KernelParams p;
   const float* norms1;  // indexed by block row (C's row i)
   const float* norms2;  // indexed by column j
 };
 
-// The epilogue: C(i, j) holds x1_i . x2_j; replace it by the kernel value.
+// The epilogue: C(i, j) holds x1_i . x2_j; replace it by the kernel value (AVX-512 build of the
+// same loops when the CPU has it).
 void kernel_epilogue(void* vctx, int64_t i0, int64_t i1, int64_t j0, int64_t j1, float* c, int64_t ldc) {
   const auto& ctx = *static_cast<const EpiCtx*>(vctx);
-  const float g = float(ctx.p.gamma), c0 = float(ctx.p.coef0);
+  const auto fn = active_isa() == Isa::avx512 ? kernel_fn_avx512 : portable::kernel_fn;
   for (int64_t i = i0; i < i1; ++i) {
-    float* r = c + (i - i0) * ldc;
-    const int64_t n = j1 - j0;
-    switch (ctx.p.type) {
-      case KernelType::rbf: {
-        const float ni = ctx.norms1[i];
-        const float* nj = ctx.norms2 + j0;
-        for (int64_t j = 0; j < n; ++j) r[j] = exp_nonpos(-g * std::max(0.f, ni + nj[j] - 2.f * r[j]));
-        break;
-      }
-      case KernelType::poly:
-        for (int64_t j = 0; j < n; ++j) r[j] = float(std::pow(double(g * r[j] + c0), ctx.p.degree));
-        break;
-      case KernelType::sigmoid:
-        for (int64_t j = 0; j < n; ++j) r[j] = std::tanh(g * r[j] + c0);
-        break;
-      default:
-        break;
-    }
+    const float ni = ctx.p.type == KernelType::rbf ? ctx.norms1[i] : 0.f;
+    fn(int(ctx.p.type), float(ctx.p.gamma), float(ctx.p.coef0), ctx.p.degree, ni,
+       ctx.norms2 ? ctx.norms2 + j0 : nullptr, c + (i - i0) * ldc, j1 - j0);
   }
+}
+
+// X rows (all, or rows idx[0..n)) in 16-row panels, zero-padded.
+std::vector<float> make_panels(const float* X, const int64_t* idx, int64_t n, int64_t d) {
+  const int64_t panels = (n + 15) / 16;
+  std::vector<float> P(size_t(panels * d * 16), 0.f);
+  for (int64_t j = 0; j < n; ++j) {
+    const float* x = X + (idx ? idx[j] : j) * d;
+    float* p = P.data() + (j / 16) * d * 16 + j % 16;
+    for (int64_t k = 0; k < d; ++k) p[k * 16] = x[k];
+  }
+  return P;
+}
+
+// out[j] = k(x, X_j) for the n rows in `panels`; norms2 are their squared norms.
+void panel_row(const KernelParams& p, const float* P, const float* norms2, int64_t n, int64_t d, const float* x,
+               float xnorm, float* out) {
+  if (active_isa() == Isa::avx512) gemv_panels_avx512(P, n, d, x, out);
+  else portable::gemv_panels(P, n, d, x, out);
+  if (p.type == KernelType::linear) return;
+  EpiCtx ctx{p, &xnorm, norms2};
+  kernel_epilogue(&ctx, 0, 1, 0, n, out, n);
 }
 
 gemm::Epilogue make_epilogue(EpiCtx& ctx) {
@@ -120,7 +111,7 @@ void kernel_block(const KernelParams& p, const float* X1, const float* norms1, i
 KernelRows::KernelRows(const KernelParams& p, const float* X, int64_t n, int64_t d, int max_threads)
     : p_(p), X_(X), n_(n), d_(d), max_threads_(max_threads) {
   norms_ = row_norms(X, n, d);
-  packed_ = std::make_unique<gemm::PackedB>(true, d, n, X, d);
+  panels_ = make_panels(X, nullptr, n, d);
   diag_.resize(n);
   for (int64_t i = 0; i < n; ++i) {
     float v = norms_[i];
@@ -148,27 +139,21 @@ void KernelRows::row(int64_t i, float* out) const {
     for (int64_t j = 0; j < n_; ++j) out[j] = g[idx_[j]];
     return;
   }
-  EpiCtx ctx{p_, norms_.data() + i, norms_.data()};
-  // One row: A is x_i (1, d); the epilogue sees row index 0, so norms1 points at |x_i|^2.
-  gemm::sgemm_packed(false, 1, 1.f, X_ + i * d_, d_, *packed_, 0.f, out, n_, make_epilogue(ctx), max_threads_);
+  panel_row(p_, panels_.data(), norms_.data(), n_, d_, X_ + i * d_, norms_[i], out);
 }
 
 void KernelRows::set_active(const int64_t* idx, int64_t m) {
   if (m >= n_) {
     active_.clear();
-    active_packed_.reset();
+    active_panels_.clear();
     return;
   }
   active_.assign(idx, idx + m);
   std::sort(active_.begin(), active_.end());  // keeps the gathered rows in memory order
   if (p_.type == KernelType::precomputed) return;
-  std::vector<float> Xa(size_t(m * d_));
   active_norms_.resize(m);
-  for (int64_t t = 0; t < m; ++t) {
-    std::copy_n(X_ + active_[t] * d_, d_, Xa.data() + t * d_);
-    active_norms_[t] = norms_[active_[t]];
-  }
-  active_packed_ = std::make_unique<gemm::PackedB>(true, d_, m, Xa.data(), d_);
+  for (int64_t t = 0; t < m; ++t) active_norms_[t] = norms_[active_[t]];
+  active_panels_ = make_panels(X_, active_.data(), m, d_);
 }
 
 void KernelRows::row_active(int64_t i, float* out) const {
@@ -181,10 +166,7 @@ void KernelRows::row_active(int64_t i, float* out) const {
     return;
   }
   scratch_.resize(m);
-  // the epilogue indexes norms1 by C's row (0) and norms2 by column (position in the subset)
-  EpiCtx ctx{p_, norms_.data() + i, active_norms_.data()};
-  gemm::sgemm_packed(false, 1, 1.f, X_ + i * d_, d_, *active_packed_, 0.f, scratch_.data(), m, make_epilogue(ctx),
-                     max_threads_);
+  panel_row(p_, active_panels_.data(), active_norms_.data(), m, d_, X_ + i * d_, norms_[i], scratch_.data());
   for (int64_t t = 0; t < m; ++t) out[active_[t]] = scratch_[t];
 }
 
@@ -202,32 +184,37 @@ void KernelRows::weighted_sum(const int64_t* targets, int64_t nt, const int64_t*
     }
     return;
   }
-  constexpr int64_t kT = 2048, kS = 512;  // a (kT, kS) block of K is 4 MB
-  std::vector<float> Xt(size_t(std::min(nt, kT) * d_)), Xs(size_t(std::min(ns, kS) * d_));
-  std::vector<float> nT(std::min(nt, kT)), nS(std::min(ns, kS)), K(size_t(std::min(nt, kT) * std::min(ns, kS)));
-  for (int64_t t0 = 0; t0 < nt; t0 += kT) {
-    const int64_t mt = std::min(kT, nt - t0);
-    for (int64_t t = 0; t < mt; ++t) {
-      std::copy_n(X_ + targets[t0 + t] * d_, d_, Xt.data() + t * d_);
-      nT[t] = norms_[targets[t0 + t]];
-    }
-    for (int64_t s0 = 0; s0 < ns; s0 += kS) {
-      const int64_t ms = std::min(kS, ns - s0);
-      for (int64_t s = 0; s < ms; ++s) {
-        std::copy_n(X_ + sources[s0 + s] * d_, d_, Xs.data() + s * d_);
-        nS[s] = norms_[sources[s0 + s]];
+  // One parallel region: each thread takes blocks of targets and runs single-threaded GEMMs over
+  // blocks of sources (a (kT, kS) block of K is 1 MB, in L2).
+  constexpr int64_t kT = 512, kS = 512;
+  const int64_t nblocks = (nt + kT - 1) / kT;
+  parallel_for(nblocks, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<float> Xt(size_t(kT * d_)), Xs(size_t(kS * d_)), nT(kT), nS(kS), K(size_t(kT * kS));
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const int64_t t0 = blk * kT, mt = std::min(kT, nt - t0);
+      for (int64_t t = 0; t < mt; ++t) {
+        std::copy_n(X_ + targets[t0 + t] * d_, d_, Xt.data() + t * d_);
+        nT[t] = norms_[targets[t0 + t]];
       }
-      kernel_block(p_, Xt.data(), nT.data(), mt, Xs.data(), nS.data(), ms, d_, K.data(), ms, max_threads_);
-      parallel_for(mt, 64, [&](int64_t b, int64_t e) {
-        for (int64_t t = b; t < e; ++t) {
-          const float* k = K.data() + t * ms;
-          double acc = 0;
-          for (int64_t s = 0; s < ms; ++s) acc += w[s0 + s] * double(k[s]);
-          out[t0 + t] += acc;
+      for (int64_t s0 = 0; s0 < ns; s0 += kS) {
+        const int64_t ms = std::min(kS, ns - s0);
+        for (int64_t s = 0; s < ms; ++s) {
+          std::copy_n(X_ + sources[s0 + s] * d_, d_, Xs.data() + s * d_);
+          nS[s] = norms_[sources[s0 + s]];
         }
-      }, max_threads_);
+        kernel_block(p_, Xt.data(), nT.data(), mt, Xs.data(), nS.data(), ms, d_, K.data(), ms, 1);
+        for (int64_t t = 0; t < mt; ++t) {
+          const float* k = K.data() + t * ms;
+          double acc[4] = {0, 0, 0, 0};  // four partial sums so the loop pipelines
+          int64_t s = 0;
+          for (; s + 4 <= ms; s += 4)
+            for (int u = 0; u < 4; ++u) acc[u] += w[s0 + s + u] * double(k[s + u]);
+          for (; s < ms; ++s) acc[0] += w[s0 + s] * double(k[s]);
+          out[t0 + t] += (acc[0] + acc[1]) + (acc[2] + acc[3]);
+        }
+      }
     }
-  }
+  }, max_threads_);
 }
 
 }  // namespace forgeml::svm

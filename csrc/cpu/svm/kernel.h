@@ -63,11 +63,10 @@ class KernelRows {
   int64_t n_ = 0, d_ = 0;
   int max_threads_ = 0;
   std::vector<float> norms_, diag_;
-  std::unique_ptr<gemm::PackedB> packed_;
-  // the active subset: its indices, gathered rows, norms and packed transpose
+  std::vector<float> panels_;  // X in 16-row panels for single rows (see gemv_panels)
+  // the active subset: its indices, norms and panels
   std::vector<int64_t> active_;
-  std::vector<float> active_norms_;
-  std::unique_ptr<gemm::PackedB> active_packed_;
+  std::vector<float> active_norms_, active_panels_;
   mutable std::vector<float> scratch_;
 
  public:
