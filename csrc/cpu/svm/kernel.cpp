@@ -80,13 +80,20 @@ std::vector<float> make_panels(const float* X, const int64_t* idx, int64_t n, in
 }
 
 // out[j] = k(x, X_j) for the n rows in `panels`; norms2 are their squared norms.
+// Long rows may be split over threads by whole panels. The solver passes 1: a parallel region per
+// row (tens of microseconds of work) costs more than it saves once the cores are shared.
 void panel_row(const KernelParams& p, const float* P, const float* norms2, int64_t n, int64_t d, const float* x,
-               float xnorm, float* out) {
-  if (active_isa() == Isa::avx512) gemv_panels_avx512(P, n, d, x, out);
-  else portable::gemv_panels(P, n, d, x, out);
-  if (p.type == KernelType::linear) return;
-  EpiCtx ctx{p, &xnorm, norms2};
-  kernel_epilogue(&ctx, 0, 1, 0, n, out, n);
+               float xnorm, float* out, int max_threads) {
+  constexpr int64_t kGrain = 8192;  // columns per thread at least
+  const int64_t panels = (n + 15) / 16;
+  parallel_for(panels, kGrain / 16, [&](int64_t b, int64_t e) {
+    const int64_t j0 = b * 16, j1 = std::min(n, e * 16);
+    if (active_isa() == Isa::avx512) gemv_panels_avx512(P + b * d * 16, j1 - j0, d, x, out + j0);
+    else portable::gemv_panels(P + b * d * 16, j1 - j0, d, x, out + j0);
+    if (p.type == KernelType::linear) return;
+    EpiCtx ctx{p, &xnorm, norms2};
+    kernel_epilogue(&ctx, 0, 1, j0, j1, out + j0, n);
+  }, max_threads);
 }
 
 gemm::Epilogue make_epilogue(EpiCtx& ctx) {
@@ -139,7 +146,7 @@ void KernelRows::row(int64_t i, float* out) const {
     for (int64_t j = 0; j < n_; ++j) out[j] = g[idx_[j]];
     return;
   }
-  panel_row(p_, panels_.data(), norms_.data(), n_, d_, X_ + i * d_, norms_[i], out);
+  panel_row(p_, panels_.data(), norms_.data(), n_, d_, X_ + i * d_, norms_[i], out, 1);
 }
 
 void KernelRows::set_active(const int64_t* idx, int64_t m) {
@@ -166,7 +173,7 @@ void KernelRows::row_active(int64_t i, float* out) const {
     return;
   }
   scratch_.resize(m);
-  panel_row(p_, active_panels_.data(), active_norms_.data(), m, d_, X_ + i * d_, norms_[i], scratch_.data());
+  panel_row(p_, active_panels_.data(), active_norms_.data(), m, d_, X_ + i * d_, norms_[i], scratch_.data(), 1);
   for (int64_t t = 0; t < m; ++t) out[active_[t]] = scratch_[t];
 }
 

@@ -186,6 +186,7 @@ class Smo {
       std::swap(active_[s], active_[active_size_]);
     }
     // kernel rows only for the active set from now on, once it is clearly smaller
+    std::sort(active_.begin(), active_.begin() + active_size_);  // memory order for the loops
     if (active_size_ < rows_.active_count() * 4 / 5) {
       rows_.set_active(active_.data(), active_size_);
       ++nshr_;
