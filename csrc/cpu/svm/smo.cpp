@@ -187,6 +187,7 @@ class Smo {
     }
     // kernel rows only for the active set from now on, once it is clearly smaller
     std::sort(active_.begin(), active_.begin() + active_size_);  // memory order for the loops
+    if (std::getenv("FORGEML_SVM_DEBUG2")) std::fprintf(stderr, "shrink: active %ld (rows over %ld) misses %ld\n", long(active_size_), long(rows_.active_count()), long(cache_.misses()));
     if (active_size_ < rows_.active_count() * 4 / 5) {
       rows_.set_active(active_.data(), active_size_);
       ++nshr_;
