@@ -28,6 +28,9 @@ class Smo {
     active_.resize(l_);
     for (int64_t i = 0; i < l_; ++i) active_[i] = i;
     active_size_ = l_;
+    in_up_.resize(l_);
+    in_low_.resize(l_);
+    for (int64_t t = 0; t < l_; ++t) set_status(t);
   }
 
   SmoResult run() {
@@ -72,42 +75,44 @@ class Smo {
   bool lower(int64_t i) const { return alpha_[i] <= 0; }
 
   // Second-order working set selection (WSS 2 of Fan et al.). Returns true when optimal.
+  // With v_t = y_t G_t, I_up = {t: y_t a_t can grow} and I_low = {t: it can shrink}:
+  //   i = argmax over I_up of -v_t; j = argmin over I_low, v_t > -v_i, of -(v_i + v_t)^2 / quad_it.
+  // The ratio test is done by cross-multiplying (no division per candidate).
   bool select(int64_t& out_i, int64_t& out_j) {
-    double Gmax = -kInf, Gmax2 = -kInf, obj_min = kInf;
+    double Gmax = -kInf, Gmax2 = -kInf;
     int64_t imax = -1, jmin = -1;
     for (int64_t s = 0; s < active_size_; ++s) {
       const int64_t t = active_[s];
-      if (y_[t] > 0) {
-        if (!upper(t) && -G_[t] >= Gmax) Gmax = -G_[t], imax = t;
-      } else {
-        if (!lower(t) && G_[t] >= Gmax) Gmax = G_[t], imax = t;
-      }
+      const double v = -y_[t] * G_[t];
+      if (in_up_[t] && v >= Gmax) Gmax = v, imax = t;
     }
     const float* Ki = imax >= 0 ? cache_.get(imax) : nullptr;
     const double QDi = imax >= 0 ? QD_[imax] : 0.0;
+    double best_num = -1.0, best_den = 1.0;  // the best -(num / den) so far
     for (int64_t s = 0; s < active_size_; ++s) {
       const int64_t t = active_[s];
-      double grad_diff;
-      if (y_[t] > 0) {
-        if (lower(t)) continue;
-        grad_diff = Gmax + G_[t];
-        Gmax2 = std::max(Gmax2, G_[t]);
-      } else {
-        if (upper(t)) continue;
-        grad_diff = Gmax - G_[t];
-        Gmax2 = std::max(Gmax2, -G_[t]);
-      }
+      if (!in_low_[t]) continue;
+      const double v = y_[t] * G_[t];
+      Gmax2 = std::max(Gmax2, v);
+      const double grad_diff = Gmax + v;
       if (grad_diff > 0) {
         // y_i y_t Q_it = K_it, so the curvature is |phi(x_i) - phi(x_t)|^2 whatever the labels.
         double quad = QDi + QD_[t] - 2.0 * double(Ki[t]);
-        double obj = -(grad_diff * grad_diff) / (quad > 0 ? quad : kTau);
-        if (obj <= obj_min) obj_min = obj, jmin = t;
+        if (quad <= 0) quad = kTau;
+        const double num = grad_diff * grad_diff;
+        if (num * best_den >= best_num * quad) best_num = num, best_den = quad, jmin = t;
       }
     }
     if (Gmax + Gmax2 < opt_.tol || jmin == -1) return true;
     out_i = imax;
     out_j = jmin;
     return false;
+  }
+
+  void set_status(int64_t t) {
+    const bool up = alpha_[t] < C_[t], low = alpha_[t] > 0;  // room to grow / to shrink
+    in_up_[t] = y_[t] > 0 ? up : low;
+    in_low_[t] = y_[t] > 0 ? low : up;
   }
 
   void update(int64_t i, int64_t j) {
@@ -148,6 +153,8 @@ class Smo {
         if (ai < 0) ai = 0, aj = sum;
       }
     }
+    set_status(i);
+    set_status(j);
     // G_t += Q_ti dai + Q_tj daj = y_t (K_ti y_i dai + K_tj y_j daj)
     const double di = (ai - old_ai) * y_[i], dj = (aj - old_aj) * y_[j];
     for (int64_t s = 0; s < active_size_; ++s) {
@@ -246,6 +253,7 @@ class Smo {
   int64_t l_;
   std::vector<double> alpha_, G_, QD_;
   std::vector<int64_t> active_;
+  std::vector<uint8_t> in_up_, in_low_;
   int64_t active_size_;
   bool unshrunk_ = false;
   int64_t active_acc_ = 0, nshr_ = 0;
