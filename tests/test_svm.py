@@ -171,7 +171,8 @@ def test_linear_svc_sparse_csr_and_options():
     for dual in (False, True):
         a = fm.LinearSVC(dual=dual, max_iter=5000, random_state=0).fit(X, y)
         b = fm.LinearSVC(dual=dual, max_iter=5000, random_state=0).fit(Xs, y)
-        np.testing.assert_allclose(a.coef_, b.coef_, atol=1e-6)
+        # same solver and data; only the summation order of the dense and sparse dots differs
+        np.testing.assert_allclose(a.coef_, b.coef_, atol=1e-4 * np.abs(a.coef_).max())
         np.testing.assert_array_equal(a.predict(X), b.predict(Xs))
     c = fm.LinearSVC(fit_intercept=False).fit(X, y)
     assert c.intercept_ == 0.0
