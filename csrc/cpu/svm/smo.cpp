@@ -55,6 +55,7 @@ class Smo {
     }
     if (iter >= max_iter) res.converged = false;
     grow_active();
+    // FORGEML_SVM_DEBUG=1 prints where a solve spent its time (cache, active set, kernel rows)
     if (std::getenv("FORGEML_SVM_DEBUG"))
       std::fprintf(stderr, "l=%ld iters=%ld misses=%ld hits=%ld active_sum/iter=%.0f shrinks=%ld\n", long(l_), long(iter),
                    long(cache_.misses()), long(cache_.hits()), double(active_acc_) / std::max<int64_t>(iter, 1), long(nshr_));
@@ -194,7 +195,6 @@ class Smo {
     }
     // kernel rows only for the active set from now on, once it is clearly smaller
     std::sort(active_.begin(), active_.begin() + active_size_);  // memory order for the loops
-    if (std::getenv("FORGEML_SVM_DEBUG2")) std::fprintf(stderr, "shrink: active %ld (rows over %ld) misses %ld\n", long(active_size_), long(rows_.active_count()), long(cache_.misses()));
     if (active_size_ < rows_.active_count() * 4 / 5) {
       rows_.set_active(active_.data(), active_size_);
       ++nshr_;
