@@ -6,8 +6,10 @@
 //     rbf      K = exp(-gamma |x1 - x2|^2) = exp(-gamma (|x1|^2 + |x2|^2 - 2 x1.x2))
 //     sigmoid  K = tanh(gamma x1.x2 + coef0)
 //   precomputed: X is itself the (n_samples, n_train) Gram matrix; rows are gathered, not computed.
-// The dot products come from gemm::sgemm; the kernel function runs in the GEMM epilogue while
-// the block of K is still in cache (rbf takes the row norms through the epilogue's context).
+// Blocks of K (prediction, gradient reconstruction) come from gemm::sgemm with the kernel
+// function in its epilogue, applied while the block is still in cache (rbf takes the row norms
+// through the epilogue's context). The SMO solver's single rows use a panel GEMV instead
+// (kernel_fn.h): one row through the GEMM pads it to the micro-kernel's full height.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -36,7 +38,8 @@ std::vector<float> row_norms(const float* X, int64_t n, int64_t d);
 void kernel_block(const KernelParams& p, const float* X1, const float* norms1, int64_t m, const float* X2,
                   const float* norms2, int64_t n, int64_t d, float* K, int64_t ldk, int max_threads = 0);
 
-// Kernel rows against one fixed training set (a sub-problem's rows), with op(B) = X^T packed once.
+// Kernel rows against one fixed training set (a sub-problem's rows), X kept in 16-row panels
+// (all rows, and the solver's active subset once it shrinks).
 class KernelRows {
  public:
   // X (n, d) for computed kernels; for precomputed, gram is the full (N, N_all) Gram matrix with
