@@ -2,8 +2,10 @@
 CuPy out. This package is the single door to the compiled backends."""
 from __future__ import annotations
 
-from .gemm import matmul  # noqa: F401
-from .rnn import RecurrentGrads, gru, gru_grad, lstm, lstm_grad, simple_rnn, simple_rnn_grad  # noqa: F401
+from . import conv, gemm, rnn, svm
+from .conv import *  # noqa: F401,F403
+from .gemm import *  # noqa: F401,F403
+from .rnn import *  # noqa: F401,F403
+from .svm import *  # noqa: F401,F403
 
-__all__: list[str] = ["matmul", "simple_rnn", "lstm", "gru", "simple_rnn_grad", "lstm_grad", "gru_grad",
-                      "RecurrentGrads"]
+__all__ = [*gemm.__all__, *conv.__all__, *rnn.__all__, *svm.__all__]
