@@ -389,3 +389,20 @@ def test_matches_keras_golden_values(cell):
         np.testing.assert_allclose(got, d[f"{cell}_dw{i}"], rtol=1e-4, atol=1e-5, err_msg=f"weight {i}")
     for i, got in enumerate((g.dh0, g.dc0)[:len(states)]):
         np.testing.assert_allclose(got, d[f"{cell}_ds{i}"], rtol=1e-4, atol=1e-5, err_msg=f"state {i}")
+
+
+@pytest.mark.parametrize("cell", ["simple_rnn", "lstm", "gru"])
+def test_inference_path_matches_training_path(cell):
+    """Without return_cache the gates live in a reused per-thread buffer; results are identical,
+    also on a second call with a smaller shape (the buffer keeps its larger size)."""
+    for shape in [(4, 9, 5, 21), (2, 3, 4, 7)]:
+        x, k, r, b, h0, c0 = make(cell, *shape, seed=6)
+        trained = run(cell, x, k, r, b, h0, c0, cache=True)[:-1]
+        inferred = run(cell, x, k, r, b, h0, c0)
+        assert len(trained) == len(inferred)
+        for a, c in zip(trained, inferred):
+            np.testing.assert_array_equal(a, c)
+        y_ref, h_ref, c_ref, _ = ref_forward(cell, x, k, r, b, h0, c0)
+        assert_close(inferred[1], h_ref, "h_T")
+        if cell == "lstm":
+            assert_close(inferred[2], c_ref, "c_T")

@@ -3,7 +3,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <optional>
+#include <vector>
 
 #include "bind/registry.h"
 #include "cpu/rnn/rnn.h"
@@ -41,8 +43,15 @@ Arr to_perm(const std::vector<int64_t>& perm, const Arr& a, int64_t rows) {
   return out;
 }
 
+// Inference (keep == false) reuses one per-thread buffer for the gates and cell states: fresh
+// multi-MB arrays on every call cost page faults comparable to the recurrent GEMMs themselves.
+float* reusable(std::vector<float>& buf, int64_t n) {
+  if (static_cast<int64_t>(buf.size()) < n) buf.resize(n);
+  return buf.data();
+}
+
 py::dict forward(int cell, int act, const Arr& x, const Arr& kernel, const Arr& rkernel, const Arr& bias,
-                 const OptArr& h0, const OptArr& c0, int parts) {
+                 const OptArr& h0, const OptArr& c0, int parts, bool keep) {
   const int64_t H = rkernel.ndim() == 2 ? rkernel.shape(0) : -1;
   r::Dims d = dims_of(cell, x, H);
   r::Cell c = static_cast<r::Cell>(cell);
@@ -56,16 +65,24 @@ py::dict forward(int cell, int act, const Arr& x, const Arr& kernel, const Arr& 
   r::Split split = r::make_split(d, forgeml::num_threads(), parts);
   std::vector<int64_t> perm = r::column_perm(d, split);
   Arr kp = to_perm(perm, kernel, d.F), rp = to_perm(perm, rkernel, d.H), bp = to_perm(perm, bias, nb);
+  const int64_t nk = c == r::Cell::simple ? 0 : d.N;
   Arr y = empty({d.N, d.T, d.H});
-  Arr xg = empty({c == r::Cell::simple ? 0 : d.N, d.T, d.GH()});
-  Arr aux = empty({c == r::Cell::simple ? 0 : d.N, d.T, d.H});
-  r::Forward f{x.data(), kp.data(), rp.data(), bp.data(), ptr(h0), ptr(c0),
-               y.mutable_data(), xg.mutable_data(), aux.mutable_data()};
+  Arr xg = empty({keep ? nk : 0, d.T, d.GH()});
+  Arr aux = empty({keep ? nk : 0, d.T, d.H});
+  Arr c_T = empty({c == r::Cell::lstm ? d.N : 0, d.H});
+  thread_local std::vector<float> xg_buf, aux_buf;
+  float* xg_p = keep ? xg.mutable_data() : reusable(xg_buf, nk * d.T * d.GH());
+  float* aux_p = keep ? aux.mutable_data() : reusable(aux_buf, nk * d.T * d.H);
+  r::Forward f{x.data(), kp.data(), rp.data(), bp.data(), ptr(h0), ptr(c0), y.mutable_data(), xg_p, aux_p};
   {
     py::gil_scoped_release nogil;
     r::forward(c, static_cast<r::Act>(act), d, split, f);
+    if (c == r::Cell::lstm && d.T > 0)
+      for (int64_t n = 0; n < d.N; ++n)
+        std::copy_n(aux_p + (n * d.T + d.T - 1) * d.H, d.H, c_T.mutable_data() + n * d.H);
   }
   py::dict out;
+  out["c_T"] = c_T;
   out["y"] = y, out["xg"] = xg, out["aux"] = aux, out["kernel"] = kp, out["recurrent_kernel"] = rp;
   out["split"] = py::array_t<int64_t>(static_cast<py::ssize_t>(split.size()), split.data());
   return out;
@@ -111,7 +128,7 @@ py::tuple backward(int cell, int act, const py::array_t<int64_t, py::array::c_st
 forgeml::bind::Register reg{[](py::module_& m) {
   m.def("rnn_forward", &forward, py::arg("cell"), py::arg("act"), py::arg("x"), py::arg("kernel"),
         py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0"), py::arg("c0"),
-        py::arg("parts") = 0, "Recurrent sequence forward (cell 0 SimpleRNN, 1 LSTM, 2 GRU); returns the cache dict.");
+        py::arg("parts") = 0, py::arg("keep") = true, "Recurrent sequence forward (cell 0 SimpleRNN, 1 LSTM, 2 GRU); returns the cache dict.");
   m.def("rnn_backward", &backward, py::arg("cell"), py::arg("act"), py::arg("split"), py::arg("x"),
         py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("h0"), py::arg("c0"), py::arg("y"),
         py::arg("xg"), py::arg("aux"), py::arg("dy"), py::arg("dh_T"), py::arg("dc_T"),

@@ -120,13 +120,13 @@ def _forward(cell, x, kernel, recurrent_kernel, bias, h0, c0, act, return_cache)
         out = _forward_cuda(mod, cell, act, x, kernel, recurrent_kernel, bias, h0, c0)
         xp = __import__("cupy")
     else:
-        out = mod.rnn_forward(cell, act, x, kernel, recurrent_kernel, bias, h0, c0, _FORCE_PARTS)
+        out = mod.rnn_forward(cell, act, x, kernel, recurrent_kernel, bias, h0, c0, _FORCE_PARTS, return_cache)
         out.update(h0=h0, c0=c0)
         xp = np
     y = out["y"]
     if t > 0:
         h_t = y[:, -1].copy()
-        c_t = out["aux"][:, -1].copy() if cell == _LSTM else None
+        c_t = (out["c_T"] if kind == "cpu" else out["aux"][:, -1].copy()) if cell == _LSTM else None
     else:
         h_t = h0.copy() if h0 is not None else xp.zeros((n, h), xp.float32)
         c_t = (c0.copy() if c0 is not None else xp.zeros((n, h), xp.float32)) if cell == _LSTM else None
