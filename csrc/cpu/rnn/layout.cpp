@@ -1,5 +1,6 @@
 // Thread parts of the hidden units and the gate-column permutation that goes with them.
 #include <algorithm>
+#include <utility>
 
 #include "rnn.h"
 
@@ -41,13 +42,20 @@ std::vector<int64_t> column_perm(const Dims& d, const Split& split) {
 
 void permute_columns(const std::vector<int64_t>& perm, int64_t rows, const float* src, float* dst, bool to_perm) {
   const int64_t cols = static_cast<int64_t>(perm.size());
+  // perm maps runs of consecutive columns to consecutive columns (one run per part and gate):
+  // copy run by run.
+  std::vector<std::pair<int64_t, int64_t>> runs;  // (first Keras column, run length)
+  for (int64_t c = 0; c < cols; ++c) {
+    if (!runs.empty() && perm[c] == perm[c - 1] + 1) ++runs.back().second;
+    else runs.push_back({c, 1});
+  }
   for (int64_t r = 0; r < rows; ++r) {
     const float* s = src + r * cols;
     float* o = dst + r * cols;
-    if (to_perm)
-      for (int64_t c = 0; c < cols; ++c) o[perm[c]] = s[c];
-    else
-      for (int64_t c = 0; c < cols; ++c) o[c] = s[perm[c]];
+    for (auto [c, n] : runs) {
+      if (to_perm) std::copy_n(s + c, n, o + perm[c]);
+      else std::copy_n(s + perm[c], n, o + c);
+    }
   }
 }
 
