@@ -4,6 +4,7 @@
 // the sample, a heavy value keeping a bin of its own.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <vector>
@@ -23,8 +24,33 @@ float midpoint(float a, float b) {
   return (m >= b || m < a) ? a : m;
 }
 
+// LSD radix sort of floats (no NaN) on their order-preserving 32-bit keys, 3 passes of 11 bits:
+// a few times faster than std::sort on the 10^5-row columns binning sees.
+void radix_sort(std::vector<float>& v) {
+  const size_t n = v.size();
+  if (n < 512) { std::sort(v.begin(), v.end()); return; }
+  std::vector<uint32_t> a(n), b(n);
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, &v[i], 4);
+    a[i] = (u >> 31) ? ~u : (u | 0x80000000u);  // negatives reversed, positives above them
+  }
+  for (int shift = 0; shift < 32; shift += 11) {
+    uint32_t count[2048] = {0};
+    for (uint32_t k : a) ++count[(k >> shift) & 2047];
+    uint32_t sum = 0;
+    for (auto& c : count) { uint32_t t = c; c = sum; sum += t; }
+    for (uint32_t k : a) b[count[(k >> shift) & 2047]++] = k;
+    a.swap(b);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t k = a[i], u = (k >> 31) ? (k & 0x7fffffffu) : ~k;
+    std::memcpy(&v[i], &u, 4);
+  }
+}
+
 void feature_edges(std::vector<float>& v, int value_bins, float* edges, int32_t* n_edges) {
-  std::sort(v.begin(), v.end());
+  radix_sort(v);
   std::vector<float> uniq;
   std::vector<int64_t> before;  // rows below each distinct value
   for (size_t i = 0; i < v.size(); ++i)
@@ -57,28 +83,38 @@ void bin_edges(const float* X, int64_t n, int d, const double* weight, int max_b
     std::sort(rows.begin(), rows.end());
   }
   const int value_bins = max_bins - 1;  // one bin is kept for NaN
-  parallel_for(d, 1, [&](int64_t f0, int64_t f1) {
-    std::vector<float> v;
-    for (int64_t f = f0; f < f1; ++f) {
-      v.clear();
-      for (int64_t r : rows) {
-        float x = X[r * d + f];
-        if (!std::isnan(x)) v.push_back(x);
-      }
-      feature_edges(v, value_bins, edges + f * 256, n_edges + f);
+  // Gather the sample column by column in blocks of features, reading X row-major (one pass
+  // per block, so large X is streamed, never walked with a stride of d floats per value).
+  constexpr int64_t kFeatBlock = 16;
+  for (int64_t f0 = 0; f0 < d; f0 += kFeatBlock) {
+    const int64_t f1 = std::min<int64_t>(d, f0 + kFeatBlock);
+    std::vector<std::vector<float>> cols(f1 - f0);
+    for (auto& c : cols) c.reserve(rows.size());
+    for (int64_t r : rows) {
+      const float* x = X + r * d;
+      for (int64_t f = f0; f < f1; ++f)
+        if (!std::isnan(x[f])) cols[f - f0].push_back(x[f]);
     }
-  });
+    parallel_for(f1 - f0, 1, [&](int64_t a, int64_t b) {
+      for (int64_t j = a; j < b; ++j) feature_edges(cols[j], value_bins, edges + (f0 + j) * 256, n_edges + f0 + j);
+    });
+  }
 }
 
-void bin_codes(const float* X, int64_t n, int d, const float* edges, const int32_t* n_edges, uint8_t* codes) {
+void bin_codes(const float* X, int64_t n, int d, const float* edges, const int32_t* /*n_edges: edges are +inf-padded*/,
+               uint8_t* codes) {
   parallel_for(n, 4096, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const float* x = X + r * d;
       uint8_t* c = codes + r * d;
       for (int f = 0; f < d; ++f) {
         if (std::isnan(x[f])) { c[f] = kNanBin; continue; }
+        // branchless search in the +inf-padded 256 cut points: code = #cuts < x
         const float* e = edges + static_cast<int64_t>(f) * 256;
-        c[f] = static_cast<uint8_t>(std::lower_bound(e, e + n_edges[f], x[f]) - e);
+        const float v = x[f];
+        int i = 0;
+        for (int step = 128; step >= 1; step >>= 1) i += (e[i + step - 1] < v) ? step : 0;
+        c[f] = static_cast<uint8_t>(i);
       }
     }
   });

@@ -43,8 +43,24 @@ struct Entry {
   std::vector<double> left, right;  // child statistics
 };
 
+// A row of the node's range with what the histograms need next to it, so building one touches
+// a single random cache line (the row's codes) per row.
+template <bool kClassify>
+struct RowRec {
+  int32_t row;
+  int32_t cls;
+  double w;
+};
+template <>
+struct RowRec<false> {
+  int32_t row;
+  double w;
+  double y;
+};
+
 struct Scratch {
-  std::vector<double> hist;   // (batch, 256, S), all zero between uses
+  std::vector<double> hw;     // (batch, 256, H) per-bin sums (split.h), all zero between uses
+  std::vector<uint32_t> cnt;  // (batch, 256)
   std::vector<uint64_t> occ;  // (batch, 4)
   std::vector<double> tmp, left, right;
   std::vector<int> constant;
@@ -58,17 +74,22 @@ class Grower {
     K_ = C::kClassify ? p.n_classes : 1;
     crit_.K = K_;
     S_ = stat_width(C::kClassify, p.n_classes);
+    H_ = C::kClassify ? K_ : 3;
     words_ = (D_.d + 63) / 64;
-    batch_cap_ = std::max<int>(1, static_cast<int>(kScratchBytes / (256 * S_ * sizeof(double))));
-    batch_cap_ = std::min(batch_cap_, D_.d);
+    batch_cap_ = std::max<int>(1, static_cast<int>(kScratchBytes / (256 * (H_ * sizeof(double) + 4))));
+    batch_cap_ = std::min({batch_cap_, D_.d, std::max(1, p.max_features)});
   }
 
   TreeOut run() {
     for (int64_t r = 0; r < D_.n; ++r)
-      if (w_[r] > 0) rows_.push_back(static_cast<int32_t>(r));
+      if (w_[r] > 0)
+      {
+        if constexpr (C::kClassify) rows_.push_back({static_cast<int32_t>(r), D_.y_class[r], w_[r]});
+        else rows_.push_back({static_cast<int32_t>(r), w_[r], D_.y[r]});
+      }
     tmp_.resize(rows_.size());
     std::vector<double> total(S_, 0.0);
-    for (int32_t r : rows_) add_row(total.data(), r);
+    for (const Rec& r : rows_) add_row(total.data(), r);
     w_root_ = total[1];
     lim_ = {static_cast<double>(P_.min_samples_leaf), P_.min_weight_fraction_leaf * w_root_};
     Entry root = make_entry(0, static_cast<int64_t>(rows_.size()), 0, total.data(),
@@ -78,16 +99,16 @@ class Grower {
   }
 
  private:
-  void add_row(double* s, int32_t r) const {
-    double w = w_[r];
+  using Rec = RowRec<C::kClassify>;
+  static void add_row(double* s, const Rec& r) {
     s[0] += 1;
-    s[1] += w;
+    s[1] += r.w;
     if constexpr (C::kClassify) {
-      s[2 + D_.y_class[r]] += w;
+      s[2 + r.cls] += r.w;
     } else {
-      double wy = w * D_.y[r];
+      double wy = r.w * r.y;
       s[2] += wy;
-      s[3] += wy * D_.y[r];
+      s[3] += wy * r.y;
     }
   }
 
@@ -165,10 +186,11 @@ class Grower {
   Scratch& scratch(int t) {
     if (static_cast<int>(scratch_.size()) <= t) scratch_.resize(t + 1);
     Scratch& sc = scratch_[t];
-    if (sc.hist.empty()) {
-      sc.hist.assign(static_cast<size_t>(batch_cap_) * 256 * S_, 0.0);
+    if (sc.hw.empty()) {
+      sc.hw.assign(static_cast<size_t>(batch_cap_) * 256 * H_, 0.0);
+      sc.cnt.assign(static_cast<size_t>(batch_cap_) * 256, 0);
       sc.occ.assign(static_cast<size_t>(batch_cap_) * 4, 0);
-      sc.tmp.resize(3 * S_);
+      sc.tmp.resize(4 * S_);
       sc.left.resize(S_);
       sc.right.resize(S_);
     }
@@ -178,39 +200,42 @@ class Grower {
   // Histograms of features f[0..nf) over the node's rows, then the scan of each.
   void build_and_scan(const Entry& e, const int* f, int rank0, int nf, const double* total, Scratch& sc,
                       Best& best) {
-    double* hist = sc.hist.data();
+    double* hw = sc.hw.data();
+    uint32_t* cnt = sc.cnt.data();
     uint64_t* occ = sc.occ.data();
-    const int d = D_.d, S = S_;
+    const int d = D_.d, H = H_;
+    constexpr int64_t kAhead = 16;  // prefetch distance in rows: hides the codes' cache misses
     for (int64_t i = e.begin; i < e.end; ++i) {
-      const int32_t r = rows_[i];
-      const uint8_t* c = D_.codes + static_cast<int64_t>(r) * d;
-      const double w = w_[r];
-      double a2, a3 = 0;
-      int slot;
-      if constexpr (C::kClassify) {
-        slot = 2 + D_.y_class[r];
-        a2 = w;
-      } else {
-        slot = 2;
-        a2 = w * D_.y[r];
-        a3 = a2 * D_.y[r];
-      }
+      if (i + kAhead < e.end) __builtin_prefetch(D_.codes + static_cast<int64_t>(rows_[i + kAhead].row) * d);
+      const Rec& rr = rows_[i];
+      const uint8_t* c = D_.codes + static_cast<int64_t>(rr.row) * d;
       for (int j = 0; j < nf; ++j) {
         const int b = c[f[j]];
-        double* h = hist + (static_cast<size_t>(j) * 256 + b) * S;
-        h[0] += 1;
-        h[1] += w;
-        h[slot] += a2;
-        if constexpr (!C::kClassify) h[3] += a3;
+        const size_t at = static_cast<size_t>(j) * 256 + b;
+        double* h = hw + at * H;
+        if constexpr (C::kClassify) {
+          h[rr.cls] += rr.w;
+        } else {
+          const double wy = rr.w * rr.y;
+          h[0] += rr.w;
+          h[1] += wy;
+          h[2] += wy * rr.y;
+        }
+        ++cnt[at];
         occ[j * 4 + (b >> 6)] |= uint64_t{1} << (b & 63);
       }
     }
     for (int j = 0; j < nf; ++j) {
-      double* h = hist + static_cast<size_t>(j) * 256 * S;
+      double* h = hw + static_cast<size_t>(j) * 256 * H;
+      uint32_t* n = cnt + static_cast<size_t>(j) * 256;
       uint64_t* o = occ + j * 4;
-      if (!scan_feature(crit_, h, o, total, S, lim_, f[j], rank0 + j, sc.tmp.data(), best))
-        sc.constant.push_back(f[j]);
-      for_each_bit(o, 4, [&](int b) { std::fill(h + b * S, h + (b + 1) * S, 0.0); });
+      bool varies = S_ == 4 ? scan_feature<C, 4>(crit_, h, n, o, total, S_, lim_, f[j], rank0 + j, sc.tmp.data(), best)
+                            : scan_feature<C>(crit_, h, n, o, total, S_, lim_, f[j], rank0 + j, sc.tmp.data(), best);
+      if (!varies) sc.constant.push_back(f[j]);
+      for_each_bit(o, 4, [&](int b) {
+        std::fill(h + b * H, h + (b + 1) * H, 0.0);
+        n[b] = 0;
+      });
       std::fill(o, o + 4, 0);
     }
   }
@@ -257,8 +282,8 @@ class Grower {
     const int d = D_.d, f = e.feature, bin = e.bin;
     int64_t nl = 0, nr = 0;
     for (int64_t i = e.begin; i < e.end; ++i) {
-      int32_t r = rows_[i];
-      int c = D_.codes[static_cast<int64_t>(r) * d + f];
+      const Rec r = rows_[i];
+      int c = D_.codes[static_cast<int64_t>(r.row) * d + f];
       bool go_left = c == kNanBin ? e.nan_left : c <= bin;
       if (go_left) rows_[e.begin + nl++] = r; else tmp_[nr++] = r;
     }
@@ -311,10 +336,10 @@ class Grower {
   Rng rng_;
   int threads_;
   C crit_;
-  int K_ = 1, S_ = 4, words_ = 1, batch_cap_ = 1;
+  int K_ = 1, S_ = 4, H_ = 3, words_ = 1, batch_cap_ = 1;
   double w_root_ = 0;
   Limits lim_{1, 0};
-  std::vector<int32_t> rows_, tmp_;
+  std::vector<Rec> rows_, tmp_;
   std::vector<Scratch> scratch_;
   TreeOut out_;
 };

@@ -11,16 +11,26 @@ namespace {
 
 template <class C>
 SplitResult scan_all(const C& crit, const double* hist, int d, const double* total, int S, const Limits& lim) {
-  std::vector<double> l(S), r(S), tmp(3 * S);
+  const int H = C::kClassify ? S - 2 : 3;
+  std::vector<double> l(S), r(S), tmp(4 * S), hw(256 * H);
+  std::vector<uint32_t> cnt(256);
   Best best;
   best.left = l.data();
   best.right = r.data();
-  for (int f = 0; f < d; ++f) {
+  for (int f = 0; f < d; ++f) {  // dense (256, S) -> the kernels' compact layout
     const double* h = hist + static_cast<size_t>(f) * 256 * S;
     uint64_t occ[4] = {0, 0, 0, 0};
-    for (int b = 0; b < 256; ++b)
-      if (h[b * S] > 0) occ[b >> 6] |= uint64_t{1} << (b & 63);
-    scan_feature(crit, h, occ, total, S, lim, f, f, tmp.data(), best);
+    for (int b = 0; b < 256; ++b) {
+      const double* s = h + b * S;
+      cnt[b] = static_cast<uint32_t>(s[0]);
+      if (s[0] > 0) occ[b >> 6] |= uint64_t{1} << (b & 63);
+      if (C::kClassify) {
+        for (int k = 0; k < H; ++k) hw[b * H + k] = s[2 + k];
+      } else {
+        hw[b * 3] = s[1]; hw[b * 3 + 1] = s[2]; hw[b * 3 + 2] = s[3];
+      }
+    }
+    scan_feature(crit, hw.data(), cnt.data(), occ, total, S, lim, f, f, tmp.data(), best);
   }
   return {best.feature, best.bin, best.nan_left, best.proxy};
 }
