@@ -216,11 +216,11 @@ def test_classifier_accuracy_matches_sklearn(name):
 
 @pytest.mark.slow
 def test_regressor_r2_matches_sklearn():
-    # diabetes R2 varies by ~0.01 between seeds of the same model: 5-fold CV per seed steadies it
+    # diabetes R2 varies by ~0.01 between seeds of the same model: 3-fold CV per seed steadies it
     X, y = datasets.load_diabetes(return_X_y=True)
     ours, theirs = [], []
     for s in range(5):
-        cv = KFold(5, shuffle=True, random_state=s)
+        cv = KFold(3, shuffle=True, random_state=s)
         ours.append(cross_val_score(RandomForestRegressor(random_state=s), X, y, cv=cv).mean())
         theirs.append(cross_val_score(SkRFR(random_state=s, n_jobs=1), X, y, cv=cv).mean())
     assert np.mean(ours) >= np.mean(theirs) - 0.01, (ours, theirs)
