@@ -177,3 +177,27 @@ def test_single_tree_feature_parallel_deterministic(rng):
     out, _ = _fit_forest(X, y, [5], criterion="squared_error", n_classes=1, threads=4, max_depth=12)
     for k in ref:
         np.testing.assert_array_equal(out[k], ref[k])
+
+
+@pytest.mark.parametrize("criterion,n_classes", [("gini", 3), ("entropy", 2)])
+def test_histogram_subtraction_gives_the_same_tree(rng, criterion, n_classes):
+    # unit weights: class sums are exact integers both ways, so the trees must be identical
+    X = rng.normal(size=(6001, 9)).astype(np.float32)
+    X[rng.random(X.shape) < 0.03] = np.nan
+    y = ((X[:, 0] > 0) + (np.nan_to_num(X[:, 1]) > 0.7)).astype(np.int32) % n_classes
+    y[rng.random(6001) < 0.2] = 0
+    kw = dict(criterion=criterion, n_classes=n_classes, bootstrap=True)
+    ref, _ = _fit_forest(X, y, [1, 2], hist_subtraction=False, **kw)
+    out, _ = _fit_forest(X, y, [1, 2], **kw)
+    assert len(ref["feature"]) > 200
+    for k in ref:
+        np.testing.assert_array_equal(out[k], ref[k])
+
+
+def test_histogram_subtraction_regression_close(rng):
+    X = rng.normal(size=(5001, 7)).astype(np.float32)
+    y = X[:, 0] ** 2 + rng.normal(size=5001)
+    ref, _ = _fit_forest(X, y, [4], criterion="squared_error", hist_subtraction=False, max_depth=6)
+    out, _ = _fit_forest(X, y, [4], criterion="squared_error", max_depth=6)
+    np.testing.assert_array_equal(out["feature"], ref["feature"])
+    np.testing.assert_allclose(out["value"], ref["value"], rtol=1e-10)

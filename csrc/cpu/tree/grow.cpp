@@ -6,6 +6,9 @@
 // are remembered and never drawn again below). Histograms are built for a batch of drawn
 // features in one pass over the node's rows (row-major codes: one cache line per row), with a
 // 256-bit occupancy mask per feature so a small node scans and clears only the bins it touched.
+// When every feature is evaluated at every node (max_features >= d: single trees, regression
+// forests by default), a node keeps its full histogram and its children get theirs LightGBM's
+// way: build the smaller child from its rows, derive the larger as parent minus smaller.
 // Depth-first growth by default; best-first (largest impurity decrease first) with
 // max_leaf_nodes. Everything depends only on the seed, never on the thread count.
 #include <algorithm>
@@ -30,6 +33,16 @@ namespace {
 
 constexpr double kEps = std::numeric_limits<double>::epsilon();
 constexpr size_t kScratchBytes = size_t{4} << 20;  // histogram scratch per thread
+constexpr int64_t kMinHistRows = 512;  // nodes this large keep a full histogram for subtraction
+constexpr size_t kMaxHistBytes = size_t{8} << 20;  // larger full histograms: no subtraction
+constexpr int kMaxLiveHists = 64;
+
+// All d features' histograms of one node (split.h layout), zero where occ says empty.
+struct Hist {
+  std::vector<double> hw;     // (d, 256, H)
+  std::vector<uint32_t> cnt;  // (d, 256)
+  std::vector<uint64_t> occ;  // (d, 4)
+};
 
 struct Entry {
   int node = -1;
@@ -41,6 +54,7 @@ struct Entry {
   bool nan_left = false;
   double improvement = 0;
   std::vector<double> left, right;  // child statistics
+  std::unique_ptr<Hist> hist;       // full mode: this node's histogram, kept for its children
 };
 
 // A row of the node's range with what the histograms need next to it, so building one touches
@@ -78,6 +92,7 @@ class Grower {
     words_ = (D_.d + 63) / 64;
     batch_cap_ = std::max<int>(1, static_cast<int>(kScratchBytes / (256 * (H_ * sizeof(double) + 4))));
     batch_cap_ = std::min({batch_cap_, D_.d, std::max(1, p.max_features)});
+    full_ = p.hist_subtraction && p.max_features >= D_.d && static_cast<size_t>(D_.d) * 256 * (H_ * sizeof(double) + 4) <= kMaxHistBytes;
   }
 
   TreeOut run() {
@@ -93,7 +108,7 @@ class Grower {
     w_root_ = total[1];
     lim_ = {static_cast<double>(P_.min_samples_leaf), P_.min_weight_fraction_leaf * w_root_};
     Entry root = make_entry(0, static_cast<int64_t>(rows_.size()), 0, total.data(),
-                            std::vector<uint64_t>(words_, 0));
+                            std::vector<uint64_t>(words_, 0), nullptr);
     if (P_.max_leaf_nodes > 0) best_first(std::move(root)); else depth_first(std::move(root));
     return std::move(out_);
   }
@@ -131,7 +146,8 @@ class Grower {
     return id;
   }
 
-  Entry make_entry(int64_t begin, int64_t end, int depth, const double* s, std::vector<uint64_t> consts) {
+  Entry make_entry(int64_t begin, int64_t end, int depth, const double* s, std::vector<uint64_t> consts,
+                   std::unique_ptr<Hist> hist) {
     Entry e;
     e.node = new_node(s, depth);
     e.begin = begin;
@@ -142,10 +158,124 @@ class Grower {
     double pure_tol = kEps;
     if constexpr (!C::kClassify) pure_tol = kEps * (1.0 + (s[2] / W) * (s[2] / W));
     if (depth >= P_.max_depth || n < static_cast<double>(P_.min_samples_split) ||
-        n < 2.0 * static_cast<double>(P_.min_samples_leaf) || W < 2.0 * lim_.min_weight_leaf || imp <= pure_tol)
+        n < 2.0 * static_cast<double>(P_.min_samples_leaf) || W < 2.0 * lim_.min_weight_leaf || imp <= pure_tol) {
+      release(std::move(hist));
       return e;
+    }
+    if (full_ && (hist || (end - begin >= kMinHistRows && live_ < kMaxLiveHists))) {
+      if (!hist) {
+        hist = take_hist();
+        build_full(begin, end, *hist);
+      }
+      find_split_full(e, s, *hist);
+      if (e.split && end - begin >= kMinHistRows) e.hist = std::move(hist);
+      else release(std::move(hist));
+      return e;
+    }
+    release(std::move(hist));
     find_split(e, s);
     return e;
+  }
+
+  // ---- full histograms (subtraction mode)
+  std::unique_ptr<Hist> take_hist() {
+    ++live_;
+    if (!pool_.empty()) {
+      auto h = std::move(pool_.back());
+      pool_.pop_back();
+      return h;
+    }
+    auto h = std::make_unique<Hist>();
+    h->hw.assign(static_cast<size_t>(D_.d) * 256 * H_, 0.0);
+    h->cnt.assign(static_cast<size_t>(D_.d) * 256, 0);
+    h->occ.assign(static_cast<size_t>(D_.d) * 4, 0);
+    return h;
+  }
+
+  void release(std::unique_ptr<Hist> h) {  // back to the pool, cleared through its masks
+    if (!h) return;
+    --live_;
+    for (int f = 0; f < D_.d; ++f) clear_feature(h->hw.data() + static_cast<size_t>(f) * 256 * H_,
+                                                 h->cnt.data() + static_cast<size_t>(f) * 256, h->occ.data() + f * 4);
+    pool_.push_back(std::move(h));
+  }
+
+  void clear_feature(double* h, uint32_t* n, uint64_t* o) const {
+    const int H = H_;
+    for_each_bit(o, 4, [&](int b) {
+      std::fill(h + b * H, h + (b + 1) * H, 0.0);
+      n[b] = 0;
+    });
+    std::fill(o, o + 4, 0);
+  }
+
+  // Every feature's histogram over rows [begin, end), split over threads by features when large.
+  void build_full(int64_t begin, int64_t end, Hist& h) {
+    if (all_features_.empty()) {
+      all_features_.resize(D_.d);
+      std::iota(all_features_.begin(), all_features_.end(), 0);
+    }
+    int T = threads_;
+    if (T > 1 && (end - begin) * D_.d >= (int64_t{1} << 16)) {
+      T = std::min(T, D_.d);
+      ExceptionSlot slot;
+#pragma omp parallel for num_threads(T) schedule(static, 1)
+      for (int t = 0; t < T; ++t) {
+        slot.run([&] {
+          int a = D_.d * t / T, b = D_.d * (t + 1) / T;
+          build(begin, end, all_features_.data() + a, b - a, h.hw.data() + static_cast<size_t>(a) * 256 * H_,
+                h.cnt.data() + static_cast<size_t>(a) * 256, h.occ.data() + a * 4);
+        });
+      }
+      slot.rethrow();
+    } else {
+      build(begin, end, all_features_.data(), D_.d, h.hw.data(), h.cnt.data(), h.occ.data());
+    }
+  }
+
+  // parent -= child, bin by bin over the parent's occupied bins (counts stay exact integers).
+  void subtract(Hist& parent, const Hist& child) const {
+    const int H = H_;
+    for (int f = 0; f < D_.d; ++f) {
+      double* ph = parent.hw.data() + static_cast<size_t>(f) * 256 * H;
+      const double* ch = child.hw.data() + static_cast<size_t>(f) * 256 * H;
+      uint32_t* pn = parent.cnt.data() + static_cast<size_t>(f) * 256;
+      const uint32_t* cn = child.cnt.data() + static_cast<size_t>(f) * 256;
+      uint64_t* po = parent.occ.data() + f * 4;
+      for_each_bit(po, 4, [&](int b) {
+        pn[b] -= cn[b];
+        if (pn[b] == 0) {  // empty: exact zeros, not rounding residue
+          std::fill(ph + b * H, ph + (b + 1) * H, 0.0);
+          po[b >> 6] &= ~(uint64_t{1} << (b & 63));
+        } else {
+          for (int k = 0; k < H; ++k) ph[b * H + k] -= ch[b * H + k];
+        }
+      });
+    }
+  }
+
+  void find_split_full(Entry& e, const double* total, const Hist& h) {
+    std::vector<int> cand;
+    cand.reserve(D_.d);
+    for (int f = 0; f < D_.d; ++f)
+      if (!((e.consts[f >> 6] >> (f & 63)) & 1)) cand.push_back(f);
+    for (size_t i = 0; i < cand.size(); ++i)  // random order (same draws as find_split): ties go to the first
+      std::swap(cand[i], cand[i + rng_.below(cand.size() - i)]);
+    std::vector<double> bl(S_), br(S_);
+    Best best;
+    best.left = bl.data();
+    best.right = br.data();
+    Scratch& sc = scratch(0);
+    for (size_t i = 0; i < cand.size(); ++i) {
+      const int f = cand[i];
+      const double* hw = h.hw.data() + static_cast<size_t>(f) * 256 * H_;
+      const uint32_t* n = h.cnt.data() + static_cast<size_t>(f) * 256;
+      const uint64_t* o = h.occ.data() + f * 4;
+      bool varies = S_ == 4 ? scan_feature<C, 4>(crit_, hw, n, o, total, S_, lim_, f, static_cast<int>(i), sc.tmp.data(), best)
+                            : scan_feature<C>(crit_, hw, n, o, total, S_, lim_, f, static_cast<int>(i), sc.tmp.data(), best);
+      if (!varies) e.consts[f >> 6] |= uint64_t{1} << (f & 63);
+    }
+    finish_split(e, total, best, bl, br);
   }
 
   // Draws features until max_features non-constant ones were evaluated (or none are left).
@@ -171,6 +301,10 @@ class Grower {
       seen += static_cast<int>(need - constant.size());
       drawn += need;
     }
+    finish_split(e, total, best, bl, br);
+  }
+
+  void finish_split(Entry& e, const double* total, const Best& best, std::vector<double>& bl, std::vector<double>& br) {
     if (!best.found()) return;
     double improvement = (crit_.cost(total) - crit_.cost(bl.data()) - crit_.cost(br.data())) / w_root_;
     if (improvement + kEps < P_.min_impurity_decrease) return;
@@ -198,15 +332,13 @@ class Grower {
   }
 
   // Histograms of features f[0..nf) over the node's rows, then the scan of each.
-  void build_and_scan(const Entry& e, const int* f, int rank0, int nf, const double* total, Scratch& sc,
-                      Best& best) {
-    double* hw = sc.hw.data();
-    uint32_t* cnt = sc.cnt.data();
-    uint64_t* occ = sc.occ.data();
+  // Histograms of features f[0..nf) over rows [begin, end) into hw/cnt/occ (feature j at j's
+  // offsets), which must be zero.
+  void build(int64_t begin, int64_t end, const int* f, int nf, double* hw, uint32_t* cnt, uint64_t* occ) const {
     const int d = D_.d, H = H_;
     constexpr int64_t kAhead = 16;  // prefetch distance in rows: hides the codes' cache misses
-    for (int64_t i = e.begin; i < e.end; ++i) {
-      if (i + kAhead < e.end) __builtin_prefetch(D_.codes + static_cast<int64_t>(rows_[i + kAhead].row) * d);
+    for (int64_t i = begin; i < end; ++i) {
+      if (i + kAhead < end) __builtin_prefetch(D_.codes + static_cast<int64_t>(rows_[i + kAhead].row) * d);
       const Rec& rr = rows_[i];
       const uint8_t* c = D_.codes + static_cast<int64_t>(rr.row) * d;
       for (int j = 0; j < nf; ++j) {
@@ -225,6 +357,15 @@ class Grower {
         occ[j * 4 + (b >> 6)] |= uint64_t{1} << (b & 63);
       }
     }
+  }
+
+  void build_and_scan(const Entry& e, const int* f, int rank0, int nf, const double* total, Scratch& sc,
+                      Best& best) {
+    double* hw = sc.hw.data();
+    uint32_t* cnt = sc.cnt.data();
+    uint64_t* occ = sc.occ.data();
+    const int H = H_;
+    build(e.begin, e.end, f, nf, hw, cnt, occ);
     for (int j = 0; j < nf; ++j) {
       double* h = hw + static_cast<size_t>(j) * 256 * H;
       uint32_t* n = cnt + static_cast<size_t>(j) * 256;
@@ -232,11 +373,7 @@ class Grower {
       bool varies = S_ == 4 ? scan_feature<C, 4>(crit_, h, n, o, total, S_, lim_, f[j], rank0 + j, sc.tmp.data(), best)
                             : scan_feature<C>(crit_, h, n, o, total, S_, lim_, f[j], rank0 + j, sc.tmp.data(), best);
       if (!varies) sc.constant.push_back(f[j]);
-      for_each_bit(o, 4, [&](int b) {
-        std::fill(h + b * H, h + (b + 1) * H, 0.0);
-        n[b] = 0;
-      });
-      std::fill(o, o + 4, 0);
+      clear_feature(h, n, o);
     }
   }
 
@@ -293,8 +430,24 @@ class Grower {
     out_.feature[e.node] = f;
     out_.thr_bin[e.node] = bin;
     out_.nan_left[e.node] = e.nan_left;
-    Entry l = make_entry(e.begin, mid, e.depth + 1, e.left.data(), e.consts);
-    Entry r = make_entry(mid, e.end, e.depth + 1, e.right.data(), std::move(e.consts));
+    std::unique_ptr<Hist> lh, rh;
+    if (e.hist) {  // smaller child from its rows, larger = parent - smaller
+      const bool left_small = nl <= nr;
+      const int64_t n_small = left_small ? nl : nr, n_large = left_small ? nr : nl;
+      std::unique_ptr<Hist> small;
+      if (n_large >= kMinHistRows) {
+        small = take_hist();
+        if (left_small) build_full(e.begin, mid, *small); else build_full(mid, e.end, *small);
+        subtract(*e.hist, *small);
+        if (n_small < kMinHistRows) release(std::move(small));
+        (left_small ? rh : lh) = std::move(e.hist);
+        (left_small ? lh : rh) = std::move(small);
+      } else {
+        release(std::move(e.hist));
+      }
+    }
+    Entry l = make_entry(e.begin, mid, e.depth + 1, e.left.data(), e.consts, std::move(lh));
+    Entry r = make_entry(mid, e.end, e.depth + 1, e.right.data(), std::move(e.consts), std::move(rh));
     out_.left[e.node] = l.node;
     out_.right[e.node] = r.node;
     return {std::move(l), std::move(r)};
@@ -336,11 +489,15 @@ class Grower {
   Rng rng_;
   int threads_;
   C crit_;
+  bool full_ = false;
+  int live_ = 0;
+  std::vector<std::unique_ptr<Hist>> pool_;
   int K_ = 1, S_ = 4, H_ = 3, words_ = 1, batch_cap_ = 1;
   double w_root_ = 0;
   Limits lim_{1, 0};
   std::vector<Rec> rows_, tmp_;
   std::vector<Scratch> scratch_;
+  std::vector<int> all_features_;
   TreeOut out_;
 };
 

@@ -61,12 +61,13 @@ def tree_bin_codes(X, edges, n_edges):
 def tree_grow_forest(codes, y, weight, seeds, *, criterion="gini", n_classes=1, max_depth=None,
                      min_samples_split=2, min_samples_leaf=1, min_weight_fraction_leaf=0.0,
                      min_impurity_decrease=0.0, max_features=None, max_leaf_nodes=None, bootstrap=False,
-                     n_draws=None, balanced_subsample=False, threads=None):
+                     n_draws=None, balanced_subsample=False, threads=None, hist_subtraction=True):
     """Grow len(seeds) trees on binned data, in parallel over trees (each one seeded by its seed).
 
     codes (n, d) uint8; y (n) int class indices for gini/entropy, float targets for squared_error;
     weight (n) float64 >= 0 (0: row not used). With bootstrap each tree draws n_draws rows with
-    replacement (counts multiply the weights). Returns a dict of arrays concatenated over the trees:
+    replacement (counts multiply the weights). hist_subtraction=False makes every node build its
+    histograms from its rows (the oracle for the parent-minus-sibling path). Returns a dict of arrays concatenated over the trees:
     offsets (T+1), depth (T), feature, left, right (tree-local ids, -1 at leaves), thr_bin,
     nan_left, impurity, weighted_n, n_samples, value (nodes, n_classes or 1)."""
     from .. import _cpu
@@ -96,7 +97,7 @@ def tree_grow_forest(codes, y, weight, seeds, *, criterion="gini", n_classes=1, 
                   max_features=int(d if max_features is None else max_features),
                   max_leaf_nodes=int(max_leaf_nodes or 0), bootstrap=bool(bootstrap),
                   n_draws=int(n if n_draws is None else n_draws), balanced_subsample=bool(balanced_subsample),
-                  threads=int(threads or _cpu.get_num_threads()))
+                  threads=int(threads or _cpu.get_num_threads()), hist_subtraction=bool(hist_subtraction))
     return _cpu.tree_grow_forest(codes, y_class, y_reg, weight, seeds, params)
 
 
