@@ -81,3 +81,20 @@ def test_split_scan_matches_cpu(rng, criterion, crit_id, min_leaf):
             continue
         assert proxy[f] == pytest.approx(p, rel=1e-12)
         assert (bins[f], bool(nan_left[f])) == (b, nl)
+
+
+def test_numpy_fallbacks_match_emulated_kernels(rng):
+    codes, rows, w, cls, y = _node(rng, n=901, d=4)
+    hw, cnt = ops.tree_node_histogram(codes, rows, w, y_class=cls, n_classes=3)
+    ehw, ecnt = _emu.tree_histogram(codes, rows, cls, w, None, 3)
+    np.testing.assert_array_equal(cnt, ecnt)
+    np.testing.assert_array_equal(hw, ehw)
+    total = _dense(hw, cnt, True)[0].sum(axis=0)
+    for a, b in zip(ops.tree_split_scan(hw, cnt, total, criterion="gini"), _emu.tree_split_scan(hw, cnt, 0, total, 1.0, 0.0)):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    rhw, rcnt = ops.tree_node_histogram(codes, rows, w, y=y)
+    np.testing.assert_allclose(rhw, _emu.tree_histogram(codes, rows, None, w, y, 3)[0], rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="exactly one"):
+        ops.tree_node_histogram(codes, rows, w)
+    with pytest.raises(ValueError, match="rows"):
+        ops.tree_node_histogram(codes, np.array([0, 901], np.int32), w, y=y)

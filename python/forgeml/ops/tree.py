@@ -13,7 +13,8 @@ import numpy as np
 from .._backend import as_array, backend_of, check_shape
 
 __all__ = ["tree_bin_edges", "tree_bin_codes", "tree_grow_forest", "tree_bootstrap_counts",
-           "tree_forest_predict", "tree_forest_apply", "tree_best_split", "CRITERIA", "NAN_BIN"]
+           "tree_forest_predict", "tree_forest_apply", "tree_best_split", "tree_node_histogram",
+           "tree_split_scan", "CRITERIA", "NAN_BIN"]
 
 CRITERIA = {"gini": 0, "entropy": 1, "log_loss": 1, "squared_error": 2}
 NAN_BIN = 255
@@ -141,3 +142,104 @@ def tree_best_split(hist, total, *, criterion="gini", min_samples_leaf=1, min_we
     n_classes = S - 2 if criterion != "squared_error" else 1
     return mod.tree_best_split(hist, total, CRITERIA[criterion], n_classes, float(min_samples_leaf),
                                float(min_weight_leaf))
+
+
+# ---------------------------------------------------------------- node histograms and the per-feature scan
+# These two run on CuPy arrays with the CUDA kernels (csrc/cuda/tree.cu) and on NumPy arrays
+# with a NumPy / C++ fallback giving the same results.
+
+def tree_node_histogram(codes, rows, weight, *, y_class=None, y=None, n_classes=None):
+    """Histograms of one node: codes (n, d) uint8, rows (m) int32 (the node's rows), weight (n).
+
+    Classification (y_class (n) ints, n_classes = H): hw[f, b, k] = weight of class k in bin b.
+    Regression (y (n) floats, H = 3): hw[f, b] = {w, w*y, w*y^2}. Returns (hw (d, 256, H)
+    float64, cnt (d, 256) uint32)."""
+    if (y_class is None) == (y is None):
+        raise ValueError("give exactly one of y_class (classification) and y (regression)")
+    kind, _ = backend_of(codes, rows, weight, y_class, y, names=["codes", "rows", "weight", "y_class", "y"])
+    xp = np if kind == "cpu" else __import__("cupy")
+    codes = xp.ascontiguousarray(codes, dtype=xp.uint8)
+    if codes.ndim != 2:
+        raise ValueError(f"codes: expected a 2-D array, got shape {tuple(codes.shape)}")
+    n, d = codes.shape
+    rows = as_array(rows, "rows", dtype=np.int32, ndim=1, xp=xp)
+    weight = as_array(weight, "weight", dtype=np.float64, ndim=1, xp=xp)
+    check_shape(weight, "weight", (n,))
+    if y_class is not None:
+        H = int(n_classes)
+        y_class = as_array(y_class, "y_class", dtype=np.int32, ndim=1, xp=xp)
+        check_shape(y_class, "y_class", (n,))
+    else:
+        H = 3
+        y = as_array(y, "y", dtype=np.float64, ndim=1, xp=xp)
+        check_shape(y, "y", (n,))
+    if len(rows) and (int(rows.min()) < 0 or int(rows.max()) >= n):
+        raise ValueError(f"rows: expected indices in [0, {n}), got [{int(rows.min())}, {int(rows.max())}]")
+    hw = xp.zeros((d, 256, H))
+    cnt = xp.zeros((d, 256), dtype=xp.uint32)
+    if kind == "cuda":
+        mod = _cuda_mod()
+        nul = 0
+        mod.tree_histogram(codes.data.ptr, n, d, rows.data.ptr, len(rows),
+                           y_class.data.ptr if y_class is not None else nul, weight.data.ptr,
+                           y.data.ptr if y is not None else nul, H, hw.data.ptr, cnt.data.ptr, _stream())
+        return hw, cnt
+    for f in range(d):  # NumPy fallback
+        b = codes[rows, f].astype(np.intp)
+        cnt[f] = np.bincount(b, minlength=256)
+        wr = weight[rows]
+        if y_class is not None:
+            np.add.at(hw[f], (b, y_class[rows]), wr)
+        else:
+            yr = y[rows]
+            hw[f, :, 0] = np.bincount(b, wr, minlength=256)
+            hw[f, :, 1] = np.bincount(b, wr * yr, minlength=256)
+            hw[f, :, 2] = np.bincount(b, wr * yr * yr, minlength=256)
+    return hw, cnt
+
+
+def tree_split_scan(hw, cnt, total, *, criterion="gini", min_samples_leaf=1, min_weight_leaf=0.0):
+    """Best split of every feature from a node's histograms (tree_node_histogram's layout).
+
+    total: the node's statistics {count, W, w_k...} (classification) or {count, W, sum wy,
+    sum wy^2}. Returns (proxy (d) float64, -inf where none; bin (d) int32, -1 where none;
+    nan_left (d) int32), the same candidates and ties as tree_best_split."""
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion: expected one of {sorted(CRITERIA)}, got {criterion!r}")
+    kind, _ = backend_of(hw, cnt, total, names=["hw", "cnt", "total"])
+    xp = np if kind == "cpu" else __import__("cupy")
+    hw = as_array(hw, "hw", dtype=np.float64, ndim=3, xp=xp)
+    d, _, H = hw.shape
+    check_shape(hw, "hw", (d, 256, H))
+    cnt = as_array(cnt, "cnt", dtype=np.uint32, ndim=2, xp=xp)
+    check_shape(cnt, "cnt", (d, 256))
+    classify = criterion != "squared_error"
+    S = H + 2 if classify else 4
+    total = as_array(total, "total", dtype=np.float64, ndim=1, xp=xp)
+    check_shape(total, "total", (S,))
+    if kind == "cuda":
+        proxy, bins, nan_left = xp.empty(d), xp.empty(d, dtype=xp.int32), xp.empty(d, dtype=xp.int32)
+        _cuda_mod().tree_split_scan(hw.data.ptr, cnt.data.ptr, d, H, CRITERIA[criterion], total.data.ptr,
+                                    float(min_samples_leaf), float(min_weight_leaf), proxy.data.ptr,
+                                    bins.data.ptr, nan_left.data.ptr, _stream())
+        return proxy, bins, nan_left
+    W = hw.sum(axis=2) if classify else hw[:, :, 0]
+    dense = np.concatenate([cnt[:, :, None].astype(np.float64), W[:, :, None], hw if classify else hw[:, :, 1:]],
+                           axis=2)
+    proxy, bins, nan_left = np.full(d, -np.inf), np.full(d, -1, np.int32), np.zeros(d, np.int32)
+    for f in range(d):
+        feat, b, nl, p = tree_best_split(dense[f:f + 1], total, criterion=criterion,
+                                         min_samples_leaf=min_samples_leaf, min_weight_leaf=min_weight_leaf)
+        if feat >= 0:
+            proxy[f], bins[f], nan_left[f] = p, b, nl
+    return proxy, bins, nan_left
+
+
+def _cuda_mod():
+    from .._backend import cuda_module
+    return cuda_module()
+
+
+def _stream() -> int:
+    import cupy
+    return cupy.cuda.get_current_stream().ptr
