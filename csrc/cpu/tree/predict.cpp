@@ -28,7 +28,7 @@ inline int64_t leaf_of(const float* x, const int32_t* nodes, int64_t node) {
 
 void forest_predict(const float* X, int64_t n, int d, const int32_t* nodes, const double* values, int k,
                     const int64_t* roots, int n_trees, double* out, int threads) {
-  constexpr int64_t kBlock = 64;  // rows per block: a tree's upper levels stay in cache across them
+  constexpr int64_t kBlock = 512;  // rows per block: a tree's nodes stay in cache across them
   parallel_for(n, 256, [&](int64_t r0, int64_t r1) {
     std::fill(out + r0 * k, out + r1 * k, 0.0);
     for (int64_t b0 = r0; b0 < r1; b0 += kBlock) {
