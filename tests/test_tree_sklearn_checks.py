@@ -3,6 +3,8 @@
 Expected failures (the same ones scikit-learn marks for its own forests):
 - check_sample_weight_equivalence_on_dense_data on the forests: a bootstrap draw over n rows
   with integer weights is not the same draw as over the rows repeated, so the two fits differ.
+Skipped by scikit-learn itself here: the pandas-input checks (pandas is not installed) and the
+array-API check (SCIPY_ARRAY_API is not set).
 """
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
