@@ -2,4 +2,6 @@
 CuPy out. This package is the single door to the compiled backends."""
 from __future__ import annotations
 
-__all__: list[str] = []
+from .gemm import matmul  # noqa: F401
+
+__all__: list[str] = ["matmul"]
