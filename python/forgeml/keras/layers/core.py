@@ -54,11 +54,11 @@ class Dense(Layer):
         self._x, self._act = x, act
         if act.kernel is not None and not act.needs_input or act is activations.linear:
             y = backend.matmul(x, self.kernel.value, bias=bias, activation=act.kernel,
-                               out=self._buffer("y", (n, self.units)))
+                               out=self._buffer("y", (n, self.units), x.dtype))
             self._z = None
         else:
-            z = backend.matmul(x, self.kernel.value, bias=bias, out=self._buffer("z", (n, self.units)))
-            y = act.forward(z, out=self._buffer("y", (n, self.units)))
+            z = backend.matmul(x, self.kernel.value, bias=bias, out=self._buffer("z", (n, self.units), x.dtype))
+            y = act.forward(z, out=self._buffer("y", (n, self.units), x.dtype))
             self._z = z
         self._y = y
         return y if len(lead) == 1 else y.reshape(*lead, self.units)
@@ -71,7 +71,7 @@ class Dense(Layer):
                 dz.sum(axis=0, out=self.bias.grad)
         if not need_dx:
             return None
-        dx = backend.matmul(dz, self.kernel.value, trans_b=True, out=self._buffer("dx", self._x.shape))
+        dx = backend.matmul(dz, self.kernel.value, trans_b=True, out=self._buffer("dx", self._x.shape, self._x.dtype))
         return dx.reshape(*dy.shape[:-1], dx.shape[-1])
 
     def get_config(self):
@@ -96,7 +96,7 @@ class Activation(Layer):
     def forward(self, x, training=False, logits=False):
         self._act = activations.linear if logits else self.activation
         self._x = x
-        self._y = self._act.forward(x, out=self._buffer("y", x.shape)) if self._act is not activations.linear else x
+        self._y = self._act.forward(x, out=self._buffer("y", x.shape, x.dtype)) if self._act is not activations.linear else x
         return self._y
 
     def backward(self, dy, need_dx=True):
@@ -145,7 +145,7 @@ class Embedding(Layer):
                 raise ValueError(f"Embedding {self.name!r}: ids must be in [0, {self.input_dim}), got values "
                                  f"in [{lo}, {hi}]")
         self._ids = x
-        out = self._buffer("y", (*x.shape, self.output_dim))
+        out = self._buffer("y", (*x.shape, self.output_dim), self.embeddings.value.dtype)
         xp.take(self.embeddings.value, x, axis=0, out=out)
         return out
 

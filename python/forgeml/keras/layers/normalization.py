@@ -55,11 +55,11 @@ class BatchNormalization(Layer):
             self.moving_variance.value[...] = self.moving_variance.value * m + var * (1 - m)
         else:
             mean, var = self.moving_mean.value, self.moving_variance.value
-        inv = (1.0 / xp.sqrt(var + self.epsilon)).astype(np.float32)
-        xhat = xp.subtract(x2, mean.astype(np.float32), out=self._buffer("xhat", x2.shape))
+        inv = (1.0 / xp.sqrt(var + self.epsilon)).astype(x.dtype)
+        xhat = xp.subtract(x2, mean.astype(x.dtype), out=self._buffer("xhat", x2.shape, x.dtype))
         xhat *= inv
         self._xhat, self._inv = xhat, inv
-        y = self._buffer("y", x2.shape)
+        y = self._buffer("y", x2.shape, x.dtype)
         if self.scale:
             xp.multiply(xhat, self.gamma.value, out=y)
         else:

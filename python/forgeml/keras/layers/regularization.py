@@ -33,7 +33,7 @@ class Dropout(Layer):
         if self.xp is not np:
             mask = self.xp.asarray(mask)
         self._mask = mask
-        return self.xp.multiply(x, mask, out=self._buffer("y", x.shape))
+        return self.xp.multiply(x, mask, out=self._buffer("y", x.shape, x.dtype))
 
     def backward(self, dy, need_dx=True):
         if not need_dx:
