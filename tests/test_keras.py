@@ -376,3 +376,55 @@ def test_train_and_test_on_batch():
     assert set(logs) == {"loss", "accuracy"}
     p = model.predict_on_batch(x[:3])
     np.testing.assert_allclose(p, model.predict(x[:3], verbose=0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("opt, from_logits, weighted", [
+    (lambda: keras.optimizers.Adam(2e-3, clipnorm=0.5), False, False),
+    (lambda: keras.optimizers.AdamW(learning_rate=keras.optimizers.schedules.ExponentialDecay(3e-3, 5, 0.9),
+                                    amsgrad=True), False, True),
+    (lambda: keras.optimizers.RMSprop(1e-3, momentum=0.5, centered=True, global_clipnorm=2.0), True, False),
+    (lambda: keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True, clipvalue=0.1), False, True),
+    (lambda: keras.optimizers.SGD(0.1), True, False),
+])
+def test_fused_dense_path_matches_layer_path(monkeypatch, opt, from_logits, weighted):
+    """The one-call-per-epoch C++ step and the layer-by-layer path train the same model alike."""
+    from forgeml.keras import _fast
+    x, y = teacher_data(333, d=20, classes=5)
+    sw = np.random.default_rng(1).uniform(0.5, 2, 333) if weighted else None
+
+    def run(fast):
+        monkeypatch.setattr(_fast, "ENABLED", fast)
+        keras.utils.set_random_seed(11)
+        model = keras.Sequential([keras.layers.Dense(17, activation="tanh", input_shape=(20,)),
+                                  keras.layers.Dense(9, activation="sigmoid"),
+                                  keras.layers.Dense(13, activation="relu", use_bias=False),
+                                  keras.layers.Dense(5, activation=None if from_logits else "softmax")])
+        model.compile(optimizer=opt(), metrics=["accuracy"],
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits))
+        model._ready()
+        assert (model._fast is not None) == fast
+        h = model.fit(x, y, epochs=3, batch_size=25, verbose=0, sample_weight=sw)
+        return model.get_weights(), h.history, int(model.optimizer.iterations)
+
+    w_fast, h_fast, it_fast = run(True)
+    w_ref, h_ref, it_ref = run(False)
+    assert it_fast == it_ref == 3 * 14
+    for a, b in zip(w_fast, w_ref):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=2e-4)
+    np.testing.assert_allclose(h_fast["loss"], h_ref["loss"], rtol=1e-4)
+    np.testing.assert_allclose(h_fast["accuracy"], h_ref["accuracy"], atol=1.5 / 333)
+
+
+def test_fused_dense_forward_matches():
+    from forgeml import ops
+    keras.utils.set_random_seed(12)
+    model = reference_model()
+    x, _ = teacher_data(77)
+    from forgeml.keras._fast import DensePlan, _optimizer_spec
+    model.predict(x[:1], verbose=0)
+    model._metrics = []
+    plan = DensePlan(model, _optimizer_spec(model.optimizer))
+    probs = ops.dense_forward(plan.layout, x, model._params, batch_size=16)
+    np.testing.assert_allclose(probs, model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"x: expected shape \(n, 100\)"):
+        ops.dense_forward(plan.layout, x[:, :5], model._params)

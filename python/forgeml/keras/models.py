@@ -16,7 +16,7 @@ import os
 import numpy as np
 
 from . import backend, callbacks as callbacks_module, losses as losses_module, metrics as metrics_module
-from . import optimizers as optimizers_module, utils
+from . import _fast, optimizers as optimizers_module, utils
 from .layers.base import InputLayer, KerasTensor, Layer, unique_name
 
 __all__ = ["Model", "Sequential", "load_model", "clone_model"]
@@ -253,6 +253,7 @@ class Model:
             self._fused = act is not None and self.loss.fuses(act) and hasattr(last, "forward") and \
                 "logits" in last.forward.__code__.co_varnames
         self._sync_trainable()
+        self._fast = _fast.plan(self)
 
     @property
     def metrics_names(self):
@@ -361,6 +362,8 @@ class Model:
         return total, y_pred, g
 
     def _train_step(self, x, y, sw):
+        if self._fast is not None:
+            return self._fast.run(x, y, sw, None, x.shape[0], 0, 1)
         total, y_pred, g = self._loss_and_pred(x, y, sw, True, True)
         layers, stop = self._layers, self._first_trainable
         for i in range(len(layers) - 1, stop - 1, -1):
@@ -439,15 +442,17 @@ class Model:
             self._reset_metrics()
             self._sync_trainable()
             cbl.call("on_epoch_begin", epoch, None)
-            if shuffle and n > 1:
-                perm = rng.permutation(n)
-                if xp is not np:
-                    perm = xp.asarray(perm)
-                xs, ys = x[perm], y_all[perm]
-                sws = None if sw_all is None else sw_all[perm]
+            perm = rng.permutation(n) if shuffle and n > 1 else None
+            if self._fast is not None and not cbl.wants_batches:  # the whole epoch in one kernel call
+                self._fast.run(x, y_all, sw_all, perm, batch_size, 0, steps)
             else:
-                xs, ys, sws = x, y_all, sw_all
-            self._train_epoch(xs, ys, sws, batch_size, steps, cbl)
+                if perm is not None:
+                    perm = perm if xp is np else xp.asarray(perm)
+                    xs, ys = x[perm], y_all[perm]
+                    sws = None if sw_all is None else sw_all[perm]
+                else:
+                    xs, ys, sws = x, y_all, sw_all
+                self._train_epoch(xs, ys, sws, batch_size, steps, cbl)
             logs = self._logs()
             if val is not None and (epoch + 1) % validation_freq == 0:
                 logs.update(self._evaluate_arrays(*val, validation_batch_size or batch_size, "val_"))
