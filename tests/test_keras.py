@@ -386,8 +386,24 @@ def test_train_and_test_on_batch():
     (lambda: keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True, clipvalue=0.1), False, True),
     (lambda: keras.optimizers.SGD(0.1), True, False),
 ])
-def test_fused_dense_path_matches_layer_path(monkeypatch, opt, from_logits, weighted):
-    """The one-call-per-epoch C++ step and the layer-by-layer path train the same model alike."""
+@pytest.mark.parametrize("isa", ["portable", "avx2", "avx512"])
+def test_fused_dense_path_matches_layer_path(monkeypatch, opt, from_logits, weighted, isa):
+    """The one-call-per-epoch C++ step and the layer-by-layer path train the same model alike,
+    on every SIMD path of the elementwise kernels."""
+    from forgeml import _cpu
+    from forgeml.keras import _fast
+    levels = ["reference", "portable", "avx2", "avx512"]
+    if levels.index(isa) > levels.index(_cpu.detected_isa()):
+        pytest.skip(f"this CPU lacks {isa}")
+    before = _cpu.active_isa()
+    _cpu.set_active_isa(isa)
+    try:
+        _run_fused_vs_layer(monkeypatch, opt, from_logits, weighted)
+    finally:
+        _cpu.set_active_isa(before)
+
+
+def _run_fused_vs_layer(monkeypatch, opt, from_logits, weighted):
     from forgeml.keras import _fast
     x, y = teacher_data(333, d=20, classes=5)
     sw = np.random.default_rng(1).uniform(0.5, 2, 333) if weighted else None
@@ -428,3 +444,33 @@ def test_fused_dense_forward_matches():
     np.testing.assert_allclose(probs, model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match=r"x: expected shape \(n, 100\)"):
         ops.dense_forward(plan.layout, x[:, :5], model._params)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # raised inside Keras's own Variable.__array__
+def test_matches_keras3_on_jax():
+    """Same initial weights, no shuffling: forgeml.keras and Keras 3 (JAX backend) train alike."""
+    import os
+    import sys
+    pytest.importorskip("jax")
+    if "keras" not in sys.modules:
+        os.environ.setdefault("KERAS_BACKEND", "jax")
+    real = pytest.importorskip("keras")
+    if real.backend.backend() != "jax":
+        pytest.skip("keras is not on the JAX backend here")
+    x, y = teacher_data(640)
+
+    def build(k, opt):
+        m = k.Sequential([k.Input(shape=(100,)), k.layers.Dense(32, activation="relu"),
+                          k.layers.Dense(10, activation="softmax")])
+        m.compile(optimizer=opt, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return m
+    for make in (lambda k: k.optimizers.AdamW(2e-3, clipnorm=0.5),
+                 lambda k: k.optimizers.SGD(0.05, momentum=0.9, nesterov=True)):
+        ours, theirs = build(keras, make(keras)), build(real, make(real))
+        theirs.set_weights(ours.get_weights())
+        h1 = ours.fit(x, y, epochs=2, shuffle=False, verbose=0)
+        h2 = theirs.fit(x, y, epochs=2, shuffle=False, verbose=0)
+        for a, b in zip(ours.get_weights(), theirs.get_weights()):
+            np.testing.assert_allclose(a, b, atol=5e-5)
+        np.testing.assert_allclose(h1.history["loss"], h2.history["loss"], rtol=1e-5)
+        np.testing.assert_allclose(h1.history["accuracy"], h2.history["accuracy"], atol=1e-6)
