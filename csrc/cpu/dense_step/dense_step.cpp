@@ -134,6 +134,14 @@ Totals train_steps(const Net& net, const Data& d, const Optimizer& opt, const do
   return tot;
 }
 
+void optimizer_update(float* params, const float* grads, int64_t n, const Optimizer& opt, double lr, int64_t t) {
+  Net flat;
+  flat.params = params;
+  flat.grads = const_cast<float*>(grads);
+  flat.n_params = n;
+  detail::active_kernels().update(flat, opt, lr, t);
+}
+
 void forward(const Net& net, const float* x, int64_t n, int64_t batch, bool softmax, float* out) {
   check_net(net);
   FORGEML_CHECK_ARG(batch > 0, "batch_size: expected > 0, got ", batch);

@@ -5,5 +5,5 @@ from __future__ import annotations
 from .gemm import matmul  # noqa: F401
 
 __all__: list[str] = ["matmul"]
-from .dense import DenseLayout, dense_forward, dense_train_steps  # noqa: E402,F401
-__all__ += ["DenseLayout", "dense_train_steps", "dense_forward"]
+from .dense import DenseLayout, dense_forward, dense_train_steps, optimizer_update  # noqa: E402,F401
+__all__ += ["DenseLayout", "dense_train_steps", "dense_forward", "optimizer_update"]
