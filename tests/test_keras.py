@@ -197,16 +197,18 @@ def test_save_load_round_trip(tmp_path):
     np.testing.assert_array_equal(fresh.predict(x[:20], verbose=0), model.predict(x[:20], verbose=0))
 
 
-def test_same_seed_same_run():
-    x, y = teacher_data(600)
+@pytest.mark.parametrize("dropout", [True, False], ids=["layer-path", "fused-path"])
+def test_same_seed_same_run(dropout):
+    x, y = teacher_data(1200)
 
     def run(threads):
         forgeml.set_num_threads(threads)
         keras.utils.set_random_seed(123)
-        model = keras.Sequential([keras.layers.Dense(32, activation="relu", input_shape=(100,)),
-                                  keras.layers.Dropout(0.3), keras.layers.Dense(10, activation="softmax")])
+        model = keras.Sequential([keras.layers.Dense(256, activation="relu", input_shape=(100,))] +
+                                 ([keras.layers.Dropout(0.3)] if dropout else []) +
+                                 [keras.layers.Dense(10, activation="softmax")])
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        h = model.fit(x, y, epochs=2, batch_size=64, verbose=0)
+        h = model.fit(x, y, epochs=2, batch_size=600, verbose=0)  # big enough for threaded matmuls
         return model.get_weights(), h.history
 
     before = forgeml.get_num_threads()
@@ -478,3 +480,31 @@ def test_matches_keras3_on_jax():
             np.testing.assert_allclose(a, b, atol=5e-5)
         np.testing.assert_allclose(h1.history["loss"], h2.history["loss"], rtol=1e-5)
         np.testing.assert_allclose(h1.history["accuracy"], h2.history["accuracy"], atol=1e-6)
+
+
+def test_more_api(tmp_path, capsys):
+    keras.utils.set_random_seed(13)
+    x, y = teacher_data(300)
+    model = reference_model()
+    assert model.summary() is None and "Total params" in capsys.readouterr().out
+    cbs = [keras.callbacks.EarlyStopping(monitor="loss", patience=1, min_delta=5.0, restore_best_weights=True),
+           keras.callbacks.ModelCheckpoint(str(tmp_path / "w{epoch:02d}.weights.h5"), save_weights_only=True)]
+    h = model.fit(x, y, epochs=6, verbose=0, callbacks=cbs)
+    assert len(h.epoch) == 2 and (tmp_path / "w02.weights.h5").exists()  # Keras: stop once wait >= patience
+    import json
+    cfg = json.loads(model.to_json())
+    assert cfg["class_name"] == "Sequential" and cfg["config"]["layers"][1]["class_name"] == "Dense"
+    popped = model.pop()
+    assert popped.units == 10 and model.output_shape == (None, 32)
+    with pytest.raises(ValueError, match=r"filepath provided must end in `.keras`"):
+        keras.callbacks.ModelCheckpoint(str(tmp_path / "m.h5"))
+    with pytest.raises(ValueError, match="total size of the new array must be unchanged"):
+        keras.Sequential([keras.Input((6,)), keras.layers.Reshape((4, 2))])
+    unbuilt = keras.Sequential([keras.layers.Dense(3)])
+    unbuilt.summary()
+    assert "unbuilt" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="Invalid filepath extension"):
+        model.save(str(tmp_path / "m.h5"))
+    with pytest.raises(ValueError, match="allow|File format not supported"):
+        (tmp_path / "bad.keras").write_bytes(b"not a zip")
+        keras.models.load_model(tmp_path / "bad.keras")
