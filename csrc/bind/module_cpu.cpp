@@ -1,6 +1,9 @@
 // forgeml._cpu: the CPU backend. Families add their functions through registry.h.
 #include <pybind11/pybind11.h>
 
+#include <chrono>
+#include <thread>
+
 #include "bind/registry.h"
 #include "forgeml/cpu_features.h"
 #include "forgeml/parallel.h"
@@ -34,10 +37,14 @@ PYBIND11_MODULE(_cpu, m) {
   }, py::arg("isa"));
   m.def("get_num_threads", &forgeml::num_threads);
   m.def("set_num_threads", &forgeml::set_num_threads, py::arg("n"));
-  m.def("_check_interrupt", [] {
+  m.def("_interruptible_wait", [](double seconds) {
     py::gil_scoped_release nogil;
-    forgeml::check_interrupt();
-  }, "Test hook: raises KeyboardInterrupt if a signal is pending.");
+    auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (std::chrono::steady_clock::now() < end) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      forgeml::check_interrupt();
+    }
+  }, py::arg("seconds"), "Test hook: waits like a long kernel, honouring Ctrl-C between chunks.");
 
   forgeml::bind::register_all(m);
 }

@@ -34,7 +34,7 @@ def show_config(file=None) -> None:
     """Print the version, compiler, SIMD levels, threads and the CUDA / GPU state."""
     c = config()
     if c["cuda_compiled"]:
-        cuda_line = f"yes (archs {';'.join(c['cuda_archs'])}, runtime {c['cuda_runtime']}, cudart static)"
+        cuda_line = f"yes (archs {','.join(c['cuda_archs'])}, runtime {c['cuda_runtime']}, cudart static)"
     else:
         cuda_line = "no"
     gpu_line = f"yes ({c['gpu']})" if c["gpu_usable"] else f"no ({c['gpu']})"

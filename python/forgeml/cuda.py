@@ -24,4 +24,4 @@ def is_built() -> bool:
 def archs() -> list[str]:
     """The CUDA architectures compiled in (empty without CUDA)."""
     mod = _cuda_import()[0]
-    return mod.archs.split(";") if mod is not None else []
+    return mod.archs.split(",") if mod is not None else []

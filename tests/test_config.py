@@ -1,0 +1,112 @@
+"""Run-time picture: show_config, `python -m forgeml info`, threads, ISA selection, Ctrl-C."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import warnings
+
+import pytest
+
+import forgeml
+from forgeml import _cpu
+
+
+def run_py(code, **env):
+    e = {**os.environ, **env}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=e, timeout=120)
+
+
+def test_show_config_lists_everything(capsys):
+    forgeml.show_config()
+    out = capsys.readouterr().out
+    assert f"forgeml {forgeml.__version__}" in out
+    for field in ("compiler:", "SIMD detected:", "SIMD used:", "threads:", "CUDA compiled:", "GPU usable:"):
+        assert field in out
+    assert _cpu.detected_isa() in out
+
+
+def test_info_command_matches_this_machine():
+    out = subprocess.run([sys.executable, "-m", "forgeml", "info"], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    assert "SIMD detected:  " + _cpu.detected_isa() in out
+    if forgeml.cuda.is_built():
+        assert "CUDA compiled:  yes" in out
+    if not forgeml.cuda.is_available():
+        assert "GPU usable:     no (" in out
+
+
+def test_isa_detection_on_x86_64():
+    if os.uname().machine != "x86_64":
+        pytest.skip("x86-64 only")
+    with open("/proc/cpuinfo") as f:
+        flags = f.read()
+    if " avx512f " in flags and " avx512bw " in flags and " avx512vl " in flags and " avx512dq " in flags:
+        assert _cpu.detected_isa() == "avx512"
+    elif " avx2 " in flags and " fma " in flags:
+        assert _cpu.detected_isa() == "avx2"
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="no nvcc on this machine")
+def test_cuda_was_built_where_nvcc_exists():
+    assert forgeml.cuda.is_built(), "nvcc is present but forgeml._cuda was not built"
+    assert forgeml.cuda.archs()
+
+
+def test_cuda_is_available_is_quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        available = forgeml.cuda.is_available()
+    assert isinstance(available, bool)
+    assert isinstance(forgeml.cuda.status(), str) and forgeml.cuda.status()
+
+
+def test_import_never_needs_a_gpu():
+    r = run_py("import forgeml, forgeml.ops; print(forgeml.cuda.is_available())", CUDA_VISIBLE_DEVICES="")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "False"
+    assert r.stderr == ""
+
+
+def test_set_num_threads(restore_threads):
+    forgeml.set_num_threads(1)
+    assert forgeml.get_num_threads() == 1
+    forgeml.set_num_threads(3)
+    assert forgeml.get_num_threads() == 3
+    with pytest.raises(ValueError, match="n: expected a thread count >= 1, got 0"):
+        forgeml.set_num_threads(0)
+    with pytest.raises(TypeError, match="n: expected an int"):
+        forgeml.set_num_threads(2.5)
+    assert forgeml.get_num_threads() == 3
+
+
+def test_omp_num_threads_is_honoured():
+    r = run_py("import forgeml; print(forgeml.get_num_threads())", OMP_NUM_THREADS="1")
+    assert r.stdout.strip() == "1", r.stderr
+
+
+def test_isa_can_be_lowered_not_raised():
+    before = _cpu.active_isa()
+    try:
+        _cpu.set_active_isa("reference")
+        assert _cpu.active_isa() == "reference"
+        _cpu.set_active_isa("portable")
+        assert _cpu.active_isa() == "portable"
+        with pytest.raises(ValueError, match="isa: expected"):
+            _cpu.set_active_isa("sse9")
+    finally:
+        _cpu.set_active_isa(before)
+    r = run_py("from forgeml import _cpu; print(_cpu.active_isa())", FORGEML_ISA="portable")
+    assert r.stdout.strip() == "portable", r.stderr
+
+
+def test_ctrl_c_interrupts_a_long_kernel():
+    timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
+    t0 = time.perf_counter()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        _cpu._interruptible_wait(30.0)
+    timer.join()
+    assert time.perf_counter() - t0 < 20
