@@ -450,6 +450,13 @@ def test_fused_dense_forward_matches():
     np.testing.assert_allclose(probs, model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match=r"x: expected shape \(n, 100\)"):
         ops.dense_forward(plan.layout, x[:, :5], model._params)
+    opt = model.optimizer
+    model._ready()
+    kw = dict(optimizer=plan.kind, hyper=plan.hyper, slots=opt.slots, lrs=1e-3, t0=0, batch_size=8)
+    with pytest.raises(ValueError, match=r"y: label 10 at row 3 is outside \[0, 10\)"):
+        ops.dense_train_steps(plan.layout, x[:5], np.array([0, 1, 2, 10, 4]), model._params, model._grads, **kw)
+    with pytest.raises(ValueError, match="perm: entry 1 is not a row index"):
+        ops.dense_train_steps(plan.layout, x[:3], np.zeros(3), model._params, model._grads, perm=[0, 7, 1], **kw)
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # raised inside Keras's own Variable.__array__
