@@ -1,6 +1,5 @@
 """forgeml.keras end to end: the reference program, training correctness, saving, determinism,
 frozen layers, callbacks, optimizers and clear errors."""
-import io
 import math
 
 import numpy as np
@@ -501,6 +500,8 @@ def test_more_api(tmp_path, capsys):
     import json
     cfg = json.loads(model.to_json())
     assert cfg["class_name"] == "Sequential" and cfg["config"]["layers"][1]["class_name"] == "Dense"
+    again = keras.models.model_from_json(model.to_json())
+    assert [l.units for l in again.layers] == [64, 32, 10] and again.count_params() == model.count_params()
     popped = model.pop()
     assert popped.units == 10 and model.output_shape == (None, 32)
     with pytest.raises(ValueError, match=r"filepath provided must end in `.keras`"):

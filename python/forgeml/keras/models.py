@@ -9,9 +9,7 @@ converted and validated once per fit; the step itself does no validation.
 """
 from __future__ import annotations
 
-import io
 import math
-import os
 
 import numpy as np
 
@@ -19,7 +17,7 @@ from . import backend, callbacks as callbacks_module, losses as losses_module, m
 from . import _fast, optimizers as optimizers_module, utils
 from .layers.base import InputLayer, KerasTensor, Layer, unique_name
 
-__all__ = ["Model", "Sequential", "load_model", "clone_model"]
+__all__ = ["Model", "Sequential", "load_model", "clone_model", "model_from_json"]
 
 
 def _n_samples(a):
@@ -721,6 +719,10 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
 
 def clone_model(model, input_tensors=None, clone_function=None):
     """Same architecture, freshly initialised weights."""
-    from . import saving
-    clone = Model.from_config(model.get_config())
-    return clone
+    return Model.from_config(model.get_config())
+
+
+def model_from_json(json_string, custom_objects=None):
+    import json
+    spec = json.loads(json_string)
+    return Model.from_config(spec.get("config", spec), custom_objects)
