@@ -516,3 +516,41 @@ def test_more_api(tmp_path, capsys):
     with pytest.raises(ValueError, match="allow|File format not supported"):
         (tmp_path / "bad.keras").write_bytes(b"not a zip")
         keras.models.load_model(tmp_path / "bad.keras")
+
+
+def test_a_new_layer_needs_no_model_changes(tmp_path):
+    """Part 2 adds layers (convolution, pooling, recurrent) the way this one is added: subclass,
+    build / forward / backward / get_config; training, summary and saving just work."""
+    @keras.saving.register_keras_serializable()
+    class Scale(keras.layers.Layer):
+        def __init__(self, init=1.0, **kwargs):
+            super().__init__(**kwargs)
+            self.init = init
+
+        def build(self, input_shape):
+            self.w = self.add_weight((input_shape[-1],), keras.initializers.Constant(self.init), "w")
+
+        def forward(self, x, training=False):
+            self._x = x
+            return x * self.w.value
+
+        def backward(self, dy, need_dx=True):
+            if self.trainable:
+                (dy * self._x).sum(axis=0, out=self.w.grad)
+            return dy * self.w.value if need_dx else None
+
+        def get_config(self):
+            return {**super().get_config(), "init": self.init}
+
+    keras.utils.set_random_seed(21)
+    x, y = teacher_data(256, d=10, classes=3)
+    model = keras.Sequential([keras.Input((10,)), Scale(0.5), keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    before = model.layers[0].get_weights()[0].copy()
+    model.fit(x, y, epochs=3, verbose=0)
+    assert not np.array_equal(before, model.layers[0].get_weights()[0])
+    path = tmp_path / "custom.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert type(loaded.layers[0]).__name__ == "Scale" and loaded.layers[0].init == 0.5
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
