@@ -390,6 +390,7 @@ def test_train_and_test_on_batch():
     (lambda: keras.optimizers.RMSprop(1e-3, momentum=0.5, centered=True, global_clipnorm=2.0), True, False),
     (lambda: keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True, clipvalue=0.1), False, True),
     (lambda: keras.optimizers.SGD(0.1), True, False),
+    (lambda: keras.optimizers.Adam(3e-3), "onehot", False),
 ])
 @pytest.mark.parametrize("isa", ["portable", "avx2", "avx512"])
 def test_fused_dense_path_matches_layer_path(monkeypatch, opt, from_logits, weighted, isa):
@@ -419,12 +420,15 @@ def _run_fused_vs_layer(monkeypatch, opt, from_logits, weighted):
         model = keras.Sequential([keras.layers.Dense(17, activation="tanh", input_shape=(20,)),
                                   keras.layers.Dense(9, activation="sigmoid"),
                                   keras.layers.Dense(13, activation="relu", use_bias=False),
-                                  keras.layers.Dense(5, activation=None if from_logits else "softmax")])
-        model.compile(optimizer=opt(), metrics=["accuracy"],
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits))
+                                  keras.layers.Dense(5, activation=None if from_logits is True else "softmax")])
+        if from_logits == "onehot":
+            loss, targets = "categorical_crossentropy", keras.utils.to_categorical(y, 5)
+        else:
+            loss, targets = keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits), y
+        model.compile(optimizer=opt(), metrics=["accuracy"], loss=loss)
         model._ready()
         assert (model._fast is not None) == fast
-        h = model.fit(x, y, epochs=3, batch_size=25, verbose=0, sample_weight=sw)
+        h = model.fit(x, targets, epochs=3, batch_size=25, verbose=0, sample_weight=sw)
         return model.get_weights(), h.history, int(model.optimizer.iterations)
 
     w_fast, h_fast, it_fast = run(True)
@@ -554,3 +558,16 @@ def test_a_new_layer_needs_no_model_changes(tmp_path):
     loaded = keras.models.load_model(path)
     assert type(loaded.layers[0]).__name__ == "Scale" and loaded.layers[0].init == 0.5
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_soft_targets_fall_back_to_the_layer_path():
+    keras.utils.set_random_seed(22)
+    x, y = teacher_data(200, d=20, classes=4)
+    soft = keras.utils.to_categorical(y, 4) * 0.9 + 0.025
+    model = keras.Sequential([keras.layers.Dense(4, activation="softmax", input_shape=(20,))])
+    model.compile(optimizer="sgd", loss="categorical_crossentropy", metrics=["accuracy"])
+    model._ready()
+    assert model._fast is not None and model._fast.labels(model._prepare_y(soft, 200)) is None
+    h = model.fit(x, soft, epochs=2, verbose=0)
+    assert h.history["loss"][1] < h.history["loss"][0]
+    assert int(model.optimizer.iterations) == 14
