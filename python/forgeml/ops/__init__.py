@@ -2,8 +2,10 @@
 CuPy out. This package is the single door to the compiled backends."""
 from __future__ import annotations
 
+from . import conv as _conv
+from .conv import *  # noqa: F401,F403
+from .dense import DenseLayout, dense_forward, dense_train_steps, optimizer_update  # noqa: F401
 from .gemm import matmul  # noqa: F401
 
-__all__: list[str] = ["matmul"]
-from .dense import DenseLayout, dense_forward, dense_train_steps, optimizer_update  # noqa: E402,F401
-__all__ += ["DenseLayout", "dense_train_steps", "dense_forward", "optimizer_update"]
+__all__: list[str] = ["matmul", *_conv.__all__, "DenseLayout", "dense_train_steps", "dense_forward",
+                      "optimizer_update"]
