@@ -2,6 +2,9 @@
 CuPy out. This package is the single door to the compiled backends."""
 from __future__ import annotations
 
-from .gemm import matmul  # noqa: F401
+from . import conv, gemm, svm
+from .conv import *  # noqa: F401,F403
+from .gemm import *  # noqa: F401,F403
+from .svm import *  # noqa: F401,F403
 
-__all__: list[str] = ["matmul"]
+__all__ = [*gemm.__all__, *conv.__all__, *svm.__all__]

@@ -1,0 +1,153 @@
+// forgeml._cpu SVM entry points: one-vs-one kernel SVC training, kernel blocks, linear solvers.
+#include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+
+#include "bind/registry.h"
+#include "cpu/svm/kernel.h"
+#include "cpu/svm/linear.h"
+#include "cpu/svm/ovo.h"
+#include "forgeml/check.h"
+#include "forgeml/parallel.h"
+
+namespace py = pybind11;
+using namespace forgeml::svm;
+
+namespace {
+
+using F32 = py::array_t<float, py::array::c_style | py::array::forcecast>;
+using F64 = py::array_t<double, py::array::c_style | py::array::forcecast>;
+using I64 = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
+using I32 = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
+
+KernelParams params(const std::string& kernel, double gamma, double coef0, int degree) {
+  KernelParams p;
+  p.type = kernel_from_name(kernel);
+  p.gamma = gamma;
+  p.coef0 = coef0;
+  p.degree = degree;
+  return p;
+}
+
+py::list fit_ovo_py(F32 X, const std::vector<I64>& members, F64 C, const std::string& kernel, double gamma,
+                    double coef0, int degree, double tol, bool shrinking, double cache_mb, int64_t max_iter) {
+  FORGEML_CHECK_ARG(X.ndim() == 2, "X: expected a 2-D array");
+  const int64_t n = X.shape(0), d = X.shape(1);
+  FORGEML_CHECK_ARG(C.ndim() == 1 && C.shape(0) == n, "C: expected shape (", n, ",)");
+  KernelParams p = params(kernel, gamma, coef0, degree);
+  FORGEML_CHECK_ARG(p.type != KernelType::precomputed || d == n, "X: a precomputed kernel must be square, got (",
+                    n, ", ", d, ")");
+  FORGEML_CHECK_ARG(members.size() >= 2, "members: need at least two classes");
+  std::vector<std::vector<int64_t>> mem;
+  for (const auto& m : members) {
+    std::vector<int64_t> v(m.data(), m.data() + m.size());
+    for (int64_t i : v) FORGEML_CHECK_ARG(i >= 0 && i < n, "members: index ", i, " out of range [0, ", n, ")");
+    mem.push_back(std::move(v));
+  }
+  SmoOptions opt;
+  opt.tol = tol;
+  opt.shrinking = shrinking;
+  opt.max_iter = max_iter;
+  std::vector<PairResult> res;
+  {
+    py::gil_scoped_release nogil;
+    res = fit_ovo(p, X.data(), n, d, mem, C.data(), opt, cache_mb * 1024.0 * 1024.0);
+  }
+  py::list out;
+  for (auto& r : res) {
+    F64 coef(int64_t(r.coef.size()));
+    std::copy(r.coef.begin(), r.coef.end(), coef.mutable_data());
+    out.append(py::make_tuple(coef, r.rho, r.iterations, r.converged));
+  }
+  return out;
+}
+
+F32 kernel_py(F32 X1, F32 X2, const std::string& kernel, double gamma, double coef0, int degree) {
+  FORGEML_CHECK_ARG(X1.ndim() == 2 && X2.ndim() == 2 && X1.shape(1) == X2.shape(1),
+                    "X1, X2: expected 2-D arrays with the same number of columns");
+  const int64_t m = X1.shape(0), n = X2.shape(0), d = X1.shape(1);
+  KernelParams p = params(kernel, gamma, coef0, degree);
+  F32 K({m, n});
+  {
+    py::gil_scoped_release nogil;
+    std::vector<float> n1, n2;
+    if (p.type == KernelType::rbf) {
+      n1 = row_norms(X1.data(), m, d);
+      n2 = row_norms(X2.data(), n, d);
+    }
+    kernel_block(p, X1.data(), n1.data(), m, X2.data(), n2.data(), n, d, K.mutable_data(), n);
+  }
+  return K;
+}
+
+// Y and C are (P, n): P binary problems on the same rows, solved in parallel when P > 1.
+py::tuple linear_fit_py(py::object X, py::object csr, int64_t n, int64_t d, F64 Y, F64 C, int solver,
+                        double tol, int64_t max_iter, double bias, uint64_t seed) {
+  LinearData data;
+  data.n = n;
+  data.d = d;
+  data.bias = bias;
+  F32 dense, values;
+  I64 indptr;
+  I32 indices;
+  if (!csr.is_none()) {
+    auto t = csr.cast<py::tuple>();
+    indptr = t[0].cast<I64>();
+    indices = t[1].cast<I32>();
+    values = t[2].cast<F32>();
+    FORGEML_CHECK_ARG(indptr.size() == n + 1, "indptr: expected length ", n + 1);
+    FORGEML_CHECK_ARG(indices.size() == values.size(), "indices/data: lengths differ");
+    for (int64_t i = 0; i < indices.size(); ++i)
+      FORGEML_CHECK_ARG(indices.data()[i] >= 0 && indices.data()[i] < d, "indices: column out of range");
+    data.indptr = indptr.data();
+    data.indices = indices.data();
+    data.data = values.data();
+  } else {
+    dense = X.cast<F32>();
+    FORGEML_CHECK_ARG(dense.ndim() == 2 && dense.shape(0) == n && dense.shape(1) == d, "X: expected shape (", n,
+                      ", ", d, ")");
+    data.dense = dense.data();
+  }
+  FORGEML_CHECK_ARG(Y.ndim() == 2 && Y.shape(1) == n && C.ndim() == 2 && C.shape(0) == Y.shape(0) &&
+                    C.shape(1) == n, "Y, C: expected shape (P, ", n, ")");
+  FORGEML_CHECK_ARG(solver >= 0 && solver <= 2, "solver: expected 0, 1 or 2");
+  const int64_t P = Y.shape(0), dim = d + (bias > 0 ? 1 : 0);
+  F64 W({P, dim});
+  I64 iters(P);
+  py::array_t<bool> conv(P);
+  {
+    py::gil_scoped_release nogil;
+    std::vector<LinearResult> res(P);
+    auto one = [&](int64_t q, int threads) {
+      std::vector<double> y(Y.data() + q * n, Y.data() + (q + 1) * n), c(C.data() + q * n, C.data() + (q + 1) * n);
+      res[q] = linear_fit(data, y, c, LinearSolver(solver), tol, max_iter, seed + uint64_t(q), threads);
+    };
+    if (P == 1 || forgeml::num_threads() == 1) {
+      for (int64_t q = 0; q < P; ++q) one(q, 0);
+    } else {
+      forgeml::ExceptionSlot slot;
+#pragma omp parallel for num_threads(int(std::min<int64_t>(P, forgeml::num_threads()))) schedule(dynamic, 1)
+      for (int64_t q = 0; q < P; ++q) slot.run([&] { one(q, 1); });
+      slot.rethrow();
+    }
+    for (int64_t q = 0; q < P; ++q) {
+      std::copy(res[q].w.begin(), res[q].w.end(), W.mutable_data() + q * dim);
+      iters.mutable_data()[q] = res[q].iterations;
+      conv.mutable_data()[q] = res[q].converged;
+    }
+  }
+  return py::make_tuple(W, iters, conv);
+}
+
+forgeml::bind::Register reg{[](py::module_& m) {
+  m.def("svm_fit_ovo", &fit_ovo_py, py::arg("X"), py::arg("members"), py::arg("C"), py::arg("kernel"),
+        py::arg("gamma"), py::arg("coef0"), py::arg("degree"), py::arg("tol"), py::arg("shrinking"),
+        py::arg("cache_mb"), py::arg("max_iter"),
+        "One-vs-one SMO: a list of (signed dual coef, rho, iterations, converged) per class pair.");
+  m.def("svm_kernel", &kernel_py, py::arg("X1"), py::arg("X2"), py::arg("kernel"), py::arg("gamma"),
+        py::arg("coef0"), py::arg("degree"), "Kernel matrix K(X1, X2), float32 (m, n).");
+  m.def("svm_linear_fit", &linear_fit_py, py::arg("X"), py::arg("csr"), py::arg("n"), py::arg("d"), py::arg("Y"),
+        py::arg("C"), py::arg("solver"), py::arg("tol"), py::arg("max_iter"), py::arg("bias"), py::arg("seed"),
+        "Linear SVM on P binary problems: (W (P, d[+1]), iterations (P,), converged (P,)).");
+}};
+
+}  // namespace

@@ -1,0 +1,31 @@
+// SMO for the binary C-SVC dual (the libsvm algorithm, Fan, Chen & Lin 2005):
+//   min_a 0.5 a^T Q a - e^T a   s.t.  0 <= a_i <= C_i,  y^T a = 0,   Q_ij = y_i y_j K_ij
+// with second-order working-set selection, shrinking, and gradients G = Q a - e in float64.
+// The decision function is f(x) = sum_i y_i a_i K(x_i, x) - rho.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "cpu/svm/cache.h"
+
+namespace forgeml::svm {
+
+struct SmoOptions {
+  double tol = 1e-3;      // stop when max violation m(a) - M(a) < tol
+  bool shrinking = true;
+  int64_t max_iter = -1;  // -1: libsvm's limit, max(1e7, 100 l)
+  bool interruptible = false;  // call check_interrupt() (only outside parallel regions)
+};
+
+struct SmoResult {
+  std::vector<double> alpha;  // a_i (unsigned)
+  double rho = 0, obj = 0;
+  int64_t iterations = 0;
+  bool converged = true;
+};
+
+// y is +1/-1 per sample; C is the per-sample upper bound (C * class weight * sample weight).
+SmoResult smo_solve(RowCache& cache, KernelRows& rows, const std::vector<double>& y,
+                    const std::vector<double>& C, const SmoOptions& opt);
+
+}  // namespace forgeml::svm

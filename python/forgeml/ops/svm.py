@@ -1,0 +1,107 @@
+"""SVM kernels: one-vs-one SMO training, kernel matrices, linear SVM solvers (CPU).
+
+These are the building blocks of ``forgeml.svm``; most users want the estimators there.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._backend import as_array, backend_of, check_shape
+
+__all__ = ["svm_fit_ovo", "svm_kernel", "svm_linear_fit", "SVM_KERNELS"]
+
+SVM_KERNELS = ("linear", "poly", "rbf", "sigmoid", "precomputed")
+_LINEAR_SOLVERS = {"dual_hinge": 0, "dual_squared_hinge": 1, "primal_squared_hinge": 2}
+
+
+def _cpu_only(*arrays, names):
+    kind, mod = backend_of(*arrays, names=names)
+    if kind != "cpu":
+        raise RuntimeError("forgeml's SVM kernels run on the CPU only for now: pass NumPy arrays "
+                           "(cupy.asnumpy(x) moves CuPy data to the CPU)")
+    return mod
+
+
+def _check_kernel(kernel, gamma, degree):
+    if kernel not in SVM_KERNELS:
+        raise ValueError(f"kernel: expected one of {SVM_KERNELS}, got {kernel!r}")
+    if not np.isfinite(gamma):
+        raise ValueError(f"gamma: expected a finite number, got {gamma!r}")
+    if int(degree) != degree or degree < 0:
+        raise ValueError(f"degree: expected a non-negative integer, got {degree!r}")
+
+
+def svm_kernel(X1, X2, kernel="rbf", *, gamma=1.0, coef0=0.0, degree=3):
+    """K(X1, X2) as a float32 (m, n) matrix for X1 (m, d), X2 (n, d).
+
+    linear: x.y; poly: (gamma x.y + coef0)^degree; rbf: exp(-gamma |x - y|^2);
+    sigmoid: tanh(gamma x.y + coef0). The dot products are one SGEMM; the kernel function is its
+    epilogue."""
+    mod = _cpu_only(X1, X2, names=["X1", "X2"])
+    _check_kernel(kernel, gamma, degree)
+    if kernel == "precomputed":
+        raise ValueError("kernel: 'precomputed' has no kernel function to evaluate")
+    X1 = as_array(X1, "X1", ndim=2)
+    X2 = as_array(X2, "X2", ndim=2)
+    check_shape(X2, "X2", (None, X1.shape[1]))
+    return mod.svm_kernel(X1, X2, kernel, float(gamma), float(coef0), int(degree))
+
+
+def svm_fit_ovo(X, members, C, kernel="rbf", *, gamma=1.0, coef0=0.0, degree=3, tol=1e-3, shrinking=True,
+                cache_size=200.0, max_iter=-1):
+    """Train one binary C-SVC per pair of classes (a < b) with SMO.
+
+    X (n, d) float32 (for kernel='precomputed', the (n, n) Gram matrix); members[c] the sorted
+    sample indices of class c; C (n,) the per-sample bound. Returns, per pair in order
+    (0,1), (0,2), ..., a tuple (coef, rho, iterations, converged) where coef holds y_i alpha_i for
+    the samples members[a] then members[b] (positive for class a) and the pair's decision function
+    is K(x, X_pair) @ coef - rho."""
+    mod = _cpu_only(X, C, names=["X", "C"])
+    _check_kernel(kernel, gamma, degree)
+    X = as_array(X, "X", ndim=2)
+    C = as_array(C, "C", dtype=np.float64, ndim=1)
+    check_shape(C, "C", (X.shape[0],))
+    if not np.all(C > 0):
+        raise ValueError("C: every per-sample bound must be positive")
+    members = [as_array(m, f"members[{i}]", dtype=np.int64, ndim=1) for i, m in enumerate(members)]
+    if len(members) < 2:
+        raise ValueError(f"members: expected at least two classes, got {len(members)}")
+    if tol <= 0:
+        raise ValueError(f"tol: expected a positive number, got {tol!r}")
+    if cache_size <= 0:
+        raise ValueError(f"cache_size: expected a positive size in MB, got {cache_size!r}")
+    return mod.svm_fit_ovo(X, members, C, kernel, float(gamma), float(coef0), int(degree), float(tol),
+                           bool(shrinking), float(cache_size), int(max_iter))
+
+
+def svm_linear_fit(X, Y, C, solver="primal_squared_hinge", *, tol=1e-4, max_iter=1000, bias=-1.0, seed=0):
+    """Linear SVM for P binary problems on the same rows, solved in parallel.
+
+    X (n, d) dense or a SciPy CSR matrix; Y (P, n) labels +1/-1; C (P, n) per-sample costs;
+    solver 'primal_squared_hinge' (Newton-CG), 'dual_squared_hinge' or 'dual_hinge' (coordinate
+    descent); bias > 0 appends a constant feature of that value. Returns (W (P, d [+1]) float64,
+    iterations (P,), converged (P,))."""
+    if solver not in _LINEAR_SOLVERS:
+        raise ValueError(f"solver: expected one of {tuple(_LINEAR_SOLVERS)}, got {solver!r}")
+    if hasattr(X, "tocsr"):  # any SciPy sparse matrix
+        X = X.tocsr()
+        mod = _cpu_only(Y, C, names=["Y", "C"])
+        n, d = X.shape
+        csr = (np.ascontiguousarray(X.indptr, dtype=np.int64), np.ascontiguousarray(X.indices, dtype=np.int32),
+               np.ascontiguousarray(X.data, dtype=np.float32))
+        dense = None
+    else:
+        mod = _cpu_only(X, Y, C, names=["X", "Y", "C"])
+        dense = as_array(X, "X", ndim=2)
+        n, d = dense.shape
+        csr = None
+    Y = as_array(Y, "Y", dtype=np.float64, ndim=2)
+    C = as_array(C, "C", dtype=np.float64, ndim=2)
+    check_shape(Y, "Y", (None, n))
+    check_shape(C, "C", Y.shape)
+    if not np.all(np.abs(Y) == 1):
+        raise ValueError("Y: labels must be +1 or -1")
+    if not np.all(C > 0):
+        raise ValueError("C: every per-sample cost must be positive")
+    return mod.svm_linear_fit(dense, csr, int(n), int(d), Y, C, _LINEAR_SOLVERS[solver], float(tol),
+                              int(max_iter), float(bias), int(seed))

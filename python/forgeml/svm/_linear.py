@@ -1,0 +1,123 @@
+"""LinearSVC: linear support vector classification with scikit-learn's API (liblinear's
+formulations: the bias is a regularised extra feature of value intercept_scaling)."""
+from __future__ import annotations
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model._base import LinearClassifierMixin, SparseCoefMixin
+from sklearn.utils import check_random_state, compute_class_weight
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_sample_weight, validate_data
+
+from ..ops import svm as ops
+
+__all__ = ["LinearSVC"]
+
+
+class LinearSVC(LinearClassifierMixin, SparseCoefMixin, BaseEstimator):
+    """Linear Support Vector Classification (scikit-learn's ``sklearn.svm.LinearSVC`` API).
+
+    loss='squared_hinge' with dual=False (what dual='auto' picks when n_samples >= n_features) is
+    solved in the primal by Newton-CG; dual=True runs liblinear's dual coordinate descent (hinge or
+    squared hinge). One-vs-rest problems run in parallel. Dense or SciPy sparse (CSR) X.
+    penalty='l1' and multi_class='crammer_singer' raise NotImplementedError. ``verbose`` is ignored.
+    """
+
+    _parameter_constraints: dict = {
+        "penalty": [StrOptions({"l1", "l2"})],
+        "loss": [StrOptions({"hinge", "squared_hinge"})],
+        "dual": ["boolean", StrOptions({"auto"})],
+        "tol": [Interval(Real, 0.0, None, closed="neither")],
+        "C": [Interval(Real, 0.0, None, closed="neither")],
+        "multi_class": [StrOptions({"ovr", "crammer_singer"})],
+        "fit_intercept": ["boolean"],
+        "intercept_scaling": [Interval(Real, 0, None, closed="neither")],
+        "class_weight": [None, dict, StrOptions({"balanced"})],
+        "verbose": ["verbose"],
+        "random_state": ["random_state"],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+    }
+
+    def __init__(self, penalty="l2", loss="squared_hinge", *, dual="auto", tol=1e-4, C=1.0, multi_class="ovr",
+                 fit_intercept=True, intercept_scaling=1, class_weight=None, verbose=0, random_state=None,
+                 max_iter=1000):
+        self.penalty = penalty
+        self.loss = loss
+        self.dual = dual
+        self.tol = tol
+        self.C = C
+        self.multi_class = multi_class
+        self.fit_intercept = fit_intercept
+        self.intercept_scaling = intercept_scaling
+        self.class_weight = class_weight
+        self.verbose = verbose
+        self.random_state = random_state
+        self.max_iter = max_iter
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+    def _solver(self, n_samples, n_features):
+        if self.penalty == "l1":
+            raise NotImplementedError("LinearSVC(penalty='l1') is not implemented in forgeml yet; use "
+                                      "penalty='l2', or sklearn.svm.LinearSVC for L1-regularised models")
+        if self.multi_class == "crammer_singer":
+            raise NotImplementedError("LinearSVC(multi_class='crammer_singer') is not implemented in forgeml; "
+                                      "use multi_class='ovr', or sklearn.svm.LinearSVC")
+        dual = self.dual
+        if dual == "auto":  # scikit-learn's rule: the primal when it exists and n_samples >= n_features
+            dual = n_samples < n_features or self.loss == "hinge"
+        if self.loss == "hinge":
+            if not dual:
+                raise ValueError("Unsupported set of arguments: The combination of penalty='l2' and loss='hinge' "
+                                 "are not supported when dual=False, Parameters: penalty='l2', loss='hinge', "
+                                 "dual=False")
+            return "dual_hinge"
+        return "dual_squared_hinge" if dual else "primal_squared_hinge"
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit on X (n_samples, n_features), dense or sparse, and y; sample_weight scales C per sample."""
+        X, y = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64, order="C",
+                             accept_large_sparse=False)
+        check_classification_targets(y)
+        self.classes_, y_enc = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError("This solver needs samples of at least 2 classes in the data, but the data "
+                             f"contains only one class: {self.classes_[0]!r}")
+        solver = self._solver(*X.shape)
+        cw = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
+        sw = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        keep = np.flatnonzero(sw > 0)
+        if keep.size < X.shape[0]:
+            X, y_enc, sw = X[keep], y_enc[keep], sw[keep]
+        k = len(self.classes_)
+        # liblinear's costs: binary: C * w[class]; one-vs-rest: C * w[k] for class k, plain C for the rest
+        positives = [1] if k == 2 else list(range(k))
+        Y = np.empty((len(positives), y_enc.size))
+        Cs = np.empty_like(Y)
+        for q, c in enumerate(positives):
+            pos = y_enc == c
+            Y[q] = np.where(pos, 1.0, -1.0)
+            neg_cost = cw[0] if k == 2 else 1.0
+            Cs[q] = float(self.C) * sw * np.where(pos, cw[c], neg_cost)
+        bias = float(self.intercept_scaling) if self.fit_intercept else -1.0
+        seed = check_random_state(self.random_state).randint(np.iinfo("i").max)
+        Xs = X.astype(np.float32) if sp.issparse(X) else np.ascontiguousarray(X, dtype=np.float32)
+        W, iters, conv = ops.svm_linear_fit(Xs, Y, Cs, solver, tol=self.tol, max_iter=self.max_iter, bias=bias,
+                                            seed=seed)
+        d = X.shape[1]
+        self.coef_ = np.ascontiguousarray(W[:, :d])
+        self.intercept_ = float(self.intercept_scaling) * W[:, d] if self.fit_intercept else 0.0
+        self.n_iter_ = int(iters.max())
+        if not conv.all():
+            warnings.warn("Liblinear failed to converge, increase the number of iterations.", ConvergenceWarning)
+        return self

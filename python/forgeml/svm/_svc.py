@@ -1,0 +1,310 @@
+"""SVC: kernel support vector classification on forgeml's SMO, answers as scikit-learn's SVC.
+
+Training is one binary SMO problem per pair of classes (libsvm's one-vs-one), run in parallel;
+the fitted attributes follow libsvm's layout (support vectors grouped by class), so
+``dual_coef_``, ``intercept_``, ``support_`` and the decision rule match scikit-learn's."""
+from __future__ import annotations
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state, compute_class_weight
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._available_if import available_if
+from sklearn.utils.multiclass import _ovr_decision_function, check_classification_targets
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from ..ops import svm as ops
+from . import _platt
+
+__all__ = ["SVC"]
+
+_BLOCK_ROWS = 4096  # test rows per kernel block in decision_function (bounds memory)
+
+
+def _dense(X):
+    return X.toarray() if sp.issparse(X) else X
+
+
+class SVC(ClassifierMixin, BaseEstimator):
+    """C-Support Vector Classification (scikit-learn's ``sklearn.svm.SVC`` API).
+
+    SMO with second-order working-set selection and shrinking (the libsvm algorithm), kernel rows
+    from forgeml's SGEMM kept in an LRU cache of ``cache_size`` MB, gradients in float64, and the
+    one-vs-one sub-problems trained in parallel. Kernels are evaluated in float32.
+
+    ``probability=True`` fits Platt scaling on 5-fold cross-validated decision values as libsvm
+    does (kept for old code; ``CalibratedClassifierCV(SVC())`` works as well). ``verbose`` is
+    accepted and ignored. Callable kernels are not supported.
+    """
+
+    _parameter_constraints: dict = {
+        "C": [Interval(Real, 0.0, None, closed="right")],
+        "kernel": [StrOptions({"linear", "poly", "rbf", "sigmoid", "precomputed"})],
+        "degree": [Interval(Integral, 0, None, closed="left")],
+        "gamma": [StrOptions({"scale", "auto"}), Interval(Real, 0.0, None, closed="left")],
+        "coef0": [Interval(Real, None, None, closed="neither")],
+        "shrinking": ["boolean"],
+        "probability": ["boolean"],
+        "tol": [Interval(Real, 0.0, None, closed="neither")],
+        "cache_size": [Interval(Real, 0, None, closed="neither")],
+        "class_weight": [StrOptions({"balanced"}), dict, None],
+        "verbose": ["verbose"],
+        "max_iter": [Interval(Integral, -1, None, closed="left")],
+        "decision_function_shape": [StrOptions({"ovr", "ovo"})],
+        "break_ties": ["boolean"],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(self, *, C=1.0, kernel="rbf", degree=3, gamma="scale", coef0=0.0, shrinking=True,
+                 probability=False, tol=1e-3, cache_size=200, class_weight=None, verbose=False, max_iter=-1,
+                 decision_function_shape="ovr", break_ties=False, random_state=None):
+        self.C = C
+        self.kernel = kernel
+        self.degree = degree
+        self.gamma = gamma
+        self.coef0 = coef0
+        self.shrinking = shrinking
+        self.probability = probability
+        self.tol = tol
+        self.cache_size = cache_size
+        self.class_weight = class_weight
+        self.verbose = verbose
+        self.max_iter = max_iter
+        self.decision_function_shape = decision_function_shape
+        self.break_ties = break_ties
+        self.random_state = random_state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = self.kernel != "precomputed"
+        tags.input_tags.pairwise = self.kernel == "precomputed"
+        return tags
+
+    # ------------------------------------------------------------------ fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model on X (n_samples, n_features) (or a precomputed (n, n) Gram matrix) and y."""
+        X, y = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64, order="C")
+        X = _dense(X)
+        check_classification_targets(y)
+        if self.kernel == "precomputed" and X.shape[0] != X.shape[1]:
+            raise ValueError(f"Precomputed matrix must be a square matrix. Input is a {X.shape[0]}x{X.shape[1]} matrix.")
+        self.classes_, y_enc = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(f"The number of classes has to be greater than one; got {len(self.classes_)} class")
+        self.class_weight_ = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
+        sw = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        keep = np.flatnonzero(sw > 0)  # libsvm drops samples of zero weight
+        if keep.size == 0:
+            raise ValueError("Invalid input - all samples have zero or negative weights.")
+        if self.kernel == "precomputed":
+            Xk = X[np.ix_(keep, keep)]
+        else:
+            Xk = X[keep]
+        yk = y_enc[keep]
+        self._gamma = self._resolve_gamma(X)
+        Ck = float(self.C) * self.class_weight_[yk] * sw[keep]
+        k = len(self.classes_)
+        members = [np.flatnonzero(yk == c) for c in range(k)]
+        if sum(m.size > 0 for m in members) < 2:
+            raise ValueError("The number of classes has to be greater than one; got 1 class "
+                             "after removing samples of zero weight")
+        pairs = ops.svm_fit_ovo(Xk.astype(np.float32), members, Ck, self.kernel, gamma=self._gamma,
+                                coef0=self.coef0, degree=self.degree, tol=self.tol, shrinking=self.shrinking,
+                                cache_size=self.cache_size, max_iter=self.max_iter)
+        self._store_model(X, keep, members, pairs)
+        if not all(p[3] for p in pairs):
+            self.fit_status_ = 1
+            warnings.warn(f"Solver terminated early (max_iter={self.max_iter}).  Consider pre-processing "
+                          "your data with StandardScaler or MinMaxScaler.", ConvergenceWarning)
+        self.probA_ = np.empty(0)
+        self.probB_ = np.empty(0)
+        if self.probability:
+            self._fit_platt(Xk, members, Ck)
+        return self
+
+    def _resolve_gamma(self, X):
+        if self.kernel == "precomputed":
+            return 0.0
+        if self.gamma == "scale":
+            var = X.var()
+            return 1.0 / (X.shape[1] * var) if var != 0 else 1.0
+        if self.gamma == "auto":
+            return 1.0 / X.shape[1]
+        return float(self.gamma)
+
+    def _store_model(self, X, keep, members, pairs):
+        """libsvm's model layout from the per-pair solutions."""
+        k = len(members)
+        nonzero = np.zeros(keep.size, dtype=bool)
+        for (a, b), (coef, *_rest) in zip(self._pairs(k), pairs):
+            idx = np.concatenate([members[a], members[b]])
+            nonzero[idx[coef != 0]] = True
+        sv_by_class = [m[nonzero[m]] for m in members]
+        sv = np.concatenate(sv_by_class)  # positions in the kept samples, grouped by class
+        pos = np.full(keep.size, -1, dtype=np.int64)
+        pos[sv] = np.arange(sv.size)
+        dual = np.zeros((k - 1, sv.size))
+        W = np.zeros((sv.size, len(pairs)))  # per-pair coefficients over all SVs
+        rho = np.empty(len(pairs))
+        for p, ((a, b), (coef, r, _it, _ok)) in enumerate(zip(self._pairs(k), pairs)):
+            na = members[a].size
+            ca, cb = coef[:na], coef[na:]
+            ia, ib = members[a][ca != 0], members[b][cb != 0]
+            dual[b - 1, pos[ia]] = ca[ca != 0]
+            dual[a, pos[ib]] = cb[cb != 0]
+            W[pos[ia], p] = ca[ca != 0]
+            W[pos[ib], p] = cb[cb != 0]
+            rho[p] = r
+        self.support_ = keep[sv].astype(np.int32)
+        self.n_support_ = np.array([s.size for s in sv_by_class], dtype=np.int32)
+        if self.kernel == "precomputed":
+            self.support_vectors_ = np.empty((0, 0), dtype=np.float64)
+        else:
+            self.support_vectors_ = np.ascontiguousarray(X[self.support_])
+        self._sv32 = np.ascontiguousarray(X[self.support_], dtype=np.float32) if self.kernel != "precomputed" else None
+        self._W = W
+        self._rho = rho
+        self.n_iter_ = np.array([p[2] for p in pairs], dtype=np.int32)
+        self.fit_status_ = 0
+        self.shape_fit_ = X.shape
+        if k == 2:  # scikit-learn flips the binary model so that > 0 means classes_[1]
+            self.dual_coef_ = -dual
+            self.intercept_ = rho.copy()
+        else:
+            self.dual_coef_ = dual
+            self.intercept_ = -rho
+
+    @staticmethod
+    def _pairs(k):
+        return [(a, b) for a in range(k) for b in range(a + 1, k)]
+
+    # ------------------------------------------------------------------ probability (Platt)
+    def _fit_platt(self, Xk, members, Ck):
+        rng = check_random_state(self.random_state)
+        k = len(members)
+        A, B = np.empty(k * (k - 1) // 2), np.empty(k * (k - 1) // 2)
+        for p, (a, b) in enumerate(self._pairs(k)):
+            idx = np.concatenate([members[a], members[b]])
+            lab = np.r_[np.ones(members[a].size), -np.ones(members[b].size)]
+            dec = self._cv_decision(Xk, idx, lab, Ck, rng)
+            A[p], B[p] = _platt.sigmoid_train(dec, lab)
+        self.probA_, self.probB_ = A, B
+
+    def _cv_decision(self, Xk, idx, lab, Ck, rng, folds=5):
+        """Decision values of each sample from a model trained without its fold (libsvm's CV)."""
+        n = idx.size
+        perm = rng.permutation(n)
+        dec = np.empty(n)
+        for f in range(folds):
+            test = perm[f * n // folds:(f + 1) * n // folds]
+            train = np.concatenate([perm[:f * n // folds], perm[(f + 1) * n // folds:]])
+            pos, neg = train[lab[train] > 0], train[lab[train] < 0]
+            if pos.size == 0 or neg.size == 0:
+                dec[test] = 1.0 if neg.size == 0 else -1.0
+                continue
+            tr = np.concatenate([np.sort(pos), np.sort(neg)])
+            g = idx[tr]
+            if self.kernel == "precomputed":
+                Xtr = Xk[np.ix_(g, g)]
+            else:
+                Xtr = Xk[g]
+            m = [np.arange(pos.size), np.arange(pos.size, tr.size)]
+            coef, rho, _, _ = ops.svm_fit_ovo(Xtr.astype(np.float32), m, Ck[g], self.kernel, gamma=self._gamma,
+                                              coef0=self.coef0, degree=self.degree, tol=self.tol,
+                                              shrinking=self.shrinking, cache_size=self.cache_size,
+                                              max_iter=self.max_iter)[0]
+            if self.kernel == "precomputed":
+                K = Xk[np.ix_(idx[test], g)]
+            else:
+                K = ops.svm_kernel(Xk[idx[test]], Xtr, self.kernel, gamma=self._gamma, coef0=self.coef0,
+                                   degree=self.degree)
+            dec[test] = K.astype(np.float64) @ coef - rho
+        return dec
+
+    def _check_proba(self):
+        if not self.probability:
+            raise AttributeError("predict_proba is not available when probability=False")
+        return True
+
+    @available_if(_check_proba)
+    def predict_proba(self, X):
+        """Class probabilities (n_samples, n_classes) by Platt scaling and pairwise coupling."""
+        check_is_fitted(self)
+        if self.probA_.size == 0:
+            raise AttributeError("predict_proba is not available: the model was fitted with probability=False")
+        dec = self._pair_decision(X)
+        k = len(self.classes_)
+        r = np.zeros((dec.shape[0], k, k))
+        for p, (a, b) in enumerate(self._pairs(k)):
+            v = np.clip(_platt.sigmoid_predict(dec[:, p], self.probA_[p], self.probB_[p]), 1e-7, 1 - 1e-7)
+            r[:, a, b] = v
+            r[:, b, a] = 1 - v
+        return _platt.couple(r)
+
+    @available_if(_check_proba)
+    def predict_log_proba(self, X):
+        return np.log(self.predict_proba(X))
+
+    # ------------------------------------------------------------------ prediction
+    def _pair_decision(self, X):
+        """libsvm's decision values (n, n_pairs): > 0 votes for the first class of the pair."""
+        check_is_fitted(self)
+        X = validate_data(self, X, accept_sparse="csr", dtype=np.float64, order="C", reset=False)
+        X = _dense(X)
+        if self.kernel == "precomputed":
+            if X.shape[1] != self.shape_fit_[0]:
+                raise ValueError(f"X.shape[1] = {X.shape[1]} should be equal to {self.shape_fit_[0]}, "
+                                 "the number of samples at training time")
+            return X[:, self.support_] @ self._W - self._rho
+        out = np.empty((X.shape[0], self._W.shape[1]))
+        for s in range(0, X.shape[0], _BLOCK_ROWS):
+            K = ops.svm_kernel(X[s:s + _BLOCK_ROWS], self._sv32, self.kernel, gamma=self._gamma,
+                               coef0=self.coef0, degree=self.degree)
+            out[s:s + _BLOCK_ROWS] = K.astype(np.float64) @ self._W - self._rho
+        return out
+
+    def decision_function(self, X):
+        """(n_samples,) for two classes (> 0 means classes_[1]); otherwise (n_samples, n_classes)
+        with decision_function_shape='ovr' or (n_samples, n_classes * (n_classes - 1) / 2) with 'ovo'."""
+        check_is_fitted(self)
+        dec = self._pair_decision(X)
+        k = len(self.classes_)
+        if k == 2:
+            return -dec[:, 0]
+        if self.decision_function_shape == "ovr":
+            return _ovr_decision_function(dec < 0, -dec, k)
+        return dec
+
+    def predict(self, X):
+        """Class labels by one-vs-one voting (ties to the lowest class), or by the largest ovr
+        decision value with break_ties=True."""
+        check_is_fitted(self)
+        if self.break_ties and self.decision_function_shape == "ovo":
+            raise ValueError("break_ties must be False when decision_function_shape is 'ovo'")
+        k = len(self.classes_)
+        if self.break_ties and self.decision_function_shape == "ovr" and k > 2:
+            return self.classes_[np.argmax(self.decision_function(X), axis=1)]
+        dec = self._pair_decision(X)
+        votes = np.zeros((dec.shape[0], k), dtype=np.int64)
+        for p, (a, b) in enumerate(self._pairs(k)):
+            first = dec[:, p] > 0
+            votes[first, a] += 1
+            votes[~first, b] += 1
+        return self.classes_[np.argmax(votes, axis=1)]
+
+    # ------------------------------------------------------------------ linear kernel weights
+    @property
+    def coef_(self):
+        """Primal weights, only for kernel='linear': (1, n_features) or (n_pairs, n_features)."""
+        if self.kernel != "linear":
+            raise AttributeError("coef_ is only available when using a linear kernel")
+        check_is_fitted(self)
+        if len(self.classes_) == 2:
+            return self.dual_coef_ @ self.support_vectors_
+        return self._W.T @ self.support_vectors_
