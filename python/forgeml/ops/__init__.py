@@ -2,4 +2,8 @@
 CuPy out. This package is the single door to the compiled backends."""
 from __future__ import annotations
 
-__all__: list[str] = []
+from .gemm import matmul  # noqa: F401
+
+__all__: list[str] = ["matmul"]
+from .dense import DenseLayout, dense_forward, dense_train_steps  # noqa: E402,F401
+__all__ += ["DenseLayout", "dense_train_steps", "dense_forward"]

@@ -1,0 +1,153 @@
+// forgeml._cpu bindings for SGEMM. Arrays arrive float32 with a unit inner stride (ops/gemm.py
+// converts anything else once); leading dimensions and batch strides are read from the arrays'
+// strides here, so a transposed or sliced view costs no copy. Shapes were checked in Python;
+// the checks here only keep a wrong call from touching memory it does not own.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <vector>
+
+#include "bind/registry.h"
+#include "forgeml/check.h"
+#include "forgeml/gemm.h"
+
+namespace py = pybind11;
+namespace fg = forgeml::gemm;
+
+namespace {
+
+// A (batch of) row-major matrix view: element (b, r, c) at p[b * stride + r * ld + c].
+struct Mat {
+  float* p;
+  int64_t batch, rows, cols, ld, stride;
+};
+
+Mat mat_of(const py::array& x, const char* name, bool writable = false) {
+  FORGEML_CHECK_ARG(x.dtype().kind() == 'f' && x.itemsize() == 4, name, ": expected float32, got ",
+                    std::string(py::str(x.dtype())));
+  const int nd = static_cast<int>(x.ndim());
+  FORGEML_CHECK_ARG(nd == 2 || nd == 3, name, ": expected a 2-D or 3-D array, got ", nd, "-D");
+  if (writable) FORGEML_CHECK_ARG(x.writeable(), name, ": array is read-only");
+  Mat m{static_cast<float*>(const_cast<void*>(x.data())), nd == 3 ? x.shape(0) : 1, x.shape(nd - 2),
+        x.shape(nd - 1), 0, 0};
+  if (x.size() == 0) {  // empty arrays may have zero strides
+    m.ld = std::max<int64_t>(1, m.cols);
+    return m;
+  }
+  const int64_t s_row = x.strides(nd - 2), s_col = x.strides(nd - 1);
+  FORGEML_CHECK_ARG(m.cols <= 1 || s_col == 4, name, ": expected a unit inner stride");
+  FORGEML_CHECK_ARG(s_row % 4 == 0 && (m.rows <= 1 || s_row >= 4 * m.cols), name, ": unsupported row stride");
+  m.ld = m.rows <= 1 || m.cols == 0 ? std::max<int64_t>(1, m.cols) : s_row / 4;
+  if (nd == 3) {
+    const int64_t s_b = x.strides(0);
+    FORGEML_CHECK_ARG(s_b % 4 == 0 && s_b >= 0, name, ": unsupported batch stride");
+    m.stride = m.batch <= 1 ? 0 : s_b / 4;
+  }
+  return m;
+}
+
+const float* bias_of(const py::object& bias, int64_t N) {
+  if (bias.is_none()) return nullptr;
+  py::array b = py::reinterpret_borrow<py::array>(bias);
+  FORGEML_CHECK_ARG(b.dtype().kind() == 'f' && b.itemsize() == 4 && b.ndim() == 1 && b.shape(0) == N &&
+                        (N <= 1 || b.strides(0) == 4),
+                    "bias: expected a contiguous float32 vector of length ", N);
+  return static_cast<const float*>(b.data());
+}
+
+fg::Activation act_of(int act) {
+  FORGEML_CHECK_ARG(act >= 0 && act <= 4, "activation: expected 0..4, got ", act);
+  return static_cast<fg::Activation>(act);
+}
+
+// op(a) @ op(b) for 2-D or batched 3-D views; a 2-D operand is broadcast over the batch.
+void run_sgemm(const py::array& a, const py::array& b, const py::array& c, bool ta, bool tb, float alpha,
+               float beta, const fg::Epilogue& ep) {
+  Mat A = mat_of(a, "a"), B = mat_of(b, "b"), C = mat_of(c, "out", true);
+  const int64_t M = ta ? A.cols : A.rows, K = ta ? A.rows : A.cols;
+  const int64_t Kb = tb ? B.cols : B.rows, N = tb ? B.rows : B.cols;
+  FORGEML_CHECK_ARG(K == Kb, "b: inner dimensions differ: op(a) is (", M, ", ", K, "), op(b) is (", Kb, ", ", N, ")");
+  FORGEML_CHECK_ARG(C.rows == M && C.cols == N, "out: expected (", M, ", ", N, ") matrices, got (", C.rows, ", ",
+                    C.cols, ")");
+  const bool batched = a.ndim() == 3 || b.ndim() == 3;
+  FORGEML_CHECK_ARG(batched == (c.ndim() == 3), "out: expected a ", batched ? 3 : 2, "-D array");
+  const int64_t batch = C.batch;
+  FORGEML_CHECK_ARG((a.ndim() == 2 || A.batch == batch) && (b.ndim() == 2 || B.batch == batch),
+                    "a, b: batch sizes differ from out's ", batch);
+  py::gil_scoped_release nogil;
+  if (!batched)
+    return fg::sgemm(ta, tb, M, N, K, alpha, A.p, A.ld, B.p, B.ld, beta, C.p, C.ld, ep);
+  fg::sgemm_batched(ta, tb, batch, M, N, K, alpha, A.p, A.ld, A.stride, B.p, B.ld, B.stride, beta, C.p, C.ld,
+                    C.stride, ep);
+}
+
+// Test hook for the custom epilogue: out = 2 * out + 0.5 at each element, and counts[i, j]
+// records how many times the element was visited (must be exactly once).
+struct CountCtx {
+  int32_t* counts;
+  int64_t ldn;
+};
+void count_epilogue(void* ctx, int64_t i0, int64_t i1, int64_t j0, int64_t j1, float* c, int64_t ldc) {
+  auto* cc = static_cast<CountCtx*>(ctx);
+  for (int64_t i = i0; i < i1; ++i)
+    for (int64_t j = j0; j < j1; ++j) {
+      float& v = c[(i - i0) * ldc + (j - j0)];
+      v = 2.f * v + 0.5f;
+      cc->counts[i * cc->ldn + j] += 1;
+    }
+}
+
+}  // namespace
+
+static forgeml::bind::Register reg{[](py::module_& m) {
+  m.def("sgemm", [](const py::array& a, const py::array& b, const py::array& out, bool trans_a, bool trans_b,
+                    float alpha, float beta, const py::object& bias, int activation) {
+    const int64_t N = trans_b ? b.shape(b.ndim() - 2) : b.shape(b.ndim() - 1);
+    fg::Epilogue ep{bias_of(bias, N), act_of(activation)};
+    run_sgemm(a, b, out, trans_a, trans_b, alpha, beta, ep);
+  }, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("trans_a"), py::arg("trans_b"), py::arg("alpha"),
+     py::arg("beta"), py::arg("bias"), py::arg("activation"),
+     "out = act(alpha * op(a) @ op(b) + beta * out + bias) on float32 views (2-D, or 3-D batched).");
+
+  m.def("_sgemm_count_epilogue", [](const py::array& a, const py::array& b, const py::array& out, bool trans_a,
+                                    bool trans_b, py::array_t<int32_t, py::array::c_style> counts) {
+    FORGEML_CHECK_ARG(counts.ndim() == 2 && counts.shape(0) == out.shape(0) && counts.shape(1) == out.shape(1),
+                      "counts: expected out's shape");
+    CountCtx ctx{counts.mutable_data(), counts.shape(1)};
+    fg::Epilogue ep{nullptr, fg::Activation::none, count_epilogue, &ctx};
+    run_sgemm(a, b, out, trans_a, trans_b, 1.f, 0.f, ep);
+  }, "Test hook: a custom epilogue (out = 2 * out + 0.5) that counts visits per element.");
+
+
+  py::class_<fg::PackedB>(m, "PackedB", "op(b) packed once for repeated sgemm_packed calls.")
+      .def(py::init([](const py::array& b, bool trans_b) {
+             Mat B = mat_of(b, "b");
+             FORGEML_CHECK_ARG(b.ndim() == 2, "b: expected a 2-D array");
+             py::gil_scoped_release nogil;
+             return new fg::PackedB(trans_b, trans_b ? B.cols : B.rows, trans_b ? B.rows : B.cols, B.p, B.ld);
+           }), py::arg("b"), py::arg("trans_b") = false)
+      .def_property_readonly("K", &fg::PackedB::K)
+      .def_property_readonly("N", &fg::PackedB::N);
+
+  m.def("sgemm_packed", [](const py::array& a, const fg::PackedB& pb, const py::array& out, bool trans_a,
+                           float alpha, float beta, const py::object& bias, int activation) {
+    Mat A = mat_of(a, "a"), C = mat_of(out, "out", true);
+    FORGEML_CHECK_ARG(a.ndim() == 2 && out.ndim() == 2, "a, out: expected 2-D arrays");
+    const int64_t M = trans_a ? A.cols : A.rows, K = trans_a ? A.rows : A.cols;
+    FORGEML_CHECK_ARG(K == pb.K(), "a: inner dimension ", K, " differs from the packed b's ", pb.K());
+    FORGEML_CHECK_ARG(C.rows == M && C.cols == pb.N(), "out: expected (", M, ", ", pb.N(), "), got (", C.rows,
+                      ", ", C.cols, ")");
+    fg::Epilogue ep{bias_of(bias, pb.N()), act_of(activation)};
+    py::gil_scoped_release nogil;
+    fg::sgemm_packed(trans_a, M, alpha, A.p, A.ld, pb, beta, C.p, C.ld, ep);
+  }, py::arg("a"), py::arg("packed"), py::arg("out"), py::arg("trans_a"), py::arg("alpha"), py::arg("beta"),
+     py::arg("bias"), py::arg("activation"));
+
+  m.def("apply_activation", [](py::array_t<float, py::array::c_style> x, int activation) {
+    auto act = act_of(activation);
+    float* p = x.mutable_data();
+    const int64_t n = x.size();
+    py::gil_scoped_release nogil;
+    fg::apply_activation(act, p, n);
+  }, py::arg("x"), py::arg("activation"), "In place on a C-contiguous float32 array.");
+}};

@@ -1,0 +1,335 @@
+// The BLIS-style driver: argument checks, thread split, packing, the macro-kernel over packed
+// panels and the epilogue on each finished tile. The micro-kernels live in kernel_*.cpp.
+//
+// Loop nest per thread, over its own rectangle of C (threads never share a buffer, so there is
+// no barrier; the operand packed redundantly is the smaller one):
+//   ic over M by MC:  pc over K by KC:  pack alpha * op(A)[ic.., pc..]  (MC x KC: L2/L3)
+//     jc over N by NC:  pack op(B)[pc.., jc..]                         (KC x NC: L2)
+//       ir over MR panels:  jr over NR panels:  micro-kernel            (A panel stays in L1)
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "cpu/gemm/kernels.h"
+#include "forgeml/check.h"
+#include "forgeml/parallel.h"
+
+namespace forgeml::gemm {
+
+struct PackedB::Impl {
+  const detail::Kernel* kern = nullptr;  // null: reference path, `data` holds op(B) row-major
+  int64_t K = 0, N = 0, npad = 0;
+  float* data = nullptr;
+  ~Impl() { std::free(data); }
+  // Packed slice for depth block p0 (a multiple of KC) and column j0 (a multiple of NR).
+  const float* at(int64_t p0, int64_t j0, int64_t kc) const { return data + p0 * npad + j0 * kc; }
+};
+
+namespace {
+
+using detail::Kernel;
+
+constexpr int64_t kMinFlopsPerThread = int64_t{1} << 21;  // below this, threads cost more than they give
+constexpr double kInterruptFlops = 4e9;                   // ~20 ms of work between Ctrl-C checks
+
+float* aligned_floats(size_t n) {
+  void* p = std::aligned_alloc(64, ((n * sizeof(float) + 63) / 64) * 64);
+  if (!p) throw std::bad_alloc();
+  return static_cast<float*>(p);
+}
+
+// A per-thread scratch buffer that only grows.
+struct Scratch {
+  float* p = nullptr;
+  size_t cap = 0;
+  ~Scratch() { std::free(p); }
+  float* get(size_t n) {
+    if (n > cap) {
+      std::free(p);
+      p = nullptr;
+      cap = 0;
+      p = aligned_floats(n);
+      cap = n;
+    }
+    return p;
+  }
+};
+
+// dst[panel][k][i] = alpha * op(A)(i0 + panel*MR + i, p0 + k); rows past m are zero.
+void pack_a(bool trans, const float* A, int64_t lda, int64_t i0, int64_t m, int64_t p0, int64_t kc, float alpha,
+            int mr, float* dst) {
+  for (int64_t ip = 0; ip < m; ip += mr, dst += kc * mr) {
+    int mm = static_cast<int>(std::min<int64_t>(mr, m - ip));
+    if (!trans) {
+      for (int i = 0; i < mm; ++i) {
+        const float* src = A + (i0 + ip + i) * lda + p0;
+        for (int64_t k = 0; k < kc; ++k) dst[k * mr + i] = alpha * src[k];
+      }
+      for (int i = mm; i < mr; ++i)
+        for (int64_t k = 0; k < kc; ++k) dst[k * mr + i] = 0.f;
+    } else {
+      for (int64_t k = 0; k < kc; ++k) {
+        const float* src = A + (p0 + k) * lda + i0 + ip;
+        float* d = dst + k * mr;
+        for (int i = 0; i < mm; ++i) d[i] = alpha * src[i];
+        for (int i = mm; i < mr; ++i) d[i] = 0.f;
+      }
+    }
+  }
+}
+
+// dst[panel][k][j] = op(B)(p0 + k, j0 + panel*NR + j); columns past n are zero.
+void pack_b(bool trans, const float* B, int64_t ldb, int64_t p0, int64_t kc, int64_t j0, int64_t n, int nr,
+            float* dst) {
+  for (int64_t jp = 0; jp < n; jp += nr, dst += kc * nr) {
+    int nn = static_cast<int>(std::min<int64_t>(nr, n - jp));
+    if (!trans) {
+      for (int64_t k = 0; k < kc; ++k) {
+        const float* src = B + (p0 + k) * ldb + j0 + jp;
+        float* d = dst + k * nr;
+        std::memcpy(d, src, nn * sizeof(float));
+        for (int j = nn; j < nr; ++j) d[j] = 0.f;
+      }
+    } else {
+      for (int j = 0; j < nn; ++j) {
+        const float* src = B + (j0 + jp + j) * ldb + p0;
+        for (int64_t k = 0; k < kc; ++k) dst[k * nr + j] = src[k];
+      }
+      for (int j = nn; j < nr; ++j)
+        for (int64_t k = 0; k < kc; ++k) dst[k * nr + j] = 0.f;
+    }
+  }
+}
+
+void epilogue_tile(const Kernel& kern, const Epilogue& ep, int64_t i0, int m, int64_t j0, int n, float* c,
+                   int64_t ldc) {
+  for (int i = 0; i < m; ++i) {
+    float* row = c + i * ldc;
+    if (ep.bias)
+      for (int j = 0; j < n; ++j) row[j] += ep.bias[j0 + j];
+    if (ep.act != Activation::none) kern.act(ep.act, row, n);
+  }
+  if (ep.fn) ep.fn(ep.ctx, i0, i0 + m, j0, j0 + n, c, ldc);
+}
+
+struct Problem {
+  bool trans_a, trans_b;
+  int64_t M, N, K;
+  float alpha;
+  const float* A;
+  int64_t lda;
+  const float* B;  // unpacked B, or null when `packed` is given
+  int64_t ldb;
+  const PackedB::Impl* packed;
+  float beta;
+  float* C;
+  int64_t ldc;
+  const Epilogue* ep;
+};
+
+// C rows [m0, m1) x columns [n0, n1) on the calling thread.
+void gemm_block(const Kernel& kern, const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  static thread_local Scratch abuf, bbuf;
+  const int mr = kern.mr, nr = kern.nr;
+  const int64_t MC = kern.mc, KC = kern.kc, NC = kern.nc;
+  float* ap = abuf.get(static_cast<size_t>(MC + mr) * KC);
+  float* bp = p.packed ? nullptr : bbuf.get(static_cast<size_t>(NC + nr) * KC);
+  for (int64_t ic = m0; ic < m1; ic += MC) {
+    const int64_t mc = std::min(MC, m1 - ic);
+    for (int64_t pc = 0; pc < p.K; pc += KC) {
+      const int64_t kc = std::min(KC, p.K - pc);
+      const float beta = pc == 0 ? p.beta : 1.f;
+      const bool last = pc + kc == p.K;
+      pack_a(p.trans_a, p.A, p.lda, ic, mc, pc, kc, p.alpha, mr, ap);
+      for (int64_t jc = n0; jc < n1; jc += NC) {
+        const int64_t nc = std::min(NC, n1 - jc);
+        const float* b;
+        if (p.packed) {
+          b = p.packed->at(pc, jc, kc);
+        } else {
+          pack_b(p.trans_b, p.B, p.ldb, pc, kc, jc, nc, nr, bp);
+          b = bp;
+        }
+        for (int64_t ir = 0; ir < mc; ir += mr) {
+          const int m = static_cast<int>(std::min<int64_t>(mr, mc - ir));
+          const float* a = ap + ir * kc;
+          float* crow = p.C + (ic + ir) * p.ldc + jc;
+          for (int64_t jr = 0; jr < nc; jr += nr) {
+            const int n = static_cast<int>(std::min<int64_t>(nr, nc - jr));
+            kern.tile(kc, a, b + jr * kc, crow + jr, p.ldc, beta, m, n);
+            if (last) epilogue_tile(kern, *p.ep, ic + ir, m, jc + jr, n, crow + jr, p.ldc);
+          }
+        }
+      }
+    }
+  }
+}
+
+// K == 0: C = epilogue(beta * C).
+void scale_only(const Kernel& kern, const Problem& p) {
+  for (int64_t i = 0; i < p.M; ++i) {
+    float* row = p.C + i * p.ldc;
+    for (int64_t j = 0; j < p.N; ++j) row[j] = p.beta == 0.f ? 0.f : p.beta * row[j];
+    if (p.ep->bias)
+      for (int64_t j = 0; j < p.N; ++j) row[j] += p.ep->bias[j];
+    if (p.ep->act != Activation::none) kern.act(p.ep->act, row, p.N);
+  }
+  if (p.ep->fn) p.ep->fn(p.ep->ctx, 0, p.M, 0, p.N, p.C, p.ldc);
+}
+
+int threads_for(const Problem& p, int max_threads) {
+  int t = max_threads > 0 ? std::min(max_threads, num_threads()) : num_threads();
+  if (omp_in_parallel()) t = 1;  // a caller already inside a parallel region gets its own thread
+  const double flops = 2.0 * p.M * p.N * p.K;
+  t = static_cast<int>(std::min<double>(t, std::max(1.0, flops / kMinFlopsPerThread)));
+  return std::max(t, 1);
+}
+
+// Splits the rows [r0, r1) x all columns among `t` threads along the longer side.
+void run_threads(const Kernel& kern, const Problem& p, int64_t r0, int64_t r1, int t) {
+  if (t <= 1) return gemm_block(kern, p, r0, r1, 0, p.N);
+  const int64_t rows = r1 - r0;
+  const bool split_m = rows >= p.N;
+  const int unit = split_m ? kern.mr : kern.nr;
+  const int64_t panels = ((split_m ? rows : p.N) + unit - 1) / unit;
+  t = static_cast<int>(std::min<int64_t>(t, panels));
+  ExceptionSlot slot;
+#pragma omp parallel for num_threads(t) schedule(static, 1)
+  for (int c = 0; c < t; ++c) {
+    int64_t b = panels * c / t * unit, e = std::min(panels * (c + 1) / t * unit, split_m ? rows : p.N);
+    slot.run([&] {
+      if (b >= e) return;
+      if (split_m) gemm_block(kern, p, r0 + b, r0 + e, 0, p.N);
+      else gemm_block(kern, p, r0, r1, b, e);
+    });
+  }
+  slot.rethrow();
+}
+
+void run(const Problem& p, const Kernel* kern, int max_threads) {
+  if (p.M == 0 || p.N == 0) return;
+  if (p.K == 0) return scale_only(*kern, p);
+  const int t = threads_for(p, max_threads);
+  const double flops = 2.0 * p.M * p.N * p.K;
+  if (flops <= kInterruptFlops) return run_threads(*kern, p, 0, p.M, t);
+  // Huge call: row chunks of ~kInterruptFlops each, Ctrl-C checked between them.
+  int64_t chunk = static_cast<int64_t>(kInterruptFlops / (2.0 * p.N * p.K));
+  chunk = std::max<int64_t>(kern->mc, chunk / kern->mc * kern->mc);
+  for (int64_t r = 0; r < p.M; r += chunk) {
+    if (r > 0) check_interrupt();
+    run_threads(*kern, p, r, std::min(p.M, r + chunk), t);
+  }
+}
+
+void check_args(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+                const float* B, int64_t ldb, const float* C, int64_t ldc) {
+  FORGEML_CHECK_ARG(M >= 0 && N >= 0 && K >= 0, "sgemm: sizes must be >= 0, got M=", M, " N=", N, " K=", K);
+  FORGEML_CHECK_ARG(lda >= std::max<int64_t>(1, trans_a ? M : K), "sgemm: lda=", lda, " is below ",
+                    trans_a ? "M=" : "K=", trans_a ? M : K);
+  FORGEML_CHECK_ARG(ldb >= std::max<int64_t>(1, trans_b ? K : N), "sgemm: ldb=", ldb, " is below ",
+                    trans_b ? "K=" : "N=", trans_b ? K : N);
+  FORGEML_CHECK_ARG(ldc >= std::max<int64_t>(1, N), "sgemm: ldc=", ldc, " is below N=", N);
+  FORGEML_CHECK_ARG((M * N == 0 || C) && (M * K == 0 || A) && (K * N == 0 || B), "sgemm: null matrix pointer");
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- public entry points
+
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+           const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const Epilogue& ep, int max_threads) {
+  check_args(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc);
+  const Isa isa = active_isa();
+  if (isa == Isa::reference) return sgemm_reference(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
+  Problem p{trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, nullptr, beta, C, ldc, &ep};
+  run(p, &detail::kernel_for(isa), max_threads);
+}
+
+void sgemm_batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
+                   const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b,
+                   float beta, float* C, int64_t ldc, int64_t stride_c, const Epilogue& ep, int max_threads) {
+  FORGEML_CHECK_ARG(batch >= 0, "sgemm_batched: batch must be >= 0, got ", batch);
+  check_args(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc);
+  FORGEML_CHECK_ARG(batch <= 1 || M * N == 0 || stride_c >= (M - 1) * ldc + N || stride_c <= -((M - 1) * ldc + N),
+                    "sgemm_batched: stride_c=", stride_c, " makes the output matrices overlap");
+  if (batch == 0 || M == 0 || N == 0) return;
+  // A shared op(B) and stacked row-major A and C: one tall GEMM.
+  if (stride_b == 0 && !trans_a && stride_a == M * lda && stride_c == M * ldc && ep.fn == nullptr)
+    return sgemm(false, trans_b, batch * M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep, max_threads);
+  const Isa isa = active_isa();
+  const double flops = 2.0 * M * N * K;
+  int t = max_threads > 0 ? std::min(max_threads, num_threads()) : num_threads();
+  if (omp_in_parallel()) t = 1;
+  auto one = [&](int64_t b, int threads) {
+    if (isa == Isa::reference)
+      return sgemm_reference(trans_a, trans_b, M, N, K, alpha, A + b * stride_a, lda, B + b * stride_b, ldb, beta,
+                             C + b * stride_c, ldc, ep);
+    Problem p{trans_a, trans_b, M, N, K, alpha, A + b * stride_a, lda, B + b * stride_b, ldb, nullptr, beta,
+              C + b * stride_c, ldc, &ep};
+    run(p, &detail::kernel_for(isa), threads);
+  };
+  // Many small products: one whole product per thread. Otherwise each product uses every thread.
+  if (t > 1 && batch >= t && flops < 64.0 * kMinFlopsPerThread * t) {
+    const int64_t per_chunk = std::max<int64_t>(t, static_cast<int64_t>(kInterruptFlops / std::max(flops, 1.0)));
+    for (int64_t b0 = 0; b0 < batch; b0 += per_chunk) {
+      if (b0 > 0) check_interrupt();
+      const int64_t b1 = std::min(batch, b0 + per_chunk);
+      ExceptionSlot slot;
+#pragma omp parallel for num_threads(t) schedule(static)
+      for (int64_t b = b0; b < b1; ++b) slot.run([&] { one(b, 1); });
+      slot.rethrow();
+    }
+    return;
+  }
+  for (int64_t b = 0; b < batch; ++b) {
+    if (b > 0 && flops * b > kInterruptFlops) check_interrupt();
+    one(b, t);
+  }
+}
+
+PackedB::PackedB(bool trans_b, int64_t K, int64_t N, const float* B, int64_t ldb) : impl_(std::make_unique<Impl>()) {
+  FORGEML_CHECK_ARG(K >= 0 && N >= 0, "PackedB: sizes must be >= 0, got K=", K, " N=", N);
+  FORGEML_CHECK_ARG(ldb >= std::max<int64_t>(1, trans_b ? K : N), "PackedB: ldb=", ldb, " is below ",
+                    trans_b ? "K=" : "N=", trans_b ? K : N);
+  FORGEML_CHECK_ARG(K * N == 0 || B, "PackedB: null matrix pointer");
+  Impl& im = *impl_;
+  im.K = K;
+  im.N = N;
+  const Isa isa = active_isa();
+  if (isa == Isa::reference) {
+    im.npad = N;
+    im.data = aligned_floats(std::max<int64_t>(1, K * N));
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t j = 0; j < N; ++j) im.data[k * N + j] = trans_b ? B[j * ldb + k] : B[k * ldb + j];
+    return;
+  }
+  const Kernel& kern = detail::kernel_for(isa);
+  im.kern = &kern;
+  im.npad = (N + kern.nr - 1) / kern.nr * kern.nr;
+  im.data = aligned_floats(std::max<int64_t>(1, K * im.npad));
+  for (int64_t pc = 0; pc < K; pc += kern.kc) {
+    const int64_t kc = std::min<int64_t>(kern.kc, K - pc);
+    pack_b(trans_b, B, ldb, pc, kc, 0, N, kern.nr, im.data + pc * im.npad);
+  }
+}
+
+PackedB::~PackedB() = default;
+PackedB::PackedB(PackedB&&) noexcept = default;
+PackedB& PackedB::operator=(PackedB&&) noexcept = default;
+int64_t PackedB::K() const { return impl_->K; }
+int64_t PackedB::N() const { return impl_->N; }
+
+void sgemm_packed(bool trans_a, int64_t M, float alpha, const float* A, int64_t lda, const PackedB& B, float beta,
+                  float* C, int64_t ldc, const Epilogue& ep, int max_threads) {
+  const PackedB::Impl& im = B.impl();
+  const int64_t N = im.N, K = im.K;
+  check_args(trans_a, false, M, N, K, A, lda, im.data, std::max<int64_t>(1, N), C, ldc);
+  if (!im.kern)
+    return sgemm_reference(trans_a, false, M, N, K, alpha, A, lda, im.data, std::max<int64_t>(1, N), beta, C, ldc,
+                           ep);
+  Problem p{trans_a, false, M, N, K, alpha, A, lda, nullptr, 0, &im, beta, C, ldc, &ep};
+  run(p, im.kern, max_threads);
+}
+
+}  // namespace forgeml::gemm

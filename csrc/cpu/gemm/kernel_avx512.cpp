@@ -1,0 +1,65 @@
+// AVX-512 micro-kernel: MR x 32 (two zmm of B per k, one broadcast per row of A, MR*2
+// accumulators). N edges use masked loads/stores; M edges store fewer rows. Contract: kernels.h.
+#include "cpu/gemm/kernels.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+namespace forgeml::gemm::detail {
+namespace {
+
+// sgemm_avx512_MRx(16*NV)
+template <int MR, int NV>
+void sgemm_avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float beta, int m, int n) {
+  constexpr int NR = 16 * NV;
+  __m512 acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+#pragma GCC unroll 2
+  for (int64_t k = 0; k < kc; ++k, a += MR, b += NR) {
+    __m512 bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(b + 16 * v);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      __m512 ai = _mm512_set1_ps(a[i]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+    }
+  }
+  __mmask16 mask[NV];
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; ++v) {
+    int rem = n - 16 * v;
+    mask[v] = rem >= 16 ? 0xffff : rem <= 0 ? 0 : static_cast<__mmask16>((1u << rem) - 1);
+  }
+  const __m512 vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    if (i >= m) break;
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      float* p = c + i * ldc + 16 * v;
+      __m512 r = acc[i][v];
+      if (beta != 0.f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask[v], p), r);
+      _mm512_mask_storeu_ps(p, mask[v], r);
+    }
+  }
+}
+
+}  // namespace
+
+bool kernel_avx512(Kernel& k) {
+  k = Kernel{sgemm_avx512<14, 2>, 14, 32, 1008, 384, 320, activation_scalar, "sgemm_avx512_14x32"};
+  return true;
+}
+
+}  // namespace forgeml::gemm::detail
+
+#else
+namespace forgeml::gemm::detail {
+bool kernel_avx512(Kernel&) { return false; }
+}  // namespace forgeml::gemm::detail
+#endif

@@ -1,0 +1,62 @@
+// The plain loops: sgemm_reference (float64 accumulation) and the scalar activations. Kept as
+// the oracle in tests and the path FORGEML_ISA=reference selects.
+#include <cmath>
+
+#include "cpu/gemm/kernels.h"
+#include "forgeml/check.h"
+#include "forgeml/cpu_features.h"
+#include "forgeml/gemm.h"
+
+namespace forgeml::gemm {
+
+namespace detail {
+
+void activation_scalar(Activation act, float* x, int64_t n) {
+  switch (act) {
+    case Activation::none: return;
+    case Activation::relu:
+      for (int64_t i = 0; i < n; ++i) x[i] = x[i] > 0.f ? x[i] : 0.f;
+      return;
+    case Activation::sigmoid:
+      for (int64_t i = 0; i < n; ++i) x[i] = 1.f / (1.f + std::exp(-x[i]));
+      return;
+    case Activation::tanh:
+      for (int64_t i = 0; i < n; ++i) x[i] = std::tanh(x[i]);
+      return;
+    case Activation::gelu:  // exact form: x * Phi(x)
+      for (int64_t i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.f + std::erf(x[i] * 0.70710678118654752f));
+      return;
+  }
+  throw std::invalid_argument(concat("activation: unknown value ", static_cast<int>(act)));
+}
+
+}  // namespace detail
+
+void apply_activation(Activation act, float* x, int64_t n) {
+  if (active_isa() == Isa::reference) return detail::activation_scalar(act, x, n);
+  detail::kernel_for(active_isa()).act(act, x, n);
+}
+
+void sgemm_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                     int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
+                     const Epilogue& ep) {
+  for (int64_t i = 0; i < M; ++i) {
+    float* c = C + i * ldc;
+    for (int64_t j = 0; j < N; ++j) {
+      double acc = 0.0;
+      for (int64_t k = 0; k < K; ++k) {
+        double a = trans_a ? A[k * lda + i] : A[i * lda + k];
+        double b = trans_b ? B[j * ldb + k] : B[k * ldb + j];
+        acc += a * b;
+      }
+      double v = alpha * acc;
+      if (beta != 0.f) v += static_cast<double>(beta) * c[j];
+      if (ep.bias) v += ep.bias[j];
+      c[j] = static_cast<float>(v);
+    }
+    detail::activation_scalar(ep.act, c, N);
+  }
+  if (ep.fn && M > 0 && N > 0) ep.fn(ep.ctx, 0, M, 0, N, C, ldc);
+}
+
+}  // namespace forgeml::gemm

@@ -1,0 +1,19 @@
+"""keras.layers: one module per layer group; every Layer subclass registers itself by name."""
+from __future__ import annotations
+
+from .base import Input, InputLayer, KerasTensor, Layer, Variable
+from .core import Activation, Dense, Embedding
+from .normalization import BatchNormalization
+from .regularization import Dropout
+from .reshaping import Flatten, Reshape
+
+__all__ = ["Layer", "Variable", "Input", "InputLayer", "KerasTensor", "Dense", "Activation", "Embedding",
+           "Flatten", "Reshape", "Dropout", "BatchNormalization", "get"]
+
+
+def get(class_name: str):
+    from .base import LAYER_CLASSES
+    try:
+        return LAYER_CLASSES[class_name]
+    except KeyError:
+        raise ValueError(f"Unknown layer class {class_name!r}; known: {sorted(LAYER_CLASSES)}") from None
