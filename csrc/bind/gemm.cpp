@@ -97,9 +97,111 @@ void count_epilogue(void* ctx, int64_t i0, int64_t i1, int64_t j0, int64_t j1, f
     }
 }
 
+// ---------------------------------------------------------------- the per-call fast path
+// matmul's common case (float32 NumPy arrays with a unit stride in one dimension, a float32
+// bias, a known activation, an out that fits) goes straight from here to the kernel; for any
+// other input this returns None and ops/gemm.py takes its general path, which also owns every
+// error message.
+
+namespace npy = py::detail;
+
+// A 2-D or 3-D float32 ndarray as a (batch of) row-major matrix, transposed if it is a
+// transposed view. False when it is not such an array.
+bool fast_mat(PyObject* o, bool& trans, Mat& m, int& nd) {
+  auto& api = npy::npy_api::get();
+  if (!api.PyArray_Check_(o)) return false;
+  auto* a = npy::array_proxy(o);
+  nd = a->nd;
+  if ((nd != 2 && nd != 3) || npy::array_descriptor_proxy(a->descr)->type_num != npy::npy_api::NPY_FLOAT_)
+    return false;
+  const Py_intptr_t* sh = a->dimensions;
+  const Py_intptr_t* st = a->strides;
+  int64_t rows = sh[nd - 2], cols = sh[nd - 1], s_r = st[nd - 2], s_c = st[nd - 1];
+  m.p = reinterpret_cast<float*>(a->data);
+  m.batch = nd == 3 ? sh[0] : 1;
+  m.stride = 0;
+  if (nd == 3 && m.batch > 1) {
+    if (st[0] < 0 || st[0] % 4) return false;
+    m.stride = st[0] / 4;
+  }
+  if (rows * cols * m.batch == 0) {
+    m.rows = rows, m.cols = cols, m.ld = std::max<int64_t>(1, cols);
+    return true;
+  }
+  if ((s_c == 4 || cols == 1) && (rows == 1 || (s_r % 4 == 0 && s_r >= 4 * cols))) {
+    m.rows = rows, m.cols = cols, m.ld = rows == 1 ? cols : s_r / 4;
+  } else if ((s_r == 4 || rows == 1) && (cols == 1 || (s_c % 4 == 0 && s_c >= 4 * rows))) {
+    m.rows = cols, m.cols = rows, m.ld = cols == 1 ? rows : s_c / 4;  // a transposed view
+    trans = !trans;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+int fast_activation(PyObject* o) {
+  if (o == Py_None) return 0;
+  if (!PyUnicode_Check(o)) return -1;
+  static const char* names[] = {"relu", "sigmoid", "tanh", "gelu"};
+  for (int i = 0; i < 4; ++i)
+    if (PyUnicode_CompareWithASCIIString(o, names[i]) == 0) return i + 1;
+  return -1;
+}
+
+py::object fast_matmul(py::handle a, py::handle b, py::handle trans_a, py::handle trans_b, py::handle bias,
+                       py::handle activation, py::handle out) {
+  bool ta = PyObject_IsTrue(trans_a.ptr()) == 1, tb = PyObject_IsTrue(trans_b.ptr()) == 1;
+  Mat A, B;
+  int nda, ndb;
+  if (!fast_mat(a.ptr(), ta, A, nda) || !fast_mat(b.ptr(), tb, B, ndb)) return py::none();
+  const int act = fast_activation(activation.ptr());
+  if (act < 0) return py::none();
+  const int64_t M = ta ? A.cols : A.rows, K = ta ? A.rows : A.cols;
+  const int64_t Kb = tb ? B.cols : B.rows, N = tb ? B.rows : B.cols;
+  if (K != Kb) return py::none();
+  const bool batched = nda == 3 || ndb == 3;
+  const int64_t batch = nda == 3 ? A.batch : B.batch;
+  if (nda == 3 && ndb == 3 && A.batch != B.batch) return py::none();
+  const float* bias_p = nullptr;
+  if (bias.ptr() != Py_None) {
+    auto& api = npy::npy_api::get();
+    if (!api.PyArray_Check_(bias.ptr())) return py::none();
+    auto* bp = npy::array_proxy(bias.ptr());
+    if (bp->nd != 1 || bp->dimensions[0] != N || (N > 1 && bp->strides[0] != 4) ||
+        npy::array_descriptor_proxy(bp->descr)->type_num != npy::npy_api::NPY_FLOAT_)
+      return py::none();
+    bias_p = reinterpret_cast<const float*>(bp->data);
+  }
+  py::object result;
+  Mat C;
+  if (out.ptr() == Py_None) {
+    py::array_t<float> c = batched ? py::array_t<float>({batch, M, N}) : py::array_t<float>({M, N});
+    C = Mat{c.mutable_data(), batch, M, N, std::max<int64_t>(1, N), M * N};
+    result = std::move(c);
+  } else {
+    bool tc = false;
+    int ndc;
+    if (!fast_mat(out.ptr(), tc, C, ndc) || tc || ndc != (batched ? 3 : 2) || C.rows != M || C.cols != N ||
+        (batched && C.batch != batch) || !(npy::array_proxy(out.ptr())->flags & npy::npy_api::NPY_ARRAY_WRITEABLE_))
+      return py::none();
+    result = py::reinterpret_borrow<py::object>(out);
+  }
+  fg::Epilogue ep{bias_p, static_cast<fg::Activation>(act)};
+  {
+    py::gil_scoped_release nogil;
+    if (!batched)
+      fg::sgemm(ta, tb, M, N, K, 1.f, A.p, A.ld, B.p, B.ld, 0.f, C.p, C.ld, ep);
+    else
+      fg::sgemm_batched(ta, tb, batch, M, N, K, 1.f, A.p, A.ld, nda == 3 ? A.stride : 0, B.p, B.ld,
+                        ndb == 3 ? B.stride : 0, 0.f, C.p, C.ld, C.stride, ep);
+  }
+  return result;
+}
+
 }  // namespace
 
 static forgeml::bind::Register reg{[](py::module_& m) {
+  m.def("matmul_fast", &fast_matmul, "matmul's common case, or None when ops/gemm.py must handle the input.");
   m.def("sgemm", [](const py::array& a, const py::array& b, const py::array& out, bool trans_a, bool trans_b,
                     float alpha, float beta, const py::object& bias, int activation) {
     const int64_t N = trans_b ? b.shape(b.ndim() - 2) : b.shape(b.ndim() - 1);

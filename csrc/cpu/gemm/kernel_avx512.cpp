@@ -5,6 +5,9 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+#include <cstdio>
+#include <cstdlib>
+
 namespace forgeml::gemm::detail {
 namespace {
 
@@ -53,6 +56,22 @@ void sgemm_avx512(int64_t kc, const float* a, const float* b, float* c, int64_t 
 
 bool kernel_avx512(Kernel& k) {
   k = Kernel{sgemm_avx512<14, 2>, 14, 32, 1008, 384, 320, activation_scalar, "sgemm_avx512_14x32"};
+  const char* e = std::getenv("FORGEML_GEMM_TUNE");  // temporary tuning knob: "mr nv mc kc nc"
+  if (e) {
+    int mr, nv, mc, kc, nc;
+    if (std::sscanf(e, "%d %d %d %d %d", &mr, &nv, &mc, &kc, &nc) == 5) {
+      MicroKernel t = nullptr;
+      if (mr == 14 && nv == 2) t = sgemm_avx512<14, 2>;
+      if (mr == 12 && nv == 2) t = sgemm_avx512<12, 2>;
+      if (mr == 8 && nv == 2) t = sgemm_avx512<8, 2>;
+      if (mr == 6 && nv == 4) t = sgemm_avx512<6, 4>;
+      if (mr == 4 && nv == 4) t = sgemm_avx512<4, 4>;
+      if (mr == 8 && nv == 3) t = sgemm_avx512<8, 3>;
+      if (mr == 10 && nv == 3) t = sgemm_avx512<10, 3>;
+      if (mr == 16 && nv == 1) t = sgemm_avx512<16, 1>;
+      if (t) k = Kernel{t, mr, 16 * nv, mc, kc, nc, activation_scalar, "tune"};
+    }
+  }
   return true;
 }
 

@@ -2,8 +2,10 @@
 CuPy out. This package is the single door to the compiled backends."""
 from __future__ import annotations
 
+from . import conv as _conv
+from .conv import *  # noqa: F401,F403
 from .gemm import matmul  # noqa: F401
 
-__all__: list[str] = ["matmul"]
+__all__: list[str] = ["matmul", *_conv.__all__]
 from .dense import DenseLayout, dense_forward, dense_train_steps  # noqa: E402,F401
 __all__ += ["DenseLayout", "dense_train_steps", "dense_forward"]

@@ -16,6 +16,7 @@ __all__ = ["matmul", "ACTIVATIONS"]
 ACTIVATIONS = {None: 0, "relu": 1, "sigmoid": 2, "tanh": 3, "gelu": 4}
 _F32 = np.dtype(np.float32)
 _cpu_sgemm = _backend.cpu.sgemm
+_cpu_fast = _backend.cpu.matmul_fast
 
 
 def _view(x, name, trans, xp):
@@ -47,6 +48,14 @@ def matmul(a, b, *, trans_a=False, trans_b=False, bias=None, activation=None, ou
     float32 array of the result's shape, (M, N) or (B, M, N). Returns out or a new array on the
     inputs' device (NumPy -> CPU kernels, CuPy -> CUDA kernels).
     """
+    r = _cpu_fast(a, b, trans_a, trans_b, bias, activation, out)  # None unless the common CPU case
+    if r is not None:
+        return r
+    return _matmul(a, b, trans_a, trans_b, bias, activation, out)
+
+
+def _matmul(a, b, trans_a, trans_b, bias, activation, out):
+    """The general path: conversions, broadcasting, CuPy, and every error message."""
     try:
         act = ACTIVATIONS[activation]
     except (KeyError, TypeError):

@@ -1,0 +1,449 @@
+// AVX-512 implicit-GEMM convolution, channels last.
+//   x is (N, H, W, C), w is (KH, KW, C, O), y is (N, OH, OW, O).
+// Forward is a GEMM y(M = pixels, O) = patches(M, K) @ w(K, O) with K = (kh, kw, c), never building
+// the patch matrix: each image is copied once into a zero-padded buffer (thread-local, so it stays
+// in L2), after which a patch row is a few contiguous "segments" of the padded image at fixed
+// offsets from the pixel's base offset (with dilation 1 a segment is a whole kernel row, KW*C
+// floats). The micro-kernel keeps an MR-pixel x 16*NV-channel tile of y in registers, broadcasts
+// the pixels' inputs and streams w packed into 16*NV-wide panels.
+// Backward-data at stride 1 is the same forward on dy with the flipped kernel; otherwise (strides,
+// or C too small to fill a vector) a GEMM dcol = dy @ w^T into chunks, scattered back (col2im).
+// Backward-weight is dw(K, O) = patches^T @ dy: an MR-row block of K (contiguous in x) by 16*NV
+// channels, reduced over the pixels, with per-thread partial sums added at the end.
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "cpu/conv/conv.h"
+#include "forgeml/check.h"
+#include "forgeml/parallel.h"
+
+namespace forgeml::conv {
+
+namespace {
+
+using gemm::Activation;
+
+// ---------------------------------------------------------------- padded images and patch layout
+
+// Where the patches of one image live: a (Hp, Wp, C) buffer (the padded copy, or x itself when no
+// padding is needed), pixel (oh, ow) starts at rowoff = (oh*sh*Wp + ow*sw)*C, and its patch is
+// nseg segments of L floats at segoff[s] from there.
+struct Layout {
+  int64_t Hp = 0, Wp = 0;
+  bool copy = false;  // the image needs a padded copy
+  int64_t L = 0;
+  std::vector<int64_t> segoff;
+
+  explicit Layout(const Geom& g) {
+    Hp = (g.OH - 1) * g.sh + (g.KH - 1) * g.dh + 1;
+    Wp = (g.OW - 1) * g.sw + (g.KW - 1) * g.dw + 1;
+    copy = g.pt > 0 || g.pl > 0 || Hp - g.pt > g.H || Wp - g.pl > g.W;
+    if (!copy) Hp = g.H, Wp = g.W;
+    if (g.dw == 1) {  // a kernel row is one contiguous run of KW*C floats
+      L = g.KW * g.C;
+      for (int64_t kh = 0; kh < g.KH; ++kh) segoff.push_back(kh * g.dh * Wp * g.C);
+    } else {
+      L = g.C;
+      for (int64_t kh = 0; kh < g.KH; ++kh)
+        for (int64_t kw = 0; kw < g.KW; ++kw) segoff.push_back((kh * g.dh * Wp + kw * g.dw) * g.C);
+    }
+  }
+  int64_t image_size(const Geom& g) const { return Hp * Wp * g.C; }
+  // out[i] = offset of pixel p0 + i, for i < count (one division, then steps).
+  void rowoffs(const Geom& g, int64_t p0, int64_t count, int64_t* out) const {
+    int64_t oh = p0 / g.OW, ow = p0 % g.OW;
+    for (int64_t i = 0; i < count; ++i) {
+      out[i] = (oh * g.sh * Wp + ow * g.sw) * g.C;
+      if (++ow == g.OW) ow = 0, ++oh;
+    }
+  }
+};
+
+// Copies image xi (H, W, C) into buf (Hp, Wp, C) with zeros outside.
+void pad_image(const Geom& g, const Layout& lay, const float* xi, float* buf) {
+  const int64_t C = g.C;
+  for (int64_t hp = 0; hp < lay.Hp; ++hp) {
+    float* dst = buf + hp * lay.Wp * C;
+    int64_t ih = hp - g.pt;
+    if (ih < 0 || ih >= g.H) {
+      std::memset(dst, 0, sizeof(float) * lay.Wp * C);
+      continue;
+    }
+    int64_t w0 = std::min(g.pl, lay.Wp), w1 = std::min(lay.Wp, g.pl + g.W);  // [w0, w1) is real
+    std::memset(dst, 0, sizeof(float) * w0 * C);
+    std::memcpy(dst + w0 * C, xi + (ih * g.W + (w0 - g.pl)) * C, sizeof(float) * (w1 - w0) * C);
+    std::memset(dst + w1 * C, 0, sizeof(float) * (lay.Wp - w1) * C);
+  }
+}
+
+// B(r, c) = B[r*rs + c*cs] for r < R, c < NC, packed into panels of 16*NV columns:
+// panel t is R rows of 16*NV floats, zero beyond NC.
+std::vector<float> pack_panels(const float* B, int64_t R, int64_t NC, int64_t rs, int64_t cs, int NV) {
+  int64_t nr = 16 * NV, nt = (NC + nr - 1) / nr;
+  std::vector<float> out(nt * R * nr, 0.f);
+  for (int64_t t = 0; t < nt; ++t)
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t j = 0; j < nr && t * nr + j < NC; ++j) out[(t * R + r) * nr + j] = B[r * rs + (t * nr + j) * cs];
+  return out;
+}
+
+inline __mmask16 lane_mask(int64_t n) {
+  return n >= 16 ? __mmask16(0xffff) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
+}
+
+// ---------------------------------------------------------------- micro-kernels
+
+struct FwdArgs {
+  const float* xb;             // padded image
+  const int64_t* rowoff;       // MR pixel offsets into xb
+  const int64_t* segoff;       // nseg segment offsets
+  int64_t nseg, L;             // K = nseg * L
+  const float* wp;             // packed panel: K rows of 16*NV
+  const float* bias;           // 16*NV floats or null
+  float* y;                    // tile origin
+  int64_t ldy, ncols;          // row stride of y, valid columns in this tile
+  bool relu;
+};
+
+// y[r, :ncols] = (relu)(bias + sum_k patch[r, k] * w[k, :]) for an MR x 16*NV tile.
+template <int MR, int NV>
+void fwd_kernel(const FwdArgs& a) {
+  __m512 acc[MR][NV];
+  #pragma GCC unroll 32
+  for (int v = 0; v < NV; ++v) {
+    __m512 b0 = a.bias ? _mm512_loadu_ps(a.bias + 16 * v) : _mm512_setzero_ps();
+    #pragma GCC unroll 32
+    for (int r = 0; r < MR; ++r) acc[r][v] = b0;
+  }
+  const float* wp = a.wp;
+  for (int64_t s = 0; s < a.nseg; ++s) {
+    const float* p[MR];
+    #pragma GCC unroll 32
+    for (int r = 0; r < MR; ++r) p[r] = a.xb + a.rowoff[r] + a.segoff[s];
+    for (int64_t l = 0; l < a.L; ++l) {
+      __m512 b[NV];
+      #pragma GCC unroll 32
+      for (int v = 0; v < NV; ++v) b[v] = _mm512_loadu_ps(wp + 16 * v);
+      wp += 16 * NV;
+      #pragma GCC unroll 32
+      for (int r = 0; r < MR; ++r) {
+        __m512 x = _mm512_set1_ps(p[r][l]);
+        #pragma GCC unroll 32
+        for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(x, b[v], acc[r][v]);
+      }
+    }
+  }
+  __m512 zero = _mm512_setzero_ps();
+  #pragma GCC unroll 32
+  for (int r = 0; r < MR; ++r)
+    #pragma GCC unroll 32
+    for (int v = 0; v < NV; ++v) {
+      __m512 o = a.relu ? _mm512_max_ps(acc[r][v], zero) : acc[r][v];
+      _mm512_mask_storeu_ps(a.y + r * a.ldy + 16 * v, lane_mask(a.ncols - 16 * v), o);
+    }
+}
+
+struct DwArgs {
+  const float* xb;        // padded image
+  const int64_t* rowoff;  // nm pixel offsets
+  int64_t nm;
+  const int64_t* koff;    // MR offsets of the K rows inside a patch (koff[0] only when contiguous)
+  const float* dy;        // dy at (first pixel, first column); rows ldd apart
+  int64_t ldd, ncols;
+  float* out;             // dw tile origin, rows ldo apart: out += the tile's sum
+  int64_t ldo;
+};
+
+// out[r, :ncols] += sum_m patch[m, koff[r]] * dy[m, :ncols].
+template <int MR, int NV, bool CONTIG>
+void dw_kernel(const DwArgs& a) {
+  const int64_t nm = a.nm, ldd = a.ldd, ldo = a.ldo;
+  const int64_t* rowoff = a.rowoff;
+  float* const out = a.out;
+  const float* d = a.dy;
+  __mmask16 mk[NV];
+  #pragma GCC unroll 32
+  for (int v = 0; v < NV; ++v) mk[v] = lane_mask(a.ncols - 16 * v);
+  int64_t ko[MR];  // contiguous rows: one offset, the rest are immediates
+  #pragma GCC unroll 32
+  for (int r = 0; r < MR; ++r) ko[r] = CONTIG ? r : a.koff[r];
+  const float* xb = CONTIG ? a.xb + a.koff[0] : a.xb;
+  __m512 acc[MR][NV];
+  #pragma GCC unroll 32
+  for (int r = 0; r < MR; ++r)
+    #pragma GCC unroll 32
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  for (const int64_t* ro = rowoff; ro != rowoff + nm; ++ro, d += ldd) {
+    const float* xp = xb + *ro;
+    __m512 b[NV];
+    #pragma GCC unroll 32
+    for (int v = 0; v < NV; ++v) b[v] = _mm512_maskz_loadu_ps(mk[v], d + 16 * v);
+    #pragma GCC unroll 32
+    for (int r = 0; r < MR; ++r) {
+      __m512 x = _mm512_set1_ps(xp[ko[r]]);
+      #pragma GCC unroll 32
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(x, b[v], acc[r][v]);
+    }
+  }
+  #pragma GCC unroll 32
+  for (int r = 0; r < MR; ++r)
+    #pragma GCC unroll 32
+    for (int v = 0; v < NV; ++v) {
+      float* o = out + r * ldo + 16 * v;
+      _mm512_mask_storeu_ps(o, mk[v], _mm512_add_ps(_mm512_maskz_loadu_ps(mk[v], o), acc[r][v]));
+    }
+}
+
+// Tables of kernels for MR = 1..MAX, so edge tiles run the same code with fewer rows.
+template <int NV, int... R>
+constexpr std::array<void (*)(const FwdArgs&), sizeof...(R) + 1> fwd_table(std::integer_sequence<int, R...>) {
+  return {nullptr, &fwd_kernel<R + 1, NV>...};
+}
+template <int NV, bool CONTIG, int... R>
+constexpr std::array<void (*)(const DwArgs&), sizeof...(R) + 1> dw_table(std::integer_sequence<int, R...>) {
+  return {nullptr, &dw_kernel<R + 1, NV, CONTIG>...};
+}
+
+constexpr int kFwdMR1 = 24, kFwdMR2 = 14;  // rows per tile for 16- and 32-column tiles
+constexpr int kDwMR1 = 24, kDwMR2 = 12;
+constexpr auto kFwd1 = fwd_table<1>(std::make_integer_sequence<int, kFwdMR1>{});
+constexpr auto kFwd2 = fwd_table<2>(std::make_integer_sequence<int, kFwdMR2>{});
+constexpr auto kDw1c = dw_table<1, true>(std::make_integer_sequence<int, kDwMR1>{});
+constexpr auto kDw2c = dw_table<2, true>(std::make_integer_sequence<int, kDwMR2>{});
+constexpr auto kDw1g = dw_table<1, false>(std::make_integer_sequence<int, kDwMR1>{});
+constexpr auto kDw2g = dw_table<2, false>(std::make_integer_sequence<int, kDwMR2>{});
+
+void run_fwd(int NV, int mr, const FwdArgs& a) { NV == 1 ? kFwd1[mr](a) : kFwd2[mr](a); }
+void run_dw(int NV, bool contig, int mr, const DwArgs& a) {
+  if (contig) NV == 1 ? kDw1c[mr](a) : kDw2c[mr](a);
+  else NV == 1 ? kDw1g[mr](a) : kDw2g[mr](a);
+}
+
+// ---------------------------------------------------------------- work split
+
+// Items are (image, block of pixels); when there are fewer images than threads each image is
+// split so every thread has work. body(t, n, p0, p1) runs on chunk t with image n, pixels [p0, p1).
+template <class F>
+void for_each_block(const Geom& g, int64_t tile, F&& body) {
+  int T = num_threads();
+  int64_t P = g.OH * g.OW, tiles = (P + tile - 1) / tile;
+  int64_t per = std::max<int64_t>(1, std::min<int64_t>(tiles, (T + g.N - 1) / std::max<int64_t>(g.N, 1)));
+  int64_t items = g.N * per;
+  int64_t chunks = std::min<int64_t>(T, items);
+  // Images are processed in groups so Ctrl-C is honoured between groups of a long call.
+  int64_t group = std::max<int64_t>(chunks, 16 * chunks);
+  for (int64_t i0 = 0; i0 < items; i0 += group) {
+    int64_t i1 = std::min(items, i0 + group);
+    parallel_for(chunks, 1, [&](int64_t cb, int64_t ce) {
+      for (int64_t c = cb; c < ce; ++c) {
+        int64_t b = i0 + (i1 - i0) * c / chunks, e = i0 + (i1 - i0) * (c + 1) / chunks;
+        for (int64_t it = b; it < e; ++it) {
+          int64_t n = it / per, j = it % per;
+          int64_t p0 = std::min(P, (tiles * j / per) * tile), p1 = std::min(P, (tiles * (j + 1) / per) * tile);
+          if (p0 < p1) body(c, n, p0, p1);
+        }
+      }
+    }, static_cast<int>(chunks));
+    check_interrupt();
+  }
+}
+
+// ---------------------------------------------------------------- forward driver
+
+// y = act(conv(x, w) + bias) with w as (K, O) rows.
+void conv_forward(const Geom& g, const float* x, const float* w, const float* bias, Activation act, float* y) {
+  const int NV = g.O <= 16 ? 1 : 2, NR = 16 * NV, MR = NV == 1 ? kFwdMR1 : kFwdMR2;
+  const Layout lay(g);
+  const int64_t K = g.K(), nt = (g.O + NR - 1) / NR, P = g.OH * g.OW;
+  std::vector<float> wp = pack_panels(w, K, g.O, g.O, 1, NV);
+  std::vector<float> bp = bias ? pack_panels(bias, 1, g.O, 0, 1, NV) : std::vector<float>();
+  const bool relu = act == Activation::relu, other = act != Activation::relu && act != Activation::none;
+  std::vector<std::vector<float>> bufs(num_threads());
+  std::vector<int64_t> last(num_threads(), -1);
+  for_each_block(g, MR, [&](int64_t t, int64_t n, int64_t p0, int64_t p1) {
+    const float* xb = x + n * g.H * g.W * g.C;
+    if (lay.copy) {
+      auto& buf = bufs[t];
+      if (last[t] != n) {
+        buf.resize(lay.image_size(g));
+        pad_image(g, lay, xb, buf.data());
+        last[t] = n;
+      }
+      xb = buf.data();
+    }
+    int64_t rowoff[kFwdMR1];
+    for (int64_t q = p0; q < p1; q += MR) {
+      int mr = static_cast<int>(std::min<int64_t>(MR, p1 - q));
+      lay.rowoffs(g, q, mr, rowoff);
+      float* yq = y + (n * P + q) * g.O;
+      for (int64_t j = 0; j < nt; ++j) {
+        FwdArgs a{xb, rowoff, lay.segoff.data(), static_cast<int64_t>(lay.segoff.size()), lay.L,
+                  wp.data() + j * K * NR, bias ? bp.data() + j * NR : nullptr, yq + j * NR, g.O,
+                  std::min<int64_t>(NR, g.O - j * NR), relu};
+        run_fwd(NV, mr, a);
+      }
+      if (other)
+        for (int r = 0; r < mr; ++r) gemm::apply_activation(act, yq + r * g.O, g.O);
+    }
+  });
+}
+
+// ---------------------------------------------------------------- backward-data by col2im
+
+// dx = col2im(dy @ w^T): per image, chunks of pixels get dcol (pixels, K) from the micro-kernel
+// (a 1x1 "convolution" of dy with w^T), then each row is added into the padded dx image.
+void data_grad_col2im(const Geom& g, const float* w, const float* dy, float* dx) {
+  const int64_t K = g.K();
+  const int NV = K <= 16 ? 1 : 2, NR = 16 * NV, MR = NV == 1 ? kFwdMR1 : kFwdMR2;
+  const Layout lay(g);
+  const int64_t nt = (K + NR - 1) / NR, P = g.OH * g.OW, Kp = nt * NR;
+  const int64_t chunk = MR * 8;
+  std::vector<float> wt = pack_panels(w, g.O, K, 1, g.O, NV);  // w^T: (O, K)
+  const int64_t seg0 = 0;
+  // Whole images per chunk of work: the scatter writes anywhere in the image.
+  int T = num_threads();
+  int64_t chunks = std::min<int64_t>(T, g.N);
+  for (int64_t n0 = 0; n0 < g.N; n0 += 16 * chunks) {
+    int64_t n1 = std::min(g.N, n0 + 16 * chunks);
+    parallel_for(n1 - n0, 1, [&](int64_t nb, int64_t ne) {
+      std::vector<float> pad(lay.image_size(g)), dcol(chunk * Kp);
+      std::vector<int64_t> xoff(chunk);
+      int64_t rowoff[kFwdMR1];
+      for (int64_t n = n0 + nb; n < n0 + ne; ++n) {
+        std::fill(pad.begin(), pad.end(), 0.f);
+        const float* dyn = dy + n * P * g.O;
+        for (int64_t c0 = 0; c0 < P; c0 += chunk) {
+          int64_t c1 = std::min(P, c0 + chunk);
+          for (int64_t q = c0; q < c1; q += MR) {
+            int mr = static_cast<int>(std::min<int64_t>(MR, c1 - q));
+            for (int r = 0; r < mr; ++r) rowoff[r] = (q + r) * g.O;
+            for (int64_t j = 0; j < nt; ++j) {
+              FwdArgs a{dyn, rowoff, &seg0, 1, g.O, wt.data() + j * g.O * NR, nullptr,
+                        dcol.data() + (q - c0) * Kp + j * NR, Kp, NR, false};
+              run_fwd(NV, mr, a);
+            }
+          }
+          lay.rowoffs(g, c0, c1 - c0, xoff.data());
+          for (int64_t p = c0; p < c1; ++p) {
+            float* base = pad.data() + xoff[p - c0];
+            const float* src = dcol.data() + (p - c0) * Kp;
+            for (size_t s = 0; s < lay.segoff.size(); ++s) {
+              float* d = base + lay.segoff[s];
+              const float* sp = src + s * lay.L;
+              for (int64_t l = 0; l < lay.L; l += 16) {
+                __mmask16 m = lane_mask(lay.L - l);
+                _mm512_mask_storeu_ps(d + l, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, d + l),
+                                                              _mm512_maskz_loadu_ps(m, sp + l)));
+              }
+            }
+          }
+        }
+        // The real part of the padded image is dx.
+        float* dxn = dx + n * g.H * g.W * g.C;
+        int64_t hmax = std::min(g.H, lay.Hp - g.pt), wmax = std::min(g.W, lay.Wp - g.pl);
+        for (int64_t ih = 0; ih < hmax; ++ih)
+          std::memcpy(dxn + ih * g.W * g.C, pad.data() + ((ih + g.pt) * lay.Wp + g.pl) * g.C,
+                      sizeof(float) * wmax * g.C);
+      }
+    }, static_cast<int>(chunks));
+    check_interrupt();
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- entry points
+
+void forward_avx512(const Geom& g, const float* x, const float* w, const float* bias, Activation act, float* y) {
+  conv_forward(g, x, w, bias, act, y);
+}
+
+void backward_data_avx512(const Geom& g, const float* w, const float* dy, float* dx) {
+  // Stride 1: dx = conv(dy, flipped w) with pads that make the output H x W.
+  Geom f;
+  f.N = g.N, f.H = g.OH, f.W = g.OW, f.C = g.O, f.KH = g.KH, f.KW = g.KW, f.O = g.C;
+  f.dh = g.dh, f.dw = g.dw;
+  f.pt = (g.KH - 1) * g.dh - g.pt, f.pl = (g.KW - 1) * g.dw - g.pl;
+  f.pb = g.H - 1 + (g.KH - 1) * g.dh + 1 - g.OH - f.pt;
+  f.pr = g.W - 1 + (g.KW - 1) * g.dw + 1 - g.OW - f.pl;
+  bool flip = g.sh == 1 && g.sw == 1 && g.C >= 16 && f.pt >= 0 && f.pl >= 0 && f.pb >= 0 && f.pr >= 0;
+  if (!flip) return data_grad_col2im(g, w, dy, dx);
+  f.finish();
+  // wf[kh, kw, o, c] = w[KH-1-kh, KW-1-kw, c, o]
+  std::vector<float> wf(g.K() * g.O);
+  for (int64_t kh = 0; kh < g.KH; ++kh)
+    for (int64_t kw = 0; kw < g.KW; ++kw) {
+      const float* src = w + ((g.KH - 1 - kh) * g.KW + (g.KW - 1 - kw)) * g.C * g.O;
+      float* dst = wf.data() + (kh * g.KW + kw) * g.O * g.C;
+      for (int64_t c = 0; c < g.C; ++c)
+        for (int64_t o = 0; o < g.O; ++o) dst[o * g.C + c] = src[c * g.O + o];
+    }
+  conv_forward(f, dy, wf.data(), nullptr, Activation::none, dx);
+}
+
+void backward_weight_avx512(const Geom& g, const float* x, const float* dy, float* dw) {
+  const int NV = g.O <= 16 ? 1 : 2, NR = 16 * NV, MR = NV == 1 ? kDwMR1 : kDwMR2;
+  const Layout lay(g);
+  const int64_t K = g.K(), nt = (g.O + NR - 1) / NR, P = g.OH * g.OW;
+  // Row tiles of K: runs inside one segment when segments are long, else any MR rows.
+  struct KTile { int64_t k0; int mr; bool contig; std::array<int64_t, kDwMR1> koff; };
+  std::vector<KTile> ktiles;
+  const int64_t nseg = static_cast<int64_t>(lay.segoff.size());
+  if (lay.L >= MR) {
+    for (int64_t s = 0; s < nseg; ++s)
+      for (int64_t l = 0; l < lay.L; l += MR) {
+        KTile kt{s * lay.L + l, static_cast<int>(std::min<int64_t>(MR, lay.L - l)), true, {}};
+        kt.koff[0] = lay.segoff[s] + l;
+        ktiles.push_back(kt);
+      }
+  } else {
+    int64_t ntile = (K + MR - 1) / MR, rows = (K + ntile - 1) / ntile;
+    for (int64_t k0 = 0; k0 < K; k0 += rows) {
+      KTile kt{k0, static_cast<int>(std::min<int64_t>(rows, K - k0)), false, {}};
+      for (int r = 0; r < kt.mr; ++r) kt.koff[r] = lay.segoff[(k0 + r) / lay.L] + (k0 + r) % lay.L;
+      ktiles.push_back(kt);
+    }
+  }
+  int T = num_threads();
+  std::vector<std::vector<float>> part(T);
+  std::vector<std::vector<float>> bufs(T);
+  std::vector<int64_t> last(T, -1);
+  const int64_t block = 256;  // pixels per pass over the K x O tiles
+  for_each_block(g, block, [&](int64_t t, int64_t n, int64_t p0, int64_t p1) {
+    if (part[t].empty()) part[t].assign(K * g.O, 0.f);
+    const float* xb = x + n * g.H * g.W * g.C;
+    if (lay.copy) {
+      auto& buf = bufs[t];
+      if (last[t] != n) {
+        buf.resize(lay.image_size(g));
+        pad_image(g, lay, xb, buf.data());
+        last[t] = n;
+      }
+      xb = buf.data();
+    }
+    int64_t rowoff[block];
+    for (int64_t q = p0; q < p1; q += block) {
+      int64_t nm = std::min(block, p1 - q);
+      lay.rowoffs(g, q, nm, rowoff);
+      const float* dq = dy + (n * P + q) * g.O;
+      for (const KTile& kt : ktiles)
+        for (int64_t j = 0; j < nt; ++j) {
+          DwArgs a{xb, rowoff, nm, kt.koff.data(), dq + j * NR, g.O, std::min<int64_t>(NR, g.O - j * NR),
+                   part[t].data() + kt.k0 * g.O + j * NR, g.O};
+          run_dw(NV, kt.contig, kt.mr, a);
+        }
+    }
+  });
+  for (int t = 0; t < T; ++t)
+    if (!part[t].empty())
+      for (int64_t i = 0; i < K * g.O; ++i) dw[i] += part[t][i];
+}
+
+}  // namespace forgeml::conv
+#endif

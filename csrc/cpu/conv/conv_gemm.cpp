@@ -1,0 +1,106 @@
+// Convolution on the shared SGEMM (gemm.h): the path for CPUs without AVX-512 (portable, AVX2).
+//   x is (N, H, W, C), w is (KH, KW, C, O) = a (K, O) matrix, y is (N, OH, OW, O).
+// The patch matrix is built in chunks of rows (never whole for large inputs):
+//   forward:         y[chunk] = act(cols @ w + bias)        (the bias/activation epilogue)
+//   backward-data:   dcols = dy[chunk] @ w^T, scattered back into dx (col2im)
+//   backward-weight: dw += cols^T @ dy[chunk]
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "cpu/conv/conv.h"
+#include "forgeml/parallel.h"
+
+namespace forgeml::conv {
+
+namespace {
+
+// Rows of about 1 MiB of patches per chunk.
+int64_t chunk_rows(const Geom& g) { return std::max<int64_t>(64, (int64_t{1} << 18) / std::max<int64_t>(g.K(), 1)); }
+
+// cols (rows, K) = patches of pixels [m0, m0 + rows) (pixels counted over the whole batch).
+void im2col(const Geom& g, const float* x, int64_t m0, int64_t rows, float* cols) {
+  const int64_t K = g.K(), P = g.OH * g.OW;
+  parallel_for(rows, 16, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      int64_t m = m0 + i, n = m / P, p = m % P, oh = p / g.OW, ow = p % g.OW;
+      float* dst = cols + i * K;
+      for (int64_t kh = 0; kh < g.KH; ++kh) {
+        int64_t ih = oh * g.sh + kh * g.dh - g.pt;
+        for (int64_t kw = 0; kw < g.KW; ++kw, dst += g.C) {
+          int64_t iw = ow * g.sw + kw * g.dw - g.pl;
+          if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W)
+            std::memset(dst, 0, sizeof(float) * g.C);
+          else
+            std::memcpy(dst, x + ((n * g.H + ih) * g.W + iw) * g.C, sizeof(float) * g.C);
+        }
+      }
+    }
+  });
+}
+
+// dx += col2im(dcols) for pixels [m0, m0 + rows). Serial over pixels: patches overlap.
+void col2im(const Geom& g, const float* dcols, int64_t m0, int64_t rows, float* dx) {
+  const int64_t K = g.K(), P = g.OH * g.OW;
+  for (int64_t i = 0; i < rows; ++i) {
+    int64_t m = m0 + i, n = m / P, p = m % P, oh = p / g.OW, ow = p % g.OW;
+    const float* src = dcols + i * K;
+    for (int64_t kh = 0; kh < g.KH; ++kh) {
+      int64_t ih = oh * g.sh + kh * g.dh - g.pt;
+      for (int64_t kw = 0; kw < g.KW; ++kw, src += g.C) {
+        int64_t iw = ow * g.sw + kw * g.dw - g.pl;
+        if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) continue;
+        float* d = dx + ((n * g.H + ih) * g.W + iw) * g.C;
+        for (int64_t c = 0; c < g.C; ++c) d[c] += src[c];
+      }
+    }
+  }
+}
+
+bool is_pointwise(const Geom& g) {  // 1x1, stride 1, no padding: x is already the patch matrix
+  return g.KH == 1 && g.KW == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pb == 0 && g.pl == 0 && g.pr == 0;
+}
+
+}  // namespace
+
+void forward_gemm(const Geom& g, const float* x, const float* w, const float* bias, gemm::Activation act,
+                  float* y) {
+  const int64_t M = g.N * g.OH * g.OW, K = g.K();
+  gemm::Epilogue ep;
+  ep.bias = bias;
+  ep.act = act;
+  if (is_pointwise(g)) return gemm::sgemm(false, false, M, g.O, K, 1.f, x, K, w, g.O, 0.f, y, g.O, ep);
+  const int64_t rows = chunk_rows(g);
+  std::vector<float> cols(std::min(rows, M) * K);
+  for (int64_t m0 = 0; m0 < M; m0 += rows) {
+    int64_t r = std::min(rows, M - m0);
+    im2col(g, x, m0, r, cols.data());
+    gemm::sgemm(false, false, r, g.O, K, 1.f, cols.data(), K, w, g.O, 0.f, y + m0 * g.O, g.O, ep);
+    check_interrupt();
+  }
+}
+
+void backward_gemm(const Geom& g, const float* x, const float* w, const float* dy, float* dx, float* dw) {
+  const int64_t M = g.N * g.OH * g.OW, K = g.K();
+  if (is_pointwise(g)) {
+    if (dx) gemm::sgemm(false, true, M, K, g.O, 1.f, dy, g.O, w, g.O, 0.f, dx, K);
+    if (dw) gemm::sgemm(true, false, K, g.O, M, 1.f, x, K, dy, g.O, 0.f, dw, g.O);
+    return;
+  }
+  const int64_t rows = chunk_rows(g);
+  std::vector<float> cols(std::min(rows, M) * K);
+  for (int64_t m0 = 0; m0 < M; m0 += rows) {
+    int64_t r = std::min(rows, M - m0);
+    if (dw) {
+      im2col(g, x, m0, r, cols.data());
+      gemm::sgemm(true, false, K, g.O, r, 1.f, cols.data(), K, dy + m0 * g.O, g.O, 1.f, dw, g.O);
+    }
+    if (dx) {
+      gemm::sgemm(false, true, r, K, g.O, 1.f, dy + m0 * g.O, g.O, w, g.O, 0.f, cols.data(), K);
+      col2im(g, cols.data(), m0, r, dx);
+    }
+    check_interrupt();
+  }
+}
+
+}  // namespace forgeml::conv

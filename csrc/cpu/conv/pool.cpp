@@ -1,0 +1,98 @@
+// Max and average pooling, channels last: x (N, H, W, C) -> y (N, OH, OW, C) over KH x KW windows.
+// Padded positions never take part: max ignores them and average divides by the number of real
+// elements in the window (Keras/TensorFlow "same"). Memory-bound, so plain loops over C that the
+// compiler vectorises; threads over images (backward) or output rows (forward).
+#include <algorithm>
+#include <limits>
+#include <vector>
+
+#include "cpu/conv/conv.h"
+#include "forgeml/parallel.h"
+
+namespace forgeml::conv {
+
+namespace {
+
+struct Window {
+  int64_t h0, h1, w0, w1;  // real rows [h0, h1), columns [w0, w1)
+};
+
+Window window(const Geom& g, int64_t oh, int64_t ow) {
+  int64_t h = oh * g.sh - g.pt, w = ow * g.sw - g.pl;
+  return {std::max<int64_t>(h, 0), std::min(g.H, h + g.KH), std::max<int64_t>(w, 0), std::min(g.W, w + g.KW)};
+}
+
+}  // namespace
+
+void pool_forward(const Geom& g, Pool kind, const float* x, float* y) {
+  const int64_t C = g.C;
+  if (g.N * g.OH * g.OW * C == 0) return;
+  parallel_for(g.N * g.OH, 1, [&](int64_t b, int64_t e) {
+    for (int64_t row = b; row < e; ++row) {
+      int64_t n = row / g.OH, oh = row % g.OH;
+      const float* xn = x + n * g.H * g.W * C;
+      for (int64_t ow = 0; ow < g.OW; ++ow) {
+        float* yp = y + (row * g.OW + ow) * C;
+        Window win = window(g, oh, ow);
+        if (kind == Pool::max) {
+          std::fill(yp, yp + C, -std::numeric_limits<float>::infinity());
+          for (int64_t ih = win.h0; ih < win.h1; ++ih)
+            for (int64_t iw = win.w0; iw < win.w1; ++iw) {
+              const float* xp = xn + (ih * g.W + iw) * C;
+              for (int64_t c = 0; c < C; ++c) yp[c] = std::max(yp[c], xp[c]);
+            }
+        } else {
+          std::fill(yp, yp + C, 0.f);
+          for (int64_t ih = win.h0; ih < win.h1; ++ih)
+            for (int64_t iw = win.w0; iw < win.w1; ++iw) {
+              const float* xp = xn + (ih * g.W + iw) * C;
+              for (int64_t c = 0; c < C; ++c) yp[c] += xp[c];
+            }
+          float inv = 1.f / static_cast<float>((win.h1 - win.h0) * (win.w1 - win.w0));
+          for (int64_t c = 0; c < C; ++c) yp[c] *= inv;
+        }
+      }
+    }
+  });
+}
+
+void pool_backward(const Geom& g, Pool kind, const float* x, const float* dy, float* dx) {
+  const int64_t C = g.C, HWC = g.H * g.W * C;
+  std::fill(dx, dx + g.N * HWC, 0.f);
+  if (g.N * g.OH * g.OW * C == 0) return;
+  // Windows overlap inside an image, so an image belongs to one thread.
+  parallel_for(g.N, 1, [&](int64_t b, int64_t e) {
+    std::vector<float> best(C);
+    std::vector<int64_t> arg(C);
+    for (int64_t n = b; n < e; ++n) {
+      const float* xn = x + n * HWC;
+      float* dxn = dx + n * HWC;
+      for (int64_t oh = 0; oh < g.OH; ++oh)
+        for (int64_t ow = 0; ow < g.OW; ++ow) {
+          const float* d = dy + ((n * g.OH + oh) * g.OW + ow) * C;
+          Window win = window(g, oh, ow);
+          if (kind == Pool::max) {
+            std::fill(best.begin(), best.end(), -std::numeric_limits<float>::infinity());
+            std::fill(arg.begin(), arg.end(), (win.h0 * g.W + win.w0) * C);
+            for (int64_t ih = win.h0; ih < win.h1; ++ih)
+              for (int64_t iw = win.w0; iw < win.w1; ++iw) {
+                int64_t off = (ih * g.W + iw) * C;
+                const float* xp = xn + off;
+                for (int64_t c = 0; c < C; ++c)
+                  if (xp[c] > best[c]) best[c] = xp[c], arg[c] = off;
+              }
+            for (int64_t c = 0; c < C; ++c) dxn[arg[c] + c] += d[c];
+          } else {
+            float inv = 1.f / static_cast<float>((win.h1 - win.h0) * (win.w1 - win.w0));
+            for (int64_t ih = win.h0; ih < win.h1; ++ih)
+              for (int64_t iw = win.w0; iw < win.w1; ++iw) {
+                float* dp = dxn + (ih * g.W + iw) * C;
+                for (int64_t c = 0; c < C; ++c) dp[c] += d[c] * inv;
+              }
+          }
+        }
+    }
+  });
+}
+
+}  // namespace forgeml::conv

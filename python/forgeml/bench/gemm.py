@@ -1,0 +1,118 @@
+"""SGEMM: forgeml.ops.matmul vs NumPy (OpenBLAS) and PyTorch when installed, 1 and 2 threads.
+
+Cases: square 256..2048, the dense-layer shapes of network training with their backward
+products (dW = X^T dY, dX = dY W^T), and a fused bias + relu epilogue against NumPy's three
+passes. Small cases repeat the call in a loop so one timing is a few milliseconds.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+
+import numpy as np
+
+import forgeml
+from forgeml.ops import matmul
+
+SQUARE = (256, 512, 1024, 2048)
+# (batch, in, out): forward X @ W, then dW = X^T dY and dX = dY W^T.
+LAYERS = ((32, 100, 64), (256, 784, 128), (4096, 64, 64))
+
+
+def _threads(n):
+    """Limit forgeml, OpenBLAS (threadpoolctl) and torch to n threads for one case."""
+    stack = contextlib.ExitStack()
+    old = forgeml.get_num_threads()
+    forgeml.set_num_threads(n)
+    stack.callback(forgeml.set_num_threads, old)
+    try:
+        from threadpoolctl import threadpool_limits
+        stack.enter_context(threadpool_limits(limits=n, user_api="blas"))
+    except ImportError:
+        pass
+    try:
+        import torch
+        told = torch.get_num_threads()
+        torch.set_num_threads(n)
+        stack.callback(torch.set_num_threads, told)
+    except ImportError:
+        pass
+    return stack
+
+
+def _torch():
+    try:
+        import torch
+        return torch
+    except ImportError:
+        return None
+
+
+def _loop(fn, reps):
+    if reps == 1:
+        return fn
+
+    def run():
+        for _ in range(reps):
+            fn()
+    return run
+
+
+def _case(bench, name, m, n, k, ta, tb, threads, rng, torch, epilogue=False):
+    a = rng.standard_normal((k, m) if ta else (m, k), dtype=np.float32)
+    b = rng.standard_normal((n, k) if tb else (k, n), dtype=np.float32)
+    bias = rng.standard_normal(n, dtype=np.float32)
+    out, out_np = np.empty((m, n), np.float32), np.empty((m, n), np.float32)
+    flops = 2.0 * m * n * k
+    reps = max(1, int(2e8 / (flops * threads)))  # ~ a millisecond or more per timing
+    opa, opb = (a.T if ta else a), (b.T if tb else b)
+    if epilogue:
+        def ours():
+            matmul(a, b, trans_a=ta, trans_b=tb, bias=bias, activation="relu", out=out)
+
+        def numpy_fn():
+            np.matmul(opa, opb, out=out_np)
+            np.add(out_np, bias, out=out_np)
+            np.maximum(out_np, 0, out=out_np)
+    else:
+        def ours():
+            matmul(a, b, trans_a=ta, trans_b=tb, out=out)
+
+        def numpy_fn():
+            np.matmul(opa, opb, out=out_np)
+    peers = {"numpy": _loop(numpy_fn, reps)}
+    if torch is not None:
+        ta_, tb_, tbias, tout = torch.from_numpy(opa), torch.from_numpy(opb), torch.from_numpy(bias), torch.empty(m, n)
+        if epilogue:
+            def torch_fn():
+                torch.addmm(tbias, ta_, tb_, out=tout)
+                torch.relu_(tout)
+        else:
+            def torch_fn():
+                torch.matmul(ta_, tb_, out=tout)
+        peers["torch"] = _loop(torch_fn, reps)
+    ours()
+    numpy_fn()
+    err = np.abs(out - out_np).max() / max(1e-30, np.abs(out_np).max())
+    assert err < 1e-4, f"{name}: forgeml and numpy differ (max rel {err:.2e})"
+    label = f"{name} t={threads}" + (f" x{reps}" if reps > 1 else "")
+    bench.compare("gemm", label, _loop(ours, reps), peers, flops=flops * reps)
+
+
+def run(bench):
+    rng = np.random.default_rng(0)
+    torch = _torch()
+    cpus = os.cpu_count() or 1
+    thread_counts = sorted({1, min(2, cpus)} | ({cpus} if not bench.quick else set()))
+    square = (256, 1024) if bench.quick else SQUARE
+    layers = LAYERS[:2] if bench.quick else LAYERS
+    for t in thread_counts:
+        with _threads(t):
+            for s in square:
+                _case(bench, f"{s}^3", s, s, s, False, False, t, rng, torch)
+            for batch, fin, fout in layers:
+                _case(bench, f"fwd {batch}x{fin}@{fin}x{fout}", batch, fout, fin, False, False, t, rng, torch)
+                _case(bench, f"dW {fin}x{batch}@{batch}x{fout}", fin, fout, batch, True, False, t, rng, torch)
+                _case(bench, f"dX {batch}x{fout}@({fin}x{fout})^T", batch, fin, fout, False, True, t, rng, torch)
+                _case(bench, f"fwd+bias+relu {batch}x{fin}x{fout}", batch, fout, fin, False, False, t, rng, torch,
+                      epilogue=True)
