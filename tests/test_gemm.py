@@ -15,7 +15,7 @@ ACTS = {None: lambda x: x, "relu": lambda x: np.maximum(x, 0), "sigmoid": lambda
         "tanh": np.tanh, "gelu": lambda x: 0.5 * x * (1 + erf(x / np.sqrt(2)))}
 # Odd shapes around the register tiles (AVX-512 14x32, AVX2 6x16, portable 4x16) and blocks.
 SHAPES = [(1, 1, 1), (1, 37, 5), (37, 1, 5), (13, 31, 9), (15, 33, 17), (14, 32, 384), (7, 17, 385),
-          (29, 65, 3), (5, 6, 200), (31, 95, 66)]
+          (29, 65, 3), (5, 6, 200), (31, 95, 66), (37, 301, 45), (25, 129, 390)]
 BIG = (1011, 333, 771)  # several MC, KC and NC blocks of every kernel
 
 

@@ -3,9 +3,11 @@
 //
 // Loop nest per thread, over its own rectangle of C (threads never share a buffer, so there is
 // no barrier; the operand packed redundantly is the smaller one):
-//   ic over M by MC:  pc over K by KC:  pack alpha * op(A)[ic.., pc..]  (MC x KC: L2/L3)
-//     jc over N by NC:  pack op(B)[pc.., jc..]                         (KC x NC: L2)
-//       ir over MR panels:  jr over NR panels:  micro-kernel            (A panel stays in L1)
+//   ic over M by MC:  pc over K by KC:  pack op(A)[ic.., pc..]      (MC x KC: L2/L3)
+//     jc over N by NC:  pack op(B)[pc.., jc..]                   (KC x NC: L2)
+//       ir over MR panels:  jr over NR panels:  micro-kernel      (A panel stays in L1)
+// Packing is skipped where it does not pay: a row-major B small enough to stay in L2 is read in
+// place, and so is A when few column panels reuse it (the skinny shapes of network training).
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -29,6 +31,7 @@ struct PackedB::Impl {
 namespace {
 
 using detail::Kernel;
+using detail::MicroKernel;
 
 constexpr int64_t kMinFlopsPerThread = int64_t{1} << 21;  // below this, threads cost more than they give
 constexpr double kInterruptFlops = 4e9;                   // ~20 ms of work between Ctrl-C checks
@@ -56,25 +59,19 @@ struct Scratch {
   }
 };
 
-// dst[panel][k][i] = alpha * op(A)(i0 + panel*MR + i, p0 + k); rows past m are zero.
-void pack_a(bool trans, const float* A, int64_t lda, int64_t i0, int64_t m, int64_t p0, int64_t kc, float alpha,
-            int mr, float* dst) {
+// dst[panel][k][i] = op(A)(i0 + panel*MR + i, p0 + k) for the m rows (an edge panel's tail is
+// left unset: the kernel for that row count never reads it).
+void pack_a(bool trans, const float* A, int64_t lda, int64_t i0, int64_t m, int64_t p0, int64_t kc, int mr,
+            float* dst) {
   for (int64_t ip = 0; ip < m; ip += mr, dst += kc * mr) {
     int mm = static_cast<int>(std::min<int64_t>(mr, m - ip));
     if (!trans) {
       for (int i = 0; i < mm; ++i) {
         const float* src = A + (i0 + ip + i) * lda + p0;
-        for (int64_t k = 0; k < kc; ++k) dst[k * mr + i] = alpha * src[k];
+        for (int64_t k = 0; k < kc; ++k) dst[k * mr + i] = src[k];
       }
-      for (int i = mm; i < mr; ++i)
-        for (int64_t k = 0; k < kc; ++k) dst[k * mr + i] = 0.f;
     } else {
-      for (int64_t k = 0; k < kc; ++k) {
-        const float* src = A + (p0 + k) * lda + i0 + ip;
-        float* d = dst + k * mr;
-        for (int i = 0; i < mm; ++i) d[i] = alpha * src[i];
-        for (int i = mm; i < mr; ++i) d[i] = 0.f;
-      }
+      for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * mr, A + (p0 + k) * lda + i0 + ip, mm * sizeof(float));
     }
   }
 }
@@ -104,12 +101,7 @@ void pack_b(bool trans, const float* B, int64_t ldb, int64_t p0, int64_t kc, int
 
 void epilogue_tile(const Kernel& kern, const Epilogue& ep, int64_t i0, int m, int64_t j0, int n, float* c,
                    int64_t ldc) {
-  for (int i = 0; i < m; ++i) {
-    float* row = c + i * ldc;
-    if (ep.bias)
-      for (int j = 0; j < n; ++j) row[j] += ep.bias[j0 + j];
-    if (ep.act != Activation::none) kern.act(ep.act, row, n);
-  }
+  if (ep.bias || ep.act != Activation::none) kern.bias_act(ep.bias ? ep.bias + j0 : nullptr, ep.act, c, ldc, m, n);
   if (ep.fn) ep.fn(ep.ctx, i0, i0 + m, j0, j0 + n, c, ldc);
 }
 
@@ -128,36 +120,63 @@ struct Problem {
   const Epilogue* ep;
 };
 
+constexpr int64_t kInPlaceB = int64_t{1} << 17;  // a row-major B up to 512 KiB is read unpacked
+constexpr int kInPlaceAPanels = 4;               // A read unpacked when at most this many NR panels reuse it
+
 // C rows [m0, m1) x columns [n0, n1) on the calling thread.
 void gemm_block(const Kernel& kern, const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   static thread_local Scratch abuf, bbuf;
   const int mr = kern.mr, nr = kern.nr;
-  const int64_t MC = kern.mc, KC = kern.kc, NC = kern.nc;
-  float* ap = abuf.get(static_cast<size_t>(MC + mr) * KC);
-  float* bp = p.packed ? nullptr : bbuf.get(static_cast<size_t>(NC + nr) * KC);
+  const int64_t KC = kern.kc, NC = kern.nc;
+  const bool b_direct = !p.packed && !p.trans_b && p.K * p.N <= kInPlaceB;
+  const bool a_direct = n1 - n0 <= kInPlaceAPanels * nr;
+  // Balanced row blocks of at most MC rows, whole panels each.
+  const int64_t nblk = (m1 - m0 + kern.mc - 1) / kern.mc;
+  const int64_t MC = ((m1 - m0 + nblk - 1) / nblk + mr - 1) / mr * mr;
+  float* ap = a_direct ? nullptr : abuf.get(static_cast<size_t>(MC + mr) * KC);
+  float* bp = p.packed || b_direct ? nullptr : bbuf.get(static_cast<size_t>(NC + nr) * KC);
   for (int64_t ic = m0; ic < m1; ic += MC) {
     const int64_t mc = std::min(MC, m1 - ic);
     for (int64_t pc = 0; pc < p.K; pc += KC) {
       const int64_t kc = std::min(KC, p.K - pc);
       const float beta = pc == 0 ? p.beta : 1.f;
       const bool last = pc + kc == p.K;
-      pack_a(p.trans_a, p.A, p.lda, ic, mc, pc, kc, p.alpha, mr, ap);
+      if (!a_direct) {
+        if (kern.pack_a) kern.pack_a(p.trans_a, p.A, p.lda, ic, mc, pc, kc, ap);
+        else pack_a(p.trans_a, p.A, p.lda, ic, mc, pc, kc, mr, ap);
+      }
       for (int64_t jc = n0; jc < n1; jc += NC) {
         const int64_t nc = std::min(NC, n1 - jc);
         const float* b;
+        int64_t bs = nr, bstep = kc * nr;  // panel layout: next NR columns kc * NR floats on
         if (p.packed) {
           b = p.packed->at(pc, jc, kc);
+        } else if (b_direct) {
+          b = p.B + pc * p.ldb + jc;
+          bs = p.ldb;
+          bstep = nr;
         } else {
-          pack_b(p.trans_b, p.B, p.ldb, pc, kc, jc, nc, nr, bp);
+          if (kern.pack_b) kern.pack_b(p.trans_b, p.B, p.ldb, jc, nc, pc, kc, bp);
+          else pack_b(p.trans_b, p.B, p.ldb, pc, kc, jc, nc, nr, bp);
           b = bp;
         }
         for (int64_t ir = 0; ir < mc; ir += mr) {
           const int m = static_cast<int>(std::min<int64_t>(mr, mc - ir));
-          const float* a = ap + ir * kc;
+          const float* a;
+          int64_t as;
+          bool row_a = false;
+          if (!a_direct) {
+            a = ap + ir * kc, as = mr;
+          } else if (p.trans_a) {
+            a = p.A + pc * p.lda + ic + ir, as = p.lda;
+          } else {
+            a = p.A + (ic + ir) * p.lda + pc, as = p.lda, row_a = true;
+          }
           float* crow = p.C + (ic + ir) * p.ldc + jc;
           for (int64_t jr = 0; jr < nc; jr += nr) {
             const int n = static_cast<int>(std::min<int64_t>(nr, nc - jr));
-            kern.tile(kc, a, b + jr * kc, crow + jr, p.ldc, beta, m, n);
+            kern.tile[2 * n <= nr][row_a][m](kc, a, as, b + (jr / nr) * bstep, bs, crow + jr, p.ldc, p.alpha, beta,
+                                              m, n);
             if (last) epilogue_tile(kern, *p.ep, ic + ir, m, jc + jr, n, crow + jr, p.ldc);
           }
         }
@@ -171,10 +190,8 @@ void scale_only(const Kernel& kern, const Problem& p) {
   for (int64_t i = 0; i < p.M; ++i) {
     float* row = p.C + i * p.ldc;
     for (int64_t j = 0; j < p.N; ++j) row[j] = p.beta == 0.f ? 0.f : p.beta * row[j];
-    if (p.ep->bias)
-      for (int64_t j = 0; j < p.N; ++j) row[j] += p.ep->bias[j];
-    if (p.ep->act != Activation::none) kern.act(p.ep->act, row, p.N);
   }
+  kern.bias_act(p.ep->bias, p.ep->act, p.C, p.ldc, p.M, p.N);
   if (p.ep->fn) p.ep->fn(p.ep->ctx, 0, p.M, 0, p.N, p.C, p.ldc);
 }
 
@@ -310,7 +327,8 @@ PackedB::PackedB(bool trans_b, int64_t K, int64_t N, const float* B, int64_t ldb
   im.data = aligned_floats(std::max<int64_t>(1, K * im.npad));
   for (int64_t pc = 0; pc < K; pc += kern.kc) {
     const int64_t kc = std::min<int64_t>(kern.kc, K - pc);
-    pack_b(trans_b, B, ldb, pc, kc, 0, N, kern.nr, im.data + pc * im.npad);
+    if (kern.pack_b) kern.pack_b(trans_b, B, ldb, 0, N, pc, kc, im.data + pc * im.npad);
+    else pack_b(trans_b, B, ldb, pc, kc, 0, N, kern.nr, im.data + pc * im.npad);
   }
 }
 

@@ -1,56 +1,81 @@
-// AVX2 + FMA micro-kernel: 6 x 16 (12 ymm accumulators, 2 for B, 1 broadcast). Contract: kernels.h.
+// AVX2 + FMA micro-kernel: up to 6 x 16 (12 ymm accumulators, 2 for B, 1 broadcast), one
+// instantiation per row count; N edges use masked loads and a scalar store. Contract: kernels.h.
 #include "cpu/gemm/kernels.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+#include <utility>
+
 namespace forgeml::gemm::detail {
 namespace {
 
-// sgemm_avx2_MRx(8*NV)
-template <int MR, int NV>
-void sgemm_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float beta, int m, int n) {
-  constexpr int NR = 8 * NV;
-  __m256 acc[MR][NV];
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
+constexpr int MR = 6, NV = 2, NR = 8 * NV;
+
+// sgemm_avx2_<M>x16; RowA: op(A)(i, k) = a[i * as + k], else a[k * as + i].
+template <int M, bool RowA>
+void sgemm_avx2(int64_t kc, const float* a, int64_t as, const float* b, int64_t bs, float* c, int64_t ldc,
+                float alpha, float beta, int m, int n) {
+  (void)m;
+  __m256i mask[NV];
+  for (int v = 0; v < NV; ++v) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    mask[v] = _mm256_cmpgt_epi32(_mm256_set1_epi32(n - 8 * v), lane);
+  }
+  __m256 acc[M][NV];
+#pragma GCC unroll 8
+  for (int i = 0; i < M; ++i)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_setzero_ps();
 #pragma GCC unroll 2
-  for (int64_t k = 0; k < kc; ++k, a += MR, b += NR) {
+  for (int64_t k = 0; k < kc; ++k, b += bs) {
     __m256 bv[NV];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) bv[v] = _mm256_load_ps(b + 8 * v);
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      __m256 ai = _mm256_broadcast_ss(a + i);
+    for (int v = 0; v < NV; ++v) bv[v] = n == NR ? _mm256_loadu_ps(b + 8 * v) : _mm256_maskload_ps(b + 8 * v, mask[v]);
+#pragma GCC unroll 8
+    for (int i = 0; i < M; ++i) {
+      __m256 ai = _mm256_broadcast_ss(RowA ? a + i * as + k : a + k * as + i);
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_fmadd_ps(ai, bv[v], acc[i][v]);
     }
   }
-  if (m == MR && n == NR) {
-    const __m256 vb = _mm256_set1_ps(beta);
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) {
-        float* p = c + i * ldc + 8 * v;
-        _mm256_storeu_ps(p, beta == 0.f ? acc[i][v] : _mm256_fmadd_ps(vb, _mm256_loadu_ps(p), acc[i][v]));
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+  for (int i = 0; i < M; ++i) {
+    for (int v = 0; v < NV; ++v) {
+      float* p = c + i * ldc + 8 * v;
+      __m256 r = _mm256_mul_ps(va, acc[i][v]);
+      if (n == NR) {
+        if (beta != 0.f) r = _mm256_fmadd_ps(vb, _mm256_loadu_ps(p), r);
+        _mm256_storeu_ps(p, r);
+      } else {
+        if (beta != 0.f) r = _mm256_fmadd_ps(vb, _mm256_maskload_ps(p, mask[v]), r);
+        _mm256_maskstore_ps(p, mask[v], r);
       }
     }
-    return;
   }
-  alignas(32) float tile[MR][NR];
-  for (int i = 0; i < MR; ++i)
-    for (int v = 0; v < NV; ++v) _mm256_store_ps(&tile[i][8 * v], acc[i][v]);
-  for (int i = 0; i < m; ++i)
-    for (int j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.f ? tile[i][j] : tile[i][j] + beta * c[i * ldc + j];
+}
+
+template <int... I>
+void fill(Kernel& k, std::integer_sequence<int, I...>) {
+  for (int narrow = 0; narrow < 2; ++narrow) {
+    ((k.tile[narrow][0][I + 1] = sgemm_avx2<I + 1, false>), ...);
+    ((k.tile[narrow][1][I + 1] = sgemm_avx2<I + 1, true>), ...);
+  }
 }
 
 }  // namespace
 
 bool kernel_avx2(Kernel& k) {
-  k = Kernel{sgemm_avx2<6, 2>, 6, 16, 768, 256, 512, activation_scalar, "sgemm_avx2_6x16"};
+  k = Kernel{};
+  fill(k, std::make_integer_sequence<int, MR>{});
+  k.mr = MR;
+  k.nr = NR;
+  k.mc = 768;
+  k.kc = 256;
+  k.nc = 512;
+  k.act = activation_scalar;
+  k.bias_act = bias_act_scalar;
+  k.name = "sgemm_avx2_6x16";
   return true;
 }
 

@@ -1,10 +1,12 @@
 // Internal to csrc/cpu/gemm: the micro-kernel contract shared by every ISA and the driver.
 //
-// A micro-kernel computes one MR x NR tile of C from packed panels:
-//   a: op(A) rows i0..i0+MR, packed k-major: a[k * MR + i] (rows past m are zero)
-//   b: op(B) columns j0..j0+NR, packed k-major: b[k * NR + j] (columns past n are zero)
-//   C[i, j] (row stride ldc) = sum_k a[k*MR+i] * b[k*NR+j] + beta * C[i, j], for i < m, j < n.
-// beta == 0 means C is write-only (it may hold NaN). alpha is folded into the packed A.
+// A micro-kernel computes one m x n tile of C (m <= MR, n <= NR), reading op(A) and op(B) either
+// from packed panels or straight from the caller's matrices:
+//   op(A)(i, k) = a[k * as + i]   (column-style: packed panels, as = MR, or a transposed A, as = lda)
+//              or a[i * as + k]   (the *_rows variant: a row-major A read in place, as = lda)
+//   op(B)(k, j) = b[k * bs + j]   (packed panels, bs = NR, or a row-major B read in place, bs = ldb)
+//   C[i, j] (row stride ldc) = alpha * sum_k op(A)(i, k) op(B)(k, j) + beta * C[i, j]
+// Only rows i < m and columns j < n are read or written. beta == 0 means C is write-only.
 #pragma once
 #include <cstdint>
 
@@ -13,16 +15,27 @@
 
 namespace forgeml::gemm::detail {
 
-using MicroKernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float beta,
-                             int m, int n);
+using MicroKernel = void (*)(int64_t kc, const float* a, int64_t as, const float* b, int64_t bs, float* c,
+                             int64_t ldc, float alpha, float beta, int m, int n);
+constexpr int kMaxMR = 16;
 using ActivationFn = void (*)(Activation act, float* x, int64_t n);
 
 // One ISA's kernel and the cache blocking sized for it (see registry.cpp for the numbers' origin).
+// Packing (driver.cpp has the layouts): dst panels of MR rows (k-major, MR floats per k) or of
+// NR columns (NR floats per k). A null pointer means the driver's generic loops.
+using PackFn = void (*)(bool trans, const float* src, int64_t ld, int64_t r0, int64_t rows, int64_t p0,
+                        int64_t kc, float* dst);
+
 struct Kernel {
-  MicroKernel tile;
+  // [narrow][row_a][m]: the kernel for an m-row tile; narrow: n <= NR / 2 (half the FMAs);
+  // row_a: a row-major A read in place (else A column-style, see above).
+  MicroKernel tile[2][2][kMaxMR + 1];
+  PackFn pack_a = nullptr, pack_b = nullptr;
   int mr, nr;          // register tile
   int mc, kc, nc;      // rows of A per packed block, depth per block, columns of B per packed block
   ActivationFn act;    // vectorised elementwise activation
+  // c (m x n, row stride ldc) = act(c + bias) with bias (length n) optional.
+  void (*bias_act)(const float* bias, Activation act, float* c, int64_t ldc, int64_t m, int64_t n);
   const char* name;
 };
 
@@ -33,7 +46,10 @@ bool kernel_avx512(Kernel& k);
 bool kernel_avx2(Kernel& k);
 void kernel_portable(Kernel& k);
 
-// The scalar activation (reference.cpp), also the fallback of the SIMD ones.
+// The scalar activation and bias + activation (reference.cpp), also the fallback of the SIMD ones.
 void activation_scalar(Activation act, float* x, int64_t n);
+void bias_act_scalar(const float* bias, Activation act, float* c, int64_t ldc, int64_t m, int64_t n);
+void activation_avx512(Activation act, float* x, int64_t n);
+void bias_act_avx512(const float* bias, Activation act, float* c, int64_t ldc, int64_t m, int64_t n);
 
 }  // namespace forgeml::gemm::detail

@@ -30,6 +30,14 @@ void activation_scalar(Activation act, float* x, int64_t n) {
   throw std::invalid_argument(concat("activation: unknown value ", static_cast<int>(act)));
 }
 
+void bias_act_scalar(const float* bias, Activation act, float* c, int64_t ldc, int64_t m, int64_t n) {
+  for (int64_t i = 0; i < m; ++i, c += ldc) {
+    if (bias)
+      for (int64_t j = 0; j < n; ++j) c[j] += bias[j];
+    activation_scalar(act, c, n);
+  }
+}
+
 }  // namespace detail
 
 void apply_activation(Activation act, float* x, int64_t n) {

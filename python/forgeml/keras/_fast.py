@@ -93,3 +93,10 @@ class DensePlan:
         for m, _ in model._metrics:
             m.total += hits
             m.count += count
+
+    def logits(self, x):
+        return self._ops.dense_forward(self.layout, x, self.model._params, softmax=False)
+
+    def predict(self, x, out):
+        softmax = self.model._layers[-1].activation is activations.softmax
+        return self._ops.dense_forward(self.layout, x, self.model._params, softmax=softmax, out=out)

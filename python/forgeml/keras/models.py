@@ -48,6 +48,7 @@ class Model:
         self.history = None
         self._trainable_sig = None
         self._params = self._grads = None
+        self._fast = None
         if inputs is not None or outputs is not None:
             self._init_functional(inputs, outputs)
 
@@ -189,6 +190,7 @@ class Model:
         self._params, self._grads = params, grads
         self._segments, self._segment_owner = segments, owners
         self._trainable_sig = None
+        self._fast = None
         if self.optimizer is not None:
             self.optimizer._params = None  # new layout: fresh slots
 
@@ -489,6 +491,10 @@ class Model:
     def _evaluate_arrays(self, x, y, sw, batch_size, prefix="", cbl=None):
         self._reset_metrics()
         n = _n_samples(x)
+        if self._fast is not None and cbl is None and n:  # all rows through the fused forward at once
+            total, y_pred, _ = self.loss.step_logits(y, self._fast.logits(x), sw, n, False)
+            self._update_metrics(y, y_pred, sw, total, n)
+            return self._logs(prefix)
         for s in range(math.ceil(n / batch_size)):
             a, b = s * batch_size, min((s + 1) * batch_size, n)
             if cbl is not None:
@@ -539,6 +545,8 @@ class Model:
             n = min(n, int(steps) * batch_size)
         out = self._xp.empty((n, *self.output_shape[1:]), dtype=np.float32)
         nsteps = math.ceil(n / batch_size)
+        if self.compiled and self._metrics is not None and self._fast is not None and not verbose and not callbacks:
+            return self._fast.predict(x[:n], out)
         cbs = list(callbacks or [])
         if verbose:
             cbs.insert(0, callbacks_module.ProgbarLogger(verbose))
@@ -668,6 +676,7 @@ class Sequential(Model):
             self._input_shape = layer._declared_input_shape
         self._layers.append(layer)
         self.built = False
+        self._fast = None
         self._metrics = None if self.compiled else self._metrics
         if rebuild and self._input_shape is not None:
             self.build()
@@ -677,6 +686,7 @@ class Sequential(Model):
             raise TypeError("There are no layers in the model.")
         layer = self._layers.pop()
         self.built = False
+        self._fast = None
         if self.compiled:
             self._metrics = None
         if rebuild and self._layers and self._input_shape is not None:
