@@ -143,23 +143,24 @@ void forward(const Geom& g, const float* x, const float* w, const float* bias, g
 }
 
 void backward(const Geom& g, const float* x, const float* w, const float* dy, float* dx, float* dw, float* db) {
-  int64_t M = g.N * g.OH * g.OW;
-  if (dx) std::fill(dx, dx + g.N * g.H * g.W * g.C, 0.f);
-  if (dw) std::fill(dw, dw + g.K() * g.O, 0.f);
+  const int64_t M = g.N * g.OH * g.OW, xsize = g.N * g.H * g.W * g.C, wsize = g.K() * g.O;
   if (db) std::fill(db, db + g.O, 0.f);
-  if (M == 0 || g.O == 0 || g.K() == 0) {
-    if (db && M > 0) bias_grad(g, dy, db);
+  if (db && M > 0) bias_grad(g, dy, db);
+  if (M == 0 || g.O == 0 || g.K() == 0) {  // nothing flows back: zeros
+    if (dx) std::fill(dx, dx + xsize, 0.f);
+    if (dw) std::fill(dw, dw + wsize, 0.f);
     return;
   }
-  if (db) bias_grad(g, dy, db);
 #if defined(__x86_64__)
-  if (use_avx512()) {
+  if (use_avx512()) {  // these write every element of dx and dw
     if (dx) backward_data_avx512(g, w, dy, dx);
     check_interrupt();
     if (dw) backward_weight_avx512(g, x, dy, dw);
     return;
   }
 #endif
+  if (dx) std::fill(dx, dx + xsize, 0.f);
+  if (dw) std::fill(dw, dw + wsize, 0.f);
   if (active_isa() == Isa::reference) return backward_reference(g, x, w, dy, dx, dw, nullptr);
   backward_gemm(g, x, w, dy, dx, dw);
 }

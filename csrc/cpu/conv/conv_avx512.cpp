@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdlib>
 #include <cstring>
 #include <utility>
 #include <vector>
@@ -149,6 +150,53 @@ void fwd_kernel(const FwdArgs& a) {
     }
 }
 
+// The same tile for a small fixed patch (3x3 kernels on C = 1 or 3 inputs: K = 9 or 27), fully
+// unrolled: segments are S floats apart (S = segoff[1] - segoff[0]), so every input address is a
+// per-(row, segment) base plus an immediate, and no loop overhead remains.
+template <int MR, int NV, int NSEG, int L>
+void fwd_kernel_fixed(const FwdArgs& a) {
+  const int64_t S = NSEG > 1 ? a.segoff[1] - a.segoff[0] : 0;
+  const float* xb = a.xb + a.segoff[0];
+  int64_t off[MR];
+#pragma GCC unroll 32
+  for (int r = 0; r < MR; ++r) off[r] = a.rowoff[r];
+  __m512 acc[MR][NV];
+#pragma GCC unroll 32
+  for (int v = 0; v < NV; ++v) {
+    __m512 b0 = a.bias ? _mm512_loadu_ps(a.bias + 16 * v) : _mm512_setzero_ps();
+#pragma GCC unroll 32
+    for (int r = 0; r < MR; ++r) acc[r][v] = b0;
+  }
+  const float* wp = a.wp;
+#pragma GCC unroll 4
+  for (int s = 0; s < NSEG; ++s) {
+    const float* xs = xb + s * S;
+#pragma GCC unroll 16
+    for (int l = 0; l < L; ++l) {
+      __m512 b[NV];
+#pragma GCC unroll 32
+      for (int v = 0; v < NV; ++v) b[v] = _mm512_loadu_ps(wp + ((s * L + l) * NV + v) * 16);
+#pragma GCC unroll 32
+      for (int r = 0; r < MR; ++r) {
+        __m512 x = _mm512_set1_ps(xs[off[r] + l]);
+#pragma GCC unroll 32
+        for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(x, b[v], acc[r][v]);
+      }
+    }
+  }
+  float* const y = a.y;
+  const int64_t ldy = a.ldy, ncols = a.ncols;
+  const bool relu = a.relu;
+  __m512 zero = _mm512_setzero_ps();
+#pragma GCC unroll 32
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 32
+    for (int v = 0; v < NV; ++v) {
+      __m512 o = relu ? _mm512_max_ps(acc[r][v], zero) : acc[r][v];
+      _mm512_mask_storeu_ps(y + r * ldy + 16 * v, lane_mask(ncols - 16 * v), o);
+    }
+}
+
 struct DwArgs {
   const float* xb;        // padded image
   const int64_t* rowoff;  // nm pixel offsets
@@ -210,25 +258,55 @@ constexpr std::array<void (*)(const DwArgs&), sizeof...(R) + 1> dw_table(std::in
   return {nullptr, &dw_kernel<R + 1, NV, CONTIG>...};
 }
 
-constexpr int kFwdMR1 = 24, kFwdMR2 = 14;  // rows per tile for 16- and 32-column tiles
-constexpr int kDwMR1 = 24, kDwMR2 = 12;
+// Rows per tile for 16-, 32- and 64-column tiles (about 24-28 accumulators of 32 registers).
+constexpr int kFwdMR1 = 24, kFwdMR2 = 14, kFwdMR4 = 6;
+constexpr int kDwMR1 = 24, kDwMR2 = 12, kDwMR4 = 6;
 constexpr auto kFwd1 = fwd_table<1>(std::make_integer_sequence<int, kFwdMR1>{});
 constexpr auto kFwd2 = fwd_table<2>(std::make_integer_sequence<int, kFwdMR2>{});
+constexpr auto kFwd4 = fwd_table<4>(std::make_integer_sequence<int, kFwdMR4>{});
 constexpr auto kDw1c = dw_table<1, true>(std::make_integer_sequence<int, kDwMR1>{});
 constexpr auto kDw2c = dw_table<2, true>(std::make_integer_sequence<int, kDwMR2>{});
+constexpr auto kDw4c = dw_table<4, true>(std::make_integer_sequence<int, kDwMR4>{});
 constexpr auto kDw1g = dw_table<1, false>(std::make_integer_sequence<int, kDwMR1>{});
 constexpr auto kDw2g = dw_table<2, false>(std::make_integer_sequence<int, kDwMR2>{});
+constexpr auto kDw4g = dw_table<4, false>(std::make_integer_sequence<int, kDwMR4>{});
 
-void run_fwd(int NV, int mr, const FwdArgs& a) { NV == 1 ? kFwd1[mr](a) : kFwd2[mr](a); }
+// Column width (in vectors) for n output columns; FORGEML_CONV_NV overrides for experiments.
+int pick_nv(int64_t n) {
+  static const int forced = [] {
+    const char* e = std::getenv("FORGEML_CONV_NV");
+    return e ? std::atoi(e) : 0;
+  }();
+  if (forced == 1 || forced == 2 || forced == 4) return forced;
+  return n <= 16 ? 1 : n < 64 ? 2 : 4;
+}
+int fwd_mr(int nv) { return nv == 1 ? kFwdMR1 : nv == 2 ? kFwdMR2 : kFwdMR4; }
+int dw_mr(int nv) { return nv == 1 ? kDwMR1 : nv == 2 ? kDwMR2 : kDwMR4; }
+
+using FwdFn = void (*)(const FwdArgs&);
+// The unrolled full-height kernel for (NV, segments, L), or null when there is none.
+FwdFn fixed_fwd(int NV, int64_t nseg, int64_t L) {
+  if (nseg != 3 || (L != 3 && L != 9)) return nullptr;
+  if (L == 3) return NV == 1 ? &fwd_kernel_fixed<kFwdMR1, 1, 3, 3> : NV == 2 ? &fwd_kernel_fixed<kFwdMR2, 2, 3, 3>
+                                                                              : &fwd_kernel_fixed<kFwdMR4, 4, 3, 3>;
+  return NV == 1 ? &fwd_kernel_fixed<kFwdMR1, 1, 3, 9> : NV == 2 ? &fwd_kernel_fixed<kFwdMR2, 2, 3, 9>
+                                                                 : &fwd_kernel_fixed<kFwdMR4, 4, 3, 9>;
+}
+
+void run_fwd(int NV, int mr, const FwdArgs& a) { NV == 1 ? kFwd1[mr](a) : NV == 2 ? kFwd2[mr](a) : kFwd4[mr](a); }
 void run_dw(int NV, bool contig, int mr, const DwArgs& a) {
-  if (contig) NV == 1 ? kDw1c[mr](a) : kDw2c[mr](a);
-  else NV == 1 ? kDw1g[mr](a) : kDw2g[mr](a);
+  if (contig) NV == 1 ? kDw1c[mr](a) : NV == 2 ? kDw2c[mr](a) : kDw4c[mr](a);
+  else NV == 1 ? kDw1g[mr](a) : NV == 2 ? kDw2g[mr](a) : kDw4g[mr](a);
 }
 
 // ---------------------------------------------------------------- work split
 
 // Items are (image, block of pixels); when there are fewer images than threads each image is
 // split so every thread has work. body(t, n, p0, p1) runs on chunk t with image n, pixels [p0, p1).
+// Calls run in groups of about kGroupFlops so Ctrl-C is honoured between groups of a long call
+// (and a short call is one parallel region: each region costs a wake-up of every thread).
+constexpr double kGroupFlops = 4e9;
+
 template <class F>
 void for_each_block(const Geom& g, int64_t tile, F&& body) {
   int T = num_threads();
@@ -236,8 +314,8 @@ void for_each_block(const Geom& g, int64_t tile, F&& body) {
   int64_t per = std::max<int64_t>(1, std::min<int64_t>(tiles, (T + g.N - 1) / std::max<int64_t>(g.N, 1)));
   int64_t items = g.N * per;
   int64_t chunks = std::min<int64_t>(T, items);
-  // Images are processed in groups so Ctrl-C is honoured between groups of a long call.
-  int64_t group = std::max<int64_t>(chunks, 16 * chunks);
+  double item_flops = 2.0 * P * g.K() * g.O / per;
+  int64_t group = std::max<int64_t>(chunks, static_cast<int64_t>(kGroupFlops / std::max(item_flops, 1.0)));
   for (int64_t i0 = 0; i0 < items; i0 += group) {
     int64_t i1 = std::min(items, i0 + group);
     parallel_for(chunks, 1, [&](int64_t cb, int64_t ce) {
@@ -258,12 +336,16 @@ void for_each_block(const Geom& g, int64_t tile, F&& body) {
 
 // y = act(conv(x, w) + bias) with w as (K, O) rows.
 void conv_forward(const Geom& g, const float* x, const float* w, const float* bias, Activation act, float* y) {
-  const int NV = g.O <= 16 ? 1 : 2, NR = 16 * NV, MR = NV == 1 ? kFwdMR1 : kFwdMR2;
+  const int NV = pick_nv(g.O), NR = 16 * NV, MR = fwd_mr(NV);
   const Layout lay(g);
   const int64_t K = g.K(), nt = (g.O + NR - 1) / NR, P = g.OH * g.OW;
   std::vector<float> wp = pack_panels(w, K, g.O, g.O, 1, NV);
   std::vector<float> bp = bias ? pack_panels(bias, 1, g.O, 0, 1, NV) : std::vector<float>();
   const bool relu = act == Activation::relu, other = act != Activation::relu && act != Activation::none;
+  const int64_t nseg = static_cast<int64_t>(lay.segoff.size());
+  bool progression = true;  // the unrolled kernel needs evenly spaced segments
+  for (int64_t i = 2; i < nseg; ++i) progression &= lay.segoff[i] - lay.segoff[i - 1] == lay.segoff[1] - lay.segoff[0];
+  const FwdFn fixed = progression ? fixed_fwd(NV, nseg, lay.L) : nullptr;
   std::vector<std::vector<float>> bufs(num_threads());
   std::vector<int64_t> last(num_threads(), -1);
   for_each_block(g, MR, [&](int64_t t, int64_t n, int64_t p0, int64_t p1) {
@@ -286,7 +368,8 @@ void conv_forward(const Geom& g, const float* x, const float* w, const float* bi
         FwdArgs a{xb, rowoff, lay.segoff.data(), static_cast<int64_t>(lay.segoff.size()), lay.L,
                   wp.data() + j * K * NR, bias ? bp.data() + j * NR : nullptr, yq + j * NR, g.O,
                   std::min<int64_t>(NR, g.O - j * NR), relu};
-        run_fwd(NV, mr, a);
+        if (fixed && mr == MR) fixed(a);
+        else run_fwd(NV, mr, a);
       }
       if (other)
         for (int r = 0; r < mr; ++r) gemm::apply_activation(act, yq + r * g.O, g.O);
@@ -300,7 +383,7 @@ void conv_forward(const Geom& g, const float* x, const float* w, const float* bi
 // (a 1x1 "convolution" of dy with w^T), then each row is added into the padded dx image.
 void data_grad_col2im(const Geom& g, const float* w, const float* dy, float* dx) {
   const int64_t K = g.K();
-  const int NV = K <= 16 ? 1 : 2, NR = 16 * NV, MR = NV == 1 ? kFwdMR1 : kFwdMR2;
+  const int NV = pick_nv(K), NR = 16 * NV, MR = fwd_mr(NV);
   const Layout lay(g);
   const int64_t nt = (K + NR - 1) / NR, P = g.OH * g.OW, Kp = nt * NR;
   const int64_t chunk = MR * 8;
@@ -309,8 +392,10 @@ void data_grad_col2im(const Geom& g, const float* w, const float* dy, float* dx)
   // Whole images per chunk of work: the scatter writes anywhere in the image.
   int T = num_threads();
   int64_t chunks = std::min<int64_t>(T, g.N);
-  for (int64_t n0 = 0; n0 < g.N; n0 += 16 * chunks) {
-    int64_t n1 = std::min(g.N, n0 + 16 * chunks);
+  double image_flops = 2.0 * P * g.K() * g.O;
+  int64_t group = std::max<int64_t>(chunks, static_cast<int64_t>(kGroupFlops / std::max(image_flops, 1.0)));
+  for (int64_t n0 = 0; n0 < g.N; n0 += group) {
+    int64_t n1 = std::min(g.N, n0 + group);
     parallel_for(n1 - n0, 1, [&](int64_t nb, int64_t ne) {
       std::vector<float> pad(lay.image_size(g)), dcol(chunk * Kp);
       std::vector<int64_t> xoff(chunk);
@@ -344,8 +429,9 @@ void data_grad_col2im(const Geom& g, const float* w, const float* dy, float* dx)
             }
           }
         }
-        // The real part of the padded image is dx.
+        // The real part of the padded image is dx (rows and columns no window reaches get 0).
         float* dxn = dx + n * g.H * g.W * g.C;
+        std::fill(dxn, dxn + g.H * g.W * g.C, 0.f);
         int64_t hmax = std::min(g.H, lay.Hp - g.pt), wmax = std::min(g.W, lay.Wp - g.pl);
         for (int64_t ih = 0; ih < hmax; ++ih)
           std::memcpy(dxn + ih * g.W * g.C, pad.data() + ((ih + g.pt) * lay.Wp + g.pl) * g.C,
@@ -388,7 +474,7 @@ void backward_data_avx512(const Geom& g, const float* w, const float* dy, float*
 }
 
 void backward_weight_avx512(const Geom& g, const float* x, const float* dy, float* dw) {
-  const int NV = g.O <= 16 ? 1 : 2, NR = 16 * NV, MR = NV == 1 ? kDwMR1 : kDwMR2;
+  const int NV = pick_nv(g.O), NR = 16 * NV, MR = dw_mr(NV);
   const Layout lay(g);
   const int64_t K = g.K(), nt = (g.O + NR - 1) / NR, P = g.OH * g.OW;
   // Row tiles of K: runs inside one segment when segments are long, else any MR rows.
@@ -440,6 +526,7 @@ void backward_weight_avx512(const Geom& g, const float* x, const float* dy, floa
         }
     }
   });
+  std::fill(dw, dw + K * g.O, 0.f);
   for (int t = 0; t < T; ++t)
     if (!part[t].empty())
       for (int64_t i = 0; i < K * g.O; ++i) dw[i] += part[t][i];

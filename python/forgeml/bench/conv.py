@@ -75,3 +75,47 @@ def run(bench) -> None:
             peers_f["torch"], peers_fb["torch"] = t_fwd, t_fwd_bwd
         bench.compare("conv", f"{case} fwd", fwd, peers_f, flops=flops)
         bench.compare("conv", f"{case} fwd+bwd", fwd_bwd, peers_fb, flops=3 * flops)
+
+
+def gpu_check(check) -> None:
+    """CUDA conv/pool kernels on CuPy arrays against cuDNN (through PyTorch, channels_last)."""
+    try:
+        import torch
+    except ImportError:
+        return
+    cp = check.cp
+    from forgeml import ops
+
+    def t2c(t):  # NCHW channels_last tensor -> NHWC CuPy array
+        return cp.from_dlpack(t.permute(0, 2, 3, 1).contiguous())
+
+    rng = np.random.default_rng(0)
+    for (n, h, w, c, o) in CASES:
+        x = cp.asarray(rng.standard_normal((n, h, w, c), dtype=np.float32))
+        k = cp.asarray((rng.standard_normal((3, 3, c, o)) / np.sqrt(9 * c)).astype(np.float32))
+        dy = cp.asarray(rng.standard_normal((n, h, w, o), dtype=np.float32))
+        tx = torch.from_dlpack(x).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+        tw = torch.from_dlpack(k).permute(3, 2, 0, 1).contiguous(memory_format=torch.channels_last)
+        tdy = torch.from_dlpack(dy).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+        flops = 2.0 * n * h * w * o * 9 * c
+        case = f"N{n} C{c} {h}x{w}->{o}"
+        check.kernel("conv", f"{case} fwd", lambda: ops.conv2d(x, k, padding="same"),
+                     lambda: t2c(torch.nn.functional.conv2d(tx, tw, padding=1)), peer="cudnn", flops=flops)
+
+        def torch_grads():
+            dx = torch.nn.grad.conv2d_input(tx.shape, tw, tdy, padding=1)
+            dw = torch.nn.grad.conv2d_weight(tx, tw.shape, tdy, padding=1)
+            return t2c(dx), cp.from_dlpack(dw.permute(2, 3, 1, 0).contiguous()), cp.from_dlpack(tdy.sum((0, 2, 3)))
+
+        check.kernel("conv", f"{case} bwd", lambda: ops.conv2d_grad(x, k, dy, padding="same"), torch_grads,
+                     peer="cudnn", flops=2 * flops, rtol=1e-3)
+    x = cp.asarray(rng.standard_normal((64, 56, 56, 64), dtype=np.float32))
+    tx = torch.from_dlpack(x).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+    # Stride 1 "same" pads one on each side, as PyTorch's padding=1 does.
+    check.kernel("conv", "max_pool 3x3/1 same N64 56x56x64", lambda: ops.max_pool2d(x, 3, 1, "same"),
+                 lambda: t2c(torch.nn.functional.max_pool2d(tx, 3, 1, padding=1)), peer="torch")
+    check.kernel("conv", "avg_pool 3x3/1 same N64 56x56x64", lambda: ops.avg_pool2d(x, 3, 1, "same"),
+                 lambda: t2c(torch.nn.functional.avg_pool2d(tx, 3, 1, padding=1, count_include_pad=False)),
+                 peer="torch")
+    check.kernel("conv", "max_pool 2x2/2 N64 56x56x64", lambda: ops.max_pool2d(x, 2),
+                 lambda: t2c(torch.nn.functional.max_pool2d(tx, 2)), peer="torch")

@@ -69,14 +69,20 @@ def _arrays(names, arrays):
         import cupy as xp
     out = [None if a is None else _backend.as_array(a, n, ndim=(1 if n == "bias" else 4), xp=xp)
            for n, a in zip(names, arrays)]
-    return mod, out
+    return kind, mod, out
 
 
-def _kernel_of(mod, name):
-    fn = getattr(mod, name, None)
-    if fn is None:
-        raise RuntimeError(f"{name}: not available in this forgeml build's {mod.__name__} backend")
-    return fn
+def _ptr(a):
+    return 0 if a is None else a.data.ptr
+
+
+def _stream():
+    import cupy
+    return cupy.cuda.get_current_stream().ptr
+
+
+def _conv_dims(x, w):
+    return (*x.shape, *w.shape[:2], w.shape[3])
 
 
 def _conv_setup(x, w, strides, padding, dilation):
@@ -102,11 +108,17 @@ def conv2d(x, w, bias=None, *, strides=1, padding="valid", dilation=1, activatio
     except (KeyError, TypeError):
         raise ValueError(f"activation: expected one of None, 'relu', 'sigmoid', 'tanh', 'gelu', "
                          f"got {activation!r}") from None
-    mod, (x, w, bias) = _arrays(("x", "w", "bias"), (x, w, bias))
+    kind, mod, (x, w, bias) = _arrays(("x", "w", "bias"), (x, w, bias))
     s, d, pads = _conv_setup(x, w, strides, padding, dilation)
     if bias is not None and bias.shape != (w.shape[3],):
         raise ValueError(f"bias: expected shape ({w.shape[3]},), got {tuple(bias.shape)}")
-    return _kernel_of(mod, "conv2d_forward")(x, w, bias, s, d, pads, act)
+    if kind == "cpu":
+        return mod.conv2d_forward(x, w, bias, s, d, pads, act)
+    import cupy
+    oh, ow, _ = conv_output_shape(x.shape[1:3], w.shape[:2], strides=s, padding=padding, dilation=d)
+    y = cupy.empty((x.shape[0], oh, ow, w.shape[3]), dtype=np.float32)
+    mod.conv2d_forward_ptr(_conv_dims(x, w), s, d, pads, _ptr(x), _ptr(w), _ptr(bias), act, _ptr(y), _stream())
+    return y
 
 
 def conv2d_grad(x, w, dy, *, strides=1, padding="valid", dilation=1):
@@ -114,9 +126,17 @@ def conv2d_grad(x, w, dy, *, strides=1, padding="valid", dilation=1):
 
     dy: (N, OH, OW, O), the gradient of the (pre-activation) output.
     """
-    mod, (x, w, dy) = _arrays(("x", "w", "dy"), (x, w, dy))
+    kind, mod, (x, w, dy) = _arrays(("x", "w", "dy"), (x, w, dy))
     s, d, pads = _conv_setup(x, w, strides, padding, dilation)
-    return _kernel_of(mod, "conv2d_backward")(x, w, dy, s, d, pads, True, True, True)
+    if kind == "cpu":
+        return mod.conv2d_backward(x, w, dy, s, d, pads, True, True, True)
+    import cupy
+    oh, ow, _ = conv_output_shape(x.shape[1:3], w.shape[:2], strides=s, padding=padding, dilation=d)
+    _backend.check_shape(dy, "dy", (x.shape[0], oh, ow, w.shape[3]))
+    dx, dw, db = cupy.empty(x.shape, np.float32), cupy.empty(w.shape, np.float32), cupy.empty(w.shape[3], np.float32)
+    mod.conv2d_backward_ptr(_conv_dims(x, w), s, d, pads, _ptr(x), _ptr(w), _ptr(dy), _ptr(dx), _ptr(dw), _ptr(db),
+                            _stream())
+    return dx, dw, db
 
 
 def _pool_setup(x, pool_size, strides, padding):
@@ -129,15 +149,34 @@ def _pool_setup(x, pool_size, strides, padding):
 
 
 def _pool(kind, x, pool_size, strides, padding):
-    mod, (x,) = _arrays(("x",), (x,))
+    dev, mod, (x,) = _arrays(("x",), (x,))
     k, s, pads = _pool_setup(x, pool_size, strides, padding)
-    return _kernel_of(mod, "pool2d_forward")(x, kind, k, s, pads)
+    if dev == "cpu":
+        return mod.pool2d_forward(x, kind, k, s, pads)
+    import cupy
+    n, h, w, c = x.shape
+    oh = (h + pads[0] + pads[1] - k[0]) // s[0] + 1
+    ow = (w + pads[2] + pads[3] - k[1]) // s[1] + 1
+    y = cupy.empty((n, oh, ow, c), np.float32)
+    mod.pool2d_forward_ptr((n, h, w, c, k[0], k[1], 0), 0 if kind == "max" else 1, s, pads, _ptr(x), _ptr(y),
+                           _stream())
+    return y
 
 
 def _pool_grad(kind, x, dy, pool_size, strides, padding):
-    mod, (x, dy) = _arrays(("x", "dy"), (x, dy))
+    dev, mod, (x, dy) = _arrays(("x", "dy"), (x, dy))
     k, s, pads = _pool_setup(x, pool_size, strides, padding)
-    return _kernel_of(mod, "pool2d_backward")(x, dy, kind, k, s, pads)
+    if dev == "cpu":
+        return mod.pool2d_backward(x, dy, kind, k, s, pads)
+    import cupy
+    n, h, w, c = x.shape
+    oh = (h + pads[0] + pads[1] - k[0]) // s[0] + 1
+    ow = (w + pads[2] + pads[3] - k[1]) // s[1] + 1
+    _backend.check_shape(dy, "dy", (n, oh, ow, c))
+    dx = cupy.empty(x.shape, np.float32)
+    mod.pool2d_backward_ptr((n, h, w, c, k[0], k[1], 0), 0 if kind == "max" else 1, s, pads, _ptr(x), _ptr(dy),
+                            _ptr(dx), _stream())
+    return dx
 
 
 def max_pool2d(x, pool_size, strides=None, padding="valid"):

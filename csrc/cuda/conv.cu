@@ -1,0 +1,272 @@
+// CUDA implicit-GEMM convolution and pooling, channels last (contracts in conv.cuh):
+//   x (N, H, W, C), w (KH, KW, C, O), y (N, OH, OW, O).
+// One tiled kernel serves the three convolution GEMMs; its Mode decides how the operands are
+// gathered (the patch matrix is never built):
+//   forward:         y (pixels, O)      = patches (pixels, K) @ w (K, O),        K = KH*KW*C
+//   backward-data:   dx (in-pixels, C)  = dy-patches (in-pixels, KH*KW*O) @ w^T  (zero where the
+//                    stride skips a position: the transposed convolution)
+//   backward-weight: dw (K, O)          = patches^T (K, pixels) @ dy (pixels, O), pixels split
+//                    over gridDim.z and summed with atomics.
+// Tiles: BM x BN outputs per 256-thread block, BK deep, each thread a TM x TN register block.
+#include <cmath>
+
+#include "cuda/conv.cuh"
+#include "cuda/launch.cuh"
+
+namespace forgeml::cuda::conv {
+
+namespace {
+
+constexpr int BM = 64, BN = 64, BK = 16, TM = 4, TN = 4, THREADS = 256;
+enum Mode { kForward = 0, kData = 1, kWeight = 2 };
+
+__device__ __forceinline__ float activate(int act, float v) {
+  switch (act) {
+    case 1: return v > 0.f ? v : 0.f;
+    case 2: return 1.f / (1.f + expf(-v));
+    case 3: return tanhf(v);
+    case 4: return 0.5f * v * (1.f + erff(v * 0.70710678118654752f));
+    default: return v;
+  }
+}
+
+// x at patch position k = (kh, kw, c) of output pixel m = (n, oh, ow); 0 in the padding.
+__device__ __forceinline__ float patch(const Shape& s, const float* x, int64_t m, int64_t k) {
+  int64_t ow = m % s.OW, t = m / s.OW, oh = t % s.OH, n = t / s.OH;
+  int64_t c = k % s.C, kk = k / s.C, kw = kk % s.KW, kh = kk / s.KW;
+  int64_t ih = oh * s.sh + kh * s.dh - s.pt, iw = ow * s.sw + kw * s.dw - s.pl;
+  if (ih < 0 || ih >= s.H || iw < 0 || iw >= s.W) return 0.f;
+  return x[((n * s.H + ih) * s.W + iw) * s.C + c];
+}
+
+// dy at position k = (kh, kw, o) seen from input pixel m = (n, ih, iw); 0 where no output uses it.
+__device__ __forceinline__ float dy_patch(const Shape& s, const float* dy, int64_t m, int64_t k) {
+  int64_t iw = m % s.W, t = m / s.W, ih = t % s.H, n = t / s.H;
+  int64_t o = k % s.O, kk = k / s.O, kw = kk % s.KW, kh = kk / s.KW;
+  int64_t th = ih + s.pt - kh * s.dh, tw = iw + s.pl - kw * s.dw;
+  if (th < 0 || tw < 0 || th % s.sh || tw % s.sw) return 0.f;
+  int64_t oh = th / s.sh, ow = tw / s.sw;
+  if (oh >= s.OH || ow >= s.OW) return 0.f;
+  return dy[((n * s.OH + oh) * s.OW + ow) * s.O + o];
+}
+
+// A(i, k) for output row i and reduction index k, per mode.
+template <int MODE>
+__device__ __forceinline__ float load_a(const Shape& s, const float* a, int64_t i, int64_t k) {
+  if (MODE == kForward) return patch(s, a, i, k);
+  if (MODE == kData) return dy_patch(s, a, i, k);
+  return patch(s, a, k, i);  // kWeight: rows are patch positions, k is the pixel
+}
+
+// B(k, j) for reduction index k and output column j, per mode.
+template <int MODE>
+__device__ __forceinline__ float load_b(const Shape& s, const float* b, int64_t k, int64_t j) {
+  if (MODE == kForward) return b[k * s.O + j];  // w as (K, O)
+  if (MODE == kData) {                          // k = (kh, kw, o), j = c: w[kh, kw, c, o]
+    int64_t o = k % s.O, khw = k / s.O;
+    return b[(khw * s.C + j) * s.O + o];
+  }
+  return b[k * s.O + j];  // kWeight: dy as (pixels, O)
+}
+
+// ---------------------------------------------------------------- kernels
+
+// out (M, Nc) = epilogue(A (M, K) @ B (K, Nc)); kWeight adds its slice of K (pixels) atomically.
+template <int MODE>
+__global__ void __launch_bounds__(THREADS)
+conv_gemm_kernel(Shape s, const float* a, const float* b, const float* bias, int act, float* out, int64_t M,
+                 int64_t Nc, int64_t K, int64_t k_per_z) {
+  __shared__ float As[BK][BM + 4];
+  __shared__ float Bs[BK][BN];
+  const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+  const int64_t m0 = int64_t(blockIdx.y) * BM, n0 = int64_t(blockIdx.x) * BN;
+  const int64_t kb = int64_t(blockIdx.z) * k_per_z, ke = min(K, kb + k_per_z);
+  float acc[TM][TN] = {};
+  for (int64_t k0 = kb; k0 < ke; k0 += BK) {
+    // A tile: thread loads rows ty + 16 i at column tx (consecutive k: contiguous channels).
+#pragma unroll
+    for (int i = 0; i < BM / 16; ++i) {
+      int64_t m = m0 + ty + 16 * i, k = k0 + tx;
+      As[tx][ty + 16 * i] = (m < M && k < ke) ? load_a<MODE>(s, a, m, k) : 0.f;
+    }
+    // B tile: rows tid / 64 + 4 i, column tid % 64 (coalesced along the output columns).
+#pragma unroll
+    for (int i = 0; i < BK / 4; ++i) {
+      int64_t k = k0 + tid / 64 + 4 * i, j = n0 + tid % 64;
+      Bs[tid / 64 + 4 * i][tid % 64] = (k < ke && j < Nc) ? load_b<MODE>(s, b, k, j) : 0.f;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int k = 0; k < BK; ++k) {
+      float ar[TM], br[TN];
+#pragma unroll
+      for (int i = 0; i < TM; ++i) ar[i] = As[k][ty * TM + i];
+#pragma unroll
+      for (int j = 0; j < TN; ++j) br[j] = Bs[k][tx * TN + j];
+#pragma unroll
+      for (int i = 0; i < TM; ++i)
+#pragma unroll
+        for (int j = 0; j < TN; ++j) acc[i][j] = fmaf(ar[i], br[j], acc[i][j]);
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int i = 0; i < TM; ++i) {
+    int64_t m = m0 + ty * TM + i;
+    if (m >= M) continue;
+#pragma unroll
+    for (int j = 0; j < TN; ++j) {
+      int64_t n = n0 + tx * TN + j;
+      if (n >= Nc) continue;
+      if (MODE == kWeight) {
+        atomicAdd(out + m * Nc + n, acc[i][j]);
+      } else {
+        float v = acc[i][j] + (bias ? bias[n] : 0.f);
+        out[m * Nc + n] = activate(act, v);
+      }
+    }
+  }
+}
+
+// db[o] += sum of dy[p, o] over this block's pixels; threads run along o (coalesced).
+__global__ void bias_grad_kernel(const float* dy, int64_t P, int64_t O, int64_t p_per_block, float* db) {
+  int64_t o = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (o >= O) return;
+  int64_t pb = int64_t(blockIdx.y) * p_per_block, pe = min(P, pb + p_per_block);
+  float acc = 0.f;
+  for (int64_t p = pb; p < pe; ++p) acc += dy[p * O + o];
+  atomicAdd(db + o, acc);
+}
+
+// One thread per output element (n, oh, ow, c).
+__global__ void pool_forward_kernel(Shape s, int kind, const float* x, float* y, int64_t total) {
+  int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= total) return;
+  int64_t c = i % s.C, t = i / s.C, ow = t % s.OW, t2 = t / s.OW, oh = t2 % s.OH, n = t2 / s.OH;
+  int64_t h0 = max(oh * s.sh - s.pt, int64_t(0)), h1 = min(oh * s.sh - s.pt + s.KH, s.H);
+  int64_t w0 = max(ow * s.sw - s.pl, int64_t(0)), w1 = min(ow * s.sw - s.pl + s.KW, s.W);
+  float acc = kind == 0 ? -INFINITY : 0.f;
+  for (int64_t ih = h0; ih < h1; ++ih)
+    for (int64_t iw = w0; iw < w1; ++iw) {
+      float v = x[((n * s.H + ih) * s.W + iw) * s.C + c];
+      acc = kind == 0 ? fmaxf(acc, v) : acc + v;
+    }
+  y[i] = kind == 0 ? acc : acc / float((h1 - h0) * (w1 - w0));
+}
+
+// Max: one thread per output element routes dy to the window's first maximum (atomics: windows
+// may overlap). dx is zeroed by the launcher.
+__global__ void max_pool_backward_kernel(Shape s, const float* x, const float* dy, float* dx, int64_t total) {
+  int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= total) return;
+  int64_t c = i % s.C, t = i / s.C, ow = t % s.OW, t2 = t / s.OW, oh = t2 % s.OH, n = t2 / s.OH;
+  int64_t h0 = max(oh * s.sh - s.pt, int64_t(0)), h1 = min(oh * s.sh - s.pt + s.KH, s.H);
+  int64_t w0 = max(ow * s.sw - s.pl, int64_t(0)), w1 = min(ow * s.sw - s.pl + s.KW, s.W);
+  float best = -INFINITY;
+  int64_t arg = ((n * s.H + h0) * s.W + w0) * s.C + c;
+  for (int64_t ih = h0; ih < h1; ++ih)
+    for (int64_t iw = w0; iw < w1; ++iw) {
+      int64_t off = ((n * s.H + ih) * s.W + iw) * s.C + c;
+      if (x[off] > best) best = x[off], arg = off;
+    }
+  atomicAdd(dx + arg, dy[i]);
+}
+
+// Average: one thread per input element gathers from every window that holds it (no atomics).
+__global__ void avg_pool_backward_kernel(Shape s, const float* dy, float* dx, int64_t total) {
+  int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= total) return;
+  int64_t c = i % s.C, t = i / s.C, iw = t % s.W, t2 = t / s.W, ih = t2 % s.H, n = t2 / s.H;
+  // Windows oh with oh*sh - pt <= ih < oh*sh - pt + KH.
+  int64_t oh0 = max(int64_t(0), (ih + s.pt - s.KH + s.sh) / s.sh), oh1 = min(s.OH - 1, (ih + s.pt) / s.sh);
+  int64_t ow0 = max(int64_t(0), (iw + s.pl - s.KW + s.sw) / s.sw), ow1 = min(s.OW - 1, (iw + s.pl) / s.sw);
+  float acc = 0.f;
+  for (int64_t oh = oh0; oh <= oh1; ++oh) {
+    int64_t h0 = max(oh * s.sh - s.pt, int64_t(0)), h1 = min(oh * s.sh - s.pt + s.KH, s.H);
+    if (ih < h0 || ih >= h1) continue;
+    for (int64_t ow = ow0; ow <= ow1; ++ow) {
+      int64_t w0 = max(ow * s.sw - s.pl, int64_t(0)), w1 = min(ow * s.sw - s.pl + s.KW, s.W);
+      if (iw < w0 || iw >= w1) continue;
+      acc += dy[((n * s.OH + oh) * s.OW + ow) * s.C + c] / float((h1 - h0) * (w1 - w0));
+    }
+  }
+  dx[i] = acc;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- launchers
+
+namespace {
+
+template <int MODE>
+void launch_gemm(const Shape& s, const float* a, const float* b, const float* bias, int act, float* out, int64_t M,
+                 int64_t Nc, int64_t K, int64_t splits, cudaStream_t stream) {
+  if (M == 0 || Nc == 0) return;
+  int64_t per = ceil_div(ceil_div(K, splits), BK) * BK;
+  dim3 grid(static_cast<unsigned>(ceil_div(Nc, BN)), static_cast<unsigned>(ceil_div(M, BM)),
+            static_cast<unsigned>(K == 0 ? 1 : ceil_div(K, per)));
+  FORGEML_LAUNCH(conv_gemm_kernel<MODE>, grid, THREADS, 0, stream, s, a, b, bias, act, out, M, Nc, K,
+                 per == 0 ? BK : per);
+  FORGEML_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+void forward(const Shape& s, const float* x, const float* w, const float* bias, int act, float* y,
+             cudaStream_t stream) {
+  launch_gemm<kForward>(s, x, w, bias, act, y, s.N * s.OH * s.OW, s.O, s.KH * s.KW * s.C, 1, stream);
+}
+
+void backward_data(const Shape& s, const float* w, const float* dy, float* dx, cudaStream_t stream) {
+  int64_t M = s.N * s.H * s.W;
+  if (s.O == 0) {
+    if (M * s.C != 0) FORGEML_CUDA_CHECK(cudaMemsetAsync(dx, 0, sizeof(float) * M * s.C, stream));
+    return;
+  }
+  launch_gemm<kData>(s, dy, w, nullptr, 0, dx, M, s.C, s.KH * s.KW * s.O, 1, stream);
+}
+
+void backward_weight(const Shape& s, const float* x, const float* dy, float* dw, float* db, cudaStream_t stream) {
+  const int64_t K = s.KH * s.KW * s.C, P = s.N * s.OH * s.OW;
+  if (dw && K * s.O != 0) {
+    FORGEML_CUDA_CHECK(cudaMemsetAsync(dw, 0, sizeof(float) * K * s.O, stream));
+    // Split the long pixel reduction so the small dw grid still fills the GPU.
+    int64_t tiles = ceil_div(K, BM) * ceil_div(s.O, BN);
+    int64_t splits = max(int64_t(1), min(ceil_div(P, 256), ceil_div(264, tiles)));
+    launch_gemm<kWeight>(s, x, dy, nullptr, 0, dw, K, s.O, P, splits, stream);
+  }
+  if (db && s.O) {
+    FORGEML_CUDA_CHECK(cudaMemsetAsync(db, 0, sizeof(float) * s.O, stream));
+    if (P == 0) return;
+    int64_t per = max(int64_t(64), ceil_div(P, 512));
+    dim3 grid(static_cast<unsigned>(ceil_div(s.O, 128)), static_cast<unsigned>(ceil_div(P, per)));
+    FORGEML_LAUNCH(bias_grad_kernel, grid, 128, 0, stream, dy, P, s.O, per, db);
+    FORGEML_CUDA_CHECK_LAUNCH();
+  }
+}
+
+void pool_forward(const Shape& s, int kind, const float* x, float* y, cudaStream_t stream) {
+  int64_t total = s.N * s.OH * s.OW * s.C;
+  if (total == 0) return;
+  FORGEML_LAUNCH(pool_forward_kernel, static_cast<unsigned>(ceil_div(total, 256)), 256, 0, stream, s, kind, x, y,
+                 total);
+  FORGEML_CUDA_CHECK_LAUNCH();
+}
+
+void pool_backward(const Shape& s, int kind, const float* x, const float* dy, float* dx, cudaStream_t stream) {
+  int64_t in_total = s.N * s.H * s.W * s.C, out_total = s.N * s.OH * s.OW * s.C;
+  if (in_total == 0) return;
+  if (kind == 0) {
+    FORGEML_CUDA_CHECK(cudaMemsetAsync(dx, 0, sizeof(float) * in_total, stream));
+    if (out_total == 0) return;
+    FORGEML_LAUNCH(max_pool_backward_kernel, static_cast<unsigned>(ceil_div(out_total, 256)), 256, 0, stream, s, x,
+                   dy, dx, out_total);
+  } else {
+    FORGEML_LAUNCH(avg_pool_backward_kernel, static_cast<unsigned>(ceil_div(in_total, 256)), 256, 0, stream, s, dy,
+                   dx, in_total);
+  }
+  FORGEML_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace forgeml::cuda::conv
