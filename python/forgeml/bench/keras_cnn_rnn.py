@@ -111,13 +111,21 @@ def _case(bench, torch, keras, name, layers, x, y, batch, xte=None, yte=None, im
         ty = torch.from_numpy(y.astype(np.int64))
         gen = torch.Generator().manual_seed(0)
 
-        def torch_epoch():
+        def torch_epoch():  # tracks loss and accuracy as fit does
             perm = torch.randperm(len(tx), generator=gen)
+            hits, total = torch.zeros((), dtype=torch.int64), torch.zeros(())
             for s in range(0, len(tx), batch):
                 idx = perm[s:s + batch]
+                xb, yb = tx[idx], ty[idx]
                 opt.zero_grad(set_to_none=True)
-                loss_fn(tmodel(tx[idx]), ty[idx]).backward()
+                out = tmodel(xb)
+                loss = loss_fn(out, yb)
+                loss.backward()
                 opt.step()
+                with torch.no_grad():
+                    hits += (out.argmax(1) == yb).sum()
+                    total += loss.detach() * len(idx)
+            return int(hits), float(total)
         peers["torch"] = torch_epoch
 
     metric = None
