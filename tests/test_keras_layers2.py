@@ -174,7 +174,8 @@ def _numeric_grad(f, a, eps=1e-6):
 def _close(analytic, numeric, what, rtol=1e-6):
     scale = np.abs(numeric).max() + 1e-12
     err = np.abs(analytic - numeric)
-    assert np.all(err <= rtol * scale + 1e-7 * max(1.0, scale)), f"{what}: max abs err {err.max():.3g} (scale {scale:.3g})"
+    assert np.all(err <= rtol * scale + 1e-7 * max(1.0, scale)), \
+        f"{what}: max abs err {err.max():.3g} (scale {scale:.3g})"
     assert np.linalg.norm(analytic - numeric) <= 1e-6 * (np.linalg.norm(numeric) + 1e-12), what
 
 
@@ -427,7 +428,7 @@ def _mm64(a, b, ta, tb, bias, out):
 
 
 def _torch_sgd_step(model, x, y, lr):
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", exc_type=ImportError)
     t = lambda a: torch.tensor(np.asarray(a, np.float64), requires_grad=True)  # noqa: E731
     params, fns = [], []
     for layer in model.layers:
