@@ -268,7 +268,7 @@ def test_recurrent_gradients(cls, kw):
     check_layer(cls(4, **kw), RNG.normal(size=(2, 4, 3)))
 
 
-@pytest.mark.parametrize("cls", [L.SimpleRNN, L.LSTM, L.GRU])
+@pytest.mark.parametrize("cls", [L.SimpleRNN, L.LSTM, L.GRU, lambda *a, **k: L.GRU(*a, reset_after=False, **k)])
 def test_recurrent_dropout_gradients(cls):
     """Both masks are constant within a batch, so the step is a smooth function of the weights."""
     layer = cls(4, dropout=0.3, recurrent_dropout=0.4, return_sequences=True)
@@ -282,6 +282,23 @@ def test_recurrent_dropout_gradients(cls):
         kept = mask != 0
         assert 0 < kept.mean() < 1
         np.testing.assert_allclose(mask[kept], 1 / (1 - rate))
+
+
+def test_recurrent_dropout_hits_only_the_recurrent_product():
+    """GRU: the mask multiplies h_{t-1} where it meets the recurrent kernel; z·h_{t-1} keeps it whole."""
+    layer = L.GRU(3, recurrent_dropout=0.5, seed=2)
+    x, h0 = RNG.normal(size=(4, 1, 2)), RNG.normal(size=(4, 3))
+    layer._build_once((None, 1, 2))
+    _randomize(layer)
+    y = layer.forward(x, True, initial_state=[h0])
+    m = layer._rmask
+    assert 0 < (m != 0).mean() < 1
+    k, u, b = (v.value for v in layer.weights)
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    a, r_in = x[:, 0] @ k + b[0], (h0 * m) @ u + b[1]
+    z, r = sig(a[:, :3] + r_in[:, :3]), sig(a[:, 3:6] + r_in[:, 3:6])
+    want = z * h0 + (1 - z) * np.tanh(a[:, 6:] + r * r_in[:, 6:])
+    np.testing.assert_allclose(y, want, rtol=1e-12)
 
 
 @pytest.mark.parametrize("cls,kw", RNN_CASES)

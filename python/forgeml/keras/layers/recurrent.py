@@ -10,10 +10,11 @@ Two paths, same arithmetic:
   Input ``dropout`` keeps it: as Keras 3 does before its fused (cuDNN) call, one (N, F) mask per
   batch multiplies x at every step, before the sequence op.
 - loop: a one-step cell per time step (xp matmuls), the fallback for everything else — other
-  activations, reset_after=False, CuPy or float64 arrays, and ``recurrent_dropout``. Like Keras 3's
-  cells, recurrent dropout draws one (N, H) mask per batch and multiplies h_{t-1} by it at every
-  step before the step uses it (the LSTM carry c is not dropped). The mask is per sample, so it
-  cannot be folded into the recurrent kernel; that is why it leaves the fused op.
+  activations, reset_after=False, CuPy or float64 arrays, and ``recurrent_dropout``. Like Keras's
+  cells, recurrent dropout draws one (N, H) mask per batch and, at every step, multiplies the
+  h_{t-1} that enters the recurrent kernel by it; the state that carries on (LSTM's c, GRU's
+  z·h_{t-1} term) is not dropped. The mask is per sample, so it cannot be folded into the
+  recurrent kernel; that is why it leaves the fused op.
 
 ``go_backwards`` reads the sequence from the end and, as Keras, returns outputs in that
 processing order. ``return_state`` makes the layer return [output, h_T] (LSTM: [output, h_T, c_T]);
@@ -246,9 +247,11 @@ class _RNN(Layer):
         for i in range(t - 1, -1, -1):
             if dseq is not None:
                 carry[0] = carry[0] + dseq[:, i]
-            dxz[:, i], carry = self._step_back(self._steps[i], carry)
-            if self._rmask is not None:
+            dxz[:, i], carry, direct = self._step_back(self._steps[i], carry)
+            if self._rmask is not None:  # carry[0] is the gradient of the dropped h_{t-1}
                 carry[0] = carry[0] * self._rmask
+            if direct is not None:  # and this one of h_{t-1} itself
+                carry[0] = carry[0] + direct
         flat = dxz.reshape(n * t, -1)
         dk = _mm(xp.ascontiguousarray(x).reshape(n * t, f), flat, trans_a=True)
         dx = _mm(flat, self.kernel.value, trans_b=True).reshape(n, t, f)
@@ -321,7 +324,7 @@ class SimpleRNN(_RNN):
         hp, z, h = saved
         dz = self.activation.backward(carry[0].copy(), h, z)
         self._dr += _mm(hp, dz, trans_a=True)
-        return dz, [_mm(dz, self.recurrent_kernel.value, trans_b=True)]
+        return dz, [_mm(dz, self.recurrent_kernel.value, trans_b=True)], None
 
     def get_config(self):
         return super().get_config()
@@ -367,7 +370,7 @@ class LSTM(_RNN):
         dz[:, 2 * h:3 * h] = act.backward(dc * i, g, z[:, 2 * h:3 * h])
         dz[:, 3 * h:] = ra.backward(dh * ac, o, z[:, 3 * h:])
         self._dr += _mm(hp, dz, trans_a=True)
-        return dz, [_mm(dz, self.recurrent_kernel.value, trans_b=True), dc * f]
+        return dz, [_mm(dz, self.recurrent_kernel.value, trans_b=True), dc * f], None
 
     def get_config(self):
         return {**super().get_config(), "recurrent_activation": self.recurrent_activation.name,
@@ -408,15 +411,17 @@ class GRU(_RNN):
             rh = r * hp
             ph = xz[:, 2 * h:] + _mm(rh, u[:, 2 * h:])
         hh = act.forward(ph)
-        return [z * hp + (1 - z) * hh], (hp, pz, pr, ph, z, r, hh, b, rh)
+        prev = carry[0]  # h_{t-1} itself (hp is the copy the recurrent dropout mask hit)
+        return [z * prev + (1 - z) * hh], (hp, prev, pz, pr, ph, z, r, hh, b, rh)
 
     def _step_back(self, saved, carry):
-        hp, pz, pr, ph, z, r, hh, b, rh = saved
+        hp, prev, pz, pr, ph, z, r, hh, b, rh = saved
         h, ra, act, u, xp = self.units, self.recurrent_activation, self.activation, self.recurrent_kernel.value, self.xp
         dh = carry[0]
         dph = act.backward(dh * (1 - z), hh, ph)
-        dpz = ra.backward(dh * (hp - hh), z, pz)
-        dhp = dh * z
+        dpz = ra.backward(dh * (prev - hh), z, pz)
+        direct = dh * z
+        dhp = xp.zeros_like(hp)
         dxz = xp.empty((hp.shape[0], 3 * h), hp.dtype)
         dxz[:, :h], dxz[:, 2 * h:] = dpz, dph
         if self.reset_after:
@@ -435,7 +440,7 @@ class GRU(_RNN):
             dzr = dxz[:, :2 * h]
             self._dr[:, :2 * h] += _mm(hp, dzr, trans_a=True)
             dhp += _mm(xp.ascontiguousarray(dzr), u[:, :2 * h], trans_b=True)
-        return dxz, [dhp]
+        return dxz, [dhp], direct
 
     def _bias_grad(self, dsum):
         if not self.reset_after:
