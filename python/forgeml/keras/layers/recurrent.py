@@ -48,6 +48,15 @@ def _mm(a, b, trans_a=False, trans_b=False):
     return (a.T if trans_a else a) @ (b.T if trans_b else b)
 
 
+def _use_cudnn(value):
+    """Accepted for Keras compatibility: the fused sequence op is forgeml's counterpart, tried
+    whenever the layer's options allow it."""
+    if value not in ("auto", True, False):
+        raise ValueError(f"Invalid valid received for argument `use_cudnn`. Expected one of {{'auto', True, False}}. "
+                         f"Received: use_cudnn={value}")
+    return value
+
+
 def _rate(value, name):
     value = float(value)
     if not 0 <= value <= 1:
@@ -334,9 +343,10 @@ class LSTM(_RNN):
     """Gates i, f, c, o: c_t = f·c_{t-1} + i·act(z_c); h_t = o·act(c_t), gates through recurrent_activation."""
     _gates, _cell, _n_states = 4, "lstm", 2
 
-    def __init__(self, units, unit_forget_bias=True, **kwargs):
+    def __init__(self, units, unit_forget_bias=True, use_cudnn="auto", **kwargs):
         super().__init__(units, **kwargs)
         self.unit_forget_bias = bool(unit_forget_bias)
+        self.use_cudnn = _use_cudnn(use_cudnn)
 
     def _bias_init(self):
         if not self.unit_forget_bias:
@@ -374,7 +384,7 @@ class LSTM(_RNN):
 
     def get_config(self):
         return {**super().get_config(), "recurrent_activation": self.recurrent_activation.name,
-                "unit_forget_bias": self.unit_forget_bias}
+                "unit_forget_bias": self.unit_forget_bias, "use_cudnn": self.use_cudnn}
 
 
 class GRU(_RNN):
@@ -382,9 +392,10 @@ class GRU(_RNN):
     (bias (2, 3H): input row, recurrent row); reset_after=False applies r before the product."""
     _gates, _cell = 3, "gru"
 
-    def __init__(self, units, reset_after=True, **kwargs):
+    def __init__(self, units, reset_after=True, use_cudnn="auto", **kwargs):
         super().__init__(units, **kwargs)
         self.reset_after = bool(reset_after)
+        self.use_cudnn = _use_cudnn(use_cudnn)
 
     def _bias_shape(self):
         return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
@@ -449,4 +460,4 @@ class GRU(_RNN):
 
     def get_config(self):
         return {**super().get_config(), "recurrent_activation": self.recurrent_activation.name,
-                "reset_after": self.reset_after}
+                "reset_after": self.reset_after, "use_cudnn": self.use_cudnn}
