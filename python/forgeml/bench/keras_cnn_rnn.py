@@ -6,6 +6,11 @@ a fresh shuffle per epoch, starting from the same weights; one timed call is one
 cases (sklearn's 8x8 digits: images for the CNN, 8 rows of 8 pixels for the LSTM) report both
 sides' test accuracy after all their epochs; the larger cases use random 28x28 data (MNIST-sized)
 and only time. Quick mode runs the digits cases only.
+
+Both sides use the same thread count (OMP_NUM_THREADS, which PyTorch honours too). On a shared,
+oversubscribed machine small ops that open a parallel region wait a scheduler slice for their
+second thread, on both sides; ``OMP_NUM_THREADS=1 python -m forgeml bench keras_cnn_rnn`` then
+gives the steadier comparison.
 """
 from __future__ import annotations
 
