@@ -662,3 +662,26 @@ def test_layer_errors():
         L.Conv2D(2, 3, kernel_regularizer="l2")
     with pytest.raises(NotImplementedError, match="one output"):
         L.LSTM(3, return_state=True)(keras.Input((5, 4)))
+
+
+def _fit_weights(layers, shape, threads):
+    import forgeml
+    forgeml.set_num_threads(threads)
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input(shape), *layers()])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).random((150, *shape), dtype=np.float32)
+    model.fit(x, np.random.default_rng(1).integers(0, 10, 150), epochs=1, batch_size=32, verbose=0)
+    return model.get_weights()
+
+
+def test_same_seed_same_weights(restore_threads):
+    """Same seed, same result; the recurrent models also whatever the thread count. (The CNN is
+    only checked at a fixed thread count: conv2d_grad's dw sums in a thread-dependent order.)"""
+    rnn = lambda: [L.LSTM(12, return_sequences=True, dropout=0.2), L.GRU(8), L.Dense(10, activation="softmax")]  # noqa: E731
+    cnn = lambda: [L.Conv2D(4, 3, padding="same", activation="relu"), L.MaxPooling2D(),  # noqa: E731
+                   L.GlobalAveragePooling2D(), L.Dense(10, activation="softmax")]
+    for a, b in zip(_fit_weights(rnn, (5, 4), 1), _fit_weights(rnn, (5, 4), 2)):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(_fit_weights(cnn, (6, 6, 2), 2), _fit_weights(cnn, (6, 6, 2), 2)):
+        np.testing.assert_array_equal(a, b)
