@@ -15,8 +15,8 @@ ACTS = {None: lambda x: x, "relu": lambda x: np.maximum(x, 0), "sigmoid": lambda
         "tanh": np.tanh, "gelu": lambda x: 0.5 * x * (1 + erf(x / np.sqrt(2)))}
 # Odd shapes around the register tiles (AVX-512 14x32, AVX2 6x16, portable 4x16) and blocks.
 SHAPES = [(1, 1, 1), (1, 37, 5), (37, 1, 5), (13, 31, 9), (15, 33, 17), (14, 32, 384), (7, 17, 385),
-          (29, 65, 3), (5, 6, 200), (31, 95, 66), (37, 301, 45), (25, 129, 390)]
-BIG = (1011, 333, 771)  # several MC, KC and NC blocks of every kernel
+          (29, 65, 3), (5, 6, 200), (31, 95, 66), (37, 301, 45), (25, 129, 390), (3, 700, 400)]
+BIG = (2100, 333, 771)  # several MC, KC and NC blocks of every kernel
 
 
 @pytest.fixture(params=ISAS)
@@ -80,9 +80,10 @@ def test_shapes_and_transposes(isa, ta, tb):
 
 
 @pytest.mark.parametrize("ta,tb", [(False, False), (False, True), (True, False), (True, True)])
-def test_several_blocks(isa, ta, tb):
+def test_several_blocks(isa, ta, tb, threads):
     if isa == "reference" and (ta or tb):
         pytest.skip("the reference loops are covered on the small shapes")
+    threads(1)  # one thread walks every MC block of BIG (two threads may get one block each)
     rng = np.random.default_rng(2)
     a, b = operands(rng, *BIG, ta, tb)
     bias = rand(rng, BIG[1])
@@ -241,6 +242,12 @@ def test_bad_inputs():
         matmul(a, b, out=np.empty((5, 3), np.float32))
     with pytest.raises(ValueError, match=r"out: expected a float32"):
         matmul(a, b, out=np.empty((3, 5), np.float64))
+    with pytest.raises(ValueError, match=r"out: expected a float32 array of shape \(3, 5\), got list"):
+        matmul(a, b, out=[[0.0] * 5] * 3)
+    ro = np.empty((3, 5), np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match=r"out: the array is read-only"):
+        matmul(a, b, out=ro)
     with pytest.raises(TypeError, match=r"a: expected a numeric array"):
         matmul(np.array([["x"]]), b)
     with pytest.raises(ValueError, match=r"b: batch size 3 differs from a's 2"):
@@ -265,6 +272,17 @@ def test_thread_counts_agree(threads):
         c2 = matmul(a, b, trans_b=True, bias=bias, activation="gelu")
         np.testing.assert_array_equal(c1, c2)
         check(c2, a, b, False, True, bias, "gelu")
+
+
+@pytest.mark.slow
+def test_huge_call_in_chunks():
+    """Over 4 GFLOP: rows go in chunks with a Ctrl-C check between them; sampled rows checked."""
+    rng = np.random.default_rng(15)
+    a, b = rand(rng, 4100, 700), rand(rng, 700, 800)
+    bias = rand(rng, 800)
+    c = matmul(a, b, bias=bias)
+    rows = np.r_[0:5, 1000:1010, 2040:2060, 4090:4100]
+    check(c[rows], a[rows], b, bias=bias)
 
 
 @pytest.mark.gpu

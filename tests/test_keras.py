@@ -127,8 +127,9 @@ def _ref_update(name, w, g, state, t, lr=0.01):
     raise AssertionError(name)
 
 
+@pytest.mark.parametrize("kernel", [True, False], ids=["cpp", "numpy"])
 @pytest.mark.parametrize("name", ["sgd_momentum", "nesterov", "adam", "adamw", "rmsprop"])
-def test_optimizer_steps_match_formulas(name):
+def test_optimizer_steps_match_formulas(name, kernel):
     opt = {"sgd_momentum": keras.optimizers.SGD(0.01, momentum=0.9),
            "nesterov": keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True),
            "adam": keras.optimizers.Adam(0.01), "adamw": keras.optimizers.AdamW(0.01),
@@ -137,6 +138,9 @@ def test_optimizer_steps_match_formulas(name):
     p = rng.normal(size=37).astype(np.float32)
     g = np.empty_like(p)
     opt.build(p, g, [(0, 20), (20, 37)], [(0, 37)])
+    assert opt._kernel is not None
+    if not kernel:
+        opt._kernel = None  # the array-module path (what CuPy buffers use)
     ref, state = p.astype(np.float64), {}
     for t in range(1, 4):
         g[:] = rng.normal(size=37)
@@ -193,16 +197,18 @@ def test_save_load_round_trip(tmp_path):
     np.testing.assert_array_equal(fresh.predict(x[:20], verbose=0), model.predict(x[:20], verbose=0))
 
 
-def test_same_seed_same_run():
-    x, y = teacher_data(600)
+@pytest.mark.parametrize("dropout", [True, False], ids=["layer-path", "fused-path"])
+def test_same_seed_same_run(dropout):
+    x, y = teacher_data(1200)
 
     def run(threads):
         forgeml.set_num_threads(threads)
         keras.utils.set_random_seed(123)
-        model = keras.Sequential([keras.layers.Dense(32, activation="relu", input_shape=(100,)),
-                                  keras.layers.Dropout(0.3), keras.layers.Dense(10, activation="softmax")])
+        model = keras.Sequential([keras.layers.Dense(256, activation="relu", input_shape=(100,))] +
+                                 ([keras.layers.Dropout(0.3)] if dropout else []) +
+                                 [keras.layers.Dense(10, activation="softmax")])
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        h = model.fit(x, y, epochs=2, batch_size=64, verbose=0)
+        h = model.fit(x, y, epochs=2, batch_size=600, verbose=0)  # big enough for threaded matmuls
         return model.get_weights(), h.history
 
     before = forgeml.get_num_threads()
@@ -386,8 +392,24 @@ def test_train_and_test_on_batch():
     (lambda: keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True, clipvalue=0.1), False, True),
     (lambda: keras.optimizers.SGD(0.1), True, False),
 ])
-def test_fused_dense_path_matches_layer_path(monkeypatch, opt, from_logits, weighted):
-    """The one-call-per-epoch C++ step and the layer-by-layer path train the same model alike."""
+@pytest.mark.parametrize("isa", ["portable", "avx2", "avx512"])
+def test_fused_dense_path_matches_layer_path(monkeypatch, opt, from_logits, weighted, isa):
+    """The one-call-per-epoch C++ step and the layer-by-layer path train the same model alike,
+    on every SIMD path of the elementwise kernels."""
+    from forgeml import _cpu
+    from forgeml.keras import _fast
+    levels = ["reference", "portable", "avx2", "avx512"]
+    if levels.index(isa) > levels.index(_cpu.detected_isa()):
+        pytest.skip(f"this CPU lacks {isa}")
+    before = _cpu.active_isa()
+    _cpu.set_active_isa(isa)
+    try:
+        _run_fused_vs_layer(monkeypatch, opt, from_logits, weighted)
+    finally:
+        _cpu.set_active_isa(before)
+
+
+def _run_fused_vs_layer(monkeypatch, opt, from_logits, weighted):
     from forgeml.keras import _fast
     x, y = teacher_data(333, d=20, classes=5)
     sw = np.random.default_rng(1).uniform(0.5, 2, 333) if weighted else None
@@ -428,3 +450,61 @@ def test_fused_dense_forward_matches():
     np.testing.assert_allclose(probs, model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match=r"x: expected shape \(n, 100\)"):
         ops.dense_forward(plan.layout, x[:, :5], model._params)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # raised inside Keras's own Variable.__array__
+def test_matches_keras3_on_jax():
+    """Same initial weights, no shuffling: forgeml.keras and Keras 3 (JAX backend) train alike."""
+    import os
+    import sys
+    pytest.importorskip("jax")
+    if "keras" not in sys.modules:
+        os.environ.setdefault("KERAS_BACKEND", "jax")
+    real = pytest.importorskip("keras")
+    if real.backend.backend() != "jax":
+        pytest.skip("keras is not on the JAX backend here")
+    x, y = teacher_data(640)
+
+    def build(k, opt):
+        m = k.Sequential([k.Input(shape=(100,)), k.layers.Dense(32, activation="relu"),
+                          k.layers.Dense(10, activation="softmax")])
+        m.compile(optimizer=opt, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return m
+    for make in (lambda k: k.optimizers.AdamW(2e-3, clipnorm=0.5),
+                 lambda k: k.optimizers.SGD(0.05, momentum=0.9, nesterov=True)):
+        ours, theirs = build(keras, make(keras)), build(real, make(real))
+        theirs.set_weights(ours.get_weights())
+        h1 = ours.fit(x, y, epochs=2, shuffle=False, verbose=0)
+        h2 = theirs.fit(x, y, epochs=2, shuffle=False, verbose=0)
+        for a, b in zip(ours.get_weights(), theirs.get_weights()):
+            np.testing.assert_allclose(a, b, atol=5e-5)
+        np.testing.assert_allclose(h1.history["loss"], h2.history["loss"], rtol=1e-5)
+        np.testing.assert_allclose(h1.history["accuracy"], h2.history["accuracy"], atol=1e-6)
+
+
+def test_more_api(tmp_path, capsys):
+    keras.utils.set_random_seed(13)
+    x, y = teacher_data(300)
+    model = reference_model()
+    assert model.summary() is None and "Total params" in capsys.readouterr().out
+    cbs = [keras.callbacks.EarlyStopping(monitor="loss", patience=1, min_delta=5.0, restore_best_weights=True),
+           keras.callbacks.ModelCheckpoint(str(tmp_path / "w{epoch:02d}.weights.h5"), save_weights_only=True)]
+    h = model.fit(x, y, epochs=6, verbose=0, callbacks=cbs)
+    assert len(h.epoch) == 2 and (tmp_path / "w02.weights.h5").exists()  # Keras: stop once wait >= patience
+    import json
+    cfg = json.loads(model.to_json())
+    assert cfg["class_name"] == "Sequential" and cfg["config"]["layers"][1]["class_name"] == "Dense"
+    popped = model.pop()
+    assert popped.units == 10 and model.output_shape == (None, 32)
+    with pytest.raises(ValueError, match=r"filepath provided must end in `.keras`"):
+        keras.callbacks.ModelCheckpoint(str(tmp_path / "m.h5"))
+    with pytest.raises(ValueError, match="total size of the new array must be unchanged"):
+        keras.Sequential([keras.Input((6,)), keras.layers.Reshape((4, 2))])
+    unbuilt = keras.Sequential([keras.layers.Dense(3)])
+    unbuilt.summary()
+    assert "unbuilt" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="Invalid filepath extension"):
+        model.save(str(tmp_path / "m.h5"))
+    with pytest.raises(ValueError, match="allow|File format not supported"):
+        (tmp_path / "bad.keras").write_bytes(b"not a zip")
+        keras.models.load_model(tmp_path / "bad.keras")

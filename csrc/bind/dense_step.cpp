@@ -46,6 +46,42 @@ fd::Net net_of(const py::array& params, const py::object& grads, const py::array
   return net;
 }
 
+fd::Optimizer optimizer_of(int kind, const py::dict& hyper, const py::dict& slots, int64_t n) {
+  FORGEML_CHECK_ARG(kind >= 0 && kind <= 2, "kind: expected 0 (sgd), 1 (adam) or 2 (rmsprop)");
+  fd::Optimizer o;
+  o.kind = static_cast<fd::OptKind>(kind);
+  auto get = [&](const char* k, double dflt) { return hyper.contains(k) ? hyper[k].cast<double>() : dflt; };
+  o.beta_1 = get("beta_1", 0.9);
+  o.beta_2 = get("beta_2", 0.999);
+  o.epsilon = get("epsilon", 1e-7);
+  o.amsgrad = get("amsgrad", 0) != 0;
+  o.momentum = get("momentum", 0);
+  o.nesterov = get("nesterov", 0) != 0;
+  o.rho = get("rho", 0.9);
+  o.centered = get("centered", 0) != 0;
+  o.weight_decay = get("weight_decay", 0);
+  o.clipnorm = get("clipnorm", 0);
+  o.clipvalue = get("clipvalue", 0);
+  o.global_clipnorm = get("global_clipnorm", 0);
+  auto slot = [&](const char* k) {
+    return slots.contains(k) ? opt_ptr<float>(slots[k], k, n, true) : nullptr;
+  };
+  o.momentum_slot = slot("momentum");
+  o.velocity = slot("velocity");
+  o.velocity_hat = slot("velocity_hat");
+  o.average_gradient = slot("average_gradient");
+  FORGEML_CHECK_ARG(o.kind != fd::OptKind::adam || (o.momentum_slot && o.velocity),
+            "slots: adam needs momentum and velocity");
+  FORGEML_CHECK_ARG(o.kind != fd::OptKind::rmsprop || o.velocity, "slots: rmsprop needs velocity");
+  FORGEML_CHECK_ARG(o.kind != fd::OptKind::sgd || o.momentum == 0 || o.momentum_slot,
+            "slots: sgd with momentum needs a momentum slot");
+  FORGEML_CHECK_ARG(!(o.amsgrad && !o.velocity_hat), "slots: amsgrad needs velocity_hat");
+  FORGEML_CHECK_ARG(!(o.centered && !o.average_gradient), "slots: centered needs average_gradient");
+  FORGEML_CHECK_ARG(o.momentum == 0 || o.kind != fd::OptKind::rmsprop || o.momentum_slot,
+            "slots: rmsprop with momentum needs a momentum slot");
+  return o;
+}
+
 }  // namespace
 
 static forgeml::bind::Register reg{[](py::module_& m) {
@@ -65,38 +101,7 @@ static forgeml::bind::Register reg{[](py::module_& m) {
           d.batch = batch;
           d.first_step = first_step;
           d.steps = steps;
-          FORGEML_CHECK_ARG(kind >= 0 && kind <= 2, "kind: expected 0 (sgd), 1 (adam) or 2 (rmsprop)");
-          fd::Optimizer o;
-          o.kind = static_cast<fd::OptKind>(kind);
-          auto get = [&](const char* k, double dflt) { return hyper.contains(k) ? hyper[k].cast<double>() : dflt; };
-          o.beta_1 = get("beta_1", 0.9);
-          o.beta_2 = get("beta_2", 0.999);
-          o.epsilon = get("epsilon", 1e-7);
-          o.amsgrad = get("amsgrad", 0) != 0;
-          o.momentum = get("momentum", 0);
-          o.nesterov = get("nesterov", 0) != 0;
-          o.rho = get("rho", 0.9);
-          o.centered = get("centered", 0) != 0;
-          o.weight_decay = get("weight_decay", 0);
-          o.clipnorm = get("clipnorm", 0);
-          o.clipvalue = get("clipvalue", 0);
-          o.global_clipnorm = get("global_clipnorm", 0);
-          auto slot = [&](const char* k) {
-            return slots.contains(k) ? opt_ptr<float>(slots[k], k, net.n_params, true) : nullptr;
-          };
-          o.momentum_slot = slot("momentum");
-          o.velocity = slot("velocity");
-          o.velocity_hat = slot("velocity_hat");
-          o.average_gradient = slot("average_gradient");
-          FORGEML_CHECK_ARG(o.kind != fd::OptKind::adam || (o.momentum_slot && o.velocity),
-                            "slots: adam needs momentum and velocity");
-          FORGEML_CHECK_ARG(o.kind != fd::OptKind::rmsprop || o.velocity, "slots: rmsprop needs velocity");
-          FORGEML_CHECK_ARG(o.kind != fd::OptKind::sgd || o.momentum == 0 || o.momentum_slot,
-                            "slots: sgd with momentum needs a momentum slot");
-          FORGEML_CHECK_ARG(!(o.amsgrad && !o.velocity_hat), "slots: amsgrad needs velocity_hat");
-          FORGEML_CHECK_ARG(!(o.centered && !o.average_gradient), "slots: centered needs average_gradient");
-          FORGEML_CHECK_ARG(o.momentum == 0 || o.kind != fd::OptKind::rmsprop || o.momentum_slot,
-                            "slots: rmsprop with momentum needs a momentum slot");
+          fd::Optimizer o = optimizer_of(kind, hyper, slots, net.n_params);
           const double* lr = ptr_of<double>(lrs, "lrs", steps);
           FORGEML_CHECK_ARG(net.grads, "grads: required");
           fd::Totals t;
@@ -112,6 +117,19 @@ static forgeml::bind::Register reg{[](py::module_& m) {
         py::arg("lrs"), py::arg("t0"),
         "Run `steps` fused training steps of a Dense stack + softmax cross-entropy; returns "
         "(weighted loss sum, argmax hits, samples).");
+
+  m.def("optimizer_update",
+        [](const py::array& params, const py::array& grads, int kind, const py::dict& hyper, const py::dict& slots,
+           double lr, int64_t t) {
+          const int64_t n = params.size();
+          float* p = ptr_of<float>(params, "params", -1, true);
+          const float* g = ptr_of<float>(grads, "grads", n);
+          fd::Optimizer o = optimizer_of(kind, hyper, slots, n);
+          py::gil_scoped_release nogil;
+          fd::optimizer_update(p, g, n, o, lr, t);
+        },
+        py::arg("params"), py::arg("grads"), py::arg("kind"), py::arg("hyper"), py::arg("slots"), py::arg("lr"),
+        py::arg("t"), "One optimizer step in place on flat float32 vectors (no clipping).");
 
   m.def("dense_forward",
         [](const py::array& x, const py::array& params, const py::array& dims, const py::array& acts,

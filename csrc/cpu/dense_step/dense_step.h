@@ -65,6 +65,9 @@ struct Totals {
 // lrs[s]: learning rate of step s of this run; t0: optimizer iterations before the run.
 Totals train_steps(const Net& net, const Data& data, const Optimizer& opt, const double* lrs, int64_t t0);
 
+// One optimizer update of params (n) from grads (weight decay first, no clipping); t is 1-based.
+void optimizer_update(float* params, const float* grads, int64_t n, const Optimizer& opt, double lr, int64_t t);
+
 // Forward only (evaluation): logits or softmax probabilities of every row of x into out (n, classes).
 void forward(const Net& net, const float* x, int64_t n, int64_t batch, bool softmax, float* out);
 

@@ -6,9 +6,11 @@
 //   ic over M by MC:  pc over K by KC:  pack op(A)[ic.., pc..]      (MC x KC: L2/L3)
 //     jc over N by NC:  pack op(B)[pc.., jc..]                   (KC x NC: L2)
 //       ir over MR panels:  jr over NR panels:  micro-kernel      (A panel stays in L1)
-// Packing is skipped where it does not pay: a row-major B small enough to stay in L2 is read in
-// place, and so is A when few column panels reuse it (the skinny shapes of network training).
+// Packing is skipped where it does not pay: a row-major B is read in place when it is small
+// enough to stay in L2 or when few row panels reuse it, and so is A when few column panels
+// reuse it (the skinny shapes of network training).
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -128,7 +130,8 @@ void gemm_block(const Kernel& kern, const Problem& p, int64_t m0, int64_t m1, in
   static thread_local Scratch abuf, bbuf;
   const int mr = kern.mr, nr = kern.nr;
   const int64_t KC = kern.kc, NC = kern.nc;
-  const bool b_direct = !p.packed && !p.trans_b && p.K * p.N <= kInPlaceB;
+  // B is read in place when it fits in L2, or when too few row panels would reuse a packed copy.
+  const bool b_direct = !p.packed && !p.trans_b && (p.K * p.N <= kInPlaceB || m1 - m0 <= 2 * mr);
   const bool a_direct = n1 - n0 <= kInPlaceAPanels * nr;
   // Balanced row blocks of at most MC rows, whole panels each.
   const int64_t nblk = (m1 - m0 + kern.mc - 1) / kern.mc;
@@ -203,20 +206,26 @@ int threads_for(const Problem& p, int max_threads) {
   return std::max(t, 1);
 }
 
-// Splits the rows [r0, r1) x all columns among `t` threads along the longer side.
+// Splits rows [r0, r1) x all columns into chunks along the longer side, claimed by `t` threads
+// from a shared counter: a thread the OS parks (this machine is often oversubscribed) leaves
+// its unclaimed chunks to the others instead of stalling the call. Two chunks per thread when
+// there is room for both to fill an MC (or NC) block, so the extra packing stays small. Each
+// element is computed the same way whichever chunk holds it, so results do not depend on t.
 void run_threads(const Kernel& kern, const Problem& p, int64_t r0, int64_t r1, int t) {
   if (t <= 1) return gemm_block(kern, p, r0, r1, 0, p.N);
   const int64_t rows = r1 - r0;
   const bool split_m = rows >= p.N;
-  const int unit = split_m ? kern.mr : kern.nr;
-  const int64_t panels = ((split_m ? rows : p.N) + unit - 1) / unit;
-  t = static_cast<int>(std::min<int64_t>(t, panels));
+  const int64_t extent = split_m ? rows : p.N, unit = split_m ? kern.mr : kern.nr;
+  const int64_t panels = (extent + unit - 1) / unit;
+  const int64_t per = extent >= 2 * t * (split_m ? kern.mc : kern.nc) ? 2 : 1;
+  const int64_t chunks = std::min<int64_t>(panels, per * t);
+  t = static_cast<int>(std::min<int64_t>(t, chunks));
   ExceptionSlot slot;
-#pragma omp parallel for num_threads(t) schedule(static, 1)
-  for (int c = 0; c < t; ++c) {
-    int64_t b = panels * c / t * unit, e = std::min(panels * (c + 1) / t * unit, split_m ? rows : p.N);
+  std::atomic<int64_t> next{0};
+#pragma omp parallel num_threads(t)
+  for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < chunks;) {
+    const int64_t b = panels * c / chunks * unit, e = std::min(panels * (c + 1) / chunks * unit, extent);
     slot.run([&] {
-      if (b >= e) return;
       if (split_m) gemm_block(kern, p, r0 + b, r0 + e, 0, p.N);
       else gemm_block(kern, p, r0, r1, b, e);
     });

@@ -11,6 +11,7 @@ namespace forgeml::gemm::detail {
 namespace {
 
 constexpr int MR = 6, NV = 2, NR = 8 * NV;
+constexpr int kMC = 768, kKC = 256, kNC = 512;  // A panel 6 KiB in L1, B block 512 KiB in L2
 
 // sgemm_avx2_<M>x16; RowA: op(A)(i, k) = a[i * as + k], else a[k * as + i].
 template <int M, bool RowA>
@@ -70,9 +71,9 @@ bool kernel_avx2(Kernel& k) {
   fill(k, std::make_integer_sequence<int, MR>{});
   k.mr = MR;
   k.nr = NR;
-  k.mc = 768;
-  k.kc = 256;
-  k.nc = 512;
+  k.mc = kMC;
+  k.kc = kKC;
+  k.nc = kNC;
   k.act = activation_scalar;
   k.bias_act = bias_act_scalar;
   k.name = "sgemm_avx2_6x16";

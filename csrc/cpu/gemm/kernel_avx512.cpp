@@ -1,6 +1,7 @@
 // AVX-512 micro-kernel: up to 12 x 32 (two zmm of B per k, one broadcast per row of A, 24
 // accumulators, leaving registers for B and the broadcasts). Instantiated for every row count
-// 1..12 so M edges cost no wasted FMAs; N edges use masked loads and stores. Contract: kernels.h.
+// 1..12, at full and half width, so M and N edges waste few FMAs; N edges use masked loads
+// and stores. Contract: kernels.h.
 #include "cpu/gemm/kernels.h"
 
 #if defined(__x86_64__)
@@ -13,6 +14,10 @@ namespace forgeml::gemm::detail {
 namespace {
 
 constexpr int MR = 12, NR = 32;
+// Cache blocking. This machine reports 32-48 KiB L1d and 1 MiB L2 per core, 32 MiB L3.
+constexpr int kKC = 384;   // one packed A panel (12 x 384 floats, 18 KiB) stays in L1 across a row of tiles
+constexpr int kNC = 320;   // one packed B block (384 x 320 floats, 480 KiB) stays in L2 across the panels
+constexpr int kMC = 2016;  // one packed A block (3 MiB, in L3) streams once per NC columns
 
 // sgemm_avx512_<M>x<16*NV>; RowA: op(A)(i, k) = a[i * as + k], else a[k * as + i].
 template <int M, int NV, bool RowA>
@@ -30,6 +35,11 @@ void sgemm_avx512(int64_t kc, const float* a, int64_t as, const float* b, int64_
   for (int i = 0; i < M; ++i)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+  if (beta != 0.f)  // C is read at the end: start fetching it now
+    for (int i = 0; i < M; ++i) {
+      _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+      if (NV > 1) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 16 * NV - 1), _MM_HINT_T0);
+    }
   const float* arow[RowA ? M : 1];
   if constexpr (RowA)
     for (int i = 0; i < M; ++i) arow[i] = a + i * as;
@@ -148,9 +158,9 @@ bool kernel_avx512(Kernel& k) {
   k.pack_b = pack_b;
   k.mr = MR;
   k.nr = NR;
-  k.mc = 1008;  // A block (MC x KC, 1.5 MiB) streams from L2/L3 once per NC columns
-  k.kc = 384;   // one packed A panel (12 x 384 floats, 18 KiB) stays in the 48 KiB L1
-  k.nc = 320;   // one packed B block (384 x 320 floats, 480 KiB) stays in the 1 MiB L2
+  k.mc = kMC;
+  k.kc = kKC;
+  k.nc = kNC;
   k.act = activation_avx512;
   k.bias_act = bias_act_avx512;
   k.name = "sgemm_avx512_12x32";

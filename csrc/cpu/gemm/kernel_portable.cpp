@@ -8,6 +8,7 @@ namespace forgeml::gemm::detail {
 namespace {
 
 constexpr int MR = 4, NR = 16;
+constexpr int kMC = 512, kKC = 256, kNC = 512;  // conservative: unknown caches
 
 // sgemm_portable_<M>x16; RowA: op(A)(i, k) = a[i * as + k], else a[k * as + i].
 template <int M, bool RowA>
@@ -46,9 +47,9 @@ void kernel_portable(Kernel& k) {
   fill(k, std::make_integer_sequence<int, MR>{});
   k.mr = MR;
   k.nr = NR;
-  k.mc = 512;
-  k.kc = 256;
-  k.nc = 512;
+  k.mc = kMC;
+  k.kc = kKC;
+  k.nc = kNC;
   k.act = activation_scalar;
   k.bias_act = bias_act_scalar;
   k.name = "sgemm_portable_4x16";

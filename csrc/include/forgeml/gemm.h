@@ -19,7 +19,9 @@ namespace forgeml::gemm {
 enum class Activation : int { none = 0, relu = 1, sigmoid = 2, tanh = 3, gelu = 4 };
 
 // Called once per finished block: rows [i0, i1) and columns [j0, j1) of C, where c points at
-// C(i0, j0) and rows are ldc apart. Must only touch that block.
+// C(i0, j0) and rows are ldc apart. Must only touch that block. Blocks are register tiles (at
+// most 12 x 32 on AVX-512) on the fast paths and the whole of C on the reference path, so do
+// not assume a size; blocks are disjoint and may run concurrently on several threads.
 using EpilogueFn = void (*)(void* ctx, int64_t i0, int64_t i1, int64_t j0, int64_t j1, float* c, int64_t ldc);
 
 struct Epilogue {
@@ -42,6 +44,8 @@ void sgemm_batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t
 
 // op(B) packed once into the micro-kernel's panel layout, for reuse across many calls with
 // different A (a recurrent kernel over time steps, convolution weights over image tiles).
+// It keeps its own copy (B may change or go away afterwards) and the kernel of the ISA active
+// when it was built.
 class PackedB {
  public:
   PackedB(bool trans_b, int64_t K, int64_t N, const float* B, int64_t ldb);

@@ -36,12 +36,13 @@ def _forgeml(x, y, xt, yt, bs):
             lambda: float(model.evaluate(xt, yt, verbose=0)[1]))
 
 
-def _torch(x, y, xt, yt, bs):
+def _torch(x, y, xt, yt, bs, threads=None):
     try:
         import torch
     except ImportError:
         return None
     torch.manual_seed(0)
+    default_threads = torch.get_num_threads()
     model = torch.nn.Sequential(torch.nn.Linear(FEATURES, 64), torch.nn.ReLU(), torch.nn.Linear(64, 32),
                                 torch.nn.ReLU(), torch.nn.Linear(32, CLASSES))
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
@@ -49,6 +50,14 @@ def _torch(x, y, xt, yt, bs):
     X, Y = torch.from_numpy(x), torch.from_numpy(y)
 
     def epoch():
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            return _epoch()
+        finally:
+            torch.set_num_threads(default_threads)
+
+    def _epoch():
         model.train()
         perm = torch.randperm(X.shape[0])
         hits = torch.zeros((), dtype=torch.int64)
@@ -96,8 +105,9 @@ def run(bench):
     x, y = teacher(n, seed=1)
     xt, yt = teacher(10_000, seed=2)
     for bs in (32, 256):
+        # torch at its default thread count and at one thread (faster for a model this small)
         impls = {"forgeml": _forgeml(x, y, xt, yt, bs), "torch": _torch(x, y, xt, yt, bs),
-                 "keras-jax": _keras_jax(x, y, xt, yt, bs)}
+                 "torch-1t": _torch(x, y, xt, yt, bs, threads=1), "keras-jax": _keras_jax(x, y, xt, yt, bs)}
         impls = {k: v for k, v in impls.items() if v is not None}
         peers = {k: v[0] for k, v in impls.items() if k != "forgeml"}
         bench.compare("keras", f"ref MLP epoch n={n} batch={bs}", impls["forgeml"][0], peers,

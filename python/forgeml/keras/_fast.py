@@ -18,20 +18,9 @@ _HIDDEN = ("linear", "relu", "sigmoid", "tanh")
 
 def _optimizer_spec(opt):
     """(kind, hyper) for the optimizers the fused step implements, else None."""
-    t = type(opt)
-    common = {"weight_decay": opt.weight_decay or 0.0, "clipnorm": opt.clipnorm or 0.0,
-              "clipvalue": opt.clipvalue or 0.0, "global_clipnorm": opt.global_clipnorm or 0.0}
-    if opt.clipvalue is not None and opt.clipvalue <= 0 or opt.clipnorm is not None and opt.clipnorm <= 0:
-        return None
-    if t is optimizers.SGD:
-        return "sgd", {**common, "momentum": opt.momentum, "nesterov": float(opt.nesterov)}
-    if t in (optimizers.Adam, optimizers.AdamW):
-        return "adam", {**common, "beta_1": opt.beta_1, "beta_2": opt.beta_2, "epsilon": opt.epsilon,
-                        "amsgrad": float(opt.amsgrad)}
-    if t is optimizers.RMSprop:
-        return "rmsprop", {**common, "rho": opt.rho, "momentum": opt.momentum, "epsilon": opt.epsilon,
-                           "centered": float(opt.centered)}
-    return None
+    if type(opt) not in (optimizers.SGD, optimizers.Adam, optimizers.AdamW, optimizers.RMSprop):
+        return None  # a user subclass may change the update rule
+    return opt.kernel_spec()
 
 
 def plan(model):

@@ -60,6 +60,9 @@ class CallbackList:
                                      for h in _BATCH_HOOKS)
                                  for cb in self.callbacks)
 
+        # True when the only per-batch consumer is a live progress bar (it can be fed in chunks)
+        self.only_progbar = all(isinstance(cb, (ProgbarLogger, History)) for cb in self.callbacks)
+
     def call(self, hook, *args):
         for cb in self.callbacks:
             getattr(cb, hook)(*args)

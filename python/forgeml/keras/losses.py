@@ -28,6 +28,18 @@ def _weighted_sum(xp, per_sample, sw):
     return float(xp.dot(per_sample.astype(np.float64), sw.astype(np.float64)))
 
 
+_ARANGE = {}
+
+
+def _rows(xp, n):
+    """arange(n), cached per size (the hot loop asks for the same few sizes)."""
+    key = (xp.__name__, n)
+    r = _ARANGE.get(key)
+    if r is None:
+        r = _ARANGE[key] = xp.arange(n)
+    return r
+
+
 def _scale_rows(g, sw, n):
     """g *= sw[:, None] / n (g's rows are samples)."""
     if sw is None:
@@ -156,7 +168,7 @@ class SparseCategoricalCrossentropy(Loss):
         """(loss sum, softmax(z), gradient wrt z). Overwrites nothing it does not own: p is new."""
         xp = xp_of(z)
         z2 = self._logits_flat(z)
-        rows = xp.arange(z2.shape[0])
+        rows = _rows(xp, z2.shape[0])
         p = z2 - z2.max(axis=1, keepdims=True)
         zy = p[rows, y]
         xp.exp(p, out=p)

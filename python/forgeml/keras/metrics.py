@@ -56,7 +56,7 @@ class SparseCategoricalAccuracy(Metric):
         xp = xp_of(y_pred)
         y_true = xp.asarray(y_true)
         pred = y_pred.argmax(axis=-1).reshape(-1)
-        self._add(pred == y_true.reshape(-1).astype(pred.dtype), sample_weight)
+        self._add(pred == y_true.reshape(-1), sample_weight)
 
 
 class CategoricalAccuracy(Metric):

@@ -447,6 +447,14 @@ class Model:
             perm = rng.permutation(n) if shuffle and n > 1 else None
             if self._fast is not None and not cbl.wants_batches:  # the whole epoch in one kernel call
                 self._fast.run(x, y_all, sw_all, perm, batch_size, 0, steps)
+            elif self._fast is not None and cbl.only_progbar:  # a live bar: chunks of steps between redraws
+                for prog in cbl.callbacks:
+                    if isinstance(prog, callbacks_module.ProgbarLogger):
+                        prog._values_fn = self._logs
+                for a in range(0, steps, 32):
+                    b = min(steps, a + 32)
+                    self._fast.run(x, y_all, sw_all, perm, batch_size, a, b - a)
+                    cbl.call("on_train_batch_end", b - 1, None)
             else:
                 if perm is not None:
                     perm = perm if xp is np else xp.asarray(perm)

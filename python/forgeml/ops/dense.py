@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import _backend
 
-__all__ = ["DenseLayout", "dense_train_steps", "dense_forward", "OPTIMIZERS", "HIDDEN_ACTIVATIONS"]
+__all__ = ["DenseLayout", "dense_train_steps", "dense_forward", "optimizer_update", "OPTIMIZERS", "HIDDEN_ACTIVATIONS"]
 
 OPTIMIZERS = {"sgd": 0, "adam": 1, "rmsprop": 2}
 HIDDEN_ACTIVATIONS = {None: 0, "linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
@@ -118,3 +118,14 @@ def dense_forward(layout: DenseLayout, x, params, *, softmax=True, batch_size=10
     _backend.cpu.dense_forward(x, _f32_vector(params, "params"), layout.dims, layout.acts, layout.w_off,
                                layout.b_off, int(batch_size), bool(softmax), out)
     return out
+
+
+def optimizer_update(params, grads, *, optimizer: str, hyper: dict, slots: dict, lr: float, t: int):
+    """One SGD / Adam(W) / RMSprop step (Keras 3 rules, no clipping) in place on flat float32
+    vectors: params, grads and the slot arrays (same length)."""
+    params, grads = _f32_vector(params, "params"), _f32_vector(grads, "grads")
+    try:
+        kind = OPTIMIZERS[optimizer]
+    except KeyError:
+        raise ValueError(f"optimizer: expected one of {sorted(OPTIMIZERS)}, got {optimizer!r}") from None
+    _backend.cpu.optimizer_update(params, grads, kind, hyper, slots, float(lr), int(t))

@@ -31,9 +31,7 @@ def _view(x, name, trans, xp):
 
 
 def _bias(bias, n, xp):
-    if type(bias) is not xp.ndarray or bias.dtype != _F32 or bias.ndim != 1 or bias.strides[0] != 4:
-        bias = _backend.as_array(bias, "bias", xp=xp).reshape(-1) if getattr(bias, "ndim", 1) == 1 \
-            else _backend.as_array(bias, "bias", xp=xp)
+    bias = _backend.as_array(bias, "bias", xp=xp)
     if bias.ndim != 1 or bias.shape[0] != n:
         raise ValueError(f"bias: expected shape ({n},), got {tuple(bias.shape)}")
     return bias
@@ -45,8 +43,8 @@ def matmul(a, b, *, trans_a=False, trans_b=False, bias=None, activation=None, ou
     a: (M, K), or (K, M) with trans_a; b: (K, N), or (N, K) with trans_b; either may be a batch
     (B, rows, cols) and a 2-D operand is then broadcast over the batch. bias: (N,) or None.
     activation: None, "relu", "sigmoid", "tanh" or "gelu" (exact erf form). out: optional
-    float32 array of the result's shape, (M, N) or (B, M, N). Returns out or a new array on the
-    inputs' device (NumPy -> CPU kernels, CuPy -> CUDA kernels).
+    float32 array of the result's shape, (M, N) or (B, M, N), not overlapping a or b. Returns out
+    or a new array on the inputs' device (NumPy -> CPU kernels, CuPy -> CUDA kernels).
     """
     r = _cpu_fast(a, b, trans_a, trans_b, bias, activation, out)  # None unless the common CPU case
     if r is not None:
@@ -93,10 +91,12 @@ def _matmul(a, b, trans_a, trans_b, bias, activation, out):
         bias = _bias(bias, n, xp)
     target = None
     if out is not None:
-        if out.dtype != _F32 or tuple(out.shape) != shape:
-            raise ValueError(f"out: expected a float32 array of shape {shape}, got {out.dtype} {tuple(out.shape)}")
-        if out.strides[-1] != 4 or (len(shape) == 3 and out.strides[0] < 0) or out.strides[-2] < 4 * n \
-                or not out.flags.writeable:
+        if type(out) is not xp.ndarray or out.dtype != _F32 or tuple(out.shape) != shape:
+            got = f"{out.dtype} {tuple(out.shape)}" if hasattr(out, "shape") else type(out).__name__
+            raise ValueError(f"out: expected a float32 array of shape {shape}, got {got}")
+        if not getattr(out.flags, "writeable", True):
+            raise ValueError("out: the array is read-only")
+        if out.strides[-1] != 4 or (len(shape) == 3 and out.strides[0] < 0) or out.strides[-2] < 4 * n:
             target, out = out, xp.empty(shape, _F32)
     else:
         out = xp.empty(shape, _F32)
@@ -118,6 +118,8 @@ def _cuda_sgemm(mod, a, b, out, ta, tb, bias, act, cupy):
     """One _cuda.sgemm call per matrix of the batch, on CuPy's current stream."""
     m, n = out.shape[-2:]
     k = a.shape[-2] if ta else a.shape[-1]
+    if out.size == 0:
+        return
     stream = cupy.cuda.get_current_stream().ptr
     bias_ptr = bias.data.ptr if bias is not None else 0
     lda, ldb, ldc = _ld(a), _ld(b), _ld(out)

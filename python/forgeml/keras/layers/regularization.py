@@ -28,18 +28,20 @@ class Dropout(Layer):
         shape = x.shape if self.noise_shape is None else tuple(
             x.shape[i] if s is None else s for i, s in enumerate(self.noise_shape))
         keep = rng.random(shape, dtype=np.float32) >= self.rate
-        mask = keep.astype(np.float32)
-        mask *= 1.0 / (1.0 - self.rate) if self.rate < 1 else 0.0
         if self.xp is not np:
-            mask = self.xp.asarray(mask)
-        self._mask = mask
-        return self.xp.multiply(x, mask, out=self._buffer("y", x.shape, x.dtype))
+            keep = self.xp.asarray(keep)
+        self._mask = keep
+        self._scale = 1.0 / (1.0 - self.rate) if self.rate < 1 else 0.0
+        y = self.xp.multiply(x, keep, out=self._buffer("y", x.shape, x.dtype))
+        y *= self._scale
+        return y
 
     def backward(self, dy, need_dx=True):
         if not need_dx:
             return None
         if self._mask is not None:
             dy *= self._mask
+            dy *= self._scale
         return dy
 
     def get_config(self):

@@ -96,6 +96,20 @@ class Optimizer:
             self.slots = {k: xp.zeros_like(params) for k in self.slot_names}
         self._params, self._grads, self._tmp = params, grads, xp.empty_like(params)
         self.set_ranges(var_segments, ranges)
+        self._kernel = None  # the fused C++ update (forgeml.ops.optimizer_update) for NumPy buffers
+        spec = self.kernel_spec() if type(self) in _KERNEL_TYPES else None  # subclasses may change the rule
+        if xp is np and spec is not None:
+            from ... import ops
+            self._kernel = (ops.optimizer_update, spec[0], {**spec[1], "clipnorm": 0.0, "clipvalue": 0.0,
+                                                            "global_clipnorm": 0.0})
+
+    def kernel_spec(self):
+        """(kind, hyper-parameters) of the C++ update this optimizer matches exactly, or None."""
+        return None
+
+    def _hyper_common(self):
+        return {"weight_decay": self.weight_decay or 0.0, "clipnorm": self.clipnorm or 0.0,
+                "clipvalue": self.clipvalue or 0.0, "global_clipnorm": self.global_clipnorm or 0.0}
 
     def set_ranges(self, var_segments, ranges):
         self._segments = [s for s in var_segments if any(a <= s[0] and s[1] <= b for a, b in ranges)]
@@ -117,6 +131,14 @@ class Optimizer:
         lr = self._current_lr()
         p_all, g_all, tmp_all = self._params, self._grads, self._tmp
         self._clip()
+        if self._kernel is not None:
+            update, kind, hyper = self._kernel
+            t = self.iterations.value + 1
+            for a, b in self._ranges:
+                update(p_all[a:b], g_all[a:b], optimizer=kind, hyper=hyper,
+                       slots={k: s[a:b] for k, s in self.slots.items()}, lr=lr, t=t)
+            self.iterations.value += 1
+            return
         for a, b in self._ranges:
             p, g, tmp = p_all[a:b], g_all[a:b], tmp_all[a:b]
             if self.weight_decay:
@@ -195,6 +217,9 @@ class SGD(Optimizer):
         else:
             p += m
 
+    def kernel_spec(self):
+        return "sgd", {**self._hyper_common(), "momentum": self.momentum, "nesterov": float(self.nesterov)}
+
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
 
@@ -231,6 +256,10 @@ class Adam(Optimizer):
         xp.divide(m, tmp, out=tmp)
         tmp *= alpha
         p -= tmp
+
+    def kernel_spec(self):
+        return "adam", {**self._hyper_common(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                        "epsilon": self.epsilon, "amsgrad": float(self.amsgrad)}
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
@@ -288,11 +317,16 @@ class RMSprop(Optimizer):
         else:
             p -= tmp
 
+    def kernel_spec(self):
+        return "rmsprop", {**self._hyper_common(), "rho": self.rho, "momentum": self.momentum,
+                           "epsilon": self.epsilon, "centered": float(self.centered)}
+
     def get_config(self):
         return {**super().get_config(), "rho": self.rho, "momentum": self.momentum, "epsilon": self.epsilon,
                 "centered": self.centered}
 
 
+_KERNEL_TYPES = (SGD, Adam, AdamW, RMSprop)
 _BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}
 
 
