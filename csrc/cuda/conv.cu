@@ -30,32 +30,54 @@ __device__ __forceinline__ float activate(int act, float v) {
   }
 }
 
-// x at patch position k = (kh, kw, c) of output pixel m = (n, oh, ow); 0 in the padding.
-__device__ __forceinline__ float patch(const Shape& s, const float* x, int64_t m, int64_t k) {
+// A gathered operand index splits into a part fixed per GEMM row (computed once per block) and a
+// part per reduction step (once per BK step): n is an image's first row (n*H or n*OH), h and w a
+// spatial offset, ch a channel. The element read is at the sum of the two parts.
+struct Part {
+  int64_t n;
+  int64_t h, w, ch;
+};
+
+// Output pixel m = (n, oh, ow): its window's top-left corner in x.
+__device__ __forceinline__ Part pixel_part(const Shape& s, int64_t m) {
   int64_t ow = m % s.OW, t = m / s.OW, oh = t % s.OH, n = t / s.OH;
+  return {n * s.H, oh * s.sh - s.pt, ow * s.sw - s.pl, 0};
+}
+// Patch position k = (kh, kw, c).
+__device__ __forceinline__ Part tap_part(const Shape& s, int64_t k) {
   int64_t c = k % s.C, kk = k / s.C, kw = kk % s.KW, kh = kk / s.KW;
-  int64_t ih = oh * s.sh + kh * s.dh - s.pt, iw = ow * s.sw + kw * s.dw - s.pl;
-  if (ih < 0 || ih >= s.H || iw < 0 || iw >= s.W) return 0.f;
-  return x[((n * s.H + ih) * s.W + iw) * s.C + c];
+  return {0, kh * s.dh, kw * s.dw, c};
 }
 
-// dy at position k = (kh, kw, o) seen from input pixel m = (n, ih, iw); 0 where no output uses it.
-__device__ __forceinline__ float dy_patch(const Shape& s, const float* dy, int64_t m, int64_t k) {
-  int64_t iw = m % s.W, t = m / s.W, ih = t % s.H, n = t / s.H;
-  int64_t o = k % s.O, kk = k / s.O, kw = kk % s.KW, kh = kk / s.KW;
-  int64_t th = ih + s.pt - kh * s.dh, tw = iw + s.pl - kw * s.dw;
-  if (th < 0 || tw < 0 || th % s.sh || tw % s.sw) return 0.f;
-  int64_t oh = th / s.sh, ow = tw / s.sw;
-  if (oh >= s.OH || ow >= s.OW) return 0.f;
-  return dy[((n * s.OH + oh) * s.OW + ow) * s.O + o];
-}
-
-// A(i, k) for output row i and reduction index k, per mode.
 template <int MODE>
-__device__ __forceinline__ float load_a(const Shape& s, const float* a, int64_t i, int64_t k) {
-  if (MODE == kForward) return patch(s, a, i, k);
-  if (MODE == kData) return dy_patch(s, a, i, k);
-  return patch(s, a, k, i);  // kWeight: rows are patch positions, k is the pixel
+__device__ __forceinline__ Part row_part(const Shape& s, int64_t m) {
+  if (MODE == kForward) return pixel_part(s, m);
+  if (MODE == kWeight) return tap_part(s, m);  // rows of dw are patch positions
+  int64_t iw = m % s.W, t = m / s.W, ih = t % s.H, n = t / s.H;  // kData: input pixel
+  return {n * s.OH, ih + s.pt, iw + s.pl, 0};
+}
+
+template <int MODE>
+__device__ __forceinline__ Part col_part(const Shape& s, int64_t k) {
+  if (MODE == kForward) return tap_part(s, k);
+  if (MODE == kWeight) return pixel_part(s, k);  // the reduction runs over pixels
+  int64_t o = k % s.O, kk = k / s.O, kw = kk % s.KW, kh = kk / s.KW;  // kData: (kh, kw, o)
+  return {0, -kh * s.dh, -kw * s.dw, o};
+}
+
+// A at (row part, column part): x in the patch (0 in the padding), or for kData the dy element
+// whose window covers the input pixel at this tap (0 where the stride skips it).
+template <int MODE>
+__device__ __forceinline__ float load_a(const Shape& s, const float* a, const Part& r, const Part& c) {
+  int64_t h = r.h + c.h, w = r.w + c.w;
+  if (MODE != kData) {
+    if (h < 0 || h >= s.H || w < 0 || w >= s.W) return 0.f;
+    return a[((r.n + c.n + h) * s.W + w) * s.C + r.ch + c.ch];
+  }
+  if (h < 0 || w < 0 || h % s.sh || w % s.sw) return 0.f;
+  h /= s.sh, w /= s.sw;
+  if (h >= s.OH || w >= s.OW) return 0.f;
+  return a[((r.n + h) * s.OW + w) * s.O + c.ch];
 }
 
 // B(k, j) for reduction index k and output column j, per mode.
@@ -82,18 +104,27 @@ conv_gemm_kernel(Shape s, const float* a, const float* b, const float* bias, int
   const int64_t m0 = int64_t(blockIdx.y) * BM, n0 = int64_t(blockIdx.x) * BN;
   const int64_t kb = int64_t(blockIdx.z) * k_per_z, ke = min(K, kb + k_per_z);
   float acc[TM][TN] = {};
-  for (int64_t k0 = kb; k0 < ke; k0 += BK) {
-    // A tile: thread loads rows ty + 16 i at column tx (consecutive k: contiguous channels).
+  // This thread loads A rows ty + 16 i at column tx of every step (consecutive k: contiguous
+  // channels); the row halves of their indices are fixed for the block.
+  Part rows[BM / 16];
+  bool row_ok[BM / 16];
 #pragma unroll
-    for (int i = 0; i < BM / 16; ++i) {
-      int64_t m = m0 + ty + 16 * i, k = k0 + tx;
-      As[tx][ty + 16 * i] = (m < M && k < ke) ? load_a<MODE>(s, a, m, k) : 0.f;
-    }
+  for (int i = 0; i < BM / 16; ++i) {
+    int64_t m = m0 + ty + 16 * i;
+    row_ok[i] = m < M;
+    rows[i] = row_part<MODE>(s, row_ok[i] ? m : 0);
+  }
+  for (int64_t k0 = kb; k0 < ke; k0 += BK) {
+    const int64_t k = k0 + tx;
+    const bool k_ok = k < ke;
+    const Part col = col_part<MODE>(s, k_ok ? k : kb);
+#pragma unroll
+    for (int i = 0; i < BM / 16; ++i) As[tx][ty + 16 * i] = (row_ok[i] && k_ok) ? load_a<MODE>(s, a, rows[i], col) : 0.f;
     // B tile: rows tid / 64 + 4 i, column tid % 64 (coalesced along the output columns).
 #pragma unroll
     for (int i = 0; i < BK / 4; ++i) {
-      int64_t k = k0 + tid / 64 + 4 * i, j = n0 + tid % 64;
-      Bs[tid / 64 + 4 * i][tid % 64] = (k < ke && j < Nc) ? load_b<MODE>(s, b, k, j) : 0.f;
+      int64_t kr = k0 + tid / 64 + 4 * i, j = n0 + tid % 64;
+      Bs[tid / 64 + 4 * i][tid % 64] = (kr < ke && j < Nc) ? load_b<MODE>(s, b, kr, j) : 0.f;
     }
     __syncthreads();
 #pragma unroll

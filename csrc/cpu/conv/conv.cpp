@@ -144,21 +144,23 @@ void forward(const Geom& g, const float* x, const float* w, const float* bias, g
 
 void backward(const Geom& g, const float* x, const float* w, const float* dy, float* dx, float* dw, float* db) {
   const int64_t M = g.N * g.OH * g.OW, xsize = g.N * g.H * g.W * g.C, wsize = g.K() * g.O;
-  if (db) std::fill(db, db + g.O, 0.f);
-  if (db && M > 0) bias_grad(g, dy, db);
-  if (M == 0 || g.O == 0 || g.K() == 0) {  // nothing flows back: zeros
+  if (M == 0 || g.O == 0 || g.K() == 0) {  // nothing flows back: zeros (db may still have terms)
     if (dx) std::fill(dx, dx + xsize, 0.f);
     if (dw) std::fill(dw, dw + wsize, 0.f);
+    if (db) std::fill(db, db + g.O, 0.f);
+    if (db && M > 0) bias_grad(g, dy, db);
     return;
   }
 #if defined(__x86_64__)
-  if (use_avx512()) {  // these write every element of dx and dw
+  if (use_avx512()) {  // these write every element of dx, dw and db
     if (dx) backward_data_avx512(g, w, dy, dx);
     check_interrupt();
-    if (dw) backward_weight_avx512(g, x, dy, dw);
+    if (dw) backward_weight_avx512(g, x, dy, dw, db);
+    else if (db) bias_grad(g, dy, db);
     return;
   }
 #endif
+  if (db) bias_grad(g, dy, db);
   if (dx) std::fill(dx, dx + xsize, 0.f);
   if (dw) std::fill(dw, dw + wsize, 0.f);
   if (active_isa() == Isa::reference) return backward_reference(g, x, w, dy, dx, dw, nullptr);

@@ -43,7 +43,8 @@ void backward_gemm(const Geom& g, const float* x, const float* w, const float* d
 void forward_avx512(const Geom& g, const float* x, const float* w, const float* bias, gemm::Activation act,
                     float* y);
 void backward_data_avx512(const Geom& g, const float* w, const float* dy, float* dx);
-void backward_weight_avx512(const Geom& g, const float* x, const float* dy, float* dw);
+// dw, and db (may be null) summed from the same blocks of dy.
+void backward_weight_avx512(const Geom& g, const float* x, const float* dy, float* dw, float* db);
 #endif
 
 // Pooling: x (N, H, W, C) -> y (N, OH, OW, C), window KH x KW (g.O, g.dh, g.dw unused).

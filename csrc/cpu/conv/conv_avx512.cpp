@@ -4,12 +4,14 @@
 // the patch matrix: each image is copied once into a zero-padded buffer (thread-local, so it stays
 // in L2), after which a patch row is a few contiguous "segments" of the padded image at fixed
 // offsets from the pixel's base offset (with dilation 1 a segment is a whole kernel row, KW*C
-// floats). The micro-kernel keeps an MR-pixel x 16*NV-channel tile of y in registers, broadcasts
-// the pixels' inputs and streams w packed into 16*NV-wide panels.
+// floats). The micro-kernel keeps an MR-pixel x 16*NV-channel tile of y in registers (6 x 64,
+// 14 x 32 or 24 x 16), broadcasts the pixels' inputs and streams w packed into 16*NV-wide panels;
+// 3x3 kernels on C = 1 or 3 inputs (K = 9 or 27) get a fully unrolled variant.
 // Backward-data at stride 1 is the same forward on dy with the flipped kernel; otherwise (strides,
 // or C too small to fill a vector) a GEMM dcol = dy @ w^T into chunks, scattered back (col2im).
 // Backward-weight is dw(K, O) = patches^T @ dy: an MR-row block of K (contiguous in x) by 16*NV
-// channels, reduced over the pixels, with per-thread partial sums added at the end.
+// channels, reduced over the pixels, with per-thread partial sums added at the end; db is summed
+// from the same blocks of dy while they are in cache.
 #if defined(__x86_64__)
 #include <immintrin.h>
 
@@ -127,6 +129,7 @@ void fwd_kernel(const FwdArgs& a) {
     const float* p[MR];
     #pragma GCC unroll 32
     for (int r = 0; r < MR; ++r) p[r] = a.xb + a.rowoff[r] + a.segoff[s];
+#pragma GCC unroll 4
     for (int64_t l = 0; l < a.L; ++l) {
       __m512 b[NV];
       #pragma GCC unroll 32
@@ -473,7 +476,19 @@ void backward_data_avx512(const Geom& g, const float* w, const float* dy, float*
   conv_forward(f, dy, wf.data(), nullptr, Activation::none, dx);
 }
 
-void backward_weight_avx512(const Geom& g, const float* x, const float* dy, float* dw) {
+// Adds the nm rows of dy (row stride O) into acc (O floats), 16 columns at a time.
+void add_rows(const float* dy, int64_t nm, int64_t O, double* acc) {
+  for (int64_t o = 0; o < O; o += 16) {
+    __mmask16 m = lane_mask(O - o);
+    __m512 s = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nm; ++i) s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(m, dy + i * O + o));
+    alignas(64) float tmp[16];
+    _mm512_store_ps(tmp, s);
+    for (int64_t j = 0; j < 16 && o + j < O; ++j) acc[o + j] += tmp[j];
+  }
+}
+
+void backward_weight_avx512(const Geom& g, const float* x, const float* dy, float* dw, float* db) {
   const int NV = pick_nv(g.O), NR = 16 * NV, MR = dw_mr(NV);
   const Layout lay(g);
   const int64_t K = g.K(), nt = (g.O + NR - 1) / NR, P = g.OH * g.OW;
@@ -498,11 +513,13 @@ void backward_weight_avx512(const Geom& g, const float* x, const float* dy, floa
   }
   int T = num_threads();
   std::vector<std::vector<float>> part(T);
+  std::vector<std::vector<double>> dbpart(T);  // db from the dy blocks while they are in cache
   std::vector<std::vector<float>> bufs(T);
   std::vector<int64_t> last(T, -1);
   const int64_t block = 256;  // pixels per pass over the K x O tiles
   for_each_block(g, block, [&](int64_t t, int64_t n, int64_t p0, int64_t p1) {
     if (part[t].empty()) part[t].assign(K * g.O, 0.f);
+    if (db && dbpart[t].empty()) dbpart[t].assign(g.O, 0.0);
     const float* xb = x + n * g.H * g.W * g.C;
     if (lay.copy) {
       auto& buf = bufs[t];
@@ -524,8 +541,16 @@ void backward_weight_avx512(const Geom& g, const float* x, const float* dy, floa
                    part[t].data() + kt.k0 * g.O + j * NR, g.O};
           run_dw(NV, kt.contig, kt.mr, a);
         }
+      if (db) add_rows(dq, nm, g.O, dbpart[t].data());
     }
   });
+  if (db) {
+    for (int64_t o = 0; o < g.O; ++o) {
+      double sum = 0.0;
+      for (int t = 0; t < T; ++t) sum += dbpart[t].empty() ? 0.0 : dbpart[t][o];
+      db[o] = static_cast<float>(sum);
+    }
+  }
   std::fill(dw, dw + K * g.O, 0.f);
   for (int t = 0; t < T; ++t)
     if (!part[t].empty())

@@ -77,6 +77,60 @@ def run(bench) -> None:
         bench.compare("conv", f"{case} fwd+bwd", fwd_bwd, peers_fb, flops=3 * flops)
 
 
+def cpu_time_table(threads: int = 1, reps: int = 5) -> None:
+    """forgeml vs PyTorch in process CPU seconds (best of reps) at a fixed thread count: a measure
+    that stays meaningful on a machine shared with other jobs, where wall-clock ratios of two
+    thread pools mostly measure the scheduler. ``python -m forgeml.bench.conv [threads]``."""
+    import time
+
+    import forgeml
+    from forgeml import ops
+    torch = _torch()
+    if torch is None:
+        print("PyTorch is not installed")
+        return
+    forgeml.set_num_threads(threads)
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+
+    def cpu(fn):
+        fn()
+        best = float("inf")
+        for _ in range(reps):
+            t = time.process_time()
+            fn()
+            best = min(best, time.process_time() - t)
+        return best
+
+    print(f"GFLOP per CPU-second, {threads} thread(s); ratio = torch CPU time / forgeml CPU time")
+    for (n, h, w, c, o) in CASES:
+        x = rng.standard_normal((n, h, w, c), dtype=np.float32)
+        k = rng.standard_normal((3, 3, c, o), dtype=np.float32)
+        b = rng.standard_normal(o, dtype=np.float32)
+        dy = rng.standard_normal((n, h, w, o), dtype=np.float32)
+        fl = 2.0 * n * h * w * o * 9 * c
+        tx = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+        tw = torch.from_numpy(k).permute(3, 2, 0, 1).contiguous(memory_format=torch.channels_last)
+        tb = torch.from_numpy(b)
+        tdy = torch.from_numpy(dy).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+        txg, twg, tbg = (t.clone().requires_grad_(True) for t in (tx, tw, tb))
+
+        def t_fb():
+            txg.grad = twg.grad = tbg.grad = None
+            torch.nn.functional.conv2d(txg, twg, tbg, padding=1).backward(tdy)
+
+        def f_fb():
+            ops.conv2d(x, k, b, padding="same")
+            ops.conv2d_grad(x, k, dy, padding="same")
+
+        f = cpu(lambda: ops.conv2d(x, k, b, padding="same"))
+        with torch.no_grad():
+            t = cpu(lambda: torch.nn.functional.conv2d(tx, tw, tb, padding=1))
+        fb, tfb = cpu(f_fb), cpu(t_fb)
+        print(f"N{n} C{c} {h}x{w}->{o}: fwd {fl / f / 1e9:6.1f} vs torch {fl / t / 1e9:6.1f} ({t / f:.2f}x)   "
+              f"fwd+bwd {3 * fl / fb / 1e9:6.1f} vs torch {3 * fl / tfb / 1e9:6.1f} ({tfb / fb:.2f}x)", flush=True)
+
+
 def gpu_check(check) -> None:
     """CUDA conv/pool kernels on CuPy arrays against cuDNN (through PyTorch, channels_last)."""
     try:
@@ -119,3 +173,9 @@ def gpu_check(check) -> None:
                  peer="torch")
     check.kernel("conv", "max_pool 2x2/2 N64 56x56x64", lambda: ops.max_pool2d(x, 2),
                  lambda: t2c(torch.nn.functional.max_pool2d(tx, 2)), peer="torch")
+
+
+if __name__ == "__main__":
+    import sys
+
+    cpu_time_table(int(sys.argv[1]) if len(sys.argv) > 1 else 1)
