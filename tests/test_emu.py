@@ -2,17 +2,12 @@
 proved with the sample kernels of csrc/cuda/samples.cu."""
 from __future__ import annotations
 
-import os
-import pathlib
-import shutil
-import subprocess
-
 import numpy as np
 import pytest
+from tsan_helper import assert_clean, run_tsan
 
 _emu = pytest.importorskip("forgeml._emu", reason="forgeml was built without FORGEML_TESTING=ON")
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 ORDERS = ["forward", "reversed", "shuffled"]
 
 
@@ -99,37 +94,13 @@ def test_divergent_barrier_raises(order, kind, message):
 
 # ---------------------------------------------------------------- thread mode under ThreadSanitizer
 
-@pytest.fixture(scope="module")
-def tsan_exe(tmp_path_factory):
-    exe = os.environ.get("FORGEML_TSAN_EXE")
-    if exe:
-        return exe
-    gxx = shutil.which("g++")
-    if gxx is None:
-        pytest.skip("g++ not found: cannot build the ThreadSanitizer executable (or set FORGEML_TSAN_EXE)")
-    out = tmp_path_factory.mktemp("tsan") / "forgeml_tsan"
-    cmd = [gxx, "-std=c++20", "-O1", "-g", "-fsanitize=thread", "-Wno-unknown-pragmas",
-           "-I", str(ROOT / "csrc/include"), "-I", str(ROOT / "csrc"), str(ROOT / "csrc/emu/tsan_main.cpp"),
-           "-o", str(out)]
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
-    return str(out)
-
-
-def run_tsan(exe, *cases):
-    return subprocess.run([exe, *cases], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "TSAN_OPTIONS": "halt_on_error=0"})
-
-
-def test_tsan_clean_on_real_kernels(tsan_exe):
-    cases = [c for c in run_tsan(tsan_exe).stdout.split() if c != "histogram_no_barrier"]
+def test_tsan_clean_on_real_kernels():
+    cases = [c for c in run_tsan().stdout.split() if c != "histogram_no_barrier"]
     assert {"reduce", "histogram"} <= set(cases)
-    r = run_tsan(tsan_exe, *cases)
-    assert "ThreadSanitizer" not in r.stderr, r.stderr[-4000:]
-    assert r.returncode == 0, r.stdout + r.stderr[-4000:]
-    assert r.stdout.count(": ok") == len(cases)
+    assert_clean(*cases)
 
 
-def test_tsan_reports_removed_barrier(tsan_exe):
-    r = run_tsan(tsan_exe, "histogram_no_barrier")
+def test_tsan_reports_removed_barrier():
+    r = run_tsan("histogram_no_barrier")
     assert "WARNING: ThreadSanitizer: data race" in r.stderr
     assert r.returncode != 0

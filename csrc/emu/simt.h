@@ -45,6 +45,7 @@
 #define __host__
 #define __forceinline__ inline
 #define __launch_bounds__(...)
+#define __align__(n) __attribute__((aligned(n)))
 #ifdef FORGEML_EMU_THREADS
 #define __shared__ static  // one block at a time; its OS threads share the statics
 #else

@@ -6,6 +6,7 @@
 //      the column sum of dz (a GEMM with a row of ones).
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "forgeml/check.h"
@@ -49,8 +50,10 @@ void backward(Cell cell, Act act, const Dims& d, const Split& split, const Forwa
   if (!h0) h0 = zeros.data();
   if (!c0) c0 = zeros.data();
 
-  std::vector<float> da(NT * GH), db(gru ? NT * GH : 0);
-  float* dr = gru ? db.data() : da.data();  // what multiplies R^T and h_{t-1}
+  // every element is written before it is read: no zero fill (these are the big buffers)
+  std::unique_ptr<float[]> da_buf(new float[NT * GH]), db_buf(new float[gru ? NT * GH : 0]);
+  float *da = da_buf.get(), *db = db_buf.get();
+  float* dr = gru ? db : da;  // what multiplies R^T and h_{t-1}
 
   if (NT > 0 && H > 0) {
     std::vector<gemm::PackedB> packs;  // op(B) = R[u0:u1, :]^T, (GH, w)
@@ -66,16 +69,16 @@ void backward(Cell cell, Act act, const Dims& d, const Split& split, const Forwa
         float* dh = dhn.data() + n * H + u0;
         switch (cell) {
           case Cell::simple:
-            gk.act_bwd(act, w, f.y + o, dy, dh, da.data() + og);
+            gk.act_bwd(act, w, f.y + o, dy, dh, da + og);
             break;
           case Cell::lstm: {
             const float* cprev = t == 0 ? c0 + n * H + u0 : f.aux + o - H;
-            gk.lstm_bwd(w, f.xg + og, f.aux + o, cprev, dy, dh, dcn.data() + n * H + u0, da.data() + og);
+            gk.lstm_bwd(w, f.xg + og, f.aux + o, cprev, dy, dh, dcn.data() + n * H + u0, da + og);
             break;
           }
           case Cell::gru: {
             const float* hprev = t == 0 ? h0 + n * H + u0 : f.y + o - H;
-            gk.gru_bwd(w, f.xg + og, f.aux + o, hprev, dy, dh, da.data() + og, db.data() + og);
+            gk.gru_bwd(w, f.xg + og, f.aux + o, hprev, dy, dh, da + og, db + og);
             break;
           }
         }
@@ -93,17 +96,17 @@ void backward(Cell cell, Act act, const Dims& d, const Split& split, const Forwa
   if (lstm) std::copy(dcn.begin(), dcn.end(), b.dc0);
 
   // weight gradients over all N*T rows at once
-  std::vector<float> hprev(NT * H);  // h_{t-1} for every row (n, t)
+  std::unique_ptr<float[]> hprev(new float[NT * H]);  // h_{t-1} for every row (n, t)
   for (int64_t n = 0; n < N && T > 0; ++n) {
-    std::copy(h0 + n * H, h0 + (n + 1) * H, hprev.data() + n * T * H);
-    std::copy(f.y + n * T * H, f.y + (n * T + T - 1) * H, hprev.data() + (n * T + 1) * H);
+    std::copy(h0 + n * H, h0 + (n + 1) * H, hprev.get() + n * T * H);
+    std::copy(f.y + n * T * H, f.y + (n * T + T - 1) * H, hprev.get() + (n * T + 1) * H);
   }
-  sgemm_any(false, true, NT, F, GH, da.data(), GH, f.kernel, GH, b.dx, F);
-  sgemm_any(true, false, F, GH, NT, f.x, F, da.data(), GH, b.dkernel, GH);
-  sgemm_any(true, false, H, GH, NT, hprev.data(), H, dr, GH, b.drkernel, GH);
+  sgemm_any(false, true, NT, F, GH, da, GH, f.kernel, GH, b.dx, F);
+  sgemm_any(true, false, F, GH, NT, f.x, F, da, GH, b.dkernel, GH);
+  sgemm_any(true, false, H, GH, NT, hprev.get(), H, dr, GH, b.drkernel, GH);
   std::vector<float> ones(NT, 1.0f);
-  sgemm_any(false, false, 1, GH, NT, ones.data(), NT, da.data(), GH, b.dbias, GH);
-  if (gru) sgemm_any(false, false, 1, GH, NT, ones.data(), NT, db.data(), GH, b.dbias + GH, GH);
+  sgemm_any(false, false, 1, GH, NT, ones.data(), NT, da, GH, b.dbias, GH);
+  if (gru) sgemm_any(false, false, 1, GH, NT, ones.data(), NT, db, GH, b.dbias + GH, GH);
 }
 
 }  // namespace forgeml::rnn

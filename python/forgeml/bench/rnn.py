@@ -82,3 +82,42 @@ def run(bench) -> None:
             bench.compare("rnn", name + " fwd", lambda fwd=fwd, k=k, r=r, b=b: fwd(x, k, r, b),
                           {"torch": peer_f}, flops=flops, metric=metric if err is not None else None)
             bench.compare("rnn", name + " fwd+bwd", ours_fb, {"torch": peer_fb}, flops=3 * flops)
+
+
+def gpu_check(check) -> None:
+    """forgeml's CUDA recurrent kernels (CuPy arrays) against torch.nn.RNN/LSTM/GRU on the GPU
+    (cuDNN) when PyTorch has CUDA, else against forgeml's own CPU result (timing the CPU path)."""
+    cp = check.cp
+    try:
+        import torch
+        dev = torch.device("cuda") if torch.cuda.is_available() else None
+    except ImportError:
+        torch, dev = None, None
+    rng = np.random.default_rng(0)
+    for n, t, f, h in CASES:
+        x = rng.standard_normal((n, t, f)).astype(np.float32)
+        dy = rng.standard_normal((n, t, h)).astype(np.float32)
+        xg, dyg = cp.asarray(x), cp.asarray(dy)
+        for cell in ("rnn", "lstm", "gru"):
+            k, r, b = _weights(cell, f, h, rng)
+            kg, rg, bg = cp.asarray(k), cp.asarray(r), cp.asarray(b)
+            fwd, bwd = _ours(cell)
+            flops = 2.0 * n * t * (f + h) * GATES[cell] * h
+            ours_f = lambda fwd=fwd, kg=kg, rg=rg, bg=bg: fwd(xg, kg, rg, bg)[0]  # noqa: E731
+            ours_fb = lambda fwd=fwd, bwd=bwd, kg=kg, rg=rg, bg=bg: bwd(  # noqa: E731
+                fwd(xg, kg, rg, bg, return_cache=True)[-1], dyg).dkernel
+            if dev is not None:
+                mod = _torch_module(torch, cell, f, h, k, r, b).to(dev)
+                xt = torch.as_tensor(xg, device=dev)
+
+                def peer_f(mod=mod, xt=xt):
+                    with torch.no_grad():
+                        return cp.asarray(mod(xt)[0])
+                peer, name = peer_f, "torch-cudnn"
+            else:
+                peer, name = (lambda fwd=fwd, k=k, r=r, b=b: cp.asarray(fwd(x, k, r, b)[0])), "forgeml-cpu"
+            check.kernel("rnn", f"{cell} N{n} T{t} F{f} H{h} fwd", ours_f, peer, peer=name, flops=flops)
+            ref_fb = lambda fwd=fwd, bwd=bwd, k=k, r=r, b=b: cp.asarray(  # noqa: E731
+                bwd(fwd(x, k, r, b, return_cache=True)[-1], dy).dkernel)
+            check.kernel("rnn", f"{cell} N{n} T{t} F{f} H{h} fwd+bwd", ours_fb, ref_fb, peer="forgeml-cpu",
+                         rtol=1e-3, flops=3 * flops)

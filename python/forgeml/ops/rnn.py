@@ -14,6 +14,7 @@ GRU        (F, 3H)             (H, 3H)                 (2, 3H)     z, r, h
 Each forward returns the whole output sequence y (N, T, H) and the final state(s); with
 ``return_cache=True`` it also returns an opaque cache for the matching ``*_grad`` function, which
 returns a :class:`RecurrentGrads` of the gradients of x, the three weights and the initial states.
+NumPy arrays run on the CPU kernels, CuPy arrays on the CUDA kernels (same contract).
 Initial states default to zeros. A layer with ``go_backwards`` reverses x along T before calling
 (and y after); ``return_sequences=False`` takes ``h_T``. The cache keeps references to x and the
 forward buffers: do not modify x in place between a forward and its grad.
@@ -43,28 +44,56 @@ _ACTS = {"tanh": 0, "sigmoid": 1, "relu": 2, "linear": 3, None: 3}
 class RecurrentCache:
     """What a forward keeps for its backward (permuted weights and per-step gates); opaque."""
 
-    __slots__ = ("cell", "act", "arrays", "shape", "has_h0", "has_c0")
+    __slots__ = ("cell", "act", "arrays", "shape", "device")
 
-    def __init__(self, cell, act, arrays, shape, has_h0, has_c0):
-        self.cell, self.act, self.arrays, self.shape = cell, act, arrays, shape
-        self.has_h0, self.has_c0 = has_h0, has_c0
+    def __init__(self, cell, act, arrays, shape, device):
+        self.cell, self.act, self.arrays, self.shape, self.device = cell, act, arrays, shape, device
 
     def __repr__(self):
         n, t, f, h = self.shape
-        return f"RecurrentCache({_NAMES[self.cell]}, N={n}, T={t}, F={f}, H={h})"
+        return f"RecurrentCache({_NAMES[self.cell]}, N={n}, T={t}, F={f}, H={h}, device={self.device})"
 
 
-def _cpu_backend(*arrays, names):
-    kind, mod = backend_of(*arrays, names=names)
-    if kind != "cpu":
-        raise RuntimeError("forgeml.ops recurrent kernels run on the CPU only in this version; "
-                           "move the arrays with cupy.asnumpy(...)")
-    return mod
+def _ptr(a):
+    return 0 if a is None else a.data.ptr
+
+
+def _stream():
+    import cupy
+    return cupy.cuda.get_current_stream().ptr
+
+
+def _forward_cuda(mod, cell, act, x, kernel, recurrent_kernel, bias, h0, c0):
+    import cupy as cp
+    n, t, f = x.shape
+    h = recurrent_kernel.shape[0]
+    gh = _GATES[cell] * h
+    h0 = cp.zeros((n, h), cp.float32) if h0 is None else h0
+    c0 = cp.zeros((n, h), cp.float32) if c0 is None else c0
+    y, xg, aux = cp.empty((n, t, h), cp.float32), cp.empty((n, t, gh), cp.float32), cp.empty((n, t, h), cp.float32)
+    scratch = cp.empty((n, gh), cp.float32)
+    mod.rnn_forward(cell, act, n, t, f, h, *map(_ptr, (x, kernel, recurrent_kernel, bias, h0, c0, y, xg, aux, scratch)),
+                    _stream())
+    return {"y": y, "xg": xg, "aux": aux, "kernel": kernel, "recurrent_kernel": recurrent_kernel, "h0": h0, "c0": c0}
+
+
+def _grad_cuda(mod, cache, dy, dh_T, dc_T):
+    import cupy as cp
+    n, t, f, h = cache.shape
+    cell, a = cache.cell, cache.arrays
+    gh = _GATES[cell] * h
+    e = lambda *shape: cp.empty(shape, cp.float32)  # noqa: E731
+    dx, dk, dr, dbias, dh0, dc0 = e(n, t, f), e(f, gh), e(h, gh), e(2 if cell == _GRU else 1, gh), e(n, h), e(n, h)
+    da, db, hprev = e(n, t, gh), e(n, t, gh) if cell == _GRU else None, e(n, t, h)
+    mod.rnn_backward(cell, cache.act, n, t, f, h,
+                     *map(_ptr, (a["x"], a["kernel"], a["recurrent_kernel"], a["h0"], a["c0"], a["y"], a["xg"],
+                                 a["aux"], dy, dh_T, dc_T, dx, dk, dr, dbias, dh0, dc0, da, db, hprev)), _stream())
+    return dx, dk, dr, dbias if cell == _GRU else dbias[0], dh0, dc0
 
 
 def _forward(cell, x, kernel, recurrent_kernel, bias, h0, c0, act, return_cache):
     names = ("x", "kernel", "recurrent_kernel", "bias", "h0", "c0")
-    mod = _cpu_backend(x, kernel, recurrent_kernel, bias, h0, c0, names=names)
+    kind, mod = backend_of(x, kernel, recurrent_kernel, bias, h0, c0, names=names)
     g = _GATES[cell]
     x = as_array(x, "x", ndim=3)
     recurrent_kernel = as_array(recurrent_kernel, "recurrent_kernel", ndim=2)
@@ -87,19 +116,25 @@ def _forward(cell, x, kernel, recurrent_kernel, bias, h0, c0, act, return_cache)
     if c0 is not None:
         c0 = as_array(c0, "c0", ndim=2)
         check_shape(c0, "c0", (n, h))
-    out = mod.rnn_forward(cell, act, x, kernel, recurrent_kernel, bias, h0, c0, _FORCE_PARTS)
+    if kind == "cuda":
+        out = _forward_cuda(mod, cell, act, x, kernel, recurrent_kernel, bias, h0, c0)
+        xp = __import__("cupy")
+    else:
+        out = mod.rnn_forward(cell, act, x, kernel, recurrent_kernel, bias, h0, c0, _FORCE_PARTS)
+        out.update(h0=h0, c0=c0)
+        xp = np
     y = out["y"]
     if t > 0:
         h_t = y[:, -1].copy()
         c_t = out["aux"][:, -1].copy() if cell == _LSTM else None
     else:
-        h_t = h0.copy() if h0 is not None else np.zeros((n, h), np.float32)
-        c_t = (c0.copy() if c0 is not None else np.zeros((n, h), np.float32)) if cell == _LSTM else None
+        h_t = h0.copy() if h0 is not None else xp.zeros((n, h), xp.float32)
+        c_t = (c0.copy() if c0 is not None else xp.zeros((n, h), xp.float32)) if cell == _LSTM else None
     result = (y, h_t) if cell != _LSTM else (y, h_t, c_t)
     if not return_cache:
         return result
-    arrays = dict(out, x=x, h0=h0, c0=c0)
-    return (*result, RecurrentCache(cell, act, arrays, (n, t, f, h), h0 is not None, c0 is not None))
+    out["x"] = x
+    return (*result, RecurrentCache(cell, act, out, (n, t, f, h), kind))
 
 
 def _grad(cell, cache, dy, dh_T, dc_T):
@@ -109,7 +144,7 @@ def _grad(cell, cache, dy, dh_T, dc_T):
     if cache.cell != cell:
         raise ValueError(f"cache: it comes from {_NAMES[cache.cell]}, not {_NAMES[cell]}")
     n, t, f, h = cache.shape
-    mod = _cpu_backend(dy, dh_T, dc_T, names=("dy", "dh_T", "dc_T"))
+    kind, mod = backend_of(cache.arrays["y"], dy, dh_T, dc_T, names=("cache", "dy", "dh_T", "dc_T"))
     if dy is not None:
         dy = as_array(dy, "dy", ndim=3)
         check_shape(dy, "dy", (n, t, h))
@@ -120,6 +155,9 @@ def _grad(cell, cache, dy, dh_T, dc_T):
         dc_T = as_array(dc_T, "dc_T", ndim=2)
         check_shape(dc_T, "dc_T", (n, h))
     a = cache.arrays
+    if kind == "cuda":
+        dx, dk, dr, db, dh0, dc0 = _grad_cuda(mod, cache, dy, dh_T, dc_T)
+        return RecurrentGrads(dx, dk, dr, db, dh0, dc0 if cell == _LSTM else None)
     dx, dk, dr, db, dh0, dc0 = mod.rnn_backward(
         cell, cache.act, a["split"], a["x"], a["kernel"], a["recurrent_kernel"], a["h0"], a["c0"], a["y"],
         a["xg"], a["aux"], dy, dh_T, dc_T)
