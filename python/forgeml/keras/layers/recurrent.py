@@ -5,12 +5,13 @@ reset_after=True: (2, 3H), input row then recurrent row. Gates: LSTM i, f, c, o;
 
 Two paths, same arithmetic:
 
-- fast: the fused sequence ops (forgeml.ops.simple_rnn / lstm / gru and their grads), taken for
-  float32 NumPy input with the default activations (LSTM/GRU: tanh and sigmoid; GRU reset_after).
+- fast: the fused sequence ops (forgeml.ops.simple_rnn / lstm / gru and their grads; NumPy or
+  CuPy), taken for float32 input with the default activations (LSTM/GRU: tanh and sigmoid; GRU
+  reset_after).
   Input ``dropout`` keeps it: as Keras 3 does before its fused (cuDNN) call, one (N, F) mask per
   batch multiplies x at every step, before the sequence op.
 - loop: a one-step cell per time step (xp matmuls), the fallback for everything else — other
-  activations, reset_after=False, CuPy or float64 arrays, and ``recurrent_dropout``. Like Keras's
+  activations, reset_after=False, float64 arrays, and ``recurrent_dropout``. Like Keras's
   cells, recurrent dropout draws one (N, H) mask per batch and, at every step, multiplies the
   h_{t-1} that enters the recurrent kernel by it; the state that carries on (LSTM's c, GRU's
   z·h_{t-1} term) is not dropped. The mask is per sample, so it cannot be folded into the
@@ -151,7 +152,7 @@ class _RNN(Layer):
         if training and self.recurrent_dropout > 0:
             self._rmask = self._mask(n, self.units, self.recurrent_dropout, x.dtype)
         states = self._initial_states(initial_state, n, x.dtype)
-        self._fast = (xp is np and x.dtype == np.float32 and self._rmask is None and self._fast_ok()
+        self._fast = (x.dtype == np.float32 and self._rmask is None and self._fast_ok()
                       and all(s is None or s.dtype == np.float32 for s in states))
         if self._fast:
             y, *final = self._fast_forward(x, states)
