@@ -165,3 +165,53 @@ def run(bench) -> None:
           x, y, 64, image=True)
     _case(bench, torch, keras, "28x28 LSTM(128)-d10 N2048 bs64", _lstm_layers(keras, (28, 28), 128),
           x.reshape(n, 28, 28), y, 64)
+
+
+def gpu_check(check) -> None:
+    """One SGD training step of each new layer kind with the model on the GPU (CuPy) against the
+    same step on the CPU from the same weights; the timing column compares the two steps."""
+    import forgeml
+    from forgeml import keras
+    L = keras.layers
+    cp = check.cp
+    cases = [
+        ("step Conv2D-MaxPool-Dense N64", (8, 8, 1), lambda: [L.Conv2D(16, 3, padding="same", activation="relu"),
+                                                             L.MaxPooling2D(), L.Flatten(), L.Dense(10)]),
+        ("step Conv2D-AvgPool-GAP/GMP N64", (9, 9, 3), lambda: [L.Conv2D(8, 3, strides=2, activation="tanh"),
+                                                               L.AveragePooling2D(2, padding="same"),
+                                                               L.GlobalMaxPooling2D(), L.Dense(10)]),
+        ("step LSTM(32)-Dense N64", (8, 8), lambda: [L.LSTM(32), L.Dense(10)]),
+        ("step GRU(32) seq+SimpleRNN N64", (8, 8), lambda: [L.GRU(32, return_sequences=True, go_backwards=True),
+                                                            L.SimpleRNN(16), L.Dense(10)]),
+        ("step LSTM recurrent_dropout N64", (8, 8), lambda: [L.LSTM(32, recurrent_dropout=0.3, seed=1), L.Dense(10)]),
+    ]
+    rng = np.random.default_rng(0)
+    for name, shape, layers in cases:
+        try:
+            x = rng.random((64, *shape), dtype=np.float32)
+            y = rng.integers(0, 10, 64)
+            keras.utils.set_random_seed(0)
+            models = []
+            for dev in ("cpu", "cuda"):
+                with forgeml.device(dev):
+                    m = keras.Sequential([keras.Input(shape), *layers()])
+                m.compile(optimizer=keras.optimizers.SGD(0.1),
+                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+                models.append(m)
+            cpu, gpu = models
+            w0 = cpu.get_weights()
+            xg, yg = cp.asarray(x), cp.asarray(y)
+
+            def ours():
+                gpu.set_weights(w0)
+                gpu.train_on_batch(xg, yg)
+                return [cp.asarray(v.value) for v in gpu.weights]
+
+            def ref():
+                cpu.set_weights(w0)
+                cpu.train_on_batch(x, y)
+                return [cp.asarray(w) for w in cpu.get_weights()]
+            check.kernel("keras2", name, ours, ref, peer="forgeml-cpu", rtol=1e-3)
+        except Exception as exc:  # one broken case must not hide the others' rows
+            check.rows.append(("keras2", name, False, float("nan"), float("nan"), float("nan"),
+                               f"error: {type(exc).__name__}: {exc}"[:120], None))
