@@ -678,7 +678,8 @@ def _fit_weights(layers, shape, threads):
 def test_same_seed_same_weights(restore_threads):
     """Same seed, same result; the recurrent models also whatever the thread count. (The CNN is
     only checked at a fixed thread count: conv2d_grad's dw sums in a thread-dependent order.)"""
-    rnn = lambda: [L.LSTM(12, return_sequences=True, dropout=0.2), L.GRU(8), L.Dense(10, activation="softmax")]  # noqa: E731
+    rnn = lambda: [L.LSTM(12, return_sequences=True, dropout=0.2), L.GRU(8),  # noqa: E731
+                   L.Dense(10, activation="softmax")]
     cnn = lambda: [L.Conv2D(4, 3, padding="same", activation="relu"), L.MaxPooling2D(),  # noqa: E731
                    L.GlobalAveragePooling2D(), L.Dense(10, activation="softmax")]
     for a, b in zip(_fit_weights(rnn, (5, 4), 1), _fit_weights(rnn, (5, 4), 2)):
