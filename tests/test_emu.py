@@ -47,6 +47,12 @@ def test_histogram(order, n, bins, blocks, threads):
     np.testing.assert_array_equal(hist, np.bincount(codes, minlength=bins))
 
 
+@pytest.mark.parametrize("rows, cols", [(1, 1), (45, 70), (97, 33), (0, 5)])
+def test_transpose_2d_blocks(order, rows, cols):
+    x = np.random.default_rng(rows).standard_normal((rows, cols)).astype(np.float32)
+    np.testing.assert_array_equal(_emu.transpose(x), x.T)
+
+
 def test_histogram_bad_codes():
     with pytest.raises(ValueError, match="codes"):
         _emu.histogram(np.array([0, 5], dtype=np.int32), 5, 1, 32)
@@ -96,7 +102,7 @@ def test_divergent_barrier_raises(order, kind, message):
 
 def test_tsan_clean_on_real_kernels():
     cases = [c for c in run_tsan().stdout.split() if c != "histogram_no_barrier"]
-    assert {"reduce", "histogram"} <= set(cases)
+    assert {"reduce", "histogram", "transpose"} <= set(cases)
     assert_clean(*cases)
 
 

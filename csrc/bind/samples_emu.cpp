@@ -64,6 +64,16 @@ py::array_t<uint32_t> histogram(IntArray codes, int bins, int blocks, int thread
   return hist;
 }
 
+FloatArray transpose(FloatArray x) {
+  FORGEML_CHECK_ARG(x.ndim() == 2, "x: expected a 2-D array, got ", x.ndim(), "-D");
+  FloatArray y({x.shape(1), x.shape(0)});
+  {
+    py::gil_scoped_release release;
+    samples::transpose(x.data(), x.shape(0), x.shape(1), y.mutable_data(), nullptr);
+  }
+  return y;
+}
+
 forgeml::bind::Register reg{[](py::module_& m) {
   m.def("set_thread_order", &set_thread_order, py::arg("order"), py::arg("seed") = 0,
         "Order in which a block's fibers are resumed: 'forward', 'reversed' or 'shuffled' (seeded).");
@@ -74,6 +84,7 @@ forgeml::bind::Register reg{[](py::module_& m) {
         "(per-block sums, count of x > 0) of the warp-shuffle reduction sample.");
   m.def("histogram", &histogram, py::arg("codes"), py::arg("bins"), py::arg("blocks"), py::arg("threads"),
         py::arg("remove_barrier_for_test") = false);
+  m.def("transpose", &transpose, py::arg("x"), "x.T through the 2-D-block shared-memory transpose sample.");
   m.def("divergent_barrier", [](int kind, int threads) {
     py::gil_scoped_release release;
     samples::divergent_barrier(kind, threads);

@@ -221,9 +221,9 @@ void sgemm_launch(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
   FORGEML_CHECK_ARG(M >= 0 && N >= 0 && K >= 0, "sgemm: sizes must be >= 0, got M = ", M, ", N = ", N, ", K = ", K);
   FORGEML_CHECK_ARG(tile == 0 || tile == 64 || tile == 128, "sgemm: tile must be 0, 64 or 128, got ", tile);
   if (M == 0 || N == 0) return;  // nothing to write; leading dimensions of empty matrices may be 0
-  FORGEML_CHECK_ARG(lda >= (trans_a ? M : K) && lda >= 1, "sgemm: lda = ", lda, " is below ", trans_a ? "M" : "K");
-  FORGEML_CHECK_ARG(ldb >= (trans_b ? K : N) && ldb >= 1, "sgemm: ldb = ", ldb, " is below ", trans_b ? "K" : "N");
-  FORGEML_CHECK_ARG(ldc >= N && ldc >= 1, "sgemm: ldc = ", ldc, " is below N = ", N);
+  FORGEML_CHECK_ARG(lda >= (trans_a ? M : K), "sgemm: lda = ", lda, " is below ", trans_a ? "M" : "K");
+  FORGEML_CHECK_ARG(ldb >= (trans_b ? K : N), "sgemm: ldb = ", ldb, " is below ", trans_b ? "K" : "N");
+  FORGEML_CHECK_ARG(ldc >= N, "sgemm: ldc = ", ldc, " is below N = ", N);
   if (tile == 0)  // large tiles only when they still give every SM of a big GPU (132 on H100) a block
     tile = ceil_div(M, 128) * ceil_div(N, 128) >= 132 ? 128 : 64;
   if (tile == 128)

@@ -61,6 +61,17 @@ __global__ void histogram_kernel(const int32_t* codes, int64_t n, int bins, unsi
     if (local[b]) atomicAdd(&hist[b], local[b]);
 }
 
+// x (rows, cols) -> y (cols, rows). grid (ceil(cols / 32), ceil(rows / 32)), block (32, 8).
+__global__ void transpose_kernel(const float* x, int64_t rows, int64_t cols, float* y) {
+  __shared__ float tile[32][33];  // +1 column: the column reads below hit 32 different banks
+  const int64_t r0 = int64_t(blockIdx.y) * 32, c0 = int64_t(blockIdx.x) * 32;
+  for (int i = threadIdx.y; i < 32; i += blockDim.y)
+    if (r0 + i < rows && c0 + threadIdx.x < cols) tile[i][threadIdx.x] = x[(r0 + i) * cols + c0 + threadIdx.x];
+  __syncthreads();
+  for (int i = threadIdx.y; i < 32; i += blockDim.y)
+    if (c0 + i < cols && r0 + threadIdx.x < rows) y[(c0 + i) * rows + r0 + threadIdx.x] = tile[threadIdx.x][i];
+}
+
 // ---------------------------------------------------------------- launchers
 
 void block_reduce(const float* x, int64_t n, float* partial, unsigned* positives, int blocks, int threads,
@@ -74,6 +85,13 @@ void histogram(const int32_t* codes, int64_t n, int bins, unsigned* hist, int bl
   const size_t smem = size_t(bins) * sizeof(unsigned);
   auto kernel = remove_barrier_for_test ? histogram_kernel<true> : histogram_kernel<false>;
   FORGEML_LAUNCH(kernel, blocks, threads, smem, stream, codes, n, bins, hist);
+  FORGEML_CUDA_CHECK_LAUNCH();
+}
+
+void transpose(const float* x, int64_t rows, int64_t cols, float* y, CUstream_st* stream) {
+  if (rows == 0 || cols == 0) return;
+  const dim3 grid(unsigned(ceil_div(cols, 32)), unsigned(ceil_div(rows, 32))), block(32, 8);
+  FORGEML_LAUNCH(transpose_kernel, grid, block, 0, stream, x, rows, cols, y);
   FORGEML_CUDA_CHECK_LAUNCH();
 }
 

@@ -21,6 +21,10 @@ void block_reduce(const float* x, int64_t n, float* partial, unsigned* positives
 void histogram(const int32_t* codes, int64_t n, int bins, unsigned* hist, int blocks, int threads,
                bool remove_barrier_for_test, CUstream_st* stream);
 
+// x is (rows, cols) row-major; y = x^T is (cols, rows). 32 x 8 blocks (2-D threadIdx) move
+// 32 x 32 tiles through padded shared memory, so reads and writes are both coalesced.
+void transpose(const float* x, int64_t rows, int64_t cols, float* y, CUstream_st* stream);
+
 #ifdef FORGEML_EMU
 // Emulator-only kernels whose barriers diverge (undefined behaviour on a GPU), defined in
 // emu/samples.cpp: kind 0 = some threads exit before a __syncthreads the others wait at,

@@ -10,6 +10,8 @@
 // Barriers are generation counters. A barrier reached by only some threads of a block (one
 // exited, or two different __syncthreads) and any deadlock raise std::runtime_error instead of
 // hanging. Everything waits through one function, Block::wait, the only mode-specific part.
+// The CUDA language surface (qualifiers, types, intrinsics, atomics, runtime calls) is in
+// emu/cuda_api.h; this file is the execution model behind it.
 #pragma once
 #include <algorithm>
 #include <atomic>
@@ -39,116 +41,7 @@
 #include <ucontext.h>
 #endif
 
-// ---------------------------------------------------------------- language
-#define __global__
-#define __device__
-#define __host__
-#define __forceinline__ inline
-#define __launch_bounds__(...)
-#define __align__(n) __attribute__((aligned(n)))
-#ifdef FORGEML_EMU_THREADS
-#define __shared__ static  // one block at a time; its OS threads share the statics
-#else
-#define __shared__ static thread_local  // a block's fibers share their OS thread's copy
-#endif
-#define FORGEML_DYNAMIC_SHARED(type, name) type* name = static_cast<type*>(::forgeml::emu::dynamic_shared())
-// A barrier's identity: __COUNTER__ tells apart barriers a macro puts on one line, __LINE__ is
-// for the error message.
-#define __syncthreads() ::forgeml::emu::sync_threads(__COUNTER__, __LINE__, __FILE__)
-
-struct uint3 { unsigned x, y, z; };
-struct dim3 {
-  unsigned x, y, z;
-  constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
-};
-struct alignas(8) float2 { float x, y; };
-struct alignas(16) float4 { float x, y, z, w; };
-inline float2 make_float2(float x, float y) { return {x, y}; }
-inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
-
-inline thread_local uint3 threadIdx, blockIdx;
-inline thread_local dim3 blockDim, gridDim;
-constexpr int warpSize = 32;
-
-// ---------------------------------------------------------------- math and bit intrinsics
-inline float __expf(float x) { return std::exp(x); }
-inline float __logf(float x) { return std::log(x); }
-inline float __powf(float x, float y) { return std::pow(x, y); }
-inline float __fdividef(float x, float y) { return x / y; }
-inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
-inline float __frcp_rn(float x) { return 1.0f / x; }
-inline float __fmaf_rn(float a, float b, float c) { return std::fma(a, b, c); }
-inline float __saturatef(float x) { return std::clamp(x, 0.0f, 1.0f); }
-inline int __float_as_int(float x) { int i; std::memcpy(&i, &x, 4); return i; }
-inline unsigned __float_as_uint(float x) { unsigned i; std::memcpy(&i, &x, 4); return i; }
-inline float __int_as_float(int i) { float x; std::memcpy(&x, &i, 4); return x; }
-inline float __uint_as_float(unsigned i) { float x; std::memcpy(&x, &i, 4); return x; }
-inline int __popc(unsigned x) { return __builtin_popcount(x); }
-inline int __clz(int x) { return x ? __builtin_clz(static_cast<unsigned>(x)) : 32; }
-inline int __ffs(int x) { return __builtin_ffs(x); }
-template <class T> T __ldg(const T* p) { return *p; }
-// CUDA's device code has global min/max overloads for arithmetic types.
-inline int min(int a, int b) { return a < b ? a : b; }
-inline int max(int a, int b) { return a > b ? a : b; }
-inline unsigned min(unsigned a, unsigned b) { return a < b ? a : b; }
-inline unsigned max(unsigned a, unsigned b) { return a > b ? a : b; }
-inline int64_t min(int64_t a, int64_t b) { return a < b ? a : b; }
-inline int64_t max(int64_t a, int64_t b) { return a > b ? a : b; }
-inline float min(float a, float b) { return std::fmin(a, b); }
-inline float max(float a, float b) { return std::fmax(a, b); }
-
-// ---------------------------------------------------------------- atomics (the overloads CUDA has)
-template <class T> T atomicAdd(T* p, T v) { return std::atomic_ref<T>(*p).fetch_add(v); }
-template <class T> T atomicSub(T* p, T v) { return std::atomic_ref<T>(*p).fetch_sub(v); }
-template <class T> T atomicExch(T* p, T v) { return std::atomic_ref<T>(*p).exchange(v); }
-template <class T> T atomicCAS(T* p, T expected, T desired) {
-  std::atomic_ref<T>(*p).compare_exchange_strong(expected, desired);
-  return expected;  // the old value, whether or not the swap happened
-}
-template <class T> T atomicMax(T* p, T v) {  // int / unsigned only, as in CUDA (float: CAS loop)
-  static_assert(std::is_integral_v<T>, "CUDA has no atomicMax for floating point");
-  std::atomic_ref<T> a(*p);
-  T old = a.load();
-  while (old < v && !a.compare_exchange_weak(old, v)) {}
-  return old;
-}
-template <class T> T atomicMin(T* p, T v) {
-  static_assert(std::is_integral_v<T>, "CUDA has no atomicMin for floating point");
-  std::atomic_ref<T> a(*p);
-  T old = a.load();
-  while (old > v && !a.compare_exchange_weak(old, v)) {}
-  return old;
-}
-
-// ---------------------------------------------------------------- runtime shims (host memory)
-using cudaStream_t = struct CUstream_st*;
-enum cudaError_t { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorMemoryAllocation = 2,
-                   cudaErrorInvalidConfiguration = 9 };
-enum cudaMemcpyKind { cudaMemcpyHostToHost, cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost,
-                      cudaMemcpyDeviceToDevice, cudaMemcpyDefault };
-inline const char* cudaGetErrorString(cudaError_t e) {
-  switch (e) {
-    case cudaSuccess: return "no error";
-    case cudaErrorInvalidValue: return "invalid argument";
-    case cudaErrorMemoryAllocation: return "out of memory";
-    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
-  }
-  return "unknown error";
-}
-namespace forgeml::emu { inline thread_local cudaError_t last_error = cudaSuccess; }
-inline cudaError_t cudaGetLastError() { return std::exchange(forgeml::emu::last_error, cudaSuccess); }
-inline cudaError_t cudaPeekAtLastError() { return forgeml::emu::last_error; }
-template <class T> cudaError_t cudaMalloc(T** p, size_t n) {
-  *p = static_cast<T*>(std::aligned_alloc(256, (n + 255) / 256 * 256 + 256));
-  return *p ? cudaSuccess : cudaErrorMemoryAllocation;
-}
-inline cudaError_t cudaFree(void* p) { std::free(p); return cudaSuccess; }
-inline cudaError_t cudaMemcpy(void* d, const void* s, size_t n, cudaMemcpyKind) { std::memcpy(d, s, n); return cudaSuccess; }
-inline cudaError_t cudaMemcpyAsync(void* d, const void* s, size_t n, cudaMemcpyKind k, cudaStream_t = nullptr) { return cudaMemcpy(d, s, n, k); }
-inline cudaError_t cudaMemset(void* d, int v, size_t n) { std::memset(d, v, n); return cudaSuccess; }
-inline cudaError_t cudaMemsetAsync(void* d, int v, size_t n, cudaStream_t = nullptr) { return cudaMemset(d, v, n); }
-inline cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }  // launches are synchronous
-inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+#include "emu/cuda_api.h"
 
 // ---------------------------------------------------------------- blocks, barriers, warps
 namespace forgeml::emu {
@@ -159,6 +52,48 @@ inline std::atomic<uint64_t> shuffle_seed{0};
 inline std::atomic<int> block_threads{0};  // OS threads running blocks in fiber mode (0 = OpenMP's)
 
 struct Aborted {};  // unwinds the threads of a block that failed
+
+#if defined(FORGEML_EMU_THREADS) && defined(__SANITIZE_THREAD__)
+}  // namespace forgeml::emu
+extern "C" {
+void AnnotateIgnoreSyncBegin(const char*, int);
+void AnnotateIgnoreSyncEnd(const char*, int);
+void AnnotateIgnoreReadsBegin(const char*, int);
+void AnnotateIgnoreReadsEnd(const char*, int);
+void AnnotateIgnoreWritesBegin(const char*, int);
+void AnnotateIgnoreWritesEnd(const char*, int);
+void __tsan_acquire(void* addr);
+void __tsan_release(void* addr);
+}
+namespace forgeml::emu {
+// TSan must not see the emulator's own mutex: it would order a thread after every thread that
+// took it before (a late waker after threads that already finished), far more than CUDA
+// promises, and hide the very races this mode is for. So the bookkeeping under the mutex is
+// hidden from TSan, and barriers declare only CUDA's edges: every arrival happens before every
+// departure.
+struct TsanHidden {
+  TsanHidden() {
+    AnnotateIgnoreSyncBegin(__FILE__, __LINE__);
+    AnnotateIgnoreReadsBegin(__FILE__, __LINE__);
+    AnnotateIgnoreWritesBegin(__FILE__, __LINE__);
+  }
+  ~TsanHidden() {
+    AnnotateIgnoreWritesEnd(__FILE__, __LINE__);
+    AnnotateIgnoreReadsEnd(__FILE__, __LINE__);
+    AnnotateIgnoreSyncEnd(__FILE__, __LINE__);
+  }
+};
+inline void tsan_release(void* p) {  // called under the hidden lock: un-ignore just this edge
+  AnnotateIgnoreSyncEnd(__FILE__, __LINE__);
+  __tsan_release(p);
+  AnnotateIgnoreSyncBegin(__FILE__, __LINE__);
+}
+inline void tsan_acquire(void* p) { __tsan_acquire(p); }  // called after it
+#else
+struct TsanHidden {};
+inline void tsan_release(void*) {}
+inline void tsan_acquire(void*) {}
+#endif
 
 struct Block {
   int n = 0;                              // CUDA threads in the block
@@ -171,17 +106,22 @@ struct Block {
   unsigned gen = 0;
   int bar_counter = -1, bar_line = 0;
   const char* bar_file = "";
+  char edge[2];  // TSan sync objects for even and odd barrier generations
   // warp exchange: double-buffered by generation parity, so one barrier per exchange suffices
   struct Warp {
     uint64_t slot[2][32];
     unsigned existing = 0, exited = 0, arrived = 0, mask = 0, gen = 0;
+    char edge[2];
   };
   std::vector<Warp> warps;
 #ifdef FORGEML_EMU_THREADS
   std::mutex mu;
   std::condition_variable cv;
-  using Lock = std::unique_lock<std::mutex>;
-  Lock lock() { return Lock(mu); }
+  struct Lock {
+    TsanHidden hidden;  // first in, last out
+    std::unique_lock<std::mutex> lk;
+  };
+  Lock lock() { return Lock{{}, std::unique_lock<std::mutex>(mu)}; }
   void wake() { cv.notify_all(); }
 #else
   struct Lock {};  // one OS thread per block: nothing to lock
@@ -210,25 +150,31 @@ inline void* dynamic_shared() { return current->dyn_shared.data(); }
 
 inline void sync_threads(int counter, int line, const char* file) {
   Block& b = *current;
-  auto lk = b.lock();
-  if (b.aborted) throw Aborted{};
-  if (b.exited)
-    b.fail("divergent __syncthreads at " + std::string(file) + ":" + std::to_string(line) + ": " +
-           std::to_string(b.exited) + " thread(s) of the block already exited");
-  if (b.arrived == 0) {
-    b.bar_counter = counter, b.bar_line = line, b.bar_file = file;
-  } else if (b.bar_counter != counter) {
-    b.fail("divergent __syncthreads: " + where() + " is at line " + std::to_string(line) +
-           " while other threads wait at line " + std::to_string(b.bar_line) + " of " + file);
+  char* edge = nullptr;
+  {
+    auto lk = b.lock();
+    if (b.aborted) throw Aborted{};
+    if (b.exited)
+      b.fail("divergent __syncthreads at " + std::string(file) + ":" + std::to_string(line) + ": " +
+             std::to_string(b.exited) + " thread(s) of the block already exited");
+    if (b.arrived == 0) {
+      b.bar_counter = counter, b.bar_line = line, b.bar_file = file;
+    } else if (b.bar_counter != counter) {
+      b.fail("divergent __syncthreads: " + where() + " is at line " + std::to_string(line) +
+             " while other threads wait at line " + std::to_string(b.bar_line) + " of " + file);
+    }
+    edge = &b.edge[b.gen & 1];
+    tsan_release(edge);
+    ++b.progress;
+    if (++b.arrived == b.n) {
+      b.arrived = 0, ++b.gen;
+      b.wake();
+    } else {
+      unsigned g = b.gen;
+      b.wait(lk, [&] { return b.gen != g; });
+    }
   }
-  ++b.progress;
-  if (++b.arrived == b.n) {
-    b.arrived = 0, ++b.gen;
-    b.wake();
-    return;
-  }
-  unsigned g = b.gen;
-  b.wait(lk, [&] { return b.gen != g; });
+  tsan_acquire(edge);
 }
 
 // A thread finished the kernel: a barrier that still counts on it would never open.
@@ -260,26 +206,33 @@ auto warp_exchange(unsigned mask, T v, Read read) {
   Block& b = *current;
   int lane = linear_tid() % 32;
   Block::Warp& w = b.warps[linear_tid() / 32];
-  auto lk = b.lock();
-  if (b.aborted) throw Aborted{};
-  unsigned need = mask & w.existing;
-  if (!(need >> lane & 1u)) b.fail("warp-synchronous call by " + where() + ", whose lane is not in the mask");
-  if (need & w.exited) b.fail("warp-synchronous call by " + where() + " waits for a lane that exited");
-  if (w.arrived == 0) w.mask = need;
-  else if (w.mask != need) b.fail("warp-synchronous calls with different masks in one warp (" + where() + ")");
-  unsigned buf = w.gen & 1u;
-  w.slot[buf][lane] = 0;
-  std::memcpy(&w.slot[buf][lane], &v, sizeof(T));
-  ++b.progress;
-  w.arrived |= 1u << lane;
-  if (w.arrived == need) {
-    w.arrived = 0, ++w.gen;
-    b.wake();
-  } else {
-    unsigned g = w.gen;
-    b.wait(lk, [&] { return w.gen != g; });
-  }
-  return read(static_cast<const uint64_t*>(w.slot[buf]), need, lane);
+  char* edge = nullptr;
+  auto out = [&] {
+    auto lk = b.lock();
+    if (b.aborted) throw Aborted{};
+    unsigned need = mask & w.existing;
+    if (!(need >> lane & 1u)) b.fail("warp-synchronous call by " + where() + ", whose lane is not in the mask");
+    if (need & w.exited) b.fail("warp-synchronous call by " + where() + " waits for a lane that exited");
+    if (w.arrived == 0) w.mask = need;
+    else if (w.mask != need) b.fail("warp-synchronous calls with different masks in one warp (" + where() + ")");
+    unsigned buf = w.gen & 1u;
+    edge = &w.edge[buf];
+    tsan_release(edge);
+    w.slot[buf][lane] = 0;
+    std::memcpy(&w.slot[buf][lane], &v, sizeof(T));
+    ++b.progress;
+    w.arrived |= 1u << lane;
+    if (w.arrived == need) {
+      w.arrived = 0, ++w.gen;
+      b.wake();
+    } else {
+      unsigned g = w.gen;
+      b.wait(lk, [&] { return w.gen != g; });
+    }
+    return read(static_cast<const uint64_t*>(w.slot[buf]), need, lane);
+  }();
+  tsan_acquire(edge);
+  return out;
 }
 
 // Shuffle: lane l gets the value of lane src(l); outside the participating lanes (undefined in
@@ -297,7 +250,7 @@ T warp_shuffle(unsigned mask, T v, Src src) {
 
 #ifdef FORGEML_EMU_THREADS
 template <class Pred> void Block::wait(Lock& lk, Pred done) {
-  cv.wait(lk, [&] { return aborted || done(); });
+  cv.wait(lk.lk, [&] { return aborted || done(); });
   if (aborted) throw Aborted{};
 }
 #else
@@ -339,6 +292,9 @@ inline void fiber_main() {
   } catch (Aborted&) {
   } catch (std::exception& e) {
     if (current->error.empty()) current->error = e.what();
+    current->aborted = true;
+  } catch (...) {  // nothing may unwind past a fiber's first frame
+    if (current->error.empty()) current->error = "unknown exception";
     current->aborted = true;
   }
   thread_exit();
@@ -411,9 +367,17 @@ inline void launch(dim3 grid, dim3 block, size_t smem, cudaStream_t, const std::
         try {
           body();
         } catch (Aborted&) {
-        } catch (std::exception& e) {
+        } catch (...) {  // an exception leaving a std::thread would terminate the process
           auto lk = b.lock();
-          if (b.error.empty()) b.error = e.what();
+          if (b.error.empty()) {
+            try {
+              throw;
+            } catch (std::exception& e) {
+              b.error = e.what();
+            } catch (...) {
+              b.error = "unknown exception";
+            }
+          }
           b.aborted = true;
           b.wake();
         }

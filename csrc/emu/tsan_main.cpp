@@ -39,15 +39,25 @@ bool reduce() {
   return std::fabs(sum - ref) <= 1e-5 * scale && positives == ref_pos;
 }
 
-bool histogram(bool remove_barrier) {
+bool histogram(bool remove_barrier, int bins, int n, int blocks, int threads) {
   std::mt19937 rng(2);
-  const int bins = 45;
-  std::vector<int32_t> codes(2003);
+  std::vector<int32_t> codes(n);
   for (auto& c : codes) c = int32_t(rng() % bins);
   std::vector<unsigned> hist(bins, 0), ref(bins, 0);
-  samples::histogram(codes.data(), codes.size(), bins, hist.data(), 2, 64, remove_barrier, nullptr);
+  samples::histogram(codes.data(), codes.size(), bins, hist.data(), blocks, threads, remove_barrier, nullptr);
   for (int32_t c : codes) ++ref[c];
   return remove_barrier || hist == ref;  // the broken one is only here for TSan's report
+}
+
+bool transpose() {
+  const int64_t rows = 45, cols = 70;
+  std::vector<float> x(rows * cols), y(rows * cols);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(i);
+  samples::transpose(x.data(), rows, cols, y.data(), nullptr);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      if (y[c * rows + r] != x[r * cols + c]) return false;
+  return true;
 }
 
 // Every transpose combination, both tiles, sizes spanning two tiles, bias + gelu, alpha and beta.
@@ -86,8 +96,9 @@ struct Case {
 };
 const Case kCases[] = {
     {"reduce", reduce},
-    {"histogram", [] { return histogram(false); }},
-    {"histogram_no_barrier", [] { return histogram(true); }},
+    {"histogram", [] { return histogram(false, 45, 2003, 2, 64); }},
+    {"histogram_no_barrier", [] { return histogram(true, 45, 2003, 2, 64); }},
+    {"transpose", transpose},
     {"sgemm", sgemm},
 };
 

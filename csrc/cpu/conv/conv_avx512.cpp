@@ -12,10 +12,13 @@
 // Backward-weight is dw(K, O) = patches^T @ dy: an MR-row block of K (contiguous in x) by 16*NV
 // channels, reduced over the pixels, with per-thread partial sums added at the end; db is summed
 // from the same blocks of dy while they are in cache.
+// Threads: forward and backward-data hand out (image, pixel block) items dynamically; the weight
+// gradient uses fixed ranges so its sums are identical from run to run.
 #if defined(__x86_64__)
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <array>
 #include <cstdlib>
 #include <cstring>
@@ -310,24 +313,34 @@ void run_dw(int NV, bool contig, int mr, const DwArgs& a) {
 // (and a short call is one parallel region: each region costs a wake-up of every thread).
 constexpr double kGroupFlops = 4e9;
 
-template <class F>
+// Dynamic: threads take the next item from a shared counter, so a thread the OS delays (a busy
+// machine) leaves its work to the others; only for outputs each item writes alone. Static: fixed
+// contiguous ranges, for per-thread partial sums that must not depend on timing (dw).
+template <bool DYNAMIC, class F>
 void for_each_block(const Geom& g, int64_t tile, F&& body) {
   int T = num_threads();
   int64_t P = g.OH * g.OW, tiles = (P + tile - 1) / tile;
-  int64_t per = std::max<int64_t>(1, std::min<int64_t>(tiles, (T + g.N - 1) / std::max<int64_t>(g.N, 1)));
+  int64_t want = DYNAMIC ? 4 * T : T;  // items wanted in all
+  int64_t per = std::max<int64_t>(1, std::min<int64_t>(tiles, (want + g.N - 1) / std::max<int64_t>(g.N, 1)));
   int64_t items = g.N * per;
   int64_t chunks = std::min<int64_t>(T, items);
   double item_flops = 2.0 * P * g.K() * g.O / per;
   int64_t group = std::max<int64_t>(chunks, static_cast<int64_t>(kGroupFlops / std::max(item_flops, 1.0)));
+  auto run_item = [&](int64_t c, int64_t it) {
+    int64_t n = it / per, j = it % per;
+    int64_t p0 = std::min(P, (tiles * j / per) * tile), p1 = std::min(P, (tiles * (j + 1) / per) * tile);
+    if (p0 < p1) body(c, n, p0, p1);
+  };
   for (int64_t i0 = 0; i0 < items; i0 += group) {
     int64_t i1 = std::min(items, i0 + group);
+    std::atomic<int64_t> next{i0};
     parallel_for(chunks, 1, [&](int64_t cb, int64_t ce) {
       for (int64_t c = cb; c < ce; ++c) {
-        int64_t b = i0 + (i1 - i0) * c / chunks, e = i0 + (i1 - i0) * (c + 1) / chunks;
-        for (int64_t it = b; it < e; ++it) {
-          int64_t n = it / per, j = it % per;
-          int64_t p0 = std::min(P, (tiles * j / per) * tile), p1 = std::min(P, (tiles * (j + 1) / per) * tile);
-          if (p0 < p1) body(c, n, p0, p1);
+        if (DYNAMIC) {
+          for (int64_t it = next.fetch_add(1); it < i1; it = next.fetch_add(1)) run_item(c, it);
+        } else {
+          int64_t b = i0 + (i1 - i0) * c / chunks, e = i0 + (i1 - i0) * (c + 1) / chunks;
+          for (int64_t it = b; it < e; ++it) run_item(c, it);
         }
       }
     }, static_cast<int>(chunks));
@@ -349,9 +362,11 @@ void conv_forward(const Geom& g, const float* x, const float* w, const float* bi
   bool progression = true;  // the unrolled kernel needs evenly spaced segments
   for (int64_t i = 2; i < nseg; ++i) progression &= lay.segoff[i] - lay.segoff[i - 1] == lay.segoff[1] - lay.segoff[0];
   const FwdFn fixed = progression ? fixed_fwd(NV, nseg, lay.L) : nullptr;
+  std::vector<int64_t> ro(P);  // pixel offsets are the same in every image
+  lay.rowoffs(g, 0, P, ro.data());
   std::vector<std::vector<float>> bufs(num_threads());
   std::vector<int64_t> last(num_threads(), -1);
-  for_each_block(g, MR, [&](int64_t t, int64_t n, int64_t p0, int64_t p1) {
+  for_each_block<true>(g, MR, [&](int64_t t, int64_t n, int64_t p0, int64_t p1) {
     const float* xb = x + n * g.H * g.W * g.C;
     if (lay.copy) {
       auto& buf = bufs[t];
@@ -362,10 +377,9 @@ void conv_forward(const Geom& g, const float* x, const float* w, const float* bi
       }
       xb = buf.data();
     }
-    int64_t rowoff[kFwdMR1];
     for (int64_t q = p0; q < p1; q += MR) {
       int mr = static_cast<int>(std::min<int64_t>(MR, p1 - q));
-      lay.rowoffs(g, q, mr, rowoff);
+      const int64_t* rowoff = ro.data() + q;
       float* yq = y + (n * P + q) * g.O;
       for (int64_t j = 0; j < nt; ++j) {
         FwdArgs a{xb, rowoff, lay.segoff.data(), static_cast<int64_t>(lay.segoff.size()), lay.L,
@@ -399,11 +413,12 @@ void data_grad_col2im(const Geom& g, const float* w, const float* dy, float* dx)
   int64_t group = std::max<int64_t>(chunks, static_cast<int64_t>(kGroupFlops / std::max(image_flops, 1.0)));
   for (int64_t n0 = 0; n0 < g.N; n0 += group) {
     int64_t n1 = std::min(g.N, n0 + group);
-    parallel_for(n1 - n0, 1, [&](int64_t nb, int64_t ne) {
+    std::atomic<int64_t> next{n0};  // images go to whichever thread is free (disjoint dx)
+    parallel_for(std::min(chunks, n1 - n0), 1, [&](int64_t, int64_t) {
       std::vector<float> pad(lay.image_size(g)), dcol(chunk * Kp);
       std::vector<int64_t> xoff(chunk);
       int64_t rowoff[kFwdMR1];
-      for (int64_t n = n0 + nb; n < n0 + ne; ++n) {
+      for (int64_t n = next.fetch_add(1); n < n1; n = next.fetch_add(1)) {
         std::fill(pad.begin(), pad.end(), 0.f);
         const float* dyn = dy + n * P * g.O;
         for (int64_t c0 = 0; c0 < P; c0 += chunk) {
@@ -517,7 +532,9 @@ void backward_weight_avx512(const Geom& g, const float* x, const float* dy, floa
   std::vector<std::vector<float>> bufs(T);
   std::vector<int64_t> last(T, -1);
   const int64_t block = 256;  // pixels per pass over the K x O tiles
-  for_each_block(g, block, [&](int64_t t, int64_t n, int64_t p0, int64_t p1) {
+  std::vector<int64_t> ro(P);
+  lay.rowoffs(g, 0, P, ro.data());
+  for_each_block<false>(g, block, [&](int64_t t, int64_t n, int64_t p0, int64_t p1) {
     if (part[t].empty()) part[t].assign(K * g.O, 0.f);
     if (db && dbpart[t].empty()) dbpart[t].assign(g.O, 0.0);
     const float* xb = x + n * g.H * g.W * g.C;
@@ -530,10 +547,9 @@ void backward_weight_avx512(const Geom& g, const float* x, const float* dy, floa
       }
       xb = buf.data();
     }
-    int64_t rowoff[block];
     for (int64_t q = p0; q < p1; q += block) {
       int64_t nm = std::min(block, p1 - q);
-      lay.rowoffs(g, q, nm, rowoff);
+      const int64_t* rowoff = ro.data() + q;
       const float* dq = dy + (n * P + q) * g.O;
       for (const KTile& kt : ktiles)
         for (int64_t j = 0; j < nt; ++j) {

@@ -36,7 +36,8 @@ using detail::Kernel;
 using detail::MicroKernel;
 
 constexpr int64_t kMinFlopsPerThread = int64_t{1} << 21;  // below this, threads cost more than they give
-constexpr double kInterruptFlops = 4e9;                   // ~20 ms of work between Ctrl-C checks
+constexpr double kInterruptFlops = 4e9;                   // ~20-40 ms of work between Ctrl-C checks
+constexpr int64_t kMinChunk = 1024;                       // rows or columns per thread chunk, at least
 
 float* aligned_floats(size_t n) {
   void* p = std::aligned_alloc(64, ((n * sizeof(float) + 63) / 64) * 64);
@@ -209,7 +210,7 @@ int threads_for(const Problem& p, int max_threads) {
 // Splits rows [r0, r1) x all columns into chunks along the longer side, claimed by `t` threads
 // from a shared counter: a thread the OS parks (this machine is often oversubscribed) leaves
 // its unclaimed chunks to the others instead of stalling the call. Two chunks per thread when
-// there is room for both to fill an MC (or NC) block, so the extra packing stays small. Each
+// each still spans kMinChunk rows (columns), so the extra packing stays small. Each
 // element is computed the same way whichever chunk holds it, so results do not depend on t.
 void run_threads(const Kernel& kern, const Problem& p, int64_t r0, int64_t r1, int t) {
   if (t <= 1) return gemm_block(kern, p, r0, r1, 0, p.N);
@@ -217,7 +218,7 @@ void run_threads(const Kernel& kern, const Problem& p, int64_t r0, int64_t r1, i
   const bool split_m = rows >= p.N;
   const int64_t extent = split_m ? rows : p.N, unit = split_m ? kern.mr : kern.nr;
   const int64_t panels = (extent + unit - 1) / unit;
-  const int64_t per = extent >= 2 * t * (split_m ? kern.mc : kern.nc) ? 2 : 1;
+  const int64_t per = extent >= 2 * t * kMinChunk ? 2 : 1;
   const int64_t chunks = std::min<int64_t>(panels, per * t);
   t = static_cast<int>(std::min<int64_t>(t, chunks));
   ExceptionSlot slot;
@@ -241,7 +242,7 @@ void run(const Problem& p, const Kernel* kern, int max_threads) {
   if (flops <= kInterruptFlops) return run_threads(*kern, p, 0, p.M, t);
   // Huge call: row chunks of ~kInterruptFlops each, Ctrl-C checked between them.
   int64_t chunk = static_cast<int64_t>(kInterruptFlops / (2.0 * p.N * p.K));
-  chunk = std::max<int64_t>(kern->mc, chunk / kern->mc * kern->mc);
+  chunk = std::max<int64_t>(kern->mr, chunk / kern->mr * kern->mr);
   for (int64_t r = 0; r < p.M; r += chunk) {
     if (r > 0) check_interrupt();
     run_threads(*kern, p, r, std::min(p.M, r + chunk), t);

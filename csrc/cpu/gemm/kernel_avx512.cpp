@@ -8,6 +8,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <type_traits>
 #include <utility>
 
 namespace forgeml::gemm::detail {
@@ -17,7 +18,8 @@ constexpr int MR = 12, NR = 32;
 // Cache blocking. This machine reports 32-48 KiB L1d and 1 MiB L2 per core, 32 MiB L3.
 constexpr int kKC = 384;   // one packed A panel (12 x 384 floats, 18 KiB) stays in L1 across a row of tiles
 constexpr int kNC = 320;   // one packed B block (384 x 320 floats, 480 KiB) stays in L2 across the panels
-constexpr int kMC = 2016;  // one packed A block (3 MiB, in L3) streams once per NC columns
+constexpr int kMC = 4032;  // one packed A block (6 MiB, in L3) streams once per NC columns; B is
+                           // packed once per MC rows, so a large MC packs it fewer times
 
 // sgemm_avx512_<M>x<16*NV>; RowA: op(A)(i, k) = a[i * as + k], else a[k * as + i].
 template <int M, int NV, bool RowA>
@@ -43,18 +45,24 @@ void sgemm_avx512(int64_t kc, const float* a, int64_t as, const float* b, int64_
   const float* arow[RowA ? M : 1];
   if constexpr (RowA)
     for (int i = 0; i < M; ++i) arow[i] = a + i * as;
-#pragma GCC unroll 2
-  for (int64_t k = 0; k < kc; ++k, b += bs) {
-    __m512 bv[NV];
+  // The k loop, with plain loads of B for full-width tiles and masked ones at the N edge.
+  auto run = [&](auto full) __attribute__((always_inline)) {
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) bv[v] = _mm512_maskz_loadu_ps(mask[v], b + 16 * v);
+    for (int64_t k = 0; k < kc; ++k, b += bs) {
+      __m512 bv[NV];
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v)
+        bv[v] = decltype(full)::value ? _mm512_loadu_ps(b + 16 * v) : _mm512_maskz_loadu_ps(mask[v], b + 16 * v);
 #pragma GCC unroll 16
-    for (int i = 0; i < M; ++i) {
-      __m512 ai = _mm512_set1_ps(RowA ? arow[i][k] : a[k * as + i]);
+      for (int i = 0; i < M; ++i) {
+        __m512 ai = _mm512_set1_ps(RowA ? arow[i][k] : a[k * as + i]);
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+        for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+      }
     }
-  }
+  };
+  if (n == 16 * NV) run(std::true_type{});
+  else run(std::false_type{});
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
 #pragma GCC unroll 16
   for (int i = 0; i < M; ++i) {
@@ -80,6 +88,8 @@ void fill(Kernel& k, std::integer_sequence<int, I...>) {
 
 __mmask16 first(int64_t n) { return n >= 16 ? 0xffff : static_cast<__mmask16>((1u << n) - 1); }
 
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 false positive inside unpack intrinsics
 // Transposes a rows x kcount block (rows, kcount <= 16; row i at src + i * ld) into kcount
 // vectors out[k] = (src[0][k], ..., src[15][k]) (rows past `rows` read as 0), each stored at
 // dst + k * dst_stride under store_mask.
@@ -108,6 +118,8 @@ void transpose16(const float* src, int64_t ld, int rows, int kcount, float* dst,
   }
 }
 
+#pragma GCC diagnostic pop
+
 // op(A) rows [i0, i0 + m) x depth [p0, p0 + kc) into MR-row panels (k-major).
 void pack_a(bool trans, const float* A, int64_t lda, int64_t i0, int64_t m, int64_t p0, int64_t kc, float* dst) {
   for (int64_t ip = 0; ip < m; ip += MR, dst += kc * MR) {
@@ -125,26 +137,32 @@ void pack_a(bool trans, const float* A, int64_t lda, int64_t i0, int64_t m, int6
 }
 
 // op(B) columns [j0, j0 + n) x depth [p0, p0 + kc) into NR-column panels (k-major). Columns
-// past n in the last panel are left unset: the kernels load them masked off.
+// past n in the last panel are zero or unset: the kernels load them masked off.
 void pack_b(bool trans, const float* B, int64_t ldb, int64_t j0, int64_t n, int64_t p0, int64_t kc, float* dst) {
+  if (!trans) {  // row by row across all panels, so the reads stay sequential
+    for (int64_t k = 0; k < kc; ++k) {
+      const float* src = B + (p0 + k) * ldb + j0;
+      float* d = dst + k * NR;
+      int64_t j = 0;
+      for (; j + NR <= n; j += NR, d += kc * NR) {
+        _mm512_storeu_ps(d, _mm512_loadu_ps(src + j));
+        _mm512_storeu_ps(d + 16, _mm512_loadu_ps(src + j + 16));
+      }
+      if (j < n) {
+        _mm512_storeu_ps(d, _mm512_maskz_loadu_ps(first(n - j), src + j));
+        _mm512_storeu_ps(d + 16, _mm512_maskz_loadu_ps(first(n - j > 16 ? n - j - 16 : 0), src + j + 16));
+      }
+    }
+    return;
+  }
   for (int64_t jp = 0; jp < n; jp += NR, dst += kc * NR) {
-    const int64_t nn = std::min<int64_t>(NR, n - jp);
-    if (!trans) {
-      const __mmask16 m0 = first(nn), m1 = first(nn - 16 > 0 ? nn - 16 : 0);
-      const float* src = B + p0 * ldb + j0 + jp;
-      for (int64_t k = 0; k < kc; ++k, src += ldb) {
-        _mm512_storeu_ps(dst + k * NR, _mm512_maskz_loadu_ps(m0, src));
-        _mm512_storeu_ps(dst + k * NR + 16, _mm512_maskz_loadu_ps(m1, src + 16));
-      }
-    } else {
-      for (int h = 0; h < 2; ++h) {
-        const int rows = static_cast<int>(std::min<int64_t>(16, nn - 16 * h));
-        if (rows <= 0) break;
-        const float* src = B + (j0 + jp + 16 * h) * ldb + p0;
-        for (int64_t k = 0; k < kc; k += 16)
-          transpose16(src + k, ldb, rows, static_cast<int>(std::min<int64_t>(16, kc - k)), dst + k * NR + 16 * h, NR,
-                      0xffff);
-      }
+    for (int h = 0; h < 2; ++h) {
+      const int rows = static_cast<int>(std::min<int64_t>(16, n - jp - 16 * h));
+      if (rows <= 0) break;
+      const float* src = B + (j0 + jp + 16 * h) * ldb + p0;
+      for (int64_t k = 0; k < kc; k += 16)
+        transpose16(src + k, ldb, rows, static_cast<int>(std::min<int64_t>(16, kc - k)), dst + k * NR + 16 * h, NR,
+                    0xffff);
     }
   }
 }

@@ -139,6 +139,7 @@ def gpu_check(check) -> None:
         return
     cp = check.cp
     from forgeml import ops
+    torch.backends.cudnn.allow_tf32 = False  # compare and time float32 against float32
 
     def t2c(t):  # NCHW channels_last tensor -> NHWC CuPy array
         return cp.from_dlpack(t.permute(0, 2, 3, 1).contiguous())

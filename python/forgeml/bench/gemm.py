@@ -116,3 +116,67 @@ def run(bench):
                 _case(bench, f"dX {batch}x{fout}@({fin}x{fout})^T", batch, fin, fout, False, True, t, rng, torch)
                 _case(bench, f"fwd+bias+relu {batch}x{fin}x{fout}", batch, fout, fin, False, False, t, rng, torch,
                       epilogue=True)
+
+
+def cpu_time_table(repeats: int = 9) -> None:
+    """One thread, timed by this thread's CPU time (best of `repeats`): on a shared, oversubscribed
+    machine this keeps time spent descheduled out of both sides of the comparison.
+    ``python -m forgeml.bench.gemm``"""
+    import time
+    try:
+        from threadpoolctl import threadpool_limits
+        limit = threadpool_limits(limits=1, user_api="blas")
+    except ImportError:
+        limit = contextlib.nullcontext()
+    rng = np.random.default_rng(0)
+    cases = [(f"{s}^3", s, s, s, False, False) for s in SQUARE]
+    for batch, fin, fout in LAYERS:
+        cases += [(f"fwd {batch}x{fin}@{fin}x{fout}", batch, fout, fin, False, False),
+                  (f"dW {fin}x{batch}@{batch}x{fout}", fin, fout, batch, True, False),
+                  (f"dX {batch}x{fout}@({fin}x{fout})^T", batch, fin, fout, False, True),
+                  (f"fwd+bias+relu {batch}x{fin}x{fout}", batch, fout, fin, False, False, True)]
+
+    def best(fn, reps):
+        t = float("inf")
+        for _ in range(repeats):
+            t0 = time.thread_time()
+            for _ in range(reps):
+                fn()
+            t = min(t, (time.thread_time() - t0) / reps)
+        return t
+
+    old = forgeml.get_num_threads()
+    forgeml.set_num_threads(1)
+    try:
+        with limit:
+            print(f"{'case':34s} {'forgeml GF/s':>13s} {'numpy GF/s':>11s} {'ratio':>6s}")
+            for name, m, n, k, ta, tb, *fused in cases:
+                a = rng.standard_normal((k, m) if ta else (m, k), dtype=np.float32)
+                b = rng.standard_normal((n, k) if tb else (k, n), dtype=np.float32)
+                out = np.empty((m, n), np.float32)
+                opa, opb = (a.T if ta else a), (b.T if tb else b)
+                flops = 2.0 * m * n * k
+                reps = max(1, int(3e7 / flops))
+                bias = rng.standard_normal(n, dtype=np.float32)
+                if fused:
+                    def ours():
+                        matmul(a, b, bias=bias, activation="relu", out=out)
+
+                    def peer():
+                        np.matmul(opa, opb, out=out)
+                        np.add(out, bias, out=out)
+                        np.maximum(out, 0, out=out)
+                else:
+                    def ours():
+                        matmul(a, b, trans_a=ta, trans_b=tb, out=out)
+
+                    def peer():
+                        np.matmul(opa, opb, out=out)
+                tf, tn = best(ours, reps), best(peer, reps)
+                print(f"{name:34s} {flops / tf / 1e9:13.1f} {flops / tn / 1e9:11.1f} {tn / tf:6.2f}", flush=True)
+    finally:
+        forgeml.set_num_threads(old)
+
+
+if __name__ == "__main__":
+    cpu_time_table()
