@@ -1,6 +1,5 @@
 """forgeml.keras end to end: the reference program, training correctness, saving, determinism,
 frozen layers, callbacks, optimizers and clear errors."""
-import io
 import math
 
 import numpy as np
@@ -391,6 +390,7 @@ def test_train_and_test_on_batch():
     (lambda: keras.optimizers.RMSprop(1e-3, momentum=0.5, centered=True, global_clipnorm=2.0), True, False),
     (lambda: keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True, clipvalue=0.1), False, True),
     (lambda: keras.optimizers.SGD(0.1), True, False),
+    (lambda: keras.optimizers.Adam(3e-3), "onehot", False),
 ])
 @pytest.mark.parametrize("isa", ["portable", "avx2", "avx512"])
 def test_fused_dense_path_matches_layer_path(monkeypatch, opt, from_logits, weighted, isa):
@@ -420,12 +420,15 @@ def _run_fused_vs_layer(monkeypatch, opt, from_logits, weighted):
         model = keras.Sequential([keras.layers.Dense(17, activation="tanh", input_shape=(20,)),
                                   keras.layers.Dense(9, activation="sigmoid"),
                                   keras.layers.Dense(13, activation="relu", use_bias=False),
-                                  keras.layers.Dense(5, activation=None if from_logits else "softmax")])
-        model.compile(optimizer=opt(), metrics=["accuracy"],
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits))
+                                  keras.layers.Dense(5, activation=None if from_logits is True else "softmax")])
+        if from_logits == "onehot":
+            loss, targets = "categorical_crossentropy", keras.utils.to_categorical(y, 5)
+        else:
+            loss, targets = keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits), y
+        model.compile(optimizer=opt(), metrics=["accuracy"], loss=loss)
         model._ready()
         assert (model._fast is not None) == fast
-        h = model.fit(x, y, epochs=3, batch_size=25, verbose=0, sample_weight=sw)
+        h = model.fit(x, targets, epochs=3, batch_size=25, verbose=0, sample_weight=sw)
         return model.get_weights(), h.history, int(model.optimizer.iterations)
 
     w_fast, h_fast, it_fast = run(True)
@@ -450,6 +453,13 @@ def test_fused_dense_forward_matches():
     np.testing.assert_allclose(probs, model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match=r"x: expected shape \(n, 100\)"):
         ops.dense_forward(plan.layout, x[:, :5], model._params)
+    opt = model.optimizer
+    model._ready()
+    kw = dict(optimizer=plan.kind, hyper=plan.hyper, slots=opt.slots, lrs=1e-3, t0=0, batch_size=8)
+    with pytest.raises(ValueError, match=r"y: label 10 at row 3 is outside \[0, 10\)"):
+        ops.dense_train_steps(plan.layout, x[:5], np.array([0, 1, 2, 10, 4]), model._params, model._grads, **kw)
+    with pytest.raises(ValueError, match="perm: entry 1 is not a row index"):
+        ops.dense_train_steps(plan.layout, x[:3], np.zeros(3), model._params, model._grads, perm=[0, 7, 1], **kw)
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # raised inside Keras's own Variable.__array__
@@ -494,6 +504,8 @@ def test_more_api(tmp_path, capsys):
     import json
     cfg = json.loads(model.to_json())
     assert cfg["class_name"] == "Sequential" and cfg["config"]["layers"][1]["class_name"] == "Dense"
+    again = keras.models.model_from_json(model.to_json())
+    assert [l.units for l in again.layers] == [64, 32, 10] and again.count_params() == model.count_params()
     popped = model.pop()
     assert popped.units == 10 and model.output_shape == (None, 32)
     with pytest.raises(ValueError, match=r"filepath provided must end in `.keras`"):
@@ -508,3 +520,54 @@ def test_more_api(tmp_path, capsys):
     with pytest.raises(ValueError, match="allow|File format not supported"):
         (tmp_path / "bad.keras").write_bytes(b"not a zip")
         keras.models.load_model(tmp_path / "bad.keras")
+
+
+def test_a_new_layer_needs_no_model_changes(tmp_path):
+    """Part 2 adds layers (convolution, pooling, recurrent) the way this one is added: subclass,
+    build / forward / backward / get_config; training, summary and saving just work."""
+    @keras.saving.register_keras_serializable()
+    class Scale(keras.layers.Layer):
+        def __init__(self, init=1.0, **kwargs):
+            super().__init__(**kwargs)
+            self.init = init
+
+        def build(self, input_shape):
+            self.w = self.add_weight((input_shape[-1],), keras.initializers.Constant(self.init), "w")
+
+        def forward(self, x, training=False):
+            self._x = x
+            return x * self.w.value
+
+        def backward(self, dy, need_dx=True):
+            if self.trainable:
+                (dy * self._x).sum(axis=0, out=self.w.grad)
+            return dy * self.w.value if need_dx else None
+
+        def get_config(self):
+            return {**super().get_config(), "init": self.init}
+
+    keras.utils.set_random_seed(21)
+    x, y = teacher_data(256, d=10, classes=3)
+    model = keras.Sequential([keras.Input((10,)), Scale(0.5), keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    before = model.layers[0].get_weights()[0].copy()
+    model.fit(x, y, epochs=3, verbose=0)
+    assert not np.array_equal(before, model.layers[0].get_weights()[0])
+    path = tmp_path / "custom.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert type(loaded.layers[0]).__name__ == "Scale" and loaded.layers[0].init == 0.5
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_soft_targets_fall_back_to_the_layer_path():
+    keras.utils.set_random_seed(22)
+    x, y = teacher_data(200, d=20, classes=4)
+    soft = keras.utils.to_categorical(y, 4) * 0.9 + 0.025
+    model = keras.Sequential([keras.layers.Dense(4, activation="softmax", input_shape=(20,))])
+    model.compile(optimizer="sgd", loss="categorical_crossentropy", metrics=["accuracy"])
+    model._ready()
+    assert model._fast is not None and model._fast.labels(model._prepare_y(soft, 200)) is None
+    h = model.fit(x, soft, epochs=2, verbose=0)
+    assert h.history["loss"][1] < h.history["loss"][0]
+    assert int(model.optimizer.iterations) == 14

@@ -71,14 +71,14 @@ fd::Optimizer optimizer_of(int kind, const py::dict& hyper, const py::dict& slot
   o.velocity_hat = slot("velocity_hat");
   o.average_gradient = slot("average_gradient");
   FORGEML_CHECK_ARG(o.kind != fd::OptKind::adam || (o.momentum_slot && o.velocity),
-            "slots: adam needs momentum and velocity");
+                    "slots: adam needs momentum and velocity");
   FORGEML_CHECK_ARG(o.kind != fd::OptKind::rmsprop || o.velocity, "slots: rmsprop needs velocity");
   FORGEML_CHECK_ARG(o.kind != fd::OptKind::sgd || o.momentum == 0 || o.momentum_slot,
-            "slots: sgd with momentum needs a momentum slot");
+                    "slots: sgd with momentum needs a momentum slot");
   FORGEML_CHECK_ARG(!(o.amsgrad && !o.velocity_hat), "slots: amsgrad needs velocity_hat");
   FORGEML_CHECK_ARG(!(o.centered && !o.average_gradient), "slots: centered needs average_gradient");
   FORGEML_CHECK_ARG(o.momentum == 0 || o.kind != fd::OptKind::rmsprop || o.momentum_slot,
-            "slots: rmsprop with momentum needs a momentum slot");
+                    "slots: rmsprop with momentum needs a momentum slot");
   return o;
 }
 

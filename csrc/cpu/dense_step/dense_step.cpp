@@ -105,11 +105,15 @@ void forward_rows(const Net& net, const float* x, int64_t m, Work& w) {
 Totals train_steps(const Net& net, const Data& d, const Optimizer& opt, const double* lrs, int64_t t0) {
   check_net(net);
   FORGEML_CHECK_ARG(d.batch > 0, "batch_size: expected > 0, got ", d.batch);
-  FlushDenormals ftz;
   Totals tot;
   if (d.steps <= 0 || d.n == 0) return tot;
   const int L = net.layers;
   const int64_t c = net.dims[L];
+  for (int64_t i = 0; i < d.n; ++i) {  // every index below is checked once here
+    FORGEML_CHECK_ARG(d.y[i] >= 0 && d.y[i] < c, "y: label ", d.y[i], " at row ", i, " is outside [0, ", c, ")");
+    FORGEML_CHECK_ARG(!d.perm || (d.perm[i] >= 0 && d.perm[i] < d.n), "perm: entry ", i, " is not a row index");
+  }
+  FlushDenormals ftz;
   Work w(net, std::min(d.batch, d.n));
   const detail::Kernels& k = detail::active_kernels();
   for (int64_t s = 0; s < d.steps; ++s) {

@@ -1,5 +1,5 @@
 """The fused path: a model that is a plain stack of Dense layers trained with softmax + sparse
-cross-entropy runs whole epochs in one forgeml.ops.dense_train_steps call (same arithmetic as the
+cross-entropy (or categorical cross-entropy on one-hot targets) runs whole epochs in one forgeml.ops.dense_train_steps call (same arithmetic as the
 layer-by-layer path, which stays the reference and handles everything else). ``plan(model)``
 says whether a model qualifies; anything it does not recognise falls back."""
 from __future__ import annotations
@@ -32,7 +32,9 @@ def plan(model):
     if any(len(layer.input_shape) != 2 for layer in layers):
         return None
     loss = model.loss
-    if type(loss) is not losses.SparseCategoricalCrossentropy:
+    sparse = type(loss) is losses.SparseCategoricalCrossentropy
+    onehot = type(loss) is losses.CategoricalCrossentropy and not loss.label_smoothing
+    if not (sparse or onehot):
         return None
     last = layers[-1].activation
     if not ((last is activations.softmax and not loss.from_logits) or
@@ -40,7 +42,8 @@ def plan(model):
         return None
     if any(layer.activation.name not in _HIDDEN for layer in layers[:-1]):
         return None
-    if any(type(m) is not metrics_module.SparseCategoricalAccuracy or weighted for m, weighted in model._metrics):
+    accuracy = metrics_module.SparseCategoricalAccuracy if sparse else metrics_module.CategoricalAccuracy
+    if any(type(m) is not accuracy or weighted for m, weighted in model._metrics):
         return None
     spec = _optimizer_spec(model.optimizer)
     if spec is None:
@@ -54,6 +57,7 @@ class DensePlan:
         self._ops = ops
         self.model = model
         self.kind, self.hyper = spec
+        self._onehot_cache = None
         layers = model._layers
         dims = [layers[0].input_shape[-1]] + [layer.units for layer in layers]
         base = model._params.ctypes.data
@@ -66,8 +70,25 @@ class DensePlan:
         acts = [layer.activation.name for layer in layers[:-1]] + [None]
         self.layout = ops.DenseLayout.build(dims, acts, w_off, b_off, model._params.size)
 
+    def labels(self, y):
+        """Class ids for y: integer labels as they are; one-hot rows (categorical cross-entropy)
+        as their argmax, or None when some row is not exactly one-hot (then the layer path runs)."""
+        if y.ndim == 1:
+            return y
+        if self._onehot_cache is not None and self._onehot_cache[0] is y:
+            return self._onehot_cache[1]
+        lab = y.argmax(axis=1)
+        exact = bool(np.all((y == 0) | (y == 1))) and bool(np.all(y.sum(axis=1) == 1))
+        out = lab if exact else None
+        self._onehot_cache = (y, out)
+        return out
+
     def run(self, x, y, sw, perm, batch_size, first_step, steps):
-        """Train `steps` batches; updates the model's loss and metric totals."""
+        """Train `steps` batches, updating the model's loss and metric totals; False (nothing done)
+        when the targets do not suit the fused step."""
+        y = self.labels(y)
+        if y is None:
+            return False
         model, opt = self.model, self.model.optimizer
         t0 = opt.iterations.value
         lr = opt._lr
@@ -82,6 +103,7 @@ class DensePlan:
         for m, _ in model._metrics:
             m.total += hits
             m.count += count
+        return True
 
     def logits(self, x):
         return self._ops.dense_forward(self.layout, x, self.model._params, softmax=False)

@@ -123,17 +123,13 @@ def _xp(a):
 
 def _erf(xp, x):
     if xp is np:
-        try:
-            from scipy.special import erf  # exact and vectorised when SciPy is there
-            return erf(x).astype(x.dtype, copy=False)
-        except ImportError:
-            return _erf_np(x)
+        return _erf_np(x)  # no SciPy at run time (it is not a dependency, and slow to import)
     import cupyx.scipy.special
     return cupyx.scipy.special.erf(x)
 
 
 def _erf_np(x):
-    """erf to float32 accuracy (Abramowitz-Stegun 7.1.26 is too coarse; use erfc's rational fit)."""
+    """erf to 1.2e-7 relative (float32 accuracy) from the Chebyshev fit of erfc in float64."""
     xd = np.asarray(x, dtype=np.float64)
     a = np.abs(xd)
     t = 1.0 / (1.0 + 0.5 * a)

@@ -9,9 +9,7 @@ converted and validated once per fit; the step itself does no validation.
 """
 from __future__ import annotations
 
-import io
 import math
-import os
 
 import numpy as np
 
@@ -19,7 +17,7 @@ from . import backend, callbacks as callbacks_module, losses as losses_module, m
 from . import _fast, optimizers as optimizers_module, utils
 from .layers.base import InputLayer, KerasTensor, Layer, unique_name
 
-__all__ = ["Model", "Sequential", "load_model", "clone_model"]
+__all__ = ["Model", "Sequential", "load_model", "clone_model", "model_from_json"]
 
 
 def _n_samples(a):
@@ -364,8 +362,8 @@ class Model:
         return total, y_pred, g
 
     def _train_step(self, x, y, sw):
-        if self._fast is not None:
-            return self._fast.run(x, y, sw, None, x.shape[0], 0, 1)
+        if self._fast is not None and self._fast.run(x, y, sw, None, x.shape[0], 0, 1):
+            return
         total, y_pred, g = self._loss_and_pred(x, y, sw, True, True)
         layers, stop = self._layers, self._first_trainable
         for i in range(len(layers) - 1, stop - 1, -1):
@@ -445,9 +443,10 @@ class Model:
             self._sync_trainable()
             cbl.call("on_epoch_begin", epoch, None)
             perm = rng.permutation(n) if shuffle and n > 1 else None
-            if self._fast is not None and not cbl.wants_batches:  # the whole epoch in one kernel call
+            fast = self._fast is not None and self._fast.labels(y_all) is not None
+            if fast and not cbl.wants_batches:  # the whole epoch in one kernel call
                 self._fast.run(x, y_all, sw_all, perm, batch_size, 0, steps)
-            elif self._fast is not None and cbl.only_progbar:  # a live bar: chunks of steps between redraws
+            elif fast and cbl.only_progbar:  # a live bar: chunks of steps between redraws
                 for prog in cbl.callbacks:
                     if isinstance(prog, callbacks_module.ProgbarLogger):
                         prog._values_fn = self._logs
@@ -721,6 +720,10 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
 
 def clone_model(model, input_tensors=None, clone_function=None):
     """Same architecture, freshly initialised weights."""
-    from . import saving
-    clone = Model.from_config(model.get_config())
-    return clone
+    return Model.from_config(model.get_config())
+
+
+def model_from_json(json_string, custom_objects=None):
+    import json
+    spec = json.loads(json_string)
+    return Model.from_config(spec.get("config", spec), custom_objects)
