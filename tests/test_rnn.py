@@ -366,3 +366,26 @@ def test_thread_count_does_not_change_results():
         forgeml.set_num_threads(old)
     for a, c in zip(one, two):
         np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------- Keras 3 golden values
+
+GOLDEN = __import__("pathlib").Path(__file__).parent / "golden" / "rnn_keras.npz"
+
+
+@pytest.mark.parametrize("cell", ["simple_rnn", "lstm", "gru"])
+def test_matches_keras_golden_values(cell):
+    """Outputs and gradients of keras.layers.SimpleRNN/LSTM/GRU (Keras 3, JAX backend; written by
+    tests/golden/make_rnn_golden.py) with the same weights: layouts, gate orders and reset_after."""
+    d = np.load(GOLDEN)
+    x, w = d["x"], [d[f"{cell}_w{i}"] for i in range(3)]
+    states = [d[f"{cell}_s{i}"] for i in range(2 if cell == "lstm" else 1)]
+    out = run(cell, x, *w, states[0], states[1] if cell == "lstm" else None, cache=True)
+    for i in range(len(out) - 1):
+        np.testing.assert_allclose(out[i], d[f"{cell}_out{i}"], rtol=1e-5, atol=2e-6, err_msg=f"output {i}")
+    g = grad(cell, out[-1], d[f"{cell}_dy"], None, None)
+    np.testing.assert_allclose(g.dx, d[f"{cell}_dx"], rtol=1e-4, atol=1e-5, err_msg="dx")
+    for i, got in enumerate((g.dkernel, g.drecurrent_kernel, g.dbias)):
+        np.testing.assert_allclose(got, d[f"{cell}_dw{i}"], rtol=1e-4, atol=1e-5, err_msg=f"weight {i}")
+    for i, got in enumerate((g.dh0, g.dc0)[:len(states)]):
+        np.testing.assert_allclose(got, d[f"{cell}_ds{i}"], rtol=1e-4, atol=1e-5, err_msg=f"state {i}")

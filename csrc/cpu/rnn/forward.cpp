@@ -3,6 +3,11 @@
 //      for SimpleRNN;
 //   2. per step and thread part k: the recurrent GEMM h_{t-1} (N, H) x R[:, part k] on R's slice
 //      packed once, then the part's gates row by row while they are in cache.
+// Why LSTM/GRU gates are not in the GEMM epilogue: gemm.h calls it per micro-tile (14 x 32 on
+// AVX-512), so a unit's 3-4 gates would have to be interleaved 8 units per 32 columns and the gate
+// math would run on half vectors, one call per tile. The part's output (N x G*w floats, <= 64 KiB
+// in the bench cases) is still in L1/L2 when the row pass reads it right after the part's GEMM.
+// SimpleRNN's activation is elementwise and does run in the epilogue.
 #include <vector>
 
 #include "forgeml/check.h"
