@@ -1,0 +1,112 @@
+// Backward through time, mirroring forward.cpp. Contract in rnn.h.
+//   1. per step (t = T-1 .. 0) and part k: the part's gate gradients dz_t from dL/dh_t (dy_t plus
+//      what step t+1 sent back) — barrier — then dL/dh_{t-1}[:, part k] = dz_t (N, GH) x R^T on the
+//      part's rows of R, packed once;
+//   2. one large GEMM each for dx, dkernel and drecurrent_kernel over all N*T rows; dbias is
+//      the column sum of dz (a GEMM with a row of ones).
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "forgeml/check.h"
+#include "forgeml/gemm.h"
+#include "rnn.h"
+#include "steps.h"
+
+namespace forgeml::rnn {
+
+namespace {
+
+// sgemm that tolerates empty shapes: nothing for M or N == 0, zeros for K == 0.
+void sgemm_any(bool ta, bool tb, int64_t M, int64_t Nc, int64_t K, const float* A, int64_t lda, const float* B,
+               int64_t ldb, float* C, int64_t ldc) {
+  if (M == 0 || Nc == 0) return;
+  if (K == 0) {
+    for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + Nc, 0.0f);
+    return;
+  }
+  gemm::sgemm(ta, tb, M, Nc, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
+}
+
+}  // namespace
+
+void backward(Cell cell, Act act, const Dims& d, const Split& split, const Forward& f, const Backward& b) {
+  const int64_t N = d.N, T = d.T, F = d.F, H = d.H, GH = d.GH(), G = d.G, NT = N * T;
+  const int64_t parts = static_cast<int64_t>(split.size()) - 1;
+  FORGEML_CHECK_ARG(parts >= 1 && split.front() == 0 && split.back() == H, "split: does not cover H = ", H);
+  const GateKernels& gk = gate_kernels();
+  const bool gru = cell == Cell::gru, lstm = cell == Cell::lstm;
+
+  // running dL/dh and dL/dc, ending as the initial states' gradients
+  std::vector<float> dhn(N * H, 0.0f), dcn(lstm ? N * H : 0, 0.0f);
+  if (b.dh_T) std::copy(b.dh_T, b.dh_T + N * H, dhn.begin());
+  if (lstm && b.dc_T) std::copy(b.dc_T, b.dc_T + N * H, dcn.begin());
+
+  std::vector<float> zeros;
+  const float* h0 = f.h0;
+  const float* c0 = f.c0;
+  if (!h0 || (lstm && !c0)) zeros.assign(N * H, 0.0f);
+  if (!h0) h0 = zeros.data();
+  if (!c0) c0 = zeros.data();
+
+  // every element is written before it is read: no zero fill (these are the big buffers)
+  std::unique_ptr<float[]> da_buf(new float[NT * GH]), db_buf(new float[gru ? NT * GH : 0]);
+  float *da = da_buf.get(), *db = db_buf.get();
+  float* dr = gru ? db : da;  // what multiplies R^T and h_{t-1}
+
+  if (NT > 0 && H > 0) {
+    std::vector<gemm::PackedB> packs;  // op(B) = R[u0:u1, :]^T, (GH, w)
+    for (int64_t k = 0; k < parts; ++k) {
+      int64_t u0 = split[k], w = split[k + 1] - u0;
+      packs.emplace_back(true, GH, w, f.rkernel + u0 * GH, GH);
+    }
+    auto gates = [&](int64_t k, int64_t t) {
+      const int64_t u0 = split[k], w = split[k + 1] - u0, c0k = G * u0;
+      for (int64_t n = 0; n < N; ++n) {
+        const int64_t o = (n * T + t) * H + u0, og = (n * T + t) * GH + c0k;
+        const float* dy = b.dy ? b.dy + o : nullptr;
+        float* dh = dhn.data() + n * H + u0;
+        switch (cell) {
+          case Cell::simple:
+            gk.act_bwd(act, w, f.y + o, dy, dh, da + og);
+            break;
+          case Cell::lstm: {
+            const float* cprev = t == 0 ? c0 + n * H + u0 : f.aux + o - H;
+            gk.lstm_bwd(w, f.xg + og, f.aux + o, cprev, dy, dh, dcn.data() + n * H + u0, da + og);
+            break;
+          }
+          case Cell::gru: {
+            const float* hprev = t == 0 ? h0 + n * H + u0 : f.y + o - H;
+            gk.gru_bwd(w, f.xg + og, f.aux + o, hprev, dy, dh, da + og, db + og);
+            break;
+          }
+        }
+      }
+    };
+    auto recur = [&](int64_t k, int64_t t) {
+      const int64_t u0 = split[k];
+      // GRU's gates left dL/dh_{t-1} through the z-path in dhn: accumulate onto it.
+      gemm::sgemm_packed(false, N, 1.0f, dr + t * GH, T * GH, packs[k], gru ? 1.0f : 0.0f, dhn.data() + u0, H,
+                         {}, 1);
+    };
+    run_steps(parts, T, true, gates, recur);
+  }
+  std::copy(dhn.begin(), dhn.end(), b.dh0);
+  if (lstm) std::copy(dcn.begin(), dcn.end(), b.dc0);
+
+  // weight gradients over all N*T rows at once
+  std::unique_ptr<float[]> hprev(new float[NT * H]);  // h_{t-1} for every row (n, t)
+  for (int64_t n = 0; n < N && T > 0; ++n) {
+    std::copy(h0 + n * H, h0 + (n + 1) * H, hprev.get() + n * T * H);
+    std::copy(f.y + n * T * H, f.y + (n * T + T - 1) * H, hprev.get() + (n * T + 1) * H);
+  }
+  sgemm_any(false, true, NT, F, GH, da, GH, f.kernel, GH, b.dx, F);
+  sgemm_any(true, false, F, GH, NT, f.x, F, da, GH, b.dkernel, GH);
+  sgemm_any(true, false, H, GH, NT, hprev.get(), H, dr, GH, b.drkernel, GH);
+  std::vector<float> ones(NT, 1.0f);
+  sgemm_any(false, false, 1, GH, NT, ones.data(), NT, da, GH, b.dbias, GH);
+  if (gru) sgemm_any(false, false, 1, GH, NT, ones.data(), NT, db, GH, b.dbias + GH, GH);
+}
+
+}  // namespace forgeml::rnn

@@ -1,0 +1,105 @@
+// Forward through time. Contract in rnn.h: x (N, T, F); weights permuted (layout.cpp).
+//   1. one GEMM for the input projection of every step (+ bias): into xg, or straight into y
+//      for SimpleRNN;
+//   2. per step and thread part k: the recurrent GEMM h_{t-1} (N, H) x R[:, part k] on R's slice
+//      packed once, then the part's gates row by row while they are in cache.
+// Why LSTM/GRU gates are not in the GEMM epilogue: gemm.h calls it per micro-tile (14 x 32 on
+// AVX-512), so a unit's 3-4 gates would have to be interleaved 8 units per 32 columns and the gate
+// math would run on half vectors, one call per tile. The part's output (N x G*w floats, <= 64 KiB
+// in the bench cases) is still in L1/L2 when the row pass reads it right after the part's GEMM.
+// SimpleRNN's activation is elementwise and does run in the epilogue.
+#include <vector>
+
+#include "forgeml/check.h"
+#include "forgeml/gemm.h"
+#include "rnn.h"
+#include "steps.h"
+
+namespace forgeml::rnn {
+
+namespace {
+
+struct ActCtx {
+  const GateKernels* gk;
+  Act act;
+};
+
+// SimpleRNN's activation is elementwise, so it fuses into the GEMM epilogue on any block.
+void act_epilogue(void* ctx, int64_t i0, int64_t i1, int64_t j0, int64_t j1, float* c, int64_t ldc) {
+  auto* a = static_cast<const ActCtx*>(ctx);
+  for (int64_t i = i0; i < i1; ++i) a->gk->act_fwd(a->act, j1 - j0, c + (i - i0) * ldc);
+}
+
+}  // namespace
+
+void forward(Cell cell, Act act, const Dims& d, const Split& split, const Forward& f) {
+  const int64_t N = d.N, T = d.T, F = d.F, H = d.H, GH = d.GH(), G = d.G;
+  const int64_t parts = static_cast<int64_t>(split.size()) - 1;
+  FORGEML_CHECK_ARG(parts >= 1 && split.front() == 0 && split.back() == H, "split: does not cover H = ", H);
+  if (N == 0 || T == 0 || H == 0) return;
+  const GateKernels& gk = gate_kernels();
+
+  std::vector<float> zeros;  // default initial states
+  const float* h0 = f.h0;
+  const float* c0 = f.c0;
+  if (!h0 || (cell == Cell::lstm && !c0)) zeros.assign(N * H, 0.0f);
+  if (!h0) h0 = zeros.data();
+  if (!c0) c0 = zeros.data();
+
+  // 1. input projection for all steps
+  float* proj = cell == Cell::simple ? f.y : f.xg;
+  const int64_t ldp = cell == Cell::simple ? H : GH;
+  gemm::Epilogue in_ep;
+  in_ep.bias = f.bias;
+  gemm::sgemm(false, false, N * T, GH, F, 1.0f, f.x, F, f.kernel, GH, 0.0f, proj, ldp, in_ep);
+
+  // 2. the recurrent kernel's part slices, packed once per sequence
+  std::vector<gemm::PackedB> packs;
+  std::vector<std::vector<float>> scratch(parts);
+  for (int64_t k = 0; k < parts; ++k) {
+    int64_t u0 = split[k], w = split[k + 1] - u0;
+    packs.emplace_back(false, H, G * w, f.rkernel + G * u0, GH);
+    if (cell == Cell::gru) scratch[k].resize(N * G * w);
+  }
+
+  ActCtx actx{&gk, act};
+  auto step = [&](int64_t k, int64_t t) {
+    const int64_t u0 = split[k], w = split[k + 1] - u0, c0k = G * u0;
+    const float* hprev = t == 0 ? h0 : f.y + (t - 1) * H;
+    const int64_t ldh = t == 0 ? H : T * H;
+    switch (cell) {
+      case Cell::simple: {
+        gemm::Epilogue ep;
+        ep.fn = &act_epilogue;
+        ep.ctx = &actx;
+        gemm::sgemm_packed(false, N, 1.0f, hprev, ldh, packs[k], 1.0f, f.y + t * H + u0, T * H, ep, 1);
+        break;
+      }
+      case Cell::lstm: {
+        float* z = f.xg + t * GH + c0k;
+        gemm::sgemm_packed(false, N, 1.0f, hprev, ldh, packs[k], 1.0f, z, T * GH, {}, 1);
+        for (int64_t n = 0; n < N; ++n) {
+          const float* cprev = t == 0 ? c0 + n * H + u0 : f.aux + (n * T + t - 1) * H + u0;
+          int64_t o = (n * T + t) * H + u0;
+          gk.lstm_fwd(w, z + n * T * GH, cprev, f.aux + o, f.y + o);
+        }
+        break;
+      }
+      case Cell::gru: {
+        float* b = scratch[k].data();
+        gemm::Epilogue ep;
+        ep.bias = f.bias + GH + c0k;  // recurrent bias, row 1
+        gemm::sgemm_packed(false, N, 1.0f, hprev, ldh, packs[k], 0.0f, b, G * w, ep, 1);
+        for (int64_t n = 0; n < N; ++n) {
+          const float* hp = hprev + n * ldh + u0;
+          int64_t o = (n * T + t) * H + u0;
+          gk.gru_fwd(w, f.xg + (n * T + t) * GH + c0k, b + n * G * w, hp, f.aux + o, f.y + o);
+        }
+        break;
+      }
+    }
+  };
+  run_steps(parts, T, false, step);
+}
+
+}  // namespace forgeml::rnn

@@ -1,0 +1,80 @@
+// The time loop shared by forward and backward. Each step has one or more phases; every phase
+// runs phase(k, t) for all parts k, and a phase starts only when the previous one is complete.
+//
+// Instead of a barrier with fixed owners, the threads of one OpenMP team claim (phase, part)
+// tasks: each thread tries its own part first (so a part's packed weights stay in one core's
+// L2), then any part still unclaimed. When a thread is descheduled (an oversubscribed machine),
+// the others do its parts instead of waiting a time slice for it at a barrier. Exceptions are
+// collected (tasks still count as done) and rethrown after the team; Ctrl-C is checked between
+// chunks of steps.
+#pragma once
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+#include <omp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <thread>
+
+#include "forgeml/parallel.h"
+
+namespace forgeml::rnn {
+
+namespace detail {
+
+inline void cpu_relax() {
+#if defined(__x86_64__)
+  _mm_pause();
+#endif
+}
+
+// Waits until counter >= target, yielding the core after a short spin.
+inline void wait_for(const std::atomic<int64_t>& counter, int64_t target) {
+  for (int spins = 0; counter.load(std::memory_order_acquire) < target; ++spins) {
+    if (spins < 2000) cpu_relax();
+    else std::this_thread::yield();
+  }
+}
+
+}  // namespace detail
+
+template <class... Phases>
+void run_steps(int64_t parts, int64_t T, bool reverse, Phases&&... phases) {
+  constexpr int64_t kPhases = sizeof...(Phases);
+  const int64_t chunk = 32;
+  const int threads = static_cast<int>(std::min<int64_t>(parts, num_threads()));
+  for (int64_t s0 = 0; s0 < T; s0 += chunk) {
+    const int64_t s1 = std::min(T, s0 + chunk), groups = (s1 - s0) * kPhases;
+    ExceptionSlot slot;
+    std::atomic<int64_t> done{0};                                    // tasks finished, all groups
+    std::unique_ptr<std::atomic<int64_t>[]> claimed(new std::atomic<int64_t>[parts]);  // next group per part
+    for (int64_t k = 0; k < parts; ++k) claimed[k].store(0);
+    auto run_task = [&](int64_t g, int64_t k) {
+      const int64_t s = s0 + g / kPhases, t = reverse ? T - 1 - s : s, phase = g % kPhases;
+      int64_t i = 0;
+      slot.run([&] { ((i++ == phase ? phases(k, t) : void()), ...); });
+      done.fetch_add(1, std::memory_order_release);
+    };
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+      const int64_t tid = omp_get_thread_num();
+      for (int64_t g = 0; g < groups; ++g) {
+        detail::wait_for(done, g * parts);  // the previous phase is complete
+        for (int64_t j = 0; j < parts; ++j) {
+          const int64_t k = (tid + j) % parts;
+          int64_t expected = g;
+          if (claimed[k].load(std::memory_order_relaxed) == g &&
+              claimed[k].compare_exchange_strong(expected, g + 1, std::memory_order_acq_rel))
+            run_task(g, k);
+        }
+      }
+    }
+    slot.rethrow();
+    check_interrupt();
+  }
+}
+
+}  // namespace forgeml::rnn

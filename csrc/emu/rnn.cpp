@@ -1,0 +1,2 @@
+// The CUDA recurrent kernels under the SIMT emulator (forgeml._emu).
+#include "cuda/rnn.cu"
