@@ -1,7 +1,8 @@
-// forgeml._cpu bindings for SGEMM. Arrays arrive float32 with a unit inner stride (ops/gemm.py
-// converts anything else once); leading dimensions and batch strides are read from the arrays'
-// strides here, so a transposed or sliced view costs no copy. Shapes were checked in Python;
-// the checks here only keep a wrong call from touching memory it does not own.
+// forgeml._cpu bindings for SGEMM. matmul_fast serves ops.matmul's common case in one call;
+// sgemm (alpha/beta), PackedB/sgemm_packed and the epilogue test hook take float32 arrays with
+// a unit inner stride. Leading dimensions and batch strides are read from the arrays' strides,
+// so a transposed or sliced view costs no copy. Shapes are checked in Python; the checks here
+// keep a wrong call from touching memory it does not own.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 

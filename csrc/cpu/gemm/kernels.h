@@ -3,7 +3,7 @@
 // A micro-kernel computes one m x n tile of C (m <= MR, n <= NR), reading op(A) and op(B) either
 // from packed panels or straight from the caller's matrices:
 //   op(A)(i, k) = a[k * as + i]   (column-style: packed panels, as = MR, or a transposed A, as = lda)
-//              or a[i * as + k]   (the *_rows variant: a row-major A read in place, as = lda)
+//              or a[i * as + k]   (row_a variant: a row-major A read in place, as = lda)
 //   op(B)(k, j) = b[k * bs + j]   (packed panels, bs = NR, or a row-major B read in place, bs = ldb)
 //   C[i, j] (row stride ldc) = alpha * sum_k op(A)(i, k) op(B)(k, j) + beta * C[i, j]
 // Only rows i < m and columns j < n are read or written. beta == 0 means C is write-only.
@@ -20,12 +20,13 @@ using MicroKernel = void (*)(int64_t kc, const float* a, int64_t as, const float
 constexpr int kMaxMR = 16;
 using ActivationFn = void (*)(Activation act, float* x, int64_t n);
 
-// One ISA's kernel and the cache blocking sized for it (see registry.cpp for the numbers' origin).
-// Packing (driver.cpp has the layouts): dst panels of MR rows (k-major, MR floats per k) or of
-// NR columns (NR floats per k). A null pointer means the driver's generic loops.
+// Packing: op(A) rows [r0, r0 + rows) (or op(B) columns) x depth [p0, p0 + kc) into panels of
+// MR rows (k-major, MR floats per k) or NR columns (NR floats per k), one after another.
+// A null pointer means the driver's generic loops.
 using PackFn = void (*)(bool trans, const float* src, int64_t ld, int64_t r0, int64_t rows, int64_t p0,
                         int64_t kc, float* dst);
 
+// One ISA's kernels and the cache blocking sized for it (constants at the top of kernel_*.cpp).
 struct Kernel {
   // [narrow][row_a][m]: the kernel for an m-row tile; narrow: n <= NR / 2 (half the FMAs);
   // row_a: a row-major A read in place (else A column-style, see above).

@@ -1,0 +1,172 @@
+// forgeml._cpu tree kernels: binning, forest growth, prediction, and the split scan on its own.
+// Shapes are validated in python/forgeml/ops/tree.py; the checks here guard the pointers.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstring>
+
+#include "bind/registry.h"
+#include "forgeml/check.h"
+#include "cpu/tree/tree.h"
+
+namespace py = pybind11;
+namespace ft = forgeml::tree;
+
+namespace {
+
+template <class T>
+using Arr = py::array_t<T, py::array::c_style | py::array::forcecast>;
+
+template <class T>
+const T* ptr_or_null(const std::optional<Arr<T>>& a) { return a ? a->data() : nullptr; }
+
+py::tuple bin_edges(Arr<float> X, std::optional<Arr<double>> weight, int max_bins, int64_t sample, uint64_t seed) {
+  FORGEML_CHECK_ARG(X.ndim() == 2, "X: expected 2-D");
+  int64_t n = X.shape(0);
+  int d = static_cast<int>(X.shape(1));
+  FORGEML_CHECK_ARG(!weight || weight->size() == n, "weight: expected ", n, " values");
+  Arr<float> edges({static_cast<py::ssize_t>(d), py::ssize_t{256}});
+  Arr<int32_t> n_edges(d);
+  {
+    py::gil_scoped_release nogil;
+    ft::bin_edges(X.data(), n, d, ptr_or_null(weight), max_bins, sample, seed, edges.mutable_data(),
+                  n_edges.mutable_data());
+  }
+  return py::make_tuple(edges, n_edges);
+}
+
+Arr<uint8_t> bin_codes(Arr<float> X, Arr<float> edges, Arr<int32_t> n_edges) {
+  FORGEML_CHECK_ARG(X.ndim() == 2 && edges.ndim() == 2 && edges.shape(1) == 256 && edges.shape(0) == X.shape(1) &&
+                    n_edges.size() == X.shape(1), "bin_codes: inconsistent shapes");
+  Arr<uint8_t> codes({X.shape(0), X.shape(1)});
+  py::gil_scoped_release nogil;
+  ft::bin_codes(X.data(), X.shape(0), static_cast<int>(X.shape(1)), edges.data(), n_edges.data(), codes.mutable_data());
+  return codes;
+}
+
+py::dict grow_forest(Arr<uint8_t> codes, std::optional<Arr<int32_t>> y_class, std::optional<Arr<double>> y,
+                     Arr<double> weight, Arr<uint64_t> seeds, const py::dict& kw) {
+  FORGEML_CHECK_ARG(codes.ndim() == 2, "codes: expected 2-D");
+  const int64_t n = codes.shape(0);
+  ft::Params p;
+  p.criterion = static_cast<ft::Criterion>(kw["criterion"].cast<int>());
+  p.n_classes = kw["n_classes"].cast<int>();
+  p.max_depth = kw["max_depth"].cast<int>();
+  p.min_samples_split = kw["min_samples_split"].cast<int64_t>();
+  p.min_samples_leaf = kw["min_samples_leaf"].cast<int64_t>();
+  p.min_weight_fraction_leaf = kw["min_weight_fraction_leaf"].cast<double>();
+  p.min_impurity_decrease = kw["min_impurity_decrease"].cast<double>();
+  p.max_features = kw["max_features"].cast<int>();
+  p.max_leaf_nodes = kw["max_leaf_nodes"].cast<int64_t>();
+  if (kw.contains("hist_subtraction")) p.hist_subtraction = kw["hist_subtraction"].cast<bool>();
+  ft::ForestParams fp;
+  fp.bootstrap = kw["bootstrap"].cast<bool>();
+  fp.n_draws = kw["n_draws"].cast<int64_t>();
+  fp.balanced_subsample = kw["balanced_subsample"].cast<bool>();
+  const int threads = kw["threads"].cast<int>();
+  const bool classify = p.criterion != ft::Criterion::squared_error;
+  FORGEML_CHECK_ARG(classify ? (y_class && y_class->size() == n) : (y && y->size() == n), "y: expected ", n, " values");
+  FORGEML_CHECK_ARG(weight.size() == n, "weight: expected ", n, " values");
+  if (classify) {
+    const int32_t* yc = y_class->data();
+    for (int64_t i = 0; i < n; ++i)
+      FORGEML_CHECK_ARG(yc[i] >= 0 && yc[i] < p.n_classes, "y: class index out of range at row ", i);
+  }
+  ft::Data data{codes.data(), n, static_cast<int>(codes.shape(1)), ptr_or_null(y_class), ptr_or_null(y)};
+  std::vector<ft::TreeOut> trees;
+  {
+    py::gil_scoped_release nogil;
+    trees = ft::grow_forest(data, p, fp, weight.data(), seeds.data(), static_cast<int>(seeds.size()), threads);
+  }
+  // Concatenate: one array per field over all trees, with node offsets.
+  const int T = static_cast<int>(trees.size()), k = classify ? p.n_classes : 1;
+  Arr<int64_t> offsets(T + 1);
+  Arr<int32_t> depths(T);
+  int64_t N = 0;
+  for (int t = 0; t < T; ++t) {
+    offsets.mutable_data()[t] = N;
+    depths.mutable_data()[t] = trees[t].depth;
+    N += static_cast<int64_t>(trees[t].feature.size());
+  }
+  offsets.mutable_data()[T] = N;
+  Arr<int32_t> feature(N), left(N), right(N), thr_bin(N);
+  Arr<uint8_t> nan_left(N);
+  Arr<double> impurity(N), weighted_n(N), value({N, static_cast<int64_t>(k)});
+  Arr<int64_t> n_samples(N);
+  for (int t = 0; t < T; ++t) {
+    const auto& tr = trees[t];
+    int64_t o = offsets.data()[t], m = static_cast<int64_t>(tr.feature.size());
+    auto put = [&](auto& dst, const auto& src, int64_t width = 1) {
+      std::memcpy(dst.mutable_data() + o * width, src.data(), sizeof(src[0]) * m * width);
+    };
+    put(feature, tr.feature); put(left, tr.left); put(right, tr.right); put(thr_bin, tr.thr_bin);
+    put(nan_left, tr.nan_left); put(impurity, tr.impurity); put(weighted_n, tr.weighted_n);
+    put(n_samples, tr.n_samples); put(value, tr.value, k);
+  }
+  py::dict out;
+  out["offsets"] = offsets; out["depth"] = depths; out["feature"] = feature; out["left"] = left;
+  out["right"] = right; out["thr_bin"] = thr_bin; out["nan_left"] = nan_left; out["impurity"] = impurity;
+  out["weighted_n"] = weighted_n; out["n_samples"] = n_samples; out["value"] = value;
+  return out;
+}
+
+Arr<int32_t> bootstrap_counts(int64_t n, int64_t n_draws, uint64_t seed) {
+  Arr<int32_t> c(n);
+  ft::bootstrap_counts(n, n_draws, seed, c.mutable_data());
+  return c;
+}
+
+void check_forest(const Arr<float>& X, const Arr<int32_t>& nodes, const Arr<int64_t>& roots) {
+  FORGEML_CHECK_ARG(X.ndim() == 2 && nodes.ndim() == 2 && nodes.shape(1) == 4, "forest: inconsistent shapes");
+  const int64_t N = nodes.shape(0);
+  for (py::ssize_t t = 0; t < roots.size(); ++t)
+    FORGEML_CHECK_ARG(roots.data()[t] >= 0 && roots.data()[t] < N, "roots: out of range");
+}
+
+Arr<double> forest_predict(Arr<float> X, Arr<int32_t> nodes, Arr<double> values, Arr<int64_t> roots, int threads) {
+  check_forest(X, nodes, roots);
+  FORGEML_CHECK_ARG(values.ndim() == 2 && values.shape(0) == nodes.shape(0), "values: expected (nodes, k)");
+  const int k = static_cast<int>(values.shape(1));
+  Arr<double> out({X.shape(0), static_cast<py::ssize_t>(k)});
+  py::gil_scoped_release nogil;
+  ft::forest_predict(X.data(), X.shape(0), static_cast<int>(X.shape(1)), nodes.data(), values.data(), k,
+                     roots.data(), static_cast<int>(roots.size()), out.mutable_data(), threads);
+  return out;
+}
+
+Arr<int64_t> forest_apply(Arr<float> X, Arr<int32_t> nodes, Arr<int64_t> roots, int threads) {
+  check_forest(X, nodes, roots);
+  Arr<int64_t> out({X.shape(0), roots.size()});
+  py::gil_scoped_release nogil;
+  ft::forest_apply(X.data(), X.shape(0), static_cast<int>(X.shape(1)), nodes.data(), roots.data(),
+                   static_cast<int>(roots.size()), out.mutable_data(), threads);
+  return out;
+}
+
+py::tuple best_split(Arr<double> hist, Arr<double> total, int criterion, int n_classes, double min_samples_leaf,
+                     double min_weight_leaf) {
+  auto crit = static_cast<ft::Criterion>(criterion);
+  int S = crit == ft::Criterion::squared_error ? 4 : n_classes + 2;
+  FORGEML_CHECK_ARG(hist.ndim() == 3 && hist.shape(1) == 256 && hist.shape(2) == S && total.size() == S,
+                    "hist: expected (d, 256, ", S, ") and total (", S, ")");
+  ft::SplitResult r = ft::best_split(hist.data(), static_cast<int>(hist.shape(0)), total.data(), crit, n_classes,
+                                     min_samples_leaf, min_weight_leaf);
+  return py::make_tuple(r.feature, r.bin, r.nan_left, r.proxy);
+}
+
+forgeml::bind::Register reg{[](py::module_& m) {
+  m.def("tree_bin_edges", &bin_edges, py::arg("X"), py::arg("weight"), py::arg("max_bins"), py::arg("sample"),
+        py::arg("seed"));
+  m.def("tree_bin_codes", &bin_codes, py::arg("X"), py::arg("edges"), py::arg("n_edges"));
+  m.def("tree_grow_forest", &grow_forest, py::arg("codes"), py::arg("y_class"), py::arg("y"), py::arg("weight"),
+        py::arg("seeds"), py::arg("params"));
+  m.def("tree_bootstrap_counts", &bootstrap_counts, py::arg("n"), py::arg("n_draws"), py::arg("seed"));
+  m.def("tree_forest_predict", &forest_predict, py::arg("X"), py::arg("nodes"), py::arg("values"), py::arg("roots"),
+        py::arg("threads"));
+  m.def("tree_forest_apply", &forest_apply, py::arg("X"), py::arg("nodes"), py::arg("roots"), py::arg("threads"));
+  m.def("tree_best_split", &best_split, py::arg("hist"), py::arg("total"), py::arg("criterion"),
+        py::arg("n_classes"), py::arg("min_samples_leaf"), py::arg("min_weight_leaf"));
+}};
+
+}  // namespace

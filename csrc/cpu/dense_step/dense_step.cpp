@@ -1,0 +1,185 @@
+// Fused Dense-stack training steps: see dense_step.h for the contract.
+#include "cpu/dense_step/dense_step.h"
+#include "cpu/dense_step/kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "forgeml/check.h"
+#include "forgeml/gemm.h"
+#include "forgeml/parallel.h"
+
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+#endif
+
+namespace forgeml::dense {
+namespace {
+
+using gemm::Activation;
+
+// Per-variable clipnorm (Keras 3 clips each gradient to its own norm), global_clipnorm, clipvalue.
+void clip(const Net& net, const Optimizer& o, const detail::Kernels& k) {
+  float* g = net.grads;
+  if (o.clipvalue > 0) {
+    k.clip_values(g, net.n_params, static_cast<float>(o.clipvalue));
+  } else if (o.clipnorm > 0) {
+    for (int l = 0; l < net.layers; ++l) {
+      const int64_t sizes[2] = {net.dims[l] * net.dims[l + 1], net.dims[l + 1]};
+      const int64_t offs[2] = {net.w_off[l], net.b_off[l]};
+      for (int v = 0; v < 2; ++v) {
+        if (offs[v] < 0) continue;
+        const double norm = std::sqrt(k.sum_squares(g + offs[v], sizes[v]));
+        if (norm > o.clipnorm) k.scale(g + offs[v], sizes[v], static_cast<float>(o.clipnorm / norm));
+      }
+    }
+  } else if (o.global_clipnorm > 0) {
+    const double norm = std::sqrt(k.sum_squares(g, net.n_params));
+    if (norm > o.global_clipnorm) k.scale(g, net.n_params, static_cast<float>(o.global_clipnorm / norm));
+  }
+}
+
+// Flush subnormals to zero on this thread while the step runs: the Adam/momentum slots of units
+// whose gradient stays zero (dead ReLUs, dropped inputs) decay into subnormals, which make the
+// update loop several times slower on x86. (XLA's CPU backend does the same.)
+class FlushDenormals {
+ public:
+#if defined(__x86_64__)
+  FlushDenormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | 0x8040u); }  // FTZ | DAZ
+  ~FlushDenormals() { _mm_setcsr(saved_); }
+
+ private:
+  unsigned saved_;
+#endif
+};
+
+void check_net(const Net& net) {
+  FORGEML_CHECK_ARG(net.layers >= 1, "layers: expected at least one Dense layer");
+  for (int l = 0; l < net.layers; ++l) {
+    FORGEML_CHECK_ARG(net.dims[l] > 0 && net.dims[l + 1] > 0, "dims: expected positive sizes");
+    FORGEML_CHECK_ARG(net.w_off[l] >= 0 && net.w_off[l] + net.dims[l] * net.dims[l + 1] <= net.n_params,
+                      "w_off: kernel ", l, " lies outside params");
+    FORGEML_CHECK_ARG(net.b_off[l] < 0 || net.b_off[l] + net.dims[l + 1] <= net.n_params,
+                      "b_off: bias ", l, " lies outside params");
+    FORGEML_CHECK_ARG(net.acts[l] >= 0 && net.acts[l] <= 3, "acts: expected none, relu, sigmoid or tanh");
+  }
+}
+
+// Per-call workspace: the activations of every layer and two gradient buffers.
+struct Work {
+  std::vector<float> xb;                // gathered input rows (m, dims[0])
+  std::vector<std::vector<float>> h;    // layer outputs (m, dims[l+1])
+  std::vector<float> g0, g1;            // gradients wrt layer outputs, ping-pong
+  std::vector<int64_t> yb;
+  std::vector<double> wb;
+  Work(const Net& net, int64_t m) : xb(m * net.dims[0]), h(net.layers), yb(m), wb(m) {
+    int64_t widest = 0;
+    for (int l = 0; l < net.layers; ++l) {
+      h[l].resize(m * net.dims[l + 1]);
+      widest = std::max(widest, net.dims[l + 1]);
+    }
+    g0.resize(m * widest);
+    g1.resize(m * widest);
+  }
+};
+
+// Forward of rows x (m, dims[0]); the last layer leaves logits in w.h.back().
+void forward_rows(const Net& net, const float* x, int64_t m, Work& w) {
+  const float* a = x;
+  for (int l = 0; l < net.layers; ++l) {
+    const int64_t k = net.dims[l], n = net.dims[l + 1];
+    gemm::Epilogue ep;
+    ep.bias = net.b_off[l] >= 0 ? net.params + net.b_off[l] : nullptr;
+    ep.act = l + 1 < net.layers ? static_cast<Activation>(net.acts[l]) : Activation::none;
+    gemm::sgemm(false, false, m, n, k, 1.f, a, k, net.params + net.w_off[l], n, 0.f, w.h[l].data(), n, ep);
+    a = w.h[l].data();
+  }
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------- entry points
+
+Totals train_steps(const Net& net, const Data& d, const Optimizer& opt, const double* lrs, int64_t t0) {
+  check_net(net);
+  FORGEML_CHECK_ARG(d.batch > 0, "batch_size: expected > 0, got ", d.batch);
+  Totals tot;
+  if (d.steps <= 0 || d.n == 0) return tot;
+  const int L = net.layers;
+  const int64_t c = net.dims[L];
+  for (int64_t i = 0; i < d.n; ++i) {  // every index below is checked once here
+    FORGEML_CHECK_ARG(d.y[i] >= 0 && d.y[i] < c, "y: label ", d.y[i], " at row ", i, " is outside [0, ", c, ")");
+    FORGEML_CHECK_ARG(!d.perm || (d.perm[i] >= 0 && d.perm[i] < d.n), "perm: entry ", i, " is not a row index");
+  }
+  FlushDenormals ftz;
+  Work w(net, std::min(d.batch, d.n));
+  const detail::Kernels& k = detail::active_kernels();
+  for (int64_t s = 0; s < d.steps; ++s) {
+    const int64_t r0 = (d.first_step + s) * d.batch;
+    FORGEML_CHECK_ARG(r0 < d.n, "steps: step ", d.first_step + s, " starts past the data (", d.n, " rows)");
+    const int64_t m = std::min(d.batch, d.n - r0);
+    // gather the batch (rows, labels, weights) in the run's row order
+    const float* xb = d.x + r0 * net.dims[0];
+    const int64_t* yb = d.y + r0;
+    const double* wb = d.sw ? d.sw + r0 : nullptr;
+    if (d.perm) {
+      const int64_t d0 = net.dims[0];
+      for (int64_t i = 0; i < m; ++i) {
+        const int64_t row = d.perm[r0 + i];
+        std::memcpy(w.xb.data() + i * d0, d.x + row * d0, sizeof(float) * d0);
+        w.yb[i] = d.y[row];
+        if (d.sw) w.wb[i] = d.sw[row];
+      }
+      xb = w.xb.data();
+      yb = w.yb.data();
+      wb = d.sw ? w.wb.data() : nullptr;
+    }
+    forward_rows(net, xb, m, w);
+    float* g = w.h[L - 1].data();
+    k.softmax_xent(g, m, c, yb, wb, tot);  // logits -> dloss/dlogits in place
+    for (int l = L - 1; l >= 0; --l) {
+      const int64_t kd = net.dims[l], n = net.dims[l + 1];
+      const float* a = l == 0 ? xb : w.h[l - 1].data();
+      gemm::sgemm(true, false, kd, n, m, 1.f, a, kd, g, n, 0.f, net.grads + net.w_off[l], n);
+      if (net.b_off[l] >= 0) k.column_sums(g, m, n, net.grads + net.b_off[l]);
+      if (l == 0) break;
+      float* gp = g == w.g0.data() ? w.g1.data() : w.g0.data();
+      gemm::sgemm(false, true, m, kd, n, 1.f, g, n, net.params + net.w_off[l], n, 0.f, gp, kd);
+      k.activation_backward(net.acts[l - 1], w.h[l - 1].data(), gp, m * kd);
+      g = gp;
+    }
+    clip(net, opt, k);
+    k.update(net, opt, lrs[s], t0 + s + 1);
+    if ((s & 63) == 63) check_interrupt();
+  }
+  return tot;
+}
+
+void optimizer_update(float* params, const float* grads, int64_t n, const Optimizer& opt, double lr, int64_t t) {
+  Net flat;
+  flat.params = params;
+  flat.grads = const_cast<float*>(grads);
+  flat.n_params = n;
+  FlushDenormals ftz;
+  detail::active_kernels().update(flat, opt, lr, t);
+}
+
+void forward(const Net& net, const float* x, int64_t n, int64_t batch, bool softmax, float* out) {
+  check_net(net);
+  FORGEML_CHECK_ARG(batch > 0, "batch_size: expected > 0, got ", batch);
+  if (n == 0) return;
+  const int L = net.layers;
+  const int64_t c = net.dims[L], d0 = net.dims[0];
+  Work w(net, std::min(batch, n));
+  for (int64_t r0 = 0; r0 < n; r0 += batch) {
+    const int64_t m = std::min(batch, n - r0);
+    forward_rows(net, x + r0 * d0, m, w);
+    float* dst = out + r0 * c;
+    std::memcpy(dst, w.h[L - 1].data(), sizeof(float) * m * c);
+    if (softmax) detail::active_kernels().softmax_rows(dst, m, c);
+  }
+}
+
+}  // namespace forgeml::dense

@@ -1,0 +1,74 @@
+// Fused training steps for a stack of Dense layers ending in softmax + sparse cross-entropy.
+//
+// One call runs many steps (a whole epoch) with no Python in between: per step the forward
+// matmuls with bias and activation in the GEMM epilogue, the stable softmax cross-entropy and its
+// gradient, the backward matmuls, per-variable clipping and the optimizer update. It is the same
+// arithmetic as forgeml.keras's layer-by-layer path (which stays the reference and the fallback).
+//
+// Shapes: x is (n, dims[0]) row-major; layer l maps (m, dims[l]) -> (m, dims[l+1]) with kernel
+// (dims[l], dims[l+1]) at params + w_off[l] and bias (dims[l+1]) at params + b_off[l] (or none
+// when b_off[l] < 0); the last layer's output are logits over dims[L] classes. grads has params'
+// layout. Batch s of the run covers rows [s * batch, min(n, (s + 1) * batch)) of the row order
+// `perm` (identity when null). y holds class ids in [0, dims[L]); sw optional sample weights.
+#pragma once
+#include <cstdint>
+
+namespace forgeml::dense {
+
+enum class OptKind : int { sgd = 0, adam = 1, rmsprop = 2 };
+
+struct Net {
+  int layers = 0;
+  const int64_t* dims = nullptr;   // layers + 1
+  const int* acts = nullptr;       // layers: gemm::Activation codes of hidden layers (last ignored)
+  const int64_t* w_off = nullptr;  // layers
+  const int64_t* b_off = nullptr;  // layers, -1 = no bias
+  float* params = nullptr;
+  float* grads = nullptr;
+  int64_t n_params = 0;
+};
+
+struct Data {
+  const float* x = nullptr;
+  int64_t n = 0;
+  const int64_t* perm = nullptr;  // null: rows in order
+  const int64_t* y = nullptr;
+  const double* sw = nullptr;     // null: all ones
+  int64_t batch = 32;
+  int64_t first_step = 0;
+  int64_t steps = 0;
+};
+
+// Keras 3 update rules (see forgeml/keras/optimizers). Slots have params' layout; unused ones null.
+struct Optimizer {
+  OptKind kind = OptKind::sgd;
+  double beta_1 = 0.9, beta_2 = 0.999, epsilon = 1e-7;  // adam
+  bool amsgrad = false;
+  double momentum = 0.0;                                // sgd, rmsprop
+  bool nesterov = false;
+  double rho = 0.9;                                     // rmsprop
+  bool centered = false;
+  double weight_decay = 0.0;                            // decoupled: p -= p * wd * lr first
+  double clipnorm = 0.0, clipvalue = 0.0, global_clipnorm = 0.0;  // 0: off
+  float* momentum_slot = nullptr;
+  float* velocity = nullptr;
+  float* velocity_hat = nullptr;
+  float* average_gradient = nullptr;
+};
+
+struct Totals {
+  double loss = 0.0;     // sum over samples of w_i * loss_i
+  double correct = 0.0;  // samples whose argmax logit is the label
+  int64_t count = 0;
+};
+
+// lrs[s]: learning rate of step s of this run; t0: optimizer iterations before the run.
+Totals train_steps(const Net& net, const Data& data, const Optimizer& opt, const double* lrs, int64_t t0);
+
+// One optimizer update of params (n) from grads (weight decay first, no clipping); t is 1-based.
+void optimizer_update(float* params, const float* grads, int64_t n, const Optimizer& opt, double lr, int64_t t);
+
+// Forward only (evaluation): logits or softmax probabilities of every row of x into out (n, classes).
+void forward(const Net& net, const float* x, int64_t n, int64_t batch, bool softmax, float* out);
+
+}  // namespace forgeml::dense

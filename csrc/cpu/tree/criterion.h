@@ -1,0 +1,62 @@
+// Split criteria behind one small interface, on per-bin statistics of width S:
+//   classification: s = {count, W, w_0 .. w_{K-1}}  (S = K + 2; w_k = weight of class k)
+//   regression:     s = {count, W, sum w*y, sum w*y^2}  (S = 4)
+// count is the number of rows (for min_samples_leaf), W their total weight.
+//
+//   cost(s)  = W * impurity(s): the weighted impurity a node contributes.
+//     gini:          W * (1 - sum_k (w_k/W)^2)    = W - sum_k w_k^2 / W
+//     entropy:       W * (-sum_k p_k log2 p_k)     = (W ln W - sum_k w_k ln w_k) / ln 2
+//     squared_error: W * (E[y^2] - E[y]^2)         = sum w y^2 - (sum w y)^2 / W
+//   proxy(s): a split maximises proxy(left) + proxy(right), which equals -(cost(left) +
+//     cost(right)) up to terms constant at a node (so the constants cancelling in gini and
+//     squared_error are never computed, keeping the comparison exact in float64).
+//   add(s, w, row): one row's contribution.
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+namespace forgeml::tree {
+
+struct Gini {
+  static constexpr bool kClassify = true;
+  int K;
+  double cost(const double* s) const {
+    double W = s[1];
+    if (W <= 0) return 0;
+    double sq = 0;
+    for (int k = 0; k < K; ++k) sq += s[2 + k] * s[2 + k];
+    return W - sq / W;
+  }
+  double proxy(const double* s) const {
+    double sq = 0;
+    for (int k = 0; k < K; ++k) sq += s[2 + k] * s[2 + k];
+    return sq / s[1];
+  }
+};
+
+struct Entropy {
+  static constexpr bool kClassify = true;
+  int K;
+  static double xlogx(double x) { return x > 0 ? x * std::log(x) : 0.0; }
+  double cost(const double* s) const {
+    double c = xlogx(s[1]);
+    for (int k = 0; k < K; ++k) c -= xlogx(s[2 + k]);
+    return c / std::log(2.0);
+  }
+  double proxy(const double* s) const {
+    double c = -xlogx(s[1]);
+    for (int k = 0; k < K; ++k) c += xlogx(s[2 + k]);
+    return c;
+  }
+};
+
+struct SquaredError {
+  static constexpr bool kClassify = false;
+  int K;  // unused (1)
+  double cost(const double* s) const { return s[1] > 0 ? s[3] - s[2] * s[2] / s[1] : 0.0; }
+  double proxy(const double* s) const { return s[2] * s[2] / s[1]; }
+};
+
+inline int stat_width(bool classify, int n_classes) { return classify ? n_classes + 2 : 4; }
+
+}  // namespace forgeml::tree

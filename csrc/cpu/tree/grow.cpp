@@ -1,0 +1,585 @@
+// Tree growth on binned data: one whole tree per call.
+//
+// A node owns a range of `rows` (the rows with weight > 0, partitioned in place as the tree
+// grows). Its split is searched over features drawn at random without replacement until
+// max_features non-constant ones have been seen (scikit-learn's rule; features found constant
+// are remembered and never drawn again below). Histograms are built for a batch of drawn
+// features in one pass over the node's rows (row-major codes: one cache line per row), with a
+// 256-bit occupancy mask per feature so a small node scans and clears only the bins it touched.
+// When every feature is evaluated at every node (max_features >= d: single trees, regression
+// forests by default), a node keeps its full histogram and its children get theirs LightGBM's
+// way: build the smaller child from its rows, derive the larger as parent minus smaller.
+// Depth-first growth by default; best-first (largest impurity decrease first) with
+// max_leaf_nodes. Everything depends only on the seed, never on the thread count.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <numeric>
+#include <queue>
+#include <vector>
+
+#include "forgeml/check.h"
+#include "forgeml/parallel.h"
+#include "cpu/tree/criterion.h"
+#include "cpu/tree/rng.h"
+#include "cpu/tree/split.h"
+#include "cpu/tree/tree.h"
+
+namespace forgeml::tree {
+
+namespace {
+
+constexpr double kEps = std::numeric_limits<double>::epsilon();
+constexpr size_t kScratchBytes = size_t{4} << 20;  // histogram scratch per thread
+constexpr int64_t kMinHistRows = 512;  // nodes this large keep a full histogram for subtraction
+constexpr size_t kMaxHistBytes = size_t{8} << 20;  // larger full histograms: no subtraction
+constexpr int kMaxLiveHists = 64;
+
+// All d features' histograms of one node (split.h layout), zero where occ says empty.
+struct Hist {
+  std::vector<double> hw;     // (d, 256, H)
+  std::vector<uint32_t> cnt;  // (d, 256)
+  std::vector<uint64_t> occ;  // (d, 4)
+};
+
+struct Entry {
+  int node = -1;
+  int64_t begin = 0, end = 0;
+  int depth = 0;
+  std::vector<uint64_t> consts;  // features known constant in this node
+  bool split = false;
+  int feature = -1, bin = 0;
+  bool nan_left = false;
+  double improvement = 0;
+  std::vector<double> left, right;  // child statistics
+  std::unique_ptr<Hist> hist;       // full mode: this node's histogram, kept for its children
+};
+
+// A row of the node's range with what the histograms need next to it, so building one touches
+// a single random cache line (the row's codes) per row.
+template <bool kClassify>
+struct RowRec {
+  int32_t row;
+  int32_t cls;
+  double w;
+};
+template <>
+struct RowRec<false> {
+  int32_t row;
+  double w;
+  double y;
+};
+
+struct Scratch {
+  std::vector<double> hw;     // (batch, 256, H) per-bin sums (split.h), all zero between uses
+  std::vector<uint32_t> cnt;  // (batch, 256)
+  std::vector<uint64_t> occ;  // (batch, 4)
+  std::vector<double> tmp, left, right;
+  std::vector<int> constant;
+};
+
+template <class C>
+class Grower {
+ public:
+  Grower(const Data& data, const Params& p, const double* w, uint64_t seed, int threads)
+      : D_(data), P_(p), w_(w), rng_(seed), threads_(std::max(1, threads)) {
+    K_ = C::kClassify ? p.n_classes : 1;
+    crit_.K = K_;
+    S_ = stat_width(C::kClassify, p.n_classes);
+    H_ = C::kClassify ? K_ : 3;
+    words_ = (D_.d + 63) / 64;
+    batch_cap_ = std::max<int>(1, static_cast<int>(kScratchBytes / (256 * (H_ * sizeof(double) + 4))));
+    batch_cap_ = std::min({batch_cap_, D_.d, std::max(1, p.max_features)});
+    full_ = p.hist_subtraction && p.max_features >= D_.d && static_cast<size_t>(D_.d) * 256 * (H_ * sizeof(double) + 4) <= kMaxHistBytes;
+  }
+
+  TreeOut run() {
+    for (int64_t r = 0; r < D_.n; ++r)
+      if (w_[r] > 0)
+      {
+        if constexpr (C::kClassify) rows_.push_back({static_cast<int32_t>(r), D_.y_class[r], w_[r]});
+        else rows_.push_back({static_cast<int32_t>(r), w_[r], D_.y[r]});
+      }
+    tmp_.resize(rows_.size());
+    std::vector<double> total(S_, 0.0);
+    for (const Rec& r : rows_) add_row(total.data(), r);
+    w_root_ = total[1];
+    lim_ = {static_cast<double>(P_.min_samples_leaf), P_.min_weight_fraction_leaf * w_root_};
+    Entry root = make_entry(0, static_cast<int64_t>(rows_.size()), 0, total.data(),
+                            std::vector<uint64_t>(words_, 0), nullptr);
+    if (P_.max_leaf_nodes > 0) best_first(std::move(root)); else depth_first(std::move(root));
+    return std::move(out_);
+  }
+
+ private:
+  using Rec = RowRec<C::kClassify>;
+  static void add_row(double* s, const Rec& r) {
+    s[0] += 1;
+    s[1] += r.w;
+    if constexpr (C::kClassify) {
+      s[2 + r.cls] += r.w;
+    } else {
+      double wy = r.w * r.y;
+      s[2] += wy;
+      s[3] += wy * r.y;
+    }
+  }
+
+  int new_node(const double* s, int depth) {
+    int id = static_cast<int>(out_.feature.size());
+    out_.feature.push_back(-1);
+    out_.left.push_back(-1);
+    out_.right.push_back(-1);
+    out_.thr_bin.push_back(0);
+    out_.nan_left.push_back(0);
+    out_.n_samples.push_back(static_cast<int64_t>(s[0]));
+    out_.weighted_n.push_back(s[1]);
+    out_.impurity.push_back(crit_.cost(s) / s[1]);
+    if constexpr (C::kClassify) {
+      for (int k = 0; k < K_; ++k) out_.value.push_back(s[2 + k] / s[1]);
+    } else {
+      out_.value.push_back(s[2] / s[1]);
+    }
+    out_.depth = std::max(out_.depth, depth);
+    return id;
+  }
+
+  Entry make_entry(int64_t begin, int64_t end, int depth, const double* s, std::vector<uint64_t> consts,
+                   std::unique_ptr<Hist> hist) {
+    Entry e;
+    e.node = new_node(s, depth);
+    e.begin = begin;
+    e.end = end;
+    e.depth = depth;
+    e.consts = std::move(consts);
+    double n = s[0], W = s[1], imp = out_.impurity[e.node];
+    double pure_tol = kEps;
+    if constexpr (!C::kClassify) pure_tol = kEps * (1.0 + (s[2] / W) * (s[2] / W));
+    if (depth >= P_.max_depth || n < static_cast<double>(P_.min_samples_split) ||
+        n < 2.0 * static_cast<double>(P_.min_samples_leaf) || W < 2.0 * lim_.min_weight_leaf || imp <= pure_tol) {
+      release(std::move(hist));
+      return e;
+    }
+    if (full_ && (hist || (end - begin >= kMinHistRows && live_ < kMaxLiveHists))) {
+      if (!hist) {
+        hist = take_hist();
+        build_full(begin, end, *hist);
+      }
+      find_split_full(e, s, *hist);
+      if (e.split && end - begin >= kMinHistRows) e.hist = std::move(hist);
+      else release(std::move(hist));
+      return e;
+    }
+    release(std::move(hist));
+    find_split(e, s);
+    return e;
+  }
+
+  // ---- full histograms (subtraction mode)
+  std::unique_ptr<Hist> take_hist() {
+    ++live_;
+    if (!pool_.empty()) {
+      auto h = std::move(pool_.back());
+      pool_.pop_back();
+      return h;
+    }
+    auto h = std::make_unique<Hist>();
+    h->hw.assign(static_cast<size_t>(D_.d) * 256 * H_, 0.0);
+    h->cnt.assign(static_cast<size_t>(D_.d) * 256, 0);
+    h->occ.assign(static_cast<size_t>(D_.d) * 4, 0);
+    return h;
+  }
+
+  void release(std::unique_ptr<Hist> h) {  // back to the pool, cleared through its masks
+    if (!h) return;
+    --live_;
+    for (int f = 0; f < D_.d; ++f) clear_feature(h->hw.data() + static_cast<size_t>(f) * 256 * H_,
+                                                 h->cnt.data() + static_cast<size_t>(f) * 256, h->occ.data() + f * 4);
+    pool_.push_back(std::move(h));
+  }
+
+  void clear_feature(double* h, uint32_t* n, uint64_t* o) const {
+    const int H = H_;
+    for_each_bit(o, 4, [&](int b) {
+      std::fill(h + b * H, h + (b + 1) * H, 0.0);
+      n[b] = 0;
+    });
+    std::fill(o, o + 4, 0);
+  }
+
+  // Every feature's histogram over rows [begin, end), split over threads by features when large.
+  void build_full(int64_t begin, int64_t end, Hist& h) {
+    if (all_features_.empty()) {
+      all_features_.resize(D_.d);
+      std::iota(all_features_.begin(), all_features_.end(), 0);
+    }
+    int T = threads_;
+    if (T > 1 && (end - begin) * D_.d >= (int64_t{1} << 16)) {
+      T = std::min(T, D_.d);
+      ExceptionSlot slot;
+#pragma omp parallel for num_threads(T) schedule(static, 1)
+      for (int t = 0; t < T; ++t) {
+        slot.run([&] {
+          int a = D_.d * t / T, b = D_.d * (t + 1) / T;
+          build(begin, end, all_features_.data() + a, b - a, h.hw.data() + static_cast<size_t>(a) * 256 * H_,
+                h.cnt.data() + static_cast<size_t>(a) * 256, h.occ.data() + a * 4);
+        });
+      }
+      slot.rethrow();
+    } else {
+      build(begin, end, all_features_.data(), D_.d, h.hw.data(), h.cnt.data(), h.occ.data());
+    }
+  }
+
+  // parent -= child, bin by bin over the parent's occupied bins (counts stay exact integers).
+  void subtract(Hist& parent, const Hist& child) const {
+    const int H = H_;
+    for (int f = 0; f < D_.d; ++f) {
+      double* ph = parent.hw.data() + static_cast<size_t>(f) * 256 * H;
+      const double* ch = child.hw.data() + static_cast<size_t>(f) * 256 * H;
+      uint32_t* pn = parent.cnt.data() + static_cast<size_t>(f) * 256;
+      const uint32_t* cn = child.cnt.data() + static_cast<size_t>(f) * 256;
+      uint64_t* po = parent.occ.data() + f * 4;
+      for_each_bit(po, 4, [&](int b) {
+        pn[b] -= cn[b];
+        if (pn[b] == 0) {  // empty: exact zeros, not rounding residue
+          std::fill(ph + b * H, ph + (b + 1) * H, 0.0);
+          po[b >> 6] &= ~(uint64_t{1} << (b & 63));
+        } else {
+          for (int k = 0; k < H; ++k) ph[b * H + k] -= ch[b * H + k];
+        }
+      });
+    }
+  }
+
+  void find_split_full(Entry& e, const double* total, const Hist& h) {
+    std::vector<int> cand;
+    cand.reserve(D_.d);
+    for (int f = 0; f < D_.d; ++f)
+      if (!((e.consts[f >> 6] >> (f & 63)) & 1)) cand.push_back(f);
+    for (size_t i = 0; i < cand.size(); ++i)  // random order (same draws as find_split): ties go to the first
+      std::swap(cand[i], cand[i + rng_.below(cand.size() - i)]);
+    std::vector<double> bl(S_), br(S_);
+    Best best;
+    best.left = bl.data();
+    best.right = br.data();
+    Scratch& sc = scratch(0);
+    for (size_t i = 0; i < cand.size(); ++i) {
+      const int f = cand[i];
+      const double* hw = h.hw.data() + static_cast<size_t>(f) * 256 * H_;
+      const uint32_t* n = h.cnt.data() + static_cast<size_t>(f) * 256;
+      const uint64_t* o = h.occ.data() + f * 4;
+      bool varies = S_ == 4 ? scan_feature<C, 4>(crit_, hw, n, o, total, S_, lim_, f, static_cast<int>(i), sc.tmp.data(), best)
+                            : scan_feature<C>(crit_, hw, n, o, total, S_, lim_, f, static_cast<int>(i), sc.tmp.data(), best);
+      if (!varies) e.consts[f >> 6] |= uint64_t{1} << (f & 63);
+    }
+    finish_split(e, total, best, bl, br);
+  }
+
+  // Draws features until max_features non-constant ones were evaluated (or none are left).
+  void find_split(Entry& e, const double* total) {
+    std::vector<int> cand;
+    cand.reserve(D_.d);
+    for (int f = 0; f < D_.d; ++f)
+      if (!((e.consts[f >> 6] >> (f & 63)) & 1)) cand.push_back(f);
+    std::vector<double> bl(S_), br(S_);
+    Best best;
+    best.left = bl.data();
+    best.right = br.data();
+    int seen = 0;
+    size_t drawn = 0;
+    while (seen < P_.max_features && drawn < cand.size()) {
+      size_t need = std::min<size_t>({static_cast<size_t>(P_.max_features - seen), cand.size() - drawn,
+                                      static_cast<size_t>(batch_cap_)});
+      for (size_t i = drawn; i < drawn + need; ++i)  // Fisher-Yates, one draw at a time
+        std::swap(cand[i], cand[i + rng_.below(cand.size() - i)]);
+      std::vector<int> constant;
+      eval_batch(e, cand.data() + drawn, static_cast<int>(drawn), static_cast<int>(need), total, best, constant);
+      for (int f : constant) e.consts[f >> 6] |= uint64_t{1} << (f & 63);
+      seen += static_cast<int>(need - constant.size());
+      drawn += need;
+    }
+    finish_split(e, total, best, bl, br);
+  }
+
+  void finish_split(Entry& e, const double* total, const Best& best, std::vector<double>& bl, std::vector<double>& br) {
+    if (!best.found()) return;
+    double improvement = (crit_.cost(total) - crit_.cost(bl.data()) - crit_.cost(br.data())) / w_root_;
+    if (improvement + kEps < P_.min_impurity_decrease) return;
+    e.split = true;
+    e.feature = best.feature;
+    e.bin = best.bin;
+    e.nan_left = best.nan_left;
+    e.improvement = improvement;
+    e.left = std::move(bl);
+    e.right = std::move(br);
+  }
+
+  Scratch& scratch(int t) {
+    if (static_cast<int>(scratch_.size()) <= t) scratch_.resize(t + 1);
+    Scratch& sc = scratch_[t];
+    if (sc.hw.empty()) {
+      sc.hw.assign(static_cast<size_t>(batch_cap_) * 256 * H_, 0.0);
+      sc.cnt.assign(static_cast<size_t>(batch_cap_) * 256, 0);
+      sc.occ.assign(static_cast<size_t>(batch_cap_) * 4, 0);
+      sc.tmp.resize(4 * S_);
+      sc.left.resize(S_);
+      sc.right.resize(S_);
+    }
+    return sc;
+  }
+
+  // Histograms of features f[0..nf) over the node's rows, then the scan of each.
+  // Histograms of features f[0..nf) over rows [begin, end) into hw/cnt/occ (feature j at j's
+  // offsets), which must be zero.
+  void build(int64_t begin, int64_t end, const int* f, int nf, double* hw, uint32_t* cnt, uint64_t* occ) const {
+    // Large nodes touch nearly every bin: their masks come from the counts afterwards, which is
+    // cheaper than setting a bit per row and feature.
+    if (end - begin >= 4096) {
+      build_rows<false>(begin, end, f, nf, hw, cnt, occ);
+      for (int j = 0; j < nf; ++j) {
+        const uint32_t* n = cnt + static_cast<size_t>(j) * 256;
+        uint64_t* o = occ + j * 4;
+        for (int b = 0; b < 256; ++b)
+          if (n[b]) o[b >> 6] |= uint64_t{1} << (b & 63);
+      }
+    } else {
+      build_rows<true>(begin, end, f, nf, hw, cnt, occ);
+    }
+  }
+
+  template <bool kMask>
+  void build_rows(int64_t begin, int64_t end, const int* f, int nf, double* hw, uint32_t* cnt, uint64_t* occ) const {
+    const int d = D_.d, H = H_;
+    constexpr int64_t kAhead = 16;  // prefetch distance in rows: hides the codes' cache misses
+    for (int64_t i = begin; i < end; ++i) {
+      if (i + kAhead < end) __builtin_prefetch(D_.codes + static_cast<int64_t>(rows_[i + kAhead].row) * d);
+      const Rec& rr = rows_[i];
+      const uint8_t* c = D_.codes + static_cast<int64_t>(rr.row) * d;
+      for (int j = 0; j < nf; ++j) {
+        const int b = c[f[j]];
+        const size_t at = static_cast<size_t>(j) * 256 + b;
+        double* h = hw + at * H;
+        if constexpr (C::kClassify) {
+          h[rr.cls] += rr.w;
+        } else {
+          const double wy = rr.w * rr.y;
+          h[0] += rr.w;
+          h[1] += wy;
+          h[2] += wy * rr.y;
+        }
+        ++cnt[at];
+        if constexpr (kMask) occ[j * 4 + (b >> 6)] |= uint64_t{1} << (b & 63);
+      }
+    }
+  }
+
+  void build_and_scan(const Entry& e, const int* f, int rank0, int nf, const double* total, Scratch& sc,
+                      Best& best) {
+    double* hw = sc.hw.data();
+    uint32_t* cnt = sc.cnt.data();
+    uint64_t* occ = sc.occ.data();
+    const int H = H_;
+    build(e.begin, e.end, f, nf, hw, cnt, occ);
+    for (int j = 0; j < nf; ++j) {
+      double* h = hw + static_cast<size_t>(j) * 256 * H;
+      uint32_t* n = cnt + static_cast<size_t>(j) * 256;
+      uint64_t* o = occ + j * 4;
+      bool varies = S_ == 4 ? scan_feature<C, 4>(crit_, h, n, o, total, S_, lim_, f[j], rank0 + j, sc.tmp.data(), best)
+                            : scan_feature<C>(crit_, h, n, o, total, S_, lim_, f[j], rank0 + j, sc.tmp.data(), best);
+      if (!varies) sc.constant.push_back(f[j]);
+      clear_feature(h, n, o);
+    }
+  }
+
+  void eval_batch(const Entry& e, const int* f, int rank0, int nf, const double* total, Best& best,
+                  std::vector<int>& constant) {
+    int T = threads_;
+    if (T > 1 && nf >= 2 && (e.end - e.begin) * nf >= (int64_t{1} << 16)) {
+      T = std::min(T, nf);
+      for (int t = 0; t < T; ++t) scratch(t).constant.clear();
+      std::vector<Best> bests(T);
+      ExceptionSlot slot;
+#pragma omp parallel for num_threads(T) schedule(static, 1)
+      for (int t = 0; t < T; ++t) {
+        slot.run([&] {
+          Scratch& sc = scratch_[t];
+          bests[t].left = sc.left.data();
+          bests[t].right = sc.right.data();
+          int a = nf * t / T, b = nf * (t + 1) / T;
+          build_and_scan(e, f + a, rank0 + a, b - a, total, sc, bests[t]);
+        });
+      }
+      slot.rethrow();
+      for (int t = 0; t < T; ++t) {  // merge in rank order: same winner as one thread
+        const Best& b = bests[t];
+        if (b.found() && (b.proxy > best.proxy || (b.proxy == best.proxy && b.rank < best.rank))) {
+          best.proxy = b.proxy; best.feature = b.feature; best.rank = b.rank;
+          best.bin = b.bin; best.nan_left = b.nan_left;
+          std::copy(b.left, b.left + S_, best.left);
+          std::copy(b.right, b.right + S_, best.right);
+        }
+        constant.insert(constant.end(), scratch_[t].constant.begin(), scratch_[t].constant.end());
+      }
+    } else {
+      Scratch& sc = scratch(0);
+      sc.constant.clear();
+      build_and_scan(e, f, rank0, nf, total, sc, best);
+      constant = sc.constant;
+    }
+  }
+
+  // Splits e's rows (stable) and creates both children; returns them left, right.
+  std::pair<Entry, Entry> expand(Entry& e) {
+    const int d = D_.d, f = e.feature, bin = e.bin;
+    int64_t nl = 0, nr = 0;
+    constexpr int64_t kAhead = 16;
+    for (int64_t i = e.begin; i < e.end; ++i) {
+      if (i + kAhead < e.end) __builtin_prefetch(D_.codes + static_cast<int64_t>(rows_[i + kAhead].row) * d + f);
+      const Rec r = rows_[i];
+      int c = D_.codes[static_cast<int64_t>(r.row) * d + f];
+      bool go_left = c == kNanBin ? e.nan_left : c <= bin;
+      if (go_left) rows_[e.begin + nl++] = r; else tmp_[nr++] = r;
+    }
+    std::copy(tmp_.begin(), tmp_.begin() + nr, rows_.begin() + e.begin + nl);
+    int64_t mid = e.begin + nl;
+    FORGEML_CHECK_RT(static_cast<double>(nl) == e.left[0], "tree: partition disagrees with the histogram");
+    out_.feature[e.node] = f;
+    out_.thr_bin[e.node] = bin;
+    out_.nan_left[e.node] = e.nan_left;
+    std::unique_ptr<Hist> lh, rh;
+    if (e.hist) {  // smaller child from its rows, larger = parent - smaller
+      const bool left_small = nl <= nr;
+      const int64_t n_small = left_small ? nl : nr, n_large = left_small ? nr : nl;
+      std::unique_ptr<Hist> small;
+      if (n_large >= kMinHistRows) {
+        small = take_hist();
+        if (left_small) build_full(e.begin, mid, *small); else build_full(mid, e.end, *small);
+        subtract(*e.hist, *small);
+        if (n_small < kMinHistRows) release(std::move(small));
+        (left_small ? rh : lh) = std::move(e.hist);
+        (left_small ? lh : rh) = std::move(small);
+      } else {
+        release(std::move(e.hist));
+      }
+    }
+    Entry l = make_entry(e.begin, mid, e.depth + 1, e.left.data(), e.consts, std::move(lh));
+    Entry r = make_entry(mid, e.end, e.depth + 1, e.right.data(), std::move(e.consts), std::move(rh));
+    out_.left[e.node] = l.node;
+    out_.right[e.node] = r.node;
+    return {std::move(l), std::move(r)};
+  }
+
+  void depth_first(Entry root) {
+    std::vector<Entry> stack;
+    stack.push_back(std::move(root));
+    while (!stack.empty()) {
+      Entry e = std::move(stack.back());
+      stack.pop_back();
+      if (!e.split) continue;
+      auto [l, r] = expand(e);
+      stack.push_back(std::move(r));
+      stack.push_back(std::move(l));
+    }
+  }
+
+  void best_first(Entry root) {
+    auto worse = [](const Entry& a, const Entry& b) {
+      return a.improvement < b.improvement || (a.improvement == b.improvement && a.node > b.node);
+    };
+    std::priority_queue<Entry, std::vector<Entry>, decltype(worse)> heap(worse);
+    if (root.split) heap.push(std::move(root));
+    int64_t leaves = 1;
+    while (!heap.empty() && leaves < P_.max_leaf_nodes) {
+      Entry e = std::move(const_cast<Entry&>(heap.top()));
+      heap.pop();
+      auto [l, r] = expand(e);
+      ++leaves;
+      if (l.split) heap.push(std::move(l));
+      if (r.split) heap.push(std::move(r));
+    }
+  }
+
+  const Data& D_;
+  const Params& P_;
+  const double* w_;
+  Rng rng_;
+  int threads_;
+  C crit_;
+  bool full_ = false;
+  int live_ = 0;
+  std::vector<std::unique_ptr<Hist>> pool_;
+  int K_ = 1, S_ = 4, H_ = 3, words_ = 1, batch_cap_ = 1;
+  double w_root_ = 0;
+  Limits lim_{1, 0};
+  std::vector<Rec> rows_, tmp_;
+  std::vector<Scratch> scratch_;
+  std::vector<int> all_features_;
+  TreeOut out_;
+};
+
+}  // namespace
+
+TreeOut grow_tree(const Data& data, const Params& p, const double* weight, uint64_t seed, int threads) {
+  FORGEML_CHECK_ARG(data.n < (int64_t{1} << 31), "X: at most 2^31 - 1 rows, got ", data.n);
+  FORGEML_CHECK_ARG(p.max_features >= 1, "max_features: expected >= 1, got ", p.max_features);
+  switch (p.criterion) {
+    case Criterion::gini: return Grower<Gini>(data, p, weight, seed, threads).run();
+    case Criterion::entropy: return Grower<Entropy>(data, p, weight, seed, threads).run();
+    case Criterion::squared_error: return Grower<SquaredError>(data, p, weight, seed, threads).run();
+  }
+  throw std::invalid_argument("criterion: unknown");
+}
+
+void bootstrap_counts(int64_t n, int64_t n_draws, uint64_t seed, int32_t* counts) {
+  std::fill(counts, counts + n, 0);
+  if (n == 0) return;
+  Rng rng(seed ^ 0x2545f4914f6cdd1dULL);
+  for (int64_t i = 0; i < n_draws; ++i) ++counts[rng.below(static_cast<uint64_t>(n))];
+}
+
+std::vector<TreeOut> grow_forest(const Data& data, const Params& p, const ForestParams& fp,
+                                 const double* base_weight, const uint64_t* seeds, int n_trees, int threads) {
+  std::vector<TreeOut> trees(n_trees);
+  auto one = [&](int t, int inner_threads) {
+    std::vector<double> w(base_weight, base_weight + data.n);
+    if (fp.bootstrap) {
+      std::vector<int32_t> counts(data.n);
+      bootstrap_counts(data.n, fp.n_draws, seeds[t], counts.data());
+      for (int64_t i = 0; i < data.n; ++i) w[i] *= counts[i];
+      if (fp.balanced_subsample) {  // class weights from the classes' frequencies in this draw
+        std::vector<double> freq(p.n_classes, 0.0);
+        for (int64_t i = 0; i < data.n; ++i) freq[data.y_class[i]] += counts[i];
+        double present = 0;
+        for (double c : freq) present += c > 0;
+        for (int64_t i = 0; i < data.n; ++i) {
+          double c = freq[data.y_class[i]];
+          if (c > 0) w[i] *= static_cast<double>(fp.n_draws) / (present * c);
+        }
+      }
+    }
+    trees[t] = grow_tree(data, p, w.data(), seeds[t] + 0x5851f42d4c957f2dULL, inner_threads);
+  };
+  threads = std::max(1, threads);
+  if (n_trees == 1 || threads == 1) {
+    for (int t = 0; t < n_trees; ++t) {
+      one(t, threads);
+      check_interrupt();
+    }
+    return trees;
+  }
+  const int chunk = 4 * threads;  // trees per parallel region; Ctrl-C is checked between regions
+  for (int t0 = 0; t0 < n_trees; t0 += chunk) {
+    int t1 = std::min(n_trees, t0 + chunk);
+    ExceptionSlot slot;
+#pragma omp parallel for num_threads(std::min(threads, t1 - t0)) schedule(dynamic, 1)
+    for (int t = t0; t < t1; ++t) slot.run([&] { one(t, 1); });
+    slot.rethrow();
+    check_interrupt();
+  }
+  return trees;
+}
+
+}  // namespace forgeml::tree

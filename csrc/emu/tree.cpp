@@ -1,0 +1,2 @@
+// The tree kernels under the SIMT emulator.
+#include "cuda/tree.cu"

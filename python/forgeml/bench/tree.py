@@ -1,0 +1,134 @@
+"""Random-forest benchmark: fit time and test accuracy of forgeml's RandomForestClassifier
+against scikit-learn (n_jobs=-1), LightGBM's rf mode and XGBoost's XGBRFClassifier, on
+make_classification with 50 features; then predict latency for 1 row and 10k rows.
+
+Peers grow trees of the same size as forgeml's: LightGBM and XGBoost get num_leaves / max_leaves
+equal to forgeml's mean leaf count, per-node feature sampling (sqrt(d) of d) and bagging of
+63.2% of the rows (neither draws with replacement)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def _data(n_train: int, n_test: int = 20_000, d: int = 50):
+    from sklearn.datasets import make_classification
+    X, y = make_classification(n_samples=n_train + n_test, n_features=d, n_informative=20, n_redundant=10,
+                               flip_y=0.02, class_sep=0.8, random_state=0)
+    X = X.astype(np.float32)
+    return X[:n_train], y[:n_train], X[n_train:], y[n_train:]
+
+
+def _peers(d: int, trees: int, leaves: int):
+    """name -> factory of an unfitted peer classifier (installed peers only)."""
+    frac = max(1, int(math.sqrt(d))) / d
+    out = {}
+    try:
+        from sklearn.ensemble import RandomForestClassifier
+        out["sklearn"] = lambda: RandomForestClassifier(n_estimators=trees, n_jobs=-1, random_state=0)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        import lightgbm
+        out["lightgbm-rf"] = lambda: lightgbm.LGBMClassifier(
+            boosting_type="rf", n_estimators=trees, num_leaves=leaves, max_depth=-1, min_child_samples=1,
+            min_child_weight=1e-9, bagging_fraction=0.632, bagging_freq=1, feature_fraction_bynode=frac,
+            max_bin=255, n_jobs=-1, random_state=0, verbose=-1)
+    except ImportError:
+        pass
+    try:
+        import xgboost
+        out["xgboost-rf"] = lambda: xgboost.XGBRFClassifier(
+            n_estimators=trees, tree_method="hist", grow_policy="lossguide", max_leaves=leaves, max_depth=0,
+            subsample=0.632, colsample_bynode=frac, min_child_weight=0, max_bin=256, n_jobs=-1, random_state=0)
+    except ImportError:
+        pass
+    return out
+
+
+def _fit_case(bench, n: int, trees: int, repeats: int | None):
+    from ..ensemble import RandomForestClassifier
+    Xtr, ytr, Xte, yte = _data(n)
+    d = Xtr.shape[1]
+    models = {}
+
+    def fit_forgeml():
+        models["forgeml"] = RandomForestClassifier(n_estimators=trees, random_state=0).fit(Xtr, ytr)
+
+    fit_forgeml()
+    forest = models["forgeml"]._forest
+    leaves = int(round(np.mean([(np.diff(forest.offsets) + 1) / 2])))  # binary trees: nodes = 2L - 1
+    factories = _peers(d, trees, leaves)
+
+    def fitter(name):
+        def fit():
+            models[name] = factories[name]().fit(Xtr, ytr)
+        return fit
+
+    def metric(name):
+        m = models[name]
+        out = {"acc": round(float(np.mean(m.predict(Xte) == yte)), 4)}
+        if name == "forgeml":
+            out["leaves"] = leaves
+        return out
+
+    bench.compare("tree", f"fit {n // 1000}k x {d}, {trees} trees", fit_forgeml,
+                  {k: fitter(k) for k in factories}, metric=metric, repeats=repeats)
+    return models, Xte
+
+
+def _predict_case(bench, models, Xte):
+    for rows in (1, 10_000):
+        X = np.ascontiguousarray(Xte[:rows])
+        peers = {k: (lambda m=m: m.predict_proba(X)) for k, m in models.items() if k != "forgeml"}
+        bench.compare("tree", f"predict_proba {rows} row{'s' if rows > 1 else ''}",
+                      lambda: models["forgeml"].predict_proba(X), peers,
+                      repeats=max(bench.repeats, 20) if rows == 1 else None)
+
+
+def run(bench) -> None:
+    if bench.quick:
+        models, Xte = _fit_case(bench, 20_000, 20, repeats=None)
+        _predict_case(bench, models, Xte)
+        return
+    models, Xte = _fit_case(bench, 100_000, 100, repeats=2)
+    _predict_case(bench, models, Xte)
+    _fit_case(bench, 1_000_000, 100, repeats=1)  # scikit-learn takes minutes: the harness runs it once
+
+
+def gpu_check(check) -> None:
+    """The CUDA tree kernels against CuPy: a node histogram (1M rows x 32 features, 2 classes)
+    against per-feature cupy.bincount, and the per-feature split scan against the same scan on
+    the CPU (copied to the GPU)."""
+    cp = check.cp
+    from .. import ops
+    rng = np.random.default_rng(0)
+    n, d = 1_000_000, 32
+    codes = cp.asarray(rng.integers(0, 255, size=(n, d), dtype=np.uint8))
+    rows = cp.arange(0, n, 2, dtype=cp.int32)
+    w = cp.asarray(rng.integers(1, 3, size=n).astype(np.float64))
+    y = cp.asarray(rng.integers(0, 2, size=n).astype(np.int32))
+
+    def ours():
+        return ops.tree_node_histogram(codes, rows, w, y_class=y, n_classes=2)
+
+    def peer():
+        c = codes[rows].astype(cp.int64)
+        key = c * 2 + y[rows][:, None]
+        wr = w[rows]
+        hw = cp.stack([cp.bincount(key[:, f], weights=wr, minlength=512) for f in range(d)]).reshape(d, 256, 2)
+        cnt = cp.stack([cp.bincount(c[:, f], minlength=256) for f in range(d)]).astype(cp.uint32)
+        return hw, cnt
+
+    check.kernel("tree", "node histogram 500k rows x 32", ours, peer, peer="cupy.bincount", rtol=1e-12)
+    hw, cnt = ours()
+    total = cp.concatenate([cnt[0].sum()[None].astype(cp.float64), hw[0].sum()[None], hw[0].sum(axis=0)])
+    cpu = ops.tree_split_scan(cp.asnumpy(hw), cp.asnumpy(cnt), cp.asnumpy(total), criterion="gini")
+    cpu_gpu = tuple(cp.asarray(np.where(np.isinf(a), -1.0, a) if a.dtype.kind == "f" else a) for a in cpu)
+
+    def scan():
+        p, b, nl = ops.tree_split_scan(hw, cnt, total, criterion="gini")
+        return cp.where(cp.isinf(p), -1.0, p), b, nl
+
+    check.kernel("tree", "split scan 32 features, gini", scan, lambda: cpu_gpu, peer="forgeml CPU", rtol=1e-12)

@@ -1,0 +1,164 @@
+"""Saving and loading: ``.keras`` files are zips of ``config.json``, ``metadata.json`` and
+``model.weights.npz`` (the weights, and the optimizer's state when compiled). Loading reads the
+arrays with ``np.load(allow_pickle=False)``: nothing is ever unpickled."""
+from __future__ import annotations
+
+import datetime
+import io
+import json
+import os
+import zipfile
+
+import numpy as np
+
+from . import losses as losses_module, optimizers as optimizers_module
+
+__all__ = ["save_model", "load_model", "save_weights", "load_weights", "serialize_layer", "deserialize_layer",
+           "serialize_model", "register_keras_serializable", "get_custom_objects"]
+
+_CUSTOM_OBJECTS: dict[str, type] = {}
+
+
+def register_keras_serializable(package="Custom", name=None):
+    def deco(cls):
+        _CUSTOM_OBJECTS[f"{package}>{name or cls.__name__}"] = cls
+        _CUSTOM_OBJECTS[name or cls.__name__] = cls
+        return cls
+    return deco
+
+
+def get_custom_objects():
+    return _CUSTOM_OBJECTS
+
+
+def _jsonable(v):
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def serialize_layer(layer) -> dict:
+    return {"module": "keras.layers", "class_name": type(layer).__name__, "config": _jsonable(layer.get_config())}
+
+
+def deserialize_layer(spec, custom_objects=None):
+    from .layers.base import LAYER_CLASSES
+    name = spec["class_name"]
+    cls = (custom_objects or {}).get(name) or _CUSTOM_OBJECTS.get(name) or LAYER_CLASSES.get(name)
+    if cls is None:
+        raise ValueError(f"Could not locate class {name!r}. Make sure custom classes are passed in "
+                         f"`custom_objects` or decorated with `@keras.saving.register_keras_serializable()`")
+    config = dict(spec.get("config", {}))
+    if name == "InputLayer":
+        return cls(shape=tuple(config["batch_shape"][1:]), name=config.get("name"))
+    if "batch_input_shape" in config:
+        config["batch_input_shape"] = tuple(config["batch_input_shape"])
+    return cls.from_config(config)
+
+
+def serialize_model(model) -> dict:
+    out = {"module": "keras", "class_name": "Sequential", "config": _jsonable(model.get_config()),
+           "build_config": {"input_shape": list(model.input_shape) if model.input_shape else None}}
+    if model.compiled:
+        out["compile_config"] = _jsonable(model._compile_args)
+    return out
+
+
+def _weights_npz(model, with_optimizer) -> bytes:
+    arrays = {f"layers/{i}/{j}": v.numpy() for i, layer in enumerate(model.layers)
+              for j, v in enumerate(layer.weights)}
+    opt = model.optimizer
+    if with_optimizer and opt is not None and opt.built:
+        arrays["optimizer/iterations"] = np.asarray(opt.iterations.value, dtype=np.int64)
+        for k, s in opt.slots.items():
+            arrays[f"optimizer/slots/{k}"] = np.asarray(s.get() if hasattr(s, "get") else s)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _load_npz(model, data: bytes, with_optimizer):
+    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    for i, layer in enumerate(model.layers):
+        ws = []
+        for j in range(len(layer.weights)):
+            key = f"layers/{i}/{j}"
+            if key not in arrays:
+                raise ValueError(f"The saved weights do not match the model: missing {key!r} for layer {layer.name!r}")
+            ws.append(arrays[key])
+        layer.set_weights(ws)
+    extra = [k for k in arrays if k.startswith("layers/") and int(k.split("/")[1]) >= len(model.layers)]
+    if extra:
+        raise ValueError(f"The saved weights have more layers than the model ({len(model.layers)})")
+    opt = model.optimizer
+    if with_optimizer and opt is not None and "optimizer/iterations" in arrays:
+        model._ready()
+        for k, s in opt.slots.items():
+            key = f"optimizer/slots/{k}"
+            if key in arrays and arrays[key].shape == tuple(s.shape):
+                s[...] = model._xp.asarray(arrays[key])
+        opt.iterations.value = int(arrays["optimizer/iterations"])
+
+
+def save_model(model, filepath, overwrite=True):
+    filepath = os.fspath(filepath)
+    if not filepath.endswith(".keras"):
+        raise ValueError(f"Invalid filepath extension for saving. Please add the `.keras` extension. "
+                         f"Received: filepath={filepath}")
+    if os.path.exists(filepath) and not overwrite:
+        raise FileExistsError(filepath)
+    if not model.built:
+        raise ValueError("Cannot save a model that has not been built: call fit, build or predict first")
+    from .. import __version__
+    meta = {"keras_version": "3 (forgeml)", "forgeml_version": __version__,
+            "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
+    with zipfile.ZipFile(filepath, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("config.json", json.dumps(serialize_model(model), indent=1))
+        zf.writestr("metadata.json", json.dumps(meta))
+        zf.writestr("model.weights.npz", _weights_npz(model, True))
+
+
+def load_model(filepath, custom_objects=None, compile=True):
+    from .models import Model
+    filepath = os.fspath(filepath)
+    if not zipfile.is_zipfile(filepath):
+        raise ValueError(f"File format not supported: filepath={filepath}. forgeml.keras loads `.keras` files "
+                         "written by model.save")
+    with zipfile.ZipFile(filepath) as zf:
+        config = json.loads(zf.read("config.json"))
+        weights = zf.read("model.weights.npz")
+    if config.get("class_name") not in ("Sequential", "Functional", "Model"):
+        raise ValueError(f"Unsupported model class {config.get('class_name')!r}")
+    model = Model.from_config(config["config"], custom_objects)
+    if not model.built:
+        shape = (config.get("build_config") or {}).get("input_shape")
+        if shape:
+            model.build(tuple(shape))
+    cc = config.get("compile_config")
+    if compile and cc:
+        model.compile(optimizer=optimizers_module.deserialize(cc["optimizer"]),
+                      loss=losses_module.get(cc["loss"]), metrics=cc.get("metrics") or None,
+                      weighted_metrics=cc.get("weighted_metrics") or None)
+    _load_npz(model, weights, compile and bool(cc))
+    return model
+
+
+def save_weights(model, filepath, overwrite=True):
+    filepath = os.fspath(filepath)
+    if not filepath.endswith((".weights.h5", ".weights.npz")):
+        raise ValueError("The filename must end in `.weights.h5` (or `.weights.npz`); forgeml writes NumPy's npz "
+                         f"format either way. Received: filepath={filepath}")
+    if os.path.exists(filepath) and not overwrite:
+        raise FileExistsError(filepath)
+    with open(filepath, "wb") as f:
+        f.write(_weights_npz(model, False))
+
+
+def load_weights(model, filepath):
+    with open(os.fspath(filepath), "rb") as f:
+        _load_npz(model, f.read(), False)

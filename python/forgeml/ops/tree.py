@@ -1,0 +1,245 @@
+"""Decision-tree kernels: binning, forest growth, prediction and the split scan.
+
+Binned data: ``edges`` (d, 256) float32 cut points per feature padded with +inf, ``n_edges`` (d);
+``codes`` (n, d) uint8 with code = number of cut points below x, NaN -> 255. A node split
+``x <= edges[f, b]`` is exactly ``code <= b``. Statistics per bin (width S) are
+``{count, weight, w_0 .. w_{K-1}}`` for classification (S = K + 2) and
+``{count, weight, sum w*y, sum w*y^2}`` for regression (S = 4).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._backend import as_array, backend_of, check_shape
+
+__all__ = ["tree_bin_edges", "tree_bin_codes", "tree_grow_forest", "tree_bootstrap_counts",
+           "tree_forest_predict", "tree_forest_apply", "tree_best_split", "tree_node_histogram",
+           "tree_split_scan", "CRITERIA", "NAN_BIN"]
+
+CRITERIA = {"gini": 0, "entropy": 1, "log_loss": 1, "squared_error": 2}
+NAN_BIN = 255
+
+
+def _cpu_only(*arrays, names):
+    kind, mod = backend_of(*arrays, names=names)
+    if kind != "cpu":
+        raise RuntimeError("forgeml tree kernels on CuPy arrays are not available yet; "
+                           "use cupy.asnumpy(x) to run them on the CPU")
+    return mod
+
+
+def _finite_or_nan(X, name):
+    if np.isinf(X).any():
+        raise ValueError(f"{name}: infinite values are not supported (NaN is: it marks a missing value)")
+
+
+def tree_bin_edges(X, *, max_bins=255, weight=None, sample=200_000, seed=0):
+    """Quantile cut points per feature, from the rows with weight > 0 (subsampled to `sample`).
+
+    X (n, d) float32 (NaN allowed). max_bins counts the NaN bin, so a feature gets at most
+    max_bins - 1 value bins. Returns (edges (d, 256) float32, n_edges (d) int32)."""
+    mod = _cpu_only(X, names=["X"])
+    X = as_array(X, "X", ndim=2)
+    _finite_or_nan(X, "X")
+    if not 2 <= int(max_bins) <= 255:
+        raise ValueError(f"max_bins: expected an int in [2, 255], got {max_bins!r}")
+    if weight is not None:
+        weight = as_array(weight, "weight", dtype=np.float64, ndim=1)
+        check_shape(weight, "weight", (X.shape[0],))
+    return mod.tree_bin_edges(X, weight, int(max_bins), int(sample), int(seed))
+
+
+def tree_bin_codes(X, edges, n_edges):
+    """uint8 codes (n, d) of X under the cut points from tree_bin_edges (NaN -> 255)."""
+    mod = _cpu_only(X, names=["X"])
+    X = as_array(X, "X", ndim=2)
+    _finite_or_nan(X, "X")
+    check_shape(edges, "edges", (X.shape[1], 256))
+    check_shape(n_edges, "n_edges", (X.shape[1],))
+    return mod.tree_bin_codes(X, edges, n_edges)
+
+
+def tree_grow_forest(codes, y, weight, seeds, *, criterion="gini", n_classes=1, max_depth=None,
+                     min_samples_split=2, min_samples_leaf=1, min_weight_fraction_leaf=0.0,
+                     min_impurity_decrease=0.0, max_features=None, max_leaf_nodes=None, bootstrap=False,
+                     n_draws=None, balanced_subsample=False, threads=None, hist_subtraction=True):
+    """Grow len(seeds) trees on binned data, in parallel over trees (each one seeded by its seed).
+
+    codes (n, d) uint8; y (n) int class indices for gini/entropy, float targets for squared_error;
+    weight (n) float64 >= 0 (0: row not used). With bootstrap each tree draws n_draws rows with
+    replacement (counts multiply the weights). hist_subtraction=False makes every node build its
+    histograms from its rows (the oracle for the parent-minus-sibling path). Returns a dict of arrays concatenated over the trees:
+    offsets (T+1), depth (T), feature, left, right (tree-local ids, -1 at leaves), thr_bin,
+    nan_left, impurity, weighted_n, n_samples, value (nodes, n_classes or 1)."""
+    from .. import _cpu
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion: expected one of {sorted(CRITERIA)}, got {criterion!r}")
+    codes = np.ascontiguousarray(codes, dtype=np.uint8)
+    if codes.ndim != 2:
+        raise ValueError(f"codes: expected a 2-D array, got shape {codes.shape}")
+    n, d = codes.shape
+    classify = criterion != "squared_error"
+    if classify:
+        y_class, y_reg = as_array(y, "y", dtype=np.int32, ndim=1), None
+        check_shape(y_class, "y", (n,))
+    else:
+        y_class, y_reg = None, as_array(y, "y", dtype=np.float64, ndim=1)
+        check_shape(y_reg, "y", (n,))
+    weight = as_array(weight, "weight", dtype=np.float64, ndim=1)
+    check_shape(weight, "weight", (n,))
+    if not np.all(weight >= 0):
+        raise ValueError("weight: expected non-negative finite values")
+    seeds = np.ascontiguousarray(seeds, dtype=np.uint64).reshape(-1)
+    params = dict(criterion=CRITERIA[criterion], n_classes=int(n_classes if classify else 1),
+                  max_depth=int(min(max_depth, 2**30)) if max_depth is not None else 2**30,
+                  min_samples_split=int(min_samples_split), min_samples_leaf=int(min_samples_leaf),
+                  min_weight_fraction_leaf=float(min_weight_fraction_leaf),
+                  min_impurity_decrease=float(min_impurity_decrease),
+                  max_features=int(d if max_features is None else max_features),
+                  max_leaf_nodes=int(max_leaf_nodes or 0), bootstrap=bool(bootstrap),
+                  n_draws=int(n if n_draws is None else n_draws), balanced_subsample=bool(balanced_subsample),
+                  threads=int(threads or _cpu.get_num_threads()), hist_subtraction=bool(hist_subtraction))
+    return _cpu.tree_grow_forest(codes, y_class, y_reg, weight, seeds, params)
+
+
+def tree_bootstrap_counts(n, n_draws, seed):
+    """Per-row draw counts (n) int32 of the bootstrap that tree_grow_forest makes with `seed`."""
+    from .. import _cpu
+    return _cpu.tree_bootstrap_counts(int(n), int(n_draws), int(seed))
+
+
+def tree_forest_predict(X, nodes, values, roots, *, threads=None):
+    """Mean over trees of the leaf values each row of X (n, d) float32 reaches.
+
+    nodes (N, 4) int32: {feature | nan_left << 30 (-1 at leaves), threshold float32 bits, left,
+    right} with global child ids; values (N, k) float64; roots (T) int64. Returns (n, k)."""
+    mod = _cpu_only(X, names=["X"])
+    X = as_array(X, "X", ndim=2)
+    from .. import _cpu
+    return mod.tree_forest_predict(X, nodes, values, roots, int(threads or _cpu.get_num_threads()))
+
+
+def tree_forest_apply(X, nodes, roots, *, threads=None):
+    """Tree-local leaf id (n, T) int64 that each row of X reaches in each tree."""
+    mod = _cpu_only(X, names=["X"])
+    X = as_array(X, "X", ndim=2)
+    from .. import _cpu
+    return mod.tree_forest_apply(X, nodes, roots, int(threads or _cpu.get_num_threads()))
+
+
+def tree_best_split(hist, total, *, criterion="gini", min_samples_leaf=1, min_weight_leaf=0.0):
+    """Best split over dense histograms: hist (d, 256, S) float64, total (S).
+
+    Returns (feature, threshold bin, nan_left, proxy); feature -1 when no split is valid. The
+    proxy is what the split maximises: sum over children of sum_k w_k^2 / W (gini),
+    sum_k w_k ln w_k - W ln W (entropy), (sum w y)^2 / W (squared_error)."""
+    mod = _cpu_only(hist, names=["hist"])
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion: expected one of {sorted(CRITERIA)}, got {criterion!r}")
+    hist = as_array(hist, "hist", dtype=np.float64, ndim=3)
+    total = as_array(total, "total", dtype=np.float64, ndim=1)
+    S = hist.shape[2]
+    n_classes = S - 2 if criterion != "squared_error" else 1
+    return mod.tree_best_split(hist, total, CRITERIA[criterion], n_classes, float(min_samples_leaf),
+                               float(min_weight_leaf))
+
+
+# ---------------------------------------------------------------- node histograms and the per-feature scan
+# These two run on CuPy arrays with the CUDA kernels (csrc/cuda/tree.cu) and on NumPy arrays
+# with a NumPy / C++ fallback giving the same results.
+
+def tree_node_histogram(codes, rows, weight, *, y_class=None, y=None, n_classes=None):
+    """Histograms of one node: codes (n, d) uint8, rows (m) int32 (the node's rows), weight (n).
+
+    Classification (y_class (n) ints, n_classes = H): hw[f, b, k] = weight of class k in bin b.
+    Regression (y (n) floats, H = 3): hw[f, b] = {w, w*y, w*y^2}. Returns (hw (d, 256, H)
+    float64, cnt (d, 256) uint32)."""
+    if (y_class is None) == (y is None):
+        raise ValueError("give exactly one of y_class (classification) and y (regression)")
+    kind, _ = backend_of(codes, rows, weight, y_class, y, names=["codes", "rows", "weight", "y_class", "y"])
+    xp = np if kind == "cpu" else __import__("cupy")
+    codes = xp.ascontiguousarray(codes, dtype=xp.uint8)
+    if codes.ndim != 2:
+        raise ValueError(f"codes: expected a 2-D array, got shape {tuple(codes.shape)}")
+    n, d = codes.shape
+    rows = as_array(rows, "rows", dtype=np.int32, ndim=1, xp=xp)
+    weight = as_array(weight, "weight", dtype=np.float64, ndim=1, xp=xp)
+    check_shape(weight, "weight", (n,))
+    if y_class is not None:
+        H = int(n_classes)
+        y_class = as_array(y_class, "y_class", dtype=np.int32, ndim=1, xp=xp)
+        check_shape(y_class, "y_class", (n,))
+    else:
+        H = 3
+        y = as_array(y, "y", dtype=np.float64, ndim=1, xp=xp)
+        check_shape(y, "y", (n,))
+    if len(rows) and (int(rows.min()) < 0 or int(rows.max()) >= n):
+        raise ValueError(f"rows: expected indices in [0, {n}), got [{int(rows.min())}, {int(rows.max())}]")
+    hw = xp.zeros((d, 256, H))
+    cnt = xp.zeros((d, 256), dtype=xp.uint32)
+    if kind == "cuda":
+        mod = _cuda_mod()
+        nul = 0
+        mod.tree_histogram(codes.data.ptr, n, d, rows.data.ptr, len(rows),
+                           y_class.data.ptr if y_class is not None else nul, weight.data.ptr,
+                           y.data.ptr if y is not None else nul, H, hw.data.ptr, cnt.data.ptr, _stream())
+        return hw, cnt
+    for f in range(d):  # NumPy fallback
+        b = codes[rows, f].astype(np.intp)
+        cnt[f] = np.bincount(b, minlength=256)
+        wr = weight[rows]
+        if y_class is not None:
+            np.add.at(hw[f], (b, y_class[rows]), wr)
+        else:
+            yr = y[rows]
+            hw[f, :, 0] = np.bincount(b, wr, minlength=256)
+            hw[f, :, 1] = np.bincount(b, wr * yr, minlength=256)
+            hw[f, :, 2] = np.bincount(b, wr * yr * yr, minlength=256)
+    return hw, cnt
+
+
+def tree_split_scan(hw, cnt, total, *, criterion="gini", min_samples_leaf=1, min_weight_leaf=0.0):
+    """Best split of every feature from a node's histograms (tree_node_histogram's layout).
+
+    total: the node's statistics {count, W, w_k...} (classification) or {count, W, sum wy,
+    sum wy^2}. Returns (proxy (d) float64, -inf where none; bin (d) int32, -1 where none;
+    nan_left (d) int32), the same candidates and ties as tree_best_split."""
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion: expected one of {sorted(CRITERIA)}, got {criterion!r}")
+    kind, _ = backend_of(hw, cnt, total, names=["hw", "cnt", "total"])
+    xp = np if kind == "cpu" else __import__("cupy")
+    hw = as_array(hw, "hw", dtype=np.float64, ndim=3, xp=xp)
+    d, _, H = hw.shape
+    check_shape(hw, "hw", (d, 256, H))
+    cnt = as_array(cnt, "cnt", dtype=np.uint32, ndim=2, xp=xp)
+    check_shape(cnt, "cnt", (d, 256))
+    classify = criterion != "squared_error"
+    S = H + 2 if classify else 4
+    total = as_array(total, "total", dtype=np.float64, ndim=1, xp=xp)
+    check_shape(total, "total", (S,))
+    if kind == "cuda":
+        proxy, bins, nan_left = xp.empty(d), xp.empty(d, dtype=xp.int32), xp.empty(d, dtype=xp.int32)
+        _cuda_mod().tree_split_scan(hw.data.ptr, cnt.data.ptr, d, H, CRITERIA[criterion], total.data.ptr,
+                                    float(min_samples_leaf), float(min_weight_leaf), proxy.data.ptr,
+                                    bins.data.ptr, nan_left.data.ptr, _stream())
+        return proxy, bins, nan_left
+    W = hw.sum(axis=2) if classify else hw[:, :, 0]
+    dense = np.concatenate([cnt[:, :, None].astype(np.float64), W[:, :, None], hw if classify else hw[:, :, 1:]],
+                           axis=2)
+    proxy, bins, nan_left = np.full(d, -np.inf), np.full(d, -1, np.int32), np.zeros(d, np.int32)
+    for f in range(d):
+        feat, b, nl, p = tree_best_split(dense[f:f + 1], total, criterion=criterion,
+                                         min_samples_leaf=min_samples_leaf, min_weight_leaf=min_weight_leaf)
+        if feat >= 0:
+            proxy[f], bins[f], nan_left[f] = p, b, nl
+    return proxy, bins, nan_left
+
+
+def _cuda_mod():
+    from .._backend import cuda_module
+    return cuda_module()
+
+
+def _stream() -> int:
+    import cupy
+    return cupy.cuda.get_current_stream().ptr

@@ -1,0 +1,157 @@
+"""DecisionTreeClassifier and DecisionTreeRegressor on forgeml's binned tree kernels, with
+scikit-learn's parameter names, defaults and fitted attributes (plus ``max_bins``)."""
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from . import _fit
+from ._tree import Forest
+
+__all__ = ["DecisionTreeClassifier", "DecisionTreeRegressor"]
+
+
+class BaseDecisionTree(BaseEstimator):
+    _parameter_constraints: dict = {
+        "max_depth": [Interval(Integral, 1, None, closed="left"), None],
+        "min_samples_split": [Interval(Integral, 2, None, closed="left"),
+                              Interval(RealNotInt, 0.0, 1.0, closed="right")],
+        "min_samples_leaf": [Interval(Integral, 1, None, closed="left"),
+                             Interval(RealNotInt, 0.0, 1.0, closed="neither")],
+        "min_weight_fraction_leaf": [Interval(Real, 0.0, 0.5, closed="both")],
+        "max_features": [Interval(Integral, 1, None, closed="left"),
+                         Interval(RealNotInt, 0.0, 1.0, closed="right"), StrOptions({"sqrt", "log2"}), None],
+        "random_state": ["random_state"],
+        "max_leaf_nodes": [Interval(Integral, 2, None, closed="left"), None],
+        "min_impurity_decrease": [Interval(Real, 0.0, None, closed="left")],
+        "max_bins": [Interval(Integral, 2, 255, closed="both")],
+    }
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "_forest")
+
+    def _fit(self, X, y, sample_weight, classify: bool):
+        X, y = _fit.check_X_y(self, X, y, classify)
+        if classify:
+            y_enc = _fit.encode_classes(self, y)
+            weight = _fit.sample_weights(X, y, sample_weight, self.class_weight)
+        else:
+            self.n_outputs_ = 1
+            y_enc = np.ascontiguousarray(y, dtype=np.float64)
+            weight = _fit.sample_weights(X, y, sample_weight, None)
+        if not weight.any():
+            raise ValueError("sample_weight: the total weight is zero; at least one sample needs a positive weight")
+        self.max_features_ = _fit.resolve_max_features(self.max_features, X.shape[1])
+        forest = _fit.grow(self, X, y_enc, weight, criterion=self.criterion,
+                           n_classes=self.n_classes_ if classify else 1, seeds=_fit.seeds_for(self.random_state, 1),
+                           max_features=self.max_features_, threads=_fit.threads_for(None))
+        self._forest = forest
+        self.tree_ = forest.tree(0)
+        return self
+
+    def _raw_predict(self, X):
+        check_is_fitted(self)
+        X = _fit.check_X(self, X, reset=False)
+        return self._forest.predict(X, threads=_fit.threads_for(None))
+
+    def apply(self, X):
+        """Index of the leaf each sample ends up in, (n_samples,)."""
+        check_is_fitted(self)
+        X = _fit.check_X(self, X, reset=False)
+        return self._forest.apply(X, threads=_fit.threads_for(None))[:, 0]
+
+    def get_depth(self) -> int:
+        check_is_fitted(self)
+        return self.tree_.max_depth
+
+    def get_n_leaves(self) -> int:
+        check_is_fitted(self)
+        return self.tree_.n_leaves
+
+    @property
+    def feature_importances_(self):
+        check_is_fitted(self)
+        return self.tree_.compute_feature_importances()
+
+
+class DecisionTreeClassifier(ClassifierMixin, BaseDecisionTree):
+    """A decision tree classifier (scikit-learn's API) grown on binned features.
+
+    Features are binned once into at most ``max_bins`` quantile bins (one of them for NaN); a
+    tree with bins covering every distinct value splits exactly like an exact tree. NaN values
+    go to the side that gains most at each split (learned in fit)."""
+
+    _parameter_constraints = {
+        **BaseDecisionTree._parameter_constraints,
+        "criterion": [StrOptions({"gini", "entropy", "log_loss"})],
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+    }
+
+    def __init__(self, *, criterion="gini", max_depth=None, min_samples_split=2, min_samples_leaf=1,
+                 min_weight_fraction_leaf=0.0, max_features=None, random_state=None, max_leaf_nodes=None,
+                 min_impurity_decrease=0.0, class_weight=None, max_bins=255):
+        self.criterion = criterion
+        self.max_depth = max_depth
+        self.min_samples_split = min_samples_split
+        self.min_samples_leaf = min_samples_leaf
+        self.min_weight_fraction_leaf = min_weight_fraction_leaf
+        self.max_features = max_features
+        self.random_state = random_state
+        self.max_leaf_nodes = max_leaf_nodes
+        self.min_impurity_decrease = min_impurity_decrease
+        self.class_weight = class_weight
+        self.max_bins = max_bins
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        return self._fit(X, y, sample_weight, classify=True)
+
+    def predict_proba(self, X):
+        return self._raw_predict(X)
+
+    def predict_log_proba(self, X):
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X):
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+
+class DecisionTreeRegressor(RegressorMixin, BaseDecisionTree):
+    """A decision tree regressor (scikit-learn's API, squared error) grown on binned features."""
+
+    _parameter_constraints = {
+        **BaseDecisionTree._parameter_constraints,
+        "criterion": [StrOptions({"squared_error"})],
+    }
+
+    def __init__(self, *, criterion="squared_error", max_depth=None, min_samples_split=2, min_samples_leaf=1,
+                 min_weight_fraction_leaf=0.0, max_features=None, random_state=None, max_leaf_nodes=None,
+                 min_impurity_decrease=0.0, max_bins=255):
+        self.criterion = criterion
+        self.max_depth = max_depth
+        self.min_samples_split = min_samples_split
+        self.min_samples_leaf = min_samples_leaf
+        self.min_weight_fraction_leaf = min_weight_fraction_leaf
+        self.max_features = max_features
+        self.random_state = random_state
+        self.max_leaf_nodes = max_leaf_nodes
+        self.min_impurity_decrease = min_impurity_decrease
+        self.max_bins = max_bins
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        return self._fit(X, y, sample_weight, classify=False)
+
+    def predict(self, X):
+        return self._raw_predict(X)[:, 0]

@@ -1,0 +1,112 @@
+"""What decision trees and random forests share when fitting: input checks, parameter
+resolution (scikit-learn's rules), class encoding and weights, binning and growth."""
+from __future__ import annotations
+
+import math
+import numbers
+import os
+
+import numpy as np
+from sklearn.utils import check_random_state
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_sample_weight
+
+from .. import get_num_threads, ops
+from ._tree import Forest
+
+try:  # scikit-learn >= 1.6
+    from sklearn.utils.validation import validate_data
+except ImportError:  # pragma: no cover - older scikit-learn
+    def validate_data(est, X="no_validation", y="no_validation", **kw):
+        kw["force_all_finite"] = kw.pop("ensure_all_finite", True)
+        return est._validate_data(X, y, **kw)
+
+MAX_INT = np.iinfo(np.int32).max
+BIN_SAMPLE = 200_000  # rows the cut points are computed from (LightGBM's default)
+
+
+def threads_for(n_jobs) -> int:
+    """scikit-learn's n_jobs: None -> forgeml's thread setting, -1 -> all CPUs, -2 -> all but one."""
+    if n_jobs is None:
+        return get_num_threads()
+    if n_jobs < 0:
+        return max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+    return max(1, int(n_jobs))
+
+
+def check_X(est, X, reset: bool):
+    return validate_data(est, X, reset=reset, dtype=np.float32, ensure_all_finite="allow-nan")
+
+
+def check_X_y(est, X, y, classify: bool):
+    X, y = validate_data(est, X, y, dtype=np.float32, ensure_all_finite="allow-nan", y_numeric=not classify)
+    if np.isinf(X).any():  # allow-nan lets through only NaN; belt and braces for float32 overflow
+        raise ValueError("Input X contains infinity or a value too large for dtype('float32').")
+    return X, y
+
+
+def encode_classes(est, y):
+    check_classification_targets(y)
+    classes, y_enc = np.unique(y, return_inverse=True)
+    est.classes_ = classes
+    est.n_classes_ = len(classes)
+    est.n_outputs_ = 1
+    return y_enc.astype(np.int32)
+
+
+def sample_weights(X, y_orig, sample_weight, class_weight):
+    sw = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+    if class_weight is not None and class_weight != "balanced_subsample":
+        sw = sw * compute_sample_weight(class_weight, y_orig)
+    return np.ascontiguousarray(sw)
+
+
+def resolve_max_features(max_features, d: int) -> int:
+    if max_features is None:
+        return d
+    if isinstance(max_features, str):
+        f = math.sqrt(d) if max_features == "sqrt" else math.log2(d)
+        return max(1, int(f))
+    if isinstance(max_features, numbers.Integral):
+        if max_features > d:
+            raise ValueError(f"max_features: expected at most n_features={d}, got {max_features}")
+        return int(max_features)
+    return max(1, int(max_features * d))
+
+
+def resolve_sizes(est, n: int) -> tuple[int, int]:
+    """(min_samples_split, min_samples_leaf) as row counts."""
+    leaf = est.min_samples_leaf
+    if not isinstance(leaf, numbers.Integral):
+        leaf = int(math.ceil(leaf * n))
+    split = est.min_samples_split
+    if not isinstance(split, numbers.Integral):
+        split = int(math.ceil(split * n))
+    return max(2, int(split)), max(1, int(leaf))
+
+
+def bin_data(X, weight, max_bins: int, seed: int):
+    edges, n_edges = ops.tree_bin_edges(X, max_bins=max_bins, weight=weight, sample=BIN_SAMPLE, seed=seed)
+    codes = ops.tree_bin_codes(X, edges, n_edges)
+    return codes, edges
+
+
+def grow(est, X, y_enc, weight, *, criterion, n_classes, seeds, max_features, bootstrap=False, n_draws=None,
+         balanced_subsample=False, threads) -> Forest:
+    """Bin X (rows with weight > 0) and grow one tree per seed; returns the Forest."""
+    bin_seed = int(seeds[0]) ^ 0x9E3779B9 if len(seeds) else 0
+    codes, edges = bin_data(X, weight, est.max_bins, bin_seed)
+    split, leaf = resolve_sizes(est, X.shape[0])
+    grown = ops.tree_grow_forest(
+        codes, y_enc, weight, seeds, criterion=criterion, n_classes=n_classes, max_depth=est.max_depth,
+        min_samples_split=split, min_samples_leaf=leaf, min_weight_fraction_leaf=est.min_weight_fraction_leaf,
+        min_impurity_decrease=est.min_impurity_decrease, max_features=max_features,
+        max_leaf_nodes=est.max_leaf_nodes, bootstrap=bootstrap, n_draws=n_draws,
+        balanced_subsample=balanced_subsample, threads=threads)
+    return Forest(grown, edges, X.shape[1])
+
+
+def seeds_for(random_state, n: int) -> np.ndarray:
+    rs = check_random_state(random_state)
+    return rs.randint(MAX_INT, size=n).astype(np.uint64)

@@ -1,0 +1,129 @@
+"""Fitted trees as flat NumPy arrays (picklable), scikit-learn's ``tree_`` layout where it has one.
+
+A :class:`Tree` holds one tree; :class:`Forest` the same arrays concatenated over many trees,
+packed once for the prediction kernel. Nothing here touches the compiled modules directly: the
+kernels are reached through ``forgeml.ops``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import ops
+
+TREE_LEAF = -1
+TREE_UNDEFINED = -2
+
+
+class Forest:
+    """Trees grown by ``ops.tree_grow_forest``: concatenated node arrays, thresholds as floats.
+
+    Fields per node (all trees): feature (-2 at leaves), threshold (float32; -2 at leaves),
+    children_left / children_right (tree-local, -1 at leaves), missing_go_to_left, impurity,
+    n_node_samples, weighted_n_node_samples, value (nodes, k). offsets (T+1) delimit the trees."""
+
+    def __init__(self, grown: dict, edges: np.ndarray, n_features: int):
+        feat = grown["feature"]
+        internal = feat >= 0
+        self.offsets = grown["offsets"]
+        self.depth = grown["depth"]
+        self.feature = np.where(internal, feat, TREE_UNDEFINED).astype(np.intp)
+        thr = np.full(feat.shape, TREE_UNDEFINED, dtype=np.float64)
+        thr[internal] = edges[feat[internal], grown["thr_bin"][internal]]
+        self.threshold = thr
+        self.children_left = grown["left"].astype(np.intp)
+        self.children_right = grown["right"].astype(np.intp)
+        self.missing_go_to_left = grown["nan_left"].astype(np.uint8)
+        self.impurity = grown["impurity"]
+        self.n_node_samples = grown["n_samples"]
+        self.weighted_n_node_samples = grown["weighted_n"]
+        self.value = grown["value"]
+        self.n_features = n_features
+        self._pack()
+
+    def _pack(self):
+        """nodes (N, 4) int32 for the kernel: {feature | nan_left << 30, threshold bits, left, right}."""
+        n_trees = len(self.offsets) - 1
+        sizes = np.diff(self.offsets)
+        base = np.repeat(self.offsets[:-1], sizes)
+        internal = self.feature >= 0
+        nodes = np.empty((len(self.feature), 4), dtype=np.int32)
+        nodes[:, 0] = np.where(internal, self.feature | (self.missing_go_to_left.astype(np.intp) << 30), -1)
+        nodes[:, 1] = self.threshold.astype(np.float32).view(np.int32)
+        nodes[:, 2] = np.where(internal, self.children_left + base, -1)
+        nodes[:, 3] = np.where(internal, self.children_right + base, -1)
+        self.nodes = nodes
+        self.roots = np.ascontiguousarray(self.offsets[:n_trees], dtype=np.int64)
+
+    @property
+    def n_trees(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getstate__(self):  # the packed array is rebuilt on load
+        state = dict(self.__dict__)
+        state.pop("nodes", None)
+        state.pop("roots", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._pack()
+
+    def predict(self, X, threads=None, trees=None):
+        """Mean leaf value over the trees (or the tree indices in `trees`), (n, k) float64."""
+        roots = self.roots if trees is None else self.roots[np.atleast_1d(trees)]
+        return ops.tree_forest_predict(X, self.nodes, self.value, roots, threads=threads)
+
+    def apply(self, X, threads=None):
+        return ops.tree_forest_apply(X, self.nodes, self.roots, threads=threads)
+
+    def importances(self) -> np.ndarray:
+        """Impurity-based importance per tree (T, d), each row normalised to sum 1 (or all 0)."""
+        T, d = self.n_trees, self.n_features
+        out = np.zeros((T, d))
+        tree_of = np.repeat(np.arange(T), np.diff(self.offsets))
+        internal = np.flatnonzero(self.feature >= 0)
+        if len(internal):
+            base = self.offsets[tree_of[internal]]
+            wi = self.weighted_n_node_samples * self.impurity
+            gain = wi[internal] - wi[self.children_left[internal] + base] - wi[self.children_right[internal] + base]
+            np.add.at(out, (tree_of[internal], self.feature[internal]), gain)
+        s = out.sum(axis=1, keepdims=True)
+        np.divide(out, s, out=out, where=s > 0)
+        return out
+
+    def tree(self, t: int) -> "Tree":
+        return Tree(self, t)
+
+
+class Tree:
+    """One tree of a Forest, with scikit-learn's ``tree_`` attribute names."""
+
+    def __init__(self, forest: Forest, t: int):
+        a, b = int(forest.offsets[t]), int(forest.offsets[t + 1])
+        self.node_count = b - a
+        self.capacity = self.node_count
+        self.n_features = forest.n_features
+        self.max_depth = int(forest.depth[t])
+        for name in ("feature", "threshold", "children_left", "children_right", "missing_go_to_left",
+                     "impurity", "n_node_samples", "weighted_n_node_samples"):
+            setattr(self, name, getattr(forest, name)[a:b].copy())
+        v = forest.value[a:b]
+        self.value = v.reshape(self.node_count, 1, v.shape[1]).copy()
+        self.n_outputs = 1
+        self.n_classes = np.array([v.shape[1]], dtype=np.intp)
+        self.max_n_classes = v.shape[1]
+
+    @property
+    def n_leaves(self) -> int:
+        return int(np.sum(self.children_left == TREE_LEAF))
+
+    def compute_feature_importances(self, normalize=True) -> np.ndarray:
+        out = np.zeros(self.n_features)
+        internal = np.flatnonzero(self.feature >= 0)
+        wi = self.weighted_n_node_samples * self.impurity
+        gain = wi[internal] - wi[self.children_left[internal]] - wi[self.children_right[internal]]
+        np.add.at(out, self.feature[internal], gain)
+        out /= self.weighted_n_node_samples[0]
+        if normalize and out.sum() > 0:
+            out /= out.sum()
+        return out

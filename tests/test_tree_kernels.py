@@ -1,0 +1,203 @@
+"""forgeml.ops tree kernels: binning, the split scan against a brute-force NumPy search,
+growth invariants, prediction, NaN routing and determinism across thread counts."""
+import numpy as np
+import pytest
+
+import forgeml
+from forgeml import ops
+
+
+# ---------------------------------------------------------------- binning
+
+def test_bin_codes_match_searchsorted(rng):
+    X = rng.normal(size=(3001, 7)).astype(np.float32)
+    X[:, 2] = np.round(X[:, 2] * 4)          # few distinct values: one cut between each pair
+    X[rng.random(3001) < 0.1, 4] = np.nan
+    X[:, 5] = 1.5                             # constant: no cut at all
+    edges, n_edges = ops.tree_bin_edges(X, max_bins=64)
+    codes = ops.tree_bin_codes(X, edges, n_edges)
+    assert edges.shape == (7, 256) and codes.dtype == np.uint8
+    assert n_edges.max() <= 62 and n_edges[5] == 0
+    u = np.unique(X[:, 2])
+    assert n_edges[2] == len(u) - 1
+    for f in range(7):
+        e = edges[f, :n_edges[f]]
+        assert np.all(np.diff(e) > 0) and np.all(np.isinf(edges[f, n_edges[f]:]))
+        ref = np.where(np.isnan(X[:, f]), 255, np.searchsorted(e, X[:, f], side="left"))
+        np.testing.assert_array_equal(codes[:, f], ref)
+    # quantile bins hold similar numbers of rows
+    counts = np.bincount(codes[:, 0], minlength=n_edges[0] + 1)
+    assert counts.min() > 0.5 * 3001 / 63 and counts.max() < 2 * 3001 / 63
+
+
+def test_bin_edges_ignore_zero_weight_rows(rng):
+    X = rng.normal(size=(501, 3)).astype(np.float32)
+    w = np.ones(501)
+    w[::2] = 0
+    e1, n1 = ops.tree_bin_edges(X, weight=w)
+    e2, n2 = ops.tree_bin_edges(X[1::2])
+    np.testing.assert_array_equal(n1, n2)
+    np.testing.assert_array_equal(e1, e2)
+
+
+def test_binning_bad_input(rng):
+    X = rng.normal(size=(10, 3)).astype(np.float32)
+    with pytest.raises(ValueError, match="max_bins"):
+        ops.tree_bin_edges(X, max_bins=256)
+    X[1, 1] = np.inf
+    with pytest.raises(ValueError, match="infinite"):
+        ops.tree_bin_edges(X)
+    with pytest.raises(ValueError, match="edges"):
+        ops.tree_bin_codes(np.zeros((4, 2), np.float32), np.zeros((3, 256), np.float32), np.zeros(3, np.int32))
+
+
+# ---------------------------------------------------------------- split scan vs brute force
+
+def _proxy(s, criterion):
+    if criterion == "squared_error":
+        return s[2] ** 2 / s[1]
+    w = s[2:]
+    if criterion == "gini":
+        return np.sum(w * w) / s[1]
+    xlogx = lambda x: np.where(x > 0, x * np.log(np.where(x > 0, x, 1)), 0.0)
+    return np.sum(xlogx(w)) - xlogx(s[1])
+
+
+def _brute_force(hist, total, criterion, min_leaf):
+    """Every (feature, boundary, NaN side) candidate, the best by proxy (ties: first found)."""
+    best = (-np.inf, -1, 0, False)
+    for f in range(hist.shape[0]):
+        h = hist[f]
+        occ = [b for b in range(255) if h[b, 0] > 0]
+        nan = h[255]
+        for j, b in enumerate(occ):
+            left = h[occ[:j + 1]].sum(axis=0)
+            if j + 1 < len(occ):
+                thr = (b + occ[j + 1] - 1) // 2
+                cands = [(left, thr, False)] + ([(left + nan, thr, True)] if nan[0] > 0 else [])
+            else:
+                cands = [(left, 254, False)] if nan[0] > 0 else []
+            for l, thr, nl in cands:
+                r = total - l
+                if l[0] < min_leaf or r[0] < min_leaf:
+                    continue
+                p = _proxy(l, criterion) + _proxy(r, criterion)
+                if p > best[0]:  # no NaN seen: NaN follows the child with more rows
+                    best = (p, f, thr, nl if nan[0] > 0 else bool(l[0] >= r[0]))
+    return best
+
+
+def _random_hist(rng, d, criterion, n_classes=3):
+    """Histograms of random rows: each feature puts the rows into a few random bins (maybe NaN)."""
+    n = int(rng.integers(2, 80))
+    w = rng.random(n) + 0.5
+    S = n_classes + 2 if criterion != "squared_error" else 4
+    hist = np.zeros((d, 256, S))
+    y = rng.normal(size=n)
+    cls = rng.integers(0, n_classes, size=n)
+    for f in range(d):
+        choices = rng.choice(254, size=rng.integers(1, 10), replace=False)
+        if rng.random() < 0.5:
+            choices = np.append(choices, 255)
+        codes = rng.choice(choices, size=n)
+        np.add.at(hist[f, :, 0], codes, 1)
+        np.add.at(hist[f, :, 1], codes, w)
+        if criterion == "squared_error":
+            np.add.at(hist[f, :, 2], codes, w * y)
+            np.add.at(hist[f, :, 3], codes, w * y * y)
+        else:
+            np.add.at(hist[f], (codes, 2 + cls), w)
+    return hist, hist[0].sum(axis=0)
+
+
+@pytest.mark.parametrize("criterion", ["gini", "entropy", "squared_error"])
+@pytest.mark.parametrize("min_leaf", [1, 7])
+def test_best_split_matches_brute_force(rng, criterion, min_leaf):
+    for _ in range(40):
+        hist, total = _random_hist(rng, 5, criterion)
+        feat, thr, nan_left, proxy = ops.tree_best_split(hist, total, criterion=criterion, min_samples_leaf=min_leaf)
+        bp, bf, bthr, bnl = _brute_force(hist, total, criterion, min_leaf)
+        if bf < 0:
+            assert feat == -1
+            continue
+        assert proxy == pytest.approx(bp, rel=1e-10)
+        assert (feat, thr, nan_left) == (bf, bthr, bnl)
+
+
+def test_best_split_none_when_constant():
+    hist = np.zeros((2, 256, 4))
+    hist[:, 17] = [5, 5.0, 2.0, 3.0]
+    assert ops.tree_best_split(hist, hist[0, 17], criterion="gini")[0] == -1
+
+
+# ---------------------------------------------------------------- growth and prediction
+
+def _fit_forest(X, y, seeds, criterion="gini", n_classes=2, threads=None, **kw):
+    edges, n_edges = ops.tree_bin_edges(X)
+    codes = ops.tree_bin_codes(X, edges, n_edges)
+    return ops.tree_grow_forest(codes, y, np.ones(len(y)), seeds, criterion=criterion, n_classes=n_classes,
+                                threads=threads, **kw), edges
+
+
+def test_grown_tree_invariants(rng):
+    X = rng.normal(size=(2001, 6)).astype(np.float32)
+    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(np.int32)
+    out, _ = _fit_forest(X, y, [3], min_samples_leaf=5)
+    f, left, right, n = out["feature"], out["left"], out["right"], out["n_samples"]
+    internal = f >= 0
+    assert np.all(n[left[internal]] + n[right[internal]] == n[internal])
+    assert n[0] == 2001 and np.all(n[~internal] >= 5)
+    np.testing.assert_allclose(out["value"].sum(axis=1), 1.0)
+    assert np.all(left[~internal] == -1) and np.all(right[~internal] == -1)
+
+
+def test_bootstrap_counts():
+    c = ops.tree_bootstrap_counts(1001, 700, 42)
+    assert c.sum() == 700 and c.dtype == np.int32
+    np.testing.assert_array_equal(c, ops.tree_bootstrap_counts(1001, 700, 42))
+    assert not np.array_equal(c, ops.tree_bootstrap_counts(1001, 700, 43))
+
+
+def test_forest_deterministic_across_threads(rng, restore_threads):
+    X = rng.normal(size=(3001, 12)).astype(np.float32)
+    X[rng.random(X.shape) < 0.05] = np.nan
+    y = (np.nan_to_num(X[:, 0]) * np.nan_to_num(X[:, 1]) > 0).astype(np.int32)
+    ref, _ = _fit_forest(X, y, np.arange(9), bootstrap=True, max_features=3, threads=1)
+    for threads in (2, 3):
+        out, _ = _fit_forest(X, y, np.arange(9), bootstrap=True, max_features=3, threads=threads)
+        for k in ref:
+            np.testing.assert_array_equal(out[k], ref[k])
+
+
+def test_single_tree_feature_parallel_deterministic(rng):
+    # big enough that nodes split their feature work over threads
+    X = rng.normal(size=(20001, 16)).astype(np.float32)
+    y = rng.normal(size=20001) + X[:, 0] * 2
+    ref, _ = _fit_forest(X, y, [5], criterion="squared_error", n_classes=1, threads=1, max_depth=12)
+    out, _ = _fit_forest(X, y, [5], criterion="squared_error", n_classes=1, threads=4, max_depth=12)
+    for k in ref:
+        np.testing.assert_array_equal(out[k], ref[k])
+
+
+@pytest.mark.parametrize("criterion,n_classes", [("gini", 3), ("entropy", 2)])
+def test_histogram_subtraction_gives_the_same_tree(rng, criterion, n_classes):
+    # unit weights: class sums are exact integers both ways, so the trees must be identical
+    X = rng.normal(size=(6001, 9)).astype(np.float32)
+    X[rng.random(X.shape) < 0.03] = np.nan
+    y = ((X[:, 0] > 0) + (np.nan_to_num(X[:, 1]) > 0.7)).astype(np.int32) % n_classes
+    y[rng.random(6001) < 0.2] = 0
+    kw = dict(criterion=criterion, n_classes=n_classes, bootstrap=True)
+    ref, _ = _fit_forest(X, y, [1, 2], hist_subtraction=False, **kw)
+    out, _ = _fit_forest(X, y, [1, 2], **kw)
+    assert len(ref["feature"]) > 200
+    for k in ref:
+        np.testing.assert_array_equal(out[k], ref[k])
+
+
+def test_histogram_subtraction_regression_close(rng):
+    X = rng.normal(size=(5001, 7)).astype(np.float32)
+    y = X[:, 0] ** 2 + rng.normal(size=5001)
+    ref, _ = _fit_forest(X, y, [4], criterion="squared_error", hist_subtraction=False, max_depth=6)
+    out, _ = _fit_forest(X, y, [4], criterion="squared_error", max_depth=6)
+    np.testing.assert_array_equal(out["feature"], ref["feature"])
+    np.testing.assert_allclose(out["value"], ref["value"], rtol=1e-10)
