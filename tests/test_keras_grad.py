@@ -9,6 +9,7 @@ import pytest
 
 from forgeml import keras
 from forgeml.keras import activations, backend, losses
+from gradcheck import numeric_grad as _numeric_grad
 
 RNG = np.random.default_rng(1234)
 
@@ -29,18 +30,6 @@ def f64_matmul(monkeypatch):
     monkeypatch.setattr(backend, "_matmul", mm)
 
 
-def _numeric_grad(f, a, eps=1e-6):
-    g = np.zeros_like(a)
-    flat, gflat = a.reshape(-1), g.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + eps
-        fp = f()
-        flat[i] = old - eps
-        fm = f()
-        flat[i] = old
-        gflat[i] = (fp - fm) / (2 * eps)
-    return g
 
 
 def _close(analytic, numeric, what, rtol=1e-6, atol=1e-7):

@@ -17,6 +17,7 @@ import pytest
 from forgeml import keras, ops
 from forgeml.keras import activations, backend
 from forgeml.keras.layers import convolutional
+from gradcheck import numeric_grad as _numeric_grad
 
 RNG = np.random.default_rng(4321)
 L = keras.layers
@@ -157,18 +158,6 @@ def test_pool_references_match_kernels(kind, case):
 
 
 # ---------------------------------------------------------------- finite differences
-def _numeric_grad(f, a, eps=1e-6):
-    g = np.zeros_like(a)
-    flat, gflat = a.reshape(-1), g.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + eps
-        fp = f()
-        flat[i] = old - eps
-        fm = f()
-        flat[i] = old
-        gflat[i] = (fp - fm) / (2 * eps)
-    return g
 
 
 def _close(analytic, numeric, what, rtol=1e-6):
