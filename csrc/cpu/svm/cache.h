@@ -1,7 +1,11 @@
-// An LRU cache of kernel rows (float32, indexed by sample, length n), bounded in bytes like
-// libsvm's cache_size. A row is either full or covers the solver's active set at the time it was
-// computed; active sets only shrink within an epoch, so a partial row stays valid until the
-// solver grows the active set again (new_epoch()). At least two rows always fit (the SMO pair).
+// An LRU cache of kernel rows (float32), bounded in bytes like libsvm's cache_size.
+//
+// Rows are laid out on the solver's current "space": a sorted subset of the samples (its active
+// set), position s holding K(x_i, x_space[s]); the full set is space 0. A cached row computed on
+// an older space that contains the current one is still good: on a hit it is compacted in place
+// (a gather, far cheaper than recomputing); rows of a space that does not contain the current one
+// are recomputed (they may become usable again after the solver grows and shrinks its active set
+// back inside them). At least two rows always fit (the SMO pair).
 #pragma once
 #include <cstdint>
 #include <list>
@@ -14,24 +18,62 @@ namespace forgeml::svm {
 class RowCache {
  public:
   RowCache(KernelRows& rows, double bytes) : rows_(rows), n_(rows.size()), slot_of_(rows.size(), -1) {
-    int64_t row_bytes = std::max<int64_t>(1, n_) * int64_t(sizeof(float));
+    const int64_t row_bytes = std::max<int64_t>(1, n_) * int64_t(sizeof(float));
     capacity_ = std::max<int64_t>(2, std::min<int64_t>(n_, int64_t(bytes / double(row_bytes))));
+    spaces_.push_back(Space{{}, true});
   }
 
-  // K(x_i, .) valid on the current active set, or on all samples when `full`. The pointer stays
-  // valid until two more misses.
-  const float* get(int64_t i, bool full = false) {
+  // Rows on samples idx[0..m) (sorted) from now on, or on all of them when idx is null.
+  void set_space(const int64_t* idx, int64_t m) {
+    std::vector<uint8_t> used(spaces_.size(), 0);  // spaces no cached row is laid out on are dropped
+    for (const Slot& sl : slots_) used[sl.space] = 1;
+    for (size_t s = 1; s < spaces_.size(); ++s)
+      if (!used[s]) spaces_[s] = Space{};
+    const bool all = !idx || m >= n_;
+    for (size_t s = 1; s < spaces_.size(); ++s) {
+      Space& sp = spaces_[s];
+      sp.alive = !all && !sp.pos.empty();
+      for (int64_t t = 0; t < m && sp.alive; ++t) sp.alive = sp.pos[idx[t]] >= 0;
+    }
+    if (all) {
+      cur_ = 0;
+      idx_.clear();
+      rows_.set_active(nullptr, n_);
+      return;
+    }
+    Space sp{std::vector<int32_t>(n_, -1), true};
+    for (int64_t t = 0; t < m; ++t) sp.pos[idx[t]] = int32_t(t);
+    cur_ = int64_t(spaces_.size());
+    spaces_.push_back(std::move(sp));
+    rows_.set_active(idx, m);
+    idx_.assign(idx, idx + m);
+  }
+
+  // K(x_i, .) on the current space. The pointer stays valid until two more misses.
+  const float* get(int64_t i) {
     int64_t s = slot_of_[i];
     if (s >= 0) {
       lru_.splice(lru_.begin(), lru_, where_[s]);
       Slot& sl = slots_[s];
-      if (sl.full || (!full && sl.epoch == epoch_)) {
+      if (sl.space == cur_) {
         ++hits_;
         return sl.data.data();
       }
+      if (spaces_[sl.space].alive) {  // a superset of the current space: compact in place
+        float* d = sl.data.data();
+        if (sl.space == 0) {
+          for (size_t t = 0; t < idx_.size(); ++t) d[t] = d[idx_[t]];
+        } else {
+          const int32_t* pos = spaces_[sl.space].pos.data();
+          for (size_t t = 0; t < idx_.size(); ++t) d[t] = d[pos[idx_[t]]];
+        }
+        sl.space = cur_;
+        ++hits_;
+        return d;
+      }
     } else if (int64_t(slots_.size()) < capacity_) {
       s = int64_t(slots_.size());
-      slots_.push_back(Slot{std::vector<float>(n_), -1, false, i});
+      slots_.push_back(Slot{std::vector<float>(n_), 0, i});
       lru_.push_front(s);
       where_.push_back(lru_.begin());
     } else {
@@ -42,27 +84,29 @@ class RowCache {
     }
     slot_of_[i] = s;
     Slot& sl = slots_[s];
-    const bool all = full || rows_.active_count() == n_;
-    if (all) rows_.row(i, sl.data.data()); else rows_.row_active(i, sl.data.data());
-    sl.full = all;
-    sl.epoch = epoch_;
+    rows_.row_active(i, sl.data.data());
+    sl.space = cur_;
     ++misses_;
     return sl.data.data();
   }
-  void new_epoch() { ++epoch_; }
   int64_t misses() const { return misses_; }
   int64_t hits() const { return hits_; }
 
  private:
+  struct Space {
+    std::vector<int32_t> pos;  // sample -> position (-1: absent); empty for space 0 and dropped spaces
+    bool alive = false;        // contains the current space (so its rows can be compacted)
+  };
   struct Slot {
     std::vector<float> data;
-    int64_t epoch;
-    bool full;
+    int64_t space;
     int64_t owner;
   };
   KernelRows& rows_;
-  int64_t n_, capacity_ = 2, hits_ = 0, misses_ = 0, epoch_ = 0;
+  int64_t n_, capacity_ = 2, hits_ = 0, misses_ = 0, cur_ = 0;
   std::vector<int64_t> slot_of_;
+  std::vector<Space> spaces_;
+  std::vector<int64_t> idx_;  // the current space's samples (when not space 0)
   std::vector<Slot> slots_;
   std::list<int64_t> lru_;
   std::vector<std::list<int64_t>::iterator> where_;

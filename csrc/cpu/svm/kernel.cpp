@@ -169,12 +169,10 @@ void KernelRows::row_active(int64_t i, float* out) const {
   const int64_t m = int64_t(active_.size());
   if (p_.type == KernelType::precomputed) {
     const float* g = gram_ + idx_[i] * ld_gram_;
-    for (int64_t t = 0; t < m; ++t) out[active_[t]] = g[idx_[active_[t]]];
+    for (int64_t t = 0; t < m; ++t) out[t] = g[idx_[active_[t]]];
     return;
   }
-  scratch_.resize(m);
-  panel_row(p_, active_panels_.data(), active_norms_.data(), m, d_, X_ + i * d_, norms_[i], scratch_.data(), 1);
-  for (int64_t t = 0; t < m; ++t) out[active_[t]] = scratch_[t];
+  panel_row(p_, active_panels_.data(), active_norms_.data(), m, d_, X_ + i * d_, norms_[i], out, 1);
 }
 
 void KernelRows::weighted_sum(const int64_t* targets, int64_t nt, const int64_t* sources, const double* w,

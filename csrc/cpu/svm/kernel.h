@@ -54,7 +54,7 @@ class KernelRows {
   // once per change. Empty means all of them.
   void set_active(const int64_t* idx, int64_t m);
   int64_t active_count() const { return active_.empty() ? n_ : int64_t(active_.size()); }
-  // out[j] = K(x_i, x_j) for j in the active subset (other entries untouched).
+  // out[t] = K(x_i, x_active[t]) for t < active_count() (the whole row when all are active).
   void row_active(int64_t i, float* out) const;
   // out[t] = sum_s w[s] K(x_targets[t], x_sources[s]) in float64, by blocks of GEMM.
   void weighted_sum(const int64_t* targets, int64_t nt, const int64_t* sources, const double* w, int64_t ns,
@@ -70,7 +70,6 @@ class KernelRows {
   // the active subset: its indices, norms and panels
   std::vector<int64_t> active_;
   std::vector<float> active_norms_, active_panels_;
-  mutable std::vector<float> scratch_;
 
  public:
   mutable double t_row = 0, t_active = 0, t_wsum = 0;  // seconds, for FORGEML_SVM_DEBUG

@@ -1,70 +1,84 @@
-// The libsvm SMO solver, rewritten on whole cached kernel rows.
+// The libsvm SMO solver, on compacted active sets.
+//
+// Layout: the solver works on "positions" 0..m, a sorted subset of the samples (all of them at
+// first) that the kernel rows in the cache are laid out on too, so every pass is contiguous:
+// Fp (the signed gradient y G), flags (I_up / I_low bits, 0 once shrunk) and QDp per position.
+// Shrinking clears a position's flags (its gradient keeps being updated, so it stays exact);
+// once the unshrunk positions are clearly fewer than m, the set is compacted to them and the
+// dropped samples keep the gradient they had then. Growing back recomputes only what changed
+// since: sum_k y_k (a_k - a_k(then)) K_tk over the few alphas that moved, by blocks of GEMM.
 #include "cpu/svm/smo.h"
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 
+#include "cpu/svm/smo_pass.h"
+#include "forgeml/cpu_features.h"
 #include "forgeml/parallel.h"
 
 namespace forgeml::svm {
 
 namespace {
 
-constexpr double kTau = 1e-12;
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
 class Smo {
  public:
   Smo(RowCache& cache, KernelRows& rows, const std::vector<double>& y, const std::vector<double>& C,
       const SmoOptions& opt)
-      : cache_(cache), rows_(rows), y_(y), C_(C), opt_(opt), l_(int64_t(y.size())) {
+      : cache_(cache), rows_(rows), y_(y), C_(C), opt_(opt), l_(int64_t(y.size())),
+        avx512_(active_isa() == Isa::avx512) {
     alpha_.assign(l_, 0.0);
-    G_.assign(l_, -1.0);  // G = Q a + p with a = 0, p = -e
+    F_.resize(l_);
     QD_.resize(l_);
-    for (int64_t i = 0; i < l_; ++i) QD_[i] = rows.diag(i);
-    active_.resize(l_);
-    for (int64_t i = 0; i < l_; ++i) active_[i] = i;
-    active_size_ = l_;
-    in_up_.resize(l_);
-    in_low_.resize(l_);
-    for (int64_t t = 0; t < l_; ++t) set_status(t);
+    for (int64_t t = 0; t < l_; ++t) F_[t] = -y_[t], QD_[t] = rows.diag(t);  // G = Q a - e = -e at a = 0
+    use_all();
   }
 
   SmoResult run() {
     SmoResult res;
     const int64_t max_iter = opt_.max_iter > 0 ? opt_.max_iter : std::max<int64_t>(10000000, 100 * l_);
     int64_t counter = std::min<int64_t>(l_, 1000) + 1, iter = 0;
+    PickI pi = pick_i();
     while (iter < max_iter) {
       if (--counter == 0) {
         counter = std::min<int64_t>(l_, 1000);
-        if (opt_.shrinking) shrink();
+        if (opt_.shrinking) {
+          shrink();
+          pi = pick_i();
+        }
         if (opt_.interruptible) check_interrupt();
       }
-      int64_t i, j;
-      if (select(i, j)) {
+      PickJ pj = pick_j(pi);
+      if (pi.gmax + pj.gmax2 < opt_.tol || pj.j < 0) {
         grow_active();  // check optimality on the whole set
-        if (select(i, j)) break;
+        pi = pick_i();
+        pj = pick_j(pi);
+        if (pi.gmax + pj.gmax2 < opt_.tol || pj.j < 0) break;
         counter = 1;  // shrink at the next iteration
       }
       ++iter;
-      active_acc_ += active_size_;
-      update(i, j);
+      active_acc_ += m_;
+      pi = update(pi.i, pj.j);
     }
     if (iter >= max_iter) res.converged = false;
     grow_active();
     // FORGEML_SVM_DEBUG=1 prints where a solve spent its time (cache, active set, kernel rows)
-    if (std::getenv("FORGEML_SVM_DEBUG"))
-      std::fprintf(stderr, "l=%ld iters=%ld misses=%ld hits=%ld active_sum/iter=%.0f shrinks=%ld\n", long(l_), long(iter),
-                   long(cache_.misses()), long(cache_.hits()), double(active_acc_) / std::max<int64_t>(iter, 1), long(nshr_));
-    if (std::getenv("FORGEML_SVM_DEBUG"))
-      std::fprintf(stderr, "row %ld %.3fs  active %ld %.3fs  wsum %ld %.3fs\n", long(rows_.n_row), rows_.t_row,
-                   long(rows_.n_active), rows_.t_active, long(rows_.n_wsum), rows_.t_wsum);
+    if (std::getenv("FORGEML_SVM_DEBUG")) {
+      std::fprintf(stderr, "l=%ld iters=%ld misses=%ld hits=%ld positions/iter=%.0f compactions=%ld\n", long(l_),
+                   long(iter), long(cache_.misses()), long(cache_.hits()),
+                   double(active_acc_) / double(std::max<int64_t>(iter, 1)), long(ncompact_));
+      std::fprintf(stderr, "row %ld %.3fs  active %ld %.3fs  wsum %ld %.3fs (%ld x %ld)\n", long(rows_.n_row),
+                   rows_.t_row, long(rows_.n_active), rows_.t_active, long(rows_.n_wsum), rows_.t_wsum,
+                   long(wsum_targets_), long(wsum_sources_));
+    }
+    for (int64_t s = 0; s < m_; ++s) F_[P_[s]] = Fp_[s];
     res.rho = compute_rho();
     double obj = 0;
-    for (int64_t i = 0; i < l_; ++i) obj += alpha_[i] * (G_[i] - 1.0);
+    for (int64_t t = 0; t < l_; ++t) obj += alpha_[t] * (y_[t] * F_[t] - 1.0);
     res.obj = obj / 2;
     res.alpha = std::move(alpha_);
     res.iterations = iter;
@@ -72,61 +86,38 @@ class Smo {
   }
 
  private:
-  bool upper(int64_t i) const { return alpha_[i] >= C_[i]; }
-  bool lower(int64_t i) const { return alpha_[i] <= 0; }
-
-  // Second-order working set selection (WSS 2 of Fan et al.). Returns true when optimal.
-  // With v_t = y_t G_t, I_up = {t: y_t a_t can grow} and I_low = {t: it can shrink}:
-  //   i = argmax over I_up of -v_t; j = argmin over I_low, v_t > -v_i, of -(v_i + v_t)^2 / quad_it.
-  // The ratio test is done by cross-multiplying (no division per candidate).
-  bool select(int64_t& out_i, int64_t& out_j) {
-    double Gmax = -kInf, Gmax2 = -kInf;
-    int64_t imax = -1, jmin = -1;
-    for (int64_t s = 0; s < active_size_; ++s) {
-      const int64_t t = active_[s];
-      const double v = -y_[t] * G_[t];
-      if (in_up_[t] && v >= Gmax) Gmax = v, imax = t;
-    }
-    const float* Ki = imax >= 0 ? cache_.get(imax) : nullptr;
-    const double QDi = imax >= 0 ? QD_[imax] : 0.0;
-    double best_num = -1.0, best_den = 1.0;  // the best -(num / den) so far
-    for (int64_t s = 0; s < active_size_; ++s) {
-      const int64_t t = active_[s];
-      if (!in_low_[t]) continue;
-      const double v = y_[t] * G_[t];
-      Gmax2 = std::max(Gmax2, v);
-      const double grad_diff = Gmax + v;
-      if (grad_diff > 0) {
-        // y_i y_t Q_it = K_it, so the curvature is |phi(x_i) - phi(x_t)|^2 whatever the labels.
-        double quad = QDi + QD_[t] - 2.0 * double(Ki[t]);
-        if (quad <= 0) quad = kTau;
-        const double num = grad_diff * grad_diff;
-        if (num * best_den >= best_num * quad) best_num = num, best_den = quad, jmin = t;
-      }
-    }
-    if (Gmax + Gmax2 < opt_.tol || jmin == -1) return true;
-    out_i = imax;
-    out_j = jmin;
-    return false;
-  }
-
-  void set_status(int64_t t) {
+  uint8_t status(int64_t t) const {
     const bool up = alpha_[t] < C_[t], low = alpha_[t] > 0;  // room to grow / to shrink
-    in_up_[t] = y_[t] > 0 ? up : low;
-    in_low_[t] = y_[t] > 0 ? low : up;
+    return y_[t] > 0 ? uint8_t((up ? kUp : 0) | (low ? kLow : 0)) : uint8_t((low ? kUp : 0) | (up ? kLow : 0));
   }
 
-  void update(int64_t i, int64_t j) {
+  PickI pick_i() const {
+    return avx512_ ? pick_i_avx512(Fp_.data(), flags_.data(), m_) : portable::pick_i(Fp_.data(), flags_.data(), m_);
+  }
+
+  // The j of the working set for i (WSS 2), and max over I_low of F for the stopping test.
+  PickJ pick_j(const PickI& pi) {
+    const float* Ki = pi.i >= 0 ? cache_.get(P_[pi.i]) : nullptr;
+    const double QDi = pi.i >= 0 ? double(QDp_[pi.i]) : 0.0;
+    return avx512_ ? pick_j_avx512(Fp_.data(), Ki, QDp_.data(), QDi, pi.gmax, flags_.data(), m_)
+                   : portable::pick_j(Fp_.data(), Ki, QDp_.data(), QDi, pi.gmax, flags_.data(), m_);
+  }
+
+  // The two-variable subproblem on positions (ip, jp), then the gradient update fused with the
+  // next i's selection.
+  PickI update(int64_t ip, int64_t jp) {
+    const int64_t i = P_[ip], j = P_[jp];
     const float* Ki = cache_.get(i);
     const float* Kj = cache_.get(j);  // the cache keeps at least two rows, so Ki stays valid
     const double Ci = C_[i], Cj = C_[j];
+    const double Gi = y_[i] * Fp_[ip], Gj = y_[j] * Fp_[jp];
     const double old_ai = alpha_[i], old_aj = alpha_[j];
     double& ai = alpha_[i];
     double& aj = alpha_[j];
-    double quad = QD_[i] + QD_[j] - 2.0 * double(Ki[j]);
+    double quad = double(QD_[i]) + double(QD_[j]) - 2.0 * double(Ki[jp]);
     if (quad <= 0) quad = kTau;
     if (y_[i] != y_[j]) {
-      const double delta = (-G_[i] - G_[j]) / quad, diff = ai - aj;
+      const double delta = (-Gi - Gj) / quad, diff = ai - aj;
       ai += delta;
       aj += delta;
       if (diff > 0) {
@@ -140,7 +131,7 @@ class Smo {
         if (aj > Cj) aj = Cj, ai = Cj + diff;
       }
     } else {
-      const double delta = (G_[i] - G_[j]) / quad, sum = ai + aj;
+      const double delta = (Gi - Gj) / quad, sum = ai + aj;
       ai -= delta;
       aj += delta;
       if (sum > Ci) {
@@ -154,77 +145,103 @@ class Smo {
         if (ai < 0) ai = 0, aj = sum;
       }
     }
-    set_status(i);
-    set_status(j);
-    // G_t += Q_ti dai + Q_tj daj = y_t (K_ti y_i dai + K_tj y_j daj)
+    flags_[ip] = status(i);
+    flags_[jp] = status(j);
+    // F_t += y_t (Q_ti dai + Q_tj daj) = K_ti y_i dai + K_tj y_j daj
     const double di = (ai - old_ai) * y_[i], dj = (aj - old_aj) * y_[j];
-    for (int64_t s = 0; s < active_size_; ++s) {
-      const int64_t t = active_[s];
-      G_[t] += y_[t] * (double(Ki[t]) * di + double(Kj[t]) * dj);
-    }
+    return avx512_ ? update_pick_i_avx512(Fp_.data(), Ki, Kj, di, dj, flags_.data(), m_)
+                   : portable::update_pick_i(Fp_.data(), Ki, Kj, di, dj, flags_.data(), m_);
   }
 
-  bool be_shrunk(int64_t i, double Gmax1, double Gmax2) const {
-    if (upper(i)) return y_[i] > 0 ? -G_[i] > Gmax1 : -G_[i] > Gmax2;
-    if (lower(i)) return y_[i] > 0 ? G_[i] > Gmax2 : G_[i] > Gmax1;
+  // libsvm's test, in F = y G: a variable at a bound leaves the active set when its gradient says
+  // it will stay there.
+  bool be_shrunk(int64_t s, double Gmax1, double Gmax2) const {
+    const uint8_t f = flags_[s];
+    if (f == 0) return false;  // already shrunk
+    if (!(f & kUp) && -Fp_[s] > Gmax1) return true;
+    if (!(f & kLow) && Fp_[s] > Gmax2) return true;
     return false;
   }
 
   void shrink() {
-    double Gmax1 = -kInf, Gmax2 = -kInf;  // max -yG over I_up, max yG over I_low
-    for (int64_t s = 0; s < active_size_; ++s) {
-      const int64_t t = active_[s];
-      if (y_[t] > 0) {
-        if (!upper(t)) Gmax1 = std::max(Gmax1, -G_[t]);
-        if (!lower(t)) Gmax2 = std::max(Gmax2, G_[t]);
-      } else {
-        if (!upper(t)) Gmax2 = std::max(Gmax2, -G_[t]);
-        if (!lower(t)) Gmax1 = std::max(Gmax1, G_[t]);
-      }
+    double Gmax1 = -kInf, Gmax2 = -kInf;  // max over I_up of -F, over I_low of F
+    for (int64_t s = 0; s < m_; ++s) {
+      if (flags_[s] & kUp) Gmax1 = std::max(Gmax1, -Fp_[s]);
+      if (flags_[s] & kLow) Gmax2 = std::max(Gmax2, Fp_[s]);
     }
     if (!unshrunk_ && Gmax1 + Gmax2 <= opt_.tol * 10) {
       unshrunk_ = true;
       grow_active();
     }
-    for (int64_t s = 0; s < active_size_; ++s) {
-      if (!be_shrunk(active_[s], Gmax1, Gmax2)) continue;
-      // swap with the last active element that stays
-      --active_size_;
-      while (active_size_ > s && be_shrunk(active_[active_size_], Gmax1, Gmax2)) --active_size_;
-      std::swap(active_[s], active_[active_size_]);
+    int64_t active = 0;
+    for (int64_t s = 0; s < m_; ++s) {
+      if (be_shrunk(s, Gmax1, Gmax2)) flags_[s] = 0;
+      active += flags_[s] != 0;
     }
-    // kernel rows only for the active set from now on, once it is clearly smaller
-    std::sort(active_.begin(), active_.begin() + active_size_);  // memory order for the loops
-    if (active_size_ < rows_.active_count() * 4 / 5) {
-      rows_.set_active(active_.data(), active_size_);
-      ++nshr_;
-    }
+    if (active < m_ * 4 / 5) compact();
   }
 
-  // All samples active again: gradients rebuilt, kernel rows over everything, partial rows stale.
+  // Drop the shrunk positions: their samples keep F as of now (recorded with the alphas).
+  void compact() {
+    Event ev;
+    ev.alpha = alpha_;
+    int64_t k = 0;
+    for (int64_t s = 0; s < m_; ++s) {
+      if (flags_[s] == 0) {
+        F_[P_[s]] = Fp_[s];
+        ev.dropped.push_back(P_[s]);
+        continue;
+      }
+      P_[k] = P_[s], Fp_[k] = Fp_[s], flags_[k] = flags_[s], QDp_[k] = QDp_[s];
+      ++k;
+    }
+    m_ = k;
+    events_.push_back(std::move(ev));
+    cache_.set_space(P_.data(), m_);
+    ++ncompact_;
+  }
+
+  // All samples active again, with their gradients brought up to date.
   void grow_active() {
-    if (active_size_ == l_) return;
+    if (m_ == l_) {
+      for (int64_t s = 0; s < m_; ++s) flags_[s] = status(P_[s]);
+      return;
+    }
+    for (int64_t s = 0; s < m_; ++s) F_[P_[s]] = Fp_[s];
     reconstruct_gradient();
-    active_size_ = l_;
-    rows_.set_active(nullptr, l_);
-    cache_.new_epoch();
+    use_all();
   }
 
-  // G for the inactive samples from scratch, G_t = y_t sum_k y_k a_k K_tk - 1 over every k with
-  // a_k > 0, as blocks of GEMM (libsvm keeps G_bar up to date with a full kernel row at every
-  // bound change instead; recomputing here is cheaper and only happens a few times per solve).
+  void use_all() {
+    m_ = l_;
+    P_.resize(l_);
+    Fp_.resize(l_);
+    QDp_.resize(l_);
+    flags_.resize(l_);
+    for (int64_t t = 0; t < l_; ++t) P_[t] = t, Fp_[t] = F_[t], QDp_[t] = QD_[t], flags_[t] = status(t);
+    events_.clear();
+    cache_.set_space(nullptr, l_);
+  }
+
+  // For the samples dropped at each compaction: F_t += sum_k y_k (a_k - a_k(then)) K_tk over the
+  // k whose alpha moved since (libsvm keeps G_bar up to date with a full kernel row at every bound
+  // change instead; this costs a few GEMM blocks per grow).
   void reconstruct_gradient() {
-    if (active_size_ == l_) return;
     std::vector<int64_t> src;
-    std::vector<double> w;
-    for (int64_t k = 0; k < l_; ++k)
-      if (alpha_[k] > 0) src.push_back(k), w.push_back(alpha_[k] * y_[k]);
-    const int64_t nt = l_ - active_size_;
-    std::vector<double> out(nt);
-    rows_.weighted_sum(active_.data() + active_size_, nt, src.data(), w.data(), int64_t(src.size()), out.data());
-    for (int64_t s = 0; s < nt; ++s) {
-      const int64_t t = active_[active_size_ + s];
-      G_[t] = y_[t] * out[s] - 1.0;
+    std::vector<double> w, out;
+    for (const Event& ev : events_) {
+      if (ev.dropped.empty()) continue;
+      src.clear();
+      w.clear();
+      for (int64_t k = 0; k < l_; ++k)
+        if (alpha_[k] != ev.alpha[k]) src.push_back(k), w.push_back((alpha_[k] - ev.alpha[k]) * y_[k]);
+      if (src.empty()) continue;
+      const int64_t nt = int64_t(ev.dropped.size());
+      out.resize(nt);
+      rows_.weighted_sum(ev.dropped.data(), nt, src.data(), w.data(), int64_t(src.size()), out.data());
+      for (int64_t s = 0; s < nt; ++s) F_[ev.dropped[s]] += out[s];
+      wsum_targets_ += nt;
+      wsum_sources_ += int64_t(src.size());
     }
   }
 
@@ -232,10 +249,10 @@ class Smo {
     double ub = kInf, lb = -kInf, sum_free = 0;
     int64_t nr_free = 0;
     for (int64_t i = 0; i < l_; ++i) {
-      const double yG = y_[i] * G_[i];
-      if (upper(i)) {
+      const double yG = F_[i];
+      if (alpha_[i] >= C_[i]) {
         if (y_[i] < 0) ub = std::min(ub, yG); else lb = std::max(lb, yG);
-      } else if (lower(i)) {
+      } else if (alpha_[i] <= 0) {
         if (y_[i] > 0) ub = std::min(ub, yG); else lb = std::max(lb, yG);
       } else {
         ++nr_free;
@@ -245,18 +262,29 @@ class Smo {
     return nr_free > 0 ? sum_free / double(nr_free) : (ub + lb) / 2;
   }
 
+  struct Event {
+    std::vector<int64_t> dropped;  // samples dropped at a compaction
+    std::vector<double> alpha;     // the alphas then
+  };
+
   RowCache& cache_;
   KernelRows& rows_;
   const std::vector<double>& y_;
   const std::vector<double>& C_;
   SmoOptions opt_;
   int64_t l_;
-  std::vector<double> alpha_, G_, QD_;
-  std::vector<int64_t> active_;
-  std::vector<uint8_t> in_up_, in_low_;
-  int64_t active_size_;
+  bool avx512_;
+  std::vector<double> alpha_, F_;  // per sample; F_ is exact for samples outside the positions
+  std::vector<float> QD_;
+  // per position
+  int64_t m_ = 0;
+  std::vector<int64_t> P_;
+  std::vector<double> Fp_;
+  std::vector<float> QDp_;
+  std::vector<uint8_t> flags_;
+  std::vector<Event> events_;
   bool unshrunk_ = false;
-  int64_t active_acc_ = 0, nshr_ = 0;
+  int64_t active_acc_ = 0, ncompact_ = 0, wsum_targets_ = 0, wsum_sources_ = 0;
 };
 
 }  // namespace
