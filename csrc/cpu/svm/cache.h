@@ -9,6 +9,7 @@
 #pragma once
 #include <cstdint>
 #include <list>
+#include <memory>
 #include <vector>
 
 #include "cpu/svm/kernel.h"
@@ -57,10 +58,10 @@ class RowCache {
       Slot& sl = slots_[s];
       if (sl.space == cur_) {
         ++hits_;
-        return sl.data.data();
+        return sl.data.get();
       }
       if (spaces_[sl.space].alive) {  // a superset of the current space: compact in place
-        float* d = sl.data.data();
+        float* d = sl.data.get();
         if (sl.space == 0) {
           for (size_t t = 0; t < idx_.size(); ++t) d[t] = d[idx_[t]];
         } else {
@@ -73,7 +74,7 @@ class RowCache {
       }
     } else if (int64_t(slots_.size()) < capacity_) {
       s = int64_t(slots_.size());
-      slots_.push_back(Slot{std::vector<float>(n_), 0, i});
+      slots_.push_back(Slot{{}, 0, 0, i});
       lru_.push_front(s);
       where_.push_back(lru_.begin());
     } else {
@@ -84,10 +85,15 @@ class RowCache {
     }
     slot_of_[i] = s;
     Slot& sl = slots_[s];
-    rows_.row_active(i, sl.data.data());
+    const int64_t len = rows_.active_count();
+    if (sl.len < len) {  // grown on demand, uninitialised: most rows only ever cover a small active set
+      sl.data.reset(new float[size_t(len)]);
+      sl.len = len;
+    }
+    rows_.row_active(i, sl.data.get());
     sl.space = cur_;
     ++misses_;
-    return sl.data.data();
+    return sl.data.get();
   }
   int64_t misses() const { return misses_; }
   int64_t hits() const { return hits_; }
@@ -98,7 +104,8 @@ class RowCache {
     bool alive = false;        // contains the current space (so its rows can be compacted)
   };
   struct Slot {
-    std::vector<float> data;
+    std::unique_ptr<float[]> data;
+    int64_t len;  // allocated floats
     int64_t space;
     int64_t owner;
   };
