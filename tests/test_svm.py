@@ -256,3 +256,57 @@ def test_pickle_and_threads():
         forgeml._cpu.set_num_threads(old)
     np.testing.assert_array_equal(m1.support_, m.support_)
     np.testing.assert_array_equal(m1.dual_coef_, m.dual_coef_)
+
+
+@pytest.fixture(scope="module")
+def binary_6k():
+    # large enough that the solver shrinks, compacts its active set, rebuilds gradients, and shares
+    # kernel rows (>= 4096 columns) with its helper thread
+    from sklearn.datasets import make_classification
+    X, y = make_classification(n_samples=6001, n_features=20, n_informative=10, random_state=3)
+    return X, y, sk.SVC().fit(X, y)
+
+
+def _assert_close_to(got, ref, X, y):
+    assert got.score(X, y) == pytest.approx(ref.score(X, y), abs=2e-3)
+    assert np.intersect1d(got.support_, ref.support_).size >= 0.98 * ref.support_.size
+    d_ref = ref.decision_function(X)
+    np.testing.assert_allclose(got.decision_function(X), d_ref, atol=1e-2 * np.abs(d_ref).max())
+
+
+@pytest.mark.parametrize("isa", ["reference", "portable", "avx2", "avx512"])
+def test_svc_each_isa_matches_sklearn(binary_6k, isa):
+    import forgeml
+    order = ["reference", "portable", "avx2", "avx512"]
+    if order.index(isa) > order.index(forgeml._cpu.detected_isa()):
+        pytest.skip(f"this CPU has no {isa}")
+    X, y, ref = binary_6k
+    before = forgeml._cpu.active_isa()
+    try:
+        forgeml._cpu.set_active_isa(isa)
+        got = fm.SVC().fit(X, y)
+    finally:
+        forgeml._cpu.set_active_isa(before)
+    _assert_close_to(got, ref, X, y)
+
+
+def test_svc_helper_thread_gives_the_same_answer(binary_6k):
+    import forgeml
+    X, y, ref = binary_6k
+    old = forgeml._cpu.get_num_threads()
+    try:
+        forgeml._cpu.set_num_threads(1)
+        one = fm.SVC().fit(X, y)
+        forgeml._cpu.set_num_threads(2)
+        two = fm.SVC().fit(X, y)
+    finally:
+        forgeml._cpu.set_num_threads(old)
+    # the helper computes whole panels exactly as the caller would: bit-for-bit the same solve
+    np.testing.assert_array_equal(one.support_, two.support_)
+    np.testing.assert_array_equal(one.dual_coef_, two.dual_coef_)
+    _assert_close_to(two, ref, X, y)
+
+
+def test_svc_shrinking_off_agrees(binary_6k):
+    X, y, ref = binary_6k
+    _assert_close_to(fm.SVC(shrinking=False).fit(X, y), ref, X, y)

@@ -79,21 +79,34 @@ std::vector<float> make_panels(const float* X, const int64_t* idx, int64_t n, in
   return P;
 }
 
-// out[j] = k(x, X_j) for the n rows in `panels`; norms2 are their squared norms.
-// Long rows may be split over threads by whole panels. The solver passes 1: a parallel region per
-// row (tens of microseconds of work) costs more than it saves once the cores are shared.
-void panel_row(const KernelParams& p, const float* P, const float* norms2, int64_t n, int64_t d, const float* x,
-               float xnorm, float* out, int max_threads) {
-  constexpr int64_t kGrain = 8192;  // columns per thread at least
-  const int64_t panels = (n + 15) / 16;
-  parallel_for(panels, kGrain / 16, [&](int64_t b, int64_t e) {
-    const int64_t j0 = b * 16, j1 = std::min(n, e * 16);
-    if (active_isa() == Isa::avx512) gemv_panels_avx512(P + b * d * 16, j1 - j0, d, x, out + j0);
-    else portable::gemv_panels(P + b * d * 16, j1 - j0, d, x, out + j0);
-    if (p.type == KernelType::linear) return;
-    EpiCtx ctx{p, &xnorm, norms2};
+// out[j] = k(x, X_j) for the n rows in `panels`; norms2 are their squared norms. Long rows are
+// shared with the helper thread (when there is one) in chunks of whole panels.
+struct RowJob {
+  const KernelParams* p;
+  const float *P, *norms2, *x;
+  float xnorm;
+  float* out;
+  int64_t n, d;
+  // columns [j0, j1), j0 a multiple of 16
+  void run(int64_t j0, int64_t j1) const {
+    if (active_isa() == Isa::avx512) gemv_panels_avx512(P + j0 * d, j1 - j0, d, x, out + j0);
+    else portable::gemv_panels(P + j0 * d, j1 - j0, d, x, out + j0);
+    if (p->type == KernelType::linear) return;
+    EpiCtx ctx{*p, &xnorm, norms2};
     kernel_epilogue(&ctx, 0, 1, j0, j1, out + j0, n);
-  }, max_threads);
+  }
+};
+
+constexpr int64_t kHelperChunk = 1024;  // columns per claim (64 panels)
+
+void panel_row(const KernelParams& p, const float* P, const float* norms2, int64_t n, int64_t d, const float* x,
+               float xnorm, float* out, RowHelper* helper) {
+  RowJob job{&p, P, norms2, x, xnorm, out, n, d};
+  if (!helper || n < 4 * kHelperChunk) return job.run(0, n);
+  helper->run([](void* ctx, int64_t c) {
+    const auto& jb = *static_cast<const RowJob*>(ctx);
+    jb.run(c * kHelperChunk, std::min(jb.n, (c + 1) * kHelperChunk));
+  }, &job, (n + kHelperChunk - 1) / kHelperChunk);
 }
 
 gemm::Epilogue make_epilogue(EpiCtx& ctx) {
@@ -117,6 +130,8 @@ void kernel_block(const KernelParams& p, const float* X1, const float* norms1, i
 
 KernelRows::KernelRows(const KernelParams& p, const float* X, int64_t n, int64_t d, int max_threads)
     : p_(p), X_(X), n_(n), d_(d), max_threads_(max_threads) {
+  const int threads = max_threads > 0 ? std::min(max_threads, num_threads()) : num_threads();
+  if (threads >= 2 && n >= 4 * kHelperChunk) helper_ = std::make_unique<RowHelper>();
   norms_ = row_norms(X, n, d);
   panels_ = make_panels(X, nullptr, n, d);
   diag_.resize(n);
@@ -146,7 +161,7 @@ void KernelRows::row(int64_t i, float* out) const {
     for (int64_t j = 0; j < n_; ++j) out[j] = g[idx_[j]];
     return;
   }
-  panel_row(p_, panels_.data(), norms_.data(), n_, d_, X_ + i * d_, norms_[i], out, 1);
+  panel_row(p_, panels_.data(), norms_.data(), n_, d_, X_ + i * d_, norms_[i], out, helper_.get());
 }
 
 void KernelRows::set_active(const int64_t* idx, int64_t m) {
@@ -172,7 +187,7 @@ void KernelRows::row_active(int64_t i, float* out) const {
     for (int64_t t = 0; t < m; ++t) out[t] = g[idx_[active_[t]]];
     return;
   }
-  panel_row(p_, active_panels_.data(), active_norms_.data(), m, d_, X_ + i * d_, norms_[i], out, 1);
+  panel_row(p_, active_panels_.data(), active_norms_.data(), m, d_, X_ + i * d_, norms_[i], out, helper_.get());
 }
 
 void KernelRows::weighted_sum(const int64_t* targets, int64_t nt, const int64_t* sources, const double* w,

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu/svm/helper.h"
 #include "forgeml/gemm.h"
 
 namespace forgeml::svm {
@@ -70,10 +71,12 @@ class KernelRows {
   // the active subset: its indices, norms and panels
   std::vector<int64_t> active_;
   std::vector<float> active_norms_, active_panels_;
+  std::unique_ptr<RowHelper> helper_;  // a second thread for long rows, when threads allow
 
  public:
   mutable double t_row = 0, t_active = 0, t_wsum = 0;  // seconds, for FORGEML_SVM_DEBUG
   mutable int64_t n_row = 0, n_active = 0, n_wsum = 0;
+  double helper_share() const { return helper_ ? helper_->share() : 0.0; }
   const float* gram_ = nullptr;
   int64_t ld_gram_ = 0;
   std::vector<int64_t> idx_;

@@ -29,7 +29,7 @@ PairResult solve_pair(const KernelParams& p, const float* X, int64_t n, int64_t 
     Xs.resize(size_t(l * d));
     for (int64_t i = 0; i < l; ++i) std::copy_n(X + idx[i] * d, d, Xs.data() + i * d);
     rows = std::make_unique<KernelRows>(p, Xs.data(), l, d, threads);
-    // (single kernel rows always run on one thread: too little work to share; see KernelRows)
+    // (long kernel rows are shared with a helper thread when threads allow; see RowHelper)
   }
   RowCache cache(*rows, cache_bytes);
   SmoResult r = smo_solve(cache, *rows, y, Cs, opt);

@@ -71,9 +71,9 @@ class Smo {
       std::fprintf(stderr, "l=%ld iters=%ld misses=%ld hits=%ld positions/iter=%.0f compactions=%ld\n", long(l_),
                    long(iter), long(cache_.misses()), long(cache_.hits()),
                    double(active_acc_) / double(std::max<int64_t>(iter, 1)), long(ncompact_));
-      std::fprintf(stderr, "row %ld %.3fs  active %ld %.3fs  wsum %ld %.3fs (%ld x %ld)\n", long(rows_.n_row),
-                   rows_.t_row, long(rows_.n_active), rows_.t_active, long(rows_.n_wsum), rows_.t_wsum,
-                   long(wsum_targets_), long(wsum_sources_));
+      std::fprintf(stderr, "row %ld %.3fs  active %ld %.3fs  wsum %ld %.3fs (%ld x %ld)  helper share %.2f\n",
+                   long(rows_.n_row), rows_.t_row, long(rows_.n_active), rows_.t_active, long(rows_.n_wsum),
+                   rows_.t_wsum, long(wsum_targets_), long(wsum_sources_), rows_.helper_share());
     }
     for (int64_t s = 0; s < m_; ++s) F_[P_[s]] = Fp_[s];
     res.rho = compute_rho();
