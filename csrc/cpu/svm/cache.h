@@ -16,9 +16,6 @@
 
 #include "cpu/svm/kernel.h"
 
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 
 namespace forgeml::svm {
 
@@ -28,16 +25,12 @@ class RowCache {
     const int64_t row_bytes = std::max<int64_t>(1, n_) * int64_t(sizeof(float));
     capacity_ = std::max<int64_t>(2, std::min<int64_t>(n_, int64_t(bytes / double(row_bytes))));
     spaces_.push_back(Space{{}, true});
-    // One arena, a full row's room per slot, touched only as far as rows are written. Reserved in
-    // 2 MB-aligned huge pages where the OS offers them: thousands of fresh 80 KB rows otherwise
-    // cost a page fault every 4 KB (~10% of a solve).
-    constexpr size_t kHuge = size_t(2) << 20;
-    const size_t arena = (size_t(capacity_) * size_t(row_bytes) + kHuge - 1) / kHuge * kHuge;
-    arena_.reset(static_cast<float*>(std::aligned_alloc(kHuge, arena)));
+    // One arena, a full row's room per slot, touched only as far as rows are written (pages are
+    // faulted in as the cache fills; huge pages via madvise cost more than they save here: with
+    // the kernel's defrag=madvise setting a fault may stall on memory compaction).
+    const size_t arena = (size_t(capacity_) * size_t(row_bytes) + 63) / 64 * 64;
+    arena_.reset(static_cast<float*>(std::aligned_alloc(64, arena)));
     if (!arena_) throw std::bad_alloc();
-#if defined(__linux__)
-    madvise(arena_.get(), arena, MADV_HUGEPAGE);  // advice only: ignore failure
-#endif
   }
 
   // Rows on samples idx[0..m) (sorted) from now on, or on all of them when idx is null.
