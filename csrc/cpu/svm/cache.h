@@ -103,6 +103,7 @@ class RowCache {
     return sl.data;
   }
   int64_t misses() const { return misses_; }
+  int64_t hits() const { return hits_; }
 
  private:
   // Full rows fill fresh memory fast (80 KB per miss at 20k samples): fault it in 2 MB at a time
@@ -120,10 +121,6 @@ class RowCache {
 #endif
   }
 
- public:
-  int64_t hits() const { return hits_; }
-
- private:
   struct Space {
     std::vector<int32_t> pos;  // sample -> position (-1: absent); empty for space 0 and dropped spaces
     bool alive = false;        // contains the current space (so its rows can be compacted)
