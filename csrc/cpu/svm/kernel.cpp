@@ -87,13 +87,17 @@ struct RowJob {
   float xnorm;
   float* out;
   int64_t n, d;
-  // columns [j0, j1), j0 a multiple of 16
+  // columns [j0, j1), j0 a multiple of 16; the kernel function follows each 256 columns while
+  // they are in L1, so its arithmetic overlaps the GEMV's wait for the next panels
   void run(int64_t j0, int64_t j1) const {
-    if (active_isa() == Isa::avx512) gemv_panels_avx512(P + j0 * d, j1 - j0, d, x, out + j0);
-    else portable::gemv_panels(P + j0 * d, j1 - j0, d, x, out + j0);
-    if (p->type == KernelType::linear) return;
+    constexpr int64_t kStep = 256;
     EpiCtx ctx{*p, &xnorm, norms2};
-    kernel_epilogue(&ctx, 0, 1, j0, j1, out + j0, n);
+    for (int64_t b = j0; b < j1; b += kStep) {
+      const int64_t e = std::min(j1, b + kStep);
+      if (active_isa() == Isa::avx512) gemv_panels_avx512(P + b * d, e - b, d, x, out + b);
+      else portable::gemv_panels(P + b * d, e - b, d, x, out + b);
+      if (p->type != KernelType::linear) kernel_epilogue(&ctx, 0, 1, b, e, out + b, n);
+    }
   }
 };
 
