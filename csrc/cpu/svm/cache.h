@@ -6,6 +6,11 @@
 // (a gather, far cheaper than recomputing); rows of a space that does not contain the current one
 // are recomputed (they may become usable again after the solver grows and shrinks its active set
 // back inside them). At least two rows always fit (the SMO pair).
+//
+// The cache grows to its budget only as rows prove useful: past 64 rows a miss takes a fresh
+// slot when the least recently used row has been hit again after its own iteration, and
+// otherwise recycles it. Early on, SMO touches two new full rows per iteration and seldom comes
+// back to them; filling the whole budget with them cost more in fresh memory than it saved.
 #pragma once
 #include <cstdint>
 #include <cstdlib>
@@ -67,6 +72,7 @@ class RowCache {
     if (s >= 0) {
       lru_.splice(lru_.begin(), lru_, where_[s]);
       Slot& sl = slots_[s];
+      if (misses_ - sl.born >= 2) sl.reused = true;  // hit again after its own iteration
       if (sl.space == cur_) {
         ++hits_;
         return sl.data;
@@ -83,9 +89,10 @@ class RowCache {
         ++hits_;
         return d;
       }
-    } else if (int64_t(slots_.size()) < capacity_) {
+    } else if (int64_t(slots_.size()) < capacity_ &&
+               (int64_t(slots_.size()) < kMinSlots || slots_[lru_.back()].reused)) {
       s = int64_t(slots_.size());
-      slots_.push_back(Slot{arena_.get() + s * n_, 0, i});
+      slots_.push_back(Slot{arena_.get() + s * n_, 0, i, 0, false});
       if (rows_.active_count() == n_) prefault(size_t(s + 1) * size_t(n_) * sizeof(float));
       lru_.push_front(s);
       where_.push_back(lru_.begin());
@@ -93,13 +100,14 @@ class RowCache {
       s = lru_.back();  // evict the least recently used
       slot_of_[slots_[s].owner] = -1;
       slots_[s].owner = i;
+      slots_[s].reused = false;
       lru_.splice(lru_.begin(), lru_, where_[s]);
     }
     slot_of_[i] = s;
     Slot& sl = slots_[s];
     rows_.row_active(i, sl.data);
     sl.space = cur_;
-    ++misses_;
+    sl.born = ++misses_;
     return sl.data;
   }
   int64_t misses() const { return misses_; }
@@ -129,6 +137,8 @@ class RowCache {
     float* data;  // n floats in the arena
     int64_t space;
     int64_t owner;
+    int64_t born;  // misses_ when computed
+    bool reused;   // hit in a later iteration than its own
   };
   KernelRows& rows_;
   int64_t n_, capacity_ = 2, hits_ = 0, misses_ = 0, cur_ = 0;
@@ -139,6 +149,7 @@ class RowCache {
     void operator()(float* p) const { std::free(p); }
   };
   static constexpr size_t kPage = 4096, kChunk = size_t(2) << 20;
+  static constexpr int64_t kMinSlots = 64;
   std::unique_ptr<float, Free> arena_;
   size_t arena_bytes_ = 0, populated_ = 0;
   bool populate_ok_ = true;
