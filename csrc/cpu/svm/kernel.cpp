@@ -208,11 +208,12 @@ void KernelRows::weighted_sum(const int64_t* targets, int64_t nt, const int64_t*
     }
     return;
   }
-  // One parallel region: each thread takes blocks of targets and runs single-threaded GEMMs over
-  // blocks of sources (a (kT, kS) block of K is 1 MB, in L2).
+  // Each thread takes ranges of target blocks and runs single-threaded GEMMs over blocks of
+  // sources (a (kT, kS) block of K is 1 MB, in L2). With a helper thread, the ranges go to it
+  // rather than to OpenMP, whose workers would then spin against the helper for a while.
   constexpr int64_t kT = 512, kS = 512;
   const int64_t nblocks = (nt + kT - 1) / kT;
-  parallel_for(nblocks, 1, [&](int64_t b0, int64_t b1) {
+  auto blocks = [&](int64_t b0, int64_t b1) {
     std::vector<float> Xt(size_t(kT * d_)), Xs(size_t(kS * d_)), nT(kT), nS(kS), K(size_t(kT * kS));
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t t0 = blk * kT, mt = std::min(kT, nt - t0);
@@ -238,7 +239,17 @@ void KernelRows::weighted_sum(const int64_t* targets, int64_t nt, const int64_t*
         }
       }
     }
-  }, max_threads_);
+  };
+  if (!helper_ || nblocks < 2) return parallel_for(nblocks, 1, blocks, max_threads_);
+  constexpr int64_t kChunks = 4;  // claimed dynamically: a late helper leaves its share to the caller
+  struct Ctx {
+    decltype(blocks)* f;
+    int64_t nblocks;
+  } ctx{&blocks, nblocks};
+  helper_->run([](void* v, int64_t c) {
+    const auto& cx = *static_cast<const Ctx*>(v);
+    (*cx.f)(cx.nblocks * c / kChunks, cx.nblocks * (c + 1) / kChunks);
+  }, &ctx, kChunks);
 }
 
 }  // namespace forgeml::svm
