@@ -8,10 +8,10 @@ import numpy as np
 
 from .._backend import as_array, backend_of, check_shape
 
-__all__ = ["svm_fit_ovo", "svm_kernel", "svm_linear_fit", "SVM_KERNELS"]
+__all__ = ["svm_fit_ovo", "svm_kernel", "svm_linear_fit", "svm_linear_cs_fit", "SVM_KERNELS"]
 
 SVM_KERNELS = ("linear", "poly", "rbf", "sigmoid", "precomputed")
-_LINEAR_SOLVERS = {"dual_hinge": 0, "dual_squared_hinge": 1, "primal_squared_hinge": 2}
+_LINEAR_SOLVERS = {"dual_hinge": 0, "dual_squared_hinge": 1, "primal_squared_hinge": 2, "l1_primal_squared_hinge": 3}
 
 
 def _cpu_only(*arrays, names):
@@ -74,27 +74,30 @@ def svm_fit_ovo(X, members, C, kernel="rbf", *, gamma=1.0, coef0=0.0, degree=3, 
                            bool(shrinking), float(cache_size), int(max_iter))
 
 
+def _linear_X(X, arrays, names):
+    """(module, dense or None, (indptr, indices, data) or None, n, d) for the linear solvers."""
+    if hasattr(X, "tocsr"):  # any SciPy sparse matrix
+        X = X.tocsr()
+        mod = _cpu_only(*arrays, names=names)
+        csr = (np.ascontiguousarray(X.indptr, dtype=np.int64), np.ascontiguousarray(X.indices, dtype=np.int32),
+               np.ascontiguousarray(X.data, dtype=np.float32))
+        return mod, None, csr, *X.shape
+    mod = _cpu_only(X, *arrays, names=["X", *names])
+    dense = as_array(X, "X", ndim=2)
+    return mod, dense, None, *dense.shape
+
+
 def svm_linear_fit(X, Y, C, solver="primal_squared_hinge", *, tol=1e-4, max_iter=1000, bias=-1.0, seed=0):
     """Linear SVM for P binary problems on the same rows, solved in parallel.
 
     X (n, d) dense or a SciPy CSR matrix; Y (P, n) labels +1/-1; C (P, n) per-sample costs;
     solver 'primal_squared_hinge' (Newton-CG), 'dual_squared_hinge' or 'dual_hinge' (coordinate
-    descent); bias > 0 appends a constant feature of that value. Returns (W (P, d [+1]) float64,
-    iterations (P,), converged (P,))."""
+    descent), or 'l1_primal_squared_hinge' (L1 penalty, coordinate descent over features); bias > 0
+    appends a constant feature of that value. Returns (W (P, d [+1]) float64, iterations (P,),
+    converged (P,))."""
     if solver not in _LINEAR_SOLVERS:
         raise ValueError(f"solver: expected one of {tuple(_LINEAR_SOLVERS)}, got {solver!r}")
-    if hasattr(X, "tocsr"):  # any SciPy sparse matrix
-        X = X.tocsr()
-        mod = _cpu_only(Y, C, names=["Y", "C"])
-        n, d = X.shape
-        csr = (np.ascontiguousarray(X.indptr, dtype=np.int64), np.ascontiguousarray(X.indices, dtype=np.int32),
-               np.ascontiguousarray(X.data, dtype=np.float32))
-        dense = None
-    else:
-        mod = _cpu_only(X, Y, C, names=["X", "Y", "C"])
-        dense = as_array(X, "X", ndim=2)
-        n, d = dense.shape
-        csr = None
+    mod, dense, csr, n, d = _linear_X(X, (Y, C), ["Y", "C"])
     Y = as_array(Y, "Y", dtype=np.float64, ndim=2)
     C = as_array(C, "C", dtype=np.float64, ndim=2)
     check_shape(Y, "Y", (None, n))
@@ -105,3 +108,24 @@ def svm_linear_fit(X, Y, C, solver="primal_squared_hinge", *, tol=1e-4, max_iter
         raise ValueError("C: every per-sample cost must be positive")
     return mod.svm_linear_fit(dense, csr, int(n), int(d), Y, C, _LINEAR_SOLVERS[solver], float(tol),
                               int(max_iter), float(bias), int(seed))
+
+
+def svm_linear_cs_fit(X, y, C, n_classes, *, tol=1e-4, max_iter=1000, bias=-1.0, seed=0):
+    """Crammer-Singer multi-class linear SVM (one joint problem, the sequential dual method).
+
+    X (n, d) dense or a SciPy CSR matrix; y (n,) integer labels in [0, n_classes); C (n,) per-sample
+    costs; bias > 0 appends a constant feature of that value. Returns (W (n_classes, d [+1]) float64,
+    iterations, converged)."""
+    mod, dense, csr, n, d = _linear_X(X, (y, C), ["y", "C"])
+    y = as_array(y, "y", dtype=np.int32, ndim=1)
+    C = as_array(C, "C", dtype=np.float64, ndim=1)
+    check_shape(y, "y", (n,))
+    check_shape(C, "C", (n,))
+    if int(n_classes) < 2:
+        raise ValueError(f"n_classes: expected at least 2, got {n_classes!r}")
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        raise ValueError(f"y: labels must lie in [0, {n_classes}), got [{y.min()}, {y.max()}]")
+    if not np.all(C > 0):
+        raise ValueError("C: every per-sample cost must be positive")
+    return mod.svm_linear_cs_fit(dense, csr, int(n), int(d), y, C, int(n_classes), float(tol), int(max_iter),
+                                 float(bias), int(seed))
