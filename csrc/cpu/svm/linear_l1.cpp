@@ -22,7 +22,7 @@ namespace forgeml::svm {
 
 namespace {
 
-// f(i, x_ij) over the stored entries of column j (the bias column j == d is implicit and full).
+// f(i, x_ij) over the nonzero entries of column j (the bias column j == d is implicit and full).
 template <class F>
 inline void for_column(const LinearColumns& X, int64_t j, F&& f) {
   if (j == X.d) {
@@ -30,8 +30,9 @@ inline void for_column(const LinearColumns& X, int64_t j, F&& f) {
   } else if (X.sparse) {
     for (int64_t p = X.ptr[j]; p < X.ptr[j + 1]; ++p) f(int64_t(X.row[p]), double(X.val[p]));
   } else {
-    const float* c = X.val.data() + j * X.n;
-    for (int64_t i = 0; i < X.n; ++i) f(i, double(c[i]));
+    const float* c = X.val.data() + j * X.n;  // zeros skipped: the same sums, in the same order, as CSR
+    for (int64_t i = 0; i < X.n; ++i)
+      if (c[i] != 0) f(i, double(c[i]));
   }
 }
 
