@@ -26,6 +26,8 @@ _SOLVERS = {
                       "l2": {False: "primal_squared_hinge", True: "dual_squared_hinge"}},
 }
 
+_CS_MAX_ITER = 100_000  # liblinear's Solver_MCSVM_CS default, which scikit-learn never overrides
+
 
 def _solver_type(multi_class, penalty, loss, dual):
     """The solver for a combination, or scikit-learn's ValueError (same wording) when it has none."""
@@ -49,7 +51,8 @@ class LinearSVC(LinearClassifierMixin, SparseCoefMixin, BaseEstimator):
     solved in the primal by Newton-CG; dual=True runs liblinear's dual coordinate descent (hinge or
     squared hinge); penalty='l1' (squared hinge, primal only) runs liblinear's coordinate descent
     over features; multi_class='crammer_singer' runs liblinear's sequential dual method on the joint
-    problem (loss, penalty and dual are then ignored, as in scikit-learn). One-vs-rest problems run
+    problem (loss, penalty and dual are then ignored, as in scikit-learn; like scikit-learn it runs
+    up to 100000 passes whatever max_iter is, and warns when it needed max_iter or more). One-vs-rest problems run
     in parallel. Dense or SciPy sparse (CSR) X. ``verbose`` is ignored.
     """
 
@@ -122,9 +125,11 @@ class LinearSVC(LinearClassifierMixin, SparseCoefMixin, BaseEstimator):
         Xs = X.astype(np.float32) if sp.issparse(X) else np.ascontiguousarray(X, dtype=np.float32)
         if solver == "crammer_singer":
             Cs = float(self.C) * sw * cw[y_enc]
-            W, iters, conv = ops.svm_linear_cs_fit(Xs, y_enc, Cs, k, tol=self.tol, max_iter=self.max_iter, bias=bias,
+            # scikit-learn's liblinear runs this solver up to its own cap whatever max_iter says, and
+            # warns when the count reaches max_iter: do the same, so the answers agree
+            W, iters, conv = ops.svm_linear_cs_fit(Xs, y_enc, Cs, k, tol=self.tol, max_iter=_CS_MAX_ITER, bias=bias,
                                                    seed=seed)
-            iters, conv = np.array([iters]), np.array([conv])
+            iters, conv = np.array([iters]), np.array([conv and iters < self.max_iter])
         else:
             # liblinear's costs: binary: C * w[class]; one-vs-rest: C * w[k] for class k, plain C for the rest
             positives = [1] if k == 2 else list(range(k))
