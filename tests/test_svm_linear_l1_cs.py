@@ -148,8 +148,8 @@ def test_dense_and_csr_agree(kw):
     assert objective(b, X, y) == pytest.approx(objective(ref, X, y), rel=1e-4)
 
 
-def test_l1_threads_do_not_change_the_answer(restore_threads):
-    X, y = _load("digits")
+def test_l1_threads_do_not_change_the_answer(rng, restore_threads):
+    X, y = _random(rng, n=601, d=41, k=5)
     forgeml.set_num_threads(1)
     a = fm.LinearSVC(**L1, random_state=3, max_iter=5000).fit(X, y)
     forgeml.set_num_threads(2)
