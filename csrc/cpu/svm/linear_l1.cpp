@@ -22,32 +22,12 @@ namespace forgeml::svm {
 
 namespace {
 
-// f(i, x_ij) over the stored entries of column j (the bias column j == d is implicit and full). A dense
-// column also visits its zeros: they leave b unchanged and the loss sums skip them, so dense and CSR
-// input take the same steps.
-template <class F>
-inline void for_column(const LinearColumns& X, int64_t j, F&& f) {
-  if (j == X.d) {
-    for (int64_t i = 0; i < X.n; ++i) f(i, X.bias);
-  } else if (X.sparse) {
-    for (int64_t p = X.ptr[j]; p < X.ptr[j + 1]; ++p) f(int64_t(X.row[p]), double(X.val[p]));
-  } else {
-    const float* c = X.val.data() + j * X.n;
-    for (int64_t i = 0; i < X.n; ++i) f(i, double(c[i]));
-  }
-}
-
-// g = -sum_i yC_i x_ij max(b_i, 0) and h = sum_{b_i > 0} C_i x_ij^2 over column j. Eight partial sums
-// picked by i mod 8 and reduced in a fixed order: the dense loop vectorises (no branch on the sign of
-// b_i, which is unpredictable), and dense and CSR columns still give bit-identical sums.
-void column_derivatives(const LinearColumns& X, int64_t j, const double* b, const double* yC, const double* C,
-                        double& g, double& h) {
-  double ga[8] = {0, 0, 0, 0, 0, 0, 0, 0}, ha[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  auto term = [&](int u, int64_t i, double v) {
-    const bool on = b[i] > 0;
-    ga[u] -= yC[i] * v * (on ? b[i] : 0.0);
-    ha[u] += (on ? C[i] : 0.0) * v * v;
-  };
+// term(u, i, x_ij) over the stored entries of column j, u = i mod 8 naming one of eight partial sums
+// that callers reduce in a fixed order. The bias column j == d is implicit and full; a dense column
+// also visits its zeros, which callers make contribute nothing. So the dense loop vectorises (no
+// branch on the sign of b_i, which is unpredictable) and dense and CSR input give bit-identical sums.
+template <class Term>
+inline void for_column(const LinearColumns& X, int64_t j, Term&& term) {
   auto dense = [&](auto value) {
     int64_t i = 0;
     for (; i + 8 <= X.n; i += 8)
@@ -57,13 +37,41 @@ void column_derivatives(const LinearColumns& X, int64_t j, const double* b, cons
   if (j == X.d) {
     dense([&](int64_t) { return X.bias; });
   } else if (X.sparse) {
-    for (int64_t p = X.ptr[j]; p < X.ptr[j + 1]; ++p) term(X.row[p] & 7, X.row[p], double(X.val[p]));
+    for (int64_t p = X.ptr[j]; p < X.ptr[j + 1]; ++p) term(X.row[p] & 7, int64_t(X.row[p]), double(X.val[p]));
   } else {
     const float* c = X.val.data() + j * X.n;
     dense([&](int64_t i) { return double(c[i]); });
   }
-  g = ((ga[0] + ga[1]) + (ga[2] + ga[3])) + ((ga[4] + ga[5]) + (ga[6] + ga[7]));
-  h = ((ha[0] + ha[1]) + (ha[2] + ha[3])) + ((ha[4] + ha[5]) + (ha[6] + ha[7]));
+}
+
+inline double reduce8(const double* a) { return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])); }
+
+// g = -sum_i yC_i x_ij max(b_i, 0) and h = sum_{b_i > 0} C_i x_ij^2 over column j.
+void column_derivatives(const LinearColumns& X, int64_t j, const double* __restrict b,
+                        const double* __restrict yC, const double* __restrict C, double& g, double& h) {
+  double ga[8] = {0, 0, 0, 0, 0, 0, 0, 0}, ha[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for_column(X, j, [&](int u, int64_t i, double v) {
+    const bool on = b[i] > 0;
+    ga[u] -= yC[i] * v * (on ? b[i] : 0.0);
+    ha[u] += (on ? C[i] : 0.0) * v * v;
+  });
+  g = reduce8(ga);
+  h = reduce8(ha);
+}
+
+// b -= shift y .* x_j; returns the column rows' loss sum_i C_i max(b_i, 0)^2 before and after.
+void column_shift(const LinearColumns& X, int64_t j, double shift, const double* __restrict y,
+                  const double* __restrict C, double* __restrict b, double& before, double& after) {
+  double lo[8] = {0, 0, 0, 0, 0, 0, 0, 0}, ln[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for_column(X, j, [&](int u, int64_t i, double v) {
+    const double bo = b[i], bn = bo - shift * y[i] * v;  // bn == bo when v == 0
+    const double c = v != 0 ? C[i] : 0.0;                 // rows outside the column do not count
+    b[i] = bn;
+    lo[u] += bo > 0 ? c * bo * bo : 0.0;
+    ln[u] += bn > 0 ? c * bn * bn : 0.0;
+  });
+  before = reduce8(lo);
+  after = reduce8(ln);
 }
 
 // b = 1 - y .* (X w), from scratch (after a failed line search, so rounding does not accumulate).
@@ -71,7 +79,7 @@ void recompute_margins(const LinearColumns& X, const std::vector<double>& y, con
                        std::vector<double>& b) {
   std::fill(b.begin(), b.end(), 1.0);
   for (int64_t j = 0; j < X.dim(); ++j)
-    if (w[j] != 0) for_column(X, j, [&](int64_t i, double v) { b[i] -= w[j] * y[i] * v; });
+    if (w[j] != 0) for_column(X, j, [&](int, int64_t i, double v) { b[i] -= w[j] * y[i] * v; });
 }
 
 }  // namespace
@@ -122,7 +130,9 @@ LinearResult linear_l1_fit(const LinearColumns& X, const std::vector<double>& y,
   for (int64_t i = 0; i < n; ++i) yC[i] = y[i] * C[i];
   for (int64_t j = 0; j < dim; ++j) {
     index[j] = j;
-    for_column(X, j, [&](int64_t i, double v) { xsq[j] += C[i] * v * v; });
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for_column(X, j, [&](int u, int64_t i, double v) { acc[u] += C[i] * v * v; });
+    xsq[j] = reduce8(acc);
   }
   int64_t npos = 0;
   for (double v : y) npos += v > 0;
@@ -172,22 +182,13 @@ LinearResult linear_l1_fit(const LinearColumns& X, const std::vector<double>& y,
         const double cond = std::fabs(w[j] + d) - std::fabs(w[j]) - kSigma * lam_delta;
         if (xsq[j] * d * d + g * d + cond <= 0) {  // sufficient: no need for the exact loss
           const double shift = d - applied;
-          for_column(X, j, [&](int64_t i, double v) { b[i] -= shift * y[i] * v; });
+          for_column(X, j, [&](int, int64_t i, double v) { b[i] -= shift * y[i] * v; });
           break;
         }
-        const double shift = d - applied;
-        double lo = 0, ln = 0;
-        const bool first = t == 0;
-        for_column(X, j, [&](int64_t i, double v) {
-          if (v == 0) return;  // rows outside the column: their loss does not change
-          double bi = b[i];
-          if (first && bi > 0) lo += C[i] * bi * bi;
-          bi -= shift * y[i] * v;
-          b[i] = bi;
-          if (bi > 0) ln += C[i] * bi * bi;
-        });
+        double lo, ln;
+        column_shift(X, j, d - applied, y.data(), C.data(), b.data(), lo, ln);
         applied = d;
-        if (first) loss_old = lo;
+        if (t == 0) loss_old = lo;
         if (cond + ln - loss_old <= 0) break;
         d *= 0.5;
         lam_delta *= 0.5;
