@@ -168,8 +168,9 @@ py::tuple linear_cs_fit_py(py::object X, py::object csr, int64_t n, int64_t d, I
   LinearResult res;
   {
     py::gil_scoped_release nogil;
-    res = linear_cs_fit(in.data, std::vector<int32_t>(y.data(), y.data() + n), std::vector<double>(C.data(), C.data() + n),
-                        k, tol, max_iter, seed);
+    const std::vector<int32_t> labels(y.data(), y.data() + n);
+    const std::vector<double> cost(C.data(), C.data() + n);
+    res = linear_cs_fit(in.data, labels, cost, k, tol, max_iter, seed);
     std::copy(res.w.begin(), res.w.end(), W.mutable_data());
   }
   return py::make_tuple(W, res.iterations, res.converged);

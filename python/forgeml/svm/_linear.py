@@ -52,8 +52,8 @@ class LinearSVC(LinearClassifierMixin, SparseCoefMixin, BaseEstimator):
     squared hinge); penalty='l1' (squared hinge, primal only) runs liblinear's coordinate descent
     over features; multi_class='crammer_singer' runs liblinear's sequential dual method on the joint
     problem (loss, penalty and dual are then ignored, as in scikit-learn; like scikit-learn it runs
-    up to 100000 passes whatever max_iter is, and warns when it needed max_iter or more). One-vs-rest problems run
-    in parallel. Dense or SciPy sparse (CSR) X. ``verbose`` is ignored.
+    up to 100000 passes whatever max_iter is, and warns when it needed max_iter or more).
+    One-vs-rest problems run in parallel. Dense or SciPy sparse (CSR) X. ``verbose`` is ignored.
     """
 
     _parameter_constraints: dict = {
