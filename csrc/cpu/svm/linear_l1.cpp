@@ -24,8 +24,9 @@ namespace {
 
 // term(u, i, x_ij) over the stored entries of column j, u = i mod 8 naming one of eight partial sums
 // that callers reduce in a fixed order. The bias column j == d is implicit and full; a dense column
-// also visits its zeros, which callers make contribute nothing. So the dense loop vectorises (no
-// branch on the sign of b_i, which is unpredictable) and dense and CSR input give bit-identical sums.
+// also visits its zeros, which callers make contribute nothing. Eight independent chains keep the
+// adds pipelined, callers use max / 0-1 factors rather than branches on the (unpredictable) sign of
+// b_i, and dense and CSR input give bit-identical sums.
 template <class Term>
 inline void for_column(const LinearColumns& X, int64_t j, Term&& term) {
   auto dense = [&](auto value) {
@@ -51,9 +52,8 @@ void column_derivatives(const LinearColumns& X, int64_t j, const double* __restr
                         const double* __restrict yC, const double* __restrict C, double& g, double& h) {
   double ga[8] = {0, 0, 0, 0, 0, 0, 0, 0}, ha[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   for_column(X, j, [&](int u, int64_t i, double v) {
-    const bool on = b[i] > 0;
-    ga[u] -= yC[i] * v * (on ? b[i] : 0.0);
-    ha[u] += (on ? C[i] : 0.0) * v * v;
+    ga[u] -= yC[i] * v * std::max(b[i], 0.0);
+    ha[u] += C[i] * double(b[i] > 0) * v * v;
   });
   g = reduce8(ga);
   h = reduce8(ha);
@@ -65,10 +65,11 @@ void column_shift(const LinearColumns& X, int64_t j, double shift, const double*
   double lo[8] = {0, 0, 0, 0, 0, 0, 0, 0}, ln[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   for_column(X, j, [&](int u, int64_t i, double v) {
     const double bo = b[i], bn = bo - shift * y[i] * v;  // bn == bo when v == 0
-    const double c = v != 0 ? C[i] : 0.0;                 // rows outside the column do not count
+    const double c = C[i] * double(v != 0);               // rows outside the column do not count
+    const double po = std::max(bo, 0.0), pn = std::max(bn, 0.0);
     b[i] = bn;
-    lo[u] += bo > 0 ? c * bo * bo : 0.0;
-    ln[u] += bn > 0 ? c * bn * bn : 0.0;
+    lo[u] += c * po * po;
+    ln[u] += c * pn * pn;
   });
   before = reduce8(lo);
   after = reduce8(ln);
