@@ -571,3 +571,11 @@ def test_soft_targets_fall_back_to_the_layer_path():
     h = model.fit(x, soft, epochs=2, verbose=0)
     assert h.history["loss"][1] < h.history["loss"][0]
     assert int(model.optimizer.iterations) == 14
+
+
+def test_default_layer_names_follow_keras():
+    # Keras' to_snake_case: digits do not start a new word ("conv2d", not "conv2_d")
+    from forgeml.keras.layers.base import _snake
+    names = {"Conv2D": "conv2d", "MaxPooling2D": "max_pooling2d", "SimpleRNN": "simple_rnn",
+             "GlobalAveragePooling2D": "global_average_pooling2d", "ReLU": "re_lu", "LSTM": "lstm"}
+    assert {k: _snake(k) for k in names} == names
