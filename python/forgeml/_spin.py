@@ -13,13 +13,18 @@ import contextlib
 import os
 
 SPIN_COUNT = "20000"
+applied = ""  # what libgomp was given, for show_config
 
 
 @contextlib.contextmanager
 def bounded_spin():
-    if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
+    global applied
+    user = [f"{k}={os.environ[k]}" for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in os.environ]
+    if user:
+        applied = " ".join(user) + " (yours)"
         yield
         return
+    applied = f"GOMP_SPINCOUNT={SPIN_COUNT} (forgeml's default)"
     os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
     try:
         yield
