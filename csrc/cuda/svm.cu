@@ -336,7 +336,8 @@ class Driver {
       int lo = 0, m = q_;
       if (res.outer > 0) {
         if (q_ == n_) m = 0;  // the whole problem is the working set: rows already there
-        else lo = (res.outer % 2) * half_, m = half_;
+        else if (half_ >= 2) lo = (res.outer % 2) * half_, m = half_;  // FIFO: keep the newer half
+        // (q == 2: a new pair every time, so that the worst pair is always in)
       }
       if (m > 0) {
         select(lo, m);
