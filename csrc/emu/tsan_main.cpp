@@ -18,6 +18,7 @@
 
 #include "cuda/gemm.cu"
 #include "cuda/samples.cu"
+#include "cuda/svm.cu"
 
 namespace samples = forgeml::cuda::samples;
 
@@ -90,6 +91,46 @@ bool sgemm() {
   return ok;
 }
 
+// The SVM solver's own kernels: a local SMO (two warps, two slots for some threads, a few
+// steps) on an rbf Gram matrix, then the gradient update; checked against float64 sums.
+bool svm_local() {
+  std::mt19937 rng(4);
+  std::normal_distribution<float> normal;
+  const int n = 90, q = 77, d = 3;
+  std::vector<float> X(n * d), K(n * n), yf(n), kww(q * q), krows(int64_t(q) * n);
+  for (float& v : X) v = normal(rng);
+  std::vector<double> C(n, 1.0), alpha(n, 0.0), G(n, -1.0), delta(q), out(q + 2);
+  std::vector<int32_t> ws(q);
+  for (int i = 0; i < n; ++i) {
+    yf[i] = X[i * d] + 0.5f * normal(rng) > 0 ? 1.0f : -1.0f;
+    for (int j = 0; j < n; ++j) {
+      double s = 0;
+      for (int k = 0; k < d; ++k) s += double(X[i * d + k] - X[j * d + k]) * (X[i * d + k] - X[j * d + k]);
+      K[i * n + j] = float(std::exp(-0.3 * s));
+    }
+  }
+  for (int t = 0; t < q; ++t) ws[t] = (t * 7) % n;  // 7 and 90 coprime: distinct
+  for (int a = 0; a < q; ++a) {
+    for (int b = 0; b < q; ++b) kww[a * q + b] = K[ws[a] * n + ws[b]];
+    for (int j = 0; j < n; ++j) krows[int64_t(a) * n + j] = K[ws[a] * n + j];
+  }
+  namespace cs = forgeml::cuda::svm;
+  cs::local_solve(q, ws.data(), kww.data(), yf.data(), C.data(), alpha.data(), G.data(), 1e-3, 12, delta.data(),
+                  out.data(), 64, nullptr);
+  std::vector<double> G0 = G;
+  cs::gradient_update(q, n, krows.data(), delta.data(), yf.data(), G.data(), nullptr);
+  bool ok = out[q] == 12;
+  double sum = 0;
+  for (int t = 0; t < q; ++t) sum += yf[ws[t]] * alpha[ws[t]];
+  ok &= std::fabs(sum) < 1e-12;
+  for (int j = 0; j < n; ++j) {  // G_j = y_j sum_t K_{ws_t, j} y_t a_t - 1 from a = 0
+    double ref = 0;
+    for (int t = 0; t < q; ++t) ref += double(K[ws[t] * n + j]) * yf[ws[t]] * alpha[ws[t]];
+    ok &= std::fabs(G[j] - (yf[j] * ref - 1.0)) < 1e-12;
+  }
+  return ok;
+}
+
 struct Case {
   const char* name;
   bool (*run)();
@@ -100,6 +141,7 @@ const Case kCases[] = {
     {"histogram_no_barrier", [] { return histogram(true, 45, 2003, 2, 64); }},
     {"transpose", transpose},
     {"sgemm", sgemm},
+    {"svm_local", svm_local},
 };
 
 }  // namespace
