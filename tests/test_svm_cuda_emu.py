@@ -266,10 +266,10 @@ def test_solve_thread_orders_agree(order):
     assert got[1:] == ref[1:]
 
 
-@pytest.mark.parametrize("ws,threads", [(2, 32), (16, 32), (256, 0), (300, 64)])
-def test_solve_working_set_sizes(ws, threads):
+@pytest.mark.parametrize("ws,threads,n", [(2, 32, 61), (4, 32, 61), (16, 32, 201), (256, 0, 201), (300, 64, 201)])
+def test_solve_working_set_sizes(ws, threads, n):
     """From pairs (SMO itself) to a working set holding every sample: the same optimum."""
-    X, y = _binary_data(n=201, d=6, seed=1)
+    X, y = _binary_data(n=n, d=6, seed=1)
     C = np.full(len(y), 2.0)
     alpha, rho, obj, iters, outer, ok = _emu_solve(X, y, C, "rbf", 0.2, 0.0, 3, 1e-4, ws=ws, threads=threads)
     ref = _emu_solve(X, y, C, "rbf", 0.2, 0.0, 3, 1e-4, ws=64)
