@@ -108,6 +108,7 @@ TSAN_GROUPS = {
     "conv": {"conv_forward", "conv_backward_data", "conv_backward_weight", "conv_pool_forward", "conv_pool_backward"},
     "rnn": {"rnn_simple", "rnn_lstm", "rnn_gru"},
     "tree": {"tree_histogram", "tree_split_scan"},
+    "svm": {"svm_local"},
 }
 TSAN_ELSEWHERE = {"histogram_no_barrier", "sgemm"}
 

@@ -141,6 +141,7 @@ const Case kCases[] = {
 #include "emu/tsan_conv.inc"
 #include "emu/tsan_rnn.inc"
 #include "emu/tsan_tree.inc"
+#include "emu/tsan_svm.inc"
 
 int main(int argc, char** argv) {
   std::vector<Case> cases(std::begin(kCases), std::end(kCases));
