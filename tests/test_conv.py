@@ -304,6 +304,36 @@ def test_pool_forward_backward(kind, pool, strides, padding):
     assert dx.shape == x.shape
 
 
+def ref_max_pool_grad(x, dy, k, s, padding):
+    """Each dy to the first maximal element of its window (row-major window order), float64."""
+    n, h, w, c = x.shape
+    oh, pt, _ = _pads(h, k[0], s[0], 1, padding)
+    ow, pl, _ = _pads(w, k[1], s[1], 1, padding)
+    dx = np.zeros(x.shape)
+    for i in range(oh):
+        for j in range(ow):
+            h0, w0 = max(i * s[0] - pt, 0), max(j * s[1] - pl, 0)
+            h1, w1 = min(i * s[0] - pt + k[0], h), min(j * s[1] - pl + k[1], w)
+            win = x[:, h0:h1, w0:w1, :].reshape(n, -1, c)
+            first = np.argmax(win, axis=1)  # the first maximum
+            for b in range(n):
+                for ch in range(c):
+                    r, q = divmod(first[b, ch], w1 - w0)
+                    dx[b, h0 + r, w0 + q, ch] += dy[b, i, j, ch]
+    return dx
+
+
+@pytest.mark.parametrize("pool, strides, padding", POOLS)
+def test_max_pool_grad_routes_to_the_first_maximum_with_ties(pool, strides, padding):
+    rng = np.random.default_rng(5)
+    x = rng.integers(-2, 3, size=(2, 9, 11, 21)).astype(np.float32)  # many ties in every window
+    k = (pool, pool) if isinstance(pool, int) else pool
+    s = k if strides is None else ((strides, strides) if isinstance(strides, int) else strides)
+    dy = _rand(rng, *ops.max_pool2d(x, pool, strides, padding).shape)
+    dx = ops.max_pool2d_grad(x, dy, pool, strides, padding)
+    np.testing.assert_allclose(dx, ref_max_pool_grad(x, dy, k, s, padding), rtol=1e-6, atol=1e-6)
+
+
 def test_avg_pool_same_divides_by_real_count():
     x = np.ones((1, 3, 3, 2), np.float32)
     y = ops.avg_pool2d(x, 2, 2, "same")  # windows at the edge hold 2 or 1 real elements

@@ -571,3 +571,20 @@ def test_soft_targets_fall_back_to_the_layer_path():
     h = model.fit(x, soft, epochs=2, verbose=0)
     assert h.history["loss"][1] < h.history["loss"][0]
     assert int(model.optimizer.iterations) == 14
+
+
+def test_default_layer_names_follow_keras():
+    # Keras' to_snake_case: digits do not start a new word ("conv2d", not "conv2_d")
+    from forgeml.keras.layers.base import _snake
+    names = {"Conv2D": "conv2d", "MaxPooling2D": "max_pooling2d", "SimpleRNN": "simple_rnn",
+             "GlobalAveragePooling2D": "global_average_pooling2d", "ReLU": "re_lu", "LSTM": "lstm"}
+    assert {k: _snake(k) for k in names} == names
+
+
+def test_summary_wraps_long_names_inside_the_box(capsys):
+    name = "a_layer_name_much_longer_than_the_first_column"
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4, name=name)])
+    model.summary()
+    rows = capsys.readouterr().out.splitlines()[1:-3]
+    assert len({len(r) for r in rows}) == 1  # every line of the table is equally wide
+    assert name in "".join(r.split("│")[1].strip() for r in rows if r.startswith("│"))

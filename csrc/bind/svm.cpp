@@ -79,37 +79,49 @@ F32 kernel_py(F32 X1, F32 X2, const std::string& kernel, double gamma, double co
   return K;
 }
 
-// Y and C are (P, n): P binary problems on the same rows, solved in parallel when P > 1.
-py::tuple linear_fit_py(py::object X, py::object csr, int64_t n, int64_t d, F64 Y, F64 C, int solver,
-                        double tol, int64_t max_iter, double bias, uint64_t seed) {
-  LinearData data;
-  data.n = n;
-  data.d = d;
-  data.bias = bias;
+// X as the linear solvers see it: dense (n, d) float32, or CSR when csr is (indptr, indices, data).
+struct LinearInput {
   F32 dense, values;
   I64 indptr;
   I32 indices;
+  LinearData data;
+};
+
+LinearInput linear_input(py::object X, py::object csr, int64_t n, int64_t d, double bias) {
+  LinearInput in;
+  LinearData& data = in.data;
+  data.n = n;
+  data.d = d;
+  data.bias = bias;
   if (!csr.is_none()) {
     auto t = csr.cast<py::tuple>();
-    indptr = t[0].cast<I64>();
-    indices = t[1].cast<I32>();
-    values = t[2].cast<F32>();
-    FORGEML_CHECK_ARG(indptr.size() == n + 1, "indptr: expected length ", n + 1);
-    FORGEML_CHECK_ARG(indices.size() == values.size(), "indices/data: lengths differ");
-    for (int64_t i = 0; i < indices.size(); ++i)
-      FORGEML_CHECK_ARG(indices.data()[i] >= 0 && indices.data()[i] < d, "indices: column out of range");
-    data.indptr = indptr.data();
-    data.indices = indices.data();
-    data.data = values.data();
+    in.indptr = t[0].cast<I64>();
+    in.indices = t[1].cast<I32>();
+    in.values = t[2].cast<F32>();
+    FORGEML_CHECK_ARG(in.indptr.size() == n + 1, "indptr: expected length ", n + 1);
+    FORGEML_CHECK_ARG(in.indices.size() == in.values.size(), "indices/data: lengths differ");
+    for (int64_t i = 0; i < in.indices.size(); ++i)
+      FORGEML_CHECK_ARG(in.indices.data()[i] >= 0 && in.indices.data()[i] < d, "indices: column out of range");
+    data.indptr = in.indptr.data();
+    data.indices = in.indices.data();
+    data.data = in.values.data();
   } else {
-    dense = X.cast<F32>();
-    FORGEML_CHECK_ARG(dense.ndim() == 2 && dense.shape(0) == n && dense.shape(1) == d, "X: expected shape (", n,
-                      ", ", d, ")");
-    data.dense = dense.data();
+    in.dense = X.cast<F32>();
+    FORGEML_CHECK_ARG(in.dense.ndim() == 2 && in.dense.shape(0) == n && in.dense.shape(1) == d, "X: expected shape (",
+                      n, ", ", d, ")");
+    data.dense = in.dense.data();
   }
+  return in;
+}
+
+// Y and C are (P, n): P binary problems on the same rows, solved in parallel when P > 1.
+py::tuple linear_fit_py(py::object X, py::object csr, int64_t n, int64_t d, F64 Y, F64 C, int solver,
+                        double tol, int64_t max_iter, double bias, uint64_t seed) {
+  LinearInput in = linear_input(X, csr, n, d, bias);
+  const LinearData& data = in.data;
   FORGEML_CHECK_ARG(Y.ndim() == 2 && Y.shape(1) == n && C.ndim() == 2 && C.shape(0) == Y.shape(0) &&
                     C.shape(1) == n, "Y, C: expected shape (P, ", n, ")");
-  FORGEML_CHECK_ARG(solver >= 0 && solver <= 2, "solver: expected 0, 1 or 2");
+  FORGEML_CHECK_ARG(solver >= 0 && solver <= 3, "solver: expected 0, 1, 2 or 3");
   const int64_t P = Y.shape(0), dim = d + (bias > 0 ? 1 : 0);
   F64 W({P, dim});
   I64 iters(P);
@@ -117,9 +129,13 @@ py::tuple linear_fit_py(py::object X, py::object csr, int64_t n, int64_t d, F64 
   {
     py::gil_scoped_release nogil;
     std::vector<LinearResult> res(P);
+    const bool l1 = LinearSolver(solver) == LinearSolver::l1_primal_squared_hinge;
+    LinearColumns cols;
+    if (l1) cols = linear_columns(data);  // one column copy shared by the P problems
     auto one = [&](int64_t q, int threads) {
       std::vector<double> y(Y.data() + q * n, Y.data() + (q + 1) * n), c(C.data() + q * n, C.data() + (q + 1) * n);
-      res[q] = linear_fit(data, y, c, LinearSolver(solver), tol, max_iter, seed + uint64_t(q), threads);
+      res[q] = l1 ? linear_l1_fit(cols, y, c, tol, max_iter, seed + uint64_t(q))
+                  : linear_fit(data, y, c, LinearSolver(solver), tol, max_iter, seed + uint64_t(q), threads);
     };
     if (P == 1 || forgeml::num_threads() == 1) {
       for (int64_t q = 0; q < P; ++q) one(q, 0);
@@ -138,6 +154,28 @@ py::tuple linear_fit_py(py::object X, py::object csr, int64_t n, int64_t d, F64 
   return py::make_tuple(W, iters, conv);
 }
 
+// Crammer-Singer: one joint problem over k classes; y (n,) in [0, k), C (n,).
+py::tuple linear_cs_fit_py(py::object X, py::object csr, int64_t n, int64_t d, I32 y, F64 C, int k, double tol,
+                           int64_t max_iter, double bias, uint64_t seed) {
+  LinearInput in = linear_input(X, csr, n, d, bias);
+  FORGEML_CHECK_ARG(y.ndim() == 1 && y.shape(0) == n && C.ndim() == 1 && C.shape(0) == n, "y, C: expected shape (",
+                    n, ",)");
+  FORGEML_CHECK_ARG(k >= 2, "k: expected at least 2 classes, got ", k);
+  for (int64_t i = 0; i < n; ++i)
+    FORGEML_CHECK_ARG(y.data()[i] >= 0 && y.data()[i] < k, "y: label ", y.data()[i], " out of range [0, ", k, ")");
+  const int64_t dim = d + (bias > 0 ? 1 : 0);
+  F64 W({int64_t(k), dim});
+  LinearResult res;
+  {
+    py::gil_scoped_release nogil;
+    const std::vector<int32_t> labels(y.data(), y.data() + n);
+    const std::vector<double> cost(C.data(), C.data() + n);
+    res = linear_cs_fit(in.data, labels, cost, k, tol, max_iter, seed);
+    std::copy(res.w.begin(), res.w.end(), W.mutable_data());
+  }
+  return py::make_tuple(W, res.iterations, res.converged);
+}
+
 forgeml::bind::Register reg{[](py::module_& m) {
   m.def("svm_fit_ovo", &fit_ovo_py, py::arg("X"), py::arg("members"), py::arg("C"), py::arg("kernel"),
         py::arg("gamma"), py::arg("coef0"), py::arg("degree"), py::arg("tol"), py::arg("shrinking"),
@@ -148,6 +186,9 @@ forgeml::bind::Register reg{[](py::module_& m) {
   m.def("svm_linear_fit", &linear_fit_py, py::arg("X"), py::arg("csr"), py::arg("n"), py::arg("d"), py::arg("Y"),
         py::arg("C"), py::arg("solver"), py::arg("tol"), py::arg("max_iter"), py::arg("bias"), py::arg("seed"),
         "Linear SVM on P binary problems: (W (P, d[+1]), iterations (P,), converged (P,)).");
+  m.def("svm_linear_cs_fit", &linear_cs_fit_py, py::arg("X"), py::arg("csr"), py::arg("n"), py::arg("d"),
+        py::arg("y"), py::arg("C"), py::arg("k"), py::arg("tol"), py::arg("max_iter"), py::arg("bias"),
+        py::arg("seed"), "Crammer-Singer linear SVM: (W (k, d[+1]), iterations, converged).");
 }};
 
 }  // namespace

@@ -4,6 +4,8 @@
 //   forgeml_tsan CASE...   runs the cases and checks their results; exit 1 on a wrong result
 //                          (TSan itself exits 66 after a report). No CASE: list them.
 // Expected: every case but histogram_no_barrier runs clean; that one must give a TSan report.
+// Families add their cases in csrc/emu/tsan_FAMILY.inc (included below, each registering itself
+// with a TSAN_CASE line); each checks its result against a plain float64 loop reference.
 #ifndef FORGEML_EMU
 #define FORGEML_EMU 1
 #endif
@@ -22,6 +24,42 @@
 namespace samples = forgeml::cuda::samples;
 
 namespace {
+
+struct Case {
+  const char* name;
+  bool (*run)();
+};
+std::vector<Case>& registered() {  // the .inc files' cases, in include order
+  static std::vector<Case> cases;
+  return cases;
+}
+struct Register {
+  Register(const char* name, bool (*run)()) { registered().push_back({name, run}); }
+};
+#define TSAN_CASE_CAT(a, b) a##b
+#define TSAN_CASE_NAME(n) TSAN_CASE_CAT(tsan_case_, n)
+#define TSAN_CASE(name, fn) const Register TSAN_CASE_NAME(__COUNTER__){name, fn}
+
+std::vector<float> normal_floats(size_t n, uint32_t seed, float scale = 1.f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = normal(rng);
+  return v;
+}
+
+// |got - ref| <= rtol * scale + atol for every element; names the first failure on stderr.
+bool check_close(const char* what, const float* got, const std::vector<double>& ref, const std::vector<double>& scale,
+                 double rtol, double atol) {
+  for (size_t i = 0; i < ref.size(); ++i) {
+    const double tol = rtol * (scale.empty() ? std::fabs(ref[i]) : scale[i]) + atol;
+    if (!(std::fabs(got[i] - ref[i]) <= tol)) {
+      std::fprintf(stderr, "%s[%zu]: got %.9g, expected %.9g (tolerance %.3g)\n", what, i, double(got[i]), ref[i], tol);
+      return false;
+    }
+  }
+  return true;
+}
 
 bool reduce() {
   std::mt19937 rng(1);
@@ -90,10 +128,6 @@ bool sgemm() {
   return ok;
 }
 
-struct Case {
-  const char* name;
-  bool (*run)();
-};
 const Case kCases[] = {
     {"reduce", reduce},
     {"histogram", [] { return histogram(false, 45, 2003, 2, 64); }},
@@ -104,15 +138,22 @@ const Case kCases[] = {
 
 }  // namespace
 
+#include "emu/tsan_conv.inc"
+#include "emu/tsan_rnn.inc"
+#include "emu/tsan_tree.inc"
+#include "emu/tsan_svm.inc"
+
 int main(int argc, char** argv) {
+  std::vector<Case> cases(std::begin(kCases), std::end(kCases));
+  cases.insert(cases.end(), registered().begin(), registered().end());
   if (argc < 2) {
-    for (const Case& c : kCases) std::printf("%s\n", c.name);
+    for (const Case& c : cases) std::printf("%s\n", c.name);
     return 0;
   }
   int failed = 0;
   for (int a = 1; a < argc; ++a) {
     const Case* found = nullptr;
-    for (const Case& c : kCases)
+    for (const Case& c : cases)
       if (std::strcmp(c.name, argv[a]) == 0) found = &c;
     if (!found) {
       std::fprintf(stderr, "forgeml_tsan: unknown case '%s'\n", argv[a]);

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import importlib
 
-from . import _cpu, cuda
+from ._spin import bounded_spin
+
+with bounded_spin():
+    from . import _cpu
+from . import cuda
 from ._backend import device
 from ._config import show_config
 

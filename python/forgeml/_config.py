@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import sys
 
-from . import _cpu, cuda
+from . import _cpu, _spin, cuda
 
 
 def config() -> dict:
@@ -18,6 +18,7 @@ def config() -> dict:
         "simd_used": _cpu.active_isa(),
         "threads": _cpu.get_num_threads(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "omp_idle_spin": _spin.applied,
         "cuda_compiled": cuda_built,
         "cuda_archs": cuda.archs(),
         "gpu_usable": usable,
@@ -45,6 +46,7 @@ def show_config(file=None) -> None:
         f"  SIMD detected:  {c['simd_detected']}",
         f"  SIMD used:      {c['simd_used']}",
         f"  threads:        {threads}",
+        f"  idle spin:      {c['omp_idle_spin']}",
         f"  CUDA compiled:  {cuda_line}",
         f"  GPU usable:     {gpu_line}",
     ]

@@ -62,26 +62,37 @@ void pool_backward(const Geom& g, Pool kind, const float* x, const float* dy, fl
   if (g.N * g.OH * g.OW * C == 0) return;
   // Windows overlap inside an image, so an image belongs to one thread.
   parallel_for(g.N, 1, [&](int64_t b, int64_t e) {
-    std::vector<float> best(C);
-    std::vector<int64_t> arg(C);
+    // The window's maximum per channel, then a pass in window order that hands each channel's
+    // dy to the first element equal to it: plain float selects that vectorise (branches on
+    // random data mispredict half the time).
+    std::vector<float> best_buf(C), rest_buf(C);
+    float* __restrict best = best_buf.data();
+    float* __restrict rest = rest_buf.data();
     for (int64_t n = b; n < e; ++n) {
       const float* xn = x + n * HWC;
       float* dxn = dx + n * HWC;
       for (int64_t oh = 0; oh < g.OH; ++oh)
         for (int64_t ow = 0; ow < g.OW; ++ow) {
-          const float* d = dy + ((n * g.OH + oh) * g.OW + ow) * C;
+          const float* __restrict d = dy + ((n * g.OH + oh) * g.OW + ow) * C;
           Window win = window(g, oh, ow);
           if (kind == Pool::max) {
-            std::fill(best.begin(), best.end(), -std::numeric_limits<float>::infinity());
-            std::fill(arg.begin(), arg.end(), (win.h0 * g.W + win.w0) * C);
+            std::fill(best, best + C, -std::numeric_limits<float>::infinity());
             for (int64_t ih = win.h0; ih < win.h1; ++ih)
               for (int64_t iw = win.w0; iw < win.w1; ++iw) {
-                int64_t off = (ih * g.W + iw) * C;
-                const float* xp = xn + off;
-                for (int64_t c = 0; c < C; ++c)
-                  if (xp[c] > best[c]) best[c] = xp[c], arg[c] = off;
+                const float* __restrict xp = xn + (ih * g.W + iw) * C;
+                for (int64_t c = 0; c < C; ++c) best[c] = xp[c] > best[c] ? xp[c] : best[c];
               }
-            for (int64_t c = 0; c < C; ++c) dxn[arg[c] + c] += d[c];
+            std::copy(d, d + C, rest);
+            for (int64_t ih = win.h0; ih < win.h1; ++ih)
+              for (int64_t iw = win.w0; iw < win.w1; ++iw) {
+                const float* __restrict xp = xn + (ih * g.W + iw) * C;
+                float* __restrict dp = dxn + (ih * g.W + iw) * C;
+                for (int64_t c = 0; c < C; ++c) {
+                  float add = xp[c] == best[c] ? rest[c] : 0.f;
+                  dp[c] += add;
+                  rest[c] = xp[c] == best[c] ? 0.f : rest[c];  // given: later equal elements add 0
+                }
+              }
           } else {
             float inv = 1.f / static_cast<float>((win.h1 - win.h0) * (win.w1 - win.w0));
             for (int64_t ih = win.h0; ih < win.h1; ++ih)

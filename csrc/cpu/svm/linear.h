@@ -4,6 +4,8 @@
 //           hinge: D = 0, U_i = C_i;  squared hinge: D_ii = 1 / (2 C_i), U_i = inf;  w = sum y_i a_i x_i
 // The dual is solved by coordinate descent with shrinking and a random order (Hsieh et al. 2008);
 // the primal by Newton-CG with a backtracking line search. w (d + 1 with the bias) is float64.
+// Also (linear_l1.cpp) L1-regularised squared hinge in the primal, by coordinate descent over
+// columns, and (linear_cs.cpp) the Crammer-Singer multi-class dual, by coordinate descent over rows.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -20,7 +22,12 @@ struct LinearData {
   double bias = -1;  // > 0: append a feature of this value and learn its weight
 };
 
-enum class LinearSolver : int { dual_hinge = 0, dual_squared_hinge = 1, primal_squared_hinge = 2 };
+enum class LinearSolver : int {
+  dual_hinge = 0,
+  dual_squared_hinge = 1,
+  primal_squared_hinge = 2,
+  l1_primal_squared_hinge = 3,  // via linear_columns + linear_l1_fit
+};
 
 struct LinearResult {
   std::vector<double> w;  // d (+ 1 when bias > 0)
@@ -31,5 +38,27 @@ struct LinearResult {
 // One binary problem; y is +1/-1, C the per-sample cost. threads: 0 = all, 1 = inline.
 LinearResult linear_fit(const LinearData& X, const std::vector<double>& y, const std::vector<double>& C,
                         LinearSolver solver, double tol, int64_t max_iter, uint64_t seed, int threads);
+
+// Column copy of X for the L1 solver, built once and shared read-only by the one-vs-rest problems:
+// dense X becomes column-major (d, n) floats, CSR becomes CSC; the bias column stays implicit.
+struct LinearColumns {
+  int64_t n = 0, d = 0;
+  double bias = -1;
+  bool sparse = false;
+  std::vector<float> val;        // dense: column j at val[j * n]; sparse: the stored values
+  std::vector<int64_t> ptr;      // sparse: d + 1 offsets into row / val
+  std::vector<int32_t> row;
+  int64_t dim() const { return d + (bias > 0 ? 1 : 0); }
+};
+LinearColumns linear_columns(const LinearData& X);
+
+// min_w |w|_1 + sum_i C_i max(0, 1 - y_i w.x_i)^2 (the bias weight is penalised too); y is +1/-1.
+LinearResult linear_l1_fit(const LinearColumns& X, const std::vector<double>& y, const std::vector<double>& C,
+                           double tol, int64_t max_iter, uint64_t seed);
+
+// Crammer-Singer: min_W 0.5 |W|_F^2 + sum_i C_i max_m (1[m != y_i] + w_m.x_i - w_{y_i}.x_i), labels y in
+// [0, k). result.w is (k, dim) row-major, dim = d (+ 1 with the bias).
+LinearResult linear_cs_fit(const LinearData& X, const std::vector<int32_t>& y, const std::vector<double>& C,
+                           int k, double tol, int64_t max_iter, uint64_t seed);
 
 }  // namespace forgeml::svm

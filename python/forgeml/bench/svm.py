@@ -2,7 +2,10 @@
 scikit-learn's (libsvm, liblinear) on make_classification (n x 50, 20 informative)."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 
 
 def _data(n, seed=0):
@@ -35,3 +38,30 @@ def run(bench):
             reps = 1 if (name.startswith("SVC") and n > 10_000) else None
             bench.compare("svm", f"{name} fit {n}x50", fit(ours, "forgeml"), {"sklearn": fit(peer, "sklearn")},
                           metric=accuracy, repeats=reps)
+    if not bench.quick:
+        _linear_variants(bench)
+
+
+def _linear_variants(bench):
+    """LinearSVC's L1 penalty and Crammer-Singer formulation on the 20k-row problem."""
+    import sklearn.svm as sk
+
+    from .. import svm as fm
+
+    X, y, Xt, yt = _data(20_000)
+    for name, kw, reps in (("LinearSVC l1", {"penalty": "l1", "dual": False}, None),
+                           ("LinearSVC crammer_singer", {"multi_class": "crammer_singer"}, 1)):
+        models = {}
+
+        def fit(cls, key, kw=kw):
+            def f():
+                with warnings.catch_warnings():  # both stop at liblinear's caps on this data
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    models[key] = cls(**kw, random_state=0).fit(X, y)
+            return f
+
+        def accuracy(key):
+            return {"acc": round(float(models[key].score(Xt, yt)), 4)}
+
+        bench.compare("svm", f"{name} fit 20000x50", fit(fm.LinearSVC, "forgeml"),
+                      {"sklearn": fit(sk.LinearSVC, "sklearn")}, metric=accuracy, repeats=reps)

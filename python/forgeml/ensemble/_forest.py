@@ -9,7 +9,7 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import check_is_fitted
@@ -17,7 +17,7 @@ from sklearn.utils.validation import check_is_fitted
 from .. import ops
 from ..tree import DecisionTreeClassifier, DecisionTreeRegressor
 from ..tree import _fit
-from ..tree._classes import BaseDecisionTree
+from ..tree._classes import BaseDecisionTree, TreeClassifierMixin
 
 __all__ = ["RandomForestClassifier", "RandomForestRegressor"]
 
@@ -184,7 +184,7 @@ _FOREST_DOC = """
     setting; the fitted model does not depend on it."""
 
 
-class RandomForestClassifier(ClassifierMixin, BaseForest):
+class RandomForestClassifier(TreeClassifierMixin, BaseForest):
     """A random forest classifier: bootstrap samples, per-node random feature subsets."""
     __doc__ += _FOREST_DOC.format(kind="Classifier")
 
@@ -220,16 +220,6 @@ class RandomForestClassifier(ClassifierMixin, BaseForest):
     def fit(self, X, y, sample_weight=None):
         return self._fit(X, y, sample_weight, classify=True)
 
-    def predict_proba(self, X):
-        return self._raw_predict(X)
-
-    def predict_log_proba(self, X):
-        with np.errstate(divide="ignore"):
-            return np.log(self.predict_proba(X))
-
-    def predict(self, X):
-        proba = self.predict_proba(X)
-        return self.classes_[np.argmax(proba, axis=1)]
 
 
 class RandomForestRegressor(RegressorMixin, BaseForest):

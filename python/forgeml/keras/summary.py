@@ -1,6 +1,8 @@
 """model.summary(): Keras 3's box-drawn table."""
 from __future__ import annotations
 
+import textwrap
+
 __all__ = ["format_summary"]
 
 
@@ -16,10 +18,16 @@ def format_summary(model, show_trainable=False) -> str:
     heads = ["Layer (type)", "Output Shape", "Param #"] + (["Trainable"] if show_trainable else [])
 
     def row(cells, left, mid, right):
-        out = []
-        for i, (c, w) in enumerate(zip(cells, cols)):
-            out.append(f" {c:>{w - 2}} " if i == 2 else f" {c:<{w - 2}} ")
-        return left + mid.join(out) + right
+        # a cell longer than its column wraps onto more lines, as Keras' rich table does
+        wrapped = [textwrap.wrap(str(c), w - 2, break_on_hyphens=False) or [""] for c, w in zip(cells, cols)]
+        lines = []
+        for k in range(max(len(parts) for parts in wrapped)):
+            out = []
+            for i, (parts, w) in enumerate(zip(wrapped, cols)):
+                c = parts[k] if k < len(parts) else ""
+                out.append(f" {c:>{w - 2}} " if i == 2 else f" {c:<{w - 2}} ")
+            lines.append(left + mid.join(out) + right)
+        return "\n".join(lines)
 
     def rule(left, fill, mid, right):
         return left + mid.join(fill * w for w in cols) + right

@@ -8,10 +8,10 @@ import numpy as np
 
 from .._backend import as_array, backend_of, check_shape
 
-__all__ = ["svm_fit_ovo", "svm_kernel", "svm_linear_fit", "SVM_KERNELS"]
+__all__ = ["svm_fit_ovo", "svm_kernel", "svm_linear_fit", "svm_linear_cs_fit", "svm_fit_binary_cuda", "SVM_KERNELS"]
 
 SVM_KERNELS = ("linear", "poly", "rbf", "sigmoid", "precomputed")
-_LINEAR_SOLVERS = {"dual_hinge": 0, "dual_squared_hinge": 1, "primal_squared_hinge": 2}
+_LINEAR_SOLVERS = {"dual_hinge": 0, "dual_squared_hinge": 1, "primal_squared_hinge": 2, "l1_primal_squared_hinge": 3}
 
 
 def _cpu_only(*arrays, names):
@@ -32,18 +32,20 @@ def _check_kernel(kernel, gamma, degree):
 
 
 def svm_kernel(X1, X2, kernel="rbf", *, gamma=1.0, coef0=0.0, degree=3):
-    """K(X1, X2) as a float32 (m, n) matrix for X1 (m, d), X2 (n, d).
+    """K(X1, X2) as a float32 (m, n) matrix for X1 (m, d), X2 (n, d) (CuPy in, CuPy out).
 
     linear: x.y; poly: (gamma x.y + coef0)^degree; rbf: exp(-gamma |x - y|^2);
     sigmoid: tanh(gamma x.y + coef0). The dot products are one SGEMM; the kernel function is its
     epilogue."""
-    mod = _cpu_only(X1, X2, names=["X1", "X2"])
+    kind, mod = backend_of(X1, X2, names=["X1", "X2"])
     _check_kernel(kernel, gamma, degree)
     if kernel == "precomputed":
         raise ValueError("kernel: 'precomputed' has no kernel function to evaluate")
     X1 = as_array(X1, "X1", ndim=2)
     X2 = as_array(X2, "X2", ndim=2)
     check_shape(X2, "X2", (None, X1.shape[1]))
+    if kind == "cuda":
+        return _svm_kernel_cuda(mod, X1, X2, kernel, gamma, coef0, degree)
     return mod.svm_kernel(X1, X2, kernel, float(gamma), float(coef0), int(degree))
 
 
@@ -74,27 +76,30 @@ def svm_fit_ovo(X, members, C, kernel="rbf", *, gamma=1.0, coef0=0.0, degree=3, 
                            bool(shrinking), float(cache_size), int(max_iter))
 
 
+def _linear_X(X, arrays, names):
+    """(module, dense or None, (indptr, indices, data) or None, n, d) for the linear solvers."""
+    if hasattr(X, "tocsr"):  # any SciPy sparse matrix
+        X = X.tocsr()
+        mod = _cpu_only(*arrays, names=names)
+        csr = (np.ascontiguousarray(X.indptr, dtype=np.int64), np.ascontiguousarray(X.indices, dtype=np.int32),
+               np.ascontiguousarray(X.data, dtype=np.float32))
+        return mod, None, csr, *X.shape
+    mod = _cpu_only(X, *arrays, names=["X", *names])
+    dense = as_array(X, "X", ndim=2)
+    return mod, dense, None, *dense.shape
+
+
 def svm_linear_fit(X, Y, C, solver="primal_squared_hinge", *, tol=1e-4, max_iter=1000, bias=-1.0, seed=0):
     """Linear SVM for P binary problems on the same rows, solved in parallel.
 
     X (n, d) dense or a SciPy CSR matrix; Y (P, n) labels +1/-1; C (P, n) per-sample costs;
     solver 'primal_squared_hinge' (Newton-CG), 'dual_squared_hinge' or 'dual_hinge' (coordinate
-    descent); bias > 0 appends a constant feature of that value. Returns (W (P, d [+1]) float64,
-    iterations (P,), converged (P,))."""
+    descent), or 'l1_primal_squared_hinge' (L1 penalty, coordinate descent over features); bias > 0
+    appends a constant feature of that value. Returns (W (P, d [+1]) float64, iterations (P,),
+    converged (P,))."""
     if solver not in _LINEAR_SOLVERS:
         raise ValueError(f"solver: expected one of {tuple(_LINEAR_SOLVERS)}, got {solver!r}")
-    if hasattr(X, "tocsr"):  # any SciPy sparse matrix
-        X = X.tocsr()
-        mod = _cpu_only(Y, C, names=["Y", "C"])
-        n, d = X.shape
-        csr = (np.ascontiguousarray(X.indptr, dtype=np.int64), np.ascontiguousarray(X.indices, dtype=np.int32),
-               np.ascontiguousarray(X.data, dtype=np.float32))
-        dense = None
-    else:
-        mod = _cpu_only(X, Y, C, names=["X", "Y", "C"])
-        dense = as_array(X, "X", ndim=2)
-        n, d = dense.shape
-        csr = None
+    mod, dense, csr, n, d = _linear_X(X, (Y, C), ["Y", "C"])
     Y = as_array(Y, "Y", dtype=np.float64, ndim=2)
     C = as_array(C, "C", dtype=np.float64, ndim=2)
     check_shape(Y, "Y", (None, n))
@@ -105,3 +110,92 @@ def svm_linear_fit(X, Y, C, solver="primal_squared_hinge", *, tol=1e-4, max_iter
         raise ValueError("C: every per-sample cost must be positive")
     return mod.svm_linear_fit(dense, csr, int(n), int(d), Y, C, _LINEAR_SOLVERS[solver], float(tol),
                               int(max_iter), float(bias), int(seed))
+
+
+def svm_linear_cs_fit(X, y, C, n_classes, *, tol=1e-4, max_iter=1000, bias=-1.0, seed=0):
+    """Crammer-Singer multi-class linear SVM (one joint problem, the sequential dual method).
+
+    X (n, d) dense or a SciPy CSR matrix; y (n,) integer labels in [0, n_classes); C (n,) per-sample
+    costs; bias > 0 appends a constant feature of that value. Returns (W (n_classes, d [+1]) float64,
+    iterations, converged)."""
+    mod, dense, csr, n, d = _linear_X(X, (y, C), ["y", "C"])
+    y = as_array(y, "y", dtype=np.int32, ndim=1)
+    C = as_array(C, "C", dtype=np.float64, ndim=1)
+    check_shape(y, "y", (n,))
+    check_shape(C, "C", (n,))
+    if int(n_classes) < 2:
+        raise ValueError(f"n_classes: expected at least 2, got {n_classes!r}")
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        raise ValueError(f"y: labels must lie in [0, {n_classes}), got [{y.min()}, {y.max()}]")
+    if not np.all(C > 0):
+        raise ValueError("C: every per-sample cost must be positive")
+    return mod.svm_linear_cs_fit(dense, csr, int(n), int(d), y, C, int(n_classes), float(tol), int(max_iter),
+                                 float(bias), int(seed))
+
+
+# ---------------------------------------------------------------- CUDA (CuPy arrays)
+
+_KERNEL_CODES = {"linear": 0, "poly": 1, "rbf": 2, "sigmoid": 3, "precomputed": 4}
+_WS_MAX = 1024
+
+
+def _stream_ptr():
+    import cupy
+    return cupy.cuda.get_current_stream().ptr
+
+
+def _svm_kernel_cuda(mod, X1, X2, kernel, gamma, coef0, degree):
+    import cupy
+    m, n, d = X1.shape[0], X2.shape[0], X1.shape[1]
+    out = cupy.empty((m, n), dtype=cupy.float32)
+    norms = cupy.empty(m + n, dtype=cupy.float32)  # rbf's squared row norms
+    mod.svm_kernel_block(X1.data.ptr, m, X2.data.ptr, n, d, _KERNEL_CODES[kernel], float(gamma), float(coef0),
+                         int(degree), norms.data.ptr, norms.data.ptr + 4 * m, out.data.ptr, _stream_ptr())
+    return out
+
+
+def _ws_size(n, cache_size):
+    """Working-set size: 1024 (ThunderSVM's largest), fewer when its kernel rows (q x n float32)
+    would pass max(cache_size, 512) MB; even, at least 64 (or n)."""
+    budget = max(float(cache_size), 512.0) * 2 ** 20
+    q = int(min(_WS_MAX, budget // (4 * max(n, 1))))
+    return max(64, q - q % 2)
+
+
+def svm_fit_binary_cuda(X, y, C, kernel="rbf", *, gamma=1.0, coef0=0.0, degree=3, tol=1e-3, max_iter=-1,
+                        cache_size=200.0, ws_size=None):
+    """One binary C-SVC on the GPU: X (n, d) a CuPy array (for kernel='precomputed', the (n, n)
+    Gram matrix); y (n,) labels +1/-1 and C (n,) per-sample bounds as NumPy arrays.
+
+    Working-set decomposition (csrc/cuda/svm.cu): kernel rows of ws_size samples by SGEMM, a
+    one-block SMO on them, a gradient update over all samples; the CPU solver's stopping rule.
+    Returns (coef, rho, iterations, converged) as one pair of svm_fit_ovo: coef = y * alpha
+    (NumPy), decision function K(x, X) @ coef - rho."""
+    kind, mod = backend_of(X, names=["X"])
+    if kind != "cuda":
+        raise TypeError("X: expected a CuPy array (use svm_fit_ovo for NumPy input)")
+    _check_kernel(kernel, gamma, degree)
+    X = as_array(X, "X", ndim=2)
+    n, d = X.shape
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    C = np.ascontiguousarray(C, dtype=np.float64)
+    check_shape(y, "y", (n,))
+    check_shape(C, "C", (n,))
+    if kernel == "precomputed":
+        check_shape(X, "X", (n, n))
+    if not np.all(np.abs(y) == 1):
+        raise ValueError("y: labels must be +1 or -1")
+    if not np.all(C > 0):
+        raise ValueError("C: every per-sample bound must be positive")
+    if tol <= 0:
+        raise ValueError(f"tol: expected a positive number, got {tol!r}")
+    q = _ws_size(n, cache_size) if ws_size is None else int(ws_size)
+    if q < 2 or q > _WS_MAX or q % 2:
+        raise ValueError(f"ws_size: expected an even number in [2, {_WS_MAX}], got {ws_size!r}")
+    import cupy
+    code = _KERNEL_CODES[kernel]
+    work = cupy.empty(mod.svm_workspace_bytes(code, n, d, min(q, n)), dtype=cupy.uint8)
+    alpha, rho, _obj, iters, _outer, ok = mod.svm_solve(X.data.ptr, n, d, y, C, code, float(gamma), float(coef0),
+                                                        int(degree), float(tol), int(max_iter), q, work.data.ptr,
+                                                        _stream_ptr())
+    return y * alpha, rho, iters, ok

@@ -18,8 +18,9 @@ from sklearn.utils._available_if import available_if
 from sklearn.utils.multiclass import _ovr_decision_function, check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from .._backend import is_cupy
 from ..ops import svm as ops
-from . import _platt
+from . import _platt, _svc_cuda
 
 __all__ = ["SVC"]
 
@@ -36,6 +37,11 @@ class SVC(ClassifierMixin, BaseEstimator):
     SMO with second-order working-set selection and shrinking (the libsvm algorithm), kernel rows
     from forgeml's SGEMM kept in an LRU cache of ``cache_size`` MB, gradients in float64, and the
     one-vs-one sub-problems trained in parallel. Kernels are evaluated in float32.
+
+    CuPy X trains on the GPU (forgeml's CUDA working-set SMO, one pair of classes at a time) and
+    keeps the fitted attributes as NumPy arrays; decision_function / predict / predict_proba on
+    CuPy X compute the kernel blocks on the GPU and return CuPy arrays. Without a usable GPU a
+    CuPy X raises a RuntimeError that says why.
 
     ``probability=True`` fits Platt scaling on 5-fold cross-validated decision values as libsvm
     does (kept for old code; ``CalibratedClassifierCV(SVC())`` works as well). ``verbose`` is
@@ -89,6 +95,8 @@ class SVC(ClassifierMixin, BaseEstimator):
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
         """Fit the model on X (n_samples, n_features) (or a precomputed (n, n) Gram matrix) and y."""
+        if is_cupy(X):
+            return _svc_cuda.fit(self, X, y, sample_weight)
         X, y = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64, order="C")
         X = _dense(X)
         check_classification_targets(y)
@@ -233,6 +241,7 @@ class SVC(ClassifierMixin, BaseEstimator):
         return True
 
     @available_if(_check_proba)
+    @_svc_cuda.cupy_out
     def predict_proba(self, X):
         """Class probabilities (n_samples, n_classes) by Platt scaling and pairwise coupling."""
         check_is_fitted(self)
@@ -255,6 +264,8 @@ class SVC(ClassifierMixin, BaseEstimator):
     def _pair_decision(self, X):
         """libsvm's decision values (n, n_pairs): > 0 votes for the first class of the pair."""
         check_is_fitted(self)
+        if is_cupy(X):
+            return _svc_cuda.pair_decision(self, X)
         X = validate_data(self, X, accept_sparse="csr", dtype=np.float64, order="C", reset=False)
         X = _dense(X)
         if self.kernel == "precomputed":
@@ -269,6 +280,7 @@ class SVC(ClassifierMixin, BaseEstimator):
             out[s:s + _BLOCK_ROWS] = K.astype(np.float64) @ self._W - self._rho
         return out
 
+    @_svc_cuda.cupy_out
     def decision_function(self, X):
         """(n_samples,) for two classes (> 0 means classes_[1]); otherwise (n_samples, n_classes)
         with decision_function_shape='ovr' or (n_samples, n_classes * (n_classes - 1) / 2) with 'ovo'."""
@@ -281,6 +293,7 @@ class SVC(ClassifierMixin, BaseEstimator):
             return _ovr_decision_function(dec < 0, -dec, k)
         return dec
 
+    @_svc_cuda.cupy_out
     def predict(self, X):
         """Class labels by one-vs-one voting (ties to the lowest class), or by the largest ovr
         decision value with break_ties=True."""

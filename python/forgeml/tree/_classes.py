@@ -83,7 +83,23 @@ class BaseDecisionTree(BaseEstimator):
         return self.tree_.compute_feature_importances()
 
 
-class DecisionTreeClassifier(ClassifierMixin, BaseDecisionTree):
+class TreeClassifierMixin(ClassifierMixin):
+    """predict / predict_proba / predict_log_proba of trees and forests, from ``_raw_predict``
+    (class probabilities per row)."""
+
+    def predict_proba(self, X):
+        return self._raw_predict(X)
+
+    def predict_log_proba(self, X):
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X):
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+
+class DecisionTreeClassifier(TreeClassifierMixin, BaseDecisionTree):
     """A decision tree classifier (scikit-learn's API) grown on binned features.
 
     Features are binned once into at most ``max_bins`` quantile bins (one of them for NaN); a
@@ -115,16 +131,6 @@ class DecisionTreeClassifier(ClassifierMixin, BaseDecisionTree):
     def fit(self, X, y, sample_weight=None):
         return self._fit(X, y, sample_weight, classify=True)
 
-    def predict_proba(self, X):
-        return self._raw_predict(X)
-
-    def predict_log_proba(self, X):
-        with np.errstate(divide="ignore"):
-            return np.log(self.predict_proba(X))
-
-    def predict(self, X):
-        proba = self.predict_proba(X)
-        return self.classes_[np.argmax(proba, axis=1)]
 
 
 class DecisionTreeRegressor(RegressorMixin, BaseDecisionTree):

@@ -1,0 +1,2 @@
+// The CUDA kernel SVC under the SIMT emulator.
+#include "cuda/svm.cu"

@@ -1,0 +1,154 @@
+"""SVC on CuPy input: the one-vs-one pairs trained by the CUDA solver (forgeml.ops.svm_fit_binary_cuda),
+decision values from kernel blocks computed on the GPU.
+
+The fitted attributes stay NumPy arrays (support_vectors_, dual_coef_, ...), exactly as a fit on
+NumPy input lays them out, so the model pickles and predicts on either device. Without a usable
+GPU, a CuPy input raises the backend's RuntimeError saying why."""
+from __future__ import annotations
+
+import contextvars
+import functools
+import warnings
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import compute_class_weight
+from sklearn.utils.multiclass import check_classification_targets
+
+from .._backend import as_array, cuda_module, is_cupy
+from ..ops import svm as ops
+
+_BLOCK_ROWS = 4096  # test rows per kernel block in decision values (bounds GPU memory)
+
+
+class _HostRows:
+    """X on the GPU seen by SVC._store_model: its shape, and rows fetched to the host on indexing."""
+
+    def __init__(self, X):
+        self._X = X
+        self.shape = tuple(X.shape)
+
+    def __getitem__(self, rows):
+        import cupy
+        return cupy.asnumpy(self._X[cupy.asarray(rows)]).astype(np.float64)
+
+
+def _host(a):
+    if a is None:
+        return None
+    if is_cupy(a):
+        import cupy
+        return cupy.asnumpy(a)
+    return np.asarray(a)
+
+
+def _solve_pair_cuda(Xp, yp, Cp, est):
+    return ops.svm_fit_binary_cuda(Xp, yp, Cp, est.kernel, gamma=est._gamma, coef0=est.coef0, degree=est.degree,
+                                   tol=est.tol, max_iter=est.max_iter, cache_size=est.cache_size)
+
+
+def fit(est, X, y, sample_weight=None, *, xp=None, solve_pair=None):
+    """SVC.fit for X on the GPU. xp / solve_pair replace CuPy and the CUDA solver in tests (NumPy
+    and the emulated solver), so everything but the device itself is checked without a GPU."""
+    if xp is None:
+        cuda_module()  # the reason no GPU is usable, as a RuntimeError
+        import cupy as xp
+    solve_pair = solve_pair or _solve_pair_cuda
+    src = X  # the caller's rows (and dtype) for support_vectors_ and gamma
+    X = as_array(X, "X", ndim=2, xp=xp)
+    if getattr(src, "ndim", 0) != 2:
+        src = X
+    n, d = X.shape
+    if n == 0 or d == 0:
+        raise ValueError(f"Found array with {n} sample(s) and {d} feature(s) while a minimum of 1 is required.")
+    if not bool(xp.isfinite(X).all()):
+        raise ValueError("Input X contains NaN or infinity.")
+    y = _host(y)
+    if y.ndim != 1 or y.shape[0] != n:
+        raise ValueError(f"y: expected shape ({n},), got {y.shape}")
+    check_classification_targets(y)
+    if est.kernel == "precomputed" and n != d:
+        raise ValueError(f"Precomputed matrix must be a square matrix. Input is a {n}x{d} matrix.")
+    est.n_features_in_ = d
+    est.classes_, y_enc = np.unique(y, return_inverse=True)
+    if len(est.classes_) < 2:
+        raise ValueError(f"The number of classes has to be greater than one; got {len(est.classes_)} class")
+    est.class_weight_ = compute_class_weight(est.class_weight, classes=est.classes_, y=y)
+    sw = np.ones(n) if sample_weight is None else np.asarray(_host(sample_weight), dtype=np.float64)
+    if sw.ndim == 0:
+        sw = np.full(n, float(sw))
+    if sw.shape != (n,):
+        raise ValueError(f"sample_weight.shape == {sw.shape}, expected ({n},)!")
+    keep = np.flatnonzero(sw > 0)  # libsvm drops samples of zero weight
+    if keep.size == 0:
+        raise ValueError("Invalid input - all samples have zero or negative weights.")
+    yk = y_enc[keep]
+    est._gamma = float(est._resolve_gamma(src.astype(np.float64)))
+    Ck = float(est.C) * est.class_weight_[yk] * sw[keep]
+    k = len(est.classes_)
+    members = [np.flatnonzero(yk == c) for c in range(k)]
+    if sum(m.size > 0 for m in members) < 2:
+        raise ValueError("The number of classes has to be greater than one; got 1 class "
+                         "after removing samples of zero weight")
+    pairs = []
+    for a, b in est._pairs(k):  # one pair at a time: each fills the GPU by itself
+        idx = np.concatenate([members[a], members[b]])
+        g = xp.asarray(keep[idx])
+        Xp = X[xp.ix_(g, g)] if est.kernel == "precomputed" else X[g]
+        yp = np.r_[np.ones(members[a].size), -np.ones(members[b].size)]
+        pairs.append(solve_pair(xp.ascontiguousarray(Xp, dtype=np.float32), yp, Ck[idx], est))
+    est._store_model(_HostRows(src) if xp is not np else np.asarray(src, dtype=np.float64), keep, members, pairs)
+    if not all(p[3] for p in pairs):
+        est.fit_status_ = 1
+        warnings.warn(f"Solver terminated early (max_iter={est.max_iter}).  Consider pre-processing "
+                      "your data with StandardScaler or MinMaxScaler.", ConvergenceWarning)
+    est.probA_ = np.empty(0)
+    est.probB_ = np.empty(0)
+    if est.probability:  # Platt's cross-validation runs on the CPU solver
+        Xh = _host(src).astype(np.float64)
+        est._fit_platt(Xh[np.ix_(keep, keep)] if est.kernel == "precomputed" else Xh[keep], members, Ck)
+    return est
+
+
+def pair_decision(est, X):
+    """libsvm's decision values (n, n_pairs) as NumPy for X on the GPU: K(X, SV) blocks by the
+    CUDA kernel SGEMM, times the per-pair coefficients, on the device."""
+    import cupy
+    X = as_array(X, "X", ndim=2, xp=cupy)
+    want = est.shape_fit_[0] if est.kernel == "precomputed" else est.n_features_in_
+    if X.shape[1] != want:
+        raise ValueError(f"X has {X.shape[1]} features, but SVC is expecting {want} features as input.")
+    if not bool(cupy.isfinite(X).all()):
+        raise ValueError("Input X contains NaN or infinity.")
+    W = cupy.asarray(est._W)
+    rho = cupy.asarray(est._rho)
+    if est.kernel == "precomputed":
+        return cupy.asnumpy(X[:, cupy.asarray(est.support_)].astype(cupy.float64) @ W - rho)
+    sv = cupy.asarray(est._sv32)
+    out = np.empty((X.shape[0], W.shape[1]))
+    for s in range(0, X.shape[0], _BLOCK_ROWS):
+        K = ops.svm_kernel(X[s:s + _BLOCK_ROWS], sv, est.kernel, gamma=est._gamma, coef0=est.coef0,
+                           degree=est.degree)
+        out[s:s + _BLOCK_ROWS] = cupy.asnumpy(K.astype(cupy.float64) @ W - rho)
+    return out
+
+
+_nested = contextvars.ContextVar("forgeml_svc_cupy_out", default=False)
+
+
+def cupy_out(method):
+    """Wraps an SVC method of X so that CuPy in gives CuPy out (the work itself routes through
+    pair_decision); NumPy input is passed through untouched. Calls made inside another wrapped
+    method (predict -> decision_function) keep NumPy results, as that method's body expects."""
+    @functools.wraps(method)
+    def wrapper(self, X, *args, **kwargs):
+        if not is_cupy(X) or _nested.get():
+            return method(self, X, *args, **kwargs)
+        token = _nested.set(True)
+        try:
+            out = method(self, X, *args, **kwargs)
+        finally:
+            _nested.reset(token)
+        import cupy
+        return cupy.asarray(out)
+    return wrapper
