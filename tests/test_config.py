@@ -29,7 +29,7 @@ def test_show_config_lists_everything(capsys):
 
 
 @pytest.mark.parametrize("user_env, shown", [
-    ({}, "idle spin:      GOMP_SPINCOUNT=20000 (forgeml's default)"),
+    ({}, "idle spin:      GOMP_SPINCOUNT=3000 (forgeml's default)"),
     ({"OMP_WAIT_POLICY": "passive"}, "idle spin:      OMP_WAIT_POLICY=passive (yours)"),
 ])
 def test_idle_spin_is_bounded_only_while_importing_and_user_settings_win(user_env, shown):
