@@ -10,6 +10,7 @@
 #include "cuda/launch.cuh"
 #include "cuda/svm.cuh"
 #include "forgeml/check.h"
+#include "forgeml/smo_step.h"
 
 namespace forgeml::cuda::svm {
 
@@ -182,38 +183,12 @@ __global__ void __launch_bounds__(kMaxQ)
     if (it == 0) first = diff, eps = 0.1 * diff > tol ? 0.1 * diff : tol;
     if (diff < eps || rj.key == 0 || it >= max_iter) break;
     const int j = key_slot(rj.key);
-    if (tid == 0) {  // the two-variable step with libsvm's clipping (as smo.cpp's update)
+    if (tid == 0) {  // the two-variable step, shared with smo.cpp
       const double Ci = c[i], Cj = c[j], old_ai = a[i], old_aj = a[j];
       double ai = old_ai, aj = old_aj;
       double quad = qdi + qd[j] - 2.0 * double(Ki[j]);
       if (quad <= 0) quad = kTau;
-      if (ys[i] != ys[j]) {
-        const double dl = (-g[i] - g[j]) / quad, diff_a = ai - aj;
-        ai += dl, aj += dl;
-        if (diff_a > 0) {
-          if (aj < 0) aj = 0, ai = diff_a;
-        } else {
-          if (ai < 0) ai = 0, aj = -diff_a;
-        }
-        if (diff_a > Ci - Cj) {
-          if (ai > Ci) ai = Ci, aj = Ci - diff_a;
-        } else {
-          if (aj > Cj) aj = Cj, ai = Cj + diff_a;
-        }
-      } else {
-        const double dl = (g[i] - g[j]) / quad, sum = ai + aj;
-        ai -= dl, aj += dl;
-        if (sum > Ci) {
-          if (ai > Ci) ai = Ci, aj = sum - Ci;
-        } else {
-          if (aj < 0) aj = 0, ai = sum;
-        }
-        if (sum > Cj) {
-          if (aj > Cj) aj = Cj, ai = sum - Cj;
-        } else {
-          if (ai < 0) ai = 0, aj = sum;
-        }
-      }
+      forgeml::svm::smo_pair_step(ys[i] == ys[j], g[i], g[j], quad, Ci, Cj, ai, aj);
       a[i] = ai, a[j] = aj;
       step[0] = (ai - old_ai) * ys[i], step[1] = (aj - old_aj) * ys[j];
     }

@@ -18,6 +18,7 @@
 #include "cpu/svm/smo_pass.h"
 #include "forgeml/cpu_features.h"
 #include "forgeml/parallel.h"
+#include "forgeml/smo_step.h"
 
 namespace forgeml::svm {
 
@@ -116,35 +117,7 @@ class Smo {
     double& aj = alpha_[j];
     double quad = double(QD_[i]) + double(QD_[j]) - 2.0 * double(Ki[jp]);
     if (quad <= 0) quad = kTau;
-    if (y_[i] != y_[j]) {
-      const double delta = (-Gi - Gj) / quad, diff = ai - aj;
-      ai += delta;
-      aj += delta;
-      if (diff > 0) {
-        if (aj < 0) aj = 0, ai = diff;
-      } else {
-        if (ai < 0) ai = 0, aj = -diff;
-      }
-      if (diff > Ci - Cj) {
-        if (ai > Ci) ai = Ci, aj = Ci - diff;
-      } else {
-        if (aj > Cj) aj = Cj, ai = Cj + diff;
-      }
-    } else {
-      const double delta = (Gi - Gj) / quad, sum = ai + aj;
-      ai -= delta;
-      aj += delta;
-      if (sum > Ci) {
-        if (ai > Ci) ai = Ci, aj = sum - Ci;
-      } else {
-        if (aj < 0) aj = 0, ai = sum;
-      }
-      if (sum > Cj) {
-        if (aj > Cj) aj = Cj, ai = sum - Cj;
-      } else {
-        if (ai < 0) ai = 0, aj = sum;
-      }
-    }
+    smo_pair_step(y_[i] == y_[j], Gi, Gj, quad, Ci, Cj, ai, aj);
     flags_[ip] = status(i);
     flags_[jp] = status(j);
     // F_t += y_t (Q_ti dai + Q_tj daj) = K_ti y_i dai + K_tj y_j daj
