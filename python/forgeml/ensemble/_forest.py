@@ -6,7 +6,7 @@ per-row counts multiplied into the sample weights (X is never copied)."""
 from __future__ import annotations
 
 import warnings
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context

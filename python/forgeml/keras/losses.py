@@ -122,7 +122,7 @@ class SparseCategoricalCrossentropy(Loss):
     def prepare_targets(self, y, pred_shape):
         xp = xp_of(y)
         y = xp.asarray(y)
-        n, classes = pred_shape[0], pred_shape[-1]
+        classes = pred_shape[-1]
         if y.ndim == len(pred_shape) and y.shape[-1] == 1:
             y = y.reshape(y.shape[:-1])
         if y.shape != tuple(pred_shape[:-1]):

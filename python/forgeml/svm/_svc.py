@@ -102,34 +102,14 @@ class SVC(ClassifierMixin, BaseEstimator):
         check_classification_targets(y)
         if self.kernel == "precomputed" and X.shape[0] != X.shape[1]:
             raise ValueError(f"Precomputed matrix must be a square matrix. Input is a {X.shape[0]}x{X.shape[1]} matrix.")
-        self.classes_, y_enc = np.unique(y, return_inverse=True)
-        if len(self.classes_) < 2:
-            raise ValueError(f"The number of classes has to be greater than one; got {len(self.classes_)} class")
-        self.class_weight_ = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
-        sw = _check_sample_weight(sample_weight, X, dtype=np.float64)
-        keep = np.flatnonzero(sw > 0)  # libsvm drops samples of zero weight
-        if keep.size == 0:
-            raise ValueError("Invalid input - all samples have zero or negative weights.")
-        if self.kernel == "precomputed":
-            Xk = X[np.ix_(keep, keep)]
-        else:
-            Xk = X[keep]
-        yk = y_enc[keep]
+        keep, members, Ck = self._classes_and_costs(y, _check_sample_weight(sample_weight, X, dtype=np.float64))
+        Xk = X[np.ix_(keep, keep)] if self.kernel == "precomputed" else X[keep]
         self._gamma = self._resolve_gamma(X)
-        Ck = float(self.C) * self.class_weight_[yk] * sw[keep]
-        k = len(self.classes_)
-        members = [np.flatnonzero(yk == c) for c in range(k)]
-        if sum(m.size > 0 for m in members) < 2:
-            raise ValueError("The number of classes has to be greater than one; got 1 class "
-                             "after removing samples of zero weight")
         pairs = ops.svm_fit_ovo(Xk.astype(np.float32), members, Ck, self.kernel, gamma=self._gamma,
                                 coef0=self.coef0, degree=self.degree, tol=self.tol, shrinking=self.shrinking,
                                 cache_size=self.cache_size, max_iter=self.max_iter)
         self._store_model(X, keep, members, pairs)
-        if not all(p[3] for p in pairs):
-            self.fit_status_ = 1
-            warnings.warn(f"Solver terminated early (max_iter={self.max_iter}).  Consider pre-processing "
-                          "your data with StandardScaler or MinMaxScaler.", ConvergenceWarning)
+        self._warn_unconverged(pairs)
         self.probA_ = np.empty(0)
         self.probB_ = np.empty(0)
         if self.probability:
@@ -261,6 +241,29 @@ class SVC(ClassifierMixin, BaseEstimator):
         return np.log(self.predict_proba(X))
 
     # ------------------------------------------------------------------ prediction
+    def _classes_and_costs(self, y, sw):
+        """Sets classes_ and class_weight_; returns the kept samples (libsvm drops those of zero
+        weight), each class's members among them and their costs C * class weight * sample weight."""
+        self.classes_, y_enc = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(f"The number of classes has to be greater than one; got {len(self.classes_)} class")
+        self.class_weight_ = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
+        keep = np.flatnonzero(sw > 0)
+        if keep.size == 0:
+            raise ValueError("Invalid input - all samples have zero or negative weights.")
+        yk = y_enc[keep]
+        members = [np.flatnonzero(yk == c) for c in range(len(self.classes_))]
+        if sum(m.size > 0 for m in members) < 2:
+            raise ValueError("The number of classes has to be greater than one; got 1 class "
+                             "after removing samples of zero weight")
+        return keep, members, float(self.C) * self.class_weight_[yk] * sw[keep]
+
+    def _warn_unconverged(self, pairs):
+        if not all(p[3] for p in pairs):
+            self.fit_status_ = 1
+            warnings.warn(f"Solver terminated early (max_iter={self.max_iter}).  Consider pre-processing "
+                          "your data with StandardScaler or MinMaxScaler.", ConvergenceWarning)
+
     def _pair_decision(self, X):
         """libsvm's decision values (n, n_pairs): > 0 votes for the first class of the pair."""
         check_is_fitted(self)

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import warnings
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 
 from .._backend import as_array, cuda_module, is_cupy
@@ -70,38 +67,22 @@ def fit(est, X, y, sample_weight=None, *, xp=None, solve_pair=None):
     if est.kernel == "precomputed" and n != d:
         raise ValueError(f"Precomputed matrix must be a square matrix. Input is a {n}x{d} matrix.")
     est.n_features_in_ = d
-    est.classes_, y_enc = np.unique(y, return_inverse=True)
-    if len(est.classes_) < 2:
-        raise ValueError(f"The number of classes has to be greater than one; got {len(est.classes_)} class")
-    est.class_weight_ = compute_class_weight(est.class_weight, classes=est.classes_, y=y)
     sw = np.ones(n) if sample_weight is None else np.asarray(_host(sample_weight), dtype=np.float64)
     if sw.ndim == 0:
         sw = np.full(n, float(sw))
     if sw.shape != (n,):
         raise ValueError(f"sample_weight.shape == {sw.shape}, expected ({n},)!")
-    keep = np.flatnonzero(sw > 0)  # libsvm drops samples of zero weight
-    if keep.size == 0:
-        raise ValueError("Invalid input - all samples have zero or negative weights.")
-    yk = y_enc[keep]
+    keep, members, Ck = est._classes_and_costs(y, sw)
     est._gamma = float(est._resolve_gamma(src.astype(np.float64)))
-    Ck = float(est.C) * est.class_weight_[yk] * sw[keep]
-    k = len(est.classes_)
-    members = [np.flatnonzero(yk == c) for c in range(k)]
-    if sum(m.size > 0 for m in members) < 2:
-        raise ValueError("The number of classes has to be greater than one; got 1 class "
-                         "after removing samples of zero weight")
     pairs = []
-    for a, b in est._pairs(k):  # one pair at a time: each fills the GPU by itself
+    for a, b in est._pairs(len(est.classes_)):  # one pair at a time: each fills the GPU by itself
         idx = np.concatenate([members[a], members[b]])
         g = xp.asarray(keep[idx])
         Xp = X[xp.ix_(g, g)] if est.kernel == "precomputed" else X[g]
         yp = np.r_[np.ones(members[a].size), -np.ones(members[b].size)]
         pairs.append(solve_pair(xp.ascontiguousarray(Xp, dtype=np.float32), yp, Ck[idx], est))
     est._store_model(_HostRows(src) if xp is not np else np.asarray(src, dtype=np.float64), keep, members, pairs)
-    if not all(p[3] for p in pairs):
-        est.fit_status_ = 1
-        warnings.warn(f"Solver terminated early (max_iter={est.max_iter}).  Consider pre-processing "
-                      "your data with StandardScaler or MinMaxScaler.", ConvergenceWarning)
+    est._warn_unconverged(pairs)
     est.probA_ = np.empty(0)
     est.probB_ = np.empty(0)
     if est.probability:  # Platt's cross-validation runs on the CPU solver

@@ -10,7 +10,6 @@ from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from . import _fit
-from ._tree import Forest
 
 __all__ = ["DecisionTreeClassifier", "DecisionTreeRegressor"]
 

@@ -141,7 +141,6 @@ class _RNN(Layer):
         return self.recurrent_activation is activations.sigmoid and self.activation is activations.tanh
 
     def forward(self, x, training=False, initial_state=None):
-        xp = self.xp
         n, t, f = x.shape
         self._dmask = self._rmask = None
         if training and self.dropout > 0:
