@@ -56,6 +56,22 @@ LinearColumns linear_columns(const LinearData& X);
 LinearResult linear_l1_fit(const LinearColumns& X, const std::vector<double>& y, const std::vector<double>& C,
                            double tol, int64_t max_iter, uint64_t seed);
 
+// The L1 solver's passes over one dense column v (n floats, or the constant cst when col is null), per ISA
+// (linear_l1_avx2.cpp, linear_l1_avx512.cpp). Term i goes to partial sum i mod 16 with the scalar code's
+// operations in its order (no fused multiply-add), so every path gives the same bits.
+//   derivs: g[u] -= yC_i v_i max(b_i, 0), h[u] += C_i [b_i > 0] v_i v_i
+//   shift:  b_i -= (s y_i) v_i; lo[u] / ln[u] += c_i p_i p_i with c_i = C_i [v_i != 0], p = max(b, 0) before / after
+//   axpy:   b_i -= (s y_i) v_i
+struct L1ColumnKernels {
+  void (*derivs)(const float* col, double cst, int64_t n, const double* b, const double* yC, const double* C,
+                 double* g, double* h);
+  void (*shift)(const float* col, double cst, int64_t n, double s, const double* y, const double* C, double* b,
+                double* lo, double* ln);
+  void (*axpy)(const float* col, double cst, int64_t n, double s, const double* y, double* b);
+};
+L1ColumnKernels l1_column_kernels_avx2();    // only on x86-64 with AVX2 active
+L1ColumnKernels l1_column_kernels_avx512();  // only on x86-64 with AVX-512 active
+
 // Crammer-Singer: min_W 0.5 |W|_F^2 + sum_i C_i max_m (1[m != y_i] + w_m.x_i - w_{y_i}.x_i), labels y in
 // [0, k). result.w is (k, dim) row-major, dim = d (+ 1 with the bias).
 LinearResult linear_cs_fit(const LinearData& X, const std::vector<int32_t>& y, const std::vector<double>& C,

@@ -16,71 +16,147 @@
 #include <omp.h>
 
 #include "cpu/svm/linear.h"
+#include "forgeml/cpu_features.h"
 #include "forgeml/parallel.h"
 
 namespace forgeml::svm {
 
 namespace {
 
-// term(u, i, x_ij) over the stored entries of column j, u = i mod 8 naming one of eight partial sums
-// that callers reduce in a fixed order. The bias column j == d is implicit and full; a dense column
-// also visits its zeros, which callers make contribute nothing. Eight independent chains keep the
-// adds pipelined, callers use max / 0-1 factors rather than branches on the (unpredictable) sign of
-// b_i, and dense and CSR input give bit-identical sums.
+// Partial sums: term i goes to slot i mod 16 and the slots are reduced in a fixed order, so the
+// dense passes of every ISA (linear_l1_avx2.cpp, linear_l1_avx512.cpp) and the sparse pass below
+// give the same bits: a dense column's zeros add exactly zero. Sixteen independent chains keep the
+// adds pipelined, and max / 0-1 factors replace branches on the (unpredictable) sign of b_i.
+constexpr int kSlots = 16;
+
+inline double reduce16(const double* a) {
+  double r[8];
+  for (int u = 0; u < 8; ++u) r[u] = a[u] + a[u + 8];
+  return ((r[0] + r[4]) + (r[2] + r[6])) + ((r[1] + r[5]) + (r[3] + r[7]));
+}
+
+// term(u, i, v) over rows 0..n-1 of a dense column (col[i], or cst when col is null), u = i mod 16
 template <class Term>
-inline void for_column(const LinearColumns& X, int64_t j, Term&& term) {
-  auto dense = [&](auto value) {
+inline void for_dense(const float* col, double cst, int64_t n, Term&& term) {
+  auto run = [&](auto value) {
     int64_t i = 0;
-    for (; i + 8 <= X.n; i += 8)
-      for (int u = 0; u < 8; ++u) term(u, i + u, value(i + u));
-    for (; i < X.n; ++i) term(int(i & 7), i, value(i));
+    for (; i + kSlots <= n; i += kSlots)
+      for (int u = 0; u < kSlots; ++u) term(u, i + u, value(i + u));
+    for (; i < n; ++i) term(int(i % kSlots), i, value(i));
   };
-  if (j == X.d) {
-    dense([&](int64_t) { return X.bias; });
-  } else if (X.sparse) {
-    for (int64_t p = X.ptr[j]; p < X.ptr[j + 1]; ++p) term(X.row[p] & 7, int64_t(X.row[p]), double(X.val[p]));
-  } else {
-    const float* c = X.val.data() + j * X.n;
-    dense([&](int64_t i) { return double(c[i]); });
-  }
+  if (col) run([&](int64_t i) { return double(col[i]); });
+  else run([&](int64_t) { return cst; });
 }
 
-inline double reduce8(const double* a) { return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])); }
-
-// g = -sum_i yC_i x_ij max(b_i, 0) and h = sum_{b_i > 0} C_i x_ij^2 over column j.
-void column_derivatives(const LinearColumns& X, int64_t j, const double* __restrict b,
-                        const double* __restrict yC, const double* __restrict C, double& g, double& h) {
-  double ga[8] = {0, 0, 0, 0, 0, 0, 0, 0}, ha[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  for_column(X, j, [&](int u, int64_t i, double v) {
-    ga[u] -= yC[i] * v * std::max(b[i], 0.0);
-    ha[u] += C[i] * double(b[i] > 0) * v * v;
+// The portable dense passes (contracts in linear.h, L1ColumnKernels); plain C++ without -mfma.
+void derivs_portable(const float* col, double cst, int64_t n, const double* __restrict b, const double* __restrict yC,
+                     const double* __restrict C, double* g, double* h) {
+  for_dense(col, cst, n, [&](int u, int64_t i, double v) {
+    g[u] -= yC[i] * v * std::max(b[i], 0.0);
+    h[u] += C[i] * double(b[i] > 0) * v * v;
   });
-  g = reduce8(ga);
-  h = reduce8(ha);
 }
-
-// b -= shift y .* x_j; returns the column rows' loss sum_i C_i max(b_i, 0)^2 before and after.
-void column_shift(const LinearColumns& X, int64_t j, double shift, const double* __restrict y,
-                  const double* __restrict C, double* __restrict b, double& before, double& after) {
-  double lo[8] = {0, 0, 0, 0, 0, 0, 0, 0}, ln[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  for_column(X, j, [&](int u, int64_t i, double v) {
-    const double bo = b[i], bn = bo - shift * y[i] * v;  // bn == bo when v == 0
-    const double c = C[i] * double(v != 0);               // rows outside the column do not count
+void shift_portable(const float* col, double cst, int64_t n, double s, const double* __restrict y,
+                    const double* __restrict C, double* __restrict b, double* lo, double* ln) {
+  for_dense(col, cst, n, [&](int u, int64_t i, double v) {
+    const double bo = b[i], bn = bo - s * y[i] * v;  // bn == bo when v == 0
+    const double c = C[i] * double(v != 0);           // rows outside the column do not count
     const double po = std::max(bo, 0.0), pn = std::max(bn, 0.0);
     b[i] = bn;
     lo[u] += c * po * po;
     ln[u] += c * pn * pn;
   });
-  before = reduce8(lo);
-  after = reduce8(ln);
+}
+void axpy_portable(const float* col, double cst, int64_t n, double s, const double* __restrict y,
+                   double* __restrict b) {
+  for_dense(col, cst, n, [&](int, int64_t i, double v) { b[i] -= s * y[i] * v; });
 }
 
+L1ColumnKernels column_kernels() {
+#if defined(__x86_64__)
+  if (active_isa() == Isa::avx512) return l1_column_kernels_avx512();
+  if (active_isa() == Isa::avx2) return l1_column_kernels_avx2();
+#endif
+  return {derivs_portable, shift_portable, axpy_portable};
+}
+
+// The column passes of one solve: dense columns (and the implicit bias column) through the ISA's
+// kernels, CSC columns as scalar loops over the stored entries with the same slots and operations.
+struct Columns {
+  const LinearColumns& X;
+  L1ColumnKernels k = column_kernels();
+
+  bool dense(int64_t j) const { return j == X.d || !X.sparse; }
+  const float* col(int64_t j) const { return j == X.d ? nullptr : X.val.data() + j * X.n; }
+
+  // g = -sum_i yC_i x_ij max(b_i, 0) and h = sum_{b_i > 0} C_i x_ij^2
+  void derivatives(int64_t j, const double* __restrict b, const double* __restrict yC, const double* __restrict C,
+                   double& g, double& h) const {
+    double ga[kSlots] = {}, ha[kSlots] = {};
+    if (dense(j)) {
+      k.derivs(col(j), X.bias, X.n, b, yC, C, ga, ha);
+    } else {
+      for (int64_t p = X.ptr[j]; p < X.ptr[j + 1]; ++p) {
+        const int64_t i = X.row[p];
+        const int u = int(i % kSlots);
+        const double v = X.val[p];
+        ga[u] -= yC[i] * v * std::max(b[i], 0.0);
+        ha[u] += C[i] * double(b[i] > 0) * v * v;
+      }
+    }
+    g = reduce16(ga);
+    h = reduce16(ha);
+  }
+
+  // b -= s y .* x_j; the column rows' loss sum_i C_i max(b_i, 0)^2 before and after
+  void shift(int64_t j, double s, const double* __restrict y, const double* __restrict C, double* __restrict b,
+             double& before, double& after) const {
+    double lo[kSlots] = {}, ln[kSlots] = {};
+    if (dense(j)) {
+      k.shift(col(j), X.bias, X.n, s, y, C, b, lo, ln);
+    } else {
+      for (int64_t p = X.ptr[j]; p < X.ptr[j + 1]; ++p) {
+        const int64_t i = X.row[p];
+        const int u = int(i % kSlots);
+        const double v = X.val[p], bo = b[i], bn = bo - s * y[i] * v;
+        const double c = C[i] * double(v != 0);
+        const double po = std::max(bo, 0.0), pn = std::max(bn, 0.0);
+        b[i] = bn;
+        lo[u] += c * po * po;
+        ln[u] += c * pn * pn;
+      }
+    }
+    before = reduce16(lo);
+    after = reduce16(ln);
+  }
+
+  // b -= s y .* x_j
+  void axpy(int64_t j, double s, const double* __restrict y, double* __restrict b) const {
+    if (dense(j)) {
+      k.axpy(col(j), X.bias, X.n, s, y, b);
+    } else {
+      for (int64_t p = X.ptr[j]; p < X.ptr[j + 1]; ++p) b[X.row[p]] -= s * y[X.row[p]] * double(X.val[p]);
+    }
+  }
+
+  // sum_i C_i x_ij^2 (once per solve)
+  double sumsq(int64_t j, const double* C) const {
+    double a[kSlots] = {};
+    if (dense(j)) {
+      for_dense(col(j), X.bias, X.n, [&](int u, int64_t i, double v) { a[u] += C[i] * v * v; });
+    } else {
+      for (int64_t p = X.ptr[j]; p < X.ptr[j + 1]; ++p) a[X.row[p] % kSlots] += C[X.row[p]] * double(X.val[p]) * X.val[p];
+    }
+    return reduce16(a);
+  }
+};
+
 // b = 1 - y .* (X w), from scratch (after a failed line search, so rounding does not accumulate).
-void recompute_margins(const LinearColumns& X, const std::vector<double>& y, const std::vector<double>& w,
+void recompute_margins(const Columns& cols, const std::vector<double>& y, const std::vector<double>& w,
                        std::vector<double>& b) {
   std::fill(b.begin(), b.end(), 1.0);
-  for (int64_t j = 0; j < X.dim(); ++j)
-    if (w[j] != 0) for_column(X, j, [&](int, int64_t i, double v) { b[i] -= w[j] * y[i] * v; });
+  for (int64_t j = 0; j < cols.X.dim(); ++j)
+    if (w[j] != 0) cols.axpy(j, w[j], y.data(), b.data());
 }
 
 }  // namespace
@@ -129,11 +205,10 @@ LinearResult linear_l1_fit(const LinearColumns& X, const std::vector<double>& y,
   std::vector<int64_t> index(static_cast<size_t>(dim));
   std::vector<double> yC(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) yC[i] = y[i] * C[i];
+  const Columns cols{X};
   for (int64_t j = 0; j < dim; ++j) {
     index[j] = j;
-    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    for_column(X, j, [&](int u, int64_t i, double v) { acc[u] += C[i] * v * v; });
-    xsq[j] = reduce8(acc);
+    xsq[j] = cols.sumsq(j, C.data());
   }
   int64_t npos = 0;
   for (double v : y) npos += v > 0;
@@ -153,7 +228,7 @@ LinearResult linear_l1_fit(const LinearColumns& X, const std::vector<double>& y,
     for (int64_t s = 0; s < active; ++s) {
       const int64_t j = index[s];
       double g, h;
-      column_derivatives(X, j, b.data(), yC.data(), C.data(), g, h);
+      cols.derivatives(j, b.data(), yC.data(), C.data(), g, h);
       g *= 2;
       h = std::max(2 * h, 1e-12);
       const double gp = g + 1, gn = g - 1;  // one-sided derivatives of f at w_j (the |w_j| term)
@@ -182,12 +257,11 @@ LinearResult linear_l1_fit(const LinearColumns& X, const std::vector<double>& y,
       for (; t < kMaxSearch; ++t) {
         const double cond = std::fabs(w[j] + d) - std::fabs(w[j]) - kSigma * lam_delta;
         if (xsq[j] * d * d + g * d + cond <= 0) {  // sufficient: no need for the exact loss
-          const double shift = d - applied;
-          for_column(X, j, [&](int, int64_t i, double v) { b[i] -= shift * y[i] * v; });
+          cols.axpy(j, d - applied, y.data(), b.data());
           break;
         }
         double lo, ln;
-        column_shift(X, j, d - applied, y.data(), C.data(), b.data(), lo, ln);
+        cols.shift(j, d - applied, y.data(), C.data(), b.data(), lo, ln);
         applied = d;
         if (t == 0) loss_old = lo;
         if (cond + ln - loss_old <= 0) break;
@@ -195,7 +269,7 @@ LinearResult linear_l1_fit(const LinearColumns& X, const std::vector<double>& y,
         lam_delta *= 0.5;
       }
       w[j] += d;
-      if (t == kMaxSearch) recompute_margins(X, y, w, b);  // b lags the accepted step: rebuild
+      if (t == kMaxSearch) recompute_margins(cols, y, w, b);  // b lags the accepted step: rebuild
     }
     if (iter == 0) Gnorm1_init = Gnorm1;
     ++iter;
