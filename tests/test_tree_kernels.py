@@ -124,6 +124,28 @@ def test_best_split_matches_brute_force(rng, criterion, min_leaf):
         assert (feat, thr, nan_left) == (bf, bthr, bnl)
 
 
+@pytest.mark.parametrize("criterion,n_classes", [(c, k) for c in ("gini", "entropy") for k in (1, 2, 3, 5, 8, 9)]
+                         + [("squared_error", 1)])
+def test_best_split_fixed_width_scan_equals_reference(rng, criterion, n_classes):
+    """Growth scans with the class count fixed at compile time; the generic scan is the reference:
+    same winner, same proxy bits, ties (integer weights) included."""
+    from forgeml import _cpu
+    code = {"gini": 0, "entropy": 1, "squared_error": 2}[criterion]
+    for i in range(30):
+        hist, total = _random_hist(rng, 6, criterion, n_classes=n_classes)
+        if i % 2:  # integer weights: many exactly tied candidates
+            hist[..., 1:] = np.round(hist[..., 1:] * 2)
+            if criterion != "squared_error":
+                hist[..., 1] = hist[..., 2:].sum(axis=-1)
+            hist[hist[..., 0] == 0] = 0
+            total = hist[0].sum(axis=0)
+        for min_leaf, min_w in [(1, 0.0), (5, 0.0), (1, 0.3 * total[1])]:
+            fast = _cpu.tree_best_split(hist, total, code, n_classes, float(min_leaf), min_w, reference=False)
+            ref = _cpu.tree_best_split(hist, total, code, n_classes, float(min_leaf), min_w, reference=True)
+            assert fast[:3] == ref[:3]
+            assert fast[3] == ref[3] or (np.isinf(fast[3]) and np.isinf(ref[3]))
+
+
 def test_best_split_none_when_constant():
     hist = np.zeros((2, 256, 4))
     hist[:, 17] = [5, 5.0, 2.0, 3.0]

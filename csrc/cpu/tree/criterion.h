@@ -32,6 +32,13 @@ struct Gini {
     for (int k = 0; k < K; ++k) sq += s[2 + k] * s[2 + k];
     return sq / s[1];
   }
+  // proxy with S = K + 2 known at compile time (same arithmetic, same order: identical bits)
+  template <int S>
+  double proxy_n(const double* s) const {
+    double sq = 0;
+    for (int k = 0; k < S - 2; ++k) sq += s[2 + k] * s[2 + k];
+    return sq / s[1];
+  }
 };
 
 struct Entropy {
@@ -48,6 +55,12 @@ struct Entropy {
     for (int k = 0; k < K; ++k) c += xlogx(s[2 + k]);
     return c;
   }
+  template <int S>
+  double proxy_n(const double* s) const {
+    double c = -xlogx(s[1]);
+    for (int k = 0; k < S - 2; ++k) c += xlogx(s[2 + k]);
+    return c;
+  }
 };
 
 struct SquaredError {
@@ -55,6 +68,8 @@ struct SquaredError {
   int K;  // unused (1)
   double cost(const double* s) const { return s[1] > 0 ? s[3] - s[2] * s[2] / s[1] : 0.0; }
   double proxy(const double* s) const { return s[2] * s[2] / s[1]; }
+  template <int S>
+  double proxy_n(const double* s) const { return proxy(s); }
 };
 
 inline int stat_width(bool classify, int n_classes) { return classify ? n_classes + 2 : 4; }

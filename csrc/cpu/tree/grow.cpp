@@ -271,8 +271,7 @@ class Grower {
       const double* hw = h.hw.data() + static_cast<size_t>(f) * 256 * H_;
       const uint32_t* n = h.cnt.data() + static_cast<size_t>(f) * 256;
       const uint64_t* o = h.occ.data() + f * 4;
-      bool varies = S_ == 4 ? scan_feature<C, 4>(crit_, hw, n, o, total, S_, lim_, f, static_cast<int>(i), sc.tmp.data(), best)
-                            : scan_feature<C>(crit_, hw, n, o, total, S_, lim_, f, static_cast<int>(i), sc.tmp.data(), best);
+      bool varies = scan_any(crit_, hw, n, o, total, S_, lim_, f, static_cast<int>(i), sc.tmp.data(), best);
       if (!varies) e.consts[f >> 6] |= uint64_t{1} << (f & 63);
     }
     finish_split(e, total, best, bl, br);
@@ -387,8 +386,7 @@ class Grower {
       double* h = hw + static_cast<size_t>(j) * 256 * H;
       uint32_t* n = cnt + static_cast<size_t>(j) * 256;
       uint64_t* o = occ + j * 4;
-      bool varies = S_ == 4 ? scan_feature<C, 4>(crit_, h, n, o, total, S_, lim_, f[j], rank0 + j, sc.tmp.data(), best)
-                            : scan_feature<C>(crit_, h, n, o, total, S_, lim_, f[j], rank0 + j, sc.tmp.data(), best);
+      bool varies = scan_any(crit_, h, n, o, total, S_, lim_, f[j], rank0 + j, sc.tmp.data(), best);
       if (!varies) sc.constant.push_back(f[j]);
       clear_feature(h, n, o);
     }
