@@ -216,6 +216,30 @@ def test_histogram_subtraction_gives_the_same_tree(rng, criterion, n_classes):
         np.testing.assert_array_equal(out[k], ref[k])
 
 
+@pytest.mark.parametrize("criterion,n_classes,weight", [("gini", 2, "counts"), ("gini", 3, "ones"),
+                                                       ("entropy", 5, "counts"), ("gini", 8, "counts")])
+def test_packed_integer_histograms_give_the_same_trees(rng, monkeypatch, criterion, n_classes, weight):
+    """Integer weights take packed integer histograms (rows << 32 | weight per class); the double
+    histograms are the reference: identical trees, every array bit for bit."""
+    from forgeml import _cpu
+    X = rng.normal(size=(7001, 11)).astype(np.float32)
+    X[rng.random(X.shape) < 0.03] = np.nan
+    X[:, 3] = np.round(X[:, 3])  # few distinct values: many tied candidates
+    y = ((X[:, 0] > 0) * 2 + (np.nan_to_num(X[:, 1]) > 0.5) + (X[:, 3] > 0)).astype(np.int32) % n_classes
+    y[rng.random(7001) < 0.2] = rng.integers(0, n_classes)
+    w = rng.integers(0, 4, size=7001).astype(np.float64) if weight == "counts" else np.ones(7001)
+    edges, n_edges = ops.tree_bin_edges(X)
+    codes = ops.tree_bin_codes(X, edges, n_edges)
+    kw = dict(criterion=criterion, n_classes=n_classes, bootstrap=True, max_features=4, min_samples_leaf=2)
+    out = ops.tree_grow_forest(codes, y, w, [1, 2, 3], **kw)
+    grow = _cpu.tree_grow_forest
+    monkeypatch.setattr(_cpu, "tree_grow_forest", lambda *a: grow(*a[:-1], {**a[-1], "int_counts": False}))
+    ref = ops.tree_grow_forest(codes, y, w, [1, 2, 3], **kw)
+    assert len(ref["feature"]) > 300
+    for k in ref:
+        np.testing.assert_array_equal(out[k], ref[k])
+
+
 def test_histogram_subtraction_regression_close(rng):
     X = rng.normal(size=(5001, 7)).astype(np.float32)
     y = X[:, 0] ** 2 + rng.normal(size=5001)

@@ -60,6 +60,7 @@ py::dict grow_forest(Arr<uint8_t> codes, std::optional<Arr<int32_t>> y_class, st
   p.max_features = kw["max_features"].cast<int>();
   p.max_leaf_nodes = kw["max_leaf_nodes"].cast<int64_t>();
   if (kw.contains("hist_subtraction")) p.hist_subtraction = kw["hist_subtraction"].cast<bool>();
+  if (kw.contains("int_counts")) p.int_counts = kw["int_counts"].cast<bool>();
   ft::ForestParams fp;
   fp.bootstrap = kw["bootstrap"].cast<bool>();
   fp.n_draws = kw["n_draws"].cast<int64_t>();

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <stdexcept>
 
 #include "cpu/tree/criterion.h"
 #include "cpu/tree/tree.h"
@@ -129,23 +130,43 @@ inline void add_bin_n(double* s, const double* hw, const uint32_t* cnt, int b) {
   }
 }
 
-template <class C, int S>
-bool scan_feature_n(const C& crit, const double* hw, const uint32_t* cnt, const uint64_t* occ, const double* total,
-                    const Limits& lim, int feature, int rank, Best& best) {
+// s += bin b's statistics from packed integer counts (K = S - 2 entries per bin):
+// entry (b, k) = rows of class k << 32 | their total weight (integer weights only). Sums of
+// integers below 2^53 are exact, so this gives the same bits as the double histogram.
+template <int S>
+inline void add_bin_packed(double* s, const uint64_t* pk, int b) {
+  constexpr int K = S - 2;
+  const uint64_t* e = pk + static_cast<size_t>(b) * K;
+  uint64_t rows = 0;
+  double W = 0;
+  for (int k = 0; k < K; ++k) {
+    rows += e[k] >> 32;
+    const double wk = static_cast<double>(static_cast<uint32_t>(e[k]));
+    s[2 + k] += wk;
+    W += wk;
+  }
+  s[0] += static_cast<double>(rows);
+  s[1] += W;
+}
+
+// The scan with S fixed; add(s, b) adds bin b's statistics to s.
+template <class C, int S, class Add>
+bool scan_bins_n(const C& crit, Add&& add, const uint64_t* occ, const double* total, const Limits& lim,
+                 int feature, int rank, Best& best) {
   const bool has_nan = (occ[3] >> 63) & 1;
   int bins[256], u = 0;
   for_each_bit(occ, 4, [&](int b) { if (b != kNanBin) bins[u++] = b; });
   if (u + (has_nan ? 1 : 0) <= 1) return false;
   double T[S], L[S], N[S];
   for (int s = 0; s < S; ++s) { T[s] = total[s]; L[s] = 0; N[s] = 0; }
-  if (has_nan) add_bin_n<C::kClassify, S>(N, hw, cnt, kNanBin);
+  if (has_nan) add(N, kNanBin);
   const double min_leaf = lim.min_leaf, min_w = lim.min_weight_leaf;
   auto consider = [&](const double* l, int bin, bool nan_left) __attribute__((always_inline)) {
     if (l[0] < min_leaf || T[0] - l[0] < min_leaf) return;
     double R[S];
     for (int s = 0; s < S; ++s) R[s] = T[s] - l[s];
     if (l[1] < min_w || R[1] < min_w || l[1] <= 0 || R[1] <= 0) return;
-    double pr = crit.template proxy_n<S>(l) + crit.template proxy_n<S>(R);
+    double pr = crit.template pair_n<S>(l, R);
     if (pr > best.proxy || (pr == best.proxy && rank < best.rank && feature != best.feature)) [[unlikely]] {
       best.proxy = pr;
       best.feature = feature;
@@ -156,7 +177,7 @@ bool scan_feature_n(const C& crit, const double* hw, const uint32_t* cnt, const 
     }
   };
   for (int j = 0; j < u; ++j) {
-    add_bin_n<C::kClassify, S>(L, hw, cnt, bins[j]);
+    add(L, bins[j]);
     if (j + 1 < u) {
       int bin = (bins[j] + bins[j + 1] - 1) / 2;
       consider(L, bin, false);
@@ -170,6 +191,36 @@ bool scan_feature_n(const C& crit, const double* hw, const uint32_t* cnt, const 
     }
   }
   return true;
+}
+
+template <class C, int S>
+bool scan_feature_n(const C& crit, const double* hw, const uint32_t* cnt, const uint64_t* occ, const double* total,
+                    const Limits& lim, int feature, int rank, Best& best) {
+  auto add = [&](double* s, int b) __attribute__((always_inline)) { add_bin_n<C::kClassify, S>(s, hw, cnt, b); };
+  return scan_bins_n<C, S>(crit, add, occ, total, lim, feature, rank, best);
+}
+
+template <class C, int S>
+bool scan_packed_n(const C& crit, const uint64_t* pk, const uint64_t* occ, const double* total, const Limits& lim,
+                   int feature, int rank, Best& best) {
+  auto add = [&](double* s, int b) __attribute__((always_inline)) { add_bin_packed<S>(s, pk, b); };
+  return scan_bins_n<C, S>(crit, add, occ, total, lim, feature, rank, best);
+}
+
+constexpr int kMaxPackedClasses = 8;
+
+// Packed-count scan (classification, 1 <= K <= kMaxPackedClasses).
+template <class C>
+bool scan_packed(const C& crit, const uint64_t* pk, const uint64_t* occ, const double* total, int S,
+                 const Limits& lim, int feature, int rank, Best& best) {
+  switch (S) {
+#define FORGEML_SCAN_P(n) \
+  case n: return scan_packed_n<C, n>(crit, pk, occ, total, lim, feature, rank, best);
+    FORGEML_SCAN_P(3) FORGEML_SCAN_P(4) FORGEML_SCAN_P(5) FORGEML_SCAN_P(6)
+    FORGEML_SCAN_P(7) FORGEML_SCAN_P(8) FORGEML_SCAN_P(9) FORGEML_SCAN_P(10)
+#undef FORGEML_SCAN_P
+  }
+  throw std::logic_error("scan_packed: unsupported width");
 }
 
 // The scan for any S: fixed-width for the common widths (up to 8 classes), generic otherwise.

@@ -37,6 +37,7 @@ struct Params {
   int max_features = 0;            // features drawn per node (non-constant ones counted)
   int64_t max_leaf_nodes = 0;      // > 0: best-first growth
   bool hist_subtraction = true;    // false: every node builds its histograms from its rows (tests)
+  bool int_counts = true;          // integer weights (bootstrap counts): packed integer histograms
 };
 
 struct Data {
