@@ -21,6 +21,7 @@
 #include <memory>
 #include <numeric>
 #include <queue>
+#include <stdexcept>
 #include <vector>
 
 #include "forgeml/check.h"
@@ -222,8 +223,11 @@ class Grower {
 
   void clear_feature(double* h, uint32_t* n, uint64_t* o) const {
     const int H = H_;
-    for_each_bit(o, 4, [&](int b) {
-      std::fill(h + b * H, h + (b + 1) * H, 0.0);
+    for_each_bit(o, 4, [&](int b) {  // the common widths unrolled: no memset call per bin
+      double* x = h + b * H;
+      if (H == 2) { x[0] = 0; x[1] = 0; }
+      else if (H == 3) { x[0] = 0; x[1] = 0; x[2] = 0; }
+      else std::fill(x, x + H, 0.0);
       n[b] = 0;
     });
     std::fill(o, o + 4, 0);
@@ -420,9 +424,11 @@ class Grower {
   }
 
   // Packed histograms of features f[0..nf) over rows [begin, end) into pk/occ (zero on entry).
-  template <bool kMask>
+  // K is a compile-time constant so the per-bin loops unroll (a runtime-length fill per bin
+  // became a memset call per occupied bin).
+  template <int K, bool kMask>
   void build_packed_rows(int64_t begin, int64_t end, const int* f, int nf, uint64_t* pk, uint64_t* occ) const {
-    const int d = D_.d, K = K_;
+    const int d = D_.d;
     constexpr int64_t kAhead = 16;
     for (int64_t i = begin; i < end; ++i) {
       if (i + kAhead < end) __builtin_prefetch(D_.codes + static_cast<int64_t>(rows_[i + kAhead].row) * d);
@@ -438,33 +444,47 @@ class Grower {
     }
   }
 
-  void build_packed_and_scan(const Entry& e, const int* f, int rank0, int nf, const double* total, Scratch& sc,
-                             Best& best) {
+  template <int K>
+  void build_packed_and_scan_k(const Entry& e, const int* f, int rank0, int nf, const double* total, Scratch& sc,
+                               Best& best) {
     uint64_t* pk = sc.pk.data();
     uint64_t* occ = sc.occ.data();
-    const int K = K_;
-    const size_t stride = size_t{256} * K;
+    constexpr size_t stride = size_t{256} * K;
     if (e.end - e.begin >= 4096) {  // masks from the histograms afterwards, as in build()
-      build_packed_rows<false>(e.begin, e.end, f, nf, pk, occ);
+      build_packed_rows<K, false>(e.begin, e.end, f, nf, pk, occ);
       for (int j = 0; j < nf; ++j) {
         const uint64_t* h = pk + j * stride;
         uint64_t* o = occ + j * 4;
         for (int b = 0; b < 256; ++b) {
           uint64_t any = 0;
           for (int k = 0; k < K; ++k) any |= h[b * K + k];
-          if (any) o[b >> 6] |= uint64_t{1} << (b & 63);
+          o[b >> 6] |= static_cast<uint64_t>(any != 0) << (b & 63);
         }
       }
     } else {
-      build_packed_rows<true>(e.begin, e.end, f, nf, pk, occ);
+      build_packed_rows<K, true>(e.begin, e.end, f, nf, pk, occ);
     }
     for (int j = 0; j < nf; ++j) {
       uint64_t* h = pk + j * stride;
       uint64_t* o = occ + j * 4;
-      if (!scan_packed(crit_, h, o, total, S_, lim_, f[j], rank0 + j, best)) sc.constant.push_back(f[j]);
-      for_each_bit(o, 4, [&](int b) { std::fill(h + b * K, h + (b + 1) * K, uint64_t{0}); });
-      std::fill(o, o + 4, 0);
+      if (!scan_packed_n<C, K + 2>(crit_, h, o, total, lim_, f[j], rank0 + j, best)) sc.constant.push_back(f[j]);
+      for_each_bit(o, 4, [&](int b) {
+        for (int k = 0; k < K; ++k) h[b * K + k] = 0;
+      });
+      o[0] = o[1] = o[2] = o[3] = 0;
     }
+  }
+
+  void build_packed_and_scan(const Entry& e, const int* f, int rank0, int nf, const double* total, Scratch& sc,
+                             Best& best) {
+    switch (K_) {
+#define FORGEML_PACKED_K(k) \
+  case k: return build_packed_and_scan_k<k>(e, f, rank0, nf, total, sc, best);
+      FORGEML_PACKED_K(1) FORGEML_PACKED_K(2) FORGEML_PACKED_K(3) FORGEML_PACKED_K(4)
+      FORGEML_PACKED_K(5) FORGEML_PACKED_K(6) FORGEML_PACKED_K(7) FORGEML_PACKED_K(8)
+#undef FORGEML_PACKED_K
+    }
+    throw std::logic_error("tree: packed histograms for more than 8 classes");
   }
 
   void eval_batch(const Entry& e, const int* f, int rank0, int nf, const double* total, Best& best,
