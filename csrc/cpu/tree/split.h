@@ -9,6 +9,10 @@
 // NaN bin on either side, plus "all values left, NaN right". The threshold bin of a boundary
 // between occupied bins a < b is the middle one, (a + b - 1) / 2, so unseen values in between
 // split evenly (as scikit-learn's midpoint threshold does).
+//
+// scan_feature is the generic (runtime S) scan and the reference; growth calls scan_any /
+// scan_packed, the same scan with S fixed at compile time (statistics in registers), reading
+// either the double histogram or packed integer counts. All give identical bits.
 #pragma once
 #include <algorithm>
 #include <cstdint>
