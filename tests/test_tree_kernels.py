@@ -124,6 +124,28 @@ def test_best_split_matches_brute_force(rng, criterion, min_leaf):
         assert (feat, thr, nan_left) == (bf, bthr, bnl)
 
 
+@pytest.mark.parametrize("criterion,n_classes", [(c, k) for c in ("gini", "entropy") for k in (1, 2, 3, 5, 8, 9)]
+                         + [("squared_error", 1)])
+def test_best_split_fixed_width_scan_equals_reference(rng, criterion, n_classes):
+    """Growth scans with the class count fixed at compile time; the generic scan is the reference:
+    same winner, same proxy bits, ties (integer weights) included."""
+    from forgeml import _cpu
+    code = {"gini": 0, "entropy": 1, "squared_error": 2}[criterion]
+    for i in range(30):
+        hist, total = _random_hist(rng, 6, criterion, n_classes=n_classes)
+        if i % 2:  # integer weights: many exactly tied candidates
+            hist[..., 1:] = np.round(hist[..., 1:] * 2)
+            if criterion != "squared_error":
+                hist[..., 1] = hist[..., 2:].sum(axis=-1)
+            hist[hist[..., 0] == 0] = 0
+            total = hist[0].sum(axis=0)
+        for min_leaf, min_w in [(1, 0.0), (5, 0.0), (1, 0.3 * total[1])]:
+            fast = _cpu.tree_best_split(hist, total, code, n_classes, float(min_leaf), min_w, reference=False)
+            ref = _cpu.tree_best_split(hist, total, code, n_classes, float(min_leaf), min_w, reference=True)
+            assert fast[:3] == ref[:3]
+            assert fast[3] == ref[3] or (np.isinf(fast[3]) and np.isinf(ref[3]))
+
+
 def test_best_split_none_when_constant():
     hist = np.zeros((2, 256, 4))
     hist[:, 17] = [5, 5.0, 2.0, 3.0]
@@ -190,6 +212,30 @@ def test_histogram_subtraction_gives_the_same_tree(rng, criterion, n_classes):
     ref, _ = _fit_forest(X, y, [1, 2], hist_subtraction=False, **kw)
     out, _ = _fit_forest(X, y, [1, 2], **kw)
     assert len(ref["feature"]) > 200
+    for k in ref:
+        np.testing.assert_array_equal(out[k], ref[k])
+
+
+@pytest.mark.parametrize("criterion,n_classes,weight", [("gini", 2, "counts"), ("gini", 3, "ones"),
+                                                       ("entropy", 5, "counts"), ("gini", 8, "counts")])
+def test_packed_integer_histograms_give_the_same_trees(rng, monkeypatch, criterion, n_classes, weight):
+    """Integer weights take packed integer histograms (rows << 32 | weight per class); the double
+    histograms are the reference: identical trees, every array bit for bit."""
+    from forgeml import _cpu
+    X = rng.normal(size=(7001, 11)).astype(np.float32)
+    X[rng.random(X.shape) < 0.03] = np.nan
+    X[:, 3] = np.round(X[:, 3])  # few distinct values: many tied candidates
+    y = ((X[:, 0] > 0) * 2 + (np.nan_to_num(X[:, 1]) > 0.5) + (X[:, 3] > 0)).astype(np.int32) % n_classes
+    y[rng.random(7001) < 0.2] = rng.integers(0, n_classes)
+    w = rng.integers(0, 4, size=7001).astype(np.float64) if weight == "counts" else np.ones(7001)
+    edges, n_edges = ops.tree_bin_edges(X)
+    codes = ops.tree_bin_codes(X, edges, n_edges)
+    kw = dict(criterion=criterion, n_classes=n_classes, bootstrap=True, max_features=4, min_samples_leaf=2)
+    out = ops.tree_grow_forest(codes, y, w, [1, 2, 3], **kw)
+    grow = _cpu.tree_grow_forest
+    monkeypatch.setattr(_cpu, "tree_grow_forest", lambda *a: grow(*a[:-1], {**a[-1], "int_counts": False}))
+    ref = ops.tree_grow_forest(codes, y, w, [1, 2, 3], **kw)
+    assert len(ref["feature"]) > 300
     for k in ref:
         np.testing.assert_array_equal(out[k], ref[k])
 

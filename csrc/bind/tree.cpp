@@ -60,6 +60,7 @@ py::dict grow_forest(Arr<uint8_t> codes, std::optional<Arr<int32_t>> y_class, st
   p.max_features = kw["max_features"].cast<int>();
   p.max_leaf_nodes = kw["max_leaf_nodes"].cast<int64_t>();
   if (kw.contains("hist_subtraction")) p.hist_subtraction = kw["hist_subtraction"].cast<bool>();
+  if (kw.contains("int_counts")) p.int_counts = kw["int_counts"].cast<bool>();
   ft::ForestParams fp;
   fp.bootstrap = kw["bootstrap"].cast<bool>();
   fp.n_draws = kw["n_draws"].cast<int64_t>();
@@ -145,13 +146,13 @@ Arr<int64_t> forest_apply(Arr<float> X, Arr<int32_t> nodes, Arr<int64_t> roots, 
 }
 
 py::tuple best_split(Arr<double> hist, Arr<double> total, int criterion, int n_classes, double min_samples_leaf,
-                     double min_weight_leaf) {
+                     double min_weight_leaf, bool reference) {
   auto crit = static_cast<ft::Criterion>(criterion);
   int S = crit == ft::Criterion::squared_error ? 4 : n_classes + 2;
   FORGEML_CHECK_ARG(hist.ndim() == 3 && hist.shape(1) == 256 && hist.shape(2) == S && total.size() == S,
                     "hist: expected (d, 256, ", S, ") and total (", S, ")");
   ft::SplitResult r = ft::best_split(hist.data(), static_cast<int>(hist.shape(0)), total.data(), crit, n_classes,
-                                     min_samples_leaf, min_weight_leaf);
+                                     min_samples_leaf, min_weight_leaf, reference);
   return py::make_tuple(r.feature, r.bin, r.nan_left, r.proxy);
 }
 
@@ -166,7 +167,8 @@ forgeml::bind::Register reg{[](py::module_& m) {
         py::arg("threads"));
   m.def("tree_forest_apply", &forest_apply, py::arg("X"), py::arg("nodes"), py::arg("roots"), py::arg("threads"));
   m.def("tree_best_split", &best_split, py::arg("hist"), py::arg("total"), py::arg("criterion"),
-        py::arg("n_classes"), py::arg("min_samples_leaf"), py::arg("min_weight_leaf"));
+        py::arg("n_classes"), py::arg("min_samples_leaf"), py::arg("min_weight_leaf"),
+        py::arg("reference") = false);
 }};
 
 }  // namespace

@@ -32,6 +32,27 @@ struct Gini {
     for (int k = 0; k < K; ++k) sq += s[2 + k] * s[2 + k];
     return sq / s[1];
   }
+  // proxy with S = K + 2 known at compile time (same arithmetic, same order: identical bits)
+  template <int S>
+  double proxy_n(const double* s) const {
+    double sq = 0;
+    for (int k = 0; k < S - 2; ++k) sq += s[2 + k] * s[2 + k];
+    return sq / s[1];
+  }
+  // proxy(l) + proxy(r) with both divisions in one 2-lane divide (each lane is the same IEEE
+  // quotient as the scalar one, so the same bits; half the divider work of the scan).
+  template <int S>
+  double pair_n(const double* l, const double* r) const {
+    typedef double v2d __attribute__((vector_size(16)));
+    v2d sq = {0, 0};
+    for (int k = 0; k < S - 2; ++k) {
+      v2d x = {l[2 + k], r[2 + k]};
+      sq += x * x;
+    }
+    v2d w = {l[1], r[1]};
+    v2d q = sq / w;
+    return q[0] + q[1];
+  }
 };
 
 struct Entropy {
@@ -48,6 +69,14 @@ struct Entropy {
     for (int k = 0; k < K; ++k) c += xlogx(s[2 + k]);
     return c;
   }
+  template <int S>
+  double proxy_n(const double* s) const {
+    double c = -xlogx(s[1]);
+    for (int k = 0; k < S - 2; ++k) c += xlogx(s[2 + k]);
+    return c;
+  }
+  template <int S>
+  double pair_n(const double* l, const double* r) const { return proxy_n<S>(l) + proxy_n<S>(r); }
 };
 
 struct SquaredError {
@@ -55,6 +84,10 @@ struct SquaredError {
   int K;  // unused (1)
   double cost(const double* s) const { return s[1] > 0 ? s[3] - s[2] * s[2] / s[1] : 0.0; }
   double proxy(const double* s) const { return s[2] * s[2] / s[1]; }
+  template <int S>
+  double proxy_n(const double* s) const { return proxy(s); }
+  template <int S>
+  double pair_n(const double* l, const double* r) const { return proxy(l) + proxy(r); }
 };
 
 inline int stat_width(bool classify, int n_classes) { return classify ? n_classes + 2 : 4; }

@@ -9,6 +9,9 @@
 // When every feature is evaluated at every node (max_features >= d: single trees, regression
 // forests by default), a node keeps its full histogram and its children get theirs LightGBM's
 // way: build the smaller child from its rows, derive the larger as parent minus smaller.
+// Classification with integer weights (bootstrap counts, unit weights) packs each bin's class
+// statistics into one uint64 per class (rows << 32 | weight): one integer add per row and feature
+// instead of a double add plus a row count, same sums exactly.
 // Depth-first growth by default; best-first (largest impurity decrease first) with
 // max_leaf_nodes. Everything depends only on the seed, never on the thread count.
 #include <algorithm>
@@ -18,6 +21,7 @@
 #include <memory>
 #include <numeric>
 #include <queue>
+#include <stdexcept>
 #include <vector>
 
 #include "forgeml/check.h"
@@ -74,6 +78,7 @@ struct RowRec<false> {
 
 struct Scratch {
   std::vector<double> hw;     // (batch, 256, H) per-bin sums (split.h), all zero between uses
+  std::vector<uint64_t> pk;   // (batch, 256, K) packed integer counts (split.h), zero between uses
   std::vector<uint32_t> cnt;  // (batch, 256)
   std::vector<uint64_t> occ;  // (batch, 4)
   std::vector<double> tmp, left, right;
@@ -103,6 +108,7 @@ class Grower {
         else rows_.push_back({static_cast<int32_t>(r), w_[r], D_.y[r]});
       }
     tmp_.resize(rows_.size());
+    packed_ = packable();
     std::vector<double> total(S_, 0.0);
     for (const Rec& r : rows_) add_row(total.data(), r);
     w_root_ = total[1];
@@ -115,6 +121,21 @@ class Grower {
 
  private:
   using Rec = RowRec<C::kClassify>;
+
+  // Packed counts need integer weights whose total fits the 32-bit weight field.
+  bool packable() const {
+    if constexpr (!C::kClassify) {
+      return false;
+    } else {
+      if (!P_.int_counts || K_ > kMaxPackedClasses) return false;
+      double sum = 0;
+      for (const Rec& r : rows_) {
+        if (r.w != std::floor(r.w)) return false;
+        sum += r.w;
+      }
+      return sum < 4294967296.0;
+    }
+  }
   static void add_row(double* s, const Rec& r) {
     s[0] += 1;
     s[1] += r.w;
@@ -202,8 +223,11 @@ class Grower {
 
   void clear_feature(double* h, uint32_t* n, uint64_t* o) const {
     const int H = H_;
-    for_each_bit(o, 4, [&](int b) {
-      std::fill(h + b * H, h + (b + 1) * H, 0.0);
+    for_each_bit(o, 4, [&](int b) {  // the common widths unrolled: no memset call per bin
+      double* x = h + b * H;
+      if (H == 2) { x[0] = 0; x[1] = 0; }
+      else if (H == 3) { x[0] = 0; x[1] = 0; x[2] = 0; }
+      else std::fill(x, x + H, 0.0);
       n[b] = 0;
     });
     std::fill(o, o + 4, 0);
@@ -271,8 +295,7 @@ class Grower {
       const double* hw = h.hw.data() + static_cast<size_t>(f) * 256 * H_;
       const uint32_t* n = h.cnt.data() + static_cast<size_t>(f) * 256;
       const uint64_t* o = h.occ.data() + f * 4;
-      bool varies = S_ == 4 ? scan_feature<C, 4>(crit_, hw, n, o, total, S_, lim_, f, static_cast<int>(i), sc.tmp.data(), best)
-                            : scan_feature<C>(crit_, hw, n, o, total, S_, lim_, f, static_cast<int>(i), sc.tmp.data(), best);
+      bool varies = scan_any(crit_, hw, n, o, total, S_, lim_, f, static_cast<int>(i), sc.tmp.data(), best);
       if (!varies) e.consts[f >> 6] |= uint64_t{1} << (f & 63);
     }
     finish_split(e, total, best, bl, br);
@@ -323,6 +346,7 @@ class Grower {
     if (sc.hw.empty()) {
       sc.hw.assign(static_cast<size_t>(batch_cap_) * 256 * H_, 0.0);
       sc.cnt.assign(static_cast<size_t>(batch_cap_) * 256, 0);
+      if (packed_) sc.pk.assign(static_cast<size_t>(batch_cap_) * 256 * K_, 0);
       sc.occ.assign(static_cast<size_t>(batch_cap_) * 4, 0);
       sc.tmp.resize(4 * S_);
       sc.left.resize(S_);
@@ -382,16 +406,85 @@ class Grower {
     uint32_t* cnt = sc.cnt.data();
     uint64_t* occ = sc.occ.data();
     const int H = H_;
+    if constexpr (C::kClassify) {
+      if (packed_) {
+        build_packed_and_scan(e, f, rank0, nf, total, sc, best);
+        return;
+      }
+    }
     build(e.begin, e.end, f, nf, hw, cnt, occ);
     for (int j = 0; j < nf; ++j) {
       double* h = hw + static_cast<size_t>(j) * 256 * H;
       uint32_t* n = cnt + static_cast<size_t>(j) * 256;
       uint64_t* o = occ + j * 4;
-      bool varies = S_ == 4 ? scan_feature<C, 4>(crit_, h, n, o, total, S_, lim_, f[j], rank0 + j, sc.tmp.data(), best)
-                            : scan_feature<C>(crit_, h, n, o, total, S_, lim_, f[j], rank0 + j, sc.tmp.data(), best);
+      bool varies = scan_any(crit_, h, n, o, total, S_, lim_, f[j], rank0 + j, sc.tmp.data(), best);
       if (!varies) sc.constant.push_back(f[j]);
       clear_feature(h, n, o);
     }
+  }
+
+  // Packed histograms of features f[0..nf) over rows [begin, end) into pk/occ (zero on entry).
+  // K is a compile-time constant so the per-bin loops unroll (a runtime-length fill per bin
+  // became a memset call per occupied bin).
+  template <int K, bool kMask>
+  void build_packed_rows(int64_t begin, int64_t end, const int* f, int nf, uint64_t* pk, uint64_t* occ) const {
+    const int d = D_.d;
+    constexpr int64_t kAhead = 16;
+    for (int64_t i = begin; i < end; ++i) {
+      if (i + kAhead < end) __builtin_prefetch(D_.codes + static_cast<int64_t>(rows_[i + kAhead].row) * d);
+      const Rec& rr = rows_[i];
+      const uint8_t* c = D_.codes + static_cast<int64_t>(rr.row) * d;
+      const uint64_t inc = (uint64_t{1} << 32) | static_cast<uint64_t>(rr.w);
+      uint64_t* base = pk + rr.cls;
+      for (int j = 0; j < nf; ++j) {
+        const int b = c[f[j]];
+        base[(static_cast<size_t>(j) * 256 + b) * K] += inc;
+        if constexpr (kMask) occ[j * 4 + (b >> 6)] |= uint64_t{1} << (b & 63);
+      }
+    }
+  }
+
+  template <int K>
+  void build_packed_and_scan_k(const Entry& e, const int* f, int rank0, int nf, const double* total, Scratch& sc,
+                               Best& best) {
+    uint64_t* pk = sc.pk.data();
+    uint64_t* occ = sc.occ.data();
+    constexpr size_t stride = size_t{256} * K;
+    if (e.end - e.begin >= 4096) {  // masks from the histograms afterwards, as in build()
+      build_packed_rows<K, false>(e.begin, e.end, f, nf, pk, occ);
+      for (int j = 0; j < nf; ++j) {
+        const uint64_t* h = pk + j * stride;
+        uint64_t* o = occ + j * 4;
+        for (int b = 0; b < 256; ++b) {
+          uint64_t any = 0;
+          for (int k = 0; k < K; ++k) any |= h[b * K + k];
+          o[b >> 6] |= static_cast<uint64_t>(any != 0) << (b & 63);
+        }
+      }
+    } else {
+      build_packed_rows<K, true>(e.begin, e.end, f, nf, pk, occ);
+    }
+    for (int j = 0; j < nf; ++j) {
+      uint64_t* h = pk + j * stride;
+      uint64_t* o = occ + j * 4;
+      if (!scan_packed_n<C, K + 2>(crit_, h, o, total, lim_, f[j], rank0 + j, best)) sc.constant.push_back(f[j]);
+      for_each_bit(o, 4, [&](int b) {
+        for (int k = 0; k < K; ++k) h[b * K + k] = 0;
+      });
+      o[0] = o[1] = o[2] = o[3] = 0;
+    }
+  }
+
+  void build_packed_and_scan(const Entry& e, const int* f, int rank0, int nf, const double* total, Scratch& sc,
+                             Best& best) {
+    switch (K_) {
+#define FORGEML_PACKED_K(k) \
+  case k: return build_packed_and_scan_k<k>(e, f, rank0, nf, total, sc, best);
+      FORGEML_PACKED_K(1) FORGEML_PACKED_K(2) FORGEML_PACKED_K(3) FORGEML_PACKED_K(4)
+      FORGEML_PACKED_K(5) FORGEML_PACKED_K(6) FORGEML_PACKED_K(7) FORGEML_PACKED_K(8)
+#undef FORGEML_PACKED_K
+    }
+    throw std::logic_error("tree: packed histograms for more than 8 classes");
   }
 
   void eval_batch(const Entry& e, const int* f, int rank0, int nf, const double* total, Best& best,
@@ -509,6 +602,7 @@ class Grower {
   int threads_;
   C crit_;
   bool full_ = false;
+  bool packed_ = false;  // classification with integer weights: packed integer histograms
   int live_ = 0;
   std::vector<std::unique_ptr<Hist>> pool_;
   int K_ = 1, S_ = 4, H_ = 3, words_ = 1, batch_cap_ = 1;

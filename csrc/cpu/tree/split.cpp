@@ -10,7 +10,8 @@ namespace forgeml::tree {
 namespace {
 
 template <class C>
-SplitResult scan_all(const C& crit, const double* hist, int d, const double* total, int S, const Limits& lim) {
+SplitResult scan_all(const C& crit, const double* hist, int d, const double* total, int S, const Limits& lim,
+                      bool reference) {
   const int H = C::kClassify ? S - 2 : 3;
   std::vector<double> l(S), r(S), tmp(4 * S), hw(256 * H);
   std::vector<uint32_t> cnt(256);
@@ -30,7 +31,8 @@ SplitResult scan_all(const C& crit, const double* hist, int d, const double* tot
         hw[b * 3] = s[1]; hw[b * 3 + 1] = s[2]; hw[b * 3 + 2] = s[3];
       }
     }
-    scan_feature(crit, hw.data(), cnt.data(), occ, total, S, lim, f, f, tmp.data(), best);
+    if (reference) scan_feature(crit, hw.data(), cnt.data(), occ, total, S, lim, f, f, tmp.data(), best);
+    else scan_any(crit, hw.data(), cnt.data(), occ, total, S, lim, f, f, tmp.data(), best);
   }
   return {best.feature, best.bin, best.nan_left, best.proxy};
 }
@@ -38,12 +40,12 @@ SplitResult scan_all(const C& crit, const double* hist, int d, const double* tot
 }  // namespace
 
 SplitResult best_split(const double* hist, int d, const double* total, Criterion criterion, int n_classes,
-                       double min_samples_leaf, double min_weight_leaf) {
+                       double min_samples_leaf, double min_weight_leaf, bool reference) {
   Limits lim{min_samples_leaf, min_weight_leaf};
   switch (criterion) {
-    case Criterion::gini: return scan_all(Gini{n_classes}, hist, d, total, n_classes + 2, lim);
-    case Criterion::entropy: return scan_all(Entropy{n_classes}, hist, d, total, n_classes + 2, lim);
-    default: return scan_all(SquaredError{1}, hist, d, total, 4, lim);
+    case Criterion::gini: return scan_all(Gini{n_classes}, hist, d, total, n_classes + 2, lim, reference);
+    case Criterion::entropy: return scan_all(Entropy{n_classes}, hist, d, total, n_classes + 2, lim, reference);
+    default: return scan_all(SquaredError{1}, hist, d, total, 4, lim, reference);
   }
 }
 

@@ -9,10 +9,15 @@
 // NaN bin on either side, plus "all values left, NaN right". The threshold bin of a boundary
 // between occupied bins a < b is the middle one, (a + b - 1) / 2, so unseen values in between
 // split evenly (as scikit-learn's midpoint threshold does).
+//
+// scan_feature is the generic (runtime S) scan and the reference; growth calls scan_any /
+// scan_packed, the same scan with S fixed at compile time (statistics in registers), reading
+// either the double histogram or packed integer counts. All give identical bits.
 #pragma once
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <stdexcept>
 
 #include "cpu/tree/criterion.h"
 #include "cpu/tree/tree.h"
@@ -108,6 +113,136 @@ bool scan_feature(const C& crit, const double* hw, const uint32_t* cnt, const ui
     }
   }
   return true;
+}
+
+// scan_feature with S fixed at compile time: the running statistics live in registers (the
+// generic loop spills them to tmp and reloads them wider than stored, stalling store
+// forwarding on every bin). Same arithmetic in the same order, so the same bits and winner.
+template <bool kClassify, int S>
+inline void add_bin_n(double* s, const double* hw, const uint32_t* cnt, int b) {
+  constexpr int H = kClassify ? S - 2 : 3;
+  const double* h = hw + static_cast<size_t>(b) * H;
+  s[0] += cnt[b];
+  if constexpr (kClassify) {
+    double W = 0;
+    for (int k = 0; k < H; ++k) { s[2 + k] += h[k]; W += h[k]; }
+    s[1] += W;
+  } else {
+    s[1] += h[0];
+    s[2] += h[1];
+    s[3] += h[2];
+  }
+}
+
+// s += bin b's statistics from packed integer counts (K = S - 2 entries per bin):
+// entry (b, k) = rows of class k << 32 | their total weight (integer weights only). Sums of
+// integers below 2^53 are exact, so this gives the same bits as the double histogram.
+template <int S>
+inline void add_bin_packed(double* s, const uint64_t* pk, int b) {
+  constexpr int K = S - 2;
+  const uint64_t* e = pk + static_cast<size_t>(b) * K;
+  uint64_t rows = 0;
+  double W = 0;
+  for (int k = 0; k < K; ++k) {
+    rows += e[k] >> 32;
+    const double wk = static_cast<double>(static_cast<uint32_t>(e[k]));
+    s[2 + k] += wk;
+    W += wk;
+  }
+  s[0] += static_cast<double>(rows);
+  s[1] += W;
+}
+
+// The scan with S fixed; add(s, b) adds bin b's statistics to s.
+template <class C, int S, class Add>
+bool scan_bins_n(const C& crit, Add&& add, const uint64_t* occ, const double* total, const Limits& lim,
+                 int feature, int rank, Best& best) {
+  const bool has_nan = (occ[3] >> 63) & 1;
+  int bins[256], u = 0;
+  for_each_bit(occ, 4, [&](int b) { if (b != kNanBin) bins[u++] = b; });
+  if (u + (has_nan ? 1 : 0) <= 1) return false;
+  double T[S], L[S], N[S];
+  for (int s = 0; s < S; ++s) { T[s] = total[s]; L[s] = 0; N[s] = 0; }
+  if (has_nan) add(N, kNanBin);
+  const double min_leaf = lim.min_leaf, min_w = lim.min_weight_leaf;
+  auto consider = [&](const double* l, int bin, bool nan_left) __attribute__((always_inline)) {
+    if (l[0] < min_leaf || T[0] - l[0] < min_leaf) return;
+    double R[S];
+    for (int s = 0; s < S; ++s) R[s] = T[s] - l[s];
+    if (l[1] < min_w || R[1] < min_w || l[1] <= 0 || R[1] <= 0) return;
+    double pr = crit.template pair_n<S>(l, R);
+    if (pr > best.proxy || (pr == best.proxy && rank < best.rank && feature != best.feature)) [[unlikely]] {
+      best.proxy = pr;
+      best.feature = feature;
+      best.rank = rank;
+      best.bin = bin;
+      best.nan_left = has_nan ? nan_left : (l[0] >= R[0]);
+      for (int s = 0; s < S; ++s) { best.left[s] = l[s]; best.right[s] = R[s]; }
+    }
+  };
+  for (int j = 0; j < u; ++j) {
+    add(L, bins[j]);
+    if (j + 1 < u) {
+      int bin = (bins[j] + bins[j + 1] - 1) / 2;
+      consider(L, bin, false);
+      if (has_nan) {
+        double LN[S];
+        for (int s = 0; s < S; ++s) LN[s] = L[s] + N[s];
+        consider(LN, bin, true);
+      }
+    } else if (has_nan) {
+      consider(L, kAllLeft, false);
+    }
+  }
+  return true;
+}
+
+template <class C, int S>
+bool scan_feature_n(const C& crit, const double* hw, const uint32_t* cnt, const uint64_t* occ, const double* total,
+                    const Limits& lim, int feature, int rank, Best& best) {
+  auto add = [&](double* s, int b) __attribute__((always_inline)) { add_bin_n<C::kClassify, S>(s, hw, cnt, b); };
+  return scan_bins_n<C, S>(crit, add, occ, total, lim, feature, rank, best);
+}
+
+template <class C, int S>
+bool scan_packed_n(const C& crit, const uint64_t* pk, const uint64_t* occ, const double* total, const Limits& lim,
+                   int feature, int rank, Best& best) {
+  auto add = [&](double* s, int b) __attribute__((always_inline)) { add_bin_packed<S>(s, pk, b); };
+  return scan_bins_n<C, S>(crit, add, occ, total, lim, feature, rank, best);
+}
+
+constexpr int kMaxPackedClasses = 8;
+
+// Packed-count scan (classification, 1 <= K <= kMaxPackedClasses).
+template <class C>
+bool scan_packed(const C& crit, const uint64_t* pk, const uint64_t* occ, const double* total, int S,
+                 const Limits& lim, int feature, int rank, Best& best) {
+  switch (S) {
+#define FORGEML_SCAN_P(n) \
+  case n: return scan_packed_n<C, n>(crit, pk, occ, total, lim, feature, rank, best);
+    FORGEML_SCAN_P(3) FORGEML_SCAN_P(4) FORGEML_SCAN_P(5) FORGEML_SCAN_P(6)
+    FORGEML_SCAN_P(7) FORGEML_SCAN_P(8) FORGEML_SCAN_P(9) FORGEML_SCAN_P(10)
+#undef FORGEML_SCAN_P
+  }
+  throw std::logic_error("scan_packed: unsupported width");
+}
+
+// The scan for any S: fixed-width for the common widths (up to 8 classes), generic otherwise.
+template <class C>
+bool scan_any(const C& crit, const double* hw, const uint32_t* cnt, const uint64_t* occ, const double* total, int S,
+              const Limits& lim, int feature, int rank, double* tmp, Best& best) {
+#define FORGEML_SCAN_N(n) \
+  case n: return scan_feature_n<C, n>(crit, hw, cnt, occ, total, lim, feature, rank, best);
+  if constexpr (C::kClassify) {
+    switch (S) {
+      FORGEML_SCAN_N(3) FORGEML_SCAN_N(4) FORGEML_SCAN_N(5) FORGEML_SCAN_N(6)
+      FORGEML_SCAN_N(7) FORGEML_SCAN_N(8) FORGEML_SCAN_N(9) FORGEML_SCAN_N(10)
+      default: return scan_feature(crit, hw, cnt, occ, total, S, lim, feature, rank, tmp, best);
+    }
+  } else {
+    return scan_feature_n<C, 4>(crit, hw, cnt, occ, total, lim, feature, rank, best);
+  }
+#undef FORGEML_SCAN_N
 }
 
 }  // namespace forgeml::tree

@@ -37,6 +37,7 @@ struct Params {
   int max_features = 0;            // features drawn per node (non-constant ones counted)
   int64_t max_leaf_nodes = 0;      // > 0: best-first growth
   bool hist_subtraction = true;    // false: every node builds its histograms from its rows (tests)
+  bool int_counts = true;          // integer weights (bootstrap counts): packed integer histograms
 };
 
 struct Data {
@@ -87,7 +88,8 @@ namespace forgeml::tree {
 // The split kernel on its own (tests, and the CUDA port's oracle): hist (d, 256, S) statistics
 // per bin as in criterion.h, total (S). Returns {feature, threshold bin, nan_left, proxy} of the
 // best split, feature -1 when none is valid. Features are ranked in index order for ties.
+// reference: the generic runtime-width scan instead of the fixed-width one growth uses (tests).
 struct SplitResult { int feature; int bin; bool nan_left; double proxy; };
 SplitResult best_split(const double* hist, int d, const double* total, Criterion criterion, int n_classes,
-                       double min_samples_leaf, double min_weight_leaf);
+                       double min_samples_leaf, double min_weight_leaf, bool reference = false);
 }  // namespace forgeml::tree
