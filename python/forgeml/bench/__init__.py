@@ -25,7 +25,7 @@ def families() -> list[str]:
 
 
 def header() -> dict:
-    from .. import _cpu
+    from .._backend import cpu as _cpu
     h = {
         "forgeml": _cpu.version,
         "python": platform.python_version(),
