@@ -8,12 +8,15 @@
 #      $OUT when set, else build/gpu/report).
 # Without a GPU it still builds (sm_90 unless FORGEML_CUDA_ARCH says otherwise), collects the
 # gpu tests, and says clearly that the device steps were skipped (a dry run, exit 0).
-# Usage: bench/gpu_check.sh [python]      (default python3; FORGEML_GPU_CHECK_JOBS, FORGEML_CUDA_ARCH)
+# Usage: bench/gpu_check.sh [python]      (default python3)
+# Settings: FORGEML_CUDA_ARCH (default: the GPU's own), FORGEML_GPU_CHECK_JOBS (default nproc),
+# FORGEML_GPU_CHECK_BUILD_S (build time limit, default 300: a 16-core machine needs about 2 min).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 PY="${1:-python3}"
 JOBS="${FORGEML_GPU_CHECK_JOBS:-$(nproc)}"
+BUILD_S="${FORGEML_GPU_CHECK_BUILD_S:-300}"
 BUILD="$ROOT/build/gpu"
 REPORT_DIR="${REPORT_DIR:-${OUT:-$BUILD/report}}"
 mkdir -p "$BUILD" "$REPORT_DIR"
@@ -54,7 +57,7 @@ BUILD_OK=1
   cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFORGEML_CUDA=ON -DFORGEML_TESTING=ON \
         -DCMAKE_CUDA_ARCHITECTURES="$ARCH" -DPython_EXECUTABLE="$(command -v "$PY")" \
         -Dpybind11_DIR="$("$PY" -m pybind11 --cmakedir)" &&
-  timeout 300 cmake --build "$BUILD" -j "$JOBS"
+  timeout "$BUILD_S" cmake --build "$BUILD" -j "$JOBS"
 } > "$REPORT_DIR/build.log" 2>&1 || BUILD_OK=0
 grep -E "ptxas info|spill" "$REPORT_DIR/build.log" | sort -u > "$REPORT_DIR/ptxas.txt" || true
 if [ "$BUILD_OK" = 1 ]; then

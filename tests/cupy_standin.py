@@ -18,6 +18,7 @@ functions, so a silent host round trip fails loudly instead of passing.
 (arrays fetched: ``get`` / ``asnumpy`` / ``tolist``) and ``scalars`` (``float(x)``, ``bool(x)``,
 ``x.item()``: one-element reads). Tests assert on them where the design promises residency.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -61,8 +62,10 @@ def _unwrap(obj, *, allow_host=False, what="argument"):
         return {k: _unwrap(v, allow_host=allow_host, what=what) for k, v in obj.items()}
     if _is_host_array(obj):
         if not allow_host:
-            raise TypeError(f"Unsupported type {type(obj)} ({what}): a NumPy array given to a CuPy function "
-                            "(move it with cupy.asarray first)")
+            raise TypeError(
+                f"Unsupported type {type(obj)} ({what}): a NumPy array given to a CuPy function "
+                "(move it with cupy.asarray first)"
+            )
         counts.h2d += 1
     return obj
 
@@ -117,8 +120,13 @@ class ndarray(NDArrayOperatorsMixin):
     @property
     def __cuda_array_interface__(self):
         a = self._a
-        return {"shape": a.shape, "typestr": a.dtype.str, "data": (a.ctypes.data, not a.flags.writeable),
-                "strides": None if a.flags.c_contiguous else a.strides, "version": 3}
+        return {
+            "shape": a.shape,
+            "typestr": a.dtype.str,
+            "data": (a.ctypes.data, not a.flags.writeable),
+            "strides": None if a.flags.c_contiguous else a.strides,
+            "version": 3,
+        }
 
     # ---- device -> host
     def get(self, stream=None, order="C", out=None):
@@ -160,8 +168,10 @@ class ndarray(NDArrayOperatorsMixin):
         return self._scalar(complex)
 
     def __array__(self, *args, **kwargs):
-        raise TypeError("Implicit conversion to a NumPy array is not allowed. "
-                        "Please use `.get()` to construct a NumPy array explicitly.")
+        raise TypeError(
+            "Implicit conversion to a NumPy array is not allowed. "
+            "Please use `.get()` to construct a NumPy array explicitly."
+        )
 
     # ---- NumPy's dispatch protocols: the work runs on the host arrays, results come back wrapped
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
@@ -204,6 +214,7 @@ class ndarray(NDArrayOperatorsMixin):
 
         def method(*args, **kwargs):
             return _wrap(attr(*_unwrap(args), **_unwrap(kwargs)))
+
         method.__name__ = name
         return method
 
@@ -228,6 +239,7 @@ def _call(func, args, kwargs):
 
 
 # ---------------------------------------------------------------- module-level functions
+
 
 def asarray(a, dtype=None, order=None):
     if isinstance(a, ndarray):
@@ -265,6 +277,7 @@ def _numpy_function(name):
 
     def wrapper(*args, **kwargs):
         return _call(func, args, kwargs)
+
     wrapper.__name__ = name
     return wrapper
 
@@ -283,8 +296,10 @@ class _RandomState:
 
 # ---------------------------------------------------------------- cupy.cuda
 
+
 class Stream:
     """A stream handle; the emulator runs every launch synchronously, so it only names one."""
+
     null = None
     _next = 0x1000
 
@@ -350,8 +365,27 @@ def _build_modules():
     cupy.ndarray = ndarray
     for name in ("asarray", "array", "ascontiguousarray", "asnumpy", "get_array_module"):
         setattr(cupy, name, globals()[name])
-    for name in ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
-                 "uint64", "bool_", "intp", "dtype", "newaxis", "inf", "nan", "pi", "e"):
+    for name in (
+        "float16",
+        "float32",
+        "float64",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "uint8",
+        "uint16",
+        "uint32",
+        "uint64",
+        "bool_",
+        "intp",
+        "dtype",
+        "newaxis",
+        "inf",
+        "nan",
+        "pi",
+        "e",
+    ):
         setattr(cupy, name, getattr(np, name))
 
     def module_getattr(name):  # any other NumPy function, on device arrays only
@@ -360,6 +394,7 @@ def _build_modules():
         func = _numpy_function(name)
         setattr(cupy, name, func)
         return func
+
     cupy.__getattr__ = module_getattr
 
     cuda = types.ModuleType("cupy.cuda")
@@ -384,18 +419,28 @@ def _build_modules():
 
     def scatter_add(a, slices, value):
         np.add.at(a._a, _unwrap(slices, what="slices"), _unwrap(value, what="value"))
+
     cupyx.scatter_add = scatter_add
     scipy = types.ModuleType("cupyx.scipy")
     special = types.ModuleType("cupyx.scipy.special")
 
     def erf(x):
         from scipy.special import erf as host_erf
+
         return _call(host_erf, (x,), {})
+
     special.erf = erf
     scipy.special = special
     cupyx.scipy = scipy
-    return {"cupy": cupy, "cupy.cuda": cuda, "cupy.cuda.runtime": runtime, "cupy.random": random,
-            "cupyx": cupyx, "cupyx.scipy": scipy, "cupyx.scipy.special": special}
+    return {
+        "cupy": cupy,
+        "cupy.cuda": cuda,
+        "cupy.cuda.runtime": runtime,
+        "cupy.random": random,
+        "cupyx": cupyx,
+        "cupyx.scipy": scipy,
+        "cupyx.scipy.special": special,
+    }
 
 
 _modules = _build_modules()
@@ -407,6 +452,7 @@ _cuda = _modules["cupy.cuda"]
 def installed():
     """``import cupy`` gives the stand-in and forgeml runs "cuda" work on the emulator, inside."""
     from forgeml import _backend
+
     saved = {name: sys.modules.get(name) for name in _modules}
     sys.modules.update(_modules)
     _backend._use_emulator(True)

@@ -1,5 +1,6 @@
 """The benchmark's newcomer-facing output: which peers were found (and how to install the missing
 ones), the per-family summary, and its picture."""
+
 import io
 import math
 
@@ -15,8 +16,14 @@ def _bench_with(rows):
 
 
 def test_summary_is_the_geometric_mean_with_best_and_worst():
-    b = _bench_with([("conv", "a", "torch", 2.0), ("conv", "b", "torch", 0.5), ("conv", "c", "torch", 4.0),
-                     ("tree", "fit", "sklearn", 10.0)])
+    b = _bench_with(
+        [
+            ("conv", "a", "torch", 2.0),
+            ("conv", "b", "torch", 0.5),
+            ("conv", "c", "torch", 4.0),
+            ("tree", "fit", "sklearn", 10.0),
+        ]
+    )
     s = {x["family"]: x for x in b.family_summary(["conv", "tree", "rnn"])}
     assert math.isclose(s["conv"]["gmean"], 4.0 ** (1 / 3))
     assert (s["conv"]["best"].case, s["conv"]["worst"].case) == ("c", "b")
@@ -28,8 +35,7 @@ def test_summary_is_the_geometric_mean_with_best_and_worst():
 
 
 def test_peer_line_names_the_missing_and_the_command(monkeypatch):
-    monkeypatch.setitem(peers.PEERS, "fake", {"numpy": ("numpy", None),
-                                               "no_such_peer_xyz": ("xyz", "pip install xyz")})
+    monkeypatch.setitem(peers.PEERS, "fake", {"numpy": ("numpy", None), "no_such_peer_xyz": ("xyz", "pip install xyz")})
     line = peers.line("fake")
     assert line.startswith("# fake: peers found: numpy ")
     assert "missing no_such_peer_xyz: pip install xyz" in line
@@ -39,6 +45,7 @@ def test_peer_line_names_the_missing_and_the_command(monkeypatch):
 
 def test_every_family_has_a_peer_entry():
     from forgeml.bench import families
+
     assert set(families()) <= set(peers.PEERS)
 
 

@@ -5,6 +5,7 @@ Each test runs twice through the ``cupy`` fixture (tests/conftest.py): on a real
 (marked gpu, skipped without one) and on the CuPy stand-in with "cuda" work on forgeml._emu (the
 CUDA kernels under the SIMT emulator), so the Python device path runs in every test run. Shapes
 are small: the emulator runs one fiber per CUDA thread."""
+
 import numpy as np
 import pytest
 
@@ -15,28 +16,45 @@ from forgeml import keras
 def _data(n, shape, classes, seed):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, *shape)).astype(np.float32)
-    y = (x.reshape(n, -1)[:, : classes].argmax(1) + (x.reshape(n, -1).sum(1) > 0)) % classes
+    y = (x.reshape(n, -1)[:, :classes].argmax(1) + (x.reshape(n, -1).sum(1) > 0)) % classes
     return x, y
 
 
 def _mlp():
-    return keras.Sequential([keras.Input(shape=(13,)), keras.layers.Dense(17, activation="relu"),
-                             keras.layers.Dense(9, activation="tanh"), keras.layers.Dense(3, activation="softmax")])
+    return keras.Sequential(
+        [
+            keras.Input(shape=(13,)),
+            keras.layers.Dense(17, activation="relu"),
+            keras.layers.Dense(9, activation="tanh"),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
 
 
 def _cnn():
-    return keras.Sequential([keras.Input(shape=(9, 8, 3)),
-                             keras.layers.Conv2D(5, 3, padding="same", activation="relu"),
-                             keras.layers.MaxPooling2D(2),
-                             keras.layers.Conv2D(4, (2, 3), strides=1, activation="tanh"),
-                             keras.layers.AveragePooling2D(2, padding="same"),
-                             keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
+    return keras.Sequential(
+        [
+            keras.Input(shape=(9, 8, 3)),
+            keras.layers.Conv2D(5, 3, padding="same", activation="relu"),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Conv2D(4, (2, 3), strides=1, activation="tanh"),
+            keras.layers.AveragePooling2D(2, padding="same"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
 
 
 def _rnn(kind):
     layer = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "simple_rnn": keras.layers.SimpleRNN}[kind]
-    return keras.Sequential([keras.Input(shape=(6, 5)), layer(7, return_sequences=True), layer(4),
-                             keras.layers.Dense(3, activation="softmax")])
+    return keras.Sequential(
+        [
+            keras.Input(shape=(6, 5)),
+            layer(7, return_sequences=True),
+            layer(4),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
 
 
 def _twins(build, optimizer, cupy):
@@ -47,8 +65,9 @@ def _twins(build, optimizer, cupy):
         gpu = build()
     gpu.set_weights(cpu.get_weights())
     for m in (cpu, gpu):
-        m.compile(optimizer=keras.optimizers.get(optimizer), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+        m.compile(
+            optimizer=keras.optimizers.get(optimizer), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+        )
     return cpu, gpu
 
 

@@ -127,7 +127,7 @@ def test_ops_on_cupy_match_numpy(rng, criterion, cupy, copies):
     if copies is not None:  # the histogram readbacks above are the test's own
         assert copies.h2d == 1 and copies.d2h == 2
     want = ops.tree_split_scan(hw, cnt, total, criterion=criterion, min_samples_leaf=5)
-    for g, r in zip(got, want):
+    for g in got:
         assert isinstance(g, cupy.ndarray)
     np.testing.assert_allclose(cupy.asnumpy(got[0]), want[0], rtol=1e-9)
     np.testing.assert_array_equal(cupy.asnumpy(got[1]), want[1])

@@ -1,6 +1,7 @@
 """Which peers each benchmark family compares against, whether they are installed here, and the
 one command that installs the missing ones. Peers are never dependencies of forgeml: the
 benchmark simply has nobody to compare with until they are installed."""
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -15,8 +16,11 @@ PEERS: dict[str, dict[str, tuple[str, str | None]]] = {
     "rnn": {"torch": _TORCH},
     "keras": {"keras": _KERAS, "jax": _KERAS, "torch": _TORCH},
     "keras_cnn_rnn": {"torch": _TORCH},
-    "tree": {"sklearn": ("scikit-learn", None), "lightgbm": ("lightgbm", "pip install lightgbm xgboost"),
-             "xgboost": ("xgboost", "pip install lightgbm xgboost")},
+    "tree": {
+        "sklearn": ("scikit-learn", None),
+        "lightgbm": ("lightgbm", "pip install lightgbm xgboost"),
+        "xgboost": ("xgboost", "pip install lightgbm xgboost"),
+    },
     "svm": {"sklearn": ("scikit-learn", None)},
     "gemm_cuda": {"cupy": ("cupy (cuBLAS)", "pip install 'forgeml[cuda]'")},
     "svm_cuda": {"cupy": ("cupy", "pip install 'forgeml[cuda]'")},
@@ -37,7 +41,7 @@ def status(family: str) -> tuple[list[str], list[str], list[str]]:
     """(found 'name version' strings, missing names, install commands for the missing) of a family;
     found without importing the peers (importing PyTorch alone takes seconds)."""
     found, missing, commands = [], [], []
-    for module, (name, command) in PEERS.get(family, {}).items():
+    for module, (_name, command) in PEERS.get(family, {}).items():
         v = _version(module)
         if v is not None:
             found.append(f"{module} {v}")
