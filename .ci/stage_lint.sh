@@ -8,6 +8,6 @@ PY="${1:?usage: .ci/stage_lint.sh PYTHON}"
 "$PY" -m venv .venv-lint
 .venv-lint/bin/pip install -q "ruff==0.17.6"
 .venv-lint/bin/ruff --version
-.venv-lint/bin/ruff check python tests bench
-.venv-lint/bin/ruff format --check python tests bench
+.venv-lint/bin/ruff check python tests bench docs/hooks.py
+.venv-lint/bin/ruff format --check python tests bench docs/hooks.py
 echo "lint: ok"
