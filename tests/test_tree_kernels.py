@@ -3,7 +3,6 @@ growth invariants, prediction, NaN routing and determinism across thread counts.
 import numpy as np
 import pytest
 
-import forgeml
 from forgeml import ops
 
 

@@ -6,7 +6,6 @@ Expected failures (the same ones scikit-learn marks for its own forests):
 Skipped by scikit-learn itself here: the pandas-input checks (pandas is not installed) and the
 array-API check (SCIPY_ARRAY_API is not set).
 """
-import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from forgeml.ensemble import RandomForestClassifier, RandomForestRegressor

@@ -9,13 +9,13 @@ import importlib
 
 from ._spin import bounded_spin
 
-with bounded_spin():
-    from . import _cpu
+with bounded_spin():  # libgomp reads its spin setting when _backend loads _cpu
+    from . import _backend
 from . import cuda
 from ._backend import device
 from ._config import show_config
 
-__version__ = _cpu.version
+__version__ = _backend.cpu.version
 
 _SUBMODULES = ("ops", "keras", "tree", "ensemble", "svm", "bench")
 
@@ -27,11 +27,11 @@ def set_num_threads(n: int) -> None:
     """Threads used by the CPU kernels (default: OpenMP's, which honours OMP_NUM_THREADS)."""
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"n: expected an int >= 1, got {n!r}")
-    _cpu.set_num_threads(n)
+    _backend.cpu.set_num_threads(n)
 
 
 def get_num_threads() -> int:
-    return _cpu.get_num_threads()
+    return _backend.cpu.get_num_threads()
 
 
 def __getattr__(name):  # subpackages load on first use, keeping `import forgeml` light

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._backend import as_array, backend_of, check_shape
+from .._backend import as_array, backend_of, check_shape, cpu_only, cuda_module
+from .._backend import cpu as _cpu
+from .._backend import cuda_stream as _stream
 
 __all__ = ["tree_bin_edges", "tree_bin_codes", "tree_grow_forest", "tree_bootstrap_counts",
            "tree_forest_predict", "tree_forest_apply", "tree_best_split", "tree_node_histogram",
@@ -21,11 +23,7 @@ NAN_BIN = 255
 
 
 def _cpu_only(*arrays, names):
-    kind, mod = backend_of(*arrays, names=names)
-    if kind != "cpu":
-        raise RuntimeError("forgeml tree kernels on CuPy arrays are not available yet; "
-                           "use cupy.asnumpy(x) to run them on the CPU")
-    return mod
+    return cpu_only(*arrays, names=names, what="forgeml's tree binning, growth and prediction")
 
 
 def _finite_or_nan(X, name):
@@ -71,7 +69,6 @@ def tree_grow_forest(codes, y, weight, seeds, *, criterion="gini", n_classes=1, 
     histograms from its rows (the oracle for the parent-minus-sibling path). Returns a dict of arrays concatenated over the trees:
     offsets (T+1), depth (T), feature, left, right (tree-local ids, -1 at leaves), thr_bin,
     nan_left, impurity, weighted_n, n_samples, value (nodes, n_classes or 1)."""
-    from .. import _cpu
     if criterion not in CRITERIA:
         raise ValueError(f"criterion: expected one of {sorted(CRITERIA)}, got {criterion!r}")
     codes = np.ascontiguousarray(codes, dtype=np.uint8)
@@ -104,7 +101,6 @@ def tree_grow_forest(codes, y, weight, seeds, *, criterion="gini", n_classes=1, 
 
 def tree_bootstrap_counts(n, n_draws, seed):
     """Per-row draw counts (n) int32 of the bootstrap that tree_grow_forest makes with `seed`."""
-    from .. import _cpu
     return _cpu.tree_bootstrap_counts(int(n), int(n_draws), int(seed))
 
 
@@ -115,7 +111,6 @@ def tree_forest_predict(X, nodes, values, roots, *, threads=None):
     right} with global child ids; values (N, k) float64; roots (T) int64. Returns (n, k)."""
     mod = _cpu_only(X, names=["X"])
     X = as_array(X, "X", ndim=2)
-    from .. import _cpu
     return mod.tree_forest_predict(X, nodes, values, roots, int(threads or _cpu.get_num_threads()))
 
 
@@ -123,7 +118,6 @@ def tree_forest_apply(X, nodes, roots, *, threads=None):
     """Tree-local leaf id (n, T) int64 that each row of X reaches in each tree."""
     mod = _cpu_only(X, names=["X"])
     X = as_array(X, "X", ndim=2)
-    from .. import _cpu
     return mod.tree_forest_apply(X, nodes, roots, int(threads or _cpu.get_num_threads()))
 
 
@@ -178,7 +172,7 @@ def tree_node_histogram(codes, rows, weight, *, y_class=None, y=None, n_classes=
     hw = xp.zeros((d, 256, H))
     cnt = xp.zeros((d, 256), dtype=xp.uint32)
     if kind == "cuda":
-        mod = _cuda_mod()
+        mod = cuda_module()
         nul = 0
         mod.tree_histogram(codes.data.ptr, n, d, rows.data.ptr, len(rows),
                            y_class.data.ptr if y_class is not None else nul, weight.data.ptr,
@@ -219,7 +213,7 @@ def tree_split_scan(hw, cnt, total, *, criterion="gini", min_samples_leaf=1, min
     check_shape(total, "total", (S,))
     if kind == "cuda":
         proxy, bins, nan_left = xp.empty(d), xp.empty(d, dtype=xp.int32), xp.empty(d, dtype=xp.int32)
-        _cuda_mod().tree_split_scan(hw.data.ptr, cnt.data.ptr, d, H, CRITERIA[criterion], total.data.ptr,
+        cuda_module().tree_split_scan(hw.data.ptr, cnt.data.ptr, d, H, CRITERIA[criterion], total.data.ptr,
                                     float(min_samples_leaf), float(min_weight_leaf), proxy.data.ptr,
                                     bins.data.ptr, nan_left.data.ptr, _stream())
         return proxy, bins, nan_left
@@ -233,13 +227,3 @@ def tree_split_scan(hw, cnt, total, *, criterion="gini", min_samples_leaf=1, min
         if feat >= 0:
             proxy[f], bins[f], nan_left[f] = p, b, nl
     return proxy, bins, nan_left
-
-
-def _cuda_mod():
-    from .._backend import cuda_module
-    return cuda_module()
-
-
-def _stream() -> int:
-    import cupy
-    return cupy.cuda.get_current_stream().ptr
