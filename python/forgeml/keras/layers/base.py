@@ -12,12 +12,15 @@ be buffers reused at the next call with the same shape: callers copy what they k
 """
 from __future__ import annotations
 
+import inspect
 import itertools
 import re
+import threading
 
 import numpy as np
 
 from .. import backend, initializers
+from ..autodiff import tape as _tape
 
 __all__ = ["Layer", "Variable", "InputLayer", "Input", "KerasTensor", "LAYER_CLASSES", "unique_name"]
 
@@ -44,6 +47,8 @@ class Variable:
     place (``assign``), never rebound by layers."""
 
     __slots__ = ("name", "value", "grad", "trainable", "path")
+    _is_variable = True  # the tape lifts variables read inside a GradientTape into leaves
+    __array_priority__ = 1000
 
     def __init__(self, value, name: str, trainable: bool = True, path: str = ""):
         self.value = value
@@ -73,6 +78,19 @@ class Variable:
         a = backend.to_numpy(self.value)
         return a.astype(dtype) if dtype is not None else a
 
+    def assign_add(self, delta):
+        self.assign(self.value + backend.to_xp(_tape.value_of(delta), _xp_of(self.value), dtype=self.value.dtype))
+
+    def assign_sub(self, delta):
+        self.assign(self.value - backend.to_xp(_tape.value_of(delta), _xp_of(self.value), dtype=self.value.dtype))
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        from .. import ops
+        fn = getattr(ops, ufunc.__name__, None) if method == "__call__" and not kwargs else None
+        if fn is None:  # no rule: compute on the values (nothing to differentiate here)
+            return getattr(ufunc, method)(*(_tape.value_of(a) for a in inputs), **kwargs)
+        return fn(*inputs)
+
     def __repr__(self):
         return f"<Variable path={self.path} shape={self.shape} dtype={self.dtype}>"
 
@@ -91,6 +109,11 @@ class KerasTensor:
         self.name = name
         self.source = source  # the layer that produced it (None for an Input)
         self.parent = parent
+        self._node = None  # the layers/_calling.Node that produced it (None for an Input)
+
+    @property
+    def ndim(self):
+        return len(self.shape)
 
     def __repr__(self):
         return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
@@ -140,6 +163,18 @@ class Layer:
         self._bufs: dict = {}
         self.input_shape = None
         self.output_shape = None
+        self._losses: list = []
+        self._inbound_nodes: list = []
+
+    def __setattr__(self, name, value):
+        # layers assigned as attributes (or in lists) of a custom layer are tracked, as in Keras
+        if not name.startswith("_") and isinstance(value, (Layer, list, tuple)) and name != "layers":
+            subs = self.__dict__.setdefault("_sublayers", [])
+            items = value if isinstance(value, (list, tuple)) else [value]
+            for item in items:
+                if isinstance(item, Layer) and item is not self and all(item is not t for t in subs):
+                    subs.append(item)
+        object.__setattr__(self, name, value)
 
     # ---------------------------------------------------------------- weights
     @property
@@ -150,9 +185,12 @@ class Layer:
     def trainable(self, value: bool):
         self._trainable = bool(value)
 
-    def add_weight(self, shape, initializer="glorot_uniform", name=None, trainable=True, dtype=None):
-        shape = tuple(int(s) for s in shape)
-        init = initializers.get(initializer)
+    def add_weight(self, shape=None, initializer="glorot_uniform", name=None, trainable=True, dtype=None,
+                   regularizer=None, constraint=None, autocast=True, aggregation=None):
+        if regularizer is not None or constraint is not None:
+            raise NotImplementedError(f"Layer {self.name!r}: add_weight regularizer / constraint are not supported")
+        shape = () if shape is None else tuple(int(s) for s in shape)
+        init = initializers.get("glorot_uniform" if initializer is None else initializer)
         value = backend.to_xp(init(shape), self.xp, dtype=np.float32)
         var = Variable(value, name or f"variable_{len(self._weights)}", trainable, f"{self.name}/{name}")
         var.grad = self.xp.zeros_like(value) if trainable else None
@@ -161,7 +199,10 @@ class Layer:
 
     @property
     def weights(self) -> list[Variable]:
-        return list(self._weights)
+        out = list(self._weights)
+        for sub in self.__dict__.get("_sublayers", ()):
+            out += [w for w in sub.weights if all(w is not o for o in out)]
+        return out
 
     @property
     def variables(self):
@@ -169,13 +210,33 @@ class Layer:
 
     @property
     def trainable_weights(self) -> list[Variable]:
-        return [w for w in self._weights if w.trainable] if self._trainable else []
+        if not self._trainable:
+            return []
+        out = [w for w in self._weights if w.trainable]
+        for sub in self.__dict__.get("_sublayers", ()):
+            out += [w for w in sub.trainable_weights if all(w is not o for o in out)]
+        return out
 
     @property
     def non_trainable_weights(self) -> list[Variable]:
-        if not self._trainable:
-            return list(self._weights)
-        return [w for w in self._weights if not w.trainable]
+        train = self.trainable_weights
+        return [w for w in self.weights if all(w is not t for t in train)]
+
+    @property
+    def losses(self) -> list:
+        """Values passed to ``add_loss`` during the last call (of this layer and its sublayers)."""
+        out = list(self._losses)
+        for sub in self.__dict__.get("_sublayers", ()):
+            out += sub.losses
+        return out
+
+    def add_loss(self, loss):
+        self._losses.append(loss)
+
+    def _clear_losses(self):
+        self._losses = []
+        for sub in self.__dict__.get("_sublayers", ()):
+            sub._clear_losses()
 
     trainable_variables = trainable_weights
     non_trainable_variables = non_trainable_weights
@@ -241,22 +302,22 @@ class Layer:
         raise NotImplementedError(f"{type(self).__name__}.backward")
 
     def _buffer(self, key, shape, dtype=np.float32):
-        """A scratch array reused while its shape stays the same (no allocation per step)."""
+        """A scratch array reused while its shape stays the same (no allocation per step). One set
+        per thread: threads predicting with the same model never share an output buffer."""
+        key = (threading.get_ident(), key)
         buf = self._bufs.get(key)
         if buf is None or buf.shape != shape or buf.dtype != dtype:
             buf = self.xp.empty(shape, dtype=dtype)
             self._bufs[key] = buf
         return buf
 
-    def __call__(self, x, training=False):
-        if isinstance(x, KerasTensor):
-            out_shape = self._build_once((None, *x.shape[1:]) if x.shape else x.shape)
-            return KerasTensor(out_shape, name=self.name, source=self, parent=x)
-        xp = backend.xp_of(x) if hasattr(x, "shape") else self.xp
-        x = backend.to_xp(x, xp, dtype=self._input_dtype(x))
-        self._build_once((None, *x.shape[1:]), xp)
-        out = self.forward(x, training)
-        return out.copy()
+    def call(self, inputs, training=None):
+        """Built-in layers compute with forward/backward (see _builtin_call); subclasses override call."""
+        raise NotImplementedError(f"{type(self).__name__}.call")
+
+    def __call__(self, *args, **kwargs):
+        from . import _calling
+        return _calling.call_layer(self, args, kwargs)
 
     def _input_dtype(self, x):
         return np.float32
@@ -308,3 +369,11 @@ def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None, 
         raise ValueError("Input: pass shape=(features, ...)")
     shape = _normalize_shape(shape)
     return KerasTensor((None, *shape), dtype=dtype or "float32", name=name or unique_name("input_layer"))
+
+
+def _give_variables_operators():
+    from ..ops import _install_operators
+    _install_operators(Variable)
+
+
+_give_variables_operators()
