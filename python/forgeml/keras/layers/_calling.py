@@ -79,6 +79,8 @@ def call_layer(layer, args, kwargs):
         raise TypeError(f"Layer {layer.name!r} was called without inputs")
     if any(isinstance(t, KerasTensor) for t in flatten(inputs)):
         return _symbolic(layer, inputs, rest, kwargs)
+    if hasattr(layer, "_model_call"):  # a model used as a layer
+        return layer._model_call(inputs, *rest, **kwargs)
     if is_builtin(layer):
         training = kwargs.get("training", rest[0] if rest else False)
         return builtin_call(layer, inputs, bool(training) if training is not None else False)
@@ -145,7 +147,7 @@ def builtin_call(layer, x, training):
 def _symbolic(layer, inputs, rest, kwargs):
     from .base import KerasTensor
     xs = flatten(inputs)
-    if is_builtin(layer) and len(xs) == 1:
+    if not hasattr(layer, "_model_call") and is_builtin(layer) and len(xs) == 1:
         x = xs[0]
         out_shape = layer._build_once((None, *x.shape[1:]) if x.shape else x.shape)
         out = KerasTensor(out_shape, name=layer.name, source=layer, parent=x)
@@ -160,7 +162,7 @@ def _symbolic(layer, inputs, rest, kwargs):
     concrete = map_structure(dummy, inputs)
     crest = map_structure(dummy, list(rest))
     ckw = {k: map_structure(dummy, v) for k, v in kwargs.items()}
-    ckw.setdefault("training", False) if not is_builtin(layer) else None
+    ckw.setdefault("training", False)
     try:
         result = call_layer(layer, (concrete, *crest), ckw)
     except NotImplementedError:
