@@ -66,11 +66,16 @@ class Loss:
         raise NotImplementedError(f"{type(self).__name__}.call")
 
     def __call__(self, y_true, y_pred, sample_weight=None):
-        if type(self).call is not Loss.call:  # a user's Loss subclass: call() then the reduction
+        from .autodiff.tape import Tensor
+        if type(self).call is not Loss.call or type(y_pred) is Tensor:
+            # a user's Loss subclass (call() then the reduction), or a prediction on the tape (one
+            # node whose VJP is the hand-written gradient)
             from .training import apply_loss
-            if self.reduction in ("none", None):
+            if self.reduction in ("none", None) and type(self).call is not Loss.call:
                 return self.call(y_true, y_pred)
-            return apply_loss(self, y_true, y_pred, sample_weight)
+            if self.reduction not in ("none", None):
+                out = apply_loss(self, y_true, y_pred, sample_weight)
+                return out if self.reduction != "sum" else out * y_pred.shape[0]
         xp = xp_of(y_pred)
         y_pred = xp.asarray(y_pred, dtype=np.float32)
         y_true = self.prepare_targets(xp.asarray(y_true), y_pred.shape)

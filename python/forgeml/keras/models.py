@@ -817,8 +817,10 @@ class Model:
         self.built = True
 
     def _build_general(self, input_shape):
+        if input_shape is None and self._graph is None and self._input_shape is not None:
+            input_shape = (None, *self._input_shape)
         if input_shape is None:
-            if self._graph is not None:
+            if self._graph is not None or isinstance(self, Sequential):
                 return
             raise ValueError(f"Model {self.name!r}: build() needs an input shape")
         shapes = input_shape if isinstance(input_shape, (list, dict)) else [input_shape]

@@ -185,6 +185,6 @@ def _symbolic(layer, inputs, rest, kwargs):
     node = Node(layer, (inputs, *rest), kwargs, outs)
     for t in outs:
         t._node = node
-    if hasattr(layer, "output_shape") and len(outs) == 1:
+    if not hasattr(layer, "_model_call") and len(outs) == 1:
         layer.output_shape = outs[0].shape
     return out
