@@ -152,3 +152,36 @@ def run(bench):
         peers = {k: v[0] for k, v in impls.items() if k != "forgeml"}
         bench.compare("keras", f"ref MLP epoch n={n} batch={bs}", impls["forgeml"][0], peers,
                       metric=lambda name: {"test_acc": round(impls[name][1](), 4)})
+        _run_subclassed(bench, x, y, xt, yt, n, bs)
+
+
+def _subclassed(keras, x, y, xt, yt, bs):
+    """The same MLP written as a subclassed Model (trained through forgeml's tape / Keras's trainer)."""
+    class MLP(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.d1 = keras.layers.Dense(64, activation="relu")
+            self.d2 = keras.layers.Dense(32, activation="relu")
+            self.d3 = keras.layers.Dense(CLASSES, activation="softmax")
+
+        def call(self, inputs, training=False):
+            return self.d3(self.d2(self.d1(inputs)))
+
+    keras.utils.set_random_seed(0)
+    model = MLP()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model(x[:2])
+    model.set_weights(initial_weights())
+    return (lambda: model.fit(x, y, epochs=1, batch_size=bs, verbose=0),
+            lambda: float(model.evaluate(xt, yt, verbose=0, batch_size=1024)[1]))
+
+
+def _run_subclassed(bench, x, y, xt, yt, n, bs):
+    import forgeml as tf
+    impls = {"forgeml": _subclassed(tf.keras, x, y, xt, yt, bs)}
+    if _keras_jax(x[:1], y[:1], xt[:1], yt[:1], bs) is not None:
+        import keras
+        impls["keras-jax"] = _subclassed(keras, x, y, xt, yt, bs)
+    peers = {k: v[0] for k, v in impls.items() if k != "forgeml"}
+    bench.compare("keras", f"subclassed MLP epoch n={n} batch={bs}", impls["forgeml"][0], peers,
+                  metric=lambda name: {"test_acc": round(impls[name][1](), 4)})

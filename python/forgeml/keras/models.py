@@ -257,7 +257,7 @@ class Model:
             raise ValueError("compile: a loss is required (e.g. loss='sparse_categorical_crossentropy')")
         self._general_spec = None
         if self._is_general_model() or _needs_tape(loss, loss_weights, metrics, weighted_metrics):
-            return self._compile_general(loss, loss_weights, metrics, weighted_metrics)
+            return self._compile_general(loss, loss_weights, metrics, weighted_metrics, run_eagerly)
         if isinstance(loss, (list, tuple, dict)):
             raise NotImplementedError("forgeml.keras models have one output: pass a single loss")
         self.loss = losses_module.get(loss)
@@ -711,8 +711,10 @@ class Model:
     def _general_mode(self) -> bool:
         return self._general_spec is not None
 
-    def _compile_general(self, loss, loss_weights, metrics, weighted_metrics):
+    def _compile_general(self, loss, loss_weights, metrics, weighted_metrics, run_eagerly=False):
         self._general_spec = (loss, loss_weights, metrics, weighted_metrics)
+        self.__dict__["_run_eagerly"] = bool(run_eagerly)
+        self.__dict__["_chain_step"] = None
         self._compiled_loss = self._compiled_metrics = None
         self.loss = loss
         self.compiled = True

@@ -280,12 +280,13 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
         perm = rng.permutation(n) if shuffle and n > 1 else None
         if perm is not None and xp is not np:
             perm = xp.asarray(perm)
-        for s, idx in _batches(n, batch_size, perm):
+        xe, ye, swe = (x, y, sw) if perm is None else (_take(x, perm), _take(y, perm), None if sw is None else sw[perm])
+        for s, idx in _batches(n, batch_size, None):  # shuffled once per epoch, then sliced
             if s >= steps:
                 break
             if cbl.wants_batches:
                 cbl.call("on_train_batch_begin", s, None)
-            data = (_take(x, idx), _take(y, idx)) if sw is None else (_take(x, idx), _take(y, idx), sw[idx])
+            data = (_take(xe, idx), _take(ye, idx)) if sw is None else (_take(xe, idx), _take(ye, idx), swe[idx])
             logs = _result_logs(model.train_step(data))
             if cbl.wants_batches:
                 cbl.call("on_train_batch_end", s, logs)
@@ -338,13 +339,20 @@ def predict(model, x, batch_size):
 
 def default_train_step(model, data):
     x, y, sw = unpack_x_y_sample_weight(data)
+    chain = model.__dict__.get("_chain_step")
+    if chain and chain.valid(x):
+        return chain.run(x, y, sw)
     with GradientTape() as tape:
         y_pred = model(x, training=True)
         loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sw)
     _check_scalar(loss)
     variables = model.trainable_variables
     grads = tape.gradient(loss, variables)
+    _tape.warn_missing(variables, grads)
     model.optimizer.apply_gradients(zip(grads, variables))
+    if chain is None and not model.__dict__.get("_run_eagerly"):
+        from .traced import trace_chain
+        model.__dict__["_chain_step"] = trace_chain(model, x, loss, variables) or False
     return model.compute_metrics(x, y, y_pred, sw)
 
 

@@ -140,7 +140,7 @@ def builtin_call(layer, x, training):
             layer.__dict__.update(current)
         return [dx, *grads] if leaves else [dx]
     parents = (px, *leaves) if leaves else (px,)
-    return Tensor(out, parents, vjp, type(layer).__name__)
+    return Tensor(out, parents, vjp, layer)  # op: the layer itself (keras/traced.py reads the chain)
 
 
 # ---------------------------------------------------------------- symbolic calls

@@ -168,7 +168,7 @@ class Layer:
 
     def __setattr__(self, name, value):
         # layers assigned as attributes (or in lists) of a custom layer are tracked, as in Keras
-        if not name.startswith("_") and isinstance(value, (Layer, list, tuple)) and name != "layers":
+        if name[0] != "_" and isinstance(value, (Layer, list, tuple)) and name != "layers":
             subs = self.__dict__.setdefault("_sublayers", [])
             items = value if isinstance(value, (list, tuple)) else [value]
             for item in items:

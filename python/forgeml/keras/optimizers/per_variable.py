@@ -1,10 +1,8 @@
 """``apply_gradients(zip(grads, variables))``: the Keras / TensorFlow update of a list of variables,
-for custom training loops and models trained through the tape. Slots (momenta) are kept per
-variable; the update rule is the optimizer's own (the fused C++ kernel where the optimizer has
-one, else its ``update_step``), so both paths give the same numbers as the flat-buffer path."""
+for custom training loops and models trained through the tape. The variables are bound to the
+optimizer as one flat buffer (the model's packed weights where they already are one), so clipping,
+weight decay and the update (the fused C++ kernel, else ``update_step``) are the flat path's own."""
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
@@ -14,30 +12,48 @@ from ..autodiff import tape as _tape
 __all__ = ["apply_gradients"]
 
 
-def _slots_for(opt, var):
-    store = opt.__dict__.setdefault("_var_slots", {})
-    entry = store.get(id(var))
-    if entry is None or entry[0] is not var:
-        xp = backend.xp_of(var.value)
-        entry = (var, {k: xp.zeros(var.value.size, np.float32) for k in opt.slot_names})
-        store[id(var)] = entry
-    return entry[1]
-
-
-def _clip(opt, pairs):
-    if opt.clipvalue is not None:
-        return [(backend.xp_of(g).clip(g, -opt.clipvalue, opt.clipvalue), v) for g, v in pairs]
-    if opt.clipnorm is not None:
-        out = []
-        for g, v in pairs:
-            n = math.sqrt(float((g.astype(np.float64) ** 2).sum()))
-            out.append((g * (opt.clipnorm / n) if n > opt.clipnorm else g, v))
-        return out
-    if opt.global_clipnorm is not None:
-        n = math.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g, _ in pairs))
-        if n > opt.global_clipnorm:
-            return [(g * (opt.global_clipnorm / n), v) for g, v in pairs]
-    return pairs
+def _flat_binding(opt, variables):
+    """One flat parameter buffer for these variables, in this order: the views they already are (a
+    built model packs its weights) or a new buffer they become views of. The optimizer is bound to it
+    once, so a step is the same few whole-array passes as in fit."""
+    key = tuple(id(v) for v in variables)
+    cached = opt.__dict__.get("_binding")
+    if cached is not None and cached[0] == key and all(v.value is val for v, val in zip(variables, cached[1])):
+        return cached[2], cached[3]
+    xp = backend.xp_of(variables[0].value)
+    sizes = [int(v.value.size) for v in variables]
+    base = variables[0].value.base
+    start = 0
+    if base is not None and xp is np:
+        start = (variables[0].value.__array_interface__["data"][0] - base.__array_interface__["data"][0]) // 4
+    off, views = start, True
+    for v, n in zip(variables, sizes):
+        a = v.value
+        if base is None or a.base is not base or not a.flags.c_contiguous or \
+                (a.__array_interface__["data"][0] - base.__array_interface__["data"][0]) // 4 != off:
+            views = False
+            break
+        off += n
+    total = sum(sizes)
+    if views and xp is np and base.dtype == np.float32 and base.ndim == 1:
+        params = base[start:start + total]
+    else:
+        params = xp.empty(total, np.float32)
+        off = 0
+        for v, n in zip(variables, sizes):
+            params[off:off + n] = v.value.reshape(-1)
+            v.value = params[off:off + n].reshape(v.shape)
+            off += n
+    grads = xp.zeros(total, np.float32)
+    segments, off = [], 0
+    for n in sizes:
+        segments.append((off, off + n))
+        off += n
+    if opt._params is None or opt._params.shape != params.shape or opt.__dict__.get("_binding") is None:
+        opt._params = None  # fresh slots for a new variable list
+    opt.build(params, grads, segments, [(0, total)])
+    opt.__dict__["_binding"] = (key, [v.value for v in variables], params, grads)
+    return params, grads
 
 
 def apply_gradients(opt, grads_and_vars):
@@ -57,21 +73,11 @@ def apply_gradients(opt, grads_and_vars):
         pairs.append((gv, v))
     if not pairs:
         raise ValueError("apply_gradients: no gradients provided for any variable")
-    pairs = _clip(opt, pairs)
-    lr = opt._current_lr()
-    spec = opt.kernel_spec() if type(opt) in _KERNEL_TYPES else None
-    t = opt.iterations.value + 1
+    variables = [v for _, v in pairs]
+    _, flat_grads = _flat_binding(opt, variables)
+    off = 0
     for g, v in pairs:
-        if not v.value.flags.c_contiguous if hasattr(v.value, "flags") else False:
-            v.value = backend.xp_of(v.value).ascontiguousarray(v.value)
-        p = v.value.reshape(-1)
-        slots = _slots_for(opt, v)
-        if spec is not None and backend.xp_of(p) is np:
-            from ... import ops
-            hyper = {**spec[1], "clipnorm": 0.0, "clipvalue": 0.0, "global_clipnorm": 0.0}
-            ops.optimizer_update(p, np.ascontiguousarray(g), optimizer=spec[0], hyper=hyper, slots=slots, lr=lr, t=t)
-            continue
-        if opt.weight_decay:
-            p -= p * (opt.weight_decay * lr)
-        opt.update_step(p, g, lr, slots, backend.xp_of(p).empty_like(p))
-    opt.iterations.value += 1
+        n = g.size
+        flat_grads[off:off + n] = g
+        off += n
+    opt._apply_flat()
