@@ -609,8 +609,7 @@ class Model:
             n = min(n, int(steps) * batch_size)
         out = self._xp.empty((n, *self.output_shape[1:]), dtype=np.float32)
         nsteps = math.ceil(n / batch_size)
-        if self.compiled and self._metrics is not None and self._fast is not None and not verbose and not callbacks:
-            return self._fast.predict(x[:n], out)
+        # the layer-by-layer forward, as in model(x): compiled or not, reloaded or not, the same bits
         cbs = list(callbacks or [])
         if verbose:
             cbs.insert(0, callbacks_module.ProgbarLogger(verbose))
@@ -811,6 +810,8 @@ class Model:
             pass
         if self.__dict__.get("_general_built"):
             return
+        self.__dict__["_build_shapes"] = _calling.map_structure(
+            lambda a: [None, *np.shape(_tape.value_of(a))[1:]], x)
         first = next((a for a in _calling.flatten(x) if hasattr(_tape.value_of(a), "shape")), None)
         if first is not None:
             self.device = backend.device_of_input(_tape.value_of(first))

@@ -123,8 +123,8 @@ class Tensor:
 def _no_rule(opname):
     layer = current_layer()
     where = f" in layer {layer.name!r} ({type(layer).__name__}.call)" if layer is not None else ""
-    return NoGradientError(f"{opname} has no gradient rule in forgeml.keras.ops{where}: write it with "
-                           f"keras.ops functions, or wrap the input in keras.ops.stop_gradient")
+    return NoGradientError(f"{opname} has no gradient rule{where}: write it with forgeml.keras.ops "
+                           f"functions, or wrap the input in keras.ops.stop_gradient")
 
 
 def is_tensor(x) -> bool:

@@ -152,6 +152,7 @@ def _symbolic(layer, inputs, rest, kwargs):
         out_shape = layer._build_once((None, *x.shape[1:]) if x.shape else x.shape)
         out = KerasTensor(out_shape, name=layer.name, source=layer, parent=x)
         out._node = Node(layer, (inputs, *rest), kwargs, [out])
+        layer._inbound_nodes.append(out._node)
         return out
     # run the layer once on small concrete inputs to learn its output structure and shapes
     def dummy(t):
@@ -185,6 +186,8 @@ def _symbolic(layer, inputs, rest, kwargs):
     node = Node(layer, (inputs, *rest), kwargs, outs)
     for t in outs:
         t._node = node
+    if hasattr(layer, "_inbound_nodes"):
+        layer._inbound_nodes.append(node)
     if not hasattr(layer, "_model_call") and len(outs) == 1:
         layer.output_shape = outs[0].shape
     return out

@@ -69,7 +69,9 @@ class Variable:
         return backend.to_numpy(self.value).copy()
 
     def assign(self, new):
-        new = backend.to_xp(new, _xp_of(self.value), dtype=self.value.dtype)
+        new = backend.to_xp(_tape.value_of(new), _xp_of(self.value), dtype=self.value.dtype)
+        if tuple(new.shape) != self.shape and new.size == self.value.size == 1:
+            new = new.reshape(self.shape)  # a scalar for a scalar variable
         if tuple(new.shape) != self.shape:
             raise ValueError(f"Variable {self.path!r}: expected shape {self.shape}, got {tuple(new.shape)}")
         self.value[...] = new
@@ -323,6 +325,21 @@ class Layer:
         return np.float32
 
     # ---------------------------------------------------------------- config
+    @property
+    def output(self):
+        """The symbolic output of this layer's first call on keras.Input tensors."""
+        if not self._inbound_nodes:
+            raise AttributeError(f"Layer {self.name!r} has never been called on symbolic inputs: it has no output")
+        outs = self._inbound_nodes[0].outputs
+        return outs[0] if len(outs) == 1 else outs
+
+    @property
+    def input(self):
+        if not self._inbound_nodes:
+            raise AttributeError(f"Layer {self.name!r} has never been called on symbolic inputs: it has no input")
+        ins = self._inbound_nodes[0].inputs
+        return ins[0] if len(ins) == 1 else ins
+
     def get_config(self) -> dict:
         cfg = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
         if self._declared_input_shape is not None:
