@@ -61,6 +61,10 @@ class Loss:
             self.name = name
 
     # ---------------------------------------------------------------- public Keras-style call
+    def _is_builtin_loss(self):
+        """True for forgeml's losses (hand-written gradient), False for a subclass with its own call."""
+        return type(self).call is Loss.call
+
     def call(self, y_true, y_pred):
         """Per-sample losses; Loss subclasses written by users override this with keras.ops."""
         raise NotImplementedError(f"{type(self).__name__}.call")
@@ -70,7 +74,7 @@ class Loss:
         if type(self).call is not Loss.call or type(y_pred) is Tensor:
             # a user's Loss subclass (call() then the reduction), or a prediction on the tape (one
             # node whose VJP is the hand-written gradient)
-            from .training import apply_loss
+            from .loss_tape import apply_loss
             if self.reduction in ("none", None) and type(self).call is not Loss.call:
                 return self.call(y_true, y_pred)
             if self.reduction not in ("none", None):

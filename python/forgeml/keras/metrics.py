@@ -27,7 +27,7 @@ class Metric:
     def add_variable(self, shape=(), initializer="zeros", dtype=None, aggregation="sum", name=None):
         """A state variable for a Metric subclass (update it with assign / assign_add)."""
         from . import initializers
-        from .layers.base import Variable
+        from .variables import Variable
         value = np.asarray(initializers.get(initializer)(tuple(shape)), dtype=np.float32).reshape(tuple(shape))
         var = Variable(value.copy(), name or f"variable_{len(self._variables)}", trainable=False)
         self._variables.append(var)

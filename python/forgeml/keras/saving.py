@@ -12,23 +12,12 @@ import zipfile
 import numpy as np
 
 from . import losses as losses_module, optimizers as optimizers_module
+from .registry import CUSTOM_OBJECTS, get_custom_objects, register_keras_serializable
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "serialize_layer", "deserialize_layer",
            "serialize_model", "register_keras_serializable", "get_custom_objects"]
 
-_CUSTOM_OBJECTS: dict[str, type] = {}
-
-
-def register_keras_serializable(package="Custom", name=None):
-    def deco(cls):
-        _CUSTOM_OBJECTS[f"{package}>{name or cls.__name__}"] = cls
-        _CUSTOM_OBJECTS[name or cls.__name__] = cls
-        return cls
-    return deco
-
-
-def get_custom_objects():
-    return _CUSTOM_OBJECTS
+_CUSTOM_OBJECTS = CUSTOM_OBJECTS  # the registry lives at the bottom (registry.py)
 
 
 def _jsonable(v):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from .layers._calling import map_structure
 from .layers.base import KerasTensor
+from .registry import CUSTOM_OBJECTS as _CUSTOM_OBJECTS
 
 __all__ = ["serialize_model", "deserialize_model", "is_model_spec"]
 
@@ -37,7 +38,6 @@ def serialize_model(model) -> dict:
 
 
 def _registered(cls):
-    from .saving import _CUSTOM_OBJECTS
     for key, value in _CUSTOM_OBJECTS.items():
         if value is cls and ">" in key:
             return key
@@ -79,7 +79,7 @@ def deserialize_model(spec, custom_objects=None):
     from .models import Model
     cls_name = spec.get("class_name")
     if spec.get("subclassed"):
-        cls = (custom_objects or {}).get(cls_name) or saving._CUSTOM_OBJECTS.get(cls_name)
+        cls = (custom_objects or {}).get(cls_name) or _CUSTOM_OBJECTS.get(cls_name)
         if cls is None:
             raise ValueError(f"Could not locate class {cls_name!r}: pass it in custom_objects or register it with "
                              f"@keras.saving.register_keras_serializable()")
@@ -123,7 +123,7 @@ def deserialize_model(spec, custom_objects=None):
     model_cls = Model
     if spec.get("registered_name"):
         model_cls = (custom_objects or {}).get(spec["registered_name"]) or \
-            saving._CUSTOM_OBJECTS.get(spec["registered_name"], Model)
+            _CUSTOM_OBJECTS.get(spec["registered_name"], Model)
     return model_cls(resolve(cfg["input_struct"]), resolve(cfg["outputs"]), name=cfg.get("name"))
 
 

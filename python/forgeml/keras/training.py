@@ -14,6 +14,7 @@ from . import backend, callbacks as callbacks_module, losses as losses_module, m
 from .autodiff import tape as _tape
 from .autodiff.tape import GradientTape, Tensor
 from .layers._calling import flatten, map_structure
+from .loss_tape import _as_target, apply_loss
 from .ops import numpy as knp
 
 __all__ = ["CompiledLoss", "CompiledMetrics", "fit", "evaluate", "predict", "unpack_x_y_sample_weight"]
@@ -56,59 +57,6 @@ def _loss_object(spec):
     if isinstance(spec, losses_module.Loss) or callable(spec):
         return spec
     raise ValueError(f"Could not interpret loss identifier: {spec!r}")
-
-
-def _as_target(y, like):
-    v = _tape.value_of(y)
-    xp = backend.xp_of(_tape.value_of(like))
-    a = backend.to_xp(v, xp)
-    return a.astype(np.float32) if a.dtype == np.float64 else a
-
-
-def _builtin_loss_node(loss, y, y_pred, sw):
-    """A built-in loss as one tape node: value total/n, VJP its hand-written gradient."""
-    pv = _tape.value_of(y_pred)
-    n = pv.shape[0]
-    yt = loss.prepare_targets(_as_target(y, pv), pv.shape)
-    swv = None if sw is None else backend.to_xp(sw, backend.xp_of(pv), dtype=np.float64).reshape(-1)
-    total, g = loss.step(yt, pv.astype(np.float32, copy=False), swv, n)
-    value = np.float32(total / max(n, 1))
-    if type(y_pred) is not Tensor:
-        return value
-    return Tensor(backend.xp_of(pv).asarray(value), (y_pred,), lambda gr: (g * gr,), type(loss).__name__)
-
-
-def _reduce(per, sw, who):
-    """Keras's sum_over_batch_size: the (weighted) mean of what a loss function returned."""
-    v = _tape.value_of(per)
-    if np.ndim(v) == 0:
-        return per
-    if sw is not None:
-        swv = backend.to_xp(sw, backend.xp_of(v), dtype=v.dtype).reshape(-1)
-        if v.ndim > 1:
-            per = knp.mean(per, axis=tuple(range(1, v.ndim)))
-        if v.shape[0] != swv.shape[0]:
-            raise ValueError(f"{who}: returned shape {tuple(v.shape)}, expected one value per sample "
-                             f"({swv.shape[0]}) to weight")
-        return knp.divide(knp.sum(knp.multiply(per, swv)), float(v.shape[0]))
-    return knp.mean(per)
-
-
-def apply_loss(loss, y, y_pred, sw=None):
-    """The scalar loss for one output (a Tensor when y_pred is one)."""
-    if isinstance(loss, losses_module.Loss) and type(loss).call is losses_module.Loss.call:
-        return _builtin_loss_node(loss, y, y_pred, sw)
-    fn = loss.call if isinstance(loss, losses_module.Loss) else loss
-    who = f"loss {getattr(loss, 'name', getattr(loss, '__name__', type(loss).__name__))!r}"
-    per = fn(_as_target(y, y_pred), y_pred)
-    if per is None or not hasattr(_tape.value_of(per), "shape") and not isinstance(per, (float, int)):
-        raise ValueError(f"{who}: expected an array of per-sample losses or a scalar, got {type(per).__name__}")
-    v = _tape.value_of(per)
-    batch = _tape.value_of(y_pred).shape[0]
-    if np.ndim(v) and v.shape[0] != batch:
-        raise ValueError(f"{who}: returned shape {tuple(v.shape)}; a loss must return a scalar or one value per "
-                         f"sample (leading dimension {batch})")
-    return _reduce(per, sw, who)
 
 
 class CompiledLoss:

@@ -12,7 +12,6 @@ be buffers reused at the next call with the same shape: callers copy what they k
 """
 from __future__ import annotations
 
-import inspect
 import itertools
 import re
 import threading
@@ -21,6 +20,7 @@ import numpy as np
 
 from .. import backend, initializers
 from ..autodiff import tape as _tape
+from ..variables import Variable, _xp_of
 
 __all__ = ["Layer", "Variable", "InputLayer", "Input", "KerasTensor", "LAYER_CLASSES", "unique_name"]
 
@@ -38,67 +38,6 @@ def unique_name(prefix: str) -> str:
 def _snake(name: str) -> str:
     s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", s).lower()
-
-
-class Variable:
-    """A weight: ``value`` (float32, on the model's device) and ``grad`` of the same shape.
-
-    Inside a built model both are views into the model's flat buffers, so they are updated in
-    place (``assign``), never rebound by layers."""
-
-    __slots__ = ("name", "value", "grad", "trainable", "path")
-    _is_variable = True  # the tape lifts variables read inside a GradientTape into leaves
-    __array_priority__ = 1000
-
-    def __init__(self, value, name: str, trainable: bool = True, path: str = ""):
-        self.value = value
-        self.grad = None
-        self.name = name
-        self.trainable = trainable
-        self.path = path or name
-
-    @property
-    def shape(self):
-        return tuple(self.value.shape)
-
-    @property
-    def dtype(self):
-        return self.value.dtype
-
-    def numpy(self):
-        return backend.to_numpy(self.value).copy()
-
-    def assign(self, new):
-        new = backend.to_xp(_tape.value_of(new), _xp_of(self.value), dtype=self.value.dtype)
-        if tuple(new.shape) != self.shape and new.size == self.value.size == 1:
-            new = new.reshape(self.shape)  # a scalar for a scalar variable
-        if tuple(new.shape) != self.shape:
-            raise ValueError(f"Variable {self.path!r}: expected shape {self.shape}, got {tuple(new.shape)}")
-        self.value[...] = new
-
-    def __array__(self, dtype=None, copy=None):
-        a = backend.to_numpy(self.value)
-        return a.astype(dtype) if dtype is not None else a
-
-    def assign_add(self, delta):
-        self.assign(self.value + backend.to_xp(_tape.value_of(delta), _xp_of(self.value), dtype=self.value.dtype))
-
-    def assign_sub(self, delta):
-        self.assign(self.value - backend.to_xp(_tape.value_of(delta), _xp_of(self.value), dtype=self.value.dtype))
-
-    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        from .. import ops
-        fn = getattr(ops, ufunc.__name__, None) if method == "__call__" and not kwargs else None
-        if fn is None:  # no rule: compute on the values (nothing to differentiate here)
-            return getattr(ufunc, method)(*(_tape.value_of(a) for a in inputs), **kwargs)
-        return fn(*inputs)
-
-    def __repr__(self):
-        return f"<Variable path={self.path} shape={self.shape} dtype={self.dtype}>"
-
-
-def _xp_of(a):
-    return backend.xp_of(a)
 
 
 class KerasTensor:
@@ -386,11 +325,3 @@ def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None, 
         raise ValueError("Input: pass shape=(features, ...)")
     shape = _normalize_shape(shape)
     return KerasTensor((None, *shape), dtype=dtype or "float32", name=name or unique_name("input_layer"))
-
-
-def _give_variables_operators():
-    from ..ops import _install_operators
-    _install_operators(Variable)
-
-
-_give_variables_operators()
