@@ -385,3 +385,19 @@ def test_intermediate_feature_model_and_get_layer():
     np.testing.assert_allclose(feat.predict(x, verbose=0), x @ dense.kernel.numpy() + dense.bias.numpy(),
                                rtol=1e-5, atol=1e-6)
     assert model.output_names == ["cls", "reg"] and len(model.inputs) == 2
+
+
+def test_relu_epilogues_propagate_nan():
+    """max(0, x) in the GEMM and conv epilogues keeps a NaN (Keras's relu does), so a NaN input
+    reaches the loss instead of turning into a silent zero."""
+    from forgeml import ops as kernels
+    x = np.ones((3, 4), np.float32)
+    x[1, 2] = np.nan
+    y = kernels.matmul(x, np.ones((4, 5), np.float32), activation="relu")
+    assert np.isnan(y[1]).all() and np.isfinite(y[[0, 2]]).all()
+    xc = np.ones((1, 5, 5, 2), np.float32)
+    xc[0, 2, 2, 0] = np.nan
+    yc = kernels.conv2d(xc, np.ones((3, 3, 2, 4), np.float32), activation="relu")
+    assert np.isnan(yc).any() and np.isfinite(yc[0, 0, 0]).all()
+    np.testing.assert_array_equal(kernels.matmul(-np.ones((2, 2), np.float32), np.eye(2, dtype=np.float32),
+                                                 activation="relu"), 0)
