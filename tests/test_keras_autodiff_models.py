@@ -395,8 +395,8 @@ def test_relu_epilogues_propagate_nan():
     x[1, 2] = np.nan
     y = kernels.matmul(x, np.ones((4, 5), np.float32), activation="relu")
     assert np.isnan(y[1]).all() and np.isfinite(y[[0, 2]]).all()
-    xc = np.ones((1, 5, 5, 2), np.float32)
-    xc[0, 2, 2, 0] = np.nan
+    xc = np.ones((1, 7, 7, 2), np.float32)
+    xc[0, 5, 5, 0] = np.nan
     yc = kernels.conv2d(xc, np.ones((3, 3, 2, 4), np.float32), activation="relu")
     assert np.isnan(yc).any() and np.isfinite(yc[0, 0, 0]).all()
     np.testing.assert_array_equal(kernels.matmul(-np.ones((2, 2), np.float32), np.eye(2, dtype=np.float32),
