@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import math
 
+import distributed
+
 import numpy as np
 
 from .. import ops
@@ -28,6 +30,7 @@ from ..tree._tree import Forest
 from ._predict import as_rows
 
 HIST_BUDGET = 32 << 20  # bytes of histograms per partition per round
+ON_ROUND = None  # called with the round number after each round (tests use it to stop a worker)
 _POISSON_KMAX = 24
 
 
@@ -305,6 +308,10 @@ def _grow(est, client, states, seeds, edges, n_edges, classify, n):
     pending: dict = {}
     comm = {"rounds": 0, "bytes_per_level": {}, "hist_bytes": 0}
     r = 0
+    # a state is updated in place, so its rounds run where it lives (a copy elsewhere would go
+    # stale: the round counter then raises instead of growing from stale rows)
+    distributed.wait(states)
+    home = {k: sorted(v) for k, v in client.who_has(states).items()}
 
     def can_split(tree, node, total, depth, t):
         """Record the node's statistics; True when it may still be split."""
@@ -331,7 +338,8 @@ def _grow(est, client, states, seeds, edges, n_edges, classify, n):
         order = [(t, node) for t, (nodes, _) in req.items() for node in nodes.tolist()]
         feats_of = {(t, node): f for t, (nodes, fs) in req.items() for node, f in zip(nodes.tolist(), fs)}
         depth_of = {(t, node): depth for t, node, depth in take}
-        futs = [client.submit(_round, st, r, pending, req, n_bins, K, pure=False) for st in states]
+        futs = [client.submit(_round, st, r, pending, req, n_bins, K, pure=False, workers=home.get(st.key),
+                              allow_other_workers=True) for st in states]
         hist = None
         for part in client.gather(futs):
             hist = part if hist is None else hist + part
@@ -340,6 +348,8 @@ def _grow(est, client, states, seeds, edges, n_edges, classify, n):
             comm["bytes_per_level"][lvl] = comm["bytes_per_level"].get(lvl, 0) + part.nbytes
         comm["rounds"] += 1
         r += 1
+        if ON_ROUND is not None:
+            ON_ROUND(r)
         pending = {}
         for i, (t, node) in enumerate(order):
             depth = depth_of[(t, node)]
