@@ -15,9 +15,9 @@ SCRIPT = os.path.join(os.path.dirname(__file__), "mpi_train.py")
 
 def _env():
     env = dict(os.environ, OMP_NUM_THREADS="1", OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "python")
-    if os.path.isdir(os.path.join(src, "forgeml")):  # the in-place dev build; installed wheels need nothing
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
+    import forgeml
+    home = os.path.dirname(os.path.dirname(os.path.abspath(forgeml.__file__)))  # the forgeml this test imported
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (home, env.get("PYTHONPATH")) if p)
     return env
 
 
