@@ -76,6 +76,7 @@ def test_tree_parallel_regressor_from_dataframe(client):
     assert np.array_equal(lazy.compute(), local.predict(X))
 
 
+@pytest.mark.slow
 def test_data_parallel_accuracy_matches_local(client):
     X, y = _data(8000, d=12, seed=5)
     Xt, yt, Xv, yv = X[:6000], y[:6000], X[6000:], y[6000:]
@@ -164,6 +165,7 @@ def test_bad_setups_raise_clear_errors(client):
         fd.RandomForestClassifier(3, mode="data").fit(X, y[:299])
 
 
+@pytest.mark.slow
 def test_worker_dying_mid_fit_raises_and_leaves_no_hang():
     X, y = _data(2000, d=6, seed=1)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
@@ -175,7 +177,7 @@ def test_worker_dying_mid_fit_raises_and_leaves_no_hang():
                 os.kill(pids[sorted(pids)[0]], signal.SIGKILL)
         _hist.ON_ROUND = kill_one
         try:
-            with pytest.raises(Exception, match="worker died|KilledWorker|lost"):
+            with pytest.raises(RuntimeError, match="died mid-fit"):
                 fd.RandomForestClassifier(4, random_state=0, max_depth=6, mode="data").fit(
                     da.from_array(X, chunks=(1000, 6)), da.from_array(y, chunks=1000))
         finally:

@@ -290,6 +290,22 @@ def fit_data_parallel(est, X, y, sample_weight, classify, client):
     return est
 
 
+def _gather_at_home(client, futs, home):
+    """Gather round results; a round pinned to a worker that has gone would wait forever, so
+    check the workers while waiting and raise when one of the homes died."""
+    homes = {w for ws in home.values() for w in ws}
+    while True:
+        try:
+            distributed.wait(futs, timeout=0.5)
+            return client.gather(futs)
+        except (TimeoutError, distributed.TimeoutError):
+            alive = set(client.scheduler_info()["workers"])
+            if not homes <= alive:
+                client.cancel(futs)
+                raise RuntimeError(f"forgeml.dask: worker(s) {sorted(homes - alive)} died mid-fit; their partitions' "
+                                   "training state is gone. Fit again.") from None
+
+
 def _grow(est, client, states, seeds, edges, n_edges, classify, n):
     criterion = est.criterion
     K = est.n_classes_ if classify else 0
@@ -310,8 +326,12 @@ def _grow(est, client, states, seeds, edges, n_edges, classify, n):
     r = 0
     # a state is updated in place, so its rounds run where it lives (a copy elsewhere would go
     # stale: the round counter then raises instead of growing from stale rows)
+    # a state is updated in place, so its rounds run where it lives, strictly (a copy elsewhere
+    # would go stale; the round counter is the second line of defence)
     distributed.wait(states)
     home = {k: sorted(v) for k, v in client.who_has(states).items()}
+    if any(not v for v in home.values()):
+        raise RuntimeError("forgeml.dask: a partition's training state was lost before growth started (a worker died)")
 
     def can_split(tree, node, total, depth, t):
         """Record the node's statistics; True when it may still be split."""
@@ -338,10 +358,10 @@ def _grow(est, client, states, seeds, edges, n_edges, classify, n):
         order = [(t, node) for t, (nodes, _) in req.items() for node in nodes.tolist()]
         feats_of = {(t, node): f for t, (nodes, fs) in req.items() for node, f in zip(nodes.tolist(), fs)}
         depth_of = {(t, node): depth for t, node, depth in take}
-        futs = [client.submit(_round, st, r, pending, req, n_bins, K, pure=False, workers=home.get(st.key),
-                              allow_other_workers=True) for st in states]
+        futs = [client.submit(_round, st, r, pending, req, n_bins, K, pure=False, workers=home[st.key],
+                              allow_other_workers=False) for st in states]
         hist = None
-        for part in client.gather(futs):
+        for part in _gather_at_home(client, futs, home):
             hist = part if hist is None else hist + part
             comm["hist_bytes"] += part.nbytes
             lvl = min(depth_of.values())
