@@ -182,3 +182,11 @@ def test_worker_dying_mid_fit_raises_and_leaves_no_hang():
                     da.from_array(X, chunks=(1000, 6)), da.from_array(y, chunks=1000))
         finally:
             _hist.ON_ROUND = None
+
+
+def test_params_clone_and_mode_validation():
+    from sklearn.base import clone
+    est = fd.RandomForestRegressor(7, mode="data", max_depth=3)
+    twin = clone(est)
+    assert twin.get_params() == est.get_params() and twin.mode == "data"
+    assert isinstance(twin, ensemble.RandomForestRegressor)

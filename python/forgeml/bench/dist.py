@@ -20,7 +20,7 @@ import numpy as np
 
 def _forest_cases(bench, n, trees, depth):
     try:
-        import dask.array as da
+        import dask.array  # noqa: F401  (the forest cases need dask.array too)
         import distributed
     except ImportError:
         print("dist    (dask.distributed not installed: forest cases skipped)", file=bench.out)
@@ -36,21 +36,21 @@ def _forest_cases(bench, n, trees, depth):
     params = dict(n_estimators=trees, random_state=0, max_depth=depth)
     models = {}
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                  silence_logs=50) as cluster, distributed.Client(cluster):
-        Xd = da.from_array(Xt, chunks=(-(-n // 2), d)).persist()
-        yd = da.from_array(yt, chunks=-(-n // 2)).persist()
+                                  silence_logs=50) as cluster, distributed.Client(cluster) as client:
+        from ..dask._hist import scatter_rows
+        Xd, yd = scatter_rows(client, Xt, 2), scatter_rows(client, yt, 2)
 
         def local():
             models["local"] = RandomForestClassifier(**params).fit(Xt, yt)
 
         for mode in ("tree", "data"):
             def dist_fit(mode=mode):
-                models[mode] = fd.RandomForestClassifier(**params, mode=mode).fit(Xd, yd)
+                models[f"dask-{mode}"] = fd.RandomForestClassifier(**params, mode=mode).fit(Xd, yd)
 
             def metric(name, mode=mode):
                 out = {"acc": round(float(models[name].score(Xv, yv)), 4)}
-                if name == mode and mode == "data":
-                    comm = models[mode]._comm
+                if name == "dask-data":
+                    comm = models[name]._comm
                     levels = comm["bytes_per_level"]
                     out["MB_per_level"] = {k: round(v / 2**20, 1) for k, v in sorted(levels.items())}
                     out["rounds"] = comm["rounds"]

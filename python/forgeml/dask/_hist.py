@@ -208,12 +208,22 @@ class _TreeBuilder:
         return out
 
 
+def scatter_rows(client, a, parts: int):
+    """A NumPy array as a dask array of `parts` row blocks scattered to the workers (not embedded
+    in the task graph)."""
+    import dask.array as da
+    a = np.asarray(a)
+    bounds = np.linspace(0, len(a), max(1, min(parts, len(a))) + 1).astype(int)
+    blocks = [a[i:j] for i, j in zip(bounds[:-1], bounds[1:])]
+    futs = client.scatter(blocks)
+    return da.concatenate([da.from_delayed(f, shape=b.shape, dtype=b.dtype) for f, b in zip(futs, blocks)])
+
+
 def _dask_arrays(X, y, sample_weight, client):
     import dask.array as da
     n_workers = max(1, len(client.scheduler_info()["workers"]))
     if not hasattr(X, "dask"):
-        X = np.asarray(X)
-        X = da.from_array(X, chunks=(max(1, -(-len(X) // n_workers)), -1))
+        X = scatter_rows(client, X, n_workers)
     X = as_rows(X)
     if X.ndim != 2:
         raise ValueError(f"X: expected a 2-D collection, got {X.ndim}-D")
