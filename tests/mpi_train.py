@@ -35,6 +35,8 @@ def model_for(kind):
 
 def main():
     kind, out, global_batch, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    if kind.startswith("keras3_"):
+        return keras3(kind.removeprefix("keras3_"), out, global_batch, epochs)
     x, y = data(kind.removeprefix("empty_rank_"))
     if kind.startswith("empty_rank_"):  # a bad setup: the last rank's own sharding left it nothing
         kind = kind.removeprefix("empty_rank_")
@@ -48,10 +50,26 @@ def main():
     t0 = time.perf_counter()
     hist = model.fit(x, y, batch_size=global_batch // dist.size(), epochs=epochs, shuffle=False, verbose=0,
                      callbacks=[dist.BroadcastGlobalVariablesCallback(0), dist.MetricAverageCallback()])
-    seconds = time.perf_counter() - t0
+    save(out, model, hist, time.perf_counter() - t0)
+
+
+def keras3(kind, out, global_batch, epochs):
+    """The Keras 3 spelling: no sharding or wrapping in the script, only a distribution."""
+    tf.keras.distribution.set_distribution(tf.keras.distribution.DataParallel())
+    x, y = data(kind)
+    tf.keras.utils.set_random_seed(100 + dist.rank())
+    model = model_for(kind)
+    model.compile(optimizer=tf.keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    t0 = time.perf_counter()
+    hist = model.fit(x, y, batch_size=global_batch, epochs=epochs, shuffle=False, verbose=1)
+    save(out, model, hist, time.perf_counter() - t0)
+
+
+def save(out, model, hist, seconds):
     np.savez(os.path.join(out, f"rank{dist.rank()}.npz"), *model.get_weights(),
              loss=np.array(hist.history["loss"]), accuracy=np.array(hist.history["accuracy"]),
-             seconds=seconds, allreduce_seconds=model.optimizer.allreduce_seconds,
+             seconds=seconds, allreduce_seconds=getattr(model.optimizer, "allreduce_seconds", 0.0),
              steps=model.optimizer.iterations.value)
 
 

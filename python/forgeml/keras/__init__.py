@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from . import (activations, backend, callbacks, initializers, layers, losses, metrics, models, optimizers,
                saving, utils)
+from . import distribution
 from .layers import Input, Layer
 from .models import Model, Sequential
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import backend, callbacks as callbacks_module, losses as losses_module, metrics as metrics_module
 from . import _fast, optimizers as optimizers_module, utils
+from . import distribution as distribution_module
 from .layers.base import InputLayer, KerasTensor, Layer, unique_name
 
 __all__ = ["Model", "Sequential", "load_model", "clone_model", "model_from_json"]
@@ -399,6 +400,9 @@ class Model:
         self._assert_compiled("fit")
         batch_size = _check_batch_size(batch_size)
         verbose = 1 if verbose == "auto" else int(verbose)
+        if distribution_module.distribution() is not None:  # data parallel over MPI ranks
+            x, y, sample_weight, batch_size, callbacks, verbose = distribution_module.distribution()._prepare_fit(
+                self, x, y, sample_weight, batch_size, callbacks, verbose)
         x = self._prepare_x(x)
         n_all = _n_samples(x)
         y_all = self._prepare_y(y, n_all)
