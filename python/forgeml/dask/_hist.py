@@ -374,8 +374,9 @@ def _grow(est, client, states, seeds, edges, n_edges, classify, n):
         for part in _gather_at_home(client, futs, home):
             hist = part if hist is None else hist + part
             comm["hist_bytes"] += part.nbytes
-            lvl = min(depth_of.values())
-            comm["bytes_per_level"][lvl] = comm["bytes_per_level"].get(lvl, 0) + part.nbytes
+        per_node = hist[0].nbytes * len(states)  # every partition sends each node's histograms
+        for depth in depth_of.values():
+            comm["bytes_per_level"][depth] = comm["bytes_per_level"].get(depth, 0) + per_node
         comm["rounds"] += 1
         r += 1
         if ON_ROUND is not None:
