@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from . import (activations, backend, callbacks, initializers, layers, losses, metrics, models, ops, optimizers,
                saving, utils)
+from . import distribution
 from .autodiff import GradientTape
 from .layers import Input, Layer, Variable
 from .models import Model, Sequential

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import backend, callbacks as callbacks_module, losses as losses_module, metrics as metrics_module
 from . import _fast, optimizers as optimizers_module, training, utils
+from . import distribution as distribution_module
 from .autodiff import tape as _tape
 from .layers import _calling
 from .layers.base import InputLayer, KerasTensor, Layer, unique_name
@@ -441,6 +442,9 @@ class Model:
         self._assert_compiled("fit")
         batch_size = _check_batch_size(batch_size)
         verbose = 1 if verbose == "auto" else int(verbose)
+        if distribution_module.distribution() is not None:  # data parallel over MPI ranks
+            x, y, sample_weight, batch_size, callbacks, verbose = distribution_module.distribution()._prepare_fit(
+                self, x, y, sample_weight, batch_size, callbacks, verbose)
         if self._general_mode():
             self._ensure_built_for(x)
             return training.fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split,
