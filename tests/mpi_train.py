@@ -22,8 +22,25 @@ def data(kind):
     return x, y
 
 
+class SubclassedMLP(tf.keras.Model):
+    """The same MLP as a subclassed model: fit runs the tape trainer (apply_gradients)."""
+
+    def __init__(self):
+        super().__init__()
+        L = tf.keras.layers
+        self.h1, self.h2 = L.Dense(64, activation="relu"), L.Dense(32, activation="tanh")
+        self.out = L.Dense(3, activation="softmax")
+
+    def call(self, x):
+        return self.out(self.h2(self.h1(x)))
+
+
 def model_for(kind):
     L = tf.keras.layers
+    if kind == "subclassed":
+        model = SubclassedMLP()
+        model.build((None, 20))
+        return model
     if kind == "cnn":
         layers = [L.Input((8, 8, 1)), L.Conv2D(8, 3, activation="relu"), L.MaxPooling2D(2), L.Flatten(),
                   L.Dense(32, activation="relu"), L.Dense(10, activation="softmax")]

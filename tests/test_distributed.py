@@ -28,7 +28,7 @@ def _run(args, ranks, timeout=240):
     return subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.mark.parametrize("kind", ["mlp", "cnn", "keras3_mlp"])
+@pytest.mark.parametrize("kind", ["mlp", "cnn", "keras3_mlp", "subclassed"])
 def test_two_ranks_equal_one_process_on_the_global_batch(kind, tmp_path):
     two, one = tmp_path / "two", tmp_path / "one"
     two.mkdir()

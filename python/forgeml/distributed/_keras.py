@@ -38,6 +38,24 @@ class _AllreduceGradients:
             self.allreduce_calls += 1
         super().apply()
 
+    def apply_gradients(self, grads_and_vars):
+        """The tape trainer's path (subclassed / functional models, GradientTape loops): the
+        gradients are packed into one flat buffer, averaged with one Allreduce, then applied."""
+        pairs = list(grads_and_vars)
+        live = [i for i, (g, _) in enumerate(pairs) if g is not None]
+        if live and _comm.size() > 1:
+            grads = [np.asarray(pairs[i][0], dtype=np.float32) for i in live]
+            flat = np.concatenate([g.ravel() for g in grads])
+            t0 = time.perf_counter()
+            _comm.allreduce_mean(flat)
+            self.allreduce_seconds += time.perf_counter() - t0
+            self.allreduce_calls += 1
+            offset = 0
+            for i, g in zip(live, grads):
+                pairs[i] = (flat[offset:offset + g.size].reshape(g.shape), pairs[i][1])
+                offset += g.size
+        return super().apply_gradients(pairs)
+
 
 _CLASSES: dict = {}
 
