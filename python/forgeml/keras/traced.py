@@ -3,8 +3,9 @@ the tape; if its graph turns out to be a plain chain of built-in layers ending i
 (a subclassed model whose ``call`` just applies its layers in turn), later steps run that chain
 the way Sequential does -- each layer's forward, the loss fused with the output activation,
 each layer's backward straight into the optimizer's flat gradient buffer, one optimizer pass.
-Like jit, it assumes ``call`` does the same thing on every batch; ``compile(run_eagerly=True)``
-turns it off.
+A chain of Dense layers that the seed's fused path takes (keras/_fast.py) runs whole epochs in one
+kernel call from the second epoch on. Like jit, it assumes ``call`` does the same thing on every
+batch; ``compile(run_eagerly=True)`` turns it off.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from . import backend
 from .autodiff.tape import Tensor, _topo
 from .layers.base import Layer
 
-__all__ = ["trace_chain", "ChainStep"]
+__all__ = ["trace_chain", "ChainStep", "dense_plan"]
 
 
 def trace_chain(model, x, loss, variables):
@@ -53,7 +54,8 @@ class ChainStep:
         last = layers[-1]
         act = getattr(last, "activation", None)
         self.fused = act is not None and self.loss.fuses(act) and "logits" in last.forward.__code__.co_varnames
-        _, grads = _flat_binding(model.optimizer, variables)
+        params, grads = _flat_binding(model.optimizer, variables)
+        self.params = params
         off = 0
         for v in variables:  # backward writes straight into the optimizer's gradient buffer
             n = int(v.value.size)
@@ -87,3 +89,28 @@ class ChainStep:
         model._loss_tracker.update_state(np.asarray([total / max(n, 1)]), sample_weight=[n])
         model._compiled_metrics.update_state(y, y_pred, sw)
         return model.get_metrics_result()
+
+
+class _PlanView:
+    """What _fast.plan / DensePlan read from a model, for a traced chain: its layers, the
+    optimizer's flat buffers and the loss tracker's running totals."""
+
+    def __init__(self, model, chain):
+        self._layers, self._params, self._grads = chain.layers, chain.params, chain.grads
+        self._xp, self.trainable = np, True
+        self.loss, self.optimizer = chain.loss, model.optimizer
+        self._metrics = [(m, False) for _, m in model._compiled_metrics.metrics]
+        self._tracker = model._loss_tracker
+
+    _loss_total = property(lambda self: self._tracker.total,
+                           lambda self, v: setattr(self._tracker, "total", v))
+    _loss_count = property(lambda self: self._tracker.count,
+                           lambda self, v: setattr(self._tracker, "count", v))
+
+
+def dense_plan(model, chain):
+    """The whole-epoch fused kernel (keras/_fast.py) for a traced chain of Dense layers, or None."""
+    from . import _fast
+    if model._xp is not np or len(model._compiled_metrics.names) != 1:
+        return None
+    return _fast.plan(_PlanView(model, chain))

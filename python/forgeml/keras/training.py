@@ -228,6 +228,12 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
         perm = rng.permutation(n) if shuffle and n > 1 else None
         if perm is not None and xp is not np:
             perm = xp.asarray(perm)
+        if _fused_epoch(model, x, y, sw, perm, batch_size, steps, cbl):
+            logs = _result_logs(model.get_metrics_result())
+            logs = _end_epoch(model, logs, val, epoch, validation_freq, validation_batch_size or batch_size, cbl)
+            if model.stop_training:
+                break
+            continue
         xe, ye, swe = (x, y, sw) if perm is None else (_take(x, perm), _take(y, perm), None if sw is None else sw[perm])
         for s, idx in _batches(n, batch_size, None):  # shuffled once per epoch, then sliced
             if s >= steps:
@@ -240,17 +246,36 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
                 cbl.call("on_train_batch_end", s, logs)
             if model.stop_training:
                 break
-        logs = dict(logs)
-        if val is not None and (epoch + 1) % validation_freq == 0:
-            vlogs = evaluate(model, *val, validation_batch_size or batch_size, reset=True)
-            logs.update({"val_" + k: v for k, v in vlogs.items()})
-        cbl.call("on_epoch_end", epoch, logs)
+        logs = _end_epoch(model, logs, val, epoch, validation_freq, validation_batch_size or batch_size, cbl)
         if model.stop_training:
             break
     cbl.call("on_train_end", None)
     history.params = params
     history.model = model
     return history
+
+
+def _end_epoch(model, logs, val, epoch, validation_freq, batch_size, cbl):
+    logs = dict(logs)
+    if val is not None and (epoch + 1) % validation_freq == 0:
+        vlogs = evaluate(model, *val, batch_size, reset=True)
+        logs.update({"val_" + k: v for k, v in vlogs.items()})
+    cbl.call("on_epoch_end", epoch, logs)
+    return logs
+
+
+def _fused_epoch(model, x, y, sw, perm, batch_size, steps, cbl):
+    """A traced chain of Dense layers runs the whole epoch in one kernel call (keras/traced.py)."""
+    chain = model.__dict__.get("_chain_step")
+    if not chain or cbl.wants_batches or not chain.valid(x):
+        return False
+    plan = chain.__dict__.get("plan", 0)
+    if plan == 0:
+        from .traced import dense_plan
+        plan = chain.__dict__["plan"] = dense_plan(model, chain)
+    if plan is None or plan.labels(y) is None:
+        return False
+    return bool(plan.run(x, y, sw, None if perm is None else np.asarray(perm), batch_size, 0, steps))
 
 
 def evaluate(model, x, y, sw, batch_size, reset=True):
@@ -298,7 +323,8 @@ def default_train_step(model, data):
     grads = tape.gradient(loss, variables)
     _tape.warn_missing(variables, grads)
     model.optimizer.apply_gradients(zip(grads, variables))
-    if chain is None and not model.__dict__.get("_run_eagerly"):
+    if chain is None and not model.__dict__.get("_run_eagerly") and \
+            type(model).train_step.__qualname__ == "Model.train_step":  # not under a user's override
         from .traced import trace_chain
         model.__dict__["_chain_step"] = trace_chain(model, x, loss, variables) or False
     return model.compute_metrics(x, y, y_pred, sw)
