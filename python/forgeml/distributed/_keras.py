@@ -95,11 +95,19 @@ class BroadcastGlobalVariablesCallback(callbacks_module.Callback):
             raise ValueError(f"forgeml.distributed: ranks would run different numbers of steps per epoch {steps}; "
                              "give every rank the same number of rows (forgeml.distributed.shard does)")
         model = self.model
-        _comm.broadcast(model._params, self.root_rank)
-        for v in model.non_trainable_weights:
+        if getattr(model, "_params", None) is not None:  # Sequential-style models: one flat buffer
+            _comm.broadcast(model._params, self.root_rank)
+            weights = model.non_trainable_weights
+        else:  # models the tape trains keep one array per variable
+            weights = model.weights
+        for v in weights:
             value = getattr(v, "value", None)
             if isinstance(value, np.ndarray) and value.flags.c_contiguous:
                 _comm.broadcast(value, self.root_rank)
+            elif value is not None:
+                buf = np.ascontiguousarray(np.asarray(value))
+                _comm.broadcast(buf, self.root_rank)
+                v.assign(buf)
         opt = model.optimizer
         for slot in getattr(opt, "slots", {}).values():
             _comm.broadcast(slot, self.root_rank)

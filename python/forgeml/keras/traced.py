@@ -85,7 +85,7 @@ class ChainStep:
             total, g = self.loss.step(yt, y_pred, swv, n)
         for i in range(len(layers) - 1, -1, -1):
             g = layers[i].backward(g, i > 0)
-        model.optimizer._apply_flat()
+        model.optimizer.apply()  # apply(), not _apply_flat(): a wrapping optimizer (MPI) hooks it
         model._loss_tracker.update_state(np.asarray([total / max(n, 1)]), sample_weight=[n])
         model._compiled_metrics.update_state(y, y_pred, sw)
         return model.get_metrics_result()
