@@ -31,6 +31,8 @@ CLASSES = {  # name -> forgeml module that may provide it
     "ExtraTreeClassifier": "forgeml.tree", "ExtraTreeRegressor": "forgeml.tree",
     "RandomForestClassifier": "forgeml.ensemble", "RandomForestRegressor": "forgeml.ensemble",
     "ExtraTreesClassifier": "forgeml.ensemble", "ExtraTreesRegressor": "forgeml.ensemble",
+    # scikit-learn's export functions accept only its own tree classes: forgeml's run its code
+    "export_text": "forgeml.tree", "plot_tree": "forgeml.tree", "export_graphviz": "forgeml.tree",
 }
 HERE = pathlib.Path(__file__).resolve().parent
 

@@ -7,6 +7,7 @@ import numbers
 import os
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
@@ -35,12 +36,29 @@ def threads_for(n_jobs) -> int:
     return max(1, int(n_jobs))
 
 
+SPARSE_FORMATS = ("csc", "csr", "coo")
+
+
+def dense_float32(X):
+    """Sparse X as a dense C-contiguous float32 array (the binned kernels read dense rows; the
+    zeros of a sparse matrix are values like any other)."""
+    if sp.issparse(X):
+        X = X.toarray()
+    return np.ascontiguousarray(X, dtype=np.float32)
+
+
 def check_X(est, X, reset: bool):
-    return validate_data(est, X, reset=reset, dtype=np.float32, ensure_all_finite="allow-nan")
+    X = validate_data(est, X, reset=reset, dtype=np.float32, ensure_all_finite="allow-nan",
+                      accept_sparse=SPARSE_FORMATS)
+    return dense_float32(X)
 
 
-def check_X_y(est, X, y, classify: bool):
-    X, y = validate_data(est, X, y, dtype=np.float32, ensure_all_finite="allow-nan", y_numeric=not classify)
+def check_X_y(est, X, y, classify: bool, multi_output: bool = False):
+    if sp.issparse(y):
+        raise ValueError("sparse multilabel-indicator for y is not supported.")
+    X, y = validate_data(est, X, y, dtype=np.float32, ensure_all_finite="allow-nan", y_numeric=not classify,
+                         accept_sparse=SPARSE_FORMATS, multi_output=multi_output)
+    X = dense_float32(X)
     if np.isinf(X).any():  # allow-nan lets through only NaN; belt and braces for float32 overflow
         raise ValueError("Input X contains infinity or a value too large for dtype('float32').")
     return X, y
@@ -93,9 +111,10 @@ def bin_data(X, weight, max_bins: int, seed: int):
 
 
 def grow(est, X, y_enc, weight, *, criterion, n_classes, seeds, max_features, bootstrap=False, n_draws=None,
-         balanced_subsample=False, threads) -> Forest:
+         balanced_subsample=False, threads, bin_seed=None) -> Forest:
     """Bin X (rows with weight > 0) and grow one tree per seed; returns the Forest."""
-    bin_seed = int(seeds[0]) ^ 0x9E3779B9 if len(seeds) else 0
+    if bin_seed is None:
+        bin_seed = int(seeds[0]) ^ 0x9E3779B9 if len(seeds) else 0
     codes, edges = bin_data(X, weight, est.max_bins, bin_seed)
     split, leaf = resolve_sizes(est, X.shape[0])
     grown = ops.tree_grow_forest(
