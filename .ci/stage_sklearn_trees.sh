@@ -6,5 +6,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${1:?usage: $0 PYTHON}
-FLOOR=295
+FLOOR=778
 MPLBACKEND=Agg "$PY" tests/sklearn_conformance/run.py --floor "$FLOOR"

@@ -9,11 +9,12 @@ array-API check (SCIPY_ARRAY_API is not set).
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from forgeml.ensemble import RandomForestClassifier, RandomForestRegressor
-from forgeml.tree import DecisionTreeClassifier, DecisionTreeRegressor
+from forgeml.ensemble import ExtraTreesClassifier, ExtraTreesRegressor, RandomForestClassifier, RandomForestRegressor
+from forgeml.tree import DecisionTreeClassifier, DecisionTreeRegressor, ExtraTreeClassifier, ExtraTreeRegressor
 
 ESTIMATORS = [DecisionTreeClassifier(), DecisionTreeRegressor(), RandomForestClassifier(n_estimators=10),
-              RandomForestRegressor(n_estimators=10)]
+              RandomForestRegressor(n_estimators=10), ExtraTreeClassifier(), ExtraTreeRegressor(),
+              ExtraTreesClassifier(n_estimators=10), ExtraTreesRegressor(n_estimators=10)]
 
 # check name -> why it is expected to fail (see the report in the tests' docstring)
 _BOOTSTRAP = {"check_sample_weight_equivalence_on_dense_data":

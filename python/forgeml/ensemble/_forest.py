@@ -15,11 +15,11 @@ from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .. import ops
-from ..tree import DecisionTreeClassifier, DecisionTreeRegressor
+from ..tree import DecisionTreeClassifier, DecisionTreeRegressor, ExtraTreeClassifier, ExtraTreeRegressor
 from ..tree import _fit
 from ..tree._classes import BaseDecisionTree, TreeClassifierMixin
 
-__all__ = ["RandomForestClassifier", "RandomForestRegressor"]
+__all__ = ["RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier", "ExtraTreesRegressor"]
 
 
 class BaseForest(BaseEstimator):
@@ -60,6 +60,9 @@ class BaseForest(BaseEstimator):
         return draws
 
     def _fit(self, X, y, sample_weight, classify: bool):
+        import scipy.sparse as sp
+        if sp.issparse(y):
+            raise ValueError("sparse multilabel-indicator for y is not supported.")
         X, y = _fit.check_X_y(self, X, y, classify)
         if not self.bootstrap and self.max_samples is not None:
             raise ValueError("`max_sample` cannot be set if `bootstrap=False`. Either switch to "
@@ -181,6 +184,16 @@ class BaseForest(BaseEstimator):
         return {k: v for k, v in self.get_params().items() if k in names}
 
     @property
+    def _n_samples_bootstrap(self):  # scikit-learn's name for the rows each bootstrap draws
+        return self._n_draws_
+
+    @property
+    def estimator(self):
+        """The kind of tree the forest grows, unfitted (scikit-learn's forests take it as a fixed
+        parameter; here it is read-only)."""
+        return self._tree_class()
+
+    @property
     def estimator_(self):
         return self._tree_class(**{**self._tree_params(), "random_state": None})
 
@@ -246,7 +259,7 @@ class RandomForestClassifier(TreeClassifierMixin, BaseForest):
     def __init__(self, n_estimators=100, *, criterion="gini", max_depth=None, min_samples_split=2,
                  min_samples_leaf=1, min_weight_fraction_leaf=0.0, max_features="sqrt", max_leaf_nodes=None,
                  min_impurity_decrease=0.0, bootstrap=True, oob_score=False, n_jobs=None, random_state=None,
-                 class_weight=None, max_samples=None, warm_start=False, ccp_alpha=0.0, max_bins=255):
+                 class_weight=None, max_samples=None, warm_start=False, ccp_alpha=0.0, monotonic_cst=None, max_bins=255):
         self.n_estimators = n_estimators
         self.criterion = criterion
         self.max_depth = max_depth
@@ -264,6 +277,7 @@ class RandomForestClassifier(TreeClassifierMixin, BaseForest):
         self.max_samples = max_samples
         self.warm_start = warm_start
         self.ccp_alpha = ccp_alpha
+        self.monotonic_cst = monotonic_cst
         self.max_bins = max_bins
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -278,14 +292,14 @@ class RandomForestRegressor(RegressorMixin, BaseForest):
 
     _parameter_constraints = {
         **BaseForest._parameter_constraints,
-        "criterion": [StrOptions({"squared_error"})],
+        "criterion": [StrOptions({"squared_error", "poisson"})],
     }
     _tree_class = DecisionTreeRegressor
 
     def __init__(self, n_estimators=100, *, criterion="squared_error", max_depth=None, min_samples_split=2,
                  min_samples_leaf=1, min_weight_fraction_leaf=0.0, max_features=1.0, max_leaf_nodes=None,
                  min_impurity_decrease=0.0, bootstrap=True, oob_score=False, n_jobs=None, random_state=None,
-                 max_samples=None, warm_start=False, ccp_alpha=0.0, max_bins=255):
+                 max_samples=None, warm_start=False, ccp_alpha=0.0, monotonic_cst=None, max_bins=255):
         if isinstance(criterion, str) and criterion == "friedman_mse":
             criterion = "squared_error"  # scikit-learn >= 1.9: deprecated alias, same splits
             warnings.warn('Value `"friedman_mse"` for `criterion` is deprecated: it maps to `"squared_error"` (both '
@@ -307,6 +321,7 @@ class RandomForestRegressor(RegressorMixin, BaseForest):
         self.max_samples = max_samples
         self.warm_start = warm_start
         self.ccp_alpha = ccp_alpha
+        self.monotonic_cst = monotonic_cst
         self.max_bins = max_bins
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -315,3 +330,44 @@ class RandomForestRegressor(RegressorMixin, BaseForest):
 
     def predict(self, X):
         return self._raw_predict(X)[:, 0]
+
+
+class ExtraTreesClassifier(RandomForestClassifier):
+    """Extremely randomized trees (scikit-learn's ExtraTreesClassifier): every tree on all rows by
+    default (bootstrap=False), each drawn feature split at a random boundary between its occupied
+    bins, the best of those kept."""
+    __doc__ += _FOREST_DOC.format(kind="Classifier")
+    _tree_class = ExtraTreeClassifier
+    splitter = "random"  # not a parameter: what the forest's trees use
+
+    def __init__(self, n_estimators=100, *, criterion="gini", max_depth=None, min_samples_split=2,
+                 min_samples_leaf=1, min_weight_fraction_leaf=0.0, max_features="sqrt", max_leaf_nodes=None,
+                 min_impurity_decrease=0.0, bootstrap=False, oob_score=False, n_jobs=None, random_state=None,
+                 class_weight=None, max_samples=None, warm_start=False, ccp_alpha=0.0, monotonic_cst=None,
+                 max_bins=255):
+        super().__init__(n_estimators, criterion=criterion, max_depth=max_depth, min_samples_split=min_samples_split,
+                         min_samples_leaf=min_samples_leaf, min_weight_fraction_leaf=min_weight_fraction_leaf,
+                         max_features=max_features, max_leaf_nodes=max_leaf_nodes,
+                         min_impurity_decrease=min_impurity_decrease, bootstrap=bootstrap, oob_score=oob_score,
+                         n_jobs=n_jobs, random_state=random_state, class_weight=class_weight,
+                         max_samples=max_samples, warm_start=warm_start, ccp_alpha=ccp_alpha,
+                         monotonic_cst=monotonic_cst, max_bins=max_bins)
+
+
+class ExtraTreesRegressor(RandomForestRegressor):
+    """Extremely randomized trees (scikit-learn's ExtraTreesRegressor), bootstrap=False by default."""
+    __doc__ += _FOREST_DOC.format(kind="Regressor")
+    _tree_class = ExtraTreeRegressor
+    splitter = "random"
+
+    def __init__(self, n_estimators=100, *, criterion="squared_error", max_depth=None, min_samples_split=2,
+                 min_samples_leaf=1, min_weight_fraction_leaf=0.0, max_features=1.0, max_leaf_nodes=None,
+                 min_impurity_decrease=0.0, bootstrap=False, oob_score=False, n_jobs=None, random_state=None,
+                 max_samples=None, warm_start=False, ccp_alpha=0.0, monotonic_cst=None, max_bins=255):
+        super().__init__(n_estimators, criterion=criterion, max_depth=max_depth, min_samples_split=min_samples_split,
+                         min_samples_leaf=min_samples_leaf, min_weight_fraction_leaf=min_weight_fraction_leaf,
+                         max_features=max_features, max_leaf_nodes=max_leaf_nodes,
+                         min_impurity_decrease=min_impurity_decrease, bootstrap=bootstrap, oob_score=oob_score,
+                         n_jobs=n_jobs, random_state=random_state, max_samples=max_samples,
+                         warm_start=warm_start, ccp_alpha=ccp_alpha, monotonic_cst=monotonic_cst,
+                         max_bins=max_bins)

@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _fit
 
-__all__ = ["DecisionTreeClassifier", "DecisionTreeRegressor"]
+__all__ = ["DecisionTreeClassifier", "DecisionTreeRegressor", "ExtraTreeClassifier", "ExtraTreeRegressor"]
 
 
 class BaseDecisionTree(BaseEstimator):
@@ -30,6 +30,8 @@ class BaseDecisionTree(BaseEstimator):
         "min_impurity_decrease": [Interval(Real, 0.0, None, closed="left")],
         "max_bins": [Interval(Integral, 2, 255, closed="both")],
         "ccp_alpha": [Interval(Real, 0.0, None, closed="left")],
+        "monotonic_cst": ["array-like", None],
+        "splitter": [StrOptions({"best", "random"})],
     }
 
     def __sklearn_tags__(self):
@@ -134,10 +136,11 @@ class DecisionTreeClassifier(TreeClassifierMixin, BaseDecisionTree):
         "class_weight": [dict, StrOptions({"balanced"}), None],
     }
 
-    def __init__(self, *, criterion="gini", max_depth=None, min_samples_split=2, min_samples_leaf=1,
+    def __init__(self, *, criterion="gini", splitter="best", max_depth=None, min_samples_split=2, min_samples_leaf=1,
                  min_weight_fraction_leaf=0.0, max_features=None, random_state=None, max_leaf_nodes=None,
-                 min_impurity_decrease=0.0, class_weight=None, ccp_alpha=0.0, max_bins=255):
+                 min_impurity_decrease=0.0, class_weight=None, ccp_alpha=0.0, monotonic_cst=None, max_bins=255):
         self.criterion = criterion
+        self.splitter = splitter
         self.max_depth = max_depth
         self.min_samples_split = min_samples_split
         self.min_samples_leaf = min_samples_leaf
@@ -148,6 +151,7 @@ class DecisionTreeClassifier(TreeClassifierMixin, BaseDecisionTree):
         self.min_impurity_decrease = min_impurity_decrease
         self.class_weight = class_weight
         self.ccp_alpha = ccp_alpha
+        self.monotonic_cst = monotonic_cst
         self.max_bins = max_bins
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -161,12 +165,12 @@ class DecisionTreeRegressor(RegressorMixin, BaseDecisionTree):
 
     _parameter_constraints = {
         **BaseDecisionTree._parameter_constraints,
-        "criterion": [StrOptions({"squared_error"})],
+        "criterion": [StrOptions({"squared_error", "poisson"})],
     }
 
-    def __init__(self, *, criterion="squared_error", max_depth=None, min_samples_split=2, min_samples_leaf=1,
+    def __init__(self, *, criterion="squared_error", splitter="best", max_depth=None, min_samples_split=2, min_samples_leaf=1,
                  min_weight_fraction_leaf=0.0, max_features=None, random_state=None, max_leaf_nodes=None,
-                 min_impurity_decrease=0.0, ccp_alpha=0.0, max_bins=255):
+                 min_impurity_decrease=0.0, ccp_alpha=0.0, monotonic_cst=None, max_bins=255):
         if isinstance(criterion, str) and criterion == "friedman_mse":
             # scikit-learn >= 1.9 deprecates it as the same criterion as squared_error
             criterion = "squared_error"
@@ -174,6 +178,7 @@ class DecisionTreeRegressor(RegressorMixin, BaseDecisionTree):
                           'give the same splits). Use `criterion="squared_error"` to remove this warning.',
                           FutureWarning)
         self.criterion = criterion
+        self.splitter = splitter
         self.max_depth = max_depth
         self.min_samples_split = min_samples_split
         self.min_samples_leaf = min_samples_leaf
@@ -183,6 +188,7 @@ class DecisionTreeRegressor(RegressorMixin, BaseDecisionTree):
         self.max_leaf_nodes = max_leaf_nodes
         self.min_impurity_decrease = min_impurity_decrease
         self.ccp_alpha = ccp_alpha
+        self.monotonic_cst = monotonic_cst
         self.max_bins = max_bins
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -191,3 +197,34 @@ class DecisionTreeRegressor(RegressorMixin, BaseDecisionTree):
 
     def predict(self, X):
         return self._raw_predict(X)[:, 0]
+
+
+class ExtraTreeClassifier(DecisionTreeClassifier):
+    """An extremely randomized tree classifier: each drawn feature is split at a random boundary
+    between its occupied bins and the best of those splits is kept (scikit-learn's
+    ExtraTreeClassifier; use it in ensembles)."""
+
+    def __init__(self, *, criterion="gini", splitter="random", max_depth=None, min_samples_split=2,
+                 min_samples_leaf=1, min_weight_fraction_leaf=0.0, max_features="sqrt", random_state=None,
+                 max_leaf_nodes=None, min_impurity_decrease=0.0, class_weight=None, ccp_alpha=0.0,
+                 monotonic_cst=None, max_bins=255):
+        super().__init__(criterion=criterion, splitter=splitter, max_depth=max_depth,
+                         min_samples_split=min_samples_split, min_samples_leaf=min_samples_leaf,
+                         min_weight_fraction_leaf=min_weight_fraction_leaf, max_features=max_features,
+                         random_state=random_state, max_leaf_nodes=max_leaf_nodes,
+                         min_impurity_decrease=min_impurity_decrease, class_weight=class_weight,
+                         ccp_alpha=ccp_alpha, monotonic_cst=monotonic_cst, max_bins=max_bins)
+
+
+class ExtraTreeRegressor(DecisionTreeRegressor):
+    """An extremely randomized tree regressor (scikit-learn's ExtraTreeRegressor)."""
+
+    def __init__(self, *, criterion="squared_error", splitter="random", max_depth=None, min_samples_split=2,
+                 min_samples_leaf=1, min_weight_fraction_leaf=0.0, max_features=1.0, random_state=None,
+                 min_impurity_decrease=0.0, max_leaf_nodes=None, ccp_alpha=0.0, monotonic_cst=None, max_bins=255):
+        super().__init__(criterion=criterion, splitter=splitter, max_depth=max_depth,
+                         min_samples_split=min_samples_split, min_samples_leaf=min_samples_leaf,
+                         min_weight_fraction_leaf=min_weight_fraction_leaf, max_features=max_features,
+                         random_state=random_state, max_leaf_nodes=max_leaf_nodes,
+                         min_impurity_decrease=min_impurity_decrease, ccp_alpha=ccp_alpha,
+                         monotonic_cst=monotonic_cst, max_bins=max_bins)
