@@ -91,7 +91,8 @@ template <class C>
 class Grower {
  public:
   Grower(const Data& data, const Params& p, const double* w, uint64_t seed, int threads)
-      : D_(data), P_(p), w_(w), rng_(seed), split_rng_(seed ^ 0xd1b54a32d192ed03ULL), threads_(std::max(1, threads)) {
+      : D_(data), P_(p), w_(w), rng_(seed), split_rng_(seed ^ 0xd1b54a32d192ed03ULL),
+        threads_(std::max(1, threads)) {
     K_ = C::kClassify ? p.n_classes : 1;
     crit_.K = K_;
     S_ = stat_width(C::kClassify, p.n_classes);

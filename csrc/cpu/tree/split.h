@@ -191,7 +191,8 @@ bool scan_bins_n(const C& crit, Add&& add, const uint64_t* occ, const double* to
     for (int s = 0; s < S; ++s) R[s] = T[s] - l[s];
     if (l[1] < min_w || R[1] < min_w || l[1] <= 0 || R[1] <= 0) return;
     double pr = crit.template pair_n<S>(l, R);
-    if (pr > best.proxy || (pr == best.proxy && best.found() && rank < best.rank && feature != best.feature)) [[unlikely]] {
+    if (pr > best.proxy ||
+        (pr == best.proxy && best.found() && rank < best.rank && feature != best.feature)) [[unlikely]] {
       best.proxy = pr;
       best.feature = feature;
       best.rank = rank;

@@ -259,7 +259,8 @@ class RandomForestClassifier(TreeClassifierMixin, BaseForest):
     def __init__(self, n_estimators=100, *, criterion="gini", max_depth=None, min_samples_split=2,
                  min_samples_leaf=1, min_weight_fraction_leaf=0.0, max_features="sqrt", max_leaf_nodes=None,
                  min_impurity_decrease=0.0, bootstrap=True, oob_score=False, n_jobs=None, random_state=None,
-                 class_weight=None, max_samples=None, warm_start=False, ccp_alpha=0.0, monotonic_cst=None, max_bins=255):
+                 class_weight=None, max_samples=None, warm_start=False, ccp_alpha=0.0, monotonic_cst=None,
+                 max_bins=255):
         self.n_estimators = n_estimators
         self.criterion = criterion
         self.max_depth = max_depth

@@ -136,8 +136,9 @@ class DecisionTreeClassifier(TreeClassifierMixin, BaseDecisionTree):
         "class_weight": [dict, StrOptions({"balanced"}), None],
     }
 
-    def __init__(self, *, criterion="gini", splitter="best", max_depth=None, min_samples_split=2, min_samples_leaf=1,
-                 min_weight_fraction_leaf=0.0, max_features=None, random_state=None, max_leaf_nodes=None,
+    def __init__(self, *, criterion="gini", splitter="best", max_depth=None, min_samples_split=2,
+                 min_samples_leaf=1, min_weight_fraction_leaf=0.0, max_features=None, random_state=None,
+                 max_leaf_nodes=None,
                  min_impurity_decrease=0.0, class_weight=None, ccp_alpha=0.0, monotonic_cst=None, max_bins=255):
         self.criterion = criterion
         self.splitter = splitter
@@ -161,15 +162,16 @@ class DecisionTreeClassifier(TreeClassifierMixin, BaseDecisionTree):
 
 
 class DecisionTreeRegressor(RegressorMixin, BaseDecisionTree):
-    """A decision tree regressor (scikit-learn's API, squared error) grown on binned features."""
+    """A decision tree regressor (scikit-learn's API; squared_error or poisson) grown on binned features."""
 
     _parameter_constraints = {
         **BaseDecisionTree._parameter_constraints,
         "criterion": [StrOptions({"squared_error", "poisson"})],
     }
 
-    def __init__(self, *, criterion="squared_error", splitter="best", max_depth=None, min_samples_split=2, min_samples_leaf=1,
-                 min_weight_fraction_leaf=0.0, max_features=None, random_state=None, max_leaf_nodes=None,
+    def __init__(self, *, criterion="squared_error", splitter="best", max_depth=None, min_samples_split=2,
+                 min_samples_leaf=1, min_weight_fraction_leaf=0.0, max_features=None, random_state=None,
+                 max_leaf_nodes=None,
                  min_impurity_decrease=0.0, ccp_alpha=0.0, monotonic_cst=None, max_bins=255):
         if isinstance(criterion, str) and criterion == "friedman_mse":
             # scikit-learn >= 1.9 deprecates it as the same criterion as squared_error

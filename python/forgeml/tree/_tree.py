@@ -61,7 +61,7 @@ class Forest:
         return {name: getattr(self, name)[a:b] for name in TREE_FIELDS}
 
     def concat(self, other: "Forest") -> "Forest":
-        trees = [self.tree_fields(t) for t in range(self.n_trees)] + [other.tree_fields(t) for t in range(other.n_trees)]
+        trees = [f.tree_fields(t) for f in (self, other) for t in range(f.n_trees)]
         return Forest.from_trees(trees, np.concatenate([self.depth, other.depth]), self.n_features)
 
     def subset(self, keep) -> "Forest":
