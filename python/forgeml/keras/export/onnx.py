@@ -248,7 +248,7 @@ def _sample(model, n, seed):
 
 def check_in_onnxruntime(model, path_or_bytes, x, rtol=1e-4, atol=1e-5):
     """Run the exported graph in ONNX Runtime on x and compare with model.predict; returns the
-    max abs difference, raises AssertionError-free RuntimeError on a mismatch."""
+    max abs difference; a mismatch raises RuntimeError."""
     import onnxruntime as ort
     sess = ort.InferenceSession(path_or_bytes, providers=["CPUExecutionProvider"])
     got = sess.run(None, {"input": np.ascontiguousarray(x, np.float32)})[0]
