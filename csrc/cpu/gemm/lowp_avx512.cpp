@@ -56,6 +56,12 @@ void bf16_avx512(int64_t kg, const uint32_t* a, int64_t as, const uint32_t* b, f
     }
 }
 
+// acc += u8(a) . s8(b) per int32 lane. Inline asm because GCC 12 copies the accumulator around
+// every _mm512_dpbusd_epi32 in this loop (twice the instructions, half the speed).
+inline __attribute__((always_inline)) void dpbusd(__m512i& acc, __m512i a, __m512i b) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+}
+
 // int8_avx512_<M>x<16*NV>
 template <int M, int NV>
 void int8_avx512(int64_t kg, const uint32_t* a, int64_t as, const uint32_t* b, float* c, int64_t ldc, bool accumulate,
@@ -74,7 +80,7 @@ void int8_avx512(int64_t kg, const uint32_t* a, int64_t as, const uint32_t* b, f
     for (int i = 0; i < M; ++i) {
       const __m512i ai = _mm512_set1_epi32(static_cast<int>(a[i * as + g]));
 #pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_dpbusd_epi32(acc[i][v], ai, bv[v]);
+      for (int v = 0; v < NV; ++v) dpbusd(acc[i][v], ai, bv[v]);
     }
   }
   __m512 cs[NV];
