@@ -30,9 +30,10 @@ from __future__ import annotations
 
 from . import (activations, backend, callbacks, initializers, layers, losses, metrics, models, optimizers,
                saving, utils)
-from . import mixed_precision  # compression: bf16 policies (quantization, pruning, distillation beside it)
+from . import distillation, mixed_precision, pruning  # compression (quantization.py, export/ beside them)
 from .layers import Input, Layer
 from .models import Model, Sequential
 
 __all__ = ["Sequential", "Model", "Input", "Layer", "layers", "models", "losses", "metrics", "optimizers",
-           "callbacks", "utils", "activations", "initializers", "saving", "backend", "mixed_precision"]
+           "callbacks", "utils", "activations", "initializers", "saving", "backend", "mixed_precision",
+           "pruning", "distillation"]
