@@ -159,7 +159,7 @@ def test_int8_epilogue(isa, rng, act):
     np.testing.assert_allclose(c, int8_ref(qa, sa, qb, sb, bias, act), rtol=1e-5, atol=1e-6)
 
 
-def test_quantize_int8_rows_and_columns(rng):
+def test_quantize_int8_rows_and_columns(isa, rng):
     x = rand(rng, 23, 41) * 3
     x[4] = 0  # an all-zero row gets scale 1
     q, s = quantize_int8(x)  # the C++ path

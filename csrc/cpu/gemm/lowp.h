@@ -36,7 +36,12 @@ struct LowpKernels {
   void (*pair_bf16)(const float* lo, const float* hi, uint32_t* dst, int64_t n) = nullptr;
   // bf16 only: dst[j] = bf16(src[j]) for j < n (a row-major A's row is already in group order)
   void (*row_bf16)(const float* src, uint16_t* dst, int64_t n) = nullptr;
+  // int8 only: q[k] = clamp(rint(x[k] / s)) for the row's s = max|x| / 127 (1 when all zero);
+  // returns s, or NaN when the row holds NaN or infinity.
+  float (*quantize_row)(const float* x, int64_t n, int8_t* q) = nullptr;
 };
+
+float quantize_row_scalar(const float* x, int64_t n, int8_t* q);
 
 void pair_bf16_scalar(const float* lo, const float* hi, uint32_t* dst, int64_t n);
 void row_bf16_scalar(const float* src, uint16_t* dst, int64_t n);

@@ -146,6 +146,41 @@ void row_bf16_avx512(const float* src, uint16_t* dst, int64_t n) {
   if (j < n) row_bf16_scalar(src + j, dst + j, n - j);
 }
 
+// The scalar version's arithmetic (true division, round to nearest even), 16 lanes at a time.
+float quantize_row_avx512(const float* x, int64_t n, int8_t* q) {
+  const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+  __m512 vmax = _mm512_setzero_ps();
+  __mmask16 bad = 0;
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    const __m512 v = _mm512_and_ps(_mm512_loadu_ps(x + j), absmask);
+    bad |= _mm512_cmp_ps_mask(v, _mm512_set1_ps(3.4028235e38f), _CMP_NLE_UQ);  // inf or NaN
+    vmax = _mm512_max_ps(vmax, v);
+  }
+  if (bad) return __builtin_nanf("");
+  float amax = _mm512_reduce_max_ps(vmax);
+  for (int64_t t = j; t < n; ++t) {
+    const float v = __builtin_fabsf(x[t]);
+    if (!(v <= 3.4028235e38f)) return __builtin_nanf("");
+    amax = v > amax ? v : amax;
+  }
+  const float s = amax > 0.f ? amax / 127.f : 1.f;
+  const __m512 vs = _mm512_set1_ps(s), lo = _mm512_set1_ps(-127.f), hi = _mm512_set1_ps(127.f);
+  for (j = 0; j + 16 <= n; j += 16) {
+    __m512 r = _mm512_roundscale_ps(_mm512_div_ps(_mm512_loadu_ps(x + j), vs), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm512_min_ps(_mm512_max_ps(r, lo), hi);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + j), _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(r)));
+  }
+  if (j < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - j)) - 1);
+    __m512 r = _mm512_roundscale_ps(_mm512_div_ps(_mm512_maskz_loadu_ps(m, x + j), vs),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm512_min_ps(_mm512_max_ps(r, lo), hi);
+    _mm512_mask_cvtsepi32_storeu_epi8(q + j, m, _mm512_cvtps_epi32(r));
+  }
+  return s;
+}
+
 }  // namespace
 
 bool lowp_avx512_bf16(LowpKernels& k) {
@@ -165,6 +200,7 @@ bool lowp_avx512_int8(LowpKernels& k) {
   fill<Int8>(k, std::make_integer_sequence<int, MR>{});
   k.mr = MR, k.nr = NR, k.kcg = 512, k.nc = 128;  // depth 2048 per block (int32-exact), 256 KiB of B
   k.name = "int8_avx512_12x32";
+  k.quantize_row = quantize_row_avx512;
   return true;
 }
 

@@ -99,14 +99,21 @@ void lowp_block(const Lowp& L, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
   }
 }
 
+// Threads worth waking for an M x N x K product (the packing passes use the same count: on a
+// busy machine waking a thread costs more than converting a small operand).
+int lowp_threads(int64_t M, int64_t N, int64_t K, int max_threads) {
+  int t = max_threads > 0 ? std::min(max_threads, num_threads()) : num_threads();
+  if (omp_in_parallel()) t = 1;
+  const double flops = 2.0 * M * N * K;
+  return static_cast<int>(std::max<double>(1, std::min<double>(t, flops / kMinFlopsPerThread)));
+}
+
 // Splits rows (in MR units) or panels, whichever is longer, over the threads; Ctrl-C is checked
 // between row chunks of ~kInterruptFlops.
 void lowp_run(const Lowp& L, int max_threads) {
   const LowpKernels& k = *L.kern;
   const double flops_per_row = 2.0 * L.N * L.Kg;
-  int t = max_threads > 0 ? std::min(max_threads, num_threads()) : num_threads();
-  if (omp_in_parallel()) t = 1;
-  t = static_cast<int>(std::max<double>(1, std::min<double>(t, flops_per_row * L.M / kMinFlopsPerThread)));
+  const int t = max_threads;  // from lowp_threads
   const int64_t panels = L.npad / k.nr;
   int64_t chunk_rows = std::max<int64_t>(k.mr, static_cast<int64_t>(kInterruptFlops / flops_per_row) / k.mr * k.mr);
   for (int64_t r0 = 0; r0 < L.M; r0 += chunk_rows) {
@@ -159,6 +166,7 @@ void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A
     return epilogue_all(ep, C, ldc, M, N);
   }
   const LowpKernels& k = detail::lowp_kernels_for(isa, 0);
+  max_threads = lowp_threads(M, N, K, max_threads);
   const int64_t Kg = (K + 1) / 2, nr = k.nr, npad = (N + nr - 1) / nr * nr;
   Words a(static_cast<size_t>(M * Kg)), b(static_cast<size_t>(Kg * npad));
   uint32_t* ap = a.get();
@@ -228,6 +236,7 @@ void gemm_int8(int64_t M, int64_t N, int64_t K, const int8_t* A, int64_t lda, co
     return epilogue_all(ep, C, ldc, M, N);
   }
   const LowpKernels& k = detail::lowp_kernels_for(isa, 1);
+  max_threads = lowp_threads(M, N, K, max_threads);
   const int64_t Kg = (K + 3) / 4, nr = k.nr, npad = (N + nr - 1) / nr * nr;
   Words a(static_cast<size_t>(M * Kg)), b(static_cast<size_t>(Kg * npad));
   const int64_t nblocks = (Kg + k.kcg - 1) / k.kcg;  // the +128 correction is per depth block
@@ -275,21 +284,14 @@ void gemm_int8(int64_t M, int64_t N, int64_t K, const int8_t* A, int64_t lda, co
 
 void quantize_rows_int8(int64_t M, int64_t K, const float* X, int64_t ldx, int8_t* Q, float* scale) {
   FORGEML_CHECK_ARG(M >= 0 && K >= 0 && ldx >= std::max<int64_t>(1, K), "quantize_rows_int8: bad sizes");
-  parallel_for(M, 64, [&](int64_t r0, int64_t r1) {
+  const Isa isa = active_isa();
+  auto row = isa == Isa::reference ? detail::quantize_row_scalar : detail::lowp_kernels_for(isa, 1).quantize_row;
+  const int64_t grain = std::max<int64_t>(64, (int64_t{1} << 18) / std::max<int64_t>(1, K));  // >= 256K values a thread
+  parallel_for(M, grain, [&](int64_t r0, int64_t r1) {
     for (int64_t i = r0; i < r1; ++i) {
-      const float* x = X + i * ldx;
-      float amax = 0.f;
-      bool finite = true;
-      for (int64_t k = 0; k < K; ++k) {
-        const float v = std::fabs(x[k]);
-        finite &= v <= 3.4028235e38f;
-        amax = std::max(amax, v);
-      }
-      FORGEML_CHECK_ARG(finite, "x: row ", i, " holds NaN or infinity; int8 quantization needs finite values");
-      const float s = amax > 0.f ? amax / 127.f : 1.f;
-      scale[i] = s;
-      int8_t* q = Q + i * K;
-      for (int64_t k = 0; k < K; ++k) q[k] = static_cast<int8_t>(std::clamp(std::nearbyint(x[k] / s), -127.f, 127.f));
+      scale[i] = row(X + i * ldx, K, Q + i * K);
+      FORGEML_CHECK_ARG(!std::isnan(scale[i]), "x: row ", i,
+                        " holds NaN or infinity; int8 quantization needs finite values");
     }
   });
 }

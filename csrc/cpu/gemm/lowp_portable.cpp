@@ -1,6 +1,9 @@
 // Portable micro-kernels of the reduced-precision GEMMs (any CPU; the compiler vectorises the
 // NR loop), 4 x 16 tiles. Same arithmetic as the SIMD ones: bf16 pairs multiplied exactly and
 // summed in float32; u8 x s8 quads summed in int32. Contract: lowp.h.
+#include <algorithm>
+#include <cmath>
+#include <limits>
 #include <utility>
 
 #include "cpu/gemm/lowp.h"
@@ -75,11 +78,26 @@ void lowp_portable_bf16(LowpKernels& k) {
   k.row_bf16 = row_bf16_scalar;
 }
 
+float quantize_row_scalar(const float* x, int64_t n, int8_t* q) {
+  float amax = 0.f;
+  bool finite = true;
+  for (int64_t j = 0; j < n; ++j) {
+    const float v = std::fabs(x[j]);
+    finite &= v <= std::numeric_limits<float>::max();
+    amax = std::max(amax, v);
+  }
+  if (!finite) return std::numeric_limits<float>::quiet_NaN();
+  const float s = amax > 0.f ? amax / 127.f : 1.f;
+  for (int64_t j = 0; j < n; ++j) q[j] = static_cast<int8_t>(std::clamp(std::nearbyint(x[j] / s), -127.f, 127.f));
+  return s;
+}
+
 void lowp_portable_int8(LowpKernels& k) {
   k = LowpKernels{};
   fill_int8(k, std::make_integer_sequence<int, MR>{});
   k.mr = MR, k.nr = NR, k.kcg = 512, k.nc = 256;
   k.name = "int8_portable_4x16";
+  k.quantize_row = quantize_row_scalar;
 }
 
 }  // namespace forgeml::gemm::detail

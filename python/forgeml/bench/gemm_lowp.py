@@ -115,3 +115,27 @@ def cpu_time_table(repeats: int = 7) -> None:
 
 if __name__ == "__main__":
     cpu_time_table()
+
+
+def gpu_check(check):
+    """CUDA bf16 / int8 GEMMs on CuPy arrays against cuBLAS fp32 on the rounded / quantized
+    inputs (called from gemm_cuda.gpu_check, so the rows sit in the gemm family)."""
+    cp = check.cp
+    rng = cp.random.RandomState(1)
+    for m, k, n in ((2048, 2048, 2048), (1000, 777, 1501)):
+        a = rng.standard_normal((m, k), dtype=cp.float32)
+        b = rng.standard_normal((k, n), dtype=cp.float32)
+        ra, rb = (_round_bf16_cupy(cp, x) for x in (a, b))
+        check.kernel("gemm", f"bf16 {m}x{k}x{n}", lambda: ops.matmul(a, b, precision="bf16"),
+                     lambda: cp.matmul(ra, rb), peer="cupy fp32 on bf16-rounded", flops=2.0 * m * n * k)
+        qa, sa = ops.quantize_int8(a)
+        qb, sb = ops.quantize_int8(b, axis=0)
+        check.kernel("gemm", f"int8 {m}x{k}x{n}", lambda: ops.matmul_int8(qa, sa, qb, sb),
+                     lambda: cp.matmul(qa.astype(cp.float32), qb.astype(cp.float32)) * sa[:, None] * sb,
+                     peer="cupy fp32 on int8 values", flops=2.0 * m * n * k)
+
+
+def _round_bf16_cupy(cp, x):
+    u = x.view(cp.uint32).astype(cp.uint64)
+    u = (u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000
+    return u.astype(cp.uint32).view(cp.float32)
