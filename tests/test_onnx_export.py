@@ -76,9 +76,20 @@ def test_int8_quantized_dense_matches_exactly(tmp_path, rng):
     assert got.shape == (16, 5)
 
 
+@pytest.mark.parametrize("cell", ["SimpleRNN", "LSTM", "GRU", "GRU_v1"])
+def test_recurrent_layers(tmp_path, rng, cell):
+    x = rng.standard_normal((4, 7, 5)).astype(np.float32)
+    make = (lambda **kw: L.GRU(reset_after=False, **kw)) if cell == "GRU_v1" else getattr(L, cell)
+    model = built([keras.Input(shape=(7, 5)), make(units=6, return_sequences=True), make(units=3),
+                   L.Dense(2)], x)
+    for layer in model.layers[:2]:  # non-zero biases
+        layer.bias.assign(rng.standard_normal(layer.bias.shape) * 0.3)
+    check(model, x, tmp_path)
+
+
 def test_unsupported_layer_and_mismatch_raise(tmp_path, rng):
     x = rng.standard_normal((2, 4, 3)).astype(np.float32)
-    model = built([keras.Input(shape=(4, 3)), L.SimpleRNN(2)], x)
+    model = built([keras.Input(shape=(4, 3)), L.SimpleRNN(2, go_backwards=True)], x)
     with pytest.raises(NotImplementedError, match="SimpleRNN"):
         model.export(tmp_path / "r.onnx")
     with pytest.raises(ValueError, match="format"):

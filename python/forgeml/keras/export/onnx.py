@@ -3,7 +3,8 @@
 One small converter per layer type (the skl2onnx shape: a registry of converters). Tensors stay
 channels-last as in forgeml; Conv and pooling, which ONNX defines on NCHW, get a Transpose in
 front, and the graph transposes back only where a layout-sensitive layer (Flatten, Dense,
-BatchNormalization, ...) follows. Dropout is the identity at inference. An int8-quantized Dense
+BatchNormalization, ...) follows. Dropout is the identity at inference. SimpleRNN, LSTM and GRU
+map to ONNX's RNN / LSTM / GRU (gates reordered; GRU reset_after=True is linear_before_reset=1). An int8-quantized Dense
 becomes the same arithmetic in ONNX integer ops: per-row symmetric quantization of its input,
 MatMulInteger with the int8 kernel, then the two scales and the bias.
 
@@ -206,6 +207,46 @@ def _batchnorm(g, s, layer):
 def _embedding(g, s, layer):
     ids = g.op("Cast", [_nhwc(g, s)], to=7)  # INT64
     s.tensor = g.op("Gather", [g.const(layer.embeddings.numpy().astype(np.float32), "embeddings"), ids], axis=0)
+
+
+# Keras gate order -> ONNX gate order (LSTM: Keras i, f, c, o; ONNX i, o, f, c. GRU: z, r, h both).
+_GATE_ORDER = {"SimpleRNN": [0], "LSTM": [0, 3, 1, 2], "GRU": [0, 1, 2]}
+
+
+def _gates(w, order, h):
+    """Columns of w (..., g*h) regrouped into ONNX's gate order."""
+    return np.concatenate([w[..., k * h:(k + 1) * h] for k in order], axis=-1)
+
+
+@_converter("SimpleRNN", "LSTM", "GRU")
+def _recurrent(g, s, layer):
+    kind = type(layer).__name__
+    default = layer.activation.name == "tanh" and (kind == "SimpleRNN" or layer.recurrent_activation.name == "sigmoid")
+    if not default or layer.go_backwards or layer.return_state:
+        raise NotImplementedError(f"ONNX export: {kind} {layer.name!r} needs the default activations and no "
+                                  "go_backwards / return_state")
+    h, order = layer.units, _GATE_ORDER[kind]
+    W = _gates(layer.kernel.numpy(), order, h).T[None].astype(np.float32)  # (1, g*h, in)
+    R = _gates(layer.recurrent_kernel.numpy(), order, h).T[None].astype(np.float32)
+    gh = W.shape[1]
+    if layer.use_bias:
+        b = layer.bias.numpy()
+        wb, rb = (b[0], b[1]) if b.ndim == 2 else (b, np.zeros_like(b))
+        B = np.concatenate([_gates(wb, order, h), _gates(rb, order, h)])[None].astype(np.float32)
+    else:
+        B = np.zeros((1, 2 * gh), np.float32)
+    x = g.op("Transpose", [_nhwc(g, s)], perm=[1, 0, 2])  # (seq, batch, features)
+    attrs = {"hidden_size": h}
+    if kind == "GRU":
+        attrs["linear_before_reset"] = int(layer.reset_after)
+    y, y_h = g.name("y"), g.name("y_h")
+    g.nodes.append(g.helper.make_node("RNN" if kind == "SimpleRNN" else kind,
+                                      [x, g.const(W, "W"), g.const(R, "R"), g.const(B, "B")], [y, y_h], **attrs))
+    if layer.return_sequences:  # (seq, 1, batch, h) -> (batch, seq, h)
+        y = g.op("Squeeze", [y, g.const(np.asarray([1], np.int64))])
+        s.tensor = g.op("Transpose", [y], perm=[1, 0, 2])
+    else:  # (1, batch, h) -> (batch, h)
+        s.tensor = g.op("Squeeze", [y_h, g.const(np.asarray([0], np.int64))])
 
 
 # ---------------------------------------------------------------- model -> graph -> file
