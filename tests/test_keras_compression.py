@@ -122,3 +122,36 @@ def test_quantize_errors():
     flat = keras.Sequential([keras.Input(shape=(4, 4, 1)), keras.layers.Flatten()])
     with pytest.raises(ValueError, match="no layer"):
         flat.quantize("int8")
+
+
+def test_quantize_int8_conv2d_matches_im2col_reference_and_keeps_accuracy(digits, rng, tmp_path):
+    xtr, xte, ytr, yte = (a.reshape(-1, 8, 8, 1) if a.ndim == 2 else a for a in digits)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input(shape=(8, 8, 1)),
+                              keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
+                              keras.layers.Conv2D(12, (3, 2), strides=(2, 1), dilation_rate=1, padding="valid",
+                                                  activation="relu"),
+                              keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+    acc = train(model, (xtr, xte, ytr, yte), epochs=10)
+    conv = model.layers[1]
+    w, b = conv.get_weights()
+    h = model.layers[0](xte[:5])  # the second conv's input
+    model.quantize("int8")
+    # reference: quantize patches and kernel as documented, integer products in int64
+    from forgeml import ops
+    from forgeml.keras.quantization import _patches
+    cols, (n, oh, ow) = _patches(h, conv)
+    qx, sx = ops.quantize_int8(cols)
+    qw, sw = ops.quantize_int8(w.reshape(-1, 12), axis=0)
+    ref = np.maximum((qx.astype(np.int64) @ qw.astype(np.int64)) * sx[:, None].astype(np.float64) * sw + b, 0)
+    np.testing.assert_allclose(conv(h), ref.reshape(n, oh, ow, 12), rtol=1e-5, atol=1e-5)
+    # and the patches are the convolution's: the float conv equals cols @ w
+    np.testing.assert_allclose((cols @ w.reshape(-1, 12) + b).clip(0).reshape(n, oh, ow, 12),
+                               ops.conv2d(h, w, b, strides=(2, 1), padding="valid", activation="relu"),
+                               rtol=1e-4, atol=1e-5)
+    acc_q = float((model.predict(xte, verbose=0).argmax(1) == yte).mean())
+    print(f"digits CNN accuracy: float32 {acc:.4f}, int8 {acc_q:.4f}")
+    assert acc_q >= acc - 0.01
+    model.save(tmp_path / "cnn.keras")
+    loaded = keras.models.load_model(tmp_path / "cnn.keras")
+    np.testing.assert_array_equal(loaded.predict(xte, verbose=0), model.predict(xte, verbose=0))

@@ -152,6 +152,9 @@ def _dense_int8(g, x, layer):
 
 @_converter("Conv2D", "Convolution2D")
 def _conv(g, s, layer):
+    if layer._quantization_mode:
+        raise NotImplementedError(f"ONNX export: int8-quantized Conv2D {layer.name!r} has no converter yet "
+                                  "(export the float model, or quantize only Dense layers)")
     in_hw = layer.input_shape[1:3]
     x = _nchw(g, s)
     w = np.ascontiguousarray(np.transpose(layer.kernel.numpy(), (3, 2, 0, 1)), np.float32)  # (O, C, KH, KW)
