@@ -12,6 +12,7 @@ import os
 import numpy as np
 
 import forgeml
+from forgeml.bench import gemm_lowp
 from forgeml.ops import matmul
 
 SQUARE = (256, 512, 1024, 2048)
@@ -116,6 +117,7 @@ def run(bench):
                 _case(bench, f"dX {batch}x{fout}@({fin}x{fout})^T", batch, fin, fout, False, True, t, rng, torch)
                 _case(bench, f"fwd+bias+relu {batch}x{fin}x{fout}", batch, fout, fin, False, False, t, rng, torch,
                       epilogue=True)
+            gemm_lowp.cases(bench, t, rng, torch)  # bf16 and int8 rows
 
 
 def cpu_time_table(repeats: int = 9) -> None:

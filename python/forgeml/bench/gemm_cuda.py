@@ -56,3 +56,5 @@ def gpu_check(check):
     b = rng.standard_normal((k, n), dtype=cp.float32)
     check.kernel("gemm", f"sgemm {m}x{k}x{n}", lambda: _matmul(cp, a, b), lambda: cp.matmul(a, b),
                  peer="cupy (cuBLAS)", flops=2.0 * m * k * n)
+    from .gemm_lowp import gpu_check as lowp_gpu_check  # the bf16 / int8 rows
+    lowp_gpu_check(check)

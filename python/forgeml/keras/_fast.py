@@ -29,6 +29,8 @@ def plan(model):
     layers = model._layers
     if not layers or any(type(layer) is not Dense or not layer.trainable for layer in layers):
         return None
+    if any(layer.dtype_policy.matmul_precision or layer._quantization_mode for layer in layers):
+        return None  # bf16 / int8 layers (mixed_precision.py, quantization.py) take the layer path
     if any(len(layer.input_shape) != 2 for layer in layers):
         return None
     loss = model.loss

@@ -74,10 +74,14 @@ def scatter_add(xp, target, idx, values):
 _matmul = None
 
 
-def matmul(a, b, *, trans_a=False, trans_b=False, bias=None, activation=None, out=None):
-    """forgeml.ops.matmul, looked up once (keeps ``import forgeml.keras`` free of the kernels)."""
+def matmul(a, b, *, trans_a=False, trans_b=False, bias=None, activation=None, out=None, precision=None):
+    """forgeml.ops.matmul, looked up once (keeps ``import forgeml.keras`` free of the kernels).
+    precision: None (float32) or "bf16" (a mixed_bfloat16 layer)."""
     global _matmul
     if _matmul is None:
         from .. import ops
         _matmul = ops.matmul
+    if precision is not None:
+        return _matmul(a, b, trans_a=trans_a, trans_b=trans_b, bias=bias, activation=activation, out=out,
+                       precision=precision)
     return _matmul(a, b, trans_a=trans_a, trans_b=trans_b, bias=bias, activation=activation, out=out)

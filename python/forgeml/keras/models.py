@@ -440,6 +440,7 @@ class Model:
             initial_epoch=0, steps_per_epoch=None, validation_steps=None, validation_batch_size=None,
             validation_freq=1):
         self._assert_compiled("fit")
+        self._assert_not_quantized("fit")
         batch_size = _check_batch_size(batch_size)
         verbose = 1 if verbose == "auto" else int(verbose)
         if distribution_module.distribution() is not None:  # data parallel over MPI ranks
@@ -664,6 +665,7 @@ class Model:
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         self._assert_compiled("train_on_batch")
+        self._assert_not_quantized("train_on_batch")
         if self._general_mode():
             self._ensure_built_for(x)
             xp = self._xp
@@ -903,6 +905,26 @@ class Model:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+    # ---------------------------------------------------------------- compression and deployment
+    # (quantization.py, export/onnx.py)
+    def quantize(self, mode, **kwargs):
+        """Post-training quantization of the Dense layers: ``model.quantize("int8")``."""
+        from .quantization import quantize_model
+        quantize_model(self, mode)
+
+    def _assert_not_quantized(self, what):
+        from .quantization import is_quantized
+        if self.built and is_quantized(self):
+            raise ValueError(f"Model {self.name!r} is quantized to int8 and cannot be trained (in `{what}`): "
+                             "quantize after training, or rebuild the float model to train it")
+
+    def export(self, filepath, format="onnx", verbose=True, **kwargs):
+        """``model.export(path, format="onnx")``: an ONNX file, checked in ONNX Runtime before returning."""
+        if format != "onnx":
+            raise ValueError(f"format: forgeml exports 'onnx' only, got {format!r}")
+        from .export.onnx import export_onnx
+        return export_onnx(self, filepath, **kwargs)
 
 
 class Sequential(Model):

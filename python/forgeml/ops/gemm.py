@@ -37,7 +37,7 @@ def _bias(bias, n, xp):
     return bias
 
 
-def matmul(a, b, *, trans_a=False, trans_b=False, bias=None, activation=None, out=None):
+def matmul(a, b, *, trans_a=False, trans_b=False, bias=None, activation=None, out=None, precision=None):
     """``act(op(a) @ op(b) + bias)`` in float32.
 
     a: (M, K), or (K, M) with trans_a; b: (K, N), or (N, K) with trans_b; either may be a batch
@@ -45,7 +45,14 @@ def matmul(a, b, *, trans_a=False, trans_b=False, bias=None, activation=None, ou
     activation: None, "relu", "sigmoid", "tanh" or "gelu" (exact erf form). out: optional
     float32 array of the result's shape, (M, N) or (B, M, N), not overlapping a or b. Returns out
     or a new array on the inputs' device (NumPy -> CPU kernels, CuPy -> CUDA kernels).
+    precision: None / "float32", or "bf16": the operands rounded to bfloat16, float32 sums
+    (ops/gemm_lowp.py).
     """
+    if precision is not None and precision != "float32":
+        from . import gemm_lowp
+        if precision not in gemm_lowp.PRECISIONS:
+            raise ValueError(f"precision: expected one of {gemm_lowp.PRECISIONS}, got {precision!r}")
+        return gemm_lowp.matmul_bf16(a, b, trans_a, trans_b, bias, activation, out)
     r = _cpu_fast(a, b, trans_a, trans_b, bias, activation, out)  # None unless the common CPU case
     if r is not None:
         return r

@@ -18,7 +18,7 @@ import threading
 
 import numpy as np
 
-from .. import backend, initializers
+from .. import backend, initializers, mixed_precision
 from ..autodiff import tape as _tape
 from ..variables import Variable, _xp_of
 
@@ -82,14 +82,16 @@ class Layer:
         LAYER_CLASSES[cls.__name__] = cls
 
     def __init__(self, *, name=None, trainable=True, dtype=None, input_shape=None, batch_input_shape=None,
-                 input_dim=None, batch_size=None, **kwargs):
+                 input_dim=None, batch_size=None, dtype_policy=None, quantization_mode=None, **kwargs):
         if kwargs:
             raise TypeError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}")
         self.name = name or unique_name(_snake(type(self).__name__))
         self._trainable = bool(trainable)
-        self.dtype = "float32" if dtype in (None, "float32") else str(dtype)
-        if self.dtype != "float32":
-            raise ValueError(f"dtype: forgeml.keras layers compute in float32, got {dtype!r}")
+        # compression (mixed_precision.py, quantization.py): dtype may name a policy as in Keras 3;
+        # weights stay float32 either way. quantization_mode comes back from a saved config.
+        self.dtype_policy = mixed_precision.get(dtype_policy if dtype_policy is not None else dtype)
+        self.dtype = "float32"
+        self._quantization_mode = quantization_mode
         shape = None
         if batch_input_shape is not None:
             shape = _normalize_shape(batch_input_shape, "batch_input_shape")[1:]
@@ -214,6 +216,9 @@ class Layer:
         if not self.built:
             self.build(input_shape)
             self.built = True
+            if self._quantization_mode:  # a quantized layer from a saved config
+                from ..quantization import quantize_layer
+                quantize_layer(self, self._quantization_mode)
         else:
             self._check_input_shape(input_shape)
         self.input_shape = input_shape
@@ -280,7 +285,9 @@ class Layer:
         return ins[0] if len(ins) == 1 else ins
 
     def get_config(self) -> dict:
-        cfg = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+        cfg = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype_policy.name}
+        if self._quantization_mode:
+            cfg["quantization_mode"] = self._quantization_mode
         if self._declared_input_shape is not None:
             cfg["batch_input_shape"] = [None, *self._declared_input_shape]
         return cfg

@@ -140,6 +140,9 @@ class Conv2D(Layer):
         return {"strides": self.strides, "padding": self.padding, "dilation": self.dilation_rate}
 
     def forward(self, x, training=False):
+        if self._quantization_mode:  # model.quantize("int8"): quantization.py
+            from ..quantization import conv_forward_int8
+            return conv_forward_int8(self, x)
         ops, act = conv_ops(), self.activation
         bias = self.bias.value if self.use_bias else None
         fused = act is activations.linear or (act.kernel is not None and not act.needs_input)

@@ -14,7 +14,12 @@ class Dense(Layer):
 
     The bias and relu/sigmoid/tanh/gelu run in the matmul's epilogue. With ``logits=True``
     (the model fuses the output activation into the loss) forward stops before the activation
-    and backward takes the gradient wrt the pre-activation."""
+    and backward takes the gradient wrt the pre-activation.
+
+    Compression: under a mixed_bfloat16 policy the three products run on the bf16 GEMM
+    (mixed_precision.py); after ``quantize("int8")`` forward runs the int8 GEMM (quantization.py)."""
+
+    supports_bf16 = True
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
@@ -45,6 +50,9 @@ class Dense(Layer):
         return (*input_shape[:-1], self.units)
 
     def forward(self, x, training=False, logits=False):
+        if self._quantization_mode:
+            from ..quantization import dense_forward_int8
+            return dense_forward_int8(self, x, logits)
         lead = x.shape[:-1]
         if x.ndim != 2:
             x = x.reshape(-1, x.shape[-1])
@@ -52,12 +60,14 @@ class Dense(Layer):
         act = activations.linear if logits else self.activation
         bias = self.bias.value if self.use_bias else None
         self._x, self._act = x, act
+        prec = self._precision = self.dtype_policy.matmul_precision
         if act.kernel is not None and not act.needs_input or act is activations.linear:
             y = backend.matmul(x, self.kernel.value, bias=bias, activation=act.kernel,
-                               out=self._buffer("y", (n, self.units), x.dtype))
+                               out=self._buffer("y", (n, self.units), x.dtype), precision=prec)
             self._z = None
         else:
-            z = backend.matmul(x, self.kernel.value, bias=bias, out=self._buffer("z", (n, self.units), x.dtype))
+            z = backend.matmul(x, self.kernel.value, bias=bias, out=self._buffer("z", (n, self.units), x.dtype),
+                               precision=prec)
             y = act.forward(z, out=self._buffer("y", (n, self.units), x.dtype))
             self._z = z
         self._y = y
@@ -66,12 +76,13 @@ class Dense(Layer):
     def backward(self, dy, need_dx=True):
         dz = self._act.backward(dy.reshape(-1, self.units), self._y, self._z)
         if self._trainable:
-            backend.matmul(self._x, dz, trans_a=True, out=self.kernel.grad)
+            backend.matmul(self._x, dz, trans_a=True, out=self.kernel.grad, precision=self._precision)
             if self.use_bias:
                 dz.sum(axis=0, out=self.bias.grad)
         if not need_dx:
             return None
-        dx = backend.matmul(dz, self.kernel.value, trans_b=True, out=self._buffer("dx", self._x.shape, self._x.dtype))
+        dx = backend.matmul(dz, self.kernel.value, trans_b=True, out=self._buffer("dx", self._x.shape, self._x.dtype),
+                            precision=self._precision)
         return dx.reshape(*dy.shape[:-1], dx.shape[-1])
 
     def get_config(self):

@@ -1,0 +1,96 @@
+// forgeml._cpu bindings for the bf16 and int8 GEMMs (forgeml/gemm_lowp.h). ops/gemm_lowp.py
+// validates and converts; these take 2-D arrays with a unit inner stride (leading dimensions
+// read from the strides) and re-check what could make a wrong call touch foreign memory.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include "bind/registry.h"
+#include "forgeml/check.h"
+#include "forgeml/gemm_lowp.h"
+
+namespace py = pybind11;
+namespace fg = forgeml::gemm;
+
+namespace {
+
+struct View {
+  void* p;
+  int64_t rows, cols, ld;
+};
+
+View view_of(const py::array& x, const char* name, char kind, int itemsize, bool writable = false) {
+  FORGEML_CHECK_ARG(x.dtype().kind() == kind && x.itemsize() == itemsize, name, ": expected ",
+                    kind == 'f' ? "float32" : "int8", ", got ", std::string(py::str(x.dtype())));
+  FORGEML_CHECK_ARG(x.ndim() == 2, name, ": expected a 2-D array, got ", x.ndim(), "-D");
+  if (writable) FORGEML_CHECK_ARG(x.writeable(), name, ": array is read-only");
+  View v{const_cast<void*>(x.data()), x.shape(0), x.shape(1), std::max<int64_t>(1, x.shape(1))};
+  if (x.size() == 0) return v;
+  FORGEML_CHECK_ARG(v.cols <= 1 || x.strides(1) == itemsize, name, ": expected a unit inner stride");
+  if (v.rows > 1) {
+    FORGEML_CHECK_ARG(x.strides(0) % itemsize == 0 && x.strides(0) >= itemsize * v.cols, name,
+                      ": unsupported row stride");
+    v.ld = x.strides(0) / itemsize;
+  }
+  return v;
+}
+
+const float* vec_of(const py::object& o, int64_t n, const char* name) {
+  if (o.is_none()) return nullptr;
+  py::array b = py::reinterpret_borrow<py::array>(o);
+  FORGEML_CHECK_ARG(b.dtype().kind() == 'f' && b.itemsize() == 4 && b.ndim() == 1 && b.shape(0) == n &&
+                        (n <= 1 || b.strides(0) == 4),
+                    name, ": expected a contiguous float32 vector of length ", n);
+  return static_cast<const float*>(b.data());
+}
+
+fg::Activation act_of(int act) {
+  FORGEML_CHECK_ARG(act >= 0 && act <= 4, "activation: expected 0..4, got ", act);
+  return static_cast<fg::Activation>(act);
+}
+
+}  // namespace
+
+static forgeml::bind::Register reg{[](py::module_& m) {
+  m.def("gemm_bf16", [](const py::array& a, const py::array& b, const py::array& out, bool ta, bool tb,
+                        const py::object& bias, int activation) {
+    View A = view_of(a, "a", 'f', 4), B = view_of(b, "b", 'f', 4), C = view_of(out, "out", 'f', 4, true);
+    const int64_t M = ta ? A.cols : A.rows, K = ta ? A.rows : A.cols, N = tb ? B.rows : B.cols;
+    FORGEML_CHECK_ARG((tb ? B.cols : B.rows) == K, "b: inner dimension differs from a's ", K);
+    FORGEML_CHECK_ARG(C.rows == M && C.cols == N, "out: expected (", M, ", ", N, "), got (", C.rows, ", ", C.cols, ")");
+    fg::Epilogue ep{vec_of(bias, N, "bias"), act_of(activation)};
+    py::gil_scoped_release nogil;
+    fg::gemm_bf16(ta, tb, M, N, K, static_cast<float*>(A.p), A.ld, static_cast<float*>(B.p), B.ld,
+                  static_cast<float*>(C.p), C.ld, ep);
+  }, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("trans_a"), py::arg("trans_b"), py::arg("bias"),
+     py::arg("activation"), "out = act(bf16(op(a)) @ bf16(op(b)) + bias), float32 accumulation.");
+
+  m.def("gemm_int8", [](const py::array& a, const py::array& a_scale, const py::array& b, const py::array& b_scale,
+                        const py::array& out, const py::object& bias, int activation) {
+    View A = view_of(a, "a", 'i', 1), B = view_of(b, "b", 'i', 1), C = view_of(out, "out", 'f', 4, true);
+    const int64_t M = A.rows, K = A.cols, N = B.cols;
+    FORGEML_CHECK_ARG(B.rows == K, "b: expected ", K, " rows (a's columns), got ", B.rows);
+    FORGEML_CHECK_ARG(C.rows == M && C.cols == N, "out: expected (", M, ", ", N, "), got (", C.rows, ", ", C.cols, ")");
+    const float* as = vec_of(a_scale, M, "a_scale");
+    const float* bs = vec_of(b_scale, N, "b_scale");
+    fg::Epilogue ep{vec_of(bias, N, "bias"), act_of(activation)};
+    py::gil_scoped_release nogil;
+    fg::gemm_int8(M, N, K, static_cast<int8_t*>(A.p), A.ld, as, static_cast<int8_t*>(B.p), B.ld, bs,
+                  static_cast<float*>(C.p), C.ld, ep);
+  }, py::arg("a"), py::arg("a_scale"), py::arg("b"), py::arg("b_scale"), py::arg("out"), py::arg("bias"),
+     py::arg("activation"), "out = act(a_scale[:, None] * b_scale * (a @ b) + bias), int32 accumulation.");
+
+  m.def("quantize_rows_int8", [](const py::array& x) {
+    View X = view_of(x, "x", 'f', 4);
+    py::array_t<int8_t> q({X.rows, X.cols});
+    py::array_t<float> s(X.rows);
+    int8_t* qp = q.mutable_data();
+    float* sp = s.mutable_data();
+    {
+      py::gil_scoped_release nogil;
+      fg::quantize_rows_int8(X.rows, X.cols, static_cast<float*>(X.p), X.ld, qp, sp);
+    }
+    return py::make_tuple(q, s);
+  }, py::arg("x"), "(q, scale): symmetric per-row int8 quantization, scale = max|row| / 127.");
+
+  m.def("lowp_kernel_name", &fg::lowp_kernel_name, py::arg("int8"));
+}};

@@ -1,0 +1,80 @@
+// Internal to csrc/cpu/gemm: the micro-kernel contract of the bf16 and int8 GEMMs (gemm_lowp.h).
+//
+// Both work on 32-bit "groups" along the depth: G = 2 bf16 values or G = 4 int8 values, the unit
+// that vdpbf16ps / vpdpbusd consume per lane. With Kg = ceil(K / G) groups (the tail zero-padded):
+//   a: op(A) converted row-major, group g of row i at a[i * as + g] (int8: stored as unsigned,
+//      A + 128, because vpdpbusd multiplies unsigned by signed bytes)
+//   b: a packed panel of NR columns, group g of column j at b[g * NR + j] (columns past n zero)
+// A tile computes acc[i][j] = sum over kg groups, then
+//   bf16: c[i, j] (+)= acc                                    (+= when accumulate)
+//   int8: c[i, j] (+)= (acc - corr[j]) * row_scale[i] * col_scale[j],  corr[j] = 128 sum of B[k, j]
+//         over the depth block's k
+// for rows i < m, columns j < n; the pointers row_scale, col_scale and corr start at the tile.
+#pragma once
+#include <cstdint>
+
+#include "forgeml/cpu_features.h"
+
+namespace forgeml::gemm::detail {
+
+struct LowpTile {
+  const float* row_scale = nullptr;  // int8 only
+  const float* col_scale = nullptr;
+  const int32_t* corr = nullptr;
+};
+
+using LowpKernel = void (*)(int64_t kg, const uint32_t* a, int64_t as, const uint32_t* b, float* c, int64_t ldc,
+                            bool accumulate, const LowpTile& t, int m, int n);
+constexpr int kLowpMaxMR = 16;
+
+struct LowpKernels {
+  LowpKernel tile[2][kLowpMaxMR + 1];  // [narrow: n <= NR / 2][m]
+  int mr, nr;
+  int kcg, nc;  // depth block in groups, columns per block
+  const char* name;
+  // bf16 only: dst[j] = bf16(lo[j]) | bf16(hi[j]) << 16 for j < n (packs B rows, converts A)
+  void (*pair_bf16)(const float* lo, const float* hi, uint32_t* dst, int64_t n) = nullptr;
+  // bf16 only: dst[j] = bf16(src[j]) for j < n (a row-major A's row is already in group order)
+  void (*row_bf16)(const float* src, uint16_t* dst, int64_t n) = nullptr;
+  // int8 only: q[k] = clamp(rint(x[k] / s)) for the row's s = max|x| / 127 (1 when all zero);
+  // returns s, or NaN when the row holds NaN or infinity.
+  float (*quantize_row)(const float* x, int64_t n, int8_t* q) = nullptr;
+};
+
+float quantize_row_scalar(const float* x, int64_t n, int8_t* q);
+
+void pair_bf16_scalar(const float* lo, const float* hi, uint32_t* dst, int64_t n);
+void row_bf16_scalar(const float* src, uint16_t* dst, int64_t n);
+
+// kind: 0 = bf16, 1 = int8. isa != reference; falls back to portable where the CPU lacks the
+// instructions (avx512_bf16 / avx512_vnni).
+const LowpKernels& lowp_kernels_for(Isa isa, int kind);
+
+bool lowp_avx512_bf16(LowpKernels& k);
+bool lowp_avx512_int8(LowpKernels& k);
+void lowp_portable_bf16(LowpKernels& k);
+void lowp_portable_int8(LowpKernels& k);
+
+// float32 -> bfloat16 bits, round to nearest even (NaN stays NaN).
+inline uint16_t to_bf16(float x) {
+  uint32_t u;
+  __builtin_memcpy(&u, &x, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+// The same without a branch, so packing loops vectorise.
+inline uint32_t bf16_bits(float x) {
+  uint32_t u;
+  __builtin_memcpy(&u, &x, 4);
+  const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  return (u & 0x7fffffffu) > 0x7f800000u ? ((u >> 16) | 0x40u) : rounded;
+}
+inline float from_bf16(uint32_t h) {
+  uint32_t u = h << 16;
+  float x;
+  __builtin_memcpy(&x, &u, 4);
+  return x;
+}
+
+}  // namespace forgeml::gemm::detail

@@ -1,0 +1,216 @@
+// AVX-512 micro-kernels of the reduced-precision GEMMs, 12 x 32 tiles (contract: lowp.h):
+//   bf16_avx512_12x32: vdpbf16ps, two bf16 products per float32 lane per instruction;
+//   int8_avx512_12x32: vpdpbusd (VNNI), four u8 x s8 products per int32 lane per instruction.
+// Per depth group: two zmm of B, one 32-bit broadcast of A per row, 24 accumulators. The B panel
+// is padded to full width, so only the stores are masked. Compiled for avx512_bf16 / vnni here
+// and used only when cpuid reports them.
+#include "cpu/gemm/lowp.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#include <utility>
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512bf16,avx512vnni")
+
+namespace forgeml::gemm::detail {
+namespace {
+
+constexpr int MR = 12, NR = 32;
+
+__mmask16 lane_mask(int n, int v) {
+  const int rem = n - 16 * v;
+  return rem >= 16 ? 0xffff : rem <= 0 ? 0 : static_cast<__mmask16>((1u << rem) - 1);
+}
+
+// bf16_avx512_<M>x<16*NV>
+template <int M, int NV>
+void bf16_avx512(int64_t kg, const uint32_t* a, int64_t as, const uint32_t* b, float* c, int64_t ldc, bool accumulate,
+                 const LowpTile&, int, int n) {
+  __m512 acc[M][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < M; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+#pragma GCC unroll 2
+  for (int64_t g = 0; g < kg; ++g, b += NR) {
+    __m512bh bv[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) bv[v] = (__m512bh)_mm512_loadu_si512(b + 16 * v);
+#pragma GCC unroll 16
+    for (int i = 0; i < M; ++i) {
+      const __m512bh ai = (__m512bh)_mm512_set1_epi32(static_cast<int>(a[i * as + g]));
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], ai, bv[v]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < M; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) {
+      const __mmask16 mk = lane_mask(n, v);
+      float* p = c + i * ldc + 16 * v;
+      __m512 r = accumulate ? _mm512_add_ps(acc[i][v], _mm512_maskz_loadu_ps(mk, p)) : acc[i][v];
+      _mm512_mask_storeu_ps(p, mk, r);
+    }
+}
+
+// acc += u8(a) . s8(b) per int32 lane. Inline asm because GCC 12 copies the accumulator around
+// every _mm512_dpbusd_epi32 in this loop (twice the instructions, half the speed).
+inline __attribute__((always_inline)) void dpbusd(__m512i& acc, __m512i a, __m512i b) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+}
+
+// int8_avx512_<M>x<16*NV>
+template <int M, int NV>
+void int8_avx512(int64_t kg, const uint32_t* a, int64_t as, const uint32_t* b, float* c, int64_t ldc, bool accumulate,
+                 const LowpTile& t, int, int n) {
+  __m512i acc[M][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < M; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_si512();
+#pragma GCC unroll 2
+  for (int64_t g = 0; g < kg; ++g, b += NR) {
+    __m512i bv[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_si512(b + 16 * v);
+#pragma GCC unroll 16
+    for (int i = 0; i < M; ++i) {
+      const __m512i ai = _mm512_set1_epi32(static_cast<int>(a[i * as + g]));
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) dpbusd(acc[i][v], ai, bv[v]);
+    }
+  }
+  __m512 cs[NV];
+  __m512i corr[NV];
+#pragma GCC unroll 2
+  for (int v = 0; v < NV; ++v) {
+    const __mmask16 mk = lane_mask(n, v);
+    cs[v] = _mm512_maskz_loadu_ps(mk, t.col_scale + 16 * v);
+    corr[v] = _mm512_maskz_loadu_epi32(mk, t.corr + 16 * v);
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < M; ++i) {
+    const __m512 rs = _mm512_set1_ps(t.row_scale[i]);
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) {
+      const __mmask16 mk = lane_mask(n, v);
+      float* p = c + i * ldc + 16 * v;
+      __m512 r = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][v], corr[v])), _mm512_mul_ps(rs, cs[v]));
+      if (accumulate) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(mk, p));
+      _mm512_mask_storeu_ps(p, mk, r);
+    }
+  }
+}
+
+template <template <int, int> class F, int... I>
+void fill(LowpKernels& k, std::integer_sequence<int, I...>) {
+  ((k.tile[0][I + 1] = F<I + 1, 2>::fn), ...);
+  ((k.tile[1][I + 1] = F<I + 1, 1>::fn), ...);
+}
+template <int M, int NV>
+struct Bf16 {
+  static constexpr LowpKernel fn = bf16_avx512<M, NV>;
+};
+template <int M, int NV>
+struct Int8 {
+  static constexpr LowpKernel fn = int8_avx512<M, NV>;
+};
+
+// Round to nearest even in integer arithmetic (NaN stays a quiet NaN), 16 pairs per step.
+__m512i bf16_round(__m512 x) {
+  const __m512i u = _mm512_castps_si512(x);
+  const __m512i r = _mm512_srli_epi32(
+      _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), _mm512_and_si512(_mm512_srli_epi32(u, 16),
+                                                                                        _mm512_set1_epi32(1)))), 16);
+  const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+  return _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+}
+
+void pair_bf16_avx512(const float* lo, const float* hi, uint32_t* dst, int64_t n) {
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    const __m512i w = _mm512_or_si512(bf16_round(_mm512_loadu_ps(lo + j)),
+                                      _mm512_slli_epi32(bf16_round(_mm512_loadu_ps(hi + j)), 16));
+    _mm512_storeu_si512(dst + j, w);
+  }
+  if (j < n) pair_bf16_scalar(lo + j, hi + j, dst + j, n - j);
+}
+
+void row_bf16_avx512(const float* src, uint16_t* dst, int64_t n) {
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + j), _mm512_cvtepi32_epi16(bf16_round(_mm512_loadu_ps(src + j))));
+  if (j < n) row_bf16_scalar(src + j, dst + j, n - j);
+}
+
+// The scalar version's arithmetic (true division, round to nearest even), 16 lanes at a time.
+float quantize_row_avx512(const float* x, int64_t n, int8_t* q) {
+  const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+  __m512 vmax = _mm512_setzero_ps();
+  __mmask16 bad = 0;
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    const __m512 v = _mm512_and_ps(_mm512_loadu_ps(x + j), absmask);
+    bad |= _mm512_cmp_ps_mask(v, _mm512_set1_ps(3.4028235e38f), _CMP_NLE_UQ);  // inf or NaN
+    vmax = _mm512_max_ps(vmax, v);
+  }
+  if (bad) return __builtin_nanf("");
+  float amax = _mm512_reduce_max_ps(vmax);
+  for (int64_t t = j; t < n; ++t) {
+    const float v = __builtin_fabsf(x[t]);
+    if (!(v <= 3.4028235e38f)) return __builtin_nanf("");
+    amax = v > amax ? v : amax;
+  }
+  const float s = amax > 0.f ? amax / 127.f : 1.f;
+  const __m512 vs = _mm512_set1_ps(s), lo = _mm512_set1_ps(-127.f), hi = _mm512_set1_ps(127.f);
+  for (j = 0; j + 16 <= n; j += 16) {
+    __m512 r = _mm512_roundscale_ps(_mm512_div_ps(_mm512_loadu_ps(x + j), vs), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm512_min_ps(_mm512_max_ps(r, lo), hi);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + j), _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(r)));
+  }
+  if (j < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - j)) - 1);
+    __m512 r = _mm512_roundscale_ps(_mm512_div_ps(_mm512_maskz_loadu_ps(m, x + j), vs),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm512_min_ps(_mm512_max_ps(r, lo), hi);
+    _mm512_mask_cvtsepi32_storeu_epi8(q + j, m, _mm512_cvtps_epi32(r));
+  }
+  return s;
+}
+
+}  // namespace
+
+bool lowp_avx512_bf16(LowpKernels& k) {
+  if (!__builtin_cpu_supports("avx512bf16")) return false;
+  k = LowpKernels{};
+  fill<Bf16>(k, std::make_integer_sequence<int, MR>{});
+  k.mr = MR, k.nr = NR, k.kcg = 256, k.nc = 256;  // B block 256 x 256 groups (256 KiB) in L2
+  k.name = "bf16_avx512_12x32";
+  k.pair_bf16 = pair_bf16_avx512;
+  k.row_bf16 = row_bf16_avx512;
+  return true;
+}
+
+bool lowp_avx512_int8(LowpKernels& k) {
+  if (!__builtin_cpu_supports("avx512vnni")) return false;
+  k = LowpKernels{};
+  fill<Int8>(k, std::make_integer_sequence<int, MR>{});
+  k.mr = MR, k.nr = NR, k.kcg = 512, k.nc = 128;  // depth 2048 per block (int32-exact), 256 KiB of B
+  k.name = "int8_avx512_12x32";
+  k.quantize_row = quantize_row_avx512;
+  return true;
+}
+
+}  // namespace forgeml::gemm::detail
+
+#pragma GCC pop_options
+
+#else
+namespace forgeml::gemm::detail {
+bool lowp_avx512_bf16(LowpKernels&) { return false; }
+bool lowp_avx512_int8(LowpKernels&) { return false; }
+}  // namespace forgeml::gemm::detail
+#endif

@@ -1,0 +1,305 @@
+// The driver of the bf16 and int8 GEMMs (gemm_lowp.h): argument checks, conversion of op(A) to
+// depth groups, packing of op(B) into NR-column panels, the thread split and the loop over
+// panels; the micro-kernels live in lowp_avx512.cpp / lowp_portable.cpp (contract: lowp.h).
+//
+// Both operands are converted once per call (float32 -> bf16 must happen somewhere, and the
+// int8 A needs its +128 offset for vpdpbusd), so there is no in-place path as in the SGEMM.
+// Loop nest per thread, over its own rows x panels of C:
+//   pc over depth by KCg groups:  jc over its panels by NC columns (a KCg x NC block of B in L2):
+//     ir over MR rows (the A strip, KCg groups, stays in L1):  jr over the block's panels: tile
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+
+#include "cpu/gemm/kernels.h"
+#include "cpu/gemm/lowp.h"
+#include "forgeml/check.h"
+#include "forgeml/gemm_lowp.h"
+#include "forgeml/parallel.h"
+
+namespace forgeml::gemm {
+
+namespace detail {
+
+const LowpKernels& lowp_kernels_for(Isa isa, int kind) {
+  static const LowpKernels pb = [] { LowpKernels k; lowp_portable_bf16(k); return k; }();
+  static const LowpKernels pi = [] { LowpKernels k; lowp_portable_int8(k); return k; }();
+  static const LowpKernels vb = [&] { LowpKernels k; return lowp_avx512_bf16(k) ? k : pb; }();
+  static const LowpKernels vi = [&] { LowpKernels k; return lowp_avx512_int8(k) ? k : pi; }();
+  if (isa == Isa::avx512) return kind ? vi : vb;
+  return kind ? pi : pb;
+}
+
+}  // namespace detail
+
+namespace {
+
+using detail::LowpKernels;
+using detail::LowpTile;
+
+constexpr int64_t kMinFlopsPerThread = int64_t{1} << 21;
+constexpr double kInterruptFlops = 4e9;
+
+struct Words {
+  std::unique_ptr<uint32_t, decltype(&std::free)> p{nullptr, &std::free};
+  explicit Words(size_t n) {
+    void* q = std::aligned_alloc(64, std::max<size_t>(64, (n * 4 + 63) / 64 * 64));
+    if (!q) throw std::bad_alloc();
+    p.reset(static_cast<uint32_t*>(q));
+  }
+  uint32_t* get() const { return p.get(); }
+};
+
+// The prepared operands and the output.
+struct Lowp {
+  const LowpKernels* kern;
+  const detail::Kernel* f32;  // its bias + activation
+  int64_t M, N, Kg, npad;
+  const uint32_t* a;  // M x Kg words
+  const uint32_t* b;  // depth block pc, panel p at b + pc * npad + p * NR * kc
+  const float* row_scale;
+  const float* col_scale;
+  const int32_t* corr;
+  float* C;
+  int64_t ldc;
+  const Epilogue* ep;
+};
+
+// Rows [m0, m1) x panels [p0, p1) of C on the calling thread.
+void lowp_block(const Lowp& L, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
+  const LowpKernels& k = *L.kern;
+  const int mr = k.mr, nr = k.nr;
+  const int64_t panels_per_block = std::max<int64_t>(1, k.nc / nr);
+  for (int64_t pc = 0; pc < L.Kg; pc += k.kcg) {
+    const int64_t kc = std::min<int64_t>(k.kcg, L.Kg - pc);
+    const bool last = pc + kc == L.Kg;
+    for (int64_t jc = p0; jc < p1; jc += panels_per_block) {
+      const int64_t je = std::min(p1, jc + panels_per_block);
+      for (int64_t ir = m0; ir < m1; ir += mr) {
+        const int m = static_cast<int>(std::min<int64_t>(mr, m1 - ir));
+        for (int64_t p = jc; p < je; ++p) {
+          const int64_t j0 = p * nr;
+          const int n = static_cast<int>(std::min<int64_t>(nr, L.N - j0));
+          LowpTile t;
+          if (L.row_scale) t = LowpTile{L.row_scale + ir, L.col_scale + j0, L.corr + (pc / k.kcg) * L.npad + j0};
+          float* c = L.C + ir * L.ldc + j0;
+          k.tile[2 * n <= nr][m](kc, L.a + ir * L.Kg + pc, L.Kg, L.b + pc * L.npad + p * nr * kc, c, L.ldc, pc > 0,
+                                 t, m, n);
+          if (last) {
+            const Epilogue& ep = *L.ep;
+            if (ep.bias || ep.act != Activation::none) L.f32->bias_act(ep.bias ? ep.bias + j0 : nullptr, ep.act, c, L.ldc, m, n);
+            if (ep.fn) ep.fn(ep.ctx, ir, ir + m, j0, j0 + n, c, L.ldc);
+          }
+        }
+      }
+    }
+  }
+}
+
+// Threads worth waking for an M x N x K product (the packing passes use the same count: on a
+// busy machine waking a thread costs more than converting a small operand).
+int lowp_threads(int64_t M, int64_t N, int64_t K, int max_threads) {
+  int t = max_threads > 0 ? std::min(max_threads, num_threads()) : num_threads();
+  if (omp_in_parallel()) t = 1;
+  const double flops = 2.0 * M * N * K;
+  return static_cast<int>(std::max<double>(1, std::min<double>(t, flops / kMinFlopsPerThread)));
+}
+
+// Splits rows (in MR units) or panels, whichever is longer, over the threads; Ctrl-C is checked
+// between row chunks of ~kInterruptFlops.
+void lowp_run(const Lowp& L, int max_threads) {
+  const LowpKernels& k = *L.kern;
+  const double flops_per_row = 2.0 * L.N * L.Kg;
+  const int t = max_threads;  // from lowp_threads
+  const int64_t panels = L.npad / k.nr;
+  int64_t chunk_rows = std::max<int64_t>(k.mr, static_cast<int64_t>(kInterruptFlops / flops_per_row) / k.mr * k.mr);
+  for (int64_t r0 = 0; r0 < L.M; r0 += chunk_rows) {
+    if (r0 > 0) check_interrupt();
+    const int64_t r1 = std::min(L.M, r0 + chunk_rows);
+    const int64_t row_units = (r1 - r0 + k.mr - 1) / k.mr;
+    if (row_units >= panels || t == 1) {
+      parallel_for(row_units, 1, [&](int64_t b, int64_t e) {
+        lowp_block(L, r0 + b * k.mr, std::min(r1, r0 + e * k.mr), 0, panels);
+      }, t);
+    } else {
+      parallel_for(panels, 1, [&](int64_t b, int64_t e) { lowp_block(L, r0, r1, b, e); }, t);
+    }
+  }
+}
+
+void check_common(const char* fn, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc, bool ta,
+                  bool tb, const void* A, const void* B, const float* C) {
+  FORGEML_CHECK_ARG(M >= 0 && N >= 0 && K >= 0, fn, ": sizes must be >= 0, got M=", M, " N=", N, " K=", K);
+  FORGEML_CHECK_ARG(lda >= std::max<int64_t>(1, ta ? M : K), fn, ": lda=", lda, " is too small");
+  FORGEML_CHECK_ARG(ldb >= std::max<int64_t>(1, tb ? K : N), fn, ": ldb=", ldb, " is too small");
+  FORGEML_CHECK_ARG(ldc >= std::max<int64_t>(1, N), fn, ": ldc=", ldc, " is below N=", N);
+  FORGEML_CHECK_ARG((M * N == 0 || C) && (M * K == 0 || A) && (K * N == 0 || B), fn, ": null matrix pointer");
+}
+
+void epilogue_all(const Epilogue& ep, float* C, int64_t ldc, int64_t M, int64_t N) {
+  detail::bias_act_scalar(ep.bias, ep.act, C, ldc, M, N);
+  if (ep.fn && M > 0 && N > 0) ep.fn(ep.ctx, 0, M, 0, N, C, ldc);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- bf16
+
+void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+               int64_t ldb, float* C, int64_t ldc, const Epilogue& ep, int max_threads) {
+  check_common("gemm_bf16", M, N, K, lda, ldb, ldc, ta, tb, A, B, C);
+  if (M == 0 || N == 0) return;
+  auto a_at = [&](int64_t i, int64_t k) { return ta ? A[k * lda + i] : A[i * lda + k]; };
+  auto b_at = [&](int64_t k, int64_t j) { return tb ? B[j * ldb + k] : B[k * ldb + j]; };
+  const Isa isa = active_isa();
+  if (isa == Isa::reference || K == 0) {  // the oracle: exact products of the rounded values, float64 sums
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) {
+        double s = 0;
+        for (int64_t k = 0; k < K; ++k)
+          s += double(detail::from_bf16(detail::to_bf16(a_at(i, k)))) * detail::from_bf16(detail::to_bf16(b_at(k, j)));
+        C[i * ldc + j] = static_cast<float>(s);
+      }
+    return epilogue_all(ep, C, ldc, M, N);
+  }
+  const LowpKernels& k = detail::lowp_kernels_for(isa, 0);
+  max_threads = lowp_threads(M, N, K, max_threads);
+  const int64_t Kg = (K + 1) / 2, nr = k.nr, npad = (N + nr - 1) / nr * nr;
+  Words a(static_cast<size_t>(M * Kg)), b(static_cast<size_t>(Kg * npad));
+  uint32_t* ap = a.get();
+  uint32_t* bp = b.get();
+  auto pair = [](float lo, float hi) { return detail::bf16_bits(lo) | detail::bf16_bits(hi) << 16; };
+  parallel_for(M, 64, [&](int64_t r0, int64_t r1) {
+    for (int64_t i = r0; i < r1; ++i) {
+      uint32_t* d = ap + i * Kg;
+      if (!ta) {
+        k.row_bf16(A + i * lda, reinterpret_cast<uint16_t*>(d), 2 * (K / 2));
+      } else {
+        for (int64_t g = 0; g < K / 2; ++g) d[g] = pair(A[2 * g * lda + i], A[(2 * g + 1) * lda + i]);
+      }
+      if (K % 2) d[Kg - 1] = pair(a_at(i, K - 1), 0.f);
+    }
+  }, max_threads);
+  const int64_t panels = npad / nr;
+  static const float zeros[64] = {};
+  parallel_for(panels, 4, [&](int64_t p0, int64_t p1) {
+    for (int64_t pc = 0; pc < Kg; pc += k.kcg) {
+      const int64_t kc = std::min<int64_t>(k.kcg, Kg - pc);
+      for (int64_t p = p0; p < p1; ++p) {
+        uint32_t* d = bp + pc * npad + p * nr * kc;
+        const int64_t j0 = p * nr, nn = std::min<int64_t>(nr, N - j0);
+        if (!tb) {  // two rows of B per group, contiguous along the panel's columns
+          for (int64_t g = 0; g < kc; ++g) {
+            const int64_t k0 = 2 * (pc + g);
+            const float* lo = B + k0 * ldb + j0;
+            const float* hi = k0 + 1 < K ? lo + ldb : zeros;
+            uint32_t* dd = d + g * nr;
+            k.pair_bf16(lo, hi, dd, nn);
+            for (int64_t jj = nn; jj < nr; ++jj) dd[jj] = 0;
+          }
+        } else {  // B is (N, K): one row of B per column of the panel
+          for (int64_t jj = 0; jj < nr; ++jj) {
+            if (jj >= nn) {
+              for (int64_t g = 0; g < kc; ++g) d[g * nr + jj] = 0u;
+              continue;
+            }
+            const float* src = B + (j0 + jj) * ldb + 2 * pc;
+            for (int64_t g = 0; g < kc; ++g)
+              d[g * nr + jj] = pair(src[2 * g], 2 * (pc + g) + 1 < K ? src[2 * g + 1] : 0.f);
+          }
+        }
+      }
+    }
+  }, max_threads);
+  Lowp L{&k, &detail::kernel_for(isa), M, N, Kg, npad, ap, bp, nullptr, nullptr, nullptr, C, ldc, &ep};
+  lowp_run(L, max_threads);
+}
+
+// ---------------------------------------------------------------- int8
+
+void gemm_int8(int64_t M, int64_t N, int64_t K, const int8_t* A, int64_t lda, const float* a_scale, const int8_t* B,
+               int64_t ldb, const float* b_scale, float* C, int64_t ldc, const Epilogue& ep, int max_threads) {
+  check_common("gemm_int8", M, N, K, lda, ldb, ldc, false, false, A, B, C);
+  FORGEML_CHECK_ARG((M == 0 || a_scale) && (N == 0 || b_scale), "gemm_int8: null scale pointer");
+  if (M == 0 || N == 0) return;
+  const Isa isa = active_isa();
+  if (isa == Isa::reference || K == 0) {  // the oracle: int64 sums, scales applied in float64
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) {
+        int64_t s = 0;
+        for (int64_t k = 0; k < K; ++k) s += int64_t{A[i * lda + k]} * B[k * ldb + j];
+        C[i * ldc + j] = static_cast<float>(double(s) * a_scale[i] * b_scale[j]);
+      }
+    return epilogue_all(ep, C, ldc, M, N);
+  }
+  const LowpKernels& k = detail::lowp_kernels_for(isa, 1);
+  max_threads = lowp_threads(M, N, K, max_threads);
+  const int64_t Kg = (K + 3) / 4, nr = k.nr, npad = (N + nr - 1) / nr * nr;
+  Words a(static_cast<size_t>(M * Kg)), b(static_cast<size_t>(Kg * npad));
+  const int64_t nblocks = (Kg + k.kcg - 1) / k.kcg;  // the +128 correction is per depth block
+  std::unique_ptr<int32_t[]> corr(new int32_t[nblocks * npad]);
+  uint32_t* ap = a.get();
+  uint32_t* bp = b.get();
+  parallel_for(M, 64, [&](int64_t r0, int64_t r1) {
+    for (int64_t i = r0; i < r1; ++i) {
+      auto* d = reinterpret_cast<uint8_t*>(ap + i * Kg);
+      const int8_t* s = A + i * lda;
+      for (int64_t q = 0; q < K; ++q) d[q] = static_cast<uint8_t>(s[q] + 128);
+      for (int64_t q = K; q < 4 * Kg; ++q) d[q] = 128;  // a zero: B's padding is zero anyway
+    }
+  }, max_threads);
+  const int64_t panels = npad / nr;
+  parallel_for(panels, 4, [&](int64_t p0, int64_t p1) {
+    for (int64_t pc = 0; pc < Kg; pc += k.kcg) {
+      const int64_t kc = std::min<int64_t>(k.kcg, Kg - pc);
+      for (int64_t p = p0; p < p1; ++p) {
+        auto* d = reinterpret_cast<int8_t*>(bp + pc * npad + p * nr * kc);
+        const int64_t j0 = p * nr, nn = std::min<int64_t>(nr, N - j0);
+        int32_t* cs = corr.get() + (pc / k.kcg) * npad + j0;
+        for (int64_t jj = 0; jj < nr; ++jj) cs[jj] = 0;
+        for (int64_t g = 0; g < kc; ++g)
+          for (int q = 0; q < 4; ++q) {
+            const int64_t kk = 4 * (pc + g) + q;
+            int8_t* dd = d + g * nr * 4 + q;
+            if (kk >= K) {
+              for (int64_t jj = 0; jj < nr; ++jj) dd[4 * jj] = 0;
+              continue;
+            }
+            const int8_t* src = B + kk * ldb + j0;
+            for (int64_t jj = 0; jj < nn; ++jj) dd[4 * jj] = src[jj], cs[jj] += src[jj];
+            for (int64_t jj = nn; jj < nr; ++jj) dd[4 * jj] = 0;
+          }
+        for (int64_t jj = 0; jj < nr; ++jj) cs[jj] *= 128;
+      }
+    }
+  }, max_threads);
+  Lowp L{&k, &detail::kernel_for(isa), M, N, Kg, npad, ap, bp, a_scale, b_scale, corr.get(), C, ldc, &ep};
+  lowp_run(L, max_threads);
+}
+
+// ---------------------------------------------------------------- quantization and names
+
+void quantize_rows_int8(int64_t M, int64_t K, const float* X, int64_t ldx, int8_t* Q, float* scale) {
+  FORGEML_CHECK_ARG(M >= 0 && K >= 0 && ldx >= std::max<int64_t>(1, K), "quantize_rows_int8: bad sizes");
+  const Isa isa = active_isa();
+  auto row = isa == Isa::reference ? detail::quantize_row_scalar : detail::lowp_kernels_for(isa, 1).quantize_row;
+  const int64_t grain = std::max<int64_t>(64, (int64_t{1} << 18) / std::max<int64_t>(1, K));  // >= 256K values a thread
+  parallel_for(M, grain, [&](int64_t r0, int64_t r1) {
+    for (int64_t i = r0; i < r1; ++i) {
+      scale[i] = row(X + i * ldx, K, Q + i * K);
+      FORGEML_CHECK_ARG(!std::isnan(scale[i]), "x: row ", i,
+                        " holds NaN or infinity; int8 quantization needs finite values");
+    }
+  });
+}
+
+const char* lowp_kernel_name(bool int8) {
+  const Isa isa = active_isa();
+  if (isa == Isa::reference) return int8 ? "int8_reference" : "bf16_reference";
+  return detail::lowp_kernels_for(isa, int8 ? 1 : 0).name;
+}
+
+}  // namespace forgeml::gemm

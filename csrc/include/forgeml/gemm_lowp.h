@@ -1,0 +1,36 @@
+// Reduced-precision GEMMs beside the float32 SGEMM (gemm.h): bf16 products with float32
+// accumulation, and int8 x int8 products with int32 accumulation and a dequantizing epilogue.
+//
+// Shapes as in gemm.h: row-major, leading dimensions in elements.
+//   gemm_bf16: op(A) (M, K) and op(B) (K, N) are float32, rounded to bfloat16 (round to nearest
+//     even) once, multiplied exactly and summed in float32:
+//     C = epilogue(bf16(op(A)) @ bf16(op(B))).
+//   gemm_int8: A (M, K) and B (K, N) are int8, a_scale (M) and b_scale (N) float32:
+//     C[i, j] = epilogue(a_scale[i] * b_scale[j] * sum_k A[i, k] B[k, j]).
+//     The sum is exact in int32 within each depth block of up to 2048 (the blocks are added in
+//     float32, a relative error of ~1e-7, far below the quantization error).
+// C is write-only (beta = 0). The epilogue (bias, activation, family function) is gemm.h's.
+// Threads: forgeml::num_threads() unless max_threads limits it. Bad sizes throw invalid_argument.
+#pragma once
+#include <cstdint>
+
+#include "forgeml/gemm.h"
+
+namespace forgeml::gemm {
+
+void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+               const float* B, int64_t ldb, float* C, int64_t ldc, const Epilogue& epilogue = {},
+               int max_threads = 0);
+
+void gemm_int8(int64_t M, int64_t N, int64_t K, const int8_t* A, int64_t lda, const float* a_scale, const int8_t* B,
+               int64_t ldb, const float* b_scale, float* C, int64_t ldc, const Epilogue& epilogue = {},
+               int max_threads = 0);
+
+// Dynamic symmetric quantization of each row of X (M, K): scale[i] = max_k |X[i, k]| / 127 (1
+// for an all-zero row) and Q[i, k] = round(X[i, k] / scale[i]) in [-127, 127]. Q is (M, K) dense.
+void quantize_rows_int8(int64_t M, int64_t K, const float* X, int64_t ldx, int8_t* Q, float* scale);
+
+// The name of the micro-kernel the active ISA uses ("bf16_avx512_12x32", ...).
+const char* lowp_kernel_name(bool int8);
+
+}  // namespace forgeml::gemm

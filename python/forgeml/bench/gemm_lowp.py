@@ -1,0 +1,141 @@
+"""Rows of the gemm family for the reduced-precision GEMMs: ops.matmul(precision="bf16") and
+ops.matmul_int8 against forgeml's own fp32 SGEMM, NumPy fp32 and, where installed, PyTorch bf16
+(torch.matmul on bfloat16 tensors) and int8 (torch._int_mm), same process, interleaved.
+The ratio column is peer time / forgeml time: > 1 means the reduced-precision kernel is faster.
+
+``python -m forgeml.bench.gemm_lowp`` prints a one-thread table timed by thread CPU time, which
+keeps time spent descheduled on a shared machine out of the comparison.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+import forgeml
+from forgeml import ops
+
+SQUARE = (1024,)
+SQUARE_FULL = (512, 1024, 2048)
+LAYERS = ((256, 784, 128), (4096, 64, 64), (1024, 1024, 1024 // 4))  # (batch, in, out) forward X @ W
+
+
+def _loop(fn, reps):
+    def run():
+        for _ in range(reps):
+            fn()
+    return run if reps > 1 else fn
+
+
+def _torch_peers(a, b, torch):
+    if torch is None:
+        return {}
+    peers = {}
+    ta, tb = torch.from_numpy(a).to(torch.bfloat16), torch.from_numpy(b).to(torch.bfloat16)
+    peers["torch bf16"] = lambda: torch.matmul(ta, tb)
+    int_mm = getattr(torch, "_int_mm", None)
+    if int_mm is not None and a.shape[0] > 16 and a.shape[1] % 8 == 0 and b.shape[1] % 8 == 0:
+        qa = torch.from_numpy(np.clip(np.rint(a * 40), -127, 127).astype(np.int8))
+        qb = torch.from_numpy(np.clip(np.rint(b * 40), -127, 127).astype(np.int8))
+        try:
+            int_mm(qa, qb)
+            peers["torch int8"] = lambda: int_mm(qa, qb)
+        except RuntimeError:  # no CPU kernel for this shape in this build
+            pass
+    return peers
+
+
+def cases(bench, threads, rng, torch):
+    """bf16 and int8 rows at the square and network shapes, for one thread count."""
+    square = SQUARE if bench.quick else SQUARE_FULL
+    shapes = [(f"{s}^3", s, s, s) for s in square] + [(f"fwd {m}x{k}@{k}x{n}", m, n, k) for m, k, n in LAYERS]
+    for name, m, n, k in shapes:
+        a = rng.standard_normal((m, k), dtype=np.float32)
+        b = rng.standard_normal((k, n), dtype=np.float32)
+        qa, sa = ops.quantize_int8(a)
+        qb, sb = ops.quantize_int8(b, axis=0)
+        out = np.empty((m, n), np.float32)
+        flops = 2.0 * m * n * k
+        reps = max(1, int(2e8 / (flops * threads)))
+        ref = a.astype(np.float64) @ b
+        for label, fn in (("bf16", lambda: ops.matmul(a, b, out=out, precision="bf16")),
+                          ("int8", lambda: ops.matmul_int8(qa, sa, qb, sb, out=out))):
+            fn()  # validate before timing: within the precision's rounding of float64
+            err = np.linalg.norm(out - ref) / np.linalg.norm(ref)
+            assert err < (1e-2 if label == "bf16" else 3e-2), f"{label} {name}: relative error {err:.2e}"
+            peers = {"forgeml fp32": _loop(lambda: ops.matmul(a, b), reps), "numpy fp32": _loop(lambda: a @ b, reps)}
+            peers.update({k2: _loop(v, reps) for k2, v in _torch_peers(a, b, torch).items()
+                          if k2.endswith(label)})
+            bench.compare("gemm", f"{label} {name} t={threads}" + (f" x{reps}" if reps > 1 else ""),
+                          _loop(fn, reps), peers, impl=f"forgeml {label}", flops=flops * reps)
+
+
+def cpu_time_table(repeats: int = 7) -> None:
+    """One thread; GFLOP/s of fp32 / bf16 / int8 and NumPy fp32 by thread CPU time (best of repeats)."""
+    import time
+    try:
+        from threadpoolctl import threadpool_limits
+        limit = threadpool_limits(limits=1, user_api="blas")
+    except ImportError:
+        limit = contextlib.nullcontext()
+    rng = np.random.default_rng(0)
+    shapes = [(f"{s}^3", s, s, s) for s in SQUARE_FULL] + [(f"fwd {m}x{k}@{k}x{n}", m, n, k) for m, k, n in LAYERS]
+
+    def best(fn, reps):
+        t = float("inf")
+        for _ in range(repeats):
+            t0 = time.thread_time()
+            for _ in range(reps):
+                fn()
+            t = min(t, (time.thread_time() - t0) / reps)
+        return t
+
+    old = forgeml.get_num_threads()
+    forgeml.set_num_threads(1)
+    try:
+        with limit:
+            print(f"kernels: {ops.gemm_lowp.kernel_name(False)}, {ops.gemm_lowp.kernel_name(True)}")
+            print(f"{'case':26s} {'fp32':>7s} {'bf16':>7s} {'int8':>7s} {'numpy':>7s}  GFLOP/s   "
+                  f"{'bf16/fp32':>9s} {'int8/fp32':>9s} {'bf16/np':>8s}")
+            for name, m, n, k in shapes:
+                a = rng.standard_normal((m, k), dtype=np.float32)
+                b = rng.standard_normal((k, n), dtype=np.float32)
+                qa, sa = ops.quantize_int8(a)
+                qb, sb = ops.quantize_int8(b, axis=0)
+                flops = 2.0 * m * n * k
+                reps = max(1, int(3e7 / flops))
+                t = [best(f, reps) for f in (lambda: ops.matmul(a, b), lambda: ops.matmul(a, b, precision="bf16"),
+                                             lambda: ops.matmul_int8(qa, sa, qb, sb), lambda: a @ b)]
+                g = [flops / x / 1e9 for x in t]
+                print(f"{name:26s} {g[0]:7.1f} {g[1]:7.1f} {g[2]:7.1f} {g[3]:7.1f}            "
+                      f"{t[0] / t[1]:9.2f} {t[0] / t[2]:9.2f} {t[3] / t[1]:8.2f}", flush=True)
+    finally:
+        forgeml.set_num_threads(old)
+
+
+if __name__ == "__main__":
+    cpu_time_table()
+
+
+def gpu_check(check):
+    """CUDA bf16 / int8 GEMMs on CuPy arrays against cuBLAS fp32 on the rounded / quantized
+    inputs (called from gemm_cuda.gpu_check, so the rows sit in the gemm family)."""
+    cp = check.cp
+    rng = cp.random.RandomState(1)
+    for m, k, n in ((2048, 2048, 2048), (1000, 777, 1501)):
+        a = rng.standard_normal((m, k), dtype=cp.float32)
+        b = rng.standard_normal((k, n), dtype=cp.float32)
+        ra, rb = (_round_bf16_cupy(cp, x) for x in (a, b))
+        check.kernel("gemm", f"bf16 {m}x{k}x{n}", lambda: ops.matmul(a, b, precision="bf16"),
+                     lambda: cp.matmul(ra, rb), peer="cupy fp32 on bf16-rounded", flops=2.0 * m * n * k)
+        qa, sa = ops.quantize_int8(a)
+        qb, sb = ops.quantize_int8(b, axis=0)
+        check.kernel("gemm", f"int8 {m}x{k}x{n}", lambda: ops.matmul_int8(qa, sa, qb, sb),
+                     lambda: cp.matmul(qa.astype(cp.float32), qb.astype(cp.float32)) * sa[:, None] * sb,
+                     peer="cupy fp32 on int8 values", flops=2.0 * m * n * k)
+
+
+def _round_bf16_cupy(cp, x):
+    u = x.view(cp.uint32).astype(cp.uint64)
+    u = (u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000
+    return u.astype(cp.uint32).view(cp.float32)

@@ -1,0 +1,132 @@
+"""Post-training int8 quantization: ``model.quantize("int8")`` as in Keras 3.
+
+Each Dense layer's kernel (in, units) (and each Conv2D kernel, as (KH KW C, filters)) is replaced by int8 values with one symmetric scale per
+output channel (``scale_j = max_i |W_ij| / 127``); at predict time each input row is quantized
+with its own dynamic scale and the product runs on the int8 GEMM
+(``forgeml.ops.matmul_int8``: int32 sums, dequantize + bias + activation in the epilogue).
+Conv2D runs as an int8 GEMM over its im2col patches (NumPy views, one copy). The layer's weights become ``[kernel (int8), bias, kernel_scale]``; they save and load with the
+model (the layer config records ``quantization_mode``). Other layers are left in float32, as
+Keras does for layers it cannot quantize. A quantized model predicts and evaluates; ``fit``
+raises (``model.quantize`` is post-training only).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import activations, backend
+from .layers.base import Variable
+
+__all__ = ["quantize_model", "quantize_layer", "is_quantized", "QUANTIZATION_MODES"]
+
+QUANTIZATION_MODES = ("int8",)
+_ops = None
+
+
+def _kernels():
+    global _ops
+    if _ops is None:
+        from .. import ops
+        _ops = ops
+    return _ops
+
+
+def _check_mode(mode):
+    if mode not in QUANTIZATION_MODES:
+        raise ValueError(f"mode: expected one of {QUANTIZATION_MODES}, got {mode!r}")
+
+
+def quantizable(layer) -> bool:
+    from .layers.convolutional import Conv2D
+    from .layers.core import Dense
+    return type(layer) in (Dense, Conv2D)
+
+
+def quantize_layer(layer, mode="int8"):
+    """Replace a built Dense layer's float kernel with int8 values and per-channel scales."""
+    _check_mode(mode)
+    if not layer.built:
+        raise ValueError(f"Layer {layer.name!r}: build it (call the model on data) before quantizing")
+    if not quantizable(layer):
+        raise NotImplementedError(f"Layer {layer.name!r} ({type(layer).__name__}) has no int8 path")
+    xp = layer.xp
+    w = backend.to_numpy(layer.kernel.value)
+    q, scale = _kernels().quantize_int8(w.reshape(-1, w.shape[-1]), axis=0)  # Conv2D: (KH KW C, O)
+    qv = Variable(backend.to_xp(q.reshape(w.shape), xp, dtype=np.int8), "kernel", trainable=False,
+                  path=f"{layer.name}/kernel")
+    sv = Variable(backend.to_xp(scale, xp, dtype=np.float32), "kernel_scale", trainable=False,
+                  path=f"{layer.name}/kernel_scale")
+    layer.kernel, layer.kernel_scale = qv, sv
+    layer._weights = [qv] + ([layer.bias] if layer.use_bias else []) + [sv]
+    layer._quantization_mode = mode
+
+
+def quantize_model(model, mode="int8"):
+    """model.quantize(mode): every Dense and Conv2D layer to int8; the model is repacked for predict."""
+    _check_mode(mode)
+    if not model.built:
+        raise ValueError(f"Model {model.name!r} must be built before quantizing: call it on data or build() it")
+    done = 0
+    for layer in model.layers:
+        if layer._quantization_mode:
+            raise ValueError(f"Layer {layer.name!r} is already quantized ({layer._quantization_mode})")
+        if quantizable(layer):
+            quantize_layer(layer, mode)
+            done += 1
+    if not done:
+        raise ValueError(f"Model {model.name!r} has no layer that can be quantized to {mode} (Dense, Conv2D)")
+    model._pack()
+    return model
+
+
+def is_quantized(model) -> bool:
+    return any(layer._quantization_mode for layer in model.layers)
+
+
+def dense_forward_int8(layer, x, logits=False):
+    """Dense.forward of an int8 layer: dynamic per-row activation scales, the int8 GEMM with the
+    bias and relu/sigmoid/tanh/gelu in its epilogue, other activations after it."""
+    ops = _kernels()
+    lead = x.shape[:-1]
+    if x.ndim != 2:
+        x = x.reshape(-1, x.shape[-1])
+    act = activations.linear if logits else layer.activation
+    bias = layer.bias.value if layer.use_bias else None
+    q, s = layer.kernel.value, layer.kernel_scale.value
+    if act.kernel is not None and not act.needs_input or act is activations.linear:
+        y = ops.matmul_int8(x, None, q, s, bias=bias, activation=act.kernel)
+    else:
+        y = act.forward(ops.matmul_int8(x, None, q, s, bias=bias))
+    return y if len(lead) == 1 else y.reshape(*lead, layer.units)
+
+
+def _patches(x, layer):
+    """im2col: (N, H, W, C) -> (N * OH * OW, KH * KW * C) in the kernel's (kh, kw, c) order."""
+    xp = backend.xp_of(x)
+    (kh, kw), (sh, sw), (dh, dw) = layer.kernel_size, layer.strides, layer.dilation_rate
+    n, h, w, c = x.shape
+    eh, ew = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    if layer.padding == "same":
+        oh, ow = -(-h // sh), -(-w // sw)
+        ph, pw = max((oh - 1) * sh + eh - h, 0), max((ow - 1) * sw + ew - w, 0)
+        x = xp.pad(x, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
+    win = xp.lib.stride_tricks.sliding_window_view(x, (eh, ew), axis=(1, 2))  # (N, H', W', C, eh, ew)
+    win = win[:, ::sh, ::sw, :, ::dh, ::dw]
+    oh, ow = win.shape[1], win.shape[2]
+    cols = xp.ascontiguousarray(win.transpose(0, 1, 2, 4, 5, 3)).reshape(n * oh * ow, kh * kw * c)
+    return cols, (n, oh, ow)
+
+
+def conv_forward_int8(layer, x):
+    """Conv2D.forward of an int8 layer: the int8 GEMM over im2col patches, per-patch activation
+    scales, bias and relu/sigmoid/tanh/gelu in the epilogue."""
+    ops = _kernels()
+    cols, (n, oh, ow) = _patches(x, layer)
+    act = layer.activation
+    bias = layer.bias.value if layer.use_bias else None
+    q = layer.kernel.value.reshape(-1, layer.filters)
+    s = layer.kernel_scale.value
+    if act.kernel is not None and not act.needs_input or act is activations.linear:
+        y = ops.matmul_int8(cols, None, q, s, bias=bias, activation=act.kernel)
+    else:
+        y = act.forward(ops.matmul_int8(cols, None, q, s, bias=bias))
+    return y.reshape(n, oh, ow, layer.filters)

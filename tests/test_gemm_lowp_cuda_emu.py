@@ -1,0 +1,59 @@
+"""The CUDA bf16 and int8 GEMMs (csrc/cuda/gemm_lowp.cuh) run through the SIMT emulator, against
+float64 references on the bf16-rounded / int8 inputs. Sizes span two 64 x 64 tiles in M and N
+and two K steps, with odd edges; both thread orders."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_gemm_lowp import ACTS, bf16, check_bf16, int8_ref, rand_int8
+
+_emu = pytest.importorskip("forgeml._emu", reason="forgeml was built without FORGEML_TESTING=ON")
+ACT_NAMES = list(ACTS)
+
+
+@pytest.fixture(params=["forward", "reversed"])
+def order(request):
+    _emu.set_thread_order(request.param)
+    yield request.param
+    _emu.set_thread_order("forward")
+
+
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
+def test_bf16(order, rng, ta, tb):
+    m, n, k = 131, 70, 67
+    a = rng.standard_normal((k, m) if ta else (m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if tb else (k, n)).astype(np.float32)
+    check_bf16(_emu.gemm_bf16(a, b, ta, tb), a, b, ta, tb)
+
+
+@pytest.mark.parametrize("act", [1, 2, 4])
+def test_bf16_epilogue_and_rounding(rng, act):
+    a, b = rng.standard_normal((65, 33)).astype(np.float32), rng.standard_normal((33, 67)).astype(np.float32)
+    bias = rng.standard_normal(67).astype(np.float32)
+    out = _emu.gemm_bf16(a, b, bias=bias, activation=act)
+    check_bf16(out, a, b, bias=bias, act=ACT_NAMES[act])
+    assert np.abs(_emu.gemm_bf16(a, b) - a.astype(np.float64) @ b).max() > 1e-4  # the inputs were rounded
+    assert np.allclose(bf16(a) @ bf16(b), _emu.gemm_bf16(a, b), atol=1e-4)
+
+
+@pytest.mark.parametrize("m,n,k", [(130, 67, 70), (1, 1, 1), (65, 129, 5), (3, 2, 33)])
+def test_int8(order, rng, m, n, k):
+    qa, qb = rand_int8(rng, m, k), rand_int8(rng, k, n)
+    qa[0, 0] = -128  # the extremes of the range
+    sa, sb = rng.uniform(0.001, 0.02, m).astype(np.float32), rng.uniform(0.001, 0.02, n).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    out = _emu.gemm_int8(qa, sa, qb, sb, bias, 1)
+    np.testing.assert_allclose(out, int8_ref(qa, sa, qb, sb, bias, "relu"), rtol=1e-5, atol=1e-5)
+
+
+def test_errors_and_empty(rng):
+    a = rng.standard_normal((4, 5)).astype(np.float32)
+    with pytest.raises(ValueError, match="inner dimension"):
+        _emu.gemm_bf16(a, np.ones((6, 3), np.float32))
+    with pytest.raises(ValueError, match="activation"):
+        _emu.gemm_bf16(a, np.ones((5, 3), np.float32), activation=7)
+    with pytest.raises(ValueError, match="b_scale"):
+        _emu.gemm_int8(rand_int8(rng, 2, 3), np.ones(2), rand_int8(rng, 3, 4), np.ones(3))
+    assert _emu.gemm_bf16(np.ones((0, 5), np.float32), np.ones((5, 3), np.float32)).shape == (0, 3)
+    z = _emu.gemm_int8(rand_int8(rng, 2, 0), np.ones(2), rand_int8(rng, 0, 3), np.ones(3), np.full(3, 2.0), 0)
+    np.testing.assert_array_equal(z, np.full((2, 3), 2, np.float32))

@@ -1,0 +1,157 @@
+"""Compression in forgeml.keras: mixed_bfloat16 policies, model.quantize("int8") and its
+save/load, on the digits task (scikit-learn's bundled data) against the float32 model."""
+import numpy as np
+import pytest
+
+from forgeml import keras
+from forgeml.keras import mixed_precision
+from test_gemm_lowp import bf16
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    x, y = load_digits(return_X_y=True)
+    x = (x / 16.0).astype(np.float32)
+    return train_test_split(x, y, test_size=0.25, random_state=0, stratify=y)
+
+
+@pytest.fixture
+def policy():
+    yield mixed_precision.set_global_policy
+    mixed_precision.set_global_policy("float32")
+
+
+def mlp(**kw):
+    return keras.Sequential([keras.Input(shape=(64,)), keras.layers.Dense(128, activation="relu", **kw),
+                             keras.layers.Dense(10, activation="softmax", **kw)])
+
+
+def train(model, digits, epochs=20):
+    xtr, xte, ytr, yte = digits
+    keras.utils.set_random_seed(0)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    model.fit(xtr, ytr, epochs=epochs, batch_size=32, verbose=0)
+    return model.evaluate(xte, yte, verbose=0)[1]
+
+
+def test_policy_objects_and_errors(policy):
+    p = mixed_precision.DTypePolicy("mixed_bfloat16")
+    assert (p.compute_dtype, p.variable_dtype, p.name) == ("bfloat16", "float32", "mixed_bfloat16")
+    assert mixed_precision.global_policy().name == "float32"
+    policy("mixed_bfloat16")
+    assert keras.layers.Dense(3).dtype_policy == p
+    assert keras.layers.Dense(3, dtype="float32").dtype_policy.name == "float32"
+    with pytest.raises(ValueError, match="mixed_bfloat16"):
+        keras.layers.Dense(3, dtype="float16")
+    with pytest.raises(ValueError, match="dtype_policy"):
+        mixed_precision.set_global_policy("int4")
+
+
+def test_mixed_bf16_dense_forward_is_the_bf16_product(policy, rng):
+    """Under mixed_bfloat16 a Dense layer's output is the float64 product of the bf16-rounded
+    input and kernel (float32 sums), not the float32 product."""
+    layer = keras.layers.Dense(7, dtype_policy="mixed_bfloat16")
+    x = rng.standard_normal((5, 33)).astype(np.float32)
+    y = layer(x)
+    w, b = layer.get_weights()
+    assert w.dtype == np.float32  # master weights stay float32
+    ref = bf16(x) @ bf16(w) + b
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+    assert np.abs(y - (x.astype(np.float64) @ w + b)).max() > 1e-5
+
+
+def test_mixed_bf16_training_matches_float32_accuracy(policy, digits):
+    acc32 = train(mlp(), digits)
+    policy("mixed_bfloat16")
+    model = mlp()
+    acc16 = train(model, digits)
+    assert mixed_precision.bf16_layers(model) == [layer.name for layer in model.layers]
+    assert model.get_weights()[0].dtype == np.float32
+    print(f"digits MLP accuracy: float32 {acc32:.4f}, mixed_bfloat16 {acc16:.4f}")
+    assert acc16 >= acc32 - 0.01
+
+
+def test_mixed_policy_config_round_trip(policy, tmp_path, digits):
+    policy("mixed_bfloat16")
+    model = mlp()
+    train(model, digits, epochs=1)
+    model.save(tmp_path / "m.keras")
+    policy("float32")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert [layer.dtype_policy.name for layer in loaded.layers] == ["mixed_bfloat16"] * 2
+    np.testing.assert_array_equal(loaded.predict(digits[1], verbose=0), model.predict(digits[1], verbose=0))
+
+
+def test_quantize_int8_dense(digits, tmp_path):
+    model = mlp()
+    acc = train(model, digits)
+    xte, yte = digits[1], digits[3]
+    float_pred = model.predict(xte, verbose=0)
+    w_float = model.layers[0].get_weights()[0]
+    model.quantize("int8")
+    layer = model.layers[0]
+    assert layer.kernel.value.dtype == np.int8 and layer.kernel_scale.shape == (128,)
+    np.testing.assert_allclose(layer.kernel.numpy() * layer.kernel_scale.numpy(), w_float,
+                               atol=float(layer.kernel_scale.numpy().max()) / 2 + 1e-7)
+    q_pred = model.predict(xte, verbose=0)
+    acc_q = float((q_pred.argmax(1) == yte).mean())
+    print(f"digits MLP accuracy: float32 {acc:.4f}, int8 {acc_q:.4f}")
+    assert acc_q >= acc - 0.01
+    assert np.abs(q_pred - float_pred).max() < 0.1
+    assert model.evaluate(xte, yte, verbose=0)[1] == pytest.approx(acc_q)
+    with pytest.raises(ValueError, match="cannot be trained"):
+        model.fit(digits[0], digits[2], epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="already quantized"):
+        model.quantize("int8")
+    model.save(tmp_path / "q.keras")
+    loaded = keras.models.load_model(tmp_path / "q.keras")
+    assert loaded.layers[0]._quantization_mode == "int8" and loaded.layers[0].kernel.value.dtype == np.int8
+    np.testing.assert_array_equal(loaded.predict(xte, verbose=0), q_pred)
+
+
+def test_quantize_errors():
+    model = keras.Sequential([keras.layers.Dense(3)])
+    with pytest.raises(ValueError, match="built"):
+        model.quantize("int8")
+    model = mlp()
+    with pytest.raises(ValueError, match="mode"):
+        model.quantize("int4")
+    flat = keras.Sequential([keras.Input(shape=(4, 4, 1)), keras.layers.Flatten()])
+    with pytest.raises(ValueError, match="no layer"):
+        flat.quantize("int8")
+
+
+def test_quantize_int8_conv2d_matches_im2col_reference_and_keeps_accuracy(digits, rng, tmp_path):
+    xtr, xte, ytr, yte = (a.reshape(-1, 8, 8, 1) if a.ndim == 2 else a for a in digits)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input(shape=(8, 8, 1)),
+                              keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
+                              keras.layers.Conv2D(12, (3, 2), strides=(2, 1), dilation_rate=1, padding="valid",
+                                                  activation="relu"),
+                              keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+    acc = train(model, (xtr, xte, ytr, yte), epochs=10)
+    conv = model.layers[1]
+    w, b = conv.get_weights()
+    h = model.layers[0](xte[:5])  # the second conv's input
+    model.quantize("int8")
+    # reference: quantize patches and kernel as documented, integer products in int64
+    from forgeml import ops
+    from forgeml.keras.quantization import _patches
+    cols, (n, oh, ow) = _patches(h, conv)
+    qx, sx = ops.quantize_int8(cols)
+    qw, sw = ops.quantize_int8(w.reshape(-1, 12), axis=0)
+    ref = np.maximum((qx.astype(np.int64) @ qw.astype(np.int64)) * sx[:, None].astype(np.float64) * sw + b, 0)
+    np.testing.assert_allclose(conv(h), ref.reshape(n, oh, ow, 12), rtol=1e-5, atol=1e-5)
+    # and the patches are the convolution's: the float conv equals cols @ w
+    np.testing.assert_allclose((cols @ w.reshape(-1, 12) + b).clip(0).reshape(n, oh, ow, 12),
+                               ops.conv2d(h, w, b, strides=(2, 1), padding="valid", activation="relu"),
+                               rtol=1e-4, atol=1e-5)
+    acc_q = float((model.predict(xte, verbose=0).argmax(1) == yte).mean())
+    print(f"digits CNN accuracy: float32 {acc:.4f}, int8 {acc_q:.4f}")
+    assert acc_q >= acc - 0.01
+    model.save(tmp_path / "cnn.keras")
+    loaded = keras.models.load_model(tmp_path / "cnn.keras")
+    np.testing.assert_array_equal(loaded.predict(xte, verbose=0), model.predict(xte, verbose=0))
