@@ -59,5 +59,5 @@ def line(family: str) -> str:
     if missing:
         text += f"; missing {', '.join(missing)}: {' && '.join(commands) if commands else 'see README'}"
     if not found and family in PEERS:
-        text += " (until then its rows show forgeml alone)"
+        text += " (no comparison until then)"
     return text
