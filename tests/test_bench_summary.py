@@ -40,7 +40,7 @@ def test_peer_line_names_the_missing_and_the_command(monkeypatch):
     assert line.startswith("# fake: peers found: numpy ")
     assert "missing no_such_peer_xyz: pip install xyz" in line
     monkeypatch.setitem(peers.PEERS, "lonely", {"no_such_peer_xyz": ("xyz", "pip install xyz")})
-    assert "peers found: none" in peers.line("lonely") and "forgeml alone" in peers.line("lonely")
+    assert "peers found: none" in peers.line("lonely") and "no comparison" in peers.line("lonely")
 
 
 def test_every_family_has_a_peer_entry():

@@ -294,18 +294,14 @@ def test_solve_max_iter_and_errors():
         _emu.svm_solve(X, y, C, 4, 0.2, 0.0, 3, 1e-3, -1, 16, 32, 0)
 
 
-# ---------------------------------------------------------------- SVC.fit on "CuPy" input
-
-def _emu_pair(Xp, yp, Cp, est):
-    alpha, rho, _obj, iters, _outer, ok = _emu.svm_solve(Xp, yp, Cp, KERNELS[est.kernel], est._gamma, est.coef0,
-                                                         est.degree, est.tol, est.max_iter, 32, 32, 0)
-    return yp * alpha, rho, iters, ok
-
+# ---------------------------------------------------------------- SVC.fit on CuPy input, details
+# (the real route: SVC.fit -> _svc_cuda.fit -> ops.svm_fit_binary_cuda -> _cuda.svm_solve, or
+# _emu.device.svm_solve with the CuPy stand-in: see conftest.cupy)
 
 @pytest.mark.parametrize("kernel", ["rbf", "linear", "precomputed"])
-def test_svc_gpu_path_matches_cpu_fit(kernel):
-    """SVC.fit's CuPy route (_svc_cuda.fit), with NumPy for CuPy and the emulated solver for the
-    GPU: the same model as the CPU fit, on three classes with class and sample weights."""
+def test_svc_gpu_path_matches_cpu_fit(kernel, cupy):
+    """SVC.fit on CuPy input: the same model as the CPU fit, on three classes with class and
+    sample weights."""
     X, y = load_breast_cancer(return_X_y=True)
     rng = np.random.default_rng(0)
     idx = rng.choice(len(y), 150, replace=False)
@@ -317,7 +313,7 @@ def test_svc_gpu_path_matches_cpu_fit(kernel):
         X = _kernel64(X, X, "rbf", 0.1, 0, 3)[0].astype(np.float32)
     params = dict(kernel=kernel, C=1.7, class_weight={0: 1.0, 1: 0.6, 2: 1.3}, tol=1e-3)
     cpu = SVC(**params).fit(X, y, sample_weight=sw)
-    gpu = _svc_cuda.fit(SVC(**params), X, y, sw, xp=np, solve_pair=_emu_pair)
+    gpu = SVC(**params).fit(cupy.asarray(X), y, sample_weight=sw)
     np.testing.assert_array_equal(gpu.classes_, cpu.classes_)
     shared = np.intersect1d(gpu.support_, cpu.support_)
     assert shared.size >= 0.95 * cpu.support_.size
@@ -330,18 +326,19 @@ def test_svc_gpu_path_matches_cpu_fit(kernel):
         assert type(getattr(gpu, name)) is np.ndarray  # fitted state stays NumPy
 
 
-def test_svc_gpu_path_errors():
+def test_svc_gpu_path_errors(cupy):
     X, y = _binary_data(n=31, d=3)
+    Xd = cupy.asarray(X)
     with pytest.raises(ValueError, match="greater than one"):
-        _svc_cuda.fit(SVC(), X, np.ones(31), xp=np, solve_pair=_emu_pair)
+        SVC().fit(Xd, np.ones(31))
     bad = X.copy()
     bad[3, 1] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        _svc_cuda.fit(SVC(), bad, y, xp=np, solve_pair=_emu_pair)
+        SVC().fit(cupy.asarray(bad), y)
     with pytest.raises(ValueError, match="square"):
-        _svc_cuda.fit(SVC(kernel="precomputed"), X, y, xp=np, solve_pair=_emu_pair)
+        SVC(kernel="precomputed").fit(Xd, y)
     with pytest.raises(ValueError, match="y"):
-        _svc_cuda.fit(SVC(), X, y[:-1], xp=np, solve_pair=_emu_pair)
+        SVC().fit(Xd, y[:-1])
 
 
 def test_cupy_input_without_gpu_raises():

@@ -53,11 +53,12 @@ def status(family: str) -> tuple[list[str], list[str], list[str]]:
 
 
 def line(family: str) -> str:
-    """One line for the bench output, e.g. '# conv: peers found: none (torch missing: pip install torch==2.13.0)'."""
+    """One line for the bench output, e.g.
+    '# conv: peers found: none; missing torch: pip install torch==2.13.0 (no comparison until then)'."""
     found, missing, commands = status(family)
     text = f"# {family}: peers found: {', '.join(found) if found else 'none'}"
     if missing:
         text += f"; missing {', '.join(missing)}: {' && '.join(commands) if commands else 'see README'}"
     if not found and family in PEERS:
-        text += " (until then its rows show forgeml alone)"
+        text += " (no comparison until then)"
     return text

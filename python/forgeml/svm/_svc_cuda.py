@@ -44,13 +44,11 @@ def _solve_pair_cuda(Xp, yp, Cp, est):
                                    tol=est.tol, max_iter=est.max_iter, cache_size=est.cache_size)
 
 
-def fit(est, X, y, sample_weight=None, *, xp=None, solve_pair=None):
-    """SVC.fit for X on the GPU. xp / solve_pair replace CuPy and the CUDA solver in tests (NumPy
-    and the emulated solver), so everything but the device itself is checked without a GPU."""
-    if xp is None:
-        cuda_module()  # the reason no GPU is usable, as a RuntimeError
-        import cupy as xp
-    solve_pair = solve_pair or _solve_pair_cuda
+def fit(est, X, y, sample_weight=None):
+    """SVC.fit for X on the GPU (tests run this same path on the SIMT emulator with a CuPy
+    stand-in: tests/cupy_standin.py)."""
+    cuda_module()  # the reason no GPU is usable, as a RuntimeError
+    import cupy as xp
     src = X  # the caller's rows (and dtype) for support_vectors_ and gamma
     X = as_array(X, "X", ndim=2, xp=xp)
     if getattr(src, "ndim", 0) != 2:
@@ -80,8 +78,8 @@ def fit(est, X, y, sample_weight=None, *, xp=None, solve_pair=None):
         g = xp.asarray(keep[idx])
         Xp = X[xp.ix_(g, g)] if est.kernel == "precomputed" else X[g]
         yp = np.r_[np.ones(members[a].size), -np.ones(members[b].size)]
-        pairs.append(solve_pair(xp.ascontiguousarray(Xp, dtype=np.float32), yp, Ck[idx], est))
-    est._store_model(_HostRows(src) if xp is not np else np.asarray(src, dtype=np.float64), keep, members, pairs)
+        pairs.append(_solve_pair_cuda(xp.ascontiguousarray(Xp, dtype=np.float32), yp, Ck[idx], est))
+    est._store_model(_HostRows(src), keep, members, pairs)
     est._warn_unconverged(pairs)
     est.probA_ = np.empty(0)
     est.probB_ = np.empty(0)
