@@ -22,7 +22,7 @@ enum Mode { kForward = 0, kData = 1, kWeight = 2 };
 
 __device__ __forceinline__ float activate(int act, float v) {
   switch (act) {
-    case 1: return v > 0.f ? v : 0.f;
+    case 1: return v < 0.f ? 0.f : v;  // NaN stays NaN (Keras/NumPy)
     case 2: return 1.f / (1.f + expf(-v));
     case 3: return tanhf(v);
     case 4: return 0.5f * v * (1.f + erff(v * 0.70710678118654752f));
