@@ -52,7 +52,7 @@ PLAT=$("$PY" -c "import sysconfig; print(sysconfig.get_paths()['platlib'])")
 for target in fuzz_keras_loader fuzz_validators; do
   mkdir -p "$OUT/corpus_$target"
   echo "fuzzing $target for ${FUZZ_SECONDS} s"
-  PYTHONPATH="$SITE:$PLAT" OMP_NUM_THREADS=1 "$FUZZ_VENV/bin/python" "tests/fuzz/$target.py" \
+  PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$SITE:$PLAT" OMP_NUM_THREADS=1 "$FUZZ_VENV/bin/python" "tests/fuzz/$target.py" \
     -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=4096 -artifact_prefix="$OUT/crash_${target}_" \
     "$OUT/corpus_$target" 2>&1 | tail -5
 done

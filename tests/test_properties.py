@@ -132,12 +132,6 @@ def test_pooling(data, n, h, w, c, ph, pw, padding, kind):
                     ref[:, i, j] = win.mean(axis=(1, 2))
     with np.errstate(all="ignore"):
         scale = np.abs(np.nan_to_num(ref, nan=0, posinf=0, neginf=0)) + 1
-    if kind == "max" and np.isnan(x_ref).any():
-        # max pooling's NaN policy is a window property: compare only windows without NaN
-        fin = ~np.isnan(ref)
-        got64 = np.asarray(got, np.float64)
-        assert np.allclose(got64[fin], ref[fin], rtol=1e-6, atol=1e-6, equal_nan=False)
-        return
     _close(got, ref, scale)
 
 

@@ -105,6 +105,25 @@ def test_conv2d_activation_propagates_nan(isa, act, rng):
     assert np.array_equal(np.isnan(y), np.isnan(lin)), (isa, act)
 
 
+def test_max_pool_propagates_nan(isa):
+    x = np.arange(32, dtype=np.float32).reshape(1, 4, 4, 2)
+    x[0, 0, 1, 0] = np.nan  # in the first window, not its first element, below the window's max
+    y = ops.max_pool2d(x, 2)
+    assert np.isnan(y[0, 0, 0, 0]) and np.isfinite(np.delete(y.ravel(), 0)).all()
+    dx = ops.max_pool2d_grad(x, np.ones_like(y), 2)
+    assert dx[0, 0, 1, 0] == 1 and dx[0, 1, 1, 0] == 0  # the gradient goes to the NaN
+
+
+def test_cuda_max_pool_propagates_nan_under_emulator():
+    emu = pytest.importorskip("forgeml._emu")
+    x = np.arange(32, dtype=np.float32).reshape(1, 4, 4, 2)
+    x[0, 0, 1, 0] = np.nan
+    y = emu.pool2d_forward(x, "max", (2, 2), (2, 2), (0, 0, 0, 0))
+    assert np.isnan(y[0, 0, 0, 0]) and np.isfinite(np.delete(y.ravel(), 0)).all()
+    dx = emu.pool2d_backward(x, np.ones_like(y), "max", (2, 2), (2, 2), (0, 0, 0, 0))
+    assert dx[0, 0, 1, 0] == 1 and dx[0, 1, 1, 0] == 0
+
+
 def test_activation_nan_with_forgeml_isa_env():
     """FORGEML_ISA picks the path at import: the portable path in a fresh process."""
     code = ("import numpy as np; from forgeml import ops, _cpu; a = np.full((3, 2), np.nan, np.float32);"

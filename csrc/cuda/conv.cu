@@ -180,7 +180,7 @@ __global__ void pool_forward_kernel(Shape s, int kind, const float* x, float* y,
   for (int64_t ih = h0; ih < h1; ++ih)
     for (int64_t iw = w0; iw < w1; ++iw) {
       float v = x[((n * s.H + ih) * s.W + iw) * s.C + c];
-      acc = kind == 0 ? fmaxf(acc, v) : acc + v;
+      acc = kind == 0 ? (v > acc || v != v ? v : acc) : acc + v;  // NaN wins, as NumPy's max (fmaxf drops it)
     }
   y[i] = kind == 0 ? acc : acc / float((h1 - h0) * (w1 - w0));
 }
@@ -198,7 +198,7 @@ __global__ void max_pool_backward_kernel(Shape s, const float* x, const float* d
   for (int64_t ih = h0; ih < h1; ++ih)
     for (int64_t iw = w0; iw < w1; ++iw) {
       int64_t off = ((n * s.H + ih) * s.W + iw) * s.C + c;
-      if (x[off] > best) best = x[off], arg = off;
+      if (x[off] > best || (x[off] != x[off] && best == best)) best = x[off], arg = off;  // first NaN wins
     }
   atomicAdd(dx + arg, dy[i]);
 }
