@@ -34,8 +34,10 @@ def set_num_threads(n: int) -> None:
     does not survive fork; see README "Reliability")."""
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"n: expected an int >= 1, got {n!r}")
-    if not 1 <= n <= _MAX_THREADS:
-        raise ValueError(f"n: expected a thread count in [1, {_MAX_THREADS}], got {n}")
+    if n < 1:
+        raise ValueError(f"n: expected a thread count >= 1, got {n}")
+    if n > _MAX_THREADS:
+        raise ValueError(f"n: expected a thread count <= {_MAX_THREADS}, got {n}")
     _cpu.set_num_threads(n)
 
 

@@ -154,7 +154,10 @@ def load_model(filepath, custom_objects=None, compile=True):
         model.compile(optimizer=optimizers_module.deserialize(cc["optimizer"]),
                       loss=losses_module.get(cc["loss"]), metrics=cc.get("metrics") or None,
                       weighted_metrics=cc.get("weighted_metrics") or None)
-    _load_npz(model, weights, compile and bool(cc))
+    try:
+        _load_npz(model, weights, compile and bool(cc))
+    except (EOFError, OSError, KeyError, IndexError, TypeError, zipfile.BadZipFile) as exc:  # damaged weights
+        raise ValueError(f"filepath: {filepath} has unreadable weights ({type(exc).__name__}: {exc})") from None
     return model
 
 

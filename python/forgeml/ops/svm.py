@@ -39,9 +39,10 @@ def _gamma_inside(X, kernel, gamma):
     else (X, gamma). The float32 dot products and squared norms then work on values near 1 whatever
     the data's scale: features of size 1e20 (squares past float32's range) or 1e-20 (squares below
     its normal range) otherwise give inf/NaN or denormal kernel values."""
-    if kernel not in ("rbf", "poly", "sigmoid"):
-        return X, gamma
-    return (X * np.sqrt(np.float64(gamma))).astype(X.dtype), 1.0
+    root = float(np.sqrt(np.float64(gamma)))
+    if kernel not in ("rbf", "poly", "sigmoid") or root == 0 or 2.0 ** -20 <= root <= 2.0 ** 20:
+        return X, gamma  # data on a scale float32 squares well: the kernel as it is (same bits as before)
+    return (X * root).astype(X.dtype), 1.0
 
 
 def svm_kernel(X1, X2, kernel="rbf", *, gamma=1.0, coef0=0.0, degree=3):
