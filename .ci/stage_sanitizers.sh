@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${1:?usage: $0 PYTHON}
 OUT=build/ci/sanitize
-FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}  # per target
 mkdir -p "$OUT"
 t0=$SECONDS
 
@@ -43,7 +43,8 @@ echo "--- sanitizer run: $((SECONDS - t0)) s"
 
 # ---- 2. coverage-guided fuzzing with atheris, in its own venv that sees the CI venv's packages
 FUZZ_VENV="$OUT/fuzz-venv"
-if [ ! -x "$FUZZ_VENV/bin/python" ]; then
+if ! "$FUZZ_VENV/bin/python" -c "import atheris" 2>/dev/null; then
+  rm -rf "$FUZZ_VENV"
   "$PY" -m venv "$FUZZ_VENV"
   "$FUZZ_VENV/bin/pip" install -q atheris
 fi
@@ -54,6 +55,6 @@ for target in fuzz_keras_loader fuzz_validators; do
   echo "fuzzing $target for ${FUZZ_SECONDS} s"
   PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$SITE:$PLAT" OMP_NUM_THREADS=1 "$FUZZ_VENV/bin/python" "tests/fuzz/$target.py" \
     -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=4096 -artifact_prefix="$OUT/crash_${target}_" \
-    "$OUT/corpus_$target" 2>&1 | tail -5
+    "$OUT/corpus_$target" 2>&1 | grep -v "^INFO: Instrumenting" | tail -40
 done
 echo "--- sanitizers + fuzzing: $((SECONDS - t0)) s"
