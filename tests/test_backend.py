@@ -70,3 +70,23 @@ def test_device_context():
             with forgeml.device("cuda"):
                 pass
         assert _backend.current_device() == "cpu"
+
+
+def test_only_backend_imports_the_extension_modules():
+    """forgeml._backend is the one importer of _cpu / _cuda / _emu (everything else asks it)."""
+    import ast
+    import pathlib
+    root = pathlib.Path(forgeml.__file__).parent
+    offenders = []
+    for path in root.rglob("*.py"):
+        if path.name == "_backend.py" and path.parent == root:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [a.name for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            if any(n.split(".")[-1] in ("_cpu", "_cuda", "_emu") for n in names):
+                offenders.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert not offenders, f"import the extension modules through forgeml._backend: {offenders}"

@@ -92,12 +92,11 @@ def test_emu_bad_shape():
                             (1, 1), (0, 0, 0, 0), 0)
 
 
-# ---------------------------------------------------------------- the real GPU (skipped without one)
+# ---------------------------------------------------------------- through forgeml.ops on CuPy arrays
+# (a real GPU where one is usable; the CuPy stand-in and _emu.device everywhere: see conftest.cupy)
 
-@pytest.mark.gpu
 @pytest.mark.parametrize("case", CASES[:4], ids=[_ids(c) for c in CASES[:4]])
-def test_conv_gpu(case):
-    import cupy
+def test_conv_gpu(case, cupy, copies):
     n, h, w, c, kh, kw, o, s, d, padding = case
     rng = np.random.default_rng(1)
     x, k, b = _rand(rng, n, h, w, c), _rand(rng, kh, kw, c, o), _rand(rng, o)
@@ -108,17 +107,22 @@ def test_conv_gpu(case):
     got = ops.conv2d_grad(cupy.asarray(x), cupy.asarray(k), cupy.asarray(dy), strides=s, padding=padding, dilation=d)
     ref = ops.conv2d_grad(x, k, dy, strides=s, padding=padding, dilation=d)
     for g, r in zip(got, ref):
+        assert isinstance(g, cupy.ndarray)
         np.testing.assert_allclose(cupy.asnumpy(g), r, rtol=1e-4, atol=1e-3)
 
 
-@pytest.mark.gpu
 @pytest.mark.parametrize("kind", ["max", "avg"])
-def test_pool_gpu(kind):
-    import cupy
+def test_pool_gpu(kind, cupy, copies):
     x = _rand(np.random.default_rng(2), 2, 9, 11, 7)
     fwd = ops.max_pool2d if kind == "max" else ops.avg_pool2d
     grad = ops.max_pool2d_grad if kind == "max" else ops.avg_pool2d_grad
-    y = fwd(cupy.asarray(x), 3, 2, "same")
+    xd = cupy.asarray(x)
+    if copies is not None:
+        copies.reset()
+    y = fwd(xd, 3, 2, "same")
+    assert isinstance(y, cupy.ndarray)
+    if copies is not None:  # the kernel reads and writes device memory: no host copy
+        assert (copies.h2d, copies.d2h) == (0, 0)
     np.testing.assert_allclose(cupy.asnumpy(y), fwd(x, 3, 2, "same"), rtol=1e-6)
     dy = np.ones(y.shape, np.float32)
     np.testing.assert_allclose(cupy.asnumpy(grad(cupy.asarray(x), cupy.asarray(dy), 3, 2, "same")),

@@ -285,14 +285,19 @@ def test_huge_call_in_chunks():
     check(c[rows], a[rows], b, bias=bias)
 
 
-@pytest.mark.gpu
-def test_cupy_matches_numpy():
-    cupy = pytest.importorskip("cupy")
-    if not forgeml._backend.cuda_status()[0]:
-        pytest.skip("no usable GPU")
+def test_cupy_matches_numpy(cupy, copies):
+    """CuPy in, CuPy out (a real GPU, or the stand-in on the emulator: see conftest.cupy)."""
     rng = np.random.default_rng(14)
     a, b = operands(rng, 70, 90, 130, True, False)
     bias = rand(rng, 90)
-    c = matmul(cupy.asarray(a), cupy.asarray(b), trans_a=True, bias=cupy.asarray(bias), activation="relu")
+    da, db, dbias = cupy.asarray(a), cupy.asarray(b), cupy.asarray(bias)
+    if copies is not None:
+        copies.reset()
+    c = matmul(da, db, trans_a=True, bias=dbias, activation="relu")
     assert isinstance(c, cupy.ndarray)
+    if copies is not None:  # device in, device out: no host copy
+        assert (copies.h2d, copies.d2h) == (0, 0)
     check(cupy.asnumpy(c), a, b, True, False, bias, "relu")
+    out = cupy.empty((70, 90), dtype=cupy.float32)
+    assert matmul(da, db, trans_a=True, out=out) is out
+    check(cupy.asnumpy(out), a, b, True, False)

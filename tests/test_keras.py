@@ -397,7 +397,6 @@ def test_fused_dense_path_matches_layer_path(monkeypatch, opt, from_logits, weig
     """The one-call-per-epoch C++ step and the layer-by-layer path train the same model alike,
     on every SIMD path of the elementwise kernels."""
     from forgeml import _cpu
-    from forgeml.keras import _fast
     levels = ["reference", "portable", "avx2", "avx512"]
     if levels.index(isa) > levels.index(_cpu.detected_isa()):
         pytest.skip(f"this CPU lacks {isa}")

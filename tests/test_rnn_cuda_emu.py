@@ -82,18 +82,22 @@ def test_empty_time():
 assert ACT  # the activations the references share
 
 
-@pytest.mark.gpu
 @pytest.mark.parametrize("cell", list(CELLS))
-def test_cupy_matches_cpu(cell):
-    """On a real GPU: forgeml.ops with CuPy arrays against the same ops on NumPy arrays."""
-    import cupy as cp
-
+def test_cupy_matches_cpu(cell, cupy, copies):
+    """forgeml.ops with CuPy arrays (a real GPU, or the stand-in on the emulator) against the same
+    ops on NumPy arrays."""
     import forgeml.ops as ops
+    cp = cupy
     x, k, r, b, h0, c0 = make(cell, 5, 9, 6, 33, seed=4)
     fwd = {"simple_rnn": ops.simple_rnn, "lstm": ops.lstm, "gru": ops.gru}[cell]
     grad = {"simple_rnn": ops.simple_rnn_grad, "lstm": ops.lstm_grad, "gru": ops.gru_grad}[cell]
     cpu = fwd(x, k, r, b, h0, return_cache=True)
-    gpu = fwd(*(cp.asarray(a) for a in (x, k, r, b, h0)), return_cache=True)
+    args = [cp.asarray(a) for a in (x, k, r, b, h0)]
+    if copies is not None:
+        copies.reset()
+    gpu = fwd(*args, return_cache=True)
+    if copies is not None:  # the cache stays on the device
+        assert (copies.h2d, copies.d2h) == (0, 0)
     for a, g in zip(cpu[:-1], gpu[:-1]):
         assert isinstance(g, cp.ndarray)
         np.testing.assert_allclose(cp.asnumpy(g), a, rtol=1e-4, atol=1e-5)

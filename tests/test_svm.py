@@ -94,7 +94,7 @@ def test_string_labels_and_coef():
     assert m.coef_.shape == ref.coef_.shape == (3, 4)
     np.testing.assert_allclose(m.coef_, ref.coef_, atol=2e-2 * np.abs(ref.coef_).max())
     with pytest.raises(AttributeError, match="linear kernel"):
-        fm.SVC().fit(X, y).coef_
+        _ = fm.SVC().fit(X, y).coef_
 
 
 def test_sample_weight_equals_repeats():

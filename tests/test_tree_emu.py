@@ -98,3 +98,42 @@ def test_numpy_fallbacks_match_emulated_kernels(rng):
         ops.tree_node_histogram(codes, rows, w)
     with pytest.raises(ValueError, match="rows"):
         ops.tree_node_histogram(codes, np.array([0, 901], np.int32), w, y=y)
+
+
+# ---------------------------------------------------------------- forgeml.ops on CuPy arrays
+# (a real GPU where one is usable; the CuPy stand-in and _emu.device everywhere: see conftest.cupy)
+
+@pytest.mark.parametrize("criterion", ["gini", "squared_error"])
+def test_ops_on_cupy_match_numpy(rng, criterion, cupy, copies):
+    """tree_node_histogram and tree_split_scan on CuPy arrays: CUDA kernels, CuPy results, the
+    same numbers as the NumPy path; the histograms never leave the device between the two."""
+    codes, rows, w, cls, y = _node(rng, n=501, d=4)
+    classify = criterion != "squared_error"
+    target = dict(y_class=cls, n_classes=3) if classify else dict(y=y)
+    hw, cnt = ops.tree_node_histogram(codes, rows, w, **target)
+    dev = {k: cupy.asarray(v) if isinstance(v, np.ndarray) else v for k, v in target.items()}
+    args = [cupy.asarray(a) for a in (codes, rows, w)]
+    if copies is not None:
+        copies.reset()
+    hw_d, cnt_d = ops.tree_node_histogram(*args, **dev)
+    assert isinstance(hw_d, cupy.ndarray) and isinstance(cnt_d, cupy.ndarray)
+    np.testing.assert_allclose(cupy.asnumpy(hw_d), hw, rtol=1e-12)  # integer weights: exact sums
+    np.testing.assert_array_equal(cupy.asnumpy(cnt_d), cnt)
+    if classify:
+        total = np.r_[rows.size, w[rows].sum(), np.bincount(cls[rows], w[rows], minlength=3)]
+    else:
+        total = np.r_[rows.size, w[rows].sum(), (w * y)[rows].sum(), (w * y * y)[rows].sum()]
+    got = ops.tree_split_scan(hw_d, cnt_d, cupy.asarray(total), criterion=criterion, min_samples_leaf=5)
+    if copies is not None:  # the histogram readbacks above are the test's own
+        assert copies.h2d == 1 and copies.d2h == 2
+    want = ops.tree_split_scan(hw, cnt, total, criterion=criterion, min_samples_leaf=5)
+    for g in got:
+        assert isinstance(g, cupy.ndarray)
+    np.testing.assert_allclose(cupy.asnumpy(got[0]), want[0], rtol=1e-9)
+    np.testing.assert_array_equal(cupy.asnumpy(got[1]), want[1])
+    np.testing.assert_array_equal(cupy.asnumpy(got[2]), want[2])
+
+
+def test_cpu_only_tree_ops_refuse_cupy(cupy):
+    with pytest.raises(RuntimeError, match="CPU only .*cupy.asnumpy"):
+        ops.tree_bin_edges(cupy.asarray(np.ones((5, 2), np.float32)))

@@ -3,7 +3,6 @@ growth invariants, prediction, NaN routing and determinism across thread counts.
 import numpy as np
 import pytest
 
-import forgeml
 from forgeml import ops
 
 
@@ -82,8 +81,8 @@ def _brute_force(hist, total, criterion, min_leaf):
                 if l[0] < min_leaf or r[0] < min_leaf:
                     continue
                 p = _proxy(l, criterion) + _proxy(r, criterion)
-                if p > best[0]:  # no NaN seen: NaN follows the child with more rows
-                    best = (p, f, thr, nl if nan[0] > 0 else bool(l[0] >= r[0]))
+                if p > best[0]:  # no NaN seen: NaN follows the child with more rows (ties: right)
+                    best = (p, f, thr, nl if nan[0] > 0 else bool(l[0] > r[0]))
     return best
 
 

@@ -62,12 +62,20 @@ py::dict grow_forest(Arr<uint8_t> codes, std::optional<Arr<int32_t>> y_class, st
   p.max_leaf_nodes = kw["max_leaf_nodes"].cast<int64_t>();
   if (kw.contains("hist_subtraction")) p.hist_subtraction = kw["hist_subtraction"].cast<bool>();
   if (kw.contains("int_counts")) p.int_counts = kw["int_counts"].cast<bool>();
+  if (kw.contains("random_split")) p.random_split = kw["random_split"].cast<bool>();
+  if (kw.contains("monotonic") && !kw["monotonic"].is_none()) {
+    Arr<int8_t> m = kw["monotonic"].cast<Arr<int8_t>>();
+    FORGEML_CHECK_ARG(m.ndim() == 1 && m.shape(0) == codes.shape(1), "monotonic_cst: expected ", codes.shape(1),
+                      " values");
+    p.monotonic.assign(m.data(), m.data() + m.size());
+    for (int8_t c : p.monotonic) FORGEML_CHECK_ARG(c >= -1 && c <= 1, "monotonic_cst: values must be -1, 0 or 1");
+  }
   ft::ForestParams fp;
   fp.bootstrap = kw["bootstrap"].cast<bool>();
   fp.n_draws = kw["n_draws"].cast<int64_t>();
   fp.balanced_subsample = kw["balanced_subsample"].cast<bool>();
   const int threads = kw["threads"].cast<int>();
-  const bool classify = p.criterion != ft::Criterion::squared_error;
+  const bool classify = ft::is_classification(p.criterion);
   FORGEML_CHECK_ARG(classify ? (y_class && y_class->size() == n) : (y && y->size() == n), "y: expected ", n, " values");
   FORGEML_CHECK_ARG(weight.size() == n, "weight: expected ", n, " values");
   if (classify) {
@@ -147,7 +155,7 @@ Arr<int64_t> forest_apply(Arr<float> X, Arr<int32_t> nodes, Arr<int64_t> roots, 
 py::tuple best_split(Arr<double> hist, Arr<double> total, int criterion, int n_classes, double min_samples_leaf,
                      double min_weight_leaf, bool reference) {
   auto crit = static_cast<ft::Criterion>(criterion);
-  int S = crit == ft::Criterion::squared_error ? 4 : n_classes + 2;
+  int S = ft::is_classification(crit) ? n_classes + 2 : 4;
   FORGEML_CHECK_ARG(hist.ndim() == 3 && hist.shape(1) == 256 && hist.shape(2) == S && total.size() == S,
                     "hist: expected (d, 256, ", S, ") and total (", S, ")");
   ft::SplitResult r = ft::best_split(hist.data(), static_cast<int>(hist.shape(0)), total.data(), crit, n_classes,

@@ -9,17 +9,17 @@ import importlib
 
 from ._spin import bounded_spin
 
-with bounded_spin():
-    from . import _cpu
+with bounded_spin():  # libgomp reads its spin setting when _backend loads _cpu
+    from . import _backend
 from . import cuda
 from ._backend import device
 from ._config import show_config
 
-__version__ = _cpu.version
+__version__ = _backend.cpu.version
 
 _SUBMODULES = ("ops", "keras", "tree", "ensemble", "svm", "bench")
 
-__all__ = ["__version__", "show_config", "set_num_threads", "get_num_threads", "device", "cuda",
+__all__ = ["__version__", "show_config", "set_num_threads", "get_num_threads", "device", "cuda", "GradientTape",
            *_SUBMODULES]
 
 
@@ -38,16 +38,18 @@ def set_num_threads(n: int) -> None:
         raise ValueError(f"n: expected a thread count >= 1, got {n}")
     if n > _MAX_THREADS:
         raise ValueError(f"n: expected a thread count <= {_MAX_THREADS}, got {n}")
-    _cpu.set_num_threads(n)
+    _backend.cpu.set_num_threads(n)
 
 
 def get_num_threads() -> int:
-    return _cpu.get_num_threads()
+    return _backend.cpu.get_num_threads()
 
 
 def __getattr__(name):  # subpackages load on first use, keeping `import forgeml` light
     if name in _SUBMODULES:
         return importlib.import_module(f"{__name__}.{name}")
+    if name == "GradientTape":  # tf.GradientTape after `import forgeml as tf`
+        return importlib.import_module(f"{__name__}.keras.autodiff").GradientTape
     raise AttributeError(f"module 'forgeml' has no attribute {name!r}")
 
 

@@ -2,7 +2,9 @@
 
 NumPy arrays run on ``forgeml._cpu``; CuPy arrays on ``forgeml._cuda`` when it was built and a GPU
 is usable, otherwise a RuntimeError says why. GPU detection happens once. This is the only module
-that imports the extension modules; models never do.
+that imports the extension modules (``_cpu``, ``_cuda``, and ``_emu`` under the test switch
+``_use_emulator``); models never do. The helpers every op shares live here too: validation,
+device pointers, the current CUDA stream, the CPU-only guard.
 """
 from __future__ import annotations
 
@@ -14,10 +16,22 @@ import numpy as np
 
 from . import _cpu
 
-__all__ = ["cpu", "cuda_module", "cuda_status", "is_cupy", "backend_of", "as_array", "check_ndim",
-           "check_shape", "device", "current_device", "empty_like_backend"]
+__all__ = ["cpu", "cuda_module", "cuda_status", "cuda_runtime_version", "is_cupy", "backend_of", "cpu_only",
+           "as_array", "check_ndim", "check_shape", "device_ptr", "cuda_stream", "device", "current_device",
+           "empty_like_backend"]
 
 cpu = _cpu
+_emulate = False  # tests: "cuda" work goes to forgeml._emu.device (see _use_emulator)
+
+
+def _use_emulator(on: bool) -> None:
+    """Test switch: route "cuda" work to ``forgeml._emu.device``, the ``_cuda`` API over the CUDA
+    kernels compiled for the SIMT emulator (device memory is host memory there, so it pairs with
+    the host-backed CuPy stand-in in tests/cupy_standin.py). Never used outside the tests."""
+    global _emulate
+    _emulate = bool(on)
+    _cuda_import.cache_clear()
+    cuda_status.cache_clear()
 
 
 def is_cupy(x) -> bool:
@@ -27,6 +41,9 @@ def is_cupy(x) -> bool:
 
 @functools.lru_cache(maxsize=None)
 def _cuda_import():
+    if _emulate:
+        from . import _emu  # built with FORGEML_TESTING only
+        return _emu.device, None
     try:
         from . import _cuda
     except ImportError as exc:  # built without CUDA, or a broken build
@@ -63,6 +80,12 @@ def cuda_module():
     return _cuda_import()[0]
 
 
+def cuda_runtime_version():
+    """The CUDA runtime version compiled into ``_cuda`` (e.g. 13000), or None without CUDA."""
+    mod = _cuda_import()[0]
+    return None if mod is None else mod.runtime_version()
+
+
 def backend_of(*arrays, names=None):
     """('cpu', _cpu) or ('cuda', _cuda) for the arrays given (None entries are ignored).
 
@@ -78,6 +101,26 @@ def backend_of(*arrays, names=None):
     if gpu == {True}:
         return "cuda", cuda_module()
     return "cpu", cpu
+
+
+def cpu_only(*arrays, names, what):
+    """The CPU module for ops that have no CUDA kernel yet; CuPy input is a RuntimeError saying so."""
+    kind, mod = backend_of(*arrays, names=names)
+    if kind != "cpu":
+        raise RuntimeError(f"{what} run on the CPU only for now: pass NumPy arrays "
+                           "(cupy.asnumpy(x) moves CuPy data to the CPU)")
+    return mod
+
+
+def device_ptr(a) -> int:
+    """The device address of a CuPy array as an integer for the ``_cuda`` functions (0 for None)."""
+    return 0 if a is None else a.data.ptr
+
+
+def cuda_stream() -> int:
+    """CuPy's current stream as an integer handle: every CUDA kernel is launched on it."""
+    import cupy
+    return cupy.cuda.get_current_stream().ptr
 
 
 def as_array(x, name: str, *, dtype=np.float32, ndim=None, xp=None):

@@ -4,7 +4,9 @@ from __future__ import annotations
 import os
 import sys
 
-from . import _cpu, _spin, cuda
+from . import _spin, cuda
+from ._backend import cpu as _cpu
+from ._backend import cuda_runtime_version
 
 
 def config() -> dict:
@@ -25,8 +27,7 @@ def config() -> dict:
         "gpu": why,
     }
     if cuda_built:
-        from . import _cuda
-        v = _cuda.runtime_version()
+        v = cuda_runtime_version()
         info["cuda_runtime"] = f"{v // 1000}.{v % 1000 // 10}"
     return info
 

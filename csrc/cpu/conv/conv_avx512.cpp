@@ -277,15 +277,8 @@ constexpr auto kDw1g = dw_table<1, false>(std::make_integer_sequence<int, kDwMR1
 constexpr auto kDw2g = dw_table<2, false>(std::make_integer_sequence<int, kDwMR2>{});
 constexpr auto kDw4g = dw_table<4, false>(std::make_integer_sequence<int, kDwMR4>{});
 
-// Column width (in vectors) for n output columns; FORGEML_CONV_NV overrides for experiments.
-int pick_nv(int64_t n) {
-  static const int forced = [] {
-    const char* e = std::getenv("FORGEML_CONV_NV");
-    return e ? std::atoi(e) : 0;
-  }();
-  if (forced == 1 || forced == 2 || forced == 4) return forced;
-  return n <= 16 ? 1 : n < 64 ? 2 : 4;
-}
+// Column width (in vectors) for n output columns.
+int pick_nv(int64_t n) { return n <= 16 ? 1 : n < 64 ? 2 : 4; }
 int fwd_mr(int nv) { return nv == 1 ? kFwdMR1 : nv == 2 ? kFwdMR2 : kFwdMR4; }
 int dw_mr(int nv) { return nv == 1 ? kDwMR1 : nv == 2 ? kDwMR2 : kDwMR4; }
 

@@ -12,8 +12,7 @@ namespace {
 // e^x: x = n ln2 + r with |r| <= ln2/2 (two-part ln2), a degree-6 polynomial for e^r, then
 // scalef by 2^n (which saturates to 0 / inf on its own).
 inline __m512 exp_ps(__m512 x) {
-  // Bounds first: max/min return their second operand for NaN, so a NaN x passes through.
-  x = _mm512_max_ps(_mm512_set1_ps(-104.f), _mm512_min_ps(_mm512_set1_ps(88.8f), x));
+  x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.8f)), _mm512_set1_ps(-104.f));
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
@@ -71,7 +70,8 @@ inline __m512 gelu_ps(__m512 x) {
 
 template <Activation A>
 inline __m512 act_ps(__m512 x) {
-  if constexpr (A == Activation::relu) return _mm512_max_ps(_mm512_setzero_ps(), x);  // NaN stays NaN
+  // max(0, x) returns its second operand when x is NaN: NaN propagates (a NaN loss, as in Keras)
+  if constexpr (A == Activation::relu) return _mm512_max_ps(_mm512_setzero_ps(), x);
   if constexpr (A == Activation::sigmoid) return sigmoid_ps(x);
   if constexpr (A == Activation::tanh) return tanh_ps(x);
   if constexpr (A == Activation::gelu) return gelu_ps(x);

@@ -107,7 +107,7 @@ class RowHelper {
   std::atomic<void*> ctx_{nullptr};
   std::atomic<int64_t> n_{0}, done_{0};
   std::atomic<bool> sleeping_{false}, stop_{false};
-  int64_t total_ = 0, helped_ = 0;  // chunks run, and by the helper (FORGEML_SVM_DEBUG)
+  int64_t total_ = 0, helped_ = 0;  // chunks run, and by the helper (also steers the helper)
   int64_t off_ = 0, win_jobs_ = 0, win_total_ = 0, win_helper_ = 0;
   uint64_t gen_ = 0;  // the caller's last generation
   std::thread th_;    // last: starts once everything above is initialised

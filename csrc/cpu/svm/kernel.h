@@ -74,7 +74,7 @@ class KernelRows {
   std::unique_ptr<RowHelper> helper_;  // a second thread for long rows, when threads allow
 
  public:
-  mutable double t_row = 0, t_active = 0, t_wsum = 0;  // seconds, for FORGEML_SVM_DEBUG
+  mutable double t_row = 0, t_active = 0, t_wsum = 0;  // seconds (FORGEML_PROFILE builds only)
   mutable int64_t n_row = 0, n_active = 0, n_wsum = 0;
   double helper_share() const { return helper_ ? helper_->share() : 0.0; }
   const float* gram_ = nullptr;

@@ -67,7 +67,9 @@ class Smo {
     }
     if (iter >= max_iter) res.converged = false;
     grow_active();
-    // FORGEML_SVM_DEBUG=1 prints where a solve spent its time (cache, active set, kernel rows)
+#ifdef FORGEML_PROFILE
+    // In a FORGEML_PROFILE build, FORGEML_SVM_DEBUG=1 prints where a solve spent its time
+    // (cache, active set, kernel rows).
     if (std::getenv("FORGEML_SVM_DEBUG")) {
       std::fprintf(stderr, "l=%ld iters=%ld misses=%ld hits=%ld positions/iter=%.0f compactions=%ld\n", long(l_),
                    long(iter), long(cache_.misses()), long(cache_.hits()),
@@ -76,6 +78,7 @@ class Smo {
                    long(rows_.n_row), rows_.t_row, long(rows_.n_active), rows_.t_active, long(rows_.n_wsum),
                    rows_.t_wsum, long(wsum_targets_), long(wsum_sources_), rows_.helper_share());
     }
+#endif
     for (int64_t s = 0; s < m_; ++s) F_[P_[s]] = Fp_[s];
     res.rho = compute_rho();
     double obj = 0;

@@ -7,6 +7,8 @@
 //     gini:          W * (1 - sum_k (w_k/W)^2)    = W - sum_k w_k^2 / W
 //     entropy:       W * (-sum_k p_k log2 p_k)     = (W ln W - sum_k w_k ln w_k) / ln 2
 //     squared_error: W * (E[y^2] - E[y]^2)         = sum w y^2 - (sum w y)^2 / W
+//     poisson:       half Poisson deviance of the mean = sum w y ln y - Y ln(Y / W), Y = sum w y;
+//                    its statistics keep sum w y ln y where squared_error keeps sum w y^2
 //   proxy(s): a split maximises proxy(left) + proxy(right), which equals -(cost(left) +
 //     cost(right)) up to terms constant at a node (so the constants cancelling in gini and
 //     squared_error are never computed, keeping the comparison exact in float64).
@@ -14,6 +16,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <limits>
 
 namespace forgeml::tree {
 
@@ -89,6 +92,31 @@ struct SquaredError {
   template <int S>
   double pair_n(const double* l, const double* r) const { return proxy(l) + proxy(r); }
 };
+
+struct Poisson {
+  static constexpr bool kClassify = false;
+  static constexpr bool kLogStat = true;  // s[3] = sum w y ln y
+  int K;  // unused (1)
+  static double xlogy(double y) { return y > 0 ? y * std::log(y) : 0.0; }
+  // A mean this small is zero: what is left of a zero sum after parent-minus-sibling histograms.
+  static bool zero_mean(const double* s) { return s[2] <= 1e-12 * s[1]; }
+  double cost(const double* s) const { return s[1] > 0 && !zero_mean(s) ? s[3] - s[2] * std::log(s[2] / s[1]) : 0.0; }
+  // A child whose targets sum to 0 has mean 0: the deviance is infinite (scikit-learn's rule).
+  double proxy(const double* s) const {
+    return zero_mean(s) ? -std::numeric_limits<double>::infinity() : s[2] * std::log(s[2] / s[1]);
+  }
+  template <int S>
+  double proxy_n(const double* s) const { return proxy(s); }
+  template <int S>
+  double pair_n(const double* l, const double* r) const { return proxy(l) + proxy(r); }
+};
+
+// Whether the criterion's last statistic is sum w y ln y instead of sum w y^2.
+template <class C>
+constexpr bool log_stat() {
+  if constexpr (requires { C::kLogStat; }) return C::kLogStat;
+  return false;
+}
 
 inline int stat_width(bool classify, int n_classes) { return classify ? n_classes + 2 : 4; }
 

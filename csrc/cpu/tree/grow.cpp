@@ -57,6 +57,8 @@ struct Entry {
   int feature = -1, bin = 0;
   bool nan_left = false;
   double improvement = 0;
+  double lower = -std::numeric_limits<double>::infinity();  // monotonic bounds on the node value
+  double upper = std::numeric_limits<double>::infinity();
   std::vector<double> left, right;  // child statistics
   std::unique_ptr<Hist> hist;       // full mode: this node's histogram, kept for its children
 };
@@ -89,7 +91,8 @@ template <class C>
 class Grower {
  public:
   Grower(const Data& data, const Params& p, const double* w, uint64_t seed, int threads)
-      : D_(data), P_(p), w_(w), rng_(seed), threads_(std::max(1, threads)) {
+      : D_(data), P_(p), w_(w), rng_(seed), split_rng_(seed ^ 0xd1b54a32d192ed03ULL),
+        threads_(std::max(1, threads)) {
     K_ = C::kClassify ? p.n_classes : 1;
     crit_.K = K_;
     S_ = stat_width(C::kClassify, p.n_classes);
@@ -108,13 +111,15 @@ class Grower {
         else rows_.push_back({static_cast<int32_t>(r), w_[r], D_.y[r]});
       }
     tmp_.resize(rows_.size());
-    packed_ = packable();
+    mono_ = !P_.monotonic.empty();
+    packed_ = packable() && !mono_ && !P_.random_split;  // those two run the generic scan
     std::vector<double> total(S_, 0.0);
     for (const Rec& r : rows_) add_row(total.data(), r);
     w_root_ = total[1];
     lim_ = {static_cast<double>(P_.min_samples_leaf), P_.min_weight_fraction_leaf * w_root_};
+    const double inf = std::numeric_limits<double>::infinity();
     Entry root = make_entry(0, static_cast<int64_t>(rows_.size()), 0, total.data(),
-                            std::vector<uint64_t>(words_, 0), nullptr);
+                            std::vector<uint64_t>(words_, 0), nullptr, -inf, inf);
     if (P_.max_leaf_nodes > 0) best_first(std::move(root)); else depth_first(std::move(root));
     return std::move(out_);
   }
@@ -144,11 +149,12 @@ class Grower {
     } else {
       double wy = r.w * r.y;
       s[2] += wy;
-      s[3] += wy * r.y;
+      if constexpr (log_stat<C>()) s[3] += r.w * C::xlogy(r.y);
+      else s[3] += wy * r.y;
     }
   }
 
-  int new_node(const double* s, int depth) {
+  int new_node(const double* s, int depth, double lower, double upper) {
     int id = static_cast<int>(out_.feature.size());
     out_.feature.push_back(-1);
     out_.left.push_back(-1);
@@ -158,19 +164,26 @@ class Grower {
     out_.n_samples.push_back(static_cast<int64_t>(s[0]));
     out_.weighted_n.push_back(s[1]);
     out_.impurity.push_back(crit_.cost(s) / s[1]);
+    const size_t at = out_.value.size();
     if constexpr (C::kClassify) {
       for (int k = 0; k < K_; ++k) out_.value.push_back(s[2 + k] / s[1]);
     } else {
       out_.value.push_back(s[2] / s[1]);
+    }
+    if (mono_) {  // the value within the bounds its ancestors' constrained splits set
+      out_.value[at] = std::clamp(out_.value[at], lower, upper);
+      if (C::kClassify && K_ == 2) out_.value[at + 1] = 1.0 - out_.value[at];
     }
     out_.depth = std::max(out_.depth, depth);
     return id;
   }
 
   Entry make_entry(int64_t begin, int64_t end, int depth, const double* s, std::vector<uint64_t> consts,
-                   std::unique_ptr<Hist> hist) {
+                   std::unique_ptr<Hist> hist, double lower, double upper) {
     Entry e;
-    e.node = new_node(s, depth);
+    e.node = new_node(s, depth, lower, upper);
+    e.lower = lower;
+    e.upper = upper;
     e.begin = begin;
     e.end = end;
     e.depth = depth;
@@ -196,6 +209,27 @@ class Grower {
     release(std::move(hist));
     find_split(e, s);
     return e;
+  }
+
+  // The split scan of one feature; with monotonic constraints the generic scan checks each split.
+  // draw: the random splitter's draw for this feature (null: best split).
+  bool scan(const Entry& e, const double* hw, const uint32_t* n, const uint64_t* o, const double* total, int f,
+            int rank, double* tmp, Best& best, const uint64_t* draw) const {
+    if (mono_ || draw) {
+      const Monotonic m{mono_ ? P_.monotonic[f] : 0, e.lower, e.upper};
+      return scan_feature(crit_, hw, n, o, total, S_, lim_, f, rank, tmp, best, mono_ ? &m : nullptr, draw);
+    }
+    return scan_any(crit_, hw, n, o, total, S_, lim_, f, rank, tmp, best);
+  }
+
+  // Children's bounds after e's split (scikit-learn's rule): a constrained split divides the
+  // range at the mid value of the two children, a free one passes the node's bounds down.
+  std::pair<std::pair<double, double>, std::pair<double, double>> child_bounds(const Entry& e) const {
+    const int cst = mono_ ? P_.monotonic[e.feature] : 0;
+    if (cst == 0) return {{e.lower, e.upper}, {e.lower, e.upper}};
+    const double mid = (e.left[2] / e.left[1] + e.right[2] / e.right[1]) / 2;
+    if (cst > 0) return {{e.lower, mid}, {mid, e.upper}};
+    return {{mid, e.upper}, {e.lower, mid}};
   }
 
   // ---- full histograms (subtraction mode)
@@ -295,7 +329,9 @@ class Grower {
       const double* hw = h.hw.data() + static_cast<size_t>(f) * 256 * H_;
       const uint32_t* n = h.cnt.data() + static_cast<size_t>(f) * 256;
       const uint64_t* o = h.occ.data() + f * 4;
-      bool varies = scan_any(crit_, hw, n, o, total, S_, lim_, f, static_cast<int>(i), sc.tmp.data(), best);
+      const uint64_t draw = P_.random_split ? split_rng_.next() : 0;  // in rank order: thread-independent
+      bool varies = scan(e, hw, n, o, total, f, static_cast<int>(i), sc.tmp.data(), best,
+                         P_.random_split ? &draw : nullptr);
       if (!varies) e.consts[f >> 6] |= uint64_t{1} << (f & 63);
     }
     finish_split(e, total, best, bl, br);
@@ -319,7 +355,11 @@ class Grower {
       for (size_t i = drawn; i < drawn + need; ++i)  // Fisher-Yates, one draw at a time
         std::swap(cand[i], cand[i + rng_.below(cand.size() - i)]);
       std::vector<int> constant;
-      eval_batch(e, cand.data() + drawn, static_cast<int>(drawn), static_cast<int>(need), total, best, constant);
+      std::vector<uint64_t> draws;
+      if (P_.random_split)  // drawn here, in rank order, so threads do not change them
+        for (size_t i = 0; i < need; ++i) draws.push_back(split_rng_.next());
+      eval_batch(e, cand.data() + drawn, static_cast<int>(drawn), static_cast<int>(need), total, best, constant,
+                 draws.empty() ? nullptr : draws.data());
       for (int f : constant) e.consts[f >> 6] |= uint64_t{1} << (f & 63);
       seen += static_cast<int>(need - constant.size());
       drawn += need;
@@ -392,7 +432,8 @@ class Grower {
           const double wy = rr.w * rr.y;
           h[0] += rr.w;
           h[1] += wy;
-          h[2] += wy * rr.y;
+          if constexpr (log_stat<C>()) h[2] += rr.w * C::xlogy(rr.y);
+          else h[2] += wy * rr.y;
         }
         ++cnt[at];
         if constexpr (kMask) occ[j * 4 + (b >> 6)] |= uint64_t{1} << (b & 63);
@@ -401,7 +442,7 @@ class Grower {
   }
 
   void build_and_scan(const Entry& e, const int* f, int rank0, int nf, const double* total, Scratch& sc,
-                      Best& best) {
+                      Best& best, const uint64_t* draws) {
     double* hw = sc.hw.data();
     uint32_t* cnt = sc.cnt.data();
     uint64_t* occ = sc.occ.data();
@@ -417,7 +458,7 @@ class Grower {
       double* h = hw + static_cast<size_t>(j) * 256 * H;
       uint32_t* n = cnt + static_cast<size_t>(j) * 256;
       uint64_t* o = occ + j * 4;
-      bool varies = scan_any(crit_, h, n, o, total, S_, lim_, f[j], rank0 + j, sc.tmp.data(), best);
+      bool varies = scan(e, h, n, o, total, f[j], rank0 + j, sc.tmp.data(), best, draws ? draws + j : nullptr);
       if (!varies) sc.constant.push_back(f[j]);
       clear_feature(h, n, o);
     }
@@ -488,7 +529,7 @@ class Grower {
   }
 
   void eval_batch(const Entry& e, const int* f, int rank0, int nf, const double* total, Best& best,
-                  std::vector<int>& constant) {
+                  std::vector<int>& constant, const uint64_t* draws) {
     int T = threads_;
     if (T > 1 && nf >= 2 && (e.end - e.begin) * nf >= (int64_t{1} << 16)) {
       T = std::min(T, nf);
@@ -502,7 +543,7 @@ class Grower {
           bests[t].left = sc.left.data();
           bests[t].right = sc.right.data();
           int a = nf * t / T, b = nf * (t + 1) / T;
-          build_and_scan(e, f + a, rank0 + a, b - a, total, sc, bests[t]);
+          build_and_scan(e, f + a, rank0 + a, b - a, total, sc, bests[t], draws ? draws + a : nullptr);
         });
       }
       slot.rethrow();
@@ -519,7 +560,7 @@ class Grower {
     } else {
       Scratch& sc = scratch(0);
       sc.constant.clear();
-      build_and_scan(e, f, rank0, nf, total, sc, best);
+      build_and_scan(e, f, rank0, nf, total, sc, best, draws);
       constant = sc.constant;
     }
   }
@@ -558,8 +599,10 @@ class Grower {
         release(std::move(e.hist));
       }
     }
-    Entry l = make_entry(e.begin, mid, e.depth + 1, e.left.data(), e.consts, std::move(lh));
-    Entry r = make_entry(mid, e.end, e.depth + 1, e.right.data(), std::move(e.consts), std::move(rh));
+    const auto [lb, rb] = child_bounds(e);
+    Entry l = make_entry(e.begin, mid, e.depth + 1, e.left.data(), e.consts, std::move(lh), lb.first, lb.second);
+    Entry r = make_entry(mid, e.end, e.depth + 1, e.right.data(), std::move(e.consts), std::move(rh), rb.first,
+                         rb.second);
     out_.left[e.node] = l.node;
     out_.right[e.node] = r.node;
     return {std::move(l), std::move(r)};
@@ -599,10 +642,13 @@ class Grower {
   const Params& P_;
   const double* w_;
   Rng rng_;
+  Rng split_rng_;  // the random splitter's draws, one per evaluated feature in rank order (a stream of
+                   // their own: the full-histogram and batched paths consume the same draws)
   int threads_;
   C crit_;
   bool full_ = false;
   bool packed_ = false;  // classification with integer weights: packed integer histograms
+  bool mono_ = false;    // monotonic constraints given
   int live_ = 0;
   std::vector<std::unique_ptr<Hist>> pool_;
   int K_ = 1, S_ = 4, H_ = 3, words_ = 1, batch_cap_ = 1;
@@ -619,10 +665,15 @@ class Grower {
 TreeOut grow_tree(const Data& data, const Params& p, const double* weight, uint64_t seed, int threads) {
   FORGEML_CHECK_ARG(data.n < (int64_t{1} << 31), "X: at most 2^31 - 1 rows, got ", data.n);
   FORGEML_CHECK_ARG(p.max_features >= 1, "max_features: expected >= 1, got ", p.max_features);
+  FORGEML_CHECK_ARG(p.monotonic.empty() || static_cast<int>(p.monotonic.size()) == data.d,
+                    "monotonic_cst: expected one constraint per feature (", data.d, "), got ", p.monotonic.size());
+  FORGEML_CHECK_ARG(p.monotonic.empty() || !is_classification(p.criterion) || p.n_classes <= 2,
+                    "monotonic_cst: only regression and binary classification are supported");
   switch (p.criterion) {
     case Criterion::gini: return Grower<Gini>(data, p, weight, seed, threads).run();
     case Criterion::entropy: return Grower<Entropy>(data, p, weight, seed, threads).run();
     case Criterion::squared_error: return Grower<SquaredError>(data, p, weight, seed, threads).run();
+    case Criterion::poisson: return Grower<Poisson>(data, p, weight, seed, threads).run();
   }
   throw std::invalid_argument("criterion: unknown");
 }

@@ -40,6 +40,18 @@ struct Best {
   bool found() const { return feature >= 0; }
 };
 
+// Monotonic constraint on a split: both children's values (statistic 2 over weight: the mean
+// target in regression, the fraction of class 0 in classification) inside [lower, upper], and
+// ordered left <= right for cst = +1, left >= right for cst = -1.
+struct Monotonic {
+  int cst;
+  double lower, upper;
+  bool allows(const double* l, const double* r) const {
+    const double vl = l[2] / l[1], vr = r[2] / r[1];
+    return vl >= lower && vr >= lower && vl <= upper && vr <= upper && (vl - vr) * cst <= 0;
+  }
+};
+
 // Visits the set bits of a 256-bit mask in increasing order.
 template <class F>
 inline void for_each_bit(const uint64_t* occ, int words, F&& f) {
@@ -65,9 +77,13 @@ inline void add_bin(double* s, const double* hw, const uint32_t* cnt, int b, int
 
 // Returns false when the feature is constant in the node (one occupied bin including NaN).
 // SC is S when known at compile time (0: use S). tmp must hold 4 * S doubles.
+// mono (optional): splits it disallows are skipped. draw (optional): the random splitter; only
+// one boundary is tried, number draw % (boundaries) in bin order (each side for NaN), or "all
+// values left, NaN right" when the node has one value bin plus NaN.
 template <class C, int SC = 0>
 bool scan_feature(const C& crit, const double* hw, const uint32_t* cnt, const uint64_t* occ, const double* total,
-                  int S_rt, const Limits& lim, int feature, int rank, double* tmp, Best& best) {
+                  int S_rt, const Limits& lim, int feature, int rank, double* tmp, Best& best,
+                  const Monotonic* mono = nullptr, const uint64_t* draw = nullptr) {
   const int S = SC > 0 ? SC : S_rt;
   const int H = C::kClassify ? S - 2 : 3;
   const bool has_nan = (occ[3] >> 63) & 1;
@@ -87,20 +103,24 @@ bool scan_feature(const C& crit, const double* hw, const uint32_t* cnt, const ui
     if (l[0] < lim.min_leaf || total[0] - l[0] < lim.min_leaf) return;
     for (int s = 0; s < S; ++s) R[s] = total[s] - l[s];
     if (l[1] < lim.min_weight_leaf || R[1] < lim.min_weight_leaf || l[1] <= 0 || R[1] <= 0) return;
+    if (mono && !mono->allows(l, R)) return;
     double pr = crit.proxy(l) + crit.proxy(R);
-    if (pr > best.proxy || (pr == best.proxy && rank < best.rank && feature != best.feature)) {
+    if (pr > best.proxy || (pr == best.proxy && best.found() && rank < best.rank && feature != best.feature)) {
       best.proxy = pr;
       best.feature = feature;
       best.rank = rank;
       best.bin = bin;
-      // no NaN seen here: NaN at predict time follows the child with more rows
-      best.nan_left = has_nan ? nan_left : (l[0] >= R[0]);
+      // no NaN seen here: NaN at predict time follows the child with more rows (ties: right, as
+      // scikit-learn)
+      best.nan_left = has_nan ? nan_left : (l[0] > R[0]);
       std::copy(l, l + S, best.left);
       std::copy(R, R + S, best.right);
     }
   };
+  const int pick = draw && u >= 2 ? static_cast<int>(*draw % static_cast<uint64_t>(u - 1)) : -1;
   for (int j = 0; j < u; ++j) {
     add_bin<C::kClassify>(L, hw, cnt, bins[j], H);
+    if (draw && u > 1 && j != pick) continue;
     if (j + 1 < u) {
       int bin = (bins[j] + bins[j + 1] - 1) / 2;
       consider(L, bin, false);
@@ -171,12 +191,13 @@ bool scan_bins_n(const C& crit, Add&& add, const uint64_t* occ, const double* to
     for (int s = 0; s < S; ++s) R[s] = T[s] - l[s];
     if (l[1] < min_w || R[1] < min_w || l[1] <= 0 || R[1] <= 0) return;
     double pr = crit.template pair_n<S>(l, R);
-    if (pr > best.proxy || (pr == best.proxy && rank < best.rank && feature != best.feature)) [[unlikely]] {
+    if (pr > best.proxy ||
+        (pr == best.proxy && best.found() && rank < best.rank && feature != best.feature)) [[unlikely]] {
       best.proxy = pr;
       best.feature = feature;
       best.rank = rank;
       best.bin = bin;
-      best.nan_left = has_nan ? nan_left : (l[0] >= R[0]);
+      best.nan_left = has_nan ? nan_left : (l[0] > R[0]);
       for (int s = 0; s < S; ++s) { best.left[s] = l[s]; best.right[s] = R[s]; }
     }
   };

@@ -24,7 +24,8 @@ void bin_edges(const float* X, int64_t n, int d, const double* weight, int max_b
 void bin_codes(const float* X, int64_t n, int d, const float* edges, const int32_t* n_edges, uint8_t* codes);
 
 // ---------------------------------------------------------------- growth
-enum class Criterion { gini = 0, entropy = 1, squared_error = 2 };
+enum class Criterion { gini = 0, entropy = 1, squared_error = 2, poisson = 3 };
+inline bool is_classification(Criterion c) { return c == Criterion::gini || c == Criterion::entropy; }
 
 struct Params {
   Criterion criterion = Criterion::gini;
@@ -38,6 +39,14 @@ struct Params {
   int64_t max_leaf_nodes = 0;      // > 0: best-first growth
   bool hist_subtraction = true;    // false: every node builds its histograms from its rows (tests)
   bool int_counts = true;          // integer weights (bootstrap counts): packed integer histograms
+  // Monotonic constraints, one per feature (empty: none): +1 the node value (regression: the
+  // mean; classification: the fraction of class 0, binary only) must not decrease along the
+  // feature, -1 not increase, 0 free. Every split keeps both children inside the node's bounds,
+  // a constrained one orders them, and children inherit bounds split at the children's mid value.
+  std::vector<int8_t> monotonic;
+  // Random splitter (extremely randomized trees): each drawn feature is split at one boundary
+  // between its occupied bins, drawn uniformly, instead of the best one; the best of those wins.
+  bool random_split = false;
 };
 
 struct Data {

@@ -12,6 +12,7 @@ import pkgutil
 import platform
 import sys
 
+from . import peers
 from .harness import Bench, Row
 
 __all__ = ["Bench", "Row", "families", "main", "header"]
@@ -25,7 +26,7 @@ def families() -> list[str]:
 
 
 def header() -> dict:
-    from .. import _cpu
+    from .._backend import cpu as _cpu
     h = {
         "forgeml": _cpu.version,
         "python": platform.python_version(),
@@ -69,7 +70,10 @@ def main(argv=None) -> int:
     print(f"{'family':6s} {'case':34s} {'impl':10s} {'forgeml':>12s}  {'peer':12s} {'peer time':>12s}  {'ratio':>7s}")
     bench = Bench(quick=args.quick, repeats=args.repeats)
     for name in chosen:
+        print(peers.line(name), flush=True)
         importlib.import_module(f"{__name__}.{name}").run(bench)
+    print()
+    print(bench.summary(chosen))
     if args.json:
         bench.save_json(args.json, h)
         print(f"# wrote {args.json}")

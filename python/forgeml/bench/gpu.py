@@ -60,18 +60,49 @@ class GpuCheck:
         return "\n".join(lines)
 
 
+    def records(self) -> list[dict]:
+        keys = ("family", "case", "ok", "max_rel_err", "forgeml_s", "peer_s", "peer", "flops")
+        out = []
+        for row in self.rows:
+            r = dict(zip(keys, row))
+            r["ratio"] = r["peer_s"] / r["forgeml_s"] if r["forgeml_s"] > 0 else None
+            out.append(r)
+        return out
+
+
 def main(argv=None) -> int:
+    """``gpucheck [--json PATH] [--repeats N]``: every family's ``gpu_check``; a family that raises
+    is reported as failed and the others still run."""
+    import argparse
+    import json
+    import traceback
+
+    parser = argparse.ArgumentParser(prog="python -m forgeml gpucheck")
+    parser.add_argument("--json", help="write the rows (and any family errors) to this JSON file")
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args(argv)
     from .. import cuda
     if not cuda.is_available():
         print(f"gpucheck: no usable GPU ({cuda.status()}); nothing to check")
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"gpu": None, "reason": cuda.status(), "rows": [], "errors": {}}, f, indent=1)
         return 0
-    check = GpuCheck()
+    check = GpuCheck(repeats=args.repeats)
+    errors = {}
     for name in families():
         mod = importlib.import_module(f"{__package__}.{name}")
         if hasattr(mod, "gpu_check"):
-            mod.gpu_check(check)
+            try:
+                mod.gpu_check(check)
+            except Exception:  # report it and go on: one broken family must not hide the others
+                errors[name] = traceback.format_exc(limit=4)
+                print(f"gpucheck: {name} failed:\n{errors[name]}", file=sys.stderr)
     print(check.table())
-    return 0 if all(r[2] for r in check.rows) else 1
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"gpu": cuda.status(), "rows": check.records(), "errors": errors}, f, indent=1)
+    return 0 if all(r[2] for r in check.rows) and not errors else 1
 
 
 if __name__ == "__main__":

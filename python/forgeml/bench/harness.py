@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import json
+import math
 import statistics
 import sys
 import time
@@ -101,6 +102,35 @@ class Bench:
         with open(path, "w") as f:
             json.dump({"header": header, "rows": [r.as_json() for r in self.rows]}, f, indent=1)
 
+    def family_summary(self, families: list[str] | None = None) -> list[dict]:
+        """Per family: the geometric-mean ratio over its rows with a peer, and its best and worst row."""
+        names = families or list(dict.fromkeys(r.family for r in self.rows))
+        out = []
+        for fam in names:
+            rows = [r for r in self.rows if r.family == fam and r.ratio is not None and r.ratio > 0]
+            if not rows:
+                out.append({"family": fam, "n": 0})
+                continue
+            gmean = math.exp(sum(math.log(r.ratio) for r in rows) / len(rows))
+            best, worst = max(rows, key=lambda r: r.ratio), min(rows, key=lambda r: r.ratio)
+            out.append({"family": fam, "n": len(rows), "gmean": gmean, "best": best, "worst": worst})
+        return out
+
+    def summary(self, families: list[str] | None = None) -> str:
+        """One screen: per family, the geometric-mean ratio (peer time / forgeml time) and its best
+        and worst case."""
+        lines = ["# summary: ratio = peer time / forgeml time (> 1: forgeml faster), geometric mean per family",
+                 f"{'family':14s} {'rows':>4s} {'ratio':>7s}   {'best case':44s} {'worst case':44s}"]
+        for s in self.family_summary(families):
+            if not s["n"]:
+                lines.append(f"{s['family']:14s} {0:4d} {'-':>7s}   (no peer measured: see the '# {s['family']}:' line)")
+                continue
+            def case(r):
+                return f"{r.ratio:6.2f}x {r.case[:26]} vs {r.peer}"[:44]
+            lines.append(f"{s['family']:14s} {s['n']:4d} {s['gmean']:6.2f}x   {case(s['best']):44s} "
+                         f"{case(s['worst']):44s}")
+        return "\n".join(lines)
+
     def plot(self, path: str) -> bool:
         try:
             import matplotlib
@@ -112,7 +142,18 @@ class Bench:
         rows = [r for r in self.rows if r.ratio is not None]
         if not rows:
             return False
-        fig, ax = plt.subplots(figsize=(9, 0.28 * len(rows) + 1.2))
+        fams = [s for s in self.family_summary() if s["n"]]
+        fig, (top, ax) = plt.subplots(2, 1, figsize=(9, 0.28 * (len(rows) + len(fams)) + 2.4),
+                                      height_ratios=[len(fams) + 1, len(rows) + 1])
+        g = [s["gmean"] for s in fams]
+        lo = [s["gmean"] - s["worst"].ratio for s in fams]
+        hi = [s["best"].ratio - s["gmean"] for s in fams]
+        top.barh(range(len(fams)), g, xerr=[lo, hi], capsize=3,
+                 color=["tab:green" if v >= 1 else "tab:red" for v in g])
+        top.axvline(1.0, color="k", lw=0.8)
+        top.set_yticks(range(len(fams)), [f"{s['family']} ({s['n']} rows)" for s in fams], fontsize=8)
+        top.invert_yaxis()
+        top.set_title("per family: geometric mean, whiskers = worst and best case", fontsize=9)
         labels = [f"{r.family}: {r.case} vs {r.peer}" for r in rows]
         ax.barh(range(len(rows)), [r.ratio for r in rows],
                 color=["tab:green" if r.ratio >= 1 else "tab:red" for r in rows])

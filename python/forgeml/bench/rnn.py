@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _cpu, ops
+from .. import ops
+from .._backend import cpu as _cpu
 
 CASES = [(64, 50, 64, 128), (32, 100, 128, 256)]
 QUICK_CASES = [(16, 20, 32, 64)]

@@ -4,7 +4,8 @@ make_classification with 50 features; then predict latency for 1 row and 10k row
 
 Peers grow trees of the same size as forgeml's: LightGBM and XGBoost get num_leaves / max_leaves
 equal to forgeml's mean leaf count, per-node feature sampling (sqrt(d) of d) and bagging of
-63.2% of the rows (neither draws with replacement)."""
+63.2% of the rows (neither draws with replacement). Last, ExtraTreesClassifier against
+scikit-learn's."""
 from __future__ import annotations
 
 import math
@@ -78,6 +79,28 @@ def _fit_case(bench, n: int, trees: int, repeats: int | None):
     return models, Xte
 
 
+def _extra_case(bench, n: int, trees: int, repeats: int | None):
+    """ExtraTreesClassifier against scikit-learn's (n_jobs=-1), same defaults (all rows, sqrt(d))."""
+    from sklearn.ensemble import ExtraTreesClassifier as SkExtraTrees
+
+    from ..ensemble import ExtraTreesClassifier
+    Xtr, ytr, Xte, yte = _data(n)
+    models = {}
+
+    def fitter(name, make):
+        def fit():
+            models[name] = make().fit(Xtr, ytr)
+        return fit
+
+    def metric(name):
+        return {"acc": round(float(np.mean(models[name].predict(Xte) == yte)), 4)}
+
+    bench.compare("tree", f"extra-trees fit {n // 1000}k x {Xtr.shape[1]}, {trees} trees",
+                  fitter("forgeml", lambda: ExtraTreesClassifier(n_estimators=trees, random_state=0)),
+                  {"sklearn": fitter("sklearn", lambda: SkExtraTrees(n_estimators=trees, n_jobs=-1, random_state=0))},
+                  metric=metric, repeats=repeats)
+
+
 def _predict_case(bench, models, Xte):
     for rows in (1, 10_000):
         X = np.ascontiguousarray(Xte[:rows])
@@ -91,9 +114,11 @@ def run(bench) -> None:
     if bench.quick:
         models, Xte = _fit_case(bench, 20_000, 20, repeats=None)
         _predict_case(bench, models, Xte)
+        _extra_case(bench, 20_000, 20, repeats=None)
         return
     models, Xte = _fit_case(bench, 100_000, 100, repeats=2)
     _predict_case(bench, models, Xte)
+    _extra_case(bench, 100_000, 100, repeats=1)
     _fit_case(bench, 1_000_000, 100, repeats=1)  # scikit-learn takes minutes: the harness runs it once
 
 

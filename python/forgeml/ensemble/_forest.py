@@ -15,11 +15,11 @@ from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .. import ops
-from ..tree import DecisionTreeClassifier, DecisionTreeRegressor
+from ..tree import DecisionTreeClassifier, DecisionTreeRegressor, ExtraTreeClassifier, ExtraTreeRegressor
 from ..tree import _fit
 from ..tree._classes import BaseDecisionTree, TreeClassifierMixin
 
-__all__ = ["RandomForestClassifier", "RandomForestRegressor"]
+__all__ = ["RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier", "ExtraTreesRegressor"]
 
 
 class BaseForest(BaseEstimator):
@@ -29,28 +29,40 @@ class BaseForest(BaseEstimator):
         "bootstrap": ["boolean"],
         "oob_score": ["boolean", callable],
         "n_jobs": [Integral, None],
-        "max_samples": [None, Interval(RealNotInt, 0.0, 1.0, closed="right"), Interval(Integral, 1, None, closed="left")],
+        "max_samples": [None, Interval(RealNotInt, 0.0, None, closed="neither"),
+                        Interval(Integral, 1, None, closed="left")],
+        "warm_start": ["boolean"],
     }
     _tree_class = None
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
+        tags.input_tags.sparse = True
         return tags
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "_forest")
 
-    def _n_draws(self, n: int) -> int:
+    def _n_draws(self, n: int, sample_weight) -> int:
+        """Rows each bootstrap draws: n, the int max_samples, or the float max_samples times the
+        number of rows (the total sample weight when given: frequency weights)."""
         if self.max_samples is None:
             return n
         if isinstance(self.max_samples, Integral):
-            if self.max_samples > n:
-                raise ValueError(f"max_samples: expected at most n_samples={n}, got {self.max_samples}")
             return int(self.max_samples)
-        return max(1, int(round(n * self.max_samples)))
+        total = n if sample_weight is None else float(np.sum(sample_weight))
+        draws = max(int(self.max_samples * total), 1)
+        if draws < max(10, n ** (1 / 3)):
+            warnings.warn(f"Using the fractional value max_samples={self.max_samples} with {total} samples gives a "
+                          f"low number ({draws}) of bootstrap samples. We recommend passing `max_samples` as an "
+                          "integer instead.", UserWarning)
+        return draws
 
     def _fit(self, X, y, sample_weight, classify: bool):
+        import scipy.sparse as sp
+        if sp.issparse(y):
+            raise ValueError("sparse multilabel-indicator for y is not supported.")
         X, y = _fit.check_X_y(self, X, y, classify)
         if not self.bootstrap and self.max_samples is not None:
             raise ValueError("`max_sample` cannot be set if `bootstrap=False`. Either switch to "
@@ -70,27 +82,66 @@ class BaseForest(BaseEstimator):
             weight = _fit.sample_weights(X, y, sample_weight, None)
         if not weight.any():
             raise ValueError("sample_weight: the total weight is zero; at least one sample needs a positive weight")
-        n_draws = self._n_draws(n)
-        self._seeds = _fit.seeds_for(self.random_state, self.n_estimators)
-        self.max_features_ = _fit.resolve_max_features(self.max_features, X.shape[1])
-        self._forest = _fit.grow(
-            self, X, y_enc, weight, criterion=self.criterion, n_classes=self.n_classes_ if classify else 1,
-            seeds=self._seeds, max_features=self.max_features_, bootstrap=self.bootstrap, n_draws=n_draws,
-            balanced_subsample=classify and self.class_weight == "balanced_subsample" and self.bootstrap,
-            threads=_fit.threads_for(self.n_jobs))
-        self._n_draws_ = n_draws
-        if self.oob_score:
-            self._set_oob_score(X, y, y_enc, n_draws, classify)
+        n_draws = self._n_draws(n, sample_weight) if self.bootstrap else n
+        seeds = _fit.seeds_for(self.random_state, self.n_estimators)
+        old = getattr(self, "_forest", None) if self.warm_start else None
+        n_old = old.n_trees if old is not None else 0
+        if n_old > self.n_estimators:
+            raise ValueError(f"n_estimators={self.n_estimators} must be larger or equal to "
+                             f"len(estimators_)={n_old} when warm_start==True")
+        if old is not None and n_old == self.n_estimators:
+            warnings.warn("Warm-start fitting without increasing n_estimators does not fit new trees.", UserWarning)
+        else:
+            if old is None:  # the cut points depend on the first seed only: warm starts reuse them
+                self._bin_seed = int(seeds[0]) ^ 0x9E3779B9
+            self.max_features_ = _fit.resolve_max_features(self.max_features, X.shape[1])
+            new = _fit.grow(
+                self, X, y_enc, weight, criterion=self.criterion, n_classes=self.n_classes_ if classify else 1,
+                seeds=seeds[n_old:], max_features=self.max_features_, bootstrap=self.bootstrap, n_draws=n_draws,
+                balanced_subsample=classify and self.class_weight == "balanced_subsample" and self.bootstrap,
+                threads=_fit.threads_for(self.n_jobs), bin_seed=self._bin_seed)
+            if self.ccp_alpha > 0:
+                new = new.pruned(self.ccp_alpha)
+            self._forest = new if old is None else old.concat(new)
+            self._seeds = seeds
+            self._n_draws_ = n_draws
+            self._n_samples_ = n
+        if self.oob_score and (old is None or n_old < self.n_estimators or not hasattr(self, "oob_score_")):
+            self._set_oob_score_and_attributes(X, y, y_enc, n_draws, classify)
+        elif not self.oob_score:
+            for name in ("oob_score_", "oob_decision_function_", "oob_prediction_"):
+                self.__dict__.pop(name, None)
         return self
 
-    def _set_oob_score(self, X, y, y_enc, n_draws, classify):
+    def _bootstrap_counts(self, t: int):
+        if not self.bootstrap:
+            return np.ones(self._n_samples_, dtype=np.int32)
+        return ops.tree_bootstrap_counts(self._n_samples_, self._n_draws_, int(self._seeds[t]))
+
+    @property
+    def estimators_samples_(self):
+        """Row indices each tree was grown on (a row drawn twice appears twice), int32."""
+        check_is_fitted(self)
+        n = self._n_samples_
+        return [np.repeat(np.arange(n, dtype=np.int32), self._bootstrap_counts(t)) for t in range(len(self._seeds))]
+
+    def decision_path(self, X):
+        """(indicator CSR (n_samples, total nodes), n_nodes_ptr): the nodes of every tree each
+        sample passes through, trees side by side."""
+        import scipy.sparse as sp
+        check_is_fitted(self)
+        X = _fit.check_X(self, X, reset=False)
+        paths = [self._forest.tree(t).decision_path(X) for t in range(self._forest.n_trees)]
+        return sp.hstack(paths).tocsr(), np.asarray(self._forest.offsets, dtype=np.intp)
+
+    def _set_oob_score_and_attributes(self, X, y, y_enc, n_draws, classify):
         n = X.shape[0]
         k = self._forest.value.shape[1]
         total = np.zeros((n, k))
         seen = np.zeros(n, dtype=np.int64)
         threads = _fit.threads_for(self.n_jobs)
-        for t, seed in enumerate(self._seeds):  # tree order: the sums do not depend on threads
-            rows = np.flatnonzero(ops.tree_bootstrap_counts(n, n_draws, int(seed)) == 0)
+        for t in range(len(self._seeds)):  # tree order: the sums do not depend on threads
+            rows = np.flatnonzero(self._bootstrap_counts(t) == 0)
             if len(rows):
                 total[rows] += self._forest.predict(X[rows], threads=threads, trees=[t])
                 seen[rows] += 1
@@ -131,6 +182,16 @@ class BaseForest(BaseEstimator):
     def _tree_params(self):
         names = self._tree_class().get_params().keys()
         return {k: v for k, v in self.get_params().items() if k in names}
+
+    @property
+    def _n_samples_bootstrap(self):  # scikit-learn's name for the rows each bootstrap draws
+        return self._n_draws_
+
+    @property
+    def estimator(self):
+        """The kind of tree the forest grows, unfitted (scikit-learn's forests take it as a fixed
+        parameter; here it is read-only)."""
+        return self._tree_class()
 
     @property
     def estimator_(self):
@@ -198,7 +259,8 @@ class RandomForestClassifier(TreeClassifierMixin, BaseForest):
     def __init__(self, n_estimators=100, *, criterion="gini", max_depth=None, min_samples_split=2,
                  min_samples_leaf=1, min_weight_fraction_leaf=0.0, max_features="sqrt", max_leaf_nodes=None,
                  min_impurity_decrease=0.0, bootstrap=True, oob_score=False, n_jobs=None, random_state=None,
-                 class_weight=None, max_samples=None, max_bins=255):
+                 class_weight=None, max_samples=None, warm_start=False, ccp_alpha=0.0, monotonic_cst=None,
+                 max_bins=255):
         self.n_estimators = n_estimators
         self.criterion = criterion
         self.max_depth = max_depth
@@ -214,6 +276,9 @@ class RandomForestClassifier(TreeClassifierMixin, BaseForest):
         self.random_state = random_state
         self.class_weight = class_weight
         self.max_samples = max_samples
+        self.warm_start = warm_start
+        self.ccp_alpha = ccp_alpha
+        self.monotonic_cst = monotonic_cst
         self.max_bins = max_bins
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -228,14 +293,19 @@ class RandomForestRegressor(RegressorMixin, BaseForest):
 
     _parameter_constraints = {
         **BaseForest._parameter_constraints,
-        "criterion": [StrOptions({"squared_error"})],
+        "criterion": [StrOptions({"squared_error", "poisson"})],
     }
     _tree_class = DecisionTreeRegressor
 
     def __init__(self, n_estimators=100, *, criterion="squared_error", max_depth=None, min_samples_split=2,
                  min_samples_leaf=1, min_weight_fraction_leaf=0.0, max_features=1.0, max_leaf_nodes=None,
                  min_impurity_decrease=0.0, bootstrap=True, oob_score=False, n_jobs=None, random_state=None,
-                 max_samples=None, max_bins=255):
+                 max_samples=None, warm_start=False, ccp_alpha=0.0, monotonic_cst=None, max_bins=255):
+        if isinstance(criterion, str) and criterion == "friedman_mse":
+            criterion = "squared_error"  # scikit-learn >= 1.9: deprecated alias, same splits
+            warnings.warn('Value `"friedman_mse"` for `criterion` is deprecated: it maps to `"squared_error"` (both '
+                          'give the same splits). Use `criterion="squared_error"` to remove this warning.',
+                          FutureWarning)
         self.n_estimators = n_estimators
         self.criterion = criterion
         self.max_depth = max_depth
@@ -250,6 +320,9 @@ class RandomForestRegressor(RegressorMixin, BaseForest):
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.max_samples = max_samples
+        self.warm_start = warm_start
+        self.ccp_alpha = ccp_alpha
+        self.monotonic_cst = monotonic_cst
         self.max_bins = max_bins
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -258,3 +331,44 @@ class RandomForestRegressor(RegressorMixin, BaseForest):
 
     def predict(self, X):
         return self._raw_predict(X)[:, 0]
+
+
+class ExtraTreesClassifier(RandomForestClassifier):
+    """Extremely randomized trees (scikit-learn's ExtraTreesClassifier): every tree on all rows by
+    default (bootstrap=False), each drawn feature split at a random boundary between its occupied
+    bins, the best of those kept."""
+    __doc__ += _FOREST_DOC.format(kind="Classifier")
+    _tree_class = ExtraTreeClassifier
+    splitter = "random"  # not a parameter: what the forest's trees use
+
+    def __init__(self, n_estimators=100, *, criterion="gini", max_depth=None, min_samples_split=2,
+                 min_samples_leaf=1, min_weight_fraction_leaf=0.0, max_features="sqrt", max_leaf_nodes=None,
+                 min_impurity_decrease=0.0, bootstrap=False, oob_score=False, n_jobs=None, random_state=None,
+                 class_weight=None, max_samples=None, warm_start=False, ccp_alpha=0.0, monotonic_cst=None,
+                 max_bins=255):
+        super().__init__(n_estimators, criterion=criterion, max_depth=max_depth, min_samples_split=min_samples_split,
+                         min_samples_leaf=min_samples_leaf, min_weight_fraction_leaf=min_weight_fraction_leaf,
+                         max_features=max_features, max_leaf_nodes=max_leaf_nodes,
+                         min_impurity_decrease=min_impurity_decrease, bootstrap=bootstrap, oob_score=oob_score,
+                         n_jobs=n_jobs, random_state=random_state, class_weight=class_weight,
+                         max_samples=max_samples, warm_start=warm_start, ccp_alpha=ccp_alpha,
+                         monotonic_cst=monotonic_cst, max_bins=max_bins)
+
+
+class ExtraTreesRegressor(RandomForestRegressor):
+    """Extremely randomized trees (scikit-learn's ExtraTreesRegressor), bootstrap=False by default."""
+    __doc__ += _FOREST_DOC.format(kind="Regressor")
+    _tree_class = ExtraTreeRegressor
+    splitter = "random"
+
+    def __init__(self, n_estimators=100, *, criterion="squared_error", max_depth=None, min_samples_split=2,
+                 min_samples_leaf=1, min_weight_fraction_leaf=0.0, max_features=1.0, max_leaf_nodes=None,
+                 min_impurity_decrease=0.0, bootstrap=False, oob_score=False, n_jobs=None, random_state=None,
+                 max_samples=None, warm_start=False, ccp_alpha=0.0, monotonic_cst=None, max_bins=255):
+        super().__init__(n_estimators, criterion=criterion, max_depth=max_depth, min_samples_split=min_samples_split,
+                         min_samples_leaf=min_samples_leaf, min_weight_fraction_leaf=min_weight_fraction_leaf,
+                         max_features=max_features, max_leaf_nodes=max_leaf_nodes,
+                         min_impurity_decrease=min_impurity_decrease, bootstrap=bootstrap, oob_score=oob_score,
+                         n_jobs=n_jobs, random_state=random_state, max_samples=max_samples,
+                         warm_start=warm_start, ccp_alpha=ccp_alpha, monotonic_cst=monotonic_cst,
+                         max_bins=max_bins)

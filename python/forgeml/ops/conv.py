@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _backend
+from .._backend import cuda_stream as _stream
+from .._backend import device_ptr as _ptr
 
 __all__ = ["conv2d", "conv2d_grad", "max_pool2d", "avg_pool2d", "max_pool2d_grad", "avg_pool2d_grad",
            "conv_output_shape"]
@@ -77,15 +79,6 @@ def _arrays(names, arrays):
     out = [None if a is None else _backend.as_array(a, n, ndim=(1 if n == "bias" else 4), xp=xp)
            for n, a in zip(names, arrays)]
     return kind, mod, out
-
-
-def _ptr(a):
-    return 0 if a is None else a.data.ptr
-
-
-def _stream():
-    import cupy
-    return cupy.cuda.get_current_stream().ptr
 
 
 def _conv_dims(x, w):

@@ -26,6 +26,8 @@ from collections import namedtuple
 import numpy as np
 
 from .._backend import as_array, backend_of, check_shape
+from .._backend import cuda_stream as _stream
+from .._backend import device_ptr as _ptr
 
 __all__ = ["simple_rnn", "lstm", "gru", "simple_rnn_grad", "lstm_grad", "gru_grad", "RecurrentGrads",
            "RecurrentCache"]
@@ -53,14 +55,6 @@ class RecurrentCache:
         n, t, f, h = self.shape
         return f"RecurrentCache({_NAMES[self.cell]}, N={n}, T={t}, F={f}, H={h}, device={self.device})"
 
-
-def _ptr(a):
-    return 0 if a is None else a.data.ptr
-
-
-def _stream():
-    import cupy
-    return cupy.cuda.get_current_stream().ptr
 
 
 def _forward_cuda(mod, cell, act, x, kernel, recurrent_kernel, bias, h0, c0):

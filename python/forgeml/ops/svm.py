@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._backend import as_array, backend_of, check_shape
+from .._backend import as_array, backend_of, check_shape, cpu_only
+from .._backend import cuda_stream as _stream_ptr
 from ._validate import check_csr, check_finite
 
 __all__ = ["svm_fit_ovo", "svm_kernel", "svm_linear_fit", "svm_linear_cs_fit", "svm_fit_binary_cuda", "SVM_KERNELS"]
@@ -16,11 +17,7 @@ _LINEAR_SOLVERS = {"dual_hinge": 0, "dual_squared_hinge": 1, "primal_squared_hin
 
 
 def _cpu_only(*arrays, names):
-    kind, mod = backend_of(*arrays, names=names)
-    if kind != "cpu":
-        raise RuntimeError("forgeml's SVM kernels run on the CPU only for now: pass NumPy arrays "
-                           "(cupy.asnumpy(x) moves CuPy data to the CPU)")
-    return mod
+    return cpu_only(*arrays, names=names, what="forgeml's SVM solvers")
 
 
 def _check_kernel(kernel, gamma, degree, coef0=0.0):
@@ -159,11 +156,6 @@ def svm_linear_cs_fit(X, y, C, n_classes, *, tol=1e-4, max_iter=1000, bias=-1.0,
 
 _KERNEL_CODES = {"linear": 0, "poly": 1, "rbf": 2, "sigmoid": 3, "precomputed": 4}
 _WS_MAX = 1024
-
-
-def _stream_ptr():
-    import cupy
-    return cupy.cuda.get_current_stream().ptr
 
 
 def _svm_kernel_cuda(mod, X1, X2, kernel, gamma, coef0, degree):

@@ -10,22 +10,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._backend import as_array, backend_of, check_shape
+from .._backend import as_array, backend_of, check_shape, cpu_only, cuda_module
+from .._backend import cpu as _cpu
+from .._backend import cuda_stream as _stream
 
 __all__ = ["tree_bin_edges", "tree_bin_codes", "tree_grow_forest", "tree_bootstrap_counts",
            "tree_forest_predict", "tree_forest_apply", "tree_best_split", "tree_node_histogram",
            "tree_split_scan", "CRITERIA", "NAN_BIN"]
 
-CRITERIA = {"gini": 0, "entropy": 1, "log_loss": 1, "squared_error": 2}
+CRITERIA = {"gini": 0, "entropy": 1, "log_loss": 1, "squared_error": 2, "poisson": 3}
+REGRESSION = ("squared_error", "poisson")
 NAN_BIN = 255
 
 
 def _cpu_only(*arrays, names):
-    kind, mod = backend_of(*arrays, names=names)
-    if kind != "cpu":
-        raise RuntimeError("forgeml tree kernels on CuPy arrays are not available yet; "
-                           "use cupy.asnumpy(x) to run them on the CPU")
-    return mod
+    return cpu_only(*arrays, names=names, what="forgeml's tree binning, growth and prediction")
 
 
 def _finite_or_nan(X, name):
@@ -62,23 +61,26 @@ def tree_bin_codes(X, edges, n_edges):
 def tree_grow_forest(codes, y, weight, seeds, *, criterion="gini", n_classes=1, max_depth=None,
                      min_samples_split=2, min_samples_leaf=1, min_weight_fraction_leaf=0.0,
                      min_impurity_decrease=0.0, max_features=None, max_leaf_nodes=None, bootstrap=False,
-                     n_draws=None, balanced_subsample=False, threads=None, hist_subtraction=True):
+                     n_draws=None, balanced_subsample=False, threads=None, hist_subtraction=True,
+                     monotonic_cst=None, random_split=False):
     """Grow len(seeds) trees on binned data, in parallel over trees (each one seeded by its seed).
 
     codes (n, d) uint8; y (n) int class indices for gini/entropy, float targets for squared_error;
     weight (n) float64 >= 0 (0: row not used). With bootstrap each tree draws n_draws rows with
     replacement (counts multiply the weights). hist_subtraction=False makes every node build its
-    histograms from its rows (the oracle for the parent-minus-sibling path). Returns a dict of arrays concatenated over the trees:
+    histograms from its rows (the oracle for the parent-minus-sibling path). monotonic_cst (d)
+    of -1/0/1: monotonic constraints on the node values (regression: means; classification,
+    binary only: the fraction of class 0). random_split: extremely randomized trees (each drawn
+    feature split at one boundary between its occupied bins, drawn uniformly). Returns a dict of arrays concatenated over the trees:
     offsets (T+1), depth (T), feature, left, right (tree-local ids, -1 at leaves), thr_bin,
     nan_left, impurity, weighted_n, n_samples, value (nodes, n_classes or 1)."""
-    from .. import _cpu
     if criterion not in CRITERIA:
         raise ValueError(f"criterion: expected one of {sorted(CRITERIA)}, got {criterion!r}")
     codes = np.ascontiguousarray(codes, dtype=np.uint8)
     if codes.ndim != 2:
         raise ValueError(f"codes: expected a 2-D array, got shape {codes.shape}")
     n, d = codes.shape
-    classify = criterion != "squared_error"
+    classify = criterion not in REGRESSION
     if classify:
         y_class, y_reg = as_array(y, "y", dtype=np.int32, ndim=1), None
         check_shape(y_class, "y", (n,))
@@ -87,6 +89,8 @@ def tree_grow_forest(codes, y, weight, seeds, *, criterion="gini", n_classes=1, 
         check_shape(y_reg, "y", (n,))
     weight = as_array(weight, "weight", dtype=np.float64, ndim=1)
     check_shape(weight, "weight", (n,))
+    if criterion == "poisson" and not np.all(y_reg >= 0):
+        raise ValueError("y: the poisson criterion needs non-negative targets")
     if not np.all(weight >= 0):
         raise ValueError("weight: expected non-negative finite values")
     seeds = np.ascontiguousarray(seeds, dtype=np.uint64).reshape(-1)
@@ -98,13 +102,20 @@ def tree_grow_forest(codes, y, weight, seeds, *, criterion="gini", n_classes=1, 
                   max_features=int(d if max_features is None else max_features),
                   max_leaf_nodes=int(max_leaf_nodes or 0), bootstrap=bool(bootstrap),
                   n_draws=int(n if n_draws is None else n_draws), balanced_subsample=bool(balanced_subsample),
-                  threads=int(threads or _cpu.get_num_threads()), hist_subtraction=bool(hist_subtraction))
+                  threads=int(threads or _cpu.get_num_threads()), hist_subtraction=bool(hist_subtraction),
+                  random_split=bool(random_split))
+    if monotonic_cst is not None:
+        cst = np.asarray(monotonic_cst)
+        if cst.shape != (d,) or not np.isin(cst, (-1, 0, 1)).all():
+            raise ValueError(f"monotonic_cst: expected {d} values in {{-1, 0, 1}}, got {cst!r}")
+        if classify and n_classes > 2:
+            raise ValueError("monotonic_cst: only regression and binary classification are supported")
+        params["monotonic"] = np.ascontiguousarray(cst, dtype=np.int8)
     return _cpu.tree_grow_forest(codes, y_class, y_reg, weight, seeds, params)
 
 
 def tree_bootstrap_counts(n, n_draws, seed):
     """Per-row draw counts (n) int32 of the bootstrap that tree_grow_forest makes with `seed`."""
-    from .. import _cpu
     return _cpu.tree_bootstrap_counts(int(n), int(n_draws), int(seed))
 
 
@@ -115,7 +126,6 @@ def tree_forest_predict(X, nodes, values, roots, *, threads=None):
     right} with global child ids; values (N, k) float64; roots (T) int64. Returns (n, k)."""
     mod = _cpu_only(X, names=["X"])
     X = as_array(X, "X", ndim=2)
-    from .. import _cpu
     return mod.tree_forest_predict(X, nodes, values, roots, int(threads or _cpu.get_num_threads()))
 
 
@@ -123,7 +133,6 @@ def tree_forest_apply(X, nodes, roots, *, threads=None):
     """Tree-local leaf id (n, T) int64 that each row of X reaches in each tree."""
     mod = _cpu_only(X, names=["X"])
     X = as_array(X, "X", ndim=2)
-    from .. import _cpu
     return mod.tree_forest_apply(X, nodes, roots, int(threads or _cpu.get_num_threads()))
 
 
@@ -139,7 +148,7 @@ def tree_best_split(hist, total, *, criterion="gini", min_samples_leaf=1, min_we
     hist = as_array(hist, "hist", dtype=np.float64, ndim=3)
     total = as_array(total, "total", dtype=np.float64, ndim=1)
     S = hist.shape[2]
-    n_classes = S - 2 if criterion != "squared_error" else 1
+    n_classes = S - 2 if criterion not in REGRESSION else 1
     return mod.tree_best_split(hist, total, CRITERIA[criterion], n_classes, float(min_samples_leaf),
                                float(min_weight_leaf))
 
@@ -178,7 +187,7 @@ def tree_node_histogram(codes, rows, weight, *, y_class=None, y=None, n_classes=
     hw = xp.zeros((d, 256, H))
     cnt = xp.zeros((d, 256), dtype=xp.uint32)
     if kind == "cuda":
-        mod = _cuda_mod()
+        mod = cuda_module()
         nul = 0
         mod.tree_histogram(codes.data.ptr, n, d, rows.data.ptr, len(rows),
                            y_class.data.ptr if y_class is not None else nul, weight.data.ptr,
@@ -213,13 +222,15 @@ def tree_split_scan(hw, cnt, total, *, criterion="gini", min_samples_leaf=1, min
     check_shape(hw, "hw", (d, 256, H))
     cnt = as_array(cnt, "cnt", dtype=np.uint32, ndim=2, xp=xp)
     check_shape(cnt, "cnt", (d, 256))
-    classify = criterion != "squared_error"
+    classify = criterion not in REGRESSION
     S = H + 2 if classify else 4
     total = as_array(total, "total", dtype=np.float64, ndim=1, xp=xp)
     check_shape(total, "total", (S,))
     if kind == "cuda":
+        if criterion == "poisson":
+            raise ValueError("criterion: 'poisson' has no CUDA split scan yet; use NumPy arrays")
         proxy, bins, nan_left = xp.empty(d), xp.empty(d, dtype=xp.int32), xp.empty(d, dtype=xp.int32)
-        _cuda_mod().tree_split_scan(hw.data.ptr, cnt.data.ptr, d, H, CRITERIA[criterion], total.data.ptr,
+        cuda_module().tree_split_scan(hw.data.ptr, cnt.data.ptr, d, H, CRITERIA[criterion], total.data.ptr,
                                     float(min_samples_leaf), float(min_weight_leaf), proxy.data.ptr,
                                     bins.data.ptr, nan_left.data.ptr, _stream())
         return proxy, bins, nan_left
@@ -233,13 +244,3 @@ def tree_split_scan(hw, cnt, total, *, criterion="gini", min_samples_leaf=1, min
         if feat >= 0:
             proxy[f], bins[f], nan_left[f] = p, b, nl
     return proxy, bins, nan_left
-
-
-def _cuda_mod():
-    from .._backend import cuda_module
-    return cuda_module()
-
-
-def _stream() -> int:
-    import cupy
-    return cupy.cuda.get_current_stream().ptr

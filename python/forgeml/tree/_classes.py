@@ -2,6 +2,7 @@
 scikit-learn's parameter names, defaults and fitted attributes (plus ``max_bins``)."""
 from __future__ import annotations
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -11,7 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _fit
 
-__all__ = ["DecisionTreeClassifier", "DecisionTreeRegressor"]
+__all__ = ["DecisionTreeClassifier", "DecisionTreeRegressor", "ExtraTreeClassifier", "ExtraTreeRegressor"]
 
 
 class BaseDecisionTree(BaseEstimator):
@@ -28,11 +29,15 @@ class BaseDecisionTree(BaseEstimator):
         "max_leaf_nodes": [Interval(Integral, 2, None, closed="left"), None],
         "min_impurity_decrease": [Interval(Real, 0.0, None, closed="left")],
         "max_bins": [Interval(Integral, 2, 255, closed="both")],
+        "ccp_alpha": [Interval(Real, 0.0, None, closed="left")],
+        "monotonic_cst": ["array-like", None],
+        "splitter": [StrOptions({"best", "random"})],
     }
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
+        tags.input_tags.sparse = True
         return tags
 
     def __sklearn_is_fitted__(self):
@@ -53,9 +58,29 @@ class BaseDecisionTree(BaseEstimator):
         forest = _fit.grow(self, X, y_enc, weight, criterion=self.criterion,
                            n_classes=self.n_classes_ if classify else 1, seeds=_fit.seeds_for(self.random_state, 1),
                            max_features=self.max_features_, threads=_fit.threads_for(None))
+        if self.ccp_alpha > 0:
+            forest = forest.pruned(self.ccp_alpha)
         self._forest = forest
         self.tree_ = forest.tree(0)
         return self
+
+    def cost_complexity_pruning_path(self, X, y, sample_weight=None):
+        """Effective alphas and total leaf impurities of minimal cost-complexity pruning
+        (scikit-learn's Bunch with ``ccp_alphas`` and ``impurities``)."""
+        from sklearn.base import clone
+        from sklearn.utils import Bunch
+
+        from ._prune import pruning_path
+        est = clone(self).set_params(ccp_alpha=0.0)
+        est.fit(X, y, sample_weight=sample_weight)
+        alphas, impurities = pruning_path(est._forest.tree_fields(0))
+        return Bunch(ccp_alphas=alphas, impurities=impurities)
+
+    def decision_path(self, X):
+        """CSR indicator (n_samples, n_nodes) of the nodes each sample passes through."""
+        check_is_fitted(self)
+        X = _fit.check_X(self, X, reset=False)
+        return self.tree_.decision_path(X)
 
     def _raw_predict(self, X):
         check_is_fitted(self)
@@ -111,10 +136,12 @@ class DecisionTreeClassifier(TreeClassifierMixin, BaseDecisionTree):
         "class_weight": [dict, StrOptions({"balanced"}), None],
     }
 
-    def __init__(self, *, criterion="gini", max_depth=None, min_samples_split=2, min_samples_leaf=1,
-                 min_weight_fraction_leaf=0.0, max_features=None, random_state=None, max_leaf_nodes=None,
-                 min_impurity_decrease=0.0, class_weight=None, max_bins=255):
+    def __init__(self, *, criterion="gini", splitter="best", max_depth=None, min_samples_split=2,
+                 min_samples_leaf=1, min_weight_fraction_leaf=0.0, max_features=None, random_state=None,
+                 max_leaf_nodes=None,
+                 min_impurity_decrease=0.0, class_weight=None, ccp_alpha=0.0, monotonic_cst=None, max_bins=255):
         self.criterion = criterion
+        self.splitter = splitter
         self.max_depth = max_depth
         self.min_samples_split = min_samples_split
         self.min_samples_leaf = min_samples_leaf
@@ -124,6 +151,8 @@ class DecisionTreeClassifier(TreeClassifierMixin, BaseDecisionTree):
         self.max_leaf_nodes = max_leaf_nodes
         self.min_impurity_decrease = min_impurity_decrease
         self.class_weight = class_weight
+        self.ccp_alpha = ccp_alpha
+        self.monotonic_cst = monotonic_cst
         self.max_bins = max_bins
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -133,17 +162,25 @@ class DecisionTreeClassifier(TreeClassifierMixin, BaseDecisionTree):
 
 
 class DecisionTreeRegressor(RegressorMixin, BaseDecisionTree):
-    """A decision tree regressor (scikit-learn's API, squared error) grown on binned features."""
+    """A decision tree regressor (scikit-learn's API; squared_error or poisson) grown on binned features."""
 
     _parameter_constraints = {
         **BaseDecisionTree._parameter_constraints,
-        "criterion": [StrOptions({"squared_error"})],
+        "criterion": [StrOptions({"squared_error", "poisson"})],
     }
 
-    def __init__(self, *, criterion="squared_error", max_depth=None, min_samples_split=2, min_samples_leaf=1,
-                 min_weight_fraction_leaf=0.0, max_features=None, random_state=None, max_leaf_nodes=None,
-                 min_impurity_decrease=0.0, max_bins=255):
+    def __init__(self, *, criterion="squared_error", splitter="best", max_depth=None, min_samples_split=2,
+                 min_samples_leaf=1, min_weight_fraction_leaf=0.0, max_features=None, random_state=None,
+                 max_leaf_nodes=None,
+                 min_impurity_decrease=0.0, ccp_alpha=0.0, monotonic_cst=None, max_bins=255):
+        if isinstance(criterion, str) and criterion == "friedman_mse":
+            # scikit-learn >= 1.9 deprecates it as the same criterion as squared_error
+            criterion = "squared_error"
+            warnings.warn('Value `"friedman_mse"` for `criterion` is deprecated: it maps to `"squared_error"` (both '
+                          'give the same splits). Use `criterion="squared_error"` to remove this warning.',
+                          FutureWarning)
         self.criterion = criterion
+        self.splitter = splitter
         self.max_depth = max_depth
         self.min_samples_split = min_samples_split
         self.min_samples_leaf = min_samples_leaf
@@ -152,6 +189,8 @@ class DecisionTreeRegressor(RegressorMixin, BaseDecisionTree):
         self.random_state = random_state
         self.max_leaf_nodes = max_leaf_nodes
         self.min_impurity_decrease = min_impurity_decrease
+        self.ccp_alpha = ccp_alpha
+        self.monotonic_cst = monotonic_cst
         self.max_bins = max_bins
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -160,3 +199,34 @@ class DecisionTreeRegressor(RegressorMixin, BaseDecisionTree):
 
     def predict(self, X):
         return self._raw_predict(X)[:, 0]
+
+
+class ExtraTreeClassifier(DecisionTreeClassifier):
+    """An extremely randomized tree classifier: each drawn feature is split at a random boundary
+    between its occupied bins and the best of those splits is kept (scikit-learn's
+    ExtraTreeClassifier; use it in ensembles)."""
+
+    def __init__(self, *, criterion="gini", splitter="random", max_depth=None, min_samples_split=2,
+                 min_samples_leaf=1, min_weight_fraction_leaf=0.0, max_features="sqrt", random_state=None,
+                 max_leaf_nodes=None, min_impurity_decrease=0.0, class_weight=None, ccp_alpha=0.0,
+                 monotonic_cst=None, max_bins=255):
+        super().__init__(criterion=criterion, splitter=splitter, max_depth=max_depth,
+                         min_samples_split=min_samples_split, min_samples_leaf=min_samples_leaf,
+                         min_weight_fraction_leaf=min_weight_fraction_leaf, max_features=max_features,
+                         random_state=random_state, max_leaf_nodes=max_leaf_nodes,
+                         min_impurity_decrease=min_impurity_decrease, class_weight=class_weight,
+                         ccp_alpha=ccp_alpha, monotonic_cst=monotonic_cst, max_bins=max_bins)
+
+
+class ExtraTreeRegressor(DecisionTreeRegressor):
+    """An extremely randomized tree regressor (scikit-learn's ExtraTreeRegressor)."""
+
+    def __init__(self, *, criterion="squared_error", splitter="random", max_depth=None, min_samples_split=2,
+                 min_samples_leaf=1, min_weight_fraction_leaf=0.0, max_features=1.0, random_state=None,
+                 min_impurity_decrease=0.0, max_leaf_nodes=None, ccp_alpha=0.0, monotonic_cst=None, max_bins=255):
+        super().__init__(criterion=criterion, splitter=splitter, max_depth=max_depth,
+                         min_samples_split=min_samples_split, min_samples_leaf=min_samples_leaf,
+                         min_weight_fraction_leaf=min_weight_fraction_leaf, max_features=max_features,
+                         random_state=random_state, max_leaf_nodes=max_leaf_nodes,
+                         min_impurity_decrease=min_impurity_decrease, ccp_alpha=ccp_alpha,
+                         monotonic_cst=monotonic_cst, max_bins=max_bins)

@@ -7,6 +7,7 @@ import numbers
 import os
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
@@ -35,12 +36,38 @@ def threads_for(n_jobs) -> int:
     return max(1, int(n_jobs))
 
 
+SPARSE_FORMATS = ("csc", "csr", "coo")
+
+
+def dense_float32(X):
+    """Sparse X as a dense C-contiguous float32 array (the binned kernels read dense rows; the
+    zeros of a sparse matrix are values like any other)."""
+    if sp.issparse(X):
+        X = X.toarray()
+    return np.ascontiguousarray(X, dtype=np.float32)
+
+
 def check_X(est, X, reset: bool):
-    return validate_data(est, X, reset=reset, dtype=np.float32, ensure_all_finite="allow-nan")
+    X = validate_data(est, X, reset=reset, dtype=np.float32, ensure_all_finite="allow-nan",
+                      accept_sparse=SPARSE_FORMATS)
+    return dense_float32(X)
 
 
 def check_X_y(est, X, y, classify: bool):
-    X, y = validate_data(est, X, y, dtype=np.float32, ensure_all_finite="allow-nan", y_numeric=not classify)
+    # 2-D y is accepted only to say why it is refused (scikit-learn's messages)
+    multi = getattr(est, "monotonic_cst", None) is not None and np.ndim(y) == 2 and np.shape(y)[1] > 1
+    X, y = validate_data(est, X, y, dtype=np.float32, ensure_all_finite="allow-nan", y_numeric=not classify,
+                         accept_sparse=SPARSE_FORMATS, multi_output=multi)
+    if multi:
+        raise ValueError("Monotonicity constraints are not supported with multiple outputs.")
+    X = dense_float32(X)
+    if getattr(est, "criterion", None) == "poisson":
+        if np.any(y < 0):
+            raise ValueError("Some value(s) of y are negative which is not allowed for Poisson regression.")
+        if np.sum(y) <= 0:
+            raise ValueError("Sum of y is not strictly positive which is necessary for Poisson regression."
+                             if hasattr(est, "n_estimators") else
+                             "Sum of y is not positive which is necessary for Poisson regression.")
     if np.isinf(X).any():  # allow-nan lets through only NaN; belt and braces for float32 overflow
         raise ValueError("Input X contains infinity or a value too large for dtype('float32').")
     return X, y
@@ -93,9 +120,10 @@ def bin_data(X, weight, max_bins: int, seed: int):
 
 
 def grow(est, X, y_enc, weight, *, criterion, n_classes, seeds, max_features, bootstrap=False, n_draws=None,
-         balanced_subsample=False, threads) -> Forest:
+         balanced_subsample=False, threads, bin_seed=None) -> Forest:
     """Bin X (rows with weight > 0) and grow one tree per seed; returns the Forest."""
-    bin_seed = int(seeds[0]) ^ 0x9E3779B9 if len(seeds) else 0
+    if bin_seed is None:
+        bin_seed = int(seeds[0]) ^ 0x9E3779B9 if len(seeds) else 0
     codes, edges = bin_data(X, weight, est.max_bins, bin_seed)
     split, leaf = resolve_sizes(est, X.shape[0])
     grown = ops.tree_grow_forest(
@@ -103,8 +131,30 @@ def grow(est, X, y_enc, weight, *, criterion, n_classes, seeds, max_features, bo
         min_samples_split=split, min_samples_leaf=leaf, min_weight_fraction_leaf=est.min_weight_fraction_leaf,
         min_impurity_decrease=est.min_impurity_decrease, max_features=max_features,
         max_leaf_nodes=est.max_leaf_nodes, bootstrap=bootstrap, n_draws=n_draws,
-        balanced_subsample=balanced_subsample, threads=threads)
+        balanced_subsample=balanced_subsample, threads=threads, monotonic_cst=monotonic_for(est, X.shape[1]),
+        random_split=getattr(est, "splitter", "best") == "random")
     return Forest(grown, edges, X.shape[1])
+
+
+def monotonic_for(est, d: int):
+    """scikit-learn's monotonic_cst checks; classifiers' constraints (on the positive class) flipped
+    to the kernel's class-0 fraction. None when unconstrained."""
+    cst = getattr(est, "monotonic_cst", None)
+    if cst is None:
+        return None
+    if getattr(est, "n_outputs_", 1) > 1:
+        raise ValueError("Monotonicity constraints are not supported with multiple outputs.")
+    cst = np.asarray(cst)
+    if cst.shape[0] != d:
+        raise ValueError(f"monotonic_cst has shape {cst.shape[0]} but the input data X has {d} features.")
+    if not np.isin(cst, (-1, 0, 1)).all():
+        raise ValueError(f"monotonic_cst must be None or an array-like of -1, 0 or 1, but got {np.unique(cst)}")
+    cst = cst.astype(np.int8)
+    if hasattr(est, "classes_"):
+        if len(est.classes_) > 2:
+            raise ValueError("Monotonicity constraints are not supported with multiclass classification")
+        cst = -cst
+    return cst
 
 
 def seeds_for(random_state, n: int) -> np.ndarray:

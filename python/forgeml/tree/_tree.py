@@ -7,11 +7,14 @@ kernels are reached through ``forgeml.ops``.
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from .. import ops
 
 TREE_LEAF = -1
 TREE_UNDEFINED = -2
+TREE_FIELDS = ("feature", "threshold", "children_left", "children_right", "missing_go_to_left", "impurity",
+               "n_node_samples", "weighted_n_node_samples", "value")
 
 
 class Forest:
@@ -39,6 +42,37 @@ class Forest:
         self.value = grown["value"]
         self.n_features = n_features
         self._pack()
+
+    @classmethod
+    def from_trees(cls, trees: list, depths, n_features: int) -> "Forest":
+        """A forest from per-tree field dicts (tree_fields' layout)."""
+        self = cls.__new__(cls)
+        sizes = [len(t["feature"]) for t in trees]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.depth = np.asarray(depths, dtype=np.int32)
+        for name in TREE_FIELDS:
+            setattr(self, name, np.concatenate([t[name] for t in trees]))
+        self.n_features = n_features
+        self._pack()
+        return self
+
+    def tree_fields(self, t: int) -> dict:
+        a, b = int(self.offsets[t]), int(self.offsets[t + 1])
+        return {name: getattr(self, name)[a:b] for name in TREE_FIELDS}
+
+    def concat(self, other: "Forest") -> "Forest":
+        trees = [f.tree_fields(t) for f in (self, other) for t in range(f.n_trees)]
+        return Forest.from_trees(trees, np.concatenate([self.depth, other.depth]), self.n_features)
+
+    def subset(self, keep) -> "Forest":
+        keep = list(keep)
+        return Forest.from_trees([self.tree_fields(t) for t in keep], self.depth[keep], self.n_features)
+
+    def pruned(self, ccp_alpha: float) -> "Forest":
+        """Every tree pruned by minimal cost-complexity pruning at ccp_alpha."""
+        from ._prune import prune
+        out = [prune(self.tree_fields(t), ccp_alpha) for t in range(self.n_trees)]
+        return Forest.from_trees([f for f, _ in out], [d for _, d in out], self.n_features)
 
     def _pack(self):
         """nodes (N, 4) int32 for the kernel: {feature | nan_left << 30, threshold bits, left, right}."""
@@ -116,6 +150,47 @@ class Tree:
     @property
     def n_leaves(self) -> int:
         return int(np.sum(self.children_left == TREE_LEAF))
+
+    def _walk(self, X, on_step=None):
+        """Leaf id (n) of every row of X (dense or sparse), calling on_step(rows, nodes) for each
+        node visited. x <= threshold compares in float32, as the prediction kernel does."""
+        if sp.issparse(X):
+            X = X.toarray()
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[1] != self.n_features:
+            raise ValueError(f"X: expected shape (n_samples, {self.n_features}), got {X.shape}")
+        thr = self.threshold.astype(np.float32)
+        node = np.zeros(X.shape[0], dtype=np.intp)
+        active = np.arange(X.shape[0])
+        while True:
+            if on_step is not None:
+                on_step(active, node[active])
+            f = self.feature[node[active]]
+            active = active[f >= 0]
+            if not len(active):
+                return node
+            at = node[active]
+            x = X[active, self.feature[at]]
+            go_left = np.where(np.isnan(x), self.missing_go_to_left[at].astype(bool), x <= thr[at])
+            node[active] = np.where(go_left, self.children_left[at], self.children_right[at])
+
+    def apply(self, X) -> np.ndarray:
+        """Leaf id reached by each row of X, (n,) intp."""
+        return self._walk(X)
+
+    def decision_path(self, X):
+        """CSR indicator (n, node_count): the nodes each row passes through."""
+        rows, nodes = [], []
+        self._walk(X, lambda r, nd: (rows.append(r), nodes.append(nd)))
+        n = np.asarray(X.shape[0])
+        r = np.concatenate(rows) if rows else np.zeros(0, np.intp)
+        c = np.concatenate(nodes) if nodes else np.zeros(0, np.intp)
+        out = sp.csr_matrix((np.ones(len(r), dtype=np.intp), (r, c)), shape=(int(n), self.node_count))
+        out.sort_indices()
+        return out
+
+    def predict(self, X) -> np.ndarray:
+        return self.value[self.apply(X)]
 
     def compute_feature_importances(self, normalize=True) -> np.ndarray:
         out = np.zeros(self.n_features)

@@ -1,0 +1,122 @@
+"""Run scikit-learn's own tree and forest test files on forgeml's estimator classes.
+
+Copies test_tree.py, test_export.py, test_monotonic_tree.py (sklearn/tree/tests) and
+test_forest.py (sklearn/ensemble/tests) from the installed scikit-learn into a temporary
+directory, rebinds every estimator class forgeml provides to forgeml's (right after each file's
+imports, so module-level tables such as CLF_TREES pick them up), runs pytest on them and counts
+the outcomes of the tests that construct a forgeml estimator (the others test scikit-learn's own
+classes or private Cython internals and are reported apart).
+
+    PYTHONPATH=python python tests/sklearn_conformance/run.py [--floor N] [--json out.json]
+                                                             [--keep DIR] [-- pytest args]
+
+Exit status 1 when fewer than --floor forgeml tests pass.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+
+FILES = ["tree/tests/test_tree.py", "tree/tests/test_export.py", "tree/tests/test_monotonic_tree.py",
+         "ensemble/tests/test_forest.py"]
+CLASSES = {  # name -> forgeml module that may provide it
+    "DecisionTreeClassifier": "forgeml.tree", "DecisionTreeRegressor": "forgeml.tree",
+    "ExtraTreeClassifier": "forgeml.tree", "ExtraTreeRegressor": "forgeml.tree",
+    "RandomForestClassifier": "forgeml.ensemble", "RandomForestRegressor": "forgeml.ensemble",
+    "ExtraTreesClassifier": "forgeml.ensemble", "ExtraTreesRegressor": "forgeml.ensemble",
+    # scikit-learn's export functions accept only its own tree classes: forgeml's run its code
+    "export_text": "forgeml.tree", "plot_tree": "forgeml.tree", "export_graphviz": "forgeml.tree",
+}
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+def provided() -> dict[str, str]:
+    import importlib
+    out = {}
+    for name, mod in CLASSES.items():
+        if hasattr(importlib.import_module(mod), name):
+            out[name] = mod
+    return out
+
+
+def rewrite(src: str, names: dict[str, str]) -> str:
+    """Insert `from forgeml.x import Name` for the forgeml classes the file imports, after its
+    last top-level import."""
+    tree = ast.parse(src)
+    imported, last = set(), 0
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            last = node.end_lineno
+            if isinstance(node, ast.ImportFrom):
+                imported.update(a.asname or a.name for a in node.names)
+    lines = src.splitlines(keepends=True)
+    block = ["# --- forgeml conformance: estimator classes from forgeml ---\n"]
+    block += [f"from {mod} import {name}  # noqa\n" for name, mod in sorted(names.items()) if name in imported]
+    return "".join(lines[:last] + block + lines[last:])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--floor", type=int, default=0, help="fail when fewer forgeml tests pass")
+    ap.add_argument("--json", help="write per-test outcomes here")
+    ap.add_argument("--keep", help="write the adapted files to this directory (kept)")
+    ap.add_argument("--list-failed", action="store_true", help="print the failing forgeml tests")
+    ap.add_argument("pytest_args", nargs="*")
+    args = ap.parse_args(argv)
+
+    import sklearn
+    skl = pathlib.Path(sklearn.__file__).parent
+    names = provided()
+    work = pathlib.Path(args.keep) if args.keep else pathlib.Path(tempfile.mkdtemp(prefix="forgeml_skl_"))
+    work.mkdir(parents=True, exist_ok=True)
+    for rel in FILES:
+        src = (skl / rel).read_text()
+        (work / pathlib.Path(rel).name).write_text(rewrite(src, names))
+    shutil.copy(HERE / "plugin.py", work / "forgeml_conformance_plugin.py")
+    (work / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
+    out_json = work / "outcomes.json"
+    env = dict(os.environ)
+    paths = [str(pathlib.Path(p).resolve()) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join([str(work), *paths])
+    env["FORGEML_CONFORMANCE_OUT"] = str(out_json)
+    env.setdefault("MPLBACKEND", "Agg")
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "sklearn.conftest", "-p", "forgeml_conformance_plugin",
+           "--rootdir", str(work), "-o", "console_output_style=classic", "--tb=no", "-rN",
+           *[str(work / pathlib.Path(r).name) for r in FILES], *args.pytest_args]
+    proc = subprocess.run(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if not out_json.exists():
+        print(proc.stdout[-5000:])
+        print("conformance: pytest wrote no outcomes", file=sys.stderr)
+        return 2
+    res = json.loads(out_json.read_text())
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(res, indent=1))
+    fml = {k: v for k, v in res.items() if v["forgeml"]}
+    count = lambda d, o: sum(1 for v in d.values() if v["outcome"] == o)  # noqa: E731
+    print(f"forgeml classes: {', '.join(sorted(names))}")
+    for label, d in (("forgeml tests", fml), ("other tests", {k: v for k, v in res.items() if not v["forgeml"]})):
+        print(f"{label}: {count(d, 'passed')} passed, {count(d, 'failed')} failed, {count(d, 'skipped')} skipped"
+              f" (of {len(d)})")
+    passed, failed = count(fml, "passed"), count(fml, "failed")
+    print(f"CONFORMANCE passed={passed} failed={failed} rate={passed / max(1, passed + failed):.3f}")
+    if args.list_failed:
+        for k, v in sorted(fml.items()):
+            if v["outcome"] == "failed":
+                print("FAILED", k, "|", v.get("msg", "")[:200])
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    if passed < args.floor:
+        print(f"conformance: {passed} forgeml tests passed, below the floor {args.floor}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""The benchmark's newcomer-facing output: which peers were found (and how to install the missing
+ones), the per-family summary, and its picture."""
+
+import io
+import math
+
+import pytest
+
+from forgeml.bench import harness, peers
+
+
+def _bench_with(rows):
+    b = harness.Bench(out=io.StringIO())
+    b.rows = [harness.Row(f, c, "forgeml", p, 1.0, r, r) for f, c, p, r in rows]
+    return b
+
+
+def test_summary_is_the_geometric_mean_with_best_and_worst():
+    b = _bench_with(
+        [
+            ("conv", "a", "torch", 2.0),
+            ("conv", "b", "torch", 0.5),
+            ("conv", "c", "torch", 4.0),
+            ("tree", "fit", "sklearn", 10.0),
+        ]
+    )
+    s = {x["family"]: x for x in b.family_summary(["conv", "tree", "rnn"])}
+    assert math.isclose(s["conv"]["gmean"], 4.0 ** (1 / 3))
+    assert (s["conv"]["best"].case, s["conv"]["worst"].case) == ("c", "b")
+    assert s["rnn"]["n"] == 0
+    text = b.summary(["conv", "tree", "rnn"])
+    assert " 1.59x" in text and "4.00x c vs torch" in text and "0.50x b vs torch" in text
+    assert "rnn" in text and "no peer measured" in text
+    assert len(text.splitlines()) == 5  # header lines + one per family: fits a screen
+
+
+def test_peer_line_names_the_missing_and_the_command(monkeypatch):
+    monkeypatch.setitem(peers.PEERS, "fake", {"numpy": ("numpy", None), "no_such_peer_xyz": ("xyz", "pip install xyz")})
+    line = peers.line("fake")
+    assert line.startswith("# fake: peers found: numpy ")
+    assert "missing no_such_peer_xyz: pip install xyz" in line
+    monkeypatch.setitem(peers.PEERS, "lonely", {"no_such_peer_xyz": ("xyz", "pip install xyz")})
+    assert "peers found: none" in peers.line("lonely") and "forgeml alone" in peers.line("lonely")
+
+
+def test_every_family_has_a_peer_entry():
+    from forgeml.bench import families
+
+    assert set(families()) <= set(peers.PEERS)
+
+
+def test_plot_draws_summary_and_rows(tmp_path):
+    pytest.importorskip("matplotlib")
+    b = _bench_with([("conv", "a", "torch", 2.0), ("gemm", "b", "numpy", 0.8)])
+    path = tmp_path / "bench.png"
+    assert b.plot(str(path))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
