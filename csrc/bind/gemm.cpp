@@ -23,9 +23,13 @@ struct Mat {
   int64_t batch, rows, cols, ld, stride;
 };
 
+// A dtype's byte-order character is '>' on a little-endian machine (or '<' on a big-endian
+// one) only when its bytes must be swapped before use; those arrays take the converting path.
+constexpr char kForeignOrder = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? '>' : '<';
+
 Mat mat_of(const py::array& x, const char* name, bool writable = false) {
-  FORGEML_CHECK_ARG(x.dtype().kind() == 'f' && x.itemsize() == 4, name, ": expected float32, got ",
-                    std::string(py::str(x.dtype())));
+  FORGEML_CHECK_ARG(x.dtype().kind() == 'f' && x.itemsize() == 4 && x.dtype().byteorder() != kForeignOrder, name,
+                    ": expected native float32, got ", std::string(py::str(x.dtype())));
   const int nd = static_cast<int>(x.ndim());
   FORGEML_CHECK_ARG(nd == 2 || nd == 3, name, ": expected a 2-D or 3-D array, got ", nd, "-D");
   if (writable) FORGEML_CHECK_ARG(x.writeable(), name, ": array is read-only");
@@ -50,7 +54,8 @@ Mat mat_of(const py::array& x, const char* name, bool writable = false) {
 const float* bias_of(const py::object& bias, int64_t N) {
   if (bias.is_none()) return nullptr;
   py::array b = py::reinterpret_borrow<py::array>(bias);
-  FORGEML_CHECK_ARG(b.dtype().kind() == 'f' && b.itemsize() == 4 && b.ndim() == 1 && b.shape(0) == N &&
+  FORGEML_CHECK_ARG(b.dtype().kind() == 'f' && b.itemsize() == 4 && b.dtype().byteorder() != kForeignOrder &&
+                        b.ndim() == 1 && b.shape(0) == N &&
                         (N <= 1 || b.strides(0) == 4),
                     "bias: expected a contiguous float32 vector of length ", N);
   return static_cast<const float*>(b.data());
@@ -113,7 +118,8 @@ bool fast_mat(PyObject* o, bool& trans, Mat& m, int& nd) {
   if (!api.PyArray_Check_(o)) return false;
   auto* a = npy::array_proxy(o);
   nd = a->nd;
-  if ((nd != 2 && nd != 3) || npy::array_descriptor_proxy(a->descr)->type_num != npy::npy_api::NPY_FLOAT_)
+  auto* descr = npy::array_descriptor_proxy(a->descr);
+  if ((nd != 2 && nd != 3) || descr->type_num != npy::npy_api::NPY_FLOAT_ || descr->byteorder == kForeignOrder)
     return false;
   const Py_intptr_t* sh = a->dimensions;
   const Py_intptr_t* st = a->strides;
@@ -169,7 +175,8 @@ py::object fast_matmul(py::handle a, py::handle b, py::handle trans_a, py::handl
     if (!api.PyArray_Check_(bias.ptr())) return py::none();
     auto* bp = npy::array_proxy(bias.ptr());
     if (bp->nd != 1 || bp->dimensions[0] != N || (N > 1 && bp->strides[0] != 4) ||
-        npy::array_descriptor_proxy(bp->descr)->type_num != npy::npy_api::NPY_FLOAT_)
+        npy::array_descriptor_proxy(bp->descr)->type_num != npy::npy_api::NPY_FLOAT_ ||
+        npy::array_descriptor_proxy(bp->descr)->byteorder == kForeignOrder)
       return py::none();
     bias_p = reinterpret_cast<const float*>(bp->data);
   }

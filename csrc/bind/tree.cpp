@@ -8,6 +8,7 @@
 
 #include "bind/registry.h"
 #include "forgeml/check.h"
+#include "forgeml/validate.h"
 #include "cpu/tree/tree.h"
 
 namespace py = pybind11;
@@ -128,9 +129,7 @@ Arr<int32_t> bootstrap_counts(int64_t n, int64_t n_draws, uint64_t seed) {
 
 void check_forest(const Arr<float>& X, const Arr<int32_t>& nodes, const Arr<int64_t>& roots) {
   FORGEML_CHECK_ARG(X.ndim() == 2 && nodes.ndim() == 2 && nodes.shape(1) == 4, "forest: inconsistent shapes");
-  const int64_t N = nodes.shape(0);
-  for (py::ssize_t t = 0; t < roots.size(); ++t)
-    FORGEML_CHECK_ARG(roots.data()[t] >= 0 && roots.data()[t] < N, "roots: out of range");
+  forgeml::check_forest_nodes(nodes.data(), nodes.shape(0), roots.data(), roots.size(), X.shape(1));
 }
 
 Arr<double> forest_predict(Arr<float> X, Arr<int32_t> nodes, Arr<double> values, Arr<int64_t> roots, int threads) {

@@ -1,4 +1,7 @@
 // Run-time facts shared by every CPU kernel: ISA detection, thread count, interrupt hook.
+#include <pthread.h>
+
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -62,8 +65,22 @@ Isa from_env(Isa detected) {
 
 Isa g_detected = detect();
 Isa g_active = from_env(g_detected);
-int g_threads = 0;  // 0: OpenMP's default (honours OMP_NUM_THREADS)
+std::atomic<int> g_threads{0};  // 0: OpenMP's default (honours OMP_NUM_THREADS)
+thread_local int t_pinned = 0;   // > 0 inside a ThreadCountScope on this thread
 InterruptHook g_hook = nullptr;
+
+// fork() safety. libgomp's thread pool does not survive fork(): the child inherits the pool's
+// bookkeeping but none of its threads, so the child's first multi-threaded parallel region
+// waits forever on workers that do not exist (libgomp has no way to rebuild the pool). A
+// parallel region of one thread never touches the pool, so the child runs every kernel on one
+// thread: it stays correct, never hangs, and the processes a fork-based pool (multiprocessing,
+// joblib) starts share the cores between them anyway. The parent keeps its pool untouched.
+std::atomic<bool> g_forked_child{false};
+void after_fork_in_child() {
+  g_forked_child.store(true);
+  g_threads.store(1);
+}
+[[maybe_unused]] const bool g_atfork_installed = pthread_atfork(nullptr, nullptr, after_fork_in_child) == 0;
 
 }  // namespace
 
@@ -75,10 +92,23 @@ void set_active_isa(Isa isa) {
   g_active = isa;
 }
 
-int num_threads() { return g_threads > 0 ? g_threads : omp_get_max_threads(); }
+int num_threads() {
+  if (t_pinned > 0) return t_pinned;
+  int n = g_threads.load(std::memory_order_relaxed);
+  return n > 0 ? n : omp_get_max_threads();
+}
 void set_num_threads(int n) {
   FORGEML_CHECK_ARG(n >= 1, "n: expected a thread count >= 1, got ", n);
-  g_threads = n;
+  if (g_forked_child.load()) return;  // one thread after fork(): see after_fork_in_child
+  g_threads.store(n);
+}
+bool in_forked_child() { return g_forked_child.load(); }
+
+ThreadCountScope::ThreadCountScope() : outer_(t_pinned == 0) {
+  if (outer_) t_pinned = num_threads();
+}
+ThreadCountScope::~ThreadCountScope() {
+  if (outer_) t_pinned = 0;
 }
 
 void set_interrupt_hook(InterruptHook hook) { g_hook = hook; }

@@ -22,7 +22,7 @@ enum Mode { kForward = 0, kData = 1, kWeight = 2 };
 
 __device__ __forceinline__ float activate(int act, float v) {
   switch (act) {
-    case 1: return v > 0.f ? v : 0.f;
+    case 1: return v < 0.f ? 0.f : v;  // NaN stays NaN (Keras/NumPy)
     case 2: return 1.f / (1.f + expf(-v));
     case 3: return tanhf(v);
     case 4: return 0.5f * v * (1.f + erff(v * 0.70710678118654752f));
@@ -180,7 +180,7 @@ __global__ void pool_forward_kernel(Shape s, int kind, const float* x, float* y,
   for (int64_t ih = h0; ih < h1; ++ih)
     for (int64_t iw = w0; iw < w1; ++iw) {
       float v = x[((n * s.H + ih) * s.W + iw) * s.C + c];
-      acc = kind == 0 ? fmaxf(acc, v) : acc + v;
+      acc = kind == 0 ? (v > acc || v != v ? v : acc) : acc + v;  // NaN wins, as NumPy's max (fmaxf drops it)
     }
   y[i] = kind == 0 ? acc : acc / float((h1 - h0) * (w1 - w0));
 }
@@ -198,7 +198,7 @@ __global__ void max_pool_backward_kernel(Shape s, const float* x, const float* d
   for (int64_t ih = h0; ih < h1; ++ih)
     for (int64_t iw = w0; iw < w1; ++iw) {
       int64_t off = ((n * s.H + ih) * s.W + iw) * s.C + c;
-      if (x[off] > best) best = x[off], arg = off;
+      if (x[off] > best || (x[off] != x[off] && best == best)) best = x[off], arg = off;  // first NaN wins
     }
   atomicAdd(dx + arg, dy[i]);
 }

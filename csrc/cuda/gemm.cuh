@@ -50,7 +50,7 @@ struct BiasActivation {
   __device__ __forceinline__ float operator()(int64_t, int64_t col, float v) const {
     if (bias) v += bias[col];
     switch (activation) {
-      case 1: return v > 0.0f ? v : 0.0f;
+      case 1: return v < 0.0f ? 0.0f : v;  // NaN stays NaN (Keras/NumPy)
       case 2: return 1.0f / (1.0f + expf(-v));
       case 3: return tanhf(v);
       case 4: return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));

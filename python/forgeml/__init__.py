@@ -23,10 +23,21 @@ __all__ = ["__version__", "show_config", "set_num_threads", "get_num_threads", "
            *_SUBMODULES]
 
 
+_MAX_THREADS = 4096  # far beyond any one machine's cores; larger counts are typos or overflows
+
+
 def set_num_threads(n: int) -> None:
-    """Threads used by the CPU kernels (default: OpenMP's, which honours OMP_NUM_THREADS)."""
+    """Threads used by the CPU kernels (default: OpenMP's, which honours OMP_NUM_THREADS).
+
+    Calls already running keep the count they started with. In a process forked from one that
+    loaded forgeml the kernels run on one thread and this setting is ignored (the OpenMP pool
+    does not survive fork; see README "Reliability")."""
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"n: expected an int >= 1, got {n!r}")
+    if n < 1:
+        raise ValueError(f"n: expected a thread count >= 1, got {n}")
+    if n > _MAX_THREADS:
+        raise ValueError(f"n: expected a thread count <= {_MAX_THREADS}, got {n}")
     _backend.cpu.set_num_threads(n)
 
 

@@ -126,6 +126,7 @@ bool use_avx512() {
 }  // namespace
 
 void forward(const Geom& g, const float* x, const float* w, const float* bias, gemm::Activation act, float* y) {
+  ThreadCountScope threads;  // per-thread buffers and the work split see one thread count
   int64_t ysize = g.N * g.OH * g.OW * g.O;
   if (ysize == 0) return;
   if (g.K() == 0) {  // no input channels: y = act(bias)
@@ -143,6 +144,7 @@ void forward(const Geom& g, const float* x, const float* w, const float* bias, g
 }
 
 void backward(const Geom& g, const float* x, const float* w, const float* dy, float* dx, float* dw, float* db) {
+  ThreadCountScope threads;  // per-thread buffers and the work split see one thread count
   const int64_t M = g.N * g.OH * g.OW, xsize = g.N * g.H * g.W * g.C, wsize = g.K() * g.O;
   if (M == 0 || g.O == 0 || g.K() == 0) {  // nothing flows back: zeros (db may still have terms)
     if (dx) std::fill(dx, dx + xsize, 0.f);

@@ -12,6 +12,13 @@
 namespace forgeml::conv {
 
 namespace {
+// max that lets NaN win, as NumPy's max and Keras's max pooling do (std::max keeps its first
+// argument when either is NaN, which would hide a NaN input).
+inline float max_nan(float best, float v) { return v > best || v != v ? v : best; }
+}  // namespace
+
+
+namespace {
 
 struct Window {
   int64_t h0, h1, w0, w1;  // real rows [h0, h1), columns [w0, w1)
@@ -39,7 +46,7 @@ void pool_forward(const Geom& g, Pool kind, const float* x, float* y) {
           for (int64_t ih = win.h0; ih < win.h1; ++ih)
             for (int64_t iw = win.w0; iw < win.w1; ++iw) {
               const float* xp = xn + (ih * g.W + iw) * C;
-              for (int64_t c = 0; c < C; ++c) yp[c] = std::max(yp[c], xp[c]);
+              for (int64_t c = 0; c < C; ++c) yp[c] = max_nan(yp[c], xp[c]);
             }
         } else {
           std::fill(yp, yp + C, 0.f);
@@ -80,7 +87,7 @@ void pool_backward(const Geom& g, Pool kind, const float* x, const float* dy, fl
             for (int64_t ih = win.h0; ih < win.h1; ++ih)
               for (int64_t iw = win.w0; iw < win.w1; ++iw) {
                 const float* __restrict xp = xn + (ih * g.W + iw) * C;
-                for (int64_t c = 0; c < C; ++c) best[c] = xp[c] > best[c] ? xp[c] : best[c];
+                for (int64_t c = 0; c < C; ++c) best[c] = max_nan(best[c], xp[c]);
               }
             std::copy(d, d + C, rest);
             for (int64_t ih = win.h0; ih < win.h1; ++ih)
@@ -88,9 +95,10 @@ void pool_backward(const Geom& g, Pool kind, const float* x, const float* dy, fl
                 const float* __restrict xp = xn + (ih * g.W + iw) * C;
                 float* __restrict dp = dxn + (ih * g.W + iw) * C;
                 for (int64_t c = 0; c < C; ++c) {
-                  float add = xp[c] == best[c] ? rest[c] : 0.f;
+                  const bool hit = xp[c] == best[c] || (best[c] != best[c] && xp[c] != xp[c]);  // or the first NaN
+                  float add = hit ? rest[c] : 0.f;
                   dp[c] += add;
-                  rest[c] = xp[c] == best[c] ? 0.f : rest[c];  // given: later equal elements add 0
+                  rest[c] = hit ? 0.f : rest[c];  // given: later equal elements add 0
                 }
               }
           } else {

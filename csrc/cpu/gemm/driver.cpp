@@ -252,11 +252,13 @@ void run(const Problem& p, const Kernel* kern, int max_threads) {
 void check_args(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
                 const float* B, int64_t ldb, const float* C, int64_t ldc) {
   FORGEML_CHECK_ARG(M >= 0 && N >= 0 && K >= 0, "sgemm: sizes must be >= 0, got M=", M, " N=", N, " K=", K);
-  FORGEML_CHECK_ARG(lda >= std::max<int64_t>(1, trans_a ? M : K), "sgemm: lda=", lda, " is below ",
+  // A leading dimension matters only for a matrix with elements (an empty one, e.g. K = 0
+  // features, may come with ld = 0).
+  FORGEML_CHECK_ARG(M * K == 0 || lda >= (trans_a ? M : K), "sgemm: lda=", lda, " is below ",
                     trans_a ? "M=" : "K=", trans_a ? M : K);
-  FORGEML_CHECK_ARG(ldb >= std::max<int64_t>(1, trans_b ? K : N), "sgemm: ldb=", ldb, " is below ",
+  FORGEML_CHECK_ARG(K * N == 0 || ldb >= (trans_b ? K : N), "sgemm: ldb=", ldb, " is below ",
                     trans_b ? "K=" : "N=", trans_b ? K : N);
-  FORGEML_CHECK_ARG(ldc >= std::max<int64_t>(1, N), "sgemm: ldc=", ldc, " is below N=", N);
+  FORGEML_CHECK_ARG(M * N == 0 || ldc >= N, "sgemm: ldc=", ldc, " is below N=", N);
   FORGEML_CHECK_ARG((M * N == 0 || C) && (M * K == 0 || A) && (K * N == 0 || B), "sgemm: null matrix pointer");
 }
 

@@ -16,8 +16,23 @@
 
 namespace forgeml {
 
-int num_threads();            // the thread count kernels use
-void set_num_threads(int n);  // n >= 1
+int num_threads();            // the thread count kernels use (the call's snapshot inside a ThreadCountScope)
+void set_num_threads(int n);  // n >= 1 (1 in a child after fork(): see runtime.cpp)
+bool in_forked_child();       // true in a process forked from one that loaded forgeml
+
+// Pins num_threads() on the calling thread to one read for the rest of a kernel call, so
+// per-thread buffers and the work split agree even when set_num_threads runs meanwhile on
+// another thread. Nested scopes keep the outermost snapshot.
+class ThreadCountScope {
+ public:
+  ThreadCountScope();
+  ~ThreadCountScope();
+  ThreadCountScope(const ThreadCountScope&) = delete;
+  ThreadCountScope& operator=(const ThreadCountScope&) = delete;
+
+ private:
+  bool outer_;
+};
 
 using InterruptHook = void (*)();
 void set_interrupt_hook(InterruptHook hook);

@@ -127,14 +127,24 @@ def load_model(filepath, custom_objects=None, compile=True):
     if not zipfile.is_zipfile(filepath):
         raise ValueError(f"File format not supported: filepath={filepath}. forgeml.keras loads `.keras` files "
                          "written by model.save")
-    with zipfile.ZipFile(filepath) as zf:
-        config = json.loads(zf.read("config.json"))
-        weights = zf.read("model.weights.npz")
+    try:
+        with zipfile.ZipFile(filepath) as zf:
+            config = json.loads(zf.read("config.json"))
+            weights = zf.read("model.weights.npz")
+    except (KeyError, zipfile.BadZipFile, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"filepath: {filepath} is not a readable .keras file ({exc})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
+        raise ValueError(f"filepath: {filepath} has a config.json that is not a model description "
+                         f"(expected a JSON object with a 'config' object, got {type(config).__name__})")
     from . import serialization
     if not serialization.is_model_spec(config):
         raise ValueError(f"Unsupported model class {config.get('class_name')!r}")
-    model = Model.from_config(config["config"], custom_objects) if config.get("class_name") == "Sequential" \
-        else serialization.deserialize_model(config, custom_objects)
+    try:
+        model = Model.from_config(config["config"], custom_objects) if config.get("class_name") == "Sequential" \
+            else serialization.deserialize_model(config, custom_objects)
+    except (KeyError, TypeError, AttributeError, IndexError) as exc:  # a hostile or damaged config
+        raise ValueError(f"filepath: {filepath} has a config.json forgeml cannot build a model from "
+                         f"({type(exc).__name__}: {exc})") from None
     if not model.built:
         shape = (config.get("build_config") or {}).get("input_shape")
         if shape:
@@ -157,7 +167,10 @@ def load_model(filepath, custom_objects=None, compile=True):
         model.compile(optimizer=optimizers_module.deserialize(cc["optimizer"]),
                       loss=losses_module.get(cc["loss"]), metrics=cc.get("metrics") or None,
                       weighted_metrics=cc.get("weighted_metrics") or None)
-    _load_npz(model, weights, compile and bool(cc))
+    try:
+        _load_npz(model, weights, compile and bool(cc))
+    except (EOFError, OSError, KeyError, IndexError, TypeError, zipfile.BadZipFile) as exc:  # damaged weights
+        raise ValueError(f"filepath: {filepath} has unreadable weights ({type(exc).__name__}: {exc})") from None
     return model
 
 

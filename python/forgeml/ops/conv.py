@@ -16,6 +16,7 @@ from .._backend import device_ptr as _ptr
 __all__ = ["conv2d", "conv2d_grad", "max_pool2d", "avg_pool2d", "max_pool2d_grad", "avg_pool2d_grad",
            "conv_output_shape"]
 
+_MAX_SIZE = 2 ** 31 - 1  # strides, dilations and padded extents the kernels index with
 _ACTIVATIONS = {None: 0, "linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "gelu": 4}
 
 
@@ -28,8 +29,8 @@ def _pair(v, name):
         raise TypeError(f"{name}: expected an int or a pair of ints, got {v!r}") from None
     if len(vals) != 2 or any(isinstance(t, bool) or not isinstance(t, (int, np.integer)) for t in vals):
         raise TypeError(f"{name}: expected an int or a pair of ints, got {v!r}")
-    if any(t < 1 for t in vals):
-        raise ValueError(f"{name}: expected positive integers, got {v!r}")
+    if any(t < 1 or t > _MAX_SIZE for t in vals):
+        raise ValueError(f"{name}: expected integers in [1, {_MAX_SIZE}], got {v!r}")
     return int(vals[0]), int(vals[1])
 
 
@@ -39,6 +40,9 @@ def _pads_1d(size, k, stride, dilation, padding, what):
     if padding == "same":
         out = -(-size // stride)
         total = max((out - 1) * stride + eff - size, 0)
+        if size + total > _MAX_SIZE:
+            raise ValueError(f"dilation: the dilated window of size {eff} needs the input padded to {size + total}, "
+                             f"past {_MAX_SIZE}; use a smaller dilation or padding='valid'")
         return out, total // 2, total - total // 2
     if eff > size:
         raise ValueError(f"{what}: the (dilated) window of size {eff} is larger than the input of size {size} "
@@ -65,6 +69,9 @@ def conv_output_shape(input_shape, kernel_shape, *, strides=1, padding="valid", 
 
 
 def _arrays(names, arrays):
+    for n, a in zip(names, arrays):
+        if a is None and n != "bias":
+            raise TypeError(f"{n}: expected an array, got None")
     kind, mod = _backend.backend_of(*arrays, names=names)
     xp = np
     if kind == "cuda":
@@ -86,6 +93,10 @@ def _conv_setup(x, w, strides, padding, dilation):
     dh, dw = _pair(dilation, "dilation")
     _, _, pads = conv_output_shape(x.shape[1:3], w.shape[:2], strides=(sh, sw), padding=padding,
                                    dilation=(dh, dw))
+    padded = (x.shape[1] + pads[0] + pads[1]) * (x.shape[2] + pads[2] + pads[3]) * x.shape[3]
+    if any(pads) and padded > _MAX_SIZE:  # the kernels pad one image at a time
+        raise ValueError(f"dilation: a window of dilation {(dh, dw)} with padding='same' pads each image to "
+                         f"{padded} elements, past {_MAX_SIZE}; use a smaller dilation or padding='valid'")
     return (sh, sw), (dh, dw), pads
 
 

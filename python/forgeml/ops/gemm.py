@@ -98,12 +98,13 @@ def _matmul(a, b, trans_a, trans_b, bias, activation, out):
         bias = _bias(bias, n, xp)
     target = None
     if out is not None:
-        if type(out) is not xp.ndarray or out.dtype != _F32 or tuple(out.shape) != shape:
+        if type(out) is not xp.ndarray or out.dtype.newbyteorder("=") != _F32 or tuple(out.shape) != shape:
             got = f"{out.dtype} {tuple(out.shape)}" if hasattr(out, "shape") else type(out).__name__
             raise ValueError(f"out: expected a float32 array of shape {shape}, got {got}")
         if not getattr(out.flags, "writeable", True):
             raise ValueError("out: the array is read-only")
-        if out.strides[-1] != 4 or (len(shape) == 3 and out.strides[0] < 0) or out.strides[-2] < 4 * n:
+        if (out.dtype != _F32 or out.strides[-1] != 4 or (len(shape) == 3 and out.strides[0] < 0)
+                or out.strides[-2] < 4 * n):  # byte-swapped or oddly strided: computed aside, then copied in
             target, out = out, xp.empty(shape, _F32)
     else:
         out = xp.empty(shape, _F32)

@@ -8,6 +8,7 @@ import numpy as np
 
 from .._backend import as_array, backend_of, check_shape, cpu_only
 from .._backend import cuda_stream as _stream_ptr
+from ._validate import check_csr, check_finite
 
 __all__ = ["svm_fit_ovo", "svm_kernel", "svm_linear_fit", "svm_linear_cs_fit", "svm_fit_binary_cuda", "SVM_KERNELS"]
 
@@ -19,13 +20,26 @@ def _cpu_only(*arrays, names):
     return cpu_only(*arrays, names=names, what="forgeml's SVM solvers")
 
 
-def _check_kernel(kernel, gamma, degree):
+def _check_kernel(kernel, gamma, degree, coef0=0.0):
     if kernel not in SVM_KERNELS:
         raise ValueError(f"kernel: expected one of {SVM_KERNELS}, got {kernel!r}")
-    if not np.isfinite(gamma):
-        raise ValueError(f"gamma: expected a finite number, got {gamma!r}")
+    if not np.isfinite(gamma) or gamma < 0:
+        raise ValueError(f"gamma: expected a finite number >= 0, got {gamma!r}")
+    if not np.isfinite(coef0):
+        raise ValueError(f"coef0: expected a finite number, got {coef0!r}")
     if int(degree) != degree or degree < 0:
         raise ValueError(f"degree: expected a non-negative integer, got {degree!r}")
+
+
+def _gamma_inside(X, kernel, gamma):
+    """(X * sqrt(gamma), 1.0) for the kernels that see x only through gamma * x.y or gamma |x - y|^2,
+    else (X, gamma). The float32 dot products and squared norms then work on values near 1 whatever
+    the data's scale: features of size 1e20 (squares past float32's range) or 1e-20 (squares below
+    its normal range) otherwise give inf/NaN or denormal kernel values."""
+    root = float(np.sqrt(np.float64(gamma)))
+    if kernel not in ("rbf", "poly", "sigmoid") or root == 0 or 2.0 ** -20 <= root <= 2.0 ** 20:
+        return X, gamma  # data on a scale float32 squares well: the kernel as it is (same bits as before)
+    return (X * root).astype(X.dtype), 1.0
 
 
 def svm_kernel(X1, X2, kernel="rbf", *, gamma=1.0, coef0=0.0, degree=3):
@@ -35,12 +49,15 @@ def svm_kernel(X1, X2, kernel="rbf", *, gamma=1.0, coef0=0.0, degree=3):
     sigmoid: tanh(gamma x.y + coef0). The dot products are one SGEMM; the kernel function is its
     epilogue."""
     kind, mod = backend_of(X1, X2, names=["X1", "X2"])
-    _check_kernel(kernel, gamma, degree)
+    _check_kernel(kernel, gamma, degree, coef0)
     if kernel == "precomputed":
         raise ValueError("kernel: 'precomputed' has no kernel function to evaluate")
     X1 = as_array(X1, "X1", ndim=2)
     X2 = as_array(X2, "X2", ndim=2)
     check_shape(X2, "X2", (None, X1.shape[1]))
+    check_finite(X1, "X1")
+    check_finite(X2, "X2")
+    (X1, _), (X2, gamma) = _gamma_inside(X1, kernel, gamma), _gamma_inside(X2, kernel, gamma)
     if kind == "cuda":
         return _svm_kernel_cuda(mod, X1, X2, kernel, gamma, coef0, degree)
     return mod.svm_kernel(X1, X2, kernel, float(gamma), float(coef0), int(degree))
@@ -56,12 +73,14 @@ def svm_fit_ovo(X, members, C, kernel="rbf", *, gamma=1.0, coef0=0.0, degree=3, 
     the samples members[a] then members[b] (positive for class a) and the pair's decision function
     is K(x, X_pair) @ coef - rho."""
     mod = _cpu_only(X, C, names=["X", "C"])
-    _check_kernel(kernel, gamma, degree)
+    _check_kernel(kernel, gamma, degree, coef0)
     X = as_array(X, "X", ndim=2)
     C = as_array(C, "C", dtype=np.float64, ndim=1)
     check_shape(C, "C", (X.shape[0],))
-    if not np.all(C > 0):
-        raise ValueError("C: every per-sample bound must be positive")
+    check_finite(X, "X")
+    if not np.all((C > 0) & (C < np.inf)):
+        raise ValueError("C: every per-sample bound must be positive and finite")
+    X, gamma = _gamma_inside(X, kernel, gamma)
     members = [as_array(m, f"members[{i}]", dtype=np.int64, ndim=1) for i, m in enumerate(members)]
     if len(members) < 2:
         raise ValueError(f"members: expected at least two classes, got {len(members)}")
@@ -77,12 +96,15 @@ def _linear_X(X, arrays, names):
     """(module, dense or None, (indptr, indices, data) or None, n, d) for the linear solvers."""
     if hasattr(X, "tocsr"):  # any SciPy sparse matrix
         X = X.tocsr()
+        check_csr(X)
+        check_finite(np.asarray(X.data), "X")
         mod = _cpu_only(*arrays, names=names)
         csr = (np.ascontiguousarray(X.indptr, dtype=np.int64), np.ascontiguousarray(X.indices, dtype=np.int32),
                np.ascontiguousarray(X.data, dtype=np.float32))
         return mod, None, csr, *X.shape
     mod = _cpu_only(X, *arrays, names=["X", *names])
     dense = as_array(X, "X", ndim=2)
+    check_finite(dense, "X")
     return mod, dense, None, *dense.shape
 
 
@@ -103,8 +125,8 @@ def svm_linear_fit(X, Y, C, solver="primal_squared_hinge", *, tol=1e-4, max_iter
     check_shape(C, "C", Y.shape)
     if not np.all(np.abs(Y) == 1):
         raise ValueError("Y: labels must be +1 or -1")
-    if not np.all(C > 0):
-        raise ValueError("C: every per-sample cost must be positive")
+    if not np.all((C > 0) & (C < np.inf)):
+        raise ValueError("C: every per-sample cost must be positive and finite")
     return mod.svm_linear_fit(dense, csr, int(n), int(d), Y, C, _LINEAR_SOLVERS[solver], float(tol),
                               int(max_iter), float(bias), int(seed))
 
@@ -124,8 +146,8 @@ def svm_linear_cs_fit(X, y, C, n_classes, *, tol=1e-4, max_iter=1000, bias=-1.0,
         raise ValueError(f"n_classes: expected at least 2, got {n_classes!r}")
     if y.size and (y.min() < 0 or y.max() >= n_classes):
         raise ValueError(f"y: labels must lie in [0, {n_classes}), got [{y.min()}, {y.max()}]")
-    if not np.all(C > 0):
-        raise ValueError("C: every per-sample cost must be positive")
+    if not np.all((C > 0) & (C < np.inf)):
+        raise ValueError("C: every per-sample cost must be positive and finite")
     return mod.svm_linear_cs_fit(dense, csr, int(n), int(d), y, C, int(n_classes), float(tol), int(max_iter),
                                  float(bias), int(seed))
 
@@ -166,8 +188,10 @@ def svm_fit_binary_cuda(X, y, C, kernel="rbf", *, gamma=1.0, coef0=0.0, degree=3
     kind, mod = backend_of(X, names=["X"])
     if kind != "cuda":
         raise TypeError("X: expected a CuPy array (use svm_fit_ovo for NumPy input)")
-    _check_kernel(kernel, gamma, degree)
+    _check_kernel(kernel, gamma, degree, coef0)
     X = as_array(X, "X", ndim=2)
+    check_finite(X, "X")
+    X, gamma = _gamma_inside(X, kernel, gamma)
     n, d = X.shape
     y = np.ascontiguousarray(y, dtype=np.float64)
     C = np.ascontiguousarray(C, dtype=np.float64)
@@ -177,8 +201,8 @@ def svm_fit_binary_cuda(X, y, C, kernel="rbf", *, gamma=1.0, coef0=0.0, degree=3
         check_shape(X, "X", (n, n))
     if not np.all(np.abs(y) == 1):
         raise ValueError("y: labels must be +1 or -1")
-    if not np.all(C > 0):
-        raise ValueError("C: every per-sample bound must be positive")
+    if not np.all((C > 0) & (C < np.inf)):
+        raise ValueError("C: every per-sample bound must be positive and finite")
     if tol <= 0:
         raise ValueError(f"tol: expected a positive number, got {tol!r}")
     q = _ws_size(n, cache_size) if ws_size is None else int(ws_size)

@@ -16,6 +16,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
 from ..ops import svm as ops
+from ..ops._validate import check_csr
 
 __all__ = ["LinearSVC"]
 
@@ -106,6 +107,8 @@ class LinearSVC(LinearClassifierMixin, SparseCoefMixin, BaseEstimator):
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
         """Fit on X (n_samples, n_features), dense or sparse, and y; sample_weight scales C per sample."""
+        if sp.issparse(X) and X.format == "csr":
+            check_csr(X)  # before SciPy's own conversions follow a broken indptr
         X, y = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64, order="C",
                              accept_large_sparse=False)
         check_classification_targets(y)

@@ -20,6 +20,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from .._backend import is_cupy
 from ..ops import svm as ops
+from ..ops._validate import check_csr
 from . import _platt, _svc_cuda
 
 __all__ = ["SVC"]
@@ -28,7 +29,10 @@ _BLOCK_ROWS = 4096  # test rows per kernel block in decision_function (bounds me
 
 
 def _dense(X):
-    return X.toarray() if sp.issparse(X) else X
+    if not sp.issparse(X):
+        return X
+    check_csr(X)  # SciPy's toarray follows indptr/indices unchecked
+    return X.toarray()
 
 
 class SVC(ClassifierMixin, BaseEstimator):
@@ -97,6 +101,8 @@ class SVC(ClassifierMixin, BaseEstimator):
         """Fit the model on X (n_samples, n_features) (or a precomputed (n, n) Gram matrix) and y."""
         if is_cupy(X):
             return _svc_cuda.fit(self, X, y, sample_weight)
+        if sp.issparse(X) and X.format == "csr":
+            check_csr(X)  # before SciPy's own conversions follow a broken indptr
         X, y = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64, order="C")
         X = _dense(X)
         check_classification_targets(y)

@@ -1,0 +1,217 @@
+// Standalone AddressSanitizer + UndefinedBehaviorSanitizer run of the CPU kernels (built by
+// .ci/stage_sanitizers.sh from the kernel sources, no Python: a sanitized extension module
+// cannot be loaded into an unsanitized interpreter reliably). Random shapes including 0 and 1,
+// every ISA path, NaN inputs, checked against the reference loops; the structure validators on
+// random corruptions, with every accepted input then walked by the kernels; set_num_threads
+// racing convolutions. Exit status 0 and no sanitizer report means clean.
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "cpu/conv/conv.h"
+#include "cpu/tree/tree.h"
+#include "forgeml/cpu_features.h"
+#include "forgeml/gemm.h"
+#include "forgeml/parallel.h"
+#include "forgeml/validate.h"
+
+namespace fg = forgeml::gemm;
+namespace fc = forgeml::conv;
+using forgeml::Isa;
+
+static int g_failures = 0;
+#define EXPECT(cond, ...)                                  \
+  do {                                                     \
+    if (!(cond)) {                                         \
+      std::fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
+      std::fprintf(stderr, __VA_ARGS__);                   \
+      std::fprintf(stderr, "\n");                          \
+      ++g_failures;                                        \
+    }                                                      \
+  } while (0)
+
+static std::mt19937_64 rng(20261202);
+static int64_t pick(std::initializer_list<int64_t> v) { return *(v.begin() + rng() % v.size()); }
+static std::vector<float> randv(int64_t n) {
+  std::normal_distribution<float> d;
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+static bool close(float a, float b, float tol) {
+  if (std::isnan(a) || std::isnan(b)) return std::isnan(a) && std::isnan(b);
+  return std::fabs(a - b) <= tol * (1.f + std::fabs(b));
+}
+
+static void test_gemm(Isa isa) {
+  for (int rep = 0; rep < 60; ++rep) {
+    const int64_t M = pick({0, 1, 3, 17, 64, 97}), N = pick({0, 1, 5, 33, 70}), K = pick({0, 1, 7, 40, 129});
+    const bool ta = rng() & 1, tb = rng() & 1;
+    const auto act = static_cast<fg::Activation>(rng() % 5);
+    std::vector<float> A = randv(M * K), B = randv(K * N), bias = randv(N);
+    if (M * K > 0 && rng() % 3 == 0) A[rng() % (M * K)] = NAN;
+    const int64_t lda = ta ? M : K, ldb = tb ? K : N;
+    std::vector<float> C(M * N, 7.f), R(M * N, 7.f);
+    fg::Epilogue ep{N > 0 ? bias.data() : nullptr, act};
+    forgeml::set_active_isa(isa);
+    fg::sgemm(ta, tb, M, N, K, 1.f, A.data(), lda, B.data(), ldb, 0.f, C.data(), N, ep);
+    fg::sgemm_reference(ta, tb, M, N, K, 1.f, A.data(), lda, B.data(), ldb, 0.f, R.data(), N, ep);
+    for (int64_t i = 0; i < M * N; ++i)
+      EXPECT(close(C[i], R[i], 1e-3f), "sgemm %s M=%ld N=%ld K=%ld act=%d at %ld: %g vs %g",
+             forgeml::isa_name(isa), M, N, K, int(act), i, C[i], R[i]);
+  }
+}
+
+static void test_conv(Isa isa) {
+  for (int rep = 0; rep < 25; ++rep) {
+    fc::Geom g;
+    g.N = pick({0, 1, 2}), g.H = pick({1, 4, 7}), g.W = pick({1, 5, 9}), g.C = pick({0, 1, 3, 16, 17});
+    g.KH = pick({1, 2, 3}), g.KW = pick({1, 3}), g.O = pick({0, 1, 5, 16, 33});
+    g.sh = pick({1, 2}), g.sw = pick({1, 3}), g.dh = pick({1, 2}), g.dw = 1;
+    g.pt = pick({0, 1}), g.pb = pick({0, 2}), g.pl = pick({0, 1}), g.pr = 1;
+    try {
+      g.finish();
+    } catch (const std::invalid_argument&) {
+      continue;  // window larger than the padded input
+    }
+    const auto act = static_cast<fg::Activation>(rng() % 4);
+    std::vector<float> x = randv(g.N * g.H * g.W * g.C), w = randv(g.K() * g.O), b = randv(g.O);
+    const int64_t ny = g.N * g.OH * g.OW * g.O;
+    std::vector<float> y(ny), yr(ny), dy = randv(ny);
+    forgeml::set_active_isa(isa);
+    fc::forward(g, x.data(), w.data(), b.data(), act, y.data());
+    fc::forward_reference(g, x.data(), w.data(), b.data(), act, yr.data());
+    for (int64_t i = 0; i < ny; ++i) EXPECT(close(y[i], yr[i], 1e-3f), "conv fwd %s at %ld", forgeml::isa_name(isa), i);
+    std::vector<float> dx(x.size()), dw(w.size()), db(g.O), rx(x.size()), rw(w.size()), rb(g.O);
+    fc::backward(g, x.data(), w.data(), dy.data(), dx.data(), dw.data(), db.data());
+    fc::backward_reference(g, x.data(), w.data(), dy.data(), rx.data(), rw.data(), rb.data());
+    for (size_t i = 0; i < dx.size(); ++i) EXPECT(close(dx[i], rx[i], 2e-3f), "conv dx %s at %zu", forgeml::isa_name(isa), i);
+    for (size_t i = 0; i < dw.size(); ++i) EXPECT(close(dw[i], rw[i], 2e-3f), "conv dw %s at %zu", forgeml::isa_name(isa), i);
+    for (int64_t i = 0; i < g.O; ++i) EXPECT(close(db[i], rb[i], 2e-3f), "conv db %s at %ld", forgeml::isa_name(isa), i);
+    fc::Geom p = g;
+    p.O = 0, p.dh = p.dw = 1;
+    try {
+      p.finish();
+    } catch (const std::invalid_argument&) {
+      continue;
+    }
+    std::vector<float> py(p.N * p.OH * p.OW * p.C), pdy = randv(py.size()), pdx(x.size());
+    for (auto kind : {fc::Pool::max, fc::Pool::avg}) {
+      fc::pool_forward(p, kind, x.data(), py.data());
+      fc::pool_backward(p, kind, x.data(), pdy.data(), pdx.data());
+    }
+  }
+}
+
+// A random valid forest (children after parents), then random corruptions: whatever the
+// validator accepts, the kernels must walk without reading outside the arrays.
+static void test_forest() {
+  for (int rep = 0; rep < 400; ++rep) {
+    const int d = static_cast<int>(pick({1, 2, 5}));
+    const int64_t n_nodes = pick({1, 3, 7, 15});
+    std::vector<int32_t> nodes(n_nodes * 4, -1);
+    std::vector<int64_t> roots = {0};
+    for (int64_t i = 0; 2 * i + 2 < n_nodes; ++i) {
+      float thr = randv(1)[0];
+      nodes[i * 4] = static_cast<int32_t>(rng() % d) | static_cast<int32_t>((rng() & 1) << 30);
+      std::memcpy(&nodes[i * 4 + 1], &thr, 4);
+      nodes[i * 4 + 2] = static_cast<int32_t>(2 * i + 1), nodes[i * 4 + 3] = static_cast<int32_t>(2 * i + 2);
+    }
+    const int corruptions = static_cast<int>(rng() % 3);
+    for (int c = 0; c < corruptions; ++c) {
+      int64_t at = rng() % nodes.size();
+      nodes[at] = static_cast<int32_t>(pick({-1, 0, 1, 5, 1 << 30, -7, 100, n_nodes}));
+    }
+    if (rng() % 5 == 0) roots[0] = pick({-1, n_nodes, 1});
+    std::vector<double> values(n_nodes * 2, 1.0);
+    bool ok = true;
+    try {
+      forgeml::check_forest_nodes(nodes.data(), n_nodes, roots.data(), 1, d);
+    } catch (const std::invalid_argument&) {
+      ok = false;
+    }
+    if (corruptions == 0 && roots[0] == 0) EXPECT(ok, "a valid forest was rejected");
+    if (!ok) continue;
+    const int64_t n = pick({0, 1, 300});
+    std::vector<float> X = randv(n * d);
+    if (n) X[0] = NAN;
+    std::vector<double> out(n * 2);
+    std::vector<int64_t> leaf(n);
+    forgeml::tree::forest_predict(X.data(), n, d, nodes.data(), values.data(), 2, roots.data(), 1, out.data(), 2);
+    forgeml::tree::forest_apply(X.data(), n, d, nodes.data(), roots.data(), 1, leaf.data(), 2);
+    for (int64_t r = 0; r < n; ++r) EXPECT(out[r * 2] == 1.0, "forest_predict: row %ld", r);
+  }
+}
+
+static void test_csr() {
+  for (int rep = 0; rep < 2000; ++rep) {
+    const int64_t rows = pick({0, 1, 4}), cols = pick({0, 1, 3});
+    std::vector<int64_t> indptr(rows + 1, 0);
+    for (int64_t r = 0; r < rows; ++r) indptr[r + 1] = indptr[r] + static_cast<int64_t>(rng() % (cols + 1));
+    std::vector<int32_t> indices(indptr[rows]);
+    for (auto& i : indices) i = static_cast<int32_t>(cols ? rng() % cols : 0);
+    const int corruptions = static_cast<int>(rng() % 3);
+    for (int c = 0; c < corruptions; ++c) {
+      if (rng() & 1) indptr[rng() % indptr.size()] = pick({-1, 0, 2, 99});
+      else if (!indices.empty()) indices[rng() % indices.size()] = static_cast<int32_t>(pick({-1, cols, 1 << 30}));
+    }
+    try {
+      forgeml::check_csr(indptr.data(), static_cast<int64_t>(indptr.size()), indices.data(),
+                         static_cast<int64_t>(indices.size()), static_cast<int64_t>(indices.size()), rows, cols);
+    } catch (const std::invalid_argument&) {
+      EXPECT(corruptions > 0, "a valid CSR structure was rejected");
+      continue;
+    }
+    double sum = 0;  // walk it as a kernel would
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t p = indptr[r]; p < indptr[r + 1]; ++p) sum += indices[p];
+    EXPECT(sum >= 0, "csr walk");
+  }
+}
+
+// set_num_threads from another thread while convolutions size per-thread buffers.
+static void test_thread_race() {
+  fc::Geom g;
+  g.N = 3, g.H = 12, g.W = 13, g.C = 16, g.KH = 3, g.KW = 3, g.O = 24, g.pt = g.pb = g.pl = g.pr = 1;
+  g.finish();
+  std::vector<float> x = randv(g.N * g.H * g.W * g.C), w = randv(g.K() * g.O);
+  std::vector<float> y(g.N * g.OH * g.OW * g.O), dy = randv(y.size()), dx(x.size()), dw(w.size()), db(g.O);
+  std::atomic<bool> stop{false};
+  std::thread toggler([&] {
+    for (int i = 0; !stop.load(); ++i) forgeml::set_num_threads(1 + i % 8);
+  });
+  for (int i = 0; i < 30; ++i) {
+    fc::forward(g, x.data(), w.data(), nullptr, fg::Activation::relu, y.data());
+    fc::backward(g, x.data(), w.data(), dy.data(), dx.data(), dw.data(), db.data());
+  }
+  stop = true;
+  toggler.join();
+  forgeml::set_num_threads(2);
+}
+
+int main() {
+  const Isa best = forgeml::detected_isa();
+  for (Isa isa : {Isa::reference, Isa::portable, Isa::avx2, Isa::avx512}) {
+    if (isa > best) continue;
+    test_gemm(isa);
+    test_conv(isa);
+    std::printf("gemm + conv + pool on %s: done\n", forgeml::isa_name(isa));
+  }
+  forgeml::set_active_isa(best);
+  test_forest();
+  test_csr();
+  std::printf("validators + forest walks: done\n");
+  for (Isa isa : {Isa::portable, best}) {
+    forgeml::set_active_isa(isa);
+    test_thread_race();
+  }
+  std::printf("set_num_threads racing conv: done\n");
+  std::printf("%d failures\n", g_failures);
+  return g_failures ? 1 : 0;
+}
