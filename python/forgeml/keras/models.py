@@ -435,7 +435,9 @@ class Model:
         cbl = callbacks_module.CallbackList(cbs, self, params)
         self.stop_training = False
         self.history = history
+        self._initial_epoch = None
         cbl.call("on_train_begin", None)
+        initial_epoch = self._initial_epoch or initial_epoch  # BackupAndRestore resumes here
         xp = self._xp
         rng = utils.global_rng()
         for epoch in range(initial_epoch, epochs):
