@@ -30,8 +30,9 @@ from __future__ import annotations
 
 from . import (activations, backend, callbacks, initializers, layers, losses, metrics, models, optimizers,
                saving, utils)
+from . import random, regularizers  # noqa: E402  (issue 18)
 from .layers import Input, Layer
 from .models import Model, Sequential
 
 __all__ = ["Sequential", "Model", "Input", "Layer", "layers", "models", "losses", "metrics", "optimizers",
-           "callbacks", "utils", "activations", "initializers", "saving", "backend"]
+           "callbacks", "utils", "activations", "initializers", "saving", "backend", "random", "regularizers"]

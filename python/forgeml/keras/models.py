@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from . import backend, callbacks as callbacks_module, losses as losses_module, metrics as metrics_module
-from . import _fast, optimizers as optimizers_module, utils
+from . import _fast, data_adapters, optimizers as optimizers_module, regularizers, trainer_stream, utils
 from .layers.base import InputLayer, KerasTensor, Layer, unique_name
 
 __all__ = ["Model", "Sequential", "load_model", "clone_model", "model_from_json"]
@@ -253,7 +253,8 @@ class Model:
             self._fused = act is not None and self.loss.fuses(act) and hasattr(last, "forward") and \
                 "logits" in last.forward.__code__.co_varnames
         self._sync_trainable()
-        self._fast = _fast.plan(self)
+        self._reg_layers = [layer for layer in self._layers if regularizers.has_penalties([layer])]
+        self._fast = None if self._reg_layers else _fast.plan(self)
 
     @property
     def metrics_names(self):
@@ -353,12 +354,15 @@ class Model:
         n = x.shape[0]
         if self._fused:
             z = layers[-1].forward(x, training, logits=True)
-            return self.loss.step_logits(y, z, sw, n, want_grad)
-        y_pred = layers[-1].forward(x, training)
-        if want_grad:
-            total, g = self.loss.step(y, y_pred, sw, n)
+            total, y_pred, g = self.loss.step_logits(y, z, sw, n, want_grad)
         else:
-            total, g = float(self.loss(y, y_pred, sw)) * n, None
+            y_pred = layers[-1].forward(x, training)
+            if want_grad:
+                total, g = self.loss.step(y, y_pred, sw, n)
+            else:
+                total, g = float(self.loss(y, y_pred, sw)) * n, None
+        if self._reg_layers:  # the loss Keras reports includes the weight penalties
+            total += regularizers.penalty_total(self._reg_layers) * n
         return total, y_pred, g
 
     def _train_step(self, x, y, sw):
@@ -369,6 +373,8 @@ class Model:
         for i in range(len(layers) - 1, stop - 1, -1):
             g = layers[i].backward(g, i > stop)
         if stop < len(layers):
+            if self._reg_layers:
+                regularizers.add_penalties(self._reg_layers)
             self.optimizer.apply()
         self._update_metrics(y, y_pred, sw, total, x.shape[0])
 
@@ -399,6 +405,9 @@ class Model:
         self._assert_compiled("fit")
         batch_size = _check_batch_size(batch_size)
         verbose = 1 if verbose == "auto" else int(verbose)
+        if data_adapters.is_stream(x):  # generators, PyDataset, forgeml.data.Dataset
+            return trainer_stream.fit_stream(self, x, epochs, verbose, callbacks, validation_data, steps_per_epoch,
+                                             initial_epoch, validation_steps, validation_freq, shuffle, class_weight)
         x = self._prepare_x(x)
         n_all = _n_samples(x)
         y_all = self._prepare_y(y, n_all)
@@ -520,6 +529,8 @@ class Model:
         self._assert_compiled("evaluate")
         batch_size = _check_batch_size(batch_size)
         verbose = 1 if verbose == "auto" else int(verbose)
+        if data_adapters.is_stream(x):
+            return trainer_stream.evaluate_stream(self, x, steps, return_dict)
         x = self._prepare_x(x)
         n = _n_samples(x)
         y = self._prepare_y(y, n)
@@ -548,6 +559,8 @@ class Model:
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         batch_size = _check_batch_size(batch_size)
         verbose = 1 if verbose == "auto" else int(verbose)
+        if data_adapters.is_stream(x):
+            return trainer_stream.predict_stream(self, x, steps)
         x = self._prepare_x(x)
         n = _n_samples(x)
         if steps is not None:
