@@ -67,9 +67,10 @@ class Conv2DTranspose(Layer):
     def forward(self, x, training=False):
         xp = self.xp
         out_shape = self.compute_output_shape(x.shape)
-        self._zero = xp.zeros(out_shape, np.float32) if getattr(self, "_zero", None) is None or \
-            self._zero.shape != out_shape else self._zero
-        z = conv_ops().conv2d_grad(self._zero, self.kernel.value, x, **self._args())[0]
+        zero = getattr(self, "_zero", None)
+        if zero is None or zero.shape != out_shape or zero.dtype != x.dtype:
+            zero = self._zero = xp.zeros(out_shape, x.dtype)  # only its shape matters to the kernel
+        z = conv_ops().conv2d_grad(zero, self.kernel.value, x, **self._args())[0]
         if self.use_bias:
             z = z + self.bias.value
         self._x = x

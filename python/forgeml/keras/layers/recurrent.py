@@ -105,6 +105,7 @@ class _RNN(Layer):
         self.stateful = False
         self.unroll = bool(unroll)
         self.initial_state_grads = None
+        self.zero_output_for_mask = False  # Bidirectional sets it (masked steps output 0, as Keras)
 
     # ---------------------------------------------------------------- weights and shapes
     def _bias_shape(self):
@@ -253,7 +254,8 @@ class _RNN(Layer):
                 new = [xp.where(m, a, b) for a, b in zip(new, carry)]
             carry = new
             self._steps.append(saved)
-            y[:, i] = carry[0]
+            y[:, i] = carry[0] if self._tmask is None or not self.zero_output_for_mask else \
+                xp.where(self._tmask[:, i:i + 1], carry[0], 0)
         return (y, *carry)
 
     def _loop_backward(self, dseq, d_states):
@@ -266,7 +268,8 @@ class _RNN(Layer):
         carry = [xp.zeros((n, self.units), x.dtype) if d is None else d.astype(x.dtype) for d in d_states]
         for i in range(t - 1, -1, -1):
             if dseq is not None:
-                carry[0] = carry[0] + dseq[:, i]
+                zeroed = self._tmask is not None and self.zero_output_for_mask
+                carry[0] = carry[0] + (xp.where(self._tmask[:, i:i + 1], dseq[:, i], 0) if zeroed else dseq[:, i])
             keep = None
             if self._tmask is not None:  # masked rows pass their state gradient straight through
                 m = self._tmask[:, i:i + 1]

@@ -54,6 +54,8 @@ class Bidirectional(_Wrapper):
             backward_layer = type(layer).from_config(cfg)
             layer.name = "forward_" + layer.name
         self.forward_layer, self.backward_layer = layer, backward_layer
+        for inner in (layer, backward_layer):  # Keras: masked steps of returned sequences are zeros
+            inner.zero_output_for_mask = inner.return_sequences
         self._inner_layers = (layer, backward_layer)
         self.merge_mode = merge_mode
         self.return_sequences = layer.return_sequences
