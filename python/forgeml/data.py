@@ -165,9 +165,18 @@ def _call(fn, element):
     return fn(*element) if isinstance(element, tuple) else fn(element)
 
 
+def _structure(t):
+    """Tuples and dicts are structures; a list is one tensor (as TensorFlow reads it)."""
+    if isinstance(t, tuple):
+        return tuple(_structure(e) for e in t)
+    if isinstance(t, dict):
+        return {k: _structure(v) for k, v in t.items()}
+    return _as_array(t)
+
+
 class _Slices(Dataset):
     def __init__(self, tensors):
-        self.tensors = _tree_map(_as_array, tensors)
+        self.tensors = _structure(tensors)
         sizes = {len(a) if np.ndim(a) else -1 for a in _leaves(self.tensors)}
         if -1 in sizes:
             raise ValueError("from_tensor_slices: every component needs a leading dimension to slice")
