@@ -19,7 +19,7 @@ __version__ = _cpu.version
 
 _SUBMODULES = ("ops", "keras", "tree", "ensemble", "svm", "bench", "data")
 
-__all__ = ["__version__", "show_config", "set_num_threads", "get_num_threads", "device", "cuda",
+__all__ = ["__version__", "show_config", "set_num_threads", "get_num_threads", "device", "cuda", "GradientTape",
            *_SUBMODULES]
 
 
@@ -37,6 +37,8 @@ def get_num_threads() -> int:
 def __getattr__(name):  # subpackages load on first use, keeping `import forgeml` light
     if name in _SUBMODULES:
         return importlib.import_module(f"{__name__}.{name}")
+    if name == "GradientTape":  # tf.GradientTape after `import forgeml as tf`
+        return importlib.import_module(f"{__name__}.keras.autodiff").GradientTape
     compat = importlib.import_module(f"{__name__}.tf_compat")  # tf.constant, tf.random.set_seed, ...
     if name in compat.__all__:
         return getattr(compat, name)

@@ -151,7 +151,7 @@ void fwd_kernel(const FwdArgs& a) {
   for (int r = 0; r < MR; ++r)
     #pragma GCC unroll 32
     for (int v = 0; v < NV; ++v) {
-      __m512 o = a.relu ? _mm512_max_ps(acc[r][v], zero) : acc[r][v];
+      __m512 o = a.relu ? _mm512_max_ps(zero, acc[r][v]) : acc[r][v];
       _mm512_mask_storeu_ps(a.y + r * a.ldy + 16 * v, lane_mask(a.ncols - 16 * v), o);
     }
 }
@@ -198,7 +198,7 @@ void fwd_kernel_fixed(const FwdArgs& a) {
   for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 32
     for (int v = 0; v < NV; ++v) {
-      __m512 o = relu ? _mm512_max_ps(acc[r][v], zero) : acc[r][v];
+      __m512 o = relu ? _mm512_max_ps(zero, acc[r][v]) : acc[r][v];
       _mm512_mask_storeu_ps(y + r * ldy + 16 * v, lane_mask(ncols - 16 * v), o);
     }
 }

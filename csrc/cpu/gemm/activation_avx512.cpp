@@ -70,7 +70,8 @@ inline __m512 gelu_ps(__m512 x) {
 
 template <Activation A>
 inline __m512 act_ps(__m512 x) {
-  if constexpr (A == Activation::relu) return _mm512_max_ps(x, _mm512_setzero_ps());
+  // max(0, x) returns its second operand when x is NaN: NaN propagates (a NaN loss, as in Keras)
+  if constexpr (A == Activation::relu) return _mm512_max_ps(_mm512_setzero_ps(), x);
   if constexpr (A == Activation::sigmoid) return sigmoid_ps(x);
   if constexpr (A == Activation::tanh) return tanh_ps(x);
   if constexpr (A == Activation::gelu) return gelu_ps(x);

@@ -15,7 +15,7 @@ void activation_scalar(Activation act, float* x, int64_t n) {
   switch (act) {
     case Activation::none: return;
     case Activation::relu:
-      for (int64_t i = 0; i < n; ++i) x[i] = x[i] > 0.f ? x[i] : 0.f;
+      for (int64_t i = 0; i < n; ++i) x[i] = x[i] < 0.f ? 0.f : x[i];  // NaN stays NaN (Keras: NaN loss)
       return;
     case Activation::sigmoid:
       for (int64_t i = 0; i < n; ++i) x[i] = 1.f / (1.f + std::exp(-x[i]));

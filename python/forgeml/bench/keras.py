@@ -152,3 +152,101 @@ def run(bench):
         peers = {k: v[0] for k, v in impls.items() if k != "forgeml"}
         bench.compare("keras", f"ref MLP epoch n={n} batch={bs}", impls["forgeml"][0], peers,
                       metric=lambda name: {"test_acc": round(impls[name][1](), 4)})
+        _run_subclassed(bench, x, y, xt, yt, n, bs)
+    run_cnn(bench)
+
+
+def _subclassed(keras, x, y, xt, yt, bs):
+    """The same MLP written as a subclassed Model (trained through forgeml's tape / Keras's trainer)."""
+    class MLP(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.d1 = keras.layers.Dense(64, activation="relu")
+            self.d2 = keras.layers.Dense(32, activation="relu")
+            self.d3 = keras.layers.Dense(CLASSES, activation="softmax")
+
+        def call(self, inputs, training=False):
+            return self.d3(self.d2(self.d1(inputs)))
+
+    keras.utils.set_random_seed(0)
+    model = MLP()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model(x[:2])
+    model.set_weights(initial_weights())
+    return (lambda: model.fit(x, y, epochs=1, batch_size=bs, verbose=0),
+            lambda: float(model.evaluate(xt, yt, verbose=0, batch_size=1024)[1]))
+
+
+def _run_subclassed(bench, x, y, xt, yt, n, bs):
+    import forgeml as tf
+    impls = {"forgeml": _subclassed(tf.keras, x, y, xt, yt, bs)}
+    if _keras_jax(x[:1], y[:1], xt[:1], yt[:1], bs) is not None:
+        import keras
+        impls["keras-jax"] = _subclassed(keras, x, y, xt, yt, bs)
+    peers = {k: v[0] for k, v in impls.items() if k != "forgeml"}
+    bench.compare("keras", f"subclassed MLP epoch n={n} batch={bs}", impls["forgeml"][0], peers,
+                  metric=lambda name: {"test_acc": round(impls[name][1](), 4)})
+
+
+def _cnn_data(n, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 16, 16, 3)).astype(np.float32)
+    y = x[:, ::4, ::4, 0].reshape(n, -1)[:, :CLASSES].argmax(1).astype(np.int64)  # a learnable label
+    return x, y
+
+
+def _forgeml_cnn(x, y, bs):
+    import forgeml as tf
+    keras = tf.keras
+    keras.utils.set_random_seed(0)
+    inp = keras.Input(shape=(16, 16, 3))
+    h = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(inp)
+    r = keras.layers.Conv2D(16, 3, padding="same")(h)
+    h = keras.layers.Activation("relu")(keras.layers.Add()([h, r]))
+    h = keras.layers.Flatten()(keras.layers.MaxPooling2D(2)(h))
+    model = keras.Model(inp, keras.layers.Dense(CLASSES, activation="softmax")(h))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return lambda: model.fit(x, y, epochs=1, batch_size=bs, verbose=0)
+
+
+def _torch_cnn(x, y, bs):
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.manual_seed(0)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1 = torch.nn.Conv2d(3, 16, 3, padding=1)
+            self.c2 = torch.nn.Conv2d(16, 16, 3, padding=1)
+            self.fc = torch.nn.Linear(16 * 8 * 8, CLASSES)
+
+        def forward(self, t):
+            h = torch.relu(self.c1(t))
+            h = torch.relu(h + self.c2(h))
+            return self.fc(torch.flatten(torch.nn.functional.max_pool2d(h, 2), 1))
+
+    model = Net()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
+    X, Y = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()), torch.from_numpy(y)
+
+    def epoch():
+        perm = torch.randperm(X.shape[0])
+        for i in range(0, X.shape[0], bs):
+            idx = perm[i:i + bs]
+            opt.zero_grad(set_to_none=True)
+            loss = torch.nn.functional.cross_entropy(model(X[idx]), Y[idx])
+            loss.backward()
+            opt.step()
+    return epoch
+
+
+def run_cnn(bench):
+    """A small functional CNN with a residual Add (the tape path) against a PyTorch loop."""
+    n = 2048 if bench.quick else 8192
+    x, y = _cnn_data(n, 3)
+    impls = {"forgeml": _forgeml_cnn(x, y, 64), "torch": _torch_cnn(x, y, 64)}
+    peers = {k: v for k, v in impls.items() if k != "forgeml" and v is not None}
+    bench.compare("keras", f"residual CNN epoch n={n} batch=64", impls["forgeml"], peers)

@@ -28,11 +28,14 @@ keeps its weights on the GPU.
 """
 from __future__ import annotations
 
-from . import (activations, backend, callbacks, initializers, layers, losses, metrics, models, optimizers,
+from . import (activations, backend, callbacks, initializers, layers, losses, metrics, models, ops, optimizers,
                saving, utils)
 from . import random, regularizers  # noqa: E402  (issue 18)
-from .layers import Input, Layer
+from .autodiff import GradientTape
+from .layers import Input, Layer, Variable
 from .models import Model, Sequential
+from .saving import register_keras_serializable
 
 __all__ = ["Sequential", "Model", "Input", "Layer", "layers", "models", "losses", "metrics", "optimizers",
-           "callbacks", "utils", "activations", "initializers", "saving", "backend", "random", "regularizers"]
+           "callbacks", "utils", "activations", "initializers", "saving", "backend", "ops", "GradientTape",
+           "Variable", "register_keras_serializable", "random", "regularizers"]

@@ -18,11 +18,37 @@ class Metric:
 
     def __init__(self, name=None, dtype=None):
         self.name = name or _default_name(type(self))
-        self.reset_state()
+        self._variables = []
+        try:
+            self.reset_state()
+        except AttributeError:  # a subclass's reset_state reads variables its __init__ creates next
+            Metric.reset_state(self)
 
     def reset_state(self):
         self.total = 0.0
         self.count = 0.0
+        for v in getattr(self, "_variables", ()):
+            v.assign(np.zeros(v.shape, np.float32))
+
+    def add_variable(self, shape=(), initializer="zeros", dtype=None, aggregation="sum", name=None):
+        """A state variable for a Metric subclass (update it with assign / assign_add)."""
+        from . import initializers
+        from .variables import Variable
+        value = np.asarray(initializers.get(initializer)(tuple(shape)), dtype=np.float32).reshape(tuple(shape))
+        var = Variable(value.copy(), name or f"variable_{len(self._variables)}", trainable=False)
+        self._variables.append(var)
+        return var
+
+    def add_weight(self, name=None, shape=(), initializer="zeros", dtype=None, aggregation="sum"):
+        return self.add_variable(shape, initializer, dtype, aggregation, name)
+
+    @property
+    def variables(self):
+        return list(self._variables)
+
+    def __call__(self, *args, **kwargs):
+        self.update_state(*args, **kwargs)
+        return self.result()
 
     def _add(self, values, sample_weight):
         """values: per-sample (n,) floats; weights broadcast over them."""

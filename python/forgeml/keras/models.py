@@ -14,7 +14,9 @@ import math
 import numpy as np
 
 from . import backend, callbacks as callbacks_module, losses as losses_module, metrics as metrics_module
-from . import _fast, data_adapters, optimizers as optimizers_module, regularizers, trainer_stream, utils
+from . import _fast, data_adapters, optimizers as optimizers_module, regularizers, trainer_stream, training, utils
+from .autodiff import tape as _tape
+from .layers import _calling
 from .layers.base import InputLayer, KerasTensor, Layer, unique_name
 
 __all__ = ["Model", "Sequential", "load_model", "clone_model", "model_from_json"]
@@ -31,6 +33,11 @@ class Model:
     def __init__(self, inputs=None, outputs=None, name=None, trainable=True, **kwargs):
         if kwargs:
             raise TypeError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}")
+        self.__dict__.setdefault("_tracked", [])
+        self._graph = None
+        self._general_spec = None
+        self._compiled_loss = self._compiled_metrics = None
+        self._loss_tracker = metrics_module.Mean(name="loss")
         self.name = name or unique_name(_prefix(type(self)))
         self.trainable = bool(trainable)
         self._layers: list[Layer] = []
@@ -50,7 +57,23 @@ class Model:
         if inputs is not None or outputs is not None:
             self._init_functional(inputs, outputs)
 
+    def __setattr__(self, name, value):
+        # layers (and models) assigned as attributes of a subclassed model are its layers, as in Keras
+        if not name.startswith("_") and name not in ("optimizer", "loss", "history") and \
+                isinstance(value, (Layer, Model, list, tuple)):
+            tracked = self.__dict__.setdefault("_tracked", [])
+            for item in (value if isinstance(value, (list, tuple)) else [value]):
+                if isinstance(item, (Layer, Model)) and item is not self and all(item is not t for t in tracked):
+                    tracked.append(item)
+        object.__setattr__(self, name, value)
+
     def _init_functional(self, inputs, outputs):
+        if not _is_chain(inputs, outputs):
+            from .functional import Graph
+            self._graph = Graph(inputs, outputs)
+            self._input_shape = tuple(self._graph.inputs[0].shape[1:])
+            self.built = True
+            return
         if isinstance(inputs, (list, tuple)):
             if len(inputs) != 1:
                 raise NotImplementedError("forgeml.keras models have one input")
@@ -77,15 +100,21 @@ class Model:
     # ---------------------------------------------------------------- structure
     @property
     def layers(self) -> list[Layer]:
-        return list(self._layers)
+        return list(self._all_layers())
+
+    def _all_layers(self):
+        if self._graph is not None:
+            return self._graph.layers
+        return self._layers if self._layers else self.__dict__.get("_tracked", [])
 
     def get_layer(self, name=None, index=None):
+        layers = self._all_layers()
         if index is not None:
-            return self._layers[index]
-        for layer in self._layers:
+            return layers[index]
+        for layer in layers:
             if layer.name == name:
                 return layer
-        raise ValueError(f"No such layer: {name}. Existing layers are: {[l.name for l in self._layers]}.")
+        raise ValueError(f"No such layer: {name}. Existing layers are: {[l.name for l in layers]}.")
 
     @property
     def input_shape(self):
@@ -97,7 +126,7 @@ class Model:
 
     @property
     def weights(self):
-        return [w for layer in self._layers for w in layer.weights]
+        return _unique([w for layer in self._all_layers() for w in layer.weights])
 
     variables = weights
 
@@ -105,7 +134,7 @@ class Model:
     def trainable_weights(self):
         if not self.trainable:
             return []
-        return [w for layer in self._layers for w in layer.trainable_weights]
+        return _unique([w for layer in self._all_layers() for w in layer.trainable_weights])
 
     trainable_variables = trainable_weights
 
@@ -113,12 +142,13 @@ class Model:
     def non_trainable_weights(self):
         if not self.trainable:
             return self.weights
-        return [w for layer in self._layers for w in layer.non_trainable_weights]
+        train = self.trainable_weights
+        return [w for w in self.weights if all(w is not t for t in train)]
 
     non_trainable_variables = non_trainable_weights
 
     def count_params(self) -> int:
-        return sum(layer.count_params() for layer in self._layers)
+        return int(sum(int(np.prod(w.shape)) for w in self.weights))
 
     def get_weights(self) -> list:
         return [w.numpy() for w in self.weights]
@@ -138,6 +168,8 @@ class Model:
     # ---------------------------------------------------------------- building
     def build(self, input_shape=None):
         """input_shape includes the batch dimension, e.g. (None, 100)."""
+        if self._is_general_model():
+            return self._build_general(input_shape)
         if input_shape is not None:
             self._input_shape = tuple(input_shape)[1:]
         if self._input_shape is None:
@@ -223,6 +255,9 @@ class Model:
         self.optimizer = optimizers_module.get(optimizer)
         if loss is None:
             raise ValueError("compile: a loss is required (e.g. loss='sparse_categorical_crossentropy')")
+        self._general_spec = None
+        if self._is_general_model() or _needs_tape(loss, loss_weights, metrics, weighted_metrics):
+            return self._compile_general(loss, loss_weights, metrics, weighted_metrics, run_eagerly)
         if isinstance(loss, (list, tuple, dict)):
             raise NotImplementedError("forgeml.keras models have one output: pass a single loss")
         self.loss = losses_module.get(loss)
@@ -269,6 +304,9 @@ class Model:
 
     @property
     def metrics(self):
+        if self._general_mode():
+            return [self._loss_tracker] + ([m for _, m in self._compiled_metrics.metrics]
+                                           if self._compiled_metrics is not None else [])
         return [m for m, _ in (self._metrics or [])]
 
     # ---------------------------------------------------------------- data
@@ -385,6 +423,10 @@ class Model:
             m.update_state(y, y_pred, sw if weighted else None)
 
     def _reset_metrics(self):
+        if self._general_mode():
+            for m in self.metrics:
+                m.reset_state()
+            return
         self._loss_total, self._loss_count = 0.0, 0
         for m, _ in self._metrics or []:
             m.reset_state()
@@ -405,6 +447,11 @@ class Model:
         self._assert_compiled("fit")
         batch_size = _check_batch_size(batch_size)
         verbose = 1 if verbose == "auto" else int(verbose)
+        if self._general_mode():
+            self._ensure_built_for(x)
+            return training.fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split,
+                                validation_data, shuffle, sample_weight, initial_epoch, steps_per_epoch,
+                                validation_batch_size, validation_freq, class_weight)
         if data_adapters.is_stream(x):  # generators, PyDataset, forgeml.data.Dataset
             return trainer_stream.fit_stream(self, x, epochs, verbose, callbacks, validation_data, steps_per_epoch,
                                              initial_epoch, validation_steps, validation_freq, shuffle, class_weight)
@@ -529,6 +576,13 @@ class Model:
         self._assert_compiled("evaluate")
         batch_size = _check_batch_size(batch_size)
         verbose = 1 if verbose == "auto" else int(verbose)
+        if self._general_mode():
+            self._ensure_built_for(x)
+            logs = training.evaluate(self, x, y, sample_weight, batch_size)
+            if return_dict:
+                return logs
+            values = list(logs.values())
+            return values[0] if len(values) == 1 else values
         if data_adapters.is_stream(x):
             return trainer_stream.evaluate_stream(self, x, steps, return_dict)
         x = self._prepare_x(x)
@@ -559,6 +613,9 @@ class Model:
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         batch_size = _check_batch_size(batch_size)
         verbose = 1 if verbose == "auto" else int(verbose)
+        if self._general_mode():
+            self._ensure_built_for(x)
+            return training.predict(self, x, batch_size)
         if data_adapters.is_stream(x):
             return trainer_stream.predict_stream(self, x, steps)
         x = self._prepare_x(x)
@@ -567,8 +624,7 @@ class Model:
             n = min(n, int(steps) * batch_size)
         out = self._xp.empty((n, *self.output_shape[1:]), dtype=np.float32)
         nsteps = math.ceil(n / batch_size)
-        if self.compiled and self._metrics is not None and self._fast is not None and not verbose and not callbacks:
-            return self._fast.predict(x[:n], out)
+        # the layer-by-layer forward, as in model(x): compiled or not, reloaded or not, the same bits
         cbs = list(callbacks or [])
         if verbose:
             cbs.insert(0, callbacks_module.ProgbarLogger(verbose))
@@ -582,15 +638,51 @@ class Model:
         cbl.call("on_predict_end", None)
         return out
 
-    def __call__(self, x, training=False):
-        x = self._prepare_x(x)
-        return self._forward(x, bool(training)).copy()
+    def __call__(self, *args, **kwargs):
+        return _calling.call_layer(self, args, kwargs)
+
+    def _model_call(self, inputs, *rest, training=None, mask=None, **kwargs):
+        """An eager call (layers/_calling routes symbolic calls to a graph node)."""
+        if rest:
+            training = rest[0]
+        general = self._general_mode() or self._is_general_model()
+        if not general and not _tape.recording() and not isinstance(inputs, (list, tuple, dict)) \
+                and type(inputs) is not _tape.Tensor and not _tape.is_tensor(_tape.lift(inputs)):
+            x = self._prepare_x(inputs)
+            return self._forward(x, bool(training)).copy()
+        inputs = _calling.map_structure(_floatx, inputs)
+        self._ensure_built_for(inputs)
+        self._clear_losses()
+        if type(self).call is Model.call:
+            return self.call(inputs, training=bool(training))
+        with _tape.layer_scope(self):
+            return self.call(inputs, **_calling.call_kwargs(self.call, {"training": bool(training), **kwargs}))
+
+    def call(self, inputs, training=None, mask=None):
+        """A functional graph replays its nodes; a chain calls its layers in turn. Subclassed models
+        override this."""
+        if self._graph is not None:
+            return self._graph.run(inputs, training)
+        if not self._layers:
+            raise NotImplementedError(f"Model {self.name!r} has no layers: a subclassed model must define call()")
+        x = inputs
+        for layer in self._layers:
+            x = layer(x, training=training)
+        return x
 
     def predict_on_batch(self, x):
         return self(x, training=False)
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         self._assert_compiled("train_on_batch")
+        if self._general_mode():
+            self._ensure_built_for(x)
+            xp = self._xp
+            data = (training._to_arrays(x, xp, "x"), training._to_arrays(y, xp, "y"))
+            if sample_weight is not None:
+                data += (training._to_arrays(sample_weight, xp, "sample_weight"),)
+            logs = training._result_logs(self.train_step(data))
+            return logs if return_dict else (list(logs.values())[0] if len(logs) == 1 else list(logs.values()))
         x = self._prepare_x(x)
         n = _n_samples(x)
         yy = self._prepare_y(y, n)
@@ -619,6 +711,165 @@ class Model:
             return logs
         values = [logs["loss"]] + [logs[m.name] for m, _ in self._metrics]
         return values[0] if len(values) == 1 else values
+
+    # ---------------------------------------------------------------- the tape path (training.py)
+    def _is_general_model(self) -> bool:
+        """True when the layer-by-layer chain cannot run this model: a graph, a subclassed model,
+        a custom or nested layer, or an overridden step."""
+        cls = type(self)
+        if self._graph is not None or cls.call is not Model.call or cls.train_step is not Model.train_step \
+                or cls.test_step is not Model.test_step or cls.predict_step is not Model.predict_step:
+            return True
+        return any(not isinstance(layer, Layer) or not _calling.is_builtin(layer) for layer in self._layers)
+
+    def _general_mode(self) -> bool:
+        return self._general_spec is not None
+
+    def _compile_general(self, loss, loss_weights, metrics, weighted_metrics, run_eagerly=False):
+        self._general_spec = (loss, loss_weights, metrics, weighted_metrics)
+        self.__dict__["_run_eagerly"] = bool(run_eagerly)
+        self.__dict__["_chain_step"] = None
+        self._compiled_loss = self._compiled_metrics = None
+        self.loss = loss
+        self.compiled = True
+        self._metrics = []
+        self._compile_args = {"optimizer": optimizers_module.serialize(self.optimizer),
+                              "loss": _spec_name(loss), "loss_weights": loss_weights,
+                              "metrics": _spec_name(metrics)}
+
+    def _output_names_for(self, y_pred):
+        if self._graph is not None:
+            return self._graph.output_names
+        if isinstance(y_pred, dict):
+            return list(y_pred)
+        if isinstance(y_pred, (list, tuple)):
+            return [f"output_{i}" for i in range(len(y_pred))]
+        return ["output_0"]
+
+    def _ensure_compiled_losses(self, y_pred):
+        if self._compiled_loss is None:
+            loss, loss_weights, metrics, weighted = self._general_spec
+            names = self._output_names_for(y_pred)
+            self._compiled_loss = training.CompiledLoss(loss, loss_weights, names)
+            specs = metrics
+            if weighted:
+                specs = list(metrics or []) + list(weighted) if not isinstance(metrics, dict) else metrics
+            self._compiled_metrics = training.CompiledMetrics(specs, names, self._compiled_loss.losses)
+
+    @property
+    def compiled_loss(self):
+        return lambda y, y_pred, sample_weight=None, regularization_losses=None: self.compute_loss(
+            y=y, y_pred=y_pred, sample_weight=sample_weight)
+
+    @property
+    def compiled_metrics(self):
+        outer = self
+
+        class _Metrics:
+            def update_state(self, y, y_pred, sample_weight=None):
+                outer._ensure_compiled_losses(y_pred)
+                outer._compiled_metrics.update_state(y, y_pred, sample_weight)
+        return _Metrics()
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The compiled loss(es) plus what layers passed to add_loss during the forward pass."""
+        if self._general_spec is None:
+            raise RuntimeError("compute_loss: compile() the model first")
+        self._ensure_compiled_losses(y_pred)
+        total = self._compiled_loss(y, y_pred, sample_weight, regularization_losses=self.losses)
+        n = next((int(_tape.value_of(p).shape[0]) for p in _calling.flatten(y_pred)
+                  if hasattr(_tape.value_of(p), "shape") and _tape.value_of(p).ndim), 1)
+        self._loss_tracker.update_state(np.asarray(float(_tape.value_of(total)))[None], sample_weight=[n])
+        return total
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        self._ensure_compiled_losses(y_pred)
+        self._compiled_metrics.update_state(y, y_pred, sample_weight)
+        return self.get_metrics_result()
+
+    def get_metrics_result(self):
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        return training.default_train_step(self, data)
+
+    def test_step(self, data):
+        x, y, sw = training.unpack_x_y_sample_weight(data)
+        y_pred = self(x, training=False)
+        self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sw, training=False)
+        return self.compute_metrics(x, y, y_pred, sw)
+
+    def predict_step(self, data):
+        x, _, _ = training.unpack_x_y_sample_weight(data)
+        return self(x, training=False)
+
+    @property
+    def losses(self):
+        out = []
+        for layer in self._all_layers():
+            out += getattr(layer, "losses", [])
+        return out + list(self.__dict__.get("_own_losses", []))
+
+    def add_loss(self, loss):
+        self.__dict__.setdefault("_own_losses", []).append(loss)
+
+    def _clear_losses(self):
+        self.__dict__["_own_losses"] = []
+        for layer in self._all_layers():
+            if hasattr(layer, "_clear_losses"):
+                layer._clear_losses()
+
+    def _ensure_built_for(self, x):
+        """Device and weights of a general model, from its first batch."""
+        if self.built and self._graph is None and not self.__dict__.get("_general_built"):
+            pass
+        if self.__dict__.get("_general_built"):
+            return
+        self.__dict__["_build_shapes"] = _calling.map_structure(
+            lambda a: [None, *np.shape(_tape.value_of(a))[1:]], x)
+        first = next((a for a in _calling.flatten(x) if hasattr(_tape.value_of(a), "shape")), None)
+        if first is not None:
+            self.device = backend.device_of_input(_tape.value_of(first))
+            self._xp = backend.xp_for_device(self.device)
+        self.__dict__["_general_built"] = True
+        self.built = True
+
+    def _build_general(self, input_shape):
+        if input_shape is None and self._graph is None and self._input_shape is not None:
+            input_shape = (None, *self._input_shape)
+        if input_shape is None:
+            if self._graph is not None or isinstance(self, Sequential):
+                return
+            raise ValueError(f"Model {self.name!r}: build() needs an input shape")
+        shapes = input_shape if isinstance(input_shape, (list, dict)) else [input_shape]
+        dummies = [np.zeros((1, *[1 if d is None else int(d) for d in tuple(sh)[1:]]), np.float32) for sh in shapes]
+        self._model_call(dummies if isinstance(input_shape, list) else dummies[0], training=False)
+        self._clear_losses()
+
+    @property
+    def inputs(self):
+        return list(self._graph.inputs) if self._graph is not None else None
+
+    @property
+    def outputs(self):
+        return list(self._graph.outputs) if self._graph is not None else None
+
+    @property
+    def input(self):
+        if self._graph is None:
+            raise AttributeError(f"Model {self.name!r} has no symbolic input (it is not a functional model)")
+        g = self._graph.input_struct
+        return g
+
+    @property
+    def output(self):
+        if self._graph is None:
+            raise AttributeError(f"Model {self.name!r} has no symbolic output (it is not a functional model)")
+        return self._graph.output_struct
+
+    @property
+    def output_names(self):
+        return self._graph.output_names if self._graph is not None else None
 
     # ---------------------------------------------------------------- summary, config, saving
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False, show_trainable=False,
@@ -686,15 +937,15 @@ class Sequential(Model):
                 raise ValueError("An InputLayer can only start a Sequential model")
             self._input_shape = layer._declared_input_shape
             return
-        if isinstance(layer, Model):
-            raise NotImplementedError("nesting models is not supported by forgeml.keras yet: add their layers")
-        if not isinstance(layer, Layer):
+        if not isinstance(layer, (Layer, Model)):
             raise ValueError(f"Only instances of `keras.Layer` can be added to a Sequential model. "
                              f"Received: {layer!r} (of type {type(layer).__name__})")
         if any(layer.name == other.name for other in self._layers):
             raise ValueError(f"All layers added to a Sequential model should have unique names. Name "
                              f"{layer.name!r} is already the name of a layer in this model.")
-        if not self._layers and self._input_shape is None and layer._declared_input_shape is not None:
+        if not self._layers and self._input_shape is None and isinstance(layer, Model) and layer.inputs:
+            self._input_shape = tuple(layer.inputs[0].shape[1:])
+        if not self._layers and self._input_shape is None and getattr(layer, "_declared_input_shape", None):
             self._input_shape = layer._declared_input_shape
         self._layers.append(layer)
         self.built = False
@@ -742,3 +993,65 @@ def model_from_json(json_string, custom_objects=None):
     import json
     spec = json.loads(json_string)
     return Model.from_config(spec.get("config", spec), custom_objects)
+
+
+def _unique(items):
+    out, seen = [], set()
+    for w in items:
+        if id(w) not in seen:
+            seen.add(id(w))
+            out.append(w)
+    return out
+
+
+def _floatx(a):
+    """Inputs to a model call: float64 arrays become float32 (Keras's floatx); the rest unchanged."""
+    if hasattr(a, "dtype") and type(a) is not _tape.Tensor and not getattr(a, "_is_variable", False) \
+            and a.dtype == np.float64:
+        return a.astype(np.float32)
+    return a
+
+
+def _is_chain(inputs, outputs):
+    """A single input, a single output and one built-in single-input layer after another: the
+    layer-by-layer path (and its fused fast path) runs it."""
+    ins = inputs if not isinstance(inputs, (list, tuple)) else (inputs[0] if len(inputs) == 1 else None)
+    outs = outputs if not isinstance(outputs, (list, tuple)) else (outputs[0] if len(outputs) == 1 else None)
+    if not isinstance(ins, KerasTensor) or not isinstance(outs, KerasTensor):
+        return False
+    t = outs
+    while t is not None and t is not ins:
+        node = t._node
+        if node is None or not isinstance(node.layer, Layer) or not _calling.is_builtin(node.layer) \
+                or len(node.inputs) != 1 or node.kwargs.get("training") is not None:
+            return False
+        t = t.parent
+    return t is ins
+
+
+def _needs_tape(loss, loss_weights, metrics, weighted_metrics):
+    from . import losses as L, metrics as M
+    if isinstance(loss, (list, tuple, dict)) or loss_weights is not None:
+        return True
+    if isinstance(loss, L.Loss):
+        if type(loss).call is not L.Loss.call or type(loss).__module__ != L.__name__:
+            return True
+    elif not isinstance(loss, str) and loss not in L._FN_TO_CLASS:
+        return True
+    for ms in (metrics, weighted_metrics):
+        if isinstance(ms, dict):
+            return True
+        for m in ms or []:
+            if not isinstance(m, (str, type)) and not (isinstance(m, M.Metric) and type(m).__module__ == M.__name__):
+                return True
+    return False
+
+
+def _spec_name(spec):
+    if isinstance(spec, dict):
+        return {k: _spec_name(v) for k, v in spec.items()}
+    if isinstance(spec, (list, tuple)):
+        return [_spec_name(v) for v in spec]
+    if spec is None or isinstance(spec, str):
+        return spec
+    return getattr(spec, "name", getattr(spec, "__name__", type(spec).__name__))

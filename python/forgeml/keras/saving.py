@@ -12,23 +12,12 @@ import zipfile
 import numpy as np
 
 from . import losses as losses_module, optimizers as optimizers_module
+from .registry import CUSTOM_OBJECTS, get_custom_objects, register_keras_serializable
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "serialize_layer", "deserialize_layer",
            "serialize_model", "register_keras_serializable", "get_custom_objects"]
 
-_CUSTOM_OBJECTS: dict[str, type] = {}
-
-
-def register_keras_serializable(package="Custom", name=None):
-    def deco(cls):
-        _CUSTOM_OBJECTS[f"{package}>{name or cls.__name__}"] = cls
-        _CUSTOM_OBJECTS[name or cls.__name__] = cls
-        return cls
-    return deco
-
-
-def get_custom_objects():
-    return _CUSTOM_OBJECTS
+_CUSTOM_OBJECTS = CUSTOM_OBJECTS  # the registry lives at the bottom (registry.py)
 
 
 def _jsonable(v):
@@ -47,6 +36,9 @@ def serialize_layer(layer) -> dict:
 
 def deserialize_layer(spec, custom_objects=None):
     from .layers.base import LAYER_CLASSES
+    from . import serialization
+    if serialization.is_model_spec(spec):  # a model used as a layer
+        return serialization.deserialize_model(spec, custom_objects)
     name = spec["class_name"]
     cls = (custom_objects or {}).get(name) or _CUSTOM_OBJECTS.get(name) or LAYER_CLASSES.get(name)
     if cls is None:
@@ -61,6 +53,12 @@ def deserialize_layer(spec, custom_objects=None):
 
 
 def serialize_model(model) -> dict:
+    if model._general_mode() or model._is_general_model():
+        from . import serialization
+        out = serialization.serialize_model(model)
+        if model.compiled:
+            out["compile_config"] = _jsonable(model._compile_args)
+        return out
     out = {"module": "keras", "class_name": "Sequential", "config": _jsonable(model.get_config()),
            "build_config": {"input_shape": list(model.input_shape) if model.input_shape else None}}
     if model.compiled:
@@ -72,7 +70,7 @@ def _weights_npz(model, with_optimizer) -> bytes:
     arrays = {f"layers/{i}/{j}": v.numpy() for i, layer in enumerate(model.layers)
               for j, v in enumerate(layer.weights)}
     opt = model.optimizer
-    if with_optimizer and opt is not None and opt.built:
+    if with_optimizer and opt is not None and opt.built and not model._general_mode():
         arrays["optimizer/iterations"] = np.asarray(opt.iterations.value, dtype=np.int64)
         for k, s in opt.slots.items():
             arrays[f"optimizer/slots/{k}"] = np.asarray(s.get() if hasattr(s, "get") else s)
@@ -96,7 +94,7 @@ def _load_npz(model, data: bytes, with_optimizer):
     if extra:
         raise ValueError(f"The saved weights have more layers than the model ({len(model.layers)})")
     opt = model.optimizer
-    if with_optimizer and opt is not None and "optimizer/iterations" in arrays:
+    if with_optimizer and opt is not None and "optimizer/iterations" in arrays and not model._general_mode():
         model._ready()
         for k, s in opt.slots.items():
             key = f"optimizer/slots/{k}"
@@ -132,14 +130,29 @@ def load_model(filepath, custom_objects=None, compile=True):
     with zipfile.ZipFile(filepath) as zf:
         config = json.loads(zf.read("config.json"))
         weights = zf.read("model.weights.npz")
-    if config.get("class_name") not in ("Sequential", "Functional", "Model"):
+    from . import serialization
+    if not serialization.is_model_spec(config):
         raise ValueError(f"Unsupported model class {config.get('class_name')!r}")
-    model = Model.from_config(config["config"], custom_objects)
+    model = Model.from_config(config["config"], custom_objects) if config.get("class_name") == "Sequential" \
+        else serialization.deserialize_model(config, custom_objects)
     if not model.built:
         shape = (config.get("build_config") or {}).get("input_shape")
         if shape:
             model.build(tuple(shape))
     cc = config.get("compile_config")
+    if compile and cc and model._is_general_model():
+        known = {**_CUSTOM_OBJECTS, **(custom_objects or {})}
+
+        def find(spec):  # custom losses / metrics were saved by name
+            if isinstance(spec, dict):
+                return {k: find(v) for k, v in spec.items()}
+            if isinstance(spec, list):
+                return [find(v) for v in spec]
+            return known.get(spec, spec) if isinstance(spec, str) else spec
+        model.compile(optimizer=optimizers_module.deserialize(cc["optimizer"]), loss=find(cc["loss"]),
+                      loss_weights=cc.get("loss_weights"), metrics=find(cc.get("metrics")) or None)
+        _load_npz(model, weights, False)  # the tape trainer binds its optimizer state on the first step
+        return model
     if compile and cc:
         model.compile(optimizer=optimizers_module.deserialize(cc["optimizer"]),
                       loss=losses_module.get(cc["loss"]), metrics=cc.get("metrics") or None,

@@ -51,8 +51,8 @@ def normalize(x, axis=-1, order=2):
 
 
 def get_custom_objects() -> dict:
-    from . import saving
-    return saving._CUSTOM_OBJECTS
+    from .registry import CUSTOM_OBJECTS
+    return CUSTOM_OBJECTS
 
 
 from .data_adapters import PyDataset  # noqa: E402

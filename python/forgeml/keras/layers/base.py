@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import itertools
 import re
+import threading
 
 import numpy as np
 
 from .. import backend, initializers
+from ..autodiff import tape as _tape
+from ..variables import Variable, _xp_of
 
 __all__ = ["Layer", "Variable", "InputLayer", "Input", "KerasTensor", "LAYER_CLASSES", "unique_name"]
 
@@ -37,50 +40,6 @@ def _snake(name: str) -> str:
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", s).lower()
 
 
-class Variable:
-    """A weight: ``value`` (float32, on the model's device) and ``grad`` of the same shape.
-
-    Inside a built model both are views into the model's flat buffers, so they are updated in
-    place (``assign``), never rebound by layers."""
-
-    __slots__ = ("name", "value", "grad", "trainable", "path")
-
-    def __init__(self, value, name: str, trainable: bool = True, path: str = ""):
-        self.value = value
-        self.grad = None
-        self.name = name
-        self.trainable = trainable
-        self.path = path or name
-
-    @property
-    def shape(self):
-        return tuple(self.value.shape)
-
-    @property
-    def dtype(self):
-        return self.value.dtype
-
-    def numpy(self):
-        return backend.to_numpy(self.value).copy()
-
-    def assign(self, new):
-        new = backend.to_xp(new, _xp_of(self.value), dtype=self.value.dtype)
-        if tuple(new.shape) != self.shape:
-            raise ValueError(f"Variable {self.path!r}: expected shape {self.shape}, got {tuple(new.shape)}")
-        self.value[...] = new
-
-    def __array__(self, dtype=None, copy=None):
-        a = backend.to_numpy(self.value)
-        return a.astype(dtype) if dtype is not None else a
-
-    def __repr__(self):
-        return f"<Variable path={self.path} shape={self.shape} dtype={self.dtype}>"
-
-
-def _xp_of(a):
-    return backend.xp_of(a)
-
-
 class KerasTensor:
     """The symbolic input of ``keras.Input(shape=...)``: a shape (batch dim None) and a history of
     the layers applied to it, so ``keras.Model(inputs, outputs)`` can rebuild a chain."""
@@ -91,6 +50,11 @@ class KerasTensor:
         self.name = name
         self.source = source  # the layer that produced it (None for an Input)
         self.parent = parent
+        self._node = None  # the layers/_calling.Node that produced it (None for an Input)
+
+    @property
+    def ndim(self):
+        return len(self.shape)
 
     def __repr__(self):
         return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
@@ -140,6 +104,18 @@ class Layer:
         self._bufs: dict = {}
         self.input_shape = None
         self.output_shape = None
+        self._losses: list = []
+        self._inbound_nodes: list = []
+
+    def __setattr__(self, name, value):
+        # layers assigned as attributes (or in lists) of a custom layer are tracked, as in Keras
+        if name[0] != "_" and isinstance(value, (Layer, list, tuple)) and name != "layers":
+            subs = self.__dict__.setdefault("_sublayers", [])
+            items = value if isinstance(value, (list, tuple)) else [value]
+            for item in items:
+                if isinstance(item, Layer) and item is not self and all(item is not t for t in subs):
+                    subs.append(item)
+        object.__setattr__(self, name, value)
 
     # ---------------------------------------------------------------- weights
     @property
@@ -150,9 +126,12 @@ class Layer:
     def trainable(self, value: bool):
         self._trainable = bool(value)
 
-    def add_weight(self, shape, initializer="glorot_uniform", name=None, trainable=True, dtype=None):
-        shape = tuple(int(s) for s in shape)
-        init = initializers.get(initializer)
+    def add_weight(self, shape=None, initializer="glorot_uniform", name=None, trainable=True, dtype=None,
+                   regularizer=None, constraint=None, autocast=True, aggregation=None):
+        if regularizer is not None or constraint is not None:
+            raise NotImplementedError(f"Layer {self.name!r}: add_weight regularizer / constraint are not supported")
+        shape = () if shape is None else tuple(int(s) for s in shape)
+        init = initializers.get("glorot_uniform" if initializer is None else initializer)
         value = backend.to_xp(init(shape), self.xp, dtype=np.float32)
         var = Variable(value, name or f"variable_{len(self._weights)}", trainable, f"{self.name}/{name}")
         var.grad = self.xp.zeros_like(value) if trainable else None
@@ -161,7 +140,10 @@ class Layer:
 
     @property
     def weights(self) -> list[Variable]:
-        return list(self._weights)
+        out = list(self._weights)
+        for sub in self.__dict__.get("_sublayers", ()):
+            out += [w for w in sub.weights if all(w is not o for o in out)]
+        return out
 
     @property
     def variables(self):
@@ -169,13 +151,33 @@ class Layer:
 
     @property
     def trainable_weights(self) -> list[Variable]:
-        return [w for w in self._weights if w.trainable] if self._trainable else []
+        if not self._trainable:
+            return []
+        out = [w for w in self._weights if w.trainable]
+        for sub in self.__dict__.get("_sublayers", ()):
+            out += [w for w in sub.trainable_weights if all(w is not o for o in out)]
+        return out
 
     @property
     def non_trainable_weights(self) -> list[Variable]:
-        if not self._trainable:
-            return list(self._weights)
-        return [w for w in self._weights if not w.trainable]
+        train = self.trainable_weights
+        return [w for w in self.weights if all(w is not t for t in train)]
+
+    @property
+    def losses(self) -> list:
+        """Values passed to ``add_loss`` during the last call (of this layer and its sublayers)."""
+        out = list(self._losses)
+        for sub in self.__dict__.get("_sublayers", ()):
+            out += sub.losses
+        return out
+
+    def add_loss(self, loss):
+        self._losses.append(loss)
+
+    def _clear_losses(self):
+        self._losses = []
+        for sub in self.__dict__.get("_sublayers", ()):
+            sub._clear_losses()
 
     trainable_variables = trainable_weights
     non_trainable_variables = non_trainable_weights
@@ -241,27 +243,42 @@ class Layer:
         raise NotImplementedError(f"{type(self).__name__}.backward")
 
     def _buffer(self, key, shape, dtype=np.float32):
-        """A scratch array reused while its shape stays the same (no allocation per step)."""
+        """A scratch array reused while its shape stays the same (no allocation per step). One set
+        per thread: threads predicting with the same model never share an output buffer."""
+        key = (threading.get_ident(), key)
         buf = self._bufs.get(key)
         if buf is None or buf.shape != shape or buf.dtype != dtype:
             buf = self.xp.empty(shape, dtype=dtype)
             self._bufs[key] = buf
         return buf
 
-    def __call__(self, x, training=False):
-        if isinstance(x, KerasTensor):
-            out_shape = self._build_once((None, *x.shape[1:]) if x.shape else x.shape)
-            return KerasTensor(out_shape, name=self.name, source=self, parent=x)
-        xp = backend.xp_of(x) if hasattr(x, "shape") else self.xp
-        x = backend.to_xp(x, xp, dtype=self._input_dtype(x))
-        self._build_once((None, *x.shape[1:]), xp)
-        out = self.forward(x, training)
-        return out.copy()
+    def call(self, inputs, training=None):
+        """Built-in layers compute with forward/backward (see _builtin_call); subclasses override call."""
+        raise NotImplementedError(f"{type(self).__name__}.call")
+
+    def __call__(self, *args, **kwargs):
+        from . import _calling
+        return _calling.call_layer(self, args, kwargs)
 
     def _input_dtype(self, x):
         return np.float32
 
     # ---------------------------------------------------------------- config
+    @property
+    def output(self):
+        """The symbolic output of this layer's first call on keras.Input tensors."""
+        if not self._inbound_nodes:
+            raise AttributeError(f"Layer {self.name!r} has never been called on symbolic inputs: it has no output")
+        outs = self._inbound_nodes[0].outputs
+        return outs[0] if len(outs) == 1 else outs
+
+    @property
+    def input(self):
+        if not self._inbound_nodes:
+            raise AttributeError(f"Layer {self.name!r} has never been called on symbolic inputs: it has no input")
+        ins = self._inbound_nodes[0].inputs
+        return ins[0] if len(ins) == 1 else ins
+
     def get_config(self) -> dict:
         cfg = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
         if self._declared_input_shape is not None:

@@ -301,6 +301,9 @@ class _RNN(Layer):
                 raise NotImplementedError(f"{type(self).__name__}: return_state=True in a model; forgeml.keras "
                                           "models have one output (call the layer on arrays instead)")
             return super().__call__(x, training)
+        from ..autodiff import tape as _tape
+        if initial_state is None and not self.return_state and (_tape.recording() or _tape.is_tensor(x)):
+            return super().__call__(x, training=training)  # one tape node, its backward the VJP
         xp = backend.xp_of(x) if hasattr(x, "shape") else self.xp
         x = backend.to_xp(x, xp, dtype=np.float32)
         self._build_once((None, *x.shape[1:]), xp)

@@ -126,7 +126,7 @@ class Optimizer:
         return [self.iterations.value, *self.slots.values()]
 
     # ---------------------------------------------------------------- one step
-    def apply(self):
+    def _apply_flat(self):
         """Update the bound parameters from the bound gradients."""
         lr = self._current_lr()
         p_all, g_all, tmp_all = self._params, self._grads, self._tmp
@@ -145,6 +145,23 @@ class Optimizer:
                 p -= p * (self.weight_decay * lr)
             self.update_step(p, g, lr, {k: s[a:b] for k, s in self.slots.items()}, tmp)
         self.iterations.value += 1
+
+    def apply_gradients(self, grads_and_vars):
+        """Keras's ``optimizer.apply_gradients(zip(grads, variables))``: one update of each variable
+        from its gradient (variables with a None gradient are skipped). Slots live per variable."""
+        from .per_variable import apply_gradients
+        apply_gradients(self, grads_and_vars)
+        return self.iterations
+
+    def apply(self_or_grads, *args, **kwargs):
+        """Without arguments: update the bound flat buffers (the model's fast path). With
+        (grads, variables): Keras 3's ``optimizer.apply(grads, trainable_variables)``."""
+        self = self_or_grads
+        if args or kwargs:
+            grads = args[0] if args else kwargs["grads"]
+            variables = args[1] if len(args) > 1 else kwargs.get("trainable_variables")
+            return self.apply_gradients(zip(grads, variables))
+        return self._apply_flat()
 
     def _clip(self):
         g = self._grads

@@ -1,0 +1,311 @@
+"""The trainer for models the layer-by-layer path does not cover: subclassed models, functional
+graphs with several inputs/outputs or merges, custom layers, losses and metrics, and
+``train_step`` overrides. One step is Keras's: a GradientTape around the forward and the loss,
+``tape.gradient`` and ``optimizer.apply_gradients`` (models.py keeps the structure; this file the
+loops).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import backend, callbacks as callbacks_module, losses as losses_module, metrics as metrics_module, utils
+from .autodiff import tape as _tape
+from .autodiff.tape import GradientTape, Tensor
+from .layers._calling import flatten, map_structure
+from .loss_tape import _as_target, apply_loss
+from .ops import numpy as knp
+
+__all__ = ["CompiledLoss", "CompiledMetrics", "fit", "evaluate", "predict", "unpack_x_y_sample_weight"]
+
+
+def unpack_x_y_sample_weight(data):
+    if isinstance(data, tuple):
+        if len(data) == 1:
+            return data[0], None, None
+        if len(data) == 2:
+            return data[0], data[1], None
+        if len(data) == 3:
+            return data
+    return data, None, None
+
+
+# ---------------------------------------------------------------- losses per output
+def _per_output(spec, names, what):
+    """A compile() argument as one entry per output (None where an output has none)."""
+    if isinstance(spec, dict):
+        unknown = [k for k in spec if k not in names]
+        if unknown:
+            raise ValueError(f"compile: {what} keys {unknown} are not output names; the model's outputs are "
+                             f"{names}")
+        return [spec.get(n) for n in names]
+    if isinstance(spec, (list, tuple)):
+        if len(spec) != len(names):
+            raise ValueError(f"compile: {what} has {len(spec)} entries but the model has {len(names)} outputs "
+                             f"({names})")
+        return list(spec)
+    return [spec] * len(names) if what == "metrics" else ([spec] + [None] * (len(names) - 1)
+                                                          if len(names) > 1 and spec is None else [spec] * len(names))
+
+
+def _loss_object(spec):
+    if spec is None:
+        return None
+    if isinstance(spec, (str, dict)) or spec in losses_module._FN_TO_CLASS:
+        return losses_module.get(spec)
+    if isinstance(spec, losses_module.Loss) or callable(spec):
+        return spec
+    raise ValueError(f"Could not interpret loss identifier: {spec!r}")
+
+
+class CompiledLoss:
+    """compile()'s loss / loss_weights resolved against the model's outputs."""
+
+    def __init__(self, loss, loss_weights, output_names):
+        self.names = list(output_names)
+        self.losses = [_loss_object(s) for s in _per_output(loss, self.names, "loss")]
+        if all(lo is None for lo in self.losses):
+            raise ValueError("compile: a loss is required (e.g. loss='sparse_categorical_crossentropy')")
+        w = _per_output(loss_weights, self.names, "loss_weights") if loss_weights is not None else None
+        self.weights = [1.0 if x is None else float(x) for x in w] if w is not None else [1.0] * len(self.names)
+
+    def __call__(self, y_true, y_pred, sample_weight=None, regularization_losses=None):
+        ys = _outputs_list(y_true, self.names, "y")
+        ps = _outputs_list(y_pred, self.names, "y_pred")
+        total = None
+        for loss, w, y, p in zip(self.losses, self.weights, ys, ps):
+            if loss is None:
+                continue
+            if y is None:
+                raise ValueError("fit: targets are missing for an output that has a loss")
+            term = apply_loss(loss, y, p, sample_weight)
+            term = term if w == 1.0 else knp.multiply(term, w)
+            total = term if total is None else knp.add(total, term)
+        for extra in regularization_losses or ():
+            total = knp.add(total, extra)
+        return total
+
+
+def _outputs_list(values, names, what):
+    if isinstance(values, dict):
+        return [values.get(n) for n in names]
+    if isinstance(values, (list, tuple)):
+        if len(values) != len(names):
+            raise ValueError(f"{what}: expected {len(names)} arrays (one per output {names}), got {len(values)}")
+        return list(values)
+    if len(names) != 1:
+        raise ValueError(f"{what}: the model has {len(names)} outputs {names}; pass a list or a dict")
+    return [values]
+
+
+class _FnMetric(metrics_module.Metric):
+    """A metric from a function (y_true, y_pred) -> per-sample values: their running mean."""
+
+    def __init__(self, fn, name=None):
+        self.fn = fn
+        super().__init__(name=name or getattr(fn, "__name__", "metric"))
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        v = _tape.value_of(self.fn(y_true, y_pred))
+        self._add(backend.xp_of(v).asarray(v, dtype=np.float64).reshape(-1), sample_weight)
+
+
+class CompiledMetrics:
+    def __init__(self, metrics, output_names, losses):
+        self.names = list(output_names)
+        per = _per_output(metrics, self.names, "metrics") if metrics is not None else [None] * len(self.names)
+        self.metrics = []  # (output index, metric)
+        for i, spec in enumerate(per):
+            for m in ([] if spec is None else spec if isinstance(spec, (list, tuple)) else [spec]):
+                obj = self._resolve(m, losses[i])
+                if len(self.names) > 1 and isinstance(m, str):
+                    obj.name = f"{self.names[i]}_{obj.name}"
+                self.metrics.append((i, obj))
+
+    @staticmethod
+    def _resolve(m, loss):
+        if isinstance(m, metrics_module.Metric) or isinstance(m, str) or isinstance(m, type):
+            return metrics_module.resolve(m, loss if isinstance(loss, losses_module.Loss) else None, None)
+        if callable(m):
+            return _FnMetric(m)
+        raise ValueError(f"Could not interpret metric identifier: {m!r}")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        ys = _outputs_list(y_true, self.names, "y")
+        ps = _outputs_list(y_pred, self.names, "y_pred")
+        for i, m in self.metrics:
+            if ys[i] is None:
+                continue
+            p = _tape.value_of(ps[i])
+            m.update_state(_as_target(ys[i], p), p, sample_weight)
+
+    def reset_state(self):
+        for _, m in self.metrics:
+            m.reset_state()
+
+
+# ---------------------------------------------------------------- data
+def _to_arrays(x, xp, what):
+    def conv(a):
+        if a is None:
+            return None
+        a = _tape.value_of(a)
+        arr = backend.to_xp(a, xp) if hasattr(a, "shape") else xp.asarray(np.asarray(a))
+        if arr.dtype.kind not in "fiub":
+            raise TypeError(f"{what}: expected numeric data, got dtype {arr.dtype}")
+        return arr.astype(np.float32) if arr.dtype.kind == "f" and arr.dtype != np.float32 else arr
+    return map_structure(conv, x)
+
+
+def _n_rows(x, what):
+    sizes = {int(a.shape[0]) for a in flatten(x) if a is not None}
+    if len(sizes) > 1:
+        raise ValueError(f"Data cardinality is ambiguous: {what} arrays have different numbers of samples "
+                         f"{sorted(sizes)}")
+    return sizes.pop() if sizes else 0
+
+
+def _take(x, idx):
+    return map_structure(lambda a: None if a is None else a[idx], x)
+
+
+def _batches(n, batch_size, perm):
+    for s in range(math.ceil(n / batch_size)):
+        a, b = s * batch_size, min((s + 1) * batch_size, n)
+        yield s, (slice(a, b) if perm is None else perm[a:b])
+
+
+def _logs(model):
+    return {m.name: float(_tape.value_of(m.result())) for m in model.metrics}
+
+
+def _result_logs(result):
+    return {k: float(_tape.value_of(v)) for k, v in dict(result).items()}
+
+
+def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle,
+        sample_weight, initial_epoch, steps_per_epoch, validation_batch_size, validation_freq, class_weight):
+    if class_weight is not None:
+        raise NotImplementedError("fit: class_weight is supported for single-output Sequential models only")
+    xp = model._xp
+    x, y = _to_arrays(x, xp, "x"), _to_arrays(y, xp, "y")
+    sw = None if sample_weight is None else _to_arrays(sample_weight, xp, "sample_weight")
+    n_all = _n_rows([x, y, sw], "x/y")
+    val = None
+    if validation_data is None and validation_split:
+        cut = int(n_all * (1 - validation_split))
+        val = (_take(x, slice(cut, None)), _take(y, slice(cut, None)), None if sw is None else sw[cut:])
+        x, y, sw = _take(x, slice(0, cut)), _take(y, slice(0, cut)), None if sw is None else sw[:cut]
+    elif validation_data is not None:
+        vd = tuple(validation_data)
+        val = (_to_arrays(vd[0], xp, "validation x"), _to_arrays(vd[1], xp, "validation y"),
+               _to_arrays(vd[2], xp, "validation sample_weight") if len(vd) == 3 else None)
+    n = _n_rows([x, y, sw], "x/y")
+    if n == 0:
+        raise ValueError("fit: the training data is empty")
+    steps = math.ceil(n / batch_size)
+    if steps_per_epoch is not None:
+        steps = min(steps, int(steps_per_epoch))
+    history = callbacks_module.History()
+    cbs = list(callbacks or [])
+    if verbose:
+        cbs.insert(0, callbacks_module.ProgbarLogger(verbose))
+    cbs.append(history)
+    params = {"verbose": verbose, "epochs": epochs, "steps": steps, "mode": "fit"}
+    cbl = callbacks_module.CallbackList(cbs, model, params)
+    for prog in cbl.callbacks:
+        if isinstance(prog, callbacks_module.ProgbarLogger):
+            prog._values_fn = lambda: _logs(model)
+    model.stop_training = False
+    model.history = history
+    rng = utils.global_rng()
+    cbl.call("on_train_begin", None)
+    logs = {}
+    for epoch in range(initial_epoch, epochs):
+        model.reset_metrics()
+        cbl.call("on_epoch_begin", epoch, None)
+        perm = rng.permutation(n) if shuffle and n > 1 else None
+        if perm is not None and xp is not np:
+            perm = xp.asarray(perm)
+        xe, ye, swe = (x, y, sw) if perm is None else (_take(x, perm), _take(y, perm), None if sw is None else sw[perm])
+        for s, idx in _batches(n, batch_size, None):  # shuffled once per epoch, then sliced
+            if s >= steps:
+                break
+            if cbl.wants_batches:
+                cbl.call("on_train_batch_begin", s, None)
+            data = (_take(xe, idx), _take(ye, idx)) if sw is None else (_take(xe, idx), _take(ye, idx), swe[idx])
+            logs = _result_logs(model.train_step(data))
+            if cbl.wants_batches:
+                cbl.call("on_train_batch_end", s, logs)
+            if model.stop_training:
+                break
+        logs = dict(logs)
+        if val is not None and (epoch + 1) % validation_freq == 0:
+            vlogs = evaluate(model, *val, validation_batch_size or batch_size, reset=True)
+            logs.update({"val_" + k: v for k, v in vlogs.items()})
+        cbl.call("on_epoch_end", epoch, logs)
+        if model.stop_training:
+            break
+    cbl.call("on_train_end", None)
+    history.params = params
+    history.model = model
+    return history
+
+
+def evaluate(model, x, y, sw, batch_size, reset=True):
+    xp = model._xp
+    x, y = _to_arrays(x, xp, "x"), _to_arrays(y, xp, "y")
+    sw = None if sw is None else _to_arrays(sw, xp, "sample_weight")
+    n = _n_rows([x, y, sw], "x/y")
+    if reset:
+        model.reset_metrics()
+    logs = {}
+    for _, idx in _batches(n, batch_size, None):
+        data = (_take(x, idx), _take(y, idx)) if sw is None else (_take(x, idx), _take(y, idx), sw[idx])
+        logs = _result_logs(model.test_step(data))
+    return logs
+
+
+def predict(model, x, batch_size):
+    xp = model._xp
+    x = _to_arrays(x, xp, "x")
+    n = _n_rows(x, "x")
+    parts = []
+    for _, idx in _batches(n, batch_size, None):
+        out = model.predict_step(_take(x, idx))
+        parts.append(map_structure(lambda t: backend.to_xp(_tape.value_of(t), xp), out))
+    if not parts:
+        raise ValueError("predict: the input is empty")
+    first = parts[0]
+    if isinstance(first, dict):
+        return {k: xp.concatenate([p[k] for p in parts]) for k in first}
+    if isinstance(first, (list, tuple)):
+        return [xp.concatenate([p[i] for p in parts]) for i in range(len(first))]
+    return xp.concatenate(parts)
+
+
+def default_train_step(model, data):
+    x, y, sw = unpack_x_y_sample_weight(data)
+    chain = model.__dict__.get("_chain_step")
+    if chain and chain.valid(x):
+        return chain.run(x, y, sw)
+    with GradientTape() as tape:
+        y_pred = model(x, training=True)
+        loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sw)
+    _check_scalar(loss)
+    variables = model.trainable_variables
+    grads = tape.gradient(loss, variables)
+    _tape.warn_missing(variables, grads)
+    model.optimizer.apply_gradients(zip(grads, variables))
+    if chain is None and not model.__dict__.get("_run_eagerly"):
+        from .traced import trace_chain
+        model.__dict__["_chain_step"] = trace_chain(model, x, loss, variables) or False
+    return model.compute_metrics(x, y, y_pred, sw)
+
+
+def _check_scalar(loss):
+    v = _tape.value_of(loss)
+    if np.ndim(v) != 0:
+        raise ValueError(f"The loss must be a scalar, got shape {tuple(np.shape(v))}: reduce it (e.g. "
+                         f"keras.ops.mean) before taking gradients")
