@@ -1034,7 +1034,7 @@ def _needs_tape(loss, loss_weights, metrics, weighted_metrics):
     if isinstance(loss, (list, tuple, dict)) or loss_weights is not None:
         return True
     if isinstance(loss, L.Loss):
-        if type(loss).call is not L.Loss.call or type(loss).__module__ != L.__name__:
+        if type(loss).call is not L.Loss.call or type(loss).__module__ not in (L.__name__, L._extra.__name__):
             return True
     elif not isinstance(loss, str) and loss not in L._FN_TO_CLASS:
         return True
@@ -1042,7 +1042,8 @@ def _needs_tape(loss, loss_weights, metrics, weighted_metrics):
         if isinstance(ms, dict):
             return True
         for m in ms or []:
-            if not isinstance(m, (str, type)) and not (isinstance(m, M.Metric) and type(m).__module__ == M.__name__):
+            builtin = isinstance(m, M.Metric) and type(m).__module__ in (M.__name__, M._extra.__name__)
+            if not isinstance(m, (str, type)) and not builtin:
                 return True
     return False
 
