@@ -52,3 +52,6 @@ __all__ += ["ELU", "PReLU", "ReLU", "LeakyReLU", "Softmax", "Conv2DTranspose", "
             "GaussianNoise", "SpatialDropout1D", "SpatialDropout2D", "GroupNormalization", "LayerNormalization",
             "UnitNormalization", "CategoryEncoding", "CenterCrop", "Normalization", "RandomFlip", "RandomRotation",
             "RandomTranslation", "RandomZoom", "Rescaling"]
+from .attention import Attention, Lambda, MultiHeadAttention  # noqa: E402
+
+__all__ += ["Attention", "Lambda", "MultiHeadAttention"]
