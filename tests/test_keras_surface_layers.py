@@ -297,7 +297,13 @@ KERAS_CASES = [
 ]
 
 
-@pytest.mark.parametrize("name,kw,shape,masked", KERAS_CASES, ids=[f"{c[0]}{i}" for i, c in enumerate(KERAS_CASES)])
+# a representative few run in the quick suite; the rest are marked slow (each JAX gradient takes seconds)
+_QUICK = {0, 5, 12, 15, 18}
+KERAS_PARAMS = [pytest.param(*c, id=f"{c[0]}{i}", marks=() if i in _QUICK else pytest.mark.slow)
+                for i, c in enumerate(KERAS_CASES)]
+
+
+@pytest.mark.parametrize("name,kw,shape,masked", KERAS_PARAMS)
 def test_layer_matches_keras(name, kw, shape, masked):
     real = real_keras()
     x = RNG.normal(size=shape)
@@ -308,8 +314,11 @@ def test_layer_matches_keras(name, kw, shape, masked):
     compare(ours, getattr(real.layers, name)(**kw), x, _seq_mask(*shape[:2]) if masked else None)
 
 
-@pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul"])
-@pytest.mark.parametrize("cell,return_sequences", [("LSTM", True), ("GRU", False), ("LSTM", False)])
+BIDI = [pytest.param(m, c, r, marks=() if (m, c, r) == ("concat", "LSTM", True) else pytest.mark.slow)
+        for m in ("concat", "sum", "mul") for c, r in (("LSTM", True), ("GRU", False), ("LSTM", False))]
+
+
+@pytest.mark.parametrize("merge_mode,cell,return_sequences", BIDI)
 def test_bidirectional_matches_keras(merge_mode, cell, return_sequences):
     real = real_keras()
     x = RNG.normal(size=(3, 6, 4))
