@@ -7,13 +7,14 @@ import forgeml.keras
 
 ROOT = pathlib.Path(forgeml.keras.__file__).parent
 LAYERS = [
-    {"registry", "utils", "backend", "autodiff", "summary"},
+    {"registry", "utils", "backend", "autodiff", "summary", "random", "data_adapters", "utils_data"},
     {"ops"},
     {"variables"},
-    {"activations", "initializers", "losses", "loss_tape", "metrics", "optimizers", "callbacks"},
+    {"activations", "initializers", "losses", "loss_tape", "metrics", "optimizers", "callbacks", "regularizers",
+     "activations_extra", "losses_extra", "metrics_extra", "callbacks_extra"},
     {"layers"},
     {"functional", "serialization", "saving"},
-    {"training", "traced", "_fast"},
+    {"training", "traced", "_fast", "trainer_stream"},
     {"models"},
     {"__init__"},
 ]

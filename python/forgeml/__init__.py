@@ -17,7 +17,7 @@ from ._config import show_config
 
 __version__ = _backend.cpu.version
 
-_SUBMODULES = ("ops", "keras", "tree", "ensemble", "svm", "bench")
+_SUBMODULES = ("ops", "keras", "tree", "ensemble", "svm", "bench", "data")
 
 __all__ = ["__version__", "show_config", "set_num_threads", "get_num_threads", "device", "cuda", "GradientTape",
            *_SUBMODULES]
@@ -50,6 +50,9 @@ def __getattr__(name):  # subpackages load on first use, keeping `import forgeml
         return importlib.import_module(f"{__name__}.{name}")
     if name == "GradientTape":  # tf.GradientTape after `import forgeml as tf`
         return importlib.import_module(f"{__name__}.keras.autodiff").GradientTape
+    compat = importlib.import_module(f"{__name__}.tf_compat")  # tf.constant, tf.random.set_seed, ...
+    if name in compat.__all__:
+        return getattr(compat, name)
     raise AttributeError(f"module 'forgeml' has no attribute {name!r}")
 
 

@@ -144,6 +144,12 @@ def _erf_np(x):
 relu, sigmoid, tanh, softmax, gelu, linear = ReLU(), Sigmoid(), Tanh(), Softmax(), GELU(), Linear()
 _BY_NAME = {a.name: a for a in (relu, sigmoid, tanh, softmax, gelu, linear)}
 
+from .activations_extra import EXTRA as _EXTRA  # noqa: E402  (elu, selu, swish, ...: they subclass Activation)
+
+_BY_NAME.update(_EXTRA)
+globals().update(_EXTRA)
+__all__ += sorted(_EXTRA)
+
 
 def get(identifier) -> Activation:
     """None, a name, or an Activation; unknown names raise a ValueError listing the known ones."""

@@ -85,3 +85,12 @@ def matmul(a, b, *, trans_a=False, trans_b=False, bias=None, activation=None, ou
         return _matmul(a, b, trans_a=trans_a, trans_b=trans_b, bias=bias, activation=activation, out=out,
                        precision=precision)
     return _matmul(a, b, trans_a=trans_a, trans_b=trans_b, bias=bias, activation=activation, out=out)
+
+
+def clear_session(free_memory=True):
+    """Forget the layer-name counters (the next Dense is "dense" again), as Keras does."""
+    from .layers.base import _NAME_COUNTERS
+    _NAME_COUNTERS.clear()
+
+
+__all__ += ["clear_session"]

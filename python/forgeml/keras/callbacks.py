@@ -352,3 +352,8 @@ class TerminateOnNaN(Callback):
         if loss is not None and not np.isfinite(loss):
             print(f"Batch {batch}: Invalid loss, terminating training")
             self.model.stop_training = True
+
+
+from .callbacks_extra import BackupAndRestore, CSVLogger, ReduceLROnPlateau  # noqa: E402
+
+__all__ += ["ReduceLROnPlateau", "CSVLogger", "BackupAndRestore"]

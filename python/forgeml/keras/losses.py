@@ -398,6 +398,16 @@ _FN_TO_CLASS = {sparse_categorical_crossentropy: SparseCategoricalCrossentropy,
                 categorical_crossentropy: CategoricalCrossentropy, binary_crossentropy: BinaryCrossentropy,
                 mean_squared_error: MeanSquaredError, mean_absolute_error: MeanAbsoluteError}
 
+from . import losses_extra as _extra  # noqa: E402  (Huber, KLDivergence, hinges, focal, ...)
+from .losses_extra import *  # noqa: E402,F401,F403
+
+_BY_NAME.update(_extra.EXTRA_BY_NAME)
+_BY_CLASS.update({c.__name__: c for c in _extra.EXTRA_BY_NAME.values()})
+for _key, _cls in _extra.EXTRA_BY_NAME.items():  # the function forms: keras.losses.huber(y, p), ...
+    _f = globals()[_key] = _fn(_cls, _key)
+    _FN_TO_CLASS[_f] = _cls
+__all__ += [*_extra.__all__[:-1], *_extra.EXTRA_BY_NAME]
+
 
 def get(identifier) -> Loss:
     if isinstance(identifier, Loss):

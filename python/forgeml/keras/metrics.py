@@ -10,6 +10,12 @@ __all__ = ["Metric", "Mean", "SparseCategoricalAccuracy", "CategoricalAccuracy",
 
 
 class Metric:
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        fn = cls.__dict__.get("update_state")
+        if fn is not None:
+            cls.update_state = _accepting_lists(fn)
+
     def __init__(self, name=None, dtype=None):
         self.name = name or _default_name(type(self))
         self._variables = []
@@ -64,6 +70,17 @@ class Metric:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}>"
+
+
+def _accepting_lists(fn):
+    """update_state taking Python lists and scalars too (Keras converts them to tensors)."""
+    import functools
+
+    @functools.wraps(fn)
+    def update_state(self, *args, **kwargs):
+        args = [np.asarray(a, dtype=np.float32) if isinstance(a, (list, tuple, int, float)) else a for a in args]
+        return fn(self, *args, **kwargs)
+    return update_state
 
 
 def _default_name(cls):
@@ -134,6 +151,14 @@ _BY_NAME = {
 _BY_CLASS = {c.__name__: c for c in (SparseCategoricalAccuracy, CategoricalAccuracy, BinaryAccuracy, Accuracy,
                                      MeanAbsoluteError, MeanSquaredError, Mean)}
 
+from . import metrics_extra as _extra  # noqa: E402  (AUC, Precision, Recall, F1Score, ...)
+from .metrics_extra import *  # noqa: E402,F401,F403
+
+_BY_NAME.update(_extra.EXTRA_BY_NAME)
+_BY_CLASS.update({c.__name__: c for c in (*_extra.EXTRA_BY_NAME.values(), _extra.MeanIoU, _extra.Sum,
+                                          _extra.FBetaScore, _extra.MeanMetricWrapper)})
+__all__ += _extra.__all__[:-1]
+
 
 def resolve(identifier, loss, output_shape) -> Metric:
     """A metric object for a compile() entry; 'accuracy'/'acc' picks the variant Keras would from
@@ -157,6 +182,8 @@ def resolve(identifier, loss, output_shape) -> Metric:
         return cls(name=identifier)
     if isinstance(identifier, type) and issubclass(identifier, Metric):
         return identifier()
+    if callable(identifier):  # a function of (y_true, y_pred): its weighted mean
+        return _extra.MeanMetricWrapper(identifier)
     raise ValueError(f"Could not interpret metric identifier: {identifier!r}")
 
 

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from . import backend, callbacks as callbacks_module, losses as losses_module, metrics as metrics_module
-from . import _fast, optimizers as optimizers_module, training, utils
+from . import _fast, data_adapters, optimizers as optimizers_module, regularizers, trainer_stream, training, utils
 from . import distribution as distribution_module
 from .autodiff import tape as _tape
 from .layers import _calling
@@ -289,7 +289,8 @@ class Model:
             self._fused = act is not None and self.loss.fuses(act) and hasattr(last, "forward") and \
                 "logits" in last.forward.__code__.co_varnames
         self._sync_trainable()
-        self._fast = _fast.plan(self)
+        self._reg_layers = [layer for layer in self._layers if regularizers.has_penalties([layer])]
+        self._fast = None if self._reg_layers else _fast.plan(self)
 
     @property
     def metrics_names(self):
@@ -392,12 +393,15 @@ class Model:
         n = x.shape[0]
         if self._fused:
             z = layers[-1].forward(x, training, logits=True)
-            return self.loss.step_logits(y, z, sw, n, want_grad)
-        y_pred = layers[-1].forward(x, training)
-        if want_grad:
-            total, g = self.loss.step(y, y_pred, sw, n)
+            total, y_pred, g = self.loss.step_logits(y, z, sw, n, want_grad)
         else:
-            total, g = float(self.loss(y, y_pred, sw)) * n, None
+            y_pred = layers[-1].forward(x, training)
+            if want_grad:
+                total, g = self.loss.step(y, y_pred, sw, n)
+            else:
+                total, g = float(self.loss(y, y_pred, sw)) * n, None
+        if self._reg_layers:  # the loss Keras reports includes the weight penalties
+            total += regularizers.penalty_total(self._reg_layers) * n
         return total, y_pred, g
 
     def _train_step(self, x, y, sw):
@@ -408,6 +412,8 @@ class Model:
         for i in range(len(layers) - 1, stop - 1, -1):
             g = layers[i].backward(g, i > stop)
         if stop < len(layers):
+            if self._reg_layers:
+                regularizers.add_penalties(self._reg_layers)
             self.optimizer.apply()
         self._update_metrics(y, y_pred, sw, total, x.shape[0])
 
@@ -451,6 +457,9 @@ class Model:
             return training.fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split,
                                 validation_data, shuffle, sample_weight, initial_epoch, steps_per_epoch,
                                 validation_batch_size, validation_freq, class_weight)
+        if data_adapters.is_stream(x):  # generators, PyDataset, forgeml.data.Dataset
+            return trainer_stream.fit_stream(self, x, epochs, verbose, callbacks, validation_data, steps_per_epoch,
+                                             initial_epoch, validation_steps, validation_freq, shuffle, class_weight)
         x = self._prepare_x(x)
         n_all = _n_samples(x)
         y_all = self._prepare_y(y, n_all)
@@ -487,7 +496,9 @@ class Model:
         cbl = callbacks_module.CallbackList(cbs, self, params)
         self.stop_training = False
         self.history = history
+        self._initial_epoch = None
         cbl.call("on_train_begin", None)
+        initial_epoch = self._initial_epoch or initial_epoch  # BackupAndRestore resumes here
         xp = self._xp
         rng = utils.global_rng()
         for epoch in range(initial_epoch, epochs):
@@ -577,6 +588,8 @@ class Model:
                 return logs
             values = list(logs.values())
             return values[0] if len(values) == 1 else values
+        if data_adapters.is_stream(x):
+            return trainer_stream.evaluate_stream(self, x, steps, return_dict)
         x = self._prepare_x(x)
         n = _n_samples(x)
         y = self._prepare_y(y, n)
@@ -608,6 +621,8 @@ class Model:
         if self._general_mode():
             self._ensure_built_for(x)
             return training.predict(self, x, batch_size)
+        if data_adapters.is_stream(x):
+            return trainer_stream.predict_stream(self, x, steps)
         x = self._prepare_x(x)
         n = _n_samples(x)
         if steps is not None:
@@ -1045,7 +1060,7 @@ def _needs_tape(loss, loss_weights, metrics, weighted_metrics):
     if isinstance(loss, (list, tuple, dict)) or loss_weights is not None:
         return True
     if isinstance(loss, L.Loss):
-        if type(loss).call is not L.Loss.call or type(loss).__module__ != L.__name__:
+        if type(loss).call is not L.Loss.call or type(loss).__module__ not in (L.__name__, L._extra.__name__):
             return True
     elif not isinstance(loss, str) and loss not in L._FN_TO_CLASS:
         return True
@@ -1053,7 +1068,8 @@ def _needs_tape(loss, loss_weights, metrics, weighted_metrics):
         if isinstance(ms, dict):
             return True
         for m in ms or []:
-            if not isinstance(m, (str, type)) and not (isinstance(m, M.Metric) and type(m).__module__ == M.__name__):
+            builtin = isinstance(m, M.Metric) and type(m).__module__ in (M.__name__, M._extra.__name__)
+            if not isinstance(m, (str, type)) and not builtin:
                 return True
     return False
 

@@ -4,6 +4,7 @@ arrays with ``np.load(allow_pickle=False)``: nothing is ever unpickled."""
 from __future__ import annotations
 
 import datetime
+import inspect
 import io
 import json
 import os
@@ -49,6 +50,8 @@ def deserialize_layer(spec, custom_objects=None):
         return cls(shape=tuple(config["batch_shape"][1:]), name=config.get("name"))
     if "batch_input_shape" in config:
         config["batch_input_shape"] = tuple(config["batch_input_shape"])
+    if "custom_objects" in inspect.signature(cls.from_config).parameters:  # Lambda looks its function up
+        return cls.from_config(config, custom_objects=custom_objects)
     return cls.from_config(config)
 
 

@@ -53,3 +53,10 @@ def normalize(x, axis=-1, order=2):
 def get_custom_objects() -> dict:
     from .registry import CUSTOM_OBJECTS
     return CUSTOM_OBJECTS
+
+
+from .data_adapters import PyDataset  # noqa: E402
+from .utils_data import pad_sequences, split_dataset, timeseries_dataset_from_array  # noqa: E402
+
+Sequence = PyDataset  # the Keras 2 name
+__all__ += ["PyDataset", "Sequence", "pad_sequences", "split_dataset", "timeseries_dataset_from_array"]

@@ -9,7 +9,7 @@ import re
 
 import numpy as np
 
-from .. import activations, initializers
+from .. import activations, initializers, regularizers
 from .base import Layer, unique_name
 
 __all__ = ["Conv2D", "Convolution2D", "normalize_tuple", "check_data_format", "reject_unsupported", "auto_name"]
@@ -97,9 +97,11 @@ class Conv2D(Layer):
         if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters <= 0:
             raise ValueError(f"Invalid value for argument `filters`. Expected a strictly positive value. "
                              f"Received filters={filters!r}.")
-        reject_unsupported("Conv2D", kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
-                           activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
+        reject_unsupported("Conv2D", activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
                            bias_constraint=bias_constraint)
+        from .. import regularizers
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
         if groups != 1:
             raise NotImplementedError(f"Conv2D: groups={groups} is not supported by forgeml.keras yet (only 1)")
         self.filters = int(filters)
@@ -171,7 +173,8 @@ class Conv2D(Layer):
                 "activation": self.activation.name, "use_bias": self.use_bias,
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
                 "bias_initializer": initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": None, "bias_regularizer": None, "activity_regularizer": None,
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer), "activity_regularizer": None,
                 "kernel_constraint": None, "bias_constraint": None}
 
     @classmethod
@@ -180,6 +183,9 @@ class Conv2D(Layer):
         for key in ("kernel_initializer", "bias_initializer"):
             if key in config:
                 config[key] = initializers.get(config[key])
+        for key in ("kernel_regularizer", "bias_regularizer"):
+            if config.get(key) is not None:
+                config[key] = regularizers.get(config[key])
         return cls(**config)
 
 

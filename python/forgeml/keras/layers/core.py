@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import activations, backend, initializers
+from .. import activations, backend, initializers, regularizers
 from .base import Layer
 
 __all__ = ["Dense", "Activation", "Embedding"]
@@ -28,8 +28,10 @@ class Dense(Layer):
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
             raise ValueError(f"Received an invalid value for `units`, expected a positive integer. "
                              f"Received: units={units!r}")
-        for arg, val in (("kernel_regularizer", kernel_regularizer), ("bias_regularizer", bias_regularizer),
-                         ("activity_regularizer", activity_regularizer), ("kernel_constraint", kernel_constraint),
+        from .. import regularizers
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        for arg, val in (("activity_regularizer", activity_regularizer), ("kernel_constraint", kernel_constraint),
                          ("bias_constraint", bias_constraint)):
             if val is not None:
                 raise NotImplementedError(f"Dense: {arg} is not supported by forgeml.keras yet")
@@ -88,7 +90,9 @@ class Dense(Layer):
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": self.activation.name,
                 "use_bias": self.use_bias, "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer)}
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
 
     @classmethod
     def from_config(cls, config):
@@ -96,6 +100,9 @@ class Dense(Layer):
         for key in ("kernel_initializer", "bias_initializer"):
             if key in config:
                 config[key] = initializers.get(config[key])
+        for key in ("kernel_regularizer", "bias_regularizer"):
+            if key in config:
+                config[key] = regularizers.get(config[key])
         return cls(**config)
 
 
@@ -127,9 +134,10 @@ class Embedding(Layer):
         super().__init__(**kwargs)
         if int(input_dim) <= 0 or int(output_dim) <= 0:
             raise ValueError(f"Embedding: input_dim and output_dim must be > 0, got {input_dim}, {output_dim}")
-        if mask_zero or embeddings_regularizer is not None or embeddings_constraint is not None:
-            raise NotImplementedError("Embedding: mask_zero, regularizers and constraints are not supported yet")
+        if embeddings_regularizer is not None or embeddings_constraint is not None:
+            raise NotImplementedError("Embedding: regularizers and constraints are not supported yet")
         self.input_dim, self.output_dim = int(input_dim), int(output_dim)
+        self.mask_zero = bool(mask_zero)  # id 0 is padding: the output carries a mask (layers/masking.py)
         self.embeddings_initializer = initializers.get(embeddings_initializer)
         if input_length is not None and self._declared_input_shape is None:
             self._declared_input_shape = (int(input_length),)
@@ -158,6 +166,9 @@ class Embedding(Layer):
         self._ids = x
         out = self._buffer("y", (*x.shape, self.output_dim), self.embeddings.value.dtype)
         xp.take(self.embeddings.value, x, axis=0, out=out)
+        if self.mask_zero:
+            from .masking import attach
+            attach(out, x != 0)
         return out
 
     def backward(self, dy, need_dx=True):
@@ -169,7 +180,8 @@ class Embedding(Layer):
 
     def get_config(self):
         return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,
-                "embeddings_initializer": initializers.serialize(self.embeddings_initializer)}
+                "embeddings_initializer": initializers.serialize(self.embeddings_initializer),
+                "mask_zero": self.mask_zero}
 
     @classmethod
     def from_config(cls, config):

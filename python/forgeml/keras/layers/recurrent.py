@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import activations, backend, initializers, utils
+from . import masking
 from .base import KerasTensor, Layer
 from .convolutional import auto_name, reject_unsupported
 
@@ -104,6 +105,7 @@ class _RNN(Layer):
         self.stateful = False
         self.unroll = bool(unroll)
         self.initial_state_grads = None
+        self.zero_output_for_mask = False  # Bidirectional sets it (masked steps output 0, as Keras)
 
     # ---------------------------------------------------------------- weights and shapes
     def _bias_shape(self):
@@ -140,24 +142,30 @@ class _RNN(Layer):
     def _fast_ok(self):
         return self.recurrent_activation is activations.sigmoid and self.activation is activations.tanh
 
-    def forward(self, x, training=False, initial_state=None):
+    def forward(self, x, training=False, initial_state=None, mask=None):
         n, t, f = x.shape
+        in_mask = masking.mask_of(x) if mask is None else mask
+        tmask = masking.as_bool_mask(self.xp, in_mask, n, t)  # masked steps keep the previous state
         self._dmask = self._rmask = None
         if training and self.dropout > 0:
             self._dmask = self._mask(n, f, self.dropout, x.dtype)
             x = x * self._dmask[:, None, :]
         if self.go_backwards:
             x = x[:, ::-1]
+            tmask = None if tmask is None else tmask[:, ::-1]
+        self._tmask = tmask
         if training and self.recurrent_dropout > 0:
             self._rmask = self._mask(n, self.units, self.recurrent_dropout, x.dtype)
         states = self._initial_states(initial_state, n, x.dtype)
-        self._fast = (x.dtype == np.float32 and self._rmask is None and self._fast_ok()
+        self._fast = (x.dtype == np.float32 and self._rmask is None and tmask is None and self._fast_ok()
                       and all(s is None or s.dtype == np.float32 for s in states))
         if self._fast:
             y, *final = self._fast_forward(x, states)
         else:
             y, *final = self._loop_forward(x, states)
         main = y if self.return_sequences else final[0]
+        if self.return_sequences and in_mask is not None:
+            masking.attach(main, in_mask)
         return [main, *final] if self.return_state else main
 
     def _initial_states(self, initial_state, n, dtype):
@@ -240,9 +248,14 @@ class _RNN(Layer):
         y = xp.empty((n, t, h), x.dtype)
         for i in range(t):
             hp = carry[0] if self._rmask is None else carry[0] * self._rmask
-            carry, saved = self._step(xz[:, i], hp, carry)
+            new, saved = self._step(xz[:, i], hp, carry)
+            if self._tmask is not None:
+                m = self._tmask[:, i:i + 1]
+                new = [xp.where(m, a, b) for a, b in zip(new, carry)]
+            carry = new
             self._steps.append(saved)
-            y[:, i] = carry[0]
+            y[:, i] = carry[0] if self._tmask is None or not self.zero_output_for_mask else \
+                xp.where(self._tmask[:, i:i + 1], carry[0], 0)
         return (y, *carry)
 
     def _loop_backward(self, dseq, d_states):
@@ -255,12 +268,20 @@ class _RNN(Layer):
         carry = [xp.zeros((n, self.units), x.dtype) if d is None else d.astype(x.dtype) for d in d_states]
         for i in range(t - 1, -1, -1):
             if dseq is not None:
-                carry[0] = carry[0] + dseq[:, i]
+                zeroed = self._tmask is not None and self.zero_output_for_mask
+                carry[0] = carry[0] + (xp.where(self._tmask[:, i:i + 1], dseq[:, i], 0) if zeroed else dseq[:, i])
+            keep = None
+            if self._tmask is not None:  # masked rows pass their state gradient straight through
+                m = self._tmask[:, i:i + 1]
+                keep = [xp.where(m, 0, c) for c in carry]
+                carry = [xp.where(m, c, 0) for c in carry]
             dxz[:, i], carry, direct = self._step_back(self._steps[i], carry)
             if self._rmask is not None:  # carry[0] is the gradient of the dropped h_{t-1}
                 carry[0] = carry[0] * self._rmask
             if direct is not None:  # and this one of h_{t-1} itself
                 carry[0] = carry[0] + direct
+            if keep is not None:
+                carry = [c + k for c, k in zip(carry, keep)]
         flat = dxz.reshape(n * t, -1)
         dk = _mm(xp.ascontiguousarray(x).reshape(n * t, f), flat, trans_a=True)
         dx = _mm(flat, self.kernel.value, trans_b=True).reshape(n, t, f)
@@ -274,7 +295,7 @@ class _RNN(Layer):
         return 0 if not self.use_bias else self.bias.value
 
     # ---------------------------------------------------------------- calling and config
-    def __call__(self, x, training=False, initial_state=None):
+    def __call__(self, x, training=False, initial_state=None, mask=None):
         if isinstance(x, KerasTensor):
             if self.return_state:
                 raise NotImplementedError(f"{type(self).__name__}: return_state=True in a model; forgeml.keras "
@@ -286,7 +307,7 @@ class _RNN(Layer):
         xp = backend.xp_of(x) if hasattr(x, "shape") else self.xp
         x = backend.to_xp(x, xp, dtype=np.float32)
         self._build_once((None, *x.shape[1:]), xp)
-        out = self.forward(x, training, initial_state)
+        out = self.forward(x, training, initial_state, mask)
         return [o.copy() for o in out] if isinstance(out, list) else out.copy()
 
     def get_config(self):

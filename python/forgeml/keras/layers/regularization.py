@@ -34,7 +34,8 @@ class Dropout(Layer):
         self._scale = 1.0 / (1.0 - self.rate) if self.rate < 1 else 0.0
         y = self.xp.multiply(x, keep, out=self._buffer("y", x.shape, x.dtype))
         y *= self._scale
-        return y
+        from .masking import attach, mask_of
+        return attach(y, mask_of(x))  # a mask passes through dropout
 
     def backward(self, dy, need_dx=True):
         if not need_dx:

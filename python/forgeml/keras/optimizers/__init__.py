@@ -346,6 +346,12 @@ class RMSprop(Optimizer):
 _KERNEL_TYPES = (SGD, Adam, AdamW, RMSprop)
 _BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}
 
+from .extra import Adadelta, Adagrad, Adamax, Ftrl, Lion, Nadam  # noqa: E402  (they subclass Optimizer)
+
+_BY_NAME.update({"nadam": Nadam, "adagrad": Adagrad, "adamax": Adamax, "adadelta": Adadelta, "lion": Lion,
+                 "ftrl": Ftrl})
+__all__ += ["Nadam", "Adagrad", "Adamax", "Adadelta", "Lion", "Ftrl"]
+
 
 def get(identifier) -> Optimizer:
     if isinstance(identifier, Optimizer):

@@ -93,7 +93,61 @@ class CosineDecay(LearningRateSchedule):
                 "warmup_steps": self.warmup_steps}
 
 
-_CLASSES = {c.__name__: c for c in (ExponentialDecay, InverseTimeDecay, PiecewiseConstantDecay, CosineDecay)}
+class PolynomialDecay(LearningRateSchedule):
+    """(initial - end) (1 - step / decay_steps)^power + end; step capped at decay_steps, or with
+    cycle=True decay_steps stretched to the next multiple above step."""
+
+    def __init__(self, initial_learning_rate, decay_steps, end_learning_rate=0.0001, power=1.0, cycle=False,
+                 name="PolynomialDecay"):
+        if decay_steps <= 0:
+            raise ValueError(f"decay_steps must be > 0, got {decay_steps}")
+        self.initial_learning_rate, self.decay_steps = float(initial_learning_rate), decay_steps
+        self.end_learning_rate, self.power, self.cycle, self.name = float(end_learning_rate), float(power), bool(cycle), name
+
+    def __call__(self, step):
+        steps = self.decay_steps
+        if self.cycle:
+            steps = steps * (1 if step == 0 else math.ceil(step / steps))
+        else:
+            step = min(step, steps)
+        frac = 1 - step / steps
+        return (self.initial_learning_rate - self.end_learning_rate) * frac ** self.power + self.end_learning_rate
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
+                "end_learning_rate": self.end_learning_rate, "power": self.power, "cycle": self.cycle,
+                "name": self.name}
+
+
+class CosineDecayRestarts(LearningRateSchedule):
+    """Cosine decay restarted every period; the i-th period is t_mul^i times the first and starts
+    at m_mul^i times the initial rate."""
+
+    def __init__(self, initial_learning_rate, first_decay_steps, t_mul=2.0, m_mul=1.0, alpha=0.0,
+                 name="SGDRDecay"):
+        self.initial_learning_rate, self.first_decay_steps = float(initial_learning_rate), first_decay_steps
+        self.t_mul, self.m_mul, self.alpha, self.name = float(t_mul), float(m_mul), float(alpha), name
+
+    def __call__(self, step):
+        frac = step / self.first_decay_steps
+        if self.t_mul == 1.0:
+            i = math.floor(frac)
+            frac -= i
+        else:
+            i = math.floor(math.log(1.0 - frac * (1.0 - self.t_mul)) / math.log(self.t_mul))
+            done = (1.0 - self.t_mul ** i) / (1.0 - self.t_mul)
+            frac = (frac - done) / self.t_mul ** i
+        cos = 0.5 * self.m_mul ** i * (1.0 + math.cos(math.pi * frac))
+        return self.initial_learning_rate * ((1 - self.alpha) * cos + self.alpha)
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate, "first_decay_steps": self.first_decay_steps,
+                "t_mul": self.t_mul, "m_mul": self.m_mul, "alpha": self.alpha, "name": self.name}
+
+
+__all__ += ["PolynomialDecay", "CosineDecayRestarts"]
+_CLASSES = {c.__name__: c for c in (ExponentialDecay, InverseTimeDecay, PiecewiseConstantDecay, CosineDecay,
+                                    PolynomialDecay, CosineDecayRestarts)}
 
 
 def serialize(s):
