@@ -8,7 +8,7 @@ import numpy as np
 
 from .._backend import as_array, backend_of, check_shape
 
-__all__ = ["svm_fit_ovo", "svm_kernel", "svm_linear_fit", "svm_linear_cs_fit", "svm_fit_binary_cuda", "SVM_KERNELS"]
+__all__ = ["svm_fit_ovo", "svm_solve", "svm_kernel", "svm_linear_fit", "svm_linear_cs_fit", "svm_fit_binary_cuda", "SVM_KERNELS"]
 
 SVM_KERNELS = ("linear", "poly", "rbf", "sigmoid", "precomputed")
 _LINEAR_SOLVERS = {"dual_hinge": 0, "dual_squared_hinge": 1, "primal_squared_hinge": 2, "l1_primal_squared_hinge": 3}
@@ -74,6 +74,33 @@ def svm_fit_ovo(X, members, C, kernel="rbf", *, gamma=1.0, coef0=0.0, degree=3, 
         raise ValueError(f"cache_size: expected a positive size in MB, got {cache_size!r}")
     return mod.svm_fit_ovo(X, members, C, kernel, float(gamma), float(coef0), int(degree), float(tol),
                            bool(shrinking), float(cache_size), int(max_iter))
+
+
+def svm_solve(X, y, p, C, alpha0, kernel="rbf", *, gamma=1.0, coef0=0.0, degree=3, tol=1e-3, shrinking=True,
+              cache_size=200.0, max_iter=-1, nu=False):
+    """One libsvm dual by SMO: min 0.5 a'Qa + p'a, 0 <= a <= C, y'a fixed by the start point alpha0,
+    Q_ij = y_i y_j K(x_i, x_j).
+
+    X (n, d) float32 (for kernel='precomputed', the (n, n) Gram matrix); y, p, C, alpha0 of length
+    l = n, or l = 2n for the regression forms (variable t is sample t mod n); y is +1/-1; alpha0
+    feasible. nu=True runs libsvm's nu solver (pairs within one label; no shrinking). Returns
+    (alpha (l,), rho, r, objective, iterations, converged); the decision function is
+    sum_t y_t alpha_t K(x_t, x) - rho (r: nu mode's scale, 0 otherwise)."""
+    mod = _cpu_only(X, names=["X"])
+    _check_kernel(kernel, gamma, degree)
+    X = as_array(X, "X", ndim=2)
+    l = len(y)
+    vecs = [as_array(v, name, dtype=np.float64, ndim=1) for v, name in ((y, "y"), (p, "p"), (C, "C"), (alpha0, "alpha0"))]
+    for v, name in zip(vecs, ("y", "p", "C", "alpha0")):
+        check_shape(v, name, (l,))
+    if l not in (X.shape[0], 2 * X.shape[0]):
+        raise ValueError(f"y: expected {X.shape[0]} or {2 * X.shape[0]} entries for X of {X.shape[0]} rows, got {l}")
+    if tol <= 0:
+        raise ValueError(f"tol: expected a positive number, got {tol!r}")
+    if cache_size <= 0:
+        raise ValueError(f"cache_size: expected a positive size in MB, got {cache_size!r}")
+    return mod.svm_solve(X, *vecs, kernel, float(gamma), float(coef0), int(degree), float(tol), bool(shrinking),
+                         float(cache_size), int(max_iter), bool(nu))
 
 
 def _linear_X(X, arrays, names):
