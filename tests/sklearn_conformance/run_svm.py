@@ -111,6 +111,7 @@ def main(argv=None) -> int:
     ap.add_argument("--show-failed", action="store_true", help="list the failing tests")
     ap.add_argument("-k", default=None, help="pytest -k expression")
     ap.add_argument("--json", default=None, help="write the per-test outcomes here")
+    ap.add_argument("--pytest-output", action="store_true", help="print pytest's own report")
     args = ap.parse_args(argv)
 
     import sklearn
@@ -126,7 +127,7 @@ def main(argv=None) -> int:
         inherited = [os.path.abspath(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
         env["PYTHONPATH"] = os.pathsep.join([str(tmp), *inherited])
         cmd = [sys.executable, "-m", "pytest", "-q", "-p", "sklearn.conftest", "-p", "no:cacheprovider",
-               "--rootdir", str(tmp), "-o", "addopts=", "-o", "filterwarnings=", *TEST_FILES]
+               "--rootdir", str(tmp), "-o", "addopts=", "-o", "filterwarnings=", "--tb=short", *TEST_FILES]
         if args.k:
             cmd += ["-k", args.k]
         proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True)
@@ -135,6 +136,8 @@ def main(argv=None) -> int:
             print("conformance run produced no results")
             return 2
         results = json.loads(out.read_text())
+        if args.pytest_output:
+            print(proc.stdout)
     swapped = _swapped()
     used = {k: v for k, v in results.items() if v.get("forgeml") and not v.get("private")}
     private = sorted(k for k, v in results.items() if v.get("forgeml") and v.get("private"))

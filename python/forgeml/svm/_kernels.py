@@ -14,7 +14,6 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import _num_samples, check_consistent_length, validate_data
 
-from ..ops import svm as ops
 
 BLOCK_ROWS = 4096  # test rows per kernel block at prediction (bounds memory)
 
@@ -59,17 +58,47 @@ def validate_fit(est, X, y=None, *, y_numeric=False):
     return X, y
 
 
+def sample_weights(sample_weight, n):
+    """(n,) float64 weights; libsvm's rule that samples of weight <= 0 are dropped is the caller's."""
+    if sample_weight is None:
+        return np.ones(n)
+    sw = np.asarray(sample_weight, dtype=np.float64)
+    if sw.ndim == 0:
+        return np.full(n, float(sw))
+    if sw.shape != (n,):
+        raise ValueError(f"sample_weight.shape == {sw.shape}, expected ({n},)!")
+    if not np.all(np.isfinite(sw)):
+        raise ValueError("sample_weight: expected finite values")
+    return sw
+
+
+def check_finite_model(dual_coef, intercept):
+    if not (np.all(np.isfinite(dual_coef)) and np.all(np.isfinite(intercept))):
+        raise ValueError("The dual coefficients or intercepts are not finite. The input data may contain large "
+                         "values and need to be preprocessed.")
+
+
 def solver_input(est, X):
     """(matrix, kernel name) for the SMO solver: float32 rows, or a Gram matrix for precomputed
     and callable kernels."""
     if callable(est.kernel):
-        K = np.asarray(est.kernel(X, X), dtype=np.float64)
+        K = _dense64(est.kernel(X, X))
         n = _num_samples(X)
         if K.shape != (n, n):
             raise ValueError(f"The kernel function must return a ({n}, {n}) matrix, got {K.shape}")
-        return np.ascontiguousarray(K, dtype=np.float32), "precomputed"
+        M = np.ascontiguousarray(K, dtype=np.float32)
+        if not np.all(np.isfinite(M)):
+            check_finite_model(np.array([np.inf]), 0.0)
+        return M, "precomputed"
     X = X.toarray() if sp.issparse(X) else X
-    return np.ascontiguousarray(X, dtype=np.float32), est.kernel
+    M = np.ascontiguousarray(X, dtype=np.float32)
+    if not np.all(np.isfinite(M)):  # finite float64 beyond float32's range
+        check_finite_model(np.array([np.inf]), 0.0)
+    return M, est.kernel
+
+
+def _dense64(K):
+    return K.toarray() if sp.issparse(K) else np.asarray(K, dtype=np.float64)
 
 
 def resolve_gamma(est, X):
@@ -114,10 +143,11 @@ def validate_predict(est, X):
 
 
 def kernel_blocks(est, X, support):
-    """Yields (rows slice, K(X[rows], support vectors) float64). Linear kernels are computed in
-    float64 so decision_function equals X @ coef_ + intercept_; others by forgeml's float32 kernel."""
+    """Yields (rows slice, K(X[rows], support vectors) float64). Prediction kernels are float64
+    (one float64 GEMM per block), so decision_function equals X @ coef_ + intercept_ for a linear
+    kernel and the decision values follow the float64 model, as libsvm's do."""
     if callable(est.kernel):
-        K = np.asarray(est.kernel(X, est._Xfit), dtype=np.float64)
+        K = _dense64(est.kernel(X, est._Xfit))
         yield slice(0, K.shape[0]), K[:, support]
         return
     n = X.shape[0]
@@ -128,14 +158,33 @@ def kernel_blocks(est, X, support):
     for s in range(0, n, BLOCK_ROWS):
         rows = slice(s, min(n, s + BLOCK_ROWS))
         Xb = X[rows]
-        if est.kernel == "linear":
-            K = safe_sparse_dot(Xb, sv.T, dense_output=True)
-            yield rows, np.asarray(K, dtype=np.float64)
-            continue
-        Xb = Xb.toarray() if sp.issparse(Xb) else Xb
-        K = ops.svm_kernel(np.ascontiguousarray(Xb, dtype=np.float32), est._sv32, est.kernel, gamma=est._gamma,
-                           coef0=est.coef0, degree=est.degree)
-        yield rows, K.astype(np.float64)
+        K = np.asarray(safe_sparse_dot(Xb, sv.T, dense_output=True), dtype=np.float64)
+        yield rows, _apply(est, K, Xb, sv)
+
+
+def _sq_norms(A):
+    return np.asarray(A.multiply(A).sum(axis=1)).ravel() if sp.issparse(A) else np.einsum("ij,ij->i", A, A)
+
+
+def _apply(est, K, Xb, sv):
+    """The kernel function on the float64 dot products K = Xb @ sv.T, in place."""
+    g, c0 = est._gamma, est.coef0
+    if est.kernel == "poly":
+        K *= g
+        K += c0
+        return K ** est.degree
+    if est.kernel == "sigmoid":
+        K *= g
+        K += c0
+        return np.tanh(K, out=K)
+    if est.kernel == "rbf":
+        K *= -2.0
+        K += _sq_norms(Xb)[:, None]
+        K += _sq_norms(sv)[None, :]
+        np.maximum(K, 0.0, out=K)
+        K *= -g
+        return np.exp(K, out=K)
+    return K
 
 
 def read_only(a):

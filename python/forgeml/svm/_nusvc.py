@@ -44,6 +44,9 @@ class NuSVC(SVC):
     def _cost_scale(self):
         return 1.0
 
+    def _one_class_left_message(self):
+        return "specified nu is infeasible"  # libsvm's answer when one class has no weight left
+
     def _solve_pairs(self, Xk, members, Ck):
         nu = float(self.nu)
         k = len(members)

@@ -8,7 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils.validation import _check_sample_weight, _num_samples, check_is_fitted
+from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ..ops import svm as ops
 from . import _kernels
@@ -26,10 +26,7 @@ class _SingleDualSVM(BaseEstimator):
     def _fit(self, X, y, sample_weight):
         X, y = _kernels.validate_fit(self, X, y, y_numeric=y is not None)
         n = _num_samples(X)
-        if isinstance(X, np.ndarray) or sp.issparse(X):
-            sw = _check_sample_weight(sample_weight, X, dtype=np.float64)
-        else:
-            sw = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        sw = _kernels.sample_weights(sample_weight, n)
         keep = np.flatnonzero(sw > 0)
         if keep.size == 0:
             raise ValueError("Invalid input - all samples have zero or negative weights.")
@@ -46,6 +43,7 @@ class _SingleDualSVM(BaseEstimator):
                                                     shrinking=self.shrinking, cache_size=self.cache_size,
                                                     max_iter=self.max_iter, nu=nu)
         coef, rho = self._coef(alpha, rho, r, keep.size)
+        _kernels.check_finite_model(coef, rho)
         nz = np.flatnonzero(coef != 0)
         self.support_ = keep[nz].astype(np.int32)
         _kernels.store_support(self, X, self.support_)

@@ -16,7 +16,8 @@ from sklearn.utils import check_random_state, compute_class_weight
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils._available_if import available_if
 from sklearn.utils.multiclass import _ovr_decision_function, check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, _num_samples, check_is_fitted
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from .._backend import is_cupy
 from ..ops import svm as ops
@@ -89,15 +90,14 @@ class SVC(ClassifierMixin, BaseEstimator):
         X, y = _kernels.validate_fit(self, X, y)
         check_classification_targets(y)
         n = _num_samples(X)
-        if isinstance(X, np.ndarray) or sp.issparse(X):
-            sw = _check_sample_weight(sample_weight, X, dtype=np.float64)
-        else:
-            sw = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        sw = _kernels.sample_weights(sample_weight, n)
         keep, members, Ck = self._classes_and_costs(y, sw)
         M, self._solver_kernel = _kernels.solver_input(self, X)
         Xk = M[np.ix_(keep, keep)] if self._solver_kernel == "precomputed" else M[keep]
         self._gamma = self._resolve_gamma(X)
         pairs = self._solve_pairs(np.ascontiguousarray(Xk), members, Ck)
+        for coef, rho, *_ in pairs:
+            _kernels.check_finite_model(coef, rho)
         self._store_model(X, keep, members, pairs)
         self._warn_unconverged(pairs)
         self.probA_ = np.empty(0)
@@ -209,7 +209,7 @@ class SVC(ClassifierMixin, BaseEstimator):
         """Class probabilities (n_samples, n_classes) by Platt scaling and pairwise coupling."""
         check_is_fitted(self)
         if self.probA_.size == 0:
-            raise AttributeError("predict_proba is not available: the model was fitted with probability=False")
+            raise NotFittedError("predict_proba is not available when fitted with probability=False")
         dec = self._pair_decision(X)
         k = len(self.classes_)
         r = np.zeros((dec.shape[0], k, k))
@@ -237,12 +237,14 @@ class SVC(ClassifierMixin, BaseEstimator):
         yk = y_enc[keep]
         members = [np.flatnonzero(yk == c) for c in range(len(self.classes_))]
         if sum(m.size > 0 for m in members) < 2:
-            raise ValueError("The number of classes has to be greater than one; got 1 class "
-                             "after removing samples of zero weight")
+            raise ValueError(self._one_class_left_message())
         return keep, members, self._cost_scale() * self.class_weight_[yk] * sw[keep]
 
     def _cost_scale(self):
         return float(self.C)
+
+    def _one_class_left_message(self):
+        return "Invalid input - all samples with positive weights belong to the same class."
 
     def _warn_unconverged(self, pairs):
         if not all(p[3] for p in pairs):

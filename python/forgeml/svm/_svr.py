@@ -33,7 +33,7 @@ class SVR(_Regressor, RegressorMixin, _SingleDualSVM):
 
     _parameter_constraints: dict = {
         **_kernels.KERNEL_PARAMS,
-        "C": [Interval(Real, 0.0, None, closed="neither")],
+        "C": [Interval(Real, 0.0, None, closed="right")],
         "epsilon": [Interval(Real, 0.0, None, closed="left")],
     }
 
@@ -61,7 +61,7 @@ class NuSVR(_Regressor, RegressorMixin, _SingleDualSVM):
 
     _parameter_constraints: dict = {
         **_kernels.KERNEL_PARAMS,
-        "C": [Interval(Real, 0.0, None, closed="neither")],
+        "C": [Interval(Real, 0.0, None, closed="right")],
         "nu": [Interval(Real, 0.0, 1.0, closed="right")],
     }
 
