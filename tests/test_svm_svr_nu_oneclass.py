@@ -77,7 +77,9 @@ def test_one_class_matches_libsvm(kernel, nu):
     np.testing.assert_allclose(b.decision_function(X), a.decision_function(X), atol=2e-3 * scale)
     np.testing.assert_allclose(b.score_samples(X), a.score_samples(X), atol=2e-3 * scale)
     np.testing.assert_allclose(b.offset_, a.offset_, rtol=2e-3, atol=2e-3 * scale)
-    assert (b.predict(X) != a.predict(X)).sum() <= 2
+    # labels may differ only where libsvm's own decision value is within the tolerance of 0
+    differ = b.predict(X) != a.predict(X)
+    assert np.all(np.abs(a.decision_function(X)[differ]) <= 2e-3 * scale)
     # sum alpha = nu n exactly (the solver keeps the equality constraint)
     np.testing.assert_allclose(b.dual_coef_.sum(), nu * X.shape[0], rtol=1e-9)
 
@@ -188,3 +190,16 @@ def test_sample_weight_errors():
         fm.SVC().fit(X, y, sample_weight=w)
     with pytest.raises(TypeError, match="Sparse precomputed"):
         fm.SVR(kernel="precomputed").fit(sp.csr_matrix(np.eye(40)), y.astype(float))
+
+
+def test_badly_scaled_poly_converges_like_libsvm():
+    """Issue 16's reproducer: float32 rows that disagreed with K_ji and the diagonal cost 40x
+    libsvm's iterations; exactly symmetric rows (float64 sums) take about as many as libsvm."""
+    from sklearn.datasets import make_blobs
+    X, y = make_blobs(100, centers=10, random_state=0)
+    X, y = X[:80], y[:80]
+    a = sk.SVC(kernel="poly", gamma=1).fit(X, y)
+    b = fm.SVC(kernel="poly", gamma=1).fit(X, y)
+    assert b.n_iter_.sum() <= 1.5 * a.n_iter_.sum()
+    assert (a.predict(X) != b.predict(X)).sum() <= 1
+

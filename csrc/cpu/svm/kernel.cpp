@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "cpu/svm/kernel_fn.h"
+#include "cpu/svm/kernel_precise.h"
 #include "forgeml/check.h"
 #include "forgeml/cpu_features.h"
 #include "forgeml/parallel.h"
@@ -139,7 +140,12 @@ KernelRows::KernelRows(const KernelParams& p, const float* X, int64_t n, int64_t
   norms_ = row_norms(X, n, d);
   panels_ = make_panels(X, nullptr, n, d);
   diag_.resize(n);
+  precise_ = precise::used_for(p.type);
   for (int64_t i = 0; i < n; ++i) {
+    if (precise_) {  // the same float64 sum the rows use, so K_ii in a row equals the diagonal
+      diag_[i] = float(precise::apply(p, precise::dot(X + i * d, X + i * d, d)));
+      continue;
+    }
     float v = norms_[i];
     switch (p.type) {
       case KernelType::rbf: v = 1.f; break;
@@ -165,6 +171,7 @@ void KernelRows::row(int64_t i, float* out) const {
     for (int64_t j = 0; j < n_; ++j) out[j] = g[idx_[j]];
     return;
   }
+  if (precise_) return precise::row(p_, panels_.data(), n_, d_, X_ + i * d_, out);
   panel_row(p_, panels_.data(), norms_.data(), n_, d_, X_ + i * d_, norms_[i], out, helper_.get());
 }
 
@@ -191,6 +198,7 @@ void KernelRows::row_active(int64_t i, float* out) const {
     for (int64_t t = 0; t < m; ++t) out[t] = g[idx_[active_[t]]];
     return;
   }
+  if (precise_) return precise::row(p_, active_panels_.data(), m, d_, X_ + i * d_, out);
   panel_row(p_, active_panels_.data(), active_norms_.data(), m, d_, X_ + i * d_, norms_[i], out, helper_.get());
 }
 
@@ -206,6 +214,18 @@ void KernelRows::weighted_sum(const int64_t* targets, int64_t nt, const int64_t*
       for (int64_t s = 0; s < ns; ++s) acc += w[s] * double(g[idx_[sources[s]]]);
       out[t] = acc;
     }
+    return;
+  }
+  if (precise_) {  // the solver's own kernel values (rounded to float32 as its rows are)
+    parallel_for(nt, 16, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        const float* xt = X_ + targets[t] * d_;
+        double acc = 0;
+        for (int64_t s = 0; s < ns; ++s)
+          acc += w[s] * double(float(precise::apply(p_, precise::dot(xt, X_ + sources[s] * d_, d_))));
+        out[t] = acc;
+      }
+    }, max_threads_);
     return;
   }
   // Each thread takes ranges of target blocks and runs single-threaded GEMMs over blocks of

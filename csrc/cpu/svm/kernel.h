@@ -66,6 +66,7 @@ class KernelRows {
   const float* X_ = nullptr;
   int64_t n_ = 0, d_ = 0;
   int max_threads_ = 0;
+  bool precise_ = false;  // float64 dot products, symmetric rows (kernel_precise.h)
   std::vector<float> norms_, diag_;
   std::vector<float> panels_;  // X in 16-row panels for single rows (see gemv_panels)
   // the active subset: its indices, norms and panels
