@@ -56,6 +56,7 @@ py::tuple solve_py(F32 X, F64 y, F64 p, F64 C, F64 alpha0, const std::string& ke
       std::copy_n(X.data(), n * d, Xs.data());
       std::copy_n(X.data(), n * d, Xs.data() + n * d);
       rows = std::make_unique<KernelRows>(kp, Xs.data(), l, d, 0);
+      rows->set_repeated_half(n);
     }
     RowCache cache(*rows, cache_mb * 1024.0 * 1024.0);
     SmoOptions opt;

@@ -171,8 +171,19 @@ void KernelRows::row(int64_t i, float* out) const {
     for (int64_t j = 0; j < n_; ++j) out[j] = g[idx_[j]];
     return;
   }
+  if (half_ > 0) {
+    first_half_row(i, out);
+    std::copy_n(out, half_, out + half_);
+    return;
+  }
   if (precise_) return precise::row(p_, panels_.data(), n_, d_, X_ + i * d_, out);
   panel_row(p_, panels_.data(), norms_.data(), n_, d_, X_ + i * d_, norms_[i], out, helper_.get());
+}
+
+// K(x_i, X_j) for j < half_ (the panels of the first half_ rows are a prefix of panels_).
+void KernelRows::first_half_row(int64_t i, float* out) const {
+  if (precise_) return precise::row(p_, panels_.data(), half_, d_, X_ + i * d_, out);
+  panel_row(p_, panels_.data(), norms_.data(), half_, d_, X_ + i * d_, norms_[i], out, helper_.get());
 }
 
 void KernelRows::set_active(const int64_t* idx, int64_t m) {
@@ -198,12 +209,38 @@ void KernelRows::row_active(int64_t i, float* out) const {
     for (int64_t t = 0; t < m; ++t) out[t] = g[idx_[active_[t]]];
     return;
   }
+  if (half_ > 0 && m > half_) {  // the half row once, then gathered: cheaper than m columns
+    half_row_.resize(size_t(half_));
+    first_half_row(i, half_row_.data());
+    for (int64_t t = 0; t < m; ++t) out[t] = half_row_[active_[t] % half_];
+    return;
+  }
   if (precise_) return precise::row(p_, active_panels_.data(), m, d_, X_ + i * d_, out);
   panel_row(p_, active_panels_.data(), active_norms_.data(), m, d_, X_ + i * d_, norms_[i], out, helper_.get());
 }
 
 void KernelRows::weighted_sum(const int64_t* targets, int64_t nt, const int64_t* sources, const double* w,
                               int64_t ns, double* out) const {
+  if (half_ == 0) return weighted_sum_rows(targets, nt, sources, w, ns, out);
+  // repeated rows: sources merged on their sample (weights added), each target sample once
+  std::vector<double> wsum(size_t(half_), 0.0);
+  for (int64_t s = 0; s < ns; ++s) wsum[size_t(sources[s] % half_)] += w[s];
+  std::vector<int64_t> src, tgt, slot(size_t(half_), -1), pos_of(static_cast<size_t>(nt));
+  std::vector<double> w2;
+  for (int64_t j = 0; j < half_; ++j)
+    if (wsum[size_t(j)] != 0) src.push_back(j), w2.push_back(wsum[size_t(j)]);
+  for (int64_t t = 0; t < nt; ++t) {
+    const int64_t j = targets[t] % half_;
+    if (slot[size_t(j)] < 0) slot[size_t(j)] = int64_t(tgt.size()), tgt.push_back(j);
+    pos_of[size_t(t)] = slot[size_t(j)];
+  }
+  std::vector<double> out2(tgt.size());
+  weighted_sum_rows(tgt.data(), int64_t(tgt.size()), src.data(), w2.data(), int64_t(src.size()), out2.data());
+  for (int64_t t = 0; t < nt; ++t) out[t] = out2[size_t(pos_of[size_t(t)])];
+}
+
+void KernelRows::weighted_sum_rows(const int64_t* targets, int64_t nt, const int64_t* sources, const double* w,
+                                   int64_t ns, double* out) const {
   std::fill(out, out + nt, 0.0);
   if (nt == 0 || ns == 0) return;
   Timer tm{t_wsum, n_wsum};
