@@ -8,7 +8,7 @@ import numpy as np
 
 from .._backend import as_array, backend_of, check_shape
 
-__all__ = ["svm_fit_ovo", "svm_solve", "svm_kernel", "svm_linear_fit", "svm_linear_cs_fit", "svm_fit_binary_cuda", "SVM_KERNELS"]
+__all__ = ["svm_fit_ovo", "svm_solve", "svm_kernel", "svm_linear_fit", "svm_linear_cs_fit", "svm_linear_svr_fit", "svm_fit_binary_cuda", "SVM_KERNELS"]
 
 SVM_KERNELS = ("linear", "poly", "rbf", "sigmoid", "precomputed")
 _LINEAR_SOLVERS = {"dual_hinge": 0, "dual_squared_hinge": 1, "primal_squared_hinge": 2, "l1_primal_squared_hinge": 3}
@@ -158,6 +158,25 @@ def svm_linear_cs_fit(X, y, C, n_classes, *, tol=1e-4, max_iter=1000, bias=-1.0,
         raise ValueError("C: every per-sample cost must be positive")
     return mod.svm_linear_cs_fit(dense, csr, int(n), int(d), y, C, int(n_classes), float(tol), int(max_iter),
                                  float(bias), int(seed))
+
+
+def svm_linear_svr_fit(X, y, C, *, epsilon=0.0, squared=False, tol=1e-4, max_iter=1000, bias=-1.0, seed=0):
+    """L2-regularised linear SVR by dual coordinate descent (liblinear's formulation).
+
+    X (n, d) dense or a SciPy CSR matrix; y (n,) targets; C (n,) per-sample costs; loss
+    epsilon-insensitive (squared=False) or its square; bias > 0 appends a constant feature of that
+    value. Returns (w (d [+1]) float64, iterations, converged)."""
+    mod, dense, csr, n, d = _linear_X(X, (y, C), ["y", "C"])
+    y = as_array(y, "y", dtype=np.float64, ndim=1)
+    C = as_array(C, "C", dtype=np.float64, ndim=1)
+    check_shape(y, "y", (n,))
+    check_shape(C, "C", (n,))
+    if not np.all(C > 0):
+        raise ValueError("C: every per-sample cost must be positive")
+    if not epsilon >= 0:
+        raise ValueError(f"epsilon: expected a non-negative number, got {epsilon!r}")
+    return mod.svm_linear_svr_fit(dense, csr, int(n), int(d), y, C, float(epsilon), bool(squared), float(tol),
+                                  int(max_iter), float(bias), int(seed))
 
 
 # ---------------------------------------------------------------- CUDA (CuPy arrays)
