@@ -1,10 +1,10 @@
 // Kernel values for the SMO solver that are exactly symmetric and agree with the diagonal:
 // x_i . x_j accumulated in float64 in feature order (each float product is exact in float64, so
 // K_ij and K_ji are the same sum of the same terms, bit for bit), the kernel function applied in
-// float64, then rounded once to float32. Used for linear, poly and sigmoid kernels, whose values
-// can be large: float32 GEMV rows that differ from K_ji and from the diagonal by a few ulps of
+// float64, then rounded once to float32. Used for linear and poly kernels, whose values can be
+// large: float32 GEMV rows that differ from K_ji and from the diagonal by a few ulps of
 // 1e6 made the solver take steps its gradient did not follow (60x libsvm's iterations on a
-// badly scaled poly kernel). The rbf kernel (values <= 1) keeps the fast float32 rows.
+// badly scaled poly kernel). rbf and sigmoid (values in [-1, 1]) keep the fast float32 rows.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -48,8 +48,7 @@ inline void row(const KernelParams& p, const float* P, int64_t n, int64_t d, con
   }
 }
 
-inline bool used_for(KernelType t) {
-  return t == KernelType::linear || t == KernelType::poly || t == KernelType::sigmoid;
-}
+// linear and poly values are unbounded; rbf and sigmoid stay in [-1, 1] and keep the fast rows
+inline bool used_for(KernelType t) { return t == KernelType::linear || t == KernelType::poly; }
 
 }  // namespace forgeml::svm::precise
