@@ -45,7 +45,8 @@ class NuSVC(SVC):
         return 1.0
 
     def _one_class_left_message(self):
-        return "specified nu is infeasible"  # libsvm's answer when one class has no weight left
+        # libsvm's answer when one class has no weight left, and why
+        return "specified nu is infeasible: all samples with positive weights belong to the same class."
 
     def _solve_pairs(self, Xk, members, Ck):
         nu = float(self.nu)

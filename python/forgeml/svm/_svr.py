@@ -52,6 +52,8 @@ class SVR(_Regressor, RegressorMixin, _SingleDualSVM):
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
         """Fit on X (n_samples, n_features) (or a precomputed Gram matrix) and targets y."""
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
         return self._fit(X, y, sample_weight)
 
 
@@ -80,6 +82,8 @@ class NuSVR(_Regressor, RegressorMixin, _SingleDualSVM):
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
         """Fit on X (n_samples, n_features) (or a precomputed Gram matrix) and targets y."""
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
         return self._fit(X, y, sample_weight)
 
 
