@@ -176,7 +176,28 @@ py::tuple linear_cs_fit_py(py::object X, py::object csr, int64_t n, int64_t d, I
   return py::make_tuple(W, res.iterations, res.converged);
 }
 
+// Linear SVR: y (n,) real targets, C (n,) costs.
+py::tuple linear_svr_fit_py(py::object X, py::object csr, int64_t n, int64_t d, F64 y, F64 C, double epsilon,
+                            bool squared, double tol, int64_t max_iter, double bias, uint64_t seed) {
+  LinearInput in = linear_input(X, csr, n, d, bias);
+  FORGEML_CHECK_ARG(y.ndim() == 1 && y.shape(0) == n && C.ndim() == 1 && C.shape(0) == n, "y, C: expected shape (",
+                    n, ",)");
+  const int64_t dim = d + (bias > 0 ? 1 : 0);
+  F64 W(dim);
+  LinearResult res;
+  {
+    py::gil_scoped_release nogil;
+    const std::vector<double> target(y.data(), y.data() + n), cost(C.data(), C.data() + n);
+    res = linear_svr_fit(in.data, target, cost, epsilon, squared, tol, max_iter, seed);
+    std::copy(res.w.begin(), res.w.end(), W.mutable_data());
+  }
+  return py::make_tuple(W, res.iterations, res.converged);
+}
+
 forgeml::bind::Register reg{[](py::module_& m) {
+  m.def("svm_linear_svr_fit", &linear_svr_fit_py, py::arg("X"), py::arg("csr"), py::arg("n"), py::arg("d"),
+        py::arg("y"), py::arg("C"), py::arg("epsilon"), py::arg("squared"), py::arg("tol"), py::arg("max_iter"),
+        py::arg("bias"), py::arg("seed"), "Linear SVR by dual coordinate descent: (w (d[+1]), iterations, converged).");
   m.def("svm_fit_ovo", &fit_ovo_py, py::arg("X"), py::arg("members"), py::arg("C"), py::arg("kernel"),
         py::arg("gamma"), py::arg("coef0"), py::arg("degree"), py::arg("tol"), py::arg("shrinking"),
         py::arg("cache_mb"), py::arg("max_iter"),

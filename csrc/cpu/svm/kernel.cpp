@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "cpu/svm/kernel_fn.h"
+#include "cpu/svm/kernel_precise.h"
 #include "forgeml/check.h"
 #include "forgeml/cpu_features.h"
 #include "forgeml/parallel.h"
@@ -145,7 +146,12 @@ KernelRows::KernelRows(const KernelParams& p, const float* X, int64_t n, int64_t
   norms_ = row_norms(X, n, d);
   panels_ = make_panels(X, nullptr, n, d);
   diag_.resize(n);
+  precise_ = precise::used_for(p.type);
   for (int64_t i = 0; i < n; ++i) {
+    if (precise_) {  // the same float64 sum the rows use, so K_ii in a row equals the diagonal
+      diag_[i] = float(precise::apply(p, precise::dot(X + i * d, X + i * d, d)));
+      continue;
+    }
     float v = norms_[i];
     switch (p.type) {
       case KernelType::rbf: v = 1.f; break;
@@ -171,7 +177,19 @@ void KernelRows::row(int64_t i, float* out) const {
     for (int64_t j = 0; j < n_; ++j) out[j] = g[idx_[j]];
     return;
   }
+  if (half_ > 0) {
+    first_half_row(i, out);
+    std::copy_n(out, half_, out + half_);
+    return;
+  }
+  if (precise_) return precise::row(p_, panels_.data(), n_, d_, X_ + i * d_, out);
   panel_row(p_, panels_.data(), norms_.data(), n_, d_, X_ + i * d_, norms_[i], out, helper_.get());
+}
+
+// K(x_i, X_j) for j < half_ (the panels of the first half_ rows are a prefix of panels_).
+void KernelRows::first_half_row(int64_t i, float* out) const {
+  if (precise_) return precise::row(p_, panels_.data(), half_, d_, X_ + i * d_, out);
+  panel_row(p_, panels_.data(), norms_.data(), half_, d_, X_ + i * d_, norms_[i], out, helper_.get());
 }
 
 void KernelRows::set_active(const int64_t* idx, int64_t m) {
@@ -197,11 +215,38 @@ void KernelRows::row_active(int64_t i, float* out) const {
     for (int64_t t = 0; t < m; ++t) out[t] = g[idx_[active_[t]]];
     return;
   }
+  if (half_ > 0 && m > half_) {  // the half row once, then gathered: cheaper than m columns
+    half_row_.resize(size_t(half_));
+    first_half_row(i, half_row_.data());
+    for (int64_t t = 0; t < m; ++t) out[t] = half_row_[active_[t] % half_];
+    return;
+  }
+  if (precise_) return precise::row(p_, active_panels_.data(), m, d_, X_ + i * d_, out);
   panel_row(p_, active_panels_.data(), active_norms_.data(), m, d_, X_ + i * d_, norms_[i], out, helper_.get());
 }
 
 void KernelRows::weighted_sum(const int64_t* targets, int64_t nt, const int64_t* sources, const double* w,
                               int64_t ns, double* out) const {
+  if (half_ == 0) return weighted_sum_rows(targets, nt, sources, w, ns, out);
+  // repeated rows: sources merged on their sample (weights added), each target sample once
+  std::vector<double> wsum(size_t(half_), 0.0);
+  for (int64_t s = 0; s < ns; ++s) wsum[size_t(sources[s] % half_)] += w[s];
+  std::vector<int64_t> src, tgt, slot(size_t(half_), -1), pos_of(static_cast<size_t>(nt));
+  std::vector<double> w2;
+  for (int64_t j = 0; j < half_; ++j)
+    if (wsum[size_t(j)] != 0) src.push_back(j), w2.push_back(wsum[size_t(j)]);
+  for (int64_t t = 0; t < nt; ++t) {
+    const int64_t j = targets[t] % half_;
+    if (slot[size_t(j)] < 0) slot[size_t(j)] = int64_t(tgt.size()), tgt.push_back(j);
+    pos_of[size_t(t)] = slot[size_t(j)];
+  }
+  std::vector<double> out2(tgt.size());
+  weighted_sum_rows(tgt.data(), int64_t(tgt.size()), src.data(), w2.data(), int64_t(src.size()), out2.data());
+  for (int64_t t = 0; t < nt; ++t) out[t] = out2[size_t(pos_of[size_t(t)])];
+}
+
+void KernelRows::weighted_sum_rows(const int64_t* targets, int64_t nt, const int64_t* sources, const double* w,
+                                   int64_t ns, double* out) const {
   std::fill(out, out + nt, 0.0);
   if (nt == 0 || ns == 0) return;
   Timer tm{t_wsum, n_wsum};
@@ -212,6 +257,18 @@ void KernelRows::weighted_sum(const int64_t* targets, int64_t nt, const int64_t*
       for (int64_t s = 0; s < ns; ++s) acc += w[s] * double(g[idx_[sources[s]]]);
       out[t] = acc;
     }
+    return;
+  }
+  if (precise_) {  // the solver's own kernel values (rounded to float32 as its rows are)
+    parallel_for(nt, 16, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        const float* xt = X_ + targets[t] * d_;
+        double acc = 0;
+        for (int64_t s = 0; s < ns; ++s)
+          acc += w[s] * double(float(precise::apply(p_, precise::dot(xt, X_ + sources[s] * d_, d_))));
+        out[t] = acc;
+      }
+    }, max_threads_);
     return;
   }
   // Each thread takes ranges of target blocks and runs single-threaded GEMMs over blocks of

@@ -48,6 +48,9 @@ class KernelRows {
   KernelRows(const KernelParams& p, const float* X, int64_t n, int64_t d, int max_threads);
   KernelRows(const float* gram, int64_t ld_gram, std::vector<int64_t> idx);
   int64_t size() const { return n_; }
+  // Rows [half, 2 half) of X repeat rows [0, half) (the regression duals): a row's dot products
+  // are computed once for the first half and copied.
+  void set_repeated_half(int64_t half) { half_ = half; }
   float diag(int64_t i) const { return diag_[i]; }
   // out[0..n) = K(x_i, x_j) for all j.
   void row(int64_t i, float* out) const;
@@ -66,6 +69,12 @@ class KernelRows {
   const float* X_ = nullptr;
   int64_t n_ = 0, d_ = 0;
   int max_threads_ = 0;
+  bool precise_ = false;  // float64 dot products, symmetric rows (kernel_precise.h)
+  int64_t half_ = 0;      // see set_repeated_half
+  mutable std::vector<float> half_row_;
+  void first_half_row(int64_t i, float* out) const;
+  void weighted_sum_rows(const int64_t* targets, int64_t nt, const int64_t* sources, const double* w, int64_t ns,
+                         double* out) const;
   std::vector<float> norms_, diag_;
   std::vector<float> panels_;  // X in 16-row panels for single rows (see gemv_panels)
   // the active subset: its indices, norms and panels

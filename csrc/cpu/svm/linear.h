@@ -72,6 +72,11 @@ struct L1ColumnKernels {
 L1ColumnKernels l1_column_kernels_avx2();    // only on x86-64 with AVX2 active
 L1ColumnKernels l1_column_kernels_avx512();  // only on x86-64 with AVX-512 active
 
+// L2-regularised linear SVR by dual coordinate descent (liblinear's solver 12 / 13): y real, C the
+// per-sample cost; loss |r|_eps (squared=false) or |r|_eps^2 (squared=true), r = y_i - w.x_i.
+LinearResult linear_svr_fit(const LinearData& X, const std::vector<double>& y, const std::vector<double>& C,
+                            double epsilon, bool squared, double tol, int64_t max_iter, uint64_t seed);
+
 // Crammer-Singer: min_W 0.5 |W|_F^2 + sum_i C_i max_m (1[m != y_i] + w_m.x_i - w_{y_i}.x_i), labels y in
 // [0, k). result.w is (k, dim) row-major, dim = d (+ 1 with the bias).
 LinearResult linear_cs_fit(const LinearData& X, const std::vector<int32_t>& y, const std::vector<double>& C,

@@ -32,17 +32,30 @@ class Smo {
       const SmoOptions& opt)
       : cache_(cache), rows_(rows), y_(y), C_(C), opt_(opt), l_(int64_t(y.size())),
         avx512_(active_isa() == Isa::avx512) {
+    if (opt_.nu) opt_.shrinking = false;
     alpha_.assign(l_, 0.0);
     F_.resize(l_);
     QD_.resize(l_);
-    for (int64_t t = 0; t < l_; ++t) F_[t] = -y_[t], QD_[t] = rows.diag(t);  // G = Q a - e = -e at a = 0
+    for (int64_t t = 0; t < l_; ++t)  // F = y G, G = p + Q a (= -e at a = 0 for C-SVC)
+      F_[t] = y_[t] * (opt_.p ? (*opt_.p)[t] : -1.0), QD_[t] = rows.diag(t);
     use_all();
+    if (opt_.alpha0) {
+      alpha_ = *opt_.alpha0;
+      for (int64_t k = 0; k < l_; ++k) {  // F_t += y_t Q_tk a_k = K_tk y_k a_k
+        if (alpha_[k] == 0) continue;
+        const float* Kk = cache_.get(k);
+        const double w = y_[k] * alpha_[k];
+        for (int64_t t = 0; t < l_; ++t) F_[t] += w * double(Kk[t]);
+      }
+      use_all();
+    }
   }
 
   SmoResult run() {
     SmoResult res;
     const int64_t max_iter = opt_.max_iter > 0 ? opt_.max_iter : std::max<int64_t>(10000000, 100 * l_);
     int64_t counter = std::min<int64_t>(l_, 1000) + 1, iter = 0;
+    if (opt_.nu) return run_nu(max_iter);
     PickI pi = pick_i();
     while (iter < max_iter) {
       if (--counter == 0) {
@@ -81,15 +94,86 @@ class Smo {
 #endif
     for (int64_t s = 0; s < m_; ++s) F_[P_[s]] = Fp_[s];
     res.rho = compute_rho();
-    double obj = 0;
-    for (int64_t t = 0; t < l_; ++t) obj += alpha_[t] * (y_[t] * F_[t] - 1.0);
+    return finish(res, iter);
+  }
+
+ private:
+  SmoResult& finish(SmoResult& res, int64_t iter) {
+    double obj = 0;  // 0.5 a^T Q a + p^T a = sum a_t (G_t + p_t) / 2
+    for (int64_t t = 0; t < l_; ++t) obj += alpha_[t] * (y_[t] * F_[t] + (opt_.p ? (*opt_.p)[t] : -1.0));
     res.obj = obj / 2;
     res.alpha = std::move(alpha_);
     res.iterations = iter;
     return res;
   }
 
- private:
+  // libsvm's Solver_NU on all positions (no shrinking): in F = y G, each label's pair is the
+  // C-SVC rule restricted to that label; the pair with the larger second-order gain is taken.
+  SmoResult run_nu(int64_t max_iter) {
+    SmoResult res;
+    int64_t iter = 0;
+    while (iter < max_iter) {
+      if (opt_.interruptible && iter % 1000 == 0) check_interrupt();
+      int64_t i = -1, j = -1;
+      if (!select_nu(i, j)) break;
+      ++iter;
+      update(i, j);
+    }
+    if (iter >= max_iter) res.converged = false;
+    for (int64_t s = 0; s < m_; ++s) F_[P_[s]] = Fp_[s];
+    double r1 = 0, r2 = 0;
+    nu_rhos(r1, r2);
+    res.rho = (r1 - r2) / 2;
+    res.r = (r1 + r2) / 2;
+    return finish(res, iter);
+  }
+
+  // The working pair (positions; m_ == l_ here); false once both labels meet the tolerance.
+  bool select_nu(int64_t& out_i, int64_t& out_j) {
+    double gmax[2] = {-kInf, -kInf}, gmax2[2] = {-kInf, -kInf};
+    int64_t arg[2] = {-1, -1};
+    for (int64_t t = 0; t < m_; ++t) {
+      const int c = y_[P_[t]] > 0 ? 0 : 1;
+      if ((flags_[t] & kUp) && -Fp_[t] >= gmax[c]) gmax[c] = -Fp_[t], arg[c] = t;
+    }
+    const float* Kc[2] = {arg[0] >= 0 ? cache_.get(P_[arg[0]]) : nullptr, nullptr};
+    Kc[1] = arg[1] >= 0 ? cache_.get(P_[arg[1]]) : nullptr;  // the cache keeps two rows
+    double best = -kInf;
+    int64_t bj = -1;
+    for (int64_t t = 0; t < m_; ++t) {
+      if (!(flags_[t] & kLow)) continue;
+      const int c = y_[P_[t]] > 0 ? 0 : 1;
+      const double f = Fp_[t];
+      if (f > gmax2[c]) gmax2[c] = f;
+      const double gd = gmax[c] + f;
+      if (gd > 0 && arg[c] >= 0) {
+        double quad = double(QDp_[arg[c]]) + double(QDp_[t]) - 2.0 * double(Kc[c][t]);
+        if (quad <= 0) quad = kTau;
+        const double ratio = gd * gd / quad;
+        if (ratio >= best) best = ratio, bj = t;
+      }
+    }
+    if (std::max(gmax[0] + gmax2[0], gmax[1] + gmax2[1]) < opt_.tol || bj < 0) return false;
+    out_i = arg[y_[P_[bj]] > 0 ? 0 : 1];
+    out_j = bj;
+    return true;
+  }
+
+  // libsvm's Solver_NU::calculate_rho: r1, r2 from the free gradients of each label.
+  void nu_rhos(double& r1, double& r2) const {
+    double ub[2] = {kInf, kInf}, lb[2] = {-kInf, -kInf}, sum[2] = {0, 0};
+    int64_t nfree[2] = {0, 0};
+    for (int64_t t = 0; t < l_; ++t) {
+      const int c = y_[t] > 0 ? 0 : 1;
+      const double G = y_[t] * F_[t];
+      if (alpha_[t] >= C_[t]) lb[c] = std::max(lb[c], G);
+      else if (alpha_[t] <= 0) ub[c] = std::min(ub[c], G);
+      else ++nfree[c], sum[c] += G;
+    }
+    r1 = nfree[0] > 0 ? sum[0] / double(nfree[0]) : (ub[0] + lb[0]) / 2;
+    r2 = nfree[1] > 0 ? sum[1] / double(nfree[1]) : (ub[1] + lb[1]) / 2;
+  }
+
   uint8_t status(int64_t t) const {
     const bool up = alpha_[t] < C_[t], low = alpha_[t] > 0;  // room to grow / to shrink
     return y_[t] > 0 ? uint8_t((up ? kUp : 0) | (low ? kLow : 0)) : uint8_t((low ? kUp : 0) | (up ? kLow : 0));

@@ -1,5 +1,6 @@
 """SVM benchmark: fit time and held-out accuracy of forgeml's SVC and LinearSVC against
-scikit-learn's (libsvm, liblinear) on make_classification (n x 50, 20 informative)."""
+scikit-learn's (libsvm, liblinear) on make_classification (n x 50, 20 informative); SVR (held-out
+R^2), NuSVC and OneClassSVM against libsvm; the badly scaled poly case of issue 16."""
 from __future__ import annotations
 
 import warnings
@@ -38,8 +39,52 @@ def run(bench):
             reps = 1 if (name.startswith("SVC") and n > 10_000) else None
             bench.compare("svm", f"{name} fit {n}x50", fit(ours, "forgeml"), {"sklearn": fit(peer, "sklearn")},
                           metric=accuracy, repeats=reps)
+    _kernel_variants(bench, [5_000] if bench.quick else [10_000, 20_000])
     if not bench.quick:
         _linear_variants(bench)
+
+
+def _regression(n, seed=0):
+    from sklearn.datasets import make_regression
+    X, y = make_regression(n_samples=n + n // 4, n_features=50, n_informative=20, noise=10.0, random_state=seed)
+    y = (y - y.mean()) / y.std()
+    return X[:n], y[:n], X[n:], y[n:]
+
+
+def _kernel_variants(bench, sizes):
+    """SVR (quick: 5k rows), NuSVC and OneClassSVM (full runs), the badly scaled poly SVC."""
+    import sklearn.svm as sk
+
+    from .. import svm as fm
+
+    for n in sizes:
+        cases = [("SVR rbf", "SVR", {}, _regression(n))]
+        if not bench.quick:
+            cases += [("NuSVC rbf", "NuSVC", {}, _data(n)), ("OneClassSVM rbf", "OneClassSVM", {"nu": 0.1}, _data(n))]
+        for name, cls, kw, (X, y, Xt, yt) in cases:
+            models = {}
+            args = (X,) if cls == "OneClassSVM" else (X, y)
+
+            def fit(lib, key, cls=cls, kw=kw, args=args):
+                def f():
+                    models[key] = getattr(lib, cls)(**kw).fit(*args)
+                return f
+
+            def metric(key, cls=cls, Xt=Xt, yt=yt):
+                m = models[key]
+                if cls == "OneClassSVM":
+                    return {"inliers": round(float((m.predict(Xt) > 0).mean()), 4)}
+                return {"score": round(float(m.score(Xt, yt)), 4)}
+
+            bench.compare("svm", f"{name} fit {n}x50", fit(fm, "forgeml"), {"sklearn": fit(sk, "sklearn")},
+                          metric=metric, repeats=1 if n > 10_000 else None)
+    from sklearn.datasets import make_blobs
+    X, y = make_blobs(100, centers=10, random_state=0)
+    X, y = X[:80], y[:80]
+
+    def poly(lib):
+        return lambda: lib.SVC(kernel="poly", gamma=1).fit(X, y)
+    bench.compare("svm", "SVC poly gamma=1 80x2 (issue 16)", poly(fm), {"sklearn": poly(sk)})
 
 
 def _linear_variants(bench):

@@ -10,7 +10,7 @@ from .._backend import as_array, backend_of, check_shape, cpu_only
 from .._backend import cuda_stream as _stream_ptr
 from ._validate import check_csr, check_finite
 
-__all__ = ["svm_fit_ovo", "svm_kernel", "svm_linear_fit", "svm_linear_cs_fit", "svm_fit_binary_cuda", "SVM_KERNELS"]
+__all__ = ["svm_fit_ovo", "svm_solve", "svm_kernel", "svm_linear_fit", "svm_linear_cs_fit", "svm_linear_svr_fit", "svm_fit_binary_cuda", "SVM_KERNELS"]
 
 SVM_KERNELS = ("linear", "poly", "rbf", "sigmoid", "precomputed")
 _LINEAR_SOLVERS = {"dual_hinge": 0, "dual_squared_hinge": 1, "primal_squared_hinge": 2, "l1_primal_squared_hinge": 3}
@@ -92,6 +92,33 @@ def svm_fit_ovo(X, members, C, kernel="rbf", *, gamma=1.0, coef0=0.0, degree=3, 
                            bool(shrinking), float(cache_size), int(max_iter))
 
 
+def svm_solve(X, y, p, C, alpha0, kernel="rbf", *, gamma=1.0, coef0=0.0, degree=3, tol=1e-3, shrinking=True,
+              cache_size=200.0, max_iter=-1, nu=False):
+    """One libsvm dual by SMO: min 0.5 a'Qa + p'a, 0 <= a <= C, y'a fixed by the start point alpha0,
+    Q_ij = y_i y_j K(x_i, x_j).
+
+    X (n, d) float32 (for kernel='precomputed', the (n, n) Gram matrix); y, p, C, alpha0 of length
+    l = n, or l = 2n for the regression forms (variable t is sample t mod n); y is +1/-1; alpha0
+    feasible. nu=True runs libsvm's nu solver (pairs within one label; no shrinking). Returns
+    (alpha (l,), rho, r, objective, iterations, converged); the decision function is
+    sum_t y_t alpha_t K(x_t, x) - rho (r: nu mode's scale, 0 otherwise)."""
+    mod = _cpu_only(X, names=["X"])
+    _check_kernel(kernel, gamma, degree)
+    X = as_array(X, "X", ndim=2)
+    l = len(y)
+    vecs = [as_array(v, name, dtype=np.float64, ndim=1) for v, name in ((y, "y"), (p, "p"), (C, "C"), (alpha0, "alpha0"))]
+    for v, name in zip(vecs, ("y", "p", "C", "alpha0")):
+        check_shape(v, name, (l,))
+    if l not in (X.shape[0], 2 * X.shape[0]):
+        raise ValueError(f"y: expected {X.shape[0]} or {2 * X.shape[0]} entries for X of {X.shape[0]} rows, got {l}")
+    if tol <= 0:
+        raise ValueError(f"tol: expected a positive number, got {tol!r}")
+    if cache_size <= 0:
+        raise ValueError(f"cache_size: expected a positive size in MB, got {cache_size!r}")
+    return mod.svm_solve(X, *vecs, kernel, float(gamma), float(coef0), int(degree), float(tol), bool(shrinking),
+                         float(cache_size), int(max_iter), bool(nu))
+
+
 def _linear_X(X, arrays, names):
     """(module, dense or None, (indptr, indices, data) or None, n, d) for the linear solvers."""
     if hasattr(X, "tocsr"):  # any SciPy sparse matrix
@@ -150,6 +177,25 @@ def svm_linear_cs_fit(X, y, C, n_classes, *, tol=1e-4, max_iter=1000, bias=-1.0,
         raise ValueError("C: every per-sample cost must be positive and finite")
     return mod.svm_linear_cs_fit(dense, csr, int(n), int(d), y, C, int(n_classes), float(tol), int(max_iter),
                                  float(bias), int(seed))
+
+
+def svm_linear_svr_fit(X, y, C, *, epsilon=0.0, squared=False, tol=1e-4, max_iter=1000, bias=-1.0, seed=0):
+    """L2-regularised linear SVR by dual coordinate descent (liblinear's formulation).
+
+    X (n, d) dense or a SciPy CSR matrix; y (n,) targets; C (n,) per-sample costs; loss
+    epsilon-insensitive (squared=False) or its square; bias > 0 appends a constant feature of that
+    value. Returns (w (d [+1]) float64, iterations, converged)."""
+    mod, dense, csr, n, d = _linear_X(X, (y, C), ["y", "C"])
+    y = as_array(y, "y", dtype=np.float64, ndim=1)
+    C = as_array(C, "C", dtype=np.float64, ndim=1)
+    check_shape(y, "y", (n,))
+    check_shape(C, "C", (n,))
+    if not np.all(C > 0):
+        raise ValueError("C: every per-sample cost must be positive")
+    if not epsilon >= 0:
+        raise ValueError(f"epsilon: expected a non-negative number, got {epsilon!r}")
+    return mod.svm_linear_svr_fit(dense, csr, int(n), int(d), y, C, float(epsilon), bool(squared), float(tol),
+                                  int(max_iter), float(bias), int(seed))
 
 
 # ---------------------------------------------------------------- CUDA (CuPy arrays)

@@ -6,7 +6,7 @@ the fitted attributes follow libsvm's layout (support vectors grouped by class),
 from __future__ import annotations
 
 import warnings
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 import scipy.sparse as sp
@@ -16,23 +16,15 @@ from sklearn.utils import check_random_state, compute_class_weight
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils._available_if import available_if
 from sklearn.utils.multiclass import _ovr_decision_function, check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from .._backend import is_cupy
 from ..ops import svm as ops
 from ..ops._validate import check_csr
-from . import _platt, _svc_cuda
+from . import _kernels, _platt, _svc_cuda
 
 __all__ = ["SVC"]
-
-_BLOCK_ROWS = 4096  # test rows per kernel block in decision_function (bounds memory)
-
-
-def _dense(X):
-    if not sp.issparse(X):
-        return X
-    check_csr(X)  # SciPy's toarray follows indptr/indices unchecked
-    return X.toarray()
 
 
 class SVC(ClassifierMixin, BaseEstimator):
@@ -49,22 +41,17 @@ class SVC(ClassifierMixin, BaseEstimator):
 
     ``probability=True`` fits Platt scaling on 5-fold cross-validated decision values as libsvm
     does (kept for old code; ``CalibratedClassifierCV(SVC())`` works as well). ``verbose`` is
-    accepted and ignored. Callable kernels are not supported.
+    accepted and ignored. A callable kernel is evaluated on the input (any sequence it accepts)
+    and trained on as a precomputed Gram matrix, as scikit-learn does. Sparse X stays sparse in
+    ``support_vectors_``, ``dual_coef_`` and ``coef_``; linear-kernel decision values are computed
+    in float64, so they equal ``X @ coef_.T + intercept_``.
     """
 
     _parameter_constraints: dict = {
+        **_kernels.KERNEL_PARAMS,
         "C": [Interval(Real, 0.0, None, closed="right")],
-        "kernel": [StrOptions({"linear", "poly", "rbf", "sigmoid", "precomputed"})],
-        "degree": [Interval(Integral, 0, None, closed="left")],
-        "gamma": [StrOptions({"scale", "auto"}), Interval(Real, 0.0, None, closed="left")],
-        "coef0": [Interval(Real, None, None, closed="neither")],
-        "shrinking": ["boolean"],
         "probability": ["boolean"],
-        "tol": [Interval(Real, 0.0, None, closed="neither")],
-        "cache_size": [Interval(Real, 0, None, closed="neither")],
         "class_weight": [StrOptions({"balanced"}), dict, None],
-        "verbose": ["verbose"],
-        "max_iter": [Interval(Integral, -1, None, closed="left")],
         "decision_function_shape": [StrOptions({"ovr", "ovo"})],
         "break_ties": ["boolean"],
         "random_state": ["random_state"],
@@ -103,17 +90,17 @@ class SVC(ClassifierMixin, BaseEstimator):
             return _svc_cuda.fit(self, X, y, sample_weight)
         if sp.issparse(X) and X.format == "csr":
             check_csr(X)  # before SciPy's own conversions follow a broken indptr
-        X, y = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64, order="C")
-        X = _dense(X)
+        X, y = _kernels.validate_fit(self, X, y)
         check_classification_targets(y)
-        if self.kernel == "precomputed" and X.shape[0] != X.shape[1]:
-            raise ValueError(f"Precomputed matrix must be a square matrix. Input is a {X.shape[0]}x{X.shape[1]} matrix.")
-        keep, members, Ck = self._classes_and_costs(y, _check_sample_weight(sample_weight, X, dtype=np.float64))
-        Xk = X[np.ix_(keep, keep)] if self.kernel == "precomputed" else X[keep]
+        n = _num_samples(X)
+        sw = _kernels.sample_weights(sample_weight, n)
+        keep, members, Ck = self._classes_and_costs(y, sw)
+        M, self._solver_kernel = _kernels.solver_input(self, X)
+        Xk = M[np.ix_(keep, keep)] if self._solver_kernel == "precomputed" else M[keep]
         self._gamma = self._resolve_gamma(X)
-        pairs = ops.svm_fit_ovo(Xk.astype(np.float32), members, Ck, self.kernel, gamma=self._gamma,
-                                coef0=self.coef0, degree=self.degree, tol=self.tol, shrinking=self.shrinking,
-                                cache_size=self.cache_size, max_iter=self.max_iter)
+        pairs = self._solve_pairs(np.ascontiguousarray(Xk), members, Ck)
+        for coef, rho, *_ in pairs:
+            _kernels.check_finite_model(coef, rho)
         self._store_model(X, keep, members, pairs)
         self._warn_unconverged(pairs)
         self.probA_ = np.empty(0)
@@ -123,14 +110,13 @@ class SVC(ClassifierMixin, BaseEstimator):
         return self
 
     def _resolve_gamma(self, X):
-        if self.kernel == "precomputed":
-            return 0.0
-        if self.gamma == "scale":
-            var = X.var()
-            return 1.0 / (X.shape[1] * var) if var != 0 else 1.0
-        if self.gamma == "auto":
-            return 1.0 / X.shape[1]
-        return float(self.gamma)
+        return _kernels.resolve_gamma(self, X)
+
+    def _solve_pairs(self, Xk, members, Ck):
+        """One binary C-SVC per pair of classes (see ops.svm_fit_ovo)."""
+        return ops.svm_fit_ovo(Xk.astype(np.float32), members, Ck, getattr(self, "_solver_kernel", self.kernel),
+                               gamma=self._gamma, coef0=self.coef0, degree=self.degree, tol=self.tol,
+                               shrinking=self.shrinking, cache_size=self.cache_size, max_iter=self.max_iter)
 
     def _store_model(self, X, keep, members, pairs):
         """libsvm's model layout from the per-pair solutions."""
@@ -157,22 +143,21 @@ class SVC(ClassifierMixin, BaseEstimator):
             rho[p] = r
         self.support_ = keep[sv].astype(np.int32)
         self.n_support_ = np.array([s.size for s in sv_by_class], dtype=np.int32)
-        if self.kernel == "precomputed":
-            self.support_vectors_ = np.empty((0, 0), dtype=np.float64)
-        else:
-            self.support_vectors_ = np.ascontiguousarray(X[self.support_])
-        self._sv32 = np.ascontiguousarray(X[self.support_], dtype=np.float32) if self.kernel != "precomputed" else None
+        self._sparse = sp.issparse(X)
+        _kernels.store_support(self, X, self.support_)
         self._W = W
         self._rho = rho
         self.n_iter_ = np.array([p[2] for p in pairs], dtype=np.int32)
         self.fit_status_ = 0
-        self.shape_fit_ = X.shape
+        self.shape_fit_ = X.shape if hasattr(X, "shape") else (_num_samples(X),)
         if k == 2:  # scikit-learn flips the binary model so that > 0 means classes_[1]
             self.dual_coef_ = -dual
             self.intercept_ = rho.copy()
         else:
             self.dual_coef_ = dual
             self.intercept_ = -rho
+        if self._sparse:
+            self.dual_coef_ = sp.csr_matrix(self.dual_coef_)
 
     @staticmethod
     def _pairs(k):
@@ -204,16 +189,11 @@ class SVC(ClassifierMixin, BaseEstimator):
                 continue
             tr = np.concatenate([np.sort(pos), np.sort(neg)])
             g = idx[tr]
-            if self.kernel == "precomputed":
-                Xtr = Xk[np.ix_(g, g)]
-            else:
-                Xtr = Xk[g]
+            pre = getattr(self, "_solver_kernel", self.kernel) == "precomputed"
+            Xtr = Xk[np.ix_(g, g)] if pre else Xk[g]
             m = [np.arange(pos.size), np.arange(pos.size, tr.size)]
-            coef, rho, _, _ = ops.svm_fit_ovo(Xtr.astype(np.float32), m, Ck[g], self.kernel, gamma=self._gamma,
-                                              coef0=self.coef0, degree=self.degree, tol=self.tol,
-                                              shrinking=self.shrinking, cache_size=self.cache_size,
-                                              max_iter=self.max_iter)[0]
-            if self.kernel == "precomputed":
+            coef, rho, _, _ = self._solve_pairs(Xtr, m, Ck[g])[0]
+            if pre:
                 K = Xk[np.ix_(idx[test], g)]
             else:
                 K = ops.svm_kernel(Xk[idx[test]], Xtr, self.kernel, gamma=self._gamma, coef0=self.coef0,
@@ -232,7 +212,7 @@ class SVC(ClassifierMixin, BaseEstimator):
         """Class probabilities (n_samples, n_classes) by Platt scaling and pairwise coupling."""
         check_is_fitted(self)
         if self.probA_.size == 0:
-            raise AttributeError("predict_proba is not available: the model was fitted with probability=False")
+            raise NotFittedError("predict_proba is not available when fitted with probability=False")
         dec = self._pair_decision(X)
         k = len(self.classes_)
         r = np.zeros((dec.shape[0], k, k))
@@ -260,9 +240,14 @@ class SVC(ClassifierMixin, BaseEstimator):
         yk = y_enc[keep]
         members = [np.flatnonzero(yk == c) for c in range(len(self.classes_))]
         if sum(m.size > 0 for m in members) < 2:
-            raise ValueError("The number of classes has to be greater than one; got 1 class "
-                             "after removing samples of zero weight")
-        return keep, members, float(self.C) * self.class_weight_[yk] * sw[keep]
+            raise ValueError(self._one_class_left_message())
+        return keep, members, self._cost_scale() * self.class_weight_[yk] * sw[keep]
+
+    def _cost_scale(self):
+        return float(self.C)
+
+    def _one_class_left_message(self):
+        return "Invalid input - all samples with positive weights belong to the same class."
 
     def _warn_unconverged(self, pairs):
         if not all(p[3] for p in pairs):
@@ -275,18 +260,10 @@ class SVC(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         if is_cupy(X):
             return _svc_cuda.pair_decision(self, X)
-        X = validate_data(self, X, accept_sparse="csr", dtype=np.float64, order="C", reset=False)
-        X = _dense(X)
-        if self.kernel == "precomputed":
-            if X.shape[1] != self.shape_fit_[0]:
-                raise ValueError(f"X.shape[1] = {X.shape[1]} should be equal to {self.shape_fit_[0]}, "
-                                 "the number of samples at training time")
-            return X[:, self.support_] @ self._W - self._rho
-        out = np.empty((X.shape[0], self._W.shape[1]))
-        for s in range(0, X.shape[0], _BLOCK_ROWS):
-            K = ops.svm_kernel(X[s:s + _BLOCK_ROWS], self._sv32, self.kernel, gamma=self._gamma,
-                               coef0=self.coef0, degree=self.degree)
-            out[s:s + _BLOCK_ROWS] = K.astype(np.float64) @ self._W - self._rho
+        X = _kernels.validate_predict(self, X)
+        out = np.empty((_num_samples(X), self._W.shape[1]))
+        for rows, K in _kernels.kernel_blocks(self, X, self.support_):
+            out[rows] = K @ self._W - self._rho
         return out
 
     @_svc_cuda.cupy_out
@@ -327,6 +304,5 @@ class SVC(ClassifierMixin, BaseEstimator):
         if self.kernel != "linear":
             raise AttributeError("coef_ is only available when using a linear kernel")
         check_is_fitted(self)
-        if len(self.classes_) == 2:
-            return self.dual_coef_ @ self.support_vectors_
-        return self._W.T @ self.support_vectors_
+        W = self.dual_coef_ if len(self.classes_) == 2 else self._W.T
+        return _kernels.linear_coef(W, self.support_vectors_, self._sparse)
