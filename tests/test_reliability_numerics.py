@@ -9,7 +9,6 @@ import sys
 import numpy as np
 import pytest
 
-import forgeml
 from forgeml import _cpu, ops
 
 ISAS = [i for i in ("reference", "portable", "avx2", "avx512")

@@ -18,7 +18,7 @@ from .. import ensemble, ops
 from ..tree import _fit
 from ..tree._tree import Forest
 from . import _hist
-from ._predict import as_rows, predict as _lazy_predict, predict_proba as _lazy_proba
+from ._predict import predict as _lazy_predict, predict_proba as _lazy_proba
 
 __all__ = ["RandomForestClassifier", "RandomForestRegressor", "get_client"]
 

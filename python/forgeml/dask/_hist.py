@@ -358,7 +358,7 @@ def _grow(est, client, states, seeds, edges, n_edges, classify, n):
     while queue:
         take, queue = queue[:batch], queue[batch:]
         requests: dict = {}
-        for t, node, depth in take:
+        for t, node, _depth in take:
             feats = rngs[t].choice(d, kf, replace=False)
             nodes, fl = requests.setdefault(t, ([], []))
             nodes.append(node)

@@ -8,7 +8,7 @@ import warnings
 
 import numpy as np
 
-from .callbacks import Callback, _monitor_op
+from .callbacks import Callback
 
 __all__ = ["ReduceLROnPlateau", "CSVLogger", "BackupAndRestore"]
 

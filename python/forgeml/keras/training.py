@@ -12,7 +12,7 @@ import numpy as np
 
 from . import backend, callbacks as callbacks_module, losses as losses_module, metrics as metrics_module, utils
 from .autodiff import tape as _tape
-from .autodiff.tape import GradientTape, Tensor
+from .autodiff.tape import GradientTape
 from .layers._calling import flatten, map_structure
 from .loss_tape import _as_target, apply_loss
 from .ops import numpy as knp

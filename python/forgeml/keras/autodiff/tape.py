@@ -16,7 +16,6 @@ import contextlib
 import threading
 import warnings
 
-import numpy as np
 
 __all__ = ["Tensor", "GradientTape", "make_node", "value_of", "is_tensor", "lift", "recording",
            "layer_scope", "current_layer", "NoGradientError"]

@@ -19,8 +19,7 @@ import threading
 import numpy as np
 
 from .. import backend, initializers, mixed_precision
-from ..autodiff import tape as _tape
-from ..variables import Variable, _xp_of
+from ..variables import Variable
 
 __all__ = ["Layer", "Variable", "InputLayer", "Input", "KerasTensor", "LAYER_CLASSES", "unique_name"]
 

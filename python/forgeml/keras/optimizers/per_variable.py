@@ -57,7 +57,6 @@ def _flat_binding(opt, variables):
 
 
 def apply_gradients(opt, grads_and_vars):
-    from . import _KERNEL_TYPES
     pairs = []
     for g, v in grads_and_vars:
         if g is None:
@@ -76,7 +75,7 @@ def apply_gradients(opt, grads_and_vars):
     variables = [v for _, v in pairs]
     _, flat_grads = _flat_binding(opt, variables)
     off = 0
-    for g, v in pairs:
+    for g, _ in pairs:
         n = g.size
         flat_grads[off:off + n] = g
         off += n
