@@ -194,7 +194,11 @@ def _keras_zip(path, config):
 
 @pytest.mark.parametrize("config", [[1, 2, 3], "text", 7, None, {"class_name": "Sequential"},
                                     {"class_name": "Sequential", "config": {"layers": 5}},
-                                    {"class_name": "Sequential", "config": {"layers": [{"class_name": 3}]}}])
+                                    {"class_name": "Sequential", "config": {"layers": [{"class_name": 3}]}},
+                                    # found by the fuzz target: a layer asking for 32 TiB of weights
+                                    {"class_name": "Sequential", "config": {"name": "s", "layers": [
+                                        {"class_name": "InputLayer", "config": {"batch_shape": [None, 4]}},
+                                        {"class_name": "Dense", "config": {"units": 1 << 40}}]}}])
 def test_load_model_bad_config_is_a_value_error(tmp_path, config):
     from forgeml import keras
     with pytest.raises(ValueError, match="filepath|Unsupported|config|Could not locate"):

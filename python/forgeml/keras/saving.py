@@ -145,7 +145,7 @@ def load_model(filepath, custom_objects=None, compile=True):
     try:
         model = Model.from_config(config["config"], custom_objects) if config.get("class_name") == "Sequential" \
             else serialization.deserialize_model(config, custom_objects)
-    except (KeyError, TypeError, AttributeError, IndexError) as exc:  # a hostile or damaged config
+    except (KeyError, TypeError, AttributeError, IndexError, MemoryError, OverflowError) as exc:  # hostile or damaged
         raise ValueError(f"filepath: {filepath} has a config.json forgeml cannot build a model from "
                          f"({type(exc).__name__}: {exc})") from None
     if not model.built:
