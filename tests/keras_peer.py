@@ -1,4 +1,5 @@
 """Keras 3 on JAX as a test-time peer (never a dependency): skip when it is not installed."""
+
 import os
 import sys
 

@@ -1,5 +1,6 @@
 """Run under mpirun by tests/test_distributed.py: trains the seed MLP or the digits CNN data-parallel
 and saves each rank's final weights and history. Usage: mpi_train.py KIND OUT_DIR GLOBAL_BATCH EPOCHS"""
+
 import os
 import sys
 import time
@@ -13,6 +14,7 @@ import forgeml.distributed as dist
 def data(kind):
     if kind == "cnn":
         from sklearn.datasets import load_digits
+
         d = load_digits()
         x = (d.images / 16.0).astype(np.float32)[..., None]
         return x[:1536], d.target[:1536].astype(np.int64)
@@ -42,11 +44,21 @@ def model_for(kind):
         model.build((None, 20))
         return model
     if kind == "cnn":
-        layers = [L.Input((8, 8, 1)), L.Conv2D(8, 3, activation="relu"), L.MaxPooling2D(2), L.Flatten(),
-                  L.Dense(32, activation="relu"), L.Dense(10, activation="softmax")]
+        layers = [
+            L.Input((8, 8, 1)),
+            L.Conv2D(8, 3, activation="relu"),
+            L.MaxPooling2D(2),
+            L.Flatten(),
+            L.Dense(32, activation="relu"),
+            L.Dense(10, activation="softmax"),
+        ]
     else:
-        layers = [L.Input((20,)), L.Dense(64, activation="relu"), L.Dense(32, activation="tanh"),
-                  L.Dense(3, activation="softmax")]
+        layers = [
+            L.Input((20,)),
+            L.Dense(64, activation="relu"),
+            L.Dense(32, activation="tanh"),
+            L.Dense(3, activation="softmax"),
+        ]
     return tf.keras.Sequential(layers)
 
 
@@ -62,11 +74,21 @@ def main():
         x, y = dist.shard(x, y)
     tf.keras.utils.set_random_seed(100 + dist.rank())  # different per rank: the broadcast must fix it
     model = model_for(kind)
-    model.compile(optimizer=dist.DistributedOptimizer(tf.keras.optimizers.Adam(3e-3)),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=dist.DistributedOptimizer(tf.keras.optimizers.Adam(3e-3)),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     t0 = time.perf_counter()
-    hist = model.fit(x, y, batch_size=global_batch // dist.size(), epochs=epochs, shuffle=False, verbose=0,
-                     callbacks=[dist.BroadcastGlobalVariablesCallback(0), dist.MetricAverageCallback()])
+    hist = model.fit(
+        x,
+        y,
+        batch_size=global_batch // dist.size(),
+        epochs=epochs,
+        shuffle=False,
+        verbose=0,
+        callbacks=[dist.BroadcastGlobalVariablesCallback(0), dist.MetricAverageCallback()],
+    )
     save(out, model, hist, time.perf_counter() - t0)
 
 
@@ -76,18 +98,24 @@ def keras3(kind, out, global_batch, epochs):
     x, y = data(kind)
     tf.keras.utils.set_random_seed(100 + dist.rank())
     model = model_for(kind)
-    model.compile(optimizer=tf.keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=tf.keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
     t0 = time.perf_counter()
     hist = model.fit(x, y, batch_size=global_batch, epochs=epochs, shuffle=False, verbose=1)
     save(out, model, hist, time.perf_counter() - t0)
 
 
 def save(out, model, hist, seconds):
-    np.savez(os.path.join(out, f"rank{dist.rank()}.npz"), *model.get_weights(),
-             loss=np.array(hist.history["loss"]), accuracy=np.array(hist.history["accuracy"]),
-             seconds=seconds, allreduce_seconds=getattr(model.optimizer, "allreduce_seconds", 0.0),
-             steps=model.optimizer.iterations.value)
+    np.savez(
+        os.path.join(out, f"rank{dist.rank()}.npz"),
+        *model.get_weights(),
+        loss=np.array(hist.history["loss"]),
+        accuracy=np.array(hist.history["accuracy"]),
+        seconds=seconds,
+        allreduce_seconds=getattr(model.optimizer, "allreduce_seconds", 0.0),
+        steps=model.optimizer.iterations.value,
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """forgeml.distributed under a real `mpirun -n 2` on loopback (Open MPI or MPICH + mpi4py)."""
+
 import os
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ SCRIPT = os.path.join(os.path.dirname(__file__), "mpi_train.py")
 def _env():
     env = dict(os.environ, OMP_NUM_THREADS="1", OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     import forgeml
+
     home = os.path.dirname(os.path.dirname(os.path.abspath(forgeml.__file__)))  # the forgeml this test imported
     env["PYTHONPATH"] = os.pathsep.join(p for p in (home, env.get("PYTHONPATH")) if p)
     return env
@@ -62,6 +64,7 @@ def test_a_rank_without_data_fails_the_job_without_hanging(tmp_path):
 
 def test_shard_and_single_process_world():
     import forgeml.distributed as dist
+
     assert dist.size() == 1 and dist.rank() == 0 and dist.is_root()
     x = np.arange(10)
     np.testing.assert_array_equal(dist.shard(x), x)
@@ -75,6 +78,7 @@ def test_shard_and_single_process_world():
 def test_distributed_optimizer_keeps_name_config_and_kernel():
     import forgeml as tf
     import forgeml.distributed as dist
+
     opt = dist.DistributedOptimizer(tf.keras.optimizers.Adam(0.01, beta_1=0.8))
     assert isinstance(opt, tf.keras.optimizers.Adam) and type(opt).__name__ == "Adam"
     assert opt.get_config()["beta_1"] == 0.8 and dist.DistributedOptimizer(opt) is opt

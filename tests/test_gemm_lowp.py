@@ -1,5 +1,6 @@
 """The bf16 and int8 GEMMs (ops.matmul(precision="bf16"), ops.matmul_int8, ops.quantize_int8) on
 every ISA path, against float64 references computed on the bf16-rounded / int8 inputs."""
+
 import numpy as np
 import pytest
 from scipy.special import erf
@@ -10,12 +11,28 @@ from forgeml.ops import gemm_lowp, matmul, matmul_int8, quantize_int8
 
 ORDER = ("reference", "portable", "avx2", "avx512")
 ISAS = [i for i in ORDER if ORDER.index(i) <= ORDER.index(_cpu.detected_isa())]
-ACTS = {None: lambda x: x, "relu": lambda x: np.maximum(x, 0), "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
-        "tanh": np.tanh, "gelu": lambda x: 0.5 * x * (1 + erf(x / np.sqrt(2)))}
+ACTS = {
+    None: lambda x: x,
+    "relu": lambda x: np.maximum(x, 0),
+    "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
+    "tanh": np.tanh,
+    "gelu": lambda x: 0.5 * x * (1 + erf(x / np.sqrt(2))),
+}
 # Odd shapes around the tiles (AVX-512 12x32, portable 4x16), an odd depth (bf16 pairs, int8
 # quads), and depths past one block (bf16 512, int8 2048 per block on AVX-512).
-SHAPES = [(1, 1, 1), (1, 37, 5), (37, 1, 3), (13, 31, 9), (12, 32, 7), (25, 33, 17), (7, 17, 513), (29, 65, 3),
-          (31, 95, 66), (50, 130, 1031), (3, 40, 2101)]
+SHAPES = [
+    (1, 1, 1),
+    (1, 37, 5),
+    (37, 1, 3),
+    (13, 31, 9),
+    (12, 32, 7),
+    (25, 33, 17),
+    (7, 17, 513),
+    (29, 65, 3),
+    (31, 95, 66),
+    (50, 130, 1031),
+    (3, 40, 2101),
+]
 
 
 @pytest.fixture(params=ISAS)
@@ -77,7 +94,7 @@ def test_bf16_differs_from_fp32_by_rounding_only(rng):
     lo, hi = matmul(a, b, precision="bf16"), matmul(a, b)
     scale = np.abs(a.astype(np.float64)) @ np.abs(b.astype(np.float64))
     assert np.abs(lo - hi).max() > 1e-4
-    assert np.all(np.abs(lo - hi) <= 2 ** -7 * scale)
+    assert np.all(np.abs(lo - hi) <= 2**-7 * scale)
 
 
 def test_bf16_batched_strided_and_out(rng):
@@ -101,8 +118,7 @@ def test_bf16_threads_do_not_change_results(rng, restore_threads):
 
 def test_bf16_empty_and_errors(rng):
     assert matmul(np.ones((0, 4), np.float32), np.ones((4, 3), np.float32), precision="bf16").shape == (0, 3)
-    z = matmul(np.ones((2, 0), np.float32), np.ones((0, 3), np.float32), bias=np.ones(3, np.float32),
-               precision="bf16")
+    z = matmul(np.ones((2, 0), np.float32), np.ones((0, 3), np.float32), bias=np.ones(3, np.float32), precision="bf16")
     np.testing.assert_array_equal(z, np.ones((2, 3), np.float32))
     with pytest.raises(ValueError, match="precision"):
         matmul(rand(rng, 2, 2), rand(rng, 2, 2), precision="fp8")
@@ -115,6 +131,7 @@ def test_bf16_empty_and_errors(rng):
 
 
 # ---------------------------------------------------------------- int8
+
 
 def int8_ref(qa, sa, qb, sb, bias=None, act=None):
     z = (qa.astype(np.int64) @ qb.astype(np.int64)).astype(np.float64) * sa[:, None].astype(np.float64) * sb

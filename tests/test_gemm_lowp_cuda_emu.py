@@ -1,6 +1,7 @@
 """The CUDA bf16 and int8 GEMMs (csrc/cuda/gemm_lowp.cuh) run through the SIMT emulator, against
 float64 references on the bf16-rounded / int8 inputs. Sizes span two 64 x 64 tiles in M and N
 and two K steps, with odd edges; both thread orders."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,6 +1,7 @@
 """The tape under Keras models: built-in layers as custom-VJP nodes, the traced chain path against
 the plain tape, custom layers / losses / metrics / add_loss, bad input, and issue 14's forward-path
 guarantees (threads, call == predict == reloaded, NaN loss)."""
+
 import threading
 import warnings
 
@@ -33,8 +34,9 @@ class MLP(keras.Model):
 
 
 def _train(model, x, y, run_eagerly=False, epochs=2):
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-                  run_eagerly=run_eagerly)
+    model.compile(
+        optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"], run_eagerly=run_eagerly
+    )
     return model.fit(x, y, epochs=epochs, batch_size=32, verbose=0, shuffle=False)
 
 
@@ -48,8 +50,9 @@ def test_traced_chain_matches_the_plain_tape_and_sequential():
     b = MLP()
     b(x[:2])
     b.set_weights(w0)
-    seq = keras.Sequential([keras.Input(shape=(12,)), layers.Dense(16, activation="relu"),
-                            layers.Dense(4, activation="softmax")])
+    seq = keras.Sequential(
+        [keras.Input(shape=(12,)), layers.Dense(16, activation="relu"), layers.Dense(4, activation="softmax")]
+    )
     seq.set_weights(w0)
     ha = _train(a, x, y)
     hb = _train(b, x, y, run_eagerly=True)
@@ -70,13 +73,16 @@ def _tape_grads(layer, x, w):
     return tape.gradient(loss, layer.trainable_weights)
 
 
-@pytest.mark.parametrize("make,shape", [
-    (lambda: layers.Dense(5, activation="tanh"), (4, 6)),
-    (lambda: layers.Conv2D(3, 3, padding="same", activation="tanh"), (2, 6, 5, 2)),
-    (lambda: layers.LSTM(4), (3, 5, 2)),
-    (lambda: layers.GRU(3, return_sequences=True), (2, 4, 3)),
-    (lambda: layers.BatchNormalization(), (6, 5)),
-])
+@pytest.mark.parametrize(
+    "make,shape",
+    [
+        (lambda: layers.Dense(5, activation="tanh"), (4, 6)),
+        (lambda: layers.Conv2D(3, 3, padding="same", activation="tanh"), (2, 6, 5, 2)),
+        (lambda: layers.LSTM(4), (3, 5, 2)),
+        (lambda: layers.GRU(3, return_sequences=True), (2, 4, 3)),
+        (lambda: layers.BatchNormalization(), (6, 5)),
+    ],
+)
 def test_builtin_layer_node_gradients_match_finite_differences(make, shape):
     """A built-in layer on the tape is one node whose VJP is its hand-written backward."""
     rng = np.random.default_rng(5)
@@ -91,6 +97,7 @@ def test_builtin_layer_node_gradients_match_finite_differences(make, shape):
         def f():
             var.value[...] = value.astype(np.float32)
             return float((np.asarray(layer(x, training=True), np.float64) * w).sum())
+
         num = numeric_grad(f, value, eps=1e-2)
         var.value[...] = value.astype(np.float32)
         np.testing.assert_allclose(g, num, rtol=2e-2, atol=2e-2 * (1 + np.abs(num).max()), err_msg=var.path)
@@ -233,8 +240,9 @@ def test_variable_without_gradient_warns_like_keras():
 def _mlp_and_data():
     x, y = _data(n=1000)
     keras.utils.set_random_seed(1)
-    model = keras.Sequential([keras.Input(shape=(12,)), layers.Dense(32, activation="relu"),
-                              layers.Dense(4, activation="softmax")])
+    model = keras.Sequential(
+        [keras.Input(shape=(12,)), layers.Dense(32, activation="relu"), layers.Dense(4, activation="softmax")]
+    )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x, y, epochs=1, verbose=0)
     return model, x, y
@@ -244,8 +252,9 @@ def _mlp_and_data():
 def test_four_threads_predicting_get_their_own_rows(compiled):
     model, x, _ = _mlp_and_data()
     if not compiled:  # the layer-by-layer forward (per-thread buffers) instead of the fused one
-        twin = keras.Sequential([keras.Input(shape=(12,)), layers.Dense(32, activation="relu"),
-                                 layers.Dense(4, activation="softmax")])
+        twin = keras.Sequential(
+            [keras.Input(shape=(12,)), layers.Dense(32, activation="relu"), layers.Dense(4, activation="softmax")]
+        )
         twin.set_weights(model.get_weights())
         model = twin
     ref = [np.asarray(model.predict(x[i::4], verbose=0, batch_size=7)) for i in range(4)]
@@ -257,6 +266,7 @@ def test_four_threads_predicting_get_their_own_rows(compiled):
             results[i] = outs
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
+
     threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
     for t in threads:
         t.start()
@@ -280,8 +290,9 @@ def test_call_predict_and_reloaded_model_agree_bit_for_bit(tmp_path):
     np.testing.assert_array_equal(np.asarray(again(x)), b)
     wpath = str(tmp_path / "m.weights.npz")
     model.save_weights(wpath)
-    twin = keras.Sequential([keras.Input(shape=(12,)), layers.Dense(32, activation="relu"),
-                             layers.Dense(4, activation="softmax")])
+    twin = keras.Sequential(
+        [keras.Input(shape=(12,)), layers.Dense(32, activation="relu"), layers.Dense(4, activation="softmax")]
+    )
     twin.load_weights(wpath)
     np.testing.assert_array_equal(np.asarray(twin(x)), b)
 
@@ -290,13 +301,19 @@ def test_call_predict_and_reloaded_model_agree_bit_for_bit(tmp_path):
 def test_nan_in_the_data_gives_a_nan_loss_and_terminate_on_nan_fires(subclassed):
     x, y = _data()
     x[5, 3] = np.nan
-    model = MLP() if subclassed else keras.Sequential([keras.Input(shape=(12,)), layers.Dense(16, activation="relu"),
-                                                       layers.Dense(4, activation="softmax")])
+    model = (
+        MLP()
+        if subclassed
+        else keras.Sequential(
+            [keras.Input(shape=(12,)), layers.Dense(16, activation="relu"), layers.Dense(4, activation="softmax")]
+        )
+    )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        h = model.fit(x, y, epochs=3, batch_size=32, verbose=0, shuffle=False,
-                      callbacks=[keras.callbacks.TerminateOnNaN()])
+        h = model.fit(
+            x, y, epochs=3, batch_size=32, verbose=0, shuffle=False, callbacks=[keras.callbacks.TerminateOnNaN()]
+        )
     assert np.isnan(h.history["loss"][0])
     assert len(h.history["loss"]) == 1  # training stopped after the first epoch
 
@@ -352,8 +369,12 @@ def test_save_and_load_keras_file(kind, tmp_path):
     keras.utils.set_random_seed(0)
     if kind == "dag":
         model = _dag()
-        model.compile("adam", loss={"cls": "sparse_categorical_crossentropy", "reg": "mse"},
-                      loss_weights={"cls": 1.0, "reg": 0.1}, metrics={"cls": ["accuracy"]})
+        model.compile(
+            "adam",
+            loss={"cls": "sparse_categorical_crossentropy", "reg": "mse"},
+            loss_weights={"cls": 1.0, "reg": 0.1},
+            metrics={"cls": ["accuracy"]},
+        )
         xs, ys = [x[:, :6], x[:, 6:]], {"cls": y, "reg": x[:, :1]}
     elif kind == "subclassed":
         model = Sub(units=9)
@@ -382,8 +403,9 @@ def test_intermediate_feature_model_and_get_layer():
     feat = keras.Model(model.get_layer("base").input, model.get_layer("base").get_layer("feat").output)
     x = np.random.default_rng(0).standard_normal((3, 10)).astype("float32")
     dense = model.get_layer("base").get_layer("feat")
-    np.testing.assert_allclose(feat.predict(x, verbose=0), x @ dense.kernel.numpy() + dense.bias.numpy(),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        feat.predict(x, verbose=0), x @ dense.kernel.numpy() + dense.bias.numpy(), rtol=1e-5, atol=1e-6
+    )
     assert model.output_names == ["cls", "reg"] and len(model.inputs) == 2
 
 
@@ -391,6 +413,7 @@ def test_relu_epilogues_propagate_nan():
     """max(0, x) in the GEMM and conv epilogues keeps a NaN (Keras's relu does), so a NaN input
     reaches the loss instead of turning into a silent zero."""
     from forgeml import ops as kernels
+
     x = np.ones((3, 4), np.float32)
     x[1, 2] = np.nan
     y = kernels.matmul(x, np.ones((4, 5), np.float32), activation="relu")
@@ -399,5 +422,6 @@ def test_relu_epilogues_propagate_nan():
     xc[0, 5, 5, 0] = np.nan
     yc = kernels.conv2d(xc, np.ones((3, 3, 2, 4), np.float32), activation="relu")
     assert np.isnan(yc).any() and np.isfinite(yc[0, 0, 0]).all()
-    np.testing.assert_array_equal(kernels.matmul(-np.ones((2, 2), np.float32), np.eye(2, dtype=np.float32),
-                                                 activation="relu"), 0)
+    np.testing.assert_array_equal(
+        kernels.matmul(-np.ones((2, 2), np.float32), np.eye(2, dtype=np.float32), activation="relu"), 0
+    )

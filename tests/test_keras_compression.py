@@ -1,5 +1,6 @@
 """Compression in forgeml.keras: mixed_bfloat16 policies, model.quantize("int8") and its
 save/load, on the digits task (scikit-learn's bundled data) against the float32 model."""
+
 import numpy as np
 import pytest
 
@@ -12,6 +13,7 @@ from test_gemm_lowp import bf16
 def digits():
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
+
     x, y = load_digits(return_X_y=True)
     x = (x / 16.0).astype(np.float32)
     return train_test_split(x, y, test_size=0.25, random_state=0, stratify=y)
@@ -24,15 +26,19 @@ def policy():
 
 
 def mlp(**kw):
-    return keras.Sequential([keras.Input(shape=(64,)), keras.layers.Dense(128, activation="relu", **kw),
-                             keras.layers.Dense(10, activation="softmax", **kw)])
+    return keras.Sequential(
+        [
+            keras.Input(shape=(64,)),
+            keras.layers.Dense(128, activation="relu", **kw),
+            keras.layers.Dense(10, activation="softmax", **kw),
+        ]
+    )
 
 
 def train(model, digits, epochs=20):
     xtr, xte, ytr, yte = digits
     keras.utils.set_random_seed(0)
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(xtr, ytr, epochs=epochs, batch_size=32, verbose=0)
     return model.evaluate(xte, yte, verbose=0)[1]
 
@@ -94,8 +100,11 @@ def test_quantize_int8_dense(digits, tmp_path):
     model.quantize("int8")
     layer = model.layers[0]
     assert layer.kernel.value.dtype == np.int8 and layer.kernel_scale.shape == (128,)
-    np.testing.assert_allclose(layer.kernel.numpy() * layer.kernel_scale.numpy(), w_float,
-                               atol=float(layer.kernel_scale.numpy().max()) / 2 + 1e-7)
+    np.testing.assert_allclose(
+        layer.kernel.numpy() * layer.kernel_scale.numpy(),
+        w_float,
+        atol=float(layer.kernel_scale.numpy().max()) / 2 + 1e-7,
+    )
     q_pred = model.predict(xte, verbose=0)
     acc_q = float((q_pred.argmax(1) == yte).mean())
     print(f"digits MLP accuracy: float32 {acc:.4f}, int8 {acc_q:.4f}")
@@ -127,11 +136,15 @@ def test_quantize_errors():
 def test_quantize_int8_conv2d_matches_im2col_reference_and_keeps_accuracy(digits, rng, tmp_path):
     xtr, xte, ytr, yte = (a.reshape(-1, 8, 8, 1) if a.ndim == 2 else a for a in digits)
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input(shape=(8, 8, 1)),
-                              keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
-                              keras.layers.Conv2D(12, (3, 2), strides=(2, 1), dilation_rate=1, padding="valid",
-                                                  activation="relu"),
-                              keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(8, 8, 1)),
+            keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
+            keras.layers.Conv2D(12, (3, 2), strides=(2, 1), dilation_rate=1, padding="valid", activation="relu"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
     acc = train(model, (xtr, xte, ytr, yte), epochs=10)
     conv = model.layers[1]
     w, b = conv.get_weights()
@@ -140,15 +153,19 @@ def test_quantize_int8_conv2d_matches_im2col_reference_and_keeps_accuracy(digits
     # reference: quantize patches and kernel as documented, integer products in int64
     from forgeml import ops
     from forgeml.keras.quantization import _patches
+
     cols, (n, oh, ow) = _patches(h, conv)
     qx, sx = ops.quantize_int8(cols)
     qw, sw = ops.quantize_int8(w.reshape(-1, 12), axis=0)
     ref = np.maximum((qx.astype(np.int64) @ qw.astype(np.int64)) * sx[:, None].astype(np.float64) * sw + b, 0)
     np.testing.assert_allclose(conv(h), ref.reshape(n, oh, ow, 12), rtol=1e-5, atol=1e-5)
     # and the patches are the convolution's: the float conv equals cols @ w
-    np.testing.assert_allclose((cols @ w.reshape(-1, 12) + b).clip(0).reshape(n, oh, ow, 12),
-                               ops.conv2d(h, w, b, strides=(2, 1), padding="valid", activation="relu"),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        (cols @ w.reshape(-1, 12) + b).clip(0).reshape(n, oh, ow, 12),
+        ops.conv2d(h, w, b, strides=(2, 1), padding="valid", activation="relu"),
+        rtol=1e-4,
+        atol=1e-5,
+    )
     acc_q = float((model.predict(xte, verbose=0).argmax(1) == yte).mean())
     print(f"digits CNN accuracy: float32 {acc:.4f}, int8 {acc_q:.4f}")
     assert acc_q >= acc - 0.01

@@ -1,5 +1,6 @@
 """forgeml.keras reads bottom-up: no module imports a module of a higher layer at import time
 (the order is written in keras/registry.py)."""
+
 import ast
 import pathlib
 
@@ -7,15 +8,38 @@ import forgeml.keras
 
 ROOT = pathlib.Path(forgeml.keras.__file__).parent
 LAYERS = [
-    {"registry", "utils", "backend", "autodiff", "summary", "random", "data_adapters", "utils_data"},
+    {
+        "registry",
+        "utils",
+        "backend",
+        "autodiff",
+        "summary",
+        "random",
+        "data_adapters",
+        "utils_data",
+        "mixed_precision",
+        "distribution",
+    },
     {"ops"},
     {"variables"},
-    {"activations", "initializers", "losses", "loss_tape", "metrics", "optimizers", "callbacks", "regularizers",
-     "activations_extra", "losses_extra", "metrics_extra", "callbacks_extra"},
+    {
+        "activations",
+        "initializers",
+        "losses",
+        "loss_tape",
+        "metrics",
+        "optimizers",
+        "callbacks",
+        "regularizers",
+        "activations_extra",
+        "losses_extra",
+        "metrics_extra",
+        "callbacks_extra",
+    },
     {"layers"},
-    {"functional", "serialization", "saving"},
-    {"training", "traced", "_fast", "trainer_stream"},
-    {"models"},
+    {"functional", "serialization", "saving", "quantization"},
+    {"training", "traced", "_fast", "trainer_stream", "pruning"},
+    {"models", "distillation", "export"},
     {"__init__"},
 ]
 
@@ -41,7 +65,7 @@ def _imports(path):
         if isinstance(node, ast.ImportFrom) and node.level:
             if node.level > len(pkg) + 1:
                 continue  # forgeml itself (the kernels), below keras
-            base = list(pkg[:len(pkg) - (node.level - 1)]) if node.level > 1 else list(pkg)
+            base = list(pkg[: len(pkg) - (node.level - 1)]) if node.level > 1 else list(pkg)
             mod = base + (node.module.split(".") if node.module else [])
             if len(mod) == 0:
                 out += [a.name for a in node.names]

@@ -1,5 +1,6 @@
 """keras.ops: every op's forward against NumPy and its tape gradient against float64 central
 finite differences (and against torch autograd where torch is installed)."""
+
 import numpy as np
 import pytest
 
@@ -95,8 +96,10 @@ CASES = {
     "softmax": (lambda a: ops.softmax(a, axis=-1), [_any(3, 5)]),
     "softmax_axis0": (lambda a: ops.softmax(a, axis=0), [_any(3, 5)]),
     "log_softmax": (ops.log_softmax, [_any(3, 5)]),
-    "scce_logits": (lambda z: ops.sparse_categorical_crossentropy(np.array([0, 4, 2]), z, from_logits=True),
-                    [_any(3, 5)]),
+    "scce_logits": (
+        lambda z: ops.sparse_categorical_crossentropy(np.array([0, 4, 2]), z, from_logits=True),
+        [_any(3, 5)],
+    ),
     "scce_probs": (lambda p: ops.sparse_categorical_crossentropy(np.array([1, 0, 2]), p), [_pos(3, 4)]),
     "cce_logits": (lambda t, z: ops.categorical_crossentropy(t, z, from_logits=True), [_pos(3, 4), _any(3, 4)]),
     "cce_probs": (lambda t, p: ops.categorical_crossentropy(t, p), [_pos(3, 4), _pos(3, 4)]),
@@ -123,8 +126,7 @@ def _check(fn, inputs, rtol=1e-6, atol=1e-8):
     for i, (a, g) in enumerate(zip(inputs, grads)):
         num = numeric_grad(f, a)
         assert g is not None, f"input {i}: no gradient"
-        np.testing.assert_allclose(g, num, rtol=rtol, atol=atol * (1 + np.abs(num).max()),
-                                   err_msg=f"input {i}")
+        np.testing.assert_allclose(g, num, rtol=rtol, atol=atol * (1 + np.abs(num).max()), err_msg=f"input {i}")
     return grads
 
 
@@ -153,7 +155,7 @@ def _conv_ref(x, w):
     out = np.zeros((x.shape[0], oh, ow, w.shape[3]))
     for i in range(kh):
         for j in range(kw):
-            out += np.einsum("nhwc,co->nhwo", x[:, i:i + oh, j:j + ow, :], w[i, j])
+            out += np.einsum("nhwc,co->nhwo", x[:, i : i + oh, j : j + ow, :], w[i, j])
     return out
 
 
@@ -163,8 +165,7 @@ def test_conv_and_pool_nodes_use_the_kernel_backward():
     w = R.standard_normal((3, 2, 3, 4)).astype(np.float32)
     tx, tw = Tensor(x), Tensor(w)
     y = ops.conv(tx, tw)
-    np.testing.assert_allclose(y.value, _conv_ref(x.astype(np.float64), w.astype(np.float64)), rtol=1e-4,
-                               atol=1e-4)
+    np.testing.assert_allclose(y.value, _conv_ref(x.astype(np.float64), w.astype(np.float64)), rtol=1e-4, atol=1e-4)
     g = R.standard_normal(y.shape)
     gx, gw = backward(y, [tx, tw], g)
     x64, w64 = x.astype(np.float64), w.astype(np.float64)
@@ -185,6 +186,7 @@ def test_conv_and_pool_nodes_use_the_kernel_backward():
 
 def test_gradient_accumulates_over_shared_uses_and_tape_api():
     from forgeml.keras.layers import Variable
+
     v = Variable(np.array([1.5, -2.0], dtype=np.float64), "v")
     with GradientTape() as tape:
         y = ops.sum(v * v + ops.exp(v))  # v used twice
@@ -204,13 +206,16 @@ def test_numpy_function_without_gradient_rule_is_a_clear_error():
     np.testing.assert_allclose(np.exp(t).value, np.exp(t.value))  # ufuncs with a rule dispatch to ops
 
 
-@pytest.mark.parametrize("name", ["matmul", "softmax", "log_softmax", "gelu_erf", "scce_logits", "bce_logits",
-                                  "einsum", "take", "max", "cce_probs"])
+@pytest.mark.parametrize(
+    "name",
+    ["matmul", "softmax", "log_softmax", "gelu_erf", "scce_logits", "bce_logits", "einsum", "take", "max", "cce_probs"],
+)
 def test_matches_torch_autograd(name):
     torch = pytest.importorskip("torch")
     fn, inputs = CASES[name]
     torch_fns = {
-        "matmul": lambda a, b: a @ b, "softmax": lambda a: torch.softmax(a, -1),
+        "matmul": lambda a, b: a @ b,
+        "softmax": lambda a: torch.softmax(a, -1),
         "log_softmax": lambda a: torch.log_softmax(a, -1),
         "gelu_erf": lambda a: torch.nn.functional.gelu(a),
         "scce_logits": lambda z: torch.nn.functional.cross_entropy(z, torch.tensor([0, 4, 2]), reduction="none"),

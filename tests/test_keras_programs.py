@@ -3,6 +3,7 @@ digits: a subclassed model, a custom layer, a custom keras.ops loss, two inputs 
 concatenate, a residual Add, two outputs with a loss dict, a nested model, a GradientTape loop and a
 train_step override. Each reaches a fixed accuracy floor, and (where Keras 3 with JAX is installed)
 lands within a few points of Keras trained the same way, with only the import line changed."""
+
 import os
 
 import numpy as np
@@ -31,6 +32,7 @@ def _keras3():
 
 def _forgeml():
     import forgeml as tf
+
     return tf.keras
 
 
@@ -63,8 +65,9 @@ def custom_layer(keras, x, y, xt, yt):
         def call(self, inputs):
             return ops.tanh(inputs * self.w + self.b)
 
-    model = keras.Sequential([keras.Input(shape=(64,)), keras.layers.Dense(64), Scale(),
-                              keras.layers.Dense(10, activation="softmax")])
+    model = keras.Sequential(
+        [keras.Input(shape=(64,)), keras.layers.Dense(64), Scale(), keras.layers.Dense(10, activation="softmax")]
+    )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x, y, epochs=EPOCHS, batch_size=32, verbose=0)
     return model.evaluate(xt, yt, verbose=0)[1], model
@@ -78,8 +81,13 @@ def custom_ops_loss(keras, x, y, xt, yt):
         target = onehot * 0.9 + 0.01
         return -ops.sum(target * ops.log(ops.clip(y_pred, 1e-7, 1.0)), axis=-1)
 
-    model = keras.Sequential([keras.Input(shape=(64,)), keras.layers.Dense(64, activation="relu"),
-                              keras.layers.Dense(10, activation="softmax")])
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(64,)),
+            keras.layers.Dense(64, activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
     model.compile(optimizer="adam", loss=smoothed_ce, metrics=["sparse_categorical_accuracy"])
     model.fit(x, y, epochs=EPOCHS, batch_size=32, verbose=0)
     return model.evaluate(xt, yt, verbose=0)[1], model
@@ -88,8 +96,9 @@ def custom_ops_loss(keras, x, y, xt, yt):
 def two_inputs(keras, x, y, xt, yt):
     a = keras.Input(shape=(32,), name="top")
     b = keras.Input(shape=(32,), name="bottom")
-    h = keras.layers.concatenate([keras.layers.Dense(32, activation="relu")(a),
-                                  keras.layers.Dense(32, activation="relu")(b)])
+    h = keras.layers.concatenate(
+        [keras.layers.Dense(32, activation="relu")(a), keras.layers.Dense(32, activation="relu")(b)]
+    )
     out = keras.layers.Dense(10, activation="softmax")(h)
     model = keras.Model([a, b], out)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -116,8 +125,12 @@ def two_outputs(keras, x, y, xt, yt):
     digit = keras.layers.Dense(10, activation="softmax", name="digit")(h)
     parity = keras.layers.Dense(1, activation="sigmoid", name="parity")(h)
     model = keras.Model(inp, [digit, parity])
-    model.compile(optimizer="adam", loss={"digit": "sparse_categorical_crossentropy", "parity": "binary_crossentropy"},
-                  loss_weights={"digit": 1.0, "parity": 0.5}, metrics={"digit": ["accuracy"]})
+    model.compile(
+        optimizer="adam",
+        loss={"digit": "sparse_categorical_crossentropy", "parity": "binary_crossentropy"},
+        loss_weights={"digit": 1.0, "parity": 0.5},
+        metrics={"digit": ["accuracy"]},
+    )
     model.fit(x, {"digit": y, "parity": (y % 2).astype("float32")}, epochs=EPOCHS, batch_size=32, verbose=0)
     pred = model.predict(xt, verbose=0)
     digit_pred = pred["digit"] if isinstance(pred, dict) else pred[0]
@@ -141,15 +154,16 @@ def nested_model(keras, x, y, xt, yt):
 
 
 def gradient_tape_loop(keras, x, y, xt, yt, tape_cls=None):
-    model = keras.Sequential([keras.Input(shape=(64,)), keras.layers.Dense(64, activation="relu"),
-                              keras.layers.Dense(10)])
+    model = keras.Sequential(
+        [keras.Input(shape=(64,)), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(10)]
+    )
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     opt = keras.optimizers.Adam(1e-3)
     rng = np.random.default_rng(1)
     for _ in range(EPOCHS):
         perm = rng.permutation(len(x))
         for s in range(0, len(x), 32):
-            idx = perm[s:s + 32]
+            idx = perm[s : s + 32]
             with tape_cls() as tape:
                 logits = model(x[idx], training=True)
                 loss = loss_fn(y[idx], logits)
@@ -196,6 +210,7 @@ TAPE_PROGRAMS = {"gradient_tape_loop": (gradient_tape_loop, 0.9), "train_step_ov
 
 def _run_forgeml(name):
     import forgeml as tf
+
     keras = tf.keras
     keras.utils.set_random_seed(0)
     fn, floor = {**PROGRAMS, **TAPE_PROGRAMS}[name]
@@ -223,12 +238,14 @@ def test_program_matches_keras3(name):
 def test_gradient_tape_is_tf_gradient_tape():
     import forgeml as tf
     from forgeml.keras.autodiff import GradientTape
+
     assert tf.GradientTape is GradientTape
 
 
 def test_save_and_load_weights_of_each_program(tmp_path):
     """Weights saved from each trained program load into a freshly built twin bit for bit."""
     import forgeml as tf
+
     for name in ("subclassed_model", "two_inputs", "residual_add", "nested_model"):
         _, _, model = _run_forgeml(name)
         path = str(tmp_path / f"{name}.weights.npz")

@@ -1,5 +1,6 @@
 """Magnitude pruning (schedules, UpdatePruningStep, strip_pruning) and the Distiller, on the
 digits task (scikit-learn's bundled data)."""
+
 import numpy as np
 import pytest
 
@@ -11,19 +12,24 @@ from forgeml.keras import distillation, pruning
 def digits():
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
+
     x, y = load_digits(return_X_y=True)
     x = (x / 16.0).astype(np.float32)
     return train_test_split(x, y, test_size=0.25, random_state=0, stratify=y)
 
 
 def mlp(width=128):
-    return keras.Sequential([keras.Input(shape=(64,)), keras.layers.Dense(width, activation="relu"),
-                             keras.layers.Dense(10, activation="softmax")])
+    return keras.Sequential(
+        [
+            keras.Input(shape=(64,)),
+            keras.layers.Dense(width, activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
 
 
 def compiled(model, lr=3e-3):
-    model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 
 
@@ -33,7 +39,7 @@ def test_schedules():
     assert c(50)[0] and not c(70)[0]
     p = pruning.PolynomialDecay(0.0, 0.9, begin_step=0, end_step=100, power=3, frequency=10)
     assert p(0) == (True, 0.0)
-    assert p(50)[1] == pytest.approx(0.9 - 0.9 * 0.5 ** 3) and p(100) == (True, pytest.approx(0.9))
+    assert p(50)[1] == pytest.approx(0.9 - 0.9 * 0.5**3) and p(100) == (True, pytest.approx(0.9))
     assert p(200)[1] == pytest.approx(0.9) and not p(200)[0]
     with pytest.raises(ValueError, match="sparsity"):
         pruning.ConstantSparsity(1.0, 0)
@@ -78,8 +84,13 @@ def test_pruning_errors():
         pruning.prune_low_magnitude(mlp(), pruning_schedule=0.5)
     model = compiled(mlp())
     with pytest.raises(ValueError, match="no layer marked"):
-        model.fit(np.zeros((4, 64), np.float32), np.zeros(4, int), epochs=1, verbose=0,
-                  callbacks=[pruning.UpdatePruningStep()])
+        model.fit(
+            np.zeros((4, 64), np.float32),
+            np.zeros(4, int),
+            epochs=1,
+            verbose=0,
+            callbacks=[pruning.UpdatePruningStep()],
+        )
 
 
 def test_logits_distillation_gradient_matches_finite_differences(rng):
@@ -106,8 +117,9 @@ def _train_student(mode, teacher, xs, ys, weight=0.1, temperature=4.0, seed=1):
     if mode == "alone":
         compiled(student, 3e-3).fit(xs, ys, epochs=15, batch_size=32, verbose=0)
         return student, None
-    dist = distillation.Distiller(teacher, student, distillation.LogitsDistillation(temperature=temperature),
-                                  student_loss_weight=weight)
+    dist = distillation.Distiller(
+        teacher, student, distillation.LogitsDistillation(temperature=temperature), student_loss_weight=weight
+    )
     dist.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return student, dist.fit(xs, ys, epochs=15, batch_size=32)
 
@@ -144,7 +156,6 @@ def test_distilled_student_learns_the_teacher(digits, teacher):
         out[mode] = (kl, float((p.argmax(1) == yte).mean()))
         if hist is not None:
             assert hist["loss"][-1] < hist["loss"][0]
-    print(f"digits student (300 samples): KL to teacher / accuracy: alone {out['alone']}, "
-          f"distilled {out['distilled']}")
+    print(f"digits student (300 samples): KL to teacher / accuracy: alone {out['alone']}, distilled {out['distilled']}")
     assert out["distilled"][0] < 0.9 * out["alone"][0]
     assert out["distilled"][1] >= out["alone"][1] - 0.03

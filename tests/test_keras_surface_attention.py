@@ -1,5 +1,6 @@
 """MultiHeadAttention, Attention and Lambda (built on keras.ops and the tape): against a NumPy
 float64 reference and, when installed, Keras 3 (outputs and one SGD step from the same weights)."""
+
 import numpy as np
 import pytest
 
@@ -68,22 +69,24 @@ def test_attention_layer_matches_keras():
     v = RNG.normal(size=(2, 5, 3)).astype(np.float32)
     ref = _softmax(np.einsum("btd,bsd->bts", q, v)) @ v
     np.testing.assert_allclose(np.asarray(L.Attention()([q, v])), ref, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(np.asarray(L.Attention()([q, v])), np.asarray(real.layers.Attention()([q, v])),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(L.Attention()([q, v])), np.asarray(real.layers.Attention()([q, v])), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_lambda_trains_through_the_tape(tmp_path):
     keras.utils.set_random_seed(1)
     x = RNG.normal(size=(64, 4)).astype(np.float32)
-    y = (x ** 2).sum(1, keepdims=True)
+    y = (x**2).sum(1, keepdims=True)
 
     def square(t):
         return ops.square(t)
+
     m = keras.Sequential([keras.Input((4,)), L.Lambda(square), L.Dense(1)])
     m.compile(keras.optimizers.SGD(0.05), "mse")
     h = m.fit(x, y, epochs=30, verbose=0)
     assert h.history["loss"][-1] < 0.05 * h.history["loss"][0]
-    np.testing.assert_allclose(m.layers[0](x), x ** 2, rtol=1e-6)
+    np.testing.assert_allclose(m.layers[0](x), x**2, rtol=1e-6)
     m.save(tmp_path / "m.keras")
     with pytest.raises(ValueError, match="never loads code"):
         keras.models.load_model(tmp_path / "m.keras")

@@ -1,6 +1,7 @@
 """Activations, losses, metrics, optimizers, schedules and callbacks of the Keras surface:
 each against a NumPy float64 reference (always) and against Keras 3 on the same inputs (when
 installed)."""
+
 import csv
 
 import numpy as np
@@ -12,8 +13,21 @@ from keras_peer import real_keras
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-ACTS = ["elu", "selu", "swish", "silu", "leaky_relu", "relu6", "softplus", "softsign", "hard_sigmoid",
-        "hard_swish", "mish", "exponential", "log_softmax"]
+ACTS = [
+    "elu",
+    "selu",
+    "swish",
+    "silu",
+    "leaky_relu",
+    "relu6",
+    "softplus",
+    "softsign",
+    "hard_sigmoid",
+    "hard_swish",
+    "mish",
+    "exponential",
+    "log_softmax",
+]
 
 
 def _z(rng, shape=(7, 9)):
@@ -49,6 +63,7 @@ def test_unknown_activation_says_keras_text():
 
 # ---------------------------------------------------------------- losses
 
+
 def _loss_inputs(name, rng):
     n, k = 11, 5
     if name in ("kl_divergence", "categorical_hinge", "categorical_focal_crossentropy"):
@@ -64,8 +79,20 @@ def _loss_inputs(name, rng):
     return y, p
 
 
-LOSSES = ["huber", "log_cosh", "kl_divergence", "poisson", "hinge", "squared_hinge", "categorical_hinge", "mape",
-          "msle", "cosine_similarity", "binary_focal_crossentropy", "categorical_focal_crossentropy"]
+LOSSES = [
+    "huber",
+    "log_cosh",
+    "kl_divergence",
+    "poisson",
+    "hinge",
+    "squared_hinge",
+    "categorical_hinge",
+    "mape",
+    "msle",
+    "cosine_similarity",
+    "binary_focal_crossentropy",
+    "categorical_focal_crossentropy",
+]
 
 
 @pytest.mark.parametrize("name", LOSSES)
@@ -88,8 +115,7 @@ def test_loss_value_matches_keras(name, rng):
     sw = rng.uniform(0.5, 2, p.shape[0]).astype(np.float32)
     ours = keras.losses.get(name)
     theirs = getattr(real.losses, type(ours).__name__)()  # the class: Keras's get() gives functions
-    np.testing.assert_allclose(float(ours(y, p, sample_weight=sw)), float(theirs(y, p, sample_weight=sw)),
-                               rtol=2e-5)
+    np.testing.assert_allclose(float(ours(y, p, sample_weight=sw)), float(theirs(y, p, sample_weight=sw)), rtol=2e-5)
 
 
 def test_focal_from_logits_and_class_balancing_match_keras(rng):
@@ -110,6 +136,7 @@ def test_unknown_loss_says_keras_text():
 
 
 # ---------------------------------------------------------------- metrics
+
 
 def _binary_scores(rng, n=300, labels=1):
     y = rng.integers(0, 2, (n, labels)).astype(np.float32)
@@ -152,18 +179,23 @@ def _compare_metric(real, make, y, p, sw=None, batches=2):
         w = None if sw is None else sw[part]
         ours.update_state(y[part], p[part], sample_weight=w)
         theirs.update_state(y[part], p[part], sample_weight=w)
-    np.testing.assert_allclose(np.asarray(ours.result(), np.float64), np.asarray(theirs.result(), np.float64),
-                               rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(ours.result(), np.float64), np.asarray(theirs.result(), np.float64), rtol=2e-5, atol=1e-6
+    )
 
 
 def test_confusion_metrics_match_keras(rng):
     real = real_keras()
     y, p = _binary_scores(rng)
     sw = rng.uniform(0.2, 2, len(p)).astype(np.float32)
-    for make in (lambda k: k.metrics.AUC(), lambda k: k.metrics.AUC(curve="PR"),
-                 lambda k: k.metrics.AUC(num_thresholds=50, summation_method="minoring"),
-                 lambda k: k.metrics.Precision(), lambda k: k.metrics.Recall(thresholds=[0.3, 0.6]),
-                 lambda k: k.metrics.Precision(thresholds=0.7)):
+    for make in (
+        lambda k: k.metrics.AUC(),
+        lambda k: k.metrics.AUC(curve="PR"),
+        lambda k: k.metrics.AUC(num_thresholds=50, summation_method="minoring"),
+        lambda k: k.metrics.Precision(),
+        lambda k: k.metrics.Recall(thresholds=[0.3, 0.6]),
+        lambda k: k.metrics.Precision(thresholds=0.7),
+    ):
         _compare_metric(real, make, y, p, sw)
     ym, pm = _binary_scores(rng, labels=4)
     _compare_metric(real, lambda k: k.metrics.AUC(multi_label=True), ym, pm)
@@ -190,8 +222,9 @@ def test_f1_topk_rmse_r2_iou_match_keras(rng):
     _compare_metric(real, lambda m: m.metrics.R2Score(), reg_y, reg_y + 0.3 * reg_p, sw)
     _compare_metric(real, lambda m: m.metrics.MeanAbsolutePercentageError(), reg_y, reg_p, sw)
     _compare_metric(real, lambda m: m.metrics.MeanSquaredLogarithmicError(), abs(reg_y), abs(reg_p), sw)
-    _compare_metric(real, lambda m: m.metrics.MeanIoU(num_classes=k), labels.astype(np.int32),
-                    scores.argmax(1).astype(np.int32))
+    _compare_metric(
+        real, lambda m: m.metrics.MeanIoU(num_classes=k), labels.astype(np.int32), scores.argmax(1).astype(np.int32)
+    )
 
 
 def test_metric_update_state_takes_lists_and_string_names():
@@ -209,9 +242,15 @@ def test_metric_update_state_takes_lists_and_string_names():
 
 # ---------------------------------------------------------------- optimizers and schedules
 
-OPTS = [("Nadam", {}), ("Adagrad", {}), ("Adamax", {}), ("Adadelta", {"learning_rate": 1.0}),
-        ("Lion", {}), ("Ftrl", {"l1_regularization_strength": 0.01, "l2_regularization_strength": 0.02}),
-        ("Nadam", {"weight_decay": 0.01})]
+OPTS = [
+    ("Nadam", {}),
+    ("Adagrad", {}),
+    ("Adamax", {}),
+    ("Adadelta", {"learning_rate": 1.0}),
+    ("Lion", {}),
+    ("Ftrl", {"l1_regularization_strength": 0.01, "l2_regularization_strength": 0.02}),
+    ("Nadam", {"weight_decay": 0.01}),
+]
 
 
 def _run_ours(name, kw, w0, grads):
@@ -255,12 +294,14 @@ def test_optimizer_strings_and_unknown_name():
         keras.optimizers.get("adamm")
 
 
-SCHEDULES = [("PolynomialDecay", dict(initial_learning_rate=0.1, decay_steps=7, end_learning_rate=0.01, power=2.0)),
-             ("PolynomialDecay", dict(initial_learning_rate=0.1, decay_steps=7, cycle=True)),
-             ("CosineDecayRestarts", dict(initial_learning_rate=0.1, first_decay_steps=5, t_mul=2.0, m_mul=0.8)),
-             ("CosineDecayRestarts", dict(initial_learning_rate=0.1, first_decay_steps=4, t_mul=1.0, alpha=0.1)),
-             ("InverseTimeDecay", dict(initial_learning_rate=0.1, decay_steps=3, decay_rate=0.5, staircase=True)),
-             ("PiecewiseConstantDecay", dict(boundaries=[3, 8], values=[0.1, 0.05, 0.01]))]
+SCHEDULES = [
+    ("PolynomialDecay", dict(initial_learning_rate=0.1, decay_steps=7, end_learning_rate=0.01, power=2.0)),
+    ("PolynomialDecay", dict(initial_learning_rate=0.1, decay_steps=7, cycle=True)),
+    ("CosineDecayRestarts", dict(initial_learning_rate=0.1, first_decay_steps=5, t_mul=2.0, m_mul=0.8)),
+    ("CosineDecayRestarts", dict(initial_learning_rate=0.1, first_decay_steps=4, t_mul=1.0, alpha=0.1)),
+    ("InverseTimeDecay", dict(initial_learning_rate=0.1, decay_steps=3, decay_rate=0.5, staircase=True)),
+    ("PiecewiseConstantDecay", dict(boundaries=[3, 8], values=[0.1, 0.05, 0.01])),
+]
 
 
 @pytest.mark.parametrize("name,kw", SCHEDULES)
@@ -281,6 +322,7 @@ def test_polynomial_decay_reference():
 
 # ---------------------------------------------------------------- callbacks
 
+
 def _small_problem(rng, n=96):
     x = rng.normal(size=(n, 6)).astype(np.float32)
     y = (x[:, :2].sum(1) > 0).astype(np.float32)
@@ -288,8 +330,9 @@ def _small_problem(rng, n=96):
 
 
 def _small_model(opt="adam"):
-    m = keras.Sequential([keras.layers.Dense(8, activation="elu", input_shape=(6,)),
-                          keras.layers.Dense(1, activation="sigmoid")])
+    m = keras.Sequential(
+        [keras.layers.Dense(8, activation="elu", input_shape=(6,)), keras.layers.Dense(1, activation="sigmoid")]
+    )
     m.compile(optimizer=opt, loss="binary_crossentropy", metrics=["auc"])
     return m
 
@@ -327,12 +370,14 @@ def test_csv_logger_and_backup_and_restore(tmp_path, rng):
         def on_epoch_end(self, epoch, logs=None):
             if epoch == 1:
                 raise RuntimeError("interrupted")
+
     backup = tmp_path / "backup"
     first = _small_model()
     first.set_weights(w0)
     with pytest.raises(RuntimeError, match="interrupted"):
-        first.fit(x, y, epochs=4, verbose=0, shuffle=False,
-                  callbacks=[keras.callbacks.BackupAndRestore(backup), Crash()])
+        first.fit(
+            x, y, epochs=4, verbose=0, shuffle=False, callbacks=[keras.callbacks.BackupAndRestore(backup), Crash()]
+        )
     assert (backup / "backup.npz").exists()
     resumed = _small_model()
     h = resumed.fit(x, y, epochs=4, verbose=0, shuffle=False, callbacks=[keras.callbacks.BackupAndRestore(backup)])

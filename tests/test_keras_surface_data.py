@@ -1,5 +1,6 @@
 """Data sources for fit / evaluate / predict (generators, keras.utils.PyDataset, forgeml.data.Dataset),
 the tf.* names beside keras, keras.random and keras.backend.clear_session."""
+
 import warnings
 
 import numpy as np
@@ -90,8 +91,11 @@ def test_every_source_trains_like_the_arrays():
         m.fit(make(), epochs=3, shuffle=False, verbose=0, **kw)
         for a, b in zip(m.get_weights(), ref.get_weights()):
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7, err_msg=name)
-        np.testing.assert_allclose(m.predict(make(), verbose=0, **({"steps": 3} if name == "generator" else {})),
-                                   ref.predict(x, verbose=0), rtol=1e-6)
+        np.testing.assert_allclose(
+            m.predict(make(), verbose=0, **({"steps": 3} if name == "generator" else {})),
+            ref.predict(x, verbose=0),
+            rtol=1e-6,
+        )
         assert m.evaluate(make(), verbose=0) == pytest.approx(ref.evaluate(x, y, verbose=0), rel=1e-6)
     ds = Batches(x, y, 16)
     _linear(keras).fit(ds, epochs=2, verbose=0)
@@ -107,7 +111,8 @@ def test_pydataset_training_matches_keras():
             return 3
 
         def __getitem__(self, i):
-            return x[i * 16:(i + 1) * 16], y[i * 16:(i + 1) * 16]
+            return x[i * 16 : (i + 1) * 16], y[i * 16 : (i + 1) * 16]
+
     ours, theirs = _linear(keras), _linear(real)
     theirs.set_weights(ours.get_weights())
     h1 = ours.fit(Batches(x, y, 16), epochs=3, shuffle=False, verbose=0)

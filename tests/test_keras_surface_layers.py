@@ -5,6 +5,7 @@
 - Against Keras 3 on JAX with the same weights and inputs: outputs, and the gradients of
   sum(output * r) wrt the input and every trainable weight (jax.grad of stateless_call).
 """
+
 import numpy as np
 import pytest
 
@@ -33,6 +34,7 @@ def f64(monkeypatch):
             out[...] = r
             return out
         return r
+
     monkeypatch.setattr(backend, "_matmul", mm)
 
 
@@ -63,6 +65,7 @@ def check_layer(layer, x, mask=None, training=True, reseed=None, weights=True):
 
     def f():
         return float(np.sum(out() * r))
+
     out()
     dx = layer.backward(r.copy(), need_dx=True)
     analytic = {id(v): v.grad.copy() for v in layer.weights if v.trainable}
@@ -176,11 +179,11 @@ def test_embedding_mask_zero_reaches_the_lstm():
 
 def test_pad_sequences_matches_keras_rules():
     seqs = [[1, 2, 3], [4], [5, 6, 7, 8, 9]]
-    np.testing.assert_array_equal(keras.utils.pad_sequences(seqs, maxlen=4),
-                                  [[0, 1, 2, 3], [0, 0, 0, 4], [6, 7, 8, 9]])
-    np.testing.assert_array_equal(keras.utils.pad_sequences(seqs, maxlen=4, padding="post", truncating="post",
-                                                            value=-1),
-                                  [[1, 2, 3, -1], [4, -1, -1, -1], [5, 6, 7, 8]])
+    np.testing.assert_array_equal(keras.utils.pad_sequences(seqs, maxlen=4), [[0, 1, 2, 3], [0, 0, 0, 4], [6, 7, 8, 9]])
+    np.testing.assert_array_equal(
+        keras.utils.pad_sequences(seqs, maxlen=4, padding="post", truncating="post", value=-1),
+        [[1, 2, 3, -1], [4, -1, -1, -1], [5, 6, 7, 8]],
+    )
     assert keras.utils.pad_sequences(seqs).shape == (3, 5)
     real = real_keras()
     for kw in ({}, {"maxlen": 2}, {"padding": "post", "maxlen": 4, "truncating": "post"}):
@@ -226,8 +229,10 @@ def test_unknown_regularizer_says_keras_text():
 
 # ---------------------------------------------------------------- against Keras 3
 
+
 def _theirs_forward_and_grads(layer, x, r, mask=None, training=False):
     import jax
+
     tv = [v.value for v in layer.trainable_variables]
     ntv = [v.value for v in layer.non_trainable_variables]
     kw = {} if mask is None else {"mask": mask}
@@ -237,6 +242,7 @@ def _theirs_forward_and_grads(layer, x, r, mask=None, training=False):
     def f(tv, x):
         y, _ = layer.stateless_call(tv, ntv, x, **kw)
         return (y * r).sum(), y
+
     (_, y), (g_tv, g_x) = jax.value_and_grad(f, argnums=(0, 1), has_aux=True)(tv, x)
     return np.asarray(y), np.asarray(g_x), [np.asarray(g) for g in g_tv]
 
@@ -299,8 +305,9 @@ KERAS_CASES = [
 
 # a representative few run in the quick suite; the rest are marked slow (each JAX gradient takes seconds)
 _QUICK = {0, 5, 12, 15, 18}
-KERAS_PARAMS = [pytest.param(*c, id=f"{c[0]}{i}", marks=() if i in _QUICK else pytest.mark.slow)
-                for i, c in enumerate(KERAS_CASES)]
+KERAS_PARAMS = [
+    pytest.param(*c, id=f"{c[0]}{i}", marks=() if i in _QUICK else pytest.mark.slow) for i, c in enumerate(KERAS_CASES)
+]
 
 
 @pytest.mark.parametrize("name,kw,shape,masked", KERAS_PARAMS)
@@ -314,8 +321,11 @@ def test_layer_matches_keras(name, kw, shape, masked):
     compare(ours, getattr(real.layers, name)(**kw), x, _seq_mask(*shape[:2]) if masked else None)
 
 
-BIDI = [pytest.param(m, c, r, marks=() if (m, c, r) == ("concat", "LSTM", True) else pytest.mark.slow)
-        for m in ("concat", "sum", "mul") for c, r in (("LSTM", True), ("GRU", False), ("LSTM", False))]
+BIDI = [
+    pytest.param(m, c, r, marks=() if (m, c, r) == ("concat", "LSTM", True) else pytest.mark.slow)
+    for m in ("concat", "sum", "mul")
+    for c, r in (("LSTM", True), ("GRU", False), ("LSTM", False))
+]
 
 
 @pytest.mark.parametrize("merge_mode,cell,return_sequences", BIDI)
@@ -323,31 +333,44 @@ def test_bidirectional_matches_keras(merge_mode, cell, return_sequences):
     real = real_keras()
     x = RNG.normal(size=(3, 6, 4))
     ours = L.Bidirectional(getattr(L, cell)(3, return_sequences=return_sequences), merge_mode=merge_mode)
-    theirs = real.layers.Bidirectional(getattr(real.layers, cell)(3, return_sequences=return_sequences),
-                                       merge_mode=merge_mode)
+    theirs = real.layers.Bidirectional(
+        getattr(real.layers, cell)(3, return_sequences=return_sequences), merge_mode=merge_mode
+    )
     compare(ours, theirs, x, _seq_mask(3, 6))
-    compare(L.Bidirectional(getattr(L, cell)(3, return_sequences=return_sequences), merge_mode=merge_mode),
-            real.layers.Bidirectional(getattr(real.layers, cell)(3, return_sequences=return_sequences),
-                                      merge_mode=merge_mode), x)
+    compare(
+        L.Bidirectional(getattr(L, cell)(3, return_sequences=return_sequences), merge_mode=merge_mode),
+        real.layers.Bidirectional(
+            getattr(real.layers, cell)(3, return_sequences=return_sequences), merge_mode=merge_mode
+        ),
+        x,
+    )
 
 
 def test_time_distributed_matches_keras():
     real = real_keras()
-    compare(L.TimeDistributed(L.Dense(3, activation="tanh")), real.layers.TimeDistributed(real.layers.Dense(3, activation="tanh")),
-            RNG.normal(size=(2, 5, 4)))
-    compare(L.TimeDistributed(L.Conv2D(2, 3, padding="same")),
-            real.layers.TimeDistributed(real.layers.Conv2D(2, 3, padding="same")), RNG.normal(size=(2, 3, 5, 4, 2)))
+    compare(
+        L.TimeDistributed(L.Dense(3, activation="tanh")),
+        real.layers.TimeDistributed(real.layers.Dense(3, activation="tanh")),
+        RNG.normal(size=(2, 5, 4)),
+    )
+    compare(
+        L.TimeDistributed(L.Conv2D(2, 3, padding="same")),
+        real.layers.TimeDistributed(real.layers.Conv2D(2, 3, padding="same")),
+        RNG.normal(size=(2, 3, 5, 4, 2)),
+    )
 
 
 def test_fixed_rotation_translation_zoom_match_keras():
     """A one-point factor range fixes the transform, so Keras's random draw and ours agree."""
     real = real_keras()
     x = RNG.normal(size=(2, 7, 8, 3)).astype(np.float32)
-    cases = [("RandomRotation", dict(factor=(0.07, 0.07))), ("RandomRotation", dict(factor=(-0.2, -0.2),
-                                                                                     fill_mode="constant")),
-             ("RandomTranslation", dict(height_factor=(0.2, 0.2), width_factor=(-0.1, -0.1), fill_mode="wrap")),
-             ("RandomZoom", dict(height_factor=(0.3, 0.3), width_factor=(-0.2, -0.2), fill_mode="nearest")),
-             ("RandomRotation", dict(factor=(0.1, 0.1), interpolation="nearest"))]
+    cases = [
+        ("RandomRotation", dict(factor=(0.07, 0.07))),
+        ("RandomRotation", dict(factor=(-0.2, -0.2), fill_mode="constant")),
+        ("RandomTranslation", dict(height_factor=(0.2, 0.2), width_factor=(-0.1, -0.1), fill_mode="wrap")),
+        ("RandomZoom", dict(height_factor=(0.3, 0.3), width_factor=(-0.2, -0.2), fill_mode="nearest")),
+        ("RandomRotation", dict(factor=(0.1, 0.1), interpolation="nearest")),
+    ]
     for name, kw in cases:
         ours = getattr(L, name)(**kw)
         ours._build_once((None, 7, 8, 3))
@@ -374,27 +397,37 @@ def test_category_encoding_matches_keras():
     real = real_keras()
     ids = np.array([[1, 2, 2], [0, 3, 1]], np.int32)
     for mode in ("multi_hot", "count"):
-        np.testing.assert_array_equal(L.CategoryEncoding(5, output_mode=mode)(ids),
-                                      np.asarray(real.layers.CategoryEncoding(5, output_mode=mode)(ids)))
-    np.testing.assert_array_equal(L.CategoryEncoding(4, output_mode="one_hot")(np.array([1, 3, 0])),
-                                  np.eye(4)[[1, 3, 0]])
+        np.testing.assert_array_equal(
+            L.CategoryEncoding(5, output_mode=mode)(ids),
+            np.asarray(real.layers.CategoryEncoding(5, output_mode=mode)(ids)),
+        )
+    np.testing.assert_array_equal(
+        L.CategoryEncoding(4, output_mode="one_hot")(np.array([1, 3, 0])), np.eye(4)[[1, 3, 0]]
+    )
 
 
 def test_text_model_sgd_step_matches_keras():
     """Embedding(mask_zero) -> Bidirectional(LSTM) -> pooling -> Dense with an L2 penalty: one SGD
     step from the same weights gives the same loss and weights as Keras."""
     real = real_keras()
-    ids = keras.utils.pad_sequences([RNG.integers(1, 20, RNG.integers(2, 9)) for _ in range(12)], maxlen=8,
-                                    padding="post")
+    ids = keras.utils.pad_sequences(
+        [RNG.integers(1, 20, RNG.integers(2, 9)) for _ in range(12)], maxlen=8, padding="post"
+    )
     y = RNG.integers(0, 2, 12).astype(np.float32)
 
     def build(k):
-        m = k.Sequential([k.Input((8,)), k.layers.Embedding(20, 6, mask_zero=True),
-                          k.layers.Bidirectional(k.layers.LSTM(5, return_sequences=True)),
-                          k.layers.GlobalAveragePooling1D(),
-                          k.layers.Dense(1, activation="sigmoid", kernel_regularizer=k.regularizers.L2(0.01))])
+        m = k.Sequential(
+            [
+                k.Input((8,)),
+                k.layers.Embedding(20, 6, mask_zero=True),
+                k.layers.Bidirectional(k.layers.LSTM(5, return_sequences=True)),
+                k.layers.GlobalAveragePooling1D(),
+                k.layers.Dense(1, activation="sigmoid", kernel_regularizer=k.regularizers.L2(0.01)),
+            ]
+        )
         m.compile(k.optimizers.SGD(0.5), "binary_crossentropy")
         return m
+
     ours, theirs = build(keras), build(real)
     theirs.set_weights(ours.get_weights())
     l1 = ours.train_on_batch(ids, y)
@@ -406,10 +439,19 @@ def test_text_model_sgd_step_matches_keras():
 
 def test_new_layers_round_trip_through_keras_files(tmp_path):
     keras.utils.set_random_seed(4)
-    m = keras.Sequential([keras.Input((10,)), L.Embedding(30, 4, mask_zero=True),
-                          L.Bidirectional(L.GRU(3, return_sequences=True)), L.Conv1D(4, 3, padding="causal"),
-                          L.LayerNormalization(), L.GlobalMaxPooling1D(),
-                          L.Dense(2, kernel_regularizer="l2"), L.LeakyReLU(), L.Softmax()])
+    m = keras.Sequential(
+        [
+            keras.Input((10,)),
+            L.Embedding(30, 4, mask_zero=True),
+            L.Bidirectional(L.GRU(3, return_sequences=True)),
+            L.Conv1D(4, 3, padding="causal"),
+            L.LayerNormalization(),
+            L.GlobalMaxPooling1D(),
+            L.Dense(2, kernel_regularizer="l2"),
+            L.LeakyReLU(),
+            L.Softmax(),
+        ]
+    )
     x = RNG.integers(0, 30, (5, 10))
     m.compile("nadam", "sparse_categorical_crossentropy")
     path = tmp_path / "m.keras"

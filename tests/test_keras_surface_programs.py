@@ -1,6 +1,7 @@
 """Realistic tf.keras programs run with ``import forgeml as tf``: data made in code, trained end to
 end, checked for the accuracy they should reach (and, where Keras 3 is installed, that Keras
 reaches about the same on the same program)."""
+
 import csv
 
 import numpy as np
@@ -13,6 +14,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 # ---------------------------------------------------------------- text: masked BiLSTM classifier
+
 
 def text_data(n, seed):
     """Token sequences of length 4..18 over a vocabulary of 40; label 1 when token 7 occurs."""
@@ -30,17 +32,26 @@ def text_data(n, seed):
 
 def text_program(keras, seqs, labels, epochs=6):
     x = keras.utils.pad_sequences(seqs, maxlen=18, padding="post")
-    model = keras.Sequential([
-        keras.Input(shape=(18,)),
-        keras.layers.Embedding(40, 16, mask_zero=True),
-        keras.layers.Bidirectional(keras.layers.LSTM(12, return_sequences=True)),
-        keras.layers.GlobalMaxPooling1D(),
-        keras.layers.Dropout(0.2),
-        keras.layers.Dense(1, activation="sigmoid"),
-    ])
-    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="binary_crossentropy",
-                  metrics=["accuracy", keras.metrics.AUC(name="auc"), keras.metrics.Precision(name="precision"),
-                           keras.metrics.Recall(name="recall")])
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(18,)),
+            keras.layers.Embedding(40, 16, mask_zero=True),
+            keras.layers.Bidirectional(keras.layers.LSTM(12, return_sequences=True)),
+            keras.layers.GlobalMaxPooling1D(),
+            keras.layers.Dropout(0.2),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss="binary_crossentropy",
+        metrics=[
+            "accuracy",
+            keras.metrics.AUC(name="auc"),
+            keras.metrics.Precision(name="precision"),
+            keras.metrics.Recall(name="recall"),
+        ],
+    )
     model.fit(x[:400], labels[:400], epochs=epochs, batch_size=32, validation_split=0.1, verbose=0)
     return model.evaluate(x[400:], labels[400:], verbose=0, return_dict=True)
 
@@ -54,6 +65,7 @@ def test_text_classifier_with_masked_bilstm():
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:.*does not support masking:UserWarning")  # Keras 3 warns on its own side
 def test_text_classifier_matches_keras_accuracy():
     real = real_keras()
     seqs, labels = text_data(520, seed=1)
@@ -66,6 +78,7 @@ def test_text_classifier_matches_keras_accuracy():
 
 # ---------------------------------------------------------------- image: augmented CNN
 
+
 def image_data(n, seed):
     """16x16 grey images (0..255): a horizontal bar, a vertical bar, or a filled square, with noise."""
     rng = np.random.default_rng(seed)
@@ -74,32 +87,34 @@ def image_data(n, seed):
     for i in range(n):
         a, b = rng.integers(2, 12, 2)
         if y[i] == 0:
-            x[i, a:a + 2, 1:15] += 180
+            x[i, a : a + 2, 1:15] += 180
         elif y[i] == 1:
-            x[i, 1:15, b:b + 2] += 180
+            x[i, 1:15, b : b + 2] += 180
         else:
-            x[i, a:a + 4, b:b + 4] += 180
+            x[i, a : a + 4, b : b + 4] += 180
     return np.clip(x, 0, 255), y
 
 
 def image_program(keras, x, y, log_path, epochs=8):
-    model = keras.Sequential([
-        keras.Input(shape=(16, 16, 1)),
-        keras.layers.Rescaling(1.0 / 255),
-        keras.layers.RandomFlip("horizontal"),
-        keras.layers.Conv2D(8, 3, activation="relu", padding="same"),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Conv2D(16, 3, activation="relu"),
-        keras.layers.LayerNormalization(),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(3, activation="softmax"),
-    ])
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    cbs = [keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=1, min_lr=1e-4),
-           keras.callbacks.CSVLogger(str(log_path))]
-    history = model.fit(x[:500], y[:500], epochs=epochs, batch_size=32, validation_split=0.2, callbacks=cbs,
-                        verbose=0)
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(16, 16, 1)),
+            keras.layers.Rescaling(1.0 / 255),
+            keras.layers.RandomFlip("horizontal"),
+            keras.layers.Conv2D(8, 3, activation="relu", padding="same"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(16, 3, activation="relu"),
+            keras.layers.LayerNormalization(),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    cbs = [
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=1, min_lr=1e-4),
+        keras.callbacks.CSVLogger(str(log_path)),
+    ]
+    history = model.fit(x[:500], y[:500], epochs=epochs, batch_size=32, validation_split=0.2, callbacks=cbs, verbose=0)
     return model.evaluate(x[500:], y[500:], verbose=0, return_dict=True), history
 
 
@@ -129,6 +144,7 @@ def test_augmented_cnn_matches_keras_accuracy(tmp_path):
 
 # ---------------------------------------------------------------- generator-fed regression, tf.data
 
+
 def regression_batches(seed, batch=32):
     rng = np.random.default_rng(seed)
     w = np.array([1.5, -2.0, 0.5, 3.0], np.float32)
@@ -140,12 +156,22 @@ def regression_batches(seed, batch=32):
 
 def test_generator_fed_regression_with_huber_and_nadam():
     tf.random.set_seed(0)
-    model = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(16, activation="swish"),
-                                 tf.keras.layers.Dense(1)])
-    model.compile(optimizer=tf.keras.optimizers.Nadam(1e-2), loss=tf.keras.losses.Huber(delta=1.0),
-                  metrics=[tf.keras.metrics.RootMeanSquaredError(), "mae"])
-    history = model.fit(regression_batches(1), steps_per_epoch=40, epochs=8, verbose=0,
-                        validation_data=regression_batches(2), validation_steps=5)
+    model = tf.keras.Sequential(
+        [tf.keras.Input((4,)), tf.keras.layers.Dense(16, activation="swish"), tf.keras.layers.Dense(1)]
+    )
+    model.compile(
+        optimizer=tf.keras.optimizers.Nadam(1e-2),
+        loss=tf.keras.losses.Huber(delta=1.0),
+        metrics=[tf.keras.metrics.RootMeanSquaredError(), "mae"],
+    )
+    history = model.fit(
+        regression_batches(1),
+        steps_per_epoch=40,
+        epochs=8,
+        verbose=0,
+        validation_data=regression_batches(2),
+        validation_steps=5,
+    )
     assert history.history["loss"][-1] < 0.25 * history.history["loss"][0]
     x_test, y_test = next(regression_batches(3, batch=256))
     pred = model.predict(x_test, verbose=0)
@@ -158,11 +184,21 @@ def test_tf_data_pipeline_program():
     tf.random.set_seed(1)
     x = tf.random.normal((400, 6))
     y = tf.cast(tf.reduce_sum(x[:, :3], axis=1) > 0, tf.int32)
-    ds = (tf.data.Dataset.from_tensor_slices((x, y)).shuffle(400).batch(32)
-          .map(lambda a, b: (a * 2.0, b)).prefetch(tf.data.AUTOTUNE))
+    ds = (
+        tf.data.Dataset.from_tensor_slices((x, y))
+        .shuffle(400)
+        .batch(32)
+        .map(lambda a, b: (a * 2.0, b))
+        .prefetch(tf.data.AUTOTUNE)
+    )
     val = tf.data.Dataset.from_tensor_slices((x[:100] * 2.0, y[:100])).batch(50)
-    model = tf.keras.Sequential([tf.keras.Input((6,)), tf.keras.layers.Dense(16, activation="relu"),
-                                 tf.keras.layers.Dense(2, activation="softmax")])
+    model = tf.keras.Sequential(
+        [
+            tf.keras.Input((6,)),
+            tf.keras.layers.Dense(16, activation="relu"),
+            tf.keras.layers.Dense(2, activation="softmax"),
+        ]
+    )
     model.compile(tf.keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy", metrics=["accuracy"])
     history = model.fit(ds, epochs=10, validation_data=val, verbose=0)
     assert history.history["val_accuracy"][-1] >= 0.9

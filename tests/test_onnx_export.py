@@ -1,6 +1,7 @@
 """model.export(path, format="onnx"): every supported layer type round-trips through ONNX Runtime
 (max |diff| <= 1e-5 against forgeml's predict), int8-quantized Dense included; unsupported layers
 and mismatches raise."""
+
 import numpy as np
 import pytest
 
@@ -37,11 +38,21 @@ def check(model, x, tmp_path, atol=1e-5):
 
 def test_cnn_layers(tmp_path, rng):
     x = rng.standard_normal((6, 9, 11, 2)).astype(np.float32)
-    model = built([keras.Input(shape=(9, 11, 2)), L.Conv2D(4, 3, padding="same", activation="relu"),
-                   L.BatchNormalization(), L.MaxPooling2D(2, padding="same"),
-                   L.Conv2D(5, (2, 3), strides=(1, 2), padding="valid", activation="tanh", dilation_rate=1),
-                   L.AveragePooling2D(2, strides=1), L.Flatten(), L.Dropout(0.3),
-                   L.Dense(12, activation="gelu"), L.Dense(4, activation="softmax")], x)
+    model = built(
+        [
+            keras.Input(shape=(9, 11, 2)),
+            L.Conv2D(4, 3, padding="same", activation="relu"),
+            L.BatchNormalization(),
+            L.MaxPooling2D(2, padding="same"),
+            L.Conv2D(5, (2, 3), strides=(1, 2), padding="valid", activation="tanh", dilation_rate=1),
+            L.AveragePooling2D(2, strides=1),
+            L.Flatten(),
+            L.Dropout(0.3),
+            L.Dense(12, activation="gelu"),
+            L.Dense(4, activation="softmax"),
+        ],
+        x,
+    )
     bn = model.layers[1]  # non-trivial statistics, so the folded scale and shift are exercised
     bn.moving_mean.assign(rng.standard_normal(4)), bn.moving_variance.assign(rng.uniform(0.5, 2, 4))
     bn.gamma.assign(rng.uniform(0.5, 1.5, 4)), bn.beta.assign(rng.standard_normal(4))
@@ -51,15 +62,32 @@ def test_cnn_layers(tmp_path, rng):
 def test_dilated_strided_same_conv_and_global_pools(tmp_path, rng):
     x = rng.standard_normal((3, 12, 10, 3)).astype(np.float32)
     for pool in (L.GlobalAveragePooling2D(), L.GlobalMaxPooling2D()):
-        model = built([keras.Input(shape=(12, 10, 3)), L.Conv2D(4, 3, strides=2, padding="same", activation="sigmoid"),
-                       L.Conv2D(4, 3, dilation_rate=2, padding="same"), pool, L.Dense(2)], x)
+        model = built(
+            [
+                keras.Input(shape=(12, 10, 3)),
+                L.Conv2D(4, 3, strides=2, padding="same", activation="sigmoid"),
+                L.Conv2D(4, 3, dilation_rate=2, padding="same"),
+                pool,
+                L.Dense(2),
+            ],
+            x,
+        )
         check(model, x, tmp_path)
 
 
 def test_dense_reshape_activation_embedding(tmp_path, rng):
     x = rng.standard_normal((5, 24)).astype(np.float32)
-    model = built([keras.Input(shape=(24,)), L.Reshape((4, 6)), L.Dense(3), L.Activation("relu"), L.Flatten(),
-                   L.Dense(2, activation="sigmoid")], x)
+    model = built(
+        [
+            keras.Input(shape=(24,)),
+            L.Reshape((4, 6)),
+            L.Dense(3),
+            L.Activation("relu"),
+            L.Flatten(),
+            L.Dense(2, activation="sigmoid"),
+        ],
+        x,
+    )
     check(model, x, tmp_path)
     ids = rng.integers(0, 30, (7, 5)).astype(np.float32)
     emb = built([keras.Input(shape=(5,)), L.Embedding(30, 4), L.Flatten(), L.Dense(3, activation="softmax")], ids)
@@ -80,8 +108,7 @@ def test_int8_quantized_dense_matches_exactly(tmp_path, rng):
 def test_recurrent_layers(tmp_path, rng, cell):
     x = rng.standard_normal((4, 7, 5)).astype(np.float32)
     make = (lambda **kw: L.GRU(reset_after=False, **kw)) if cell == "GRU_v1" else getattr(L, cell)
-    model = built([keras.Input(shape=(7, 5)), make(units=6, return_sequences=True), make(units=3),
-                   L.Dense(2)], x)
+    model = built([keras.Input(shape=(7, 5)), make(units=6, return_sequences=True), make(units=3), L.Dense(2)], x)
     for layer in model.layers[:2]:  # non-zero biases
         layer.bias.assign(rng.standard_normal(layer.bias.shape) * 0.3)
     check(model, x, tmp_path)

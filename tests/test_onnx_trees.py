@@ -1,5 +1,6 @@
 """forgeml.onnx.to_onnx for trees and forests: ONNX Runtime's TreeEnsemble ops reproduce forgeml's
 probabilities (<= 1e-5), labels (exactly) and regression values, NaN routing included."""
+
 import numpy as np
 import pytest
 
@@ -23,8 +24,13 @@ def data(rng, n=400, d=7, nan=True):
     return X
 
 
-@pytest.mark.parametrize("est", [DecisionTreeClassifier(max_depth=8, random_state=0),
-                                 RandomForestClassifier(n_estimators=7, max_depth=6, random_state=0)])
+@pytest.mark.parametrize(
+    "est",
+    [
+        DecisionTreeClassifier(max_depth=8, random_state=0),
+        RandomForestClassifier(n_estimators=7, max_depth=6, random_state=0),
+    ],
+)
 def test_classifiers(rng, est):
     X = data(rng)
     y = (np.nan_to_num(X[:, 0]) + np.nan_to_num(X[:, 1]) > 0).astype(int) + (np.isnan(X[:, 2]) * 2)
@@ -35,8 +41,13 @@ def test_classifiers(rng, est):
     assert np.abs(proba - est.predict_proba(Xt)).max() <= 1e-5
 
 
-@pytest.mark.parametrize("est", [DecisionTreeRegressor(max_depth=7, random_state=0),
-                                 RandomForestRegressor(n_estimators=6, max_depth=5, random_state=0)])
+@pytest.mark.parametrize(
+    "est",
+    [
+        DecisionTreeRegressor(max_depth=7, random_state=0),
+        RandomForestRegressor(n_estimators=6, max_depth=5, random_state=0),
+    ],
+)
 def test_regressors(rng, est):
     X = data(rng)
     y = np.nan_to_num(X[:, 0]) * 3 - np.nan_to_num(X[:, 3]) ** 2 + np.isnan(X[:, 1])
@@ -48,5 +59,6 @@ def test_regressors(rng, est):
 
 def test_unsupported_estimator_raises():
     from sklearn.linear_model import LogisticRegression
+
     with pytest.raises(NotImplementedError, match="LogisticRegression"):
         to_onnx(LogisticRegression(), np.zeros((2, 2), np.float32))

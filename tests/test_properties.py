@@ -3,6 +3,7 @@
 Random shapes including 0 and 1, dtypes, byte orders, memory layouts (Fortran order, transposed
 and strided views) and NaN/inf placements. Derandomized with a fixed number of examples so the
 file runs the same cases every time in well under a minute."""
+
 import numpy as np
 import pytest
 
@@ -12,8 +13,13 @@ from hypothesis import strategies as st  # noqa: E402
 
 from forgeml import ops  # noqa: E402
 
-SETTINGS = settings(max_examples=80, derandomize=True, deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=80,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 DIMS = st.sampled_from([0, 1, 2, 3, 5, 8, 17, 33])
 DTYPES = st.sampled_from(["<f4", ">f4", "<f8", ">f8", "<f2", "<i4", ">i2", "u1"])
@@ -24,7 +30,7 @@ def _array(data, shape, *, dtype=None, layout=None, special=True):
     """A float64 reference and the same values as an array of the drawn dtype / byte order / layout."""
     dtype = np.dtype(data.draw(DTYPES) if dtype is None else dtype)
     layout = data.draw(LAYOUTS) if layout is None else layout
-    seed = data.draw(st.integers(0, 2 ** 32 - 1))
+    seed = data.draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     if dtype.kind == "f":
         ref = rng.standard_normal(shape)
@@ -69,8 +75,16 @@ def _act(z, act):
 
 
 @SETTINGS
-@given(st.data(), DIMS, DIMS, DIMS, st.booleans(), st.booleans(), st.sampled_from([None, "relu", "sigmoid", "tanh"]),
-       st.booleans())
+@given(
+    st.data(),
+    DIMS,
+    DIMS,
+    DIMS,
+    st.booleans(),
+    st.booleans(),
+    st.sampled_from([None, "relu", "sigmoid", "tanh"]),
+    st.booleans(),
+)
 def test_matmul(data, m, n, k, ta, tb, act, with_bias):
     a_ref, a = _array(data, (k, m) if ta else (m, k))
     b_ref, b = _array(data, (n, k) if tb else (k, n))
@@ -85,9 +99,20 @@ def test_matmul(data, m, n, k, ta, tb, act, with_bias):
 
 
 @SETTINGS
-@given(st.data(), st.sampled_from([0, 1, 2]), st.integers(1, 7), st.integers(1, 7), st.sampled_from([0, 1, 3, 16]),
-       st.integers(1, 3), st.integers(1, 3), st.sampled_from([0, 1, 4, 17]), st.integers(1, 2), st.integers(1, 2),
-       st.sampled_from(["valid", "same"]), st.sampled_from([None, "relu", "tanh"]))
+@given(
+    st.data(),
+    st.sampled_from([0, 1, 2]),
+    st.integers(1, 7),
+    st.integers(1, 7),
+    st.sampled_from([0, 1, 3, 16]),
+    st.integers(1, 3),
+    st.integers(1, 3),
+    st.sampled_from([0, 1, 4, 17]),
+    st.integers(1, 2),
+    st.integers(1, 2),
+    st.sampled_from(["valid", "same"]),
+    st.sampled_from([None, "relu", "tanh"]),
+)
 def test_conv2d(data, n, h, w, c, kh, kw, o, s, d, padding, act):
     if padding == "valid" and ((kh - 1) * d + 1 > h or (kw - 1) * d + 1 > w):
         return
@@ -102,8 +127,8 @@ def test_conv2d(data, n, h, w, c, kh, kw, o, s, d, padding, act):
     with np.errstate(all="ignore"):
         for i in range(kh):
             for j in range(kw):
-                patch = xp[:, i * d: i * d + (oh - 1) * s + 1: s, j * d: j * d + (ow - 1) * s + 1: s]
-                apatch = xa[:, i * d: i * d + (oh - 1) * s + 1: s, j * d: j * d + (ow - 1) * s + 1: s]
+                patch = xp[:, i * d : i * d + (oh - 1) * s + 1 : s, j * d : j * d + (ow - 1) * s + 1 : s]
+                apatch = xa[:, i * d : i * d + (oh - 1) * s + 1 : s, j * d : j * d + (ow - 1) * s + 1 : s]
                 ref += patch @ w_ref[i, j] if c else 0
                 scale += apatch @ np.abs(w_ref[i, j]) if c else 0
         # 0 * inf inside a window is NaN in any summation order; the NumPy matmul agrees
@@ -111,8 +136,17 @@ def test_conv2d(data, n, h, w, c, kh, kw, o, s, d, padding, act):
 
 
 @SETTINGS
-@given(st.data(), st.sampled_from([0, 1, 2]), st.integers(1, 6), st.integers(1, 6), st.sampled_from([0, 1, 5]),
-       st.integers(1, 3), st.integers(1, 3), st.sampled_from(["valid", "same"]), st.sampled_from(["max", "avg"]))
+@given(
+    st.data(),
+    st.sampled_from([0, 1, 2]),
+    st.integers(1, 6),
+    st.integers(1, 6),
+    st.sampled_from([0, 1, 5]),
+    st.integers(1, 3),
+    st.integers(1, 3),
+    st.sampled_from(["valid", "same"]),
+    st.sampled_from(["max", "avg"]),
+)
 def test_pooling(data, n, h, w, c, ph, pw, padding, kind):
     if padding == "valid" and (ph > h or pw > w):
         return
@@ -124,7 +158,7 @@ def test_pooling(data, n, h, w, c, ph, pw, padding, kind):
     for i in range(oh):
         for j in range(ow):
             r0, c0 = i * ph - pt, j * pw - pl
-            win = x_ref[:, max(r0, 0): min(r0 + ph, h), max(c0, 0): min(c0 + pw, w)]
+            win = x_ref[:, max(r0, 0) : min(r0 + ph, h), max(c0, 0) : min(c0 + pw, w)]
             with np.errstate(all="ignore"):
                 if kind == "max":  # NaN wins, as np.max
                     ref[:, i, j] = win.max(axis=(1, 2)) if win.size else -np.inf
@@ -136,8 +170,13 @@ def test_pooling(data, n, h, w, c, ph, pw, padding, kind):
 
 
 @SETTINGS
-@given(st.data(), st.sampled_from([0, 1, 3]), st.sampled_from([0, 1, 4]), st.sampled_from([0, 1, 3]),
-       st.sampled_from([1, 2, 5]))
+@given(
+    st.data(),
+    st.sampled_from([0, 1, 3]),
+    st.sampled_from([0, 1, 4]),
+    st.sampled_from([0, 1, 3]),
+    st.sampled_from([1, 2, 5]),
+)
 def test_simple_rnn(data, n, t, f, h):
     x_ref, x = _array(data, (n, t, f), special=False)
     k_ref, k = _array(data, (f, h), dtype="<f4", special=False)
@@ -155,11 +194,16 @@ def test_simple_rnn(data, n, t, f, h):
 
 
 @SETTINGS
-@given(st.data(), st.sampled_from([0, 1, 2, 9]), st.sampled_from([1, 2, 4]), st.sampled_from([1, 3, 7]),
-       st.sampled_from([1, 2]))
+@given(
+    st.data(),
+    st.sampled_from([0, 1, 2, 9]),
+    st.sampled_from([1, 2, 4]),
+    st.sampled_from([1, 3, 7]),
+    st.sampled_from([1, 2]),
+)
 def test_tree_forest_predict(data, n, d, depth_nodes, k):
     """A random forest of complete trees in the flat layout against a Python walk."""
-    rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 32 - 1)))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     x_ref, X = _array(data, (n, d))
     n_trees = data.draw(st.integers(1, 3))
     nodes, values, roots = [], [], []
@@ -181,7 +225,7 @@ def test_tree_forest_predict(data, n, d, depth_nodes, k):
         for root in roots:
             i = root
             while nodes[i, 0] >= 0:
-                f, nan_left = nodes[i, 0] & 0x3fffffff, (nodes[i, 0] >> 30) & 1
+                f, nan_left = nodes[i, 0] & 0x3FFFFFFF, (nodes[i, 0] >> 30) & 1
                 v = np.float32(x_ref[r, f])
                 left = bool(nan_left) if np.isnan(v) else v <= nodes[i, 1:2].view(np.float32)[0]
                 i = nodes[i, 2] if left else nodes[i, 3]
@@ -190,8 +234,14 @@ def test_tree_forest_predict(data, n, d, depth_nodes, k):
 
 
 @SETTINGS
-@given(st.data(), st.sampled_from([0, 1, 4, 13]), st.sampled_from([0, 1, 6]), st.sampled_from([0, 1, 3, 8]),
-       st.sampled_from(["linear", "rbf", "poly", "sigmoid"]), st.sampled_from([0.01, 0.5, 1e-12, 1e12]))
+@given(
+    st.data(),
+    st.sampled_from([0, 1, 4, 13]),
+    st.sampled_from([0, 1, 6]),
+    st.sampled_from([0, 1, 3, 8]),
+    st.sampled_from(["linear", "rbf", "poly", "sigmoid"]),
+    st.sampled_from([0.01, 0.5, 1e-12, 1e12]),
+)
 def test_svm_kernel(data, m, n, d, kernel, gamma):
     a_ref, a = _array(data, (m, d), special=False)
     b_ref, b = _array(data, (n, d), special=False)
@@ -222,6 +272,7 @@ def test_svm_kernel(data, m, n, d, kernel, gamma):
 @given(st.data(), st.sampled_from([2, 3, 10, 25]), st.sampled_from([0, 1, 3]), st.booleans())
 def test_svm_linear_fit_dense_equals_sparse(data, n, d, fortran):
     import scipy.sparse as sp
+
     x_ref, X = _array(data, (n, d), special=False, layout="F" if fortran else "C")
     y = np.where(np.arange(n) % 2 == 0, 1.0, -1.0)
     W_dense, _, _ = ops.svm_linear_fit(X, y[None], np.ones((1, n)), max_iter=200)

@@ -2,6 +2,7 @@
 
 Big-endian float32 input, NaN through the fused activations on every ISA path and on the CUDA
 kernels (emulated), NaN/inf into the SVM ops, and SVC's gamma='scale' on features far from 1."""
+
 import os
 import subprocess
 import sys
@@ -11,9 +12,12 @@ import pytest
 
 from forgeml import _cpu, ops
 
-ISAS = [i for i in ("reference", "portable", "avx2", "avx512")
-        if ("reference", "portable", "avx2", "avx512").index(i)
-        <= ("reference", "portable", "avx2", "avx512").index(_cpu.detected_isa())]
+ISAS = [
+    i
+    for i in ("reference", "portable", "avx2", "avx512")
+    if ("reference", "portable", "avx2", "avx512").index(i)
+    <= ("reference", "portable", "avx2", "avx512").index(_cpu.detected_isa())
+]
 
 
 @pytest.fixture(params=ISAS)
@@ -37,17 +41,23 @@ def _act64(z, act):
 
 # ---------------------------------------------------------------- byte order
 
+
 def test_matmul_big_endian_operands(rng):
     a = rng.standard_normal((7, 5)).astype(np.float32)
     b = rng.standard_normal((5, 9)).astype(np.float32)
     bias = rng.standard_normal(9).astype(np.float32)
     ref = np.maximum(a.astype(np.float64) @ b + bias, 0)
-    for ab, bb, biasb in [(a.astype(">f4"), b, bias), (a, b.astype(">f4"), bias), (a, b, bias.astype(">f4")),
-                          (a.astype(">f4"), b.astype(">f4"), bias.astype(">f4"))]:
+    for ab, bb, biasb in [
+        (a.astype(">f4"), b, bias),
+        (a, b.astype(">f4"), bias),
+        (a, b, bias.astype(">f4")),
+        (a.astype(">f4"), b.astype(">f4"), bias.astype(">f4")),
+    ]:
         np.testing.assert_allclose(ops.matmul(ab, bb, bias=biasb, activation="relu"), ref, rtol=1e-5, atol=1e-5)
     # transposed big-endian view and a 3-D batch
-    np.testing.assert_allclose(ops.matmul(a.T.copy().astype(">f4").T, b), a.astype(np.float64) @ b, rtol=1e-5,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        ops.matmul(a.T.copy().astype(">f4").T, b), a.astype(np.float64) @ b, rtol=1e-5, atol=1e-5
+    )
     a3 = rng.standard_normal((3, 4, 5)).astype(np.float32)
     np.testing.assert_allclose(ops.matmul(a3.astype(">f4"), b), a3.astype(np.float64) @ b, rtol=1e-5, atol=1e-5)
 
@@ -75,6 +85,7 @@ def test_conv_and_pool_big_endian(rng):
 
 
 # ---------------------------------------------------------------- NaN through activations
+
 
 @pytest.mark.parametrize("act", ["relu", "sigmoid", "tanh", "gelu"])
 def test_matmul_activation_propagates_nan(isa, act, rng):
@@ -125,16 +136,17 @@ def test_cuda_max_pool_propagates_nan_under_emulator():
 
 def test_activation_nan_with_forgeml_isa_env():
     """FORGEML_ISA picks the path at import: the portable path in a fresh process."""
-    code = ("import numpy as np; from forgeml import ops, _cpu; a = np.full((3, 2), np.nan, np.float32);"
-            "b = np.ones((2, 4), np.float32); x = np.full((1, 3, 3, 2), np.nan, np.float32);"
-            "w = np.ones((2, 2, 2, 3), np.float32);"
-            "print(_cpu.active_isa(), all(np.isnan(ops.matmul(a, b, activation=t)).all() "
-            "and np.isnan(ops.conv2d(x, w, activation=t)).all() for t in ('relu', 'sigmoid', 'tanh')))")
+    code = (
+        "import numpy as np; from forgeml import ops, _cpu; a = np.full((3, 2), np.nan, np.float32);"
+        "b = np.ones((2, 4), np.float32); x = np.full((1, 3, 3, 2), np.nan, np.float32);"
+        "w = np.ones((2, 2, 2, 3), np.float32);"
+        "print(_cpu.active_isa(), all(np.isnan(ops.matmul(a, b, activation=t)).all() "
+        "and np.isnan(ops.conv2d(x, w, activation=t)).all() for t in ('relu', 'sigmoid', 'tanh')))"
+    )
     env = dict(os.environ, FORGEML_ISA="portable")
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["portable", "True"]
-
 
 
 @pytest.mark.parametrize("act", [1, 2, 3])
@@ -153,6 +165,7 @@ def test_cuda_kernels_propagate_nan_under_emulator(act):
 
 # ---------------------------------------------------------------- SVM ops refuse NaN / inf
 
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_svm_ops_reject_non_finite(bad, rng):
     X = rng.standard_normal((20, 3)).astype(np.float32)
@@ -169,13 +182,13 @@ def test_svm_ops_reject_non_finite(bad, rng):
     with pytest.raises(ValueError, match="X: contains"):
         ops.svm_linear_fit(X, y[None], np.ones((1, 20)))
     import scipy.sparse as sp
+
     with pytest.raises(ValueError, match="X: contains"):
         ops.svm_linear_fit(sp.csr_matrix(X), y[None], np.ones((1, 20)))
     with pytest.raises(ValueError, match="X: contains"):
         ops.svm_linear_cs_fit(X, (np.arange(20) % 3).astype(np.int32), np.ones(20), 3)
     with pytest.raises(ValueError, match="C: every"):
-        ops.svm_fit_ovo(good.repeat(4, 0), [np.arange(0, 20, 2), np.arange(1, 20, 2)],
-                        np.full(20, np.inf))
+        ops.svm_fit_ovo(good.repeat(4, 0), [np.arange(0, 20, 2), np.arange(1, 20, 2)], np.full(20, np.inf))
     with pytest.raises(ValueError, match="gamma"):
         ops.svm_kernel(good, good, gamma=np.nan)
     with pytest.raises(ValueError, match="coef0"):
@@ -184,6 +197,7 @@ def test_svm_ops_reject_non_finite(bad, rng):
 
 def test_svc_fit_rejects_nan():
     from forgeml.svm import SVC
+
     X = np.ones((6, 2))
     X[0, 0] = np.nan
     with pytest.raises(ValueError):
@@ -192,12 +206,14 @@ def test_svc_fit_rejects_nan():
 
 # ---------------------------------------------------------------- gamma='scale' far from 1
 
+
 @pytest.mark.parametrize("scale", [1e20, 1e-20])
 def test_svc_gamma_scale_on_extreme_feature_scales(scale):
     pytest.importorskip("sklearn")
     from sklearn.datasets import make_classification
     from sklearn.svm import SVC as SkSVC
     from forgeml.svm import SVC
+
     X, y = make_classification(n_samples=400, n_features=8, n_informative=5, random_state=0)
     Xtr, Xte, ytr, yte = X[:300] * scale, X[300:] * scale, y[:300], y[300:]
     sk = SkSVC().fit(Xtr, ytr).score(Xte, yte)
@@ -214,5 +230,5 @@ def test_svm_kernel_same_values_after_rescaling(rng):
     for kernel in ("rbf", "poly", "sigmoid"):
         ref = ops.svm_kernel(X1, X2, kernel, gamma=0.3, coef0=0.5)
         for s in (1e20, 1e-20):
-            got = ops.svm_kernel(X1 * np.float32(s), X2 * np.float32(s), kernel, gamma=0.3 / s ** 2, coef0=0.5)
+            got = ops.svm_kernel(X1 * np.float32(s), X2 * np.float32(s), kernel, gamma=0.3 / s**2, coef0=0.5)
             np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)

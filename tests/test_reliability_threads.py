@@ -2,6 +2,7 @@
 
 Crashes and hangs are caught by running each scenario in a fresh interpreter with a timeout,
 so a regression fails the test instead of killing or stalling the test run."""
+
 import os
 import subprocess
 import sys
@@ -14,8 +15,9 @@ ROOT_PY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def run_script(code, timeout=240, **env):
     e = dict(os.environ, **env)
-    r = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                       timeout=timeout, env=e)
+    r = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=timeout, env=e
+    )
     assert r.returncode == 0, f"exit {r.returncode}\nstdout: {r.stdout[-2000:]}\nstderr: {r.stderr[-4000:]}"
     return r.stdout
 
@@ -83,7 +85,9 @@ FORK_CHILD = """
 
 
 def test_ops_after_os_fork():
-    run_script(FORK_CHILD + """
+    run_script(
+        FORK_CHILD
+        + """
     pid = os.fork()
     if pid == 0:
         try:
@@ -105,11 +109,14 @@ def test_ops_after_os_fork():
     assert forgeml.get_num_threads() == 2  # the parent keeps its pool
     assert np.allclose(ops.matmul(a, a), ref_mm, rtol=1e-4, atol=1e-3)
     print("ok")
-    """)
+    """
+    )
 
 
 def test_multiprocessing_pool_with_fork():
-    out = run_script(FORK_CHILD + """
+    out = run_script(
+        FORK_CHILD
+        + """
     import multiprocessing as mp
     def task(i):
         child_work()
@@ -117,7 +124,8 @@ def test_multiprocessing_pool_with_fork():
     with mp.get_context("fork").Pool(2) as pool:
         r = pool.map_async(task, range(4))
         print(sorted(r.get(timeout=200)))
-    """)
+    """
+    )
     assert "[0, 1, 2, 3]" in out
 
 

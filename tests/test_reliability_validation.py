@@ -1,5 +1,6 @@
 """Reliability: inputs that crashed, hung or gave unhelpful errors (issue 14) now raise clear
 errors naming the argument, or give the correct (possibly empty) result."""
+
 import json
 import zipfile
 
@@ -51,6 +52,7 @@ def test_svm_linear_ops_reject_broken_csr(what, rng):
 @pytest.mark.parametrize("what", BROKEN)
 def test_svc_and_linear_svc_reject_broken_csr(what, rng):
     from forgeml.svm import SVC, LinearSVC
+
     X, y = _csr(rng)
     Xb = _broken(X, what)
     for est in (SVC(), LinearSVC()):
@@ -77,6 +79,7 @@ def test_check_csr_messages():
 
 # ---------------------------------------------------------------- forest node arrays
 
+
 def _stump():
     """One tree: x[1] <= 0.5 ? leaf 1 (value 10) : leaf 2 (value 20)."""
     nodes = np.zeros((3, 4), np.int32)
@@ -94,13 +97,16 @@ def test_forest_predict_valid_nodes():
     np.testing.assert_array_equal(ops.tree_forest_apply(X, nodes, roots)[:, 0], [1, 2, 2])
 
 
-@pytest.mark.parametrize("edit, match", [
-    (lambda n: n.__setitem__((0, 2), 7), "children"),           # child out of range
-    (lambda n: n.__setitem__((0, 3), -5), "children"),          # negative child
-    (lambda n: n.__setitem__((0, 2), 0), "children"),           # self loop: a cycle
-    (lambda n: n.__setitem__((0, 0), 2), "feature 2"),          # feature past X's columns
-    (lambda n: n.__setitem__((0, 0), 5 | (1 << 30)), "feature 5"),  # with the nan_left bit
-])
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda n: n.__setitem__((0, 2), 7), "children"),  # child out of range
+        (lambda n: n.__setitem__((0, 3), -5), "children"),  # negative child
+        (lambda n: n.__setitem__((0, 2), 0), "children"),  # self loop: a cycle
+        (lambda n: n.__setitem__((0, 0), 2), "feature 2"),  # feature past X's columns
+        (lambda n: n.__setitem__((0, 0), 5 | (1 << 30)), "feature 5"),  # with the nan_left bit
+    ],
+)
 def test_forest_ops_reject_bad_nodes(edit, match):
     nodes, values, roots = _stump()
     edit(nodes)
@@ -123,6 +129,7 @@ def test_forest_cycle_between_nodes_is_rejected():
 
 def test_fitted_forest_nodes_pass_validation():
     from forgeml.ensemble import RandomForestClassifier
+
     rng = np.random.default_rng(0)
     X = rng.standard_normal((200, 5))
     y = (X[:, 0] + X[:, 1] > 0).astype(int)
@@ -132,14 +139,18 @@ def test_fitted_forest_nodes_pass_validation():
 
 # ---------------------------------------------------------------- clear errors
 
-@pytest.mark.parametrize("call", [
-    lambda: ops.conv2d(None, np.ones((1, 1, 1, 1), np.float32)),
-    lambda: ops.conv2d(np.ones((1, 2, 2, 1), np.float32), None),
-    lambda: ops.conv2d_grad(None, np.ones((1, 1, 1, 1), np.float32), np.ones((1, 2, 2, 1), np.float32)),
-    lambda: ops.max_pool2d(None, 2),
-    lambda: ops.avg_pool2d(None, 2),
-    lambda: ops.max_pool2d_grad(None, np.ones((1, 1, 1, 1), np.float32), 2),
-])
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: ops.conv2d(None, np.ones((1, 1, 1, 1), np.float32)),
+        lambda: ops.conv2d(np.ones((1, 2, 2, 1), np.float32), None),
+        lambda: ops.conv2d_grad(None, np.ones((1, 1, 1, 1), np.float32), np.ones((1, 2, 2, 1), np.float32)),
+        lambda: ops.max_pool2d(None, 2),
+        lambda: ops.avg_pool2d(None, 2),
+        lambda: ops.max_pool2d_grad(None, np.ones((1, 1, 1, 1), np.float32), 2),
+    ],
+)
 def test_none_input_names_the_argument(call):
     with pytest.raises(TypeError, match=r"(x|w): expected an array, got None"):
         call()
@@ -149,26 +160,35 @@ def test_lists_work_like_arrays():
     a = [[1.0, 2.0], [3.0, 4.0]]
     np.testing.assert_allclose(ops.matmul(a, a), np.array(a) @ np.array(a))
     x = np.arange(8, dtype=np.float32).reshape(1, 2, 2, 2)
-    np.testing.assert_array_equal(ops.conv2d(x.tolist(), np.ones((1, 1, 2, 1)).tolist()), ops.conv2d(x, np.ones((1, 1, 2, 1))))
+    np.testing.assert_array_equal(
+        ops.conv2d(x.tolist(), np.ones((1, 1, 2, 1)).tolist()), ops.conv2d(x, np.ones((1, 1, 2, 1)))
+    )
     np.testing.assert_array_equal(ops.max_pool2d(x.tolist(), 2), ops.max_pool2d(x, 2))
     np.testing.assert_allclose(ops.svm_kernel(a, a, "linear"), np.array(a) @ np.array(a).T)
     nodes, values, roots = _stump()
-    np.testing.assert_array_equal(ops.tree_forest_predict([[0.0, 0.0]], nodes.tolist(), values.tolist(), [0]),
-                                  [[10.0]])
+    np.testing.assert_array_equal(ops.tree_forest_predict([[0.0, 0.0]], nodes.tolist(), values.tolist(), [0]), [[10.0]])
     with pytest.raises(TypeError, match="a: expected a numeric array"):
         ops.matmul([["x"]], a)
 
 
 def test_set_num_threads_out_of_range(restore_threads):
-    for n in (2 ** 31, 2 ** 64, 0, -1):
+    for n in (2**31, 2**64, 0, -1):
         with pytest.raises(ValueError, match=r"n: expected a thread count (>= 1|<= 4096), got "):
             forgeml.set_num_threads(n)
     with pytest.raises(TypeError, match="n: expected an int"):
         forgeml.set_num_threads(2.0)
 
 
-@pytest.mark.parametrize("kw", [dict(strides=2 ** 40), dict(dilation=2 ** 40), dict(strides=(1, 2 ** 31)),
-                                dict(dilation=2 ** 30, padding="same"), dict(dilation=(1, 2 ** 29), padding="same")])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(strides=2**40),
+        dict(dilation=2**40),
+        dict(strides=(1, 2**31)),
+        dict(dilation=2**30, padding="same"),
+        dict(dilation=(1, 2**29), padding="same"),
+    ],
+)
 def test_absurd_strides_and_dilations(kw):
     x = np.ones((1, 5, 5, 2), np.float32)
     w = np.ones((3, 3, 2, 2), np.float32)
@@ -180,7 +200,7 @@ def test_absurd_strides_and_dilations(kw):
 
 def test_large_but_sane_stride_still_works():
     x = np.arange(50, dtype=np.float32).reshape(1, 5, 5, 2)
-    y = ops.conv2d(x, np.ones((1, 1, 2, 1), np.float32), strides=10 ** 6)
+    y = ops.conv2d(x, np.ones((1, 1, 2, 1), np.float32), strides=10**6)
     np.testing.assert_array_equal(y, [[[[1.0]]]])
 
 
@@ -192,21 +212,39 @@ def _keras_zip(path, config):
     return path
 
 
-@pytest.mark.parametrize("config", [[1, 2, 3], "text", 7, None, {"class_name": "Sequential"},
-                                    {"class_name": "Sequential", "config": {"layers": 5}},
-                                    {"class_name": "Sequential", "config": {"layers": [{"class_name": 3}]}},
-                                    # found by the fuzz target: a layer asking for 32 TiB of weights
-                                    {"class_name": "Sequential", "config": {"name": "s", "layers": [
-                                        {"class_name": "InputLayer", "config": {"batch_shape": [None, 4]}},
-                                        {"class_name": "Dense", "config": {"units": 1 << 40}}]}}])
+@pytest.mark.parametrize(
+    "config",
+    [
+        [1, 2, 3],
+        "text",
+        7,
+        None,
+        {"class_name": "Sequential"},
+        {"class_name": "Sequential", "config": {"layers": 5}},
+        {"class_name": "Sequential", "config": {"layers": [{"class_name": 3}]}},
+        # found by the fuzz target: a layer asking for 32 TiB of weights
+        {
+            "class_name": "Sequential",
+            "config": {
+                "name": "s",
+                "layers": [
+                    {"class_name": "InputLayer", "config": {"batch_shape": [None, 4]}},
+                    {"class_name": "Dense", "config": {"units": 1 << 40}},
+                ],
+            },
+        },
+    ],
+)
 def test_load_model_bad_config_is_a_value_error(tmp_path, config):
     from forgeml import keras
+
     with pytest.raises(ValueError, match="filepath|Unsupported|config|Could not locate"):
         keras.models.load_model(_keras_zip(tmp_path / "m.keras", config))
 
 
 def test_load_model_missing_member(tmp_path):
     from forgeml import keras
+
     path = tmp_path / "m.keras"
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("metadata.json", "{}")
@@ -216,20 +254,29 @@ def test_load_model_missing_member(tmp_path):
 
 # ---------------------------------------------------------------- zero features
 
+
 def test_svm_kernel_with_zero_features():
     X1, X2 = np.zeros((4, 0), np.float32), np.zeros((3, 0), np.float32)
     np.testing.assert_array_equal(ops.svm_kernel(X1, X2, "linear"), np.zeros((4, 3)))
     np.testing.assert_array_equal(ops.svm_kernel(X1, X2, "rbf", gamma=0.7), np.ones((4, 3)))
     np.testing.assert_allclose(ops.svm_kernel(X1, X2, "poly", gamma=0.5, coef0=2.0, degree=3), np.full((4, 3), 8.0))
-    np.testing.assert_allclose(ops.svm_kernel(X1, X2, "sigmoid", coef0=0.5), np.full((4, 3), np.tanh(0.5)),
-                               rtol=1e-6)
+    np.testing.assert_allclose(ops.svm_kernel(X1, X2, "sigmoid", coef0=0.5), np.full((4, 3), np.tanh(0.5)), rtol=1e-6)
 
 
 def test_matmul_with_zero_inner_dimension():
     out = ops.matmul(np.zeros((3, 0), np.float32), np.zeros((0, 4), np.float32), bias=np.arange(4, dtype=np.float32))
     np.testing.assert_array_equal(out, np.tile(np.arange(4, dtype=np.float32), (3, 1)))
-    out = _cpu.sgemm(np.zeros((3, 0), np.float32), np.zeros((0, 4), np.float32), np.empty((3, 4), np.float32),
-                     False, False, 1.0, 0.0, None, 0)
+    out = _cpu.sgemm(
+        np.zeros((3, 0), np.float32),
+        np.zeros((0, 4), np.float32),
+        np.empty((3, 4), np.float32),
+        False,
+        False,
+        1.0,
+        0.0,
+        None,
+        0,
+    )
 
 
 def _simple_rnn_ref(x, k, rk, b, h0):
@@ -250,20 +297,27 @@ def test_rnn_ops_with_zero_features(rng):
     y, h_t = ops.simple_rnn(x, np.zeros((0, hdim), np.float32), rk, b, h0)
     np.testing.assert_allclose(y, _simple_rnn_ref(x, np.zeros((0, hdim)), rk, b, h0), rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(h_t, y[:, -1])
-    y, h_t, c_t = ops.lstm(x, np.zeros((0, 4 * hdim), np.float32), np.zeros((hdim, 4 * hdim), np.float32),
-                           np.zeros(4 * hdim, np.float32))
+    y, h_t, c_t = ops.lstm(
+        x, np.zeros((0, 4 * hdim), np.float32), np.zeros((hdim, 4 * hdim), np.float32), np.zeros(4 * hdim, np.float32)
+    )
     # all gates are sigmoid(0) = 0.5, candidate tanh(0) = 0: c stays 0, h = 0.5 * tanh(0) = 0
     np.testing.assert_array_equal(y, np.zeros((n, t, hdim)))
-    y, _ = ops.gru(x, np.zeros((0, 3 * hdim), np.float32), np.zeros((hdim, 3 * hdim), np.float32),
-                   np.zeros((2, 3 * hdim), np.float32), h0)
+    y, _ = ops.gru(
+        x,
+        np.zeros((0, 3 * hdim), np.float32),
+        np.zeros((hdim, 3 * hdim), np.float32),
+        np.zeros((2, 3 * hdim), np.float32),
+        h0,
+    )
     # z = 0.5, candidate tanh(0) = 0: h_t = 0.5 h_{t-1}
-    np.testing.assert_allclose(y[:, -1], h0 * 0.5 ** t, rtol=1e-6)
+    np.testing.assert_allclose(y[:, -1], h0 * 0.5**t, rtol=1e-6)
 
 
 @pytest.mark.parametrize("weights", [b"", b"PK\x03\x04garbage", b"\x93NUMPY"])
 def test_load_model_damaged_weights(tmp_path, weights):
     """Found by the fuzz target: an empty weights member raised EOFError."""
     from forgeml import keras
+
     model = keras.Sequential([keras.layers.Input((3,)), keras.layers.Dense(2)])
     good = tmp_path / "good.keras"
     model.save(good)

@@ -1,4 +1,5 @@
 """scikit-learn's estimator checks on NuSVC, SVR, NuSVR and OneClassSVM."""
+
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from forgeml.svm import SVR, NuSVC, NuSVR, OneClassSVM
@@ -20,7 +21,6 @@ def _expected_failed(est):
 # LinearSVR is left out: on the checks' unscaled regression data liblinear's dual does not reach
 # tol within its pass cap (scikit-learn's LinearSVR warns there too, which the checks treat as a
 # failure); tests/test_svm_linear_svr.py compares it with liblinear instead.
-@parametrize_with_checks([NuSVC(), SVR(), NuSVR(), OneClassSVM()],
-                         expected_failed_checks=_expected_failed)
+@parametrize_with_checks([NuSVC(), SVR(), NuSVR(), OneClassSVM()], expected_failed_checks=_expected_failed)
 def test_sklearn_compatible(estimator, check):
     check(estimator)

@@ -1,5 +1,6 @@
 """LinearSVR against scikit-learn's (liblinear) on the same data: weights, intercept, both losses,
 sparse input, sample weights."""
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -17,7 +18,7 @@ def _data(seed=0):
 def _primal(m, X, y, C, eps, squared):
     r = np.maximum(np.abs(y - X @ m.coef_ - m.intercept_[0]) - eps, 0.0)
     w2 = m.coef_ @ m.coef_ + m.intercept_[0] ** 2  # the intercept is a regularised weight (scaling 1)
-    return 0.5 * w2 + C * np.sum(r ** 2 if squared else r)
+    return 0.5 * w2 + C * np.sum(r**2 if squared else r)
 
 
 @pytest.mark.parametrize("loss", ["epsilon_insensitive", "squared_epsilon_insensitive"])

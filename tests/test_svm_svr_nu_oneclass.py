@@ -1,5 +1,6 @@
 """SVR, NuSVR, OneClassSVM, NuSVC against scikit-learn (libsvm) on the same data: predictions,
 support sets, intercepts and the dual objective; sparse input, callable kernels, errors."""
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -41,8 +42,11 @@ def test_svr_matches_libsvm(kernel):
     scale = np.abs(a.predict(X)).max()
     np.testing.assert_allclose(b.predict(X), a.predict(X), atol=5e-3 * scale)
     np.testing.assert_allclose(b.intercept_, a.intercept_, atol=5e-3 * max(1.0, abs(a.intercept_[0])))
-    assert len(np.symmetric_difference(a.support_, b.support_) if hasattr(np, "symmetric_difference")
-               else np.setxor1d(a.support_, b.support_)) <= max(2, len(a.support_) // 50)
+    assert len(
+        np.symmetric_difference(a.support_, b.support_)
+        if hasattr(np, "symmetric_difference")
+        else np.setxor1d(a.support_, b.support_)
+    ) <= max(2, len(a.support_) // 50)
     # the full dual objective: 0.5 b'Kb + eps |b|_1 - y'b
     ca, cb = a.dual_coef_[0], b.dual_coef_[0]
     oa = _dual_objective(a, X, kernel, kw) + 0.2 * np.abs(ca).sum() - y[a.support_] @ ca
@@ -196,10 +200,10 @@ def test_badly_scaled_poly_converges_like_libsvm():
     """Issue 16's reproducer: float32 rows that disagreed with K_ji and the diagonal cost 40x
     libsvm's iterations; exactly symmetric rows (float64 sums) take about as many as libsvm."""
     from sklearn.datasets import make_blobs
+
     X, y = make_blobs(100, centers=10, random_state=0)
     X, y = X[:80], y[:80]
     a = sk.SVC(kernel="poly", gamma=1).fit(X, y)
     b = fm.SVC(kernel="poly", gamma=1).fit(X, y)
     assert b.n_iter_.sum() <= 1.5 * a.n_iter_.sum()
     assert (a.predict(X) != b.predict(X)).sum() <= 1
-

@@ -1,5 +1,6 @@
 """The random splitter (ExtraTree*, ExtraTrees*): kernel invariants checked in NumPy on the grown
 trees, determinism, and the estimators' scikit-learn behaviour."""
+
 import numpy as np
 import pytest
 from sklearn.datasets import make_classification, make_regression

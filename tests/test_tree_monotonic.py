@@ -1,5 +1,6 @@
 """Monotonic constraints (monotonic_cst) in the C++ growth kernel, checked against their
 definition in float64 on the fitted trees' arrays."""
+
 import numpy as np
 import pytest
 from sklearn.datasets import make_classification, make_regression
@@ -69,8 +70,7 @@ def test_zero_constraints_give_the_unconstrained_tree():
 
 
 def test_bad_constraints_raise():
-    X, y = make_classification(n_samples=50, n_features=3, n_informative=3, n_redundant=0, n_classes=3,
-                               random_state=0)
+    X, y = make_classification(n_samples=50, n_features=3, n_informative=3, n_redundant=0, n_classes=3, random_state=0)
     with pytest.raises(ValueError, match="multiclass"):
         DecisionTreeClassifier(monotonic_cst=[1, 0, 0]).fit(X, y)
     with pytest.raises(ValueError, match="has shape 2"):

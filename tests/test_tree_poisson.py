@@ -1,5 +1,6 @@
 """The poisson criterion in the C++ growth kernel against a float64 NumPy reference: node
 impurities are half Poisson deviances, and the root split is the best one by brute force."""
+
 import numpy as np
 import pytest
 
@@ -47,8 +48,9 @@ def test_poisson_impurities_and_root_split_match_numpy(seed):
             best = min(best, sum(_deviance(y[p], w[p]) * np.sum(w[p]) for p in parts))
     root_left = rows[g["left"][0]]
     root_right = rows[g["right"][0]]
-    got = _deviance(y[root_left], w[root_left]) * np.sum(w[root_left]) + \
-        _deviance(y[root_right], w[root_right]) * np.sum(w[root_right])
+    got = _deviance(y[root_left], w[root_left]) * np.sum(w[root_left]) + _deviance(
+        y[root_right], w[root_right]
+    ) * np.sum(w[root_right])
     np.testing.assert_allclose(got, best, rtol=1e-9)
 
 

@@ -1,5 +1,6 @@
 """scikit-learn's own tree/forest test files on forgeml's classes stay at or above the floor
 recorded in .ci/stage_sklearn_trees.sh (the run takes about a minute: slow)."""
+
 import pathlib
 import re
 import subprocess
@@ -32,7 +33,11 @@ def test_rewrite_rebinds_only_imported_classes():
 @pytest.mark.slow
 def test_sklearn_conformance_at_least_floor():
     pytest.importorskip("matplotlib")
-    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "sklearn_conformance" / "run.py"),
-                           "--floor", str(_floor())], capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "sklearn_conformance" / "run.py"), "--floor", str(_floor())],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert re.search(r"CONFORMANCE passed=(\d+)", proc.stdout)

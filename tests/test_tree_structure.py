@@ -1,5 +1,6 @@
 """Tree structure API: pruning (vs scikit-learn on the same data), decision_path/apply, sparse X,
 warm start, estimators_samples_, export functions."""
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -71,8 +72,10 @@ def test_pruned_tree_is_subtree_with_consistent_arrays():
     assert np.all(t.feature[leaves] == -2) and np.all(t.feature[~leaves] >= 0)
     # every internal node's samples are its children's
     internal = np.flatnonzero(~leaves)
-    assert np.all(t.n_node_samples[internal] == t.n_node_samples[t.children_left[internal]]
-                  + t.n_node_samples[t.children_right[internal]])
+    assert np.all(
+        t.n_node_samples[internal]
+        == t.n_node_samples[t.children_left[internal]] + t.n_node_samples[t.children_right[internal]]
+    )
     np.testing.assert_array_equal(small.apply(X), t.apply(X))
 
 
@@ -95,8 +98,10 @@ def test_decision_path_ends_at_apply_leaf(cls):
     parent[est.tree_.children_right[internal]] = internal
     rows, nodes = np.nonzero(path[:, 1:])
     assert np.all(path[rows, parent[nodes + 1]] == 1)
-    np.testing.assert_allclose(est.tree_.predict(X)[:, 0, :].squeeze(), est.predict_proba(X)[:, :]
-                               .squeeze() if cls is DecisionTreeClassifier else est.predict(X))
+    np.testing.assert_allclose(
+        est.tree_.predict(X)[:, 0, :].squeeze(),
+        est.predict_proba(X)[:, :].squeeze() if cls is DecisionTreeClassifier else est.predict(X),
+    )
 
 
 @pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
@@ -157,17 +162,31 @@ def test_export_functions_match_sklearn_output_format():
 def _sklearn_twin(est):
     """scikit-learn's tree with forgeml's fitted arrays copied in (the output reference)."""
     from sklearn.tree._tree import Tree as SkTree
+
     t = est.tree_
     sk = sk_tree.DecisionTreeClassifier(max_depth=2)
     sk.fit(np.zeros((2, est.n_features_in_)), est.classes_[:2])  # fitted attributes, then replaced
     sk.classes_, sk.n_classes_ = est.classes_, est.n_classes_
     tree = SkTree(est.n_features_in_, np.array([est.n_classes_], dtype=np.intp), 1)
     nodes = np.zeros(t.node_count, dtype=sk.tree_.__getstate__()["nodes"].dtype)
-    for field, name in (("left_child", "children_left"), ("right_child", "children_right"),
-                        *((n, n) for n in ("feature", "threshold", "impurity", "n_node_samples",
-                                           "weighted_n_node_samples", "missing_go_to_left"))):
+    for field, name in (
+        ("left_child", "children_left"),
+        ("right_child", "children_right"),
+        *(
+            (n, n)
+            for n in (
+                "feature",
+                "threshold",
+                "impurity",
+                "n_node_samples",
+                "weighted_n_node_samples",
+                "missing_go_to_left",
+            )
+        ),
+    ):
         nodes[field] = getattr(t, name)
-    tree.__setstate__({"max_depth": t.max_depth, "node_count": t.node_count, "nodes": nodes,
-                       "values": np.ascontiguousarray(t.value)})
+    tree.__setstate__(
+        {"max_depth": t.max_depth, "node_count": t.node_count, "nodes": nodes, "values": np.ascontiguousarray(t.value)}
+    )
     sk.tree_ = tree
     return sk

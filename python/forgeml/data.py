@@ -11,6 +11,7 @@ or tuples / dicts of them. Slices of arrays followed by ``batch`` are cut as who
 buffer_size (TensorFlow's smaller buffers only shuffle locally). ``prefetch`` and ``cache`` keep
 the order and do nothing else: the data is already in memory.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -68,8 +69,7 @@ class Dataset:
         return _Generated(lambda: iter([_tree_map(_as_array, tensors)]), 1)
 
     @staticmethod
-    def from_generator(generator, output_types=None, output_shapes=None, args=None, output_signature=None,
-                       name=None):
+    def from_generator(generator, output_types=None, output_shapes=None, args=None, output_signature=None, name=None):
         if not callable(generator):
             raise TypeError("`generator` must be a Python callable.")
         return _Generated(lambda: iter(generator(*(args or ()))), UNKNOWN_CARDINALITY)
@@ -107,6 +107,7 @@ class Dataset:
                 n = len(_leaves(element)[0])
                 for i in range(n):
                     yield _tree_map(lambda a: a[i], element)
+
         return _Generated(gen, UNKNOWN_CARDINALITY)
 
     def repeat(self, count=None, name=None):
@@ -122,6 +123,7 @@ class Dataset:
             for i, element in enumerate(parent):
                 if i >= count:
                     yield element
+
         card = self.cardinality()
         return _Generated(gen, max(card - count, 0) if card >= 0 else card)
 
@@ -151,8 +153,9 @@ class Dataset:
     def __len__(self):
         card = self.cardinality()
         if card < 0:
-            raise TypeError("The dataset length is unknown." if card == UNKNOWN_CARDINALITY else
-                            "The dataset is infinite.")
+            raise TypeError(
+                "The dataset length is unknown." if card == UNKNOWN_CARDINALITY else "The dataset is infinite."
+            )
         return card
 
     @property
@@ -238,6 +241,7 @@ class _Shuffled(Dataset):
         if self._rng is not None:
             return self._rng
         from .keras import utils
+
         return utils.global_rng()
 
     def order(self):
@@ -273,7 +277,7 @@ class _Batched(Dataset):
         n = slices.n
         stop = n - n % self.size if self.drop else n
         for a in range(0, stop, self.size):
-            idx = slice(a, min(a + self.size, n)) if order is None else order[a:a + self.size]
+            idx = slice(a, min(a + self.size, n)) if order is None else order[a : a + self.size]
             yield slices._rows(idx)
 
     def _stack_batches(self, it):

@@ -9,6 +9,7 @@ returning, the graph runs in ONNX Runtime on X_sample and must match forgeml's p
 (probabilities within 1e-5, identical labels) or it raises. Needs ``forgeml[onnx]``.
 Keras models export with ``model.export(path, format="onnx")`` (forgeml.keras.export).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,15 +28,21 @@ def _tree_arrays(forest):
 def _ensemble_attrs(forest, n_trees):
     tree_ids, node_ids = _tree_arrays(forest)
     leaf = forest.feature < 0
-    return dict(
-        nodes_treeids=tree_ids.tolist(), nodes_nodeids=node_ids.tolist(),
-        nodes_featureids=np.where(leaf, 0, forest.feature).tolist(),
-        nodes_values=np.where(leaf, 0.0, forest.threshold).astype(np.float32).tolist(),
-        nodes_modes=["LEAF" if lf else "BRANCH_LEQ" for lf in leaf],
-        nodes_truenodeids=np.where(leaf, 0, forest.children_left).tolist(),
-        nodes_falsenodeids=np.where(leaf, 0, forest.children_right).tolist(),
-        nodes_missing_value_tracks_true=np.where(leaf, 0, forest.missing_go_to_left).astype(int).tolist(),
-    ), tree_ids[leaf], node_ids[leaf], forest.value[leaf] / n_trees
+    return (
+        dict(
+            nodes_treeids=tree_ids.tolist(),
+            nodes_nodeids=node_ids.tolist(),
+            nodes_featureids=np.where(leaf, 0, forest.feature).tolist(),
+            nodes_values=np.where(leaf, 0.0, forest.threshold).astype(np.float32).tolist(),
+            nodes_modes=["LEAF" if lf else "BRANCH_LEQ" for lf in leaf],
+            nodes_truenodeids=np.where(leaf, 0, forest.children_left).tolist(),
+            nodes_falsenodeids=np.where(leaf, 0, forest.children_right).tolist(),
+            nodes_missing_value_tracks_true=np.where(leaf, 0, forest.missing_go_to_left).astype(int).tolist(),
+        ),
+        tree_ids[leaf],
+        node_ids[leaf],
+        forest.value[leaf] / n_trees,
+    )
 
 
 def to_onnx(estimator, X_sample, *, target_opset=17, check=True):
@@ -47,8 +54,11 @@ def to_onnx(estimator, X_sample, *, target_opset=17, check=True):
         raise ImportError(f"to_onnx needs onnx and onnxruntime: pip install 'forgeml[onnx]' ({exc})") from None
     forest = getattr(estimator, "_forest", None)
     if forest is None:
-        raise NotImplementedError(f"to_onnx: {type(estimator).__name__} is not supported (fitted forgeml trees and "
-                                  "forests are)" if hasattr(estimator, "fit") else "to_onnx: expected an estimator")
+        raise NotImplementedError(
+            f"to_onnx: {type(estimator).__name__} is not supported (fitted forgeml trees and forests are)"
+            if hasattr(estimator, "fit")
+            else "to_onnx: expected an estimator"
+        )
     X_sample = np.asarray(X_sample, np.float32)
     d = forest.n_features
     n_trees = forest.n_trees
@@ -59,12 +69,19 @@ def to_onnx(estimator, X_sample, *, target_opset=17, check=True):
     if classify:
         classes = np.asarray(estimator.classes_)
         ids = np.arange(k)
-        attrs.update(class_treeids=np.repeat(leaf_tree, k).tolist(), class_nodeids=np.repeat(leaf_node, k).tolist(),
-                     class_ids=np.tile(ids, len(leaf_tree)).tolist(),
-                     class_weights=leaf_value.astype(np.float32).ravel().tolist(),
-                     classlabels_int64s=ids.tolist(), post_transform="NONE")
-        nodes.append(helper.make_node("TreeEnsembleClassifier", ["X"], ["label_index", "probabilities"],
-                                      domain="ai.onnx.ml", **attrs))
+        attrs.update(
+            class_treeids=np.repeat(leaf_tree, k).tolist(),
+            class_nodeids=np.repeat(leaf_node, k).tolist(),
+            class_ids=np.tile(ids, len(leaf_tree)).tolist(),
+            class_weights=leaf_value.astype(np.float32).ravel().tolist(),
+            classlabels_int64s=ids.tolist(),
+            post_transform="NONE",
+        )
+        nodes.append(
+            helper.make_node(
+                "TreeEnsembleClassifier", ["X"], ["label_index", "probabilities"], domain="ai.onnx.ml", **attrs
+            )
+        )
         if np.issubdtype(classes.dtype, np.integer):
             table = helper.make_tensor("classes", TensorProto.INT64, [k], classes.astype(np.int64).tolist())
             nodes.append(helper.make_node("Constant", [], ["classes"], value=table))
@@ -72,18 +89,30 @@ def to_onnx(estimator, X_sample, *, target_opset=17, check=True):
             label_type = TensorProto.INT64
         else:
             raise NotImplementedError("to_onnx: classifiers with non-integer classes_ are not supported yet")
-        outputs = [helper.make_tensor_value_info("label", label_type, [None]),
-                   helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, k])]
+        outputs = [
+            helper.make_tensor_value_info("label", label_type, [None]),
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, k]),
+        ]
     else:
-        attrs.update(target_treeids=leaf_tree.tolist(), target_nodeids=leaf_node.tolist(),
-                     target_ids=[0] * len(leaf_tree), target_weights=(leaf_value[:, 0] * n_trees).astype(np.float32).tolist(),
-                     n_targets=1, aggregate_function="AVERAGE", post_transform="NONE")
+        attrs.update(
+            target_treeids=leaf_tree.tolist(),
+            target_nodeids=leaf_node.tolist(),
+            target_ids=[0] * len(leaf_tree),
+            target_weights=(leaf_value[:, 0] * n_trees).astype(np.float32).tolist(),
+            n_targets=1,
+            aggregate_function="AVERAGE",
+            post_transform="NONE",
+        )
         nodes.append(helper.make_node("TreeEnsembleRegressor", ["X"], ["variable"], domain="ai.onnx.ml", **attrs))
         outputs = [helper.make_tensor_value_info("variable", TensorProto.FLOAT, [None, 1])]
-    graph = helper.make_graph(nodes, type(estimator).__name__,
-                              [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, d])], outputs)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", target_opset),
-                                                    helper.make_opsetid("ai.onnx.ml", 3)], producer_name="forgeml")
+    graph = helper.make_graph(
+        nodes, type(estimator).__name__, [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, d])], outputs
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", target_opset), helper.make_opsetid("ai.onnx.ml", 3)],
+        producer_name="forgeml",
+    )
     model.ir_version = 8
     onnx.checker.check_model(model)
     if check:
@@ -93,16 +122,21 @@ def to_onnx(estimator, X_sample, *, target_opset=17, check=True):
 
 def _check(model, estimator, X, classify):
     import onnxruntime as ort
+
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     got = sess.run(None, {"X": X})
     if classify:
         proba = estimator.predict_proba(X)
         diff = float(np.abs(got[1] - proba).max()) if proba.size else 0.0
         if diff > 1e-5 or not np.array_equal(got[0], estimator.predict(X)):
-            raise RuntimeError(f"to_onnx: ONNX Runtime disagrees with {type(estimator).__name__} "
-                               f"(max |proba diff| {diff:.3g}, labels equal: {np.array_equal(got[0], estimator.predict(X))})")
+            raise RuntimeError(
+                f"to_onnx: ONNX Runtime disagrees with {type(estimator).__name__} "
+                f"(max |proba diff| {diff:.3g}, labels equal: {np.array_equal(got[0], estimator.predict(X))})"
+            )
     else:
         pred = estimator.predict(X)
         diff = float(np.abs(got[0][:, 0] - pred).max()) if pred.size else 0.0
         if diff > 1e-5 * max(1.0, float(np.abs(pred).max())):
-            raise RuntimeError(f"to_onnx: ONNX Runtime disagrees with {type(estimator).__name__} (max |diff| {diff:.3g})")
+            raise RuntimeError(
+                f"to_onnx: ONNX Runtime disagrees with {type(estimator).__name__} (max |diff| {diff:.3g})"
+            )

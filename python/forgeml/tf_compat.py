@@ -4,18 +4,64 @@ Tensors are NumPy arrays here: ``tf.constant`` makes one (Python floats become f
 TensorFlow), and the reductions / casts / one_hot / argmax are the NumPy operations with
 TensorFlow's argument names and defaults. ``tf.random.set_seed`` seeds forgeml.keras.
 """
+
 from __future__ import annotations
 
 import types
 
 import numpy as np
 
-__all__ = ["constant", "convert_to_tensor", "cast", "reduce_mean", "reduce_sum", "reduce_max", "reduce_min",
-           "reduce_prod", "reduce_any", "reduce_all", "one_hot", "argmax", "argmin", "reshape", "expand_dims",
-           "squeeze", "concat", "stack", "matmul", "transpose", "shape", "zeros", "ones", "zeros_like", "ones_like",
-           "range", "exp", "log", "sqrt", "square", "abs", "maximum", "minimum", "clip_by_value", "random",
-           "float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool", "string",
-           "is_tensor", "Tensor", "math", "newaxis"]
+__all__ = [
+    "constant",
+    "convert_to_tensor",
+    "cast",
+    "reduce_mean",
+    "reduce_sum",
+    "reduce_max",
+    "reduce_min",
+    "reduce_prod",
+    "reduce_any",
+    "reduce_all",
+    "one_hot",
+    "argmax",
+    "argmin",
+    "reshape",
+    "expand_dims",
+    "squeeze",
+    "concat",
+    "stack",
+    "matmul",
+    "transpose",
+    "shape",
+    "zeros",
+    "ones",
+    "zeros_like",
+    "ones_like",
+    "range",
+    "exp",
+    "log",
+    "sqrt",
+    "square",
+    "abs",
+    "maximum",
+    "minimum",
+    "clip_by_value",
+    "random",
+    "float16",
+    "float32",
+    "float64",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "bool",
+    "string",
+    "is_tensor",
+    "Tensor",
+    "math",
+    "newaxis",
+]
 
 float16, float32, float64 = np.float16, np.float32, np.float64
 int8, int16, int32, int64, uint8 = np.int8, np.int16, np.int32, np.int64, np.uint8
@@ -196,16 +242,19 @@ def clip_by_value(t, clip_value_min, clip_value_max, name=None):
 
 def _set_seed(seed):
     from .keras import utils
+
     utils.set_random_seed(seed)
 
 
 def _random_normal(shape, mean=0.0, stddev=1.0, dtype=np.float32, seed=None, name=None):
     from .keras import random as krandom
+
     return krandom.normal(shape, mean, stddev, dtype, seed)
 
 
 def _random_uniform(shape, minval=0, maxval=None, dtype=np.float32, seed=None, name=None):
     from .keras import random as krandom
+
     if np.dtype(dtype).kind in "iu":
         if maxval is None:
             raise ValueError("Must specify maxval for integer dtype")
@@ -215,11 +264,25 @@ def _random_uniform(shape, minval=0, maxval=None, dtype=np.float32, seed=None, n
 
 def _random_shuffle(value, seed=None, name=None):
     from .keras import random as krandom
+
     return krandom.shuffle(value, 0, seed)
 
 
-random = types.SimpleNamespace(set_seed=_set_seed, normal=_random_normal, uniform=_random_uniform,
-                               shuffle=_random_shuffle)
-math = types.SimpleNamespace(reduce_mean=reduce_mean, reduce_sum=reduce_sum, reduce_max=reduce_max,
-                             reduce_min=reduce_min, exp=exp, log=log, sqrt=sqrt, square=square, abs=abs,
-                             maximum=maximum, minimum=minimum, argmax=argmax, argmin=argmin)
+random = types.SimpleNamespace(
+    set_seed=_set_seed, normal=_random_normal, uniform=_random_uniform, shuffle=_random_shuffle
+)
+math = types.SimpleNamespace(
+    reduce_mean=reduce_mean,
+    reduce_sum=reduce_sum,
+    reduce_max=reduce_max,
+    reduce_min=reduce_min,
+    exp=exp,
+    log=log,
+    sqrt=sqrt,
+    square=square,
+    abs=abs,
+    maximum=maximum,
+    minimum=minimum,
+    argmax=argmax,
+    argmin=argmin,
+)

@@ -5,6 +5,7 @@ never crashes, hangs, or raises anything else. Inputs are mutated archives built
 saved model, plus raw bytes. Run by .ci/stage_sanitizers.sh; by hand:
     python tests/fuzz/fuzz_keras_loader.py -max_total_time=30
 """
+
 import io
 import json
 import os
@@ -21,8 +22,9 @@ with atheris.instrument_imports(include=["forgeml"]):  # coverage of forgeml's P
 
 
 def _seed_archive() -> bytes:
-    model = keras.Sequential([keras.layers.Input((4,)), keras.layers.Dense(3, activation="relu"),
-                              keras.layers.Dense(2)])
+    model = keras.Sequential(
+        [keras.layers.Input((4,)), keras.layers.Dense(3, activation="relu"), keras.layers.Dense(2)]
+    )
     path = os.path.join(tempfile.mkdtemp(), "seed.keras")
     model.save(path)
     with open(path, "rb") as f:
@@ -44,7 +46,7 @@ def _mutate_json(value, fdp):
         return {**value, key: _mutate_json(value[key], fdp)}
     if isinstance(value, list) and value and fdp.ConsumeBool():
         i = fdp.ConsumeIntInRange(0, len(value) - 1)
-        return value[:i] + [_mutate_json(value[i], fdp)] + value[i + 1:]
+        return value[:i] + [_mutate_json(value[i], fdp)] + value[i + 1 :]
     return fdp.PickValueInList(choices) if fdp.ConsumeBool() else fdp.ConsumeUnicodeNoSurrogates(16)
 
 

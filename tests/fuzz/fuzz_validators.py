@@ -5,6 +5,7 @@ sanitizer executable checks the same code under ASan); whatever they reject must
 ValueError. Run by .ci/stage_sanitizers.sh; by hand:
     python tests/fuzz/fuzz_validators.py -max_total_time=30
 """
+
 import sys
 
 import atheris

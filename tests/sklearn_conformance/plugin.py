@@ -1,5 +1,6 @@
 """pytest plugin for run.py: marks the tests that construct a forgeml estimator and records
 every test's outcome (failed if any phase failed) to $FORGEML_CONFORMANCE_OUT."""
+
 import functools
 import json
 import os
@@ -27,6 +28,7 @@ def _wrap(cls):
 def pytest_configure(config):
     import forgeml.ensemble
     import forgeml.tree
+
     for mod in (forgeml.tree, forgeml.ensemble):
         for name in dir(mod):
             obj = getattr(mod, name)
@@ -49,8 +51,11 @@ def pytest_runtest_makereport(item, call):
         r["forgeml"] = r["forgeml"] or _used[0]
     if rep.failed:
         if r["outcome"] != "failed":
-            r["msg"] = str(rep.longrepr.reprcrash.message if hasattr(rep.longrepr, "reprcrash")
-                           and rep.longrepr.reprcrash else rep.longrepr)[:500]
+            r["msg"] = str(
+                rep.longrepr.reprcrash.message
+                if hasattr(rep.longrepr, "reprcrash") and rep.longrepr.reprcrash
+                else rep.longrepr
+            )[:500]
         r["outcome"] = "failed"
     elif rep.skipped and r["outcome"] == "passed":
         r["outcome"] = "skipped"

@@ -12,6 +12,7 @@ classes or private Cython internals and are reported apart).
 
 Exit status 1 when fewer than --floor forgeml tests pass.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,21 +25,32 @@ import subprocess
 import sys
 import tempfile
 
-FILES = ["tree/tests/test_tree.py", "tree/tests/test_export.py", "tree/tests/test_monotonic_tree.py",
-         "ensemble/tests/test_forest.py"]
+FILES = [
+    "tree/tests/test_tree.py",
+    "tree/tests/test_export.py",
+    "tree/tests/test_monotonic_tree.py",
+    "ensemble/tests/test_forest.py",
+]
 CLASSES = {  # name -> forgeml module that may provide it
-    "DecisionTreeClassifier": "forgeml.tree", "DecisionTreeRegressor": "forgeml.tree",
-    "ExtraTreeClassifier": "forgeml.tree", "ExtraTreeRegressor": "forgeml.tree",
-    "RandomForestClassifier": "forgeml.ensemble", "RandomForestRegressor": "forgeml.ensemble",
-    "ExtraTreesClassifier": "forgeml.ensemble", "ExtraTreesRegressor": "forgeml.ensemble",
+    "DecisionTreeClassifier": "forgeml.tree",
+    "DecisionTreeRegressor": "forgeml.tree",
+    "ExtraTreeClassifier": "forgeml.tree",
+    "ExtraTreeRegressor": "forgeml.tree",
+    "RandomForestClassifier": "forgeml.ensemble",
+    "RandomForestRegressor": "forgeml.ensemble",
+    "ExtraTreesClassifier": "forgeml.ensemble",
+    "ExtraTreesRegressor": "forgeml.ensemble",
     # scikit-learn's export functions accept only its own tree classes: forgeml's run its code
-    "export_text": "forgeml.tree", "plot_tree": "forgeml.tree", "export_graphviz": "forgeml.tree",
+    "export_text": "forgeml.tree",
+    "plot_tree": "forgeml.tree",
+    "export_graphviz": "forgeml.tree",
 }
 HERE = pathlib.Path(__file__).resolve().parent
 
 
 def provided() -> dict[str, str]:
     import importlib
+
     out = {}
     for name, mod in CLASSES.items():
         if hasattr(importlib.import_module(mod), name):
@@ -72,6 +84,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import sklearn
+
     skl = pathlib.Path(sklearn.__file__).parent
     names = provided()
     work = pathlib.Path(args.keep) if args.keep else pathlib.Path(tempfile.mkdtemp(prefix="forgeml_skl_"))
@@ -87,9 +100,24 @@ def main(argv=None) -> int:
     env["PYTHONPATH"] = os.pathsep.join([str(work), *paths])
     env["FORGEML_CONFORMANCE_OUT"] = str(out_json)
     env.setdefault("MPLBACKEND", "Agg")
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "sklearn.conftest", "-p", "forgeml_conformance_plugin",
-           "--rootdir", str(work), "-o", "console_output_style=classic", "--tb=no", "-rN",
-           *[str(work / pathlib.Path(r).name) for r in FILES], *args.pytest_args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "sklearn.conftest",
+        "-p",
+        "forgeml_conformance_plugin",
+        "--rootdir",
+        str(work),
+        "-o",
+        "console_output_style=classic",
+        "--tb=no",
+        "-rN",
+        *[str(work / pathlib.Path(r).name) for r in FILES],
+        *args.pytest_args,
+    ]
     proc = subprocess.run(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if not out_json.exists():
         print(proc.stdout[-5000:])
@@ -102,8 +130,10 @@ def main(argv=None) -> int:
     count = lambda d, o: sum(1 for v in d.values() if v["outcome"] == o)  # noqa: E731
     print(f"forgeml classes: {', '.join(sorted(names))}")
     for label, d in (("forgeml tests", fml), ("other tests", {k: v for k, v in res.items() if not v["forgeml"]})):
-        print(f"{label}: {count(d, 'passed')} passed, {count(d, 'failed')} failed, {count(d, 'skipped')} skipped"
-              f" (of {len(d)})")
+        print(
+            f"{label}: {count(d, 'passed')} passed, {count(d, 'failed')} failed, {count(d, 'skipped')} skipped"
+            f" (of {len(d)})"
+        )
     passed, failed = count(fml, "passed"), count(fml, "failed")
     print(f"CONFORMANCE passed={passed} failed={failed} rate={passed / max(1, passed + failed):.3f}")
     if args.list_failed:

@@ -10,6 +10,7 @@ private internals (_libsvm, _base, ...) are excluded and listed.
 
 Exit status 1 when the number passed is below --floor.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,10 @@ import tempfile
 SVM_CLASSES = ("SVC", "NuSVC", "SVR", "NuSVR", "OneClassSVM", "LinearSVC", "LinearSVR")
 TEST_FILES = ("test_svm.py", "test_sparse.py")
 # tests reaching into scikit-learn's private machinery: not about forgeml's behaviour
-PRIVATE = re.compile(r"\b(_libsvm|_libsvm_sparse|_validate_dual_parameter|_get_liblinear_solver_type|"
-                     r"_fit_liblinear|svm\._base|_sparse_fit|_dense_fit|_impl|_libsvm_impl)\b")
+PRIVATE = re.compile(
+    r"\b(_libsvm|_libsvm_sparse|_validate_dual_parameter|_get_liblinear_solver_type|"
+    r"_fit_liblinear|svm\._base|_sparse_fit|_dense_fit|_impl|_libsvm_impl)\b"
+)
 
 SHIM = '''"""sklearn.svm with forgeml's classes swapped in (written by run_svm.py)."""
 import types as _types
@@ -83,8 +86,12 @@ def pytest_sessionfinish(session):
 
 def rewrite(src: str) -> str:
     """Point the test module's SVM names at the shim."""
-    src = re.sub(r"^from sklearn import (.*)\bsvm\b(.*)$", r"from sklearn import \1_sk_svm_unused\2\nfrom _fml_svm import svm",
-                 src, flags=re.M)
+    src = re.sub(
+        r"^from sklearn import (.*)\bsvm\b(.*)$",
+        r"from sklearn import \1_sk_svm_unused\2\nfrom _fml_svm import svm",
+        src,
+        flags=re.M,
+    )
     src = src.replace("_sk_svm_unused", "svm as _sk_svm_unused")
     # from sklearn.svm import (A, B, _libsvm): forgeml's classes where it has them
     src = re.sub(r"from sklearn\.svm import \(([^)]*)\)", lambda m: _from_shim(m.group(1)), src)
@@ -115,6 +122,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import sklearn
+
     sk_tests = pathlib.Path(sklearn.__file__).parent / "svm" / "tests"
     with tempfile.TemporaryDirectory(prefix="fml_svm_conf_") as tmp:
         tmp = pathlib.Path(tmp)
@@ -126,8 +134,24 @@ def main(argv=None) -> int:
         env = dict(os.environ, FML_CONFORMANCE_OUT=str(out))
         inherited = [os.path.abspath(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
         env["PYTHONPATH"] = os.pathsep.join([str(tmp), *inherited])
-        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "sklearn.conftest", "-p", "no:cacheprovider",
-               "--rootdir", str(tmp), "-o", "addopts=", "-o", "filterwarnings=", "--tb=short", *TEST_FILES]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "sklearn.conftest",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(tmp),
+            "-o",
+            "addopts=",
+            "-o",
+            "filterwarnings=",
+            "--tb=short",
+            *TEST_FILES,
+        ]
         if args.k:
             cmd += ["-k", args.k]
         proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True)
@@ -152,8 +176,10 @@ def main(argv=None) -> int:
     for k in private:
         print("  ", k)
     ran = counts["passed"] + counts["failed"]
-    print(f"tests using a forgeml class: {len(used)}  passed {counts['passed']}  failed {counts['failed']}  "
-          f"skipped {counts['skipped']}  ({100.0 * counts['passed'] / max(ran, 1):.1f}% of those run)")
+    print(
+        f"tests using a forgeml class: {len(used)}  passed {counts['passed']}  failed {counts['failed']}  "
+        f"skipped {counts['skipped']}  ({100.0 * counts['passed'] / max(ran, 1):.1f}% of those run)"
+    )
     print(f"SVM_CONFORMANCE_PASSED={counts['passed']}")
     if args.floor is not None and counts["passed"] < args.floor:
         print(f"below the floor: {counts['passed']} < {args.floor}")
@@ -163,6 +189,7 @@ def main(argv=None) -> int:
 
 def _swapped():
     import forgeml.svm as fml
+
     return [n for n in SVM_CLASSES if hasattr(fml, n)]
 
 

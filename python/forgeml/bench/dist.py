@@ -6,6 +6,7 @@
 - MPI: the step time of a 784-256-128-10 MLP with 2 ranks against 1 (global batch 256), and the
   all-reduce share of the 2-rank step.
 Skips what is not installed (dask.distributed; mpi4py + mpirun)."""
+
 from __future__ import annotations
 
 import json
@@ -28,22 +29,30 @@ def _forest_cases(bench, n, trees, depth):
     from sklearn.datasets import make_classification
     from .. import dask as fd
     from ..ensemble import RandomForestClassifier
+
     d = 50
-    X, y = make_classification(n + 20_000, d, n_informative=20, n_redundant=10, flip_y=0.02, class_sep=0.8,
-                               random_state=0)
+    X, y = make_classification(
+        n + 20_000, d, n_informative=20, n_redundant=10, flip_y=0.02, class_sep=0.8, random_state=0
+    )
     X = X.astype(np.float32)
     Xt, yt, Xv, yv = X[:n], y[:n], X[n:], y[n:]
     params = dict(n_estimators=trees, random_state=0, max_depth=depth)
     models = {}
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                  silence_logs=50) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=50
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         from ..dask._hist import scatter_rows
+
         Xd, yd = scatter_rows(client, Xt, 2), scatter_rows(client, yt, 2)
 
         def local():
             models["local"] = RandomForestClassifier(**params).fit(Xt, yt)
 
         for mode in ("tree", "data"):
+
             def dist_fit(mode=mode):
                 models[f"dask-{mode}"] = fd.RandomForestClassifier(**params, mode=mode).fit(Xd, yd)
 
@@ -55,8 +64,16 @@ def _forest_cases(bench, n, trees, depth):
                     out["MB_per_level"] = {k: round(v / 2**20, 1) for k, v in sorted(levels.items())}
                     out["rounds"] = comm["rounds"]
                 return out
-            bench.compare("dist", f"dask forest {mode} {n // 1000}k x {d}, {trees}t d{depth}", dist_fit,
-                          {"local": local}, impl=f"dask-{mode}", metric=metric, repeats=1)
+
+            bench.compare(
+                "dist",
+                f"dask forest {mode} {n // 1000}k x {d}, {trees}t d{depth}",
+                dist_fit,
+                {"local": local},
+                impl=f"dask-{mode}",
+                metric=metric,
+                repeats=1,
+            )
 
 
 def _mpi_case(bench, rows, global_batch):
@@ -83,11 +100,21 @@ def _mpi_case(bench, rows, global_batch):
             with open(out) as f:
                 res[ranks] = json.load(f)
     from .harness import Row
+
     one, two = res[1], res[2]
-    row = Row("dist", f"mpi MLP step, global batch {global_batch}", "mpi-2rank", "1 rank", two["step_s"],
-              one["step_s"], one["step_s"] / two["step_s"],
-              {"allreduce_share": round(two["allreduce_s"] / two["step_s"], 3),
-               "allreduce_MB": round(two["allreduce_bytes"] / 2**20, 2)})
+    row = Row(
+        "dist",
+        f"mpi MLP step, global batch {global_batch}",
+        "mpi-2rank",
+        "1 rank",
+        two["step_s"],
+        one["step_s"],
+        one["step_s"] / two["step_s"],
+        {
+            "allreduce_share": round(two["allreduce_s"] / two["step_s"], 3),
+            "allreduce_MB": round(two["allreduce_bytes"] / 2**20, 2),
+        },
+    )
     bench.rows.append(row)
     bench._print(row, None)
 

@@ -6,6 +6,7 @@ The ratio column is peer time / forgeml time: > 1 means the reduced-precision ke
 ``python -m forgeml.bench.gemm_lowp`` prints a one-thread table timed by thread CPU time, which
 keeps time spent descheduled on a shared machine out of the comparison.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -24,6 +25,7 @@ def _loop(fn, reps):
     def run():
         for _ in range(reps):
             fn()
+
     return run if reps > 1 else fn
 
 
@@ -58,23 +60,32 @@ def cases(bench, threads, rng, torch):
         flops = 2.0 * m * n * k
         reps = max(1, int(2e8 / (flops * threads)))
         ref = a.astype(np.float64) @ b
-        for label, fn in (("bf16", lambda: ops.matmul(a, b, out=out, precision="bf16")),
-                          ("int8", lambda: ops.matmul_int8(qa, sa, qb, sb, out=out))):
+        for label, fn in (
+            ("bf16", lambda: ops.matmul(a, b, out=out, precision="bf16")),
+            ("int8", lambda: ops.matmul_int8(qa, sa, qb, sb, out=out)),
+        ):
             fn()  # validate before timing: within the precision's rounding of float64
             err = np.linalg.norm(out - ref) / np.linalg.norm(ref)
             assert err < (1e-2 if label == "bf16" else 3e-2), f"{label} {name}: relative error {err:.2e}"
             peers = {"forgeml fp32": _loop(lambda: ops.matmul(a, b), reps), "numpy fp32": _loop(lambda: a @ b, reps)}
-            peers.update({k2: _loop(v, reps) for k2, v in _torch_peers(a, b, torch).items()
-                          if k2.endswith(label)})
-            bench.compare("gemm", f"{label} {name} t={threads}" + (f" x{reps}" if reps > 1 else ""),
-                          _loop(fn, reps), peers, impl=f"forgeml {label}", flops=flops * reps)
+            peers.update({k2: _loop(v, reps) for k2, v in _torch_peers(a, b, torch).items() if k2.endswith(label)})
+            bench.compare(
+                "gemm",
+                f"{label} {name} t={threads}" + (f" x{reps}" if reps > 1 else ""),
+                _loop(fn, reps),
+                peers,
+                impl=f"forgeml {label}",
+                flops=flops * reps,
+            )
 
 
 def cpu_time_table(repeats: int = 7) -> None:
     """One thread; GFLOP/s of fp32 / bf16 / int8 and NumPy fp32 by thread CPU time (best of repeats)."""
     import time
+
     try:
         from threadpoolctl import threadpool_limits
+
         limit = threadpool_limits(limits=1, user_api="blas")
     except ImportError:
         limit = contextlib.nullcontext()
@@ -95,8 +106,10 @@ def cpu_time_table(repeats: int = 7) -> None:
     try:
         with limit:
             print(f"kernels: {ops.gemm_lowp.kernel_name(False)}, {ops.gemm_lowp.kernel_name(True)}")
-            print(f"{'case':26s} {'fp32':>7s} {'bf16':>7s} {'int8':>7s} {'numpy':>7s}  GFLOP/s   "
-                  f"{'bf16/fp32':>9s} {'int8/fp32':>9s} {'bf16/np':>8s}")
+            print(
+                f"{'case':26s} {'fp32':>7s} {'bf16':>7s} {'int8':>7s} {'numpy':>7s}  GFLOP/s   "
+                f"{'bf16/fp32':>9s} {'int8/fp32':>9s} {'bf16/np':>8s}"
+            )
             for name, m, n, k in shapes:
                 a = rng.standard_normal((m, k), dtype=np.float32)
                 b = rng.standard_normal((k, n), dtype=np.float32)
@@ -104,11 +117,21 @@ def cpu_time_table(repeats: int = 7) -> None:
                 qb, sb = ops.quantize_int8(b, axis=0)
                 flops = 2.0 * m * n * k
                 reps = max(1, int(3e7 / flops))
-                t = [best(f, reps) for f in (lambda: ops.matmul(a, b), lambda: ops.matmul(a, b, precision="bf16"),
-                                             lambda: ops.matmul_int8(qa, sa, qb, sb), lambda: a @ b)]
+                t = [
+                    best(f, reps)
+                    for f in (
+                        lambda: ops.matmul(a, b),
+                        lambda: ops.matmul(a, b, precision="bf16"),
+                        lambda: ops.matmul_int8(qa, sa, qb, sb),
+                        lambda: a @ b,
+                    )
+                ]
                 g = [flops / x / 1e9 for x in t]
-                print(f"{name:26s} {g[0]:7.1f} {g[1]:7.1f} {g[2]:7.1f} {g[3]:7.1f}            "
-                      f"{t[0] / t[1]:9.2f} {t[0] / t[2]:9.2f} {t[3] / t[1]:8.2f}", flush=True)
+                print(
+                    f"{name:26s} {g[0]:7.1f} {g[1]:7.1f} {g[2]:7.1f} {g[3]:7.1f}            "
+                    f"{t[0] / t[1]:9.2f} {t[0] / t[2]:9.2f} {t[3] / t[1]:8.2f}",
+                    flush=True,
+                )
     finally:
         forgeml.set_num_threads(old)
 
@@ -126,13 +149,24 @@ def gpu_check(check):
         a = rng.standard_normal((m, k), dtype=cp.float32)
         b = rng.standard_normal((k, n), dtype=cp.float32)
         ra, rb = (_round_bf16_cupy(cp, x) for x in (a, b))
-        check.kernel("gemm", f"bf16 {m}x{k}x{n}", lambda: ops.matmul(a, b, precision="bf16"),
-                     lambda: cp.matmul(ra, rb), peer="cupy fp32 on bf16-rounded", flops=2.0 * m * n * k)
+        check.kernel(
+            "gemm",
+            f"bf16 {m}x{k}x{n}",
+            lambda: ops.matmul(a, b, precision="bf16"),
+            lambda: cp.matmul(ra, rb),
+            peer="cupy fp32 on bf16-rounded",
+            flops=2.0 * m * n * k,
+        )
         qa, sa = ops.quantize_int8(a)
         qb, sb = ops.quantize_int8(b, axis=0)
-        check.kernel("gemm", f"int8 {m}x{k}x{n}", lambda: ops.matmul_int8(qa, sa, qb, sb),
-                     lambda: cp.matmul(qa.astype(cp.float32), qb.astype(cp.float32)) * sa[:, None] * sb,
-                     peer="cupy fp32 on int8 values", flops=2.0 * m * n * k)
+        check.kernel(
+            "gemm",
+            f"int8 {m}x{k}x{n}",
+            lambda: ops.matmul_int8(qa, sa, qb, sb),
+            lambda: cp.matmul(qa.astype(cp.float32), qb.astype(cp.float32)) * sa[:, None] * sb,
+            peer="cupy fp32 on int8 values",
+            flops=2.0 * m * n * k,
+        )
 
 
 def _round_bf16_cupy(cp, x):

@@ -24,6 +24,10 @@ PEERS: dict[str, dict[str, tuple[str, str | None]]] = {
     "svm": {"sklearn": ("scikit-learn", None)},
     "gemm_cuda": {"cupy": ("cupy (cuBLAS)", "pip install 'forgeml[cuda]'")},
     "svm_cuda": {"cupy": ("cupy", "pip install 'forgeml[cuda]'")},
+    "dist": {
+        "distributed": ("dask.distributed", "pip install 'forgeml[dask]'"),
+        "mpi4py": ("mpi4py", "pip install 'forgeml[mpi]'"),
+    },
 }
 
 

@@ -7,6 +7,7 @@ prediction on dask arrays and dataframes (``pip install 'forgeml[dask]'``).
     clf = fd.RandomForestClassifier(100, mode="data").fit(X_dask, y_dask)
     labels = clf.predict(X_dask).compute()       # or fd.predict(keras_model, X_dask)
 """
+
 from __future__ import annotations
 
 try:

@@ -8,6 +8,7 @@ locally and dask collections lazily):
   the trees from the same per-tree seeds. The merged forest is identical to the local fit.
 - ``mode="data"`` (data larger than a worker): rows stay in their partitions; see ``_hist``.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -34,8 +35,10 @@ def get_client():
     try:
         return current()
     except ValueError as e:
-        raise RuntimeError("forgeml.dask: no dask.distributed Client is running; start one first, e.g. "
-                           "`from distributed import Client, LocalCluster; client = Client(LocalCluster())`") from e
+        raise RuntimeError(
+            "forgeml.dask: no dask.distributed Client is running; start one first, e.g. "
+            "`from distributed import Client, LocalCluster; client = Client(LocalCluster())`"
+        ) from e
 
 
 def _is_dask(X) -> bool:
@@ -49,6 +52,7 @@ def _to_numpy(a):
 
 
 # ---------------------------------------------------------------- tree-parallel growth
+
 
 def _grow_block(codes, y_enc, weight, seeds, kwargs):
     """Runs on a worker: grow the trees of `seeds` on the replicated binned data."""
@@ -72,8 +76,10 @@ def _fit_tree_parallel(est, X, y, sample_weight, classify, client):
     sample_weight = None if sample_weight is None else _to_numpy(sample_weight)
     X, y = _fit.check_X_y(est, X, y, classify)
     if not est.bootstrap and est.max_samples is not None:
-        raise ValueError("`max_sample` cannot be set if `bootstrap=False`. Either switch to "
-                         "`bootstrap=True` or set `max_sample=None`.")
+        raise ValueError(
+            "`max_sample` cannot be set if `bootstrap=False`. Either switch to "
+            "`bootstrap=True` or set `max_sample=None`."
+        )
     if est.oob_score and not est.bootstrap:
         raise ValueError("Out of bag estimation only available if bootstrap=True")
     if classify:
@@ -88,27 +94,37 @@ def _fit_tree_parallel(est, X, y, sample_weight, classify, client):
         weight = _fit.sample_weights(X, y, sample_weight, None)
     if not weight.any():
         raise ValueError("sample_weight: the total weight is zero; at least one sample needs a positive weight")
-    n_draws = est._n_draws(X.shape[0])
+    n_draws = est._n_draws(X.shape[0], sample_weight)
     seeds = _fit.seeds_for(est.random_state, est.n_estimators)
     est._seeds = seeds
     est.max_features_ = _fit.resolve_max_features(est.max_features, X.shape[1])
     bin_seed = int(seeds[0]) ^ 0x9E3779B9
     codes, edges = _fit.bin_data(X, weight, est.max_bins, bin_seed)
     split, leaf = _fit.resolve_sizes(est, X.shape[0])
-    kwargs = dict(criterion=est.criterion, n_classes=est.n_classes_ if classify else 1, max_depth=est.max_depth,
-                  min_samples_split=split, min_samples_leaf=leaf,
-                  min_weight_fraction_leaf=est.min_weight_fraction_leaf,
-                  min_impurity_decrease=est.min_impurity_decrease, max_features=est.max_features_,
-                  max_leaf_nodes=est.max_leaf_nodes, bootstrap=est.bootstrap, n_draws=n_draws,
-                  balanced_subsample=classify and est.class_weight == "balanced_subsample" and est.bootstrap,
-                  threads=_fit.threads_for(est.n_jobs))
+    kwargs = dict(
+        criterion=est.criterion,
+        n_classes=est.n_classes_ if classify else 1,
+        max_depth=est.max_depth,
+        min_samples_split=split,
+        min_samples_leaf=leaf,
+        min_weight_fraction_leaf=est.min_weight_fraction_leaf,
+        min_impurity_decrease=est.min_impurity_decrease,
+        max_features=est.max_features_,
+        max_leaf_nodes=est.max_leaf_nodes,
+        bootstrap=est.bootstrap,
+        n_draws=n_draws,
+        balanced_subsample=classify and est.class_weight == "balanced_subsample" and est.bootstrap,
+        threads=_fit.threads_for(est.n_jobs),
+    )
     workers = sorted(client.scheduler_info()["workers"])
     if not workers:
         raise RuntimeError("forgeml.dask: the client has no workers")
     blocks = [b for b in np.array_split(seeds, min(len(workers), len(seeds))) if len(b)]
     data = client.scatter([codes, y_enc, weight], broadcast=True)
-    futures = [client.submit(_grow_block, *data, block, kwargs, workers=[w], allow_other_workers=True, pure=False)
-               for block, w in zip(blocks, workers)]
+    futures = [
+        client.submit(_grow_block, *data, block, kwargs, workers=[w], allow_other_workers=True, pure=False)
+        for block, w in zip(blocks, workers)
+    ]
     est._forest = Forest(merge_grown(client.gather(futures)), edges, X.shape[1])
     est._n_draws_ = n_draws
     if est.oob_score:
@@ -118,11 +134,11 @@ def _fit_tree_parallel(est, X, y, sample_weight, classify, client):
 
 # ---------------------------------------------------------------- the estimators
 
+
 def _dask_estimator(base):
     """A subclass of the local forest taking dask collections, with one more parameter, ``mode``."""
     sig = inspect.signature(base.__init__)
-    params = list(sig.parameters.values()) + [inspect.Parameter("mode", inspect.Parameter.KEYWORD_ONLY,
-                                                                default="tree")]
+    params = list(sig.parameters.values()) + [inspect.Parameter("mode", inspect.Parameter.KEYWORD_ONLY, default="tree")]
     classify = issubclass(base, ensemble.RandomForestClassifier)
 
     def __init__(self, *args, mode="tree", **kwargs):
@@ -154,16 +170,24 @@ def _dask_estimator(base):
         local.__dict__.update(state)
         return local
 
-    ns = {"__init__": __init__, "fit": fit, "predict": predict, "to_local": to_local,
-          "__module__": __name__, "__doc__": f"{base.__doc__}\n\n    On dask.distributed: ``mode`` is "
-                                             "'tree' (trees split over workers, identical to the local fit) "
-                                             "or 'data' (rows stay on their workers; summed histograms)."}
+    ns = {
+        "__init__": __init__,
+        "fit": fit,
+        "predict": predict,
+        "to_local": to_local,
+        "__module__": __name__,
+        "__doc__": f"{base.__doc__}\n\n    On dask.distributed: ``mode`` is "
+        "'tree' (trees split over workers, identical to the local fit) "
+        "or 'data' (rows stay on their workers; summed histograms).",
+    }
     if classify:
+
         def predict_proba(self, X):
             """Class probabilities (rows, n_classes); lazily for a dask collection."""
             if _is_dask(X):
                 return _lazy_proba(self, X)
             return base.predict_proba(self, X)
+
         ns["predict_proba"] = predict_proba
     return type(base.__name__, (base,), ns)
 

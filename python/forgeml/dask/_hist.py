@@ -16,6 +16,7 @@ The result is an ordinary Forest. Histogram layout per (node, feature): bins 0..
 value codes, the last one NaN; statistics S per bin as in ops.tree ({count, W, w_0..w_K-1} or
 {count, W, sum wy, sum wy^2}), count being rows drawn at least once.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,6 +37,7 @@ _POISSON_KMAX = 24
 
 # ---------------------------------------------------------------- worker side
 
+
 def poisson_counts(seed: int, rows: np.ndarray, lam: float) -> np.ndarray:
     """Poisson(lam) draws for global row indices `rows`, from a splitmix64 hash of (seed, row)."""
     z = np.full(len(rows), seed, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)  # wraps mod 2^64
@@ -53,8 +55,10 @@ def _scan(X, y, sw, index, d, classify, sample_rate, seed):
     """Checks one partition; returns its size, classes (counts) and a uniform sample for binning."""
     X = np.asarray(X)
     if X.ndim != 2 or X.shape[1] != d:
-        raise ValueError(f"X: partition {index} has shape {X.shape}, expected (rows, {d}) as declared by the "
-                         f"collection; every partition needs the same n_features")
+        raise ValueError(
+            f"X: partition {index} has shape {X.shape}, expected (rows, {d}) as declared by the "
+            f"collection; every partition needs the same n_features"
+        )
     y = np.asarray(y).reshape(-1)
     if len(y) != len(X):
         raise ValueError(f"y: partition {index} has {len(y)} rows but X's partition has {len(X)}")
@@ -121,8 +125,10 @@ def _round(st, r, splits, requests, n_bins, n_classes):
     requests: {t: (nodes (R_t), feats (R_t, kf))}; returns (R, kf, n_bins, S) float64 with the
     requests' nodes in order of t then position."""
     if st["round"] != r:
-        raise RuntimeError(f"forgeml.dask: a partition's training state is at round {st['round']}, expected {r}; "
-                           "it was lost and recomputed (a worker died mid-fit). Fit again.")
+        raise RuntimeError(
+            f"forgeml.dask: a partition's training state is at round {st['round']}, expected {r}; "
+            "it was lost and recomputed (a worker died mid-fit). Fit again."
+        )
     _route(st, splits)
     st["round"] = r + 1
     codes, node, cnt, w, y = st["codes"], st["node"], st["count"], st["w"], st["y"]
@@ -156,12 +162,13 @@ def _round(st, r, splits, requests, n_bins, n_classes):
                 wy = wt * yr
                 h[:, 2] = np.bincount(idx, wy, minlength=m)
                 h[:, 3] = np.bincount(idx, wy * yr, minlength=m)
-            out[base:base + len(nodes), j] = h.reshape(len(nodes), n_bins, S)
+            out[base : base + len(nodes), j] = h.reshape(len(nodes), n_bins, S)
         base += len(nodes)
     return out
 
 
 # ---------------------------------------------------------------- client side
+
 
 def _impurity(total, criterion):
     W = total[1]
@@ -189,8 +196,20 @@ class _TreeBuilder:
 
     def __init__(self, k):
         self.k = k
-        self.cols = {name: [] for name in ("feature", "thr_bin", "nan_left", "left", "right", "impurity",
-                                           "weighted_n", "n_samples", "value")}
+        self.cols = {
+            name: []
+            for name in (
+                "feature",
+                "thr_bin",
+                "nan_left",
+                "left",
+                "right",
+                "impurity",
+                "weighted_n",
+                "n_samples",
+                "value",
+            )
+        }
         self.depth = 0
 
     def new_node(self):
@@ -200,10 +219,19 @@ class _TreeBuilder:
 
     def arrays(self):
         c = self.cols
-        out = {name: np.asarray(c[name], dtype=dt) for name, dt in
-               (("feature", np.int32), ("thr_bin", np.int32), ("nan_left", np.uint8), ("left", np.int32),
-                ("right", np.int32), ("impurity", np.float64), ("weighted_n", np.float64),
-                ("n_samples", np.int64))}
+        out = {
+            name: np.asarray(c[name], dtype=dt)
+            for name, dt in (
+                ("feature", np.int32),
+                ("thr_bin", np.int32),
+                ("nan_left", np.uint8),
+                ("left", np.int32),
+                ("right", np.int32),
+                ("impurity", np.float64),
+                ("weighted_n", np.float64),
+                ("n_samples", np.int64),
+            )
+        }
         out["value"] = np.asarray(c["value"], dtype=np.float64).reshape(-1, self.k)
         return out
 
@@ -212,6 +240,7 @@ def scatter_rows(client, a, parts: int):
     """A NumPy array as a dask array of `parts` row blocks scattered to the workers (not embedded
     in the task graph)."""
     import dask.array as da
+
     a = np.asarray(a)
     bounds = np.linspace(0, len(a), max(1, min(parts, len(a))) + 1).astype(int)
     blocks = [a[i:j] for i, j in zip(bounds[:-1], bounds[1:])]
@@ -221,6 +250,7 @@ def scatter_rows(client, a, parts: int):
 
 def _dask_arrays(X, y, sample_weight, client):
     import dask.array as da
+
     n_workers = max(1, len(client.scheduler_info()["workers"]))
     if not hasattr(X, "dask"):
         X = scatter_rows(client, X, n_workers)
@@ -239,6 +269,7 @@ def _dask_arrays(X, y, sample_weight, client):
         if a.ndim != 1 or a.shape[0] != X.shape[0]:
             raise ValueError(f"{name}: expected {X.shape[0]} values (one per row of X), got shape {a.shape}")
         return a.rechunk((X.chunks[0],))
+
     return X, align(y, "y"), align(sample_weight, "sample_weight")
 
 
@@ -250,8 +281,10 @@ def fit_data_parallel(est, X, y, sample_weight, classify, client):
     if classify and est.class_weight == "balanced_subsample":
         raise ValueError("class_weight='balanced_subsample': not available with mode='data'")
     if not est.bootstrap and est.max_samples is not None:
-        raise ValueError("`max_sample` cannot be set if `bootstrap=False`. Either switch to "
-                         "`bootstrap=True` or set `max_sample=None`.")
+        raise ValueError(
+            "`max_sample` cannot be set if `bootstrap=False`. Either switch to "
+            "`bootstrap=True` or set `max_sample=None`."
+        )
     X, y, sw = _dask_arrays(X, y, sample_weight, client)
     n, d = X.shape
     if n == 0:
@@ -263,14 +296,27 @@ def fit_data_parallel(est, X, y, sample_weight, classify, client):
     offsets = np.concatenate([[0], np.cumsum(X.chunks[0])])
     bin_seed = int(seeds[0]) ^ 0x9E3779B9
     rate = min(1.0, _fit.BIN_SAMPLE / n)
-    scans = client.gather(client.map(_scan, xs, ys, ws, range(len(xs)), [d] * len(xs), [classify] * len(xs),
-                                     [rate] * len(xs), [bin_seed] * len(xs), pure=False))
+    scans = client.gather(
+        client.map(
+            _scan,
+            xs,
+            ys,
+            ws,
+            range(len(xs)),
+            [d] * len(xs),
+            [classify] * len(xs),
+            [rate] * len(xs),
+            [bin_seed] * len(xs),
+            pure=False,
+        )
+    )
     if sum(s["w_sum"] for s in scans) <= 0:
         raise ValueError("sample_weight: the total weight is zero; at least one sample needs a positive weight")
     sample = np.concatenate([s["sample"] for s in scans])
     sample_w = np.concatenate([s["sample_w"] for s in scans])
-    edges, n_edges = ops.tree_bin_edges(sample, max_bins=est.max_bins, weight=sample_w, sample=len(sample) + 1,
-                                        seed=bin_seed)
+    edges, n_edges = ops.tree_bin_edges(
+        sample, max_bins=est.max_bins, weight=sample_w, sample=len(sample) + 1, seed=bin_seed
+    )
     classes = class_w = None
     if classify:
         classes = np.unique(np.concatenate([s["classes"] for s in scans]))
@@ -285,11 +331,23 @@ def fit_data_parallel(est, X, y, sample_weight, classify, client):
             class_w = np.array([float(cw.get(c, 1.0)) for c in classes])
     else:
         est.n_outputs_ = 1
-    n_draws = est._n_draws(n)
+    n_draws = est._n_draws(n, None)  # a float max_samples counts rows, not total weight, here
     lam = n_draws / n
-    states = client.map(_init, xs, ys, ws, offsets[:-1].tolist(), [edges] * len(xs), [n_edges] * len(xs),
-                        [classes] * len(xs), [class_w] * len(xs), [seeds] * len(xs), [lam] * len(xs),
-                        [est.bootstrap] * len(xs), pure=False)
+    states = client.map(
+        _init,
+        xs,
+        ys,
+        ws,
+        offsets[:-1].tolist(),
+        [edges] * len(xs),
+        [n_edges] * len(xs),
+        [classes] * len(xs),
+        [class_w] * len(xs),
+        [seeds] * len(xs),
+        [lam] * len(xs),
+        [est.bootstrap] * len(xs),
+        pure=False,
+    )
     del xs, ys, ws  # the states hold what the partitions need
     est.n_features_in_ = d
     est.max_features_ = _fit.resolve_max_features(est.max_features, d)
@@ -312,8 +370,10 @@ def _gather_at_home(client, futs, home):
             alive = set(client.scheduler_info()["workers"])
             if not homes <= alive:
                 client.cancel(futs)
-                raise RuntimeError(f"forgeml.dask: worker(s) {sorted(homes - alive)} died mid-fit; their partitions' "
-                                   "training state is gone. Fit again.") from None
+                raise RuntimeError(
+                    f"forgeml.dask: worker(s) {sorted(homes - alive)} died mid-fit; their partitions' "
+                    "training state is gone. Fit again."
+                ) from None
 
 
 def _grow(est, client, states, seeds, edges, n_edges, classify, n):
@@ -352,8 +412,9 @@ def _grow(est, client, states, seeds, edges, n_edges, classify, n):
         c["value"][node] = _value(total, criterion)
         tree.depth = max(tree.depth, depth)
         min_w = est.min_weight_fraction_leaf * root_w[t]
-        return not (depth >= max_depth or total[0] < split or total[0] < 2 * leaf or imp <= 1e-12
-                    or total[1] < 2 * min_w)
+        return not (
+            depth >= max_depth or total[0] < split or total[0] < 2 * leaf or imp <= 1e-12 or total[1] < 2 * min_w
+        )
 
     while queue:
         take, queue = queue[:batch], queue[batch:]
@@ -363,13 +424,19 @@ def _grow(est, client, states, seeds, edges, n_edges, classify, n):
             nodes, fl = requests.setdefault(t, ([], []))
             nodes.append(node)
             fl.append(feats)
-        req = {t: (np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64).reshape(-1, kf))
-               for t, (a, b) in requests.items()}
+        req = {
+            t: (np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64).reshape(-1, kf))
+            for t, (a, b) in requests.items()
+        }
         order = [(t, node) for t, (nodes, _) in req.items() for node in nodes.tolist()]
         feats_of = {(t, node): f for t, (nodes, fs) in req.items() for node, f in zip(nodes.tolist(), fs)}
         depth_of = {(t, node): depth for t, node, depth in take}
-        futs = [client.submit(_round, st, r, pending, req, n_bins, K, pure=False, workers=home[st.key],
-                              allow_other_workers=False) for st in states]
+        futs = [
+            client.submit(
+                _round, st, r, pending, req, n_bins, K, pure=False, workers=home[st.key], allow_other_workers=False
+            )
+            for st in states
+        ]
         hist = None
         for part in _gather_at_home(client, futs, home):
             hist = part if hist is None else hist + part
@@ -392,18 +459,26 @@ def _grow(est, client, states, seeds, edges, n_edges, classify, n):
                     continue
             min_w = est.min_weight_fraction_leaf * root_w[t]
             dense = np.zeros((kf, 256, S))
-            dense[:, :n_bins - 1] = hist[i, :, :n_bins - 1]
+            dense[:, : n_bins - 1] = hist[i, :, : n_bins - 1]
             dense[:, ops.NAN_BIN] = hist[i, :, n_bins - 1]
-            f, b, nl, _ = ops.tree_best_split(dense, total, criterion=criterion, min_samples_leaf=leaf,
-                                              min_weight_leaf=min_w)
+            f, b, nl, _ = ops.tree_best_split(
+                dense, total, criterion=criterion, min_samples_leaf=leaf, min_weight_leaf=min_w
+            )
             if f < 0:
                 continue
-            left_tot = dense[f, :b + 1].sum(axis=0) + (dense[f, ops.NAN_BIN] if nl else 0)
+            left_tot = dense[f, : b + 1].sum(axis=0) + (dense[f, ops.NAN_BIN] if nl else 0)
             right_tot = total - left_tot
             if est.min_impurity_decrease > 0:
                 W, imp = total[1], tree.cols["impurity"][node]
-                gain = W / root_w[t] * (imp - left_tot[1] / W * _impurity(left_tot, criterion)
-                                        - right_tot[1] / W * _impurity(right_tot, criterion))
+                gain = (
+                    W
+                    / root_w[t]
+                    * (
+                        imp
+                        - left_tot[1] / W * _impurity(left_tot, criterion)
+                        - right_tot[1] / W * _impurity(right_tot, criterion)
+                    )
+                )
                 if gain < est.min_impurity_decrease:
                     continue
             feat = int(feats_of[(t, node)][f])

@@ -1,6 +1,7 @@
 """Lazy prediction on dask collections: the fitted model travels to the workers once and each
 partition is predicted where it lives (no rows move to the client). Works for any forgeml model
 with ``predict`` / ``predict_proba`` (forests, trees, SVC, LinearSVC) and for Keras models."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,6 +13,7 @@ def as_rows(X, name="X"):
     """A dask array with one chunk along the features (dask dataframes become dask arrays)."""
     import dask.array as da
     import dask.dataframe as dd
+
     if isinstance(X, (dd.DataFrame, dd.Series)):
         X = X.to_dask_array(lengths=True)
     if not isinstance(X, da.Array):
@@ -23,6 +25,7 @@ def as_rows(X, name="X"):
 
 def _is_keras(model) -> bool:
     from ..keras.models import Model
+
     return isinstance(model, Model)
 
 
@@ -35,10 +38,12 @@ def _block_predict(block, model, method, kwargs):
 class _KerasPayload:
     """A Keras model on its way to the workers: its JSON config and weights (Keras models are not
     pickled, as in Keras). Rebuilt once per worker process and cached by a token."""
+
     _cache: dict = {}
 
     def __init__(self, model):
         import uuid
+
         self.token = uuid.uuid4().hex
         self.config = model.to_json()
         self.weights = [np.asarray(w) for w in model.get_weights()]
@@ -47,6 +52,7 @@ class _KerasPayload:
         m = self._cache.get(self.token)
         if m is None:
             from ..keras.models import model_from_json
+
             m = model_from_json(self.config)
             m.set_weights(self.weights)
             self._cache.clear()  # keep one model per process
@@ -60,10 +66,18 @@ def _map(model, X, method, out_cols, dtype, kwargs=None):
         raise ValueError(f"X: expected a 2-D dask collection (rows, features), got {X.ndim}-D")
     kwargs = kwargs or {}
     if out_cols is None:  # one value per row
-        return X.map_blocks(_block_predict, model, method, kwargs, drop_axis=1, dtype=dtype,
-                            meta=np.empty((0,), dtype=dtype))
-    return X.map_blocks(_block_predict, model, method, kwargs, chunks=(X.chunks[0], (out_cols,)), dtype=dtype,
-                        meta=np.empty((0, 0), dtype=dtype))
+        return X.map_blocks(
+            _block_predict, model, method, kwargs, drop_axis=1, dtype=dtype, meta=np.empty((0,), dtype=dtype)
+        )
+    return X.map_blocks(
+        _block_predict,
+        model,
+        method,
+        kwargs,
+        chunks=(X.chunks[0], (out_cols,)),
+        dtype=dtype,
+        meta=np.empty((0, 0), dtype=dtype),
+    )
 
 
 def predict(model, X):
@@ -81,8 +95,9 @@ def predict(model, X):
             return X.map_blocks(_block_predict, model, "predict", kwargs, chunks=chunks, dtype=np.float32)
         drop = tuple(range(1, X.ndim))
         new = tuple(range(1, 1 + len(out_shape)))
-        return X.map_blocks(_block_predict, model, "predict", kwargs, drop_axis=drop, new_axis=new,
-                            chunks=chunks, dtype=np.float32)
+        return X.map_blocks(
+            _block_predict, model, "predict", kwargs, drop_axis=drop, new_axis=new, chunks=chunks, dtype=np.float32
+        )
     classes = getattr(model, "classes_", None)
     dtype = classes.dtype if classes is not None else np.float64
     return _map(model, X, "predict", None, dtype)

@@ -17,10 +17,21 @@ buffer, so the weights stay identical on every rank and equal (to float32 summat
 process training on the global batch. An uncaught exception on any rank aborts the whole job
 (MPI_Abort) instead of leaving the other ranks waiting in a collective.
 """
+
 from __future__ import annotations
 
 from ._comm import allreduce_mean, broadcast, comm, is_root, rank, shard, size
 from ._keras import BroadcastGlobalVariablesCallback, DistributedOptimizer, MetricAverageCallback
 
-__all__ = ["DistributedOptimizer", "BroadcastGlobalVariablesCallback", "MetricAverageCallback", "shard",
-           "rank", "size", "is_root", "comm", "allreduce_mean", "broadcast"]
+__all__ = [
+    "DistributedOptimizer",
+    "BroadcastGlobalVariablesCallback",
+    "MetricAverageCallback",
+    "shard",
+    "rank",
+    "size",
+    "is_root",
+    "comm",
+    "allreduce_mean",
+    "broadcast",
+]

@@ -1,4 +1,5 @@
 """The MPI world (mpi4py), found lazily, and the few collectives training needs."""
+
 from __future__ import annotations
 
 import sys
@@ -15,8 +16,10 @@ def comm():
         try:
             from mpi4py import MPI
         except ImportError as e:
-            raise ImportError("forgeml.distributed needs mpi4py and an MPI library: pip install 'forgeml[mpi]' "
-                              "(with Open MPI or MPICH installed)") from e
+            raise ImportError(
+                "forgeml.distributed needs mpi4py and an MPI library: pip install 'forgeml[mpi]' "
+                "(with Open MPI or MPICH installed)"
+            ) from e
         c = _state["comm"] = MPI.COMM_WORLD
         _state["MPI"] = MPI
         if c.Get_size() > 1:
@@ -73,6 +76,7 @@ def allreduce_mean(buf) -> None:
         return
     if type(buf).__module__.split(".", 1)[0] == "cupy":
         import cupy
+
         cupy.cuda.get_current_stream().synchronize()  # MPI reads the buffer outside the stream
     c.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
     buf *= buf.dtype.type(1.0 / n)

@@ -1,5 +1,6 @@
 """The Keras side: an optimizer that averages gradients across ranks before its update, and the
 callbacks that keep the ranks in step (same initial weights, averaged metrics)."""
+
 from __future__ import annotations
 
 import time
@@ -26,8 +27,12 @@ class _AllreduceGradients:
         spec = self.kernel_spec() if base in optimizers_module._KERNEL_TYPES else None
         if isinstance(params, np.ndarray) and spec is not None:  # keep the wrapped rule's C++ update
             from .. import ops
-            self._kernel = (ops.optimizer_update, spec[0], {**spec[1], "clipnorm": 0.0, "clipvalue": 0.0,
-                                                            "global_clipnorm": 0.0})
+
+            self._kernel = (
+                ops.optimizer_update,
+                spec[0],
+                {**spec[1], "clipnorm": 0.0, "clipvalue": 0.0, "global_clipnorm": 0.0},
+            )
 
     def apply(self):
         if self._ranges and _comm.size() > 1:
@@ -52,7 +57,7 @@ class _AllreduceGradients:
             self.allreduce_calls += 1
             offset = 0
             for i, g in zip(live, grads):
-                pairs[i] = (flat[offset:offset + g.size].reshape(g.shape), pairs[i][1])
+                pairs[i] = (flat[offset : offset + g.size].reshape(g.shape), pairs[i][1])
                 offset += g.size
         return super().apply_gradients(pairs)
 
@@ -72,8 +77,9 @@ def DistributedOptimizer(optimizer):
     base = type(opt)
     cls = _CLASSES.get(base)
     if cls is None:
-        cls = _CLASSES[base] = type(base.__name__, (_AllreduceGradients, base),
-                                    {"__module__": __name__, "__qualname__": base.__name__})
+        cls = _CLASSES[base] = type(
+            base.__name__, (_AllreduceGradients, base), {"__module__": __name__, "__qualname__": base.__name__}
+        )
     wrapped = cls.__new__(cls)
     wrapped.__dict__.update(opt.__dict__)
     _comm.comm()  # find the world now: an uncaught exception on any rank then aborts the job
@@ -92,8 +98,10 @@ class BroadcastGlobalVariablesCallback(callbacks_module.Callback):
     def on_train_begin(self, logs=None):
         steps = _comm.gather_ints(self.params.get("steps", 0))
         if len(set(steps)) != 1:
-            raise ValueError(f"forgeml.distributed: ranks would run different numbers of steps per epoch {steps}; "
-                             "give every rank the same number of rows (forgeml.distributed.shard does)")
+            raise ValueError(
+                f"forgeml.distributed: ranks would run different numbers of steps per epoch {steps}; "
+                "give every rank the same number of rows (forgeml.distributed.shard does)"
+            )
         model = self.model
         if getattr(model, "_params", None) is not None:  # Sequential-style models: one flat buffer
             _comm.broadcast(model._params, self.root_rank)

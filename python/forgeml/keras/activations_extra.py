@@ -3,14 +3,28 @@ activations.py: ``backward(dy, y, z)`` may overwrite dy; ``needs_input`` says wh
 
 None of them has a matmul epilogue (``kernel`` is None), so layers run them after the product.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from .activations import Activation, _xp
 
-__all__ = ["EXTRA", "ELU", "SELU", "Swish", "LeakyReLU", "ReLU6", "Softplus", "Softsign", "HardSigmoid",
-           "HardSwish", "Mish", "Exponential", "LogSoftmax"]
+__all__ = [
+    "EXTRA",
+    "ELU",
+    "SELU",
+    "Swish",
+    "LeakyReLU",
+    "ReLU6",
+    "Softplus",
+    "Softsign",
+    "HardSigmoid",
+    "HardSwish",
+    "Mish",
+    "Exponential",
+    "LogSoftmax",
+]
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
@@ -34,6 +48,7 @@ def _softplus(xp, z):
 
 class ELU(Activation):
     """z > 0: z; else alpha (exp(z) - 1). The gradient follows from y alone (y > 0 iff z > 0)."""
+
     name = "elu"
 
     def __init__(self, alpha=1.0):
@@ -63,6 +78,7 @@ class SELU(Activation):
 
 class Swish(Activation):
     """z sigmoid(z) (Keras: swish, silu)."""
+
     name, needs_input = "swish", True
 
     def forward(self, z, out=None):
@@ -126,6 +142,7 @@ class Softsign(Activation):
 
 class HardSigmoid(Activation):
     """Keras 3: relu6(z + 3) / 6."""
+
     name = "hard_sigmoid"
 
     def forward(self, z, out=None):
@@ -138,6 +155,7 @@ class HardSigmoid(Activation):
 
 class HardSwish(Activation):
     """z relu6(z + 3) / 6 (Keras: hard_swish, hard_silu)."""
+
     name, needs_input = "hard_swish", True
 
     def forward(self, z, out=None):
@@ -151,6 +169,7 @@ class HardSwish(Activation):
 
 class Mish(Activation):
     """z tanh(softplus(z))."""
+
     name, needs_input = "mish", True
 
     def forward(self, z, out=None):
@@ -177,6 +196,7 @@ class Exponential(Activation):
 
 class LogSoftmax(Activation):
     """Over the last axis: z - logsumexp(z)."""
+
     name = "log_softmax"
 
     def forward(self, z, out=None):
@@ -190,7 +210,19 @@ class LogSoftmax(Activation):
 
 
 _swish, _hswish = Swish(), HardSwish()
-EXTRA = {"elu": ELU(), "selu": SELU(), "swish": _swish, "silu": _swish, "leaky_relu": LeakyReLU(),
-         "relu6": ReLU6(), "softplus": Softplus(), "softsign": Softsign(), "hard_sigmoid": HardSigmoid(),
-         "hard_swish": _hswish, "hard_silu": _hswish, "mish": Mish(), "exponential": Exponential(),
-         "log_softmax": LogSoftmax()}
+EXTRA = {
+    "elu": ELU(),
+    "selu": SELU(),
+    "swish": _swish,
+    "silu": _swish,
+    "leaky_relu": LeakyReLU(),
+    "relu6": ReLU6(),
+    "softplus": Softplus(),
+    "softsign": Softsign(),
+    "hard_sigmoid": HardSigmoid(),
+    "hard_swish": _hswish,
+    "hard_silu": _hswish,
+    "mish": Mish(),
+    "exponential": Exponential(),
+    "log_softmax": LogSoftmax(),
+}

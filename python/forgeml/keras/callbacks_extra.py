@@ -1,4 +1,5 @@
 """ReduceLROnPlateau, CSVLogger and BackupAndRestore with Keras 3's arguments and behaviour."""
+
 from __future__ import annotations
 
 import csv
@@ -17,8 +18,18 @@ class ReduceLROnPlateau(Callback):
     """Multiply the learning rate by `factor` after `patience` epochs without an improvement of
     more than `min_delta` in `monitor`; then wait `cooldown` epochs; never below `min_lr`."""
 
-    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto", min_delta=1e-4,
-                 cooldown=0, min_lr=0.0, **kwargs):
+    def __init__(
+        self,
+        monitor="val_loss",
+        factor=0.1,
+        patience=10,
+        verbose=0,
+        mode="auto",
+        min_delta=1e-4,
+        cooldown=0,
+        min_lr=0.0,
+        **kwargs,
+    ):
         super().__init__()
         if factor >= 1.0:
             raise ValueError(f"ReduceLROnPlateau does not support a factor >= 1.0. Received factor={factor}")
@@ -49,8 +60,11 @@ class ReduceLROnPlateau(Callback):
         logs["learning_rate"] = float(opt.learning_rate)
         current = logs.get(self.monitor)
         if current is None:
-            warnings.warn(f"Learning rate reduction is conditioned on metric `{self.monitor}` which is not "
-                          f"available. Available metrics are: {','.join(logs)}.", stacklevel=2)
+            warnings.warn(
+                f"Learning rate reduction is conditioned on metric `{self.monitor}` which is not "
+                f"available. Available metrics are: {','.join(logs)}.",
+                stacklevel=2,
+            )
             return
         if self.cooldown_counter > 0:
             self.cooldown_counter -= 1

@@ -8,6 +8,7 @@
 - a generator or iterator is one stream: steps_per_epoch batches per epoch, or until it ends.
 Elements are x, (x,), (x, y) or (x, y, sample_weight).
 """
+
 from __future__ import annotations
 
 import inspect
@@ -57,6 +58,7 @@ class PyDataset:
 
 def _dataset_type():
     from ..data import Dataset
+
     return Dataset
 
 
@@ -64,8 +66,11 @@ def is_stream(x) -> bool:
     """True for inputs that yield batches rather than being one array."""
     if x is None or hasattr(x, "shape") or isinstance(x, (list, tuple, dict, np.ndarray)):
         return False
-    return (isinstance(x, (PyDataset, _dataset_type())) or inspect.isgenerator(x)
-            or (hasattr(x, "__next__") and hasattr(x, "__iter__")))
+    return (
+        isinstance(x, (PyDataset, _dataset_type()))
+        or inspect.isgenerator(x)
+        or (hasattr(x, "__next__") and hasattr(x, "__iter__"))
+    )
 
 
 def unpack(element):
@@ -77,8 +82,10 @@ def unpack(element):
             return element[0], element[1], None
         if len(element) == 3:
             return element
-        raise ValueError(f"Data is expected to be in format `x`, `(x,)`, `(x, y)`, or `(x, y, sample_weight)`, "
-                         f"found a tuple of {len(element)} elements")
+        raise ValueError(
+            f"Data is expected to be in format `x`, `(x,)`, `(x, y)`, or `(x, y, sample_weight)`, "
+            f"found a tuple of {len(element)} elements"
+        )
     return element, None, None
 
 
@@ -110,6 +117,7 @@ class StreamAdapter:
             order = np.arange(n)
             if self.shuffle:
                 from .utils import global_rng
+
                 order = global_rng().permutation(n)
             for i in order[: self.steps]:
                 yield unpack(data[int(i)])
@@ -135,9 +143,11 @@ class StreamAdapter:
                     continue
                 if self.steps is not None or taken == 0:
                     self.exhausted = True
-                    warnings.warn("Your input ran out of data; interrupting training. Make sure that your dataset "
-                                  "or generator can generate at least `steps_per_epoch * epochs` batches.",
-                                  stacklevel=3)
+                    warnings.warn(
+                        "Your input ran out of data; interrupting training. Make sure that your dataset "
+                        "or generator can generate at least `steps_per_epoch * epochs` batches.",
+                        stacklevel=3,
+                    )
                 return
             taken += 1
             yield unpack(element)
@@ -154,4 +164,4 @@ def iterate_inputs(data, batch_size=None, steps=None):
     arr = np.asarray(data) if not hasattr(data, "shape") else data
     bs = batch_size or len(arr) or 1
     for a in range(0, len(arr), bs):
-        yield arr[a:a + bs]
+        yield arr[a : a + bs]

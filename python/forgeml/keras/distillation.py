@@ -9,6 +9,7 @@ teacher is frozen (only run forward, in inference mode); its logits are its last
 before the softmax. The student must end in a softmax fused with a (sparse) categorical
 cross-entropy, the usual classifier; ``distiller.student`` is then an ordinary trained model.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -57,8 +58,15 @@ def _logits(model, x):
 
 
 class Distiller:
-    def __init__(self, teacher, student, distillation_losses=None, distillation_loss_weights=None,
-                 student_loss_weight=0.5, name="distiller"):
+    def __init__(
+        self,
+        teacher,
+        student,
+        distillation_losses=None,
+        distillation_loss_weights=None,
+        student_loss_weight=0.5,
+        name="distiller",
+    ):
         if teacher is student:
             raise ValueError("Distiller: teacher and student must be different models")
         if not 0.0 <= float(student_loss_weight) <= 1.0:
@@ -89,8 +97,9 @@ class Distiller:
         yy = s._prepare_y(y, n)
         s._ready()
         if not s._fused:
-            raise NotImplementedError("Distiller: the student must end in a softmax with a (sparse) categorical "
-                                      "cross-entropy loss")
+            raise NotImplementedError(
+                "Distiller: the student must end in a softmax with a (sparse) categorical cross-entropy loss"
+            )
         rng = utils.global_rng()
         history = {"loss": [], "student_loss": [], "distillation_loss": []}
         w = self.student_loss_weight
@@ -98,7 +107,7 @@ class Distiller:
             perm = rng.permutation(n) if shuffle else np.arange(n)
             sums = np.zeros(3)
             for a in range(0, n, batch_size):
-                idx = perm[a:a + batch_size]
+                idx = perm[a : a + batch_size]
                 xb, yb = x[idx], yy[idx]
                 m = xb.shape[0]
                 t_logits = np.array(_logits(self.teacher, xb))

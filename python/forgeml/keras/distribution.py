@@ -9,6 +9,7 @@ With a DataParallel distribution set, ``fit`` gives each rank its shard of every
 ranks every step, starts from rank 0's weights and averages the logged metrics, so every
 callback sees the same values on every rank; progress bars and ModelCheckpoint run on rank 0
 only. With one process (plain ``python train.py``) nothing changes."""
+
 from __future__ import annotations
 
 __all__ = ["DataParallel", "set_distribution", "distribution", "list_devices"]
@@ -27,6 +28,7 @@ class DataParallel:
     def _prepare_fit(self, model, x, y, sample_weight, batch_size, callbacks, verbose):
         from .. import distributed as dist
         from .callbacks import ModelCheckpoint
+
         n = dist.size()
         if n == 1:
             return x, y, sample_weight, batch_size, callbacks, verbose
@@ -59,5 +61,6 @@ def distribution():
 def list_devices(device_type=None):
     """One entry per MPI rank (forgeml runs one device per process)."""
     from .. import distributed as dist
+
     kind = (device_type or "cpu").lower()
     return [f"{kind}:{r}" for r in range(dist.size())]

@@ -5,6 +5,7 @@ walks back from the outputs, orders the nodes so every node comes after the node
 ``run`` replays them on arrays (or tape Tensors) in that order. Several inputs and outputs, shared
 layers (one layer, several nodes) and models used as layers all follow from that.
 """
+
 from __future__ import annotations
 
 from .autodiff import tape as _tape
@@ -22,8 +23,10 @@ class Graph:
         self.outputs = flatten(outputs)
         for t in self.inputs + self.outputs:
             if not isinstance(t, KerasTensor):
-                raise TypeError(f"Model(inputs, outputs): expected keras.Input tensors and tensors computed from "
-                                f"them, got {type(t).__name__}")
+                raise TypeError(
+                    f"Model(inputs, outputs): expected keras.Input tensors and tensors computed from "
+                    f"them, got {type(t).__name__}"
+                )
         self.nodes = self._order()
         self.layers = []
         for node in self.nodes:
@@ -41,8 +44,10 @@ class Graph:
                     continue
                 node = t._node
                 if node is None:
-                    raise ValueError(f"Model(inputs, outputs): output depends on input {t.name!r}, which is not "
-                                     f"among the model's inputs {[i.name for i in self.inputs]}")
+                    raise ValueError(
+                        f"Model(inputs, outputs): output depends on input {t.name!r}, which is not "
+                        f"among the model's inputs {[i.name for i in self.inputs]}"
+                    )
                 if done:
                     if state.get(id(node)) != "done":
                         state[id(node)] = "done"
@@ -77,20 +82,24 @@ class Graph:
         else:
             flat = flatten(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         if len(flat) != len(self.inputs):
-            raise ValueError(f"The model expects {len(self.inputs)} input(s) {self.input_names}, but it received "
-                             f"{len(flat)} input tensors")
+            raise ValueError(
+                f"The model expects {len(self.inputs)} input(s) {self.input_names}, but it received "
+                f"{len(flat)} input tensors"
+            )
         env = {}
         for t, v in zip(self.inputs, flat):
             got = tuple(_tape.value_of(v).shape[1:]) if hasattr(_tape.value_of(v), "shape") else None
             want = t.shape[1:]
-            if got is not None and (len(got) != len(want) or any(w is not None and w != g
-                                                                  for w, g in zip(want, got))):
-                raise ValueError(f"Input {t.name!r} is incompatible with the model: expected shape "
-                                 f"{(None, *want)}, got {(None, *got)}")
+            if got is not None and (len(got) != len(want) or any(w is not None and w != g for w, g in zip(want, got))):
+                raise ValueError(
+                    f"Input {t.name!r} is incompatible with the model: expected shape "
+                    f"{(None, *want)}, got {(None, *got)}"
+                )
             env[id(t)] = v
 
         def value(t):
             return env[id(t)] if isinstance(t, KerasTensor) else t
+
         for node in self.nodes:
             args = map_structure(value, list(node.args))
             kw = {k: map_structure(value, v) for k, v in node.kwargs.items()}
@@ -98,6 +107,7 @@ class Graph:
             layer = node.layer
             if hasattr(layer, "call") and not hasattr(layer, "_model_call") and type(layer).__name__ != "Model":
                 from .layers._calling import is_builtin
+
                 if not is_builtin(layer):
                     kw = call_kwargs(layer.call, kw)
             out = layer(*args, **kw)

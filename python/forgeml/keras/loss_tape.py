@@ -1,6 +1,7 @@
 """Losses on the tape: a built-in loss is one node whose VJP is its hand-written gradient; a loss
 function or a Loss subclass's ``call`` (written with keras.ops) records its own ops, and its
 per-sample values are reduced as Keras does (sum over batch size, sample weights)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -43,8 +44,9 @@ def _reduce(per, sw, who):
         if v.ndim > 1:
             per = knp.mean(per, axis=tuple(range(1, v.ndim)))
         if v.shape[0] != swv.shape[0]:
-            raise ValueError(f"{who}: returned shape {tuple(v.shape)}, expected one value per sample "
-                             f"({swv.shape[0]}) to weight")
+            raise ValueError(
+                f"{who}: returned shape {tuple(v.shape)}, expected one value per sample ({swv.shape[0]}) to weight"
+            )
         return knp.divide(knp.sum(knp.multiply(per, swv)), float(v.shape[0]))
     return knp.mean(per)
 
@@ -61,6 +63,8 @@ def apply_loss(loss, y, y_pred, sw=None):
     v = _tape.value_of(per)
     batch = _tape.value_of(y_pred).shape[0]
     if np.ndim(v) and v.shape[0] != batch:
-        raise ValueError(f"{who}: returned shape {tuple(v.shape)}; a loss must return a scalar or one value per "
-                         f"sample (leading dimension {batch})")
+        raise ValueError(
+            f"{who}: returned shape {tuple(v.shape)}; a loss must return a scalar or one value per "
+            f"sample (leading dimension {batch})"
+        )
     return _reduce(per, sw, who)

@@ -5,6 +5,7 @@ Two shapes of loss: elementwise ones (Huber, LogCosh, Poisson, MAPE, MSLE, hinge
 average an elementwise term over every non-batch axis; row ones (KL divergence, categorical
 hinge, cosine similarity, categorical focal) reduce the last axis first and average the rest.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,9 +15,21 @@ import numpy as np
 from .backend import epsilon, xp_of
 from .losses import Loss, _reduce_last, _scale_rows, _weighted_sum
 
-__all__ = ["Huber", "LogCosh", "KLDivergence", "Poisson", "Hinge", "SquaredHinge", "CategoricalHinge",
-           "MeanAbsolutePercentageError", "MeanSquaredLogarithmicError", "CosineSimilarity",
-           "BinaryFocalCrossentropy", "CategoricalFocalCrossentropy", "EXTRA_BY_NAME"]
+__all__ = [
+    "Huber",
+    "LogCosh",
+    "KLDivergence",
+    "Poisson",
+    "Hinge",
+    "SquaredHinge",
+    "CategoricalHinge",
+    "MeanAbsolutePercentageError",
+    "MeanSquaredLogarithmicError",
+    "CosineSimilarity",
+    "BinaryFocalCrossentropy",
+    "CategoricalFocalCrossentropy",
+    "EXTRA_BY_NAME",
+]
 
 
 class _Elementwise(Loss):
@@ -48,6 +61,7 @@ class _Rowwise(Loss):
 
 class Huber(_Elementwise):
     """0.5 d^2 where |d| <= delta, else delta (|d| - 0.5 delta)."""
+
     name = "huber_loss"
 
     def __init__(self, delta=1.0, reduction="sum_over_batch_size", name=None):
@@ -67,6 +81,7 @@ class Huber(_Elementwise):
 
 class LogCosh(_Elementwise):
     """log(cosh(d)), written d + softplus(-2d) - log 2 so large |d| does not overflow."""
+
     name = "log_cosh"
 
     def _value(self, y, p):
@@ -80,6 +95,7 @@ class LogCosh(_Elementwise):
 
 class Poisson(_Elementwise):
     """p - y log(p + eps)."""
+
     name = "poisson"
 
     def _value(self, y, p):
@@ -99,6 +115,7 @@ def _signed_labels(y):
 
 class Hinge(_Elementwise):
     """max(1 - y p, 0) with y in {-1, 1} (0/1 labels are converted)."""
+
     name = "hinge"
 
     def prepare_targets(self, y, pred_shape):
@@ -124,6 +141,7 @@ class SquaredHinge(Hinge):
 
 class MeanAbsolutePercentageError(_Elementwise):
     """100 |y - p| / max(|y|, eps)."""
+
     name = "mean_absolute_percentage_error"
 
     def _value(self, y, p):
@@ -135,6 +153,7 @@ class MeanAbsolutePercentageError(_Elementwise):
 
 class MeanSquaredLogarithmicError(_Elementwise):
     """(log(max(p, eps) + 1) - log(max(y, eps) + 1))^2."""
+
     name = "mean_squared_logarithmic_error"
 
     def _value(self, y, p):
@@ -151,10 +170,20 @@ class MeanSquaredLogarithmicError(_Elementwise):
 class BinaryFocalCrossentropy(_Elementwise):
     """(1 - p_t)^gamma * bce, p_t = y p + (1 - y)(1 - p); with class balancing times
     y alpha + (1 - y)(1 - alpha)."""
+
     name = "binary_focal_crossentropy"
 
-    def __init__(self, apply_class_balancing=False, alpha=0.25, gamma=2.0, from_logits=False, label_smoothing=0.0,
-                 axis=-1, reduction="sum_over_batch_size", name=None):
+    def __init__(
+        self,
+        apply_class_balancing=False,
+        alpha=0.25,
+        gamma=2.0,
+        from_logits=False,
+        label_smoothing=0.0,
+        axis=-1,
+        reduction="sum_over_batch_size",
+        name=None,
+    ):
         super().__init__(reduction, name)
         self.apply_class_balancing, self.alpha, self.gamma = bool(apply_class_balancing), float(alpha), float(gamma)
         self.from_logits, self.label_smoothing = bool(from_logits), float(label_smoothing)
@@ -189,15 +218,22 @@ class BinaryFocalCrossentropy(_Elementwise):
         pt = y * p + (1 - y) * (1 - p)
         q = xp_of(z).maximum(1 - pt, 0)
         dfocal = -self.gamma * q ** max(self.gamma - 1, 0) * (2 * y - 1) * dp if self.gamma else 0.0
-        return self._weight(y) * (dfocal * bce + q ** self.gamma * dbce)
+        return self._weight(y) * (dfocal * bce + q**self.gamma * dbce)
 
     def get_config(self):
-        return {**super().get_config(), "apply_class_balancing": self.apply_class_balancing, "alpha": self.alpha,
-                "gamma": self.gamma, "from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
+        return {
+            **super().get_config(),
+            "apply_class_balancing": self.apply_class_balancing,
+            "alpha": self.alpha,
+            "gamma": self.gamma,
+            "from_logits": self.from_logits,
+            "label_smoothing": self.label_smoothing,
+        }
 
 
 class KLDivergence(_Rowwise):
     """sum y log(y / p) over the last axis, both clipped to [eps, 1]."""
+
     name = "kl_divergence"
 
     def _value(self, y, p):
@@ -213,6 +249,7 @@ class KLDivergence(_Rowwise):
 
 class CategoricalHinge(_Rowwise):
     """max(max((1 - y) p) - sum(y p) + 1, 0)."""
+
     name = "categorical_hinge"
 
     def _value(self, y, p):
@@ -235,6 +272,7 @@ def _l2_normalize(xp, a):
 
 class CosineSimilarity(_Rowwise):
     """-sum(normalize(y) normalize(p)) over the last axis."""
+
     name = "cosine_similarity"
 
     def __init__(self, axis=-1, reduction="sum_over_batch_size", name=None):
@@ -261,10 +299,19 @@ class CosineSimilarity(_Rowwise):
 
 class CategoricalFocalCrossentropy(_Rowwise):
     """-sum alpha (1 - q)^gamma y log q, q = p / sum(p) clipped to [eps, 1 - eps] (softmax of logits)."""
+
     name = "categorical_focal_crossentropy"
 
-    def __init__(self, alpha=0.25, gamma=2.0, from_logits=False, label_smoothing=0.0, axis=-1,
-                 reduction="sum_over_batch_size", name=None):
+    def __init__(
+        self,
+        alpha=0.25,
+        gamma=2.0,
+        from_logits=False,
+        label_smoothing=0.0,
+        axis=-1,
+        reduction="sum_over_batch_size",
+        name=None,
+    ):
         super().__init__(reduction, name)
         self.alpha, self.gamma, self.from_logits = float(alpha), float(gamma), bool(from_logits)
         self.label_smoothing = float(label_smoothing)
@@ -292,8 +339,11 @@ class CategoricalFocalCrossentropy(_Rowwise):
         qc = xp.clip(q, epsilon(), 1 - epsilon())
         inside = (q > epsilon()) & (q < 1 - epsilon())
         # dL/dq_j for the clipped q, then through the normalisation (or the softmax)
-        gq = -self.alpha * y * ((1 - qc) ** self.gamma / qc
-                                - self.gamma * (1 - qc) ** max(self.gamma - 1, 0) * xp.log(qc))
+        gq = (
+            -self.alpha
+            * y
+            * ((1 - qc) ** self.gamma / qc - self.gamma * (1 - qc) ** max(self.gamma - 1, 0) * xp.log(qc))
+        )
         gq = xp.where(inside, gq, 0)
         if self.from_logits:
             return q * (gq - (gq * q).sum(axis=-1, keepdims=True))
@@ -301,16 +351,32 @@ class CategoricalFocalCrossentropy(_Rowwise):
         return (gq - (gq * q).sum(axis=-1, keepdims=True)) / s
 
     def get_config(self):
-        return {**super().get_config(), "alpha": self.alpha, "gamma": self.gamma, "from_logits": self.from_logits,
-                "label_smoothing": self.label_smoothing}
+        return {
+            **super().get_config(),
+            "alpha": self.alpha,
+            "gamma": self.gamma,
+            "from_logits": self.from_logits,
+            "label_smoothing": self.label_smoothing,
+        }
 
 
 EXTRA_BY_NAME = {
-    "huber": Huber, "huber_loss": Huber, "log_cosh": LogCosh, "logcosh": LogCosh,
-    "kl_divergence": KLDivergence, "kld": KLDivergence, "kullback_leibler_divergence": KLDivergence,
-    "poisson": Poisson, "hinge": Hinge, "squared_hinge": SquaredHinge, "categorical_hinge": CategoricalHinge,
-    "mape": MeanAbsolutePercentageError, "mean_absolute_percentage_error": MeanAbsolutePercentageError,
-    "msle": MeanSquaredLogarithmicError, "mean_squared_logarithmic_error": MeanSquaredLogarithmicError,
-    "cosine_similarity": CosineSimilarity, "binary_focal_crossentropy": BinaryFocalCrossentropy,
+    "huber": Huber,
+    "huber_loss": Huber,
+    "log_cosh": LogCosh,
+    "logcosh": LogCosh,
+    "kl_divergence": KLDivergence,
+    "kld": KLDivergence,
+    "kullback_leibler_divergence": KLDivergence,
+    "poisson": Poisson,
+    "hinge": Hinge,
+    "squared_hinge": SquaredHinge,
+    "categorical_hinge": CategoricalHinge,
+    "mape": MeanAbsolutePercentageError,
+    "mean_absolute_percentage_error": MeanAbsolutePercentageError,
+    "msle": MeanSquaredLogarithmicError,
+    "mean_squared_logarithmic_error": MeanSquaredLogarithmicError,
+    "cosine_similarity": CosineSimilarity,
+    "binary_focal_crossentropy": BinaryFocalCrossentropy,
     "categorical_focal_crossentropy": CategoricalFocalCrossentropy,
 }

@@ -5,6 +5,7 @@ counts per threshold in float64 on the host; a prediction counts as positive at 
 p > t (Keras's rule). AUC buckets each prediction by the number of thresholds below it
 (searchsorted), so a batch costs O(n log T) instead of O(n T). F1/FBeta keep per-class counts.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,9 +15,23 @@ import numpy as np
 from .backend import epsilon, to_numpy
 from .metrics import Metric
 
-__all__ = ["AUC", "Precision", "Recall", "F1Score", "FBetaScore", "RootMeanSquaredError",
-           "TopKCategoricalAccuracy", "SparseTopKCategoricalAccuracy", "MeanIoU", "R2Score", "Sum",
-           "MeanMetricWrapper", "MeanAbsolutePercentageError", "MeanSquaredLogarithmicError", "EXTRA_BY_NAME"]
+__all__ = [
+    "AUC",
+    "Precision",
+    "Recall",
+    "F1Score",
+    "FBetaScore",
+    "RootMeanSquaredError",
+    "TopKCategoricalAccuracy",
+    "SparseTopKCategoricalAccuracy",
+    "MeanIoU",
+    "R2Score",
+    "Sum",
+    "MeanMetricWrapper",
+    "MeanAbsolutePercentageError",
+    "MeanSquaredLogarithmicError",
+    "EXTRA_BY_NAME",
+]
 
 
 def host(a, dtype=np.float64):
@@ -78,20 +93,34 @@ class AUC(_Confusion):
     """Area under the ROC or PR curve from num_thresholds buckets (Keras's thresholds and
     summation rules; PR with interpolation uses the Davis-Goadrich formula Keras uses)."""
 
-    def __init__(self, num_thresholds=200, curve="ROC", summation_method="interpolation", name=None, dtype=None,
-                 thresholds=None, multi_label=False, num_labels=None, label_weights=None, from_logits=False):
+    def __init__(
+        self,
+        num_thresholds=200,
+        curve="ROC",
+        summation_method="interpolation",
+        name=None,
+        dtype=None,
+        thresholds=None,
+        multi_label=False,
+        num_labels=None,
+        label_weights=None,
+        from_logits=False,
+    ):
         curve, summation_method = str(curve).upper(), str(summation_method).lower()
         if curve not in ("ROC", "PR"):
             raise ValueError(f'Invalid AUC curve value: "{curve}". Expected values are ["ROC", "PR"]')
         if summation_method not in ("interpolation", "minoring", "majoring"):
-            raise ValueError(f'Invalid AUC summation method value: "{summation_method}". Expected values are '
-                             '["interpolation", "majoring", "minoring"]')
+            raise ValueError(
+                f'Invalid AUC summation method value: "{summation_method}". Expected values are '
+                '["interpolation", "majoring", "minoring"]'
+            )
         if thresholds is not None:
             inner = sorted(float(t) for t in thresholds)
         else:
             if num_thresholds <= 1:
-                raise ValueError(f"Argument `num_thresholds` must be an integer > 1. Received: "
-                                 f"num_thresholds={num_thresholds}")
+                raise ValueError(
+                    f"Argument `num_thresholds` must be an integer > 1. Received: num_thresholds={num_thresholds}"
+                )
             inner = [(i + 1) / (num_thresholds - 1) for i in range(num_thresholds - 2)]
         self.thresholds = [0.0 - epsilon()] + inner + [1.0 + epsilon()]
         self.num_thresholds = len(self.thresholds)
@@ -118,8 +147,10 @@ class AUC(_Confusion):
         return float(_div(np.sum(by_label * self.label_weights), np.sum(self.label_weights)))
 
     def result(self):
-        tp, fp, tn, fn = (np.broadcast_to(np.asarray(a, np.float64), (self.num_thresholds,) + np.shape(self.tp)[1:])
-                          for a in (self.tp, self.fp, self.tn, self.fn))
+        tp, fp, tn, fn = (
+            np.broadcast_to(np.asarray(a, np.float64), (self.num_thresholds,) + np.shape(self.tp)[1:])
+            for a in (self.tp, self.fp, self.tn, self.fn)
+        )
         if self.curve == "PR" and self.summation_method == "interpolation":
             dtp = tp[:-1] - tp[1:]
             p = tp + fp
@@ -142,9 +173,15 @@ class AUC(_Confusion):
         return self._average(((x[:-1] - x[1:]) * h).sum(axis=0))
 
     def get_config(self):
-        return {"name": self.name, "num_thresholds": self.num_thresholds, "curve": self.curve,
-                "summation_method": self.summation_method, "multi_label": self.multi_label,
-                "from_logits": self.from_logits, "thresholds": self.thresholds[1:-1]}
+        return {
+            "name": self.name,
+            "num_thresholds": self.num_thresholds,
+            "curve": self.curve,
+            "summation_method": self.summation_method,
+            "multi_label": self.multi_label,
+            "from_logits": self.from_logits,
+            "thresholds": self.thresholds[1:-1],
+        }
 
 
 class _PrecisionRecall(_Confusion):
@@ -152,8 +189,9 @@ class _PrecisionRecall(_Confusion):
         self.init_thresholds = thresholds
         default = 0.5 if top_k is None else -np.inf  # with top_k, every kept prediction counts (Keras)
         self._many = isinstance(thresholds, (list, tuple))
-        self._thresholds = [float(t) for t in thresholds] if self._many else [default if thresholds is None
-                                                                               else float(thresholds)]
+        self._thresholds = (
+            [float(t) for t in thresholds] if self._many else [default if thresholds is None else float(thresholds)]
+        )
         self.top_k, self.class_id = top_k, class_id
         super().__init__(name, dtype)
 
@@ -165,7 +203,7 @@ class _PrecisionRecall(_Confusion):
         y, p, w = self._prepare(y_true, y_pred, sample_weight)
         if self.top_k is not None:  # predictions outside each row's top k become -inf
             k = min(int(self.top_k), p.shape[-1])
-            kth = -np.sort(-p, axis=-1)[..., k - 1:k]
+            kth = -np.sort(-p, axis=-1)[..., k - 1 : k]
             p = np.where(p >= kth, p, -np.inf)
         if self.class_id is not None:
             y, p, w = y[..., self.class_id], p[..., self.class_id], w[..., self.class_id]
@@ -199,8 +237,10 @@ class FBetaScore(Metric):
 
     def __init__(self, average=None, beta=1.0, threshold=None, name="fbeta_score", dtype=None):
         if average not in (None, "micro", "macro", "weighted"):
-            raise ValueError("Invalid `average` argument value. Expected one of: {None, 'micro', 'macro', "
-                             f"'weighted'}}. Received: average={average}")
+            raise ValueError(
+                "Invalid `average` argument value. Expected one of: {None, 'micro', 'macro', "
+                f"'weighted'}}. Received: average={average}"
+            )
         if not beta > 0:
             raise ValueError(f"Invalid `beta` argument value. It should be > 0. Received: beta={beta}")
         self.average, self.beta, self.threshold = average, float(beta), threshold
@@ -212,8 +252,10 @@ class FBetaScore(Metric):
     def update_state(self, y_true, y_pred, sample_weight=None):
         y, p = host(y_true), host(y_pred)
         if p.ndim != 2 or y.shape != p.shape:
-            raise ValueError(f"{type(self).__name__} expects 2D inputs with shape (batch_size, output_dim) for "
-                             f"both y_true and y_pred. Received: y_true.shape={y.shape} y_pred.shape={p.shape}")
+            raise ValueError(
+                f"{type(self).__name__} expects 2D inputs with shape (batch_size, output_dim) for "
+                f"both y_true and y_pred. Received: y_true.shape={y.shape} y_pred.shape={p.shape}"
+            )
         if self.threshold is None:
             pred = (p == p.max(axis=-1, keepdims=True)).astype(np.float64)
         else:
@@ -228,7 +270,7 @@ class FBetaScore(Metric):
     def result(self):
         precision = _div(self.tp, self.tp + self.fp)
         recall = _div(self.tp, self.tp + self.fn)
-        b2 = self.beta ** 2
+        b2 = self.beta**2
         f = _div(precision * recall, b2 * precision + recall) * (1 + b2)
         if self.average == "weighted":
             return float(np.sum(f * _div(self.support, np.sum(self.support))))
@@ -329,8 +371,9 @@ class MeanIoU(Metric):
     """Mean over classes of tp / (tp + fp + fn) from a weighted confusion matrix of integer labels
     (sparse_y_pred=False: the argmax of the scores)."""
 
-    def __init__(self, num_classes, name=None, dtype=None, ignore_class=None, sparse_y_true=True,
-                 sparse_y_pred=True, axis=-1):
+    def __init__(
+        self, num_classes, name=None, dtype=None, ignore_class=None, sparse_y_true=True, sparse_y_pred=True, axis=-1
+    ):
         self.num_classes, self.ignore_class = int(num_classes), ignore_class
         self.sparse_y_true, self.sparse_y_pred = bool(sparse_y_true), bool(sparse_y_pred)
         super().__init__(name, dtype)
@@ -359,8 +402,13 @@ class MeanIoU(Metric):
         return float((tp[valid] / denom[valid]).sum() / max(valid.sum(), 1))
 
     def get_config(self):
-        return {"name": self.name, "num_classes": self.num_classes, "ignore_class": self.ignore_class,
-                "sparse_y_true": self.sparse_y_true, "sparse_y_pred": self.sparse_y_pred}
+        return {
+            "name": self.name,
+            "num_classes": self.num_classes,
+            "ignore_class": self.ignore_class,
+            "sparse_y_true": self.sparse_y_true,
+            "sparse_y_pred": self.sparse_y_pred,
+        }
 
 
 class R2Score(Metric):
@@ -368,8 +416,10 @@ class R2Score(Metric):
 
     def __init__(self, class_aggregation="uniform_average", num_regressors=0, name="r2_score", dtype=None):
         if class_aggregation not in (None, "uniform_average", "variance_weighted_average"):
-            raise ValueError("Invalid value for argument `class_aggregation`. Expected one of {None, "
-                             f"'uniform_average', 'variance_weighted_average'}}. Received: {class_aggregation}")
+            raise ValueError(
+                "Invalid value for argument `class_aggregation`. Expected one of {None, "
+                f"'uniform_average', 'variance_weighted_average'}}. Received: {class_aggregation}"
+            )
         self.class_aggregation, self.num_regressors = class_aggregation, int(num_regressors)
         super().__init__(name, dtype)
 
@@ -436,10 +486,18 @@ class MeanMetricWrapper(Metric):
 
 
 EXTRA_BY_NAME = {
-    "auc": AUC, "precision": Precision, "recall": Recall, "f1_score": F1Score, "fbeta_score": FBetaScore,
-    "root_mean_squared_error": RootMeanSquaredError, "rmse": RootMeanSquaredError,
+    "auc": AUC,
+    "precision": Precision,
+    "recall": Recall,
+    "f1_score": F1Score,
+    "fbeta_score": FBetaScore,
+    "root_mean_squared_error": RootMeanSquaredError,
+    "rmse": RootMeanSquaredError,
     "top_k_categorical_accuracy": TopKCategoricalAccuracy,
-    "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy, "r2_score": R2Score,
-    "mape": MeanAbsolutePercentageError, "mean_absolute_percentage_error": MeanAbsolutePercentageError,
-    "msle": MeanSquaredLogarithmicError, "mean_squared_logarithmic_error": MeanSquaredLogarithmicError,
+    "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy,
+    "r2_score": R2Score,
+    "mape": MeanAbsolutePercentageError,
+    "mean_absolute_percentage_error": MeanAbsolutePercentageError,
+    "msle": MeanSquaredLogarithmicError,
+    "mean_squared_logarithmic_error": MeanSquaredLogarithmicError,
 }

@@ -13,6 +13,7 @@ with ``dtype="mixed_bfloat16"`` or ``dtype_policy=...``. Layers without a bf16 p
 recurrent layers) compute in float32 under either policy; ``layer.dtype_policy`` still reports the
 requested one, and ``bf16_layers(model)`` lists the layers whose products run in bf16.
 """
+
 from __future__ import annotations
 
 __all__ = ["DTypePolicy", "Policy", "set_global_policy", "global_policy", "get", "bf16_layers"]
@@ -27,8 +28,11 @@ class DTypePolicy:
         if isinstance(name, DTypePolicy):
             name = name.name
         if name not in _COMPUTE:
-            hint = " (forgeml keeps float32 master weights: use 'mixed_bfloat16')" if name in (
-                "bfloat16", "float16", "mixed_float16") else ""
+            hint = (
+                " (forgeml keeps float32 master weights: use 'mixed_bfloat16')"
+                if name in ("bfloat16", "float16", "mixed_float16")
+                else ""
+            )
             raise ValueError(f"dtype_policy: expected one of {sorted(_COMPUTE)}, got {name!r}{hint}")
         self._name = name
 
@@ -91,6 +95,10 @@ def global_policy():
 
 def bf16_layers(model):
     """Names of the layers whose matrix products run in bf16 under their policy."""
-    return [layer.name for layer in model.layers
-            if getattr(layer, "dtype_policy", None) is not None and layer.dtype_policy.matmul_precision
-            and getattr(layer, "supports_bf16", False)]
+    return [
+        layer.name
+        for layer in model.layers
+        if getattr(layer, "dtype_policy", None) is not None
+        and layer.dtype_policy.matmul_precision
+        and getattr(layer, "supports_bf16", False)
+    ]

@@ -9,6 +9,7 @@ steps; after each step it recomputes a layer's mask when the schedule says so (t
 kernel stays that sparse through ``fit`` whatever the optimizer did. ``strip_pruning`` drops the
 marks; the zeros stay in the weights.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,8 +17,15 @@ import numpy as np
 from . import backend
 from .callbacks import Callback
 
-__all__ = ["PolynomialDecay", "ConstantSparsity", "prune_low_magnitude", "UpdatePruningStep", "strip_pruning",
-           "get_sparsity", "PruningSchedule"]
+__all__ = [
+    "PolynomialDecay",
+    "ConstantSparsity",
+    "prune_low_magnitude",
+    "UpdatePruningStep",
+    "strip_pruning",
+    "get_sparsity",
+    "PruningSchedule",
+]
 
 
 class PruningSchedule:
@@ -26,8 +34,10 @@ class PruningSchedule:
     def __init__(self, begin_step=0, end_step=-1, frequency=100):
         self.begin_step, self.end_step, self.frequency = int(begin_step), int(end_step), int(frequency)
         if self.begin_step < 0 or self.frequency <= 0 or (self.end_step != -1 and self.end_step < self.begin_step):
-            raise ValueError(f"pruning schedule: need 0 <= begin_step <= end_step (or end_step=-1) and "
-                             f"frequency > 0, got begin_step={begin_step}, end_step={end_step}, frequency={frequency}")
+            raise ValueError(
+                f"pruning schedule: need 0 <= begin_step <= end_step (or end_step=-1) and "
+                f"frequency > 0, got begin_step={begin_step}, end_step={end_step}, frequency={frequency}"
+            )
 
     def _due(self, step):
         in_range = step >= self.begin_step and (self.end_step == -1 or step <= self.end_step)
@@ -89,8 +99,10 @@ def prune_low_magnitude(to_prune, pruning_schedule=None, **kwargs):
     targets = [layer for layer in layers if _prunable(layer)] if layers is not None else [to_prune]
     for layer in targets:
         if not _prunable(layer):
-            raise ValueError(f"prune_low_magnitude: layer {layer.name!r} ({type(layer).__name__}) has no kernel "
-                             "to prune (Dense and Conv2D do)")
+            raise ValueError(
+                f"prune_low_magnitude: layer {layer.name!r} ({type(layer).__name__}) has no kernel "
+                "to prune (Dense and Conv2D do)"
+            )
         layer._pruning = _PruneState(schedule)
     if not targets:
         raise ValueError("prune_low_magnitude: the model has no Dense or Conv2D layer")

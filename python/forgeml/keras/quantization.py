@@ -9,6 +9,7 @@ model (the layer config records ``quantization_mode``). Other layers are left in
 Keras does for layers it cannot quantize. A quantized model predicts and evaluates; ``fit``
 raises (``model.quantize`` is post-training only).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,6 +27,7 @@ def _kernels():
     global _ops
     if _ops is None:
         from .. import ops
+
         _ops = ops
     return _ops
 
@@ -38,6 +40,7 @@ def _check_mode(mode):
 def quantizable(layer) -> bool:
     from .layers.convolutional import Conv2D
     from .layers.core import Dense
+
     return type(layer) in (Dense, Conv2D)
 
 
@@ -51,10 +54,12 @@ def quantize_layer(layer, mode="int8"):
     xp = layer.xp
     w = backend.to_numpy(layer.kernel.value)
     q, scale = _kernels().quantize_int8(w.reshape(-1, w.shape[-1]), axis=0)  # Conv2D: (KH KW C, O)
-    qv = Variable(backend.to_xp(q.reshape(w.shape), xp, dtype=np.int8), "kernel", trainable=False,
-                  path=f"{layer.name}/kernel")
-    sv = Variable(backend.to_xp(scale, xp, dtype=np.float32), "kernel_scale", trainable=False,
-                  path=f"{layer.name}/kernel_scale")
+    qv = Variable(
+        backend.to_xp(q.reshape(w.shape), xp, dtype=np.int8), "kernel", trainable=False, path=f"{layer.name}/kernel"
+    )
+    sv = Variable(
+        backend.to_xp(scale, xp, dtype=np.float32), "kernel_scale", trainable=False, path=f"{layer.name}/kernel_scale"
+    )
     layer.kernel, layer.kernel_scale = qv, sv
     layer._weights = [qv] + ([layer.bias] if layer.use_bias else []) + [sv]
     layer._quantization_mode = mode
@@ -79,7 +84,7 @@ def quantize_model(model, mode="int8"):
 
 
 def is_quantized(model) -> bool:
-    return any(layer._quantization_mode for layer in model.layers)
+    return any(getattr(layer, "_quantization_mode", None) for layer in model.layers)  # nested models too
 
 
 def dense_forward_int8(layer, x, logits=False):

@@ -3,14 +3,26 @@
 seed: None (forgeml.keras's global generator, reset by keras.utils.set_random_seed), an int (a
 fresh generator: same int, same numbers), or a SeedGenerator (its own advancing stream).
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from . import utils
 
-__all__ = ["SeedGenerator", "normal", "uniform", "randint", "truncated_normal", "dropout", "shuffle",
-           "categorical", "gamma", "binomial", "beta"]
+__all__ = [
+    "SeedGenerator",
+    "normal",
+    "uniform",
+    "randint",
+    "truncated_normal",
+    "dropout",
+    "shuffle",
+    "categorical",
+    "gamma",
+    "binomial",
+    "beta",
+]
 
 
 class SeedGenerator:

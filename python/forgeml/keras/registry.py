@@ -9,6 +9,7 @@
     training, traced (the tape trainer), _fast (the fused Dense path)
     models
 """
+
 from __future__ import annotations
 
 __all__ = ["register_keras_serializable", "get_custom_objects", "CUSTOM_OBJECTS"]
@@ -21,6 +22,7 @@ def register_keras_serializable(package="Custom", name=None):
         CUSTOM_OBJECTS[f"{package}>{name or cls.__name__}"] = cls
         CUSTOM_OBJECTS[name or cls.__name__] = cls
         return cls
+
     return deco
 
 

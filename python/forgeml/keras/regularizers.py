@@ -5,16 +5,39 @@ Dense.kernel, ...). The model adds every trainable layer's penalties to the loss
 their gradients to the weights' gradients after backward and before the optimizer step
 (``add_penalties``), as Keras adds ``model.losses`` to the loss it differentiates.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["Regularizer", "L1", "L2", "L1L2", "OrthogonalRegularizer", "l1", "l2", "l1_l2", "orthogonal_regularizer",
-           "get", "serialize", "deserialize", "penalty_total", "add_penalties"]
+__all__ = [
+    "Regularizer",
+    "L1",
+    "L2",
+    "L1L2",
+    "OrthogonalRegularizer",
+    "l1",
+    "l2",
+    "l1_l2",
+    "orthogonal_regularizer",
+    "get",
+    "serialize",
+    "deserialize",
+    "penalty_total",
+    "add_penalties",
+]
 
 # the weights a regularizer can sit on, by the attribute names layers use
-WEIGHT_ATTRS = ("kernel", "bias", "recurrent_kernel", "embeddings", "depthwise_kernel", "pointwise_kernel",
-                "gamma", "beta")
+WEIGHT_ATTRS = (
+    "kernel",
+    "bias",
+    "recurrent_kernel",
+    "embeddings",
+    "depthwise_kernel",
+    "pointwise_kernel",
+    "gamma",
+    "beta",
+)
 
 
 class Regularizer:
@@ -76,8 +99,9 @@ class OrthogonalRegularizer(Regularizer):
 
     def __init__(self, factor=0.01, mode="rows"):
         if mode not in ("rows", "columns"):
-            raise ValueError(f"Invalid value for argument `mode`. Expected one of {{'rows', 'columns'}}. "
-                             f"Received: mode={mode}")
+            raise ValueError(
+                f"Invalid value for argument `mode`. Expected one of {{'rows', 'columns'}}. Received: mode={mode}"
+            )
         self.factor, self.mode = _validate(factor, "factor"), mode
 
     def _rows(self, w):
@@ -122,6 +146,7 @@ def _host(a):
 def _xp(a):
     if type(a).__module__.split(".", 1)[0] == "cupy":
         import cupy
+
         return cupy
     return np
 
@@ -175,8 +200,9 @@ def has_penalties(layers) -> bool:
 def penalty_total(layers) -> float:
     """The sum of every regularizer's penalty on the given layers' weights, plus the activity
     penalties their last forward recorded."""
-    return sum(reg(var.value) for layer in layers for reg, var in _pairs(layer)) + \
-        sum(getattr(layer, "_activity_loss", 0.0) for layer in layers)
+    return sum(reg(var.value) for layer in layers for reg, var in _pairs(layer)) + sum(
+        getattr(layer, "_activity_loss", 0.0) for layer in layers
+    )
 
 
 def add_penalties(layers):

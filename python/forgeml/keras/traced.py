@@ -7,6 +7,7 @@ A chain of Dense layers that the seed's fused path takes (keras/_fast.py) runs w
 kernel call from the second epoch on. Like jit, it assumes ``call`` does the same thing on every
 batch; ``compile(run_eagerly=True)`` turns it off.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,11 +22,17 @@ __all__ = ["trace_chain", "ChainStep", "dense_plan"]
 def trace_chain(model, x, loss, variables):
     """The layers of the chain from x to the loss, or None when the graph is anything else."""
     from . import losses as L
+
     if type(loss) is not Tensor or len(loss.parents) != 1 or not isinstance(loss.op, str):
         return None
     compiled = model._compiled_loss
-    if len(compiled.losses) != 1 or not isinstance(compiled.losses[0], L.Loss) or compiled.weights != [1.0] \
-            or type(compiled.losses[0]).call is not L.Loss.call or loss.op != type(compiled.losses[0]).__name__:
+    if (
+        len(compiled.losses) != 1
+        or not isinstance(compiled.losses[0], L.Loss)
+        or compiled.weights != [1.0]
+        or type(compiled.losses[0]).call is not L.Loss.call
+        or loss.op != type(compiled.losses[0]).__name__
+    ):
         return None
     layers, t = [], loss.parents[0]
     while type(t) is Tensor:
@@ -34,8 +41,7 @@ def trace_chain(model, x, loss, variables):
             return None
         layers.append(layer)
         t = t.parents[0]
-    if t is not x or not layers or len(_topo(loss)) != len(layers) + 1 + sum(
-            len(l.trainable_weights) for l in layers):
+    if t is not x or not layers or len(_topo(loss)) != len(layers) + 1 + sum(len(l.trainable_weights) for l in layers):
         return None
     layers.reverse()
     owned = [w for l in layers for w in l.trainable_weights]
@@ -49,6 +55,7 @@ def trace_chain(model, x, loss, variables):
 class ChainStep:
     def __init__(self, model, layers, variables):
         from .optimizers.per_variable import _flat_binding
+
         self.model, self.layers, self.variables = model, layers, variables
         self.loss = model._compiled_loss.losses[0]
         last = layers[-1]
@@ -59,16 +66,22 @@ class ChainStep:
         off = 0
         for v in variables:  # backward writes straight into the optimizer's gradient buffer
             n = int(v.value.size)
-            v.grad = grads[off:off + n].reshape(v.shape)
+            v.grad = grads[off : off + n].reshape(v.shape)
             off += n
         self.grads = grads
 
     def valid(self, x):
         from .optimizers.per_variable import _flat_binding
+
         binding = self.model.optimizer.__dict__.get("_binding")
-        return (type(x) is not dict and hasattr(x, "shape") and binding is not None
-                and binding[3] is self.grads and all(v.value is val for v, val in zip(self.variables, binding[1]))
-                and _flat_binding is not None)
+        return (
+            type(x) is not dict
+            and hasattr(x, "shape")
+            and binding is not None
+            and binding[3] is self.grads
+            and all(v.value is val for v, val in zip(self.variables, binding[1]))
+            and _flat_binding is not None
+        )
 
     def run(self, x, y, sw):
         model, layers = self.model, self.layers
@@ -102,15 +115,14 @@ class _PlanView:
         self._metrics = [(m, False) for _, m in model._compiled_metrics.metrics]
         self._tracker = model._loss_tracker
 
-    _loss_total = property(lambda self: self._tracker.total,
-                           lambda self, v: setattr(self._tracker, "total", v))
-    _loss_count = property(lambda self: self._tracker.count,
-                           lambda self, v: setattr(self._tracker, "count", v))
+    _loss_total = property(lambda self: self._tracker.total, lambda self, v: setattr(self._tracker, "total", v))
+    _loss_count = property(lambda self: self._tracker.count, lambda self, v: setattr(self._tracker, "count", v))
 
 
 def dense_plan(model, chain):
     """The whole-epoch fused kernel (keras/_fast.py) for a traced chain of Dense layers, or None."""
     from . import _fast
+
     if model._xp is not np or len(model._compiled_metrics.names) != 1:
         return None
     return _fast.plan(_PlanView(model, chain))

@@ -3,6 +3,7 @@
 The step is the model's own (_train_step, _loss_and_pred): only where batches come from
 differs from the array path. Each batch is validated like array input.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,8 +31,20 @@ def _callbacks(model, callbacks, verbose, params):
     return cbs, callbacks_module.CallbackList
 
 
-def fit_stream(model, data, epochs, verbose, callbacks, validation_data, steps_per_epoch, initial_epoch,
-               validation_steps, validation_freq, shuffle, class_weight):
+def fit_stream(
+    model,
+    data,
+    epochs,
+    verbose,
+    callbacks,
+    validation_data,
+    steps_per_epoch,
+    initial_epoch,
+    validation_steps,
+    validation_freq,
+    shuffle,
+    class_weight,
+):
     if class_weight is not None:
         raise NotImplementedError("class_weight with generator / dataset input is not supported by forgeml.keras")
     source = StreamAdapter(data, steps_per_epoch, shuffle)

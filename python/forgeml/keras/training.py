@@ -4,6 +4,7 @@ graphs with several inputs/outputs or merges, custom layers, losses and metrics,
 ``tape.gradient`` and ``optimizer.apply_gradients`` (models.py keeps the structure; this file the
 loops).
 """
+
 from __future__ import annotations
 
 import math
@@ -37,16 +38,19 @@ def _per_output(spec, names, what):
     if isinstance(spec, dict):
         unknown = [k for k in spec if k not in names]
         if unknown:
-            raise ValueError(f"compile: {what} keys {unknown} are not output names; the model's outputs are "
-                             f"{names}")
+            raise ValueError(f"compile: {what} keys {unknown} are not output names; the model's outputs are {names}")
         return [spec.get(n) for n in names]
     if isinstance(spec, (list, tuple)):
         if len(spec) != len(names):
-            raise ValueError(f"compile: {what} has {len(spec)} entries but the model has {len(names)} outputs "
-                             f"({names})")
+            raise ValueError(
+                f"compile: {what} has {len(spec)} entries but the model has {len(names)} outputs ({names})"
+            )
         return list(spec)
-    return [spec] * len(names) if what == "metrics" else ([spec] + [None] * (len(names) - 1)
-                                                          if len(names) > 1 and spec is None else [spec] * len(names))
+    return (
+        [spec] * len(names)
+        if what == "metrics"
+        else ([spec] + [None] * (len(names) - 1) if len(names) > 1 and spec is None else [spec] * len(names))
+    )
 
 
 def _loss_object(spec):
@@ -117,7 +121,7 @@ class CompiledMetrics:
         per = _per_output(metrics, self.names, "metrics") if metrics is not None else [None] * len(self.names)
         self.metrics = []  # (output index, metric)
         for i, spec in enumerate(per):
-            for m in ([] if spec is None else spec if isinstance(spec, (list, tuple)) else [spec]):
+            for m in [] if spec is None else spec if isinstance(spec, (list, tuple)) else [spec]:
                 obj = self._resolve(m, losses[i])
                 if len(self.names) > 1 and isinstance(m, str):
                     obj.name = f"{self.names[i]}_{obj.name}"
@@ -155,14 +159,16 @@ def _to_arrays(x, xp, what):
         if arr.dtype.kind not in "fiub":
             raise TypeError(f"{what}: expected numeric data, got dtype {arr.dtype}")
         return arr.astype(np.float32) if arr.dtype.kind == "f" and arr.dtype != np.float32 else arr
+
     return map_structure(conv, x)
 
 
 def _n_rows(x, what):
     sizes = {int(a.shape[0]) for a in flatten(x) if a is not None}
     if len(sizes) > 1:
-        raise ValueError(f"Data cardinality is ambiguous: {what} arrays have different numbers of samples "
-                         f"{sorted(sizes)}")
+        raise ValueError(
+            f"Data cardinality is ambiguous: {what} arrays have different numbers of samples {sorted(sizes)}"
+        )
     return sizes.pop() if sizes else 0
 
 
@@ -184,8 +190,24 @@ def _result_logs(result):
     return {k: float(_tape.value_of(v)) for k, v in dict(result).items()}
 
 
-def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle,
-        sample_weight, initial_epoch, steps_per_epoch, validation_batch_size, validation_freq, class_weight):
+def fit(
+    model,
+    x,
+    y,
+    batch_size,
+    epochs,
+    verbose,
+    callbacks,
+    validation_split,
+    validation_data,
+    shuffle,
+    sample_weight,
+    initial_epoch,
+    steps_per_epoch,
+    validation_batch_size,
+    validation_freq,
+    class_weight,
+):
     if class_weight is not None:
         raise NotImplementedError("fit: class_weight is supported for single-output Sequential models only")
     xp = model._xp
@@ -199,8 +221,11 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
         x, y, sw = _take(x, slice(0, cut)), _take(y, slice(0, cut)), None if sw is None else sw[:cut]
     elif validation_data is not None:
         vd = tuple(validation_data)
-        val = (_to_arrays(vd[0], xp, "validation x"), _to_arrays(vd[1], xp, "validation y"),
-               _to_arrays(vd[2], xp, "validation sample_weight") if len(vd) == 3 else None)
+        val = (
+            _to_arrays(vd[0], xp, "validation x"),
+            _to_arrays(vd[1], xp, "validation y"),
+            _to_arrays(vd[2], xp, "validation sample_weight") if len(vd) == 3 else None,
+        )
     n = _n_rows([x, y, sw], "x/y")
     if n == 0:
         raise ValueError("fit: the training data is empty")
@@ -272,6 +297,7 @@ def _fused_epoch(model, x, y, sw, perm, batch_size, steps, cbl):
     plan = chain.__dict__.get("plan", 0)
     if plan == 0:
         from .traced import dense_plan
+
         plan = chain.__dict__["plan"] = dense_plan(model, chain)
     if plan is None or plan.labels(y) is None:
         return False
@@ -323,9 +349,13 @@ def default_train_step(model, data):
     grads = tape.gradient(loss, variables)
     _tape.warn_missing(variables, grads)
     model.optimizer.apply_gradients(zip(grads, variables))
-    if chain is None and not model.__dict__.get("_run_eagerly") and \
-            type(model).train_step.__qualname__ == "Model.train_step":  # not under a user's override
+    if (
+        chain is None
+        and not model.__dict__.get("_run_eagerly")
+        and type(model).train_step.__qualname__ == "Model.train_step"
+    ):  # not under a user's override
         from .traced import trace_chain
+
         model.__dict__["_chain_step"] = trace_chain(model, x, loss, variables) or False
     return model.compute_metrics(x, y, y_pred, sw)
 
@@ -333,5 +363,7 @@ def default_train_step(model, data):
 def _check_scalar(loss):
     v = _tape.value_of(loss)
     if np.ndim(v) != 0:
-        raise ValueError(f"The loss must be a scalar, got shape {tuple(np.shape(v))}: reduce it (e.g. "
-                         f"keras.ops.mean) before taking gradients")
+        raise ValueError(
+            f"The loss must be a scalar, got shape {tuple(np.shape(v))}: reduce it (e.g. "
+            f"keras.ops.mean) before taking gradients"
+        )

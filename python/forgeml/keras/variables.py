@@ -1,5 +1,6 @@
 """Variable: a weight's value (float32, on the model's device) and its gradient buffer. Inside a
 tape, ops read a Variable as a leaf tensor; the arithmetic operators dispatch to keras.ops."""
+
 from __future__ import annotations
 
 from . import backend
@@ -57,6 +58,7 @@ class Variable:
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         from .. import ops
+
         fn = getattr(ops, ufunc.__name__, None) if method == "__call__" and not kwargs else None
         if fn is None:  # no rule: compute on the values (nothing to differentiate here)
             return getattr(ufunc, method)(*(_tape.value_of(a) for a in inputs), **kwargs)

@@ -1,6 +1,7 @@
 """Checks the ops run on inputs whose bad values would otherwise crash or mislead a kernel:
 sparse structure (the C++ checks of forgeml/validate.h, the code the fuzz targets exercise) and
 non-finite values where a solver would silently return garbage."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,8 +17,9 @@ def check_csr(X, name: str = "X") -> None:
     range. Kernels (and SciPy's own toarray) index memory with these arrays unchecked."""
     n_rows, n_cols = X.shape
     try:
-        _backend.cpu.check_csr(np.asarray(X.indptr), np.asarray(X.indices), int(np.asarray(X.data).size),
-                               int(n_rows), int(n_cols))
+        _backend.cpu.check_csr(
+            np.asarray(X.indptr), np.asarray(X.indices), int(np.asarray(X.data).size), int(n_rows), int(n_cols)
+        )
     except ValueError as exc:
         raise ValueError(str(exc).replace("X", name, 1) if name != "X" else str(exc)) from None
 
@@ -29,5 +31,6 @@ def check_finite(x, name: str) -> None:
         import cupy as xp
     if x.size and not bool(xp.isfinite(x).all()):
         bad = "NaN" if bool(xp.isnan(x).any()) else "infinity"
-        raise ValueError(f"{name}: contains {bad}; the SVM solvers need finite values "
-                         "(impute or drop those entries first)")
+        raise ValueError(
+            f"{name}: contains {bad}; the SVM solvers need finite values (impute or drop those entries first)"
+        )

@@ -4,6 +4,7 @@ dequantize + bias + activation epilogue (``matmul_int8``), plus the symmetric in
 they pair with. NumPy arrays run the CPU kernels (csrc/cpu/gemm/lowp_*), CuPy arrays the CUDA
 ones (csrc/cuda/gemm_lowp.cuh).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,8 +23,9 @@ def _activation(activation):
     try:
         return ACTIVATIONS[activation]
     except (KeyError, TypeError):
-        raise ValueError(f"activation: expected one of None, 'relu', 'sigmoid', 'tanh', 'gelu', "
-                         f"got {activation!r}") from None
+        raise ValueError(
+            f"activation: expected one of None, 'relu', 'sigmoid', 'tanh', 'gelu', got {activation!r}"
+        ) from None
 
 
 def _kind(*arrays, names):
@@ -32,6 +34,7 @@ def _kind(*arrays, names):
     kind, mod = _backend.backend_of(*arrays, names=names)
     if kind == "cuda":
         import cupy as xp
+
         return kind, mod, xp
     return kind, mod, np
 
@@ -74,8 +77,10 @@ def matmul_bf16(a, b, trans_a=False, trans_b=False, bias=None, activation=None, 
         batch = a.shape[0] if a.ndim == 3 else b.shape[0]
         if a.ndim == 3 and b.ndim == 3 and a.shape[0] != b.shape[0]:
             raise ValueError(f"b: batch size {b.shape[0]} differs from a's {a.shape[0]}")
-        first = [matmul_bf16(a[i] if a.ndim == 3 else a, b[i] if b.ndim == 3 else b, trans_a, trans_b, bias,
-                             activation) for i in range(batch)]
+        first = [
+            matmul_bf16(a[i] if a.ndim == 3 else a, b[i] if b.ndim == 3 else b, trans_a, trans_b, bias, activation)
+            for i in range(batch)
+        ]
         res = xp.stack(first) if batch else xp.empty((0,) + _shape2(a, b, trans_a, trans_b), _F32)
         if out is not None:
             _out(out, res.shape, xp)[...] = res
@@ -117,8 +122,11 @@ def quantize_int8(x, axis=-1):
         return mod.quantize_rows_int8(x)
     if not bool(xp.isfinite(x).all()):
         raise ValueError("x: holds NaN or infinity; int8 quantization needs finite values")
-    amax = xp.abs(x).max(axis=axis, keepdims=True) if x.shape[axis] else xp.zeros(
-        x.shape[:axis] + (1,) + x.shape[axis + 1:], _F32)
+    amax = (
+        xp.abs(x).max(axis=axis, keepdims=True)
+        if x.shape[axis]
+        else xp.zeros(x.shape[:axis] + (1,) + x.shape[axis + 1 :], _F32)
+    )
     scale = xp.where(amax > 0, amax / np.float32(127), np.float32(1)).astype(_F32)
     q = xp.clip(xp.rint(x / scale), -127, 127).astype(_I8)
     return q, xp.squeeze(scale, axis=axis)
@@ -137,12 +145,16 @@ def matmul_int8(a, a_scale, b, b_scale, *, bias=None, activation=None, out=None)
         a, a_scale = quantize_int8(_matrix(a, "a", _F32, xp), axis=-1)
     else:
         if getattr(a, "dtype", None) != _I8:
-            raise TypeError(f"a: expected int8 values with a_scale given, got {getattr(a, 'dtype', type(a).__name__)}"
-                            " (pass a_scale=None to quantize a float a)")
+            raise TypeError(
+                f"a: expected int8 values with a_scale given, got {getattr(a, 'dtype', type(a).__name__)}"
+                " (pass a_scale=None to quantize a float a)"
+            )
         a = _matrix(a, "a", _I8, xp)
     if getattr(b, "dtype", None) != _I8:
-        raise TypeError(f"b: expected an int8 array, got {getattr(b, 'dtype', type(b).__name__)} "
-                        "(quantize it with quantize_int8(b, axis=0))")
+        raise TypeError(
+            f"b: expected an int8 array, got {getattr(b, 'dtype', type(b).__name__)} "
+            "(quantize it with quantize_int8(b, axis=0))"
+        )
     b = _matrix(b, "b", _I8, xp)
     m, k = a.shape
     if b.shape[0] != k:
@@ -167,6 +179,7 @@ def kernel_name(int8=False):
 
 # ---------------------------------------------------------------- CUDA launchers (CuPy arrays)
 
+
 def _ld(x):
     return max(1, x.strides[0] // x.itemsize if x.shape[0] > 1 else x.shape[1])
 
@@ -176,14 +189,41 @@ def _cuda_bf16(mod, a, b, out, ta, tb, bias, act, cupy):
     k = a.shape[0] if ta else a.shape[1]
     if out.size == 0:
         return
-    mod.gemm_bf16(ta, tb, m, n, k, a.data.ptr, _ld(a), b.data.ptr, _ld(b), out.data.ptr, _ld(out),
-                  bias.data.ptr if bias is not None else 0, act, cupy.cuda.get_current_stream().ptr)
+    mod.gemm_bf16(
+        ta,
+        tb,
+        m,
+        n,
+        k,
+        a.data.ptr,
+        _ld(a),
+        b.data.ptr,
+        _ld(b),
+        out.data.ptr,
+        _ld(out),
+        bias.data.ptr if bias is not None else 0,
+        act,
+        cupy.cuda.get_current_stream().ptr,
+    )
 
 
 def _cuda_int8(mod, a, a_scale, b, b_scale, out, bias, act, cupy):
     m, n = out.shape
     if out.size == 0:
         return
-    mod.gemm_int8(m, n, a.shape[1], a.data.ptr, _ld(a), a_scale.data.ptr, b.data.ptr, _ld(b), b_scale.data.ptr,
-                  out.data.ptr, _ld(out), bias.data.ptr if bias is not None else 0, act,
-                  cupy.cuda.get_current_stream().ptr)
+    mod.gemm_int8(
+        m,
+        n,
+        a.shape[1],
+        a.data.ptr,
+        _ld(a),
+        a_scale.data.ptr,
+        b.data.ptr,
+        _ld(b),
+        b_scale.data.ptr,
+        out.data.ptr,
+        _ld(out),
+        bias.data.ptr if bias is not None else 0,
+        act,
+        cupy.cuda.get_current_stream().ptr,
+    )

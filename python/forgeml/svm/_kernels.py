@@ -4,6 +4,7 @@ kernels), the matrix handed to the SMO solver, kernel values against the support
 scikit-learn's rules: a callable kernel is evaluated on the raw input (which may be any sequence)
 and the model is trained on that Gram matrix; a sparse fit keeps support_vectors_ sparse; a model
 fitted on dense data refuses sparse input at predict; kernel="precomputed" refuses sparse input."""
+
 from __future__ import annotations
 
 from numbers import Integral, Real
@@ -74,8 +75,10 @@ def sample_weights(sample_weight, n):
 
 def check_finite_model(dual_coef, intercept):
     if not (np.all(np.isfinite(dual_coef)) and np.all(np.isfinite(intercept))):
-        raise ValueError("The dual coefficients or intercepts are not finite. The input data may contain large "
-                         "values and need to be preprocessed.")
+        raise ValueError(
+            "The dual coefficients or intercepts are not finite. The input data may contain large "
+            "values and need to be preprocessed."
+        )
 
 
 def solver_input(est, X):
@@ -129,16 +132,17 @@ def store_support(est, X, support):
 def validate_predict(est, X):
     if callable(est.kernel):
         return X
-    X = validate_data(est, X, accept_sparse="csr", dtype=np.float64, order="C", reset=False,
-                      accept_large_sparse=False)
+    X = validate_data(est, X, accept_sparse="csr", dtype=np.float64, order="C", reset=False, accept_large_sparse=False)
     if sp.issparse(X) and not est._sparse and est.kernel != "precomputed":
         raise ValueError(f"cannot use sparse input in {type(est).__name__!r} trained on dense data")
     if est.kernel == "precomputed":
         if sp.issparse(X):
             raise TypeError("Sparse precomputed kernels are not supported.")
         if X.shape[1] != est.shape_fit_[0]:
-            raise ValueError(f"X.shape[1] = {X.shape[1]} should be equal to {est.shape_fit_[0]}, "
-                             "the number of samples at training time")
+            raise ValueError(
+                f"X.shape[1] = {X.shape[1]} should be equal to {est.shape_fit_[0]}, "
+                "the number of samples at training time"
+            )
     return X
 
 
@@ -172,7 +176,7 @@ def _apply(est, K, Xb, sv):
     if est.kernel == "poly":
         K *= g
         K += c0
-        return K ** est.degree
+        return K**est.degree
     if est.kernel == "sigmoid":
         K *= g
         K += c0

@@ -1,5 +1,6 @@
 """LinearSVR (scikit-learn's API): liblinear's L2-regularised SVR dual, solved by forgeml's
 coordinate descent (csrc/cpu/svm/linear.cpp)."""
+
 from __future__ import annotations
 
 import warnings
@@ -40,8 +41,20 @@ class LinearSVR(RegressorMixin, LinearModel, BaseEstimator):
         "max_iter": [Interval(Integral, 0, None, closed="left")],
     }
 
-    def __init__(self, *, epsilon=0.0, tol=1e-4, C=1.0, loss="epsilon_insensitive", fit_intercept=True,
-                 intercept_scaling=1.0, dual="auto", verbose=0, random_state=None, max_iter=1000):
+    def __init__(
+        self,
+        *,
+        epsilon=0.0,
+        tol=1e-4,
+        C=1.0,
+        loss="epsilon_insensitive",
+        fit_intercept=True,
+        intercept_scaling=1.0,
+        dual="auto",
+        verbose=0,
+        random_state=None,
+        max_iter=1000,
+    ):
         self.epsilon = epsilon
         self.tol = tol
         self.C = C
@@ -62,11 +75,14 @@ class LinearSVR(RegressorMixin, LinearModel, BaseEstimator):
     def fit(self, X, y, sample_weight=None):
         """Fit on X (n_samples, n_features), dense or sparse, and targets y; sample_weight scales C."""
         if self.loss == "epsilon_insensitive" and self.dual is False:
-            raise ValueError("Unsupported set of arguments: The combination of penalty='l2' and "
-                             "loss='epsilon_insensitive' are not supported when dual=False, Parameters: "
-                             "penalty='l2', loss='epsilon_insensitive', dual=False")
-        X, y = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64, order="C", y_numeric=True,
-                             accept_large_sparse=False)
+            raise ValueError(
+                "Unsupported set of arguments: The combination of penalty='l2' and "
+                "loss='epsilon_insensitive' are not supported when dual=False, Parameters: "
+                "penalty='l2', loss='epsilon_insensitive', dual=False"
+            )
+        X, y = validate_data(
+            self, X, y, accept_sparse="csr", dtype=np.float64, order="C", y_numeric=True, accept_large_sparse=False
+        )
         sw = _check_sample_weight(sample_weight, X, dtype=np.float64)
         keep = np.flatnonzero(sw > 0)
         if keep.size < X.shape[0]:
@@ -74,10 +90,17 @@ class LinearSVR(RegressorMixin, LinearModel, BaseEstimator):
         bias = float(self.intercept_scaling) if self.fit_intercept else -1.0
         seed = check_random_state(self.random_state).randint(np.iinfo("i").max)
         Xs = X.astype(np.float32) if sp.issparse(X) else np.ascontiguousarray(X, dtype=np.float32)
-        w, iters, ok = ops.svm_linear_svr_fit(Xs, np.asarray(y, dtype=np.float64), float(self.C) * sw,
-                                              epsilon=float(self.epsilon),
-                                              squared=self.loss == "squared_epsilon_insensitive", tol=self.tol,
-                                              max_iter=self.max_iter, bias=bias, seed=seed)
+        w, iters, ok = ops.svm_linear_svr_fit(
+            Xs,
+            np.asarray(y, dtype=np.float64),
+            float(self.C) * sw,
+            epsilon=float(self.epsilon),
+            squared=self.loss == "squared_epsilon_insensitive",
+            tol=self.tol,
+            max_iter=self.max_iter,
+            bias=bias,
+            seed=seed,
+        )
         d = X.shape[1]
         self.coef_ = np.ascontiguousarray(w[:d])
         self.intercept_ = np.array([float(self.intercept_scaling) * w[d]]) if self.fit_intercept else np.array([0.0])

@@ -1,4 +1,5 @@
 """NuSVC (scikit-learn's API): libsvm's nu-SVC per pair of classes on forgeml's SMO core."""
+
 from __future__ import annotations
 
 from numbers import Real
@@ -31,13 +32,41 @@ class NuSVC(SVC):
         "nu": [Interval(Real, 0.0, 1.0, closed="right")],
     }
 
-    def __init__(self, *, nu=0.5, kernel="rbf", degree=3, gamma="scale", coef0=0.0, shrinking=True,
-                 probability=False, tol=1e-3, cache_size=200, class_weight=None, verbose=False, max_iter=-1,
-                 decision_function_shape="ovr", break_ties=False, random_state=None):
-        super().__init__(kernel=kernel, degree=degree, gamma=gamma, coef0=coef0, shrinking=shrinking,
-                         probability=probability, tol=tol, cache_size=cache_size, class_weight=class_weight,
-                         verbose=verbose, max_iter=max_iter, decision_function_shape=decision_function_shape,
-                         break_ties=break_ties, random_state=random_state)
+    def __init__(
+        self,
+        *,
+        nu=0.5,
+        kernel="rbf",
+        degree=3,
+        gamma="scale",
+        coef0=0.0,
+        shrinking=True,
+        probability=False,
+        tol=1e-3,
+        cache_size=200,
+        class_weight=None,
+        verbose=False,
+        max_iter=-1,
+        decision_function_shape="ovr",
+        break_ties=False,
+        random_state=None,
+    ):
+        super().__init__(
+            kernel=kernel,
+            degree=degree,
+            gamma=gamma,
+            coef0=coef0,
+            shrinking=shrinking,
+            probability=probability,
+            tol=tol,
+            cache_size=cache_size,
+            class_weight=class_weight,
+            verbose=verbose,
+            max_iter=max_iter,
+            decision_function_shape=decision_function_shape,
+            break_ties=break_ties,
+            random_state=random_state,
+        )
         del self.C
         self.nu = nu
 
@@ -66,8 +95,20 @@ class NuSVC(SVC):
             y = np.r_[np.ones(Ca.size), -np.ones(Cb.size)]
             alpha0 = np.r_[_fill(Ca, total), _fill(Cb, total)]
             alpha, rho, r, _obj, it, ok = ops.svm_solve(
-                np.ascontiguousarray(Xp, dtype=np.float32), y, np.zeros(y.size), np.r_[Ca, Cb], alpha0,
-                "precomputed" if pre else self.kernel, gamma=self._gamma, coef0=self.coef0, degree=self.degree,
-                tol=self.tol, shrinking=self.shrinking, cache_size=self.cache_size, max_iter=self.max_iter, nu=True)
+                np.ascontiguousarray(Xp, dtype=np.float32),
+                y,
+                np.zeros(y.size),
+                np.r_[Ca, Cb],
+                alpha0,
+                "precomputed" if pre else self.kernel,
+                gamma=self._gamma,
+                coef0=self.coef0,
+                degree=self.degree,
+                tol=self.tol,
+                shrinking=self.shrinking,
+                cache_size=self.cache_size,
+                max_iter=self.max_iter,
+                nu=True,
+            )
             out.append((y * alpha / r, rho / r, it, ok))
         return out

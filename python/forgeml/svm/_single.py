@@ -1,5 +1,6 @@
 """The kernel SVMs with one decision function (SVR, NuSVR, OneClassSVM): one libsvm dual solved by
 forgeml's SMO core (forgeml.ops.svm_solve), stored in scikit-learn's layout."""
+
 from __future__ import annotations
 
 import warnings
@@ -38,10 +39,22 @@ class _SingleDualSVM(BaseEstimator):
         self._gamma = _kernels.resolve_gamma(self, X)
         yk = None if y is None else np.asarray(y, dtype=np.float64)[keep]
         labels, p, C, alpha0, nu = self._dual(yk, sw[keep])
-        alpha, rho, r, _obj, it, ok = ops.svm_solve(M, labels, p, C, alpha0, kernel, gamma=self._gamma,
-                                                    coef0=self.coef0, degree=self.degree, tol=self.tol,
-                                                    shrinking=self.shrinking, cache_size=self.cache_size,
-                                                    max_iter=self.max_iter, nu=nu)
+        alpha, rho, r, _obj, it, ok = ops.svm_solve(
+            M,
+            labels,
+            p,
+            C,
+            alpha0,
+            kernel,
+            gamma=self._gamma,
+            coef0=self.coef0,
+            degree=self.degree,
+            tol=self.tol,
+            shrinking=self.shrinking,
+            cache_size=self.cache_size,
+            max_iter=self.max_iter,
+            nu=nu,
+        )
         coef, rho = self._coef(alpha, rho, r, keep.size)
         _kernels.check_finite_model(coef, rho)
         nz = np.flatnonzero(coef != 0)
@@ -56,8 +69,11 @@ class _SingleDualSVM(BaseEstimator):
         self.shape_fit_ = (n, *np.shape(X)[1:]) if not sp.issparse(X) else X.shape
         if not ok:
             self.fit_status_ = 1
-            warnings.warn(f"Solver terminated early (max_iter={self.max_iter}).  Consider pre-processing "
-                          "your data with StandardScaler or MinMaxScaler.", ConvergenceWarning)
+            warnings.warn(
+                f"Solver terminated early (max_iter={self.max_iter}).  Consider pre-processing "
+                "your data with StandardScaler or MinMaxScaler.",
+                ConvergenceWarning,
+            )
         return self
 
     def _coef(self, alpha, rho, r, n):

@@ -1,4 +1,5 @@
 """SVR, NuSVR and OneClassSVM (scikit-learn's API) on forgeml's SMO core."""
+
 from __future__ import annotations
 
 from numbers import Real
@@ -37,8 +38,21 @@ class SVR(_Regressor, RegressorMixin, _SingleDualSVM):
         "epsilon": [Interval(Real, 0.0, None, closed="left")],
     }
 
-    def __init__(self, *, kernel="rbf", degree=3, gamma="scale", coef0=0.0, tol=1e-3, C=1.0, epsilon=0.1,
-                 shrinking=True, cache_size=200, verbose=False, max_iter=-1):
+    def __init__(
+        self,
+        *,
+        kernel="rbf",
+        degree=3,
+        gamma="scale",
+        coef0=0.0,
+        tol=1e-3,
+        C=1.0,
+        epsilon=0.1,
+        shrinking=True,
+        cache_size=200,
+        verbose=False,
+        max_iter=-1,
+    ):
         _init_kernel(self, kernel, degree, gamma, coef0, tol, shrinking, cache_size, verbose, max_iter)
         self.C = C
         self.epsilon = epsilon
@@ -67,8 +81,21 @@ class NuSVR(_Regressor, RegressorMixin, _SingleDualSVM):
         "nu": [Interval(Real, 0.0, 1.0, closed="right")],
     }
 
-    def __init__(self, *, nu=0.5, C=1.0, kernel="rbf", degree=3, gamma="scale", coef0=0.0, shrinking=True,
-                 tol=1e-3, cache_size=200, verbose=False, max_iter=-1):
+    def __init__(
+        self,
+        *,
+        nu=0.5,
+        C=1.0,
+        kernel="rbf",
+        degree=3,
+        gamma="scale",
+        coef0=0.0,
+        shrinking=True,
+        tol=1e-3,
+        cache_size=200,
+        verbose=False,
+        max_iter=-1,
+    ):
         _init_kernel(self, kernel, degree, gamma, coef0, tol, shrinking, cache_size, verbose, max_iter)
         self.nu = nu
         self.C = C
@@ -96,8 +123,20 @@ class OneClassSVM(OutlierMixin, _SingleDualSVM):
         "nu": [Interval(Real, 0.0, 1.0, closed="right")],
     }
 
-    def __init__(self, *, kernel="rbf", degree=3, gamma="scale", coef0=0.0, tol=1e-3, nu=0.5, shrinking=True,
-                 cache_size=200, verbose=False, max_iter=-1):
+    def __init__(
+        self,
+        *,
+        kernel="rbf",
+        degree=3,
+        gamma="scale",
+        coef0=0.0,
+        tol=1e-3,
+        nu=0.5,
+        shrinking=True,
+        cache_size=200,
+        verbose=False,
+        max_iter=-1,
+    ):
         _init_kernel(self, kernel, degree, gamma, coef0, tol, shrinking, cache_size, verbose, max_iter)
         self.nu = nu
 

@@ -4,6 +4,7 @@ scikit-learn's versions check the estimator's class (its own DecisionTree*) and 
 forgeml trees carry the same public ``tree_`` arrays, so these hand scikit-learn's functions a
 view of the fitted tree as an instance of scikit-learn's class (sharing the fitted attributes,
 never fitted itself): the output is scikit-learn's, character for character."""
+
 from __future__ import annotations
 
 from sklearn import tree as _sk_tree
@@ -18,6 +19,7 @@ def _as_sklearn(decision_tree):
     from sklearn.base import is_classifier
 
     from ._classes import BaseDecisionTree
+
     if not isinstance(decision_tree, BaseDecisionTree):
         return decision_tree
     cls = _SkClf if is_classifier(decision_tree) else _SkReg

@@ -4,12 +4,22 @@ R(t) = weighted_n(t) / weighted_n(root) * impurity(t). The weakest link is the i
 with the smallest effective alpha (R(t) - R(branch t)) / (leaves(branch t) - 1), the first such
 node by id on ties; it is collapsed into a leaf and the next weakest link is searched, until the
 root is a leaf (the path) or the weakest link's alpha exceeds ccp_alpha (pruning)."""
+
 from __future__ import annotations
 
 import numpy as np
 
-FIELDS = ("feature", "threshold", "children_left", "children_right", "missing_go_to_left", "impurity",
-          "n_node_samples", "weighted_n_node_samples", "value")
+FIELDS = (
+    "feature",
+    "threshold",
+    "children_left",
+    "children_right",
+    "missing_go_to_left",
+    "impurity",
+    "n_node_samples",
+    "weighted_n_node_samples",
+    "value",
+)
 
 
 def _weakest_links(cl, cr, impurity, wn, ccp_alpha=None):
@@ -59,8 +69,9 @@ def _weakest_links(cl, cr, impurity, wn, ccp_alpha=None):
 
 def pruning_path(fields: dict):
     """(ccp_alphas, impurities) of the nested subtrees, from the full tree to the root alone."""
-    alphas, imps, _, _ = _weakest_links(fields["children_left"], fields["children_right"], fields["impurity"],
-                                        fields["weighted_n_node_samples"])
+    alphas, imps, _, _ = _weakest_links(
+        fields["children_left"], fields["children_right"], fields["impurity"], fields["weighted_n_node_samples"]
+    )
     return alphas, imps
 
 

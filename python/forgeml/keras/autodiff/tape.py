@@ -10,6 +10,7 @@ Ops only build nodes when one of their inputs is a ``Tensor``. A ``GradientTape`
 variables read inside it into leaf tensors, so a model run outside any tape costs nothing extra.
 ``gradient`` walks the nodes reachable from the target in reverse topological order.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -17,8 +18,18 @@ import threading
 import warnings
 
 
-__all__ = ["Tensor", "GradientTape", "make_node", "value_of", "is_tensor", "lift", "recording",
-           "layer_scope", "current_layer", "NoGradientError"]
+__all__ = [
+    "Tensor",
+    "GradientTape",
+    "make_node",
+    "value_of",
+    "is_tensor",
+    "lift",
+    "recording",
+    "layer_scope",
+    "current_layer",
+    "NoGradientError",
+]
 
 
 class NoGradientError(TypeError):
@@ -86,6 +97,7 @@ class Tensor:
 
     def numpy(self):
         from .. import backend
+
         return backend.to_numpy(self.value)
 
     def __array__(self, dtype=None, copy=None):
@@ -106,6 +118,7 @@ class Tensor:
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         from .. import ops
+
         fn = getattr(ops, ufunc.__name__, None) if method == "__call__" and not kwargs else None
         if fn is None:
             raise _no_rule(f"numpy.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}"))
@@ -113,6 +126,7 @@ class Tensor:
 
     def __array_function__(self, func, types, args, kwargs):
         from .. import ops
+
         fn = getattr(ops, func.__name__, None)
         if fn is None:
             raise _no_rule(f"numpy.{func.__name__}")
@@ -122,8 +136,10 @@ class Tensor:
 def _no_rule(opname):
     layer = current_layer()
     where = f" in layer {layer.name!r} ({type(layer).__name__}.call)" if layer is not None else ""
-    return NoGradientError(f"{opname} has no gradient rule{where}: write it with forgeml.keras.ops "
-                           f"functions, or wrap the input in keras.ops.stop_gradient")
+    return NoGradientError(
+        f"{opname} has no gradient rule{where}: write it with forgeml.keras.ops "
+        f"functions, or wrap the input in keras.ops.stop_gradient"
+    )
 
 
 def is_tensor(x) -> bool:
@@ -192,13 +208,16 @@ class GradientTape:
         if getattr(x, "_is_variable", False):
             lift(x) if self in _tapes() else None
         elif type(x) is not Tensor:
-            raise TypeError("GradientTape.watch: expected a Variable or a Tensor made by keras.ops "
-                            f"(got {type(x).__name__})")
+            raise TypeError(
+                f"GradientTape.watch: expected a Variable or a Tensor made by keras.ops (got {type(x).__name__})"
+            )
 
     def gradient(self, target, sources, output_gradients=None, unconnected_gradients="none"):
         if self._used and not self.persistent:
-            raise RuntimeError("A non-persistent GradientTape can only be used to compute one set of "
-                               "gradients (use GradientTape(persistent=True))")
+            raise RuntimeError(
+                "A non-persistent GradientTape can only be used to compute one set of "
+                "gradients (use GradientTape(persistent=True))"
+            )
         self._used = True
         single = not isinstance(sources, (list, tuple))
         srcs = [sources] if single else list(sources)
@@ -220,6 +239,7 @@ class GradientTape:
 
 def _zeros_like(a):
     from .. import backend
+
     return backend.xp_of(a).zeros_like(a)
 
 
@@ -247,6 +267,7 @@ def backward(target, leaves, output_gradient=None):
     if type(target) is not Tensor:
         return [None] * len(leaves)
     from .. import backend
+
     xp = backend.xp_of(target.value)
     if output_gradient is None:
         seed = xp.ones_like(target.value)
@@ -270,5 +291,9 @@ def warn_missing(variables, grads):
     """Keras's warning for trainable variables that received no gradient."""
     missing = [getattr(v, "path", getattr(v, "name", "?")) for v, g in zip(variables, grads) if g is None]
     if missing:
-        warnings.warn(f"Gradients do not exist for variables {missing} when minimizing the loss. If using "
-                      f"`model.compile()`, did you forget to provide a `loss` argument?", UserWarning, stacklevel=3)
+        warnings.warn(
+            f"Gradients do not exist for variables {missing} when minimizing the loss. If using "
+            f"`model.compile()`, did you forget to provide a `loss` argument?",
+            UserWarning,
+            stacklevel=3,
+        )

@@ -12,6 +12,7 @@ Before returning, the file is loaded into ONNX Runtime and run on sample inputs;
 agree with ``model.predict`` (max |diff| <= atol + rtol |ref|) or the export raises and removes
 the file. Needs ``pip install 'forgeml[onnx]'`` (onnx, onnxruntime).
 """
+
 from __future__ import annotations
 
 import os
@@ -29,6 +30,7 @@ def _converter(*names):
         for n in names:
             CONVERTERS[n] = fn
         return fn
+
     return deco
 
 
@@ -45,6 +47,7 @@ class _Graph:
 
     def __init__(self):
         from onnx import helper, numpy_helper
+
         self.helper, self.numpy_helper = helper, numpy_helper
         self.nodes, self.inits, self._n = [], [], 0
 
@@ -115,6 +118,7 @@ def _same_pads(in_hw, k, stride, dilation, padding):
 
 # ---------------------------------------------------------------- converters: (graph, state, layer)
 
+
 @_converter("InputLayer", "Dropout")
 def _identity(g, s, layer):
     return
@@ -153,17 +157,24 @@ def _dense_int8(g, x, layer):
 @_converter("Conv2D", "Convolution2D")
 def _conv(g, s, layer):
     if layer._quantization_mode:
-        raise NotImplementedError(f"ONNX export: int8-quantized Conv2D {layer.name!r} has no converter yet "
-                                  "(export the float model, or quantize only Dense layers)")
+        raise NotImplementedError(
+            f"ONNX export: int8-quantized Conv2D {layer.name!r} has no converter yet "
+            "(export the float model, or quantize only Dense layers)"
+        )
     in_hw = layer.input_shape[1:3]
     x = _nchw(g, s)
     w = np.ascontiguousarray(np.transpose(layer.kernel.numpy(), (3, 2, 0, 1)), np.float32)  # (O, C, KH, KW)
     inputs = [x, g.const(w, "kernel")]
     if layer.use_bias:
         inputs.append(g.const(layer.bias.numpy().astype(np.float32), "bias"))
-    s.tensor = g.op("Conv", inputs, kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
-                    dilations=list(layer.dilation_rate),
-                    pads=_same_pads(in_hw, layer.kernel_size, layer.strides, layer.dilation_rate, layer.padding))
+    s.tensor = g.op(
+        "Conv",
+        inputs,
+        kernel_shape=list(layer.kernel_size),
+        strides=list(layer.strides),
+        dilations=list(layer.dilation_rate),
+        pads=_same_pads(in_hw, layer.kernel_size, layer.strides, layer.dilation_rate, layer.padding),
+    )
     _activation(g, s, layer.activation)
 
 
@@ -172,8 +183,13 @@ def _pool(g, s, layer):
     in_hw = layer.input_shape[1:3]
     x = _nchw(g, s)
     op = "MaxPool" if "Max" in type(layer).__name__ else "AveragePool"
-    s.tensor = g.op(op, [x], kernel_shape=list(layer.pool_size), strides=list(layer.strides),
-                    pads=_same_pads(in_hw, layer.pool_size, layer.strides, (1, 1), layer.padding))
+    s.tensor = g.op(
+        op,
+        [x],
+        kernel_shape=list(layer.pool_size),
+        strides=list(layer.strides),
+        pads=_same_pads(in_hw, layer.pool_size, layer.strides, (1, 1), layer.padding),
+    )
 
 
 @_converter("GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPooling2D", "GlobalMaxPool2D")
@@ -202,8 +218,10 @@ def _batchnorm(g, s, layer):
     inv = 1.0 / np.sqrt(layer.moving_variance.numpy().astype(np.float64) + layer.epsilon)
     a = inv * (layer.gamma.numpy() if layer.scale else 1.0)
     b = (layer.beta.numpy() if layer.center else 0.0) - layer.moving_mean.numpy() * a
-    s.tensor = g.op("Add", [g.op("Mul", [x, g.const(a.astype(np.float32), "bn_scale")]),
-                            g.const(np.asarray(b, np.float32), "bn_shift")])
+    s.tensor = g.op(
+        "Add",
+        [g.op("Mul", [x, g.const(a.astype(np.float32), "bn_scale")]), g.const(np.asarray(b, np.float32), "bn_shift")],
+    )
 
 
 @_converter("Embedding")
@@ -218,7 +236,7 @@ _GATE_ORDER = {"SimpleRNN": [0], "LSTM": [0, 3, 1, 2], "GRU": [0, 1, 2]}
 
 def _gates(w, order, h):
     """Columns of w (..., g*h) regrouped into ONNX's gate order."""
-    return np.concatenate([w[..., k * h:(k + 1) * h] for k in order], axis=-1)
+    return np.concatenate([w[..., k * h : (k + 1) * h] for k in order], axis=-1)
 
 
 @_converter("SimpleRNN", "LSTM", "GRU")
@@ -226,8 +244,9 @@ def _recurrent(g, s, layer):
     kind = type(layer).__name__
     default = layer.activation.name == "tanh" and (kind == "SimpleRNN" or layer.recurrent_activation.name == "sigmoid")
     if not default or layer.go_backwards or layer.return_state:
-        raise NotImplementedError(f"ONNX export: {kind} {layer.name!r} needs the default activations and no "
-                                  "go_backwards / return_state")
+        raise NotImplementedError(
+            f"ONNX export: {kind} {layer.name!r} needs the default activations and no go_backwards / return_state"
+        )
     h, order = layer.units, _GATE_ORDER[kind]
     W = _gates(layer.kernel.numpy(), order, h).T[None].astype(np.float32)  # (1, g*h, in)
     R = _gates(layer.recurrent_kernel.numpy(), order, h).T[None].astype(np.float32)
@@ -243,8 +262,14 @@ def _recurrent(g, s, layer):
     if kind == "GRU":
         attrs["linear_before_reset"] = int(layer.reset_after)
     y, y_h = g.name("y"), g.name("y_h")
-    g.nodes.append(g.helper.make_node("RNN" if kind == "SimpleRNN" else kind,
-                                      [x, g.const(W, "W"), g.const(R, "R"), g.const(B, "B")], [y, y_h], **attrs))
+    g.nodes.append(
+        g.helper.make_node(
+            "RNN" if kind == "SimpleRNN" else kind,
+            [x, g.const(W, "W"), g.const(R, "R"), g.const(B, "B")],
+            [y, y_h],
+            **attrs,
+        )
+    )
     if layer.return_sequences:  # (seq, 1, batch, h) -> (batch, seq, h)
         y = g.op("Squeeze", [y, g.const(np.asarray([1], np.int64))])
         s.tensor = g.op("Transpose", [y], perm=[1, 0, 2])
@@ -254,10 +279,12 @@ def _recurrent(g, s, layer):
 
 # ---------------------------------------------------------------- model -> graph -> file
 
+
 def to_model_proto(model):
     """The ONNX ModelProto of a built forgeml.keras model (input 'input', output 'output')."""
     _require()
     from onnx import TensorProto, checker, helper
+
     if not model.built:
         raise ValueError(f"Model {model.name!r} must be built before export: call it on data first")
     g = _Graph()
@@ -265,16 +292,22 @@ def to_model_proto(model):
     for layer in model.layers:
         conv = CONVERTERS.get(type(layer).__name__)
         if conv is None:
-            raise NotImplementedError(f"ONNX export: layer {layer.name!r} of type {type(layer).__name__} has no "
-                                      f"converter (supported: {', '.join(sorted(CONVERTERS))})")
+            raise NotImplementedError(
+                f"ONNX export: layer {layer.name!r} of type {type(layer).__name__} has no "
+                f"converter (supported: {', '.join(sorted(CONVERTERS))})"
+            )
         conv(g, s, layer)
     _nhwc(g, s)
     g.nodes.append(helper.make_node("Identity", [s.tensor], ["output"]))
     in_shape = ["batch", *model.input_shape[1:]]
     out_shape = ["batch", *model.output_shape[1:]]
-    graph = helper.make_graph(g.nodes, model.name,
-                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, in_shape)],
-                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, out_shape)], g.inits)
+    graph = helper.make_graph(
+        g.nodes,
+        model.name,
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, in_shape)],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, out_shape)],
+        g.inits,
+    )
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="forgeml")
     proto.ir_version = 8  # readable by every onnxruntime that supports opset 17
     checker.check_model(proto)
@@ -294,6 +327,7 @@ def check_in_onnxruntime(model, path_or_bytes, x, rtol=1e-4, atol=1e-5):
     """Run the exported graph in ONNX Runtime on x and compare with model.predict; returns the
     max abs difference; a mismatch raises RuntimeError."""
     import onnxruntime as ort
+
     sess = ort.InferenceSession(path_or_bytes, providers=["CPUExecutionProvider"])
     got = sess.run(None, {"input": np.ascontiguousarray(x, np.float32)})[0]
     ref = np.asarray(model.predict(x, verbose=0))
@@ -314,6 +348,7 @@ def export_onnx(model, filepath, sample_input=None, rtol=None, atol=1e-5):
     allows bf16 rounding (rtol 2e-2) for such models; otherwise rtol is 1e-4."""
     _require()
     from .. import mixed_precision
+
     proto = to_model_proto(model)
     filepath = os.fspath(filepath)
     with open(filepath, "wb") as f:

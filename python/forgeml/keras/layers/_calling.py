@@ -2,6 +2,7 @@
 graph; an eager call runs either the built-in forward (one tape node whose VJP is the layer's
 hand-written backward) or a user's ``call`` (whose ops record themselves on the tape).
 """
+
 from __future__ import annotations
 
 import inspect
@@ -29,14 +30,16 @@ def map_structure(fn, x):
     if isinstance(x, dict):
         return {k: map_structure(fn, v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return type(x)(map_structure(fn, e) for e in x) if type(x) in (list, tuple) else [map_structure(fn, e)
-                                                                                            for e in x]
+        return (
+            type(x)(map_structure(fn, e) for e in x) if type(x) in (list, tuple) else [map_structure(fn, e) for e in x]
+        )
     return fn(x)
 
 
 def is_builtin(layer) -> bool:
     """Built-in layers define forward/backward; user layers define call."""
     from .base import Layer
+
     return type(layer).call is Layer.call
 
 
@@ -65,11 +68,13 @@ class Node:
     @property
     def inputs(self):
         from .base import KerasTensor
+
         return [t for t in flatten([self.args, list(self.kwargs.values())]) if isinstance(t, KerasTensor)]
 
 
 def call_layer(layer, args, kwargs):
     from .base import KerasTensor
+
     if args:
         inputs, rest = args[0], tuple(args[1:])
     elif "inputs" in kwargs:
@@ -96,6 +101,7 @@ def _shape_of(x):
 
 def _build_custom(layer, inputs):
     from .base import Layer
+
     first = flatten(inputs)[0]
     v = _tape.value_of(first)
     if hasattr(v, "shape"):
@@ -139,6 +145,7 @@ def builtin_call(layer, x, training):
             layer.__dict__.clear()
             layer.__dict__.update(current)
         return [dx, *grads] if leaves else [dx]
+
     parents = (px, *leaves) if leaves else (px,)
     return Tensor(out, parents, vjp, layer)  # op: the layer itself (keras/traced.py reads the chain)
 
@@ -146,6 +153,7 @@ def builtin_call(layer, x, training):
 # ---------------------------------------------------------------- symbolic calls
 def _symbolic(layer, inputs, rest, kwargs):
     from .base import KerasTensor
+
     xs = flatten(inputs)
     if not hasattr(layer, "_model_call") and is_builtin(layer) and len(xs) == 1:
         x = xs[0]
@@ -154,12 +162,14 @@ def _symbolic(layer, inputs, rest, kwargs):
         out._node = Node(layer, (inputs, *rest), kwargs, [out])
         layer._inbound_nodes.append(out._node)
         return out
+
     # run the layer once on small concrete inputs to learn its output structure and shapes
     def dummy(t):
         if not isinstance(t, KerasTensor):
             return t
         dt = np.int64 if str(t.dtype).startswith("int") else np.float32
         return np.zeros((2, *[1 if s is None else s for s in t.shape[1:]]), dtype=dt)
+
     concrete = map_structure(dummy, inputs)
     crest = map_structure(dummy, list(rest))
     ckw = {k: map_structure(dummy, v) for k, v in kwargs.items()}
@@ -170,18 +180,25 @@ def _symbolic(layer, inputs, rest, kwargs):
         raise
     except Exception as exc:
         shapes = [tuple(t.shape) for t in xs if isinstance(t, KerasTensor)]
-        raise ValueError(f"Layer {layer.name!r} ({type(layer).__name__}) cannot be called on inputs of shapes "
-                         f"{shapes}: {exc}") from exc
+        raise ValueError(
+            f"Layer {layer.name!r} ({type(layer).__name__}) cannot be called on inputs of shapes {shapes}: {exc}"
+        ) from exc
     if hasattr(layer, "_clear_losses"):
         layer._clear_losses()
     outs = []
 
     def to_symbolic(v):
         v = _tape.value_of(v)
-        t = KerasTensor((None, *v.shape[1:]), dtype=str(v.dtype), name=layer.name, source=layer,
-                        parent=xs[0] if len(xs) == 1 else None)
+        t = KerasTensor(
+            (None, *v.shape[1:]),
+            dtype=str(v.dtype),
+            name=layer.name,
+            source=layer,
+            parent=xs[0] if len(xs) == 1 else None,
+        )
         outs.append(t)
         return t
+
     out = map_structure(to_symbolic, result)
     node = Node(layer, (inputs, *rest), kwargs, outs)
     for t in outs:

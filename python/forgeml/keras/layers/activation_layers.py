@@ -1,4 +1,5 @@
 """ReLU, LeakyReLU, PReLU, ELU and Softmax as layers (Keras 3 arguments and defaults)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -53,8 +54,12 @@ class ReLU(Layer):
         return (dy * d).astype(dy.dtype)
 
     def get_config(self):
-        return {**super().get_config(), "max_value": self.max_value, "negative_slope": self.negative_slope,
-                "threshold": self.threshold}
+        return {
+            **super().get_config(),
+            "max_value": self.max_value,
+            "negative_slope": self.negative_slope,
+            "threshold": self.threshold,
+        }
 
 
 class LeakyReLU(_ActLayer):
@@ -63,8 +68,10 @@ class LeakyReLU(_ActLayer):
             negative_slope = kwargs.pop("alpha")
         super().__init__(**kwargs)
         if negative_slope is None or negative_slope < 0:
-            raise ValueError(f"The negative_slope value of a Leaky ReLU layer cannot be None or negative value. "
-                             f"Expected a float. Received: negative_slope={negative_slope}")
+            raise ValueError(
+                f"The negative_slope value of a Leaky ReLU layer cannot be None or negative value. "
+                f"Expected a float. Received: negative_slope={negative_slope}"
+            )
         self.negative_slope = float(negative_slope)
         self._act = _LeakyAct(self.negative_slope)
 
@@ -98,16 +105,21 @@ class PReLU(Layer):
     """x > 0: x; else alpha x with a learned alpha (shape of the input without the batch axis,
     size 1 on shared_axes)."""
 
-    def __init__(self, alpha_initializer="zeros", alpha_regularizer=None, alpha_constraint=None, shared_axes=None,
-                 **kwargs):
+    def __init__(
+        self, alpha_initializer="zeros", alpha_regularizer=None, alpha_constraint=None, shared_axes=None, **kwargs
+    ):
         super().__init__(**kwargs)
         if alpha_regularizer is not None or alpha_constraint is not None:
-            raise NotImplementedError("PReLU: alpha regularizers and constraints are not supported by forgeml.keras yet")
+            raise NotImplementedError(
+                "PReLU: alpha regularizers and constraints are not supported by forgeml.keras yet"
+            )
         self.alpha_initializer = initializers.get(alpha_initializer)
         if shared_axes is None:
             self.shared_axes = None
         else:
-            self.shared_axes = [int(a) for a in (shared_axes if isinstance(shared_axes, (list, tuple)) else [shared_axes])]
+            self.shared_axes = [
+                int(a) for a in (shared_axes if isinstance(shared_axes, (list, tuple)) else [shared_axes])
+            ]
 
     def build(self, input_shape):
         shape = list(input_shape[1:])
@@ -129,8 +141,13 @@ class PReLU(Layer):
         return self.xp.where(x > 0, dy, dy * self.alpha.value).astype(dy.dtype) if need_dx else None
 
     def get_config(self):
-        return {**super().get_config(), "alpha_initializer": initializers.serialize(self.alpha_initializer),
-                "alpha_regularizer": None, "alpha_constraint": None, "shared_axes": self.shared_axes}
+        return {
+            **super().get_config(),
+            "alpha_initializer": initializers.serialize(self.alpha_initializer),
+            "alpha_regularizer": None,
+            "alpha_constraint": None,
+            "shared_axes": self.shared_axes,
+        }
 
     @classmethod
     def from_config(cls, config):

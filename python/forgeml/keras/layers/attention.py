@@ -5,6 +5,7 @@ MultiHeadAttention keeps Keras 3's weight layout: query/key/value kernels (d_in,
 biases (heads, dim), the output kernel (heads, value_dim, d_out) with bias (d_out,), in that order.
 scores = softmax((q / sqrt(key_dim)) . k) over the keys, masked where attention_mask is False.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,15 +19,36 @@ __all__ = ["MultiHeadAttention", "Attention", "Lambda"]
 
 
 class MultiHeadAttention(Layer):
-    def __init__(self, num_heads, key_dim, value_dim=None, dropout=0.0, use_bias=True, output_shape=None,
-                 attention_axes=None, flash_attention=None, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 kernel_constraint=None, bias_constraint=None, seed=None, **kwargs):
+    def __init__(
+        self,
+        num_heads,
+        key_dim,
+        value_dim=None,
+        dropout=0.0,
+        use_bias=True,
+        output_shape=None,
+        attention_axes=None,
+        flash_attention=None,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        seed=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        for arg, val in (("output_shape", output_shape), ("attention_axes", attention_axes),
-                         ("kernel_regularizer", kernel_regularizer), ("bias_regularizer", bias_regularizer),
-                         ("activity_regularizer", activity_regularizer), ("kernel_constraint", kernel_constraint),
-                         ("bias_constraint", bias_constraint)):
+        for arg, val in (
+            ("output_shape", output_shape),
+            ("attention_axes", attention_axes),
+            ("kernel_regularizer", kernel_regularizer),
+            ("bias_regularizer", bias_regularizer),
+            ("activity_regularizer", activity_regularizer),
+            ("kernel_constraint", kernel_constraint),
+            ("bias_constraint", bias_constraint),
+        ):
             if val is not None:
                 raise NotImplementedError(f"MultiHeadAttention: {arg} is not supported by forgeml.keras yet")
         self.num_heads, self.key_dim = int(num_heads), int(key_dim)
@@ -40,15 +62,22 @@ class MultiHeadAttention(Layer):
         value_shape = query_shape if value_shape is None else value_shape
         key_shape = value_shape if key_shape is None else key_shape
         h, kd, vd = self.num_heads, self.key_dim, self.value_dim
-        for part, d_in, dim in (("query", query_shape[-1], kd), ("key", key_shape[-1], kd),
-                                ("value", value_shape[-1], vd)):
+        for part, d_in, dim in (
+            ("query", query_shape[-1], kd),
+            ("key", key_shape[-1], kd),
+            ("value", value_shape[-1], vd),
+        ):
             setattr(self, f"_{part}_kernel", self.add_weight((d_in, h, dim), self.kernel_initializer, f"{part}_kernel"))
-            setattr(self, f"_{part}_bias", self.add_weight((h, dim), self.bias_initializer, f"{part}_bias")
-                    if self.use_bias else None)
+            setattr(
+                self,
+                f"_{part}_bias",
+                self.add_weight((h, dim), self.bias_initializer, f"{part}_bias") if self.use_bias else None,
+            )
         d_out = query_shape[-1]
         self._output_kernel = self.add_weight((h, vd, d_out), self.kernel_initializer, "attention_output_kernel")
-        self._output_bias = self.add_weight((d_out,), self.bias_initializer, "attention_output_bias") \
-            if self.use_bias else None
+        self._output_bias = (
+            self.add_weight((d_out,), self.bias_initializer, "attention_output_bias") if self.use_bias else None
+        )
         self.built = True
 
     def compute_output_shape(self, query_shape, value_shape=None, key_shape=None):
@@ -59,8 +88,19 @@ class MultiHeadAttention(Layer):
         bias = getattr(self, f"_{part}_bias")
         return y if bias is None else y + bias
 
-    def call(self, query, value, key=None, query_mask=None, value_mask=None, key_mask=None, attention_mask=None,
-             return_attention_scores=False, training=None, use_causal_mask=False):
+    def call(
+        self,
+        query,
+        value,
+        key=None,
+        query_mask=None,
+        value_mask=None,
+        key_mask=None,
+        attention_mask=None,
+        return_attention_scores=False,
+        training=None,
+        use_causal_mask=False,
+    ):
         key = value if key is None else key
         q = self._project(query, "query") * (1.0 / math.sqrt(self.key_dim))
         k = self._project(key, "key")
@@ -74,6 +114,7 @@ class MultiHeadAttention(Layer):
             rng = self._rng
             if rng is None:
                 from .. import utils
+
                 rng = utils.global_rng()
             keep = (rng.random(tuple(weights.shape)) >= self.dropout).astype(np.float32) / (1 - self.dropout)
             weights = weights * keep
@@ -91,10 +132,17 @@ class MultiHeadAttention(Layer):
         return mask
 
     def get_config(self):
-        return {**super().get_config(), "num_heads": self.num_heads, "key_dim": self.key_dim,
-                "value_dim": self.value_dim, "dropout": self.dropout, "use_bias": self.use_bias, "seed": self.seed,
-                "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer)}
+        return {
+            **super().get_config(),
+            "num_heads": self.num_heads,
+            "key_dim": self.key_dim,
+            "value_dim": self.value_dim,
+            "dropout": self.dropout,
+            "use_bias": self.use_bias,
+            "seed": self.seed,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+        }
 
     @classmethod
     def from_config(cls, config):
@@ -138,8 +186,13 @@ class Attention(Layer):
         return (out, weights) if return_attention_scores else out
 
     def get_config(self):
-        return {**super().get_config(), "use_scale": self.use_scale, "score_mode": self.score_mode,
-                "dropout": self.dropout, "seed": self.seed}
+        return {
+            **super().get_config(),
+            "use_scale": self.use_scale,
+            "score_mode": self.score_mode,
+            "dropout": self.dropout,
+            "seed": self.seed,
+        }
 
 
 class Lambda(Layer):
@@ -172,9 +225,12 @@ class Lambda(Layer):
         config = dict(config)
         name = config.pop("function")
         from ..registry import CUSTOM_OBJECTS
+
         fn = (custom_objects or {}).get(name) or CUSTOM_OBJECTS.get(name)
         if fn is None:
-            raise ValueError(f"Requested the deserialization of a Lambda layer whose function {name!r} is Python "
-                             "code; forgeml.keras never loads code from a file. Pass the function in "
-                             f"custom_objects={{{name!r}: fn}} or register it with register_keras_serializable.")
+            raise ValueError(
+                f"Requested the deserialization of a Lambda layer whose function {name!r} is Python "
+                "code; forgeml.keras never loads code from a file. Pass the function in "
+                f"custom_objects={{{name!r}: fn}} or register it with register_keras_serializable."
+            )
         return cls(fn, **config)

@@ -76,6 +76,8 @@ def _normalize_shape(shape, name="shape"):
 class Layer:
     """Base class. Subclasses set ``self.input_spec_ndim`` (min rank) where it matters."""
 
+    _quantization_mode = None  # models built without Layer.__init__'s arguments are never quantized
+
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
         LAYER_CLASSES[cls.__name__] = cls

@@ -5,28 +5,59 @@ Conv2DTranspose is the transpose of Conv2D: its forward is Conv2D's input gradie
 (forgeml.ops.conv2d_grad) and its input gradient is a plain Conv2D (forgeml.ops.conv2d) of dy, so
 it runs on the same CPU/CUDA kernels. Kernel layout (KH, KW, filters, in_channels), as Keras.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from .. import activations, initializers, regularizers
 from .base import Layer
-from .convolutional import auto_name, check_data_format, conv_ops, normalize_padding, normalize_tuple, reject_unsupported
+from .convolutional import (
+    auto_name,
+    check_data_format,
+    conv_ops,
+    normalize_padding,
+    normalize_tuple,
+    reject_unsupported,
+)
 
 __all__ = ["Conv2DTranspose", "Convolution2DTranspose", "UpSampling2D", "ZeroPadding2D", "Cropping2D"]
 
 
 class Conv2DTranspose(Layer):
-    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", output_padding=None, data_format=None,
-                 dilation_rate=(1, 1), activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 kernel_constraint=None, bias_constraint=None, **kwargs):
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=(1, 1),
+        padding="valid",
+        output_padding=None,
+        data_format=None,
+        dilation_rate=(1, 1),
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
         super().__init__(**auto_name(self, kwargs))
         if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters <= 0:
-            raise ValueError(f"Invalid value for argument `filters`. Expected a strictly positive value. "
-                             f"Received filters={filters!r}.")
-        reject_unsupported("Conv2DTranspose", output_padding=output_padding, activity_regularizer=activity_regularizer,
-                           kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
+            raise ValueError(
+                f"Invalid value for argument `filters`. Expected a strictly positive value. "
+                f"Received filters={filters!r}."
+            )
+        reject_unsupported(
+            "Conv2DTranspose",
+            output_padding=output_padding,
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+        )
         self.filters = int(filters)
         self.kernel_size = normalize_tuple(kernel_size, 2, "kernel_size")
         self.strides = normalize_tuple(strides, 2, "strides")
@@ -45,8 +76,10 @@ class Conv2DTranspose(Layer):
 
     def build(self, input_shape):
         if len(input_shape) != 4 or input_shape[-1] is None:
-            raise ValueError(f"Conv2DTranspose {self.name!r}: expected input of shape (batch, height, width, "
-                             f"channels) with known channels, got {tuple(input_shape)}")
+            raise ValueError(
+                f"Conv2DTranspose {self.name!r}: expected input of shape (batch, height, width, "
+                f"channels) with known channels, got {tuple(input_shape)}"
+            )
         kh, kw = self.kernel_size
         self.kernel = self.add_weight((kh, kw, self.filters, input_shape[-1]), self.kernel_initializer, "kernel")
         self.bias = self.add_weight((self.filters,), self.bias_initializer, "bias") if self.use_bias else None
@@ -58,8 +91,12 @@ class Conv2DTranspose(Layer):
 
     def compute_output_shape(self, input_shape):
         n, h, w = input_shape[:3]
-        return (n, self._size(h, self.kernel_size[0], self.strides[0]),
-                self._size(w, self.kernel_size[1], self.strides[1]), self.filters)
+        return (
+            n,
+            self._size(h, self.kernel_size[0], self.strides[0]),
+            self._size(w, self.kernel_size[1], self.strides[1]),
+            self.filters,
+        )
 
     def _args(self):
         return {"strides": self.strides, "padding": self.padding}
@@ -89,14 +126,22 @@ class Conv2DTranspose(Layer):
         return ops.conv2d(dz, self.kernel.value, None, **self._args()) if need_dx else None
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
-                "strides": list(self.strides), "padding": self.padding, "output_padding": None,
-                "data_format": self.data_format, "dilation_rate": list(self.dilation_rate),
-                "activation": self.activation.name, "use_bias": self.use_bias,
-                "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": list(self.kernel_size),
+            "strides": list(self.strides),
+            "padding": self.padding,
+            "output_padding": None,
+            "data_format": self.data_format,
+            "dilation_rate": list(self.dilation_rate),
+            "activation": self.activation.name,
+            "use_bias": self.use_bias,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+        }
 
     @classmethod
     def from_config(cls, config):
@@ -121,8 +166,9 @@ class UpSampling2D(Layer):
         self.size = normalize_tuple(size, 2, "size")
         self.data_format = check_data_format(data_format, "UpSampling2D")
         if interpolation != "nearest":
-            raise NotImplementedError(f"UpSampling2D: interpolation={interpolation!r} is not supported by "
-                                      "forgeml.keras yet (only 'nearest')")
+            raise NotImplementedError(
+                f"UpSampling2D: interpolation={interpolation!r} is not supported by forgeml.keras yet (only 'nearest')"
+            )
         self.interpolation = interpolation
 
     def compute_output_shape(self, input_shape):
@@ -140,8 +186,12 @@ class UpSampling2D(Layer):
         return dy.reshape(n, h // a, a, w // b, b, c).sum(axis=(2, 4))
 
     def get_config(self):
-        return {**super().get_config(), "size": list(self.size), "data_format": self.data_format,
-                "interpolation": self.interpolation}
+        return {
+            **super().get_config(),
+            "size": list(self.size),
+            "data_format": self.data_format,
+            "interpolation": self.interpolation,
+        }
 
 
 def _pads(value, name):
@@ -173,7 +223,7 @@ class ZeroPadding2D(Layer):
 
     def backward(self, dy, need_dx=True):
         (t, b), (l, r) = self.padding
-        return dy[:, t:dy.shape[1] - b, l:dy.shape[2] - r] if need_dx else None
+        return dy[:, t : dy.shape[1] - b, l : dy.shape[2] - r] if need_dx else None
 
     def get_config(self):
         return {**super().get_config(), "padding": [list(p) for p in self.padding], "data_format": self.data_format}
@@ -189,14 +239,16 @@ class Cropping2D(Layer):
         n, h, w, c = input_shape
         (t, b), (l, r) = self.cropping
         if (h is not None and h - t - b <= 0) or (w is not None and w - l - r <= 0):
-            raise ValueError(f"Values in `cropping` argument should be smaller than the corresponding spatial "
-                             f"dimension of the input. Received: input_shape={tuple(input_shape)}, "
-                             f"cropping={self.cropping}")
+            raise ValueError(
+                f"Values in `cropping` argument should be smaller than the corresponding spatial "
+                f"dimension of the input. Received: input_shape={tuple(input_shape)}, "
+                f"cropping={self.cropping}"
+            )
         return (n, None if h is None else h - t - b, None if w is None else w - l - r, c)
 
     def forward(self, x, training=False):
         (t, b), (l, r) = self.cropping
-        return x[:, t:x.shape[1] - b, l:x.shape[2] - r]
+        return x[:, t : x.shape[1] - b, l : x.shape[2] - r]
 
     def backward(self, dy, need_dx=True):
         return self.xp.pad(dy, ((0, 0), *self.cropping, (0, 0))) if need_dx else None

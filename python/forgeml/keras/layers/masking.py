@@ -8,6 +8,7 @@ hop from one layer to the next, as in a forward pass.
 
 mask: bool (N, T), True where the time step is real.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -64,5 +65,3 @@ def as_bool_mask(xp, mask, n, t):
     if m.shape != (n, t):
         raise ValueError(f"mask: expected shape {(n, t)}, got {tuple(m.shape)}")
     return None if bool(m.all()) else m
-
-

@@ -1,13 +1,30 @@
 """Merge layers: Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Dot, and their
 lowercase functions (``layers.add([a, b])``). Each is a ``call`` written with keras.ops, so its
 gradient comes from the ops' rules."""
+
 from __future__ import annotations
 
 from .. import ops
 from .base import Layer
 
-__all__ = ["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot", "add", "subtract",
-           "multiply", "average", "maximum", "minimum", "concatenate", "dot"]
+__all__ = [
+    "Add",
+    "Subtract",
+    "Multiply",
+    "Average",
+    "Maximum",
+    "Minimum",
+    "Concatenate",
+    "Dot",
+    "add",
+    "subtract",
+    "multiply",
+    "average",
+    "maximum",
+    "minimum",
+    "concatenate",
+    "dot",
+]
 
 
 class _Merge(Layer):
@@ -15,12 +32,16 @@ class _Merge(Layer):
 
     def _check(self, inputs):
         if not isinstance(inputs, (list, tuple)) or len(inputs) < self.min_inputs:
-            raise ValueError(f"Layer {self.name!r} ({type(self).__name__}) expects a list of at least "
-                             f"{self.min_inputs} inputs, got {type(inputs).__name__}")
+            raise ValueError(
+                f"Layer {self.name!r} ({type(self).__name__}) expects a list of at least "
+                f"{self.min_inputs} inputs, got {type(inputs).__name__}"
+            )
         shapes = [tuple(ops.shape(x))[1:] for x in inputs]
         if self.same_shape and any(s != shapes[0] for s in shapes):
-            raise ValueError(f"Layer {self.name!r} ({type(self).__name__}) requires inputs with matching shapes, "
-                             f"got shapes {[(None, *s) for s in shapes]}")
+            raise ValueError(
+                f"Layer {self.name!r} ({type(self).__name__}) requires inputs with matching shapes, "
+                f"got shapes {[(None, *s) for s in shapes]}"
+            )
 
     same_shape = True
 
@@ -86,8 +107,10 @@ class Concatenate(_Merge):
         ax = self.axis % rank
         for s in shapes[1:]:
             if len(s) != rank or any(a != b for i, (a, b) in enumerate(zip(s, shapes[0])) if i not in (0, ax)):
-                raise ValueError(f"Layer {self.name!r} (Concatenate) requires inputs with matching shapes except "
-                                 f"for the concatenation axis {self.axis}, got shapes {shapes}")
+                raise ValueError(
+                    f"Layer {self.name!r} (Concatenate) requires inputs with matching shapes except "
+                    f"for the concatenation axis {self.axis}, got shapes {shapes}"
+                )
         return ops.concatenate(list(inputs), axis=ax)
 
     def get_config(self):
@@ -123,6 +146,7 @@ class Dot(_Merge):
 def _fn(cls):
     def f(inputs, **kwargs):
         return cls(**kwargs)(inputs)
+
     f.__name__ = cls.__name__.lower()
     return f
 

@@ -5,6 +5,7 @@ ActivityRegularization leaves its input unchanged and adds a penalty on it to th
 per-sample mean, as Keras divides an activity penalty by the batch size); regularizers.py finds
 the penalty in ``_activity_loss``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,8 +19,9 @@ __all__ = ["SpatialDropout1D", "SpatialDropout2D", "GaussianNoise", "GaussianDro
 
 def _check_rate(rate):
     if not 0 <= float(rate) <= 1:
-        raise ValueError(f"Invalid value received for argument `rate`. Expected a float value between 0 and 1. "
-                         f"Received: rate={rate}")
+        raise ValueError(
+            f"Invalid value received for argument `rate`. Expected a float value between 0 and 1. Received: rate={rate}"
+        )
     return float(rate)
 
 
@@ -71,13 +73,15 @@ class SpatialDropout2D(SpatialDropout1D):
 
 class GaussianNoise(_Noise):
     """x + N(0, stddev^2) noise."""
+
     _multiplies = False
 
     def __init__(self, stddev, seed=None, **kwargs):
         super().__init__(seed, **kwargs)
         if not 0 <= stddev:
-            raise ValueError(f"Invalid value received for argument `stddev`. Expected a float value >= 0. "
-                             f"Received: stddev={stddev}")
+            raise ValueError(
+                f"Invalid value received for argument `stddev`. Expected a float value >= 0. Received: stddev={stddev}"
+            )
         self.stddev = float(stddev)
 
     def _draw(self, shape):
@@ -109,6 +113,7 @@ class ActivityRegularization(Layer):
     def __init__(self, l1=0.0, l2=0.0, **kwargs):
         super().__init__(**kwargs)
         from ..regularizers import L1L2
+
         self.l1, self.l2 = float(l1), float(l2)
         self._reg = L1L2(self.l1, self.l2)
         self._activity_loss = 0.0

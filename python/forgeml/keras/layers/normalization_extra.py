@@ -1,5 +1,6 @@
 """LayerNormalization, GroupNormalization and UnitNormalization (channels last), forward and
 backward side by side. Statistics are per sample, so training and inference compute the same."""
+
 from __future__ import annotations
 
 from .. import initializers
@@ -16,12 +17,24 @@ def _norm_backward(dxhat, xhat, inv, axes):
 
 
 class _AffineNorm(Layer):
-    def __init__(self, epsilon, center, scale, beta_initializer, gamma_initializer, beta_regularizer,
-                 gamma_regularizer, beta_constraint, gamma_constraint, **kwargs):
+    def __init__(
+        self,
+        epsilon,
+        center,
+        scale,
+        beta_initializer,
+        gamma_initializer,
+        beta_regularizer,
+        gamma_regularizer,
+        beta_constraint,
+        gamma_constraint,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if beta_constraint is not None or gamma_constraint is not None:
             raise NotImplementedError(f"{type(self).__name__}: constraints are not supported by forgeml.keras yet")
         from .. import regularizers
+
         self.epsilon, self.center, self.scale = float(epsilon), bool(center), bool(scale)
         self.beta_initializer = initializers.get(beta_initializer)
         self.gamma_initializer = initializers.get(gamma_initializer)
@@ -49,15 +62,22 @@ class _AffineNorm(Layer):
 
     def get_config(self):
         from .. import regularizers
-        return {**super().get_config(), "epsilon": self.epsilon, "center": self.center, "scale": self.scale,
-                "beta_initializer": initializers.serialize(self.beta_initializer),
-                "gamma_initializer": initializers.serialize(self.gamma_initializer),
-                "beta_regularizer": regularizers.serialize(self.beta_regularizer),
-                "gamma_regularizer": regularizers.serialize(self.gamma_regularizer)}
+
+        return {
+            **super().get_config(),
+            "epsilon": self.epsilon,
+            "center": self.center,
+            "scale": self.scale,
+            "beta_initializer": initializers.serialize(self.beta_initializer),
+            "gamma_initializer": initializers.serialize(self.gamma_initializer),
+            "beta_regularizer": regularizers.serialize(self.beta_regularizer),
+            "gamma_regularizer": regularizers.serialize(self.gamma_regularizer),
+        }
 
     @classmethod
     def from_config(cls, config):
         from .. import regularizers
+
         config = dict(config)
         for k in ("beta_initializer", "gamma_initializer"):
             if k in config:
@@ -71,11 +91,33 @@ class _AffineNorm(Layer):
 class LayerNormalization(_AffineNorm):
     """Normalise each sample over the last axis: (x - mean) / sqrt(var + eps), then gamma, beta."""
 
-    def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, rms_scaling=False, beta_initializer="zeros",
-                 gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
-                 gamma_constraint=None, **kwargs):
-        super().__init__(epsilon, center, scale, beta_initializer, gamma_initializer, beta_regularizer,
-                         gamma_regularizer, beta_constraint, gamma_constraint, **kwargs)
+    def __init__(
+        self,
+        axis=-1,
+        epsilon=1e-3,
+        center=True,
+        scale=True,
+        rms_scaling=False,
+        beta_initializer="zeros",
+        gamma_initializer="ones",
+        beta_regularizer=None,
+        gamma_regularizer=None,
+        beta_constraint=None,
+        gamma_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(
+            epsilon,
+            center,
+            scale,
+            beta_initializer,
+            gamma_initializer,
+            beta_regularizer,
+            gamma_regularizer,
+            beta_constraint,
+            gamma_constraint,
+            **kwargs,
+        )
         if rms_scaling:
             raise NotImplementedError("LayerNormalization: rms_scaling=True is not supported by forgeml.keras yet")
         self.axis, self.rms_scaling = axis, False
@@ -103,11 +145,33 @@ class LayerNormalization(_AffineNorm):
 class GroupNormalization(_AffineNorm):
     """Channels split into `groups`; each sample normalised over (spatial axes, channels of a group)."""
 
-    def __init__(self, groups=32, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
-                 gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
-                 gamma_constraint=None, **kwargs):
-        super().__init__(epsilon, center, scale, beta_initializer, gamma_initializer, beta_regularizer,
-                         gamma_regularizer, beta_constraint, gamma_constraint, **kwargs)
+    def __init__(
+        self,
+        groups=32,
+        axis=-1,
+        epsilon=1e-3,
+        center=True,
+        scale=True,
+        beta_initializer="zeros",
+        gamma_initializer="ones",
+        beta_regularizer=None,
+        gamma_regularizer=None,
+        beta_constraint=None,
+        gamma_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(
+            epsilon,
+            center,
+            scale,
+            beta_initializer,
+            gamma_initializer,
+            beta_regularizer,
+            gamma_regularizer,
+            beta_constraint,
+            gamma_constraint,
+            **kwargs,
+        )
         self.groups, self.axis = int(groups), axis
 
     def build(self, input_shape):
@@ -164,5 +228,3 @@ class UnitNormalization(Layer):
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis}
-
-

@@ -8,6 +8,7 @@ reflect / wrap / nearest / mirror / constant applied to each neighbour's index (
 jax.scipy.ndimage.map_coordinates does). The sampler is linear in the image, so its backward
 scatters the same weights back.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,8 +16,17 @@ import numpy as np
 from .. import backend, utils
 from .base import Layer
 
-__all__ = ["Normalization", "Rescaling", "CenterCrop", "CategoryEncoding", "RandomFlip", "RandomRotation",
-           "RandomTranslation", "RandomZoom", "affine_sample"]
+__all__ = [
+    "Normalization",
+    "Rescaling",
+    "CenterCrop",
+    "CategoryEncoding",
+    "RandomFlip",
+    "RandomRotation",
+    "RandomTranslation",
+    "RandomZoom",
+    "affine_sample",
+]
 
 
 class Normalization(Layer):
@@ -28,8 +38,10 @@ class Normalization(Layer):
         if axis not in (-1, [-1], (-1,)):
             raise NotImplementedError(f"Normalization: only axis=-1 is supported, got axis={axis}")
         if (mean is None) != (variance is None):
-            raise ValueError(f"When setting values directly, both `mean` and `variance` must be set. "
-                             f"Received: mean={mean} and variance={variance}")
+            raise ValueError(
+                f"When setting values directly, both `mean` and `variance` must be set. "
+                f"Received: mean={mean} and variance={variance}"
+            )
         self.axis, self.invert = -1, bool(invert)
         self.input_mean = None if mean is None else np.asarray(mean, np.float32)
         self.input_variance = None if variance is None else np.asarray(variance, np.float32)
@@ -49,6 +61,7 @@ class Normalization(Layer):
     def adapt(self, data, batch_size=None, steps=None):
         """Mean and variance over every axis but the last, accumulated in float64 over batches."""
         from ..data_adapters import iterate_inputs
+
         total, total_sq, n = 0.0, 0.0, 0
         for batch in iterate_inputs(data, batch_size, steps):
             b = np.asarray(backend.to_numpy(batch), np.float64)
@@ -116,8 +129,10 @@ class CenterCrop(Layer):
     def build(self, input_shape):
         h, w = input_shape[1:3]
         if (h is not None and h < self.height) or (w is not None and w < self.width):
-            raise NotImplementedError(f"CenterCrop {self.name!r}: images smaller than the crop ({h}x{w} < "
-                                      f"{self.height}x{self.width}) need resizing, which forgeml.keras does not do")
+            raise NotImplementedError(
+                f"CenterCrop {self.name!r}: images smaller than the crop ({h}x{w} < "
+                f"{self.height}x{self.width}) need resizing, which forgeml.keras does not do"
+            )
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.height, self.width, input_shape[3])
@@ -126,14 +141,14 @@ class CenterCrop(Layer):
         self._shape = x.shape
         top, left = (x.shape[1] - self.height) // 2, (x.shape[2] - self.width) // 2
         self._corner = (top, left)
-        return x[:, top:top + self.height, left:left + self.width]
+        return x[:, top : top + self.height, left : left + self.width]
 
     def backward(self, dy, need_dx=True):
         if not need_dx:
             return None
         dx = self.xp.zeros(self._shape, dy.dtype)
         top, left = self._corner
-        dx[:, top:top + self.height, left:left + self.width] = dy
+        dx[:, top : top + self.height, left : left + self.width] = dy
         return dx
 
     def get_config(self):
@@ -148,8 +163,10 @@ class CategoryEncoding(Layer):
         if output_mode not in ("one_hot", "multi_hot", "count"):
             raise ValueError(f"Unknown arg for output_mode: {output_mode}")
         if num_tokens is None:
-            raise ValueError("num_tokens must be set to use this layer. If the number of tokens is not known "
-                             "beforehand, use the IntegerLookup layer instead.")
+            raise ValueError(
+                "num_tokens must be set to use this layer. If the number of tokens is not known "
+                "beforehand, use the IntegerLookup layer instead."
+            )
         self.num_tokens, self.output_mode = int(num_tokens), output_mode
 
     def _input_dtype(self, x):
@@ -165,8 +182,9 @@ class CategoryEncoding(Layer):
         xp = self.xp
         ids = x.astype(np.int64)
         if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= self.num_tokens):
-            raise ValueError(f"Input values must be in the range 0 <= values < num_tokens with "
-                             f"num_tokens={self.num_tokens}")
+            raise ValueError(
+                f"Input values must be in the range 0 <= values < num_tokens with num_tokens={self.num_tokens}"
+            )
         if self.output_mode == "one_hot":
             if ids.ndim > 1 and ids.shape[-1] == 1:
                 ids = ids[..., 0]
@@ -181,11 +199,11 @@ class CategoryEncoding(Layer):
         return None  # integer ids get no gradient
 
     def get_config(self):
-        return {**super().get_config(), "num_tokens": self.num_tokens, "output_mode": self.output_mode,
-                "sparse": False}
+        return {**super().get_config(), "num_tokens": self.num_tokens, "output_mode": self.output_mode, "sparse": False}
 
 
 # ---------------------------------------------------------------- augmentation
+
 
 class _Augment(Layer):
     def __init__(self, seed=None, **kwargs):
@@ -275,8 +293,12 @@ def affine_sample(x, mats, interpolation="bilinear", fill_mode="reflect", fill_v
     elif interpolation == "bilinear":
         y0, x0 = xp.floor(sy), xp.floor(sx)
         fy, fx = sy - y0, sx - x0
-        corners = [(y0, x0, (1 - fy) * (1 - fx)), (y0, x0 + 1, (1 - fy) * fx), (y0 + 1, x0, fy * (1 - fx)),
-                   (y0 + 1, x0 + 1, fy * fx)]
+        corners = [
+            (y0, x0, (1 - fy) * (1 - fx)),
+            (y0, x0 + 1, (1 - fy) * fx),
+            (y0 + 1, x0, fy * (1 - fx)),
+            (y0 + 1, x0 + 1, fy * fx),
+        ]
     else:
         raise ValueError(f"interpolation: expected 'bilinear' or 'nearest', got {interpolation!r}")
     batch = xp.broadcast_to(xp.arange(n)[:, None, None], sx.shape)
@@ -293,8 +315,9 @@ def affine_sample(x, mats, interpolation="bilinear", fill_mode="reflect", fill_v
         if dy is None:
             out += wt[..., None] * x[batch, iy, ix]
         else:
-            backend.scatter_add(xp, dx, (batch.reshape(-1), iy.reshape(-1), ix.reshape(-1)),
-                                (wt[..., None] * dy).reshape(-1, c))
+            backend.scatter_add(
+                xp, dx, (batch.reshape(-1), iy.reshape(-1), ix.reshape(-1)), (wt[..., None] * dy).reshape(-1, c)
+            )
     return (out if dy is None else dx).astype(x.dtype)
 
 
@@ -312,11 +335,14 @@ class _AffineAugment(_Augment):
     def __init__(self, fill_mode="reflect", interpolation="bilinear", seed=None, fill_value=0.0, **kwargs):
         super().__init__(seed, **kwargs)
         if fill_mode not in ("reflect", "wrap", "constant", "nearest", "mirror"):
-            raise NotImplementedError(f"Unknown `fill_mode` {fill_mode}. Expected of one "
-                                      "{'reflect', 'wrap', 'constant', 'nearest', 'mirror'}.")
+            raise NotImplementedError(
+                f"Unknown `fill_mode` {fill_mode}. Expected of one "
+                "{'reflect', 'wrap', 'constant', 'nearest', 'mirror'}."
+            )
         if interpolation not in ("bilinear", "nearest"):
-            raise NotImplementedError(f"Unknown `interpolation` {interpolation}. Expected of one "
-                                      "{'nearest', 'bilinear'}.")
+            raise NotImplementedError(
+                f"Unknown `interpolation` {interpolation}. Expected of one {{'nearest', 'bilinear'}}."
+            )
         self.fill_mode, self.interpolation, self.fill_value = fill_mode, interpolation, float(fill_value)
 
     def _apply(self, x):
@@ -327,8 +353,12 @@ class _AffineAugment(_Augment):
         return affine_sample(dy, self._mats, self.interpolation, self.fill_mode, 0.0, dy=dy)
 
     def get_config(self):
-        return {**super().get_config(), "fill_mode": self.fill_mode, "interpolation": self.interpolation,
-                "fill_value": self.fill_value}
+        return {
+            **super().get_config(),
+            "fill_mode": self.fill_mode,
+            "interpolation": self.interpolation,
+            "fill_value": self.fill_value,
+        }
 
 
 class RandomRotation(_AffineAugment):
@@ -352,8 +382,16 @@ class RandomRotation(_AffineAugment):
 class RandomTranslation(_AffineAugment):
     """Shift by height_factor * H and width_factor * W pixels, drawn per image."""
 
-    def __init__(self, height_factor, width_factor, fill_mode="reflect", interpolation="bilinear", seed=None,
-                 fill_value=0.0, **kwargs):
+    def __init__(
+        self,
+        height_factor,
+        width_factor,
+        fill_mode="reflect",
+        interpolation="bilinear",
+        seed=None,
+        fill_value=0.0,
+        **kwargs,
+    ):
         super().__init__(fill_mode, interpolation, seed, fill_value, **kwargs)
         self.height_factor, self.width_factor = height_factor, width_factor
         self._h, self._w = _range(height_factor, "height_factor"), _range(width_factor, "width_factor")
@@ -372,8 +410,16 @@ class RandomTranslation(_AffineAugment):
 class RandomZoom(_AffineAugment):
     """Zoom by 1 + factor drawn per image (positive factors zoom out, as Keras)."""
 
-    def __init__(self, height_factor, width_factor=None, fill_mode="reflect", interpolation="bilinear", seed=None,
-                 fill_value=0.0, **kwargs):
+    def __init__(
+        self,
+        height_factor,
+        width_factor=None,
+        fill_mode="reflect",
+        interpolation="bilinear",
+        seed=None,
+        fill_value=0.0,
+        **kwargs,
+    ):
         super().__init__(fill_mode, interpolation, seed, fill_value, **kwargs)
         self.height_factor, self.width_factor = height_factor, width_factor
         self._h = _range(height_factor, "height_factor")
@@ -388,5 +434,3 @@ class RandomZoom(_AffineAugment):
 
     def get_config(self):
         return {**super().get_config(), "height_factor": self.height_factor, "width_factor": self.width_factor}
-
-

@@ -4,6 +4,7 @@ UpSampling1D, ZeroPadding1D, Cropping1D, RepeatVector and Permute.
 Conv1D and the windowed pools run the 2-D kernels on an (N, 1, T, C) view of the input with a
 (1, K) window, so they take the same CPU/CUDA code paths as Conv2D and MaxPooling2D.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,34 +12,71 @@ import numpy as np
 from .. import activations, initializers, regularizers
 from . import masking
 from .base import Layer
-from .convolutional import (auto_name, check_data_format, conv_ops, normalize_tuple, out_size,
-                            reject_unsupported)
+from .convolutional import auto_name, check_data_format, conv_ops, normalize_tuple, out_size, reject_unsupported
 
-__all__ = ["Conv1D", "Convolution1D", "MaxPooling1D", "AveragePooling1D", "MaxPool1D", "AvgPool1D",
-           "GlobalAveragePooling1D", "GlobalMaxPooling1D", "GlobalAvgPool1D", "GlobalMaxPool1D", "UpSampling1D",
-           "ZeroPadding1D", "Cropping1D", "RepeatVector", "Permute"]
+__all__ = [
+    "Conv1D",
+    "Convolution1D",
+    "MaxPooling1D",
+    "AveragePooling1D",
+    "MaxPool1D",
+    "AvgPool1D",
+    "GlobalAveragePooling1D",
+    "GlobalMaxPooling1D",
+    "GlobalAvgPool1D",
+    "GlobalMaxPool1D",
+    "UpSampling1D",
+    "ZeroPadding1D",
+    "Cropping1D",
+    "RepeatVector",
+    "Permute",
+]
 
 
 def _check_3d(layer, input_shape):
     if len(input_shape) != 3:
-        raise ValueError(f"{type(layer).__name__} {layer.name!r}: expected input of shape (batch, steps, "
-                         f"channels), got {tuple(input_shape)}")
+        raise ValueError(
+            f"{type(layer).__name__} {layer.name!r}: expected input of shape (batch, steps, "
+            f"channels), got {tuple(input_shape)}"
+        )
 
 
 class Conv1D(Layer):
     """y = activation(conv1d(x, kernel) + bias); kernel (K, C, filters). padding 'causal' pads
     (K - 1) * dilation zeros on the left only."""
 
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
-                 groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 kernel_constraint=None, bias_constraint=None, **kwargs):
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        data_format=None,
+        dilation_rate=1,
+        groups=1,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
         super().__init__(**auto_name(self, kwargs))
         if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters <= 0:
-            raise ValueError(f"Invalid value for argument `filters`. Expected a strictly positive value. "
-                             f"Received filters={filters!r}.")
-        reject_unsupported("Conv1D", activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
-                           bias_constraint=bias_constraint)
+            raise ValueError(
+                f"Invalid value for argument `filters`. Expected a strictly positive value. "
+                f"Received filters={filters!r}."
+            )
+        reject_unsupported(
+            "Conv1D",
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+        )
         if groups != 1:
             raise NotImplementedError(f"Conv1D: groups={groups} is not supported by forgeml.keras yet (only 1)")
         p = padding.lower() if isinstance(padding, str) else padding
@@ -49,8 +87,10 @@ class Conv1D(Layer):
         self.strides = normalize_tuple(strides, 1, "strides")
         self.dilation_rate = normalize_tuple(dilation_rate, 1, "dilation_rate")
         if self.strides[0] > 1 and self.dilation_rate[0] > 1:
-            raise ValueError(f"`strides > 1` not supported in conjunction with `dilation_rate > 1`. "
-                             f"Received: strides={self.strides} and dilation_rate={self.dilation_rate}")
+            raise ValueError(
+                f"`strides > 1` not supported in conjunction with `dilation_rate > 1`. "
+                f"Received: strides={self.strides} and dilation_rate={self.dilation_rate}"
+            )
         self.data_format = check_data_format(data_format, "Conv1D")
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
@@ -61,10 +101,13 @@ class Conv1D(Layer):
 
     def build(self, input_shape):
         if len(input_shape) != 3 or input_shape[-1] is None:
-            raise ValueError(f"Conv1D {self.name!r}: expected input of shape (batch, steps, channels) with known "
-                             f"channels, got {tuple(input_shape)}")
-        self.kernel = self.add_weight((self.kernel_size[0], input_shape[-1], self.filters), self.kernel_initializer,
-                                      "kernel")
+            raise ValueError(
+                f"Conv1D {self.name!r}: expected input of shape (batch, steps, channels) with known "
+                f"channels, got {tuple(input_shape)}"
+            )
+        self.kernel = self.add_weight(
+            (self.kernel_size[0], input_shape[-1], self.filters), self.kernel_initializer, "kernel"
+        )
         self.bias = self.add_weight((self.filters,), self.bias_initializer, "bias") if self.use_bias else None
         self.compute_output_shape(input_shape)
 
@@ -78,13 +121,18 @@ class Conv1D(Layer):
         pad = "valid" if self.padding == "causal" else self.padding
         ot = out_size(t, self.kernel_size[0], self.strides[0], self.dilation_rate[0], pad)
         if ot == 0:
-            raise ValueError(f"Conv1D {self.name!r}: the kernel {self.kernel_size} is larger than the input "
-                             f"{tuple(input_shape)} with padding='valid'")
+            raise ValueError(
+                f"Conv1D {self.name!r}: the kernel {self.kernel_size} is larger than the input "
+                f"{tuple(input_shape)} with padding='valid'"
+            )
         return (n, ot, self.filters)
 
     def _args(self):
-        return {"strides": (1, self.strides[0]), "dilation": (1, self.dilation_rate[0]),
-                "padding": "valid" if self.padding == "causal" else self.padding}
+        return {
+            "strides": (1, self.strides[0]),
+            "dilation": (1, self.dilation_rate[0]),
+            "padding": "valid" if self.padding == "causal" else self.padding,
+        }
 
     def forward(self, x, training=False):
         ops, act, xp = conv_ops(), self.activation, self.xp
@@ -93,31 +141,45 @@ class Conv1D(Layer):
             x = xp.concatenate([xp.zeros((x.shape[0], lp, x.shape[2]), x.dtype), x], axis=1)
         x4 = xp.ascontiguousarray(x[:, None])
         fused = act is activations.linear or (act.kernel is not None and not act.needs_input)
-        z = ops.conv2d(x4, self.kernel.value[None], self.bias.value if self.use_bias else None,
-                       activation=act.kernel if fused else None, **self._args())[:, 0]
+        z = ops.conv2d(
+            x4,
+            self.kernel.value[None],
+            self.bias.value if self.use_bias else None,
+            activation=act.kernel if fused else None,
+            **self._args(),
+        )[:, 0]
         self._x4 = x4
         self._z, self._y = (None, z) if fused else (z, act.forward(z))
         return self._y
 
     def backward(self, dy, need_dx=True):
         dz = self.activation.backward(dy.copy(), self._y, self._z)
-        dx, dw, db = conv_ops().conv2d_grad(self._x4, self.kernel.value[None], self.xp.ascontiguousarray(dz[:, None]),
-                                            **self._args())
+        dx, dw, db = conv_ops().conv2d_grad(
+            self._x4, self.kernel.value[None], self.xp.ascontiguousarray(dz[:, None]), **self._args()
+        )
         if self._trainable:
             self.kernel.grad[...] = dw[0]
             if self.use_bias:
                 self.bias.grad[...] = db
-        return dx[:, 0, self._left_pad():] if need_dx else None
+        return dx[:, 0, self._left_pad() :] if need_dx else None
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
-                "strides": list(self.strides), "padding": self.padding, "data_format": self.data_format,
-                "dilation_rate": list(self.dilation_rate), "groups": self.groups,
-                "activation": self.activation.name, "use_bias": self.use_bias,
-                "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": list(self.kernel_size),
+            "strides": list(self.strides),
+            "padding": self.padding,
+            "data_format": self.data_format,
+            "dilation_rate": list(self.dilation_rate),
+            "groups": self.groups,
+            "activation": self.activation.name,
+            "use_bias": self.use_bias,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+        }
 
     @classmethod
     def from_config(cls, config):
@@ -155,8 +217,10 @@ class _Pooling1D(Layer):
         n, t, c = input_shape
         ot = out_size(t, self.pool_size[0], self.strides[0], 1, self.padding)
         if ot == 0:
-            raise ValueError(f"{type(self).__name__} {self.name!r}: pool_size {self.pool_size} is larger than the "
-                             f"input {tuple(input_shape)} with padding='valid'")
+            raise ValueError(
+                f"{type(self).__name__} {self.name!r}: pool_size {self.pool_size} is larger than the "
+                f"input {tuple(input_shape)} with padding='valid'"
+            )
         return (n, ot, c)
 
     def forward(self, x, training=False):
@@ -168,12 +232,18 @@ class _Pooling1D(Layer):
         if not need_dx:
             return None
         fn = getattr(conv_ops(), f"{self._kind}_pool2d_grad")
-        return fn(self._x4, self.xp.ascontiguousarray(dy[:, None]), (1, self.pool_size[0]), (1, self.strides[0]),
-                  self.padding)[:, 0]
+        return fn(
+            self._x4, self.xp.ascontiguousarray(dy[:, None]), (1, self.pool_size[0]), (1, self.strides[0]), self.padding
+        )[:, 0]
 
     def get_config(self):
-        return {**super().get_config(), "pool_size": list(self.pool_size), "padding": self.padding,
-                "strides": list(self.strides), "data_format": self.data_format}
+        return {
+            **super().get_config(),
+            "pool_size": list(self.pool_size),
+            "padding": self.padding,
+            "strides": list(self.strides),
+            "data_format": self.data_format,
+        }
 
 
 class MaxPooling1D(_Pooling1D):
@@ -292,7 +362,7 @@ class ZeroPadding1D(Layer):
 
     def backward(self, dy, need_dx=True):
         a, b = self.padding
-        return dy[:, a:dy.shape[1] - b] if need_dx else None
+        return dy[:, a : dy.shape[1] - b] if need_dx else None
 
     def get_config(self):
         return {**super().get_config(), "padding": list(self.padding), "data_format": self.data_format}
@@ -306,14 +376,16 @@ class Cropping1D(Layer):
     def compute_output_shape(self, input_shape):
         n, t, c = input_shape
         if t is not None and t - sum(self.cropping) <= 0:
-            raise ValueError(f"`cropping` parameter of `Cropping1D` layer must be smaller than the input length. "
-                             f"Received: input_shape={tuple(input_shape)}, cropping={self.cropping}")
+            raise ValueError(
+                f"`cropping` parameter of `Cropping1D` layer must be smaller than the input length. "
+                f"Received: input_shape={tuple(input_shape)}, cropping={self.cropping}"
+            )
         return (n, None if t is None else t - sum(self.cropping), c)
 
     def forward(self, x, training=False):
         self._t = x.shape[1]
         a, b = self.cropping
-        return x[:, a:x.shape[1] - b]
+        return x[:, a : x.shape[1] - b]
 
     def backward(self, dy, need_dx=True):
         a, b = self.cropping
@@ -350,8 +422,10 @@ class Permute(Layer):
         super().__init__(**auto_name(self, kwargs))
         self.dims = tuple(int(d) for d in dims)
         if sorted(self.dims) != list(range(1, len(self.dims) + 1)):
-            raise ValueError(f"Invalid permutation argument `dims` for Permute Layer. The set of indices in `dims` "
-                             f"must be consecutive and start from 1. Received dims={dims}")
+            raise ValueError(
+                f"Invalid permutation argument `dims` for Permute Layer. The set of indices in `dims` "
+                f"must be consecutive and start from 1. Received dims={dims}"
+            )
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], *(input_shape[d] for d in self.dims))

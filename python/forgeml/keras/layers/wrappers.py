@@ -4,6 +4,7 @@ A wrapper owns its inner layers' Variables (``_weights`` is their concatenation,
 first, as Keras orders them), so the model packs them like any other layer's; ``_inner_layers``
 lets the regularizer hook find the inner layers' penalties.
 """
+
 from __future__ import annotations
 
 from . import masking
@@ -35,14 +36,20 @@ class Bidirectional(_Wrapper):
 
     def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None, **kwargs):
         if not isinstance(layer, Layer) or not hasattr(layer, "go_backwards"):
-            raise ValueError(f"Please initialize `Bidirectional` layer with a recurrent `keras.layers.Layer` "
-                             f"instance. Received: {layer}")
+            raise ValueError(
+                f"Please initialize `Bidirectional` layer with a recurrent `keras.layers.Layer` "
+                f"instance. Received: {layer}"
+            )
         if merge_mode not in ("concat", "sum", "ave", "mul"):
             if merge_mode is None:
-                raise NotImplementedError("Bidirectional: merge_mode=None (two outputs) is not supported by "
-                                          "forgeml.keras models, which have one output")
-            raise ValueError(f"Invalid merge mode. Received: {merge_mode}. Merge mode should be one of "
-                             '{"sum", "mul", "ave", "concat", None}')
+                raise NotImplementedError(
+                    "Bidirectional: merge_mode=None (two outputs) is not supported by "
+                    "forgeml.keras models, which have one output"
+                )
+            raise ValueError(
+                f"Invalid merge mode. Received: {merge_mode}. Merge mode should be one of "
+                '{"sum", "mul", "ave", "concat", None}'
+            )
         if getattr(layer, "return_state", False):
             raise NotImplementedError("Bidirectional: return_state=True is not supported by forgeml.keras yet")
         super().__init__(**auto_name(self, kwargs))
@@ -116,12 +123,18 @@ class Bidirectional(_Wrapper):
 
     def get_config(self):
         from ..saving import serialize_layer
-        return {**super().get_config(), "merge_mode": self.merge_mode, "layer": serialize_layer(self.forward_layer),
-                "backward_layer": serialize_layer(self.backward_layer)}
+
+        return {
+            **super().get_config(),
+            "merge_mode": self.merge_mode,
+            "layer": serialize_layer(self.forward_layer),
+            "backward_layer": serialize_layer(self.backward_layer),
+        }
 
     @classmethod
     def from_config(cls, config):
         from ..saving import deserialize_layer
+
         config = dict(config)
         layer = deserialize_layer(config.pop("layer"))
         backward = config.pop("backward_layer", None)
@@ -134,16 +147,19 @@ class TimeDistributed(_Wrapper):
 
     def __init__(self, layer, **kwargs):
         if not isinstance(layer, Layer):
-            raise ValueError(f"Please initialize `TimeDistributed` layer with a `keras.layers.Layer` instance. "
-                             f"Received: {layer}")
+            raise ValueError(
+                f"Please initialize `TimeDistributed` layer with a `keras.layers.Layer` instance. Received: {layer}"
+            )
         super().__init__(**auto_name(self, kwargs))
         self.layer = layer
         self._inner_layers = (layer,)
 
     def build(self, input_shape):
         if len(input_shape) < 3:
-            raise ValueError(f"`TimeDistributed` Layer should be passed an `input_shape` with at least 3 dimensions, "
-                             f"received: {tuple(input_shape)}")
+            raise ValueError(
+                f"`TimeDistributed` Layer should be passed an `input_shape` with at least 3 dimensions, "
+                f"received: {tuple(input_shape)}"
+            )
         self.layer._build_once((None, *input_shape[2:]), self.xp)
         self._adopt()
 
@@ -163,10 +179,12 @@ class TimeDistributed(_Wrapper):
 
     def get_config(self):
         from ..saving import serialize_layer
+
         return {**super().get_config(), "layer": serialize_layer(self.layer)}
 
     @classmethod
     def from_config(cls, config):
         from ..saving import deserialize_layer
+
         config = dict(config)
         return cls(deserialize_layer(config.pop("layer")), **config)

@@ -4,6 +4,7 @@
 blocks, conv and pooling; both are re-exported here, as in Keras. Importing this module also gives
 tape Tensors and Variables their arithmetic operators (``x * w + b`` records on the tape).
 """
+
 from __future__ import annotations
 
 from . import nn, numpy
@@ -16,6 +17,7 @@ __all__ = [*numpy.__all__, *nn.__all__, "nn", "numpy", "convert_to_numpy", "is_t
 
 def convert_to_numpy(x):
     from ..backend import to_numpy
+
     return to_numpy(value_of(x))
 
 
@@ -26,13 +28,25 @@ def is_tensor(x):
 def _install_operators(cls):
     """x + y, x @ y, -x, x[i], x.T ... dispatch to the ops (so they record on the tape)."""
     ops = numpy
-    pairs = {"add": ops.add, "sub": ops.subtract, "mul": ops.multiply, "truediv": ops.divide,
-             "matmul": ops.matmul, "pow": ops.power}
+    pairs = {
+        "add": ops.add,
+        "sub": ops.subtract,
+        "mul": ops.multiply,
+        "truediv": ops.divide,
+        "matmul": ops.matmul,
+        "pow": ops.power,
+    }
     for name, fn in pairs.items():
         setattr(cls, f"__{name}__", lambda a, b, fn=fn: fn(a, b))
         setattr(cls, f"__r{name}__", lambda a, b, fn=fn: fn(b, a))
-    for name, fn in (("lt", ops.less), ("le", ops.less_equal), ("gt", ops.greater), ("ge", ops.greater_equal),
-                     ("floordiv", ops.floor_divide), ("mod", ops.mod)):
+    for name, fn in (
+        ("lt", ops.less),
+        ("le", ops.less_equal),
+        ("gt", ops.greater),
+        ("ge", ops.greater_equal),
+        ("floordiv", ops.floor_divide),
+        ("mod", ops.mod),
+    ):
         setattr(cls, f"__{name}__", lambda a, b, fn=fn: fn(a, b))
     cls.__neg__ = lambda a: ops.negative(a)
     cls.__pos__ = lambda a: a

@@ -4,6 +4,7 @@ Activations and softmax have closed-form derivatives written from their outputs.
 ``from_logits`` are one node each (softmax fused with the loss, gradient ``p - y``); conv and
 pooling are forgeml's kernels with their hand-written backward kernels as the VJP (float32).
 """
+
 from __future__ import annotations
 
 import math
@@ -14,10 +15,33 @@ from ..autodiff.tape import Tensor, lift, make_node, value_of
 from ..backend import epsilon, xp_of
 from . import numpy as knp
 
-__all__ = ["relu", "relu6", "sigmoid", "softplus", "softsign", "silu", "swish", "gelu", "elu", "selu",
-           "leaky_relu", "hard_sigmoid", "tanh", "softmax", "log_softmax", "log_sigmoid",
-           "sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy", "conv",
-           "max_pool", "average_pool", "one_hot", "moments", "normalize"]
+__all__ = [
+    "relu",
+    "relu6",
+    "sigmoid",
+    "softplus",
+    "softsign",
+    "silu",
+    "swish",
+    "gelu",
+    "elu",
+    "selu",
+    "leaky_relu",
+    "hard_sigmoid",
+    "tanh",
+    "softmax",
+    "log_softmax",
+    "log_sigmoid",
+    "sparse_categorical_crossentropy",
+    "categorical_crossentropy",
+    "binary_crossentropy",
+    "conv",
+    "max_pool",
+    "average_pool",
+    "one_hot",
+    "moments",
+    "normalize",
+]
 
 tanh = knp.tanh
 one_hot = knp.one_hot
@@ -33,6 +57,7 @@ def _act(name, f, df):
         xp = xp_of(a)
         out = f(xp, a)
         return make_node(out, (p,), lambda g: (g * df(xp, a, out),), name)
+
     op.__name__ = name
     return op
 
@@ -46,19 +71,21 @@ relu6 = _act("relu6", lambda xp, a: xp.clip(a, 0, 6), lambda xp, a, o: ((a > 0) 
 sigmoid = _act("sigmoid", _sig, lambda xp, a, o: o * (1 - o))
 softplus = _act("softplus", lambda xp, a: xp.logaddexp(a, 0), lambda xp, a, o: _sig(xp, a))
 softsign = _act("softsign", lambda xp, a: a / (1 + xp.abs(a)), lambda xp, a, o: 1 / (1 + xp.abs(a)) ** 2)
-silu = _act("silu", lambda xp, a: a * _sig(xp, a),
-            lambda xp, a, o: _sig(xp, a) * (1 + a * (1 - _sig(xp, a))))
+silu = _act("silu", lambda xp, a: a * _sig(xp, a), lambda xp, a, o: _sig(xp, a) * (1 + a * (1 - _sig(xp, a))))
 swish = silu
 log_sigmoid = _act("log_sigmoid", lambda xp, a: -xp.logaddexp(-a, 0), lambda xp, a, o: _sig(xp, -a))
-hard_sigmoid = _act("hard_sigmoid", lambda xp, a: xp.clip(a / 6 + 0.5, 0, 1),
-                    lambda xp, a, o: ((a > -3) & (a < 3)).astype(a.dtype) / 6)
+hard_sigmoid = _act(
+    "hard_sigmoid", lambda xp, a: xp.clip(a / 6 + 0.5, 0, 1), lambda xp, a, o: ((a > -3) & (a < 3)).astype(a.dtype) / 6
+)
 
 
 def _erf(xp, a):
     if xp is np:
         from scipy.special import erf
+
         return erf(a).astype(a.dtype)
     import cupyx.scipy.special  # pragma: no cover - GPU
+
     return cupyx.scipy.special.erf(a)
 
 
@@ -67,11 +94,12 @@ def gelu(x, approximate=True):
     xp = xp_of(a)
     if approximate:
         c = math.sqrt(2 / math.pi)
-        u = c * (a + 0.044715 * a ** 3)
+        u = c * (a + 0.044715 * a**3)
         t = xp.tanh(u)
         out = 0.5 * a * (1 + t)
-        return make_node(out, (p,), lambda g: (g * (0.5 * (1 + t) + 0.5 * a * (1 - t * t) * c *
-                                                    (1 + 3 * 0.044715 * a * a)),), "gelu")
+        return make_node(
+            out, (p,), lambda g: (g * (0.5 * (1 + t) + 0.5 * a * (1 - t * t) * c * (1 + 3 * 0.044715 * a * a)),), "gelu"
+        )
     cdf = 0.5 * (1 + _erf(xp, a / math.sqrt(2)))
     out = a * cdf
     pdf = xp.exp(-0.5 * a * a) / math.sqrt(2 * math.pi)
@@ -141,6 +169,7 @@ def sparse_categorical_crossentropy(target, output, from_logits=False, axis=-1):
         qy = xp.take_along_axis(q, y[..., None], axis=-1)
         ok = ((qy > epsilon()) & (qy < 1 - epsilon())).astype(z.dtype)
         return (g[..., None] * ok * (1 / ssum - onehot / (ssum * qy)),)
+
     return make_node(out, (po,), vjp, "sparse_categorical_crossentropy")
 
 
@@ -156,6 +185,7 @@ def categorical_crossentropy(target, output, from_logits=False, axis=-1):
         def vjp(g):
             ge = xp.expand_dims(g, axis)
             return (-ge * logp, ge * (xp.exp(logp) * t.sum(axis=axis, keepdims=True) - t))
+
         return make_node(out, (pt, po), vjp, "categorical_crossentropy")
     q = knp.divide(output, knp.sum(output, axis=axis, keepdims=True))
     q = knp.clip(q, epsilon(), 1 - epsilon())
@@ -171,8 +201,9 @@ def binary_crossentropy(target, output, from_logits=False):
         return make_node(out, (pt, po), lambda g: (-g * z, g * (_sig(xp, z) - t)), "binary_crossentropy")
     q = knp.clip(output, epsilon(), 1 - epsilon())
     one_minus = knp.subtract(1.0, target)
-    return knp.negative(knp.add(knp.multiply(target, knp.log(q)),
-                                knp.multiply(one_minus, knp.log(knp.subtract(1.0, q)))))
+    return knp.negative(
+        knp.add(knp.multiply(target, knp.log(q)), knp.multiply(one_minus, knp.log(knp.subtract(1.0, q))))
+    )
 
 
 def moments(x, axes, keepdims=False):
@@ -189,6 +220,7 @@ def normalize(x, axis=-1, order=2, epsilon=1e-12):
 # ---------------------------------------------------------------- forgeml kernels as single nodes
 def _kernels():
     from ... import ops
+
     return ops
 
 
@@ -205,9 +237,11 @@ def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_
     out = k.conv2d(x32, w32, strides=strides, padding=padding, dilation=dilation_rate)
 
     def vjp(g):
-        dx, dw, _ = k.conv2d_grad(x32, w32, g.astype(np.float32, copy=False), strides=strides, padding=padding,
-                                  dilation=dilation_rate)
+        dx, dw, _ = k.conv2d_grad(
+            x32, w32, g.astype(np.float32, copy=False), strides=strides, padding=padding, dilation=dilation_rate
+        )
         return dx, dw
+
     return make_node(out, (px, pw), vjp, "conv")
 
 
@@ -219,8 +253,9 @@ def _pool(kind, inputs, pool_size, strides, padding, data_format):
     x32 = x.astype(np.float32, copy=False)
     fwd, bwd = (k.max_pool2d, k.max_pool2d_grad) if kind == "max" else (k.avg_pool2d, k.avg_pool2d_grad)
     out = fwd(x32, pool_size, strides, padding)
-    return make_node(out, (px,), lambda g: (bwd(x32, g.astype(np.float32, copy=False), pool_size, strides,
-                                                 padding),), f"{kind}_pool")
+    return make_node(
+        out, (px,), lambda g: (bwd(x32, g.astype(np.float32, copy=False), pool_size, strides, padding),), f"{kind}_pool"
+    )
 
 
 def max_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):

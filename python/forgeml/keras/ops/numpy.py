@@ -4,6 +4,7 @@ Inputs may be arrays, Python numbers, Variables or tape Tensors; the output is a
 unless some input is a Tensor (then a Tensor recording how to send gradients back). Arrays keep
 their dtype (float64 in the gradient checks) and their device (NumPy or CuPy).
 """
+
 from __future__ import annotations
 
 import builtins
@@ -14,15 +15,92 @@ from ..autodiff.tape import Tensor, lift, make_node, value_of
 from ..backend import scatter_add, xp_of
 
 __all__ = [
-    "add", "subtract", "multiply", "divide", "true_divide", "negative", "power", "square", "sqrt", "abs",
-    "absolute", "exp", "log", "log1p", "expm1", "sin", "cos", "tanh", "reciprocal", "sign", "maximum",
-    "minimum", "clip", "where", "matmul", "dot", "einsum", "sum", "mean", "max", "min", "amax", "amin",
-    "prod", "var", "std", "argmax", "argmin", "reshape", "transpose", "expand_dims", "squeeze",
-    "concatenate", "stack", "split", "take", "take_along_axis", "one_hot", "cast", "convert_to_tensor",
-    "stop_gradient", "equal", "not_equal", "less", "less_equal", "greater", "greater_equal", "logical_and",
-    "logical_or", "logical_not", "floor", "ceil", "round", "zeros", "ones", "zeros_like", "ones_like", "full",
-    "arange", "eye", "shape", "size", "ndim", "get_item", "logsumexp", "norm", "broadcast_to", "tile",
-    "flip", "linspace", "isnan", "isfinite", "any", "all", "floor_divide", "mod",
+    "add",
+    "subtract",
+    "multiply",
+    "divide",
+    "true_divide",
+    "negative",
+    "power",
+    "square",
+    "sqrt",
+    "abs",
+    "absolute",
+    "exp",
+    "log",
+    "log1p",
+    "expm1",
+    "sin",
+    "cos",
+    "tanh",
+    "reciprocal",
+    "sign",
+    "maximum",
+    "minimum",
+    "clip",
+    "where",
+    "matmul",
+    "dot",
+    "einsum",
+    "sum",
+    "mean",
+    "max",
+    "min",
+    "amax",
+    "amin",
+    "prod",
+    "var",
+    "std",
+    "argmax",
+    "argmin",
+    "reshape",
+    "transpose",
+    "expand_dims",
+    "squeeze",
+    "concatenate",
+    "stack",
+    "split",
+    "take",
+    "take_along_axis",
+    "one_hot",
+    "cast",
+    "convert_to_tensor",
+    "stop_gradient",
+    "equal",
+    "not_equal",
+    "less",
+    "less_equal",
+    "greater",
+    "greater_equal",
+    "logical_and",
+    "logical_or",
+    "logical_not",
+    "floor",
+    "ceil",
+    "round",
+    "zeros",
+    "ones",
+    "zeros_like",
+    "ones_like",
+    "full",
+    "arange",
+    "eye",
+    "shape",
+    "size",
+    "ndim",
+    "get_item",
+    "logsumexp",
+    "norm",
+    "broadcast_to",
+    "tile",
+    "flip",
+    "linspace",
+    "isnan",
+    "isfinite",
+    "any",
+    "all",
+    "floor_divide",
+    "mod",
 ]
 
 
@@ -70,8 +148,11 @@ def multiply(x1, x2):
     p2, b = _v(x2)
 
     def vjp(g):
-        return (_unbroadcast(g * b, _shape(a)) if type(p1) is Tensor else None,
-                _unbroadcast(g * a, _shape(b)) if type(p2) is Tensor else None)
+        return (
+            _unbroadcast(g * b, _shape(a)) if type(p1) is Tensor else None,
+            _unbroadcast(g * a, _shape(b)) if type(p2) is Tensor else None,
+        )
+
     return make_node(a * b, (p1, p2), vjp, "multiply")
 
 
@@ -81,8 +162,11 @@ def divide(x1, x2):
     out = a / b
 
     def vjp(g):
-        return (_unbroadcast(g / b, _shape(a)) if type(p1) is Tensor else None,
-                _unbroadcast(-g * out / b, _shape(b)) if type(p2) is Tensor else None)
+        return (
+            _unbroadcast(g / b, _shape(a)) if type(p1) is Tensor else None,
+            _unbroadcast(-g * out / b, _shape(b)) if type(p2) is Tensor else None,
+        )
+
     return make_node(out, (p1, p2), vjp, "divide")
 
 
@@ -105,7 +189,7 @@ def negative(x):
 def power(x1, x2):
     p1, a = _v(x1)
     p2, b = _v(x2)
-    out = a ** b
+    out = a**b
 
     def vjp(g):
         ga = _unbroadcast(g * b * a ** (b - 1), _shape(a)) if type(p1) is Tensor else None
@@ -115,15 +199,18 @@ def power(x1, x2):
             safe = xp.where(a > 0, a, 1)
             gb = _unbroadcast(g * out * xp.log(safe), _shape(b))
         return ga, gb
+
     return make_node(out, (p1, p2), vjp, "power")
 
 
 def _unary(name, f, df):
     """An element-wise op whose derivative df(a, out) is a function of its input and output."""
+
     def op(x):
         p, a = _v(x)
         out = f(xp_of(a), a)
         return make_node(out, (p,), lambda g: (g * df(xp_of(a), a, out),), name)
+
     op.__name__ = name
     op.__doc__ = f"Element-wise {name} (with its derivative)."
     return op
@@ -145,8 +232,10 @@ reciprocal = _unary("reciprocal", lambda xp, a: 1 / a, lambda xp, a, o: -o * o)
 
 def _nograd(name, f):
     """Piecewise-constant or boolean results: no gradient flows (their derivative is zero)."""
+
     def op(*args, **kwargs):
         return f(*(value_of(lift(a)) for a in args), **kwargs)
+
     op.__name__ = name
     return op
 
@@ -181,6 +270,7 @@ def maximum(x1, x2):
 
     def vjp(g):
         return (_unbroadcast(g * pick, _shape(a)), _unbroadcast(g * ~pick, _shape(b)))
+
     return make_node(out, (p1, p2), vjp, "maximum")
 
 
@@ -193,6 +283,7 @@ def minimum(x1, x2):
 
     def vjp(g):
         return (_unbroadcast(g * pick, _shape(a)), _unbroadcast(g * ~pick, _shape(b)))
+
     return make_node(out, (p1, p2), vjp, "minimum")
 
 
@@ -214,6 +305,7 @@ def where(condition, x1=None, x2=None):
 
     def vjp(g):
         return (_unbroadcast(g * c, _shape(a)), _unbroadcast(g * ~c.astype(bool), _shape(b)))
+
     return make_node(out, (p1, p2), vjp, "where")
 
 
@@ -222,6 +314,7 @@ def _mm(a, b):
     """2-D float32 products go to forgeml's GEMM kernel; everything else to the array library."""
     if a.ndim == 2 and b.ndim == 2 and a.dtype == np.float32 and b.dtype == np.float32 and a.size and b.size:
         from ..backend import matmul as kernel
+
         return kernel(a, b)
     return xp_of(a).matmul(a, b)
 
@@ -246,6 +339,7 @@ def matmul(x1, x2):
         if type(p2) is Tensor:
             gb = _unbroadcast(_mm(xp.swapaxes(a2, -1, -2), g2), b2.shape).reshape(b.shape)
         return ga, gb
+
     return make_node(out, (p1, p2), vjp, "matmul")
 
 
@@ -285,10 +379,16 @@ def einsum(subscripts, *operands):
             gi = xp.einsum(f"{terms}->{kept}", g, *[vals[j] for j in range(len(ins)) if j != i])
             if kept != s:  # indices summed away only here: broadcast back over them
                 shape = [vals[i].shape[k] if c not in kept else 1 for k, c in enumerate(s)]
-                gi = xp.broadcast_to(gi.reshape([vals[i].shape[k] if c in kept else 1 for k, c in enumerate(s)]),
-                                     vals[i].shape) if shape else gi
+                gi = (
+                    xp.broadcast_to(
+                        gi.reshape([vals[i].shape[k] if c in kept else 1 for k, c in enumerate(s)]), vals[i].shape
+                    )
+                    if shape
+                    else gi
+                )
             grads.append(gi)
         return grads
+
     return make_node(out, parents, vjp, "einsum")
 
 
@@ -338,10 +438,12 @@ def _extreme(name, fn):
 
         def vjp(g):
             o = _expand(out, a.shape, axis)
-            hit = (a == o)
+            hit = a == o
             count = _expand(hit.sum(axis=axis, keepdims=True), a.shape, axis) if axis is not None else hit.sum()
             return (_expand(g, a.shape, axis) * hit / count,)
+
         return make_node(out, (p,), vjp, name)
+
     op.__name__ = name
     return op
 
@@ -425,6 +527,7 @@ def tile(x, repeats):
     def vjp(g):
         g = g.reshape([v for r, s in zip(reps, base) for v in (r, s)])
         return (g.sum(axis=tuple(range(0, g.ndim, 2))).reshape(a.shape),)
+
     return make_node(out, (p,), vjp, "tile")
 
 
@@ -446,8 +549,7 @@ def stack(xs, axis=0):
     vals = [v for _, v in pv]
     xp = xp_of(vals[0])
     out = xp.stack(vals, axis=axis)
-    return make_node(out, [p for p, _ in pv],
-                     lambda g: [xp.take(g, i, axis=axis) for i in range(len(vals))], "stack")
+    return make_node(out, [p for p, _ in pv], lambda g: [xp.take(g, i, axis=axis) for i in range(len(vals))], "stack")
 
 
 def get_item(x, key):
@@ -458,12 +560,15 @@ def get_item(x, key):
     def vjp(g):
         xp = xp_of(g)
         z = xp.zeros(a.shape, dtype=g.dtype)
-        if isinstance(key, (slice, int, type(None))) or (isinstance(key, tuple) and builtins.all(
-                isinstance(k, (slice, int, type(None), type(Ellipsis))) for k in key)):
+        if isinstance(key, (slice, int, type(None))) or (
+            isinstance(key, tuple)
+            and builtins.all(isinstance(k, (slice, int, type(None), type(Ellipsis))) for k in key)
+        ):
             z[key] += g  # basic indexing: no repeated positions
         else:
             scatter_add(xp, z, key, g)
         return (z,)
+
     return make_node(out, (p,), vjp, "get_item")
 
 
@@ -498,6 +603,7 @@ def take(x, indices, axis=None):
         zt, gt = xp.moveaxis(z, ax, 0), xp.moveaxis(g, list(range(ax, ax + idx.ndim)), list(range(idx.ndim)))
         scatter_add(xp, zt, idx.ravel(), gt.reshape(idx.size, *zt.shape[1:]))
         return (z,)
+
     return make_node(out, (p,), vjp, "take")
 
 
@@ -519,6 +625,7 @@ def take_along_axis(x, indices, axis=None):
             ii[axis % a.ndim] = idx
             scatter_add(xp, z, tuple(ii), g)
         return (z,)
+
     return make_node(out, (p,), vjp, "take_along_axis")
 
 

@@ -4,6 +4,7 @@ Same contract as the optimizers in __init__.py: ``update_step(p, g, lr, slots, t
 contiguous range of the flat parameter buffer in place (xp passes, NumPy or CuPy); weight decay
 and clipping have already run. ``self.iterations`` is the step count before this update.
 """
+
 from __future__ import annotations
 
 from . import Optimizer, _xp
@@ -13,6 +14,7 @@ __all__ = ["Nadam", "Adagrad", "Adamax", "Adadelta", "Lion", "Ftrl"]
 
 class Adagrad(Optimizer):
     """acc += g^2; p -= lr g / sqrt(acc + eps) (acc starts at initial_accumulator_value)."""
+
     slot_names = ("accumulator",)
 
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, **kwargs):
@@ -37,12 +39,16 @@ class Adagrad(Optimizer):
         p -= tmp
 
     def get_config(self):
-        return {**super().get_config(), "initial_accumulator_value": self.initial_accumulator_value,
-                "epsilon": self.epsilon}
+        return {
+            **super().get_config(),
+            "initial_accumulator_value": self.initial_accumulator_value,
+            "epsilon": self.epsilon,
+        }
 
 
 class Adamax(Optimizer):
     """m += (g - m)(1 - b1); u = max(b2 u, |g|); p -= lr m / ((1 - b1^t)(u + eps))."""
+
     slot_names = ("m", "u")
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
@@ -60,7 +66,7 @@ class Adamax(Optimizer):
         xp.maximum(u, abs(g), out=u)
         xp.add(u, self.epsilon, out=tmp)
         xp.divide(m, tmp, out=tmp)
-        tmp *= lr / (1 - self.beta_1 ** t)
+        tmp *= lr / (1 - self.beta_1**t)
         p -= tmp
 
     def get_config(self):
@@ -70,6 +76,7 @@ class Adamax(Optimizer):
 class Adadelta(Optimizer):
     """ag = rho ag + (1 - rho) g^2; d = -sqrt(ad + eps) / sqrt(ag + eps) g;
     ad = rho ad + (1 - rho) d^2; p += lr d."""
+
     slot_names = ("accumulated_grad", "accumulated_delta_var")
 
     def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, **kwargs):
@@ -94,6 +101,7 @@ class Adadelta(Optimizer):
 class Nadam(Optimizer):
     """Adam with Nesterov momentum and Keras's momentum schedule u_t = b1 (1 - 0.5 * 0.96^t);
     the running product of the u_t advances once per step, before the updates."""
+
     slot_names = ("momentum", "velocity")
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
@@ -102,7 +110,7 @@ class Nadam(Optimizer):
         self._u_product = 1.0
 
     def _u(self, step):
-        return self.beta_1 * (1.0 - 0.5 * 0.96 ** step)
+        return self.beta_1 * (1.0 - 0.5 * 0.96**step)
 
     def apply(self):
         self._u_product *= self._u(self.iterations.value + 1)
@@ -123,7 +131,7 @@ class Nadam(Optimizer):
         tmp *= 1 - self.beta_2
         v += tmp
         m_hat = m * (u_t1 / (1 - prod_t1)) + g * ((1 - u_t) / (1 - prod_t))
-        xp.sqrt(v / (1 - self.beta_2 ** t), out=tmp)
+        xp.sqrt(v / (1 - self.beta_2**t), out=tmp)
         tmp += self.epsilon
         xp.divide(m_hat, tmp, out=tmp)
         tmp *= lr
@@ -135,13 +143,16 @@ class Nadam(Optimizer):
 
 class Lion(Optimizer):
     """p -= lr sign(b1 m + (1 - b1) g); m = b2 m + (1 - b2) g."""
+
     slot_names = ("momentum",)
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.99, **kwargs):
         super().__init__(learning_rate, **kwargs)
         if not 0 < beta_1 <= 1:
-            raise ValueError(f"Argument `beta_1` must be in the [0, 1] range. Otherwise, the optimizer degenerates "
-                             f"to SignSGD. Received: beta_1={beta_1}.")
+            raise ValueError(
+                f"Argument `beta_1` must be in the [0, 1] range. Otherwise, the optimizer degenerates "
+                f"to SignSGD. Received: beta_1={beta_1}."
+            )
         self.beta_1, self.beta_2 = float(beta_1), float(beta_2)
 
     def update_step(self, p, g, lr, slots, tmp):
@@ -161,16 +172,30 @@ class Lion(Optimizer):
 
 class Ftrl(Optimizer):
     """Follow-the-regularized-leader (Keras 3's rule, with l1, l2, l2 shrinkage and beta)."""
+
     slot_names = ("accumulator", "linear")
 
-    def __init__(self, learning_rate=0.001, learning_rate_power=-0.5, initial_accumulator_value=0.1,
-                 l1_regularization_strength=0.0, l2_regularization_strength=0.0,
-                 l2_shrinkage_regularization_strength=0.0, beta=0.0, **kwargs):
+    def __init__(
+        self,
+        learning_rate=0.001,
+        learning_rate_power=-0.5,
+        initial_accumulator_value=0.1,
+        l1_regularization_strength=0.0,
+        l2_regularization_strength=0.0,
+        l2_shrinkage_regularization_strength=0.0,
+        beta=0.0,
+        **kwargs,
+    ):
         super().__init__(learning_rate, **kwargs)
         if learning_rate_power > 0:
-            raise ValueError(f"`learning_rate_power` needs to be negative or zero. Received: "
-                             f"learning_rate_power={learning_rate_power}.")
-        self.learning_rate_power, self.initial_accumulator_value = float(learning_rate_power), float(initial_accumulator_value)
+            raise ValueError(
+                f"`learning_rate_power` needs to be negative or zero. Received: "
+                f"learning_rate_power={learning_rate_power}."
+            )
+        self.learning_rate_power, self.initial_accumulator_value = (
+            float(learning_rate_power),
+            float(initial_accumulator_value),
+        )
         self.l1_regularization_strength = float(l1_regularization_strength)
         self.l2_regularization_strength = float(l2_regularization_strength)
         self.l2_shrinkage_regularization_strength = float(l2_shrinkage_regularization_strength)
@@ -189,14 +214,18 @@ class Ftrl(Optimizer):
         l1, l2 = self.l1_regularization_strength, self.l2_regularization_strength + self.beta / (2 * lr)
         g_shrunk = g + 2 * self.l2_shrinkage_regularization_strength * p
         new_acc = acc + g * g
-        lin += g_shrunk - (new_acc ** power - acc ** power) / lr * p
-        quadratic = new_acc ** power / lr + 2 * l2
+        lin += g_shrunk - (new_acc**power - acc**power) / lr * p
+        quadratic = new_acc**power / lr + 2 * l2
         p[...] = (xp.clip(lin, -l1, l1) - lin) / quadratic
         acc[...] = new_acc
 
     def get_config(self):
-        return {**super().get_config(), "learning_rate_power": self.learning_rate_power,
-                "initial_accumulator_value": self.initial_accumulator_value,
-                "l1_regularization_strength": self.l1_regularization_strength,
-                "l2_regularization_strength": self.l2_regularization_strength,
-                "l2_shrinkage_regularization_strength": self.l2_shrinkage_regularization_strength, "beta": self.beta}
+        return {
+            **super().get_config(),
+            "learning_rate_power": self.learning_rate_power,
+            "initial_accumulator_value": self.initial_accumulator_value,
+            "l1_regularization_strength": self.l1_regularization_strength,
+            "l2_regularization_strength": self.l2_regularization_strength,
+            "l2_shrinkage_regularization_strength": self.l2_shrinkage_regularization_strength,
+            "beta": self.beta,
+        }

@@ -2,6 +2,7 @@
 for custom training loops and models trained through the tape. The variables are bound to the
 optimizer as one flat buffer (the model's packed weights where they already are one), so clipping,
 weight decay and the update (the fused C++ kernel, else ``update_step``) are the flat path's own."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,20 +30,24 @@ def _flat_binding(opt, variables):
     off, views = start, True
     for v, n in zip(variables, sizes):
         a = v.value
-        if base is None or a.base is not base or not a.flags.c_contiguous or \
-                (a.__array_interface__["data"][0] - base.__array_interface__["data"][0]) // 4 != off:
+        if (
+            base is None
+            or a.base is not base
+            or not a.flags.c_contiguous
+            or (a.__array_interface__["data"][0] - base.__array_interface__["data"][0]) // 4 != off
+        ):
             views = False
             break
         off += n
     total = sum(sizes)
     if views and xp is np and base.dtype == np.float32 and base.ndim == 1:
-        params = base[start:start + total]
+        params = base[start : start + total]
     else:
         params = xp.empty(total, np.float32)
         off = 0
         for v, n in zip(variables, sizes):
-            params[off:off + n] = v.value.reshape(-1)
-            v.value = params[off:off + n].reshape(v.shape)
+            params[off : off + n] = v.value.reshape(-1)
+            v.value = params[off : off + n].reshape(v.shape)
             off += n
     grads = xp.zeros(total, np.float32)
     segments, off = [], 0
@@ -67,8 +72,10 @@ def apply_gradients(opt, grads_and_vars):
             continue
         gv = backend.to_xp(_tape.value_of(g), backend.xp_of(v.value), dtype=np.float32).reshape(-1)
         if gv.size != v.value.size:
-            raise ValueError(f"apply_gradients: gradient of shape {tuple(np.shape(_tape.value_of(g)))} for "
-                             f"variable {v.path!r} of shape {v.shape}")
+            raise ValueError(
+                f"apply_gradients: gradient of shape {tuple(np.shape(_tape.value_of(g)))} for "
+                f"variable {v.path!r} of shape {v.shape}"
+            )
         pairs.append((gv, v))
     if not pairs:
         raise ValueError("apply_gradients: no gradients provided for any variable")
@@ -77,6 +84,6 @@ def apply_gradients(opt, grads_and_vars):
     off = 0
     for g, _ in pairs:
         n = g.size
-        flat_grads[off:off + n] = g
+        flat_grads[off : off + n] = g
         off += n
     opt._apply_flat()
