@@ -115,6 +115,8 @@ def _fit_tree_parallel(est, X, y, sample_weight, classify, client):
         n_draws=n_draws,
         balanced_subsample=classify and est.class_weight == "balanced_subsample" and est.bootstrap,
         threads=_fit.threads_for(est.n_jobs),
+        monotonic_cst=_fit.monotonic_for(est, X.shape[1]),
+        random_split=getattr(est, "splitter", "best") == "random",
     )
     workers = sorted(client.scheduler_info()["workers"])
     if not workers:
@@ -126,9 +128,11 @@ def _fit_tree_parallel(est, X, y, sample_weight, classify, client):
         for block, w in zip(blocks, workers)
     ]
     est._forest = Forest(merge_grown(client.gather(futures)), edges, X.shape[1])
-    est._n_draws_ = n_draws
+    est._n_draws_, est._n_samples_, est._bin_seed = n_draws, X.shape[0], bin_seed
+    if est.ccp_alpha > 0:
+        est._forest = est._forest.pruned(est.ccp_alpha)
     if est.oob_score:
-        est._set_oob_score(X, y, y_enc, n_draws, classify)
+        est._set_oob_score_and_attributes(X, y, y_enc, n_draws, classify)
     return est
 
 
