@@ -16,6 +16,7 @@ PEERS: dict[str, dict[str, tuple[str, str | None]]] = {
     "rnn": {"torch": _TORCH},
     "keras": {"keras": _KERAS, "jax": _KERAS, "torch": _TORCH},
     "keras_cnn_rnn": {"torch": _TORCH},
+    "keras_seq": {"torch": _TORCH},
     "tree": {
         "sklearn": ("scikit-learn", None),
         "lightgbm": ("lightgbm", "pip install lightgbm xgboost"),

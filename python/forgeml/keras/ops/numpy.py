@@ -352,6 +352,33 @@ def dot(x1, x2):
     return matmul(x1, x2)
 
 
+def _einsum(xp, spec, *vals):
+    """Two-operand contractions without batch indices (MultiHeadAttention's projections and their
+    gradients) become one 2-D product on forgeml's GEMM: NumPy's einsum loops in C without BLAS,
+    and its BLAS route (optimize=True) oversubscribes the cores next to forgeml's OpenMP threads."""
+    ins, out = spec.split("->")
+    parts = ins.split(",")
+    if len(parts) == 2 and all(len(set(p)) == len(p) for p in parts):
+        (sa, sb), (a, b) = parts, vals
+        batch = [c for c in sa if c in sb and c in out]
+        contracted = [c for c in sa if c in sb and c not in out]
+        free_a = [c for c in sa if c not in sb]
+        free_b = [c for c in sb if c not in sa]
+        if contracted and sorted(out) == sorted(batch + free_a + free_b):
+            dims = {**dict(zip(sa, a.shape)), **dict(zip(sb, b.shape))}
+            size = lambda cs: int(np.prod([dims[c] for c in cs]))  # noqa: E731
+            a2 = xp.ascontiguousarray(a.transpose([sa.index(c) for c in batch + free_a + contracted]))
+            b2 = xp.ascontiguousarray(b.transpose([sb.index(c) for c in batch + contracted + free_b]))
+            m, k, n = size(free_a), size(contracted), size(free_b)
+            if batch:  # small per-batch products: NumPy's stacked matmul
+                r = xp.matmul(a2.reshape(-1, m, k), b2.reshape(-1, k, n))
+            else:
+                r = _mm(a2.reshape(m, k), b2.reshape(k, n))
+            order = batch + free_a + free_b
+            return r.reshape([dims[c] for c in order]).transpose([order.index(c) for c in out])
+    return xp.einsum(spec, *vals)
+
+
 def einsum(subscripts, *operands):
     spec = subscripts.replace(" ", "")
     if "->" not in spec or "." in spec:
@@ -362,7 +389,7 @@ def einsum(subscripts, *operands):
     parents = [p for p, _ in pv]
     vals = [v for _, v in pv]
     xp = xp_of(vals[0])
-    out = xp.einsum(spec, *vals)
+    out = _einsum(xp, spec, *vals)
 
     def vjp(g):
         grads = []
@@ -376,7 +403,7 @@ def einsum(subscripts, *operands):
             known = set(out_spec).union(*others) if others else set(out_spec)
             kept = "".join(c for c in s if c in known)
             terms = ",".join([out_spec] + others)
-            gi = xp.einsum(f"{terms}->{kept}", g, *[vals[j] for j in range(len(ins)) if j != i])
+            gi = _einsum(xp, f"{terms}->{kept}", g, *[vals[j] for j in range(len(ins)) if j != i])
             if kept != s:  # indices summed away only here: broadcast back over them
                 shape = [vals[i].shape[k] if c not in kept else 1 for k, c in enumerate(s)]
                 gi = (
