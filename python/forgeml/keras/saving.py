@@ -32,7 +32,12 @@ def _jsonable(v):
 
 
 def serialize_layer(layer) -> dict:
-    return {"module": "keras.layers", "class_name": type(layer).__name__, "config": _jsonable(layer.get_config())}
+    from .serialization import _registered
+    out = {"module": "keras.layers", "class_name": type(layer).__name__, "config": _jsonable(layer.get_config())}
+    registered = _registered(type(layer))
+    if registered:  # "package>Name": two registered classes may share a bare name
+        out["registered_name"] = registered
+    return out
 
 
 def deserialize_layer(spec, custom_objects=None):
@@ -41,7 +46,9 @@ def deserialize_layer(spec, custom_objects=None):
     if serialization.is_model_spec(spec):  # a model used as a layer
         return serialization.deserialize_model(spec, custom_objects)
     name = spec["class_name"]
-    cls = (custom_objects or {}).get(name) or _CUSTOM_OBJECTS.get(name) or LAYER_CLASSES.get(name)
+    registered = spec.get("registered_name")
+    cls = ((custom_objects or {}).get(name) or (registered and _CUSTOM_OBJECTS.get(registered))
+           or _CUSTOM_OBJECTS.get(name) or LAYER_CLASSES.get(name))
     if cls is None:
         raise ValueError(f"Could not locate class {name!r}. Make sure custom classes are passed in "
                          f"`custom_objects` or decorated with `@keras.saving.register_keras_serializable()`")
