@@ -188,7 +188,7 @@ def test_svm_ops_reject_non_finite(bad, rng):
     with pytest.raises(ValueError, match="X: contains"):
         ops.svm_linear_cs_fit(X, (np.arange(20) % 3).astype(np.int32), np.ones(20), 3)
     with pytest.raises(ValueError, match="C: every"):
-        ops.svm_fit_ovo(good.repeat(4, 0), [np.arange(0, 20, 2), np.arange(1, 20, 2)], np.full(20, np.inf))
+        ops.svm_fit_ovo(good.repeat(4, 0), [np.arange(0, 20, 2), np.arange(1, 20, 2)], np.full(20, np.nan))
     with pytest.raises(ValueError, match="gamma"):
         ops.svm_kernel(good, good, gamma=np.nan)
     with pytest.raises(ValueError, match="coef0"):

@@ -78,8 +78,8 @@ def svm_fit_ovo(X, members, C, kernel="rbf", *, gamma=1.0, coef0=0.0, degree=3, 
     C = as_array(C, "C", dtype=np.float64, ndim=1)
     check_shape(C, "C", (X.shape[0],))
     check_finite(X, "X")
-    if not np.all((C > 0) & (C < np.inf)):
-        raise ValueError("C: every per-sample bound must be positive and finite")
+    if not np.all(C > 0):  # NaN fails this; +inf is allowed: scikit-learn's C=inf is an unbounded box
+        raise ValueError("C: every per-sample bound must be positive (not NaN)")
     X, gamma = _gamma_inside(X, kernel, gamma)
     members = [as_array(m, f"members[{i}]", dtype=np.int64, ndim=1) for i, m in enumerate(members)]
     if len(members) < 2:
