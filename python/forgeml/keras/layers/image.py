@@ -13,6 +13,7 @@ import numpy as np
 from .. import activations, initializers, regularizers
 from .base import Layer
 from .convolutional import (
+    Conv2D,
     auto_name,
     check_data_format,
     conv_ops,
@@ -145,14 +146,7 @@ class Conv2DTranspose(Layer):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        for key in ("kernel_initializer", "bias_initializer"):
-            if key in config:
-                config[key] = initializers.get(config[key])
-        for key in ("kernel_regularizer", "bias_regularizer"):
-            if config.get(key) is not None:
-                config[key] = regularizers.get(config[key])
-        return cls(**config)
+        return Conv2D.from_config.__func__(cls, config)  # the same initializer/regularizer lookups
 
 
 Convolution2DTranspose = Conv2DTranspose

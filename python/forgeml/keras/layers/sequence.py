@@ -12,7 +12,7 @@ import numpy as np
 from .. import activations, initializers, regularizers
 from . import masking
 from .base import Layer
-from .convolutional import auto_name, check_data_format, conv_ops, normalize_tuple, out_size, reject_unsupported
+from .convolutional import Conv2D, auto_name, check_data_format, conv_ops, normalize_tuple, out_size, reject_unsupported
 
 __all__ = [
     "Conv1D",
@@ -183,14 +183,7 @@ class Conv1D(Layer):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        for key in ("kernel_initializer", "bias_initializer"):
-            if key in config:
-                config[key] = initializers.get(config[key])
-        for key in ("kernel_regularizer", "bias_regularizer"):
-            if config.get(key) is not None:
-                config[key] = regularizers.get(config[key])
-        return cls(**config)
+        return Conv2D.from_config.__func__(cls, config)  # the same initializer/regularizer lookups
 
 
 Convolution1D = Conv1D
