@@ -18,12 +18,12 @@ from __future__ import annotations
 import argparse
 import ast
 import json
-import os
 import pathlib
 import shutil
-import subprocess
 import sys
 import tempfile
+
+from harness import below_floor, run_pytest, tally
 
 FILES = [
     "tree/tests/test_tree.py",
@@ -93,48 +93,24 @@ def main(argv=None) -> int:
         src = (skl / rel).read_text()
         (work / pathlib.Path(rel).name).write_text(rewrite(src, names))
     shutil.copy(HERE / "plugin.py", work / "forgeml_conformance_plugin.py")
-    (work / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
-    out_json = work / "outcomes.json"
-    env = dict(os.environ)
-    paths = [str(pathlib.Path(p).resolve()) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env["PYTHONPATH"] = os.pathsep.join([str(work), *paths])
-    env["FORGEML_CONFORMANCE_OUT"] = str(out_json)
-    env.setdefault("MPLBACKEND", "Agg")
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-q",
-        "-p",
-        "sklearn.conftest",
-        "-p",
-        "forgeml_conformance_plugin",
-        "--rootdir",
-        str(work),
-        "-o",
-        "console_output_style=classic",
-        "--tb=no",
-        "-rN",
-        *[str(work / pathlib.Path(r).name) for r in FILES],
-        *args.pytest_args,
-    ]
-    proc = subprocess.run(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if not out_json.exists():
-        print(proc.stdout[-5000:])
-        print("conformance: pytest wrote no outcomes", file=sys.stderr)
+    (work / "pytest.ini").write_text("[pytest]\n")  # keeps pytest off the repository's config
+    res = run_pytest(
+        work,
+        [work / pathlib.Path(r).name for r in FILES],
+        "FORGEML_CONFORMANCE_OUT",
+        ["-p", "forgeml_conformance_plugin", "-o", "console_output_style=classic", "--tb=no", "-rN", *args.pytest_args],
+    )
+    if res is None:
         return 2
-    res = json.loads(out_json.read_text())
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(res, indent=1))
     fml = {k: v for k, v in res.items() if v["forgeml"]}
-    count = lambda d, o: sum(1 for v in d.values() if v["outcome"] == o)  # noqa: E731
     print(f"forgeml classes: {', '.join(sorted(names))}")
     for label, d in (("forgeml tests", fml), ("other tests", {k: v for k, v in res.items() if not v["forgeml"]})):
-        print(
-            f"{label}: {count(d, 'passed')} passed, {count(d, 'failed')} failed, {count(d, 'skipped')} skipped"
-            f" (of {len(d)})"
-        )
-    passed, failed = count(fml, "passed"), count(fml, "failed")
+        c = tally(d)
+        print(f"{label}: {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped (of {len(d)})")
+    c = tally(fml)
+    passed, failed = c["passed"], c["failed"]
     print(f"CONFORMANCE passed={passed} failed={failed} rate={passed / max(1, passed + failed):.3f}")
     if args.list_failed:
         for k, v in sorted(fml.items()):
@@ -142,10 +118,7 @@ def main(argv=None) -> int:
                 print("FAILED", k, "|", v.get("msg", "")[:200])
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
-    if passed < args.floor:
-        print(f"conformance: {passed} forgeml tests passed, below the floor {args.floor}", file=sys.stderr)
-        return 1
-    return 0
+    return 1 if below_floor(passed, args.floor) else 0
 
 
 if __name__ == "__main__":

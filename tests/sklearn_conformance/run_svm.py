@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import pathlib
 import re
-import subprocess
 import sys
 import tempfile
+
+from harness import below_floor, run_pytest, tally
 
 SVM_CLASSES = ("SVC", "NuSVC", "SVR", "NuSVR", "OneClassSVM", "LinearSVC", "LinearSVR")
 TEST_FILES = ("test_svm.py", "test_sparse.py")
@@ -118,7 +118,6 @@ def main(argv=None) -> int:
     ap.add_argument("--show-failed", action="store_true", help="list the failing tests")
     ap.add_argument("-k", default=None, help="pytest -k expression")
     ap.add_argument("--json", default=None, help="write the per-test outcomes here")
-    ap.add_argument("--pytest-output", action="store_true", help="print pytest's own report")
     args = ap.parse_args(argv)
 
     import sklearn
@@ -130,42 +129,14 @@ def main(argv=None) -> int:
             (tmp / name).write_text(rewrite((sk_tests / name).read_text()))
         (tmp / "_fml_svm.py").write_text(SHIM.format(classes=SVM_CLASSES))
         (tmp / "conftest.py").write_text(CONFTEST.format(private=PRIVATE.pattern))
-        out = tmp / "results.json"
-        env = dict(os.environ, FML_CONFORMANCE_OUT=str(out))
-        inherited = [os.path.abspath(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-        env["PYTHONPATH"] = os.pathsep.join([str(tmp), *inherited])
-        cmd = [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "sklearn.conftest",
-            "-p",
-            "no:cacheprovider",
-            "--rootdir",
-            str(tmp),
-            "-o",
-            "addopts=",
-            "-o",
-            "filterwarnings=",
-            "--tb=short",
-            *TEST_FILES,
-        ]
-        if args.k:
-            cmd += ["-k", args.k]
-        proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True)
-        if not out.exists():
-            print(proc.stdout[-4000:], proc.stderr[-4000:], sep="\n")
-            print("conformance run produced no results")
+        extra = ["-o", "addopts=", "-o", "filterwarnings=", "--tb=short"] + (["-k", args.k] if args.k else [])
+        results = run_pytest(tmp, TEST_FILES, "FML_CONFORMANCE_OUT", extra)
+        if results is None:
             return 2
-        results = json.loads(out.read_text())
-        if args.pytest_output:
-            print(proc.stdout)
     swapped = _swapped()
     used = {k: v for k, v in results.items() if v.get("forgeml") and not v.get("private")}
     private = sorted(k for k, v in results.items() if v.get("forgeml") and v.get("private"))
-    counts = {o: sum(v["outcome"] == o for v in used.values()) for o in ("passed", "failed", "skipped")}
+    counts = tally(used)
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(results, indent=1))
     if args.show_failed:
@@ -181,10 +152,7 @@ def main(argv=None) -> int:
         f"skipped {counts['skipped']}  ({100.0 * counts['passed'] / max(ran, 1):.1f}% of those run)"
     )
     print(f"SVM_CONFORMANCE_PASSED={counts['passed']}")
-    if args.floor is not None and counts["passed"] < args.floor:
-        print(f"below the floor: {counts['passed']} < {args.floor}")
-        return 1
-    return 0
+    return 1 if below_floor(counts["passed"], args.floor) else 0
 
 
 def _swapped():
