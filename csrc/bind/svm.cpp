@@ -28,39 +28,6 @@ KernelParams params(const std::string& kernel, double gamma, double coef0, int d
   return p;
 }
 
-py::list fit_ovo_py(F32 X, const std::vector<I64>& members, F64 C, const std::string& kernel, double gamma,
-                    double coef0, int degree, double tol, bool shrinking, double cache_mb, int64_t max_iter) {
-  FORGEML_CHECK_ARG(X.ndim() == 2, "X: expected a 2-D array");
-  const int64_t n = X.shape(0), d = X.shape(1);
-  FORGEML_CHECK_ARG(C.ndim() == 1 && C.shape(0) == n, "C: expected shape (", n, ",)");
-  KernelParams p = params(kernel, gamma, coef0, degree);
-  FORGEML_CHECK_ARG(p.type != KernelType::precomputed || d == n, "X: a precomputed kernel must be square, got (",
-                    n, ", ", d, ")");
-  FORGEML_CHECK_ARG(members.size() >= 2, "members: need at least two classes");
-  std::vector<std::vector<int64_t>> mem;
-  for (const auto& m : members) {
-    std::vector<int64_t> v(m.data(), m.data() + m.size());
-    for (int64_t i : v) FORGEML_CHECK_ARG(i >= 0 && i < n, "members: index ", i, " out of range [0, ", n, ")");
-    mem.push_back(std::move(v));
-  }
-  SmoOptions opt;
-  opt.tol = tol;
-  opt.shrinking = shrinking;
-  opt.max_iter = max_iter;
-  std::vector<PairResult> res;
-  {
-    py::gil_scoped_release nogil;
-    res = fit_ovo(p, X.data(), n, d, mem, C.data(), opt, cache_mb * 1024.0 * 1024.0);
-  }
-  py::list out;
-  for (auto& r : res) {
-    F64 coef(int64_t(r.coef.size()));
-    std::copy(r.coef.begin(), r.coef.end(), coef.mutable_data());
-    out.append(py::make_tuple(coef, r.rho, r.iterations, r.converged));
-  }
-  return out;
-}
-
 F32 kernel_py(F32 X1, F32 X2, const std::string& kernel, double gamma, double coef0, int degree) {
   FORGEML_CHECK_ARG(X1.ndim() == 2 && X2.ndim() == 2 && X1.shape(1) == X2.shape(1),
                     "X1, X2: expected 2-D arrays with the same number of columns");
@@ -112,6 +79,42 @@ LinearInput linear_input(py::object X, py::object csr, int64_t n, int64_t d, dou
     data.dense = in.dense.data();
   }
   return in;
+}
+
+// X dense (n, d) float32, or CSR when csr is (indptr, indices, data) (X is then None).
+py::list fit_ovo_py(py::object X, py::object csr, int64_t n, int64_t d, const std::vector<I64>& members, F64 C,
+                    const std::string& kernel, double gamma, double coef0, int degree, double tol, bool shrinking,
+                    double cache_mb, int64_t max_iter) {
+  LinearInput in = linear_input(X, csr, n, d, 0.0);
+  FORGEML_CHECK_ARG(C.ndim() == 1 && C.shape(0) == n, "C: expected shape (", n, ",)");
+  KernelParams p = params(kernel, gamma, coef0, degree);
+  FORGEML_CHECK_ARG(p.type != KernelType::precomputed || (d == n && csr.is_none()), "X: a precomputed kernel must be square, got (",
+                    n, ", ", d, ")");
+  FORGEML_CHECK_ARG(members.size() >= 2, "members: need at least two classes");
+  std::vector<std::vector<int64_t>> mem;
+  for (const auto& m : members) {
+    std::vector<int64_t> v(m.data(), m.data() + m.size());
+    for (int64_t i : v) FORGEML_CHECK_ARG(i >= 0 && i < n, "members: index ", i, " out of range [0, ", n, ")");
+    mem.push_back(std::move(v));
+  }
+  SmoOptions opt;
+  opt.tol = tol;
+  opt.shrinking = shrinking;
+  opt.max_iter = max_iter;
+  std::vector<PairResult> res;
+  {
+    py::gil_scoped_release nogil;
+    const CsrView view{in.data.indptr, in.data.indices, in.data.data};
+    res = fit_ovo(p, in.data.dense, n, d, mem, C.data(), opt, cache_mb * 1024.0 * 1024.0,
+                  csr.is_none() ? nullptr : &view);
+  }
+  py::list out;
+  for (auto& r : res) {
+    F64 coef(int64_t(r.coef.size()));
+    std::copy(r.coef.begin(), r.coef.end(), coef.mutable_data());
+    out.append(py::make_tuple(coef, r.rho, r.iterations, r.converged));
+  }
+  return out;
 }
 
 // Y and C are (P, n): P binary problems on the same rows, solved in parallel when P > 1.
@@ -198,7 +201,7 @@ forgeml::bind::Register reg{[](py::module_& m) {
   m.def("svm_linear_svr_fit", &linear_svr_fit_py, py::arg("X"), py::arg("csr"), py::arg("n"), py::arg("d"),
         py::arg("y"), py::arg("C"), py::arg("epsilon"), py::arg("squared"), py::arg("tol"), py::arg("max_iter"),
         py::arg("bias"), py::arg("seed"), "Linear SVR by dual coordinate descent: (w (d[+1]), iterations, converged).");
-  m.def("svm_fit_ovo", &fit_ovo_py, py::arg("X"), py::arg("members"), py::arg("C"), py::arg("kernel"),
+  m.def("svm_fit_ovo", &fit_ovo_py, py::arg("X"), py::arg("csr"), py::arg("n"), py::arg("d"), py::arg("members"), py::arg("C"), py::arg("kernel"),
         py::arg("gamma"), py::arg("coef0"), py::arg("degree"), py::arg("tol"), py::arg("shrinking"),
         py::arg("cache_mb"), py::arg("max_iter"),
         "One-vs-one SMO: a list of (signed dual coef, rho, iterations, converged) per class pair.");

@@ -182,12 +182,14 @@ void KernelRows::row(int64_t i, float* out) const {
     std::copy_n(out, half_, out + half_);
     return;
   }
+  if (sparse_) return sparse_row(i, nullptr, n_, out);
   if (precise_) return precise::row(p_, panels_.data(), n_, d_, X_ + i * d_, out);
   panel_row(p_, panels_.data(), norms_.data(), n_, d_, X_ + i * d_, norms_[i], out, helper_.get());
 }
 
 // K(x_i, X_j) for j < half_ (the panels of the first half_ rows are a prefix of panels_).
 void KernelRows::first_half_row(int64_t i, float* out) const {
+  if (sparse_) return sparse_row(i, nullptr, half_, out);
   if (precise_) return precise::row(p_, panels_.data(), half_, d_, X_ + i * d_, out);
   panel_row(p_, panels_.data(), norms_.data(), half_, d_, X_ + i * d_, norms_[i], out, helper_.get());
 }
@@ -200,7 +202,7 @@ void KernelRows::set_active(const int64_t* idx, int64_t m) {
   }
   active_.assign(idx, idx + m);
   std::sort(active_.begin(), active_.end());  // keeps the gathered rows in memory order
-  if (p_.type == KernelType::precomputed) return;
+  if (p_.type == KernelType::precomputed || sparse_) return;
   active_norms_.resize(m);
   for (int64_t t = 0; t < m; ++t) active_norms_[t] = norms_[active_[t]];
   active_panels_ = make_panels(X_, active_.data(), m, d_);
@@ -221,6 +223,7 @@ void KernelRows::row_active(int64_t i, float* out) const {
     for (int64_t t = 0; t < m; ++t) out[t] = half_row_[active_[t] % half_];
     return;
   }
+  if (sparse_) return sparse_row(i, active_.data(), m, out);
   if (precise_) return precise::row(p_, active_panels_.data(), m, d_, X_ + i * d_, out);
   panel_row(p_, active_panels_.data(), active_norms_.data(), m, d_, X_ + i * d_, norms_[i], out, helper_.get());
 }
@@ -259,6 +262,7 @@ void KernelRows::weighted_sum_rows(const int64_t* targets, int64_t nt, const int
     }
     return;
   }
+  if (sparse_) return sparse_weighted_sum(targets, nt, sources, w, ns, out);
   if (precise_) {  // the solver's own kernel values (rounded to float32 as its rows are)
     parallel_for(nt, 16, [&](int64_t b, int64_t e) {
       for (int64_t t = b; t < e; ++t) {

@@ -39,6 +39,24 @@ std::vector<float> row_norms(const float* X, int64_t n, int64_t d);
 void kernel_block(const KernelParams& p, const float* X1, const float* norms1, int64_t m, const float* X2,
                   const float* norms2, int64_t n, int64_t d, float* K, int64_t ldk, int max_threads = 0);
 
+// A sparse X (rows, d) in CSR form with float32 values; column indices sorted within each row
+// (then K_ij and K_ji are the same float64 sum, bit for bit).
+struct CsrMatrix {
+  std::vector<int64_t> indptr{0};
+  std::vector<int32_t> indices;
+  std::vector<float> values;
+  int64_t d = 0;
+  int64_t rows() const { return int64_t(indptr.size()) - 1; }
+};
+// A caller's CSR arrays (not owned).
+struct CsrView {
+  const int64_t* indptr;
+  const int32_t* indices;
+  const float* values;
+};
+// The l rows idx[0..l) of X (d columns) as a CsrMatrix of their own.
+CsrMatrix gather_csr(const CsrView& X, int64_t d, const int64_t* idx, int64_t l);
+
 // Kernel rows against one fixed training set (a sub-problem's rows), X kept in 16-row panels
 // (all rows, and the solver's active subset once it shrinks).
 class KernelRows {
@@ -47,6 +65,10 @@ class KernelRows {
   // leading dimension ld_gram and idx maps sub-problem rows to its rows and columns.
   KernelRows(const KernelParams& p, const float* X, int64_t n, int64_t d, int max_threads);
   KernelRows(const float* gram, int64_t ld_gram, std::vector<int64_t> idx);
+  // Sparse rows: dot products over each row's nonzeros, all in float64 (kernel_sparse.cpp). The
+  // solver has `size` variables (X.rows() or twice that for the regression duals); variable t
+  // stands for row t mod X.rows().
+  KernelRows(const KernelParams& p, CsrMatrix X, int64_t size, int max_threads);
   int64_t size() const { return n_; }
   // Rows [half, 2 half) of X repeat rows [0, half) (the regression duals): a row's dot products
   // are computed once for the first half and copied.
@@ -76,6 +98,14 @@ class KernelRows {
   void weighted_sum_rows(const int64_t* targets, int64_t nt, const int64_t* sources, const double* w, int64_t ns,
                          double* out) const;
   std::vector<float> norms_, diag_;
+  // sparse rows (sparse_ true): X, its float64 squared norms, and the row/weighted-sum passes
+  bool sparse_ = false;
+  CsrMatrix csr_;
+  std::vector<double> csr_norms_;
+  double sparse_value(double dot, int64_t i, int64_t j) const;
+  void sparse_row(int64_t i, const int64_t* cols, int64_t m, float* out) const;
+  void sparse_weighted_sum(const int64_t* targets, int64_t nt, const int64_t* sources, const double* w, int64_t ns,
+                           double* out) const;
   std::vector<float> panels_;  // X in 16-row panels for single rows (see gemv_panels)
   // the active subset: its indices, norms and panels
   std::vector<int64_t> active_;

@@ -12,7 +12,7 @@ namespace {
 
 PairResult solve_pair(const KernelParams& p, const float* X, int64_t n, int64_t d, const std::vector<int64_t>& a,
                       const std::vector<int64_t>& b, const double* C, SmoOptions opt, double cache_bytes,
-                      int threads) {
+                      int threads, const CsrView* csr) {
   std::vector<int64_t> idx(a);
   idx.insert(idx.end(), b.begin(), b.end());
   const int64_t l = int64_t(idx.size());
@@ -25,6 +25,8 @@ PairResult solve_pair(const KernelParams& p, const float* X, int64_t n, int64_t 
   std::unique_ptr<KernelRows> rows;
   if (p.type == KernelType::precomputed) {
     rows = std::make_unique<KernelRows>(X, n, idx);
+  } else if (csr) {
+    rows = std::make_unique<KernelRows>(p, gather_csr(*csr, d, idx.data(), l), l, threads);
   } else {
     Xs.resize(size_t(l * d));
     for (int64_t i = 0; i < l; ++i) std::copy_n(X + idx[i] * d, d, Xs.data() + i * d);
@@ -46,7 +48,7 @@ PairResult solve_pair(const KernelParams& p, const float* X, int64_t n, int64_t 
 
 std::vector<PairResult> fit_ovo(const KernelParams& p, const float* X, int64_t n, int64_t d,
                                 const std::vector<std::vector<int64_t>>& members, const double* C,
-                                const SmoOptions& opt, double cache_bytes) {
+                                const SmoOptions& opt, double cache_bytes, const CsrView* csr) {
   const int64_t k = int64_t(members.size());
   std::vector<std::pair<int64_t, int64_t>> pairs;
   for (int64_t a = 0; a < k; ++a)
@@ -58,7 +60,7 @@ std::vector<PairResult> fit_ovo(const KernelParams& p, const float* X, int64_t n
     SmoOptions o = opt;
     o.interruptible = true;
     for (int64_t q = 0; q < P; ++q) {
-      out[q] = solve_pair(p, X, n, d, members[pairs[q].first], members[pairs[q].second], C, o, cache_bytes, 0);
+      out[q] = solve_pair(p, X, n, d, members[pairs[q].first], members[pairs[q].second], C, o, cache_bytes, 0, csr);
       check_interrupt();
     }
     return out;
@@ -75,7 +77,7 @@ std::vector<PairResult> fit_ovo(const KernelParams& p, const float* X, int64_t n
     const int64_t q = order[t];
     slot.run([&] {
       out[q] = solve_pair(p, X, n, d, members[pairs[q].first], members[pairs[q].second], C, opt,
-                          cache_bytes / used, 1);
+                          cache_bytes / used, 1, csr);
     });
   }
   slot.rethrow();

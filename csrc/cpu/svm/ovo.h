@@ -16,11 +16,12 @@ struct PairResult {
   bool converged = true;
 };
 
-// X is (n, d) (for precomputed: the (n, n) Gram matrix, d == n); members[c] lists the sample
+// X is (n, d) (for precomputed: the (n, n) Gram matrix, d == n), or, when csr is given, X is
+// null and the rows are csr's (sorted column indices); members[c] lists the sample
 // indices of class c in increasing order; C is the per-sample bound (n,). Pairs run in parallel
 // when there are several, each on one thread; a single pair uses all threads for its kernel rows.
 std::vector<PairResult> fit_ovo(const KernelParams& p, const float* X, int64_t n, int64_t d,
                                 const std::vector<std::vector<int64_t>>& members, const double* C,
-                                const SmoOptions& opt, double cache_bytes);
+                                const SmoOptions& opt, double cache_bytes, const CsrView* csr = nullptr);
 
 }  // namespace forgeml::svm

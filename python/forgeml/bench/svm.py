@@ -42,6 +42,7 @@ def run(bench):
     _kernel_variants(bench, [5_000] if bench.quick else [10_000, 20_000])
     if not bench.quick:
         _linear_variants(bench)
+        _sparse(bench)
 
 
 def _regression(n, seed=0):
@@ -52,13 +53,14 @@ def _regression(n, seed=0):
 
 
 def _kernel_variants(bench, sizes):
-    """SVR (quick: 5k rows), NuSVC and OneClassSVM (full runs), the badly scaled poly SVC."""
+    """SVR and SVC(probability=True) (quick: 5k rows), NuSVC and OneClassSVM (full runs), the badly scaled poly SVC."""
     import sklearn.svm as sk
 
     from .. import svm as fm
 
     for n in sizes:
         cases = [("SVR rbf", "SVR", {}, _regression(n))]
+        cases.append(("SVC rbf probability=True", "SVC", {"probability": True, "random_state": 0}, _data(n)))
         if not bench.quick:
             cases += [("NuSVC rbf", "NuSVC", {}, _data(n)), ("OneClassSVM rbf", "OneClassSVM", {"nu": 0.1}, _data(n))]
         for name, cls, kw, (X, y, Xt, yt) in cases:
@@ -67,7 +69,9 @@ def _kernel_variants(bench, sizes):
 
             def fit(lib, key, cls=cls, kw=kw, args=args):
                 def f():
-                    models[key] = getattr(lib, cls)(**kw).fit(*args)
+                    with warnings.catch_warnings():  # scikit-learn 1.9 deprecates probability=True
+                        warnings.simplefilter("ignore", FutureWarning)
+                        models[key] = getattr(lib, cls)(**kw).fit(*args)
                 return f
 
             def metric(key, cls=cls, Xt=Xt, yt=yt):
@@ -110,3 +114,28 @@ def _linear_variants(bench):
 
         bench.compare("svm", f"{name} fit 20000x50", fit(fm.LinearSVC, "forgeml"),
                       {"sklearn": fit(sk.LinearSVC, "sklearn")}, metric=accuracy, repeats=reps)
+
+
+def _sparse(bench, n=20_000, d=5_000, density=0.01):
+    """Kernel SVC on a CSR matrix (issue 16's case): forgeml keeps it sparse, libsvm too."""
+    import scipy.sparse as sp
+    import sklearn.svm as sk
+
+    from .. import svm as fm
+
+    rng = np.random.default_rng(0)
+    X = sp.random(n + n // 4, d, density=density, format="csr", random_state=0, dtype=np.float64)
+    y = (X @ rng.standard_normal(d) > 0).astype(np.int64)
+    X, y, Xt, yt = X[:n], y[:n], X[n:], y[n:]
+    models = {}
+
+    def fit(lib, key):
+        def f():
+            models[key] = lib.SVC().fit(X, y)
+        return f
+
+    def accuracy(key):
+        return {"acc": round(float(models[key].score(Xt, yt)), 4)}
+
+    bench.compare("svm", f"SVC rbf fit sparse {n}x{d} {density:.0%}", fit(fm, "forgeml"), {"sklearn": fit(sk, "sklearn")},
+                  metric=accuracy, repeats=1)

@@ -67,20 +67,18 @@ def svm_fit_ovo(X, members, C, kernel="rbf", *, gamma=1.0, coef0=0.0, degree=3, 
                 cache_size=200.0, max_iter=-1):
     """Train one binary C-SVC per pair of classes (a < b) with SMO.
 
-    X (n, d) float32 (for kernel='precomputed', the (n, n) Gram matrix); members[c] the sorted
+    X (n, d) float32 or a SciPy sparse matrix (its kernel rows then cost the number of nonzeros,
+    not n * d; for kernel='precomputed', the dense (n, n) Gram matrix); members[c] the sorted
     sample indices of class c; C (n,) the per-sample bound. Returns, per pair in order
     (0,1), (0,2), ..., a tuple (coef, rho, iterations, converged) where coef holds y_i alpha_i for
     the samples members[a] then members[b] (positive for class a) and the pair's decision function
     is K(x, X_pair) @ coef - rho."""
-    mod = _cpu_only(X, C, names=["X", "C"])
     _check_kernel(kernel, gamma, degree, coef0)
-    X = as_array(X, "X", ndim=2)
+    mod, dense, csr, n, d, gamma = _kernel_X(X, kernel, gamma, (C,), ["C"])
     C = as_array(C, "C", dtype=np.float64, ndim=1)
-    check_shape(C, "C", (X.shape[0],))
-    check_finite(X, "X")
+    check_shape(C, "C", (n,))
     if not np.all(C > 0):  # NaN fails this; +inf is allowed: scikit-learn's C=inf is an unbounded box
         raise ValueError("C: every per-sample bound must be positive (not NaN)")
-    X, gamma = _gamma_inside(X, kernel, gamma)
     members = [as_array(m, f"members[{i}]", dtype=np.int64, ndim=1) for i, m in enumerate(members)]
     if len(members) < 2:
         raise ValueError(f"members: expected at least two classes, got {len(members)}")
@@ -88,8 +86,25 @@ def svm_fit_ovo(X, members, C, kernel="rbf", *, gamma=1.0, coef0=0.0, degree=3, 
         raise ValueError(f"tol: expected a positive number, got {tol!r}")
     if cache_size <= 0:
         raise ValueError(f"cache_size: expected a positive size in MB, got {cache_size!r}")
-    return mod.svm_fit_ovo(X, members, C, kernel, float(gamma), float(coef0), int(degree), float(tol),
-                           bool(shrinking), float(cache_size), int(max_iter))
+    return mod.svm_fit_ovo(dense, csr, int(n), int(d), members, C, kernel, float(gamma), float(coef0), int(degree),
+                           float(tol), bool(shrinking), float(cache_size), int(max_iter))
+
+
+def _kernel_X(X, kernel, gamma, arrays, names):
+    """(module, dense or None, (indptr, indices, data) or None, n, d, gamma) for the SMO solvers.
+    A sparse X keeps its sparsity (sorted column indices: K_ij and K_ji are then the same float64
+    sum); extreme gammas move inside X (see _gamma_inside)."""
+    if hasattr(X, "tocsr"):
+        if kernel == "precomputed":
+            raise TypeError("X: a precomputed kernel must be a dense Gram matrix, got a sparse matrix")
+        X = X.tocsr()
+        X, gamma = _gamma_inside(X if X.has_sorted_indices else X.sorted_indices(), kernel, gamma)
+        return (*_linear_X(X, arrays, names), gamma)
+    mod = _cpu_only(X, *arrays, names=["X", *names])
+    dense = as_array(X, "X", ndim=2)
+    check_finite(dense, "X")
+    dense, gamma = _gamma_inside(dense, kernel, gamma)
+    return (mod, dense, None, *dense.shape, gamma)
 
 
 def svm_solve(X, y, p, C, alpha0, kernel="rbf", *, gamma=1.0, coef0=0.0, degree=3, tol=1e-3, shrinking=True,
@@ -97,25 +112,25 @@ def svm_solve(X, y, p, C, alpha0, kernel="rbf", *, gamma=1.0, coef0=0.0, degree=
     """One libsvm dual by SMO: min 0.5 a'Qa + p'a, 0 <= a <= C, y'a fixed by the start point alpha0,
     Q_ij = y_i y_j K(x_i, x_j).
 
-    X (n, d) float32 (for kernel='precomputed', the (n, n) Gram matrix); y, p, C, alpha0 of length
+    X (n, d) float32 or a SciPy sparse matrix (for kernel='precomputed', the (n, n) Gram matrix);
+    y, p, C, alpha0 of length
     l = n, or l = 2n for the regression forms (variable t is sample t mod n); y is +1/-1; alpha0
     feasible. nu=True runs libsvm's nu solver (pairs within one label; no shrinking). Returns
     (alpha (l,), rho, r, objective, iterations, converged); the decision function is
     sum_t y_t alpha_t K(x_t, x) - rho (r: nu mode's scale, 0 otherwise)."""
-    mod = _cpu_only(X, names=["X"])
     _check_kernel(kernel, gamma, degree)
-    X = as_array(X, "X", ndim=2)
+    mod, dense, csr, n, d, gamma = _kernel_X(X, kernel, gamma, (), [])
     l = len(y)
     vecs = [as_array(v, name, dtype=np.float64, ndim=1) for v, name in ((y, "y"), (p, "p"), (C, "C"), (alpha0, "alpha0"))]
     for v, name in zip(vecs, ("y", "p", "C", "alpha0")):
         check_shape(v, name, (l,))
-    if l not in (X.shape[0], 2 * X.shape[0]):
-        raise ValueError(f"y: expected {X.shape[0]} or {2 * X.shape[0]} entries for X of {X.shape[0]} rows, got {l}")
+    if l not in (n, 2 * n):
+        raise ValueError(f"y: expected {n} or {2 * n} entries for X of {n} rows, got {l}")
     if tol <= 0:
         raise ValueError(f"tol: expected a positive number, got {tol!r}")
     if cache_size <= 0:
         raise ValueError(f"cache_size: expected a positive size in MB, got {cache_size!r}")
-    return mod.svm_solve(X, *vecs, kernel, float(gamma), float(coef0), int(degree), float(tol), bool(shrinking),
+    return mod.svm_solve(dense, csr, int(n), int(d), *vecs, kernel, float(gamma), float(coef0), int(degree), float(tol), bool(shrinking),
                          float(cache_size), int(max_iter), bool(nu))
 
 

@@ -8,6 +8,7 @@ import numpy as np
 from sklearn.utils._param_validation import Interval
 
 from ..ops import svm as ops
+from . import _kernels
 from ._svc import SVC
 
 __all__ = ["NuSVC"]
@@ -95,7 +96,7 @@ class NuSVC(SVC):
             y = np.r_[np.ones(Ca.size), -np.ones(Cb.size)]
             alpha0 = np.r_[_fill(Ca, total), _fill(Cb, total)]
             alpha, rho, r, _obj, it, ok = ops.svm_solve(
-                np.ascontiguousarray(Xp, dtype=np.float32),
+                _kernels.rows32(Xp),
                 y,
                 np.zeros(y.size),
                 np.r_[Ca, Cb],

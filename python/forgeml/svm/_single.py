@@ -35,7 +35,7 @@ class _SingleDualSVM(BaseEstimator):
         if kernel == "precomputed":
             M = np.ascontiguousarray(M[np.ix_(keep, keep)])
         else:
-            M = np.ascontiguousarray(M[keep])
+            M = _kernels.rows32(M[keep])
         self._gamma = _kernels.resolve_gamma(self, X)
         yk = None if y is None else np.asarray(y, dtype=np.float64)[keep]
         labels, p, C, alpha0, nu = self._dual(yk, sw[keep])

@@ -98,7 +98,7 @@ class SVC(ClassifierMixin, BaseEstimator):
         M, self._solver_kernel = _kernels.solver_input(self, X)
         Xk = M[np.ix_(keep, keep)] if self._solver_kernel == "precomputed" else M[keep]
         self._gamma = self._resolve_gamma(X)
-        pairs = self._solve_pairs(np.ascontiguousarray(Xk), members, Ck)
+        pairs = self._solve_pairs(_kernels.rows32(Xk) if sp.issparse(Xk) else np.ascontiguousarray(Xk), members, Ck)
         for coef, rho, *_ in pairs:
             _kernels.check_finite_model(coef, rho)
         self._store_model(X, keep, members, pairs)
@@ -114,7 +114,7 @@ class SVC(ClassifierMixin, BaseEstimator):
 
     def _solve_pairs(self, Xk, members, Ck):
         """One binary C-SVC per pair of classes (see ops.svm_fit_ovo)."""
-        return ops.svm_fit_ovo(Xk.astype(np.float32), members, Ck, getattr(self, "_solver_kernel", self.kernel),
+        return ops.svm_fit_ovo(_kernels.rows32(Xk), members, Ck, getattr(self, "_solver_kernel", self.kernel),
                                gamma=self._gamma, coef0=self.coef0, degree=self.degree, tol=self.tol,
                                shrinking=self.shrinking, cache_size=self.cache_size, max_iter=self.max_iter)
 
@@ -195,9 +195,11 @@ class SVC(ClassifierMixin, BaseEstimator):
             coef, rho, _, _ = self._solve_pairs(Xtr, m, Ck[g])[0]
             if pre:
                 K = Xk[np.ix_(idx[test], g)]
-            else:
-                K = ops.svm_kernel(Xk[idx[test]], Xtr, self.kernel, gamma=self._gamma, coef0=self.coef0,
-                                   degree=self.degree)
+            else:  # against the fold's support vectors only
+                sv = np.flatnonzero(coef)
+                K = ops.svm_kernel(_dense32(Xk[idx[test]]), _dense32(Xtr[sv]), self.kernel, gamma=self._gamma,
+                                   coef0=self.coef0, degree=self.degree)
+                coef = coef[sv]
             dec[test] = K.astype(np.float64) @ coef - rho
         return dec
 
@@ -306,3 +308,7 @@ class SVC(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         W = self.dual_coef_ if len(self.classes_) == 2 else self._W.T
         return _kernels.linear_coef(W, self.support_vectors_, self._sparse)
+
+
+def _dense32(X):
+    return np.ascontiguousarray(X.toarray() if sp.issparse(X) else X, dtype=np.float32)
