@@ -43,8 +43,8 @@ def test_fit_ovo_sparse_matches_dense_and_libsvm(kernel):
     C = np.ones(X.shape[0])
     gamma = 0.05
     kw = dict(gamma=gamma, coef0=0.5, degree=3, tol=1e-4)
-    (cs, rs, _, ok_s), = ops.svm_fit_ovo(X, members, C, kernel, **kw)
-    (cd, rd, _, ok_d), = ops.svm_fit_ovo(X.toarray().astype(np.float32), members, C, kernel, **kw)
+    ((cs, rs, _, ok_s),) = ops.svm_fit_ovo(X, members, C, kernel, **kw)
+    ((cd, rd, _, ok_d),) = ops.svm_fit_ovo(X.toarray().astype(np.float32), members, C, kernel, **kw)
     assert ok_s and ok_d
     order = np.concatenate(members)
     Xp = X[order]
