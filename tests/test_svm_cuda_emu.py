@@ -401,3 +401,77 @@ def test_tsan_clean():
     removed barrier after the two-variable step gives TSan reports at svm.cu's shared reads)."""
     from tsan_helper import assert_clean
     assert_clean("svm_local")
+
+
+# ---------------------------------------------------------------- the general dual: p and alpha0
+# (epsilon-SVR over the rows twice, the one-class SVM's start point) against the CPU SMO core
+
+def _regression_problem(n=97, d=6, seed=4, eps=0.1):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)).astype(np.float32)
+    t = np.sin(X[:, 0]) + 0.3 * X[:, 1] + 0.05 * rng.standard_normal(n)
+    labels = np.r_[np.ones(n), -np.ones(n)]
+    return X, labels, np.r_[eps - t, eps + t]
+
+
+def test_solve_regression_dual_matches_cpu(order):
+    X, labels, p = _regression_problem()
+    n = X.shape[0]
+    C = np.full(2 * n, 1.3)
+    a0 = np.zeros(2 * n)
+    X2 = np.concatenate([X, X])
+    alpha, rho, obj, _it, outer, ok = _emu.svm_solve(X2, labels, C, 2, 0.3, 0.0, 3, 1e-4, -1, 32, 0, 0, p=p, alpha0=a0)
+    ref = ops.svm_solve(X, labels, p, C, a0, "rbf", gamma=0.3, tol=1e-4)
+    assert ok and ref[5] and outer > 2
+    assert obj == pytest.approx(ref[3], rel=1e-4)
+    K = _kernel64(X, X, "rbf", 0.3, 0, 3)[0]
+    pred = K @ (alpha[:n] - alpha[n:]) - rho
+    pred_ref = K @ (ref[0][:n] - ref[0][n:]) - ref[1]
+    np.testing.assert_allclose(pred, pred_ref, atol=5e-3)
+
+
+def test_solve_one_class_start_point_matches_cpu():
+    X, _ = _binary_data(n=143, d=5, seed=2)
+    n, nu = X.shape[0], 0.2
+    C = np.ones(n)
+    a0 = np.zeros(n)
+    a0[: int(nu * n)] = 1.0
+    a0[int(nu * n)] = nu * n - int(nu * n)
+    y, p = np.ones(n), np.zeros(n)
+    alpha, rho, obj, _it, _outer, ok = _emu.svm_solve(X, y, C, 2, 0.2, 0.0, 3, 1e-4, -1, 16, 0, 0, p=p, alpha0=a0)
+    ref = ops.svm_solve(X, y, p, C, a0, "rbf", gamma=0.2, tol=1e-4)
+    assert ok
+    assert alpha.sum() == pytest.approx(nu * n)  # the equality constraint kept from the start point
+    assert obj == pytest.approx(ref[3], rel=1e-4)
+    assert rho == pytest.approx(ref[1], abs=5e-3)
+    with pytest.raises(ValueError, match="alpha0"):
+        _emu.svm_solve(X, y, C, 2, 0.2, 0.0, 3, 1e-4, -1, 16, 0, 0, p=p, alpha0=a0 + 1.5)
+
+
+@pytest.mark.parametrize("kernel", ["rbf", "linear"])
+def test_svr_and_one_class_gpu_paths_match_cpu_fit(kernel, cupy):
+    from forgeml.svm import SVR, OneClassSVM
+
+    X, _, _ = _regression_problem(n=120, d=5, seed=7)
+    t = np.sin(X[:, 0]) + 0.3 * X[:, 1]
+    sw = np.random.default_rng(1).uniform(0.5, 2.0, len(t))
+    cpu = SVR(kernel=kernel, C=2.0, epsilon=0.05).fit(X, t, sample_weight=sw)
+    gpu = SVR(kernel=kernel, C=2.0, epsilon=0.05).fit(cupy.asarray(X), t, sample_weight=sw)
+    np.testing.assert_allclose(gpu.predict(X), cpu.predict(X), atol=5e-3)
+    np.testing.assert_allclose(cupy.asnumpy(gpu.predict(cupy.asarray(X))), cpu.predict(X), atol=5e-3)
+    assert abs(gpu.support_.size - cpu.support_.size) <= 0.05 * cpu.support_.size + 1
+    cpu1 = OneClassSVM(kernel=kernel, nu=0.15).fit(X)
+    gpu1 = OneClassSVM(kernel=kernel, nu=0.15).fit(cupy.asarray(X))
+    np.testing.assert_allclose(gpu1.decision_function(X), cpu1.decision_function(X), atol=5e-3)
+    assert np.mean(cupy.asnumpy(gpu1.predict(cupy.asarray(X))) == cpu1.predict(X)) >= 0.98
+    assert type(gpu.dual_coef_) is np.ndarray and type(gpu1.support_vectors_) is np.ndarray
+
+
+def test_nu_estimators_on_cupy_say_why(cupy):
+    from forgeml.svm import NuSVC, NuSVR
+
+    X, y = _binary_data(n=40, d=3)
+    with pytest.raises(NotImplementedError, match="nu solver"):
+        NuSVC().fit(cupy.asarray(X), y)
+    with pytest.raises(NotImplementedError, match="nu solver"):
+        NuSVR().fit(cupy.asarray(X), y)

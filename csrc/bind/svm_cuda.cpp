@@ -3,8 +3,10 @@
 // Validated in python/forgeml/ops/svm.py.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <cstdint>
+#include <optional>
 
 #include "bind/registry.h"
 #include "cuda/svm.cuh"
@@ -37,10 +39,14 @@ forgeml::bind::Register reg{[](py::module_& m) {
   }, py::arg("A"), py::arg("m"), py::arg("B"), py::arg("n"), py::arg("d"), py::arg("type"), py::arg("gamma"),
      py::arg("coef0"), py::arg("degree"), py::arg("norms_a"), py::arg("norms_b"), py::arg("out"), py::arg("stream"));
   m.def("svm_solve", [](uintptr_t X, int64_t n, int64_t d, F64 y, F64 C, int type, double gamma, double coef0,
-                        int degree, double tol, int64_t max_iter, int ws_size, uintptr_t workspace, uintptr_t stream) {
+                        int degree, double tol, int64_t max_iter, int ws_size, uintptr_t workspace, uintptr_t stream,
+                        std::optional<F64> p, std::optional<F64> alpha0) {
     FORGEML_CHECK_ARG(y.size() == n && C.size() == n, "y, C: expected (", n, ",)");
+    FORGEML_CHECK_ARG((!p || p->size() == n) && (!alpha0 || alpha0->size() == n), "p, alpha0: expected (", n, ",)");
     cs::Options o;
     o.tol = tol, o.max_iter = max_iter, o.ws_size = ws_size;
+    o.p = p ? p->data() : nullptr;
+    o.alpha0 = alpha0 ? alpha0->data() : nullptr;
     cs::Result r;
     {
       py::gil_scoped_release nogil;
@@ -52,7 +58,7 @@ forgeml::bind::Register reg{[](py::module_& m) {
     return py::make_tuple(alpha, r.rho, r.obj, r.iterations, r.outer, r.converged);
   }, py::arg("X"), py::arg("n"), py::arg("d"), py::arg("y"), py::arg("C"), py::arg("type"), py::arg("gamma"),
      py::arg("coef0"), py::arg("degree"), py::arg("tol"), py::arg("max_iter"), py::arg("ws_size"),
-     py::arg("workspace"), py::arg("stream"));
+     py::arg("workspace"), py::arg("stream"), py::arg("p") = py::none(), py::arg("alpha0") = py::none());
 }};
 
 }  // namespace

@@ -282,7 +282,9 @@ class Driver {
                 reinterpret_cast<int32_t*>(base + ws)};
     });
     alpha_.assign(n, 0.0);
-    G_.assign(n, -1.0);  // G = Q a - e with a = 0
+    G_.assign(n, -1.0);  // G = Q a + p with a = 0, p = -e
+    if (o.alpha0) alpha_.assign(o.alpha0, o.alpha0 + n);
+    if (o.p) G_.assign(o.p, o.p + n);
     ws_.assign(q_, -1);
     in_ws_.assign(n, 0);
     out_.resize(q_ + 2);
@@ -299,6 +301,7 @@ class Driver {
     FORGEML_CUDA_CHECK(cudaMemcpyAsync(w_.alpha, alpha_.data(), n_ * 8, cudaMemcpyHostToDevice, s_));
     FORGEML_CUDA_CHECK(cudaMemcpyAsync(w_.G, G_.data(), n_ * 8, cudaMemcpyHostToDevice, s_));
     if (k_.type == 2) row_norms(X_, n_, d_, w_.norms, s_);
+    start_gradient();
     Result res;
     int stalls = 0;
     for (;; ++res.outer) {
@@ -334,14 +337,33 @@ class Driver {
       stalls = steps == 0 ? stalls + 1 : 0;  // cannot happen while the worst pair is in the set
     }
     res.rho = rho();
-    double obj = 0;
-    for (int64_t t = 0; t < n_; ++t) obj += alpha_[t] * (G_[t] - 1.0);
+    double obj = 0;  // 0.5 a'Qa + p'a = 0.5 a'(G + p)
+    for (int64_t t = 0; t < n_; ++t) obj += alpha_[t] * (G_[t] + (opt_.p ? opt_.p[t] : -1.0));
     res.obj = obj / 2;
     res.alpha = std::move(alpha_);
     return res;
   }
 
  private:
+  // G = p + Q a0: the kernel rows of the nonzero start alphas, q at a time, through the same
+  // gradient update the solve uses (delta_r = y_r a0_r).
+  void start_gradient() {
+    std::vector<int32_t> nz;
+    for (int64_t t = 0; t < n_; ++t)
+      if (alpha_[t] != 0) nz.push_back(int32_t(t));
+    std::vector<double> delta(q_);
+    for (size_t b = 0; b < nz.size(); b += size_t(q_)) {
+      const int m = int(std::min(nz.size() - b, size_t(q_)));
+      for (int r = 0; r < m; ++r) delta[r] = y_[nz[b + r]] * alpha_[nz[b + r]];
+      FORGEML_CUDA_CHECK(cudaMemcpyAsync(w_.ws, nz.data() + b, int64_t(m) * 4, cudaMemcpyHostToDevice, s_));
+      FORGEML_CUDA_CHECK(cudaMemcpyAsync(w_.delta, delta.data(), int64_t(m) * 8, cudaMemcpyHostToDevice, s_));
+      kernel_rows(k_, X_, n_, d_, w_.norms, w_.ws, m, w_.xrows, w_.krows, s_);
+      gradient_update(m, n_, w_.krows, w_.delta, w_.y, w_.G, s_);
+    }
+    FORGEML_CUDA_CHECK(cudaMemcpyAsync(G_.data(), w_.G, n_ * 8, cudaMemcpyDeviceToHost, s_));
+    FORGEML_CUDA_CHECK(cudaStreamSynchronize(s_));
+  }
+
   bool up(int64_t t) const { return y_[t] > 0 ? alpha_[t] < C_[t] : alpha_[t] > 0; }
   bool low(int64_t t) const { return y_[t] > 0 ? alpha_[t] > 0 : alpha_[t] < C_[t]; }
 
@@ -497,6 +519,8 @@ Result solve(const Kernel& k, const float* X, int64_t n, int64_t d, const double
   for (int64_t t = 0; t < n; ++t) {
     FORGEML_CHECK_ARG(y[t] == 1.0 || y[t] == -1.0, "y: labels must be +1 or -1, got ", y[t], " at ", t);
     FORGEML_CHECK_ARG(C[t] > 0, "C: every bound must be positive, got ", C[t], " at ", t);
+    FORGEML_CHECK_ARG(!opt.alpha0 || (opt.alpha0[t] >= 0 && opt.alpha0[t] <= C[t]),
+                      "alpha0: the start must lie in [0, C], got ", opt.alpha0 ? opt.alpha0[t] : 0.0, " at ", t);
   }
   return Driver(k, X, n, d, y, C, opt, workspace, s).run();
 }

@@ -1,5 +1,7 @@
-// CUDA kernel SVC: the binary C-SVC dual of csrc/cpu/svm/smo.h solved on device memory,
-//   min_a 0.5 a^T Q a - e^T a   s.t.  0 <= a_i <= C_i,  y^T a = 0,   Q_ij = y_i y_j K_ij,
+// CUDA kernel SVC: the libsvm dual of csrc/cpu/svm/smo.h solved on device memory,
+//   min_a 0.5 a^T Q a + p^T a   s.t.  0 <= a_i <= C_i,  y^T a = y^T a0,   Q_ij = y_i y_j K_ij,
+// with p = -e and a0 = 0 for the binary C-SVC, other p and start points a0 for epsilon-SVR
+// (2n variables over the rows twice) and the one-class SVM,
 // by working-set decomposition (ThunderSVM's scheme, Wen et al. 2018): every outer step takes q
 // violating samples, computes their kernel rows K[ws, :] with one SGEMM (the kernel function in
 // its epilogue), solves the q-variable sub-problem in one thread block (libsvm's second-order
@@ -33,6 +35,8 @@ struct Options {
   int ws_size = 512;       // q, the working set (even, 2..1024; capped by n)
   int local_threads = 0;   // threads of the local solver's block; 0: q rounded up to a warp
   int64_t local_iter = 0;  // SMO steps per local solve; 0: max(1000, 10 q)
+  const double* p = nullptr;       // host (n): the linear term; null: -1 everywhere (C-SVC)
+  const double* alpha0 = nullptr;  // host (n): a feasible start in [0, C]; null: 0
 };
 
 struct Result {

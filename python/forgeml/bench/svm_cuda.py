@@ -74,6 +74,30 @@ def _fit_rows(check, cp):
                            t_peer, f"{name} (acc {acc_p:.4f})", None))
 
 
+def _single_rows(check, cp):
+    """SVR(rbf) and OneClassSVM(rbf) fits on CuPy input vs the CPU fits: 'max rel err' is the
+    largest gap in held-out predictions (SVR) / decision values (one-class), relative to their range."""
+    from sklearn.datasets import make_regression
+    from sklearn.preprocessing import StandardScaler
+
+    from ..svm import SVR, OneClassSVM
+    n, d = FIT
+    X, t = make_regression(n_samples=n + 2000, n_features=d, n_informative=20, noise=10.0, random_state=0)
+    X = StandardScaler().fit_transform(X).astype(np.float32)
+    t = (t - t.mean()) / t.std()
+    Xtr, ttr, Xte = X[:n], t[:n], X[n:]
+    Xg = cp.asarray(Xtr)
+    SVR().fit(Xg[:500], ttr[:500])  # warm-up
+    for name, make, args, out in (("SVR rbf", SVR, (ttr,), "predict"),
+                                  ("OneClassSVM rbf", lambda: OneClassSVM(nu=0.1), (), "decision_function")):
+        gpu, t_gpu = _timed(lambda: make().fit(Xg, *args), repeats=1)
+        cpu, t_cpu = _timed(lambda: make().fit(Xtr, *args), repeats=1)
+        a, b = cp.asnumpy(getattr(gpu, out)(cp.asarray(Xte))), getattr(cpu, out)(Xte)
+        err = float(np.abs(a - b).max() / max(np.ptp(b), 1e-12))
+        check.rows.append(("svm", f"{name} fit {n}x{d}", err <= 0.01, err, t_gpu, t_cpu,
+                           f"forgeml CPU {name.split()[0]} (SV {gpu.support_.size} vs {cpu.support_.size})", None))
+
+
 def _gpu_peers():
     peers = []
     try:
@@ -105,3 +129,4 @@ def gpu_check(check):
                      lambda: (g * (a @ b.T) + 1.0) ** 3, peer="cupy (cuBLAS + 1 pass)", rtol=2e-4,
                      flops=2.0 * m * n * d)
     _fit_rows(check, cp)
+    _single_rows(check, cp)

@@ -10,7 +10,7 @@ from .._backend import as_array, backend_of, check_shape, cpu_only
 from .._backend import cuda_stream as _stream_ptr
 from ._validate import check_csr, check_finite
 
-__all__ = ["svm_fit_ovo", "svm_solve", "svm_kernel", "svm_linear_fit", "svm_linear_cs_fit", "svm_linear_svr_fit", "svm_fit_binary_cuda", "SVM_KERNELS"]
+__all__ = ["svm_fit_ovo", "svm_solve", "svm_kernel", "svm_linear_fit", "svm_linear_cs_fit", "svm_linear_svr_fit", "svm_fit_binary_cuda", "svm_solve_cuda", "SVM_KERNELS"]
 
 SVM_KERNELS = ("linear", "poly", "rbf", "sigmoid", "precomputed")
 _LINEAR_SOLVERS = {"dual_hinge": 0, "dual_squared_hinge": 1, "primal_squared_hinge": 2, "l1_primal_squared_hinge": 3}
@@ -246,9 +246,21 @@ def svm_fit_binary_cuda(X, y, C, kernel="rbf", *, gamma=1.0, coef0=0.0, degree=3
     one-block SMO on them, a gradient update over all samples; the CPU solver's stopping rule.
     Returns (coef, rho, iterations, converged) as one pair of svm_fit_ovo: coef = y * alpha
     (NumPy), decision function K(x, X) @ coef - rho."""
+    alpha, rho, _obj, iters, ok = svm_solve_cuda(X, y, None, C, None, kernel, gamma=gamma, coef0=coef0,
+                                                 degree=degree, tol=tol, max_iter=max_iter, cache_size=cache_size,
+                                                 ws_size=ws_size)
+    return np.asarray(y, dtype=np.float64) * alpha, rho, iters, ok
+
+
+def svm_solve_cuda(X, y, p, C, alpha0, kernel="rbf", *, gamma=1.0, coef0=0.0, degree=3, tol=1e-3, max_iter=-1,
+                   cache_size=200.0, ws_size=None):
+    """svm_solve's dual on the GPU (not nu mode): X (l, d) a CuPy array, one row per variable (the
+    regression forms pass their rows twice; precomputed: the (l, l) Gram matrix); y, p, C, alpha0
+    NumPy (l,), p=None meaning -1 and alpha0=None meaning 0 (the C-SVC). Returns (alpha (l,), rho,
+    objective, iterations, converged)."""
     kind, mod = backend_of(X, names=["X"])
     if kind != "cuda":
-        raise TypeError("X: expected a CuPy array (use svm_fit_ovo for NumPy input)")
+        raise TypeError("X: expected a CuPy array (use svm_fit_ovo / svm_solve for NumPy input)")
     _check_kernel(kernel, gamma, degree, coef0)
     X = as_array(X, "X", ndim=2)
     check_finite(X, "X")
@@ -258,6 +270,15 @@ def svm_fit_binary_cuda(X, y, C, kernel="rbf", *, gamma=1.0, coef0=0.0, degree=3
     C = np.ascontiguousarray(C, dtype=np.float64)
     check_shape(y, "y", (n,))
     check_shape(C, "C", (n,))
+    if p is not None:
+        p = np.ascontiguousarray(p, dtype=np.float64)
+        check_shape(p, "p", (n,))
+        check_finite(p, "p")
+    if alpha0 is not None:
+        alpha0 = np.ascontiguousarray(alpha0, dtype=np.float64)
+        check_shape(alpha0, "alpha0", (n,))
+        if not np.all((alpha0 >= 0) & (alpha0 <= C)):
+            raise ValueError("alpha0: the start must lie in [0, C]")
     if kernel == "precomputed":
         check_shape(X, "X", (n, n))
     if not np.all(np.abs(y) == 1):
@@ -272,7 +293,7 @@ def svm_fit_binary_cuda(X, y, C, kernel="rbf", *, gamma=1.0, coef0=0.0, degree=3
     import cupy
     code = _KERNEL_CODES[kernel]
     work = cupy.empty(mod.svm_workspace_bytes(code, n, d, min(q, n)), dtype=cupy.uint8)
-    alpha, rho, _obj, iters, _outer, ok = mod.svm_solve(X.data.ptr, n, d, y, C, code, float(gamma), float(coef0),
-                                                        int(degree), float(tol), int(max_iter), q, work.data.ptr,
-                                                        _stream_ptr())
-    return y * alpha, rho, iters, ok
+    alpha, rho, obj, iters, _outer, ok = mod.svm_solve(X.data.ptr, n, d, y, C, code, float(gamma), float(coef0),
+                                                       int(degree), float(tol), int(max_iter), q, work.data.ptr,
+                                                       _stream_ptr(), p=p, alpha0=alpha0)
+    return alpha, rho, obj, iters, ok

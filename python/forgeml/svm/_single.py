@@ -11,8 +11,9 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
+from .._backend import is_cupy
 from ..ops import svm as ops
-from . import _kernels
+from . import _kernels, _svc_cuda
 
 
 class _SingleDualSVM(BaseEstimator):
@@ -25,6 +26,8 @@ class _SingleDualSVM(BaseEstimator):
         return tags
 
     def _fit(self, X, y, sample_weight):
+        if is_cupy(X):
+            return _svc_cuda.fit_single(self, X, y, sample_weight)
         X, y = _kernels.validate_fit(self, X, y, y_numeric=y is not None)
         n = _num_samples(X)
         sw = _kernels.sample_weights(sample_weight, n)
@@ -55,6 +58,10 @@ class _SingleDualSVM(BaseEstimator):
             max_iter=self.max_iter,
             nu=nu,
         )
+        return self._store_solution(X, n, keep, alpha, rho, r, it, ok)
+
+    def _store_solution(self, X, n, keep, alpha, rho, r, it, ok):
+        """scikit-learn's fitted attributes from the dual solution over the kept samples."""
         coef, rho = self._coef(alpha, rho, r, keep.size)
         _kernels.check_finite_model(coef, rho)
         nz = np.flatnonzero(coef != 0)
@@ -86,6 +93,8 @@ class _SingleDualSVM(BaseEstimator):
 
     def _decision(self, X):
         check_is_fitted(self, "support_")
+        if is_cupy(X):
+            return _svc_cuda.single_decision(self, X)
         X = _kernels.validate_predict(self, X)
         out = np.empty(_num_samples(X))
         dual = self.dual_coef_.toarray() if sp.issparse(self.dual_coef_) else np.asarray(self.dual_coef_)
@@ -103,6 +112,7 @@ class _SingleDualSVM(BaseEstimator):
 
 
 class _Regressor:
+    @_svc_cuda.cupy_out
     def predict(self, X):
         """Predicted targets (n_samples,)."""
         return self._decision(X)

@@ -1,5 +1,5 @@
-"""SVC on CuPy input: the one-vs-one pairs trained by the CUDA solver (forgeml.ops.svm_fit_binary_cuda),
-decision values from kernel blocks computed on the GPU.
+"""SVC, SVR and OneClassSVM on CuPy input: the one-vs-one pairs (or the one dual) trained by the CUDA
+solver (forgeml.ops.svm_solve_cuda), decision values from kernel blocks computed on the GPU.
 
 The fitted attributes stay NumPy arrays (support_vectors_, dual_coef_, ...), exactly as a fit on
 NumPy input lays them out, so the model pickles and predicts on either device. Without a usable
@@ -14,6 +14,7 @@ from sklearn.utils.multiclass import check_classification_targets
 
 from .._backend import as_array, cuda_module, is_cupy
 from ..ops import svm as ops
+from . import _kernels
 
 _BLOCK_ROWS = 4096  # test rows per kernel block in decision values (bounds GPU memory)
 
@@ -44,9 +45,9 @@ def _solve_pair_cuda(Xp, yp, Cp, est):
                                    tol=est.tol, max_iter=est.max_iter, cache_size=est.cache_size)
 
 
-def fit(est, X, y, sample_weight=None):
-    """SVC.fit for X on the GPU (tests run this same path on the SIMT emulator with a CuPy
-    stand-in: tests/cupy_standin.py)."""
+def _device_input(est, X, sample_weight):
+    """(X on the device, the caller's rows, sample weights on the host) after the checks a NumPy
+    fit makes."""
     cuda_module()  # the reason no GPU is usable, as a RuntimeError
     import cupy as xp
     src = X  # the caller's rows (and dtype) for support_vectors_ and gamma
@@ -58,10 +59,6 @@ def fit(est, X, y, sample_weight=None):
         raise ValueError(f"Found array with {n} sample(s) and {d} feature(s) while a minimum of 1 is required.")
     if not bool(xp.isfinite(X).all()):
         raise ValueError("Input X contains NaN or infinity.")
-    y = _host(y)
-    if y.ndim != 1 or y.shape[0] != n:
-        raise ValueError(f"y: expected shape ({n},), got {y.shape}")
-    check_classification_targets(y)
     if est.kernel == "precomputed" and n != d:
         raise ValueError(f"Precomputed matrix must be a square matrix. Input is a {n}x{d} matrix.")
     est.n_features_in_ = d
@@ -70,6 +67,25 @@ def fit(est, X, y, sample_weight=None):
         sw = np.full(n, float(sw))
     if sw.shape != (n,):
         raise ValueError(f"sample_weight.shape == {sw.shape}, expected ({n},)!")
+    return X, src, sw
+
+
+def _host_targets(y, n):
+    y = _host(y)
+    if y.ndim != 1 or y.shape[0] != n:
+        raise ValueError(f"y: expected shape ({n},), got {y.shape}")
+    return y
+
+
+def fit(est, X, y, sample_weight=None):
+    """SVC.fit for X on the GPU (tests run this same path on the SIMT emulator with a CuPy
+    stand-in: tests/cupy_standin.py)."""
+    if type(est)._solve_pairs is not _svc_solve_pairs():
+        raise NotImplementedError(f"{type(est).__name__}: the nu solver has no CUDA path yet; fit on NumPy input")
+    X, src, sw = _device_input(est, X, sample_weight)
+    import cupy as xp
+    y = _host_targets(y, X.shape[0])
+    check_classification_targets(y)
     keep, members, Ck = est._classes_and_costs(y, sw)
     est._gamma = float(est._resolve_gamma(src.astype(np.float64)))
     pairs = []
@@ -87,6 +103,57 @@ def fit(est, X, y, sample_weight=None):
         Xh = _host(src).astype(np.float64)
         est._fit_platt(Xh[np.ix_(keep, keep)] if est.kernel == "precomputed" else Xh[keep], members, Ck)
     return est
+
+
+def _svc_solve_pairs():
+    from ._svc import SVC
+    return SVC._solve_pairs
+
+
+def fit_single(est, X, y, sample_weight=None):
+    """SVR / OneClassSVM fit for X on the GPU: their libsvm dual on the CUDA solver (the regression
+    form's 2n variables over the rows twice). The nu solver (NuSVR) has no CUDA path yet."""
+    X, src, sw = _device_input(est, X, sample_weight)
+    import cupy as xp
+    n = X.shape[0]
+    yk = None if y is None else np.asarray(_host_targets(y, n), dtype=np.float64)
+    keep = np.flatnonzero(sw > 0)
+    if keep.size == 0:
+        raise ValueError("Invalid input - all samples have zero or negative weights.")
+    labels, p, C, alpha0, nu = est._dual(None if yk is None else yk[keep], sw[keep])
+    if nu:
+        raise NotImplementedError(f"{type(est).__name__}: the nu solver has no CUDA path yet; fit on NumPy input")
+    est._gamma = float(_kernels.resolve_gamma(est, _host(src).astype(np.float64)))
+    g = xp.asarray(keep)
+    Xk = X[xp.ix_(g, g)] if est.kernel == "precomputed" else X[g]
+    if labels.size == 2 * keep.size:  # one row per variable
+        Xk = xp.block([[Xk, Xk], [Xk, Xk]]) if est.kernel == "precomputed" else xp.concatenate([Xk, Xk])
+    alpha, rho, _obj, it, ok = ops.svm_solve_cuda(
+        xp.ascontiguousarray(Xk, dtype=np.float32), labels, p, C, alpha0, est.kernel, gamma=est._gamma,
+        coef0=est.coef0, degree=est.degree, tol=est.tol, max_iter=est.max_iter, cache_size=est.cache_size)
+    est._sparse = False
+    return est._store_solution(_HostRows(src), n, keep, alpha, rho, 0.0, it, ok)
+
+
+def single_decision(est, X):
+    """The one decision function as NumPy for X on the GPU (kernel blocks on the device)."""
+    import cupy
+    X = as_array(X, "X", ndim=2, xp=cupy)
+    want = est.shape_fit_[0] if est.kernel == "precomputed" else est.n_features_in_
+    if X.shape[1] != want:
+        raise ValueError(f"X has {X.shape[1]} features, but {type(est).__name__} is expecting {want} features as input.")
+    if not bool(cupy.isfinite(X).all()):
+        raise ValueError("Input X contains NaN or infinity.")
+    dual = cupy.asarray(np.asarray(est.dual_coef_.toarray() if hasattr(est.dual_coef_, "toarray") else est.dual_coef_)[0])
+    if est.kernel == "precomputed":
+        return cupy.asnumpy(X[:, cupy.asarray(est.support_)].astype(cupy.float64) @ dual + est.intercept_[0])
+    sv = cupy.asarray(est._sv32)
+    out = np.empty(X.shape[0])
+    for s in range(0, X.shape[0], _BLOCK_ROWS):
+        K = ops.svm_kernel(X[s:s + _BLOCK_ROWS], sv, est.kernel, gamma=est._gamma, coef0=est.coef0,
+                           degree=est.degree)
+        out[s:s + _BLOCK_ROWS] = cupy.asnumpy(K.astype(cupy.float64) @ dual) + est.intercept_[0]
+    return out
 
 
 def pair_decision(est, X):

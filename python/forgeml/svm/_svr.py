@@ -8,7 +8,7 @@ import numpy as np
 from sklearn.base import OutlierMixin, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval
 
-from . import _kernels
+from . import _kernels, _svc_cuda
 from ._single import _Regressor, _SingleDualSVM, nu_regression_dual, one_class_dual, regression_dual
 
 __all__ = ["SVR", "NuSVR", "OneClassSVM"]
@@ -150,14 +150,17 @@ class OneClassSVM(OutlierMixin, _SingleDualSVM):
         self.offset_ = -self.intercept_
         return self
 
+    @_svc_cuda.cupy_out
     def decision_function(self, X):
         """Signed distance to the separating hyperplane (n_samples,): > 0 for inliers."""
         return self._decision(X)
 
+    @_svc_cuda.cupy_out
     def score_samples(self, X):
         """Raw scoring function of the samples: decision_function(X) + offset_."""
         return self._decision(X) + self.offset_[0]
 
+    @_svc_cuda.cupy_out
     def predict(self, X):
         """+1 for inliers, -1 for outliers."""
         dec = self._decision(X)
