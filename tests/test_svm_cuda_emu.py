@@ -226,7 +226,7 @@ def test_solve_matches_cpu_and_sklearn(kernel, gamma, coef0, degree):
     C = np.full(n, 0.8)
     tol = 1e-4
     Xin = _kernel64(X, X, "rbf", 0.1, 0, 3)[0].astype(np.float32) if kernel == "precomputed" else X
-    alpha, rho, obj, iters, outer, ok = _emu_solve(Xin, y, C, kernel, gamma, coef0, degree, tol, ws=64)
+    alpha, rho, obj, iters, outer, ok, _r = _emu_solve(Xin, y, C, kernel, gamma, coef0, degree, tol, ws=64)
     assert ok and outer > 2  # n = 241 > 64: several working sets
     coef = y * alpha
     members = [np.flatnonzero(y > 0), np.flatnonzero(y < 0)]
@@ -271,7 +271,7 @@ def test_solve_working_set_sizes(ws, threads, n):
     """From pairs (SMO itself) to a working set holding every sample: the same optimum."""
     X, y = _binary_data(n=n, d=6, seed=1)
     C = np.full(len(y), 2.0)
-    alpha, rho, obj, iters, outer, ok = _emu_solve(X, y, C, "rbf", 0.2, 0.0, 3, 1e-4, ws=ws, threads=threads)
+    alpha, rho, obj, iters, outer, ok, _r = _emu_solve(X, y, C, "rbf", 0.2, 0.0, 3, 1e-4, ws=ws, threads=threads)
     ref = _emu_solve(X, y, C, "rbf", 0.2, 0.0, 3, 1e-4, ws=64)
     assert ok and iters > 0
     assert obj == pytest.approx(ref[2], rel=1e-5)
@@ -282,7 +282,7 @@ def test_solve_working_set_sizes(ws, threads, n):
 def test_solve_max_iter_and_errors():
     X, y = _binary_data(n=121, d=5)
     C = np.ones(len(y))
-    alpha, rho, obj, iters, outer, ok = _emu.svm_solve(X, y, C, 2, 0.2, 0.0, 3, 1e-6, 25, 16, 32, 0)
+    alpha, rho, obj, iters, outer, ok, _r = _emu.svm_solve(X, y, C, 2, 0.2, 0.0, 3, 1e-6, 25, 16, 32, 0)
     assert not ok and 25 <= iters < 25 + 16 * 1000
     with pytest.raises(ValueError, match="ws_size"):
         _emu.svm_solve(X, y, C, 2, 0.2, 0.0, 3, 1e-3, -1, 15, 32, 0)
@@ -420,7 +420,7 @@ def test_solve_regression_dual_matches_cpu(order):
     C = np.full(2 * n, 1.3)
     a0 = np.zeros(2 * n)
     X2 = np.concatenate([X, X])
-    alpha, rho, obj, _it, outer, ok = _emu.svm_solve(X2, labels, C, 2, 0.3, 0.0, 3, 1e-4, -1, 32, 0, 0, p=p, alpha0=a0)
+    alpha, rho, obj, _it, outer, ok, _r = _emu.svm_solve(X2, labels, C, 2, 0.3, 0.0, 3, 1e-4, -1, 32, 0, 0, p=p, alpha0=a0)
     ref = ops.svm_solve(X, labels, p, C, a0, "rbf", gamma=0.3, tol=1e-4)
     assert ok and ref[5] and outer > 2
     assert obj == pytest.approx(ref[3], rel=1e-4)
@@ -438,7 +438,7 @@ def test_solve_one_class_start_point_matches_cpu():
     a0[: int(nu * n)] = 1.0
     a0[int(nu * n)] = nu * n - int(nu * n)
     y, p = np.ones(n), np.zeros(n)
-    alpha, rho, obj, _it, _outer, ok = _emu.svm_solve(X, y, C, 2, 0.2, 0.0, 3, 1e-4, -1, 16, 0, 0, p=p, alpha0=a0)
+    alpha, rho, obj, _it, _outer, ok, _r = _emu.svm_solve(X, y, C, 2, 0.2, 0.0, 3, 1e-4, -1, 16, 0, 0, p=p, alpha0=a0)
     ref = ops.svm_solve(X, y, p, C, a0, "rbf", gamma=0.2, tol=1e-4)
     assert ok
     assert alpha.sum() == pytest.approx(nu * n)  # the equality constraint kept from the start point
@@ -467,11 +467,40 @@ def test_svr_and_one_class_gpu_paths_match_cpu_fit(kernel, cupy):
     assert type(gpu.dual_coef_) is np.ndarray and type(gpu1.support_vectors_) is np.ndarray
 
 
-def test_nu_estimators_on_cupy_say_why(cupy):
+def test_solve_nu_mode_matches_cpu(order):
+    """libsvm's nu solver (pairs within one label, rho and r per label) against the CPU core."""
+    X, y = _binary_data(n=131, d=6, seed=5)
+    n, nu = len(y), 0.3
+    C = np.ones(n)
+    a0 = np.zeros(n)
+    for label in (1.0, -1.0):  # nu n / 2 of start mass per label, the first samples at their bound
+        idx = np.flatnonzero(y == label)
+        left = nu * n / 2
+        for i in idx:
+            a0[i] = min(left, 1.0)
+            left -= a0[i]
+    p = np.zeros(n)
+    alpha, rho, obj, _it, _outer, ok, r = _emu.svm_solve(X, y, C, 2, 0.2, 0.0, 3, 1e-4, -1, 16, 0, 0, p=p, alpha0=a0,
+                                                         nu=True)
+    ref = ops.svm_solve(X, y, p, C, a0, "rbf", gamma=0.2, tol=1e-4, nu=True)
+    assert ok and ref[5]
+    assert r > 0 and r == pytest.approx(ref[2], rel=1e-2)
+    assert rho == pytest.approx(ref[1], abs=5e-3)
+    assert obj == pytest.approx(ref[3], rel=1e-4)
+    for label in (1.0, -1.0):  # each label's sum is kept
+        assert alpha[y == label].sum() == pytest.approx(a0[y == label].sum())
+
+
+def test_nu_estimators_gpu_paths_match_cpu_fit(cupy):
     from forgeml.svm import NuSVC, NuSVR
 
-    X, y = _binary_data(n=40, d=3)
-    with pytest.raises(NotImplementedError, match="nu solver"):
-        NuSVC().fit(cupy.asarray(X), y)
-    with pytest.raises(NotImplementedError, match="nu solver"):
-        NuSVR().fit(cupy.asarray(X), y)
+    X, y = _binary_data(n=150, d=5, seed=6)
+    y3 = np.where(X[:, 2] > 0.9, 2, (y > 0).astype(int))  # three classes: three nu pairs
+    cpu = NuSVC(nu=0.3).fit(X, y3)
+    gpu = NuSVC(nu=0.3).fit(cupy.asarray(X), y3)
+    np.testing.assert_allclose(gpu.decision_function(X), cpu.decision_function(X), atol=1e-2)
+    assert np.mean(cupy.asnumpy(gpu.predict(cupy.asarray(X))) == cpu.predict(X)) >= 0.98
+    t = X[:, 0] - 0.5 * X[:, 1]
+    cpu_r = NuSVR(nu=0.4, C=2.0).fit(X, t)
+    gpu_r = NuSVR(nu=0.4, C=2.0).fit(cupy.asarray(X), t)
+    np.testing.assert_allclose(gpu_r.predict(X), cpu_r.predict(X), atol=1e-2)

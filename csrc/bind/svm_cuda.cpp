@@ -40,13 +40,14 @@ forgeml::bind::Register reg{[](py::module_& m) {
      py::arg("coef0"), py::arg("degree"), py::arg("norms_a"), py::arg("norms_b"), py::arg("out"), py::arg("stream"));
   m.def("svm_solve", [](uintptr_t X, int64_t n, int64_t d, F64 y, F64 C, int type, double gamma, double coef0,
                         int degree, double tol, int64_t max_iter, int ws_size, uintptr_t workspace, uintptr_t stream,
-                        std::optional<F64> p, std::optional<F64> alpha0) {
+                        std::optional<F64> p, std::optional<F64> alpha0, bool nu) {
     FORGEML_CHECK_ARG(y.size() == n && C.size() == n, "y, C: expected (", n, ",)");
     FORGEML_CHECK_ARG((!p || p->size() == n) && (!alpha0 || alpha0->size() == n), "p, alpha0: expected (", n, ",)");
     cs::Options o;
     o.tol = tol, o.max_iter = max_iter, o.ws_size = ws_size;
     o.p = p ? p->data() : nullptr;
     o.alpha0 = alpha0 ? alpha0->data() : nullptr;
+    o.nu = nu;
     cs::Result r;
     {
       py::gil_scoped_release nogil;
@@ -55,10 +56,10 @@ forgeml::bind::Register reg{[](py::module_& m) {
     }
     F64 alpha(n);
     std::copy_n(r.alpha.data(), n, alpha.mutable_data());
-    return py::make_tuple(alpha, r.rho, r.obj, r.iterations, r.outer, r.converged);
+    return py::make_tuple(alpha, r.rho, r.obj, r.iterations, r.outer, r.converged, r.r);
   }, py::arg("X"), py::arg("n"), py::arg("d"), py::arg("y"), py::arg("C"), py::arg("type"), py::arg("gamma"),
      py::arg("coef0"), py::arg("degree"), py::arg("tol"), py::arg("max_iter"), py::arg("ws_size"),
-     py::arg("workspace"), py::arg("stream"), py::arg("p") = py::none(), py::arg("alpha0") = py::none());
+     py::arg("workspace"), py::arg("stream"), py::arg("p") = py::none(), py::arg("alpha0") = py::none(), py::arg("nu") = false);
 }};
 
 }  // namespace

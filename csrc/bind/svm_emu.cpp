@@ -97,7 +97,7 @@ Arr<double> gradient_update(Arr<float> krows, Arr<double> delta, Arr<float> y, A
 
 py::tuple solve(Arr<float> X, Arr<double> y, Arr<double> C, int type, double gamma, double coef0, int degree,
                 double tol, int64_t max_iter, int ws_size, int local_threads, int64_t local_iter,
-                std::optional<Arr<double>> p, std::optional<Arr<double>> alpha0) {
+                std::optional<Arr<double>> p, std::optional<Arr<double>> alpha0, bool nu) {
   FORGEML_CHECK_ARG(X.ndim() == 2, "X: expected a 2-D array");
   const int64_t n = X.shape(0), d = X.shape(1);
   FORGEML_CHECK_ARG(y.size() == n && C.size() == n, "y, C: expected (", n, ",)");
@@ -107,6 +107,7 @@ py::tuple solve(Arr<float> X, Arr<double> y, Arr<double> C, int type, double gam
   o.tol = tol, o.max_iter = max_iter, o.ws_size = ws_size, o.local_threads = local_threads, o.local_iter = local_iter;
   o.p = p ? p->data() : nullptr;
   o.alpha0 = alpha0 ? alpha0->data() : nullptr;
+  o.nu = nu;
   FORGEML_CHECK_ARG(ws_size >= 2, "ws_size: expected >= 2, got ", ws_size);
   const int64_t bytes = cs::workspace_bytes(k, n, d, int(std::min<int64_t>(ws_size, n)));
   std::unique_ptr<void, decltype(&std::free)> work(std::aligned_alloc(256, size_t(bytes + 255) / 256 * 256 + 256),
@@ -119,7 +120,7 @@ py::tuple solve(Arr<float> X, Arr<double> y, Arr<double> C, int type, double gam
   }
   Arr<double> alpha(n);
   std::copy_n(r.alpha.data(), n, alpha.mutable_data());
-  return py::make_tuple(alpha, r.rho, r.obj, r.iterations, r.outer, r.converged);
+  return py::make_tuple(alpha, r.rho, r.obj, r.iterations, r.outer, r.converged, r.r);
 }
 
 forgeml::bind::Register reg{[](py::module_& m) {
@@ -134,7 +135,7 @@ forgeml::bind::Register reg{[](py::module_& m) {
         "G + y * (krows^T delta) with the CUDA gradient-update kernel.");
   m.def("svm_solve", &solve, py::arg("X"), py::arg("y"), py::arg("C"), py::arg("type"), py::arg("gamma"),
         py::arg("coef0"), py::arg("degree"), py::arg("tol"), py::arg("max_iter"), py::arg("ws_size"),
-        py::arg("local_threads"), py::arg("local_iter"), py::arg("p") = py::none(), py::arg("alpha0") = py::none(),
+        py::arg("local_threads"), py::arg("local_iter"), py::arg("p") = py::none(), py::arg("alpha0") = py::none(), py::arg("nu") = false,
         "The whole CUDA SVM dual solve: (alpha, rho, obj, iterations, outer, converged).");
 }};
 

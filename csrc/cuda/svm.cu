@@ -130,7 +130,7 @@ __device__ MaxPair block_max(unsigned long long key, double m, MaxPair* part, in
 __global__ void __launch_bounds__(kMaxQ)
     local_smo_kernel(int q, const int32_t* __restrict__ ws, const float* __restrict__ kww, const float* __restrict__ y,
                      const double* __restrict__ C, double* __restrict__ alpha, const double* __restrict__ G,
-                     double tol, int64_t max_iter, double* __restrict__ delta, double* __restrict__ out) {
+                     double tol, int64_t max_iter, double* __restrict__ delta, double* __restrict__ out, bool nu) {
   FORGEML_DYNAMIC_SHARED(double, smem);
   double* a = smem;  // (q) alpha
   double* g = a + q;  // (q) gradient of the sub-problem
@@ -151,38 +151,48 @@ __global__ void __launch_bounds__(kMaxQ)
   double eps = tol, first = 0.0;
   int64_t it = 0;
   for (;; ++it) {
-    // i = argmax over I_up of -y_t G_t
-    unsigned long long key = 0;
+    // i = argmax over I_up of -y_t G_t; in nu mode one i per label (class c = 1 for y < 0), as
+    // the pair must share its label there
+    unsigned long long key[2] = {0, 0};
     for (int t = tid; t < q; t += T)
       if (in_up(t)) {
+        const int cl = nu && ys[t] < 0;
         const unsigned long long k = slot_key(-ys[t] * g[t], t);
-        key = k > key ? k : key;
+        key[cl] = k > key[cl] ? k : key[cl];
       }
-    const MaxPair ri = block_max<false>(key, 0.0, part, buf);
-    if (ri.key == 0) break;  // uniform: every thread folded the same partials
-    const int i = key_slot(ri.key);
-    const double gmax = -ys[i] * g[i], qdi = qd[i];
-    const float* Ki = kww + int64_t(i) * q;
-    // j = argmin over I_low with y_t G_t > -gmax of -(gmax + y_t G_t)^2 / quad_it; gmax2 = max y_t G_t
-    unsigned long long kj = 0;
-    double gmax2 = -INFINITY;
+    const unsigned long long ki[2] = {block_max<false>(key[0], 0.0, part, buf).key,
+                                      nu ? block_max<false>(key[1], 0.0, part, buf).key : 0ull};
+    if (ki[0] == 0 && ki[1] == 0) break;  // uniform: every thread folded the same partials
+    int ic[2] = {-1, -1};
+    double gmax[2] = {-INFINITY, -INFINITY};
+    for (int cl = 0; cl < 2; ++cl)
+      if (ki[cl]) ic[cl] = key_slot(ki[cl]), gmax[cl] = -ys[ic[cl]] * g[ic[cl]];
+    // j = argmin over I_low (of i's label) with y_t G_t > -gmax of -(gmax + y_t G_t)^2 / quad_it;
+    // gmax2 = max y_t G_t
+    unsigned long long kj[2] = {0, 0};
+    double gmax2[2] = {-INFINITY, -INFINITY};
     for (int t = tid; t < q; t += T) {
       if (!in_low(t)) continue;
+      const int cl = nu && ys[t] < 0;
       const double v = ys[t] * g[t];
-      gmax2 = v > gmax2 ? v : gmax2;
-      const double gd = gmax + v;
-      if (gd > 0) {
-        double quad = qdi + qd[t] - 2.0 * double(Ki[t]);  // |phi(x_i) - phi(x_t)|^2
+      gmax2[cl] = v > gmax2[cl] ? v : gmax2[cl];
+      const double gd = gmax[cl] + v;
+      if (gd > 0 && ic[cl] >= 0) {
+        double quad = qd[ic[cl]] + qd[t] - 2.0 * double(kww[int64_t(ic[cl]) * q + t]);  // |phi(x_i) - phi(x_t)|^2
         if (quad <= 0) quad = kTau;
         const unsigned long long k = slot_key(gd * gd / quad, t);
-        kj = k > kj ? k : kj;
+        kj[cl] = k > kj[cl] ? k : kj[cl];
       }
     }
-    const MaxPair rj = block_max<true>(kj, gmax2, part, buf);
-    const double diff = gmax + rj.m;
+    const MaxPair rj0 = block_max<true>(kj[0], gmax2[0], part, buf);
+    const MaxPair rj1 = nu ? block_max<true>(kj[1], gmax2[1], part, buf) : MaxPair{0, -INFINITY};
+    const double diff = fmax(gmax[0] + rj0.m, gmax[1] + rj1.m);
     if (it == 0) first = diff, eps = 0.1 * diff > tol ? 0.1 * diff : tol;
-    if (diff < eps || rj.key == 0 || it >= max_iter) break;
-    const int j = key_slot(rj.key);
+    if (diff < eps || (rj0.key == 0 && rj1.key == 0) || it >= max_iter) break;
+    const int pick = rj1.key > rj0.key;  // the larger gain (keys order by gain, then slot)
+    const int i = ic[pick], j = key_slot(pick ? rj1.key : rj0.key);
+    const double qdi = qd[i];
+    const float* Ki = kww + int64_t(i) * q;
     if (tid == 0) {  // the two-variable step, shared with smo.cpp
       const double Ci = c[i], Cj = c[j], old_ai = a[i], old_aj = a[j];
       double ai = old_ai, aj = old_aj;
@@ -326,7 +336,7 @@ class Driver {
         FORGEML_CUDA_CHECK_LAUNCH();
       }
       local_solve(q_, w_.ws, w_.kww, w_.y, w_.C, w_.alpha, w_.G, opt_.tol,
-                  std::min(local_iter_, max_iter_ - res.iterations), w_.delta, w_.out, threads_, s_);
+                  std::min(local_iter_, max_iter_ - res.iterations), w_.delta, w_.out, threads_, s_, opt_.nu);
       gradient_update(q_, n_, w_.krows, w_.delta, w_.y, w_.G, s_);
       FORGEML_CUDA_CHECK(cudaMemcpyAsync(G_.data(), w_.G, n_ * 8, cudaMemcpyDeviceToHost, s_));
       FORGEML_CUDA_CHECK(cudaMemcpyAsync(out_.data(), w_.out, (int64_t(q_) + 2) * 8, cudaMemcpyDeviceToHost, s_));
@@ -336,7 +346,12 @@ class Driver {
       res.iterations += steps;
       stalls = steps == 0 ? stalls + 1 : 0;  // cannot happen while the worst pair is in the set
     }
-    res.rho = rho();
+    if (opt_.nu) {
+      const double r1 = class_rho(1.0), r2 = class_rho(-1.0);
+      res.rho = (r1 - r2) / 2, res.r = (r1 + r2) / 2;
+    } else {
+      res.rho = rho();
+    }
     double obj = 0;  // 0.5 a'Qa + p'a = 0.5 a'(G + p)
     for (int64_t t = 0; t < n_; ++t) obj += alpha_[t] * (G_[t] + (opt_.p ? opt_.p[t] : -1.0));
     res.obj = obj / 2;
@@ -367,15 +382,19 @@ class Driver {
   bool up(int64_t t) const { return y_[t] > 0 ? alpha_[t] < C_[t] : alpha_[t] > 0; }
   bool low(int64_t t) const { return y_[t] > 0 ? alpha_[t] > 0 : alpha_[t] < C_[t]; }
 
-  // m(a) - M(a): max over I_up of -y G plus max over I_low of y G (the CPU solver's criterion)
+  // The label class of t: all 0, or in nu mode 1 for y < 0 (pairs keep their label there).
+  int cls(int64_t t) const { return opt_.nu && y_[t] < 0; }
+
+  // m(a) - M(a): max over I_up of -y G plus max over I_low of y G (the CPU solver's criterion);
+  // in nu mode the larger of the two labels' violations
   double violation() const {
-    double gmax = -INFINITY, gmax2 = -INFINITY;
+    double gmax[2] = {-INFINITY, -INFINITY}, gmax2[2] = {-INFINITY, -INFINITY};
     for (int64_t t = 0; t < n_; ++t) {
       const double v = y_[t] * G_[t];
-      if (up(t)) gmax = std::max(gmax, -v);
-      if (low(t)) gmax2 = std::max(gmax2, v);
+      if (up(t)) gmax[cls(t)] = std::max(gmax[cls(t)], -v);
+      if (low(t)) gmax2[cls(t)] = std::max(gmax2[cls(t)], v);
     }
-    return gmax + gmax2;
+    return std::max(gmax[0] + gmax2[0], gmax[1] + gmax2[1]);
   }
 
   // Fills slots [lo, lo + m) with samples not in the other slots: alternately the next most
@@ -384,12 +403,12 @@ class Driver {
   void select(int lo, int m) {
     for (int t = lo; t < lo + m; ++t)
       if (ws_[t] >= 0) in_ws_[ws_[t]] = 0;
-    std::vector<std::pair<double, int64_t>> upv, lowv;
+    std::vector<std::pair<double, int64_t>> upv, lowv, upv2, lowv2;  // (nu mode: upv2, lowv2 for y < 0)
     for (int64_t t = 0; t < n_; ++t) {
       if (in_ws_[t]) continue;
       const double v = y_[t] * G_[t];
-      if (up(t)) upv.emplace_back(-v, t);
-      if (low(t)) lowv.emplace_back(v, t);
+      if (up(t)) (cls(t) ? upv2 : upv).emplace_back(-v, t);
+      if (low(t)) (cls(t) ? lowv2 : lowv).emplace_back(v, t);
     }
     auto top = [&](std::vector<std::pair<double, int64_t>>& v) {  // best first, ties to the lower index
       const auto better = [](const auto& x, const auto& z) { return x.first > z.first || (x.first == z.first && x.second < z.second); };
@@ -399,8 +418,10 @@ class Driver {
     };
     top(upv);
     top(lowv);
+    top(upv2);
+    top(lowv2);
     int filled = 0;
-    size_t pu = 0, pl = 0;
+    size_t pu = 0, pl = 0, pu2 = 0, pl2 = 0;
     auto take = [&](std::vector<std::pair<double, int64_t>>& v, size_t& p) {
       while (p < v.size() && in_ws_[v[p].second]) ++p;
       if (p == v.size()) return false;
@@ -408,13 +429,28 @@ class Driver {
       in_ws_[t] = 1, ws_[lo + filled++] = int32_t(t);
       return true;
     };
-    while (filled < m) {
+    while (filled < m) {  // each label's worst pair first (nu mode: both labels alternately)
       bool any = take(upv, pu);
       if (filled < m) any |= take(lowv, pl);
+      if (filled < m) any |= take(upv2, pu2);
+      if (filled < m) any |= take(lowv2, pl2);
       if (!any) break;
     }
     for (int64_t t = 0; t < n_ && filled < m; ++t)  // both lists used up: any sample left
       if (!in_ws_[t]) in_ws_[t] = 1, ws_[lo + filled++] = int32_t(t);
+  }
+
+  // nu mode: r of one label from its free gradients (libsvm's Solver_NU::calculate_rho)
+  double class_rho(double label) const {
+    double ub = INFINITY, lb = -INFINITY, sum_free = 0;
+    int64_t nr_free = 0;
+    for (int64_t t = 0; t < n_; ++t) {
+      if (y_[t] != label) continue;  // libsvm takes G itself here, not y G
+      if (alpha_[t] >= C_[t]) lb = std::max(lb, G_[t]);
+      else if (alpha_[t] <= 0) ub = std::min(ub, G_[t]);
+      else ++nr_free, sum_free += G_[t];
+    }
+    return nr_free > 0 ? sum_free / double(nr_free) : (ub + lb) / 2;
   }
 
   double rho() const {  // as libsvm (and smo.cpp's compute_rho)
@@ -487,12 +523,12 @@ void kernel_rows(const Kernel& k, const float* X, int64_t n, int64_t d, const fl
 
 void local_solve(int q, const int32_t* ws, const float* kww, const float* y, const double* C, double* alpha,
                  const double* G, double tol, int64_t max_iter, double* delta, double* out, int threads,
-                 cudaStream_t s) {
+                 cudaStream_t s, bool nu) {
   FORGEML_CHECK_ARG(q >= 1 && q <= kMaxQ, "local_solve: q must be 1..", kMaxQ, ", got ", q);
   FORGEML_CHECK_ARG(threads >= 32 && threads <= 1024 && threads % 32 == 0,
                     "local_solve: threads must be a multiple of 32 in [32, 1024], got ", threads);
   const size_t smem = size_t(q) * (3 * sizeof(double) + 2 * sizeof(float));
-  FORGEML_LAUNCH(local_smo_kernel, 1, threads, smem, s, q, ws, kww, y, C, alpha, G, tol, max_iter, delta, out);
+  FORGEML_LAUNCH(local_smo_kernel, 1, threads, smem, s, q, ws, kww, y, C, alpha, G, tol, max_iter, delta, out, nu);
   FORGEML_CUDA_CHECK_LAUNCH();
 }
 

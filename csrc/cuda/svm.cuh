@@ -37,11 +37,13 @@ struct Options {
   int64_t local_iter = 0;  // SMO steps per local solve; 0: max(1000, 10 q)
   const double* p = nullptr;       // host (n): the linear term; null: -1 everywhere (C-SVC)
   const double* alpha0 = nullptr;  // host (n): a feasible start in [0, C]; null: 0
+  bool nu = false;  // libsvm's nu solver: pairs within one label, rho and r from each label's gradients
 };
 
 struct Result {
   std::vector<double> alpha;  // a_i (unsigned), host
   double rho = 0, obj = 0;
+  double r = 0;               // nu mode's scale (0 otherwise), as the CPU solver's
   int64_t iterations = 0;     // SMO steps (sum over the local solves)
   int64_t outer = 0;          // working sets solved
   bool converged = true;
@@ -64,10 +66,10 @@ void kernel_rows(const Kernel& k, const float* X, int64_t n, int64_t d, const fl
 // (n, float +1/-1), C (n), alpha (n, updated at ws), G (n, read). delta (q) gets y_r * (new -
 // old alpha) per ws slot; out (q + 2): the new alphas, then the SMO steps taken and the first
 // violation m(a) - M(a) of the sub-problem. Stops at violation < max(tol, 0.1 * first) or after
-// max_iter steps. threads: block size (a multiple of 32, <= 1024).
+// max_iter steps. threads: block size (a multiple of 32, <= 1024). nu: pairs within one label.
 void local_solve(int q, const int32_t* ws, const float* kww, const float* y, const double* C, double* alpha,
                  const double* G, double tol, int64_t max_iter, double* delta, double* out, int threads,
-                 CUstream_st* stream);
+                 CUstream_st* stream, bool nu = false);
 // G[t] += y[t] * sum_r krows[r, t] * delta[r] for t < n, krows (q, n), float64 accumulation.
 void gradient_update(int q, int64_t n, const float* krows, const double* delta, const float* y, double* G,
                      CUstream_st* stream);

@@ -48,7 +48,7 @@ def _fit_rows(check, cp):
     from sklearn.datasets import make_classification
     from sklearn.preprocessing import StandardScaler
 
-    from ..svm import SVC
+    from ..svm import SVC, NuSVC
     n, d = FIT
     X, y = make_classification(n_samples=n + 2000, n_features=d, n_informative=20, random_state=0)
     X = StandardScaler().fit_transform(X).astype(np.float32)
@@ -63,6 +63,12 @@ def _fit_rows(check, cp):
     ok = abs(acc_g - acc_c) <= 0.005 and shared >= 0.95
     check.rows.append(("svm", f"SVC rbf fit {n}x{d}", ok, abs(acc_g - acc_c), t_gpu, t_cpu,
                        f"forgeml CPU SVC (acc {acc_c:.4f} vs {acc_g:.4f}, SV shared {shared:.3f})", None))
+    nu_gpu, t_nu_gpu = _timed(lambda: NuSVC(nu=0.3).fit(Xg, yg), repeats=1)
+    nu_cpu, t_nu_cpu = _timed(lambda: NuSVC(nu=0.3).fit(Xtr, ytr), repeats=1)
+    a_g = float(np.mean(cp.asnumpy(nu_gpu.predict(cp.asarray(Xte))) == yte))
+    a_c = float(np.mean(nu_cpu.predict(Xte) == yte))
+    check.rows.append(("svm", f"NuSVC rbf fit {n}x{d}", abs(a_g - a_c) <= 0.005, abs(a_g - a_c), t_nu_gpu, t_nu_cpu,
+                       f"forgeml CPU NuSVC (acc {a_c:.4f} vs {a_g:.4f})", None))
     for name, make in _gpu_peers():
         try:
             peer, t_peer = _timed(lambda: make().fit(Xg, yg), repeats=1)
@@ -75,12 +81,12 @@ def _fit_rows(check, cp):
 
 
 def _single_rows(check, cp):
-    """SVR(rbf) and OneClassSVM(rbf) fits on CuPy input vs the CPU fits: 'max rel err' is the
+    """SVR, NuSVR and OneClassSVM (rbf) fits on CuPy input vs the CPU fits: 'max rel err' is the
     largest gap in held-out predictions (SVR) / decision values (one-class), relative to their range."""
     from sklearn.datasets import make_regression
     from sklearn.preprocessing import StandardScaler
 
-    from ..svm import SVR, OneClassSVM
+    from ..svm import SVR, NuSVR, OneClassSVM
     n, d = FIT
     X, t = make_regression(n_samples=n + 2000, n_features=d, n_informative=20, noise=10.0, random_state=0)
     X = StandardScaler().fit_transform(X).astype(np.float32)
@@ -88,7 +94,7 @@ def _single_rows(check, cp):
     Xtr, ttr, Xte = X[:n], t[:n], X[n:]
     Xg = cp.asarray(Xtr)
     SVR().fit(Xg[:500], ttr[:500])  # warm-up
-    for name, make, args, out in (("SVR rbf", SVR, (ttr,), "predict"),
+    for name, make, args, out in (("SVR rbf", SVR, (ttr,), "predict"), ("NuSVR rbf", NuSVR, (ttr,), "predict"),
                                   ("OneClassSVM rbf", lambda: OneClassSVM(nu=0.1), (), "decision_function")):
         gpu, t_gpu = _timed(lambda: make().fit(Xg, *args), repeats=1)
         cpu, t_cpu = _timed(lambda: make().fit(Xtr, *args), repeats=1)

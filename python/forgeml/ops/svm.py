@@ -246,18 +246,18 @@ def svm_fit_binary_cuda(X, y, C, kernel="rbf", *, gamma=1.0, coef0=0.0, degree=3
     one-block SMO on them, a gradient update over all samples; the CPU solver's stopping rule.
     Returns (coef, rho, iterations, converged) as one pair of svm_fit_ovo: coef = y * alpha
     (NumPy), decision function K(x, X) @ coef - rho."""
-    alpha, rho, _obj, iters, ok = svm_solve_cuda(X, y, None, C, None, kernel, gamma=gamma, coef0=coef0,
-                                                 degree=degree, tol=tol, max_iter=max_iter, cache_size=cache_size,
-                                                 ws_size=ws_size)
+    alpha, rho, _r, _obj, iters, ok = svm_solve_cuda(X, y, None, C, None, kernel, gamma=gamma, coef0=coef0,
+                                                     degree=degree, tol=tol, max_iter=max_iter,
+                                                     cache_size=cache_size, ws_size=ws_size)
     return np.asarray(y, dtype=np.float64) * alpha, rho, iters, ok
 
 
 def svm_solve_cuda(X, y, p, C, alpha0, kernel="rbf", *, gamma=1.0, coef0=0.0, degree=3, tol=1e-3, max_iter=-1,
-                   cache_size=200.0, ws_size=None):
-    """svm_solve's dual on the GPU (not nu mode): X (l, d) a CuPy array, one row per variable (the
-    regression forms pass their rows twice; precomputed: the (l, l) Gram matrix); y, p, C, alpha0
-    NumPy (l,), p=None meaning -1 and alpha0=None meaning 0 (the C-SVC). Returns (alpha (l,), rho,
-    objective, iterations, converged)."""
+                   cache_size=200.0, ws_size=None, nu=False):
+    """svm_solve's dual on the GPU: X (l, d) a CuPy array, one row per variable (the regression
+    forms pass their rows twice; precomputed: the (l, l) Gram matrix); y, p, C, alpha0 NumPy (l,),
+    p=None meaning -1 and alpha0=None meaning 0 (the C-SVC); nu=True runs libsvm's nu solver.
+    Returns (alpha (l,), rho, r, objective, iterations, converged) as svm_solve."""
     kind, mod = backend_of(X, names=["X"])
     if kind != "cuda":
         raise TypeError("X: expected a CuPy array (use svm_fit_ovo / svm_solve for NumPy input)")
@@ -293,7 +293,8 @@ def svm_solve_cuda(X, y, p, C, alpha0, kernel="rbf", *, gamma=1.0, coef0=0.0, de
     import cupy
     code = _KERNEL_CODES[kernel]
     work = cupy.empty(mod.svm_workspace_bytes(code, n, d, min(q, n)), dtype=cupy.uint8)
-    alpha, rho, obj, iters, _outer, ok = mod.svm_solve(X.data.ptr, n, d, y, C, code, float(gamma), float(coef0),
-                                                       int(degree), float(tol), int(max_iter), q, work.data.ptr,
-                                                       _stream_ptr(), p=p, alpha0=alpha0)
-    return alpha, rho, obj, iters, ok
+    alpha, rho, obj, iters, _outer, ok, r = mod.svm_solve(X.data.ptr, n, d, y, C, code, float(gamma),
+                                                          float(coef0), int(degree), float(tol), int(max_iter), q,
+                                                          work.data.ptr, _stream_ptr(), p=p, alpha0=alpha0,
+                                                          nu=bool(nu))
+    return alpha, rho, r, obj, iters, ok

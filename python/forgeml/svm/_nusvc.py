@@ -8,6 +8,7 @@ import numpy as np
 from sklearn.utils._param_validation import Interval
 
 from ..ops import svm as ops
+from .._backend import is_cupy
 from . import _kernels
 from ._svc import SVC
 
@@ -86,17 +87,19 @@ class NuSVC(SVC):
                 na, nb = Ck[members[a]].sum(), Ck[members[b]].sum()
                 if nu * (na + nb) / 2 > min(na, nb):
                     raise ValueError("specified nu is infeasible")
-        pre = getattr(self, "_solver_kernel", self.kernel) == "precomputed"
+        gpu = is_cupy(Xk)  # from _svc_cuda.fit: the kept rows on the device, solved there
+        pre = (self.kernel if gpu else getattr(self, "_solver_kernel", self.kernel)) == "precomputed"
+        xp = _device_module() if gpu else np
         out = []
         for a, b in self._pairs(k):
-            idx = np.concatenate([members[a], members[b]])
-            Xp = Xk[np.ix_(idx, idx)] if pre else Xk[idx]
+            idx = xp.asarray(np.concatenate([members[a], members[b]]))
+            Xp = Xk[xp.ix_(idx, idx)] if pre else Xk[idx]
             Ca, Cb = Ck[members[a]], Ck[members[b]]
             total = nu * (Ca.sum() + Cb.sum()) / 2
             y = np.r_[np.ones(Ca.size), -np.ones(Cb.size)]
             alpha0 = np.r_[_fill(Ca, total), _fill(Cb, total)]
-            alpha, rho, r, _obj, it, ok = ops.svm_solve(
-                _kernels.rows32(Xp),
+            alpha, rho, r, _obj, it, ok = (ops.svm_solve_cuda if gpu else ops.svm_solve)(
+                xp.ascontiguousarray(Xp, dtype=np.float32) if gpu else _kernels.rows32(Xp),
                 y,
                 np.zeros(y.size),
                 np.r_[Ca, Cb],
@@ -106,10 +109,16 @@ class NuSVC(SVC):
                 coef0=self.coef0,
                 degree=self.degree,
                 tol=self.tol,
-                shrinking=self.shrinking,
+                **({} if gpu else {"shrinking": self.shrinking}),
                 cache_size=self.cache_size,
                 max_iter=self.max_iter,
                 nu=True,
             )
             out.append((y * alpha / r, rho / r, it, ok))
         return out
+
+
+def _device_module():
+    import cupy
+
+    return cupy

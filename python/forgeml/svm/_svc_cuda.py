@@ -80,21 +80,23 @@ def _host_targets(y, n):
 def fit(est, X, y, sample_weight=None):
     """SVC.fit for X on the GPU (tests run this same path on the SIMT emulator with a CuPy
     stand-in: tests/cupy_standin.py)."""
-    if type(est)._solve_pairs is not _svc_solve_pairs():
-        raise NotImplementedError(f"{type(est).__name__}: the nu solver has no CUDA path yet; fit on NumPy input")
     X, src, sw = _device_input(est, X, sample_weight)
     import cupy as xp
     y = _host_targets(y, X.shape[0])
     check_classification_targets(y)
     keep, members, Ck = est._classes_and_costs(y, sw)
     est._gamma = float(est._resolve_gamma(src.astype(np.float64)))
-    pairs = []
-    for a, b in est._pairs(len(est.classes_)):  # one pair at a time: each fills the GPU by itself
-        idx = np.concatenate([members[a], members[b]])
-        g = xp.asarray(keep[idx])
-        Xp = X[xp.ix_(g, g)] if est.kernel == "precomputed" else X[g]
-        yp = np.r_[np.ones(members[a].size), -np.ones(members[b].size)]
-        pairs.append(_solve_pair_cuda(xp.ascontiguousarray(Xp, dtype=np.float32), yp, Ck[idx], est))
+    if type(est)._solve_pairs is not _svc_solve_pairs():  # NuSVC: its pairs on the device rows
+        g = xp.asarray(keep)
+        pairs = est._solve_pairs(X[xp.ix_(g, g)] if est.kernel == "precomputed" else X[g], members, Ck)
+    else:
+        pairs = []
+        for a, b in est._pairs(len(est.classes_)):  # one pair at a time: each fills the GPU by itself
+            idx = np.concatenate([members[a], members[b]])
+            g = xp.asarray(keep[idx])
+            Xp = X[xp.ix_(g, g)] if est.kernel == "precomputed" else X[g]
+            yp = np.r_[np.ones(members[a].size), -np.ones(members[b].size)]
+            pairs.append(_solve_pair_cuda(xp.ascontiguousarray(Xp, dtype=np.float32), yp, Ck[idx], est))
     est._store_model(_HostRows(src), keep, members, pairs)
     est._warn_unconverged(pairs)
     est.probA_ = np.empty(0)
@@ -111,8 +113,8 @@ def _svc_solve_pairs():
 
 
 def fit_single(est, X, y, sample_weight=None):
-    """SVR / OneClassSVM fit for X on the GPU: their libsvm dual on the CUDA solver (the regression
-    form's 2n variables over the rows twice). The nu solver (NuSVR) has no CUDA path yet."""
+    """SVR / NuSVR / OneClassSVM fit for X on the GPU: their libsvm dual on the CUDA solver (the
+    regression forms' 2n variables over the rows twice)."""
     X, src, sw = _device_input(est, X, sample_weight)
     import cupy as xp
     n = X.shape[0]
@@ -121,18 +123,16 @@ def fit_single(est, X, y, sample_weight=None):
     if keep.size == 0:
         raise ValueError("Invalid input - all samples have zero or negative weights.")
     labels, p, C, alpha0, nu = est._dual(None if yk is None else yk[keep], sw[keep])
-    if nu:
-        raise NotImplementedError(f"{type(est).__name__}: the nu solver has no CUDA path yet; fit on NumPy input")
     est._gamma = float(_kernels.resolve_gamma(est, _host(src).astype(np.float64)))
     g = xp.asarray(keep)
     Xk = X[xp.ix_(g, g)] if est.kernel == "precomputed" else X[g]
     if labels.size == 2 * keep.size:  # one row per variable
         Xk = xp.block([[Xk, Xk], [Xk, Xk]]) if est.kernel == "precomputed" else xp.concatenate([Xk, Xk])
-    alpha, rho, _obj, it, ok = ops.svm_solve_cuda(
+    alpha, rho, r, _obj, it, ok = ops.svm_solve_cuda(
         xp.ascontiguousarray(Xk, dtype=np.float32), labels, p, C, alpha0, est.kernel, gamma=est._gamma,
-        coef0=est.coef0, degree=est.degree, tol=est.tol, max_iter=est.max_iter, cache_size=est.cache_size)
+        coef0=est.coef0, degree=est.degree, tol=est.tol, max_iter=est.max_iter, cache_size=est.cache_size, nu=nu)
     est._sparse = False
-    return est._store_solution(_HostRows(src), n, keep, alpha, rho, 0.0, it, ok)
+    return est._store_solution(_HostRows(src), n, keep, alpha, rho, r, it, ok)
 
 
 def single_decision(est, X):
