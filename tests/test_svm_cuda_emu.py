@@ -504,3 +504,17 @@ def test_nu_estimators_gpu_paths_match_cpu_fit(cupy):
     cpu_r = NuSVR(nu=0.4, C=2.0).fit(X, t)
     gpu_r = NuSVR(nu=0.4, C=2.0).fit(cupy.asarray(X), t)
     np.testing.assert_allclose(gpu_r.predict(X), cpu_r.predict(X), atol=1e-2)
+
+
+def test_svc_pairs_on_concurrent_streams_equal_one_at_a_time(cupy, monkeypatch):
+    """Six class pairs trained four at a time (each on its own stream and host thread) give the
+    model that one pair at a time gives, bit for bit."""
+    X, _ = _binary_data(n=160, d=5, seed=8)
+    y = np.digitize(X[:, 0] + 0.5 * X[:, 1], [-0.7, 0.0, 0.7])  # four classes
+    many = SVC(C=1.3).fit(cupy.asarray(X), y)
+    monkeypatch.setattr(_svc_cuda, "_STREAMS", 1)
+    one = SVC(C=1.3).fit(cupy.asarray(X), y)
+    np.testing.assert_array_equal(many.dual_coef_, one.dual_coef_)
+    np.testing.assert_array_equal(many.intercept_, one.intercept_)
+    np.testing.assert_array_equal(many.support_, one.support_)
+    assert np.mean(many.predict(X) == SVC(C=1.3).fit(X, y).predict(X)) >= 0.98

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from sklearn.utils.multiclass import check_classification_targets
@@ -17,6 +18,7 @@ from ..ops import svm as ops
 from . import _kernels
 
 _BLOCK_ROWS = 4096  # test rows per kernel block in decision values (bounds GPU memory)
+_STREAMS = 4  # class pairs trained at once on the GPU
 
 
 class _HostRows:
@@ -90,13 +92,7 @@ def fit(est, X, y, sample_weight=None):
         g = xp.asarray(keep)
         pairs = est._solve_pairs(X[xp.ix_(g, g)] if est.kernel == "precomputed" else X[g], members, Ck)
     else:
-        pairs = []
-        for a, b in est._pairs(len(est.classes_)):  # one pair at a time: each fills the GPU by itself
-            idx = np.concatenate([members[a], members[b]])
-            g = xp.asarray(keep[idx])
-            Xp = X[xp.ix_(g, g)] if est.kernel == "precomputed" else X[g]
-            yp = np.r_[np.ones(members[a].size), -np.ones(members[b].size)]
-            pairs.append(_solve_pair_cuda(xp.ascontiguousarray(Xp, dtype=np.float32), yp, Ck[idx], est))
+        pairs = _solve_pairs_on_streams(est, X, keep, members, Ck)
     est._store_model(_HostRows(src), keep, members, pairs)
     est._warn_unconverged(pairs)
     est.probA_ = np.empty(0)
@@ -105,6 +101,33 @@ def fit(est, X, y, sample_weight=None):
         Xh = _host(src).astype(np.float64)
         est._fit_platt(Xh[np.ix_(keep, keep)] if est.kernel == "precomputed" else Xh[keep], members, Ck)
     return est
+
+
+def _solve_pairs_on_streams(est, X, keep, members, Ck):
+    """The class pairs of a multi-class SVC, up to _STREAMS at once: each on its own CUDA stream,
+    driven by its own host thread (the solver's host loop releases the GIL), so small pairs do not
+    leave the GPU idle while the host picks working sets."""
+    import cupy as xp
+
+    def solve(ab):
+        a, b = ab
+        idx = np.concatenate([members[a], members[b]])
+        g = xp.asarray(keep[idx])  # gathered on the pair's stream: ordered before its solve
+        Xp = X[xp.ix_(g, g)] if est.kernel == "precomputed" else X[g]
+        yp = np.r_[np.ones(members[a].size), -np.ones(members[b].size)]
+        return _solve_pair_cuda(xp.ascontiguousarray(Xp, dtype=np.float32), yp, Ck[idx], est)
+
+    def on_stream(ab):
+        with xp.cuda.Stream(non_blocking=True) as stream:
+            out = solve(ab)
+            stream.synchronize()
+        return out
+
+    pairs = est._pairs(len(est.classes_))
+    if len(pairs) == 1:
+        return [solve(pairs[0])]
+    with ThreadPoolExecutor(min(_STREAMS, len(pairs))) as pool:
+        return list(pool.map(on_stream, pairs))
 
 
 def _svc_solve_pairs():
