@@ -37,6 +37,9 @@ PYBIND11_MODULE(_cpu, m) {
   }, py::arg("isa"));
   m.def("get_num_threads", &forgeml::num_threads);
   m.def("set_num_threads", &forgeml::set_num_threads, py::arg("n"));
+  m.def("pool_spin_microseconds", &forgeml::pool::spin_microseconds,
+        "How long an idle pool worker spins before it sleeps (FORGEML_SPIN_US).");
+  m.def("pool_workers", &forgeml::pool::workers, "Worker threads the pool has started in this process.");
   m.def("_interruptible_wait", [](double seconds) {
     py::gil_scoped_release nogil;
     auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);

@@ -201,7 +201,7 @@ void scale_only(const Kernel& kern, const Problem& p) {
 
 int threads_for(const Problem& p, int max_threads) {
   int t = max_threads > 0 ? std::min(max_threads, num_threads()) : num_threads();
-  if (omp_in_parallel()) t = 1;  // a caller already inside a parallel region gets its own thread
+  if (in_parallel()) t = 1;  // a caller already inside a parallel call gets its own thread
   const double flops = 2.0 * p.M * p.N * p.K;
   t = static_cast<int>(std::min<double>(t, std::max(1.0, flops / kMinFlopsPerThread)));
   return std::max(t, 1);
@@ -223,14 +223,15 @@ void run_threads(const Kernel& kern, const Problem& p, int64_t r0, int64_t r1, i
   t = static_cast<int>(std::min<int64_t>(t, chunks));
   ExceptionSlot slot;
   std::atomic<int64_t> next{0};
-#pragma omp parallel num_threads(t)
-  for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < chunks;) {
-    const int64_t b = panels * c / chunks * unit, e = std::min(panels * (c + 1) / chunks * unit, extent);
-    slot.run([&] {
-      if (split_m) gemm_block(kern, p, r0 + b, r0 + e, 0, p.N);
-      else gemm_block(kern, p, r0, r1, b, e);
-    });
-  }
+  parallel_run(t, [&](int, int) {
+    for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < chunks;) {
+      const int64_t b = panels * c / chunks * unit, e = std::min(panels * (c + 1) / chunks * unit, extent);
+      slot.run([&] {
+        if (split_m) gemm_block(kern, p, r0 + b, r0 + e, 0, p.N);
+        else gemm_block(kern, p, r0, r1, b, e);
+      });
+    }
+  });
   slot.rethrow();
 }
 
@@ -289,7 +290,7 @@ void sgemm_batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t
   const Isa isa = active_isa();
   const double flops = 2.0 * M * N * K;
   int t = max_threads > 0 ? std::min(max_threads, num_threads()) : num_threads();
-  if (omp_in_parallel()) t = 1;
+  if (in_parallel()) t = 1;
   auto one = [&](int64_t b, int threads) {
     if (isa == Isa::reference)
       return sgemm_reference(trans_a, trans_b, M, N, K, alpha, A + b * stride_a, lda, B + b * stride_b, ldb, beta,
@@ -304,10 +305,10 @@ void sgemm_batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t
     for (int64_t b0 = 0; b0 < batch; b0 += per_chunk) {
       if (b0 > 0) check_interrupt();
       const int64_t b1 = std::min(batch, b0 + per_chunk);
-      ExceptionSlot slot;
-#pragma omp parallel for num_threads(t) schedule(static)
-      for (int64_t b = b0; b < b1; ++b) slot.run([&] { one(b, 1); });
-      slot.rethrow();
+      std::atomic<int64_t> next{b0};  // whole products to whichever thread is free
+      parallel_run(static_cast<int>(std::min<int64_t>(t, b1 - b0)), [&](int, int) {
+        for (int64_t b; (b = next.fetch_add(1, std::memory_order_relaxed)) < b1;) one(b, 1);
+      });
     }
     return;
   }
