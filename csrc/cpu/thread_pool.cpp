@@ -123,6 +123,9 @@ class Pool {
   }
 
   void worker_loop() {
+#if defined(__linux__)
+    pthread_setname_np(pthread_self(), "forgeml-pool");  // how top, py-spy and the tests tell them apart
+#endif
     for (;;) {
       const uint32_t seen = wake_.load(std::memory_order_acquire);
       run_claimed();
