@@ -37,7 +37,6 @@ using detail::MicroKernel;
 
 constexpr int64_t kMinFlopsPerThread = int64_t{1} << 21;  // below this, threads cost more than they give
 constexpr double kInterruptFlops = 4e9;                   // ~20-40 ms of work between Ctrl-C checks
-constexpr int64_t kMinChunk = 1024;                       // rows or columns per thread chunk, at least
 
 float* aligned_floats(size_t n) {
   void* p = std::aligned_alloc(64, ((n * sizeof(float) + 63) / 64) * 64);
@@ -209,17 +208,24 @@ int threads_for(const Problem& p, int max_threads) {
 
 // Splits rows [r0, r1) x all columns into chunks along the longer side, claimed by `t` threads
 // from a shared counter: a thread the OS parks (this machine is often oversubscribed) leaves
-// its unclaimed chunks to the others instead of stalling the call. Two chunks per thread when
-// each still spans kMinChunk rows (columns), so the extra packing stays small. Each
-// element is computed the same way whichever chunk holds it, so results do not depend on t.
+// its unclaimed chunks to the others instead of stalling the call. Up to kGemmChunksPerThread
+// chunks per thread; a chunk that must pack its own copy of the other operand (B for row
+// chunks, A for column chunks) spans at least kMinPackingChunk rows (columns), so the repeated
+// packing stays a few percent of its arithmetic. Each element is computed the same way
+// whichever chunk holds it, so results do not depend on t or on the chunking.
+constexpr int64_t kGemmChunksPerThread = 4;
+constexpr int64_t kMinPackingChunk = 192;
+
 void run_threads(const Kernel& kern, const Problem& p, int64_t r0, int64_t r1, int t) {
   if (t <= 1) return gemm_block(kern, p, r0, r1, 0, p.N);
   const int64_t rows = r1 - r0;
   const bool split_m = rows >= p.N;
   const int64_t extent = split_m ? rows : p.N, unit = split_m ? kern.mr : kern.nr;
   const int64_t panels = (extent + unit - 1) / unit;
-  const int64_t per = extent >= 2 * t * kMinChunk ? 2 : 1;
-  const int64_t chunks = std::min<int64_t>(panels, per * t);
+  const bool repacks = split_m ? !p.packed && (p.trans_b || p.K * p.N > kInPlaceB) : true;
+  const int64_t min_chunk = repacks ? kMinPackingChunk : 2 * unit;
+  const int64_t want = std::clamp<int64_t>(extent / min_chunk, t, kGemmChunksPerThread * t);
+  const int64_t chunks = std::min<int64_t>(panels, want);
   t = static_cast<int>(std::min<int64_t>(t, chunks));
   ExceptionSlot slot;
   std::atomic<int64_t> next{0};
