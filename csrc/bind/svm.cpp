@@ -143,10 +143,10 @@ py::tuple linear_fit_py(py::object X, py::object csr, int64_t n, int64_t d, F64 
     if (P == 1 || forgeml::num_threads() == 1) {
       for (int64_t q = 0; q < P; ++q) one(q, 0);
     } else {
-      forgeml::ExceptionSlot slot;
-#pragma omp parallel for num_threads(int(std::min<int64_t>(P, forgeml::num_threads()))) schedule(dynamic, 1)
-      for (int64_t q = 0; q < P; ++q) slot.run([&] { one(q, 1); });
-      slot.rethrow();
+      std::atomic<int64_t> next{0};  // one problem at a time to whichever thread is free
+      forgeml::parallel_run(int(std::min<int64_t>(P, forgeml::num_threads())), [&](int, int) {
+        for (int64_t q; (q = next.fetch_add(1)) < P;) one(q, 1);
+      });
     }
     for (int64_t q = 0; q < P; ++q) {
       std::copy(res[q].w.begin(), res[q].w.end(), W.mutable_data() + q * dim);

@@ -1,10 +1,13 @@
 // Run-time facts shared by every CPU kernel: ISA detection, thread count, interrupt hook.
-#include <pthread.h>
+// (The threads themselves: thread_pool.cpp, which also handles fork().)
+#include <sched.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 
 #include "forgeml/check.h"
 #include "forgeml/cpu_features.h"
@@ -65,22 +68,26 @@ Isa from_env(Isa detected) {
 
 Isa g_detected = detect();
 Isa g_active = from_env(g_detected);
-std::atomic<int> g_threads{0};  // 0: OpenMP's default (honours OMP_NUM_THREADS)
+// The default thread count: OMP_NUM_THREADS (its first entry, as OpenMP reads it) when set,
+// else the CPUs this process may run on.
+int default_threads() {
+  const char* env = std::getenv("OMP_NUM_THREADS");
+  if (env && *env) {
+    char* end = nullptr;
+    long v = std::strtol(env, &end, 10);
+    if (end != env && v >= 1) return static_cast<int>(std::min<long>(v, 4096));
+  }
+#ifdef CPU_COUNT
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+#endif
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+const int g_default_threads = default_threads();
+std::atomic<int> g_threads{0};  // 0: not set, g_default_threads (a forked child keeps the parent's)
 thread_local int t_pinned = 0;   // > 0 inside a ThreadCountScope on this thread
 InterruptHook g_hook = nullptr;
-
-// fork() safety. libgomp's thread pool does not survive fork(): the child inherits the pool's
-// bookkeeping but none of its threads, so the child's first multi-threaded parallel region
-// waits forever on workers that do not exist (libgomp has no way to rebuild the pool). A
-// parallel region of one thread never touches the pool, so the child runs every kernel on one
-// thread: it stays correct, never hangs, and the processes a fork-based pool (multiprocessing,
-// joblib) starts share the cores between them anyway. The parent keeps its pool untouched.
-std::atomic<bool> g_forked_child{false};
-void after_fork_in_child() {
-  g_forked_child.store(true);
-  g_threads.store(1);
-}
-[[maybe_unused]] const bool g_atfork_installed = pthread_atfork(nullptr, nullptr, after_fork_in_child) == 0;
 
 }  // namespace
 
@@ -95,14 +102,12 @@ void set_active_isa(Isa isa) {
 int num_threads() {
   if (t_pinned > 0) return t_pinned;
   int n = g_threads.load(std::memory_order_relaxed);
-  return n > 0 ? n : omp_get_max_threads();
+  return n > 0 ? n : g_default_threads;
 }
 void set_num_threads(int n) {
   FORGEML_CHECK_ARG(n >= 1, "n: expected a thread count >= 1, got ", n);
-  if (g_forked_child.load()) return;  // one thread after fork(): see after_fork_in_child
   g_threads.store(n);
 }
-bool in_forked_child() { return g_forked_child.load(); }
 
 ThreadCountScope::ThreadCountScope() : outer_(t_pinned == 0) {
   if (outer_) t_pinned = num_threads();

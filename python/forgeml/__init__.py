@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import importlib
 
-from ._spin import bounded_spin
-
-with bounded_spin():  # libgomp reads its spin setting when _backend loads _cpu
-    from . import _backend
+from . import _backend, _threadpoolctl
 from . import cuda
 from ._backend import device
 from ._config import show_config
 
 __version__ = _backend.cpu.version
+_threadpoolctl.register()
 
 _SUBMODULES = ("ops", "keras", "tree", "ensemble", "svm", "bench", "data")
 
@@ -27,11 +25,11 @@ _MAX_THREADS = 4096  # far beyond any one machine's cores; larger counts are typ
 
 
 def set_num_threads(n: int) -> None:
-    """Threads used by the CPU kernels (default: OpenMP's, which honours OMP_NUM_THREADS).
+    """Threads used by the CPU kernels (default: OMP_NUM_THREADS when set, else the CPUs this
+    process may run on). ``threadpoolctl.threadpool_limits`` sets it too.
 
-    Calls already running keep the count they started with. In a process forked from one that
-    loaded forgeml the kernels run on one thread and this setting is ignored (the OpenMP pool
-    does not survive fork; see README "Reliability")."""
+    Calls already running keep the count they started with. A process forked from one that
+    loaded forgeml keeps the count and builds its own thread pool (see README "Reliability")."""
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"n: expected an int >= 1, got {n!r}")
     if n < 1:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import sys
 
-from . import _spin, cuda
+from . import cuda
 from ._backend import cpu as _cpu
 from ._backend import cuda_runtime_version
 
@@ -20,7 +20,7 @@ def config() -> dict:
         "simd_used": _cpu.active_isa(),
         "threads": _cpu.get_num_threads(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-        "omp_idle_spin": _spin.applied,
+        "idle_spin_us": _cpu.pool_spin_microseconds(),
         "cuda_compiled": cuda_built,
         "cuda_archs": cuda.archs(),
         "gpu_usable": usable,
@@ -47,7 +47,7 @@ def show_config(file=None) -> None:
         f"  SIMD detected:  {c['simd_detected']}",
         f"  SIMD used:      {c['simd_used']}",
         f"  threads:        {threads}",
-        f"  idle spin:      {c['omp_idle_spin']}",
+        f"  thread pool:    forgeml's own; idle workers spin {c['idle_spin_us']} us, then sleep (FORGEML_SPIN_US)",
         f"  CUDA compiled:  {cuda_line}",
         f"  GPU usable:     {gpu_line}",
     ]

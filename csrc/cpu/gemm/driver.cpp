@@ -37,7 +37,6 @@ using detail::MicroKernel;
 
 constexpr int64_t kMinFlopsPerThread = int64_t{1} << 21;  // below this, threads cost more than they give
 constexpr double kInterruptFlops = 4e9;                   // ~20-40 ms of work between Ctrl-C checks
-constexpr int64_t kMinChunk = 1024;                       // rows or columns per thread chunk, at least
 
 float* aligned_floats(size_t n) {
   void* p = std::aligned_alloc(64, ((n * sizeof(float) + 63) / 64) * 64);
@@ -201,7 +200,7 @@ void scale_only(const Kernel& kern, const Problem& p) {
 
 int threads_for(const Problem& p, int max_threads) {
   int t = max_threads > 0 ? std::min(max_threads, num_threads()) : num_threads();
-  if (omp_in_parallel()) t = 1;  // a caller already inside a parallel region gets its own thread
+  if (in_parallel()) t = 1;  // a caller already inside a parallel call gets its own thread
   const double flops = 2.0 * p.M * p.N * p.K;
   t = static_cast<int>(std::min<double>(t, std::max(1.0, flops / kMinFlopsPerThread)));
   return std::max(t, 1);
@@ -209,28 +208,36 @@ int threads_for(const Problem& p, int max_threads) {
 
 // Splits rows [r0, r1) x all columns into chunks along the longer side, claimed by `t` threads
 // from a shared counter: a thread the OS parks (this machine is often oversubscribed) leaves
-// its unclaimed chunks to the others instead of stalling the call. Two chunks per thread when
-// each still spans kMinChunk rows (columns), so the extra packing stays small. Each
-// element is computed the same way whichever chunk holds it, so results do not depend on t.
+// its unclaimed chunks to the others instead of stalling the call. Up to kGemmChunksPerThread
+// chunks per thread; a chunk that must pack its own copy of the other operand (B for row
+// chunks, A for column chunks) spans at least kMinPackingChunk rows (columns), so the repeated
+// packing stays a few percent of its arithmetic. Each element is computed the same way
+// whichever chunk holds it, so results do not depend on t or on the chunking.
+constexpr int64_t kGemmChunksPerThread = 4;
+constexpr int64_t kMinPackingChunk = 192;
+
 void run_threads(const Kernel& kern, const Problem& p, int64_t r0, int64_t r1, int t) {
   if (t <= 1) return gemm_block(kern, p, r0, r1, 0, p.N);
   const int64_t rows = r1 - r0;
   const bool split_m = rows >= p.N;
   const int64_t extent = split_m ? rows : p.N, unit = split_m ? kern.mr : kern.nr;
   const int64_t panels = (extent + unit - 1) / unit;
-  const int64_t per = extent >= 2 * t * kMinChunk ? 2 : 1;
-  const int64_t chunks = std::min<int64_t>(panels, per * t);
+  const bool repacks = split_m ? !p.packed && (p.trans_b || p.K * p.N > kInPlaceB) : true;
+  const int64_t min_chunk = repacks ? kMinPackingChunk : 2 * unit;
+  const int64_t want = std::clamp<int64_t>(extent / min_chunk, t, kGemmChunksPerThread * t);
+  const int64_t chunks = std::min<int64_t>(panels, want);
   t = static_cast<int>(std::min<int64_t>(t, chunks));
   ExceptionSlot slot;
   std::atomic<int64_t> next{0};
-#pragma omp parallel num_threads(t)
-  for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < chunks;) {
-    const int64_t b = panels * c / chunks * unit, e = std::min(panels * (c + 1) / chunks * unit, extent);
-    slot.run([&] {
-      if (split_m) gemm_block(kern, p, r0 + b, r0 + e, 0, p.N);
-      else gemm_block(kern, p, r0, r1, b, e);
-    });
-  }
+  parallel_run(t, [&](int, int) {
+    for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < chunks;) {
+      const int64_t b = panels * c / chunks * unit, e = std::min(panels * (c + 1) / chunks * unit, extent);
+      slot.run([&] {
+        if (split_m) gemm_block(kern, p, r0 + b, r0 + e, 0, p.N);
+        else gemm_block(kern, p, r0, r1, b, e);
+      });
+    }
+  });
   slot.rethrow();
 }
 
@@ -289,7 +296,7 @@ void sgemm_batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t
   const Isa isa = active_isa();
   const double flops = 2.0 * M * N * K;
   int t = max_threads > 0 ? std::min(max_threads, num_threads()) : num_threads();
-  if (omp_in_parallel()) t = 1;
+  if (in_parallel()) t = 1;
   auto one = [&](int64_t b, int threads) {
     if (isa == Isa::reference)
       return sgemm_reference(trans_a, trans_b, M, N, K, alpha, A + b * stride_a, lda, B + b * stride_b, ldb, beta,
@@ -304,10 +311,10 @@ void sgemm_batched(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t
     for (int64_t b0 = 0; b0 < batch; b0 += per_chunk) {
       if (b0 > 0) check_interrupt();
       const int64_t b1 = std::min(batch, b0 + per_chunk);
-      ExceptionSlot slot;
-#pragma omp parallel for num_threads(t) schedule(static)
-      for (int64_t b = b0; b < b1; ++b) slot.run([&] { one(b, 1); });
-      slot.rethrow();
+      std::atomic<int64_t> next{b0};  // whole products to whichever thread is free
+      parallel_run(static_cast<int>(std::min<int64_t>(t, b1 - b0)), [&](int, int) {
+        for (int64_t b; (b = next.fetch_add(1, std::memory_order_relaxed)) < b1;) one(b, 1);
+      });
     }
     return;
   }

@@ -103,7 +103,7 @@ void lowp_block(const Lowp& L, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
 // busy machine waking a thread costs more than converting a small operand).
 int lowp_threads(int64_t M, int64_t N, int64_t K, int max_threads) {
   int t = max_threads > 0 ? std::min(max_threads, num_threads()) : num_threads();
-  if (omp_in_parallel()) t = 1;
+  if (in_parallel()) t = 1;
   const double flops = 2.0 * M * N * K;
   return static_cast<int>(std::max<double>(1, std::min<double>(t, flops / kMinFlopsPerThread)));
 }

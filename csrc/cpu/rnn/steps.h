@@ -1,17 +1,16 @@
 // The time loop shared by forward and backward. Each step has one or more phases; every phase
 // runs phase(k, t) for all parts k, and a phase starts only when the previous one is complete.
 //
-// Instead of a barrier with fixed owners, the threads of one OpenMP team claim (phase, part)
+// Instead of a barrier with fixed owners, the threads of one parallel_run claim (phase, part)
 // tasks: each thread tries its own part first (so a part's packed weights stay in one core's
 // L2), then any part still unclaimed. When a thread is descheduled (an oversubscribed machine),
 // the others do its parts instead of waiting a time slice for it at a barrier. Exceptions are
-// collected (tasks still count as done) and rethrown after the team; Ctrl-C is checked between
+// collected (tasks still count as done) and rethrown after the call; Ctrl-C is checked between
 // chunks of steps.
 #pragma once
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
-#include <omp.h>
 
 #include <algorithm>
 #include <atomic>
@@ -58,9 +57,9 @@ void run_steps(int64_t parts, int64_t T, bool reverse, Phases&&... phases) {
       slot.run([&] { ((i++ == phase ? phases(k, t) : void()), ...); });
       done.fetch_add(1, std::memory_order_release);
     };
-#pragma omp parallel num_threads(threads) if (threads > 1)
-    {
-      const int64_t tid = omp_get_thread_num();
+    // Any one thread can finish every task, so a tid that starts late (or on the caller after
+    // its own) never holds up the others: what parallel_run asks of fn.
+    parallel_run(threads, [&](int tid, int) {
       for (int64_t g = 0; g < groups; ++g) {
         detail::wait_for(done, g * parts);  // the previous phase is complete
         for (int64_t j = 0; j < parts; ++j) {
@@ -71,7 +70,7 @@ void run_steps(int64_t parts, int64_t T, bool reverse, Phases&&... phases) {
             run_task(g, k);
         }
       }
-    }
+    });
     slot.rethrow();
     check_interrupt();
   }

@@ -6,8 +6,6 @@
 #include <limits>
 #include <random>
 
-#include <omp.h>
-
 #include "forgeml/parallel.h"
 
 namespace forgeml::svm {
@@ -16,7 +14,7 @@ namespace {
 
 // Ctrl-C between passes, except inside the parallel loop over classes.
 void maybe_interrupt() {
-  if (!omp_in_parallel()) check_interrupt();
+  if (!in_parallel()) check_interrupt();
 }
 
 // Row access shared by both solvers: x_i . w and w += a x_i, bias feature included.

@@ -15,8 +15,6 @@
 #include <limits>
 #include <random>
 
-#include <omp.h>
-
 #include "cpu/svm/linear.h"
 #include "forgeml/parallel.h"
 
@@ -96,7 +94,7 @@ LinearResult linear_cs_fit(const LinearData& X, const std::vector<int32_t>& y, c
   bool from_all = true;
   int64_t active = n, iter = 0;
   while (iter < max_iter) {
-    if (!omp_in_parallel()) check_interrupt();
+    if (!in_parallel()) check_interrupt();
     double spread = -kInf;
     for (int64_t s = 0; s < active; ++s) {
       std::uniform_int_distribution<int64_t> pick(s, active - 1);

@@ -13,8 +13,6 @@
 #include <limits>
 #include <random>
 
-#include <omp.h>
-
 #include "cpu/svm/linear.h"
 #include "forgeml/cpu_features.h"
 #include "forgeml/parallel.h"
@@ -219,7 +217,7 @@ LinearResult linear_l1_fit(const LinearColumns& X, const std::vector<double>& y,
   int64_t active = dim, iter = 0;
   double Gmax_old = kInf, Gnorm1_init = -1;
   while (iter < max_iter) {
-    if (!omp_in_parallel()) check_interrupt();
+    if (!in_parallel()) check_interrupt();
     double Gmax = 0, Gnorm1 = 0;
     for (int64_t s = 0; s < active; ++s) {
       std::uniform_int_distribution<int64_t> pick(s, active - 1);

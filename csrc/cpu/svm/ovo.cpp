@@ -72,14 +72,16 @@ std::vector<PairResult> fit_ovo(const KernelParams& p, const float* X, int64_t n
   std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return size(x) > size(y); });
   const int used = int(std::min<int64_t>(threads, P));
   ExceptionSlot slot;
-#pragma omp parallel for num_threads(used) schedule(dynamic, 1)
-  for (int64_t t = 0; t < P; ++t) {
-    const int64_t q = order[t];
-    slot.run([&] {
-      out[q] = solve_pair(p, X, n, d, members[pairs[q].first], members[pairs[q].second], C, opt,
-                          cache_bytes / used, 1, csr);
-    });
-  }
+  std::atomic<int64_t> next{0};
+  parallel_run(used, [&](int, int) {
+    for (int64_t t; (t = next.fetch_add(1)) < P;) {
+      const int64_t q = order[t];
+      slot.run([&] {
+        out[q] = solve_pair(p, X, n, d, members[pairs[q].first], members[pairs[q].second], C, opt,
+                            cache_bytes / used, 1, csr);
+      });
+    }
+  });
   slot.rethrow();
   return out;
 }

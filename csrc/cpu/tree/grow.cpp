@@ -277,14 +277,13 @@ class Grower {
     if (T > 1 && (end - begin) * D_.d >= (int64_t{1} << 16)) {
       T = std::min(T, D_.d);
       ExceptionSlot slot;
-#pragma omp parallel for num_threads(T) schedule(static, 1)
-      for (int t = 0; t < T; ++t) {
+      parallel_run(T, [&](int t, int) {
         slot.run([&] {
           int a = D_.d * t / T, b = D_.d * (t + 1) / T;
           build(begin, end, all_features_.data() + a, b - a, h.hw.data() + static_cast<size_t>(a) * 256 * H_,
                 h.cnt.data() + static_cast<size_t>(a) * 256, h.occ.data() + a * 4);
         });
-      }
+      });
       slot.rethrow();
     } else {
       build(begin, end, all_features_.data(), D_.d, h.hw.data(), h.cnt.data(), h.occ.data());
@@ -536,8 +535,7 @@ class Grower {
       for (int t = 0; t < T; ++t) scratch(t).constant.clear();
       std::vector<Best> bests(T);
       ExceptionSlot slot;
-#pragma omp parallel for num_threads(T) schedule(static, 1)
-      for (int t = 0; t < T; ++t) {
+      parallel_run(T, [&](int t, int) {
         slot.run([&] {
           Scratch& sc = scratch_[t];
           bests[t].left = sc.left.data();
@@ -545,7 +543,7 @@ class Grower {
           int a = nf * t / T, b = nf * (t + 1) / T;
           build_and_scan(e, f + a, rank0 + a, b - a, total, sc, bests[t], draws ? draws + a : nullptr);
         });
-      }
+      });
       slot.rethrow();
       for (int t = 0; t < T; ++t) {  // merge in rank order: same winner as one thread
         const Best& b = bests[t];
@@ -719,8 +717,10 @@ std::vector<TreeOut> grow_forest(const Data& data, const Params& p, const Forest
   for (int t0 = 0; t0 < n_trees; t0 += chunk) {
     int t1 = std::min(n_trees, t0 + chunk);
     ExceptionSlot slot;
-#pragma omp parallel for num_threads(std::min(threads, t1 - t0)) schedule(dynamic, 1)
-    for (int t = t0; t < t1; ++t) slot.run([&] { one(t, 1); });
+    std::atomic<int> next{t0};  // one tree at a time to whichever thread is free
+    parallel_run(std::min(threads, t1 - t0), [&](int, int) {
+      for (int t; (t = next.fetch_add(1)) < t1;) slot.run([&] { one(t, 1); });
+    });
     slot.rethrow();
     check_interrupt();
   }

@@ -54,6 +54,8 @@ def main(argv=None) -> int:
     p.add_argument("families", nargs="*", help=f"families to run (default all: {', '.join(families())})")
     p.add_argument("--quick", action="store_true", help="smaller cases and fewer repeats")
     p.add_argument("--repeats", type=int, default=None)
+    p.add_argument("--spread", action="store_true",
+                   help="print each row's min-max time per side (always kept in --json)")
     p.add_argument("--json", metavar="PATH", help="write the rows as JSON")
     p.add_argument("--plot", metavar="PATH", help="write a PNG of the ratios (needs matplotlib)")
     args = p.parse_args(argv)
@@ -68,7 +70,7 @@ def main(argv=None) -> int:
         print("# note: OPENBLAS_CORETYPE is set, which slows NumPy's OpenBLAS; unset it (and "
               "OPENBLAS_L2_SIZE) to measure NumPy at its best")
     print(f"{'family':6s} {'case':34s} {'impl':10s} {'forgeml':>12s}  {'peer':12s} {'peer time':>12s}  {'ratio':>7s}")
-    bench = Bench(quick=args.quick, repeats=args.repeats)
+    bench = Bench(quick=args.quick, repeats=args.repeats, show_spread=args.spread)
     for name in chosen:
         print(peers.line(name), flush=True)
         importlib.import_module(f"{__name__}.{name}").run(bench)

@@ -2,7 +2,9 @@
 
 Cases: square 256..2048, the dense-layer shapes of network training with their backward
 products (dW = X^T dY, dX = dY W^T), and a fused bias + relu epilogue against NumPy's three
-passes. Small cases repeat the call in a loop so one timing is a few milliseconds.
+passes. Small cases repeat the call in a loop so one timing is a few milliseconds. Two rows time
+one call in a mixed setting, for forgeml and NumPy alike: "256^3 after 100 ms idle" (the thread
+pools' wake-up cost) and "1024^3 right after a NumPy matmul" (OpenBLAS's threads still spinning).
 """
 from __future__ import annotations
 
@@ -100,6 +102,20 @@ def _case(bench, name, m, n, k, ta, tb, threads, rng, torch, epilogue=False):
     bench.compare("gemm", label, _loop(ours, reps), peers, flops=flops * reps)
 
 
+def _settings_cases(bench, threads, rng):
+    """One call after an idle gap, and one right after an OpenBLAS call (no pause)."""
+    a = rng.standard_normal((256, 256), dtype=np.float32)
+    out, out_np = np.empty((256, 256), np.float32), np.empty((256, 256), np.float32)
+    bench.compare("gemm", f"256^3 after 100 ms idle t={threads}", lambda: matmul(a, a, out=out),
+                  {"numpy": lambda: np.matmul(a, a, out=out_np)}, flops=2.0 * 256**3, pause=0.1)
+    big = rng.standard_normal((1024, 1024), dtype=np.float32)
+    other = rng.standard_normal((1024, 1024), dtype=np.float32)
+    bout, bout_np, scratch = (np.empty((1024, 1024), np.float32) for _ in range(3))
+    bench.compare("gemm", f"1024^3 right after a NumPy matmul t={threads}", lambda: matmul(big, big, out=bout),
+                  {"numpy": lambda: np.matmul(big, big, out=bout_np)}, flops=2.0 * 1024**3, pause=0.0,
+                  before=lambda: np.matmul(other, other, out=scratch))
+
+
 def run(bench):
     rng = np.random.default_rng(0)
     torch = _torch()
@@ -117,6 +133,7 @@ def run(bench):
                 _case(bench, f"dX {batch}x{fout}@({fin}x{fout})^T", batch, fin, fout, False, True, t, rng, torch)
                 _case(bench, f"fwd+bias+relu {batch}x{fin}x{fout}", batch, fout, fin, False, False, t, rng, torch,
                       epilogue=True)
+            _settings_cases(bench, t, rng)
             gemm_lowp.cases(bench, t, rng, torch)  # bf16 and int8 rows
 
 

@@ -2,7 +2,10 @@
 
 Every case is timed interleaved (forgeml, peer 1, peer 2, forgeml, ...) after a warm-up, with a
 short pause between implementations so spinning thread pools settle; the median of the repeats
-is reported. A case whose single run takes over a minute runs once and says so.
+is reported, and each row keeps the spread (min / median / max over the repeats) of every side
+(``--spread`` prints it). A case may ask for its own pause (an idle gap before every sample) and a
+`before` call run untimed just before every sample (e.g. another library's matmul). A case whose
+single run takes over a minute runs once and says so.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ class Row:
     ratio: float | None  # peer_s / forgeml_s: > 1 means forgeml is faster
     metric: dict | None = None
     note: str = ""
+    spread: dict | None = None  # impl name -> [min, median, max] seconds over the repeats
 
     def as_json(self) -> dict:
         d = dataclasses.asdict(self)
@@ -39,16 +43,21 @@ class Row:
 class Bench:
     """Collects rows; family modules call ``compare`` once per case."""
 
-    def __init__(self, quick: bool = False, repeats: int | None = None, pause: float = 0.05, out=None):
+    def __init__(self, quick: bool = False, repeats: int | None = None, pause: float = 0.05, out=None,
+                 show_spread: bool = False):
         self.quick = quick
+        self.show_spread = show_spread
         self.repeats = repeats or (3 if quick else 7)
         self.pause = pause
         self.rows: list[Row] = []
         self.out = out or sys.stdout
 
-    def _time_once(self, fn: Callable[[], object]) -> float:
-        time.sleep(self.pause)
+    def _time_once(self, fn: Callable[[], object], pause: float | None = None,
+                   before: Callable[[], object] | None = None) -> float:
         gc.collect()
+        time.sleep(self.pause if pause is None else pause)
+        if before is not None:
+            before()
         t0 = time.perf_counter()
         fn()
         return time.perf_counter() - t0
@@ -56,12 +65,15 @@ class Bench:
     def compare(self, family: str, case: str, forgeml_fn: Callable[[], object],
                 peers: dict[str, Callable[[], object]] | None = None, *, impl: str = "forgeml",
                 metric: Callable[[str], dict] | None = None, flops: float | None = None,
-                repeats: int | None = None) -> list[Row]:
+                repeats: int | None = None, pause: float | None = None,
+                before: Callable[[], object] | None = None) -> list[Row]:
         """Time forgeml_fn against each peer; `metric(name)` may report e.g. accuracy per impl
-        after its runs; `flops` adds GFLOP/s to the printed line."""
+        after its runs; `flops` adds GFLOP/s to the printed line. `pause` (seconds of sleep before
+        every sample, default the bench's) and `before` (called untimed right before every
+        sample) apply to every side alike."""
         peers = {k: v for k, v in (peers or {}).items() if v is not None}
         impls = {impl: forgeml_fn, **peers}
-        first = {name: self._time_once(fn) for name, fn in impls.items()}  # warm-up
+        first = {name: self._time_once(fn, pause, before) for name, fn in impls.items()}  # warm-up
         long_case = max(first.values()) > LONG_CASE_S
         reps = 1 if long_case else (repeats or self.repeats)
         times: dict[str, list[float]] = {name: [] for name in impls}
@@ -70,15 +82,17 @@ class Bench:
         else:
             for _ in range(reps):
                 for name, fn in impls.items():
-                    times[name].append(self._time_once(fn))
+                    times[name].append(self._time_once(fn, pause, before))
         med = {name: statistics.median(ts) for name, ts in times.items()}
+        spread = {name: [min(ts), med[name], max(ts)] for name, ts in times.items()}
         metrics = {name: metric(name) for name in impls} if metric else {}
         note = "ran once (over a minute)" if long_case else ""
         rows = []
         for peer in peers or [None]:
             row = Row(family, case, impl, peer, med[impl], med.get(peer),
                       (med[peer] / med[impl]) if peer and med[impl] > 0 else None,
-                      ({impl: metrics.get(impl), peer: metrics.get(peer)} if metrics else None), note)
+                      ({impl: metrics.get(impl), peer: metrics.get(peer)} if metrics else None), note,
+                      {k: spread[k] for k in (impl, peer) if k})
             rows.append(row)
             self.rows.append(row)
             self._print(row, flops)
@@ -94,9 +108,13 @@ class Bench:
         metric = ""
         if row.metric:
             metric = "  " + " ".join(f"{k}={_short(v)}" for k, v in row.metric.items() if v is not None)
+        spread = ""
+        if self.show_spread and row.spread:  # min-max in ms, and max/min: how steady each side was
+            spread = "  spread " + ", ".join(f"{k} {v[0] * 1e3:.3f}-{v[2] * 1e3:.3f} ms ({v[2] / v[0]:.2f})"
+                                             for k, v in row.spread.items() if v[0] > 0)
         print(f"{row.family:6s} {row.case:34s} {row.impl:10s} {fmt(row.forgeml_s)}  "
               f"{(row.peer or '-'):12s} {fmt(row.peer_s)}  {ratio}{gf}{metric}"
-              f"{'  ' + row.note if row.note else ''}", file=self.out, flush=True)
+              f"{'  ' + row.note if row.note else ''}{spread}", file=self.out, flush=True)
 
     def save_json(self, path: str, header: dict) -> None:
         with open(path, "w") as f:

@@ -1,0 +1,229 @@
+// The CPU thread pool behind parallel_run (contract in forgeml/thread_pool.h).
+//
+// One job at a time. job_ packs (generation, tid count, next tid) in one word: a thread claims
+// a tid with a compare-exchange on it, so a worker that wakes after the job is over (or after
+// the next one was posted) can never claim a stale tid. The job's function is read only after a
+// successful claim, and the caller returns only when every tid has finished, so the function
+// and its captures outlive every reader.
+//
+// Waking: wake_ is a futex word bumped once per job. An idle worker spins on it for
+// spin_microseconds() (FORGEML_SPIN_US, default 50: longer than the Python overhead between
+// back-to-back kernel calls, far shorter than any idle gap), then sleeps in FUTEX_WAIT. The
+// caller issues FUTEX_WAKE only when some worker sleeps (a Dekker pair of seq_cst accesses on
+// wake_ and sleepers_ makes that check safe), and never waits for the woken ones: it starts on
+// the tids itself.
+#include "forgeml/thread_pool.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+#include <pthread.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+namespace forgeml {
+
+namespace {
+
+thread_local bool t_in_parallel = false;
+
+class InParallel {
+ public:
+  InParallel() : prev_(t_in_parallel) { t_in_parallel = true; }
+  ~InParallel() { t_in_parallel = prev_; }
+
+ private:
+  bool prev_;
+};
+
+inline void cpu_relax() {
+#if defined(__x86_64__)
+  _mm_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+int read_spin_microseconds() {
+  const char* env = std::getenv("FORGEML_SPIN_US");
+  if (env && *env) {
+    char* end = nullptr;
+    long v = std::strtol(env, &end, 10);
+    if (end != env && v >= 0 && v <= 100000) return static_cast<int>(v);
+  }
+  return 50;
+}
+const int g_spin_us = read_spin_microseconds();
+
+#if defined(__linux__)
+void futex_wait(std::atomic<uint32_t>* word, uint32_t expected) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT_PRIVATE, expected, nullptr, nullptr, 0);
+}
+void futex_wake(std::atomic<uint32_t>* word, int count) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE_PRIVATE, count, nullptr, nullptr, 0);
+}
+#else
+void futex_wait(std::atomic<uint32_t>* word, uint32_t expected) { word->wait(expected); }
+void futex_wake(std::atomic<uint32_t>* word, int) { word->notify_all(); }
+#endif
+
+constexpr int kMaxTids = 0xffff;  // the tid count and the next tid are 16-bit fields of job_
+
+class Pool {
+ public:
+  std::mutex submit;  // held by the one caller whose job the pool runs
+
+  // Runs the job with the submit mutex held; returns when every tid has finished.
+  void run(int n, pool::TaskFn fn, void* ctx, ExceptionSlot& slot) {
+    grow(n - 1);
+    fn_ = fn;
+    ctx_ = ctx;
+    slot_ = &slot;
+    finished_.store(0, std::memory_order_relaxed);
+    ++gen_;
+    job_.store((gen_ << 32) | (uint64_t(n) << 16), std::memory_order_release);
+    wake_.fetch_add(1, std::memory_order_seq_cst);
+    if (sleepers_.load(std::memory_order_seq_cst) > 0) futex_wake(&wake_, n - 1);
+    run_claimed();
+    for (int spins = 0; finished_.load(std::memory_order_acquire) < n; ++spins) {
+      if (spins < 4096) cpu_relax();  // the rest are running on workers: usually a short wait
+      else std::this_thread::yield();
+    }
+  }
+
+  int workers() const { return started_.load(std::memory_order_relaxed); }
+
+ private:
+  // Claims and runs tids of the current job until none is left.
+  void run_claimed() {
+    uint64_t w = job_.load(std::memory_order_acquire);
+    for (;;) {
+      const int n = static_cast<int>((w >> 16) & kMaxTids), next = static_cast<int>(w & kMaxTids);
+      if (next >= n) return;
+      if (!job_.compare_exchange_weak(w, w + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+      {
+        InParallel inside;
+        pool::TaskFn fn = fn_;
+        void* ctx = ctx_;
+        slot_->run([&] { fn(ctx, next, n); });
+      }
+      finished_.fetch_add(1, std::memory_order_release);
+      w = job_.load(std::memory_order_acquire);
+    }
+  }
+
+  void worker_loop() {
+#if defined(__linux__)
+    pthread_setname_np(pthread_self(), "forgeml-pool");  // how top, py-spy and the tests tell them apart
+#endif
+    for (;;) {
+      const uint32_t seen = wake_.load(std::memory_order_acquire);
+      run_claimed();
+      wait_for_job(seen);
+    }
+  }
+
+  void wait_for_job(uint32_t seen) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(g_spin_us);
+    for (int i = 1; wake_.load(std::memory_order_acquire) == seen; ++i) {
+      cpu_relax();
+      if ((i & 63) == 0 && std::chrono::steady_clock::now() >= deadline) break;
+    }
+    while (wake_.load(std::memory_order_acquire) == seen) {
+      sleepers_.fetch_add(1, std::memory_order_seq_cst);
+      if (wake_.load(std::memory_order_seq_cst) == seen) futex_wait(&wake_, seen);
+      sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+    }
+  }
+
+  // At least `count` workers, as far as the system lets us start them: a job never needs its
+  // workers (the caller runs the tids nobody claimed), so a failed start only costs speed.
+  void grow(int count) {
+    while (static_cast<int>(threads_.size()) < count) {
+      try {
+        threads_.emplace_back([this] { worker_loop(); });
+      } catch (const std::system_error&) {
+        return;
+      }
+      started_.store(static_cast<int>(threads_.size()), std::memory_order_relaxed);
+    }
+  }
+
+  std::atomic<uint64_t> job_{0};   // generation << 32 | tid count << 16 | next tid
+  std::atomic<uint32_t> wake_{0};  // futex word: one increment per job
+  std::atomic<int> sleepers_{0};   // workers in (or entering) FUTEX_WAIT
+  std::atomic<int> finished_{0};   // tids of the current job that have finished
+  std::atomic<int> started_{0};
+  uint64_t gen_ = 0;               // the submitter's count of jobs
+  pool::TaskFn fn_ = nullptr;      // the current job (read only after a successful claim)
+  void* ctx_ = nullptr;
+  ExceptionSlot* slot_ = nullptr;
+  std::vector<std::thread> threads_;  // never joined: the pool lives until the process exits
+};
+
+// Created on first use and never destroyed (workers may still be spinning at exit). A forked
+// child drops the parent's pool, whose workers do not exist there, and builds its own.
+std::atomic<Pool*> g_pool{nullptr};
+
+Pool& the_pool() {
+  Pool* p = g_pool.load(std::memory_order_acquire);
+  if (!p) {
+    Pool* fresh = new Pool;
+    if (g_pool.compare_exchange_strong(p, fresh, std::memory_order_acq_rel)) p = fresh;
+    else delete fresh;
+  }
+  return *p;
+}
+
+void after_fork_in_child() { g_pool.store(nullptr); }  // the parent's pool is leaked, not touched
+[[maybe_unused]] const bool g_atfork_installed = pthread_atfork(nullptr, nullptr, after_fork_in_child) == 0;
+
+}  // namespace
+
+bool in_parallel() { return t_in_parallel; }
+
+namespace pool {
+
+int spin_microseconds() { return g_spin_us; }
+int workers() {
+  Pool* p = g_pool.load(std::memory_order_acquire);
+  return p ? p->workers() : 0;
+}
+
+void run(int n, TaskFn fn, void* ctx) {
+  if (n <= 1) {
+    if (n == 1) fn(ctx, 0, 1);
+    return;
+  }
+  ExceptionSlot slot;
+  if (!t_in_parallel && n <= kMaxTids) {
+    Pool& p = the_pool();
+    std::unique_lock<std::mutex> lock(p.submit, std::try_to_lock);
+    if (lock.owns_lock()) {
+      p.run(n, fn, ctx, slot);
+      lock.unlock();
+      slot.rethrow();
+      return;
+    }
+  }
+  // Nested, or another thread's job holds the pool: every tid here, one after another.
+  {
+    InParallel inside;
+    for (int tid = 0; tid < n && !slot.failed(); ++tid) slot.run([&] { fn(ctx, tid, n); });
+  }
+  slot.rethrow();
+}
+
+}  // namespace pool
+
+}  // namespace forgeml
