@@ -31,6 +31,7 @@ LAYERS = [
         "optimizers",
         "callbacks",
         "regularizers",
+        "constraints",
         "activations_extra",
         "losses_extra",
         "metrics_extra",

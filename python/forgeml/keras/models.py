@@ -15,7 +15,7 @@ import numpy as np
 
 from . import backend, callbacks as callbacks_module, losses as losses_module, metrics as metrics_module
 from . import _fast, data_adapters, optimizers as optimizers_module, regularizers, trainer_stream, training, utils
-from . import distribution as distribution_module
+from . import constraints as constraints_module, distribution as distribution_module
 from .autodiff import tape as _tape
 from .layers import _calling
 from .layers.base import InputLayer, KerasTensor, Layer, unique_name
@@ -290,7 +290,9 @@ class Model:
                 "logits" in last.forward.__code__.co_varnames
         self._sync_trainable()
         self._reg_layers = [layer for layer in self._layers if regularizers.has_penalties([layer])]
-        self._fast = None if self._reg_layers else _fast.plan(self)
+        # constrained weights are projected after every step: the whole-epoch kernel cannot stop for it
+        self._constrained = [v for v in self.trainable_weights if v.constraint is not None]
+        self._fast = None if self._reg_layers or self._constrained else _fast.plan(self)
 
     @property
     def metrics_names(self):
@@ -415,6 +417,8 @@ class Model:
             if self._reg_layers:
                 regularizers.add_penalties(self._reg_layers)
             self.optimizer.apply()
+            if self._constrained:
+                constraints_module.apply(self._constrained)
         self._update_metrics(y, y_pred, sw, total, x.shape[0])
 
     def _update_metrics(self, y, y_pred, sw, total, n):
@@ -618,7 +622,7 @@ class Model:
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         batch_size = _check_batch_size(batch_size)
         verbose = 1 if verbose == "auto" else int(verbose)
-        if self._general_mode():
+        if self._general_mode() or self._is_general_model():  # compiled or not, a graph runs on the tape
             self._ensure_built_for(x)
             return training.predict(self, x, batch_size)
         if data_adapters.is_stream(x):
@@ -726,7 +730,8 @@ class Model:
         if self._graph is not None or cls.call is not Model.call or cls.train_step is not Model.train_step \
                 or cls.test_step is not Model.test_step or cls.predict_step is not Model.predict_step:
             return True
-        return any(not isinstance(layer, Layer) or not _calling.is_builtin(layer) for layer in self._layers)
+        return any(not isinstance(layer, Layer) or not _calling.is_builtin(layer) or layer._takes_strings
+                   for layer in self._layers)
 
     def _general_mode(self) -> bool:
         return self._general_spec is not None
@@ -1049,7 +1054,7 @@ def _is_chain(inputs, outputs):
     while t is not None and t is not ins:
         node = t._node
         if node is None or not isinstance(node.layer, Layer) or not _calling.is_builtin(node.layer) \
-                or len(node.inputs) != 1 or node.kwargs.get("training") is not None:
+                or node.layer._takes_strings or len(node.inputs) != 1 or node.kwargs.get("training") is not None:
             return False
         t = t.parent
     return t is ins

@@ -13,10 +13,10 @@ import zipfile
 import numpy as np
 
 from . import losses as losses_module, optimizers as optimizers_module
-from .registry import CUSTOM_OBJECTS, get_custom_objects, register_keras_serializable
+from .registry import CUSTOM_OBJECTS, custom_object_scope, get_custom_objects, register_keras_serializable
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "serialize_layer", "deserialize_layer",
-           "serialize_model", "register_keras_serializable", "get_custom_objects"]
+           "serialize_model", "register_keras_serializable", "get_custom_objects", "custom_object_scope"]
 
 _CUSTOM_OBJECTS = CUSTOM_OBJECTS  # the registry lives at the bottom (registry.py)
 
@@ -150,8 +150,9 @@ def load_model(filepath, custom_objects=None, compile=True):
     if not serialization.is_model_spec(config):
         raise ValueError(f"Unsupported model class {config.get('class_name')!r}")
     try:
-        model = Model.from_config(config["config"], custom_objects) if config.get("class_name") == "Sequential" \
-            else serialization.deserialize_model(config, custom_objects)
+        with custom_object_scope(custom_objects):  # constraints (and the like) inside layer configs look here
+            model = Model.from_config(config["config"], custom_objects) if config.get("class_name") == "Sequential" \
+                else serialization.deserialize_model(config, custom_objects)
     except (KeyError, TypeError, AttributeError, IndexError, MemoryError, OverflowError) as exc:  # hostile or damaged
         raise ValueError(f"filepath: {filepath} has a config.json forgeml cannot build a model from "
                          f"({type(exc).__name__}: {exc})") from None

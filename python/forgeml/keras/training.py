@@ -155,6 +155,8 @@ def _to_arrays(x, xp, what):
         if a is None:
             return None
         a = _tape.value_of(a)
+        if isinstance(a, np.ndarray) and a.dtype.kind in "USO":
+            return a  # strings for a text layer (layers/lookup.py): they stay on the host
         arr = backend.to_xp(a, xp) if hasattr(a, "shape") else xp.asarray(np.asarray(a))
         if arr.dtype.kind not in "fiub":
             raise TypeError(f"{what}: expected numeric data, got dtype {arr.dtype}")

@@ -83,9 +83,9 @@ class _RNN(Layer):
             raise ValueError(f"Received an invalid value for argument `units`, expected a positive integer, "
                              f"got {units!r}.")
         reject_unsupported(cls, kernel_regularizer=kernel_regularizer, recurrent_regularizer=recurrent_regularizer,
-                           bias_regularizer=bias_regularizer, activity_regularizer=activity_regularizer,
-                           kernel_constraint=kernel_constraint, recurrent_constraint=recurrent_constraint,
-                           bias_constraint=bias_constraint)
+                           bias_regularizer=bias_regularizer, activity_regularizer=activity_regularizer)
+        self._set_constraints(kernel_constraint=kernel_constraint, recurrent_constraint=recurrent_constraint,
+                              bias_constraint=bias_constraint)
         if stateful:
             raise NotImplementedError(f"{cls}: stateful=True is not supported by forgeml.keras yet")
         self.units = int(units)
@@ -119,9 +119,12 @@ class _RNN(Layer):
             raise ValueError(f"{type(self).__name__} {self.name!r}: expected input of shape (batch, timesteps, "
                              f"features) with known features, got {tuple(input_shape)}")
         g = self._gates * self.units
-        self.kernel = self.add_weight((input_shape[-1], g), self.kernel_initializer, "kernel")
-        self.recurrent_kernel = self.add_weight((self.units, g), self.recurrent_initializer, "recurrent_kernel")
-        self.bias = self.add_weight(self._bias_shape(), self._bias_init(), "bias") if self.use_bias else None
+        self.kernel = self.add_weight((input_shape[-1], g), self.kernel_initializer, "kernel",
+                                      constraint=self.kernel_constraint)
+        self.recurrent_kernel = self.add_weight((self.units, g), self.recurrent_initializer, "recurrent_kernel",
+                                                constraint=self.recurrent_constraint)
+        self.bias = self.add_weight(self._bias_shape(), self._bias_init(), "bias",
+                                    constraint=self.bias_constraint) if self.use_bias else None
 
     def compute_output_shape(self, input_shape):
         n, t = input_shape[0], input_shape[1]
@@ -317,8 +320,7 @@ class _RNN(Layer):
                 "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
                 "bias_initializer": initializers.serialize(self.bias_initializer),
                 "kernel_regularizer": None, "recurrent_regularizer": None, "bias_regularizer": None,
-                "activity_regularizer": None, "kernel_constraint": None, "recurrent_constraint": None,
-                "bias_constraint": None, "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
+                "activity_regularizer": None, "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
                 "seed": self.seed, "return_sequences": self.return_sequences, "return_state": self.return_state,
                 "go_backwards": self.go_backwards, "stateful": self.stateful, "unroll": self.unroll}
 

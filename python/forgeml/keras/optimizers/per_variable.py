@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import backend
+from .. import backend, constraints
 from ..autodiff import tape as _tape
 
 __all__ = ["apply_gradients"]
@@ -87,3 +87,4 @@ def apply_gradients(opt, grads_and_vars):
         flat_grads[off : off + n] = g
         off += n
     opt._apply_flat()
+    constraints.apply(variables)  # Keras 3 projects constrained variables right after the update
