@@ -27,6 +27,7 @@ LAYERS = [
         "initializers",
         "losses",
         "loss_tape",
+        "loss_mask",
         "metrics",
         "optimizers",
         "callbacks",
@@ -39,7 +40,7 @@ LAYERS = [
     },
     {"layers"},
     {"functional", "serialization", "saving", "quantization"},
-    {"training", "traced", "_fast", "trainer_stream", "pruning"},
+    {"training", "traced", "_fast", "trainer_stream", "training_stream", "pruning"},
     {"models", "distillation", "export"},
     {"__init__"},
 ]

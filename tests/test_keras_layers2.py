@@ -649,8 +649,8 @@ def test_layer_errors():
         L.SimpleRNN(3, stateful=True)
     with pytest.raises(ValueError, match="Could not interpret constraint identifier"):
         L.Conv2D(2, 3, kernel_constraint="nope")
-    with pytest.raises(NotImplementedError, match="one output"):
-        L.LSTM(3, return_state=True)(keras.Input((5, 4)))
+    with pytest.raises(ValueError, match="initial state"):
+        L.LSTM(3)(np.zeros((2, 5, 4), np.float32), initial_state=[np.zeros((2, 3), np.float32)])
 
 
 def _fit_weights(layers, shape, threads):

@@ -57,6 +57,7 @@ class Dense(Layer):
             from ..quantization import dense_forward_int8
             return dense_forward_int8(self, x, logits)
         lead = x.shape[:-1]
+        self._x_in = x
         if x.ndim != 2:
             x = x.reshape(-1, x.shape[-1])
         n = x.shape[0]
@@ -74,7 +75,11 @@ class Dense(Layer):
             y = act.forward(z, out=self._buffer("y", (n, self.units), x.dtype))
             self._z = z
         self._y = y
-        return y if len(lead) == 1 else y.reshape(*lead, self.units)
+        if len(lead) == 1:
+            return y
+        from .masking import attach, mask_of  # a sequence mask passes through, as Keras's Dense
+
+        return attach(y.reshape(*lead, self.units), mask_of(self._x_in))
 
     def backward(self, dy, need_dx=True):
         dz = self._act.backward(dy.reshape(-1, self.units), self._y, self._z)
@@ -116,6 +121,10 @@ class Activation(Layer):
         self._act = activations.linear if logits else self.activation
         self._x = x
         self._y = self._act.forward(x, out=self._buffer("y", x.shape, x.dtype)) if self._act is not activations.linear else x
+        if x.ndim > 2:
+            from .masking import attach, mask_of
+
+            attach(self._y, mask_of(x))
         return self._y
 
     def backward(self, dy, need_dx=True):

@@ -364,7 +364,8 @@ def _einsum(xp, spec, *vals):
         contracted = [c for c in sa if c in sb and c not in out]
         free_a = [c for c in sa if c not in sb]
         free_b = [c for c in sb if c not in sa]
-        if contracted and sorted(out) == sorted(batch + free_a + free_b):
+        same = builtins.all(a.shape[sa.index(c)] == b.shape[sb.index(c)] for c in sa if c in sb)  # no broadcast
+        if contracted and same and sorted(out) == sorted(batch + free_a + free_b):
             dims = {**dict(zip(sa, a.shape)), **dict(zip(sb, b.shape))}
             size = lambda cs: int(np.prod([dims[c] for c in cs]))  # noqa: E731
             a2 = xp.ascontiguousarray(a.transpose([sa.index(c) for c in batch + free_a + contracted]))
@@ -379,15 +380,35 @@ def _einsum(xp, spec, *vals):
     return xp.einsum(spec, *vals)
 
 
-def einsum(subscripts, *operands):
-    spec = subscripts.replace(" ", "")
-    if "->" not in spec or "." in spec:
-        raise NotImplementedError("keras.ops.einsum: write the output explicitly ('ij,jk->ik'), without '...'")
-    ins, out_spec = spec.split("->")
+def _explicit_spec(spec, ndims):
+    """einsum subscripts with '...' spelled out in letters and the output written (NumPy's rule
+    when it is implicit: the ellipsis dimensions, then the letters used once, sorted)."""
+    ins, _, out = spec.partition("->")
     ins = ins.split(",")
+    if len(ins) != len(ndims):
+        raise ValueError(f"keras.ops.einsum: {len(ins)} operand subscripts for {len(ndims)} operands in {spec!r}")
+    used = set(spec) - set(".,->")
+    free = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" if c not in used]
+    widths = [nd - (len(s) - 3) if "..." in s else 0 for s, nd in zip(ins, ndims)]
+    ell = "".join(free[: builtins.max(widths, default=0)])
+    ins = [s.replace("...", ell[len(ell) - w :] if w else "") for s, w in zip(ins, widths)]
+    if "->" not in spec:
+        letters = "".join(ins)
+        out = ell + "".join(sorted(c for c in set(letters) if letters.count(c) == 1 and c not in ell))
+    else:
+        out = out.replace("...", ell)
+    return ",".join(ins) + "->" + out
+
+
+def einsum(subscripts, *operands):
     pv = [_v(o) for o in operands]
     parents = [p for p, _ in pv]
     vals = [v for _, v in pv]
+    spec = subscripts.replace(" ", "")
+    if "." in spec or "->" not in spec:
+        spec = _explicit_spec(spec, [np.ndim(v) for v in vals])
+    ins, out_spec = spec.split("->")
+    ins = ins.split(",")
     xp = xp_of(vals[0])
     out = _einsum(xp, spec, *vals)
 
@@ -412,6 +433,10 @@ def einsum(subscripts, *operands):
                     )
                     if shape
                     else gi
+                )
+            if gi.shape != vals[i].shape:  # an ellipsis dimension broadcast from 1
+                gi = gi.sum(
+                    axis=tuple(k for k, d in enumerate(vals[i].shape) if d == 1 and gi.shape[k] != 1), keepdims=True
                 )
             grads.append(gi)
         return grads

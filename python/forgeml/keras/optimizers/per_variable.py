@@ -57,6 +57,10 @@ def _flat_binding(opt, variables):
     if opt._params is None or opt._params.shape != params.shape or opt.__dict__.get("_binding") is None:
         opt._params = None  # fresh slots for a new variable list
     opt.build(params, grads, segments, [(0, total)])
+    pending = opt.__dict__.pop("_pending_slots", None)
+    for k, s in opt.slots.items() if pending else ():  # state restored by load_model
+        if k in pending and tuple(pending[k].shape) == tuple(s.shape):
+            s[...] = xp.asarray(pending[k])
     opt.__dict__["_binding"] = (key, [v.value for v in variables], params, grads)
     return params, grads
 
