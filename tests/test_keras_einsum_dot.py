@@ -19,6 +19,9 @@ SPECS = [
     ("ij...,j...->i...", [(3, 4, 5), (4, 1)]),  # the ellipsis broadcasts (5 against 1)
     ("...i,...i->...", [(2, 3, 4), (3, 4)]),
     ("ji", [(3, 5)]),
+    ("ii->i", [(4, 4)]),  # repeated indices: diagonals and traces
+    ("ii", [(3, 3)]),
+    ("iij,jk->ik", [(3, 3, 4), (4, 2)]),
 ]
 
 

@@ -115,3 +115,14 @@ def test_masking_layer_and_loss_function_on_the_tape(rng):
     p = model.predict(x, verbose=0).astype(np.float64)
     ref = ((p - y) ** 2).mean(-1)[:, :4].mean()
     np.testing.assert_allclose(model.evaluate(x, y, verbose=0), ref, rtol=1e-5)
+
+
+def test_each_output_loss_is_reported_unweighted(seqs):
+    x, y, y2 = seqs
+    model = _two_heads(fk)
+    model.compile("sgd", ["sparse_categorical_crossentropy", "mse"], loss_weights=[1.0, 0.5])
+    logs = model.evaluate(x, [y, y2], verbose=0, return_dict=True)
+    assert list(logs) == ["loss", "tags_loss", "reg_loss"]
+    np.testing.assert_allclose(logs["loss"], logs["tags_loss"] + 0.5 * logs["reg_loss"], rtol=1e-5)
+    hist = model.fit(x, [y, y2], epochs=1, verbose=0)
+    assert set(hist.history) == {"loss", "tags_loss", "reg_loss"}

@@ -310,8 +310,10 @@ class Model:
     @property
     def metrics(self):
         if self._general_mode():
-            return [self._loss_tracker] + ([m for _, m in self._compiled_metrics.metrics]
-                                           if self._compiled_metrics is not None else [])
+            per_output = [t for t in self._compiled_loss.trackers if t is not None] \
+                if self._compiled_loss is not None else []
+            return [self._loss_tracker] + per_output + ([m for _, m in self._compiled_metrics.metrics]
+                                                        if self._compiled_metrics is not None else [])
         return [m for m, _ in (self._metrics or [])]
 
     # ---------------------------------------------------------------- data

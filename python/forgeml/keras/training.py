@@ -77,17 +77,26 @@ class CompiledLoss:
             raise ValueError("compile: a loss is required (e.g. loss='sparse_categorical_crossentropy')")
         w = _per_output(loss_weights, self.names, "loss_weights") if loss_weights is not None else None
         self.weights = [1.0 if x is None else float(x) for x in w] if w is not None else [1.0] * len(self.names)
+        # with several losses Keras also reports each one, unweighted, as "<output>_loss"
+        several = sum(lo is not None for lo in self.losses) > 1
+        self.trackers = [
+            metrics_module.Mean(name=f"{n}_loss") if several and lo is not None else None
+            for n, lo in zip(self.names, self.losses)
+        ]
 
     def __call__(self, y_true, y_pred, sample_weight=None, regularization_losses=None):
         ys = _outputs_list(y_true, self.names, "y")
         ps = _outputs_list(y_pred, self.names, "y_pred")
         total = None
-        for loss, w, y, p in zip(self.losses, self.weights, ys, ps):
+        for loss, w, y, p, tracker in zip(self.losses, self.weights, ys, ps, self.trackers):
             if loss is None:
                 continue
             if y is None:
                 raise ValueError("fit: targets are missing for an output that has a loss")
             term = apply_loss(loss, y, p, sample_weight, masking.mask_of(_tape.value_of(p)))
+            if tracker is not None:
+                batch = int(np.shape(_tape.value_of(p))[0]) if np.ndim(_tape.value_of(p)) else 1
+                tracker.update_state(np.asarray([float(_tape.value_of(term))]), sample_weight=[batch])
             term = term if w == 1.0 else knp.multiply(term, w)
             total = term if total is None else knp.add(total, term)
         for extra in regularization_losses or ():

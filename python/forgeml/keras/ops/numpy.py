@@ -358,7 +358,7 @@ def _einsum(xp, spec, *vals):
     and its BLAS route (optimize=True) oversubscribes the cores next to forgeml's OpenMP threads."""
     ins, out = spec.split("->")
     parts = ins.split(",")
-    if len(parts) == 2 and all(len(set(p)) == len(p) for p in parts):
+    if len(parts) == 2 and builtins.all(len(set(p)) == len(p) for p in parts):
         (sa, sb), (a, b) = parts, vals
         batch = [c for c in sa if c in sb and c in out]
         contracted = [c for c in sa if c in sb and c not in out]
@@ -418,22 +418,23 @@ def einsum(subscripts, *operands):
             if type(p) is not Tensor:
                 grads.append(None)
                 continue
-            if len(set(s)) != len(s):
-                raise NotImplementedError(f"keras.ops.einsum: no gradient for a repeated index in {s!r}")
+            full = s
+            if len(set(s)) != len(s):  # a diagonal ('ii->i'): the gradient of the distinct letters, placed on it
+                s = "".join(dict.fromkeys(s))
             others = [ins[j] for j in range(len(ins)) if j != i]
             known = set(out_spec).union(*others) if others else set(out_spec)
             kept = "".join(c for c in s if c in known)
             terms = ",".join([out_spec] + others)
             gi = _einsum(xp, f"{terms}->{kept}", g, *[vals[j] for j in range(len(ins)) if j != i])
+            dims = {c: vals[i].shape[full.index(c)] for c in s}
+            shape_s = tuple(dims[c] for c in s)
             if kept != s:  # indices summed away only here: broadcast back over them
-                shape = [vals[i].shape[k] if c not in kept else 1 for k, c in enumerate(s)]
-                gi = (
-                    xp.broadcast_to(
-                        gi.reshape([vals[i].shape[k] if c in kept else 1 for k, c in enumerate(s)]), vals[i].shape
-                    )
-                    if shape
-                    else gi
-                )
+                gi = xp.broadcast_to(gi.reshape([dims[c] if c in kept else 1 for c in s]), shape_s) if s else gi
+            if full != s:
+                diag = xp.zeros(vals[i].shape, gi.dtype)
+                idx = tuple(xp.arange(dims[c]).reshape([dims[c] if d == c else 1 for d in s]) for c in full)
+                diag[idx] = gi
+                gi = diag
             if gi.shape != vals[i].shape:  # an ellipsis dimension broadcast from 1
                 gi = gi.sum(
                     axis=tuple(k for k, d in enumerate(vals[i].shape) if d == 1 and gi.shape[k] != 1), keepdims=True
