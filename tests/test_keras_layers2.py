@@ -647,10 +647,10 @@ def test_layer_errors():
         L.LSTM(3, recurrent_dropout=1.5)
     with pytest.raises(NotImplementedError, match="stateful"):
         L.SimpleRNN(3, stateful=True)
-    with pytest.raises(NotImplementedError, match="kernel_constraint"):
-        L.Conv2D(2, 3, kernel_constraint="max_norm")
-    with pytest.raises(NotImplementedError, match="one output"):
-        L.LSTM(3, return_state=True)(keras.Input((5, 4)))
+    with pytest.raises(ValueError, match="Could not interpret constraint identifier"):
+        L.Conv2D(2, 3, kernel_constraint="nope")
+    with pytest.raises(ValueError, match="initial state"):
+        L.LSTM(3)(np.zeros((2, 5, 4), np.float32), initial_state=[np.zeros((2, 3), np.float32)])
 
 
 def _fit_weights(layers, shape, threads):

@@ -31,7 +31,7 @@ from __future__ import annotations
 from . import (activations, backend, callbacks, initializers, layers, losses, metrics, models, ops, optimizers,
                saving, utils)
 from . import distillation, distribution, mixed_precision, pruning  # compression: quantization.py, export/
-from . import random, regularizers  # noqa: E402  (issue 18)
+from . import constraints, random, regularizers  # noqa: E402  (issue 18)
 from .autodiff import GradientTape
 from .layers import Input, Layer, Variable
 from .models import Model, Sequential
@@ -40,4 +40,4 @@ from .saving import register_keras_serializable
 __all__ = ["Sequential", "Model", "Input", "Layer", "layers", "models", "losses", "metrics", "optimizers",
            "callbacks", "utils", "activations", "initializers", "saving", "backend", "ops", "GradientTape",
            "Variable", "register_keras_serializable", "mixed_precision", "pruning", "distillation",
-           "distribution", "random", "regularizers"]
+           "distribution", "random", "regularizers", "constraints"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import utils
+from . import constraints, utils
 
 __all__ = ["Distiller", "LogitsDistillation"]
 
@@ -126,6 +126,8 @@ class Distiller:
                 for i in range(len(layers) - 1, -1, -1):
                     g = layers[i].backward(g, i > 0)
                 s.optimizer.apply()
+                if s._constrained:
+                    constraints.apply(s._constrained)
                 sl = float(s_total) / m
                 sums += np.array([w * sl + (1 - w) * d_total, sl, d_total]) * m
             for key, v in zip(history, sums / n):

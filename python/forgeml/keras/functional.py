@@ -28,10 +28,7 @@ class Graph:
                     f"them, got {type(t).__name__}"
                 )
         self.nodes = self._order()
-        self.layers = []
-        for node in self.nodes:
-            if all(node.layer is not l for l in self.layers):
-                self.layers.append(node.layer)
+        self.layers = self._keras_layer_order()
 
     def _order(self):
         known = {id(t) for t in self.inputs}
@@ -60,6 +57,35 @@ class Graph:
                     if id(i) not in known:
                         stack.append((i, False))
         return order
+
+    def _keras_layer_order(self):
+        """Layers in Keras 3's order (so weight lists match keras.Model's): deepest first, depth being
+        the longest path to an output; ties by first visit of a depth-first walk from the outputs
+        that takes each node's inputs in order."""
+        first_seen, stack, visited = {}, list(reversed(self.outputs)), set()
+        inputs = {id(t) for t in self.inputs}
+        while stack:
+            t = stack.pop()
+            node = t._node
+            if node is None or id(t) in inputs or id(node) in visited:
+                continue
+            visited.add(id(node))
+            first_seen.setdefault(id(node.layer), len(first_seen))
+            stack.extend(reversed(flatten(node.inputs)))
+        producers = {id(o): n for n in self.nodes for o in n.outputs}
+        node_depth, layer_depth = {}, {}
+        for node in reversed(self.nodes):  # consumers before producers
+            d = max(node_depth.get(id(node), 0), layer_depth.get(id(node.layer), 0))
+            node_depth[id(node)] = layer_depth[id(node.layer)] = d
+            for t in flatten(node.inputs):
+                parent = producers.get(id(t))
+                if parent is not None:
+                    node_depth[id(parent)] = max(node_depth.get(id(parent), 0), d + 1)
+        layers = []
+        for node in self.nodes:
+            if all(node.layer is not l for l in layers):
+                layers.append(node.layer)
+        return sorted(layers, key=lambda l: (-layer_depth[id(l)], first_seen.get(id(l), 0)))
 
     @property
     def output_names(self):

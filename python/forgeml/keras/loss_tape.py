@@ -9,6 +9,7 @@ import numpy as np
 from . import backend
 from .autodiff import tape as _tape
 from .autodiff.tape import Tensor
+from .loss_mask import mask_weights, masked_rows
 from .ops import numpy as knp
 
 __all__ = ["apply_loss"]
@@ -21,24 +22,35 @@ def _as_target(y, like):
     return a.astype(np.float32) if a.dtype == np.float64 else a
 
 
-def _builtin_loss_node(loss, y, y_pred, sw):
-    """A built-in loss as one tape node: value total/n, VJP its hand-written gradient."""
+def _builtin_loss_node(loss, y, y_pred, sw, mask=None):
+    """A built-in loss as one tape node: value total/n, VJP its hand-written gradient. A sequence
+    mask makes each (sample, step) a row weighted as Keras does (loss_mask.py)."""
     pv = _tape.value_of(y_pred)
     n = pv.shape[0]
     yt = loss.prepare_targets(_as_target(y, pv), pv.shape)
     swv = None if sw is None else backend.to_xp(sw, backend.xp_of(pv), dtype=np.float64).reshape(-1)
-    total, g = loss.step(yt, pv.astype(np.float32, copy=False), swv, n)
+    p32 = pv.astype(np.float32, copy=False)
+    rows = masked_rows(yt, p32, swv, mask, True)
+    if rows is not None:
+        n = rows.n * rows.steps
+        total, g = loss.step(rows.y, rows.y_pred, rows.weights, n)
+        g = g.reshape(pv.shape)
+    else:
+        total, g = loss.step(yt, p32, swv, n)
     value = np.float32(total / max(n, 1))
     if type(y_pred) is not Tensor:
         return value
     return Tensor(backend.xp_of(pv).asarray(value), (y_pred,), lambda gr: (g * gr,), type(loss).__name__)
 
 
-def _reduce(per, sw, who):
+def _reduce(per, sw, who, mask=None):
     """Keras's sum_over_batch_size: the (weighted) mean of what a loss function returned."""
     v = _tape.value_of(per)
     if np.ndim(v) == 0:
         return per
+    if mask is not None and tuple(v.shape) == tuple(mask.shape):  # per-step values of a masked output
+        w = mask_weights(mask, sw, True).astype(v.dtype)
+        return knp.divide(knp.sum(knp.multiply(per, w)), float(v.size))
     if sw is not None:
         swv = backend.to_xp(sw, backend.xp_of(v), dtype=v.dtype).reshape(-1)
         if v.ndim > 1:
@@ -51,10 +63,11 @@ def _reduce(per, sw, who):
     return knp.mean(per)
 
 
-def apply_loss(loss, y, y_pred, sw=None):
-    """The scalar loss for one output (a Tensor when y_pred is one)."""
+def apply_loss(loss, y, y_pred, sw=None, mask=None):
+    """The scalar loss for one output (a Tensor when y_pred is one); mask: the output's sequence
+    mask (N, T) or None."""
     if getattr(loss, "_is_builtin_loss", lambda: False)():
-        return _builtin_loss_node(loss, y, y_pred, sw)
+        return _builtin_loss_node(loss, y, y_pred, sw, mask)
     fn = loss.call if hasattr(loss, "_is_builtin_loss") else loss
     who = f"loss {getattr(loss, 'name', getattr(loss, '__name__', type(loss).__name__))!r}"
     per = fn(_as_target(y, y_pred), y_pred)
@@ -67,4 +80,4 @@ def apply_loss(loss, y, y_pred, sw=None):
             f"{who}: returned shape {tuple(v.shape)}; a loss must return a scalar or one value per "
             f"sample (leading dimension {batch})"
         )
-    return _reduce(per, sw, who)
+    return _reduce(per, sw, who, mask)

@@ -153,7 +153,7 @@ class SparseCategoricalCrossentropy(Loss):
                                  "float values (use CategoricalCrossentropy for one-hot/probability targets)")
         elif y.dtype.kind not in "iub":
             raise TypeError(f"SparseCategoricalCrossentropy: labels must be integers, got dtype {y.dtype}")
-        y = y.astype(np.int64, copy=False).reshape(-1)
+        y = y.astype(np.int64, copy=False)  # shaped like the predictions less their class axis (batches slice it)
         if y.size:
             lo, hi = int(y.min()), int(y.max())
             if lo < 0 or hi >= classes:
@@ -171,6 +171,7 @@ class SparseCategoricalCrossentropy(Loss):
 
     def per_sample(self, y, y_pred):
         xp = xp_of(y_pred)
+        y = y.reshape(-1)
         p2 = self._logits_flat(y_pred)
         rows = xp.arange(p2.shape[0])
         if self.from_logits:
@@ -185,6 +186,7 @@ class SparseCategoricalCrossentropy(Loss):
     def step_logits(self, y, z, sw, n, want_grad=True):
         """(loss sum, softmax(z), gradient wrt z). Overwrites nothing it does not own: p is new."""
         xp = xp_of(z)
+        y = y.reshape(-1)
         z2 = self._logits_flat(z)
         rows = _rows(xp, z2.shape[0])
         p = z2 - z2.max(axis=1, keepdims=True)
@@ -208,6 +210,7 @@ class SparseCategoricalCrossentropy(Loss):
             total, _, g = self.step_logits(y, y_pred, sw, n)
             return total, g
         xp = xp_of(y_pred)
+        y = y.reshape(-1)
         p2 = self._logits_flat(y_pred)
         rows = xp.arange(p2.shape[0])
         s = p2.sum(axis=1)

@@ -68,8 +68,19 @@ class Metric:
     def get_config(self):
         return {"name": self.name}
 
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}>"
+
+
+def averages_steps(metric) -> bool:
+    """True for the running-mean metrics (Keras's MeanMetricWrapper family): a sequence mask on
+    the predictions weights their steps. Confusion-matrix metrics (AUC, Precision, ...) ignore
+    masks in Keras 3, and here too."""
+    return type(metric).result is Metric.result
 
 
 def _accepting_lists(fn):

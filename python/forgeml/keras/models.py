@@ -9,15 +9,17 @@ converted and validated once per fit; the step itself does no validation.
 """
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 
 from . import backend, callbacks as callbacks_module, losses as losses_module, metrics as metrics_module
 from . import _fast, data_adapters, optimizers as optimizers_module, regularizers, trainer_stream, training, utils
-from . import distribution as distribution_module
+from . import training_stream
+from . import constraints as constraints_module, distribution as distribution_module, loss_mask
 from .autodiff import tape as _tape
-from .layers import _calling
+from .layers import _calling, masking
 from .layers.base import InputLayer, KerasTensor, Layer, unique_name
 
 __all__ = ["Model", "Sequential", "load_model", "clone_model", "model_from_json"]
@@ -290,7 +292,9 @@ class Model:
                 "logits" in last.forward.__code__.co_varnames
         self._sync_trainable()
         self._reg_layers = [layer for layer in self._layers if regularizers.has_penalties([layer])]
-        self._fast = None if self._reg_layers else _fast.plan(self)
+        # constrained weights are projected after every step: the whole-epoch kernel cannot stop for it
+        self._constrained = [v for v in self.trainable_weights if v.constraint is not None]
+        self._fast = None if self._reg_layers or self._constrained else _fast.plan(self)
 
     @property
     def metrics_names(self):
@@ -306,8 +310,10 @@ class Model:
     @property
     def metrics(self):
         if self._general_mode():
-            return [self._loss_tracker] + ([m for _, m in self._compiled_metrics.metrics]
-                                           if self._compiled_metrics is not None else [])
+            per_output = [t for t in self._compiled_loss.trackers if t is not None] \
+                if self._compiled_loss is not None else []
+            return [self._loss_tracker] + per_output + ([m for _, m in self._compiled_metrics.metrics]
+                                                        if self._compiled_metrics is not None else [])
         return [m for m, _ in (self._metrics or [])]
 
     # ---------------------------------------------------------------- data
@@ -391,11 +397,14 @@ class Model:
         for layer in layers[:-1]:
             x = layer.forward(x, training)
         n = x.shape[0]
-        if self._fused:
-            z = layers[-1].forward(x, training, logits=True)
-            total, y_pred, g = self.loss.step_logits(y, z, sw, n, want_grad)
+        out = layers[-1].forward(x, training, logits=True) if self._fused else layers[-1].forward(x, training)
+        rows = loss_mask.masked_rows(y, out, sw, masking.mask_of(out), True)
+        if rows is not None:  # a sequence mask: one row per (sample, step), Keras's weighting (loss_mask.py)
+            total, y_pred, g = self._masked_loss(rows, out, want_grad)
+        elif self._fused:
+            total, y_pred, g = self.loss.step_logits(y, out, sw, n, want_grad)
         else:
-            y_pred = layers[-1].forward(x, training)
+            y_pred = out
             if want_grad:
                 total, g = self.loss.step(y, y_pred, sw, n)
             else:
@@ -403,6 +412,18 @@ class Model:
         if self._reg_layers:  # the loss Keras reports includes the weight penalties
             total += regularizers.penalty_total(self._reg_layers) * n
         return total, y_pred, g
+
+    def _masked_loss(self, rows, out, want_grad):
+        """(loss sum over samples, predictions, gradient) for a masked output, from its rows."""
+        n2 = rows.n * rows.steps
+        if self._fused:
+            total, p2, g = self.loss.step_logits(rows.y, rows.y_pred, rows.weights, n2, want_grad)
+            y_pred = masking.attach(p2.reshape(out.shape), masking.mask_of(out))  # metrics read the mask
+        elif want_grad:
+            (total, g), y_pred = self.loss.step(rows.y, rows.y_pred, rows.weights, n2), out
+        else:
+            total, g, y_pred = float(self.loss(rows.y, rows.y_pred, rows.weights)) * n2, None, out
+        return total / rows.steps, y_pred, None if g is None else g.reshape(out.shape)
 
     def _train_step(self, x, y, sw):
         if self._fast is not None and self._fast.run(x, y, sw, None, x.shape[0], 0, 1):
@@ -415,13 +436,21 @@ class Model:
             if self._reg_layers:
                 regularizers.add_penalties(self._reg_layers)
             self.optimizer.apply()
+            if self._constrained:
+                constraints_module.apply(self._constrained)
         self._update_metrics(y, y_pred, sw, total, x.shape[0])
 
     def _update_metrics(self, y, y_pred, sw, total, n):
         self._loss_total += total
         self._loss_count += n
+        mask = masking.mask_of(y_pred)
         for m, weighted in self._metrics:
-            m.update_state(y, y_pred, sw if weighted else None)
+            rows = loss_mask.masked_rows(y, y_pred, sw if weighted else None, mask, False) \
+                if mask is not None and metrics_module.averages_steps(m) else None
+            if rows is not None:  # mean metrics count the real steps only, as Keras's do
+                m.update_state(rows.y, rows.y_pred, rows.weights)
+            else:
+                m.update_state(y, y_pred, sw if weighted else None)
 
     def _reset_metrics(self):
         if self._general_mode():
@@ -452,6 +481,10 @@ class Model:
         if distribution_module.distribution() is not None:  # data parallel over MPI ranks
             x, y, sample_weight, batch_size, callbacks, verbose = distribution_module.distribution()._prepare_fit(
                 self, x, y, sample_weight, batch_size, callbacks, verbose)
+        if self._general_mode() and data_adapters.is_stream(x):  # generators, PyDataset, Dataset on the tape
+            return training_stream.fit(self, x, epochs, verbose, callbacks, validation_data, steps_per_epoch,
+                                       initial_epoch, validation_steps, validation_freq, shuffle, class_weight,
+                                       validation_batch_size)
         if self._general_mode():
             self._ensure_built_for(x)
             return training.fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split,
@@ -582,8 +615,11 @@ class Model:
         batch_size = _check_batch_size(batch_size)
         verbose = 1 if verbose == "auto" else int(verbose)
         if self._general_mode():
-            self._ensure_built_for(x)
-            logs = training.evaluate(self, x, y, sample_weight, batch_size)
+            if data_adapters.is_stream(x):
+                logs = training_stream.evaluate(self, x, steps)
+            else:
+                self._ensure_built_for(x)
+                logs = training.evaluate(self, x, y, sample_weight, batch_size)
             if return_dict:
                 return logs
             values = list(logs.values())
@@ -618,7 +654,9 @@ class Model:
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         batch_size = _check_batch_size(batch_size)
         verbose = 1 if verbose == "auto" else int(verbose)
-        if self._general_mode():
+        if self._general_mode() or self._is_general_model():  # compiled or not, a graph runs on the tape
+            if data_adapters.is_stream(x):
+                return training_stream.predict(self, x, steps)
             self._ensure_built_for(x)
             return training.predict(self, x, batch_size)
         if data_adapters.is_stream(x):
@@ -726,7 +764,8 @@ class Model:
         if self._graph is not None or cls.call is not Model.call or cls.train_step is not Model.train_step \
                 or cls.test_step is not Model.test_step or cls.predict_step is not Model.predict_step:
             return True
-        return any(not isinstance(layer, Layer) or not _calling.is_builtin(layer) for layer in self._layers)
+        return any(not isinstance(layer, Layer) or not _calling.is_builtin(layer) or layer._takes_strings
+                   for layer in self._layers)
 
     def _general_mode(self) -> bool:
         return self._general_spec is not None
@@ -1049,7 +1088,8 @@ def _is_chain(inputs, outputs):
     while t is not None and t is not ins:
         node = t._node
         if node is None or not isinstance(node.layer, Layer) or not _calling.is_builtin(node.layer) \
-                or len(node.inputs) != 1 or node.kwargs.get("training") is not None:
+                or node.layer._takes_strings or len(node.inputs) != 1 or len(node.outputs) != 1 \
+                or node.kwargs.get("training") is not None:
             return False
         t = t.parent
     return t is ins
@@ -1081,4 +1121,16 @@ def _spec_name(spec):
         return [_spec_name(v) for v in spec]
     if spec is None or isinstance(spec, str):
         return spec
+    if isinstance(spec, (losses_module.Loss, metrics_module.Metric)):  # its class and config (saving.py)
+        from . import saving, serialization
+
+        try:
+            config = saving._jsonable(spec.get_config())
+            json.dumps(config)
+        except (NotImplementedError, TypeError, ValueError):
+            config = None  # not JSON: saved by name as before
+        if config is not None:
+            return {"__object__": "loss" if isinstance(spec, losses_module.Loss) else "metric",
+                    "class_name": type(spec).__name__, "registered_name": serialization._registered(type(spec)),
+                    "config": config}
     return getattr(spec, "name", getattr(spec, "__name__", type(spec).__name__))

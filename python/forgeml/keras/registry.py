@@ -12,9 +12,12 @@
 
 from __future__ import annotations
 
-__all__ = ["register_keras_serializable", "get_custom_objects", "CUSTOM_OBJECTS"]
+import contextlib
+
+__all__ = ["register_keras_serializable", "get_custom_objects", "CUSTOM_OBJECTS", "custom_object_scope", "lookup"]
 
 CUSTOM_OBJECTS: dict[str, type] = {}
+_SCOPES: list[dict] = []  # custom_objects of the load_model calls (and custom_object_scope blocks) in progress
 
 
 def register_keras_serializable(package="Custom", name=None):
@@ -28,3 +31,29 @@ def register_keras_serializable(package="Custom", name=None):
 
 def get_custom_objects():
     return CUSTOM_OBJECTS
+
+
+@contextlib.contextmanager
+def custom_object_scope(*scopes):
+    """Names visible to deserialization inside the block (load_model's custom_objects live here)."""
+    merged = {}
+    for scope in scopes:
+        merged.update(scope or {})
+    _SCOPES.append(merged)
+    try:
+        yield merged
+    finally:
+        _SCOPES.pop()
+
+
+def lookup(*names):
+    """The first of names found in the scopes in force (innermost first), then the registry."""
+    for name in names:
+        if not name:
+            continue
+        for scope in reversed(_SCOPES):
+            if name in scope:
+                return scope[name]
+        if name in CUSTOM_OBJECTS:
+            return CUSTOM_OBJECTS[name]
+    return None

@@ -13,10 +13,10 @@ import zipfile
 import numpy as np
 
 from . import losses as losses_module, optimizers as optimizers_module
-from .registry import CUSTOM_OBJECTS, get_custom_objects, register_keras_serializable
+from .registry import CUSTOM_OBJECTS, custom_object_scope, get_custom_objects, register_keras_serializable
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "serialize_layer", "deserialize_layer",
-           "serialize_model", "register_keras_serializable", "get_custom_objects"]
+           "serialize_model", "register_keras_serializable", "get_custom_objects", "custom_object_scope"]
 
 _CUSTOM_OBJECTS = CUSTOM_OBJECTS  # the registry lives at the bottom (registry.py)
 
@@ -80,7 +80,8 @@ def _weights_npz(model, with_optimizer) -> bytes:
     arrays = {f"layers/{i}/{j}": v.numpy() for i, layer in enumerate(model.layers)
               for j, v in enumerate(layer.weights)}
     opt = model.optimizer
-    if with_optimizer and opt is not None and opt.built and not model._general_mode():
+    tape_bound = opt is not None and opt.__dict__.get("_binding") is not None  # bound by apply_gradients
+    if with_optimizer and opt is not None and opt.built and (tape_bound or not model._general_mode()):
         arrays["optimizer/iterations"] = np.asarray(opt.iterations.value, dtype=np.int64)
         for k, s in opt.slots.items():
             arrays[f"optimizer/slots/{k}"] = np.asarray(s.get() if hasattr(s, "get") else s)
@@ -104,7 +105,12 @@ def _load_npz(model, data: bytes, with_optimizer):
     if extra:
         raise ValueError(f"The saved weights have more layers than the model ({len(model.layers)})")
     opt = model.optimizer
-    if with_optimizer and opt is not None and "optimizer/iterations" in arrays and not model._general_mode():
+    if with_optimizer and opt is not None and "optimizer/iterations" in arrays and model._general_mode():
+        # the tape binds its optimizer on the first step (optimizers/per_variable.py): the slots wait there
+        opt.iterations.value = int(arrays["optimizer/iterations"])
+        opt.__dict__["_pending_slots"] = {k[len("optimizer/slots/"):]: v for k, v in arrays.items()
+                                          if k.startswith("optimizer/slots/")}
+    elif with_optimizer and opt is not None and "optimizer/iterations" in arrays:
         model._ready()
         for k, s in opt.slots.items():
             key = f"optimizer/slots/{k}"
@@ -150,8 +156,9 @@ def load_model(filepath, custom_objects=None, compile=True):
     if not serialization.is_model_spec(config):
         raise ValueError(f"Unsupported model class {config.get('class_name')!r}")
     try:
-        model = Model.from_config(config["config"], custom_objects) if config.get("class_name") == "Sequential" \
-            else serialization.deserialize_model(config, custom_objects)
+        with custom_object_scope(custom_objects):  # constraints (and the like) inside layer configs look here
+            model = Model.from_config(config["config"], custom_objects) if config.get("class_name") == "Sequential" \
+                else serialization.deserialize_model(config, custom_objects)
     except (KeyError, TypeError, AttributeError, IndexError, MemoryError, OverflowError) as exc:  # hostile or damaged
         raise ValueError(f"filepath: {filepath} has a config.json forgeml cannot build a model from "
                          f"({type(exc).__name__}: {exc})") from None
@@ -163,7 +170,9 @@ def load_model(filepath, custom_objects=None, compile=True):
     if compile and cc and model._is_general_model():
         known = {**_CUSTOM_OBJECTS, **(custom_objects or {})}
 
-        def find(spec):  # custom losses / metrics were saved by name
+        def find(spec):  # loss / metric objects were saved as class and config, functions by name
+            if isinstance(spec, dict) and "__object__" in spec:
+                return _rebuild(spec, known)
             if isinstance(spec, dict):
                 return {k: find(v) for k, v in spec.items()}
             if isinstance(spec, list):
@@ -171,7 +180,7 @@ def load_model(filepath, custom_objects=None, compile=True):
             return known.get(spec, spec) if isinstance(spec, str) else spec
         model.compile(optimizer=optimizers_module.deserialize(cc["optimizer"]), loss=find(cc["loss"]),
                       loss_weights=cc.get("loss_weights"), metrics=find(cc.get("metrics")) or None)
-        _load_npz(model, weights, False)  # the tape trainer binds its optimizer state on the first step
+        _load_npz(model, weights, True)  # the tape trainer binds its optimizer state on the first step
         return model
     if compile and cc:
         model.compile(optimizer=optimizers_module.deserialize(cc["optimizer"]),
@@ -182,6 +191,24 @@ def load_model(filepath, custom_objects=None, compile=True):
     except (EOFError, OSError, KeyError, IndexError, TypeError, zipfile.BadZipFile) as exc:  # damaged weights
         raise ValueError(f"filepath: {filepath} has unreadable weights ({type(exc).__name__}: {exc})") from None
     return model
+
+
+def _rebuild(spec, known):
+    """A Loss / Metric object from its saved class name and config (user classes through
+    custom_objects or the registry, forgeml's own by name)."""
+    from . import metrics as metrics_module
+
+    name = spec["class_name"]
+    module = losses_module if spec["__object__"] == "loss" else metrics_module
+    cls = known.get(spec.get("registered_name") or name) or known.get(name) or getattr(module, name, None)
+    if cls is None and spec["__object__"] == "metric":
+        cls = getattr(metrics_module._extra, name, None)
+    if cls is None and spec["__object__"] == "loss":
+        cls = getattr(losses_module._extra, name, None)
+    if not isinstance(cls, type):
+        raise ValueError(f"Could not locate class {name!r}. Make sure custom classes are passed in "
+                         f"`custom_objects` or decorated with `@keras.saving.register_keras_serializable()`")
+    return cls.from_config(dict(spec.get("config") or {}))
 
 
 def save_weights(model, filepath, overwrite=True):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import backend
+from . import backend, constraints
 from .autodiff.tape import Tensor, _topo
 from .layers.base import Layer
 
@@ -69,6 +69,7 @@ class ChainStep:
             v.grad = grads[off : off + n].reshape(v.shape)
             off += n
         self.grads = grads
+        self.constrained = [v for v in variables if v.constraint is not None]
 
     def valid(self, x):
         from .optimizers.per_variable import _flat_binding
@@ -99,6 +100,8 @@ class ChainStep:
         for i in range(len(layers) - 1, -1, -1):
             g = layers[i].backward(g, i > 0)
         model.optimizer.apply()  # apply(), not _apply_flat(): a wrapping optimizer (MPI) hooks it
+        if self.constrained:
+            constraints.apply(self.constrained)
         model._loss_tracker.update_state(np.asarray([total / max(n, 1)]), sample_weight=[n])
         model._compiled_metrics.update_state(y, y_pred, sw)
         return model.get_metrics_result()
@@ -123,6 +126,6 @@ def dense_plan(model, chain):
     """The whole-epoch fused kernel (keras/_fast.py) for a traced chain of Dense layers, or None."""
     from . import _fast
 
-    if model._xp is not np or len(model._compiled_metrics.names) != 1:
+    if model._xp is not np or len(model._compiled_metrics.names) != 1 or chain.constrained:
         return None
     return _fast.plan(_PlanView(model, chain))

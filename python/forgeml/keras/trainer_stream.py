@@ -14,13 +14,13 @@ from .data_adapters import StreamAdapter, is_stream
 __all__ = ["fit_stream", "evaluate_stream", "predict_stream"]
 
 
-def _batch(model, x, y, sw, need_y=True):
+def _batch(model, x, y, sw, need_y=True, class_weight=None):
     xb = model._prepare_x(x)
     n = int(xb.shape[0])
     if not need_y:
         return xb, None, None
     yb = model._prepare_y(y, n)
-    swb = model._prepare_sw(sw, None, y, yb, n)
+    swb = model._prepare_sw(sw, class_weight, y, yb, n)
     return xb, yb, swb
 
 
@@ -45,8 +45,6 @@ def fit_stream(
     shuffle,
     class_weight,
 ):
-    if class_weight is not None:
-        raise NotImplementedError("class_weight with generator / dataset input is not supported by forgeml.keras")
     source = StreamAdapter(data, steps_per_epoch, shuffle)
     history = callbacks_module.History()
     cbs, cbl_type = _callbacks(model, callbacks, verbose, None)
@@ -63,7 +61,7 @@ def fit_stream(
     for epoch in range(initial_epoch, epochs):
         seen = 0
         for step, (x, y, sw) in enumerate(source.epoch()):
-            xb, yb, swb = _batch(model, x, y, sw)
+            xb, yb, swb = _batch(model, x, y, sw, class_weight=class_weight)
             if not started:
                 model._ready()
                 cbl.call("on_train_begin", None)

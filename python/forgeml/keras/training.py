@@ -11,9 +11,11 @@ import math
 
 import numpy as np
 
-from . import backend, callbacks as callbacks_module, losses as losses_module, metrics as metrics_module, utils
+from . import backend, callbacks as callbacks_module, loss_mask, losses as losses_module, metrics as metrics_module
+from . import utils
 from .autodiff import tape as _tape
 from .autodiff.tape import GradientTape
+from .layers import masking
 from .layers._calling import flatten, map_structure
 from .loss_tape import _as_target, apply_loss
 from .ops import numpy as knp
@@ -41,6 +43,8 @@ def _per_output(spec, names, what):
             raise ValueError(f"compile: {what} keys {unknown} are not output names; the model's outputs are {names}")
         return [spec.get(n) for n in names]
     if isinstance(spec, (list, tuple)):
+        if what == "metrics" and len(names) == 1 and not (len(spec) == 1 and isinstance(spec[0], (list, tuple))):
+            return [list(spec)]  # one output: every metric is its metric, as in Keras
         if len(spec) != len(names):
             raise ValueError(
                 f"compile: {what} has {len(spec)} entries but the model has {len(names)} outputs ({names})"
@@ -73,17 +77,26 @@ class CompiledLoss:
             raise ValueError("compile: a loss is required (e.g. loss='sparse_categorical_crossentropy')")
         w = _per_output(loss_weights, self.names, "loss_weights") if loss_weights is not None else None
         self.weights = [1.0 if x is None else float(x) for x in w] if w is not None else [1.0] * len(self.names)
+        # with several losses Keras also reports each one, unweighted, as "<output>_loss"
+        several = sum(lo is not None for lo in self.losses) > 1
+        self.trackers = [
+            metrics_module.Mean(name=f"{n}_loss") if several and lo is not None else None
+            for n, lo in zip(self.names, self.losses)
+        ]
 
     def __call__(self, y_true, y_pred, sample_weight=None, regularization_losses=None):
         ys = _outputs_list(y_true, self.names, "y")
         ps = _outputs_list(y_pred, self.names, "y_pred")
         total = None
-        for loss, w, y, p in zip(self.losses, self.weights, ys, ps):
+        for loss, w, y, p, tracker in zip(self.losses, self.weights, ys, ps, self.trackers):
             if loss is None:
                 continue
             if y is None:
                 raise ValueError("fit: targets are missing for an output that has a loss")
-            term = apply_loss(loss, y, p, sample_weight)
+            term = apply_loss(loss, y, p, sample_weight, masking.mask_of(_tape.value_of(p)))
+            if tracker is not None:
+                batch = int(np.shape(_tape.value_of(p))[0]) if np.ndim(_tape.value_of(p)) else 1
+                tracker.update_state(np.asarray([float(_tape.value_of(term))]), sample_weight=[batch])
             term = term if w == 1.0 else knp.multiply(term, w)
             total = term if total is None else knp.add(total, term)
         for extra in regularization_losses or ():
@@ -142,7 +155,15 @@ class CompiledMetrics:
             if ys[i] is None:
                 continue
             p = _tape.value_of(ps[i])
-            m.update_state(_as_target(ys[i], p), p, sample_weight)
+            y = _as_target(ys[i], p)
+            mask = masking.mask_of(p)
+            rows = None
+            if mask is not None and metrics_module.averages_steps(m):
+                rows = loss_mask.masked_rows(y, p, sample_weight, mask, False)
+            if rows is not None:  # mean metrics count the real steps only (loss_mask.py)
+                m.update_state(rows.y, rows.y_pred, rows.weights)
+            else:
+                m.update_state(y, p, sample_weight)
 
     def reset_state(self):
         for _, m in self.metrics:
@@ -155,6 +176,8 @@ def _to_arrays(x, xp, what):
         if a is None:
             return None
         a = _tape.value_of(a)
+        if isinstance(a, np.ndarray) and a.dtype.kind in "USO":
+            return a  # strings for a text layer (layers/lookup.py): they stay on the host
         arr = backend.to_xp(a, xp) if hasattr(a, "shape") else xp.asarray(np.asarray(a))
         if arr.dtype.kind not in "fiub":
             raise TypeError(f"{what}: expected numeric data, got dtype {arr.dtype}")
@@ -208,11 +231,11 @@ def fit(
     validation_freq,
     class_weight,
 ):
-    if class_weight is not None:
-        raise NotImplementedError("fit: class_weight is supported for single-output Sequential models only")
     xp = model._xp
     x, y = _to_arrays(x, xp, "x"), _to_arrays(y, xp, "y")
     sw = None if sample_weight is None else _to_arrays(sample_weight, xp, "sample_weight")
+    if class_weight is not None:
+        sw = class_weight_to_sample_weight(class_weight, y, sw, xp)
     n_all = _n_rows([x, y, sw], "x/y")
     val = None
     if validation_data is None and validation_split:
@@ -328,12 +351,41 @@ def predict(model, x, batch_size):
         parts.append(map_structure(lambda t: backend.to_xp(_tape.value_of(t), xp), out))
     if not parts:
         raise ValueError("predict: the input is empty")
+    return concat_predictions(model, parts)
+
+
+def concat_predictions(model, parts):
+    """predict_step outputs of consecutive batches joined along the batch axis."""
+    xp = model._xp
+    parts = [map_structure(lambda t: backend.to_xp(_tape.value_of(t), xp), p) for p in parts]
     first = parts[0]
     if isinstance(first, dict):
         return {k: xp.concatenate([p[k] for p in parts]) for k in first}
     if isinstance(first, (list, tuple)):
         return [xp.concatenate([p[i] for p in parts]) for i in range(len(first))]
     return xp.concatenate(parts)
+
+
+def class_weight_to_sample_weight(class_weight, y, sw, xp):
+    """Keras's class_weight: each sample weighted by its class's weight (classes from integer
+    labels, the argmax of one-hot rows, or rounded binary targets; absent classes weigh 1), times
+    any sample_weight. Single-output models only, as in Keras."""
+    if not isinstance(class_weight, dict):
+        raise ValueError(f"class_weight: expected a dict {{class index: weight}}, got {type(class_weight).__name__}")
+    if isinstance(y, dict) or (isinstance(y, (list, tuple)) and len(y) != 1):
+        raise ValueError("`class_weight` is only supported for Models with a single output.")
+    if isinstance(y, (list, tuple)):
+        y = y[0]
+    yv = backend.to_numpy(_tape.value_of(y))
+    if yv.ndim > 1 and yv.shape[-1] != 1:
+        labels = yv.reshape(yv.shape[0], -1).argmax(axis=1)
+    else:
+        labels = np.round(yv.reshape(yv.shape[0])).astype(np.int64)
+    table = np.ones(max(int(labels.max(initial=0)), max(int(k) for k in class_weight)) + 1)
+    for k, v in class_weight.items():
+        table[int(k)] = float(v)
+    w = xp.asarray(table[labels].astype(np.float32))
+    return w if sw is None else backend.to_xp(_tape.value_of(sw), xp, dtype=np.float32).reshape(-1) * w
 
 
 def default_train_step(model, data):

@@ -16,7 +16,7 @@ class Variable:
     Inside a built model both are views into the model's flat buffers, so they are updated in
     place (``assign``), never rebound by layers."""
 
-    __slots__ = ("name", "value", "grad", "trainable", "path")
+    __slots__ = ("name", "value", "grad", "trainable", "path", "constraint")
     _is_variable = True  # the tape lifts variables read inside a GradientTape into leaves
     __array_priority__ = 1000
 
@@ -26,6 +26,7 @@ class Variable:
         self.name = name
         self.trainable = trainable
         self.path = path or name
+        self.constraint = None  # keras.constraints: projected after each optimizer step
 
     @property
     def shape(self):

@@ -55,3 +55,7 @@ __all__ += ["ELU", "PReLU", "ReLU", "LeakyReLU", "Softmax", "Conv2DTranspose", "
 from .attention import Attention, Lambda, MultiHeadAttention  # noqa: E402
 
 __all__ += ["Attention", "Lambda", "MultiHeadAttention"]
+from .lookup import IntegerLookup, StringLookup  # noqa: E402
+from .text_vectorization import TextVectorization  # noqa: E402
+
+__all__ += ["IntegerLookup", "StringLookup", "TextVectorization"]

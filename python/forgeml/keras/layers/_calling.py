@@ -12,6 +12,7 @@ import numpy as np
 from .. import backend
 from ..autodiff import tape as _tape
 from ..autodiff.tape import Tensor
+from . import masking
 
 __all__ = ["call_layer", "flatten", "map_structure", "is_builtin", "Node"]
 
@@ -125,7 +126,8 @@ def builtin_call(layer, x, training):
     wvars = layer.trainable_weights
     leaves = [_tape.lift(v) for v in wvars] if _tape.recording() else []
     if type(px) is not Tensor and not leaves:
-        return layer.forward(xv, training).copy()
+        out = layer.forward(xv, training)
+        return masking.attach(out.copy(), masking.mask_of(out))  # the copy keeps the sequence mask
     saved = layer._bufs
     layer._bufs = {}  # this call's buffers stay with this node (a shared layer may run again)
     try:
@@ -151,11 +153,17 @@ def builtin_call(layer, x, training):
 
 
 # ---------------------------------------------------------------- symbolic calls
-def _symbolic(layer, inputs, rest, kwargs):
+def symbolic_call(layer, inputs, kwargs):
+    """A graph node learned from a trial run, whatever the layer's outputs (an RNN's
+    return_state) and however its tensors arrive (initial_state=...)."""
+    return _symbolic(layer, inputs, (), kwargs, general=True)
+
+
+def _symbolic(layer, inputs, rest, kwargs, general=False):
     from .base import KerasTensor
 
     xs = flatten(inputs)
-    if not hasattr(layer, "_model_call") and is_builtin(layer) and len(xs) == 1:
+    if not general and not hasattr(layer, "_model_call") and is_builtin(layer) and len(xs) == 1:
         x = xs[0]
         out_shape = layer._build_once((None, *x.shape[1:]) if x.shape else x.shape)
         out = KerasTensor(out_shape, name=layer.name, source=layer, parent=x)

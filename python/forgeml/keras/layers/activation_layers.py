@@ -109,10 +109,9 @@ class PReLU(Layer):
         self, alpha_initializer="zeros", alpha_regularizer=None, alpha_constraint=None, shared_axes=None, **kwargs
     ):
         super().__init__(**kwargs)
-        if alpha_regularizer is not None or alpha_constraint is not None:
-            raise NotImplementedError(
-                "PReLU: alpha regularizers and constraints are not supported by forgeml.keras yet"
-            )
+        if alpha_regularizer is not None:
+            raise NotImplementedError("PReLU: alpha_regularizer is not supported by forgeml.keras yet")
+        self._set_constraints(alpha_constraint=alpha_constraint)
         self.alpha_initializer = initializers.get(alpha_initializer)
         if shared_axes is None:
             self.shared_axes = None
@@ -125,7 +124,7 @@ class PReLU(Layer):
         shape = list(input_shape[1:])
         for ax in self.shared_axes or ():
             shape[ax - 1] = 1
-        self.alpha = self.add_weight(tuple(shape), self.alpha_initializer, "alpha")
+        self.alpha = self.add_weight(tuple(shape), self.alpha_initializer, "alpha", constraint=self.alpha_constraint)
 
     def forward(self, x, training=False):
         self._x = x
@@ -145,7 +144,6 @@ class PReLU(Layer):
             **super().get_config(),
             "alpha_initializer": initializers.serialize(self.alpha_initializer),
             "alpha_regularizer": None,
-            "alpha_constraint": None,
             "shared_axes": self.shared_axes,
         }
 

@@ -46,8 +46,6 @@ class MultiHeadAttention(Layer):
             ("kernel_regularizer", kernel_regularizer),
             ("bias_regularizer", bias_regularizer),
             ("activity_regularizer", activity_regularizer),
-            ("kernel_constraint", kernel_constraint),
-            ("bias_constraint", bias_constraint),
         ):
             if val is not None:
                 raise NotImplementedError(f"MultiHeadAttention: {arg} is not supported by forgeml.keras yet")
@@ -56,27 +54,35 @@ class MultiHeadAttention(Layer):
         self.dropout, self.use_bias, self.seed = float(dropout), bool(use_bias), seed
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
+        self._set_constraints(kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
         self._rng = None if seed is None else np.random.default_rng(seed)
 
     def build(self, query_shape, value_shape=None, key_shape=None):
         value_shape = query_shape if value_shape is None else value_shape
         key_shape = value_shape if key_shape is None else key_shape
         h, kd, vd = self.num_heads, self.key_dim, self.value_dim
+        kc, bc = self.kernel_constraint, self.bias_constraint
         for part, d_in, dim in (
             ("query", query_shape[-1], kd),
             ("key", key_shape[-1], kd),
             ("value", value_shape[-1], vd),
         ):
-            setattr(self, f"_{part}_kernel", self.add_weight((d_in, h, dim), self.kernel_initializer, f"{part}_kernel"))
-            setattr(
-                self,
-                f"_{part}_bias",
-                self.add_weight((h, dim), self.bias_initializer, f"{part}_bias") if self.use_bias else None,
+            kernel = self.add_weight((d_in, h, dim), self.kernel_initializer, f"{part}_kernel", constraint=kc)
+            setattr(self, f"_{part}_kernel", kernel)
+            bias = (
+                self.add_weight((h, dim), self.bias_initializer, f"{part}_bias", constraint=bc)
+                if self.use_bias
+                else None
             )
+            setattr(self, f"_{part}_bias", bias)
         d_out = query_shape[-1]
-        self._output_kernel = self.add_weight((h, vd, d_out), self.kernel_initializer, "attention_output_kernel")
+        self._output_kernel = self.add_weight(
+            (h, vd, d_out), self.kernel_initializer, "attention_output_kernel", constraint=kc
+        )
         self._output_bias = (
-            self.add_weight((d_out,), self.bias_initializer, "attention_output_bias") if self.use_bias else None
+            self.add_weight((d_out,), self.bias_initializer, "attention_output_bias", constraint=bc)
+            if self.use_bias
+            else None
         )
         self.built = True
 

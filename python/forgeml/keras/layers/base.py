@@ -18,7 +18,7 @@ import threading
 
 import numpy as np
 
-from .. import backend, initializers, mixed_precision
+from .. import backend, constraints, initializers, mixed_precision
 from ..variables import Variable
 
 __all__ = ["Layer", "Variable", "InputLayer", "Input", "KerasTensor", "LAYER_CLASSES", "unique_name"]
@@ -77,6 +77,7 @@ class Layer:
     """Base class. Subclasses set ``self.input_spec_ndim`` (min rank) where it matters."""
 
     _quantization_mode = None  # models built without Layer.__init__'s arguments are never quantized
+    _takes_strings = False  # text layers (lookup.py): models holding one train on the tape, strings passed through
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -131,13 +132,15 @@ class Layer:
 
     def add_weight(self, shape=None, initializer="glorot_uniform", name=None, trainable=True, dtype=None,
                    regularizer=None, constraint=None, autocast=True, aggregation=None):
-        if regularizer is not None or constraint is not None:
-            raise NotImplementedError(f"Layer {self.name!r}: add_weight regularizer / constraint are not supported")
+        if regularizer is not None:
+            raise NotImplementedError(f"Layer {self.name!r}: add_weight regularizer is not supported; set "
+                                      "<weight>_regularizer on the layer (keras/regularizers.py)")
         shape = () if shape is None else tuple(int(s) for s in shape)
         init = initializers.get("glorot_uniform" if initializer is None else initializer)
         value = backend.to_xp(init(shape), self.xp, dtype=np.float32)
         var = Variable(value, name or f"variable_{len(self._weights)}", trainable, f"{self.name}/{name}")
         var.grad = self.xp.zeros_like(value) if trainable else None
+        var.constraint = constraints.get(constraint)
         self._weights.append(var)
         return var
 
@@ -202,6 +205,13 @@ class Layer:
 
     def count_params(self) -> int:
         return int(sum(int(np.prod(w.shape)) for w in self._weights))
+
+    def _set_constraints(self, **named):
+        """Store ``kernel_constraint=...`` and the like (resolved by keras.constraints.get) as
+        attributes that get_config writes; build passes them to add_weight."""
+        for key, value in named.items():
+            object.__setattr__(self, key, constraints.get(value))
+        self._constraint_keys = tuple(named)
 
     # ---------------------------------------------------------------- shapes and building
     def build(self, input_shape) -> None:
@@ -291,6 +301,8 @@ class Layer:
             cfg["quantization_mode"] = self._quantization_mode
         if self._declared_input_shape is not None:
             cfg["batch_input_shape"] = [None, *self._declared_input_shape]
+        for key in self.__dict__.get("_constraint_keys", ()):
+            cfg[key] = constraints.serialize(getattr(self, key))
         return cfg
 
     @classmethod

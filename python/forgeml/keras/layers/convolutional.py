@@ -97,8 +97,8 @@ class Conv2D(Layer):
         if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters <= 0:
             raise ValueError(f"Invalid value for argument `filters`. Expected a strictly positive value. "
                              f"Received filters={filters!r}.")
-        reject_unsupported("Conv2D", activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
-                           bias_constraint=bias_constraint)
+        reject_unsupported("Conv2D", activity_regularizer=activity_regularizer)
+        self._set_constraints(kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
         from .. import regularizers
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
@@ -124,8 +124,10 @@ class Conv2D(Layer):
             raise ValueError(f"Conv2D {self.name!r}: expected input of shape (batch, height, width, channels) "
                              f"with known channels, got {tuple(input_shape)}")
         kh, kw = self.kernel_size
-        self.kernel = self.add_weight((kh, kw, input_shape[-1], self.filters), self.kernel_initializer, "kernel")
-        self.bias = self.add_weight((self.filters,), self.bias_initializer, "bias") if self.use_bias else None
+        self.kernel = self.add_weight((kh, kw, input_shape[-1], self.filters), self.kernel_initializer, "kernel",
+                                      constraint=self.kernel_constraint)
+        self.bias = self.add_weight((self.filters,), self.bias_initializer, "bias",
+                                    constraint=self.bias_constraint) if self.use_bias else None
         self.compute_output_shape(input_shape)  # a window larger than the input fails here
 
     def compute_output_shape(self, input_shape):
@@ -174,8 +176,7 @@ class Conv2D(Layer):
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
                 "bias_initializer": initializers.serialize(self.bias_initializer),
                 "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer), "activity_regularizer": None,
-                "kernel_constraint": None, "bias_constraint": None}
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer), "activity_regularizer": None}
 
     @classmethod
     def from_config(cls, config):

@@ -31,10 +31,9 @@ class Dense(Layer):
         from .. import regularizers
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
-        for arg, val in (("activity_regularizer", activity_regularizer), ("kernel_constraint", kernel_constraint),
-                         ("bias_constraint", bias_constraint)):
-            if val is not None:
-                raise NotImplementedError(f"Dense: {arg} is not supported by forgeml.keras yet")
+        if activity_regularizer is not None:
+            raise NotImplementedError("Dense: activity_regularizer is not supported by forgeml.keras yet")
+        self._set_constraints(kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
         self.units = int(units)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
@@ -45,8 +44,10 @@ class Dense(Layer):
         if len(input_shape) < 2 or input_shape[-1] is None:
             raise ValueError(f"Dense {self.name!r}: the last dimension of the input must be known, "
                              f"got input shape {tuple(input_shape)}")
-        self.kernel = self.add_weight((input_shape[-1], self.units), self.kernel_initializer, "kernel")
-        self.bias = self.add_weight((self.units,), self.bias_initializer, "bias") if self.use_bias else None
+        self.kernel = self.add_weight((input_shape[-1], self.units), self.kernel_initializer, "kernel",
+                                      constraint=self.kernel_constraint)
+        self.bias = self.add_weight((self.units,), self.bias_initializer, "bias",
+                                    constraint=self.bias_constraint) if self.use_bias else None
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.units)
@@ -56,6 +57,7 @@ class Dense(Layer):
             from ..quantization import dense_forward_int8
             return dense_forward_int8(self, x, logits)
         lead = x.shape[:-1]
+        self._x_in = x
         if x.ndim != 2:
             x = x.reshape(-1, x.shape[-1])
         n = x.shape[0]
@@ -73,7 +75,11 @@ class Dense(Layer):
             y = act.forward(z, out=self._buffer("y", (n, self.units), x.dtype))
             self._z = z
         self._y = y
-        return y if len(lead) == 1 else y.reshape(*lead, self.units)
+        if len(lead) == 1:
+            return y
+        from .masking import attach, mask_of  # a sequence mask passes through, as Keras's Dense
+
+        return attach(y.reshape(*lead, self.units), mask_of(self._x_in))
 
     def backward(self, dy, need_dx=True):
         dz = self._act.backward(dy.reshape(-1, self.units), self._y, self._z)
@@ -115,6 +121,10 @@ class Activation(Layer):
         self._act = activations.linear if logits else self.activation
         self._x = x
         self._y = self._act.forward(x, out=self._buffer("y", x.shape, x.dtype)) if self._act is not activations.linear else x
+        if x.ndim > 2:
+            from .masking import attach, mask_of
+
+            attach(self._y, mask_of(x))
         return self._y
 
     def backward(self, dy, need_dx=True):
@@ -134,8 +144,9 @@ class Embedding(Layer):
         super().__init__(**kwargs)
         if int(input_dim) <= 0 or int(output_dim) <= 0:
             raise ValueError(f"Embedding: input_dim and output_dim must be > 0, got {input_dim}, {output_dim}")
-        if embeddings_regularizer is not None or embeddings_constraint is not None:
-            raise NotImplementedError("Embedding: regularizers and constraints are not supported yet")
+        if embeddings_regularizer is not None:
+            raise NotImplementedError("Embedding: embeddings_regularizer is not supported by forgeml.keras yet")
+        self._set_constraints(embeddings_constraint=embeddings_constraint)
         self.input_dim, self.output_dim = int(input_dim), int(output_dim)
         self.mask_zero = bool(mask_zero)  # id 0 is padding: the output carries a mask (layers/masking.py)
         self.embeddings_initializer = initializers.get(embeddings_initializer)
@@ -144,7 +155,7 @@ class Embedding(Layer):
 
     def build(self, input_shape):
         self.embeddings = self.add_weight((self.input_dim, self.output_dim), self.embeddings_initializer,
-                                          "embeddings")
+                                          "embeddings", constraint=self.embeddings_constraint)
 
     def compute_output_shape(self, input_shape):
         return (*input_shape, self.output_dim)

@@ -56,9 +56,8 @@ class Conv2DTranspose(Layer):
             "Conv2DTranspose",
             output_padding=output_padding,
             activity_regularizer=activity_regularizer,
-            kernel_constraint=kernel_constraint,
-            bias_constraint=bias_constraint,
         )
+        self._set_constraints(kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
         self.filters = int(filters)
         self.kernel_size = normalize_tuple(kernel_size, 2, "kernel_size")
         self.strides = normalize_tuple(strides, 2, "strides")
@@ -82,8 +81,17 @@ class Conv2DTranspose(Layer):
                 f"channels) with known channels, got {tuple(input_shape)}"
             )
         kh, kw = self.kernel_size
-        self.kernel = self.add_weight((kh, kw, self.filters, input_shape[-1]), self.kernel_initializer, "kernel")
-        self.bias = self.add_weight((self.filters,), self.bias_initializer, "bias") if self.use_bias else None
+        self.kernel = self.add_weight(
+            (kh, kw, self.filters, input_shape[-1]),
+            self.kernel_initializer,
+            "kernel",
+            constraint=self.kernel_constraint,
+        )
+        self.bias = (
+            self.add_weight((self.filters,), self.bias_initializer, "bias", constraint=self.bias_constraint)
+            if self.use_bias
+            else None
+        )
 
     def _size(self, n, k, s):
         if n is None:

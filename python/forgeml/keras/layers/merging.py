@@ -129,15 +129,26 @@ class Dot(_Merge):
         if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
             raise ValueError(f"Layer {self.name!r} (Dot) expects exactly 2 inputs")
         a, b = inputs
-        ra, rb = len(ops.shape(a)), len(ops.shape(b))
+        sa, sb = ops.shape(a), ops.shape(b)
+        ra, rb = len(sa), len(sb)
         axes = self.axes if isinstance(self.axes, (list, tuple)) else (self.axes, self.axes)
-        if ra != 2 or rb != 2 or tuple(a % 2 for a in axes) != (1, 1):
-            raise NotImplementedError("Dot: only 2-D inputs over their feature axis (axes=1 or -1)")
-        if ops.shape(a)[1] != ops.shape(b)[1]:
-            raise ValueError(f"Layer {self.name!r} (Dot): dimension mismatch {ops.shape(a)} vs {ops.shape(b)}")
+        a1, a2 = int(axes[0]) % ra, int(axes[1]) % rb
+        if a1 == 0 or a2 == 0:
+            raise ValueError(f"Layer {self.name!r} (Dot): cannot contract the batch axis, got axes={self.axes}")
+        if sa[a1] != sb[a2]:
+            raise ValueError(
+                f"Layer {self.name!r} (Dot): dimension incompatibility using axes {self.axes}: "
+                f"{sa[a1]} != {sb[a2]} (shapes {tuple(sa)} and {tuple(sb)})"
+            )
         if self.normalize:
-            a, b = ops.normalize(a, axis=1), ops.normalize(b, axis=1)
-        return ops.sum(ops.multiply(a, b), axis=1, keepdims=True)
+            a, b = ops.normalize(a, axis=a1), ops.normalize(b, axis=a2)
+        # Keras's batch_dot: the free axes of the first input, then those of the second
+        la = "b" + "".join("cdefghij"[i] for i in range(ra - 1))
+        lb = "b" + "".join("klmnopqr"[i] for i in range(rb - 1))
+        lb = lb[:a2] + la[a1] + lb[a2 + 1 :]
+        out = "b" + "".join(c for c in la[1:] if c != la[a1]) + "".join(c for c in lb[1:] if c != la[a1])
+        y = ops.einsum(f"{la},{lb}->{out}", a, b)
+        return ops.expand_dims(y, -1) if len(out) == 1 else y
 
     def get_config(self):
         return {**super().get_config(), "axes": self.axes, "normalize": self.normalize}

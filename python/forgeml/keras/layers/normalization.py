@@ -24,6 +24,7 @@ class BatchNormalization(Layer):
             raise ValueError(f"BatchNormalization: axis must be an int, got {axis!r}")
         self.axis, self.momentum, self.epsilon = int(axis), float(momentum), float(epsilon)
         self.center, self.scale = bool(center), bool(scale)
+        self._set_constraints(beta_constraint=beta_constraint, gamma_constraint=gamma_constraint)
         self.beta_initializer = initializers.get(beta_initializer)
         self.gamma_initializer = initializers.get(gamma_initializer)
         self.moving_mean_initializer = initializers.get(moving_mean_initializer)
@@ -35,8 +36,10 @@ class BatchNormalization(Layer):
             raise NotImplementedError(f"BatchNormalization: only the last axis is supported, got axis={self.axis} "
                                       f"for inputs of rank {ndim}")
         c = input_shape[-1]
-        self.gamma = self.add_weight((c,), self.gamma_initializer, "gamma") if self.scale else None
-        self.beta = self.add_weight((c,), self.beta_initializer, "beta") if self.center else None
+        self.gamma = self.add_weight((c,), self.gamma_initializer, "gamma",
+                                     constraint=self.gamma_constraint) if self.scale else None
+        self.beta = self.add_weight((c,), self.beta_initializer, "beta",
+                                    constraint=self.beta_constraint) if self.center else None
         self.moving_mean = self.add_weight((c,), self.moving_mean_initializer, "moving_mean", trainable=False)
         self.moving_variance = self.add_weight((c,), self.moving_variance_initializer, "moving_variance",
                                                trainable=False)

@@ -31,8 +31,7 @@ class _AffineNorm(Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if beta_constraint is not None or gamma_constraint is not None:
-            raise NotImplementedError(f"{type(self).__name__}: constraints are not supported by forgeml.keras yet")
+        self._set_constraints(beta_constraint=beta_constraint, gamma_constraint=gamma_constraint)
         from .. import regularizers
 
         self.epsilon, self.center, self.scale = float(epsilon), bool(center), bool(scale)
@@ -42,8 +41,16 @@ class _AffineNorm(Layer):
         self.gamma_regularizer = regularizers.get(gamma_regularizer)
 
     def _affine_weights(self, c):
-        self.gamma = self.add_weight((c,), self.gamma_initializer, "gamma") if self.scale else None
-        self.beta = self.add_weight((c,), self.beta_initializer, "beta") if self.center else None
+        self.gamma = (
+            self.add_weight((c,), self.gamma_initializer, "gamma", constraint=self.gamma_constraint)
+            if self.scale
+            else None
+        )
+        self.beta = (
+            self.add_weight((c,), self.beta_initializer, "beta", constraint=self.beta_constraint)
+            if self.center
+            else None
+        )
 
     def _affine(self, xhat):
         y = xhat * self.gamma.value if self.scale else xhat.copy()

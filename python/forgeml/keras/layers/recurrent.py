@@ -83,9 +83,9 @@ class _RNN(Layer):
             raise ValueError(f"Received an invalid value for argument `units`, expected a positive integer, "
                              f"got {units!r}.")
         reject_unsupported(cls, kernel_regularizer=kernel_regularizer, recurrent_regularizer=recurrent_regularizer,
-                           bias_regularizer=bias_regularizer, activity_regularizer=activity_regularizer,
-                           kernel_constraint=kernel_constraint, recurrent_constraint=recurrent_constraint,
-                           bias_constraint=bias_constraint)
+                           bias_regularizer=bias_regularizer, activity_regularizer=activity_regularizer)
+        self._set_constraints(kernel_constraint=kernel_constraint, recurrent_constraint=recurrent_constraint,
+                              bias_constraint=bias_constraint)
         if stateful:
             raise NotImplementedError(f"{cls}: stateful=True is not supported by forgeml.keras yet")
         self.units = int(units)
@@ -119,9 +119,12 @@ class _RNN(Layer):
             raise ValueError(f"{type(self).__name__} {self.name!r}: expected input of shape (batch, timesteps, "
                              f"features) with known features, got {tuple(input_shape)}")
         g = self._gates * self.units
-        self.kernel = self.add_weight((input_shape[-1], g), self.kernel_initializer, "kernel")
-        self.recurrent_kernel = self.add_weight((self.units, g), self.recurrent_initializer, "recurrent_kernel")
-        self.bias = self.add_weight(self._bias_shape(), self._bias_init(), "bias") if self.use_bias else None
+        self.kernel = self.add_weight((input_shape[-1], g), self.kernel_initializer, "kernel",
+                                      constraint=self.kernel_constraint)
+        self.recurrent_kernel = self.add_weight((self.units, g), self.recurrent_initializer, "recurrent_kernel",
+                                                constraint=self.recurrent_constraint)
+        self.bias = self.add_weight(self._bias_shape(), self._bias_init(), "bias",
+                                    constraint=self.bias_constraint) if self.use_bias else None
 
     def compute_output_shape(self, input_shape):
         n, t = input_shape[0], input_shape[1]
@@ -213,7 +216,8 @@ class _RNN(Layer):
             dseq = d_main
         else:
             dseq = None
-            d_states[0] = d_main if d_states[0] is None else d_main + d_states[0]
+            if d_main is not None:  # the last state is the output: their gradients add
+                d_states[0] = d_main if d_states[0] is None else d_main + d_states[0]
         if self._fast:
             g = getattr(rnn_ops(), self._cell + "_grad")(self._cache, dseq, *d_states)
             dx, dk, dr, db = g.dx, g.dkernel, g.drecurrent_kernel, g.dbias
@@ -295,20 +299,31 @@ class _RNN(Layer):
         return 0 if not self.use_bias else self.bias.value
 
     # ---------------------------------------------------------------- calling and config
-    def __call__(self, x, training=False, initial_state=None, mask=None):
-        if isinstance(x, KerasTensor):
-            if self.return_state:
-                raise NotImplementedError(f"{type(self).__name__}: return_state=True in a model; forgeml.keras "
-                                          "models have one output (call the layer on arrays instead)")
-            return super().__call__(x, training)
+    def __call__(self, x, training=None, initial_state=None, mask=None):
         from ..autodiff import tape as _tape
-        if initial_state is None and not self.return_state and (_tape.recording() or _tape.is_tensor(x)):
-            return super().__call__(x, training=training)  # one tape node, its backward the VJP
+        from . import _calling
+
+        if isinstance(x, KerasTensor):
+            # training stays unset in the node unless given: the model's fit / predict decides it
+            kw = {} if training is None else {"training": training}
+            if initial_state is None and not self.return_state:
+                return super().__call__(x, **kw)
+            if initial_state is not None:
+                kw["initial_state"] = initial_state
+            return _calling.symbolic_call(self, x, kw)  # several outputs / inputs: a general graph node
+        states = [] if initial_state is None else (
+            list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state])
+        if _tape.recording() or _tape.is_tensor(x) or any(_tape.is_tensor(s) for s in states):
+            if initial_state is None and not self.return_state:
+                return super().__call__(x, training=training)  # one tape node, its backward the VJP
+            return _tape_call(self, x, states, bool(training))
         xp = backend.xp_of(x) if hasattr(x, "shape") else self.xp
         x = backend.to_xp(x, xp, dtype=np.float32)
         self._build_once((None, *x.shape[1:]), xp)
         out = self.forward(x, training, initial_state, mask)
-        return [o.copy() for o in out] if isinstance(out, list) else out.copy()
+        if isinstance(out, list):
+            return [o.copy() for o in out]
+        return masking.attach(out.copy(), masking.mask_of(out))
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": self.activation.name,
@@ -317,8 +332,7 @@ class _RNN(Layer):
                 "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
                 "bias_initializer": initializers.serialize(self.bias_initializer),
                 "kernel_regularizer": None, "recurrent_regularizer": None, "bias_regularizer": None,
-                "activity_regularizer": None, "kernel_constraint": None, "recurrent_constraint": None,
-                "bias_constraint": None, "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
+                "activity_regularizer": None, "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
                 "seed": self.seed, "return_sequences": self.return_sequences, "return_state": self.return_state,
                 "go_backwards": self.go_backwards, "stateful": self.stateful, "unroll": self.unroll}
 
@@ -329,6 +343,51 @@ class _RNN(Layer):
             if key in config:
                 config[key] = initializers.get(config[key])
         return cls(**config)
+
+
+def _tape_call(layer, x, states, training):
+    """An RNN with return_state and / or initial_state on the tape: one node per output, all
+    sharing the forward's saved state. The backward is linear in the output gradients, so each
+    node's VJP runs it with its own output's gradient and the tape sums the parts (weights,
+    input and initial states)."""
+    from ..autodiff import tape as _tape
+    from ..autodiff.tape import Tensor
+
+    px = _tape.lift(x)
+    ps = [_tape.lift(s) for s in states]
+    xv = backend.to_xp(_tape.value_of(px), backend.xp_of(_tape.value_of(px)), dtype=np.float32)
+    layer._build_once((None, *xv.shape[1:]), backend.xp_of(xv))
+    wvars = layer.trainable_weights
+    leaves = [_tape.lift(v) for v in wvars] if _tape.recording() else []
+    saved = layer._bufs
+    layer._bufs = {}
+    try:
+        out = layer.forward(xv, training, [_tape.value_of(s) for s in ps] or None)
+        state = dict(layer.__dict__)
+    finally:
+        layer._bufs = saved
+    outs = out if isinstance(out, list) else [out]
+
+    def vjp_for(j):
+        def vjp(g):
+            current = dict(layer.__dict__)
+            layer.__dict__.update(state)
+            try:
+                grads = [None] * len(outs)
+                grads[j] = g.astype(np.float32, copy=True)
+                dx = layer.backward(grads if layer.return_state else grads[0], type(px) is Tensor)
+                dstates = [None if d is None else d.copy() for d in layer.initial_state_grads] if ps else []
+                dweights = [v.grad.copy() for v in wvars] if leaves else []
+            finally:
+                layer.__dict__.clear()
+                layer.__dict__.update(current)
+            return [dx, *dstates, *dweights]
+
+        return vjp
+
+    parents = (px, *ps, *leaves)
+    made = [Tensor(o, parents, vjp_for(j), layer) for j, o in enumerate(outs)]
+    return made if isinstance(out, list) else made[0]
 
 
 class SimpleRNN(_RNN):

@@ -74,9 +74,8 @@ class Conv1D(Layer):
         reject_unsupported(
             "Conv1D",
             activity_regularizer=activity_regularizer,
-            kernel_constraint=kernel_constraint,
-            bias_constraint=bias_constraint,
         )
+        self._set_constraints(kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
         if groups != 1:
             raise NotImplementedError(f"Conv1D: groups={groups} is not supported by forgeml.keras yet (only 1)")
         p = padding.lower() if isinstance(padding, str) else padding
@@ -106,9 +105,16 @@ class Conv1D(Layer):
                 f"channels, got {tuple(input_shape)}"
             )
         self.kernel = self.add_weight(
-            (self.kernel_size[0], input_shape[-1], self.filters), self.kernel_initializer, "kernel"
+            (self.kernel_size[0], input_shape[-1], self.filters),
+            self.kernel_initializer,
+            "kernel",
+            constraint=self.kernel_constraint,
         )
-        self.bias = self.add_weight((self.filters,), self.bias_initializer, "bias") if self.use_bias else None
+        self.bias = (
+            self.add_weight((self.filters,), self.bias_initializer, "bias", constraint=self.bias_constraint)
+            if self.use_bias
+            else None
+        )
         self.compute_output_shape(input_shape)
 
     def _left_pad(self):

@@ -358,13 +358,14 @@ def _einsum(xp, spec, *vals):
     and its BLAS route (optimize=True) oversubscribes the cores next to forgeml's OpenMP threads."""
     ins, out = spec.split("->")
     parts = ins.split(",")
-    if len(parts) == 2 and all(len(set(p)) == len(p) for p in parts):
+    if len(parts) == 2 and builtins.all(len(set(p)) == len(p) for p in parts):
         (sa, sb), (a, b) = parts, vals
         batch = [c for c in sa if c in sb and c in out]
         contracted = [c for c in sa if c in sb and c not in out]
         free_a = [c for c in sa if c not in sb]
         free_b = [c for c in sb if c not in sa]
-        if contracted and sorted(out) == sorted(batch + free_a + free_b):
+        same = builtins.all(a.shape[sa.index(c)] == b.shape[sb.index(c)] for c in sa if c in sb)  # no broadcast
+        if contracted and same and sorted(out) == sorted(batch + free_a + free_b):
             dims = {**dict(zip(sa, a.shape)), **dict(zip(sb, b.shape))}
             size = lambda cs: int(np.prod([dims[c] for c in cs]))  # noqa: E731
             a2 = xp.ascontiguousarray(a.transpose([sa.index(c) for c in batch + free_a + contracted]))
@@ -379,15 +380,35 @@ def _einsum(xp, spec, *vals):
     return xp.einsum(spec, *vals)
 
 
-def einsum(subscripts, *operands):
-    spec = subscripts.replace(" ", "")
-    if "->" not in spec or "." in spec:
-        raise NotImplementedError("keras.ops.einsum: write the output explicitly ('ij,jk->ik'), without '...'")
-    ins, out_spec = spec.split("->")
+def _explicit_spec(spec, ndims):
+    """einsum subscripts with '...' spelled out in letters and the output written (NumPy's rule
+    when it is implicit: the ellipsis dimensions, then the letters used once, sorted)."""
+    ins, _, out = spec.partition("->")
     ins = ins.split(",")
+    if len(ins) != len(ndims):
+        raise ValueError(f"keras.ops.einsum: {len(ins)} operand subscripts for {len(ndims)} operands in {spec!r}")
+    used = set(spec) - set(".,->")
+    free = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" if c not in used]
+    widths = [nd - (len(s) - 3) if "..." in s else 0 for s, nd in zip(ins, ndims)]
+    ell = "".join(free[: builtins.max(widths, default=0)])
+    ins = [s.replace("...", ell[len(ell) - w :] if w else "") for s, w in zip(ins, widths)]
+    if "->" not in spec:
+        letters = "".join(ins)
+        out = ell + "".join(sorted(c for c in set(letters) if letters.count(c) == 1 and c not in ell))
+    else:
+        out = out.replace("...", ell)
+    return ",".join(ins) + "->" + out
+
+
+def einsum(subscripts, *operands):
     pv = [_v(o) for o in operands]
     parents = [p for p, _ in pv]
     vals = [v for _, v in pv]
+    spec = subscripts.replace(" ", "")
+    if "." in spec or "->" not in spec:
+        spec = _explicit_spec(spec, [np.ndim(v) for v in vals])
+    ins, out_spec = spec.split("->")
+    ins = ins.split(",")
     xp = xp_of(vals[0])
     out = _einsum(xp, spec, *vals)
 
@@ -397,21 +418,26 @@ def einsum(subscripts, *operands):
             if type(p) is not Tensor:
                 grads.append(None)
                 continue
-            if len(set(s)) != len(s):
-                raise NotImplementedError(f"keras.ops.einsum: no gradient for a repeated index in {s!r}")
+            full = s
+            if len(set(s)) != len(s):  # a diagonal ('ii->i'): the gradient of the distinct letters, placed on it
+                s = "".join(dict.fromkeys(s))
             others = [ins[j] for j in range(len(ins)) if j != i]
             known = set(out_spec).union(*others) if others else set(out_spec)
             kept = "".join(c for c in s if c in known)
             terms = ",".join([out_spec] + others)
             gi = _einsum(xp, f"{terms}->{kept}", g, *[vals[j] for j in range(len(ins)) if j != i])
+            dims = {c: vals[i].shape[full.index(c)] for c in s}
+            shape_s = tuple(dims[c] for c in s)
             if kept != s:  # indices summed away only here: broadcast back over them
-                shape = [vals[i].shape[k] if c not in kept else 1 for k, c in enumerate(s)]
-                gi = (
-                    xp.broadcast_to(
-                        gi.reshape([vals[i].shape[k] if c in kept else 1 for k, c in enumerate(s)]), vals[i].shape
-                    )
-                    if shape
-                    else gi
+                gi = xp.broadcast_to(gi.reshape([dims[c] if c in kept else 1 for c in s]), shape_s) if s else gi
+            if full != s:
+                diag = xp.zeros(vals[i].shape, gi.dtype)
+                idx = tuple(xp.arange(dims[c]).reshape([dims[c] if d == c else 1 for d in s]) for c in full)
+                diag[idx] = gi
+                gi = diag
+            if gi.shape != vals[i].shape:  # an ellipsis dimension broadcast from 1
+                gi = gi.sum(
+                    axis=tuple(k for k, d in enumerate(vals[i].shape) if d == 1 and gi.shape[k] != 1), keepdims=True
                 )
             grads.append(gi)
         return grads

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import backend
+from .. import backend, constraints
 from ..autodiff import tape as _tape
 
 __all__ = ["apply_gradients"]
@@ -57,6 +57,10 @@ def _flat_binding(opt, variables):
     if opt._params is None or opt._params.shape != params.shape or opt.__dict__.get("_binding") is None:
         opt._params = None  # fresh slots for a new variable list
     opt.build(params, grads, segments, [(0, total)])
+    pending = opt.__dict__.pop("_pending_slots", None)
+    for k, s in opt.slots.items() if pending else ():  # state restored by load_model
+        if k in pending and tuple(pending[k].shape) == tuple(s.shape):
+            s[...] = xp.asarray(pending[k])
     opt.__dict__["_binding"] = (key, [v.value for v in variables], params, grads)
     return params, grads
 
@@ -87,3 +91,4 @@ def apply_gradients(opt, grads_and_vars):
         flat_grads[off : off + n] = g
         off += n
     opt._apply_flat()
+    constraints.apply(variables)  # Keras 3 projects constrained variables right after the update
