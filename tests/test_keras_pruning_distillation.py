@@ -77,6 +77,31 @@ def test_pruning_keeps_sparsity_through_fit_and_accuracy(digits):
     assert acc >= acc_dense - 0.01
 
 
+def test_stripped_pruned_dense_predicts_with_the_sparse_kernel(digits):
+    """strip_pruning puts a >= 50%-sparse Dense layer on ops.sparse_matmul for inference (same
+    predictions as the dense kernel); training or assigning weights returns it to the dense GEMM."""
+    xtr, xte, ytr, _ = digits
+    keras.utils.set_random_seed(0)
+    model = compiled(mlp(200))
+    pruning.prune_low_magnitude(model, pruning.ConstantSparsity(0.9, 0, frequency=5))
+    model.fit(xtr[:256], ytr[:256], epochs=1, batch_size=32, verbose=0, callbacks=[pruning.UpdatePruningStep()])
+    dense_pred = model.predict(xte, verbose=0)
+    pruning.strip_pruning(model)
+    first, last = model.layers
+    assert first._sparse is not None and first._sparse[1].density == pytest.approx(0.1, abs=1e-3)
+    assert last._sparse is not None  # its kernel was pruned to 90% too
+    sparse_pred = model.predict(xte, verbose=0)
+    np.testing.assert_allclose(sparse_pred, dense_pred, rtol=1e-5, atol=1e-6)
+    w = first.get_weights()
+    w[0] = w[0] * 2
+    first.set_weights(w)  # assign: stale, back to the dense kernel
+    np.testing.assert_allclose(first(xte[:7]), np.maximum(xte[:7] @ w[0] + w[1], 0), rtol=1e-5, atol=1e-5)
+    assert first._sparse is None
+    assert pruning.use_sparse_kernel(first) and not pruning.use_sparse_kernel(first, min_sparsity=0.95)
+    model.fit(xtr[:64], ytr[:64], epochs=1, verbose=0)  # training drops it as well
+    assert first._sparse is None and last._sparse is None
+
+
 def test_pruning_errors():
     with pytest.raises(ValueError, match="no Dense or Conv2D"):
         pruning.prune_low_magnitude(keras.Sequential([keras.Input(shape=(4, 4, 1)), keras.layers.Flatten()]))
