@@ -105,7 +105,10 @@ def test_errors_and_empty(rng):
     with pytest.raises(ValueError, match="ascending"):
         sparse_matmul(np.ones((2, 5), np.float32), bad)
     assert sparse_matmul(np.ones((0, 5), np.float32), sw).shape == (0, 4)
-    z = sparse_matmul(np.ones((3, 5), np.float32), SparseWeights.from_dense(np.zeros((5, 4), np.float32)),
-                      bias=np.full(4, 2, np.float32))
+    z = sparse_matmul(
+        np.ones((3, 5), np.float32),
+        SparseWeights.from_dense(np.zeros((5, 4), np.float32)),
+        bias=np.full(4, 2, np.float32),
+    )
     np.testing.assert_array_equal(z, np.full((3, 4), 2, np.float32))
     assert ops.sparse.kernel_name().startswith("csc_")

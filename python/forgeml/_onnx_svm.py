@@ -53,7 +53,9 @@ def _kernel(g, est, xd):
     kernel = est.kernel
     if callable(kernel) or kernel not in ("linear", "poly", "rbf", "sigmoid"):
         raise NotImplementedError(f"to_onnx: SVC with kernel={kernel!r} is not supported (linear, poly, rbf, sigmoid)")
-    sv = np.asarray(est.support_vectors_.toarray() if hasattr(est.support_vectors_, "toarray") else est.support_vectors_)
+    sv = np.asarray(
+        est.support_vectors_.toarray() if hasattr(est.support_vectors_, "toarray") else est.support_vectors_
+    )
     sv = sv.astype(np.float64)
     dots = g.op("MatMul", xd, g.const(sv.T))
     gamma, coef0 = float(est._gamma), float(est.coef0)
@@ -73,8 +75,11 @@ def svc_nodes(est, helper, TensorProto, classes_name):
     g = _Graph(helper, TensorProto)
     k = len(est.classes_)
     xd = g.op("Cast", "X", to=TensorProto.DOUBLE)
-    dec = g.op("Sub", g.op("MatMul", _kernel(g, est, xd), g.const(np.asarray(est._W, np.float64))),
-               g.const(np.asarray(est._rho, np.float64)))
+    dec = g.op(
+        "Sub",
+        g.op("MatMul", _kernel(g, est, xd), g.const(np.asarray(est._W, np.float64))),
+        g.const(np.asarray(est._rho, np.float64)),
+    )
     pairs = est._pairs(k)
     first, second = np.zeros((len(pairs), k)), np.zeros((len(pairs), k))
     for p, (a, b) in enumerate(pairs):
@@ -83,8 +88,11 @@ def svc_nodes(est, helper, TensorProto, classes_name):
 
     def votes(wins_first):  # (n, k) vote counts from a boolean (n, n_pairs)
         lose = g.op("Cast", g.op("Not", wins_first), **cast)
-        return g.op("Add", g.op("MatMul", g.op("Cast", wins_first, **cast), g.const(first)),
-                    g.op("MatMul", lose, g.const(second)))
+        return g.op(
+            "Add",
+            g.op("MatMul", g.op("Cast", wins_first, **cast), g.const(first)),
+            g.op("MatMul", lose, g.const(second)),
+        )
 
     libsvm_votes = votes(g.op("Greater", dec, g.const(0.0)))
     if k == 2:
@@ -108,8 +116,11 @@ def linear_svc_nodes(est, helper, TensorProto, classes_name):
     coef = np.asarray(est.coef_.toarray() if hasattr(est.coef_, "toarray") else est.coef_, np.float64)
     k = len(est.classes_)
     xd = g.op("Cast", "X", to=TensorProto.DOUBLE)
-    dec = g.op("Add", g.op("MatMul", xd, g.const(coef.T)),
-               g.const(np.broadcast_to(np.asarray(est.intercept_, np.float64), (coef.shape[0],))))
+    dec = g.op(
+        "Add",
+        g.op("MatMul", xd, g.const(coef.T)),
+        g.const(np.broadcast_to(np.asarray(est.intercept_, np.float64), (coef.shape[0],))),
+    )
     if k == 2:
         dec = g.op("Squeeze", dec, g.const(np.array([1], np.int64)))
         g.output("Cast", [g.op("Greater", dec, g.const(0.0))], "label_index", to=TensorProto.INT64)
