@@ -4,7 +4,7 @@
 // b < MB, zero past M), and a kernel call handles `cols` columns and the rows below k1:
 //   yt[c * MB + b] (+)= sum over p in [cur[c], end[c]) with idx[p] < k1 of val[p] * xt[idx[p] * MB + b]
 // (+= when accumulate), leaving cur[c] at the first nonzero not taken. Rows ascend within a
-// column, so the driver walks the depth in blocks of rows whose xt slice stays in L1, and each
+// column, so the driver can walk the depth in slices of xt that stay in cache, and each
 // nonzero costs MB / lanes vector FMAs over contiguous memory.
 #pragma once
 #include <cstdint>
