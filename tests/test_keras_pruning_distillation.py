@@ -77,6 +77,31 @@ def test_pruning_keeps_sparsity_through_fit_and_accuracy(digits):
     assert acc >= acc_dense - 0.01
 
 
+def test_stripped_pruned_dense_predicts_with_the_sparse_kernel(digits):
+    """strip_pruning puts a >= 50%-sparse Dense layer on ops.sparse_matmul for inference (same
+    predictions as the dense kernel); training or assigning weights returns it to the dense GEMM."""
+    xtr, xte, ytr, _ = digits
+    keras.utils.set_random_seed(0)
+    model = compiled(mlp(200))
+    pruning.prune_low_magnitude(model, pruning.ConstantSparsity(0.9, 0, frequency=5))
+    model.fit(xtr[:256], ytr[:256], epochs=1, batch_size=32, verbose=0, callbacks=[pruning.UpdatePruningStep()])
+    dense_pred = model.predict(xte, verbose=0)
+    pruning.strip_pruning(model)
+    first, last = model.layers
+    assert first._sparse is not None and first._sparse[1].density == pytest.approx(0.1, abs=1e-3)
+    assert last._sparse is not None  # its kernel was pruned to 90% too
+    sparse_pred = model.predict(xte, verbose=0)
+    np.testing.assert_allclose(sparse_pred, dense_pred, rtol=1e-5, atol=1e-6)
+    w = first.get_weights()
+    w[0] = w[0] * 2
+    first.set_weights(w)  # assign: stale, back to the dense kernel
+    np.testing.assert_allclose(first(xte[:7]), np.maximum(xte[:7] @ w[0] + w[1], 0), rtol=1e-5, atol=1e-5)
+    assert first._sparse is None
+    assert pruning.use_sparse_kernel(first) and not pruning.use_sparse_kernel(first, min_sparsity=0.95)
+    model.fit(xtr[:64], ytr[:64], epochs=1, verbose=0)  # training drops it as well
+    assert first._sparse is None and last._sparse is None
+
+
 def test_pruning_errors():
     with pytest.raises(ValueError, match="no Dense or Conv2D"):
         pruning.prune_low_magnitude(keras.Sequential([keras.Input(shape=(4, 4, 1)), keras.layers.Flatten()]))
@@ -132,6 +157,23 @@ def teacher(digits):
     return t
 
 
+def test_logits_distillation_loss_matches_keras3(rng):
+    """The same loss value as Keras 3's LogitsDistillation with a KLDivergence loss (KL of the
+    softened softmaxes times T^2, batch mean) on the same logits. (Keras 3.15's default
+    loss="kl_divergence" resolves to the plain function, which skips that branch and applies KL
+    to the raw scaled logits without softmax or T^2; the instance takes the documented path.)"""
+    from keras_peer import real_keras
+
+    real = real_keras()
+    t = (rng.standard_normal((13, 10)) * 4).astype(np.float32)
+    s = rng.standard_normal((13, 10)).astype(np.float32)
+    for temperature in (1.0, 3.0, 7.5):
+        ours, _ = distillation.LogitsDistillation(temperature).loss_and_grad(t, s)
+        kl = real.losses.KLDivergence()
+        theirs = float(real.distillation.LogitsDistillation(temperature, loss=kl).compute_loss(t, s))
+        assert ours == pytest.approx(theirs, rel=1e-4)
+
+
 def test_distiller_with_student_weight_one_is_plain_training(digits, teacher):
     xs, ys = digits[0][:300], digits[2][:300]
     alone, _ = _train_student("alone", teacher, xs, ys)
@@ -145,7 +187,9 @@ def test_distilled_student_learns_the_teacher(digits, teacher):
     """A student half the teacher's width, trained on 300 samples: distilled at T=4, its test-set
     softmax is closer to the teacher's (KL) than the same student trained alone, at similar
     accuracy. (It does not beat the lone student's accuracy here: the teacher's outputs on
-    samples it was trained on are nearly one-hot, so there is little dark knowledge to pass.)"""
+    samples it was trained on are nearly one-hot, so there is little dark knowledge to pass.
+    Measured while writing these tests (3 seeds each): MLP and CNN students on 300 or all training samples, T 2
+    to 10, student weight 0.1 or 0.5, distilled within -0.02..+0.01 of the lone student.)"""
     xs, ys, xte, yte = digits[0][:300], digits[2][:300], digits[1], digits[3]
     pt = teacher.predict(xte, verbose=0).astype(np.float64)
     out = {}

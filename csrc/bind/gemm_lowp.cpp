@@ -79,6 +79,33 @@ static forgeml::bind::Register reg{[](py::module_& m) {
   }, py::arg("a"), py::arg("a_scale"), py::arg("b"), py::arg("b_scale"), py::arg("out"), py::arg("bias"),
      py::arg("activation"), "out = act(a_scale[:, None] * b_scale * (a @ b) + bias), int32 accumulation.");
 
+  py::class_<fg::PackedInt8>(m, "PackedInt8", "An int8 (K, N) matrix packed once for the int8 GEMM.")
+      .def_property_readonly("shape", [](const fg::PackedInt8& p) { return py::make_tuple(p.k(), p.n()); })
+      .def_property_readonly("isa", [](const fg::PackedInt8& p) { return std::string(forgeml::isa_name(p.isa())); });
+
+  m.def("pack_int8", [](const py::array& b) {
+    View B = view_of(b, "b", 'i', 1);
+    py::gil_scoped_release nogil;
+    return fg::PackedInt8(B.rows, B.cols, static_cast<int8_t*>(B.p), B.ld);
+  }, py::arg("b"), "b (K, N) int8 packed into the int8 GEMM's panels for the active ISA.");
+
+  m.def("gemm_int8_packed", [](const py::array& a, const py::object& a_scale, const fg::PackedInt8& b,
+                               const py::array& b_scale, const py::array& out, const py::object& bias, int activation) {
+    const bool dyn = a_scale.is_none();
+    View A = dyn ? view_of(a, "a", 'f', 4) : view_of(a, "a", 'i', 1), C = view_of(out, "out", 'f', 4, true);
+    const int64_t M = A.rows, K = A.cols, N = b.n();
+    FORGEML_CHECK_ARG(b.k() == K, "b: expected ", K, " rows (a's columns), got ", b.k());
+    FORGEML_CHECK_ARG(C.rows == M && C.cols == N, "out: expected (", M, ", ", N, "), got (", C.rows, ", ", C.cols, ")");
+    const float* as = dyn ? nullptr : vec_of(a_scale, M, "a_scale");
+    const float* bs = vec_of(b_scale, N, "b_scale");
+    fg::Epilogue ep{vec_of(bias, N, "bias"), act_of(activation)};
+    py::gil_scoped_release nogil;
+    fg::gemm_int8_packed(M, dyn ? nullptr : static_cast<int8_t*>(A.p), dyn ? static_cast<float*>(A.p) : nullptr, A.ld,
+                         as, b, bs, static_cast<float*>(C.p), C.ld, ep);
+  }, py::arg("a"), py::arg("a_scale"), py::arg("b"), py::arg("b_scale"), py::arg("out"), py::arg("bias"),
+     py::arg("activation"),
+     "gemm_int8 with a PackedInt8 b; a float32 a with a_scale=None is quantized per row first.");
+
   m.def("quantize_rows_int8", [](const py::array& x) {
     View X = view_of(x, "x", 'f', 4);
     py::array_t<int8_t> q({X.rows, X.cols});

@@ -1,6 +1,8 @@
 """``forgeml.onnx.to_onnx(estimator, X_sample)``: fitted forgeml trees and forests as ONNX-ML
 TreeEnsemble graphs, shaped like skl2onnx's output (one float input "X"; a classifier gives
 "label" (int64 class ids mapped to classes_) then "probabilities"; a regressor "variable").
+SVC, NuSVC and LinearSVC give "label" then "scores" (their decision_function), built from
+standard operators in float64 (_onnx_svm.py).
 
 Every node keeps forgeml's rule: x <= threshold goes left, NaN goes where missing_go_to_left
 says (``nodes_missing_value_tracks_true``). Leaf weights are the leaf values divided by the
@@ -52,10 +54,15 @@ def to_onnx(estimator, X_sample, *, target_opset=17, check=True):
         from onnx import TensorProto, helper
     except ImportError as exc:
         raise ImportError(f"to_onnx needs onnx and onnxruntime: pip install 'forgeml[onnx]' ({exc})") from None
+    from . import svm
+
+    if isinstance(estimator, (svm.SVC, svm.LinearSVC)):
+        return _svm_to_onnx(estimator, np.asarray(X_sample, np.float32), target_opset, check, onnx, helper, TensorProto)
     forest = getattr(estimator, "_forest", None)
     if forest is None:
         raise NotImplementedError(
-            f"to_onnx: {type(estimator).__name__} is not supported (fitted forgeml trees and forests are)"
+            f"to_onnx: {type(estimator).__name__} is not supported (fitted forgeml trees, forests, SVC, NuSVC "
+            "and LinearSVC are)"
             if hasattr(estimator, "fit")
             else "to_onnx: expected an estimator"
         )
@@ -118,6 +125,53 @@ def to_onnx(estimator, X_sample, *, target_opset=17, check=True):
     if check:
         _check(model, estimator, X_sample, classify)
     return model
+
+
+def _svm_to_onnx(est, X_sample, target_opset, check, onnx, helper, TensorProto):
+    from sklearn.utils.validation import check_is_fitted
+
+    from . import _onnx_svm, svm
+
+    check_is_fitted(est)
+    classes = np.asarray(est.classes_)
+    if not np.issubdtype(classes.dtype, np.integer):
+        raise NotImplementedError("to_onnx: classifiers with non-integer classes_ are not supported yet")
+    build = _onnx_svm.linear_svc_nodes if isinstance(est, svm.LinearSVC) else _onnx_svm.svc_nodes
+    nodes, score_shape = build(est, helper, TensorProto, "classes")
+    table = helper.make_tensor("classes", TensorProto.INT64, [len(classes)], classes.astype(np.int64).tolist())
+    nodes.append(helper.make_node("Constant", [], ["classes"], value=table))
+    nodes.append(helper.make_node("Gather", ["classes", "label_index"], ["label"], axis=0))
+    d = est.n_features_in_
+    graph = helper.make_graph(
+        nodes,
+        type(est).__name__,
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, d])],
+        [
+            helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
+            helper.make_tensor_value_info("scores", TensorProto.FLOAT, list(score_shape)),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", target_opset)], producer_name="forgeml")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    if check:
+        _check_scores(model, est, X_sample)
+    return model
+
+
+def _check_scores(model, est, X):
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    label, scores = sess.run(None, {"X": X})
+    want = np.asarray(est.decision_function(X), np.float64)
+    diff = float(np.abs(scores - want).max()) if want.size else 0.0
+    same = np.array_equal(label, est.predict(X))
+    if diff > 1e-5 * max(1.0, float(np.abs(want).max())) or not same:
+        raise RuntimeError(
+            f"to_onnx: ONNX Runtime disagrees with {type(est).__name__} "
+            f"(max |score diff| {diff:.3g}, labels equal: {same})"
+        )
 
 
 def _check(model, estimator, X, classify):

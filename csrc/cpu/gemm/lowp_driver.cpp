@@ -220,6 +220,54 @@ void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A
 
 // ---------------------------------------------------------------- int8
 
+namespace {
+
+// Packs B (K, N) into NR-column panels per depth block, with the +128 corrections (lowp.h).
+void pack_b_int8(const LowpKernels& k, int64_t K, int64_t N, const int8_t* B, int64_t ldb, uint32_t* bp, int32_t* corr,
+                 int max_threads) {
+  const int64_t Kg = (K + 3) / 4, nr = k.nr, npad = (N + nr - 1) / nr * nr;
+  const int64_t panels = npad / nr;
+  parallel_for(panels, 4, [&](int64_t p0, int64_t p1) {
+    for (int64_t pc = 0; pc < Kg; pc += k.kcg) {
+      const int64_t kc = std::min<int64_t>(k.kcg, Kg - pc);
+      for (int64_t p = p0; p < p1; ++p) {
+        auto* d = reinterpret_cast<int8_t*>(bp + pc * npad + p * nr * kc);
+        const int64_t j0 = p * nr, nn = std::min<int64_t>(nr, N - j0);
+        int32_t* cs = corr + (pc / k.kcg) * npad + j0;
+        for (int64_t jj = 0; jj < nr; ++jj) cs[jj] = 0;
+        for (int64_t g = 0; g < kc; ++g)
+          for (int q = 0; q < 4; ++q) {
+            const int64_t kk = 4 * (pc + g) + q;
+            int8_t* dd = d + g * nr * 4 + q;
+            if (kk >= K) {
+              for (int64_t jj = 0; jj < nr; ++jj) dd[4 * jj] = 0;
+              continue;
+            }
+            const int8_t* src = B + kk * ldb + j0;
+            for (int64_t jj = 0; jj < nn; ++jj) dd[4 * jj] = src[jj], cs[jj] += src[jj];
+            for (int64_t jj = nn; jj < nr; ++jj) dd[4 * jj] = 0;
+          }
+        for (int64_t jj = 0; jj < nr; ++jj) cs[jj] *= 128;
+      }
+    }
+  }, max_threads);
+}
+
+// Row i of A as unsigned bytes (A + 128), zero-padded (128) to whole groups.
+void pack_a_row_int8(const int8_t* s, int64_t K, int64_t Kg, uint32_t* row) {
+  auto* d = reinterpret_cast<uint8_t*>(row);
+  for (int64_t q = 0; q < K; ++q) d[q] = static_cast<uint8_t>(s[q]) ^ 0x80u;  // == s + 128 as a byte
+  for (int64_t q = K; q < 4 * Kg; ++q) d[q] = 128;  // a zero: B's padding is zero anyway
+}
+
+int64_t corr_blocks(const LowpKernels& k, int64_t Kg) { return (Kg + k.kcg - 1) / k.kcg; }
+
+void check_row_scale(float s, int64_t i) {
+  FORGEML_CHECK_ARG(!std::isnan(s), "x: row ", i, " holds NaN or infinity; int8 quantization needs finite values");
+}
+
+}  // namespace
+
 void gemm_int8(int64_t M, int64_t N, int64_t K, const int8_t* A, int64_t lda, const float* a_scale, const int8_t* B,
                int64_t ldb, const float* b_scale, float* C, int64_t ldc, const Epilogue& ep, int max_threads) {
   check_common("gemm_int8", M, N, K, lda, ldb, ldc, false, false, A, B, C);
@@ -239,44 +287,74 @@ void gemm_int8(int64_t M, int64_t N, int64_t K, const int8_t* A, int64_t lda, co
   max_threads = lowp_threads(M, N, K, max_threads);
   const int64_t Kg = (K + 3) / 4, nr = k.nr, npad = (N + nr - 1) / nr * nr;
   Words a(static_cast<size_t>(M * Kg)), b(static_cast<size_t>(Kg * npad));
-  const int64_t nblocks = (Kg + k.kcg - 1) / k.kcg;  // the +128 correction is per depth block
-  std::unique_ptr<int32_t[]> corr(new int32_t[nblocks * npad]);
+  std::unique_ptr<int32_t[]> corr(new int32_t[corr_blocks(k, Kg) * npad]);
   uint32_t* ap = a.get();
-  uint32_t* bp = b.get();
   parallel_for(M, 64, [&](int64_t r0, int64_t r1) {
-    for (int64_t i = r0; i < r1; ++i) {
-      auto* d = reinterpret_cast<uint8_t*>(ap + i * Kg);
-      const int8_t* s = A + i * lda;
-      for (int64_t q = 0; q < K; ++q) d[q] = static_cast<uint8_t>(s[q] + 128);
-      for (int64_t q = K; q < 4 * Kg; ++q) d[q] = 128;  // a zero: B's padding is zero anyway
-    }
+    for (int64_t i = r0; i < r1; ++i) pack_a_row_int8(A + i * lda, K, Kg, ap + i * Kg);
   }, max_threads);
-  const int64_t panels = npad / nr;
-  parallel_for(panels, 4, [&](int64_t p0, int64_t p1) {
-    for (int64_t pc = 0; pc < Kg; pc += k.kcg) {
-      const int64_t kc = std::min<int64_t>(k.kcg, Kg - pc);
-      for (int64_t p = p0; p < p1; ++p) {
-        auto* d = reinterpret_cast<int8_t*>(bp + pc * npad + p * nr * kc);
-        const int64_t j0 = p * nr, nn = std::min<int64_t>(nr, N - j0);
-        int32_t* cs = corr.get() + (pc / k.kcg) * npad + j0;
-        for (int64_t jj = 0; jj < nr; ++jj) cs[jj] = 0;
-        for (int64_t g = 0; g < kc; ++g)
-          for (int q = 0; q < 4; ++q) {
-            const int64_t kk = 4 * (pc + g) + q;
-            int8_t* dd = d + g * nr * 4 + q;
-            if (kk >= K) {
-              for (int64_t jj = 0; jj < nr; ++jj) dd[4 * jj] = 0;
-              continue;
-            }
-            const int8_t* src = B + kk * ldb + j0;
-            for (int64_t jj = 0; jj < nn; ++jj) dd[4 * jj] = src[jj], cs[jj] += src[jj];
-            for (int64_t jj = nn; jj < nr; ++jj) dd[4 * jj] = 0;
-          }
-        for (int64_t jj = 0; jj < nr; ++jj) cs[jj] *= 128;
+  pack_b_int8(k, K, N, B, ldb, b.get(), corr.get(), max_threads);
+  Lowp L{&k, &detail::kernel_for(isa), M, N, Kg, npad, ap, b.get(), a_scale, b_scale, corr.get(), C, ldc, &ep};
+  lowp_run(L, max_threads);
+}
+
+// ---------------------------------------------------------------- int8 with B packed once
+
+struct PackedInt8::Data {
+  Words b;
+  std::unique_ptr<int32_t[]> corr;
+  explicit Data(size_t words, size_t ncorr) : b(words), corr(new int32_t[std::max<size_t>(1, ncorr)]) {}
+};
+
+PackedInt8::PackedInt8(int64_t K, int64_t N, const int8_t* B, int64_t ldb) : K_(K), N_(N), isa_(active_isa()) {
+  FORGEML_CHECK_ARG(K >= 0 && N >= 0, "pack_int8: sizes must be >= 0, got K=", K, " N=", N);
+  FORGEML_CHECK_ARG(ldb >= std::max<int64_t>(1, N), "pack_int8: ldb=", ldb, " is below N=", N);
+  FORGEML_CHECK_ARG(K * N == 0 || B, "pack_int8: null matrix pointer");
+  FORGEML_CHECK_ARG(isa_ != Isa::reference, "pack_int8: the reference ISA has no packed layout");
+  const LowpKernels& k = detail::lowp_kernels_for(isa_, 1);
+  const int64_t Kg = (K + 3) / 4, npad = (N + k.nr - 1) / k.nr * k.nr;
+  data_ = std::make_shared<Data>(static_cast<size_t>(Kg * npad), static_cast<size_t>(corr_blocks(k, Kg) * npad));
+  if (K > 0 && N > 0) pack_b_int8(k, K, N, B, ldb, data_->b.get(), data_->corr.get(), 0);
+}
+
+void gemm_int8_packed(int64_t M, const int8_t* A, const float* A_float, int64_t lda, const float* a_scale,
+                      const PackedInt8& B, const float* b_scale, float* C, int64_t ldc, const Epilogue& ep,
+                      int max_threads) {
+  const int64_t N = B.n(), K = B.k();
+  check_common("gemm_int8_packed", M, N, K, lda, std::max<int64_t>(1, N), ldc, false, false,
+               A ? static_cast<const void*>(A) : A_float, &B, C);
+  FORGEML_CHECK_ARG(!A || a_scale, "gemm_int8_packed: int8 A needs a_scale");
+  FORGEML_CHECK_ARG(N == 0 || b_scale, "gemm_int8_packed: null scale pointer");
+  FORGEML_CHECK_ARG(B.isa() == active_isa(), "gemm_int8_packed: B was packed for ", isa_name(B.isa()),
+                    " but the active ISA is ", isa_name(active_isa()), "; pack it again");
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, 0.f);
+    return epilogue_all(ep, C, ldc, M, N);
+  }
+  const LowpKernels& k = detail::lowp_kernels_for(B.isa(), 1);
+  max_threads = lowp_threads(M, N, K, max_threads);
+  const int64_t Kg = (K + 3) / 4, npad = (N + k.nr - 1) / k.nr * k.nr;
+  Words a(static_cast<size_t>(std::max<int64_t>(1, M * Kg)));
+  std::unique_ptr<float[]> dyn_scale(A ? nullptr : new float[M]);
+  uint32_t* ap = a.get();
+  if (A) {
+    parallel_for(M, 64, [&](int64_t r0, int64_t r1) {
+      for (int64_t i = r0; i < r1; ++i) pack_a_row_int8(A + i * lda, K, Kg, ap + i * Kg);
+    }, max_threads);
+  } else {  // dynamic per-row scales, quantized straight into the packed rows
+    auto row = k.quantize_row;
+    parallel_for(M, 64, [&](int64_t r0, int64_t r1) {
+      for (int64_t i = r0; i < r1; ++i) {
+        auto* d = reinterpret_cast<int8_t*>(ap + i * Kg);
+        dyn_scale[i] = row(A_float + i * lda, K, d);
+        check_row_scale(dyn_scale[i], i);
+        pack_a_row_int8(d, K, Kg, ap + i * Kg);  // in place: each byte read before it is written
       }
-    }
-  }, max_threads);
-  Lowp L{&k, &detail::kernel_for(isa), M, N, Kg, npad, ap, bp, a_scale, b_scale, corr.get(), C, ldc, &ep};
+    }, max_threads);
+    a_scale = dyn_scale.get();
+  }
+  Lowp L{&k, &detail::kernel_for(B.isa()), M, N, Kg, npad, ap, B.data_->b.get(), a_scale, b_scale,
+         B.data_->corr.get(), C, ldc, &ep};
   lowp_run(L, max_threads);
 }
 
@@ -290,8 +368,7 @@ void quantize_rows_int8(int64_t M, int64_t K, const float* X, int64_t ldx, int8_
   parallel_for(M, grain, [&](int64_t r0, int64_t r1) {
     for (int64_t i = r0; i < r1; ++i) {
       scale[i] = row(X + i * ldx, K, Q + i * K);
-      FORGEML_CHECK_ARG(!std::isnan(scale[i]), "x: row ", i,
-                        " holds NaN or infinity; int8 quantization needs finite values");
+      check_row_scale(scale[i], i);
     }
   });
 }

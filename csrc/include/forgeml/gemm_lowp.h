@@ -13,7 +13,9 @@
 // Threads: forgeml::num_threads() unless max_threads limits it. Bad sizes throw invalid_argument.
 #pragma once
 #include <cstdint>
+#include <memory>
 
+#include "forgeml/cpu_features.h"
 #include "forgeml/gemm.h"
 
 namespace forgeml::gemm {
@@ -25,6 +27,31 @@ void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, cons
 void gemm_int8(int64_t M, int64_t N, int64_t K, const int8_t* A, int64_t lda, const float* a_scale, const int8_t* B,
                int64_t ldb, const float* b_scale, float* C, int64_t ldc, const Epilogue& epilogue = {},
                int max_threads = 0);
+
+// An int8 B (K, N) packed once into the int8 micro-kernel's panels (for the active ISA at
+// construction), so a layer's weights are not re-packed on every call. Immutable; copies share.
+class PackedInt8 {
+ public:
+  PackedInt8(int64_t K, int64_t N, const int8_t* B, int64_t ldb);
+  int64_t k() const { return K_; }
+  int64_t n() const { return N_; }
+  Isa isa() const { return isa_; }
+
+ private:
+  struct Data;
+  int64_t K_, N_;
+  Isa isa_;
+  std::shared_ptr<Data> data_;
+  friend void gemm_int8_packed(int64_t, const int8_t*, const float*, int64_t, const float*, const PackedInt8&,
+                               const float*, float*, int64_t, const Epilogue&, int);
+};
+
+// gemm_int8 with a packed B. A is either int8 (A, with a_scale) or float32 (A_float, A null,
+// a_scale ignored): then each row is quantized as quantize_rows_int8 does, straight into the
+// packed operand. Throws if B was packed for another ISA than the active one.
+void gemm_int8_packed(int64_t M, const int8_t* A, const float* A_float, int64_t lda, const float* a_scale,
+                      const PackedInt8& B, const float* b_scale, float* C, int64_t ldc, const Epilogue& epilogue = {},
+                      int max_threads = 0);
 
 // Dynamic symmetric quantization of each row of X (M, K): scale[i] = max_k |X[i, k]| / 127 (1
 // for an all-zero row) and Q[i, k] = round(X[i, k] / scale[i]) in [-127, 127]. Q is (M, K) dense.

@@ -60,13 +60,18 @@ def cases(bench, threads, rng, torch):
         flops = 2.0 * m * n * k
         reps = max(1, int(2e8 / (flops * threads)))
         ref = a.astype(np.float64) @ b
+        pb = ops.pack_int8(qb)
         for label, fn in (
             ("bf16", lambda: ops.matmul(a, b, out=out, precision="bf16")),
             ("int8", lambda: ops.matmul_int8(qa, sa, qb, sb, out=out)),
+            # a quantized Dense layer's call: float a quantized per row inside, b packed once
+            ("int8 layer", lambda: ops.matmul_int8(a, None, pb, sb, out=out)),
         ):
             fn()  # validate before timing: within the precision's rounding of float64
             err = np.linalg.norm(out - ref) / np.linalg.norm(ref)
             assert err < (1e-2 if label == "bf16" else 3e-2), f"{label} {name}: relative error {err:.2e}"
+            if label == "int8 layer" and "^3" in name:
+                continue  # the layer rows are for the network shapes
             peers = {"forgeml fp32": _loop(lambda: ops.matmul(a, b), reps), "numpy fp32": _loop(lambda: a @ b, reps)}
             peers.update({k2: _loop(v, reps) for k2, v in _torch_peers(a, b, torch).items() if k2.endswith(label)})
             bench.compare(

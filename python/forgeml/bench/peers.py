@@ -23,6 +23,7 @@ PEERS: dict[str, dict[str, tuple[str, str | None]]] = {
         "xgboost": ("xgboost", "pip install lightgbm xgboost"),
     },
     "svm": {"sklearn": ("scikit-learn", None)},
+    "sparse": {"numpy": ("numpy", None), "scipy": ("scipy", None)},
     "gemm_cuda": {"cupy": ("cupy (cuBLAS)", "pip install 'forgeml[cuda]'")},
     "svm_cuda": {"cupy": ("cupy", "pip install 'forgeml[cuda]'")},
     "dist": {

@@ -968,7 +968,12 @@ class Model:
         quantize_model(self, mode)
 
     def _assert_not_quantized(self, what):
+        """Called as training starts: also drops the sparse inference kernels of stripped pruned
+        layers (pruning.py), whose weights training is about to change."""
         from .quantization import is_quantized
+        for layer in getattr(self, "_layers", ()):
+            if getattr(layer, "_sparse", None) is not None:
+                layer._sparse = None
         if self.built and is_quantized(self):
             raise ValueError(f"Model {self.name!r} is quantized to int8 and cannot be trained (in `{what}`): "
                              "quantize after training, or rebuild the float model to train it")

@@ -7,7 +7,9 @@ in place (their config, weights and speed are unchanged). ``UpdatePruningStep`` 
 steps; after each step it recomputes a layer's mask when the schedule says so (the smallest
 |w| of the kernel set to zero until the scheduled fraction is) and applies the mask, so the
 kernel stays that sparse through ``fit`` whatever the optimizer did. ``strip_pruning`` drops the
-marks; the zeros stay in the weights.
+marks; the zeros stay in the weights, and a Dense kernel at least ``SPARSE_INFERENCE_MIN`` sparse
+(on the CPU) then predicts with the sparse kernel (``ops.sparse_matmul``: only the nonzeros are
+multiplied). Training the model again, or assigning its weights, returns it to the dense kernel.
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ __all__ = [
     "strip_pruning",
     "get_sparsity",
     "PruningSchedule",
+    "SPARSE_INFERENCE_MIN",
 ]
+
+SPARSE_INFERENCE_MIN = 0.5  # below this the dense GEMM is as fast as the sparse kernel
 
 
 class PruningSchedule:
@@ -150,12 +155,48 @@ class UpdatePruningStep(Callback):
 
 
 def strip_pruning(model):
-    """Remove the pruning marks (the zeros stay in the kernels); returns the model."""
+    """Remove the pruning marks (the zeros stay in the kernels); returns the model. Dense kernels
+    at least SPARSE_INFERENCE_MIN sparse predict with the sparse kernel from then on."""
     for layer in getattr(model, "layers", [model]):
         if getattr(layer, "_pruning", None) is not None:
             _apply(layer)
             layer._pruning = None
+            use_sparse_kernel(layer)
     return model
+
+
+def use_sparse_kernel(layer, min_sparsity=None):
+    """Predict with ``ops.sparse_matmul`` on the layer's current kernel when it is a float32 Dense
+    kernel on the CPU at least ``min_sparsity`` (default SPARSE_INFERENCE_MIN) zeros. Returns
+    whether it does."""
+    from .. import ops
+    from .layers.core import Dense
+
+    limit = SPARSE_INFERENCE_MIN if min_sparsity is None else float(min_sparsity)
+    w = layer.kernel.value if type(layer) is Dense and layer.built else None
+    if type(w) is not np.ndarray or w.dtype != np.float32 or layer._quantization_mode or get_sparsity(layer) < limit:
+        return False
+    layer._sparse = (layer.kernel.version, ops.SparseWeights.from_dense(w))
+    return True
+
+
+def dense_forward_sparse(layer, x, logits=False):
+    """Dense.forward in inference with the sparse kernel: bias and relu/sigmoid/tanh/gelu in its
+    epilogue, other activations after it."""
+    from .. import ops
+    from . import activations
+
+    lead = x.shape[:-1]
+    if x.ndim != 2:
+        x = x.reshape(-1, x.shape[-1])
+    act = activations.linear if logits else layer.activation
+    bias = layer.bias.value if layer.use_bias else None
+    w = layer._sparse[1]
+    if act.kernel is not None and not act.needs_input or act is activations.linear:
+        y = ops.sparse_matmul(x, w, bias=bias, activation=act.kernel)
+    else:
+        y = act.forward(ops.sparse_matmul(x, w, bias=bias))
+    return y if len(lead) == 1 else y.reshape(*lead, layer.units)
 
 
 def get_sparsity(layer):

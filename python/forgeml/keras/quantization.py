@@ -54,7 +54,7 @@ def quantize_layer(layer, mode="int8"):
     xp = layer.xp
     w = backend.to_numpy(layer.kernel.value)
     q, scale = _kernels().quantize_int8(w.reshape(-1, w.shape[-1]), axis=0)  # Conv2D: (KH KW C, O)
-    qv = Variable(
+    qv = Int8Kernel(
         backend.to_xp(q.reshape(w.shape), xp, dtype=np.int8), "kernel", trainable=False, path=f"{layer.name}/kernel"
     )
     sv = Variable(
@@ -63,6 +63,31 @@ def quantize_layer(layer, mode="int8"):
     layer.kernel, layer.kernel_scale = qv, sv
     layer._weights = [qv] + ([layer.bias] if layer.use_bias else []) + [sv]
     layer._quantization_mode = mode
+    qv.packed()
+
+
+class Int8Kernel(Variable):
+    """A quantized layer's int8 kernel. On the CPU it also keeps the kernel packed for the int8
+    GEMM (``ops.pack_int8``), made at quantization and again after ``assign`` (set_weights,
+    loading) or when the active ISA changed, so predict does not re-pack the weights per call."""
+
+    _packed = None
+
+    def assign(self, new):
+        super().assign(new)
+        self._packed = None
+
+    def packed(self):
+        """The (rows, out) int8 matrix packed for the CPU GEMM, or the plain array on a GPU."""
+        v = self.value
+        if type(v) is not np.ndarray:
+            return v.reshape(-1, v.shape[-1])
+        p = self._packed
+        if p is None or p.isa != backend._backend.cpu.active_isa():
+            if backend._backend.cpu.active_isa() == "reference":
+                return v.reshape(-1, v.shape[-1])  # the oracle ISA has no packed layout
+            p = self._packed = _kernels().pack_int8(v.reshape(-1, v.shape[-1]))
+        return p
 
 
 def quantize_model(model, mode="int8"):
@@ -87,6 +112,11 @@ def is_quantized(model) -> bool:
     return any(getattr(layer, "_quantization_mode", None) for layer in model.layers)  # nested models too
 
 
+def _int8_kernel(layer):
+    k = layer.kernel
+    return k.packed() if isinstance(k, Int8Kernel) else k.value.reshape(-1, k.value.shape[-1])
+
+
 def dense_forward_int8(layer, x, logits=False):
     """Dense.forward of an int8 layer: dynamic per-row activation scales, the int8 GEMM with the
     bias and relu/sigmoid/tanh/gelu in its epilogue, other activations after it."""
@@ -96,7 +126,7 @@ def dense_forward_int8(layer, x, logits=False):
         x = x.reshape(-1, x.shape[-1])
     act = activations.linear if logits else layer.activation
     bias = layer.bias.value if layer.use_bias else None
-    q, s = layer.kernel.value, layer.kernel_scale.value
+    q, s = _int8_kernel(layer), layer.kernel_scale.value
     if act.kernel is not None and not act.needs_input or act is activations.linear:
         y = ops.matmul_int8(x, None, q, s, bias=bias, activation=act.kernel)
     else:
@@ -128,7 +158,7 @@ def conv_forward_int8(layer, x):
     cols, (n, oh, ow) = _patches(x, layer)
     act = layer.activation
     bias = layer.bias.value if layer.use_bias else None
-    q = layer.kernel.value.reshape(-1, layer.filters)
+    q = _int8_kernel(layer)
     s = layer.kernel_scale.value
     if act.kernel is not None and not act.needs_input or act is activations.linear:
         y = ops.matmul_int8(cols, None, q, s, bias=bias, activation=act.kernel)

@@ -16,7 +16,7 @@ class Variable:
     Inside a built model both are views into the model's flat buffers, so they are updated in
     place (``assign``), never rebound by layers."""
 
-    __slots__ = ("name", "value", "grad", "trainable", "path", "constraint")
+    __slots__ = ("name", "value", "grad", "trainable", "path", "constraint", "version")
     _is_variable = True  # the tape lifts variables read inside a GradientTape into leaves
     __array_priority__ = 1000
 
@@ -27,6 +27,7 @@ class Variable:
         self.trainable = trainable
         self.path = path or name
         self.constraint = None  # keras.constraints: projected after each optimizer step
+        self.version = 0  # bumped by assign and apply_gradients: caches derived from the value check it
 
     @property
     def shape(self):
@@ -46,6 +47,7 @@ class Variable:
         if tuple(new.shape) != self.shape:
             raise ValueError(f"Variable {self.path!r}: expected shape {self.shape}, got {tuple(new.shape)}")
         self.value[...] = new
+        self.version += 1
 
     def __array__(self, dtype=None, copy=None):
         a = backend.to_numpy(self.value)

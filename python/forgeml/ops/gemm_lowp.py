@@ -12,7 +12,7 @@ import numpy as np
 from .. import _backend
 from .gemm import ACTIVATIONS
 
-__all__ = ["matmul_int8", "quantize_int8", "PRECISIONS"]
+__all__ = ["matmul_int8", "quantize_int8", "pack_int8", "PRECISIONS"]
 
 PRECISIONS = (None, "float32", "bf16")
 _F32 = np.dtype(np.float32)
@@ -132,14 +132,52 @@ def quantize_int8(x, axis=-1):
     return q, xp.squeeze(scale, axis=axis)
 
 
+def pack_int8(b):
+    """b (K, N) int8 packed once into the CPU int8 GEMM's panels for the active ISA: pass the
+    result to ``matmul_int8`` as b to skip the per-call packing (a layer's fixed weights).
+    Valid while the active ISA stays the one it was packed for (``.isa``)."""
+    if getattr(b, "dtype", None) != _I8 or type(b) is not np.ndarray:
+        raise TypeError(f"b: expected a NumPy int8 array, got {getattr(b, 'dtype', type(b).__name__)}")
+    if b.ndim != 2:
+        raise ValueError(f"b: expected a 2-D array, got {b.ndim}-D")
+    return _backend.cpu.pack_int8(np.ascontiguousarray(b))
+
+
+def _is_packed(b):
+    return type(b).__name__ == "PackedInt8" and type(b).__module__.startswith("forgeml")
+
+
+def _matmul_int8_packed(a, a_scale, b, b_scale, bias, act, out):
+    if type(a) is not np.ndarray:
+        raise TypeError(f"a: a packed b runs on the CPU and needs a NumPy a, got {type(a).__name__}")
+    a = _matrix(a, "a", _F32 if a_scale is None else _I8, np)
+    m, k = a.shape
+    if b.shape[0] != k:
+        raise ValueError(f"b: expected {k} rows (a's columns), got shape {tuple(b.shape)}")
+    n = b.shape[1]
+    if a_scale is not None:
+        a_scale = _vector(a_scale, m, "a_scale", np)
+    b_scale = _vector(b_scale, n, "b_scale", np)
+    if bias is not None:
+        bias = _vector(bias, n, "bias", np)
+    res = _out(out, (m, n), np)
+    _backend.cpu.gemm_int8_packed(a, a_scale, b, b_scale, res, bias, act)
+    return res
+
+
 def matmul_int8(a, a_scale, b, b_scale, *, bias=None, activation=None, out=None):
     """``act(a_scale[:, None] * b_scale[None, :] * (a @ b) + bias)`` with int8 a (M, K) and b (K, N),
     exact int32 sums and float32 scales a_scale (M,), b_scale (N,).
 
     a_scale=None quantizes a float a per row first (``quantize_int8(a, axis=-1)``, the dynamic
     activation quantization of ``model.quantize("int8")``). bias: (N,) float32 or None.
-    activation: None, "relu", "sigmoid", "tanh" or "gelu". Returns out or a new float32 (M, N)."""
+    activation: None, "relu", "sigmoid", "tanh" or "gelu". Returns out or a new float32 (M, N).
+    b may be ``pack_int8(b)`` (CPU only): its panels are reused instead of packed per call."""
     act = _activation(activation)
+    if _is_packed(b):
+        if a_scale is not None and getattr(a, "dtype", None) != _I8:
+            raise TypeError(f"a: expected int8 values with a_scale given, got {getattr(a, 'dtype', type(a).__name__)}")
+        return _matmul_int8_packed(a, a_scale, b, b_scale, bias, act, out)
     kind, mod, xp = _kind(a, b, a_scale, b_scale, bias, out, names=("a", "b", "a_scale", "b_scale", "bias", "out"))
     if a_scale is None:
         a, a_scale = quantize_int8(_matrix(a, "a", _F32, xp), axis=-1)

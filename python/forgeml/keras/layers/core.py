@@ -52,10 +52,17 @@ class Dense(Layer):
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.units)
 
+    _sparse = None  # (kernel version, ops.SparseWeights) after pruning.strip_pruning
+
     def forward(self, x, training=False, logits=False):
         if self._quantization_mode:
             from ..quantization import dense_forward_int8
             return dense_forward_int8(self, x, logits)
+        if self._sparse is not None:
+            if not training and self._sparse[0] == self.kernel.version and type(x) is np.ndarray:
+                from ..pruning import dense_forward_sparse
+                return dense_forward_sparse(self, x, logits)
+            self._sparse = None  # trained or assigned since: back to the dense kernel
         lead = x.shape[:-1]
         self._x_in = x
         if x.ndim != 2:

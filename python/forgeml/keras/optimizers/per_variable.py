@@ -74,6 +74,7 @@ def apply_gradients(opt, grads_and_vars):
             raise TypeError(f"apply_gradients: expected (gradient, Variable) pairs, got a {type(v).__name__}")
         if not v.trainable:
             continue
+        v.version += 1  # updated below: derived caches (sparse kernels) are stale
         gv = backend.to_xp(_tape.value_of(g), backend.xp_of(v.value), dtype=np.float32).reshape(-1)
         if gv.size != v.value.size:
             raise ValueError(

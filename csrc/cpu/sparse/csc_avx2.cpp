@@ -1,0 +1,72 @@
+// The AVX2 CSC kernel (csc.h): 32 rows per block, four ymm accumulators per nonzero, two sets
+// of them (even and odd nonzeros) to hide the FMA latency.
+#include "cpu/sparse/csc.h"
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+
+namespace forgeml::sparse::detail {
+
+namespace {
+
+constexpr int kMB = 32;
+
+void panel(int64_t cols, int64_t* cur, const int64_t* end, int32_t k1, const int32_t* idx, const float* val,
+           const float* xt, float* yt, bool accumulate) {
+  for (int64_t c = 0; c < cols; ++c) {
+    float* y = yt + c * kMB;
+    __m256 a0, a1, a2, a3;
+    if (accumulate) {
+      a0 = _mm256_load_ps(y), a1 = _mm256_load_ps(y + 8), a2 = _mm256_load_ps(y + 16), a3 = _mm256_load_ps(y + 24);
+    } else {
+      a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    }
+    __m256 b0 = _mm256_setzero_ps(), b1 = b0, b2 = b0, b3 = b0;
+    int64_t p = cur[c];
+    const int64_t e = end[c];
+    for (; p + 1 < e && idx[p + 1] < k1; p += 2) {  // rows ascend: both nonzeros lie below k1
+      const __m256 v = _mm256_set1_ps(val[p]), w = _mm256_set1_ps(val[p + 1]);
+      const float* x = xt + int64_t{idx[p]} * kMB;
+      const float* z = xt + int64_t{idx[p + 1]} * kMB;
+      a0 = _mm256_fmadd_ps(v, _mm256_load_ps(x), a0);
+      a1 = _mm256_fmadd_ps(v, _mm256_load_ps(x + 8), a1);
+      a2 = _mm256_fmadd_ps(v, _mm256_load_ps(x + 16), a2);
+      a3 = _mm256_fmadd_ps(v, _mm256_load_ps(x + 24), a3);
+      b0 = _mm256_fmadd_ps(w, _mm256_load_ps(z), b0);
+      b1 = _mm256_fmadd_ps(w, _mm256_load_ps(z + 8), b1);
+      b2 = _mm256_fmadd_ps(w, _mm256_load_ps(z + 16), b2);
+      b3 = _mm256_fmadd_ps(w, _mm256_load_ps(z + 24), b3);
+    }
+    if (p < e && idx[p] < k1) {
+      const __m256 v = _mm256_set1_ps(val[p]);
+      const float* x = xt + int64_t{idx[p]} * kMB;
+      a0 = _mm256_fmadd_ps(v, _mm256_load_ps(x), a0);
+      a1 = _mm256_fmadd_ps(v, _mm256_load_ps(x + 8), a1);
+      a2 = _mm256_fmadd_ps(v, _mm256_load_ps(x + 16), a2);
+      a3 = _mm256_fmadd_ps(v, _mm256_load_ps(x + 24), a3);
+      ++p;
+    }
+    cur[c] = p;
+    _mm256_store_ps(y, _mm256_add_ps(a0, b0));
+    _mm256_store_ps(y + 8, _mm256_add_ps(a1, b1));
+    _mm256_store_ps(y + 16, _mm256_add_ps(a2, b2));
+    _mm256_store_ps(y + 24, _mm256_add_ps(a3, b3));
+  }
+}
+
+}  // namespace
+
+bool csc_avx2(CscKernel& k) {
+  k = CscKernel{panel, kMB, "csc_avx2_32"};
+  return true;
+}
+
+}  // namespace forgeml::sparse::detail
+
+#else
+
+namespace forgeml::sparse::detail {
+bool csc_avx2(CscKernel&) { return false; }
+}  // namespace forgeml::sparse::detail
+
+#endif

@@ -1,0 +1,69 @@
+"""ops.pack_int8: an int8 B packed once for the CPU int8 GEMM gives the same results as the
+per-call packing (int8 a with scales, and a float a quantized per row inside the call)."""
+
+import numpy as np
+import pytest
+
+from forgeml import _cpu
+from forgeml.ops import matmul_int8, pack_int8, quantize_int8
+from test_gemm_lowp import ORDER, SHAPES, int8_ref, rand, rand_int8
+
+PACKED_ISAS = [i for i in ORDER[1:] if ORDER.index(i) <= ORDER.index(_cpu.detected_isa())]
+
+
+@pytest.fixture(params=PACKED_ISAS)
+def isa(request):
+    old = _cpu.active_isa()
+    _cpu.set_active_isa(request.param)
+    yield request.param
+    _cpu.set_active_isa(old)
+
+
+@pytest.mark.parametrize("m,n,k", SHAPES)
+def test_packed_matches_exact_integer_reference(isa, rng, m, n, k):
+    qa, qb = rand_int8(rng, m, k), rand_int8(rng, k, n)
+    sa, sb = rng.uniform(0.001, 0.02, m).astype(np.float32), rng.uniform(0.001, 0.02, n).astype(np.float32)
+    pb = pack_int8(qb)
+    assert pb.shape == (k, n) and pb.isa == isa
+    c = matmul_int8(qa, sa, pb, sb)
+    ref = int8_ref(qa, sa, qb, sb)
+    scale = (np.abs(qa.astype(np.float64)) @ np.abs(qb.astype(np.float64))) * sa[:, None] * sb
+    assert np.all(np.abs(c - ref) <= 1e-6 * scale + 1e-7), np.abs(c - ref).max()
+    np.testing.assert_array_equal(c, matmul_int8(qa, sa, qb, sb))  # same kernel, same sums
+
+
+@pytest.mark.parametrize("act", [None, "relu", "gelu"])
+def test_packed_float_a_quantized_per_row(isa, rng, act):
+    x, w, bias = rand(rng, 41, 67), rand(rng, 67, 37), rand(rng, 37)
+    x[3] = 0
+    qw, sw = quantize_int8(w, axis=0)
+    c = matmul_int8(x, None, pack_int8(qw), sw, bias=bias, activation=act)
+    qx, sx = quantize_int8(x)
+    np.testing.assert_allclose(c, int8_ref(qx, sx, qw, sw, bias, act), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(c, matmul_int8(x, None, qw, sw, bias=bias, activation=act))
+
+
+def test_packed_errors_and_empty(rng):
+    qb = rand_int8(rng, 5, 4)
+    pb, sb = pack_int8(qb), np.ones(4, np.float32)
+    with pytest.raises(TypeError, match="b: expected a NumPy int8"):
+        pack_int8(qb.astype(np.float32))
+    with pytest.raises(ValueError, match="b: expected 6 rows"):
+        matmul_int8(rand(rng, 3, 6), None, pb, sb)
+    with pytest.raises(ValueError, match="b_scale"):
+        matmul_int8(rand(rng, 3, 5), None, pb, np.ones(3, np.float32))
+    with pytest.raises(TypeError, match="a: expected int8"):
+        matmul_int8(rand(rng, 3, 5), np.ones(3, np.float32), pb, sb)
+    with pytest.raises(ValueError, match="NaN"):
+        matmul_int8(np.array([[1, 2, np.nan, 0, 0]], np.float32), None, pb, sb)
+    assert matmul_int8(rand(rng, 0, 5), None, pb, sb).shape == (0, 4)
+    z = matmul_int8(rand(rng, 3, 0), None, pack_int8(rand_int8(rng, 0, 4)), sb, bias=np.full(4, 2, np.float32))
+    np.testing.assert_array_equal(z, np.full((3, 4), 2, np.float32))
+    if len(PACKED_ISAS) > 1:
+        old = _cpu.active_isa()
+        _cpu.set_active_isa(PACKED_ISAS[0] if old != PACKED_ISAS[0] else PACKED_ISAS[-1])
+        try:
+            with pytest.raises(ValueError, match="pack it again"):
+                matmul_int8(rand(rng, 3, 5), None, pb, sb)
+        finally:
+            _cpu.set_active_isa(old)
