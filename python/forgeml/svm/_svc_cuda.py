@@ -160,6 +160,18 @@ def fit_single(est, X, y, sample_weight=None):
 
 def single_decision(est, X):
     """The one decision function as NumPy for X on the GPU (kernel blocks on the device)."""
+    dual = np.asarray(est.dual_coef_.toarray() if hasattr(est.dual_coef_, "toarray") else est.dual_coef_)
+    return _kernel_times(est, X, dual.T, -est.intercept_)[:, 0]
+
+
+def pair_decision(est, X):
+    """libsvm's decision values (n, n_pairs) as NumPy for X on the GPU: K(X, SV) blocks by the
+    CUDA kernel SGEMM, times the per-pair coefficients, on the device."""
+    return _kernel_times(est, X, est._W, est._rho)
+
+
+def _kernel_times(est, X, W, rho):
+    """K(X, support vectors) @ W - rho as NumPy (n, W's columns), K in blocks on the device."""
     import cupy
     X = as_array(X, "X", ndim=2, xp=cupy)
     want = est.shape_fit_[0] if est.kernel == "precomputed" else est.n_features_in_
@@ -167,30 +179,8 @@ def single_decision(est, X):
         raise ValueError(f"X has {X.shape[1]} features, but {type(est).__name__} is expecting {want} features as input.")
     if not bool(cupy.isfinite(X).all()):
         raise ValueError("Input X contains NaN or infinity.")
-    dual = cupy.asarray(np.asarray(est.dual_coef_.toarray() if hasattr(est.dual_coef_, "toarray") else est.dual_coef_)[0])
-    if est.kernel == "precomputed":
-        return cupy.asnumpy(X[:, cupy.asarray(est.support_)].astype(cupy.float64) @ dual + est.intercept_[0])
-    sv = cupy.asarray(est._sv32)
-    out = np.empty(X.shape[0])
-    for s in range(0, X.shape[0], _BLOCK_ROWS):
-        K = ops.svm_kernel(X[s:s + _BLOCK_ROWS], sv, est.kernel, gamma=est._gamma, coef0=est.coef0,
-                           degree=est.degree)
-        out[s:s + _BLOCK_ROWS] = cupy.asnumpy(K.astype(cupy.float64) @ dual) + est.intercept_[0]
-    return out
-
-
-def pair_decision(est, X):
-    """libsvm's decision values (n, n_pairs) as NumPy for X on the GPU: K(X, SV) blocks by the
-    CUDA kernel SGEMM, times the per-pair coefficients, on the device."""
-    import cupy
-    X = as_array(X, "X", ndim=2, xp=cupy)
-    want = est.shape_fit_[0] if est.kernel == "precomputed" else est.n_features_in_
-    if X.shape[1] != want:
-        raise ValueError(f"X has {X.shape[1]} features, but SVC is expecting {want} features as input.")
-    if not bool(cupy.isfinite(X).all()):
-        raise ValueError("Input X contains NaN or infinity.")
-    W = cupy.asarray(est._W)
-    rho = cupy.asarray(est._rho)
+    W = cupy.asarray(W)
+    rho = cupy.asarray(rho)
     if est.kernel == "precomputed":
         return cupy.asnumpy(X[:, cupy.asarray(est.support_)].astype(cupy.float64) @ W - rho)
     sv = cupy.asarray(est._sv32)
