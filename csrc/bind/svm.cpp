@@ -4,7 +4,7 @@
 
 #include "bind/registry.h"
 #include "cpu/svm/kernel.h"
-#include "cpu/svm/linear.h"
+#include "cpu/svm/linear/linear.h"
 #include "cpu/svm/ovo.h"
 #include "forgeml/check.h"
 #include "forgeml/parallel.h"

@@ -7,10 +7,9 @@
 #include <chrono>
 #include <cmath>
 
-#include "cpu/svm/kernel_fn.h"
+#include "cpu/svm/kernels.h"
 #include "cpu/svm/kernel_precise.h"
 #include "forgeml/check.h"
-#include "forgeml/cpu_features.h"
 #include "forgeml/parallel.h"
 
 namespace forgeml::svm {
@@ -66,7 +65,7 @@ struct EpiCtx {
 // same loops when the CPU has it).
 void kernel_epilogue(void* vctx, int64_t i0, int64_t i1, int64_t j0, int64_t j1, float* c, int64_t ldc) {
   const auto& ctx = *static_cast<const EpiCtx*>(vctx);
-  const auto fn = active_isa() == Isa::avx512 ? kernel_fn_avx512 : portable::kernel_fn;
+  const auto fn = active_kernels().kernel_fn;
   for (int64_t i = i0; i < i1; ++i) {
     const float ni = ctx.p.type == KernelType::rbf ? ctx.norms1[i] : 0.f;
     fn(int(ctx.p.type), float(ctx.p.gamma), float(ctx.p.coef0), ctx.p.degree, ni,
@@ -99,10 +98,10 @@ struct RowJob {
   void run(int64_t j0, int64_t j1) const {
     constexpr int64_t kStep = 256;
     EpiCtx ctx{*p, &xnorm, norms2};
+    const auto gemv = active_kernels().gemv_panels;
     for (int64_t b = j0; b < j1; b += kStep) {
       const int64_t e = std::min(j1, b + kStep);
-      if (active_isa() == Isa::avx512) gemv_panels_avx512(P + b * d, e - b, d, x, out + b);
-      else portable::gemv_panels(P + b * d, e - b, d, x, out + b);
+      gemv(P + b * d, e - b, d, x, out + b);
       if (p->type != KernelType::linear) kernel_epilogue(&ctx, 0, 1, b, e, out + b, n);
     }
   }

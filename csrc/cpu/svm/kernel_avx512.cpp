@@ -5,6 +5,8 @@
 
 #include <immintrin.h>
 
+#include "cpu/svm/kernels.h"
+
 namespace forgeml::svm {
 
 void kernel_fn_avx512(int type, float g, float c0, int degree, float ni, const float* nj, float* r, int64_t n) {
@@ -36,19 +38,16 @@ void gemv_panels_avx512(const float* P, int64_t n, int64_t d, const float* x, fl
   for (; b < panels; ++b) gemv_block<1>(P + b * d * 16, d, x, out + b * 16, n - b * 16);
 }
 
+bool kernels_avx512(Kernels& k) {
+  k = {kernel_fn_avx512, gemv_panels_avx512, update_pick_i_avx512, pick_i_avx512, pick_j_avx512};
+  return true;
+}
+
 }  // namespace forgeml::svm
 #else
-#include "cpu/svm/kernel_fn.h"
+#include "cpu/svm/kernels.h"
 
 namespace forgeml::svm {
-
-void kernel_fn_avx512(int type, float g, float c0, int degree, float ni, const float* nj, float* r, int64_t n) {
-  portable::kernel_fn(type, g, c0, degree, ni, nj, r, n);
-}
-
-void gemv_panels_avx512(const float* P, int64_t n, int64_t d, const float* x, float* out) {
-  portable::gemv_panels(P, n, d, x, out);
-}
-
+bool kernels_avx512(Kernels&) { return false; }
 }  // namespace forgeml::svm
 #endif

@@ -1,6 +1,6 @@
 // The kernel function on one row of dot products, r[j] = k(r[j]) for j < n, written as plain
 // loops that vectorise. Included twice: as portable::kernel_fn (baseline ISA) and by
-// kernel_avx512.cpp as avx512::kernel_fn; kernel.cpp picks one with active_isa().
+// kernel_avx512.cpp as avx512::kernel_fn; kernels.h's table holds one per ISA.
 //   type: 0 linear, 1 poly, 2 rbf (needs |x_i|^2 = ni and |x_j|^2 = nj[j]), 3 sigmoid.
 #pragma once
 #include <algorithm>
@@ -88,10 +88,5 @@ inline void gemv_panels(const float* P, int64_t n, int64_t d, const float* x, fl
 }
 
 }  // namespace FORGEML_SVM_FN_NS
-
-void gemv_panels_avx512(const float* P, int64_t n, int64_t d, const float* x, float* out);
-
-// The AVX-512 build (kernel_avx512.cpp); only called when active_isa() is avx512.
-void kernel_fn_avx512(int type, float g, float c0, int degree, float ni, const float* nj, float* r, int64_t n);
 
 }  // namespace forgeml::svm

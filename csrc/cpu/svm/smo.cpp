@@ -15,8 +15,7 @@
 #include <cstdlib>
 #include <limits>
 
-#include "cpu/svm/smo_pass.h"
-#include "forgeml/cpu_features.h"
+#include "cpu/svm/kernels.h"
 #include "forgeml/parallel.h"
 #include "forgeml/smo_step.h"
 
@@ -31,7 +30,7 @@ class Smo {
   Smo(RowCache& cache, KernelRows& rows, const std::vector<double>& y, const std::vector<double>& C,
       const SmoOptions& opt)
       : cache_(cache), rows_(rows), y_(y), C_(C), opt_(opt), l_(int64_t(y.size())),
-        avx512_(active_isa() == Isa::avx512) {
+        k_(active_kernels()) {
     if (opt_.nu) opt_.shrinking = false;
     alpha_.assign(l_, 0.0);
     F_.resize(l_);
@@ -180,15 +179,14 @@ class Smo {
   }
 
   PickI pick_i() const {
-    return avx512_ ? pick_i_avx512(Fp_.data(), flags_.data(), m_) : portable::pick_i(Fp_.data(), flags_.data(), m_);
+    return k_.pick_i(Fp_.data(), flags_.data(), m_);
   }
 
   // The j of the working set for i (WSS 2), and max over I_low of F for the stopping test.
   PickJ pick_j(const PickI& pi) {
     const float* Ki = pi.i >= 0 ? cache_.get(P_[pi.i]) : nullptr;
     const double QDi = pi.i >= 0 ? double(QDp_[pi.i]) : 0.0;
-    return avx512_ ? pick_j_avx512(Fp_.data(), Ki, QDp_.data(), QDi, pi.gmax, flags_.data(), m_)
-                   : portable::pick_j(Fp_.data(), Ki, QDp_.data(), QDi, pi.gmax, flags_.data(), m_);
+    return k_.pick_j(Fp_.data(), Ki, QDp_.data(), QDi, pi.gmax, flags_.data(), m_);
   }
 
   // The two-variable subproblem on positions (ip, jp), then the gradient update fused with the
@@ -209,8 +207,7 @@ class Smo {
     flags_[jp] = status(j);
     // F_t += y_t (Q_ti dai + Q_tj daj) = K_ti y_i dai + K_tj y_j daj
     const double di = (ai - old_ai) * y_[i], dj = (aj - old_aj) * y_[j];
-    return avx512_ ? update_pick_i_avx512(Fp_.data(), Ki, Kj, di, dj, flags_.data(), m_)
-                   : portable::update_pick_i(Fp_.data(), Ki, Kj, di, dj, flags_.data(), m_);
+    return k_.update_pick_i(Fp_.data(), Ki, Kj, di, dj, flags_.data(), m_);
   }
 
   // libsvm's test, in F = y G: a variable at a bound leaves the active set when its gradient says
@@ -333,7 +330,7 @@ class Smo {
   const std::vector<double>& C_;
   SmoOptions opt_;
   int64_t l_;
-  bool avx512_;
+  const Kernels& k_;  // the active ISA's passes, chosen once per solve
   std::vector<double> alpha_, F_;  // per sample; F_ is exact for samples outside the positions
   std::vector<float> QD_;
   // per position

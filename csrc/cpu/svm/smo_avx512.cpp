@@ -1,7 +1,7 @@
 // The SMO passes of smo_pass.h with AVX-512: 8 float64 gradients per step, float32 kernel rows
 // widened on load, arg-max kept per lane (value, position) and reduced at the end so ties still
 // go to the last position.
-#include "cpu/svm/smo_pass.h"
+#include "cpu/svm/kernels.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -101,18 +101,4 @@ PickJ pick_j_avx512(const double* F, const float* Ki, const float* QD, double QD
 
 }  // namespace forgeml::svm
 
-#else
-namespace forgeml::svm {
-
-PickI update_pick_i_avx512(double* F, const float* Ki, const float* Kj, double di, double dj, const uint8_t* flags,
-                           int64_t m) {
-  return portable::update_pick_i(F, Ki, Kj, di, dj, flags, m);
-}
-PickI pick_i_avx512(const double* F, const uint8_t* flags, int64_t m) { return portable::pick_i(F, flags, m); }
-PickJ pick_j_avx512(const double* F, const float* Ki, const float* QD, double QDi, double gmax, const uint8_t* flags,
-                    int64_t m) {
-  return portable::pick_j(F, Ki, QD, QDi, gmax, flags, m);
-}
-
-}  // namespace forgeml::svm
 #endif

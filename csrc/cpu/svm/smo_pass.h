@@ -1,6 +1,6 @@
 // The SMO solver's per-iteration passes over the active positions [0, m): plain loops here
 // (portable::, also the reference), the same contract with intrinsics in smo_avx512.cpp;
-// smo.cpp picks one with active_isa().
+// kernels.h's table holds one per ISA.
 //   F (m) float64: F_t = y_t G_t, the signed gradient (so an update needs no labels)
 //   Ki, Kj (m) float32: kernel rows of the working pair over the same positions
 //   flags (m): bit 0 = t in I_up (y_t a_t can grow), bit 1 = t in I_low; 0 when shrunk
@@ -68,12 +68,5 @@ inline PickJ pick_j(const double* F, const float* Ki, const float* QD, double QD
 }
 
 }  // namespace portable
-
-// The AVX-512 builds (smo_avx512.cpp); only called when active_isa() is avx512.
-PickI update_pick_i_avx512(double* F, const float* Ki, const float* Kj, double di, double dj, const uint8_t* flags,
-                           int64_t m);
-PickI pick_i_avx512(const double* F, const uint8_t* flags, int64_t m);
-PickJ pick_j_avx512(const double* F, const float* Ki, const float* QD, double QDi, double gmax, const uint8_t* flags,
-                    int64_t m);
 
 }  // namespace forgeml::svm

@@ -15,7 +15,7 @@
 #include <limits>
 #include <random>
 
-#include "cpu/svm/linear.h"
+#include "cpu/svm/linear/linear.h"
 #include "forgeml/parallel.h"
 
 namespace forgeml::svm {

@@ -1,5 +1,5 @@
 // Dual coordinate descent and primal Newton-CG for linear SVMs, on dense or CSR rows.
-#include "cpu/svm/linear.h"
+#include "cpu/svm/linear/linear.h"
 
 #include <algorithm>
 #include <cmath>

@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "forgeml/cpu_features.h"
+
 namespace forgeml::svm {
 
 // X is dense (n, d) row-major, or CSR when indptr is non-null (data/indices with n + 1 offsets).
@@ -69,8 +71,14 @@ struct L1ColumnKernels {
                 double* lo, double* ln);
   void (*axpy)(const float* col, double cst, int64_t n, double s, const double* y, double* b);
 };
-L1ColumnKernels l1_column_kernels_avx2();    // only on x86-64 with AVX2 active
-L1ColumnKernels l1_column_kernels_avx512();  // only on x86-64 with AVX-512 active
+// The table per ISA (registry.cpp picks active_isa()'s; an ISA this build lacks falls back to the
+// next narrower). Entries: the plain loops (also the reference: every ISA gives the same bits), and
+// the AVX2 / AVX-512 files, which return false where they were not built.
+const L1ColumnKernels& l1_column_kernels_for(Isa isa);
+const L1ColumnKernels& active_l1_column_kernels();
+void l1_column_kernels_portable(L1ColumnKernels& k);
+bool l1_column_kernels_avx2(L1ColumnKernels& k);
+bool l1_column_kernels_avx512(L1ColumnKernels& k);
 
 // L2-regularised linear SVR by dual coordinate descent (liblinear's solver 12 / 13): y real, C the
 // per-sample cost; loss |r|_eps (squared=false) or |r|_eps^2 (squared=true), r = y_i - w.x_i.

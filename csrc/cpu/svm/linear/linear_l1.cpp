@@ -13,8 +13,7 @@
 #include <limits>
 #include <random>
 
-#include "cpu/svm/linear.h"
-#include "forgeml/cpu_features.h"
+#include "cpu/svm/linear/linear.h"
 #include "forgeml/parallel.h"
 
 namespace forgeml::svm {
@@ -70,19 +69,12 @@ void axpy_portable(const float* col, double cst, int64_t n, double s, const doub
   for_dense(col, cst, n, [&](int, int64_t i, double v) { b[i] -= s * y[i] * v; });
 }
 
-L1ColumnKernels column_kernels() {
-#if defined(__x86_64__)
-  if (active_isa() == Isa::avx512) return l1_column_kernels_avx512();
-  if (active_isa() == Isa::avx2) return l1_column_kernels_avx2();
-#endif
-  return {derivs_portable, shift_portable, axpy_portable};
-}
 
 // The column passes of one solve: dense columns (and the implicit bias column) through the ISA's
 // kernels, CSC columns as scalar loops over the stored entries with the same slots and operations.
 struct Columns {
   const LinearColumns& X;
-  L1ColumnKernels k = column_kernels();
+  const L1ColumnKernels k = active_l1_column_kernels();
 
   bool dense(int64_t j) const { return j == X.d || !X.sparse; }
   const float* col(int64_t j) const { return j == X.d ? nullptr : X.val.data() + j * X.n; }
@@ -158,6 +150,8 @@ void recompute_margins(const Columns& cols, const std::vector<double>& y, const 
 }
 
 }  // namespace
+
+void l1_column_kernels_portable(L1ColumnKernels& k) { k = {derivs_portable, shift_portable, axpy_portable}; }
 
 LinearColumns linear_columns(const LinearData& X) {
   LinearColumns c;

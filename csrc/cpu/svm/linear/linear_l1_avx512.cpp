@@ -2,7 +2,7 @@
 // accumulators cover partial sums 0-7 and 8-15, float32 column values are widened on load, and the
 // squared-hinge terms use max(b, 0) and masks instead of branches. Tails are masked loads of zeros,
 // which add nothing. Contraction to FMA is off so the bits match the scalar code.
-#include "cpu/svm/linear.h"
+#include "cpu/svm/linear/linear.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -92,8 +92,15 @@ void axpy_any(const float* col, double cst, int64_t n, double s, const double* y
 
 }  // namespace
 
-L1ColumnKernels l1_column_kernels_avx512() { return {derivs_any, shift_any, axpy_any}; }
+bool l1_column_kernels_avx512(L1ColumnKernels& k) {
+  k = {derivs_any, shift_any, axpy_any};
+  return true;
+}
 
 }  // namespace forgeml::svm
 
+#else
+namespace forgeml::svm {
+bool l1_column_kernels_avx512(L1ColumnKernels&) { return false; }
+}  // namespace forgeml::svm
 #endif  // __x86_64__
