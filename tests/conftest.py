@@ -19,11 +19,13 @@ def cupy(request):
     The stand-in counts host <-> device copies: see the ``copies`` fixture."""
     if request.param == "device":
         import cupy
+
         yield cupy
         return
     if not _emulator_built():
         pytest.skip("forgeml._emu (with its device API) was not built: configure with FORGEML_TESTING=ON")
     import cupy_standin
+
     with cupy_standin.installed() as cp:
         yield cp
 
@@ -34,6 +36,7 @@ def copies(cupy):
     if not cupy.__version__.endswith("standin"):
         return None
     import cupy_standin
+
     return cupy_standin.counts
 
 
@@ -56,3 +59,29 @@ def restore_threads():
     n = forgeml.get_num_threads()
     yield
     forgeml.set_num_threads(n)
+
+
+ISA_ORDER = ("reference", "portable", "avx2", "avx512")
+
+
+def supported_isas(lowest="reference"):
+    """The SIMD paths this CPU runs, from `lowest` up to the detected one."""
+    from forgeml import _cpu
+
+    top = ISA_ORDER.index(_cpu.detected_isa())
+    return list(ISA_ORDER[ISA_ORDER.index(lowest) : top + 1])
+
+
+@pytest.fixture(params=supported_isas())
+def isa(request):
+    """The one ISA fixture of every family's tests: the test runs once per supported SIMD path (or
+    per path a test lists with ``@pytest.mark.parametrize("isa", [...], indirect=True)``), with that
+    path active; the previous one is restored after."""
+    from forgeml import _cpu
+
+    before = _cpu.active_isa()
+    _cpu.set_active_isa(request.param)
+    try:
+        yield request.param
+    finally:
+        _cpu.set_active_isa(before)

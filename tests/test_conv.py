@@ -8,17 +8,8 @@ import pytest
 import forgeml
 from forgeml import _cpu, ops
 
-_ISAS = [i for i in ("reference", "portable", "avx2", "avx512")
-         if ["reference", "portable", "avx2", "avx512"].index(i)
-         <= ["reference", "portable", "avx2", "avx512"].index(_cpu.detected_isa())]
 
 
-@pytest.fixture(params=_ISAS)
-def isa(request):
-    before = _cpu.active_isa()
-    _cpu.set_active_isa(request.param)
-    yield request.param
-    _cpu.set_active_isa(before)
 
 
 def _pads(size, k, s, d, padding):

@@ -8,9 +8,6 @@ from forgeml import _cpu
 from forgeml.ops import matmul
 from forgeml.ops import gemm as gemm_mod
 
-ISAS = [i for i in ("reference", "portable", "avx2", "avx512")
-        if ("reference", "portable", "avx2", "avx512").index(i)
-        <= ("reference", "portable", "avx2", "avx512").index(_cpu.detected_isa())]
 ACTS = {None: lambda x: x, "relu": lambda x: np.maximum(x, 0), "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
         "tanh": np.tanh, "gelu": lambda x: 0.5 * x * (1 + erf(x / np.sqrt(2)))}
 # Odd shapes around the register tiles (AVX-512 14x32, AVX2 6x16, portable 4x16) and blocks.
@@ -19,12 +16,6 @@ SHAPES = [(1, 1, 1), (1, 37, 5), (37, 1, 5), (13, 31, 9), (15, 33, 17), (14, 32,
 BIG = (2100, 333, 771)  # several MC, KC and NC blocks of every kernel
 
 
-@pytest.fixture(params=ISAS)
-def isa(request):
-    old = _cpu.active_isa()
-    _cpu.set_active_isa(request.param)
-    yield request.param
-    _cpu.set_active_isa(old)
 
 
 @pytest.fixture

@@ -6,20 +6,14 @@ import pytest
 
 from forgeml import _cpu
 from forgeml.ops import matmul_int8, pack_int8, quantize_int8
-from test_gemm_lowp import ORDER, SHAPES, int8_ref, rand, rand_int8
+from conftest import supported_isas
+from test_gemm_lowp import SHAPES, int8_ref, rand, rand_int8
 
-PACKED_ISAS = [i for i in ORDER[1:] if ORDER.index(i) <= ORDER.index(_cpu.detected_isa())]
-
-
-@pytest.fixture(params=PACKED_ISAS)
-def isa(request):
-    old = _cpu.active_isa()
-    _cpu.set_active_isa(request.param)
-    yield request.param
-    _cpu.set_active_isa(old)
+PACKED_ISAS = supported_isas("portable")  # packing has no reference path
 
 
 @pytest.mark.parametrize("m,n,k", SHAPES)
+@pytest.mark.parametrize("isa", PACKED_ISAS, indirect=True)
 def test_packed_matches_exact_integer_reference(isa, rng, m, n, k):
     qa, qb = rand_int8(rng, m, k), rand_int8(rng, k, n)
     sa, sb = rng.uniform(0.001, 0.02, m).astype(np.float32), rng.uniform(0.001, 0.02, n).astype(np.float32)
@@ -33,6 +27,7 @@ def test_packed_matches_exact_integer_reference(isa, rng, m, n, k):
 
 
 @pytest.mark.parametrize("act", [None, "relu", "gelu"])
+@pytest.mark.parametrize("isa", PACKED_ISAS, indirect=True)
 def test_packed_float_a_quantized_per_row(isa, rng, act):
     x, w, bias = rand(rng, 41, 67), rand(rng, 67, 37), rand(rng, 37)
     x[3] = 0

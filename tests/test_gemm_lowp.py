@@ -6,11 +6,8 @@ import pytest
 from scipy.special import erf
 
 import forgeml
-from forgeml import _cpu
 from forgeml.ops import gemm_lowp, matmul, matmul_int8, quantize_int8
 
-ORDER = ("reference", "portable", "avx2", "avx512")
-ISAS = [i for i in ORDER if ORDER.index(i) <= ORDER.index(_cpu.detected_isa())]
 ACTS = {
     None: lambda x: x,
     "relu": lambda x: np.maximum(x, 0),
@@ -33,14 +30,6 @@ SHAPES = [
     (50, 130, 1031),
     (3, 40, 2101),
 ]
-
-
-@pytest.fixture(params=ISAS)
-def isa(request):
-    old = _cpu.active_isa()
-    _cpu.set_active_isa(request.param)
-    yield request.param
-    _cpu.set_active_isa(old)
 
 
 def bf16(x):

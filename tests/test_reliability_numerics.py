@@ -12,21 +12,6 @@ import pytest
 
 from forgeml import _cpu, ops
 
-ISAS = [
-    i
-    for i in ("reference", "portable", "avx2", "avx512")
-    if ("reference", "portable", "avx2", "avx512").index(i)
-    <= ("reference", "portable", "avx2", "avx512").index(_cpu.detected_isa())
-]
-
-
-@pytest.fixture(params=ISAS)
-def isa(request):
-    before = _cpu.active_isa()
-    _cpu.set_active_isa(request.param)
-    yield request.param
-    _cpu.set_active_isa(before)
-
 
 def _act64(z, act):
     with np.errstate(over="ignore", invalid="ignore"):

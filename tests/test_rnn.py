@@ -8,21 +8,11 @@ import pytest
 
 import forgeml
 import forgeml.ops as ops
-from forgeml import _cpu
 from forgeml.ops import rnn as rnn_mod
 
 GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
-ISAS = [i for i in ("reference", "portable", "avx2", "avx512")
-        if ["reference", "portable", "avx2", "avx512"].index(i)
-        <= ["reference", "portable", "avx2", "avx512"].index(_cpu.detected_isa())]
 
 
-@pytest.fixture(params=ISAS)
-def isa(request):
-    old = _cpu.active_isa()
-    _cpu.set_active_isa(request.param)
-    yield request.param
-    _cpu.set_active_isa(old)
 
 
 @pytest.fixture

@@ -5,11 +5,9 @@ import numpy as np
 import pytest
 from scipy.special import erf
 
-from forgeml import _cpu, ops
+from forgeml import ops
 from forgeml.ops import SparseWeights, sparse_matmul
 
-ORDER = ("reference", "portable", "avx2", "avx512")
-ISAS = [i for i in ORDER if ORDER.index(i) <= ORDER.index(_cpu.detected_isa())]
 ACTS = {
     None: lambda x: x,
     "relu": lambda x: np.maximum(x, 0),
@@ -20,14 +18,6 @@ ACTS = {
 # Rows around the blocks (portable 16, AVX2 32, AVX-512 64), depths past one depth slice (1024
 # to 4096 rows), columns around the 32-column chunks.
 SHAPES = [(1, 1, 1), (1, 7, 3), (17, 33, 31), (65, 129, 33), (3, 1025, 70), (130, 300, 5), (33, 4100, 37)]
-
-
-@pytest.fixture(params=ISAS)
-def isa(request):
-    old = _cpu.active_isa()
-    _cpu.set_active_isa(request.param)
-    yield request.param
-    _cpu.set_active_isa(old)
 
 
 def sparse(rng, k, n, density):
