@@ -1,7 +1,7 @@
 """The new layers of the Keras surface.
 
 - Finite differences in float64 through every layer's hand-written backward (the conv/pool ops
-  swapped for the float64 NumPy references of test_keras_layers2, matmuls in float64).
+  swapped for the float64 NumPy references of test_keras_conv_recurrent_layers, matmuls in float64).
 - Against Keras 3 on JAX with the same weights and inputs: outputs, and the gradients of
   sum(output * r) wrt the input and every trainable weight (jax.grad of stateless_call).
 """
@@ -15,7 +15,7 @@ from forgeml.keras.layers import convolutional
 from forgeml.keras.layers.masking import attach
 from gradcheck import numeric_grad
 from keras_peer import real_keras
-from test_keras_layers2 import REF_OPS
+from test_keras_conv_recurrent_layers import REF_OPS
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 L = keras.layers
