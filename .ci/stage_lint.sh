@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${1:?usage: .ci/stage_lint.sh PYTHON}"
 "$PY" -m venv .venv-lint
-.venv-lint/bin/pip install -q "ruff==0.17.6"
+.venv-lint/bin/pip install -q "ruff==0.17.6" "mypy==2.4.1"
 .venv-lint/bin/ruff --version
 .venv-lint/bin/ruff check python tests bench docs/hooks.py
 .venv-lint/bin/ruff format --check python tests bench docs/hooks.py
+.venv-lint/bin/mypy  # python/forgeml, configured in pyproject.toml [tool.mypy]
 echo "lint: ok"
