@@ -65,55 +65,62 @@ KernelRows::KernelRows(const KernelParams& p, CsrMatrix X, int64_t size, int max
   const int64_t R = csr_.rows();
   FORGEML_CHECK_ARG(R > 0 && size % R == 0, "size: expected a multiple of the ", R, " rows");
   csr_norms_.resize(size_t(R));
-  parallel_for(R, 256, [&](int64_t b, int64_t e) {
-    Scatter x(d_);
-    for (int64_t r = b; r < e; ++r) {
-      x.set(csr_, r);
-      csr_norms_[r] = x.dot(csr_, r);
-      x.clear(csr_, r);
-    }
-  }, max_threads);
+  parallel_for(
+      R, 256,
+      [&](int64_t b, int64_t e) {
+        Scatter x(d_);
+        for (int64_t r = b; r < e; ++r) {
+          x.set(csr_, r);
+          csr_norms_[r] = x.dot(csr_, r);
+          x.clear(csr_, r);
+        }
+      },
+      max_threads);
   diag_.resize(size_t(n_));
   for (int64_t t = 0; t < n_; ++t) diag_[t] = float(sparse_value(csr_norms_[t % R], t % R, t % R));
 }
 
 // The kernel value of samples i and j (rows of csr_) from their dot product.
 double KernelRows::sparse_value(double dot, int64_t i, int64_t j) const {
-  if (p_.type == KernelType::rbf)
-    return std::exp(-p_.gamma * std::max(0.0, csr_norms_[i] + csr_norms_[j] - 2.0 * dot));
+  if (p_.type == KernelType::rbf) return std::exp(-p_.gamma * std::max(0.0, csr_norms_[i] + csr_norms_[j] - 2.0 * dot));
   return precise::apply(p_, dot);
 }
-
 
 void KernelRows::sparse_row(int64_t i, const int64_t* cols, int64_t m, float* out) const {
   const int64_t R = csr_.rows(), si = i % R;
   Scatter x(d_);
   x.set(csr_, si);
-  parallel_for(m, 1024, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) {
-      const int64_t sj = (cols ? cols[t] : t) % R;
-      out[t] = float(sparse_value(x.dot(csr_, sj), si, sj));
-    }
-  }, max_threads_);
+  parallel_for(
+      m, 1024,
+      [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) {
+          const int64_t sj = (cols ? cols[t] : t) % R;
+          out[t] = float(sparse_value(x.dot(csr_, sj), si, sj));
+        }
+      },
+      max_threads_);
 }
 
 void KernelRows::sparse_weighted_sum(const int64_t* targets, int64_t nt, const int64_t* sources, const double* w,
                                      int64_t ns, double* out) const {
   const int64_t R = csr_.rows();
-  parallel_for(nt, 16, [&](int64_t b, int64_t e) {
-    Scatter x(d_);
-    for (int64_t t = b; t < e; ++t) {
-      const int64_t st = targets[t] % R;
-      x.set(csr_, st);
-      double acc = 0;
-      for (int64_t s = 0; s < ns; ++s) {
-        const int64_t ss = sources[s] % R;
-        acc += w[s] * double(float(sparse_value(x.dot(csr_, ss), st, ss)));  // rounded as the rows are
-      }
-      out[t] = acc;
-      x.clear(csr_, st);
-    }
-  }, max_threads_);
+  parallel_for(
+      nt, 16,
+      [&](int64_t b, int64_t e) {
+        Scatter x(d_);
+        for (int64_t t = b; t < e; ++t) {
+          const int64_t st = targets[t] % R;
+          x.set(csr_, st);
+          double acc = 0;
+          for (int64_t s = 0; s < ns; ++s) {
+            const int64_t ss = sources[s] % R;
+            acc += w[s] * double(float(sparse_value(x.dot(csr_, ss), st, ss)));  // rounded as the rows are
+          }
+          out[t] = acc;
+          x.clear(csr_, st);
+        }
+      },
+      max_threads_);
 }
 
 }  // namespace forgeml::svm

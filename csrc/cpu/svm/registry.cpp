@@ -10,8 +10,15 @@ void kernels_portable(Kernels& k) {
 }
 
 const Kernels& kernels_for(Isa isa) {
-  static const Kernels plain = [] { Kernels k{}; kernels_portable(k); return k; }();
-  static const Kernels avx512 = [] { Kernels k{}; return kernels_avx512(k) ? k : plain; }();
+  static const Kernels plain = [] {
+    Kernels k{};
+    kernels_portable(k);
+    return k;
+  }();
+  static const Kernels avx512 = [] {
+    Kernels k{};
+    return kernels_avx512(k) ? k : plain;
+  }();
   return isa == Isa::avx512 ? avx512 : plain;  // reference, portable and AVX2: the plain loops
 }
 

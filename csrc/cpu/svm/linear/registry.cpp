@@ -5,13 +5,26 @@
 namespace forgeml::svm {
 
 const L1ColumnKernels& l1_column_kernels_for(Isa isa) {
-  static const L1ColumnKernels portable = [] { L1ColumnKernels k{}; l1_column_kernels_portable(k); return k; }();
-  static const L1ColumnKernels avx2 = [] { L1ColumnKernels k{}; return l1_column_kernels_avx2(k) ? k : portable; }();
-  static const L1ColumnKernels avx512 = [] { L1ColumnKernels k{}; return l1_column_kernels_avx512(k) ? k : avx2; }();
+  static const L1ColumnKernels portable = [] {
+    L1ColumnKernels k{};
+    l1_column_kernels_portable(k);
+    return k;
+  }();
+  static const L1ColumnKernels avx2 = [] {
+    L1ColumnKernels k{};
+    return l1_column_kernels_avx2(k) ? k : portable;
+  }();
+  static const L1ColumnKernels avx512 = [] {
+    L1ColumnKernels k{};
+    return l1_column_kernels_avx512(k) ? k : avx2;
+  }();
   switch (isa) {
-    case Isa::avx2: return avx2;
-    case Isa::avx512: return avx512;
-    default: return portable;  // reference and portable: the plain loops
+    case Isa::avx2:
+      return avx2;
+    case Isa::avx512:
+      return avx512;
+    default:
+      return portable;  // reference and portable: the plain loops
   }
 }
 
