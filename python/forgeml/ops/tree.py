@@ -13,6 +13,7 @@ import numpy as np
 from .._backend import as_array, backend_of, check_shape, cpu_only, cuda_module
 from .._backend import cpu as _cpu
 from .._backend import cuda_stream as _stream
+from . import _reference
 
 __all__ = ["tree_bin_edges", "tree_bin_codes", "tree_grow_forest", "tree_bootstrap_counts",
            "tree_forest_predict", "tree_forest_apply", "tree_best_split", "tree_node_histogram",
@@ -155,7 +156,7 @@ def tree_best_split(hist, total, *, criterion="gini", min_samples_leaf=1, min_we
 
 # ---------------------------------------------------------------- node histograms and the per-feature scan
 # These two run on CuPy arrays with the CUDA kernels (csrc/cuda/tree.cu) and on NumPy arrays
-# with a NumPy / C++ fallback giving the same results.
+# with the NumPy reference (_reference.py) / the C++ scan giving the same results.
 
 def tree_node_histogram(codes, rows, weight, *, y_class=None, y=None, n_classes=None):
     """Histograms of one node: codes (n, d) uint8, rows (m) int32 (the node's rows), weight (n).
@@ -184,26 +185,15 @@ def tree_node_histogram(codes, rows, weight, *, y_class=None, y=None, n_classes=
         check_shape(y, "y", (n,))
     if len(rows) and (int(rows.min()) < 0 or int(rows.max()) >= n):
         raise ValueError(f"rows: expected indices in [0, {n}), got [{int(rows.min())}, {int(rows.max())}]")
+    if kind == "cpu":
+        return _reference.node_histogram(codes, rows, weight, y_class, y, H)
     hw = xp.zeros((d, 256, H))
     cnt = xp.zeros((d, 256), dtype=xp.uint32)
-    if kind == "cuda":
-        mod = cuda_module()
-        nul = 0
-        mod.tree_histogram(codes.data.ptr, n, d, rows.data.ptr, len(rows),
-                           y_class.data.ptr if y_class is not None else nul, weight.data.ptr,
-                           y.data.ptr if y is not None else nul, H, hw.data.ptr, cnt.data.ptr, _stream())
-        return hw, cnt
-    for f in range(d):  # NumPy fallback
-        b = codes[rows, f].astype(np.intp)
-        cnt[f] = np.bincount(b, minlength=256)
-        wr = weight[rows]
-        if y_class is not None:
-            np.add.at(hw[f], (b, y_class[rows]), wr)
-        else:
-            yr = y[rows]
-            hw[f, :, 0] = np.bincount(b, wr, minlength=256)
-            hw[f, :, 1] = np.bincount(b, wr * yr, minlength=256)
-            hw[f, :, 2] = np.bincount(b, wr * yr * yr, minlength=256)
+    mod = cuda_module()
+    nul = 0
+    mod.tree_histogram(codes.data.ptr, n, d, rows.data.ptr, len(rows),
+                       y_class.data.ptr if y_class is not None else nul, weight.data.ptr,
+                       y.data.ptr if y is not None else nul, H, hw.data.ptr, cnt.data.ptr, _stream())
     return hw, cnt
 
 
