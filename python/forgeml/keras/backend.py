@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _backend
+from ..ops import device as _device
 
 __all__ = ["xp_for_device", "xp_of", "device_of_input", "to_numpy", "to_xp", "matmul", "floatx",
            "scatter_add", "epsilon"]
@@ -33,25 +33,25 @@ def _cupy():
 def xp_for_device(device: str):
     """numpy for 'cpu'; cupy for 'cuda' (a RuntimeError says why when no GPU is usable)."""
     if device == "cuda":
-        _backend.cuda_module()
+        _device.cuda_module()
         return _cupy()
     return np
 
 
 def xp_of(x):
-    return _cupy() if _backend.is_cupy(x) else np
+    return _cupy() if _device.is_cupy(x) else np
 
 
 def device_of_input(x) -> str:
     """The device a model should live on, given its first input and the current device scope."""
-    if _backend.is_cupy(x):
-        _backend.cuda_module()
+    if _device.is_cupy(x):
+        _device.cuda_module()
         return "cuda"
-    return _backend.current_device()
+    return _device.current_device()
 
 
 def to_numpy(x):
-    if _backend.is_cupy(x):
+    if _device.is_cupy(x):
         return x.get()
     return np.asarray(x)
 

@@ -181,7 +181,7 @@ class Model:
         if not self._layers:
             raise ValueError(f"Model {self.name!r} has no layers")
         if not self.built:
-            self.device = backend._backend.current_device()
+            self.device = backend._device.current_device()
             self._xp = backend.xp_for_device(self.device)
         shape = (None, *self._input_shape)
         for layer in self._layers:
@@ -197,7 +197,7 @@ class Model:
         if self._input_shape is None:
             self._input_shape = tuple(x.shape[1:])
         dev = backend.device_of_input(x)
-        with backend._backend.device(dev):
+        with backend._device.device(dev):
             self.build()
 
     def _pack(self):

@@ -83,8 +83,8 @@ class Int8Kernel(Variable):
         if type(v) is not np.ndarray:
             return v.reshape(-1, v.shape[-1])
         p = self._packed
-        if p is None or p.isa != backend._backend.cpu.active_isa():
-            if backend._backend.cpu.active_isa() == "reference":
+        if p is None or p.isa != backend._device.active_isa():
+            if backend._device.active_isa() == "reference":
                 return v.reshape(-1, v.shape[-1])  # the oracle ISA has no packed layout
             p = self._packed = _kernels().pack_int8(v.reshape(-1, v.shape[-1]))
         return p

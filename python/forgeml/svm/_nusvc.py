@@ -8,7 +8,7 @@ import numpy as np
 from sklearn.utils._param_validation import Interval
 
 from ..ops import svm as ops
-from .._backend import is_cupy
+from ..ops.device import is_cupy
 from . import _kernels
 from ._svc import SVC
 

@@ -11,7 +11,7 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
-from .._backend import is_cupy
+from ..ops.device import is_cupy
 from ..ops import svm as ops
 from . import _kernels, _svc_cuda
 

@@ -19,7 +19,7 @@ from sklearn.utils.multiclass import _ovr_decision_function, check_classificatio
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
-from .._backend import is_cupy
+from ..ops.device import is_cupy
 from ..ops import svm as ops
 from ..ops._validate import check_csr
 from . import _kernels, _platt, _svc_cuda

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from sklearn.utils.multiclass import check_classification_targets
 
-from .._backend import as_array, cuda_module, is_cupy
+from ..ops.device import as_array, cuda_module, is_cupy
 from ..ops import svm as ops
 from . import _kernels
 
