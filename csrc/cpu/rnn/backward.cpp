@@ -11,6 +11,7 @@
 
 #include "forgeml/check.h"
 #include "forgeml/gemm.h"
+#include "kernels.h"
 #include "rnn.h"
 #include "steps.h"
 

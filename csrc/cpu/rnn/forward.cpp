@@ -12,6 +12,7 @@
 
 #include "forgeml/check.h"
 #include "forgeml/gemm.h"
+#include "kernels.h"
 #include "rnn.h"
 #include "steps.h"
 
