@@ -45,7 +45,7 @@ struct Forward {
   const float* h0;      // (N, H) or null for zeros
   const float* c0;      // (N, H) or null (LSTM)
   float* y;             // (N, T, H)
-  float* xg;            // (N, T, GH) (SimpleRNN: unused, may be null)
+  float* xg;            // (N, T, GH) (SimpleRNN: unused; LSTM: null when no backward follows)
   float* aux;           // (N, T, H) (LSTM, GRU)
 };
 void forward(Cell cell, Act act, const Dims& d, const Split& split, const Forward& f);
