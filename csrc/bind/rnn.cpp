@@ -71,7 +71,8 @@ py::dict forward(int cell, int act, const Arr& x, const Arr& kernel, const Arr& 
   Arr aux = empty({keep ? nk : 0, d.T, d.H});
   Arr c_T = empty({c == r::Cell::lstm ? d.N : 0, d.H});
   thread_local std::vector<float> xg_buf, aux_buf;
-  float* xg_p = keep ? xg.mutable_data() : reusable(xg_buf, nk * d.T * d.GH());
+  // LSTM inference keeps its gates in per-thread buffers inside forward (xg null)
+  float* xg_p = keep ? xg.mutable_data() : c == r::Cell::lstm ? nullptr : reusable(xg_buf, nk * d.T * d.GH());
   float* aux_p = keep ? aux.mutable_data() : reusable(aux_buf, nk * d.T * d.H);
   r::Forward f{x.data(), kp.data(), rp.data(), bp.data(), ptr(h0), ptr(c0), y.mutable_data(), xg_p, aux_p};
   {

@@ -26,27 +26,6 @@ void forward(const Geom& g, const float* x, const float* w, const float* bias, g
 // Any of dx, dw, db may be null (not wanted).
 void backward(const Geom& g, const float* x, const float* w, const float* dy, float* dx, float* dw, float* db);
 
-// Plain loops with float64 accumulation: the oracle and the FORGEML_ISA=reference path.
-void forward_reference(const Geom& g, const float* x, const float* w, const float* bias,
-                       gemm::Activation act, float* y);
-void backward_reference(const Geom& g, const float* x, const float* w, const float* dy, float* dx, float* dw,
-                        float* db);
-
-// im2col chunks on gemm::sgemm (conv_gemm.cpp): the portable and AVX2 path. backward_gemm
-// expects dx and dw zeroed (either may be null).
-void forward_gemm(const Geom& g, const float* x, const float* w, const float* bias, gemm::Activation act,
-                  float* y);
-void backward_gemm(const Geom& g, const float* x, const float* w, const float* dy, float* dx, float* dw);
-
-#if defined(__x86_64__)
-// AVX-512 implicit GEMM (conv_avx512.cpp).
-void forward_avx512(const Geom& g, const float* x, const float* w, const float* bias, gemm::Activation act,
-                    float* y);
-void backward_data_avx512(const Geom& g, const float* w, const float* dy, float* dx);
-// dw, and db (may be null) summed from the same blocks of dy.
-void backward_weight_avx512(const Geom& g, const float* x, const float* dy, float* dw, float* db);
-#endif
-
 // Pooling: x (N, H, W, C) -> y (N, OH, OW, C), window KH x KW (g.O, g.dh, g.dw unused).
 enum class Pool { max = 0, avg = 1 };
 void pool_forward(const Geom& g, Pool kind, const float* x, float* y);

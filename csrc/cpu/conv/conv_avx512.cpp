@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "cpu/conv/conv.h"
+#include "cpu/conv/kernels.h"
 #include "forgeml/check.h"
 #include "forgeml/parallel.h"
 
@@ -453,8 +454,6 @@ void data_grad_col2im(const Geom& g, const float* w, const float* dy, float* dx)
   }
 }
 
-}  // namespace
-
 // ---------------------------------------------------------------- entry points
 
 void forward_avx512(const Geom& g, const float* x, const float* w, const float* bias, Activation act, float* y) {
@@ -566,5 +565,27 @@ void backward_weight_avx512(const Geom& g, const float* x, const float* dy, floa
       for (int64_t i = 0; i < K * g.O; ++i) dw[i] += part[t][i];
 }
 
+// Each part writes every element of dx, dw and db (no zero fill needed).
+void backward_avx512(const Geom& g, const float* x, const float* w, const float* dy, float* dx, float* dw,
+                     float* db) {
+  if (dx) backward_data_avx512(g, w, dy, dx);
+  check_interrupt();
+  if (dw) backward_weight_avx512(g, x, dy, dw, db);
+  else if (db) bias_grad(g, dy, db);
+}
+
+}  // namespace
+
+bool kernels_avx512(Kernels& k) {
+  k = {&forward_avx512, &backward_avx512, "avx512"};
+  return true;
+}
+
+}  // namespace forgeml::conv
+#else
+#include "cpu/conv/kernels.h"
+
+namespace forgeml::conv {
+bool kernels_avx512(Kernels&) { return false; }
 }  // namespace forgeml::conv
 #endif

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cpu/conv/conv.h"
+#include "cpu/conv/kernels.h"
 #include "forgeml/parallel.h"
 
 namespace forgeml::conv {
@@ -61,8 +62,6 @@ bool is_pointwise(const Geom& g) {  // 1x1, stride 1, no padding: x is already t
   return g.KH == 1 && g.KW == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pb == 0 && g.pl == 0 && g.pr == 0;
 }
 
-}  // namespace
-
 void forward_gemm(const Geom& g, const float* x, const float* w, const float* bias, gemm::Activation act,
                   float* y) {
   const int64_t M = g.N * g.OH * g.OW, K = g.K();
@@ -101,6 +100,25 @@ void backward_gemm(const Geom& g, const float* x, const float* w, const float* d
     }
     check_interrupt();
   }
+}
+
+// backward_gemm accumulates into dx and dw: zero them first.
+void backward_zeroed(const Geom& g, const float* x, const float* w, const float* dy, float* dx, float* dw,
+                     float* db) {
+  if (db) bias_grad(g, dy, db);
+  if (dx) std::fill(dx, dx + g.N * g.H * g.W * g.C, 0.f);
+  if (dw) std::fill(dw, dw + g.K() * g.O, 0.f);
+  backward_gemm(g, x, w, dy, dx, dw);
+}
+
+}  // namespace
+
+void kernels_portable(Kernels& k) { k = {&forward_gemm, &backward_zeroed, "portable"}; }
+
+// AVX2 has no convolution kernel of its own: the GEMM path runs gemm's AVX2 micro-kernel.
+bool kernels_avx2(Kernels& k) {
+  k = {&forward_gemm, &backward_zeroed, "avx2"};
+  return true;
 }
 
 }  // namespace forgeml::conv

@@ -9,8 +9,18 @@
 namespace {
 #include "cpu/dense_step/elementwise.inc"
 }  // namespace
+#endif
 
 namespace forgeml::dense::detail {
-const Kernels& kernels_avx512() { return kTable; }
-}  // namespace forgeml::dense::detail
+
+bool kernels_avx512(Kernels& k) {
+#if defined(__x86_64__)
+  k = table("avx512");
+  return true;
+#else
+  (void)k;
+  return false;
 #endif
+}
+
+}  // namespace forgeml::dense::detail

@@ -1,10 +1,9 @@
-// Elementwise kernels of the fused Dense step, baseline ISA; the run-time choice among ISAs.
+// Elementwise kernels of the fused Dense step, baseline ISA: the portable and reference entries.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "cpu/dense_step/kernels.h"
-#include "forgeml/cpu_features.h"
 
 namespace {
 #include "cpu/dense_step/elementwise.inc"
@@ -12,19 +11,7 @@ namespace {
 
 namespace forgeml::dense::detail {
 
-const Kernels& kernels_portable() { return kTable; }
-
-const Kernels& active_kernels() {
-  switch (active_isa()) {
-#if defined(__x86_64__)
-    case Isa::avx512:
-      return kernels_avx512();
-    case Isa::avx2:
-      return kernels_avx2();
-#endif
-    default:
-      return kernels_portable();
-  }
-}
+void kernels_reference(Kernels& k) { k = table("reference"); }
+void kernels_portable(Kernels& k) { k = table("portable"); }
 
 }  // namespace forgeml::dense::detail

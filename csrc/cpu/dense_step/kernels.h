@@ -1,9 +1,11 @@
-// The elementwise parts of the fused Dense step, compiled once per ISA (elementwise_*.cpp include
-// elementwise.inc under their own flags) and picked at run time by forgeml::active_isa().
+// Internal to csrc/cpu/dense_step: the elementwise parts of the fused Dense step, one table per
+// ISA. elementwise_<isa>.cpp include elementwise.inc under their own flags and fill the entries;
+// registry.cpp picks one by forgeml::active_isa(). The GEMMs go through gemm.h (its own dispatch).
 #pragma once
 #include <cstdint>
 
 #include "cpu/dense_step/dense_step.h"
+#include "forgeml/cpu_features.h"
 
 namespace forgeml::dense::detail {
 
@@ -21,11 +23,19 @@ struct Kernels {
   void (*clip_values)(float* g, int64_t n, float c);
   // One optimizer update of params from grads (weight decay first); t is the 1-based step.
   void (*update)(const Net& net, const Optimizer& o, double lr, int64_t t);
+  const char* name;
 };
 
-const Kernels& kernels_portable();
-const Kernels& kernels_avx2();
-const Kernels& kernels_avx512();
+// The table for an ISA, each set up once (registry.cpp); active_kernels() is active_isa()'s.
+const Kernels& kernels_for(Isa isa);
 const Kernels& active_kernels();
+
+// Per-ISA entries (elementwise_<isa>.cpp); an ISA this build lacks returns false. The elementwise
+// code is the same plain loops in every entry, so the reference entry is the portable build (the
+// GEMMs of a reference step still take gemm's reference path).
+void kernels_reference(Kernels& k);
+void kernels_portable(Kernels& k);
+bool kernels_avx2(Kernels& k);
+bool kernels_avx512(Kernels& k);
 
 }  // namespace forgeml::dense::detail

@@ -1,7 +1,7 @@
 // Backward through time, mirroring forward.cpp. Contract in rnn.h.
-//   1. per step (t = T-1 .. 0) and part k: the part's gate gradients dz_t from dL/dh_t (dy_t plus
-//      what step t+1 sent back) — barrier — then dL/dh_{t-1}[:, part k] = dz_t (N, GH) x R^T on the
-//      part's rows of R, packed once;
+//   1. per step (t = T-1 .. 0) and part k: dL/dh_t[:, part k] = dz_{t+1} (N, GH) x R^T on the
+//      part's rows of R, packed once, then the part's gate gradients dz_t from dL/dh_t (plus dy_t)
+//      — one barrier per step;
 //   2. one large GEMM each for dx, dkernel and drecurrent_kernel over all N*T rows; dbias is
 //      the column sum of dz (a GEMM with a row of ones).
 #include <algorithm>
@@ -11,6 +11,7 @@
 
 #include "forgeml/check.h"
 #include "forgeml/gemm.h"
+#include "kernels.h"
 #include "rnn.h"
 #include "steps.h"
 
@@ -90,7 +91,14 @@ void backward(Cell cell, Act act, const Dims& d, const Split& split, const Forwa
       gemm::sgemm_packed(false, N, 1.0f, dr + t * GH, T * GH, packs[k], gru ? 1.0f : 0.0f, dhn.data() + u0, H,
                          {}, 1);
     };
-    run_steps(parts, T, true, gates, recur);
+    // One phase per step: part k first sends step t+1's gate gradients back through R into its
+    // own units' columns of dL/dh_t, then runs its gates at t, which read only those columns; so
+    // a step needs one barrier (every part's dz_{t+1} complete), not two.
+    run_steps(parts, T, true, [&](int64_t k, int64_t t) {
+      if (t + 1 < T) recur(k, t + 1);
+      gates(k, t);
+    });
+    run_steps(parts, 1, false, [&](int64_t k, int64_t) { recur(k, 0); });
   }
   std::copy(dhn.begin(), dhn.end(), b.dh0);
   if (lstm) std::copy(dcn.begin(), dcn.end(), b.dc0);

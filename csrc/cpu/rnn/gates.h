@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "rnn.h"
+#include "kernels.h"
 
 namespace forgeml::rnn {
 namespace {
@@ -142,8 +142,8 @@ struct Rows {
     }
   }
 
-  static GateKernels table() {
-    return {&act_fwd, &act_bwd, &lstm_fwd, &lstm_bwd, &gru_fwd, &gru_bwd};
+  static GateKernels table(const char* name) {
+    return {&act_fwd, &act_bwd, &lstm_fwd, &lstm_bwd, &gru_fwd, &gru_bwd, name};
   }
 };
 

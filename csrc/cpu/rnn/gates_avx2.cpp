@@ -1,17 +1,18 @@
 // Gate math compiled with the avx2 flags (CMake gives *_avx2.cpp its ISA); see gates.h.
-#include "rnn.h"
+#include "kernels.h"
 #if defined(__x86_64__)
 #include "gates.h"
 #endif
 
 namespace forgeml::rnn {
 
-const GateKernels& gate_kernels_avx2() {
+bool gate_kernels_avx2(GateKernels& k) {
 #if defined(__x86_64__)
-  static const GateKernels k = Rows<FastMath>::table();
-  return k;
+  k = Rows<FastMath>::table("avx2");
+  return true;
 #else
-  return gate_kernels_portable();
+  (void)k;
+  return false;
 #endif
 }
 

@@ -1,17 +1,18 @@
 // Gate math compiled with the avx512 flags (CMake gives *_avx512.cpp its ISA); see gates.h.
-#include "rnn.h"
+#include "kernels.h"
 #if defined(__x86_64__)
 #include "gates.h"
 #endif
 
 namespace forgeml::rnn {
 
-const GateKernels& gate_kernels_avx512() {
+bool gate_kernels_avx512(GateKernels& k) {
 #if defined(__x86_64__)
-  static const GateKernels k = Rows<FastMath>::table();
-  return k;
+  k = Rows<FastMath>::table("avx512");
+  return true;
 #else
-  return gate_kernels_portable();
+  (void)k;
+  return false;
 #endif
 }
 

@@ -45,7 +45,7 @@ struct Forward {
   const float* h0;      // (N, H) or null for zeros
   const float* c0;      // (N, H) or null (LSTM)
   float* y;             // (N, T, H)
-  float* xg;            // (N, T, GH) (SimpleRNN: unused, may be null)
+  float* xg;            // (N, T, GH) (SimpleRNN: unused; LSTM: null when no backward follows)
   float* aux;           // (N, T, H) (LSTM, GRU)
 };
 void forward(Cell cell, Act act, const Dims& d, const Split& split, const Forward& f);
@@ -62,24 +62,5 @@ struct Backward {
   float* dc0;         // (N, H) (LSTM)
 };
 void backward(Cell cell, Act act, const Dims& d, const Split& split, const Forward& f, const Backward& b);
-
-// ---------------------------------------------------------------- per-row gate math (gates_*.cpp)
-// One row of one part (w units), every pointer at that row's slice. dhn: dL/dh_t coming from
-// step t+1 on input; on output whatever must be added to the next step's recurrent product.
-struct GateKernels {
-  void (*act_fwd)(Act act, int64_t w, float* x);
-  void (*act_bwd)(Act act, int64_t w, const float* h, const float* dy, const float* dhn, float* dz);
-  void (*lstm_fwd)(int64_t w, float* z, const float* cprev, float* c, float* h);
-  void (*lstm_bwd)(int64_t w, const float* gates, const float* c, const float* cprev, const float* dy,
-                   const float* dhn, float* dcn, float* dz);
-  void (*gru_fwd)(int64_t w, float* a, const float* b, const float* hprev, float* bh, float* h);
-  void (*gru_bwd)(int64_t w, const float* gates, const float* bh, const float* hprev, const float* dy,
-                  float* dhn, float* da, float* db);
-};
-const GateKernels& gate_kernels();  // for forgeml::active_isa()
-const GateKernels& gate_kernels_reference();
-const GateKernels& gate_kernels_portable();
-const GateKernels& gate_kernels_avx2();
-const GateKernels& gate_kernels_avx512();
 
 }  // namespace forgeml::rnn
