@@ -14,11 +14,9 @@ namespace forgeml::conv {
 
 struct Kernels {
   // y = act(conv(x, w) + bias); bias may be null.
-  void (*forward)(const Geom& g, const float* x, const float* w, const float* bias, gemm::Activation act,
-                  float* y);
+  void (*forward)(const Geom& g, const float* x, const float* w, const float* bias, gemm::Activation act, float* y);
   // Writes every element of each of dx, dw, db that is not null.
-  void (*backward)(const Geom& g, const float* x, const float* w, const float* dy, float* dx, float* dw,
-                   float* db);
+  void (*backward)(const Geom& g, const float* x, const float* w, const float* dy, float* dx, float* dw, float* db);
   const char* name;
 };
 

@@ -66,8 +66,7 @@ void backward_reference(const Geom& g, const float* x, const float* w, const flo
   for (size_t i = 0; i < gb.size(); ++i) db[i] = static_cast<float>(gb[i]);
 }
 
-void backward_loops(const Geom& g, const float* x, const float* w, const float* dy, float* dx, float* dw,
-                    float* db) {
+void backward_loops(const Geom& g, const float* x, const float* w, const float* dy, float* dx, float* dw, float* db) {
   if (db) bias_grad(g, dy, db);
   backward_reference(g, x, w, dy, dx, dw, nullptr);
 }

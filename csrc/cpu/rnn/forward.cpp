@@ -123,7 +123,8 @@ void forward(Cell cell, Act act, const Dims& d, const Split& split, const Forwar
         gemm::sgemm_packed(false, N, 1.0f, hprev, ldh, packs[k], 1.0f, f.y + t * H + u0, T * H, ep, 1);
         break;
       }
-      case Cell::lstm: break;  // lstm_forward
+      case Cell::lstm:
+        break;  // lstm_forward
       case Cell::gru: {
         float* b = scratch[k].data();
         gemm::Epilogue ep;

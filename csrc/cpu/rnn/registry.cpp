@@ -5,15 +5,33 @@
 namespace forgeml::rnn {
 
 const GateKernels& gate_kernels_for(Isa isa) {
-  static const GateKernels reference = [] { GateKernels k{}; gate_kernels_reference(k); return k; }();
-  static const GateKernels portable = [] { GateKernels k{}; gate_kernels_portable(k); return k; }();
-  static const GateKernels avx2 = [] { GateKernels k{}; return gate_kernels_avx2(k) ? k : portable; }();
-  static const GateKernels avx512 = [] { GateKernels k{}; return gate_kernels_avx512(k) ? k : avx2; }();
+  static const GateKernels reference = [] {
+    GateKernels k{};
+    gate_kernels_reference(k);
+    return k;
+  }();
+  static const GateKernels portable = [] {
+    GateKernels k{};
+    gate_kernels_portable(k);
+    return k;
+  }();
+  static const GateKernels avx2 = [] {
+    GateKernels k{};
+    return gate_kernels_avx2(k) ? k : portable;
+  }();
+  static const GateKernels avx512 = [] {
+    GateKernels k{};
+    return gate_kernels_avx512(k) ? k : avx2;
+  }();
   switch (isa) {
-    case Isa::reference: return reference;
-    case Isa::avx2: return avx2;
-    case Isa::avx512: return avx512;
-    default: return portable;
+    case Isa::reference:
+      return reference;
+    case Isa::avx2:
+      return avx2;
+    case Isa::avx512:
+      return avx512;
+    default:
+      return portable;
   }
 }
 
