@@ -5,6 +5,7 @@ get a working pool of their own, idle workers sleep, and threadpoolctl sees and 
 Scenarios that could hang run in a fresh interpreter with a timeout."""
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -167,6 +168,38 @@ def test_idle_workers_sleep_instead_of_spinning(threads):
         if states and all(s == "S" for s in states):
             break
     assert states and all(s == "S" for s in states), states
+
+
+def _pool_blocked_signal_masks():
+    masks = []
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                if f.read().strip() != "forgeml-pool":
+                    continue
+            with open(f"/proc/self/task/{tid}/status") as f:
+                masks += [int(line.split()[1], 16) for line in f if line.startswith("SigBlk:")]
+        except FileNotFoundError:
+            continue
+    return masks
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux /proc")
+def test_workers_leave_ctrl_c_to_the_main_thread(threads):
+    """A process-directed SIGINT must reach a thread that runs Python's handler, so the workers
+    block it (and the other asynchronous signals); then a long kernel stops on Ctrl-C."""
+    threads(2)
+    a = _odd((400, 400), 11)
+    ops.matmul(a, a)
+    masks = _pool_blocked_signal_masks()
+    assert masks
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        assert all(m & (1 << (sig - 1)) for m in masks), [hex(m) for m in masks]
+    timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        _cpu._interruptible_wait(30.0)
+    timer.join()
 
 
 FORK = """

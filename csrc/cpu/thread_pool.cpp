@@ -14,6 +14,10 @@
 // the tids itself.
 #include "forgeml/thread_pool.h"
 
+#include <pthread.h>
+
+#include <csignal>
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -126,6 +130,13 @@ class Pool {
 #if defined(__linux__)
     pthread_setname_np(pthread_self(), "forgeml-pool");  // how top, py-spy and the tests tell them apart
 #endif
+    // Process-directed signals (Ctrl-C, kill) go to the threads that do not block them: keep them
+    // off the workers, so Python's main thread sees them and a long kernel stops (check_interrupt).
+    sigset_t async_signals;
+    sigemptyset(&async_signals);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGALRM, SIGUSR1, SIGUSR2, SIGCHLD, SIGPIPE})
+      sigaddset(&async_signals, sig);
+    pthread_sigmask(SIG_BLOCK, &async_signals, nullptr);
     for (;;) {
       const uint32_t seen = wake_.load(std::memory_order_acquire);
       run_claimed();
