@@ -5,6 +5,7 @@ an OpenBLAS call, and CPU burnt while idle; forgeml and NumPy interleaved in one
     python bench/pool_probe.py --against /work/main/python   # this tree vs another build,
                                                              # alternating processes A B A B ...
 Numbers are medians in milliseconds per call (ratios: NumPy time / forgeml time)."""
+
 from __future__ import annotations
 
 import argparse
@@ -57,8 +58,10 @@ def probe(samples: int) -> dict:
 
     seq = rng.standard_normal((32, 20, 32), dtype=np.float32)
     k, u, b = (rng.standard_normal(s, dtype=np.float32) * 0.1 for s in ((32, 256), (64, 256), (256,)))
-    for name, fn, peer in (("dense 256x784x128 fwd+bwd, back to back", dense_step, dense_np),
-                           ("lstm N32 T20 H64 forward, back to back", lambda: ops.lstm(seq, k, u, b), None)):
+    for name, fn, peer in (
+        ("dense 256x784x128 fwd+bwd, back to back", dense_step, dense_np),
+        ("lstm N32 T20 H64 forward, back to back", lambda: ops.lstm(seq, k, u, b), None),
+    ):
         f, n = [], []
         for _ in range(samples):
             t0 = time.perf_counter()
@@ -108,15 +111,21 @@ def main():
     runs = {"this": [], "base": []}
     for _ in range(args.rounds):  # alternate the builds so load changes hit both
         for tag, path in (("this", here), ("base", args.against)):
-            r = subprocess.run([sys.executable, __file__, "--samples", str(args.samples)], capture_output=True,
-                               text=True, env={**os.environ, "PYTHONPATH": path}, check=True)
+            r = subprocess.run(
+                [sys.executable, __file__, "--samples", str(args.samples)],
+                capture_output=True,
+                text=True,
+                env={**os.environ, "PYTHONPATH": path},
+                check=True,
+            )
             runs[tag].append(json.loads(r.stdout.strip().splitlines()[-1]))
     print(f"{'case':44s} {'this ms':>9s} {'base ms':>9s} {'base/this':>9s}  {'numpy/this':>10s} {'numpy/base':>10s}")
     for case in runs["this"][0]:
         med = {t: statistics.median(r[case][0] for r in runs[t]) for t in runs}
         npy = {t: [r[case][1] for r in runs[t] if r[case][1]] for t in runs}
-        rat = {t: (f"{statistics.median(npy[t]) / med[t]:10.2f}" if npy[t] and med[t] > 0 else f"{'-':>10s}")
-               for t in runs}
+        rat = {
+            t: (f"{statistics.median(npy[t]) / med[t]:10.2f}" if npy[t] and med[t] > 0 else f"{'-':>10s}") for t in runs
+        }
         speed = f"{med['base'] / med['this']:9.2f}" if med["this"] > 0 else f"{'-':>9s}"
         print(f"{case:44s} {med['this']:9.3f} {med['base']:9.3f} {speed}  {rat['this']} {rat['base']}")
 

@@ -3,6 +3,7 @@ the caller, nested calls run inline, results do not depend on the thread count, 
 get a working pool of their own, idle workers sleep, and threadpoolctl sees and limits the pool.
 
 Scenarios that could hang run in a fresh interpreter with a timeout."""
+
 import os
 import subprocess
 import sys
@@ -25,8 +26,13 @@ def threads():
 
 
 def run_script(code, timeout=240, **env):
-    r = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                       timeout=timeout, env=dict(os.environ, **env))
+    r = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dict(os.environ, **env),
+    )
     assert r.returncode == 0, f"exit {r.returncode}\nstdout: {r.stdout[-2000:]}\nstderr: {r.stderr[-4000:]}"
     return r.stdout
 
@@ -100,12 +106,15 @@ def test_forest_predictions_do_not_depend_on_thread_count(threads):
 
 
 def test_set_num_threads_and_omp_num_threads():
-    out = run_script("""
+    out = run_script(
+        """
         import forgeml
         print(forgeml.get_num_threads())
         forgeml.set_num_threads(5)
         print(forgeml.get_num_threads())
-    """, OMP_NUM_THREADS="3")
+    """,
+        OMP_NUM_THREADS="3",
+    )
     assert out.split() == ["3", "5"]
 
 

@@ -6,6 +6,7 @@ The user API is "openmp": forgeml's pool replaced the OpenMP runtime the kernels
 so code that limits OpenMP threads (scikit-learn does, in nested parallelism) limits it too.
 threadpoolctl is optional; without it (or with an older one) nothing is registered.
 """
+
 from __future__ import annotations
 
 import ctypes
