@@ -85,3 +85,16 @@ def isa(request):
         yield request.param
     finally:
         _cpu.set_active_isa(before)
+
+
+@pytest.fixture
+def python_sigint():
+    """Python's own SIGINT handler for the test: a shell starts background jobs with SIGINT
+    ignored, and Python then never installs it (so Ctrl-C tests would see nothing)."""
+    import signal
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)

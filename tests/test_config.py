@@ -113,7 +113,7 @@ def test_isa_can_be_lowered_not_raised():
     assert r.stdout.strip() == "portable", r.stderr
 
 
-def test_ctrl_c_interrupts_a_long_kernel():
+def test_ctrl_c_interrupts_a_long_kernel(python_sigint):
     timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
     t0 = time.perf_counter()
     timer.start()
