@@ -265,3 +265,12 @@ def test_registered_constraint_loads_without_custom_objects(tmp_path):
     model.save(tmp_path / "s.keras")
     back = fk.models.load_model(tmp_path / "s.keras")
     assert type(back.layers[0].kernel_constraint) is Shrink and back.layers[0].kernel_constraint.factor == 0.25
+
+
+def test_config_dict_without_a_class_is_refused():
+    """A damaged .keras file's constraint entry (a dict naming no class) raises ValueError, not a
+    RecursionError (found by the keras-loader fuzzer)."""
+    from forgeml.keras import constraints
+
+    with pytest.raises(ValueError, match="constraint identifier"):
+        constraints.get({"config": {}})

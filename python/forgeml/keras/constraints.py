@@ -181,8 +181,10 @@ def serialize(constraint):
 def deserialize(config, custom_objects=None):
     if config is None:
         return None
-    if not isinstance(config, dict) or "class_name" not in config:
+    if not isinstance(config, dict):
         return get(config)
+    if "class_name" not in config:  # a dict that names no class (a damaged file): not a loop back into get
+        _fail(config)
     name = config["class_name"]
     registered = config.get("registered_name")
     cls = (custom_objects or {}).get(name) or lookup(registered, name) or _BY_NAME.get(name)
