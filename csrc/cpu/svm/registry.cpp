@@ -2,6 +2,7 @@
 // to the next narrower one, as gemm's registry does.
 #include "cpu/svm/kernel_fn.h"
 #include "cpu/svm/kernels.h"
+#include "forgeml/kernel_tables.h"
 
 namespace forgeml::svm {
 
@@ -10,16 +11,8 @@ void kernels_portable(Kernels& k) {
 }
 
 const Kernels& kernels_for(Isa isa) {
-  static const Kernels plain = [] {
-    Kernels k{};
-    kernels_portable(k);
-    return k;
-  }();
-  static const Kernels avx512 = [] {
-    Kernels k{};
-    return kernels_avx512(k) ? k : plain;
-  }();
-  return isa == Isa::avx512 ? avx512 : plain;  // reference, portable and AVX2: the plain loops
+  static const KernelTables<Kernels> tables(nullptr, kernels_portable, nullptr, kernels_avx512);
+  return tables[isa];
 }
 
 const Kernels& active_kernels() { return kernels_for(active_isa()); }
