@@ -55,22 +55,33 @@ def check_X(est, X, reset: bool):
 
 def check_X_y(est, X, y, classify: bool):
     # 2-D y is accepted only to say why it is refused (scikit-learn's messages)
+    check_poisson_y(est, y)
     multi = getattr(est, "monotonic_cst", None) is not None and np.ndim(y) == 2 and np.shape(y)[1] > 1
     X, y = validate_data(est, X, y, dtype=np.float32, ensure_all_finite="allow-nan", y_numeric=not classify,
                          accept_sparse=SPARSE_FORMATS, multi_output=multi)
     if multi:
         raise ValueError("Monotonicity constraints are not supported with multiple outputs.")
     X = dense_float32(X)
-    if getattr(est, "criterion", None) == "poisson":
-        if np.any(y < 0):
-            raise ValueError("Some value(s) of y are negative which is not allowed for Poisson regression.")
-        if np.sum(y) <= 0:
-            raise ValueError("Sum of y is not strictly positive which is necessary for Poisson regression."
-                             if hasattr(est, "n_estimators") else
-                             "Sum of y is not positive which is necessary for Poisson regression.")
     if np.isinf(X).any():  # allow-nan lets through only NaN; belt and braces for float32 overflow
         raise ValueError("Input X contains infinity or a value too large for dtype('float32').")
     return X, y
+
+
+def check_poisson_y(est, y):
+    """Poisson's conditions on y; checked before X and y are matched in length, as scikit-learn
+    does (its trees validate X and y separately)."""
+    if getattr(est, "criterion", None) != "poisson" or sp.issparse(y):
+        return
+    try:
+        y = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError):
+        return  # not numbers: validate_data says so
+    if np.any(y < 0):
+        raise ValueError("Some value(s) of y are negative which is not allowed for Poisson regression.")
+    if np.sum(y) <= 0:
+        raise ValueError("Sum of y is not strictly positive which is necessary for Poisson regression."
+                         if hasattr(est, "n_estimators") else
+                         "Sum of y is not positive which is necessary for Poisson regression.")
 
 
 def encode_classes(est, y):
