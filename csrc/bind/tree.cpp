@@ -46,6 +46,44 @@ Arr<uint8_t> bin_codes(Arr<float> X, Arr<float> edges, Arr<int32_t> n_edges) {
   return codes;
 }
 
+// X as CSC columns: indptr (d+1) int64, indices (nnz) int32 row ids, data (nnz) float32.
+void check_csc(const Arr<int64_t>& indptr, const Arr<int32_t>& indices, const Arr<float>& data, int64_t n, int d) {
+  FORGEML_CHECK_ARG(n >= 0 && d >= 0 && indptr.ndim() == 1 && indptr.size() == d + 1, "X: indptr needs ", d + 1,
+                    " values");
+  FORGEML_CHECK_ARG(indices.size() == data.size(), "X: indices and data differ in length");
+  const int64_t* p = indptr.data();
+  FORGEML_CHECK_ARG(p[0] == 0 && p[d] == indices.size(), "X: indptr does not span the stored entries");
+  for (int f = 0; f < d; ++f) FORGEML_CHECK_ARG(p[f] <= p[f + 1], "X: indptr is not ascending");
+  const int32_t* r = indices.data();
+  for (py::ssize_t k = 0; k < indices.size(); ++k)
+    FORGEML_CHECK_ARG(r[k] >= 0 && r[k] < n, "X: row index out of range at entry ", k);
+}
+
+py::tuple bin_edges_csc(Arr<int64_t> indptr, Arr<int32_t> indices, Arr<float> data, int64_t n, int d,
+                        std::optional<Arr<double>> weight, int max_bins, int64_t sample, uint64_t seed) {
+  check_csc(indptr, indices, data, n, d);
+  FORGEML_CHECK_ARG(!weight || weight->size() == n, "weight: expected ", n, " values");
+  Arr<float> edges({static_cast<py::ssize_t>(d), py::ssize_t{256}});
+  Arr<int32_t> n_edges(d);
+  {
+    py::gil_scoped_release nogil;
+    ft::bin_edges_csc(indptr.data(), indices.data(), data.data(), n, d, ptr_or_null(weight), max_bins, sample, seed,
+                      edges.mutable_data(), n_edges.mutable_data());
+  }
+  return py::make_tuple(edges, n_edges);
+}
+
+Arr<uint8_t> bin_codes_csc(Arr<int64_t> indptr, Arr<int32_t> indices, Arr<float> data, int64_t n, int d,
+                           Arr<float> edges) {
+  check_csc(indptr, indices, data, n, d);
+  FORGEML_CHECK_ARG(edges.ndim() == 2 && edges.shape(0) == d && edges.shape(1) == 256, "edges: expected (", d,
+                    ", 256)");
+  Arr<uint8_t> codes({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(d)});
+  py::gil_scoped_release nogil;
+  ft::bin_codes_csc(indptr.data(), indices.data(), data.data(), n, d, edges.data(), codes.mutable_data());
+  return codes;
+}
+
 py::dict grow_forest(Arr<uint8_t> codes, std::optional<Arr<int32_t>> y_class, std::optional<Arr<double>> y,
                      Arr<double> weight, Arr<uint64_t> seeds, const py::dict& kw) {
   FORGEML_CHECK_ARG(codes.ndim() == 2, "codes: expected 2-D");
@@ -167,6 +205,10 @@ forgeml::bind::Register reg{[](py::module_& m) {
   m.def("tree_bin_edges", &bin_edges, py::arg("X"), py::arg("weight"), py::arg("max_bins"), py::arg("sample"),
         py::arg("seed"));
   m.def("tree_bin_codes", &bin_codes, py::arg("X"), py::arg("edges"), py::arg("n_edges"));
+  m.def("tree_bin_edges_csc", &bin_edges_csc, py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("n"),
+        py::arg("d"), py::arg("weight"), py::arg("max_bins"), py::arg("sample"), py::arg("seed"));
+  m.def("tree_bin_codes_csc", &bin_codes_csc, py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("n"),
+        py::arg("d"), py::arg("edges"));
   m.def("tree_grow_forest", &grow_forest, py::arg("codes"), py::arg("y_class"), py::arg("y"), py::arg("weight"),
         py::arg("seeds"), py::arg("params"));
   m.def("tree_bootstrap_counts", &bootstrap_counts, py::arg("n"), py::arg("n_draws"), py::arg("seed"));

@@ -22,6 +22,13 @@ constexpr int kMaxValueBins = 255;
 void bin_edges(const float* X, int64_t n, int d, const double* weight, int max_bins, int64_t sample,
                uint64_t seed, float* edges, int32_t* n_edges);
 void bin_codes(const float* X, int64_t n, int d, const float* edges, const int32_t* n_edges, uint8_t* codes);
+// The same on X given as CSC columns (indptr (d+1), row indices, values; canonical: no duplicate
+// rows in a column): unstored entries are zeros. Equal to the dense calls on the dense matrix.
+void bin_edges_csc(const int64_t* indptr, const int32_t* indices, const float* data, int64_t n, int d,
+                   const double* weight, int max_bins, int64_t sample, uint64_t seed, float* edges,
+                   int32_t* n_edges);
+void bin_codes_csc(const int64_t* indptr, const int32_t* indices, const float* data, int64_t n, int d,
+                   const float* edges, uint8_t* codes);
 
 // ---------------------------------------------------------------- growth
 enum class Criterion { gini = 0, entropy = 1, squared_error = 2, poisson = 3 };

@@ -9,6 +9,7 @@ Binned data: ``edges`` (d, 256) float32 cut points per feature padded with +inf,
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from .._backend import as_array, backend_of, check_shape, cpu_only, cuda_module
 from .._backend import cpu as _cpu
@@ -33,16 +34,38 @@ def _finite_or_nan(X, name):
         raise ValueError(f"{name}: infinite values are not supported (NaN is: it marks a missing value)")
 
 
+def _csc(X):
+    """A scipy sparse X as canonical CSC arrays (indptr int64, indices int32, data float32)."""
+    X = X.tocsc()
+    if not X.has_canonical_format:
+        X = X.copy()
+        X.sum_duplicates()
+    data = np.ascontiguousarray(X.data, dtype=np.float32)
+    _finite_or_nan(data, "X")
+    return (np.ascontiguousarray(X.indptr, dtype=np.int64), np.ascontiguousarray(X.indices, dtype=np.int32), data,
+            *X.shape)
+
+
 def tree_bin_edges(X, *, max_bins=255, weight=None, sample=200_000, seed=0):
     """Quantile cut points per feature, from the rows with weight > 0 (subsampled to `sample`).
 
-    X (n, d) float32 (NaN allowed). max_bins counts the NaN bin, so a feature gets at most
-    max_bins - 1 value bins. Returns (edges (d, 256) float32, n_edges (d) int32)."""
+    X (n, d) float32 (NaN allowed), or a scipy sparse matrix (read as CSC columns, its zeros
+    counted, never materialised; the same cut points as its dense form). max_bins counts the NaN
+    bin, so a feature gets at most max_bins - 1 value bins. Values within 1e-7 of their sorted
+    neighbour share a bin (scikit-learn's FEATURE_THRESHOLD); with more groups of values than
+    bins, cuts follow the quantiles of the non-zero values and zero keeps a bin of its own.
+    Returns (edges (d, 256) float32, n_edges (d) int32)."""
+    if not 2 <= int(max_bins) <= 255:
+        raise ValueError(f"max_bins: expected an int in [2, 255], got {max_bins!r}")
+    if sp.issparse(X):
+        indptr, indices, data, n, d = _csc(X)
+        if weight is not None:
+            weight = as_array(weight, "weight", dtype=np.float64, ndim=1)
+            check_shape(weight, "weight", (n,))
+        return _cpu.tree_bin_edges_csc(indptr, indices, data, n, d, weight, int(max_bins), int(sample), int(seed))
     mod = _cpu_only(X, names=["X"])
     X = as_array(X, "X", ndim=2)
     _finite_or_nan(X, "X")
-    if not 2 <= int(max_bins) <= 255:
-        raise ValueError(f"max_bins: expected an int in [2, 255], got {max_bins!r}")
     if weight is not None:
         weight = as_array(weight, "weight", dtype=np.float64, ndim=1)
         check_shape(weight, "weight", (X.shape[0],))
@@ -50,7 +73,12 @@ def tree_bin_edges(X, *, max_bins=255, weight=None, sample=200_000, seed=0):
 
 
 def tree_bin_codes(X, edges, n_edges):
-    """uint8 codes (n, d) of X under the cut points from tree_bin_edges (NaN -> 255)."""
+    """uint8 codes (n, d) of X under the cut points from tree_bin_edges (NaN -> 255). X may be
+    a scipy sparse matrix (read as CSC columns: the same codes as its dense form)."""
+    if sp.issparse(X):
+        indptr, indices, data, n, d = _csc(X)
+        check_shape(edges, "edges", (d, 256))
+        return _cpu.tree_bin_codes_csc(indptr, indices, data, n, d, np.ascontiguousarray(edges, dtype=np.float32))
     mod = _cpu_only(X, names=["X"])
     X = as_array(X, "X", ndim=2)
     _finite_or_nan(X, "X")
@@ -120,21 +148,44 @@ def tree_bootstrap_counts(n, n_draws, seed):
     return _cpu.tree_bootstrap_counts(int(n), int(n_draws), int(seed))
 
 
+SPARSE_BLOCK_BYTES = 32 << 20  # dense float32 rows a sparse X is expanded to at a time
+
+
+def _by_row_blocks(X, kernel):
+    """kernel on a scipy sparse X, densified a block of rows at a time (never the whole matrix);
+    the per-row results concatenated."""
+    X = X.tocsr()
+    n, d = X.shape
+    step = max(1, SPARSE_BLOCK_BYTES // (4 * max(d, 1)))
+    if n <= step:
+        return kernel(np.ascontiguousarray(X.toarray(), dtype=np.float32))
+    return np.concatenate([kernel(np.ascontiguousarray(X[a:a + step].toarray(), dtype=np.float32))
+                           for a in range(0, n, step)])
+
+
 def tree_forest_predict(X, nodes, values, roots, *, threads=None):
-    """Mean over trees of the leaf values each row of X (n, d) float32 reaches.
+    """Mean over trees of the leaf values each row of X (n, d) float32 reaches (X may be a
+    scipy sparse matrix: expanded by blocks of rows).
 
     nodes (N, 4) int32: {feature | nan_left << 30 (-1 at leaves), threshold float32 bits, left,
     right} with global child ids; values (N, k) float64; roots (T) int64. Returns (n, k)."""
+    threads = int(threads or _cpu.get_num_threads())
+    if sp.issparse(X):
+        return _by_row_blocks(X, lambda B: _cpu.tree_forest_predict(B, nodes, values, roots, threads))
     mod = _cpu_only(X, names=["X"])
     X = as_array(X, "X", ndim=2)
-    return mod.tree_forest_predict(X, nodes, values, roots, int(threads or _cpu.get_num_threads()))
+    return mod.tree_forest_predict(X, nodes, values, roots, threads)
 
 
 def tree_forest_apply(X, nodes, roots, *, threads=None):
-    """Tree-local leaf id (n, T) int64 that each row of X reaches in each tree."""
+    """Tree-local leaf id (n, T) int64 that each row of X reaches in each tree (X dense or
+    scipy sparse, as in tree_forest_predict)."""
+    threads = int(threads or _cpu.get_num_threads())
+    if sp.issparse(X):
+        return _by_row_blocks(X, lambda B: _cpu.tree_forest_apply(B, nodes, roots, threads))
     mod = _cpu_only(X, names=["X"])
     X = as_array(X, "X", ndim=2)
-    return mod.tree_forest_apply(X, nodes, roots, int(threads or _cpu.get_num_threads()))
+    return mod.tree_forest_apply(X, nodes, roots, threads)
 
 
 def tree_best_split(hist, total, *, criterion="gini", min_samples_leaf=1, min_weight_leaf=0.0):

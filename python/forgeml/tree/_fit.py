@@ -39,18 +39,22 @@ def threads_for(n_jobs) -> int:
 SPARSE_FORMATS = ("csc", "csr", "coo")
 
 
-def dense_float32(X):
-    """Sparse X as a dense C-contiguous float32 array (the binned kernels read dense rows; the
-    zeros of a sparse matrix are values like any other)."""
+def float32_input(X, sparse_format: str):
+    """Dense X as a C-contiguous float32 array; sparse X kept sparse, as canonical float32
+    `sparse_format` ("csc" for fit: binning reads columns; "csr" for predict: rows in blocks)."""
     if sp.issparse(X):
-        X = X.toarray()
+        X = X.asformat(sparse_format).astype(np.float32, copy=False)
+        if not X.has_canonical_format:
+            X = X.copy()
+            X.sum_duplicates()
+        return X
     return np.ascontiguousarray(X, dtype=np.float32)
 
 
 def check_X(est, X, reset: bool):
     X = validate_data(est, X, reset=reset, dtype=np.float32, ensure_all_finite="allow-nan",
                       accept_sparse=SPARSE_FORMATS)
-    return dense_float32(X)
+    return float32_input(X, "csr")
 
 
 def check_X_y(est, X, y, classify: bool):
@@ -60,7 +64,7 @@ def check_X_y(est, X, y, classify: bool):
                          accept_sparse=SPARSE_FORMATS, multi_output=multi)
     if multi:
         raise ValueError("Monotonicity constraints are not supported with multiple outputs.")
-    X = dense_float32(X)
+    X = float32_input(X, "csc")
     if getattr(est, "criterion", None) == "poisson":
         if np.any(y < 0):
             raise ValueError("Some value(s) of y are negative which is not allowed for Poisson regression.")
@@ -68,7 +72,7 @@ def check_X_y(est, X, y, classify: bool):
             raise ValueError("Sum of y is not strictly positive which is necessary for Poisson regression."
                              if hasattr(est, "n_estimators") else
                              "Sum of y is not positive which is necessary for Poisson regression.")
-    if np.isinf(X).any():  # allow-nan lets through only NaN; belt and braces for float32 overflow
+    if np.isinf(X.data if sp.issparse(X) else X).any():  # allow-nan lets through only NaN; belt and braces for float32 overflow
         raise ValueError("Input X contains infinity or a value too large for dtype('float32').")
     return X, y
 
