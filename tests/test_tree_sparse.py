@@ -11,8 +11,17 @@ from forgeml.ensemble import ExtraTreesClassifier, ExtraTreesRegressor, RandomFo
 from forgeml.ops import tree as tree_ops
 from forgeml.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-FIELDS = ("feature", "threshold", "children_left", "children_right", "missing_go_to_left", "impurity",
-          "n_node_samples", "weighted_n_node_samples", "value")
+FIELDS = (
+    "feature",
+    "threshold",
+    "children_left",
+    "children_right",
+    "missing_go_to_left",
+    "impurity",
+    "n_node_samples",
+    "weighted_n_node_samples",
+    "value",
+)
 
 
 def sparse_data(n, d, density, seed, *, negative=True, nan=False, zero_cols=(), explicit_zeros=0):
@@ -50,8 +59,7 @@ def assert_same_forest(a, b):
 @pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
 @pytest.mark.parametrize("shape", [(1, 1), (7, 1), (1, 9), (37, 13), (203, 61)])
 def test_bin_edges_and_codes_equal_dense(fmt, shape):
-    X, S = sparse_data(*shape, density=0.3, seed=shape[0] * 100 + shape[1], nan=True, zero_cols=(0,),
-                       explicit_zeros=5)
+    X, S = sparse_data(*shape, density=0.3, seed=shape[0] * 100 + shape[1], nan=True, zero_cols=(0,), explicit_zeros=5)
     S = S.asformat(fmt)
     e_d, n_d = ops.tree_bin_edges(X, max_bins=255)
     e_s, n_s = ops.tree_bin_edges(S, max_bins=255)
