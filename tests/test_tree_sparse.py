@@ -210,3 +210,25 @@ def test_sparse_wrong_n_features_at_predict():
     est = DecisionTreeRegressor(random_state=0).fit(S, X[:, 0])
     with pytest.raises(ValueError, match="features"):
         est.predict(sp.csr_matrix(np.zeros((3, 4))))
+
+
+@pytest.mark.parametrize("criterion", ["gini", "entropy", "squared_error"])
+@pytest.mark.parametrize("random_split", [False, True])
+def test_column_major_codes_and_entry_index_grow_the_same_trees(criterion, random_split):
+    # wide and very sparse: most small nodes take the stored-entries path
+    X, S = sparse_data(700, 301, density=0.02, seed=4, nan=True, explicit_zeros=30)
+    rng = np.random.default_rng(2)
+    classify = criterion != "squared_error"
+    y = rng.integers(0, 3, 700) if classify else rng.standard_normal(700)
+    edges, n_edges = ops.tree_bin_edges(S)
+    rows = ops.tree_bin_codes(X, edges, n_edges)
+    cols = ops.tree_bin_codes(S, edges, n_edges, order="F")
+    assert cols.flags.f_contiguous and np.array_equal(rows, cols)
+    kw = dict(criterion=criterion, n_classes=3, max_features=17, bootstrap=True, random_split=random_split)
+    seeds = np.arange(3, dtype=np.uint64)
+    w = rng.integers(0, 3, 700).astype(float)
+    a = ops.tree_grow_forest(rows, y, w, seeds, **kw)
+    b = ops.tree_grow_forest(cols, y, w, seeds, sparse_entries=S, **kw)
+    assert len(a["feature"]) > 20
+    for name in a:
+        assert np.array_equal(a[name], b[name]), name

@@ -187,9 +187,20 @@ void bin_edges_csc(const int64_t* indptr, const int32_t* indices, const float* d
 }
 
 void bin_codes_csc(const int64_t* indptr, const int32_t* indices, const float* data, int64_t n, int d,
-                   const float* edges, uint8_t* codes) {
+                   const float* edges, bool column_major, uint8_t* codes) {
   std::vector<uint8_t> zero_code(d);
   for (int f = 0; f < d; ++f) zero_code[f] = code_of(edges + static_cast<int64_t>(f) * 256, 0.0f);
+  if (column_major) {  // one column at a time: fill with the zero code, then the stored entries
+    parallel_for(d, 16, [&](int64_t f0, int64_t f1) {
+      for (int64_t f = f0; f < f1; ++f) {
+        uint8_t* col = codes + f * n;
+        std::memset(col, zero_code[f], static_cast<size_t>(n));
+        const float* e = edges + f * 256;
+        for (int64_t k = indptr[f]; k < indptr[f + 1]; ++k) col[indices[k]] = code_of(e, data[k]);
+      }
+    });
+    return;
+  }
   parallel_for(n, 1024, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) std::memcpy(codes + r * d, zero_code.data(), d);
   });

@@ -72,13 +72,19 @@ def tree_bin_edges(X, *, max_bins=255, weight=None, sample=200_000, seed=0):
     return mod.tree_bin_edges(X, weight, int(max_bins), int(sample), int(seed))
 
 
-def tree_bin_codes(X, edges, n_edges):
+def tree_bin_codes(X, edges, n_edges, *, order="C"):
     """uint8 codes (n, d) of X under the cut points from tree_bin_edges (NaN -> 255). X may be
-    a scipy sparse matrix (read as CSC columns: the same codes as its dense form)."""
+    a scipy sparse matrix (read as CSC columns: the same codes as its dense form); then
+    order="F" returns them column-major (what tree_grow_forest reads fastest for wide X)."""
+    if order not in ("C", "F"):
+        raise ValueError(f"order: expected 'C' or 'F', got {order!r}")
     if sp.issparse(X):
         indptr, indices, data, n, d = _csc(X)
         check_shape(edges, "edges", (d, 256))
-        return _cpu.tree_bin_codes_csc(indptr, indices, data, n, d, np.ascontiguousarray(edges, dtype=np.float32))
+        return _cpu.tree_bin_codes_csc(indptr, indices, data, n, d, np.ascontiguousarray(edges, dtype=np.float32),
+                                       order == "F")
+    if order == "F":
+        raise ValueError("order: 'F' is for sparse X only")
     mod = _cpu_only(X, names=["X"])
     X = as_array(X, "X", ndim=2)
     _finite_or_nan(X, "X")
@@ -91,7 +97,7 @@ def tree_grow_forest(codes, y, weight, seeds, *, criterion="gini", n_classes=1, 
                      min_samples_split=2, min_samples_leaf=1, min_weight_fraction_leaf=0.0,
                      min_impurity_decrease=0.0, max_features=None, max_leaf_nodes=None, bootstrap=False,
                      n_draws=None, balanced_subsample=False, threads=None, hist_subtraction=True,
-                     monotonic_cst=None, random_split=False):
+                     monotonic_cst=None, random_split=False, sparse_entries=None):
     """Grow len(seeds) trees on binned data, in parallel over trees (each one seeded by its seed).
 
     codes (n, d) uint8; y (n) int class indices for gini/entropy, float targets for squared_error;
@@ -100,12 +106,18 @@ def tree_grow_forest(codes, y, weight, seeds, *, criterion="gini", n_classes=1, 
     histograms from its rows (the oracle for the parent-minus-sibling path). monotonic_cst (d)
     of -1/0/1: monotonic constraints on the node values (regression: means; classification,
     binary only: the fraction of class 0). random_split: extremely randomized trees (each drawn
-    feature split at one boundary between its occupied bins, drawn uniformly). Returns a dict of arrays concatenated over the trees:
+    feature split at one boundary between its occupied bins, drawn uniformly). codes may be
+    Fortran-ordered (column-major: wide sparse X). sparse_entries (optional): X's stored entries
+    as a scipy CSR matrix (or (indptr, indices)); every unstored entry must have the code of
+    zero. Small nodes then skip the features with no entry in their rows (same trees, faster).
+    Returns a dict of arrays concatenated over the trees:
     offsets (T+1), depth (T), feature, left, right (tree-local ids, -1 at leaves), thr_bin,
     nan_left, impurity, weighted_n, n_samples, value (nodes, n_classes or 1)."""
     if criterion not in CRITERIA:
         raise ValueError(f"criterion: expected one of {sorted(CRITERIA)}, got {criterion!r}")
-    codes = np.ascontiguousarray(codes, dtype=np.uint8)
+    codes = np.asarray(codes)
+    if not (codes.dtype == np.uint8 and codes.ndim == 2 and codes.flags.f_contiguous):
+        codes = np.ascontiguousarray(codes, dtype=np.uint8)
     if codes.ndim != 2:
         raise ValueError(f"codes: expected a 2-D array, got shape {codes.shape}")
     n, d = codes.shape
@@ -140,6 +152,14 @@ def tree_grow_forest(codes, y, weight, seeds, *, criterion="gini", n_classes=1, 
         if classify and n_classes > 2:
             raise ValueError("monotonic_cst: only regression and binary classification are supported")
         params["monotonic"] = np.ascontiguousarray(cst, dtype=np.int8)
+    if sparse_entries is not None:
+        if sp.issparse(sparse_entries):
+            if sparse_entries.shape != (n, d):
+                raise ValueError(f"sparse_entries: expected shape {(n, d)}, got {sparse_entries.shape}")
+            sparse_entries = sparse_entries.tocsr()
+            sparse_entries = (sparse_entries.indptr, sparse_entries.indices)
+        params["entry_ptr"] = np.ascontiguousarray(sparse_entries[0], dtype=np.int64)
+        params["entry_feature"] = np.ascontiguousarray(sparse_entries[1], dtype=np.int32)
     return _cpu.tree_grow_forest(codes, y_class, y_reg, weight, seeds, params)
 
 

@@ -118,9 +118,12 @@ def resolve_sizes(est, n: int) -> tuple[int, int]:
 
 
 def bin_data(X, weight, max_bins: int, seed: int):
+    """(codes, edges). Sparse X is binned from its columns (never densified), its codes column-major."""
     edges, n_edges = ops.tree_bin_edges(X, max_bins=max_bins, weight=weight, sample=BIN_SAMPLE, seed=seed)
-    codes = ops.tree_bin_codes(X, edges, n_edges)
-    return codes, edges
+    if sp.issparse(X):
+        codes = ops.tree_bin_codes(X, edges, n_edges, order="F")
+        return codes, edges
+    return ops.tree_bin_codes(X, edges, n_edges), edges
 
 
 def grow(est, X, y_enc, weight, *, criterion, n_classes, seeds, max_features, bootstrap=False, n_draws=None,
@@ -129,6 +132,8 @@ def grow(est, X, y_enc, weight, *, criterion, n_classes, seeds, max_features, bo
     if bin_seed is None:
         bin_seed = int(seeds[0]) ^ 0x9E3779B9 if len(seeds) else 0
     codes, edges = bin_data(X, weight, est.max_bins, bin_seed)
+    # sparse X: growth is told where its stored entries are (small nodes skip the other features)
+    sparse_kw = {"sparse_entries": X.tocsr()} if sp.issparse(X) else {}
     split, leaf = resolve_sizes(est, X.shape[0])
     grown = ops.tree_grow_forest(
         codes, y_enc, weight, seeds, criterion=criterion, n_classes=n_classes, max_depth=est.max_depth,
@@ -136,7 +141,7 @@ def grow(est, X, y_enc, weight, *, criterion, n_classes, seeds, max_features, bo
         min_impurity_decrease=est.min_impurity_decrease, max_features=max_features,
         max_leaf_nodes=est.max_leaf_nodes, bootstrap=bootstrap, n_draws=n_draws,
         balanced_subsample=balanced_subsample, threads=threads, monotonic_cst=monotonic_for(est, X.shape[1]),
-        random_split=getattr(est, "splitter", "best") == "random")
+        random_split=getattr(est, "splitter", "best") == "random", **sparse_kw)
     return Forest(grown, edges, X.shape[1])
 
 
