@@ -46,9 +46,55 @@ Arr<uint8_t> bin_codes(Arr<float> X, Arr<float> edges, Arr<int32_t> n_edges) {
   return codes;
 }
 
-py::dict grow_forest(Arr<uint8_t> codes, std::optional<Arr<int32_t>> y_class, std::optional<Arr<double>> y,
-                     Arr<double> weight, Arr<uint64_t> seeds, const py::dict& kw) {
+// X as CSC columns: indptr (d+1) int64, indices (nnz) int32 row ids, data (nnz) float32.
+void check_csc(const Arr<int64_t>& indptr, const Arr<int32_t>& indices, const Arr<float>& data, int64_t n, int d) {
+  FORGEML_CHECK_ARG(n >= 0 && d >= 0 && indptr.ndim() == 1 && indptr.size() == d + 1, "X: indptr needs ", d + 1,
+                    " values");
+  FORGEML_CHECK_ARG(indices.size() == data.size(), "X: indices and data differ in length");
+  const int64_t* p = indptr.data();
+  FORGEML_CHECK_ARG(p[0] == 0 && p[d] == indices.size(), "X: indptr does not span the stored entries");
+  for (int f = 0; f < d; ++f) FORGEML_CHECK_ARG(p[f] <= p[f + 1], "X: indptr is not ascending");
+  const int32_t* r = indices.data();
+  for (py::ssize_t k = 0; k < indices.size(); ++k)
+    FORGEML_CHECK_ARG(r[k] >= 0 && r[k] < n, "X: row index out of range at entry ", k);
+}
+
+py::tuple bin_edges_csc(Arr<int64_t> indptr, Arr<int32_t> indices, Arr<float> data, int64_t n, int d,
+                        std::optional<Arr<double>> weight, int max_bins, int64_t sample, uint64_t seed) {
+  check_csc(indptr, indices, data, n, d);
+  FORGEML_CHECK_ARG(!weight || weight->size() == n, "weight: expected ", n, " values");
+  Arr<float> edges({static_cast<py::ssize_t>(d), py::ssize_t{256}});
+  Arr<int32_t> n_edges(d);
+  {
+    py::gil_scoped_release nogil;
+    ft::bin_edges_csc(indptr.data(), indices.data(), data.data(), n, d, ptr_or_null(weight), max_bins, sample, seed,
+                      edges.mutable_data(), n_edges.mutable_data());
+  }
+  return py::make_tuple(edges, n_edges);
+}
+
+// column_major: the codes come back as an (n, d) Fortran-order array.
+py::array_t<uint8_t> bin_codes_csc(Arr<int64_t> indptr, Arr<int32_t> indices, Arr<float> data, int64_t n, int d,
+                                   Arr<float> edges, bool column_major) {
+  check_csc(indptr, indices, data, n, d);
+  FORGEML_CHECK_ARG(edges.ndim() == 2 && edges.shape(0) == d && edges.shape(1) == 256, "edges: expected (", d,
+                    ", 256)");
+  const py::ssize_t sn = static_cast<py::ssize_t>(n), sd = static_cast<py::ssize_t>(d);
+  py::array_t<uint8_t> codes = column_major ? py::array_t<uint8_t>({sn, sd}, {py::ssize_t{1}, sn})
+                                            : py::array_t<uint8_t>({sn, sd});
+  py::gil_scoped_release nogil;
+  ft::bin_codes_csc(indptr.data(), indices.data(), data.data(), n, d, edges.data(), column_major,
+                    codes.mutable_data());
+  return codes;
+}
+
+// codes (n, d): C order (row-major) or Fortran order (column-major, for wide sparse X).
+py::dict grow_forest(py::array_t<uint8_t, py::array::forcecast> codes, std::optional<Arr<int32_t>> y_class,
+                     std::optional<Arr<double>> y, Arr<double> weight, Arr<uint64_t> seeds, const py::dict& kw) {
   FORGEML_CHECK_ARG(codes.ndim() == 2, "codes: expected 2-D");
+  const bool column_major = codes.shape(0) > 1 && codes.shape(1) > 1 && !(codes.flags() & py::array::c_style);
+  FORGEML_CHECK_ARG(column_major ? (codes.flags() & py::array::f_style) != 0 : (codes.flags() & py::array::c_style) != 0,
+                    "codes: expected a C- or Fortran-contiguous array");
   const int64_t n = codes.shape(0);
   ft::Params p;
   p.criterion = static_cast<ft::Criterion>(kw["criterion"].cast<int>());
@@ -84,6 +130,22 @@ py::dict grow_forest(Arr<uint8_t> codes, std::optional<Arr<int32_t>> y_class, st
       FORGEML_CHECK_ARG(yc[i] >= 0 && yc[i] < p.n_classes, "y: class index out of range at row ", i);
   }
   ft::Data data{codes.data(), n, static_cast<int>(codes.shape(1)), ptr_or_null(y_class), ptr_or_null(y)};
+  data.column_major = column_major;
+  std::optional<Arr<int64_t>> entry_ptr;
+  std::optional<Arr<int32_t>> entry_feature;
+  if (kw.contains("entry_ptr") && !kw["entry_ptr"].is_none()) {  // sparse X's stored entries, CSR
+    entry_ptr = kw["entry_ptr"].cast<Arr<int64_t>>();
+    entry_feature = kw["entry_feature"].cast<Arr<int32_t>>();
+    const int64_t* ep = entry_ptr->data();
+    FORGEML_CHECK_ARG(entry_ptr->size() == n + 1 && ep[0] == 0 && ep[n] == entry_feature->size(),
+                      "entry_ptr: expected n + 1 offsets spanning entry_feature");
+    for (int64_t r = 0; r < n; ++r) FORGEML_CHECK_ARG(ep[r] <= ep[r + 1], "entry_ptr: not ascending");
+    const int32_t* ef = entry_feature->data();
+    for (py::ssize_t k = 0; k < entry_feature->size(); ++k)
+      FORGEML_CHECK_ARG(ef[k] >= 0 && ef[k] < data.d, "entry_feature: feature index out of range");
+    data.entry_ptr = ep;
+    data.entry_feature = ef;
+  }
   std::vector<ft::TreeOut> trees;
   {
     py::gil_scoped_release nogil;
@@ -167,6 +229,10 @@ forgeml::bind::Register reg{[](py::module_& m) {
   m.def("tree_bin_edges", &bin_edges, py::arg("X"), py::arg("weight"), py::arg("max_bins"), py::arg("sample"),
         py::arg("seed"));
   m.def("tree_bin_codes", &bin_codes, py::arg("X"), py::arg("edges"), py::arg("n_edges"));
+  m.def("tree_bin_edges_csc", &bin_edges_csc, py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("n"),
+        py::arg("d"), py::arg("weight"), py::arg("max_bins"), py::arg("sample"), py::arg("seed"));
+  m.def("tree_bin_codes_csc", &bin_codes_csc, py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("n"),
+        py::arg("d"), py::arg("edges"), py::arg("column_major") = false);
   m.def("tree_grow_forest", &grow_forest, py::arg("codes"), py::arg("y_class"), py::arg("y"), py::arg("weight"),
         py::arg("seeds"), py::arg("params"));
   m.def("tree_bootstrap_counts", &bootstrap_counts, py::arg("n"), py::arg("n_draws"), py::arg("seed"));

@@ -49,21 +49,80 @@ void radix_sort(std::vector<float>& v) {
   }
 }
 
-void feature_edges(std::vector<float>& v, int value_bins, float* edges, int32_t* n_edges) {
+// scikit-learn's FEATURE_THRESHOLD: values closer than this to their sorted neighbour are one
+// value (no threshold between them; a node holding only such values is constant). float32 sums,
+// as scikit-learn compares its float32 feature values.
+constexpr float kFeatureThreshold = 1e-7f;
+
+// Cut points of one feature from its sample values v plus `zeros` implicit zeros (sparse columns:
+// the zeros enter as a count, never materialised). Values within kFeatureThreshold of their
+// sorted neighbour are merged into one group first; cuts fall between groups.
+void feature_edges(std::vector<float>& v, int64_t zeros, int value_bins, float* edges, int32_t* n_edges) {
   radix_sort(v);
-  std::vector<float> uniq;
-  std::vector<int64_t> before;  // rows below each distinct value
-  for (size_t i = 0; i < v.size(); ++i)
-    if (i == 0 || v[i] != v[i - 1]) { uniq.push_back(v[i]); before.push_back(static_cast<int64_t>(i)); }
+  std::vector<float> lo, hi;     // first and last value of each group
+  std::vector<int64_t> before;   // sample values below each group
+  int64_t at = 0;
+  auto add = [&](float x, int64_t count) {
+    if (lo.empty() || x > hi.back() + kFeatureThreshold) {
+      lo.push_back(x);
+      hi.push_back(x);
+      before.push_back(at);
+    } else {
+      hi.back() = std::max(hi.back(), x);
+    }
+    at += count;
+  };
+  // implicit zeros go before the explicit zeros (equal values: one group either way)
+  const size_t zpos = zeros > 0 ? static_cast<size_t>(std::lower_bound(v.begin(), v.end(), 0.0f) - v.begin()) : 0;
+  for (size_t i = 0; i < zpos; ++i) add(v[i], 1);
+  if (zeros > 0) add(0.0f, zeros);
+  for (size_t i = zpos; i < v.size(); ++i) add(v[i], 1);
   int ne = 0;
-  const int64_t m = static_cast<int64_t>(v.size());
-  for (size_t i = 0; i + 1 < uniq.size() && ne < value_bins - 1; ++i) {
-    bool cut = static_cast<int64_t>(uniq.size()) <= value_bins ||
-               before[i] * value_bins / m != before[i + 1] * value_bins / m;
-    if (cut) edges[ne++] = midpoint(uniq[i], uniq[i + 1]);
+  const int64_t groups = static_cast<int64_t>(lo.size());
+  if (groups <= value_bins) {  // a cut between every pair of neighbouring groups
+    for (int64_t i = 0; i + 1 < groups; ++i) edges[ne++] = midpoint(hi[i], lo[i + 1]);
+  } else {
+    // Quantiles of the values outside the zero group; zero (sparse data's usual value, often most
+    // of the rows) gets a bin of its own, so it does not swallow the quantiles of the others.
+    int64_t zg = -1;
+    for (int64_t g = 0; g < groups && zg < 0; ++g)
+      if (lo[g] <= 0.0f && hi[g] >= 0.0f) zg = g;
+    const int64_t zcount = zg < 0 ? 0 : (zg + 1 < groups ? before[zg + 1] : at) - before[zg];
+    const int64_t m = at - zcount;
+    const int64_t buckets = zg < 0 ? value_bins : value_bins - 2;
+    auto bucket = [&](int64_t g) { return (before[g] - (zg >= 0 && g > zg ? zcount : 0)) * buckets / m; };
+    for (int64_t i = 0; i + 1 < groups && ne < value_bins - 1; ++i) {
+      bool cut = i + 1 == zg || i == zg || bucket(i) != bucket(i + 1);
+      if (cut) edges[ne++] = midpoint(hi[i], lo[i + 1]);
+    }
   }
   for (int i = ne; i < 256; ++i) edges[i] = std::numeric_limits<float>::infinity();
   *n_edges = ne;
+}
+
+// Rows with weight > 0 (all when weight is null), subsampled to at most `sample` with `seed`
+// (partial Fisher-Yates), ascending.
+std::vector<int64_t> sample_rows(int64_t n, const double* weight, int64_t sample, uint64_t seed) {
+  std::vector<int64_t> rows;
+  rows.reserve(n);
+  for (int64_t i = 0; i < n; ++i)
+    if (!weight || weight[i] > 0) rows.push_back(i);
+  if (sample > 0 && static_cast<int64_t>(rows.size()) > sample) {
+    Rng rng(seed);
+    for (int64_t i = 0; i < sample; ++i)
+      std::swap(rows[i], rows[i + static_cast<int64_t>(rng.below(rows.size() - i))]);
+    rows.resize(sample);
+    std::sort(rows.begin(), rows.end());
+  }
+  return rows;
+}
+
+// code = #cuts < v in the +inf-padded 256 cut points e (branchless binary search)
+inline uint8_t code_of(const float* e, float v) {
+  if (std::isnan(v)) return static_cast<uint8_t>(kNanBin);
+  int i = 0;
+  for (int step = 128; step >= 1; step >>= 1) i += (e[i + step - 1] < v) ? step : 0;
+  return static_cast<uint8_t>(i);
 }
 
 }  // namespace
@@ -71,17 +130,7 @@ void feature_edges(std::vector<float>& v, int value_bins, float* edges, int32_t*
 void bin_edges(const float* X, int64_t n, int d, const double* weight, int max_bins, int64_t sample,
                uint64_t seed, float* edges, int32_t* n_edges) {
   FORGEML_CHECK_ARG(max_bins >= 2 && max_bins <= kMaxValueBins, "max_bins: expected 2..255, got ", max_bins);
-  std::vector<int64_t> rows;
-  rows.reserve(n);
-  for (int64_t i = 0; i < n; ++i)
-    if (!weight || weight[i] > 0) rows.push_back(i);
-  if (sample > 0 && static_cast<int64_t>(rows.size()) > sample) {  // partial Fisher-Yates
-    Rng rng(seed);
-    for (int64_t i = 0; i < sample; ++i)
-      std::swap(rows[i], rows[i + static_cast<int64_t>(rng.below(rows.size() - i))]);
-    rows.resize(sample);
-    std::sort(rows.begin(), rows.end());
-  }
+  const std::vector<int64_t> rows = sample_rows(n, weight, sample, seed);
   const int value_bins = max_bins - 1;  // one bin is kept for NaN
   // Gather the sample column by column in blocks of features, reading X row-major (one pass
   // per block, so large X is streamed, never walked with a stride of d floats per value).
@@ -96,7 +145,7 @@ void bin_edges(const float* X, int64_t n, int d, const double* weight, int max_b
         if (!std::isnan(x[f])) cols[f - f0].push_back(x[f]);
     }
     parallel_for(f1 - f0, 1, [&](int64_t a, int64_t b) {
-      for (int64_t j = a; j < b; ++j) feature_edges(cols[j], value_bins, edges + (f0 + j) * 256, n_edges + f0 + j);
+      for (int64_t j = a; j < b; ++j) feature_edges(cols[j], 0, value_bins, edges + (f0 + j) * 256, n_edges + f0 + j);
     });
   }
 }
@@ -107,15 +156,59 @@ void bin_codes(const float* X, int64_t n, int d, const float* edges, const int32
     for (int64_t r = r0; r < r1; ++r) {
       const float* x = X + r * d;
       uint8_t* c = codes + r * d;
-      for (int f = 0; f < d; ++f) {
-        if (std::isnan(x[f])) { c[f] = kNanBin; continue; }
-        // branchless search in the +inf-padded 256 cut points: code = #cuts < x
-        const float* e = edges + static_cast<int64_t>(f) * 256;
-        const float v = x[f];
-        int i = 0;
-        for (int step = 128; step >= 1; step >>= 1) i += (e[i + step - 1] < v) ? step : 0;
-        c[f] = static_cast<uint8_t>(i);
+      for (int f = 0; f < d; ++f) c[f] = code_of(edges + static_cast<int64_t>(f) * 256, x[f]);
+    }
+  });
+}
+
+// ---- sparse columns (CSC): the same cut points and codes as on the dense matrix, without it
+
+void bin_edges_csc(const int64_t* indptr, const int32_t* indices, const float* data, int64_t n, int d,
+                   const double* weight, int max_bins, int64_t sample, uint64_t seed, float* edges,
+                   int32_t* n_edges) {
+  FORGEML_CHECK_ARG(max_bins >= 2 && max_bins <= kMaxValueBins, "max_bins: expected 2..255, got ", max_bins);
+  const std::vector<int64_t> rows = sample_rows(n, weight, sample, seed);
+  std::vector<uint8_t> in_sample(n, 0);
+  for (int64_t r : rows) in_sample[r] = 1;
+  const int64_t m = static_cast<int64_t>(rows.size());
+  parallel_for(d, 16, [&](int64_t f0, int64_t f1) {
+    std::vector<float> v;
+    for (int64_t f = f0; f < f1; ++f) {
+      v.clear();
+      int64_t stored = 0;  // sampled rows with an entry (NaN included): the others are zeros
+      for (int64_t k = indptr[f]; k < indptr[f + 1]; ++k) {
+        if (!in_sample[indices[k]]) continue;
+        ++stored;
+        if (!std::isnan(data[k])) v.push_back(data[k]);
       }
+      feature_edges(v, m - stored, max_bins - 1, edges + f * 256, n_edges + f);
+    }
+  });
+}
+
+void bin_codes_csc(const int64_t* indptr, const int32_t* indices, const float* data, int64_t n, int d,
+                   const float* edges, bool column_major, uint8_t* codes) {
+  std::vector<uint8_t> zero_code(d);
+  for (int f = 0; f < d; ++f) zero_code[f] = code_of(edges + static_cast<int64_t>(f) * 256, 0.0f);
+  if (column_major) {  // one column at a time: fill with the zero code, then the stored entries
+    parallel_for(d, 16, [&](int64_t f0, int64_t f1) {
+      for (int64_t f = f0; f < f1; ++f) {
+        uint8_t* col = codes + f * n;
+        std::memset(col, zero_code[f], static_cast<size_t>(n));
+        const float* e = edges + f * 256;
+        for (int64_t k = indptr[f]; k < indptr[f + 1]; ++k) col[indices[k]] = code_of(e, data[k]);
+      }
+    });
+    return;
+  }
+  parallel_for(n, 1024, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) std::memcpy(codes + r * d, zero_code.data(), d);
+  });
+  // Stored entries column by column (threads write distinct bytes of the row-major codes).
+  parallel_for(d, 16, [&](int64_t f0, int64_t f1) {
+    for (int64_t f = f0; f < f1; ++f) {
+      const float* e = edges + f * 256;
+      for (int64_t k = indptr[f]; k < indptr[f + 1]; ++k) codes[static_cast<int64_t>(indices[k]) * d + f] = code_of(e, data[k]);
     }
   });
 }

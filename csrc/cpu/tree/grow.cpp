@@ -346,6 +346,20 @@ class Grower {
     Best best;
     best.left = bl.data();
     best.right = br.data();
+    // Small node of a sparse X: the features with a stored entry in its rows; every other one
+    // holds only the zero code here, so it is constant without building its histogram.
+    std::vector<uint64_t> active;
+    if (D_.entry_ptr && static_cast<double>(e.end - e.begin) * static_cast<double>(D_.entry_ptr[D_.n]) <=
+                           static_cast<double>(D_.d) * static_cast<double>(D_.n)) {
+      active.assign(words_, 0);
+      for (int64_t i = e.begin; i < e.end; ++i) {
+        const int64_t r = rows_[i].row;
+        for (int64_t k = D_.entry_ptr[r]; k < D_.entry_ptr[r + 1]; ++k)
+          active[D_.entry_feature[k] >> 6] |= uint64_t{1} << (D_.entry_feature[k] & 63);
+      }
+    }
+    std::vector<int> live;
+    std::vector<uint64_t> live_draws;
     int seen = 0;
     size_t drawn = 0;
     while (seen < P_.max_features && drawn < cand.size()) {
@@ -357,8 +371,28 @@ class Grower {
       std::vector<uint64_t> draws;
       if (P_.random_split)  // drawn here, in rank order, so threads do not change them
         for (size_t i = 0; i < need; ++i) draws.push_back(split_rng_.next());
-      eval_batch(e, cand.data() + drawn, static_cast<int>(drawn), static_cast<int>(need), total, best, constant,
-                 draws.empty() ? nullptr : draws.data());
+      if (active.empty()) {
+        eval_batch(e, cand.data() + drawn, static_cast<int>(drawn), static_cast<int>(need), total, best, constant,
+                   draws.empty() ? nullptr : draws.data());
+      } else {  // evaluate the active ones (draw order kept, so ties and draws are as without the set)
+        live.clear();
+        live_draws.clear();
+        for (size_t i = 0; i < need; ++i) {
+          const int f = cand[drawn + i];
+          if ((active[f >> 6] >> (f & 63)) & 1) {
+            live.push_back(f);
+            if (!draws.empty()) live_draws.push_back(draws[i]);
+          } else {
+            constant.push_back(f);
+          }
+        }
+        if (!live.empty()) {
+          std::vector<int> found;
+          eval_batch(e, live.data(), static_cast<int>(drawn), static_cast<int>(live.size()), total, best, found,
+                     live_draws.empty() ? nullptr : live_draws.data());
+          constant.insert(constant.end(), found.begin(), found.end());
+        }
+      }
       for (int f : constant) e.consts[f >> 6] |= uint64_t{1} << (f & 63);
       seen += static_cast<int>(need - constant.size());
       drawn += need;
@@ -416,27 +450,34 @@ class Grower {
   template <bool kMask>
   void build_rows(int64_t begin, int64_t end, const int* f, int nf, double* hw, uint32_t* cnt, uint64_t* occ) const {
     const int d = D_.d, H = H_;
+    auto add = [&](int j, int b, const Rec& rr) {
+      const size_t at = static_cast<size_t>(j) * 256 + b;
+      double* h = hw + at * H;
+      if constexpr (C::kClassify) {
+        h[rr.cls] += rr.w;
+      } else {
+        const double wy = rr.w * rr.y;
+        h[0] += rr.w;
+        h[1] += wy;
+        if constexpr (log_stat<C>()) h[2] += rr.w * C::xlogy(rr.y);
+        else h[2] += wy * rr.y;
+      }
+      ++cnt[at];
+      if constexpr (kMask) occ[j * 4 + (b >> 6)] |= uint64_t{1} << (b & 63);
+    };
+    if (D_.column_major) {  // feature by feature: the node's rows ascend, so each column is read forwards
+      for (int j = 0; j < nf; ++j) {
+        const uint8_t* col = D_.codes + static_cast<int64_t>(f[j]) * D_.n;
+        for (int64_t i = begin; i < end; ++i) add(j, col[rows_[i].row], rows_[i]);
+      }
+      return;
+    }
     constexpr int64_t kAhead = 16;  // prefetch distance in rows: hides the codes' cache misses
     for (int64_t i = begin; i < end; ++i) {
       if (i + kAhead < end) __builtin_prefetch(D_.codes + static_cast<int64_t>(rows_[i + kAhead].row) * d);
       const Rec& rr = rows_[i];
       const uint8_t* c = D_.codes + static_cast<int64_t>(rr.row) * d;
-      for (int j = 0; j < nf; ++j) {
-        const int b = c[f[j]];
-        const size_t at = static_cast<size_t>(j) * 256 + b;
-        double* h = hw + at * H;
-        if constexpr (C::kClassify) {
-          h[rr.cls] += rr.w;
-        } else {
-          const double wy = rr.w * rr.y;
-          h[0] += rr.w;
-          h[1] += wy;
-          if constexpr (log_stat<C>()) h[2] += rr.w * C::xlogy(rr.y);
-          else h[2] += wy * rr.y;
-        }
-        ++cnt[at];
-        if constexpr (kMask) occ[j * 4 + (b >> 6)] |= uint64_t{1} << (b & 63);
-      }
+      for (int j = 0; j < nf; ++j) add(j, c[f[j]], rr);
     }
   }
 
@@ -469,6 +510,18 @@ class Grower {
   template <int K, bool kMask>
   void build_packed_rows(int64_t begin, int64_t end, const int* f, int nf, uint64_t* pk, uint64_t* occ) const {
     const int d = D_.d;
+    if (D_.column_major) {
+      for (int j = 0; j < nf; ++j) {
+        const uint8_t* col = D_.codes + static_cast<int64_t>(f[j]) * D_.n;
+        for (int64_t i = begin; i < end; ++i) {
+          const Rec& rr = rows_[i];
+          const int b = col[rr.row];
+          pk[(static_cast<size_t>(j) * 256 + b) * K + rr.cls] += (uint64_t{1} << 32) | static_cast<uint64_t>(rr.w);
+          if constexpr (kMask) occ[j * 4 + (b >> 6)] |= uint64_t{1} << (b & 63);
+        }
+      }
+      return;
+    }
     constexpr int64_t kAhead = 16;
     for (int64_t i = begin; i < end; ++i) {
       if (i + kAhead < end) __builtin_prefetch(D_.codes + static_cast<int64_t>(rows_[i + kAhead].row) * d);
@@ -568,10 +621,12 @@ class Grower {
     const int d = D_.d, f = e.feature, bin = e.bin;
     int64_t nl = 0, nr = 0;
     constexpr int64_t kAhead = 16;
+    const int64_t rs = D_.column_major ? 1 : d;  // code of (row, f) at row * rs + f * fs
+    const uint8_t* col = D_.codes + (D_.column_major ? static_cast<int64_t>(f) * D_.n : f);
     for (int64_t i = e.begin; i < e.end; ++i) {
-      if (i + kAhead < e.end) __builtin_prefetch(D_.codes + static_cast<int64_t>(rows_[i + kAhead].row) * d + f);
+      if (i + kAhead < e.end) __builtin_prefetch(col + static_cast<int64_t>(rows_[i + kAhead].row) * rs);
       const Rec r = rows_[i];
-      int c = D_.codes[static_cast<int64_t>(r.row) * d + f];
+      int c = col[static_cast<int64_t>(r.row) * rs];
       bool go_left = c == kNanBin ? e.nan_left : c <= bin;
       if (go_left) rows_[e.begin + nl++] = r; else tmp_[nr++] = r;
     }

@@ -22,6 +22,14 @@ constexpr int kMaxValueBins = 255;
 void bin_edges(const float* X, int64_t n, int d, const double* weight, int max_bins, int64_t sample,
                uint64_t seed, float* edges, int32_t* n_edges);
 void bin_codes(const float* X, int64_t n, int d, const float* edges, const int32_t* n_edges, uint8_t* codes);
+// The same on X given as CSC columns (indptr (d+1), row indices, values; canonical: no duplicate
+// rows in a column): unstored entries are zeros. Equal to the dense calls on the dense matrix.
+void bin_edges_csc(const int64_t* indptr, const int32_t* indices, const float* data, int64_t n, int d,
+                   const double* weight, int max_bins, int64_t sample, uint64_t seed, float* edges,
+                   int32_t* n_edges);
+// column_major: codes (d, n), feature f's at codes + f * n (growth reads them so, Data::column_major).
+void bin_codes_csc(const int64_t* indptr, const int32_t* indices, const float* data, int64_t n, int d,
+                   const float* edges, bool column_major, uint8_t* codes);
 
 // ---------------------------------------------------------------- growth
 enum class Criterion { gini = 0, entropy = 1, squared_error = 2, poisson = 3 };
@@ -55,6 +63,12 @@ struct Data {
   int d;
   const int32_t* y_class;  // (n) class index, classification
   const double* y;         // (n) target, regression
+  bool column_major = false;  // codes (d, n): feature f's codes at codes + f * n (wide sparse X)
+  // Optional, sparse X: per row r, entry_feature[entry_ptr[r] .. entry_ptr[r + 1]) lists the
+  // features whose code may differ from the code of zero (X's stored entries, CSR). Small nodes
+  // use it to skip features that hold only zeros there; trees are the same with or without it.
+  const int64_t* entry_ptr = nullptr;
+  const int32_t* entry_feature = nullptr;
 };
 
 // One tree as flat arrays (node 0 is the root; feature -1 marks a leaf).

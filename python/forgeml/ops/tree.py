@@ -9,6 +9,7 @@ Binned data: ``edges`` (d, 256) float32 cut points per feature padded with +inf,
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from .._backend import as_array, backend_of, check_shape, cpu_only, cuda_module
 from .._backend import cpu as _cpu
@@ -33,24 +34,57 @@ def _finite_or_nan(X, name):
         raise ValueError(f"{name}: infinite values are not supported (NaN is: it marks a missing value)")
 
 
+def _csc(X):
+    """A scipy sparse X as canonical CSC arrays (indptr int64, indices int32, data float32)."""
+    X = X.tocsc()
+    if not X.has_canonical_format:
+        X = X.copy()
+        X.sum_duplicates()
+    data = np.ascontiguousarray(X.data, dtype=np.float32)
+    _finite_or_nan(data, "X")
+    return (np.ascontiguousarray(X.indptr, dtype=np.int64), np.ascontiguousarray(X.indices, dtype=np.int32), data,
+            *X.shape)
+
+
 def tree_bin_edges(X, *, max_bins=255, weight=None, sample=200_000, seed=0):
     """Quantile cut points per feature, from the rows with weight > 0 (subsampled to `sample`).
 
-    X (n, d) float32 (NaN allowed). max_bins counts the NaN bin, so a feature gets at most
-    max_bins - 1 value bins. Returns (edges (d, 256) float32, n_edges (d) int32)."""
+    X (n, d) float32 (NaN allowed), or a scipy sparse matrix (read as CSC columns, its zeros
+    counted, never materialised; the same cut points as its dense form). max_bins counts the NaN
+    bin, so a feature gets at most max_bins - 1 value bins. Values within 1e-7 of their sorted
+    neighbour share a bin (scikit-learn's FEATURE_THRESHOLD); with more groups of values than
+    bins, cuts follow the quantiles of the non-zero values and zero keeps a bin of its own.
+    Returns (edges (d, 256) float32, n_edges (d) int32)."""
+    if not 2 <= int(max_bins) <= 255:
+        raise ValueError(f"max_bins: expected an int in [2, 255], got {max_bins!r}")
+    if sp.issparse(X):
+        indptr, indices, data, n, d = _csc(X)
+        if weight is not None:
+            weight = as_array(weight, "weight", dtype=np.float64, ndim=1)
+            check_shape(weight, "weight", (n,))
+        return _cpu.tree_bin_edges_csc(indptr, indices, data, n, d, weight, int(max_bins), int(sample), int(seed))
     mod = _cpu_only(X, names=["X"])
     X = as_array(X, "X", ndim=2)
     _finite_or_nan(X, "X")
-    if not 2 <= int(max_bins) <= 255:
-        raise ValueError(f"max_bins: expected an int in [2, 255], got {max_bins!r}")
     if weight is not None:
         weight = as_array(weight, "weight", dtype=np.float64, ndim=1)
         check_shape(weight, "weight", (X.shape[0],))
     return mod.tree_bin_edges(X, weight, int(max_bins), int(sample), int(seed))
 
 
-def tree_bin_codes(X, edges, n_edges):
-    """uint8 codes (n, d) of X under the cut points from tree_bin_edges (NaN -> 255)."""
+def tree_bin_codes(X, edges, n_edges, *, order="C"):
+    """uint8 codes (n, d) of X under the cut points from tree_bin_edges (NaN -> 255). X may be
+    a scipy sparse matrix (read as CSC columns: the same codes as its dense form); then
+    order="F" returns them column-major (what tree_grow_forest reads fastest for wide X)."""
+    if order not in ("C", "F"):
+        raise ValueError(f"order: expected 'C' or 'F', got {order!r}")
+    if sp.issparse(X):
+        indptr, indices, data, n, d = _csc(X)
+        check_shape(edges, "edges", (d, 256))
+        return _cpu.tree_bin_codes_csc(indptr, indices, data, n, d, np.ascontiguousarray(edges, dtype=np.float32),
+                                       order == "F")
+    if order == "F":
+        raise ValueError("order: 'F' is for sparse X only")
     mod = _cpu_only(X, names=["X"])
     X = as_array(X, "X", ndim=2)
     _finite_or_nan(X, "X")
@@ -63,7 +97,7 @@ def tree_grow_forest(codes, y, weight, seeds, *, criterion="gini", n_classes=1, 
                      min_samples_split=2, min_samples_leaf=1, min_weight_fraction_leaf=0.0,
                      min_impurity_decrease=0.0, max_features=None, max_leaf_nodes=None, bootstrap=False,
                      n_draws=None, balanced_subsample=False, threads=None, hist_subtraction=True,
-                     monotonic_cst=None, random_split=False):
+                     monotonic_cst=None, random_split=False, sparse_entries=None):
     """Grow len(seeds) trees on binned data, in parallel over trees (each one seeded by its seed).
 
     codes (n, d) uint8; y (n) int class indices for gini/entropy, float targets for squared_error;
@@ -72,12 +106,18 @@ def tree_grow_forest(codes, y, weight, seeds, *, criterion="gini", n_classes=1, 
     histograms from its rows (the oracle for the parent-minus-sibling path). monotonic_cst (d)
     of -1/0/1: monotonic constraints on the node values (regression: means; classification,
     binary only: the fraction of class 0). random_split: extremely randomized trees (each drawn
-    feature split at one boundary between its occupied bins, drawn uniformly). Returns a dict of arrays concatenated over the trees:
+    feature split at one boundary between its occupied bins, drawn uniformly). codes may be
+    Fortran-ordered (column-major: wide sparse X). sparse_entries (optional): X's stored entries
+    as a scipy CSR matrix (or (indptr, indices)); every unstored entry must have the code of
+    zero. Small nodes then skip the features with no entry in their rows (same trees, faster).
+    Returns a dict of arrays concatenated over the trees:
     offsets (T+1), depth (T), feature, left, right (tree-local ids, -1 at leaves), thr_bin,
     nan_left, impurity, weighted_n, n_samples, value (nodes, n_classes or 1)."""
     if criterion not in CRITERIA:
         raise ValueError(f"criterion: expected one of {sorted(CRITERIA)}, got {criterion!r}")
-    codes = np.ascontiguousarray(codes, dtype=np.uint8)
+    codes = np.asarray(codes)
+    if not (codes.dtype == np.uint8 and codes.ndim == 2 and codes.flags.f_contiguous):
+        codes = np.ascontiguousarray(codes, dtype=np.uint8)
     if codes.ndim != 2:
         raise ValueError(f"codes: expected a 2-D array, got shape {codes.shape}")
     n, d = codes.shape
@@ -112,6 +152,14 @@ def tree_grow_forest(codes, y, weight, seeds, *, criterion="gini", n_classes=1, 
         if classify and n_classes > 2:
             raise ValueError("monotonic_cst: only regression and binary classification are supported")
         params["monotonic"] = np.ascontiguousarray(cst, dtype=np.int8)
+    if sparse_entries is not None:
+        if sp.issparse(sparse_entries):
+            if sparse_entries.shape != (n, d):
+                raise ValueError(f"sparse_entries: expected shape {(n, d)}, got {sparse_entries.shape}")
+            sparse_entries = sparse_entries.tocsr()
+            sparse_entries = (sparse_entries.indptr, sparse_entries.indices)
+        params["entry_ptr"] = np.ascontiguousarray(sparse_entries[0], dtype=np.int64)
+        params["entry_feature"] = np.ascontiguousarray(sparse_entries[1], dtype=np.int32)
     return _cpu.tree_grow_forest(codes, y_class, y_reg, weight, seeds, params)
 
 
@@ -120,21 +168,44 @@ def tree_bootstrap_counts(n, n_draws, seed):
     return _cpu.tree_bootstrap_counts(int(n), int(n_draws), int(seed))
 
 
+SPARSE_BLOCK_BYTES = 32 << 20  # dense float32 rows a sparse X is expanded to at a time
+
+
+def _by_row_blocks(X, kernel):
+    """kernel on a scipy sparse X, densified a block of rows at a time (never the whole matrix);
+    the per-row results concatenated."""
+    X = X.tocsr()
+    n, d = X.shape
+    step = max(1, SPARSE_BLOCK_BYTES // (4 * max(d, 1)))
+    if n <= step:
+        return kernel(np.ascontiguousarray(X.toarray(), dtype=np.float32))
+    return np.concatenate([kernel(np.ascontiguousarray(X[a:a + step].toarray(), dtype=np.float32))
+                           for a in range(0, n, step)])
+
+
 def tree_forest_predict(X, nodes, values, roots, *, threads=None):
-    """Mean over trees of the leaf values each row of X (n, d) float32 reaches.
+    """Mean over trees of the leaf values each row of X (n, d) float32 reaches (X may be a
+    scipy sparse matrix: expanded by blocks of rows).
 
     nodes (N, 4) int32: {feature | nan_left << 30 (-1 at leaves), threshold float32 bits, left,
     right} with global child ids; values (N, k) float64; roots (T) int64. Returns (n, k)."""
+    threads = int(threads or _cpu.get_num_threads())
+    if sp.issparse(X):
+        return _by_row_blocks(X, lambda B: _cpu.tree_forest_predict(B, nodes, values, roots, threads))
     mod = _cpu_only(X, names=["X"])
     X = as_array(X, "X", ndim=2)
-    return mod.tree_forest_predict(X, nodes, values, roots, int(threads or _cpu.get_num_threads()))
+    return mod.tree_forest_predict(X, nodes, values, roots, threads)
 
 
 def tree_forest_apply(X, nodes, roots, *, threads=None):
-    """Tree-local leaf id (n, T) int64 that each row of X reaches in each tree."""
+    """Tree-local leaf id (n, T) int64 that each row of X reaches in each tree (X dense or
+    scipy sparse, as in tree_forest_predict)."""
+    threads = int(threads or _cpu.get_num_threads())
+    if sp.issparse(X):
+        return _by_row_blocks(X, lambda B: _cpu.tree_forest_apply(B, nodes, roots, threads))
     mod = _cpu_only(X, names=["X"])
     X = as_array(X, "X", ndim=2)
-    return mod.tree_forest_apply(X, nodes, roots, int(threads or _cpu.get_num_threads()))
+    return mod.tree_forest_apply(X, nodes, roots, threads)
 
 
 def tree_best_split(hist, total, *, criterion="gini", min_samples_leaf=1, min_weight_leaf=0.0):

@@ -39,18 +39,22 @@ def threads_for(n_jobs) -> int:
 SPARSE_FORMATS = ("csc", "csr", "coo")
 
 
-def dense_float32(X):
-    """Sparse X as a dense C-contiguous float32 array (the binned kernels read dense rows; the
-    zeros of a sparse matrix are values like any other)."""
+def float32_input(X, sparse_format: str):
+    """Dense X as a C-contiguous float32 array; sparse X kept sparse, as canonical float32
+    `sparse_format` ("csc" for fit: binning reads columns; "csr" for predict: rows in blocks)."""
     if sp.issparse(X):
-        X = X.toarray()
+        X = X.asformat(sparse_format).astype(np.float32, copy=False)
+        if not X.has_canonical_format:
+            X = X.copy()
+            X.sum_duplicates()
+        return X
     return np.ascontiguousarray(X, dtype=np.float32)
 
 
 def check_X(est, X, reset: bool):
     X = validate_data(est, X, reset=reset, dtype=np.float32, ensure_all_finite="allow-nan",
                       accept_sparse=SPARSE_FORMATS)
-    return dense_float32(X)
+    return float32_input(X, "csr")
 
 
 def check_X_y(est, X, y, classify: bool):
@@ -61,8 +65,8 @@ def check_X_y(est, X, y, classify: bool):
                          accept_sparse=SPARSE_FORMATS, multi_output=multi)
     if multi:
         raise ValueError("Monotonicity constraints are not supported with multiple outputs.")
-    X = dense_float32(X)
-    if np.isinf(X).any():  # allow-nan lets through only NaN; belt and braces for float32 overflow
+    X = float32_input(X, "csc")
+    if np.isinf(X.data if sp.issparse(X) else X).any():  # allow-nan lets through only NaN; belt and braces
         raise ValueError("Input X contains infinity or a value too large for dtype('float32').")
     return X, y
 
@@ -125,9 +129,12 @@ def resolve_sizes(est, n: int) -> tuple[int, int]:
 
 
 def bin_data(X, weight, max_bins: int, seed: int):
+    """(codes, edges). Sparse X is binned from its columns (never densified), its codes column-major."""
     edges, n_edges = ops.tree_bin_edges(X, max_bins=max_bins, weight=weight, sample=BIN_SAMPLE, seed=seed)
-    codes = ops.tree_bin_codes(X, edges, n_edges)
-    return codes, edges
+    if sp.issparse(X):
+        codes = ops.tree_bin_codes(X, edges, n_edges, order="F")
+        return codes, edges
+    return ops.tree_bin_codes(X, edges, n_edges), edges
 
 
 def grow(est, X, y_enc, weight, *, criterion, n_classes, seeds, max_features, bootstrap=False, n_draws=None,
@@ -136,6 +143,8 @@ def grow(est, X, y_enc, weight, *, criterion, n_classes, seeds, max_features, bo
     if bin_seed is None:
         bin_seed = int(seeds[0]) ^ 0x9E3779B9 if len(seeds) else 0
     codes, edges = bin_data(X, weight, est.max_bins, bin_seed)
+    # sparse X: growth is told where its stored entries are (small nodes skip the other features)
+    sparse_kw = {"sparse_entries": X.tocsr()} if sp.issparse(X) else {}
     split, leaf = resolve_sizes(est, X.shape[0])
     grown = ops.tree_grow_forest(
         codes, y_enc, weight, seeds, criterion=criterion, n_classes=n_classes, max_depth=est.max_depth,
@@ -143,7 +152,7 @@ def grow(est, X, y_enc, weight, *, criterion, n_classes, seeds, max_features, bo
         min_impurity_decrease=est.min_impurity_decrease, max_features=max_features,
         max_leaf_nodes=est.max_leaf_nodes, bootstrap=bootstrap, n_draws=n_draws,
         balanced_subsample=balanced_subsample, threads=threads, monotonic_cst=monotonic_for(est, X.shape[1]),
-        random_split=getattr(est, "splitter", "best") == "random")
+        random_split=getattr(est, "splitter", "best") == "random", **sparse_kw)
     return Forest(grown, edges, X.shape[1])
 
 

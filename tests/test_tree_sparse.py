@@ -1,0 +1,234 @@
+"""Sparse X in trees and forests: binning straight from the sparse columns gives the same cut
+points, codes and trees as the dense matrix; CSR prediction by row blocks; scikit-learn's
+FEATURE_THRESHOLD (values within 1e-7 are one value) and zero's own bin in quantile binning."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from forgeml import ops
+from forgeml.ensemble import ExtraTreesClassifier, ExtraTreesRegressor, RandomForestClassifier, RandomForestRegressor
+from forgeml.ops import tree as tree_ops
+from forgeml.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+FIELDS = (
+    "feature",
+    "threshold",
+    "children_left",
+    "children_right",
+    "missing_go_to_left",
+    "impurity",
+    "n_node_samples",
+    "weighted_n_node_samples",
+    "value",
+)
+
+
+def sparse_data(n, d, density, seed, *, negative=True, nan=False, zero_cols=(), explicit_zeros=0):
+    """Dense float32 X with mostly zeros and its CSR form (with explicit zeros stored, if asked)."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)).astype(np.float32)
+    if not negative:
+        X = np.abs(X)
+    X[rng.random((n, d)) >= density] = 0
+    if nan:
+        X[rng.random((n, d)) < 0.03] = np.nan
+    for c in zero_cols:
+        X[:, c] = 0
+    S = sp.csr_matrix(X)
+    if explicit_zeros:
+        coo = S.tocoo()
+        r = rng.integers(0, n, explicit_zeros)
+        c = rng.integers(0, d, explicit_zeros)
+        keep = X[r, c] == 0
+        rows = np.concatenate([coo.row, r[keep]])
+        cols = np.concatenate([coo.col, c[keep]])
+        vals = np.concatenate([coo.data, np.zeros(keep.sum(), np.float32)])
+        S = sp.csr_matrix((vals, (rows, cols)), shape=(n, d))  # zeros stay stored entries
+        assert S.nnz > np.count_nonzero(np.nan_to_num(X, nan=1.0))
+    return X, S
+
+
+def assert_same_forest(a, b):
+    fa, fb = a._forest, b._forest
+    assert np.array_equal(fa.offsets, fb.offsets)
+    for name in FIELDS:
+        assert np.array_equal(getattr(fa, name), getattr(fb, name)), name
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
+@pytest.mark.parametrize("shape", [(1, 1), (7, 1), (1, 9), (37, 13), (203, 61)])
+def test_bin_edges_and_codes_equal_dense(fmt, shape):
+    X, S = sparse_data(*shape, density=0.3, seed=shape[0] * 100 + shape[1], nan=True, zero_cols=(0,), explicit_zeros=5)
+    S = S.asformat(fmt)
+    e_d, n_d = ops.tree_bin_edges(X, max_bins=255)
+    e_s, n_s = ops.tree_bin_edges(S, max_bins=255)
+    assert np.array_equal(n_d, n_s)
+    assert np.array_equal(e_d, e_s)
+    assert np.array_equal(ops.tree_bin_codes(X, e_d, n_d), ops.tree_bin_codes(S, e_s, n_s))
+
+
+@pytest.mark.parametrize("max_bins", [2, 3, 17, 255])
+def test_quantile_binning_equal_dense_with_sample_and_weight(max_bins):
+    # more distinct values than bins (quantile mode), a row sample smaller than n, zero weights
+    X, S = sparse_data(3001, 7, density=0.4, seed=max_bins, nan=True, explicit_zeros=50)
+    w = np.random.default_rng(1).integers(0, 3, 3001).astype(np.float64)
+    kw = dict(max_bins=max_bins, weight=w, sample=1000, seed=11)
+    e_d, n_d = ops.tree_bin_edges(X, **kw)
+    e_s, n_s = ops.tree_bin_edges(S.tocsc(), **kw)
+    assert np.array_equal(n_d, n_s) and np.array_equal(e_d, e_s)
+    assert (n_d <= max_bins - 1).all()
+    codes = ops.tree_bin_codes(S, e_s, n_s)
+    assert np.array_equal(codes, ops.tree_bin_codes(X, e_d, n_d))
+    # the codes follow the contract: code = #cuts < x, NaN -> 255
+    ref = np.where(np.isnan(X), 255, (e_d[None, :, :] < np.nan_to_num(X)[:, :, None]).sum(axis=2))
+    assert np.array_equal(codes, ref)
+
+
+def test_zero_keeps_its_own_bin_in_quantile_mode():
+    rng = np.random.default_rng(0)
+    n = 100_000
+    col = np.zeros(n, np.float32)
+    nz = rng.choice(n, 2000, replace=False)
+    col[nz] = rng.standard_normal(2000).astype(np.float32)  # 98% zeros, ~1000 values each side
+    X = col[:, None]
+    edges, n_edges = ops.tree_bin_edges(sp.csc_matrix(X), sample=0)
+    e = edges[0, : n_edges[0]]
+    below, above = e[e < 0], e[e >= 0]
+    assert len(below) and len(above)
+    neg, pos = np.sort(col[col < 0]), np.sort(col[col > 0])
+    assert below[-1] >= neg[-1] and above[0] < pos[0]  # cuts right next to zero on both sides
+    assert n_edges[0] > 200  # the non-zero values share the other bins (not crowded into a few)
+    e_d, n_d = ops.tree_bin_edges(X, sample=0)
+    assert np.array_equal(e_d, edges) and np.array_equal(n_d, n_edges)
+
+
+def test_values_within_feature_threshold_share_a_bin():
+    X = np.array([[0.0], [5e-8], [1e-7], [1.0], [1.0 + 5e-8], [2.0]], dtype=np.float32)
+    edges, n_edges = ops.tree_bin_edges(X)
+    # groups {0, 5e-8, 1e-7} (chained gaps <= 1e-7), {1, 1 + 5e-8 (== 1 in float32)}, {2}
+    assert n_edges[0] == 2
+    assert 1e-7 <= edges[0, 0] < 1.0 and 1.0 <= edges[0, 1] < 2.0
+
+
+@pytest.mark.parametrize("Tree", [DecisionTreeClassifier, DecisionTreeRegressor])
+@pytest.mark.parametrize("splitter", ["best", "random"])
+def test_almost_constant_feature_not_split(Tree, splitter):
+    rng = np.random.default_rng(0)
+    X = rng.random((40, 3))
+    X[:, 0] *= 1e-7  # range 1e-7: constant for scikit-learn
+    y = rng.integers(0, 2, 40)
+    est = Tree(random_state=0, splitter=splitter).fit(X, y)
+    assert est.feature_importances_[0] == 0
+    assert (est.tree_.feature != 0).all()
+    assert est.feature_importances_[1:].sum() > 0
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: DecisionTreeClassifier(random_state=0),
+        lambda: DecisionTreeRegressor(random_state=0, max_depth=6),
+        lambda: DecisionTreeClassifier(random_state=0, splitter="random", max_features=3),
+        lambda: RandomForestClassifier(n_estimators=6, random_state=1, max_features=0.5),
+        lambda: RandomForestRegressor(n_estimators=4, random_state=2, min_samples_leaf=3),
+        lambda: ExtraTreesClassifier(n_estimators=5, random_state=3),
+        lambda: ExtraTreesRegressor(n_estimators=5, random_state=4, max_leaf_nodes=9),
+    ],
+)
+def test_sparse_fit_equals_dense_fit(fmt, make):
+    X, S = sparse_data(301, 23, density=0.15, seed=7, nan=True, zero_cols=(3, 22), explicit_zeros=40)
+    rng = np.random.default_rng(3)
+    est = make()
+    if "Classifier" in type(est).__name__:
+        y = (np.nan_to_num(X[:, 0]) + np.nan_to_num(X[:, 1]) + 0.3 * rng.standard_normal(301) > 0).astype(int)
+        y[::7] = 2
+    else:
+        y = np.nan_to_num(X[:, 0]) * 2 - np.nan_to_num(X[:, 5]) + 0.1 * rng.standard_normal(301)
+    dense = make().fit(X, y)
+    sparse = make().fit(S.asformat(fmt), y)
+    assert_same_forest(dense, sparse)
+    Xt, St = sparse_data(57, 23, density=0.15, seed=8, nan=True)
+    for pred in ("predict", "apply") + (("predict_proba",) if hasattr(dense, "predict_proba") else ()):
+        assert np.array_equal(getattr(dense, pred)(Xt), getattr(sparse, pred)(St.asformat(fmt))), pred
+
+
+def test_sparse_fit_with_sample_weight_and_subsampled_binning(monkeypatch):
+    from forgeml.tree import _fit
+
+    monkeypatch.setattr(_fit, "BIN_SAMPLE", 500)  # cut points from a row sample
+    X, S = sparse_data(1500, 9, density=0.5, seed=5, negative=True)
+    rng = np.random.default_rng(6)
+    y = rng.integers(0, 3, 1500)
+    sw = rng.integers(0, 4, 1500).astype(float)
+    a = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, y, sample_weight=sw)
+    b = RandomForestClassifier(n_estimators=3, random_state=0).fit(S, y, sample_weight=sw)
+    assert_same_forest(a, b)
+
+
+def test_all_zero_sparse_matrix():
+    S = sp.csr_matrix((20, 6), dtype=np.float64)
+    y = np.arange(20) % 2
+    est = DecisionTreeClassifier(random_state=0).fit(S, y)
+    assert est.tree_.node_count == 1
+    assert np.array_equal(est.predict(S), np.zeros(20, int))
+
+
+def test_duplicate_entries_are_summed():
+    rows, cols = np.array([0, 0, 1, 2, 2]), np.array([1, 1, 0, 2, 2])
+    vals = np.array([1.0, 2.0, -1.0, 4.0, -4.0])
+    S = sp.coo_matrix((vals, (rows, cols)), shape=(4, 3))
+    X = S.toarray().astype(np.float32)
+    e_d, n_d = ops.tree_bin_edges(X)
+    e_s, n_s = ops.tree_bin_edges(S)
+    assert np.array_equal(e_d, e_s) and np.array_equal(n_d, n_s)
+    assert np.array_equal(ops.tree_bin_codes(X, e_d, n_d), ops.tree_bin_codes(S, e_s, n_s))
+
+
+def test_predict_by_row_blocks(monkeypatch):
+    X, S = sparse_data(400, 30, density=0.2, seed=9)
+    y = (X[:, 0] > 0).astype(int)
+    est = RandomForestClassifier(n_estimators=4, random_state=0).fit(S, y)
+    whole = est.predict_proba(S)
+    monkeypatch.setattr(tree_ops, "SPARSE_BLOCK_BYTES", 4 * 30 * 7)  # 7 rows a block
+    assert np.array_equal(est.predict_proba(S), whole)
+    assert np.array_equal(est.apply(S.tocsc()), est.apply(X))
+    assert np.array_equal(whole, est.predict_proba(X))
+
+
+def test_sparse_infinite_value_raises():
+    S = sp.csr_matrix(np.array([[0.0, np.inf], [1.0, 0.0]]))
+    with pytest.raises(ValueError, match="[Ii]nf"):
+        DecisionTreeClassifier().fit(S, [0, 1])
+    with pytest.raises(ValueError, match="X"):
+        ops.tree_bin_edges(S)
+
+
+def test_sparse_wrong_n_features_at_predict():
+    X, S = sparse_data(50, 5, density=0.5, seed=1)
+    est = DecisionTreeRegressor(random_state=0).fit(S, X[:, 0])
+    with pytest.raises(ValueError, match="features"):
+        est.predict(sp.csr_matrix(np.zeros((3, 4))))
+
+
+@pytest.mark.parametrize("criterion", ["gini", "entropy", "squared_error"])
+@pytest.mark.parametrize("random_split", [False, True])
+def test_column_major_codes_and_entry_index_grow_the_same_trees(criterion, random_split):
+    # wide and very sparse: most small nodes take the stored-entries path
+    X, S = sparse_data(700, 301, density=0.02, seed=4, nan=True, explicit_zeros=30)
+    rng = np.random.default_rng(2)
+    classify = criterion != "squared_error"
+    y = rng.integers(0, 3, 700) if classify else rng.standard_normal(700)
+    edges, n_edges = ops.tree_bin_edges(S)
+    rows = ops.tree_bin_codes(X, edges, n_edges)
+    cols = ops.tree_bin_codes(S, edges, n_edges, order="F")
+    assert cols.flags.f_contiguous and np.array_equal(rows, cols)
+    kw = dict(criterion=criterion, n_classes=3, max_features=17, bootstrap=True, random_split=random_split)
+    seeds = np.arange(3, dtype=np.uint64)
+    w = rng.integers(0, 3, 700).astype(float)
+    a = ops.tree_grow_forest(rows, y, w, seeds, **kw)
+    b = ops.tree_grow_forest(cols, y, w, seeds, sparse_entries=S, **kw)
+    assert len(a["feature"]) > 20
+    for name in a:
+        assert np.array_equal(a[name], b[name]), name
