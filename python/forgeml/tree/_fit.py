@@ -47,14 +47,21 @@ def dense_float32(X):
     return np.ascontiguousarray(X, dtype=np.float32)
 
 
+def _host(a):
+    """CuPy input as NumPy (binning, checks and predict run on the host); anything else as is."""
+    return a.get() if type(a).__module__.startswith("cupy") and hasattr(a, "get") else a
+
+
 def check_X(est, X, reset: bool):
-    X = validate_data(est, X, reset=reset, dtype=np.float32, ensure_all_finite="allow-nan",
+    X = validate_data(est, _host(X), reset=reset, dtype=np.float32, ensure_all_finite="allow-nan",
                       accept_sparse=SPARSE_FORMATS)
     return dense_float32(X)
 
 
 def check_X_y(est, X, y, classify: bool):
     # 2-D y is accepted only to say why it is refused (scikit-learn's messages)
+    est._fit_on_device = type(X).__module__.startswith("cupy")  # grow() grows the trees on the GPU
+    X, y = _host(X), _host(y)
     multi = getattr(est, "monotonic_cst", None) is not None and np.ndim(y) == 2 and np.shape(y)[1] > 1
     X, y = validate_data(est, X, y, dtype=np.float32, ensure_all_finite="allow-nan", y_numeric=not classify,
                          accept_sparse=SPARSE_FORMATS, multi_output=multi)
@@ -126,6 +133,11 @@ def grow(est, X, y_enc, weight, *, criterion, n_classes, seeds, max_features, bo
         bin_seed = int(seeds[0]) ^ 0x9E3779B9 if len(seeds) else 0
     codes, edges = bin_data(X, weight, est.max_bins, bin_seed)
     split, leaf = resolve_sizes(est, X.shape[0])
+    if est.__dict__.pop("_fit_on_device", False):
+        grown = _grow_on_device(est, codes, y_enc, weight, criterion, n_classes, seeds, max_features, split, leaf,
+                                bootstrap, n_draws, balanced_subsample)
+        if grown is not None:
+            return Forest(grown, edges, X.shape[1])
     grown = ops.tree_grow_forest(
         codes, y_enc, weight, seeds, criterion=criterion, n_classes=n_classes, max_depth=est.max_depth,
         min_samples_split=split, min_samples_leaf=leaf, min_weight_fraction_leaf=est.min_weight_fraction_leaf,
@@ -134,6 +146,24 @@ def grow(est, X, y_enc, weight, *, criterion, n_classes, seeds, max_features, bo
         balanced_subsample=balanced_subsample, threads=threads, monotonic_cst=monotonic_for(est, X.shape[1]),
         random_split=getattr(est, "splitter", "best") == "random")
     return Forest(grown, edges, X.shape[1])
+
+
+def _grow_on_device(est, codes, y_enc, weight, criterion, n_classes, seeds, max_features, split, leaf, bootstrap,
+                    n_draws, balanced_subsample):
+    """CuPy input: the trees grow on the GPU (ops.tree_grow_forest_gpu, the CPU's trees) from codes
+    binned on the host; None for settings only the host grower has (then the host grows them)."""
+    from ..ops import _tree_gpu
+    mono = monotonic_for(est, codes.shape[1])
+    random_split = getattr(est, "splitter", "best") == "random"
+    if _tree_gpu.supported(criterion, n_classes, monotonic_cst=mono, max_leaf_nodes=est.max_leaf_nodes,
+                           random_split=random_split, balanced_subsample=balanced_subsample) is not None:
+        return None
+    import cupy as cp
+    return ops.tree_grow_forest_gpu(
+        cp.asarray(codes), cp.asarray(y_enc), cp.asarray(weight), seeds, criterion=criterion, n_classes=n_classes,
+        max_depth=est.max_depth, min_samples_split=split, min_samples_leaf=leaf,
+        min_weight_fraction_leaf=est.min_weight_fraction_leaf, min_impurity_decrease=est.min_impurity_decrease,
+        max_features=max_features, bootstrap=bootstrap, n_draws=n_draws)
 
 
 def monotonic_for(est, d: int):
