@@ -164,6 +164,17 @@ def test_partition_kernel_is_stable(rng, order):
     np.testing.assert_array_equal(out[3:10], rows[3:10])  # outside every range: untouched
 
 
+def test_host_rng_replays_the_cpu_generator():
+    """The grower's host copy of csrc/cpu/tree/rng.h draws what the CPU draws (checked through
+    the bootstrap, which is Rng(seed ^ 0x2545f4914f6cdd1d).below(n) per draw)."""
+    from forgeml.ops._tree_gpu import Rng
+
+    for seed, n in [(0, 7), (12345, 1000), (2**63 + 5, 3)]:
+        rng = Rng(seed ^ 0x2545F4914F6CDD1D)
+        want = np.bincount([rng.below(n) for _ in range(50)], minlength=n)
+        np.testing.assert_array_equal(ops.tree_bootstrap_counts(n, 50, seed), want)
+
+
 def _binned(rng, n, d, classes, nan=0.05):
     X = rng.normal(size=(n, d)).astype(np.float32)
     X[:, 1] = np.round(X[:, 1] * 2)  # few distinct values: ties between candidates

@@ -364,7 +364,7 @@ def _grow_tree(cp, codes, y, w, seed, P, classify):
             a.data.ptr + 16,
             stream,
         )
-        n_left = a[2:3]
+        n_left = a[2]
         mid = e["begin"] + int(e["left"][0])
         node = e["node"]
         tree.feature[node], tree.thr_bin[node], tree.nan_left[node] = e["feature"], e["bin"], e["nan_left"]
@@ -372,7 +372,7 @@ def _grow_tree(cp, codes, y, w, seed, P, classify):
         re, rok = entry(mid, e["end"], e["depth"] + 1, e["right"], e["consts"])
         tree.left[node], tree.right[node] = le["node"], re["node"]
         search([x for x, ok in ((le, lok), (re, rok)) if ok])
-        if int(n_left[0]) != mid - e["begin"]:
+        if int(n_left) != mid - e["begin"]:
             raise RuntimeError("tree: the GPU partition disagrees with the histogram")
         stack.append(re)
         stack.append(le)
