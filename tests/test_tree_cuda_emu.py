@@ -283,6 +283,10 @@ def test_estimators_fit_on_cupy_grow_the_cpus_trees(rng, cupy):
     for k in ("feature", "threshold", "children_left", "children_right", "value", "impurity"):
         np.testing.assert_array_equal(getattr(b.tree_, k), getattr(a.tree_, k), err_msg=k)
     np.testing.assert_array_equal(b.predict(Xd), a.predict(X))
+    sw = rng.integers(0, 3, size=len(y)).astype(np.float64)
+    a = DecisionTreeClassifier(max_depth=4, random_state=0).fit(X, y, sample_weight=sw)
+    b = DecisionTreeClassifier(max_depth=4, random_state=0).fit(Xd, y, sample_weight=cupy.asarray(sw))
+    np.testing.assert_array_equal(b.tree_.value, a.tree_.value)
     a = RandomForestClassifier(n_estimators=3, max_depth=5, random_state=1).fit(X, y)
     b = RandomForestClassifier(n_estimators=3, max_depth=5, random_state=1).fit(Xd, y)
     np.testing.assert_array_equal(b.predict_proba(X), a.predict_proba(X))

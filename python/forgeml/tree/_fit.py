@@ -90,7 +90,7 @@ def encode_classes(est, y):
 
 
 def sample_weights(X, y_orig, sample_weight, class_weight):
-    sw = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+    sw = _check_sample_weight(_host(sample_weight), X, dtype=np.float64, ensure_non_negative=True)
     if class_weight is not None and class_weight != "balanced_subsample":
         sw = sw * compute_sample_weight(class_weight, y_orig)
     return np.ascontiguousarray(sw)
