@@ -8,7 +8,7 @@ from forgeml import ops
 _emu = pytest.importorskip("forgeml._emu", reason="forgeml was built without FORGEML_TESTING=ON")
 
 
-@pytest.fixture(params=["forward", "shuffled"])
+@pytest.fixture(params=["forward", "shuffled", "reversed"])
 def order(request):
     _emu.set_thread_order(request.param, seed=3)
     yield request.param
@@ -137,3 +137,160 @@ def test_ops_on_cupy_match_numpy(rng, criterion, cupy, copies):
 def test_cpu_only_tree_ops_refuse_cupy(cupy):
     with pytest.raises(RuntimeError, match="CPU only .*cupy.asnumpy"):
         ops.tree_bin_edges(cupy.asarray(np.ones((5, 2), np.float32)))
+
+
+# ---------------------------------------------------------------- GPU tree growth
+# The partition kernel against NumPy's stable partition, then whole trees grown by
+# ops.tree_grow_forest_gpu (the kernels driven from the host, on CuPy arrays) against the CPU
+# grower's trees for the same seeds and codes.
+
+def test_partition_kernel_is_stable(rng, order):
+    n, d = 1501, 3
+    codes = rng.integers(0, 30, size=(n, d)).astype(np.uint8)
+    codes[rng.random((n, d)) < 0.1] = 255
+    rows = rng.permutation(n).astype(np.int32)[:1300]
+    ranges = np.array([[0, 3], [3, 3], [10, 700], [700, 1300]], np.int64)  # < one tile, empty, > two tiles
+    feature = np.array([0, 1, 2, 1], np.int32)
+    thr = np.array([14, 3, 20, 0], np.int32)
+    nan_left = np.array([1, 0, 0, 1], np.int32)
+    out, n_left = _emu.tree_partition(codes, rows, ranges, feature, thr, nan_left)
+    want = rows.copy()
+    for z, (a, b) in enumerate(ranges):
+        c = codes[rows[a:b], feature[z]]
+        go = np.where(c == 255, bool(nan_left[z]), c <= thr[z])
+        want[a:b] = np.r_[rows[a:b][go], rows[a:b][~go]]
+        assert n_left[z] == go.sum()
+    np.testing.assert_array_equal(out, want)
+    np.testing.assert_array_equal(out[3:10], rows[3:10])  # outside every range: untouched
+
+
+def test_host_rng_replays_the_cpu_generator():
+    """The grower's host copy of csrc/cpu/tree/rng.h draws what the CPU draws (checked through
+    the bootstrap, which is Rng(seed ^ 0x2545f4914f6cdd1d).below(n) per draw)."""
+    from forgeml.ops._tree_gpu import Rng
+
+    for seed, n in [(0, 7), (12345, 1000), (2**63 + 5, 3)]:
+        rng = Rng(seed ^ 0x2545F4914F6CDD1D)
+        want = np.bincount([rng.below(n) for _ in range(50)], minlength=n)
+        np.testing.assert_array_equal(ops.tree_bootstrap_counts(n, 50, seed), want)
+
+
+def _binned(rng, n, d, classes, nan=0.05):
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    X[:, 1] = np.round(X[:, 1] * 2)  # few distinct values: ties between candidates
+    X[rng.random((n, d)) < nan] = np.nan
+    edges, n_edges = ops.tree_bin_edges(X, max_bins=32)
+    codes = ops.tree_bin_codes(X, edges, n_edges)
+    score = np.nan_to_num(X[:, 0]) + 0.5 * np.nan_to_num(X[:, 2]) + 0.3 * rng.normal(size=n)
+    cls = np.digitize(score, np.quantile(score, np.linspace(0, 1, classes + 1)[1:-1])).astype(np.int32)
+    return codes, cls, score.astype(np.float64)
+
+
+_TREE_FIELDS = ("feature", "left", "right", "thr_bin", "nan_left", "n_samples", "offsets", "depth")
+
+
+def _assert_same_trees(got, want, exact):
+    for k in _TREE_FIELDS:
+        np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+    for k in ("impurity", "weighted_n", "value"):
+        if exact:
+            np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+        else:
+            np.testing.assert_allclose(got[k], want[k], rtol=1e-9, atol=1e-12, err_msg=k)
+
+
+@pytest.mark.parametrize("case", [
+    dict(criterion="gini"),
+    dict(criterion="entropy", max_features=2, min_samples_leaf=3),
+    dict(criterion="gini", max_features=1, bootstrap=True, max_depth=4, seeds=[5, 6]),
+    dict(criterion="gini", min_impurity_decrease=0.002, min_weight_fraction_leaf=0.01, min_samples_split=9),
+])
+def test_gpu_trees_equal_cpu_classification(rng, cupy, order, case):
+    """Integer weights: every sum is exact, so the GPU's trees are the CPU's to the bit (splits,
+    node order, statistics), ties between features included (the host replays the CPU's draws)."""
+    case = dict(case)
+    seeds = np.asarray(case.pop("seeds", [11]), np.uint64)
+    codes, cls, _ = _binned(rng, 307, 4, 3)
+    w = rng.integers(0, 3, size=len(cls)).astype(np.float64)  # zeros: rows left out
+    want = ops.tree_grow_forest(codes, cls, w, seeds, n_classes=3, threads=1, **case)
+    got = ops.tree_grow_forest_gpu(cupy.asarray(codes), cupy.asarray(cls), cupy.asarray(w), seeds, n_classes=3,
+                                   **case)
+    assert len(want["feature"]) > 15  # a real tree, not a stump
+    _assert_same_trees(got, want, exact=True)
+
+
+def _leaf_values(t, codes):
+    """Value of the leaf each row of codes reaches in tree 0 of a grown dict (binned predict)."""
+    node = np.zeros(len(codes), np.int64)
+    for _ in range(int(t["depth"][0])):
+        f = t["feature"][node]
+        inner = f >= 0
+        c = codes[np.arange(len(codes)), np.maximum(f, 0)]
+        left = np.where(c == 255, t["nan_left"][node] == 1, c <= t["thr_bin"][node])
+        node = np.where(inner, np.where(left, t["left"][node], t["right"][node]), node)
+    return t["value"][node, 0]
+
+
+@pytest.mark.parametrize("case", [dict(max_depth=6, min_samples_leaf=4), dict(max_depth=5, bootstrap=True)])
+def test_gpu_trees_match_cpu_regression(rng, cupy, order, case):
+    """Non-integer sums are added in another order on the GPU: where no two candidates tie to the
+    last bits (nodes of a few rows aside) the splits are the CPU's, statistics equal to rounding."""
+    codes, _, y = _binned(rng, 251, 3, 2, nan=0.0)
+    codes[:, 1] = 0  # a constant feature: never split on
+    w = np.ones(len(y))
+    want = ops.tree_grow_forest(codes, y, w, [3], criterion="squared_error", threads=1, **case)
+    got = ops.tree_grow_forest_gpu(cupy.asarray(codes), cupy.asarray(y), cupy.asarray(w), [3],
+                                   criterion="squared_error", **case)
+    assert not (want["feature"] == 1).any() and len(want["feature"]) > 15
+    _assert_same_trees(got, want, exact=False)
+
+
+def test_gpu_full_regression_tree_predicts_as_cpu(rng, cupy):
+    """Fully grown: nodes of a few rows can tie between features to the last bits, and the GPU's
+    other summation order may break such a tie the other way (a different but equally good tree).
+    The documented tolerance: the first levels are the CPU's and the training rows get the same
+    predictions (to rounding)."""
+    codes, _, y = _binned(rng, 151, 3, 2, nan=0.0)
+    w = np.ones(len(y))
+    want = ops.tree_grow_forest(codes, y, w, [4], criterion="squared_error", threads=1)
+    got = ops.tree_grow_forest_gpu(cupy.asarray(codes), cupy.asarray(y), cupy.asarray(w), [4],
+                                   criterion="squared_error")
+    for k in ("feature", "thr_bin", "left", "right"):
+        np.testing.assert_array_equal(got[k][:3], want[k][:3], err_msg=k)
+    np.testing.assert_allclose(_leaf_values(got, codes), _leaf_values(want, codes), rtol=1e-9, atol=1e-12)
+
+
+def test_gpu_grower_rejects_what_it_cannot_grow(cupy):
+    codes = cupy.asarray(np.zeros((5, 2), np.uint8))
+    with pytest.raises(ValueError, match="criterion"):
+        ops.tree_grow_forest_gpu(codes, cupy.asarray(np.ones(5)), cupy.asarray(np.ones(5)), [1], criterion="poisson")
+    with pytest.raises(ValueError, match="y"):
+        ops.tree_grow_forest_gpu(codes, cupy.asarray(np.array([0, 1, 2, 0, 1])), cupy.asarray(np.ones(5)), [1],
+                                 n_classes=2)
+
+
+def test_estimators_fit_on_cupy_grow_the_cpus_trees(rng, cupy):
+    """DecisionTree* and RandomForest* on CuPy X: binned on the host, grown on the (emulated) GPU;
+    the same trees as on NumPy X; predict on CuPy X goes through a host copy."""
+    from forgeml.ensemble import RandomForestClassifier, RandomForestRegressor
+    from forgeml.tree import DecisionTreeClassifier
+
+    X = rng.normal(size=(203, 4)).astype(np.float32)
+    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(int)
+    Xd = cupy.asarray(X)
+    a = DecisionTreeClassifier(random_state=0).fit(X, y)
+    b = DecisionTreeClassifier(random_state=0).fit(Xd, cupy.asarray(y))
+    for k in ("feature", "threshold", "children_left", "children_right", "value", "impurity"):
+        np.testing.assert_array_equal(getattr(b.tree_, k), getattr(a.tree_, k), err_msg=k)
+    np.testing.assert_array_equal(b.predict(Xd), a.predict(X))
+    sw = rng.integers(0, 3, size=len(y)).astype(np.float64)
+    a = DecisionTreeClassifier(max_depth=4, random_state=0).fit(X, y, sample_weight=sw)
+    b = DecisionTreeClassifier(max_depth=4, random_state=0).fit(Xd, y, sample_weight=cupy.asarray(sw))
+    np.testing.assert_array_equal(b.tree_.value, a.tree_.value)
+    a = RandomForestClassifier(n_estimators=3, max_depth=5, random_state=1).fit(X, y)
+    b = RandomForestClassifier(n_estimators=3, max_depth=5, random_state=1).fit(Xd, y)
+    np.testing.assert_array_equal(b.predict_proba(X), a.predict_proba(X))
+    r = X[:, 2] * 2 + rng.normal(size=len(X))
+    a = RandomForestRegressor(n_estimators=2, max_depth=4, random_state=2).fit(X, r)
+    b = RandomForestRegressor(n_estimators=2, max_depth=4, random_state=2).fit(Xd, r)
+    np.testing.assert_allclose(b.predict(X), a.predict(X), rtol=1e-9)

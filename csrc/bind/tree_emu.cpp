@@ -52,7 +52,33 @@ py::tuple split_scan(Arr<double> hw, Arr<uint32_t> cnt, int criterion, Arr<doubl
   return py::make_tuple(proxy, bin, nan_left);
 }
 
+// Stable partition of each node's rows: returns (rows after, n_left (nodes)).
+py::tuple partition(Arr<uint8_t> codes, Arr<int32_t> rows, Arr<int64_t> ranges, Arr<int32_t> feature, Arr<int32_t> bin,
+                    Arr<int32_t> nan_left) {
+  FORGEML_CHECK_ARG(codes.ndim() == 2 && ranges.ndim() == 2 && ranges.shape(1) == 2, "codes, ranges: expected 2-D");
+  const int64_t n = codes.shape(0), m = rows.size();
+  const int d = static_cast<int>(codes.shape(1)), nodes = static_cast<int>(ranges.shape(0));
+  FORGEML_CHECK_ARG(feature.size() == nodes && bin.size() == nodes && nan_left.size() == nodes,
+                    "feature, bin, nan_left: expected one per node");
+  for (int z = 0; z < nodes; ++z)
+    FORGEML_CHECK_ARG(ranges.data()[2 * z] >= 0 && ranges.data()[2 * z] <= ranges.data()[2 * z + 1] &&
+                          ranges.data()[2 * z + 1] <= m && feature.data()[z] >= 0 && feature.data()[z] < d,
+                      "ranges, feature: out of range");
+  for (int64_t i = 0; i < m; ++i) FORGEML_CHECK_ARG(rows.data()[i] >= 0 && rows.data()[i] < n, "rows: out of range");
+  Arr<int32_t> out(m), tmp(m);
+  Arr<int64_t> n_left(nodes);
+  std::copy_n(rows.data(), m, out.mutable_data());
+  {
+    py::gil_scoped_release nogil;
+    ct::partition(codes.data(), d, out.mutable_data(), tmp.mutable_data(), ranges.data(), nodes, feature.data(),
+                  bin.data(), nan_left.data(), n_left.mutable_data(), nullptr);
+  }
+  return py::make_tuple(out, n_left);
+}
+
 forgeml::bind::Register reg{[](py::module_& m) {
+  m.def("tree_partition", &partition, py::arg("codes"), py::arg("rows"), py::arg("ranges"), py::arg("feature"),
+        py::arg("bin"), py::arg("nan_left"));
   m.def("tree_histogram", &histogram, py::arg("codes"), py::arg("rows"), py::arg("cls"), py::arg("w"), py::arg("y"),
         py::arg("H"));
   m.def("tree_split_scan", &split_scan, py::arg("hw"), py::arg("cnt"), py::arg("criterion"), py::arg("total"),

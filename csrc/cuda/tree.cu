@@ -1,5 +1,7 @@
-// Tree kernels: node histograms with shared-memory atomics, and the split scan (one block per
-// feature, one thread per bin, a shared-memory prefix scan and an argmax reduction).
+// Tree kernels: node histograms with shared-memory atomics, the split scan (one block per
+// feature and node, one thread per bin, a shared-memory prefix scan and an argmax reduction) and
+// the stable row partition of split nodes (one block per node). Every kernel takes a batch of
+// nodes, so the GPU grower (python/forgeml/ops/_tree_gpu.py) launches each once per step.
 // Contracts in tree.cuh.
 #include <algorithm>
 #include <cmath>
@@ -16,14 +18,23 @@ constexpr int kMaxS = 18;  // classification: 16 classes + count + weight
 
 // ---------------------------------------------------------------- kernels
 
-// grid (row chunks, d): block (., f) counts its rows' bins of feature f in shared memory, then
-// adds them to the global histogram.
-__global__ void histogram_kernel(const uint8_t* codes, int d, const int32_t* rows, int64_t m, const int32_t* cls,
-                                 const double* w, const double* y, int H, double* hw, uint32_t* cnt) {
+// grid (row chunks, d, nodes): block (., f, z) counts the bins of feature f over node z's rows
+// (rows[ranges[2z] .. ranges[2z+1]), or rows[0 .. m) without ranges) in shared memory, then adds
+// them to node z's global histogram.
+__global__ void histogram_kernel(const uint8_t* codes, int d, const int32_t* rows, int64_t m, const int64_t* ranges,
+                                 const int32_t* cls, const double* w, const double* y, int H, double* hw,
+                                 uint32_t* cnt) {
   FORGEML_DYNAMIC_SHARED(double, smem);
   double* sh = smem;                                              // (256, H)
   uint32_t* sc = reinterpret_cast<uint32_t*>(smem + kBins * H);   // (256)
   const int f = blockIdx.y;
+  if (ranges) {
+    const int64_t begin = ranges[2 * blockIdx.z];
+    rows += begin;
+    m = ranges[2 * blockIdx.z + 1] - begin;
+    hw += int64_t(blockIdx.z) * d * kBins * H;
+    cnt += int64_t(blockIdx.z) * d * kBins;
+  }
   for (int i = threadIdx.x; i < kBins * H; i += blockDim.x) sh[i] = 0.0;
   for (int i = threadIdx.x; i < kBins; i += blockDim.x) sc[i] = 0u;
   __syncthreads();
@@ -69,19 +80,31 @@ __device__ double candidate(const double* l, const double* total, int S, int cri
                             double min_weight_leaf, bool* left_larger) {
   double r[kMaxS];
   for (int s = 0; s < S; ++s) r[s] = total[s] - l[s];
-  *left_larger = l[0] >= r[0];
+  *left_larger = l[0] > r[0];  // no NaN: the larger side takes it (ties: right), as the CPU
   if (l[0] < min_leaf || r[0] < min_leaf) return -INFINITY;
   if (l[1] < min_weight_leaf || r[1] < min_weight_leaf || l[1] <= 0 || r[1] <= 0) return -INFINITY;
   return side_proxy(l, S, criterion) + side_proxy(r, S, criterion);
 }
 
-// grid d, block 256: thread b owns bin b. Candidates are ordered (bin, NaN right before NaN left)
-// and the first best wins, as in the CPU scan.
+// grid (d, nodes), block 256: thread b owns bin b. Candidates are ordered (bin, NaN right before
+// NaN left) and the first best wins, as in the CPU scan. Node z's inputs and outputs sit at z's
+// offsets; out_left (the best candidate's left statistics) and out_varies may be null.
 __global__ void split_scan_kernel(const double* hw, const uint32_t* cnt, int H, int criterion, const double* total,
                                   double min_leaf, double min_weight_leaf, double* out_proxy, int32_t* out_bin,
-                                  int32_t* out_nan_left) {
+                                  int32_t* out_nan_left, double* out_left, int32_t* out_varies) {
   FORGEML_DYNAMIC_SHARED(double, smem);
   const int S = criterion == 2 ? 4 : H + 2;
+  {
+    const int64_t z = blockIdx.y, d = gridDim.x;
+    hw += z * d * kBins * H;
+    cnt += z * d * kBins;
+    total += z * S;
+    out_proxy += z * d;
+    out_bin += z * d;
+    out_nan_left += z * d;
+    if (out_left) out_left += z * d * S;
+    if (out_varies) out_varies += z * d;
+  }
   double* pre = smem;                    // (256, S) inclusive prefix over value bins
   double* best_p = smem + kBins * S;     // (256)
   int* best_key = reinterpret_cast<int*>(best_p + kBins);  // (256) candidate order, 2 * bin + nan_left
@@ -155,17 +178,98 @@ __global__ void split_scan_kernel(const double* hw, const uint32_t* cnt, int H, 
     }
     __syncthreads();
   }
+  if (out_varies && b == 0) {  // more than one occupied bin (NaN counts): the CPU's "not constant"
+    int u = 0;
+    for (int j = 0; j < kBins && u < 2; ++j) u += occupied[j];
+    out_varies[f] = u > 1;
+  }
   if (b == 0) {
     out_proxy[f] = best_p[0];
     if (best_p[0] == -INFINITY) {
       out_bin[f] = -1;
       out_nan_left[f] = 0;
+      if (out_left)
+        for (int s = 0; s < S; ++s) out_left[int64_t(f) * S + s] = 0.0;
     } else {
       const int k = best_key[0] / 256, next = best_key[0] % 256, bin = k / 2;
       out_bin[f] = next == 255 ? kAllLeft : (bin + next - 1) / 2;
       out_nan_left[f] = k & 1;
+      if (out_left) {  // the prefix up to the candidate's bin, plus the NaN bin when it goes left
+        const bool nan_in = (k & 1) && occupied[kNan];
+        const double* nanh = hw + (int64_t(f) * kBins + kNan) * H;
+        double* o = out_left + int64_t(f) * S;
+        for (int s = 0; s < S; ++s) o[s] = pre[bin * S + s];
+        if (nan_in) {
+          o[0] += cnt[int64_t(f) * kBins + kNan];
+          if (criterion == 2) {
+            o[1] += nanh[0]; o[2] += nanh[1]; o[3] += nanh[2];
+          } else {
+            double W = 0;
+            for (int c = 0; c < H; ++c) { o[2 + c] += nanh[c]; W += nanh[c]; }
+            o[1] += W;
+          }
+        }
+      }
     }
   }
+}
+
+__device__ bool goes_left(const uint8_t* codes, int d, int32_t r, int f, int bin, int nan_left) {
+  const int c = codes[int64_t(r) * d + f];
+  return c == kNan ? nan_left != 0 : c <= bin;
+}
+
+// grid nodes, block kPartThreads: block z splits rows[ranges[2z] .. ranges[2z+1]) stably by
+// node z's split (left rows first, each side in its old order) through tmp, and writes the left
+// count to n_left[z]. Tiles of blockDim rows: a block-wide prefix sum of the "goes left" flags
+// gives every row its place.
+constexpr int kPartThreads = 256;
+__global__ void partition_kernel(const uint8_t* codes, int d, int32_t* rows, int32_t* tmp, const int64_t* ranges,
+                                 const int32_t* feature, const int32_t* bin, const int32_t* nan_left,
+                                 int64_t* n_left) {
+  __shared__ int64_t part_sum[kPartThreads];
+  __shared__ int flags[kPartThreads];
+  const int z = blockIdx.x, t = threadIdx.x, T = blockDim.x;
+  const int64_t begin = ranges[2 * z], end = ranges[2 * z + 1];
+  const int f = feature[z], b = bin[z], nl = nan_left[z];
+  int64_t mine = 0;  // pass 1: the left count, so the right side's start is known
+  for (int64_t i = begin + t; i < end; i += T) mine += goes_left(codes, d, rows[i], f, b, nl);
+  part_sum[t] = mine;
+  __syncthreads();
+  for (int half = T / 2; half > 0; half >>= 1) {
+    if (t < half) part_sum[t] += part_sum[t + half];
+    __syncthreads();
+  }
+  const int64_t total_left = part_sum[0];
+  __syncthreads();
+  int64_t left_done = 0, right_done = 0;
+  for (int64_t t0 = begin; t0 < end; t0 += T) {  // pass 2: scatter, one tile at a time
+    const int64_t i = t0 + t;
+    const bool valid = i < end;
+    const int32_t r = valid ? rows[i] : 0;
+    const int g = valid && goes_left(codes, d, r, f, b, nl);
+    flags[t] = g;
+    __syncthreads();
+    for (int off = 1; off < T; off <<= 1) {  // inclusive Hillis-Steele scan of the flags
+      const int add = t >= off ? flags[t - off] : 0;
+      __syncthreads();
+      flags[t] += add;
+      __syncthreads();
+    }
+    const int64_t before = flags[t] - g;  // left rows before this one in the tile
+    const int64_t tile_left = flags[T - 1];
+    const int64_t tile_rows = end - t0 < T ? end - t0 : T;
+    if (valid) {
+      if (g) tmp[begin + left_done + before] = r;
+      else tmp[begin + total_left + right_done + (t - before)] = r;
+    }
+    left_done += tile_left;
+    right_done += tile_rows - tile_left;
+    __syncthreads();  // flags are rewritten by the next tile
+  }
+  __syncthreads();
+  for (int64_t i = begin + t; i < end; i += T) rows[i] = tmp[i];  // pass 3: back in place
+  if (t == 0) n_left[z] = total_left;
 }
 
 // ---------------------------------------------------------------- launchers
@@ -177,19 +281,50 @@ void histogram(const uint8_t* codes, int64_t n, int d, const int32_t* rows, int6
   constexpr int threads = 256;
   const int chunks = static_cast<int>(std::min<int64_t>(ceil_div(m, threads * 16), 64));
   const size_t smem = kBins * H * sizeof(double) + kBins * sizeof(uint32_t);
-  FORGEML_LAUNCH(histogram_kernel, dim3(chunks, d), threads, smem, stream, codes, d, rows, m, cls, w, y, H, hw, cnt);
+  FORGEML_LAUNCH(histogram_kernel, dim3(chunks, d), threads, smem, stream, codes, d, rows, m,
+                 static_cast<const int64_t*>(nullptr), cls, w, y, H, hw, cnt);
+  FORGEML_CUDA_CHECK_LAUNCH();
+}
+
+void histogram_nodes(const uint8_t* codes, int d, const int32_t* rows, const int64_t* ranges, int nodes,
+                     int64_t max_rows, const int32_t* cls, const double* w, const double* y, int H, double* hw,
+                     uint32_t* cnt, CUstream_st* stream) {
+  if (nodes == 0 || d == 0 || max_rows == 0) return;
+  if (nodes > 65535) throw std::invalid_argument("histogram_nodes: at most 65535 nodes per launch");
+  constexpr int threads = 256;
+  const int chunks = static_cast<int>(std::min<int64_t>(ceil_div(max_rows, threads * 16), 64));
+  const size_t smem = kBins * H * sizeof(double) + kBins * sizeof(uint32_t);
+  FORGEML_LAUNCH(histogram_kernel, dim3(chunks, d, nodes), threads, smem, stream, codes, d, rows, max_rows, ranges,
+                 cls, w, y, H, hw, cnt);
+  FORGEML_CUDA_CHECK_LAUNCH();
+}
+
+void partition(const uint8_t* codes, int d, int32_t* rows, int32_t* tmp, const int64_t* ranges, int nodes,
+               const int32_t* feature, const int32_t* bin, const int32_t* nan_left, int64_t* n_left,
+               CUstream_st* stream) {
+  if (nodes == 0) return;
+  FORGEML_LAUNCH(partition_kernel, nodes, kPartThreads, 0, stream, codes, d, rows, tmp, ranges, feature, bin,
+                 nan_left, n_left);
   FORGEML_CUDA_CHECK_LAUNCH();
 }
 
 void split_scan(const double* hw, const uint32_t* cnt, int d, int H, int criterion, const double* total,
                 double min_leaf, double min_weight_leaf, double* proxy, int32_t* bin, int32_t* nan_left,
                 CUstream_st* stream) {
-  if (d == 0) return;
+  split_scan_nodes(hw, cnt, d, 1, H, criterion, total, min_leaf, min_weight_leaf, proxy, bin, nan_left, nullptr,
+                   nullptr, stream);
+}
+
+void split_scan_nodes(const double* hw, const uint32_t* cnt, int d, int nodes, int H, int criterion,
+                      const double* total, double min_leaf, double min_weight_leaf, double* proxy, int32_t* bin,
+                      int32_t* nan_left, double* left, int32_t* varies, CUstream_st* stream) {
+  if (d == 0 || nodes == 0) return;
+  if (nodes > 65535) throw std::invalid_argument("split_scan: at most 65535 nodes per launch");
   const int S = criterion == 2 ? 4 : H + 2;
   if (S > kMaxS) throw std::invalid_argument("split_scan: at most 16 classes on the GPU");
   const size_t smem = kBins * S * sizeof(double) + kBins * (sizeof(double) + sizeof(int));
-  FORGEML_LAUNCH(split_scan_kernel, d, kBins, smem, stream, hw, cnt, H, criterion, total, min_leaf, min_weight_leaf,
-                 proxy, bin, nan_left);
+  FORGEML_LAUNCH(split_scan_kernel, dim3(d, nodes), kBins, smem, stream, hw, cnt, H, criterion, total, min_leaf,
+                 min_weight_leaf, proxy, bin, nan_left, left, varies);
   FORGEML_CUDA_CHECK_LAUNCH();
 }
 

@@ -1,5 +1,5 @@
-// Tree kernels on the GPU (and under the SIMT emulator): a node's histograms and the per-feature
-// split scan. Declarations only, so binding files need no CUDA header.
+// Tree kernels on the GPU (and under the SIMT emulator): node histograms, the per-feature split
+// scan and the row partition of split nodes. Declarations only, so binding files need no CUDA header.
 #pragma once
 #include <cstdint>
 
@@ -23,5 +23,27 @@ void histogram(const uint8_t* codes, int64_t n, int d, const int32_t* rows, int6
 void split_scan(const double* hw, const uint32_t* cnt, int d, int H, int criterion, const double* total,
                 double min_leaf, double min_weight_leaf, double* proxy, int32_t* bin, int32_t* nan_left,
                 CUstream_st* stream);
+
+// Several nodes at once: node z's rows are rows[ranges[2z] .. ranges[2z+1]) (ranges (nodes, 2)
+// int64 in device memory), max_rows the largest such range; node z accumulates into hw + z * d *
+// 256 * H and cnt + z * d * 256. At most 65535 nodes.
+void histogram_nodes(const uint8_t* codes, int d, const int32_t* rows, const int64_t* ranges, int nodes,
+                     int64_t max_rows, const int32_t* cls, const double* w, const double* y, int H, double* hw,
+                     uint32_t* cnt, CUstream_st* stream);
+
+// split_scan over nodes (z's histograms, total (nodes, S) and outputs at z's offsets). left
+// (nodes, d, S), when not null: each feature's best candidate's left statistics (zeros where
+// none), summed in the scan's order. varies (nodes, d) int32, when not null: 1 where the feature
+// has more than one occupied bin (NaN included), the CPU grower's "not constant".
+void split_scan_nodes(const double* hw, const uint32_t* cnt, int d, int nodes, int H, int criterion,
+                      const double* total, double min_leaf, double min_weight_leaf, double* proxy, int32_t* bin,
+                      int32_t* nan_left, double* left, int32_t* varies, CUstream_st* stream);
+
+// Stable partition of each node's rows (ranges as above) by its split: code <= bin[z] goes left,
+// NaN (255) goes left when nan_left[z]; left rows first, each side keeping its order (the CPU
+// grower's order). tmp: scratch as long as rows. n_left (nodes) int64: rows sent left.
+void partition(const uint8_t* codes, int d, int32_t* rows, int32_t* tmp, const int64_t* ranges, int nodes,
+               const int32_t* feature, const int32_t* bin, const int32_t* nan_left, int64_t* n_left,
+               CUstream_st* stream);
 
 }  // namespace forgeml::cuda::tree

@@ -195,3 +195,53 @@ def gpu_check(check) -> None:
         return cp.where(cp.isinf(p), -1.0, p), b, nl
 
     check.kernel("tree", "split scan 32 features, gini", scan, lambda: cpu_gpu, peer="forgeml CPU", rtol=1e-12)
+    _gpu_fit_check(check)
+
+
+def _gpu_fit_check(check, n: int = 200_000, d: int = 32, trees: int = 4, depth: int = 10) -> None:
+    """GPU fit: RandomForestClassifier.fit on CuPy X (binned on the host, grown by the CUDA
+    kernels) against the same fit on NumPy X: the trees must be the CPU's (same seed and bins; the
+    error column is the fraction of node fields that differ). Timed against the CPU fit, and
+    against cuML's RandomForestClassifier (same trees, depth, 255 bins) where cuML is importable."""
+    import time
+
+    from ..ensemble import RandomForestClassifier
+    cp = check.cp
+    X, y, _, _ = _data(n, 0, d)
+    Xd, yd = cp.asarray(X), cp.asarray(y)
+
+    def make():
+        return RandomForestClassifier(n_estimators=trees, max_depth=depth, random_state=0)
+
+    def timed(fn, repeats=3):
+        fn()  # warm-up
+        ts = []
+        for _ in range(repeats):
+            cp.cuda.get_current_stream().synchronize()
+            t0 = time.perf_counter()
+            fn()
+            cp.cuda.get_current_stream().synchronize()
+            ts.append(time.perf_counter() - t0)
+        return sorted(ts)[len(ts) // 2]
+
+    cpu, gpu = make().fit(X, y), make().fit(Xd, yd)
+    fields = ("feature", "threshold", "children_left", "children_right", "value", "impurity")
+    diff = total = 0
+    for a, b in zip(cpu.estimators_, gpu.estimators_):
+        for k in fields:
+            u, v = getattr(a.tree_, k), getattr(b.tree_, k)
+            total += u.size
+            diff += u.size if u.shape != v.shape else int((u != v).sum())
+    err = diff / max(total, 1)
+    case = f"RF fit {n // 1000}k x {d}, {trees} trees d{depth}"
+    t_gpu = timed(lambda: make().fit(Xd, yd))
+    check.rows.append(("tree", case, err == 0, err, t_gpu, timed(lambda: make().fit(X, y)), "forgeml CPU", None))
+    try:
+        from cuml.ensemble import RandomForestClassifier as CumlRF
+    except Exception:  # cuML not installed: that peer is skipped
+        return
+
+    def cuml_fit():
+        CumlRF(n_estimators=trees, max_depth=depth, n_bins=255, random_state=0).fit(Xd, yd.astype(cp.int32))
+
+    check.rows.append(("tree", case, err == 0, err, t_gpu, timed(cuml_fit), "cuml RandomForest", None))

@@ -15,10 +15,11 @@ from .._backend import as_array, backend_of, check_shape, cpu_only, cuda_module
 from .._backend import cpu as _cpu
 from .._backend import cuda_stream as _stream
 from . import _reference
+from ._tree_gpu import grow_forest_gpu as tree_grow_forest_gpu
 
 __all__ = ["tree_bin_edges", "tree_bin_codes", "tree_grow_forest", "tree_bootstrap_counts",
            "tree_forest_predict", "tree_forest_apply", "tree_best_split", "tree_node_histogram",
-           "tree_split_scan", "CRITERIA", "NAN_BIN"]
+           "tree_split_scan", "tree_grow_forest_gpu", "CRITERIA", "NAN_BIN"]
 
 CRITERIA = {"gini": 0, "entropy": 1, "log_loss": 1, "squared_error": 2, "poisson": 3}
 REGRESSION = ("squared_error", "poisson")

@@ -51,14 +51,21 @@ def float32_input(X, sparse_format: str):
     return np.ascontiguousarray(X, dtype=np.float32)
 
 
+def _host(a):
+    """CuPy input as NumPy (binning, checks and predict run on the host); anything else as is."""
+    return a.get() if type(a).__module__.startswith("cupy") and hasattr(a, "get") else a
+
+
 def check_X(est, X, reset: bool):
-    X = validate_data(est, X, reset=reset, dtype=np.float32, ensure_all_finite="allow-nan",
+    X = validate_data(est, _host(X), reset=reset, dtype=np.float32, ensure_all_finite="allow-nan",
                       accept_sparse=SPARSE_FORMATS)
     return float32_input(X, "csr")
 
 
 def check_X_y(est, X, y, classify: bool):
     # 2-D y is accepted only to say why it is refused (scikit-learn's messages)
+    est._fit_on_device = type(X).__module__.startswith("cupy")  # grow() grows the trees on the GPU
+    X, y = _host(X), _host(y)
     check_poisson_y(est, y)
     multi = getattr(est, "monotonic_cst", None) is not None and np.ndim(y) == 2 and np.shape(y)[1] > 1
     X, y = validate_data(est, X, y, dtype=np.float32, ensure_all_finite="allow-nan", y_numeric=not classify,
@@ -98,7 +105,7 @@ def encode_classes(est, y):
 
 
 def sample_weights(X, y_orig, sample_weight, class_weight):
-    sw = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+    sw = _check_sample_weight(_host(sample_weight), X, dtype=np.float64, ensure_non_negative=True)
     if class_weight is not None and class_weight != "balanced_subsample":
         sw = sw * compute_sample_weight(class_weight, y_orig)
     return np.ascontiguousarray(sw)
@@ -146,6 +153,11 @@ def grow(est, X, y_enc, weight, *, criterion, n_classes, seeds, max_features, bo
     # sparse X: growth is told where its stored entries are (small nodes skip the other features)
     sparse_kw = {"sparse_entries": X.tocsr()} if sp.issparse(X) else {}
     split, leaf = resolve_sizes(est, X.shape[0])
+    if est.__dict__.pop("_fit_on_device", False) and not sp.issparse(X):  # the GPU grower reads dense codes
+        grown = _grow_on_device(est, codes, y_enc, weight, criterion, n_classes, seeds, max_features, split, leaf,
+                                bootstrap, n_draws, balanced_subsample)
+        if grown is not None:
+            return Forest(grown, edges, X.shape[1])
     grown = ops.tree_grow_forest(
         codes, y_enc, weight, seeds, criterion=criterion, n_classes=n_classes, max_depth=est.max_depth,
         min_samples_split=split, min_samples_leaf=leaf, min_weight_fraction_leaf=est.min_weight_fraction_leaf,
@@ -154,6 +166,24 @@ def grow(est, X, y_enc, weight, *, criterion, n_classes, seeds, max_features, bo
         balanced_subsample=balanced_subsample, threads=threads, monotonic_cst=monotonic_for(est, X.shape[1]),
         random_split=getattr(est, "splitter", "best") == "random", **sparse_kw)
     return Forest(grown, edges, X.shape[1])
+
+
+def _grow_on_device(est, codes, y_enc, weight, criterion, n_classes, seeds, max_features, split, leaf, bootstrap,
+                    n_draws, balanced_subsample):
+    """CuPy input: the trees grow on the GPU (ops.tree_grow_forest_gpu, the CPU's trees) from codes
+    binned on the host; None for settings only the host grower has (then the host grows them)."""
+    from ..ops import _tree_gpu
+    mono = monotonic_for(est, codes.shape[1])
+    random_split = getattr(est, "splitter", "best") == "random"
+    if _tree_gpu.supported(criterion, n_classes, monotonic_cst=mono, max_leaf_nodes=est.max_leaf_nodes,
+                           random_split=random_split, balanced_subsample=balanced_subsample) is not None:
+        return None
+    import cupy as cp
+    return ops.tree_grow_forest_gpu(
+        cp.asarray(codes), cp.asarray(y_enc), cp.asarray(weight), seeds, criterion=criterion, n_classes=n_classes,
+        max_depth=est.max_depth, min_samples_split=split, min_samples_leaf=leaf,
+        min_weight_fraction_leaf=est.min_weight_fraction_leaf, min_impurity_decrease=est.min_impurity_decrease,
+        max_features=max_features, bootstrap=bootstrap, n_draws=n_draws)
 
 
 def monotonic_for(est, d: int):
