@@ -172,3 +172,56 @@ def test_quantize_int8_conv2d_matches_im2col_reference_and_keeps_accuracy(digits
     model.save(tmp_path / "cnn.keras")
     loaded = keras.models.load_model(tmp_path / "cnn.keras")
     np.testing.assert_array_equal(loaded.predict(xte, verbose=0), model.predict(xte, verbose=0))
+
+
+@pytest.mark.parametrize(
+    "kernel, strides, dilation, padding, activation",
+    [
+        (3, 1, 1, "same", "relu"),
+        ((3, 2), (2, 1), 1, "valid", None),
+        ((2, 3), (1, 2), 1, "same", "tanh"),
+        (3, 1, 2, "same", "sigmoid"),
+        ((1, 1), 3, 1, "valid", "gelu"),
+        (3, 2, 1, "same", "softmax"),  # not an epilogue activation: applied after the GEMM
+    ],
+)
+def test_quantized_conv2d_cpu_path_matches_int64_reference(rng, kernel, strides, dilation, padding, activation):
+    """The fused C++ int8 convolution (patches built, quantized per patch and multiplied in one
+    call) against the documented arithmetic in int64 / float64 on odd-sized inputs."""
+    from forgeml import ops
+    from forgeml.keras import activations
+    from forgeml.keras.quantization import _patches
+
+    conv = keras.layers.Conv2D(
+        7, kernel, strides=strides, dilation_rate=dilation, padding=padding, activation=activation
+    )
+    x = rng.standard_normal((3, 11, 9, 5)).astype(np.float32)
+    x[0, :3] = 0  # some all-zero patches (scale 1)
+    conv(x)
+    w, b = conv.get_weights()
+    b = rng.standard_normal(b.shape).astype(np.float32)
+    conv.set_weights([w, b])
+    from forgeml.keras.quantization import quantize_layer
+
+    quantize_layer(conv)
+    assert type(conv.kernel.packed()).__name__ == "PackedInt8"
+    y = conv(x)
+    cols, (n, oh, ow) = _patches(x, conv)
+    qx, sx = ops.quantize_int8(cols)
+    qw, sw = ops.quantize_int8(w.reshape(-1, 7), axis=0)
+    z = (qx.astype(np.int64) @ qw.astype(np.int64)) * sx[:, None].astype(np.float64) * sw + b
+    ref = activations.get(activation or "linear").forward(z.astype(np.float32).reshape(n, oh, ow, 7))
+    assert y.shape == ref.shape
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=2e-5)
+
+
+def test_quantized_conv2d_rejects_non_finite_input(rng):
+    conv = keras.layers.Conv2D(4, 3, padding="same")
+    x = rng.standard_normal((2, 6, 6, 3)).astype(np.float32)
+    conv(x)
+    from forgeml.keras.quantization import quantize_layer
+
+    quantize_layer(conv)
+    x[1, 2, 3, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        conv(x)
