@@ -323,11 +323,12 @@ struct PackedInt8Access {
 
 namespace {
 
-// The int8 GEMM with a packed B over M rows of K floats that row(i, scratch) returns (a pointer
-// into the caller's matrix, or scratch, K floats, filled): each row is quantized with its own
-// scale straight into the packed operand, then the tiles run with the epilogue.
-template <class Row>
-void int8_packed_dynamic(int64_t M, Row&& row, const PackedInt8& B, const float* b_scale, float* C, int64_t ldc,
+// The int8 GEMM with a packed B over M rows of K floats: rows(r0, r1, scratch, sink) calls
+// sink(i, row) for i = r0 .. r1 - 1 in order, row pointing into the caller's matrix or at scratch
+// (K floats) filled; each row is quantized with its own scale straight into the packed operand,
+// then the tiles run with the epilogue.
+template <class Rows>
+void int8_packed_dynamic(int64_t M, Rows&& rows, const PackedInt8& B, const float* b_scale, float* C, int64_t ldc,
                          const Epilogue& ep, int max_threads) {
   const int64_t N = B.n(), K = B.k();
   const LowpKernels& k = detail::lowp_kernels_for(B.isa(), 1);
@@ -339,12 +340,12 @@ void int8_packed_dynamic(int64_t M, Row&& row, const PackedInt8& B, const float*
   auto quantize = k.quantize_row;
   parallel_for(M, 64, [&](int64_t r0, int64_t r1) {
     std::unique_ptr<float[]> scratch(new float[K]);
-    for (int64_t i = r0; i < r1; ++i) {
+    rows(r0, r1, scratch.get(), [&](int64_t i, const float* row) {
       auto* d = reinterpret_cast<int8_t*>(ap + i * Kg);
-      scale[i] = quantize(row(i, scratch.get()), K, d);
+      scale[i] = quantize(row, K, d);
       check_row_scale(scale[i], i);
       pack_a_row_int8(d, K, Kg, ap + i * Kg);  // in place: each byte read before it is written
-    }
+    });
   }, max_threads);
   Lowp L{&k, &detail::kernel_for(B.isa()), M, N, Kg, npad, ap, PackedInt8Access::panels(B), scale.get(), b_scale,
          PackedInt8Access::corr(B), C, ldc, &ep};
@@ -373,8 +374,12 @@ void gemm_int8_packed(int64_t M, const int8_t* A, const float* A_float, int64_t 
     return epilogue_all(ep, C, ldc, M, N);
   }
   if (!A)  // dynamic per-row scales
-    return int8_packed_dynamic(M, [&](int64_t i, float*) { return A_float + i * lda; }, B, b_scale, C, ldc, ep,
-                               max_threads);
+    return int8_packed_dynamic(
+        M,
+        [&](int64_t r0, int64_t r1, float*, auto&& sink) {
+          for (int64_t i = r0; i < r1; ++i) sink(i, A_float + i * lda);
+        },
+        B, b_scale, C, ldc, ep, max_threads);
   const LowpKernels& k = detail::lowp_kernels_for(B.isa(), 1);
   max_threads = lowp_threads(M, N, K, max_threads);
   const int64_t Kg = (K + 3) / 4, npad = (N + k.nr - 1) / k.nr * k.nr;
@@ -404,10 +409,14 @@ void conv2d_int8_packed(const ConvGeometry& g, const float* X, const PackedInt8&
   FORGEML_CHECK_ARG(M == 0 || N == 0 || (X && Y), "conv2d_int8: null pointer");
   if (M == 0 || N == 0) return;
   const int64_t run = g.kw * g.c;  // one kernel row's values, contiguous in X when dw == 1
-  auto patch = [&](int64_t i, float* p) -> const float* {
-    const int64_t ox = i % g.ow, oy = (i / g.ow) % g.oh, b = i / (g.ow * g.oh);
+  auto copy = [](const float* src, float* dst, int64_t n) {  // short runs: a loop, not a memcpy call
+    for (int64_t t = 0; t < n; ++t) dst[t] = src[t];
+  };
+  // the patch of output pixel (b, oy, ox) into p (K floats), zeros where it covers the padding
+  auto patch = [&](int64_t b, int64_t oy, int64_t ox, float* p) {
     const int64_t y0 = oy * g.sh - g.pad_top, x0 = ox * g.sw - g.pad_left;
     const float* img = X + b * g.h * g.w * g.c;
+    const bool inside_x = g.dw == 1 && x0 >= 0 && x0 + g.kw <= g.w;
     for (int64_t ki = 0; ki < g.kh; ++ki, p += run) {
       const int64_t y = y0 + ki * g.dh;
       if (y < 0 || y >= g.h) {
@@ -415,22 +424,31 @@ void conv2d_int8_packed(const ConvGeometry& g, const float* X, const PackedInt8&
         continue;
       }
       const float* src = img + y * g.w * g.c;
-      if (g.dw == 1 && x0 >= 0 && x0 + g.kw <= g.w) {
-        std::memcpy(p, src + x0 * g.c, run * sizeof(float));
+      if (inside_x) {
+        copy(src + x0 * g.c, p, run);
         continue;
       }
       for (int64_t kj = 0; kj < g.kw; ++kj) {
         const int64_t x = x0 + kj * g.dw;
-        float* d = p + kj * g.c;
         if (x < 0 || x >= g.w)
-          std::fill(d, d + g.c, 0.f);
+          std::fill(p + kj * g.c, p + (kj + 1) * g.c, 0.f);
         else
-          std::memcpy(d, src + x * g.c, g.c * sizeof(float));
+          copy(src + x * g.c, p + kj * g.c, g.c);
       }
     }
-    return p - K;
   };
-  int8_packed_dynamic(M, patch, B, b_scale, Y, N, ep, max_threads);
+  auto rows = [&](int64_t r0, int64_t r1, float* scratch, auto&& sink) {
+    int64_t ox = r0 % g.ow, oy = (r0 / g.ow) % g.oh, b = r0 / (g.ow * g.oh);  // then stepped, no divisions
+    for (int64_t i = r0; i < r1; ++i) {
+      patch(b, oy, ox, scratch);
+      sink(i, scratch);
+      if (++ox == g.ow) {
+        ox = 0;
+        if (++oy == g.oh) oy = 0, ++b;
+      }
+    }
+  };
+  int8_packed_dynamic(M, rows, B, b_scale, Y, N, ep, max_threads);
 }
 
 // ---------------------------------------------------------------- quantization and names
