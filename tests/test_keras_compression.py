@@ -155,7 +155,7 @@ def test_quantize_int8_conv2d_matches_im2col_reference_and_keeps_accuracy(digits
     from forgeml.keras.quantization import _patches
 
     cols, (n, oh, ow) = _patches(h, conv)
-    qx, sx = ops.quantize_int8(cols)
+    qx, sx = image_quantized_patches(h, conv)
     qw, sw = ops.quantize_int8(w.reshape(-1, 12), axis=0)
     ref = np.maximum((qx.astype(np.int64) @ qw.astype(np.int64)) * sx[:, None].astype(np.float64) * sw + b, 0)
     np.testing.assert_allclose(conv(h), ref.reshape(n, oh, ow, 12), rtol=1e-5, atol=1e-5)
@@ -174,6 +174,18 @@ def test_quantize_int8_conv2d_matches_im2col_reference_and_keeps_accuracy(digits
     np.testing.assert_array_equal(loaded.predict(xte, verbose=0), model.predict(xte, verbose=0))
 
 
+def image_quantized_patches(x, conv):
+    """The documented int8 convolution input, in NumPy: each image scaled by max|image| / 127 and
+    rounded (half to even), then its im2col patches; (int8 patches, one scale per patch row)."""
+    from forgeml.keras.quantization import _patches
+
+    amax = np.abs(x).reshape(len(x), -1).max(axis=1)  # float32 arithmetic, as the kernel's
+    scale = np.where(amax > 0, amax / np.float32(127), np.float32(1)).astype(np.float32)
+    q = np.clip(np.rint(x / scale[:, None, None, None]), -127, 127).astype(np.int8)
+    cols, (n, oh, ow) = _patches(q, conv)
+    return cols, np.repeat(scale, oh * ow)
+
+
 @pytest.mark.parametrize(
     "kernel, strides, dilation, padding, activation",
     [
@@ -185,18 +197,19 @@ def test_quantize_int8_conv2d_matches_im2col_reference_and_keeps_accuracy(digits
         (3, 2, 1, "same", "softmax"),  # not an epilogue activation: applied after the GEMM
     ],
 )
-def test_quantized_conv2d_cpu_path_matches_int64_reference(rng, kernel, strides, dilation, padding, activation):
-    """The fused C++ int8 convolution (patches built, quantized per patch and multiplied in one
-    call) against the documented arithmetic in int64 / float64 on odd-sized inputs."""
+def test_quantized_conv2d_matches_int64_reference(isa, rng, kernel, strides, dilation, padding, activation):
+    """The fused C++ int8 convolution (images quantized, patches gathered and multiplied in one
+    call; the NumPy patches path under the reference ISA) against the documented arithmetic in
+    int64 / float64 on odd-sized inputs."""
     from forgeml import ops
     from forgeml.keras import activations
-    from forgeml.keras.quantization import _patches
 
     conv = keras.layers.Conv2D(
         7, kernel, strides=strides, dilation_rate=dilation, padding=padding, activation=activation
     )
     x = rng.standard_normal((3, 11, 9, 5)).astype(np.float32)
-    x[0, :3] = 0  # some all-zero patches (scale 1)
+    x[0, :3] = 0  # some all-zero patches
+    x[2] = 0  # an all-zero image (scale 1)
     conv(x)
     w, b = conv.get_weights()
     b = rng.standard_normal(b.shape).astype(np.float32)
@@ -204,10 +217,10 @@ def test_quantized_conv2d_cpu_path_matches_int64_reference(rng, kernel, strides,
     from forgeml.keras.quantization import quantize_layer
 
     quantize_layer(conv)
-    assert type(conv.kernel.packed()).__name__ == "PackedInt8"
+    assert (type(conv.kernel.packed()).__name__ == "PackedInt8") == (isa != "reference")
     y = conv(x)
-    cols, (n, oh, ow) = _patches(x, conv)
-    qx, sx = ops.quantize_int8(cols)
+    qx, sx = image_quantized_patches(x, conv)
+    n, oh, ow = x.shape[0], y.shape[1], y.shape[2]
     qw, sw = ops.quantize_int8(w.reshape(-1, 7), axis=0)
     z = (qx.astype(np.int64) @ qw.astype(np.int64)) * sx[:, None].astype(np.float64) * sw + b
     ref = activations.get(activation or "linear").forward(z.astype(np.float32).reshape(n, oh, ow, 7))
@@ -215,7 +228,7 @@ def test_quantized_conv2d_cpu_path_matches_int64_reference(rng, kernel, strides,
     np.testing.assert_allclose(y, ref, rtol=1e-5, atol=2e-5)
 
 
-def test_quantized_conv2d_rejects_non_finite_input(rng):
+def test_quantized_conv2d_rejects_non_finite_input(isa, rng):
     conv = keras.layers.Conv2D(4, 3, padding="same")
     x = rng.standard_normal((2, 6, 6, 3)).astype(np.float32)
     conv(x)

@@ -405,50 +405,62 @@ void conv2d_int8_packed(const ConvGeometry& g, const float* X, const PackedInt8&
   FORGEML_CHECK_ARG(B.k() == K, "conv2d_int8: the kernel has ", B.k(), " rows, the patches ", K);
   // any oh / ow is safe: a window position outside the input reads zeros (the padding)
   check_packed("conv2d_int8", B, b_scale);
-  const int64_t M = g.n * g.oh * g.ow;
+  const int64_t M = g.n * g.oh * g.ow, image = g.h * g.w * g.c;
   FORGEML_CHECK_ARG(M == 0 || N == 0 || (X && Y), "conv2d_int8: null pointer");
   if (M == 0 || N == 0) return;
-  const int64_t run = g.kw * g.c;  // one kernel row's values, contiguous in X when dw == 1
-  auto copy = [](const float* src, float* dst, int64_t n) {  // short runs: a loop, not a memcpy call
-    for (int64_t t = 0; t < n; ++t) dst[t] = src[t];
-  };
-  // the patch of output pixel (b, oy, ox) into p (K floats), zeros where it covers the padding
-  auto patch = [&](int64_t b, int64_t oy, int64_t ox, float* p) {
-    const int64_t y0 = oy * g.sh - g.pad_top, x0 = ox * g.sw - g.pad_left;
-    const float* img = X + b * g.h * g.w * g.c;
-    const bool inside_x = g.dw == 1 && x0 >= 0 && x0 + g.kw <= g.w;
-    for (int64_t ki = 0; ki < g.kh; ++ki, p += run) {
-      const int64_t y = y0 + ki * g.dh;
-      if (y < 0 || y >= g.h) {
-        std::fill(p, p + run, 0.f);
-        continue;
-      }
-      const float* src = img + y * g.w * g.c;
-      if (inside_x) {
-        copy(src + x0 * g.c, p, run);
-        continue;
-      }
-      for (int64_t kj = 0; kj < g.kw; ++kj) {
-        const int64_t x = x0 + kj * g.dw;
-        if (x < 0 || x >= g.w)
-          std::fill(p + kj * g.c, p + (kj + 1) * g.c, 0.f);
-        else
-          copy(src + x * g.c, p + kj * g.c, g.c);
-      }
+  const LowpKernels& k = detail::lowp_kernels_for(B.isa(), 1);
+  max_threads = lowp_threads(M, N, K, max_threads);
+  // 1. each image quantized once with its own scale, stored as the unsigned bytes q + 128
+  std::unique_ptr<uint8_t[]> xq(new uint8_t[std::max<int64_t>(1, g.n * image)]);
+  std::unique_ptr<float[]> img_scale(new float[g.n]), row_scale(new float[M]);
+  parallel_for(g.n, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      auto* q = reinterpret_cast<int8_t*>(xq.get() + b * image);
+      img_scale[b] = k.quantize_row(X + b * image, image, q);
+      FORGEML_CHECK_ARG(!std::isnan(img_scale[b]), "x: image ", b,
+                        " holds NaN or infinity; int8 quantization needs finite values");
+      for (int64_t t = 0; t < image; ++t) xq[b * image + t] = static_cast<uint8_t>(q[t]) ^ 0x80u;
     }
-  };
-  auto rows = [&](int64_t r0, int64_t r1, float* scratch, auto&& sink) {
+  }, max_threads);
+  // 2. the patches gathered byte-wise into the packed operand (128 = zero for the padding)
+  const int64_t Kg = (K + 3) / 4, npad = (N + k.nr - 1) / k.nr * k.nr, run = g.kw * g.c;
+  Words a(static_cast<size_t>(M * Kg));
+  auto* ap = reinterpret_cast<uint8_t*>(a.get());
+  parallel_for(M, 256, [&](int64_t r0, int64_t r1) {
     int64_t ox = r0 % g.ow, oy = (r0 / g.ow) % g.oh, b = r0 / (g.ow * g.oh);  // then stepped, no divisions
     for (int64_t i = r0; i < r1; ++i) {
-      patch(b, oy, ox, scratch);
-      sink(i, scratch);
+      uint8_t* p = ap + i * Kg * 4;
+      row_scale[i] = img_scale[b];
+      const int64_t y0 = oy * g.sh - g.pad_top, x0 = ox * g.sw - g.pad_left;
+      const uint8_t* img = xq.get() + b * image;
+      const bool inside_x = g.dw == 1 && x0 >= 0 && x0 + g.kw <= g.w;
+      for (int64_t ki = 0; ki < g.kh; ++ki, p += run) {
+        const int64_t y = y0 + ki * g.dh;
+        if (y < 0 || y >= g.h) {
+          std::fill(p, p + run, uint8_t{128});
+          continue;
+        }
+        const uint8_t* src = img + y * g.w * g.c;
+        if (inside_x) {
+          for (int64_t t = 0; t < run; ++t) p[t] = src[x0 * g.c + t];
+          continue;
+        }
+        for (int64_t kj = 0; kj < g.kw; ++kj) {
+          const int64_t x = x0 + kj * g.dw;
+          for (int64_t t = 0; t < g.c; ++t) p[kj * g.c + t] = x < 0 || x >= g.w ? uint8_t{128} : src[x * g.c + t];
+        }
+      }
+      for (int64_t t = K; t < 4 * Kg; ++t) ap[i * Kg * 4 + t] = 128;  // B's padding rows are zero anyway
       if (++ox == g.ow) {
         ox = 0;
         if (++oy == g.oh) oy = 0, ++b;
       }
     }
-  };
-  int8_packed_dynamic(M, rows, B, b_scale, Y, N, ep, max_threads);
+  }, max_threads);
+  // 3. the GEMM with the epilogue
+  Lowp L{&k, &detail::kernel_for(B.isa()), M, N, Kg, npad, a.get(), PackedInt8Access::panels(B), row_scale.get(),
+         b_scale, PackedInt8Access::corr(B), Y, N, &ep};
+  lowp_run(L, max_threads);
 }
 
 // ---------------------------------------------------------------- quantization and names

@@ -63,10 +63,11 @@ struct ConvGeometry {
   int64_t pad_top, pad_left, oh, ow;
 };
 
-// An int8 convolution: each output pixel's patch (kh, kw, c order, zeros where it covers the
-// padding) is quantized with its own dynamic scale, as quantize_rows_int8 does a row, straight
-// into the packed operand of gemm_int8_packed, whose B is the kernel as (kh kw c, filters):
-//   Y[(n oh ow), f] = epilogue(patch_scale * b_scale[f] * (q(patch) . B[:, f])).
+// An int8 convolution: each image of X is quantized with its own dynamic scale (max |x| / 127 over
+// the image, as quantize_rows_int8 does a row), its patches (kh, kw, c order, zeros where they
+// cover the padding) gathered as int8 straight into the packed operand of gemm_int8_packed,
+// whose B is the kernel as (kh kw c, filters):
+//   Y[(n oh ow), f] = epilogue(scale[n] * b_scale[f] * (q(patch) . B[:, f])).
 // X is the contiguous NHWC input, Y the contiguous (n, oh, ow, filters) output.
 void conv2d_int8_packed(const ConvGeometry& g, const float* X, const PackedInt8& B, const float* b_scale, float* Y,
                         const Epilogue& epilogue = {}, int max_threads = 0);
