@@ -238,3 +238,54 @@ def test_quantized_conv2d_rejects_non_finite_input(isa, rng):
     x[1, 2, 3, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         conv(x)
+
+
+def test_mixed_bf16_conv2d_forward_and_kernel_gradient_are_bf16_products(policy, rng):
+    """Under mixed_bfloat16 a Conv2D's output is the float64 product of the bf16-rounded patches
+    and kernel, and its kernel gradient the bf16 product of the patches and the output gradient;
+    the float32 policy gives the float32 convolution."""
+    from forgeml import ops
+    from forgeml.keras.quantization import _patches
+
+    x = rng.standard_normal((3, 9, 7, 5)).astype(np.float32)
+    conv = keras.layers.Conv2D(6, (3, 2), strides=(2, 1), padding="same", dtype_policy="mixed_bfloat16")
+    y = conv(x)
+    w, b = conv.get_weights()
+    assert w.dtype == np.float32
+    cols, (n, oh, ow) = _patches(x, conv)
+    ref = (bf16(cols) @ bf16(w.reshape(-1, 6)) + b).reshape(n, oh, ow, 6)
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+    f32 = ops.conv2d(x, w, b, strides=(2, 1), padding="same")
+    assert np.abs(y - f32).max() > 1e-5
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    conv.forward(x, True)
+    dx = conv.backward(dy.copy())
+    dw_ref = (bf16(cols).T @ bf16(dy.reshape(-1, 6))).reshape(w.shape)
+    np.testing.assert_allclose(conv.kernel.grad, dw_ref, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(conv.bias.grad, dy.reshape(-1, 6).sum(0), rtol=1e-4, atol=1e-4)
+    dx_ref, _, _ = ops.conv2d_grad(x, w, dy, strides=(2, 1), padding="same")
+    np.testing.assert_allclose(dx, dx_ref, rtol=1e-5, atol=1e-5)  # the input gradient stays float32
+
+
+def test_mixed_bf16_digits_cnn_matches_float32_accuracy(policy, digits):
+    xtr, xte, ytr, yte = (a.reshape(-1, 8, 8, 1) if a.ndim == 2 else a for a in digits)
+
+    def cnn():
+        L = keras.layers
+        return keras.Sequential(
+            [
+                keras.Input((8, 8, 1)),
+                L.Conv2D(16, 3, padding="same", activation="relu"),
+                L.MaxPooling2D(),
+                L.Flatten(),
+                L.Dense(10, activation="softmax"),
+            ]
+        )
+
+    acc32 = train(cnn(), (xtr, xte, ytr, yte), epochs=8)
+    policy("mixed_bfloat16")
+    model = cnn()
+    acc16 = train(model, (xtr, xte, ytr, yte), epochs=8)
+    assert mixed_precision.bf16_layers(model) == [model.layers[0].name, model.layers[-1].name]
+    print(f"digits CNN accuracy: float32 {acc32:.4f}, mixed_bfloat16 {acc16:.4f}")
+    assert acc16 >= acc32 - 0.01
