@@ -155,7 +155,7 @@ def test_quantize_int8_conv2d_matches_im2col_reference_and_keeps_accuracy(digits
     from forgeml.keras.quantization import _patches
 
     cols, (n, oh, ow) = _patches(h, conv)
-    qx, sx = ops.quantize_int8(cols)
+    qx, sx = image_quantized_patches(h, conv)
     qw, sw = ops.quantize_int8(w.reshape(-1, 12), axis=0)
     ref = np.maximum((qx.astype(np.int64) @ qw.astype(np.int64)) * sx[:, None].astype(np.float64) * sw + b, 0)
     np.testing.assert_allclose(conv(h), ref.reshape(n, oh, ow, 12), rtol=1e-5, atol=1e-5)
@@ -172,3 +172,120 @@ def test_quantize_int8_conv2d_matches_im2col_reference_and_keeps_accuracy(digits
     model.save(tmp_path / "cnn.keras")
     loaded = keras.models.load_model(tmp_path / "cnn.keras")
     np.testing.assert_array_equal(loaded.predict(xte, verbose=0), model.predict(xte, verbose=0))
+
+
+def image_quantized_patches(x, conv):
+    """The documented int8 convolution input, in NumPy: each image scaled by max|image| / 127 and
+    rounded (half to even), then its im2col patches; (int8 patches, one scale per patch row)."""
+    from forgeml.keras.quantization import _patches
+
+    amax = np.abs(x).reshape(len(x), -1).max(axis=1)  # float32 arithmetic, as the kernel's
+    scale = np.where(amax > 0, amax / np.float32(127), np.float32(1)).astype(np.float32)
+    q = np.clip(np.rint(x / scale[:, None, None, None]), -127, 127).astype(np.int8)
+    cols, (n, oh, ow) = _patches(q, conv)
+    return cols, np.repeat(scale, oh * ow)
+
+
+@pytest.mark.parametrize(
+    "kernel, strides, dilation, padding, activation",
+    [
+        (3, 1, 1, "same", "relu"),
+        ((3, 2), (2, 1), 1, "valid", None),
+        ((2, 3), (1, 2), 1, "same", "tanh"),
+        (3, 1, 2, "same", "sigmoid"),
+        ((1, 1), 3, 1, "valid", "gelu"),
+        (3, 2, 1, "same", "softmax"),  # not an epilogue activation: applied after the GEMM
+    ],
+)
+def test_quantized_conv2d_matches_int64_reference(isa, rng, kernel, strides, dilation, padding, activation):
+    """The fused C++ int8 convolution (images quantized, patches gathered and multiplied in one
+    call; the NumPy patches path under the reference ISA) against the documented arithmetic in
+    int64 / float64 on odd-sized inputs."""
+    from forgeml import ops
+    from forgeml.keras import activations
+
+    conv = keras.layers.Conv2D(
+        7, kernel, strides=strides, dilation_rate=dilation, padding=padding, activation=activation
+    )
+    x = rng.standard_normal((3, 11, 9, 5)).astype(np.float32)
+    x[0, :3] = 0  # some all-zero patches
+    x[2] = 0  # an all-zero image (scale 1)
+    conv(x)
+    w, b = conv.get_weights()
+    b = rng.standard_normal(b.shape).astype(np.float32)
+    conv.set_weights([w, b])
+    from forgeml.keras.quantization import quantize_layer
+
+    quantize_layer(conv)
+    assert (type(conv.kernel.packed()).__name__ == "PackedInt8") == (isa != "reference")
+    y = conv(x)
+    qx, sx = image_quantized_patches(x, conv)
+    n, oh, ow = x.shape[0], y.shape[1], y.shape[2]
+    qw, sw = ops.quantize_int8(w.reshape(-1, 7), axis=0)
+    z = (qx.astype(np.int64) @ qw.astype(np.int64)) * sx[:, None].astype(np.float64) * sw + b
+    ref = activations.get(activation or "linear").forward(z.astype(np.float32).reshape(n, oh, ow, 7))
+    assert y.shape == ref.shape
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=2e-5)
+
+
+def test_quantized_conv2d_rejects_non_finite_input(isa, rng):
+    conv = keras.layers.Conv2D(4, 3, padding="same")
+    x = rng.standard_normal((2, 6, 6, 3)).astype(np.float32)
+    conv(x)
+    from forgeml.keras.quantization import quantize_layer
+
+    quantize_layer(conv)
+    x[1, 2, 3, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        conv(x)
+
+
+def test_mixed_bf16_conv2d_forward_and_kernel_gradient_are_bf16_products(policy, rng):
+    """Under mixed_bfloat16 a Conv2D's output is the float64 product of the bf16-rounded patches
+    and kernel, and its kernel gradient the bf16 product of the patches and the output gradient;
+    the float32 policy gives the float32 convolution."""
+    from forgeml import ops
+    from forgeml.keras.quantization import _patches
+
+    x = rng.standard_normal((3, 9, 7, 5)).astype(np.float32)
+    conv = keras.layers.Conv2D(6, (3, 2), strides=(2, 1), padding="same", dtype_policy="mixed_bfloat16")
+    y = conv(x)
+    w, b = conv.get_weights()
+    assert w.dtype == np.float32
+    cols, (n, oh, ow) = _patches(x, conv)
+    ref = (bf16(cols) @ bf16(w.reshape(-1, 6)) + b).reshape(n, oh, ow, 6)
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+    f32 = ops.conv2d(x, w, b, strides=(2, 1), padding="same")
+    assert np.abs(y - f32).max() > 1e-5
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    conv.forward(x, True)
+    dx = conv.backward(dy.copy())
+    dw_ref = (bf16(cols).T @ bf16(dy.reshape(-1, 6))).reshape(w.shape)
+    np.testing.assert_allclose(conv.kernel.grad, dw_ref, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(conv.bias.grad, dy.reshape(-1, 6).sum(0), rtol=1e-4, atol=1e-4)
+    dx_ref, _, _ = ops.conv2d_grad(x, w, dy, strides=(2, 1), padding="same")
+    np.testing.assert_allclose(dx, dx_ref, rtol=1e-5, atol=1e-5)  # the input gradient stays float32
+
+
+def test_mixed_bf16_digits_cnn_matches_float32_accuracy(policy, digits):
+    xtr, xte, ytr, yte = (a.reshape(-1, 8, 8, 1) if a.ndim == 2 else a for a in digits)
+
+    def cnn():
+        L = keras.layers
+        return keras.Sequential(
+            [
+                keras.Input((8, 8, 1)),
+                L.Conv2D(16, 3, padding="same", activation="relu"),
+                L.MaxPooling2D(),
+                L.Flatten(),
+                L.Dense(10, activation="softmax"),
+            ]
+        )
+
+    acc32 = train(cnn(), (xtr, xte, ytr, yte), epochs=8)
+    policy("mixed_bfloat16")
+    model = cnn()
+    acc16 = train(model, (xtr, xte, ytr, yte), epochs=8)
+    assert mixed_precision.bf16_layers(model) == [model.layers[0].name, model.layers[-1].name]
+    print(f"digits CNN accuracy: float32 {acc32:.4f}, mixed_bfloat16 {acc16:.4f}")
+    assert acc16 >= acc32 - 0.01

@@ -136,17 +136,17 @@ def test_logits_distillation_gradient_matches_finite_differences(rng):
         distillation.LogitsDistillation(0)
 
 
-def _train_student(mode, teacher, xs, ys, weight=0.1, temperature=4.0, seed=1):
+def _train_student(mode, teacher, xs, ys, weight=0.1, temperature=4.0, seed=1, epochs=15):
     keras.utils.set_random_seed(seed)
     student = mlp(128)
     if mode == "alone":
-        compiled(student, 3e-3).fit(xs, ys, epochs=15, batch_size=32, verbose=0)
+        compiled(student, 3e-3).fit(xs, ys, epochs=epochs, batch_size=32, verbose=0)
         return student, None
     dist = distillation.Distiller(
         teacher, student, distillation.LogitsDistillation(temperature=temperature), student_loss_weight=weight
     )
     dist.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    return student, dist.fit(xs, ys, epochs=15, batch_size=32)
+    return student, dist.fit(xs, ys, epochs=epochs, batch_size=32)
 
 
 @pytest.fixture(scope="module")
@@ -203,3 +203,28 @@ def test_distilled_student_learns_the_teacher(digits, teacher):
     print(f"digits student (300 samples): KL to teacher / accuracy: alone {out['alone']}, distilled {out['distilled']}")
     assert out["distilled"][0] < 0.9 * out["alone"][0]
     assert out["distilled"][1] >= out["alone"][1] - 0.03
+
+
+def test_distilled_student_beats_the_student_alone_with_limited_data(digits, teacher):
+    """Issue 19's criterion: a student half the teacher's width (128 vs 256 units) trained with
+    the Distiller beats the same student trained alone, same data and epochs. The setting: the
+    teacher was trained on all 1347 training digits, the student only gets 300 of them (labels
+    scarce, as when distilling onto a small labelled set), both students train 60 epochs (to
+    convergence: with 15 they are still learning and the soft targets slow that down), T=4,
+    student_loss_weight=0.1 (Keras 3's LogitsDistillation arithmetic, see the test above).
+    Five seeds, each seed the same initial weights and batches for both students; the means
+    compare. Measured while writing this: alone 0.9520, distilled 0.9627, every seed won; with
+    the teacher trained on the other 1047 digits instead: 0.9520 vs 0.9760; with the teacher
+    trained on the same 300 digits (a weaker teacher, 0.944), distillation loses (0.9449)."""
+    xs, ys, xte, yte = digits[0][:300], digits[2][:300], digits[1], digits[3]
+    acc = {"alone": [], "distilled": []}
+    for seed in range(1, 6):
+        for mode in acc:
+            student, _ = _train_student(mode, teacher, xs, ys, seed=seed, epochs=60)
+            acc[mode].append(float((student.predict(xte, verbose=0).argmax(1) == yte).mean()))
+    alone, distilled = np.mean(acc["alone"]), np.mean(acc["distilled"])
+    print(
+        f"digits student, 300 samples, 60 epochs, 5 seeds: alone {acc['alone']} mean {alone:.4f}; "
+        f"distilled {acc['distilled']} mean {distilled:.4f}"
+    )
+    assert distilled > alone

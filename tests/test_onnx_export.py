@@ -104,6 +104,27 @@ def test_int8_quantized_dense_matches_exactly(tmp_path, rng):
     assert got.shape == (16, 5)
 
 
+@pytest.mark.parametrize(
+    "conv",
+    [
+        lambda: L.Conv2D(6, 3, padding="same", activation="relu"),
+        lambda: L.Conv2D(5, (3, 2), strides=(2, 1), padding="valid", activation="tanh"),
+        lambda: L.Conv2D(4, 3, dilation_rate=2, padding="same", use_bias=False),
+    ],
+)
+def test_int8_quantized_conv2d_runs_as_conv_integer(tmp_path, rng, conv):
+    x = rng.standard_normal((5, 9, 8, 3)).astype(np.float32)
+    x[1] = 0  # an all-zero image: scale 1, as in forgeml
+    layers = [keras.Input(shape=(9, 8, 3)), conv(), L.MaxPooling2D(), L.Flatten(), L.Dense(4, activation="softmax")]
+    model = built(layers, x)
+    model.layers[0].bias is None or model.layers[0].bias.assign(rng.standard_normal(model.layers[0].bias.shape) * 0.3)
+    model.quantize("int8")
+    got = check(model, x, tmp_path, atol=1e-6)
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "m.onnx")).graph.node}
+    assert {"ConvInteger", "MatMulInteger"} <= ops  # integer products, not dequantized float kernels
+    assert got.shape == (5, 4)
+
+
 @pytest.mark.parametrize("cell", ["SimpleRNN", "LSTM", "GRU", "GRU_v1"])
 def test_recurrent_layers(tmp_path, rng, cell):
     x = rng.standard_normal((4, 7, 5)).astype(np.float32)

@@ -316,6 +316,50 @@ PackedInt8::PackedInt8(int64_t K, int64_t N, const int8_t* B, int64_t ldb) : K_(
   if (K > 0 && N > 0) pack_b_int8(k, K, N, B, ldb, data_->b.get(), data_->corr.get(), 0);
 }
 
+struct PackedInt8Access {
+  static const uint32_t* panels(const PackedInt8& B) { return B.data_->b.get(); }
+  static const int32_t* corr(const PackedInt8& B) { return B.data_->corr.get(); }
+};
+
+namespace {
+
+// The int8 GEMM with a packed B over M rows of K floats: rows(r0, r1, scratch, sink) calls
+// sink(i, row) for i = r0 .. r1 - 1 in order, row pointing into the caller's matrix or at scratch
+// (K floats) filled; each row is quantized with its own scale straight into the packed operand,
+// then the tiles run with the epilogue.
+template <class Rows>
+void int8_packed_dynamic(int64_t M, Rows&& rows, const PackedInt8& B, const float* b_scale, float* C, int64_t ldc,
+                         const Epilogue& ep, int max_threads) {
+  const int64_t N = B.n(), K = B.k();
+  const LowpKernels& k = detail::lowp_kernels_for(B.isa(), 1);
+  max_threads = lowp_threads(M, N, K, max_threads);
+  const int64_t Kg = (K + 3) / 4, npad = (N + k.nr - 1) / k.nr * k.nr;
+  Words a(static_cast<size_t>(std::max<int64_t>(1, M * Kg)));
+  std::unique_ptr<float[]> scale(new float[M]);
+  uint32_t* ap = a.get();
+  auto quantize = k.quantize_row;
+  parallel_for(M, 64, [&](int64_t r0, int64_t r1) {
+    std::unique_ptr<float[]> scratch(new float[K]);
+    rows(r0, r1, scratch.get(), [&](int64_t i, const float* row) {
+      auto* d = reinterpret_cast<int8_t*>(ap + i * Kg);
+      scale[i] = quantize(row, K, d);
+      check_row_scale(scale[i], i);
+      pack_a_row_int8(d, K, Kg, ap + i * Kg);  // in place: each byte read before it is written
+    });
+  }, max_threads);
+  Lowp L{&k, &detail::kernel_for(B.isa()), M, N, Kg, npad, ap, PackedInt8Access::panels(B), scale.get(), b_scale,
+         PackedInt8Access::corr(B), C, ldc, &ep};
+  lowp_run(L, max_threads);
+}
+
+void check_packed(const char* fn, const PackedInt8& B, const float* b_scale) {
+  FORGEML_CHECK_ARG(B.n() == 0 || b_scale, fn, ": null scale pointer");
+  FORGEML_CHECK_ARG(B.isa() == active_isa(), fn, ": B was packed for ", isa_name(B.isa()), " but the active ISA is ",
+                    isa_name(active_isa()), "; pack it again");
+}
+
+}  // namespace
+
 void gemm_int8_packed(int64_t M, const int8_t* A, const float* A_float, int64_t lda, const float* a_scale,
                       const PackedInt8& B, const float* b_scale, float* C, int64_t ldc, const Epilogue& ep,
                       int max_threads) {
@@ -323,38 +367,99 @@ void gemm_int8_packed(int64_t M, const int8_t* A, const float* A_float, int64_t 
   check_common("gemm_int8_packed", M, N, K, lda, std::max<int64_t>(1, N), ldc, false, false,
                A ? static_cast<const void*>(A) : A_float, &B, C);
   FORGEML_CHECK_ARG(!A || a_scale, "gemm_int8_packed: int8 A needs a_scale");
-  FORGEML_CHECK_ARG(N == 0 || b_scale, "gemm_int8_packed: null scale pointer");
-  FORGEML_CHECK_ARG(B.isa() == active_isa(), "gemm_int8_packed: B was packed for ", isa_name(B.isa()),
-                    " but the active ISA is ", isa_name(active_isa()), "; pack it again");
+  check_packed("gemm_int8_packed", B, b_scale);
   if (M == 0 || N == 0) return;
   if (K == 0) {
     for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, 0.f);
     return epilogue_all(ep, C, ldc, M, N);
   }
+  if (!A)  // dynamic per-row scales
+    return int8_packed_dynamic(
+        M,
+        [&](int64_t r0, int64_t r1, float*, auto&& sink) {
+          for (int64_t i = r0; i < r1; ++i) sink(i, A_float + i * lda);
+        },
+        B, b_scale, C, ldc, ep, max_threads);
   const LowpKernels& k = detail::lowp_kernels_for(B.isa(), 1);
   max_threads = lowp_threads(M, N, K, max_threads);
   const int64_t Kg = (K + 3) / 4, npad = (N + k.nr - 1) / k.nr * k.nr;
   Words a(static_cast<size_t>(std::max<int64_t>(1, M * Kg)));
-  std::unique_ptr<float[]> dyn_scale(A ? nullptr : new float[M]);
   uint32_t* ap = a.get();
-  if (A) {
-    parallel_for(M, 64, [&](int64_t r0, int64_t r1) {
-      for (int64_t i = r0; i < r1; ++i) pack_a_row_int8(A + i * lda, K, Kg, ap + i * Kg);
-    }, max_threads);
-  } else {  // dynamic per-row scales, quantized straight into the packed rows
-    auto row = k.quantize_row;
-    parallel_for(M, 64, [&](int64_t r0, int64_t r1) {
-      for (int64_t i = r0; i < r1; ++i) {
-        auto* d = reinterpret_cast<int8_t*>(ap + i * Kg);
-        dyn_scale[i] = row(A_float + i * lda, K, d);
-        check_row_scale(dyn_scale[i], i);
-        pack_a_row_int8(d, K, Kg, ap + i * Kg);  // in place: each byte read before it is written
+  parallel_for(M, 64, [&](int64_t r0, int64_t r1) {
+    for (int64_t i = r0; i < r1; ++i) pack_a_row_int8(A + i * lda, K, Kg, ap + i * Kg);
+  }, max_threads);
+  Lowp L{&k, &detail::kernel_for(B.isa()), M, N, Kg, npad, ap, PackedInt8Access::panels(B), a_scale, b_scale,
+         PackedInt8Access::corr(B), C, ldc, &ep};
+  lowp_run(L, max_threads);
+}
+
+// ---------------------------------------------------------------- int8 convolution (im2col rows)
+
+void conv2d_int8_packed(const ConvGeometry& g, const float* X, const PackedInt8& B, const float* b_scale, float* Y,
+                        const Epilogue& ep, int max_threads) {
+  FORGEML_CHECK_ARG(g.n >= 0 && g.h >= 0 && g.w >= 0 && g.c >= 1 && g.kh >= 1 && g.kw >= 1 && g.sh >= 1 &&
+                        g.sw >= 1 && g.dh >= 1 && g.dw >= 1 && g.pad_top >= 0 && g.pad_left >= 0 && g.oh >= 0 &&
+                        g.ow >= 0,
+                    "conv2d_int8: bad geometry");
+  const int64_t K = g.kh * g.kw * g.c, N = B.n();
+  FORGEML_CHECK_ARG(B.k() == K, "conv2d_int8: the kernel has ", B.k(), " rows, the patches ", K);
+  // any oh / ow is safe: a window position outside the input reads zeros (the padding)
+  check_packed("conv2d_int8", B, b_scale);
+  const int64_t M = g.n * g.oh * g.ow, image = g.h * g.w * g.c;
+  FORGEML_CHECK_ARG(M == 0 || N == 0 || (X && Y), "conv2d_int8: null pointer");
+  if (M == 0 || N == 0) return;
+  const LowpKernels& k = detail::lowp_kernels_for(B.isa(), 1);
+  max_threads = lowp_threads(M, N, K, max_threads);
+  // 1. each image quantized once with its own scale, stored as the unsigned bytes q + 128
+  std::unique_ptr<uint8_t[]> xq(new uint8_t[std::max<int64_t>(1, g.n * image)]);
+  std::unique_ptr<float[]> img_scale(new float[g.n]), row_scale(new float[M]);
+  parallel_for(g.n, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      auto* q = reinterpret_cast<int8_t*>(xq.get() + b * image);
+      img_scale[b] = k.quantize_row(X + b * image, image, q);
+      FORGEML_CHECK_ARG(!std::isnan(img_scale[b]), "x: image ", b,
+                        " holds NaN or infinity; int8 quantization needs finite values");
+      for (int64_t t = 0; t < image; ++t) xq[b * image + t] = static_cast<uint8_t>(q[t]) ^ 0x80u;
+    }
+  }, max_threads);
+  // 2. the patches gathered byte-wise into the packed operand (128 = zero for the padding)
+  const int64_t Kg = (K + 3) / 4, npad = (N + k.nr - 1) / k.nr * k.nr, run = g.kw * g.c;
+  Words a(static_cast<size_t>(M * Kg));
+  auto* ap = reinterpret_cast<uint8_t*>(a.get());
+  parallel_for(M, 256, [&](int64_t r0, int64_t r1) {
+    int64_t ox = r0 % g.ow, oy = (r0 / g.ow) % g.oh, b = r0 / (g.ow * g.oh);  // then stepped, no divisions
+    for (int64_t i = r0; i < r1; ++i) {
+      uint8_t* p = ap + i * Kg * 4;
+      row_scale[i] = img_scale[b];
+      const int64_t y0 = oy * g.sh - g.pad_top, x0 = ox * g.sw - g.pad_left;
+      const uint8_t* img = xq.get() + b * image;
+      const bool inside_x = g.dw == 1 && x0 >= 0 && x0 + g.kw <= g.w;
+      for (int64_t ki = 0; ki < g.kh; ++ki, p += run) {
+        const int64_t y = y0 + ki * g.dh;
+        if (y < 0 || y >= g.h) {
+          std::fill(p, p + run, uint8_t{128});
+          continue;
+        }
+        const uint8_t* src = img + y * g.w * g.c;
+        if (inside_x) {
+          for (int64_t t = 0; t < run; ++t) p[t] = src[x0 * g.c + t];
+          continue;
+        }
+        for (int64_t kj = 0; kj < g.kw; ++kj) {
+          const int64_t x = x0 + kj * g.dw;
+          for (int64_t t = 0; t < g.c; ++t) p[kj * g.c + t] = x < 0 || x >= g.w ? uint8_t{128} : src[x * g.c + t];
+        }
       }
-    }, max_threads);
-    a_scale = dyn_scale.get();
-  }
-  Lowp L{&k, &detail::kernel_for(B.isa()), M, N, Kg, npad, ap, B.data_->b.get(), a_scale, b_scale,
-         B.data_->corr.get(), C, ldc, &ep};
+      for (int64_t t = K; t < 4 * Kg; ++t) ap[i * Kg * 4 + t] = 128;  // B's padding rows are zero anyway
+      if (++ox == g.ow) {
+        ox = 0;
+        if (++oy == g.oh) oy = 0, ++b;
+      }
+    }
+  }, max_threads);
+  // 3. the GEMM with the epilogue
+  Lowp L{&k, &detail::kernel_for(B.isa()), M, N, Kg, npad, a.get(), PackedInt8Access::panels(B), row_scale.get(),
+         b_scale, PackedInt8Access::corr(B), Y, N, &ep};
   lowp_run(L, max_threads);
 }
 

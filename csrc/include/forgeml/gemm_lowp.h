@@ -44,6 +44,7 @@ class PackedInt8 {
   std::shared_ptr<Data> data_;
   friend void gemm_int8_packed(int64_t, const int8_t*, const float*, int64_t, const float*, const PackedInt8&,
                                const float*, float*, int64_t, const Epilogue&, int);
+  friend struct PackedInt8Access;
 };
 
 // gemm_int8 with a packed B. A is either int8 (A, with a_scale) or float32 (A_float, A null,
@@ -52,6 +53,24 @@ class PackedInt8 {
 void gemm_int8_packed(int64_t M, const int8_t* A, const float* A_float, int64_t lda, const float* a_scale,
                       const PackedInt8& B, const float* b_scale, float* C, int64_t ldc, const Epilogue& epilogue = {},
                       int max_threads = 0);
+
+// The geometry of an NHWC convolution: input (n, h, w, c), kernel (kh, kw, c, filters) and the
+// output (n, oh, ow, filters); pad_top / pad_left zeros before the first row / column (the rest
+// of the padding is implied by oh / ow).
+struct ConvGeometry {
+  int64_t n, h, w, c;
+  int64_t kh, kw, sh, sw, dh, dw;
+  int64_t pad_top, pad_left, oh, ow;
+};
+
+// An int8 convolution: each image of X is quantized with its own dynamic scale (max |x| / 127 over
+// the image, as quantize_rows_int8 does a row), its patches (kh, kw, c order, zeros where they
+// cover the padding) gathered as int8 straight into the packed operand of gemm_int8_packed,
+// whose B is the kernel as (kh kw c, filters):
+//   Y[(n oh ow), f] = epilogue(scale[n] * b_scale[f] * (q(patch) . B[:, f])).
+// X is the contiguous NHWC input, Y the contiguous (n, oh, ow, filters) output.
+void conv2d_int8_packed(const ConvGeometry& g, const float* X, const PackedInt8& B, const float* b_scale, float* Y,
+                        const Epilogue& epilogue = {}, int max_threads = 0);
 
 // Dynamic symmetric quantization of each row of X (M, K): scale[i] = max_k |X[i, k]| / 127 (1
 // for an all-zero row) and Q[i, k] = round(X[i, k] / scale[i]) in [-127, 127]. Q is (M, K) dense.

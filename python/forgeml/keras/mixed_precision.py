@@ -6,11 +6,13 @@ in (``compute_dtype``). forgeml keeps float32 master weights always and supports
 - ``"float32"``: everything in float32 (the default);
 - ``"mixed_bfloat16"``: Dense products (forward and both backward products) run on the bf16
   GEMM (``forgeml.ops.matmul(..., precision="bf16")``: operands rounded to bfloat16, sums in
-  float32); activations, losses, optimizer updates and the weights stay float32.
+  float32); Conv2D's forward product and kernel gradient run as im2col patches on the same bf16
+  GEMM (its input gradient stays the float32 convolution kernel); activations, losses,
+  optimizer updates and the weights stay float32.
 
 ``set_global_policy("mixed_bfloat16")`` applies to layers created afterwards; a layer takes its own
-with ``dtype="mixed_bfloat16"`` or ``dtype_policy=...``. Layers without a bf16 path (Conv2D,
-recurrent layers) compute in float32 under either policy; ``layer.dtype_policy`` still reports the
+with ``dtype="mixed_bfloat16"`` or ``dtype_policy=...``. Layers without a bf16 path (the
+recurrent layers: their fused C++ cells have no bf16 product yet) compute in float32 under either policy; ``layer.dtype_policy`` still reports the
 requested one, and ``bf16_layers(model)`` lists the layers whose products run in bf16.
 """
 

@@ -4,7 +4,9 @@ Each Dense layer's kernel (in, units) (and each Conv2D kernel, as (KH KW C, filt
 output channel (``scale_j = max_i |W_ij| / 127``); at predict time each input row is quantized
 with its own dynamic scale and the product runs on the int8 GEMM
 (``forgeml.ops.matmul_int8``: int32 sums, dequantize + bias + activation in the epilogue).
-Conv2D runs as an int8 GEMM over its im2col patches (NumPy views, one copy). The layer's weights become ``[kernel (int8), bias, kernel_scale]``; they save and load with the
+Conv2D quantizes each input image with its own dynamic scale and runs an int8 GEMM over the
+im2col patches: on the CPU one C++ call quantizes, gathers and multiplies
+(``conv2d_int8_packed``), elsewhere the patches are NumPy / CuPy views. The layer's weights become ``[kernel (int8), bias, kernel_scale]``; they save and load with the
 model (the layer config records ``quantization_mode``). Other layers are left in float32, as
 Keras does for layers it cannot quantize. A quantized model predicts and evaluates; ``fit``
 raises (``model.quantize`` is post-training only).
@@ -127,7 +129,18 @@ def dense_forward_int8(layer, x, logits=False):
     act = activations.linear if logits else layer.activation
     bias = layer.bias.value if layer.use_bias else None
     q, s = _int8_kernel(layer), layer.kernel_scale.value
-    if act.kernel is not None and not act.needs_input or act is activations.linear:
+    fused = act.kernel is not None and not act.needs_input or act is activations.linear
+    if type(q).__name__ == "PackedInt8" and type(x) is np.ndarray and x.dtype == np.float32 and x.strides[-1] == 4:
+        # straight to the binding (it checks shapes, dtypes and strides): a small layer's call
+        # would otherwise spend more time in matmul_int8's Python checks than in the GEMM
+        from .. import _backend
+        from ..ops.gemm import ACTIVATIONS
+
+        y = np.empty((x.shape[0], layer.units), np.float32)
+        _backend.cpu.gemm_int8_packed(x, None, q, s, y, bias, ACTIVATIONS[act.kernel] if fused else 0)
+        y = y if fused else act.forward(y)
+        return y if len(lead) == 1 else y.reshape(*lead, layer.units)
+    if fused:
         y = ops.matmul_int8(x, None, q, s, bias=bias, activation=act.kernel)
     else:
         y = act.forward(ops.matmul_int8(x, None, q, s, bias=bias))
@@ -151,17 +164,53 @@ def _patches(x, layer):
     return cols, (n, oh, ow)
 
 
+def _conv_geometry(layer, h, w):
+    """(oh, ow, pad_top, pad_left) of the layer on an h x w input, Keras's "same" / "valid"."""
+    (kh, kw), (sh, sw), (dh, dw) = layer.kernel_size, layer.strides, layer.dilation_rate
+    eh, ew = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    if layer.padding == "same":
+        oh, ow = -(-h // sh), -(-w // sw)
+        return oh, ow, max((oh - 1) * sh + eh - h, 0) // 2, max((ow - 1) * sw + ew - w, 0) // 2
+    return max((h - eh) // sh + 1, 0), max((w - ew) // sw + 1, 0), 0, 0
+
+
 def conv_forward_int8(layer, x):
-    """Conv2D.forward of an int8 layer: the int8 GEMM over im2col patches, per-patch activation
-    scales, bias and relu/sigmoid/tanh/gelu in the epilogue."""
+    """Conv2D.forward of an int8 layer: each input image quantized with its own dynamic scale, the
+    int8 GEMM over the im2col patches of the quantized images, bias and relu/sigmoid/tanh/gelu in
+    the epilogue. (A scale per image, not per patch: the same product for a fraction of the
+    work, since a small kernel's patch is only a few values.) On the CPU with a packed kernel one
+    C++ call quantizes, gathers the int8 patches into the GEMM's operand and runs the GEMM
+    (``conv2d_int8_packed``); elsewhere the patches are built with NumPy / CuPy views."""
     ops = _kernels()
-    cols, (n, oh, ow) = _patches(x, layer)
     act = layer.activation
     bias = layer.bias.value if layer.use_bias else None
     q = _int8_kernel(layer)
     s = layer.kernel_scale.value
-    if act.kernel is not None and not act.needs_input or act is activations.linear:
-        y = ops.matmul_int8(cols, None, q, s, bias=bias, activation=act.kernel)
+    fused = act.kernel is not None and not act.needs_input or act is activations.linear
+    if type(q).__name__ == "PackedInt8" and type(x) is np.ndarray:
+        from .. import _backend
+        from ..ops.gemm import ACTIVATIONS
+
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        n, h, w, _ = x.shape
+        oh, ow, top, left = _conv_geometry(layer, h, w)
+        y = np.empty((n, oh, ow, layer.filters), np.float32)
+        geometry = (tuple(layer.kernel_size), tuple(layer.strides), tuple(layer.dilation_rate), (top, left))
+        _backend.cpu.conv2d_int8_packed(x, q, s, y, *geometry, bias, ACTIVATIONS[act.kernel] if fused else 0)
+        return y if fused else act.forward(y)
+    q_img, s_img = _quantize_images(x)
+    cols, (n, oh, ow) = _patches(q_img, layer)
+    xp = backend.xp_of(cols)
+    row_scale = xp.repeat(s_img, oh * ow)
+    if fused:
+        y = ops.matmul_int8(cols, row_scale, q, s, bias=bias, activation=act.kernel)
     else:
-        y = act.forward(ops.matmul_int8(cols, None, q, s, bias=bias))
+        y = act.forward(ops.matmul_int8(cols, row_scale, q, s, bias=bias))
     return y.reshape(n, oh, ow, layer.filters)
+
+
+def _quantize_images(x):
+    """Each image (N, H, W, C) quantized with its own dynamic scale (max |x| / 127 over the image):
+    (int8 images, scales (N,)). Zero padding stays an exact zero."""
+    q, s = _kernels().quantize_int8(x.reshape(x.shape[0], -1), axis=-1)
+    return q.reshape(x.shape), s

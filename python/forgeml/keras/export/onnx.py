@@ -6,7 +6,8 @@ front, and the graph transposes back only where a layout-sensitive layer (Flatte
 BatchNormalization, ...) follows. Dropout is the identity at inference. SimpleRNN, LSTM and GRU
 map to ONNX's RNN / LSTM / GRU (gates reordered; GRU reset_after=True is linear_before_reset=1). An int8-quantized Dense
 becomes the same arithmetic in ONNX integer ops: per-row symmetric quantization of its input,
-MatMulInteger with the int8 kernel, then the two scales and the bias.
+MatMulInteger with the int8 kernel, then the two scales and the bias; an int8 Conv2D likewise
+with a scale per image and ConvInteger (operands offset to uint8 with zero point 128).
 
 Before returning, the file is loaded into ONNX Runtime and run on sample inputs; its outputs must
 agree with ``model.predict`` (max |diff| <= atol + rtol |ref|) or the export raises and removes
@@ -156,13 +157,13 @@ def _dense_int8(g, x, layer):
 
 @_converter("Conv2D", "Convolution2D")
 def _conv(g, s, layer):
-    if layer._quantization_mode:
-        raise NotImplementedError(
-            f"ONNX export: int8-quantized Conv2D {layer.name!r} has no converter yet "
-            "(export the float model, or quantize only Dense layers)"
-        )
     in_hw = layer.input_shape[1:3]
     x = _nchw(g, s)
+    if layer._quantization_mode == "int8":
+        s.tensor = _conv_int8(
+            g, x, layer, _same_pads(in_hw, layer.kernel_size, layer.strides, layer.dilation_rate, layer.padding)
+        )
+        return _activation(g, s, layer.activation)
     w = np.ascontiguousarray(np.transpose(layer.kernel.numpy(), (3, 2, 0, 1)), np.float32)  # (O, C, KH, KW)
     inputs = [x, g.const(w, "kernel")]
     if layer.use_bias:
@@ -176,6 +177,39 @@ def _conv(g, s, layer):
         pads=_same_pads(in_hw, layer.kernel_size, layer.strides, layer.dilation_rate, layer.padding),
     )
     _activation(g, s, layer.activation)
+
+
+def _conv_int8(g, x, layer, pads):
+    """The arithmetic of the int8 Conv2D (quantization.conv_forward_int8) in ONNX integer ops, on
+    NCHW x: each image quantized symmetrically with its own scale, as unsigned bytes q + 128
+    (zero point 128, padded with 128 = a zero), ConvInteger with the kernel as q_w + 128 (zero
+    point 128), then the image scale, the per-filter kernel scale and the bias."""
+    amax = g.op("ReduceMax", [g.op("Abs", [x])], axes=[1, 2, 3], keepdims=1)  # (N, 1, 1, 1)
+    zero = g.op("Equal", [amax, g.const(np.float32(0))])
+    scale = g.op("Where", [zero, g.const(np.float32(1)), g.op("Div", [amax, g.const(np.float32(127))])])
+    q = g.op("Clip", [g.op("Round", [g.op("Div", [x, scale])]), g.const(np.float32(-127)), g.const(np.float32(127))])
+    qu = g.op("Cast", [g.op("Add", [q, g.const(np.float32(128))])], to=2)  # UINT8
+    if any(pads):
+        top, left, bottom, right = pads
+        qu = g.op(
+            "Pad",
+            [qu, g.const(np.asarray([0, 0, top, left, 0, 0, bottom, right], np.int64), "pads"), g.const(np.uint8(128))],
+        )
+    w = np.transpose(layer.kernel.numpy().astype(np.int16) + 128, (3, 2, 0, 1)).astype(np.uint8)  # (O, C, KH, KW)
+    zp = g.const(np.uint8(128), "zero_point")
+    acc = g.op(
+        "ConvInteger",
+        [qu, g.const(np.ascontiguousarray(w), "kernel_u8"), zp, zp],
+        kernel_shape=list(layer.kernel_size),
+        strides=list(layer.strides),
+        dilations=list(layer.dilation_rate),
+    )
+    per_filter = (1, layer.filters, 1, 1)
+    y = g.op("Mul", [g.op("Cast", [acc], to=1), scale])
+    y = g.op("Mul", [y, g.const(layer.kernel_scale.numpy().astype(np.float32).reshape(per_filter), "kernel_scale")])
+    if layer.use_bias:
+        y = g.op("Add", [y, g.const(layer.bias.numpy().astype(np.float32).reshape(per_filter), "bias")])
+    return y
 
 
 @_converter("MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D")

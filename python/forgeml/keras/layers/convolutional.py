@@ -150,8 +150,12 @@ class Conv2D(Layer):
         ops, act = conv_ops(), self.activation
         bias = self.bias.value if self.use_bias else None
         fused = act is activations.linear or (act.kernel is not None and not act.needs_input)
-        z = ops.conv2d(x, self.kernel.value, bias, activation=act.kernel if fused else None,
-                       **self._conv_args())
+        self._cols = None
+        if self.dtype_policy.matmul_precision == "bf16" and type(x) is np.ndarray:
+            z = self._forward_bf16(x, bias, act.kernel if fused else None)
+        else:
+            z = ops.conv2d(x, self.kernel.value, bias, activation=act.kernel if fused else None,
+                           **self._conv_args())
         self._x = x
         if fused:
             self._z, self._y = None, z
@@ -159,9 +163,28 @@ class Conv2D(Layer):
             self._z, self._y = z, act.forward(z)
         return self._y
 
+    supports_bf16 = True  # mixed_bfloat16: the forward product and the kernel gradient (_forward_bf16)
+
+    def _forward_bf16(self, x, bias, act):
+        """mixed_bfloat16: im2col patches (float32) times the kernel on the bf16 GEMM (operands
+        rounded to bfloat16, float32 sums), bias and activation in its epilogue."""
+        from ... import ops as all_ops
+        from ..quantization import _patches
+
+        cols, (n, oh, ow) = _patches(x, self)
+        self._cols = cols
+        w = self.kernel.value.reshape(-1, self.filters)
+        y = all_ops.matmul(cols, w, bias=bias, activation=act, precision="bf16")
+        return y.reshape(n, oh, ow, self.filters)
+
     def backward(self, dy, need_dx=True):
         dz = self.activation.backward(dy, self._y, self._z)
         dx, dw, db = conv_ops().conv2d_grad(self._x, self.kernel.value, dz, **self._conv_args())
+        if self._cols is not None:  # mixed_bfloat16: the kernel gradient on the bf16 GEMM too
+            from ... import ops as all_ops
+
+            dz2 = np.ascontiguousarray(dz).reshape(-1, self.filters)
+            dw = all_ops.matmul(self._cols, dz2, trans_a=True, precision="bf16").reshape(self.kernel.value.shape)
         if self._trainable:
             self.kernel.grad[...] = dw
             if self.use_bias:
