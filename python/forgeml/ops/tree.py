@@ -16,7 +16,7 @@ from .._backend import cuda_stream as _stream
 from . import _reference
 
 __all__ = ["tree_bin_edges", "tree_bin_codes", "tree_grow_forest", "tree_bootstrap_counts",
-           "tree_forest_predict", "tree_forest_apply", "tree_best_split", "tree_node_histogram",
+           "tree_forest_predict", "tree_forest_apply", "tree_compact_forest", "tree_compact_predict", "tree_best_split", "tree_node_histogram",
            "tree_split_scan", "CRITERIA", "NAN_BIN"]
 
 CRITERIA = {"gini": 0, "entropy": 1, "log_loss": 1, "squared_error": 2, "poisson": 3}
@@ -128,6 +128,22 @@ def tree_forest_predict(X, nodes, values, roots, *, threads=None):
     mod = _cpu_only(X, names=["X"])
     X = as_array(X, "X", ndim=2)
     return mod.tree_forest_predict(X, nodes, values, roots, int(threads or _cpu.get_num_threads()))
+
+
+def tree_compact_forest(nodes, roots, n_features):
+    """The forest (tree_forest_predict's nodes and roots) laid out for prediction, validated once:
+    an opaque object for tree_compact_predict (ValueError naming the first bad node)."""
+    return _cpu.TreeCompactForest(nodes, roots, int(n_features))
+
+
+def tree_compact_predict(compact, X, values, *, trees=None, threads=None):
+    """tree_forest_predict on a tree_compact_forest (the same result bit for bit): X (n, d)
+    float32 on the CPU, values (N, k) float64, trees: indices of the trees to average (all: None).
+    A batch of a few rows runs on the calling thread."""
+    if type(X) is not np.ndarray:
+        _cpu_only(X, names=["X"])
+    return compact.predict(X, values, None if trees is None else np.asarray(trees, dtype=np.int64),
+                           int(threads or _cpu.get_num_threads()))
 
 
 def tree_forest_apply(X, nodes, roots, *, threads=None):
