@@ -193,6 +193,13 @@ def test_load_rejects_damaged_files(tmp_path, rng, fitted):
     damaged = bytearray(good)
     damaged[at : at + 4] = (0).to_bytes(4, "little")
     expect(bytes(damaged), "must lie after it")
+    # the same in the saved prediction layout: the first root's right child outside its tree
+    entry = header["arrays"][header["forest"]["arrays"]["compact_nodes"]]
+    assert fitted[0]._forest._compact.arrays()[0][0, 2] > 1  # node 0 is a split
+    at = data_offset + entry["offset"] + 8
+    damaged = bytearray(good)
+    damaged[at : at + 4] = (2**31 - 1).to_bytes(4, "little")
+    expect(bytes(damaged), "right child")
     # random damage in the data never crashes: it loads (a wrong value) or raises ForestFileError
     Xq = _data(rng, 20, 13)
     for _ in range(200):

@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstring>
 #include <optional>
 
 #include "bind/registry.h"
@@ -25,6 +26,31 @@ std::unique_ptr<ft::CompactForest> make(Arr<int32_t> nodes, Arr<int64_t> roots, 
   py::gil_scoped_release nogil;
   return std::make_unique<ft::CompactForest>(
       ft::compact_forest(nodes.data(), nodes.shape(0), roots.data(), roots.size(), n_features));
+}
+
+std::unique_ptr<ft::CompactForest> from_arrays(Arr<int32_t> nodes, Arr<int32_t> source, Arr<int64_t> roots,
+                                               int64_t n_source_nodes, int64_t n_features) {
+  FORGEML_CHECK_ARG(nodes.ndim() == 2 && nodes.shape(1) == 3, "nodes: expected an (m, 3) int32 array");
+  FORGEML_CHECK_ARG(source.ndim() == 1 && source.shape(0) == nodes.shape(0), "source: expected ", nodes.shape(0),
+                    " entries");
+  FORGEML_CHECK_ARG(roots.ndim() == 1 && roots.size() >= 1, "roots: expected a non-empty 1-D array");
+  FORGEML_CHECK_ARG(n_features >= 0 && n_source_nodes >= 0, "n_features, n_source_nodes: must be >= 0");
+  static_assert(sizeof(ft::CompactNode) == 12, "CompactNode is three 32-bit words");
+  py::gil_scoped_release nogil;
+  return std::make_unique<ft::CompactForest>(
+      ft::compact_forest_from_arrays(reinterpret_cast<const ft::CompactNode*>(nodes.data()), nodes.shape(0),
+                                     source.data(), roots.data(), roots.size(), n_source_nodes, n_features));
+}
+
+py::tuple arrays(const ft::CompactForest& f) {
+  const auto m = static_cast<py::ssize_t>(f.nodes.size());
+  Arr<int32_t> nodes({m, py::ssize_t{3}});
+  std::memcpy(nodes.mutable_data(), f.nodes.data(), f.nodes.size() * sizeof(ft::CompactNode));
+  Arr<int32_t> source(m);
+  std::memcpy(source.mutable_data(), f.source.data(), f.source.size() * sizeof(int32_t));
+  Arr<int64_t> roots(static_cast<py::ssize_t>(f.roots.size()));
+  std::memcpy(roots.mutable_data(), f.roots.data(), f.roots.size() * sizeof(int64_t));
+  return py::make_tuple(nodes, source, roots);
 }
 
 Arr<double> predict(const ft::CompactForest& f, Arr<float> X, Arr<double> values, std::optional<Arr<int64_t>> trees,
@@ -58,6 +84,9 @@ forgeml::bind::Register reg{[](py::module_& m) {
   py::class_<ft::CompactForest>(m, "TreeCompactForest",
                                 "A forest laid out for prediction; validates the flat node array once.")
       .def(py::init(&make), py::arg("nodes"), py::arg("roots"), py::arg("n_features"))
+      .def_static("from_arrays", &from_arrays, py::arg("nodes"), py::arg("source"), py::arg("roots"),
+                  py::arg("n_source_nodes"), py::arg("n_features"))
+      .def("arrays", &arrays, "(nodes (m, 3) int32, source (m) int32, roots (T) int64): for from_arrays")
       .def("predict", &predict, py::arg("X"), py::arg("values"), py::arg("trees") = py::none(), py::arg("threads") = 0)
       .def_property_readonly("n_nodes", [](const ft::CompactForest& f) { return f.nodes.size(); })
       .def_property_readonly("n_trees", [](const ft::CompactForest& f) { return f.roots.size(); })

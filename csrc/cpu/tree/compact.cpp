@@ -64,6 +64,44 @@ CompactForest compact_forest(const int32_t* nodes, int64_t n_nodes, const int64_
   return f;
 }
 
+CompactForest compact_forest_from_arrays(const CompactNode* nodes, int64_t m, const int32_t* source,
+                                         const int64_t* roots, int64_t n_trees, int64_t n_source_nodes,
+                                         int64_t n_features) {
+  FORGEML_CHECK_ARG(n_trees >= 1 && roots[0] == 0, "roots: expected at least one tree, the first at node 0");
+  CompactForest f;
+  f.n_source_nodes = n_source_nodes;
+  f.n_features = n_features;
+  f.nodes.assign(nodes, nodes + m);
+  f.source.assign(source, source + m);
+  f.roots.assign(roots, roots + n_trees);
+  std::vector<int32_t> depth(m, 0);
+  for (int64_t t = 0; t < n_trees; ++t) {
+    const int64_t a = roots[t], b = t + 1 < n_trees ? roots[t + 1] : m;
+    FORGEML_CHECK_ARG(a < b && b <= m, "roots: tree ", t, " spans nodes [", a, ", ", b, ") of ", m);
+    FORGEML_CHECK_ARG(b - a < (int64_t{1} << 31), "roots: tree ", t, " has over 2^31 nodes");
+    int32_t deepest = 0;
+    for (int64_t i = a; i < b; ++i) {
+      CompactNode& nd = f.nodes[i];
+      const int64_t j = i - a;
+      FORGEML_CHECK_ARG(f.source[i] >= 0 && f.source[i] < n_source_nodes, "source: entry ", i, " = ", f.source[i],
+                        " is outside [0, ", n_source_nodes, ")");
+      deepest = std::max(deepest, depth[i]);
+      if (nd.right == j) {  // a leaf
+        nd = {0, std::numeric_limits<float>::quiet_NaN(), nd.right};
+        continue;
+      }
+      FORGEML_CHECK_ARG(nd.feature >= 0 && (nd.feature & 0x3fffffff) < n_features, "nodes: node ", i,
+                        " splits on feature ", nd.feature & 0x3fffffff, " of ", n_features);
+      FORGEML_CHECK_ARG(nd.right > j + 1 && nd.right < b - a, "nodes: node ", i, " has its right child at ", nd.right,
+                        "; it must lie in (", j + 1, ", ", b - a, ")");
+      depth[i + 1] = std::max(depth[i + 1], depth[i] + 1);
+      depth[a + nd.right] = std::max(depth[a + nd.right], depth[i] + 1);
+    }
+    f.depth.push_back(deepest);
+  }
+  return f;
+}
+
 namespace {
 
 inline int32_t step(const CompactNode* nodes, int32_t i, const float* x) {

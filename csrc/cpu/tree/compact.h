@@ -29,6 +29,15 @@ struct CompactForest {
 CompactForest compact_forest(const int32_t* nodes, int64_t n_nodes, const int64_t* roots, int64_t n_trees,
                              int64_t n_features);
 
+// The layout from its own arrays (a saved file): nodes (m), source (m), roots (T, the first
+// node of each tree; tree t spans up to the next root). Validated in one pass without trusting
+// anything: every right child lies after its node inside its tree, every left child (the next
+// node) too, features < n_features, sources < n_source_nodes; leaves are normalised and the
+// depths recomputed. Throws std::invalid_argument naming the first bad entry.
+CompactForest compact_forest_from_arrays(const CompactNode* nodes, int64_t m, const int32_t* source,
+                                         const int64_t* roots, int64_t n_trees, int64_t n_source_nodes,
+                                         int64_t n_features);
+
 // out (n, k) = mean over trees[0..n_sel) (all trees when trees is null) of the leaf values
 // (values: (n_source_nodes, k)) each row of X (n, n_features) reaches. Each row adds its trees in
 // order into a float64 sum, so the result equals forest_predict's bit for bit, at any thread count.

@@ -16,7 +16,8 @@ from .._backend import cuda_stream as _stream
 from . import _reference
 
 __all__ = ["tree_bin_edges", "tree_bin_codes", "tree_grow_forest", "tree_bootstrap_counts",
-           "tree_forest_predict", "tree_forest_apply", "tree_compact_forest", "tree_compact_predict", "tree_best_split", "tree_node_histogram",
+           "tree_forest_predict", "tree_forest_apply", "tree_compact_forest", "tree_compact_from_arrays",
+           "tree_compact_predict", "tree_best_split", "tree_node_histogram",
            "tree_split_scan", "CRITERIA", "NAN_BIN"]
 
 CRITERIA = {"gini": 0, "entropy": 1, "log_loss": 1, "squared_error": 2, "poisson": 3}
@@ -134,6 +135,13 @@ def tree_compact_forest(nodes, roots, n_features):
     """The forest (tree_forest_predict's nodes and roots) laid out for prediction, validated once:
     an opaque object for tree_compact_predict (ValueError naming the first bad node)."""
     return _cpu.TreeCompactForest(nodes, roots, int(n_features))
+
+
+def tree_compact_from_arrays(nodes, source, roots, n_source_nodes, n_features):
+    """A tree_compact_forest rebuilt from its ``.arrays()`` (nodes (m, 3) int32, source (m) int32,
+    roots (T) int64), e.g. read from a file: validated in one pass (ValueError naming the first
+    bad entry), no re-layout."""
+    return _cpu.TreeCompactForest.from_arrays(nodes, source, roots, int(n_source_nodes), int(n_features))
 
 
 def tree_compact_predict(compact, X, values, *, trees=None, threads=None):

@@ -28,6 +28,7 @@ naming the file. The estimator class is looked up in a fixed list (nothing is im
 from __future__ import annotations
 
 import json
+import math
 import mmap as _mmap
 import os
 import struct
@@ -49,7 +50,11 @@ _FOREST_FIELDS = (
     "weighted_n_node_samples",
     "missing_go_to_left",
 )
+_COMPACT_FIELDS = ("compact_nodes", "compact_source", "compact_roots")  # the prediction layout, as is
 _DTYPES = {
+    "compact_nodes": "<i4",
+    "compact_source": "<i4",
+    "compact_roots": "<i8",
     "offsets": "<i8",
     "depth": "<i4",
     "nodes": "<i4",
@@ -130,6 +135,7 @@ def save(est, path) -> None:
     attrs = {k: w.encode(v, k) for k, v in est.__dict__.items() if k != "_forest" and not isinstance(v, Tree)}
     views = [k for k, v in est.__dict__.items() if isinstance(v, Tree)]
     fields = {f: w.array(np.asarray(getattr(forest, f), dtype=_DTYPES[f])) for f in _FOREST_FIELDS}
+    fields.update(zip(_COMPACT_FIELDS, map(w.array, forest._compact.arrays())))
     table, offset = [], 0
     for a in w.arrays:
         table.append({"dtype": a.dtype.str, "shape": list(a.shape), "offset": offset, "nbytes": a.nbytes})
@@ -216,7 +222,7 @@ def _array(buf, data_offset: int, data_len: int, e: dict) -> np.ndarray:
     shape = tuple(int(s) for s in e["shape"])
     if dtype.kind not in "biufU" or dtype.hasobject or any(s < 0 for s in shape):
         raise ValueError(f"bad array entry {e}")
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    nbytes = math.prod(shape) * dtype.itemsize
     off = int(e["offset"])
     if nbytes != e["nbytes"] or off < 0 or off % _ALIGN or off + nbytes > data_len:
         raise ValueError(f"array entry {e} lies outside the data ({data_len} bytes)")
@@ -243,9 +249,11 @@ def _decode(v, arrays):
 
 
 def _forest(fields: dict, n_features: int):
+    from .. import ops
+    from .._backend import cpu
     from ._tree import Forest
 
-    for f in _FOREST_FIELDS:
+    for f in _FOREST_FIELDS + _COMPACT_FIELDS:
         if f not in fields or fields[f].dtype != np.dtype(_DTYPES[f]):
             raise ValueError(f"forest field {f!r} missing or not {_DTYPES[f]}")
     nodes, offsets = fields["nodes"], fields["offsets"]
@@ -267,5 +275,9 @@ def _forest(fields: dict, n_features: int):
     forest.__dict__.update({f: fields[f] for f in _FOREST_FIELDS})
     forest.n_features = n_features
     forest.roots = np.ascontiguousarray(offsets[:-1])
-    forest.__dict__["_compact"] = forest._compact  # validates the node structure (ValueError naming the first bad node)
+    # both node layouts, each checked in one pass (ValueError naming the first bad node)
+    cpu.check_forest_nodes(nodes, forest.roots, n_features)
+    forest._compact = ops.tree_compact_from_arrays(
+        fields["compact_nodes"], fields["compact_source"], fields["compact_roots"], N, n_features
+    )
     return forest
