@@ -162,11 +162,14 @@ def test_load_rejects_damaged_files(tmp_path, rng, fitted):
     fitted[0].save(path)
     good = path.read_bytes()
     bad = tmp_path / "bad.fgf"
+    Xq = _data(rng, 20, 13)
 
     def expect(data, msg):
         bad.write_bytes(data)
         with pytest.raises(ForestFileError, match=msg) as e:
-            load(bad)
+            est = load(bad)  # the node arrays are checked when first used:
+            est.predict_proba(Xq)  # the prediction layout
+            est.feature_importances_  # noqa: B018 (the flat one)
         assert str(bad) in str(e.value)
 
     expect(b"", "shorter")
@@ -201,7 +204,6 @@ def test_load_rejects_damaged_files(tmp_path, rng, fitted):
     damaged[at : at + 4] = (2**31 - 1).to_bytes(4, "little")
     expect(bytes(damaged), "right child")
     # random damage in the data never crashes: it loads (a wrong value) or raises ForestFileError
-    Xq = _data(rng, 20, 13)
     for _ in range(200):
         damaged = bytearray(good)
         for pos in rng.integers(data_offset, len(good), size=3):
@@ -209,7 +211,8 @@ def test_load_rejects_damaged_files(tmp_path, rng, fitted):
         bad.write_bytes(bytes(damaged))
         try:
             est = load(bad)
+            est.predict_proba(Xq)
+            est.feature_importances_  # noqa: B018
         except ForestFileError:
             continue
-        est.predict_proba(Xq)
     assert MAGIC == good[:8]

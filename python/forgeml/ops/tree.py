@@ -16,7 +16,7 @@ from .._backend import cuda_stream as _stream
 from . import _reference
 
 __all__ = ["tree_bin_edges", "tree_bin_codes", "tree_grow_forest", "tree_bootstrap_counts",
-           "tree_forest_predict", "tree_forest_apply", "tree_compact_forest", "tree_compact_from_arrays",
+           "tree_forest_predict", "tree_forest_apply", "tree_compact_forest", "tree_compact_from_arrays", "tree_check_nodes",
            "tree_compact_predict", "tree_best_split", "tree_node_histogram",
            "tree_split_scan", "CRITERIA", "NAN_BIN"]
 
@@ -142,6 +142,12 @@ def tree_compact_from_arrays(nodes, source, roots, n_source_nodes, n_features):
     roots (T) int64), e.g. read from a file: validated in one pass (ValueError naming the first
     bad entry), no re-layout."""
     return _cpu.TreeCompactForest.from_arrays(nodes, source, roots, int(n_source_nodes), int(n_features))
+
+
+def tree_check_nodes(nodes, roots, n_features):
+    """ValueError unless every walk through the flat node array (tree_forest_predict's layout)
+    from a root stays inside it and ends at a leaf."""
+    _cpu.check_forest_nodes(nodes, roots, int(n_features))
 
 
 def tree_compact_predict(compact, X, values, *, trees=None, threads=None):

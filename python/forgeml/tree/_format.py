@@ -16,14 +16,18 @@ Layout (little-endian), format version 1::
 The forest is stored as the prediction kernels' node array (N, 4) int32 {feature | nan_left << 30
 (-1 at a leaf), threshold float32 bits, left, right (global ids)} plus values (N, k) float64,
 impurity, n_node_samples, weighted_n_node_samples, missing_go_to_left and the tree offsets and
-depths: 49 + 8k bytes a node, against scikit-learn's 64 + 8k. Thresholds are float32 values
+depths, and the prediction layout (compact_nodes (m, 3) int32 {feature | nan_left << 30, threshold,
+right child from the tree root}, compact_source, compact_roots): 65 + 8k bytes a node in all, about
+scikit-learn's 64 + 8k. Thresholds are float32 values
 (bin edges), so the float64 ``threshold`` a tree reports is rebuilt exactly.
 
-Loading maps the file (or reads it with ``mmap=False``) and checks everything that could make a
-later call read outside an array or loop: the fixed header, the header CRC, every array's dtype,
-shape and bounds, the forest's shapes, and the node structure (each root and child in range, each
-child after its parent, each node reached once). Any failure raises :class:`ForestFileError`
-naming the file. The estimator class is looked up in a fixed list (nothing is imported by name)."""
+Loading maps the file (or reads it with ``mmap=False``) and checks, in time independent of the
+forest's size, the fixed header, the header CRC, every array's dtype, shape and bounds and the
+forest's shapes; each node array (the prediction layout, stored as is; the flat one) is checked
+in one pass when first used, before any kernel or NumPy walk reads it (each root and child in
+range, each child after its parent, each feature < n_features), so a corrupt file never crashes
+or hangs. Any failure raises :class:`ForestFileError` naming the file. The estimator class is looked up in a fixed list
+(nothing is imported by name)."""
 
 from __future__ import annotations
 
@@ -204,7 +208,7 @@ def load(path, mmap: bool = True):
         est = cls.__new__(cls)
         est.__dict__.update({k: _decode(v, arrays) for k, v in header["attrs"].items()})
         fields = {f: arrays[i] for f, i in header["forest"]["arrays"].items()}
-        forest = _forest(fields, int(header["forest"]["n_features"]))
+        forest = _forest(fields, int(header["forest"]["n_features"]), path)
     except ForestFileError:
         raise
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as e:
@@ -248,9 +252,7 @@ def _decode(v, arrays):
     return v
 
 
-def _forest(fields: dict, n_features: int):
-    from .. import ops
-    from .._backend import cpu
+def _forest(fields: dict, n_features: int, path: str):
     from ._tree import Forest
 
     for f in _FOREST_FIELDS + _COMPACT_FIELDS:
@@ -275,9 +277,8 @@ def _forest(fields: dict, n_features: int):
     forest.__dict__.update({f: fields[f] for f in _FOREST_FIELDS})
     forest.n_features = n_features
     forest.roots = np.ascontiguousarray(offsets[:-1])
-    # both node layouts, each checked in one pass (ValueError naming the first bad node)
-    cpu.check_forest_nodes(nodes, forest.roots, n_features)
-    forest._compact = ops.tree_compact_from_arrays(
-        fields["compact_nodes"], fields["compact_source"], fields["compact_roots"], N, n_features
-    )
+    # The node arrays are checked in one pass each when first used (the prediction layout by the
+    # first predict, the flat one by apply / tree_ / export), so that loading costs no time per node.
+    forest._saved_compact = tuple(fields[f] for f in _COMPACT_FIELDS)
+    forest._source = path
     return forest

@@ -6,6 +6,8 @@ kernels are reached through ``forgeml.ops``.
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -15,6 +17,7 @@ TREE_LEAF = -1
 TREE_UNDEFINED = -2
 TREE_FIELDS = ("feature", "threshold", "children_left", "children_right", "missing_go_to_left", "impurity",
                "n_node_samples", "weighted_n_node_samples", "value")
+_LAYOUTS = ("nodes", "roots", "_compact", "_saved_compact", "_source")  # derived, rebuilt on first use
 _UNPACKED = ("feature", "threshold", "children_left", "children_right")  # what nodes encodes
 
 
@@ -79,7 +82,10 @@ class Forest:
         """Drops the prediction layouts (after the fields changed); they are rebuilt on first use:
         ``nodes`` / ``roots`` (the flat kernel array) and ``_compact`` (the validated layout that
         predict walks, see ops.tree_compact_forest)."""
-        for name in ("nodes", "roots", "_compact"):
+        if "_saved_compact" in self.__dict__:  # loaded from a file: its fields come from nodes
+            for name in _UNPACKED:
+                getattr(self, name)
+        for name in _LAYOUTS:
             self.__dict__.pop(name, None)
 
     def _build_nodes(self):
@@ -113,12 +119,29 @@ class Forest:
             self._build_nodes()
             return self.__dict__[name]
         if name == "_compact":
-            self._compact = ops.tree_compact_forest(self.nodes, self.roots, self.n_features)
+            if "_saved_compact" in self.__dict__:  # loaded from a file: its layout, checked on first use
+                with self._file_errors():
+                    self._compact = ops.tree_compact_from_arrays(*self._saved_compact, len(self.nodes), self.n_features)
+            else:
+                self._compact = ops.tree_compact_forest(self.nodes, self.roots, self.n_features)
             return self._compact
         if name in _UNPACKED and "nodes" in self.__dict__:
+            if "_saved_compact" in self.__dict__:
+                with self._file_errors():
+                    ops.tree_check_nodes(self.nodes, self.roots, self.n_features)
             self._unpack()
             return self.__dict__[name]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @contextlib.contextmanager
+    def _file_errors(self):
+        """A damaged node array of a loaded file: ForestFileError naming the file."""
+        from ._format import ForestFileError
+
+        try:
+            yield
+        except ValueError as e:
+            raise ForestFileError(f"{self._source}: not a valid forgeml forest file: {e}") from e
 
     @property
     def n_trees(self) -> int:
@@ -127,7 +150,7 @@ class Forest:
     def __getstate__(self):  # the prediction layouts are rebuilt on load
         state = {name: getattr(self, name) for name in _UNPACKED}
         state.update(self.__dict__)
-        for name in ("nodes", "roots", "_compact"):
+        for name in _LAYOUTS:
             state.pop(name, None)
         return state
 
