@@ -121,8 +121,15 @@ void walk_block(const CompactForest& f, const float* X, int64_t d, int64_t r0, i
   int64_t r = r0;
   for (; r + kLanes <= r1; r += kLanes) {
     int32_t at[kLanes] = {};
-    for (int s = 0; s < depth; ++s)
-      for (int l = 0; l < kLanes; ++l) at[l] = step(nodes, at[l], X + (r + l) * d);
+    for (int s = 0; s < depth; ++s) {  // until every lane sits on its leaf (a leaf maps to itself)
+      bool moved = false;
+      for (int l = 0; l < kLanes; ++l) {
+        const int32_t next = step(nodes, at[l], X + (r + l) * d);
+        moved |= next != at[l];
+        at[l] = next;
+      }
+      if (!moved) break;
+    }
     for (int l = 0; l < kLanes; ++l) {
       const double* v = values + static_cast<int64_t>(source[at[l]]) * k;
       double* o = out + (r + l) * k;
