@@ -140,7 +140,8 @@ def save(est, path) -> None:
     views = [k for k, v in est.__dict__.items() if isinstance(v, Tree)]
     fields = {f: w.array(np.asarray(getattr(forest, f), dtype=_DTYPES[f])) for f in _FOREST_FIELDS}
     fields.update(zip(_COMPACT_FIELDS, map(w.array, forest._compact.arrays())))
-    table, offset = [], 0
+    table: list[dict] = []
+    offset = 0
     for a in w.arrays:
         table.append({"dtype": a.dtype.str, "shape": list(a.shape), "offset": offset, "nbytes": a.nbytes})
         offset += -(-a.nbytes // _ALIGN) * _ALIGN
@@ -160,7 +161,7 @@ def save(est, path) -> None:
         fh.write(header)
         for a, entry in zip(w.arrays, table):
             fh.seek(data_offset + entry["offset"])
-            fh.write(memoryview(a).cast("B"))
+            a.tofile(fh)
         fh.truncate(data_offset + offset)
     os.replace(tmp, path)
 
@@ -178,6 +179,7 @@ def load(path, mmap: bool = True):
         size = os.fstat(fh.fileno()).st_size
         if size < _FIXED.size:
             raise bad(f"{size} bytes, shorter than the {_FIXED.size}-byte header")
+        buf: _mmap.mmap | bytearray
         if mmap:
             buf = _mmap.mmap(fh.fileno(), 0, access=_mmap.ACCESS_READ)
         else:
@@ -279,6 +281,5 @@ def _forest(fields: dict, n_features: int, path: str):
     forest.roots = np.ascontiguousarray(offsets[:-1])
     # The node arrays are checked in one pass each when first used (the prediction layout by the
     # first predict, the flat one by apply / tree_ / export), so that loading costs no time per node.
-    forest._saved_compact = tuple(fields[f] for f in _COMPACT_FIELDS)
-    forest._source = path
+    forest.__dict__.update(_saved_compact=tuple(fields[f] for f in _COMPACT_FIELDS), _source=path)
     return forest
