@@ -144,6 +144,27 @@ def _predict_case(bench, models, Xte):
         bench.compare("tree", f"predict_proba {rows} row{'s' if rows > 1 else ''}",
                       lambda: models["forgeml"].predict_proba(X), peers,
                       repeats=max(bench.repeats, 20) if rows == 1 else None)
+    _load_case(bench, models)
+
+
+def _load_case(bench, models):
+    """Loading the fitted forest: forgeml's compact file (memory-mapped, node structure validated)
+    against unpickling scikit-learn's forest from bytes already in memory."""
+    import os
+    import pickle
+    import tempfile
+
+    from ..ensemble import load
+    if "sklearn" not in models:
+        return
+    sk_bytes = pickle.dumps(models["sklearn"], protocol=pickle.HIGHEST_PROTOCOL)
+    nodes = int(models["forgeml"]._forest.offsets[-1])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "forest.fgf")
+        models["forgeml"].save(path)
+        size = os.path.getsize(path)
+        bench.compare("tree", f"load forest ({nodes // 1000}k nodes, {size >> 20} MB; sklearn pickle "
+                      f"{len(sk_bytes) >> 20} MB)", lambda: load(path), {"sklearn": lambda: pickle.loads(sk_bytes)})
 
 
 def run(bench) -> None:

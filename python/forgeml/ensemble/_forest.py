@@ -16,7 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .. import ops
 from ..tree import DecisionTreeClassifier, DecisionTreeRegressor, ExtraTreeClassifier, ExtraTreeRegressor
-from ..tree import _fit
+from ..tree import _fit, _format
 from ..tree._classes import BaseDecisionTree, TreeClassifierMixin
 
 __all__ = ["RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier", "ExtraTreesRegressor"]
@@ -113,6 +113,12 @@ class BaseForest(BaseEstimator):
                 self.__dict__.pop(name, None)
         return self
 
+    def save(self, path) -> None:
+        """Writes the fitted forest to `path` in forgeml's compact forest file (flat arrays, no
+        pickle; format in forgeml/tree/_format.py). Read it back with ``forgeml.ensemble.load``."""
+        check_is_fitted(self)
+        _format.save(self, path)
+
     def _bootstrap_counts(self, t: int):
         if not self.bootstrap:
             return np.ones(self._n_samples_, dtype=np.int32)
@@ -159,8 +165,9 @@ class BaseForest(BaseEstimator):
             self.oob_score_ = (scorer or r2_score)(y, self.oob_prediction_)
 
     def _raw_predict(self, X):
-        check_is_fitted(self)
-        X = _fit.check_X(self, X, reset=False)
+        if "_forest" not in self.__dict__:
+            check_is_fitted(self)
+        X = _fit.check_X_predict(self, X)
         return self._forest.predict(X, threads=_fit.threads_for(self.n_jobs))
 
     def apply(self, X):

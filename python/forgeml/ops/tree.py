@@ -18,7 +18,8 @@ from . import _reference
 from ._tree_gpu import grow_forest_gpu as tree_grow_forest_gpu
 
 __all__ = ["tree_bin_edges", "tree_bin_codes", "tree_grow_forest", "tree_bootstrap_counts",
-           "tree_forest_predict", "tree_forest_apply", "tree_best_split", "tree_node_histogram",
+           "tree_forest_predict", "tree_forest_apply", "tree_compact_forest", "tree_compact_from_arrays",
+           "tree_check_nodes", "tree_compact_predict", "tree_best_split", "tree_node_histogram",
            "tree_split_scan", "tree_grow_forest_gpu", "CRITERIA", "NAN_BIN"]
 
 CRITERIA = {"gini": 0, "entropy": 1, "log_loss": 1, "squared_error": 2, "poisson": 3}
@@ -196,6 +197,38 @@ def tree_forest_predict(X, nodes, values, roots, *, threads=None):
     mod = _cpu_only(X, names=["X"])
     X = as_array(X, "X", ndim=2)
     return mod.tree_forest_predict(X, nodes, values, roots, threads)
+
+
+def tree_compact_forest(nodes, roots, n_features):
+    """The forest (tree_forest_predict's nodes and roots) laid out for prediction, validated once:
+    an opaque object for tree_compact_predict (ValueError naming the first bad node)."""
+    return _cpu.TreeCompactForest(nodes, roots, int(n_features))
+
+
+def tree_compact_from_arrays(nodes, source, roots, n_source_nodes, n_features):
+    """A tree_compact_forest rebuilt from its ``.arrays()`` (nodes (m, 3) int32, source (m) int32,
+    roots (T) int64), e.g. read from a file: validated in one pass (ValueError naming the first
+    bad entry), no re-layout."""
+    return _cpu.TreeCompactForest.from_arrays(nodes, source, roots, int(n_source_nodes), int(n_features))
+
+
+def tree_check_nodes(nodes, roots, n_features):
+    """ValueError unless every walk through the flat node array (tree_forest_predict's layout)
+    from a root stays inside it and ends at a leaf."""
+    _cpu.check_forest_nodes(nodes, roots, int(n_features))
+
+
+def tree_compact_predict(compact, X, values, *, trees=None, threads=None):
+    """tree_forest_predict on a tree_compact_forest (the same result bit for bit): X (n, d)
+    float32 on the CPU, values (N, k) float64, trees: indices of the trees to average (all: None).
+    A batch of a few rows runs on the calling thread."""
+    sel = None if trees is None else np.asarray(trees, dtype=np.int64)
+    threads = int(threads or _cpu.get_num_threads())
+    if sp.issparse(X):
+        return _by_row_blocks(X, lambda B: compact.predict(B, values, sel, threads))
+    if type(X) is not np.ndarray:
+        _cpu_only(X, names=["X"])
+    return compact.predict(X, values, sel, threads)
 
 
 def tree_forest_apply(X, nodes, roots, *, threads=None):

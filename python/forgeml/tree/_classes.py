@@ -83,9 +83,17 @@ class BaseDecisionTree(BaseEstimator):
         return self.tree_.decision_path(X)
 
     def _raw_predict(self, X):
-        check_is_fitted(self)
-        X = _fit.check_X(self, X, reset=False)
+        if "_forest" not in self.__dict__:
+            check_is_fitted(self)
+        X = _fit.check_X_predict(self, X)
         return self._forest.predict(X, threads=_fit.threads_for(None))
+
+    def save(self, path) -> None:
+        """Writes the fitted tree to `path` in forgeml's compact forest file (read it back with
+        ``forgeml.ensemble.load``)."""
+        from . import _format
+        check_is_fitted(self)
+        _format.save(self, path)
 
     def apply(self, X):
         """Index of the leaf each sample ends up in, (n_samples,)."""

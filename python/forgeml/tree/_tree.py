@@ -6,6 +6,8 @@ kernels are reached through ``forgeml.ops``.
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -15,6 +17,8 @@ TREE_LEAF = -1
 TREE_UNDEFINED = -2
 TREE_FIELDS = ("feature", "threshold", "children_left", "children_right", "missing_go_to_left", "impurity",
                "n_node_samples", "weighted_n_node_samples", "value")
+_LAYOUTS = ("nodes", "roots", "_compact", "_saved_compact", "_source")  # derived, rebuilt on first use
+_UNPACKED = ("feature", "threshold", "children_left", "children_right")  # what nodes encodes
 
 
 class Forest:
@@ -75,7 +79,17 @@ class Forest:
         return Forest.from_trees([f for f, _ in out], [d for _, d in out], self.n_features)
 
     def _pack(self):
-        """nodes (N, 4) int32 for the kernel: {feature | nan_left << 30, threshold bits, left, right}."""
+        """Drops the prediction layouts (after the fields changed); they are rebuilt on first use:
+        ``nodes`` / ``roots`` (the flat kernel array) and ``_compact`` (the validated layout that
+        predict walks, see ops.tree_compact_forest)."""
+        if "_saved_compact" in self.__dict__:  # loaded from a file: its fields come from nodes
+            for name in _UNPACKED:
+                getattr(self, name)
+        for name in _LAYOUTS:
+            self.__dict__.pop(name, None)
+
+    def _build_nodes(self):
+        """nodes (N, 4) int32 for the kernels: {feature | nan_left << 30, threshold bits, left, right}."""
         n_trees = len(self.offsets) - 1
         sizes = np.diff(self.offsets)
         base = np.repeat(self.offsets[:-1], sizes)
@@ -88,24 +102,65 @@ class Forest:
         self.nodes = nodes
         self.roots = np.ascontiguousarray(self.offsets[:n_trees], dtype=np.int64)
 
+    def _unpack(self):
+        """The per-node fields that ``nodes`` encodes, for a forest loaded from a compact file (which
+        stores only nodes): thresholds are float32 values, so float64 holds them exactly."""
+        nodes = self.nodes
+        base = np.repeat(np.asarray(self.offsets[:-1], dtype=np.intp), np.diff(self.offsets))
+        word = nodes[:, 0]
+        internal = word >= 0
+        self.feature = np.where(internal, word & 0x3FFFFFFF, TREE_UNDEFINED).astype(np.intp)
+        self.threshold = nodes[:, 1].view(np.float32).astype(np.float64)
+        self.children_left = np.where(internal, nodes[:, 2] - base, TREE_LEAF).astype(np.intp)
+        self.children_right = np.where(internal, nodes[:, 3] - base, TREE_LEAF).astype(np.intp)
+
+    def __getattr__(self, name):  # only for attributes not set: the lazily built ones
+        if name in ("nodes", "roots"):
+            self._build_nodes()
+            return self.__dict__[name]
+        if name == "_compact":
+            if "_saved_compact" in self.__dict__:  # loaded from a file: its layout, checked on first use
+                with self._file_errors():
+                    self._compact = ops.tree_compact_from_arrays(*self._saved_compact, len(self.nodes), self.n_features)
+            else:
+                self._compact = ops.tree_compact_forest(self.nodes, self.roots, self.n_features)
+            return self._compact
+        if name in _UNPACKED and "nodes" in self.__dict__:
+            if "_saved_compact" in self.__dict__:
+                with self._file_errors():
+                    ops.tree_check_nodes(self.nodes, self.roots, self.n_features)
+            self._unpack()
+            return self.__dict__[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @contextlib.contextmanager
+    def _file_errors(self):
+        """A damaged node array of a loaded file: ForestFileError naming the file."""
+        from ._format import ForestFileError
+
+        try:
+            yield
+        except ValueError as e:
+            raise ForestFileError(f"{self._source}: not a valid forgeml forest file: {e}") from e
+
     @property
     def n_trees(self) -> int:
         return len(self.offsets) - 1
 
-    def __getstate__(self):  # the packed array is rebuilt on load
-        state = dict(self.__dict__)
-        state.pop("nodes", None)
-        state.pop("roots", None)
+    def __getstate__(self):  # the prediction layouts are rebuilt on load
+        state = {name: getattr(self, name) for name in _UNPACKED}
+        state.update(self.__dict__)
+        for name in _LAYOUTS:
+            state.pop(name, None)
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._pack()
 
     def predict(self, X, threads=None, trees=None):
         """Mean leaf value over the trees (or the tree indices in `trees`), (n, k) float64."""
-        roots = self.roots if trees is None else self.roots[np.atleast_1d(trees)]
-        return ops.tree_forest_predict(X, self.nodes, self.value, roots, threads=threads)
+        sel = None if trees is None else np.atleast_1d(trees)
+        return ops.tree_compact_predict(self._compact, X, self.value, trees=sel, threads=threads)
 
     def apply(self, X, threads=None):
         return ops.tree_forest_apply(X, self.nodes, self.roots, threads=threads)
