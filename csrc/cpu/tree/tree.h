@@ -24,7 +24,7 @@ void bin_edges(const float* X, int64_t n, int d, const double* weight, int max_b
 void bin_codes(const float* X, int64_t n, int d, const float* edges, const int32_t* n_edges, uint8_t* codes);
 
 // ---------------------------------------------------------------- growth
-enum class Criterion { gini = 0, entropy = 1, squared_error = 2, poisson = 3 };
+enum class Criterion { gini = 0, entropy = 1, squared_error = 2, poisson = 3, absolute_error = 4 };
 inline bool is_classification(Criterion c) { return c == Criterion::gini || c == Criterion::entropy; }
 
 struct Params {
