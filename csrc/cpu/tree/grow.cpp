@@ -469,7 +469,7 @@ class Grower {
       sc.mae.reset(rows_.data() + e.begin, e.end - e.begin);
       for (int j = 0; j < nf; ++j) {
         const Monotonic m{mono_ ? P_.monotonic[f[j]] : 0, e.lower, e.upper};
-        if (!sc.mae.scan(D_.codes, D_.d, f[j], rank0 + j, lim_, best, mono_ ? &m : nullptr, draws ? draws + j : nullptr))
+        if (!sc.mae.scan(D_.codes + f[j], D_.d, f[j], rank0 + j, lim_, best, mono_ ? &m : nullptr, draws ? draws + j : nullptr))
           sc.constant.push_back(f[j]);
       }
       return;

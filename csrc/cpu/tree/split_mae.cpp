@@ -103,7 +103,7 @@ void MaeSplitter::fw_median(double W, double WY, double* median, double* ae) con
   *ae = (WY - cwy - m * (W - cw)) + (m * cw - cwy);
 }
 
-void MaeSplitter::arrange(const uint8_t* codes, int d, int f, const int* groups, int G, const int64_t* cnt) {
+void MaeSplitter::arrange(const uint8_t* col, int64_t stride, const int* groups, int G, const int64_t* cnt) {
   const int64_t n = static_cast<int64_t>(row_.size());
   int64_t at[256];
   int64_t sum = 0;
@@ -115,7 +115,7 @@ void MaeSplitter::arrange(const uint8_t* codes, int d, int f, const int* groups,
   }
   start_[G] = n;
   order_.resize(n);
-  for (int64_t i = 0; i < n; ++i) order_[at[codes[static_cast<int64_t>(row_[i]) * d + f]]++] = i;
+  for (int64_t i = 0; i < n; ++i) order_[at[col[static_cast<int64_t>(row_[i]) * stride]]++] = i;
 }
 
 void MaeSplitter::sweep(int G) {
@@ -152,11 +152,11 @@ void MaeSplitter::sweep(int G) {
   }
 }
 
-bool MaeSplitter::scan(const uint8_t* codes, int d, int f, int rank, const Limits& lim, Best& best,
+bool MaeSplitter::scan(const uint8_t* col, int64_t stride, int f, int rank, const Limits& lim, Best& best,
                        const Monotonic* mono, const uint64_t* draw) {
   const int64_t n = static_cast<int64_t>(row_.size());
   int64_t cnt[256] = {0};
-  for (int64_t i = 0; i < n; ++i) ++cnt[codes[static_cast<int64_t>(row_[i]) * d + f]];
+  for (int64_t i = 0; i < n; ++i) ++cnt[col[static_cast<int64_t>(row_[i]) * stride]];
   const bool has_nan = cnt[kNanBin] > 0;
   int groups[257], u = 0;  // groups[1 .. u]: the occupied value bins ascending
   for (int b = 0; b < kNanBin; ++b)
@@ -190,7 +190,7 @@ bool MaeSplitter::scan(const uint8_t* codes, int d, int f, int rank, const Limit
   // boundary sends only NaN right ("all values left")
   int G = u;
   if (has_nan) groups[1 + G++] = kNanBin;
-  arrange(codes, d, f, groups + 1, G, cnt);
+  arrange(col, stride, groups + 1, G, cnt);
   sweep(G);
   for (int k = 0; k + 1 < G; ++k) {
     if (k + 1 < u) consider(side_l_[k], side_r_[k], k, (groups[1 + k] + groups[2 + k] - 1) / 2, false);
@@ -199,7 +199,7 @@ bool MaeSplitter::scan(const uint8_t* codes, int d, int f, int rank, const Limit
   // NaN left: NaN, then value bins ascending (NaN alone on the left is the split above)
   if (has_nan && u >= 2) {
     groups[0] = kNanBin;
-    arrange(codes, d, f, groups, u + 1, cnt);
+    arrange(col, stride, groups, u + 1, cnt);
     sweep(u + 1);
     for (int k = 1; k < u; ++k) consider(side_l_[k], side_r_[k], k - 1, (groups[k] + groups[k + 1] - 1) / 2, true);
   }

@@ -69,13 +69,14 @@ class MaeSplitter {
   // scans do (same candidates, tie rule and threshold bins; the splits with NaN rows right are
   // tried first, as scikit-learn does). mono (optional): the children's medians must satisfy it.
   // draw: the random splitter (one boundary, number draw % boundaries). false: f is constant.
-  bool scan(const uint8_t* codes, int d, int f, int rank, const Limits& lim, Best& best, const Monotonic* mono,
+  // Feature f's code of row r is col[r * stride] (row-major codes: codes + f, stride d).
+  bool scan(const uint8_t* col, int64_t stride, int f, int rank, const Limits& lim, Best& best, const Monotonic* mono,
             const uint64_t* draw);
 
  private:
   void rank_rows();
   // order_: the node's rows grouped by bin of feature f, groups[0..G) in that order (start_).
-  void arrange(const uint8_t* codes, int d, int f, const int* groups, int G, const int64_t* cnt);
+  void arrange(const uint8_t* col, int64_t stride, const int* groups, int G, const int64_t* cnt);
   // side_l_[k] / side_r_[k]: statistics of groups [0, k] and (k, G), for k < G - 1.
   void sweep(int G);
   // Fenwick tree over ranks 1..n: weight and w*y prefix sums.
