@@ -29,6 +29,7 @@
 #include "cpu/tree/criterion.h"
 #include "cpu/tree/rng.h"
 #include "cpu/tree/split.h"
+#include "cpu/tree/split_mae.h"
 #include "cpu/tree/tree.h"
 
 namespace forgeml::tree {
@@ -85,6 +86,7 @@ struct Scratch {
   std::vector<uint64_t> occ;  // (batch, 4)
   std::vector<double> tmp, left, right;
   std::vector<int> constant;
+  MaeSplitter mae;  // absolute error: row-based split search
 };
 
 template <class C>
@@ -100,7 +102,7 @@ class Grower {
     words_ = (D_.d + 63) / 64;
     batch_cap_ = std::max<int>(1, static_cast<int>(kScratchBytes / (256 * (H_ * sizeof(double) + 4))));
     batch_cap_ = std::min({batch_cap_, D_.d, std::max(1, p.max_features)});
-    full_ = p.hist_subtraction && p.max_features >= D_.d && static_cast<size_t>(D_.d) * 256 * (H_ * sizeof(double) + 4) <= kMaxHistBytes;
+    full_ = !median_leaves<C>() && p.hist_subtraction && p.max_features >= D_.d && static_cast<size_t>(D_.d) * 256 * (H_ * sizeof(double) + 4) <= kMaxHistBytes;
   }
 
   TreeOut run() {
@@ -167,6 +169,8 @@ class Grower {
     const size_t at = out_.value.size();
     if constexpr (C::kClassify) {
       for (int k = 0; k < K_; ++k) out_.value.push_back(s[2 + k] / s[1]);
+    } else if constexpr (median_leaves<C>()) {
+      out_.value.push_back(s[3]);
     } else {
       out_.value.push_back(s[2] / s[1]);
     }
@@ -180,6 +184,11 @@ class Grower {
 
   Entry make_entry(int64_t begin, int64_t end, int depth, const double* s, std::vector<uint64_t> consts,
                    std::unique_ptr<Hist> hist, double lower, double upper) {
+    double own[4];
+    if constexpr (median_leaves<C>()) {  // the node's median and deviation from its rows, exactly
+      mae_stats(begin, end, own);
+      s = own;
+    }
     Entry e;
     e.node = new_node(s, depth, lower, upper);
     e.lower = lower;
@@ -190,7 +199,7 @@ class Grower {
     e.consts = std::move(consts);
     double n = s[0], W = s[1], imp = out_.impurity[e.node];
     double pure_tol = kEps;
-    if constexpr (!C::kClassify) pure_tol = kEps * (1.0 + (s[2] / W) * (s[2] / W));
+    if constexpr (!C::kClassify && !median_leaves<C>()) pure_tol = kEps * (1.0 + (s[2] / W) * (s[2] / W));
     if (depth >= P_.max_depth || n < static_cast<double>(P_.min_samples_split) ||
         n < 2.0 * static_cast<double>(P_.min_samples_leaf) || W < 2.0 * lim_.min_weight_leaf || imp <= pure_tol) {
       release(std::move(hist));
@@ -227,9 +236,19 @@ class Grower {
   std::pair<std::pair<double, double>, std::pair<double, double>> child_bounds(const Entry& e) const {
     const int cst = mono_ ? P_.monotonic[e.feature] : 0;
     if (cst == 0) return {{e.lower, e.upper}, {e.lower, e.upper}};
-    const double mid = (e.left[2] / e.left[1] + e.right[2] / e.right[1]) / 2;
+    double mid = (e.left[2] / e.left[1] + e.right[2] / e.right[1]) / 2;
+    if constexpr (median_leaves<C>()) mid = (e.left[3] + e.right[3]) / 2;  // the children's medians
     if (cst > 0) return {{e.lower, mid}, {mid, e.upper}};
     return {{mid, e.upper}, {e.lower, mid}};
+  }
+
+  void mae_stats(int64_t begin, int64_t end, double* s) {
+    std::vector<double> y(end - begin), w(end - begin);
+    for (int64_t i = begin; i < end; ++i) {
+      y[i - begin] = rows_[i].y;
+      w[i - begin] = rows_[i].w;
+    }
+    mae_node_stats(y.data(), w.data(), end - begin, s);
   }
 
   // ---- full histograms (subtraction mode)
@@ -487,6 +506,15 @@ class Grower {
     uint32_t* cnt = sc.cnt.data();
     uint64_t* occ = sc.occ.data();
     const int H = H_;
+    if constexpr (median_leaves<C>()) {
+      sc.mae.reset(rows_.data() + e.begin, e.end - e.begin);
+      for (int j = 0; j < nf; ++j) {
+        const Monotonic m{mono_ ? P_.monotonic[f[j]] : 0, e.lower, e.upper};
+        if (!sc.mae.scan(D_.codes + f[j], D_.d, f[j], rank0 + j, lim_, best, mono_ ? &m : nullptr, draws ? draws + j : nullptr))
+          sc.constant.push_back(f[j]);
+      }
+      return;
+    }
     if constexpr (C::kClassify) {
       if (packed_) {
         build_packed_and_scan(e, f, rank0, nf, total, sc, best);
@@ -727,6 +755,7 @@ TreeOut grow_tree(const Data& data, const Params& p, const double* weight, uint6
     case Criterion::entropy: return Grower<Entropy>(data, p, weight, seed, threads).run();
     case Criterion::squared_error: return Grower<SquaredError>(data, p, weight, seed, threads).run();
     case Criterion::poisson: return Grower<Poisson>(data, p, weight, seed, threads).run();
+    case Criterion::absolute_error: return Grower<AbsoluteError>(data, p, weight, seed, threads).run();
   }
   throw std::invalid_argument("criterion: unknown");
 }

@@ -46,6 +46,7 @@ SplitResult best_split(const double* hist, int d, const double* total, Criterion
     case Criterion::gini: return scan_all(Gini{n_classes}, hist, d, total, n_classes + 2, lim, reference);
     case Criterion::entropy: return scan_all(Entropy{n_classes}, hist, d, total, n_classes + 2, lim, reference);
     case Criterion::poisson: return scan_all(Poisson{1}, hist, d, total, 4, lim, reference);
+    case Criterion::absolute_error: throw std::invalid_argument("criterion: absolute_error has no histogram scan");
     default: return scan_all(SquaredError{1}, hist, d, total, 4, lim, reference);
   }
 }

@@ -32,7 +32,7 @@ void bin_codes_csc(const int64_t* indptr, const int32_t* indices, const float* d
                    const float* edges, bool column_major, uint8_t* codes);
 
 // ---------------------------------------------------------------- growth
-enum class Criterion { gini = 0, entropy = 1, squared_error = 2, poisson = 3 };
+enum class Criterion { gini = 0, entropy = 1, squared_error = 2, poisson = 3, absolute_error = 4 };
 inline bool is_classification(Criterion c) { return c == Criterion::gini || c == Criterion::entropy; }
 
 struct Params {

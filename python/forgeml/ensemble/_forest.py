@@ -300,7 +300,7 @@ class RandomForestRegressor(RegressorMixin, BaseForest):
 
     _parameter_constraints = {
         **BaseForest._parameter_constraints,
-        "criterion": [StrOptions({"squared_error", "poisson"})],
+        "criterion": [StrOptions({"squared_error", "poisson", "absolute_error"})],
     }
     _tree_class = DecisionTreeRegressor
 

@@ -22,8 +22,17 @@ __all__ = ["tree_bin_edges", "tree_bin_codes", "tree_grow_forest", "tree_bootstr
            "tree_check_nodes", "tree_compact_predict", "tree_best_split", "tree_node_histogram",
            "tree_split_scan", "tree_grow_forest_gpu", "CRITERIA", "NAN_BIN"]
 
-CRITERIA = {"gini": 0, "entropy": 1, "log_loss": 1, "squared_error": 2, "poisson": 3}
-REGRESSION = ("squared_error", "poisson")
+CRITERIA = {"gini": 0, "entropy": 1, "log_loss": 1, "squared_error": 2, "poisson": 3, "absolute_error": 4}
+REGRESSION = ("squared_error", "poisson", "absolute_error")
+
+
+def _histogram_criterion(criterion):
+    """The histogram split kernels' criteria: absolute_error is not a sum over bins."""
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion: expected one of {sorted(CRITERIA)}, got {criterion!r}")
+    if criterion == "absolute_error":
+        raise ValueError("criterion: 'absolute_error' has no histogram split scan (the median is not a sum over "
+                         "bins); tree_grow_forest searches its splits over the node's rows")
 NAN_BIN = 255
 
 
@@ -102,7 +111,8 @@ def tree_grow_forest(codes, y, weight, seeds, *, criterion="gini", n_classes=1, 
                      monotonic_cst=None, random_split=False, sparse_entries=None):
     """Grow len(seeds) trees on binned data, in parallel over trees (each one seeded by its seed).
 
-    codes (n, d) uint8; y (n) int class indices for gini/entropy, float targets for squared_error;
+    codes (n, d) uint8; y (n) int class indices for gini/entropy, float targets for the regression
+    criteria (absolute_error: median leaves, splits searched over the node's rows);
     weight (n) float64 >= 0 (0: row not used). With bootstrap each tree draws n_draws rows with
     replacement (counts multiply the weights). hist_subtraction=False makes every node build its
     histograms from its rows (the oracle for the parent-minus-sibling path). monotonic_cst (d)
@@ -249,8 +259,7 @@ def tree_best_split(hist, total, *, criterion="gini", min_samples_leaf=1, min_we
     proxy is what the split maximises: sum over children of sum_k w_k^2 / W (gini),
     sum_k w_k ln w_k - W ln W (entropy), (sum w y)^2 / W (squared_error)."""
     mod = _cpu_only(hist, names=["hist"])
-    if criterion not in CRITERIA:
-        raise ValueError(f"criterion: expected one of {sorted(CRITERIA)}, got {criterion!r}")
+    _histogram_criterion(criterion)
     hist = as_array(hist, "hist", dtype=np.float64, ndim=3)
     total = as_array(total, "total", dtype=np.float64, ndim=1)
     S = hist.shape[2]
@@ -308,8 +317,7 @@ def tree_split_scan(hw, cnt, total, *, criterion="gini", min_samples_leaf=1, min
     total: the node's statistics {count, W, w_k...} (classification) or {count, W, sum wy,
     sum wy^2}. Returns (proxy (d) float64, -inf where none; bin (d) int32, -1 where none;
     nan_left (d) int32), the same candidates and ties as tree_best_split."""
-    if criterion not in CRITERIA:
-        raise ValueError(f"criterion: expected one of {sorted(CRITERIA)}, got {criterion!r}")
+    _histogram_criterion(criterion)
     kind, _ = backend_of(hw, cnt, total, names=["hw", "cnt", "total"])
     xp = np if kind == "cpu" else __import__("cupy")
     hw = as_array(hw, "hw", dtype=np.float64, ndim=3, xp=xp)

@@ -170,11 +170,11 @@ class DecisionTreeClassifier(TreeClassifierMixin, BaseDecisionTree):
 
 
 class DecisionTreeRegressor(RegressorMixin, BaseDecisionTree):
-    """A decision tree regressor (scikit-learn's API; squared_error or poisson) grown on binned features."""
+    """A decision tree regressor (scikit-learn's API; squared_error, poisson or absolute_error) grown on binned features."""
 
     _parameter_constraints = {
         **BaseDecisionTree._parameter_constraints,
-        "criterion": [StrOptions({"squared_error", "poisson"})],
+        "criterion": [StrOptions({"squared_error", "poisson", "absolute_error"})],
     }
 
     def __init__(self, *, criterion="squared_error", splitter="best", max_depth=None, min_samples_split=2,
