@@ -510,7 +510,10 @@ class Grower {
       sc.mae.reset(rows_.data() + e.begin, e.end - e.begin);
       for (int j = 0; j < nf; ++j) {
         const Monotonic m{mono_ ? P_.monotonic[f[j]] : 0, e.lower, e.upper};
-        if (!sc.mae.scan(D_.codes + f[j], D_.d, f[j], rank0 + j, lim_, best, mono_ ? &m : nullptr, draws ? draws + j : nullptr))
+        // codes of feature f[j]: a column (column-major codes, from sparse X) or a stride over rows
+        const uint8_t* col = D_.codes + (D_.column_major ? static_cast<int64_t>(f[j]) * D_.n : f[j]);
+        const int64_t stride = D_.column_major ? 1 : D_.d;
+        if (!sc.mae.scan(col, stride, f[j], rank0 + j, lim_, best, mono_ ? &m : nullptr, draws ? draws + j : nullptr))
           sc.constant.push_back(f[j]);
       }
       return;
