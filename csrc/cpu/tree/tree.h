@@ -53,15 +53,16 @@ struct Data {
   const uint8_t* codes;
   int64_t n;
   int d;
-  const int32_t* y_class;  // (n) class index, classification
-  const double* y;         // (n) target, regression
+  const int32_t* y_class;  // (n, n_outputs) class index, classification
+  const double* y;         // (n, n_outputs) target, regression
+  int n_outputs = 1;       // > 1: multi-output criteria (criterion.h), n_classes = most classes of any output
 };
 
 // One tree as flat arrays (node 0 is the root; feature -1 marks a leaf).
 struct TreeOut {
   std::vector<int32_t> feature, left, right, thr_bin;
   std::vector<uint8_t> nan_left;
-  std::vector<double> impurity, weighted_n, value;  // value: (nodes, n_classes or 1)
+  std::vector<double> impurity, weighted_n, value;  // value: (nodes, n_outputs, n_classes or 1)
   std::vector<int64_t> n_samples;
   int depth = 0;
 };
