@@ -13,7 +13,7 @@ from sklearn.exceptions import DataConversionWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight
+from sklearn.utils.validation import _check_sample_weight, check_array
 
 from .. import get_num_threads, ops
 from ._tree import Forest
@@ -58,6 +58,8 @@ def check_X(est, X, reset: bool):
 def check_X_y(est, X, y, classify: bool, column_warning: bool = False):
     """X as dense float32 and y as (n,) or (n, k > 1): a column y (n, 1) becomes 1-D (with
     scikit-learn's DataConversionWarning when column_warning, as its forests warn)."""
+    if sp.issparse(y):  # scikit-learn's TypeError for a sparse y
+        check_array(y, accept_sparse=False, ensure_2d=False, dtype=None, input_name="y")
     X, y = validate_data(est, X, y, dtype=np.float32, ensure_all_finite="allow-nan", y_numeric=not classify,
                          accept_sparse=SPARSE_FORMATS, multi_output=True)
     if y.ndim == 2 and y.shape[1] == 1:
