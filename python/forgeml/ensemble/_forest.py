@@ -39,6 +39,7 @@ class BaseForest(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
         tags.input_tags.sparse = True
+        tags.target_tags.multi_output = True  # y (n, k)
         return tags
 
     def __sklearn_is_fitted__(self):
