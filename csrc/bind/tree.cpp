@@ -122,14 +122,18 @@ py::dict grow_forest(py::array_t<uint8_t, py::array::forcecast> codes, std::opti
   fp.balanced_subsample = kw["balanced_subsample"].cast<bool>();
   const int threads = kw["threads"].cast<int>();
   const bool classify = ft::is_classification(p.criterion);
-  FORGEML_CHECK_ARG(classify ? (y_class && y_class->size() == n) : (y && y->size() == n), "y: expected ", n, " values");
+  const int n_outputs = kw.contains("n_outputs") ? kw["n_outputs"].cast<int>() : 1;
+  FORGEML_CHECK_ARG(n_outputs >= 1, "y: expected at least one output");
+  const int64_t ny = n * n_outputs;
+  FORGEML_CHECK_ARG(classify ? (y_class && y_class->size() == ny) : (y && y->size() == ny), "y: expected ", n,
+                    " x ", n_outputs, " values");
   FORGEML_CHECK_ARG(weight.size() == n, "weight: expected ", n, " values");
   if (classify) {
     const int32_t* yc = y_class->data();
-    for (int64_t i = 0; i < n; ++i)
+    for (int64_t i = 0; i < ny; ++i)
       FORGEML_CHECK_ARG(yc[i] >= 0 && yc[i] < p.n_classes, "y: class index out of range at row ", i);
   }
-  ft::Data data{codes.data(), n, static_cast<int>(codes.shape(1)), ptr_or_null(y_class), ptr_or_null(y)};
+  ft::Data data{codes.data(), n, static_cast<int>(codes.shape(1)), ptr_or_null(y_class), ptr_or_null(y), n_outputs};
   data.column_major = column_major;
   std::optional<Arr<int64_t>> entry_ptr;
   std::optional<Arr<int32_t>> entry_feature;
@@ -152,7 +156,7 @@ py::dict grow_forest(py::array_t<uint8_t, py::array::forcecast> codes, std::opti
     trees = ft::grow_forest(data, p, fp, weight.data(), seeds.data(), static_cast<int>(seeds.size()), threads);
   }
   // Concatenate: one array per field over all trees, with node offsets.
-  const int T = static_cast<int>(trees.size()), k = classify ? p.n_classes : 1;
+  const int T = static_cast<int>(trees.size()), k = (classify ? p.n_classes : 1) * n_outputs;
   Arr<int64_t> offsets(T + 1);
   Arr<int32_t> depths(T);
   int64_t N = 0;

@@ -120,4 +120,127 @@ constexpr bool log_stat() {
 
 inline int stat_width(bool classify, int n_classes) { return classify ? n_classes + 2 : 4; }
 
+// ---------------------------------------------------------------- multi-output (k > 1 outputs)
+// One histogram entry per bin h = {W, stats...} (H = S - 1), statistics s = {count, W, stats...}:
+//   classification: stats = w_{o,c}, output o < k, class slot c < K (S = 2 + k K)
+//   regression:     stats = sum w y_o (k) then sum w y_o^2 (or sum w y_o ln y_o, poisson) (S = 2 + 2k)
+// cost is the mean over outputs of each output's single-output cost (scikit-learn's impurity);
+// proxy sums the outputs' proxies (k times the mean: the same ranking). add(h, w, row) adds one
+// row's contribution to h (row-major y (n, k)), value appends the node's (k, K) or (k) values.
+template <class C>
+constexpr bool is_multi() {
+  if constexpr (requires { C::kMulti; }) return C::kMulti;
+  return false;
+}
+// Whether bins hold per-class weights only (single-output classification, split.h's layout).
+template <class C>
+constexpr bool class_layout() { return C::kClassify && !is_multi<C>(); }
+
+template <bool kEntropy>
+struct MultiClass {
+  static constexpr bool kClassify = true;
+  static constexpr bool kMulti = true;
+  int K = 1;  // class slots per output (the most classes of any output)
+  int k = 1;  // outputs
+  const int32_t* y = nullptr;
+  int width() const { return 2 + k * K; }
+  double cost(const double* s) const {
+    const double W = s[1];
+    if (W <= 0) return 0;
+    double c = 0;
+    for (int o = 0; o < k; ++o) {
+      const double* w = s + 2 + o * K;
+      if constexpr (kEntropy) {
+        double e = Entropy::xlogx(W);
+        for (int j = 0; j < K; ++j) e -= Entropy::xlogx(w[j]);
+        c += e / std::log(2.0);
+      } else {
+        double sq = 0;
+        for (int j = 0; j < K; ++j) sq += w[j] * w[j];
+        c += W - sq / W;
+      }
+    }
+    return c / k;
+  }
+  double proxy(const double* s) const {
+    double p = 0;
+    for (int o = 0; o < k; ++o) {
+      const double* w = s + 2 + o * K;
+      if constexpr (kEntropy) {
+        double e = -Entropy::xlogx(s[1]);
+        for (int j = 0; j < K; ++j) e += Entropy::xlogx(w[j]);
+        p += e;
+      } else {
+        double sq = 0;
+        for (int j = 0; j < K; ++j) sq += w[j] * w[j];
+        p += sq / s[1];
+      }
+    }
+    return p;
+  }
+  void add(double* h, double w, int64_t row) const {
+    h[0] += w;
+    for (int o = 0; o < k; ++o) h[1 + o * K + y[row * k + o]] += w;
+  }
+  template <class V>
+  void value(const double* s, V& out) const {
+    for (int j = 0; j < k * K; ++j) out.push_back(s[2 + j] / s[1]);
+  }
+  double pure_tol(const double*) const { return std::numeric_limits<double>::epsilon(); }
+};
+
+template <bool kPoisson>
+struct MultiRegression {
+  static constexpr bool kClassify = false;
+  static constexpr bool kMulti = true;
+  int K = 1;  // unused
+  int k = 1;
+  const double* y = nullptr;
+  int width() const { return 2 + 2 * k; }
+  static bool zero_mean(double sy, double W) { return sy <= 1e-12 * W; }
+  double cost(const double* s) const {
+    const double W = s[1];
+    if (W <= 0) return 0;
+    double c = 0;
+    for (int o = 0; o < k; ++o) {
+      const double sy = s[2 + o], s2 = s[2 + k + o];
+      if constexpr (kPoisson) c += zero_mean(sy, W) ? 0.0 : s2 - sy * std::log(sy / W);
+      else c += s2 - sy * sy / W;
+    }
+    return c / k;
+  }
+  double proxy(const double* s) const {
+    double p = 0;
+    for (int o = 0; o < k; ++o) {
+      const double sy = s[2 + o];
+      if constexpr (kPoisson) {
+        if (zero_mean(sy, s[1])) return -std::numeric_limits<double>::infinity();
+        p += sy * std::log(sy / s[1]);
+      } else {
+        p += sy * sy / s[1];
+      }
+    }
+    return p;
+  }
+  void add(double* h, double w, int64_t row) const {
+    h[0] += w;
+    for (int o = 0; o < k; ++o) {
+      const double v = y[row * k + o], wy = w * v;
+      h[1 + o] += wy;
+      if constexpr (kPoisson) h[1 + k + o] += w * Poisson::xlogy(v);
+      else h[1 + k + o] += wy * v;
+    }
+  }
+  template <class V>
+  void value(const double* s, V& out) const {
+    for (int o = 0; o < k; ++o) out.push_back(s[2 + o] / s[1]);
+  }
+  // "pure" within rounding of the squared means (the single-output rule, on the mean over outputs)
+  double pure_tol(const double* s) const {
+    double m2 = 0;
+    for (int o = 0; o < k; ++o) m2 += (s[2 + o] / s[1]) * (s[2 + o] / s[1]);
+    return std::numeric_limits<double>::epsilon() * (1.0 + m2 / k);
+  }
+};
+
 }  // namespace forgeml::tree

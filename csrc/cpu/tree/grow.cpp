@@ -97,8 +97,15 @@ class Grower {
         threads_(std::max(1, threads)) {
     K_ = C::kClassify ? p.n_classes : 1;
     crit_.K = K_;
-    S_ = stat_width(C::kClassify, p.n_classes);
-    H_ = C::kClassify ? K_ : 3;
+    if constexpr (is_multi<C>()) {  // k outputs: statistics per criterion.h's multi-output layout
+      crit_.k = data.n_outputs;
+      if constexpr (C::kClassify) crit_.y = data.y_class; else crit_.y = data.y;
+      S_ = crit_.width();
+      H_ = S_ - 1;
+    } else {
+      S_ = stat_width(C::kClassify, p.n_classes);
+      H_ = C::kClassify ? K_ : 3;
+    }
     words_ = (D_.d + 63) / 64;
     batch_cap_ = std::max<int>(1, static_cast<int>(kScratchBytes / (256 * (H_ * sizeof(double) + 4))));
     batch_cap_ = std::min({batch_cap_, D_.d, std::max(1, p.max_features)});
@@ -109,7 +116,9 @@ class Grower {
     for (int64_t r = 0; r < D_.n; ++r)
       if (w_[r] > 0)
       {
-        if constexpr (C::kClassify) rows_.push_back({static_cast<int32_t>(r), D_.y_class[r], w_[r]});
+        if constexpr (is_multi<C>() && C::kClassify) rows_.push_back({static_cast<int32_t>(r), 0, w_[r]});
+        else if constexpr (is_multi<C>()) rows_.push_back({static_cast<int32_t>(r), w_[r], 0.0});  // y read by row
+        else if constexpr (C::kClassify) rows_.push_back({static_cast<int32_t>(r), D_.y_class[r], w_[r]});
         else rows_.push_back({static_cast<int32_t>(r), w_[r], D_.y[r]});
       }
     tmp_.resize(rows_.size());
@@ -131,7 +140,7 @@ class Grower {
 
   // Packed counts need integer weights whose total fits the 32-bit weight field.
   bool packable() const {
-    if constexpr (!C::kClassify) {
+    if constexpr (!class_layout<C>()) {
       return false;
     } else {
       if (!P_.int_counts || K_ > kMaxPackedClasses) return false;
@@ -143,8 +152,12 @@ class Grower {
       return sum < 4294967296.0;
     }
   }
-  static void add_row(double* s, const Rec& r) {
+  void add_row(double* s, const Rec& r) const {
     s[0] += 1;
+    if constexpr (is_multi<C>()) {
+      crit_.add(s + 1, r.w, r.row);
+      return;
+    }
     s[1] += r.w;
     if constexpr (C::kClassify) {
       s[2 + r.cls] += r.w;
@@ -167,7 +180,9 @@ class Grower {
     out_.weighted_n.push_back(s[1]);
     out_.impurity.push_back(crit_.cost(s) / s[1]);
     const size_t at = out_.value.size();
-    if constexpr (C::kClassify) {
+    if constexpr (is_multi<C>()) {
+      crit_.value(s, out_.value);
+    } else if constexpr (C::kClassify) {
       for (int k = 0; k < K_; ++k) out_.value.push_back(s[2 + k] / s[1]);
     } else if constexpr (median_leaves<C>()) {
       out_.value.push_back(s[3]);
@@ -199,7 +214,8 @@ class Grower {
     e.consts = std::move(consts);
     double n = s[0], W = s[1], imp = out_.impurity[e.node];
     double pure_tol = kEps;
-    if constexpr (!C::kClassify && !median_leaves<C>()) pure_tol = kEps * (1.0 + (s[2] / W) * (s[2] / W));
+    if constexpr (is_multi<C>()) pure_tol = crit_.pure_tol(s);
+    else if constexpr (!C::kClassify && !median_leaves<C>()) pure_tol = kEps * (1.0 + (s[2] / W) * (s[2] / W));
     if (depth >= P_.max_depth || n < static_cast<double>(P_.min_samples_split) ||
         n < 2.0 * static_cast<double>(P_.min_samples_leaf) || W < 2.0 * lim_.min_weight_leaf || imp <= pure_tol) {
       release(std::move(hist));
@@ -472,7 +488,9 @@ class Grower {
     auto add = [&](int j, int b, const Rec& rr) {
       const size_t at = static_cast<size_t>(j) * 256 + b;
       double* h = hw + at * H;
-      if constexpr (C::kClassify) {
+      if constexpr (is_multi<C>()) {
+        crit_.add(h, rr.w, rr.row);
+      } else if constexpr (C::kClassify) {
         h[rr.cls] += rr.w;
       } else {
         const double wy = rr.w * rr.y;
@@ -518,7 +536,7 @@ class Grower {
       }
       return;
     }
-    if constexpr (C::kClassify) {
+    if constexpr (class_layout<C>()) {
       if (packed_) {
         build_packed_and_scan(e, f, rank0, nf, total, sc, best);
         return;
@@ -753,6 +771,19 @@ TreeOut grow_tree(const Data& data, const Params& p, const double* weight, uint6
                     "monotonic_cst: expected one constraint per feature (", data.d, "), got ", p.monotonic.size());
   FORGEML_CHECK_ARG(p.monotonic.empty() || !is_classification(p.criterion) || p.n_classes <= 2,
                     "monotonic_cst: only regression and binary classification are supported");
+  FORGEML_CHECK_ARG(data.n_outputs >= 1, "y: expected at least one output");
+  FORGEML_CHECK_ARG(data.n_outputs == 1 || p.monotonic.empty(),
+                    "monotonic_cst: not supported with multiple outputs");
+  if (data.n_outputs > 1) {
+    switch (p.criterion) {
+      case Criterion::gini: return Grower<MultiClass<false>>(data, p, weight, seed, threads).run();
+      case Criterion::entropy: return Grower<MultiClass<true>>(data, p, weight, seed, threads).run();
+      case Criterion::squared_error: return Grower<MultiRegression<false>>(data, p, weight, seed, threads).run();
+      case Criterion::poisson: return Grower<MultiRegression<true>>(data, p, weight, seed, threads).run();
+      case Criterion::absolute_error:
+        throw std::invalid_argument("criterion: absolute_error supports one output only");
+    }
+  }
   switch (p.criterion) {
     case Criterion::gini: return Grower<Gini>(data, p, weight, seed, threads).run();
     case Criterion::entropy: return Grower<Entropy>(data, p, weight, seed, threads).run();
@@ -780,13 +811,16 @@ std::vector<TreeOut> grow_forest(const Data& data, const Params& p, const Forest
       bootstrap_counts(data.n, fp.n_draws, seeds[t], counts.data());
       for (int64_t i = 0; i < data.n; ++i) w[i] *= counts[i];
       if (fp.balanced_subsample) {  // class weights from the classes' frequencies in this draw
-        std::vector<double> freq(p.n_classes, 0.0);
-        for (int64_t i = 0; i < data.n; ++i) freq[data.y_class[i]] += counts[i];
-        double present = 0;
-        for (double c : freq) present += c > 0;
-        for (int64_t i = 0; i < data.n; ++i) {
-          double c = freq[data.y_class[i]];
-          if (c > 0) w[i] *= static_cast<double>(fp.n_draws) / (present * c);
+        const int k = data.n_outputs;  // several outputs: the product of each output's weights
+        for (int o = 0; o < k; ++o) {
+          std::vector<double> freq(p.n_classes, 0.0);
+          for (int64_t i = 0; i < data.n; ++i) freq[data.y_class[i * k + o]] += counts[i];
+          double present = 0;
+          for (double c : freq) present += c > 0;
+          for (int64_t i = 0; i < data.n; ++i) {
+            double c = freq[data.y_class[i * k + o]];
+            if (c > 0) w[i] *= static_cast<double>(fp.n_draws) / (present * c);
+          }
         }
       }
     }

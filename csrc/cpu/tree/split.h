@@ -59,7 +59,7 @@ inline void for_each_bit(const uint64_t* occ, int words, F&& f) {
     for (uint64_t m = occ[w]; m; m &= m - 1) f(w * 64 + __builtin_ctzll(m));
 }
 
-// s += bin b's statistics (S = H + 2 layout).
+// s += bin b's statistics (S = H + 2 layout for single-output classification, else S = H + 1).
 template <bool kClassify>
 inline void add_bin(double* s, const double* hw, const uint32_t* cnt, int b, int H) {
   const double* h = hw + static_cast<size_t>(b) * H;
@@ -69,9 +69,7 @@ inline void add_bin(double* s, const double* hw, const uint32_t* cnt, int b, int
     for (int k = 0; k < H; ++k) { s[2 + k] += h[k]; W += h[k]; }
     s[1] += W;
   } else {
-    s[1] += h[0];
-    s[2] += h[1];
-    s[3] += h[2];
+    for (int i = 0; i < H; ++i) s[1 + i] += h[i];
   }
 }
 
@@ -85,7 +83,8 @@ bool scan_feature(const C& crit, const double* hw, const uint32_t* cnt, const ui
                   int S_rt, const Limits& lim, int feature, int rank, double* tmp, Best& best,
                   const Monotonic* mono = nullptr, const uint64_t* draw = nullptr) {
   const int S = SC > 0 ? SC : S_rt;
-  const int H = C::kClassify ? S - 2 : 3;
+  constexpr bool kClassLayout = class_layout<C>();
+  const int H = kClassLayout ? S - 2 : S - 1;
   const bool has_nan = (occ[3] >> 63) & 1;
   int bins[256], u = 0;
   for_each_bit(occ, 4, [&](int b) { if (b != kNanBin) bins[u++] = b; });
@@ -97,7 +96,7 @@ bool scan_feature(const C& crit, const double* hw, const uint32_t* cnt, const ui
   double* N = tmp + 3 * S;  // the NaN bin's statistics
   if (has_nan) {
     std::fill(N, N + S, 0.0);
-    add_bin<C::kClassify>(N, hw, cnt, kNanBin, H);
+    add_bin<kClassLayout>(N, hw, cnt, kNanBin, H);
   }
   auto consider = [&](const double* l, int bin, bool nan_left) __attribute__((always_inline)) {
     if (l[0] < lim.min_leaf || total[0] - l[0] < lim.min_leaf) return;
@@ -119,7 +118,7 @@ bool scan_feature(const C& crit, const double* hw, const uint32_t* cnt, const ui
   };
   const int pick = draw && u >= 2 ? static_cast<int>(*draw % static_cast<uint64_t>(u - 1)) : -1;
   for (int j = 0; j < u; ++j) {
-    add_bin<C::kClassify>(L, hw, cnt, bins[j], H);
+    add_bin<kClassLayout>(L, hw, cnt, bins[j], H);
     if (draw && u > 1 && j != pick) continue;
     if (j + 1 < u) {
       int bin = (bins[j] + bins[j + 1] - 1) / 2;
@@ -254,7 +253,9 @@ bool scan_any(const C& crit, const double* hw, const uint32_t* cnt, const uint64
               const Limits& lim, int feature, int rank, double* tmp, Best& best) {
 #define FORGEML_SCAN_N(n) \
   case n: return scan_feature_n<C, n>(crit, hw, cnt, occ, total, lim, feature, rank, best);
-  if constexpr (C::kClassify) {
+  if constexpr (is_multi<C>()) {  // k outputs: the generic scan
+    return scan_feature(crit, hw, cnt, occ, total, S, lim, feature, rank, tmp, best);
+  } else if constexpr (C::kClassify) {
     switch (S) {
       FORGEML_SCAN_N(3) FORGEML_SCAN_N(4) FORGEML_SCAN_N(5) FORGEML_SCAN_N(6)
       FORGEML_SCAN_N(7) FORGEML_SCAN_N(8) FORGEML_SCAN_N(9) FORGEML_SCAN_N(10)

@@ -61,8 +61,9 @@ struct Data {
   const uint8_t* codes;
   int64_t n;
   int d;
-  const int32_t* y_class;  // (n) class index, classification
-  const double* y;         // (n) target, regression
+  const int32_t* y_class;  // (n, n_outputs) class index, classification
+  const double* y;         // (n, n_outputs) target, regression
+  int n_outputs = 1;       // > 1: multi-output criteria (criterion.h), n_classes = most classes of any output
   bool column_major = false;  // codes (d, n): feature f's codes at codes + f * n (wide sparse X)
   // Optional, sparse X: per row r, entry_feature[entry_ptr[r] .. entry_ptr[r + 1]) lists the
   // features whose code may differ from the code of zero (X's stored entries, CSR). Small nodes
@@ -75,7 +76,7 @@ struct Data {
 struct TreeOut {
   std::vector<int32_t> feature, left, right, thr_bin;
   std::vector<uint8_t> nan_left;
-  std::vector<double> impurity, weighted_n, value;  // value: (nodes, n_classes or 1)
+  std::vector<double> impurity, weighted_n, value;  // value: (nodes, n_outputs, n_classes or 1)
   std::vector<int64_t> n_samples;
   int depth = 0;
 };

@@ -39,6 +39,7 @@ class BaseForest(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
         tags.input_tags.sparse = True
+        tags.target_tags.multi_output = True  # y (n, k)
         return tags
 
     def __sklearn_is_fitted__(self):
@@ -63,7 +64,7 @@ class BaseForest(BaseEstimator):
         import scipy.sparse as sp
         if sp.issparse(y):
             raise ValueError("sparse multilabel-indicator for y is not supported.")
-        X, y = _fit.check_X_y(self, X, y, classify)
+        X, y = _fit.check_X_y(self, X, y, classify, column_warning=True)
         if not self.bootstrap and self.max_samples is not None:
             raise ValueError("`max_sample` cannot be set if `bootstrap=False`. Either switch to "
                              "`bootstrap=True` or set `max_sample=None`.")
@@ -77,11 +78,17 @@ class BaseForest(BaseEstimator):
                 cw = "balanced"
             weight = _fit.sample_weights(X, y, sample_weight, cw)
         else:
-            self.n_outputs_ = 1
-            y_enc = np.ascontiguousarray(y, dtype=np.float64)
+            y_enc = _fit.encode_targets(self, y)
             weight = _fit.sample_weights(X, y, sample_weight, None)
         if not weight.any():
             raise ValueError("sample_weight: the total weight is zero; at least one sample needs a positive weight")
+        if self.oob_score and y.ndim == 2:  # scikit-learn's check, on the encoded targets
+            from sklearn.utils.multiclass import type_of_target
+            y_type = type_of_target(y_enc)
+            if y_type == "unknown" or (classify and y_type == "multiclass-multioutput"):
+                raise ValueError("The type of target cannot be used to compute OOB estimates. Got "
+                                 f"{y_type} while only the following are supported: continuous, "
+                                 "continuous-multioutput, binary, multiclass, multilabel-indicator.")
         n_draws = self._n_draws(n, sample_weight) if self.bootstrap else n
         seeds = _fit.seeds_for(self.random_state, self.n_estimators)
         old = getattr(self, "_forest", None) if self.warm_start else None
@@ -96,7 +103,8 @@ class BaseForest(BaseEstimator):
                 self._bin_seed = int(seeds[0]) ^ 0x9E3779B9
             self.max_features_ = _fit.resolve_max_features(self.max_features, X.shape[1])
             new = _fit.grow(
-                self, X, y_enc, weight, criterion=self.criterion, n_classes=self.n_classes_ if classify else 1,
+                self, X, y_enc, weight, criterion=self.criterion,
+                n_classes=_fit.n_class_slots(self) if classify else 1,
                 seeds=seeds[n_old:], max_features=self.max_features_, bootstrap=self.bootstrap, n_draws=n_draws,
                 balanced_subsample=classify and self.class_weight == "balanced_subsample" and self.bootstrap,
                 threads=_fit.threads_for(self.n_jobs), bin_seed=self._bin_seed)
@@ -156,6 +164,15 @@ class BaseForest(BaseEstimator):
                           "to compute any reliable OOB estimates.", UserWarning)
         pred = total / np.maximum(seen, 1)[:, None]
         scorer = self.oob_score if callable(self.oob_score) else None
+        if self.n_outputs_ > 1:  # scikit-learn's layout: (n, classes, outputs) / (n, outputs)
+            pred = pred.reshape(n, self.n_outputs_, -1).transpose(0, 2, 1)
+            if classify:
+                self.oob_decision_function_ = pred
+                self.oob_score_ = (scorer or accuracy_score)(y_enc, np.argmax(pred, axis=1))
+            else:
+                self.oob_prediction_ = pred[:, 0, :]
+                self.oob_score_ = (scorer or r2_score)(y, self.oob_prediction_)
+            return
         if classify:
             self.oob_decision_function_ = pred
             y_pred = self.classes_[np.argmax(pred, axis=1)]
@@ -215,7 +232,7 @@ class BaseForest(BaseEstimator):
             est._forest = _one_tree(self._forest, t)
             est.tree_ = self._forest.tree(t)
             est.n_features_in_ = self.n_features_in_
-            est.n_outputs_ = 1
+            est.n_outputs_ = self.n_outputs_
             est.max_features_ = self.max_features_
             if hasattr(self, "classes_"):
                 est.classes_, est.n_classes_ = self.classes_, self.n_classes_
@@ -259,7 +276,7 @@ class RandomForestClassifier(TreeClassifierMixin, BaseForest):
     _parameter_constraints = {
         **BaseForest._parameter_constraints,
         "criterion": [StrOptions({"gini", "entropy", "log_loss"})],
-        "class_weight": [StrOptions({"balanced_subsample", "balanced"}), dict, None],
+        "class_weight": [StrOptions({"balanced_subsample", "balanced"}), dict, list, None],
     }
     _tree_class = DecisionTreeClassifier
 
@@ -337,7 +354,8 @@ class RandomForestRegressor(RegressorMixin, BaseForest):
         return self._fit(X, y, sample_weight, classify=False)
 
     def predict(self, X):
-        return self._raw_predict(X)[:, 0]
+        raw = self._raw_predict(X)
+        return raw[:, 0] if self.n_outputs_ == 1 else raw
 
 
 class ExtraTreesClassifier(RandomForestClassifier):

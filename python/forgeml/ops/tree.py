@@ -112,7 +112,8 @@ def tree_grow_forest(codes, y, weight, seeds, *, criterion="gini", n_classes=1, 
     """Grow len(seeds) trees on binned data, in parallel over trees (each one seeded by its seed).
 
     codes (n, d) uint8; y (n) int class indices for gini/entropy, float targets for the regression
-    criteria (absolute_error: median leaves, splits searched over the node's rows);
+    criteria (absolute_error: median leaves, splits searched over the node's rows), or (n, k) for k
+    outputs (n_classes: the most classes of any output; impurity the mean over outputs);
     weight (n) float64 >= 0 (0: row not used). With bootstrap each tree draws n_draws rows with
     replacement (counts multiply the weights). hist_subtraction=False makes every node build its
     histograms from its rows (the oracle for the parent-minus-sibling path). monotonic_cst (d)
@@ -124,7 +125,7 @@ def tree_grow_forest(codes, y, weight, seeds, *, criterion="gini", n_classes=1, 
     zero. Small nodes then skip the features with no entry in their rows (same trees, faster).
     Returns a dict of arrays concatenated over the trees:
     offsets (T+1), depth (T), feature, left, right (tree-local ids, -1 at leaves), thr_bin,
-    nan_left, impurity, weighted_n, n_samples, value (nodes, n_classes or 1)."""
+    nan_left, impurity, weighted_n, n_samples, value (nodes, k * (n_classes or 1))."""
     if criterion not in CRITERIA:
         raise ValueError(f"criterion: expected one of {sorted(CRITERIA)}, got {criterion!r}")
     codes = np.asarray(codes)
@@ -134,12 +135,18 @@ def tree_grow_forest(codes, y, weight, seeds, *, criterion="gini", n_classes=1, 
         raise ValueError(f"codes: expected a 2-D array, got shape {codes.shape}")
     n, d = codes.shape
     classify = criterion not in REGRESSION
+    k = int(np.shape(y)[1]) if np.ndim(y) == 2 else 1
+    shape = (n, k) if np.ndim(y) == 2 else (n,)
     if classify:
-        y_class, y_reg = as_array(y, "y", dtype=np.int32, ndim=1), None
-        check_shape(y_class, "y", (n,))
+        y_class, y_reg = as_array(y, "y", dtype=np.int32, ndim=len(shape)), None
+        check_shape(y_class, "y", shape)
     else:
-        y_class, y_reg = None, as_array(y, "y", dtype=np.float64, ndim=1)
-        check_shape(y_reg, "y", (n,))
+        y_class, y_reg = None, as_array(y, "y", dtype=np.float64, ndim=len(shape))
+        check_shape(y_reg, "y", shape)
+    if k < 1:
+        raise ValueError("y: expected at least one output")
+    if monotonic_cst is not None and k > 1:
+        raise ValueError("monotonic_cst: not supported with multiple outputs")
     weight = as_array(weight, "weight", dtype=np.float64, ndim=1)
     check_shape(weight, "weight", (n,))
     if criterion == "poisson" and not np.all(y_reg >= 0):
@@ -156,7 +163,7 @@ def tree_grow_forest(codes, y, weight, seeds, *, criterion="gini", n_classes=1, 
                   max_leaf_nodes=int(max_leaf_nodes or 0), bootstrap=bool(bootstrap),
                   n_draws=int(n if n_draws is None else n_draws), balanced_subsample=bool(balanced_subsample),
                   threads=int(threads or _cpu.get_num_threads()), hist_subtraction=bool(hist_subtraction),
-                  random_split=bool(random_split))
+                  random_split=bool(random_split), n_outputs=k)
     if monotonic_cst is not None:
         cst = np.asarray(monotonic_cst)
         if cst.shape != (d,) or not np.isin(cst, (-1, 0, 1)).all():

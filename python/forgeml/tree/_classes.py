@@ -38,6 +38,7 @@ class BaseDecisionTree(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
         tags.input_tags.sparse = True
+        tags.target_tags.multi_output = True  # y (n, k)
         return tags
 
     def __sklearn_is_fitted__(self):
@@ -49,14 +50,13 @@ class BaseDecisionTree(BaseEstimator):
             y_enc = _fit.encode_classes(self, y)
             weight = _fit.sample_weights(X, y, sample_weight, self.class_weight)
         else:
-            self.n_outputs_ = 1
-            y_enc = np.ascontiguousarray(y, dtype=np.float64)
+            y_enc = _fit.encode_targets(self, y)
             weight = _fit.sample_weights(X, y, sample_weight, None)
         if not weight.any():
             raise ValueError("sample_weight: the total weight is zero; at least one sample needs a positive weight")
         self.max_features_ = _fit.resolve_max_features(self.max_features, X.shape[1])
         forest = _fit.grow(self, X, y_enc, weight, criterion=self.criterion,
-                           n_classes=self.n_classes_ if classify else 1, seeds=_fit.seeds_for(self.random_state, 1),
+                           n_classes=_fit.n_class_slots(self) if classify else 1, seeds=_fit.seeds_for(self.random_state, 1),
                            max_features=self.max_features_, threads=_fit.threads_for(None))
         if self.ccp_alpha > 0:
             forest = forest.pruned(self.ccp_alpha)
@@ -117,18 +117,28 @@ class BaseDecisionTree(BaseEstimator):
 
 class TreeClassifierMixin(ClassifierMixin):
     """predict / predict_proba / predict_log_proba of trees and forests, from ``_raw_predict``
-    (class probabilities per row)."""
+    (class probabilities per row; k outputs side by side, each padded to the most classes)."""
 
     def predict_proba(self, X):
-        return self._raw_predict(X)
+        raw = self._raw_predict(X)
+        if self.n_outputs_ == 1:
+            return raw
+        raw = raw.reshape(raw.shape[0], self.n_outputs_, -1)
+        return [raw[:, o, :n] for o, n in enumerate(self.n_classes_)]  # scikit-learn: one array per output
 
     def predict_log_proba(self, X):
+        proba = self.predict_proba(X)
         with np.errstate(divide="ignore"):
-            return np.log(self.predict_proba(X))
+            return np.log(proba) if self.n_outputs_ == 1 else [np.log(p) for p in proba]
 
     def predict(self, X):
         proba = self.predict_proba(X)
-        return self.classes_[np.argmax(proba, axis=1)]
+        if self.n_outputs_ == 1:
+            return self.classes_[np.argmax(proba, axis=1)]
+        out = np.empty((proba[0].shape[0], self.n_outputs_), dtype=self.classes_[0].dtype)
+        for o, p in enumerate(proba):
+            out[:, o] = self.classes_[o][np.argmax(p, axis=1)]
+        return out
 
 
 class DecisionTreeClassifier(TreeClassifierMixin, BaseDecisionTree):
@@ -141,7 +151,7 @@ class DecisionTreeClassifier(TreeClassifierMixin, BaseDecisionTree):
     _parameter_constraints = {
         **BaseDecisionTree._parameter_constraints,
         "criterion": [StrOptions({"gini", "entropy", "log_loss"})],
-        "class_weight": [dict, StrOptions({"balanced"}), None],
+        "class_weight": [dict, list, StrOptions({"balanced"}), None],
     }
 
     def __init__(self, *, criterion="gini", splitter="best", max_depth=None, min_samples_split=2,
@@ -206,7 +216,8 @@ class DecisionTreeRegressor(RegressorMixin, BaseDecisionTree):
         return self._fit(X, y, sample_weight, classify=False)
 
     def predict(self, X):
-        return self._raw_predict(X)[:, 0]
+        raw = self._raw_predict(X)
+        return raw[:, 0] if self.n_outputs_ == 1 else raw
 
 
 class ExtraTreeClassifier(DecisionTreeClassifier):

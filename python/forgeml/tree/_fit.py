@@ -5,13 +5,15 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.exceptions import DataConversionWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight
+from sklearn.utils.validation import _check_sample_weight, check_array
 
 from .. import get_num_threads, ops
 from ._tree import Forest
@@ -78,15 +80,22 @@ def check_X_predict(est, X):
     return check_X(est, X, reset=False)
 
 
-def check_X_y(est, X, y, classify: bool):
-    # 2-D y is accepted only to say why it is refused (scikit-learn's messages)
+def check_X_y(est, X, y, classify: bool, column_warning: bool = False):
+    """X as dense float32 and y as (n,) or (n, k > 1): a column y (n, 1) becomes 1-D (with
+    scikit-learn's DataConversionWarning when column_warning, as its forests warn)."""
+    if sp.issparse(y):  # scikit-learn's TypeError for a sparse y
+        check_array(y, accept_sparse=False, ensure_2d=False, dtype=None, input_name="y")
     est._fit_on_device = type(X).__module__.startswith("cupy")  # grow() grows the trees on the GPU
     X, y = _host(X), _host(y)
     check_poisson_y(est, y)
-    multi = getattr(est, "monotonic_cst", None) is not None and np.ndim(y) == 2 and np.shape(y)[1] > 1
     X, y = validate_data(est, X, y, dtype=np.float32, ensure_all_finite="allow-nan", y_numeric=not classify,
-                         accept_sparse=SPARSE_FORMATS, multi_output=multi)
-    if multi:
+                         accept_sparse=SPARSE_FORMATS, multi_output=True)
+    if y.ndim == 2 and y.shape[1] == 1:
+        if column_warning:
+            warnings.warn("A column-vector y was passed when a 1d array was expected. Please change the shape of y "
+                          "to (n_samples,), for example using ravel().", DataConversionWarning, stacklevel=3)
+        y = y[:, 0]
+    if y.ndim == 2 and getattr(est, "monotonic_cst", None) is not None:
         raise ValueError("Monotonicity constraints are not supported with multiple outputs.")
     X = float32_input(X, "csc")
     if np.isinf(X.data if sp.issparse(X) else X).any():  # allow-nan lets through only NaN; belt and braces
@@ -112,12 +121,32 @@ def check_poisson_y(est, y):
 
 
 def encode_classes(est, y):
+    """Class indices (n) or (n, k); sets classes_ / n_classes_ (lists and an array for k > 1)."""
     check_classification_targets(y)
-    classes, y_enc = np.unique(y, return_inverse=True)
-    est.classes_ = classes
-    est.n_classes_ = len(classes)
-    est.n_outputs_ = 1
-    return y_enc.astype(np.int32)
+    if y.ndim == 1:
+        classes, y_enc = np.unique(y, return_inverse=True)
+        est.classes_ = classes
+        est.n_classes_ = len(classes)
+        est.n_outputs_ = 1
+        return y_enc.astype(np.int32)
+    est.classes_, y_enc = [], np.empty(y.shape, dtype=np.int32)
+    for o in range(y.shape[1]):
+        classes, y_enc[:, o] = np.unique(y[:, o], return_inverse=True)
+        est.classes_.append(classes)
+    est.n_classes_ = np.array([len(c) for c in est.classes_], dtype=np.intp)
+    est.n_outputs_ = y.shape[1]
+    return y_enc
+
+
+def n_class_slots(est) -> int:
+    """Class slots per output in the kernel's values: the most classes of any output."""
+    return int(np.max(est.n_classes_))
+
+
+def encode_targets(est, y):
+    """Regression targets as float64 (n) or (n, k); sets n_outputs_."""
+    est.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
+    return np.ascontiguousarray(y, dtype=np.float64)
 
 
 def sample_weights(X, y_orig, sample_weight, class_weight):
@@ -169,7 +198,8 @@ def grow(est, X, y_enc, weight, *, criterion, n_classes, seeds, max_features, bo
     # sparse X: growth is told where its stored entries are (small nodes skip the other features)
     sparse_kw = {"sparse_entries": X.tocsr()} if sp.issparse(X) else {}
     split, leaf = resolve_sizes(est, X.shape[0])
-    if est.__dict__.pop("_fit_on_device", False) and not sp.issparse(X):  # the GPU grower reads dense codes
+    on_device = est.__dict__.pop("_fit_on_device", False)
+    if on_device and not sp.issparse(X) and np.ndim(y_enc) == 1:  # the GPU grower: dense codes, one output
         grown = _grow_on_device(est, codes, y_enc, weight, criterion, n_classes, seeds, max_features, split, leaf,
                                 bootstrap, n_draws, balanced_subsample)
         if grown is not None:
@@ -181,7 +211,7 @@ def grow(est, X, y_enc, weight, *, criterion, n_classes, seeds, max_features, bo
         max_leaf_nodes=est.max_leaf_nodes, bootstrap=bootstrap, n_draws=n_draws,
         balanced_subsample=balanced_subsample, threads=threads, monotonic_cst=monotonic_for(est, X.shape[1]),
         random_split=getattr(est, "splitter", "best") == "random", **sparse_kw)
-    return Forest(grown, edges, X.shape[1])
+    return Forest(grown, edges, X.shape[1], 1 if np.ndim(y_enc) == 1 else np.shape(y_enc)[1])
 
 
 def _grow_on_device(est, codes, y_enc, weight, criterion, n_classes, seeds, max_features, split, leaf, bootstrap,

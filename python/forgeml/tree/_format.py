@@ -150,7 +150,12 @@ def save(est, path) -> None:
             "format": "forgeml-forest",
             "class": name,
             "attrs": attrs,
-            "forest": {"n_features": int(forest.n_features), "arrays": fields, "tree_views": views},
+            "forest": {
+                "n_features": int(forest.n_features),
+                "n_outputs": int(forest.n_outputs),
+                "arrays": fields,
+                "tree_views": views,
+            },
             "arrays": table,
         }
     ).encode()
@@ -211,6 +216,9 @@ def load(path, mmap: bool = True):
         est.__dict__.update({k: _decode(v, arrays) for k, v in header["attrs"].items()})
         fields = {f: arrays[i] for f, i in header["forest"]["arrays"].items()}
         forest = _forest(fields, int(header["forest"]["n_features"]), path)
+        forest.n_outputs = int(header["forest"].get("n_outputs", 1))
+        if forest.n_outputs < 1 or fields["value"].shape[1] % forest.n_outputs:
+            raise ValueError(f"n_outputs {forest.n_outputs} does not divide the value width")
     except ForestFileError:
         raise
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as e:

@@ -26,9 +26,12 @@ class Forest:
 
     Fields per node (all trees): feature (-2 at leaves), threshold (float32; -2 at leaves),
     children_left / children_right (tree-local, -1 at leaves), missing_go_to_left, impurity,
-    n_node_samples, weighted_n_node_samples, value (nodes, k). offsets (T+1) delimit the trees."""
+    n_node_samples, weighted_n_node_samples, value (nodes, n_outputs * K) with K classes (or 1) per
+    output. offsets (T+1) delimit the trees."""
 
-    def __init__(self, grown: dict, edges: np.ndarray, n_features: int):
+    n_outputs = 1  # forests pickled before multi-output support
+
+    def __init__(self, grown: dict, edges: np.ndarray, n_features: int, n_outputs: int = 1):
         feat = grown["feature"]
         internal = feat >= 0
         self.offsets = grown["offsets"]
@@ -45,10 +48,11 @@ class Forest:
         self.weighted_n_node_samples = grown["weighted_n"]
         self.value = grown["value"]
         self.n_features = n_features
+        self.n_outputs = n_outputs
         self._pack()
 
     @classmethod
-    def from_trees(cls, trees: list, depths, n_features: int) -> "Forest":
+    def from_trees(cls, trees: list, depths, n_features: int, n_outputs: int = 1) -> "Forest":
         """A forest from per-tree field dicts (tree_fields' layout)."""
         self = cls.__new__(cls)
         sizes = [len(t["feature"]) for t in trees]
@@ -57,6 +61,7 @@ class Forest:
         for name in TREE_FIELDS:
             setattr(self, name, np.concatenate([t[name] for t in trees]))
         self.n_features = n_features
+        self.n_outputs = n_outputs
         self._pack()
         return self
 
@@ -66,17 +71,18 @@ class Forest:
 
     def concat(self, other: "Forest") -> "Forest":
         trees = [f.tree_fields(t) for f in (self, other) for t in range(f.n_trees)]
-        return Forest.from_trees(trees, np.concatenate([self.depth, other.depth]), self.n_features)
+        return Forest.from_trees(trees, np.concatenate([self.depth, other.depth]), self.n_features, self.n_outputs)
 
     def subset(self, keep) -> "Forest":
         keep = list(keep)
-        return Forest.from_trees([self.tree_fields(t) for t in keep], self.depth[keep], self.n_features)
+        return Forest.from_trees([self.tree_fields(t) for t in keep], self.depth[keep], self.n_features,
+                                 self.n_outputs)
 
     def pruned(self, ccp_alpha: float) -> "Forest":
         """Every tree pruned by minimal cost-complexity pruning at ccp_alpha."""
         from ._prune import prune
         out = [prune(self.tree_fields(t), ccp_alpha) for t in range(self.n_trees)]
-        return Forest.from_trees([f for f, _ in out], [d for _, d in out], self.n_features)
+        return Forest.from_trees([f for f, _ in out], [d for _, d in out], self.n_features, self.n_outputs)
 
     def _pack(self):
         """Drops the prediction layouts (after the fields changed); they are rebuilt on first use:
@@ -197,10 +203,12 @@ class Tree:
                      "impurity", "n_node_samples", "weighted_n_node_samples"):
             setattr(self, name, getattr(forest, name)[a:b].copy())
         v = forest.value[a:b]
-        self.value = v.reshape(self.node_count, 1, v.shape[1]).copy()
-        self.n_outputs = 1
-        self.n_classes = np.array([v.shape[1]], dtype=np.intp)
-        self.max_n_classes = v.shape[1]
+        k = forest.n_outputs
+        K = v.shape[1] // k
+        self.value = v.reshape(self.node_count, k, K).copy()
+        self.n_outputs = k
+        self.n_classes = np.full(k, K, dtype=np.intp)
+        self.max_n_classes = K
 
     @property
     def n_leaves(self) -> int:
