@@ -109,11 +109,17 @@ OPTIMIZERS = [
     ("sgd", {"momentum": 0.9}, ["momentum"]),
     ("sgd", {"momentum": 0.8, "nesterov": 1, "weight_decay": 0.01}, ["momentum"]),
     ("adam", {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}, ["momentum", "velocity"]),
-    ("adam", {"beta_1": 0.8, "beta_2": 0.99, "epsilon": 1e-6, "amsgrad": 1, "weight_decay": 0.004},
-     ["momentum", "velocity", "velocity_hat"]),
+    (
+        "adam",
+        {"beta_1": 0.8, "beta_2": 0.99, "epsilon": 1e-6, "amsgrad": 1, "weight_decay": 0.004},
+        ["momentum", "velocity", "velocity_hat"],
+    ),
     ("rmsprop", {"rho": 0.9, "epsilon": 1e-7}, ["velocity"]),
-    ("rmsprop", {"rho": 0.8, "epsilon": 1e-7, "momentum": 0.5, "centered": 1},
-     ["velocity", "momentum", "average_gradient"]),
+    (
+        "rmsprop",
+        {"rho": 0.8, "epsilon": 1e-7, "momentum": 0.5, "centered": 1},
+        ["velocity", "momentum", "average_gradient"],
+    ),
 ]
 
 
@@ -161,9 +167,20 @@ def test_one_training_step_matches_float64(rng, isa, dims, weighted):
             dz = (dz @ wk.T) * DACTS[acts[layer - 1]](hs[layer])
 
     grads = np.zeros_like(params)
-    loss, hits, count = ops.dense_train_steps(layout, x, y, params, grads, optimizer="sgd", hyper={}, slots={},
-                                              lrs=0.1, t0=0, batch_size=m,
-                                              sample_weight=w if weighted else None)
+    loss, hits, count = ops.dense_train_steps(
+        layout,
+        x,
+        y,
+        params,
+        grads,
+        optimizer="sgd",
+        hyper={},
+        slots={},
+        lrs=0.1,
+        t0=0,
+        batch_size=m,
+        sample_weight=w if weighted else None,
+    )
     assert count == m
     assert loss == pytest.approx(float(w @ losses), rel=1e-5)
     assert hits == np.sum(hs[-1].argmax(axis=1) == y)
@@ -183,8 +200,19 @@ def test_bad_input_names_the_argument(rng):
     with pytest.raises(ValueError, match="optimizer"):
         ops.optimizer_update(params, params.copy(), optimizer="lion", hyper={}, slots={}, lr=0.1, t=1)
     with pytest.raises(ValueError, match="batch_size"):
-        ops.dense_train_steps(layout, np.zeros((2, 5), np.float32), np.zeros(2), params, np.zeros_like(params),
-                              optimizer="sgd", hyper={}, slots={}, lrs=0.1, t0=0, batch_size=0)
+        ops.dense_train_steps(
+            layout,
+            np.zeros((2, 5), np.float32),
+            np.zeros(2),
+            params,
+            np.zeros_like(params),
+            optimizer="sgd",
+            hyper={},
+            slots={},
+            lrs=0.1,
+            t0=0,
+            batch_size=0,
+        )
 
 
 def test_empty_input_gives_empty_output(rng):
