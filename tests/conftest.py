@@ -1,3 +1,5 @@
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -72,19 +74,27 @@ def supported_isas(lowest="reference"):
     return list(ISA_ORDER[ISA_ORDER.index(lowest) : top + 1])
 
 
+@contextlib.contextmanager
+def isa_active(name):
+    """`name` as the active SIMD path inside the block (an oracle taken from another path within a
+    test that runs under the ``isa`` fixture); the previous one is restored after."""
+    from forgeml import _cpu
+
+    before = _cpu.active_isa()
+    _cpu.set_active_isa(name)
+    try:
+        yield name
+    finally:
+        _cpu.set_active_isa(before)
+
+
 @pytest.fixture(params=supported_isas())
 def isa(request):
     """The one ISA fixture of every family's tests: the test runs once per supported SIMD path (or
     per path a test lists with ``@pytest.mark.parametrize("isa", [...], indirect=True)``), with that
     path active; the previous one is restored after."""
-    from forgeml import _cpu
-
-    before = _cpu.active_isa()
-    _cpu.set_active_isa(request.param)
-    try:
+    with isa_active(request.param):
         yield request.param
-    finally:
-        _cpu.set_active_isa(before)
 
 
 @pytest.fixture

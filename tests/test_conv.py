@@ -7,6 +7,7 @@ import pytest
 
 import forgeml
 from forgeml import _cpu, ops
+from conftest import isa_active
 
 
 
@@ -159,17 +160,13 @@ def test_conv_matches_reference_path_on_larger_input():
         pytest.skip("no AVX-512 on this CPU")
     rng = np.random.default_rng(11)
     x, k, b = _rand(rng, 3, 23, 21, 37), _rand(rng, 3, 3, 37, 45), _rand(rng, 45)
-    before = _cpu.active_isa()
-    try:
-        _cpu.set_active_isa("avx512")
+    with isa_active("avx512"):
         y = ops.conv2d(x, k, b, padding="same", activation="relu")
         dy = _rand(rng, *y.shape)
         g = ops.conv2d_grad(x, k, dy, padding="same")
-        _cpu.set_active_isa("reference")
+    with isa_active("reference"):
         y_ref = ops.conv2d(x, k, b, padding="same", activation="relu")
         g_ref = ops.conv2d_grad(x, k, dy, padding="same")
-    finally:
-        _cpu.set_active_isa(before)
     np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-4)
     for a, r in zip(g, g_ref):
         np.testing.assert_allclose(a, r, rtol=1e-5, atol=2e-3)

@@ -6,7 +6,7 @@ import pytest
 
 from forgeml import _cpu
 from forgeml.ops import matmul_int8, pack_int8, quantize_int8
-from conftest import supported_isas
+from conftest import isa_active, supported_isas
 from test_gemm_lowp import SHAPES, int8_ref, rand, rand_int8
 
 PACKED_ISAS = supported_isas("portable")  # packing has no reference path
@@ -55,10 +55,6 @@ def test_packed_errors_and_empty(rng):
     z = matmul_int8(rand(rng, 3, 0), None, pack_int8(rand_int8(rng, 0, 4)), sb, bias=np.full(4, 2, np.float32))
     np.testing.assert_array_equal(z, np.full((3, 4), 2, np.float32))
     if len(PACKED_ISAS) > 1:
-        old = _cpu.active_isa()
-        _cpu.set_active_isa(PACKED_ISAS[0] if old != PACKED_ISAS[0] else PACKED_ISAS[-1])
-        try:
+        with isa_active(PACKED_ISAS[0] if _cpu.active_isa() != PACKED_ISAS[0] else PACKED_ISAS[-1]):
             with pytest.raises(ValueError, match="pack it again"):
                 matmul_int8(rand(rng, 3, 5), None, pb, sb)
-        finally:
-            _cpu.set_active_isa(old)

@@ -8,6 +8,7 @@ import pytest
 import forgeml
 import forgeml as tf
 from forgeml import keras
+from conftest import supported_isas
 
 
 def teacher_data(n=3000, d=100, classes=10, seed=0):
@@ -392,20 +393,11 @@ def test_train_and_test_on_batch():
     (lambda: keras.optimizers.SGD(0.1), True, False),
     (lambda: keras.optimizers.Adam(3e-3), "onehot", False),
 ])
-@pytest.mark.parametrize("isa", ["portable", "avx2", "avx512"])
+@pytest.mark.parametrize("isa", supported_isas("portable"), indirect=True)
 def test_fused_dense_path_matches_layer_path(monkeypatch, opt, from_logits, weighted, isa):
     """The one-call-per-epoch C++ step and the layer-by-layer path train the same model alike,
     on every SIMD path of the elementwise kernels."""
-    from forgeml import _cpu
-    levels = ["reference", "portable", "avx2", "avx512"]
-    if levels.index(isa) > levels.index(_cpu.detected_isa()):
-        pytest.skip(f"this CPU lacks {isa}")
-    before = _cpu.active_isa()
-    _cpu.set_active_isa(isa)
-    try:
-        _run_fused_vs_layer(monkeypatch, opt, from_logits, weighted)
-    finally:
-        _cpu.set_active_isa(before)
+    _run_fused_vs_layer(monkeypatch, opt, from_logits, weighted)
 
 
 def _run_fused_vs_layer(monkeypatch, opt, from_logits, weighted):

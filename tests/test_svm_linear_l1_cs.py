@@ -13,6 +13,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import forgeml
 from forgeml import ops
 from forgeml import svm as fm
+from conftest import isa_active
 
 L1 = {"penalty": "l1", "dual": False}
 CS = {"multi_class": "crammer_singer"}
@@ -236,33 +237,20 @@ def test_sklearn_compatible(estimator, check):
     check(estimator)
 
 
-def _isas():
-    from forgeml import _cpu
-    order = ["reference", "portable", "avx2", "avx512"]
-    return order[: order.index(_cpu.detected_isa()) + 1]
-
-
-@pytest.mark.parametrize("isa", _isas())
 def test_l1_each_isa_path(rng, isa):
     """The L1 solver's dense column passes per ISA (portable, AVX2, AVX-512) against scikit-learn's
     objective, and bit for bit against the portable path and the (scalar) CSR path: all use the same
     partial-sum slots and operations."""
-    from forgeml import _cpu
     X, y = _random(rng, n=157, d=23, k=3)  # n odd: masked tails; intercept: the constant column
     X[rng.uniform(size=X.shape) < 0.3] = 0.0
     sw = rng.uniform(0.2, 3.0, len(y))
     Xd, yd = _load("digits")
-    before = _cpu.active_isa()
-    try:
-        _cpu.set_active_isa("portable")
+    with isa_active("portable"):
         base = [fm.LinearSVC(**L1, random_state=3, max_iter=20000).fit(X, y, sample_weight=sw),
                 fm.LinearSVC(**L1, random_state=3, max_iter=5000).fit(Xd, yd)]
-        _cpu.set_active_isa(isa)
-        got = [fm.LinearSVC(**L1, random_state=3, max_iter=20000).fit(X, y, sample_weight=sw),
-               fm.LinearSVC(**L1, random_state=3, max_iter=5000).fit(Xd, yd)]
-        csr = fm.LinearSVC(**L1, random_state=3, max_iter=20000).fit(sp.csr_matrix(X), y, sample_weight=sw)
-    finally:
-        _cpu.set_active_isa(before)
+    got = [fm.LinearSVC(**L1, random_state=3, max_iter=20000).fit(X, y, sample_weight=sw),
+           fm.LinearSVC(**L1, random_state=3, max_iter=5000).fit(Xd, yd)]
+    csr = fm.LinearSVC(**L1, random_state=3, max_iter=20000).fit(sp.csr_matrix(X), y, sample_weight=sw)
     ref = [sk.LinearSVC(**L1, max_iter=20000).fit(X, y, sample_weight=sw), sk.LinearSVC(**L1, max_iter=5000).fit(Xd, yd)]
     for g, b, r, (A, t, w) in zip(got, base, ref, [(X, y, sw), (Xd, yd, None)]):
         assert l1_objective(g, A, t, w) == pytest.approx(l1_objective(r, A, t, w), rel=1e-4)

@@ -2,6 +2,7 @@
 growth invariants, prediction, NaN routing and determinism across thread counts."""
 import numpy as np
 import pytest
+from conftest import isa_active, supported_isas
 
 from forgeml import ops
 
@@ -111,7 +112,7 @@ def _random_hist(rng, d, criterion, n_classes=3):
 
 @pytest.mark.parametrize("criterion", ["gini", "entropy", "squared_error"])
 @pytest.mark.parametrize("min_leaf", [1, 7])
-def test_best_split_matches_brute_force(rng, criterion, min_leaf):
+def test_best_split_matches_brute_force(rng, isa, criterion, min_leaf):
     for _ in range(40):
         hist, total = _random_hist(rng, 5, criterion)
         feat, thr, nan_left, proxy = ops.tree_best_split(hist, total, criterion=criterion, min_samples_leaf=min_leaf)
@@ -125,11 +126,11 @@ def test_best_split_matches_brute_force(rng, criterion, min_leaf):
 
 @pytest.mark.parametrize("criterion,n_classes", [(c, k) for c in ("gini", "entropy") for k in (1, 2, 3, 5, 8, 9)]
                          + [("squared_error", 1)])
-def test_best_split_fixed_width_scan_equals_reference(rng, criterion, n_classes):
-    """Growth scans with the class count fixed at compile time; the generic scan is the reference:
-    same winner, same proxy bits, ties (integer weights) included."""
-    from forgeml import _cpu
-    code = {"gini": 0, "entropy": 1, "squared_error": 2}[criterion]
+@pytest.mark.parametrize("isa", supported_isas("portable"), indirect=True)
+def test_best_split_each_isa_equals_reference(rng, isa, criterion, n_classes):
+    """The split-kernel table's entries: above reference the scan fixes the class count at compile
+    time (as growth does); the reference entry is the generic scan. Same winner, same proxy bits,
+    ties (integer weights) included."""
     for i in range(30):
         hist, total = _random_hist(rng, 6, criterion, n_classes=n_classes)
         if i % 2:  # integer weights: many exactly tied candidates
@@ -139,8 +140,10 @@ def test_best_split_fixed_width_scan_equals_reference(rng, criterion, n_classes)
             hist[hist[..., 0] == 0] = 0
             total = hist[0].sum(axis=0)
         for min_leaf, min_w in [(1, 0.0), (5, 0.0), (1, 0.3 * total[1])]:
-            fast = _cpu.tree_best_split(hist, total, code, n_classes, float(min_leaf), min_w, reference=False)
-            ref = _cpu.tree_best_split(hist, total, code, n_classes, float(min_leaf), min_w, reference=True)
+            kw = dict(criterion=criterion, min_samples_leaf=min_leaf, min_weight_leaf=min_w)
+            fast = ops.tree_best_split(hist, total, **kw)
+            with isa_active("reference"):
+                ref = ops.tree_best_split(hist, total, **kw)
             assert fast[:3] == ref[:3]
             assert fast[3] == ref[3] or (np.isinf(fast[3]) and np.isinf(ref[3]))
 

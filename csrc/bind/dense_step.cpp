@@ -1,4 +1,4 @@
-// forgeml._cpu bindings for the fused Dense-stack steps (csrc/cpu/dense_step). ops/dense.py
+// forgeml._cpu bindings for the fused Dense-stack steps (csrc/cpu/dense_step). ops/dense_step.py
 // validates shapes and builds the layout once per fit; the checks here only keep a wrong call
 // from touching memory it does not own.
 #include <pybind11/numpy.h>

@@ -219,13 +219,13 @@ Arr<int64_t> forest_apply(Arr<float> X, Arr<int32_t> nodes, Arr<int64_t> roots, 
 }
 
 py::tuple best_split(Arr<double> hist, Arr<double> total, int criterion, int n_classes, double min_samples_leaf,
-                     double min_weight_leaf, bool reference) {
+                     double min_weight_leaf) {
   auto crit = static_cast<ft::Criterion>(criterion);
   int S = ft::is_classification(crit) ? n_classes + 2 : 4;
   FORGEML_CHECK_ARG(hist.ndim() == 3 && hist.shape(1) == 256 && hist.shape(2) == S && total.size() == S,
                     "hist: expected (d, 256, ", S, ") and total (", S, ")");
   ft::SplitResult r = ft::best_split(hist.data(), static_cast<int>(hist.shape(0)), total.data(), crit, n_classes,
-                                     min_samples_leaf, min_weight_leaf, reference);
+                                     min_samples_leaf, min_weight_leaf);
   return py::make_tuple(r.feature, r.bin, r.nan_left, r.proxy);
 }
 
@@ -244,8 +244,7 @@ forgeml::bind::Register reg{[](py::module_& m) {
         py::arg("threads"));
   m.def("tree_forest_apply", &forest_apply, py::arg("X"), py::arg("nodes"), py::arg("roots"), py::arg("threads"));
   m.def("tree_best_split", &best_split, py::arg("hist"), py::arg("total"), py::arg("criterion"),
-        py::arg("n_classes"), py::arg("min_samples_leaf"), py::arg("min_weight_leaf"),
-        py::arg("reference") = false);
+        py::arg("n_classes"), py::arg("min_samples_leaf"), py::arg("min_weight_leaf"));
 }};
 
 }  // namespace

@@ -1,5 +1,5 @@
-// The SGEMM with forgeml.ops.matmul's epilogue (bias, activation); kernels in gemm.cuh.
-#include "cuda/gemm.cuh"
+// The SGEMM with forgeml.ops.matmul's epilogue (bias, activation); kernels in gemm_tile.cuh.
+#include "cuda/gemm_tile.cuh"
 
 namespace forgeml::cuda {
 

@@ -4,7 +4,7 @@
 // ends with one SGEMM per weight gradient and a column-sum kernel for the bias.
 #include <algorithm>
 
-#include "cuda/gemm.cuh"
+#include "cuda/gemm_tile.cuh"
 #include "cuda/launch.cuh"
 #include "cuda/rnn.cuh"
 #include "forgeml/check.h"

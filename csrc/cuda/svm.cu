@@ -6,7 +6,7 @@
 #include <cstring>
 #include <limits>
 
-#include "cuda/gemm.cuh"
+#include "cuda/gemm_tile.cuh"
 #include "cuda/launch.cuh"
 #include "cuda/svm.cuh"
 #include "forgeml/check.h"

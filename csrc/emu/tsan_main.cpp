@@ -18,7 +18,6 @@
 #include <random>
 #include <vector>
 
-#include "cuda/gemm.cu"
 #include "cuda/samples.cu"
 
 namespace samples = forgeml::cuda::samples;
@@ -98,46 +97,16 @@ bool transpose() {
   return true;
 }
 
-// Every transpose combination, both tiles, sizes spanning two tiles, bias + gelu, alpha and beta.
-bool sgemm() {
-  std::mt19937 rng(3);
-  std::normal_distribution<float> normal;
-  bool ok = true;
-  for (int tile : {64, 128})
-    for (int t = 0; t < 4; ++t) {
-      const bool ta = t & 1, tb = t & 2;
-      const int64_t M = tile + 3, N = tile + 5, K = 13;
-      std::vector<float> A(M * K), B(K * N), C(M * N), bias(N);
-      for (auto* v : {&A, &B, &C, &bias})
-        for (float& x : *v) x = normal(rng);
-      std::vector<float> C0 = C;
-      forgeml::cuda::sgemm(ta, tb, M, N, K, 0.5f, A.data(), ta ? M : K, B.data(), tb ? K : N, 2.0f, C.data(), N,
-                           bias.data(), 4, nullptr, tile);
-      for (int64_t i = 0; i < M; ++i)
-        for (int64_t j = 0; j < N; ++j) {
-          double acc = 0, scale = 0;
-          for (int64_t k = 0; k < K; ++k) {
-            const double a = ta ? A[k * M + i] : A[i * K + k], b = tb ? B[j * K + k] : B[k * N + j];
-            acc += a * b, scale += std::fabs(a * b);
-          }
-          const double v = 0.5 * acc + 2.0 * C0[i * N + j] + bias[j];
-          const double ref = 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0)));
-          ok &= std::fabs(C[i * N + j] - ref) <= 1e-5 * (scale + std::fabs(C0[i * N + j]) + std::fabs(bias[j])) + 1e-5;
-        }
-    }
-  return ok;
-}
-
 const Case kCases[] = {
     {"reduce", reduce},
     {"histogram", [] { return histogram(false, 45, 2003, 2, 64); }},
     {"histogram_no_barrier", [] { return histogram(true, 45, 2003, 2, 64); }},
     {"transpose", transpose},
-    {"sgemm", sgemm},
 };
 
 }  // namespace
 
+#include "emu/tsan_gemm.inc"
 #include "emu/tsan_conv.inc"
 #include "emu/tsan_rnn.inc"
 #include "emu/tsan_tree.inc"

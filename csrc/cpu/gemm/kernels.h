@@ -40,12 +40,16 @@ struct Kernel {
   const char* name;
 };
 
-const Kernel& kernel_for(Isa isa);  // isa != reference
+// The table for an ISA (registry.cpp). A reference-ISA sgemm runs sgemm_reference as a whole (the
+// driver never blocks it), so the reference table only serves the elementwise entries.
+const Kernel& kernel_for(Isa isa);
 
-// Per-ISA entry points (each defined in its kernel_*.cpp; absent ISAs return false).
+// Per-ISA entry points (each defined in its kernel_*.cpp, the reference one in reference.cpp;
+// absent ISAs return false).
 bool kernel_avx512(Kernel& k);
 bool kernel_avx2(Kernel& k);
 void kernel_portable(Kernel& k);
+void kernel_reference(Kernel& k);
 
 // The scalar activation and bias + activation (reference.cpp), also the fallback of the SIMD ones.
 void activation_scalar(Activation act, float* x, int64_t n);

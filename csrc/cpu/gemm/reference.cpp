@@ -38,12 +38,18 @@ void bias_act_scalar(const float* bias, Activation act, float* c, int64_t ldc, i
   }
 }
 
+// The reference table: the scalar activations; its tiles and blocking are the portable ones, which a
+// reference sgemm never uses (it runs sgemm_reference below as a whole).
+void kernel_reference(Kernel& k) {
+  kernel_portable(k);
+  k.act = activation_scalar;
+  k.bias_act = bias_act_scalar;
+  k.name = "sgemm_reference";
+}
+
 }  // namespace detail
 
-void apply_activation(Activation act, float* x, int64_t n) {
-  if (active_isa() == Isa::reference) return detail::activation_scalar(act, x, n);
-  detail::kernel_for(active_isa()).act(act, x, n);
-}
+void apply_activation(Activation act, float* x, int64_t n) { detail::kernel_for(active_isa()).act(act, x, n); }
 
 void sgemm_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                      int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,

@@ -1,18 +1,13 @@
-// Picks the micro-kernel (and its cache blocking) for an ISA; each is set up once.
+// Picks the micro-kernel (and its cache blocking) for an ISA; each is set up once. An ISA this build
+// lacks falls back to the next narrower one (forgeml/kernel_tables.h).
 #include "cpu/gemm/kernels.h"
-#include "forgeml/check.h"
+#include "forgeml/kernel_tables.h"
 
 namespace forgeml::gemm::detail {
 
 const Kernel& kernel_for(Isa isa) {
-  static const Kernel portable = [] { Kernel k; kernel_portable(k); return k; }();
-  static const Kernel avx2 = [&] { Kernel k; return kernel_avx2(k) ? k : portable; }();
-  static const Kernel avx512 = [&] { Kernel k; return kernel_avx512(k) ? k : avx2; }();
-  switch (isa) {
-    case Isa::avx512: return avx512;
-    case Isa::avx2: return avx2;
-    default: return portable;
-  }
+  static const KernelTables<Kernel> tables(kernel_reference, kernel_portable, kernel_avx2, kernel_avx512);
+  return tables[isa];
 }
 
 }  // namespace forgeml::gemm::detail

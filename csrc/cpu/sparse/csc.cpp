@@ -8,25 +8,12 @@
 #include <new>
 
 #include "cpu/gemm/kernels.h"
-#include "cpu/sparse/csc.h"
+#include "cpu/sparse/kernels.h"
 #include "forgeml/check.h"
 #include "forgeml/parallel.h"
 #include "forgeml/sparse.h"
 
 namespace forgeml::sparse {
-
-namespace detail {
-
-const CscKernel& csc_kernel_for(Isa isa) {
-  static const CscKernel portable = [] { CscKernel k; csc_portable(k); return k; }();
-  static const CscKernel avx2 = [] { CscKernel k; return csc_avx2(k) ? k : portable; }();
-  static const CscKernel avx512 = [] { CscKernel k; return csc_avx512(k) ? k : avx2; }();
-  if (isa == Isa::avx512) return avx512;
-  if (isa == Isa::avx2) return avx2;
-  return portable;
-}
-
-}  // namespace detail
 
 namespace {
 

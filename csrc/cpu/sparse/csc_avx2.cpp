@@ -1,6 +1,6 @@
 // The AVX2 CSC kernel (csc.h): 32 rows per block, four ymm accumulators per nonzero, two sets
 // of them (even and odd nonzeros) to hide the FMA latency.
-#include "cpu/sparse/csc.h"
+#include "cpu/sparse/kernels.h"
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>

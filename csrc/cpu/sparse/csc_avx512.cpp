@@ -1,6 +1,6 @@
 // The AVX-512 CSC kernel (csc.h): 64 rows per block, four zmm accumulators per nonzero, and two
 // sets of them (even and odd nonzeros) so the FMA latency is hidden.
-#include "cpu/sparse/csc.h"
+#include "cpu/sparse/kernels.h"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>

@@ -1,5 +1,5 @@
 // The portable CSC kernel (csc.h): 16 rows per block in plain loops the compiler vectorises.
-#include "cpu/sparse/csc.h"
+#include "cpu/sparse/kernels.h"
 
 namespace forgeml::sparse::detail {
 

@@ -1,7 +1,10 @@
-// best_split: the scan of split.h over dense per-feature histograms (contract in tree.h).
+// best_split: the scan of split.h over dense per-feature histograms (contract in tree.h), as the
+// entries of the split-kernel tables (kernels.h): the generic scan (reference) and the
+// fixed-width one (portable).
 #include <vector>
 
 #include "cpu/tree/criterion.h"
+#include "cpu/tree/kernels.h"
 #include "cpu/tree/split.h"
 #include "cpu/tree/tree.h"
 
@@ -9,9 +12,8 @@ namespace forgeml::tree {
 
 namespace {
 
-template <class C>
-SplitResult scan_all(const C& crit, const double* hist, int d, const double* total, int S, const Limits& lim,
-                      bool reference) {
+template <bool kGeneric, class C>
+SplitResult scan_all(const C& crit, const double* hist, int d, const double* total, int S, const Limits& lim) {
   const int H = C::kClassify ? S - 2 : 3;
   std::vector<double> l(S), r(S), tmp(4 * S), hw(256 * H);
   std::vector<uint32_t> cnt(256);
@@ -31,24 +33,33 @@ SplitResult scan_all(const C& crit, const double* hist, int d, const double* tot
         hw[b * 3] = s[1]; hw[b * 3 + 1] = s[2]; hw[b * 3 + 2] = s[3];
       }
     }
-    if (reference) scan_feature(crit, hw.data(), cnt.data(), occ, total, S, lim, f, f, tmp.data(), best);
+    if constexpr (kGeneric) scan_feature(crit, hw.data(), cnt.data(), occ, total, S, lim, f, f, tmp.data(), best);
     else scan_any(crit, hw.data(), cnt.data(), occ, total, S, lim, f, f, tmp.data(), best);
   }
   return {best.feature, best.bin, best.nan_left, best.proxy};
 }
 
-}  // namespace
-
-SplitResult best_split(const double* hist, int d, const double* total, Criterion criterion, int n_classes,
-                       double min_samples_leaf, double min_weight_leaf, bool reference) {
+template <bool kGeneric>
+SplitResult best_split_scan(const double* hist, int d, const double* total, Criterion criterion, int n_classes,
+                            double min_samples_leaf, double min_weight_leaf) {
   Limits lim{min_samples_leaf, min_weight_leaf};
   switch (criterion) {
-    case Criterion::gini: return scan_all(Gini{n_classes}, hist, d, total, n_classes + 2, lim, reference);
-    case Criterion::entropy: return scan_all(Entropy{n_classes}, hist, d, total, n_classes + 2, lim, reference);
-    case Criterion::poisson: return scan_all(Poisson{1}, hist, d, total, 4, lim, reference);
+    case Criterion::gini: return scan_all<kGeneric>(Gini{n_classes}, hist, d, total, n_classes + 2, lim);
+    case Criterion::entropy: return scan_all<kGeneric>(Entropy{n_classes}, hist, d, total, n_classes + 2, lim);
+    case Criterion::poisson: return scan_all<kGeneric>(Poisson{1}, hist, d, total, 4, lim);
     case Criterion::absolute_error: throw std::invalid_argument("criterion: absolute_error has no histogram scan");
-    default: return scan_all(SquaredError{1}, hist, d, total, 4, lim, reference);
+    default: return scan_all<kGeneric>(SquaredError{1}, hist, d, total, 4, lim);
   }
+}
+
+}  // namespace
+
+void split_kernels_reference(SplitKernels& k) { k = {best_split_scan<true>, "reference"}; }
+void split_kernels_portable(SplitKernels& k) { k = {best_split_scan<false>, "portable"}; }
+
+SplitResult best_split(const double* hist, int d, const double* total, Criterion criterion, int n_classes,
+                       double min_samples_leaf, double min_weight_leaf) {
+  return split_kernels().best_split(hist, d, total, criterion, n_classes, min_samples_leaf, min_weight_leaf);
 }
 
 }  // namespace forgeml::tree

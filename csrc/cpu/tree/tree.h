@@ -112,8 +112,9 @@ namespace forgeml::tree {
 // The split kernel on its own (tests, and the CUDA port's oracle): hist (d, 256, S) statistics
 // per bin as in criterion.h, total (S). Returns {feature, threshold bin, nan_left, proxy} of the
 // best split, feature -1 when none is valid. Features are ranked in index order for ties.
-// reference: the generic runtime-width scan instead of the fixed-width one growth uses (tests).
+// The scan is active_isa()'s entry of the split-kernel table (kernels.h): under the reference ISA
+// the generic runtime-width scan, otherwise the fixed-width one growth uses.
 struct SplitResult { int feature; int bin; bool nan_left; double proxy; };
 SplitResult best_split(const double* hist, int d, const double* total, Criterion criterion, int n_classes,
-                       double min_samples_leaf, double min_weight_leaf, bool reference = false);
+                       double min_samples_leaf, double min_weight_leaf);
 }  // namespace forgeml::tree

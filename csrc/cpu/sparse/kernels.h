@@ -1,4 +1,5 @@
-// Internal to csrc/cpu/sparse: the kernel contract of dense_x_csc (forgeml/sparse.h).
+// Internal to csrc/cpu/sparse: the kernel contract of dense_x_csc (forgeml/sparse.h), one table per
+// ISA (csc_<isa>.cpp fill them, registry.cpp picks active_isa()'s).
 //
 // The driver transposes a block of MB rows of X into xt (K x MB: row k holds X[r0 + b, k] for
 // b < MB, zero past M), and a kernel call handles `cols` columns and the rows below k1:
@@ -26,6 +27,8 @@ bool csc_avx512(CscKernel& k);
 bool csc_avx2(CscKernel& k);
 void csc_portable(CscKernel& k);
 
-const CscKernel& csc_kernel_for(Isa isa);  // isa != reference
+// The table for an ISA, each set up once (registry.cpp). A reference-ISA product runs the driver's
+// float64 loop as a whole, so the reference table (the portable one) serves only the kernel's name.
+const CscKernel& csc_kernel_for(Isa isa);
 
 }  // namespace forgeml::sparse::detail
