@@ -10,18 +10,7 @@ from forgeml import ops
 from forgeml.ensemble import ExtraTreesClassifier, ExtraTreesRegressor, RandomForestClassifier, RandomForestRegressor
 from forgeml.ops import tree as tree_ops
 from forgeml.tree import DecisionTreeClassifier, DecisionTreeRegressor
-
-FIELDS = (
-    "feature",
-    "threshold",
-    "children_left",
-    "children_right",
-    "missing_go_to_left",
-    "impurity",
-    "n_node_samples",
-    "weighted_n_node_samples",
-    "value",
-)
+from forgeml.tree._prune import FIELDS  # the tree_ arrays compared
 
 
 def sparse_data(n, d, density, seed, *, negative=True, nan=False, zero_cols=(), explicit_zeros=0):
