@@ -24,6 +24,7 @@ PEERS: dict[str, dict[str, tuple[str, str | None]]] = {
     },
     "svm": {"sklearn": ("scikit-learn", None)},
     "sparse": {"numpy": ("numpy", None), "scipy": ("scipy", None)},
+    "quantize": {"forgeml": ("forgeml float32 (the same model unquantized)", None)},
     "gemm_cuda": {"cupy": ("cupy (cuBLAS)", "pip install 'forgeml[cuda]'")},
     "svm_cuda": {"cupy": ("cupy", "pip install 'forgeml[cuda]'")},
     "dist": {
