@@ -127,7 +127,7 @@ def test_almost_constant_feature_not_split(Tree, splitter):
     ],
 )
 def test_sparse_fit_equals_dense_fit(fmt, make):
-    X, S = sparse_data(301, 23, density=0.15, seed=7, nan=True, zero_cols=(3, 22), explicit_zeros=40)
+    X, S = sparse_data(301, 23, density=0.15, seed=7, zero_cols=(3, 22), explicit_zeros=40)
     rng = np.random.default_rng(3)
     est = make()
     if "Classifier" in type(est).__name__:
@@ -138,9 +138,23 @@ def test_sparse_fit_equals_dense_fit(fmt, make):
     dense = make().fit(X, y)
     sparse = make().fit(S.asformat(fmt), y)
     assert_same_forest(dense, sparse)
-    Xt, St = sparse_data(57, 23, density=0.15, seed=8, nan=True)
+    Xt, St = sparse_data(57, 23, density=0.15, seed=8)
     for pred in ("predict", "apply") + (("predict_proba",) if hasattr(dense, "predict_proba") else ()):
         assert np.array_equal(getattr(dense, pred)(Xt), getattr(sparse, pred)(St.asformat(fmt))), pred
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+def test_sparse_x_with_nan_is_refused_as_scikit_learn_does(fmt):
+    # the binning kernels take NaN in sparse columns (tests above), the estimators follow
+    # scikit-learn: missing values in dense X only
+    X, S = sparse_data(40, 5, density=0.5, seed=2, nan=True)
+    assert np.isnan(S.data).any()
+    y = np.arange(40) % 2
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        DecisionTreeClassifier().fit(S.asformat(fmt), y)
+    fitted = DecisionTreeClassifier().fit(np.nan_to_num(X), y)
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        fitted.predict(S.asformat(fmt))
 
 
 def test_sparse_fit_with_sample_weight_and_subsampled_binning(monkeypatch):

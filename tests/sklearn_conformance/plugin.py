@@ -42,13 +42,19 @@ def pytest_runtest_setup(item):
     _used[0] = False
 
 
+def _forgeml_param(item) -> bool:
+    """A forgeml estimator built at collection time (a parametrize value) and handed to the test."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return any(type(v).__module__.startswith("forgeml") for v in params.values())
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     r = _results.setdefault(item.nodeid, {"outcome": "passed", "forgeml": False})
     if rep.when == "call" or rep.failed:
-        r["forgeml"] = r["forgeml"] or _used[0]
+        r["forgeml"] = r["forgeml"] or _used[0] or _forgeml_param(item)
     if rep.failed:
         if r["outcome"] != "failed":
             r["msg"] = str(

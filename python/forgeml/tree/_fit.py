@@ -49,6 +49,9 @@ def float32_input(X, sparse_format: str):
         if not X.has_canonical_format:
             X = X.copy()
             X.sum_duplicates()
+        if np.isnan(X.data).any():  # as scikit-learn: missing values are supported in dense X only
+            raise ValueError("Input X contains NaN. Missing values are supported for dense X only: "
+                             "pass X.toarray(), or impute them first.")
         return X
     return np.ascontiguousarray(X, dtype=np.float32)
 
