@@ -12,6 +12,7 @@ from forgeml import ops
 from forgeml.ensemble import ExtraTreesRegressor, ForestFileError, RandomForestClassifier, load
 from forgeml.tree import DecisionTreeClassifier
 from forgeml.tree._format import MAGIC
+from forgeml.tree._tree import TREE_FIELDS
 
 
 def _data(rng, n, d, nan=0.1):
@@ -94,22 +95,7 @@ def test_predict_fast_path_keeps_validation(fitted):
 
 def _tree_arrays(est):
     f = est._forest
-    return {
-        name: np.asarray(getattr(f, name))
-        for name in (
-            "feature",
-            "threshold",
-            "children_left",
-            "children_right",
-            "missing_go_to_left",
-            "impurity",
-            "n_node_samples",
-            "weighted_n_node_samples",
-            "value",
-            "offsets",
-            "depth",
-        )
-    }
+    return {name: np.asarray(getattr(f, name)) for name in (*TREE_FIELDS, "offsets", "depth")}
 
 
 @pytest.mark.parametrize("mmap", [True, False])

@@ -10,7 +10,7 @@ from forgeml import ops
 from forgeml.ensemble import ExtraTreesClassifier, ExtraTreesRegressor, RandomForestClassifier, RandomForestRegressor
 from forgeml.ops import tree as tree_ops
 from forgeml.tree import DecisionTreeClassifier, DecisionTreeRegressor
-from forgeml.tree._prune import FIELDS  # the tree_ arrays compared
+from forgeml.tree._tree import TREE_FIELDS as FIELDS  # the tree_ arrays compared
 
 
 def sparse_data(n, d, density, seed, *, negative=True, nan=False, zero_cols=(), explicit_zeros=0):

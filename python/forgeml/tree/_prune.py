@@ -9,17 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-FIELDS = (
-    "feature",
-    "threshold",
-    "children_left",
-    "children_right",
-    "missing_go_to_left",
-    "impurity",
-    "n_node_samples",
-    "weighted_n_node_samples",
-    "value",
-)
+from ._tree import TREE_FIELDS as FIELDS  # the per-node arrays a pruned tree keeps
 
 
 def _weakest_links(cl, cr, impurity, wn, ccp_alpha=None):
