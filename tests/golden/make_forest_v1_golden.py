@@ -22,9 +22,18 @@ def main():
     Xq = rng.standard_normal((20, 5)).astype(np.float32)
     Xq[rng.random(Xq.shape) < 0.1] = np.nan
     f = est._forest
-    np.savez(HERE / "forest_v1.npz", X=Xq, proba=est.predict_proba(Xq), apply=est.apply(Xq),
-             importances=est.feature_importances_, feature=f.feature, threshold=f.threshold,
-             children_left=f.children_left, children_right=f.children_right, value=f.value)
+    np.savez(
+        HERE / "forest_v1.npz",
+        X=Xq,
+        proba=est.predict_proba(Xq),
+        apply=est.apply(Xq),
+        importances=est.feature_importances_,
+        feature=f.feature,
+        threshold=f.threshold,
+        children_left=f.children_left,
+        children_right=f.children_right,
+        value=f.value,
+    )
 
 
 if __name__ == "__main__":
