@@ -2,15 +2,26 @@
 forest file (est.save / forgeml.ensemble.load): same predictions as the flat kernel and as a NumPy
 walk of each tree, exact round trips, and clear errors for every kind of damaged file."""
 
+import os
+import pathlib
 import pickle
+import subprocess
+import sys
+import warnings
 
 import joblib
 import numpy as np
 import pytest
 
 from forgeml import ops
-from forgeml.ensemble import ExtraTreesRegressor, ForestFileError, RandomForestClassifier, load
-from forgeml.tree import DecisionTreeClassifier
+from forgeml.ensemble import (
+    ExtraTreesRegressor,
+    ForestFileError,
+    RandomForestClassifier,
+    RandomForestRegressor,
+    load,
+)
+from forgeml.tree import DecisionTreeClassifier, DecisionTreeRegressor, _format
 from forgeml.tree._format import MAGIC
 from forgeml.tree._tree import TREE_FIELDS
 
@@ -98,29 +109,101 @@ def _tree_arrays(est):
     return {name: np.asarray(getattr(f, name)) for name in (*TREE_FIELDS, "offsets", "depth")}
 
 
+def _assert_same_tree(got, want):
+    for name in ("node_count", "n_features", "max_depth", "n_outputs", "max_n_classes", "n_leaves"):
+        assert getattr(got, name) == getattr(want, name), name
+    for name in (*TREE_FIELDS, "n_classes"):
+        a, b = np.asarray(getattr(got, name)), np.asarray(getattr(want, name))
+        assert a.dtype == b.dtype and np.array_equal(a, b), name
+
+
+def _assert_same_estimator(back, est, Xq):
+    """Everything a user reads from a forest or tree: bit for bit."""
+    assert type(back) is type(est)
+    assert back.get_params() == est.get_params()
+    got, want = _tree_arrays(back), _tree_arrays(est)
+    for name in want:
+        assert got[name].dtype == want[name].dtype, name
+        assert np.array_equal(got[name], want[name]), name
+    for rows in (Xq[:1], Xq[:3], Xq[:16], Xq[:17], Xq):  # the few-row path from the file and the batch path
+        assert np.array_equal(back.predict(rows), est.predict(rows))
+        if hasattr(est, "classes_"):
+            got, want = back.predict_proba(rows), est.predict_proba(rows)
+            assert all(map(np.array_equal, got, want)) if isinstance(want, list) else np.array_equal(got, want)
+    if hasattr(est, "classes_"):
+        assert all(map(np.array_equal, back.classes_, est.classes_))
+    assert np.array_equal(back.apply(Xq), est.apply(Xq))
+    p_got, p_want = back.decision_path(Xq), est.decision_path(Xq)
+    if isinstance(p_want, tuple):
+        assert np.array_equal(p_got[1], p_want[1])
+        p_got, p_want = p_got[0], p_want[0]
+    assert (p_got != p_want).nnz == 0 and p_got.shape == p_want.shape
+    np.testing.assert_array_equal(back.feature_importances_, est.feature_importances_)
+    trees = [(back.tree_, est.tree_)] if hasattr(est, "tree_") else []
+    trees += [(b.tree_, e.tree_) for b, e in zip(back.estimators_, est.estimators_)] if hasattr(est, "_seeds") else []
+    for a, b in trees:
+        _assert_same_tree(a, b)
+
+
 @pytest.mark.parametrize("mmap", [True, False])
 def test_save_load_round_trip(tmp_path, rng, fitted, mmap):
     Xq = _data(rng, 301, 13)
-    tree = DecisionTreeClassifier(random_state=0).fit(Xq, np.arange(301) % 3)
-    for est in (*fitted, tree):
+    y3 = np.arange(301) % 3
+    more = (
+        DecisionTreeClassifier(random_state=0).fit(Xq, y3),
+        DecisionTreeRegressor(random_state=0, ccp_alpha=0.01).fit(Xq, np.nan_to_num(Xq[:, 2])),
+        RandomForestClassifier(n_estimators=25, random_state=2, class_weight="balanced", oob_score=True).fit(Xq, y3),
+        RandomForestRegressor(n_estimators=4, random_state=3, max_depth=6).fit(Xq, rng.random((301, 2))),
+        RandomForestClassifier(n_estimators=3, random_state=4, ccp_alpha=0.005).fit(Xq, np.c_[y3, y3 % 2]),
+    )
+    for est in (*fitted, *more):
         path = tmp_path / f"{type(est).__name__}.fgf"
         est.save(path)
         back = load(path, mmap=mmap)
-        assert type(back) is type(est)
-        assert back.get_params() == est.get_params()
-        got, want = _tree_arrays(back), _tree_arrays(est)
-        for name in want:
-            assert got[name].dtype.kind == want[name].dtype.kind, name
-            assert np.array_equal(got[name], want[name]), name
-        assert np.array_equal(back.predict(Xq), est.predict(Xq))
-        if hasattr(est, "classes_"):
-            assert np.array_equal(back.classes_, est.classes_)
-            assert np.array_equal(back.predict_proba(Xq), est.predict_proba(Xq))
-        np.testing.assert_array_equal(back.feature_importances_, est.feature_importances_)
+        _assert_same_estimator(back, est, Xq)
+        assert np.array_equal(back._forest.nodes, est._forest.nodes)  # the flat layout, rebuilt from the file
+        if hasattr(est, "oob_score_"):
+            assert back.oob_score_ == est.oob_score_
+            assert np.array_equal(back.oob_decision_function_, est.oob_decision_function_)
         again = pickle.loads(pickle.dumps(back))  # a loaded (memory-mapped) estimator pickles
         assert np.array_equal(again.predict(Xq), est.predict(Xq))
         joblib.dump(back, tmp_path / "j.joblib")
         assert np.array_equal(joblib.load(tmp_path / "j.joblib").predict(Xq), est.predict(Xq))
+        back.save(tmp_path / "again.fgf")  # a loaded estimator saves the same file
+        assert (tmp_path / "again.fgf").read_bytes() == path.read_bytes()
+
+
+def test_few_row_path_equals_compact_kernel(rng, fitted, tmp_path):
+    """The checked walk over the file's arrays: bit for bit the compact kernel's sums, at every
+    row count it serves, NaN included; no pass over the nodes first."""
+    for i, est in enumerate(fitted):
+        est.save(tmp_path / f"{i}.fgf")
+        back = load(tmp_path / f"{i}.fgf")
+        f = est._forest
+        for n in (1, 2, 5, 16, 40):
+            Xq = _data(rng, n, 13, nan=0.3)
+            got = back._forest._rows.predict(Xq)
+            assert np.array_equal(got, ops.tree_compact_predict(f._compact, Xq, f.value))
+        assert "_compact" not in back._forest.__dict__ and "nodes" not in back._forest.__dict__
+    with pytest.raises(ValueError, match="X: expected shape"):
+        back._forest._rows.predict(np.zeros((1, 12), np.float32))
+
+
+def test_version_1_files_still_load():
+    """A file saved in format version 1 (tests/golden/make_forest_v1_golden.py) loads and predicts
+    as the forest that saved it did."""
+    golden = pathlib.Path(__file__).parent / "golden"
+    want = np.load(golden / "forest_v1.npz")
+    for mmap in (True, False):
+        est = load(golden / "forest_v1.fgf", mmap=mmap)
+        X = want["X"]
+        assert np.array_equal(est.predict_proba(X[:1]), want["proba"][:1])
+        assert np.array_equal(est.predict_proba(X), want["proba"])
+        assert np.array_equal(est.apply(X), want["apply"])
+        np.testing.assert_array_equal(est.feature_importances_, want["importances"])
+        for name in ("feature", "threshold", "children_left", "children_right", "value"):
+            assert np.array_equal(getattr(est._forest, name), want[name]), name
+        assert list(est.classes_) == ["ant", "bee", "cat"]
 
 
 def test_pickle_and_joblib_round_trip(tmp_path, rng, fitted):
@@ -134,13 +217,48 @@ def test_pickle_and_joblib_round_trip(tmp_path, rng, fitted):
 
 def test_save_refuses_what_it_cannot_store(tmp_path, fitted):
     with pytest.raises(TypeError, match="fitted forgeml"):
-        from forgeml.tree import _format
-
         _format.save(object(), tmp_path / "x")
     est = pickle.loads(pickle.dumps(fitted[1]))
     est.oob_score = len  # a callable parameter has no flat form
     with pytest.raises(TypeError, match="oob_score"):
         est.save(tmp_path / "x")
+    assert os.listdir(tmp_path) == []
+
+
+def test_failed_save_leaves_no_partial_file(tmp_path, rng, fitted, monkeypatch):
+    """A save that fails part way removes its temporary file and leaves what `path` held."""
+    path = tmp_path / "f.fgf"
+    fitted[1].save(path)
+    old = path.read_bytes()
+
+    def write_half(fh, header, data_offset, arrays):
+        fh.write(header)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_format, "_write", write_half)
+    with pytest.raises(OSError, match="No space"):
+        fitted[0].save(path)
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == ["f.fgf"] and path.read_bytes() == old
+    taken = tmp_path / "dir.fgf"  # the rename fails: a non-empty directory has the name
+    taken.mkdir()
+    (taken / "x").write_bytes(b"x")
+    with pytest.raises(OSError):
+        fitted[0].save(taken)
+    assert sorted(os.listdir(tmp_path)) == ["dir.fgf", "f.fgf"]
+    Xq = _data(rng, 9, 13)
+    assert np.array_equal(load(path).predict(Xq), fitted[1].predict(Xq))  # the old file, intact
+
+
+def _layout(data: bytes):
+    """(data offset, [(dtype, offset, nbytes)]) of a version 2 file, and where its attributes end."""
+    fixed = _format._FIXED.unpack_from(data, 0)
+    data_offset, n_arrays, n_text = fixed[3], fixed[11], fixed[12]
+    table = [
+        (dt.rstrip(b"\0").decode(), off, nb)
+        for dt, off, nb in _format._ENTRY.iter_unpack(data[80 : 80 + 24 * n_arrays])
+    ]
+    return data_offset, table, 80 + 24 * n_arrays + n_text
 
 
 def test_load_rejects_damaged_files(tmp_path, rng, fitted):
@@ -150,55 +268,88 @@ def test_load_rejects_damaged_files(tmp_path, rng, fitted):
     bad = tmp_path / "bad.fgf"
     Xq = _data(rng, 20, 13)
 
-    def expect(data, msg):
+    def use(est):  # every reader of the node arrays: the few-row path, the batch kernel, the flat ones
+        est.predict_proba(Xq[:1])
+        est.predict_proba(Xq)
+        est.feature_importances_  # noqa: B018
+        est.apply(Xq)
+
+    def expect(data, msg, first_row=False):
         bad.write_bytes(data)
         with pytest.raises(ForestFileError, match=msg) as e:
-            est = load(bad)  # the node arrays are checked when first used:
-            est.predict_proba(Xq)  # the prediction layout
-            est.feature_importances_  # noqa: B018 (the flat one)
+            est = load(bad)
+            if first_row:  # damage the one-row walk meets: caught by it
+                est.predict_proba(Xq[:1])
+            else:
+                use(est)
         assert str(bad) in str(e.value)
 
+    data_offset, table, header_end = _layout(good)
     expect(b"", "shorter")
     expect(good[:20], "shorter")
+    expect(good[:60], "shorter than the 80-byte")
     expect(b"PK" + good[2:], "magic")
-    expect(good[:8] + (99).to_bytes(4, "little") + good[12:], "version 99")
+    expect(good[:8] + (99).to_bytes(4, "little") + good[12:], "version 99.*upgrade")
     expect(good[:100], "truncated")
     expect(good[:-1], "truncated")
-    header_end = 40 + int.from_bytes(good[16:24], "little")
-    flip = bytearray(good)
-    flip[header_end - 5] ^= 0x20
-    expect(bytes(flip), "checksum")
+    for at in (20, 33, 50, 90, header_end - 5):  # any header byte: the checksum
+        flip = bytearray(good)
+        flip[at] ^= 0x20
+        expect(bytes(flip), "checksum")
     with pytest.raises(FileNotFoundError):
         load(tmp_path / "missing.fgf")
-    # nodes damaged in the data: a child pointing backwards is caught by the structure check
-    nodes = fitted[0]._forest.nodes
-    data_offset = int.from_bytes(good[24:32], "little")
-    import json
 
-    header = json.loads(good[40:header_end])
-    entry = header["arrays"][header["forest"]["arrays"]["nodes"]]
-    i = int(np.flatnonzero(nodes[:, 0] >= 0)[5])
-    at = data_offset + entry["offset"] + i * 16 + 8
-    damaged = bytearray(good)
-    damaged[at : at + 4] = (0).to_bytes(4, "little")
-    expect(bytes(damaged), "must lie after it")
-    # the same in the saved prediction layout: the first root's right child outside its tree
-    entry = header["arrays"][header["forest"]["arrays"]["compact_nodes"]]
-    assert fitted[0]._forest._compact.arrays()[0][0, 2] > 1  # node 0 is a split
-    at = data_offset + entry["offset"] + 8
-    damaged = bytearray(good)
-    damaged[at : at + 4] = (2**31 - 1).to_bytes(4, "little")
-    expect(bytes(damaged), "right child")
+    def damaged(array: int, index: int, value: int, nbytes: int = 4) -> bytes:
+        at = data_offset + table[array][1] + index
+        out = bytearray(good)
+        out[at : at + nbytes] = value.to_bytes(nbytes, "little", signed=True)
+        return bytes(out)
+
+    cnodes = fitted[0]._forest._compact.arrays()[0]
+    assert cnodes[0, 2] > 1  # node 0 is a split
+    expect(damaged(0, 8, 2**31 - 1), "right child", first_row=True)  # the first root's right child outside its tree
+    expect(damaged(0, 8, 1), "right child", first_row=True)  # ... at the root's left child
+    expect(damaged(0, 8, 1), "right child")
+    expect(damaged(0, 0, 13), "feature 13", first_row=True)  # the root splits on a feature X lacks
+    expect(damaged(0, 0, -5), "feature", first_row=True)
+    leaf = int(np.flatnonzero(cnodes[:, 2] == np.arange(len(cnodes)) - 0)[0])  # a leaf of the first tree
+    expect(damaged(1, 4 * leaf, 10**6), "source")  # its node id outside the forest
+    expect(damaged(1, 4 * leaf, 0), "compact_source")  # a node id twice
+    expect(damaged(2, 8, 0, 8), "roots")  # compact_roots: two trees at node 0
+    expect(damaged(3, 8, 10**9, 8), "offsets")
     # random damage in the data never crashes: it loads (a wrong value) or raises ForestFileError
     for _ in range(200):
-        damaged = bytearray(good)
+        out = bytearray(good)
         for pos in rng.integers(data_offset, len(good), size=3):
-            damaged[pos] = int(rng.integers(0, 256))
-        bad.write_bytes(bytes(damaged))
+            out[pos] = int(rng.integers(0, 256))
+        bad.write_bytes(bytes(out))
         try:
-            est = load(bad)
-            est.predict_proba(Xq)
-            est.feature_importances_  # noqa: B018
+            with warnings.catch_warnings():  # garbage numbers may warn in NumPy (a wrong value)
+                warnings.simplefilter("ignore", RuntimeWarning)
+                use(load(bad))
         except ForestFileError:
             continue
     assert MAGIC == good[:8]
+
+
+def test_many_processes_map_one_file(tmp_path, rng, fitted):
+    """mmap=True in several processes at once: each maps the same file and predicts as the saver."""
+    path = tmp_path / "f.fgf"
+    fitted[0].save(path)
+    Xq = _data(rng, 40, 13)
+    np.save(tmp_path / "X.npy", Xq)
+    code = (
+        "import sys, numpy as np; from forgeml.ensemble import load; e = load(sys.argv[1]); X = np.load(sys.argv[2]);"
+        "np.save(sys.argv[3], np.concatenate([e.predict_proba(X[:1]), e.predict_proba(X)]))"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(pathlib.Path(_format.__file__).parents[2])] + sys.path)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(path), str(tmp_path / "X.npy"), str(tmp_path / f"{i}.npy")], env=env
+        )
+        for i in range(3)
+    ]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0, 0]
+    want = np.concatenate([fitted[0].predict_proba(Xq[:1]), fitted[0].predict_proba(Xq)])
+    for i in range(3):
+        assert np.array_equal(np.load(tmp_path / f"{i}.npy"), want)

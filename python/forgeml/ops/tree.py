@@ -259,6 +259,17 @@ def tree_forest_apply(X, nodes, roots, *, threads=None):
     return mod.tree_forest_apply(X, nodes, roots, threads)
 
 
+def tree_compact_rows(nodes, source, roots, values, n_features):
+    """A few-row predictor over a tree_compact_forest's ``.arrays()`` and the leaf values, as stored
+    (e.g. memory-mapped from a file) and not validated: ``.predict(X)`` (X (n, d) float32) equals
+    tree_compact_predict bit for bit, checking each node it reads (ValueError naming a bad entry),
+    on the calling thread. Building it checks the shapes and roots only (O(trees))."""
+    return _cpu.TreeCompactRows(nodes, source, roots, values, int(n_features))
+
+
+__all__.append("tree_compact_rows")
+
+
 def tree_best_split(hist, total, *, criterion="gini", min_samples_leaf=1, min_weight_leaf=0.0):
     """Best split over dense histograms: hist (d, 256, S) float64, total (S).
 

@@ -44,6 +44,12 @@ class BaseDecisionTree(BaseEstimator):
     def __sklearn_is_fitted__(self):
         return hasattr(self, "_forest")
 
+    def __getattr__(self, name):  # tree_ of a tree loaded from a compact file: built on first use
+        if name == "tree_" and "_forest" in self.__dict__:
+            self.tree_ = self._forest.tree(0)
+            return self.tree_
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def _fit(self, X, y, sample_weight, classify: bool):
         X, y = _fit.check_X_y(self, X, y, classify)
         if classify:

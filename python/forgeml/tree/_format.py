@@ -1,33 +1,51 @@
 """The compact forest file: a fitted forgeml tree or forest estimator as flat arrays, no pickle.
 
-Layout (little-endian), format version 1::
+Layout (little-endian), format version 2::
 
     0   8 bytes  magic b"\\x89FGMLFOR"      (the high byte catches text-mode mangling)
-    8   u32      format version (1)
-    12  u32      CRC-32 of the header text
-    16  u64      header length H in bytes
-    24  u64      data offset D (a multiple of 64, >= 40 + H)
-    32  u64      data length L (the file is at least D + L bytes)
-    40  H bytes  header: UTF-8 JSON {"format": "forgeml-forest", "class": name of the estimator,
-                 "attrs": its fitted state, "forest": {"n_features": d, "arrays": {field: index}},
-                 "arrays": [{"dtype", "shape", "offset", "nbytes"}, ...]}
-    D   L bytes  the arrays, C order, each at a 64-byte aligned offset from D
+    8   u32      format version (2)
+    12  u32      CRC-32 of bytes 16 .. E (the rest of the header: fixed fields, table, attributes)
+    16  u64      data offset D (a multiple of 64, >= E)
+    24  u64      data length L (the file is at least D + L bytes)
+    32  u32      estimator class: index in CLASS_NAMES
+    36  u32      n_features d
+    40  u32      n_outputs
+    44  u32      k, the width of the value array (n_outputs * classes, or n_outputs)
+    48  u64      T trees
+    56  u64      N nodes (all trees)
+    64  u64      A arrays in the table (>= 10)
+    72  u64      J bytes of attribute text
+    80  A x 24   array table: {dtype 8 bytes (numpy's ``dtype.str``, NUL-padded), u64 offset from D
+                 (a multiple of 64), u64 length in bytes}
+    80 + 24A     J bytes: the estimator's attributes, UTF-8 JSON (its parameters and fitted state; an
+                 array is {"$array": index in the table, "shape": [...]}); E = 80 + 24A + J
+    D   L bytes  the arrays, C order
 
-The forest is stored as the prediction kernels' node array (N, 4) int32 {feature | nan_left << 30
-(-1 at a leaf), threshold float32 bits, left, right (global ids)} plus values (N, k) float64,
-impurity, n_node_samples, weighted_n_node_samples, missing_go_to_left and the tree offsets and
-depths, and the prediction layout (compact_nodes (m, 3) int32 {feature | nan_left << 30, threshold,
-right child from the tree root}, compact_source, compact_roots): 65 + 8k bytes a node in all, about
-scikit-learn's 64 + 8k. Thresholds are float32 values
-(bin edges), so the float64 ``threshold`` a tree reports is rebuilt exactly.
+The first ten arrays are the forest, in this order, their shapes fixed by T, N and k::
+
+    compact_nodes (N, 3) <i4    the prediction layout: per node {feature | nan_left << 30,
+                                threshold float32 bits, right child from the tree's root}; each
+                                tree depth-first (the left child is the next node), a leaf's right
+                                child is itself
+    compact_source (N,) <i4     per compact node: its node id (row of value and the arrays below)
+    compact_roots (T,) <i8      per tree: its root in compact_nodes (trees are contiguous)
+    offsets (T + 1,) <i8        tree t owns node ids offsets[t] .. offsets[t + 1]
+    depth (T,) <i4, value (N, k) <f8, impurity (N,) <f8, n_node_samples (N,) <i8,
+    weighted_n_node_samples (N,) <f8, missing_go_to_left (N,) |u1     scikit-learn's tree_ fields
+
+41 + 8k bytes a node in all (scikit-learn's pickle: about 64 + 8k). The flat arrays a tree reports
+(feature, threshold, children_left, children_right) are rebuilt from the prediction layout when
+first used; thresholds are float32 values (bin edges), so the float64 ``threshold`` is exact.
+Version 1 files (a JSON header; the flat node array stored beside the prediction layout) still
+load.
 
 Loading maps the file (or reads it with ``mmap=False``) and checks, in time independent of the
-forest's size, the fixed header, the header CRC, every array's dtype, shape and bounds and the
-forest's shapes; each node array (the prediction layout, stored as is; the flat one) is checked
-in one pass when first used, before any kernel or NumPy walk reads it (each root and child in
-range, each child after its parent, each feature < n_features), so a corrupt file never crashes
-or hangs. Any failure raises :class:`ForestFileError` naming the file. The estimator class is looked up in a fixed list
-(nothing is imported by name)."""
+forest's size, the fixed header, the header CRC and every array's dtype, size and bounds; it makes
+no per-tree object. Predicting a few rows walks the mapped prediction layout directly, checking
+each node it reads; anything else checks a node array in one pass when first using it (each root
+and child in range, each child after its parent, each node id inside its tree, each feature <
+n_features). So a damaged file never crashes or hangs: any failure raises :class:`ForestFileError`
+naming the file. The estimator class comes from a fixed list (nothing is imported by name)."""
 
 from __future__ import annotations
 
@@ -41,55 +59,79 @@ import zlib
 import numpy as np
 
 MAGIC = b"\x89FGMLFOR"
-VERSION = 1
-_FIXED = struct.Struct("<8sIIQQQ")
-_ALIGN = 64
-_FOREST_FIELDS = (
-    "nodes",
-    "offsets",
-    "depth",
-    "value",
-    "impurity",
-    "n_node_samples",
-    "weighted_n_node_samples",
-    "missing_go_to_left",
+VERSION = 2
+CLASS_NAMES = (  # the class code is the index: append only
+    "RandomForestClassifier",
+    "RandomForestRegressor",
+    "ExtraTreesClassifier",
+    "ExtraTreesRegressor",
+    "DecisionTreeClassifier",
+    "DecisionTreeRegressor",
+    "ExtraTreeClassifier",
+    "ExtraTreeRegressor",
 )
-_COMPACT_FIELDS = ("compact_nodes", "compact_source", "compact_roots")  # the prediction layout, as is
-_DTYPES = {
-    "compact_nodes": "<i4",
-    "compact_source": "<i4",
-    "compact_roots": "<i8",
-    "offsets": "<i8",
-    "depth": "<i4",
-    "nodes": "<i4",
-    "value": "<f8",
-    "impurity": "<f8",
-    "n_node_samples": "<i8",
-    "weighted_n_node_samples": "<f8",
-    "missing_go_to_left": "|u1",
-}
+_FIXED = struct.Struct("<8sIIQQIIIIQQQQ")
+_ENTRY = struct.Struct("<8sQQ")
+_ALIGN = 64
+_FOREST = (  # the first arrays of a version 2 file: (name, dtype)
+    ("compact_nodes", np.dtype("<i4")),
+    ("compact_source", np.dtype("<i4")),
+    ("compact_roots", np.dtype("<i8")),
+    ("offsets", np.dtype("<i8")),
+    ("depth", np.dtype("<i4")),
+    ("value", np.dtype("<f8")),
+    ("impurity", np.dtype("<f8")),
+    ("n_node_samples", np.dtype("<i8")),
+    ("weighted_n_node_samples", np.dtype("<f8")),
+    ("missing_go_to_left", np.dtype("|u1")),
+)
+_DTYPES = dict(_FOREST)
+_CODES = {name: dtype.str.encode().ljust(8, b"\0") for name, dtype in _FOREST}  # as the table stores them
+_COMPACT = ("compact_nodes", "compact_source", "compact_roots")
+_V1_FIXED = struct.Struct("<8sIIQQQ")
 
 
 class ForestFileError(ValueError):
     """A file that is not a valid compact forest file (or one written by a newer forgeml)."""
 
 
-def _classes() -> dict:
-    from ..ensemble import ExtraTreesClassifier, ExtraTreesRegressor, RandomForestClassifier, RandomForestRegressor
-    from ._classes import DecisionTreeClassifier, DecisionTreeRegressor, ExtraTreeClassifier, ExtraTreeRegressor
+_classes_cache: dict = {}
 
+
+def _classes() -> dict:
+    if not _classes_cache:
+        from ..ensemble import ExtraTreesClassifier, ExtraTreesRegressor, RandomForestClassifier, RandomForestRegressor
+        from ._classes import DecisionTreeClassifier, DecisionTreeRegressor, ExtraTreeClassifier, ExtraTreeRegressor
+
+        found = {
+            c.__name__: c
+            for c in (
+                RandomForestClassifier,
+                RandomForestRegressor,
+                ExtraTreesClassifier,
+                ExtraTreesRegressor,
+                DecisionTreeClassifier,
+                DecisionTreeRegressor,
+                ExtraTreeClassifier,
+                ExtraTreeRegressor,
+            )
+        }
+        _classes_cache.update((name, found[name]) for name in CLASS_NAMES)
+    return _classes_cache
+
+
+def _shapes(T: int, N: int, k: int) -> dict:
     return {
-        c.__name__: c
-        for c in (
-            RandomForestClassifier,
-            RandomForestRegressor,
-            ExtraTreesClassifier,
-            ExtraTreesRegressor,
-            DecisionTreeClassifier,
-            DecisionTreeRegressor,
-            ExtraTreeClassifier,
-            ExtraTreeRegressor,
-        )
+        "compact_nodes": (N, 3),
+        "compact_source": (N,),
+        "compact_roots": (T,),
+        "offsets": (T + 1,),
+        "depth": (T,),
+        "value": (N, k),
+        "impurity": (N,),
+        "n_node_samples": (N,),
+        "weighted_n_node_samples": (N,),
+        "missing_go_to_left": (N,),
     }
 
 
@@ -111,12 +153,12 @@ class _Writer:
         if isinstance(v, np.generic):
             return {"$scalar": v.dtype.str, "v": v.item()} if v.dtype.kind in "biuf" else self.encode(v.item(), where)
         if isinstance(v, np.ndarray):
-            if v.dtype.kind not in "biufU":
+            if v.dtype.kind not in "biufU" or len(v.dtype.str) > 8:
                 raise TypeError(
                     f"{where}: a {v.dtype} array can't be stored in a compact forest file "
                     "(pickle the estimator instead)"
                 )
-            return {"$array": self.array(v)}
+            return {"$array": self.array(v), "shape": list(v.shape)}
         if isinstance(v, (list, tuple)):
             return {"$list" if isinstance(v, list) else "$tuple": [self.encode(x, where) for x in v]}
         if isinstance(v, dict):
@@ -127,167 +169,247 @@ class _Writer:
 
 
 def save(est, path) -> None:
-    """Writes the fitted tree or forest estimator `est` to `path` in the compact forest format."""
+    """Writes the fitted tree or forest estimator `est` to `path` in the compact forest format.
+    The file is written beside `path` and renamed over it when complete, so `path` holds either
+    the old file or the new one, never half of one; on any failure the partial file is removed."""
     name = type(est).__name__
     if _classes().get(name) is not type(est) or "_forest" not in est.__dict__:
         raise TypeError(f"save: expected a fitted forgeml tree or forest estimator, got {type(est).__name__}")
     forest = est._forest
     w = _Writer()
+    stored = dict(zip(_COMPACT, forest._compact.arrays()))
+    for field, dtype in _FOREST:
+        w.array(np.asarray(stored[field] if field in stored else getattr(forest, field), dtype=dtype))
     from ._tree import Tree
 
-    # tree_ (a decision tree's view of its one tree) is rebuilt from the forest on load
+    # tree_ (a decision tree's view of its one tree) is rebuilt from the forest on first use
     attrs = {k: w.encode(v, k) for k, v in est.__dict__.items() if k != "_forest" and not isinstance(v, Tree)}
-    views = [k for k, v in est.__dict__.items() if isinstance(v, Tree)]
-    fields = {f: w.array(np.asarray(getattr(forest, f), dtype=_DTYPES[f])) for f in _FOREST_FIELDS}
-    fields.update(zip(_COMPACT_FIELDS, map(w.array, forest._compact.arrays())))
-    table: list[dict] = []
-    offset = 0
+    text = json.dumps(attrs, separators=(",", ":")).encode()
+    table, offset = [], 0
     for a in w.arrays:
-        table.append({"dtype": a.dtype.str, "shape": list(a.shape), "offset": offset, "nbytes": a.nbytes})
+        table.append(_ENTRY.pack(a.dtype.str.encode(), offset, a.nbytes))
         offset += -(-a.nbytes // _ALIGN) * _ALIGN
-    header = json.dumps(
-        {
-            "format": "forgeml-forest",
-            "class": name,
-            "attrs": attrs,
-            "forest": {
-                "n_features": int(forest.n_features),
-                "n_outputs": int(forest.n_outputs),
-                "arrays": fields,
-                "tree_views": views,
-            },
-            "arrays": table,
-        }
-    ).encode()
-    data_offset = -(-(_FIXED.size + len(header)) // _ALIGN) * _ALIGN
-    tmp = f"{os.fspath(path)}.tmp{os.getpid()}"
-    with open(tmp, "wb") as fh:  # written aside and renamed: a reader never sees half a file
-        fh.write(_FIXED.pack(MAGIC, VERSION, zlib.crc32(header), len(header), data_offset, offset))
-        fh.write(header)
-        for a, entry in zip(w.arrays, table):
-            fh.seek(data_offset + entry["offset"])
-            a.tofile(fh)
-        fh.truncate(data_offset + offset)
-    os.replace(tmp, path)
+    n_trees, n_nodes, k = forest.n_trees, len(forest.value), forest.value.shape[1]
+    end = _FIXED.size + _ENTRY.size * len(table) + len(text)
+    data_offset = -(-end // _ALIGN) * _ALIGN
+    fields = (data_offset, offset, CLASS_NAMES.index(name), forest.n_features, forest.n_outputs, k)
+    rest = _FIXED.pack(MAGIC, VERSION, 0, *fields, n_trees, n_nodes, len(table), len(text))[16:]
+    rest += b"".join(table) + text
+    header = MAGIC + struct.pack("<II", VERSION, zlib.crc32(rest)) + rest
+    _write_replacing(os.fspath(path), header, data_offset, w.arrays)
+
+
+def _write_replacing(path: str, header: bytes, data_offset: int, arrays: list) -> None:
+    """Writes the file beside `path` and renames it over `path` (a reader never sees half a file);
+    on any failure the partial file is removed and the error raised."""
+    tmp = f"{path}.tmp{os.getpid()}.{id(arrays):x}"
+    try:
+        with open(tmp, "wb") as fh:
+            _write(fh, header, data_offset, arrays)
+            fh.flush()
+            os.fsync(fh.fileno())  # on disk before it replaces the old file
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _write(fh, header: bytes, data_offset: int, arrays: list) -> None:
+    fh.write(header)
+    fh.write(bytes(data_offset - len(header)))
+    for a in arrays:
+        fh.write(a.reshape(-1).view(np.uint8))
+        fh.write(bytes(-a.nbytes % _ALIGN))
 
 
 # ---------------------------------------------------------------------------------------- load
 def load(path, mmap: bool = True):
     """The estimator saved at `path`. mmap=True maps the file read-only (the arrays are views of
-    the mapping, shared between processes); mmap=False reads it into memory."""
+    the mapping, shared between processes; nothing is read until used); mmap=False reads it into
+    memory."""
     path = os.fspath(path)
 
     def bad(why: str) -> ForestFileError:
         return ForestFileError(f"{path}: not a valid forgeml forest file: {why}")
 
-    with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        if size < _FIXED.size:
-            raise bad(f"{size} bytes, shorter than the {_FIXED.size}-byte header")
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        size = os.fstat(fd).st_size
+        if size < _V1_FIXED.size:
+            raise bad(f"{size} bytes, shorter than the {_V1_FIXED.size}-byte header")
         buf: _mmap.mmap | bytearray
         if mmap:
-            buf = _mmap.mmap(fh.fileno(), 0, access=_mmap.ACCESS_READ)
+            buf = _mmap.mmap(fd, 0, access=_mmap.ACCESS_READ)
         else:
             buf = bytearray(size)
-            if fh.readinto(buf) != size:
-                raise bad("the file changed while it was read")
-    magic, version, crc, hlen, data_offset, data_len = _FIXED.unpack_from(buf, 0)
+            with open(fd, "rb", closefd=False) as fh:
+                if fh.readinto(buf) != size:
+                    raise bad("the file changed while it was read")
+    finally:
+        os.close(fd)
+    magic, version = struct.unpack_from("<8sI", buf, 0)
     if magic != MAGIC:
         raise bad("wrong magic bytes")
-    if version > VERSION or version < 1:
+    if version == 1:
+        return _load_v1(buf, size, path, bad)
+    if version != VERSION:
         raise bad(
-            f"format version {version}; this forgeml reads version {VERSION}"
+            f"format version {version}; this forgeml reads versions 1 to {VERSION}"
             + (" (upgrade forgeml)" if version > VERSION else "")
         )
-    if _FIXED.size + hlen > size:
-        raise bad(f"truncated ({size} bytes; the header alone needs {_FIXED.size + hlen})")
-    raw = bytes(buf[_FIXED.size : _FIXED.size + hlen])
+    if size < _FIXED.size:
+        raise bad(f"{size} bytes, shorter than the {_FIXED.size}-byte header")
+    _, _, crc, data_offset, data_len, code, n_features, n_outputs, k, T, N, A, J = _FIXED.unpack_from(buf, 0)
+    end = _FIXED.size + _ENTRY.size * A + J
+    if end > size:
+        raise bad(f"truncated ({size} bytes; the header alone needs {end})")
+    if zlib.crc32(memoryview(buf)[16:end]) != crc:
+        raise bad("header checksum mismatch (the file is corrupt)")
+    if data_offset % _ALIGN or data_offset < end or data_offset + data_len > size:
+        raise bad(f"truncated or corrupt (data at {data_offset}, {data_len} bytes; the file has {size})")
+    try:
+        if code >= len(CLASS_NAMES) or A < len(_FOREST) or T < 1 or N < T or N >= 2**31 - 1 or k < 1:
+            raise ValueError(f"class {code}, {A} arrays, {T} trees, {N} nodes, value width {k}")
+        if n_outputs < 1 or k % n_outputs:
+            raise ValueError(f"n_outputs {n_outputs} does not divide the value width {k}")
+        table = list(_ENTRY.iter_unpack(buf[_FIXED.size : _FIXED.size + _ENTRY.size * A]))
+        fields = {}
+        for (name, dtype), (code8, off, nbytes), shape in zip(_FOREST, table, _shapes(T, N, k).values()):
+            count = math.prod(shape)
+            if code8 != _CODES[name] or nbytes != count * dtype.itemsize or off % _ALIGN or off + nbytes > data_len:
+                raise ValueError(
+                    f"{name}: expected {shape} {dtype.str} inside the data, got {code8!r} ({nbytes} "
+                    f"bytes at {off} of {data_len})"
+                )
+            a = np.frombuffer(buf, dtype, count, data_offset + off)
+            fields[name] = a if len(shape) == 1 else a.reshape(shape)
+        attrs = json.loads(buf[end - J : end])
+        cls = _classes()[CLASS_NAMES[code]]
+        est = cls.__new__(cls)
+        est.__dict__.update(
+            {
+                key: v if type(v) is not dict else _decode(v, buf, data_offset, data_len, table)
+                for key, v in attrs.items()
+            }
+        )
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as e:
+        raise bad(f"{type(e).__name__}: {e}") from e
+    est._forest = _forest(fields, n_features, n_outputs, path)
+    return est
+
+
+def _array(buf, data_offset: int, data_len: int, entry: tuple, shape: tuple, want=None) -> np.ndarray:
+    """The array a table entry locates, of `shape` (and dtype `want` when given), checked to lie
+    inside the data."""
+    code, off, nbytes = entry
+    dtype = want if want is not None else np.dtype(code.rstrip(b"\0").decode("ascii"))
+    if want is not None and code.rstrip(b"\0") != want.str.encode():
+        raise ValueError(f"array of dtype {code!r}, expected {want.str}")
+    if dtype.kind not in "biufU" or any(s < 0 for s in shape):
+        raise ValueError(f"bad array {code!r} {shape}")
+    count = math.prod(shape)
+    if count * dtype.itemsize != nbytes or off % _ALIGN or off + nbytes > data_len:
+        raise ValueError(f"array {shape} {dtype} ({nbytes} bytes at {off}) lies outside the data ({data_len} bytes)")
+    return np.frombuffer(buf, dtype=dtype, count=count, offset=data_offset + off).reshape(shape)
+
+
+def _decode(v, buf, data_offset, data_len, table):
+    if type(v) is not dict:
+        return v
+    if "$array" in v:
+        i = int(v["$array"])
+        if not len(_FOREST) <= i < len(table):
+            raise ValueError(f"attribute array {i} is not in the table")
+        return _array(buf, data_offset, data_len, table[i], tuple(int(s) for s in v["shape"]))
+    if "$scalar" in v:
+        return np.dtype(v["$scalar"]).type(v["v"])
+    if "$list" in v:
+        return [_decode(x, buf, data_offset, data_len, table) for x in v["$list"]]
+    if "$tuple" in v:
+        return tuple(_decode(x, buf, data_offset, data_len, table) for x in v["$tuple"])
+    if "$dict" in v:
+        return {
+            _decode(key, buf, data_offset, data_len, table): _decode(x, buf, data_offset, data_len, table)
+            for key, x in v["$dict"]
+        }
+    raise ValueError(f"unknown attribute encoding {sorted(v)}")
+
+
+def _forest(fields: dict, n_features: int, n_outputs: int, path: str):
+    """The Forest over the file's arrays: no pass over the nodes here (see _tree.Forest)."""
+    from ._tree import Forest
+
+    forest = Forest.__new__(Forest)
+    forest.__dict__.update({f: fields[f] for f, _ in _FOREST if f not in _COMPACT and f != "offsets"})
+    forest._saved_offsets = fields["offsets"]  # checked on first use
+    forest.n_features = n_features
+    forest.n_outputs = n_outputs
+    forest._saved_compact = tuple(fields[f] for f in _COMPACT)
+    forest._source = path
+    return forest
+
+
+# ------------------------------------------------------------------------------- version 1 load
+def _load_v1(buf, size: int, path: str, bad):
+    """A version 1 file: the same fixed fields then a JSON header (class, attributes, the forest's
+    array indices, the array table); its flat node array is not used (rebuilt as for version 2)."""
+    _, _, crc, hlen, data_offset, data_len = _V1_FIXED.unpack_from(buf, 0)
+    if _V1_FIXED.size + hlen > size:
+        raise bad(f"truncated ({size} bytes; the header alone needs {_V1_FIXED.size + hlen})")
+    raw = bytes(buf[_V1_FIXED.size : _V1_FIXED.size + hlen])
     if zlib.crc32(raw) != crc:
         raise bad("header checksum mismatch (the file is corrupt)")
-    if data_offset % _ALIGN or data_offset < _FIXED.size + hlen or data_offset + data_len > size:
+    if data_offset % _ALIGN or data_offset < _V1_FIXED.size + hlen or data_offset + data_len > size:
         raise bad(f"truncated or corrupt (data at {data_offset}, {data_len} bytes; the file has {size})")
     try:
         header = json.loads(raw)
         cls = _classes().get(header["class"]) if header.get("format") == "forgeml-forest" else None
         if cls is None:
             raise bad(f"unknown format or class {header.get('format')!r} / {header.get('class')!r}")
-        arrays = [_array(buf, data_offset, data_len, e) for e in header["arrays"]]
+        table = [
+            (e["dtype"].encode(), int(e["offset"]), int(e["nbytes"]), tuple(int(s) for s in e["shape"]))
+            for e in header["arrays"]
+        ]
+
+        def array(i, want=None):
+            return _array(buf, data_offset, data_len, table[i][:3], table[i][3], want)
+
+        def decode(v):
+            if isinstance(v, dict):
+                if "$array" in v:
+                    return array(v["$array"])
+                if "$scalar" in v:
+                    return np.dtype(v["$scalar"]).type(v["v"])
+                if "$list" in v:
+                    return [decode(x) for x in v["$list"]]
+                if "$tuple" in v:
+                    return tuple(decode(x) for x in v["$tuple"])
+                if "$dict" in v:
+                    return {decode(k): decode(x) for k, x in v["$dict"]}
+                raise ValueError(f"unknown attribute encoding {sorted(v)}")
+            return v
+
         est = cls.__new__(cls)
-        est.__dict__.update({k: _decode(v, arrays) for k, v in header["attrs"].items()})
-        fields = {f: arrays[i] for f, i in header["forest"]["arrays"].items()}
-        forest = _forest(fields, int(header["forest"]["n_features"]), path)
-        forest.n_outputs = int(header["forest"].get("n_outputs", 1))
-        if forest.n_outputs < 1 or fields["value"].shape[1] % forest.n_outputs:
-            raise ValueError(f"n_outputs {forest.n_outputs} does not divide the value width")
+        est.__dict__.update({k: decode(v) for k, v in header["attrs"].items()})
+        index = header["forest"]["arrays"]
+        fields = {f: array(index[f], _DTYPES[f]) for f, _ in _FOREST}
+        T, N = len(fields["offsets"]) - 1, len(fields["value"])
+        k = fields["value"].shape[1] if fields["value"].ndim == 2 else 0
+        for f, shape in _shapes(T, N, k).items():
+            if fields[f].shape != shape or T < 1 or k < 1:
+                raise ValueError(f"{f}: expected shape {shape}, got {fields[f].shape}")
+        n_outputs = int(header["forest"].get("n_outputs", 1))
+        if n_outputs < 1 or k % n_outputs:
+            raise ValueError(f"n_outputs {n_outputs} does not divide the value width {k}")
+        if any(name != "tree_" for name in header["forest"].get("tree_views", [])):
+            raise ValueError("unknown tree view")
+        n_features = int(header["forest"]["n_features"])
     except ForestFileError:
         raise
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as e:
         raise bad(f"{type(e).__name__}: {e}") from e
-    est._forest = forest
-    for name in header["forest"].get("tree_views", []):
-        if name != "tree_":
-            raise bad(f"unknown tree view {name!r}")
-        est.tree_ = forest.tree(0)
+    est._forest = _forest(fields, n_features, n_outputs, path)
     return est
-
-
-def _array(buf, data_offset: int, data_len: int, e: dict) -> np.ndarray:
-    dtype = np.dtype(e["dtype"])
-    shape = tuple(int(s) for s in e["shape"])
-    if dtype.kind not in "biufU" or dtype.hasobject or any(s < 0 for s in shape):
-        raise ValueError(f"bad array entry {e}")
-    nbytes = math.prod(shape) * dtype.itemsize
-    off = int(e["offset"])
-    if nbytes != e["nbytes"] or off < 0 or off % _ALIGN or off + nbytes > data_len:
-        raise ValueError(f"array entry {e} lies outside the data ({data_len} bytes)")
-    a = np.frombuffer(
-        buf, dtype=dtype, count=nbytes // dtype.itemsize if dtype.itemsize else 0, offset=data_offset + off
-    )
-    return a.reshape(shape)
-
-
-def _decode(v, arrays):
-    if isinstance(v, dict):
-        if "$array" in v:
-            return arrays[v["$array"]]
-        if "$scalar" in v:
-            return np.dtype(v["$scalar"]).type(v["v"])
-        if "$list" in v:
-            return [_decode(x, arrays) for x in v["$list"]]
-        if "$tuple" in v:
-            return tuple(_decode(x, arrays) for x in v["$tuple"])
-        if "$dict" in v:
-            return {_decode(k, arrays): _decode(x, arrays) for k, x in v["$dict"]}
-        raise ValueError(f"unknown attribute encoding {sorted(v)}")
-    return v
-
-
-def _forest(fields: dict, n_features: int, path: str):
-    from ._tree import Forest
-
-    for f in _FOREST_FIELDS + _COMPACT_FIELDS:
-        if f not in fields or fields[f].dtype != np.dtype(_DTYPES[f]):
-            raise ValueError(f"forest field {f!r} missing or not {_DTYPES[f]}")
-    nodes, offsets = fields["nodes"], fields["offsets"]
-    N = nodes.shape[0] if nodes.ndim == 2 else -1
-    if nodes.ndim != 2 or nodes.shape[1] != 4:
-        raise ValueError(f"nodes: expected (N, 4), got {nodes.shape}")
-    T = len(offsets) - 1
-    if offsets.ndim != 1 or T < 1 or offsets[0] != 0 or offsets[-1] != N or np.any(np.diff(offsets) < 1):
-        raise ValueError("offsets: expected T + 1 increasing node offsets from 0 to the node count")
-    value = fields["value"]
-    if value.ndim != 2 or value.shape[0] != N or value.shape[1] < 1:
-        raise ValueError(f"value: expected ({N}, k), got {value.shape}")
-    for f in ("impurity", "n_node_samples", "weighted_n_node_samples", "missing_go_to_left"):
-        if fields[f].shape != (N,):
-            raise ValueError(f"{f}: expected ({N},), got {fields[f].shape}")
-    if fields["depth"].shape != (T,):
-        raise ValueError(f"depth: expected ({T},), got {fields['depth'].shape}")
-    forest = Forest.__new__(Forest)
-    forest.__dict__.update({f: fields[f] for f in _FOREST_FIELDS})
-    forest.n_features = n_features
-    forest.roots = np.ascontiguousarray(offsets[:-1])
-    # The node arrays are checked in one pass each when first used (the prediction layout by the
-    # first predict, the flat one by apply / tree_ / export), so that loading costs no time per node.
-    forest.__dict__.update(_saved_compact=tuple(fields[f] for f in _COMPACT_FIELDS), _source=path)
-    return forest

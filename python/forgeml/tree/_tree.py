@@ -17,8 +17,9 @@ TREE_LEAF = -1
 TREE_UNDEFINED = -2
 TREE_FIELDS = ("feature", "threshold", "children_left", "children_right", "missing_go_to_left", "impurity",
                "n_node_samples", "weighted_n_node_samples", "value")
-_LAYOUTS = ("nodes", "roots", "_compact", "_saved_compact", "_source")  # derived, rebuilt on first use
+_LAYOUTS = ("nodes", "roots", "_compact", "_rows", "_saved_compact", "_saved_offsets", "_source")  # derived, rebuilt on first use
 _UNPACKED = ("feature", "threshold", "children_left", "children_right")  # what nodes encodes
+_FEW_ROWS = 16  # a loaded forest predicts up to this many rows straight from its file's arrays
 
 
 class Forest:
@@ -89,7 +90,7 @@ class Forest:
         ``nodes`` / ``roots`` (the flat kernel array) and ``_compact`` (the validated layout that
         predict walks, see ops.tree_compact_forest)."""
         if "_saved_compact" in self.__dict__:  # loaded from a file: its fields come from nodes
-            for name in _UNPACKED:
+            for name in ("offsets", *_UNPACKED):
                 getattr(self, name)
         for name in _LAYOUTS:
             self.__dict__.pop(name, None)
@@ -116,25 +117,66 @@ class Forest:
         word = nodes[:, 0]
         internal = word >= 0
         self.feature = np.where(internal, word & 0x3FFFFFFF, TREE_UNDEFINED).astype(np.intp)
-        self.threshold = nodes[:, 1].view(np.float32).astype(np.float64)
+        with np.errstate(invalid="ignore"):  # a signalling NaN (a damaged file) stays a NaN
+            self.threshold = nodes[:, 1].view(np.float32).astype(np.float64)
         self.children_left = np.where(internal, nodes[:, 2] - base, TREE_LEAF).astype(np.intp)
         self.children_right = np.where(internal, nodes[:, 3] - base, TREE_LEAF).astype(np.intp)
 
+    def _nodes_from_file(self):
+        """nodes and roots of a forest loaded from a compact file, which stores the prediction
+        layout only: the layout is validated (``_compact``), then each compact node's id
+        (compact_source) must be a node of its own tree, every node of the tree once, the root
+        first; the flat array built from it is checked as the kernels require."""
+        cnodes, source, croots = self._saved_compact
+        self._compact  # noqa: B018 (validates the layout: ForestFileError naming the file)
+        offsets = self.offsets
+        N = len(self.value)
+        with self._file_errors():
+            sizes = np.diff(offsets)
+            if not np.array_equal(np.diff(np.append(croots, N)), sizes):
+                raise ValueError("compact_roots: the trees' sizes differ from offsets'")
+            source = source.astype(np.intp)
+            first = np.repeat(offsets[:-1], sizes)
+            if (np.any(source < first) or np.any(source >= np.repeat(offsets[1:], sizes))
+                    or np.any(np.bincount(source, minlength=N) != 1) or np.any(source[croots] != offsets[:-1])):
+                raise ValueError("compact_source: expected each tree's node ids once each, its root first")
+            here = np.arange(N)
+            right = cnodes[:, 2].astype(np.intp)
+            leaf = right == here - np.repeat(croots, sizes)
+            nodes = np.empty((N, 4), dtype=np.int32)
+            nodes[source, 0] = np.where(leaf, -1, cnodes[:, 0])
+            nodes[source, 1] = np.where(leaf, np.float32(TREE_UNDEFINED).view(np.int32), cnodes[:, 1])
+            nodes[source, 2] = np.where(leaf, -1, source[np.where(leaf, 0, here + 1)])
+            nodes[source, 3] = np.where(leaf, -1, source[np.where(leaf, 0, right + np.repeat(croots, sizes))])
+            roots = np.ascontiguousarray(offsets[:-1], dtype=np.int64)
+            ops.tree_check_nodes(nodes, roots, self.n_features)
+        self.nodes, self.roots = nodes, roots
+
     def __getattr__(self, name):  # only for attributes not set: the lazily built ones
+        loaded = "_saved_compact" in self.__dict__
+        if name == "offsets" and "_saved_offsets" in self.__dict__:  # loaded: checked on first use
+            offsets = self._saved_offsets
+            with self._file_errors():
+                if offsets[0] != 0 or offsets[-1] != len(self.value) or np.any(np.diff(offsets) < 1):
+                    raise ValueError("offsets: expected T + 1 increasing node offsets from 0 to the node count")
+            self.offsets = offsets
+            return offsets
         if name in ("nodes", "roots"):
-            self._build_nodes()
+            self._nodes_from_file() if loaded else self._build_nodes()
             return self.__dict__[name]
         if name == "_compact":
-            if "_saved_compact" in self.__dict__:  # loaded from a file: its layout, checked on first use
+            if loaded:  # loaded from a file: its layout, checked on first use
                 with self._file_errors():
-                    self._compact = ops.tree_compact_from_arrays(*self._saved_compact, len(self.nodes), self.n_features)
+                    self._compact = ops.tree_compact_from_arrays(*self._saved_compact, len(self.value), self.n_features)
             else:
                 self._compact = ops.tree_compact_forest(self.nodes, self.roots, self.n_features)
             return self._compact
-        if name in _UNPACKED and "nodes" in self.__dict__:
-            if "_saved_compact" in self.__dict__:
-                with self._file_errors():
-                    ops.tree_check_nodes(self.nodes, self.roots, self.n_features)
+        if name == "_rows" and loaded:  # few-row predictor over the file's arrays (O(trees) checks)
+            with self._file_errors():
+                self._rows = ops.tree_compact_rows(*self._saved_compact, self.value, self.n_features)
+            return self._rows
+        if name in _UNPACKED and loaded:
+            self.nodes  # noqa: B018 (rebuilt and checked)
             self._unpack()
             return self.__dict__[name]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
@@ -154,7 +196,7 @@ class Forest:
         return len(self.offsets) - 1
 
     def __getstate__(self):  # the prediction layouts are rebuilt on load
-        state = {name: getattr(self, name) for name in _UNPACKED}
+        state = {name: getattr(self, name) for name in ("offsets", *_UNPACKED)}
         state.update(self.__dict__)
         for name in _LAYOUTS:
             state.pop(name, None)
@@ -164,7 +206,14 @@ class Forest:
         self.__dict__.update(state)
 
     def predict(self, X, threads=None, trees=None):
-        """Mean leaf value over the trees (or the tree indices in `trees`), (n, k) float64."""
+        """Mean leaf value over the trees (or the tree indices in `trees`), (n, k) float64. A
+        loaded forest predicts a few rows straight from its file's arrays: no pass over the forest
+        first, the same result bit for bit."""
+        if (trees is None and "_saved_compact" in self.__dict__ and type(X) is np.ndarray and X.ndim == 2
+                and X.shape[0] <= _FEW_ROWS and X.shape[1] == self.n_features and X.dtype == np.float32):
+            rows = self._rows
+            with self._file_errors():
+                return rows.predict(X)
         sel = None if trees is None else np.atleast_1d(trees)
         return ops.tree_compact_predict(self._compact, X, self.value, trees=sel, threads=threads)
 
