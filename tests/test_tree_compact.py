@@ -48,7 +48,7 @@ def fitted():
     return clf, reg
 
 
-@pytest.mark.parametrize("n_rows", [1, 3, 7, 8, 9, 127, 1031])
+@pytest.mark.parametrize("n_rows", [1, 3, 7, 8, 9, 16, 17, 127, 1031])
 def test_compact_predict_equals_flat_kernel_and_numpy_walk(rng, fitted, n_rows):
     Xq = _data(rng, n_rows, 13, nan=0.15)
     for est in fitted:
@@ -57,6 +57,8 @@ def test_compact_predict_equals_flat_kernel_and_numpy_walk(rng, fitted, n_rows):
         for threads in (1, 2):
             got = ops.tree_compact_predict(f._compact, Xq, f.value, threads=threads)
             assert np.array_equal(got, flat)  # same sums in the same order: bit for bit
+        assert np.array_equal(f.predict(Xq), flat)  # a few rows: the row walk, the same sums
+        assert np.array_equal(ops.tree_compact_predict_rows(f._compact, Xq, f.value), flat)
         np.testing.assert_allclose(f.predict(Xq), _numpy_walk(f, Xq), rtol=1e-12, atol=1e-15)
         sel = [4, 0, 4, 2]
         want = ops.tree_forest_predict(Xq, f.nodes, f.value, f.roots[sel])
@@ -89,6 +91,10 @@ def test_compact_forest_rejects_bad_structure(fitted):
         ops.tree_compact_predict(c, np.zeros((2, 13), np.float32), f.value[:-1])
     with pytest.raises(ValueError, match="trees"):
         ops.tree_compact_predict(c, np.zeros((2, 13), np.float32), f.value, trees=[f.n_trees])
+    with pytest.raises(ValueError, match="X: expected shape"):
+        ops.tree_compact_predict_rows(c, np.zeros((2, 12), np.float32), f.value)
+    with pytest.raises(ValueError, match="values"):
+        ops.tree_compact_predict_rows(c, np.zeros((2, 13), np.float32), f.value[:-1])
 
 
 def test_predict_fast_path_keeps_validation(fitted):

@@ -60,12 +60,34 @@ class CompactRows {
   ft::CompactArrays f_{};
 };
 
+// A few rows through a validated TreeCompactForest (a fitted forest): the same walk, trees in lockstep.
+Arr<double> predict_rows(const ft::CompactForest& c, Arr<float> X, Arr<double> values) {
+  FORGEML_CHECK_ARG(X.ndim() == 2 && X.shape(1) == c.n_features, "X: expected shape (n_samples, ", c.n_features,
+                    "), got ", X.ndim() == 2 ? X.shape(1) : -1, " features");
+  FORGEML_CHECK_ARG(values.ndim() == 2 && values.shape(0) == c.n_source_nodes && values.shape(1) >= 1,
+                    "values: expected (", c.n_source_nodes, ", k)");
+  const ft::CompactArrays f{c.nodes.data(),  static_cast<int64_t>(c.nodes.size()), c.source.data(),
+                            c.roots.data(),  static_cast<int64_t>(c.roots.size()), values.data(),
+                            values.shape(0), static_cast<int>(values.shape(1)),    c.n_features};
+  ft::check_compact_arrays(f);
+  Arr<double> out({X.shape(0), values.shape(1)});
+  if (X.shape(0) <= 4) {
+    ft::compact_predict_rows(f, X.data(), X.shape(0), out.mutable_data());
+    return out;
+  }
+  py::gil_scoped_release nogil;
+  ft::compact_predict_rows(f, X.data(), X.shape(0), out.mutable_data());
+  return out;
+}
+
 forgeml::bind::Register reg{[](py::module_& m) {
   py::class_<CompactRows>(m, "TreeCompactRows",
                           "Predicts a few rows from a compact forest's stored arrays, checking each node it reads.")
       .def(py::init<Arr<int32_t>, Arr<int32_t>, Arr<int64_t>, Arr<double>, int64_t>(), py::arg("nodes"),
            py::arg("source"), py::arg("roots"), py::arg("values"), py::arg("n_features"))
       .def("predict", &CompactRows::predict, py::arg("X"));
+  m.def("tree_compact_predict_rows", &predict_rows, py::arg("compact"), py::arg("X"), py::arg("values"),
+        "A few rows through a TreeCompactForest, on the calling thread (the same sums as its predict).");
 }};
 
 }  // namespace

@@ -267,7 +267,13 @@ def tree_compact_rows(nodes, source, roots, values, n_features):
     return _cpu.TreeCompactRows(nodes, source, roots, values, int(n_features))
 
 
-__all__.append("tree_compact_rows")
+def tree_compact_predict_rows(compact, X, values):
+    """tree_compact_predict for a few rows (X (n, d) float32 ndarray) on the calling thread, several
+    trees walked at once per row: the same result bit for bit, faster on a cold cache."""
+    return _cpu.tree_compact_predict_rows(compact, X, values)
+
+
+__all__ += ["tree_compact_rows", "tree_compact_predict_rows"]
 
 
 def tree_best_split(hist, total, *, criterion="gini", min_samples_leaf=1, min_weight_leaf=0.0):

@@ -184,12 +184,15 @@ class Forest:
     @contextlib.contextmanager
     def _file_errors(self):
         """A damaged node array of a loaded file: ForestFileError naming the file."""
-        from ._format import ForestFileError
-
         try:
             yield
         except ValueError as e:
-            raise ForestFileError(f"{self._source}: not a valid forgeml forest file: {e}") from e
+            raise self._file_error(e) from e
+
+    def _file_error(self, e: ValueError):
+        from ._format import ForestFileError
+
+        return ForestFileError(f"{self._source}: not a valid forgeml forest file: {e}")
 
     @property
     def n_trees(self) -> int:
@@ -206,14 +209,18 @@ class Forest:
         self.__dict__.update(state)
 
     def predict(self, X, threads=None, trees=None):
-        """Mean leaf value over the trees (or the tree indices in `trees`), (n, k) float64. A
-        loaded forest predicts a few rows straight from its file's arrays: no pass over the forest
-        first, the same result bit for bit."""
-        if (trees is None and "_saved_compact" in self.__dict__ and type(X) is np.ndarray and X.ndim == 2
-                and X.shape[0] <= _FEW_ROWS and X.shape[1] == self.n_features and X.dtype == np.float32):
+        """Mean leaf value over the trees (or the tree indices in `trees`), (n, k) float64. A few
+        rows take the row walk (several trees at once per row); a loaded forest walks its file's
+        arrays, with no pass over the forest first. The same result bit for bit either way."""
+        if (trees is None and type(X) is np.ndarray and X.ndim == 2 and X.shape[0] <= _FEW_ROWS
+                and X.shape[1] == self.n_features and X.dtype == np.float32):
+            if "_saved_compact" not in self.__dict__:
+                return ops.tree_compact_predict_rows(self._compact, X, self.value)
             rows = self._rows
-            with self._file_errors():
+            try:  # (not _file_errors: a context manager costs more than the walk)
                 return rows.predict(X)
+            except ValueError as e:
+                raise self._file_error(e) from e
         sel = None if trees is None else np.atleast_1d(trees)
         return ops.tree_compact_predict(self._compact, X, self.value, trees=sel, threads=threads)
 
