@@ -73,7 +73,7 @@ CLASS_NAMES = (  # the class code is the index: append only
 _FIXED = struct.Struct("<8sIIQQIIIIQQQQ")
 _ENTRY = struct.Struct("<8sQQ")
 _ALIGN = 64
-_FOREST = (  # the first arrays of a version 2 file: (name, dtype)
+_FOREST: tuple[tuple[str, np.dtype], ...] = (  # the first arrays of a version 2 file: (name, dtype)
     ("compact_nodes", np.dtype("<i4")),
     ("compact_source", np.dtype("<i4")),
     ("compact_roots", np.dtype("<i8")),
@@ -344,11 +344,13 @@ def _forest(fields: dict, n_features: int, n_outputs: int, path: str):
 
     forest = Forest.__new__(Forest)
     forest.__dict__.update({f: fields[f] for f, _ in _FOREST if f not in _COMPACT and f != "offsets"})
-    forest._saved_offsets = fields["offsets"]  # checked on first use
     forest.n_features = n_features
     forest.n_outputs = n_outputs
-    forest._saved_compact = tuple(fields[f] for f in _COMPACT)
-    forest._source = path
+    forest.__dict__.update(
+        _saved_offsets=fields["offsets"],  # checked on first use
+        _saved_compact=tuple(fields[f] for f in _COMPACT),
+        _source=path,
+    )
     return forest
 
 
