@@ -256,6 +256,18 @@ def test_failed_save_leaves_no_partial_file(tmp_path, rng, fitted, monkeypatch):
     assert np.array_equal(load(path).predict(Xq), fitted[1].predict(Xq))  # the old file, intact
 
 
+def test_saving_over_a_mapped_file_keeps_the_mapped_forest(tmp_path, rng, fitted):
+    """save renames a new file over the path: an estimator mapping the old one keeps predicting it."""
+    path = tmp_path / "f.fgf"
+    fitted[0].save(path)
+    mapped = load(path)
+    Xq = _data(rng, 30, 13)
+    fitted[1].save(path)
+    assert np.array_equal(mapped.predict_proba(Xq[:1]), fitted[0].predict_proba(Xq[:1]))
+    assert np.array_equal(mapped.predict_proba(Xq), fitted[0].predict_proba(Xq))
+    assert np.array_equal(load(path).predict(Xq), fitted[1].predict(Xq))
+
+
 def _layout(data: bytes):
     """(data offset, [(dtype, offset, nbytes)]) of a version 2 file, and where its attributes end."""
     fixed = _format._FIXED.unpack_from(data, 0)

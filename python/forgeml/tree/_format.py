@@ -89,6 +89,7 @@ _DTYPES = dict(_FOREST)
 _CODES = {name: dtype.str.encode().ljust(8, b"\0") for name, dtype in _FOREST}  # as the table stores them
 _COMPACT = ("compact_nodes", "compact_source", "compact_roots")
 _V1_FIXED = struct.Struct("<8sIIQQQ")
+_JSON = json.JSONDecoder()
 
 
 class ForestFileError(ValueError):
@@ -228,8 +229,10 @@ def _write(fh, header: bytes, data_offset: int, arrays: list) -> None:
 # ---------------------------------------------------------------------------------------- load
 def load(path, mmap: bool = True):
     """The estimator saved at `path`. mmap=True maps the file read-only (the arrays are views of
-    the mapping, shared between processes; nothing is read until used); mmap=False reads it into
-    memory."""
+    the mapping, shared between processes; nothing is read until used; saving over the path is
+    safe, rewriting the file in place is not); mmap=False reads it into memory. A file that is not
+    a valid compact forest file raises ForestFileError, here or when its damaged part is first
+    used."""
     path = os.fspath(path)
 
     def bad(why: str) -> ForestFileError:
@@ -237,19 +240,22 @@ def load(path, mmap: bool = True):
 
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     try:
-        size = os.fstat(fd).st_size
-        if size < _V1_FIXED.size:
-            raise bad(f"{size} bytes, shorter than the {_V1_FIXED.size}-byte header")
         buf: _mmap.mmap | bytearray
         if mmap:
-            buf = _mmap.mmap(fd, 0, access=_mmap.ACCESS_READ)
+            try:
+                buf = _mmap.mmap(fd, 0, access=_mmap.ACCESS_READ)
+            except ValueError:  # an empty file cannot be mapped
+                buf = bytearray()
         else:
-            buf = bytearray(size)
+            buf = bytearray(os.fstat(fd).st_size)
             with open(fd, "rb", closefd=False) as fh:
-                if fh.readinto(buf) != size:
+                if fh.readinto(buf) != len(buf):
                     raise bad("the file changed while it was read")
     finally:
         os.close(fd)
+    size = len(buf)
+    if size < _V1_FIXED.size:
+        raise bad(f"{size} bytes, shorter than the {_V1_FIXED.size}-byte header")
     magic, version = struct.unpack_from("<8sI", buf, 0)
     if magic != MAGIC:
         raise bad("wrong magic bytes")
@@ -286,7 +292,10 @@ def load(path, mmap: bool = True):
                 )
             a = np.frombuffer(buf, dtype, count, data_offset + off)
             fields[name] = a if len(shape) == 1 else a.reshape(shape)
-        attrs = json.loads(buf[end - J : end])
+        text = buf[end - J : end].decode()
+        attrs, used = _JSON.raw_decode(text)
+        if used != len(text) or type(attrs) is not dict:
+            raise ValueError("the attributes are not one JSON object")
         cls = _classes()[CLASS_NAMES[code]]
         est = cls.__new__(cls)
         est.__dict__.update(
