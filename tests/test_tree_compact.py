@@ -149,6 +149,8 @@ def _assert_same_estimator(back, est, Xq):
     trees += [(b.tree_, e.tree_) for b, e in zip(back.estimators_, est.estimators_)] if hasattr(est, "_seeds") else []
     for a, b in trees:
         _assert_same_tree(a, b)
+    assert "_compact" in back._forest.__dict__  # validated by now: one row walks it
+    assert np.array_equal(back.predict(Xq[:1]), est.predict(Xq[:1]))
 
 
 @pytest.mark.parametrize("mmap", [True, False])

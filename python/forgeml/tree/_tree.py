@@ -17,7 +17,8 @@ TREE_LEAF = -1
 TREE_UNDEFINED = -2
 TREE_FIELDS = ("feature", "threshold", "children_left", "children_right", "missing_go_to_left", "impurity",
                "n_node_samples", "weighted_n_node_samples", "value")
-_LAYOUTS = ("nodes", "roots", "_compact", "_rows", "_saved_compact", "_saved_offsets", "_source")  # derived, rebuilt on first use
+# derived, rebuilt on first use (and, for a loaded forest, the file's arrays behind them)
+_LAYOUTS = ("nodes", "roots", "_compact", "_rows", "_saved_compact", "_saved_offsets", "_source")
 _UNPACKED = ("feature", "threshold", "children_left", "children_right")  # what nodes encodes
 _FEW_ROWS = 16  # a loaded forest predicts up to this many rows straight from its file's arrays
 
@@ -209,18 +210,21 @@ class Forest:
         self.__dict__.update(state)
 
     def predict(self, X, threads=None, trees=None):
-        """Mean leaf value over the trees (or the tree indices in `trees`), (n, k) float64. A few
-        rows take the row walk (several trees at once per row); a loaded forest walks its file's
-        arrays, with no pass over the forest first. The same result bit for bit either way."""
+        """Mean leaf value over the trees (or the tree indices in `trees`), (n, k) float64. One row
+        takes the row walk (several trees at once: their cache misses overlap); a loaded forest
+        whose layout is not validated yet walks its file's arrays for up to _FEW_ROWS rows, with no
+        pass over the forest first. The same result bit for bit on every path."""
         if (trees is None and type(X) is np.ndarray and X.ndim == 2 and X.shape[0] <= _FEW_ROWS
                 and X.shape[1] == self.n_features and X.dtype == np.float32):
-            if "_saved_compact" not in self.__dict__:
-                return ops.tree_compact_predict_rows(self._compact, X, self.value)
-            rows = self._rows
-            try:  # (not _file_errors: a context manager costs more than the walk)
-                return rows.predict(X)
-            except ValueError as e:
-                raise self._file_error(e) from e
+            if "_compact" in self.__dict__ or "_saved_compact" not in self.__dict__:
+                if X.shape[0] == 1:  # (more rows: the batch kernel's lockstep rows are faster)
+                    return ops.tree_compact_predict_rows(self._compact, X, self.value)
+            else:  # loaded, its layout not validated yet: walk the file's arrays, checking each node
+                rows = self._rows
+                try:  # (not _file_errors: a context manager costs more than the walk)
+                    return rows.predict(X)
+                except ValueError as e:
+                    raise self._file_error(e) from e
         sel = None if trees is None else np.atleast_1d(trees)
         return ops.tree_compact_predict(self._compact, X, self.value, trees=sel, threads=threads)
 
