@@ -44,11 +44,24 @@ class BaseDecisionTree(BaseEstimator):
     def __sklearn_is_fitted__(self):
         return hasattr(self, "_forest")
 
-    def __getattr__(self, name):  # tree_ of a tree loaded from a compact file: built on first use
-        if name == "tree_" and "_forest" in self.__dict__:
-            self.tree_ = self._forest.tree(0)
-            return self.tree_
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+    @property
+    def tree_(self):
+        """The fitted tree (scikit-learn's ``tree_`` attributes); a tree loaded from a compact
+        forest file builds it on first use."""
+        d = self.__dict__
+        if "tree_" not in d:
+            if "_forest" not in d:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute 'tree_'")
+            d["tree_"] = self._forest.tree(0)
+        return d["tree_"]
+
+    @tree_.setter
+    def tree_(self, tree):
+        self.__dict__["tree_"] = tree
+
+    @tree_.deleter
+    def tree_(self):
+        del self.__dict__["tree_"]
 
     def _fit(self, X, y, sample_weight, classify: bool):
         X, y = _fit.check_X_y(self, X, y, classify)
