@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "cpu/conv/conv.h"
+#include "cpu/tree/compact.h"
+#include "cpu/tree/compact_rows.h"
 #include "cpu/tree/tree.h"
 #include "forgeml/cpu_features.h"
 #include "forgeml/gemm.h"
@@ -150,6 +152,58 @@ static void test_forest() {
   }
 }
 
+// The checked row walk over compact arrays as a file stores them, after random corruption of the
+// nodes, node ids and roots: it throws std::invalid_argument or returns, never reads outside them.
+// Uncorrupted, it equals compact_predict bit for bit.
+static void test_compact_rows() {
+  namespace ft = forgeml::tree;
+  for (int rep = 0; rep < 2000; ++rep) {
+    const int64_t d = pick({1, 3}), n_trees = pick({1, 2, 17}), per_tree = pick({1, 3, 7, 31});
+    std::vector<int32_t> flat(n_trees * per_tree * 4, -1);
+    std::vector<int64_t> roots(n_trees);
+    for (int64_t t = 0; t < n_trees; ++t) {  // complete binary trees, node i's children 2i+1, 2i+2
+      const int64_t base = t * per_tree;
+      roots[t] = base;
+      for (int64_t i = 0; 2 * i + 2 < per_tree; ++i) {
+        const float thr = randv(1)[0];
+        int32_t* nd = &flat[(base + i) * 4];
+        nd[0] = static_cast<int32_t>(rng() % d) | static_cast<int32_t>((rng() & 1) << 30);
+        std::memcpy(nd + 1, &thr, 4);
+        nd[2] = static_cast<int32_t>(base + 2 * i + 1), nd[3] = static_cast<int32_t>(base + 2 * i + 2);
+      }
+    }
+    const int64_t N = n_trees * per_tree;
+    ft::CompactForest c = ft::compact_forest(flat.data(), N, roots.data(), n_trees, d);
+    std::vector<double> values(N * 2);
+    for (auto& v : values) v = randv(1)[0];
+    const int corruptions = static_cast<int>(rng() % 3);
+    for (int k = 0; k < corruptions; ++k) {
+      const int32_t bad = static_cast<int32_t>(pick({-1, 0, 1, 2, 5, 1 << 30, -7, 100, N}));
+      switch (rng() % 3) {
+        case 0: reinterpret_cast<int32_t*>(c.nodes.data())[rng() % (c.nodes.size() * 3)] = bad; break;
+        case 1: c.source[rng() % c.source.size()] = bad; break;
+        default: c.roots[rng() % c.roots.size()] = bad; break;
+      }
+    }
+    const ft::CompactArrays f{c.nodes.data(), N,      c.source.data(), c.roots.data(), n_trees,
+                              values.data(),  N,      2,               d};
+    const int64_t n = pick({0, 1, 5});
+    std::vector<float> X = randv(n * d);
+    if (n) X[0] = NAN;
+    std::vector<double> out(n * 2), want(n * 2);
+    try {
+      ft::check_compact_arrays(f);
+      ft::compact_predict_rows(f, X.data(), n, out.data());
+    } catch (const std::invalid_argument&) {
+      EXPECT(corruptions > 0, "compact_predict_rows rejected a valid forest");
+      continue;
+    }
+    if (corruptions) continue;
+    ft::compact_predict(c, X.data(), n, values.data(), 2, nullptr, 0, want.data(), 2);
+    for (int64_t i = 0; i < n * 2; ++i) EXPECT(out[i] == want[i], "compact_predict_rows: entry %ld", i);
+  }
+}
+
 static void test_csr() {
   for (int rep = 0; rep < 2000; ++rep) {
     const int64_t rows = pick({0, 1, 4}), cols = pick({0, 1, 3});
@@ -206,6 +260,7 @@ int main() {
   }
   forgeml::set_active_isa(best);
   test_forest();
+  test_compact_rows();
   test_csr();
   std::printf("validators + forest walks: done\n");
   for (Isa isa : {Isa::portable, best}) {
