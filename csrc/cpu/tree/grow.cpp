@@ -12,6 +12,9 @@
 // Classification with integer weights (bootstrap counts, unit weights) packs each bin's class
 // statistics into one uint64 per class (rows << 32 | weight): one integer add per row and feature
 // instead of a double add plus a row count, same sums exactly.
+// The random splitter (extremely randomized trees) needs no histogram: per batch of drawn features
+// one pass over the node's rows finds each one's range of codes, a threshold bin is drawn in it,
+// and a second pass sums the statistics left of it (split_random.h).
 // Depth-first growth by default; best-first (largest impurity decrease first) with
 // max_leaf_nodes. Everything depends only on the seed, never on the thread count.
 #include <algorithm>
@@ -30,6 +33,7 @@
 #include "cpu/tree/rng.h"
 #include "cpu/tree/split.h"
 #include "cpu/tree/split_mae.h"
+#include "cpu/tree/split_random.h"
 #include "cpu/tree/tree.h"
 
 namespace forgeml::tree {
@@ -41,6 +45,7 @@ constexpr size_t kScratchBytes = size_t{4} << 20;  // histogram scratch per thre
 constexpr int64_t kMinHistRows = 512;  // nodes this large keep a full histogram for subtraction
 constexpr size_t kMaxHistBytes = size_t{8} << 20;  // larger full histograms: no subtraction
 constexpr int kMaxLiveHists = 64;
+constexpr int kRandomBatch = 64;  // drawn features per pair of row passes (random splitter)
 
 // All d features' histograms of one node (split.h layout), zero where occ says empty.
 struct Hist {
@@ -109,7 +114,13 @@ class Grower {
     words_ = (D_.d + 63) / 64;
     batch_cap_ = std::max<int>(1, static_cast<int>(kScratchBytes / (256 * (H_ * sizeof(double) + 4))));
     batch_cap_ = std::min({batch_cap_, D_.d, std::max(1, p.max_features)});
-    full_ = !median_leaves<C>() && p.hist_subtraction && p.max_features >= D_.d && static_cast<size_t>(D_.d) * 256 * (H_ * sizeof(double) + 4) <= kMaxHistBytes;
+    // the random splitter on rows: single-output histogram criteria (absolute error splits on rows
+    // already, multi-output keeps the histograms); sparse X keeps the histograms, which skip the
+    // features without stored entries in small nodes. hist_subtraction = false: the histogram
+    // path, the reference the tests compare with.
+    random_rows_ = p.random_split && p.hist_subtraction && !median_leaves<C>() && !is_multi<C>() && !data.entry_ptr &&
+                   (!C::kClassify || p.n_classes <= 256);  // classes as bytes
+    full_ = !random_rows_ && !median_leaves<C>() && p.hist_subtraction && p.max_features >= D_.d && static_cast<size_t>(D_.d) * 256 * (H_ * sizeof(double) + 4) <= kMaxHistBytes;
   }
 
   TreeOut run() {
@@ -124,6 +135,10 @@ class Grower {
     tmp_.resize(rows_.size());
     mono_ = !P_.monotonic.empty();
     packed_ = packable() && !mono_ && !P_.random_split;  // those two run the generic scan
+    random_unit_ = random_rows_ && C::kClassify && K_ <= 255 &&
+                   std::all_of(rows_.begin(), rows_.end(), [](const Rec& r) { return r.w == 1.0; });
+    rs_.left.resize(S_);
+    rs_.nans.resize(S_);
     std::vector<double> total(S_, 0.0);
     for (const Rec& r : rows_) add_row(total.data(), r);
     w_root_ = total[1];
@@ -219,6 +234,10 @@ class Grower {
     if (depth >= P_.max_depth || n < static_cast<double>(P_.min_samples_split) ||
         n < 2.0 * static_cast<double>(P_.min_samples_leaf) || W < 2.0 * lim_.min_weight_leaf || imp <= pure_tol) {
       release(std::move(hist));
+      return e;
+    }
+    if (random_rows_) {
+      find_split_random(e, s);
       return e;
     }
     if (full_ && (hist || (end - begin >= kMinHistRows && live_ < kMaxLiveHists))) {
@@ -435,6 +454,203 @@ class Grower {
     finish_split(e, total, best, bl, br);
   }
 
+  // ---- the random splitter on rows (split_random.h)
+  // Draws features as find_split does (the same draws in the same order, one split_rng_ draw per
+  // drawn feature) until max_features non-constant ones were tried. Per batch, the drawn
+  // features' codes over the node's rows are gathered into contiguous columns (one read of each
+  // row's codes); ranges and the sums left of each threshold are then plain loops over them.
+  void find_split_random(Entry& e, const double* total) {
+    RandomScratch& rs = rs_;
+    rs.cand.clear();
+    for (int f = 0; f < D_.d; ++f)
+      if (!((e.consts[f >> 6] >> (f & 63)) & 1)) rs.cand.push_back(f);
+    std::vector<double> bl(S_), br(S_);
+    Best best;
+    best.left = bl.data();
+    best.right = br.data();
+    rs.ln.resize(S_);
+    rs.r.resize(S_);
+    rs.rows_ready = false;
+    const int64_t m = e.end - e.begin;
+    int seen = 0;
+    size_t drawn = 0;
+    while (seen < P_.max_features && drawn < rs.cand.size()) {
+      const size_t need = std::min<size_t>(
+          {static_cast<size_t>(P_.max_features - seen), rs.cand.size() - drawn, static_cast<size_t>(kRandomBatch)});
+      for (size_t i = drawn; i < drawn + need; ++i)  // Fisher-Yates, one draw at a time
+        std::swap(rs.cand[i], rs.cand[i + rng_.below(rs.cand.size() - i)]);
+      const int* f = rs.cand.data() + drawn;
+      gather_codes(e.begin, e.end, f, static_cast<int>(need));
+      rs.live.clear();
+      rs.rank.clear();
+      rs.bin.clear();
+      rs.nan.clear();
+      int constant = 0;
+      for (size_t j = 0; j < need; ++j) {
+        const uint64_t draw = split_rng_.next();  // drawn for constant features too, as find_split
+        const CodeRange r = column_range(rs.codes.data() + j * m, m);
+        if (r.constant()) {
+          e.consts[f[j] >> 6] |= uint64_t{1} << (f[j] & 63);
+          ++constant;
+          continue;
+        }
+        rs.live.push_back(static_cast<int>(j));
+        rs.rank.push_back(static_cast<int>(drawn + j));
+        rs.bin.push_back(r.threshold(draw));
+        rs.nan.push_back(r.has_nan());
+      }
+      if (!rs.live.empty() && !rs.rows_ready) {
+        node_rows(e.begin, e.end);
+        rs.rows_ready = true;
+      }
+      double* l = rs.left.data();
+      double* n = rs.nans.data();
+      for (size_t k = 0; k < rs.live.size(); ++k) {
+        const int fk = f[rs.live[k]], bin = rs.bin[k];
+        const bool has_nan = rs.nan[k];
+        left_stats(rs.codes.data() + rs.live[k] * m, m, bin, has_nan, l, n);
+        const Monotonic mc{mono_ ? P_.monotonic[fk] : 0, e.lower, e.upper};
+        const Monotonic* mp = mono_ ? &mc : nullptr;
+        consider_random(crit_, l, total, S_, lim_, mp, fk, rs.rank[k], bin, false, has_nan, rs.r.data(), best);
+        if (has_nan && bin != kAllLeft) {
+          for (int t = 0; t < S_; ++t) rs.ln[t] = l[t] + n[t];
+          consider_random(crit_, rs.ln.data(), total, S_, lim_, mp, fk, rs.rank[k], bin, true, true, rs.r.data(),
+                          best);
+        }
+      }
+      seen += static_cast<int>(need) - constant;
+      drawn += need;
+    }
+    finish_split(e, total, best, bl, br);
+  }
+
+  // rs_.codes (nf, m): the codes of features f[0..nf) over rows [begin, end), feature j's at j * m.
+  void gather_codes(int64_t begin, int64_t end, const int* f, int nf) {
+    const int64_t m = end - begin;
+    RandomScratch& rs = rs_;
+    if (rs.codes.size() < static_cast<size_t>(nf * m)) rs.codes.resize(static_cast<size_t>(nf * m));
+    uint8_t* out = rs.codes.data();
+    if (D_.column_major) {
+      for (int j = 0; j < nf; ++j) {
+        const uint8_t* col = D_.codes + static_cast<int64_t>(f[j]) * D_.n;
+        for (int64_t i = 0; i < m; ++i) out[j * m + i] = col[rows_[begin + i].row];
+      }
+      return;
+    }
+    const int d = D_.d;
+    constexpr int64_t kAhead = 16;
+    for (int64_t i = 0; i < m; ++i) {
+      if (i + kAhead < m) __builtin_prefetch(D_.codes + static_cast<int64_t>(rows_[begin + i + kAhead].row) * d);
+      const uint8_t* c = D_.codes + static_cast<int64_t>(rows_[begin + i].row) * d;
+      for (int j = 0; j < nf; ++j) out[j * m + i] = c[f[j]];
+    }
+  }
+
+  static CodeRange column_range(const uint8_t* col, int64_t m) {
+    uint8_t lo = 255, hi1 = 0, top = 0;  // separate reductions: the loop vectorizes
+    for (int64_t i = 0; i < m; ++i) {
+      lo = std::min(lo, col[i]);
+      top = std::max(top, col[i]);
+      hi1 = std::max(hi1, static_cast<uint8_t>(col[i] + 1));
+    }
+    CodeRange r;
+    r.lo = lo;
+    r.hi1 = hi1;
+    r.top = top;
+    return r;
+  }
+
+  // What left_stats needs of the node's rows, contiguous: classes (classification), weights and
+  // targets (regression), packed increments (integer weights).
+  void node_rows(int64_t begin, int64_t end) {
+    RandomScratch& rs = rs_;
+    const int64_t m = end - begin;
+    if constexpr (C::kClassify) {
+      rs.cls.resize(m);
+      for (int64_t i = 0; i < m; ++i) rs.cls[i] = static_cast<uint8_t>(rows_[begin + i].cls);
+      if (!random_unit_) {
+        rs.w.resize(m);
+        for (int64_t i = 0; i < m; ++i) rs.w[i] = rows_[begin + i].w;
+      }
+    } else {
+      rs.w.resize(m);
+      rs.wy.resize(m);
+      rs.wyy.resize(m);
+      for (int64_t i = 0; i < m; ++i) {
+        const Rec& rr = rows_[begin + i];
+        rs.w[i] = rr.w;
+        rs.wy[i] = rr.w * rr.y;
+        if constexpr (log_stat<C>()) rs.wyy[i] = rr.w * C::xlogy(rr.y);
+        else rs.wyy[i] = rs.wy[i] * rr.y;
+      }
+    }
+  }
+
+  // l / n (S each): statistics of the node's rows with code <= bin / NaN code in column col (m
+  // codes, node_rows' order). n only when nan. Comparisons mask the sums (no branches).
+  void left_stats(const uint8_t* col, int64_t m, int bin, bool nan, double* l, double* n) const {
+    const RandomScratch& rs = rs_;
+    std::fill(l, l + S_, 0.0);
+    std::fill(n, n + S_, 0.0);
+    const uint8_t t = static_cast<uint8_t>(bin);
+    if constexpr (C::kClassify) {
+      const uint8_t* cls = rs.cls.data();
+      const int K = K_;
+      if (random_unit_) {  // unit weights: counts only, summed over bytes
+        auto counts = [&](uint8_t key, bool equal, double* s) {
+          uint32_t all = 0;
+          for (int64_t i = 0; i < m; ++i) all += equal ? col[i] == key : col[i] <= key;
+          double rest = all;
+          for (int k = 1; k < K; ++k) {
+            uint32_t c = 0;
+            const uint8_t kk = static_cast<uint8_t>(k);
+            if (equal)
+              for (int64_t i = 0; i < m; ++i) c += (col[i] == key) & (cls[i] == kk);
+            else
+              for (int64_t i = 0; i < m; ++i) c += (col[i] <= key) & (cls[i] == kk);
+            s[2 + k] = c;
+            rest -= c;
+          }
+          s[0] = all;
+          s[1] = all;
+          s[2] = rest;
+        };
+        counts(t, false, l);
+        if (nan) counts(kNanBin, true, n);
+        return;
+      }
+      const double* w = rs.w.data();
+      auto sums = [&](uint8_t key, bool equal, double* s) {
+        for (int64_t i = 0; i < m; ++i) {
+          const double in = equal ? col[i] == key : col[i] <= key;
+          s[0] += in;
+          s[2 + cls[i]] += in * w[i];
+        }
+        for (int k = 0; k < K; ++k) s[1] += s[2 + k];
+      };
+      sums(t, false, l);
+      if (nan) sums(kNanBin, true, n);
+    } else {
+      const double *w = rs.w.data(), *wy = rs.wy.data(), *wyy = rs.wyy.data();
+      auto sums = [&](uint8_t key, bool equal, double* s) {
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (int64_t i = 0; i < m; ++i) {
+          const bool in = equal ? col[i] == key : col[i] <= key;
+          s0 += in;
+          s1 += in ? w[i] : 0.0;
+          s2 += in ? wy[i] : 0.0;
+          s3 += in ? wyy[i] : 0.0;
+        }
+        s[0] = s0;
+        s[1] = s1;
+        s[2] = s2;
+        s[3] = s3;
+      };
+      sums(t, false, l);
+      if (nan) sums(kNanBin, true, n);
+    }
+  }
+
   void finish_split(Entry& e, const double* total, const Best& best, std::vector<double>& bl, std::vector<double>& br) {
     if (!best.found()) return;
     double improvement = (crit_.cost(total) - crit_.cost(bl.data()) - crit_.cost(br.data())) / w_root_;
@@ -447,6 +663,14 @@ class Grower {
     e.left = std::move(bl);
     e.right = std::move(br);
   }
+
+  struct RandomScratch {  // find_split_random's buffers, kept between nodes
+    std::vector<int> cand, live, rank, bin;
+    std::vector<uint8_t> nan, codes, cls;
+    std::vector<double> w, wy, wyy;          // node_rows
+    std::vector<double> left, nans, ln, r;  // S statistics left of the threshold / NaN
+    bool rows_ready = false;
+  };
 
   Scratch& scratch(int t) {
     if (static_cast<int>(scratch_.size()) <= t) scratch_.resize(t + 1);
@@ -750,6 +974,9 @@ class Grower {
   C crit_;
   bool full_ = false;
   bool packed_ = false;  // classification with integer weights: packed integer histograms
+  bool random_rows_ = false;  // the random splitter on rows, without histograms
+  bool random_unit_ = false;  // ... with unit weights (classification): counts summed over bytes
+  RandomScratch rs_;
   bool mono_ = false;    // monotonic constraints given
   int live_ = 0;
   std::vector<std::unique_ptr<Hist>> pool_;
