@@ -25,6 +25,7 @@
 #include <numeric>
 #include <queue>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #include "forgeml/check.h"
@@ -57,6 +58,7 @@ struct Hist {
 struct Entry {
   int node = -1;
   int64_t begin = 0, end = 0;
+  int64_t mid = -1;  // >= 0: rows already partitioned at the split, left ones in [begin, mid)
   int depth = 0;
   std::vector<uint64_t> consts;  // features known constant in this node
   bool split = false;
@@ -461,9 +463,14 @@ class Grower {
   // row's codes); ranges and the sums left of each threshold are then plain loops over them.
   void find_split_random(Entry& e, const double* total) {
     RandomScratch& rs = rs_;
-    rs.cand.clear();
-    for (int f = 0; f < D_.d; ++f)
-      if (!((e.consts[f >> 6] >> (f & 63)) & 1)) rs.cand.push_back(f);
+    rs.cand.resize(D_.d);
+    size_t nc = 0;
+    const uint64_t* consts = e.consts.data();
+    for (int f = 0; f < D_.d; ++f) {  // written unconditionally: no branch per feature
+      rs.cand[nc] = f;
+      nc += !((consts[f >> 6] >> (f & 63)) & 1);
+    }
+    rs.cand.resize(nc);
     std::vector<double> bl(S_), br(S_);
     Best best;
     best.left = bl.data();
@@ -473,7 +480,7 @@ class Grower {
     rs.rows_ready = false;
     const int64_t m = e.end - e.begin;
     int seen = 0;
-    size_t drawn = 0;
+    size_t drawn = 0, last = 0;  // last: the first feature of the last batch
     while (seen < P_.max_features && drawn < rs.cand.size()) {
       const size_t need = std::min<size_t>(
           {static_cast<size_t>(P_.max_features - seen), rs.cand.size() - drawn, static_cast<size_t>(kRandomBatch)});
@@ -519,9 +526,18 @@ class Grower {
         }
       }
       seen += static_cast<int>(need) - constant;
+      last = drawn;
       drawn += need;
     }
     finish_split(e, total, best, bl, br);
+    if (!e.split) return;
+    for (size_t j = last; j < drawn; ++j)  // the winner's codes still gathered: partition from them now
+      if (rs.cand[j] == e.feature) {
+        const uint8_t* col = rs.codes.data() + (j - last) * m;
+        e.mid = partition(e.begin, e.end, e.bin, e.nan_left, [&](int64_t i) { return col[i - e.begin]; },
+                          [](int64_t) { return nullptr; });
+        break;
+      }
   }
 
   // rs_.codes (nf, m): the codes of features f[0..nf) over rows [begin, end), feature j's at j * m.
@@ -889,22 +905,40 @@ class Grower {
     }
   }
 
+  // Stable partition of rows [begin, end) by "code <= bin" (NaN: nan_left); code(i) is row i's
+  // code, at(i) its address (prefetched ahead; null: none). Branch-free: each row is written to
+  // both sides and the side it belongs to advances. Returns the first right row.
+  template <class Code, class At>
+  int64_t partition(int64_t begin, int64_t end, int bin, bool nan_left, Code&& code, At&& at) {
+    int64_t nl = 0, nr = 0;
+    constexpr int64_t kAhead = 16;
+    Rec* rows = rows_.data();
+    Rec* tmp = tmp_.data();
+    for (int64_t i = begin; i < end; ++i) {
+      if constexpr (!std::is_same_v<decltype(at(i)), std::nullptr_t>)
+        if (i + kAhead < end) __builtin_prefetch(at(i + kAhead));
+      const Rec r = rows[i];
+      const int c = code(i);
+      const bool go_left = c == kNanBin ? nan_left : c <= bin;
+      rows[begin + nl] = r;
+      tmp[nr] = r;
+      nl += go_left;
+      nr += !go_left;
+    }
+    std::copy(tmp, tmp + nr, rows + begin + nl);
+    return begin + nl;
+  }
+
   // Splits e's rows (stable) and creates both children; returns them left, right.
   std::pair<Entry, Entry> expand(Entry& e) {
     const int d = D_.d, f = e.feature, bin = e.bin;
-    int64_t nl = 0, nr = 0;
-    constexpr int64_t kAhead = 16;
-    const int64_t rs = D_.column_major ? 1 : d;  // code of (row, f) at row * rs + f * fs
-    const uint8_t* col = D_.codes + (D_.column_major ? static_cast<int64_t>(f) * D_.n : f);
-    for (int64_t i = e.begin; i < e.end; ++i) {
-      if (i + kAhead < e.end) __builtin_prefetch(col + static_cast<int64_t>(rows_[i + kAhead].row) * rs);
-      const Rec r = rows_[i];
-      int c = col[static_cast<int64_t>(r.row) * rs];
-      bool go_left = c == kNanBin ? e.nan_left : c <= bin;
-      if (go_left) rows_[e.begin + nl++] = r; else tmp_[nr++] = r;
+    if (e.mid < 0) {
+      const int64_t rs = D_.column_major ? 1 : d;  // code of (row, f) at row * rs
+      const uint8_t* col = D_.codes + (D_.column_major ? static_cast<int64_t>(f) * D_.n : f);
+      e.mid = partition(e.begin, e.end, bin, e.nan_left, [&](int64_t i) { return col[static_cast<int64_t>(rows_[i].row) * rs]; },
+                        [&](int64_t i) { return col + static_cast<int64_t>(rows_[i].row) * rs; });
     }
-    std::copy(tmp_.begin(), tmp_.begin() + nr, rows_.begin() + e.begin + nl);
-    int64_t mid = e.begin + nl;
+    const int64_t mid = e.mid, nl = mid - e.begin, nr = e.end - mid;
     FORGEML_CHECK_RT(static_cast<double>(nl) == e.left[0], "tree: partition disagrees with the histogram");
     out_.feature[e.node] = f;
     out_.thr_bin[e.node] = bin;
