@@ -463,12 +463,19 @@ class Grower {
   // row's codes); ranges and the sums left of each threshold are then plain loops over them.
   void find_split_random(Entry& e, const double* total) {
     RandomScratch& rs = rs_;
-    rs.cand.resize(D_.d);
+    const int d = D_.d;
+    rs.cand.resize(d);
+    int* cand = rs.cand.data();
     size_t nc = 0;
     const uint64_t* consts = e.consts.data();
-    for (int f = 0; f < D_.d; ++f) {  // written unconditionally: no branch per feature
-      rs.cand[nc] = f;
-      nc += !((consts[f >> 6] >> (f & 63)) & 1);
+    if (std::all_of(consts, consts + words_, [](uint64_t w) { return w == 0; })) {
+      std::iota(cand, cand + d, 0);
+      nc = d;
+    } else {
+      for (int f = 0; f < d; ++f) {  // written unconditionally: no branch per feature
+        cand[nc] = f;
+        nc += !((consts[f >> 6] >> (f & 63)) & 1);
+      }
     }
     rs.cand.resize(nc);
     std::vector<double> bl(S_), br(S_);
@@ -477,7 +484,7 @@ class Grower {
     best.right = br.data();
     rs.ln.resize(S_);
     rs.r.resize(S_);
-    rs.rows_ready = false;
+    rs.rows_ready = rs.cls_ready = false;
     const int64_t m = e.end - e.begin;
     int seen = 0;
     size_t drawn = 0, last = 0;  // last: the first feature of the last batch
@@ -553,12 +560,38 @@ class Grower {
       }
       return;
     }
-    const int d = D_.d;
-    constexpr int64_t kAhead = 16;
+    // classification: the rows' classes come along on the first batch (node_rows skips them)
+    const bool cls = C::kClassify && !rs.cls_ready;
+    if (cls) rs.cls.resize(m);
+    rs.cls_ready = rs.cls_ready || cls;
+    switch (nf * 2 + cls) {
+#define FORGEML_GATHER(k)                                                           \
+  case 2 * k: return gather_rows<k, false>(begin, m, f, nf, out);                   \
+  case 2 * k + 1: return gather_rows<k, true>(begin, m, f, nf, out);
+      FORGEML_GATHER(1) FORGEML_GATHER(2) FORGEML_GATHER(3) FORGEML_GATHER(4)
+      FORGEML_GATHER(5) FORGEML_GATHER(6) FORGEML_GATHER(7) FORGEML_GATHER(8)
+#undef FORGEML_GATHER
+      default: return cls ? gather_rows<0, true>(begin, m, f, nf, out) : gather_rows<0, false>(begin, m, f, nf, out);
+    }
+  }
+
+  // gather_codes on row-major codes; NF > 0: nf known at compile time (the loop over it unrolls).
+  // Offsets and sizes are copied to locals: the byte stores could alias them otherwise.
+  template <int NF, bool kCls>
+  void gather_rows(int64_t begin, int64_t m, const int* f, int nf_rt, uint8_t* out) {
+    const int nf = NF > 0 ? NF : nf_rt;
+    int fo[NF > 0 ? NF : kRandomBatch];
+    for (int j = 0; j < nf; ++j) fo[j] = f[j];
+    const Rec* rows = rows_.data() + begin;
+    const uint8_t* codes = D_.codes;
+    const int64_t d = D_.d;
+    uint8_t* cls = rs_.cls.data();
+    constexpr int64_t kAhead = 32;
     for (int64_t i = 0; i < m; ++i) {
-      if (i + kAhead < m) __builtin_prefetch(D_.codes + static_cast<int64_t>(rows_[begin + i + kAhead].row) * d);
-      const uint8_t* c = D_.codes + static_cast<int64_t>(rows_[begin + i].row) * d;
-      for (int j = 0; j < nf; ++j) out[j * m + i] = c[f[j]];
+      if (i + kAhead < m) __builtin_prefetch(codes + rows[i + kAhead].row * d);
+      const uint8_t* c = codes + rows[i].row * d;
+      for (int j = 0; j < nf; ++j) out[j * m + i] = c[fo[j]];
+      if constexpr (kCls && C::kClassify) cls[i] = static_cast<uint8_t>(rows[i].cls);
     }
   }
 
@@ -582,8 +615,11 @@ class Grower {
     RandomScratch& rs = rs_;
     const int64_t m = end - begin;
     if constexpr (C::kClassify) {
-      rs.cls.resize(m);
-      for (int64_t i = 0; i < m; ++i) rs.cls[i] = static_cast<uint8_t>(rows_[begin + i].cls);
+      if (!rs.cls_ready) {
+        rs.cls.resize(m);
+        for (int64_t i = 0; i < m; ++i) rs.cls[i] = static_cast<uint8_t>(rows_[begin + i].cls);
+        rs.cls_ready = true;
+      }
       if (!random_unit_) {
         rs.w.resize(m);
         for (int64_t i = 0; i < m; ++i) rs.w[i] = rows_[begin + i].w;
@@ -685,7 +721,7 @@ class Grower {
     std::vector<uint8_t> nan, codes, cls;
     std::vector<double> w, wy, wyy;          // node_rows
     std::vector<double> left, nans, ln, r;  // S statistics left of the threshold / NaN
-    bool rows_ready = false;
+    bool rows_ready = false, cls_ready = false;  // node_rows / the classes done for this node
   };
 
   Scratch& scratch(int t) {
