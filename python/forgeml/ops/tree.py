@@ -119,7 +119,8 @@ def tree_grow_forest(codes, y, weight, seeds, *, criterion="gini", n_classes=1, 
     histograms from its rows (the oracle for the parent-minus-sibling path). monotonic_cst (d)
     of -1/0/1: monotonic constraints on the node values (regression: means; classification,
     binary only: the fraction of class 0). random_split: extremely randomized trees (each drawn
-    feature split at one boundary between its occupied bins, drawn uniformly). codes may be
+    feature split at a threshold bin drawn uniformly between its smallest and largest code in
+    the node, scikit-learn's rule on the bin scale). codes may be
     Fortran-ordered (column-major: wide sparse X). sparse_entries (optional): X's stored entries
     as a scipy CSR matrix (or (indptr, indices)); every unstored entry must have the code of
     zero. Small nodes then skip the features with no entry in their rows (same trees, faster).
