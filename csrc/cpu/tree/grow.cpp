@@ -117,10 +117,9 @@ class Grower {
     batch_cap_ = std::max<int>(1, static_cast<int>(kScratchBytes / (256 * (H_ * sizeof(double) + 4))));
     batch_cap_ = std::min({batch_cap_, D_.d, std::max(1, p.max_features)});
     // the random splitter on rows: single-output histogram criteria (absolute error splits on rows
-    // already, multi-output keeps the histograms); sparse X keeps the histograms, which skip the
-    // features without stored entries in small nodes. hist_subtraction = false: the histogram
-    // path, the reference the tests compare with.
-    random_rows_ = p.random_split && p.hist_subtraction && !median_leaves<C>() && !is_multi<C>() && !data.entry_ptr &&
+    // already, multi-output keeps the histograms). hist_subtraction = false: the histogram path,
+    // the reference the tests compare with.
+    random_rows_ = p.random_split && p.hist_subtraction && !median_leaves<C>() && !is_multi<C>() &&
                    (!C::kClassify || p.n_classes <= 256);  // classes as bytes
     full_ = !random_rows_ && !median_leaves<C>() && p.hist_subtraction && p.max_features >= D_.d && static_cast<size_t>(D_.d) * 256 * (H_ * sizeof(double) + 4) <= kMaxHistBytes;
   }
@@ -486,6 +485,8 @@ class Grower {
     rs.r.resize(S_);
     rs.rows_ready = rs.cls_ready = false;
     const int64_t m = e.end - e.begin;
+    sparse_active(e);
+    const bool sparse = !rs.active.empty();
     int seen = 0;
     size_t drawn = 0, last = 0;  // last: the first feature of the last batch
     while (seen < P_.max_features && drawn < rs.cand.size()) {
@@ -494,7 +495,22 @@ class Grower {
       for (size_t i = drawn; i < drawn + need; ++i)  // Fisher-Yates, one draw at a time
         std::swap(rs.cand[i], rs.cand[i + rng_.below(rs.cand.size() - i)]);
       const int* f = rs.cand.data() + drawn;
-      gather_codes(e.begin, e.end, f, static_cast<int>(need));
+      const int* g = f;  // the features gathered: column[j] is f[j]'s column, -1 for none
+      rs.column.resize(need);
+      int ng = static_cast<int>(need);
+      if (sparse) {
+        rs.gathered.clear();
+        for (size_t j = 0; j < need; ++j) {
+          const bool on = (rs.active[f[j] >> 6] >> (f[j] & 63)) & 1;
+          rs.column[j] = on ? static_cast<int>(rs.gathered.size()) : -1;
+          if (on) rs.gathered.push_back(f[j]);
+        }
+        g = rs.gathered.data();
+        ng = static_cast<int>(rs.gathered.size());
+      } else {
+        std::iota(rs.column.begin(), rs.column.end(), 0);
+      }
+      gather_codes(e.begin, e.end, g, ng);
       rs.live.clear();
       rs.rank.clear();
       rs.bin.clear();
@@ -502,12 +518,13 @@ class Grower {
       int constant = 0;
       for (size_t j = 0; j < need; ++j) {
         const uint64_t draw = split_rng_.next();  // drawn for constant features too, as find_split
-        const CodeRange r = column_range(rs.codes.data() + j * m, m);
-        if (r.constant()) {
+        const int c = rs.column[j];
+        if (c < 0 || column_range(rs.codes.data() + c * m, m).constant()) {  // not gathered: zeros only
           e.consts[f[j] >> 6] |= uint64_t{1} << (f[j] & 63);
           ++constant;
           continue;
         }
+        const CodeRange r = column_range(rs.codes.data() + c * m, m);
         rs.live.push_back(static_cast<int>(j));
         rs.rank.push_back(static_cast<int>(drawn + j));
         rs.bin.push_back(r.threshold(draw));
@@ -522,7 +539,7 @@ class Grower {
       for (size_t k = 0; k < rs.live.size(); ++k) {
         const int fk = f[rs.live[k]], bin = rs.bin[k];
         const bool has_nan = rs.nan[k];
-        left_stats(rs.codes.data() + rs.live[k] * m, m, bin, has_nan, l, n);
+        left_stats(rs.codes.data() + rs.column[rs.live[k]] * m, m, bin, has_nan, l, n);
         const Monotonic mc{mono_ ? P_.monotonic[fk] : 0, e.lower, e.upper};
         const Monotonic* mp = mono_ ? &mc : nullptr;
         consider_random(crit_, l, total, S_, lim_, mp, fk, rs.rank[k], bin, false, has_nan, rs.r.data(), best);
@@ -539,12 +556,29 @@ class Grower {
     finish_split(e, total, best, bl, br);
     if (!e.split) return;
     for (size_t j = last; j < drawn; ++j)  // the winner's codes still gathered: partition from them now
-      if (rs.cand[j] == e.feature) {
-        const uint8_t* col = rs.codes.data() + (j - last) * m;
+      if (rs.cand[j] == e.feature && rs.column[j - last] >= 0) {
+        const uint8_t* col = rs.codes.data() + rs.column[j - last] * m;
         e.mid = partition(e.begin, e.end, e.bin, e.nan_left, [&](int64_t i) { return col[i - e.begin]; },
                           [](int64_t) { return nullptr; });
         break;
       }
+  }
+
+  // Sparse X (stored entries known), small node: rs_.active marks the features with a stored entry
+  // in its rows; every other one holds only the code of zero here, so it is constant without
+  // reading its codes (find_split's rule, same trees). Empty: no such knowledge, all are read.
+  void sparse_active(const Entry& e) {
+    std::vector<uint64_t>& active = rs_.active;
+    active.clear();
+    if (!D_.entry_ptr || static_cast<double>(e.end - e.begin) * static_cast<double>(D_.entry_ptr[D_.n]) >
+                             static_cast<double>(D_.d) * static_cast<double>(D_.n))
+      return;
+    active.assign(words_, 0);
+    for (int64_t i = e.begin; i < e.end; ++i) {
+      const int64_t r = rows_[i].row;
+      for (int64_t k = D_.entry_ptr[r]; k < D_.entry_ptr[r + 1]; ++k)
+        active[D_.entry_feature[k] >> 6] |= uint64_t{1} << (D_.entry_feature[k] & 63);
+    }
   }
 
   // rs_.codes (nf, m): the codes of features f[0..nf) over rows [begin, end), feature j's at j * m.
@@ -730,7 +764,8 @@ class Grower {
   }
 
   struct RandomScratch {  // find_split_random's buffers, kept between nodes
-    std::vector<int> cand, live, rank, bin;
+    std::vector<int> cand, live, rank, bin, column, gathered;
+    std::vector<uint64_t> active;  // sparse_active
     std::vector<uint8_t> nan, codes, cls;
     std::vector<double> w, wy, wyy;          // node_rows
     std::vector<double> left, nans, ln, r;  // S statistics left of the threshold / NaN
