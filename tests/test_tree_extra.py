@@ -101,8 +101,11 @@ def test_random_split_rows_match_histogram_path(criterion, weights):
     in NumPy on each tree's own partition."""
     codes, yc = _class_data(4)
     rng = np.random.default_rng(5)
-    w = {"unit": np.ones(len(yc)), "counts": rng.integers(0, 4, len(yc)).astype(np.float64),
-         "fractional": rng.uniform(0.1, 2.0, len(yc))}[weights]
+    w = {
+        "unit": np.ones(len(yc)),
+        "counts": rng.integers(0, 4, len(yc)).astype(np.float64),
+        "fractional": rng.uniform(0.1, 2.0, len(yc)),
+    }[weights]
     classify = criterion in ("gini", "entropy")
     y = yc if classify else (yc * 1.5 + rng.random(len(yc))).astype(np.float64)
     kw = dict(criterion=criterion, n_classes=3 if classify else 1, max_features=3, random_split=True)
@@ -134,9 +137,8 @@ def test_random_threshold_uniform_over_the_node_bin_range():
     codes = np.repeat(np.array([[0], [1], [9]], dtype=np.uint8), 20, axis=0)  # occupied bins 0, 1, 9
     y = np.arange(len(codes), dtype=np.float64)
     w = np.ones(len(y))
-    thr = [int(ops.tree_grow_forest(codes, y, w, [s], criterion="squared_error", random_split=True,
-                                    max_depth=1)["thr_bin"][0]) for s in range(400)]
-    thr = np.array(thr)
+    kw = dict(criterion="squared_error", random_split=True, max_depth=1)
+    thr = np.array([ops.tree_grow_forest(codes, y, w, [s], **kw)["thr_bin"][0] for s in range(400)])
     assert thr.min() >= 0 and thr.max() <= 8
     assert set(thr.tolist()) == set(range(9))  # every bin of the range is drawn
     upper = np.mean(thr >= 1)  # the gap between bins 1 and 9: 8 of the 9 bins
