@@ -685,6 +685,18 @@ class Grower {
       if (random_unit_) {  // unit weights: counts only, summed over bytes
         auto counts = [&](uint8_t key, bool equal, double* s) {
           uint32_t all = 0;
+          if (K == 2 && !equal) {  // the common case in one loop: rows left, and those of class 1
+            uint32_t one = 0;
+            for (int64_t i = 0; i < m; ++i) {
+              const uint32_t in = col[i] <= key;
+              all += in;
+              one += in & cls[i];
+            }
+            s[0] = s[1] = all;
+            s[2] = all - one;
+            s[3] = one;
+            return;
+          }
           for (int64_t i = 0; i < m; ++i) all += equal ? col[i] == key : col[i] <= key;
           double rest = all;
           for (int k = 1; k < K; ++k) {
