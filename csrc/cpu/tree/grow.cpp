@@ -622,7 +622,11 @@ class Grower {
     uint8_t* cls = rs_.cls.data();
     constexpr int64_t kAhead = 32;
     for (int64_t i = 0; i < m; ++i) {
-      if (i + kAhead < m) __builtin_prefetch(codes + rows[i + kAhead].row * d);
+      if (i + kAhead < m) {  // both cache lines a row's codes may straddle
+        const uint8_t* ahead = codes + rows[i + kAhead].row * d;
+        __builtin_prefetch(ahead);
+        __builtin_prefetch(ahead + d - 1);
+      }
       const uint8_t* c = codes + rows[i].row * d;
       for (int j = 0; j < nf; ++j) out[j * m + i] = c[fo[j]];
       if constexpr (kCls && C::kClassify) cls[i] = static_cast<uint8_t>(rows[i].cls);

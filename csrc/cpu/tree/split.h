@@ -76,9 +76,8 @@ inline void add_bin(double* s, const double* hw, const uint32_t* cnt, int b, int
 // The random splitter's threshold bin for a feature whose value bins in the node span lo < hi:
 // uniform over lo .. hi - 1 (scikit-learn's threshold, uniform between the node's minimum and
 // maximum, on the bin scale), so a gap between occupied bins is drawn in proportion to its width.
-// The draw is scaled by a multiply (Lemire's rule, as Rng::below), not a 64-bit division.
 inline int random_threshold_bin(int lo, int hi, uint64_t draw) {
-  return lo + static_cast<int>((static_cast<__uint128_t>(draw) * static_cast<uint64_t>(hi - lo)) >> 64);
+  return lo + static_cast<int>(draw % static_cast<uint64_t>(hi - lo));
 }
 
 // Returns false when the feature is constant in the node (one occupied bin including NaN).
