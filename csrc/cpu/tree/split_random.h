@@ -1,6 +1,6 @@
 // The random splitter's candidate from statistics gathered on the node's rows (no histogram):
-// growth passes over the rows once for each drawn feature's range of codes, draws the threshold
-// bin (random_threshold_bin), and passes again to sum the statistics left of it (and of NaN).
+// growth gathers the drawn features' codes over the node's rows, takes each one's range of codes,
+// draws the threshold bin (random_threshold_bin) and sums the statistics left of it (and of NaN).
 // This ranks the candidate as split.h's scan_feature does with a draw: same proxy, same checks,
 // same ties, so both give the same tree (up to the order of floating-point sums).
 #pragma once
@@ -15,11 +15,6 @@ namespace forgeml::tree {
 // 255 wraps to 0, so it never counts), top = largest code (255: NaN present).
 struct CodeRange {
   uint8_t lo = 255, hi1 = 0, top = 0;
-  void add(uint8_t b) {
-    lo = std::min(lo, b);
-    hi1 = std::max(hi1, static_cast<uint8_t>(b + 1));
-    top = std::max(top, b);
-  }
   bool has_nan() const { return top == kNanBin; }
   bool has_values() const { return hi1 > 0; }
   // Constant: one occupied bin (including NaN), nothing to split.
