@@ -78,3 +78,68 @@ def test_extra_trees_forests_fit_and_match_across_n_jobs():
     best = DecisionTreeRegressor(random_state=0).fit(Xr, yr)
     assert single.get_depth() >= best.get_depth()  # random cuts need more of them
     assert ExtraTreeClassifier().max_features == "sqrt"
+
+
+def _class_data(seed, n=311, d=7, k=3):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)).astype(np.float32)
+    X[rng.random((n, d)) < 0.08] = np.nan
+    X[:, 2] = np.round(X[:, 2])  # few distinct values: gaps between occupied bins
+    X[:, 4] = 1.0  # constant
+    y = (np.nan_to_num(X[:, 0]) + np.nan_to_num(X[:, 1]) > 0).astype(np.int32) + (rng.random(n) < 0.2)
+    edges, n_edges = ops.tree_bin_edges(X, max_bins=40)
+    return ops.tree_bin_codes(X, edges, n_edges), np.minimum(y, k - 1).astype(np.int32)
+
+
+@pytest.mark.parametrize("criterion", ["gini", "entropy", "squared_error", "poisson"])
+@pytest.mark.parametrize("weights", ["unit", "counts", "fractional"])
+def test_random_split_rows_match_histogram_path(criterion, weights):
+    """The row-pass random splitter (default) against column-major codes (same trees), and against
+    the per-node histogram path (hist_subtraction=False): the same trees where the statistics are
+    integers (classification with integer weights; elsewhere the two sum in different orders and
+    splits that tie exactly in small nodes go either way), else the same node statistics, checked
+    in NumPy on each tree's own partition."""
+    codes, yc = _class_data(4)
+    rng = np.random.default_rng(5)
+    w = {
+        "unit": np.ones(len(yc)),
+        "counts": rng.integers(0, 4, len(yc)).astype(np.float64),
+        "fractional": rng.uniform(0.1, 2.0, len(yc)),
+    }[weights]
+    classify = criterion in ("gini", "entropy")
+    y = yc if classify else (yc * 1.5 + rng.random(len(yc))).astype(np.float64)
+    kw = dict(criterion=criterion, n_classes=3 if classify else 1, max_features=3, random_split=True)
+    rows = ops.tree_grow_forest(codes, y, w, [11], **kw)
+    hist = ops.tree_grow_forest(codes, y, w, [11], hist_subtraction=False, **kw)
+    cols = ops.tree_grow_forest(np.asfortranarray(codes), y, w, [11], **kw)
+    exact = [cols, hist] if classify and weights != "fractional" else [cols]
+    for other in exact:
+        for key in ("offsets", "feature", "thr_bin", "nan_left", "left", "right", "n_samples"):
+            np.testing.assert_array_equal(rows[key], other[key], err_msg=key)
+        np.testing.assert_allclose(rows["value"], other["value"], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(rows["impurity"], other["impurity"], rtol=1e-7, atol=1e-9)
+    for g in (rows, hist):
+        assert not np.any(g["feature"] == 4)  # the constant feature is never split on
+        for node, r in _node_rows(g, codes, w).items():
+            assert g["n_samples"][node] == len(r) and len(r) > 0
+            wr = w[r]
+            np.testing.assert_allclose(g["weighted_n"][node], wr.sum(), rtol=1e-12)
+            if classify:
+                frac = np.bincount(y[r], weights=wr, minlength=3) / wr.sum()
+                np.testing.assert_allclose(g["value"][node], frac, rtol=1e-9, atol=1e-12)
+            else:
+                np.testing.assert_allclose(g["value"][node, 0], np.average(y[r], weights=wr), rtol=1e-9)
+
+
+def test_random_threshold_uniform_over_the_node_bin_range():
+    """scikit-learn draws the threshold uniformly between the node's minimum and maximum: on the
+    bin scale a gap between occupied bins is drawn in proportion to its width."""
+    codes = np.repeat(np.array([[0], [1], [9]], dtype=np.uint8), 20, axis=0)  # occupied bins 0, 1, 9
+    y = np.arange(len(codes), dtype=np.float64)
+    w = np.ones(len(y))
+    kw = dict(criterion="squared_error", random_split=True, max_depth=1)
+    thr = np.array([ops.tree_grow_forest(codes, y, w, [s], **kw)["thr_bin"][0] for s in range(400)])
+    assert thr.min() >= 0 and thr.max() <= 8
+    assert set(thr.tolist()) == set(range(9))  # every bin of the range is drawn
+    upper = np.mean(thr >= 1)  # the gap between bins 1 and 9: 8 of the 9 bins
+    assert 0.8 < upper < 0.95

@@ -12,6 +12,9 @@
 // Classification with integer weights (bootstrap counts, unit weights) packs each bin's class
 // statistics into one uint64 per class (rows << 32 | weight): one integer add per row and feature
 // instead of a double add plus a row count, same sums exactly.
+// The random splitter (extremely randomized trees) needs no histogram: per batch of drawn features
+// one pass over the node's rows finds each one's range of codes, a threshold bin is drawn in it,
+// and a second pass sums the statistics left of it (split_random.h).
 // Depth-first growth by default; best-first (largest impurity decrease first) with
 // max_leaf_nodes. Everything depends only on the seed, never on the thread count.
 #include <algorithm>
@@ -22,6 +25,7 @@
 #include <numeric>
 #include <queue>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #include "forgeml/check.h"
@@ -30,6 +34,7 @@
 #include "cpu/tree/rng.h"
 #include "cpu/tree/split.h"
 #include "cpu/tree/split_mae.h"
+#include "cpu/tree/split_random.h"
 #include "cpu/tree/tree.h"
 
 namespace forgeml::tree {
@@ -41,6 +46,7 @@ constexpr size_t kScratchBytes = size_t{4} << 20;  // histogram scratch per thre
 constexpr int64_t kMinHistRows = 512;  // nodes this large keep a full histogram for subtraction
 constexpr size_t kMaxHistBytes = size_t{8} << 20;  // larger full histograms: no subtraction
 constexpr int kMaxLiveHists = 64;
+constexpr int kRandomBatch = 64;  // drawn features per pair of row passes (random splitter)
 
 // All d features' histograms of one node (split.h layout), zero where occ says empty.
 struct Hist {
@@ -52,6 +58,7 @@ struct Hist {
 struct Entry {
   int node = -1;
   int64_t begin = 0, end = 0;
+  int64_t mid = -1;  // >= 0: rows already partitioned at the split, left ones in [begin, mid)
   int depth = 0;
   std::vector<uint64_t> consts;  // features known constant in this node
   bool split = false;
@@ -109,7 +116,12 @@ class Grower {
     words_ = (D_.d + 63) / 64;
     batch_cap_ = std::max<int>(1, static_cast<int>(kScratchBytes / (256 * (H_ * sizeof(double) + 4))));
     batch_cap_ = std::min({batch_cap_, D_.d, std::max(1, p.max_features)});
-    full_ = !median_leaves<C>() && p.hist_subtraction && p.max_features >= D_.d && static_cast<size_t>(D_.d) * 256 * (H_ * sizeof(double) + 4) <= kMaxHistBytes;
+    // the random splitter on rows: single-output histogram criteria (absolute error splits on rows
+    // already, multi-output keeps the histograms). hist_subtraction = false: the histogram path,
+    // the reference the tests compare with.
+    random_rows_ = p.random_split && p.hist_subtraction && !median_leaves<C>() && !is_multi<C>() &&
+                   (!C::kClassify || p.n_classes <= 256);  // classes as bytes
+    full_ = !random_rows_ && !median_leaves<C>() && p.hist_subtraction && p.max_features >= D_.d && static_cast<size_t>(D_.d) * 256 * (H_ * sizeof(double) + 4) <= kMaxHistBytes;
   }
 
   TreeOut run() {
@@ -124,6 +136,10 @@ class Grower {
     tmp_.resize(rows_.size());
     mono_ = !P_.monotonic.empty();
     packed_ = packable() && !mono_ && !P_.random_split;  // those two run the generic scan
+    random_unit_ = random_rows_ &&
+                   std::all_of(rows_.begin(), rows_.end(), [](const Rec& r) { return r.w == 1.0; });
+    rs_.left.resize(S_);
+    rs_.nans.resize(S_);
     std::vector<double> total(S_, 0.0);
     for (const Rec& r : rows_) add_row(total.data(), r);
     w_root_ = total[1];
@@ -219,6 +235,10 @@ class Grower {
     if (depth >= P_.max_depth || n < static_cast<double>(P_.min_samples_split) ||
         n < 2.0 * static_cast<double>(P_.min_samples_leaf) || W < 2.0 * lim_.min_weight_leaf || imp <= pure_tol) {
       release(std::move(hist));
+      return e;
+    }
+    if (random_rows_) {
+      find_split_random(e, s);
       return e;
     }
     if (full_ && (hist || (end - begin >= kMinHistRows && live_ < kMaxLiveHists))) {
@@ -435,6 +455,317 @@ class Grower {
     finish_split(e, total, best, bl, br);
   }
 
+  // ---- the random splitter on rows (split_random.h)
+  // Draws features as find_split does (the same draws in the same order, one split_rng_ draw per
+  // drawn feature) until max_features non-constant ones were tried. Per batch, the drawn
+  // features' codes over the node's rows are gathered into contiguous columns (one read of each
+  // row's codes); ranges and the sums left of each threshold are then plain loops over them.
+  void find_split_random(Entry& e, const double* total) {
+    RandomScratch& rs = rs_;
+    const int d = D_.d;
+    rs.cand.resize(d);
+    int* cand = rs.cand.data();
+    size_t nc = 0;
+    const uint64_t* consts = e.consts.data();
+    if (std::all_of(consts, consts + words_, [](uint64_t w) { return w == 0; })) {
+      std::iota(cand, cand + d, 0);
+      nc = d;
+    } else {
+      for (int f = 0; f < d; ++f) {  // written unconditionally: no branch per feature
+        cand[nc] = f;
+        nc += !((consts[f >> 6] >> (f & 63)) & 1);
+      }
+    }
+    rs.cand.resize(nc);
+    std::vector<double> bl(S_), br(S_);
+    Best best;
+    best.left = bl.data();
+    best.right = br.data();
+    rs.ln.resize(S_);
+    rs.r.resize(S_);
+    rs.rows_ready = rs.cls_ready = false;
+    const int64_t m = e.end - e.begin;
+    sparse_active(e);
+    const bool sparse = !rs.active.empty();
+    int seen = 0;
+    size_t drawn = 0, last = 0;  // last: the first feature of the last batch
+    while (seen < P_.max_features && drawn < rs.cand.size()) {
+      const size_t need = std::min<size_t>(
+          {static_cast<size_t>(P_.max_features - seen), rs.cand.size() - drawn, static_cast<size_t>(kRandomBatch)});
+      for (size_t i = drawn; i < drawn + need; ++i)  // Fisher-Yates, one draw at a time
+        std::swap(rs.cand[i], rs.cand[i + rng_.below(rs.cand.size() - i)]);
+      const int* f = rs.cand.data() + drawn;
+      const int* g = f;  // the features gathered: column[j] is f[j]'s column, -1 for none
+      rs.column.resize(need);
+      int ng = static_cast<int>(need);
+      if (sparse) {
+        rs.gathered.clear();
+        for (size_t j = 0; j < need; ++j) {
+          const bool on = (rs.active[f[j] >> 6] >> (f[j] & 63)) & 1;
+          rs.column[j] = on ? static_cast<int>(rs.gathered.size()) : -1;
+          if (on) rs.gathered.push_back(f[j]);
+        }
+        g = rs.gathered.data();
+        ng = static_cast<int>(rs.gathered.size());
+      } else {
+        std::iota(rs.column.begin(), rs.column.end(), 0);
+      }
+      gather_codes(e.begin, e.end, g, ng);
+      rs.live.clear();
+      rs.rank.clear();
+      rs.bin.clear();
+      rs.nan.clear();
+      int constant = 0;
+      for (size_t j = 0; j < need; ++j) {
+        const uint64_t draw = split_rng_.next();  // drawn for constant features too, as find_split
+        const int c = rs.column[j];
+        if (c < 0 || column_range(rs.codes.data() + c * m, m).constant()) {  // not gathered: zeros only
+          e.consts[f[j] >> 6] |= uint64_t{1} << (f[j] & 63);
+          ++constant;
+          continue;
+        }
+        const CodeRange r = column_range(rs.codes.data() + c * m, m);
+        rs.live.push_back(static_cast<int>(j));
+        rs.rank.push_back(static_cast<int>(drawn + j));
+        rs.bin.push_back(r.threshold(draw));
+        rs.nan.push_back(r.has_nan());
+      }
+      if (!rs.live.empty() && !rs.rows_ready) {
+        node_rows(e.begin, e.end);
+        rs.rows_ready = true;
+      }
+      double* l = rs.left.data();
+      double* n = rs.nans.data();
+      for (size_t k = 0; k < rs.live.size(); ++k) {
+        const int fk = f[rs.live[k]], bin = rs.bin[k];
+        const bool has_nan = rs.nan[k];
+        left_stats(rs.codes.data() + rs.column[rs.live[k]] * m, m, bin, has_nan, l, n);
+        const Monotonic mc{mono_ ? P_.monotonic[fk] : 0, e.lower, e.upper};
+        const Monotonic* mp = mono_ ? &mc : nullptr;
+        consider_random(crit_, l, total, S_, lim_, mp, fk, rs.rank[k], bin, false, has_nan, rs.r.data(), best);
+        if (has_nan && bin != kAllLeft) {
+          for (int t = 0; t < S_; ++t) rs.ln[t] = l[t] + n[t];
+          consider_random(crit_, rs.ln.data(), total, S_, lim_, mp, fk, rs.rank[k], bin, true, true, rs.r.data(),
+                          best);
+        }
+      }
+      seen += static_cast<int>(need) - constant;
+      last = drawn;
+      drawn += need;
+    }
+    finish_split(e, total, best, bl, br);
+    if (!e.split) return;
+    for (size_t j = last; j < drawn; ++j)  // the winner's codes still gathered: partition from them now
+      if (rs.cand[j] == e.feature && rs.column[j - last] >= 0) {
+        const uint8_t* col = rs.codes.data() + rs.column[j - last] * m;
+        e.mid = partition(e.begin, e.end, e.bin, e.nan_left, [&](int64_t i) { return col[i - e.begin]; },
+                          [](int64_t) { return nullptr; });
+        break;
+      }
+  }
+
+  // Sparse X (stored entries known), small node: rs_.active marks the features with a stored entry
+  // in its rows; every other one holds only the code of zero here, so it is constant without
+  // reading its codes (find_split's rule, same trees). Empty: no such knowledge, all are read.
+  void sparse_active(const Entry& e) {
+    std::vector<uint64_t>& active = rs_.active;
+    active.clear();
+    if (!D_.entry_ptr || static_cast<double>(e.end - e.begin) * static_cast<double>(D_.entry_ptr[D_.n]) >
+                             static_cast<double>(D_.d) * static_cast<double>(D_.n))
+      return;
+    active.assign(words_, 0);
+    for (int64_t i = e.begin; i < e.end; ++i) {
+      const int64_t r = rows_[i].row;
+      for (int64_t k = D_.entry_ptr[r]; k < D_.entry_ptr[r + 1]; ++k)
+        active[D_.entry_feature[k] >> 6] |= uint64_t{1} << (D_.entry_feature[k] & 63);
+    }
+  }
+
+  // rs_.codes (nf, m): the codes of features f[0..nf) over rows [begin, end), feature j's at j * m.
+  void gather_codes(int64_t begin, int64_t end, const int* f, int nf) {
+    const int64_t m = end - begin;
+    RandomScratch& rs = rs_;
+    if (rs.codes.size() < static_cast<size_t>(nf * m)) rs.codes.resize(static_cast<size_t>(nf * m));
+    uint8_t* out = rs.codes.data();
+    if (D_.column_major) {
+      for (int j = 0; j < nf; ++j) {
+        const uint8_t* col = D_.codes + static_cast<int64_t>(f[j]) * D_.n;
+        for (int64_t i = 0; i < m; ++i) out[j * m + i] = col[rows_[begin + i].row];
+      }
+      return;
+    }
+    // classification: the rows' classes come along on the first batch (node_rows skips them)
+    const bool cls = C::kClassify && !rs.cls_ready;
+    if (cls) rs.cls.resize(m);
+    rs.cls_ready = rs.cls_ready || cls;
+    switch (nf * 2 + cls) {
+#define FORGEML_GATHER(k)                                                           \
+  case 2 * k: return gather_rows<k, false>(begin, m, f, nf, out);                   \
+  case 2 * k + 1: return gather_rows<k, true>(begin, m, f, nf, out);
+      FORGEML_GATHER(1) FORGEML_GATHER(2) FORGEML_GATHER(3) FORGEML_GATHER(4)
+      FORGEML_GATHER(5) FORGEML_GATHER(6) FORGEML_GATHER(7) FORGEML_GATHER(8)
+#undef FORGEML_GATHER
+      default: return cls ? gather_rows<0, true>(begin, m, f, nf, out) : gather_rows<0, false>(begin, m, f, nf, out);
+    }
+  }
+
+  // gather_codes on row-major codes; NF > 0: nf known at compile time (the loop over it unrolls).
+  // Offsets and sizes are copied to locals: the byte stores could alias them otherwise.
+  template <int NF, bool kCls>
+  void gather_rows(int64_t begin, int64_t m, const int* f, int nf_rt, uint8_t* out) {
+    const int nf = NF > 0 ? NF : nf_rt;
+    int fo[NF > 0 ? NF : kRandomBatch];
+    for (int j = 0; j < nf; ++j) fo[j] = f[j];
+    const Rec* rows = rows_.data() + begin;
+    const uint8_t* codes = D_.codes;
+    const int64_t d = D_.d;
+    uint8_t* cls = rs_.cls.data();
+    constexpr int64_t kAhead = 32;
+    for (int64_t i = 0; i < m; ++i) {
+      if (i + kAhead < m) {  // both cache lines a row's codes may straddle
+        const uint8_t* ahead = codes + rows[i + kAhead].row * d;
+        __builtin_prefetch(ahead);
+        __builtin_prefetch(ahead + d - 1);
+      }
+      const uint8_t* c = codes + rows[i].row * d;
+      for (int j = 0; j < nf; ++j) out[j * m + i] = c[fo[j]];
+      if constexpr (kCls && C::kClassify) cls[i] = static_cast<uint8_t>(rows[i].cls);
+    }
+  }
+
+  static CodeRange column_range(const uint8_t* col, int64_t m) {
+    uint8_t lo = 255, hi1 = 0, top = 0;  // separate reductions: the loop vectorizes
+    for (int64_t i = 0; i < m; ++i) {
+      lo = std::min(lo, col[i]);
+      top = std::max(top, col[i]);
+      hi1 = std::max(hi1, static_cast<uint8_t>(col[i] + 1));
+    }
+    CodeRange r;
+    r.lo = lo;
+    r.hi1 = hi1;
+    r.top = top;
+    return r;
+  }
+
+  // What left_stats needs of the node's rows, contiguous: classes (classification), weights and
+  // targets (regression), packed increments (integer weights).
+  void node_rows(int64_t begin, int64_t end) {
+    RandomScratch& rs = rs_;
+    const int64_t m = end - begin;
+    if constexpr (C::kClassify) {
+      if (!rs.cls_ready) {
+        rs.cls.resize(m);
+        for (int64_t i = 0; i < m; ++i) rs.cls[i] = static_cast<uint8_t>(rows_[begin + i].cls);
+        rs.cls_ready = true;
+      }
+      if (!random_unit_) {
+        rs.w.resize(m);
+        for (int64_t i = 0; i < m; ++i) rs.w[i] = rows_[begin + i].w;
+      }
+    } else {
+      rs.w.resize(m);
+      rs.wy.resize(m);
+      rs.wyy.resize(m);
+      for (int64_t i = 0; i < m; ++i) {
+        const Rec& rr = rows_[begin + i];
+        rs.w[i] = rr.w;
+        rs.wy[i] = rr.w * rr.y;
+        if constexpr (log_stat<C>()) rs.wyy[i] = rr.w * C::xlogy(rr.y);
+        else rs.wyy[i] = rs.wy[i] * rr.y;
+      }
+    }
+  }
+
+  // l / n (S each): statistics of the node's rows with code <= bin / NaN code in column col (m
+  // codes, node_rows' order). n only when nan. Comparisons mask the sums (no branches).
+  void left_stats(const uint8_t* col, int64_t m, int bin, bool nan, double* l, double* n) const {
+    const RandomScratch& rs = rs_;
+    std::fill(l, l + S_, 0.0);
+    std::fill(n, n + S_, 0.0);
+    const uint8_t t = static_cast<uint8_t>(bin);
+    if constexpr (C::kClassify) {
+      const uint8_t* cls = rs.cls.data();
+      const int K = K_;
+      if (random_unit_) {  // unit weights: counts only, summed over bytes
+        auto counts = [&](uint8_t key, bool equal, double* s) {
+          uint32_t all = 0;
+          if (K == 2 && !equal) {  // the common case in one loop: rows left, and those of class 1
+            uint32_t one = 0;
+            for (int64_t i = 0; i < m; ++i) {
+              const uint32_t in = col[i] <= key;
+              all += in;
+              one += in & cls[i];
+            }
+            s[0] = s[1] = all;
+            s[2] = all - one;
+            s[3] = one;
+            return;
+          }
+          for (int64_t i = 0; i < m; ++i) all += equal ? col[i] == key : col[i] <= key;
+          double rest = all;
+          for (int k = 1; k < K; ++k) {
+            uint32_t c = 0;
+            const uint8_t kk = static_cast<uint8_t>(k);
+            if (equal)
+              for (int64_t i = 0; i < m; ++i) c += (col[i] == key) & (cls[i] == kk);
+            else
+              for (int64_t i = 0; i < m; ++i) c += (col[i] <= key) & (cls[i] == kk);
+            s[2 + k] = c;
+            rest -= c;
+          }
+          s[0] = all;
+          s[1] = all;
+          s[2] = rest;
+        };
+        counts(t, false, l);
+        if (nan) counts(kNanBin, true, n);
+        return;
+      }
+      const double* w = rs.w.data();
+      auto sums = [&](uint8_t key, bool equal, double* s) {
+        for (int64_t i = 0; i < m; ++i) {
+          const double in = equal ? col[i] == key : col[i] <= key;
+          s[0] += in;
+          s[2 + cls[i]] += in * w[i];
+        }
+        for (int k = 0; k < K; ++k) s[1] += s[2 + k];
+      };
+      sums(t, false, l);
+      if (nan) sums(kNanBin, true, n);
+    } else {
+      const double *w = rs.w.data(), *wy = rs.wy.data(), *wyy = rs.wyy.data();
+      // four interleaved partial sums per statistic: the adds do not wait on each other; the
+      // 0/1 factor multiplies (a select compiles to a branch that mispredicts half the time)
+      const bool unit = random_unit_;
+      auto sums = [&](uint8_t key, bool equal, double* s) {
+        double a1[4] = {0, 0, 0, 0}, a2[4] = {0, 0, 0, 0}, a3[4] = {0, 0, 0, 0};
+        uint32_t cnt = 0;
+        auto row = [&](int64_t i, int u) __attribute__((always_inline)) {
+          const uint32_t hit = equal ? col[i] == key : col[i] <= key;
+          const double in = static_cast<double>(hit);
+          cnt += hit;
+          if (!unit) a1[u] += in * w[i];
+          a2[u] += in * wy[i];
+          a3[u] += in * wyy[i];
+        };
+        int64_t i = 0;
+        for (; i + 4 <= m; i += 4) {
+          row(i, 0);
+          row(i + 1, 1);
+          row(i + 2, 2);
+          row(i + 3, 3);
+        }
+        for (int u = 0; i < m; ++i, ++u) row(i, u);
+        s[0] = cnt;
+        s[1] = unit ? static_cast<double>(cnt) : (a1[0] + a1[1]) + (a1[2] + a1[3]);
+        s[2] = (a2[0] + a2[1]) + (a2[2] + a2[3]);
+        s[3] = (a3[0] + a3[1]) + (a3[2] + a3[3]);
+      };
+      sums(t, false, l);
+      if (nan) sums(kNanBin, true, n);
+    }
+  }
+
   void finish_split(Entry& e, const double* total, const Best& best, std::vector<double>& bl, std::vector<double>& br) {
     if (!best.found()) return;
     double improvement = (crit_.cost(total) - crit_.cost(bl.data()) - crit_.cost(br.data())) / w_root_;
@@ -447,6 +778,15 @@ class Grower {
     e.left = std::move(bl);
     e.right = std::move(br);
   }
+
+  struct RandomScratch {  // find_split_random's buffers, kept between nodes
+    std::vector<int> cand, live, rank, bin, column, gathered;
+    std::vector<uint64_t> active;  // sparse_active
+    std::vector<uint8_t> nan, codes, cls;
+    std::vector<double> w, wy, wyy;          // node_rows
+    std::vector<double> left, nans, ln, r;  // S statistics left of the threshold / NaN
+    bool rows_ready = false, cls_ready = false;  // node_rows / the classes done for this node
+  };
 
   Scratch& scratch(int t) {
     if (static_cast<int>(scratch_.size()) <= t) scratch_.resize(t + 1);
@@ -665,22 +1005,40 @@ class Grower {
     }
   }
 
+  // Stable partition of rows [begin, end) by "code <= bin" (NaN: nan_left); code(i) is row i's
+  // code, at(i) its address (prefetched ahead; null: none). Branch-free: each row is written to
+  // both sides and the side it belongs to advances. Returns the first right row.
+  template <class Code, class At>
+  int64_t partition(int64_t begin, int64_t end, int bin, bool nan_left, Code&& code, At&& at) {
+    int64_t nl = 0, nr = 0;
+    constexpr int64_t kAhead = 16;
+    Rec* rows = rows_.data();
+    Rec* tmp = tmp_.data();
+    for (int64_t i = begin; i < end; ++i) {
+      if constexpr (!std::is_same_v<decltype(at(i)), std::nullptr_t>)
+        if (i + kAhead < end) __builtin_prefetch(at(i + kAhead));
+      const Rec r = rows[i];
+      const int c = code(i);
+      const bool go_left = c == kNanBin ? nan_left : c <= bin;
+      rows[begin + nl] = r;
+      tmp[nr] = r;
+      nl += go_left;
+      nr += !go_left;
+    }
+    std::copy(tmp, tmp + nr, rows + begin + nl);
+    return begin + nl;
+  }
+
   // Splits e's rows (stable) and creates both children; returns them left, right.
   std::pair<Entry, Entry> expand(Entry& e) {
     const int d = D_.d, f = e.feature, bin = e.bin;
-    int64_t nl = 0, nr = 0;
-    constexpr int64_t kAhead = 16;
-    const int64_t rs = D_.column_major ? 1 : d;  // code of (row, f) at row * rs + f * fs
-    const uint8_t* col = D_.codes + (D_.column_major ? static_cast<int64_t>(f) * D_.n : f);
-    for (int64_t i = e.begin; i < e.end; ++i) {
-      if (i + kAhead < e.end) __builtin_prefetch(col + static_cast<int64_t>(rows_[i + kAhead].row) * rs);
-      const Rec r = rows_[i];
-      int c = col[static_cast<int64_t>(r.row) * rs];
-      bool go_left = c == kNanBin ? e.nan_left : c <= bin;
-      if (go_left) rows_[e.begin + nl++] = r; else tmp_[nr++] = r;
+    if (e.mid < 0) {
+      const int64_t rs = D_.column_major ? 1 : d;  // code of (row, f) at row * rs
+      const uint8_t* col = D_.codes + (D_.column_major ? static_cast<int64_t>(f) * D_.n : f);
+      e.mid = partition(e.begin, e.end, bin, e.nan_left, [&](int64_t i) { return col[static_cast<int64_t>(rows_[i].row) * rs]; },
+                        [&](int64_t i) { return col + static_cast<int64_t>(rows_[i].row) * rs; });
     }
-    std::copy(tmp_.begin(), tmp_.begin() + nr, rows_.begin() + e.begin + nl);
-    int64_t mid = e.begin + nl;
+    const int64_t mid = e.mid, nl = mid - e.begin, nr = e.end - mid;
     FORGEML_CHECK_RT(static_cast<double>(nl) == e.left[0], "tree: partition disagrees with the histogram");
     out_.feature[e.node] = f;
     out_.thr_bin[e.node] = bin;
@@ -750,6 +1108,9 @@ class Grower {
   C crit_;
   bool full_ = false;
   bool packed_ = false;  // classification with integer weights: packed integer histograms
+  bool random_rows_ = false;  // the random splitter on rows, without histograms
+  bool random_unit_ = false;  // ... with unit weights: the weight sums are the counts
+  RandomScratch rs_;
   bool mono_ = false;    // monotonic constraints given
   int live_ = 0;
   std::vector<std::unique_ptr<Hist>> pool_;

@@ -73,10 +73,17 @@ inline void add_bin(double* s, const double* hw, const uint32_t* cnt, int b, int
   }
 }
 
+// The random splitter's threshold bin for a feature whose value bins in the node span lo < hi:
+// uniform over lo .. hi - 1 (scikit-learn's threshold, uniform between the node's minimum and
+// maximum, on the bin scale), so a gap between occupied bins is drawn in proportion to its width.
+inline int random_threshold_bin(int lo, int hi, uint64_t draw) {
+  return lo + static_cast<int>(draw % static_cast<uint64_t>(hi - lo));
+}
+
 // Returns false when the feature is constant in the node (one occupied bin including NaN).
 // SC is S when known at compile time (0: use S). tmp must hold 4 * S doubles.
 // mono (optional): splits it disallows are skipped. draw (optional): the random splitter; only
-// one boundary is tried, number draw % (boundaries) in bin order (each side for NaN), or "all
+// the boundary holding random_threshold_bin is tried (each side for NaN), at that bin, or "all
 // values left, NaN right" when the node has one value bin plus NaN.
 template <class C, int SC = 0>
 bool scan_feature(const C& crit, const double* hw, const uint32_t* cnt, const uint64_t* occ, const double* total,
@@ -116,12 +123,16 @@ bool scan_feature(const C& crit, const double* hw, const uint32_t* cnt, const ui
       std::copy(R, R + S, best.right);
     }
   };
-  const int pick = draw && u >= 2 ? static_cast<int>(*draw % static_cast<uint64_t>(u - 1)) : -1;
+  int pick = -1, drawn_bin = 0;
+  if (draw && u >= 2) {
+    drawn_bin = random_threshold_bin(bins[0], bins[u - 1], *draw);
+    for (pick = 0; bins[pick + 1] <= drawn_bin;) ++pick;
+  }
   for (int j = 0; j < u; ++j) {
     add_bin<kClassLayout>(L, hw, cnt, bins[j], H);
     if (draw && u > 1 && j != pick) continue;
     if (j + 1 < u) {
-      int bin = (bins[j] + bins[j + 1] - 1) / 2;
+      int bin = pick >= 0 ? drawn_bin : (bins[j] + bins[j + 1] - 1) / 2;
       consider(L, bin, false);
       if (has_nan) {
         for (int s = 0; s < S; ++s) LN[s] = L[s] + N[s];

@@ -162,7 +162,12 @@ bool MaeSplitter::scan(const uint8_t* col, int64_t stride, int f, int rank, cons
   for (int b = 0; b < kNanBin; ++b)
     if (cnt[b]) groups[1 + u++] = b;
   if (u + (has_nan ? 1 : 0) <= 1) return false;
-  const int pick = draw && u >= 2 ? static_cast<int>(*draw % static_cast<uint64_t>(u - 1)) : -1;
+  int pick = -1, drawn_bin = 0;  // the random splitter: the boundary holding the drawn bin, at that bin
+  if (draw && u >= 2) {
+    drawn_bin = random_threshold_bin(groups[1], groups[u], *draw);
+    for (pick = 0; groups[pick + 2] <= drawn_bin;) ++pick;
+  }
+  auto bin_at = [&](int a, int b) { return pick >= 0 ? drawn_bin : (a + b - 1) / 2; };
   auto consider = [&](const std::array<double, 4>& l, const std::array<double, 4>& r, int boundary, int bin,
                       bool nan_left) {
     if (pick >= 0 && boundary != pick) return;
@@ -193,7 +198,7 @@ bool MaeSplitter::scan(const uint8_t* col, int64_t stride, int f, int rank, cons
   arrange(col, stride, groups + 1, G, cnt);
   sweep(G);
   for (int k = 0; k + 1 < G; ++k) {
-    if (k + 1 < u) consider(side_l_[k], side_r_[k], k, (groups[1 + k] + groups[2 + k] - 1) / 2, false);
+    if (k + 1 < u) consider(side_l_[k], side_r_[k], k, bin_at(groups[1 + k], groups[2 + k]), false);
     else if (pick < 0) consider(side_l_[k], side_r_[k], k, kAllLeft, false);
   }
   // NaN left: NaN, then value bins ascending (NaN alone on the left is the split above)
@@ -201,7 +206,7 @@ bool MaeSplitter::scan(const uint8_t* col, int64_t stride, int f, int rank, cons
     groups[0] = kNanBin;
     arrange(col, stride, groups, u + 1, cnt);
     sweep(u + 1);
-    for (int k = 1; k < u; ++k) consider(side_l_[k], side_r_[k], k - 1, (groups[k] + groups[k + 1] - 1) / 2, true);
+    for (int k = 1; k < u; ++k) consider(side_l_[k], side_r_[k], k - 1, bin_at(groups[k], groups[k + 1]), true);
   }
   return true;
 }

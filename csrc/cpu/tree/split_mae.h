@@ -68,7 +68,7 @@ class MaeSplitter {
   // Best split of feature f (the proxy is -(AE_left + AE_right)), updating best as split.h's
   // scans do (same candidates, tie rule and threshold bins; the splits with NaN rows right are
   // tried first, as scikit-learn does). mono (optional): the children's medians must satisfy it.
-  // draw: the random splitter (one boundary, number draw % boundaries). false: f is constant.
+  // draw: the random splitter (the boundary holding random_threshold_bin). false: f is constant.
   // Feature f's code of row r is col[r * stride] (row-major codes: codes + f, stride d).
   bool scan(const uint8_t* col, int64_t stride, int f, int rank, const Limits& lim, Best& best, const Monotonic* mono,
             const uint64_t* draw);

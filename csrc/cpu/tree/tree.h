@@ -52,8 +52,9 @@ struct Params {
   // feature, -1 not increase, 0 free. Every split keeps both children inside the node's bounds,
   // a constrained one orders them, and children inherit bounds split at the children's mid value.
   std::vector<int8_t> monotonic;
-  // Random splitter (extremely randomized trees): each drawn feature is split at one boundary
-  // between its occupied bins, drawn uniformly, instead of the best one; the best of those wins.
+  // Random splitter (extremely randomized trees): each drawn feature is split at a threshold bin
+  // drawn uniformly between its smallest and largest value code in the node (scikit-learn's
+  // uniform threshold, on the bin scale) instead of the best one; the best of those wins.
   bool random_split = false;
 };
 

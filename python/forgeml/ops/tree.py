@@ -116,10 +116,12 @@ def tree_grow_forest(codes, y, weight, seeds, *, criterion="gini", n_classes=1, 
     outputs (n_classes: the most classes of any output; impurity the mean over outputs);
     weight (n) float64 >= 0 (0: row not used). With bootstrap each tree draws n_draws rows with
     replacement (counts multiply the weights). hist_subtraction=False makes every node build its
-    histograms from its rows (the oracle for the parent-minus-sibling path). monotonic_cst (d)
+    histograms from its rows (the oracle for the parent-minus-sibling path, and for random_split,
+    which otherwise sums over the node's rows without histograms). monotonic_cst (d)
     of -1/0/1: monotonic constraints on the node values (regression: means; classification,
     binary only: the fraction of class 0). random_split: extremely randomized trees (each drawn
-    feature split at one boundary between its occupied bins, drawn uniformly). codes may be
+    feature split at a threshold bin drawn uniformly between its smallest and largest code in
+    the node, scikit-learn's rule on the bin scale). codes may be
     Fortran-ordered (column-major: wide sparse X). sparse_entries (optional): X's stored entries
     as a scipy CSR matrix (or (indptr, indices)); every unstored entry must have the code of
     zero. Small nodes then skip the features with no entry in their rows (same trees, faster).
