@@ -27,6 +27,7 @@
 #include "forgeml/check.h"
 #include "forgeml/parallel.h"
 #include "cpu/tree/criterion.h"
+#include "cpu/tree/grow_sparse.h"
 #include "cpu/tree/rng.h"
 #include "cpu/tree/split.h"
 #include "cpu/tree/split_mae.h"
@@ -109,7 +110,7 @@ class Grower {
     words_ = (D_.d + 63) / 64;
     batch_cap_ = std::max<int>(1, static_cast<int>(kScratchBytes / (256 * (H_ * sizeof(double) + 4))));
     batch_cap_ = std::min({batch_cap_, D_.d, std::max(1, p.max_features)});
-    full_ = !median_leaves<C>() && p.hist_subtraction && p.max_features >= D_.d && static_cast<size_t>(D_.d) * 256 * (H_ * sizeof(double) + 4) <= kMaxHistBytes;
+    full_ = !median_leaves<C>() && !data.sparse && p.hist_subtraction && p.max_features >= D_.d && static_cast<size_t>(D_.d) * 256 * (H_ * sizeof(double) + 4) <= kMaxHistBytes;
   }
 
   TreeOut run() {
@@ -122,6 +123,10 @@ class Grower {
         else rows_.push_back({static_cast<int32_t>(r), w_[r], D_.y[r]});
       }
     tmp_.resize(rows_.size());
+    if (D_.sparse) {  // sparse X: split search and partition from its entries (grow_sparse.h)
+      sparse_ = std::make_unique<SparseSearch<Grower>>(*this);
+      sparse_->index_rows(0, static_cast<int64_t>(rows_.size()));
+    }
     mono_ = !P_.monotonic.empty();
     packed_ = packable() && !mono_ && !P_.random_split;  // those two run the generic scan
     std::vector<double> total(S_, 0.0);
@@ -137,6 +142,8 @@ class Grower {
 
  private:
   using Rec = RowRec<C::kClassify>;
+  using Crit = C;
+  friend class ::forgeml::tree::SparseSearch<Grower>;
 
   // Packed counts need integer weights whose total fits the 32-bit weight field.
   bool packable() const {
@@ -373,6 +380,7 @@ class Grower {
 
   // Draws features until max_features non-constant ones were evaluated (or none are left).
   void find_split(Entry& e, const double* total) {
+    if (sparse_) return sparse_->find_split(e, total);
     std::vector<int> cand;
     cand.reserve(D_.d);
     for (int f = 0; f < D_.d; ++f)
@@ -671,15 +679,20 @@ class Grower {
     int64_t nl = 0, nr = 0;
     constexpr int64_t kAhead = 16;
     const int64_t rs = D_.column_major ? 1 : d;  // code of (row, f) at row * rs + f * fs
-    const uint8_t* col = D_.codes + (D_.column_major ? static_cast<int64_t>(f) * D_.n : f);
-    for (int64_t i = e.begin; i < e.end; ++i) {
-      if (i + kAhead < e.end) __builtin_prefetch(col + static_cast<int64_t>(rows_[i + kAhead].row) * rs);
-      const Rec r = rows_[i];
-      int c = col[static_cast<int64_t>(r.row) * rs];
-      bool go_left = c == kNanBin ? e.nan_left : c <= bin;
-      if (go_left) rows_[e.begin + nl++] = r; else tmp_[nr++] = r;
+    if (sparse_) {
+      nl = sparse_->partition(e, rows_, tmp_);
+      nr = e.end - e.begin - nl;
+    } else {
+      const uint8_t* col = D_.codes + (D_.column_major ? static_cast<int64_t>(f) * D_.n : f);
+      for (int64_t i = e.begin; i < e.end; ++i) {
+        if (i + kAhead < e.end) __builtin_prefetch(col + static_cast<int64_t>(rows_[i + kAhead].row) * rs);
+        const Rec r = rows_[i];
+        int c = col[static_cast<int64_t>(r.row) * rs];
+        bool go_left = c == kNanBin ? e.nan_left : c <= bin;
+        if (go_left) rows_[e.begin + nl++] = r; else tmp_[nr++] = r;
+      }
+      std::copy(tmp_.begin(), tmp_.begin() + nr, rows_.begin() + e.begin + nl);
     }
-    std::copy(tmp_.begin(), tmp_.begin() + nr, rows_.begin() + e.begin + nl);
     int64_t mid = e.begin + nl;
     FORGEML_CHECK_RT(static_cast<double>(nl) == e.left[0], "tree: partition disagrees with the histogram");
     out_.feature[e.node] = f;
@@ -759,6 +772,7 @@ class Grower {
   std::vector<Rec> rows_, tmp_;
   std::vector<Scratch> scratch_;
   std::vector<int> all_features_;
+  std::unique_ptr<SparseSearch<Grower>> sparse_;  // sparse X's split search (null: codes)
   TreeOut out_;
 };
 
@@ -772,6 +786,8 @@ TreeOut grow_tree(const Data& data, const Params& p, const double* weight, uint6
   FORGEML_CHECK_ARG(p.monotonic.empty() || !is_classification(p.criterion) || p.n_classes <= 2,
                     "monotonic_cst: only regression and binary classification are supported");
   FORGEML_CHECK_ARG(data.n_outputs >= 1, "y: expected at least one output");
+  FORGEML_CHECK_ARG(!data.sparse || p.criterion != Criterion::absolute_error,
+                    "criterion: absolute_error needs the codes of sparse X, not its entries");
   FORGEML_CHECK_ARG(data.n_outputs == 1 || p.monotonic.empty(),
                     "monotonic_cst: not supported with multiple outputs");
   if (data.n_outputs > 1) {

@@ -1,0 +1,261 @@
+// Split search and partition of one node on sparse X (tree.h's SparseCodes), for grow.cpp's
+// Grower: the cost follows the stored entries in the node, never n * d.
+//
+// A feature's histogram is built from its entries in the node alone; its zero bin (the code of
+// zero, held by every row without an entry) is the node's total minus the entries' bins, as
+// LightGBM does. Packed integer counts make that exact, so classification with integer weights
+// (bootstrap counts) grows the very trees of the dense codes; double sums differ from the
+// dense ones in the last bits only.
+//
+// The node's entries of a feature come one of two ways, whichever reads fewer entries:
+//   by rows: the node's rows' entries grouped by feature once (counting sort), for small nodes;
+//   by column: the feature's column, its rows kept when the row -> position map puts them in
+//   the node's range of rows.
+// Features are drawn one at a time as the dense search draws them (same random streams, same
+// ranks), until max_features non-constant ones were evaluated; a feature without an entry in
+// the node is constant there, found so without a histogram.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "cpu/tree/criterion.h"
+#include "cpu/tree/split.h"
+#include "cpu/tree/tree.h"
+
+namespace forgeml::tree {
+
+template <class G>  // G: grow.cpp's Grower<C>
+class SparseSearch {
+ public:
+  explicit SparseSearch(G& g) : g_(g), X_(*g.D_.sparse), n_(g.D_.n), d_(g.D_.d) {
+    pos_.assign(n_, -1);
+    count_.assign(d_, 0);
+    cursor_.assign(d_, 0);
+    side_.resize(n_);
+    const int H = g_.H_;
+    hw_.assign(static_cast<size_t>(256) * H, 0.0);
+    cnt_.assign(256, 0);
+    pk_.assign(static_cast<size_t>(256) * g_.K_, 0);
+    node_pk_.resize(g_.K_);
+    tmp_.resize(4 * g_.S_);
+    mean_col_ = static_cast<double>(X_.col_ptr[d_]) / std::max(1, d_);
+  }
+
+  // pos_ for the rows of [begin, end) of g's rows (after the root is made and after each partition).
+  void index_rows(int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) pos_[g_.rows_[i].row] = static_cast<int32_t>(i);
+  }
+
+  template <class Entry>
+  void find_split(Entry& e, const double* total) {
+    const int64_t nn = e.end - e.begin;
+    std::vector<int> cand;
+    cand.reserve(d_);
+    for (int w = 0; w < g_.words_; ++w) {
+      uint64_t free = ~e.consts[w];
+      if (w == g_.words_ - 1 && d_ % 64) free &= (uint64_t{1} << (d_ % 64)) - 1;
+      for (; free; free &= free - 1) cand.push_back(w * 64 + __builtin_ctzll(free));
+    }
+    int64_t node_entries = 0;
+    for (int64_t i = e.begin; i < e.end; ++i) {
+      const int64_t r = g_.rows_[i].row;
+      node_entries += X_.row_ptr[r + 1] - X_.row_ptr[r];
+    }
+    const bool by_rows = 2.0 * static_cast<double>(node_entries) <= g_.P_.max_features * mean_col_;
+    if (by_rows) group_rows(e.begin, e.end);
+    if constexpr (class_layout<typename G::Crit>()) {
+      if (g_.packed_) {
+        std::fill(node_pk_.begin(), node_pk_.end(), 0);
+        for (int64_t i = e.begin; i < e.end; ++i) {
+          const auto& r = g_.rows_[i];
+          node_pk_[r.cls] += (uint64_t{1} << 32) | static_cast<uint64_t>(r.w);
+        }
+      }
+    }
+    std::vector<double> bl(g_.S_), br(g_.S_);
+    Best best;
+    best.left = bl.data();
+    best.right = br.data();
+    int seen = 0;
+    for (size_t drawn = 0; seen < g_.P_.max_features && drawn < cand.size(); ++drawn) {
+      std::swap(cand[drawn], cand[drawn + g_.rng_.below(cand.size() - drawn)]);  // Fisher-Yates, as dense
+      const int f = cand[drawn];
+      const uint64_t draw = g_.P_.random_split ? g_.split_rng_.next() : 0;
+      const Ent* ent;
+      int64_t m;
+      if (by_rows) {
+        m = count_[f];
+        ent = grouped_.data() + (cursor_[f] - m);
+      } else {
+        gather_column(f, e.begin, e.end);
+        m = static_cast<int64_t>(buf_.size());
+        ent = buf_.data();
+      }
+      const bool varies = m > 0 && evaluate(e, f, ent, m, nn, total, static_cast<int>(drawn),
+                                            g_.P_.random_split ? &draw : nullptr, best);
+      if (varies) ++seen;
+      else e.consts[f >> 6] |= uint64_t{1} << (f & 63);
+    }
+    if (by_rows)
+      for (int f : touched_) count_[f] = 0;
+    g_.finish_split(e, total, best, bl, br);
+  }
+
+  // Stable partition of e's rows on its split (rows going left first, their order kept, through
+  // tmp); updates the row positions. Returns the rows going left.
+  template <class Entry, class Rec>
+  int64_t partition(const Entry& e, std::vector<Rec>& rows, std::vector<Rec>& tmp) {
+    const int f = e.feature, bin = e.bin;
+    const int64_t b = e.begin, nn = e.end - e.begin;
+    auto left_of = [&](int c) { return c == kNanBin ? e.nan_left : c <= bin; };
+    std::fill(side_.begin() + b, side_.begin() + e.end, static_cast<uint8_t>(left_of(X_.zero_code[f])));
+    const int64_t col = X_.col_ptr[f + 1] - X_.col_ptr[f];
+    if (static_cast<double>(nn) * 8 < static_cast<double>(col)) {  // small node: look f up in each row
+      for (int64_t i = b; i < e.end; ++i) {
+        const int64_t r = rows[i].row;
+        const int32_t* lo = X_.row_feature + X_.row_ptr[r];
+        const int32_t* hi = X_.row_feature + X_.row_ptr[r + 1];
+        const int32_t* at = std::lower_bound(lo, hi, f);
+        if (at != hi && *at == f) side_[i] = left_of(X_.row_code[at - X_.row_feature]);
+      }
+    } else {
+      for (int64_t k = X_.col_ptr[f]; k < X_.col_ptr[f + 1]; ++k) {
+        const int64_t p = pos_[X_.col_row[k]];
+        if (static_cast<uint64_t>(p - b) < static_cast<uint64_t>(nn)) side_[p] = left_of(X_.col_code[k]);
+      }
+    }
+    int64_t nl = 0, nr = 0;
+    for (int64_t i = b; i < e.end; ++i) {
+      if (side_[i]) rows[b + nl++] = rows[i];
+      else tmp[nr++] = rows[i];
+    }
+    std::copy(tmp.begin(), tmp.begin() + nr, rows.begin() + b + nl);
+    index_rows(b, e.end);
+    return nl;
+  }
+
+ private:
+  struct Ent {
+    uint8_t code;
+    int32_t at;  // position in g's rows
+  };
+
+  // The node's rows' entries grouped by feature: feature f's at grouped_[cursor_[f] - count_[f],
+  // cursor_[f]), in row order.
+  void group_rows(int64_t begin, int64_t end) {
+    touched_.clear();
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t r = g_.rows_[i].row;
+      for (int64_t k = X_.row_ptr[r]; k < X_.row_ptr[r + 1]; ++k)
+        if (count_[X_.row_feature[k]]++ == 0) touched_.push_back(X_.row_feature[k]);
+    }
+    int64_t at = 0;
+    for (int f : touched_) {
+      cursor_[f] = at;
+      at += count_[f];
+    }
+    grouped_.resize(at);
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t r = g_.rows_[i].row;
+      for (int64_t k = X_.row_ptr[r]; k < X_.row_ptr[r + 1]; ++k)
+        grouped_[cursor_[X_.row_feature[k]]++] = {X_.row_code[k], static_cast<int32_t>(i)};
+    }
+  }
+
+  void gather_column(int f, int64_t begin, int64_t end) {
+    buf_.clear();
+    const uint64_t nn = static_cast<uint64_t>(end - begin);
+    for (int64_t k = X_.col_ptr[f]; k < X_.col_ptr[f + 1]; ++k) {
+      const int64_t p = pos_[X_.col_row[k]];
+      if (static_cast<uint64_t>(p - begin) < nn) buf_.push_back({X_.col_code[k], static_cast<int32_t>(p)});
+    }
+  }
+
+  // Histogram of feature f from its m entries in the node plus the zero bin, then the scan;
+  // returns whether f varies in the node. The scratch is left zero.
+  template <class Entry>
+  bool evaluate(const Entry& e, int f, const Ent* ent, int64_t m, int64_t nn, const double* total, int rank,
+                const uint64_t* draw, Best& best) {
+    uint64_t occ[4] = {0, 0, 0, 0};
+    const int zc = X_.zero_code[f];
+    auto mark = [&](int b) { occ[b >> 6] |= uint64_t{1} << (b & 63); };
+    if constexpr (class_layout<typename G::Crit>()) {
+      if (g_.packed_) {
+        const int K = g_.K_;
+        uint64_t* pk = pk_.data();
+        for (int64_t j = 0; j < m; ++j) {
+          const auto& r = g_.rows_[ent[j].at];
+          pk[ent[j].code * K + r.cls] += (uint64_t{1} << 32) | static_cast<uint64_t>(r.w);
+          mark(ent[j].code);
+        }
+        if (m < nn) {  // the zero bin: the node's counts minus the entries' (exact integers)
+          for (int k = 0; k < K; ++k) {
+            uint64_t sum = 0;
+            for_each_bit(occ, 4, [&](int b) { sum += pk[b * K + k]; });
+            pk[zc * K + k] = node_pk_[k] - sum;
+          }
+          mark(zc);
+        }
+        const bool varies = scan_packed(g_.crit_, pk, occ, total, g_.S_, g_.lim_, f, rank, best);
+        for_each_bit(occ, 4, [&](int b) { std::fill(pk + b * K, pk + (b + 1) * K, 0); });
+        return varies;
+      }
+    }
+    const int H = g_.H_;
+    double* hw = hw_.data();
+    uint32_t* cnt = cnt_.data();
+    for (int64_t j = 0; j < m; ++j) {  // as Grower::build_rows adds a row
+      const auto& rr = g_.rows_[ent[j].at];
+      const int b = ent[j].code;
+      double* h = hw + b * H;
+      if constexpr (is_multi<typename G::Crit>()) {
+        g_.crit_.add(h, rr.w, rr.row);
+      } else if constexpr (G::Crit::kClassify) {
+        h[rr.cls] += rr.w;
+      } else {
+        const double wy = rr.w * rr.y;
+        h[0] += rr.w;
+        h[1] += wy;
+        if constexpr (log_stat<typename G::Crit>()) h[2] += rr.w * G::Crit::xlogy(rr.y);
+        else h[2] += wy * rr.y;
+      }
+      ++cnt[b];
+      mark(b);
+    }
+    if (m < nn) {  // the zero bin: the node's statistics minus the entries'
+      const double* node = total + (class_layout<typename G::Crit>() ? 2 : 1);  // histogram layout within S
+      double* z = hw + zc * H;
+      for (int k = 0; k < H; ++k) {
+        double sum = 0;
+        for_each_bit(occ, 4, [&](int b) { sum += hw[b * H + k]; });
+        z[k] = node[k] - sum;
+      }
+      cnt[zc] = static_cast<uint32_t>(nn - m);
+      mark(zc);
+    }
+    const bool varies = g_.scan(e, hw, cnt, occ, total, f, rank, tmp_.data(), best, draw);
+    for_each_bit(occ, 4, [&](int b) {
+      std::fill(hw + b * H, hw + (b + 1) * H, 0.0);
+      cnt[b] = 0;
+    });
+    return varies;
+  }
+
+  G& g_;
+  const SparseCodes& X_;
+  int64_t n_;
+  int d_;
+  double mean_col_;                 // kept entries per column
+  std::vector<int32_t> pos_;        // row -> its position in g's rows (-1: weight 0)
+  std::vector<int64_t> count_;      // by rows: the node's entries per feature (zero between nodes)
+  std::vector<int64_t> cursor_;     // by rows: end of feature f's group in grouped_
+  std::vector<int> touched_;        // by rows: features with entries in the node
+  std::vector<Ent> grouped_, buf_;  // by rows: the grouped entries; by column: one feature's
+  std::vector<uint8_t> side_;       // partition: goes left, by position
+  std::vector<double> hw_, tmp_;
+  std::vector<uint32_t> cnt_;
+  std::vector<uint64_t> pk_, node_pk_;
+};
+
+}  // namespace forgeml::tree
