@@ -1,6 +1,7 @@
 """Sparse X binned as entries for tree growth (ops.tree_bin_sparse): the codes of its stored
 entries, by column and by row, without an (n, d) code matrix; tree_grow_forest takes them in
 place of codes and grows from them at a cost that follows the entries, not n * d."""
+
 from __future__ import annotations
 
 import dataclasses
