@@ -31,7 +31,8 @@ class SparseSearch {
   explicit SparseSearch(G& g) : g_(g), X_(*g.D_.sparse), n_(g.D_.n), d_(g.D_.d) {
     pos_.assign(n_, -1);
     count_.assign(d_, 0);
-    cursor_.assign(d_, 0);
+    slot_.assign(d_, -1);
+    cand_.reserve(d_);
     side_.resize(n_);
     const int H = g_.H_;
     hw_.assign(static_cast<size_t>(256) * H, 0.0);
@@ -50,8 +51,8 @@ class SparseSearch {
   template <class Entry>
   void find_split(Entry& e, const double* total) {
     const int64_t nn = e.end - e.begin;
-    std::vector<int> cand;
-    cand.reserve(d_);
+    std::vector<int>& cand = cand_;
+    cand.clear();
     for (int w = 0; w < g_.words_; ++w) {
       uint64_t free = ~e.consts[w];
       if (w == g_.words_ - 1 && d_ % 64) free &= (uint64_t{1} << (d_ % 64)) - 1;
@@ -62,8 +63,9 @@ class SparseSearch {
       const int64_t r = g_.rows_[i].row;
       node_entries += X_.row_ptr[r + 1] - X_.row_ptr[r];
     }
+    // by rows: two passes over the node's entries; by column: a column per drawn feature
     const bool by_rows = 2.0 * static_cast<double>(node_entries) <= g_.P_.max_features * mean_col_;
-    if (by_rows) group_rows(e.begin, e.end);
+    if (by_rows) count_rows(e.begin, e.end, node_entries);
     if constexpr (class_layout<typename G::Crit>()) {
       if (g_.packed_) {
         std::fill(node_pk_.begin(), node_pk_.end(), 0);
@@ -77,28 +79,36 @@ class SparseSearch {
     Best best;
     best.left = bl.data();
     best.right = br.data();
+    const bool random = g_.P_.random_split;
     int seen = 0;
+    live_.clear();
     for (size_t drawn = 0; seen < g_.P_.max_features && drawn < cand.size(); ++drawn) {
       std::swap(cand[drawn], cand[drawn + g_.rng_.below(cand.size() - drawn)]);  // Fisher-Yates, as dense
       const int f = cand[drawn];
-      const uint64_t draw = g_.P_.random_split ? g_.split_rng_.next() : 0;
-      const Ent* ent;
-      int64_t m;
-      if (by_rows) {
-        m = count_[f];
-        ent = grouped_.data() + (cursor_[f] - m);
+      const uint64_t draw = random ? g_.split_rng_.next() : 0;
+      bool varies;
+      if (by_rows) {  // whether f varies from its count of entries (all rows: do their codes differ?)
+        const int64_t c = count_[f];
+        varies = c > 0 && (c < nn || codes_differ(f, e.begin, e.end));
+        if (varies) live_.push_back({f, static_cast<int>(drawn), draw});
       } else {
-        gather_column(f, e.begin, e.end);
-        m = static_cast<int64_t>(buf_.size());
-        ent = buf_.data();
+        const int64_t m = gather_column(f, e.begin, e.end);
+        varies =
+            m > 0 && evaluate(e, f, buf_.data(), m, nn, total, static_cast<int>(drawn), random ? &draw : nullptr, best);
       }
-      const bool varies = m > 0 && evaluate(e, f, ent, m, nn, total, static_cast<int>(drawn),
-                                            g_.P_.random_split ? &draw : nullptr, best);
       if (varies) ++seen;
       else e.consts[f >> 6] |= uint64_t{1} << (f & 63);
     }
-    if (by_rows)
-      for (int f : touched_) count_[f] = 0;
+    if (by_rows) {  // the live features' entries, then their histograms (ranks: their draw order)
+      group_live(e.begin, e.end);
+      for (size_t j = 0; j < live_.size(); ++j) {
+        const Live& l = live_[j];
+        evaluate(e, l.feature, grouped_.data() + start_[j], count_[l.feature], nn, total, l.rank,
+                 random ? &l.draw : nullptr, best);
+        slot_[l.feature] = -1;
+      }
+      for (int64_t t = 0; t < n_touched_; ++t) count_[touched_[t]] = 0;
+    }
     g_.finish_split(e, total, best, bl, br);
   }
 
@@ -141,35 +151,73 @@ class SparseSearch {
     int32_t at;  // position in g's rows
   };
 
-  // The node's rows' entries grouped by feature: feature f's at grouped_[cursor_[f] - count_[f],
-  // cursor_[f]), in row order.
-  void group_rows(int64_t begin, int64_t end) {
-    touched_.clear();
+  // Pass 1 by rows: count_[f] = the node's entries of feature f, touched_ the features counted.
+  // Branch-free: in small nodes most features are met once, which no predictor guesses.
+  void count_rows(int64_t begin, int64_t end, int64_t node_entries) {
+    if (static_cast<int64_t>(touched_.size()) < node_entries + 1) touched_.resize(node_entries + 1);
+    int32_t* touched = touched_.data();
+    int32_t* count = count_.data();
+    int64_t t = 0;
     for (int64_t i = begin; i < end; ++i) {
       const int64_t r = g_.rows_[i].row;
-      for (int64_t k = X_.row_ptr[r]; k < X_.row_ptr[r + 1]; ++k)
-        if (count_[X_.row_feature[k]]++ == 0) touched_.push_back(X_.row_feature[k]);
+      for (int64_t k = X_.row_ptr[r]; k < X_.row_ptr[r + 1]; ++k) {
+        const int32_t f = X_.row_feature[k];
+        touched[t] = f;
+        t += count[f]++ == 0;
+      }
     }
+    n_touched_ = t;
+  }
+
+  // Every row of the node has an entry of f: whether their codes differ (f looked up per row).
+  bool codes_differ(int f, int64_t begin, int64_t end) const {
+    int first = -1;
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t r = g_.rows_[i].row;
+      const int32_t* lo = X_.row_feature + X_.row_ptr[r];
+      const int32_t* at = std::lower_bound(lo, X_.row_feature + X_.row_ptr[r + 1], f);
+      const int c = X_.row_code[at - X_.row_feature];
+      if (first >= 0 && c != first) return true;
+      first = c;
+    }
+    return false;
+  }
+
+  // Pass 2 by rows: the live features' entries, feature j's at grouped_[start_[j], + its count), in
+  // row order.
+  void group_live(int64_t begin, int64_t end) {
     int64_t at = 0;
-    for (int f : touched_) {
-      cursor_[f] = at;
-      at += count_[f];
+    start_.resize(live_.size());
+    fill_.resize(live_.size());
+    for (size_t j = 0; j < live_.size(); ++j) {
+      slot_[live_[j].feature] = static_cast<int32_t>(j);
+      start_[j] = fill_[j] = at;
+      at += count_[live_[j].feature];
     }
     grouped_.resize(at);
+    if (live_.empty()) return;
     for (int64_t i = begin; i < end; ++i) {
       const int64_t r = g_.rows_[i].row;
-      for (int64_t k = X_.row_ptr[r]; k < X_.row_ptr[r + 1]; ++k)
-        grouped_[cursor_[X_.row_feature[k]]++] = {X_.row_code[k], static_cast<int32_t>(i)};
+      for (int64_t k = X_.row_ptr[r]; k < X_.row_ptr[r + 1]; ++k) {
+        const int32_t s = slot_[X_.row_feature[k]];
+        if (s >= 0) grouped_[fill_[s]++] = {X_.row_code[k], static_cast<int32_t>(i)};
+      }
     }
   }
 
-  void gather_column(int f, int64_t begin, int64_t end) {
-    buf_.clear();
+  // By column: feature f's entries in the node into buf_ (row order); returns how many.
+  int64_t gather_column(int f, int64_t begin, int64_t end) {
+    const int64_t k0 = X_.col_ptr[f], k1 = X_.col_ptr[f + 1];
+    if (static_cast<int64_t>(buf_.size()) < k1 - k0) buf_.resize(k1 - k0);
+    Ent* out = buf_.data();
     const uint64_t nn = static_cast<uint64_t>(end - begin);
-    for (int64_t k = X_.col_ptr[f]; k < X_.col_ptr[f + 1]; ++k) {
+    int64_t m = 0;
+    for (int64_t k = k0; k < k1; ++k) {  // branch-free: write always, keep the node's
       const int64_t p = pos_[X_.col_row[k]];
-      if (static_cast<uint64_t>(p - begin) < nn) buf_.push_back({X_.col_code[k], static_cast<int32_t>(p)});
+      out[m] = {X_.col_code[k], static_cast<int32_t>(p)};
+      m += static_cast<uint64_t>(p - begin) < nn;
     }
+    return m;
   }
 
   // Histogram of feature f from its m entries in the node plus the zero bin, then the scan;
@@ -246,13 +294,21 @@ class SparseSearch {
   const SparseCodes& X_;
   int64_t n_;
   int d_;
-  double mean_col_;                 // kept entries per column
-  std::vector<int32_t> pos_;        // row -> its position in g's rows (-1: weight 0)
-  std::vector<int64_t> count_;      // by rows: the node's entries per feature (zero between nodes)
-  std::vector<int64_t> cursor_;     // by rows: end of feature f's group in grouped_
-  std::vector<int> touched_;        // by rows: features with entries in the node
-  std::vector<Ent> grouped_, buf_;  // by rows: the grouped entries; by column: one feature's
-  std::vector<uint8_t> side_;       // partition: goes left, by position
+  double mean_col_;           // kept entries per column
+  std::vector<int32_t> pos_;  // row -> its position in g's rows (-1: weight 0)
+  struct Live {
+    int feature, rank;
+    uint64_t draw;
+  };
+  std::vector<int> cand_;         // the node's features not known constant, in draw order
+  std::vector<int32_t> count_;    // by rows: the node's entries per feature (zero between nodes)
+  std::vector<int32_t> slot_;     // by rows: feature -> its index in live_ (-1 between nodes)
+  std::vector<int32_t> touched_;  // by rows: features counted (first n_touched_)
+  int64_t n_touched_ = 0;
+  std::vector<Live> live_;             // by rows: the drawn features that vary, in draw order
+  std::vector<int64_t> start_, fill_;  // by rows: live feature j's entries in grouped_
+  std::vector<Ent> grouped_, buf_;     // by rows: the live features' entries; by column: one feature's
+  std::vector<uint8_t> side_;          // partition: goes left, by position
   std::vector<double> hw_, tmp_;
   std::vector<uint32_t> cnt_;
   std::vector<uint64_t> pk_, node_pk_;
