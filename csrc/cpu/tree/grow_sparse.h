@@ -32,7 +32,7 @@ class SparseSearch {
     pos_.assign(n_, -1);
     count_.assign(d_, 0);
     slot_.assign(d_, -1);
-    cand_.reserve(d_);
+    cand_.resize(d_);
     side_.resize(n_);
     const int H = g_.H_;
     hw_.assign(static_cast<size_t>(256) * H, 0.0);
@@ -51,12 +51,12 @@ class SparseSearch {
   template <class Entry>
   void find_split(Entry& e, const double* total) {
     const int64_t nn = e.end - e.begin;
-    std::vector<int>& cand = cand_;
-    cand.clear();
+    int* cand = cand_.data();  // the free features, ascending (as the dense search lists them)
+    size_t n_cand = 0;
     for (int w = 0; w < g_.words_; ++w) {
       uint64_t free = ~e.consts[w];
       if (w == g_.words_ - 1 && d_ % 64) free &= (uint64_t{1} << (d_ % 64)) - 1;
-      for (; free; free &= free - 1) cand.push_back(w * 64 + __builtin_ctzll(free));
+      for (; free; free &= free - 1) cand[n_cand++] = w * 64 + __builtin_ctzll(free);
     }
     int64_t node_entries = 0;
     for (int64_t i = e.begin; i < e.end; ++i) {
@@ -82,8 +82,8 @@ class SparseSearch {
     const bool random = g_.P_.random_split;
     int seen = 0;
     live_.clear();
-    for (size_t drawn = 0; seen < g_.P_.max_features && drawn < cand.size(); ++drawn) {
-      std::swap(cand[drawn], cand[drawn + g_.rng_.below(cand.size() - drawn)]);  // Fisher-Yates, as dense
+    for (size_t drawn = 0; seen < g_.P_.max_features && drawn < n_cand; ++drawn) {
+      std::swap(cand[drawn], cand[drawn + g_.rng_.below(n_cand - drawn)]);  // Fisher-Yates, as dense
       const int f = cand[drawn];
       const uint64_t draw = random ? g_.split_rng_.next() : 0;
       bool varies;
