@@ -39,6 +39,8 @@ class SparseSearch {
     cnt_.assign(256, 0);
     pk_.assign(static_cast<size_t>(256) * g_.K_, 0);
     node_pk_.resize(g_.K_);
+    node_cc_.resize(H);
+    ent_cc_.resize(H);
     tmp_.resize(4 * g_.S_);
     mean_col_ = static_cast<double>(X_.col_ptr[d_]) / std::max(1, d_);
   }
@@ -66,6 +68,12 @@ class SparseSearch {
     // by rows: two passes over the node's entries; by column: a column per drawn feature
     const bool by_rows = 2.0 * static_cast<double>(node_entries) <= g_.P_.max_features * mean_col_;
     if (by_rows) count_rows(e.begin, e.end, node_entries);
+    if constexpr (G::Crit::kClassify) {  // rows per class slot (double sums: exact zeros in evaluate)
+      if (!g_.packed_) {
+        std::fill(node_cc_.begin(), node_cc_.end(), 0.0);
+        for (int64_t i = e.begin; i < e.end; ++i) count_row(node_cc_.data(), g_.rows_[i]);
+      }
+    }
     if constexpr (class_layout<typename G::Crit>()) {
       if (g_.packed_) {
         std::fill(node_pk_.begin(), node_pk_.end(), 0);
@@ -220,6 +228,13 @@ class SparseSearch {
     return m;
   }
 
+  // c += the row's count in each class slot it adds weight to (the histogram layout)
+  template <class Rec>
+  void count_row(double* c, const Rec& r) const {
+    if constexpr (is_multi<typename G::Crit>()) g_.crit_.add(c, 1.0, r.row);
+    else c[r.cls] += 1;
+  }
+
   // Histogram of feature f from its m entries in the node plus the zero bin, then the scan;
   // returns whether f varies in the node. The scratch is left zero.
   template <class Entry>
@@ -279,6 +294,12 @@ class SparseSearch {
         for_each_bit(occ, 4, [&](int b) { sum += hw[b * H + k]; });
         z[k] = node[k] - sum;
       }
+      if constexpr (G::Crit::kClassify) {  // a class slot without rows in the zero bin: exactly 0, as dense
+        std::fill(ent_cc_.begin(), ent_cc_.end(), 0.0);
+        for (int64_t j = 0; j < m; ++j) count_row(ent_cc_.data(), g_.rows_[ent[j].at]);
+        for (int k = 0; k < H; ++k)
+          if (node_cc_[k] == ent_cc_[k]) z[k] = 0;
+      }
       cnt[zc] = static_cast<uint32_t>(nn - m);
       mark(zc);
     }
@@ -310,6 +331,7 @@ class SparseSearch {
   std::vector<Ent> grouped_, buf_;     // by rows: the live features' entries; by column: one feature's
   std::vector<uint8_t> side_;          // partition: goes left, by position
   std::vector<double> hw_, tmp_;
+  std::vector<double> node_cc_, ent_cc_;  // double sums, classification: rows per class slot (node, entries)
   std::vector<uint32_t> cnt_;
   std::vector<uint64_t> pk_, node_pk_;
 };
