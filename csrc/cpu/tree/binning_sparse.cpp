@@ -1,5 +1,6 @@
 // Sparse X to SparseCodes (tree.h): each stored entry's code, the entries holding their feature's
 // code of zero dropped (they bin as the unstored zeros do), then the same entries by row.
+#include <algorithm>
 #include <vector>
 
 #include "cpu/tree/bin_code.h"
@@ -42,20 +43,25 @@ SparseCodeArrays bin_sparse_codes(const int64_t* indptr, const int32_t* indices,
       }
     }
   });
-  // by row: a counting sort of the kept entries on their row, columns in order (features ascend)
+  // by row: a counting sort of the kept entries on their row, columns in order (features ascend);
+  // threads take ranges of rows, each column's rows of a range being one run (rows ascend)
   out.row_ptr.assign(n + 1, 0);
   for (int64_t k = 0; k < m; ++k) ++out.row_ptr[out.col_row[k] + 1];
   for (int64_t r = 0; r < n; ++r) out.row_ptr[r + 1] += out.row_ptr[r];
   std::vector<int64_t> next(out.row_ptr.begin(), out.row_ptr.end() - 1);
   out.row_feature.resize(m);
   out.row_code.resize(m);
-  for (int f = 0; f < d; ++f) {
-    for (int64_t k = out.col_ptr[f]; k < out.col_ptr[f + 1]; ++k) {
-      const int64_t at = next[out.col_row[k]]++;
-      out.row_feature[at] = f;
-      out.row_code[at] = out.col_code[k];
+  parallel_for(n, 4096, [&](int64_t r0, int64_t r1) {
+    for (int f = 0; f < d; ++f) {
+      const int32_t* lo = out.col_row.data() + out.col_ptr[f];
+      const int32_t* hi = out.col_row.data() + out.col_ptr[f + 1];
+      for (const int32_t* at = std::lower_bound(lo, hi, static_cast<int32_t>(r0)); at != hi && *at < r1; ++at) {
+        const int64_t k = at - out.col_row.data(), to = next[*at]++;
+        out.row_feature[to] = f;
+        out.row_code[to] = out.col_code[k];
+      }
     }
-  }
+  });
   return out;
 }
 
