@@ -14,6 +14,7 @@
 // instead of a double add plus a row count, same sums exactly.
 // Depth-first growth by default; best-first (largest impurity decrease first) with
 // max_leaf_nodes. Everything depends only on the seed, never on the thread count.
+// Sparse X given as entries (Data::sparse) searches and partitions nodes in grow_sparse.h.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
