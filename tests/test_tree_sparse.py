@@ -133,8 +133,8 @@ def test_sparse_fit_equals_dense_fit(fmt, make):
     if "Classifier" in type(est).__name__:
         y = (np.nan_to_num(X[:, 0]) + np.nan_to_num(X[:, 1]) + 0.3 * rng.standard_normal(301) > 0).astype(int)
         y[::7] = 2
-    else:
-        y = np.nan_to_num(X[:, 0]) * 2 - np.nan_to_num(X[:, 5]) + 0.1 * rng.standard_normal(301)
+    else:  # integer targets: every sum is exact, so the zero bins by subtraction are the dense sums
+        y = np.round(4 * (np.nan_to_num(X[:, 0]) * 2 - np.nan_to_num(X[:, 5]) + 0.1 * rng.standard_normal(301)))
     dense = make().fit(X, y)
     sparse = make().fit(S.asformat(fmt), y)
     assert_same_forest(dense, sparse)
@@ -235,3 +235,118 @@ def test_column_major_codes_and_entry_index_grow_the_same_trees(criterion, rando
     assert len(a["feature"]) > 20
     for name in a:
         assert np.array_equal(a[name], b[name]), name
+
+
+# ---- growth from the binned entries alone (ops.tree_bin_sparse, grow_sparse.h)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (9, 1), (1, 7), (37, 13), (203, 61)])
+def test_bin_sparse_gives_the_dense_codes(shape):
+    X, S = sparse_data(*shape, density=0.3, seed=shape[0] + 7 * shape[1], nan=True, zero_cols=(0,), explicit_zeros=5)
+    edges, n_edges = ops.tree_bin_edges(S)
+    sc = ops.tree_bin_sparse(S.tocsc(), edges)
+    assert sc.shape == shape
+    assert np.array_equal(sc.toarray(), ops.tree_bin_codes(X, edges, n_edges))
+    col_ptr, col_row, col_code, row_ptr, row_feature, row_code, zero_code = sc.arrays
+    assert (col_code != zero_code[np.repeat(np.arange(shape[1]), np.diff(col_ptr))]).all()  # zero codes dropped
+    assert sc.nnz <= S.nnz and col_ptr[1] == 0  # the all-zero column holds no entry
+    assert np.array_equal(np.diff(row_ptr), np.bincount(col_row, minlength=shape[0]))
+    for r in range(shape[0]):  # rows list their features ascending, with the same codes
+        f = row_feature[row_ptr[r] : row_ptr[r + 1]]
+        assert (np.diff(f) > 0).all()
+        assert np.array_equal(row_code[row_ptr[r] : row_ptr[r + 1]], sc.toarray()[r, f])
+
+
+GROW_CASES = [
+    dict(criterion="gini", max_features=17, bootstrap=True),  # packed counts: both entry paths
+    dict(criterion="entropy", max_features=300, min_samples_leaf=3),
+    dict(criterion="gini", max_features=40, random_split=True, bootstrap=True),
+    dict(criterion="gini", max_features=25, max_leaf_nodes=30),
+    dict(criterion="gini", max_features=9, max_depth=5, monotonic=True),
+    dict(criterion="squared_error", max_features=60, bootstrap=True),
+    dict(criterion="poisson", max_features=301, min_samples_split=6),
+    dict(criterion="squared_error", max_features=20, random_split=True, outputs=2),
+    dict(criterion="gini", max_features=30, outputs=3),
+]
+
+
+@pytest.mark.parametrize("case", range(len(GROW_CASES)))
+def test_sparse_codes_grow_the_dense_trees(case):
+    # Integer weights and targets: every histogram sum is exact, so the zero bins found as the node
+    # total minus the entries are the dense sums and the trees are the same, bit for bit.
+    kw = dict(GROW_CASES[case])
+    outputs = kw.pop("outputs", 1)
+    n, d = 703, 301  # wide and sparse, odd sizes; all-zero columns and explicit zeros stored
+    X, S = sparse_data(
+        n, d, density=0.02, seed=case, negative=case % 2 == 0, zero_cols=(0, 150, 300), explicit_zeros=40
+    )
+    rng = np.random.default_rng(case)
+    classify = kw["criterion"] in ("gini", "entropy")
+    shape = (n, outputs) if outputs > 1 else (n,)
+    n_classes = 3
+    if kw.pop("monotonic", False):  # binary classification only
+        n_classes, kw["monotonic_cst"] = 2, rng.integers(-1, 2, d)
+    y = rng.integers(0, n_classes, shape) if classify else rng.integers(0, 9, shape)
+    edges, n_edges = ops.tree_bin_edges(S)
+    dense = ops.tree_bin_codes(X, edges, n_edges)
+    sc = ops.tree_bin_sparse(S, edges)
+    w = rng.integers(0, 3, n).astype(float)
+    seeds = np.arange(3, dtype=np.uint64) + 11 * case
+    a = ops.tree_grow_forest(dense, y, w, seeds, n_classes=n_classes, **kw)
+    b = ops.tree_grow_forest(sc, y, w, seeds, n_classes=n_classes, **kw)
+    assert len(a["feature"]) > 15
+    for name in a:
+        if kw["criterion"] == "poisson" and a[name].dtype == np.float64:  # y ln y: not integer sums
+            np.testing.assert_allclose(a[name], b[name], rtol=1e-9, atol=1e-10, err_msg=name)
+        else:
+            assert np.array_equal(a[name], b[name]), name
+
+
+@pytest.mark.parametrize("Forest", [RandomForestRegressor, RandomForestClassifier])
+def test_sparse_fit_with_real_weights_is_as_accurate_as_dense(Forest):
+    # Real-valued weights and targets: the zero bins by subtraction round differently in the last
+    # bits, so near-ties may break otherwise; the forests stay as accurate.
+    X, S = sparse_data(1201, 57, density=0.1, seed=3)
+    rng = np.random.default_rng(4)
+    signal = X[:, 0] * 2 - X[:, 5] + X[:, 9] * X[:, 11] + 0.1 * rng.standard_normal(1201)
+    y = signal if Forest is RandomForestRegressor else (signal > 0).astype(int)
+    sw = rng.random(1201) + 0.5
+    tr, te = slice(0, 900), slice(900, None)
+    dense = Forest(n_estimators=8, random_state=0).fit(X[tr], y[tr], sample_weight=sw[tr])
+    sparse = Forest(n_estimators=8, random_state=0).fit(S[tr], y[tr], sample_weight=sw[tr])
+    fd, fs = dense._forest, sparse._forest
+    rd, rs = fd.offsets[:-1], fs.offsets[:-1]
+    assert np.array_equal(fd.feature[rd], fs.feature[rs])  # no near-tie at the roots
+    np.testing.assert_allclose(fd.impurity[rd], fs.impurity[rs], rtol=1e-12)
+    np.testing.assert_allclose(fd.threshold[rd], fs.threshold[rs])
+    sd, ss = dense.score(X[te], y[te]), sparse.score(S[te], y[te])
+    assert sd > 0.5 and abs(sd - ss) < 0.03
+
+
+def test_sparse_absolute_error_fits_from_the_codes():
+    X, S = sparse_data(200, 15, density=0.2, seed=6)
+    y = np.round(X[:, 1] * 3 + X[:, 2])
+    dense = RandomForestRegressor(n_estimators=3, criterion="absolute_error", random_state=0).fit(X, y)
+    sparse = RandomForestRegressor(n_estimators=3, criterion="absolute_error", random_state=0).fit(S, y)
+    assert_same_forest(dense, sparse)
+    edges, _ = ops.tree_bin_edges(S)
+    with pytest.raises(ValueError, match="absolute_error"):
+        ops.tree_grow_forest(ops.tree_bin_sparse(S, edges), y, np.ones(200), [0], criterion="absolute_error")
+
+
+def test_sparse_codes_arrays_are_checked():
+    X, S = sparse_data(30, 6, density=0.4, seed=1)
+    edges, _ = ops.tree_bin_edges(S)
+    sc = ops.tree_bin_sparse(S, edges)
+    y = np.arange(30) % 2
+    bad = list(sc.arrays)
+    bad[1] = bad[1].astype(np.int64)  # row ids of the wrong dtype
+    with pytest.raises(ValueError, match="col_row"):
+        ops.tree_grow_forest(tree_ops.SparseCodes(sc.shape, tuple(bad)), y, np.ones(30), [0], n_classes=2)
+    bad = list(sc.arrays)
+    bad[4] = bad[4].copy()
+    bad[4][0] = 6  # feature index out of range
+    with pytest.raises(ValueError, match="out of range"):
+        ops.tree_grow_forest(tree_ops.SparseCodes(sc.shape, tuple(bad)), y, np.ones(30), [0], n_classes=2)
+    with pytest.raises(ValueError, match="edges"):
+        ops.tree_bin_sparse(S, edges[:3])

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "bind/registry.h"
+#include "bind/tree_sparse.h"
 #include "forgeml/check.h"
 #include "forgeml/validate.h"
 #include "cpu/tree/tree.h"
@@ -92,8 +93,11 @@ py::array_t<uint8_t> bin_codes_csc(Arr<int64_t> indptr, Arr<int32_t> indices, Ar
 py::dict grow_forest(py::array_t<uint8_t, py::array::forcecast> codes, std::optional<Arr<int32_t>> y_class,
                      std::optional<Arr<double>> y, Arr<double> weight, Arr<uint64_t> seeds, const py::dict& kw) {
   FORGEML_CHECK_ARG(codes.ndim() == 2, "codes: expected 2-D");
+  // sparse X: its codes come as entries (tree_sparse.cpp) and `codes` only gives the shape
+  const bool sparse = kw.contains("sparse_codes") && !kw["sparse_codes"].is_none();
   const bool column_major = codes.shape(0) > 1 && codes.shape(1) > 1 && !(codes.flags() & py::array::c_style);
-  FORGEML_CHECK_ARG(column_major ? (codes.flags() & py::array::f_style) != 0 : (codes.flags() & py::array::c_style) != 0,
+  FORGEML_CHECK_ARG(sparse || (column_major ? (codes.flags() & py::array::f_style) != 0
+                                            : (codes.flags() & py::array::c_style) != 0),
                     "codes: expected a C- or Fortran-contiguous array");
   const int64_t n = codes.shape(0);
   ft::Params p;
@@ -133,7 +137,7 @@ py::dict grow_forest(py::array_t<uint8_t, py::array::forcecast> codes, std::opti
     for (int64_t i = 0; i < ny; ++i)
       FORGEML_CHECK_ARG(yc[i] >= 0 && yc[i] < p.n_classes, "y: class index out of range at row ", i);
   }
-  ft::Data data{codes.data(), n, static_cast<int>(codes.shape(1)), ptr_or_null(y_class), ptr_or_null(y), n_outputs};
+  ft::Data data{sparse ? nullptr : codes.data(), n, static_cast<int>(codes.shape(1)), ptr_or_null(y_class), ptr_or_null(y), n_outputs};
   data.column_major = column_major;
   std::optional<Arr<int64_t>> entry_ptr;
   std::optional<Arr<int32_t>> entry_feature;
@@ -149,6 +153,13 @@ py::dict grow_forest(py::array_t<uint8_t, py::array::forcecast> codes, std::opti
       FORGEML_CHECK_ARG(ef[k] >= 0 && ef[k] < data.d, "entry_feature: feature index out of range");
     data.entry_ptr = ep;
     data.entry_feature = ef;
+  }
+  ft::SparseCodes sparse_codes;
+  py::tuple sparse_arrays;  // kept alive while the trees grow
+  if (sparse) {
+    sparse_arrays = kw["sparse_codes"].cast<py::tuple>();
+    sparse_codes = forgeml::bind::tree_sparse_codes(sparse_arrays, n, data.d);
+    data.sparse = &sparse_codes;
   }
   std::vector<ft::TreeOut> trees;
   {

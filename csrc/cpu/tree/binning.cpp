@@ -11,6 +11,7 @@
 
 #include "forgeml/check.h"
 #include "forgeml/parallel.h"
+#include "cpu/tree/bin_code.h"
 #include "cpu/tree/rng.h"
 #include "cpu/tree/tree.h"
 
@@ -115,14 +116,6 @@ std::vector<int64_t> sample_rows(int64_t n, const double* weight, int64_t sample
     std::sort(rows.begin(), rows.end());
   }
   return rows;
-}
-
-// code = #cuts < v in the +inf-padded 256 cut points e (branchless binary search)
-inline uint8_t code_of(const float* e, float v) {
-  if (std::isnan(v)) return static_cast<uint8_t>(kNanBin);
-  int i = 0;
-  for (int step = 128; step >= 1; step >>= 1) i += (e[i + step - 1] < v) ? step : 0;
-  return static_cast<uint8_t>(i);
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 // and a second pass sums the statistics left of it (split_random.h).
 // Depth-first growth by default; best-first (largest impurity decrease first) with
 // max_leaf_nodes. Everything depends only on the seed, never on the thread count.
+// Sparse X given as entries (Data::sparse) searches and partitions nodes in grow_sparse.h.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -31,6 +32,7 @@
 #include "forgeml/check.h"
 #include "forgeml/parallel.h"
 #include "cpu/tree/criterion.h"
+#include "cpu/tree/grow_sparse.h"
 #include "cpu/tree/rng.h"
 #include "cpu/tree/split.h"
 #include "cpu/tree/split_mae.h"
@@ -117,11 +119,11 @@ class Grower {
     batch_cap_ = std::max<int>(1, static_cast<int>(kScratchBytes / (256 * (H_ * sizeof(double) + 4))));
     batch_cap_ = std::min({batch_cap_, D_.d, std::max(1, p.max_features)});
     // the random splitter on rows: single-output histogram criteria (absolute error splits on rows
-    // already, multi-output keeps the histograms). hist_subtraction = false: the histogram path,
-    // the reference the tests compare with.
-    random_rows_ = p.random_split && p.hist_subtraction && !median_leaves<C>() && !is_multi<C>() &&
+    // already, multi-output keeps the histograms; sparse entries search in grow_sparse.h).
+    // hist_subtraction = false: the histogram path, the reference the tests compare with.
+    random_rows_ = p.random_split && p.hist_subtraction && !data.sparse && !median_leaves<C>() && !is_multi<C>() &&
                    (!C::kClassify || p.n_classes <= 256);  // classes as bytes
-    full_ = !random_rows_ && !median_leaves<C>() && p.hist_subtraction && p.max_features >= D_.d && static_cast<size_t>(D_.d) * 256 * (H_ * sizeof(double) + 4) <= kMaxHistBytes;
+    full_ = !random_rows_ && !median_leaves<C>() && !data.sparse && p.hist_subtraction && p.max_features >= D_.d && static_cast<size_t>(D_.d) * 256 * (H_ * sizeof(double) + 4) <= kMaxHistBytes;
   }
 
   TreeOut run() {
@@ -134,6 +136,10 @@ class Grower {
         else rows_.push_back({static_cast<int32_t>(r), w_[r], D_.y[r]});
       }
     tmp_.resize(rows_.size());
+    if (D_.sparse) {  // sparse X: split search and partition from its entries (grow_sparse.h)
+      sparse_ = std::make_unique<SparseSearch<Grower>>(*this);
+      sparse_->index_rows(0, static_cast<int64_t>(rows_.size()));
+    }
     mono_ = !P_.monotonic.empty();
     packed_ = packable() && !mono_ && !P_.random_split;  // those two run the generic scan
     random_unit_ = random_rows_ &&
@@ -153,6 +159,8 @@ class Grower {
 
  private:
   using Rec = RowRec<C::kClassify>;
+  using Crit = C;
+  friend class ::forgeml::tree::SparseSearch<Grower>;
 
   // Packed counts need integer weights whose total fits the 32-bit weight field.
   bool packable() const {
@@ -393,6 +401,7 @@ class Grower {
 
   // Draws features until max_features non-constant ones were evaluated (or none are left).
   void find_split(Entry& e, const double* total) {
+    if (sparse_) return sparse_->find_split(e, total);
     std::vector<int> cand;
     cand.reserve(D_.d);
     for (int f = 0; f < D_.d; ++f)
@@ -1032,7 +1041,9 @@ class Grower {
   // Splits e's rows (stable) and creates both children; returns them left, right.
   std::pair<Entry, Entry> expand(Entry& e) {
     const int d = D_.d, f = e.feature, bin = e.bin;
-    if (e.mid < 0) {
+    if (e.mid < 0 && sparse_) {
+      e.mid = e.begin + sparse_->partition(e, rows_, tmp_);
+    } else if (e.mid < 0) {
       const int64_t rs = D_.column_major ? 1 : d;  // code of (row, f) at row * rs
       const uint8_t* col = D_.codes + (D_.column_major ? static_cast<int64_t>(f) * D_.n : f);
       e.mid = partition(e.begin, e.end, bin, e.nan_left, [&](int64_t i) { return col[static_cast<int64_t>(rows_[i].row) * rs]; },
@@ -1120,6 +1131,7 @@ class Grower {
   std::vector<Rec> rows_, tmp_;
   std::vector<Scratch> scratch_;
   std::vector<int> all_features_;
+  std::unique_ptr<SparseSearch<Grower>> sparse_;  // sparse X's split search (null: codes)
   TreeOut out_;
 };
 
@@ -1133,6 +1145,8 @@ TreeOut grow_tree(const Data& data, const Params& p, const double* weight, uint6
   FORGEML_CHECK_ARG(p.monotonic.empty() || !is_classification(p.criterion) || p.n_classes <= 2,
                     "monotonic_cst: only regression and binary classification are supported");
   FORGEML_CHECK_ARG(data.n_outputs >= 1, "y: expected at least one output");
+  FORGEML_CHECK_ARG(!data.sparse || p.criterion != Criterion::absolute_error,
+                    "criterion: absolute_error needs the codes of sparse X, not its entries");
   FORGEML_CHECK_ARG(data.n_outputs == 1 || p.monotonic.empty(),
                     "monotonic_cst: not supported with multiple outputs");
   if (data.n_outputs > 1) {

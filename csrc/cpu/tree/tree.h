@@ -31,6 +31,27 @@ void bin_edges_csc(const int64_t* indptr, const int32_t* indices, const float* d
 void bin_codes_csc(const int64_t* indptr, const int32_t* indices, const float* data, int64_t n, int d,
                    const float* edges, bool column_major, uint8_t* codes);
 
+// Sparse X binned without a code matrix: only the stored entries whose code differs from their
+// feature's code of zero (every other cell holds that code), by column (rows ascending) and by
+// row (features ascending). Growth on them costs the entries, not n * d (grow_sparse.h).
+struct SparseCodes {
+  const int64_t* col_ptr;      // (d + 1)
+  const int32_t* col_row;      // (m)
+  const uint8_t* col_code;     // (m)
+  const int64_t* row_ptr;      // (n + 1)
+  const int32_t* row_feature;  // (m)
+  const uint8_t* row_code;     // (m)
+  const uint8_t* zero_code;    // (d)
+};
+struct SparseCodeArrays {
+  std::vector<int64_t> col_ptr, row_ptr;
+  std::vector<int32_t> col_row, row_feature;
+  std::vector<uint8_t> col_code, row_code, zero_code;
+};
+// From X as canonical CSC columns and the cut points of bin_edges_csc (binning_sparse.cpp).
+SparseCodeArrays bin_sparse_codes(const int64_t* indptr, const int32_t* indices, const float* data, int64_t n, int d,
+                                  const float* edges);
+
 // ---------------------------------------------------------------- growth
 enum class Criterion { gini = 0, entropy = 1, squared_error = 2, poisson = 3, absolute_error = 4 };
 inline bool is_classification(Criterion c) { return c == Criterion::gini || c == Criterion::entropy; }
@@ -71,6 +92,9 @@ struct Data {
   // use it to skip features that hold only zeros there; trees are the same with or without it.
   const int64_t* entry_ptr = nullptr;
   const int32_t* entry_feature = nullptr;
+  // Optional, sparse X: its codes as entries (codes is then unused and may be null; not with
+  // absolute_error). Trees equal the dense ones' (exactly with packed counts, else up to rounding).
+  const SparseCodes* sparse = nullptr;
 };
 
 // One tree as flat arrays (node 0 is the root; feature -1 marks a leaf).

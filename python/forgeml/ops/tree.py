@@ -16,8 +16,9 @@ from .._backend import cpu as _cpu
 from .._backend import cuda_stream as _stream
 from . import _reference
 from ._tree_gpu import grow_forest_gpu as tree_grow_forest_gpu
+from ._tree_sparse import SparseCodes, tree_bin_sparse
 
-__all__ = ["tree_bin_edges", "tree_bin_codes", "tree_grow_forest", "tree_bootstrap_counts",
+__all__ = ["tree_bin_edges", "tree_bin_codes", "tree_bin_sparse", "SparseCodes", "tree_grow_forest", "tree_bootstrap_counts",
            "tree_forest_predict", "tree_forest_apply", "tree_compact_forest", "tree_compact_from_arrays",
            "tree_check_nodes", "tree_compact_predict", "tree_best_split", "tree_node_histogram",
            "tree_split_scan", "tree_grow_forest_gpu", "CRITERIA", "NAN_BIN"]
@@ -125,13 +126,22 @@ def tree_grow_forest(codes, y, weight, seeds, *, criterion="gini", n_classes=1, 
     Fortran-ordered (column-major: wide sparse X). sparse_entries (optional): X's stored entries
     as a scipy CSR matrix (or (indptr, indices)); every unstored entry must have the code of
     zero. Small nodes then skip the features with no entry in their rows (same trees, faster).
+    codes may also be SparseCodes (tree_bin_sparse): growth then reads only those entries
+    (not with absolute_error); the trees equal the dense codes' exactly when the histograms
+    are integer counts (classification, integer weights), else up to rounding in the last bits.
     Returns a dict of arrays concatenated over the trees:
     offsets (T+1), depth (T), feature, left, right (tree-local ids, -1 at leaves), thr_bin,
     nan_left, impurity, weighted_n, n_samples, value (nodes, k * (n_classes or 1))."""
     if criterion not in CRITERIA:
         raise ValueError(f"criterion: expected one of {sorted(CRITERIA)}, got {criterion!r}")
+    sparse_codes = None
+    if isinstance(codes, SparseCodes):
+        if criterion == "absolute_error":
+            raise ValueError("codes: absolute_error needs the codes of sparse X (tree_bin_codes), not SparseCodes")
+        sparse_codes = codes
+        codes = np.broadcast_to(np.zeros((), np.uint8), codes.shape)  # the shape only
     codes = np.asarray(codes)
-    if not (codes.dtype == np.uint8 and codes.ndim == 2 and codes.flags.f_contiguous):
+    if sparse_codes is None and not (codes.dtype == np.uint8 and codes.ndim == 2 and codes.flags.f_contiguous):
         codes = np.ascontiguousarray(codes, dtype=np.uint8)
     if codes.ndim != 2:
         raise ValueError(f"codes: expected a 2-D array, got shape {codes.shape}")
@@ -181,6 +191,8 @@ def tree_grow_forest(codes, y, weight, seeds, *, criterion="gini", n_classes=1, 
             sparse_entries = (sparse_entries.indptr, sparse_entries.indices)
         params["entry_ptr"] = np.ascontiguousarray(sparse_entries[0], dtype=np.int64)
         params["entry_feature"] = np.ascontiguousarray(sparse_entries[1], dtype=np.int32)
+    if sparse_codes is not None:
+        params["sparse_codes"] = sparse_codes.arrays
     return _cpu.tree_grow_forest(codes, y_class, y_reg, weight, seeds, params)
 
 

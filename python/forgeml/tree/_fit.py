@@ -197,9 +197,14 @@ def grow(est, X, y_enc, weight, *, criterion, n_classes, seeds, max_features, bo
     """Bin X (rows with weight > 0) and grow one tree per seed; returns the Forest."""
     if bin_seed is None:
         bin_seed = int(seeds[0]) ^ 0x9E3779B9 if len(seeds) else 0
-    codes, edges = bin_data(X, weight, est.max_bins, bin_seed)
-    # sparse X: growth is told where its stored entries are (small nodes skip the other features)
-    sparse_kw = {"sparse_entries": X.tocsr()} if sp.issparse(X) else {}
+    sparse_kw = {}
+    if sp.issparse(X) and criterion != "absolute_error":  # sparse X: growth reads its binned entries only
+        edges, _ = ops.tree_bin_edges(X, max_bins=est.max_bins, weight=weight, sample=BIN_SAMPLE, seed=bin_seed)
+        codes = ops.tree_bin_sparse(X, edges)
+    else:
+        codes, edges = bin_data(X, weight, est.max_bins, bin_seed)
+        # sparse X: growth is told where its stored entries are (small nodes skip the other features)
+        sparse_kw = {"sparse_entries": X.tocsr()} if sp.issparse(X) else {}
     split, leaf = resolve_sizes(est, X.shape[0])
     on_device = est.__dict__.pop("_fit_on_device", False)
     if on_device and not sp.issparse(X) and np.ndim(y_enc) == 1:  # the GPU grower: dense codes, one output
