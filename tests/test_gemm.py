@@ -265,6 +265,24 @@ def test_thread_counts_agree(threads):
         check(c2, a, b, False, True, bias, "gelu")
 
 
+@pytest.mark.parametrize("ta,tb", [(False, False), (False, True), (True, False), (True, True)])
+def test_b_packed_once_and_shared(ta, tb, threads):
+    """B packed once per call and shared: by the row chunks of two threads (577 rows, and 200 rows,
+    fewer than N, still split by rows), and by one thread's row passes over more than MC rows
+    (4101 > 4032 for AVX-512). Bit-identical to the per-block packing of one thread, and within
+    float64 tolerance."""
+    rng = np.random.default_rng(21)
+    for m, n, k in [(577, 413, 771), (200, 701, 389), (4101, 45, 389)]:
+        a, b = operands(rng, m, n, k, ta, tb)
+        bias = rand(rng, n)
+        threads(1)
+        c1 = matmul(a, b, trans_a=ta, trans_b=tb, bias=bias, activation="relu")
+        threads(2)
+        c2 = matmul(a, b, trans_a=ta, trans_b=tb, bias=bias, activation="relu")
+        np.testing.assert_array_equal(c1, c2)
+        check(c2, a, b, ta, tb, bias, "relu")
+
+
 @pytest.mark.slow
 def test_huge_call_in_chunks():
     """Over 4 GFLOP: rows go in chunks with a Ctrl-C check between them; sampled rows checked."""

@@ -25,7 +25,10 @@ struct PackedB::Impl {
   const detail::Kernel* kern = nullptr;  // null: reference path, `data` holds op(B) row-major
   int64_t K = 0, N = 0, npad = 0;
   float* data = nullptr;
-  ~Impl() { std::free(data); }
+  bool owns_data = true;  // false: a view of a per-call shared packing (run's shared_b)
+  ~Impl() {
+    if (owns_data) std::free(data);
+  }
   // Packed slice for depth block p0 (a multiple of KC) and column j0 (a multiple of NR).
   const float* at(int64_t p0, int64_t j0, int64_t kc) const { return data + p0 * npad + j0 * kc; }
 };
@@ -208,23 +211,31 @@ int threads_for(const Problem& p, int max_threads) {
 
 // Splits rows [r0, r1) x all columns into chunks along the longer side, claimed by `t` threads
 // from a shared counter: a thread the OS parks (this machine is often oversubscribed) leaves
-// its unclaimed chunks to the others instead of stalling the call. Up to kGemmChunksPerThread
-// chunks per thread; a chunk that must pack its own copy of the other operand (B for row
-// chunks, A for column chunks) spans at least kMinPackingChunk rows (columns), so the repeated
-// packing stays a few percent of its arithmetic. Each element is computed the same way
-// whichever chunk holds it, so results do not depend on t or on the chunking.
+// its unclaimed chunks to the others instead of stalling the call. A chunk that must pack its
+// own copy of the other operand (B for row chunks, A for column chunks) spans at least
+// kMinPackingChunk rows (columns), so the repeated packing stays a few percent of its
+// arithmetic; with B packed once for the call (p.packed) row chunks are small (kMinSharedChunk
+// rows), so the last chunk, the one a parked thread can hold up, is short. Each element is
+// computed the same way whichever chunk holds it, so results do not depend on t or on the
+// chunking.
 constexpr int64_t kGemmChunksPerThread = 4;
 constexpr int64_t kMinPackingChunk = 192;
+constexpr int64_t kSharedChunksPerThread = 12;
+constexpr int64_t kMinSharedChunk = 64;
 
 void run_threads(const Kernel& kern, const Problem& p, int64_t r0, int64_t r1, int t) {
   if (t <= 1) return gemm_block(kern, p, r0, r1, 0, p.N);
   const int64_t rows = r1 - r0;
-  const bool split_m = rows >= p.N;
+  // Rows when they are the longer side, or whenever B is shared (no operand is packed twice).
+  const bool split_m = rows >= p.N || (p.packed && rows >= 2 * kMinSharedChunk);
   const int64_t extent = split_m ? rows : p.N, unit = split_m ? kern.mr : kern.nr;
   const int64_t panels = (extent + unit - 1) / unit;
   const bool repacks = split_m ? !p.packed && (p.trans_b || p.K * p.N > kInPlaceB) : true;
-  const int64_t min_chunk = repacks ? kMinPackingChunk : 2 * unit;
-  const int64_t want = std::clamp<int64_t>(extent / min_chunk, t, kGemmChunksPerThread * t);
+  int64_t want;
+  if (repacks) want = std::clamp<int64_t>(extent / kMinPackingChunk, t, kGemmChunksPerThread * t);
+  else if (split_m && p.packed)  // a multiple of t, so equal threads finish together
+    want = (std::clamp<int64_t>(extent / kMinSharedChunk, t, kSharedChunksPerThread * t) + t - 1) / t * t;
+  else want = std::clamp<int64_t>(extent / (2 * unit), t, kGemmChunksPerThread * t);
   const int64_t chunks = std::min<int64_t>(panels, want);
   t = static_cast<int>(std::min<int64_t>(t, chunks));
   ExceptionSlot slot;
@@ -241,10 +252,68 @@ void run_threads(const Kernel& kern, const Problem& p, int64_t r0, int64_t r1, i
   slot.rethrow();
 }
 
-void run(const Problem& p, const Kernel* kern, int max_threads) {
-  if (p.M == 0 || p.N == 0) return;
-  if (p.K == 0) return scale_only(*kern, p);
-  const int t = threads_for(p, max_threads);
+// B packed once for the whole call, shared read-only by every thread, pays where gemm_block
+// would otherwise pack it more than once: several threads splitting the rows (each chunk packed
+// all of B: at 1024^3 on two threads that was ~25% of the call), or more than one row pass (M
+// above MC, or a huge call cut into Ctrl-C chunks). Up to kMaxSharedB floats (32 MiB: it is
+// read back from L3); the packing itself is split over the threads in KC x NC blocks.
+constexpr int64_t kMaxSharedB = int64_t{1} << 23;
+constexpr int64_t kSerialSharedB = int64_t{1} << 16;  // below this, one thread packs it (no dispatch)
+
+bool wants_shared_b(const Kernel& kern, const Problem& p, int t) {
+  if (p.packed || (!p.trans_b && p.K * p.N <= kInPlaceB)) return false;  // B not packed by gemm_block
+  const int64_t npad = (p.N + kern.nr - 1) / kern.nr * kern.nr;
+  if (p.K * npad > kMaxSharedB) return false;
+  if (t > 1) return p.M >= p.N || p.M >= 2 * kMinSharedChunk;  // row chunks (run_threads' split_m)
+  return p.M > kern.mc || 2.0 * p.M * p.N * p.K > kInterruptFlops;
+}
+
+void pack_shared_b(const Kernel& kern, const Problem& p, int t, Scratch& buf, PackedB::Impl& im) {
+  im.kern = &kern;
+  im.K = p.K;
+  im.N = p.N;
+  im.npad = (p.N + kern.nr - 1) / kern.nr * kern.nr;
+  im.data = buf.get(static_cast<size_t>(p.K * im.npad));
+  im.owns_data = false;
+  const int64_t kblocks = (p.K + kern.kc - 1) / kern.kc, nblocks = (p.N + kern.nc - 1) / kern.nc;
+  const int64_t blocks = kblocks * nblocks;
+  auto pack = [&](int64_t blk) {
+    const int64_t pc = blk / nblocks * kern.kc, jc = blk % nblocks * kern.nc;
+    const int64_t kc = std::min<int64_t>(kern.kc, p.K - pc), nc = std::min<int64_t>(kern.nc, p.N - jc);
+    float* dst = im.data + pc * im.npad + jc * kc;
+    if (kern.pack_b) kern.pack_b(p.trans_b, p.B, p.ldb, jc, nc, pc, kc, dst);
+    else pack_b(p.trans_b, p.B, p.ldb, pc, kc, jc, nc, kern.nr, dst);
+  };
+  if (t <= 1 || p.K * im.npad <= kSerialSharedB) {
+    for (int64_t blk = 0; blk < blocks; ++blk) pack(blk);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  parallel_run(static_cast<int>(std::min<int64_t>(t, blocks)), [&](int, int) {
+    for (int64_t blk; (blk = next.fetch_add(1, std::memory_order_relaxed)) < blocks;) pack(blk);
+  });
+}
+
+void run(const Problem& problem, const Kernel* kern, int max_threads) {
+  if (problem.M == 0 || problem.N == 0) return;
+  if (problem.K == 0) return scale_only(*kern, problem);
+  const int t = threads_for(problem, max_threads);
+  Problem p = problem;
+  PackedB::Impl shared_b;
+  static thread_local Scratch shared_buf;  // the caller's; grows to the largest B it packed
+  static thread_local bool shared_busy = false;  // a GEMM from inside an epilogue packs its own way
+  struct Release {
+    bool* flag;
+    ~Release() {
+      if (flag) *flag = false;
+    }
+  } release{nullptr};
+  if (!shared_busy && wants_shared_b(*kern, p, t)) {
+    shared_busy = true;
+    release.flag = &shared_busy;
+    pack_shared_b(*kern, p, t, shared_buf, shared_b);
+    p.packed = &shared_b;
+  }
   const double flops = 2.0 * p.M * p.N * p.K;
   if (flops <= kInterruptFlops) return run_threads(*kern, p, 0, p.M, t);
   // Huge call: row chunks of ~kInterruptFlops each, Ctrl-C checked between them.

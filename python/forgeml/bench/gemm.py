@@ -18,6 +18,12 @@ from forgeml.bench import gemm_lowp
 from forgeml.ops import matmul
 
 SQUARE = (256, 512, 1024, 2048)
+# OpenBLAS's idle workers spin about 0.1 s after each call (2^28 TSC cycles; measured here: a
+# forgeml 1024^3 call on two threads takes 20 ms instead of 11 ms while they do, and NumPy's own
+# next call is no slower). With several threads every sample of a row waits this long first, so
+# one library's leftover spinning never lands in another's timing; the row "1024^3 right after a
+# NumPy matmul" measures that case on purpose.
+QUIET_S = 0.15
 # (batch, in, out): forward X @ W, then dW = X^T dY and dX = dY W^T.
 LAYERS = ((32, 100, 64), (256, 784, 128), (4096, 64, 64))
 
@@ -99,7 +105,7 @@ def _case(bench, name, m, n, k, ta, tb, threads, rng, torch, epilogue=False):
     err = np.abs(out - out_np).max() / max(1e-30, np.abs(out_np).max())
     assert err < 1e-4, f"{name}: forgeml and numpy differ (max rel {err:.2e})"
     label = f"{name} t={threads}" + (f" x{reps}" if reps > 1 else "")
-    bench.compare("gemm", label, _loop(ours, reps), peers, flops=flops * reps)
+    bench.compare("gemm", label, _loop(ours, reps), peers, flops=flops * reps, pause=QUIET_S if threads > 1 else None)
 
 
 def _settings_cases(bench, threads, rng):
