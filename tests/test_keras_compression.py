@@ -358,3 +358,21 @@ def test_mixed_bf16_recurrent_digits_matches_float32_accuracy(policy, digits, cl
     assert mixed_precision.bf16_layers(model) == [layer.name for layer in model.layers]
     print(f"digits {cls} accuracy: float32 {acc32:.4f}, mixed_bfloat16 {acc16:.4f}")
     assert acc16 >= acc32 - 0.01
+
+
+def test_mixed_bf16_lstm_dtypes_against_keras3(policy, rng):
+    """Under mixed_bfloat16 forgeml's LSTM reports Keras 3's compute and variable dtypes and keeps
+    float32 variables as Keras does; its outputs stay float32 NumPy arrays where Keras returns
+    bfloat16 tensors (documented in mixed_precision.py)."""
+    pytest.importorskip("jax")
+    real = pytest.importorskip("keras")
+    if not hasattr(real, "mixed_precision") or real.backend.backend() != "jax":
+        pytest.skip("needs Keras 3 on the jax backend (KERAS_BACKEND=jax)")
+    x = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    ours = keras.layers.LSTM(5, return_state=True, dtype_policy="mixed_bfloat16")
+    theirs = real.layers.LSTM(5, return_state=True, dtype="mixed_bfloat16")
+    outs, touts = ours(x), theirs(x)
+    assert (ours.compute_dtype, ours.variable_dtype) == (theirs.compute_dtype, theirs.variable_dtype)
+    assert [w.dtype.name for w in ours.get_weights()] == [str(v.dtype) for v in theirs.weights] == ["float32"] * 3
+    assert [str(t.dtype) for t in touts] == ["bfloat16"] * 3
+    assert [o.dtype for o in outs] == [np.float32] * 3
