@@ -289,3 +289,90 @@ def test_mixed_bf16_digits_cnn_matches_float32_accuracy(policy, digits):
     assert mixed_precision.bf16_layers(model) == [model.layers[0].name, model.layers[-1].name]
     print(f"digits CNN accuracy: float32 {acc32:.4f}, mixed_bfloat16 {acc16:.4f}")
     assert acc16 >= acc32 - 0.01
+
+
+def _lstm_bf16_reference(x, w, u, b):
+    """float64 LSTM (gates i, f, c, o) whose two products take bf16-rounded operands."""
+    n, t, _ = x.shape
+    hdim = u.shape[0]
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    h, c = np.zeros((n, hdim)), np.zeros((n, hdim))
+    xz = bf16(x.reshape(n * t, -1)) @ bf16(w)
+    xz = xz.reshape(n, t, -1)
+    for s in range(t):
+        z = xz[:, s] + bf16(h.astype(np.float32)) @ bf16(u) + b
+        i, f, g, o = (
+            sig(z[:, :hdim]),
+            sig(z[:, hdim : 2 * hdim]),
+            np.tanh(z[:, 2 * hdim : 3 * hdim]),
+            sig(z[:, 3 * hdim :]),
+        )
+        c = f * c + i * g
+        h = o * np.tanh(c)
+    return h
+
+
+@pytest.mark.parametrize("cls", ["LSTM", "GRU", "SimpleRNN"])
+def test_mixed_bf16_recurrent_products_run_in_bf16(policy, rng, cls):
+    """Under mixed_bfloat16 the recurrent layers' products take bf16 operands (float32 sums):
+    outputs and weight gradients stay within bf16 rounding of the float32 layer, weights float32."""
+    x = rng.standard_normal((5, 7, 9)).astype(np.float32)
+    layer16 = getattr(keras.layers, cls)(11, dtype_policy="mixed_bfloat16")
+    layer32 = getattr(keras.layers, cls)(11)
+    y16 = layer16(x)
+    layer32(x)
+    layer32.set_weights(layer16.get_weights())
+    y32 = layer32(x)
+    assert all(w.dtype == np.float32 for w in layer16.get_weights())
+    assert y16.dtype == np.float32
+    assert np.abs(y16 - y32).max() > 1e-6  # not the float32 products
+    np.testing.assert_allclose(y16, y32, atol=3e-2)
+    if cls == "LSTM":
+        w, u, b = layer16.get_weights()
+        np.testing.assert_allclose(y16, _lstm_bf16_reference(x, w, u, b), rtol=1e-4, atol=1e-4)
+    dy = rng.standard_normal(y16.shape).astype(np.float32)
+    for layer in (layer16, layer32):
+        layer.forward(x, True)
+        layer.backward(dy.copy())
+    for w16, w32 in zip(layer16.trainable_weights, layer32.trainable_weights):
+        scale = np.abs(w32.grad).max()
+        np.testing.assert_allclose(w16.grad, w32.grad, atol=3e-2 * scale)
+    assert mixed_precision.bf16_layers(keras.Sequential([keras.Input((7, 9)), layer16])) == [layer16.name]
+
+
+@pytest.mark.parametrize("cls", ["LSTM", "GRU"])
+def test_mixed_bf16_recurrent_digits_matches_float32_accuracy(policy, digits, cls):
+    """Digits read row by row (8 steps of 8 pixels): the mixed_bfloat16 recurrent model reaches
+    the float32 model's accuracy within 1 point."""
+    xtr, xte, ytr, yte = (a.reshape(-1, 8, 8) if a.ndim == 2 else a for a in digits)
+
+    def rnn():
+        return keras.Sequential(
+            [keras.Input((8, 8)), getattr(keras.layers, cls)(32), keras.layers.Dense(10, activation="softmax")]
+        )
+
+    acc32 = train(rnn(), (xtr, xte, ytr, yte), epochs=20)
+    policy("mixed_bfloat16")
+    model = rnn()
+    acc16 = train(model, (xtr, xte, ytr, yte), epochs=20)
+    assert mixed_precision.bf16_layers(model) == [layer.name for layer in model.layers]
+    print(f"digits {cls} accuracy: float32 {acc32:.4f}, mixed_bfloat16 {acc16:.4f}")
+    assert acc16 >= acc32 - 0.01
+
+
+def test_mixed_bf16_lstm_dtypes_against_keras3(policy, rng):
+    """Under mixed_bfloat16 forgeml's LSTM reports Keras 3's compute and variable dtypes and keeps
+    float32 variables as Keras does; its outputs stay float32 NumPy arrays where Keras returns
+    bfloat16 tensors (documented in mixed_precision.py)."""
+    pytest.importorskip("jax")
+    real = pytest.importorskip("keras")
+    if not hasattr(real, "mixed_precision") or real.backend.backend() != "jax":
+        pytest.skip("needs Keras 3 on the jax backend (KERAS_BACKEND=jax)")
+    x = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    ours = keras.layers.LSTM(5, return_state=True, dtype_policy="mixed_bfloat16")
+    theirs = real.layers.LSTM(5, return_state=True, dtype="mixed_bfloat16")
+    outs, touts = ours(x), theirs(x)
+    assert (ours.compute_dtype, ours.variable_dtype) == (theirs.compute_dtype, theirs.variable_dtype)
+    assert [w.dtype.name for w in ours.get_weights()] == [str(v.dtype) for v in theirs.weights] == ["float32"] * 3
+    assert [str(t.dtype) for t in touts] == ["bfloat16"] * 3
+    assert [o.dtype for o in outs] == [np.float32] * 3

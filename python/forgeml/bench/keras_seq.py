@@ -168,3 +168,34 @@ def run(bench) -> None:
             y,
             32,
         )
+    _mixed_lstm(bench, keras)
+
+
+def _mixed_lstm(bench, keras) -> None:
+    """LSTM(64)-Dense(10) training epoch under mixed_bfloat16 against the same model in float32,
+    same process, interleaved (peer: forgeml float32; ratio > 1: mixed_bfloat16 is faster)."""
+    from ..keras import mixed_precision
+
+    n, steps, feat = (512, 16, 32) if bench.quick else (2048, 32, 32)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((n, steps, feat)).astype(np.float32)
+    y = rng.integers(0, 10, n)
+    models = {}
+    for policy in ("float32", "mixed_bfloat16"):
+        mixed_precision.set_global_policy(policy)
+        keras.utils.set_random_seed(0)
+        m = keras.Sequential([keras.Input((steps, feat)), keras.layers.LSTM(64), keras.layers.Dense(10)])
+        m.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        models[policy] = m
+    mixed_precision.set_global_policy("float32")
+
+    def epoch(policy):
+        return lambda: models[policy].fit(x, y, batch_size=64, epochs=1, verbose=0)
+
+    bench.compare(
+        "keras_seq",
+        f"LSTM(64)-D10 T{steps} F{feat} N{n} bs64 mixed_bfloat16",
+        epoch("mixed_bfloat16"),
+        {"forgeml float32": epoch("float32")},
+        impl="forgeml mixed_bfloat16",
+    )

@@ -7,13 +7,15 @@ in (``compute_dtype``). forgeml keeps float32 master weights always and supports
 - ``"mixed_bfloat16"``: Dense products (forward and both backward products) run on the bf16
   GEMM (``forgeml.ops.matmul(..., precision="bf16")``: operands rounded to bfloat16, sums in
   float32); Conv2D's forward product and kernel gradient run as im2col patches on the same bf16
-  GEMM (its input gradient stays the float32 convolution kernel); activations, losses,
-  optimizer updates and the weights stay float32.
+  GEMM (its input gradient stays the float32 convolution kernel); SimpleRNN, LSTM and GRU run
+  their input projection, recurrent product and the gradients' products on the bf16 GEMM (for
+  now through the layers' per-step loop path, not the fused C++ sequence kernels); activations,
+  gate math, states, losses, optimizer updates and the weights stay float32.
 
 ``set_global_policy("mixed_bfloat16")`` applies to layers created afterwards; a layer takes its own
-with ``dtype="mixed_bfloat16"`` or ``dtype_policy=...``. Layers without a bf16 path (the
-recurrent layers: their fused C++ cells have no bf16 product yet) compute in float32 under either policy; ``layer.dtype_policy`` still reports the
-requested one, and ``bf16_layers(model)`` lists the layers whose products run in bf16.
+with ``dtype="mixed_bfloat16"`` or ``dtype_policy=...``. Outputs stay float32 NumPy arrays
+(Keras 3 returns bfloat16 tensors under this policy; variables are float32 in both). Layers without a bf16 path compute in float32 under either policy;
+``layer.dtype_policy`` still reports the requested one, and ``bf16_layers(model)`` lists the layers whose products run in bf16.
 """
 
 from __future__ import annotations

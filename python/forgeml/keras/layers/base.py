@@ -121,6 +121,15 @@ class Layer:
                     subs.append(item)
         object.__setattr__(self, name, value)
 
+    @property
+    def compute_dtype(self) -> str:
+        """The policy's compute dtype, as Keras 3 names it (the products' operand dtype)."""
+        return self.dtype_policy.compute_dtype
+
+    @property
+    def variable_dtype(self) -> str:
+        return self.dtype_policy.variable_dtype
+
     # ---------------------------------------------------------------- weights
     @property
     def trainable(self) -> bool:

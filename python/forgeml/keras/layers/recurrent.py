@@ -43,10 +43,11 @@ def rnn_ops():
     return _ops
 
 
-def _mm(a, b, trans_a=False, trans_b=False):
-    """The loop path's product: forgeml's float32 matmul, or xp's for other dtypes (float64 tests)."""
+def _mm(a, b, trans_a=False, trans_b=False, precision=None):
+    """The loop path's product: forgeml's float32 matmul (bf16 operands with float32 sums under
+    precision="bf16"), or xp's for other dtypes (float64 tests)."""
     if a.dtype == np.float32 and b.dtype == np.float32:
-        return backend.matmul(a, b, trans_a=trans_a, trans_b=trans_b)
+        return backend.matmul(a, b, trans_a=trans_a, trans_b=trans_b, precision=precision)
     return (a.T if trans_a else a) @ (b.T if trans_b else b)
 
 
@@ -70,6 +71,12 @@ def _rate(value, name):
 class _RNN(Layer):
     _gates = 1
     _cell = ""
+    # mixed_bfloat16: the input projection, the recurrent product and their gradients run on the
+    # bf16 GEMM (float32 sums) via the loop path; gate math, states and weights stay float32.
+    supports_bf16 = True
+
+    def _mm(self, a, b, trans_a=False, trans_b=False):
+        return _mm(a, b, trans_a, trans_b, self.dtype_policy.matmul_precision if self.xp is np else None)
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
@@ -160,7 +167,8 @@ class _RNN(Layer):
         if training and self.recurrent_dropout > 0:
             self._rmask = self._mask(n, self.units, self.recurrent_dropout, x.dtype)
         states = self._initial_states(initial_state, n, x.dtype)
-        self._fast = (x.dtype == np.float32 and self._rmask is None and tmask is None and self._fast_ok()
+        self._fast = (x.dtype == np.float32 and not self.dtype_policy.matmul_precision and self._rmask is None
+                      and tmask is None and self._fast_ok()
                       and all(s is None or s.dtype == np.float32 for s in states))
         if self._fast:
             y, *final = self._fast_forward(x, states)
@@ -245,7 +253,7 @@ class _RNN(Layer):
         n, t, f = x.shape
         h = self.units
         self._x = x
-        xz = _mm(xp.ascontiguousarray(x).reshape(n * t, f), self.kernel.value)
+        xz = self._mm(xp.ascontiguousarray(x).reshape(n * t, f), self.kernel.value)
         xz = xz.reshape(n, t, -1)
         self._steps = []
         carry = [xp.zeros((n, h), x.dtype) if s is None else s for s in states]
@@ -287,8 +295,8 @@ class _RNN(Layer):
             if keep is not None:
                 carry = [c + k for c, k in zip(carry, keep)]
         flat = dxz.reshape(n * t, -1)
-        dk = _mm(xp.ascontiguousarray(x).reshape(n * t, f), flat, trans_a=True)
-        dx = _mm(flat, self.kernel.value, trans_b=True).reshape(n, t, f)
+        dk = self._mm(xp.ascontiguousarray(x).reshape(n * t, f), flat, trans_a=True)
+        dx = self._mm(flat, self.kernel.value, trans_b=True).reshape(n, t, f)
         db = self._bias_grad(flat.sum(axis=0))
         return dx, dk, self._dr, db, carry
 
@@ -406,7 +414,7 @@ class SimpleRNN(_RNN):
         return {"activation": self.activation.name}
 
     def _step(self, xz, hp, carry):
-        z = xz + _mm(hp, self.recurrent_kernel.value)
+        z = xz + self._mm(hp, self.recurrent_kernel.value)
         if self.use_bias:
             z += self.bias.value
         h = self.activation.forward(z) if self.activation is not activations.linear else z
@@ -415,8 +423,8 @@ class SimpleRNN(_RNN):
     def _step_back(self, saved, carry):
         hp, z, h = saved
         dz = self.activation.backward(carry[0].copy(), h, z)
-        self._dr += _mm(hp, dz, trans_a=True)
-        return dz, [_mm(dz, self.recurrent_kernel.value, trans_b=True)], None
+        self._dr += self._mm(hp, dz, trans_a=True)
+        return dz, [self._mm(dz, self.recurrent_kernel.value, trans_b=True)], None
 
     def get_config(self):
         return super().get_config()
@@ -443,7 +451,7 @@ class LSTM(_RNN):
 
     def _step(self, xz, hp, carry):
         h, ra, act = self.units, self.recurrent_activation, self.activation
-        z = xz + _mm(hp, self.recurrent_kernel.value)
+        z = xz + self._mm(hp, self.recurrent_kernel.value)
         if self.use_bias:
             z += self.bias.value
         i, f, o = ra.forward(z[:, :h]), ra.forward(z[:, h:2 * h]), ra.forward(z[:, 3 * h:])
@@ -462,8 +470,8 @@ class LSTM(_RNN):
         dz[:, h:2 * h] = ra.backward(dc * cp, f, z[:, h:2 * h])
         dz[:, 2 * h:3 * h] = act.backward(dc * i, g, z[:, 2 * h:3 * h])
         dz[:, 3 * h:] = ra.backward(dh * ac, o, z[:, 3 * h:])
-        self._dr += _mm(hp, dz, trans_a=True)
-        return dz, [_mm(dz, self.recurrent_kernel.value, trans_b=True), dc * f], None
+        self._dr += self._mm(hp, dz, trans_a=True)
+        return dz, [self._mm(dz, self.recurrent_kernel.value, trans_b=True), dc * f], None
 
     def get_config(self):
         return {**super().get_config(), "recurrent_activation": self.recurrent_activation.name,
@@ -491,7 +499,7 @@ class GRU(_RNN):
         if self.use_bias:
             xz = xz + (self.bias.value[0] if self.reset_after else self.bias.value)
         if self.reset_after:
-            b = _mm(hp, u)
+            b = self._mm(hp, u)
             if self.use_bias:
                 b += self.bias.value[1]
             pz, pr = xz[:, :h] + b[:, :h], xz[:, h:2 * h] + b[:, h:2 * h]
@@ -499,11 +507,11 @@ class GRU(_RNN):
             ph = xz[:, 2 * h:] + r * b[:, 2 * h:]
             rh = None
         else:
-            b = _mm(hp, u[:, :2 * h])
+            b = self._mm(hp, u[:, :2 * h])
             pz, pr = xz[:, :h] + b[:, :h], xz[:, h:2 * h] + b[:, h:]
             z, r = ra.forward(pz), ra.forward(pr)
             rh = r * hp
-            ph = xz[:, 2 * h:] + _mm(rh, u[:, 2 * h:])
+            ph = xz[:, 2 * h:] + self._mm(rh, u[:, 2 * h:])
         hh = act.forward(ph)
         prev = carry[0]  # h_{t-1} itself (hp is the copy the recurrent dropout mask hit)
         return [z * prev + (1 - z) * hh], (hp, prev, pz, pr, ph, z, r, hh, b, rh)
@@ -522,18 +530,18 @@ class GRU(_RNN):
             dpr = ra.backward(dph * b[:, 2 * h:], r, pr)
             dxz[:, h:2 * h] = dpr
             db = xp.concatenate([dpz, dpr, dph * r], axis=1)
-            self._dr += _mm(hp, db, trans_a=True)
-            dhp += _mm(db, u, trans_b=True)
+            self._dr += self._mm(hp, db, trans_a=True)
+            dhp += self._mm(db, u, trans_b=True)
             self._db_rec = db.sum(axis=0) if self._db_rec is None else self._db_rec + db.sum(axis=0)
         else:
-            drh = _mm(dph, u[:, 2 * h:], trans_b=True)
-            self._dr[:, 2 * h:] += _mm(rh, dph, trans_a=True)
+            drh = self._mm(dph, u[:, 2 * h:], trans_b=True)
+            self._dr[:, 2 * h:] += self._mm(rh, dph, trans_a=True)
             dpr = ra.backward(drh * hp, r, pr)
             dxz[:, h:2 * h] = dpr
             dhp += drh * r
             dzr = dxz[:, :2 * h]
-            self._dr[:, :2 * h] += _mm(hp, dzr, trans_a=True)
-            dhp += _mm(xp.ascontiguousarray(dzr), u[:, :2 * h], trans_b=True)
+            self._dr[:, :2 * h] += self._mm(hp, dzr, trans_a=True)
+            dhp += self._mm(xp.ascontiguousarray(dzr), u[:, :2 * h], trans_b=True)
         return dxz, [dhp], direct
 
     def _bias_grad(self, dsum):
