@@ -551,10 +551,10 @@ class Grower {
         left_stats(rs.codes.data() + rs.column[rs.live[k]] * m, m, bin, has_nan, l, n);
         const Monotonic mc{mono_ ? P_.monotonic[fk] : 0, e.lower, e.upper};
         const Monotonic* mp = mono_ ? &mc : nullptr;
-        consider_random(crit_, l, total, S_, lim_, mp, fk, rs.rank[k], bin, false, has_nan, rs.r.data(), best);
+        offer_split(crit_, l, total, S_, lim_, mp, fk, rs.rank[k], bin, false, has_nan, rs.r.data(), best);
         if (has_nan && bin != kAllLeft) {
           for (int t = 0; t < S_; ++t) rs.ln[t] = l[t] + n[t];
-          consider_random(crit_, rs.ln.data(), total, S_, lim_, mp, fk, rs.rank[k], bin, true, true, rs.r.data(),
+          offer_split(crit_, rs.ln.data(), total, S_, lim_, mp, fk, rs.rank[k], bin, true, true, rs.r.data(),
                           best);
         }
       }

@@ -80,6 +80,29 @@ inline int random_threshold_bin(int lo, int hi, uint64_t draw) {
   return lo + static_cast<int>(draw % static_cast<uint64_t>(hi - lo));
 }
 
+// Offers the split with left statistics l (S values, criterion.h layout) at bin to best. R: S
+// doubles of scratch. has_nan: the node holds NaN rows in this feature (nan_left says where they
+// went); without them NaN at predict time follows the child with more rows (ties: right).
+template <class C>
+inline __attribute__((always_inline)) void offer_split(const C& crit, const double* l, const double* total, int S, const Limits& lim,
+                            const Monotonic* mono, int feature, int rank, int bin, bool nan_left, bool has_nan,
+                            double* R, Best& best) {
+  if (l[0] < lim.min_leaf || total[0] - l[0] < lim.min_leaf) return;
+  for (int s = 0; s < S; ++s) R[s] = total[s] - l[s];
+  if (l[1] < lim.min_weight_leaf || R[1] < lim.min_weight_leaf || l[1] <= 0 || R[1] <= 0) return;
+  if (mono && !mono->allows(l, R)) return;
+  const double pr = crit.proxy(l) + crit.proxy(R);
+  if (pr > best.proxy || (pr == best.proxy && best.found() && rank < best.rank && feature != best.feature)) {
+    best.proxy = pr;
+    best.feature = feature;
+    best.rank = rank;
+    best.bin = bin;
+    best.nan_left = has_nan ? nan_left : (l[0] > R[0]);
+    std::copy(l, l + S, best.left);
+    std::copy(R, R + S, best.right);
+  }
+}
+
 // Returns false when the feature is constant in the node (one occupied bin including NaN).
 // SC is S when known at compile time (0: use S). tmp must hold 4 * S doubles.
 // mono (optional): splits it disallows are skipped. draw (optional): the random splitter; only
@@ -106,22 +129,7 @@ bool scan_feature(const C& crit, const double* hw, const uint32_t* cnt, const ui
     add_bin<kClassLayout>(N, hw, cnt, kNanBin, H);
   }
   auto consider = [&](const double* l, int bin, bool nan_left) __attribute__((always_inline)) {
-    if (l[0] < lim.min_leaf || total[0] - l[0] < lim.min_leaf) return;
-    for (int s = 0; s < S; ++s) R[s] = total[s] - l[s];
-    if (l[1] < lim.min_weight_leaf || R[1] < lim.min_weight_leaf || l[1] <= 0 || R[1] <= 0) return;
-    if (mono && !mono->allows(l, R)) return;
-    double pr = crit.proxy(l) + crit.proxy(R);
-    if (pr > best.proxy || (pr == best.proxy && best.found() && rank < best.rank && feature != best.feature)) {
-      best.proxy = pr;
-      best.feature = feature;
-      best.rank = rank;
-      best.bin = bin;
-      // no NaN seen here: NaN at predict time follows the child with more rows (ties: right, as
-      // scikit-learn)
-      best.nan_left = has_nan ? nan_left : (l[0] > R[0]);
-      std::copy(l, l + S, best.left);
-      std::copy(R, R + S, best.right);
-    }
+    offer_split(crit, l, total, S, lim, mono, feature, rank, bin, nan_left, has_nan, R, best);
   };
   int pick = -1, drawn_bin = 0;
   if (draw && u >= 2) {

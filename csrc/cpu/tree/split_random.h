@@ -24,27 +24,4 @@ struct CodeRange {
   int threshold(uint64_t draw) const { return lo + 1 < hi1 ? random_threshold_bin(lo, hi1 - 1, draw) : kAllLeft; }
 };
 
-// Offers the split with left statistics l (S values, criterion.h layout) at bin to best. R: S
-// doubles of scratch. has_nan: the node holds NaN rows in this feature (nan_left says where they
-// went); without them NaN at predict time follows the child with more rows (ties: right).
-template <class C>
-inline void consider_random(const C& crit, const double* l, const double* total, int S, const Limits& lim,
-                            const Monotonic* mono, int feature, int rank, int bin, bool nan_left, bool has_nan,
-                            double* R, Best& best) {
-  if (l[0] < lim.min_leaf || total[0] - l[0] < lim.min_leaf) return;
-  for (int s = 0; s < S; ++s) R[s] = total[s] - l[s];
-  if (l[1] < lim.min_weight_leaf || R[1] < lim.min_weight_leaf || l[1] <= 0 || R[1] <= 0) return;
-  if (mono && !mono->allows(l, R)) return;
-  const double pr = crit.proxy(l) + crit.proxy(R);
-  if (pr > best.proxy || (pr == best.proxy && best.found() && rank < best.rank && feature != best.feature)) {
-    best.proxy = pr;
-    best.feature = feature;
-    best.rank = rank;
-    best.bin = bin;
-    best.nan_left = has_nan ? nan_left : (l[0] > R[0]);
-    std::copy(l, l + S, best.left);
-    std::copy(R, R + S, best.right);
-  }
-}
-
 }  // namespace forgeml::tree
