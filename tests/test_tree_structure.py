@@ -190,3 +190,25 @@ def _sklearn_twin(est):
     )
     sk.tree_ = tree
     return sk
+
+
+@pytest.mark.parametrize("classify", [True, False])
+@pytest.mark.parametrize("w", [0.7, 0.1, 3.3])
+def test_constant_non_integer_weights_never_split_a_pure_node(classify, w):
+    """With w = 0.7 the impurity of a pure node is a few ulps, not 0: such nodes are leaves with
+    impurity 0, as with unit weights (they were split on before)."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    if not classify:
+        y = (y % 3).astype(np.float64) * 1.7
+    cls = DecisionTreeClassifier if classify else DecisionTreeRegressor
+    model = cls(random_state=0).fit(X, y, sample_weight=np.full(len(y), w))
+    t = model.tree_
+    in_node = model.decision_path(X).toarray().astype(bool)
+    for node in np.flatnonzero(t.children_left >= 0):
+        assert np.unique(y[in_node[:, node]]).size > 1, f"node {node} is pure but was split"
+    pure_leaves = [n for n in np.flatnonzero(t.children_left < 0) if np.unique(y[in_node[:, n]]).size == 1]
+    # regression sums reach a leaf through subtractions: what is left is rounding of the root's sums
+    tol = 0.0 if classify else 1e-12 * float(np.sum(y**2))
+    assert pure_leaves and np.all(np.abs(t.impurity[pure_leaves]) <= tol)

@@ -149,6 +149,7 @@ class Grower {
     std::vector<double> total(S_, 0.0);
     for (const Rec& r : rows_) add_row(total.data(), r);
     w_root_ = total[1];
+    if (!C::kClassify && S_ > 3) root_sq_ = std::abs(total[3]);
     lim_ = {static_cast<double>(P_.min_samples_leaf), P_.min_weight_fraction_leaf * w_root_};
     const double inf = std::numeric_limits<double>::infinity();
     Entry root = make_entry(0, static_cast<int64_t>(rows_.size()), 0, total.data(),
@@ -221,6 +222,18 @@ class Grower {
     return id;
   }
 
+  // A child's class sums come from parent - sibling: a class absent from the child is left with
+  // a residue of a few ulps of the parent's weight (non-integer weights), even negative. Zero it,
+  // so that leaf values are exact and purity is seen.
+  void snap_class_residues(std::vector<double>& s) const {
+    if constexpr (C::kClassify && !is_multi<C>()) {
+      const double tol = 16 * kEps * w_root_;
+      for (int k = 0; k < K_; ++k) {
+        if (std::abs(s[2 + k]) <= tol) s[2 + k] = 0;
+      }
+    }
+  }
+
   Entry make_entry(int64_t begin, int64_t end, int depth, const double* s, std::vector<uint64_t> consts,
                    std::unique_ptr<Hist> hist, double lower, double upper) {
     double own[4];
@@ -236,10 +249,23 @@ class Grower {
     e.end = end;
     e.depth = depth;
     e.consts = std::move(consts);
-    double n = s[0], W = s[1], imp = out_.impurity[e.node];
+    double n = s[0], W = s[1];
+    if constexpr (C::kClassify && !is_multi<C>()) {
+      // One class holds all the weight: pure (impurity exactly 0), whatever rounding is left in
+      // W - sum(w_k^2)/W with non-integer weights, which would otherwise be split on.
+      int present = 0;
+      for (int k = 0; k < K_; ++k) present += s[2 + k] > 0;
+      if (present <= 1) out_.impurity[e.node] = 0;
+    }
+    double imp = out_.impurity[e.node];
     double pure_tol = kEps;
     if constexpr (is_multi<C>()) pure_tol = crit_.pure_tol(s);
-    else if constexpr (!C::kClassify && !median_leaves<C>()) pure_tol = kEps * (1.0 + (s[2] / W) * (s[2] / W));
+    else if constexpr (!C::kClassify && !median_leaves<C>()) {
+      // sums reach a child through prefix sums over bins and parent - sibling at each level: their
+      // rounding is a few hundred ulps of the root's sum of squares, spread over the child's weight
+      pure_tol = kEps * (16 * (1.0 + (s[2] / W) * (s[2] / W)) + 256 * root_sq_ / W);
+      if (imp <= pure_tol || n <= 1.0) out_.impurity[e.node] = 0;  // constant targets: rounding, even negative
+    }
     if (depth >= P_.max_depth || n < static_cast<double>(P_.min_samples_split) ||
         n < 2.0 * static_cast<double>(P_.min_samples_leaf) || W < 2.0 * lim_.min_weight_leaf || imp <= pure_tol) {
       release(std::move(hist));
@@ -1071,6 +1097,8 @@ class Grower {
       }
     }
     const auto [lb, rb] = child_bounds(e);
+    snap_class_residues(e.left);
+    snap_class_residues(e.right);
     Entry l = make_entry(e.begin, mid, e.depth + 1, e.left.data(), e.consts, std::move(lh), lb.first, lb.second);
     Entry r = make_entry(mid, e.end, e.depth + 1, e.right.data(), std::move(e.consts), std::move(rh), rb.first,
                          rb.second);
@@ -1127,6 +1155,7 @@ class Grower {
   std::vector<std::unique_ptr<Hist>> pool_;
   int K_ = 1, S_ = 4, H_ = 3, words_ = 1, batch_cap_ = 1;
   double w_root_ = 0;
+  double root_sq_ = 0;  // the root's sum of w*y^2: the scale of rounding left in a child's sums
   Limits lim_{1, 0};
   std::vector<Rec> rows_, tmp_;
   std::vector<Scratch> scratch_;
