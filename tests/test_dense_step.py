@@ -5,6 +5,7 @@ and one whole training step (forward, softmax cross-entropy, backward, update)."
 import numpy as np
 import pytest
 
+import forgeml
 from forgeml import ops
 
 ACTS = {"relu": lambda z: np.maximum(z, 0), "sigmoid": lambda z: 1 / (1 + np.exp(-z)), "tanh": np.tanh}
@@ -140,12 +141,14 @@ def test_optimizer_update_matches_float64(rng, isa, kind, hyper, slot_names):
 
 @pytest.mark.parametrize("dims", DIMS)
 @pytest.mark.parametrize("weighted", [False, True])
-def test_one_training_step_matches_float64(rng, isa, dims, weighted):
+@pytest.mark.parametrize(("m", "threads"), [(29, 2), (203, 1), (203, 2), (203, 3)])
+def test_one_training_step_matches_float64(rng, isa, restore_threads, dims, weighted, m, threads):
     """One plain-SGD step over one batch of every row: the gradient of sum_i w_i loss_i / m
-    (softmax cross-entropy) by float64 backpropagation, the update, and the loss and hit totals."""
+    (softmax cross-entropy) by float64 backpropagation, the update, and the loss and hit totals.
+    203 rows on 2 or 3 threads split into row slices whose gradients are summed."""
+    forgeml.set_num_threads(threads)
     acts = ["tanh", "relu", "sigmoid"][: len(dims) - 1]
     layout, params = _net(rng, dims, acts, bias=(True, False))
-    m = 29
     x = rng.standard_normal((m, dims[0])).astype(np.float32)
     y = rng.integers(0, dims[-1], m)
     w = rng.uniform(0.5, 2.0, m) if weighted else np.ones(m)

@@ -400,7 +400,17 @@ def test_fused_dense_path_matches_layer_path(monkeypatch, opt, from_logits, weig
     _run_fused_vs_layer(monkeypatch, opt, from_logits, weighted)
 
 
-def _run_fused_vs_layer(monkeypatch, opt, from_logits, weighted):
+@pytest.mark.parametrize("threads", [2, 3])
+def test_fused_dense_path_splits_big_batches_over_threads(monkeypatch, restore_threads, threads):
+    """Batches of 150 rows run as row slices on the threads, their gradients summed: the same
+    training as the layer path (the last batch of 33 rows runs whole)."""
+    import forgeml
+
+    forgeml.set_num_threads(threads)
+    _run_fused_vs_layer(monkeypatch, lambda: keras.optimizers.Adam(2e-3), False, True, batch_size=150)
+
+
+def _run_fused_vs_layer(monkeypatch, opt, from_logits, weighted, batch_size=25):
     from forgeml.keras import _fast
     x, y = teacher_data(333, d=20, classes=5)
     sw = np.random.default_rng(1).uniform(0.5, 2, 333) if weighted else None
@@ -419,12 +429,12 @@ def _run_fused_vs_layer(monkeypatch, opt, from_logits, weighted):
         model.compile(optimizer=opt(), metrics=["accuracy"], loss=loss)
         model._ready()
         assert (model._fast is not None) == fast
-        h = model.fit(x, targets, epochs=3, batch_size=25, verbose=0, sample_weight=sw)
+        h = model.fit(x, targets, epochs=3, batch_size=batch_size, verbose=0, sample_weight=sw)
         return model.get_weights(), h.history, int(model.optimizer.iterations)
 
     w_fast, h_fast, it_fast = run(True)
     w_ref, h_ref, it_ref = run(False)
-    assert it_fast == it_ref == 3 * 14
+    assert it_fast == it_ref == 3 * -(-333 // batch_size)
     for a, b in zip(w_fast, w_ref):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=2e-4)
     np.testing.assert_allclose(h_fast["loss"], h_ref["loss"], rtol=1e-4)

@@ -98,6 +98,51 @@ void forward_rows(const Net& net, const float* x, int64_t m, Work& w) {
   }
 }
 
+// One slice of a step's batch: rows [i0, i1) of the m rows starting at r0 in the run's row order;
+// forward, loss gradient (scaled by the whole batch), backward, weight gradients into grads.
+void slice_gradients(const Net& net, const Data& d, int64_t r0, int64_t m, int64_t i0, int64_t i1, Work& w,
+                     float* grads, Totals& tot, const detail::Kernels& k) {
+  const int L = net.layers;
+  const int64_t c = net.dims[L], d0 = net.dims[0], rows = i1 - i0;
+  const float* xb = d.x + (r0 + i0) * d0;
+  const int64_t* yb = d.y + r0 + i0;
+  const double* wb = d.sw ? d.sw + r0 + i0 : nullptr;
+  if (d.perm) {  // gather the slice (rows, labels, weights) in the run's row order
+    for (int64_t i = 0; i < rows; ++i) {
+      const int64_t row = d.perm[r0 + i0 + i];
+      std::memcpy(w.xb.data() + i * d0, d.x + row * d0, sizeof(float) * d0);
+      w.yb[i] = d.y[row];
+      if (d.sw) w.wb[i] = d.sw[row];
+    }
+    xb = w.xb.data();
+    yb = w.yb.data();
+    wb = d.sw ? w.wb.data() : nullptr;
+  }
+  forward_rows(net, xb, rows, w);
+  float* g = w.h[L - 1].data();
+  k.softmax_xent(g, rows, c, yb, wb, m, tot);  // logits -> dloss/dlogits in place
+  for (int l = L - 1; l >= 0; --l) {
+    const int64_t kd = net.dims[l], n = net.dims[l + 1];
+    const float* a = l == 0 ? xb : w.h[l - 1].data();
+    gemm::sgemm(true, false, kd, n, rows, 1.f, a, kd, g, n, 0.f, grads + net.w_off[l], n);
+    if (net.b_off[l] >= 0) k.column_sums(g, rows, n, grads + net.b_off[l]);
+    if (l == 0) break;
+    float* gp = g == w.g0.data() ? w.g1.data() : w.g0.data();
+    gemm::sgemm(false, true, rows, kd, n, 1.f, g, n, net.params + net.w_off[l], n, 0.f, gp, kd);
+    k.activation_backward(net.acts[l - 1], w.h[l - 1].data(), gp, rows * kd);
+    g = gp;
+  }
+}
+
+// A batch of m rows runs as clamp(m / kSliceRows, 1, kMaxSlices) row slices on the threads (data
+// parallel: each slice runs every layer on its rows; the weight gradients are summed in slice
+// order). One parallel call a step instead of one a GEMM: a Dense stack's GEMMs are too small to
+// split well one by one. The slices depend on m only, so the thread count never changes a result.
+constexpr int64_t kSliceRows = 128;
+constexpr int64_t kMaxSlices = 8;
+
+int slices_for(int64_t m) { return static_cast<int>(std::clamp<int64_t>(m / kSliceRows, 1, kMaxSlices)); }
+
 }  // namespace
 
 // ------------------------------------------------------------------------------- entry points
@@ -107,52 +152,51 @@ Totals train_steps(const Net& net, const Data& d, const Optimizer& opt, const do
   FORGEML_CHECK_ARG(d.batch > 0, "batch_size: expected > 0, got ", d.batch);
   Totals tot;
   if (d.steps <= 0 || d.n == 0) return tot;
-  const int L = net.layers;
-  const int64_t c = net.dims[L];
+  const int64_t c = net.dims[net.layers];
   for (int64_t i = 0; i < d.n; ++i) {  // every index below is checked once here
     FORGEML_CHECK_ARG(d.y[i] >= 0 && d.y[i] < c, "y: label ", d.y[i], " at row ", i, " is outside [0, ", c, ")");
     FORGEML_CHECK_ARG(!d.perm || (d.perm[i] >= 0 && d.perm[i] < d.n), "perm: entry ", i, " is not a row index");
   }
   FlushDenormals ftz;
-  Work w(net, std::min(d.batch, d.n));
+  ThreadCountScope threads_scope;
+  const int64_t full = std::min(d.batch, d.n);
+  const int slices = slices_for(full);
+  // slice 0 may run a whole batch; the others at most half of one. Slice 0's gradients go straight
+  // to net.grads, the others' to their own buffers.
+  std::vector<Work> work;
+  work.emplace_back(net, full);
+  for (int s = 1; s < slices; ++s) work.emplace_back(net, (full + 1) / 2);
+  std::vector<std::vector<float>> grads(slices - 1, std::vector<float>(net.n_params));
+  std::vector<Totals> part(slices);
   const detail::Kernels& k = detail::active_kernels();
   for (int64_t s = 0; s < d.steps; ++s) {
     const int64_t r0 = (d.first_step + s) * d.batch;
     FORGEML_CHECK_ARG(r0 < d.n, "steps: step ", d.first_step + s, " starts past the data (", d.n, " rows)");
     const int64_t m = std::min(d.batch, d.n - r0);
-    // gather the batch (rows, labels, weights) in the run's row order
-    const float* xb = d.x + r0 * net.dims[0];
-    const int64_t* yb = d.y + r0;
-    const double* wb = d.sw ? d.sw + r0 : nullptr;
-    if (d.perm) {
-      const int64_t d0 = net.dims[0];
-      for (int64_t i = 0; i < m; ++i) {
-        const int64_t row = d.perm[r0 + i];
-        std::memcpy(w.xb.data() + i * d0, d.x + row * d0, sizeof(float) * d0);
-        w.yb[i] = d.y[row];
-        if (d.sw) w.wb[i] = d.sw[row];
+    const int used = slices_for(m);
+    if (used == 1) {
+      slice_gradients(net, d, r0, m, 0, m, work[0], net.grads, tot, k);
+    } else {
+      parallel_run(std::min(used, num_threads()), [&](int tid, int n) {
+        FlushDenormals worker_ftz;
+        for (int t = tid; t < used; t += n) {
+          float* g = t == 0 ? net.grads : grads[t - 1].data();
+          slice_gradients(net, d, r0, m, m * t / used, m * (t + 1) / used, work[t], g, part[t], k);
+        }
+      });
+      for (int t = 1; t < used; ++t) {
+        const float* src = grads[t - 1].data();
+        for (int64_t i = 0; i < net.n_params; ++i) net.grads[i] += src[i];
       }
-      xb = w.xb.data();
-      yb = w.yb.data();
-      wb = d.sw ? w.wb.data() : nullptr;
-    }
-    forward_rows(net, xb, m, w);
-    float* g = w.h[L - 1].data();
-    k.softmax_xent(g, m, c, yb, wb, tot);  // logits -> dloss/dlogits in place
-    for (int l = L - 1; l >= 0; --l) {
-      const int64_t kd = net.dims[l], n = net.dims[l + 1];
-      const float* a = l == 0 ? xb : w.h[l - 1].data();
-      gemm::sgemm(true, false, kd, n, m, 1.f, a, kd, g, n, 0.f, net.grads + net.w_off[l], n);
-      if (net.b_off[l] >= 0) k.column_sums(g, m, n, net.grads + net.b_off[l]);
-      if (l == 0) break;
-      float* gp = g == w.g0.data() ? w.g1.data() : w.g0.data();
-      gemm::sgemm(false, true, m, kd, n, 1.f, g, n, net.params + net.w_off[l], n, 0.f, gp, kd);
-      k.activation_backward(net.acts[l - 1], w.h[l - 1].data(), gp, m * kd);
-      g = gp;
     }
     clip(net, opt, k);
     k.update(net, opt, lrs[s], t0 + s + 1);
     if ((s & 63) == 63) check_interrupt();
+  }
+  for (const Totals& p : part) {
+    tot.loss += p.loss;
+    tot.correct += p.correct;
+    tot.count += p.count;
   }
   return tot;
 }
