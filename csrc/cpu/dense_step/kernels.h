@@ -12,8 +12,7 @@ namespace forgeml::dense::detail {
 struct Kernels {
   // Softmax cross-entropy on logits z (m, c) in place: z becomes d(sum_i w_i loss_i / batch)/dz
   // (the rows may be a slice of a batch of `batch` rows).
-  void (*softmax_xent)(float* z, int64_t m, int64_t c, const int64_t* y, const double* w, int64_t batch,
-                       Totals& t);
+  void (*softmax_xent)(float* z, int64_t m, int64_t c, const int64_t* y, const double* w, int64_t batch, Totals& t);
   // In place softmax of each row of z (m, c).
   void (*softmax_rows)(float* z, int64_t m, int64_t c);
   // g *= act'(h) with the derivative written in terms of the activation's output h (gemm codes).
