@@ -99,6 +99,18 @@ struct Scratch {
   MaeSplitter mae;  // absolute error: row-based split search
 };
 
+// The packed rows of the random splitter (random_rows.h): two buffers per thread, kept between
+// the trees that thread grows (first touches of fresh pages cost more than the passes over
+// them); more than kKeepPackedBytes is released when a tree is done.
+struct PackedRows {
+  std::vector<uint8_t> even, odd;  // the rows of nodes at even / odd depths
+};
+constexpr size_t kKeepPackedBytes = size_t{64} << 20;
+PackedRows& packed_rows_of_thread() {
+  static thread_local PackedRows rows;
+  return rows;
+}
+
 template <class C>
 class Grower {
  public:
@@ -125,6 +137,10 @@ class Grower {
     random_rows_ = p.random_split && p.hist_subtraction && !data.sparse && !median_leaves<C>() && !is_multi<C>() &&
                    (!C::kClassify || p.n_classes <= 256);  // classes as bytes
     full_ = !random_rows_ && !median_leaves<C>() && !data.sparse && p.hist_subtraction && p.max_features >= D_.d && static_cast<size_t>(D_.d) * 256 * (H_ * sizeof(double) + 4) <= kMaxHistBytes;
+  }
+
+  ~Grower() {
+    if (prow_w_ && prow_.even.capacity() + prow_.odd.capacity() > kKeepPackedBytes) prow_ = PackedRows{};
   }
 
   TreeOut run() {
@@ -620,12 +636,13 @@ class Grower {
       out_.feature.reserve(cap); out_.left.reserve(cap); out_.right.reserve(cap); out_.thr_bin.reserve(cap);
       out_.nan_left.reserve(cap); out_.n_samples.reserve(cap); out_.weighted_n.reserve(cap);
       out_.impurity.reserve(cap); out_.value.reserve(cap * K_);
-      prow_.assign(m * W, 0);
-      prow_tmp_.resize(m * W);
+      if (prow_.even.size() < m * W) prow_.even.resize(m * W);
+      if (prow_.odd.size() < m * W) prow_.odd.resize(m * W);
       for (size_t i = 0; i < m; ++i) {
-        uint8_t* r = prow_.data() + i * W;
+        uint8_t* r = prow_.even.data() + i * W;
         std::memcpy(r, D_.codes + static_cast<int64_t>(rows_[i].row) * d, d);
         r[d] = static_cast<uint8_t>(rows_[i].cls);
+        std::memset(r + d + 1, 0, W - d - 1);
       }
     }
   }
@@ -638,15 +655,20 @@ class Grower {
   void find_split_packed(Entry& e, const double* total) {
     const int d = D_.d, W = prow_w_, K = K_;
     const int64_t m = e.end - e.begin;
-    uint8_t* rows = prow_.data() + e.begin * W;
+    uint8_t* rows = (e.depth % 2 ? prow_.odd : prow_.even).data() + e.begin * W;
     alignas(64) uint8_t lo[kMaxRowBytes], top[kMaxRowBytes], hi1[kMaxRowBytes], thr[kMaxRowBytes];
     rk_->range(rows, m, W, lo, top, hi1);
     std::vector<int>& cand = rs_.cand;
     cand.resize(d);
     size_t nc = 0;
-    for (int f = 0; f < d; ++f) {  // written unconditionally: no branch per feature
-      cand[nc] = f;
-      nc += !((e.consts[f >> 6] >> (f & 63)) & 1);
+    if (std::all_of(e.consts.begin(), e.consts.end(), [](uint64_t w) { return w == 0; })) {
+      std::iota(cand.begin(), cand.end(), 0);
+      nc = d;
+    } else {
+      for (int f = 0; f < d; ++f) {  // written unconditionally: no branch per feature
+        cand[nc] = f;
+        nc += !((e.consts[f >> 6] >> (f & 63)) & 1);
+      }
     }
     cand.resize(nc);
     int live[kMaxRowBytes], rank[kMaxRowBytes], bin[kMaxRowBytes], n_live = 0;
@@ -719,7 +741,9 @@ class Grower {
       }
     }
     finish_split(e, total, best, bl, br);
-    if (e.split) e.mid = e.begin + rk_->partition(rows, m, W, e.feature, e.bin, e.nan_left, prow_tmp_.data());
+    if (e.split)
+      e.mid = e.begin + rk_->partition(rows, m, W, e.feature, e.bin, e.nan_left,
+                                       (e.depth % 2 ? prow_.even : prow_.odd).data() + e.begin * W);
   }
 
   // Sparse X (stored entries known), small node: rs_.active marks the features with a stored entry
@@ -1275,7 +1299,7 @@ class Grower {
   RandomScratch rs_;
   int prow_w_ = 0;  // > 0: packed rows of this width (random_rows.h) serve the random splitter
   const RowKernels* rk_ = nullptr;
-  std::vector<uint8_t> prow_, prow_tmp_;  // (rows, W) in node order; the partition's right side
+  PackedRows& prow_ = packed_rows_of_thread();  // (rows, W) each, in node order
   bool mono_ = false;    // monotonic constraints given
   int live_ = 0;
   std::vector<std::unique_ptr<Hist>> pool_;

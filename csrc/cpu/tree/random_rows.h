@@ -5,7 +5,8 @@
 //   range:     each byte lane's smallest code, largest code and largest code + 1 (wrapping at
 //              255: split_random.h's CodeRange) over the node's rows, all features in one pass;
 //   count:     per lane, the rows of each class with code <= thr[lane], all features in one pass;
-//   partition: stable, by one feature's code against the split; the rows move with their codes.
+//   partition: by one feature's code against the split, into the other of two buffers (a node
+//              at depth k holds its rows in buffer k % 2); the rows move with their codes.
 // The counts are the integers the gather path sums (grow.cpp), so both give the same trees.
 // Kernel bodies: random_rows_impl.h, compiled once per ISA (random_rows.cpp, *_avx512.cpp).
 #pragma once
@@ -21,9 +22,9 @@ struct RowKernels {
   void (*range)(const uint8_t* rows, int64_t m, int W, uint8_t* lo, uint8_t* top, uint8_t* hi1);
   // counts (K, W): counts[k * W + j] = rows of class k (byte cls_at) whose byte j is <= thr[j].
   void (*count)(const uint8_t* rows, int64_t m, int W, int cls_at, int K, const uint8_t* thr, uint32_t* counts);
-  // Stable partition of the m rows: left those with byte f <= bin (255, NaN: nan_left); tmp
-  // holds m rows. Returns the left rows' count.
-  int64_t (*partition)(uint8_t* rows, int64_t m, int W, int f, int bin, bool nan_left, uint8_t* tmp);
+  // Partition of the m rows of src into dst: the left ones (byte f <= bin; 255, NaN: nan_left)
+  // first, in order, then the right ones in reverse order. Returns the left rows' count.
+  int64_t (*partition)(const uint8_t* src, int64_t m, int W, int f, int bin, bool nan_left, uint8_t* dst);
   const char* name;
 };
 

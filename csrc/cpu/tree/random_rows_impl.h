@@ -103,22 +103,22 @@ void count_w(const uint8_t* rows, int64_t m, int cls_at, int K, const uint8_t* t
 }
 
 template <int W>
-int64_t partition_w(uint8_t* rows, int64_t m, int f, int bin, bool nan_left, uint8_t* tmp) {
+int64_t partition_w(const uint8_t* src, int64_t m, int f, int bin, bool nan_left, uint8_t* dst) {
   constexpr int C = chunk_for(W), N = W / C;
   using V = typename RowVec<C>::type;
   int64_t nl = 0, nr = 0;
-  const int nan_goes = nan_left;
-  for (int64_t i = 0; i < m; ++i) {  // each row written to both sides; its own side advances
+  const uint32_t nan_goes = nan_left, b1 = static_cast<uint32_t>(bin) + 1;
+  for (int64_t i = 0; i < m; ++i) {  // one store per row; side and address in arithmetic: no branch
     V v[N];
-    std::memcpy(v, rows + i * W, W);
-    const int c = rows[i * W + f];
-    const int64_t left = (c <= bin) | ((c == 255) & nan_goes);
-    std::memcpy(rows + nl * W, v, W);
-    std::memcpy(tmp + nr * W, v, W);
+    std::memcpy(v, src + i * W, W);
+    const uint32_t c = src[i * W + f];
+    // sign bits: c <= bin (c - (bin + 1) < 0), c == 255 ((c ^ 255) - 1 < 0)
+    const int64_t left = ((c - b1) >> 31) | ((((c ^ 255u) - 1) >> 31) & nan_goes);
+    const int64_t r = m - 1 - nr;
+    std::memcpy(dst + (r + ((nl - r) & -left)) * W, v, W);
     nl += left;
     nr += 1 - left;
   }
-  std::memcpy(rows + nl * W, tmp, static_cast<size_t>(nr) * W);
   return nl;
 }
 
@@ -141,8 +141,8 @@ void range_rows(const uint8_t* rows, int64_t m, int W, uint8_t* lo, uint8_t* top
 void count_rows(const uint8_t* rows, int64_t m, int W, int cls_at, int K, const uint8_t* thr,
                 uint32_t* counts){FORGEML_ROW_WIDTHS(count_w, rows, m, cls_at, K, thr, counts)}
 
-int64_t partition_rows(uint8_t* rows, int64_t m, int W, int f, int bin, bool nan_left, uint8_t* tmp) {
-  FORGEML_ROW_WIDTHS(partition_w, rows, m, f, bin, nan_left, tmp)
+int64_t partition_rows(const uint8_t* src, int64_t m, int W, int f, int bin, bool nan_left, uint8_t* dst) {
+  FORGEML_ROW_WIDTHS(partition_w, src, m, f, bin, nan_left, dst)
 }
 
 #undef FORGEML_ROW_WIDTHS
