@@ -3,6 +3,7 @@ trees, determinism, and the estimators' scikit-learn behaviour."""
 
 import numpy as np
 import pytest
+from conftest import supported_isas
 from sklearn.datasets import make_classification, make_regression
 
 from forgeml import ops
@@ -129,6 +130,41 @@ def test_random_split_rows_match_histogram_path(criterion, weights):
                 np.testing.assert_allclose(g["value"][node], frac, rtol=1e-9, atol=1e-12)
             else:
                 np.testing.assert_allclose(g["value"][node, 0], np.average(y[r], weights=wr), rtol=1e-9)
+
+
+@pytest.mark.parametrize("isa", supported_isas("portable"), indirect=True)
+@pytest.mark.parametrize("d", [1, 15, 16, 31, 50, 63, 64, 100, 127, 128])
+@pytest.mark.parametrize("k", [2, 3, 8])
+def test_packed_rows_match_gather_path(isa, d, k):
+    """Classification with unit weights on row-major codes of < 128 features runs on packed rows
+    (random_rows.h, one row width per d: 16 .. 128 bytes, the class byte after the codes); the
+    gather path on column-major codes is its oracle: the same trees. Odd row counts above 255
+    carry the byte counters over, NaN codes take the NaN pass, a constant column is skipped."""
+    rng = np.random.default_rng(d * 10 + k)
+    n = 1031
+    X = rng.standard_normal((n, d)).astype(np.float32)
+    X[rng.random((n, d)) < 0.05] = np.nan
+    if d > 2:
+        X[:, d // 2] = 3.0  # constant
+        X[:, 1] = np.round(X[:, 1])  # few distinct values
+    edges, n_edges = ops.tree_bin_edges(X, max_bins=255 if d % 2 else 17)
+    codes = ops.tree_bin_codes(X, edges, n_edges)
+    y = ((np.nan_to_num(X[:, 0]) > 0).astype(np.int32) + rng.integers(0, k, n)) % k
+    y = y.astype(np.int32)
+    w = np.ones(n)
+    kw = dict(criterion="gini", n_classes=k, max_features=max(1, int(np.sqrt(d))), random_split=True)
+    packed = ops.tree_grow_forest(codes, y, w, [3, 4], threads=2, **kw)
+    gather = ops.tree_grow_forest(np.asfortranarray(codes), y, w, [3, 4], **kw)
+    for key in ("offsets", "feature", "thr_bin", "nan_left", "left", "right", "n_samples"):
+        np.testing.assert_array_equal(packed[key], gather[key], err_msg=key)
+    np.testing.assert_allclose(packed["value"], gather["value"], rtol=1e-12, atol=0)
+    assert len(packed["feature"]) > 100  # deep trees: many nodes of every size
+    for t in range(2):  # node statistics against the rows each node holds
+        sl = slice(packed["offsets"][t], packed["offsets"][t + 1])
+        g = {key: packed[key][sl] for key in ("feature", "thr_bin", "nan_left", "left", "right")}
+        for node, r in _node_rows(g, codes, w).items():
+            assert packed["n_samples"][sl][node] == len(r)
+            np.testing.assert_allclose(packed["value"][sl][node] * len(r), np.bincount(y[r], minlength=k), rtol=1e-12)
 
 
 def test_random_threshold_uniform_over_the_node_bin_range():

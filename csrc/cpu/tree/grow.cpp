@@ -33,6 +33,7 @@
 #include "forgeml/parallel.h"
 #include "cpu/tree/criterion.h"
 #include "cpu/tree/grow_sparse.h"
+#include "cpu/tree/random_rows.h"
 #include "cpu/tree/rng.h"
 #include "cpu/tree/split.h"
 #include "cpu/tree/split_mae.h"
@@ -98,6 +99,18 @@ struct Scratch {
   MaeSplitter mae;  // absolute error: row-based split search
 };
 
+// The packed rows of the random splitter (random_rows.h): two buffers per thread, kept between
+// the trees that thread grows (first touches of fresh pages cost more than the passes over
+// them); more than kKeepPackedBytes is released when a tree is done.
+struct PackedRows {
+  std::vector<uint8_t> even, odd;  // the rows of nodes at even / odd depths
+};
+constexpr size_t kKeepPackedBytes = size_t{64} << 20;
+PackedRows& packed_rows_of_thread() {
+  static thread_local PackedRows rows;
+  return rows;
+}
+
 template <class C>
 class Grower {
  public:
@@ -126,6 +139,10 @@ class Grower {
     full_ = !random_rows_ && !median_leaves<C>() && !data.sparse && p.hist_subtraction && p.max_features >= D_.d && static_cast<size_t>(D_.d) * 256 * (H_ * sizeof(double) + 4) <= kMaxHistBytes;
   }
 
+  ~Grower() {
+    if (prow_w_ && prow_.even.capacity() + prow_.odd.capacity() > kKeepPackedBytes) prow_ = PackedRows{};
+  }
+
   TreeOut run() {
     for (int64_t r = 0; r < D_.n; ++r)
       if (w_[r] > 0)
@@ -144,6 +161,7 @@ class Grower {
     packed_ = packable() && !mono_ && !P_.random_split;  // those two run the generic scan
     random_unit_ = random_rows_ &&
                    std::all_of(rows_.begin(), rows_.end(), [](const Rec& r) { return r.w == 1.0; });
+    pack_rows();
     rs_.left.resize(S_);
     rs_.nans.resize(S_);
     std::vector<double> total(S_, 0.0);
@@ -496,6 +514,7 @@ class Grower {
   // features' codes over the node's rows are gathered into contiguous columns (one read of each
   // row's codes); ranges and the sums left of each threshold are then plain loops over them.
   void find_split_random(Entry& e, const double* total) {
+    if (prow_w_) return find_split_packed(e, total);
     RandomScratch& rs = rs_;
     const int d = D_.d;
     rs.cand.resize(d);
@@ -597,6 +616,134 @@ class Grower {
                           [](int64_t) { return nullptr; });
         break;
       }
+  }
+
+  // Classification with unit weights on row-major codes of d < 128 features: the rows packed
+  // for the random splitter (random_rows.h), class byte after the codes. Large inputs keep the
+  // gather path (the packed rows and their partition buffer cost 2 * W bytes a row per tree).
+  void pack_rows() {
+    if constexpr (C::kClassify && !is_multi<C>()) {
+      const int d = D_.d, W = packed_row_width(d);
+      const size_t m = rows_.size();
+      if (!random_unit_ || D_.column_major || D_.entry_ptr || W == 0 || K_ > kMaxRowClasses ||
+          m * W > (size_t{256} << 20))
+        return;
+      prow_w_ = W;
+      rk_ = &row_kernels();
+      // The tree's arrays at their largest size up front (2 m / min_samples_leaf nodes): the
+      // untouched part costs address space only, and growth never copies them to grow them.
+      const size_t cap = 2 * m / std::max<size_t>(1, P_.min_samples_leaf) + 1;
+      out_.feature.reserve(cap); out_.left.reserve(cap); out_.right.reserve(cap); out_.thr_bin.reserve(cap);
+      out_.nan_left.reserve(cap); out_.n_samples.reserve(cap); out_.weighted_n.reserve(cap);
+      out_.impurity.reserve(cap); out_.value.reserve(cap * K_);
+      if (prow_.even.size() < m * W) prow_.even.resize(m * W);
+      if (prow_.odd.size() < m * W) prow_.odd.resize(m * W);
+      for (size_t i = 0; i < m; ++i) {
+        uint8_t* r = prow_.even.data() + i * W;
+        std::memcpy(r, D_.codes + static_cast<int64_t>(rows_[i].row) * d, d);
+        r[d] = static_cast<uint8_t>(rows_[i].cls);
+        std::memset(r + d + 1, 0, W - d - 1);
+      }
+    }
+  }
+
+  // find_split_random on packed rows: the same draws in the same order, the same thresholds and
+  // the same (integer) counts, so the same trees. One pass finds the ranges of all features, one
+  // more counts the rows left of every drawn feature's threshold (another one when NaN is
+  // present: the NaN rows of each class are its total less those with code <= 254), and the
+  // winner's partition moves the packed rows (rows_ is not partitioned on this path).
+  void find_split_packed(Entry& e, const double* total) {
+    const int d = D_.d, W = prow_w_, K = K_;
+    const int64_t m = e.end - e.begin;
+    uint8_t* rows = (e.depth % 2 ? prow_.odd : prow_.even).data() + e.begin * W;
+    alignas(64) uint8_t lo[kMaxRowBytes], top[kMaxRowBytes], hi1[kMaxRowBytes], thr[kMaxRowBytes];
+    rk_->range(rows, m, W, lo, top, hi1);
+    std::vector<int>& cand = rs_.cand;
+    cand.resize(d);
+    size_t nc = 0;
+    if (std::all_of(e.consts.begin(), e.consts.end(), [](uint64_t w) { return w == 0; })) {
+      std::iota(cand.begin(), cand.end(), 0);
+      nc = d;
+    } else {
+      for (int f = 0; f < d; ++f) {  // written unconditionally: no branch per feature
+        cand[nc] = f;
+        nc += !((e.consts[f >> 6] >> (f & 63)) & 1);
+      }
+    }
+    cand.resize(nc);
+    int live[kMaxRowBytes], rank[kMaxRowBytes], bin[kMaxRowBytes], n_live = 0;
+    bool any_nan = false;
+    int seen = 0;
+    size_t drawn = 0;
+    while (seen < P_.max_features && drawn < nc) {  // find_split_random's draws
+      const size_t need = std::min<size_t>(
+          {static_cast<size_t>(P_.max_features - seen), nc - drawn, static_cast<size_t>(kRandomBatch)});
+      for (size_t i = drawn; i < drawn + need; ++i)
+        std::swap(cand[i], cand[i + rng_.below(nc - i)]);
+      int constant = 0;
+      for (size_t j = 0; j < need; ++j) {
+        const uint64_t draw = split_rng_.next();
+        const int f = cand[drawn + j];
+        CodeRange r;
+        r.lo = lo[f];
+        r.hi1 = hi1[f];
+        r.top = top[f];
+        if (r.constant()) {
+          e.consts[f >> 6] |= uint64_t{1} << (f & 63);
+          ++constant;
+          continue;
+        }
+        live[n_live] = f;
+        rank[n_live] = static_cast<int>(drawn + j);
+        bin[n_live++] = r.threshold(draw);
+        any_nan |= r.has_nan();
+      }
+      seen += static_cast<int>(need) - constant;
+      drawn += need;
+    }
+    if (n_live == 0) return;
+    std::memset(thr, 0, W);
+    for (int k = 0; k < n_live; ++k) thr[live[k]] = static_cast<uint8_t>(bin[k]);
+    uint32_t cnt[kMaxRowClasses * kMaxRowBytes], values[kMaxRowClasses * kMaxRowBytes];
+    rk_->count(rows, m, W, d, K, thr, cnt);
+    if (any_nan) {
+      std::memset(thr, kAllLeft, W);
+      rk_->count(rows, m, W, d, K, thr, values);
+    }
+    std::vector<double> bl(S_), br(S_);
+    Best best;
+    best.left = bl.data();
+    best.right = br.data();
+    double* l = rs_.left.data();
+    double* n = rs_.nans.data();
+    rs_.ln.resize(S_);
+    rs_.r.resize(S_);
+    for (int k = 0; k < n_live; ++k) {
+      const int f = live[k];
+      const bool has_nan = top[f] == kNanBin;
+      uint32_t all = 0, nan_all = 0;
+      for (int c = 0; c < K; ++c) {
+        l[2 + c] = cnt[c * W + f];
+        all += cnt[c * W + f];
+        if (has_nan) {
+          n[2 + c] = total[2 + c] - values[c * W + f];
+          nan_all += static_cast<uint32_t>(n[2 + c]);
+        }
+      }
+      l[0] = l[1] = all;
+      n[0] = n[1] = nan_all;
+      const Monotonic mc{mono_ ? P_.monotonic[f] : 0, e.lower, e.upper};
+      const Monotonic* mp = mono_ ? &mc : nullptr;
+      offer_split(crit_, l, total, S_, lim_, mp, f, rank[k], bin[k], false, has_nan, rs_.r.data(), best);
+      if (has_nan && bin[k] != kAllLeft) {
+        for (int t = 0; t < S_; ++t) rs_.ln[t] = l[t] + n[t];
+        offer_split(crit_, rs_.ln.data(), total, S_, lim_, mp, f, rank[k], bin[k], true, true, rs_.r.data(), best);
+      }
+    }
+    finish_split(e, total, best, bl, br);
+    if (e.split)
+      e.mid = e.begin + rk_->partition(rows, m, W, e.feature, e.bin, e.nan_left,
+                                       (e.depth % 2 ? prow_.even : prow_.odd).data() + e.begin * W);
   }
 
   // Sparse X (stored entries known), small node: rs_.active marks the features with a stored entry
@@ -1150,6 +1297,9 @@ class Grower {
   bool random_rows_ = false;  // the random splitter on rows, without histograms
   bool random_unit_ = false;  // ... with unit weights: the weight sums are the counts
   RandomScratch rs_;
+  int prow_w_ = 0;  // > 0: packed rows of this width (random_rows.h) serve the random splitter
+  const RowKernels* rk_ = nullptr;
+  PackedRows& prow_ = packed_rows_of_thread();  // (rows, W) each, in node order
   bool mono_ = false;    // monotonic constraints given
   int live_ = 0;
   std::vector<std::unique_ptr<Hist>> pool_;

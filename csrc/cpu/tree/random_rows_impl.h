@@ -1,0 +1,151 @@
+// The packed-row kernels of random_rows.h as templates over the row width, in GCC vector
+// extensions: one TU per ISA includes this (its templates sit in an anonymous namespace, so each
+// TU keeps its own copy) after defining kRowChunk, the ISA's vector width in bytes.
+#pragma once
+#include <cstdint>
+#include <cstring>
+
+#include "cpu/tree/random_rows.h"
+
+namespace forgeml::tree {
+namespace {
+
+// A row is W / C chunks of C bytes, each one vector of the ISA's width (kRowChunk, set by the TU
+// before including this: 16 for SSE2 / NEON, 64 for AVX-512); the accumulators of a row's
+// chunks live in registers. (A W-byte vector wider than the ISA's registers compiles to byte
+// moves through memory.)
+constexpr int chunk_for(int W) { return W < kRowChunk ? W : kRowChunk; }
+
+template <int C>
+struct RowVec {
+  typedef uint8_t type __attribute__((vector_size(C)));
+};
+
+template <int W>
+void range_w(const uint8_t* rows, int64_t m, uint8_t* lo, uint8_t* top, uint8_t* hi1) {
+  constexpr int C = chunk_for(W), N = W / C;
+  using V = typename RowVec<C>::type;
+  V l[N], t[N], h[N];
+  for (int c = 0; c < N; ++c) {
+    l[c] = V{} + static_cast<uint8_t>(255);
+    t[c] = V{};
+    h[c] = V{};
+  }
+  for (int64_t i = 0; i < m; ++i) {
+    for (int c = 0; c < N; ++c) {
+      V v;
+      std::memcpy(&v, rows + i * W + c * C, C);
+      const V p = v + static_cast<uint8_t>(1);  // NaN's 255 wraps to 0: never the largest value + 1
+      l[c] = v < l[c] ? v : l[c];
+      t[c] = v > t[c] ? v : t[c];
+      h[c] = p > h[c] ? p : h[c];
+    }
+  }
+  std::memcpy(lo, l, W);
+  std::memcpy(top, t, W);
+  std::memcpy(hi1, h, W);
+}
+
+// Byte counters (a lane gains 1 per row where the comparison holds: subtracting its -1 mask)
+// wrap after 255 rows: they are added to 32-bit counts every kBlock rows.
+constexpr int64_t kBlock = 255;
+
+template <int W>
+void count_w(const uint8_t* rows, int64_t m, int cls_at, int K, const uint8_t* thr_in, uint32_t* counts) {
+  constexpr int C = chunk_for(W), N = W / C;
+  using V = typename RowVec<C>::type;
+  V thr[N];
+  std::memcpy(thr, thr_in, W);
+  std::memset(counts, 0, sizeof(uint32_t) * K * W);
+  auto le = [&](const uint8_t* r, int c) __attribute__((always_inline)) {
+    V v;
+    std::memcpy(&v, r + c * C, C);
+    return reinterpret_cast<V>(v <= thr[c]);  // -1 where it holds
+  };
+  if (K == 2) {  // the common case: all rows and those of class 1 (class 0 is the difference)
+    uint32_t all[W] = {};
+    for (int64_t b = 0; b < m; b += kBlock) {
+      const int64_t e = b + kBlock < m ? b + kBlock : m;
+      V a[N], c1[N];
+      for (int c = 0; c < N; ++c) a[c] = c1[c] = V{};
+      for (int64_t i = b; i < e; ++i) {
+        const uint8_t* r = rows + i * W;
+        const V cm = V{} - r[cls_at];  // class 1: all ones
+        for (int c = 0; c < N; ++c) {
+          const V x = le(r, c);
+          a[c] -= x;
+          c1[c] -= x & cm;
+        }
+      }
+      for (int c = 0; c < N; ++c)
+        for (int j = 0; j < C; ++j) {
+          all[c * C + j] += a[c][j];
+          counts[W + c * C + j] += c1[c][j];
+        }
+    }
+    for (int j = 0; j < W; ++j) counts[j] = all[j] - counts[W + j];
+    return;
+  }
+  V acc[kMaxRowClasses][N];
+  for (int64_t b = 0; b < m; b += kBlock) {
+    const int64_t e = b + kBlock < m ? b + kBlock : m;
+    for (int k = 0; k < K; ++k)
+      for (int c = 0; c < N; ++c) acc[k][c] = V{};
+    for (int64_t i = b; i < e; ++i) {
+      const uint8_t* r = rows + i * W;
+      V* a = acc[r[cls_at]];
+      for (int c = 0; c < N; ++c) a[c] -= le(r, c);
+    }
+    for (int k = 0; k < K; ++k)
+      for (int c = 0; c < N; ++c)
+        for (int j = 0; j < C; ++j) counts[k * W + c * C + j] += acc[k][c][j];
+  }
+}
+
+template <int W>
+int64_t partition_w(const uint8_t* src, int64_t m, int f, int bin, bool nan_left, uint8_t* dst) {
+  constexpr int C = chunk_for(W), N = W / C;
+  using V = typename RowVec<C>::type;
+  int64_t nl = 0, nr = 0;
+  const uint32_t nan_goes = nan_left, b1 = static_cast<uint32_t>(bin) + 1;
+  for (int64_t i = 0; i < m; ++i) {  // one store per row; side and address in arithmetic: no branch
+    V v[N];
+    std::memcpy(v, src + i * W, W);
+    const uint32_t c = src[i * W + f];
+    // sign bits: c <= bin (c - (bin + 1) < 0), c == 255 ((c ^ 255) - 1 < 0)
+    const int64_t left = ((c - b1) >> 31) | ((((c ^ 255u) - 1) >> 31) & nan_goes);
+    const int64_t r = m - 1 - nr;
+    std::memcpy(dst + (r + ((nl - r) & -left)) * W, v, W);
+    nl += left;
+    nr += 1 - left;
+  }
+  return nl;
+}
+
+#define FORGEML_ROW_WIDTHS(F, ...) \
+  switch (W) {                     \
+    case 16:                       \
+      return F<16>(__VA_ARGS__);   \
+    case 32:                       \
+      return F<32>(__VA_ARGS__);   \
+    case 64:                       \
+      return F<64>(__VA_ARGS__);   \
+    default:                       \
+      return F<128>(__VA_ARGS__);  \
+  }
+
+void range_rows(const uint8_t* rows, int64_t m, int W, uint8_t* lo, uint8_t* top, uint8_t* hi1) {
+  FORGEML_ROW_WIDTHS(range_w, rows, m, lo, top, hi1)
+}
+
+void count_rows(const uint8_t* rows, int64_t m, int W, int cls_at, int K, const uint8_t* thr,
+                uint32_t* counts){FORGEML_ROW_WIDTHS(count_w, rows, m, cls_at, K, thr, counts)}
+
+int64_t partition_rows(const uint8_t* src, int64_t m, int W, int f, int bin, bool nan_left, uint8_t* dst) {
+  FORGEML_ROW_WIDTHS(partition_w, src, m, f, bin, nan_left, dst)
+}
+
+#undef FORGEML_ROW_WIDTHS
+
+}  // namespace
+}  // namespace forgeml::tree
