@@ -51,6 +51,9 @@ constexpr size_t kMaxHistBytes = size_t{8} << 20;  // larger full histograms: no
 constexpr int kMaxLiveHists = 64;
 constexpr int kRandomBatch = 64;  // drawn features per pair of row passes (random splitter)
 constexpr double kExactWeight = 67108864.0;  // 2^26: squares of smaller integer sums stay exact
+// Entries between two features' packed histograms (256 bins x K): 64 bytes more than a multiple
+// of 4 KiB, so the same bin of the features drawn together is not one L1 set (4K aliasing).
+constexpr size_t packed_stride(int K) { return size_t{256} * K + 8; }
 
 // All d features' histograms of one node (split.h layout), zero where occ says empty.
 struct Hist {
@@ -834,7 +837,7 @@ class Grower {
       sc.hw.assign(static_cast<size_t>(batch_cap_) * 256 * H_, 0.0);
       sc.cnt.assign(static_cast<size_t>(batch_cap_) * 256, 0);
       if (packed_) {
-        sc.pk.assign(static_cast<size_t>(batch_cap_) * 256 * K_, 0);
+        sc.pk.assign(static_cast<size_t>(batch_cap_) * packed_stride(K_), 0);
         sc.prefix.resize(static_cast<size_t>(K_ + 3) * 256);
         sc.bins.resize(256);
       }
@@ -948,7 +951,7 @@ class Grower {
         for (int64_t i = begin; i < end; ++i) {
           const Rec& rr = rows_[i];
           const int b = col[rr.row];
-          pk[(static_cast<size_t>(j) * 256 + b) * K + rr.cls] += (uint64_t{1} << 32) | static_cast<uint64_t>(rr.w);
+          pk[j * packed_stride(K) + b * K + rr.cls] += (uint64_t{1} << 32) | static_cast<uint64_t>(rr.w);
           if constexpr (kMask) occ[j * 4 + (b >> 6)] |= uint64_t{1} << (b & 63);
         }
       }
@@ -967,7 +970,7 @@ class Grower {
       uint64_t* base = pk + rr.cls;
       for (int j = 0; j < nf; ++j) {
         const int b = c[f[j]];
-        base[(static_cast<size_t>(j) * 256 + b) * K] += inc;
+        base[j * packed_stride(K) + b * K] += inc;
         if constexpr (kMask) occ[j * 4 + (b >> 6)] |= uint64_t{1} << (b & 63);
       }
     }
@@ -978,7 +981,7 @@ class Grower {
                                Best& best) {
     uint64_t* pk = sc.pk.data();
     uint64_t* occ = sc.occ.data();
-    constexpr size_t stride = size_t{256} * K;
+    constexpr size_t stride = packed_stride(K);
     if (e.end - e.begin >= 4096) {  // masks from the histograms afterwards, as in build()
       build_packed_rows<K, false>(e.begin, e.end, f, nf, pk, occ);
       for (int j = 0; j < nf; ++j) {
