@@ -19,6 +19,7 @@
 // max_leaf_nodes. Everything depends only on the seed, never on the thread count.
 // Sparse X given as entries (Data::sparse) searches and partitions nodes in grow_sparse.h.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -1315,9 +1316,13 @@ std::vector<TreeOut> grow_forest(const Data& data, const Params& p, const Forest
     }
     return trees;
   }
-  const int chunk = 4 * threads;  // trees per parallel region; Ctrl-C is checked between regions
+  // Trees per parallel region: Ctrl-C is checked between regions, and each region ends waiting for
+  // its last tree (threads idle up to one tree's time). The first region holds 4 trees per thread;
+  // later ones as many as take about half a second, so fast trees pay that wait a few times only.
+  int chunk = 4 * threads;
   for (int t0 = 0; t0 < n_trees; t0 += chunk) {
     int t1 = std::min(n_trees, t0 + chunk);
+    const auto start = std::chrono::steady_clock::now();
     ExceptionSlot slot;
     std::atomic<int> next{t0};  // one tree at a time to whichever thread is free
     parallel_run(std::min(threads, t1 - t0), [&](int, int) {
@@ -1325,6 +1330,9 @@ std::vector<TreeOut> grow_forest(const Data& data, const Params& p, const Forest
     });
     slot.rethrow();
     check_interrupt();
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double per_tree = secs * threads / (t1 - t0);  // one thread's time per tree
+    if (per_tree > 0) chunk = std::clamp(static_cast<int>(0.5 / per_tree) * threads, 4 * threads, 64 * threads);
   }
   return trees;
 }
