@@ -186,9 +186,11 @@ def test_forest_deterministic_across_threads(rng, restore_threads):
     X = rng.normal(size=(3001, 12)).astype(np.float32)
     X[rng.random(X.shape) < 0.05] = np.nan
     y = (np.nan_to_num(X[:, 0]) * np.nan_to_num(X[:, 1]) > 0).astype(np.int32)
-    ref, _ = _fit_forest(X, y, np.arange(9), bootstrap=True, max_features=3, threads=1)
+    seeds = np.arange(37)  # more trees than the first parallel region holds: later regions are sized by time
+    ref, _ = _fit_forest(X, y, seeds, bootstrap=True, max_features=3, threads=1)
+    assert (np.diff(ref["offsets"]) > 1).all()
     for threads in (2, 3):
-        out, _ = _fit_forest(X, y, np.arange(9), bootstrap=True, max_features=3, threads=threads)
+        out, _ = _fit_forest(X, y, seeds, bootstrap=True, max_features=3, threads=threads)
         for k in ref:
             np.testing.assert_array_equal(out[k], ref[k])
 

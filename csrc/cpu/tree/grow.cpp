@@ -1320,8 +1320,8 @@ std::vector<TreeOut> grow_forest(const Data& data, const Params& p, const Forest
   // its last tree (threads idle up to one tree's time). The first region holds 4 trees per thread;
   // later ones as many as take about half a second, so fast trees pay that wait a few times only.
   int chunk = 4 * threads;
-  for (int t0 = 0; t0 < n_trees; t0 += chunk) {
-    int t1 = std::min(n_trees, t0 + chunk);
+  for (int t0 = 0, t1; t0 < n_trees; t0 = t1) {
+    t1 = std::min(n_trees, t0 + chunk);
     const auto start = std::chrono::steady_clock::now();
     ExceptionSlot slot;
     std::atomic<int> next{t0};  // one tree at a time to whichever thread is free
