@@ -186,9 +186,11 @@ def test_forest_deterministic_across_threads(rng, restore_threads):
     X = rng.normal(size=(3001, 12)).astype(np.float32)
     X[rng.random(X.shape) < 0.05] = np.nan
     y = (np.nan_to_num(X[:, 0]) * np.nan_to_num(X[:, 1]) > 0).astype(np.int32)
-    ref, _ = _fit_forest(X, y, np.arange(9), bootstrap=True, max_features=3, threads=1)
+    seeds = np.arange(37)  # more trees than the first parallel region holds: later regions are sized by time
+    ref, _ = _fit_forest(X, y, seeds, bootstrap=True, max_features=3, threads=1)
+    assert (np.diff(ref["offsets"]) > 1).all()
     for threads in (2, 3):
-        out, _ = _fit_forest(X, y, np.arange(9), bootstrap=True, max_features=3, threads=threads)
+        out, _ = _fit_forest(X, y, seeds, bootstrap=True, max_features=3, threads=threads)
         for k in ref:
             np.testing.assert_array_equal(out[k], ref[k])
 
@@ -218,14 +220,17 @@ def test_histogram_subtraction_gives_the_same_tree(rng, criterion, n_classes):
         np.testing.assert_array_equal(out[k], ref[k])
 
 
+@pytest.mark.parametrize("nan", [True, False])
 @pytest.mark.parametrize("criterion,n_classes,weight", [("gini", 2, "counts"), ("gini", 3, "ones"),
                                                        ("entropy", 5, "counts"), ("gini", 8, "counts")])
-def test_packed_integer_histograms_give_the_same_trees(rng, monkeypatch, criterion, n_classes, weight):
+def test_packed_integer_histograms_give_the_same_trees(rng, monkeypatch, isa, criterion, n_classes, weight, nan):
     """Integer weights take packed integer histograms (rows << 32 | weight per class); the double
-    histograms are the reference: identical trees, every array bit for bit."""
+    histograms are the reference: identical trees, every array bit for bit. Gini on features
+    without NaN takes the vectorised proxies of each ISA (split_proxies.h)."""
     from forgeml import _cpu
     X = rng.normal(size=(7001, 11)).astype(np.float32)
-    X[rng.random(X.shape) < 0.03] = np.nan
+    if nan:
+        X[rng.random(X.shape) < 0.03] = np.nan
     X[:, 3] = np.round(X[:, 3])  # few distinct values: many tied candidates
     y = ((X[:, 0] > 0) * 2 + (np.nan_to_num(X[:, 1]) > 0.5) + (X[:, 3] > 0)).astype(np.int32) % n_classes
     y[rng.random(7001) < 0.2] = rng.integers(0, n_classes)

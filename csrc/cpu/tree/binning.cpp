@@ -145,11 +145,16 @@ void bin_edges(const float* X, int64_t n, int d, const double* weight, int max_b
 
 void bin_codes(const float* X, int64_t n, int d, const float* edges, const int32_t* /*n_edges: edges are +inf-padded*/,
                uint8_t* codes) {
+  // Blocks of rows feature by feature: one feature's 1 KB of cut points stays in L1 while the
+  // block's values are searched (row by row, all d tables, 50 KB at d = 50, went to L2).
+  constexpr int64_t kBlock = 64;
   parallel_for(n, 4096, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const float* x = X + r * d;
-      uint8_t* c = codes + r * d;
-      for (int f = 0; f < d; ++f) c[f] = code_of(edges + static_cast<int64_t>(f) * 256, x[f]);
+    for (int64_t b0 = r0; b0 < r1; b0 += kBlock) {
+      const int64_t b1 = std::min(r1, b0 + kBlock);
+      for (int f = 0; f < d; ++f) {
+        const float* e = edges + static_cast<int64_t>(f) * 256;
+        for (int64_t r = b0; r < b1; ++r) codes[r * d + f] = code_of(e, X[r * d + f]);
+      }
     }
   });
 }

@@ -19,6 +19,7 @@
 // max_leaf_nodes. Everything depends only on the seed, never on the thread count.
 // Sparse X given as entries (Data::sparse) searches and partitions nodes in grow_sparse.h.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -33,6 +34,7 @@
 #include "forgeml/parallel.h"
 #include "cpu/tree/criterion.h"
 #include "cpu/tree/grow_sparse.h"
+#include "cpu/tree/kernels.h"
 #include "cpu/tree/random_rows.h"
 #include "cpu/tree/rng.h"
 #include "cpu/tree/split.h"
@@ -50,6 +52,10 @@ constexpr int64_t kMinHistRows = 512;  // nodes this large keep a full histogram
 constexpr size_t kMaxHistBytes = size_t{8} << 20;  // larger full histograms: no subtraction
 constexpr int kMaxLiveHists = 64;
 constexpr int kRandomBatch = 64;  // drawn features per pair of row passes (random splitter)
+constexpr double kExactWeight = 67108864.0;  // 2^26: squares of smaller integer sums stay exact
+// Entries between two features' packed histograms (256 bins x K): 64 bytes more than a multiple
+// of 4 KiB, so the same bin of the features drawn together is not one L1 set (4K aliasing).
+constexpr size_t packed_stride(int K) { return size_t{256} * K + 8; }
 
 // All d features' histograms of one node (split.h layout), zero where occ says empty.
 struct Hist {
@@ -96,6 +102,8 @@ struct Scratch {
   std::vector<uint64_t> occ;  // (batch, 4)
   std::vector<double> tmp, left, right;
   std::vector<int> constant;
+  std::vector<double> prefix;  // scan_packed_gini: (K + 3, 256) prefix sums and proxies
+  std::vector<int> bins;       // scan_packed_gini: (256) occupied value bins
   MaeSplitter mae;  // absolute error: row-based split search
 };
 
@@ -116,7 +124,7 @@ class Grower {
  public:
   Grower(const Data& data, const Params& p, const double* w, uint64_t seed, int threads)
       : D_(data), P_(p), w_(w), rng_(seed), split_rng_(seed ^ 0xd1b54a32d192ed03ULL),
-        threads_(std::max(1, threads)) {
+        threads_(std::max(1, threads)), class_proxies_(split_kernels().class_proxies) {
     K_ = C::kClassify ? p.n_classes : 1;
     crit_.K = K_;
     if constexpr (is_multi<C>()) {  // k outputs: statistics per criterion.h's multi-output layout
@@ -976,7 +984,11 @@ class Grower {
     if (sc.hw.empty()) {
       sc.hw.assign(static_cast<size_t>(batch_cap_) * 256 * H_, 0.0);
       sc.cnt.assign(static_cast<size_t>(batch_cap_) * 256, 0);
-      if (packed_) sc.pk.assign(static_cast<size_t>(batch_cap_) * 256 * K_, 0);
+      if (packed_) {
+        sc.pk.assign(static_cast<size_t>(batch_cap_) * packed_stride(K_), 0);
+        sc.prefix.resize(static_cast<size_t>(K_ + 3) * 256);
+        sc.bins.resize(256);
+      }
       sc.occ.assign(static_cast<size_t>(batch_cap_) * 4, 0);
       sc.tmp.resize(4 * S_);
       sc.left.resize(S_);
@@ -1087,22 +1099,26 @@ class Grower {
         for (int64_t i = begin; i < end; ++i) {
           const Rec& rr = rows_[i];
           const int b = col[rr.row];
-          pk[(static_cast<size_t>(j) * 256 + b) * K + rr.cls] += (uint64_t{1} << 32) | static_cast<uint64_t>(rr.w);
+          pk[j * packed_stride(K) + b * K + rr.cls] += (uint64_t{1} << 32) | static_cast<uint64_t>(rr.w);
           if constexpr (kMask) occ[j * 4 + (b >> 6)] |= uint64_t{1} << (b & 63);
         }
       }
       return;
     }
-    constexpr int64_t kAhead = 16;
+    constexpr int64_t kAhead = 24;
     for (int64_t i = begin; i < end; ++i) {
-      if (i + kAhead < end) __builtin_prefetch(D_.codes + static_cast<int64_t>(rows_[i + kAhead].row) * d);
+      if (i + kAhead < end) {  // both cache lines a row's codes may straddle
+        const uint8_t* ahead = D_.codes + static_cast<int64_t>(rows_[i + kAhead].row) * d;
+        __builtin_prefetch(ahead);
+        __builtin_prefetch(ahead + d - 1);
+      }
       const Rec& rr = rows_[i];
       const uint8_t* c = D_.codes + static_cast<int64_t>(rr.row) * d;
       const uint64_t inc = (uint64_t{1} << 32) | static_cast<uint64_t>(rr.w);
       uint64_t* base = pk + rr.cls;
       for (int j = 0; j < nf; ++j) {
         const int b = c[f[j]];
-        base[(static_cast<size_t>(j) * 256 + b) * K] += inc;
+        base[j * packed_stride(K) + b * K] += inc;
         if constexpr (kMask) occ[j * 4 + (b >> 6)] |= uint64_t{1} << (b & 63);
       }
     }
@@ -1113,7 +1129,7 @@ class Grower {
                                Best& best) {
     uint64_t* pk = sc.pk.data();
     uint64_t* occ = sc.occ.data();
-    constexpr size_t stride = size_t{256} * K;
+    constexpr size_t stride = packed_stride(K);
     if (e.end - e.begin >= 4096) {  // masks from the histograms afterwards, as in build()
       build_packed_rows<K, false>(e.begin, e.end, f, nf, pk, occ);
       for (int j = 0; j < nf; ++j) {
@@ -1128,15 +1144,76 @@ class Grower {
     } else {
       build_packed_rows<K, true>(e.begin, e.end, f, nf, pk, occ);
     }
+    // Gini with a node weight below 2^26: every sum of squares in the scan is an exact integer,
+    // so the split proxies can be evaluated in any order and width with the same bits.
+    const bool fast = std::is_same_v<C, Gini> && total[1] < kExactWeight;
     for (int j = 0; j < nf; ++j) {
       uint64_t* h = pk + j * stride;
       uint64_t* o = occ + j * 4;
+      if (fast && !(o[3] >> 63)) {  // no NaN rows in this feature
+        if (!scan_packed_gini<K>(h, o, total, f[j], rank0 + j, sc, best)) sc.constant.push_back(f[j]);
+        continue;
+      }
       if (!scan_packed_n<C, K + 2>(crit_, h, o, total, lim_, f[j], rank0 + j, best)) sc.constant.push_back(f[j]);
       for_each_bit(o, 4, [&](int b) {
         for (int k = 0; k < K; ++k) h[b * K + k] = 0;
       });
       o[0] = o[1] = o[2] = o[3] = 0;
     }
+  }
+
+  // scan_packed_n for Gini on a feature without NaN rows, clearing the histogram as it reads it:
+  // one pass over the occupied bins gathers the prefix sums (exact integers), the proxies of all
+  // boundaries are then computed in one vectorizable loop (split_kernels().class_proxies), and the
+  // first maximum is offered to best, which is the winner the running scan finds.
+  template <int K>
+  bool scan_packed_gini(uint64_t* h, uint64_t* o, const double* total, int f, int rank, Scratch& sc, Best& best) {
+    double* cl = sc.prefix.data();        // (K, 256) class weights left of each boundary
+    double* wl = cl + K * 256;            // (256) weight left
+    double* nl = wl + 256;                // (256) rows left
+    double* pr = nl + 256;                // (256) proxies
+    int* bins = sc.bins.data();
+    uint64_t run[K] = {};
+    int u = 0;
+    for (int w = 0; w < 4; ++w) {
+      for (uint64_t m = o[w]; m; m &= m - 1) {
+        const int b = w * 64 + __builtin_ctzll(m);
+        uint64_t* e = h + b * K;
+        uint64_t rows = 0, wsum = 0;
+        for (int k = 0; k < K; ++k) {
+          run[k] += e[k];
+          e[k] = 0;
+          rows += run[k] >> 32;
+          const uint64_t wk = static_cast<uint32_t>(run[k]);
+          wsum += wk;
+          cl[k * 256 + u] = static_cast<double>(wk);
+        }
+        nl[u] = static_cast<double>(rows);
+        wl[u] = static_cast<double>(wsum);
+        bins[u++] = b;
+      }
+      o[w] = 0;
+    }
+    if (u <= 1) return false;
+    class_proxies_(cl, 256, wl, nl, u - 1, K, total, lim_.min_leaf, lim_.min_weight_leaf, pr);
+    int at = 0;
+    for (int j = 1; j < u - 1; ++j) at = pr[j] > pr[at] ? j : at;
+    const double p = pr[at];
+    if (p == -std::numeric_limits<double>::infinity()) return true;
+    if (p > best.proxy || (p == best.proxy && best.found() && rank < best.rank && f != best.feature)) {
+      best.proxy = p;
+      best.feature = f;
+      best.rank = rank;
+      best.bin = (bins[at] + bins[at + 1] - 1) / 2;
+      double* l = best.left;
+      double* r = best.right;
+      l[0] = nl[at];
+      l[1] = wl[at];
+      for (int k = 0; k < K; ++k) l[2 + k] = cl[k * 256 + at];
+      for (int s = 0; s < K + 2; ++s) r[s] = total[s] - l[s];
+      best.nan_left = l[0] > r[0];
+    }
+    return true;
   }
 
   void build_packed_and_scan(const Entry& e, const int* f, int rank0, int nf, const double* total, Scratch& sc,
@@ -1291,6 +1368,7 @@ class Grower {
   Rng split_rng_;  // the random splitter's draws, one per evaluated feature in rank order (a stream of
                    // their own: the full-histogram and batched paths consume the same draws)
   int threads_;
+  decltype(SplitKernels::class_proxies) class_proxies_;  // the active ISA's (kernels.h)
   C crit_;
   bool full_ = false;
   bool packed_ = false;  // classification with integer weights: packed integer histograms
@@ -1388,9 +1466,13 @@ std::vector<TreeOut> grow_forest(const Data& data, const Params& p, const Forest
     }
     return trees;
   }
-  const int chunk = 4 * threads;  // trees per parallel region; Ctrl-C is checked between regions
-  for (int t0 = 0; t0 < n_trees; t0 += chunk) {
-    int t1 = std::min(n_trees, t0 + chunk);
+  // Trees per parallel region: Ctrl-C is checked between regions, and each region ends waiting for
+  // its last tree (threads idle up to one tree's time). The first region holds 4 trees per thread;
+  // later ones as many as take about half a second, so fast trees pay that wait a few times only.
+  int chunk = 4 * threads;
+  for (int t0 = 0, t1; t0 < n_trees; t0 = t1) {
+    t1 = std::min(n_trees, t0 + chunk);
+    const auto start = std::chrono::steady_clock::now();
     ExceptionSlot slot;
     std::atomic<int> next{t0};  // one tree at a time to whichever thread is free
     parallel_run(std::min(threads, t1 - t0), [&](int, int) {
@@ -1398,6 +1480,9 @@ std::vector<TreeOut> grow_forest(const Data& data, const Params& p, const Forest
     });
     slot.rethrow();
     check_interrupt();
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double per_tree = secs * threads / (t1 - t0);  // one thread's time per tree
+    if (per_tree > 0) chunk = std::clamp(static_cast<int>(0.5 / per_tree) * threads, 4 * threads, 64 * threads);
   }
   return trees;
 }

@@ -3,6 +3,8 @@
 // scalar code whose speed comes from fixing the statistics width at compile time, not from SIMD:
 // the reference entry is the generic runtime-width scan, the portable one the fixed-width scan
 // growth uses (same bits, tests/test_tree.py), and AVX2 / AVX-512 take the portable entry.
+// class_proxies is the one vector loop: the Gini proxies of all boundaries of one feature in
+// growth's packed scan (grow.cpp), portable and AVX-512 (split_avx512.cpp) giving the same bits.
 #pragma once
 #include "cpu/tree/tree.h"
 #include "forgeml/cpu_features.h"
@@ -13,6 +15,13 @@ struct SplitKernels {
   // best_split's contract (tree.h).
   SplitResult (*best_split)(const double* hist, int d, const double* total, Criterion criterion, int n_classes,
                             double min_samples_leaf, double min_weight_leaf);
+  // pr[j] (j < m) = Gini proxy of the split with left statistics (nl[j] rows, weight wl[j], class
+  // weights cl[k * stride + j], k < K) and right = total - left (criterion.h's layout), or -inf
+  // where either side breaks min_leaf / min_weight or has no weight. The sums must be integers
+  // with total[1] < 2^26: every square and sum of squares is then exact, so any evaluation order
+  // gives the bits of split.h's scan.
+  void (*class_proxies)(const double* cl, int stride, const double* wl, const double* nl, int m, int K,
+                        const double* total, double min_leaf, double min_weight, double* pr);
   const char* name;
 };
 
@@ -23,5 +32,12 @@ const SplitKernels& split_kernels();
 // Per-ISA entries (split.cpp): the generic scan and the fixed-width one.
 void split_kernels_reference(SplitKernels& k);
 void split_kernels_portable(SplitKernels& k);
+bool split_kernels_avx512(SplitKernels& k);  // false where this build has no AVX-512 entry
+
+// The loops behind class_proxies, one per build (split.cpp, split_avx512.cpp).
+void class_proxies_portable(const double* cl, int stride, const double* wl, const double* nl, int m, int K,
+                            const double* total, double min_leaf, double min_weight, double* pr);
+void class_proxies_avx512(const double* cl, int stride, const double* wl, const double* nl, int m, int K,
+                          const double* total, double min_leaf, double min_weight, double* pr);
 
 }  // namespace forgeml::tree

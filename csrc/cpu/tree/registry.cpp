@@ -1,12 +1,13 @@
-// Picks the split-kernel table for an ISA; each is set up once. The tree family has no AVX2 or
-// AVX-512 entries of its own: those ISAs take the portable table (kernels.h says why).
+// Picks the split-kernel table for an ISA; each is set up once. AVX2 takes the portable table,
+// AVX-512 the portable one with its own class_proxies (kernels.h says why).
 #include "cpu/tree/kernels.h"
 #include "forgeml/kernel_tables.h"
 
 namespace forgeml::tree {
 
 const SplitKernels& split_kernels_for(Isa isa) {
-  static const KernelTables<SplitKernels> tables(split_kernels_reference, split_kernels_portable, nullptr, nullptr);
+  static const KernelTables<SplitKernels> tables(split_kernels_reference, split_kernels_portable, nullptr,
+                                                  split_kernels_avx512);
   return tables[isa];
 }
 

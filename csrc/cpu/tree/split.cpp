@@ -6,6 +6,7 @@
 #include "cpu/tree/criterion.h"
 #include "cpu/tree/kernels.h"
 #include "cpu/tree/split.h"
+#include "cpu/tree/split_proxies.h"
 #include "cpu/tree/tree.h"
 
 namespace forgeml::tree {
@@ -54,8 +55,15 @@ SplitResult best_split_scan(const double* hist, int d, const double* total, Crit
 
 }  // namespace
 
-void split_kernels_reference(SplitKernels& k) { k = {best_split_scan<true>, "reference"}; }
-void split_kernels_portable(SplitKernels& k) { k = {best_split_scan<false>, "portable"}; }
+void class_proxies_portable(const double* cl, int stride, const double* wl, const double* nl, int m, int K,
+                            const double* total, double min_leaf, double min_weight, double* pr) {
+  portable::class_proxies(cl, stride, wl, nl, m, K, total, min_leaf, min_weight, pr);
+}
+
+void split_kernels_reference(SplitKernels& k) {
+  k = {best_split_scan<true>, class_proxies_portable, "reference"};
+}
+void split_kernels_portable(SplitKernels& k) { k = {best_split_scan<false>, class_proxies_portable, "portable"}; }
 
 SplitResult best_split(const double* hist, int d, const double* total, Criterion criterion, int n_classes,
                        double min_samples_leaf, double min_weight_leaf) {
