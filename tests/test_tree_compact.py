@@ -373,3 +373,43 @@ def test_many_processes_map_one_file(tmp_path, rng, fitted):
     want = np.concatenate([fitted[0].predict_proba(Xq[:1]), fitted[0].predict_proba(Xq)])
     for i in range(3):
         assert np.array_equal(np.load(tmp_path / f"{i}.npy"), want)
+
+
+def test_few_row_inputs_equal_the_batch(rng, tmp_path):
+    """Every few-row input route (one row, a few, float32 / float64, strided views, NaN rows, a
+    DataFrame) on a fitted and (no feature names) on freshly loaded forests gives the rows of one large batch, bit
+    for bit; bad input still raises scikit-learn's errors."""
+    pd = pytest.importorskip("pandas")
+    X = _data(rng, 400, 13, nan=0.2)
+    y = (np.nan_to_num(X[:, 0]) + np.nan_to_num(X[:, 5]) > 0).astype(int)
+    cols = [f"f{j}" for j in range(13)]
+    clf = RandomForestClassifier(n_estimators=9, random_state=3).fit(pd.DataFrame(X, columns=cols), y)
+    Xq = _data(rng, 96, 13, nan=0.3).astype(np.float64)
+    Xq[3] = np.nan  # a row of NaN only
+    want = clf.predict_proba(pd.DataFrame(Xq, columns=cols))  # the batch path (96 rows, threads)
+    for est in (clf,):  # (feature names can't be stored in a compact forest file)
+        for rows in (slice(0, 1), slice(3, 4), slice(5, 8), slice(10, 41), slice(0, 96, 7)):
+            for dtype in (np.float32, np.float64):
+                got = est.predict_proba(pd.DataFrame(Xq[rows].astype(dtype), columns=cols))
+                assert np.array_equal(got, want[rows]), (rows, dtype)
+        with pytest.warns(UserWarning, match="feature names"):  # fitted with names, given an ndarray
+            assert np.array_equal(est.predict_proba(Xq[:1]), want[:1])
+        with pytest.raises(ValueError, match="feature names"):
+            est.predict_proba(pd.DataFrame(Xq[:1], columns=cols[::-1]))
+        with pytest.raises(ValueError, match="feature names"):  # scikit-learn checks the names first
+            est.predict_proba(pd.DataFrame(Xq[:1, :12], columns=cols[:12]))
+    plain = RandomForestClassifier(n_estimators=9, random_state=3).fit(X, y)
+    want = plain.predict_proba(Xq)
+    plain.save(tmp_path / "p.fgf")
+    for est in (plain, load(tmp_path / "p.fgf"), load(tmp_path / "p.fgf")):
+        for rows in (slice(0, 1), slice(3, 4), slice(5, 8), slice(0, 96, 7)):
+            for dtype in (np.float32, np.float64):
+                got = est.predict_proba(Xq[rows].astype(dtype))
+                assert np.array_equal(got, want[rows]), (rows, dtype)
+        assert np.array_equal(est.predict_proba(Xq[::5, :]), want[::5])  # strided view, no copy by the caller
+        assert np.array_equal(est.predict_proba(np.asfortranarray(Xq[:2])), want[:2])
+        assert np.array_equal(est.predict_proba(Xq[7].reshape(1, -1).tolist()), want[7:8])  # a list
+        with pytest.raises(ValueError, match="13 features"):
+            est.predict_proba(np.zeros((1, 14)))
+        with pytest.raises(ValueError, match="infinity"):
+            est.predict_proba(np.full((1, 13), -np.inf, dtype=np.float32))
