@@ -53,8 +53,11 @@ def main() -> None:
         peer = SkForest(n_estimators=args.trees, n_jobs=-1, random_state=0).fit(X, y)
         t_peer = time.perf_counter() - t
         ratios.append(t_peer / t_ours)
-        print(f"forgeml {t_ours:.2f}s (accuracy {np.mean(ours.predict(Xte) == yte):.4f})  scikit-learn "
-              f"{t_peer:.2f}s (accuracy {np.mean(peer.predict(Xte) == yte):.4f})  ratio {ratios[-1]:.2f}", flush=True)
+        print(
+            f"forgeml {t_ours:.2f}s (accuracy {np.mean(ours.predict(Xte) == yte):.4f})  scikit-learn "
+            f"{t_peer:.2f}s (accuracy {np.mean(peer.predict(Xte) == yte):.4f})  ratio {ratios[-1]:.2f}",
+            flush=True,
+        )
     for name, ts in stages.items():
         print(f"  {name:20s} median {statistics.median(ts):.3f}s")
     print(f"median ratio {statistics.median(ratios):.2f}")

@@ -7,7 +7,7 @@ namespace forgeml::tree {
 
 const SplitKernels& split_kernels_for(Isa isa) {
   static const KernelTables<SplitKernels> tables(split_kernels_reference, split_kernels_portable, nullptr,
-                                                  split_kernels_avx512);
+                                                 split_kernels_avx512);
   return tables[isa];
 }
 

@@ -38,9 +38,12 @@ inline void class_proxies_k(const double* cl, int stride, const double* wl, cons
 inline void class_proxies(const double* cl, int stride, const double* wl, const double* nl, int m, int K,
                           const double* total, double min_leaf, double min_weight, double* pr) {
   switch (K) {
-    case 2: return class_proxies_k<2>(cl, stride, wl, nl, m, K, total, min_leaf, min_weight, pr);
-    case 3: return class_proxies_k<3>(cl, stride, wl, nl, m, K, total, min_leaf, min_weight, pr);
-    default: return class_proxies_k<0>(cl, stride, wl, nl, m, K, total, min_leaf, min_weight, pr);
+    case 2:
+      return class_proxies_k<2>(cl, stride, wl, nl, m, K, total, min_leaf, min_weight, pr);
+    case 3:
+      return class_proxies_k<3>(cl, stride, wl, nl, m, K, total, min_leaf, min_weight, pr);
+    default:
+      return class_proxies_k<0>(cl, stride, wl, nl, m, K, total, min_leaf, min_weight, pr);
   }
 }
 
