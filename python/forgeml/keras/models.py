@@ -16,7 +16,7 @@ import numpy as np
 
 from . import backend, callbacks as callbacks_module, losses as losses_module, metrics as metrics_module
 from . import _fast, data_adapters, optimizers as optimizers_module, regularizers, trainer_stream, training, utils
-from . import training_stream
+from . import quantization, training_stream
 from . import constraints as constraints_module, distribution as distribution_module, loss_mask
 from .autodiff import tape as _tape
 from .layers import _calling, masking
@@ -386,6 +386,10 @@ class Model:
 
     # ---------------------------------------------------------------- the step
     def _forward(self, x, training):
+        if not training and self._layers and self._layers[0]._quantization_mode:  # int8: maybe one call
+            y = quantization.dense_chain(self, x)
+            if y is not None:
+                return y
         for layer in self._layers:
             x = layer.forward(x, training)
         return x

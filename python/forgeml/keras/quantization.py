@@ -19,7 +19,7 @@ import numpy as np
 from . import activations, backend
 from .layers.base import Variable
 
-__all__ = ["quantize_model", "quantize_layer", "is_quantized", "QUANTIZATION_MODES"]
+__all__ = ["quantize_model", "quantize_layer", "is_quantized", "dense_chain", "QUANTIZATION_MODES"]
 
 QUANTIZATION_MODES = ("int8",)
 _ops = None
@@ -66,6 +66,8 @@ def quantize_layer(layer, mode="int8"):
     layer._weights = [qv] + ([layer.bias] if layer.use_bias else []) + [sv]
     layer._quantization_mode = mode
     qv.packed()
+    global _generation
+    _generation += 1
 
 
 class Int8Kernel(Variable):
@@ -138,13 +140,76 @@ def dense_forward_int8(layer, x, logits=False):
 
         y = np.empty((x.shape[0], layer.units), np.float32)
         _backend.cpu.gemm_int8_packed(x, None, q, s, y, bias, ACTIVATIONS[act.kernel] if fused else 0)
-        y = y if fused else act.forward(y)
+        if act is activations.softmax and y.shape[0]:
+            _backend.cpu.softmax_rows(y)  # the softmax dense_chain ends with: the same bits either way
+        elif not fused:
+            y = act.forward(y)
         return y if len(lead) == 1 else y.reshape(*lead, layer.units)
     if fused:
         y = ops.matmul_int8(x, None, q, s, bias=bias, activation=act.kernel)
     else:
         y = act.forward(ops.matmul_int8(x, None, q, s, bias=bias))
     return y if len(lead) == 1 else y.reshape(*lead, layer.units)
+
+
+def dense_chain(model, x):
+    """A model whose layers are all int8 Dense layers on the CPU, predicting a 2-D float32 batch:
+    the whole stack in one C++ call (``int8_dense_chain``: row blocks through every layer on one
+    thread, the activations kept in cache, one thread-pool call), bit-identical to the layers one
+    by one. None when the model or the input does not qualify (then the layers run in turn)."""
+    if type(x) is not np.ndarray or x.ndim != 2 or x.dtype != np.float32 or not x.flags.c_contiguous:
+        return None
+    layers = model._layers
+    cached = model.__dict__.get("_int8_chain")
+    if cached is None or cached[0] != _generation or cached[1] != layers:
+        cached = model._int8_chain = (_generation, list(layers), _chain_plan(layers))
+    plan = cached[2]
+    if plan is None or x.shape[1] != plan[0][0].kernel.value.shape[0]:
+        return None
+    stack = []
+    for layer, code in plan:
+        q = layer.kernel.packed()
+        if type(q) is np.ndarray:
+            return None  # the reference ISA: no packed layout
+        stack.append((q, layer.kernel_scale.value, layer.bias.value if layer.use_bias else None, code))
+    last = plan[-1][0]
+    y = np.empty((x.shape[0], last.units), np.float32)
+    if x.shape[0]:
+        _cpu_chain(x, stack, last.activation is activations.softmax, y)
+    return y
+
+
+_generation = 0  # bumped by quantize_layer: a model's cached chain plan is then rebuilt
+
+
+def _cpu_chain(x, stack, softmax, y):
+    global _cpu_chain
+    from .. import _backend
+
+    _cpu_chain = _backend.cpu.int8_dense_chain  # the import once, not per predict call
+    _cpu_chain(x, stack, softmax, y)
+
+
+def _chain_plan(layers):
+    """[(layer, epilogue activation code)] when every layer is an int8 Dense whose activation the
+    GEMM epilogue applies (the last may also be softmax, code 0 then), else None."""
+    from ..ops.gemm import ACTIVATIONS
+    from .layers.core import Dense
+
+    plan = []
+    for i, layer in enumerate(layers):
+        if type(layer) is not Dense or layer._quantization_mode != "int8" or not isinstance(layer.kernel, Int8Kernel):
+            return None
+        if layer.kernel.value.ndim != 2 or type(layer.kernel.value) is not np.ndarray:
+            return None
+        act = layer.activation
+        if act is activations.softmax and i == len(layers) - 1:
+            plan.append((layer, 0))
+        elif act is activations.linear or (act.kernel is not None and not act.needs_input):
+            plan.append((layer, ACTIVATIONS[act.kernel]))
+        else:
+            return None
+    return plan or None
 
 
 def _patches(x, layer):
