@@ -87,6 +87,11 @@ CASES = [
     (2, 6, 6, 16, 3, 3, 64, 1, 1, "valid"),
     (1, 5, 5, 4, 5, 5, 3, 3, 1, "same"),
     (4, 7, 7, 33, 1, 1, 9, 2, 1, "same"),
+    # 3x3 at stride 1 with >= 16 channels in and out: Winograd F(2x2, 3x3) under AVX-512 (odd
+    # output sizes leave partial 2x2 tiles; backward-data runs it on the flipped kernel too)
+    (2, 7, 9, 17, 3, 3, 19, 1, 1, "same"),
+    (1, 6, 5, 16, 3, 3, 33, 1, 1, "valid"),
+    (3, 4, 11, 40, 3, 3, 16, 1, 1, "same"),
 ]
 
 
@@ -116,10 +121,11 @@ def test_conv_forward_backward(case, isa):
     check_close(db, rdb, sdb, "db")
 
 
+@pytest.mark.parametrize("channels", [3, 18])  # the unrolled C = 3 kernel; Winograd (C, O >= 16)
 @pytest.mark.parametrize("activation", [None, "relu", "sigmoid", "tanh", "gelu"])
-def test_conv_activation(activation, isa):
+def test_conv_activation(activation, channels, isa):
     rng = np.random.default_rng(3)
-    x, k, b = _rand(rng, 2, 9, 8, 3), _rand(rng, 3, 3, 3, 21), _rand(rng, 21)  # the unrolled C = 3 kernel
+    x, k, b = _rand(rng, 2, 9, 8, channels), _rand(rng, 3, 3, channels, 21), _rand(rng, 21)
     z = ref_conv(x, k, b, (1, 1), (1, 1), "same")
     from math import erf
     f = {None: lambda v: v, "relu": lambda v: np.maximum(v, 0), "sigmoid": lambda v: 1 / (1 + np.exp(-v)),

@@ -27,6 +27,7 @@
 
 #include "cpu/conv/conv.h"
 #include "cpu/conv/kernels.h"
+#include "cpu/conv/winograd.h"
 #include "forgeml/check.h"
 #include "forgeml/parallel.h"
 
@@ -346,6 +347,7 @@ void for_each_block(const Geom& g, int64_t tile, F&& body) {
 
 // y = act(conv(x, w) + bias) with w as (K, O) rows.
 void conv_forward(const Geom& g, const float* x, const float* w, const float* bias, Activation act, float* y) {
+  if (winograd_applies(g)) return winograd_forward(g, x, w, bias, act, y);  // 3x3, stride 1: fewer flops
   const int NV = pick_nv(g.O), NR = 16 * NV, MR = fwd_mr(NV);
   const Layout lay(g);
   const int64_t K = g.K(), nt = (g.O + NR - 1) / NR, P = g.OH * g.OW;

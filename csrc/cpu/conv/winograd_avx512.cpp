@@ -1,0 +1,167 @@
+// Winograd F(2x2, 3x3) forward (winograd.h). Compiled with the AVX-512 flags: the transforms are
+// plain loops over a channel vector that the compiler vectorises; the products are forgeml's SGEMM
+// on weights packed once per call.
+//   U = G g G^T (4x4 per input / output channel pair), V = B^T d B (4x4 input patch d),
+//   y tile (2x2) = A^T (U . V summed over input channels) A, with
+//   G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1], B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],
+//   A^T = [1 1 1 0; 0 1 -1 -1].
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#include <algorithm>
+#include <memory>
+#include <vector>
+
+#include "cpu/conv/winograd.h"
+#include "forgeml/parallel.h"
+
+namespace forgeml::conv {
+
+namespace {
+
+constexpr int64_t kChunkTiles = 48;     // tiles per chunk: 16 x 48 x C floats of V stay in L2
+constexpr int64_t kGroupTiles = 16384;  // tiles between Ctrl-C checks
+
+// U[e] (C, O) for e = 4 i + j from w (3, 3, C, O).
+std::vector<float> transform_weights(const Geom& g, const float* w) {
+  const int64_t C = g.C, O = g.O, CO = C * O;
+  std::vector<float> u(16 * CO);
+  for (int64_t c = 0; c < C; ++c) {
+    const float* gk[3][3];
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 3; ++j) gk[i][j] = w + (i * 3 + j) * CO + c * O;
+    float* ue[16];
+    for (int e = 0; e < 16; ++e) ue[e] = u.data() + e * CO + c * O;
+    for (int64_t o = 0; o < O; ++o) {
+      float t[4][3];
+      for (int j = 0; j < 3; ++j) {
+        const float a = gk[0][j][o], b = gk[1][j][o], d = gk[2][j][o];
+        t[0][j] = a, t[1][j] = 0.5f * (a + b + d), t[2][j] = 0.5f * (a - b + d), t[3][j] = d;
+      }
+      for (int i = 0; i < 4; ++i) {
+        ue[4 * i + 0][o] = t[i][0];
+        ue[4 * i + 1][o] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+        ue[4 * i + 2][o] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+        ue[4 * i + 3][o] = t[i][2];
+      }
+    }
+  }
+  return u;
+}
+
+inline __mmask16 lanes(int64_t left) {
+  return left >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1);
+}
+
+struct Tiling {
+  int64_t th, tw;  // tiles per image, down and across
+  int64_t per_image() const { return th * tw; }
+};
+
+// V[e] (m, C) for tiles [t0, t0 + m): each tile's 4x4 input patch, zeros outside the image.
+void transform_input(const Geom& g, const Tiling& tl, const float* x, int64_t t0, int64_t m, const float* zeros,
+                     float* v) {
+  const int64_t C = g.C, stride_e = m * C;
+  for (int64_t r = 0; r < m; ++r) {
+    const int64_t t = t0 + r, n = t / tl.per_image(), ty = (t % tl.per_image()) / tl.tw, tx = t % tl.tw;
+    const float* d[4][4];
+    for (int i = 0; i < 4; ++i)
+      for (int j = 0; j < 4; ++j) {
+        const int64_t yy = 2 * ty - g.pt + i, xx = 2 * tx - g.pl + j;
+        d[i][j] = yy >= 0 && yy < g.H && xx >= 0 && xx < g.W ? x + ((n * g.H + yy) * g.W + xx) * C : zeros;
+      }
+    float* out = v + r * C;
+    for (int64_t c = 0; c < C; c += 16) {
+      const __mmask16 k = lanes(C - c);
+      __m512 b[4][4];  // B^T d
+      for (int j = 0; j < 4; ++j) {
+        const __m512 d0 = _mm512_maskz_loadu_ps(k, d[0][j] + c), d1 = _mm512_maskz_loadu_ps(k, d[1][j] + c);
+        const __m512 d2 = _mm512_maskz_loadu_ps(k, d[2][j] + c), d3 = _mm512_maskz_loadu_ps(k, d[3][j] + c);
+        b[0][j] = _mm512_sub_ps(d0, d2), b[1][j] = _mm512_add_ps(d1, d2);
+        b[2][j] = _mm512_sub_ps(d2, d1), b[3][j] = _mm512_sub_ps(d1, d3);
+      }
+      for (int i = 0; i < 4; ++i) {  // (B^T d) B
+        float* o = out + 4 * i * stride_e + c;
+        _mm512_mask_storeu_ps(o, k, _mm512_sub_ps(b[i][0], b[i][2]));
+        _mm512_mask_storeu_ps(o + stride_e, k, _mm512_add_ps(b[i][1], b[i][2]));
+        _mm512_mask_storeu_ps(o + 2 * stride_e, k, _mm512_sub_ps(b[i][2], b[i][1]));
+        _mm512_mask_storeu_ps(o + 3 * stride_e, k, _mm512_sub_ps(b[i][1], b[i][3]));
+      }
+    }
+  }
+}
+
+// y tiles from the products M[e] (m, O): A^T M A, then bias and activation, inside the output.
+void transform_output(const Geom& g, const Tiling& tl, const float* mp, int64_t t0, int64_t m, const float* bias,
+                      gemm::Activation act, float* y) {
+  const int64_t O = g.O, stride_e = m * O;
+  const bool relu = act == gemm::Activation::relu;
+  for (int64_t r = 0; r < m; ++r) {
+    const int64_t t = t0 + r, n = t / tl.per_image(), ty = (t % tl.per_image()) / tl.tw, tx = t % tl.tw;
+    const int64_t oy = 2 * ty, ox = 2 * tx;
+    const bool down = oy + 1 < g.OH, right = ox + 1 < g.OW;
+    float* y00 = y + ((n * g.OH + oy) * g.OW + ox) * O;
+    float* dst[4] = {y00, y00 + O, y00 + g.OW * O, y00 + g.OW * O + O};
+    const bool keep[4] = {true, right, down, down && right};
+    const float* s = mp + r * O;
+    for (int64_t o = 0; o < O; o += 16) {
+      const __mmask16 k = lanes(O - o);
+      __m512 a[2][4];  // A^T M
+      for (int j = 0; j < 4; ++j) {
+        const __m512 m0 = _mm512_maskz_loadu_ps(k, s + j * stride_e + o);
+        const __m512 m1 = _mm512_maskz_loadu_ps(k, s + (4 + j) * stride_e + o);
+        const __m512 m2 = _mm512_maskz_loadu_ps(k, s + (8 + j) * stride_e + o);
+        const __m512 m3 = _mm512_maskz_loadu_ps(k, s + (12 + j) * stride_e + o);
+        a[0][j] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+        a[1][j] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+      }
+      const __m512 b = bias ? _mm512_maskz_loadu_ps(k, bias + o) : _mm512_setzero_ps();
+      __m512 q[4];
+      for (int i = 0; i < 2; ++i) {
+        q[2 * i] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a[i][0], a[i][1]), a[i][2]), b);
+        q[2 * i + 1] = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(a[i][1], a[i][2]), a[i][3]), b);
+      }
+      for (int p = 0; p < 4; ++p)
+        if (keep[p]) _mm512_mask_storeu_ps(dst[p] + o, k, relu ? _mm512_max_ps(q[p], _mm512_setzero_ps()) : q[p]);
+    }
+    if (act != gemm::Activation::none && !relu)
+      for (int p = 0; p < 4; ++p)
+        if (keep[p]) gemm::apply_activation(act, dst[p], O);
+  }
+}
+
+}  // namespace
+
+bool winograd_applies(const Geom& g) {
+  return g.KH == 3 && g.KW == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 && g.C >= 16 && g.O >= 16 &&
+         g.OH >= 2 && g.OW >= 2;
+}
+
+void winograd_forward(const Geom& g, const float* x, const float* w, const float* bias, gemm::Activation act,
+                      float* y) {
+  const Tiling tl{(g.OH + 1) / 2, (g.OW + 1) / 2};
+  const int64_t tiles = g.N * tl.per_image();
+  const std::vector<float> u = transform_weights(g, w);
+  std::vector<gemm::PackedB> packs;
+  packs.reserve(16);
+  for (int e = 0; e < 16; ++e) packs.emplace_back(false, g.C, g.O, u.data() + e * g.C * g.O, g.O);
+  const std::vector<float> zeros(g.C, 0.f);
+  for (int64_t g0 = 0; g0 < tiles; g0 += kGroupTiles) {
+    const int64_t g1 = std::min(tiles, g0 + kGroupTiles);
+    parallel_for((g1 - g0 + kChunkTiles - 1) / kChunkTiles, 1, [&](int64_t c0, int64_t c1) {
+      std::unique_ptr<float[]> v(new float[16 * kChunkTiles * g.C]), mp(new float[16 * kChunkTiles * g.O]);
+      for (int64_t c = c0; c < c1; ++c) {
+        const int64_t t0 = g0 + c * kChunkTiles, m = std::min(kChunkTiles, g1 - t0);
+        transform_input(g, tl, x, t0, m, zeros.data(), v.get());
+        for (int e = 0; e < 16; ++e)
+          gemm::sgemm_packed(false, m, 1.f, v.get() + e * m * g.C, g.C, packs[e], 0.f, mp.get() + e * m * g.O, g.O, {},
+                             1);
+        transform_output(g, tl, mp.get(), t0, m, bias, act, y);
+      }
+    });
+    check_interrupt();
+  }
+}
+
+}  // namespace forgeml::conv
+#endif  // __x86_64__: conv_avx512.cpp, the only caller, is x86-only too
