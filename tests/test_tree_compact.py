@@ -13,7 +13,7 @@ import joblib
 import numpy as np
 import pytest
 
-from forgeml import ops
+from forgeml import _cpu, ops
 from forgeml.ensemble import (
     ExtraTreesRegressor,
     ForestFileError,
@@ -24,6 +24,8 @@ from forgeml.ensemble import (
 from forgeml.tree import DecisionTreeClassifier, DecisionTreeRegressor, _format
 from forgeml.tree._format import MAGIC
 from forgeml.tree._tree import TREE_FIELDS
+
+from conftest import isa_active
 
 
 def _data(rng, n, d, nan=0.1):
@@ -49,7 +51,7 @@ def fitted():
 
 
 @pytest.mark.parametrize("n_rows", [1, 3, 7, 8, 9, 16, 17, 127, 1031])
-def test_compact_predict_equals_flat_kernel_and_numpy_walk(rng, fitted, n_rows):
+def test_compact_predict_equals_flat_kernel_and_numpy_walk(rng, fitted, n_rows, isa):
     Xq = _data(rng, n_rows, 13, nan=0.15)
     for est in fitted:
         f = est._forest
@@ -63,6 +65,37 @@ def test_compact_predict_equals_flat_kernel_and_numpy_walk(rng, fitted, n_rows):
         sel = [4, 0, 4, 2]
         want = ops.tree_forest_predict(Xq, f.nodes, f.value, f.roots[sel])
         assert np.array_equal(f.predict(Xq, trees=sel), want)
+
+
+@pytest.mark.skipif(_cpu.detected_isa() != "avx512", reason="no AVX-512 on this CPU")
+def test_avx512_walk_equals_portable_walk(rng):
+    """The AVX-512 gather walk (16 rows a vector, two vectors in lockstep) against the portable
+    scalar walk: bit for bit at every tail length (rows past the last one must add nothing), NaN
+    to both sides, 1, 2 and 5 outputs, a tree selection, 1 and 2 threads, and a forest over 1 MiB
+    (one chunk of rows per thread) so both ways of splitting the rows are covered."""
+    X = _data(rng, 3000, 9, nan=0.15)
+    y = (np.nan_to_num(X[:, 0]) + np.nan_to_num(X[:, 4]) > 0).astype(int) + rng.integers(0, 4, 3000)
+    ests = [
+        RandomForestClassifier(n_estimators=4, random_state=0).fit(X[:500], y[:500] % 2),
+        RandomForestClassifier(n_estimators=5, max_features=0.5, random_state=1).fit(X[:700], y[:700]),
+        RandomForestRegressor(n_estimators=30, random_state=2).fit(X, np.nan_to_num(X[:, 2]) + rng.random(3000)),
+    ]
+    assert len(ests[2]._forest._compact.arrays()[0]) * 12 > 1 << 20  # the one-chunk-per-thread split
+    for est in ests:
+        f = est._forest
+        for n in (1, 15, 16, 17, 31, 32, 33, 47, 300, 1043):
+            Xq = _data(rng, n, 9, nan=0.2)
+            Xq[0] = np.nan
+            for trees in (None, [2, 0, 2, 1]):
+                sel = None if trees is None else np.array(trees)
+                for threads in (1, 2):
+                    with isa_active("portable"):
+                        want = ops.tree_compact_predict(f._compact, Xq, f.value, trees=sel, threads=threads)
+                    with isa_active("avx512"):
+                        got = ops.tree_compact_predict(f._compact, Xq, f.value, trees=sel, threads=threads)
+                    assert np.array_equal(got, want), (n, trees, threads)
+        with isa_active("avx512"):  # 1043 rows: the batch kernel
+            np.testing.assert_allclose(f.predict(Xq), _numpy_walk(f, Xq), rtol=1e-12, atol=1e-15)
 
 
 def test_compact_forest_rejects_bad_structure(fitted):

@@ -5,7 +5,12 @@
 // growth uses (same bits, tests/test_tree.py), and AVX2 / AVX-512 take the portable entry.
 // class_proxies is the one vector loop: the Gini proxies of all boundaries of one feature in
 // growth's packed scan (grow.cpp), portable and AVX-512 (split_avx512.cpp) giving the same bits.
+//
+// CompactKernels: the batch walk behind compact_predict (compact.h), portable (8 scalar lanes in
+// lockstep, compact.cpp) and AVX-512 (16 rows per vector, gathers, compact_avx512.cpp); both add
+// the same leaf values in the same tree order, so they give the same bits.
 #pragma once
+#include "cpu/tree/compact.h"
 #include "cpu/tree/tree.h"
 #include "forgeml/cpu_features.h"
 
@@ -39,5 +44,18 @@ void class_proxies_portable(const double* cl, int stride, const double* wl, cons
                             const double* total, double min_leaf, double min_weight, double* pr);
 void class_proxies_avx512(const double* cl, int stride, const double* wl, const double* nl, int m, int K,
                           const double* total, double min_leaf, double min_weight, double* pr);
+
+struct CompactKernels {
+  // out rows [r0, r1) (k values each) += the leaf values, tree by tree in the order of trees[0..T)
+  // (all of f's trees when trees is null), that each row of X reaches.
+  void (*accumulate)(const CompactForest& f, const float* X, int64_t r0, int64_t r1, const double* values, int k,
+                     const int64_t* trees, int64_t T, double* out);
+  const char* name;
+};
+
+const CompactKernels& compact_kernels_for(Isa isa);
+const CompactKernels& compact_kernels();  // active_isa()'s
+void compact_kernels_portable(CompactKernels& k);
+bool compact_kernels_avx512(CompactKernels& k);  // false where this build has no AVX-512 entry
 
 }  // namespace forgeml::tree
