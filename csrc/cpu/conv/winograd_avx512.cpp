@@ -121,8 +121,8 @@ void transform_output(const Geom& g, const Tiling& tl, const float* mp, int64_t 
         q[2 * i] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a[i][0], a[i][1]), a[i][2]), b);
         q[2 * i + 1] = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(a[i][1], a[i][2]), a[i][3]), b);
       }
-      for (int p = 0; p < 4; ++p)
-        if (keep[p]) _mm512_mask_storeu_ps(dst[p] + o, k, relu ? _mm512_max_ps(q[p], _mm512_setzero_ps()) : q[p]);
+      for (int p = 0; p < 4; ++p)  // max(0, q): a NaN q is the second operand, so it stays NaN
+        if (keep[p]) _mm512_mask_storeu_ps(dst[p] + o, k, relu ? _mm512_max_ps(_mm512_setzero_ps(), q[p]) : q[p]);
     }
     if (act != gemm::Activation::none && !relu)
       for (int p = 0; p < 4; ++p)
