@@ -83,13 +83,14 @@ void int8_avx512(int64_t kg, const uint32_t* a, int64_t as, const uint32_t* b, f
       for (int v = 0; v < NV; ++v) dpbusd(acc[i][v], ai, bv[v]);
     }
   }
-  __m512 cs[NV];
+  __m512 cs[NV], bias[NV];
   __m512i corr[NV];
 #pragma GCC unroll 2
   for (int v = 0; v < NV; ++v) {
     const __mmask16 mk = lane_mask(n, v);
     cs[v] = _mm512_maskz_loadu_ps(mk, t.col_scale + 16 * v);
     corr[v] = _mm512_maskz_loadu_epi32(mk, t.corr + 16 * v);
+    bias[v] = t.bias ? _mm512_maskz_loadu_ps(mk, t.bias + 16 * v) : _mm512_setzero_ps();
   }
 #pragma GCC unroll 16
   for (int i = 0; i < M; ++i) {
@@ -100,6 +101,8 @@ void int8_avx512(int64_t kg, const uint32_t* a, int64_t as, const uint32_t* b, f
       float* p = c + i * ldc + 16 * v;
       __m512 r = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][v], corr[v])), _mm512_mul_ps(rs, cs[v]));
       if (accumulate) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(mk, p));
+      if (t.bias) r = _mm512_add_ps(r, bias[v]);          // bias_act's x + bias
+      if (t.relu) r = _mm512_max_ps(_mm512_setzero_ps(), r);  // and its relu (NaN passes)
       _mm512_mask_storeu_ps(p, mk, r);
     }
   }
@@ -201,6 +204,7 @@ bool lowp_avx512_int8(LowpKernels& k) {
   k.mr = MR, k.nr = NR, k.kcg = 512, k.nc = 128;  // depth 2048 per block (int32-exact), 256 KiB of B
   k.name = "int8_avx512_12x32";
   k.quantize_row = quantize_row_avx512;
+  k.int8_bias_relu = true;
   return true;
 }
 
