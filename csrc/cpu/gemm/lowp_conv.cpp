@@ -10,9 +10,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <limits>
 #include <memory>
 
+#include "cpu/conv/pool_rows.h"
 #include "cpu/gemm/lowp_run.h"
 #include "forgeml/check.h"
 #include "forgeml/parallel.h"
@@ -25,7 +25,7 @@ using detail::Lowp;
 using detail::LowpKernels;
 using detail::Words;
 
-constexpr int64_t kBlockRows = 512;  // patch rows per block: its operand and output stay in L1 / L2
+constexpr int64_t kBlockRows = 256;  // patch rows per block: its operand and output stay in L1 / L2
 constexpr int64_t kSlack = 16;       // bytes past the buffers that the 8-byte copies may touch
 
 // A patch row as 8-byte copies from the window's corner in the bordered image: piece t copies
@@ -49,6 +49,7 @@ struct Conv {
   int64_t K, N, Kg, rows, hp, wp;
   Lowp base;      // B, its scales and corrections, the kernels; a / M / C / row_scale per block
   Pieces pieces;  // set after construction: pieces_of needs wp
+  conv::PoolRows pool_rows;
 };
 
 // One thread's buffers for blocks of up to `images` images.
@@ -175,26 +176,13 @@ void multiply(const Conv& c, const uint32_t* a, const float* rs, int64_t m, floa
   detail::lowp_block(L, 0, m, 0, c.base.npad / c.k.nr);
 }
 
-// max that lets NaN win (conv::pool_forward's rule).
-inline float max_nan(float best, float v) { return v > best || v != v ? v : best; }
-
-// One image's max pooling: x (oh, ow, N) -> y (pool oh, pool ow, N).
+// One image's max pooling, x (oh, ow, N) -> y (pool oh, pool ow, N), by conv::pool_forward's loops.
 void pool_image(const Conv& c, const float* x, float* y) {
   const MaxPoolGeometry& p = *c.pool;
-  const int64_t N = c.N, oh = c.g.oh, ow = c.g.ow;
-  for (int64_t py = 0; py < p.oh; ++py) {
-    const int64_t h = py * p.sh - p.pad_top, h0 = std::max<int64_t>(h, 0), h1 = std::min(oh, h + p.kh);
-    for (int64_t px = 0; px < p.ow; ++px, y += N) {
-      const int64_t w = px * p.sw - p.pad_left, w0 = std::max<int64_t>(w, 0), w1 = std::min(ow, w + p.kw);
-      float* __restrict yp = y;
-      std::fill(yp, yp + N, -std::numeric_limits<float>::infinity());
-      for (int64_t ih = h0; ih < h1; ++ih)
-        for (int64_t iw = w0; iw < w1; ++iw) {
-          const float* __restrict xp = x + (ih * ow + iw) * N;
-          for (int64_t j = 0; j < N; ++j) yp[j] = max_nan(yp[j], xp[j]);
-        }
-    }
-  }
+  conv::Geom g;
+  g.N = 1, g.H = c.g.oh, g.W = c.g.ow, g.C = c.N, g.KH = p.kh, g.KW = p.kw, g.sh = p.sh, g.sw = p.sw;
+  g.pt = p.pad_top, g.pl = p.pad_left, g.OH = p.oh, g.OW = p.ow;
+  c.pool_rows(g, conv::Pool::max, x, y, 0, p.oh);
 }
 
 // Images [i0, i1) of the batch, whole, on the calling thread.
@@ -251,7 +239,8 @@ void conv2d_int8_packed(const ConvGeometry& g, const float* X, const PackedInt8&
          wp,
          Lowp{&k, &detail::kernel_for(B.isa()), 0, N, Kg, npad, nullptr, PackedInt8Access::panels(B), nullptr, b_scale,
               PackedInt8Access::corr(B), nullptr, N, nullptr},
-         Pieces{}};
+         Pieces{},
+         conv::active_pool_rows()};
   c.pieces = pieces_of(c);
   if (pool || rows <= kBlockRows) {
     const int64_t per_block = std::max<int64_t>(1, kBlockRows / rows), blocks = (g.n + per_block - 1) / per_block;

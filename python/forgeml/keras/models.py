@@ -386,6 +386,9 @@ class Model:
 
     # ---------------------------------------------------------------- the step
     def _forward(self, x, training):
+        if not training and self.__dict__.get("_int8_fusion"):  # model.quantize: conv + pool pairs
+            from .quantization import forward_fused
+            return forward_fused(self, x)
         for layer in self._layers:
             x = layer.forward(x, training)
         return x
