@@ -234,17 +234,25 @@ def conv_forward_int8(layer, x, pool=None):
 
         x = np.ascontiguousarray(x, dtype=np.float32)
         n, h, w, _ = x.shape
-        oh, ow, top, left = _conv_geometry(layer, h, w)
-        geometry = (tuple(layer.kernel_size), tuple(layer.strides), tuple(layer.dilation_rate), (top, left))
-        code = ACTIVATIONS[act.kernel] if fused else 0
-        if pool is not None and fused:
-            ph, pw, pt, pl = _pool_geometry(pool, oh, ow)
-            y = np.empty((n, ph, pw, layer.filters), np.float32)
-            (kh, kw), (sh, sw) = pool.pool_size, pool.strides
-            _backend.cpu.conv2d_int8_packed(x, q, s, y, *geometry, bias, code, (oh, ow, kh, kw, sh, sw, pt, pl))
+        fuse_pool = pool is not None and fused
+        key = (h, w, act, pool if fuse_pool else None)
+        cache = layer.__dict__.setdefault("_int8_call_cache", {})  # per input size: the call's fixed args
+        args = cache.get(key)
+        if args is None:
+            oh, ow, top, left = _conv_geometry(layer, h, w)
+            geometry = (tuple(layer.kernel_size), tuple(layer.strides), tuple(layer.dilation_rate), (top, left))
+            code = ACTIVATIONS[act.kernel] if fused else 0
+            if fuse_pool:
+                ph, pw, pt, pl = _pool_geometry(pool, oh, ow)
+                (kh, kw), (sh, sw) = pool.pool_size, pool.strides
+                args = cache[key] = ((ph, pw, layer.filters), geometry, code, (oh, ow, kh, kw, sh, sw, pt, pl))
+            else:
+                args = cache[key] = ((oh, ow, layer.filters), geometry, code, None)
+        out, geometry, code, pooling = args
+        y = np.empty((n, *out), np.float32)
+        _backend.cpu.conv2d_int8_packed(x, q, s, y, *geometry, bias, code, pooling)
+        if fuse_pool:
             return y
-        y = np.empty((n, oh, ow, layer.filters), np.float32)
-        _backend.cpu.conv2d_int8_packed(x, q, s, y, *geometry, bias, code)
         y = y if fused else act.forward(y)
         return y if pool is None else pool.forward(y, False)
     q_img, s_img = _quantize_images(x)
