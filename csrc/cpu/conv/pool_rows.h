@@ -6,6 +6,10 @@
 #include <cstdint>
 #include <limits>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include "cpu/conv/conv.h"
 
 #pragma GCC diagnostic ignored "-Wpsabi"  // Lanes never crosses a call boundary of another unit
@@ -121,8 +125,19 @@ inline void max_rows_2x2(const Geom& g, const float* x, float* y, int64_t r0, in
     float* yp = y + row * g.OW * C;
     for (int64_t ow = 0; ow < g.OW; ++ow, a += 2 * C, b += 2 * C, yp += C) {
       int64_t c0 = 0;
-      for (; c0 + kLanes <= C; c0 += kLanes)
+      for (; c0 + kLanes <= C; c0 += kLanes) {
+#if defined(__AVX512F__)
+        // without NaN, max_nan(p, v) is vmaxps(v, p) (v if v > p, else p): one instruction
+        // instead of two compares and a blend; a NaN anywhere in the block takes the exact path
+        const __m512 v0 = _mm512_loadu_ps(a + c0), v1 = _mm512_loadu_ps(a + C + c0);
+        const __m512 v2 = _mm512_loadu_ps(b + c0), v3 = _mm512_loadu_ps(b + C + c0);
+        if (!(_mm512_cmp_ps_mask(v0, v1, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(v2, v3, _CMP_UNORD_Q))) {
+          _mm512_storeu_ps(yp + c0, _mm512_max_ps(_mm512_max_ps(v3, v2), _mm512_max_ps(v1, v0)));
+          continue;
+        }
+#endif
         store(yp + c0, max_nan(max_nan(load(a + c0), load(a + C + c0)), max_nan(load(b + c0), load(b + C + c0))));
+      }
       for (; c0 < C; ++c0) yp[c0] = max_nan(max_nan(a[c0], a[C + c0]), max_nan(b[c0], b[C + c0]));
     }
   }

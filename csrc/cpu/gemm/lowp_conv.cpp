@@ -176,13 +176,15 @@ void multiply(const Conv& c, const uint32_t* a, const float* rs, int64_t m, floa
   detail::lowp_block(L, 0, m, 0, c.base.npad / c.k.nr);
 }
 
-// One image's max pooling, x (oh, ow, N) -> y (pool oh, pool ow, N), by conv::pool_forward's loops.
-void pool_image(const Conv& c, const float* x, float* y) {
+// The max pooling of `images` consecutive images, x (images, oh, ow, N) -> y (images, pool oh,
+// pool ow, N), by conv::pool_forward's loops (one call for the block: an image is only a few
+// pixels, so a call per image would cost more than the pooling).
+void pool_images(const Conv& c, const float* x, float* y, int64_t images) {
   const MaxPoolGeometry& p = *c.pool;
   conv::Geom g;
-  g.N = 1, g.H = c.g.oh, g.W = c.g.ow, g.C = c.N, g.KH = p.kh, g.KW = p.kw, g.sh = p.sh, g.sw = p.sw;
+  g.N = images, g.H = c.g.oh, g.W = c.g.ow, g.C = c.N, g.KH = p.kh, g.KW = p.kw, g.sh = p.sh, g.sw = p.sw;
   g.pt = p.pad_top, g.pl = p.pad_left, g.OH = p.oh, g.OW = p.ow;
-  c.pool_rows(g, conv::Pool::max, x, y, 0, p.oh);
+  c.pool_rows(g, conv::Pool::max, x, y, 0, images * p.oh);
 }
 
 // Images [i0, i1) of the batch, whole, on the calling thread.
@@ -197,8 +199,7 @@ void image_block(const Conv& c, const float* X, float* Y, int64_t i0, int64_t i1
   const int64_t m = (i1 - i0) * rows;
   if (!c.pool) return multiply(c, s.a.get(), s.rs.get(), m, Y + i0 * rows * c.N, i0 * rows);
   multiply(c, s.a.get(), s.rs.get(), m, s.out.get(), i0 * rows);
-  const int64_t pooled = c.pool->oh * c.pool->ow * c.N;
-  for (int64_t b = i0; b < i1; ++b) pool_image(c, s.out.get() + (b - i0) * rows * c.N, Y + b * pooled);
+  pool_images(c, s.out.get(), Y + i0 * c.pool->oh * c.pool->ow * c.N, i1 - i0);
 }
 
 void check_pool(const MaxPoolGeometry& p) {
