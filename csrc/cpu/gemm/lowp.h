@@ -37,6 +37,12 @@ struct LowpKernels {
   int kcg, nc;  // depth block in groups, columns per block
   const char* name;
   bool int8_bias_relu = false;  // the int8 tiles apply LowpTile's bias and relu
+  // int8, optional: tiles of m = 4, 8, 12 rows ([narrow][m / 4]) whose epilogue takes the int32
+  // maximum of each 4 consecutive rows (a 2 x 2 pooling window; their row scales are equal) and
+  // writes one row per window: c row w = epilogue(max of acc rows 4w .. 4w + 3). With positive
+  // scales and relu / no activation the epilogue is monotonic, so this is exactly the maximum of
+  // the 4 epilogue rows. One depth block only (no accumulate).
+  LowpKernel pool4[2][4] = {};
   // bf16 only: dst[j] = bf16(lo[j]) | bf16(hi[j]) << 16 for j < n (packs B rows, converts A)
   void (*pair_bf16)(const float* lo, const float* hi, uint32_t* dst, int64_t n) = nullptr;
   // bf16 only: dst[j] = bf16(src[j]) for j < n (a row-major A's row is already in group order)

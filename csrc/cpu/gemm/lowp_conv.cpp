@@ -50,6 +50,7 @@ struct Conv {
   Lowp base;      // B, its scales and corrections, the kernels; a / M / C / row_scale per block
   Pieces pieces;  // set after construction: pieces_of needs wp
   conv::PoolRows pool_rows;
+  bool pool4 = false;  // the pooling on the int32 sums (window_block)
 };
 
 // One thread's buffers for blocks of up to `images` images.
@@ -187,9 +188,60 @@ void pool_images(const Conv& c, const float* x, float* y, int64_t images) {
   c.pool_rows(g, conv::Pool::max, x, y, 0, images * p.oh);
 }
 
+// Whether the pooling can run on the tiles' int32 sums (lowp.h: pool4): 2 x 2 windows with stride
+// 2, all inside the convolution output, relu or no activation, one depth block.
+bool pool4_applies(const Conv& c) {
+  const MaxPoolGeometry* p = c.pool;
+  return p && c.k.pool4[0][1] && c.k.int8_bias_relu && c.pieces.count > 0 && c.Kg <= c.k.kcg && !c.ep.fn &&
+         (c.ep.act == Activation::none || c.ep.act == Activation::relu) && p->kh == 2 && p->kw == 2 && p->sh == 2 &&
+         p->sw == 2 && p->pad_top == 0 && p->pad_left == 0 && 2 * p->oh <= c.g.oh && 2 * p->ow <= c.g.ow;
+}
+
+// The patch rows of the image in s.img in window order: for each pooled pixel its four
+// convolution pixels (top left, top right, bottom left, bottom right); the rest are never computed.
+void gather_windows(const Conv& c, const Scratch& s, uint32_t* a) {
+  const ConvGeometry& g = c.g;
+  const Pieces& pc = c.pieces;
+  const int64_t C = g.c, line = c.wp * C, row_bytes = 4 * c.Kg, sx = g.sw * C, sy = g.sh * line;
+  auto* d = reinterpret_cast<uint8_t*>(a);
+  for (int64_t py = 0; py < c.pool->oh; ++py)
+    for (int64_t px = 0; px < c.pool->ow; ++px)
+      for (int64_t q = 0; q < 4; ++q, d += row_bytes) {
+        const uint8_t* base = s.img.get() + (2 * py + q / 2) * sy + (2 * px + q % 2) * sx;
+        for (int t = 0; t < pc.count; ++t) std::memcpy(d + pc.dst[t], base + pc.src[t], 8);
+      }
+}
+
+// m window-ordered rows of a (m a multiple of 4) into m / 4 pooled rows of y.
+void multiply_pool4(const Conv& c, const uint32_t* a, const float* rs, int64_t m, float* y) {
+  const LowpKernels& k = c.k;
+  const int64_t nr = k.nr, Kg = c.Kg, panels = c.base.npad / nr;
+  for (int64_t ir = 0; ir < m; ir += k.mr) {
+    const int mm = static_cast<int>(std::min<int64_t>(k.mr, m - ir));
+    for (int64_t p = 0; p < panels; ++p) {
+      const int64_t j0 = p * nr;
+      const int n = static_cast<int>(std::min<int64_t>(nr, c.N - j0));
+      detail::LowpTile t{rs + ir, c.base.col_scale + j0, c.base.corr + j0};
+      t.bias = c.ep.bias ? c.ep.bias + j0 : nullptr, t.relu = c.ep.act == Activation::relu;
+      k.pool4[2 * n <= nr][mm / 4](Kg, a + ir * Kg, Kg, c.base.b + p * nr * Kg, y + ir / 4 * c.N + j0, c.N, false, t,
+                                   mm, n);
+    }
+  }
+}
+
 // Images [i0, i1) of the batch, whole, on the calling thread.
 void image_block(const Conv& c, const float* X, float* Y, int64_t i0, int64_t i1, Scratch& s) {
   const int64_t rows = c.rows;
+  if (c.pool4) {
+    const int64_t rows4 = 4 * c.pool->oh * c.pool->ow;
+    for (int64_t b = i0; b < i1; ++b) {
+      const float scale = quantize_image(c, X, b, s);
+      const int64_t r = (b - i0) * rows4;
+      std::fill(s.rs.get() + r, s.rs.get() + r + rows4, scale);
+      gather_windows(c, s, s.a.get() + r * c.Kg);
+    }
+    return multiply_pool4(c, s.a.get(), s.rs.get(), (i1 - i0) * rows4, Y + i0 * rows4 / 4 * c.N);
+  }
   for (int64_t b = i0; b < i1; ++b) {
     const float scale = quantize_image(c, X, b, s);
     const int64_t r = (b - i0) * rows;
@@ -243,6 +295,7 @@ void conv2d_int8_packed(const ConvGeometry& g, const float* X, const PackedInt8&
          Pieces{},
          conv::active_pool_rows()};
   c.pieces = pieces_of(c);
+  c.pool4 = pool4_applies(c);
   if (pool || rows <= kBlockRows) {
     const int64_t per_block = std::max<int64_t>(1, kBlockRows / rows), blocks = (g.n + per_block - 1) / per_block;
     parallel_for(
