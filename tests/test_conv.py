@@ -334,3 +334,17 @@ def test_avg_pool_same_divides_by_real_count():
     np.testing.assert_array_equal(y, np.ones((1, 2, 2, 2), np.float32))
     dx = ops.avg_pool2d_grad(x, np.ones_like(y), 2, 2, "same")
     np.testing.assert_allclose(dx[0, :, :, 0], [[0.25, 0.25, 0.5], [0.25, 0.25, 0.5], [0.5, 0.5, 1.0]])
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 8, 16), (3, 9, 7, 19), (257, 4, 5, 1), (2, 6, 6, 35)])
+@pytest.mark.parametrize("pool, strides, padding", [((2, 2), None, "valid"), ((2, 2), None, "same"),
+                                                    ((3, 3), (2, 2), "same"), ((2, 2), (1, 1), "valid")])
+def test_max_pool_forward_every_isa_exact_with_nan(isa, shape, pool, strides, padding):
+    """Max pooling on every SIMD path (the 2 x 2 stride-2 fast path, the 16-channel blocks and
+    their tails) is the exact maximum; a NaN in a window wins, as in NumPy."""
+    rng = np.random.default_rng(11)
+    x = _rand(rng, *shape)
+    x.reshape(-1)[rng.choice(x.size, 5, replace=False)] = np.nan
+    s = pool if strides is None else strides
+    y = ops.max_pool2d(x, pool, strides, padding)
+    np.testing.assert_array_equal(y, ref_pool(x, "max", pool, s, padding).astype(np.float32))

@@ -381,3 +381,77 @@ def test_mixed_bf16_lstm_dtypes_against_keras3(policy, rng):
     assert [w.dtype.name for w in ours.get_weights()] == [str(v.dtype) for v in theirs.weights] == ["float32"] * 3
     assert [str(t.dtype) for t in touts] == ["bfloat16"] * 3
     assert [o.dtype for o in outs] == [np.float32] * 3
+
+
+@pytest.mark.parametrize(
+    "batch, image, conv, pool",
+    [
+        (256, (8, 8, 1), dict(filters=16, kernel_size=3, padding="same", activation="relu"), dict()),
+        (1, (9, 7, 3), dict(filters=5, kernel_size=3, padding="same", activation="relu"), dict()),
+        (3, (9, 7, 3), dict(filters=7, kernel_size=(2, 3), strides=(2, 1), padding="valid"), dict(padding="same")),
+        (
+            257,
+            (5, 6, 2),
+            dict(filters=17, kernel_size=3, padding="same", activation="tanh"),
+            dict(pool_size=3, strides=2, padding="same"),
+        ),
+        (
+            3,
+            (11, 9, 4),
+            dict(filters=33, kernel_size=3, dilation_rate=2, padding="same", activation="relu"),
+            dict(pool_size=(2, 3), strides=(1, 2)),
+        ),
+        (2, (7, 7, 2), dict(filters=4, kernel_size=3, padding="valid", activation="softmax"), dict()),  # unfused
+        (5, (10, 11, 2), dict(filters=20, kernel_size=3, use_bias=False, activation="relu"), dict()),
+        (4, (6, 6, 3), dict(filters=40, kernel_size=(1, 3), padding="same"), dict(pool_size=2, strides=2)),
+    ],
+)
+def test_quantized_conv_then_max_pool_fused_predict_matches_the_layers_in_sequence(isa, rng, batch, image, conv, pool):
+    """model.quantize marks a Conv2D directly followed by MaxPooling2D; predict then runs the pair
+    as one C++ call (the pooling after the epilogue, the full conv output never written; 2 x 2
+    windows with relu / no activation on the int32 sums where the ISA has that tile). The output
+    is bit for bit what the two layers give one after the other, on odd sizes."""
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential(
+        [
+            keras.Input(shape=image),
+            keras.layers.Conv2D(**conv),
+            keras.layers.MaxPooling2D(**pool),
+            keras.layers.Flatten(),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    x = rng.standard_normal((batch, *image)).astype(np.float32)
+    x[0, : image[0] // 2] = 0  # some all-zero patches
+    model(x[:1])
+    c = model.layers[0]
+    if c.use_bias:
+        w, b = c.get_weights()
+        c.set_weights([w, rng.standard_normal(b.shape).astype(np.float32)])
+    model.quantize("int8")
+    assert model._int8_fusion == (0,)
+    fused = model.predict_on_batch(x)
+    pooled = keras.Sequential(model.layers[:2])  # the two layers alone, fused
+    pooled.__dict__["_int8_fusion"] = (0,)
+    y = pooled.predict_on_batch(x)
+    model.__dict__["_int8_fusion"] = ()
+    np.testing.assert_array_equal(fused, model.predict_on_batch(x))
+    z = model.layers[1].forward(model.layers[0].forward(x, False), False)  # layer by layer
+    np.testing.assert_array_equal(y, z)
+    assert y.shape == z.shape
+
+
+def test_quantized_conv_pool_fusion_only_for_a_direct_conv_maxpool_chain():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(6, 6, 2)),
+            keras.layers.Conv2D(4, 3, padding="same", activation="relu"),
+            keras.layers.AveragePooling2D(),
+            keras.layers.Conv2D(4, 1),
+            keras.layers.Flatten(),
+            keras.layers.Dense(2),
+        ]
+    )
+    model.quantize("int8")
+    assert model._int8_fusion == ()

@@ -109,26 +109,38 @@ static forgeml::bind::Register reg{[](py::module_& m) {
   m.def("conv2d_int8_packed", [](const py::array& x, const fg::PackedInt8& w, const py::array& w_scale,
                                  const py::array& out, const py::tuple& kernel, const py::tuple& strides,
                                  const py::tuple& dilation, const py::tuple& pad, const py::object& bias,
-                                 int activation) {
+                                 int activation, const py::object& pool) {
     FORGEML_CHECK_ARG(x.dtype().kind() == 'f' && x.itemsize() == 4 && x.ndim() == 4 &&
                           (x.flags() & py::array::c_style),
                       "x: expected a C-contiguous float32 (N, H, W, C) array");
     FORGEML_CHECK_ARG(out.dtype().kind() == 'f' && out.itemsize() == 4 && out.ndim() == 4 &&
                           (out.flags() & py::array::c_style) && out.writeable(),
                       "out: expected a writable C-contiguous float32 (N, OH, OW, filters) array");
+    // pool: None, or (conv oh, conv ow, pool kh, kw, sh, sw, pad top, pad left); out is then pooled
+    fg::MaxPoolGeometry mp{};
+    int64_t oh = out.shape(1), ow = out.shape(2);
+    if (!pool.is_none()) {
+      const auto t = pool.cast<py::tuple>();
+      FORGEML_CHECK_ARG(t.size() == 8, "pool: expected (oh, ow, kh, kw, sh, sw, pad_top, pad_left)");
+      oh = t[0].cast<int64_t>(), ow = t[1].cast<int64_t>();
+      mp = fg::MaxPoolGeometry{t[2].cast<int64_t>(), t[3].cast<int64_t>(), t[4].cast<int64_t>(), t[5].cast<int64_t>(),
+                               t[6].cast<int64_t>(), t[7].cast<int64_t>(), out.shape(1), out.shape(2)};
+    }
     fg::ConvGeometry g{x.shape(0), x.shape(1), x.shape(2), x.shape(3),
                        kernel[0].cast<int64_t>(), kernel[1].cast<int64_t>(), strides[0].cast<int64_t>(),
                        strides[1].cast<int64_t>(), dilation[0].cast<int64_t>(), dilation[1].cast<int64_t>(),
-                       pad[0].cast<int64_t>(), pad[1].cast<int64_t>(), out.shape(1), out.shape(2)};
+                       pad[0].cast<int64_t>(), pad[1].cast<int64_t>(), oh, ow};
     FORGEML_CHECK_ARG(out.shape(0) == g.n && out.shape(3) == w.n(), "out: expected (", g.n, ", oh, ow, ", w.n(),
                       "), got a different shape");
     const float* ws = vec_of(w_scale, w.n(), "w_scale");
     fg::Epilogue ep{vec_of(bias, w.n(), "bias"), act_of(activation)};
     py::gil_scoped_release nogil;
-    fg::conv2d_int8_packed(g, static_cast<const float*>(x.data()), w, ws, static_cast<float*>(const_cast<void*>(out.data())), ep);
+    fg::conv2d_int8_packed(g, static_cast<const float*>(x.data()), w, ws,
+                           static_cast<float*>(const_cast<void*>(out.data())), ep, 0, pool.is_none() ? nullptr : &mp);
   }, py::arg("x"), py::arg("w"), py::arg("w_scale"), py::arg("out"), py::arg("kernel"), py::arg("strides"),
-     py::arg("dilation"), py::arg("pad"), py::arg("bias"), py::arg("activation"),
-     "int8 NHWC convolution: per-patch dynamic int8 quantization + the packed int8 GEMM + epilogue.");
+     py::arg("dilation"), py::arg("pad"), py::arg("bias"), py::arg("activation"), py::arg("pool") = py::none(),
+     "int8 NHWC convolution: per-image dynamic int8 quantization + the packed int8 GEMM + epilogue, "
+     "optionally followed by a max pooling (pool) so only the pooled output is written.");
 
   m.def("quantize_rows_int8", [](const py::array& x) {
     View X = view_of(x, "x", 'f', 4);

@@ -7,60 +7,39 @@
 #include <vector>
 
 #include "cpu/conv/conv.h"
+#include "cpu/conv/pool_rows.h"
+#include "forgeml/cpu_features.h"
 #include "forgeml/parallel.h"
 
 namespace forgeml::conv {
 
-namespace {
-// max that lets NaN win, as NumPy's max and Keras's max pooling do (std::max keeps its first
-// argument when either is NaN, which would hide a NaN input).
-inline float max_nan(float best, float v) { return v > best || v != v ? v : best; }
-}  // namespace
+using pool_detail::max_nan;
 
-
-namespace {
-
-struct Window {
-  int64_t h0, h1, w0, w1;  // real rows [h0, h1), columns [w0, w1)
-};
-
-Window window(const Geom& g, int64_t oh, int64_t ow) {
-  int64_t h = oh * g.sh - g.pt, w = ow * g.sw - g.pl;
-  return {std::max<int64_t>(h, 0), std::min(g.H, h + g.KH), std::max<int64_t>(w, 0), std::min(g.W, w + g.KW)};
+void pool_rows_portable(const Geom& g, Pool kind, const float* x, float* y, int64_t r0, int64_t r1) {
+  pool_detail::pool_rows(g, kind, x, y, r0, r1);
 }
 
+PoolRows active_pool_rows() {
+  return active_isa() == Isa::avx512 && pool_rows_avx512_available() ? pool_rows_avx512 : pool_rows_portable;
+}
+
+
+namespace {
+
+using pool_detail::Window;
+using pool_detail::window;
+
 }  // namespace
 
+// Memory-bound and short: threads only for work worth waking them (>= ~64K window reads each);
+// the rows on the AVX-512 build of the same loops where that ISA is active (the compiler's
+// vectorisation of the NaN-aware max is 4 lanes wide in the portable build).
 void pool_forward(const Geom& g, Pool kind, const float* x, float* y) {
-  const int64_t C = g.C;
-  if (g.N * g.OH * g.OW * C == 0) return;
-  parallel_for(g.N * g.OH, 1, [&](int64_t b, int64_t e) {
-    for (int64_t row = b; row < e; ++row) {
-      int64_t n = row / g.OH, oh = row % g.OH;
-      const float* xn = x + n * g.H * g.W * C;
-      for (int64_t ow = 0; ow < g.OW; ++ow) {
-        float* yp = y + (row * g.OW + ow) * C;
-        Window win = window(g, oh, ow);
-        if (kind == Pool::max) {
-          std::fill(yp, yp + C, -std::numeric_limits<float>::infinity());
-          for (int64_t ih = win.h0; ih < win.h1; ++ih)
-            for (int64_t iw = win.w0; iw < win.w1; ++iw) {
-              const float* xp = xn + (ih * g.W + iw) * C;
-              for (int64_t c = 0; c < C; ++c) yp[c] = max_nan(yp[c], xp[c]);
-            }
-        } else {
-          std::fill(yp, yp + C, 0.f);
-          for (int64_t ih = win.h0; ih < win.h1; ++ih)
-            for (int64_t iw = win.w0; iw < win.w1; ++iw) {
-              const float* xp = xn + (ih * g.W + iw) * C;
-              for (int64_t c = 0; c < C; ++c) yp[c] += xp[c];
-            }
-          float inv = 1.f / static_cast<float>((win.h1 - win.h0) * (win.w1 - win.w0));
-          for (int64_t c = 0; c < C; ++c) yp[c] *= inv;
-        }
-      }
-    }
-  });
+  if (g.N * g.OH * g.OW * g.C == 0) return;
+  const int64_t per_row = std::max<int64_t>(1, g.OW * g.C * g.KH * g.KW);
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / per_row);
+  const PoolRows rows = active_pool_rows();
+  parallel_for(g.N * g.OH, grain, [&](int64_t b, int64_t e) { rows(g, kind, x, y, b, e); });
 }
 
 void pool_backward(const Geom& g, Pool kind, const float* x, const float* dy, float* dx) {

@@ -21,6 +21,10 @@ struct LowpTile {
   const float* row_scale = nullptr;  // int8 only
   const float* col_scale = nullptr;
   const int32_t* corr = nullptr;
+  // int8 tiles of kernels with int8_bias_relu, on the last depth block: then c = max(0, c + bias[j])
+  // (relu) or c + bias[j], the same float operations as the separate bias_act pass it replaces
+  const float* bias = nullptr;
+  bool relu = false;
 };
 
 using LowpKernel = void (*)(int64_t kg, const uint32_t* a, int64_t as, const uint32_t* b, float* c, int64_t ldc,
@@ -32,6 +36,13 @@ struct LowpKernels {
   int mr, nr;
   int kcg, nc;  // depth block in groups, columns per block
   const char* name;
+  bool int8_bias_relu = false;  // the int8 tiles apply LowpTile's bias and relu
+  // int8, optional: tiles of m = 4, 8, 12 rows ([narrow][m / 4]) whose epilogue takes the int32
+  // maximum of each 4 consecutive rows (a 2 x 2 pooling window; their row scales are equal) and
+  // writes one row per window: c row w = epilogue(max of acc rows 4w .. 4w + 3). With positive
+  // scales and relu / no activation the epilogue is monotonic, so this is exactly the maximum of
+  // the 4 epilogue rows. One depth block only (no accumulate).
+  LowpKernel pool4[2][4] = {};
   // bf16 only: dst[j] = bf16(lo[j]) | bf16(hi[j]) << 16 for j < n (packs B rows, converts A)
   void (*pair_bf16)(const float* lo, const float* hi, uint32_t* dst, int64_t n) = nullptr;
   // bf16 only: dst[j] = bf16(src[j]) for j < n (a row-major A's row is already in group order)

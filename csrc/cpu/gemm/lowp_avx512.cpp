@@ -83,13 +83,14 @@ void int8_avx512(int64_t kg, const uint32_t* a, int64_t as, const uint32_t* b, f
       for (int v = 0; v < NV; ++v) dpbusd(acc[i][v], ai, bv[v]);
     }
   }
-  __m512 cs[NV];
+  __m512 cs[NV], bias[NV];
   __m512i corr[NV];
 #pragma GCC unroll 2
   for (int v = 0; v < NV; ++v) {
     const __mmask16 mk = lane_mask(n, v);
     cs[v] = _mm512_maskz_loadu_ps(mk, t.col_scale + 16 * v);
     corr[v] = _mm512_maskz_loadu_epi32(mk, t.corr + 16 * v);
+    bias[v] = t.bias ? _mm512_maskz_loadu_ps(mk, t.bias + 16 * v) : _mm512_setzero_ps();
   }
 #pragma GCC unroll 16
   for (int i = 0; i < M; ++i) {
@@ -100,7 +101,49 @@ void int8_avx512(int64_t kg, const uint32_t* a, int64_t as, const uint32_t* b, f
       float* p = c + i * ldc + 16 * v;
       __m512 r = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][v], corr[v])), _mm512_mul_ps(rs, cs[v]));
       if (accumulate) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(mk, p));
+      if (t.bias) r = _mm512_add_ps(r, bias[v]);          // bias_act's x + bias
+      if (t.relu) r = _mm512_max_ps(_mm512_setzero_ps(), r);  // and its relu (NaN passes)
       _mm512_mask_storeu_ps(p, mk, r);
+    }
+  }
+}
+
+// int8_avx512_<M>x<16*NV> with the 2 x 2 window epilogue (lowp.h: pool4); M = 4, 8 or 12.
+template <int M, int NV>
+void int8_pool4_avx512(int64_t kg, const uint32_t* a, int64_t as, const uint32_t* b, float* c, int64_t ldc, bool,
+                       const LowpTile& t, int, int n) {
+  __m512i acc[M][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < M; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_si512();
+#pragma GCC unroll 2
+  for (int64_t g = 0; g < kg; ++g, b += NR) {
+    __m512i bv[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_si512(b + 16 * v);
+#pragma GCC unroll 16
+    for (int i = 0; i < M; ++i) {
+      const __m512i ai = _mm512_set1_epi32(static_cast<int>(a[i * as + g]));
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) dpbusd(acc[i][v], ai, bv[v]);
+    }
+  }
+#pragma GCC unroll 2
+  for (int v = 0; v < NV; ++v) {
+    const __mmask16 mk = lane_mask(n, v);
+    const __m512 cs = _mm512_maskz_loadu_ps(mk, t.col_scale + 16 * v);
+    const __m512i corr = _mm512_maskz_loadu_epi32(mk, t.corr + 16 * v);
+    const __m512 bias = t.bias ? _mm512_maskz_loadu_ps(mk, t.bias + 16 * v) : _mm512_setzero_ps();
+#pragma GCC unroll 4
+    for (int w = 0; w < M / 4; ++w) {
+      const __m512i mx = _mm512_max_epi32(_mm512_max_epi32(acc[4 * w][v], acc[4 * w + 1][v]),
+                                          _mm512_max_epi32(acc[4 * w + 2][v], acc[4 * w + 3][v]));
+      const __m512 rs = _mm512_set1_ps(t.row_scale[4 * w]);
+      __m512 r = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(mx, corr)), _mm512_mul_ps(rs, cs));
+      if (t.bias) r = _mm512_add_ps(r, bias);
+      if (t.relu) r = _mm512_max_ps(_mm512_setzero_ps(), r);
+      _mm512_mask_storeu_ps(c + w * ldc + 16 * v, mk, r);
     }
   }
 }
@@ -201,6 +244,11 @@ bool lowp_avx512_int8(LowpKernels& k) {
   k.mr = MR, k.nr = NR, k.kcg = 512, k.nc = 128;  // depth 2048 per block (int32-exact), 256 KiB of B
   k.name = "int8_avx512_12x32";
   k.quantize_row = quantize_row_avx512;
+  k.int8_bias_relu = true;
+  k.pool4[0][1] = int8_pool4_avx512<4, 2>, k.pool4[0][2] = int8_pool4_avx512<8, 2>;
+  k.pool4[0][3] = int8_pool4_avx512<12, 2>;
+  k.pool4[1][1] = int8_pool4_avx512<4, 1>, k.pool4[1][2] = int8_pool4_avx512<8, 1>;
+  k.pool4[1][3] = int8_pool4_avx512<12, 1>;
   return true;
 }
 

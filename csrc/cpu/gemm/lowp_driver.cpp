@@ -16,6 +16,7 @@
 
 #include "cpu/gemm/kernels.h"
 #include "cpu/gemm/lowp.h"
+#include "cpu/gemm/lowp_run.h"
 #include "forgeml/check.h"
 #include "forgeml/gemm_lowp.h"
 #include "forgeml/parallel.h"
@@ -33,46 +34,22 @@ const LowpKernels& lowp_kernels_for(Isa isa, int kind) {
   return kind ? pi : pb;
 }
 
-}  // namespace detail
-
-namespace {
-
-using detail::LowpKernels;
-using detail::LowpTile;
-
 constexpr int64_t kMinFlopsPerThread = int64_t{1} << 21;
-constexpr double kInterruptFlops = 4e9;
 
-struct Words {
-  std::unique_ptr<uint32_t, decltype(&std::free)> p{nullptr, &std::free};
-  explicit Words(size_t n) {
-    void* q = std::aligned_alloc(64, std::max<size_t>(64, (n * 4 + 63) / 64 * 64));
-    if (!q) throw std::bad_alloc();
-    p.reset(static_cast<uint32_t*>(q));
-  }
-  uint32_t* get() const { return p.get(); }
-};
+Words::Words(size_t n) {
+  void* q = std::aligned_alloc(64, std::max<size_t>(64, (n * 4 + 63) / 64 * 64));
+  if (!q) throw std::bad_alloc();
+  p.reset(static_cast<uint32_t*>(q));
+}
 
-// The prepared operands and the output.
-struct Lowp {
-  const LowpKernels* kern;
-  const detail::Kernel* f32;  // its bias + activation
-  int64_t M, N, Kg, npad;
-  const uint32_t* a;  // M x Kg words
-  const uint32_t* b;  // depth block pc, panel p at b + pc * npad + p * NR * kc
-  const float* row_scale;
-  const float* col_scale;
-  const int32_t* corr;
-  float* C;
-  int64_t ldc;
-  const Epilogue* ep;
-};
-
-// Rows [m0, m1) x panels [p0, p1) of C on the calling thread.
+// Rows [m0, m1) x panels [p0, p1) of C on the calling thread (lowp_run.h).
 void lowp_block(const Lowp& L, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
   const LowpKernels& k = *L.kern;
   const int mr = k.mr, nr = k.nr;
   const int64_t panels_per_block = std::max<int64_t>(1, k.nc / nr);
+  const Epilogue& ep = *L.ep;
+  // bias and relu inside the int8 tile's epilogue, while the tile is still in registers
+  const bool fused = L.row_scale && k.int8_bias_relu && (ep.act == Activation::none || ep.act == Activation::relu);
   for (int64_t pc = 0; pc < L.Kg; pc += k.kcg) {
     const int64_t kc = std::min<int64_t>(k.kcg, L.Kg - pc);
     const bool last = pc + kc == L.Kg;
@@ -85,12 +62,13 @@ void lowp_block(const Lowp& L, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
           const int n = static_cast<int>(std::min<int64_t>(nr, L.N - j0));
           LowpTile t;
           if (L.row_scale) t = LowpTile{L.row_scale + ir, L.col_scale + j0, L.corr + (pc / k.kcg) * L.npad + j0};
+          if (fused && last) t.bias = ep.bias ? ep.bias + j0 : nullptr, t.relu = ep.act == Activation::relu;
           float* c = L.C + ir * L.ldc + j0;
           k.tile[2 * n <= nr][m](kc, L.a + ir * L.Kg + pc, L.Kg, L.b + pc * L.npad + p * nr * kc, c, L.ldc, pc > 0,
                                  t, m, n);
           if (last) {
-            const Epilogue& ep = *L.ep;
-            if (ep.bias || ep.act != Activation::none) L.f32->bias_act(ep.bias ? ep.bias + j0 : nullptr, ep.act, c, L.ldc, m, n);
+            if (!fused && (ep.bias || ep.act != Activation::none))
+              L.f32->bias_act(ep.bias ? ep.bias + j0 : nullptr, ep.act, c, L.ldc, m, n);
             if (ep.fn) ep.fn(ep.ctx, ir, ir + m, j0, j0 + n, c, L.ldc);
           }
         }
@@ -107,6 +85,26 @@ int lowp_threads(int64_t M, int64_t N, int64_t K, int max_threads) {
   const double flops = 2.0 * M * N * K;
   return static_cast<int>(std::max<double>(1, std::min<double>(t, flops / kMinFlopsPerThread)));
 }
+
+void check_packed(const char* fn, const PackedInt8& B, const float* b_scale) {
+  FORGEML_CHECK_ARG(B.n() == 0 || b_scale, fn, ": null scale pointer");
+  FORGEML_CHECK_ARG(B.isa() == active_isa(), fn, ": B was packed for ", isa_name(B.isa()), " but the active ISA is ",
+                    isa_name(active_isa()), "; pack it again");
+}
+
+}  // namespace detail
+
+namespace {
+
+using detail::Lowp;
+using detail::LowpKernels;
+using detail::LowpTile;
+using detail::Words;
+using detail::check_packed;
+using detail::lowp_block;
+using detail::lowp_threads;
+
+constexpr double kInterruptFlops = 4e9;
 
 // Splits rows (in MR units) or panels, whichever is longer, over the threads; Ctrl-C is checked
 // between row chunks of ~kInterruptFlops.
@@ -316,10 +314,8 @@ PackedInt8::PackedInt8(int64_t K, int64_t N, const int8_t* B, int64_t ldb) : K_(
   if (K > 0 && N > 0) pack_b_int8(k, K, N, B, ldb, data_->b.get(), data_->corr.get(), 0);
 }
 
-struct PackedInt8Access {
-  static const uint32_t* panels(const PackedInt8& B) { return B.data_->b.get(); }
-  static const int32_t* corr(const PackedInt8& B) { return B.data_->corr.get(); }
-};
+const uint32_t* PackedInt8Access::panels(const PackedInt8& B) { return B.data_->b.get(); }
+const int32_t* PackedInt8Access::corr(const PackedInt8& B) { return B.data_->corr.get(); }
 
 namespace {
 
@@ -350,12 +346,6 @@ void int8_packed_dynamic(int64_t M, Rows&& rows, const PackedInt8& B, const floa
   Lowp L{&k, &detail::kernel_for(B.isa()), M, N, Kg, npad, ap, PackedInt8Access::panels(B), scale.get(), b_scale,
          PackedInt8Access::corr(B), C, ldc, &ep};
   lowp_run(L, max_threads);
-}
-
-void check_packed(const char* fn, const PackedInt8& B, const float* b_scale) {
-  FORGEML_CHECK_ARG(B.n() == 0 || b_scale, fn, ": null scale pointer");
-  FORGEML_CHECK_ARG(B.isa() == active_isa(), fn, ": B was packed for ", isa_name(B.isa()), " but the active ISA is ",
-                    isa_name(active_isa()), "; pack it again");
 }
 
 }  // namespace
@@ -390,76 +380,6 @@ void gemm_int8_packed(int64_t M, const int8_t* A, const float* A_float, int64_t 
   }, max_threads);
   Lowp L{&k, &detail::kernel_for(B.isa()), M, N, Kg, npad, ap, PackedInt8Access::panels(B), a_scale, b_scale,
          PackedInt8Access::corr(B), C, ldc, &ep};
-  lowp_run(L, max_threads);
-}
-
-// ---------------------------------------------------------------- int8 convolution (im2col rows)
-
-void conv2d_int8_packed(const ConvGeometry& g, const float* X, const PackedInt8& B, const float* b_scale, float* Y,
-                        const Epilogue& ep, int max_threads) {
-  FORGEML_CHECK_ARG(g.n >= 0 && g.h >= 0 && g.w >= 0 && g.c >= 1 && g.kh >= 1 && g.kw >= 1 && g.sh >= 1 &&
-                        g.sw >= 1 && g.dh >= 1 && g.dw >= 1 && g.pad_top >= 0 && g.pad_left >= 0 && g.oh >= 0 &&
-                        g.ow >= 0,
-                    "conv2d_int8: bad geometry");
-  const int64_t K = g.kh * g.kw * g.c, N = B.n();
-  FORGEML_CHECK_ARG(B.k() == K, "conv2d_int8: the kernel has ", B.k(), " rows, the patches ", K);
-  // any oh / ow is safe: a window position outside the input reads zeros (the padding)
-  check_packed("conv2d_int8", B, b_scale);
-  const int64_t M = g.n * g.oh * g.ow, image = g.h * g.w * g.c;
-  FORGEML_CHECK_ARG(M == 0 || N == 0 || (X && Y), "conv2d_int8: null pointer");
-  if (M == 0 || N == 0) return;
-  const LowpKernels& k = detail::lowp_kernels_for(B.isa(), 1);
-  max_threads = lowp_threads(M, N, K, max_threads);
-  // 1. each image quantized once with its own scale, stored as the unsigned bytes q + 128
-  std::unique_ptr<uint8_t[]> xq(new uint8_t[std::max<int64_t>(1, g.n * image)]);
-  std::unique_ptr<float[]> img_scale(new float[g.n]), row_scale(new float[M]);
-  parallel_for(g.n, 1, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) {
-      auto* q = reinterpret_cast<int8_t*>(xq.get() + b * image);
-      img_scale[b] = k.quantize_row(X + b * image, image, q);
-      FORGEML_CHECK_ARG(!std::isnan(img_scale[b]), "x: image ", b,
-                        " holds NaN or infinity; int8 quantization needs finite values");
-      for (int64_t t = 0; t < image; ++t) xq[b * image + t] = static_cast<uint8_t>(q[t]) ^ 0x80u;
-    }
-  }, max_threads);
-  // 2. the patches gathered byte-wise into the packed operand (128 = zero for the padding)
-  const int64_t Kg = (K + 3) / 4, npad = (N + k.nr - 1) / k.nr * k.nr, run = g.kw * g.c;
-  Words a(static_cast<size_t>(M * Kg));
-  auto* ap = reinterpret_cast<uint8_t*>(a.get());
-  parallel_for(M, 256, [&](int64_t r0, int64_t r1) {
-    int64_t ox = r0 % g.ow, oy = (r0 / g.ow) % g.oh, b = r0 / (g.ow * g.oh);  // then stepped, no divisions
-    for (int64_t i = r0; i < r1; ++i) {
-      uint8_t* p = ap + i * Kg * 4;
-      row_scale[i] = img_scale[b];
-      const int64_t y0 = oy * g.sh - g.pad_top, x0 = ox * g.sw - g.pad_left;
-      const uint8_t* img = xq.get() + b * image;
-      const bool inside_x = g.dw == 1 && x0 >= 0 && x0 + g.kw <= g.w;
-      for (int64_t ki = 0; ki < g.kh; ++ki, p += run) {
-        const int64_t y = y0 + ki * g.dh;
-        if (y < 0 || y >= g.h) {
-          std::fill(p, p + run, uint8_t{128});
-          continue;
-        }
-        const uint8_t* src = img + y * g.w * g.c;
-        if (inside_x) {
-          for (int64_t t = 0; t < run; ++t) p[t] = src[x0 * g.c + t];
-          continue;
-        }
-        for (int64_t kj = 0; kj < g.kw; ++kj) {
-          const int64_t x = x0 + kj * g.dw;
-          for (int64_t t = 0; t < g.c; ++t) p[kj * g.c + t] = x < 0 || x >= g.w ? uint8_t{128} : src[x * g.c + t];
-        }
-      }
-      for (int64_t t = K; t < 4 * Kg; ++t) ap[i * Kg * 4 + t] = 128;  // B's padding rows are zero anyway
-      if (++ox == g.ow) {
-        ox = 0;
-        if (++oy == g.oh) oy = 0, ++b;
-      }
-    }
-  }, max_threads);
-  // 3. the GEMM with the epilogue
-  Lowp L{&k, &detail::kernel_for(B.isa()), M, N, Kg, npad, a.get(), PackedInt8Access::panels(B), row_scale.get(),
-         b_scale, PackedInt8Access::corr(B), Y, N, &ep};
   lowp_run(L, max_threads);
 }
 

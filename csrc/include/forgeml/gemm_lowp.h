@@ -69,8 +69,14 @@ struct ConvGeometry {
 // whose B is the kernel as (kh kw c, filters):
 //   Y[(n oh ow), f] = epilogue(scale[n] * b_scale[f] * (q(patch) . B[:, f])).
 // X is the contiguous NHWC input, Y the contiguous (n, oh, ow, filters) output.
+// With pool, a max pooling follows the epilogue inside the call (the full convolution output is
+// never written out): Y is then (n, pool->oh, pool->ow, filters), exactly what pooling the
+// unpooled Y gives (padded positions take no part; NaN wins as in conv::pool_forward).
+struct MaxPoolGeometry {
+  int64_t kh, kw, sh, sw, pad_top, pad_left, oh, ow;
+};
 void conv2d_int8_packed(const ConvGeometry& g, const float* X, const PackedInt8& B, const float* b_scale, float* Y,
-                        const Epilogue& epilogue = {}, int max_threads = 0);
+                        const Epilogue& epilogue = {}, int max_threads = 0, const MaxPoolGeometry* pool = nullptr);
 
 // Dynamic symmetric quantization of each row of X (M, K): scale[i] = max_k |X[i, k]| / 127 (1
 // for an all-zero row) and Q[i, k] = round(X[i, k] / scale[i]) in [-127, 127]. Q is (M, K) dense.

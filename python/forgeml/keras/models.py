@@ -386,10 +386,12 @@ class Model:
 
     # ---------------------------------------------------------------- the step
     def _forward(self, x, training):
-        if not training and self._layers and self._layers[0]._quantization_mode:  # int8: maybe one call
+        if not training and self._layers and self._layers[0]._quantization_mode:  # int8 Dense stack: one call
             y = quantization.dense_chain(self, x)
             if y is not None:
                 return y
+        if not training and self.__dict__.get("_int8_fusion"):  # model.quantize: conv + pool pairs
+            return quantization.forward_fused(self, x)
         for layer in self._layers:
             x = layer.forward(x, training)
         return x

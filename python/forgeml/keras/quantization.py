@@ -109,7 +109,46 @@ def quantize_model(model, mode="int8"):
     if not done:
         raise ValueError(f"Model {model.name!r} has no layer that can be quantized to {mode} (Dense, Conv2D)")
     model._pack()
+    model.__dict__["_int8_fusion"] = _pool_fusion(model)
     return model
+
+
+def _pool_fusion(model):
+    """Indices i of a layer chain where a quantized Conv2D is followed directly by a MaxPooling2D:
+    predict runs the pair as one call (``forward_fused``), the pooling inside the convolution's
+    C++ call, so the full convolution output is never written. Only plain chains (Sequential);
+    a functional graph runs its layers one by one."""
+    if getattr(model, "_graph", None) is not None:
+        return ()
+    layers = model._layers
+    return tuple(i for i in range(len(layers) - 1) if _fusable(layers[i], layers[i + 1]))
+
+
+def _fusable(conv, pool):
+    from .layers.convolutional import Conv2D
+    from .layers.pooling import MaxPooling2D
+
+    return (
+        type(conv) is Conv2D
+        and conv._quantization_mode == "int8"
+        and type(pool) is MaxPooling2D
+        and pool.data_format == "channels_last"
+    )
+
+
+def forward_fused(model, x):
+    """Model._forward at predict time with the (Conv2D int8, MaxPooling2D) pairs of
+    ``model._int8_fusion`` fused; the same values as the layers in sequence."""
+    layers, fused = model._layers, model._int8_fusion
+    i = 0
+    while i < len(layers):
+        if i in fused and i + 1 < len(layers) and _fusable(layers[i], layers[i + 1]):
+            x = conv_forward_int8(layers[i], x, pool=layers[i + 1])
+            i += 2
+        else:
+            x = layers[i].forward(x, False)
+            i += 1
+    return x
 
 
 def is_quantized(model) -> bool:
@@ -239,13 +278,15 @@ def _conv_geometry(layer, h, w):
     return max((h - eh) // sh + 1, 0), max((w - ew) // sw + 1, 0), 0, 0
 
 
-def conv_forward_int8(layer, x):
+def conv_forward_int8(layer, x, pool=None):
     """Conv2D.forward of an int8 layer: each input image quantized with its own dynamic scale, the
     int8 GEMM over the im2col patches of the quantized images, bias and relu/sigmoid/tanh/gelu in
     the epilogue. (A scale per image, not per patch: the same product for a fraction of the
     work, since a small kernel's patch is only a few values.) On the CPU with a packed kernel one
     C++ call quantizes, gathers the int8 patches into the GEMM's operand and runs the GEMM
-    (``conv2d_int8_packed``); elsewhere the patches are built with NumPy / CuPy views."""
+    (``conv2d_int8_packed``); elsewhere the patches are built with NumPy / CuPy views.
+    pool: a MaxPooling2D layer applied to the result (inside the same C++ call on the CPU when the
+    activation is in the epilogue; the output is then the pooled one, the same values)."""
     ops = _kernels()
     act = layer.activation
     bias = layer.bias.value if layer.use_bias else None
@@ -258,11 +299,27 @@ def conv_forward_int8(layer, x):
 
         x = np.ascontiguousarray(x, dtype=np.float32)
         n, h, w, _ = x.shape
-        oh, ow, top, left = _conv_geometry(layer, h, w)
-        y = np.empty((n, oh, ow, layer.filters), np.float32)
-        geometry = (tuple(layer.kernel_size), tuple(layer.strides), tuple(layer.dilation_rate), (top, left))
-        _backend.cpu.conv2d_int8_packed(x, q, s, y, *geometry, bias, ACTIVATIONS[act.kernel] if fused else 0)
-        return y if fused else act.forward(y)
+        fuse_pool = pool is not None and fused
+        key = (h, w, act, pool if fuse_pool else None)
+        cache = layer.__dict__.setdefault("_int8_call_cache", {})  # per input size: the call's fixed args
+        args = cache.get(key)
+        if args is None:
+            oh, ow, top, left = _conv_geometry(layer, h, w)
+            geometry = (tuple(layer.kernel_size), tuple(layer.strides), tuple(layer.dilation_rate), (top, left))
+            code = ACTIVATIONS[act.kernel] if fused else 0
+            if fuse_pool:
+                ph, pw, pt, pl = _pool_geometry(pool, oh, ow)
+                (kh, kw), (sh, sw) = pool.pool_size, pool.strides
+                args = cache[key] = ((ph, pw, layer.filters), geometry, code, (oh, ow, kh, kw, sh, sw, pt, pl))
+            else:
+                args = cache[key] = ((oh, ow, layer.filters), geometry, code, None)
+        out, geometry, code, pooling = args
+        y = np.empty((n, *out), np.float32)
+        _backend.cpu.conv2d_int8_packed(x, q, s, y, *geometry, bias, code, pooling)
+        if fuse_pool:
+            return y
+        y = y if fused else act.forward(y)
+        return y if pool is None else pool.forward(y, False)
     q_img, s_img = _quantize_images(x)
     cols, (n, oh, ow) = _patches(q_img, layer)
     xp = backend.xp_of(cols)
@@ -271,7 +328,18 @@ def conv_forward_int8(layer, x):
         y = ops.matmul_int8(cols, row_scale, q, s, bias=bias, activation=act.kernel)
     else:
         y = act.forward(ops.matmul_int8(cols, row_scale, q, s, bias=bias))
-    return y.reshape(n, oh, ow, layer.filters)
+    y = y.reshape(n, oh, ow, layer.filters)
+    return y if pool is None else pool.forward(y, False)
+
+
+def _pool_geometry(pool, h, w):
+    """(oh, ow, pad_top, pad_left) of a pooling layer on an h x w input (ops.conv._pads_1d's
+    arithmetic; the layer's build already rejected windows larger than a "valid" input)."""
+    (kh, kw), (sh, sw) = pool.pool_size, pool.strides
+    if pool.padding == "same":
+        oh, ow = -(-h // sh), -(-w // sw)
+        return oh, ow, max((oh - 1) * sh + kh - h, 0) // 2, max((ow - 1) * sw + kw - w, 0) // 2
+    return (h - kh) // sh + 1, (w - kw) // sw + 1, 0, 0
 
 
 def _quantize_images(x):
