@@ -62,11 +62,10 @@ inline __attribute__((always_inline)) void dpbusd(__m512i& acc, __m512i a, __m51
   asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
 }
 
-// int8_avx512_<M>x<16*NV>
+// acc (M x 16*NV int32) = the sums over kg groups of a's rows times b's panel.
 template <int M, int NV>
-void int8_avx512(int64_t kg, const uint32_t* a, int64_t as, const uint32_t* b, float* c, int64_t ldc, bool accumulate,
-                 const LowpTile& t, int, int n) {
-  __m512i acc[M][NV];
+inline __attribute__((always_inline)) void int8_sums(int64_t kg, const uint32_t* a, int64_t as, const uint32_t* b,
+                                                     __m512i (&acc)[M][NV]) {
 #pragma GCC unroll 16
   for (int i = 0; i < M; ++i)
 #pragma GCC unroll 2
@@ -83,6 +82,14 @@ void int8_avx512(int64_t kg, const uint32_t* a, int64_t as, const uint32_t* b, f
       for (int v = 0; v < NV; ++v) dpbusd(acc[i][v], ai, bv[v]);
     }
   }
+}
+
+// int8_avx512_<M>x<16*NV>
+template <int M, int NV>
+void int8_avx512(int64_t kg, const uint32_t* a, int64_t as, const uint32_t* b, float* c, int64_t ldc, bool accumulate,
+                 const LowpTile& t, int, int n) {
+  __m512i acc[M][NV];
+  int8_sums<M, NV>(kg, a, as, b, acc);
   __m512 cs[NV], bias[NV];
   __m512i corr[NV];
 #pragma GCC unroll 2
@@ -113,22 +120,7 @@ template <int M, int NV>
 void int8_pool4_avx512(int64_t kg, const uint32_t* a, int64_t as, const uint32_t* b, float* c, int64_t ldc, bool,
                        const LowpTile& t, int, int n) {
   __m512i acc[M][NV];
-#pragma GCC unroll 16
-  for (int i = 0; i < M; ++i)
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_si512();
-#pragma GCC unroll 2
-  for (int64_t g = 0; g < kg; ++g, b += NR) {
-    __m512i bv[NV];
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_si512(b + 16 * v);
-#pragma GCC unroll 16
-    for (int i = 0; i < M; ++i) {
-      const __m512i ai = _mm512_set1_epi32(static_cast<int>(a[i * as + g]));
-#pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) dpbusd(acc[i][v], ai, bv[v]);
-    }
-  }
+  int8_sums<M, NV>(kg, a, as, b, acc);
 #pragma GCC unroll 2
   for (int v = 0; v < NV; ++v) {
     const __mmask16 mk = lane_mask(n, v);
