@@ -386,7 +386,7 @@ class Model:
 
     # ---------------------------------------------------------------- the step
     def _forward(self, x, training):
-        if not training and self._layers and self._layers[0]._quantization_mode:  # int8 Dense stack: one call
+        if not training and self._layers and getattr(self._layers[0], "_quantization_mode", None):  # int8 Dense: one call
             y = quantization.dense_chain(self, x)
             if y is not None:
                 return y
