@@ -15,8 +15,8 @@ t0=$SECONDS
 CXX=${CXX:-g++}
 FLAGS=(-std=c++20 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
        -pthread -Icsrc/include -Icsrc -Wno-unknown-pragmas)
-SOURCES=(csrc/cpu/runtime.cpp csrc/cpu/thread_pool.cpp csrc/cpu/gemm/*.cpp csrc/cpu/conv/*.cpp csrc/cpu/tree/predict.cpp
-         csrc/cpu/tree/compact.cpp csrc/cpu/tree/compact_rows.cpp tests/sanitize/sanitize_main.cpp)
+SOURCES=(csrc/cpu/runtime.cpp csrc/cpu/thread_pool.cpp csrc/cpu/gemm/*.cpp csrc/cpu/conv/*.cpp csrc/cpu/dense_step/*.cpp
+         csrc/cpu/tree/predict.cpp csrc/cpu/tree/compact*.cpp tests/sanitize/sanitize_main.cpp)
 objs=()
 pids=()
 for src in "${SOURCES[@]}"; do

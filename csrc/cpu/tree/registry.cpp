@@ -1,6 +1,6 @@
 // Picks the split-kernel table for an ISA; each is set up once. AVX2 takes the portable table,
 // AVX-512 the portable one with its own class_proxies (kernels.h says why). The compact-forest
-// walk: portable, or AVX-512's gather walk.
+// walk's table is compact_registry.cpp's.
 #include "cpu/tree/kernels.h"
 #include "forgeml/kernel_tables.h"
 
@@ -13,12 +13,5 @@ const SplitKernels& split_kernels_for(Isa isa) {
 }
 
 const SplitKernels& split_kernels() { return split_kernels_for(active_isa()); }
-
-const CompactKernels& compact_kernels_for(Isa isa) {
-  static const KernelTables<CompactKernels> tables(nullptr, compact_kernels_portable, nullptr, compact_kernels_avx512);
-  return tables[isa];
-}
-
-const CompactKernels& compact_kernels() { return compact_kernels_for(active_isa()); }
 
 }  // namespace forgeml::tree
