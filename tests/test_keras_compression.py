@@ -441,6 +441,23 @@ def test_quantized_conv_then_max_pool_fused_predict_matches_the_layers_in_sequen
     assert y.shape == z.shape
 
 
+def test_quantized_conv_pool_fusion_with_negative_scales_matches_the_layers(isa, rng):
+    """Pooling on the int32 sums assumes positive column scales (what quantization gives); scales
+    set by hand to negative values must still give the two layers' output."""
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential(
+        [keras.Input(shape=(6, 8, 3)), keras.layers.Conv2D(5, 3, padding="same"), keras.layers.MaxPooling2D()]
+    )
+    x = rng.standard_normal((7, 6, 8, 3)).astype(np.float32)
+    model(x[:1])
+    model.quantize("int8")
+    q, b, s = model.layers[0].get_weights()
+    model.layers[0].set_weights([q, b, -s])
+    fused = model.predict_on_batch(x)
+    z = model.layers[1].forward(model.layers[0].forward(x, False), False)
+    np.testing.assert_array_equal(fused, z)
+
+
 def test_quantized_conv_pool_fusion_only_for_a_direct_conv_maxpool_chain():
     keras.utils.set_random_seed(0)
     model = keras.Sequential(

@@ -189,10 +189,14 @@ void pool_images(const Conv& c, const float* x, float* y, int64_t images) {
 }
 
 // Whether the pooling can run on the tiles' int32 sums (lowp.h: pool4): 2 x 2 windows with stride
-// 2, all inside the convolution output, relu or no activation, one depth block.
+// 2, all inside the convolution output, relu or no activation, one depth block, and every column
+// scale > 0 (quantization makes them so; a scale set by hand to <= 0 or NaN would turn the max
+// of the sums into the wrong row).
 bool pool4_applies(const Conv& c) {
   const MaxPoolGeometry* p = c.pool;
-  return p && c.k.pool4[0][1] && c.k.int8_bias_relu && c.pieces.count > 0 && c.Kg <= c.k.kcg && !c.ep.fn &&
+  const float* cs = c.base.col_scale;
+  return p && std::all_of(cs, cs + c.N, [](float v) { return v > 0.f; }) && c.k.pool4[0][1] && c.k.int8_bias_relu &&
+         c.pieces.count > 0 && c.Kg <= c.k.kcg && !c.ep.fn &&
          (c.ep.act == Activation::none || c.ep.act == Activation::relu) && p->kh == 2 && p->kw == 2 && p->sh == 2 &&
          p->sw == 2 && p->pad_top == 0 && p->pad_left == 0 && 2 * p->oh <= c.g.oh && 2 * p->ow <= c.g.ow;
 }
