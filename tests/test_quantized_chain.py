@@ -134,3 +134,84 @@ def test_chain_binding_rejects_mismatched_layers(rng):
         _backend.cpu.int8_dense_chain(x, [layer(6, 3)[:3] + (9,)], False, out)
     with pytest.raises(ValueError, match="layers: expected at least one layer"):
         _backend.cpu.int8_dense_chain(x, [], False, out)
+
+
+def conv_pool_dense(image, dense, acts, seed=0):
+    keras.utils.set_random_seed(seed)
+    layers = [
+        keras.Input(shape=image),
+        keras.layers.Conv2D(6, 3, padding="same", activation="relu"),
+        keras.layers.MaxPooling2D(),
+        keras.layers.Flatten(),
+    ]
+    layers += [keras.layers.Dense(d, activation=a) for d, a in zip(dense, acts)]
+    model = keras.Sequential(layers)
+    rng = np.random.default_rng(seed)
+    model.set_weights([rng.standard_normal(w.shape).astype(np.float32) * 0.3 for w in model.get_weights()])
+    return model
+
+
+@pytest.mark.parametrize("batch", [1, 5, 33, 257])
+@pytest.mark.parametrize("dense, acts", [([10], ["softmax"]), ([9, 4], ["relu", None]), ([7, 3], ["tanh", "softmax"])])
+def test_conv_pool_then_dense_chain_in_one_call_equals_the_layers(isa, rng, batch, dense, acts):
+    """Conv2D + MaxPooling2D + Flatten + int8 Dense layers: the Dense layers run inside the
+    convolution's C++ call on each thread's pooled images; the same bits as the layers in turn."""
+    model = conv_pool_dense((9, 7, 2), dense, acts)
+    model.quantize("int8")
+    x = rng.standard_normal((batch, 9, 7, 2)).astype(np.float32)
+    x[0] = 0  # an all-zero image and, after relu and pooling, possibly an all-zero row
+    y = model.predict_on_batch(x)
+    plan = quantization._tail_plan(model, 2)
+    assert plan is not None and (quantization._chain_stack(plan) is None) == (isa == "reference")
+    np.testing.assert_array_equal(y, layer_by_layer(model, x))
+    np.testing.assert_array_equal(model.predict(x, batch_size=16, verbose=0), y)
+
+
+def test_conv_pool_tail_falls_back_where_the_chain_does_not_apply(rng):
+    x = rng.standard_normal((6, 9, 7, 2)).astype(np.float32)
+    elu = conv_pool_dense((9, 7, 2), [5], ["elu"])  # not an epilogue activation: the layers run in turn
+    elu.quantize("int8")
+    assert quantization._tail_plan(elu, 2) is None
+    np.testing.assert_array_equal(elu.predict_on_batch(x), layer_by_layer(elu, x))
+    keras.utils.set_random_seed(0)
+    no_flatten = keras.Sequential(
+        [
+            keras.Input(shape=(9, 7, 2)),
+            keras.layers.Conv2D(6, 3, activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Dense(3),  # on the channel axis of every pixel, not a chain over images
+        ]
+    )
+    no_flatten.quantize("int8")
+    assert quantization._tail_plan(no_flatten, 2) is None
+    np.testing.assert_array_equal(no_flatten.predict_on_batch(x), layer_by_layer(no_flatten, x))
+
+
+def _int8_layer(rng, k, n, act=1):
+    q, s = ops.quantize_int8(rng.standard_normal((k, n)).astype(np.float32), axis=0)
+    return (ops.pack_int8(q), s, rng.standard_normal(n).astype(np.float32), act)
+
+
+@pytest.mark.parametrize("image", [(5, 6), (21, 19)])  # 19 x 17 outputs: more rows than a block
+def test_conv_binding_chain_without_pooling_equals_conv_then_chain(rng, image):
+    c, f = 3, 4
+    x = rng.standard_normal((3, *image, c)).astype(np.float32)
+    q, s = ops.quantize_int8(rng.standard_normal((9 * c, f)).astype(np.float32), axis=0)
+    w = ops.pack_int8(q)
+    oh, ow = image[0] - 2, image[1] - 2
+    geometry = ((3, 3), (1, 1), (1, 1), (0, 0))
+    layers = [_int8_layer(rng, oh * ow * f, 6), _int8_layer(rng, 6, 2, 0)]
+    y = np.empty((3, oh, ow, f), np.float32)
+    _backend.cpu.conv2d_int8_packed(x, w, s, y, *geometry, None, 1)
+    expected = np.empty((3, 2), np.float32)
+    _backend.cpu.int8_dense_chain(y.reshape(3, -1), layers, True, expected)
+    y2, z = np.empty_like(y), np.empty((3, 2), np.float32)
+    _backend.cpu.conv2d_int8_packed(x, w, s, y2, *geometry, None, 1, None, (layers, True, z))
+    np.testing.assert_array_equal(y2, y)
+    np.testing.assert_array_equal(z, expected)
+    with pytest.raises(ValueError, match="layer 0 takes 7 inputs, its input has"):
+        _backend.cpu.conv2d_int8_packed(x, w, s, y2, *geometry, None, 1, None, ([_int8_layer(rng, 7, 2)], False, z))
+    with pytest.raises(ValueError, match="chain out: expected"):
+        _backend.cpu.conv2d_int8_packed(x, w, s, y2, *geometry, None, 1, None, (layers, False, z[:2]))
+    with pytest.raises(ValueError, match="chain: expected"):
+        _backend.cpu.conv2d_int8_packed(x, w, s, y2, *geometry, None, 1, None, (layers, False))

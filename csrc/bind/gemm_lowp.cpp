@@ -4,6 +4,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include "bind/int8_layers.h"
 #include "bind/registry.h"
 #include "forgeml/check.h"
 #include "forgeml/gemm_lowp.h"
@@ -109,7 +110,7 @@ static forgeml::bind::Register reg{[](py::module_& m) {
   m.def("conv2d_int8_packed", [](const py::array& x, const fg::PackedInt8& w, const py::array& w_scale,
                                  const py::array& out, const py::tuple& kernel, const py::tuple& strides,
                                  const py::tuple& dilation, const py::tuple& pad, const py::object& bias,
-                                 int activation, const py::object& pool) {
+                                 int activation, const py::object& pool, const py::object& chain) {
     FORGEML_CHECK_ARG(x.dtype().kind() == 'f' && x.itemsize() == 4 && x.ndim() == 4 &&
                           (x.flags() & py::array::c_style),
                       "x: expected a C-contiguous float32 (N, H, W, C) array");
@@ -134,13 +135,29 @@ static forgeml::bind::Register reg{[](py::module_& m) {
                       "), got a different shape");
     const float* ws = vec_of(w_scale, w.n(), "w_scale");
     fg::Epilogue ep{vec_of(bias, w.n(), "bias"), act_of(activation)};
+    // chain: None, or (int8 Dense layers as int8_dense_chain takes them, softmax, chain_out)
+    std::vector<fg::Int8Dense> layers;
+    fg::Int8DenseTail tail;
+    if (!chain.is_none()) {
+      const auto t = chain.cast<py::tuple>();
+      FORGEML_CHECK_ARG(t.size() == 3, "chain: expected (layers, softmax, out)");
+      layers = forgeml::bind::int8_layers_of(t[0]);
+      View Yc = view_of(t[2].cast<py::array>(), "chain out", 'f', 4, true);
+      FORGEML_CHECK_ARG(Yc.rows == g.n && Yc.cols == layers.back().w->n(), "chain out: expected (", g.n, ", ",
+                        layers.back().w->n(), "), got (", Yc.rows, ", ", Yc.cols, ")");
+      tail = fg::Int8DenseTail{layers.data(), static_cast<int>(layers.size()), t[1].cast<bool>(),
+                               static_cast<float*>(Yc.p), Yc.ld};
+    }
     py::gil_scoped_release nogil;
     fg::conv2d_int8_packed(g, static_cast<const float*>(x.data()), w, ws,
-                           static_cast<float*>(const_cast<void*>(out.data())), ep, 0, pool.is_none() ? nullptr : &mp);
+                           static_cast<float*>(const_cast<void*>(out.data())), ep, 0, pool.is_none() ? nullptr : &mp,
+                           chain.is_none() ? nullptr : &tail);
   }, py::arg("x"), py::arg("w"), py::arg("w_scale"), py::arg("out"), py::arg("kernel"), py::arg("strides"),
      py::arg("dilation"), py::arg("pad"), py::arg("bias"), py::arg("activation"), py::arg("pool") = py::none(),
+     py::arg("chain") = py::none(),
      "int8 NHWC convolution: per-image dynamic int8 quantization + the packed int8 GEMM + epilogue, "
-     "optionally followed by a max pooling (pool) so only the pooled output is written.");
+     "optionally followed by a max pooling (pool) so only the pooled output is written, and by int8 "
+     "Dense layers (chain) on each flattened image.");
 
   m.def("quantize_rows_int8", [](const py::array& x) {
     View X = view_of(x, "x", 'f', 4);

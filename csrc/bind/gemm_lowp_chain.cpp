@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "bind/int8_layers.h"
 #include "bind/registry.h"
 #include "forgeml/check.h"
 
@@ -27,32 +28,13 @@ float* rows_of(const py::array& a, const char* name, int64_t cols, bool writable
   return static_cast<float*>(const_cast<void*>(a.data()));
 }
 
-const float* vector_of(const py::handle& o, int64_t n, const char* name) {
-  if (o.is_none()) return nullptr;
-  auto v = py::reinterpret_borrow<py::array>(o);
-  FORGEML_CHECK_ARG(
-      v.dtype().kind() == 'f' && v.itemsize() == 4 && v.ndim() == 1 && v.shape(0) == n && (n <= 1 || v.strides(0) == 4),
-      name, ": expected a contiguous float32 vector of length ", n);
-  return static_cast<const float*>(v.data());
-}
-
 }  // namespace
 
 static forgeml::bind::Register reg{[](py::module_& m) {
   m.def(
       "int8_dense_chain",
       [](const py::array& x, const py::list& layers, bool softmax, const py::array& out) {
-        std::vector<fg::Int8Dense> stack;
-        for (const py::handle& item : layers) {
-          auto t = py::reinterpret_borrow<py::tuple>(item);
-          FORGEML_CHECK_ARG(t.size() == 4, "layers: expected (packed kernel, scale, bias, activation) tuples");
-          const auto& w = t[0].cast<const fg::PackedInt8&>();
-          const int act = t[3].cast<int>();
-          FORGEML_CHECK_ARG(act >= 0 && act <= 4, "activation: expected 0..4, got ", act);
-          stack.push_back(
-              {&w, vector_of(t[1], w.n(), "scale"), vector_of(t[2], w.n(), "bias"), static_cast<fg::Activation>(act)});
-        }
-        FORGEML_CHECK_ARG(!stack.empty(), "layers: expected at least one layer");
+        const std::vector<fg::Int8Dense> stack = forgeml::bind::int8_layers_of(layers);
         const float* X = rows_of(x, "x", stack.front().w->k(), false);
         float* Y = rows_of(out, "out", stack.back().w->n(), true);
         FORGEML_CHECK_ARG(out.shape(0) == x.shape(0), "out: expected ", x.shape(0), " rows, got ", out.shape(0));

@@ -15,6 +15,7 @@
 #include "cpu/conv/pool_rows.h"
 #include "cpu/gemm/lowp_run.h"
 #include "forgeml/check.h"
+#include "forgeml/gemm_lowp_chain.h"
 #include "forgeml/parallel.h"
 
 namespace forgeml::gemm {
@@ -203,17 +204,43 @@ bool pool4_applies(const Conv& c) {
 
 // The patch rows of the image in s.img in window order: for each pooled pixel its four
 // convolution pixels (top left, top right, bottom left, bottom right); the rest are never computed.
-void gather_windows(const Conv& c, const Scratch& s, uint32_t* a) {
+// P pieces a row as a constant (the copies unroll, their offsets in registers), or 0: pc.count.
+template <int P>
+void gather_windows_fixed(const Conv& c, const Pieces& pc, const uint8_t* img, uint8_t* d) {
   const ConvGeometry& g = c.g;
-  const Pieces& pc = c.pieces;
   const int64_t C = g.c, line = c.wp * C, row_bytes = 4 * c.Kg, sx = g.sw * C, sy = g.sh * line;
-  auto* d = reinterpret_cast<uint8_t*>(a);
+  const int count = P ? P : pc.count;
+  int64_t src[Pieces::kMax], dst[Pieces::kMax];
+  for (int t = 0; t < count; ++t) src[t] = pc.src[t], dst[t] = pc.dst[t];
+  const int64_t corner[4] = {0, sx, sy, sy + sx};
   for (int64_t py = 0; py < c.pool->oh; ++py)
-    for (int64_t px = 0; px < c.pool->ow; ++px)
-      for (int64_t q = 0; q < 4; ++q, d += row_bytes) {
-        const uint8_t* base = s.img.get() + (2 * py + q / 2) * sy + (2 * px + q % 2) * sx;
-        for (int t = 0; t < pc.count; ++t) std::memcpy(d + pc.dst[t], base + pc.src[t], 8);
+    for (int64_t px = 0; px < c.pool->ow; ++px) {
+      const uint8_t* window = img + 2 * py * sy + 2 * px * sx;
+      for (int q = 0; q < 4; ++q, d += row_bytes) {
+        const uint8_t* base = window + corner[q];
+#pragma GCC unroll 16
+        for (int t = 0; t < (P ? P : count); ++t) std::memcpy(d + dst[t], base + src[t], 8);
       }
+    }
+}
+
+void gather_windows(const Conv& c, const Scratch& s, uint32_t* a) {
+  const uint8_t* img = s.img.get();
+  auto* d = reinterpret_cast<uint8_t*>(a);
+  switch (c.pieces.count) {
+    case 1:
+      return gather_windows_fixed<1>(c, c.pieces, img, d);
+    case 2:
+      return gather_windows_fixed<2>(c, c.pieces, img, d);
+    case 3:
+      return gather_windows_fixed<3>(c, c.pieces, img, d);
+    case 6:
+      return gather_windows_fixed<6>(c, c.pieces, img, d);
+    case 9:
+      return gather_windows_fixed<9>(c, c.pieces, img, d);
+    default:
+      return gather_windows_fixed<0>(c, c.pieces, img, d);
+  }
 }
 
 // m window-ordered rows of a (m a multiple of 4) into m / 4 pooled rows of y.
@@ -267,7 +294,7 @@ void check_pool(const MaxPoolGeometry& p) {
 }  // namespace
 
 void conv2d_int8_packed(const ConvGeometry& g, const float* X, const PackedInt8& B, const float* b_scale, float* Y,
-                        const Epilogue& ep, int max_threads, const MaxPoolGeometry* pool) {
+                        const Epilogue& ep, int max_threads, const MaxPoolGeometry* pool, const Int8DenseTail* tail) {
   FORGEML_CHECK_ARG(g.n >= 0 && g.h >= 0 && g.w >= 0 && g.c >= 1 && g.kh >= 1 && g.kw >= 1 && g.sh >= 1 && g.sw >= 1 &&
                         g.dh >= 1 && g.dw >= 1 && g.pad_top >= 0 && g.pad_left >= 0 && g.oh >= 0 && g.ow >= 0,
                     "conv2d_int8: bad geometry");
@@ -278,7 +305,13 @@ void conv2d_int8_packed(const ConvGeometry& g, const float* X, const PackedInt8&
   detail::check_packed("conv2d_int8", B, b_scale);
   const int64_t rows = g.oh * g.ow, M = g.n * rows;
   FORGEML_CHECK_ARG(M == 0 || N == 0 || (X && Y), "conv2d_int8: null pointer");
-  if (M == 0 || N == 0 || (pool && pool->oh * pool->ow == 0)) return;
+  const int64_t per_image = (pool ? pool->oh * pool->ow : rows) * N;  // Y's floats an image: a tail's row
+  const int64_t widest = tail ? check_dense_tail(*tail, per_image) : 0;
+  FORGEML_CHECK_ARG(!tail || g.n == 0 || tail->Y, "conv2d_int8: null tail output");
+  if (M == 0 || N == 0 || (pool && pool->oh * pool->ow == 0)) {
+    FORGEML_CHECK_ARG(!tail || g.n == 0, "conv2d_int8: a dense tail after an empty convolution output");
+    return;
+  }
   const LowpKernels& k = detail::lowp_kernels_for(B.isa(), 1);
   const int threads = detail::lowp_threads(M, N, K, max_threads);
   const int64_t Kg = (K + 3) / 4, npad = (N + k.nr - 1) / k.nr * k.nr;
@@ -308,6 +341,10 @@ void conv2d_int8_packed(const ConvGeometry& g, const float* X, const PackedInt8&
           Scratch s(c, std::min(per_block, g.n), pool != nullptr);
           for (int64_t blk = b0; blk < b1; ++blk)
             image_block(c, X, Y, blk * per_block, std::min(g.n, (blk + 1) * per_block), s);
+          if (tail) {
+            const int64_t i0 = b0 * per_block, i1 = std::min(g.n, b1 * per_block);
+            int8_dense_tail_rows(*tail, widest, Y + i0 * per_image, per_image, i0, i1);
+          }
         },
         threads);
     return;
@@ -331,6 +368,8 @@ void conv2d_int8_packed(const ConvGeometry& g, const float* X, const PackedInt8&
                  },
                  threads);
   }
+  if (tail)
+    int8_dense_chain(g.n, Y, per_image, tail->layers, tail->n_layers, tail->softmax, tail->Y, tail->ldy, max_threads);
 }
 
 }  // namespace forgeml::gemm

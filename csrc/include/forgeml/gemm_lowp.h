@@ -75,8 +75,13 @@ struct ConvGeometry {
 struct MaxPoolGeometry {
   int64_t kh, kw, sh, sw, pad_top, pad_left, oh, ow;
 };
+// With tail, int8 Dense layers (gemm_lowp_chain.h) follow inside the call, each image's Y (flattened)
+// one row of their input, run by the thread that computed it while it is in cache; Y is still
+// written.
+struct Int8DenseTail;
 void conv2d_int8_packed(const ConvGeometry& g, const float* X, const PackedInt8& B, const float* b_scale, float* Y,
-                        const Epilogue& epilogue = {}, int max_threads = 0, const MaxPoolGeometry* pool = nullptr);
+                        const Epilogue& epilogue = {}, int max_threads = 0, const MaxPoolGeometry* pool = nullptr,
+                        const Int8DenseTail* tail = nullptr);
 
 // Dynamic symmetric quantization of each row of X (M, K): scale[i] = max_k |X[i, k]| / 127 (1
 // for an all-zero row) and Q[i, k] = round(X[i, k] / scale[i]) in [-127, 127]. Q is (M, K) dense.

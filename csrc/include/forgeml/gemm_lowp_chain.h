@@ -26,6 +26,25 @@ struct Int8Dense {
 void int8_dense_chain(int64_t M, const float* X, int64_t ldx, const Int8Dense* layers, int n_layers, bool softmax,
                       float* Y, int64_t ldy, int max_threads = 0);
 
+// A chain as the tail of another int8 call (conv2d_int8_packed): its layers, the softmax flag and
+// the output, (rows, N of the last layer) with row stride ldy.
+struct Int8DenseTail {
+  const Int8Dense* layers = nullptr;
+  int n_layers = 0;
+  bool softmax = false;
+  float* Y = nullptr;
+  int64_t ldy = 0;
+};
+
+// Throws unless tail's layers fit together and the first takes k inputs; returns the widest
+// layer's output count.
+int64_t check_dense_tail(const Int8DenseTail& tail, int64_t k);
+
+// Rows [r0, r1) of the chain on the calling thread: X points at row r0 (row stride ldx), the
+// results go to tail.Y's rows r0 .. r1 - 1.
+void int8_dense_tail_rows(const Int8DenseTail& tail, int64_t widest, const float* X, int64_t ldx, int64_t r0,
+                          int64_t r1);
+
 // In place softmax of each row of Y (M, N), max-shifted; the one int8_dense_chain applies.
 void softmax_rows(int64_t M, int64_t N, float* Y, int64_t ldy);
 

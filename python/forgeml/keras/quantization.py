@@ -16,8 +16,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _backend
+from ..ops.gemm import ACTIVATIONS
 from . import activations, backend
 from .layers.base import Variable
+from .layers.convolutional import Conv2D
+from .layers.core import Dense
+from .layers.pooling import MaxPooling2D
+from .layers.reshaping import Flatten
 
 __all__ = ["quantize_model", "quantize_layer", "is_quantized", "dense_chain", "QUANTIZATION_MODES"]
 
@@ -40,8 +46,6 @@ def _check_mode(mode):
 
 
 def quantizable(layer) -> bool:
-    from .layers.convolutional import Conv2D
-    from .layers.core import Dense
 
     return type(layer) in (Dense, Conv2D)
 
@@ -125,8 +129,6 @@ def _pool_fusion(model):
 
 
 def _fusable(conv, pool):
-    from .layers.convolutional import Conv2D
-    from .layers.pooling import MaxPooling2D
 
     return (
         type(conv) is Conv2D
@@ -143,12 +145,30 @@ def forward_fused(model, x):
     i = 0
     while i < len(layers):
         if i in fused and i + 1 < len(layers) and _fusable(layers[i], layers[i + 1]):
+            plan = _tail_plan(model, i + 2)
+            if plan is not None:  # Flatten + int8 Dense layers to the end: inside the same call
+                y = conv_forward_int8(layers[i], x, pool=layers[i + 1], chain=plan)
+                if y is not None:
+                    return y
             x = conv_forward_int8(layers[i], x, pool=layers[i + 1])
             i += 2
         else:
             x = layers[i].forward(x, False)
             i += 1
     return x
+
+
+def _tail_plan(model, start):
+    """The chain plan of the layers after a fused conv + pool pair at ``start``: a Flatten, then
+    int8 Dense layers to the end of the model (``_chain_plan``); None otherwise. Cached per model
+    as ``dense_chain``'s plan is."""
+
+    layers = model._layers
+    cached = model.__dict__.get("_int8_tail")
+    if cached is None or cached[0] != _generation or cached[1] != layers or cached[2] != start:
+        plan = _chain_plan(layers[start + 1 :]) if start < len(layers) and type(layers[start]) is Flatten else None
+        cached = model._int8_tail = (_generation, list(layers), start, plan)
+    return cached[3]
 
 
 def is_quantized(model) -> bool:
@@ -174,8 +194,6 @@ def dense_forward_int8(layer, x, logits=False):
     if type(q).__name__ == "PackedInt8" and type(x) is np.ndarray and x.dtype == np.float32 and x.strides[-1] == 4:
         # straight to the binding (it checks shapes, dtypes and strides): a small layer's call
         # would otherwise spend more time in matmul_int8's Python checks than in the GEMM
-        from .. import _backend
-        from ..ops.gemm import ACTIVATIONS
 
         y = np.empty((x.shape[0], layer.units), np.float32)
         _backend.cpu.gemm_int8_packed(x, None, q, s, y, bias, ACTIVATIONS[act.kernel] if fused else 0)
@@ -205,35 +223,34 @@ def dense_chain(model, x):
     plan = cached[2]
     if plan is None or x.shape[1] != plan[0][0].kernel.value.shape[0]:
         return None
+    stack = _chain_stack(plan)
+    if stack is None:
+        return None
+    last = plan[-1][0]
+    y = np.empty((x.shape[0], last.units), np.float32)
+    if x.shape[0]:
+        _backend.cpu.int8_dense_chain(x, stack, last.activation is activations.softmax, y)
+    return y
+
+
+def _chain_stack(plan):
+    """The chain binding's layer list [(packed kernel, scale, bias, activation code)] of a plan;
+    None on the reference ISA (no packed layout)."""
     stack = []
     for layer, code in plan:
         q = layer.kernel.packed()
         if type(q) is np.ndarray:
-            return None  # the reference ISA: no packed layout
+            return None
         stack.append((q, layer.kernel_scale.value, layer.bias.value if layer.use_bias else None, code))
-    last = plan[-1][0]
-    y = np.empty((x.shape[0], last.units), np.float32)
-    if x.shape[0]:
-        _cpu_chain(x, stack, last.activation is activations.softmax, y)
-    return y
+    return stack
 
 
 _generation = 0  # bumped by quantize_layer: a model's cached chain plan is then rebuilt
 
 
-def _cpu_chain(x, stack, softmax, y):
-    global _cpu_chain
-    from .. import _backend
-
-    _cpu_chain = _backend.cpu.int8_dense_chain  # the import once, not per predict call
-    _cpu_chain(x, stack, softmax, y)
-
-
 def _chain_plan(layers):
     """[(layer, epilogue activation code)] when every layer is an int8 Dense whose activation the
     GEMM epilogue applies (the last may also be softmax, code 0 then), else None."""
-    from ..ops.gemm import ACTIVATIONS
-    from .layers.core import Dense
 
     plan = []
     for i, layer in enumerate(layers):
@@ -278,7 +295,7 @@ def _conv_geometry(layer, h, w):
     return max((h - eh) // sh + 1, 0), max((w - ew) // sw + 1, 0), 0, 0
 
 
-def conv_forward_int8(layer, x, pool=None):
+def conv_forward_int8(layer, x, pool=None, chain=None):
     """Conv2D.forward of an int8 layer: each input image quantized with its own dynamic scale, the
     int8 GEMM over the im2col patches of the quantized images, bias and relu/sigmoid/tanh/gelu in
     the epilogue. (A scale per image, not per patch: the same product for a fraction of the
@@ -286,17 +303,19 @@ def conv_forward_int8(layer, x, pool=None):
     C++ call quantizes, gathers the int8 patches into the GEMM's operand and runs the GEMM
     (``conv2d_int8_packed``); elsewhere the patches are built with NumPy / CuPy views.
     pool: a MaxPooling2D layer applied to the result (inside the same C++ call on the CPU when the
-    activation is in the epilogue; the output is then the pooled one, the same values)."""
+    activation is in the epilogue; the output is then the pooled one, the same values).
+    chain: with pool, the ``_chain_plan`` of int8 Dense layers applied to each flattened pooled
+    image inside the same C++ call; their output is returned, or None when the call cannot take
+    them (then nothing was computed)."""
     ops = _kernels()
     act = layer.activation
     bias = layer.bias.value if layer.use_bias else None
     q = _int8_kernel(layer)
     s = layer.kernel_scale.value
     fused = act.kernel is not None and not act.needs_input or act is activations.linear
+    if chain is not None and not (pool is not None and fused and type(q).__name__ == "PackedInt8"):
+        return None
     if type(q).__name__ == "PackedInt8" and type(x) is np.ndarray:
-        from .. import _backend
-        from ..ops.gemm import ACTIVATIONS
-
         x = np.ascontiguousarray(x, dtype=np.float32)
         n, h, w, _ = x.shape
         fuse_pool = pool is not None and fused
@@ -315,6 +334,15 @@ def conv_forward_int8(layer, x, pool=None):
                 args = cache[key] = ((oh, ow, layer.filters), geometry, code, None)
         out, geometry, code, pooling = args
         y = np.empty((n, *out), np.float32)
+        if chain is not None:
+            stack = _chain_stack(chain) if chain[0][0].kernel.value.shape[0] == y[0].size else None
+            if stack is None:
+                return None
+            last = chain[-1][0]
+            z = np.empty((n, last.units), np.float32)
+            tail = (stack, last.activation is activations.softmax, z)
+            _backend.cpu.conv2d_int8_packed(x, q, s, y, *geometry, bias, code, pooling, tail)
+            return z
         _backend.cpu.conv2d_int8_packed(x, q, s, y, *geometry, bias, code, pooling)
         if fuse_pool:
             return y

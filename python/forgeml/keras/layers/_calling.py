@@ -39,9 +39,19 @@ def map_structure(fn, x):
 
 def is_builtin(layer) -> bool:
     """Built-in layers define forward/backward; user layers define call."""
-    from .base import Layer
+    return type(layer).call is _layer_call()
 
-    return type(layer).call is Layer.call
+
+def _layer_call():
+    global _LAYER_CALL
+    if _LAYER_CALL is None:  # base imports this module: resolved at the first call, not per call
+        from .base import Layer
+
+        _LAYER_CALL = Layer.call
+    return _LAYER_CALL
+
+
+_LAYER_CALL = None
 
 
 def _accepts(fn, name):
