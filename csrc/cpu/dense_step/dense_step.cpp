@@ -108,8 +108,14 @@ void slice_gradients(const Net& net, const Data& d, int64_t r0, int64_t m, int64
   const int64_t* yb = d.y + r0 + i0;
   const double* wb = d.sw ? d.sw + r0 + i0 : nullptr;
   if (d.perm) {  // gather the slice (rows, labels, weights) in the run's row order
+    constexpr int64_t kAhead = 8;  // rows prefetched ahead: random rows defeat the hardware prefetcher
+    const int64_t* order = d.perm + r0 + i0;
     for (int64_t i = 0; i < rows; ++i) {
-      const int64_t row = d.perm[r0 + i0 + i];
+      if (i + kAhead < rows) {
+        const char* next = reinterpret_cast<const char*>(d.x + order[i + kAhead] * d0);
+        for (int64_t b = 0; b < d0 * 4; b += 64) __builtin_prefetch(next + b);
+      }
+      const int64_t row = order[i];
       std::memcpy(w.xb.data() + i * d0, d.x + row * d0, sizeof(float) * d0);
       w.yb[i] = d.y[row];
       if (d.sw) w.wb[i] = d.sw[row];
