@@ -157,7 +157,16 @@ TOL_STEP = 2e-6
 # of an array's scale in these small sums; the float32 products differ from bf16 by ~2e-2.
 TOL_FLIP = 3e-3
 
-SHAPES = [(3, 5, 7, 9), (1, 1, 1, 1), (2, 4, 1, 3), (5, 3, 17, 33), (4, 2, 40, 70)]
+SHAPES = [
+    (3, 5, 7, 9),
+    (1, 1, 1, 1),
+    (2, 4, 1, 3),
+    (5, 3, 17, 33),
+    (4, 2, 40, 70),
+    (3, 2, 0, 5),
+    (3, 0, 4, 5),
+    (0, 3, 4, 5),
+]
 
 
 # ---------------------------------------------------------------- the ops against the references
