@@ -2,8 +2,8 @@
 //   1. per step (t = T-1 .. 0) and part k: dL/dh_t[:, part k] = dz_{t+1} (N, GH) x R^T on the
 //      part's rows of R, packed once, then the part's gate gradients dz_t from dL/dh_t (plus dy_t)
 //      — one barrier per step;
-//   2. one large GEMM each for dx, dkernel and drecurrent_kernel over all N*T rows; dbias is
-//      the column sum of dz (a GEMM with a row of ones).
+//   2. one large GEMM for dx and one for [dkernel; drecurrent_kernel] (GRU: one each) over all
+//      N*T rows; dbias is the column sum of dz (a GEMM with a row of ones).
 // With f.bf16 the per-step and the weight-gradient products run in bf16 (products.h); dbias's
 // column sums stay float32.
 #include <algorithm>
@@ -90,16 +90,28 @@ void backward(Cell cell, Act act, const Dims& d, const Split& split, const Forwa
   std::copy(dhn.begin(), dhn.end(), b.dh0);
   if (lstm) std::copy(dcn.begin(), dcn.end(), b.dc0);
 
-  // weight gradients over all N*T rows at once
-  std::unique_ptr<float[]> hprev(new float[NT * H]);  // h_{t-1} for every row (n, t)
-  for (int64_t n = 0; n < N && T > 0; ++n) {
-    std::copy(h0 + n * H, h0 + (n + 1) * H, hprev.get() + n * T * H);
-    std::copy(f.y + n * T * H, f.y + (n * T + T - 1) * H, hprev.get() + (n * T + 1) * H);
-  }
+  // weight gradients over all N*T rows at once, from the stacked rows [x_t h_{t-1}] (NT, F+H):
+  // SimpleRNN and LSTM multiply the same da by both halves, so one product packs da once.
+  const int64_t K = F + H;
+  std::unique_ptr<float[]> xh(new float[NT * K]);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t t = 0; t < T; ++t) {
+      float* row = xh.get() + (n * T + t) * K;
+      const float* hp = t == 0 ? h0 + n * H : f.y + (n * T + t - 1) * H;
+      std::copy(f.x + (n * T + t) * F, f.x + (n * T + t + 1) * F, row);
+      std::copy(hp, hp + H, row + F);
+    }
   const bool bf = f.bf16;
   product(bf, false, true, NT, F, GH, da, GH, f.kernel, GH, b.dx, F);
-  product(bf, true, false, F, GH, NT, f.x, F, da, GH, b.dkernel, GH);
-  product(bf, true, false, H, GH, NT, hprev.get(), H, dr, GH, b.drkernel, GH);
+  if (gru) {  // R's gradient takes db, not da
+    product(bf, true, false, F, GH, NT, xh.get(), K, da, GH, b.dkernel, GH);
+    product(bf, true, false, H, GH, NT, xh.get() + F, K, dr, GH, b.drkernel, GH);
+  } else {
+    std::unique_ptr<float[]> dw(new float[K * GH]);
+    product(bf, true, false, K, GH, NT, xh.get(), K, da, GH, dw.get(), GH);
+    std::copy(dw.get(), dw.get() + F * GH, b.dkernel);
+    std::copy(dw.get() + F * GH, dw.get() + K * GH, b.drkernel);
+  }
   std::vector<float> ones(NT, 1.0f);
   product(false, false, false, 1, GH, NT, ones.data(), NT, da, GH, b.dbias, GH);
   if (gru) product(false, false, false, 1, GH, NT, ones.data(), NT, db, GH, b.dbias + GH, GH);
