@@ -51,7 +51,7 @@ float* reusable(std::vector<float>& buf, int64_t n) {
 }
 
 py::dict forward(int cell, int act, const Arr& x, const Arr& kernel, const Arr& rkernel, const Arr& bias,
-                 const OptArr& h0, const OptArr& c0, int parts, bool keep) {
+                 const OptArr& h0, const OptArr& c0, int parts, bool keep, bool bf16) {
   const int64_t H = rkernel.ndim() == 2 ? rkernel.shape(0) : -1;
   r::Dims d = dims_of(cell, x, H);
   r::Cell c = static_cast<r::Cell>(cell);
@@ -74,7 +74,7 @@ py::dict forward(int cell, int act, const Arr& x, const Arr& kernel, const Arr& 
   // LSTM inference keeps its gates in per-thread buffers inside forward (xg null)
   float* xg_p = keep ? xg.mutable_data() : c == r::Cell::lstm ? nullptr : reusable(xg_buf, nk * d.T * d.GH());
   float* aux_p = keep ? aux.mutable_data() : reusable(aux_buf, nk * d.T * d.H);
-  r::Forward f{x.data(), kp.data(), rp.data(), bp.data(), ptr(h0), ptr(c0), y.mutable_data(), xg_p, aux_p};
+  r::Forward f{x.data(), kp.data(), rp.data(), bp.data(), ptr(h0), ptr(c0), y.mutable_data(), xg_p, aux_p, bf16};
   {
     py::gil_scoped_release nogil;
     r::forward(c, static_cast<r::Act>(act), d, split, f);
@@ -91,7 +91,8 @@ py::dict forward(int cell, int act, const Arr& x, const Arr& kernel, const Arr& 
 
 py::tuple backward(int cell, int act, const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& split_a,
                    const Arr& x, const Arr& kp, const Arr& rp, const OptArr& h0, const OptArr& c0, const Arr& y,
-                   const Arr& xg, const Arr& aux, const OptArr& dy, const OptArr& dh_T, const OptArr& dc_T) {
+                   const Arr& xg, const Arr& aux, const OptArr& dy, const OptArr& dh_T, const OptArr& dc_T,
+                   bool bf16) {
   const int64_t H = rp.ndim() == 2 ? rp.shape(0) : -1;
   r::Dims d = dims_of(cell, x, H);
   r::Cell c = static_cast<r::Cell>(cell);
@@ -112,7 +113,7 @@ py::tuple backward(int cell, int act, const py::array_t<int64_t, py::array::c_st
   Arr dh0 = empty({d.N, d.H}), dc0 = empty({c == r::Cell::lstm ? d.N : 0, d.H});
   Arr dk_p = empty({d.F, d.GH()}), dr_p = empty({d.H, d.GH()}), db_p = empty({nb, d.GH()});
   r::Forward f{x.data(), kp.data(), rp.data(), nullptr, ptr(h0), ptr(c0),
-               const_cast<float*>(y.data()), const_cast<float*>(xg.data()), const_cast<float*>(aux.data())};
+               const_cast<float*>(y.data()), const_cast<float*>(xg.data()), const_cast<float*>(aux.data()), bf16};
   r::Backward b{ptr(dy), ptr(dh_T), ptr(dc_T), dx.mutable_data(), dk_p.mutable_data(), dr_p.mutable_data(),
                 db_p.mutable_data(), dh0.mutable_data(), dc0.mutable_data()};
   {
@@ -129,10 +130,12 @@ py::tuple backward(int cell, int act, const py::array_t<int64_t, py::array::c_st
 forgeml::bind::Register reg{[](py::module_& m) {
   m.def("rnn_forward", &forward, py::arg("cell"), py::arg("act"), py::arg("x"), py::arg("kernel"),
         py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0"), py::arg("c0"),
-        py::arg("parts") = 0, py::arg("keep") = true, "Recurrent sequence forward (cell 0 SimpleRNN, 1 LSTM, 2 GRU); returns the cache dict.");
+        py::arg("parts") = 0, py::arg("keep") = true, py::arg("bf16") = false,
+        "Recurrent sequence forward (cell 0 SimpleRNN, 1 LSTM, 2 GRU; bf16: every product on the bf16 GEMM); "
+        "returns the cache dict.");
   m.def("rnn_backward", &backward, py::arg("cell"), py::arg("act"), py::arg("split"), py::arg("x"),
         py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("h0"), py::arg("c0"), py::arg("y"),
-        py::arg("xg"), py::arg("aux"), py::arg("dy"), py::arg("dh_T"), py::arg("dc_T"),
+        py::arg("xg"), py::arg("aux"), py::arg("dy"), py::arg("dh_T"), py::arg("dc_T"), py::arg("bf16") = false,
         "Backward through time from rnn_forward's cache: (dx, dkernel, drecurrent_kernel, dbias, dh0, dc0).");
 }};
 

@@ -4,6 +4,7 @@
 // every ISA path, NaN inputs, checked against the reference loops; the structure validators on
 // random corruptions, with every accepted input then walked by the kernels; set_num_threads
 // racing convolutions. Exit status 0 and no sanitizer report means clean.
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -19,6 +20,7 @@
 #include "cpu/tree/tree.h"
 #include "forgeml/cpu_features.h"
 #include "forgeml/gemm.h"
+#include "forgeml/gemm_lowp.h"
 #include "forgeml/parallel.h"
 #include "forgeml/validate.h"
 
@@ -67,6 +69,30 @@ static void test_gemm(Isa isa) {
     for (int64_t i = 0; i < M * N; ++i)
       EXPECT(close(C[i], R[i], 1e-3f), "sgemm %s M=%ld N=%ld K=%ld act=%d at %ld: %g vs %g",
              forgeml::isa_name(isa), M, N, K, int(act), i, C[i], R[i]);
+  }
+}
+
+// The bf16 GEMM on a packed B (the recurrent kernels' per-step product): strided A, both B
+// layouts, accumulate on and off, against gemm_bf16 plus C's old values.
+static void test_bf16_packed(Isa isa) {
+  for (int rep = 0; rep < 40; ++rep) {
+    const int64_t M = pick({0, 1, 3, 13, 40}), N = pick({0, 1, 5, 33, 70}), K = pick({0, 1, 7, 40, 129});
+    const int64_t lda = K + pick({0, 3}), ldc = N + pick({0, 2});
+    const bool tb = rng() & 1, accumulate = rng() & 1;
+    std::vector<float> A = randv(M * lda), B = randv(K * N), C0 = randv(M * ldc), bias = randv(N);
+    std::vector<float> C = C0, R(M * ldc, 0.f);
+    fg::Epilogue ep{N > 0 ? bias.data() : nullptr, fg::Activation::tanh};
+    forgeml::set_active_isa(isa);
+    const fg::PackedBf16 P(tb, K, N, B.data(), tb ? std::max<int64_t>(1, K) : std::max<int64_t>(1, N));
+    fg::gemm_bf16_packed(M, A.data(), std::max<int64_t>(1, lda), P, accumulate, C.data(), std::max<int64_t>(1, ldc),
+                         ep);
+    if (M > 0 && N > 0 && K > 0) fg::gemm_bf16(false, tb, M, N, K, A.data(), lda, B.data(), tb ? K : N, R.data(), ldc);
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) {
+        const float want = std::tanh((accumulate ? C0[i * ldc + j] : 0.f) + R[i * ldc + j] + bias[j]);
+        EXPECT(close(C[i * ldc + j], want, 1e-3f), "gemm_bf16_packed %s M=%ld N=%ld K=%ld at (%ld, %ld): %g vs %g",
+               forgeml::isa_name(isa), M, N, K, i, j, C[i * ldc + j], want);
+      }
   }
 }
 
@@ -255,8 +281,9 @@ int main() {
   for (Isa isa : {Isa::reference, Isa::portable, Isa::avx2, Isa::avx512}) {
     if (isa > best) continue;
     test_gemm(isa);
+    test_bf16_packed(isa);
     test_conv(isa);
-    std::printf("gemm + conv + pool on %s: done\n", forgeml::isa_name(isa));
+    std::printf("gemm + bf16 packed + conv + pool on %s: done\n", forgeml::isa_name(isa));
   }
   forgeml::set_active_isa(best);
   test_forest();

@@ -64,8 +64,8 @@ void lowp_block(const Lowp& L, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
           if (L.row_scale) t = LowpTile{L.row_scale + ir, L.col_scale + j0, L.corr + (pc / k.kcg) * L.npad + j0};
           if (fused && last) t.bias = ep.bias ? ep.bias + j0 : nullptr, t.relu = ep.act == Activation::relu;
           float* c = L.C + ir * L.ldc + j0;
-          k.tile[2 * n <= nr][m](kc, L.a + ir * L.Kg + pc, L.Kg, L.b + pc * L.npad + p * nr * kc, c, L.ldc, pc > 0,
-                                 t, m, n);
+          k.tile[2 * n <= nr][m](kc, L.a + ir * L.Kg + pc, L.Kg, L.b + pc * L.npad + p * nr * kc, c, L.ldc,
+                                 pc > 0 || L.accumulate, t, m, n);
           if (last) {
             if (!fused && (ep.bias || ep.act != Activation::none))
               L.f32->bias_act(ep.bias ? ep.bias + j0 : nullptr, ep.act, c, L.ldc, m, n);
@@ -91,18 +91,6 @@ void check_packed(const char* fn, const PackedInt8& B, const float* b_scale) {
   FORGEML_CHECK_ARG(B.isa() == active_isa(), fn, ": B was packed for ", isa_name(B.isa()), " but the active ISA is ",
                     isa_name(active_isa()), "; pack it again");
 }
-
-}  // namespace detail
-
-namespace {
-
-using detail::Lowp;
-using detail::LowpKernels;
-using detail::LowpTile;
-using detail::Words;
-using detail::check_packed;
-using detail::lowp_block;
-using detail::lowp_threads;
 
 constexpr double kInterruptFlops = 4e9;
 
@@ -142,34 +130,11 @@ void epilogue_all(const Epilogue& ep, float* C, int64_t ldc, int64_t M, int64_t 
   if (ep.fn && M > 0 && N > 0) ep.fn(ep.ctx, 0, M, 0, N, C, ldc);
 }
 
-}  // namespace
-
-// ---------------------------------------------------------------- bf16
-
-void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
-               int64_t ldb, float* C, int64_t ldc, const Epilogue& ep, int max_threads) {
-  check_common("gemm_bf16", M, N, K, lda, ldb, ldc, ta, tb, A, B, C);
-  if (M == 0 || N == 0) return;
-  auto a_at = [&](int64_t i, int64_t k) { return ta ? A[k * lda + i] : A[i * lda + k]; };
-  auto b_at = [&](int64_t k, int64_t j) { return tb ? B[j * ldb + k] : B[k * ldb + j]; };
-  const Isa isa = active_isa();
-  if (isa == Isa::reference || K == 0) {  // the oracle: exact products of the rounded values, float64 sums
-    for (int64_t i = 0; i < M; ++i)
-      for (int64_t j = 0; j < N; ++j) {
-        double s = 0;
-        for (int64_t k = 0; k < K; ++k)
-          s += double(detail::from_bf16(detail::to_bf16(a_at(i, k)))) * detail::from_bf16(detail::to_bf16(b_at(k, j)));
-        C[i * ldc + j] = static_cast<float>(s);
-      }
-    return epilogue_all(ep, C, ldc, M, N);
-  }
-  const LowpKernels& k = detail::lowp_kernels_for(isa, 0);
-  max_threads = lowp_threads(M, N, K, max_threads);
-  const int64_t Kg = (K + 1) / 2, nr = k.nr, npad = (N + nr - 1) / nr * nr;
-  Words a(static_cast<size_t>(M * Kg)), b(static_cast<size_t>(Kg * npad));
-  uint32_t* ap = a.get();
-  uint32_t* bp = b.get();
-  auto pair = [](float lo, float hi) { return detail::bf16_bits(lo) | detail::bf16_bits(hi) << 16; };
+// op(A) (M, K) -> M rows of Kg = ceil(K / 2) bf16 pairs (the odd tail paired with zero).
+void pack_a_bf16(const LowpKernels& k, bool ta, int64_t M, int64_t K, const float* A, int64_t lda, uint32_t* ap,
+                 int max_threads) {
+  const int64_t Kg = (K + 1) / 2;
+  auto pair = [](float lo, float hi) { return bf16_bits(lo) | bf16_bits(hi) << 16; };
   parallel_for(M, 64, [&](int64_t r0, int64_t r1) {
     for (int64_t i = r0; i < r1; ++i) {
       uint32_t* d = ap + i * Kg;
@@ -178,12 +143,18 @@ void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A
       } else {
         for (int64_t g = 0; g < K / 2; ++g) d[g] = pair(A[2 * g * lda + i], A[(2 * g + 1) * lda + i]);
       }
-      if (K % 2) d[Kg - 1] = pair(a_at(i, K - 1), 0.f);
+      if (K % 2) d[Kg - 1] = pair(ta ? A[(K - 1) * lda + i] : A[i * lda + K - 1], 0.f);
     }
   }, max_threads);
-  const int64_t panels = npad / nr;
+}
+
+// op(B) (K, N) -> NR-column panels of bf16 pairs per depth block (lowp.h), padded with zeros.
+void pack_b_bf16(const LowpKernels& k, bool tb, int64_t K, int64_t N, const float* B, int64_t ldb, uint32_t* bp,
+                 int max_threads) {
+  const int64_t Kg = (K + 1) / 2, nr = k.nr, npad = (N + nr - 1) / nr * nr;
+  auto pair = [](float lo, float hi) { return bf16_bits(lo) | bf16_bits(hi) << 16; };
   static const float zeros[64] = {};
-  parallel_for(panels, 4, [&](int64_t p0, int64_t p1) {
+  parallel_for(npad / nr, 4, [&](int64_t p0, int64_t p1) {
     for (int64_t pc = 0; pc < Kg; pc += k.kcg) {
       const int64_t kc = std::min<int64_t>(k.kcg, Kg - pc);
       for (int64_t p = p0; p < p1; ++p) {
@@ -212,6 +183,48 @@ void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A
       }
     }
   }, max_threads);
+}
+
+}  // namespace detail
+
+using detail::Lowp;
+using detail::LowpKernels;
+using detail::LowpTile;
+using detail::Words;
+using detail::check_common;
+using detail::check_packed;
+using detail::epilogue_all;
+using detail::lowp_block;
+using detail::lowp_run;
+using detail::lowp_threads;
+
+// ---------------------------------------------------------------- bf16
+
+void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+               int64_t ldb, float* C, int64_t ldc, const Epilogue& ep, int max_threads) {
+  check_common("gemm_bf16", M, N, K, lda, ldb, ldc, ta, tb, A, B, C);
+  if (M == 0 || N == 0) return;
+  auto a_at = [&](int64_t i, int64_t k) { return ta ? A[k * lda + i] : A[i * lda + k]; };
+  auto b_at = [&](int64_t k, int64_t j) { return tb ? B[j * ldb + k] : B[k * ldb + j]; };
+  const Isa isa = active_isa();
+  if (isa == Isa::reference || K == 0) {  // the oracle: exact products of the rounded values, float64 sums
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) {
+        double s = 0;
+        for (int64_t k = 0; k < K; ++k)
+          s += double(detail::from_bf16(detail::to_bf16(a_at(i, k)))) * detail::from_bf16(detail::to_bf16(b_at(k, j)));
+        C[i * ldc + j] = static_cast<float>(s);
+      }
+    return epilogue_all(ep, C, ldc, M, N);
+  }
+  const LowpKernels& k = detail::lowp_kernels_for(isa, 0);
+  max_threads = lowp_threads(M, N, K, max_threads);
+  const int64_t Kg = (K + 1) / 2, nr = k.nr, npad = (N + nr - 1) / nr * nr;
+  Words a(static_cast<size_t>(M * Kg)), b(static_cast<size_t>(Kg * npad));
+  uint32_t* ap = a.get();
+  uint32_t* bp = b.get();
+  detail::pack_a_bf16(k, ta, M, K, A, lda, ap, max_threads);
+  detail::pack_b_bf16(k, tb, K, N, B, ldb, bp, max_threads);
   Lowp L{&k, &detail::kernel_for(isa), M, N, Kg, npad, ap, bp, nullptr, nullptr, nullptr, C, ldc, &ep};
   lowp_run(L, max_threads);
 }

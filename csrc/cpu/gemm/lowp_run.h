@@ -1,6 +1,7 @@
 // Internal to csrc/cpu/gemm: the int8 / bf16 driver's prepared problem and its block loop
 // (lowp_driver.cpp), shared with the int8 convolution (lowp_conv.cpp), which feeds the same
-// micro-kernels block by block from its own gathered operand.
+// micro-kernels block by block from its own gathered operand, and with the bf16 GEMM on a B
+// packed once (lowp_bf16_packed.cpp).
 #pragma once
 #include <cstdint>
 #include <cstdlib>
@@ -40,6 +41,7 @@ struct Lowp {
   float* C;
   int64_t ldc;
   const Epilogue* ep;
+  bool accumulate = false;  // C += the product (bf16 only), then the epilogue
 };
 
 // Rows [m0, m1) x panels [p0, p1) of C on the calling thread, the epilogue included.
@@ -50,6 +52,23 @@ int lowp_threads(int64_t M, int64_t N, int64_t K, int max_threads);
 
 // The argument checks of a packed B against the active ISA.
 void check_packed(const char* fn, const PackedInt8& B, const float* b_scale);
+
+// All of C over max_threads threads (from lowp_threads), Ctrl-C checked between row chunks.
+void lowp_run(const Lowp& L, int max_threads);
+
+// The argument checks every lowp GEMM shares.
+void check_common(const char* fn, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc, bool ta,
+                  bool tb, const void* A, const void* B, const float* C);
+
+// The epilogue on the whole of C (the reference and K == 0 paths).
+void epilogue_all(const Epilogue& ep, float* C, int64_t ldc, int64_t M, int64_t N);
+
+// op(A) (M, K) into M rows of ceil(K / 2) bf16 pairs at ap; op(B) (K, N) into the kernels'
+// zero-padded panels at bp (ceil(K / 2) x npad words).
+void pack_a_bf16(const LowpKernels& k, bool ta, int64_t M, int64_t K, const float* A, int64_t lda, uint32_t* ap,
+                 int max_threads);
+void pack_b_bf16(const LowpKernels& k, bool tb, int64_t K, int64_t N, const float* B, int64_t ldb, uint32_t* bp,
+                 int max_threads);
 
 }  // namespace detail
 }  // namespace forgeml::gemm

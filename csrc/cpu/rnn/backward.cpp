@@ -2,8 +2,10 @@
 //   1. per step (t = T-1 .. 0) and part k: dL/dh_t[:, part k] = dz_{t+1} (N, GH) x R^T on the
 //      part's rows of R, packed once, then the part's gate gradients dz_t from dL/dh_t (plus dy_t)
 //      — one barrier per step;
-//   2. one large GEMM each for dx, dkernel and drecurrent_kernel over all N*T rows; dbias is
-//      the column sum of dz (a GEMM with a row of ones).
+//   2. one large GEMM for dx and one for [dkernel; drecurrent_kernel] (GRU: one each) over all
+//      N*T rows; dbias is the column sum of dz (a GEMM with a row of ones).
+// With f.bf16 the per-step and the weight-gradient products run in bf16 (products.h); dbias's
+// column sums stay float32.
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -12,25 +14,11 @@
 #include "forgeml/check.h"
 #include "forgeml/gemm.h"
 #include "kernels.h"
+#include "products.h"
 #include "rnn.h"
 #include "steps.h"
 
 namespace forgeml::rnn {
-
-namespace {
-
-// sgemm that tolerates empty shapes: nothing for M or N == 0, zeros for K == 0.
-void sgemm_any(bool ta, bool tb, int64_t M, int64_t Nc, int64_t K, const float* A, int64_t lda, const float* B,
-               int64_t ldb, float* C, int64_t ldc) {
-  if (M == 0 || Nc == 0) return;
-  if (K == 0) {
-    for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + Nc, 0.0f);
-    return;
-  }
-  gemm::sgemm(ta, tb, M, Nc, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
-}
-
-}  // namespace
 
 void backward(Cell cell, Act act, const Dims& d, const Split& split, const Forward& f, const Backward& b) {
   const int64_t N = d.N, T = d.T, F = d.F, H = d.H, GH = d.GH(), G = d.G, NT = N * T;
@@ -57,10 +45,10 @@ void backward(Cell cell, Act act, const Dims& d, const Split& split, const Forwa
   float* dr = gru ? db : da;  // what multiplies R^T and h_{t-1}
 
   if (NT > 0 && H > 0) {
-    std::vector<gemm::PackedB> packs;  // op(B) = R[u0:u1, :]^T, (GH, w)
+    std::vector<StepWeights> packs;  // op(B) = R[u0:u1, :]^T, (GH, w)
     for (int64_t k = 0; k < parts; ++k) {
       int64_t u0 = split[k], w = split[k + 1] - u0;
-      packs.emplace_back(true, GH, w, f.rkernel + u0 * GH, GH);
+      packs.emplace_back(f.bf16, true, GH, w, f.rkernel + u0 * GH, GH);
     }
     auto gates = [&](int64_t k, int64_t t) {
       const int64_t u0 = split[k], w = split[k + 1] - u0, c0k = G * u0;
@@ -88,8 +76,7 @@ void backward(Cell cell, Act act, const Dims& d, const Split& split, const Forwa
     auto recur = [&](int64_t k, int64_t t) {
       const int64_t u0 = split[k];
       // GRU's gates left dL/dh_{t-1} through the z-path in dhn: accumulate onto it.
-      gemm::sgemm_packed(false, N, 1.0f, dr + t * GH, T * GH, packs[k], gru ? 1.0f : 0.0f, dhn.data() + u0, H,
-                         {}, 1);
+      packs[k].run(N, dr + t * GH, T * GH, gru, dhn.data() + u0, H);
     };
     // One phase per step: part k first sends step t+1's gate gradients back through R into its
     // own units' columns of dL/dh_t, then runs its gates at t, which read only those columns; so
@@ -103,18 +90,31 @@ void backward(Cell cell, Act act, const Dims& d, const Split& split, const Forwa
   std::copy(dhn.begin(), dhn.end(), b.dh0);
   if (lstm) std::copy(dcn.begin(), dcn.end(), b.dc0);
 
-  // weight gradients over all N*T rows at once
-  std::unique_ptr<float[]> hprev(new float[NT * H]);  // h_{t-1} for every row (n, t)
-  for (int64_t n = 0; n < N && T > 0; ++n) {
-    std::copy(h0 + n * H, h0 + (n + 1) * H, hprev.get() + n * T * H);
-    std::copy(f.y + n * T * H, f.y + (n * T + T - 1) * H, hprev.get() + (n * T + 1) * H);
+  // weight gradients over all N*T rows at once, from the stacked rows [x_t h_{t-1}] (NT, F+H):
+  // SimpleRNN and LSTM multiply the same da by both halves, so one product packs da once.
+  const int64_t K = F + H;
+  std::unique_ptr<float[]> xh(new float[NT * K]);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t t = 0; t < T; ++t) {
+      float* row = xh.get() + (n * T + t) * K;
+      const float* hp = t == 0 ? h0 + n * H : f.y + (n * T + t - 1) * H;
+      std::copy(f.x + (n * T + t) * F, f.x + (n * T + t + 1) * F, row);
+      std::copy(hp, hp + H, row + F);
+    }
+  const bool bf = f.bf16;
+  product(bf, false, true, NT, F, GH, da, GH, f.kernel, GH, b.dx, F);
+  if (gru) {  // R's gradient takes db, not da
+    product(bf, true, false, F, GH, NT, xh.get(), K, da, GH, b.dkernel, GH);
+    product(bf, true, false, H, GH, NT, xh.get() + F, K, dr, GH, b.drkernel, GH);
+  } else {
+    std::unique_ptr<float[]> dw(new float[K * GH]);
+    product(bf, true, false, K, GH, NT, xh.get(), K, da, GH, dw.get(), GH);
+    std::copy(dw.get(), dw.get() + F * GH, b.dkernel);
+    std::copy(dw.get() + F * GH, dw.get() + K * GH, b.drkernel);
   }
-  sgemm_any(false, true, NT, F, GH, da, GH, f.kernel, GH, b.dx, F);
-  sgemm_any(true, false, F, GH, NT, f.x, F, da, GH, b.dkernel, GH);
-  sgemm_any(true, false, H, GH, NT, hprev.get(), H, dr, GH, b.drkernel, GH);
   std::vector<float> ones(NT, 1.0f);
-  sgemm_any(false, false, 1, GH, NT, ones.data(), NT, da, GH, b.dbias, GH);
-  if (gru) sgemm_any(false, false, 1, GH, NT, ones.data(), NT, db, GH, b.dbias + GH, GH);
+  product(false, false, false, 1, GH, NT, ones.data(), NT, da, GH, b.dbias, GH);
+  if (gru) product(false, false, false, 1, GH, NT, ones.data(), NT, db, GH, b.dbias + GH, GH);
 }
 
 }  // namespace forgeml::rnn

@@ -13,12 +13,14 @@
 // math would run on half vectors, one call per tile. The part's output (N x G*w floats, <= 64 KiB
 // in the bench cases) is still in L1/L2 when the row pass reads it right after the part's GEMM.
 // SimpleRNN's activation is elementwise and does run in the epilogue.
+// With f.bf16 every product runs in bf16 (products.h); the packed slices are then bf16 panels.
 #include <cstring>
 #include <vector>
 
 #include "forgeml/check.h"
 #include "forgeml/gemm.h"
 #include "kernels.h"
+#include "products.h"
 #include "rnn.h"
 #include "steps.h"
 
@@ -45,11 +47,11 @@ void lstm_forward(const Dims& d, const Split& split, const GateKernels& gk, cons
   std::vector<float> stacked(K * GH);  // rows 0..F-1: W, rows F..F+H-1: R
   std::copy(f.kernel, f.kernel + F * GH, stacked.begin());
   std::copy(f.rkernel, f.rkernel + H * GH, stacked.begin() + F * GH);
-  std::vector<gemm::PackedB> packs;
+  std::vector<StepWeights> packs;
   std::vector<std::vector<float>> a(parts), z(parts);  // per part: [x_t h_{t-1}] rows, gates
   for (int64_t k = 0; k < parts; ++k) {
     int64_t u0 = split[k], w = split[k + 1] - u0;
-    packs.emplace_back(false, K, G * w, stacked.data() + G * u0, GH);
+    packs.emplace_back(f.bf16, false, K, G * w, stacked.data() + G * u0, GH);
     a[k].resize(N * K);
     if (!f.xg) z[k].resize(N * G * w);
   }
@@ -66,7 +68,7 @@ void lstm_forward(const Dims& d, const Split& split, const GateKernels& gk, cons
     const int64_t ldz = f.xg ? T * GH : G * w;
     gemm::Epilogue ep;
     ep.bias = f.bias + c0k;
-    gemm::sgemm_packed(false, N, 1.0f, ak, K, packs[k], 0.0f, zk, ldz, ep, 1);
+    packs[k].run(N, ak, K, false, zk, ldz, ep);
     for (int64_t n = 0; n < N; ++n) {
       const float* cprev = t == 0 ? c0 + n * H + u0 : f.aux + (n * T + t - 1) * H + u0;
       int64_t o = (n * T + t) * H + u0;
@@ -99,14 +101,14 @@ void forward(Cell cell, Act act, const Dims& d, const Split& split, const Forwar
   const int64_t ldp = cell == Cell::simple ? H : GH;
   gemm::Epilogue in_ep;
   in_ep.bias = f.bias;
-  gemm::sgemm(false, false, N * T, GH, F, 1.0f, f.x, F, f.kernel, GH, 0.0f, proj, ldp, in_ep);
+  product(f.bf16, false, false, N * T, GH, F, f.x, F, f.kernel, GH, proj, ldp, in_ep);
 
   // 2. the recurrent kernel's part slices, packed once per sequence
-  std::vector<gemm::PackedB> packs;
+  std::vector<StepWeights> packs;
   std::vector<std::vector<float>> scratch(parts);
   for (int64_t k = 0; k < parts; ++k) {
     int64_t u0 = split[k], w = split[k + 1] - u0;
-    packs.emplace_back(false, H, G * w, f.rkernel + G * u0, GH);
+    packs.emplace_back(f.bf16, false, H, G * w, f.rkernel + G * u0, GH);
     if (cell == Cell::gru) scratch[k].resize(N * G * w);
   }
 
@@ -120,7 +122,7 @@ void forward(Cell cell, Act act, const Dims& d, const Split& split, const Forwar
         gemm::Epilogue ep;
         ep.fn = &act_epilogue;
         ep.ctx = &actx;
-        gemm::sgemm_packed(false, N, 1.0f, hprev, ldh, packs[k], 1.0f, f.y + t * H + u0, T * H, ep, 1);
+        packs[k].run(N, hprev, ldh, true, f.y + t * H + u0, T * H, ep);
         break;
       }
       case Cell::lstm:
@@ -129,7 +131,7 @@ void forward(Cell cell, Act act, const Dims& d, const Split& split, const Forwar
         float* b = scratch[k].data();
         gemm::Epilogue ep;
         ep.bias = f.bias + GH + c0k;  // recurrent bias, row 1
-        gemm::sgemm_packed(false, N, 1.0f, hprev, ldh, packs[k], 0.0f, b, G * w, ep, 1);
+        packs[k].run(N, hprev, ldh, false, b, G * w, ep);
         for (int64_t n = 0; n < N; ++n) {
           const float* hp = hprev + n * ldh + u0;
           int64_t o = (n * T + t) * H + u0;

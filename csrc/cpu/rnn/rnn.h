@@ -47,6 +47,9 @@ struct Forward {
   float* y;             // (N, T, H)
   float* xg;            // (N, T, GH) (SimpleRNN: unused; LSTM: null when no backward follows)
   float* aux;           // (N, T, H) (LSTM, GRU)
+  // Every matrix product (forward and backward) in bf16: operands rounded to bfloat16 once,
+  // float32 sums (gemm_lowp.h's contract); gates, states and dbias stay float32.
+  bool bf16 = false;
 };
 void forward(Cell cell, Act act, const Dims& d, const Split& split, const Forward& f);
 

@@ -24,6 +24,31 @@ void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, cons
                const float* B, int64_t ldb, float* C, int64_t ldc, const Epilogue& epilogue = {},
                int max_threads = 0);
 
+// A float32 op(B) (K, N) rounded to bf16 once and packed into the bf16 micro-kernel's panels (for
+// the active ISA at construction; the reference ISA keeps the rounded values row-major), so
+// repeated products with one B (a recurrent kernel over time steps) do not convert it again.
+// Immutable; copies share.
+class PackedBf16 {
+ public:
+  PackedBf16(bool trans_b, int64_t K, int64_t N, const float* B, int64_t ldb);
+  int64_t k() const { return K_; }
+  int64_t n() const { return N_; }
+  Isa isa() const { return isa_; }
+
+ private:
+  struct Data;
+  int64_t K_, N_;
+  Isa isa_;
+  std::shared_ptr<Data> data_;
+  friend struct PackedBf16Access;
+};
+
+// gemm_bf16 with a packed B: C = epilogue(bf16(A) @ B), or C = epilogue(C + bf16(A) @ B) with
+// accumulate (the product summed in float32 first, then added to C). A (M, K) is float32
+// row-major, rounded to bf16 in the call. Throws if B was packed for another ISA than the active one.
+void gemm_bf16_packed(int64_t M, const float* A, int64_t lda, const PackedBf16& B, bool accumulate, float* C,
+                      int64_t ldc, const Epilogue& epilogue = {}, int max_threads = 0);
+
 void gemm_int8(int64_t M, int64_t N, int64_t K, const int8_t* A, int64_t lda, const float* a_scale, const int8_t* B,
                int64_t ldb, const float* b_scale, float* C, int64_t ldc, const Epilogue& epilogue = {},
                int max_threads = 0);

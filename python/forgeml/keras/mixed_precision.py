@@ -8,9 +8,10 @@ in (``compute_dtype``). forgeml keeps float32 master weights always and supports
   GEMM (``forgeml.ops.matmul(..., precision="bf16")``: operands rounded to bfloat16, sums in
   float32); Conv2D's forward product and kernel gradient run as im2col patches on the same bf16
   GEMM (its input gradient stays the float32 convolution kernel); SimpleRNN, LSTM and GRU run
-  their input projection, recurrent product and the gradients' products on the bf16 GEMM (for
-  now through the layers' per-step loop path, not the fused C++ sequence kernels); activations,
-  gate math, states, losses, optimizer updates and the weights stay float32.
+  their input projection, recurrent product and the gradients' products on bf16 operands with
+  float32 sums (the fused sequence kernels with ``precision="bf16"``, or the per-step loop path
+  where the layer's options need it); activations, gate math, states, losses, optimizer updates
+  and the weights stay float32.
 
 ``set_global_policy("mixed_bfloat16")`` applies to layers created afterwards; a layer takes its own
 with ``dtype="mixed_bfloat16"`` or ``dtype_policy=...``. Outputs stay float32 NumPy arrays

@@ -7,7 +7,9 @@ Two paths, same arithmetic:
 
 - fast: the fused sequence ops (forgeml.ops.simple_rnn / lstm / gru and their grads; NumPy or
   CuPy), taken for float32 input with the default activations (LSTM/GRU: tanh and sigmoid; GRU
-  reset_after).
+  reset_after). Under mixed_bfloat16 NumPy input runs them with precision="bf16" (every
+  product on bf16 operands, float32 sums); CuPy input, which has no bf16 recurrent kernels,
+  runs them in float32.
   Input ``dropout`` keeps it: as Keras 3 does before its fused (cuDNN) call, one (N, F) mask per
   batch multiplies x at every step, before the sequence op.
 - loop: a one-step cell per time step (xp matmuls), the fallback for everything else — other
@@ -71,12 +73,17 @@ def _rate(value, name):
 class _RNN(Layer):
     _gates = 1
     _cell = ""
-    # mixed_bfloat16: the input projection, the recurrent product and their gradients run on the
-    # bf16 GEMM (float32 sums) via the loop path; gate math, states and weights stay float32.
+    # mixed_bfloat16: the input projection, the recurrent product and their gradients run on
+    # bf16 operands with float32 sums (the fused ops' precision="bf16", or the loop path's bf16
+    # matmuls); gate math, states and weights stay float32.
     supports_bf16 = True
 
+    def _precision(self):
+        """What the products run in: "bf16" under mixed_bfloat16 for NumPy arrays, else None."""
+        return self.dtype_policy.matmul_precision if self.xp is np else None
+
     def _mm(self, a, b, trans_a=False, trans_b=False):
-        return _mm(a, b, trans_a, trans_b, self.dtype_policy.matmul_precision if self.xp is np else None)
+        return _mm(a, b, trans_a, trans_b, self._precision())
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
@@ -167,8 +174,7 @@ class _RNN(Layer):
         if training and self.recurrent_dropout > 0:
             self._rmask = self._mask(n, self.units, self.recurrent_dropout, x.dtype)
         states = self._initial_states(initial_state, n, x.dtype)
-        self._fast = (x.dtype == np.float32 and not self.dtype_policy.matmul_precision and self._rmask is None
-                      and tmask is None and self._fast_ok()
+        self._fast = (x.dtype == np.float32 and self._rmask is None and tmask is None and self._fast_ok()
                       and all(s is None or s.dtype == np.float32 for s in states))
         if self._fast:
             y, *final = self._fast_forward(x, states)
@@ -205,7 +211,7 @@ class _RNN(Layer):
     def _fast_forward(self, x, states):
         out = getattr(rnn_ops(), self._cell)(x, self.kernel.value, self.recurrent_kernel.value,
                                              self._bias_value(x.dtype), *states, **self._op_kwargs(),
-                                             return_cache=True)
+                                             return_cache=True, precision=self._precision())
         self._cache = out[-1]
         return out[:-1]
 
