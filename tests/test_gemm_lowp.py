@@ -214,3 +214,22 @@ def test_int8_errors_and_empty(rng):
 def test_kernel_names():
     names = {gemm_lowp.kernel_name(False), gemm_lowp.kernel_name(True)}
     assert all(n.startswith(("bf16_", "int8_")) for n in names) and len(names) == 2
+
+
+def test_bf16_rounding_of_special_values_through_an_identity_product(isa, rng):
+    """With B the identity each output is one rounded A value: ties go to even, NaN and infinity
+    spread through their row (times zero), huge values round to infinity as bf16 does; a denormal
+    reads as itself or as zero (vdpbf16ps treats denormal operands as zero)."""
+    k = 70
+    a = rng.standard_normal((7, k)).astype(np.float32)
+    ties = a[0].view(np.uint32)
+    ties[:] = (ties & 0xFFFF0000) | 0x8000  # exactly halfway between two bf16 values
+    a[1, :8] = np.array([0.0, -0.0, 3.3e38, -3.38e38, 1.1754942e-38, 2.0, -1.5, 1e-30], np.float32)
+    a[2, :4] = np.array([1e-40, -1e-40, 1e-45, -3e-39], np.float32)  # denormals
+    a[3, 5], a[4, 7], a[5, 1], a[6, 2] = np.nan, np.inf, -np.inf, -3.4e38  # the last rounds to -inf
+    c = matmul(a, np.eye(k, dtype=np.float32), precision="bf16")
+    np.testing.assert_array_equal(c[:2], bf16(a[:2]).astype(np.float32))
+    want = bf16(a[2]).astype(np.float32)
+    assert np.all((c[2] == want) | (c[2] == 0)), c[2, :4]
+    np.testing.assert_array_equal(c[2, 4:], want[4:])
+    assert not np.isfinite(c[3:]).any()
