@@ -233,3 +233,17 @@ def test_bf16_rounding_of_special_values_through_an_identity_product(isa, rng):
     assert np.all((c[2] == want) | (c[2] == 0)), c[2, :4]
     np.testing.assert_array_equal(c[2, 4:], want[4:])
     assert not np.isfinite(c[3:]).any()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("row", [0, 1499, 2999])
+def test_int8_dynamic_rows_with_nan_raise_naming_the_row(rng, restore_threads, threads, row):
+    """The rows of a float A are quantized inside the GEMM's parallel region (each thread its own
+    rows, just before their tiles); a non-finite value still raises, naming its row."""
+    w = rand(rng, 300, 40)
+    q, s = quantize_int8(w, axis=0)
+    forgeml.set_num_threads(threads)
+    x = rand(rng, 3000, 300)
+    x[row, 7] = np.nan
+    with pytest.raises(ValueError, match=f"x: row {row} holds NaN or infinity"):
+        matmul_int8(x, None, gemm_lowp.pack_int8(q), s)

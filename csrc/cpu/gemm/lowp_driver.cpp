@@ -96,21 +96,33 @@ constexpr double kInterruptFlops = 4e9;
 
 // Splits rows (in MR units) or panels, whichever is longer, over the threads; Ctrl-C is checked
 // between row chunks of ~kInterruptFlops.
-void lowp_run(const Lowp& L, int max_threads) {
+constexpr int64_t kPrepBytes = int64_t{256} << 10;    // A rows filled per block inside the run
+constexpr int64_t kSmallBBytes = int64_t{512} << 10;  // B read again per block only when this small
+
+void lowp_run(const Lowp& L, int max_threads, RowPrep prep) {
   const LowpKernels& k = *L.kern;
   const double flops_per_row = 2.0 * L.N * L.Kg;
   const int t = max_threads;  // from lowp_threads
   const int64_t panels = L.npad / k.nr;
   int64_t chunk_rows = std::max<int64_t>(k.mr, static_cast<int64_t>(kInterruptFlops / flops_per_row) / k.mr * k.mr);
+  const bool small_b = L.Kg * L.npad * 4 <= kSmallBBytes;
+  const int64_t prep_rows = small_b ? std::max<int64_t>(k.mr, kPrepBytes / (4 * L.Kg) / k.mr * k.mr) : chunk_rows;
   for (int64_t r0 = 0; r0 < L.M; r0 += chunk_rows) {
     if (r0 > 0) check_interrupt();
     const int64_t r1 = std::min(L.M, r0 + chunk_rows);
     const int64_t row_units = (r1 - r0 + k.mr - 1) / k.mr;
     if (row_units >= panels || t == 1) {
       parallel_for(row_units, 1, [&](int64_t b, int64_t e) {
-        lowp_block(L, r0 + b * k.mr, std::min(r1, r0 + e * k.mr), 0, panels);
+        const int64_t m0 = r0 + b * k.mr, m1 = std::min(r1, r0 + e * k.mr);
+        if (!prep.fn) return lowp_block(L, m0, m1, 0, panels);
+        for (int64_t s0 = m0; s0 < m1; s0 += prep_rows) {
+          const int64_t s1 = std::min(m1, s0 + prep_rows);
+          prep.fn(prep.ctx, s0, s1);
+          lowp_block(L, s0, s1, 0, panels);
+        }
       }, t);
     } else {
+      if (prep.fn) parallel_for(r1 - r0, 64, [&](int64_t b, int64_t e) { prep.fn(prep.ctx, r0 + b, r0 + e); }, t);
       parallel_for(panels, 1, [&](int64_t b, int64_t e) { lowp_block(L, r0, r1, b, e); }, t);
     }
   }
@@ -130,22 +142,20 @@ void epilogue_all(const Epilogue& ep, float* C, int64_t ldc, int64_t M, int64_t 
   if (ep.fn && M > 0 && N > 0) ep.fn(ep.ctx, 0, M, 0, N, C, ldc);
 }
 
-// op(A) (M, K) -> M rows of Kg = ceil(K / 2) bf16 pairs (the odd tail paired with zero).
-void pack_a_bf16(const LowpKernels& k, bool ta, int64_t M, int64_t K, const float* A, int64_t lda, uint32_t* ap,
-                 int max_threads) {
+// Rows [r0, r1) of op(A) (M, K) -> rows of Kg = ceil(K / 2) bf16 pairs (the odd tail paired with zero).
+void pack_a_bf16_rows(const LowpKernels& k, bool ta, int64_t K, const float* A, int64_t lda, uint32_t* ap, int64_t r0,
+                      int64_t r1) {
   const int64_t Kg = (K + 1) / 2;
   auto pair = [](float lo, float hi) { return bf16_bits(lo) | bf16_bits(hi) << 16; };
-  parallel_for(M, 64, [&](int64_t r0, int64_t r1) {
-    for (int64_t i = r0; i < r1; ++i) {
-      uint32_t* d = ap + i * Kg;
-      if (!ta) {
-        k.row_bf16(A + i * lda, reinterpret_cast<uint16_t*>(d), 2 * (K / 2));
-      } else {
-        for (int64_t g = 0; g < K / 2; ++g) d[g] = pair(A[2 * g * lda + i], A[(2 * g + 1) * lda + i]);
-      }
-      if (K % 2) d[Kg - 1] = pair(ta ? A[(K - 1) * lda + i] : A[i * lda + K - 1], 0.f);
+  for (int64_t i = r0; i < r1; ++i) {
+    uint32_t* d = ap + i * Kg;
+    if (!ta) {
+      k.row_bf16(A + i * lda, reinterpret_cast<uint16_t*>(d), 2 * (K / 2));
+    } else {
+      for (int64_t g = 0; g < K / 2; ++g) d[g] = pair(A[2 * g * lda + i], A[(2 * g + 1) * lda + i]);
     }
-  }, max_threads);
+    if (K % 2) d[Kg - 1] = pair(ta ? A[(K - 1) * lda + i] : A[i * lda + K - 1], 0.f);
+  }
 }
 
 // op(B) (K, N) -> NR-column panels of bf16 pairs per depth block (lowp.h), padded with zeros.
@@ -223,10 +233,10 @@ void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A
   Words a(static_cast<size_t>(M * Kg)), b(static_cast<size_t>(Kg * npad));
   uint32_t* ap = a.get();
   uint32_t* bp = b.get();
-  detail::pack_a_bf16(k, ta, M, K, A, lda, ap, max_threads);
   detail::pack_b_bf16(k, tb, K, N, B, ldb, bp, max_threads);
   Lowp L{&k, &detail::kernel_for(isa), M, N, Kg, npad, ap, bp, nullptr, nullptr, nullptr, C, ldc, &ep};
-  lowp_run(L, max_threads);
+  auto convert = [&](int64_t r0, int64_t r1) { detail::pack_a_bf16_rows(k, ta, K, A, lda, ap, r0, r1); };
+  lowp_run(L, max_threads, detail::row_prep(convert));
 }
 
 // ---------------------------------------------------------------- int8
@@ -300,12 +310,12 @@ void gemm_int8(int64_t M, int64_t N, int64_t K, const int8_t* A, int64_t lda, co
   Words a(static_cast<size_t>(M * Kg)), b(static_cast<size_t>(Kg * npad));
   std::unique_ptr<int32_t[]> corr(new int32_t[corr_blocks(k, Kg) * npad]);
   uint32_t* ap = a.get();
-  parallel_for(M, 64, [&](int64_t r0, int64_t r1) {
-    for (int64_t i = r0; i < r1; ++i) pack_a_row_int8(A + i * lda, K, Kg, ap + i * Kg);
-  }, max_threads);
   pack_b_int8(k, K, N, B, ldb, b.get(), corr.get(), max_threads);
   Lowp L{&k, &detail::kernel_for(isa), M, N, Kg, npad, ap, b.get(), a_scale, b_scale, corr.get(), C, ldc, &ep};
-  lowp_run(L, max_threads);
+  auto fill = [&](int64_t r0, int64_t r1) {
+    for (int64_t i = r0; i < r1; ++i) pack_a_row_int8(A + i * lda, K, Kg, ap + i * Kg);
+  };
+  lowp_run(L, max_threads, detail::row_prep(fill));
 }
 
 // ---------------------------------------------------------------- int8 with B packed once
@@ -330,39 +340,6 @@ PackedInt8::PackedInt8(int64_t K, int64_t N, const int8_t* B, int64_t ldb) : K_(
 const uint32_t* PackedInt8Access::panels(const PackedInt8& B) { return B.data_->b.get(); }
 const int32_t* PackedInt8Access::corr(const PackedInt8& B) { return B.data_->corr.get(); }
 
-namespace {
-
-// The int8 GEMM with a packed B over M rows of K floats: rows(r0, r1, scratch, sink) calls
-// sink(i, row) for i = r0 .. r1 - 1 in order, row pointing into the caller's matrix or at scratch
-// (K floats) filled; each row is quantized with its own scale straight into the packed operand,
-// then the tiles run with the epilogue.
-template <class Rows>
-void int8_packed_dynamic(int64_t M, Rows&& rows, const PackedInt8& B, const float* b_scale, float* C, int64_t ldc,
-                         const Epilogue& ep, int max_threads) {
-  const int64_t N = B.n(), K = B.k();
-  const LowpKernels& k = detail::lowp_kernels_for(B.isa(), 1);
-  max_threads = lowp_threads(M, N, K, max_threads);
-  const int64_t Kg = (K + 3) / 4, npad = (N + k.nr - 1) / k.nr * k.nr;
-  Words a(static_cast<size_t>(std::max<int64_t>(1, M * Kg)));
-  std::unique_ptr<float[]> scale(new float[M]);
-  uint32_t* ap = a.get();
-  auto quantize = k.quantize_row;
-  parallel_for(M, 64, [&](int64_t r0, int64_t r1) {
-    std::unique_ptr<float[]> scratch(new float[K]);
-    rows(r0, r1, scratch.get(), [&](int64_t i, const float* row) {
-      auto* d = reinterpret_cast<int8_t*>(ap + i * Kg);
-      scale[i] = quantize(row, K, d);
-      check_row_scale(scale[i], i);
-      pack_a_row_int8(d, K, Kg, ap + i * Kg);  // in place: each byte read before it is written
-    });
-  }, max_threads);
-  Lowp L{&k, &detail::kernel_for(B.isa()), M, N, Kg, npad, ap, PackedInt8Access::panels(B), scale.get(), b_scale,
-         PackedInt8Access::corr(B), C, ldc, &ep};
-  lowp_run(L, max_threads);
-}
-
-}  // namespace
-
 void gemm_int8_packed(int64_t M, const int8_t* A, const float* A_float, int64_t lda, const float* a_scale,
                       const PackedInt8& B, const float* b_scale, float* C, int64_t ldc, const Epilogue& ep,
                       int max_threads) {
@@ -376,24 +353,28 @@ void gemm_int8_packed(int64_t M, const int8_t* A, const float* A_float, int64_t 
     for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, 0.f);
     return epilogue_all(ep, C, ldc, M, N);
   }
-  if (!A)  // dynamic per-row scales
-    return int8_packed_dynamic(
-        M,
-        [&](int64_t r0, int64_t r1, float*, auto&& sink) {
-          for (int64_t i = r0; i < r1; ++i) sink(i, A_float + i * lda);
-        },
-        B, b_scale, C, ldc, ep, max_threads);
   const LowpKernels& k = detail::lowp_kernels_for(B.isa(), 1);
   max_threads = lowp_threads(M, N, K, max_threads);
   const int64_t Kg = (K + 3) / 4, npad = (N + k.nr - 1) / k.nr * k.nr;
   Words a(static_cast<size_t>(std::max<int64_t>(1, M * Kg)));
   uint32_t* ap = a.get();
-  parallel_for(M, 64, [&](int64_t r0, int64_t r1) {
-    for (int64_t i = r0; i < r1; ++i) pack_a_row_int8(A + i * lda, K, Kg, ap + i * Kg);
-  }, max_threads);
-  Lowp L{&k, &detail::kernel_for(B.isa()), M, N, Kg, npad, ap, PackedInt8Access::panels(B), a_scale, b_scale,
+  std::unique_ptr<float[]> scale(A ? nullptr : new float[M]);  // float A: dynamic per-row scales
+  const float* row_scale = A ? a_scale : scale.get();
+  Lowp L{&k, &detail::kernel_for(B.isa()), M, N, Kg, npad, ap, PackedInt8Access::panels(B), row_scale, b_scale,
          PackedInt8Access::corr(B), C, ldc, &ep};
-  lowp_run(L, max_threads);
+  auto fill = [&](int64_t r0, int64_t r1) {
+    for (int64_t i = r0; i < r1; ++i) {
+      if (A) {
+        pack_a_row_int8(A + i * lda, K, Kg, ap + i * Kg);
+        continue;
+      }
+      auto* d = reinterpret_cast<int8_t*>(ap + i * Kg);  // each row quantized with its own scale
+      scale[i] = k.quantize_row(A_float + i * lda, K, d);
+      check_row_scale(scale[i], i);
+      pack_a_row_int8(d, K, Kg, ap + i * Kg);  // in place: each byte read before it is written
+    }
+  };
+  lowp_run(L, max_threads, detail::row_prep(fill));
 }
 
 // ---------------------------------------------------------------- quantization and names

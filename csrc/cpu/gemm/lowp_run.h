@@ -53,8 +53,22 @@ int lowp_threads(int64_t M, int64_t N, int64_t K, int max_threads);
 // The argument checks of a packed B against the active ISA.
 void check_packed(const char* fn, const PackedInt8& B, const float* b_scale);
 
+// Fills rows [r0, r1) of a Lowp's A operand (a conversion or quantization of the caller's A).
+struct RowPrep {
+  void (*fn)(const void* ctx, int64_t r0, int64_t r1) = nullptr;
+  const void* ctx = nullptr;
+};
+template <class F>
+RowPrep row_prep(const F& f) {
+  return {[](const void* c, int64_t r0, int64_t r1) { (*static_cast<const F*>(c))(r0, r1); }, &f};
+}
+
 // All of C over max_threads threads (from lowp_threads), Ctrl-C checked between row chunks.
-void lowp_run(const Lowp& L, int max_threads);
+// With prep, the A rows are filled inside the run: when the rows are split over the threads,
+// each thread fills its own rows just before their tiles (in blocks that stay in its L2 while B
+// is small enough to be read again per block), so A is not written out and read back in a
+// separate pass.
+void lowp_run(const Lowp& L, int max_threads, RowPrep prep = {});
 
 // The argument checks every lowp GEMM shares.
 void check_common(const char* fn, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc, bool ta,
@@ -63,10 +77,10 @@ void check_common(const char* fn, int64_t M, int64_t N, int64_t K, int64_t lda, 
 // The epilogue on the whole of C (the reference and K == 0 paths).
 void epilogue_all(const Epilogue& ep, float* C, int64_t ldc, int64_t M, int64_t N);
 
-// op(A) (M, K) into M rows of ceil(K / 2) bf16 pairs at ap; op(B) (K, N) into the kernels'
+// Rows [r0, r1) of op(A) (M, K) into rows of ceil(K / 2) bf16 pairs at ap; op(B) (K, N) into the kernels'
 // zero-padded panels at bp (ceil(K / 2) x npad words).
-void pack_a_bf16(const LowpKernels& k, bool ta, int64_t M, int64_t K, const float* A, int64_t lda, uint32_t* ap,
-                 int max_threads);
+void pack_a_bf16_rows(const LowpKernels& k, bool ta, int64_t K, const float* A, int64_t lda, uint32_t* ap, int64_t r0,
+                      int64_t r1);
 void pack_b_bf16(const LowpKernels& k, bool tb, int64_t K, int64_t N, const float* B, int64_t ldb, uint32_t* bp,
                  int max_threads);
 
