@@ -215,3 +215,25 @@ def test_conv_binding_chain_without_pooling_equals_conv_then_chain(rng, image):
         _backend.cpu.conv2d_int8_packed(x, w, s, y2, *geometry, None, 1, None, (layers, False, z[:2]))
     with pytest.raises(ValueError, match="chain: expected"):
         _backend.cpu.conv2d_int8_packed(x, w, s, y2, *geometry, None, 1, None, (layers, False))
+
+
+def test_two_conv_pool_pairs_then_the_tail_in_the_second_call(rng):
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(12, 10, 2)),
+            keras.layers.Conv2D(5, 3, padding="same", activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(7, 3, padding="same"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Flatten(),
+            keras.layers.Dense(6, activation="relu"),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    model.quantize("int8")
+    assert model._int8_fusion == (0, 2)
+    x = rng.standard_normal((9, 12, 10, 2)).astype(np.float32)
+    for _ in range(2):  # the second call reads the cached plans
+        np.testing.assert_array_equal(model.predict_on_batch(x), layer_by_layer(model, x))
+    assert quantization._tail_plan(model, 2) is None and quantization._tail_plan(model, 4) is not None

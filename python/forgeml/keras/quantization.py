@@ -161,14 +161,16 @@ def forward_fused(model, x):
 def _tail_plan(model, start):
     """The chain plan of the layers after a fused conv + pool pair at ``start``: a Flatten, then
     int8 Dense layers to the end of the model (``_chain_plan``); None otherwise. Cached per model
-    as ``dense_chain``'s plan is."""
-
+    and start as ``dense_chain``'s plan is."""
     layers = model._layers
     cached = model.__dict__.get("_int8_tail")
-    if cached is None or cached[0] != _generation or cached[1] != layers or cached[2] != start:
-        plan = _chain_plan(layers[start + 1 :]) if start < len(layers) and type(layers[start]) is Flatten else None
-        cached = model._int8_tail = (_generation, list(layers), start, plan)
-    return cached[3]
+    if cached is None or cached[0] != _generation or cached[1] != layers:
+        cached = model._int8_tail = (_generation, list(layers), {})
+    plans = cached[2]
+    if start not in plans:
+        flat = start < len(layers) and type(layers[start]) is Flatten
+        plans[start] = _chain_plan(layers[start + 1 :]) if flat else None
+    return plans[start]
 
 
 def is_quantized(model) -> bool:
