@@ -34,6 +34,7 @@
 #include "forgeml/parallel.h"
 #include "cpu/tree/criterion.h"
 #include "cpu/tree/grow_sparse.h"
+#include "cpu/tree/hist_words.h"
 #include "cpu/tree/kernels.h"
 #include "cpu/tree/random_rows.h"
 #include "cpu/tree/rng.h"
@@ -175,6 +176,7 @@ class Grower {
     std::vector<double> total(S_, 0.0);
     for (const Rec& r : rows_) add_row(total.data(), r);
     w_root_ = total[1];
+    word_hist_ = packed_ && K_ == 2 && w_root_ < kWordLimit;
     if (!C::kClassify && S_ > 3) root_sq_ = std::abs(total[3]);
     lim_ = {static_cast<double>(P_.min_samples_leaf), P_.min_weight_fraction_leaf * w_root_};
     const double inf = std::numeric_limits<double>::infinity();
@@ -1129,6 +1131,9 @@ class Grower {
                                Best& best) {
     uint64_t* pk = sc.pk.data();
     uint64_t* occ = sc.occ.data();
+    if constexpr (K == 2) {
+      if (word_hist_) return build_words_and_scan(e, f, rank0, nf, total, sc, best);
+    }
     constexpr size_t stride = packed_stride(K);
     if (e.end - e.begin >= 4096) {  // masks from the histograms afterwards, as in build()
       build_packed_rows<K, false>(e.begin, e.end, f, nf, pk, occ);
@@ -1171,7 +1176,6 @@ class Grower {
     double* cl = sc.prefix.data();        // (K, 256) class weights left of each boundary
     double* wl = cl + K * 256;            // (256) weight left
     double* nl = wl + 256;                // (256) rows left
-    double* pr = nl + 256;                // (256) proxies
     int* bins = sc.bins.data();
     uint64_t run[K] = {};
     int u = 0;
@@ -1194,6 +1198,17 @@ class Grower {
       }
       o[w] = 0;
     }
+    return offer_gini(u, K, total, f, rank, sc, best);
+  }
+
+  // The tail of the packed Gini scans: sc.prefix holds the prefix sums of u occupied bins
+  // (scan_packed_gini's layout), sc.bins the bins; the first maximum of the proxies goes to best.
+  bool offer_gini(int u, int K, const double* total, int f, int rank, Scratch& sc, Best& best) {
+    double* cl = sc.prefix.data();
+    double* wl = cl + K * 256;
+    double* nl = wl + 256;
+    double* pr = nl + 256;
+    const int* bins = sc.bins.data();
     if (u <= 1) return false;
     class_proxies_(cl, 256, wl, nl, u - 1, K, total, lim_.min_leaf, lim_.min_weight_leaf, pr);
     int at = 0;
@@ -1214,6 +1229,52 @@ class Grower {
       best.nan_left = l[0] > r[0];
     }
     return true;
+  }
+
+  // Binary classification with a root weight below 2^21: word histograms (hist_words.h), the
+  // same sums as the two-word layout, so the same splits.
+  void build_words_and_scan(const Entry& e, const int* f, int rank0, int nf, const double* total, Scratch& sc,
+                            Best& best) {
+    uint64_t* pk = sc.pk.data();
+    uint64_t* occ = sc.occ.data();
+    const Rec* rows = rows_.data() + e.begin;
+    const int64_t m = e.end - e.begin;
+    if (D_.column_major) {
+      build_words_columns(rows, m, D_.codes, D_.n, f, nf, pk, occ);
+    } else if (m < 4096) {
+      build_words_rows<true>(rows, m, f, nf, pk, occ);
+    } else {  // large nodes touch nearly every bin: masks from the histograms afterwards
+      build_words_rows<false>(rows, m, f, nf, pk, occ);
+      for (int j = 0; j < nf; ++j) word_occupancy(pk + j * kWordStride, occ + j * 4);
+    }
+    for (int j = 0; j < nf; ++j) {
+      uint64_t* h = pk + j * kWordStride;
+      uint64_t* o = occ + j * 4;
+      if (std::is_same_v<C, Gini> && !(o[3] >> 63)) {  // no NaN rows; every weight < 2^21 < 2^26
+        double* cl = sc.prefix.data();
+        const int u = gather_words(h, o, cl, cl + 2 * 256, cl + 3 * 256, sc.bins.data());
+        if (!offer_gini(u, 2, total, f[j], rank0 + j, sc, best)) sc.constant.push_back(f[j]);
+        continue;
+      }
+      auto add = [h](double* s, int b) __attribute__((always_inline)) { add_word(s, h, b); };
+      if (!scan_bins_n<C, 4>(crit_, add, o, total, lim_, f[j], rank0 + j, best)) sc.constant.push_back(f[j]);
+      for_each_bit(o, 4, [h](int b) { h[b] = 0; });
+      o[0] = o[1] = o[2] = o[3] = 0;
+    }
+  }
+
+  template <bool kMask>
+  void build_words_rows(const Rec* rows, int64_t m, const int* f, int nf, uint64_t* pk, uint64_t* occ) const {
+    const uint8_t* codes = D_.codes;
+    const int64_t d = D_.d;
+    switch (nf) {
+#define FORGEML_WORDS_NF(k) \
+  case k: return build_words<kMask, k>(rows, m, codes, d, f, nf, pk, occ);
+      FORGEML_WORDS_NF(1) FORGEML_WORDS_NF(2) FORGEML_WORDS_NF(3) FORGEML_WORDS_NF(4)
+      FORGEML_WORDS_NF(5) FORGEML_WORDS_NF(6) FORGEML_WORDS_NF(7) FORGEML_WORDS_NF(8)
+#undef FORGEML_WORDS_NF
+      default: return build_words<kMask, 0>(rows, m, codes, d, f, nf, pk, occ);
+    }
   }
 
   void build_packed_and_scan(const Entry& e, const int* f, int rank0, int nf, const double* total, Scratch& sc,
@@ -1372,6 +1433,7 @@ class Grower {
   C crit_;
   bool full_ = false;
   bool packed_ = false;  // classification with integer weights: packed integer histograms
+  bool word_hist_ = false;  // ... binary, root weight below 2^21: one word per bin (hist_words.h)
   bool random_rows_ = false;  // the random splitter on rows, without histograms
   bool random_unit_ = false;  // ... with unit weights: the weight sums are the counts
   RandomScratch rs_;
