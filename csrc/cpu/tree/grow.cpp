@@ -105,6 +105,7 @@ struct Scratch {
   std::vector<int> constant;
   std::vector<double> prefix;  // scan_packed_gini: (K + 3, 256) prefix sums and proxies
   std::vector<int> bins;       // scan_packed_gini: (256) occupied value bins
+  std::vector<uint64_t> raw;   // word histograms: (256) the occupied bins' words
   MaeSplitter mae;  // absolute error: row-based split search
 };
 
@@ -125,7 +126,8 @@ class Grower {
  public:
   Grower(const Data& data, const Params& p, const double* w, uint64_t seed, int threads)
       : D_(data), P_(p), w_(w), rng_(seed), split_rng_(seed ^ 0xd1b54a32d192ed03ULL),
-        threads_(std::max(1, threads)), class_proxies_(split_kernels().class_proxies) {
+        threads_(std::max(1, threads)), class_proxies_(split_kernels().class_proxies),
+        split_kernels_(&split_kernels()) {
     K_ = C::kClassify ? p.n_classes : 1;
     crit_.K = K_;
     if constexpr (is_multi<C>()) {  // k outputs: statistics per criterion.h's multi-output layout
@@ -989,7 +991,8 @@ class Grower {
       if (packed_) {
         sc.pk.assign(static_cast<size_t>(batch_cap_) * packed_stride(K_), 0);
         sc.prefix.resize(static_cast<size_t>(K_ + 3) * 256);
-        sc.bins.resize(256);
+        sc.bins.resize(256 + 8);  // + 8: compact_words stores whole registers
+        sc.raw.resize(256 + 8);
       }
       sc.occ.assign(static_cast<size_t>(batch_cap_) * 4, 0);
       sc.tmp.resize(4 * S_);
@@ -1232,28 +1235,33 @@ class Grower {
   }
 
   // Binary classification with a root weight below 2^21: word histograms (hist_words.h), the
-  // same sums as the two-word layout, so the same splits.
+  // same sums as the two-word layout, so the same splits. Nodes of kWordMaskRows rows or more
+  // build without occupancy masks: their Gini scan compacts the 256 bins in vector steps
+  // (compact_words), cheaper than a mask bit per row and feature once most bins are touched.
   void build_words_and_scan(const Entry& e, const int* f, int rank0, int nf, const double* total, Scratch& sc,
                             Best& best) {
+    constexpr int64_t kWordMaskRows = 64;
     uint64_t* pk = sc.pk.data();
     uint64_t* occ = sc.occ.data();
     const Rec* rows = rows_.data() + e.begin;
     const int64_t m = e.end - e.begin;
-    if (D_.column_major) {
-      build_words_columns(rows, m, D_.codes, D_.n, f, nf, pk, occ);
-    } else if (m < 4096) {
-      build_words_rows<true>(rows, m, f, nf, pk, occ);
-    } else {  // large nodes touch nearly every bin: masks from the histograms afterwards
-      build_words_rows<false>(rows, m, f, nf, pk, occ);
-      for (int j = 0; j < nf; ++j) word_occupancy(pk + j * kWordStride, occ + j * 4);
-    }
+    const bool masked = D_.column_major || m < kWordMaskRows;
+    if (D_.column_major) build_words_columns(rows, m, D_.codes, D_.n, f, nf, pk, occ);
+    else if (masked) build_words_rows<true>(rows, m, f, nf, pk, occ);
+    else build_words_rows<false>(rows, m, f, nf, pk, occ);
+    constexpr bool gini = std::is_same_v<C, Gini>;  // every weight < 2^21 < 2^26: exact proxies
     for (int j = 0; j < nf; ++j) {
       uint64_t* h = pk + j * kWordStride;
       uint64_t* o = occ + j * 4;
-      if (std::is_same_v<C, Gini> && !(o[3] >> 63)) {  // no NaN rows; every weight < 2^21 < 2^26
-        double* cl = sc.prefix.data();
-        const int u = gather_words(h, o, cl, cl + 2 * 256, cl + 3 * 256, sc.bins.data());
-        if (!offer_gini(u, 2, total, f[j], rank0 + j, sc, best)) sc.constant.push_back(f[j]);
+      if (gini && !masked && h[kNanBin] == 0) {
+        const int u = split_kernels_->compact_words(h, sc.raw.data(), sc.bins.data());
+        if (!offer_words(u, total, f[j], rank0 + j, sc, best)) sc.constant.push_back(f[j]);
+        continue;
+      }
+      if (!masked) word_occupancy(h, o);
+      if (gini && !(o[3] >> 63)) {  // no NaN rows
+        const int u = gather_words(h, o, sc.raw.data(), sc.bins.data());
+        if (!offer_words(u, total, f[j], rank0 + j, sc, best)) sc.constant.push_back(f[j]);
         continue;
       }
       auto add = [h](double* s, int b) __attribute__((always_inline)) { add_word(s, h, b); };
@@ -1261,6 +1269,33 @@ class Grower {
       for_each_bit(o, 4, [h](int b) { h[b] = 0; });
       o[0] = o[1] = o[2] = o[3] = 0;
     }
+  }
+
+  // The Gini split of one feature from its u occupied bins' words (sc.raw, sc.bins): the first
+  // best boundary is offered to best as scan_packed_gini offers it. False: constant (u <= 1).
+  bool offer_words(int u, const double* total, int f, int rank, Scratch& sc, Best& best) const {
+    if (u <= 1) return false;
+    int at = 0;
+    uint64_t run = 0;
+    const double p = split_kernels_->word_gini(sc.raw.data(), u, total, lim_.min_leaf, lim_.min_weight_leaf, &at,
+                                               &run);
+    if (p == -std::numeric_limits<double>::infinity()) return true;
+    if (p > best.proxy || (p == best.proxy && best.found() && rank < best.rank && f != best.feature)) {
+      best.proxy = p;
+      best.feature = f;
+      best.rank = rank;
+      best.bin = (sc.bins[at] + sc.bins[at + 1] - 1) / 2;
+      double* l = best.left;
+      double* r = best.right;
+      const uint64_t w0 = run & kWordMask, w1 = (run >> kWordBits) & kWordMask;
+      l[0] = static_cast<double>(run >> (2 * kWordBits));
+      l[1] = static_cast<double>(w0 + w1);
+      l[2] = static_cast<double>(w0);
+      l[3] = static_cast<double>(w1);
+      for (int s = 0; s < 4; ++s) r[s] = total[s] - l[s];
+      best.nan_left = l[0] > r[0];
+    }
+    return true;
   }
 
   template <bool kMask>
@@ -1430,6 +1465,7 @@ class Grower {
                    // their own: the full-histogram and batched paths consume the same draws)
   int threads_;
   decltype(SplitKernels::class_proxies) class_proxies_;  // the active ISA's (kernels.h)
+  const SplitKernels* split_kernels_;
   C crit_;
   bool full_ = false;
   bool packed_ = false;  // classification with integer weights: packed integer histograms

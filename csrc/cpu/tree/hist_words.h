@@ -6,6 +6,7 @@
 // next. The sums are the two-word layout's exactly, so the scans see the same numbers.
 #pragma once
 #include <cstdint>
+#include <limits>
 
 #include "cpu/tree/split.h"
 
@@ -86,27 +87,57 @@ inline void add_word(double* s, const uint64_t* h, int b) {
   s[1] += w0 + w1;
 }
 
-// The prefix sums of a word histogram over its occupied bins (occ), clearing both as they are
-// read: u bins, bins[j] the j-th, and left of boundary j (bins[0..j] to the left) cl[j] / cl[256 +
-// j] the class weights, wl[j] the weight, nl[j] the rows. Returns u.
-inline int gather_words(uint64_t* h, uint64_t* occ, double* cl, double* wl, double* nl, int* bins) {
-  uint64_t run = 0;
+// A word histogram's occupied bins (occ), in bin order, clearing both as they are read: raw[j]
+// the j-th bin's word, bins[j] its bin. Returns their number u.
+inline int gather_words(uint64_t* h, uint64_t* occ, uint64_t* raw, int* bins) {
   int u = 0;
   for (int w = 0; w < 4; ++w) {
     for (uint64_t m = occ[w]; m; m &= m - 1) {
       const int b = w * 64 + __builtin_ctzll(m);
-      run += h[b];
+      raw[u] = h[b];
       h[b] = 0;
-      const uint64_t w0 = run & kWordMask, w1 = (run >> kWordBits) & kWordMask;
-      cl[u] = static_cast<double>(w0);
-      cl[256 + u] = static_cast<double>(w1);
-      wl[u] = static_cast<double>(w0 + w1);
-      nl[u] = static_cast<double>(run >> (2 * kWordBits));
       bins[u++] = b;
     }
     occ[w] = 0;
   }
   return u;
+}
+
+// The kernels' contracts (kernels.h: compact_words, word_gini); these are the portable entries.
+inline int compact_words_portable(uint64_t* h, uint64_t* raw, int* bins) {
+  int u = 0;
+  for (int b = 0; b < 256; ++b) {
+    raw[u] = h[b];
+    bins[u] = b;
+    u += h[b] != 0;  // written unconditionally: no branch per bin
+    h[b] = 0;
+  }
+  return u;
+}
+
+inline double word_gini_portable(const uint64_t* raw, int m, const double* total, double min_leaf, double min_weight,
+                                 int* at, uint64_t* left) {
+  const double n = total[0], w = total[1], t0 = total[2], t1 = total[3];
+  double best = -std::numeric_limits<double>::infinity();
+  int best_at = 0;
+  uint64_t run = 0, best_left = raw[0];
+  for (int j = 0; j + 1 < m; ++j) {
+    run += raw[j];
+    const uint64_t i0 = run & kWordMask, i1 = (run >> kWordBits) & kWordMask;
+    const double a0 = static_cast<double>(i0), a1 = static_cast<double>(i1);
+    const double wl = static_cast<double>(i0 + i1), nl = static_cast<double>(run >> (2 * kWordBits));
+    const double b0 = t0 - a0, b1 = t1 - a1, wr = w - wl, nr = n - nl;
+    const bool ok = nl >= min_leaf && nr >= min_leaf && wl >= min_weight && wr >= min_weight && wl > 0 && wr > 0;
+    const double p = (a0 * a0 + a1 * a1) / wl + (b0 * b0 + b1 * b1) / wr;  // integers < 2^43: exact squares
+    if (ok && p > best) {
+      best = p;
+      best_at = j;
+      best_left = run;
+    }
+  }
+  *at = best_at;
+  *left = best_left;
+  return best;
 }
 
 }  // namespace forgeml::tree
