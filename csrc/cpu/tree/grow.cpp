@@ -121,6 +121,19 @@ PackedRows& packed_rows_of_thread() {
   return rows;
 }
 
+// The node rows and the partition's buffer, kept per thread between the trees it grows (fresh
+// pages for two arrays of n rows per tree cost more than the rows' passes); released above
+// kKeepPackedBytes when a tree is done, as the packed rows are.
+template <class Rec>
+struct RowBuffers {
+  std::vector<Rec> rows, tmp;
+};
+template <class Rec>
+RowBuffers<Rec>& row_buffers_of_thread() {
+  static thread_local RowBuffers<Rec> buffers;
+  return buffers;
+}
+
 template <class C>
 class Grower {
  public:
@@ -152,9 +165,14 @@ class Grower {
 
   ~Grower() {
     if (prow_w_ && prow_.even.capacity() + prow_.odd.capacity() > kKeepPackedBytes) prow_ = PackedRows{};
+    if ((rows_.capacity() + tmp_.capacity()) * sizeof(Rec) > kKeepPackedBytes) rows_buf_ = RowBuffers<Rec>{};
   }
 
   TreeOut run() {
+    rows_.clear();
+    int64_t used = 0;
+    for (int64_t r = 0; r < D_.n; ++r) used += w_[r] > 0;
+    rows_.reserve(used);  // no copies while it fills
     for (int64_t r = 0; r < D_.n; ++r)
       if (w_[r] > 0)
       {
@@ -1483,7 +1501,9 @@ class Grower {
   double w_root_ = 0;
   double root_sq_ = 0;  // the root's sum of w*y^2: the scale of rounding left in a child's sums
   Limits lim_{1, 0};
-  std::vector<Rec> rows_, tmp_;
+  RowBuffers<Rec>& rows_buf_ = row_buffers_of_thread<Rec>();
+  std::vector<Rec>& rows_ = rows_buf_.rows;  // the rows with weight > 0, partitioned as nodes split
+  std::vector<Rec>& tmp_ = rows_buf_.tmp;
   std::vector<Scratch> scratch_;
   std::vector<int> all_features_;
   std::unique_ptr<SparseSearch<Grower>> sparse_;  // sparse X's split search (null: codes)
