@@ -1258,7 +1258,7 @@ class Grower {
   // (compact_words), cheaper than a mask bit per row and feature once most bins are touched.
   void build_words_and_scan(const Entry& e, const int* f, int rank0, int nf, const double* total, Scratch& sc,
                             Best& best) {
-    constexpr int64_t kWordMaskRows = 64;
+    constexpr int64_t kWordMaskRows = 32;
     uint64_t* pk = sc.pk.data();
     uint64_t* occ = sc.occ.data();
     const Rec* rows = rows_.data() + e.begin;

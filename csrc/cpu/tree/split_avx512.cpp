@@ -26,13 +26,11 @@ int compact_words_avx512(uint64_t* h, uint64_t* raw, int* bins) {
   for (int b = 0; b < 256; b += 8) {
     const __m512i v = _mm512_loadu_si512(h + b);
     const __mmask8 nz = _mm512_test_epi64_mask(v, v);
-    if (nz) {
-      _mm512_storeu_si512(raw + u, _mm512_maskz_compress_epi64(nz, v));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(bins + u),
-                          _mm512_cvtepi64_epi32(_mm512_maskz_compress_epi64(nz, idx)));
-      _mm512_storeu_si512(h + b, zero);
-      u += __builtin_popcount(nz);
-    }
+    _mm512_storeu_si512(raw + u, _mm512_maskz_compress_epi64(nz, v));  // no branch: mixed nodes mispredict it
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(bins + u),
+                        _mm512_cvtepi64_epi32(_mm512_maskz_compress_epi64(nz, idx)));
+    _mm512_storeu_si512(h + b, zero);
+    u += __builtin_popcount(nz);
     idx = _mm512_add_epi64(idx, eight);
   }
   return u;
