@@ -222,10 +222,12 @@ def test_histogram_subtraction_gives_the_same_tree(rng, criterion, n_classes):
 
 @pytest.mark.parametrize("nan", [True, False])
 @pytest.mark.parametrize("criterion,n_classes,weight", [("gini", 2, "counts"), ("gini", 3, "ones"),
-                                                       ("entropy", 5, "counts"), ("gini", 8, "counts")])
+                                                       ("entropy", 5, "counts"), ("gini", 8, "counts"),
+                                                       ("entropy", 2, "counts"), ("gini", 2, "large")])
 def test_packed_integer_histograms_give_the_same_trees(rng, monkeypatch, isa, criterion, n_classes, weight, nan):
-    """Integer weights take packed integer histograms (rows << 32 | weight per class); the double
-    histograms are the reference: identical trees, every array bit for bit. Gini on features
+    """Integer weights take packed integer histograms (rows << 32 | weight per class; two classes
+    with a root weight below 2^21: one word per bin, hist_words.h; "large" weights exceed it); the
+    double histograms are the reference: identical trees, every array bit for bit. Gini on features
     without NaN takes the vectorised proxies of each ISA (split_proxies.h)."""
     from forgeml import _cpu
     X = rng.normal(size=(7001, 11)).astype(np.float32)
@@ -234,7 +236,9 @@ def test_packed_integer_histograms_give_the_same_trees(rng, monkeypatch, isa, cr
     X[:, 3] = np.round(X[:, 3])  # few distinct values: many tied candidates
     y = ((X[:, 0] > 0) * 2 + (np.nan_to_num(X[:, 1]) > 0.5) + (X[:, 3] > 0)).astype(np.int32) % n_classes
     y[rng.random(7001) < 0.2] = rng.integers(0, n_classes)
-    w = rng.integers(0, 4, size=7001).astype(np.float64) if weight == "counts" else np.ones(7001)
+    w = rng.integers(0, 4, size=7001).astype(np.float64) if weight != "ones" else np.ones(7001)
+    if weight == "large":
+        w *= 1000.0
     edges, n_edges = ops.tree_bin_edges(X)
     codes = ops.tree_bin_codes(X, edges, n_edges)
     kw = dict(criterion=criterion, n_classes=n_classes, bootstrap=True, max_features=4, min_samples_leaf=2)
@@ -242,6 +246,23 @@ def test_packed_integer_histograms_give_the_same_trees(rng, monkeypatch, isa, cr
     grow = _cpu.tree_grow_forest
     monkeypatch.setattr(_cpu, "tree_grow_forest", lambda *a: grow(*a[:-1], {**a[-1], "int_counts": False}))
     ref = ops.tree_grow_forest(codes, y, w, [1, 2, 3], **kw)
+    assert len(ref["feature"]) > 300
+    for k in ref:
+        np.testing.assert_array_equal(out[k], ref[k])
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_packed_histograms_column_major_codes_same_trees(rng, n_classes):
+    """Column-major codes build the packed histograms feature by feature (hist_words.h's column
+    loop for two classes): the same trees as row-major codes, every array bit for bit."""
+    X = rng.normal(size=(6001, 9)).astype(np.float32)
+    X[rng.random(X.shape) < 0.02] = np.nan
+    y = ((X[:, 0] > 0) + (np.nan_to_num(X[:, 1]) > 0.3)).astype(np.int32) % n_classes
+    edges, n_edges = ops.tree_bin_edges(X)
+    codes = ops.tree_bin_codes(X, edges, n_edges)
+    kw = dict(criterion="gini", n_classes=n_classes, bootstrap=True, max_features=3)
+    ref = ops.tree_grow_forest(codes, y, np.ones(6001), [5, 6], **kw)
+    out = ops.tree_grow_forest(np.asfortranarray(codes), y, np.ones(6001), [5, 6], **kw)
     assert len(ref["feature"]) > 300
     for k in ref:
         np.testing.assert_array_equal(out[k], ref[k])

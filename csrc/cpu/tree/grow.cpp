@@ -34,6 +34,7 @@
 #include "forgeml/parallel.h"
 #include "cpu/tree/criterion.h"
 #include "cpu/tree/grow_sparse.h"
+#include "cpu/tree/hist_words.h"
 #include "cpu/tree/kernels.h"
 #include "cpu/tree/random_rows.h"
 #include "cpu/tree/rng.h"
@@ -104,6 +105,7 @@ struct Scratch {
   std::vector<int> constant;
   std::vector<double> prefix;  // scan_packed_gini: (K + 3, 256) prefix sums and proxies
   std::vector<int> bins;       // scan_packed_gini: (256) occupied value bins
+  std::vector<uint64_t> raw;   // word histograms: (256) the occupied bins' words
   MaeSplitter mae;  // absolute error: row-based split search
 };
 
@@ -119,12 +121,26 @@ PackedRows& packed_rows_of_thread() {
   return rows;
 }
 
+// The node rows and the partition's buffer, kept per thread between the trees it grows (fresh
+// pages for two arrays of n rows per tree cost more than the rows' passes); released above
+// kKeepPackedBytes when a tree is done, as the packed rows are.
+template <class Rec>
+struct RowBuffers {
+  std::vector<Rec> rows, tmp;
+};
+template <class Rec>
+RowBuffers<Rec>& row_buffers_of_thread() {
+  static thread_local RowBuffers<Rec> buffers;
+  return buffers;
+}
+
 template <class C>
 class Grower {
  public:
   Grower(const Data& data, const Params& p, const double* w, uint64_t seed, int threads)
       : D_(data), P_(p), w_(w), rng_(seed), split_rng_(seed ^ 0xd1b54a32d192ed03ULL),
-        threads_(std::max(1, threads)), class_proxies_(split_kernels().class_proxies) {
+        threads_(std::max(1, threads)), class_proxies_(split_kernels().class_proxies),
+        split_kernels_(&split_kernels()) {
     K_ = C::kClassify ? p.n_classes : 1;
     crit_.K = K_;
     if constexpr (is_multi<C>()) {  // k outputs: statistics per criterion.h's multi-output layout
@@ -149,9 +165,14 @@ class Grower {
 
   ~Grower() {
     if (prow_w_ && prow_.even.capacity() + prow_.odd.capacity() > kKeepPackedBytes) prow_ = PackedRows{};
+    if ((rows_.capacity() + tmp_.capacity()) * sizeof(Rec) > kKeepPackedBytes) rows_buf_ = RowBuffers<Rec>{};
   }
 
   TreeOut run() {
+    rows_.clear();
+    int64_t used = 0;
+    for (int64_t r = 0; r < D_.n; ++r) used += w_[r] > 0;
+    rows_.reserve(used);  // no copies while it fills
     for (int64_t r = 0; r < D_.n; ++r)
       if (w_[r] > 0)
       {
@@ -175,6 +196,7 @@ class Grower {
     std::vector<double> total(S_, 0.0);
     for (const Rec& r : rows_) add_row(total.data(), r);
     w_root_ = total[1];
+    word_hist_ = packed_ && K_ == 2 && w_root_ < kWordLimit;
     if (!C::kClassify && S_ > 3) root_sq_ = std::abs(total[3]);
     lim_ = {static_cast<double>(P_.min_samples_leaf), P_.min_weight_fraction_leaf * w_root_};
     const double inf = std::numeric_limits<double>::infinity();
@@ -987,7 +1009,8 @@ class Grower {
       if (packed_) {
         sc.pk.assign(static_cast<size_t>(batch_cap_) * packed_stride(K_), 0);
         sc.prefix.resize(static_cast<size_t>(K_ + 3) * 256);
-        sc.bins.resize(256);
+        sc.bins.resize(256 + 8);  // + 8: compact_words stores whole registers
+        sc.raw.resize(256 + 8);
       }
       sc.occ.assign(static_cast<size_t>(batch_cap_) * 4, 0);
       sc.tmp.resize(4 * S_);
@@ -1129,6 +1152,9 @@ class Grower {
                                Best& best) {
     uint64_t* pk = sc.pk.data();
     uint64_t* occ = sc.occ.data();
+    if constexpr (K == 2) {
+      if (word_hist_) return build_words_and_scan(e, f, rank0, nf, total, sc, best);
+    }
     constexpr size_t stride = packed_stride(K);
     if (e.end - e.begin >= 4096) {  // masks from the histograms afterwards, as in build()
       build_packed_rows<K, false>(e.begin, e.end, f, nf, pk, occ);
@@ -1171,7 +1197,6 @@ class Grower {
     double* cl = sc.prefix.data();        // (K, 256) class weights left of each boundary
     double* wl = cl + K * 256;            // (256) weight left
     double* nl = wl + 256;                // (256) rows left
-    double* pr = nl + 256;                // (256) proxies
     int* bins = sc.bins.data();
     uint64_t run[K] = {};
     int u = 0;
@@ -1194,6 +1219,17 @@ class Grower {
       }
       o[w] = 0;
     }
+    return offer_gini(u, K, total, f, rank, sc, best);
+  }
+
+  // The tail of the packed Gini scans: sc.prefix holds the prefix sums of u occupied bins
+  // (scan_packed_gini's layout), sc.bins the bins; the first maximum of the proxies goes to best.
+  bool offer_gini(int u, int K, const double* total, int f, int rank, Scratch& sc, Best& best) {
+    double* cl = sc.prefix.data();
+    double* wl = cl + K * 256;
+    double* nl = wl + 256;
+    double* pr = nl + 256;
+    const int* bins = sc.bins.data();
     if (u <= 1) return false;
     class_proxies_(cl, 256, wl, nl, u - 1, K, total, lim_.min_leaf, lim_.min_weight_leaf, pr);
     int at = 0;
@@ -1214,6 +1250,84 @@ class Grower {
       best.nan_left = l[0] > r[0];
     }
     return true;
+  }
+
+  // Binary classification with a root weight below 2^21: word histograms (hist_words.h), the
+  // same sums as the two-word layout, so the same splits. Nodes of kWordMaskRows rows or more
+  // build without occupancy masks: their Gini scan compacts the 256 bins in vector steps
+  // (compact_words), cheaper than a mask bit per row and feature once most bins are touched.
+  void build_words_and_scan(const Entry& e, const int* f, int rank0, int nf, const double* total, Scratch& sc,
+                            Best& best) {
+    constexpr int64_t kWordMaskRows = 32;
+    uint64_t* pk = sc.pk.data();
+    uint64_t* occ = sc.occ.data();
+    const Rec* rows = rows_.data() + e.begin;
+    const int64_t m = e.end - e.begin;
+    const bool masked = D_.column_major || m < kWordMaskRows;
+    if (D_.column_major) build_words_columns(rows, m, D_.codes, D_.n, f, nf, pk, occ);
+    else if (masked) build_words_rows<true>(rows, m, f, nf, pk, occ);
+    else build_words_rows<false>(rows, m, f, nf, pk, occ);
+    constexpr bool gini = std::is_same_v<C, Gini>;  // every weight < 2^21 < 2^26: exact proxies
+    for (int j = 0; j < nf; ++j) {
+      uint64_t* h = pk + j * kWordStride;
+      uint64_t* o = occ + j * 4;
+      if (gini && !masked && h[kNanBin] == 0) {
+        const int u = split_kernels_->compact_words(h, sc.raw.data(), sc.bins.data());
+        if (!offer_words(u, total, f[j], rank0 + j, sc, best)) sc.constant.push_back(f[j]);
+        continue;
+      }
+      if (!masked) word_occupancy(h, o);
+      if (gini && !(o[3] >> 63)) {  // no NaN rows
+        const int u = gather_words(h, o, sc.raw.data(), sc.bins.data());
+        if (!offer_words(u, total, f[j], rank0 + j, sc, best)) sc.constant.push_back(f[j]);
+        continue;
+      }
+      auto add = [h](double* s, int b) __attribute__((always_inline)) { add_word(s, h, b); };
+      if (!scan_bins_n<C, 4>(crit_, add, o, total, lim_, f[j], rank0 + j, best)) sc.constant.push_back(f[j]);
+      for_each_bit(o, 4, [h](int b) { h[b] = 0; });
+      o[0] = o[1] = o[2] = o[3] = 0;
+    }
+  }
+
+  // The Gini split of one feature from its u occupied bins' words (sc.raw, sc.bins): the first
+  // best boundary is offered to best as scan_packed_gini offers it. False: constant (u <= 1).
+  bool offer_words(int u, const double* total, int f, int rank, Scratch& sc, Best& best) const {
+    if (u <= 1) return false;
+    int at = 0;
+    uint64_t run = 0;
+    const double p = split_kernels_->word_gini(sc.raw.data(), u, total, lim_.min_leaf, lim_.min_weight_leaf, &at,
+                                               &run);
+    if (p == -std::numeric_limits<double>::infinity()) return true;
+    if (p > best.proxy || (p == best.proxy && best.found() && rank < best.rank && f != best.feature)) {
+      best.proxy = p;
+      best.feature = f;
+      best.rank = rank;
+      best.bin = (sc.bins[at] + sc.bins[at + 1] - 1) / 2;
+      double* l = best.left;
+      double* r = best.right;
+      const uint64_t w0 = run & kWordMask, w1 = (run >> kWordBits) & kWordMask;
+      l[0] = static_cast<double>(run >> (2 * kWordBits));
+      l[1] = static_cast<double>(w0 + w1);
+      l[2] = static_cast<double>(w0);
+      l[3] = static_cast<double>(w1);
+      for (int s = 0; s < 4; ++s) r[s] = total[s] - l[s];
+      best.nan_left = l[0] > r[0];
+    }
+    return true;
+  }
+
+  template <bool kMask>
+  void build_words_rows(const Rec* rows, int64_t m, const int* f, int nf, uint64_t* pk, uint64_t* occ) const {
+    const uint8_t* codes = D_.codes;
+    const int64_t d = D_.d;
+    switch (nf) {
+#define FORGEML_WORDS_NF(k) \
+  case k: return build_words<kMask, k>(rows, m, codes, d, f, nf, pk, occ);
+      FORGEML_WORDS_NF(1) FORGEML_WORDS_NF(2) FORGEML_WORDS_NF(3) FORGEML_WORDS_NF(4)
+      FORGEML_WORDS_NF(5) FORGEML_WORDS_NF(6) FORGEML_WORDS_NF(7) FORGEML_WORDS_NF(8)
+#undef FORGEML_WORDS_NF
+      default: return build_words<kMask, 0>(rows, m, codes, d, f, nf, pk, occ);
+    }
   }
 
   void build_packed_and_scan(const Entry& e, const int* f, int rank0, int nf, const double* total, Scratch& sc,
@@ -1369,9 +1483,11 @@ class Grower {
                    // their own: the full-histogram and batched paths consume the same draws)
   int threads_;
   decltype(SplitKernels::class_proxies) class_proxies_;  // the active ISA's (kernels.h)
+  const SplitKernels* split_kernels_;
   C crit_;
   bool full_ = false;
   bool packed_ = false;  // classification with integer weights: packed integer histograms
+  bool word_hist_ = false;  // ... binary, root weight below 2^21: one word per bin (hist_words.h)
   bool random_rows_ = false;  // the random splitter on rows, without histograms
   bool random_unit_ = false;  // ... with unit weights: the weight sums are the counts
   RandomScratch rs_;
@@ -1385,7 +1501,9 @@ class Grower {
   double w_root_ = 0;
   double root_sq_ = 0;  // the root's sum of w*y^2: the scale of rounding left in a child's sums
   Limits lim_{1, 0};
-  std::vector<Rec> rows_, tmp_;
+  RowBuffers<Rec>& rows_buf_ = row_buffers_of_thread<Rec>();
+  std::vector<Rec>& rows_ = rows_buf_.rows;  // the rows with weight > 0, partitioned as nodes split
+  std::vector<Rec>& tmp_ = rows_buf_.tmp;
   std::vector<Scratch> scratch_;
   std::vector<int> all_features_;
   std::unique_ptr<SparseSearch<Grower>> sparse_;  // sparse X's split search (null: codes)

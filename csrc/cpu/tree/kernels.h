@@ -27,6 +27,15 @@ struct SplitKernels {
   // gives the bits of split.h's scan.
   void (*class_proxies)(const double* cl, int stride, const double* wl, const double* nl, int m, int K,
                         const double* total, double min_leaf, double min_weight, double* pr);
+  // Word histograms (hist_words.h), binary Gini. compact_words: the nonzero words of one
+  // feature's 256 bins, in bin order, to raw[0..u) and their bins to bins[0..u) (both with room
+  // for 256 + 8), every bin of h set to zero; returns u. word_gini: raw[0..m) such words; boundary
+  // j (j < m - 1) has raw[0..j] to its left. Returns the largest Gini proxy over the boundaries
+  // (class_proxies' value, the same bits), its first boundary in *at and the left sums there in
+  // *left; -inf when none is allowed.
+  int (*compact_words)(uint64_t* h, uint64_t* raw, int* bins);
+  double (*word_gini)(const uint64_t* raw, int m, const double* total, double min_leaf, double min_weight, int* at,
+                      uint64_t* left);
   const char* name;
 };
 

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "cpu/tree/criterion.h"
+#include "cpu/tree/hist_words.h"
 #include "cpu/tree/kernels.h"
 #include "cpu/tree/split.h"
 #include "cpu/tree/split_proxies.h"
@@ -61,9 +62,11 @@ void class_proxies_portable(const double* cl, int stride, const double* wl, cons
 }
 
 void split_kernels_reference(SplitKernels& k) {
-  k = {best_split_scan<true>, class_proxies_portable, "reference"};
+  k = {best_split_scan<true>, class_proxies_portable, compact_words_portable, word_gini_portable, "reference"};
 }
-void split_kernels_portable(SplitKernels& k) { k = {best_split_scan<false>, class_proxies_portable, "portable"}; }
+void split_kernels_portable(SplitKernels& k) {
+  k = {best_split_scan<false>, class_proxies_portable, compact_words_portable, word_gini_portable, "portable"};
+}
 
 SplitResult best_split(const double* hist, int d, const double* total, Criterion criterion, int n_classes,
                        double min_samples_leaf, double min_weight_leaf) {
