@@ -14,7 +14,7 @@ constexpr int kRowChunk = 64;  // one ZMM register
 namespace forgeml::tree {
 
 bool row_kernels_avx512(RowKernels& k) {
-  k = {range_rows, count_rows, partition_rows, "avx512"};
+  k = {range_rows, count_rows, partition_rows, partition_ranges_rows, "avx512"};
   return true;
 }
 
