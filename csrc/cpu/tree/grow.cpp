@@ -739,7 +739,37 @@ class Grower {
     double* n = rs_.nans.data();
     rs_.ln.resize(S_);
     rs_.r.resize(S_);
-    for (int k = 0; k < n_live; ++k) {
+    if (!mono_) {  // every candidate's statistics, then offer_splits (same winner as offer_split one by one)
+      rs_.cl.resize(static_cast<size_t>(2 * n_live) * S_);
+      rs_.cr.resize(static_cast<size_t>(2 * n_live) * S_);
+      SplitCandidate sc[2 * kMaxRowBytes];
+      double pr[2 * kMaxRowBytes];
+      int nc = 0;
+      for (int k = 0; k < n_live; ++k) {
+        const int f = live[k];
+        const bool has_nan = top[f] == kNanBin;
+        double* lk = rs_.cl.data() + static_cast<size_t>(nc) * S_;
+        uint32_t all = 0, nan_all = 0;
+        for (int c = 0; c < K; ++c) {
+          lk[2 + c] = cnt[c * W + f];
+          all += cnt[c * W + f];
+          if (has_nan) {
+            n[2 + c] = total[2 + c] - values[c * W + f];
+            nan_all += static_cast<uint32_t>(n[2 + c]);
+          }
+        }
+        lk[0] = lk[1] = all;
+        n[0] = n[1] = nan_all;
+        sc[nc++] = {lk, f, rank[k], bin[k], false, has_nan};
+        if (has_nan && bin[k] != kAllLeft) {
+          double* ln = lk + S_;
+          for (int t = 0; t < S_; ++t) ln[t] = lk[t] + n[t];
+          sc[nc++] = {ln, f, rank[k], bin[k], true, true};
+        }
+      }
+      offer_splits(crit_, sc, nc, total, S_, lim_, rs_.cr.data(), pr, best);
+    }
+    for (int k = 0; k < n_live && mono_; ++k) {
       const int f = live[k];
       const bool has_nan = top[f] == kNanBin;
       uint32_t all = 0, nan_all = 0;
@@ -1017,6 +1047,7 @@ class Grower {
     std::vector<uint8_t> nan, codes, cls;
     std::vector<double> w, wy, wyy;          // node_rows
     std::vector<double> left, nans, ln, r;  // S statistics left of the threshold / NaN
+    std::vector<double> cl, cr;              // find_split_packed: each candidate's left / right statistics
     bool rows_ready = false, cls_ready = false;  // node_rows / the classes done for this node
   };
 
