@@ -120,6 +120,10 @@ struct PackedRows {
   std::vector<int32_t> free;
 };
 constexpr size_t kKeepPackedBytes = size_t{64} << 20;
+template <int W>
+struct ByteVec {  // W bytes as one GCC vector (pack_rows_w)
+  typedef uint8_t type __attribute__((vector_size(W)));
+};
 PackedRows& packed_rows_of_thread() {
   static thread_local PackedRows rows;
   return rows;
@@ -657,12 +661,36 @@ class Grower {
       prow_.slot_at.assign(m, -1);
       prow_.pool.clear();
       prow_.free.clear();
-      for (size_t i = 0; i < m; ++i) {
-        uint8_t* r = prow_.even.data() + i * W;
-        std::memcpy(r, D_.codes + static_cast<int64_t>(rows_[i].row) * d, d);
-        r[d] = static_cast<uint8_t>(rows_[i].cls);
-        std::memset(r + d + 1, 0, W - d - 1);
+      switch (W) {  // a fixed-width copy per row (a copy of d bytes is a library call per row)
+        case 16: return pack_rows_w<16>();
+        case 32: return pack_rows_w<32>();
+        case 64: return pack_rows_w<64>();
+        default: return pack_rows_w<128>();
       }
+    }
+  }
+
+  // Row i of prow_.even: the W bytes from the row's codes (the next row's codes after the d-th
+  // masked off; the last rows, whose W bytes would pass the end of the codes, copy d), the class
+  // in byte d, zeros after it.
+  template <int W>
+  void pack_rows_w() {
+    using V = typename ByteVec<W>::type;
+    const int d = D_.d;
+    const int64_t nd = D_.n * d;
+    V keep{}, at_d{};
+    for (int j = 0; j < W; ++j) {
+      keep[j] = j < d ? 255 : 0;
+      at_d[j] = j == d;
+    }
+    uint8_t* out = prow_.even.data();
+    for (size_t i = 0; i < rows_.size(); ++i) {
+      const int64_t at = static_cast<int64_t>(rows_[i].row) * d;
+      V v{};
+      if (at + W <= nd) std::memcpy(&v, D_.codes + at, W);
+      else std::memcpy(&v, D_.codes + at, d);
+      v = (v & keep) | (at_d * static_cast<uint8_t>(rows_[i].cls));
+      std::memcpy(out + i * W, &v, W);
     }
   }
 
