@@ -114,8 +114,18 @@ struct Scratch {
 // them); more than kKeepPackedBytes is released when a tree is done.
 struct PackedRows {
   std::vector<uint8_t> even, odd;  // the rows of nodes at even / odd depths
+  // The ranges (lo, top, hi1: 3 W bytes) of nodes not yet searched, taken by their parent's
+  // partition: slots in pool, found by the node's first row (unique among such nodes: their row
+  // ranges are disjoint), -1 for none.
+  std::vector<int32_t> slot_at;
+  std::vector<uint8_t> pool;
+  std::vector<int32_t> free;
 };
 constexpr size_t kKeepPackedBytes = size_t{64} << 20;
+template <int W>
+struct ByteVec {  // W bytes as one GCC vector (pack_rows_w)
+  typedef uint8_t type __attribute__((vector_size(W)));
+};
 PackedRows& packed_rows_of_thread() {
   static thread_local PackedRows rows;
   return rows;
@@ -181,16 +191,16 @@ class Grower {
         else if constexpr (C::kClassify) rows_.push_back({static_cast<int32_t>(r), D_.y_class[r], w_[r]});
         else rows_.push_back({static_cast<int32_t>(r), w_[r], D_.y[r]});
       }
-    tmp_.resize(rows_.size());
     if (D_.sparse) {  // sparse X: split search and partition from its entries (grow_sparse.h)
       sparse_ = std::make_unique<SparseSearch<Grower>>(*this);
       sparse_->index_rows(0, static_cast<int64_t>(rows_.size()));
     }
     mono_ = !P_.monotonic.empty();
-    packed_ = packable() && !mono_ && !P_.random_split;  // those two run the generic scan
+    packed_ = !mono_ && !P_.random_split && packable();  // those two run the generic scan
     random_unit_ = random_rows_ &&
                    std::all_of(rows_.begin(), rows_.end(), [](const Rec& r) { return r.w == 1.0; });
     pack_rows();
+    if (!prow_w_) tmp_.resize(rows_.size());  // partition's buffer (packed rows partition themselves)
     rs_.left.resize(S_);
     rs_.nans.resize(S_);
     std::vector<double> total(S_, 0.0);
@@ -317,6 +327,7 @@ class Grower {
     if (depth >= P_.max_depth || n < static_cast<double>(P_.min_samples_split) ||
         n < 2.0 * static_cast<double>(P_.min_samples_leaf) || W < 2.0 * lim_.min_weight_leaf || imp <= pure_tol) {
       release(std::move(hist));
+      if (prow_w_) take_row_ranges(begin, nullptr);  // a leaf: its ranges are not needed
       return e;
     }
     if (random_rows_) {
@@ -668,26 +679,55 @@ class Grower {
       out_.impurity.reserve(cap); out_.value.reserve(cap * K_);
       if (prow_.even.size() < m * W) prow_.even.resize(m * W);
       if (prow_.odd.size() < m * W) prow_.odd.resize(m * W);
-      for (size_t i = 0; i < m; ++i) {
-        uint8_t* r = prow_.even.data() + i * W;
-        std::memcpy(r, D_.codes + static_cast<int64_t>(rows_[i].row) * d, d);
-        r[d] = static_cast<uint8_t>(rows_[i].cls);
-        std::memset(r + d + 1, 0, W - d - 1);
+      prow_.slot_at.assign(m, -1);
+      prow_.pool.clear();
+      prow_.free.clear();
+      switch (W) {  // a fixed-width copy per row (a copy of d bytes is a library call per row)
+        case 16: return pack_rows_w<16>();
+        case 32: return pack_rows_w<32>();
+        case 64: return pack_rows_w<64>();
+        default: return pack_rows_w<128>();
       }
     }
   }
 
+  // Row i of prow_.even: the W bytes from the row's codes (the next row's codes after the d-th
+  // masked off; the last rows, whose W bytes would pass the end of the codes, copy d), the class
+  // in byte d, zeros after it.
+  template <int W>
+  void pack_rows_w() {
+    using V = typename ByteVec<W>::type;
+    const int d = D_.d;
+    const int64_t nd = D_.n * d;
+    V keep{}, at_d{};
+    for (int j = 0; j < W; ++j) {
+      keep[j] = j < d ? 255 : 0;
+      at_d[j] = j == d;
+    }
+    uint8_t* out = prow_.even.data();
+    for (size_t i = 0; i < rows_.size(); ++i) {
+      const int64_t at = static_cast<int64_t>(rows_[i].row) * d;
+      V v{};
+      if (at + W <= nd) std::memcpy(&v, D_.codes + at, W);
+      else std::memcpy(&v, D_.codes + at, d);
+      v = (v & keep) | (at_d * static_cast<uint8_t>(rows_[i].cls));
+      std::memcpy(out + i * W, &v, W);
+    }
+  }
+
   // find_split_random on packed rows: the same draws in the same order, the same thresholds and
-  // the same (integer) counts, so the same trees. One pass finds the ranges of all features, one
-  // more counts the rows left of every drawn feature's threshold (another one when NaN is
-  // present: the NaN rows of each class are its total less those with code <= 254), and the
-  // winner's partition moves the packed rows (rows_ is not partitioned on this path).
+  // the same (integer) counts, so the same trees. The ranges of all features come from the
+  // parent's partition (the root: one pass), one pass counts the rows left of every drawn
+  // feature's threshold (another one when NaN is present: the NaN rows of each class are its total
+  // less those with code <= 254), and the winner's partition moves the packed rows (rows_ is not
+  // partitioned on this path) and takes the children's ranges.
   void find_split_packed(Entry& e, const double* total) {
     const int d = D_.d, W = prow_w_, K = K_;
     const int64_t m = e.end - e.begin;
     uint8_t* rows = (e.depth % 2 ? prow_.odd : prow_.even).data() + e.begin * W;
-    alignas(64) uint8_t lo[kMaxRowBytes], top[kMaxRowBytes], hi1[kMaxRowBytes], thr[kMaxRowBytes];
-    rk_->range(rows, m, W, lo, top, hi1);
+    alignas(64) uint8_t lmh[3 * kMaxRowBytes], thr[kMaxRowBytes];
+    uint8_t *lo = lmh, *top = lmh + W, *hi1 = lmh + 2 * W;
+    if (!take_row_ranges(e.begin, lmh)) rk_->range(rows, m, W, lo, top, hi1);  // the root's
     std::vector<int>& cand = rs_.cand;
     cand.resize(d);
     size_t nc = 0;
@@ -748,7 +788,37 @@ class Grower {
     double* n = rs_.nans.data();
     rs_.ln.resize(S_);
     rs_.r.resize(S_);
-    for (int k = 0; k < n_live; ++k) {
+    if (!mono_) {  // every candidate's statistics, then offer_splits (same winner as offer_split one by one)
+      rs_.cl.resize(static_cast<size_t>(2 * n_live) * S_);
+      rs_.cr.resize(static_cast<size_t>(2 * n_live) * S_);
+      SplitCandidate sc[2 * kMaxRowBytes];
+      double pr[2 * kMaxRowBytes];
+      int nc = 0;
+      for (int k = 0; k < n_live; ++k) {
+        const int f = live[k];
+        const bool has_nan = top[f] == kNanBin;
+        double* lk = rs_.cl.data() + static_cast<size_t>(nc) * S_;
+        uint32_t all = 0, nan_all = 0;
+        for (int c = 0; c < K; ++c) {
+          lk[2 + c] = cnt[c * W + f];
+          all += cnt[c * W + f];
+          if (has_nan) {
+            n[2 + c] = total[2 + c] - values[c * W + f];
+            nan_all += static_cast<uint32_t>(n[2 + c]);
+          }
+        }
+        lk[0] = lk[1] = all;
+        n[0] = n[1] = nan_all;
+        sc[nc++] = {lk, f, rank[k], bin[k], false, has_nan};
+        if (has_nan && bin[k] != kAllLeft) {
+          double* ln = lk + S_;
+          for (int t = 0; t < S_; ++t) ln[t] = lk[t] + n[t];
+          sc[nc++] = {ln, f, rank[k], bin[k], true, true};
+        }
+      }
+      offer_splits(crit_, sc, nc, total, S_, lim_, rs_.cr.data(), pr, best);
+    }
+    for (int k = 0; k < n_live && mono_; ++k) {
       const int f = live[k];
       const bool has_nan = top[f] == kNanBin;
       uint32_t all = 0, nan_all = 0;
@@ -771,9 +841,38 @@ class Grower {
       }
     }
     finish_split(e, total, best, bl, br);
-    if (e.split)
-      e.mid = e.begin + rk_->partition(rows, m, W, e.feature, e.bin, e.nan_left,
-                                       (e.depth % 2 ? prow_.even : prow_.odd).data() + e.begin * W);
+    if (!e.split) return;
+    alignas(64) uint8_t sides[6 * kMaxRowBytes];  // the children's ranges
+    e.mid = e.begin + rk_->partition_ranges(rows, m, W, e.feature, e.bin, e.nan_left,
+                                            (e.depth % 2 ? prow_.even : prow_.odd).data() + e.begin * W, sides);
+    put_row_ranges(e.begin, sides);
+    put_row_ranges(e.mid, sides + 3 * W);
+  }
+
+  // The ranges (3 W bytes) of the node whose rows start at row `begin`, kept by put_row_ranges,
+  // into out (null: dropped); false when none were kept.
+  bool take_row_ranges(int64_t begin, uint8_t* out) {
+    const int32_t s = prow_.slot_at[begin];
+    if (s < 0) return false;
+    const size_t bytes = 3 * static_cast<size_t>(prow_w_);
+    if (out) std::memcpy(out, prow_.pool.data() + s * bytes, bytes);
+    prow_.slot_at[begin] = -1;
+    prow_.free.push_back(s);
+    return true;
+  }
+
+  void put_row_ranges(int64_t begin, const uint8_t* r) {
+    const size_t bytes = 3 * static_cast<size_t>(prow_w_);
+    int32_t s = prow_.slot_at[begin];  // >= 0: left by a node never grown (best-first's last ones)
+    if (s < 0 && !prow_.free.empty()) {
+      s = prow_.free.back();
+      prow_.free.pop_back();
+    } else if (s < 0) {
+      s = static_cast<int32_t>(prow_.pool.size() / bytes);
+      prow_.pool.resize(prow_.pool.size() + bytes);
+    }
+    std::memcpy(prow_.pool.data() + s * bytes, r, bytes);
+    prow_.slot_at[begin] = s;
   }
 
   // Sparse X (stored entries known), small node: rs_.active marks the features with a stored entry
@@ -997,6 +1096,7 @@ class Grower {
     std::vector<uint8_t> nan, codes, cls;
     std::vector<double> w, wy, wyy;          // node_rows
     std::vector<double> left, nans, ln, r;  // S statistics left of the threshold / NaN
+    std::vector<double> cl, cr;              // find_split_packed: each candidate's left / right statistics
     bool rows_ready = false, cls_ready = false;  // node_rows / the classes done for this node
   };
 

@@ -12,7 +12,9 @@ constexpr int kRowChunk = 16;  // SSE2 / NEON registers
 
 namespace forgeml::tree {
 
-void row_kernels_portable(RowKernels& k) { k = {range_rows, count_rows, partition_rows, "portable"}; }
+void row_kernels_portable(RowKernels& k) {
+  k = {range_rows, count_rows, partition_rows, partition_ranges_rows, "portable"};
+}
 
 const RowKernels& row_kernels() {
   static const KernelTables<RowKernels> tables(nullptr, row_kernels_portable, nullptr, row_kernels_avx512);

@@ -6,7 +6,8 @@
 //              255: split_random.h's CodeRange) over the node's rows, all features in one pass;
 //   count:     per lane, the rows of each class with code <= thr[lane], all features in one pass;
 //   partition: by one feature's code against the split, into the other of two buffers (a node
-//              at depth k holds its rows in buffer k % 2); the rows move with their codes.
+//              at depth k holds its rows in buffer k % 2); the rows move with their codes, and
+//              both sides' ranges are taken on the way (a child needs no range pass of its own).
 // The counts are the integers the gather path sums (grow.cpp), so both give the same trees.
 // Kernel bodies: random_rows_impl.h, compiled once per ISA (random_rows.cpp, *_avx512.cpp).
 #pragma once
@@ -25,6 +26,10 @@ struct RowKernels {
   // Partition of the m rows of src into dst: the left ones (byte f <= bin; 255, NaN: nan_left)
   // first, in order, then the right ones in reverse order. Returns the left rows' count.
   int64_t (*partition)(const uint8_t* src, int64_t m, int W, int f, int bin, bool nan_left, uint8_t* dst);
+  // partition, and the two sides' ranges as range gives them: ranges (6, W) = lo, top, hi1 of the
+  // left rows, then of the right rows (the children's ranges without a pass of their own).
+  int64_t (*partition_ranges)(const uint8_t* src, int64_t m, int W, int f, int bin, bool nan_left, uint8_t* dst,
+                              uint8_t* ranges);
   const char* name;
 };
 

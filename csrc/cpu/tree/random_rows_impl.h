@@ -122,6 +122,54 @@ int64_t partition_w(const uint8_t* src, int64_t m, int f, int bin, bool nan_left
   return nl;
 }
 
+// partition_w, and the ranges of both sides on the way (range_w's lo / top / hi1 of the rows
+// sent left, then of those sent right, W each): the children's range pass is not needed. A row
+// updates both sides' accumulators through a mask (all ones on its side, zeros on the other),
+// which leaves the other side's min / max as they were: no branch on the side.
+template <int W>
+int64_t partition_ranges_w(const uint8_t* src, int64_t m, int f, int bin, bool nan_left, uint8_t* dst,
+                           uint8_t* ranges) {
+  constexpr int C = chunk_for(W), N = W / C;
+  using V = typename RowVec<C>::type;
+  V lo[2][N], top[2][N], hi[2][N];  // [0]: left, [1]: right
+  for (int s = 0; s < 2; ++s)
+    for (int c = 0; c < N; ++c) {
+      lo[s][c] = V{} + static_cast<uint8_t>(255);
+      top[s][c] = V{};
+      hi[s][c] = V{};
+    }
+  int64_t nl = 0, nr = 0;
+  const uint32_t nan_goes = nan_left, b1 = static_cast<uint32_t>(bin) + 1;
+  for (int64_t i = 0; i < m; ++i) {
+    V v[N];
+    std::memcpy(v, src + i * W, W);
+    const uint32_t c = src[i * W + f];
+    const int64_t left = ((c - b1) >> 31) | ((((c ^ 255u) - 1) >> 31) & nan_goes);
+    const int64_t r = m - 1 - nr;
+    std::memcpy(dst + (r + ((nl - r) & -left)) * W, v, W);
+    nl += left;
+    nr += 1 - left;
+    const V ml = V{} - static_cast<uint8_t>(left);  // all ones: a left row
+    for (int k = 0; k < N; ++k) {
+      const V p = v[k] + static_cast<uint8_t>(1);
+      const V vl = v[k] | ~ml, vr = v[k] | ml;  // 255 on the other side: no effect on the min
+      lo[0][k] = vl < lo[0][k] ? vl : lo[0][k];
+      lo[1][k] = vr < lo[1][k] ? vr : lo[1][k];
+      const V tl = v[k] & ml, tr = v[k] & ~ml, pl = p & ml, pr = p & ~ml;  // 0: no effect on the max
+      top[0][k] = tl > top[0][k] ? tl : top[0][k];
+      top[1][k] = tr > top[1][k] ? tr : top[1][k];
+      hi[0][k] = pl > hi[0][k] ? pl : hi[0][k];
+      hi[1][k] = pr > hi[1][k] ? pr : hi[1][k];
+    }
+  }
+  for (int s = 0; s < 2; ++s) {
+    std::memcpy(ranges + (3 * s) * W, lo[s], W);
+    std::memcpy(ranges + (3 * s + 1) * W, top[s], W);
+    std::memcpy(ranges + (3 * s + 2) * W, hi[s], W);
+  }
+  return nl;
+}
+
 #define FORGEML_ROW_WIDTHS(F, ...) \
   switch (W) {                     \
     case 16:                       \
@@ -135,14 +183,20 @@ int64_t partition_w(const uint8_t* src, int64_t m, int f, int bin, bool nan_left
   }
 
 void range_rows(const uint8_t* rows, int64_t m, int W, uint8_t* lo, uint8_t* top, uint8_t* hi1) {
-  FORGEML_ROW_WIDTHS(range_w, rows, m, lo, top, hi1)
+  FORGEML_ROW_WIDTHS(range_w, rows, m, lo, top, hi1);
 }
 
-void count_rows(const uint8_t* rows, int64_t m, int W, int cls_at, int K, const uint8_t* thr,
-                uint32_t* counts){FORGEML_ROW_WIDTHS(count_w, rows, m, cls_at, K, thr, counts)}
+void count_rows(const uint8_t* rows, int64_t m, int W, int cls_at, int K, const uint8_t* thr, uint32_t* counts) {
+  FORGEML_ROW_WIDTHS(count_w, rows, m, cls_at, K, thr, counts);
+}
 
 int64_t partition_rows(const uint8_t* src, int64_t m, int W, int f, int bin, bool nan_left, uint8_t* dst) {
-  FORGEML_ROW_WIDTHS(partition_w, src, m, f, bin, nan_left, dst)
+  FORGEML_ROW_WIDTHS(partition_w, src, m, f, bin, nan_left, dst);
+}
+
+int64_t partition_ranges_rows(const uint8_t* src, int64_t m, int W, int f, int bin, bool nan_left, uint8_t* dst,
+                              uint8_t* ranges) {
+  FORGEML_ROW_WIDTHS(partition_ranges_w, src, m, f, bin, nan_left, dst, ranges);
 }
 
 #undef FORGEML_ROW_WIDTHS

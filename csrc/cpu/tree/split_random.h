@@ -5,7 +5,9 @@
 // same ties, so both give the same tree (up to the order of floating-point sums).
 #pragma once
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 
 #include "cpu/tree/split.h"
 
@@ -23,5 +25,45 @@ struct CodeRange {
   // when a single value bin sits beside NaN. Only for a feature that is not constant.
   int threshold(uint64_t draw) const { return lo + 1 < hi1 ? random_threshold_bin(lo, hi1 - 1, draw) : kAllLeft; }
 };
+
+// A candidate split for offer_splits: its left statistics (S values) and what offer_split takes.
+struct SplitCandidate {
+  const double* l;
+  int feature, rank, bin;
+  bool nan_left, has_nan;
+};
+
+// offer_split (no monotonic constraints) over n candidates in order: every candidate's checks and
+// proxy first, then offer_split's comparisons in the same order, so the same winner, bit for bit.
+// Interleaved, each proxy's divisions waited behind the previous comparison's unpredictable branch;
+// apart, they overlap. R: n * S doubles of scratch, pr: n.
+template <class C>
+void offer_splits(const C& crit, const SplitCandidate* c, int n, const double* total, int S, const Limits& lim,
+                  double* R, double* pr, Best& best) {
+  for (int i = 0; i < n; ++i) {
+    const double* l = c[i].l;
+    double* r = R + static_cast<size_t>(i) * S;
+    pr[i] = std::numeric_limits<double>::quiet_NaN();  // not offered: never compares greater or equal
+    if (l[0] < lim.min_leaf || total[0] - l[0] < lim.min_leaf) continue;
+    for (int s = 0; s < S; ++s) r[s] = total[s] - l[s];
+    if (l[1] < lim.min_weight_leaf || r[1] < lim.min_weight_leaf || l[1] <= 0 || r[1] <= 0) continue;
+    pr[i] = crit.proxy(l) + crit.proxy(r);
+  }
+  for (int i = 0; i < n; ++i) {
+    const double p = pr[i];
+    if (std::isnan(p)) continue;
+    if (p > best.proxy || (p == best.proxy && best.found() && c[i].rank < best.rank && c[i].feature != best.feature)) {
+      const double* l = c[i].l;
+      const double* r = R + static_cast<size_t>(i) * S;
+      best.proxy = p;
+      best.feature = c[i].feature;
+      best.rank = c[i].rank;
+      best.bin = c[i].bin;
+      best.nan_left = c[i].has_nan ? c[i].nan_left : (l[0] > r[0]);
+      std::copy(l, l + S, best.left);
+      std::copy(r, r + S, best.right);
+    }
+  }
+}
 
 }  // namespace forgeml::tree

@@ -34,17 +34,27 @@ class Forest:
     n_outputs = 1  # forests pickled before multi-output support
 
     def __init__(self, grown: dict, edges: np.ndarray, n_features: int, n_outputs: int = 1):
-        feat = grown["feature"]
-        internal = feat >= 0
+        # Millions of nodes for a large forest: each field is made with as few full-size
+        # temporaries as possible (fresh pages cost more than the arithmetic on them).
+        feat = np.asarray(grown["feature"])
+        leaf = feat < 0
         self.offsets = grown["offsets"]
         self.depth = grown["depth"]
-        self.feature = np.where(internal, feat, TREE_UNDEFINED).astype(np.intp)
-        # edges[feature, thr_bin] at internal nodes: one flat take (3x faster than masked 2-D indexing)
-        flat = np.maximum(feat.astype(np.intp) * edges.shape[1] + grown["thr_bin"], 0)
-        self.threshold = np.where(internal, np.ravel(edges).take(flat), np.float64(TREE_UNDEFINED))
+        self.feature = feat.astype(np.intp)
+        self.feature[leaf] = TREE_UNDEFINED
+        edges = np.asarray(edges)
+        if feat.size:  # threshold = edges[feature, thr_bin] by flat index (leaves read edges[0, 0], then -2)
+            flat = self.feature * edges.shape[1]
+            flat += grown["thr_bin"]
+            flat[leaf] = 0
+            thr = np.take(edges.astype(np.float64).ravel(), flat)
+        else:
+            thr = np.empty(0, dtype=np.float64)
+        thr[leaf] = TREE_UNDEFINED
+        self.threshold = thr
         self.children_left = grown["left"].astype(np.intp)
         self.children_right = grown["right"].astype(np.intp)
-        self.missing_go_to_left = grown["nan_left"].astype(np.uint8)
+        self.missing_go_to_left = np.asarray(grown["nan_left"]).astype(np.uint8, copy=False)
         self.impurity = grown["impurity"]
         self.n_node_samples = grown["n_samples"]
         self.weighted_n_node_samples = grown["weighted_n"]
