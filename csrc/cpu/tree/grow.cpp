@@ -788,6 +788,20 @@ class Grower {
     double* n = rs_.nans.data();
     rs_.ln.resize(S_);
     rs_.r.resize(S_);
+    // lk = feature f's statistics left of its threshold; n = those of its NaN rows (when it has any)
+    auto left_of = [&](int f, bool has_nan, double* lk) {
+      uint32_t all = 0, nan_all = 0;
+      for (int c = 0; c < K; ++c) {
+        lk[2 + c] = cnt[c * W + f];
+        all += cnt[c * W + f];
+        if (has_nan) {
+          n[2 + c] = total[2 + c] - values[c * W + f];
+          nan_all += static_cast<uint32_t>(n[2 + c]);
+        }
+      }
+      lk[0] = lk[1] = all;
+      n[0] = n[1] = nan_all;
+    };
     if (!mono_) {  // every candidate's statistics, then offer_splits (same winner as offer_split one by one)
       rs_.cl.resize(static_cast<size_t>(2 * n_live) * S_);
       rs_.cr.resize(static_cast<size_t>(2 * n_live) * S_);
@@ -798,17 +812,7 @@ class Grower {
         const int f = live[k];
         const bool has_nan = top[f] == kNanBin;
         double* lk = rs_.cl.data() + static_cast<size_t>(nc) * S_;
-        uint32_t all = 0, nan_all = 0;
-        for (int c = 0; c < K; ++c) {
-          lk[2 + c] = cnt[c * W + f];
-          all += cnt[c * W + f];
-          if (has_nan) {
-            n[2 + c] = total[2 + c] - values[c * W + f];
-            nan_all += static_cast<uint32_t>(n[2 + c]);
-          }
-        }
-        lk[0] = lk[1] = all;
-        n[0] = n[1] = nan_all;
+        left_of(f, has_nan, lk);
         sc[nc++] = {lk, f, rank[k], bin[k], false, has_nan};
         if (has_nan && bin[k] != kAllLeft) {
           double* ln = lk + S_;
@@ -821,17 +825,7 @@ class Grower {
     for (int k = 0; k < n_live && mono_; ++k) {
       const int f = live[k];
       const bool has_nan = top[f] == kNanBin;
-      uint32_t all = 0, nan_all = 0;
-      for (int c = 0; c < K; ++c) {
-        l[2 + c] = cnt[c * W + f];
-        all += cnt[c * W + f];
-        if (has_nan) {
-          n[2 + c] = total[2 + c] - values[c * W + f];
-          nan_all += static_cast<uint32_t>(n[2 + c]);
-        }
-      }
-      l[0] = l[1] = all;
-      n[0] = n[1] = nan_all;
+      left_of(f, has_nan, l);
       const Monotonic mc{mono_ ? P_.monotonic[f] : 0, e.lower, e.upper};
       const Monotonic* mp = mono_ ? &mc : nullptr;
       offer_split(crit_, l, total, S_, lim_, mp, f, rank[k], bin[k], false, has_nan, rs_.r.data(), best);
