@@ -106,6 +106,11 @@ struct Scratch {
   std::vector<double> prefix;  // scan_packed_gini: (K + 3, 256) prefix sums and proxies
   std::vector<int> bins;       // scan_packed_gini: (256) occupied value bins
   std::vector<uint64_t> raw;   // word histograms: (256) the occupied bins' words
+  // word histograms of large nodes: the drawn features' codes per row (build_words' keep), for
+  // the rows [kept_begin, kept_begin + kept_m) and features kept_f; kept_m < 0: none
+  std::vector<uint64_t> kept;
+  std::vector<int> kept_f;
+  int64_t kept_begin = -1, kept_m = -1;
   MaeSplitter mae;  // absolute error: row-based split search
 };
 
@@ -511,6 +516,7 @@ class Grower {
     std::vector<uint64_t> live_draws;
     int seen = 0;
     size_t drawn = 0;
+    scratch(0).kept_m = -1;
     while (seen < P_.max_features && drawn < cand.size()) {
       size_t need = std::min<size_t>({static_cast<size_t>(P_.max_features - seen), cand.size() - drawn,
                                       static_cast<size_t>(batch_cap_)});
@@ -547,6 +553,22 @@ class Grower {
       drawn += need;
     }
     finish_split(e, total, best, bl, br);
+    if (e.split) partition_kept(e);
+  }
+
+  // The winner's partition now if its codes were kept by the last word-histogram build of e's
+  // rows (thread 0's scratch): read in row order, not gathered at random by expand.
+  void partition_kept(Entry& e) {
+    const Scratch& sc = scratch_[0];
+    if (sc.kept_m != e.end - e.begin || sc.kept_begin != e.begin) return;
+    for (size_t j = 0; j < sc.kept_f.size(); ++j)
+      if (sc.kept_f[j] == e.feature) {
+        const uint64_t* kept = sc.kept.data() - e.begin;
+        const int shift = 8 * static_cast<int>(j);
+        e.mid = partition(e.begin, e.end, e.bin, e.nan_left, [&](int64_t i) { return (kept[i] >> shift) & 255; },
+                          [](int64_t) { return nullptr; });
+        return;
+      }
   }
 
   // ---- the random splitter on rows (split_random.h)
@@ -1364,9 +1386,22 @@ class Grower {
     const Rec* rows = rows_.data() + e.begin;
     const int64_t m = e.end - e.begin;
     const bool masked = D_.column_major || m < kWordMaskRows;
-    if (D_.column_major) build_words_columns(rows, m, D_.codes, D_.n, f, nf, pk, occ);
-    else if (masked) build_words_rows<true>(rows, m, f, nf, pk, occ);
-    else build_words_rows<false>(rows, m, f, nf, pk, occ);
+    sc.kept_m = -1;
+    if (D_.column_major) {
+      build_words_columns(rows, m, D_.codes, D_.n, f, nf, pk, occ);
+    } else if (masked) {
+      build_words_rows<true>(rows, m, f, nf, pk, occ);
+    } else {
+      uint64_t* keep = nullptr;
+      if (nf <= 8) {  // keep the codes for the partition (find_split)
+        if (static_cast<int64_t>(sc.kept.size()) < m) sc.kept.resize(m);
+        keep = sc.kept.data();
+        sc.kept_f.assign(f, f + nf);
+        sc.kept_begin = e.begin;
+        sc.kept_m = m;
+      }
+      build_words_rows<false>(rows, m, f, nf, pk, occ, keep);
+    }
     constexpr bool gini = std::is_same_v<C, Gini>;  // every weight < 2^21 < 2^26: exact proxies
     for (int j = 0; j < nf; ++j) {
       uint64_t* h = pk + j * kWordStride;
@@ -1417,12 +1452,13 @@ class Grower {
   }
 
   template <bool kMask>
-  void build_words_rows(const Rec* rows, int64_t m, const int* f, int nf, uint64_t* pk, uint64_t* occ) const {
+  void build_words_rows(const Rec* rows, int64_t m, const int* f, int nf, uint64_t* pk, uint64_t* occ,
+                        uint64_t* keep = nullptr) const {
     const uint8_t* codes = D_.codes;
     const int64_t d = D_.d;
     switch (nf) {
 #define FORGEML_WORDS_NF(k) \
-  case k: return build_words<kMask, k>(rows, m, codes, d, f, nf, pk, occ);
+  case k: return build_words<kMask, k>(rows, m, codes, d, f, nf, pk, occ, keep);
       FORGEML_WORDS_NF(1) FORGEML_WORDS_NF(2) FORGEML_WORDS_NF(3) FORGEML_WORDS_NF(4)
       FORGEML_WORDS_NF(5) FORGEML_WORDS_NF(6) FORGEML_WORDS_NF(7) FORGEML_WORDS_NF(8)
 #undef FORGEML_WORDS_NF
