@@ -563,9 +563,8 @@ class Grower {
     if (sc.kept_m != e.end - e.begin || sc.kept_begin != e.begin) return;
     for (size_t j = 0; j < sc.kept_f.size(); ++j)
       if (sc.kept_f[j] == e.feature) {
-        const uint64_t* kept = sc.kept.data() - e.begin;
-        const int shift = 8 * static_cast<int>(j);
-        e.mid = partition(e.begin, e.end, e.bin, e.nan_left, [&](int64_t i) { return (kept[i] >> shift) & 255; },
+        const uint8_t* kept = reinterpret_cast<const uint8_t*>(sc.kept.data()) + j;
+        e.mid = partition(e.begin, e.end, e.bin, e.nan_left, [&](int64_t i) { return kept[(i - e.begin) * 8]; },
                           [](int64_t) { return nullptr; });
         return;
       }
@@ -1458,7 +1457,9 @@ class Grower {
     const int64_t d = D_.d;
     switch (nf) {
 #define FORGEML_WORDS_NF(k) \
-  case k: return build_words<kMask, k>(rows, m, codes, d, f, nf, pk, occ, keep);
+  case k: \
+    return keep ? build_words<kMask, k, Rec, true>(rows, m, codes, d, f, nf, pk, occ, keep) \
+                : build_words<kMask, k, Rec>(rows, m, codes, d, f, nf, pk, occ);
       FORGEML_WORDS_NF(1) FORGEML_WORDS_NF(2) FORGEML_WORDS_NF(3) FORGEML_WORDS_NF(4)
       FORGEML_WORDS_NF(5) FORGEML_WORDS_NF(6) FORGEML_WORDS_NF(7) FORGEML_WORDS_NF(8)
 #undef FORGEML_WORDS_NF
