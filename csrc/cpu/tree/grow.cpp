@@ -184,18 +184,22 @@ class Grower {
   }
 
   TreeOut run() {
-    rows_.clear();
     int64_t used = 0;
     for (int64_t r = 0; r < D_.n; ++r) used += w_[r] > 0;
-    rows_.reserve(used);  // no copies while it fills
-    for (int64_t r = 0; r < D_.n; ++r)
-      if (w_[r] > 0)
-      {
-        if constexpr (is_multi<C>() && C::kClassify) rows_.push_back({static_cast<int32_t>(r), 0, w_[r]});
-        else if constexpr (is_multi<C>()) rows_.push_back({static_cast<int32_t>(r), w_[r], 0.0});  // y read by row
-        else if constexpr (C::kClassify) rows_.push_back({static_cast<int32_t>(r), D_.y_class[r], w_[r]});
-        else rows_.push_back({static_cast<int32_t>(r), w_[r], D_.y[r]});
-      }
+    // Branch-free fill (a bootstrap's zero weights are random, a branch per row mispredicts): every
+    // row is written at the next slot, which advances for the used ones; the one slot past them
+    // takes the rest. The buffer is kept between trees: resize zeroes only slots past the last tree's.
+    if (static_cast<int64_t>(rows_.size()) < used + 1) rows_.resize(used + 1);
+    Rec* out = rows_.data();
+    int64_t k = 0;
+    for (int64_t r = 0; r < D_.n; ++r) {
+      if constexpr (is_multi<C>() && C::kClassify) out[k] = {static_cast<int32_t>(r), 0, w_[r]};
+      else if constexpr (is_multi<C>()) out[k] = {static_cast<int32_t>(r), w_[r], 0.0};  // y read by row
+      else if constexpr (C::kClassify) out[k] = {static_cast<int32_t>(r), D_.y_class[r], w_[r]};
+      else out[k] = {static_cast<int32_t>(r), w_[r], D_.y[r]};
+      k += w_[r] > 0;
+    }
+    rows_.resize(used);
     if (D_.sparse) {  // sparse X: split search and partition from its entries (grow_sparse.h)
       sparse_ = std::make_unique<SparseSearch<Grower>>(*this);
       sparse_->index_rows(0, static_cast<int64_t>(rows_.size()));
@@ -492,10 +496,13 @@ class Grower {
   // Draws features until max_features non-constant ones were evaluated (or none are left).
   void find_split(Entry& e, const double* total) {
     if (sparse_) return sparse_->find_split(e, total);
-    std::vector<int> cand;
-    cand.reserve(D_.d);
-    for (int f = 0; f < D_.d; ++f)
-      if (!((e.consts[f >> 6] >> (f & 63)) & 1)) cand.push_back(f);
+    std::vector<int> cand(D_.d);
+    size_t nc = 0;
+    for (int f = 0; f < D_.d; ++f) {  // branch-free: the constant bits are random, so a branch mispredicts
+      cand[nc] = f;
+      nc += !((e.consts[f >> 6] >> (f & 63)) & 1);
+    }
+    cand.resize(nc);
     std::vector<double> bl(S_), br(S_);
     Best best;
     best.left = bl.data();
