@@ -251,6 +251,33 @@ def test_packed_integer_histograms_give_the_same_trees(rng, monkeypatch, isa, cr
         np.testing.assert_array_equal(out[k], ref[k])
 
 
+@pytest.mark.parametrize("max_features", [1, 7, 8, 9, 12])
+def test_word_histograms_kept_codes_partition_same_trees(rng, monkeypatch, max_features):
+    """Word histograms of large nodes keep the drawn features' codes per row and the winner's
+    partition reads them (up to 8 features a batch; more: the codes are gathered again). Features
+    with few values turn constant in nodes, so later batches are drawn and may hold the winner.
+    The double histograms (int_counts off) are the reference: identical trees, bit for bit."""
+    from forgeml import _cpu
+
+    n = 6007
+    X = rng.normal(size=(n, 12)).astype(np.float32)
+    X[:, 4:9] = np.round(X[:, 4:9])  # few distinct values: constant in many nodes
+    X[rng.random(X.shape) < 0.03] = np.nan
+    y = ((X[:, 0] > 0) ^ (np.nan_to_num(X[:, 5]) > 0)).astype(np.int32)
+    y[rng.random(n) < 0.1] ^= 1
+    w = rng.integers(0, 3, size=n).astype(np.float64)
+    edges, n_edges = ops.tree_bin_edges(X)
+    codes = ops.tree_bin_codes(X, edges, n_edges)
+    kw = dict(criterion="gini", n_classes=2, bootstrap=True, max_features=max_features)
+    out = ops.tree_grow_forest(codes, y, w, [3, 4], **kw)
+    grow = _cpu.tree_grow_forest
+    monkeypatch.setattr(_cpu, "tree_grow_forest", lambda *a: grow(*a[:-1], {**a[-1], "int_counts": False}))
+    ref = ops.tree_grow_forest(codes, y, w, [3, 4], **kw)
+    assert len(ref["feature"]) > 300
+    for k in ref:
+        np.testing.assert_array_equal(out[k], ref[k])
+
+
 @pytest.mark.parametrize("n_classes", [2, 3])
 def test_packed_histograms_column_major_codes_same_trees(rng, n_classes):
     """Column-major codes build the packed histograms feature by feature (hist_words.h's column

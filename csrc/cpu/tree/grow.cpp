@@ -106,6 +106,11 @@ struct Scratch {
   std::vector<double> prefix;  // scan_packed_gini: (K + 3, 256) prefix sums and proxies
   std::vector<int> bins;       // scan_packed_gini: (256) occupied value bins
   std::vector<uint64_t> raw;   // word histograms: (256) the occupied bins' words
+  // word histograms of large nodes: the drawn features' codes per row (build_words' keep), for
+  // the rows [kept_begin, kept_begin + kept_m) and features kept_f; kept_m < 0: none
+  std::vector<uint64_t> kept;
+  std::vector<int> kept_f;
+  int64_t kept_begin = -1, kept_m = -1;
   MaeSplitter mae;  // absolute error: row-based split search
 };
 
@@ -179,18 +184,22 @@ class Grower {
   }
 
   TreeOut run() {
-    rows_.clear();
     int64_t used = 0;
     for (int64_t r = 0; r < D_.n; ++r) used += w_[r] > 0;
-    rows_.reserve(used);  // no copies while it fills
-    for (int64_t r = 0; r < D_.n; ++r)
-      if (w_[r] > 0)
-      {
-        if constexpr (is_multi<C>() && C::kClassify) rows_.push_back({static_cast<int32_t>(r), 0, w_[r]});
-        else if constexpr (is_multi<C>()) rows_.push_back({static_cast<int32_t>(r), w_[r], 0.0});  // y read by row
-        else if constexpr (C::kClassify) rows_.push_back({static_cast<int32_t>(r), D_.y_class[r], w_[r]});
-        else rows_.push_back({static_cast<int32_t>(r), w_[r], D_.y[r]});
-      }
+    // Branch-free fill (a bootstrap's zero weights are random, a branch per row mispredicts): every
+    // row is written at the next slot, which advances for the used ones; the one slot past them
+    // takes the rest. The buffer is kept between trees: resize zeroes only slots past the last tree's.
+    if (static_cast<int64_t>(rows_.size()) < used + 1) rows_.resize(used + 1);
+    Rec* out = rows_.data();
+    int64_t k = 0;
+    for (int64_t r = 0; r < D_.n; ++r) {
+      if constexpr (is_multi<C>() && C::kClassify) out[k] = {static_cast<int32_t>(r), 0, w_[r]};
+      else if constexpr (is_multi<C>()) out[k] = {static_cast<int32_t>(r), w_[r], 0.0};  // y read by row
+      else if constexpr (C::kClassify) out[k] = {static_cast<int32_t>(r), D_.y_class[r], w_[r]};
+      else out[k] = {static_cast<int32_t>(r), w_[r], D_.y[r]};
+      k += w_[r] > 0;
+    }
+    rows_.resize(used);
     if (D_.sparse) {  // sparse X: split search and partition from its entries (grow_sparse.h)
       sparse_ = std::make_unique<SparseSearch<Grower>>(*this);
       sparse_->index_rows(0, static_cast<int64_t>(rows_.size()));
@@ -487,10 +496,13 @@ class Grower {
   // Draws features until max_features non-constant ones were evaluated (or none are left).
   void find_split(Entry& e, const double* total) {
     if (sparse_) return sparse_->find_split(e, total);
-    std::vector<int> cand;
-    cand.reserve(D_.d);
-    for (int f = 0; f < D_.d; ++f)
-      if (!((e.consts[f >> 6] >> (f & 63)) & 1)) cand.push_back(f);
+    std::vector<int> cand(D_.d);
+    size_t nc = 0;
+    for (int f = 0; f < D_.d; ++f) {  // branch-free: the constant bits are random, so a branch mispredicts
+      cand[nc] = f;
+      nc += !((e.consts[f >> 6] >> (f & 63)) & 1);
+    }
+    cand.resize(nc);
     std::vector<double> bl(S_), br(S_);
     Best best;
     best.left = bl.data();
@@ -511,6 +523,7 @@ class Grower {
     std::vector<uint64_t> live_draws;
     int seen = 0;
     size_t drawn = 0;
+    scratch(0).kept_m = -1;
     while (seen < P_.max_features && drawn < cand.size()) {
       size_t need = std::min<size_t>({static_cast<size_t>(P_.max_features - seen), cand.size() - drawn,
                                       static_cast<size_t>(batch_cap_)});
@@ -547,6 +560,21 @@ class Grower {
       drawn += need;
     }
     finish_split(e, total, best, bl, br);
+    if (e.split) partition_kept(e);
+  }
+
+  // The winner's partition now if its codes were kept by the last word-histogram build of e's
+  // rows (thread 0's scratch): read in row order, not gathered at random by expand.
+  void partition_kept(Entry& e) {
+    const Scratch& sc = scratch_[0];
+    if (sc.kept_m != e.end - e.begin || sc.kept_begin != e.begin) return;
+    for (size_t j = 0; j < sc.kept_f.size(); ++j)
+      if (sc.kept_f[j] == e.feature) {
+        const uint8_t* kept = reinterpret_cast<const uint8_t*>(sc.kept.data()) + j;
+        e.mid = partition(e.begin, e.end, e.bin, e.nan_left, [&](int64_t i) { return kept[(i - e.begin) * 8]; },
+                          [](int64_t) { return nullptr; });
+        return;
+      }
   }
 
   // ---- the random splitter on rows (split_random.h)
@@ -1358,9 +1386,22 @@ class Grower {
     const Rec* rows = rows_.data() + e.begin;
     const int64_t m = e.end - e.begin;
     const bool masked = D_.column_major || m < kWordMaskRows;
-    if (D_.column_major) build_words_columns(rows, m, D_.codes, D_.n, f, nf, pk, occ);
-    else if (masked) build_words_rows<true>(rows, m, f, nf, pk, occ);
-    else build_words_rows<false>(rows, m, f, nf, pk, occ);
+    sc.kept_m = -1;
+    if (D_.column_major) {
+      build_words_columns(rows, m, D_.codes, D_.n, f, nf, pk, occ);
+    } else if (masked) {
+      build_words_rows<true>(rows, m, f, nf, pk, occ);
+    } else {
+      uint64_t* keep = nullptr;
+      if (nf <= 8) {  // keep the codes for the partition (find_split)
+        if (static_cast<int64_t>(sc.kept.size()) < m) sc.kept.resize(m);
+        keep = sc.kept.data();
+        sc.kept_f.assign(f, f + nf);
+        sc.kept_begin = e.begin;
+        sc.kept_m = m;
+      }
+      build_words_rows<false>(rows, m, f, nf, pk, occ, keep);
+    }
     constexpr bool gini = std::is_same_v<C, Gini>;  // every weight < 2^21 < 2^26: exact proxies
     for (int j = 0; j < nf; ++j) {
       uint64_t* h = pk + j * kWordStride;
@@ -1411,12 +1452,15 @@ class Grower {
   }
 
   template <bool kMask>
-  void build_words_rows(const Rec* rows, int64_t m, const int* f, int nf, uint64_t* pk, uint64_t* occ) const {
+  void build_words_rows(const Rec* rows, int64_t m, const int* f, int nf, uint64_t* pk, uint64_t* occ,
+                        uint64_t* keep = nullptr) const {
     const uint8_t* codes = D_.codes;
     const int64_t d = D_.d;
     switch (nf) {
 #define FORGEML_WORDS_NF(k) \
-  case k: return build_words<kMask, k>(rows, m, codes, d, f, nf, pk, occ);
+  case k: \
+    return keep ? build_words<kMask, k, Rec, true>(rows, m, codes, d, f, nf, pk, occ, keep) \
+                : build_words<kMask, k, Rec>(rows, m, codes, d, f, nf, pk, occ);
       FORGEML_WORDS_NF(1) FORGEML_WORDS_NF(2) FORGEML_WORDS_NF(3) FORGEML_WORDS_NF(4)
       FORGEML_WORDS_NF(5) FORGEML_WORDS_NF(6) FORGEML_WORDS_NF(7) FORGEML_WORDS_NF(8)
 #undef FORGEML_WORDS_NF

@@ -27,10 +27,14 @@ inline uint64_t word_inc(int cls, double w) {
 // Word histograms of features f[0..nf) over rows[0..m) (each with .row, .cls, .w) into pk (feature
 // j at j * kWordStride), zero on entry; codes row-major (n, d). kMask: set the occupancy bits
 // (occ, 4 words per feature) too. NF > 0: nf known at compile time, so the feature loop unrolls
-// and each histogram's offset is an immediate.
-template <bool kMask, int NF, class Rec>
+// and each histogram's offset is an immediate. keep (only with NF > 0): row i's codes of the nf
+// features as the bytes of keep[i] (feature j at byte offset j), so the winner's partition reads them in
+// row order instead of once more at random.
+template <bool kMask, int NF, class Rec, bool kKeep = false>
 void build_words(const Rec* rows, int64_t m, const uint8_t* codes, int64_t d, const int* f_rt, int nf_rt, uint64_t* pk,
-                 uint64_t* occ) {
+                 uint64_t* occ, uint64_t* keep = nullptr) {
+  static_assert(!kKeep || (NF > 0 && NF <= 8), "a row's kept codes are one uint64");
+  uint8_t* kept = reinterpret_cast<uint8_t*>(keep);  // byte stores: no register for a word to assemble
   const int nf = NF > 0 ? NF : nf_rt;
   int fo[NF > 0 ? NF : 1];
   if constexpr (NF > 0)
@@ -50,6 +54,7 @@ void build_words(const Rec* rows, int64_t m, const uint8_t* codes, int64_t d, co
       const int b = c[f[j]];
       pk[j * kWordStride + b] += inc;
       if constexpr (kMask) occ[j * 4 + (b >> 6)] |= uint64_t{1} << (b & 63);
+      if constexpr (kKeep) kept[i * 8 + j] = static_cast<uint8_t>(b);
     }
   }
 }
