@@ -46,7 +46,6 @@ def _check_mode(mode):
 
 
 def quantizable(layer) -> bool:
-
     return type(layer) in (Dense, Conv2D)
 
 
@@ -129,7 +128,6 @@ def _pool_fusion(model):
 
 
 def _fusable(conv, pool):
-
     return (
         type(conv) is Conv2D
         and conv._quantization_mode == "int8"
@@ -196,7 +194,6 @@ def dense_forward_int8(layer, x, logits=False):
     if type(q).__name__ == "PackedInt8" and type(x) is np.ndarray and x.dtype == np.float32 and x.strides[-1] == 4:
         # straight to the binding (it checks shapes, dtypes and strides): a small layer's call
         # would otherwise spend more time in matmul_int8's Python checks than in the GEMM
-
         y = np.empty((x.shape[0], layer.units), np.float32)
         _backend.cpu.gemm_int8_packed(x, None, q, s, y, bias, ACTIVATIONS[act.kernel] if fused else 0)
         if act is activations.softmax and y.shape[0]:
@@ -253,7 +250,6 @@ _generation = 0  # bumped by quantize_layer: a model's cached chain plan is then
 def _chain_plan(layers):
     """[(layer, epilogue activation code)] when every layer is an int8 Dense whose activation the
     GEMM epilogue applies (the last may also be softmax, code 0 then), else None."""
-
     plan = []
     for i, layer in enumerate(layers):
         if type(layer) is not Dense or layer._quantization_mode != "int8" or not isinstance(layer.kernel, Int8Kernel):
