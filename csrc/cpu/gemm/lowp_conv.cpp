@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <type_traits>
 
 #include "cpu/conv/pool_rows.h"
 #include "cpu/gemm/lowp_run.h"
@@ -104,6 +105,28 @@ Pieces pieces_of(const Conv& c) {
   return p;
 }
 
+// f(std::integral_constant<int, P>) with P = count for the counts whose copies unroll (a 3x3
+// kernel's rows of 1-3 channels, ...), P = 0 for any other.
+template <class F>
+void with_piece_count(int count, F&& f) {
+  switch (count) {
+    case 1:
+      return f(std::integral_constant<int, 1>{});
+    case 2:
+      return f(std::integral_constant<int, 2>{});
+    case 3:
+      return f(std::integral_constant<int, 3>{});
+    case 4:
+      return f(std::integral_constant<int, 4>{});
+    case 6:
+      return f(std::integral_constant<int, 6>{});
+    case 9:
+      return f(std::integral_constant<int, 9>{});
+    default:
+      return f(std::integral_constant<int, 0>{});
+  }
+}
+
 // Rows [r0, r1) with P pieces a row (P a constant: the copies unroll).
 template <int P>
 void gather_fixed(const Conv& c, const Pieces& pc, const uint8_t* img, int64_t r0, int64_t r1, uint8_t* d) {
@@ -140,22 +163,10 @@ void gather_any(const Conv& c, const Pieces& pc, const uint8_t* img, int64_t r0,
 void gather(const Conv& c, const Scratch& s, int64_t r0, int64_t r1, uint32_t* a) {
   const uint8_t* img = s.img.get();
   auto* d = reinterpret_cast<uint8_t*>(a);
-  switch (c.pieces.count) {
-    case 1:
-      return gather_fixed<1>(c, c.pieces, img, r0, r1, d);
-    case 2:
-      return gather_fixed<2>(c, c.pieces, img, r0, r1, d);
-    case 3:
-      return gather_fixed<3>(c, c.pieces, img, r0, r1, d);
-    case 4:
-      return gather_fixed<4>(c, c.pieces, img, r0, r1, d);
-    case 6:
-      return gather_fixed<6>(c, c.pieces, img, r0, r1, d);
-    case 9:
-      return gather_fixed<9>(c, c.pieces, img, r0, r1, d);
-    default:
-      return gather_any(c, c.pieces, img, r0, r1, d);
-  }
+  with_piece_count(c.pieces.count, [&](auto p) {
+    if constexpr (p.value == 0) gather_any(c, c.pieces, img, r0, r1, d);
+    else gather_fixed<p.value>(c, c.pieces, img, r0, r1, d);
+  });
 }
 
 // Forwards a block's epilogue function with the rows shifted to the whole output's numbering.
@@ -227,20 +238,7 @@ void gather_windows_fixed(const Conv& c, const Pieces& pc, const uint8_t* img, u
 void gather_windows(const Conv& c, const Scratch& s, uint32_t* a) {
   const uint8_t* img = s.img.get();
   auto* d = reinterpret_cast<uint8_t*>(a);
-  switch (c.pieces.count) {
-    case 1:
-      return gather_windows_fixed<1>(c, c.pieces, img, d);
-    case 2:
-      return gather_windows_fixed<2>(c, c.pieces, img, d);
-    case 3:
-      return gather_windows_fixed<3>(c, c.pieces, img, d);
-    case 6:
-      return gather_windows_fixed<6>(c, c.pieces, img, d);
-    case 9:
-      return gather_windows_fixed<9>(c, c.pieces, img, d);
-    default:
-      return gather_windows_fixed<0>(c, c.pieces, img, d);
-  }
+  with_piece_count(c.pieces.count, [&](auto p) { gather_windows_fixed<p.value>(c, c.pieces, img, d); });
 }
 
 // m window-ordered rows of a (m a multiple of 4) into m / 4 pooled rows of y.
