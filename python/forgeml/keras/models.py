@@ -950,6 +950,12 @@ class Model:
         from . import saving
         saving.save_model(self, filepath, overwrite=overwrite)
 
+    def __reduce__(self):
+        """pickle and copy.deepcopy carry the model's .keras archive (architecture, weights, compile
+        and optimizer state), as Keras 3 does: the live model holds modules and kernels' handles."""
+        from . import saving
+        return saving.model_from_bytes, (saving.model_to_bytes(self),)
+
     def save_weights(self, filepath, overwrite=True):
         from . import saving
         saving.save_weights(self, filepath, overwrite=overwrite)

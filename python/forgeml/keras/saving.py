@@ -128,25 +128,48 @@ def save_model(model, filepath, overwrite=True):
         raise FileExistsError(filepath)
     if not model.built:
         raise ValueError("Cannot save a model that has not been built: call fit, build or predict first")
+    _write_archive(model, filepath)
+
+
+def model_to_bytes(model) -> bytes:
+    """The model's ``.keras`` archive in memory (what pickle and copy.deepcopy carry, as in Keras 3);
+    a model not built yet has no weights file."""
+    buf = io.BytesIO()
+    _write_archive(model, buf)
+    return buf.getvalue()
+
+
+def model_from_bytes(data: bytes):
+    """The model in a ``model_to_bytes`` archive (custom classes come from the registry)."""
+    return _read_archive(io.BytesIO(data), "<pickled model>", None, True)
+
+
+def _write_archive(model, target):
     from .. import __version__
     meta = {"keras_version": "3 (forgeml)", "forgeml_version": __version__,
             "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
-    with zipfile.ZipFile(filepath, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("config.json", json.dumps(serialize_model(model), indent=1))
         zf.writestr("metadata.json", json.dumps(meta))
-        zf.writestr("model.weights.npz", _weights_npz(model, True))
+        if model.built:
+            zf.writestr("model.weights.npz", _weights_npz(model, True))
 
 
 def load_model(filepath, custom_objects=None, compile=True):
-    from .models import Model
     filepath = os.fspath(filepath)
     if not zipfile.is_zipfile(filepath):
         raise ValueError(f"File format not supported: filepath={filepath}. forgeml.keras loads `.keras` files "
                          "written by model.save")
+    return _read_archive(filepath, filepath, custom_objects, compile)
+
+
+def _read_archive(source, filepath, custom_objects, compile):
+    """The model in a .keras zip (a path or a file object); filepath names it in errors."""
+    from .models import Model
     try:
-        with zipfile.ZipFile(filepath) as zf:
+        with zipfile.ZipFile(source) as zf:
             config = json.loads(zf.read("config.json"))
-            weights = zf.read("model.weights.npz")
+            weights = zf.read("model.weights.npz") if "model.weights.npz" in zf.namelist() else None
     except (KeyError, zipfile.BadZipFile, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"filepath: {filepath} is not a readable .keras file ({exc})") from None
     if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
@@ -166,6 +189,8 @@ def load_model(filepath, custom_objects=None, compile=True):
         shape = (config.get("build_config") or {}).get("input_shape")
         if shape:
             model.build(tuple(shape))
+    if weights is None and model.built:
+        raise ValueError(f"filepath: {filepath} is not a readable .keras file (no model.weights.npz)")
     cc = config.get("compile_config")
     if compile and cc and model._is_general_model():
         known = {**_CUSTOM_OBJECTS, **(custom_objects or {})}
@@ -180,14 +205,16 @@ def load_model(filepath, custom_objects=None, compile=True):
             return known.get(spec, spec) if isinstance(spec, str) else spec
         model.compile(optimizer=optimizers_module.deserialize(cc["optimizer"]), loss=find(cc["loss"]),
                       loss_weights=cc.get("loss_weights"), metrics=find(cc.get("metrics")) or None)
-        _load_npz(model, weights, True)  # the tape trainer binds its optimizer state on the first step
+        if weights is not None:  # (None: a pickled model that was never built)
+            _load_npz(model, weights, True)  # the tape trainer binds its optimizer state on the first step
         return model
     if compile and cc:
         model.compile(optimizer=optimizers_module.deserialize(cc["optimizer"]),
                       loss=losses_module.get(cc["loss"]), metrics=cc.get("metrics") or None,
                       weighted_metrics=cc.get("weighted_metrics") or None)
     try:
-        _load_npz(model, weights, compile and bool(cc))
+        if weights is not None:
+            _load_npz(model, weights, compile and bool(cc))
     except (EOFError, OSError, KeyError, IndexError, TypeError, zipfile.BadZipFile) as exc:  # damaged weights
         raise ValueError(f"filepath: {filepath} has unreadable weights ({type(exc).__name__}: {exc})") from None
     return model
