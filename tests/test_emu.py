@@ -109,6 +109,7 @@ TSAN_GROUPS = {
     "rnn": {"rnn_simple", "rnn_lstm", "rnn_gru"},
     "tree": {"tree_histogram", "tree_split_scan"},
     "svm": {"svm_local"},
+    "lowp": {"lowp_bf16_simt", "lowp_bf16_tensor_cores", "lowp_int8"},
 }
 TSAN_ELSEWHERE = {"histogram_no_barrier", "sgemm"}
 

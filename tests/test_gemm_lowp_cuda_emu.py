@@ -1,6 +1,7 @@
 """The CUDA bf16 and int8 GEMMs (csrc/cuda/gemm_lowp.cuh) run through the SIMT emulator, against
 float64 references on the bf16-rounded / int8 inputs. Sizes span two 64 x 64 tiles in M and N
-and two K steps, with odd edges; both thread orders."""
+and two K steps, with odd edges; both thread orders; bf16 on both kernels (the SIMT tile and the
+tensor-core one, whose mma fragments the emulator exchanges through warp shuffles)."""
 
 from __future__ import annotations
 
@@ -19,22 +20,61 @@ def order(request):
     _emu.set_thread_order("forward")
 
 
+KERNELS = ["simt", "tensor_cores"]
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
-def test_bf16(order, rng, ta, tb):
+def test_bf16(order, rng, ta, tb, kernel):
     m, n, k = 131, 70, 67
     a = rng.standard_normal((k, m) if ta else (m, k)).astype(np.float32)
     b = rng.standard_normal((n, k) if tb else (k, n)).astype(np.float32)
-    check_bf16(_emu.gemm_bf16(a, b, ta, tb), a, b, ta, tb)
+    check_bf16(_emu.gemm_bf16(a, b, ta, tb, kernel=kernel), a, b, ta, tb)
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("act", [1, 2, 4])
-def test_bf16_epilogue_and_rounding(rng, act):
+def test_bf16_epilogue_and_rounding(rng, act, kernel):
     a, b = rng.standard_normal((65, 33)).astype(np.float32), rng.standard_normal((33, 67)).astype(np.float32)
     bias = rng.standard_normal(67).astype(np.float32)
-    out = _emu.gemm_bf16(a, b, bias=bias, activation=act)
+    out = _emu.gemm_bf16(a, b, bias=bias, activation=act, kernel=kernel)
     check_bf16(out, a, b, bias=bias, act=ACT_NAMES[act])
-    assert np.abs(_emu.gemm_bf16(a, b) - a.astype(np.float64) @ b).max() > 1e-4  # the inputs were rounded
-    assert np.allclose(bf16(a) @ bf16(b), _emu.gemm_bf16(a, b), atol=1e-4)
+    plain = _emu.gemm_bf16(a, b, kernel=kernel)
+    assert np.abs(plain - a.astype(np.float64) @ b).max() > 1e-4  # the inputs were rounded
+    assert np.allclose(bf16(a) @ bf16(b), plain, atol=1e-4)
+
+
+@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (17, 9, 15), (64, 64, 32), (3, 130, 49)])
+def test_bf16_tensor_cores_match_simt_tile(rng, m, n, k):
+    """Every fragment position: one nonzero product at a time would be slow, so small odd shapes
+    (partial warps' rows and columns, an odd depth) against the SIMT kernel and the reference."""
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    tc, simt = _emu.gemm_bf16(a, b, kernel="tensor_cores"), _emu.gemm_bf16(a, b, kernel="simt")
+    check_bf16(tc, a, b)
+    np.testing.assert_allclose(tc, simt, rtol=1e-5, atol=1e-5)
+
+
+def test_bf16_tensor_cores_place_each_element():
+    """A and B with one 1 each: the single product lands in exactly its output cell (a fragment
+    index mixed up anywhere moves it or drops it)."""
+    m, n, k = 64, 64, 32
+    for i, j, d in ((0, 0, 0), (9, 7, 17), (63, 63, 31), (40, 13, 8), (21, 50, 25)):
+        a = np.zeros((m, k), np.float32)
+        b = np.zeros((k, n), np.float32)
+        a[i, d], b[d, j] = 2.0, 3.0
+        expect = np.zeros((m, n), np.float32)
+        expect[i, j] = 6.0
+        np.testing.assert_array_equal(_emu.gemm_bf16(a, b, kernel="tensor_cores"), expect)
+
+
+def test_bf16_special_values_on_tensor_cores():
+    a = np.array([[np.nan, 1.0], [np.inf, 1.0], [1.0, 1.0]], np.float32)
+    b = np.ones((2, 2), np.float32)
+    out = _emu.gemm_bf16(a, b, kernel="tensor_cores")
+    assert np.isnan(out[0]).all() and np.isposinf(out[1]).all() and (out[2] == 2).all()
+    with pytest.raises(ValueError, match="kernel"):
+        _emu.gemm_bf16(a, b, kernel="wmma")
 
 
 @pytest.mark.parametrize("m,n,k", [(130, 67, 70), (1, 1, 1), (65, 129, 5), (3, 2, 33)])

@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cmath>
+#include <string>
 
 #include "bind/registry.h"
 #include "cuda/gemm_lowp.cuh"
@@ -38,7 +39,12 @@ py::array_t<float> output(int64_t M, int64_t N) {
 
 forgeml::bind::Register reg{[](py::module_& m) {
   m.def("gemm_bf16", [](const py::object& a_obj, const py::object& b_obj, bool ta, bool tb, const py::object& bias_obj,
-                        int activation) {
+                        int activation, const std::string& kernel) {
+    FORGEML_CHECK_ARG(kernel == "auto" || kernel == "simt" || kernel == "tensor_cores",
+                      "kernel: expected 'auto', 'simt' or 'tensor_cores', got '", kernel, "'");
+    const auto which = kernel == "simt"           ? forgeml::cuda::Bf16Kernel::simt
+                       : kernel == "tensor_cores" ? forgeml::cuda::Bf16Kernel::tensor_cores
+                                                  : forgeml::cuda::Bf16Kernel::automatic;
     auto a = matrix<float>(a_obj, "a"), b = matrix<float>(b_obj, "b");
     const int64_t M = ta ? a.shape(1) : a.shape(0), K = ta ? a.shape(0) : a.shape(1);
     const int64_t N = tb ? b.shape(0) : b.shape(1);
@@ -49,10 +55,11 @@ forgeml::bind::Register reg{[](py::module_& m) {
     py::gil_scoped_release release;
     forgeml::cuda::gemm_bf16(ta, tb, M, N, K, a.data(), std::max<int64_t>(1, a.shape(1)), b.data(),
                              std::max<int64_t>(1, b.shape(1)), c.mutable_data(), std::max<int64_t>(1, N), bp,
-                             activation, nullptr);
+                             activation, nullptr, which);
     return c;
   }, py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false, py::arg("bias") = py::none(),
-     py::arg("activation") = 0, "act(bf16(op(a)) @ bf16(op(b)) + bias) with the CUDA kernel under the emulator.");
+     py::arg("activation") = 0, py::arg("kernel") = "auto",
+     "act(bf16(op(a)) @ bf16(op(b)) + bias) with a CUDA kernel under the emulator (auto: tensor cores, as on sm_80+).");
 
   m.def("gemm_int8", [](const py::object& a_obj, const py::object& as_obj, const py::object& b_obj,
                         const py::object& bs_obj, const py::object& bias_obj, int activation) {

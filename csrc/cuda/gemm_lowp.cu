@@ -1,6 +1,7 @@
 // The bf16 and int8 GEMMs (contract in gemm_lowp.cuh): the kernels, then their launchers.
 #include "cuda/gemm_lowp.cuh"
 #include "cuda/gemm_tile.cuh"
+#include "cuda/mma_bf16.cuh"
 
 namespace forgeml::cuda {
 
@@ -73,6 +74,73 @@ __global__ void __launch_bounds__(kLowpThreads)
       if (col < N) C[row * ldc + col] = epilogue(row, col, acc[i][j]);
     }
   }
+}
+
+// The same contract on tensor cores (sm_80+). grid (ceil(N / 64), ceil(M / 64)), block 128: four
+// warps, each a 32 x 32 corner of the tile as 2 x 4 mma products of 16 x 8 per 16 depths. The tiles
+// are staged as bf16 pairs along k (A by row, B by column), rows padded to 20 words so a warp's
+// fragment reads (rows g, words t) fall in distinct banks.
+constexpr int kMmaThreads = 128;
+
+template <bool kTransA, bool kTransB>
+__global__ void __launch_bounds__(kMmaThreads)
+    gemm_bf16_mma_kernel(int64_t M, int64_t N, int64_t K, const float* __restrict__ A, int64_t lda,
+                         const float* __restrict__ B, int64_t ldb, float* __restrict__ C, int64_t ldc,
+                         BiasActivation epilogue) {
+  constexpr int BM = kLowpBM, BN = kLowpBN, BK = kLowpBK, P = BK / 2, LD = P + 4;
+  __shared__ uint32_t As[BM][LD];  // As[i][p] = op(A)[i][2p, 2p + 1] of this depth step
+  __shared__ uint32_t Bs[BN][LD];  // Bs[j][p] = op(B)[2p, 2p + 1][j]
+  const int64_t m0 = int64_t(blockIdx.y) * BM, n0 = int64_t(blockIdx.x) * BN;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t = lane & 3;
+  const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
+  float acc[2][4][4] = {};
+  for (int64_t k0 = 0; k0 < K; k0 += BK) {
+    for (int q = threadIdx.x; q < BM * P; q += kMmaThreads) {
+      // consecutive threads walk the contiguous dimension of the global matrix
+      const int p = kTransA ? q / BM : q % P, i = kTransA ? q % BM : q / P;
+      const int64_t gi = m0 + i, gk = k0 + 2 * p;
+      float lo = 0.0f, hi = 0.0f;
+      if (gi < M && gk < K) lo = kTransA ? A[gk * lda + gi] : A[gi * lda + gk];
+      if (gi < M && gk + 1 < K) hi = kTransA ? A[(gk + 1) * lda + gi] : A[gi * lda + gk + 1];
+      As[i][p] = bf16_pair(lo, hi);
+      const int pb = kTransB ? q % P : q / BN, j = kTransB ? q / P : q % BN;
+      const int64_t gj = n0 + j, gkb = k0 + 2 * pb;
+      float blo = 0.0f, bhi = 0.0f;
+      if (gj < N && gkb < K) blo = kTransB ? B[gj * ldb + gkb] : B[gkb * ldb + gj];
+      if (gj < N && gkb + 1 < K) bhi = kTransB ? B[gj * ldb + gkb + 1] : B[(gkb + 1) * ldb + gj];
+      Bs[j][pb] = bf16_pair(blo, bhi);
+    }
+    __syncthreads();
+#pragma unroll
+    for (int ks = 0; ks < P; ks += 8) {  // 16 depths = 8 pairs per product
+      uint32_t a[2][4], b[4][2];
+#pragma unroll
+      for (int mt = 0; mt < 2; ++mt) {
+        const int r = wm + 16 * mt + g;
+        a[mt][0] = As[r][ks + t], a[mt][1] = As[r + 8][ks + t];
+        a[mt][2] = As[r][ks + t + 4], a[mt][3] = As[r + 8][ks + t + 4];
+      }
+#pragma unroll
+      for (int nt = 0; nt < 4; ++nt) {
+        const int c = wn + 8 * nt + g;
+        b[nt][0] = Bs[c][ks + t], b[nt][1] = Bs[c][ks + t + 4];
+      }
+#pragma unroll
+      for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt) mma_bf16_m16n8k16(acc[mt][nt], a[mt], b[nt]);
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int64_t row = m0 + wm + 16 * mt + g + 8 * (e >> 1), col = n0 + wn + 8 * nt + 2 * t + (e & 1);
+        if (row < M && col < N) C[row * ldc + col] = epilogue(row, col, acc[mt][nt][e]);
+      }
 }
 
 // grid (ceil(N / 64), ceil(M / 64)), block 256. Shared tiles hold 4 consecutive k per int.
@@ -161,15 +229,32 @@ void check_sizes(const char* fn, int64_t M, int64_t N, int64_t K, int64_t lda, i
 
 }  // namespace
 
+bool tensor_cores_bf16() {
+  int dev = 0, major = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return major >= 8;
+}
+
 void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
-               int64_t ldb, float* C, int64_t ldc, const float* bias, int activation, CUstream_st* stream) {
+               int64_t ldb, float* C, int64_t ldc, const float* bias, int activation, CUstream_st* stream,
+               Bf16Kernel which) {
   check_sizes("gemm_bf16", M, N, K, lda, ldb, ldc, ta, tb, activation);
   if (M == 0 || N == 0) return;
   const dim3 grid = lowp_grid("gemm_bf16", M, N);
-  auto kernel = ta ? (tb ? gemm_bf16_kernel<true, true> : gemm_bf16_kernel<true, false>)
-                   : (tb ? gemm_bf16_kernel<false, true> : gemm_bf16_kernel<false, false>);
-  FORGEML_LAUNCH(kernel, grid, kLowpThreads, 0, stream, M, N, K, A, lda, B, ldb, C, ldc,
-                 BiasActivation{bias, activation});
+  const BiasActivation ep{bias, activation};
+  if (which == Bf16Kernel::tensor_cores || (which == Bf16Kernel::automatic && tensor_cores_bf16())) {
+    auto kernel = ta ? (tb ? gemm_bf16_mma_kernel<true, true> : gemm_bf16_mma_kernel<true, false>)
+                     : (tb ? gemm_bf16_mma_kernel<false, true> : gemm_bf16_mma_kernel<false, false>);
+    FORGEML_LAUNCH(kernel, grid, kMmaThreads, 0, stream, M, N, K, A, lda, B, ldb, C, ldc, ep);
+  } else {
+    auto kernel = ta ? (tb ? gemm_bf16_kernel<true, true> : gemm_bf16_kernel<true, false>)
+                     : (tb ? gemm_bf16_kernel<false, true> : gemm_bf16_kernel<false, false>);
+    FORGEML_LAUNCH(kernel, grid, kLowpThreads, 0, stream, M, N, K, A, lda, B, ldb, C, ldc, ep);
+  }
   FORGEML_CUDA_CHECK_LAUNCH();
 }
 

@@ -111,6 +111,7 @@ const Case kCases[] = {
 #include "emu/tsan_rnn.inc"
 #include "emu/tsan_tree.inc"
 #include "emu/tsan_svm.inc"
+#include "emu/tsan_lowp.inc"
 
 int main(int argc, char** argv) {
   std::vector<Case> cases(std::begin(kCases), std::end(kCases));
