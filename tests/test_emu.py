@@ -1,5 +1,6 @@
 """The SIMT emulator (forgeml._emu, fiber mode) and its ThreadSanitizer executable (thread mode),
 proved with the sample kernels of csrc/cuda/samples.cu."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -84,12 +85,15 @@ def test_removed_barrier_gives_wrong_result(order_name):
         _emu.set_thread_order("forward")
 
 
-@pytest.mark.parametrize("kind, message", [
-    (0, "divergent __syncthreads.*exited"),
-    (1, "divergent __syncthreads.*line"),
-    (2, "warp-synchronous call.*exited"),
-    (3, "deadlock"),
-])
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        (0, "divergent __syncthreads.*exited"),
+        (1, "divergent __syncthreads.*line"),
+        (2, "warp-synchronous call.*exited"),
+        (3, "deadlock"),
+    ],
+)
 def test_divergent_barrier_raises(order, kind, message):
     with pytest.raises(RuntimeError, match=message):
         _emu.divergent_barrier(kind)
@@ -109,7 +113,7 @@ TSAN_GROUPS = {
     "rnn": {"rnn_simple", "rnn_lstm", "rnn_gru"},
     "tree": {"tree_histogram", "tree_split_scan"},
     "svm": {"svm_local"},
-    "lowp": {"lowp_bf16_simt", "lowp_bf16_tensor_cores", "lowp_int8"},
+    "lowp": {"lowp_bf16_simt", "lowp_bf16_tensor_cores", "lowp_int8_simt", "lowp_int8_tensor_cores"},
 }
 TSAN_ELSEWHERE = {"histogram_no_barrier", "sgemm"}
 

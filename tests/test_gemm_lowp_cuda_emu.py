@@ -55,17 +55,19 @@ def test_bf16_tensor_cores_match_simt_tile(rng, m, n, k):
     np.testing.assert_allclose(tc, simt, rtol=1e-5, atol=1e-5)
 
 
-def test_bf16_tensor_cores_place_each_element():
-    """A and B with one 1 each: the single product lands in exactly its output cell (a fragment
-    index mixed up anywhere moves it or drops it)."""
+def test_tensor_cores_place_each_element():
+    """A and B with one nonzero each: the single product lands in exactly its output cell (a
+    fragment index mixed up anywhere moves it or drops it)."""
     m, n, k = 64, 64, 32
-    for i, j, d in ((0, 0, 0), (9, 7, 17), (63, 63, 31), (40, 13, 8), (21, 50, 25)):
-        a = np.zeros((m, k), np.float32)
-        b = np.zeros((k, n), np.float32)
+    for i, j, d in ((0, 0, 0), (9, 7, 17), (63, 63, 31), (40, 13, 8), (21, 50, 25), (5, 33, 14)):
+        a, b = np.zeros((m, k), np.float32), np.zeros((k, n), np.float32)
         a[i, d], b[d, j] = 2.0, 3.0
         expect = np.zeros((m, n), np.float32)
         expect[i, j] = 6.0
         np.testing.assert_array_equal(_emu.gemm_bf16(a, b, kernel="tensor_cores"), expect)
+        qa, qb = a.astype(np.int8), b.astype(np.int8)
+        ones_m, ones_n = np.ones(m, np.float32), np.ones(n, np.float32)
+        np.testing.assert_array_equal(_emu.gemm_int8(qa, ones_m, qb, ones_n, kernel="tensor_cores"), expect)
 
 
 def test_bf16_special_values_on_tensor_cores():
@@ -77,14 +79,25 @@ def test_bf16_special_values_on_tensor_cores():
         _emu.gemm_bf16(a, b, kernel="wmma")
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("m,n,k", [(130, 67, 70), (1, 1, 1), (65, 129, 5), (3, 2, 33)])
-def test_int8(order, rng, m, n, k):
+def test_int8(order, rng, m, n, k, kernel):
     qa, qb = rand_int8(rng, m, k), rand_int8(rng, k, n)
     qa[0, 0] = -128  # the extremes of the range
     sa, sb = rng.uniform(0.001, 0.02, m).astype(np.float32), rng.uniform(0.001, 0.02, n).astype(np.float32)
     bias = rng.standard_normal(n).astype(np.float32)
-    out = _emu.gemm_int8(qa, sa, qb, sb, bias, 1)
+    out = _emu.gemm_int8(qa, sa, qb, sb, bias, 1, kernel=kernel)
     np.testing.assert_allclose(out, int8_ref(qa, sa, qb, sb, bias, "relu"), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("m,n,k", [(130, 67, 70), (17, 9, 15), (64, 64, 32), (3, 2, 33)])
+def test_int8_tensor_cores_equal_dp4a_kernel(rng, m, n, k):
+    """Integer sums are exact: both kernels give the same bits."""
+    qa, qb = rand_int8(rng, m, k), rand_int8(rng, k, n)
+    qa[-1, -1], qb[0, -1] = -128, -128
+    sa, sb = rng.uniform(0.001, 0.02, m).astype(np.float32), rng.uniform(0.001, 0.02, n).astype(np.float32)
+    tc = _emu.gemm_int8(qa, sa, qb, sb, kernel="tensor_cores")
+    np.testing.assert_array_equal(tc, _emu.gemm_int8(qa, sa, qb, sb, kernel="simt"))
 
 
 def test_errors_and_empty(rng):

@@ -37,14 +37,18 @@ py::array_t<float> output(int64_t M, int64_t N) {
   return c;
 }
 
+forgeml::cuda::LowpKernel kernel_named(const std::string& kernel) {
+  FORGEML_CHECK_ARG(kernel == "auto" || kernel == "simt" || kernel == "tensor_cores",
+                    "kernel: expected 'auto', 'simt' or 'tensor_cores', got '", kernel, "'");
+  return kernel == "simt"           ? forgeml::cuda::LowpKernel::simt
+         : kernel == "tensor_cores" ? forgeml::cuda::LowpKernel::tensor_cores
+                                    : forgeml::cuda::LowpKernel::automatic;
+}
+
 forgeml::bind::Register reg{[](py::module_& m) {
   m.def("gemm_bf16", [](const py::object& a_obj, const py::object& b_obj, bool ta, bool tb, const py::object& bias_obj,
                         int activation, const std::string& kernel) {
-    FORGEML_CHECK_ARG(kernel == "auto" || kernel == "simt" || kernel == "tensor_cores",
-                      "kernel: expected 'auto', 'simt' or 'tensor_cores', got '", kernel, "'");
-    const auto which = kernel == "simt"           ? forgeml::cuda::Bf16Kernel::simt
-                       : kernel == "tensor_cores" ? forgeml::cuda::Bf16Kernel::tensor_cores
-                                                  : forgeml::cuda::Bf16Kernel::automatic;
+    const auto which = kernel_named(kernel);
     auto a = matrix<float>(a_obj, "a"), b = matrix<float>(b_obj, "b");
     const int64_t M = ta ? a.shape(1) : a.shape(0), K = ta ? a.shape(0) : a.shape(1);
     const int64_t N = tb ? b.shape(0) : b.shape(1);
@@ -62,7 +66,9 @@ forgeml::bind::Register reg{[](py::module_& m) {
      "act(bf16(op(a)) @ bf16(op(b)) + bias) with a CUDA kernel under the emulator (auto: tensor cores, as on sm_80+).");
 
   m.def("gemm_int8", [](const py::object& a_obj, const py::object& as_obj, const py::object& b_obj,
-                        const py::object& bs_obj, const py::object& bias_obj, int activation) {
+                        const py::object& bs_obj, const py::object& bias_obj, int activation,
+                        const std::string& kernel) {
+    const auto which = kernel_named(kernel);
     auto a = matrix<int8_t>(a_obj, "a"), b = matrix<int8_t>(b_obj, "b");
     const int64_t M = a.shape(0), K = a.shape(1), N = b.shape(1);
     FORGEML_CHECK_ARG(b.shape(0) == K, "b: expected ", K, " rows");
@@ -74,10 +80,11 @@ forgeml::bind::Register reg{[](py::module_& m) {
     auto c = output(M, N);
     py::gil_scoped_release release;
     forgeml::cuda::gemm_int8(M, N, K, a.data(), std::max<int64_t>(1, K), asp, b.data(), std::max<int64_t>(1, N), bsp,
-                             c.mutable_data(), std::max<int64_t>(1, N), bp, activation, nullptr);
+                             c.mutable_data(), std::max<int64_t>(1, N), bp, activation, nullptr, which);
     return c;
   }, py::arg("a"), py::arg("a_scale"), py::arg("b"), py::arg("b_scale"), py::arg("bias") = py::none(),
-     py::arg("activation") = 0, "act(a_scale b_scale (a @ b) + bias) with the CUDA int8 kernel under the emulator.");
+     py::arg("activation") = 0, py::arg("kernel") = "auto",
+     "act(a_scale b_scale (a @ b) + bias) with a CUDA int8 kernel under the emulator (auto: tensor cores).");
 }};
 
 }  // namespace

@@ -5,10 +5,10 @@
 //   gemm_int8: A (M, K) and B (K, N) int8 row-major, a_scale (M), b_scale (N) float32:
 //     C[i, j] = act(a_scale[i] b_scale[j] sum_k A[i, k] B[k, j] + bias[j]), int32 sums by dp4a.
 //
-// gemm_bf16 runs on tensor cores (mma.sync m16n8k16, four warps per 64 x 64 tile) on sm_80 and
-// later, otherwise on the SIMT kernel: one 64 x 64 tile per block of 256 threads, each thread
-// 4 x 4 outputs strided by 16. The emulator (forgeml._emu) runs both: the mma fragments through
-// warp shuffles (mma_bf16.cuh). int8 uses dp4a on the SIMT tile (no int8 tensor-core kernel yet).
+// Both run on tensor cores (mma.sync m16n8k16 on bf16 / s8, four warps per 64 x 64 tile) on sm_80
+// and later, otherwise on SIMT kernels: one 64 x 64 tile per block of 256 threads, each thread
+// 4 x 4 outputs strided by 16 (int8 by dp4a). The emulator (forgeml._emu) runs all four: the mma
+// fragments through warp shuffles (mma.cuh).
 #pragma once
 #include <cstdint>
 
@@ -16,17 +16,17 @@ struct CUstream_st;
 
 namespace forgeml::cuda {
 
-enum class Bf16Kernel { automatic, simt, tensor_cores };  // automatic: tensor cores where the device has them
+enum class LowpKernel { automatic, simt, tensor_cores };  // automatic: tensor cores where the device has them
 
-// True when the current device has bf16 tensor cores (compute capability 8.0 or later).
-bool tensor_cores_bf16();
+// True when the current device has bf16 / int8 tensor cores (compute capability 8.0 or later).
+bool tensor_cores();
 
 // bias: length N or null; activation as in gemm.cuh (0 none, 1 relu, 2 sigmoid, 3 tanh, 4 gelu).
 void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
                const float* B, int64_t ldb, float* C, int64_t ldc, const float* bias, int activation,
-               CUstream_st* stream, Bf16Kernel which = Bf16Kernel::automatic);
+               CUstream_st* stream, LowpKernel which = LowpKernel::automatic);
 void gemm_int8(int64_t M, int64_t N, int64_t K, const int8_t* A, int64_t lda, const float* a_scale, const int8_t* B,
                int64_t ldb, const float* b_scale, float* C, int64_t ldc, const float* bias, int activation,
-               CUstream_st* stream);
+               CUstream_st* stream, LowpKernel which = LowpKernel::automatic);
 
 }  // namespace forgeml::cuda

@@ -1,12 +1,13 @@
-// One warp-wide tensor-core product, D (16 x 8, float32) += A (16 x 16, bf16) B (16 x 8, bf16): the
-// PTX instruction mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 on sm_80 and later, and the
-// same sum through warp shuffles elsewhere (the SIMT emulator; kernels that call this are launched
-// on sm_80+ devices only). Fragments, per the PTX ISA (lane = 4 g + t, g = lane / 4, t = lane % 4;
-// each uint32 holds two bf16, the lower index in the low half):
-//   a[0]: A[g][2t, 2t+1]       a[1]: A[g+8][2t, 2t+1]
-//   a[2]: A[g][2t+8, 2t+9]     a[3]: A[g+8][2t+8, 2t+9]
-//   b[0]: B[2t, 2t+1][g]       b[1]: B[2t+8, 2t+9][g]
-//   d[0], d[1]: D[g][2t, 2t+1] d[2], d[3]: D[g+8][2t, 2t+1]
+// Warp-wide tensor-core products on 16 x 8 tiles of D: the PTX mma.sync instructions on sm_80 and
+// later, and the same sums through warp shuffles elsewhere (the SIMT emulator; kernels that call
+// these are launched on sm_80+ devices only). Fragments, per the PTX ISA (lane = 4 g + t, g = lane
+// / 4, t = lane % 4; packed elements in order from the low bits):
+//   bf16, m16n8k16 (each uint32 two bf16):
+//     a[0]: A[g][2t, 2t+1]     a[1]: A[g+8][2t, 2t+1]   a[2]: A[g][2t+8, 2t+9]  a[3]: A[g+8][2t+8, 2t+9]
+//     b[0]: B[2t, 2t+1][g]     b[1]: B[2t+8, 2t+9][g]
+//   int8, m16n8k16 (each uint32 four s8):
+//     a[0]: A[g][4t .. 4t+3]   a[1]: A[g+8][4t .. 4t+3] b: B[4t .. 4t+3][g]
+//   both: d[0], d[1]: D[g][2t, 2t+1]   d[2], d[3]: D[g+8][2t, 2t+1]
 #pragma once
 #include <cstdint>
 
@@ -49,6 +50,36 @@ __device__ __forceinline__ void mma_bf16_m16n8k16(float (&d)[4], const uint32_t 
         s = fmaf(bf16_hi(ra[h + 2]), bf16_hi(b1), s);
         d[2 * h + j] = s;
       }
+    }
+  }
+#endif
+}
+
+// sum of the four signed byte products of a and b, plus c (the dp4a instruction).
+__device__ __forceinline__ int dot4_i8(int a, int b, int c) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 610
+  return __dp4a(a, b, c);
+#else
+#pragma unroll
+  for (int q = 0; q < 4; ++q)
+    c += static_cast<int>(static_cast<int8_t>(a >> (8 * q))) * static_cast<int>(static_cast<int8_t>(b >> (8 * q)));
+  return c;
+#endif
+}
+
+__device__ __forceinline__ void mma_s8_m16n8k16(int (&d)[4], const uint32_t (&a)[2], uint32_t b) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5}, {%6}, {%0, %1, %2, %3};\n"
+               : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+               : "r"(a[0]), "r"(a[1]), "r"(b));
+#else
+  const int lane = static_cast<int>(threadIdx.x % 32), g = lane >> 2, t = lane & 3;
+  for (int q = 0; q < 4; ++q) {  // depths 4q .. 4q + 3: held by lanes 4 g + q (A) and 4 n + q (B)
+    const uint32_t a0 = __shfl_sync(0xffffffffu, a[0], 4 * g + q), a1 = __shfl_sync(0xffffffffu, a[1], 4 * g + q);
+    for (int j = 0; j < 2; ++j) {
+      const uint32_t bj = __shfl_sync(0xffffffffu, b, 4 * (2 * t + j) + q);
+      d[j] = dot4_i8(static_cast<int>(a0), static_cast<int>(bj), d[j]);
+      d[2 + j] = dot4_i8(static_cast<int>(a1), static_cast<int>(bj), d[2 + j]);
     }
   }
 #endif
