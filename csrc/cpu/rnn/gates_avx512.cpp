@@ -1,6 +1,6 @@
 // Gate math compiled with the avx512 flags (CMake gives *_avx512.cpp its ISA); see gates.h.
-// The LSTM forward row is written with intrinsics: GCC turns FastMath's clamps into masked
-// arithmetic there, and its divisions cost more than a reciprocal estimate plus one Newton step.
+// The LSTM rows are written with intrinsics: GCC turns FastMath's clamps into masked arithmetic
+// there, and its divisions cost more than a reciprocal estimate plus one Newton step.
 #include "kernels.h"
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -72,6 +72,26 @@ void lstm_fwd(int64_t w, float* z, const float* b, const float* cprev, float* c,
   }
 }
 
+// Rows<>::lstm_bwd's contract (gates.h), likewise.
+void lstm_bwd(int64_t w, const float* gates, const float* c, const float* cprev, const float* dy, const float* dhn,
+              float* dcn, float* dz) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (int64_t j = 0; j < w; j += 16) {
+    const __mmask16 m = w - j >= 16 ? 0xffff : static_cast<__mmask16>((1u << (w - j)) - 1);
+    auto ld = [&](const float* p) { return _mm512_maskz_loadu_ps(m, p + j); };
+    __m512 dh = ld(dhn);
+    if (dy) dh = _mm512_add_ps(dh, ld(dy));
+    const __m512 i = ld(gates), f = ld(gates + w), g = ld(gates + 2 * w), o = ld(gates + 3 * w);
+    const __m512 tc = tanh(ld(c)), dho = _mm512_mul_ps(dh, o);
+    const __m512 dc = _mm512_fmadd_ps(dho, _mm512_fnmadd_ps(tc, tc, one), ld(dcn));
+    _mm512_mask_storeu_ps(dz + 3 * w + j, m, _mm512_mul_ps(_mm512_mul_ps(dho, tc), _mm512_sub_ps(one, o)));
+    _mm512_mask_storeu_ps(dz + j, m, _mm512_mul_ps(_mm512_mul_ps(dc, g), _mm512_fnmadd_ps(i, i, i)));
+    _mm512_mask_storeu_ps(dz + w + j, m, _mm512_mul_ps(_mm512_mul_ps(dc, ld(cprev)), _mm512_fnmadd_ps(f, f, f)));
+    _mm512_mask_storeu_ps(dz + 2 * w + j, m, _mm512_mul_ps(_mm512_mul_ps(dc, i), _mm512_fnmadd_ps(g, g, one)));
+    _mm512_mask_storeu_ps(dcn + j, m, _mm512_mul_ps(dc, f));
+  }
+}
+
 }  // namespace
 #endif
 
@@ -79,6 +99,7 @@ bool gate_kernels_avx512(GateKernels& k) {
 #if defined(__x86_64__)
   k = Rows<FastMath>::table("avx512");
   k.lstm_fwd = &lstm_fwd;
+  k.lstm_bwd = &lstm_bwd;
   return true;
 #else
   (void)k;

@@ -31,8 +31,13 @@ namespace {
 using gemm::detail::Kernel;
 
 constexpr int64_t kRowsBytes = 640 * 1024;  // packed [W; R] each thread reads per step (L2: 1 MiB/core)
-constexpr int64_t kMinChunkRows = 8;        // rows per thread in the rows way
-constexpr int64_t kStepChunk = 32;          // steps between Ctrl-C checks in the rows way
+// The rows way hands out (row block, kStepChunk steps) tasks: blocks of about kBlockRows rows,
+// up to kBlocksPerThread per thread, so that a thread that starts late or is parked by the OS
+// (this machine is shared) leaves its blocks to the others instead of holding them up; Ctrl-C
+// is checked between the step chunks.
+constexpr int64_t kBlockRows = 16;
+constexpr int64_t kBlocksPerThread = 2;
+constexpr int64_t kStepChunk = 16;
 
 struct FreeFloats {
   void operator()(float* p) const { std::free(p); }
@@ -143,7 +148,7 @@ void run_rows(const Lstm& L, const float* stacked, int64_t chunks) {
     } else {
       ExceptionSlot slot;
       std::atomic<int64_t> next{0};  // a row block to whichever thread is free (a parked one holds none up)
-      parallel_run(static_cast<int>(chunks), [&](int, int) {
+      parallel_run(static_cast<int>(std::min<int64_t>(chunks, num_threads())), [&](int, int) {
         for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < chunks;)
           slot.run([&] { task(c, s0, s1); });
       });
@@ -182,15 +187,15 @@ bool lstm_forward_f32(const Dims& d, const Split& split, const GateKernels& gk, 
   const Lstm L{kern, gk, d, split, f, h0, c0};
   const int64_t threads = num_threads();
   // make_split gives one part when threads do not pay at this size; then one block of rows.
-  const bool rows =
-      f.lstm_rows == 1 || (f.lstm_rows < 0 && (parts == 1 || (d.N >= 2 * kMinChunkRows && K * GH * 4 <= kRowsBytes)));
+  const bool rows = f.lstm_rows == 1 ||
+                    (f.lstm_rows < 0 && (parts == 1 || (d.N >= threads * kBlockRows && K * GH * 4 <= kRowsBytes)));
   if (!rows) {
     run_units(L, stacked.data());
     return true;
   }
-  int64_t chunks = std::min(threads, std::max<int64_t>(1, d.N / (f.lstm_rows == 1 ? 1 : kMinChunkRows)));
+  int64_t chunks = std::clamp<int64_t>(d.N / kBlockRows, threads, kBlocksPerThread * threads);
   if (parts == 1 && f.lstm_rows != 1) chunks = 1;
-  run_rows(L, stacked.data(), chunks);
+  run_rows(L, stacked.data(), std::min(chunks, d.N));
   return true;
 }
 
