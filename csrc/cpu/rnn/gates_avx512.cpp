@@ -13,21 +13,20 @@ namespace forgeml::rnn {
 #if defined(__x86_64__)
 namespace {
 
-// e^{-a} for a in [0, 88]: 2^n * p(r), n = round(-a / ln 2), |r| <= ln2/2, p the degree-7 Taylor
-// polynomial (as exp_fast); vscalefps applies 2^n.
+// e^{-a} for a in [0, 88]: 2^n * p(r), n = round(-a / ln 2), |r| <= ln2/2; p is a degree-5
+// polynomial fitted for equal relative error there (< 1.7e-7 in float arithmetic, about
+// 1.4 ulp: two fewer terms than exp_fast's Taylor series); vscalefps applies 2^n.
 inline __m512 exp_neg(__m512 a) {
   const __m512 y = _mm512_sub_ps(_mm512_setzero_ps(), a);
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(y, _mm512_set1_ps(1.44269504f)),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145752f), y);  // ln2 in two parts: exact reduction
   r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860677e-6f), r);
-  __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  __m512 p = _mm512_set1_ps(8.290314115583897e-3f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.189793020486832e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.1666763573884964f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.4999915063381195f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.9999997019767761f));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
   return _mm512_scalef_ps(p, n);
 }
@@ -45,12 +44,12 @@ inline __m512 sigmoid(__m512 z) {
   return _mm512_mask_mul_ps(r, _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_LT_OQ), r, e);
 }
 
-// (1 - e) / (1 + e) with e = e^{-2|z|}, and the sign of z.
+// (1 - e) / (1 + e) = 2 / (1 + e) - 1 with e = e^{-2|z|}, and the sign of z.
 inline __m512 tanh(__m512 z) {
   const __m512 a = _mm512_min_ps(_mm512_abs_ps(z), _mm512_set1_ps(44.0f));
   const __m512 e = exp_neg(_mm512_add_ps(a, a));
   const __m512 one = _mm512_set1_ps(1.0f);
-  const __m512 t = _mm512_mul_ps(_mm512_sub_ps(one, e), recip(_mm512_add_ps(one, e)));
+  const __m512 t = _mm512_fmsub_ps(_mm512_set1_ps(2.0f), recip(_mm512_add_ps(one, e)), one);
   return _mm512_or_ps(t, _mm512_and_ps(z, _mm512_set1_ps(-0.0f)));
 }
 
