@@ -5,8 +5,9 @@
 //
 // Two ways to share the work between threads:
 //   rows:  the batch rows are independent recurrences, so each thread runs the steps for its
-//          own block of rows: no barrier between steps and no h_t crossing cores. Every thread
-//          reads all of [W; R] packed, so this is the way when that fits in L2 (kRowsBytes).
+//          own blocks of rows: no barrier per step (threads meet every kStepChunk steps) and no
+//          h_t crossing cores. Every thread reads all of [W; R] packed, so this is the way when
+//          that fits in L2 (kRowsBytes).
 //   units: the thread parts of the hidden units (rnn.h's Split), one barrier per step
 //          (run_steps), each thread with its own columns' slice of [W; R].
 // Each z element is the same sum either way (same depth blocks; the bias is added in the gate
