@@ -344,6 +344,49 @@ def test_gru_rejects_reset_before_bias_and_bad_activation():
         ops.lstm_grad(cache, None)
 
 
+@pytest.fixture
+def lstm_rows(request):
+    old = rnn_mod._FORCE_LSTM_ROWS
+    rnn_mod._FORCE_LSTM_ROWS = request.param
+    yield request.param
+    rnn_mod._FORCE_LSTM_ROWS = old
+
+
+@pytest.mark.parametrize("lstm_rows", [1, 0], indirect=True, ids=["rows", "units"])
+@pytest.mark.parametrize("parts", [0, 3], indirect=True, ids=["parts_by_size", "parts3"])
+@pytest.mark.parametrize("shape", [(13, 4, 5, 19), (25, 3, 150, 250), (1, 5, 0, 7), (7, 6, 9, 1)],
+                         ids=lambda s: "N%dT%dF%dH%d" % s)
+def test_lstm_forward_thread_ways(isa, lstm_rows, parts, shape):
+    """The float32 LSTM forward on row blocks per thread (rows) or on unit parts (units): odd batch
+    sizes (partial row panels), depth F+H over one KC block (400), no features, one unit, unit
+    parts by size or three; each against the float64 reference, and both ways, both thread
+    counts and the inference path give identical bits."""
+    x, k, r, b, h0, c0 = make("lstm", *shape, seed=11)
+    y_ref, h_ref, c_ref, hist = ref_forward("lstm", x, k, r, b, h0, c0)
+    old = forgeml.get_num_threads()
+    try:
+        outs = []
+        for threads in (2, 1):
+            forgeml.set_num_threads(threads)
+            outs.append(ops.lstm(x, k, r, b, h0, c0, return_cache=True))
+    finally:
+        forgeml.set_num_threads(old)
+    for name, got, want in zip(("y", "h_T", "c_T"), outs[0][:3], (y_ref, h_ref, c_ref)):
+        assert_close(got, want, name)
+    for a, c in zip(outs[0][:3], outs[1][:3]):
+        np.testing.assert_array_equal(a, c)
+    rnn_mod._FORCE_LSTM_ROWS = 1 - lstm_rows
+    other = ops.lstm(x, k, r, b, h0, c0)
+    for a, c in zip(outs[0][:3], other):
+        np.testing.assert_array_equal(a, c)
+    dy = np.random.default_rng(3).standard_normal(y_ref.shape).astype(np.float32)
+    g = ops.lstm_grad(outs[0][-1], dy)
+    ref = ref_backward("lstm", x, k, r, b, hist, dy, None, None)
+    for name, got, want in zip(g._fields, g, ref):
+        if want is not None:
+            assert_close(got, want, name, tol=5e-5)
+
+
 def test_thread_count_does_not_change_results():
     x, k, r, b, h0, c0 = make("lstm", 6, 8, 20, 64, seed=9)
     old = forgeml.get_num_threads()

@@ -51,7 +51,7 @@ float* reusable(std::vector<float>& buf, int64_t n) {
 }
 
 py::dict forward(int cell, int act, const Arr& x, const Arr& kernel, const Arr& rkernel, const Arr& bias,
-                 const OptArr& h0, const OptArr& c0, int parts, bool keep, bool bf16) {
+                 const OptArr& h0, const OptArr& c0, int parts, bool keep, bool bf16, int lstm_rows) {
   const int64_t H = rkernel.ndim() == 2 ? rkernel.shape(0) : -1;
   r::Dims d = dims_of(cell, x, H);
   r::Cell c = static_cast<r::Cell>(cell);
@@ -74,7 +74,7 @@ py::dict forward(int cell, int act, const Arr& x, const Arr& kernel, const Arr& 
   // LSTM inference keeps its gates in per-thread buffers inside forward (xg null)
   float* xg_p = keep ? xg.mutable_data() : c == r::Cell::lstm ? nullptr : reusable(xg_buf, nk * d.T * d.GH());
   float* aux_p = keep ? aux.mutable_data() : reusable(aux_buf, nk * d.T * d.H);
-  r::Forward f{x.data(), kp.data(), rp.data(), bp.data(), ptr(h0), ptr(c0), y.mutable_data(), xg_p, aux_p, bf16};
+  r::Forward f{x.data(), kp.data(), rp.data(), bp.data(), ptr(h0), ptr(c0), y.mutable_data(), xg_p, aux_p, bf16, lstm_rows};
   {
     py::gil_scoped_release nogil;
     r::forward(c, static_cast<r::Act>(act), d, split, f);
@@ -130,7 +130,7 @@ py::tuple backward(int cell, int act, const py::array_t<int64_t, py::array::c_st
 forgeml::bind::Register reg{[](py::module_& m) {
   m.def("rnn_forward", &forward, py::arg("cell"), py::arg("act"), py::arg("x"), py::arg("kernel"),
         py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0"), py::arg("c0"),
-        py::arg("parts") = 0, py::arg("keep") = true, py::arg("bf16") = false,
+        py::arg("parts") = 0, py::arg("keep") = true, py::arg("bf16") = false, py::arg("lstm_rows") = -1,
         "Recurrent sequence forward (cell 0 SimpleRNN, 1 LSTM, 2 GRU; bf16: every product on the bf16 GEMM); "
         "returns the cache dict.");
   m.def("rnn_backward", &backward, py::arg("cell"), py::arg("act"), py::arg("split"), py::arg("x"),

@@ -2,10 +2,10 @@
 //   1. per step (t = T-1 .. 0) and part k: dL/dh_t[:, part k] = dz_{t+1} (N, GH) x R^T on the
 //      part's rows of R, packed once, then the part's gate gradients dz_t from dL/dh_t (plus dy_t)
 //      — one barrier per step;
-//   2. one large GEMM for dx and one for [dkernel; drecurrent_kernel] (GRU: one each) over all
-//      N*T rows; dbias is the column sum of dz (a GEMM with a row of ones).
+//   2. one large GEMM for dx and one for [dkernel; dbias; drecurrent_kernel] (GRU: two) over
+//      all N*T rows; dbias is the column sum of dz, the product's row from a column of ones.
 // With f.bf16 the per-step and the weight-gradient products run in bf16 (products.h); dbias's
-// column sums stay float32.
+// column sums stay float32 (a float32 product of its own).
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -19,6 +19,33 @@
 #include "steps.h"
 
 namespace forgeml::rnn {
+
+namespace {
+
+// A temporary of n floats: one of this thread's kept buffers when n is at most kKeepFloats
+// (fresh multi-MB buffers cost page faults comparable to the products on every call), else a
+// fresh one. Contents are unspecified.
+constexpr int64_t kKeepFloats = int64_t{1} << 22;  // 16 MiB each
+
+class Temp {
+ public:
+  Temp(std::vector<float>& keep, int64_t n) {
+    if (n > kKeepFloats) {
+      own_.reset(new float[n]);
+      p_ = own_.get();
+      return;
+    }
+    if (static_cast<int64_t>(keep.size()) < n) keep.resize(n);
+    p_ = keep.data();
+  }
+  float* get() const { return p_; }
+
+ private:
+  std::unique_ptr<float[]> own_;
+  float* p_;
+};
+
+}  // namespace
 
 void backward(Cell cell, Act act, const Dims& d, const Split& split, const Forward& f, const Backward& b) {
   const int64_t N = d.N, T = d.T, F = d.F, H = d.H, GH = d.GH(), G = d.G, NT = N * T;
@@ -40,7 +67,8 @@ void backward(Cell cell, Act act, const Dims& d, const Split& split, const Forwa
   if (!c0) c0 = zeros.data();
 
   // every element is written before it is read: no zero fill (these are the big buffers)
-  std::unique_ptr<float[]> da_buf(new float[NT * GH]), db_buf(new float[gru ? NT * GH : 0]);
+  thread_local std::vector<float> keep_da, keep_db, keep_xh;
+  Temp da_buf(keep_da, NT * GH), db_buf(keep_db, gru ? NT * GH : 0);
   float *da = da_buf.get(), *db = db_buf.get();
   float* dr = gru ? db : da;  // what multiplies R^T and h_{t-1}
 
@@ -90,31 +118,41 @@ void backward(Cell cell, Act act, const Dims& d, const Split& split, const Forwa
   std::copy(dhn.begin(), dhn.end(), b.dh0);
   if (lstm) std::copy(dcn.begin(), dcn.end(), b.dc0);
 
-  // weight gradients over all N*T rows at once, from the stacked rows [x_t h_{t-1}] (NT, F+H):
-  // SimpleRNN and LSTM multiply the same da by both halves, so one product packs da once.
-  const int64_t K = F + H;
-  std::unique_ptr<float[]> xh(new float[NT * K]);
+  // weight gradients over all N*T rows at once, from the stacked rows [x_t 1 h_{t-1}]
+  // (NT, F+1+H): SimpleRNN and LSTM multiply the same da by all of it, so one product packs da
+  // once and gives dbias as its row F (no pass of its own over da); GRU takes [x_t 1] with da
+  // and [1 h_{t-1}] with db.
+  const int64_t K = F + 1 + H;
+  Temp xh_buf(keep_xh, NT * K);
+  float* xh = xh_buf.get();
   for (int64_t n = 0; n < N; ++n)
     for (int64_t t = 0; t < T; ++t) {
-      float* row = xh.get() + (n * T + t) * K;
+      float* row = xh + (n * T + t) * K;
       const float* hp = t == 0 ? h0 + n * H : f.y + (n * T + t - 1) * H;
       std::copy(f.x + (n * T + t) * F, f.x + (n * T + t + 1) * F, row);
-      std::copy(hp, hp + H, row + F);
+      row[F] = 1.0f;
+      std::copy(hp, hp + H, row + F + 1);
     }
   const bool bf = f.bf16;
   product(bf, false, true, NT, F, GH, da, GH, f.kernel, GH, b.dx, F);
-  if (gru) {  // R's gradient takes db, not da
-    product(bf, true, false, F, GH, NT, xh.get(), K, da, GH, b.dkernel, GH);
-    product(bf, true, false, H, GH, NT, xh.get() + F, K, dr, GH, b.drkernel, GH);
+  std::vector<float> dw(K * GH);  // rows: dkernel (F), dbias, drkernel (H)
+  if (gru) {
+    std::vector<float> dwr((H + 1) * GH);  // the recurrent bias's row, drkernel
+    product(bf, true, false, F + 1, GH, NT, xh, K, da, GH, dw.data(), GH);
+    product(bf, true, false, H + 1, GH, NT, xh + F, K, dr, GH, dwr.data(), GH);
+    std::copy(dwr.begin(), dwr.begin() + GH, b.dbias + GH);
+    std::copy(dwr.begin() + GH, dwr.end(), b.drkernel);
   } else {
-    std::unique_ptr<float[]> dw(new float[K * GH]);
-    product(bf, true, false, K, GH, NT, xh.get(), K, da, GH, dw.get(), GH);
-    std::copy(dw.get(), dw.get() + F * GH, b.dkernel);
-    std::copy(dw.get() + F * GH, dw.get() + K * GH, b.drkernel);
+    product(bf, true, false, K, GH, NT, xh, K, da, GH, dw.data(), GH);
+    std::copy(dw.begin() + (F + 1) * GH, dw.end(), b.drkernel);
   }
-  std::vector<float> ones(NT, 1.0f);
-  product(false, false, false, 1, GH, NT, ones.data(), NT, da, GH, b.dbias, GH);
-  if (gru) product(false, false, false, 1, GH, NT, ones.data(), NT, db, GH, b.dbias + GH, GH);
+  std::copy(dw.begin(), dw.begin() + F * GH, b.dkernel);
+  std::copy(dw.begin() + F * GH, dw.begin() + (F + 1) * GH, b.dbias);
+  if (bf) {  // the bf16 products round da: dbias's sums stay float32 on da itself
+    std::vector<float> ones(NT, 1.0f);
+    product(false, false, false, 1, GH, NT, ones.data(), NT, da, GH, b.dbias, GH);
+    if (gru) product(false, false, false, 1, GH, NT, ones.data(), NT, db, GH, b.dbias + GH, GH);
+  }
 }
 
 }  // namespace forgeml::rnn

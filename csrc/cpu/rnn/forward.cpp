@@ -4,10 +4,12 @@
 //      for SimpleRNN;
 //   2. per step and thread part k: the recurrent GEMM h_{t-1} (N, H) x R[:, part k] on R's slice
 //      packed once, then the part's gates row by row while they are in cache.
-// LSTM: per step and part one GEMM z = [x_t h_{t-1}] (N, F+H) x [W; R][:, part k] + b on the
-// stacked kernels' slice packed once, then the gates. No (N, T, 4H) projection goes through
-// memory: z is the part's slice of xg when backward needs the gates (f.xg set), else a per-part
-// buffer that stays in L2; and the longer depth (F+H) keeps the register tiles busier.
+// LSTM: float32 in lstm_forward.cpp (gemm's micro-kernels with the gates per row panel); the
+// bf16 products (and the reference ISA) here: per step and part one GEMM z = [x_t h_{t-1}]
+// (N, F+H) x [W; R][:, part k] on the stacked kernels' slice packed once, then the gates (+ b).
+// No (N, T, 4H) projection goes through memory: z is the part's slice of xg when backward needs
+// the gates (f.xg set), else a per-part buffer that stays in L2; and the longer depth (F+H)
+// keeps the register tiles busier.
 // Why LSTM/GRU gates are not in the GEMM epilogue: gemm.h calls it per micro-tile (14 x 32 on
 // AVX-512), so a unit's 3-4 gates would have to be interleaved 8 units per 32 columns and the gate
 // math would run on half vectors, one call per tile. The part's output (N x G*w floats, <= 64 KiB
@@ -20,6 +22,7 @@
 #include "forgeml/check.h"
 #include "forgeml/gemm.h"
 #include "kernels.h"
+#include "lstm_forward.h"
 #include "products.h"
 #include "rnn.h"
 #include "steps.h"
@@ -66,13 +69,11 @@ void lstm_forward(const Dims& d, const Split& split, const GateKernels& gk, cons
     }
     float* zk = f.xg ? f.xg + t * GH + c0k : z[k].data();
     const int64_t ldz = f.xg ? T * GH : G * w;
-    gemm::Epilogue ep;
-    ep.bias = f.bias + c0k;
-    packs[k].run(N, ak, K, false, zk, ldz, ep);
+    packs[k].run(N, ak, K, false, zk, ldz);
     for (int64_t n = 0; n < N; ++n) {
       const float* cprev = t == 0 ? c0 + n * H + u0 : f.aux + (n * T + t - 1) * H + u0;
       int64_t o = (n * T + t) * H + u0;
-      gk.lstm_fwd(w, zk + n * ldz, cprev, f.aux + o, f.y + o);
+      gk.lstm_fwd(w, zk + n * ldz, f.bias + c0k, cprev, f.aux + o, f.y + o);
     }
   };
   run_steps(parts, T, false, step);
@@ -94,7 +95,10 @@ void forward(Cell cell, Act act, const Dims& d, const Split& split, const Forwar
   if (!h0) h0 = zeros.data();
   if (!c0) c0 = zeros.data();
 
-  if (cell == Cell::lstm) return lstm_forward(d, split, gk, h0, c0, f);
+  if (cell == Cell::lstm) {
+    if (!lstm_forward_f32(d, split, gk, h0, c0, f)) lstm_forward(d, split, gk, h0, c0, f);
+    return;
+  }
 
   // 1. input projection for all steps
   float* proj = cell == Cell::simple ? f.y : f.xg;

@@ -75,15 +75,18 @@ struct Rows {
     }
   }
 
-  // z = [z_i z_f z_c z_o] (4w) pre-activations in, activated gates [i f g o] out.
-  static void lstm_fwd(int64_t w, float* __restrict z, const float* __restrict cprev, float* __restrict c,
-                       float* __restrict h) {
+  // z = [z_i z_f z_c z_o] (4w) pre-activations without the bias b (4w) in, activated gates
+  // [i f g o] out.
+  static void lstm_fwd(int64_t w, float* __restrict z, const float* __restrict b, const float* __restrict cprev,
+                       float* __restrict c, float* __restrict h) {
     float* __restrict zi = z;
     float* __restrict zf = z + w;
     float* __restrict zg = z + 2 * w;
     float* __restrict zo = z + 3 * w;
+    const float *bi = b, *bf = b + w, *bg = b + 2 * w, *bo = b + 3 * w;
     for (int64_t j = 0; j < w; ++j) {
-      float i = M::sigmoid(zi[j]), f = M::sigmoid(zf[j]), g = M::tanh(zg[j]), o = M::sigmoid(zo[j]);
+      float i = M::sigmoid(zi[j] + bi[j]), f = M::sigmoid(zf[j] + bf[j]), g = M::tanh(zg[j] + bg[j]),
+            o = M::sigmoid(zo[j] + bo[j]);
       float ct = f * cprev[j] + i * g;
       zi[j] = i, zf[j] = f, zg[j] = g, zo[j] = o;
       c[j] = ct;

@@ -15,7 +15,7 @@ namespace forgeml::rnn {
 struct GateKernels {
   void (*act_fwd)(Act act, int64_t w, float* x);
   void (*act_bwd)(Act act, int64_t w, const float* h, const float* dy, const float* dhn, float* dz);
-  void (*lstm_fwd)(int64_t w, float* z, const float* cprev, float* c, float* h);
+  void (*lstm_fwd)(int64_t w, float* z, const float* bias, const float* cprev, float* c, float* h);
   void (*lstm_bwd)(int64_t w, const float* gates, const float* c, const float* cprev, const float* dy, const float* dhn,
                    float* dcn, float* dz);
   void (*gru_fwd)(int64_t w, float* a, const float* b, const float* hprev, float* bh, float* h);

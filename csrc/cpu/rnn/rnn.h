@@ -50,6 +50,9 @@ struct Forward {
   // Every matrix product (forward and backward) in bf16: operands rounded to bfloat16 once,
   // float32 sums (gemm_lowp.h's contract); gates, states and dbias stay float32.
   bool bf16 = false;
+  // LSTM float32 only (lstm_forward.cpp): -1 picks how threads share the work; tests force
+  // 1 (blocks of batch rows per thread) or 0 (the thread parts of the units).
+  int lstm_rows = -1;
 };
 void forward(Cell cell, Act act, const Dims& d, const Split& split, const Forward& f);
 

@@ -44,6 +44,7 @@ _SIMPLE, _LSTM, _GRU = 0, 1, 2
 _NAMES = {_SIMPLE: "simple_rnn", _LSTM: "lstm", _GRU: "gru"}
 _GATES = {_SIMPLE: 1, _LSTM: 4, _GRU: 3}
 _FORCE_PARTS = 0  # tests: split the hidden units into this many thread parts (0: by size)
+_FORCE_LSTM_ROWS = -1  # tests: float32 LSTM forward threads on row blocks (1) or unit parts (0); -1: by size
 _ACTS = {"tanh": 0, "sigmoid": 1, "relu": 2, "linear": 3, None: 3}
 
 
@@ -137,7 +138,7 @@ def _forward(cell, x, kernel, recurrent_kernel, bias, h0, c0, act, return_cache,
         xp = __import__("cupy")
     else:
         out = mod.rnn_forward(cell, act, x, kernel, recurrent_kernel, bias, h0, c0, _FORCE_PARTS, return_cache,
-                              precision == "bf16")
+                              precision == "bf16", _FORCE_LSTM_ROWS)
         out.update(h0=h0, c0=c0)
         xp = np
     y = out["y"]
