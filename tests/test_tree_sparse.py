@@ -302,6 +302,30 @@ def test_sparse_codes_grow_the_dense_trees(case):
             assert np.array_equal(a[name], b[name]), name
 
 
+@pytest.mark.parametrize("random_split", [False, True])
+@pytest.mark.parametrize("max_features", [3, 40, 150])
+def test_sparse_codes_grow_the_dense_trees_when_few_columns_hold_the_entries(random_split, max_features):
+    # Small nodes draw their features ahead in batches sized as if the entries were spread evenly
+    # over the columns; here a few columns hold most of them, so batches run short and the search
+    # draws again, and the random streams are set back after an overdraw: the trees stay the dense ones.
+    n, d = 1211, 611
+    rng = np.random.default_rng(max_features)
+    density = np.full(d, 0.003)
+    density[rng.choice(d, 5, replace=False)] = 0.8
+    X = np.where(rng.random((n, d)) < density, rng.integers(1, 40, (n, d)), 0).astype(np.float32)
+    S = sp.csr_matrix(X)
+    y = rng.integers(0, 3, n)
+    edges, n_edges = ops.tree_bin_edges(S)
+    kw = dict(criterion="gini", n_classes=3, max_features=max_features, bootstrap=True, random_split=random_split)
+    seeds = np.arange(4, dtype=np.uint64)
+    w = np.ones(n)
+    a = ops.tree_grow_forest(ops.tree_bin_codes(X, edges, n_edges), y, w, seeds, **kw)
+    b = ops.tree_grow_forest(ops.tree_bin_sparse(S, edges), y, w, seeds, **kw)
+    assert len(a["feature"]) > 100
+    for name in a:
+        assert np.array_equal(a[name], b[name]), name
+
+
 @pytest.mark.parametrize("Forest", [RandomForestRegressor, RandomForestClassifier])
 def test_sparse_fit_with_real_weights_is_as_accurate_as_dense(Forest):
     # Real-valued weights and targets: the zero bins by subtraction round differently in the last
