@@ -10,9 +10,9 @@
 // The node's entries of a feature come one of two ways, whichever reads fewer entries:
 //   by rows, for small nodes: features are drawn ahead in batches (more than needed, sized from
 //   the share of drawn features found varying so far), one pass over the node's rows picks the
-//   entries of the batch's features (a bit per feature, one cache line per 512 features), a
-//   counting sort groups them by draw; the random streams are then set back to stop right
-//   after the max_features-th varying feature, as if drawn one at a time;
+//   entries of the batch's features (a byte per feature marks them), a counting sort groups
+//   them by draw; the random streams are then set back to stop right after the max_features-th
+//   varying feature, as if drawn one at a time;
 //   by column: the feature's column, its rows kept when the row -> position map puts them in
 //   the node's range of rows.
 // Features are drawn one at a time as the dense search draws them (same random streams, same
@@ -20,6 +20,7 @@
 // the node is constant there, found so without a histogram.
 #pragma once
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -37,8 +38,8 @@ class SparseSearch {
   explicit SparseSearch(G& g) : g_(g), X_(*g.D_.sparse), n_(g.D_.n), d_(g.D_.d) {
     pos_.assign(n_, -1);
     slot_.assign(d_, -1);
-    mark_.assign((d_ + 63) / 64, 0);
-    cand_.resize(d_);
+    mark_.assign(d_, 0);
+    cand_.resize(d_ + 8);
     side_.resize(n_);
     const int H = g_.H_;
     hw_.assign(static_cast<size_t>(256) * H, 0.0);
@@ -60,12 +61,7 @@ class SparseSearch {
   void find_split(Entry& e, const double* total) {
     const int64_t nn = e.end - e.begin;
     int* cand = cand_.data();  // the free features, ascending (as the dense search lists them)
-    size_t n_cand = 0;
-    for (int w = 0; w < g_.words_; ++w) {
-      uint64_t free = ~e.consts[w];
-      if (w == g_.words_ - 1 && d_ % 64) free &= (uint64_t{1} << (d_ % 64)) - 1;
-      for (; free; free &= free - 1) cand[n_cand++] = w * 64 + __builtin_ctzll(free);
-    }
+    const size_t n_cand = list_free(e.consts.data(), cand);
     int64_t node_entries = 0;
     for (int64_t i = e.begin; i < e.end; ++i) {
       const int64_t r = g_.rows_[i].row;
@@ -109,6 +105,31 @@ class SparseSearch {
       }
     }
     g_.finish_split(e, total, best, bl, br);
+  }
+
+  // The features whose bit of consts is clear, ascending, into cand (room for d_ + 8); returns how
+  // many. A byte of the mask at a time: its set bits' offsets from a table, 8 written, popcount kept.
+  size_t list_free(const uint64_t* consts, int* cand) const {
+    static const auto kOffsets = [] {
+      std::array<std::array<uint8_t, 8>, 256> t{};
+      for (int b = 0; b < 256; ++b)
+        for (int i = 0, k = 0; i < 8; ++i)
+          if ((b >> i) & 1) t[b][k++] = static_cast<uint8_t>(i);
+      return t;
+    }();
+    size_t n = 0;
+    for (int w = 0; w < g_.words_; ++w) {
+      uint64_t free = ~consts[w];
+      if (w == g_.words_ - 1 && d_ % 64) free &= (uint64_t{1} << (d_ % 64)) - 1;
+      for (int byte = 0; byte < 8; ++byte, free >>= 8) {
+        const unsigned bits = static_cast<unsigned>(free & 0xff);
+        const uint8_t* o = kOffsets[bits].data();
+        const int base = w * 64 + byte * 8;
+        for (int i = 0; i < 8; ++i) cand[n + i] = base + o[i];
+        n += __builtin_popcount(bits);
+      }
+    }
+    return n;
   }
 
   // Stable partition of e's rows on its split (rows going left first, their order kept, through
@@ -163,7 +184,7 @@ class SparseSearch {
     int seen = 0;
     size_t drawn = 0;
     while (seen < max_features && drawn < n_cand) {
-      const double want = 2.0 * (max_features - seen) / std::max(rate, 1e-3) + 64;
+      const double want = 1.5 * (max_features - seen) / std::max(rate, 1e-3) + 32;
       const size_t batch = static_cast<size_t>(std::min(want, static_cast<double>(n_cand - drawn)));
       const Rng rng0 = g_.rng_, split0 = g_.split_rng_;
       draws_.resize(batch);
@@ -171,7 +192,7 @@ class SparseSearch {
         const size_t i = drawn + j;
         std::swap(cand[i], cand[i + g_.rng_.below(n_cand - i)]);
         draws_[j] = random ? g_.split_rng_.next() : 0;
-        mark_[cand[i] >> 6] |= uint64_t{1} << (cand[i] & 63);
+        mark_[cand[i]] = 1;
         slot_[cand[i]] = static_cast<int32_t>(j);
       }
       group_drawn(e.begin, e.end, node_entries, batch);
@@ -193,7 +214,7 @@ class SparseSearch {
         }
       }
       for (size_t t = 0; t < batch; ++t) {
-        mark_[cand[drawn + t] >> 6] = 0;
+        mark_[cand[drawn + t]] = 0;
         slot_[cand[drawn + t]] = -1;
       }
       if (j < batch) {  // drew past the last feature used: the streams as after feature j - 1
@@ -210,30 +231,43 @@ class SparseSearch {
   }
 
   // The node's entries of the batch's features (marked in mark_, slot_ their index) into grouped_,
-  // feature j's at [start_[j], start_[j + 1]) in row order. Branch-free: every entry is written at
-  // the next slot of hits_, which advances for the marked ones.
+  // feature j's at [start_[j], start_[j + 1]) in row order. Branch-free: every entry's offset in
+  // its row is written at the next slot of hits_, which advances for the marked ones.
   void group_drawn(int64_t begin, int64_t end, int64_t node_entries, size_t batch) {
     if (static_cast<int64_t>(hits_.size()) < node_entries + 1) hits_.resize(node_entries + 1);
-    Hit* hits = hits_.data();
-    const uint64_t* mark = mark_.data();
+    row_end_.resize(end - begin);
+    uint32_t* hits = hits_.data();
+    const uint8_t* mark = mark_.data();
     int64_t m = 0;
     for (int64_t i = begin; i < end; ++i) {
       if (i + kAhead < end) prefetch_row(g_.rows_[i + kAhead].row);
       const int64_t r = g_.rows_[i].row;
-      const int64_t k1 = X_.row_ptr[r + 1];
-      for (int64_t k = X_.row_ptr[r]; k < k1; ++k) {
-        const int32_t f = X_.row_feature[k];
-        hits[m] = {k, static_cast<int32_t>(i)};
-        m += (mark[f >> 6] >> (f & 63)) & 1;
+      const int32_t* feature = X_.row_feature + X_.row_ptr[r];
+      const uint32_t len = static_cast<uint32_t>(X_.row_ptr[r + 1] - X_.row_ptr[r]);
+      for (uint32_t o = 0; o < len; ++o) {
+        hits[m] = o;
+        m += mark[feature[o]];
       }
+      row_end_[i - begin] = m;
     }
     start_.assign(batch + 1, 0);
-    for (int64_t h = 0; h < m; ++h) ++start_[slot_[X_.row_feature[hits[h].k]] + 1];
-    for (size_t j = 0; j < batch; ++j) start_[j + 1] += start_[j];
-    fill_.assign(start_.begin(), start_.end() - 1);
+    fill_.resize(batch);
     grouped_.resize(m);
-    for (int64_t h = 0; h < m; ++h)
-      grouped_[fill_[slot_[X_.row_feature[hits[h].k]]]++] = {X_.row_code[hits[h].k], hits[h].at};
+    for (int pass = 0; pass < 2; ++pass) {  // counts, then the entries in place
+      int64_t h = 0;
+      for (int64_t i = begin; i < end; ++i) {
+        const int64_t k0 = X_.row_ptr[g_.rows_[i].row];
+        for (; h < row_end_[i - begin]; ++h) {
+          const int32_t s = slot_[X_.row_feature[k0 + hits[h]]];
+          if (pass == 0) ++start_[s + 1];
+          else grouped_[fill_[s]++] = {X_.row_code[k0 + hits[h]], static_cast<int32_t>(i)};
+        }
+      }
+      if (pass == 0) {
+        for (size_t j = 0; j < batch; ++j) start_[j + 1] += start_[j];
+        std::copy(start_.begin(), start_.end() - 1, fill_.begin());
+      }
+    }
   }
 
   // The node's rows are scattered over the entries: their features fetched a few rows ahead.
@@ -348,17 +382,14 @@ class SparseSearch {
   int d_;
   double mean_col_;           // kept entries per column
   std::vector<int32_t> pos_;  // row -> its position in g's rows (-1: weight 0)
-  struct Hit {
-    int64_t k;   // the entry (row arrays)
-    int32_t at;  // its row's position in g's rows
-  };
   // by rows: a node's entries per drawn feature at least this share of a column per feature drawn
   static constexpr double kRowsPerColumn = 1.0;
   std::vector<int> cand_;              // the node's features not known constant, in draw order
   std::vector<int32_t> slot_;          // by rows: feature -> its index in the batch (-1 between batches)
-  std::vector<uint64_t> mark_;         // by rows: the batch's features, a bit each (zero between batches)
+  std::vector<uint8_t> mark_;          // by rows: 1 for the batch's features (zero between batches)
   std::vector<uint64_t> draws_;        // by rows: the batch's random-splitter draws
-  std::vector<Hit> hits_;              // by rows: the batch's entries in row order
+  std::vector<uint32_t> hits_;         // by rows: the batch's entries in row order, as offsets in their row
+  std::vector<int64_t> row_end_;       // by rows: the end of each node row's hits
   std::vector<int64_t> start_, fill_;  // by rows: batch feature j's entries in grouped_
   std::vector<Ent> grouped_, buf_;     // by rows: the batch's entries; by column: one feature's
   std::vector<uint8_t> side_;          // partition: goes left, by position
