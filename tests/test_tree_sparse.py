@@ -257,6 +257,31 @@ def test_bin_sparse_gives_the_dense_codes(shape):
         assert np.array_equal(row_code[row_ptr[r] : row_ptr[r + 1]], sc.toarray()[r, f])
 
 
+def test_bin_sparse_rows_over_many_blocks_and_threads():
+    # the by-row arrays are built in blocks of rows, split over threads: the CSR of the codes either way
+    import forgeml
+
+    rng = np.random.default_rng(5)
+    n, d = 20011, 37
+    S = sp.random(n, d, density=0.3, format="csc", dtype=np.float32, random_state=rng)
+    edges, _ = ops.tree_bin_edges(S)
+    old = forgeml.get_num_threads()
+    try:
+        got = []
+        for t in (1, 2):
+            forgeml.set_num_threads(t)
+            got.append(ops.tree_bin_sparse(S, edges).arrays)
+    finally:
+        forgeml.set_num_threads(old)
+    for a, b in zip(*got):
+        assert np.array_equal(a, b)
+    col_ptr, col_row, col_code, row_ptr, row_feature, row_code, _ = got[0]
+    C = sp.csc_matrix((col_code.astype(np.int32), col_row, col_ptr), shape=(n, d)).tocsr()
+    C.sort_indices()
+    assert np.array_equal(C.indptr, row_ptr) and np.array_equal(C.indices, row_feature)
+    assert np.array_equal(C.data, row_code)
+
+
 GROW_CASES = [
     dict(criterion="gini", max_features=17, bootstrap=True),  # packed counts: both entry paths
     dict(criterion="entropy", max_features=300, min_samples_leaf=3),
