@@ -257,6 +257,31 @@ def test_bin_sparse_gives_the_dense_codes(shape):
         assert np.array_equal(row_code[row_ptr[r] : row_ptr[r + 1]], sc.toarray()[r, f])
 
 
+def test_bin_sparse_rows_over_many_blocks_and_threads():
+    # the by-row arrays are built in blocks of rows, split over threads: the CSR of the codes either way
+    import forgeml
+
+    rng = np.random.default_rng(5)
+    n, d = 20011, 37
+    S = sp.random(n, d, density=0.3, format="csc", dtype=np.float32, random_state=rng)
+    edges, _ = ops.tree_bin_edges(S)
+    old = forgeml.get_num_threads()
+    try:
+        got = []
+        for t in (1, 2):
+            forgeml.set_num_threads(t)
+            got.append(ops.tree_bin_sparse(S, edges).arrays)
+    finally:
+        forgeml.set_num_threads(old)
+    for a, b in zip(*got):
+        assert np.array_equal(a, b)
+    col_ptr, col_row, col_code, row_ptr, row_feature, row_code, _ = got[0]
+    C = sp.csc_matrix((col_code.astype(np.int32), col_row, col_ptr), shape=(n, d)).tocsr()
+    C.sort_indices()
+    assert np.array_equal(C.indptr, row_ptr) and np.array_equal(C.indices, row_feature)
+    assert np.array_equal(C.data, row_code)
+
+
 GROW_CASES = [
     dict(criterion="gini", max_features=17, bootstrap=True),  # packed counts: both entry paths
     dict(criterion="entropy", max_features=300, min_samples_leaf=3),
@@ -300,6 +325,30 @@ def test_sparse_codes_grow_the_dense_trees(case):
             np.testing.assert_allclose(a[name], b[name], rtol=1e-9, atol=1e-10, err_msg=name)
         else:
             assert np.array_equal(a[name], b[name]), name
+
+
+@pytest.mark.parametrize("random_split", [False, True])
+@pytest.mark.parametrize("max_features", [3, 40, 150])
+def test_sparse_codes_grow_the_dense_trees_when_few_columns_hold_the_entries(random_split, max_features):
+    # Small nodes draw their features ahead in batches sized as if the entries were spread evenly
+    # over the columns; here a few columns hold most of them, so batches run short and the search
+    # draws again, and the random streams are set back after an overdraw: the trees stay the dense ones.
+    n, d = 1211, 611
+    rng = np.random.default_rng(max_features)
+    density = np.full(d, 0.003)
+    density[rng.choice(d, 5, replace=False)] = 0.8
+    X = np.where(rng.random((n, d)) < density, rng.integers(1, 40, (n, d)), 0).astype(np.float32)
+    S = sp.csr_matrix(X)
+    y = rng.integers(0, 3, n)
+    edges, n_edges = ops.tree_bin_edges(S)
+    kw = dict(criterion="gini", n_classes=3, max_features=max_features, bootstrap=True, random_split=random_split)
+    seeds = np.arange(4, dtype=np.uint64)
+    w = np.ones(n)
+    a = ops.tree_grow_forest(ops.tree_bin_codes(X, edges, n_edges), y, w, seeds, **kw)
+    b = ops.tree_grow_forest(ops.tree_bin_sparse(S, edges), y, w, seeds, **kw)
+    assert len(a["feature"]) > 100
+    for name in a:
+        assert np.array_equal(a[name], b[name]), name
 
 
 @pytest.mark.parametrize("Forest", [RandomForestRegressor, RandomForestClassifier])

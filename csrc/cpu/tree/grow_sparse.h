@@ -8,7 +8,11 @@
 // dense ones in the last bits only.
 //
 // The node's entries of a feature come one of two ways, whichever reads fewer entries:
-//   by rows: the node's rows' entries grouped by feature once (counting sort), for small nodes;
+//   by rows, for small nodes: features are drawn ahead in batches (more than needed, sized from
+//   the share of drawn features found varying so far), one pass over the node's rows picks the
+//   entries of the batch's features (a byte per feature marks them), a counting sort groups
+//   them by draw; the random streams are then set back to stop right after the max_features-th
+//   varying feature, as if drawn one at a time;
 //   by column: the feature's column, its rows kept when the row -> position map puts them in
 //   the node's range of rows.
 // Features are drawn one at a time as the dense search draws them (same random streams, same
@@ -16,10 +20,13 @@
 // the node is constant there, found so without a histogram.
 #pragma once
 #include <algorithm>
+#include <array>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
 #include "cpu/tree/criterion.h"
+#include "cpu/tree/rng.h"
 #include "cpu/tree/split.h"
 #include "cpu/tree/tree.h"
 
@@ -30,9 +37,9 @@ class SparseSearch {
  public:
   explicit SparseSearch(G& g) : g_(g), X_(*g.D_.sparse), n_(g.D_.n), d_(g.D_.d) {
     pos_.assign(n_, -1);
-    count_.assign(d_, 0);
     slot_.assign(d_, -1);
-    cand_.resize(d_);
+    mark_.assign(d_, 0);
+    cand_.resize(d_ + 8);
     side_.resize(n_);
     const int H = g_.H_;
     hw_.assign(static_cast<size_t>(256) * H, 0.0);
@@ -54,20 +61,14 @@ class SparseSearch {
   void find_split(Entry& e, const double* total) {
     const int64_t nn = e.end - e.begin;
     int* cand = cand_.data();  // the free features, ascending (as the dense search lists them)
-    size_t n_cand = 0;
-    for (int w = 0; w < g_.words_; ++w) {
-      uint64_t free = ~e.consts[w];
-      if (w == g_.words_ - 1 && d_ % 64) free &= (uint64_t{1} << (d_ % 64)) - 1;
-      for (; free; free &= free - 1) cand[n_cand++] = w * 64 + __builtin_ctzll(free);
-    }
+    const size_t n_cand = list_free(e.consts.data(), cand);
     int64_t node_entries = 0;
     for (int64_t i = e.begin; i < e.end; ++i) {
       const int64_t r = g_.rows_[i].row;
       node_entries += X_.row_ptr[r + 1] - X_.row_ptr[r];
     }
-    // by rows: two passes over the node's entries; by column: a column per drawn feature
-    const bool by_rows = 2.0 * static_cast<double>(node_entries) <= g_.P_.max_features * mean_col_;
-    if (by_rows) count_rows(e.begin, e.end, node_entries);
+    // by rows: about one pass over the node's entries; by column: a column per drawn feature
+    const bool by_rows = static_cast<double>(node_entries) <= kRowsPerColumn * g_.P_.max_features * mean_col_;
     if constexpr (G::Crit::kClassify) {  // rows per class slot (double sums: exact zeros in evaluate)
       if (!g_.packed_) {
         std::fill(node_cc_.begin(), node_cc_.end(), 0.0);
@@ -87,37 +88,48 @@ class SparseSearch {
     Best best;
     best.left = bl.data();
     best.right = br.data();
-    const bool random = g_.P_.random_split;
-    int seen = 0;
-    live_.clear();
-    for (size_t drawn = 0; seen < g_.P_.max_features && drawn < n_cand; ++drawn) {
-      std::swap(cand[drawn], cand[drawn + g_.rng_.below(n_cand - drawn)]);  // Fisher-Yates, as dense
-      const int f = cand[drawn];
-      const uint64_t draw = random ? g_.split_rng_.next() : 0;
-      bool varies;
-      if (by_rows) {  // whether f varies from its count of entries (all rows: do their codes differ?)
-        const int64_t c = count_[f];
-        varies = c > 0 && (c < nn || codes_differ(f, e.begin, e.end));
-        if (varies) live_.push_back({f, static_cast<int>(drawn), draw});
-      } else {
+    if (by_rows) {
+      search_rows(e, n_cand, node_entries, total, best);
+    } else {
+      const bool random = g_.P_.random_split;
+      int seen = 0;
+      for (size_t drawn = 0; seen < g_.P_.max_features && drawn < n_cand; ++drawn) {
+        std::swap(cand[drawn], cand[drawn + g_.rng_.below(n_cand - drawn)]);  // Fisher-Yates, as dense
+        const int f = cand[drawn];
+        const uint64_t draw = random ? g_.split_rng_.next() : 0;
         const int64_t m = gather_column(f, e.begin, e.end);
-        varies =
+        const bool varies =
             m > 0 && evaluate(e, f, buf_.data(), m, nn, total, static_cast<int>(drawn), random ? &draw : nullptr, best);
+        if (varies) ++seen;
+        else e.consts[f >> 6] |= uint64_t{1} << (f & 63);
       }
-      if (varies) ++seen;
-      else e.consts[f >> 6] |= uint64_t{1} << (f & 63);
-    }
-    if (by_rows) {  // the live features' entries, then their histograms (ranks: their draw order)
-      group_live(e.begin, e.end);
-      for (size_t j = 0; j < live_.size(); ++j) {
-        const Live& l = live_[j];
-        evaluate(e, l.feature, grouped_.data() + start_[j], count_[l.feature], nn, total, l.rank,
-                 random ? &l.draw : nullptr, best);
-        slot_[l.feature] = -1;
-      }
-      for (int64_t t = 0; t < n_touched_; ++t) count_[touched_[t]] = 0;
     }
     g_.finish_split(e, total, best, bl, br);
+  }
+
+  // The features whose bit of consts is clear, ascending, into cand (room for d_ + 8); returns how
+  // many. A byte of the mask at a time: its set bits' offsets from a table, 8 written, popcount kept.
+  size_t list_free(const uint64_t* consts, int* cand) const {
+    static const auto kOffsets = [] {
+      std::array<std::array<uint8_t, 8>, 256> t{};
+      for (int b = 0; b < 256; ++b)
+        for (int i = 0, k = 0; i < 8; ++i)
+          if ((b >> i) & 1) t[b][k++] = static_cast<uint8_t>(i);
+      return t;
+    }();
+    size_t n = 0;
+    for (int w = 0; w < g_.words_; ++w) {
+      uint64_t free = ~consts[w];
+      if (w == g_.words_ - 1 && d_ % 64) free &= (uint64_t{1} << (d_ % 64)) - 1;
+      for (int byte = 0; byte < 8; ++byte, free >>= 8) {
+        const unsigned bits = static_cast<unsigned>(free & 0xff);
+        const uint8_t* o = kOffsets[bits].data();
+        const int base = w * 64 + byte * 8;
+        for (int i = 0; i < 8; ++i) cand[n + i] = base + o[i];
+        n += __builtin_popcount(bits);
+      }
+    }
+    return n;
   }
 
   // Stable partition of e's rows on its split (rows going left first, their order kept, through
@@ -159,58 +171,111 @@ class SparseSearch {
     int32_t at;  // position in g's rows
   };
 
-  // Pass 1 by rows: count_[f] = the node's entries of feature f, touched_ the features counted.
-  // Branch-free: in small nodes most features are met once, which no predictor guesses.
-  void count_rows(int64_t begin, int64_t end, int64_t node_entries) {
-    if (static_cast<int64_t>(touched_.size()) < node_entries + 1) touched_.resize(node_entries + 1);
-    int32_t* touched = touched_.data();
-    int32_t* count = count_.data();
-    int64_t t = 0;
-    for (int64_t i = begin; i < end; ++i) {
-      const int64_t r = g_.rows_[i].row;
-      for (int64_t k = X_.row_ptr[r]; k < X_.row_ptr[r + 1]; ++k) {
-        const int32_t f = X_.row_feature[k];
-        touched[t] = f;
-        t += count[f]++ == 0;
+  // The features drawn by rows, in batches (see the top): each batch's entries grouped in one pass,
+  // then its features walked in draw order; the random streams set back to the last one used.
+  template <class Entry>
+  void search_rows(Entry& e, size_t n_cand, int64_t node_entries, const double* total, Best& best) {
+    int* cand = cand_.data();
+    const int64_t nn = e.end - e.begin;
+    const bool random = g_.P_.random_split;
+    const int max_features = g_.P_.max_features;
+    // the share of drawn features with an entry in the node, were the entries spread evenly
+    double rate = 1.0 - std::exp(-static_cast<double>(node_entries) / static_cast<double>(std::max<size_t>(n_cand, 1)));
+    int seen = 0;
+    size_t drawn = 0;
+    while (seen < max_features && drawn < n_cand) {
+      const double want = 1.5 * (max_features - seen) / std::max(rate, 1e-3) + 32;
+      const size_t batch = static_cast<size_t>(std::min(want, static_cast<double>(n_cand - drawn)));
+      const Rng rng0 = g_.rng_, split0 = g_.split_rng_;
+      draws_.resize(batch);
+      for (size_t j = 0; j < batch; ++j) {  // Fisher-Yates, as dense
+        const size_t i = drawn + j;
+        std::swap(cand[i], cand[i + g_.rng_.below(n_cand - i)]);
+        draws_[j] = random ? g_.split_rng_.next() : 0;
+        mark_[cand[i]] = 1;
+        slot_[cand[i]] = static_cast<int32_t>(j);
       }
+      group_drawn(e.begin, e.end, node_entries, batch);
+      size_t j = 0;
+      int found = 0;
+      for (; j < batch && seen < max_features; ++j) {
+        const int f = cand[drawn + j];
+        const Ent* ent = grouped_.data() + start_[j];
+        const int64_t c = start_[j + 1] - start_[j];
+        // all rows hold an entry: whether their codes differ
+        const bool varies =
+            c > 0 && (c < nn || std::any_of(ent + 1, ent + c, [&](const Ent& x) { return x.code != ent[0].code; }));
+        if (varies) {
+          evaluate(e, f, ent, c, nn, total, static_cast<int>(drawn + j), random ? &draws_[j] : nullptr, best);
+          ++seen;
+          ++found;
+        } else {
+          e.consts[f >> 6] |= uint64_t{1} << (f & 63);
+        }
+      }
+      for (size_t t = 0; t < batch; ++t) {
+        mark_[cand[drawn + t]] = 0;
+        slot_[cand[drawn + t]] = -1;
+      }
+      if (j < batch) {  // drew past the last feature used: the streams as after feature j - 1
+        g_.rng_ = rng0;
+        g_.split_rng_ = split0;
+        for (size_t t = 0; t < j; ++t) {
+          g_.rng_.next();
+          if (random) g_.split_rng_.next();
+        }
+      }
+      drawn += j;
+      rate = (found + 1.0) / (static_cast<double>(j) + 1.0);
     }
-    n_touched_ = t;
   }
 
-  // Every row of the node has an entry of f: whether their codes differ (f looked up per row).
-  bool codes_differ(int f, int64_t begin, int64_t end) const {
-    int first = -1;
+  // The node's entries of the batch's features (marked in mark_, slot_ their index) into grouped_,
+  // feature j's at [start_[j], start_[j + 1]) in row order. Branch-free: every entry's offset in
+  // its row is written at the next slot of hits_, which advances for the marked ones.
+  void group_drawn(int64_t begin, int64_t end, int64_t node_entries, size_t batch) {
+    if (static_cast<int64_t>(hits_.size()) < node_entries + 1) hits_.resize(node_entries + 1);
+    row_end_.resize(end - begin);
+    uint32_t* hits = hits_.data();
+    const uint8_t* mark = mark_.data();
+    int64_t m = 0;
     for (int64_t i = begin; i < end; ++i) {
+      if (i + kAhead < end) prefetch_row(g_.rows_[i + kAhead].row);
       const int64_t r = g_.rows_[i].row;
-      const int32_t* lo = X_.row_feature + X_.row_ptr[r];
-      const int32_t* at = std::lower_bound(lo, X_.row_feature + X_.row_ptr[r + 1], f);
-      const int c = X_.row_code[at - X_.row_feature];
-      if (first >= 0 && c != first) return true;
-      first = c;
+      const int32_t* feature = X_.row_feature + X_.row_ptr[r];
+      const uint32_t len = static_cast<uint32_t>(X_.row_ptr[r + 1] - X_.row_ptr[r]);
+      for (uint32_t o = 0; o < len; ++o) {
+        hits[m] = o;
+        m += mark[feature[o]];
+      }
+      row_end_[i - begin] = m;
     }
-    return false;
-  }
-
-  // Pass 2 by rows: the live features' entries, feature j's at grouped_[start_[j], + its count), in
-  // row order.
-  void group_live(int64_t begin, int64_t end) {
-    int64_t at = 0;
-    start_.resize(live_.size());
-    fill_.resize(live_.size());
-    for (size_t j = 0; j < live_.size(); ++j) {
-      slot_[live_[j].feature] = static_cast<int32_t>(j);
-      start_[j] = fill_[j] = at;
-      at += count_[live_[j].feature];
-    }
-    grouped_.resize(at);
-    if (live_.empty()) return;
-    for (int64_t i = begin; i < end; ++i) {
-      const int64_t r = g_.rows_[i].row;
-      for (int64_t k = X_.row_ptr[r]; k < X_.row_ptr[r + 1]; ++k) {
-        const int32_t s = slot_[X_.row_feature[k]];
-        if (s >= 0) grouped_[fill_[s]++] = {X_.row_code[k], static_cast<int32_t>(i)};
+    start_.assign(batch + 1, 0);
+    fill_.resize(batch);
+    grouped_.resize(m);
+    for (int pass = 0; pass < 2; ++pass) {  // counts, then the entries in place
+      int64_t h = 0;
+      for (int64_t i = begin; i < end; ++i) {
+        const int64_t k0 = X_.row_ptr[g_.rows_[i].row];
+        for (; h < row_end_[i - begin]; ++h) {
+          const int32_t s = slot_[X_.row_feature[k0 + hits[h]]];
+          if (pass == 0) ++start_[s + 1];
+          else grouped_[fill_[s]++] = {X_.row_code[k0 + hits[h]], static_cast<int32_t>(i)};
+        }
+      }
+      if (pass == 0) {
+        for (size_t j = 0; j < batch; ++j) start_[j + 1] += start_[j];
+        std::copy(start_.begin(), start_.end() - 1, fill_.begin());
       }
     }
+  }
+
+  // The node's rows are scattered over the entries: their features fetched a few rows ahead.
+  static constexpr int64_t kAhead = 4;
+  void prefetch_row(int64_t r) const {
+    const char* a = reinterpret_cast<const char*>(X_.row_feature + X_.row_ptr[r]);
+    const char* b = reinterpret_cast<const char*>(X_.row_feature + X_.row_ptr[r + 1]);
+    for (; a < b; a += 64) __builtin_prefetch(a);
   }
 
   // By column: feature f's entries in the node into buf_ (row order); returns how many.
@@ -317,18 +382,16 @@ class SparseSearch {
   int d_;
   double mean_col_;           // kept entries per column
   std::vector<int32_t> pos_;  // row -> its position in g's rows (-1: weight 0)
-  struct Live {
-    int feature, rank;
-    uint64_t draw;
-  };
-  std::vector<int> cand_;         // the node's features not known constant, in draw order
-  std::vector<int32_t> count_;    // by rows: the node's entries per feature (zero between nodes)
-  std::vector<int32_t> slot_;     // by rows: feature -> its index in live_ (-1 between nodes)
-  std::vector<int32_t> touched_;  // by rows: features counted (first n_touched_)
-  int64_t n_touched_ = 0;
-  std::vector<Live> live_;             // by rows: the drawn features that vary, in draw order
-  std::vector<int64_t> start_, fill_;  // by rows: live feature j's entries in grouped_
-  std::vector<Ent> grouped_, buf_;     // by rows: the live features' entries; by column: one feature's
+  // by rows: a node's entries per drawn feature at least this share of a column per feature drawn
+  static constexpr double kRowsPerColumn = 1.0;
+  std::vector<int> cand_;              // the node's features not known constant, in draw order
+  std::vector<int32_t> slot_;          // by rows: feature -> its index in the batch (-1 between batches)
+  std::vector<uint8_t> mark_;          // by rows: 1 for the batch's features (zero between batches)
+  std::vector<uint64_t> draws_;        // by rows: the batch's random-splitter draws
+  std::vector<uint32_t> hits_;         // by rows: the batch's entries in row order, as offsets in their row
+  std::vector<int64_t> row_end_;       // by rows: the end of each node row's hits
+  std::vector<int64_t> start_, fill_;  // by rows: batch feature j's entries in grouped_
+  std::vector<Ent> grouped_, buf_;     // by rows: the batch's entries; by column: one feature's
   std::vector<uint8_t> side_;          // partition: goes left, by position
   std::vector<double> hw_, tmp_;
   std::vector<double> node_cc_, ent_cc_;  // double sums, classification: rows per class slot (node, entries)
