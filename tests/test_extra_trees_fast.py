@@ -9,7 +9,7 @@ import pytest
 from conftest import supported_isas
 
 from forgeml import ops
-from forgeml.tree._tree import Forest
+from forgeml.tree._tree import TREE_FIELDS, Forest
 
 _KEYS = ("offsets", "feature", "thr_bin", "nan_left", "left", "right", "n_samples")
 
@@ -104,3 +104,30 @@ def test_forest_fields_match_numpy_definition():
     empty["offsets"] = np.zeros(1, np.int64)
     e = Forest(empty, edges, 12)
     assert e.threshold.shape == (0,) and e.threshold.dtype == np.float64 and e.feature.dtype == np.intp
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(criterion="gini", n_classes=3, max_features=3, random_split=True),
+        dict(criterion="entropy", n_classes=3, max_features=12),
+        dict(criterion="squared_error", max_features=5, bootstrap=True, max_depth=6),
+    ],
+)
+def test_forest_fields_written_by_the_binding_match_numpy_path(kw):
+    """tree_grow_forest(edges=...) writes Forest's dtypes itself (feature / children intp, threshold
+    from the edges): the same Forest as the int32 fields + thr_bin through the NumPy casts."""
+    codes, y, edges = _codes(1777, 12, 3, seed=11)
+    target = y if "n_classes" in kw else y.astype(np.float64) + np.arange(len(y)) % 7 * 0.25
+    seeds = [3, 4, 5]
+    plain = ops.tree_grow_forest(codes, target, np.ones(len(y)), seeds, threads=2, **kw)
+    final = ops.tree_grow_forest(codes, target, np.ones(len(y)), seeds, threads=2, edges=edges, **kw)
+    assert "thr_bin" not in final and final["feature"].dtype == np.intp and final["left"].dtype == np.intp
+    a, b = Forest(plain, edges, 12), Forest(final, edges, 12)
+    assert np.sum(a.feature >= 0) > 20
+    for name in ("offsets", "depth", *TREE_FIELDS):
+        x, z = getattr(a, name), getattr(b, name)
+        assert x.dtype == z.dtype, name
+        np.testing.assert_array_equal(x, z, err_msg=name)
+    with pytest.raises(ValueError, match="edges"):
+        ops.tree_grow_forest(codes, target, np.ones(len(y)), seeds, edges=edges[:5], **kw)
