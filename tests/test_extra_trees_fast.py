@@ -131,3 +131,31 @@ def test_forest_fields_written_by_the_binding_match_numpy_path(kw):
         np.testing.assert_array_equal(x, z, err_msg=name)
     with pytest.raises(ValueError, match="edges"):
         ops.tree_grow_forest(codes, target, np.ones(len(y)), seeds, edges=edges[:5], **kw)
+
+
+@pytest.mark.parametrize("isa", supported_isas("portable"), indirect=True)
+@pytest.mark.parametrize("d,k", [(140, 11), (9, 2)])
+def test_node_statistics_match_the_rows_reaching_each_node(isa, d, k):
+    """Each node's class fractions and sample counts are those of the training rows that reach it:
+    many classes and features put a node's statistics and constant-feature mask (grow.cpp's
+    NodeStats / FeatureMask) past their inline sizes, few keep them inline."""
+    from forgeml.ensemble import ExtraTreesClassifier
+
+    rng = np.random.default_rng(d)
+    X = rng.standard_normal((700, d)).astype(np.float32)
+    X[:, 3] = np.round(X[:, 3])  # few values: constant in many small nodes
+    y = (np.argmax(X[:, :k], axis=1) + (rng.random(700) < 0.2) * rng.integers(0, k, 700)) % k
+    m = ExtraTreesClassifier(n_estimators=3, random_state=0, n_jobs=2).fit(X, y)
+    onehot = np.eye(k)[y]
+    for est in m.estimators_:
+        t = est.tree_
+        paths = t.decision_path(X)
+        counts = np.asarray(paths.T @ onehot)
+        assert t.node_count > 50
+        np.testing.assert_array_equal(t.n_node_samples, counts.sum(axis=1))
+        np.testing.assert_allclose(t.value[:, 0, :], counts / counts.sum(axis=1, keepdims=True), rtol=1e-12)
+        internal = t.children_left >= 0
+        np.testing.assert_array_equal(
+            t.n_node_samples[internal],
+            t.n_node_samples[t.children_left[internal]] + t.n_node_samples[t.children_right[internal]],
+        )

@@ -38,6 +38,7 @@
 #include "cpu/tree/kernels.h"
 #include "cpu/tree/random_rows.h"
 #include "cpu/tree/rng.h"
+#include "cpu/tree/small_vec.h"
 #include "cpu/tree/split.h"
 #include "cpu/tree/split_mae.h"
 #include "cpu/tree/split_random.h"
@@ -65,19 +66,24 @@ struct Hist {
   std::vector<uint64_t> occ;  // (d, 4)
 };
 
+// A node's statistics (S values) and constant-feature mask (one bit per feature), inline for the
+// common sizes: made and dropped per node, heap blocks for them cost more than the rest of a node.
+using NodeStats = SmallVec<double, 8>;
+using FeatureMask = SmallVec<uint64_t, 2>;
+
 struct Entry {
   int node = -1;
   int64_t begin = 0, end = 0;
   int64_t mid = -1;  // >= 0: rows already partitioned at the split, left ones in [begin, mid)
   int depth = 0;
-  std::vector<uint64_t> consts;  // features known constant in this node
+  FeatureMask consts;  // features known constant in this node
   bool split = false;
   int feature = -1, bin = 0;
   bool nan_left = false;
   double improvement = 0;
   double lower = -std::numeric_limits<double>::infinity();  // monotonic bounds on the node value
   double upper = std::numeric_limits<double>::infinity();
-  std::vector<double> left, right;  // child statistics
+  NodeStats left, right;  // child statistics
   std::unique_ptr<Hist> hist;       // full mode: this node's histogram, kept for its children
 };
 
@@ -220,7 +226,7 @@ class Grower {
     lim_ = {static_cast<double>(P_.min_samples_leaf), P_.min_weight_fraction_leaf * w_root_};
     const double inf = std::numeric_limits<double>::infinity();
     Entry root = make_entry(0, static_cast<int64_t>(rows_.size()), 0, total.data(),
-                            std::vector<uint64_t>(words_, 0), nullptr, -inf, inf);
+                            FeatureMask(words_, 0), nullptr, -inf, inf);
     if (P_.max_leaf_nodes > 0) best_first(std::move(root)); else depth_first(std::move(root));
     return std::move(out_);
   }
@@ -292,7 +298,7 @@ class Grower {
   // A child's class sums come from parent - sibling: a class absent from the child is left with
   // a residue of a few ulps of the parent's weight (non-integer weights), even negative. Zero it,
   // so that leaf values are exact and purity is seen.
-  void snap_class_residues(std::vector<double>& s) const {
+  void snap_class_residues(NodeStats& s) const {
     if constexpr (C::kClassify && !is_multi<C>()) {
       const double tol = 16 * kEps * w_root_;
       for (int k = 0; k < K_; ++k) {
@@ -301,7 +307,7 @@ class Grower {
     }
   }
 
-  Entry make_entry(int64_t begin, int64_t end, int depth, const double* s, std::vector<uint64_t> consts,
+  Entry make_entry(int64_t begin, int64_t end, int depth, const double* s, FeatureMask consts,
                    std::unique_ptr<Hist> hist, double lower, double upper) {
     double own[4];
     if constexpr (median_leaves<C>()) {  // the node's median and deviation from its rows, exactly
@@ -475,7 +481,7 @@ class Grower {
       if (!((e.consts[f >> 6] >> (f & 63)) & 1)) cand.push_back(f);
     for (size_t i = 0; i < cand.size(); ++i)  // random order (same draws as find_split): ties go to the first
       std::swap(cand[i], cand[i + rng_.below(cand.size() - i)]);
-    std::vector<double> bl(S_), br(S_);
+    NodeStats bl(S_), br(S_);
     Best best;
     best.left = bl.data();
     best.right = br.data();
@@ -503,7 +509,7 @@ class Grower {
       nc += !((e.consts[f >> 6] >> (f & 63)) & 1);
     }
     cand.resize(nc);
-    std::vector<double> bl(S_), br(S_);
+    NodeStats bl(S_), br(S_);
     Best best;
     best.left = bl.data();
     best.right = br.data();
@@ -600,7 +606,7 @@ class Grower {
       }
     }
     rs.cand.resize(nc);
-    std::vector<double> bl(S_), br(S_);
+    NodeStats bl(S_), br(S_);
     Best best;
     best.left = bl.data();
     best.right = br.data();
@@ -808,7 +814,7 @@ class Grower {
       std::memset(thr, kAllLeft, W);
       rk_->count(rows, m, W, d, K, thr, values);
     }
-    std::vector<double> bl(S_), br(S_);
+    NodeStats bl(S_), br(S_);
     Best best;
     best.left = bl.data();
     best.right = br.data();
@@ -1099,7 +1105,9 @@ class Grower {
     }
   }
 
-  void finish_split(Entry& e, const double* total, const Best& best, std::vector<double>& bl, std::vector<double>& br) {
+  // bl / br: where best.left / best.right point (any vector of S_ doubles).
+  template <class V>
+  void finish_split(Entry& e, const double* total, const Best& best, V& bl, V& br) {
     if (!best.found()) return;
     double improvement = (crit_.cost(total) - crit_.cost(bl.data()) - crit_.cost(br.data())) / w_root_;
     if (improvement + kEps < P_.min_impurity_decrease) return;
@@ -1108,8 +1116,8 @@ class Grower {
     e.bin = best.bin;
     e.nan_left = best.nan_left;
     e.improvement = improvement;
-    e.left = std::move(bl);
-    e.right = std::move(br);
+    e.left.assign(bl.data(), S_);
+    e.right.assign(br.data(), S_);
   }
 
   struct RandomScratch {  // find_split_random's buffers, kept between nodes
