@@ -48,6 +48,42 @@ int64_t partition_ranges_64(const uint8_t* src, int64_t m, int f, int bin, bool 
   return nl;
 }
 
+// count_w<64> for two classes with the comparisons kept in mask registers: a row adds 1 to the
+// lanes where its code is <= the threshold, and to the class-1 counters where, in addition, its
+// class is 1 (the generic version turns each mask into a -1 vector and ands the class in first).
+// Byte counters are widened to 32 bits every kBlock rows; the counts are the same.
+void count_64_two(const uint8_t* rows, int64_t m, int cls_at, const uint8_t* thr_in, uint32_t* counts) {
+  const __m512i thr = _mm512_loadu_si512(thr_in), one = _mm512_set1_epi8(1);
+  __m512i all[4], cls1[4];
+  for (int q = 0; q < 4; ++q) all[q] = cls1[q] = _mm512_setzero_si512();
+  for (int64_t b = 0; b < m; b += kBlock) {
+    const int64_t e = b + kBlock < m ? b + kBlock : m;
+    __m512i a = _mm512_setzero_si512(), c1 = a;
+    for (int64_t i = b; i < e; ++i) {
+      const uint8_t* r = rows + i * 64;
+      const __mmask64 k = _mm512_cmple_epu8_mask(_mm512_loadu_si512(r), thr);
+      const __mmask64 k1 = _kand_mask64(k, _cvtu64_mask64(0 - static_cast<uint64_t>(r[cls_at])));
+      a = _mm512_mask_add_epi8(a, k, a, one);
+      c1 = _mm512_mask_add_epi8(c1, k1, c1, one);
+    }
+    const __m128i* ab = reinterpret_cast<const __m128i*>(&a);
+    const __m128i* cb = reinterpret_cast<const __m128i*>(&c1);
+    for (int q = 0; q < 4; ++q) {  // bytes 16q .. 16q + 15 as 32-bit lanes
+      all[q] = _mm512_add_epi32(all[q], _mm512_cvtepu8_epi32(_mm_loadu_si128(ab + q)));
+      cls1[q] = _mm512_add_epi32(cls1[q], _mm512_cvtepu8_epi32(_mm_loadu_si128(cb + q)));
+    }
+  }
+  for (int q = 0; q < 4; ++q) {
+    _mm512_storeu_si512(counts + 16 * q, _mm512_sub_epi32(all[q], cls1[q]));
+    _mm512_storeu_si512(counts + 64 + 16 * q, cls1[q]);
+  }
+}
+
+void count_avx512(const uint8_t* rows, int64_t m, int W, int cls_at, int K, const uint8_t* thr, uint32_t* counts) {
+  if (W == 64 && K == 2) return count_64_two(rows, m, cls_at, thr, counts);
+  count_rows(rows, m, W, cls_at, K, thr, counts);
+}
+
 int64_t partition_ranges_avx512(const uint8_t* src, int64_t m, int W, int f, int bin, bool nan_left, uint8_t* dst,
                                 uint8_t* ranges) {
   if (W == 64) return partition_ranges_64(src, m, f, bin, nan_left, dst, ranges);
@@ -57,7 +93,7 @@ int64_t partition_ranges_avx512(const uint8_t* src, int64_t m, int W, int f, int
 }  // namespace
 
 bool row_kernels_avx512(RowKernels& k) {
-  k = {range_rows, count_rows, partition_rows, partition_ranges_avx512, "avx512"};
+  k = {range_rows, count_avx512, partition_rows, partition_ranges_avx512, "avx512"};
   return true;
 }
 
