@@ -159,3 +159,18 @@ def test_node_statistics_match_the_rows_reaching_each_node(isa, d, k):
             t.n_node_samples[internal],
             t.n_node_samples[t.children_left[internal]] + t.n_node_samples[t.children_right[internal]],
         )
+
+
+@pytest.mark.parametrize("isa", supported_isas("portable"), indirect=True)
+@pytest.mark.parametrize("d,k", [(9, 2), (50, 2), (50, 3), (77, 3)])
+@pytest.mark.parametrize("rules", [{}, {"min_samples_leaf": 3}, {"max_leaf_nodes": 50}])
+def test_rows_without_nan_take_ranges_without_top(isa, d, k, rules):
+    """No NaN code in any row: the partitions skip the largest code (random_rows.h's
+    partition_ranges_no_nan, top = hi1 - 1); same trees as the gather path."""
+    codes, y, _ = _codes(2500, d, k, seed=d * k, nan=0.0)
+    assert not (codes == 255).any()
+    kw = dict(criterion="gini", n_classes=k, max_features=max(1, int(np.sqrt(d))), random_split=True, **rules)
+    packed = ops.tree_grow_forest(codes, y, np.ones(len(y)), [5, 6], threads=2, **kw)
+    gather = ops.tree_grow_forest(np.asfortranarray(codes), y, np.ones(len(y)), [5, 6], **kw)
+    _same(packed, gather)
+    assert np.sum(packed["feature"] >= 0) > 30

@@ -733,7 +733,7 @@ class Grower {
     using V = typename ByteVec<W>::type;
     const int d = D_.d;
     const int64_t nd = D_.n * d;
-    V keep{}, at_d{};
+    V keep{}, at_d{}, nan{};
     for (int j = 0; j < W; ++j) {
       keep[j] = j < d ? 255 : 0;
       at_d[j] = j == d;
@@ -744,9 +744,13 @@ class Grower {
       V v{};
       if (at + W <= nd) std::memcpy(&v, D_.codes + at, W);
       else std::memcpy(&v, D_.codes + at, d);
-      v = (v & keep) | (at_d * static_cast<uint8_t>(rows_[i].cls));
+      v &= keep;
+      nan |= reinterpret_cast<V>(v == static_cast<uint8_t>(kNanBin));
+      v |= at_d * static_cast<uint8_t>(rows_[i].cls);
       std::memcpy(out + i * W, &v, W);
     }
+    prow_nan_ = false;
+    for (int j = 0; j < W; ++j) prow_nan_ |= nan[j] != 0;
   }
 
   // find_split_random on packed rows: the same draws in the same order, the same thresholds and
@@ -871,8 +875,9 @@ class Grower {
     finish_split(e, total, best, bl, br);
     if (!e.split) return;
     alignas(64) uint8_t sides[6 * kMaxRowBytes];  // the children's ranges
-    e.mid = e.begin + rk_->partition_ranges(rows, m, W, e.feature, e.bin, e.nan_left,
-                                            (e.depth % 2 ? prow_.even : prow_.odd).data() + e.begin * W, sides);
+    e.mid = e.begin + (prow_nan_ ? rk_->partition_ranges : rk_->partition_ranges_no_nan)(
+                          rows, m, W, e.feature, e.bin, e.nan_left,
+                          (e.depth % 2 ? prow_.even : prow_.odd).data() + e.begin * W, sides);
     put_row_ranges(e.begin, sides);
     put_row_ranges(e.mid, sides + 3 * W);
   }
@@ -1638,6 +1643,7 @@ class Grower {
   bool random_unit_ = false;  // ... with unit weights: the weight sums are the counts
   RandomScratch rs_;
   int prow_w_ = 0;  // > 0: packed rows of this width (random_rows.h) serve the random splitter
+  bool prow_nan_ = true;  // ... some row holds a NaN code (else partitions take no NaN ranges)
   const RowKernels* rk_ = nullptr;
   PackedRows& prow_ = packed_rows_of_thread();  // (rows, W) each, in node order
   bool mono_ = false;    // monotonic constraints given
