@@ -733,7 +733,7 @@ class Grower {
     using V = typename ByteVec<W>::type;
     const int d = D_.d;
     const int64_t nd = D_.n * d;
-    V keep{}, at_d{}, nan{};
+    V keep{}, at_d{};
     for (int j = 0; j < W; ++j) {
       keep[j] = j < d ? 255 : 0;
       at_d[j] = j == d;
@@ -744,13 +744,10 @@ class Grower {
       V v{};
       if (at + W <= nd) std::memcpy(&v, D_.codes + at, W);
       else std::memcpy(&v, D_.codes + at, d);
-      v &= keep;
-      nan |= reinterpret_cast<V>(v == static_cast<uint8_t>(kNanBin));
-      v |= at_d * static_cast<uint8_t>(rows_[i].cls);
+      v = (v & keep) | (at_d * static_cast<uint8_t>(rows_[i].cls));
       std::memcpy(out + i * W, &v, W);
     }
-    prow_nan_ = false;
-    for (int j = 0; j < W; ++j) prow_nan_ |= nan[j] != 0;
+    prow_nan_ = true;  // until the root's ranges say otherwise
   }
 
   // find_split_random on packed rows: the same draws in the same order, the same thresholds and
@@ -765,7 +762,10 @@ class Grower {
     uint8_t* rows = (e.depth % 2 ? prow_.odd : prow_.even).data() + e.begin * W;
     alignas(64) uint8_t lmh[3 * kMaxRowBytes], thr[kMaxRowBytes];
     uint8_t *lo = lmh, *top = lmh + W, *hi1 = lmh + 2 * W;
-    if (!take_row_ranges(e.begin, lmh)) rk_->range(rows, m, W, lo, top, hi1);  // the root's
+    if (!take_row_ranges(e.begin, lmh)) {  // the root's
+      rk_->range(rows, m, W, lo, top, hi1);
+      if (e.depth == 0) prow_nan_ = std::any_of(top, top + d, [](uint8_t t) { return t == kNanBin; });
+    }
     std::vector<int>& cand = rs_.cand;
     cand.resize(d);
     size_t nc = 0;

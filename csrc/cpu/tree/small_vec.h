@@ -17,7 +17,14 @@ class SmallVec {
  public:
   SmallVec() = default;
   explicit SmallVec(size_t n, T value = T{}) { resize(n, value); }
-  SmallVec(const SmallVec& o) { assign(o.data(), o.size()); }
+  SmallVec(const SmallVec& o) {
+    if (o.heap_) {
+      assign(o.data(), o.size());
+    } else {
+      std::memcpy(buf_, o.buf_, sizeof(buf_));  // a fixed size: a few register moves, no call
+      n_ = o.n_;
+    }
+  }
   SmallVec(SmallVec&& o) noexcept { take(o); }
   SmallVec& operator=(const SmallVec& o) {
     if (this != &o) assign(o.data(), o.size());
@@ -70,13 +77,13 @@ class SmallVec {
       heap_ = std::move(o.heap_);
       cap_ = o.cap_;
       o.cap_ = N;
-    } else if (n_) {
-      std::memcpy(buf_, o.buf_, n_ * sizeof(T));
+    } else {
+      std::memcpy(buf_, o.buf_, sizeof(buf_));
     }
     o.n_ = 0;
   }
 
-  T buf_[N];
+  T buf_[N] = {};
   std::unique_ptr<T[]> heap_;
   size_t n_ = 0, cap_ = N;
 };
