@@ -174,3 +174,21 @@ def test_rows_without_nan_take_ranges_without_top(isa, d, k, rules):
     gather = ops.tree_grow_forest(np.asfortranarray(codes), y, np.ones(len(y)), [5, 6], **kw)
     _same(packed, gather)
     assert np.sum(packed["feature"] >= 0) > 30
+
+
+@pytest.mark.parametrize("isa", supported_isas("portable"), indirect=True)
+def test_root_rows_kept_between_trees_of_one_call_only(isa):
+    """Without bootstrap a thread keeps its packed root rows for the next tree of the same call
+    (grow.cpp's PackedRows::root): calls on other codes of the same shape, and bootstrap calls on
+    the same codes, grow their own trees (each as grown alone on the gather path)."""
+    kw = dict(criterion="gini", n_classes=2, max_features=4, random_split=True)
+    a, y, _ = _codes(1500, 20, 2, seed=21)
+    b, _, _ = _codes(1500, 20, 2, seed=22)
+    w = np.ones(len(y))
+    for codes, extra in ((a, {}), (b, {}), (a, {"bootstrap": True}), (b, {})):
+        together = ops.tree_grow_forest(codes, y, w, list(range(6)), threads=2, **kw, **extra)
+        for t in (0, 3, 5):
+            alone = ops.tree_grow_forest(np.asfortranarray(codes), y, w, [t], **kw, **extra)
+            sl = slice(together["offsets"][t], together["offsets"][t + 1])
+            for key in ("feature", "thr_bin", "nan_left", "left", "right", "n_samples"):
+                np.testing.assert_array_equal(together[key][sl], alone[key], err_msg=key)

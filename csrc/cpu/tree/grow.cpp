@@ -19,6 +19,7 @@
 // max_leaf_nodes. Everything depends only on the seed, never on the thread count.
 // Sparse X given as entries (Data::sparse) searches and partitions nodes in grow_sparse.h.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -124,7 +125,11 @@ struct Scratch {
 // the trees that thread grows (first touches of fresh pages cost more than the passes over
 // them); more than kKeepPackedBytes is released when a tree is done.
 struct PackedRows {
-  std::vector<uint8_t> even, odd;  // the rows of nodes at even / odd depths
+  std::vector<uint8_t> even, odd;  // the rows of nodes at even / odd depths (2 and up for even)
+  // The root's rows (packed from the codes) and their ranges (3 W bytes), kept for the next tree of
+  // the same rows (Data::same_rows == root_key; 0: none): its root neither packs nor takes a range.
+  std::vector<uint8_t> root, root_ranges;
+  uint64_t root_key = 0;
   // The ranges (lo, top, hi1: 3 W bytes) of nodes not yet searched, taken by their parent's
   // partition: slots in pool, found by the node's first row (unique among such nodes: their row
   // ranges are disjoint), -1 for none.
@@ -185,7 +190,8 @@ class Grower {
   }
 
   ~Grower() {
-    if (prow_w_ && prow_.even.capacity() + prow_.odd.capacity() > kKeepPackedBytes) prow_ = PackedRows{};
+    if (prow_w_ && prow_.even.capacity() + prow_.odd.capacity() + prow_.root.capacity() > kKeepPackedBytes)
+      prow_ = PackedRows{};
     if ((rows_.capacity() + tmp_.capacity()) * sizeof(Rec) > kKeepPackedBytes) rows_buf_ = RowBuffers<Rec>{};
   }
 
@@ -716,6 +722,10 @@ class Grower {
       prow_.slot_at.assign(m, -1);
       prow_.pool.clear();
       prow_.free.clear();
+      if (D_.same_rows && prow_.root_key == D_.same_rows) return;  // this thread's last tree packed them
+      prow_.root_key = 0;
+      prow_.root_ranges.clear();
+      if (prow_.root.size() < m * W) prow_.root.resize(m * W);
       switch (W) {  // a fixed-width copy per row (a copy of d bytes is a library call per row)
         case 16: return pack_rows_w<16>();
         case 32: return pack_rows_w<32>();
@@ -725,7 +735,7 @@ class Grower {
     }
   }
 
-  // Row i of prow_.even: the W bytes from the row's codes (the next row's codes after the d-th
+  // Row i of prow_.root: the W bytes from the row's codes (the next row's codes after the d-th
   // masked off; the last rows, whose W bytes would pass the end of the codes, copy d), the class
   // in byte d, zeros after it.
   template <int W>
@@ -738,7 +748,7 @@ class Grower {
       keep[j] = j < d ? 255 : 0;
       at_d[j] = j == d;
     }
-    uint8_t* out = prow_.even.data();
+    uint8_t* out = prow_.root.data();
     for (size_t i = 0; i < rows_.size(); ++i) {
       const int64_t at = static_cast<int64_t>(rows_[i].row) * d;
       V v{};
@@ -759,12 +769,19 @@ class Grower {
   void find_split_packed(Entry& e, const double* total) {
     const int d = D_.d, W = prow_w_, K = K_;
     const int64_t m = e.end - e.begin;
-    uint8_t* rows = (e.depth % 2 ? prow_.odd : prow_.even).data() + e.begin * W;
+    uint8_t* rows = (e.depth == 0 ? prow_.root : e.depth % 2 ? prow_.odd : prow_.even).data() + e.begin * W;
     alignas(64) uint8_t lmh[3 * kMaxRowBytes], thr[kMaxRowBytes];
     uint8_t *lo = lmh, *top = lmh + W, *hi1 = lmh + 2 * W;
-    if (!take_row_ranges(e.begin, lmh)) {  // the root's
+    if (e.depth == 0) {  // the root: its ranges from one pass, or kept from the last tree of the same rows
+      if (prow_.root_ranges.empty()) {
+        rk_->range(rows, m, W, lo, top, hi1);
+        prow_.root_ranges.assign(lmh, lmh + 3 * W);
+        prow_.root_key = D_.same_rows;
+      }
+      std::memcpy(lmh, prow_.root_ranges.data(), 3 * W);
+      prow_nan_ = std::any_of(top, top + d, [](uint8_t t) { return t == kNanBin; });
+    } else if (!take_row_ranges(e.begin, lmh)) {
       rk_->range(rows, m, W, lo, top, hi1);
-      if (e.depth == 0) prow_nan_ = std::any_of(top, top + d, [](uint8_t t) { return t == kNanBin; });
     }
     std::vector<int>& cand = rs_.cand;
     cand.resize(d);
@@ -1703,9 +1720,14 @@ void bootstrap_counts(int64_t n, int64_t n_draws, uint64_t seed, int32_t* counts
   for (int64_t i = 0; i < n_draws; ++i) ++counts[rng.below(static_cast<uint64_t>(n))];
 }
 
-std::vector<TreeOut> grow_forest(const Data& data, const Params& p, const ForestParams& fp,
+std::vector<TreeOut> grow_forest(const Data& forest_data, const Params& p, const ForestParams& fp,
                                  const double* base_weight, const uint64_t* seeds, int n_trees, int threads) {
   std::vector<TreeOut> trees(n_trees);
+  Data data = forest_data;
+  if (!fp.bootstrap) {  // every tree sees base_weight: a key of this call's own for their shared root rows
+    static std::atomic<uint64_t> keys{0};
+    data.same_rows = ++keys;
+  }
   auto one = [&](int t, int inner_threads) {
     std::vector<double> w(base_weight, base_weight + data.n);
     if (fp.bootstrap) {
