@@ -9,7 +9,7 @@ import pytest
 from conftest import supported_isas
 
 from forgeml import ops
-from forgeml.tree._tree import Forest
+from forgeml.tree._tree import TREE_FIELDS, Forest
 
 _KEYS = ("offsets", "feature", "thr_bin", "nan_left", "left", "right", "n_samples")
 
@@ -104,3 +104,91 @@ def test_forest_fields_match_numpy_definition():
     empty["offsets"] = np.zeros(1, np.int64)
     e = Forest(empty, edges, 12)
     assert e.threshold.shape == (0,) and e.threshold.dtype == np.float64 and e.feature.dtype == np.intp
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(criterion="gini", n_classes=3, max_features=3, random_split=True),
+        dict(criterion="entropy", n_classes=3, max_features=12),
+        dict(criterion="squared_error", max_features=5, bootstrap=True, max_depth=6),
+    ],
+)
+def test_forest_fields_written_by_the_binding_match_numpy_path(kw):
+    """tree_grow_forest(edges=...) writes Forest's dtypes itself (feature / children intp, threshold
+    from the edges): the same Forest as the int32 fields + thr_bin through the NumPy casts."""
+    codes, y, edges = _codes(1777, 12, 3, seed=11)
+    target = y if "n_classes" in kw else y.astype(np.float64) + np.arange(len(y)) % 7 * 0.25
+    seeds = [3, 4, 5]
+    plain = ops.tree_grow_forest(codes, target, np.ones(len(y)), seeds, threads=2, **kw)
+    final = ops.tree_grow_forest(codes, target, np.ones(len(y)), seeds, threads=2, edges=edges, **kw)
+    assert "thr_bin" not in final and final["feature"].dtype == np.intp and final["left"].dtype == np.intp
+    a, b = Forest(plain, edges, 12), Forest(final, edges, 12)
+    assert np.sum(a.feature >= 0) > 20
+    for name in ("offsets", "depth", *TREE_FIELDS):
+        x, z = getattr(a, name), getattr(b, name)
+        assert x.dtype == z.dtype, name
+        np.testing.assert_array_equal(x, z, err_msg=name)
+    with pytest.raises(ValueError, match="edges"):
+        ops.tree_grow_forest(codes, target, np.ones(len(y)), seeds, edges=edges[:5], **kw)
+
+
+@pytest.mark.parametrize("isa", supported_isas("portable"), indirect=True)
+@pytest.mark.parametrize("d,k", [(140, 11), (9, 2)])
+def test_node_statistics_match_the_rows_reaching_each_node(isa, d, k):
+    """Each node's class fractions and sample counts are those of the training rows that reach it:
+    many classes and features put a node's statistics and constant-feature mask (grow.cpp's
+    NodeStats / FeatureMask) past their inline sizes, few keep them inline."""
+    from forgeml.ensemble import ExtraTreesClassifier
+
+    rng = np.random.default_rng(d)
+    X = rng.standard_normal((700, d)).astype(np.float32)
+    X[:, 3] = np.round(X[:, 3])  # few values: constant in many small nodes
+    y = (np.argmax(X[:, :k], axis=1) + (rng.random(700) < 0.2) * rng.integers(0, k, 700)) % k
+    m = ExtraTreesClassifier(n_estimators=3, random_state=0, n_jobs=2).fit(X, y)
+    onehot = np.eye(k)[y]
+    for est in m.estimators_:
+        t = est.tree_
+        paths = t.decision_path(X)
+        counts = np.asarray(paths.T @ onehot)
+        assert t.node_count > 50
+        np.testing.assert_array_equal(t.n_node_samples, counts.sum(axis=1))
+        np.testing.assert_allclose(t.value[:, 0, :], counts / counts.sum(axis=1, keepdims=True), rtol=1e-12)
+        internal = t.children_left >= 0
+        np.testing.assert_array_equal(
+            t.n_node_samples[internal],
+            t.n_node_samples[t.children_left[internal]] + t.n_node_samples[t.children_right[internal]],
+        )
+
+
+@pytest.mark.parametrize("isa", supported_isas("portable"), indirect=True)
+@pytest.mark.parametrize("d,k", [(9, 2), (50, 2), (50, 3), (77, 3)])
+@pytest.mark.parametrize("rules", [{}, {"min_samples_leaf": 3}, {"max_leaf_nodes": 50}])
+def test_rows_without_nan_take_ranges_without_top(isa, d, k, rules):
+    """No NaN code in any row: the partitions skip the largest code (random_rows.h's
+    partition_ranges_no_nan, top = hi1 - 1); same trees as the gather path."""
+    codes, y, _ = _codes(2500, d, k, seed=d * k, nan=0.0)
+    assert not (codes == 255).any()
+    kw = dict(criterion="gini", n_classes=k, max_features=max(1, int(np.sqrt(d))), random_split=True, **rules)
+    packed = ops.tree_grow_forest(codes, y, np.ones(len(y)), [5, 6], threads=2, **kw)
+    gather = ops.tree_grow_forest(np.asfortranarray(codes), y, np.ones(len(y)), [5, 6], **kw)
+    _same(packed, gather)
+    assert np.sum(packed["feature"] >= 0) > 30
+
+
+@pytest.mark.parametrize("isa", supported_isas("portable"), indirect=True)
+def test_root_rows_kept_between_trees_of_one_call_only(isa):
+    """Without bootstrap a thread keeps its packed root rows for the next tree of the same call
+    (grow.cpp's PackedRows::root): calls on other codes of the same shape, and bootstrap calls on
+    the same codes, grow their own trees (each as grown alone on the gather path)."""
+    kw = dict(criterion="gini", n_classes=2, max_features=4, random_split=True)
+    a, y, _ = _codes(1500, 20, 2, seed=21)
+    b, _, _ = _codes(1500, 20, 2, seed=22)
+    w = np.ones(len(y))
+    for codes, extra in ((a, {}), (b, {}), (a, {"bootstrap": True}), (b, {})):
+        together = ops.tree_grow_forest(codes, y, w, list(range(6)), threads=2, **kw, **extra)
+        for t in (0, 3, 5):
+            alone = ops.tree_grow_forest(np.asfortranarray(codes), y, w, [t], **kw, **extra)
+            sl = slice(together["offsets"][t], together["offsets"][t + 1])
+            for key in ("feature", "thr_bin", "nan_left", "left", "right", "n_samples"):
+                np.testing.assert_array_equal(together[key][sl], alone[key], err_msg=key)

@@ -92,6 +92,84 @@ py::array_t<uint8_t> bin_codes_csc(Arr<int64_t> indptr, Arr<int32_t> indices, Ar
   return codes;
 }
 
+// The trees as one array per field, concatenated in tree order with node offsets (T + 1). The copies
+// first touch the new arrays' pages (hundreds of MB for a large forest, where page faults cost more
+// than the copy): the trees are copied on the forest's threads, without the GIL, each freed once
+// copied. With edges (d, 256), the fields come in the dtypes tree._tree.Forest keeps, written once:
+// feature, left, right as intp (feature -2 at leaves) and threshold = edges[feature, thr_bin] as
+// float64 (-2 at leaves), no thr_bin; without, the grower's: int32 fields and thr_bin.
+py::dict concat_trees(std::vector<ft::TreeOut>& trees, int k, int threads, const std::optional<Arr<float>>& edges) {
+  const int T = static_cast<int>(trees.size());
+  Arr<int64_t> offsets(T + 1);
+  Arr<int32_t> depths(T);
+  int64_t N = 0;
+  for (int t = 0; t < T; ++t) {
+    offsets.mutable_data()[t] = N;
+    depths.mutable_data()[t] = trees[t].depth;
+    N += static_cast<int64_t>(trees[t].feature.size());
+  }
+  offsets.mutable_data()[T] = N;
+  const bool final = edges.has_value();
+  py::array feature, left, right, thr;  // int32 or intp; thr_bin (int32) or threshold (float64)
+  if (final) {
+    feature = Arr<py::ssize_t>(N), left = Arr<py::ssize_t>(N), right = Arr<py::ssize_t>(N), thr = Arr<double>(N);
+  } else {
+    feature = Arr<int32_t>(N), left = Arr<int32_t>(N), right = Arr<int32_t>(N), thr = Arr<int32_t>(N);
+  }
+  Arr<uint8_t> nan_left(N);
+  Arr<double> impurity(N), weighted_n(N), value({N, static_cast<int64_t>(k)});
+  Arr<int64_t> n_samples(N);
+  {
+    auto bytes = [](auto& arr) { return reinterpret_cast<char*>(arr.mutable_data()); };
+    char* const feat_out = bytes(feature);
+    char* const left_out = bytes(left);
+    char* const right_out = bytes(right);
+    char* const thr_out = bytes(thr);
+    const std::array<char*, 5> dst = {bytes(nan_left), bytes(impurity), bytes(weighted_n), bytes(n_samples),
+                                      bytes(value)};
+    const float* edge = final ? edges->data() : nullptr;
+    const int64_t* off = offsets.data();
+    py::gil_scoped_release nogil;
+    std::atomic<int> next{0};
+    forgeml::parallel_run(std::max(1, std::min(threads, T)), [&](int, int) {
+      for (int t; (t = next.fetch_add(1)) < T;) {
+        ft::TreeOut tr = std::move(trees[t]);  // freed once copied
+        const int64_t o = off[t], m = static_cast<int64_t>(tr.feature.size());
+        int i = 0;
+        auto put = [&](const auto& src, int64_t width = 1) {
+          const size_t b = sizeof(src[0]);
+          std::memcpy(dst[i++] + o * width * b, src.data(), b * m * width);
+        };
+        put(tr.nan_left); put(tr.impurity); put(tr.weighted_n); put(tr.n_samples); put(tr.value, k);
+        if (!final) {
+          std::memcpy(feat_out + o * 4, tr.feature.data(), 4 * m);
+          std::memcpy(left_out + o * 4, tr.left.data(), 4 * m);
+          std::memcpy(right_out + o * 4, tr.right.data(), 4 * m);
+          std::memcpy(thr_out + o * 4, tr.thr_bin.data(), 4 * m);
+          continue;
+        }
+        auto* f = reinterpret_cast<py::ssize_t*>(feat_out) + o;
+        auto* l = reinterpret_cast<py::ssize_t*>(left_out) + o;
+        auto* r = reinterpret_cast<py::ssize_t*>(right_out) + o;
+        auto* h = reinterpret_cast<double*>(thr_out) + o;
+        for (int64_t j = 0; j < m; ++j) {
+          const int32_t fj = tr.feature[j];
+          const bool leaf = fj < 0;
+          f[j] = leaf ? -2 : fj;
+          h[j] = leaf ? -2.0 : static_cast<double>(edge[static_cast<int64_t>(fj) * 256 + (tr.thr_bin[j] & 255)]);
+          l[j] = tr.left[j];
+          r[j] = tr.right[j];
+        }
+      }
+    });
+  }
+  py::dict out;
+  out["offsets"] = offsets; out["depth"] = depths; out["feature"] = feature; out["left"] = left;
+  out["right"] = right; out[final ? "threshold" : "thr_bin"] = thr; out["nan_left"] = nan_left;
+  out["impurity"] = impurity; out["weighted_n"] = weighted_n; out["n_samples"] = n_samples; out["value"] = value;
+  return out;
+}
+
 // codes (n, d): C order (row-major) or Fortran order (column-major, for wide sparse X).
 py::dict grow_forest(py::array_t<uint8_t, py::array::forcecast> codes, std::optional<Arr<int32_t>> y_class,
                      std::optional<Arr<double>> y, Arr<double> weight, Arr<uint64_t> seeds, const py::dict& kw) {
@@ -164,55 +242,18 @@ py::dict grow_forest(py::array_t<uint8_t, py::array::forcecast> codes, std::opti
     sparse_codes = forgeml::bind::tree_sparse_codes(sparse_arrays, n, data.d);
     data.sparse = &sparse_codes;
   }
+  std::optional<Arr<float>> edges;  // given: the fields in Forest's dtypes (concat_trees)
+  if (kw.contains("edges") && !kw["edges"].is_none()) {
+    edges = kw["edges"].cast<Arr<float>>();
+    FORGEML_CHECK_ARG(edges->ndim() == 2 && edges->shape(0) == data.d && edges->shape(1) == 256, "edges: expected (",
+                      data.d, ", 256)");
+  }
   std::vector<ft::TreeOut> trees;
   {
     py::gil_scoped_release nogil;
     trees = ft::grow_forest(data, p, fp, weight.data(), seeds.data(), static_cast<int>(seeds.size()), threads);
   }
-  // Concatenate: one array per field over all trees, with node offsets.
-  const int T = static_cast<int>(trees.size()), k = (classify ? p.n_classes : 1) * n_outputs;
-  Arr<int64_t> offsets(T + 1);
-  Arr<int32_t> depths(T);
-  int64_t N = 0;
-  for (int t = 0; t < T; ++t) {
-    offsets.mutable_data()[t] = N;
-    depths.mutable_data()[t] = trees[t].depth;
-    N += static_cast<int64_t>(trees[t].feature.size());
-  }
-  offsets.mutable_data()[T] = N;
-  Arr<int32_t> feature(N), left(N), right(N), thr_bin(N);
-  Arr<uint8_t> nan_left(N);
-  Arr<double> impurity(N), weighted_n(N), value({N, static_cast<int64_t>(k)});
-  Arr<int64_t> n_samples(N);
-  // The copies first touch the new arrays' pages (hundreds of MB for a large forest, where page
-  // faults cost more than the copy): the trees are copied on the forest's threads, without the GIL.
-  {
-    auto bytes = [](auto& arr) { return reinterpret_cast<char*>(arr.mutable_data()); };
-    const std::array<char*, 9> dst = {bytes(feature),  bytes(left),       bytes(right),
-                                      bytes(thr_bin),  bytes(nan_left),   bytes(impurity),
-                                      bytes(weighted_n), bytes(n_samples), bytes(value)};
-    const int64_t* off = offsets.data();
-    py::gil_scoped_release nogil;
-    std::atomic<int> next{0};
-    forgeml::parallel_run(std::max(1, std::min(threads, T)), [&](int, int) {
-      for (int t; (t = next.fetch_add(1)) < T;) {
-        ft::TreeOut tr = std::move(trees[t]);  // freed once copied
-        const int64_t o = off[t], m = static_cast<int64_t>(tr.feature.size());
-        int i = 0;
-        auto put = [&](const auto& src, int64_t width = 1) {
-          const size_t b = sizeof(src[0]);
-          std::memcpy(dst[i++] + o * width * b, src.data(), b * m * width);
-        };
-        put(tr.feature); put(tr.left); put(tr.right); put(tr.thr_bin); put(tr.nan_left); put(tr.impurity);
-        put(tr.weighted_n); put(tr.n_samples); put(tr.value, k);
-      }
-    });
-  }
-  py::dict out;
-  out["offsets"] = offsets; out["depth"] = depths; out["feature"] = feature; out["left"] = left;
-  out["right"] = right; out["thr_bin"] = thr_bin; out["nan_left"] = nan_left; out["impurity"] = impurity;
-  out["weighted_n"] = weighted_n; out["n_samples"] = n_samples; out["value"] = value;
-  return out;
+  return concat_trees(trees, classify ? p.n_classes * n_outputs : n_outputs, threads, edges);
 }
 
 Arr<int32_t> bootstrap_counts(int64_t n, int64_t n_draws, uint64_t seed) {

@@ -19,6 +19,7 @@
 // max_leaf_nodes. Everything depends only on the seed, never on the thread count.
 // Sparse X given as entries (Data::sparse) searches and partitions nodes in grow_sparse.h.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -38,6 +39,7 @@
 #include "cpu/tree/kernels.h"
 #include "cpu/tree/random_rows.h"
 #include "cpu/tree/rng.h"
+#include "cpu/tree/small_vec.h"
 #include "cpu/tree/split.h"
 #include "cpu/tree/split_mae.h"
 #include "cpu/tree/split_random.h"
@@ -65,19 +67,24 @@ struct Hist {
   std::vector<uint64_t> occ;  // (d, 4)
 };
 
+// A node's statistics (S values) and constant-feature mask (one bit per feature), inline for the
+// common sizes: made and dropped per node, heap blocks for them cost more than the rest of a node.
+using NodeStats = SmallVec<double, 8>;
+using FeatureMask = SmallVec<uint64_t, 2>;
+
 struct Entry {
   int node = -1;
   int64_t begin = 0, end = 0;
   int64_t mid = -1;  // >= 0: rows already partitioned at the split, left ones in [begin, mid)
   int depth = 0;
-  std::vector<uint64_t> consts;  // features known constant in this node
+  FeatureMask consts;  // features known constant in this node
   bool split = false;
   int feature = -1, bin = 0;
   bool nan_left = false;
   double improvement = 0;
   double lower = -std::numeric_limits<double>::infinity();  // monotonic bounds on the node value
   double upper = std::numeric_limits<double>::infinity();
-  std::vector<double> left, right;  // child statistics
+  NodeStats left, right;  // child statistics
   std::unique_ptr<Hist> hist;       // full mode: this node's histogram, kept for its children
 };
 
@@ -118,7 +125,11 @@ struct Scratch {
 // the trees that thread grows (first touches of fresh pages cost more than the passes over
 // them); more than kKeepPackedBytes is released when a tree is done.
 struct PackedRows {
-  std::vector<uint8_t> even, odd;  // the rows of nodes at even / odd depths
+  std::vector<uint8_t> even, odd;  // the rows of nodes at even / odd depths (2 and up for even)
+  // The root's rows (packed from the codes) and their ranges (3 W bytes), kept for the next tree of
+  // the same rows (Data::same_rows == root_key; 0: none): its root neither packs nor takes a range.
+  std::vector<uint8_t> root, root_ranges;
+  uint64_t root_key = 0;
   // The ranges (lo, top, hi1: 3 W bytes) of nodes not yet searched, taken by their parent's
   // partition: slots in pool, found by the node's first row (unique among such nodes: their row
   // ranges are disjoint), -1 for none.
@@ -179,7 +190,8 @@ class Grower {
   }
 
   ~Grower() {
-    if (prow_w_ && prow_.even.capacity() + prow_.odd.capacity() > kKeepPackedBytes) prow_ = PackedRows{};
+    if (prow_w_ && prow_.even.capacity() + prow_.odd.capacity() + prow_.root.capacity() > kKeepPackedBytes)
+      prow_ = PackedRows{};
     if ((rows_.capacity() + tmp_.capacity()) * sizeof(Rec) > kKeepPackedBytes) rows_buf_ = RowBuffers<Rec>{};
   }
 
@@ -220,7 +232,7 @@ class Grower {
     lim_ = {static_cast<double>(P_.min_samples_leaf), P_.min_weight_fraction_leaf * w_root_};
     const double inf = std::numeric_limits<double>::infinity();
     Entry root = make_entry(0, static_cast<int64_t>(rows_.size()), 0, total.data(),
-                            std::vector<uint64_t>(words_, 0), nullptr, -inf, inf);
+                            FeatureMask(words_, 0), nullptr, -inf, inf);
     if (P_.max_leaf_nodes > 0) best_first(std::move(root)); else depth_first(std::move(root));
     return std::move(out_);
   }
@@ -292,7 +304,7 @@ class Grower {
   // A child's class sums come from parent - sibling: a class absent from the child is left with
   // a residue of a few ulps of the parent's weight (non-integer weights), even negative. Zero it,
   // so that leaf values are exact and purity is seen.
-  void snap_class_residues(std::vector<double>& s) const {
+  void snap_class_residues(NodeStats& s) const {
     if constexpr (C::kClassify && !is_multi<C>()) {
       const double tol = 16 * kEps * w_root_;
       for (int k = 0; k < K_; ++k) {
@@ -301,7 +313,7 @@ class Grower {
     }
   }
 
-  Entry make_entry(int64_t begin, int64_t end, int depth, const double* s, std::vector<uint64_t> consts,
+  Entry make_entry(int64_t begin, int64_t end, int depth, const double* s, FeatureMask consts,
                    std::unique_ptr<Hist> hist, double lower, double upper) {
     double own[4];
     if constexpr (median_leaves<C>()) {  // the node's median and deviation from its rows, exactly
@@ -475,7 +487,7 @@ class Grower {
       if (!((e.consts[f >> 6] >> (f & 63)) & 1)) cand.push_back(f);
     for (size_t i = 0; i < cand.size(); ++i)  // random order (same draws as find_split): ties go to the first
       std::swap(cand[i], cand[i + rng_.below(cand.size() - i)]);
-    std::vector<double> bl(S_), br(S_);
+    NodeStats bl(S_), br(S_);
     Best best;
     best.left = bl.data();
     best.right = br.data();
@@ -503,7 +515,7 @@ class Grower {
       nc += !((e.consts[f >> 6] >> (f & 63)) & 1);
     }
     cand.resize(nc);
-    std::vector<double> bl(S_), br(S_);
+    NodeStats bl(S_), br(S_);
     Best best;
     best.left = bl.data();
     best.right = br.data();
@@ -600,7 +612,7 @@ class Grower {
       }
     }
     rs.cand.resize(nc);
-    std::vector<double> bl(S_), br(S_);
+    NodeStats bl(S_), br(S_);
     Best best;
     best.left = bl.data();
     best.right = br.data();
@@ -710,6 +722,10 @@ class Grower {
       prow_.slot_at.assign(m, -1);
       prow_.pool.clear();
       prow_.free.clear();
+      if (D_.same_rows && prow_.root_key == D_.same_rows) return;  // this thread's last tree packed them
+      prow_.root_key = 0;
+      prow_.root_ranges.clear();
+      if (prow_.root.size() < m * W) prow_.root.resize(m * W);
       switch (W) {  // a fixed-width copy per row (a copy of d bytes is a library call per row)
         case 16: return pack_rows_w<16>();
         case 32: return pack_rows_w<32>();
@@ -719,7 +735,7 @@ class Grower {
     }
   }
 
-  // Row i of prow_.even: the W bytes from the row's codes (the next row's codes after the d-th
+  // Row i of prow_.root: the W bytes from the row's codes (the next row's codes after the d-th
   // masked off; the last rows, whose W bytes would pass the end of the codes, copy d), the class
   // in byte d, zeros after it.
   template <int W>
@@ -732,7 +748,7 @@ class Grower {
       keep[j] = j < d ? 255 : 0;
       at_d[j] = j == d;
     }
-    uint8_t* out = prow_.even.data();
+    uint8_t* out = prow_.root.data();
     for (size_t i = 0; i < rows_.size(); ++i) {
       const int64_t at = static_cast<int64_t>(rows_[i].row) * d;
       V v{};
@@ -741,6 +757,7 @@ class Grower {
       v = (v & keep) | (at_d * static_cast<uint8_t>(rows_[i].cls));
       std::memcpy(out + i * W, &v, W);
     }
+    prow_nan_ = true;  // until the root's ranges say otherwise
   }
 
   // find_split_random on packed rows: the same draws in the same order, the same thresholds and
@@ -752,10 +769,20 @@ class Grower {
   void find_split_packed(Entry& e, const double* total) {
     const int d = D_.d, W = prow_w_, K = K_;
     const int64_t m = e.end - e.begin;
-    uint8_t* rows = (e.depth % 2 ? prow_.odd : prow_.even).data() + e.begin * W;
+    uint8_t* rows = (e.depth == 0 ? prow_.root : e.depth % 2 ? prow_.odd : prow_.even).data() + e.begin * W;
     alignas(64) uint8_t lmh[3 * kMaxRowBytes], thr[kMaxRowBytes];
     uint8_t *lo = lmh, *top = lmh + W, *hi1 = lmh + 2 * W;
-    if (!take_row_ranges(e.begin, lmh)) rk_->range(rows, m, W, lo, top, hi1);  // the root's
+    if (e.depth == 0) {  // the root: its ranges from one pass, or kept from the last tree of the same rows
+      if (prow_.root_ranges.empty()) {
+        rk_->range(rows, m, W, lo, top, hi1);
+        prow_.root_ranges.assign(lmh, lmh + 3 * W);
+        prow_.root_key = D_.same_rows;
+      }
+      std::memcpy(lmh, prow_.root_ranges.data(), 3 * W);
+      prow_nan_ = std::any_of(top, top + d, [](uint8_t t) { return t == kNanBin; });
+    } else if (!take_row_ranges(e.begin, lmh)) {
+      rk_->range(rows, m, W, lo, top, hi1);
+    }
     std::vector<int>& cand = rs_.cand;
     cand.resize(d);
     size_t nc = 0;
@@ -808,7 +835,7 @@ class Grower {
       std::memset(thr, kAllLeft, W);
       rk_->count(rows, m, W, d, K, thr, values);
     }
-    std::vector<double> bl(S_), br(S_);
+    NodeStats bl(S_), br(S_);
     Best best;
     best.left = bl.data();
     best.right = br.data();
@@ -865,8 +892,9 @@ class Grower {
     finish_split(e, total, best, bl, br);
     if (!e.split) return;
     alignas(64) uint8_t sides[6 * kMaxRowBytes];  // the children's ranges
-    e.mid = e.begin + rk_->partition_ranges(rows, m, W, e.feature, e.bin, e.nan_left,
-                                            (e.depth % 2 ? prow_.even : prow_.odd).data() + e.begin * W, sides);
+    e.mid = e.begin + (prow_nan_ ? rk_->partition_ranges : rk_->partition_ranges_no_nan)(
+                          rows, m, W, e.feature, e.bin, e.nan_left,
+                          (e.depth % 2 ? prow_.even : prow_.odd).data() + e.begin * W, sides);
     put_row_ranges(e.begin, sides);
     put_row_ranges(e.mid, sides + 3 * W);
   }
@@ -1099,7 +1127,9 @@ class Grower {
     }
   }
 
-  void finish_split(Entry& e, const double* total, const Best& best, std::vector<double>& bl, std::vector<double>& br) {
+  // bl / br: where best.left / best.right point (any vector of S_ doubles).
+  template <class V>
+  void finish_split(Entry& e, const double* total, const Best& best, V& bl, V& br) {
     if (!best.found()) return;
     double improvement = (crit_.cost(total) - crit_.cost(bl.data()) - crit_.cost(br.data())) / w_root_;
     if (improvement + kEps < P_.min_impurity_decrease) return;
@@ -1108,8 +1138,8 @@ class Grower {
     e.bin = best.bin;
     e.nan_left = best.nan_left;
     e.improvement = improvement;
-    e.left = std::move(bl);
-    e.right = std::move(br);
+    e.left.assign(bl.data(), S_);
+    e.right.assign(br.data(), S_);
   }
 
   struct RandomScratch {  // find_split_random's buffers, kept between nodes
@@ -1630,6 +1660,7 @@ class Grower {
   bool random_unit_ = false;  // ... with unit weights: the weight sums are the counts
   RandomScratch rs_;
   int prow_w_ = 0;  // > 0: packed rows of this width (random_rows.h) serve the random splitter
+  bool prow_nan_ = true;  // ... some row holds a NaN code (else partitions take no NaN ranges)
   const RowKernels* rk_ = nullptr;
   PackedRows& prow_ = packed_rows_of_thread();  // (rows, W) each, in node order
   bool mono_ = false;    // monotonic constraints given
@@ -1689,9 +1720,14 @@ void bootstrap_counts(int64_t n, int64_t n_draws, uint64_t seed, int32_t* counts
   for (int64_t i = 0; i < n_draws; ++i) ++counts[rng.below(static_cast<uint64_t>(n))];
 }
 
-std::vector<TreeOut> grow_forest(const Data& data, const Params& p, const ForestParams& fp,
+std::vector<TreeOut> grow_forest(const Data& forest_data, const Params& p, const ForestParams& fp,
                                  const double* base_weight, const uint64_t* seeds, int n_trees, int threads) {
   std::vector<TreeOut> trees(n_trees);
+  Data data = forest_data;
+  if (!fp.bootstrap) {  // every tree sees base_weight: a key of this call's own for their shared root rows
+    static std::atomic<uint64_t> keys{0};
+    data.same_rows = ++keys;
+  }
   auto one = [&](int t, int inner_threads) {
     std::vector<double> w(base_weight, base_weight + data.n);
     if (fp.bootstrap) {

@@ -30,6 +30,10 @@ struct RowKernels {
   // left rows, then of the right rows (the children's ranges without a pass of their own).
   int64_t (*partition_ranges)(const uint8_t* src, int64_t m, int W, int f, int bin, bool nan_left, uint8_t* dst,
                               uint8_t* ranges);
+  // partition_ranges for rows without NaN codes (255) in any feature: each side's top is its hi1 - 1
+  // (0 when empty), not tracked row by row.
+  int64_t (*partition_ranges_no_nan)(const uint8_t* src, int64_t m, int W, int f, int bin, bool nan_left, uint8_t* dst,
+                                     uint8_t* ranges);
   const char* name;
 };
 

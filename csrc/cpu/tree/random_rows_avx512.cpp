@@ -18,7 +18,9 @@ namespace {
 
 // partition_ranges_w<64> with the sides' min / max updated under mask registers: one masked op
 // per side and statistic (the generic version builds each side's operand with and / or first,
-// which doubles the vector work per row). Same results.
+// which doubles the vector work per row). Same results. kNan false: rows without NaN codes, whose
+// top is hi1 - 1 (two masked ops less per row).
+template <bool kNan>
 int64_t partition_ranges_64(const uint8_t* src, int64_t m, int f, int bin, bool nan_left, uint8_t* dst,
                             uint8_t* ranges) {
   const __m512i one = _mm512_set1_epi8(1);
@@ -38,26 +40,74 @@ int64_t partition_ranges_64(const uint8_t* src, int64_t m, int f, int bin, bool 
     const __m512i p = _mm512_add_epi8(v, one);
     lo_l = _mm512_mask_min_epu8(lo_l, kl, lo_l, v);
     lo_r = _mm512_mask_min_epu8(lo_r, kr, lo_r, v);
-    top_l = _mm512_mask_max_epu8(top_l, kl, top_l, v);
-    top_r = _mm512_mask_max_epu8(top_r, kr, top_r, v);
+    if constexpr (kNan) {
+      top_l = _mm512_mask_max_epu8(top_l, kl, top_l, v);
+      top_r = _mm512_mask_max_epu8(top_r, kr, top_r, v);
+    }
     hi_l = _mm512_mask_max_epu8(hi_l, kl, hi_l, p);
     hi_r = _mm512_mask_max_epu8(hi_r, kr, hi_r, p);
+  }
+  if constexpr (!kNan) {
+    top_l = _mm512_subs_epu8(hi_l, one);
+    top_r = _mm512_subs_epu8(hi_r, one);
   }
   const __m512i out[6] = {lo_l, top_l, hi_l, lo_r, top_r, hi_r};
   for (int s = 0; s < 6; ++s) _mm512_storeu_si512(ranges + s * 64, out[s]);
   return nl;
 }
 
+// count_w<64> for two classes with the comparisons kept in mask registers: a row adds 1 to the
+// lanes where its code is <= the threshold, and to the class-1 counters where, in addition, its
+// class is 1 (the generic version turns each mask into a -1 vector and ands the class in first).
+// Byte counters are widened to 32 bits every kBlock rows; the counts are the same.
+void count_64_two(const uint8_t* rows, int64_t m, int cls_at, const uint8_t* thr_in, uint32_t* counts) {
+  const __m512i thr = _mm512_loadu_si512(thr_in), one = _mm512_set1_epi8(1);
+  __m512i all[4], cls1[4];
+  for (int q = 0; q < 4; ++q) all[q] = cls1[q] = _mm512_setzero_si512();
+  for (int64_t b = 0; b < m; b += kBlock) {
+    const int64_t e = b + kBlock < m ? b + kBlock : m;
+    __m512i a = _mm512_setzero_si512(), c1 = a;
+    for (int64_t i = b; i < e; ++i) {
+      const uint8_t* r = rows + i * 64;
+      const __mmask64 k = _mm512_cmple_epu8_mask(_mm512_loadu_si512(r), thr);
+      const __mmask64 k1 = _kand_mask64(k, _cvtu64_mask64(0 - static_cast<uint64_t>(r[cls_at])));
+      a = _mm512_mask_add_epi8(a, k, a, one);
+      c1 = _mm512_mask_add_epi8(c1, k1, c1, one);
+    }
+    const __m128i* ab = reinterpret_cast<const __m128i*>(&a);
+    const __m128i* cb = reinterpret_cast<const __m128i*>(&c1);
+    for (int q = 0; q < 4; ++q) {  // bytes 16q .. 16q + 15 as 32-bit lanes
+      all[q] = _mm512_add_epi32(all[q], _mm512_cvtepu8_epi32(_mm_loadu_si128(ab + q)));
+      cls1[q] = _mm512_add_epi32(cls1[q], _mm512_cvtepu8_epi32(_mm_loadu_si128(cb + q)));
+    }
+  }
+  for (int q = 0; q < 4; ++q) {
+    _mm512_storeu_si512(counts + 16 * q, _mm512_sub_epi32(all[q], cls1[q]));
+    _mm512_storeu_si512(counts + 64 + 16 * q, cls1[q]);
+  }
+}
+
+void count_avx512(const uint8_t* rows, int64_t m, int W, int cls_at, int K, const uint8_t* thr, uint32_t* counts) {
+  if (W == 64 && K == 2) return count_64_two(rows, m, cls_at, thr, counts);
+  count_rows(rows, m, W, cls_at, K, thr, counts);
+}
+
 int64_t partition_ranges_avx512(const uint8_t* src, int64_t m, int W, int f, int bin, bool nan_left, uint8_t* dst,
                                 uint8_t* ranges) {
-  if (W == 64) return partition_ranges_64(src, m, f, bin, nan_left, dst, ranges);
+  if (W == 64) return partition_ranges_64<true>(src, m, f, bin, nan_left, dst, ranges);
   return partition_ranges_rows(src, m, W, f, bin, nan_left, dst, ranges);
+}
+
+int64_t partition_ranges_no_nan_avx512(const uint8_t* src, int64_t m, int W, int f, int bin, bool nan_left,
+                                       uint8_t* dst, uint8_t* ranges) {
+  if (W == 64) return partition_ranges_64<false>(src, m, f, bin, nan_left, dst, ranges);
+  return partition_ranges_no_nan_rows(src, m, W, f, bin, nan_left, dst, ranges);
 }
 
 }  // namespace
 
 bool row_kernels_avx512(RowKernels& k) {
-  k = {range_rows, count_rows, partition_rows, partition_ranges_avx512, "avx512"};
+  k = {range_rows, count_avx512, partition_rows, partition_ranges_avx512, partition_ranges_no_nan_avx512, "avx512"};
   return true;
 }
 

@@ -126,7 +126,8 @@ int64_t partition_w(const uint8_t* src, int64_t m, int f, int bin, bool nan_left
 // sent left, then of those sent right, W each): the children's range pass is not needed. A row
 // updates both sides' accumulators through a mask (all ones on its side, zeros on the other),
 // which leaves the other side's min / max as they were: no branch on the side.
-template <int W>
+// kNan false: the rows hold no NaN code, top = hi1 - 1 (saturating) is set at the end instead.
+template <int W, bool kNan = true>
 int64_t partition_ranges_w(const uint8_t* src, int64_t m, int f, int bin, bool nan_left, uint8_t* dst,
                            uint8_t* ranges) {
   constexpr int C = chunk_for(W), N = W / C;
@@ -155,12 +156,19 @@ int64_t partition_ranges_w(const uint8_t* src, int64_t m, int f, int bin, bool n
       const V vl = v[k] | ~ml, vr = v[k] | ml;  // 255 on the other side: no effect on the min
       lo[0][k] = vl < lo[0][k] ? vl : lo[0][k];
       lo[1][k] = vr < lo[1][k] ? vr : lo[1][k];
-      const V tl = v[k] & ml, tr = v[k] & ~ml, pl = p & ml, pr = p & ~ml;  // 0: no effect on the max
-      top[0][k] = tl > top[0][k] ? tl : top[0][k];
-      top[1][k] = tr > top[1][k] ? tr : top[1][k];
+      const V pl = p & ml, pr = p & ~ml;  // 0: no effect on the max
+      if constexpr (kNan) {
+        const V tl = v[k] & ml, tr = v[k] & ~ml;
+        top[0][k] = tl > top[0][k] ? tl : top[0][k];
+        top[1][k] = tr > top[1][k] ? tr : top[1][k];
+      }
       hi[0][k] = pl > hi[0][k] ? pl : hi[0][k];
       hi[1][k] = pr > hi[1][k] ? pr : hi[1][k];
     }
+  }
+  if constexpr (!kNan) {
+    for (int s = 0; s < 2; ++s)
+      for (int k = 0; k < N; ++k) top[s][k] = hi[s][k] - (hi[s][k] > 0 ? V{} + static_cast<uint8_t>(1) : V{});
   }
   for (int s = 0; s < 2; ++s) {
     std::memcpy(ranges + (3 * s) * W, lo[s], W);
@@ -197,6 +205,20 @@ int64_t partition_rows(const uint8_t* src, int64_t m, int W, int f, int bin, boo
 int64_t partition_ranges_rows(const uint8_t* src, int64_t m, int W, int f, int bin, bool nan_left, uint8_t* dst,
                               uint8_t* ranges) {
   FORGEML_ROW_WIDTHS(partition_ranges_w, src, m, f, bin, nan_left, dst, ranges);
+}
+
+int64_t partition_ranges_no_nan_rows(const uint8_t* src, int64_t m, int W, int f, int bin, bool nan_left, uint8_t* dst,
+                                     uint8_t* ranges) {
+  switch (W) {
+    case 16:
+      return partition_ranges_w<16, false>(src, m, f, bin, nan_left, dst, ranges);
+    case 32:
+      return partition_ranges_w<32, false>(src, m, f, bin, nan_left, dst, ranges);
+    case 64:
+      return partition_ranges_w<64, false>(src, m, f, bin, nan_left, dst, ranges);
+    default:
+      return partition_ranges_w<128, false>(src, m, f, bin, nan_left, dst, ranges);
+  }
 }
 
 #undef FORGEML_ROW_WIDTHS

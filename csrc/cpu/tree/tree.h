@@ -95,6 +95,9 @@ struct Data {
   // Optional, sparse X: its codes as entries (codes is then unused and may be null; not with
   // absolute_error). Trees equal the dense ones' (exactly with packed counts, else up to rounding).
   const SparseCodes* sparse = nullptr;
+  // Nonzero: every tree grown under this key has the same rows and weights (grow_forest without
+  // bootstrap sets a key of its own per call), so a thread may keep its packed root rows for them.
+  uint64_t same_rows = 0;
 };
 
 // One tree as flat arrays (node 0 is the root; feature -1 marks a leaf).

@@ -109,7 +109,7 @@ def tree_grow_forest(codes, y, weight, seeds, *, criterion="gini", n_classes=1, 
                      min_samples_split=2, min_samples_leaf=1, min_weight_fraction_leaf=0.0,
                      min_impurity_decrease=0.0, max_features=None, max_leaf_nodes=None, bootstrap=False,
                      n_draws=None, balanced_subsample=False, threads=None, hist_subtraction=True,
-                     monotonic_cst=None, random_split=False, sparse_entries=None):
+                     monotonic_cst=None, random_split=False, sparse_entries=None, edges=None):
     """Grow len(seeds) trees on binned data, in parallel over trees (each one seeded by its seed).
 
     codes (n, d) uint8; y (n) int class indices for gini/entropy, float targets for the regression
@@ -131,7 +131,10 @@ def tree_grow_forest(codes, y, weight, seeds, *, criterion="gini", n_classes=1, 
     are integer counts (classification, integer weights), else up to rounding in the last bits.
     Returns a dict of arrays concatenated over the trees:
     offsets (T+1), depth (T), feature, left, right (tree-local ids, -1 at leaves), thr_bin,
-    nan_left, impurity, weighted_n, n_samples, value (nodes, k * (n_classes or 1))."""
+    nan_left, impurity, weighted_n, n_samples, value (nodes, k * (n_classes or 1)).
+    With edges ((d, 256) float32, tree_bin_edges'), the fields come as tree._tree.Forest keeps
+    them, each written once: feature, left, right intp (feature -2 at leaves) and threshold
+    float64 (edges[feature, thr_bin], -2 at leaves) instead of thr_bin."""
     if criterion not in CRITERIA:
         raise ValueError(f"criterion: expected one of {sorted(CRITERIA)}, got {criterion!r}")
     sparse_codes = None
@@ -193,6 +196,10 @@ def tree_grow_forest(codes, y, weight, seeds, *, criterion="gini", n_classes=1, 
         params["entry_feature"] = np.ascontiguousarray(sparse_entries[1], dtype=np.int32)
     if sparse_codes is not None:
         params["sparse_codes"] = sparse_codes.arrays
+    if edges is not None:
+        edges = as_array(edges, "edges", dtype=np.float32, ndim=2)
+        check_shape(edges, "edges", (d, 256))
+        params["edges"] = edges
     return _cpu.tree_grow_forest(codes, y_class, y_reg, weight, seeds, params)
 
 

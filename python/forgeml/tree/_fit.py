@@ -224,7 +224,7 @@ def grow(est, X, y_enc, weight, *, criterion, n_classes, seeds, max_features, bo
         min_impurity_decrease=est.min_impurity_decrease, max_features=max_features,
         max_leaf_nodes=est.max_leaf_nodes, bootstrap=bootstrap, n_draws=n_draws,
         balanced_subsample=balanced_subsample, threads=threads, monotonic_cst=monotonic_for(est, X.shape[1]),
-        random_split=getattr(est, "splitter", "best") == "random", **sparse_kw)
+        random_split=getattr(est, "splitter", "best") == "random", edges=edges, **sparse_kw)
     return Forest(grown, edges, X.shape[1], 1 if np.ndim(y_enc) == 1 else np.shape(y_enc)[1])
 
 

@@ -34,12 +34,30 @@ class Forest:
     n_outputs = 1  # forests pickled before multi-output support
 
     def __init__(self, grown: dict, edges: np.ndarray, n_features: int, n_outputs: int = 1):
-        # Millions of nodes for a large forest: each field is made with as few full-size
-        # temporaries as possible (fresh pages cost more than the arithmetic on them).
-        feat = np.asarray(grown["feature"])
-        leaf = feat < 0
         self.offsets = grown["offsets"]
         self.depth = grown["depth"]
+        if "threshold" in grown:  # grown with edges: the fields in their final dtypes, kept as they are
+            self.feature = grown["feature"]
+            self.threshold = grown["threshold"]
+            self.children_left = grown["left"]
+            self.children_right = grown["right"]
+        else:
+            self._final_fields(grown, edges)
+        self.missing_go_to_left = np.asarray(grown["nan_left"]).astype(np.uint8, copy=False)
+        self.impurity = grown["impurity"]
+        self.n_node_samples = grown["n_samples"]
+        self.weighted_n_node_samples = grown["weighted_n"]
+        self.value = grown["value"]
+        self.n_features = n_features
+        self.n_outputs = n_outputs
+        self._pack()
+
+    def _final_fields(self, grown: dict, edges: np.ndarray):
+        """feature / threshold / children from the grower's int32 fields and thr_bin. Millions of
+        nodes for a large forest: each field is made with as few full-size temporaries as possible
+        (fresh pages cost more than the arithmetic on them)."""
+        feat = np.asarray(grown["feature"])
+        leaf = feat < 0
         self.feature = feat.astype(np.intp)
         self.feature[leaf] = TREE_UNDEFINED
         edges = np.asarray(edges)
@@ -54,14 +72,6 @@ class Forest:
         self.threshold = thr
         self.children_left = grown["left"].astype(np.intp)
         self.children_right = grown["right"].astype(np.intp)
-        self.missing_go_to_left = np.asarray(grown["nan_left"]).astype(np.uint8, copy=False)
-        self.impurity = grown["impurity"]
-        self.n_node_samples = grown["n_samples"]
-        self.weighted_n_node_samples = grown["weighted_n"]
-        self.value = grown["value"]
-        self.n_features = n_features
-        self.n_outputs = n_outputs
-        self._pack()
 
     @classmethod
     def from_trees(cls, trees: list, depths, n_features: int, n_outputs: int = 1) -> "Forest":
