@@ -158,17 +158,13 @@ void pack_a_bf16_rows(const LowpKernels& k, bool ta, int64_t K, const float* A, 
   }
 }
 
-// Panels of packed B per thread chunk: at least 64 KiB each, so a B of a few panels (a network layer's
-// weights) is split over the threads instead of packed by one while the others wait.
-int64_t pack_grain(int64_t words_per_panel) { return std::max<int64_t>(1, (int64_t{16} << 10) / words_per_panel); }
-
 // op(B) (K, N) -> NR-column panels of bf16 pairs per depth block (lowp.h), padded with zeros.
 void pack_b_bf16(const LowpKernels& k, bool tb, int64_t K, int64_t N, const float* B, int64_t ldb, uint32_t* bp,
                  int max_threads) {
   const int64_t Kg = (K + 1) / 2, nr = k.nr, npad = (N + nr - 1) / nr * nr;
   auto pair = [](float lo, float hi) { return bf16_bits(lo) | bf16_bits(hi) << 16; };
   static const float zeros[64] = {};
-  parallel_for(npad / nr, pack_grain(Kg * nr), [&](int64_t p0, int64_t p1) {
+  parallel_for(npad / nr, 4, [&](int64_t p0, int64_t p1) {
     for (int64_t pc = 0; pc < Kg; pc += k.kcg) {
       const int64_t kc = std::min<int64_t>(k.kcg, Kg - pc);
       for (int64_t p = p0; p < p1; ++p) {
@@ -252,7 +248,7 @@ void pack_b_int8(const LowpKernels& k, int64_t K, int64_t N, const int8_t* B, in
                  int max_threads) {
   const int64_t Kg = (K + 3) / 4, nr = k.nr, npad = (N + nr - 1) / nr * nr;
   const int64_t panels = npad / nr;
-  parallel_for(panels, detail::pack_grain(Kg * nr), [&](int64_t p0, int64_t p1) {
+  parallel_for(panels, 4, [&](int64_t p0, int64_t p1) {
     for (int64_t pc = 0; pc < Kg; pc += k.kcg) {
       const int64_t kc = std::min<int64_t>(k.kcg, Kg - pc);
       for (int64_t p = p0; p < p1; ++p) {
