@@ -120,15 +120,8 @@ __global__ void __launch_bounds__(kMmaThreads)
     }
     __syncthreads();
   }
-#pragma unroll
-  for (int mt = 0; mt < 2; ++mt)
-#pragma unroll
-    for (int nt = 0; nt < 4; ++nt)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int64_t row = m0 + wm + 16 * mt + g + 8 * (e >> 1), col = n0 + wn + 8 * nt + 2 * t + (e & 1);
-        if (row < M && col < N) C[row * ldc + col] = epilogue(row, col, acc[mt][nt][e]);
-      }
+  for_each_warp_output(acc, m0 + wm, n0 + wn, M, N,
+                       [&](int64_t row, int64_t col, float v) { C[row * ldc + col] = epilogue(row, col, v); });
 }
 
 // grid (ceil(N / 64), ceil(M / 64)), block 256. Shared tiles hold 4 consecutive k per int.
@@ -245,17 +238,9 @@ __global__ void __launch_bounds__(kMmaThreads)
     }
     __syncthreads();
   }
-#pragma unroll
-  for (int mt = 0; mt < 2; ++mt)
-#pragma unroll
-    for (int nt = 0; nt < 4; ++nt)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int64_t row = m0 + wm + 16 * mt + g + 8 * (e >> 1), col = n0 + wn + 8 * nt + 2 * t + (e & 1);
-        if (row < M && col < N)
-          C[row * ldc + col] =
-              epilogue(row, col, static_cast<float>(acc[mt][nt][e]) * (a_scale[row] * b_scale[col]));
-      }
+  for_each_warp_output(acc, m0 + wm, n0 + wn, M, N, [&](int64_t row, int64_t col, int v) {
+    C[row * ldc + col] = epilogue(row, col, static_cast<float>(v) * (a_scale[row] * b_scale[col]));
+  });
 }
 
 }  // namespace forgeml::cuda

@@ -85,4 +85,21 @@ __device__ __forceinline__ void mma_s8_m16n8k16(int (&d)[4], const uint32_t (&a)
 #endif
 }
 
+// put(row, col, value) for each of this lane's accumulators of a warp's 32 x 32 corner at (r0, c0):
+// 2 x 4 products of 16 x 8 in the layout above, those inside M x N.
+template <class T, class Put>
+__device__ __forceinline__ void for_each_warp_output(const T (&acc)[2][4][4], int64_t r0, int64_t c0, int64_t M,
+                                                     int64_t N, Put&& put) {
+  const int lane = static_cast<int>(threadIdx.x % 32), g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int64_t row = r0 + 16 * mt + g + 8 * (e >> 1), col = c0 + 8 * nt + 2 * t + (e & 1);
+        if (row < M && col < N) put(row, col, acc[mt][nt][e]);
+      }
+}
+
 }  // namespace forgeml::cuda
