@@ -16,11 +16,9 @@ GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
 
 
 @pytest.fixture
-def parts(request):
-    old = rnn_mod._FORCE_PARTS
-    rnn_mod._FORCE_PARTS = request.param
-    yield request.param
-    rnn_mod._FORCE_PARTS = old
+def parts(request, monkeypatch):
+    monkeypatch.setattr(rnn_mod, "_FORCE_PARTS", request.param)
+    return request.param
 
 
 # ---------------------------------------------------------------- float64 references
@@ -345,11 +343,9 @@ def test_gru_rejects_reset_before_bias_and_bad_activation():
 
 
 @pytest.fixture
-def lstm_rows(request):
-    old = rnn_mod._FORCE_LSTM_ROWS
-    rnn_mod._FORCE_LSTM_ROWS = request.param
-    yield request.param
-    rnn_mod._FORCE_LSTM_ROWS = old
+def lstm_rows(request, monkeypatch):
+    monkeypatch.setattr(rnn_mod, "_FORCE_LSTM_ROWS", request.param)
+    return request.param
 
 
 @pytest.mark.parametrize("lstm_rows", [1, 0], indirect=True, ids=["rows", "units"])

@@ -26,11 +26,9 @@ def mm_f32(a, b):
 
 
 @pytest.fixture
-def parts(request):
-    old = rnn_mod._FORCE_PARTS
-    rnn_mod._FORCE_PARTS = request.param
-    yield request.param
-    rnn_mod._FORCE_PARTS = old
+def parts(request, monkeypatch):
+    monkeypatch.setattr(rnn_mod, "_FORCE_PARTS", request.param)
+    return request.param
 
 
 # ---------------------------------------------------------------- float64 references, bf16 products
