@@ -8,12 +8,7 @@ namespace forgeml::cuda {
 constexpr int kLowpBM = 64, kLowpBN = 64, kLowpBK = 32, kLowpThreads = 256;
 
 // float32 rounded to the nearest bf16 (ties to even), returned as a float32; NaN stays NaN.
-__device__ __forceinline__ float round_bf16(float x) {
-  uint32_t u = __float_as_uint(x);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return x;
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return __uint_as_float(u & 0xffff0000u);
-}
+__device__ __forceinline__ float round_bf16(float x) { return bf16_lo(bf16_bits(x)); }
 
 // ---------------------------------------------------------------- kernels
 
