@@ -31,7 +31,7 @@ int64_t partition_ranges_64(const uint8_t* src, int64_t m, int f, int bin, bool 
   for (int64_t i = 0; i < m; ++i) {
     const __m512i v = _mm512_loadu_si512(src + i * 64);
     const uint32_t c = src[i * 64 + f];
-    const int64_t left = ((c - b1) >> 31) | ((((c ^ 255u) - 1) >> 31) & nan_goes);
+    const int64_t left = goes_left(c, b1, nan_goes);
     const int64_t r = m - 1 - nr;
     _mm512_storeu_si512(dst + (r + ((nl - r) & -left)) * 64, v);
     nl += left;

@@ -102,6 +102,12 @@ void count_w(const uint8_t* rows, int64_t m, int cls_at, int K, const uint8_t* t
   }
 }
 
+// 1 when a row whose code is c goes left of the split (c <= bin, with b1 = bin + 1; a NaN code
+// 255 goes left when nan_goes), else 0: from sign bits, no branch.
+inline int64_t goes_left(uint32_t c, uint32_t b1, uint32_t nan_goes) {
+  return ((c - b1) >> 31) | ((((c ^ 255u) - 1) >> 31) & nan_goes);
+}
+
 template <int W>
 int64_t partition_w(const uint8_t* src, int64_t m, int f, int bin, bool nan_left, uint8_t* dst) {
   constexpr int C = chunk_for(W), N = W / C;
@@ -112,8 +118,7 @@ int64_t partition_w(const uint8_t* src, int64_t m, int f, int bin, bool nan_left
     V v[N];
     std::memcpy(v, src + i * W, W);
     const uint32_t c = src[i * W + f];
-    // sign bits: c <= bin (c - (bin + 1) < 0), c == 255 ((c ^ 255) - 1 < 0)
-    const int64_t left = ((c - b1) >> 31) | ((((c ^ 255u) - 1) >> 31) & nan_goes);
+    const int64_t left = goes_left(c, b1, nan_goes);
     const int64_t r = m - 1 - nr;
     std::memcpy(dst + (r + ((nl - r) & -left)) * W, v, W);
     nl += left;
@@ -145,7 +150,7 @@ int64_t partition_ranges_w(const uint8_t* src, int64_t m, int f, int bin, bool n
     V v[N];
     std::memcpy(v, src + i * W, W);
     const uint32_t c = src[i * W + f];
-    const int64_t left = ((c - b1) >> 31) | ((((c ^ 255u) - 1) >> 31) & nan_goes);
+    const int64_t left = goes_left(c, b1, nan_goes);
     const int64_t r = m - 1 - nr;
     std::memcpy(dst + (r + ((nl - r) & -left)) * W, v, W);
     nl += left;
