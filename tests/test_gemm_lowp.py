@@ -236,6 +236,30 @@ def test_bf16_rounding_of_special_values_through_an_identity_product(isa, rng):
 
 
 @pytest.mark.parametrize("threads", [1, 2])
+def test_bf16_rounding_of_special_values_in_b(isa, rng, restore_threads, threads):
+    """B's packing rounds as A's conversion does: an identity A returns each rounded B value, over
+    an odd depth (the last pair's zero half), ten panels and a padded last one (300 columns, split
+    over two threads), with ties, specials and denormals (itself or zero) in several panels; NaN
+    and infinity spread through their column, as through A's rows."""
+    forgeml.set_num_threads(threads)
+    k, n = 71, 300
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    ties = b[0].view(np.uint32)
+    ties[:] = (ties & 0xFFFF0000) | 0x8000
+    b[1, 40:48] = np.array([0.0, -0.0, 3.3e38, -3.38e38, 1.1754942e-38, 2.0, -1.5, 1e-30], np.float32)
+    b[2, 250:254] = np.array([1e-40, -1e-40, 1e-45, -3e-39], np.float32)
+    b[k - 1, 100], b[3, 43] = np.nan, -3.4e38  # the last rounds to -inf
+    c = matmul(np.eye(k, dtype=np.float32), b, precision="bf16")
+    want = bf16(b).astype(np.float32)
+    bad = ~np.isfinite(want).all(axis=0)  # NaN / infinity spread through their column (times zero)
+    assert set(np.flatnonzero(bad)) == {43, 100} and not np.isfinite(c[:, bad]).any()
+    c, want = c[:, ~bad], want[:, ~bad]
+    np.testing.assert_array_equal(np.delete(c, 2, axis=0), np.delete(want, 2, axis=0))
+    assert np.all((c[2] == want[2]) | (c[2] == 0))
+    np.testing.assert_array_equal(c[2, :240], want[2, :240])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("row", [0, 1499, 2999])
 def test_int8_dynamic_rows_with_nan_raise_naming_the_row(rng, restore_threads, threads, row):
     """The rows of a float A are quantized inside the GEMM's parallel region (each thread its own

@@ -43,8 +43,10 @@ struct LowpKernels {
   // scales and relu / no activation the epilogue is monotonic, so this is exactly the maximum of
   // the 4 epilogue rows. One depth block only (no accumulate).
   LowpKernel pool4[2][4] = {};
-  // bf16 only: dst[j] = bf16(lo[j]) | bf16(hi[j]) << 16 for j < n (packs B rows, converts A)
-  void (*pair_bf16)(const float* lo, const float* hi, uint32_t* dst, int64_t n) = nullptr;
+  // bf16 only: for j < n, word j % nr of panel j / nr (panels panel_stride words apart) =
+  // bf16(lo[j]) | bf16(hi[j]) << 16: two rows of B into their panels (nr a multiple of 16)
+  void (*pair_bf16)(const float* lo, const float* hi, uint32_t* dst, int64_t n, int64_t nr,
+                    int64_t panel_stride) = nullptr;
   // bf16 only: dst[j] = bf16(src[j]) for j < n (a row-major A's row is already in group order)
   void (*row_bf16)(const float* src, uint16_t* dst, int64_t n) = nullptr;
   // int8 only: q[k] = clamp(rint(x[k] / s)) for the row's s = max|x| / 127 (1 when all zero);
@@ -54,7 +56,7 @@ struct LowpKernels {
 
 float quantize_row_scalar(const float* x, int64_t n, int8_t* q);
 
-void pair_bf16_scalar(const float* lo, const float* hi, uint32_t* dst, int64_t n);
+void pair_bf16_scalar(const float* lo, const float* hi, uint32_t* dst, int64_t n, int64_t nr, int64_t panel_stride);
 void row_bf16_scalar(const float* src, uint16_t* dst, int64_t n);
 
 // kind: 0 = bf16, 1 = int8. isa != reference; falls back to portable where the CPU lacks the

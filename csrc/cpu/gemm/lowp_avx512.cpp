@@ -164,16 +164,6 @@ __m512i bf16_round(__m512 x) {
   return _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
 }
 
-void pair_bf16_avx512(const float* lo, const float* hi, uint32_t* dst, int64_t n) {
-  int64_t j = 0;
-  for (; j + 16 <= n; j += 16) {
-    const __m512i w = _mm512_or_si512(bf16_round(_mm512_loadu_ps(lo + j)),
-                                      _mm512_slli_epi32(bf16_round(_mm512_loadu_ps(hi + j)), 16));
-    _mm512_storeu_si512(dst + j, w);
-  }
-  if (j < n) pair_bf16_scalar(lo + j, hi + j, dst + j, n - j);
-}
-
 // vcvtne2ps2bf16 rounds 32 values per instruction as bf16_round does (nearest even, NaN made
 // quiet), except that it reads denormal inputs as zero, while the rounding may carry one up to
 // the smallest normal bf16: a block holding a denormal takes bf16_round instead.
@@ -181,6 +171,24 @@ bool has_denormal(__m512 x) {
   const __m512i u = _mm512_castps_si512(x);
   return _mm512_testn_epi32_mask(u, _mm512_set1_epi32(0x7f800000)) &
          _mm512_test_epi32_mask(u, _mm512_set1_epi32(0x007fffff));
+}
+
+// One vcvtne2ps2bf16 rounds lo and hi into a word vector (lo in words 0-15, hi in 16-31) and one
+// vpermw interleaves them into pairs; a block holding a denormal takes bf16_round (see above).
+void pair_bf16_avx512(const float* lo, const float* hi, uint32_t* dst, int64_t n, int64_t nr, int64_t panel_stride) {
+  alignas(64) static constexpr uint16_t kInterleave[32] = {0,  16, 1,  17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
+                                                           8,  24, 9,  25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  const __m512i interleave = _mm512_load_si512(kInterleave);
+  int64_t j = 0, col = 0;  // col: j's word within the panel at dst
+  for (; j + 16 <= n; j += 16) {
+    const __m512 l = _mm512_loadu_ps(lo + j), h = _mm512_loadu_ps(hi + j);
+    const __m512i w = has_denormal(l) || has_denormal(h)
+                          ? _mm512_or_si512(bf16_round(l), _mm512_slli_epi32(bf16_round(h), 16))
+                          : _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(h, l));
+    _mm512_storeu_si512(dst + col, w);
+    if ((col += 16) == nr) col = 0, dst += panel_stride;
+  }
+  if (j < n) pair_bf16_scalar(lo + j, hi + j, dst + col, n - j, nr, panel_stride);
 }
 
 void row_bf16_avx512(const float* src, uint16_t* dst, int64_t n) {

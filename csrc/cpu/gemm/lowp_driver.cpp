@@ -13,6 +13,7 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <vector>
 
 #include "cpu/gemm/kernels.h"
 #include "cpu/gemm/lowp.h"
@@ -163,32 +164,33 @@ void pack_b_bf16(const LowpKernels& k, bool tb, int64_t K, int64_t N, const floa
                  int max_threads) {
   const int64_t Kg = (K + 1) / 2, nr = k.nr, npad = (N + nr - 1) / nr * nr;
   auto pair = [](float lo, float hi) { return bf16_bits(lo) | bf16_bits(hi) << 16; };
-  static const float zeros[64] = {};
+  const std::vector<float> zeros(!tb && K % 2 ? N : 0);  // the odd K's last group pairs with zero
   parallel_for(npad / nr, 4, [&](int64_t p0, int64_t p1) {
     for (int64_t pc = 0; pc < Kg; pc += k.kcg) {
       const int64_t kc = std::min<int64_t>(k.kcg, Kg - pc);
-      for (int64_t p = p0; p < p1; ++p) {
+      if (!tb) {  // two rows of B per group, read along the rows into the thread's panels
+        const int64_t j0 = p0 * nr, nn = std::min(N, p1 * nr) - j0, pad = p1 * nr - j0 - nn;
+        uint32_t* d = bp + pc * npad + p0 * nr * kc;
+        uint32_t* last = d + (p1 - 1 - p0) * nr * kc;
+        for (int64_t g = 0; g < kc; ++g) {
+          const int64_t k0 = 2 * (pc + g);
+          const float* lo = B + k0 * ldb + j0;
+          k.pair_bf16(lo, k0 + 1 < K ? lo + ldb : zeros.data() + j0, d + g * nr, nn, nr, nr * kc);
+          std::fill_n(last + g * nr + nr - pad, pad, 0u);
+        }
+        continue;
+      }
+      for (int64_t p = p0; p < p1; ++p) {  // B is (N, K): one row of B per column of the panel
         uint32_t* d = bp + pc * npad + p * nr * kc;
         const int64_t j0 = p * nr, nn = std::min<int64_t>(nr, N - j0);
-        if (!tb) {  // two rows of B per group, contiguous along the panel's columns
-          for (int64_t g = 0; g < kc; ++g) {
-            const int64_t k0 = 2 * (pc + g);
-            const float* lo = B + k0 * ldb + j0;
-            const float* hi = k0 + 1 < K ? lo + ldb : zeros;
-            uint32_t* dd = d + g * nr;
-            k.pair_bf16(lo, hi, dd, nn);
-            for (int64_t jj = nn; jj < nr; ++jj) dd[jj] = 0;
+        for (int64_t jj = 0; jj < nr; ++jj) {
+          if (jj >= nn) {
+            for (int64_t g = 0; g < kc; ++g) d[g * nr + jj] = 0u;
+            continue;
           }
-        } else {  // B is (N, K): one row of B per column of the panel
-          for (int64_t jj = 0; jj < nr; ++jj) {
-            if (jj >= nn) {
-              for (int64_t g = 0; g < kc; ++g) d[g * nr + jj] = 0u;
-              continue;
-            }
-            const float* src = B + (j0 + jj) * ldb + 2 * pc;
-            for (int64_t g = 0; g < kc; ++g)
-              d[g * nr + jj] = pair(src[2 * g], 2 * (pc + g) + 1 < K ? src[2 * g + 1] : 0.f);
-          }
+          const float* src = B + (j0 + jj) * ldb + 2 * pc;
+          for (int64_t g = 0; g < kc; ++g)
+            d[g * nr + jj] = pair(src[2 * g], 2 * (pc + g) + 1 < K ? src[2 * g + 1] : 0.f);
         }
       }
     }

@@ -61,8 +61,9 @@ void fill_int8(LowpKernels& k, std::integer_sequence<int, I...>) {
 
 }  // namespace
 
-void pair_bf16_scalar(const float* lo, const float* hi, uint32_t* dst, int64_t n) {
-  for (int64_t j = 0; j < n; ++j) dst[j] = bf16_bits(lo[j]) | bf16_bits(hi[j]) << 16;
+void pair_bf16_scalar(const float* lo, const float* hi, uint32_t* dst, int64_t n, int64_t nr, int64_t panel_stride) {
+  for (int64_t j0 = 0; j0 < n; j0 += nr, dst += panel_stride)
+    for (int64_t j = j0; j < std::min(n, j0 + nr); ++j) dst[j - j0] = bf16_bits(lo[j]) | bf16_bits(hi[j]) << 16;
 }
 
 void row_bf16_scalar(const float* src, uint16_t* dst, int64_t n) {
