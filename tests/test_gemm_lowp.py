@@ -29,6 +29,7 @@ SHAPES = [
     (31, 95, 66),
     (50, 130, 1031),
     (3, 40, 2101),
+    (14, 37, 2047),  # bf16 rows 4 KiB apart: stored with a padded stride
 ]
 
 

@@ -59,12 +59,13 @@ void gemm_bf16_packed(int64_t M, const float* A, int64_t lda, const PackedBf16& 
   const detail::LowpKernels& k = detail::lowp_kernels_for(B.isa(), 0);
   max_threads = detail::lowp_threads(M, N, K, max_threads);
   const int64_t Kg = (K + 1) / 2, npad = (N + k.nr - 1) / k.nr * k.nr;
-  detail::Words a(static_cast<size_t>(M * Kg));
+  const int64_t as = detail::padded_rows(Kg);
+  detail::Words a(static_cast<size_t>(M * as));
   detail::Lowp L{
-      &k,        &detail::kernel_for(B.isa()), M, N, Kg, npad, a.get(), bw, nullptr, nullptr, nullptr, C, ldc, &ep,
-      accumulate};
+      &k, &detail::kernel_for(B.isa()), M, N, Kg, npad, a.get(), bw, nullptr, nullptr, nullptr, C, ldc, &ep, accumulate,
+      as};
   uint32_t* ap = a.get();
-  auto convert = [&](int64_t r0, int64_t r1) { detail::pack_a_bf16_rows(k, false, K, A, lda, ap, r0, r1); };
+  auto convert = [&](int64_t r0, int64_t r1) { detail::pack_a_bf16_rows(k, false, K, A, lda, ap, as, r0, r1); };
   detail::lowp_run(L, max_threads, detail::row_prep(convert));
 }
 

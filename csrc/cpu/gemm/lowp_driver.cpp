@@ -65,7 +65,7 @@ void lowp_block(const Lowp& L, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
           if (L.row_scale) t = LowpTile{L.row_scale + ir, L.col_scale + j0, L.corr + (pc / k.kcg) * L.npad + j0};
           if (fused && last) t.bias = ep.bias ? ep.bias + j0 : nullptr, t.relu = ep.act == Activation::relu;
           float* c = L.C + ir * L.ldc + j0;
-          k.tile[2 * n <= nr][m](kc, L.a + ir * L.Kg + pc, L.Kg, L.b + pc * L.npad + p * nr * kc, c, L.ldc,
+          k.tile[2 * n <= nr][m](kc, L.a + ir * L.a_stride() + pc, L.a_stride(), L.b + pc * L.npad + p * nr * kc, c, L.ldc,
                                  pc > 0 || L.accumulate, t, m, n);
           if (last) {
             if (!fused && (ep.bias || ep.act != Activation::none))
@@ -107,7 +107,7 @@ void lowp_run(const Lowp& L, int max_threads, RowPrep prep) {
   const int64_t panels = L.npad / k.nr;
   int64_t chunk_rows = std::max<int64_t>(k.mr, static_cast<int64_t>(kInterruptFlops / flops_per_row) / k.mr * k.mr);
   const bool small_b = L.Kg * L.npad * 4 <= kSmallBBytes;
-  const int64_t prep_rows = small_b ? std::max<int64_t>(k.mr, kPrepBytes / (4 * L.Kg) / k.mr * k.mr) : chunk_rows;
+  const int64_t prep_rows = small_b ? std::max<int64_t>(k.mr, kPrepBytes / (4 * L.a_stride()) / k.mr * k.mr) : chunk_rows;
   for (int64_t r0 = 0; r0 < L.M; r0 += chunk_rows) {
     if (r0 > 0) check_interrupt();
     const int64_t r1 = std::min(L.M, r0 + chunk_rows);
@@ -144,12 +144,12 @@ void epilogue_all(const Epilogue& ep, float* C, int64_t ldc, int64_t M, int64_t 
 }
 
 // Rows [r0, r1) of op(A) (M, K) -> rows of Kg = ceil(K / 2) bf16 pairs (the odd tail paired with zero).
-void pack_a_bf16_rows(const LowpKernels& k, bool ta, int64_t K, const float* A, int64_t lda, uint32_t* ap, int64_t r0,
-                      int64_t r1) {
+void pack_a_bf16_rows(const LowpKernels& k, bool ta, int64_t K, const float* A, int64_t lda, uint32_t* ap,
+                      int64_t ap_stride, int64_t r0, int64_t r1) {
   const int64_t Kg = (K + 1) / 2;
   auto pair = [](float lo, float hi) { return bf16_bits(lo) | bf16_bits(hi) << 16; };
   for (int64_t i = r0; i < r1; ++i) {
-    uint32_t* d = ap + i * Kg;
+    uint32_t* d = ap + i * ap_stride;
     if (!ta) {
       k.row_bf16(A + i * lda, reinterpret_cast<uint16_t*>(d), 2 * (K / 2));
     } else {
@@ -232,12 +232,14 @@ void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A
   const LowpKernels& k = detail::lowp_kernels_for(isa, 0);
   max_threads = lowp_threads(M, N, K, max_threads);
   const int64_t Kg = (K + 1) / 2, nr = k.nr, npad = (N + nr - 1) / nr * nr;
-  Words a(static_cast<size_t>(M * Kg)), b(static_cast<size_t>(Kg * npad));
+  const int64_t as = detail::padded_rows(Kg);
+  Words a(static_cast<size_t>(M * as)), b(static_cast<size_t>(Kg * npad));
   uint32_t* ap = a.get();
   uint32_t* bp = b.get();
   detail::pack_b_bf16(k, tb, K, N, B, ldb, bp, max_threads);
   Lowp L{&k, &detail::kernel_for(isa), M, N, Kg, npad, ap, bp, nullptr, nullptr, nullptr, C, ldc, &ep};
-  auto convert = [&](int64_t r0, int64_t r1) { detail::pack_a_bf16_rows(k, ta, K, A, lda, ap, r0, r1); };
+  L.lda = as;
+  auto convert = [&](int64_t r0, int64_t r1) { detail::pack_a_bf16_rows(k, ta, K, A, lda, ap, as, r0, r1); };
   lowp_run(L, max_threads, detail::row_prep(convert));
 }
 
