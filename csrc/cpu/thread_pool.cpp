@@ -50,13 +50,6 @@ class InParallel {
   bool prev_;
 };
 
-inline void cpu_relax() {
-#if defined(__x86_64__)
-  _mm_pause();
-#else
-  std::this_thread::yield();
-#endif
-}
 
 int read_spin_microseconds() {
   const char* env = std::getenv("FORGEML_SPIN_US");

@@ -100,7 +100,7 @@ constexpr double kInterruptFlops = 4e9;
 constexpr int64_t kPrepBytes = int64_t{256} << 10;    // A rows filled per block inside the run
 constexpr int64_t kSmallBBytes = int64_t{512} << 10;  // B read again per block only when this small
 
-void lowp_run(const Lowp& L, int max_threads, RowPrep prep) {
+void lowp_run(const Lowp& L, int max_threads, RowPrep prep, PanelPack pack) {
   const LowpKernels& k = *L.kern;
   const double flops_per_row = 2.0 * L.N * L.Kg;
   const int t = max_threads;  // from lowp_threads
@@ -108,23 +108,48 @@ void lowp_run(const Lowp& L, int max_threads, RowPrep prep) {
   int64_t chunk_rows = std::max<int64_t>(k.mr, static_cast<int64_t>(kInterruptFlops / flops_per_row) / k.mr * k.mr);
   const bool small_b = L.Kg * L.npad * 4 <= kSmallBBytes;
   const int64_t prep_rows = small_b ? std::max<int64_t>(k.mr, kPrepBytes / (4 * L.a_stride()) / k.mr * k.mr) : chunk_rows;
+  auto rows = [&](int64_t m0, int64_t m1) {
+    if (!prep.fn) return lowp_block(L, m0, m1, 0, panels);
+    for (int64_t s0 = m0; s0 < m1; s0 += prep_rows) {
+      const int64_t s1 = std::min(m1, s0 + prep_rows);
+      prep.fn(prep.ctx, s0, s1);
+      lowp_block(L, s0, s1, 0, panels);
+    }
+  };
   for (int64_t r0 = 0; r0 < L.M; r0 += chunk_rows) {
     if (r0 > 0) check_interrupt();
     const int64_t r1 = std::min(L.M, r0 + chunk_rows);
     const int64_t row_units = (r1 - r0 + k.mr - 1) / k.mr;
+    const bool packing = pack.fn && r0 == 0;
     if (row_units >= panels || t == 1) {
-      parallel_for(row_units, 1, [&](int64_t b, int64_t e) {
-        const int64_t m0 = r0 + b * k.mr, m1 = std::min(r1, r0 + e * k.mr);
-        if (!prep.fn) return lowp_block(L, m0, m1, 0, panels);
-        for (int64_t s0 = m0; s0 < m1; s0 += prep_rows) {
-          const int64_t s1 = std::min(m1, s0 + prep_rows);
-          prep.fn(prep.ctx, s0, s1);
-          lowp_block(L, s0, s1, 0, panels);
+      const int threads = static_cast<int>(std::min<int64_t>(t, row_units));
+      if (threads <= 1 || in_parallel()) {
+        if (packing) pack.fn(pack.ctx, 0, panels);
+        rows(r0, r1);
+        continue;
+      }
+      // One parallel call for both passes: B's panels are claimed one by one, and a thread that
+      // finds none left waits for the claimed ones to finish (never for a thread to start), then
+      // the row chunks are claimed as in parallel_for.
+      const int64_t chunks = std::min<int64_t>(row_units, threads * kChunksPerThread);
+      std::atomic<int64_t> next_panel{0}, packed{0}, next_chunk{0};
+      parallel_run(threads, [&](int, int) {
+        if (packing) {
+          for (int64_t p; (p = next_panel.fetch_add(1, std::memory_order_relaxed)) < panels;) {
+            pack.fn(pack.ctx, p, p + 1);
+            packed.fetch_add(1, std::memory_order_release);
+          }
+          while (packed.load(std::memory_order_acquire) < panels) cpu_relax();
         }
-      }, t);
+        for (int64_t c; (c = next_chunk.fetch_add(1, std::memory_order_relaxed)) < chunks;)
+          rows(r0 + row_units * c / chunks * k.mr, std::min(r1, r0 + row_units * (c + 1) / chunks * k.mr));
+      });
     } else {
       if (prep.fn) parallel_for(r1 - r0, 64, [&](int64_t b, int64_t e) { prep.fn(prep.ctx, r0 + b, r0 + e); }, t);
-      parallel_for(panels, 1, [&](int64_t b, int64_t e) { lowp_block(L, r0, r1, b, e); }, t);
+      parallel_for(panels, 1, [&](int64_t b, int64_t e) {
+        if (packing) pack.fn(pack.ctx, b, e);  // a chunk's own panels
+        lowp_block(L, r0, r1, b, e);
+      }, t);
     }
   }
 }
@@ -159,41 +184,51 @@ void pack_a_bf16_rows(const LowpKernels& k, bool ta, int64_t K, const float* A, 
   }
 }
 
-// op(B) (K, N) -> NR-column panels of bf16 pairs per depth block (lowp.h), padded with zeros.
-void pack_b_bf16(const LowpKernels& k, bool tb, int64_t K, int64_t N, const float* B, int64_t ldb, uint32_t* bp,
-                 int max_threads) {
+// Panels [p0, p1) of op(B) (K, N) -> NR-column panels of bf16 pairs per depth block (lowp.h),
+// padded with zeros.
+void pack_b_bf16_panels(const LowpKernels& k, bool tb, int64_t K, int64_t N, const float* B, int64_t ldb, uint32_t* bp,
+                        int64_t p0, int64_t p1) {
   const int64_t Kg = (K + 1) / 2, nr = k.nr, npad = (N + nr - 1) / nr * nr;
   auto pair = [](float lo, float hi) { return bf16_bits(lo) | bf16_bits(hi) << 16; };
-  const std::vector<float> zeros(!tb && K % 2 ? N : 0);  // the odd K's last group pairs with zero
-  parallel_for(npad / nr, 4, [&](int64_t p0, int64_t p1) {
-    for (int64_t pc = 0; pc < Kg; pc += k.kcg) {
-      const int64_t kc = std::min<int64_t>(k.kcg, Kg - pc);
-      if (!tb) {  // two rows of B per group, read along the rows into the thread's panels
-        const int64_t j0 = p0 * nr, nn = std::min(N, p1 * nr) - j0, pad = p1 * nr - j0 - nn;
-        uint32_t* d = bp + pc * npad + p0 * nr * kc;
-        uint32_t* last = d + (p1 - 1 - p0) * nr * kc;
-        for (int64_t g = 0; g < kc; ++g) {
-          const int64_t k0 = 2 * (pc + g);
-          const float* lo = B + k0 * ldb + j0;
-          k.pair_bf16(lo, k0 + 1 < K ? lo + ldb : zeros.data() + j0, d + g * nr, nn, nr, nr * kc);
-          std::fill_n(last + g * nr + nr - pad, pad, 0u);
+  for (int64_t pc = 0; pc < Kg; pc += k.kcg) {
+    const int64_t kc = std::min<int64_t>(k.kcg, Kg - pc);
+    if (!tb) {  // two rows of B per group, read along the rows into the panels
+      const int64_t j0 = p0 * nr, nn = std::min(N, p1 * nr) - j0, pad = p1 * nr - j0 - nn;
+      uint32_t* d = bp + pc * npad + p0 * nr * kc;
+      uint32_t* last = d + (p1 - 1 - p0) * nr * kc;
+      for (int64_t g = 0; g < kc; ++g) {
+        const int64_t k0 = 2 * (pc + g);
+        const float* lo = B + k0 * ldb + j0;
+        if (k0 + 1 < K) {
+          k.pair_bf16(lo, lo + ldb, d + g * nr, nn, nr, nr * kc);
+        } else {  // the odd K's last group pairs with zero
+          const std::vector<float> zeros(static_cast<size_t>(nn));
+          k.pair_bf16(lo, zeros.data(), d + g * nr, nn, nr, nr * kc);
         }
-        continue;
+        std::fill_n(last + g * nr + nr - pad, pad, 0u);
       }
-      for (int64_t p = p0; p < p1; ++p) {  // B is (N, K): one row of B per column of the panel
-        uint32_t* d = bp + pc * npad + p * nr * kc;
-        const int64_t j0 = p * nr, nn = std::min<int64_t>(nr, N - j0);
-        for (int64_t jj = 0; jj < nr; ++jj) {
-          if (jj >= nn) {
-            for (int64_t g = 0; g < kc; ++g) d[g * nr + jj] = 0u;
-            continue;
-          }
-          const float* src = B + (j0 + jj) * ldb + 2 * pc;
-          for (int64_t g = 0; g < kc; ++g)
-            d[g * nr + jj] = pair(src[2 * g], 2 * (pc + g) + 1 < K ? src[2 * g + 1] : 0.f);
+      continue;
+    }
+    for (int64_t p = p0; p < p1; ++p) {  // B is (N, K): one row of B per column of the panel
+      uint32_t* d = bp + pc * npad + p * nr * kc;
+      const int64_t j0 = p * nr, nn = std::min<int64_t>(nr, N - j0);
+      for (int64_t jj = 0; jj < nr; ++jj) {
+        if (jj >= nn) {
+          for (int64_t g = 0; g < kc; ++g) d[g * nr + jj] = 0u;
+          continue;
         }
+        const float* src = B + (j0 + jj) * ldb + 2 * pc;
+        for (int64_t g = 0; g < kc; ++g) d[g * nr + jj] = pair(src[2 * g], 2 * (pc + g) + 1 < K ? src[2 * g + 1] : 0.f);
       }
     }
+  }
+}
+
+// All of op(B)'s panels, over the threads.
+void pack_b_bf16(const LowpKernels& k, bool tb, int64_t K, int64_t N, const float* B, int64_t ldb, uint32_t* bp,
+                 int max_threads) {
+  parallel_for((N + k.nr - 1) / k.nr, 4, [&](int64_t p0, int64_t p1) {
+    pack_b_bf16_panels(k, tb, K, N, B, ldb, bp, p0, p1);
   }, max_threads);
 }
 
@@ -236,11 +271,11 @@ void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A
   Words a(static_cast<size_t>(M * as)), b(static_cast<size_t>(Kg * npad));
   uint32_t* ap = a.get();
   uint32_t* bp = b.get();
-  detail::pack_b_bf16(k, tb, K, N, B, ldb, bp, max_threads);
   Lowp L{&k, &detail::kernel_for(isa), M, N, Kg, npad, ap, bp, nullptr, nullptr, nullptr, C, ldc, &ep};
   L.lda = as;
   auto convert = [&](int64_t r0, int64_t r1) { detail::pack_a_bf16_rows(k, ta, K, A, lda, ap, as, r0, r1); };
-  lowp_run(L, max_threads, detail::row_prep(convert));
+  auto pack = [&](int64_t p0, int64_t p1) { detail::pack_b_bf16_panels(k, tb, K, N, B, ldb, bp, p0, p1); };
+  lowp_run(L, max_threads, detail::row_prep(convert), detail::panel_pack(pack));
 }
 
 // ---------------------------------------------------------------- int8

@@ -70,12 +70,22 @@ RowPrep row_prep(const F& f) {
   return {[](const void* c, int64_t r0, int64_t r1) { (*static_cast<const F*>(c))(r0, r1); }, &f};
 }
 
+// Packs the panels [p0, p1) of B (bf16: B is converted once per call).
+struct PanelPack {
+  void (*fn)(const void* ctx, int64_t p0, int64_t p1) = nullptr;
+  const void* ctx = nullptr;
+};
+template <class F>
+PanelPack panel_pack(const F& f) {
+  return {[](const void* c, int64_t p0, int64_t p1) { (*static_cast<const F*>(c))(p0, p1); }, &f};
+}
+
 // All of C over max_threads threads (from lowp_threads), Ctrl-C checked between row chunks.
 // With prep, the A rows are filled inside the run: when the rows are split over the threads,
 // each thread fills its own rows just before their tiles (in blocks that stay in its L2 while B
 // is small enough to be read again per block), so A is not written out and read back in a
-// separate pass.
-void lowp_run(const Lowp& L, int max_threads, RowPrep prep = {});
+// separate pass. With pack, B's panels are packed inside the same parallel call, before any tile.
+void lowp_run(const Lowp& L, int max_threads, RowPrep prep = {}, PanelPack pack = {});
 
 // The argument checks every lowp GEMM shares.
 void check_common(const char* fn, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc, bool ta,
@@ -90,6 +100,8 @@ void pack_a_bf16_rows(const LowpKernels& k, bool ta, int64_t K, const float* A, 
                       int64_t ap_stride, int64_t r0, int64_t r1);
 void pack_b_bf16(const LowpKernels& k, bool tb, int64_t K, int64_t N, const float* B, int64_t ldb, uint32_t* bp,
                  int max_threads);
+void pack_b_bf16_panels(const LowpKernels& k, bool tb, int64_t K, int64_t N, const float* B, int64_t ldb, uint32_t* bp,
+                        int64_t p0, int64_t p1);
 
 }  // namespace detail
 }  // namespace forgeml::gemm

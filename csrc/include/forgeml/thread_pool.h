@@ -12,9 +12,13 @@
 // on a futex: an idle process uses no CPU. After fork() the child builds a fresh pool on its first
 // call (the parent's workers do not exist there).
 #pragma once
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 #include <atomic>
 #include <exception>
 #include <mutex>
+#include <thread>
 #include <type_traits>
 #include <utility>
 
@@ -52,7 +56,16 @@ int spin_microseconds();               // how long an idle worker spins before i
 int workers();                         // worker threads started so far (tests, show_config)
 }  // namespace pool
 
-bool in_parallel();  // true inside fn of a parallel_run (on a worker or on the caller)
+bool in_parallel();
+
+// One step of a spin-wait (a pause on x86, so the sibling hyperthread runs on).
+inline void cpu_relax() {
+#if defined(__x86_64__)
+  _mm_pause();
+#else
+  std::this_thread::yield();
+#endif
+}  // true inside fn of a parallel_run (on a worker or on the caller)
 
 template <class F>
 void parallel_run(int n, F&& fn) {
