@@ -66,7 +66,7 @@ void gemm_bf16_packed(int64_t M, const float* A, int64_t lda, const PackedBf16& 
       as};
   uint32_t* ap = a.get();
   auto convert = [&](int64_t r0, int64_t r1) { detail::pack_a_bf16_rows(k, false, K, A, lda, ap, as, r0, r1); };
-  detail::lowp_run(L, max_threads, detail::row_prep(convert));
+  detail::lowp_run(L, max_threads, detail::range_fn(convert));
 }
 
 }  // namespace forgeml::gemm

@@ -100,7 +100,7 @@ constexpr double kInterruptFlops = 4e9;
 constexpr int64_t kPrepBytes = int64_t{256} << 10;    // A rows filled per block inside the run
 constexpr int64_t kSmallBBytes = int64_t{512} << 10;  // B read again per block only when this small
 
-void lowp_run(const Lowp& L, int max_threads, RowPrep prep, PanelPack pack) {
+void lowp_run(const Lowp& L, int max_threads, RangeFn prep, RangeFn pack) {
   const LowpKernels& k = *L.kern;
   const double flops_per_row = 2.0 * L.N * L.Kg;
   const int t = max_threads;  // from lowp_threads
@@ -275,7 +275,7 @@ void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A
   L.lda = as;
   auto convert = [&](int64_t r0, int64_t r1) { detail::pack_a_bf16_rows(k, ta, K, A, lda, ap, as, r0, r1); };
   auto pack = [&](int64_t p0, int64_t p1) { detail::pack_b_bf16_panels(k, tb, K, N, B, ldb, bp, p0, p1); };
-  lowp_run(L, max_threads, detail::row_prep(convert), detail::panel_pack(pack));
+  lowp_run(L, max_threads, detail::range_fn(convert), detail::range_fn(pack));
 }
 
 // ---------------------------------------------------------------- int8
@@ -354,7 +354,7 @@ void gemm_int8(int64_t M, int64_t N, int64_t K, const int8_t* A, int64_t lda, co
   auto fill = [&](int64_t r0, int64_t r1) {
     for (int64_t i = r0; i < r1; ++i) pack_a_row_int8(A + i * lda, K, Kg, ap + i * Kg);
   };
-  lowp_run(L, max_threads, detail::row_prep(fill));
+  lowp_run(L, max_threads, detail::range_fn(fill));
 }
 
 // ---------------------------------------------------------------- int8 with B packed once
@@ -413,7 +413,7 @@ void gemm_int8_packed(int64_t M, const int8_t* A, const float* A_float, int64_t 
       pack_a_row_int8(d, K, Kg, ap + i * Kg);  // in place: each byte read before it is written
     }
   };
-  lowp_run(L, max_threads, detail::row_prep(fill));
+  lowp_run(L, max_threads, detail::range_fn(fill));
 }
 
 // ---------------------------------------------------------------- quantization and names

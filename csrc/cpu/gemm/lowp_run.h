@@ -60,24 +60,16 @@ int lowp_threads(int64_t M, int64_t N, int64_t K, int max_threads);
 // The argument checks of a packed B against the active ISA.
 void check_packed(const char* fn, const PackedInt8& B, const float* b_scale);
 
-// Fills rows [r0, r1) of a Lowp's A operand (a conversion or quantization of the caller's A).
-struct RowPrep {
-  void (*fn)(const void* ctx, int64_t r0, int64_t r1) = nullptr;
+// f(begin, end) behind a plain function pointer: lowp_run's row preparation (fills rows [r0, r1)
+// of a Lowp's A operand: a conversion or quantization of the caller's A) and B packing (panels
+// [p0, p1)).
+struct RangeFn {
+  void (*fn)(const void* ctx, int64_t begin, int64_t end) = nullptr;
   const void* ctx = nullptr;
 };
 template <class F>
-RowPrep row_prep(const F& f) {
-  return {[](const void* c, int64_t r0, int64_t r1) { (*static_cast<const F*>(c))(r0, r1); }, &f};
-}
-
-// Packs the panels [p0, p1) of B (bf16: B is converted once per call).
-struct PanelPack {
-  void (*fn)(const void* ctx, int64_t p0, int64_t p1) = nullptr;
-  const void* ctx = nullptr;
-};
-template <class F>
-PanelPack panel_pack(const F& f) {
-  return {[](const void* c, int64_t p0, int64_t p1) { (*static_cast<const F*>(c))(p0, p1); }, &f};
+RangeFn range_fn(const F& f) {
+  return {[](const void* c, int64_t b, int64_t e) { (*static_cast<const F*>(c))(b, e); }, &f};
 }
 
 // All of C over max_threads threads (from lowp_threads), Ctrl-C checked between row chunks.
@@ -85,7 +77,7 @@ PanelPack panel_pack(const F& f) {
 // each thread fills its own rows just before their tiles (in blocks that stay in its L2 while B
 // is small enough to be read again per block), so A is not written out and read back in a
 // separate pass. With pack, B's panels are packed inside the same parallel call, before any tile.
-void lowp_run(const Lowp& L, int max_threads, RowPrep prep = {}, PanelPack pack = {});
+void lowp_run(const Lowp& L, int max_threads, RangeFn prep = {}, RangeFn pack = {});
 
 // The argument checks every lowp GEMM shares.
 void check_common(const char* fn, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc, bool ta,
