@@ -383,6 +383,36 @@ def test_lstm_forward_thread_ways(isa, lstm_rows, parts, shape):
             assert_close(got, want, name, tol=5e-5)
 
 
+@pytest.mark.parametrize("parts", [0, 3], indirect=True, ids=["parts_by_size", "parts3"])
+@pytest.mark.parametrize("shape", [(40, 17, 5, 23), (300, 3, 3, 9), (9, 1, 0, 5), (2, 130, 7, 4)],
+                         ids=lambda s: "N%dT%dF%dH%d" % s)
+def test_lstm_backward_blocks(isa, parts, shape):
+    """The float32 LSTM backward sums the weight gradients over blocks of steps (lstm_backward.cpp):
+    a partial first block (T = 17 over blocks of 7 steps at N = 40), blocks deeper than one KC
+    (600 rows at N = 300), one step without features, many small blocks; against the float64
+    reference, with dy, dh_T and dc_T, and the same bits on one and two threads."""
+    x, k, r, b, h0, c0 = make("lstm", *shape, seed=13)
+    _, _, _, hist = ref_forward("lstm", x, k, r, b, h0, c0)
+    rng = np.random.default_rng(5)
+    n, t, _, h = shape
+    dy = rng.standard_normal((n, t, h)).astype(np.float32)
+    dh_t, dc_t = (rng.standard_normal((n, h)).astype(np.float32) for _ in range(2))
+    *_, cache = ops.lstm(x, k, r, b, h0, c0, return_cache=True)
+    old = forgeml.get_num_threads()
+    try:
+        grads = []
+        for threads in (2, 1):
+            forgeml.set_num_threads(threads)
+            grads.append(ops.lstm_grad(cache, dy, dh_t, dc_t))
+    finally:
+        forgeml.set_num_threads(old)
+    ref = ref_backward("lstm", x, k, r, b, hist, dy, dh_t, dc_t)
+    for name, got, want in zip(grads[0]._fields, grads[0], ref):
+        assert_close(got, want, name, tol=5e-5)
+    for a, c in zip(*grads):
+        np.testing.assert_array_equal(a, c)
+
+
 def test_thread_count_does_not_change_results():
     x, k, r, b, h0, c0 = make("lstm", 6, 8, 20, 64, seed=9)
     old = forgeml.get_num_threads()

@@ -4,6 +4,7 @@
 //      — one barrier per step;
 //   2. one large GEMM for dx and one for [dkernel; dbias; drecurrent_kernel] (GRU: two) over
 //      all N*T rows; dbias is the column sum of dz, the product's row from a column of ones.
+// The float32 LSTM takes lstm_backward.cpp's path instead where the micro-kernels apply.
 // With f.bf16 the per-step and the weight-gradient products run in bf16 (products.h); dbias's
 // column sums stay float32 (a float32 product of its own).
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include "forgeml/check.h"
 #include "forgeml/gemm.h"
 #include "kernels.h"
+#include "lstm_backward.h"
 #include "products.h"
 #include "rnn.h"
 #include "steps.h"
@@ -65,6 +67,11 @@ void backward(Cell cell, Act act, const Dims& d, const Split& split, const Forwa
   if (!h0 || (lstm && !c0)) zeros.assign(N * H, 0.0f);
   if (!h0) h0 = zeros.data();
   if (!c0) c0 = zeros.data();
+  if (lstm && lstm_backward_f32(d, split, gk, h0, c0, f, b, dhn.data(), dcn.data())) {
+    std::copy(dhn.begin(), dhn.end(), b.dh0);
+    std::copy(dcn.begin(), dcn.end(), b.dc0);
+    return;
+  }
 
   // every element is written before it is read: no zero fill (these are the big buffers)
   thread_local std::vector<float> keep_da, keep_db, keep_xh;

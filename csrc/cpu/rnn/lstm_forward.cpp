@@ -16,13 +16,12 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
 #include <memory>
-#include <new>
 #include <vector>
 
 #include "cpu/gemm/kernels.h"
 #include "forgeml/parallel.h"
+#include "panels.h"
 #include "steps.h"
 
 namespace forgeml::rnn {
@@ -39,46 +38,6 @@ constexpr int64_t kRowsBytes = 640 * 1024;  // packed [W; R] each thread reads p
 constexpr int64_t kBlockRows = 16;
 constexpr int64_t kBlocksPerThread = 2;
 constexpr int64_t kStepChunk = 16;
-
-struct FreeFloats {
-  void operator()(float* p) const { std::free(p); }
-};
-using Floats = std::unique_ptr<float[], FreeFloats>;
-
-Floats floats(int64_t n) {
-  void* p = std::aligned_alloc(64, static_cast<size_t>((std::max<int64_t>(n, 1) * 4 + 63) / 64 * 64));
-  if (!p) throw std::bad_alloc();
-  return Floats(static_cast<float*>(p));
-}
-
-// Columns [c0, c0 + cols) of the stacked [W; R] (K x GH, row-major) in the micro-kernel's B
-// layout: depth blocks of KC rows, each a run of NR-column panels of kc x NR floats (zero past
-// cols), as gemm's PackedB.
-class Panels {
- public:
-  Panels(const Kernel& kern, const float* stacked, int64_t K, int64_t GH, int64_t c0, int64_t cols)
-      : npad_((cols + kern.nr - 1) / kern.nr * kern.nr), data_(floats(K * npad_)) {
-    const int64_t nr = kern.nr;
-    for (int64_t pc = 0; pc < K; pc += kern.kc) {
-      const int64_t kc = std::min<int64_t>(kern.kc, K - pc);
-      float* dst = data_.get() + pc * npad_;
-      if (kern.pack_b) {
-        kern.pack_b(false, stacked, GH, c0, cols, pc, kc, dst);
-        continue;
-      }
-      for (int64_t jp = 0; jp < npad_; jp += nr)
-        for (int64_t k = 0; k < kc; ++k)
-          for (int64_t j = 0; j < nr; ++j)
-            dst[jp * kc + k * nr + j] = jp + j < cols ? stacked[(pc + k) * GH + c0 + jp + j] : 0.0f;
-    }
-  }
-  // The panel of columns [j, j + NR) in the depth block starting at pc (kc deep).
-  const float* at(int64_t pc, int64_t j, int64_t kc) const { return data_.get() + pc * npad_ + j * kc; }
-
- private:
-  int64_t npad_;
-  Floats data_;
-};
 
 // Rows [0, m) (row stride lda) x depth [p0, p0 + kc) of A into one MR-row panel (k-major).
 void pack_panel(const Kernel& kern, const float* A, int64_t lda, int m, int64_t p0, int64_t kc, float* dst) {
@@ -136,7 +95,7 @@ struct Lstm {
 void run_rows(const Lstm& L, const float* stacked, int64_t chunks) {
   const Dims& d = L.d;
   const int64_t K = d.F + d.H, GH = d.GH(), parts = static_cast<int64_t>(L.split.size()) - 1;
-  const Panels p(L.kern, stacked, K, GH, 0, GH);
+  const Panels p(L.kern, false, stacked, GH, K, 0, GH);
   auto task = [&](int64_t c, int64_t s0, int64_t s1) {
     Floats ap = floats(L.kern.mr * std::min<int64_t>(K, L.kern.kc)), z = floats(L.f.xg ? 0 : L.kern.mr * GH);
     const int64_t n0 = d.N * c / chunks, n1 = d.N * (c + 1) / chunks;
@@ -166,7 +125,7 @@ void run_units(const Lstm& L, const float* stacked) {
   std::vector<Floats> ap, z;
   for (int64_t k = 0; k < parts; ++k) {
     const int64_t c0 = d.G * L.split[k], cols = d.G * L.split[k + 1] - c0;
-    packs.emplace_back(L.kern, stacked, K, GH, c0, cols);
+    packs.emplace_back(L.kern, false, stacked, GH, K, c0, cols);
     ap.push_back(floats(L.kern.mr * std::min<int64_t>(K, L.kern.kc)));
     z.push_back(floats(L.f.xg ? 0 : L.kern.mr * cols));
   }
