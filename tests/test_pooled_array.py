@@ -11,6 +11,14 @@ import pytest
 from forgeml import _cpu, ops
 
 
+@pytest.fixture
+def pool_from_1mib():
+    """Arrays from 1 MiB pooled (the default; set here so that the test does not depend on it)."""
+    before = _cpu.pooled_array_min_bytes(1 << 20)
+    yield
+    _cpu.pooled_array_min_bytes(before)
+
+
 def _data(n=20_011, d=9, seed=5):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, d)).astype(np.float32)
@@ -36,7 +44,7 @@ def _grow(codes, y, edges, seeds, final):
 
 
 @pytest.mark.parametrize("final", [True, False])
-def test_forest_on_reused_pages_matches_first_forest(final):
+def test_forest_on_reused_pages_matches_first_forest(final, pool_from_1mib):
     codes, y, edges = _data()
     seeds = list(range(17))
     first = _grow(codes, y, edges, seeds, final)
@@ -59,3 +67,8 @@ def test_forest_on_reused_pages_matches_first_forest(final):
     back = pickle.loads(pickle.dumps(again["value"]))  # a plain copy, no tie to the pool
     del again
     np.testing.assert_array_equal(back, want["value"])
+
+
+def test_min_bytes_rejects_negative():
+    with pytest.raises(ValueError, match="bytes"):
+        _cpu.pooled_array_min_bytes(-1)

@@ -1,11 +1,13 @@
 // The page pool behind pooled_array (pooled_array.h).
 #include "bind/pooled_array.h"
 
+#include <atomic>
 #include <mutex>
 #include <new>
 #include <vector>
 
 #include "bind/registry.h"
+#include "forgeml/check.h"
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -16,8 +18,9 @@ namespace forgeml::bind {
 namespace {
 
 constexpr size_t kPage = 4096;
-constexpr size_t kMinPooled = size_t{1} << 20;  // smaller arrays: malloc serves them from its own heap
-constexpr size_t kMaxHeld = size_t{1} << 30;    // freed bytes kept at most; beyond, blocks are unmapped
+// Smaller arrays come from malloc (whose own heap serves them well); settable for tests.
+std::atomic<size_t> min_pooled{size_t{1} << 20};
+constexpr size_t kMaxHeld = size_t{1} << 30;  // freed bytes kept at most; beyond, blocks are unmapped
 
 struct Block {
   void* p;
@@ -40,7 +43,7 @@ Pool& pool() {
 #if defined(__linux__)
 
 void* pool_take(size_t bytes, size_t* capacity) {
-  if (bytes < kMinPooled) return nullptr;
+  if (bytes < min_pooled.load()) return nullptr;
   const size_t want = (bytes + kPage - 1) / kPage * kPage;
   Block b{nullptr, 0};
   {
@@ -113,6 +116,13 @@ size_t pool_held_bytes() {
 namespace {
 forgeml::bind::Register reg{[](py::module_& m) {
   m.def("pooled_array_held_bytes", &pool_held_bytes, "Bytes of freed large arrays' pages kept for reuse.");
+  m.def(
+      "pooled_array_min_bytes",
+      [](int64_t bytes) {
+        FORGEML_CHECK_ARG(bytes >= 0, "bytes: expected >= 0, got ", bytes);
+        return static_cast<int64_t>(min_pooled.exchange(static_cast<size_t>(bytes)));
+      },
+      py::arg("bytes"), "Sets the size from which arrays are pooled (tests); returns the previous one.");
 }};
 }  // namespace
 

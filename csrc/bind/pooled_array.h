@@ -3,7 +3,8 @@
 // more than filling them (0.5 s per 300 MB on a VM whose host backs guest memory lazily, against
 // 0.02 s to refill pages already mapped). When such an array is freed its pages go back to a pool
 // (madvise MADV_FREE: the kernel may still take them under memory pressure) and the next large
-// array of this module takes them. Small arrays, and systems without mmap, get plain NumPy arrays.
+// array of this module takes them. Arrays below 1 MiB, and systems without mmap, get plain NumPy
+// arrays.
 #pragma once
 #include <pybind11/numpy.h>
 
