@@ -72,3 +72,23 @@ def test_forest_on_reused_pages_matches_first_forest(final, pool_from_1mib):
 def test_min_bytes_rejects_negative():
     with pytest.raises(ValueError, match="bytes"):
         _cpu.pooled_array_min_bytes(-1)
+
+
+def test_empty_and_tiny_fields_when_every_array_is_pooled():
+    """min_bytes 0: the empty forest's fields stay plain arrays, a tiny one's take a page each."""
+    codes, y, edges = _data(n=61, d=3)
+    before = _cpu.pooled_array_min_bytes(0)
+    try:
+        empty = _grow(codes, y, edges, [], True)
+        assert empty["feature"].shape == (0,) and empty["value"].shape == (0, 2)
+        tiny = _grow(codes, y, edges, [1, 2], True)
+        want = _grow(codes, y, edges, [1, 2], False)  # int32 fields; feature -1 at leaves
+        np.testing.assert_array_equal(tiny["left"], want["left"])
+        np.testing.assert_array_equal(tiny["feature"], np.where(want["feature"] < 0, -2, want["feature"]))
+        held = _cpu.pooled_array_held_bytes()
+        n_arrays = len([k for k in tiny if k not in ("offsets", "depth")])
+        del tiny
+        gc.collect()
+        assert _cpu.pooled_array_held_bytes() >= min(held + n_arrays * 4096, 1 << 30)
+    finally:
+        _cpu.pooled_array_min_bytes(before)

@@ -43,7 +43,7 @@ Pool& pool() {
 #if defined(__linux__)
 
 void* pool_take(size_t bytes, size_t* capacity) {
-  if (bytes < min_pooled.load()) return nullptr;
+  if (bytes == 0 || bytes < min_pooled.load()) return nullptr;
   const size_t want = (bytes + kPage - 1) / kPage * kPage;
   Block b{nullptr, 0};
   {
