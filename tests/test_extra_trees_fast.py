@@ -134,11 +134,12 @@ def test_forest_fields_written_by_the_binding_match_numpy_path(kw):
 
 
 @pytest.mark.parametrize("isa", supported_isas("portable"), indirect=True)
-@pytest.mark.parametrize("d,k", [(140, 11), (9, 2)])
+@pytest.mark.parametrize("d,k", [(140, 11), (9, 2), (23, 7)])
 def test_node_statistics_match_the_rows_reaching_each_node(isa, d, k):
     """Each node's class fractions and sample counts are those of the training rows that reach it:
     many classes and features put a node's statistics and constant-feature mask (grow.cpp's
-    NodeStats / FeatureMask) past their inline sizes, few keep them inline."""
+    NodeStats / FeatureMask) past their inline sizes, few keep them inline. Up to 8 classes the
+    root's statistics are integer counts (grow.cpp root_counts), beyond the weight sums."""
     from forgeml.ensemble import ExtraTreesClassifier
 
     rng = np.random.default_rng(d)
@@ -153,6 +154,7 @@ def test_node_statistics_match_the_rows_reaching_each_node(isa, d, k):
         counts = np.asarray(paths.T @ onehot)
         assert t.node_count > 50
         np.testing.assert_array_equal(t.n_node_samples, counts.sum(axis=1))
+        np.testing.assert_array_equal(t.weighted_n_node_samples, counts.sum(axis=1))
         np.testing.assert_allclose(t.value[:, 0, :], counts / counts.sum(axis=1, keepdims=True), rtol=1e-12)
         internal = t.children_left >= 0
         np.testing.assert_array_equal(

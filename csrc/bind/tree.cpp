@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstring>
 
+#include "bind/pooled_array.h"
 #include "bind/registry.h"
 #include "bind/tree_sparse.h"
 #include "forgeml/check.h"
@@ -111,14 +112,19 @@ py::dict concat_trees(std::vector<ft::TreeOut>& trees, int k, int threads, const
   offsets.mutable_data()[T] = N;
   const bool final = edges.has_value();
   py::array feature, left, right, thr;  // int32 or intp; thr_bin (int32) or threshold (float64)
+  using forgeml::bind::pooled_array;  // a forest's fields are large: pages kept between fits
+  const py::ssize_t sN = static_cast<py::ssize_t>(N);
   if (final) {
-    feature = Arr<py::ssize_t>(N), left = Arr<py::ssize_t>(N), right = Arr<py::ssize_t>(N), thr = Arr<double>(N);
+    feature = pooled_array<py::ssize_t>({sN}), left = pooled_array<py::ssize_t>({sN});
+    right = pooled_array<py::ssize_t>({sN}), thr = pooled_array<double>({sN});
   } else {
-    feature = Arr<int32_t>(N), left = Arr<int32_t>(N), right = Arr<int32_t>(N), thr = Arr<int32_t>(N);
+    feature = pooled_array<int32_t>({sN}), left = pooled_array<int32_t>({sN});
+    right = pooled_array<int32_t>({sN}), thr = pooled_array<int32_t>({sN});
   }
-  Arr<uint8_t> nan_left(N);
-  Arr<double> impurity(N), weighted_n(N), value({N, static_cast<int64_t>(k)});
-  Arr<int64_t> n_samples(N);
+  py::array_t<uint8_t> nan_left = pooled_array<uint8_t>({sN});
+  py::array_t<double> impurity = pooled_array<double>({sN}), weighted_n = pooled_array<double>({sN});
+  py::array_t<double> value = pooled_array<double>({sN, static_cast<py::ssize_t>(k)});
+  py::array_t<int64_t> n_samples = pooled_array<int64_t>({sN});
   {
     auto bytes = [](auto& arr) { return reinterpret_cast<char*>(arr.mutable_data()); };
     char* const feat_out = bytes(feature);

@@ -225,7 +225,9 @@ class Grower {
     rs_.left.resize(S_);
     rs_.nans.resize(S_);
     std::vector<double> total(S_, 0.0);
-    for (const Rec& r : rows_) add_row(total.data(), r);
+    if (!root_counts(total.data())) {
+      for (const Rec& r : rows_) add_row(total.data(), r);
+    }
     w_root_ = total[1];
     word_hist_ = packed_ && K_ == 2 && w_root_ < kWordLimit;
     if (!C::kClassify && S_ > 3) root_sq_ = std::abs(total[3]);
@@ -256,6 +258,21 @@ class Grower {
       return sum < 4294967296.0;
     }
   }
+  // The root's statistics with unit weights (random_unit_): the sums are the rows' counts, exact in
+  // a double, counted in integers (the double sums make a chain of dependent adds through memory).
+  bool root_counts(double* s) const {
+    if constexpr (C::kClassify && !is_multi<C>()) {
+      if (!random_unit_ || K_ > kMaxRowClasses) return false;
+      int64_t cnt[4][kMaxRowClasses] = {};  // four rows at a time into separate counters
+      const size_t m = rows_.size();
+      for (size_t i = 0; i < m; ++i) ++cnt[i & 3][rows_[i].cls];
+      s[0] = s[1] = static_cast<double>(m);
+      for (int k = 0; k < K_; ++k) s[2 + k] = static_cast<double>(cnt[0][k] + cnt[1][k] + cnt[2][k] + cnt[3][k]);
+      return true;
+    }
+    return false;
+  }
+
   void add_row(double* s, const Rec& r) const {
     s[0] += 1;
     if constexpr (is_multi<C>()) {
@@ -1729,22 +1746,24 @@ std::vector<TreeOut> grow_forest(const Data& forest_data, const Params& p, const
     data.same_rows = ++keys;
   }
   auto one = [&](int t, int inner_threads) {
+    if (!fp.bootstrap) {  // every tree on base_weight as given
+      trees[t] = grow_tree(data, p, base_weight, seeds[t] + 0x5851f42d4c957f2dULL, inner_threads);
+      return;
+    }
     std::vector<double> w(base_weight, base_weight + data.n);
-    if (fp.bootstrap) {
-      std::vector<int32_t> counts(data.n);
-      bootstrap_counts(data.n, fp.n_draws, seeds[t], counts.data());
-      for (int64_t i = 0; i < data.n; ++i) w[i] *= counts[i];
-      if (fp.balanced_subsample) {  // class weights from the classes' frequencies in this draw
-        const int k = data.n_outputs;  // several outputs: the product of each output's weights
-        for (int o = 0; o < k; ++o) {
-          std::vector<double> freq(p.n_classes, 0.0);
-          for (int64_t i = 0; i < data.n; ++i) freq[data.y_class[i * k + o]] += counts[i];
-          double present = 0;
-          for (double c : freq) present += c > 0;
-          for (int64_t i = 0; i < data.n; ++i) {
-            double c = freq[data.y_class[i * k + o]];
-            if (c > 0) w[i] *= static_cast<double>(fp.n_draws) / (present * c);
-          }
+    std::vector<int32_t> counts(data.n);
+    bootstrap_counts(data.n, fp.n_draws, seeds[t], counts.data());
+    for (int64_t i = 0; i < data.n; ++i) w[i] *= counts[i];
+    if (fp.balanced_subsample) {  // class weights from the classes' frequencies in this draw
+      const int k = data.n_outputs;  // several outputs: the product of each output's weights
+      for (int o = 0; o < k; ++o) {
+        std::vector<double> freq(p.n_classes, 0.0);
+        for (int64_t i = 0; i < data.n; ++i) freq[data.y_class[i * k + o]] += counts[i];
+        double present = 0;
+        for (double c : freq) present += c > 0;
+        for (int64_t i = 0; i < data.n; ++i) {
+          double c = freq[data.y_class[i * k + o]];
+          if (c > 0) w[i] *= static_cast<double>(fp.n_draws) / (present * c);
         }
       }
     }
