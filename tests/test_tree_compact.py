@@ -446,3 +446,65 @@ def test_few_row_inputs_equal_the_batch(rng, tmp_path):
             est.predict_proba(np.zeros((1, 14)))
         with pytest.raises(ValueError, match="infinity"):
             est.predict_proba(np.full((1, 13), -np.inf, dtype=np.float32))
+
+
+def _random_forest_nodes(rng, sizes, d, pool, nan_threshold=0.05):
+    """A flat forest (nodes (N, 4), roots) of random trees: tree t splits a random leaf sizes[t] times,
+    thresholds drawn from pool (a few NaN thresholds), NaN going left at random."""
+    rows, roots = [], []
+    for n_internal in sizes:
+        base = len(rows)
+        roots.append(base)
+        tree = [[-1, 0, -1, -1]]
+        leaves = [0]
+        for _ in range(n_internal):
+            i = leaves.pop(int(rng.integers(len(leaves))))
+            thr = np.float32(np.nan) if rng.random() < nan_threshold else np.float32(rng.choice(pool))
+            feat = int(rng.integers(d)) | (int(rng.integers(2)) << 30)
+            left = len(tree)
+            tree += [[-1, 0, -1, -1], [-1, 0, -1, -1]]
+            tree[i] = [feat, int(thr.view(np.int32)), base + left, base + left + 1]
+            leaves += [left, left + 1]
+        rows += tree
+    return np.array(rows, dtype=np.int32), np.array(roots, dtype=np.int64)
+
+
+@pytest.mark.skipif(_cpu.detected_isa() != "avx512", reason="no AVX-512 on this CPU")
+@pytest.mark.parametrize(
+    "n_pool, sizes, want",
+    [
+        (40, [0, 3, 60, 400, 5], ("one word", 1)),  # a lone leaf, trees shallower than the top table
+        (254, [300] * 6, ("one word", 1)),
+        (3000, [900, 40, 3000], ("two words", 2)),  # > 254 thresholds: 2-byte codes, offsets too far
+        (10**6, [50000, 7], ("floats", 1)),  # > 32766 thresholds of a feature: the float walk
+    ],
+)
+def test_coded_walk_equals_float_walks(rng, n_pool, sizes, want):
+    """The AVX-512 walk over quantized X (exact threshold codes; one- or two-word nodes; the top
+    levels from a breadth-first table) against the portable walk and the flat kernel, bit for bit:
+    values equal to thresholds, -0.0 / +0.0, +-inf thresholds, NaN thresholds and NaN rows both
+    ways, 1, 2 and 5 outputs, tails, a tree selection, 1 and 2 threads."""
+    d = 1 if n_pool > 30000 else 9
+    pool = rng.standard_normal(n_pool).astype(np.float32)
+    pool[:4] = [0.0, -0.0, np.inf, -np.inf]
+    nodes, roots = _random_forest_nodes(rng, sizes, d, pool)
+    compact = ops.tree_compact_forest(nodes, roots, d)
+    assert compact.coded_layout == want
+    for k in (1, 2, 5):
+        values = rng.standard_normal((len(nodes), k))
+        for n in (1, 63, 64, 65, 97, 1043):
+            X = rng.choice(pool, (n, d)) + np.where(rng.random((n, d)) < 0.5, 0, rng.standard_normal((n, d)))
+            X = X.astype(np.float32)
+            X[rng.random((n, d)) < 0.15] = np.nan
+            X[rng.random((n, d)) < 0.05] = -0.0
+            for trees in (None, [len(sizes) - 1, 0, 0]):
+                sel = None if trees is None else np.array(trees)
+                flat = ops.tree_forest_predict(X, nodes, values, roots if sel is None else roots[sel])
+                for threads in (1, 2):
+                    with isa_active("portable"):
+                        assert np.array_equal(
+                            ops.tree_compact_predict(compact, X, values, trees=sel, threads=threads), flat
+                        )
+                    with isa_active("avx512"):
+                        got = ops.tree_compact_predict(compact, X, values, trees=sel, threads=threads)
+                    assert np.array_equal(got, flat), (k, n, trees, threads)
