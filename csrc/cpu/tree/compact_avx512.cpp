@@ -114,10 +114,8 @@ void quantize_rows(const CodedForest& c, const float* X, int64_t d, int64_t r0, 
       }
       pos = _mm512_mask_mov_epi32(pos, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), nan_code);
       uint8_t* out = codes + ((r - r0) * d + j0) * CB;
-      if constexpr (CB == 1)
-        _mm512_mask_cvtepi32_storeu_epi8(out, in, pos);
-      else
-        _mm512_mask_cvtepi32_storeu_epi16(out, in, pos);
+      if constexpr (CB == 1) _mm512_mask_cvtepi32_storeu_epi8(out, in, pos);
+      else _mm512_mask_cvtepi32_storeu_epi16(out, in, pos);
     }
   }
 }
@@ -182,18 +180,46 @@ inline void walk_coded(const CodedForest& cf, const int* nodes, const int32_t* t
   }
 }
 
-// walk_rows over codes (rows from c0, the first row of codes).
+// Leaf values waiting to be added for rows [out's row, + lanes): added after the next rows' walk,
+// while their cache lines (prefetched) arrive; a leaf value is mostly a miss (the values of the
+// bench's 100 trees are 23 MB). Each row still adds its trees in tree order.
+struct PendingLeaves {
+  alignas(64) int32_t src[kVectors * kW];
+  int lanes = 0;
+  double* out = nullptr;
+
+  void flush(const double* values, int k) {
+    if (k == 2) {
+      for (int l = 0; l < lanes; ++l) {
+        const double* v = values + static_cast<int64_t>(src[l]) * 2;
+        out[2 * l] += v[0];
+        out[2 * l + 1] += v[1];
+      }
+    } else {
+      for (int l = 0; l < lanes; ++l) {
+        const double* v = values + static_cast<int64_t>(src[l]) * k;
+        for (int j = 0; j < k; ++j) out[static_cast<int64_t>(l) * k + j] += v[j];
+      }
+    }
+    lanes = 0;
+  }
+};
+
+// Rows [c, min(c + 16 G, r1)) through tree t over codes (rows from c0, the first row of codes);
+// their leaves go to leaves (prefetched, not added).
 template <int G, int CB>
 void walk_rows_coded(const CompactForest& f, const CodedForest& cf, int64_t t, const uint8_t* codes, int64_t c0,
-                     int64_t d, int64_t c, int64_t r1, const double* values, int k, double* out) {
+                     int64_t d, int64_t c, int64_t r1, const double* values, int k, double* out,
+                     PendingLeaves& leaves) {
   const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   const uint8_t* x[G];
   __m512i xoff[G], at[G];
-  int lanes[G];
+  int lanes = 0;
   for (int g = 0; g < G; ++g) {
     const int64_t r = std::min(c + kW * g, r1 - 1);
-    lanes[g] = static_cast<int>(std::clamp<int64_t>(r1 - (c + kW * g), 0, kW));
-    const int last = std::max(lanes[g], 1) - 1;  // lanes past the end repeat the last row
+    const int here = static_cast<int>(std::clamp<int64_t>(r1 - (c + kW * g), 0, kW));
+    lanes += here;
+    const int last = std::max(here, 1) - 1;  // lanes past the end repeat the last row
     x[g] = codes + (r - c0) * d * CB;
     xoff[g] =
         _mm512_mullo_epi32(_mm512_min_epi32(lane, _mm512_set1_epi32(last)), _mm512_set1_epi32(static_cast<int>(d)));
@@ -206,7 +232,11 @@ void walk_rows_coded(const CompactForest& f, const CodedForest& cf, int64_t t, c
     walk_coded<G, CB, false>(cf, reinterpret_cast<const int*>(cf.nodes.data() + 2 * root), top, x, xoff, f.depth[t],
                              at);
   for (int g = 0; g < G; ++g)
-    if (lanes[g] > 0) add_leaves(f.source.data() + root, at[g], values, k, out + (c + kW * g) * k, lanes[g]);
+    _mm512_store_si512(leaves.src + kW * g, _mm512_i32gather_epi32(at[g], f.source.data() + root, 4));
+  for (int l = 0; l < lanes; ++l)
+    _mm_prefetch(reinterpret_cast<const char*>(values + static_cast<int64_t>(leaves.src[l]) * k), _MM_HINT_T0);
+  leaves.lanes = lanes;
+  leaves.out = out + c * k;
 }
 
 template <int CB>
@@ -215,16 +245,25 @@ void accumulate_coded(const CompactForest& f, const CodedForest& cf, const float
   const int64_t d = f.n_features;
   const int64_t block = std::max<int64_t>(128, kBlockBytes / (4 * std::max<int64_t>(d, 1)));
   std::vector<uint8_t> codes(std::min(block, r1 - r0) * d * CB + 4);  // + 4: a code's 32-bit read
+  PendingLeaves leaves[2];
+  int now = 0;
   for (int64_t b0 = r0; b0 < r1; b0 += block) {
     const int64_t b1 = std::min(r1, b0 + block);
     quantize_rows<CB>(cf, X, d, b0, b1, codes.data());
     for (int64_t s = 0; s < T; ++s) {
       const int64_t t = trees ? trees[s] : s;
-      int64_t c = b0;
-      for (; c + kW * kVectors <= b1; c += kW * kVectors)
-        walk_rows_coded<kVectors, CB>(f, cf, t, codes.data(), b0, d, c, b1, values, k, out);
-      for (; c < b1; c += kW) walk_rows_coded<1, CB>(f, cf, t, codes.data(), b0, d, c, b1, values, k, out);
+      for (int64_t c = b0; c < b1; now ^= 1) {
+        if (c + kW * kVectors <= b1) {
+          walk_rows_coded<kVectors, CB>(f, cf, t, codes.data(), b0, d, c, b1, values, k, out, leaves[now]);
+          c += kW * kVectors;
+        } else {
+          walk_rows_coded<1, CB>(f, cf, t, codes.data(), b0, d, c, b1, values, k, out, leaves[now]);
+          c += kW;
+        }
+        leaves[now ^ 1].flush(values, k);  // the previous rows' (their lines have had a walk to arrive)
+      }
     }
+    leaves[now ^ 1].flush(values, k);
   }
 }
 
