@@ -449,8 +449,9 @@ def test_few_row_inputs_equal_the_batch(rng, tmp_path):
 
 
 def _random_forest_nodes(rng, sizes, d, pool, nan_threshold=0.05):
-    """A flat forest (nodes (N, 4), roots) of random trees: tree t splits a random leaf sizes[t] times,
-    thresholds drawn from pool (a few NaN thresholds), NaN going left at random."""
+    """A flat forest (nodes (N, 4), roots) of random trees: tree t splits a random leaf sizes[t] times
+    on features < d (d < 0: only feature 0 of -d), thresholds drawn from pool (a few NaN
+    thresholds), NaN going left at random."""
     rows, roots = [], []
     for n_internal in sizes:
         base = len(rows)
@@ -460,7 +461,7 @@ def _random_forest_nodes(rng, sizes, d, pool, nan_threshold=0.05):
         for _ in range(n_internal):
             i = leaves.pop(int(rng.integers(len(leaves))))
             thr = np.float32(np.nan) if rng.random() < nan_threshold else np.float32(rng.choice(pool))
-            feat = int(rng.integers(d)) | (int(rng.integers(2)) << 30)
+            feat = int(rng.integers(max(d, 1))) | (int(rng.integers(2)) << 30)
             left = len(tree)
             tree += [[-1, 0, -1, -1], [-1, 0, -1, -1]]
             tree[i] = [feat, int(thr.view(np.int32)), base + left, base + left + 1]
@@ -471,23 +472,24 @@ def _random_forest_nodes(rng, sizes, d, pool, nan_threshold=0.05):
 
 @pytest.mark.skipif(_cpu.detected_isa() != "avx512", reason="no AVX-512 on this CPU")
 @pytest.mark.parametrize(
-    "n_pool, sizes, want",
+    "n_pool, sizes, d, want",
     [
-        (40, [0, 3, 60, 400, 5], ("one word", 1)),  # a lone leaf, trees shallower than the top table
-        (254, [300] * 6, ("one word", 1)),
-        (3000, [900, 40, 3000], ("two words", 2)),  # > 254 thresholds: 2-byte codes, offsets too far
-        (10**6, [50000, 7], ("floats", 1)),  # > 32766 thresholds of a feature: the float walk
+        (40, [0, 3, 60, 400, 5], 9, ("one word", 1)),  # a lone leaf, trees shallower than the top table
+        (254, [300] * 6, 9, ("one word", 1)),
+        (3000, [900, 40, 3000], 9, ("two words", 2)),  # > 254 thresholds: 2-byte codes, offsets too far
+        (10**6, [50000, 7], 1, ("floats", 1)),  # > 32766 thresholds of a feature: the float walk
+        (3000, [2500], -2000, ("floats", 2)),  # a cut table (2000 x 4096) larger than the forest
     ],
 )
-def test_coded_walk_equals_float_walks(rng, n_pool, sizes, want):
+def test_coded_walk_equals_float_walks(rng, n_pool, sizes, d, want):
     """The AVX-512 walk over quantized X (exact threshold codes; one- or two-word nodes; the top
     levels from a breadth-first table) against the portable walk and the flat kernel, bit for bit:
     values equal to thresholds, -0.0 / +0.0, +-inf thresholds, NaN thresholds and NaN rows both
     ways, 1, 2 and 5 outputs, tails, a tree selection, 1 and 2 threads."""
-    d = 1 if n_pool > 30000 else 9
     pool = rng.standard_normal(n_pool).astype(np.float32)
     pool[:4] = [0.0, -0.0, np.inf, -np.inf]
     nodes, roots = _random_forest_nodes(rng, sizes, d, pool)
+    d = abs(d)
     compact = ops.tree_compact_forest(nodes, roots, d)
     assert compact.coded_layout == want
     for k in (1, 2, 5):

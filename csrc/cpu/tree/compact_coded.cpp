@@ -65,6 +65,9 @@ CodedForest code_forest(const CompactForest& f) {
   c.nan_code = c.code_bytes == 1 ? 0xff : 0xffff;
   while ((size_t{1} << c.search_steps) < most + 1) ++c.search_steps;  // the last entry is always +inf
   const int64_t P = int64_t{1} << c.search_steps;
+  // The cut table is d rows of the longest feature's length: many features and one with many
+  // thresholds would make it larger than the forest (and its int32 gather index overflow).
+  if (d * P > std::max<int64_t>(int64_t{1} << 20, 2 * m)) return c;
   c.cuts.assign(d * P, std::numeric_limits<float>::infinity());
   for (int64_t j = 0; j < d; ++j) std::copy(cuts[j].begin(), cuts[j].end(), c.cuts.begin() + j * P);
   // One word per node if the fields fit: the threshold index (and -1) in 9 bits for 1-byte codes,
@@ -131,26 +134,6 @@ CodedForest code_forest(const CompactForest& f) {
   }
   c.usable = true;
   return c;
-}
-
-void quantize_rows_portable(const CodedForest& c, const float* X, int64_t d, int64_t r0, int64_t r1, uint8_t* codes) {
-  const int64_t P = int64_t{1} << c.search_steps;
-  for (int64_t r = r0; r < r1; ++r) {
-    for (int64_t j = 0; j < d; ++j) {
-      const float x = X[r * d + j];
-      const float* t = c.cuts.data() + j * P;
-      uint32_t pos = 0;
-      for (int64_t h = P >> 1; h > 0; h >>= 1) pos += t[pos + h - 1] < x ? static_cast<uint32_t>(h) : 0;
-      if (std::isnan(x)) pos = c.nan_code;
-      const int64_t at = ((r - r0) * d + j) * c.code_bytes;
-      if (c.code_bytes == 1) {
-        codes[at] = static_cast<uint8_t>(pos);
-      } else {
-        const uint16_t v = static_cast<uint16_t>(pos);
-        std::memcpy(codes + at, &v, 2);
-      }
-    }
-  }
 }
 
 const CodedForest& CompactForest::coded() const {

@@ -15,7 +15,8 @@ namespace forgeml::tree {
 struct CompactForest;
 
 struct CodedForest {
-  bool usable = false;       // false: a feature has too many thresholds (or too many features); walk floats
+  bool usable = false;       // false (walk floats): over 32766 thresholds a feature, over 32767 features,
+                             // or a cut table larger than the forest
   int code_bytes = 1;        // 1 (every feature <= 254 thresholds) or 2 (<= 32766)
   uint32_t nan_code = 0xff;  // the code of NaN: all ones of code_bytes
   int search_steps = 0;      // log2 of the cut table's row length
@@ -42,10 +43,6 @@ struct CodedForest {
 
 // Builds the coded layout of f (usable = false when it does not fit).
 CodedForest code_forest(const CompactForest& f);
-
-// codes (rows r0..r1 of X, n_features each, code_bytes per code, row-major from codes[0]) of X's
-// rows: the number of thresholds of the column's feature below x, nan_code for NaN. Scalar.
-void quantize_rows_portable(const CodedForest& c, const float* X, int64_t d, int64_t r0, int64_t r1, uint8_t* codes);
 
 // The coded layout of f, built once (thread-safe) the first time a walk asks for it.
 struct CodedSlot {
