@@ -2,6 +2,7 @@
 forest file (est.save / forgeml.ensemble.load): same predictions as the flat kernel and as a NumPy
 walk of each tree, exact round trips, and clear errors for every kind of damaged file."""
 
+import itertools
 import os
 import pathlib
 import pickle
@@ -81,9 +82,11 @@ def test_avx512_walk_equals_portable_walk(rng):
         RandomForestRegressor(n_estimators=30, random_state=2).fit(X, np.nan_to_num(X[:, 2]) + rng.random(3000)),
     ]
     assert len(ests[2]._forest._compact.arrays()[0]) * 12 > 1 << 20  # the one-chunk-per-thread split
-    for est in ests:
+    for est, n_list in itertools.product(ests, [(1, 15, 16, 17, 31, 32, 33, 47, 300, 1043), (65, 300)]):
         f = est._forest
-        for n in (1, 15, 16, 17, 31, 32, 33, 47, 300, 1043):
+        if len(n_list) == 2:  # again with the coded layout built (small chunks take it only then)
+            assert f._compact.coded_layout == ("one word", 1)
+        for n in n_list:
             Xq = _data(rng, n, 9, nan=0.2)
             Xq[0] = np.nan
             for trees in (None, [2, 0, 2, 1]):

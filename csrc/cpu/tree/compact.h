@@ -27,6 +27,7 @@ struct CompactForest {
   int64_t n_features = 0;
   // The coded layout (compact_coded.h) for the AVX-512 walk, built on its first call.
   const CodedForest& coded() const;
+  bool coded_built() const { return coded_slot->built; }
   std::shared_ptr<CodedSlot> coded_slot = std::make_shared<CodedSlot>();
 };
 

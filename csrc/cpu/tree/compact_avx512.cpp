@@ -24,7 +24,10 @@ namespace {
 constexpr int kW = 16;                             // lanes of a ZMM register
 constexpr int kVectors = 2;                        // vectors walked in lockstep
 constexpr int64_t kBlockBytes = int64_t{4} << 20;  // X rows per block: the tree passes stream them from L3
-constexpr int64_t kCodedRows = 64;                 // fewer rows in a chunk: the float walk (no quantizing, no layout)
+constexpr int64_t kCodedRows = 64;  // fewer rows in a chunk: the float walk (quantizing them would cost more)
+// A chunk this large builds the coded layout (35-50 ms for the bench's 1.45M nodes, repaid by
+// ~15k rows): a loaded forest's first small batches keep their latency.
+constexpr int64_t kCodedBuildRows = 1024;
 
 // Walks G vectors of 16 lanes through the tree whose nodes (3 words each) start at nodes; lane l
 // of vector g reads its row at x[g] + xoff[g][l]. at[g] ends on each lane's leaf.
@@ -275,7 +278,7 @@ void accumulate_avx512(const CompactForest& f, const float* X, int64_t r0, int64
   for (size_t t = 0; fits && t < f.roots.size(); ++t)
     fits = 3 * ((t + 1 < f.roots.size() ? f.roots[t + 1] : m) - f.roots[t]) < (int64_t{1} << 31);
   if (!fits) return compact_kernels_for(Isa::portable).accumulate(f, X, r0, r1, values, k, trees, T, out);
-  if (r1 - r0 >= kCodedRows) {  // enough rows to pay for quantizing them (and, once, for the layout)
+  if (r1 - r0 >= kCodedRows && (r1 - r0 >= kCodedBuildRows || f.coded_built())) {
     const CodedForest& cf = f.coded();
     if (cf.usable && cf.code_bytes == 1) return accumulate_coded<1>(f, cf, X, r0, r1, values, k, trees, T, out);
     if (cf.usable) return accumulate_coded<2>(f, cf, X, r0, r1, values, k, trees, T, out);

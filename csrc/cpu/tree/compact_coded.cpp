@@ -137,7 +137,10 @@ CodedForest code_forest(const CompactForest& f) {
 }
 
 const CodedForest& CompactForest::coded() const {
-  std::call_once(coded_slot->once, [this] { coded_slot->value = code_forest(*this); });
+  std::call_once(coded_slot->once, [this] {
+    coded_slot->value = code_forest(*this);
+    coded_slot->built = true;
+  });
   return coded_slot->value;
 }
 

@@ -6,6 +6,7 @@
 // three node words and one float. Same left/right choices as the float walk, so the same leaves
 // and the same bits.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <vector>
@@ -47,6 +48,7 @@ CodedForest code_forest(const CompactForest& f);
 // The coded layout of f, built once (thread-safe) the first time a walk asks for it.
 struct CodedSlot {
   std::once_flag once;
+  std::atomic<bool> built{false};
   CodedForest value;
 };
 
