@@ -2,6 +2,7 @@
 forest file (est.save / forgeml.ensemble.load): same predictions as the flat kernel and as a NumPy
 walk of each tree, exact round trips, and clear errors for every kind of damaged file."""
 
+import itertools
 import os
 import pathlib
 import pickle
@@ -81,9 +82,11 @@ def test_avx512_walk_equals_portable_walk(rng):
         RandomForestRegressor(n_estimators=30, random_state=2).fit(X, np.nan_to_num(X[:, 2]) + rng.random(3000)),
     ]
     assert len(ests[2]._forest._compact.arrays()[0]) * 12 > 1 << 20  # the one-chunk-per-thread split
-    for est in ests:
+    for est, n_list in itertools.product(ests, [(1, 15, 16, 17, 31, 32, 33, 47, 300, 1043), (65, 300)]):
         f = est._forest
-        for n in (1, 15, 16, 17, 31, 32, 33, 47, 300, 1043):
+        if len(n_list) == 2:  # again with the coded layout built (small chunks take it only then)
+            assert f._compact.coded_layout == ("one word", 1)
+        for n in n_list:
             Xq = _data(rng, n, 9, nan=0.2)
             Xq[0] = np.nan
             for trees in (None, [2, 0, 2, 1]):
@@ -446,3 +449,67 @@ def test_few_row_inputs_equal_the_batch(rng, tmp_path):
             est.predict_proba(np.zeros((1, 14)))
         with pytest.raises(ValueError, match="infinity"):
             est.predict_proba(np.full((1, 13), -np.inf, dtype=np.float32))
+
+
+def _random_forest_nodes(rng, sizes, d, pool, nan_threshold=0.05):
+    """A flat forest (nodes (N, 4), roots) of random trees: tree t splits a random leaf sizes[t] times
+    on features < d (d < 0: only feature 0 of -d), thresholds drawn from pool (a few NaN
+    thresholds), NaN going left at random."""
+    rows, roots = [], []
+    for n_internal in sizes:
+        base = len(rows)
+        roots.append(base)
+        tree = [[-1, 0, -1, -1]]
+        leaves = [0]
+        for _ in range(n_internal):
+            i = leaves.pop(int(rng.integers(len(leaves))))
+            thr = np.float32(np.nan) if rng.random() < nan_threshold else np.float32(rng.choice(pool))
+            feat = int(rng.integers(max(d, 1))) | (int(rng.integers(2)) << 30)
+            left = len(tree)
+            tree += [[-1, 0, -1, -1], [-1, 0, -1, -1]]
+            tree[i] = [feat, int(thr.view(np.int32)), base + left, base + left + 1]
+            leaves += [left, left + 1]
+        rows += tree
+    return np.array(rows, dtype=np.int32), np.array(roots, dtype=np.int64)
+
+
+@pytest.mark.skipif(_cpu.detected_isa() != "avx512", reason="no AVX-512 on this CPU")
+@pytest.mark.parametrize(
+    "n_pool, sizes, d, want",
+    [
+        (40, [0, 3, 60, 400, 5], 9, ("one word", 1)),  # a lone leaf, trees shallower than the top table
+        (254, [300] * 6, 9, ("one word", 1)),
+        (3000, [900, 40, 3000], 9, ("two words", 2)),  # > 254 thresholds: 2-byte codes, offsets too far
+        (10**6, [50000, 7], 1, ("floats", 1)),  # > 32766 thresholds of a feature: the float walk
+        (3000, [2500], -2000, ("floats", 2)),  # a cut table (2000 x 4096) larger than the forest
+    ],
+)
+def test_coded_walk_equals_float_walks(rng, n_pool, sizes, d, want):
+    """The AVX-512 walk over quantized X (exact threshold codes; one- or two-word nodes; the top
+    levels from a breadth-first table) against the portable walk and the flat kernel, bit for bit:
+    values equal to thresholds, -0.0 / +0.0, +-inf thresholds, NaN thresholds and NaN rows both
+    ways, 1, 2 and 5 outputs, tails, a tree selection, 1 and 2 threads."""
+    pool = rng.standard_normal(n_pool).astype(np.float32)
+    pool[:4] = [0.0, -0.0, np.inf, -np.inf]
+    nodes, roots = _random_forest_nodes(rng, sizes, d, pool)
+    d = abs(d)
+    compact = ops.tree_compact_forest(nodes, roots, d)
+    assert compact.coded_layout == want
+    for k in (1, 2, 5):
+        values = rng.standard_normal((len(nodes), k))
+        for n in (1, 63, 64, 65, 97, 1043):
+            X = rng.choice(pool, (n, d)) + np.where(rng.random((n, d)) < 0.5, 0, rng.standard_normal((n, d)))
+            X = X.astype(np.float32)
+            X[rng.random((n, d)) < 0.15] = np.nan
+            X[rng.random((n, d)) < 0.05] = -0.0
+            for trees in (None, [len(sizes) - 1, 0, 0]):
+                sel = None if trees is None else np.array(trees)
+                flat = ops.tree_forest_predict(X, nodes, values, roots if sel is None else roots[sel])
+                for threads in (1, 2):
+                    with isa_active("portable"):
+                        assert np.array_equal(
+                            ops.tree_compact_predict(compact, X, values, trees=sel, threads=threads), flat
+                        )
+                    with isa_active("avx512"):
+                        got = ops.tree_compact_predict(compact, X, values, trees=sel, threads=threads)
+                    assert np.array_equal(got, flat), (k, n, trees, threads)

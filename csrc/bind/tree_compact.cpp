@@ -91,7 +91,14 @@ forgeml::bind::Register reg{[](py::module_& m) {
       .def_property_readonly("n_nodes", [](const ft::CompactForest& f) { return f.nodes.size(); })
       .def_property_readonly("n_trees", [](const ft::CompactForest& f) { return f.roots.size(); })
       .def_property_readonly("n_features", [](const ft::CompactForest& f) { return f.n_features; })
-      .def_property_readonly("depth", [](const ft::CompactForest& f) { return f.depth; });
+      .def_property_readonly("depth", [](const ft::CompactForest& f) { return f.depth; })
+      .def_property_readonly(
+          "coded_layout",
+          [](const ft::CompactForest& f) {
+            const ft::CodedForest& c = f.coded();
+            return py::make_tuple(!c.usable ? "floats" : c.words.empty() ? "two words" : "one word", c.code_bytes);
+          },
+          "(layout, code bytes) of the AVX-512 walk over quantized X (compact_coded.h; builds it)");
 }};
 
 }  // namespace

@@ -213,7 +213,7 @@ static void test_compact_rows() {
     }
     const ft::CompactArrays f{c.nodes.data(), N,      c.source.data(), c.roots.data(), n_trees,
                               values.data(),  N,      2,               d};
-    const int64_t n = pick({0, 1, 5});
+    const int64_t n = pick({0, 1, 5, 67});  // 67: the AVX-512 coded walk (>= 64 rows, layout built)
     std::vector<float> X = randv(n * d);
     if (n) X[0] = NAN;
     std::vector<double> out(n * 2), want(n * 2);
@@ -225,6 +225,7 @@ static void test_compact_rows() {
       continue;
     }
     if (corruptions) continue;
+    if (rng() & 1) c.coded();  // built: 67 rows take the coded walk (AVX-512)
     ft::compact_predict(c, X.data(), n, values.data(), 2, nullptr, 0, want.data(), 2);
     for (int64_t i = 0; i < n * 2; ++i) EXPECT(out[i] == want[i], "compact_predict_rows: entry %ld", i);
   }

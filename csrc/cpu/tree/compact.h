@@ -5,7 +5,10 @@
 // several rows walk one tree in lockstep (independent load chains in flight at once).
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <vector>
+
+#include "cpu/tree/compact_coded.h"
 
 namespace forgeml::tree {
 
@@ -22,6 +25,10 @@ struct CompactForest {
   std::vector<int32_t> depth;   // per tree: the longest root-to-leaf path (steps)
   int64_t n_source_nodes = 0;
   int64_t n_features = 0;
+  // The coded layout (compact_coded.h) for the AVX-512 walk, built on its first call.
+  const CodedForest& coded() const;
+  bool coded_built() const { return coded_slot->built; }
+  std::shared_ptr<CodedSlot> coded_slot = std::make_shared<CodedSlot>();
 };
 
 // Validates the flat forest (std::invalid_argument naming the first bad entry: a root, feature or
