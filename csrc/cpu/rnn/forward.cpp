@@ -1,5 +1,5 @@
 // Forward through time. Contract in rnn.h: x (N, T, F); weights permuted (layout.cpp).
-// SimpleRNN and GRU (the float32 GRU's steps: gru_forward.cpp, on gemm's micro-kernels):
+// SimpleRNN and GRU (the float32 GRU: gru_forward.cpp, its steps on gemm's micro-kernels):
 //   1. one GEMM for the input projection of every step (+ bias): into xg, or straight into y
 //      for SimpleRNN;
 //   2. per step and thread part k: the recurrent GEMM h_{t-1} (N, H) x R[:, part k] on R's slice
@@ -101,6 +101,8 @@ void forward(Cell cell, Act act, const Dims& d, const Split& split, const Forwar
     return;
   }
 
+  if (cell == Cell::gru && gru_forward_f32(d, split, gk, h0, f)) return;
+
   // 1. input projection for all steps
   float* proj = cell == Cell::simple ? f.y : f.xg;
   const int64_t ldp = cell == Cell::simple ? H : GH;
@@ -108,10 +110,7 @@ void forward(Cell cell, Act act, const Dims& d, const Split& split, const Forwar
   in_ep.bias = f.bias;
   product(f.bf16, false, false, N * T, GH, F, f.x, F, f.kernel, GH, proj, ldp, in_ep);
 
-  // 2. float32 GRU: the steps on the micro-kernels (gru_forward.cpp)
-  if (cell == Cell::gru && gru_steps_f32(d, split, gk, h0, f)) return;
-
-  // 3. else the recurrent kernel's part slices, packed once per sequence
+  // 2. the recurrent kernel's part slices, packed once per sequence
   std::vector<StepWeights> packs;
   std::vector<std::vector<float>> scratch(parts);
   for (int64_t k = 0; k < parts; ++k) {

@@ -4,7 +4,8 @@
 // b1 is added, and the panel's gates follow while its MR x 3w block is still in L1. Through
 // gemm's driver the whole N x 3w product went to a buffer in L2 before the row pass read it.
 // The reset gate multiplies h_{t-1}·R_h + b1_h (reset_after), so R cannot be stacked under W as
-// in the LSTM: x·W + b0 stays one GEMM over all steps (forward.cpp) and this only does R.
+// in the LSTM: x·W + b0 stays one GEMM over all steps, with b1's z and r blocks folded into its
+// bias, so that the per-step bias pass covers only the h block.
 // Each product element is the same sum for any split or thread count (same depth blocks), so
 // results do not depend on them.
 #include "gru_forward.h"
@@ -14,6 +15,7 @@
 
 #include "cpu/gemm/kernels.h"
 #include "panels.h"
+#include "products.h"
 #include "steps.h"
 
 namespace forgeml::rnn {
@@ -31,13 +33,24 @@ void pack_rows(const Kernel& kern, const float* A, int64_t lda, int m, int64_t p
 
 }  // namespace
 
-bool gru_steps_f32(const Dims& d, const Split& split, const GateKernels& gk, const float* h0, const Forward& f) {
+bool gru_forward_f32(const Dims& d, const Split& split, const GateKernels& gk, const float* h0, const Forward& f) {
   const Isa isa = active_isa();
   if (f.bf16 || isa == Isa::reference) return false;  // bf16 panels, or no micro-kernels (reference gemm)
   const Kernel& kern = gemm::detail::kernel_for(isa);
   const int64_t N = d.N, T = d.T, H = d.H, GH = d.GH(), G = d.G;
   const int64_t parts = static_cast<int64_t>(split.size()) - 1;
   const int mr = kern.mr, nr = kern.nr;
+  // x·W + b0 for every step, with b1's z and r blocks folded in (they only ever add to b0's);
+  // b1_h is multiplied by the reset gate, so it is added per step.
+  std::vector<float> bias(f.bias, f.bias + GH);
+  for (int64_t k = 0; k < parts; ++k) {
+    const int64_t c0 = G * split[k], w = split[k + 1] - split[k];
+    for (int64_t j = c0; j < c0 + 2 * w; ++j) bias[j] += f.bias[GH + j];
+  }
+  gemm::Epilogue in_ep;
+  in_ep.bias = bias.data();
+  product(false, false, false, N * T, GH, d.F, f.x, d.F, f.kernel, GH, f.xg, GH, in_ep);
+
   std::vector<Panels> packs;
   std::vector<Floats> ap, z;  // per part: the packed h rows, the panel's MR x 3w product
   for (int64_t k = 0; k < parts; ++k) {
@@ -63,7 +76,7 @@ bool gru_steps_f32(const Dims& d, const Split& split, const GateKernels& gk, con
           kern.tile[2 * n <= nr][0][m](kc, ap[k].get(), mr, packs[k].at(pc, j, kc), nr, zk + j, cols, 1.0f, beta, m, n);
         }
       }
-      kern.bias_act(b1, gemm::Activation::none, zk, cols, m, cols);
+      kern.bias_act(b1 + 2 * w, gemm::Activation::none, zk + 2 * w, cols, m, w);  // b1_z, b1_r: in xg
       for (int i = 0; i < m; ++i) {
         const int64_t n = i0 + i, o = (n * T + t) * H + u0;
         gk.gru_fwd(w, f.xg + (n * T + t) * GH + c0, zk + i * cols, hp + n * ldh + u0, f.aux + o, f.y + o);
