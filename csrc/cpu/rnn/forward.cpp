@@ -1,5 +1,6 @@
 // Forward through time. Contract in rnn.h: x (N, T, F); weights permuted (layout.cpp).
-// SimpleRNN and GRU (the float32 GRU: gru_forward.cpp, its steps on gemm's micro-kernels):
+// SimpleRNN, and the GRU in bf16 or on the reference ISA (float32 GRU: gru_forward.cpp, x·W fused
+// into the steps on gemm's micro-kernels):
 //   1. one GEMM for the input projection of every step (+ bias): into xg, or straight into y
 //      for SimpleRNN;
 //   2. per step and thread part k: the recurrent GEMM h_{t-1} (N, H) x R[:, part k] on R's slice
