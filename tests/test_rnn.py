@@ -413,6 +413,36 @@ def test_lstm_backward_blocks(isa, parts, shape):
         np.testing.assert_array_equal(a, c)
 
 
+@pytest.mark.parametrize("parts", [0, 3], indirect=True, ids=["parts_by_size", "parts3"])
+@pytest.mark.parametrize("shape", [(13, 4, 5, 19), (25, 3, 7, 400), (29, 1, 6, 33), (1, 5, 0, 7), (7, 6, 9, 1)],
+                         ids=lambda s: "N%dT%dF%dH%d" % s)
+def test_gru_forward_on_micro_kernels(isa, parts, shape):
+    """The float32 GRU steps on gemm's micro-kernels (gru_forward.cpp): odd batch sizes (partial
+    row panels), depth H over one KC block (400), one step, no features, one unit, unit parts by
+    size or three; against the float64 reference (forward and the backward that reads its gates
+    and b_h), and the same bits on one and two threads."""
+    x, k, r, b, h0, _ = make("gru", *shape, seed=17)
+    y_ref, h_ref, _, hist = ref_forward("gru", x, k, r, b, h0)
+    old = forgeml.get_num_threads()
+    try:
+        outs = []
+        for threads in (2, 1):
+            forgeml.set_num_threads(threads)
+            outs.append(ops.gru(x, k, r, b, h0, return_cache=True))
+    finally:
+        forgeml.set_num_threads(old)
+    assert_close(outs[0][0], y_ref, "y")
+    assert_close(outs[0][1], h_ref, "h_T")
+    for a, c in zip(outs[0][:2], outs[1][:2]):
+        np.testing.assert_array_equal(a, c)
+    dy = np.random.default_rng(4).standard_normal(y_ref.shape).astype(np.float32)
+    g = ops.gru_grad(outs[0][-1], dy)
+    ref = ref_backward("gru", x, k, r, b, hist, dy, None)
+    for name, got, want in zip(g._fields, g, ref):
+        if want is not None:
+            assert_close(got, want, name, tol=5e-5)
+
+
 def test_thread_count_does_not_change_results():
     x, k, r, b, h0, c0 = make("lstm", 6, 8, 20, 64, seed=9)
     old = forgeml.get_num_threads()

@@ -1,5 +1,6 @@
 // Forward through time. Contract in rnn.h: x (N, T, F); weights permuted (layout.cpp).
-// SimpleRNN and GRU:
+// SimpleRNN, and the GRU in bf16 or on the reference ISA (float32 GRU: gru_forward.cpp, x·W fused
+// into the steps on gemm's micro-kernels):
 //   1. one GEMM for the input projection of every step (+ bias): into xg, or straight into y
 //      for SimpleRNN;
 //   2. per step and thread part k: the recurrent GEMM h_{t-1} (N, H) x R[:, part k] on R's slice
@@ -21,6 +22,7 @@
 
 #include "forgeml/check.h"
 #include "forgeml/gemm.h"
+#include "gru_forward.h"
 #include "kernels.h"
 #include "lstm_forward.h"
 #include "products.h"
@@ -99,6 +101,8 @@ void forward(Cell cell, Act act, const Dims& d, const Split& split, const Forwar
     if (!lstm_forward_f32(d, split, gk, h0, c0, f)) lstm_forward(d, split, gk, h0, c0, f);
     return;
   }
+
+  if (cell == Cell::gru && gru_forward_f32(d, split, gk, h0, f)) return;
 
   // 1. input projection for all steps
   float* proj = cell == Cell::simple ? f.y : f.xg;
