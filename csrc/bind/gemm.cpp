@@ -1,4 +1,4 @@
-// forgeml._cpu bindings for SGEMM. matmul_fast serves ops.matmul's common case in one call;
+// forgeml._cpu bindings for SGEMM. matmul_fast serves ops.matmul's common case (float32 or bf16) in one call;
 // sgemm (alpha/beta), PackedB/sgemm_packed and the epilogue test hook take float32 arrays with
 // a unit inner stride. Leading dimensions and batch strides are read from the arrays' strides,
 // so a transposed or sliced view costs no copy. Shapes are checked in Python; the checks here
@@ -11,6 +11,7 @@
 #include "bind/registry.h"
 #include "forgeml/check.h"
 #include "forgeml/gemm.h"
+#include "forgeml/gemm_lowp.h"
 
 namespace py = pybind11;
 namespace fg = forgeml::gemm;
@@ -156,7 +157,7 @@ int fast_activation(PyObject* o) {
 }
 
 py::object fast_matmul(py::handle a, py::handle b, py::handle trans_a, py::handle trans_b, py::handle bias,
-                       py::handle activation, py::handle out) {
+                       py::handle activation, py::handle out, bool bf16) {
   bool ta = PyObject_IsTrue(trans_a.ptr()) == 1, tb = PyObject_IsTrue(trans_b.ptr()) == 1;
   Mat A, B;
   int nda, ndb;
@@ -167,6 +168,7 @@ py::object fast_matmul(py::handle a, py::handle b, py::handle trans_a, py::handl
   const int64_t Kb = tb ? B.cols : B.rows, N = tb ? B.rows : B.cols;
   if (K != Kb) return py::none();
   const bool batched = nda == 3 || ndb == 3;
+  if (bf16 && batched) return py::none();  // ops/gemm_lowp.py loops over the batch
   const int64_t batch = nda == 3 ? A.batch : B.batch;
   if (nda == 3 && ndb == 3 && A.batch != B.batch) return py::none();
   const float* bias_p = nullptr;
@@ -197,7 +199,9 @@ py::object fast_matmul(py::handle a, py::handle b, py::handle trans_a, py::handl
   fg::Epilogue ep{bias_p, static_cast<fg::Activation>(act)};
   {
     py::gil_scoped_release nogil;
-    if (!batched)
+    if (bf16)
+      fg::gemm_bf16(ta, tb, M, N, K, A.p, A.ld, B.p, B.ld, C.p, C.ld, ep);
+    else if (!batched)
       fg::sgemm(ta, tb, M, N, K, 1.f, A.p, A.ld, B.p, B.ld, 0.f, C.p, C.ld, ep);
     else
       fg::sgemm_batched(ta, tb, batch, M, N, K, 1.f, A.p, A.ld, nda == 3 ? A.stride : 0, B.p, B.ld,
@@ -209,7 +213,10 @@ py::object fast_matmul(py::handle a, py::handle b, py::handle trans_a, py::handl
 }  // namespace
 
 static forgeml::bind::Register reg{[](py::module_& m) {
-  m.def("matmul_fast", &fast_matmul, "matmul's common case, or None when ops/gemm.py must handle the input.");
+  m.def("matmul_fast", &fast_matmul, py::arg("a"), py::arg("b"), py::arg("trans_a"), py::arg("trans_b"),
+        py::arg("bias"), py::arg("activation"), py::arg("out"), py::arg("bf16") = false,
+        "matmul's common case (bf16: precision='bf16' on 2-D operands), or None when ops/gemm.py must handle "
+        "the input.");
   m.def("sgemm", [](const py::array& a, const py::array& b, const py::array& out, bool trans_a, bool trans_b,
                     float alpha, float beta, const py::object& bias, int activation) {
     const int64_t N = trans_b ? b.shape(b.ndim() - 2) : b.shape(b.ndim() - 1);

@@ -49,6 +49,10 @@ def matmul(a, b, *, trans_a=False, trans_b=False, bias=None, activation=None, ou
     (ops/gemm_lowp.py).
     """
     if precision is not None and precision != "float32":
+        if precision == "bf16":
+            r = _cpu_fast(a, b, trans_a, trans_b, bias, activation, out, True)
+            if r is not None:
+                return r
         from . import gemm_lowp
         if precision not in gemm_lowp.PRECISIONS:
             raise ValueError(f"precision: expected one of {gemm_lowp.PRECISIONS}, got {precision!r}")
