@@ -4,24 +4,30 @@
 #      into build/gpu, staged as a package under build/gpu/pkg (the work tree is left alone);
 #   2. run the tests marked gpu (the real-device half of the GPU-path tests);
 #   3. check and time every CUDA kernel against its CuPy / cuBLAS / cuDNN (PyTorch) peer;
-#   4. write one report: $REPORT_DIR/gpu_check.json and gpu_check.txt (REPORT_DIR defaults to
-#      $OUT when set, else build/gpu/report).
+#   4. with FORGEML_GPU_CHECK_SANITIZE_S > 0, run the gpu tests under compute-sanitizer
+#      (memcheck, then racecheck on the shared-memory kernels) within that many seconds;
+#   5. write one report: $REPORT_DIR/gpu_check.json and gpu_check.txt (REPORT_DIR defaults to
+#      build/gpu/report); where $OUT is set, gpu_check.txt, gpu_check.json and a tarball of the
+#      whole report are copied there (the device tool brings back at most 8 files).
 # Without a GPU it still builds (sm_90 unless FORGEML_CUDA_ARCH says otherwise), collects the
 # gpu tests, and says clearly that the device steps were skipped (a dry run, exit 0).
 # Usage: bench/gpu_check.sh [python]      (default python3)
 # Settings: FORGEML_CUDA_ARCH (default: the GPU's own), FORGEML_GPU_CHECK_JOBS (default nproc),
-# FORGEML_GPU_CHECK_BUILD_S (build time limit, default 300). Estimate, not yet measured on a GPU
-# machine: ptxas alone took 684 CPU-seconds for sm_90 (44 kernels, gemm.cu's 128x128 tiles the
-# longest, serial within gemm.cu) on a 2-core machine oversubscribed about 10x, so a 16-core
-# machine should build in 1-2 minutes.
+# FORGEML_GPU_CHECK_BUILD_S (build time limit, default 300), FORGEML_GPU_CHECK_TESTS_S and
+# FORGEML_GPU_CHECK_KERNELS_S (default 240 each), FORGEML_GPU_CHECK_SANITIZE_S (default 0: skipped).
+# The whole build (sm_90 only) takes ~280 s on 2 cores; the longest steps are _cpu's LTO link
+# (~47 s) and svm.cu (~35 s), so a 16-core machine should build in 1-2 minutes.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 PY="${1:-python3}"
 JOBS="${FORGEML_GPU_CHECK_JOBS:-$(nproc)}"
 BUILD_S="${FORGEML_GPU_CHECK_BUILD_S:-300}"
+TESTS_S="${FORGEML_GPU_CHECK_TESTS_S:-240}"
+KERNELS_S="${FORGEML_GPU_CHECK_KERNELS_S:-240}"
+SANITIZE_S="${FORGEML_GPU_CHECK_SANITIZE_S:-0}"
 BUILD="$ROOT/build/gpu"
-REPORT_DIR="${REPORT_DIR:-${OUT:-$BUILD/report}}"
+REPORT_DIR="${REPORT_DIR:-$BUILD/report}"
 mkdir -p "$BUILD" "$REPORT_DIR"
 T0=$SECONDS
 stage() { echo "== [$((SECONDS - T0)) s] $*"; }
@@ -53,21 +59,25 @@ if grep -Eq "^(numpy|pybind11|pytest|sklearn) MISSING" "$REPORT_DIR/env.txt"; th
   echo "gpu_check: numpy, pybind11, pytest and scikit-learn are needed (pip install them from the local mirror)"
 fi
 
-# ---- 1. build: one architecture, all cores, the ptxas report kept
+# ---- 1. build: one architecture, all cores, the ptxas report kept. _cpu and _cuda are needed;
+# _emu (and the TSan executable, which needs libtsan) are not, so a failure there is only reported.
 stage "build (cmake + ninja, -j$JOBS)"
 BUILD_OK=1
 {
   cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFORGEML_CUDA=ON -DFORGEML_TESTING=ON \
         -DCMAKE_CUDA_ARCHITECTURES="$ARCH" -DPython_EXECUTABLE="$(command -v "$PY")" \
         -Dpybind11_DIR="$("$PY" -m pybind11 --cmakedir)" &&
-  timeout "$BUILD_S" cmake --build "$BUILD" -j "$JOBS"
+  timeout "$BUILD_S" cmake --build "$BUILD" -j "$JOBS" --target _cpu _cuda
 } > "$REPORT_DIR/build.log" 2>&1 || BUILD_OK=0
+[ "$BUILD_OK" = 1 ] && { timeout "$BUILD_S" cmake --build "$BUILD" -j "$JOBS" >> "$REPORT_DIR/build.log" 2>&1 ||
+  echo "gpu_check: the test-only targets (_emu, forgeml_tsan) failed to build; see build.log"; }
 grep -E "ptxas info|spill" "$REPORT_DIR/build.log" | sort -u > "$REPORT_DIR/ptxas.txt" || true
 if [ "$BUILD_OK" = 1 ]; then
   rm -rf "$BUILD/pkg" && mkdir -p "$BUILD/pkg"
   cp -r python/forgeml "$BUILD/pkg/forgeml"
   rm -f "$BUILD"/pkg/forgeml/*.so
-  cp "$BUILD"/_cpu*.so "$BUILD"/_cuda*.so "$BUILD"/_emu*.so "$BUILD/pkg/forgeml/" || BUILD_OK=0
+  cp "$BUILD"/_cpu*.so "$BUILD"/_cuda*.so "$BUILD/pkg/forgeml/" || BUILD_OK=0
+  cp "$BUILD"/_emu*.so "$BUILD/pkg/forgeml/" 2>/dev/null || true
 fi
 stage "build $([ "$BUILD_OK" = 1 ] && echo ok || echo FAILED) (log: $REPORT_DIR/build.log)"
 [ "$BUILD_OK" = 1 ] || tail -40 "$REPORT_DIR/build.log"
@@ -79,7 +89,8 @@ TESTS_RC=-1
 if [ "$BUILD_OK" = 1 ]; then
   if [ -n "$GPU" ]; then
     stage "pytest -m gpu"
-    (cd /tmp && timeout 240 "$PY" -m pytest -q -m gpu -p no:cacheprovider --junitxml="$REPORT_DIR/gpu_tests.xml" \
+    (cd /tmp && timeout "$TESTS_S" "$PY" -m pytest -q -m gpu -p no:cacheprovider --continue-on-collection-errors \
+       -o faulthandler_timeout=60 --durations=15 --junitxml="$REPORT_DIR/gpu_tests.xml" \
        "$ROOT/tests" > "$REPORT_DIR/gpu_tests.txt" 2>&1)
     TESTS_RC=$?
     tail -25 "$REPORT_DIR/gpu_tests.txt"
@@ -95,11 +106,26 @@ fi
 CHECK_RC=-1
 if [ "$BUILD_OK" = 1 ]; then
   stage "kernel check and timing vs CuPy / cuBLAS / cuDNN"
-  (cd /tmp && timeout 240 "$PY" -m forgeml gpucheck --json "$REPORT_DIR/kernels.json" 2>&1 | tee "$REPORT_DIR/kernels.txt")
+  (cd /tmp && timeout "$KERNELS_S" "$PY" -m forgeml gpucheck --json "$REPORT_DIR/kernels.json" 2>&1 | tee "$REPORT_DIR/kernels.txt")
   CHECK_RC=${PIPESTATUS[0]}
 fi
 
-# ---- 4. one report
+# ---- 4. compute-sanitizer over the gpu tests: memcheck on all, racecheck on the shared-memory kernels
+SAN_RC=-1
+if [ "$BUILD_OK" = 1 ] && [ -n "$GPU" ] && [ "$SANITIZE_S" -gt 0 ] && command -v compute-sanitizer >/dev/null; then
+  for tool in memcheck racecheck; do
+    files="$ROOT/tests"
+    [ "$tool" = racecheck ] && files="$ROOT/tests/test_gemm.py $ROOT/tests/test_tree_cuda_emu.py $ROOT/tests/test_conv_cuda_emu.py"
+    stage "compute-sanitizer --tool $tool (within $((SANITIZE_S / 2)) s)"
+    (cd /tmp && timeout "$((SANITIZE_S / 2))" compute-sanitizer --tool "$tool" --error-exitcode 99 \
+       --target-processes all "$PY" -m pytest -q -x -m gpu -p no:cacheprovider --continue-on-collection-errors \
+       $files > "$REPORT_DIR/sanitize_$tool.txt" 2>&1)
+    SAN_RC=$?
+    echo "$tool rc=$SAN_RC"; grep -E "ERROR SUMMARY|passed|failed|Invalid|Race" "$REPORT_DIR/sanitize_$tool.txt" | head -8
+  done
+fi
+
+# ---- 5. one report
 stage "report"
 "$PY" - "$REPORT_DIR" "$GPU" "$ARCH" "$BUILD_OK" "$TESTS_RC" "$CHECK_RC" "$((SECONDS - T0))" <<'EOF'
 import json, os, sys, xml.etree.ElementTree as ET
@@ -139,6 +165,10 @@ open(os.path.join(out, "gpu_check.txt"), "w").write(text + "\n")
 print(text)
 EOF
 echo "report: $REPORT_DIR/gpu_check.json, $REPORT_DIR/gpu_check.txt"
+if [ -n "${OUT:-}" ]; then
+  cp "$REPORT_DIR/gpu_check.txt" "$REPORT_DIR/gpu_check.json" "$OUT/" 2>/dev/null
+  tar czf "$OUT/gpu_report.tgz" -C "$REPORT_DIR" . && echo "report copied to \$OUT (gpu_report.tgz)"
+fi
 [ "$BUILD_OK" = 1 ] || exit 1
 [ -z "$GPU" ] && exit 0
 [ "$TESTS_RC" = 0 ] && [ "$CHECK_RC" = 0 ]
