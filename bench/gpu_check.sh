@@ -14,7 +14,9 @@
 # Usage: bench/gpu_check.sh [python]      (default python3)
 # Settings: FORGEML_CUDA_ARCH (default: the GPU's own), FORGEML_GPU_CHECK_JOBS (default nproc),
 # FORGEML_GPU_CHECK_BUILD_S (build time limit, default 300), FORGEML_GPU_CHECK_TESTS_S and
-# FORGEML_GPU_CHECK_KERNELS_S (default 240 each), FORGEML_GPU_CHECK_SANITIZE_S (default 0: skipped).
+# FORGEML_GPU_CHECK_KERNELS_S (default 240 each), FORGEML_GPU_CHECK_SANITIZE_S (default 0: skipped);
+# for a short re-check: FORGEML_GPU_CHECK_TESTS (test paths, default tests/), FORGEML_GPU_CHECK_FAMILIES
+# (gpucheck --families, default all), FORGEML_GPU_CHECK_EMU=0 (skip building _emu and the TSan executable).
 # The whole build (sm_90 only) takes ~280 s on 2 cores; the longest steps are _cpu's LTO link
 # (~47 s) and svm.cu (~35 s), so a 16-core machine should build in 1-2 minutes.
 set -uo pipefail
@@ -26,6 +28,8 @@ BUILD_S="${FORGEML_GPU_CHECK_BUILD_S:-300}"
 TESTS_S="${FORGEML_GPU_CHECK_TESTS_S:-240}"
 KERNELS_S="${FORGEML_GPU_CHECK_KERNELS_S:-240}"
 SANITIZE_S="${FORGEML_GPU_CHECK_SANITIZE_S:-0}"
+TESTS="${FORGEML_GPU_CHECK_TESTS:-tests}"
+FAMILIES="${FORGEML_GPU_CHECK_FAMILIES:+--families $FORGEML_GPU_CHECK_FAMILIES}"
 BUILD="$ROOT/build/gpu"
 REPORT_DIR="${REPORT_DIR:-$BUILD/report}"
 mkdir -p "$BUILD" "$REPORT_DIR"
@@ -69,7 +73,7 @@ BUILD_OK=1
         -Dpybind11_DIR="$("$PY" -m pybind11 --cmakedir)" &&
   timeout "$BUILD_S" cmake --build "$BUILD" -j "$JOBS" --target _cpu _cuda
 } > "$REPORT_DIR/build.log" 2>&1 || BUILD_OK=0
-[ "$BUILD_OK" = 1 ] && { timeout "$BUILD_S" cmake --build "$BUILD" -j "$JOBS" >> "$REPORT_DIR/build.log" 2>&1 ||
+[ "$BUILD_OK" = 1 ] && [ "${FORGEML_GPU_CHECK_EMU:-1}" != 0 ] && { timeout "$BUILD_S" cmake --build "$BUILD" -j "$JOBS" >> "$REPORT_DIR/build.log" 2>&1 ||
   echo "gpu_check: the test-only targets (_emu, forgeml_tsan) failed to build; see build.log"; }
 grep -E "ptxas info|spill" "$REPORT_DIR/build.log" | sort -u > "$REPORT_DIR/ptxas.txt" || true
 if [ "$BUILD_OK" = 1 ]; then
@@ -91,7 +95,7 @@ if [ "$BUILD_OK" = 1 ]; then
     stage "pytest -m gpu"
     (cd /tmp && timeout "$TESTS_S" "$PY" -m pytest -q -m gpu -p no:cacheprovider --continue-on-collection-errors \
        -o faulthandler_timeout=60 --durations=15 --junitxml="$REPORT_DIR/gpu_tests.xml" \
-       "$ROOT/tests" > "$REPORT_DIR/gpu_tests.txt" 2>&1)
+       $(for t in $TESTS; do echo "$ROOT/$t"; done) > "$REPORT_DIR/gpu_tests.txt" 2>&1)
     TESTS_RC=$?
     tail -25 "$REPORT_DIR/gpu_tests.txt"
   else
@@ -106,7 +110,7 @@ fi
 CHECK_RC=-1
 if [ "$BUILD_OK" = 1 ]; then
   stage "kernel check and timing vs CuPy / cuBLAS / cuDNN"
-  (cd /tmp && timeout "$KERNELS_S" "$PY" -m forgeml gpucheck --json "$REPORT_DIR/kernels.json" 2>&1 | tee "$REPORT_DIR/kernels.txt")
+  (cd /tmp && timeout "$KERNELS_S" "$PY" -m forgeml gpucheck $FAMILIES --json "$REPORT_DIR/kernels.json" 2>&1 | tee "$REPORT_DIR/kernels.txt")
   CHECK_RC=${PIPESTATUS[0]}
 fi
 

@@ -71,8 +71,8 @@ class GpuCheck:
 
 
 def main(argv=None) -> int:
-    """``gpucheck [--json PATH] [--repeats N]``: every family's ``gpu_check``; a family that raises
-    is reported as failed and the others still run."""
+    """``gpucheck [--json PATH] [--repeats N] [--families a,b]``: every (or each named) family's
+    ``gpu_check``; a family that raises is reported as failed and the others still run."""
     import argparse
     import json
     import traceback
@@ -80,7 +80,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m forgeml gpucheck")
     parser.add_argument("--json", help="write the rows (and any family errors) to this JSON file")
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--families", help="comma-separated bench modules to check (default: all)")
     args = parser.parse_args(argv)
+    names = families()
+    if args.families:
+        names = [n.strip() for n in args.families.split(",") if n.strip()]
+        unknown = sorted(set(names) - set(families()))
+        if unknown:
+            parser.error(f"--families: unknown {unknown}; choose from {families()}")
     from .. import cuda
     if not cuda.is_available():
         print(f"gpucheck: no usable GPU ({cuda.status()}); nothing to check")
@@ -90,7 +97,7 @@ def main(argv=None) -> int:
         return 0
     check = GpuCheck(repeats=args.repeats)
     errors = {}
-    for name in families():
+    for name in names:
         mod = importlib.import_module(f"{__package__}.{name}")
         if hasattr(mod, "gpu_check"):
             try:
