@@ -164,15 +164,40 @@ def test_partition_kernel_is_stable(rng, order):
     np.testing.assert_array_equal(out[3:10], rows[3:10])  # outside every range: untouched
 
 
-def test_host_rng_replays_the_cpu_generator():
-    """The grower's host copy of csrc/cpu/tree/rng.h draws what the CPU draws (checked through
-    the bootstrap, which is Rng(seed ^ 0x2545f4914f6cdd1d).below(n) per draw)."""
-    from forgeml.ops._tree_gpu import Rng
+def test_gpu_forest_is_the_same_for_any_worker_count(rng, cupy):
+    """Trees grown concurrently (one host thread and stream per worker, trees taken in any
+    order) are the sequential ones and the CPU's, bootstrap draws included; the device work per
+    node pair is one upload, one download and one sync (csrc/bind/tree_gpu_grower.h)."""
+    from forgeml.ops import _tree_gpu
 
-    for seed, n in [(0, 7), (12345, 1000), (2**63 + 5, 3)]:
-        rng = Rng(seed ^ 0x2545F4914F6CDD1D)
-        want = np.bincount([rng.below(n) for _ in range(50)], minlength=n)
-        np.testing.assert_array_equal(ops.tree_bootstrap_counts(n, 50, seed), want)
+    codes, cls, _ = _binned(rng, 409, 5, 3)
+    w = rng.integers(0, 3, size=len(cls)).astype(np.float64)
+    seeds = np.arange(7, dtype=np.uint64) * 1000 + 3
+    kw = dict(n_classes=3, max_features=2, bootstrap=True, max_depth=7)
+    want = ops.tree_grow_forest(codes, cls, w, seeds, threads=1, **kw)
+    args = cupy.asarray(codes), cupy.asarray(cls), cupy.asarray(w), seeds
+    for workers in (1, 3, 7, 20):
+        got = ops.tree_grow_forest_gpu(*args, workers=workers, **kw)
+        _assert_same_trees(got, want, exact=True)
+        c = _tree_gpu.last_counts
+        pairs = int((want["feature"] >= 0).sum())
+        assert c["pairs"] == pairs
+        # per pair: 1 upload, 1 download, 1 sync, <= 3 launches, <= 1 memset; per tree: its rows
+        # and weights (2 uploads), the root's histogram (1 upload, 2 downloads, 1 sync) and scan
+        # (1 upload, 1 download, 1 sync)
+        assert c["syncs"] == pairs + 2 * len(seeds)
+        assert c["h2d"] == pairs + 4 * len(seeds) and c["d2h"] == pairs + 3 * len(seeds)
+        assert c["launches"] <= 3 * pairs + 2 * len(seeds) and c["memsets"] <= pairs + len(seeds)
+    with pytest.raises(ValueError, match="workers"):
+        ops.tree_grow_forest_gpu(*args, workers=0, **kw)
+
+
+def test_gpu_grower_errors_in_workers_reach_the_caller(cupy):
+    """A tree that cannot grow (no weight) raises in its worker thread; the caller gets it."""
+    codes = cupy.asarray(np.zeros((6, 2), np.uint8))
+    with pytest.raises(ValueError, match="weight"):
+        ops.tree_grow_forest_gpu(codes, cupy.asarray(np.zeros(6, np.int32)), cupy.asarray(np.zeros(6)), [1, 2, 3],
+                                 n_classes=2, workers=3)
 
 
 def _binned(rng, n, d, classes, nan=0.05):
