@@ -4,8 +4,9 @@
 // (rng.h) and costs (criterion.h), so the trees are the CPU's trees.
 //
 // Per node pair (a split node's partition and its two children's search): one upload of a small
-// parameter block, a memset, three launches (partition, histograms, split scan), one download
-// of the per-feature scan results and one stream sync, into buffers allocated once per fit.
+// parameter block, a memset, three or four launches (partition: one block for small nodes, else
+// count + scatter over up to 64 blocks; histograms; split scan), one download of the per-feature
+// scan results and one stream sync, into buffers allocated once per fit.
 // Trees are independent: each worker (a host thread with its own stream and workspace) grows
 // whole trees taken from a shared counter into their own slots, so the output does not depend
 // on scheduling.
@@ -79,7 +80,7 @@ constexpr int kBins = 256;
 // One worker's device workspace, carved into 256-byte aligned pieces. in/out are the blocks one
 // copy moves each way per node pair (mirrored in pinned host memory).
 struct Layout {
-  int64_t rows, tmp, wt, hw, cnt, in, out, bytes;
+  int64_t rows, tmp, wt, hw, cnt, blk, in, out, bytes;
   // in: part (begin, end), sel (feature, bin, nan_left, pad), child ranges (2, 2), totals (2, S)
   int64_t in_bytes, in_sel, in_child, in_total;
   // out: n_left, proxy (2, d), left (2, d, S), bin (2, d), nan_left (2, d), varies (2, d)
@@ -99,6 +100,7 @@ struct Layout {
     rows = piece(n * 4), tmp = piece(n * 4), wt = piece(p.bootstrap ? n * 8 : 0);
     hw = piece(2 * d * kBins * H * 8 + 2 * d * kBins * 4);  // cnt right behind: one memset zeroes both
     cnt = hw + 2 * d * kBins * H * 8;
+    blk = piece(ct::kMaxPartBlocks * 8);
     in = piece(in_bytes), out = piece(out_bytes);
     bytes = off;
   }
@@ -158,7 +160,7 @@ class Worker {
     child[0] = 0, child[1] = m;
     upload();
     zero_histograms();
-    histograms(1, m);
+    histograms(1, m, 0);
     std::vector<double> h0(kBins * H);
     std::vector<uint32_t> c0(kBins);
     FORGEML_CUDA_CHECK(cudaMemcpyAsync(h0.data(), dev(L_.hw), h0.size() * 8, cudaMemcpyDeviceToHost, s()));
@@ -241,12 +243,15 @@ class Worker {
     ++counts.syncs;
   }
   void zero_histograms() {
-    FORGEML_CUDA_CHECK(cudaMemsetAsync(dev(L_.hw), 0, L_.in - L_.hw, s()));
+    FORGEML_CUDA_CHECK(cudaMemsetAsync(dev(L_.hw), 0, L_.blk - L_.hw, s()));
     ++counts.memsets;
   }
   const double* weights() const { return p_.bootstrap ? dev<const double>(L_.wt) : in_.w; }
-  void histograms(int z, int64_t max_rows) {
-    ct::histogram_nodes(in_.codes, p_.d, dev<int32_t>(L_.rows), dev<int64_t>(L_.in + L_.in_child), z, max_rows, in_.cls,
+  // The rows of the nodes at `depth`: partitions alternate between the two row buffers (each
+  // writes its children's rows into the other one; the range there belonged to an ancestor).
+  int32_t* rows_at(int depth) const { return dev<int32_t>(depth % 2 ? L_.tmp : L_.rows); }
+  void histograms(int z, int64_t max_rows, int depth) {
+    ct::histogram_nodes(in_.codes, p_.d, rows_at(depth), dev<int64_t>(L_.in + L_.in_child), z, max_rows, in_.cls,
                         weights(), in_.y, p_.H(), dev<double>(L_.hw), dev<uint32_t>(L_.cnt), s());
     ++counts.launches;
   }
@@ -332,14 +337,14 @@ class Worker {
     if (parent) {
       ++counts.pairs;
       const auto* sel_dev = dev<const int32_t>(L_.in + L_.in_sel);
-      ct::partition(in_.codes, d, dev<int32_t>(L_.rows), dev<int32_t>(L_.tmp), dev<const int64_t>(L_.in), 1, sel_dev,
-                    sel_dev + 1, sel_dev + 2, dev<int64_t>(L_.out), s());
-      ++counts.launches;
+      counts.launches += ct::partition_into(in_.codes, d, rows_at(parent->depth), rows_at(parent->depth + 1),
+                                            dev<const int64_t>(L_.in), 1, parent->end - parent->begin, sel_dev,
+                                            sel_dev + 1, sel_dev + 2, dev<int64_t>(L_.blk), dev<int64_t>(L_.out), s());
     }
     if (z > 0) {
       if (build_hist) {
         zero_histograms();
-        histograms(z, max_rows);
+        histograms(z, max_rows, kids[0]->depth);
       }
       ct::split_scan_nodes(dev<const double>(L_.hw), dev<const uint32_t>(L_.cnt), d, z, p_.H(), p_.criterion,
                            dev<const double>(L_.in + L_.in_total), lim_leaf_, lim_w_,
