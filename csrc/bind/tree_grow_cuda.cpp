@@ -8,6 +8,7 @@
 
 #include "bind/registry.h"
 #include "bind/tree_gpu_grower.h"
+#include "forgeml/check.h"
 
 namespace py = pybind11;
 namespace tg = forgeml::cuda::tree_gpu;
@@ -78,6 +79,10 @@ forgeml::bind::Register reg{[](py::module_& m) {
          py::array_t<uint64_t, py::array::c_style | py::array::forcecast> seeds, int criterion, int K, int max_depth,
          int min_samples_split, int min_samples_leaf, double min_weight_fraction_leaf, double min_impurity_decrease,
          int max_features, bool bootstrap, int64_t n_draws, uintptr_t workspace, int workers, uintptr_t stream) {
+        FORGEML_CHECK_ARG(K >= 1 && K <= 16, "n_classes: expected 1 .. 16, got ", K);
+        FORGEML_CHECK_ARG(n >= 0 && d >= 1 && max_features >= 1,
+                          "codes, max_features: expected n >= 0, d >= 1, max_features >= 1");
+        FORGEML_CHECK_ARG(workers >= 1, "workers: expected >= 1, got ", workers);
         const tg::Params p = params(d, criterion, K, max_depth, min_samples_split, min_samples_leaf,
                                     min_weight_fraction_leaf, min_impurity_decrease, max_features, bootstrap, n_draws);
         const tg::Input in{ptr<const uint8_t>(codes), n, ptr<const int32_t>(cls), ptr<const double>(y),

@@ -61,16 +61,6 @@ def supported(
     return None
 
 
-class _Tree:
-    """The arrays of one tree, in the CPU's node order."""
-
-    def __init__(self, K):
-        self.feature, self.left, self.right, self.thr_bin, self.nan_left = [], [], [], [], []
-        self.n_samples, self.weighted_n, self.impurity, self.value = [], [], [], []
-        self.depth = 0
-        self.K = K
-
-
 def grow_forest_gpu(
     codes,
     y,
@@ -113,6 +103,8 @@ def grow_forest_gpu(
     if not bool((w_base >= 0).all()):
         raise ValueError("weight: expected non-negative finite values")
     K = int(n_classes) if classify else 1
+    if K < 1:
+        raise ValueError(f"n_classes: expected >= 1, got {n_classes}")
     if classify and len(y_dev) and not (0 <= int(y_dev.min()) and int(y_dev.max()) < K):
         raise ValueError(f"y: expected class indices in [0, {K})")
     params = dict(
