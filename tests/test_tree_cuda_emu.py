@@ -204,14 +204,15 @@ def test_gpu_forest_is_the_same_for_any_worker_count(rng, cupy):
         _assert_same_trees(got, want, exact=True)
         c = _tree_gpu.last_counts
         pairs = int((want["feature"] >= 0).sum())
-        assert c["pairs"] == pairs
-        # per pair: 1 upload, 1 download, 1 sync, <= 4 launches, <= 1 memset; per tree: its rows
-        # and weights (2 uploads), the root's histogram (1 upload, 2 downloads, 1 sync) and scan
-        # (1 upload, 1 download, 1 sync)
-        assert c["syncs"] == pairs + 2 * len(seeds)
-        assert c["h2d"] == pairs + 4 * len(seeds) and c["d2h"] == pairs + 3 * len(seeds)
+        assert c["pairs"] == pairs and 0 < c["leaf_pairs"] < pairs
+        # per pair: 1 upload, 1 download, 1 sync, <= 4 launches, <= 1 memset, nothing where both
+        # children are leaves; per tree: its rows and weights (2 uploads), the root's histogram
+        # (1 upload, 2 downloads, 1 sync) and scan (1 upload, 1 download, 1 sync)
+        work = pairs - c["leaf_pairs"]
+        assert c["syncs"] == work + 2 * len(seeds)
+        assert c["h2d"] == work + 4 * len(seeds) and c["d2h"] == work + 3 * len(seeds)
         # launches: partition (1, or 2 for nodes over 2048 rows), histograms and scan of the children
-        assert c["launches"] <= 4 * pairs + 2 * len(seeds) and c["memsets"] <= pairs + len(seeds)
+        assert c["launches"] <= 4 * work + 2 * len(seeds) and c["memsets"] <= work + len(seeds)
     with pytest.raises(ValueError, match="workers"):
         ops.tree_grow_forest_gpu(*args, workers=0, **kw)
 

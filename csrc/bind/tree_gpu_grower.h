@@ -6,7 +6,8 @@
 // Per node pair (a split node's partition and its two children's search): one upload of a small
 // parameter block, a memset, three or four launches (partition: one block for small nodes, else
 // count + scatter over up to 64 blocks; histograms; split scan), one download of the per-feature
-// scan results and one stream sync, into buffers allocated once per fit.
+// scan results and one stream sync, into buffers allocated once per fit. A split whose children
+// are both leaves needs no device work (nobody reads their rows).
 // Trees are independent: each worker (a host thread with its own stream and workspace) grows
 // whole trees taken from a shared counter into their own slots, so the output does not depend
 // on scheduling.
@@ -66,9 +67,10 @@ struct Tree {  // the arrays of one tree in the CPU's node order
 
 // What the fit asked of the device (tests and the bench report them per node pair).
 struct Counts {
-  int64_t pairs = 0, launches = 0, memsets = 0, h2d = 0, d2h = 0, syncs = 0;
+  int64_t pairs = 0, leaf_pairs = 0, launches = 0, memsets = 0, h2d = 0, d2h = 0, syncs = 0;
   void add(const Counts& o) {
-    pairs += o.pairs, launches += o.launches, memsets += o.memsets, h2d += o.h2d, d2h += o.d2h, syncs += o.syncs;
+    pairs += o.pairs, leaf_pairs += o.leaf_pairs, launches += o.launches, memsets += o.memsets, h2d += o.h2d,
+        d2h += o.d2h, syncs += o.syncs;
   }
 };
 
@@ -319,6 +321,10 @@ class Worker {
   // The device work of one step: parent's partition (when given), the z kids' histograms (unless
   // has_hist: the root's are built) and split scans; then each kid's split on the host.
   void step(const Entry* parent, Entry* const* kids, int z, bool build_hist) {
+    if (parent && z == 0) {  // two leaves: their rows are never read again, no device work at all
+      ++counts.pairs, ++counts.leaf_pairs;
+      return;
+    }
     const int d = p_.d, S = p_.S();
     auto* part = reinterpret_cast<int64_t*>(hin_);
     auto* sel = reinterpret_cast<int32_t*>(hin_ + L_.in_sel);

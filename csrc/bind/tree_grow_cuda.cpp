@@ -96,7 +96,8 @@ forgeml::bind::Register reg{[](py::module_& m) {
                                   ptr<CUstream_st>(stream), &counts);
         }
         py::dict c;
-        c["pairs"] = counts.pairs, c["launches"] = counts.launches, c["memsets"] = counts.memsets;
+        c["pairs"] = counts.pairs, c["leaf_pairs"] = counts.leaf_pairs, c["launches"] = counts.launches,
+        c["memsets"] = counts.memsets;
         c["h2d"] = counts.h2d, c["d2h"] = counts.d2h, c["syncs"] = counts.syncs;
         return py::make_tuple(as_dict(trees, K), c);
       },

@@ -8,10 +8,12 @@ order with the same random draws (its own generator, rng.h, and costs, criterion
 are the CPU's trees:
 
 - nodes are created and searched in the CPU's depth-first order; the kernels run on both
-  children of a split at once: one parameter upload, a memset, one partition, one histogram and
-  one split-scan launch, one download of the per-feature scan results (proxy, bin, nan_left,
-  left statistics, "varies": a few numbers per feature and node) and one stream sync per node
-  pair, into buffers allocated once per fit. Level-wise batching would launch fewer kernels but
+  children of a split at once: one parameter upload, a memset, the partition (one launch, two
+  for nodes over 2048 rows: count and scatter over up to 64 blocks, into the other of two row
+  buffers), one histogram and one split-scan launch, one download of the per-feature scan results
+  (proxy, bin, nan_left, left statistics, "varies": a few numbers per feature and node) and one
+  stream sync per node pair, into buffers allocated once per fit. A split whose children are both
+  leaves needs no device work. Level-wise batching would launch fewer kernels but
   cannot replay the CPU's draw order: the features a node draws depend on every draw of the
   subtrees to its left.
 - the feature draws (Fisher-Yates over the non-constant features, in batches, until
@@ -39,7 +41,7 @@ from .._backend import cuda_module
 from .._backend import cuda_stream as _stream
 
 _CRITERIA = {"gini": 0, "entropy": 1, "log_loss": 1, "squared_error": 2}
-last_counts: dict = {}  # device work of the last fit: pairs, launches, memsets, h2d, d2h, syncs
+last_counts: dict = {}  # device work of the last fit: pairs, leaf_pairs, launches, memsets, h2d, d2h, syncs
 
 
 def supported(
