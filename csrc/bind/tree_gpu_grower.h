@@ -446,8 +446,11 @@ inline std::vector<Tree> grow_forest(const Input& in, const Params& p, const uin
   std::vector<std::exception_ptr> errors(workers);
   std::atomic<int> next{0};
   std::atomic<bool> failed{false};
+  int device = 0;  // worker threads start on device 0: put them on the caller's
+  FORGEML_CUDA_CHECK(cudaGetDevice(&device));
   auto run = [&](int k) {
     try {
+      FORGEML_CUDA_CHECK(cudaSetDevice(device));
       Worker w(in, p, w_host, base_rows, workspace + k * bytes);
       for (int t; !failed.load() && (t = next.fetch_add(1)) < n_trees;) out[t] = w.grow(seeds[t]);
       per[k] = w.counts;

@@ -124,6 +124,7 @@ inline cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }  // launches 
 // The emulated device: compute capability 8.0 (mma.sync is emulated through warp shuffles).
 enum cudaDeviceAttr { cudaDevAttrComputeCapabilityMajor = 75, cudaDevAttrComputeCapabilityMinor = 76 };
 inline cudaError_t cudaGetDevice(int* dev) { *dev = 0; return cudaSuccess; }
+inline cudaError_t cudaSetDevice(int dev) { return dev == 0 ? cudaSuccess : cudaErrorInvalidValue; }
 inline cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr a, int) {
   *v = a == cudaDevAttrComputeCapabilityMajor ? 8 : 0;
   return cudaSuccess;
