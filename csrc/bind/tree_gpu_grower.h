@@ -173,7 +173,7 @@ class Worker {
     root.total.assign(S, 0.0);
     int64_t n0 = 0;
     for (uint32_t c : c0) n0 += c;
-    std::vector<double> sums(H, 0.0);  // per column over the bins, then W over the columns (NumPy's order)
+    std::vector<double> sums(H, 0.0);  // per column over the bins, then W over the columns
     for (int b = 0; b < kBins; ++b)
       for (int k = 0; k < H; ++k) sums[k] += h0[b * H + k];
     root.total[0] = static_cast<double>(n0);
