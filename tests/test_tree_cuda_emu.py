@@ -164,15 +164,81 @@ def test_partition_kernel_is_stable(rng, order):
     np.testing.assert_array_equal(out[3:10], rows[3:10])  # outside every range: untouched
 
 
-def test_host_rng_replays_the_cpu_generator():
-    """The grower's host copy of csrc/cpu/tree/rng.h draws what the CPU draws (checked through
-    the bootstrap, which is Rng(seed ^ 0x2545f4914f6cdd1d).below(n) per draw)."""
-    from forgeml.ops._tree_gpu import Rng
+@pytest.mark.parametrize("blocks", [0, 1, 2, 3, 7, 64])
+def test_multi_block_partition_is_stable(rng, order, blocks):
+    """partition_into (the grower's partition: out of place, several blocks per node, each placing
+    its rows after those of the blocks before it) against NumPy's stable partition."""
+    n, d = 3001, 3
+    codes = rng.integers(0, 30, size=(n, d)).astype(np.uint8)
+    codes[rng.random((n, d)) < 0.1] = 255
+    rows = rng.permutation(n).astype(np.int32)[:2900]
+    ranges = np.array([[0, 3], [3, 3], [10, 700], [700, 2897]], np.int64)  # < one tile, empty, several tiles
+    feature = np.array([0, 1, 2, 1], np.int32)
+    thr = np.array([14, 3, 20, 0], np.int32)
+    nan_left = np.array([1, 0, 0, 1], np.int32)
+    out, n_left, launches = _emu.tree_partition_into(codes, rows, ranges, feature, thr, nan_left, blocks)
+    want = np.full_like(rows, -1)
+    for z, (a, b) in enumerate(ranges):
+        c = codes[rows[a:b], feature[z]]
+        go = np.where(c == 255, bool(nan_left[z]), c <= thr[z])
+        want[a:b] = np.r_[rows[a:b][go], rows[a:b][~go]]
+        assert n_left[z] == go.sum()
+    np.testing.assert_array_equal(out, want)  # outside every range: untouched (-1)
+    assert launches == (1 if blocks == 1 else 2)
 
-    for seed, n in [(0, 7), (12345, 1000), (2**63 + 5, 3)]:
-        rng = Rng(seed ^ 0x2545F4914F6CDD1D)
-        want = np.bincount([rng.below(n) for _ in range(50)], minlength=n)
-        np.testing.assert_array_equal(ops.tree_bootstrap_counts(n, 50, seed), want)
+
+def test_gpu_forest_is_the_same_for_any_worker_count(rng, cupy):
+    """Trees grown concurrently (one host thread and stream per worker, trees taken in any
+    order) are the sequential ones and the CPU's, bootstrap draws included; the device work per
+    node pair is one upload, one download and one sync (csrc/bind/tree_gpu_grower.h)."""
+    from forgeml.ops import _tree_gpu
+
+    codes, cls, _ = _binned(rng, 409, 5, 3)
+    w = rng.integers(0, 3, size=len(cls)).astype(np.float64)
+    seeds = np.arange(7, dtype=np.uint64) * 1000 + 3
+    kw = dict(n_classes=3, max_features=2, bootstrap=True, max_depth=7)
+    want = ops.tree_grow_forest(codes, cls, w, seeds, threads=1, **kw)
+    args = cupy.asarray(codes), cupy.asarray(cls), cupy.asarray(w), seeds
+    for workers in (1, 3, 7, 20):
+        got = ops.tree_grow_forest_gpu(*args, workers=workers, **kw)
+        _assert_same_trees(got, want, exact=True)
+        c = _tree_gpu.last_counts
+        pairs = int((want["feature"] >= 0).sum())
+        assert c["pairs"] == pairs and 0 < c["leaf_pairs"] < pairs
+        # per pair: 1 upload, 1 download, 1 sync, <= 4 launches, <= 1 memset, nothing where both
+        # children are leaves; per tree: its rows and weights (2 uploads), the root's histogram
+        # (1 upload, 2 downloads, 1 sync) and scan (1 upload, 1 download, 1 sync)
+        work = pairs - c["leaf_pairs"]
+        assert c["syncs"] == work + 2 * len(seeds)
+        assert c["h2d"] == work + 4 * len(seeds) and c["d2h"] == work + 3 * len(seeds)
+        # launches: partition (1, or 2 for nodes over 2048 rows), histograms and scan of the children
+        assert c["launches"] <= 4 * work + 2 * len(seeds) and c["memsets"] <= work + len(seeds)
+    with pytest.raises(ValueError, match="workers"):
+        ops.tree_grow_forest_gpu(*args, workers=0, **kw)
+
+
+def test_gpu_trees_equal_cpu_with_multi_block_partitions(rng, cupy):
+    """Nodes of thousands of rows: the partition runs on several blocks (count, then scatter) and
+    the row buffers alternate by depth; the trees are still the CPU's."""
+    from forgeml.ops import _tree_gpu
+
+    codes, cls, _ = _binned(rng, 6007, 3, 2)
+    w = np.ones(len(cls))
+    seeds = np.array([1, 2], np.uint64)
+    kw = dict(n_classes=2, max_depth=5, bootstrap=True)
+    want = ops.tree_grow_forest(codes, cls, w, seeds, threads=1, **kw)
+    got = ops.tree_grow_forest_gpu(cupy.asarray(codes), cupy.asarray(cls), cupy.asarray(w), seeds, workers=2, **kw)
+    _assert_same_trees(got, want, exact=True)
+    assert (want["n_samples"][want["feature"] >= 0] > 2048).sum() >= 4  # split nodes partitioned by several blocks
+    assert _tree_gpu.last_counts["pairs"] == (want["feature"] >= 0).sum()
+
+
+def test_gpu_grower_errors_in_workers_reach_the_caller(cupy):
+    """A tree that cannot grow (no weight) raises in its worker thread; the caller gets it."""
+    codes = cupy.asarray(np.zeros((6, 2), np.uint8))
+    with pytest.raises(ValueError, match="weight"):
+        ops.tree_grow_forest_gpu(codes, cupy.asarray(np.zeros(6, np.int32)), cupy.asarray(np.zeros(6)), [1, 2, 3],
+                                 n_classes=2, workers=3)
 
 
 def _binned(rng, n, d, classes, nan=0.05):

@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include <optional>
+#include <vector>
 
 #include "bind/registry.h"
 #include "cuda/tree.cuh"
@@ -76,9 +77,42 @@ py::tuple partition(Arr<uint8_t> codes, Arr<int32_t> rows, Arr<int64_t> ranges, 
   return py::make_tuple(out, n_left);
 }
 
+// partition_into with `blocks` blocks per node (0: the launcher's choice): (out, n_left); out is
+// -1 outside the ranges.
+py::tuple partition_into(Arr<uint8_t> codes, Arr<int32_t> rows, Arr<int64_t> ranges, Arr<int32_t> feature,
+                         Arr<int32_t> bin, Arr<int32_t> nan_left, int blocks) {
+  FORGEML_CHECK_ARG(codes.ndim() == 2 && ranges.ndim() == 2 && ranges.shape(1) == 2, "codes, ranges: expected 2-D");
+  const int64_t n = codes.shape(0), m = rows.size();
+  const int d = static_cast<int>(codes.shape(1)), nodes = static_cast<int>(ranges.shape(0));
+  FORGEML_CHECK_ARG(feature.size() == nodes && bin.size() == nodes && nan_left.size() == nodes,
+                    "feature, bin, nan_left: expected one per node");
+  int64_t max_rows = 0;
+  for (int z = 0; z < nodes; ++z) {
+    const int64_t a = ranges.data()[2 * z], b = ranges.data()[2 * z + 1];
+    FORGEML_CHECK_ARG(a >= 0 && a <= b && b <= m && feature.data()[z] >= 0 && feature.data()[z] < d,
+                      "ranges, feature: out of range");
+    max_rows = std::max(max_rows, b - a);
+  }
+  for (int64_t i = 0; i < m; ++i) FORGEML_CHECK_ARG(rows.data()[i] >= 0 && rows.data()[i] < n, "rows: out of range");
+  Arr<int32_t> out(m);
+  Arr<int64_t> n_left(nodes);
+  std::fill_n(out.mutable_data(), m, -1);
+  std::vector<int64_t> block_left(static_cast<size_t>(nodes) * ct::kMaxPartBlocks);
+  int launches;
+  {
+    py::gil_scoped_release nogil;
+    launches = ct::partition_into(codes.data(), d, rows.data(), out.mutable_data(), ranges.data(), nodes, max_rows,
+                                  feature.data(), bin.data(), nan_left.data(), block_left.data(), n_left.mutable_data(),
+                                  nullptr, blocks);
+  }
+  return py::make_tuple(out, n_left, launches);
+}
+
 forgeml::bind::Register reg{[](py::module_& m) {
   m.def("tree_partition", &partition, py::arg("codes"), py::arg("rows"), py::arg("ranges"), py::arg("feature"),
         py::arg("bin"), py::arg("nan_left"));
+  m.def("tree_partition_into", &partition_into, py::arg("codes"), py::arg("rows"), py::arg("ranges"),
+        py::arg("feature"), py::arg("bin"), py::arg("nan_left"), py::arg("blocks"));
   m.def("tree_histogram", &histogram, py::arg("codes"), py::arg("rows"), py::arg("cls"), py::arg("w"), py::arg("y"),
         py::arg("H"));
   m.def("tree_split_scan", &split_scan, py::arg("hw"), py::arg("cnt"), py::arg("criterion"), py::arg("total"),

@@ -272,6 +272,99 @@ __global__ void partition_kernel(const uint8_t* codes, int d, int32_t* rows, int
   if (t == 0) n_left[z] = total_left;
 }
 
+// The same partition over several blocks per node, out of place (rows is not written): block b
+// of node z (grid (blocks, nodes)) takes whole tiles [cb, ce) of the range; partition_count_kernel
+// writes each block's left count to block_left[z * blocks + b], then partition_scatter_kernel
+// places the rows of each block after the left (right) rows of the blocks before it. With one
+// block per node the scatter kernel counts for itself (block_left null): one launch.
+__device__ void part_chunk(int64_t begin, int64_t end, int64_t* cb, int64_t* ce) {
+  const int64_t B = gridDim.x, tiles = (end - begin + kPartThreads - 1) / kPartThreads;
+  const int64_t chunk = (tiles + B - 1) / B * kPartThreads;
+  *cb = begin + chunk * blockIdx.x < end ? begin + chunk * blockIdx.x : end;
+  *ce = *cb + chunk < end ? *cb + chunk : end;
+}
+
+__device__ int64_t count_left(const uint8_t* codes, int d, const int32_t* rows, int64_t cb, int64_t ce, int f,
+                              int b, int nl, int64_t* part_sum) {
+  const int t = threadIdx.x, T = blockDim.x;
+  int64_t mine = 0;
+  for (int64_t i = cb + t; i < ce; i += T) mine += goes_left(codes, d, rows[i], f, b, nl);
+  part_sum[t] = mine;
+  __syncthreads();
+  for (int half = T / 2; half > 0; half >>= 1) {
+    if (t < half) part_sum[t] += part_sum[t + half];
+    __syncthreads();
+  }
+  const int64_t total = part_sum[0];
+  __syncthreads();
+  return total;
+}
+
+__global__ void partition_count_kernel(const uint8_t* codes, int d, const int32_t* rows, const int64_t* ranges,
+                                       const int32_t* feature, const int32_t* bin, const int32_t* nan_left,
+                                       int64_t* block_left) {
+  __shared__ int64_t part_sum[kPartThreads];
+  const int z = blockIdx.y;
+  int64_t cb, ce;
+  part_chunk(ranges[2 * z], ranges[2 * z + 1], &cb, &ce);
+  const int64_t c = count_left(codes, d, rows, cb, ce, feature[z], bin[z], nan_left[z], part_sum);
+  if (threadIdx.x == 0) block_left[int64_t(z) * gridDim.x + blockIdx.x] = c;
+}
+
+__global__ void partition_scatter_kernel(const uint8_t* codes, int d, const int32_t* rows, int32_t* out,
+                                         const int64_t* ranges, const int32_t* feature, const int32_t* bin,
+                                         const int32_t* nan_left, const int64_t* block_left, int64_t* n_left) {
+  __shared__ int64_t part_sum[kPartThreads];
+  __shared__ int flags[kPartThreads];
+  __shared__ int64_t before_total[2];
+  const int z = blockIdx.y, t = threadIdx.x, T = blockDim.x;
+  const int64_t begin = ranges[2 * z], end = ranges[2 * z + 1];
+  const int f = feature[z], b = bin[z], nl = nan_left[z];
+  int64_t cb, ce;
+  part_chunk(begin, end, &cb, &ce);
+  int64_t before = 0, total_left;
+  if (!block_left) {
+    total_left = count_left(codes, d, rows, begin, end, f, b, nl, part_sum);
+  } else {
+    if (t == 0) {
+      int64_t all = 0;
+      for (unsigned j = 0; j < gridDim.x; ++j) {
+        if (j == blockIdx.x) before_total[0] = all;
+        all += block_left[int64_t(z) * gridDim.x + j];
+      }
+      before_total[1] = all;
+    }
+    __syncthreads();
+    before = before_total[0], total_left = before_total[1];
+  }
+  int64_t left_done = before, right_done = (cb - begin) - before;
+  for (int64_t t0 = cb; t0 < ce; t0 += T) {  // as partition_kernel's pass 2
+    const int64_t i = t0 + t;
+    const bool valid = i < ce;
+    const int32_t r = valid ? rows[i] : 0;
+    const int g = valid && goes_left(codes, d, r, f, b, nl);
+    flags[t] = g;
+    __syncthreads();
+    for (int off = 1; off < T; off <<= 1) {
+      const int add = t >= off ? flags[t - off] : 0;
+      __syncthreads();
+      flags[t] += add;
+      __syncthreads();
+    }
+    const int64_t mine_before = flags[t] - g;
+    const int64_t tile_left = flags[T - 1];
+    const int64_t tile_rows = ce - t0 < T ? ce - t0 : T;
+    if (valid) {
+      if (g) out[begin + left_done + mine_before] = r;
+      else out[begin + total_left + right_done + (t - mine_before)] = r;
+    }
+    left_done += tile_left;
+    right_done += tile_rows - tile_left;
+    __syncthreads();
+  }
+  if (blockIdx.x == 0 && t == 0) n_left[z] = total_left;
+}
+
 // ---------------------------------------------------------------- launchers
 
 void histogram(const uint8_t* codes, int64_t n, int d, const int32_t* rows, int64_t m, const int32_t* cls,
@@ -306,6 +399,28 @@ void partition(const uint8_t* codes, int d, int32_t* rows, int32_t* tmp, const i
   FORGEML_LAUNCH(partition_kernel, nodes, kPartThreads, 0, stream, codes, d, rows, tmp, ranges, feature, bin,
                  nan_left, n_left);
   FORGEML_CUDA_CHECK_LAUNCH();
+}
+
+int partition_into(const uint8_t* codes, int d, const int32_t* rows, int32_t* out, const int64_t* ranges, int nodes,
+                   int64_t max_rows, const int32_t* feature, const int32_t* bin, const int32_t* nan_left,
+                   int64_t* block_left, int64_t* n_left, CUstream_st* stream, int blocks) {
+  if (nodes == 0) return 0;
+  if (nodes > 65535) throw std::invalid_argument("partition_into: at most 65535 nodes per launch");
+  if (blocks <= 0) blocks = static_cast<int>(std::min<int64_t>(ceil_div(max_rows, kPartThreads * 8), kMaxPartBlocks));
+  blocks = std::max(1, std::min(blocks, kMaxPartBlocks));
+  if (blocks == 1) {
+    FORGEML_LAUNCH(partition_scatter_kernel, dim3(1, nodes), kPartThreads, 0, stream, codes, d, rows, out, ranges,
+                   feature, bin, nan_left, static_cast<const int64_t*>(nullptr), n_left);
+    FORGEML_CUDA_CHECK_LAUNCH();
+    return 1;
+  }
+  FORGEML_LAUNCH(partition_count_kernel, dim3(blocks, nodes), kPartThreads, 0, stream, codes, d, rows, ranges, feature,
+                 bin, nan_left, block_left);
+  FORGEML_CUDA_CHECK_LAUNCH();
+  FORGEML_LAUNCH(partition_scatter_kernel, dim3(blocks, nodes), kPartThreads, 0, stream, codes, d, rows, out, ranges,
+                 feature, bin, nan_left, static_cast<const int64_t*>(block_left), n_left);
+  FORGEML_CUDA_CHECK_LAUNCH();
+  return 2;
 }
 
 void split_scan(const double* hw, const uint32_t* cnt, int d, int H, int criterion, const double* total,

@@ -46,4 +46,13 @@ void partition(const uint8_t* codes, int d, int32_t* rows, int32_t* tmp, const i
                const int32_t* feature, const int32_t* bin, const int32_t* nan_left, int64_t* n_left,
                CUstream_st* stream);
 
+// partition from rows into out (rows unchanged; out outside the ranges untouched), several
+// blocks per node for large nodes: blocks (0: chosen from max_rows, the largest range) of at
+// most kMaxPartBlocks; block_left: scratch of nodes * kMaxPartBlocks int64. Returns the launches
+// made (1 with one block per node, else 2).
+constexpr int kMaxPartBlocks = 64;
+int partition_into(const uint8_t* codes, int d, const int32_t* rows, int32_t* out, const int64_t* ranges, int nodes,
+                   int64_t max_rows, const int32_t* feature, const int32_t* bin, const int32_t* nan_left,
+                   int64_t* block_left, int64_t* n_left, CUstream_st* stream, int blocks = 0);
+
 }  // namespace forgeml::cuda::tree
