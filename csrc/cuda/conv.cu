@@ -8,9 +8,15 @@
 //   backward-weight: dw (K, O)          = patches^T (K, pixels) @ dy (pixels, O), pixels split
 //                    over gridDim.z and summed with atomics.
 // Tiles: BM x BN outputs per 256-thread block, BK deep, each thread a TM x TN register block.
+// Problems big enough to fill the GPU whose channels allow float4 moves run the large-tile kernel
+// of conv_tile.cuh instead (same GEMMs, 128-row tiles, double-buffered).
+#include <climits>
 #include <cmath>
+#include <cstdint>
+#include <initializer_list>
 
 #include "cuda/conv.cuh"
+#include "cuda/conv_tile.cuh"
 #include "cuda/launch.cuh"
 
 namespace forgeml::cuda::conv {
@@ -19,16 +25,6 @@ namespace {
 
 constexpr int BM = 64, BN = 64, BK = 16, TM = 4, TN = 4, THREADS = 256;
 enum Mode { kForward = 0, kData = 1, kWeight = 2 };
-
-__device__ __forceinline__ float activate(int act, float v) {
-  switch (act) {
-    case 1: return v < 0.f ? 0.f : v;  // NaN stays NaN (Keras/NumPy)
-    case 2: return 1.f / (1.f + expf(-v));
-    case 3: return tanhf(v);
-    case 4: return 0.5f * v * (1.f + erff(v * 0.70710678118654752f));
-    default: return v;
-  }
-}
 
 // A gathered operand index splits into a part fixed per GEMM row (computed once per block) and a
 // part per reduction step (once per BK step): n is an image's first row (n*H or n*OH), h and w a
@@ -230,6 +226,8 @@ __global__ void avg_pool_backward_kernel(Shape s, const float* dy, float* dx, in
 
 namespace {
 
+int g_tile = 0;  // set_tile's choice
+
 template <int MODE>
 void launch_gemm(const Shape& s, const float* a, const float* b, const float* bias, int act, float* out, int64_t M,
                  int64_t Nc, int64_t K, int64_t splits, cudaStream_t stream) {
@@ -242,11 +240,64 @@ void launch_gemm(const Shape& s, const float* a, const float* b, const float* bi
   FORGEML_CUDA_CHECK_LAUNCH();
 }
 
+// Whether the large-tile kernel applies: channels in whole float4s and BK steps, 16-byte aligned
+// pointers, and every index it forms fits in 32 bits.
+bool tile_fits(const Shape& s, std::initializer_list<const void*> ptrs) {
+  if (s.C % 8 || s.O % 8 || s.C == 0 || s.O == 0) return false;
+  for (const void* p : ptrs)
+    if (reinterpret_cast<uintptr_t>(p) % 16) return false;
+  constexpr int64_t kMax = INT32_MAX / 2;
+  for (int64_t v : {s.N, s.H, s.W, s.C, s.KH, s.KW, s.O, s.sh, s.sw, s.dh, s.dw, s.pt, s.pl, s.OH, s.OW})
+    if (v > kMax) return false;
+  const int64_t hp = s.H + s.pt + (s.KH - 1) * s.dh + s.sh, wp = s.W + s.pl + (s.KW - 1) * s.dw + s.sw;
+  return s.N * hp * wp * s.C < kMax && s.N * (s.OH + 1) * (s.OW + 1) * s.O < kMax && s.KH * s.KW * s.C * s.O < kMax;
+}
+
+tile::Geo geo(const Shape& s) {
+  auto i = [](int64_t v) { return static_cast<int>(v); };
+  return {i(s.N),  i(s.H),  i(s.W),  i(s.C),  i(s.KH), i(s.KW), i(s.O),  i(s.sh),
+          i(s.sw), i(s.dh), i(s.dw), i(s.pt), i(s.pl), i(s.OH), i(s.OW)};
+}
+
+template <int MODE, class T>
+void launch_tile_cfg(const Shape& s, const float* a, const float* b, const float* bias, int act, float* out, int64_t M,
+                     int64_t Nc, int64_t K, int64_t splits, cudaStream_t stream) {
+  const int64_t per = ceil_div(ceil_div(K, splits), T::BK) * T::BK;
+  dim3 grid(static_cast<unsigned>(ceil_div(M, T::BM)), static_cast<unsigned>(ceil_div(Nc, T::BN)),
+            static_cast<unsigned>(ceil_div(K, per)));
+  FORGEML_LAUNCH((tile::conv_tile_kernel<MODE, T>), grid, T::kThreads, 0, stream, geo(s), a, b, bias, act, out,
+                 static_cast<int>(M), static_cast<int>(Nc), static_cast<int>(K), static_cast<int>(per));
+  FORGEML_CUDA_CHECK_LAUNCH();
+}
+
+// The large-tile kernel when it applies and pays (enough 128-row tiles, times reduction slices,
+// to give each of an H100/H200's 132 SMs a block; set_tile overrides); false: not launched.
+template <int MODE>
+bool launch_tile(const Shape& s, std::initializer_list<const void*> ptrs, const float* a, const float* b,
+                 const float* bias, int act, float* out, int64_t M, int64_t Nc, int64_t K, int64_t splits,
+                 cudaStream_t stream) {
+  if (g_tile == 64 || M == 0 || Nc == 0 || K == 0 || !tile_fits(s, ptrs)) return false;
+  const bool narrow = Nc <= 32;
+  if (g_tile == 0 && ceil_div(M, 128) * ceil_div(Nc, narrow ? 32 : 64) * splits < 132) return false;
+  if (narrow)
+    launch_tile_cfg<MODE, tile::Narrow>(s, a, b, bias, act, out, M, Nc, K, splits, stream);
+  else
+    launch_tile_cfg<MODE, tile::Wide>(s, a, b, bias, act, out, M, Nc, K, splits, stream);
+  return true;
+}
+
 }  // namespace
+
+void set_tile(int tile) {
+  if (tile != 0 && tile != 64 && tile != 128) throw std::invalid_argument("tile: expected 0, 64 or 128");
+  g_tile = tile;
+}
 
 void forward(const Shape& s, const float* x, const float* w, const float* bias, int act, float* y,
              cudaStream_t stream) {
-  launch_gemm<kForward>(s, x, w, bias, act, y, s.N * s.OH * s.OW, s.O, s.KH * s.KW * s.C, 1, stream);
+  const int64_t M = s.N * s.OH * s.OW, K = s.KH * s.KW * s.C;
+  if (launch_tile<tile::kFwd>(s, {x, w, y}, x, w, bias, act, y, M, s.O, K, 1, stream)) return;
+  launch_gemm<kForward>(s, x, w, bias, act, y, M, s.O, K, 1, stream);
 }
 
 void backward_data(const Shape& s, const float* w, const float* dy, float* dx, cudaStream_t stream) {
@@ -255,6 +306,7 @@ void backward_data(const Shape& s, const float* w, const float* dy, float* dx, c
     if (M * s.C != 0) FORGEML_CUDA_CHECK(cudaMemsetAsync(dx, 0, sizeof(float) * M * s.C, stream));
     return;
   }
+  if (launch_tile<tile::kDat>(s, {w, dy, dx}, dy, w, nullptr, 0, dx, M, s.C, s.KH * s.KW * s.O, 1, stream)) return;
   launch_gemm<kData>(s, dy, w, nullptr, 0, dx, M, s.C, s.KH * s.KW * s.O, 1, stream);
 }
 
@@ -262,10 +314,15 @@ void backward_weight(const Shape& s, const float* x, const float* dy, float* dw,
   const int64_t K = s.KH * s.KW * s.C, P = s.N * s.OH * s.OW;
   if (dw && K * s.O != 0) {
     FORGEML_CUDA_CHECK(cudaMemsetAsync(dw, 0, sizeof(float) * K * s.O, stream));
-    // Split the long pixel reduction so the small dw grid still fills the GPU.
-    int64_t tiles = ceil_div(K, BM) * ceil_div(s.O, BN);
-    int64_t splits = max(int64_t(1), min(ceil_div(P, 256), ceil_div(264, tiles)));
-    launch_gemm<kWeight>(s, x, dy, nullptr, 0, dw, K, s.O, P, splits, stream);
+    // Split the long pixel reduction so the small dw grid still fills the GPU: the large tiles
+    // aim at 4 blocks an SM with at least 512 pixels (64 steps) a slice.
+    int64_t big_tiles = ceil_div(K, 128) * ceil_div(s.O, s.O <= 32 ? 32 : 64);
+    int64_t big_splits = max(int64_t(1), min(ceil_div(P, 512), ceil_div(528, big_tiles)));
+    if (P == 0 || !launch_tile<tile::kWgt>(s, {x, dy, dw}, x, dy, nullptr, 0, dw, K, s.O, P, big_splits, stream)) {
+      int64_t tiles = ceil_div(K, BM) * ceil_div(s.O, BN);
+      int64_t splits = max(int64_t(1), min(ceil_div(P, 256), ceil_div(264, tiles)));
+      launch_gemm<kWeight>(s, x, dy, nullptr, 0, dw, K, s.O, P, splits, stream);
+    }
   }
   if (db && s.O) {
     FORGEML_CUDA_CHECK(cudaMemsetAsync(db, 0, sizeof(float) * s.O, stream));
