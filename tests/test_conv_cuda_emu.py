@@ -112,9 +112,10 @@ def test_conv_emu_empty():
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @pytest.mark.parametrize("pool, strides, padding", [((3, 3), (2, 2), "same"), ((2, 3), (1, 2), "same"),
                                                     ((2, 2), (2, 2), "valid"), ((4, 4), (3, 3), "same")])
-def test_pool_emu(kind, pool, strides, padding, order):
+@pytest.mark.parametrize("c", [7, 8])  # 8: the forward's four-channel kernel
+def test_pool_emu(kind, pool, strides, padding, c, order):
     rng = np.random.default_rng(6)
-    x = _rand(rng, 2, 9, 11, 7)
+    x = _rand(rng, 2, 9, 11, c)
     n, h, w, c = x.shape
     oh, pt, pb = _pad(h, pool[0], strides[0], padding)
     ow, pl, pr = _pad(w, pool[1], strides[1], padding)
@@ -124,6 +125,16 @@ def test_pool_emu(kind, pool, strides, padding, order):
     dx = _emu.pool2d_backward(x, dy, kind, pool, strides, (pt, pb, pl, pr))
     grad = ops.max_pool2d_grad if kind == "max" else ops.avg_pool2d_grad
     np.testing.assert_allclose(dx, grad(x, dy, pool, strides, padding), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("c", [3, 12])
+def test_pool_emu_nan(c):
+    x = _rand(np.random.default_rng(8), 1, 6, 7, c)
+    x[0, 2, 3, 1] = np.nan
+    (_, pt, pb), (_, pl, pr) = _pad(6, 3, 2, "same"), _pad(7, 3, 2, "same")
+    y = _emu.pool2d_forward(x, "max", (3, 3), (2, 2), (pt, pb, pl, pr))
+    np.testing.assert_array_equal(y, ops.max_pool2d(x, 3, 2, "same"))
+    assert np.isnan(y[0, :, :, 1]).sum() == 4 and not np.isnan(np.delete(y, 1, axis=3)).any()
 
 
 def _pad(size, k, s, padding):

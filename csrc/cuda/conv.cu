@@ -181,6 +181,39 @@ __global__ void pool_forward_kernel(Shape s, int kind, const float* x, float* y,
   y[i] = kind == 0 ? acc : acc / float((h1 - h0) * (w1 - w0));
 }
 
+// The same over 4 channels a thread, in 32-bit indices (C % 4 == 0, 16-byte aligned pointers,
+// sizes under 2^31): a quarter of the threads and of the pixel decoding, float4 loads and stores.
+template <int KIND>
+__global__ void pool_forward_vec_kernel(tile::Geo g, const float* __restrict__ x, float* __restrict__ y, int total4) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= total4) return;
+  const int c4 = g.C / 4, c = i % c4 * 4;
+  int t = i / c4;
+  const int ow = t % g.OW;
+  t /= g.OW;
+  const int oh = t % g.OH, n = t / g.OH;
+  const int hs = oh * g.sh - g.pt, ws = ow * g.sw - g.pl;
+  const int h0 = max(hs, 0), h1 = min(hs + g.KH, g.H), w0 = max(ws, 0), w1 = min(ws + g.KW, g.W);
+  const float init = KIND == 0 ? -INFINITY : 0.f;
+  float acc[4] = {init, init, init, init};
+  for (int ih = h0; ih < h1; ++ih) {
+    const float* row = x + (n * g.H + ih) * g.W * g.C + c;
+    for (int iw = w0; iw < w1; ++iw) {
+      const float4 q = *reinterpret_cast<const float4*>(row + iw * g.C);
+      const float v[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+      for (int e = 0; e < 4; ++e)  // NaN wins, as in pool_forward_kernel
+        acc[e] = KIND == 0 ? (v[e] > acc[e] || v[e] != v[e] ? v[e] : acc[e]) : acc[e] + v[e];
+    }
+  }
+  if (KIND == 1) {
+    const float cnt = float((h1 - h0) * (w1 - w0));
+#pragma unroll
+    for (int e = 0; e < 4; ++e) acc[e] /= cnt;
+  }
+  *reinterpret_cast<float4*>(y + int64_t(i) * 4) = make_float4(acc[0], acc[1], acc[2], acc[3]);
+}
+
 // Max: one thread per output element routes dy to the window's first maximum (atomics: windows
 // may overlap). dx is zeroed by the launcher.
 __global__ void max_pool_backward_kernel(Shape s, const float* x, const float* dy, float* dx, int64_t total) {
@@ -337,6 +370,19 @@ void backward_weight(const Shape& s, const float* x, const float* dy, float* dw,
 void pool_forward(const Shape& s, int kind, const float* x, float* y, cudaStream_t stream) {
   int64_t total = s.N * s.OH * s.OW * s.C;
   if (total == 0) return;
+  const bool aligned = reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(y) % 16 == 0;
+  const int64_t big = INT32_MAX / 2;
+  if (s.C % 4 == 0 && aligned && s.N * s.H * s.W * s.C < big && total < big && s.pt < big && s.pl < big &&
+      s.KH < big && s.KW < big && s.sh < big && s.sw < big && s.OH * s.sh < big && s.OW * s.sw < big) {
+    const int total4 = static_cast<int>(total / 4);
+    const unsigned blocks = static_cast<unsigned>(ceil_div(total4, 256));
+    if (kind == 0)
+      FORGEML_LAUNCH(pool_forward_vec_kernel<0>, blocks, 256, 0, stream, geo(s), x, y, total4);
+    else
+      FORGEML_LAUNCH(pool_forward_vec_kernel<1>, blocks, 256, 0, stream, geo(s), x, y, total4);
+    FORGEML_CUDA_CHECK_LAUNCH();
+    return;
+  }
   FORGEML_LAUNCH(pool_forward_kernel, static_cast<unsigned>(ceil_div(total, 256)), 256, 0, stream, s, kind, x, y,
                  total);
   FORGEML_CUDA_CHECK_LAUNCH();

@@ -84,15 +84,15 @@ __device__ __forceinline__ float4 zero4() { return make_float4(0.f, 0.f, 0.f, 0.
 template <int MODE, class T>
 struct Loader {
   static constexpr int BM = T::BM, BN = T::BN, BK = T::BK, kPad = T::kPad, kThreads = T::kThreads;
-  // Forward / backward-data: A rows are pixels, each thread holds kA of them at k offset akq.
-  // Backward-weight: each thread holds one m-quad amq of A at kA pixels (k offsets ak, ak + 4...).
+  // Forward / backward-data: A rows are pixels, one per thread (row tid), all BK = 8 of its k
+  // (contiguous channels: one bounds check, two float4). Backward-weight: each thread holds one
+  // m-quad amq of A at kA pixels (k offsets tid / (BM / 4), + 4).
   static constexpr int kA = BM * BK / 4 / kThreads;
   static constexpr int kB = (BK * BN / 4 + kThreads - 1) / kThreads;
-  static_assert(BM * BK / 4 % kThreads == 0);
+  static_assert(BM * BK / 4 % kThreads == 0 && (MODE == kWgt || (BM == kThreads && kA == 2)));
   float4 va[kA], vb[kB];
-  int row_h[kA], row_w[kA], row_n[kA];  // fwd: window corner and n*H; data: ih + pt, iw + pl, n*OH
-  bool row_ok[kA];
-  int akq;                   // fwd / data: this thread's k offset (0 or 4) in the A tile
+  int row_h, row_w, row_n;  // fwd: window corner and n*H; data: ih + pt, iw + pl, n*OH
+  bool row_ok;
   TapStep tap;               // fwd / data: the step being loaded
   int amq, a_th, a_tw, a_c;  // weight: this thread's m-quad and its tap and channel
   bool a_mok;
@@ -113,23 +113,19 @@ struct Loader {
       return;
     }
     tap = {0, 0, 0};
-    akq = tid % (BK / 4) * 4;
-#pragma unroll
-    for (int p = 0; p < kA; ++p) {
-      const int m = m0 + (tid + p * kThreads) / (BK / 4);
-      row_ok[p] = m < M;
-      int q = row_ok[p] ? m : 0;
-      if (MODE == kFwd) {
-        const int ow = q % g.OW;
-        q /= g.OW;
-        const int oh = q % g.OH;
-        row_n[p] = q / g.OH * g.H, row_h[p] = oh * g.sh - g.pt, row_w[p] = ow * g.sw - g.pl;
-      } else {
-        const int iw = q % g.W;
-        q /= g.W;
-        const int ih = q % g.H;
-        row_n[p] = q / g.H * g.OH, row_h[p] = ih + g.pt, row_w[p] = iw + g.pl;
-      }
+    const int m = m0 + tid;
+    row_ok = m < M;
+    int q = row_ok ? m : 0;
+    if (MODE == kFwd) {
+      const int ow = q % g.OW;
+      q /= g.OW;
+      const int oh = q % g.OH;
+      row_n = q / g.OH * g.H, row_h = oh * g.sh - g.pt, row_w = ow * g.sw - g.pl;
+    } else {
+      const int iw = q % g.W;
+      q /= g.W;
+      const int ih = q % g.H;
+      row_n = q / g.H * g.OH, row_h = ih + g.pt, row_w = iw + g.pl;
     }
   }
 
@@ -156,24 +152,24 @@ struct Loader {
       return;
     }
     const int th = tap.kh * g.dh, tw = tap.kw * g.dw;
-#pragma unroll
-    for (int p = 0; p < kA; ++p) {
-      int h = row_h[p], w = row_w[p];
-      bool ok = row_ok[p];
-      if (MODE == kFwd) {
-        h += th, w += tw;
-        ok = ok && unsigned(h) < unsigned(g.H) && unsigned(w) < unsigned(g.W);
-        va[p] = ok ? ld4(a + ((row_n[p] + h) * g.W + w) * g.C + tap.c0 + akq) : zero4();
-      } else {  // the dy pixel whose window puts this tap on the input pixel (none between strides)
-        h -= th, w -= tw;
-        if (g.sh != 1 || g.sw != 1) {
-          ok = ok && h >= 0 && w >= 0 && h % g.sh == 0 && w % g.sw == 0;
-          h /= g.sh, w /= g.sw;
-        }
-        ok = ok && unsigned(h) < unsigned(g.OH) && unsigned(w) < unsigned(g.OW);
-        va[p] = ok ? ld4(a + ((row_n[p] + h) * g.OW + w) * g.O + tap.c0 + akq) : zero4();
+    int h = row_h, w = row_w;
+    bool ok = row_ok;
+    const float* src;
+    if (MODE == kFwd) {
+      h += th, w += tw;
+      ok = ok && unsigned(h) < unsigned(g.H) && unsigned(w) < unsigned(g.W);
+      src = a + ((row_n + h) * g.W + w) * g.C + tap.c0;
+    } else {  // the dy pixel whose window puts this tap on the input pixel (none between strides)
+      h -= th, w -= tw;
+      if (g.sh != 1 || g.sw != 1) {
+        ok = ok && h >= 0 && w >= 0 && h % g.sh == 0 && w % g.sw == 0;
+        h /= g.sh, w /= g.sw;
       }
+      ok = ok && unsigned(h) < unsigned(g.OH) && unsigned(w) < unsigned(g.OW);
+      src = a + ((row_n + h) * g.OW + w) * g.O + tap.c0;
     }
+    va[0] = ok ? ld4(src) : zero4();
+    va[1] = ok ? ld4(src + 4) : zero4();
     const int t = tap.kh * g.KW + tap.kw;
 #pragma unroll
     for (int p = 0; p < kB; ++p) {
@@ -198,12 +194,11 @@ struct Loader {
       const int q = tid + p * kThreads;
       if (MODE == kWgt) {
         *reinterpret_cast<float4*>(&As[q / (BM / 4) * (BM + kPad) + amq]) = va[p];
-      } else {  // transposed: the float4 runs along k
-        const int r = q / (BK / 4);
-        As[(akq + 0) * (BM + kPad) + r] = va[p].x;
-        As[(akq + 1) * (BM + kPad) + r] = va[p].y;
-        As[(akq + 2) * (BM + kPad) + r] = va[p].z;
-        As[(akq + 3) * (BM + kPad) + r] = va[p].w;
+      } else {  // transposed: the float4 runs along k (a warp writes 32 consecutive floats)
+        As[(4 * p + 0) * (BM + kPad) + tid] = va[p].x;
+        As[(4 * p + 1) * (BM + kPad) + tid] = va[p].y;
+        As[(4 * p + 2) * (BM + kPad) + tid] = va[p].z;
+        As[(4 * p + 3) * (BM + kPad) + tid] = va[p].w;
       }
     }
 #pragma unroll
@@ -225,8 +220,9 @@ struct Loader {
 
 // out (M, Nc) = epilogue(A (M, K) @ B (K, Nc)) over the reduction slice [z * k_per_z, ...) of K;
 // kWgt adds its slice atomically into out (zeroed by the launcher). grid (M / BM, Nc / BN, slices).
+// 4 blocks an SM (128 registers, no spills on sm_90): 528 resident blocks on 132 SMs.
 template <int MODE, class T>
-__global__ void __launch_bounds__(T::kThreads, MODE == kWgt ? 4 : 3)
+__global__ void __launch_bounds__(T::kThreads, 4)
     conv_tile_kernel(Geo g, const float* __restrict__ a, const float* __restrict__ b, const float* __restrict__ bias,
                      int act, float* __restrict__ out, int M, int Nc, int K, int k_per_z) {
   constexpr int BM = T::BM, BN = T::BN, BK = T::BK, TM = T::TM, TN = T::TN, kPad = T::kPad;
