@@ -283,7 +283,14 @@ bool tile_fits(const Shape& s, std::initializer_list<const void*> ptrs) {
   for (int64_t v : {s.N, s.H, s.W, s.C, s.KH, s.KW, s.O, s.sh, s.sw, s.dh, s.dw, s.pt, s.pl, s.OH, s.OW})
     if (v > kMax) return false;
   const int64_t hp = s.H + s.pt + (s.KH - 1) * s.dh + s.sh, wp = s.W + s.pl + (s.KW - 1) * s.dw + s.sw;
-  return s.N * hp * wp * s.C < kMax && s.N * (s.OH + 1) * (s.OW + 1) * s.O < kMax && s.KH * s.KW * s.C * s.O < kMax;
+  auto small = [](std::initializer_list<int64_t> f) {  // the product under kMax, without overflow
+    int64_t p = 1;
+    for (int64_t v : f)
+      if (v > 0 && p > kMax / v) return false;
+      else p *= v;
+    return true;
+  };
+  return small({s.N, hp, wp, s.C}) && small({s.N, s.OH + 1, s.OW + 1, s.O}) && small({s.KH, s.KW, s.C, s.O});
 }
 
 tile::Geo geo(const Shape& s) {
@@ -293,29 +300,30 @@ tile::Geo geo(const Shape& s) {
 }
 
 template <int MODE, class T>
-void launch_tile_cfg(const Shape& s, const float* a, const float* b, const float* bias, int act, float* out, int64_t M,
-                     int64_t Nc, int64_t K, int64_t splits, cudaStream_t stream) {
+void launch_tile_cfg(const Shape& s, const float* a, const float* b, const float* bias, int act, float* out, float* db,
+                     int64_t M, int64_t Nc, int64_t K, int64_t splits, cudaStream_t stream) {
   const int64_t per = ceil_div(ceil_div(K, splits), T::BK) * T::BK;
-  dim3 grid(static_cast<unsigned>(ceil_div(M, T::BM)), static_cast<unsigned>(ceil_div(Nc, T::BN)),
+  dim3 grid(static_cast<unsigned>(ceil_div(M, T::BM) + (db ? 1 : 0)), static_cast<unsigned>(ceil_div(Nc, T::BN)),
             static_cast<unsigned>(ceil_div(K, per)));
-  FORGEML_LAUNCH((tile::conv_tile_kernel<MODE, T>), grid, T::kThreads, 0, stream, geo(s), a, b, bias, act, out,
+  FORGEML_LAUNCH((tile::conv_tile_kernel<MODE, T>), grid, T::kThreads, 0, stream, geo(s), a, b, bias, act, out, db,
                  static_cast<int>(M), static_cast<int>(Nc), static_cast<int>(K), static_cast<int>(per));
   FORGEML_CUDA_CHECK_LAUNCH();
 }
 
 // The large-tile kernel when it applies and pays (enough 128-row tiles, times reduction slices,
 // to give each of an H100/H200's 132 SMs a block; set_tile overrides); false: not launched.
+// db: backward-weight's bias gradient, summed on the way (null: not wanted).
 template <int MODE>
 bool launch_tile(const Shape& s, std::initializer_list<const void*> ptrs, const float* a, const float* b,
-                 const float* bias, int act, float* out, int64_t M, int64_t Nc, int64_t K, int64_t splits,
+                 const float* bias, int act, float* out, float* db, int64_t M, int64_t Nc, int64_t K, int64_t splits,
                  cudaStream_t stream) {
   if (g_tile == 64 || M == 0 || Nc == 0 || K == 0 || !tile_fits(s, ptrs)) return false;
   const bool narrow = Nc <= 32;
   if (g_tile == 0 && ceil_div(M, 128) * ceil_div(Nc, narrow ? 32 : 64) * splits < 132) return false;
   if (narrow)
-    launch_tile_cfg<MODE, tile::Narrow>(s, a, b, bias, act, out, M, Nc, K, splits, stream);
+    launch_tile_cfg<MODE, tile::Narrow>(s, a, b, bias, act, out, db, M, Nc, K, splits, stream);
   else
-    launch_tile_cfg<MODE, tile::Wide>(s, a, b, bias, act, out, M, Nc, K, splits, stream);
+    launch_tile_cfg<MODE, tile::Wide>(s, a, b, bias, act, out, db, M, Nc, K, splits, stream);
   return true;
 }
 
@@ -329,7 +337,7 @@ void set_tile(int tile) {
 void forward(const Shape& s, const float* x, const float* w, const float* bias, int act, float* y,
              cudaStream_t stream) {
   const int64_t M = s.N * s.OH * s.OW, K = s.KH * s.KW * s.C;
-  if (launch_tile<tile::kFwd>(s, {x, w, y}, x, w, bias, act, y, M, s.O, K, 1, stream)) return;
+  if (launch_tile<tile::kFwd>(s, {x, w, y}, x, w, bias, act, y, nullptr, M, s.O, K, 1, stream)) return;
   launch_gemm<kForward>(s, x, w, bias, act, y, M, s.O, K, 1, stream);
 }
 
@@ -339,27 +347,31 @@ void backward_data(const Shape& s, const float* w, const float* dy, float* dx, c
     if (M * s.C != 0) FORGEML_CUDA_CHECK(cudaMemsetAsync(dx, 0, sizeof(float) * M * s.C, stream));
     return;
   }
-  if (launch_tile<tile::kDat>(s, {w, dy, dx}, dy, w, nullptr, 0, dx, M, s.C, s.KH * s.KW * s.O, 1, stream)) return;
+  if (launch_tile<tile::kDat>(s, {w, dy, dx}, dy, w, nullptr, 0, dx, nullptr, M, s.C, s.KH * s.KW * s.O, 1,
+                                stream))
+    return;
   launch_gemm<kData>(s, dy, w, nullptr, 0, dx, M, s.C, s.KH * s.KW * s.O, 1, stream);
 }
 
 void backward_weight(const Shape& s, const float* x, const float* dy, float* dw, float* db, cudaStream_t stream) {
   const int64_t K = s.KH * s.KW * s.C, P = s.N * s.OH * s.OW;
+  if (db && s.O) FORGEML_CUDA_CHECK(cudaMemsetAsync(db, 0, sizeof(float) * s.O, stream));
+  bool db_done = P == 0;
   if (dw && K * s.O != 0) {
     FORGEML_CUDA_CHECK(cudaMemsetAsync(dw, 0, sizeof(float) * K * s.O, stream));
     // Split the long pixel reduction so the small dw grid still fills the GPU: the large tiles
-    // aim at 4 blocks an SM with at least 512 pixels (64 steps) a slice.
+    // aim at 4 blocks an SM with at least 512 pixels (64 steps) a slice, and sum db on the way.
     int64_t big_tiles = ceil_div(K, 128) * ceil_div(s.O, s.O <= 32 ? 32 : 64);
     int64_t big_splits = max(int64_t(1), min(ceil_div(P, 512), ceil_div(528, big_tiles)));
-    if (P == 0 || !launch_tile<tile::kWgt>(s, {x, dy, dw}, x, dy, nullptr, 0, dw, K, s.O, P, big_splits, stream)) {
+    if (P > 0 && launch_tile<tile::kWgt>(s, {x, dy, dw}, x, dy, nullptr, 0, dw, db, K, s.O, P, big_splits, stream)) {
+      db_done = true;
+    } else {
       int64_t tiles = ceil_div(K, BM) * ceil_div(s.O, BN);
       int64_t splits = max(int64_t(1), min(ceil_div(P, 256), ceil_div(264, tiles)));
       launch_gemm<kWeight>(s, x, dy, nullptr, 0, dw, K, s.O, P, splits, stream);
     }
   }
-  if (db && s.O) {
-    FORGEML_CUDA_CHECK(cudaMemsetAsync(db, 0, sizeof(float) * s.O, stream));
-    if (P == 0) return;
+  if (db && s.O && !db_done) {
     int64_t per = max(int64_t(64), ceil_div(P, 512));
     dim3 grid(static_cast<unsigned>(ceil_div(s.O, 128)), static_cast<unsigned>(ceil_div(P, per)));
     FORGEML_LAUNCH(bias_grad_kernel, grid, 128, 0, stream, dy, P, s.O, per, db);

@@ -218,13 +218,40 @@ struct Loader {
   }
 };
 
+// db[n0 + c] += sum of dy[p, n0 + c] over pixels p in [kb, ke): the block's threads as BN / 4
+// float4 columns by kLanes pixel lanes, the lanes summed through shared memory (scratch).
+template <class T>
+__device__ __forceinline__ void bias_slice(const float* __restrict__ dy, int O, int kb, int ke, int n0, int Nc,
+                                           float* scratch, float* __restrict__ db) {
+  constexpr int kCols = T::BN / 4, kLanes = T::kThreads / kCols;
+  const int col = threadIdx.x % kCols, lane = threadIdx.x / kCols, c = n0 + 4 * col;
+  float4 s = zero4();
+  if (c < Nc) {
+    for (int p = kb + lane; p < ke; p += kLanes) {
+      const float4 v = ld4(dy + p * O + c);
+      s.x += v.x, s.y += v.y, s.z += v.z, s.w += v.w;
+    }
+  }
+  *reinterpret_cast<float4*>(scratch + 4 * threadIdx.x) = s;
+  __syncthreads();
+  if (lane == 0 && c < Nc) {
+    for (int l = 1; l < kLanes; ++l) {
+      const float4 v = *reinterpret_cast<const float4*>(scratch + 4 * (threadIdx.x + l * kCols));
+      s.x += v.x, s.y += v.y, s.z += v.z, s.w += v.w;
+    }
+    atomicAdd(db + c, s.x), atomicAdd(db + c + 1, s.y), atomicAdd(db + c + 2, s.z), atomicAdd(db + c + 3, s.w);
+  }
+}
+
 // out (M, Nc) = epilogue(A (M, K) @ B (K, Nc)) over the reduction slice [z * k_per_z, ...) of K;
-// kWgt adds its slice atomically into out (zeroed by the launcher). grid (M / BM, Nc / BN, slices).
+// kWgt adds its slice atomically into out (zeroed by the launcher). grid (M / BM, Nc / BN, slices);
+// kWgt with db not null has one more column of blocks (blockIdx.x == M / BM) that sum their slice
+// of dy into db instead: the bias gradient in the same launch, its reads spread over the grid.
 // 4 blocks an SM (128 registers, no spills on sm_90): 528 resident blocks on 132 SMs.
 template <int MODE, class T>
 __global__ void __launch_bounds__(T::kThreads, 4)
     conv_tile_kernel(Geo g, const float* __restrict__ a, const float* __restrict__ b, const float* __restrict__ bias,
-                     int act, float* __restrict__ out, int M, int Nc, int K, int k_per_z) {
+                     int act, float* __restrict__ out, float* __restrict__ db, int M, int Nc, int K, int k_per_z) {
   constexpr int BM = T::BM, BN = T::BN, BK = T::BK, TM = T::TM, TN = T::TN, kPad = T::kPad;
   constexpr int kRowStride = BM / (TM / 4), kColStride = BN / (TN / 4);
   __shared__ __align__(16) float As[2][BK * (BM + kPad)];
@@ -232,6 +259,10 @@ __global__ void __launch_bounds__(T::kThreads, 4)
   const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;  // pixel tiles along x: no 65535 limit
   const int kb = blockIdx.z * k_per_z, ke = min(K, kb + k_per_z);
   const int tr = threadIdx.x / (BN / TN), tc = threadIdx.x % (BN / TN);
+  if (MODE == kWgt && db != nullptr && m0 >= M) {  // the bias-gradient column of blocks
+    bias_slice<T>(b, g.O, kb, ke, n0, Nc, As[0], db);
+    return;
+  }
   Loader<MODE, T> ld;
   ld.init(g, m0, M, kb);
   float acc[TM][TN] = {};
