@@ -155,6 +155,50 @@ conv_gemm_kernel(Shape s, const float* a, const float* b, const float* bias, int
   }
 }
 
+// Backward-data for C <= 4 channels (the GEMM would fill 1-4 of its 64 columns): one thread per
+// input pixel and all its channels, summing dy over the taps whose window covers it; w (at most
+// kSmallCW floats) staged in shared memory, read as broadcasts.
+constexpr int kSmallCW = 8192;
+template <int CC>
+__global__ void data_small_c_kernel(Shape s, const float* __restrict__ w, const float* __restrict__ dy,
+                                    float* __restrict__ dx, int64_t M) {
+  FORGEML_DYNAMIC_SHARED(float, ws);
+  const int64_t nw = s.KH * s.KW * CC * s.O;
+  for (int64_t i = threadIdx.x; i < nw; i += blockDim.x) ws[i] = w[i];
+  __syncthreads();
+  const int64_t m = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (m >= M) return;
+  const int64_t iw = m % s.W, t = m / s.W, ih = t % s.H, n = t / s.H;
+  float acc[CC] = {};
+  for (int64_t kh = 0; kh < s.KH; ++kh) {
+    int64_t h = ih + s.pt - kh * s.dh;  // oh * sh for the output row whose window puts kh on ih
+    if (h < 0) continue;
+    if (s.sh != 1) {  // no int64 division in the common stride-1 case
+      if (h % s.sh) continue;
+      h /= s.sh;
+    }
+    if (h >= s.OH) continue;
+    for (int64_t kw = 0; kw < s.KW; ++kw) {
+      int64_t v = iw + s.pl - kw * s.dw;
+      if (v < 0) continue;
+      if (s.sw != 1) {
+        if (v % s.sw) continue;
+        v /= s.sw;
+      }
+      if (v >= s.OW) continue;
+      const float* d = dy + ((n * s.OH + h) * s.OW + v) * s.O;
+      const float* wt = ws + (kh * s.KW + kw) * CC * s.O;
+      for (int64_t o = 0; o < s.O; ++o) {
+        const float g = d[o];
+#pragma unroll
+        for (int c = 0; c < CC; ++c) acc[c] = fmaf(g, wt[c * s.O + o], acc[c]);
+      }
+    }
+  }
+#pragma unroll
+  for (int c = 0; c < CC; ++c) dx[m * CC + c] = acc[c];
+}
+
 // db[o] += sum of dy[p, o] over this block's pixels; threads run along o (coalesced).
 __global__ void bias_grad_kernel(const float* dy, int64_t P, int64_t O, int64_t p_per_block, float* db) {
   int64_t o = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -345,6 +389,17 @@ void backward_data(const Shape& s, const float* w, const float* dy, float* dx, c
   int64_t M = s.N * s.H * s.W;
   if (s.O == 0) {
     if (M * s.C != 0) FORGEML_CUDA_CHECK(cudaMemsetAsync(dx, 0, sizeof(float) * M * s.C, stream));
+    return;
+  }
+  if (s.C <= 4 && s.KH * s.KW * s.C * s.O <= kSmallCW) {
+    if (M == 0 || s.C == 0) return;
+    const unsigned blocks = static_cast<unsigned>(ceil_div(M, 128));
+    const size_t smem = sizeof(float) * s.KH * s.KW * s.C * s.O;
+    if (s.C == 1) FORGEML_LAUNCH(data_small_c_kernel<1>, blocks, 128, smem, stream, s, w, dy, dx, M);
+    if (s.C == 2) FORGEML_LAUNCH(data_small_c_kernel<2>, blocks, 128, smem, stream, s, w, dy, dx, M);
+    if (s.C == 3) FORGEML_LAUNCH(data_small_c_kernel<3>, blocks, 128, smem, stream, s, w, dy, dx, M);
+    if (s.C == 4) FORGEML_LAUNCH(data_small_c_kernel<4>, blocks, 128, smem, stream, s, w, dy, dx, M);
+    FORGEML_CUDA_CHECK_LAUNCH();
     return;
   }
   if (launch_tile<tile::kDat>(s, {w, dy, dx}, dy, w, nullptr, 0, dx, nullptr, M, s.C, s.KH * s.KW * s.O, 1,
