@@ -1,5 +1,5 @@
 // The large-tile implicit-GEMM convolution kernel of conv.cu, for channel-aligned problems
-// (C % 8 == 0, O % 8 == 0, 16-byte aligned pointers, every tensor under 2^31 elements):
+// (C % 8 == 0, O % 8 == 0, 16-byte aligned pointers, every index under 2^30: conv.cu's tile_fits):
 //   - BM x BN block tiles (128 x 64 or 128 x 32), BK = 8, TM x TN outputs per thread, float4
 //     fragments strided across the tile as in gemm_tile.cuh's SGEMM;
 //   - every operand moves as float4 along its contiguous dimension (channels or outputs);
@@ -7,7 +7,8 @@
 //     computed, then stored to the other buffer (one barrier a step);
 //   - index math in 32 bits and incremental: since C and O are multiples of BK, one BK step of the
 //     forward and backward-data reductions lies in one tap (kh, kw), which advances by a carry
-//     instead of a division; backward-weight pixel positions advance the same way.
+//     instead of a division; backward-weight pixel positions advance the same way;
+//   - backward-weight sums the bias gradient in extra blocks of the same launch.
 // The GEMM shapes and modes are conv.cu's (kForward, kData, kWeight).
 #pragma once
 #include <cmath>
@@ -50,6 +51,7 @@ struct Geo {
 
 enum { kFwd = 0, kDat = 1, kWgt = 2 };
 
+// (TapStep and PixelPos step by 8 = Cfg::BK.)
 // The (kh, kw, ch0) position of a BK step in a (kh, kw, channel) reduction of `per_tap` channels
 // a tap; next() moves it one step on.
 struct TapStep {
