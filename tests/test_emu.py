@@ -109,7 +109,8 @@ def test_divergent_barrier_raises(order, kind, message):
 # without a group here). sgemm runs in test_gemm_cuda_emu.py::test_tsan_clean.
 TSAN_GROUPS = {
     "other": {"reduce", "histogram", "transpose"},
-    "conv": {"conv_forward", "conv_backward_data", "conv_backward_weight", "conv_pool_forward", "conv_pool_backward"},
+    "conv": {"conv_forward", "conv_backward_data", "conv_backward_weight", "conv_large_tiles", "conv_pool_forward",
+             "conv_pool_backward"},
     "rnn": {"rnn_simple", "rnn_lstm", "rnn_gru"},
     "tree": {"tree_histogram", "tree_split_scan"},
     "svm": {"svm_local"},

@@ -55,6 +55,8 @@ forgeml::bind::Register reg{[](py::module_& m) {
     }
     return py::make_tuple(dx, dw, db);
   }, py::arg("x"), py::arg("w"), py::arg("dy"), py::arg("strides"), py::arg("dilation"), py::arg("pads"));
+  m.def("conv_set_tile", &cc::set_tile, py::arg("tile"),
+        "Tests: 0 picks the conv kernel by size, 64 forces the 64 x 64 tiles, 128 the large tiles where they apply.");
   m.def("pool2d_forward", [](const Arr& x, const std::string& kind, Pair pool, Pair s, Pads p) {
     FORGEML_CHECK_ARG(kind == "max" || kind == "avg", "kind: expected 'max' or 'avg'");
     auto sh = shape(x, pool[0], pool[1], 0, s, {1, 1}, p);

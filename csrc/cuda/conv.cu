@@ -8,9 +8,15 @@
 //   backward-weight: dw (K, O)          = patches^T (K, pixels) @ dy (pixels, O), pixels split
 //                    over gridDim.z and summed with atomics.
 // Tiles: BM x BN outputs per 256-thread block, BK deep, each thread a TM x TN register block.
+// Problems big enough to fill the GPU whose channels allow float4 moves run the large-tile kernel
+// of conv_tile.cuh instead (same GEMMs, 128-row tiles, double-buffered).
+#include <climits>
 #include <cmath>
+#include <cstdint>
+#include <initializer_list>
 
 #include "cuda/conv.cuh"
+#include "cuda/conv_tile.cuh"
 #include "cuda/launch.cuh"
 
 namespace forgeml::cuda::conv {
@@ -19,16 +25,6 @@ namespace {
 
 constexpr int BM = 64, BN = 64, BK = 16, TM = 4, TN = 4, THREADS = 256;
 enum Mode { kForward = 0, kData = 1, kWeight = 2 };
-
-__device__ __forceinline__ float activate(int act, float v) {
-  switch (act) {
-    case 1: return v < 0.f ? 0.f : v;  // NaN stays NaN (Keras/NumPy)
-    case 2: return 1.f / (1.f + expf(-v));
-    case 3: return tanhf(v);
-    case 4: return 0.5f * v * (1.f + erff(v * 0.70710678118654752f));
-    default: return v;
-  }
-}
 
 // A gathered operand index splits into a part fixed per GEMM row (computed once per block) and a
 // part per reduction step (once per BK step): n is an image's first row (n*H or n*OH), h and w a
@@ -159,6 +155,50 @@ conv_gemm_kernel(Shape s, const float* a, const float* b, const float* bias, int
   }
 }
 
+// Backward-data for C <= 4 channels (the GEMM would fill 1-4 of its 64 columns): one thread per
+// input pixel and all its channels, summing dy over the taps whose window covers it; w (at most
+// kSmallCW floats) staged in shared memory, read as broadcasts.
+constexpr int kSmallCW = 8192;
+template <int CC>
+__global__ void data_small_c_kernel(Shape s, const float* __restrict__ w, const float* __restrict__ dy,
+                                    float* __restrict__ dx, int64_t M) {
+  FORGEML_DYNAMIC_SHARED(float, ws);
+  const int64_t nw = s.KH * s.KW * CC * s.O;
+  for (int64_t i = threadIdx.x; i < nw; i += blockDim.x) ws[i] = w[i];
+  __syncthreads();
+  const int64_t m = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (m >= M) return;
+  const int64_t iw = m % s.W, t = m / s.W, ih = t % s.H, n = t / s.H;
+  float acc[CC] = {};
+  for (int64_t kh = 0; kh < s.KH; ++kh) {
+    int64_t h = ih + s.pt - kh * s.dh;  // oh * sh for the output row whose window puts kh on ih
+    if (h < 0) continue;
+    if (s.sh != 1) {  // no int64 division in the common stride-1 case
+      if (h % s.sh) continue;
+      h /= s.sh;
+    }
+    if (h >= s.OH) continue;
+    for (int64_t kw = 0; kw < s.KW; ++kw) {
+      int64_t v = iw + s.pl - kw * s.dw;
+      if (v < 0) continue;
+      if (s.sw != 1) {
+        if (v % s.sw) continue;
+        v /= s.sw;
+      }
+      if (v >= s.OW) continue;
+      const float* d = dy + ((n * s.OH + h) * s.OW + v) * s.O;
+      const float* wt = ws + (kh * s.KW + kw) * CC * s.O;
+      for (int64_t o = 0; o < s.O; ++o) {
+        const float g = d[o];
+#pragma unroll
+        for (int c = 0; c < CC; ++c) acc[c] = fmaf(g, wt[c * s.O + o], acc[c]);
+      }
+    }
+  }
+#pragma unroll
+  for (int c = 0; c < CC; ++c) dx[m * CC + c] = acc[c];
+}
+
 // db[o] += sum of dy[p, o] over this block's pixels; threads run along o (coalesced).
 __global__ void bias_grad_kernel(const float* dy, int64_t P, int64_t O, int64_t p_per_block, float* db) {
   int64_t o = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -183,6 +223,39 @@ __global__ void pool_forward_kernel(Shape s, int kind, const float* x, float* y,
       acc = kind == 0 ? (v > acc || v != v ? v : acc) : acc + v;  // NaN wins, as NumPy's max (fmaxf drops it)
     }
   y[i] = kind == 0 ? acc : acc / float((h1 - h0) * (w1 - w0));
+}
+
+// The same over 4 channels a thread, in 32-bit indices (C % 4 == 0, 16-byte aligned pointers,
+// sizes under 2^31): a quarter of the threads and of the pixel decoding, float4 loads and stores.
+template <int KIND>
+__global__ void pool_forward_vec_kernel(tile::Geo g, const float* __restrict__ x, float* __restrict__ y, int total4) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= total4) return;
+  const int c4 = g.C / 4, c = i % c4 * 4;
+  int t = i / c4;
+  const int ow = t % g.OW;
+  t /= g.OW;
+  const int oh = t % g.OH, n = t / g.OH;
+  const int hs = oh * g.sh - g.pt, ws = ow * g.sw - g.pl;
+  const int h0 = max(hs, 0), h1 = min(hs + g.KH, g.H), w0 = max(ws, 0), w1 = min(ws + g.KW, g.W);
+  const float init = KIND == 0 ? -INFINITY : 0.f;
+  float acc[4] = {init, init, init, init};
+  for (int ih = h0; ih < h1; ++ih) {
+    const float* row = x + (n * g.H + ih) * g.W * g.C + c;
+    for (int iw = w0; iw < w1; ++iw) {
+      const float4 q = *reinterpret_cast<const float4*>(row + iw * g.C);
+      const float v[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+      for (int e = 0; e < 4; ++e)  // NaN wins, as in pool_forward_kernel
+        acc[e] = KIND == 0 ? (v[e] > acc[e] || v[e] != v[e] ? v[e] : acc[e]) : acc[e] + v[e];
+    }
+  }
+  if (KIND == 1) {
+    const float cnt = float((h1 - h0) * (w1 - w0));
+#pragma unroll
+    for (int e = 0; e < 4; ++e) acc[e] /= cnt;
+  }
+  *reinterpret_cast<float4*>(y + int64_t(i) * 4) = make_float4(acc[0], acc[1], acc[2], acc[3]);
 }
 
 // Max: one thread per output element routes dy to the window's first maximum (atomics: windows
@@ -230,6 +303,8 @@ __global__ void avg_pool_backward_kernel(Shape s, const float* dy, float* dx, in
 
 namespace {
 
+int g_tile = 0;  // set_tile's choice
+
 template <int MODE>
 void launch_gemm(const Shape& s, const float* a, const float* b, const float* bias, int act, float* out, int64_t M,
                  int64_t Nc, int64_t K, int64_t splits, cudaStream_t stream) {
@@ -242,11 +317,72 @@ void launch_gemm(const Shape& s, const float* a, const float* b, const float* bi
   FORGEML_CUDA_CHECK_LAUNCH();
 }
 
+// Whether the large-tile kernel applies: channels in whole float4s and BK steps, 16-byte aligned
+// pointers, and every index it forms fits in 32 bits.
+bool tile_fits(const Shape& s, std::initializer_list<const void*> ptrs) {
+  if (s.C % 8 || s.O % 8 || s.C == 0 || s.O == 0) return false;
+  for (const void* p : ptrs)
+    if (reinterpret_cast<uintptr_t>(p) % 16) return false;
+  constexpr int64_t kMax = INT32_MAX / 2;
+  for (int64_t v : {s.N, s.H, s.W, s.C, s.KH, s.KW, s.O, s.sh, s.sw, s.dh, s.dw, s.pt, s.pl, s.OH, s.OW})
+    if (v > kMax) return false;
+  const int64_t hp = s.H + s.pt + (s.KH - 1) * s.dh + s.sh, wp = s.W + s.pl + (s.KW - 1) * s.dw + s.sw;
+  auto small = [](std::initializer_list<int64_t> f) {  // the product under kMax, without overflow
+    int64_t p = 1;
+    for (int64_t v : f)
+      if (v > 0 && p > kMax / v) return false;
+      else p *= v;
+    return true;
+  };
+  return small({s.N, hp, wp, s.C}) && small({s.N, s.OH + 1, s.OW + 1, s.O}) && small({s.KH, s.KW, s.C, s.O});
+}
+
+tile::Geo geo(const Shape& s) {
+  auto i = [](int64_t v) { return static_cast<int>(v); };
+  return {i(s.N),  i(s.H),  i(s.W),  i(s.C),  i(s.KH), i(s.KW), i(s.O),  i(s.sh),
+          i(s.sw), i(s.dh), i(s.dw), i(s.pt), i(s.pl), i(s.OH), i(s.OW)};
+}
+
+template <int MODE, class T>
+void launch_tile_cfg(const Shape& s, const float* a, const float* b, const float* bias, int act, float* out, float* db,
+                     int64_t M, int64_t Nc, int64_t K, int64_t splits, cudaStream_t stream) {
+  const int64_t per = ceil_div(ceil_div(K, splits), T::BK) * T::BK;
+  dim3 grid(static_cast<unsigned>(ceil_div(M, T::BM) + (db ? 1 : 0)), static_cast<unsigned>(ceil_div(Nc, T::BN)),
+            static_cast<unsigned>(ceil_div(K, per)));
+  FORGEML_LAUNCH((tile::conv_tile_kernel<MODE, T>), grid, T::kThreads, 0, stream, geo(s), a, b, bias, act, out, db,
+                 static_cast<int>(M), static_cast<int>(Nc), static_cast<int>(K), static_cast<int>(per));
+  FORGEML_CUDA_CHECK_LAUNCH();
+}
+
+// The large-tile kernel when it applies and pays (enough 128-row tiles, times reduction slices,
+// to give each of an H100/H200's 132 SMs a block; set_tile overrides); false: not launched.
+// db: backward-weight's bias gradient, summed on the way (null: not wanted).
+template <int MODE>
+bool launch_tile(const Shape& s, std::initializer_list<const void*> ptrs, const float* a, const float* b,
+                 const float* bias, int act, float* out, float* db, int64_t M, int64_t Nc, int64_t K, int64_t splits,
+                 cudaStream_t stream) {
+  if (g_tile == 64 || M == 0 || Nc == 0 || K == 0 || !tile_fits(s, ptrs)) return false;
+  const bool narrow = Nc <= 32;
+  if (g_tile == 0 && ceil_div(M, 128) * ceil_div(Nc, narrow ? 32 : 64) * splits < 132) return false;
+  if (narrow)
+    launch_tile_cfg<MODE, tile::Narrow>(s, a, b, bias, act, out, db, M, Nc, K, splits, stream);
+  else
+    launch_tile_cfg<MODE, tile::Wide>(s, a, b, bias, act, out, db, M, Nc, K, splits, stream);
+  return true;
+}
+
 }  // namespace
+
+void set_tile(int tile) {
+  if (tile != 0 && tile != 64 && tile != 128) throw std::invalid_argument("tile: expected 0, 64 or 128");
+  g_tile = tile;
+}
 
 void forward(const Shape& s, const float* x, const float* w, const float* bias, int act, float* y,
              cudaStream_t stream) {
-  launch_gemm<kForward>(s, x, w, bias, act, y, s.N * s.OH * s.OW, s.O, s.KH * s.KW * s.C, 1, stream);
+  const int64_t M = s.N * s.OH * s.OW, K = s.KH * s.KW * s.C;
+  if (launch_tile<tile::kFwd>(s, {x, w, y}, x, w, bias, act, y, nullptr, M, s.O, K, 1, stream)) return;
+  launch_gemm<kForward>(s, x, w, bias, act, y, M, s.O, K, 1, stream);
 }
 
 void backward_data(const Shape& s, const float* w, const float* dy, float* dx, cudaStream_t stream) {
@@ -255,21 +391,42 @@ void backward_data(const Shape& s, const float* w, const float* dy, float* dx, c
     if (M * s.C != 0) FORGEML_CUDA_CHECK(cudaMemsetAsync(dx, 0, sizeof(float) * M * s.C, stream));
     return;
   }
+  if (s.C <= 4 && s.KH * s.KW * s.C * s.O <= kSmallCW) {
+    if (M == 0 || s.C == 0) return;
+    const unsigned blocks = static_cast<unsigned>(ceil_div(M, 128));
+    const size_t smem = sizeof(float) * s.KH * s.KW * s.C * s.O;
+    if (s.C == 1) FORGEML_LAUNCH(data_small_c_kernel<1>, blocks, 128, smem, stream, s, w, dy, dx, M);
+    if (s.C == 2) FORGEML_LAUNCH(data_small_c_kernel<2>, blocks, 128, smem, stream, s, w, dy, dx, M);
+    if (s.C == 3) FORGEML_LAUNCH(data_small_c_kernel<3>, blocks, 128, smem, stream, s, w, dy, dx, M);
+    if (s.C == 4) FORGEML_LAUNCH(data_small_c_kernel<4>, blocks, 128, smem, stream, s, w, dy, dx, M);
+    FORGEML_CUDA_CHECK_LAUNCH();
+    return;
+  }
+  if (launch_tile<tile::kDat>(s, {w, dy, dx}, dy, w, nullptr, 0, dx, nullptr, M, s.C, s.KH * s.KW * s.O, 1,
+                                stream))
+    return;
   launch_gemm<kData>(s, dy, w, nullptr, 0, dx, M, s.C, s.KH * s.KW * s.O, 1, stream);
 }
 
 void backward_weight(const Shape& s, const float* x, const float* dy, float* dw, float* db, cudaStream_t stream) {
   const int64_t K = s.KH * s.KW * s.C, P = s.N * s.OH * s.OW;
+  if (db && s.O) FORGEML_CUDA_CHECK(cudaMemsetAsync(db, 0, sizeof(float) * s.O, stream));
+  bool db_done = P == 0;
   if (dw && K * s.O != 0) {
     FORGEML_CUDA_CHECK(cudaMemsetAsync(dw, 0, sizeof(float) * K * s.O, stream));
-    // Split the long pixel reduction so the small dw grid still fills the GPU.
-    int64_t tiles = ceil_div(K, BM) * ceil_div(s.O, BN);
-    int64_t splits = max(int64_t(1), min(ceil_div(P, 256), ceil_div(264, tiles)));
-    launch_gemm<kWeight>(s, x, dy, nullptr, 0, dw, K, s.O, P, splits, stream);
+    // Split the long pixel reduction so the small dw grid still fills the GPU: the large tiles
+    // aim at 4 blocks an SM with at least 512 pixels (64 steps) a slice, and sum db on the way.
+    int64_t big_tiles = ceil_div(K, 128) * ceil_div(s.O, s.O <= 32 ? 32 : 64);
+    int64_t big_splits = max(int64_t(1), min(ceil_div(P, 512), ceil_div(528, big_tiles)));
+    if (P > 0 && launch_tile<tile::kWgt>(s, {x, dy, dw}, x, dy, nullptr, 0, dw, db, K, s.O, P, big_splits, stream)) {
+      db_done = true;
+    } else {
+      int64_t tiles = ceil_div(K, BM) * ceil_div(s.O, BN);
+      int64_t splits = max(int64_t(1), min(ceil_div(P, 256), ceil_div(264, tiles)));
+      launch_gemm<kWeight>(s, x, dy, nullptr, 0, dw, K, s.O, P, splits, stream);
+    }
   }
-  if (db && s.O) {
-    FORGEML_CUDA_CHECK(cudaMemsetAsync(db, 0, sizeof(float) * s.O, stream));
-    if (P == 0) return;
+  if (db && s.O && !db_done) {
     int64_t per = max(int64_t(64), ceil_div(P, 512));
     dim3 grid(static_cast<unsigned>(ceil_div(s.O, 128)), static_cast<unsigned>(ceil_div(P, per)));
     FORGEML_LAUNCH(bias_grad_kernel, grid, 128, 0, stream, dy, P, s.O, per, db);
@@ -280,6 +437,19 @@ void backward_weight(const Shape& s, const float* x, const float* dy, float* dw,
 void pool_forward(const Shape& s, int kind, const float* x, float* y, cudaStream_t stream) {
   int64_t total = s.N * s.OH * s.OW * s.C;
   if (total == 0) return;
+  const bool aligned = reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(y) % 16 == 0;
+  const int64_t big = INT32_MAX / 2;
+  if (s.C % 4 == 0 && aligned && s.N * s.H * s.W * s.C < big && total < big && s.pt < big && s.pl < big &&
+      s.KH < big && s.KW < big && s.sh < big && s.sw < big && s.OH * s.sh < big && s.OW * s.sw < big) {
+    const int total4 = static_cast<int>(total / 4);
+    const unsigned blocks = static_cast<unsigned>(ceil_div(total4, 256));
+    if (kind == 0)
+      FORGEML_LAUNCH(pool_forward_vec_kernel<0>, blocks, 256, 0, stream, geo(s), x, y, total4);
+    else
+      FORGEML_LAUNCH(pool_forward_vec_kernel<1>, blocks, 256, 0, stream, geo(s), x, y, total4);
+    FORGEML_CUDA_CHECK_LAUNCH();
+    return;
+  }
   FORGEML_LAUNCH(pool_forward_kernel, static_cast<unsigned>(ceil_div(total, 256)), 256, 0, stream, s, kind, x, y,
                  total);
   FORGEML_CUDA_CHECK_LAUNCH();

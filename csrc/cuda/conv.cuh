@@ -40,6 +40,10 @@ void backward_data(const Shape& s, const float* w, const float* dy, float* dx, C
 // dw (KH, KW, C, O) and db (O,) from x and dy (overwritten; either may be null).
 void backward_weight(const Shape& s, const float* x, const float* dy, float* dw, float* db, CUstream_st* stream);
 
+// Tests: 0 (default) picks the convolution kernel by problem size, 64 forces the 64 x 64 tiles
+// everywhere, 128 the large tiles wherever their channel conditions hold. Not thread-safe.
+void set_tile(int tile);
+
 // Pooling over KH x KW windows (O unused, C channels): kind 0 max, 1 average (real elements only).
 void pool_forward(const Shape& s, int kind, const float* x, float* y, CUstream_st* stream);
 void pool_backward(const Shape& s, int kind, const float* x, const float* dy, float* dx, CUstream_st* stream);
