@@ -31,6 +31,38 @@ constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int runtime_version();
 std::pair<bool, std::string> device_status();
 
+// Stream-ordered device scratch for a launcher's temporaries (256-byte aligned). On a GPU it comes
+// from a memory pool of this library's own that keeps up to 256 MiB cached between calls, so a
+// call does not map fresh memory after every synchronize (runtime.cu); in the emulator from host
+// memory. Throws on failure.
+#ifdef FORGEML_EMU
+inline void* scratch_alloc(size_t bytes, cudaStream_t) {
+  void* p = nullptr;
+  if (cudaMalloc(&p, bytes) != cudaSuccess) throw std::runtime_error("CUDA error: out of memory (scratch)");
+  return p;
+}
+inline void scratch_free(void* p, cudaStream_t) noexcept { cudaFree(p); }
+#else
+void* scratch_alloc(size_t bytes, cudaStream_t stream);
+void scratch_free(void* p, cudaStream_t stream) noexcept;
+#endif
+
+// One scratch allocation, freed on the stream when it goes out of scope (also when a launch throws).
+class Scratch {
+ public:
+  Scratch(size_t bytes, cudaStream_t stream) : s_(stream), p_(bytes ? scratch_alloc(bytes, stream) : nullptr) {}
+  ~Scratch() {
+    if (p_) scratch_free(p_, s_);
+  }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  void* get() const { return p_; }
+
+ private:
+  cudaStream_t s_;
+  void* p_;
+};
+
 }  // namespace forgeml::cuda
 
 #define FORGEML_CUDA_CHECK(expr) ::forgeml::cuda::check((expr), #expr, __FILE__, __LINE__)
