@@ -31,7 +31,8 @@ __global__ void ref_bf16(bool ta, bool tb, int M, int N, int K, const float* A, 
   if (i >= M || j >= N) return;
   double s = 0;
   for (int k = 0; k < K; ++k)
-    s += double(rne_bf16(ta ? A[k * lda + i] : A[i * lda + k])) * double(rne_bf16(tb ? B[j * ldb + k] : B[k * ldb + j]));
+    s +=
+        double(rne_bf16(ta ? A[k * lda + i] : A[i * lda + k])) * double(rne_bf16(tb ? B[j * ldb + k] : B[k * ldb + j]));
   if (bias) s += bias[j];
   if (act == 1) s = s < 0 ? 0 : s;
   C[i * N + j] = s;
@@ -99,7 +100,9 @@ void bf16_case(int M, int N, int K, bool ta, bool tb, bool with_bias, bool timed
   FORGEML_CUDA_CHECK(cudaMalloc(&C, int64_t(M) * N * 4));
   FORGEML_CUDA_CHECK(cudaMalloc(&R, int64_t(M) * N * 8));
   const int lda = ta ? M : K, ldb = tb ? K : N, act = with_bias ? 1 : 0;
-  auto run = [&] { fc::gemm_bf16(ta, tb, M, N, K, A, lda, B, ldb, C, N, bias, act, nullptr, fc::LowpKernel::tensor_cores); };
+  auto run = [&] {
+    fc::gemm_bf16(ta, tb, M, N, K, A, lda, B, ldb, C, N, bias, act, nullptr, fc::LowpKernel::tensor_cores);
+  };
   run();
   ref_bf16<<<dim3((N + 15) / 16, (M + 15) / 16), dim3(16, 16)>>>(ta, tb, M, N, K, A, lda, B, ldb, bias, act, R);
   FORGEML_CUDA_CHECK(cudaDeviceSynchronize());
@@ -127,7 +130,9 @@ void int8_case(int M, int N, int K, bool timed) {
   double* R = nullptr;
   FORGEML_CUDA_CHECK(cudaMalloc(&C, int64_t(M) * N * 4));
   FORGEML_CUDA_CHECK(cudaMalloc(&R, int64_t(M) * N * 8));
-  auto run = [&] { fc::gemm_int8(M, N, K, A, K, sa, B, N, sb, C, N, nullptr, 0, nullptr, fc::LowpKernel::tensor_cores); };
+  auto run = [&] {
+    fc::gemm_int8(M, N, K, A, K, sa, B, N, sb, C, N, nullptr, 0, nullptr, fc::LowpKernel::tensor_cores);
+  };
   run();
   ref_int8<<<dim3((N + 15) / 16, (M + 15) / 16), dim3(16, 16)>>>(M, N, K, A, sa, B, sb, R);
   FORGEML_CUDA_CHECK(cudaDeviceSynchronize());
