@@ -167,3 +167,27 @@ def test_errors_and_empty(rng):
     assert _emu.gemm_bf16(np.ones((0, 5), np.float32), np.ones((5, 3), np.float32)).shape == (0, 3)
     z = _emu.gemm_int8(rand_int8(rng, 2, 0), np.ones(2), rand_int8(rng, 0, 3), np.ones(3), np.full(3, 2.0), 0)
     np.testing.assert_array_equal(z, np.full((2, 3), 2, np.float32))
+
+
+def test_ops_matmul_on_device_arrays(cupy, rng):
+    """ops.matmul(precision="bf16") and ops.matmul_int8 on CuPy arrays (the emulator's stand-in, or a
+    real GPU): strided rows (lda > K), a transposed b, bias and activation through the Python path."""
+    from forgeml import ops
+
+    m, n, k = 150, 140, 50
+    wide = rng.standard_normal((m, k + 7)).astype(np.float32)
+    a, b = wide[:, :k], rng.standard_normal((n, k)).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    out = ops.matmul(
+        cupy.asarray(wide)[:, :k],
+        cupy.asarray(b),
+        trans_b=True,
+        bias=cupy.asarray(bias),
+        activation="relu",
+        precision="bf16",
+    )
+    check_bf16(cupy.asnumpy(out), a, b, tb=True, bias=bias, act="relu")
+    qa, qb = rand_int8(rng, m, k), rand_int8(rng, k, n)
+    sa, sb = rng.uniform(0.001, 0.02, m).astype(np.float32), rng.uniform(0.001, 0.02, n).astype(np.float32)
+    c = ops.matmul_int8(*(cupy.asarray(x) for x in (qa, sa, qb, sb)), bias=cupy.asarray(bias), activation="gelu")
+    np.testing.assert_allclose(cupy.asnumpy(c), int8_ref(qa, sa, qb, sb, bias, "gelu"), rtol=1e-5, atol=1e-5)
