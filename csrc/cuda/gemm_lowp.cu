@@ -166,13 +166,20 @@ void check_sizes(const char* fn, int64_t M, int64_t N, int64_t K, int64_t lda, i
   FORGEML_CHECK_ARG(ldc >= N, fn, ": ldc = ", ldc, " is below N = ", N);
 }
 
-// Packs the R x K operand (see pack_kernel) into dst: Rp x Kw words.
+// Packs the R x K operand (gemm_mma.cuh) into dst: Rp x Kw words. k_contig: depth is the
+// contiguous dimension of src.
 template <class T>
 void pack(const T* src, int64_t ld, bool k_contig, int64_t R, int64_t K, uint32_t* dst, int64_t Rp, int64_t Kw,
           cudaStream_t stream) {
-  const int64_t total = Rp * Kw / 4, blocks = std::min<int64_t>(ceil_div(total, 256), 1 << 16);
-  auto kernel = k_contig ? pack_kernel<T, true> : pack_kernel<T, false>;
-  FORGEML_LAUNCH(kernel, static_cast<unsigned>(blocks), 256, 0, stream, src, ld, R, K, dst, Rp, Kw);
+  if (k_contig) {
+    const int64_t blocks = std::min<int64_t>(ceil_div(Rp * Kw / 4, 256), 1 << 16);
+    const bool vec = reinterpret_cast<uintptr_t>(src) % 16 == 0 && (ld * int64_t(sizeof(T))) % 16 == 0;
+    FORGEML_LAUNCH(pack_rows_kernel<T>, static_cast<unsigned>(blocks), 256, 0, stream, src, ld, R, K, dst, Rp, Kw,
+                   vec);
+  } else {
+    const int64_t blocks = std::min<int64_t>(Rp / 64 * (Kw / 16), 1 << 16);
+    FORGEML_LAUNCH(pack_cols_kernel<T>, static_cast<unsigned>(blocks), 256, 0, stream, src, ld, R, K, dst, Rp, Kw);
+  }
   FORGEML_CUDA_CHECK_LAUNCH();
 }
 

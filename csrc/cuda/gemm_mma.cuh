@@ -1,6 +1,6 @@
 // The tensor-core main loop behind gemm_bf16 / gemm_int8 (sm_80+), and the pre-pass that feeds it.
 //
-// pack_kernel rewrites op(A) (M x K) and op(B)^T (N x K) as rows of 32-bit words along K (two
+// pack_rows_kernel / pack_cols_kernel rewrite op(A) (M x K) and op(B)^T (N x K) as rows of 32-bit words along K (two
 // bf16 rounded to nearest even, or four int8), zero-padded to whole tiles: rows to a multiple of
 // 128, words to a multiple of 16. The main loop then needs no bounds checks and no conversions:
 // every load is a 16-byte cp.async of a full tile row piece.
@@ -50,24 +50,62 @@ __device__ __forceinline__ uint4 pack_chunk(const int8_t (&v)[16]) {
   return make_uint4(w[0], w[1], w[2], w[3]);
 }
 
-// dst (Rp x Kw words, row-major) from the R x K operand X[r][k] = kContig ? src[r ld + k] :
-// src[k ld + r]; zero outside R x K. One thread per 16-byte chunk; consecutive threads take
-// consecutive chunks of a row when kContig (reads and writes both contiguous), else consecutive
-// rows (the reads stay contiguous, each write is one whole 16-byte piece).
-template <class T, bool kContig>
-__global__ void __launch_bounds__(256) pack_kernel(const T* __restrict__ src, int64_t ld, int64_t R, int64_t K,
-                                                   uint32_t* __restrict__ dst, int64_t Rp, int64_t Kw) {
+// dst (Rp x Kw words, row-major) from the R x K operand X[r][k] = src[r ld + k], zero outside
+// R x K. One thread per 16-byte chunk, consecutive threads along a row: reads and writes both
+// contiguous; vec (src 16-byte aligned, ld a multiple of 16 bytes) reads whole chunks at once.
+template <class T>
+__global__ void __launch_bounds__(256) pack_rows_kernel(const T* __restrict__ src, int64_t ld, int64_t R, int64_t K,
+                                                        uint32_t* __restrict__ dst, int64_t Rp, int64_t Kw, bool vec) {
   constexpr int E = 16 / (sizeof(T) == 4 ? 2 : 1);  // depths per chunk
   const int64_t chunks = Kw / 4, total = Rp * chunks;
   for (int64_t q = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; q < total; q += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t r = kContig ? q / chunks : q % Rp, c = kContig ? q % chunks : q / Rp, k0 = c * E;
+    const int64_t r = q / chunks, c = q % chunks, k0 = c * E;
+    uint4* to = reinterpret_cast<uint4*>(dst + r * Kw + 4 * c);
+    T v[E];
+    if (vec && r < R && k0 + E <= K) {
+      const uint4* from = reinterpret_cast<const uint4*>(src + r * ld + k0);
+      if constexpr (sizeof(T) == 1) {  // already four int8 per word, in depth order
+        *to = *from;
+        continue;
+      } else {
+        const uint4 lo = from[0], hi = from[1];
+        const uint32_t w[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+#pragma unroll
+        for (int e = 0; e < E; ++e) v[e] = __uint_as_float(w[e]);
+      }
+    } else {
+#pragma unroll
+      for (int e = 0; e < E; ++e) v[e] = r < R && k0 + e < K ? src[r * ld + k0 + e] : T(0);
+    }
+    *to = pack_chunk(v);
+  }
+}
+
+// The same from X[r][k] = src[k ld + r] (depth is the strided dimension): 64 rows x 16 words per
+// block step, through shared memory so that the reads run along r (coalesced) and each thread
+// writes one 16-byte chunk, four threads per 64-byte row piece.
+template <class T>
+__global__ void __launch_bounds__(256) pack_cols_kernel(const T* __restrict__ src, int64_t ld, int64_t R, int64_t K,
+                                                        uint32_t* __restrict__ dst, int64_t Rp, int64_t Kw) {
+  constexpr int E = 16 / (sizeof(T) == 4 ? 2 : 1), TR = 64, TK = 4 * E;  // TK depths = 16 words
+  __shared__ T tile[TR][TK + 4 / sizeof(T)];  // one word of padding: the column reads spread over banks
+  const int64_t row_tiles = Rp / TR, tiles = row_tiles * (Kw / 16);
+  const int tid = static_cast<int>(threadIdx.x);
+  for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x) {
+    const int64_t r0 = b % row_tiles * TR, k0 = b / row_tiles * TK;
+    const int r = tid % TR;
+#pragma unroll
+    for (int k = tid / TR; k < TK; k += 256 / TR) {
+      const int64_t gr = r0 + r, gk = k0 + k;
+      tile[r][k] = gr < R && gk < K ? src[gk * ld + gr] : T(0);
+    }
+    __syncthreads();
+    const int wr = tid / 4, c = tid % 4;
     T v[E];
 #pragma unroll
-    for (int e = 0; e < E; ++e) {
-      const int64_t k = k0 + e;
-      v[e] = r < R && k < K ? (kContig ? src[r * ld + k] : src[k * ld + r]) : T(0);
-    }
-    *reinterpret_cast<uint4*>(dst + r * Kw + 4 * c) = pack_chunk(v);
+    for (int e = 0; e < E; ++e) v[e] = tile[wr][E * c + e];
+    *reinterpret_cast<uint4*>(dst + (r0 + wr) * Kw + k0 * 4 / E + 4 * c) = pack_chunk(v);
+    __syncthreads();  // the tile is refilled next step
   }
 }
 
