@@ -123,24 +123,40 @@ __global__ void __launch_bounds__(kLowpThreads)
   }
 }
 
-// The tensor-core paths' epilogues (gemm_mma.cuh): C = epilogue(acc), the int8 sums dequantized
-// first exactly as the dp4a kernel does.
+// The tensor-core paths' epilogues (gemm_mma.cuh): C = epilogue(acc) for one output or two
+// adjacent ones (one 8-byte store when vec2: C 8-byte aligned and ldc even; col is always even);
+// the int8 sums dequantized first exactly as the dp4a kernel does.
+__device__ __forceinline__ void store_pair(float* C, int64_t ldc, bool vec2, int64_t row, int64_t col, bool both,
+                                           float y0, float y1) {
+  float* p = C + row * ldc + col;
+  if (both && vec2) {
+    *reinterpret_cast<float2*>(p) = make_float2(y0, y1);
+  } else {
+    p[0] = y0;
+    if (both) p[1] = y1;
+  }
+}
 struct Bf16Out {
   float* C;
   int64_t ldc;
+  bool vec2;
   BiasActivation ep;
-  __device__ __forceinline__ void operator()(int64_t row, int64_t col, float v) const {
-    C[row * ldc + col] = ep(row, col, v);
+  __device__ __forceinline__ void operator()(int64_t row, int64_t col, bool both, float v0, float v1) const {
+    store_pair(C, ldc, vec2, row, col, both, ep(row, col, v0), both ? ep(row, col + 1, v1) : 0.0f);
   }
 };
 struct Int8Out {
   float* C;
   int64_t ldc;
+  bool vec2;
   const float* a_scale;
   const float* b_scale;
   BiasActivation ep;
-  __device__ __forceinline__ void operator()(int64_t row, int64_t col, int v) const {
-    C[row * ldc + col] = ep(row, col, static_cast<float>(v) * (a_scale[row] * b_scale[col]));
+  __device__ __forceinline__ float value(int64_t row, int64_t col, int v) const {
+    return ep(row, col, static_cast<float>(v) * (a_scale[row] * b_scale[col]));
+  }
+  __device__ __forceinline__ void operator()(int64_t row, int64_t col, bool both, int v0, int v1) const {
+    store_pair(C, ldc, vec2, row, col, both, value(row, col, v0), both ? value(row, col + 1, v1) : 0.0f);
   }
 };
 
@@ -165,6 +181,9 @@ void check_sizes(const char* fn, int64_t M, int64_t N, int64_t K, int64_t lda, i
   FORGEML_CHECK_ARG(ldb >= (tb ? K : N), fn, ": ldb = ", ldb, " is too small");
   FORGEML_CHECK_ARG(ldc >= N, fn, ": ldc = ", ldc, " is below N = ", N);
 }
+
+// Whether the epilogue may store two adjacent outputs of C as one float2.
+bool pair_stores(const float* C, int64_t ldc) { return reinterpret_cast<uintptr_t>(C) % 8 == 0 && ldc % 2 == 0; }
 
 // Packs the R x K operand (gemm_mma.cuh) into dst: Rp x Kw words. k_contig: depth is the
 // contiguous dimension of src.
@@ -224,7 +243,7 @@ void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A
   if (M == 0 || N == 0) return;
   const BiasActivation ep{bias, activation};
   if (which == LowpKernel::tensor_cores || (which == LowpKernel::automatic && tensor_cores())) {
-    gemm_tc<MmaBf16>("gemm_bf16", M, N, K, 2, A, lda, !ta, B, ldb, tb, Bf16Out{C, ldc, ep}, stream);
+    gemm_tc<MmaBf16>("gemm_bf16", M, N, K, 2, A, lda, !ta, B, ldb, tb, Bf16Out{C, ldc, pair_stores(C, ldc), ep}, stream);
   } else {
     const dim3 grid = lowp_grid("gemm_bf16", M, N);
     auto kernel = ta ? (tb ? gemm_bf16_kernel<true, true> : gemm_bf16_kernel<true, false>)
@@ -241,7 +260,7 @@ void gemm_int8(int64_t M, int64_t N, int64_t K, const int8_t* A, int64_t lda, co
   if (M == 0 || N == 0) return;
   const BiasActivation ep{bias, activation};
   if (which == LowpKernel::tensor_cores || (which == LowpKernel::automatic && tensor_cores())) {
-    gemm_tc<MmaS8>("gemm_int8", M, N, K, 4, A, lda, true, B, ldb, false, Int8Out{C, ldc, a_scale, b_scale, ep},
+    gemm_tc<MmaS8>("gemm_int8", M, N, K, 4, A, lda, true, B, ldb, false, Int8Out{C, ldc, pair_stores(C, ldc), a_scale, b_scale, ep},
                    stream);
     return;
   }

@@ -109,8 +109,8 @@ __global__ void __launch_bounds__(256) pack_cols_kernel(const T* __restrict__ sr
   }
 }
 
-// C tile at (blockIdx.y, blockIdx.x) from packed A (Mp x Kw) and B (Np x Kw); out(row, col, acc)
-// for each row < M, col < N. Dynamic shared memory: kTcSmemBytes.
+// C tile at (blockIdx.y, blockIdx.x) from packed A (Mp x Kw) and B (Np x Kw); out(row, col, both,
+// acc0, acc1) for the outputs (row, col) and, when both, (row, col + 1); row < M, col < N. Dynamic shared memory: kTcSmemBytes.
 template <class Mma, class Out>
 __global__ void __launch_bounds__(kTcThreads)
     gemm_mma_kernel(int64_t M, int64_t N, int64_t Kw, const uint32_t* __restrict__ A, const uint32_t* __restrict__ B,
@@ -181,15 +181,16 @@ __global__ void __launch_bounds__(kTcThreads)
   }
   cp_async_wait<0>();  // no copy outlives the block (the groups left are empty)
 
+  // Each lane holds column pairs (2t, 2t + 1): out stores both at once where both are inside.
   const int g = lane >> 2, t = lane & 3;
 #pragma unroll
   for (int mt = 0; mt < 4; ++mt)
 #pragma unroll
     for (int nt = 0; nt < 4; ++nt)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int64_t row = m0 + wm + 16 * mt + g + 8 * (e >> 1), col = n0 + wn + 8 * nt + 2 * t + (e & 1);
-        if (row < M && col < N) out(row, col, acc[mt][nt][e]);
+      for (int h = 0; h < 2; ++h) {
+        const int64_t row = m0 + wm + 16 * mt + g + 8 * h, col = n0 + wn + 8 * nt + 2 * t;
+        if (row < M && col < N) out(row, col, col + 1 < N, acc[mt][nt][2 * h], acc[mt][nt][2 * h + 1]);
       }
 }
 
