@@ -1,15 +1,17 @@
 // The tensor-core main loop behind gemm_bf16 / gemm_int8 (sm_80+), and the pre-pass that feeds it.
 //
-// pack_rows_kernel / pack_cols_kernel rewrite op(A) (M x K) and op(B)^T (N x K) as rows of 32-bit words along K (two
-// bf16 rounded to nearest even, or four int8), zero-padded to whole tiles: rows to a multiple of
-// 128, words to a multiple of 16. The main loop then needs no bounds checks and no conversions:
-// every load is a 16-byte cp.async of a full tile row piece.
+// pack_rows_kernel / pack_cols_kernel rewrite op(A) (M x K) and op(B)^T (N x K) as rows of
+// 32-bit words along K (two bf16 rounded to nearest even, or four int8), zero-padded to whole
+// tiles: rows to a multiple of 128, words to a multiple of 16. The main loop then needs no bounds
+// checks and no conversions: every load is a 16-byte cp.async of a full tile row piece.
 //
-// gemm_mma_kernel: one 128 x 128 tile of C per block of 256 threads (8 warps, 2 x 4, each a
-// 64 x 32 corner = 4 x 4 mma products of 16 x 8). A depth step is 16 words (32 bf16 / 64 int8);
+// gemm_mma_kernel: one 128 x 128 tile of C per block of 128 threads (4 warps, 2 x 2, each a
+// 64 x 64 corner = 4 x 8 mma products of 16 x 8). A depth step is 16 words (32 bf16 / 64 int8);
 // kTcStages steps are in flight in shared memory (cp.async groups), rows padded to 20 words so
 // that ldmatrix's eight 16-byte row reads and cp.async's row writes fall in distinct banks.
-// Per step and warp: 2 x (4 + 2) ldmatrix.x4 and 2 x 16 mma; per step and block 16 KiB of loads.
+// Per step and warp: 2 x (4 + 4) ldmatrix.x4 and 2 x 32 mma, i.e. 128 bytes of shared reads per
+// mma (a 64 x 32 corner needs 192, more than Hopper's 128 bytes per clock of shared bandwidth
+// feeds at the mma.sync rate); per step and block 16 KiB of loads, 8 cp.async per thread.
 #pragma once
 #include <cstdint>
 
@@ -18,7 +20,8 @@
 
 namespace forgeml::cuda {
 
-constexpr int kTcBM = 128, kTcBN = 128, kTcThreads = 256, kTcStages = 4;
+constexpr int kTcBM = 128, kTcBN = 128, kTcThreads = 128, kTcStages = 4;
+constexpr int kTcNT = 8;                                     // n-tiles of 8 per warp: a warp's corner is 64 x 64
 constexpr int kTcStepWords = 16, kTcLdw = kTcStepWords + 4;  // words per depth step; padded row
 constexpr int kTcStageWords = (kTcBM + kTcBN) * kTcLdw;
 constexpr int kTcSmemBytes = kTcStages * kTcStageWords * 4;  // 80 KiB: two blocks fit an SM
@@ -110,7 +113,8 @@ __global__ void __launch_bounds__(256) pack_cols_kernel(const T* __restrict__ sr
 }
 
 // C tile at (blockIdx.y, blockIdx.x) from packed A (Mp x Kw) and B (Np x Kw); out(row, col, both,
-// acc0, acc1) for the outputs (row, col) and, when both, (row, col + 1); row < M, col < N. Dynamic shared memory: kTcSmemBytes.
+// acc0, acc1) for the outputs (row, col) and, when both, (row, col + 1); row < M, col < N. Dynamic shared memory:
+// kTcSmemBytes.
 template <class Mma, class Out>
 __global__ void __launch_bounds__(kTcThreads)
     gemm_mma_kernel(int64_t M, int64_t N, int64_t Kw, const uint32_t* __restrict__ A, const uint32_t* __restrict__ B,
@@ -122,7 +126,7 @@ __global__ void __launch_bounds__(kTcThreads)
   const uint32_t* Ag = A + m0 * Kw;
   const uint32_t* Bg = B + n0 * Kw;
   const int tid = static_cast<int>(threadIdx.x), warp = tid / 32, lane = tid % 32;
-  const int wm = (warp >> 2) * 64, wn = (warp & 3) * 32;
+  const int wm = (warp >> 1) * 64, wn = (warp & 1) * 64;
   const int steps = static_cast<int>(Kw / kTcStepWords);
 
   // Each thread copies 2 + 2 of the 512 + 512 16-byte pieces of a step: 4 per row.
@@ -131,18 +135,18 @@ __global__ void __launch_bounds__(kTcThreads)
     uint32_t* Bs = As + kTcBM * kTcLdw;
     const int64_t k = int64_t(step) * kTcStepWords;
 #pragma unroll
-    for (int p = 0; p < 2; ++p) {
+    for (int p = 0; p < kTcBM * 4 / kTcThreads; ++p) {
       const int q = tid + p * kTcThreads, r = q >> 2, c = (q & 3) * 4;
       cp_async16(As + r * kTcLdw + c, Ag + r * Kw + k + c);
       cp_async16(Bs + r * kTcLdw + c, Bg + r * Kw + k + c);
     }
   };
 
-  Acc acc[4][4][4];
+  Acc acc[4][kTcNT][4];
 #pragma unroll
   for (int mt = 0; mt < 4; ++mt)
 #pragma unroll
-    for (int nt = 0; nt < 4; ++nt)
+    for (int nt = 0; nt < kTcNT; ++nt)
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc[mt][nt][e] = Acc(0);
 
@@ -164,11 +168,11 @@ __global__ void __launch_bounds__(kTcThreads)
     const uint32_t* S = smem + (step % kTcStages) * kTcStageWords;
 #pragma unroll
     for (int ks = 0; ks < kTcStepWords; ks += 8) {  // 8 words per mma depth
-      uint32_t a[4][4], b[4][2];
+      uint32_t a[4][4], b[kTcNT][2];
 #pragma unroll
       for (int mt = 0; mt < 4; ++mt) ldmatrix_x4(a[mt], S + a_off + 16 * mt * kTcLdw + ks);
 #pragma unroll
-      for (int np = 0; np < 2; ++np) {
+      for (int np = 0; np < kTcNT / 2; ++np) {
         uint32_t r[4];
         ldmatrix_x4(r, S + b_off + 16 * np * kTcLdw + ks);
         b[2 * np][0] = r[0], b[2 * np][1] = r[1], b[2 * np + 1][0] = r[2], b[2 * np + 1][1] = r[3];
@@ -176,7 +180,7 @@ __global__ void __launch_bounds__(kTcThreads)
 #pragma unroll
       for (int mt = 0; mt < 4; ++mt)
 #pragma unroll
-        for (int nt = 0; nt < 4; ++nt) Mma::run(acc[mt][nt], a[mt], b[nt]);
+        for (int nt = 0; nt < kTcNT; ++nt) Mma::run(acc[mt][nt], a[mt], b[nt]);
     }
   }
   cp_async_wait<0>();  // no copy outlives the block (the groups left are empty)
@@ -186,7 +190,7 @@ __global__ void __launch_bounds__(kTcThreads)
 #pragma unroll
   for (int mt = 0; mt < 4; ++mt)
 #pragma unroll
-    for (int nt = 0; nt < 4; ++nt)
+    for (int nt = 0; nt < kTcNT; ++nt)
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         const int64_t row = m0 + wm + 16 * mt + g + 8 * h, col = n0 + wn + 8 * nt + 2 * t;
