@@ -1,7 +1,9 @@
 // The bf16 and int8 GEMMs (contract in gemm_lowp.cuh): the kernels, then their launchers.
+#include <algorithm>
+
 #include "cuda/gemm_lowp.cuh"
+#include "cuda/gemm_mma.cuh"
 #include "cuda/gemm_tile.cuh"
-#include "cuda/mma.cuh"
 
 namespace forgeml::cuda {
 
@@ -57,66 +59,6 @@ __global__ void __launch_bounds__(kLowpThreads)
       if (col < N) C[row * ldc + col] = epilogue(row, col, acc[i][j]);
     }
   }
-}
-
-// The same contract on tensor cores (sm_80+). grid (ceil(N / 64), ceil(M / 64)), block 128: four
-// warps, each a 32 x 32 corner of the tile as 2 x 4 mma products of 16 x 8 per 16 depths. The tiles
-// are staged as bf16 pairs along k (A by row, B by column), rows padded to 20 words so a warp's
-// fragment reads (rows g, words t) fall in distinct banks.
-constexpr int kMmaThreads = 128;
-
-template <bool kTransA, bool kTransB>
-__global__ void __launch_bounds__(kMmaThreads)
-    gemm_bf16_mma_kernel(int64_t M, int64_t N, int64_t K, const float* __restrict__ A, int64_t lda,
-                         const float* __restrict__ B, int64_t ldb, float* __restrict__ C, int64_t ldc,
-                         BiasActivation epilogue) {
-  constexpr int BM = kLowpBM, BN = kLowpBN, BK = kLowpBK, P = BK / 2, LD = P + 4;
-  __shared__ uint32_t As[BM][LD];  // As[i][p] = op(A)[i][2p, 2p + 1] of this depth step
-  __shared__ uint32_t Bs[BN][LD];  // Bs[j][p] = op(B)[2p, 2p + 1][j]
-  const int64_t m0 = int64_t(blockIdx.y) * BM, n0 = int64_t(blockIdx.x) * BN;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t = lane & 3;
-  const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
-  float acc[2][4][4] = {};
-  for (int64_t k0 = 0; k0 < K; k0 += BK) {
-    for (int q = threadIdx.x; q < BM * P; q += kMmaThreads) {
-      // consecutive threads walk the contiguous dimension of the global matrix
-      const int p = kTransA ? q / BM : q % P, i = kTransA ? q % BM : q / P;
-      const int64_t gi = m0 + i, gk = k0 + 2 * p;
-      float lo = 0.0f, hi = 0.0f;
-      if (gi < M && gk < K) lo = kTransA ? A[gk * lda + gi] : A[gi * lda + gk];
-      if (gi < M && gk + 1 < K) hi = kTransA ? A[(gk + 1) * lda + gi] : A[gi * lda + gk + 1];
-      As[i][p] = bf16_pair(lo, hi);
-      const int pb = kTransB ? q % P : q / BN, j = kTransB ? q / P : q % BN;
-      const int64_t gj = n0 + j, gkb = k0 + 2 * pb;
-      float blo = 0.0f, bhi = 0.0f;
-      if (gj < N && gkb < K) blo = kTransB ? B[gj * ldb + gkb] : B[gkb * ldb + gj];
-      if (gj < N && gkb + 1 < K) bhi = kTransB ? B[gj * ldb + gkb + 1] : B[(gkb + 1) * ldb + gj];
-      Bs[j][pb] = bf16_pair(blo, bhi);
-    }
-    __syncthreads();
-#pragma unroll
-    for (int ks = 0; ks < P; ks += 8) {  // 16 depths = 8 pairs per product
-      uint32_t a[2][4], b[4][2];
-#pragma unroll
-      for (int mt = 0; mt < 2; ++mt) {
-        const int r = wm + 16 * mt + g;
-        a[mt][0] = As[r][ks + t], a[mt][1] = As[r + 8][ks + t];
-        a[mt][2] = As[r][ks + t + 4], a[mt][3] = As[r + 8][ks + t + 4];
-      }
-#pragma unroll
-      for (int nt = 0; nt < 4; ++nt) {
-        const int c = wn + 8 * nt + g;
-        b[nt][0] = Bs[c][ks + t], b[nt][1] = Bs[c][ks + t + 4];
-      }
-#pragma unroll
-      for (int mt = 0; mt < 2; ++mt)
-#pragma unroll
-        for (int nt = 0; nt < 4; ++nt) mma_bf16_m16n8k16(acc[mt][nt], a[mt], b[nt]);
-    }
-    __syncthreads();
-  }
-  for_each_warp_output(acc, m0 + wm, n0 + wn, M, N,
-                       [&](int64_t row, int64_t col, float v) { C[row * ldc + col] = epilogue(row, col, v); });
 }
 
 // grid (ceil(N / 64), ceil(M / 64)), block 256. Shared tiles hold 4 consecutive k per int.
@@ -181,62 +123,42 @@ __global__ void __launch_bounds__(kLowpThreads)
   }
 }
 
-// The int8 contract on tensor cores (sm_80+): the bf16 kernel's warp layout, depth groups of 4
-// bytes per word, 2 x 4 mma products of 16 x 8 per 16 depths. Integer sums are exact, so the result
-// equals the dp4a kernel's bit for bit.
-template <class Epilogue>
-__global__ void __launch_bounds__(kMmaThreads)
-    gemm_int8_mma_kernel(int64_t M, int64_t N, int64_t K, const int8_t* __restrict__ A, int64_t lda,
-                         const float* __restrict__ a_scale, const int8_t* __restrict__ B, int64_t ldb,
-                         const float* __restrict__ b_scale, float* __restrict__ C, int64_t ldc, Epilogue epilogue) {
-  constexpr int BM = kLowpBM, BN = kLowpBN, BK = kLowpBK, G = BK / 4, LD = G + 4;
-  __shared__ uint32_t As[BM][LD];  // As[i][p] = A[i][4p .. 4p + 3] of this depth step
-  __shared__ uint32_t Bs[BN][LD];  // Bs[j][p] = B[4p .. 4p + 3][j]
-  const int64_t m0 = int64_t(blockIdx.y) * BM, n0 = int64_t(blockIdx.x) * BN;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t = lane & 3;
-  const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
-  int acc[2][4][4] = {};
-  for (int64_t k0 = 0; k0 < K; k0 += BK) {
-    for (int q = threadIdx.x; q < BM * G; q += kMmaThreads) {
-      const int p = q % G, i = q / G;  // A: 4 consecutive bytes of one row
-      uint32_t w = 0;
-#pragma unroll
-      for (int b = 0; b < 4; ++b) {
-        const int64_t gk = k0 + 4 * p + b;
-        w |= (m0 + i < M && gk < K ? static_cast<uint8_t>(A[(m0 + i) * lda + gk]) : 0u) << (8 * b);
-      }
-      As[i][p] = w;
-      const int j = q % BN, pb = q / BN;  // B: 4 rows of one column, consecutive threads along the row
-      uint32_t wb = 0;
-#pragma unroll
-      for (int b = 0; b < 4; ++b) {
-        const int64_t gk = k0 + 4 * pb + b;
-        wb |= (n0 + j < N && gk < K ? static_cast<uint8_t>(B[gk * ldb + n0 + j]) : 0u) << (8 * b);
-      }
-      Bs[j][pb] = wb;
-    }
-    __syncthreads();
-#pragma unroll
-    for (int ks = 0; ks < G; ks += 4) {  // 16 depths = 4 words per product
-      uint32_t a[2][2], b[4];
-#pragma unroll
-      for (int mt = 0; mt < 2; ++mt) {
-        const int r = wm + 16 * mt + g;
-        a[mt][0] = As[r][ks + t], a[mt][1] = As[r + 8][ks + t];
-      }
-#pragma unroll
-      for (int nt = 0; nt < 4; ++nt) b[nt] = Bs[wn + 8 * nt + g][ks + t];
-#pragma unroll
-      for (int mt = 0; mt < 2; ++mt)
-#pragma unroll
-        for (int nt = 0; nt < 4; ++nt) mma_s8_m16n8k16(acc[mt][nt], a[mt], b[nt]);
-    }
-    __syncthreads();
+// The tensor-core paths' epilogues (gemm_mma.cuh): C = epilogue(acc) for one output or two
+// adjacent ones (one 8-byte store when vec2: C 8-byte aligned and ldc even; col is always even);
+// the int8 sums dequantized first exactly as the dp4a kernel does.
+__device__ __forceinline__ void store_pair(float* C, int64_t ldc, bool vec2, int64_t row, int64_t col, bool both,
+                                           float y0, float y1) {
+  float* p = C + row * ldc + col;
+  if (both && vec2) {
+    *reinterpret_cast<float2*>(p) = make_float2(y0, y1);
+  } else {
+    p[0] = y0;
+    if (both) p[1] = y1;
   }
-  for_each_warp_output(acc, m0 + wm, n0 + wn, M, N, [&](int64_t row, int64_t col, int v) {
-    C[row * ldc + col] = epilogue(row, col, static_cast<float>(v) * (a_scale[row] * b_scale[col]));
-  });
 }
+struct Bf16Out {
+  float* C;
+  int64_t ldc;
+  bool vec2;
+  BiasActivation ep;
+  __device__ __forceinline__ void operator()(int64_t row, int64_t col, bool both, float v0, float v1) const {
+    store_pair(C, ldc, vec2, row, col, both, ep(row, col, v0), both ? ep(row, col + 1, v1) : 0.0f);
+  }
+};
+struct Int8Out {
+  float* C;
+  int64_t ldc;
+  bool vec2;
+  const float* a_scale;
+  const float* b_scale;
+  BiasActivation ep;
+  __device__ __forceinline__ float value(int64_t row, int64_t col, int v) const {
+    return ep(row, col, static_cast<float>(v) * (a_scale[row] * b_scale[col]));
+  }
+  __device__ __forceinline__ void operator()(int64_t row, int64_t col, bool both, int v0, int v1) const {
+    store_pair(C, ldc, vec2, row, col, both, value(row, col, v0), both ? value(row, col + 1, v1) : 0.0f);
+  }
+};
 
 }  // namespace forgeml::cuda
 
@@ -260,6 +182,48 @@ void check_sizes(const char* fn, int64_t M, int64_t N, int64_t K, int64_t lda, i
   FORGEML_CHECK_ARG(ldc >= N, fn, ": ldc = ", ldc, " is below N = ", N);
 }
 
+// Whether the epilogue may store two adjacent outputs of C as one float2.
+bool pair_stores(const float* C, int64_t ldc) { return reinterpret_cast<uintptr_t>(C) % 8 == 0 && ldc % 2 == 0; }
+
+// Packs the R x K operand (gemm_mma.cuh) into dst: Rp x Kw words. k_contig: depth is the
+// contiguous dimension of src.
+template <class T>
+void pack(const T* src, int64_t ld, bool k_contig, int64_t R, int64_t K, uint32_t* dst, int64_t Rp, int64_t Kw,
+          cudaStream_t stream) {
+  if (k_contig) {
+    const int64_t blocks = std::min<int64_t>(ceil_div(Rp * Kw / 4, 256), 1 << 16);
+    const bool vec = reinterpret_cast<uintptr_t>(src) % 16 == 0 && (ld * int64_t(sizeof(T))) % 16 == 0;
+    FORGEML_LAUNCH(pack_rows_kernel<T>, static_cast<unsigned>(blocks), 256, 0, stream, src, ld, R, K, dst, Rp, Kw,
+                   vec);
+  } else {
+    const int64_t blocks = std::min<int64_t>(Rp / 64 * (Kw / 16), 1 << 16);
+    FORGEML_LAUNCH(pack_cols_kernel<T>, static_cast<unsigned>(blocks), 256, 0, stream, src, ld, R, K, dst, Rp, Kw);
+  }
+  FORGEML_CUDA_CHECK_LAUNCH();
+}
+
+// The tensor-core GEMM: pack op(A) and op(B)^T into scratch (per = depths per word), then the main
+// loop. k_contig_a / k_contig_b: whether depth is the contiguous dimension of A / B in memory.
+template <class Mma, class T, class Out>
+void gemm_tc(const char* fn, int64_t M, int64_t N, int64_t K, int per, const T* A, int64_t lda, bool k_contig_a,
+             const T* B, int64_t ldb, bool k_contig_b, const Out& out, cudaStream_t stream) {
+  const int64_t gm = ceil_div(M, kTcBM), gn = ceil_div(N, kTcBN);
+  FORGEML_CHECK_ARG(gm <= 65535 && gn <= 0x7fffffff, fn, ": M = ", M, ", N = ", N, " is too large");
+  const int64_t Mp = gm * kTcBM, Np = gn * kTcBN, Kw = ceil_div(K, per * kTcStepWords) * kTcStepWords;
+  Scratch scratch(static_cast<size_t>((Mp + Np) * Kw) * 4, stream);
+  uint32_t* pa = static_cast<uint32_t*>(scratch.get());
+  uint32_t* pb = pa ? pa + Mp * Kw : nullptr;
+  if (Kw > 0) {
+    pack(A, lda, k_contig_a, M, K, pa, Mp, Kw, stream);
+    pack(B, ldb, k_contig_b, N, K, pb, Np, Kw, stream);
+  }
+  auto kernel = gemm_mma_kernel<Mma, Out>;
+  FORGEML_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kTcSmemBytes));
+  const dim3 grid(static_cast<unsigned>(gn), static_cast<unsigned>(gm));
+  FORGEML_LAUNCH(kernel, grid, kTcThreads, kTcSmemBytes, stream, M, N, Kw, pa, pb, out);
+  FORGEML_CUDA_CHECK_LAUNCH();
+}
+
 }  // namespace
 
 bool tensor_cores() {
@@ -277,18 +241,16 @@ void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A
                LowpKernel which) {
   check_sizes("gemm_bf16", M, N, K, lda, ldb, ldc, ta, tb, activation);
   if (M == 0 || N == 0) return;
-  const dim3 grid = lowp_grid("gemm_bf16", M, N);
   const BiasActivation ep{bias, activation};
   if (which == LowpKernel::tensor_cores || (which == LowpKernel::automatic && tensor_cores())) {
-    auto kernel = ta ? (tb ? gemm_bf16_mma_kernel<true, true> : gemm_bf16_mma_kernel<true, false>)
-                     : (tb ? gemm_bf16_mma_kernel<false, true> : gemm_bf16_mma_kernel<false, false>);
-    FORGEML_LAUNCH(kernel, grid, kMmaThreads, 0, stream, M, N, K, A, lda, B, ldb, C, ldc, ep);
+    gemm_tc<MmaBf16>("gemm_bf16", M, N, K, 2, A, lda, !ta, B, ldb, tb, Bf16Out{C, ldc, pair_stores(C, ldc), ep}, stream);
   } else {
+    const dim3 grid = lowp_grid("gemm_bf16", M, N);
     auto kernel = ta ? (tb ? gemm_bf16_kernel<true, true> : gemm_bf16_kernel<true, false>)
                      : (tb ? gemm_bf16_kernel<false, true> : gemm_bf16_kernel<false, false>);
     FORGEML_LAUNCH(kernel, grid, kLowpThreads, 0, stream, M, N, K, A, lda, B, ldb, C, ldc, ep);
+    FORGEML_CUDA_CHECK_LAUNCH();
   }
-  FORGEML_CUDA_CHECK_LAUNCH();
 }
 
 void gemm_int8(int64_t M, int64_t N, int64_t K, const int8_t* A, int64_t lda, const float* a_scale, const int8_t* B,
@@ -296,14 +258,15 @@ void gemm_int8(int64_t M, int64_t N, int64_t K, const int8_t* A, int64_t lda, co
                CUstream_st* stream, LowpKernel which) {
   check_sizes("gemm_int8", M, N, K, lda, ldb, ldc, false, false, activation);
   if (M == 0 || N == 0) return;
-  const dim3 grid = lowp_grid("gemm_int8", M, N);
   const BiasActivation ep{bias, activation};
-  if (which == LowpKernel::tensor_cores || (which == LowpKernel::automatic && tensor_cores()))
-    FORGEML_LAUNCH(gemm_int8_mma_kernel<BiasActivation>, grid, kMmaThreads, 0, stream, M, N, K, A, lda, a_scale, B,
-                   ldb, b_scale, C, ldc, ep);
-  else
-    FORGEML_LAUNCH(gemm_int8_kernel<BiasActivation>, grid, kLowpThreads, 0, stream, M, N, K, A, lda, a_scale, B, ldb,
-                   b_scale, C, ldc, ep);
+  if (which == LowpKernel::tensor_cores || (which == LowpKernel::automatic && tensor_cores())) {
+    gemm_tc<MmaS8>("gemm_int8", M, N, K, 4, A, lda, true, B, ldb, false, Int8Out{C, ldc, pair_stores(C, ldc), a_scale, b_scale, ep},
+                   stream);
+    return;
+  }
+  const dim3 grid = lowp_grid("gemm_int8", M, N);
+  FORGEML_LAUNCH(gemm_int8_kernel<BiasActivation>, grid, kLowpThreads, 0, stream, M, N, K, A, lda, a_scale, B, ldb,
+                 b_scale, C, ldc, ep);
   FORGEML_CUDA_CHECK_LAUNCH();
 }
 

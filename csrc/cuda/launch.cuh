@@ -31,6 +31,41 @@ constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int runtime_version();
 std::pair<bool, std::string> device_status();
 
+// Stream-ordered device scratch for a launcher's temporaries (256-byte aligned). On a GPU it comes
+// from a memory pool of this library's own that keeps up to 256 MiB cached between calls, so a
+// call does not map fresh memory after every synchronize (runtime.cu); where the device or driver
+// has no memory pools (or the pool fails), from cudaMalloc, and cudaFree then waits for the device
+// (pooled says which). In the emulator from host memory. Throws on failure.
+#ifdef FORGEML_EMU
+inline void* scratch_alloc(size_t bytes, cudaStream_t, bool& pooled) {
+  void* p = nullptr;
+  pooled = false;
+  if (cudaMalloc(&p, bytes) != cudaSuccess) throw std::runtime_error("CUDA error: out of memory (scratch)");
+  return p;
+}
+inline void scratch_free(void* p, cudaStream_t, bool) noexcept { cudaFree(p); }
+#else
+void* scratch_alloc(size_t bytes, cudaStream_t stream, bool& pooled);
+void scratch_free(void* p, cudaStream_t stream, bool pooled) noexcept;
+#endif
+
+// One scratch allocation, freed on the stream when it goes out of scope (also when a launch throws).
+class Scratch {
+ public:
+  Scratch(size_t bytes, cudaStream_t stream) : s_(stream), p_(bytes ? scratch_alloc(bytes, stream, pooled_) : nullptr) {}
+  ~Scratch() {
+    if (p_) scratch_free(p_, s_, pooled_);
+  }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  void* get() const { return p_; }
+
+ private:
+  cudaStream_t s_;
+  bool pooled_ = false;  // declared before p_: set by scratch_alloc in p_'s initializer
+  void* p_;
+};
+
 }  // namespace forgeml::cuda
 
 #define FORGEML_CUDA_CHECK(expr) ::forgeml::cuda::check((expr), #expr, __FILE__, __LINE__)

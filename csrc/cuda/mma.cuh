@@ -5,8 +5,9 @@
 //   bf16, m16n8k16 (each uint32 two bf16):
 //     a[0]: A[g][2t, 2t+1]     a[1]: A[g+8][2t, 2t+1]   a[2]: A[g][2t+8, 2t+9]  a[3]: A[g+8][2t+8, 2t+9]
 //     b[0]: B[2t, 2t+1][g]     b[1]: B[2t+8, 2t+9][g]
-//   int8, m16n8k16 (each uint32 four s8):
-//     a[0]: A[g][4t .. 4t+3]   a[1]: A[g+8][4t .. 4t+3] b: B[4t .. 4t+3][g]
+//   int8, m16n8k32: the bf16 m16n8k16 layout counted in 32-bit words (word w = depths 4w .. 4w+3):
+//     a[0]: A[g][word t]  a[1]: A[g+8][word t]  a[2]: A[g][word t+4]  a[3]: A[g+8][word t+4]
+//     b[0]: B[word t][g]  b[1]: B[word t+4][g]
 //   both: d[0], d[1]: D[g][2t, 2t+1]   d[2], d[3]: D[g+8][2t, 2t+1]
 #pragma once
 #include <cstdint>
@@ -67,39 +68,72 @@ __device__ __forceinline__ int dot4_i8(int a, int b, int c) {
 #endif
 }
 
-__device__ __forceinline__ void mma_s8_m16n8k16(int (&d)[4], const uint32_t (&a)[2], uint32_t b) {
+// The bf16 m16n8k16 shape's word layout on int8: 32 depths per product.
+__device__ __forceinline__ void mma_s8_m16n8k32(int (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5}, {%6}, {%0, %1, %2, %3};\n"
-               : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
-               : "r"(a[0]), "r"(a[1]), "r"(b));
+  asm volatile(
+      "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 #else
   const int lane = static_cast<int>(threadIdx.x % 32), g = lane >> 2, t = lane & 3;
-  for (int q = 0; q < 4; ++q) {  // depths 4q .. 4q + 3: held by lanes 4 g + q (A) and 4 n + q (B)
-    const uint32_t a0 = __shfl_sync(0xffffffffu, a[0], 4 * g + q), a1 = __shfl_sync(0xffffffffu, a[1], 4 * g + q);
+  for (int q = 0; q < 4; ++q) {  // words q and q + 4: held by lanes 4 g + q (A) and 4 n + q (B)
+    uint32_t ra[4];
+    for (int r = 0; r < 4; ++r) ra[r] = __shfl_sync(0xffffffffu, a[r], 4 * g + q);
     for (int j = 0; j < 2; ++j) {
-      const uint32_t bj = __shfl_sync(0xffffffffu, b, 4 * (2 * t + j) + q);
-      d[j] = dot4_i8(static_cast<int>(a0), static_cast<int>(bj), d[j]);
-      d[2 + j] = dot4_i8(static_cast<int>(a1), static_cast<int>(bj), d[2 + j]);
+      const uint32_t b0 = __shfl_sync(0xffffffffu, b[0], 4 * (2 * t + j) + q);
+      const uint32_t b1 = __shfl_sync(0xffffffffu, b[1], 4 * (2 * t + j) + q);
+      for (int h = 0; h < 2; ++h) {
+        int s = dot4_i8(static_cast<int>(ra[h]), static_cast<int>(b0), d[2 * h + j]);
+        d[2 * h + j] = dot4_i8(static_cast<int>(ra[h + 2]), static_cast<int>(b1), s);
+      }
     }
   }
 #endif
 }
 
-// put(row, col, value) for each of this lane's accumulators of a warp's 32 x 32 corner at (r0, c0):
-// 2 x 4 products of 16 x 8 in the layout above, those inside M x N.
-template <class T, class Put>
-__device__ __forceinline__ void for_each_warp_output(const T (&acc)[2][4][4], int64_t r0, int64_t c0, int64_t M,
-                                                     int64_t N, Put&& put) {
-  const int lane = static_cast<int>(threadIdx.x % 32), g = lane >> 2, t = lane & 3;
-#pragma unroll
-  for (int mt = 0; mt < 2; ++mt)
-#pragma unroll
-    for (int nt = 0; nt < 4; ++nt)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int64_t row = r0 + 16 * mt + g + 8 * (e >> 1), col = c0 + 8 * nt + 2 * t + (e & 1);
-        if (row < M && col < N) put(row, col, acc[mt][nt][e]);
-      }
+// Four 8 x 8 matrices of 16-bit elements (8 rows of 4 words each) from shared memory into the
+// fragment layout: lane l passes the address of row l % 8 of matrix l / 8 (16 aligned bytes), and
+// r[i] of lane 4 g + t receives word t of row g of matrix i.
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const uint32_t* row) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(row));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+#else
+  const int lane = static_cast<int>(threadIdx.x % 32);
+  const auto mine = reinterpret_cast<unsigned long long>(row);  // NOLINT: the shuffle takes integers
+  for (int i = 0; i < 4; ++i)
+    r[i] = reinterpret_cast<const uint32_t*>(__shfl_sync(0xffffffffu, mine, 8 * i + lane / 4))[lane % 4];
+#endif
+}
+
+// 16 bytes global -> shared without passing through registers (cp.async, sm_80+); both addresses
+// 16-byte aligned. Complete only after cp_async_wait; elsewhere a plain copy.
+__device__ __forceinline__ void cp_async16(uint32_t* smem, const uint32_t* gmem) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(addr), "l"(gmem) : "memory");
+#else
+  for (int i = 0; i < 4; ++i) smem[i] = gmem[i];
+#endif
+}
+
+// Closes the group of cp_async16 issued since the last commit.
+__device__ __forceinline__ void cp_async_commit() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+
+// Waits until at most kPending of this thread's committed groups are still in flight.
+template <int kPending>
+__device__ __forceinline__ void cp_async_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
+#endif
 }
 
 }  // namespace forgeml::cuda
