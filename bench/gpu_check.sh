@@ -16,7 +16,9 @@
 # FORGEML_GPU_CHECK_BUILD_S (build time limit, default 300), FORGEML_GPU_CHECK_TESTS_S and
 # FORGEML_GPU_CHECK_KERNELS_S (default 240 each), FORGEML_GPU_CHECK_SANITIZE_S (default 0: skipped);
 # for a short re-check: FORGEML_GPU_CHECK_TESTS (test paths, default tests/), FORGEML_GPU_CHECK_FAMILIES
-# (gpucheck --families, default all), FORGEML_GPU_CHECK_EMU=0 (skip building _emu and the TSan executable).
+# (gpucheck --families, default all), FORGEML_GPU_CHECK_EMU=0 (skip building _emu and the TSan executable;
+# the emulator test modules then skip whole, device variants included), FORGEML_GPU_CHECK_SANITIZE_TESTS
+# (test paths for both sanitizer tools).
 # The whole build (sm_90 only) takes ~280 s on 2 cores; the longest steps are _cpu's LTO link
 # (~47 s) and svm.cu (~35 s), so a 16-core machine should build in 1-2 minutes.
 set -uo pipefail
@@ -120,6 +122,7 @@ if [ "$BUILD_OK" = 1 ] && [ -n "$GPU" ] && [ "$SANITIZE_S" -gt 0 ] && command -v
   for tool in memcheck racecheck; do
     files="$ROOT/tests"
     [ "$tool" = racecheck ] && files="$ROOT/tests/test_gemm.py $ROOT/tests/test_tree_cuda_emu.py $ROOT/tests/test_conv_cuda_emu.py"
+    [ -n "${FORGEML_GPU_CHECK_SANITIZE_TESTS:-}" ] && files=$(for t in $FORGEML_GPU_CHECK_SANITIZE_TESTS; do echo "$ROOT/$t"; done)
     stage "compute-sanitizer --tool $tool (within $((SANITIZE_S / 2)) s)"
     (cd /tmp && timeout "$((SANITIZE_S / 2))" compute-sanitizer --tool "$tool" --error-exitcode 99 \
        --target-processes all "$PY" -m pytest -q -x -m gpu -p no:cacheprovider --continue-on-collection-errors \
