@@ -41,7 +41,10 @@ from .._backend import cuda_module
 from .._backend import cuda_stream as _stream
 
 _CRITERIA = {"gini": 0, "entropy": 1, "log_loss": 1, "squared_error": 2}
-last_counts: dict = {}  # device work of the last fit: pairs, leaf_pairs, launches, memsets, h2d, d2h, syncs
+# device work of the last fit: pairs, leaf_pairs, launches, memsets, h2d, d2h, syncs; and the
+# workers' host seconds (summed over workers): grow_s in all = issue_s (enqueueing copies and
+# launches) + wait_s (stream syncs) + prepare_s (rows, bootstrap draws) + host_s (decisions)
+last_counts: dict = {}
 
 
 def supported(
@@ -80,11 +83,13 @@ def grow_forest_gpu(
     bootstrap=False,
     n_draws=None,
     workers=None,
+    fused=True,
 ):
     """tree_grow_forest on CuPy arrays: codes (n, d) uint8, y (n) class indices or targets, weight
     (n) float64, all on the device; seeds on the host. Returns tree_grow_forest's dict (NumPy).
     workers: host threads (each with its own stream) growing trees concurrently; default one per
-    tree up to the CPU count (at most 16). The trees do not depend on it."""
+    tree up to the CPU count (at most 16). The trees do not depend on it. fused=False: small
+    parents also take the separate kernels (for tests; the trees do not depend on it)."""
     import cupy as cp
 
     why = supported(criterion, n_classes)
@@ -150,6 +155,7 @@ def grow_forest_gpu(
         workspace.data.ptr,
         workers,
         _stream(),
+        bool(fused),
     )
     last_counts.clear()
     last_counts.update(counts)
