@@ -3,11 +3,12 @@
 // grower's decisions (csrc/cpu/tree/grow.cpp) in its depth-first order with its generator
 // (rng.h) and costs (criterion.h), so the trees are the CPU's trees.
 //
-// Per node pair (a split node's partition and its two children's search): one upload of a small
-// parameter block, a memset, three or four launches (partition: one block for small nodes, else
-// count + scatter over up to 64 blocks; histograms; split scan), one download of the per-feature
-// scan results and one stream sync, into buffers allocated once per fit. A split whose children
-// are both leaves needs no device work (nobody reads their rows).
+// Per node pair (a split node's partition and its two children's search): for a parent of at
+// most kPairMaxRows rows one launch (split_pair, parameters as kernel arguments), one download
+// of the per-feature scan results and one stream sync; for larger parents one upload of a small
+// parameter block, a memset, three or four launches (partition: count + scatter over up to 64
+// blocks; histograms; split scan), the download and the sync. Buffers are allocated once per
+// fit. A split whose children are both leaves needs no device work (nobody reads their rows).
 // Trees are independent: each worker (a host thread with its own stream and workspace) grows
 // whole trees taken from a shared counter into their own slots, so the output does not depend
 // on scheduling.

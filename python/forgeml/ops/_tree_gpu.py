@@ -8,14 +8,16 @@ order with the same random draws (its own generator, rng.h, and costs, criterion
 are the CPU's trees:
 
 - nodes are created and searched in the CPU's depth-first order; the kernels run on both
-  children of a split at once: one parameter upload, a memset, the partition (one launch, two
-  for nodes over 2048 rows: count and scatter over up to 64 blocks, into the other of two row
-  buffers), one histogram and one split-scan launch, one download of the per-feature scan results
+  children of a split at once. A parent of at most 2048 rows (nearly every pair of a deep tree)
+  is one launch (split_pair: partition, shared-memory histograms and split scans of both
+  children, its parameters as kernel arguments), one download of the per-feature scan results
   (proxy, bin, nan_left, left statistics, "varies": a few numbers per feature and node) and one
-  stream sync per node pair, into buffers allocated once per fit. A split whose children are both
-  leaves needs no device work. Level-wise batching would launch fewer kernels but
-  cannot replay the CPU's draw order: the features a node draws depend on every draw of the
-  subtrees to its left.
+  stream sync. Larger parents (or more than 9 classes) take one parameter upload, a memset, the
+  partition (count and scatter over up to 64 blocks, into the other of two row buffers), one
+  histogram and one split-scan launch, the download and the sync. Buffers are allocated once per
+  fit. A split whose children are both leaves needs no device work. Level-wise batching would
+  launch fewer kernels but cannot replay the CPU's draw order: the features a node draws depend
+  on every draw of the subtrees to its left.
 - the feature draws (Fisher-Yates over the non-constant features, in batches, until
   max_features non-constant ones were seen) are replayed on the host on the scan's results;
   ties between features go to the earlier draw, ties within a feature to the first candidate.
