@@ -15,6 +15,7 @@ constexpr int kBins = 256;
 constexpr int kNan = 255;
 constexpr int kAllLeft = 254;
 constexpr int kMaxS = 18;  // classification: 16 classes + count + weight
+constexpr int kOccupied = kBins + kBins / 32;  // scan_feature's flags per bin and masks per warp
 static_assert(sizeof(PairArgs::total[0]) == kMaxS * sizeof(double), "PairArgs holds kMaxS statistics a node");
 
 // ---------------------------------------------------------------- kernels
@@ -90,7 +91,7 @@ __device__ double candidate(const double* l, const double* total, int S, int cri
 // One feature's best split, block of 256 threads (thread b owns bin b): hf (256, H) and cf (256)
 // are the feature's histogram (global or shared memory); total the node's statistics; outputs
 // at index f (out_left, out_varies may be null); smem: 256 * (S + 1) doubles + 256 ints;
-// occupied: 256 ints of shared memory. Candidates are ordered (bin, NaN right before NaN left)
+// occupied: kOccupied ints of shared memory (per bin, then one bit mask of value bins per warp). Candidates are ordered (bin, NaN right before NaN left)
 // and the first best wins, as in the CPU scan.
 __device__ void scan_feature(const double* hf, const uint32_t* cf, int H, int criterion, const double* total,
                              double min_leaf, double min_weight_leaf, int f, double* out_proxy, int32_t* out_bin,
@@ -113,6 +114,9 @@ __device__ void scan_feature(const double* hf, const uint32_t* cf, int H, int cr
     mine[1] = W;
   }
   occupied[b] = c > 0;
+  unsigned* occ_mask = reinterpret_cast<unsigned*>(occupied + kBins);
+  const unsigned ballot = __ballot_sync(0xffffffffu, c > 0 && b != kNan);  // value bins: NaN left out
+  if ((b & 31) == 0) occ_mask[b >> 5] = ballot;
   const bool nan_bin = b == kNan;
   for (int s = 0; s < S; ++s) pre[b * S + s] = nan_bin ? 0.0 : mine[s];
   __syncthreads();
@@ -127,9 +131,13 @@ __device__ void scan_feature(const double* hf, const uint32_t* cf, int H, int cr
   double p = -INFINITY;
   int key = 1 << 30;
   if (!nan_bin && occupied[b]) {
-    int next = -1;
-    for (int j = b + 1; j < kNan; ++j)
-      if (occupied[j]) { next = j; break; }
+    int next = -1;  // the next occupied value bin: from this warp's higher bits, then later warps' masks
+    unsigned mask = (b & 31) == 31 ? 0u : occ_mask[b >> 5] & (~0u << ((b & 31) + 1));
+    for (int wi = b >> 5;;) {
+      if (mask) { next = 32 * wi + __ffs(static_cast<int>(mask)) - 1; break; }
+      if (++wi == kBins / 32) break;
+      mask = occ_mask[wi];
+    }
     double l[kMaxS];
     for (int s = 0; s < S; ++s) l[s] = pre[b * S + s];
     bool left_larger;
@@ -170,8 +178,8 @@ __device__ void scan_feature(const double* hf, const uint32_t* cf, int H, int cr
     __syncthreads();
   }
   if (out_varies && b == 0) {  // more than one occupied bin (NaN counts): the CPU's "not constant"
-    int u = 0;
-    for (int j = 0; j < kBins && u < 2; ++j) u += occupied[j];
+    int u = occupied[kNan];
+    for (int wi = 0; wi < kBins / 32; ++wi) u += __popc(occ_mask[wi]);
     out_varies[f] = u > 1;
   }
   if (b == 0) {
@@ -211,7 +219,7 @@ __global__ void split_scan_kernel(const double* hw, const uint32_t* cnt, int H, 
                                   double min_leaf, double min_weight_leaf, double* out_proxy, int32_t* out_bin,
                                   int32_t* out_nan_left, double* out_left, int32_t* out_varies) {
   FORGEML_DYNAMIC_SHARED(double, smem);
-  __shared__ int occupied[kBins];
+  __shared__ int occupied[kOccupied];
   const int S = criterion == 2 ? 4 : H + 2;
   const int64_t z = blockIdx.y, d = gridDim.x, f = blockIdx.x;
   scan_feature(hw + (z * d + f) * kBins * H, cnt + (z * d + f) * kBins, H, criterion, total + z * S, min_leaf,
@@ -390,7 +398,7 @@ __global__ void split_pair_kernel(const uint8_t* codes, int d, const int32_t* ro
   FORGEML_DYNAMIC_SHARED(double, smem);
   __shared__ int64_t part_sum[kPartThreads];
   __shared__ int flags[kPartThreads];
-  __shared__ int occupied[kBins];
+  __shared__ int occupied[kOccupied];
   const int t = threadIdx.x, T = blockDim.x;
   if (blockIdx.x == unsigned(d) * a.nodes) {
     const int64_t total_left = count_left(codes, d, rows, a.begin, a.end, a.feature, a.bin, a.nan_left, part_sum);
@@ -514,8 +522,9 @@ size_t split_pair_smem(int H, int criterion) {
 }
 
 bool split_pair_fits(int H, int criterion) {
-  // 4 KiB of static shared memory beside it: stay within the 48 KiB a launch gets by default
-  return (criterion == 2 || H + 2 <= kMaxS) && split_pair_smem(H, criterion) <= 44 * 1024;
+  // with split_pair_kernel's static shared memory, within the 48 KiB a launch gets by default
+  constexpr size_t static_smem = kPartThreads * (sizeof(int64_t) + sizeof(int)) + kOccupied * sizeof(int);
+  return (criterion == 2 || H + 2 <= kMaxS) && split_pair_smem(H, criterion) + static_smem <= 48 * 1024;
 }
 
 void split_pair(const uint8_t* codes, int d, const int32_t* rows, int32_t* out, const PairArgs& a,

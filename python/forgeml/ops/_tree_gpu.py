@@ -12,7 +12,7 @@ are the CPU's trees:
   is one launch (split_pair: partition, shared-memory histograms and split scans of both
   children, its parameters as kernel arguments), one download of the per-feature scan results
   (proxy, bin, nan_left, left statistics, "varies": a few numbers per feature and node) and one
-  stream sync. Larger parents (or more than 9 classes) take one parameter upload, a memset, the
+  stream sync. Larger parents (or more than 8 classes) take one parameter upload, a memset, the
   partition (count and scatter over up to 64 blocks, into the other of two row buffers), one
   histogram and one split-scan launch, the download and the sync. Buffers are allocated once per
   fit. A split whose children are both leaves needs no device work. Level-wise batching would
