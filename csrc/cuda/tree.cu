@@ -1,7 +1,8 @@
 // Tree kernels: node histograms with shared-memory atomics, the split scan (one block per
 // feature and node, one thread per bin, a shared-memory prefix scan and an argmax reduction) and
 // the stable row partition of split nodes (one block per node). Every kernel takes a batch of
-// nodes, so the GPU grower (python/forgeml/ops/_tree_gpu.py) launches each once per step.
+// nodes, so the GPU grower (csrc/bind/tree_gpu_grower.h) launches each once per step; for
+// small parents split_pair_kernel does a whole step (partition, histograms, scans) in one launch.
 // Contracts in tree.cuh.
 #include <algorithm>
 #include <cmath>
