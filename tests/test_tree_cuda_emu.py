@@ -190,31 +190,82 @@ def test_multi_block_partition_is_stable(rng, order, blocks):
 def test_gpu_forest_is_the_same_for_any_worker_count(rng, cupy):
     """Trees grown concurrently (one host thread and stream per worker, trees taken in any
     order) are the sequential ones and the CPU's, bootstrap draws included; the device work per
-    node pair is one upload, one download and one sync (csrc/bind/tree_gpu_grower.h)."""
+    node pair is one launch, one download and one sync (csrc/bind/tree_gpu_grower.h: every
+    parent here is small enough for split_pair), or with fused=False one upload, a memset, up to
+    four launches, one download and one sync."""
     from forgeml.ops import _tree_gpu
 
     codes, cls, _ = _binned(rng, 409, 5, 3)
     w = rng.integers(0, 3, size=len(cls)).astype(np.float64)
     seeds = np.arange(7, dtype=np.uint64) * 1000 + 3
+    T = len(seeds)
     kw = dict(n_classes=3, max_features=2, bootstrap=True, max_depth=7)
     want = ops.tree_grow_forest(codes, cls, w, seeds, threads=1, **kw)
     args = cupy.asarray(codes), cupy.asarray(cls), cupy.asarray(w), seeds
-    for workers in (1, 3, 7, 20):
-        got = ops.tree_grow_forest_gpu(*args, workers=workers, **kw)
+    for workers, fused in ((1, True), (3, True), (7, True), (20, True), (3, False)):
+        got = ops.tree_grow_forest_gpu(*args, workers=workers, fused=fused, **kw)
         _assert_same_trees(got, want, exact=True)
         c = _tree_gpu.last_counts
         pairs = int((want["feature"] >= 0).sum())
         assert c["pairs"] == pairs and 0 < c["leaf_pairs"] < pairs
-        # per pair: 1 upload, 1 download, 1 sync, <= 4 launches, <= 1 memset, nothing where both
-        # children are leaves; per tree: its rows and weights (2 uploads), the root's histogram
-        # (1 upload, 2 downloads, 1 sync) and scan (1 upload, 1 download, 1 sync)
+        # nothing where both children are leaves; per tree: its rows and weights (2 uploads), the
+        # root's histogram (1 upload, 1 memset, 1 launch, 2 downloads, 1 sync) and scan (1 upload,
+        # 1 launch, 1 download, 1 sync)
         work = pairs - c["leaf_pairs"]
-        assert c["syncs"] == work + 2 * len(seeds)
-        assert c["h2d"] == work + 4 * len(seeds) and c["d2h"] == work + 3 * len(seeds)
-        # launches: partition (1, or 2 for nodes over 2048 rows), histograms and scan of the children
-        assert c["launches"] <= 4 * work + 2 * len(seeds) and c["memsets"] <= work + len(seeds)
+        assert c["syncs"] == work + 2 * T and c["d2h"] == work + 3 * T
+        if fused:
+            assert c["launches"] == work + 2 * T and c["h2d"] == 4 * T and c["memsets"] == T
+        else:  # launches: partition (1, or 2 for nodes over 2048 rows), histograms and scan of the children
+            assert c["h2d"] == work + 4 * T
+            assert c["launches"] <= 4 * work + 2 * T and c["memsets"] <= work + T
+        # the workers' host seconds: every phase measured, the phases within the total
+        phases = [c[k] for k in ("issue_s", "wait_s", "prepare_s")]
+        assert min(phases) >= 0 and c["issue_s"] > 0 and sum(phases) <= c["grow_s"] + 1e-9
+        assert c["host_s"] == pytest.approx(c["grow_s"] - sum(phases), abs=1e-9)
     with pytest.raises(ValueError, match="workers"):
         ops.tree_grow_forest_gpu(*args, workers=0, **kw)
+
+
+@pytest.mark.parametrize("case", [
+    dict(n=6007, classes=3, criterion="gini", bootstrap=True, max_depth=8),
+    dict(n=2311, classes=2, criterion="entropy", max_features=2, min_samples_leaf=2),
+    dict(n=3001, classes=12, criterion="gini", max_depth=6),  # 12 classes: split_pair does not fit, never fused
+    dict(n=6007, classes=1, criterion="squared_error", bootstrap=True, max_depth=7),
+])
+def test_gpu_fused_pairs_match_cpu_on_both_sides_of_the_threshold(rng, cupy, case):
+    """Parents over and under split_pair's 2048 rows in one tree (odd sizes, NaN codes, bootstrap,
+    one searched child or two): the fused path's trees are the CPU's and the separate kernels'
+    (bit for bit with integer weights; regression to rounding). Pairs that took the separate
+    kernels each made one upload and one memset; fused ones none."""
+    from forgeml.ops import _tree_gpu
+
+    case = dict(case)
+    n, classes = case.pop("n"), case.pop("classes")
+    codes, cls, score = _binned(rng, n, 5, max(classes, 2))
+    classify = case["criterion"] != "squared_error"
+    target = cls if classify else score
+    w = rng.integers(1, 3, size=n).astype(np.float64)  # integer: exact sums; no zeros: big roots
+    seeds = np.array([4, 9], np.uint64)
+    kw = dict(n_classes=classes, **case)
+    want = ops.tree_grow_forest(codes, target, w, seeds, threads=1, **kw)
+    args = cupy.asarray(codes), cupy.asarray(target), cupy.asarray(w), seeds
+    counts = {}
+    for fused in (True, False):
+        got = ops.tree_grow_forest_gpu(*args, workers=2, fused=fused, **kw)
+        _assert_same_trees(got, want, exact=classify)
+        counts[fused] = dict(_tree_gpu.last_counts)
+    c, T = counts[True], len(seeds)
+    work = c["pairs"] - c["leaf_pairs"]
+    per_tree = T * (4 if case.get("bootstrap") else 3)  # uploads: rows (and weights), the root's two
+    separate = c["h2d"] - per_tree  # pairs that took the separate kernels
+    assert c["memsets"] == separate + T and c["syncs"] == work + 2 * T and c["d2h"] == work + 3 * T
+    assert counts[False]["h2d"] - per_tree == work
+    split = want["feature"] >= 0
+    if classes > 8:
+        assert separate == work
+    else:
+        assert 0 < separate < work  # both paths in one fit
+        assert (want["n_samples"][split] > 2048).any() and (want["n_samples"][split] <= 2048).any()
 
 
 def test_gpu_trees_equal_cpu_with_multi_block_partitions(rng, cupy):

@@ -3,17 +3,19 @@
 // grower's decisions (csrc/cpu/tree/grow.cpp) in its depth-first order with its generator
 // (rng.h) and costs (criterion.h), so the trees are the CPU's trees.
 //
-// Per node pair (a split node's partition and its two children's search): one upload of a small
-// parameter block, a memset, three or four launches (partition: one block for small nodes, else
-// count + scatter over up to 64 blocks; histograms; split scan), one download of the per-feature
-// scan results and one stream sync, into buffers allocated once per fit. A split whose children
-// are both leaves needs no device work (nobody reads their rows).
+// Per node pair (a split node's partition and its two children's search): for a parent of at
+// most kPairMaxRows rows one launch (split_pair, parameters as kernel arguments), one download
+// of the per-feature scan results and one stream sync; for larger parents one upload of a small
+// parameter block, a memset, three or four launches (partition: count + scatter over up to 64
+// blocks; histograms; split scan), the download and the sync. Buffers are allocated once per
+// fit. A split whose children are both leaves needs no device work (nobody reads their rows).
 // Trees are independent: each worker (a host thread with its own stream and workspace) grows
 // whole trees taken from a shared counter into their own slots, so the output does not depend
 // on scheduling.
 #pragma once
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -43,6 +45,7 @@ struct Params {
   int max_features = 1;
   bool bootstrap = false;
   int64_t n_draws = 0;
+  bool fused = true;  // tests turn the one-launch path for small parents (split_pair) off
   bool classify() const { return criterion != 2; }
   int H() const { return classify() ? K : 3; }
   int S() const { return classify() ? K + 2 : 4; }
@@ -65,14 +68,23 @@ struct Tree {  // the arrays of one tree in the CPU's node order
   int depth = 0;
 };
 
-// What the fit asked of the device (tests and the bench report them per node pair).
+// What the fit asked of the device (tests and the bench report them per node pair), and where
+// the workers' host time went (seconds summed over workers, steady_clock, a few reads per pair):
+// issue (enqueueing copies and launches), wait (in stream syncs), prepare (a tree's rows and
+// bootstrap draws), host (everything else in grow: the decisions).
 struct Counts {
   int64_t pairs = 0, leaf_pairs = 0, launches = 0, memsets = 0, h2d = 0, d2h = 0, syncs = 0;
+  double issue_s = 0, wait_s = 0, prepare_s = 0, grow_s = 0;
   void add(const Counts& o) {
     pairs += o.pairs, leaf_pairs += o.leaf_pairs, launches += o.launches, memsets += o.memsets, h2d += o.h2d,
         d2h += o.d2h, syncs += o.syncs;
+    issue_s += o.issue_s, wait_s += o.wait_s, prepare_s += o.prepare_s, grow_s += o.grow_s;
   }
+  double host_s() const { return grow_s - issue_s - wait_s - prepare_s; }
 };
+
+using Clock = std::chrono::steady_clock;
+inline double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 constexpr uint64_t kTreeSeed = 0x5851f42d4c957f2dULL;       // grow.cpp grow_forest: per-tree seed offset
 constexpr uint64_t kBootstrapSeed = 0x2545f4914f6cdd1dULL;  // grow.cpp bootstrap_counts
@@ -146,12 +158,15 @@ class Worker {
     const int H = p.H();
     batch_cap_ = std::max<int>(1, static_cast<int>(kScratchBytes / (kBins * (H * sizeof(double) + 4))));
     batch_cap_ = std::min({batch_cap_, p.d, std::max(1, p.max_features)});
+    fused_ = p.fused && ct::split_pair_fits(H, p.criterion);
   }
 
   Counts counts;
 
   Tree grow(uint64_t seed) {
+    const Clock::time_point t_grow = Clock::now();
     const int64_t m = prepare_rows(seed);
+    counts.prepare_s += seconds_since(t_grow);
     if (m == 0) throw std::invalid_argument("weight: the total weight is zero");
     rng_ = ft::Rng(seed + kTreeSeed);
     tree_ = Tree{};
@@ -160,6 +175,7 @@ class Worker {
     // the root's statistics from its histogram (feature 0 holds every row once)
     auto* child = reinterpret_cast<int64_t*>(hin_ + L_.in_child);
     child[0] = 0, child[1] = m;
+    const Clock::time_point t_issue = Clock::now();
     upload();
     zero_histograms();
     histograms(1, m, 0);
@@ -168,6 +184,7 @@ class Worker {
     FORGEML_CUDA_CHECK(cudaMemcpyAsync(h0.data(), dev(L_.hw), h0.size() * 8, cudaMemcpyDeviceToHost, s()));
     FORGEML_CUDA_CHECK(cudaMemcpyAsync(c0.data(), dev(L_.cnt), c0.size() * 4, cudaMemcpyDeviceToHost, s()));
     counts.d2h += 2;
+    counts.issue_s += seconds_since(t_issue);
     sync();
     Entry root;
     root.total.assign(S, 0.0);
@@ -216,6 +233,7 @@ class Worker {
       stack.push_back(std::move(re));
       stack.push_back(std::move(le));
     }
+    counts.grow_s += seconds_since(t_grow);
     return std::move(tree_);
   }
 
@@ -241,7 +259,9 @@ class Worker {
     ++counts.h2d;
   }
   void sync() {
+    const Clock::time_point t0 = Clock::now();
     FORGEML_CUDA_CHECK(cudaStreamSynchronize(s()));
+    counts.wait_s += seconds_since(t0);
     ++counts.syncs;
   }
   void zero_histograms() {
@@ -326,6 +346,10 @@ class Worker {
       return;
     }
     const int d = p_.d, S = p_.S();
+    if (parent && fused_ && parent->end - parent->begin <= ct::kPairMaxRows) {
+      fused_step(*parent, kids, z);
+      return;
+    }
     auto* part = reinterpret_cast<int64_t*>(hin_);
     auto* sel = reinterpret_cast<int32_t*>(hin_ + L_.in_sel);
     auto* child = reinterpret_cast<int64_t*>(hin_ + L_.in_child);
@@ -339,6 +363,7 @@ class Worker {
       max_rows = std::max(max_rows, kids[i]->end - kids[i]->begin);
       std::copy(kids[i]->total.begin(), kids[i]->total.end(), total + i * S);
     }
+    const Clock::time_point t_issue = Clock::now();
     upload();
     if (parent) {
       ++counts.pairs;
@@ -361,9 +386,36 @@ class Worker {
     }
     FORGEML_CUDA_CHECK(cudaMemcpyAsync(hout_, dev(L_.out), L_.out_bytes, cudaMemcpyDeviceToHost, s()));
     ++counts.d2h;
+    counts.issue_s += seconds_since(t_issue);
     sync();
     for (int i = 0; i < z; ++i) choose(*kids[i], i);
     if (parent && *reinterpret_cast<const int64_t*>(hout_) != static_cast<int64_t>(parent->left[0]))
+      throw std::runtime_error("tree: the GPU partition disagrees with the histogram");
+  }
+
+  // step for a parent of few rows: the partition and both kids' histograms and scans in one
+  // launch with its parameters as kernel arguments (no upload, no memset), one download, one sync.
+  void fused_step(const Entry& parent, Entry* const* kids, int z) {
+    const Clock::time_point t_issue = Clock::now();
+    ct::PairArgs a{};
+    a.begin = parent.begin, a.end = parent.end, a.feature = parent.feature, a.bin = parent.bin;
+    a.nan_left = parent.nan_left, a.nodes = z;
+    for (int i = 0; i < z; ++i) {
+      a.side[i] = kids[i]->node == tree_.left[parent.node] ? 0 : 1;
+      std::copy(kids[i]->total.begin(), kids[i]->total.end(), a.total[i]);
+    }
+    ++counts.pairs;
+    ct::split_pair(in_.codes, p_.d, rows_at(parent.depth), rows_at(parent.depth + 1), a, in_.cls, weights(), in_.y,
+                   p_.H(), p_.criterion, lim_leaf_, lim_w_, dev<int64_t>(L_.out), dev<double>(L_.out + L_.out_proxy),
+                   dev<int32_t>(L_.out + L_.out_bin), dev<int32_t>(L_.out + L_.out_nan),
+                   dev<double>(L_.out + L_.out_left), dev<int32_t>(L_.out + L_.out_varies), s());
+    ++counts.launches;
+    FORGEML_CUDA_CHECK(cudaMemcpyAsync(hout_, dev(L_.out), L_.out_bytes, cudaMemcpyDeviceToHost, s()));
+    ++counts.d2h;
+    counts.issue_s += seconds_since(t_issue);
+    sync();
+    for (int i = 0; i < z; ++i) choose(*kids[i], i);
+    if (*reinterpret_cast<const int64_t*>(hout_) != static_cast<int64_t>(parent.left[0]))
       throw std::runtime_error("tree: the GPU partition disagrees with the histogram");
   }
 
@@ -417,6 +469,7 @@ class Worker {
   StreamAndHost sh_;
   char *hin_, *hout_;
   int batch_cap_ = 1;
+  bool fused_ = true;  // small parents go through split_pair (when its shared memory fits)
   ft::Rng rng_{0};
   Tree tree_;
   double w_root_ = 0, lim_leaf_ = 0, lim_w_ = 0;

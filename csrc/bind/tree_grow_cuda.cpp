@@ -78,13 +78,15 @@ forgeml::bind::Register reg{[](py::module_& m) {
       [](uintptr_t codes, int64_t n, int d, uintptr_t cls, uintptr_t y, uintptr_t w,
          py::array_t<uint64_t, py::array::c_style | py::array::forcecast> seeds, int criterion, int K, int max_depth,
          int min_samples_split, int min_samples_leaf, double min_weight_fraction_leaf, double min_impurity_decrease,
-         int max_features, bool bootstrap, int64_t n_draws, uintptr_t workspace, int workers, uintptr_t stream) {
+         int max_features, bool bootstrap, int64_t n_draws, uintptr_t workspace, int workers, uintptr_t stream,
+         bool fused) {
         FORGEML_CHECK_ARG(K >= 1 && K <= 16, "n_classes: expected 1 .. 16, got ", K);
         FORGEML_CHECK_ARG(n >= 0 && d >= 1 && max_features >= 1,
                           "codes, max_features: expected n >= 0, d >= 1, max_features >= 1");
         FORGEML_CHECK_ARG(workers >= 1, "workers: expected >= 1, got ", workers);
-        const tg::Params p = params(d, criterion, K, max_depth, min_samples_split, min_samples_leaf,
-                                    min_weight_fraction_leaf, min_impurity_decrease, max_features, bootstrap, n_draws);
+        tg::Params p = params(d, criterion, K, max_depth, min_samples_split, min_samples_leaf, min_weight_fraction_leaf,
+                              min_impurity_decrease, max_features, bootstrap, n_draws);
+        p.fused = fused;
         const tg::Input in{ptr<const uint8_t>(codes), n, ptr<const int32_t>(cls), ptr<const double>(y),
                            ptr<const double>(w)};
         std::vector<uint64_t> s(seeds.data(), seeds.data() + seeds.size());
@@ -99,13 +101,15 @@ forgeml::bind::Register reg{[](py::module_& m) {
         c["pairs"] = counts.pairs, c["leaf_pairs"] = counts.leaf_pairs, c["launches"] = counts.launches,
         c["memsets"] = counts.memsets;
         c["h2d"] = counts.h2d, c["d2h"] = counts.d2h, c["syncs"] = counts.syncs;
+        c["issue_s"] = counts.issue_s, c["wait_s"] = counts.wait_s, c["prepare_s"] = counts.prepare_s;
+        c["host_s"] = counts.host_s(), c["grow_s"] = counts.grow_s;
         return py::make_tuple(as_dict(trees, K), c);
       },
       py::arg("codes"), py::arg("n"), py::arg("d"), py::arg("cls"), py::arg("y"), py::arg("w"), py::arg("seeds"),
       py::arg("criterion"), py::arg("K"), py::arg("max_depth"), py::arg("min_samples_split"),
       py::arg("min_samples_leaf"), py::arg("min_weight_fraction_leaf"), py::arg("min_impurity_decrease"),
       py::arg("max_features"), py::arg("bootstrap"), py::arg("n_draws"), py::arg("workspace"), py::arg("workers"),
-      py::arg("stream"));
+      py::arg("stream"), py::arg("fused") = true);
 }};
 
 }  // namespace

@@ -1,7 +1,8 @@
 // Tree kernels: node histograms with shared-memory atomics, the split scan (one block per
 // feature and node, one thread per bin, a shared-memory prefix scan and an argmax reduction) and
 // the stable row partition of split nodes (one block per node). Every kernel takes a batch of
-// nodes, so the GPU grower (python/forgeml/ops/_tree_gpu.py) launches each once per step.
+// nodes, so the GPU grower (csrc/bind/tree_gpu_grower.h) launches each once per step; for
+// small parents split_pair_kernel does a whole step (partition, histograms, scans) in one launch.
 // Contracts in tree.cuh.
 #include <algorithm>
 #include <cmath>
@@ -15,6 +16,8 @@ constexpr int kBins = 256;
 constexpr int kNan = 255;
 constexpr int kAllLeft = 254;
 constexpr int kMaxS = 18;  // classification: 16 classes + count + weight
+constexpr int kOccupied = kBins + kBins / 32;  // scan_feature's flags per bin and masks per warp
+static_assert(sizeof(PairArgs::total[0]) == kMaxS * sizeof(double), "PairArgs holds kMaxS statistics a node");
 
 // ---------------------------------------------------------------- kernels
 
@@ -86,32 +89,22 @@ __device__ double candidate(const double* l, const double* total, int S, int cri
   return side_proxy(l, S, criterion) + side_proxy(r, S, criterion);
 }
 
-// grid (d, nodes), block 256: thread b owns bin b. Candidates are ordered (bin, NaN right before
-// NaN left) and the first best wins, as in the CPU scan. Node z's inputs and outputs sit at z's
-// offsets; out_left (the best candidate's left statistics) and out_varies may be null.
-__global__ void split_scan_kernel(const double* hw, const uint32_t* cnt, int H, int criterion, const double* total,
-                                  double min_leaf, double min_weight_leaf, double* out_proxy, int32_t* out_bin,
-                                  int32_t* out_nan_left, double* out_left, int32_t* out_varies) {
-  FORGEML_DYNAMIC_SHARED(double, smem);
+// One feature's best split, block of 256 threads (thread b owns bin b): hf (256, H) and cf (256)
+// are the feature's histogram (global or shared memory); total the node's statistics; outputs
+// at index f (out_left, out_varies may be null); smem: 256 * (S + 1) doubles + 256 ints;
+// occupied: kOccupied ints of shared memory (per bin, then one bit mask of value bins per warp). Candidates are ordered (bin, NaN right before NaN left)
+// and the first best wins, as in the CPU scan.
+__device__ void scan_feature(const double* hf, const uint32_t* cf, int H, int criterion, const double* total,
+                             double min_leaf, double min_weight_leaf, int f, double* out_proxy, int32_t* out_bin,
+                             int32_t* out_nan_left, double* out_left, int32_t* out_varies, double* smem,
+                             int* occupied) {
   const int S = criterion == 2 ? 4 : H + 2;
-  {
-    const int64_t z = blockIdx.y, d = gridDim.x;
-    hw += z * d * kBins * H;
-    cnt += z * d * kBins;
-    total += z * S;
-    out_proxy += z * d;
-    out_bin += z * d;
-    out_nan_left += z * d;
-    if (out_left) out_left += z * d * S;
-    if (out_varies) out_varies += z * d;
-  }
   double* pre = smem;                    // (256, S) inclusive prefix over value bins
   double* best_p = smem + kBins * S;     // (256)
   int* best_key = reinterpret_cast<int*>(best_p + kBins);  // (256) candidate order, 2 * bin + nan_left
-  __shared__ int occupied[kBins];
-  const int f = blockIdx.x, b = threadIdx.x;
-  const double* h = hw + (int64_t(f) * kBins + b) * H;
-  const uint32_t c = cnt[int64_t(f) * kBins + b];
+  const int b = threadIdx.x;
+  const double* h = hf + b * H;
+  const uint32_t c = cf[b];
   double mine[kMaxS];
   mine[0] = c;
   if (criterion == 2) {
@@ -122,6 +115,9 @@ __global__ void split_scan_kernel(const double* hw, const uint32_t* cnt, int H, 
     mine[1] = W;
   }
   occupied[b] = c > 0;
+  unsigned* occ_mask = reinterpret_cast<unsigned*>(occupied + kBins);
+  const unsigned ballot = __ballot_sync(0xffffffffu, c > 0 && b != kNan);  // value bins: NaN left out
+  if ((b & 31) == 0) occ_mask[b >> 5] = ballot;
   const bool nan_bin = b == kNan;
   for (int s = 0; s < S; ++s) pre[b * S + s] = nan_bin ? 0.0 : mine[s];
   __syncthreads();
@@ -136,9 +132,13 @@ __global__ void split_scan_kernel(const double* hw, const uint32_t* cnt, int H, 
   double p = -INFINITY;
   int key = 1 << 30;
   if (!nan_bin && occupied[b]) {
-    int next = -1;
-    for (int j = b + 1; j < kNan; ++j)
-      if (occupied[j]) { next = j; break; }
+    int next = -1;  // the next occupied value bin: from this warp's higher bits, then later warps' masks
+    unsigned mask = (b & 31) == 31 ? 0u : occ_mask[b >> 5] & (~0u << ((b & 31) + 1));
+    for (int wi = b >> 5;;) {
+      if (mask) { next = 32 * wi + __ffs(static_cast<int>(mask)) - 1; break; }
+      if (++wi == kBins / 32) break;
+      mask = occ_mask[wi];
+    }
     double l[kMaxS];
     for (int s = 0; s < S; ++s) l[s] = pre[b * S + s];
     bool left_larger;
@@ -146,9 +146,9 @@ __global__ void split_scan_kernel(const double* hw, const uint32_t* cnt, int H, 
       double q = candidate(l, total, S, criterion, min_leaf, min_weight_leaf, &left_larger);
       if (q > p) { p = q; key = 2 * b + (has_nan ? 0 : (left_larger ? 1 : 0)); }
       if (has_nan) {
-        const double* nanh = hw + (int64_t(f) * kBins + kNan) * H;
+        const double* nanh = hf + kNan * H;
         double nanS[kMaxS];
-        nanS[0] = cnt[int64_t(f) * kBins + kNan];
+        nanS[0] = cf[kNan];
         if (criterion == 2) {
           nanS[1] = nanh[0]; nanS[2] = nanh[1]; nanS[3] = nanh[2];
         } else {
@@ -179,8 +179,8 @@ __global__ void split_scan_kernel(const double* hw, const uint32_t* cnt, int H, 
     __syncthreads();
   }
   if (out_varies && b == 0) {  // more than one occupied bin (NaN counts): the CPU's "not constant"
-    int u = 0;
-    for (int j = 0; j < kBins && u < 2; ++j) u += occupied[j];
+    int u = occupied[kNan];
+    for (int wi = 0; wi < kBins / 32; ++wi) u += __popc(occ_mask[wi]);
     out_varies[f] = u > 1;
   }
   if (b == 0) {
@@ -196,11 +196,11 @@ __global__ void split_scan_kernel(const double* hw, const uint32_t* cnt, int H, 
       out_nan_left[f] = k & 1;
       if (out_left) {  // the prefix up to the candidate's bin, plus the NaN bin when it goes left
         const bool nan_in = (k & 1) && occupied[kNan];
-        const double* nanh = hw + (int64_t(f) * kBins + kNan) * H;
+        const double* nanh = hf + kNan * H;
         double* o = out_left + int64_t(f) * S;
         for (int s = 0; s < S; ++s) o[s] = pre[bin * S + s];
         if (nan_in) {
-          o[0] += cnt[int64_t(f) * kBins + kNan];
+          o[0] += cf[kNan];
           if (criterion == 2) {
             o[1] += nanh[0]; o[2] += nanh[1]; o[3] += nanh[2];
           } else {
@@ -212,6 +212,20 @@ __global__ void split_scan_kernel(const double* hw, const uint32_t* cnt, int H, 
       }
     }
   }
+}
+
+// grid (d, nodes), block 256: scan_feature for feature blockIdx.x of node blockIdx.y. Node z's
+// inputs and outputs sit at z's offsets; out_left and out_varies may be null.
+__global__ void split_scan_kernel(const double* hw, const uint32_t* cnt, int H, int criterion, const double* total,
+                                  double min_leaf, double min_weight_leaf, double* out_proxy, int32_t* out_bin,
+                                  int32_t* out_nan_left, double* out_left, int32_t* out_varies) {
+  FORGEML_DYNAMIC_SHARED(double, smem);
+  __shared__ int occupied[kOccupied];
+  const int S = criterion == 2 ? 4 : H + 2;
+  const int64_t z = blockIdx.y, d = gridDim.x, f = blockIdx.x;
+  scan_feature(hw + (z * d + f) * kBins * H, cnt + (z * d + f) * kBins, H, criterion, total + z * S, min_leaf,
+               min_weight_leaf, static_cast<int>(f), out_proxy + z * d, out_bin + z * d, out_nan_left + z * d,
+               out_left ? out_left + z * d * S : nullptr, out_varies ? out_varies + z * d : nullptr, smem, occupied);
 }
 
 __device__ bool goes_left(const uint8_t* codes, int d, int32_t r, int f, int bin, int nan_left) {
@@ -300,45 +314,14 @@ __device__ int64_t count_left(const uint8_t* codes, int d, const int32_t* rows, 
   return total;
 }
 
-__global__ void partition_count_kernel(const uint8_t* codes, int d, const int32_t* rows, const int64_t* ranges,
-                                       const int32_t* feature, const int32_t* bin, const int32_t* nan_left,
-                                       int64_t* block_left) {
-  __shared__ int64_t part_sum[kPartThreads];
-  const int z = blockIdx.y;
-  int64_t cb, ce;
-  part_chunk(ranges[2 * z], ranges[2 * z + 1], &cb, &ce);
-  const int64_t c = count_left(codes, d, rows, cb, ce, feature[z], bin[z], nan_left[z], part_sum);
-  if (threadIdx.x == 0) block_left[int64_t(z) * gridDim.x + blockIdx.x] = c;
-}
-
-__global__ void partition_scatter_kernel(const uint8_t* codes, int d, const int32_t* rows, int32_t* out,
-                                         const int64_t* ranges, const int32_t* feature, const int32_t* bin,
-                                         const int32_t* nan_left, const int64_t* block_left, int64_t* n_left) {
-  __shared__ int64_t part_sum[kPartThreads];
-  __shared__ int flags[kPartThreads];
-  __shared__ int64_t before_total[2];
-  const int z = blockIdx.y, t = threadIdx.x, T = blockDim.x;
-  const int64_t begin = ranges[2 * z], end = ranges[2 * z + 1];
-  const int f = feature[z], b = bin[z], nl = nan_left[z];
-  int64_t cb, ce;
-  part_chunk(begin, end, &cb, &ce);
-  int64_t before = 0, total_left;
-  if (!block_left) {
-    total_left = count_left(codes, d, rows, begin, end, f, b, nl, part_sum);
-  } else {
-    if (t == 0) {
-      int64_t all = 0;
-      for (unsigned j = 0; j < gridDim.x; ++j) {
-        if (j == blockIdx.x) before_total[0] = all;
-        all += block_left[int64_t(z) * gridDim.x + j];
-      }
-      before_total[1] = all;
-    }
-    __syncthreads();
-    before = before_total[0], total_left = before_total[1];
-  }
-  int64_t left_done = before, right_done = (cb - begin) - before;
-  for (int64_t t0 = cb; t0 < ce; t0 += T) {  // as partition_kernel's pass 2
+// Rows [cb, ce) of the node starting at begin to their places in out, as partition_kernel's pass
+// 2: left_done (right_done) rows of the node before cb went left (right), total_left in all.
+// flags: blockDim ints of shared memory.
+__device__ void scatter_tiles(const uint8_t* codes, int d, const int32_t* rows, int32_t* out, int64_t begin,
+                              int64_t cb, int64_t ce, int64_t left_done, int64_t right_done, int64_t total_left,
+                              int f, int b, int nl, int* flags) {
+  const int t = threadIdx.x, T = blockDim.x;
+  for (int64_t t0 = cb; t0 < ce; t0 += T) {
     const int64_t i = t0 + t;
     const bool valid = i < ce;
     const int32_t r = valid ? rows[i] : 0;
@@ -360,9 +343,99 @@ __global__ void partition_scatter_kernel(const uint8_t* codes, int d, const int3
     }
     left_done += tile_left;
     right_done += tile_rows - tile_left;
-    __syncthreads();
+    __syncthreads();  // flags are rewritten by the next tile
   }
+}
+
+__global__ void partition_count_kernel(const uint8_t* codes, int d, const int32_t* rows, const int64_t* ranges,
+                                       const int32_t* feature, const int32_t* bin, const int32_t* nan_left,
+                                       int64_t* block_left) {
+  __shared__ int64_t part_sum[kPartThreads];
+  const int z = blockIdx.y;
+  int64_t cb, ce;
+  part_chunk(ranges[2 * z], ranges[2 * z + 1], &cb, &ce);
+  const int64_t c = count_left(codes, d, rows, cb, ce, feature[z], bin[z], nan_left[z], part_sum);
+  if (threadIdx.x == 0) block_left[int64_t(z) * gridDim.x + blockIdx.x] = c;
+}
+
+__global__ void partition_scatter_kernel(const uint8_t* codes, int d, const int32_t* rows, int32_t* out,
+                                         const int64_t* ranges, const int32_t* feature, const int32_t* bin,
+                                         const int32_t* nan_left, const int64_t* block_left, int64_t* n_left) {
+  __shared__ int64_t part_sum[kPartThreads];
+  __shared__ int flags[kPartThreads];
+  __shared__ int64_t before_total[2];
+  const int z = blockIdx.y, t = threadIdx.x;
+  const int64_t begin = ranges[2 * z], end = ranges[2 * z + 1];
+  const int f = feature[z], b = bin[z], nl = nan_left[z];
+  int64_t cb, ce;
+  part_chunk(begin, end, &cb, &ce);
+  int64_t before = 0, total_left;
+  if (!block_left) {
+    total_left = count_left(codes, d, rows, begin, end, f, b, nl, part_sum);
+  } else {
+    if (t == 0) {
+      int64_t all = 0;
+      for (unsigned j = 0; j < gridDim.x; ++j) {
+        if (j == blockIdx.x) before_total[0] = all;
+        all += block_left[int64_t(z) * gridDim.x + j];
+      }
+      before_total[1] = all;
+    }
+    __syncthreads();
+    before = before_total[0], total_left = before_total[1];
+  }
+  scatter_tiles(codes, d, rows, out, begin, cb, ce, before, (cb - begin) - before, total_left, f, b, nl, flags);
   if (blockIdx.x == 0 && t == 0) n_left[z] = total_left;
+}
+
+// grid d * a.nodes + 1, block 256 (tree.cuh split_pair): the last block partitions the parent's
+// rows into out (one block, as partition_into); block f + d * z builds child z's histogram of
+// feature f in shared memory from the parent's rows that go to its side, then scans it. The
+// blocks read rows, never out, so they need no order among themselves.
+__global__ void split_pair_kernel(const uint8_t* codes, int d, const int32_t* rows, int32_t* out, PairArgs a,
+                                  const int32_t* cls, const double* w, const double* y, int H, int criterion,
+                                  double min_leaf, double min_weight_leaf, int64_t* n_left, double* out_proxy,
+                                  int32_t* out_bin, int32_t* out_nan_left, double* out_left, int32_t* out_varies) {
+  FORGEML_DYNAMIC_SHARED(double, smem);
+  __shared__ int64_t part_sum[kPartThreads];
+  __shared__ int flags[kPartThreads];
+  __shared__ int occupied[kOccupied];
+  const int t = threadIdx.x, T = blockDim.x;
+  if (blockIdx.x == unsigned(d) * a.nodes) {
+    const int64_t total_left = count_left(codes, d, rows, a.begin, a.end, a.feature, a.bin, a.nan_left, part_sum);
+    scatter_tiles(codes, d, rows, out, a.begin, a.begin, a.end, 0, 0, total_left, a.feature, a.bin, a.nan_left,
+                  flags);
+    if (t == 0) *n_left = total_left;
+    return;
+  }
+  const int f = blockIdx.x % d, z = blockIdx.x / d;
+  const bool want_left = a.side[z] == 0;
+  double* sh = smem;                                             // (256, H)
+  uint32_t* sc = reinterpret_cast<uint32_t*>(smem + kBins * H);  // (256)
+  double* scan_smem = smem + kBins * H + kBins / 2;              // behind sc
+  for (int i = t; i < kBins * H; i += T) sh[i] = 0.0;
+  for (int i = t; i < kBins; i += T) sc[i] = 0u;
+  __syncthreads();
+  for (int64_t i = a.begin + t; i < a.end; i += T) {
+    const int32_t r = rows[i];
+    if (goes_left(codes, d, r, a.feature, a.bin, a.nan_left) != want_left) continue;
+    const int b = codes[int64_t(r) * d + f];
+    const double wr = w[r];
+    if (cls) {
+      atomicAdd(&sh[b * H + cls[r]], wr);
+    } else {
+      const double wy = wr * y[r];
+      atomicAdd(&sh[b * H], wr);
+      atomicAdd(&sh[b * H + 1], wy);
+      atomicAdd(&sh[b * H + 2], wy * y[r]);
+    }
+    atomicAdd(&sc[b], 1u);
+  }
+  __syncthreads();
+  const int S = criterion == 2 ? 4 : H + 2;
+  const int64_t zd = int64_t(z) * d;
+  scan_feature(sh, sc, H, criterion, a.total[z], min_leaf, min_weight_leaf, f, out_proxy + zd, out_bin + zd,
+               out_nan_left + zd, out_left + zd * S, out_varies + zd, scan_smem, occupied);
 }
 
 // ---------------------------------------------------------------- launchers
@@ -440,6 +513,30 @@ void split_scan_nodes(const double* hw, const uint32_t* cnt, int d, int nodes, i
   const size_t smem = kBins * S * sizeof(double) + kBins * (sizeof(double) + sizeof(int));
   FORGEML_LAUNCH(split_scan_kernel, dim3(d, nodes), kBins, smem, stream, hw, cnt, H, criterion, total, min_leaf,
                  min_weight_leaf, proxy, bin, nan_left, left, varies);
+  FORGEML_CUDA_CHECK_LAUNCH();
+}
+
+size_t split_pair_smem(int H, int criterion) {
+  const int S = criterion == 2 ? 4 : H + 2;
+  return kBins * H * sizeof(double) + kBins * sizeof(uint32_t) + kBins * (S + 1) * sizeof(double) +
+         kBins * sizeof(int);
+}
+
+bool split_pair_fits(int H, int criterion) {
+  // with split_pair_kernel's static shared memory, within the 48 KiB a launch gets by default
+  constexpr size_t static_smem = kPartThreads * (sizeof(int64_t) + sizeof(int)) + kOccupied * sizeof(int);
+  return (criterion == 2 || H + 2 <= kMaxS) && split_pair_smem(H, criterion) + static_smem <= 48 * 1024;
+}
+
+void split_pair(const uint8_t* codes, int d, const int32_t* rows, int32_t* out, const PairArgs& a,
+                const int32_t* cls, const double* w, const double* y, int H, int criterion, double min_leaf,
+                double min_weight_leaf, int64_t* n_left, double* proxy, int32_t* bin, int32_t* nan_left,
+                double* left, int32_t* varies, CUstream_st* stream) {
+  if (d < 1 || a.nodes < 1 || a.nodes > 2) throw std::invalid_argument("split_pair: expected d >= 1 and 1 or 2 nodes");
+  if (!split_pair_fits(H, criterion)) throw std::invalid_argument("split_pair: too many classes for one block");
+  const unsigned blocks = static_cast<unsigned>(d) * static_cast<unsigned>(a.nodes) + 1;
+  FORGEML_LAUNCH(split_pair_kernel, blocks, kBins, split_pair_smem(H, criterion), stream, codes, d, rows, out, a,
+                 cls, w, y, H, criterion, min_leaf, min_weight_leaf, n_left, proxy, bin, nan_left, left, varies);
   FORGEML_CUDA_CHECK_LAUNCH();
 }
 

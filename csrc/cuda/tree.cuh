@@ -55,4 +55,23 @@ int partition_into(const uint8_t* codes, int d, const int32_t* rows, int32_t* ou
                    int64_t max_rows, const int32_t* feature, const int32_t* bin, const int32_t* nan_left,
                    int64_t* block_left, int64_t* n_left, CUstream_st* stream, int blocks = 0);
 
+// One node pair of the GPU grower in one launch (a parent of few rows: one block partitions it):
+// the parent's rows rows[begin .. end) partitioned into out (as partition_into, n_left: one
+// int64) and the histograms and split scans of its searched children (nodes: 1 or 2; side[z]: 0
+// left child, 1 right; total[z]: its S statistics), built from the parent's rows in shared
+// memory; outputs as split_scan_nodes (left and varies not null). split_pair_fits: whether H
+// classes fit one block's shared memory (else use the separate kernels).
+struct PairArgs {
+  int64_t begin, end;
+  int32_t feature, bin, nan_left, nodes;
+  int32_t side[2];
+  double total[2][18];
+};
+constexpr int kPairMaxRows = 2048;  // the grower's limit for split_pair: one partition block, as partition_into
+bool split_pair_fits(int H, int criterion);
+void split_pair(const uint8_t* codes, int d, const int32_t* rows, int32_t* out, const PairArgs& a, const int32_t* cls,
+                const double* w, const double* y, int H, int criterion, double min_leaf, double min_weight_leaf,
+                int64_t* n_left, double* proxy, int32_t* bin, int32_t* nan_left, double* left, int32_t* varies,
+                CUstream_st* stream);
+
 }  // namespace forgeml::cuda::tree

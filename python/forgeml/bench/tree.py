@@ -273,8 +273,12 @@ def _gpu_fit_check(check, n: int = 200_000, d: int = 32, trees: int = 4, depth: 
     c = _tree_gpu.last_counts
     pairs = max(c.get("pairs", 0), 1)
     per_pair = "/".join(f"{c.get(k, 0) / pairs:.2f}" for k in ("launches", "h2d", "d2h", "syncs"))
+    # worker-microseconds per searched pair (pairs with device work) in each host phase
+    work = max(pairs - c.get("leaf_pairs", 0), 1)
+    phases = "/".join(f"{c.get(k, 0.0) * 1e6 / work:.1f}" for k in ("issue_s", "wait_s", "host_s", "prepare_s"))
     case = (f"RF fit {n // 1000}k x {d}, {trees} trees d{depth} ({pairs} node pairs; "
-            f"launches/h2d/d2h/syncs per pair {per_pair})")
+            f"launches/h2d/d2h/syncs per pair {per_pair}; worker us per searched pair "
+            f"issue/wait/host/prepare {phases})")
     t_gpu = timed(lambda: make().fit(Xd, yd))
     check.rows.append(("tree", case, err == 0, err, t_gpu, timed(lambda: make().fit(X, y)), "forgeml CPU", None))
     try:

@@ -8,14 +8,16 @@ order with the same random draws (its own generator, rng.h, and costs, criterion
 are the CPU's trees:
 
 - nodes are created and searched in the CPU's depth-first order; the kernels run on both
-  children of a split at once: one parameter upload, a memset, the partition (one launch, two
-  for nodes over 2048 rows: count and scatter over up to 64 blocks, into the other of two row
-  buffers), one histogram and one split-scan launch, one download of the per-feature scan results
+  children of a split at once. A parent of at most 2048 rows (nearly every pair of a deep tree)
+  is one launch (split_pair: partition, shared-memory histograms and split scans of both
+  children, its parameters as kernel arguments), one download of the per-feature scan results
   (proxy, bin, nan_left, left statistics, "varies": a few numbers per feature and node) and one
-  stream sync per node pair, into buffers allocated once per fit. A split whose children are both
-  leaves needs no device work. Level-wise batching would launch fewer kernels but
-  cannot replay the CPU's draw order: the features a node draws depend on every draw of the
-  subtrees to its left.
+  stream sync. Larger parents (or more than 8 classes) take one parameter upload, a memset, the
+  partition (count and scatter over up to 64 blocks, into the other of two row buffers), one
+  histogram and one split-scan launch, the download and the sync. Buffers are allocated once per
+  fit. A split whose children are both leaves needs no device work. Level-wise batching would
+  launch fewer kernels but cannot replay the CPU's draw order: the features a node draws depend
+  on every draw of the subtrees to its left.
 - the feature draws (Fisher-Yates over the non-constant features, in batches, until
   max_features non-constant ones were seen) are replayed on the host on the scan's results;
   ties between features go to the earlier draw, ties within a feature to the first candidate.
@@ -41,7 +43,10 @@ from .._backend import cuda_module
 from .._backend import cuda_stream as _stream
 
 _CRITERIA = {"gini": 0, "entropy": 1, "log_loss": 1, "squared_error": 2}
-last_counts: dict = {}  # device work of the last fit: pairs, leaf_pairs, launches, memsets, h2d, d2h, syncs
+# device work of the last fit: pairs, leaf_pairs, launches, memsets, h2d, d2h, syncs; and the
+# workers' host seconds (summed over workers): grow_s in all = issue_s (enqueueing copies and
+# launches) + wait_s (stream syncs) + prepare_s (rows, bootstrap draws) + host_s (decisions)
+last_counts: dict = {}
 
 
 def supported(
@@ -80,11 +85,13 @@ def grow_forest_gpu(
     bootstrap=False,
     n_draws=None,
     workers=None,
+    fused=True,
 ):
     """tree_grow_forest on CuPy arrays: codes (n, d) uint8, y (n) class indices or targets, weight
     (n) float64, all on the device; seeds on the host. Returns tree_grow_forest's dict (NumPy).
     workers: host threads (each with its own stream) growing trees concurrently; default one per
-    tree up to the CPU count (at most 16). The trees do not depend on it."""
+    tree up to the CPU count (at most 16). The trees do not depend on it. fused=False: small
+    parents also take the separate kernels (for tests; the trees do not depend on it)."""
     import cupy as cp
 
     why = supported(criterion, n_classes)
@@ -150,6 +157,7 @@ def grow_forest_gpu(
         workspace.data.ptr,
         workers,
         _stream(),
+        bool(fused),
     )
     last_counts.clear()
     last_counts.update(counts)
