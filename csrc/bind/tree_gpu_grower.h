@@ -516,7 +516,13 @@ inline std::vector<Tree> grow_forest(const Input& in, const Params& p, const uin
     run(0);
   } else {
     std::vector<std::thread> threads;
-    for (int k = 0; k < workers; ++k) threads.emplace_back(run, k);
+    try {
+      for (int k = 0; k < workers; ++k) threads.emplace_back(run, k);
+    } catch (...) {  // no thread to be had: stop the started ones (a joinable thread must not be destroyed)
+      failed = true;
+      for (auto& t : threads) t.join();
+      throw;
+    }
     for (auto& t : threads) t.join();
   }
   for (auto& e : errors)

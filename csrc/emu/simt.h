@@ -269,10 +269,19 @@ template <class Pred> void Block::wait(Lock&, Pred done) {
   if (aborted) throw Aborted{};
 }
 
-// Stacks with a guard page below, kept per OS thread across launches (mmap is slow).
+// Stacks with a guard page below, kept per OS thread across launches (mmap is slow) and unmapped
+// when the thread exits: threads that come and go (host worker threads, their OpenMP teams) would
+// otherwise leak two mappings per fiber until mmap and pthread_create fail (vm.max_map_count).
 constexpr size_t kStack = 64 * 1024, kPage = 4096;
-inline thread_local std::vector<char*> stacks;
+struct StackCache {
+  std::vector<char*> stacks;
+  ~StackCache() {
+    for (char* p : stacks) munmap(p - kPage, kStack + kPage);
+  }
+};
+inline thread_local StackCache stack_cache;
 inline char* stack(int i) {
+  auto& stacks = stack_cache.stacks;
   while (static_cast<int>(stacks.size()) <= i) {
     void* p = mmap(nullptr, kStack + kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) throw std::runtime_error("emulator: cannot map a fiber stack");
