@@ -384,13 +384,7 @@ class Worker {
                            dev<int32_t>(L_.out + L_.out_varies), s());
       ++counts.launches;
     }
-    FORGEML_CUDA_CHECK(cudaMemcpyAsync(hout_, dev(L_.out), L_.out_bytes, cudaMemcpyDeviceToHost, s()));
-    ++counts.d2h;
-    counts.issue_s += seconds_since(t_issue);
-    sync();
-    for (int i = 0; i < z; ++i) choose(*kids[i], i);
-    if (parent && *reinterpret_cast<const int64_t*>(hout_) != static_cast<int64_t>(parent->left[0]))
-      throw std::runtime_error("tree: the GPU partition disagrees with the histogram");
+    finish(parent, kids, z, t_issue);
   }
 
   // step for a parent of few rows: the partition and both kids' histograms and scans in one
@@ -410,12 +404,18 @@ class Worker {
                    dev<int32_t>(L_.out + L_.out_bin), dev<int32_t>(L_.out + L_.out_nan),
                    dev<double>(L_.out + L_.out_left), dev<int32_t>(L_.out + L_.out_varies), s());
     ++counts.launches;
+    finish(&parent, kids, z, t_issue);
+  }
+
+  // a step's end: the scan results down, one sync, the kids' splits chosen; the partition's left
+  // count (first word of the results) must be the one the parent's histogram promised.
+  void finish(const Entry* parent, Entry* const* kids, int z, Clock::time_point t_issue) {
     FORGEML_CUDA_CHECK(cudaMemcpyAsync(hout_, dev(L_.out), L_.out_bytes, cudaMemcpyDeviceToHost, s()));
     ++counts.d2h;
     counts.issue_s += seconds_since(t_issue);
     sync();
     for (int i = 0; i < z; ++i) choose(*kids[i], i);
-    if (*reinterpret_cast<const int64_t*>(hout_) != static_cast<int64_t>(parent.left[0]))
+    if (parent && *reinterpret_cast<const int64_t*>(hout_) != static_cast<int64_t>(parent->left[0]))
       throw std::runtime_error("tree: the GPU partition disagrees with the histogram");
   }
 

@@ -21,6 +21,22 @@ static_assert(sizeof(PairArgs::total[0]) == kMaxS * sizeof(double), "PairArgs ho
 
 // ---------------------------------------------------------------- kernels
 
+// Row r (bin b) into a shared-memory histogram: its weight by class, or for regression its weight,
+// weight * y and weight * y^2; and its count.
+__device__ void add_row(double* sh, uint32_t* sc, int b, int32_t r, const int32_t* cls, const double* w,
+                        const double* y, int H) {
+  const double wr = w[r];
+  if (cls) {
+    atomicAdd(&sh[b * H + cls[r]], wr);
+  } else {
+    const double wy = wr * y[r];
+    atomicAdd(&sh[b * H], wr);
+    atomicAdd(&sh[b * H + 1], wy);
+    atomicAdd(&sh[b * H + 2], wy * y[r]);
+  }
+  atomicAdd(&sc[b], 1u);
+}
+
 // grid (row chunks, d, nodes): block (., f, z) counts the bins of feature f over node z's rows
 // (rows[ranges[2z] .. ranges[2z+1]), or rows[0 .. m) without ranges) in shared memory, then adds
 // them to node z's global histogram.
@@ -44,16 +60,7 @@ __global__ void histogram_kernel(const uint8_t* codes, int d, const int32_t* row
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < m; i += int64_t(gridDim.x) * blockDim.x) {
     const int32_t r = rows[i];
     const int b = codes[int64_t(r) * d + f];
-    const double wr = w[r];
-    if (cls) {
-      atomicAdd(&sh[b * H + cls[r]], wr);
-    } else {
-      const double wy = wr * y[r];
-      atomicAdd(&sh[b * H], wr);
-      atomicAdd(&sh[b * H + 1], wy);
-      atomicAdd(&sh[b * H + 2], wy * y[r]);
-    }
-    atomicAdd(&sc[b], 1u);
+    add_row(sh, sc, b, r, cls, w, y, H);
   }
   __syncthreads();
   double* gh = hw + int64_t(f) * kBins * H;
@@ -420,16 +427,7 @@ __global__ void split_pair_kernel(const uint8_t* codes, int d, const int32_t* ro
     const int32_t r = rows[i];
     if (goes_left(codes, d, r, a.feature, a.bin, a.nan_left) != want_left) continue;
     const int b = codes[int64_t(r) * d + f];
-    const double wr = w[r];
-    if (cls) {
-      atomicAdd(&sh[b * H + cls[r]], wr);
-    } else {
-      const double wy = wr * y[r];
-      atomicAdd(&sh[b * H], wr);
-      atomicAdd(&sh[b * H + 1], wy);
-      atomicAdd(&sh[b * H + 2], wy * y[r]);
-    }
-    atomicAdd(&sc[b], 1u);
+    add_row(sh, sc, b, r, cls, w, y, H);
   }
   __syncthreads();
   const int S = criterion == 2 ? 4 : H + 2;
