@@ -19,8 +19,8 @@
 # (gpucheck --families, default all), FORGEML_GPU_CHECK_EMU=0 (skip building _emu and the TSan executable;
 # the emulator test modules then skip whole, device variants included), FORGEML_GPU_CHECK_SANITIZE_TESTS
 # (test paths for both sanitizer tools).
-# The whole build (sm_90 only) takes ~280 s on 2 cores; the longest steps are _cpu's LTO link
-# (~47 s) and svm.cu (~35 s), so a 16-core machine should build in 1-2 minutes.
+# The whole build (sm_90 only) takes ~280 s on 2 cores and took ~70-100 s on the H200's 16 cores
+# (2026-12-04); the whole check with a 100 s sanitizer stage took 305 s there.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
