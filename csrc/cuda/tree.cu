@@ -240,6 +240,23 @@ __device__ bool goes_left(const uint8_t* codes, int d, int32_t r, int f, int bin
   return c == kNan ? nan_left != 0 : c <= bin;
 }
 
+// The number of rows[cb .. ce) that go left, summed over the block (every thread gets it).
+__device__ int64_t count_left(const uint8_t* codes, int d, const int32_t* rows, int64_t cb, int64_t ce, int f,
+                              int b, int nl, int64_t* part_sum) {
+  const int t = threadIdx.x, T = blockDim.x;
+  int64_t mine = 0;
+  for (int64_t i = cb + t; i < ce; i += T) mine += goes_left(codes, d, rows[i], f, b, nl);
+  part_sum[t] = mine;
+  __syncthreads();
+  for (int half = T / 2; half > 0; half >>= 1) {
+    if (t < half) part_sum[t] += part_sum[t + half];
+    __syncthreads();
+  }
+  const int64_t total = part_sum[0];
+  __syncthreads();
+  return total;
+}
+
 // grid nodes, block kPartThreads: block z splits rows[ranges[2z] .. ranges[2z+1]) stably by
 // node z's split (left rows first, each side in its old order) through tmp, and writes the left
 // count to n_left[z]. Tiles of blockDim rows: a block-wide prefix sum of the "goes left" flags
@@ -253,16 +270,8 @@ __global__ void partition_kernel(const uint8_t* codes, int d, int32_t* rows, int
   const int z = blockIdx.x, t = threadIdx.x, T = blockDim.x;
   const int64_t begin = ranges[2 * z], end = ranges[2 * z + 1];
   const int f = feature[z], b = bin[z], nl = nan_left[z];
-  int64_t mine = 0;  // pass 1: the left count, so the right side's start is known
-  for (int64_t i = begin + t; i < end; i += T) mine += goes_left(codes, d, rows[i], f, b, nl);
-  part_sum[t] = mine;
-  __syncthreads();
-  for (int half = T / 2; half > 0; half >>= 1) {
-    if (t < half) part_sum[t] += part_sum[t + half];
-    __syncthreads();
-  }
-  const int64_t total_left = part_sum[0];
-  __syncthreads();
+  // pass 1: the left count, so the right side's start is known
+  const int64_t total_left = count_left(codes, d, rows, begin, end, f, b, nl, part_sum);
   int64_t left_done = 0, right_done = 0;
   for (int64_t t0 = begin; t0 < end; t0 += T) {  // pass 2: scatter, one tile at a time
     const int64_t i = t0 + t;
@@ -303,22 +312,6 @@ __device__ void part_chunk(int64_t begin, int64_t end, int64_t* cb, int64_t* ce)
   const int64_t chunk = (tiles + B - 1) / B * kPartThreads;
   *cb = begin + chunk * blockIdx.x < end ? begin + chunk * blockIdx.x : end;
   *ce = *cb + chunk < end ? *cb + chunk : end;
-}
-
-__device__ int64_t count_left(const uint8_t* codes, int d, const int32_t* rows, int64_t cb, int64_t ce, int f,
-                              int b, int nl, int64_t* part_sum) {
-  const int t = threadIdx.x, T = blockDim.x;
-  int64_t mine = 0;
-  for (int64_t i = cb + t; i < ce; i += T) mine += goes_left(codes, d, rows[i], f, b, nl);
-  part_sum[t] = mine;
-  __syncthreads();
-  for (int half = T / 2; half > 0; half >>= 1) {
-    if (t < half) part_sum[t] += part_sum[t + half];
-    __syncthreads();
-  }
-  const int64_t total = part_sum[0];
-  __syncthreads();
-  return total;
 }
 
 // Rows [cb, ce) of the node starting at begin to their places in out, as partition_kernel's pass
