@@ -5,6 +5,7 @@
 //     bench/tc_gemm_probe.cu csrc/cuda/gemm_lowp.cu csrc/cuda/runtime.cu -o tc_gemm_probe
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -107,8 +108,11 @@ void bf16_case(int M, int N, int K, bool ta, bool tb, bool with_bias, bool timed
   ref_bf16<<<dim3((N + 15) / 16, (M + 15) / 16), dim3(16, 16)>>>(ta, tb, M, N, K, A, lda, B, ldb, bias, act, R);
   FORGEML_CUDA_CHECK(cudaDeviceSynchronize());
   const double err = compare(C, R, int64_t(M) * N);
+  // Tensor cores add fp32 partial sums without full rounding (seen on an H200: the error grows
+  // ~linearly in K, 2.2e-4 at K = 4096), so the bound is K units of a 22-bit mantissa.
+  const double tol = std::max(1e-5, K * 0x1p-22);
   std::printf("bf16 %5dx%5dx%5d ta=%d tb=%d bias+relu=%d  max rel err %.2e %s", M, K, N, ta, tb, with_bias, err,
-              err < 1e-4 ? "ok" : "FAIL");
+              err < tol ? "ok" : "FAIL");
   if (timed) {
     const double ms = time_ms(run, 20);
     std::printf("  %.4f ms  %.1f TFLOP/s", ms, 2.0 * M * N * K / ms * 1e-9);
