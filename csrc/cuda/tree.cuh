@@ -90,7 +90,7 @@ struct PairJob {
   double* left;
   int32_t* varies;
 };
-void split_pair_batch(const uint8_t* codes, int d, const PairJob* jobs, int pairs, const int32_t* cls,
-                      const double* y, int H, int criterion, CUstream_st* stream);
+void split_pair_batch(const uint8_t* codes, int d, const PairJob* jobs, int pairs, const int32_t* cls, const double* y,
+                      int H, int criterion, CUstream_st* stream);
 
 }  // namespace forgeml::cuda::tree
