@@ -303,6 +303,55 @@ def test_gpu_grower_errors_in_workers_reach_the_caller(cupy):
                                  n_classes=2, workers=3)
 
 
+@pytest.mark.parametrize("case", [
+    dict(criterion="gini", classes=3, bootstrap=True, max_features=2, max_depth=7),
+    dict(criterion="entropy", classes=2, max_features=3, min_samples_leaf=2, max_depth=6),
+    dict(criterion="squared_error", classes=1, bootstrap=True, max_depth=5, min_samples_leaf=4),
+])
+def test_gpu_batched_forests_equal_cpu_for_any_worker_count(rng, cupy, case):
+    """The batcher (csrc/bind/tree_gpu_batcher.h) serves the small pairs of whichever trees are
+    waiting; each tree still replays the CPU's depth-first decisions, so a forest of several trees
+    is the CPU's field by field for 1, 3 and 8 workers (bit for bit with integer weights;
+    regression to rounding), and the unbatched path's."""
+    from forgeml.ops import _tree_gpu
+
+    case = dict(case)
+    classes = case.pop("classes")
+    classify = case["criterion"] != "squared_error"
+    codes, cls, score = _binned(rng, 509, 5, max(classes, 2))
+    target = cls if classify else score
+    w = rng.integers(0 if classify else 1, 3, size=len(cls)).astype(np.float64)
+    seeds = np.arange(6, dtype=np.uint64) * 7 + 1
+    kw = dict(n_classes=classes, **case)
+    want = ops.tree_grow_forest(codes, target, w, seeds, threads=1, **kw)
+    args = cupy.asarray(codes), cupy.asarray(target), cupy.asarray(w), seeds
+    for workers in (1, 3, 8):
+        got = ops.tree_grow_forest_gpu(*args, workers=workers, **kw)
+        _assert_same_trees(got, want, exact=classify)
+        c = _tree_gpu.last_counts
+        assert c["batched"] == c["pairs"] - c["leaf_pairs"] > 0 and 1 <= c["batches"] <= c["batched"]
+    alone = ops.tree_grow_forest_gpu(*args, workers=3, batch=False, **kw)
+    _assert_same_trees(alone, got, exact=classify)
+    assert _tree_gpu.last_counts["batches"] == 0
+
+
+@pytest.mark.parametrize("workers", [1, 3, 8])
+def test_gpu_batcher_failures_reach_the_caller(rng, cupy, workers):
+    """A worker that fails mid-tree (while others wait in the batcher) and a batch that fails (every
+    pair in it) raise in the caller instead of leaving anyone blocked; the next fit is fine."""
+    codes, cls, _ = _binned(rng, 301, 3, 2)
+    w = np.ones(len(cls))
+    seeds = np.arange(5, dtype=np.uint64)
+    kw = dict(n_classes=2, max_depth=5, bootstrap=True)
+    args = cupy.asarray(codes), cupy.asarray(cls), cupy.asarray(w), seeds
+    with pytest.raises(RuntimeError, match="injected worker failure"):
+        ops.tree_grow_forest_gpu(*args, workers=workers, _fail_tree=2, **kw)
+    with pytest.raises(RuntimeError, match="injected batch failure"):
+        ops.tree_grow_forest_gpu(*args, workers=workers, _fail_batch=3, **kw)
+    want = ops.tree_grow_forest(codes, cls, w, seeds, threads=1, **kw)
+    _assert_same_trees(ops.tree_grow_forest_gpu(*args, workers=workers, **kw), want, exact=True)
+
+
 def _binned(rng, n, d, classes, nan=0.05):
     X = rng.normal(size=(n, d)).astype(np.float32)
     X[:, 1] = np.round(X[:, 1] * 2)  # few distinct values: ties between candidates

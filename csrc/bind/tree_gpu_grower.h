@@ -51,7 +51,7 @@ struct Params {
   int64_t n_draws = 0;
   bool fused = true;       // tests turn the one-launch path for small parents (split_pair) off
   bool batch = true;       // small pairs of all workers' trees batched (else one launch per pair)
-  int fail_tree = -1;      // test hook: this tree's worker throws after the tree's third small pair
+  int fail_tree = -1;      // test hook: this tree's worker throws at the tree's second small pair
   int64_t fail_batch = 0;  // test hook: the fail_batch-th batch (from 1) fails
   bool classify() const { return criterion != 2; }
   int H() const { return classify() ? K : 3; }
@@ -258,7 +258,7 @@ class Worker {
   }
 
   Counts counts;
-  int fail_after = -1;  // test hook (Params::fail_tree): throw at this tree's small pair number fail_after
+  int fail_after = -1;  // test hook (Params::fail_tree): throw after this many more small pairs
 
   Tree grow(uint64_t seed) {
     const Clock::time_point t_grow = Clock::now();
@@ -635,7 +635,7 @@ inline std::vector<Tree> grow_forest(const Input& in, const Params& p, const uin
       FORGEML_CUDA_CHECK(cudaSetDevice(device));
       Worker w(in, p, w_host, base_rows, workspace + k * bytes, batcher.get());
       for (int t; !failed.load() && (t = next.fetch_add(1)) < n_trees;) {
-        w.fail_after = t == p.fail_tree ? 3 : -1;
+        w.fail_after = t == p.fail_tree ? 1 : -1;
         out[t] = w.grow(seeds[t]);
       }
       per[k] = w.counts;

@@ -114,7 +114,7 @@ def grow_forest_gpu(
     of the free device memory), else one per tree up to the CPU count (at most 16). The trees do
     not depend on it. fused=False: small parents also take the separate kernels; batch=False:
     one launch per small pair (for tests and comparisons; the trees do not depend on either).
-    _fail_tree, _fail_batch: test hooks (that tree's worker fails after its third small pair; the
+    _fail_tree, _fail_batch: test hooks (that tree's worker fails at its second small pair; the
     _fail_batch-th batch fails)."""
     import cupy as cp
 
