@@ -235,9 +235,11 @@ def _gpu_fit_check(check, n: int = 200_000, d: int = 32, trees: int = 4, depth: 
     """GPU fit: RandomForestClassifier.fit on CuPy X (binned on the host, grown by the CUDA
     kernels) against the same fit on NumPy X: the trees must be the CPU's (same seed and bins; the
     error column is the fraction of node fields that differ). Timed against the CPU fit, and
-    against cuML's RandomForestClassifier (same trees, depth, 255 bins) where cuML is importable.
+    against cuML's RandomForestClassifier (same trees, depth, 255 bins) where cuML is importable,
+    and against itself without the batcher (one launch per small pair, at most 16 workers).
     repeats=1: no separate warm-up (the comparison fits warmed up), so the large case stays short.
-    The case names the device work of the GPU fit per node pair (ops._tree_gpu.last_counts)."""
+    The case names the device work of the GPU fit per node pair (ops._tree_gpu.last_counts) and
+    the batcher's round trips (batches, mean pairs per batch)."""
     import time
 
     from ..ensemble import RandomForestClassifier
@@ -276,11 +278,20 @@ def _gpu_fit_check(check, n: int = 200_000, d: int = 32, trees: int = 4, depth: 
     # worker-microseconds per searched pair (pairs with device work) in each host phase
     work = max(pairs - c.get("leaf_pairs", 0), 1)
     phases = "/".join(f"{c.get(k, 0.0) * 1e6 / work:.1f}" for k in ("issue_s", "wait_s", "host_s", "prepare_s"))
+    # the batcher's round trips: how many, and the mean number of pairs each served
+    batches = c.get("batches", 0)
+    batching = f"{batches} batches of {c.get('batched', 0) / batches:.1f} pairs" if batches else "no batches"
     case = (f"RF fit {n // 1000}k x {d}, {trees} trees d{depth} ({pairs} node pairs; "
-            f"launches/h2d/d2h/syncs per pair {per_pair}; worker us per searched pair "
+            f"launches/h2d/d2h/syncs per pair {per_pair}; {batching}; worker us per searched pair "
             f"issue/wait/host/prepare {phases})")
     t_gpu = timed(lambda: make().fit(Xd, yd))
     check.rows.append(("tree", case, err == 0, err, t_gpu, timed(lambda: make().fit(X, y)), "forgeml CPU", None))
+    _tree_gpu.defaults["batch"] = False  # A/B in one process: one launch per small pair, as before the batcher
+    try:
+        t_alone = timed(lambda: make().fit(Xd, yd))
+    finally:
+        _tree_gpu.defaults["batch"] = True
+    check.rows.append(("tree", case, err == 0, err, t_gpu, t_alone, "forgeml GPU unbatched", None))
     try:
         from cuml.ensemble import RandomForestClassifier as CumlRF
     except Exception:  # cuML not installed: that peer is skipped

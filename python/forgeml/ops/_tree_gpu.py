@@ -14,9 +14,10 @@ are the CPU's trees:
   arguments, one launch (split_pair_batch: per pair the partition, shared-memory histograms and
   split scans of both children), one download of the per-feature scan results (proxy, bin,
   nan_left, left statistics, "varies": a few numbers per feature and node) and one stream sync.
-  batch=False: one split_pair launch, download and sync per pair. Larger parents (or more than 8 classes) take one parameter upload, a memset, the
-  partition (count and scatter over up to 64 blocks, into the other of two row buffers), one
-  histogram and one split-scan launch, the download and the sync. Buffers are allocated once per
+  batch=False: one split_pair launch, download and sync per pair. Larger parents (or more than 8
+  classes) take one parameter upload, a memset, the partition (count and scatter over up to 64
+  blocks, into the other of two row buffers), one histogram and one split-scan launch, the
+  download and the sync. Buffers are allocated once per
   fit. A split whose children are both leaves needs no device work. Level-wise batching would
   launch fewer kernels but cannot replay the CPU's draw order: the features a node draws depend
   on every draw of the subtrees to its left.
@@ -50,6 +51,8 @@ _CRITERIA = {"gini": 0, "entropy": 1, "log_loss": 1, "squared_error": 2}
 # workers' host seconds (summed over workers): grow_s in all = issue_s (enqueueing copies and
 # launches) + wait_s (stream syncs) + prepare_s (rows, bootstrap draws) + host_s (decisions)
 last_counts: dict = {}
+# batch=None takes defaults["batch"] (the tree bench turns it off for an A/B in one process)
+defaults: dict = {"batch": True}
 
 
 def supported(
@@ -103,7 +106,7 @@ def grow_forest_gpu(
     n_draws=None,
     workers=None,
     fused=True,
-    batch=True,
+    batch=None,
     _fail_tree=-1,
     _fail_batch=0,
 ):
@@ -113,7 +116,8 @@ def grow_forest_gpu(
     default with batching one per tree up to 128 (while their workspaces take at most a quarter
     of the free device memory), else one per tree up to the CPU count (at most 16). The trees do
     not depend on it. fused=False: small parents also take the separate kernels; batch=False:
-    one launch per small pair (for tests and comparisons; the trees do not depend on either).
+    one launch per small pair (for tests and comparisons; the trees do not depend on either;
+    None: defaults["batch"]).
     _fail_tree, _fail_batch: test hooks (that tree's worker fails at its second small pair; the
     _fail_batch-th batch fails)."""
     import cupy as cp
@@ -152,6 +156,7 @@ def grow_forest_gpu(
         raise ValueError(f"max_features: expected >= 1, got {max_features}")
     n_draws = int(n if n_draws is None else n_draws)
     seeds = np.ascontiguousarray(np.asarray(seeds, dtype=np.uint64).reshape(-1))
+    batch = bool(defaults["batch"] if batch is None else batch)
     mod = cuda_module()
     per = mod.tree_grow_workspace_bytes(n, d, crit, K, bool(bootstrap))
     if workers is None:
