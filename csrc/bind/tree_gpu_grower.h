@@ -130,12 +130,15 @@ struct Layout {
   }
 };
 
-// Owns a non-blocking stream and a pinned host block, released on every exit path.
+// Owns a non-blocking stream and a pinned host block, released on every exit path. given: a
+// piece of the caller's pinned memory (that outlives this) instead of a block of its own: pinned
+// allocations are slow, so the workers share one.
 class StreamAndHost {
  public:
-  explicit StreamAndHost(size_t host_bytes) {
+  explicit StreamAndHost(size_t host_bytes, void* given = nullptr) : owns_(given == nullptr) {
     FORGEML_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-    if (cudaMallocHost(&host, host_bytes) != cudaSuccess) {
+    host = given;
+    if (owns_ && cudaMallocHost(&host, host_bytes) != cudaSuccess) {
       cudaGetLastError();
       cudaStreamDestroy(stream);
       throw std::runtime_error("CUDA error: cannot allocate pinned host memory for the tree grower");
@@ -143,13 +146,16 @@ class StreamAndHost {
   }
   ~StreamAndHost() {
     cudaStreamSynchronize(stream);  // no copy may still target host when it is freed
-    cudaFreeHost(host);
+    if (owns_) cudaFreeHost(host);
     cudaStreamDestroy(stream);
   }
   StreamAndHost(const StreamAndHost&) = delete;
   StreamAndHost& operator=(const StreamAndHost&) = delete;
   cudaStream_t stream = nullptr;
   void* host = nullptr;
+
+ private:
+  bool owns_;
 };
 
 // Device memory from cudaMalloc, freed on every exit path.
@@ -239,14 +245,14 @@ class PairBatches {
 class Worker {
  public:
   Worker(const Input& in, const Params& p, const std::vector<double>& w_host, const std::vector<int32_t>& base_rows,
-         char* dev, Batcher* batcher = nullptr)
+         char* dev, char* host, Batcher* batcher = nullptr)
       : in_(in),
         p_(p),
         L_(in.n, p),
         w_host_(w_host),
         base_rows_(base_rows),
         dev_(dev),
-        sh_(L_.in_bytes + L_.out_bytes),
+        sh_(L_.in_bytes + L_.out_bytes, host),
         batcher_(batcher),
         host_work_(batcher) {
     hin_ = static_cast<char*>(sh_.host);
@@ -598,6 +604,11 @@ class Worker {
 };
 
 inline int64_t workspace_bytes(int64_t n, const Params& p) { return Layout(n, p).bytes; }
+// a worker's pinned host memory: its in and out blocks
+inline int64_t host_bytes(const Params& p) {
+  const Layout L(0, p);
+  return (L.in_bytes + L.out_bytes + 255) / 256 * 256;
+}
 
 // Grows one tree per seed with `workers` host threads (each with workspace_bytes of workspace at
 // workspace + k * workspace_bytes). stream: the caller's, on which the inputs were written.
@@ -625,6 +636,8 @@ inline std::vector<Tree> grow_forest(const Input& in, const Params& p, const uin
   }
   std::vector<Tree> out(n_trees);
   std::vector<Counts> per(workers);
+  const int64_t hb = host_bytes(p);
+  StreamAndHost pinned(workers * hb);  // every worker's piece; freed after the workers
   std::vector<std::exception_ptr> errors(workers);
   std::atomic<int> next{0};
   std::atomic<bool> failed{false};
@@ -633,7 +646,8 @@ inline std::vector<Tree> grow_forest(const Input& in, const Params& p, const uin
   auto run = [&](int k) {
     try {
       FORGEML_CUDA_CHECK(cudaSetDevice(device));
-      Worker w(in, p, w_host, base_rows, workspace + k * bytes, batcher.get());
+      Worker w(in, p, w_host, base_rows, workspace + k * bytes, static_cast<char*>(pinned.host) + k * hb,
+               batcher.get());
       for (int t; !failed.load() && (t = next.fetch_add(1)) < n_trees;) {
         w.fail_after = t == p.fail_tree ? 1 : -1;
         out[t] = w.grow(seeds[t]);
