@@ -74,10 +74,10 @@ class Batcher {
     while (!r.done) {
       if (!r.taken && ready(Clock::now())) {
         issue_s += dispatch(lk);
-      } else if (!r.taken && pending_.front() == &r) {
+      } else if (!r.taken && pending_.front() == &r && !free_lanes_.empty()) {
         r.cv.wait_until(lk, oldest_since_ + max_wait_);  // the oldest pair's owner watches the clock
       } else {
-        r.cv.wait(lk);  // woken when its batch is done (or when it becomes the one to dispatch)
+        r.cv.wait(lk);  // woken when its batch is done, or (the oldest pair's) when a lane is free
       }
     }
     ++host_;
@@ -116,9 +116,9 @@ class Batcher {
       q->error = error, q->done = true;
       q->cv.notify_one();
     }
-    // pairs that came meanwhile may be due now (this lane was the missing piece): wake the owner of
-    // the oldest to serve them
-    if (ready(Clock::now())) pending_.front()->cv.notify_one();
+    // pairs that came meanwhile: the owner of the oldest waits for a lane without a clock; now it
+    // serves them or watches the clock again
+    if (!pending_.empty()) pending_.front()->cv.notify_one();
     return issue_s;
   }
 

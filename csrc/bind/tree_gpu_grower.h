@@ -79,16 +79,18 @@ struct Tree {  // the arrays of one tree in the CPU's node order
 // the workers' host time went (seconds summed over workers, steady_clock, a few reads per pair):
 // issue (enqueueing copies and launches), wait (in stream syncs), prepare (a tree's rows and
 // bootstrap draws), host (everything else in grow: the decisions). batches: the batcher's
-// round trips, batched: the pairs they served. A worker's time blocked in the batcher is wait,
+// round trips, batched: the pairs they served, batch_sync_s: the seconds their syncs took (about
+// the device time of a batch: kernel and copies). A worker's time blocked in the batcher is wait,
 // except the enqueueing of the batches it dispatched (issue).
 struct Counts {
   int64_t pairs = 0, leaf_pairs = 0, launches = 0, memsets = 0, h2d = 0, d2h = 0, syncs = 0;
   int64_t batches = 0, batched = 0;
-  double issue_s = 0, wait_s = 0, prepare_s = 0, grow_s = 0;
+  double issue_s = 0, wait_s = 0, prepare_s = 0, grow_s = 0, batch_sync_s = 0;
   void add(const Counts& o) {
     pairs += o.pairs, leaf_pairs += o.leaf_pairs, launches += o.launches, memsets += o.memsets, h2d += o.h2d,
         d2h += o.d2h, syncs += o.syncs, batches += o.batches, batched += o.batched;
     issue_s += o.issue_s, wait_s += o.wait_s, prepare_s += o.prepare_s, grow_s += o.grow_s;
+    batch_sync_s += o.batch_sync_s;
   }
   double host_s() const { return grow_s - issue_s - wait_s - prepare_s; }
 };
@@ -212,8 +214,10 @@ class PairBatches {
                          p_.criterion, s);
     char* host_results = static_cast<char*>(l.sh.host) + jobs_bytes_;
     FORGEML_CUDA_CHECK(cudaMemcpyAsync(host_results, dev_results, n * stride_, cudaMemcpyDeviceToHost, s));
-    const double issue_s = seconds_since(t0);
+    const Clock::time_point t_sync = Clock::now();
+    const double issue_s = std::chrono::duration<double>(t_sync - t0).count();
     FORGEML_CUDA_CHECK(cudaStreamSynchronize(s));
+    l.counts.batch_sync_s += seconds_since(t_sync);
     for (int i = 0; i < n; ++i) std::memcpy(batch[i]->result, host_results + i * stride_, out_bytes_);
     ++l.counts.h2d, ++l.counts.launches, ++l.counts.d2h, ++l.counts.syncs;
     return issue_s;

@@ -101,7 +101,7 @@ forgeml::bind::Register reg{[](py::module_& m) {
         c["pairs"] = counts.pairs, c["leaf_pairs"] = counts.leaf_pairs, c["launches"] = counts.launches,
         c["memsets"] = counts.memsets;
         c["h2d"] = counts.h2d, c["d2h"] = counts.d2h, c["syncs"] = counts.syncs;
-        c["batches"] = counts.batches, c["batched"] = counts.batched;
+        c["batches"] = counts.batches, c["batched"] = counts.batched, c["batch_sync_s"] = counts.batch_sync_s;
         c["issue_s"] = counts.issue_s, c["wait_s"] = counts.wait_s, c["prepare_s"] = counts.prepare_s;
         c["host_s"] = counts.host_s(), c["grow_s"] = counts.grow_s;
         return py::make_tuple(as_dict(trees, K), c);

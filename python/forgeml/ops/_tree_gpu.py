@@ -47,12 +47,14 @@ from .._backend import cuda_stream as _stream
 
 _CRITERIA = {"gini": 0, "entropy": 1, "log_loss": 1, "squared_error": 2}
 # device work of the last fit: pairs, leaf_pairs, launches, memsets, h2d, d2h, syncs, batches
-# (the batcher's round trips) and batched (the pairs they served); and the
+# (the batcher's round trips), batched (the pairs they served) and batch_sync_s (seconds in the
+# batches' syncs: about their device time); and the
 # workers' host seconds (summed over workers): grow_s in all = issue_s (enqueueing copies and
 # launches) + wait_s (stream syncs) + prepare_s (rows, bootstrap draws) + host_s (decisions)
 last_counts: dict = {}
-# batch=None takes defaults["batch"] (the tree bench turns it off for an A/B in one process)
-defaults: dict = {"batch": True}
+# batch=None and workers=None take these (the tree bench changes them for comparisons in one
+# process; workers None: _default_workers)
+defaults: dict = {"batch": True, "workers": None}
 
 
 def supported(
@@ -159,6 +161,8 @@ def grow_forest_gpu(
     batch = bool(defaults["batch"] if batch is None else batch)
     mod = cuda_module()
     per = mod.tree_grow_workspace_bytes(n, d, crit, K, bool(bootstrap))
+    if workers is None:
+        workers = defaults["workers"]
     if workers is None:
         workers = _default_workers(len(seeds), per, batch and fused)
     elif int(workers) < 1:
