@@ -112,7 +112,8 @@ TSAN_GROUPS = {
     "conv": {"conv_forward", "conv_backward_data", "conv_backward_weight", "conv_large_tiles", "conv_pool_forward",
              "conv_pool_backward"},
     "rnn": {"rnn_simple", "rnn_lstm", "rnn_gru"},
-    "tree": {"tree_histogram", "tree_split_scan", "tree_split_pair"},
+    "tree": {"tree_histogram", "tree_split_scan", "tree_split_pair", "tree_batcher_groups", "tree_batcher_stress",
+             "tree_grow_batched"},
     "svm": {"svm_local"},
     "lowp": {"lowp_bf16_simt", "lowp_bf16_tensor_cores", "lowp_int8_simt", "lowp_int8_tensor_cores"},
 }

@@ -189,10 +189,11 @@ def test_multi_block_partition_is_stable(rng, order, blocks):
 
 def test_gpu_forest_is_the_same_for_any_worker_count(rng, cupy):
     """Trees grown concurrently (one host thread and stream per worker, trees taken in any
-    order) are the sequential ones and the CPU's, bootstrap draws included; the device work per
-    node pair is one launch, one download and one sync (csrc/bind/tree_gpu_grower.h: every
-    parent here is small enough for split_pair), or with fused=False one upload, a memset, up to
-    four launches, one download and one sync."""
+    order) are the sequential ones and the CPU's, bootstrap draws included. Every parent here is
+    small enough for split_pair (csrc/bind/tree_gpu_grower.h): batched, the pairs of all trees go
+    to the batcher, one upload, launch, download and sync per batch; batch=False, one launch,
+    download and sync per pair; fused=False, one upload, a memset, up to four launches, one
+    download and one sync per pair."""
     from forgeml.ops import _tree_gpu
 
     codes, cls, _ = _binned(rng, 409, 5, 3)
@@ -202,8 +203,9 @@ def test_gpu_forest_is_the_same_for_any_worker_count(rng, cupy):
     kw = dict(n_classes=3, max_features=2, bootstrap=True, max_depth=7)
     want = ops.tree_grow_forest(codes, cls, w, seeds, threads=1, **kw)
     args = cupy.asarray(codes), cupy.asarray(cls), cupy.asarray(w), seeds
-    for workers, fused in ((1, True), (3, True), (7, True), (20, True), (3, False)):
-        got = ops.tree_grow_forest_gpu(*args, workers=workers, fused=fused, **kw)
+    for workers, fused, batch in ((1, True, True), (3, True, True), (7, True, True), (20, True, True),
+                                  (3, True, False), (3, False, True)):
+        got = ops.tree_grow_forest_gpu(*args, workers=workers, fused=fused, batch=batch, **kw)
         _assert_same_trees(got, want, exact=True)
         c = _tree_gpu.last_counts
         pairs = int((want["feature"] >= 0).sum())
@@ -212,9 +214,16 @@ def test_gpu_forest_is_the_same_for_any_worker_count(rng, cupy):
         # root's histogram (1 upload, 1 memset, 1 launch, 2 downloads, 1 sync) and scan (1 upload,
         # 1 launch, 1 download, 1 sync)
         work = pairs - c["leaf_pairs"]
-        assert c["syncs"] == work + 2 * T and c["d2h"] == work + 3 * T
+        batches, alone = c["batches"], work - c["batched"]  # alone: pairs with device work of their own
+        assert c["syncs"] == alone + batches + 2 * T and c["d2h"] == alone + batches + 3 * T
+        if fused and batch:
+            assert c["batched"] == work and 1 <= batches <= work
+            if workers == 1:
+                assert batches == work  # nobody to wait for: every pair alone in its batch
+        else:
+            assert c["batched"] == batches == 0
         if fused:
-            assert c["launches"] == work + 2 * T and c["h2d"] == 4 * T and c["memsets"] == T
+            assert c["launches"] == alone + batches + 2 * T and c["h2d"] == 4 * T + batches and c["memsets"] == T
         else:  # launches: partition (1, or 2 for nodes over 2048 rows), histograms and scan of the children
             assert c["h2d"] == work + 4 * T
             assert c["launches"] <= 4 * work + 2 * T and c["memsets"] <= work + T
@@ -257,9 +266,11 @@ def test_gpu_fused_pairs_match_cpu_on_both_sides_of_the_threshold(rng, cupy, cas
     c, T = counts[True], len(seeds)
     work = c["pairs"] - c["leaf_pairs"]
     per_tree = T * (4 if case.get("bootstrap") else 3)  # uploads: rows (and weights), the root's two
-    separate = c["h2d"] - per_tree  # pairs that took the separate kernels
-    assert c["memsets"] == separate + T and c["syncs"] == work + 2 * T and c["d2h"] == work + 3 * T
-    assert counts[False]["h2d"] - per_tree == work
+    separate = c["h2d"] - per_tree - c["batches"]  # pairs that took the separate kernels
+    assert separate + c["batched"] == work
+    assert c["memsets"] == separate + T and c["syncs"] == separate + c["batches"] + 2 * T
+    assert c["d2h"] == separate + c["batches"] + 3 * T
+    assert counts[False]["h2d"] - per_tree == work and counts[False]["batches"] == 0
     split = want["feature"] >= 0
     if classes > 8:
         assert separate == work
@@ -290,6 +301,55 @@ def test_gpu_grower_errors_in_workers_reach_the_caller(cupy):
     with pytest.raises(ValueError, match="weight"):
         ops.tree_grow_forest_gpu(codes, cupy.asarray(np.zeros(6, np.int32)), cupy.asarray(np.zeros(6)), [1, 2, 3],
                                  n_classes=2, workers=3)
+
+
+@pytest.mark.parametrize("case", [
+    dict(criterion="gini", classes=3, bootstrap=True, max_features=2, max_depth=7),
+    dict(criterion="entropy", classes=2, max_features=3, min_samples_leaf=2, max_depth=6),
+    dict(criterion="squared_error", classes=1, bootstrap=True, max_depth=5, min_samples_leaf=4),
+])
+def test_gpu_batched_forests_equal_cpu_for_any_worker_count(rng, cupy, case):
+    """The batcher (csrc/bind/tree_gpu_batcher.h) serves the small pairs of whichever trees are
+    waiting; each tree still replays the CPU's depth-first decisions, so a forest of several trees
+    is the CPU's field by field for 1, 3 and 8 workers (bit for bit with integer weights;
+    regression to rounding), and the unbatched path's."""
+    from forgeml.ops import _tree_gpu
+
+    case = dict(case)
+    classes = case.pop("classes")
+    classify = case["criterion"] != "squared_error"
+    codes, cls, score = _binned(rng, 509, 5, max(classes, 2))
+    target = cls if classify else score
+    w = rng.integers(0 if classify else 1, 3, size=len(cls)).astype(np.float64)
+    seeds = np.arange(6, dtype=np.uint64) * 7 + 1
+    kw = dict(n_classes=classes, **case)
+    want = ops.tree_grow_forest(codes, target, w, seeds, threads=1, **kw)
+    args = cupy.asarray(codes), cupy.asarray(target), cupy.asarray(w), seeds
+    for workers in (1, 3, 8):
+        got = ops.tree_grow_forest_gpu(*args, workers=workers, **kw)
+        _assert_same_trees(got, want, exact=classify)
+        c = _tree_gpu.last_counts
+        assert c["batched"] == c["pairs"] - c["leaf_pairs"] > 0 and 1 <= c["batches"] <= c["batched"]
+    alone = ops.tree_grow_forest_gpu(*args, workers=3, batch=False, **kw)
+    _assert_same_trees(alone, got, exact=classify)
+    assert _tree_gpu.last_counts["batches"] == 0
+
+
+@pytest.mark.parametrize("workers", [1, 3, 8])
+def test_gpu_batcher_failures_reach_the_caller(rng, cupy, workers):
+    """A worker that fails mid-tree (while others wait in the batcher) and a batch that fails (every
+    pair in it) raise in the caller instead of leaving anyone blocked; the next fit is fine."""
+    codes, cls, _ = _binned(rng, 301, 3, 2)
+    w = np.ones(len(cls))
+    seeds = np.arange(5, dtype=np.uint64)
+    kw = dict(n_classes=2, max_depth=5, bootstrap=True)
+    args = cupy.asarray(codes), cupy.asarray(cls), cupy.asarray(w), seeds
+    with pytest.raises(RuntimeError, match="injected worker failure"):
+        ops.tree_grow_forest_gpu(*args, workers=workers, _fail_tree=2, **kw)
+    with pytest.raises(RuntimeError, match="injected batch failure"):
+        ops.tree_grow_forest_gpu(*args, workers=workers, _fail_batch=3, **kw)
+    want = ops.tree_grow_forest(codes, cls, w, seeds, threads=1, **kw)
+    _assert_same_trees(ops.tree_grow_forest_gpu(*args, workers=workers, **kw), want, exact=True)
 
 
 def _binned(rng, n, d, classes, nan=0.05):

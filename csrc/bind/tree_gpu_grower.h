@@ -3,15 +3,17 @@
 // grower's decisions (csrc/cpu/tree/grow.cpp) in its depth-first order with its generator
 // (rng.h) and costs (criterion.h), so the trees are the CPU's trees.
 //
-// Per node pair (a split node's partition and its two children's search): for a parent of at
-// most kPairMaxRows rows one launch (split_pair, parameters as kernel arguments), one download
-// of the per-feature scan results and one stream sync; for larger parents one upload of a small
+// Per node pair (a split node's partition and its two children's search): a parent of at most
+// kPairMaxRows rows goes to the batcher (tree_gpu_batcher.h), which serves the pending small pairs
+// of all workers' trees together: one upload of their arguments, one launch (split_pair_batch),
+// one download of their per-feature scan results, one sync (without batching: one split_pair
+// launch, parameters as kernel arguments, one download, one sync per pair); for larger parents one upload of a small
 // parameter block, a memset, three or four launches (partition: count + scatter over up to 64
 // blocks; histograms; split scan), the download and the sync. Buffers are allocated once per
 // fit. A split whose children are both leaves needs no device work (nobody reads their rows).
 // Trees are independent: each worker (a host thread with its own stream and workspace) grows
 // whole trees taken from a shared counter into their own slots, so the output does not depend
-// on scheduling.
+// on scheduling nor on which pairs share a batch.
 #pragma once
 #include <algorithm>
 #include <atomic>
@@ -21,10 +23,12 @@
 #include <cstring>
 #include <exception>
 #include <limits>
+#include <memory>
 #include <stdexcept>
 #include <thread>
 #include <vector>
 
+#include "bind/tree_gpu_batcher.h"
 #include "cpu/tree/criterion.h"
 #include "cpu/tree/rng.h"
 #include "cuda/launch.cuh"
@@ -45,7 +49,10 @@ struct Params {
   int max_features = 1;
   bool bootstrap = false;
   int64_t n_draws = 0;
-  bool fused = true;  // tests turn the one-launch path for small parents (split_pair) off
+  bool fused = true;       // tests turn the one-launch path for small parents (split_pair) off
+  bool batch = true;       // small pairs of all workers' trees batched (else one launch per pair)
+  int fail_tree = -1;      // test hook: this tree's worker throws at the tree's second small pair
+  int64_t fail_batch = 0;  // test hook: the fail_batch-th batch (from 1) fails
   bool classify() const { return criterion != 2; }
   int H() const { return classify() ? K : 3; }
   int S() const { return classify() ? K + 2 : 4; }
@@ -71,14 +78,19 @@ struct Tree {  // the arrays of one tree in the CPU's node order
 // What the fit asked of the device (tests and the bench report them per node pair), and where
 // the workers' host time went (seconds summed over workers, steady_clock, a few reads per pair):
 // issue (enqueueing copies and launches), wait (in stream syncs), prepare (a tree's rows and
-// bootstrap draws), host (everything else in grow: the decisions).
+// bootstrap draws), host (everything else in grow: the decisions). batches: the batcher's
+// round trips, batched: the pairs they served, batch_sync_s: the seconds their syncs took (about
+// the device time of a batch: kernel and copies). A worker's time blocked in the batcher is wait,
+// except the enqueueing of the batches it dispatched (issue).
 struct Counts {
   int64_t pairs = 0, leaf_pairs = 0, launches = 0, memsets = 0, h2d = 0, d2h = 0, syncs = 0;
-  double issue_s = 0, wait_s = 0, prepare_s = 0, grow_s = 0;
+  int64_t batches = 0, batched = 0;
+  double issue_s = 0, wait_s = 0, prepare_s = 0, grow_s = 0, batch_sync_s = 0;
   void add(const Counts& o) {
     pairs += o.pairs, leaf_pairs += o.leaf_pairs, launches += o.launches, memsets += o.memsets, h2d += o.h2d,
-        d2h += o.d2h, syncs += o.syncs;
+        d2h += o.d2h, syncs += o.syncs, batches += o.batches, batched += o.batched;
     issue_s += o.issue_s, wait_s += o.wait_s, prepare_s += o.prepare_s, grow_s += o.grow_s;
+    batch_sync_s += o.batch_sync_s;
   }
   double host_s() const { return grow_s - issue_s - wait_s - prepare_s; }
 };
@@ -120,12 +132,15 @@ struct Layout {
   }
 };
 
-// Owns a non-blocking stream and a pinned host block, released on every exit path.
+// Owns a non-blocking stream and a pinned host block, released on every exit path. given: a
+// piece of the caller's pinned memory (that outlives this) instead of a block of its own: pinned
+// allocations are slow, so the workers share one.
 class StreamAndHost {
  public:
-  explicit StreamAndHost(size_t host_bytes) {
+  explicit StreamAndHost(size_t host_bytes, void* given = nullptr) : owns_(given == nullptr) {
     FORGEML_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-    if (cudaMallocHost(&host, host_bytes) != cudaSuccess) {
+    host = given;
+    if (owns_ && cudaMallocHost(&host, host_bytes) != cudaSuccess) {
       cudaGetLastError();
       cudaStreamDestroy(stream);
       throw std::runtime_error("CUDA error: cannot allocate pinned host memory for the tree grower");
@@ -133,26 +148,117 @@ class StreamAndHost {
   }
   ~StreamAndHost() {
     cudaStreamSynchronize(stream);  // no copy may still target host when it is freed
-    cudaFreeHost(host);
+    if (owns_) cudaFreeHost(host);
     cudaStreamDestroy(stream);
   }
   StreamAndHost(const StreamAndHost&) = delete;
   StreamAndHost& operator=(const StreamAndHost&) = delete;
   cudaStream_t stream = nullptr;
   void* host = nullptr;
+
+ private:
+  bool owns_;
+};
+
+// Device memory from cudaMalloc, freed on every exit path.
+class DeviceBlock {
+ public:
+  explicit DeviceBlock(size_t bytes) {
+    if (cudaMalloc(&p, bytes) != cudaSuccess) {
+      cudaGetLastError();
+      throw std::runtime_error("CUDA error: cannot allocate the tree grower's batch buffers");
+    }
+  }
+  ~DeviceBlock() { cudaFree(p); }
+  DeviceBlock(const DeviceBlock&) = delete;
+  DeviceBlock& operator=(const DeviceBlock&) = delete;
+  void* p = nullptr;
+};
+
+// The batcher's device side: per lane a stream, the jobs and results of up to `cap` pairs on the
+// device and in pinned host memory. serve() is the batcher's dispatch callback: each request's
+// item is a PairJob without outputs (rows, out, weights, limits, the pair's arguments); its
+// results (the Layout's out block) are copied to request.result.
+class PairBatches {
+ public:
+  PairBatches(const Input& in, const Params& p, int lanes, int cap)
+      : in_(in), p_(p), cap_(cap), out_bytes_(Layout(0, p).out_bytes) {
+    stride_ = (out_bytes_ + 255) / 256 * 256;
+    jobs_bytes_ = (static_cast<int64_t>(sizeof(ct::PairJob)) * cap + 255) / 256 * 256;
+    for (int i = 0; i < lanes; ++i) {
+      lanes_.push_back(std::make_unique<Lane>(jobs_bytes_ + stride_ * cap));
+    }
+  }
+
+  double serve(int lane, const std::vector<Batcher::Request*>& batch) {
+    const Clock::time_point t0 = Clock::now();
+    Lane& l = *lanes_[lane];
+    const int n = static_cast<int>(batch.size());
+    if (n > cap_) throw std::logic_error("tree: more pending pairs than workers");
+    if (p_.fail_batch > 0 && ++dispatched_ == p_.fail_batch)
+      throw std::runtime_error("tree: injected batch failure (test hook)");
+    const Layout L(0, p_);
+    auto* jobs = static_cast<ct::PairJob*>(l.sh.host);
+    char* dev_results = static_cast<char*>(l.dev.p) + jobs_bytes_;
+    for (int i = 0; i < n; ++i) {
+      ct::PairJob j = *static_cast<const ct::PairJob*>(batch[i]->item);
+      char* r = dev_results + i * stride_;
+      j.n_left = reinterpret_cast<int64_t*>(r), j.proxy = reinterpret_cast<double*>(r + L.out_proxy);
+      j.bin = reinterpret_cast<int32_t*>(r + L.out_bin), j.nan_left = reinterpret_cast<int32_t*>(r + L.out_nan);
+      j.left = reinterpret_cast<double*>(r + L.out_left), j.varies = reinterpret_cast<int32_t*>(r + L.out_varies);
+      jobs[i] = j;
+    }
+    cudaStream_t s = l.sh.stream;
+    FORGEML_CUDA_CHECK(cudaMemcpyAsync(l.dev.p, jobs, n * sizeof(ct::PairJob), cudaMemcpyHostToDevice, s));
+    ct::split_pair_batch(in_.codes, p_.d, static_cast<const ct::PairJob*>(l.dev.p), n, in_.cls, in_.y, p_.H(),
+                         p_.criterion, s);
+    char* host_results = static_cast<char*>(l.sh.host) + jobs_bytes_;
+    FORGEML_CUDA_CHECK(cudaMemcpyAsync(host_results, dev_results, n * stride_, cudaMemcpyDeviceToHost, s));
+    const Clock::time_point t_sync = Clock::now();
+    const double issue_s = std::chrono::duration<double>(t_sync - t0).count();
+    FORGEML_CUDA_CHECK(cudaStreamSynchronize(s));
+    l.counts.batch_sync_s += seconds_since(t_sync);
+    for (int i = 0; i < n; ++i) std::memcpy(batch[i]->result, host_results + i * stride_, out_bytes_);
+    ++l.counts.h2d, ++l.counts.launches, ++l.counts.d2h, ++l.counts.syncs;
+    return issue_s;
+  }
+
+  // the lanes' device work (call when no batch runs)
+  Counts counts() const {
+    Counts c;
+    for (auto& l : lanes_) c.add(l->counts);
+    return c;
+  }
+
+ private:
+  struct Lane {
+    explicit Lane(int64_t bytes) : sh(bytes), dev(bytes) {}
+    StreamAndHost sh;
+    DeviceBlock dev;
+    Counts counts;  // written by one dispatch at a time (the batcher owns the lane meanwhile)
+  };
+  const Input in_;
+  const Params p_;
+  const int cap_;
+  const int64_t out_bytes_;
+  int64_t stride_ = 0, jobs_bytes_ = 0;
+  std::vector<std::unique_ptr<Lane>> lanes_;
+  std::atomic<int64_t> dispatched_{0};
 };
 
 class Worker {
  public:
   Worker(const Input& in, const Params& p, const std::vector<double>& w_host, const std::vector<int32_t>& base_rows,
-         char* dev)
+         char* dev, char* host, Batcher* batcher = nullptr)
       : in_(in),
         p_(p),
         L_(in.n, p),
         w_host_(w_host),
         base_rows_(base_rows),
         dev_(dev),
-        sh_(L_.in_bytes + L_.out_bytes) {
+        sh_(L_.in_bytes + L_.out_bytes, host),
+        batcher_(batcher),
+        host_work_(batcher) {
     hin_ = static_cast<char*>(sh_.host);
     hout_ = hin_ + L_.in_bytes;
     const int H = p.H();
@@ -162,6 +268,7 @@ class Worker {
   }
 
   Counts counts;
+  int fail_after = -1;  // test hook (Params::fail_tree): throw after this many more small pairs
 
   Tree grow(uint64_t seed) {
     const Clock::time_point t_grow = Clock::now();
@@ -233,6 +340,7 @@ class Worker {
       stack.push_back(std::move(re));
       stack.push_back(std::move(le));
     }
+    host_work_.set(false);  // this worker brings no pair until its next tree's root is searched
     counts.grow_s += seconds_since(t_grow);
     return std::move(tree_);
   }
@@ -350,6 +458,7 @@ class Worker {
       fused_step(*parent, kids, z);
       return;
     }
+    host_work_.set(false);  // device work of its own: batches need not wait for this worker
     auto* part = reinterpret_cast<int64_t*>(hin_);
     auto* sel = reinterpret_cast<int32_t*>(hin_ + L_.in_sel);
     auto* child = reinterpret_cast<int64_t*>(hin_ + L_.in_child);
@@ -385,6 +494,7 @@ class Worker {
       ++counts.launches;
     }
     finish(parent, kids, z, t_issue);
+    host_work_.set(true);
   }
 
   // step for a parent of few rows: the partition and both kids' histograms and scans in one
@@ -399,6 +509,18 @@ class Worker {
       std::copy(kids[i]->total.begin(), kids[i]->total.end(), a.total[i]);
     }
     ++counts.pairs;
+    if (fail_after >= 0 && --fail_after < 0) throw std::runtime_error("tree: injected worker failure (test hook)");
+    if (batcher_) {
+      ct::PairJob job{};
+      job.a = a, job.rows = rows_at(parent.depth), job.out = rows_at(parent.depth + 1), job.w = weights();
+      job.min_leaf = lim_leaf_, job.min_weight_leaf = lim_w_;
+      request_.item = &job, request_.result = hout_;
+      const double issue_s = batcher_->submit(request_);
+      counts.issue_s += issue_s;
+      counts.wait_s += seconds_since(t_issue) - issue_s;
+      decide(&parent, kids, z);
+      return;
+    }
     ct::split_pair(in_.codes, p_.d, rows_at(parent.depth), rows_at(parent.depth + 1), a, in_.cls, weights(), in_.y,
                    p_.H(), p_.criterion, lim_leaf_, lim_w_, dev<int64_t>(L_.out), dev<double>(L_.out + L_.out_proxy),
                    dev<int32_t>(L_.out + L_.out_bin), dev<int32_t>(L_.out + L_.out_nan),
@@ -414,6 +536,10 @@ class Worker {
     ++counts.d2h;
     counts.issue_s += seconds_since(t_issue);
     sync();
+    decide(parent, kids, z);
+  }
+
+  void decide(const Entry* parent, Entry* const* kids, int z) {
     for (int i = 0; i < z; ++i) choose(*kids[i], i);
     if (parent && *reinterpret_cast<const int64_t*>(hout_) != static_cast<int64_t>(parent->left[0]))
       throw std::runtime_error("tree: the GPU partition disagrees with the histogram");
@@ -467,6 +593,9 @@ class Worker {
   const std::vector<int32_t>& base_rows_;
   char* dev_;
   StreamAndHost sh_;
+  Batcher* batcher_;
+  HostWork host_work_;  // declared after batcher_
+  Batcher::Request request_;
   char *hin_, *hout_;
   int batch_cap_ = 1;
   bool fused_ = true;  // small parents go through split_pair (when its shared memory fits)
@@ -479,6 +608,11 @@ class Worker {
 };
 
 inline int64_t workspace_bytes(int64_t n, const Params& p) { return Layout(n, p).bytes; }
+// a worker's pinned host memory: its in and out blocks
+inline int64_t host_bytes(const Params& p) {
+  const Layout L(0, p);
+  return (L.in_bytes + L.out_bytes + 255) / 256 * 256;
+}
 
 // Grows one tree per seed with `workers` host threads (each with workspace_bytes of workspace at
 // workspace + k * workspace_bytes). stream: the caller's, on which the inputs were written.
@@ -494,8 +628,20 @@ inline std::vector<Tree> grow_forest(const Input& in, const Params& p, const uin
       if (w_host[i] > 0) base_rows.push_back(static_cast<int32_t>(i));
   const int64_t bytes = workspace_bytes(in.n, p);
   workers = std::max(1, std::min(workers, n_trees));
+  // the batcher (when small pairs take split_pair at all): two lanes, so one group of workers
+  // decides while the other's batch runs; a pair waits at most 50 us for slow workers
+  std::unique_ptr<PairBatches> lanes;
+  std::unique_ptr<Batcher> batcher;
+  if (p.batch && p.fused && ct::split_pair_fits(p.H(), p.criterion)) {
+    lanes = std::make_unique<PairBatches>(in, p, 2, workers);
+    batcher = std::make_unique<Batcher>(
+        2, std::chrono::microseconds(50),
+        [&lanes](int lane, const std::vector<Batcher::Request*>& batch) { return lanes->serve(lane, batch); });
+  }
   std::vector<Tree> out(n_trees);
   std::vector<Counts> per(workers);
+  const int64_t hb = host_bytes(p);
+  StreamAndHost pinned(workers * hb);  // every worker's piece; freed after the workers
   std::vector<std::exception_ptr> errors(workers);
   std::atomic<int> next{0};
   std::atomic<bool> failed{false};
@@ -504,8 +650,12 @@ inline std::vector<Tree> grow_forest(const Input& in, const Params& p, const uin
   auto run = [&](int k) {
     try {
       FORGEML_CUDA_CHECK(cudaSetDevice(device));
-      Worker w(in, p, w_host, base_rows, workspace + k * bytes);
-      for (int t; !failed.load() && (t = next.fetch_add(1)) < n_trees;) out[t] = w.grow(seeds[t]);
+      Worker w(in, p, w_host, base_rows, workspace + k * bytes, static_cast<char*>(pinned.host) + k * hb,
+               batcher.get());
+      for (int t; !failed.load() && (t = next.fetch_add(1)) < n_trees;) {
+        w.fail_after = t == p.fail_tree ? 1 : -1;
+        out[t] = w.grow(seeds[t]);
+      }
       per[k] = w.counts;
     } catch (...) {
       errors[k] = std::current_exception();
@@ -527,8 +677,13 @@ inline std::vector<Tree> grow_forest(const Input& in, const Params& p, const uin
   }
   for (auto& e : errors)
     if (e) std::rethrow_exception(e);
-  if (counts)
+  if (counts) {
     for (auto& c : per) counts->add(c);
+    if (batcher) {
+      counts->add(lanes->counts());
+      counts->batches += batcher->batches(), counts->batched += batcher->served();
+    }
+  }
   return out;
 }
 

@@ -79,14 +79,14 @@ forgeml::bind::Register reg{[](py::module_& m) {
          py::array_t<uint64_t, py::array::c_style | py::array::forcecast> seeds, int criterion, int K, int max_depth,
          int min_samples_split, int min_samples_leaf, double min_weight_fraction_leaf, double min_impurity_decrease,
          int max_features, bool bootstrap, int64_t n_draws, uintptr_t workspace, int workers, uintptr_t stream,
-         bool fused) {
+         bool fused, bool batch, int fail_tree, int64_t fail_batch) {
         FORGEML_CHECK_ARG(K >= 1 && K <= 16, "n_classes: expected 1 .. 16, got ", K);
         FORGEML_CHECK_ARG(n >= 0 && d >= 1 && max_features >= 1,
                           "codes, max_features: expected n >= 0, d >= 1, max_features >= 1");
         FORGEML_CHECK_ARG(workers >= 1, "workers: expected >= 1, got ", workers);
         tg::Params p = params(d, criterion, K, max_depth, min_samples_split, min_samples_leaf, min_weight_fraction_leaf,
                               min_impurity_decrease, max_features, bootstrap, n_draws);
-        p.fused = fused;
+        p.fused = fused, p.batch = batch, p.fail_tree = fail_tree, p.fail_batch = fail_batch;
         const tg::Input in{ptr<const uint8_t>(codes), n, ptr<const int32_t>(cls), ptr<const double>(y),
                            ptr<const double>(w)};
         std::vector<uint64_t> s(seeds.data(), seeds.data() + seeds.size());
@@ -101,6 +101,7 @@ forgeml::bind::Register reg{[](py::module_& m) {
         c["pairs"] = counts.pairs, c["leaf_pairs"] = counts.leaf_pairs, c["launches"] = counts.launches,
         c["memsets"] = counts.memsets;
         c["h2d"] = counts.h2d, c["d2h"] = counts.d2h, c["syncs"] = counts.syncs;
+        c["batches"] = counts.batches, c["batched"] = counts.batched, c["batch_sync_s"] = counts.batch_sync_s;
         c["issue_s"] = counts.issue_s, c["wait_s"] = counts.wait_s, c["prepare_s"] = counts.prepare_s;
         c["host_s"] = counts.host_s(), c["grow_s"] = counts.grow_s;
         return py::make_tuple(as_dict(trees, K), c);
@@ -109,7 +110,8 @@ forgeml::bind::Register reg{[](py::module_& m) {
       py::arg("criterion"), py::arg("K"), py::arg("max_depth"), py::arg("min_samples_split"),
       py::arg("min_samples_leaf"), py::arg("min_weight_fraction_leaf"), py::arg("min_impurity_decrease"),
       py::arg("max_features"), py::arg("bootstrap"), py::arg("n_draws"), py::arg("workspace"), py::arg("workers"),
-      py::arg("stream"), py::arg("fused") = true);
+      py::arg("stream"), py::arg("fused") = true, py::arg("batch") = true, py::arg("fail_tree") = -1,
+      py::arg("fail_batch") = 0);
 }};
 
 }  // namespace

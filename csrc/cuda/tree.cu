@@ -2,7 +2,8 @@
 // feature and node, one thread per bin, a shared-memory prefix scan and an argmax reduction) and
 // the stable row partition of split nodes (one block per node). Every kernel takes a batch of
 // nodes, so the GPU grower (csrc/bind/tree_gpu_grower.h) launches each once per step; for
-// small parents split_pair_kernel does a whole step (partition, histograms, scans) in one launch.
+// small parents split_pair_kernel does a whole step (partition, histograms, scans) in one launch,
+// split_pair_batch_kernel the steps of many trees.
 // Contracts in tree.cuh.
 #include <algorithm>
 #include <cmath>
@@ -388,27 +389,25 @@ __global__ void partition_scatter_kernel(const uint8_t* codes, int d, const int3
   if (blockIdx.x == 0 && t == 0) n_left[z] = total_left;
 }
 
-// grid d * a.nodes + 1, block 256 (tree.cuh split_pair): the last block partitions the parent's
-// rows into out (one block, as partition_into); block f + d * z builds child z's histogram of
-// feature f in shared memory from the parent's rows that go to its side, then scans it. The
-// blocks read rows, never out, so they need no order among themselves.
-__global__ void split_pair_kernel(const uint8_t* codes, int d, const int32_t* rows, int32_t* out, PairArgs a,
-                                  const int32_t* cls, const double* w, const double* y, int H, int criterion,
-                                  double min_leaf, double min_weight_leaf, int64_t* n_left, double* out_proxy,
-                                  int32_t* out_bin, int32_t* out_nan_left, double* out_left, int32_t* out_varies) {
-  FORGEML_DYNAMIC_SHARED(double, smem);
-  __shared__ int64_t part_sum[kPartThreads];
-  __shared__ int flags[kPartThreads];
-  __shared__ int occupied[kOccupied];
+// Block blk of one node pair (tree.cuh split_pair), 256 threads: block d * a.nodes partitions the
+// parent's rows into out (one block, as partition_into); block f + d * z builds child z's
+// histogram of feature f in shared memory from the parent's rows that go to its side, then scans
+// it. The blocks read rows, never out, so they need no order among themselves. part_sum, flags:
+// kPartThreads shared entries each; occupied: kOccupied shared ints; smem: split_pair_smem bytes.
+__device__ void pair_block(unsigned blk, const uint8_t* codes, int d, const int32_t* rows, int32_t* out,
+                           const PairArgs& a, const int32_t* cls, const double* w, const double* y, int H,
+                           int criterion, double min_leaf, double min_weight_leaf, int64_t* n_left, double* out_proxy,
+                           int32_t* out_bin, int32_t* out_nan_left, double* out_left, int32_t* out_varies,
+                           double* smem, int64_t* part_sum, int* flags, int* occupied) {
   const int t = threadIdx.x, T = blockDim.x;
-  if (blockIdx.x == unsigned(d) * a.nodes) {
+  if (blk == unsigned(d) * a.nodes) {
     const int64_t total_left = count_left(codes, d, rows, a.begin, a.end, a.feature, a.bin, a.nan_left, part_sum);
     scatter_tiles(codes, d, rows, out, a.begin, a.begin, a.end, 0, 0, total_left, a.feature, a.bin, a.nan_left,
                   flags);
     if (t == 0) *n_left = total_left;
     return;
   }
-  const int f = blockIdx.x % d, z = blockIdx.x / d;
+  const int f = blk % d, z = blk / d;
   const bool want_left = a.side[z] == 0;
   double* sh = smem;                                             // (256, H)
   uint32_t* sc = reinterpret_cast<uint32_t*>(smem + kBins * H);  // (256)
@@ -427,6 +426,35 @@ __global__ void split_pair_kernel(const uint8_t* codes, int d, const int32_t* ro
   const int64_t zd = int64_t(z) * d;
   scan_feature(sh, sc, H, criterion, a.total[z], min_leaf, min_weight_leaf, f, out_proxy + zd, out_bin + zd,
                out_nan_left + zd, out_left + zd * S, out_varies + zd, scan_smem, occupied);
+}
+
+// grid d * a.nodes + 1, block 256: one pair, its parameters as kernel arguments.
+__global__ void split_pair_kernel(const uint8_t* codes, int d, const int32_t* rows, int32_t* out, PairArgs a,
+                                  const int32_t* cls, const double* w, const double* y, int H, int criterion,
+                                  double min_leaf, double min_weight_leaf, int64_t* n_left, double* out_proxy,
+                                  int32_t* out_bin, int32_t* out_nan_left, double* out_left, int32_t* out_varies) {
+  FORGEML_DYNAMIC_SHARED(double, smem);
+  __shared__ int64_t part_sum[kPartThreads];
+  __shared__ int flags[kPartThreads];
+  __shared__ int occupied[kOccupied];
+  pair_block(blockIdx.x, codes, d, rows, out, a, cls, w, y, H, criterion, min_leaf, min_weight_leaf, n_left,
+             out_proxy, out_bin, out_nan_left, out_left, out_varies, smem, part_sum, flags, occupied);
+}
+
+// grid (2 d + 1, pairs), block 256: pair blockIdx.y of jobs (in device memory), each with its own
+// rows, weights, limits and outputs; blocks past a one-child pair's d + 1 have nothing to do.
+// A batch is thousands of blocks: at most 64 registers (sm_90 ptxas: 66 without the bound, no
+// spills with it) keep 4 blocks on an SM instead of 3.
+__global__ void __launch_bounds__(256, 4) split_pair_batch_kernel(const uint8_t* codes, int d, const PairJob* jobs, const int32_t* cls,
+                                        const double* y, int H, int criterion) {
+  FORGEML_DYNAMIC_SHARED(double, smem);
+  __shared__ int64_t part_sum[kPartThreads];
+  __shared__ int flags[kPartThreads];
+  __shared__ int occupied[kOccupied];
+  const PairJob& j = jobs[blockIdx.y];
+  if (blockIdx.x > unsigned(d) * j.a.nodes) return;  // the whole block leaves: no barrier is left waiting
+  pair_block(blockIdx.x, codes, d, j.rows, j.out, j.a, cls, j.w, y, H, criterion, j.min_leaf, j.min_weight_leaf,
+             j.n_left, j.proxy, j.bin, j.nan_left, j.left, j.varies, smem, part_sum, flags, occupied);
 }
 
 // ---------------------------------------------------------------- launchers
@@ -528,6 +556,18 @@ void split_pair(const uint8_t* codes, int d, const int32_t* rows, int32_t* out, 
   const unsigned blocks = static_cast<unsigned>(d) * static_cast<unsigned>(a.nodes) + 1;
   FORGEML_LAUNCH(split_pair_kernel, blocks, kBins, split_pair_smem(H, criterion), stream, codes, d, rows, out, a,
                  cls, w, y, H, criterion, min_leaf, min_weight_leaf, n_left, proxy, bin, nan_left, left, varies);
+  FORGEML_CUDA_CHECK_LAUNCH();
+}
+
+void split_pair_batch(const uint8_t* codes, int d, const PairJob* jobs, int pairs, const int32_t* cls,
+                      const double* y, int H, int criterion, CUstream_st* stream) {
+  if (pairs == 0) return;
+  if (d < 1 || pairs < 0 || pairs > 65535)
+    throw std::invalid_argument("split_pair_batch: expected d >= 1 and 0 .. 65535 pairs");
+  if (!split_pair_fits(H, criterion)) throw std::invalid_argument("split_pair_batch: too many classes for one block");
+  const dim3 grid(static_cast<unsigned>(d) * 2 + 1, static_cast<unsigned>(pairs));
+  FORGEML_LAUNCH(split_pair_batch_kernel, grid, kBins, split_pair_smem(H, criterion), stream, codes, d, jobs, cls, y,
+                 H, criterion);
   FORGEML_CUDA_CHECK_LAUNCH();
 }
 

@@ -74,4 +74,23 @@ void split_pair(const uint8_t* codes, int d, const int32_t* rows, int32_t* out, 
                 int64_t* n_left, double* proxy, int32_t* bin, int32_t* nan_left, double* left, int32_t* varies,
                 CUstream_st* stream);
 
+// Many node pairs (of different trees) in one launch: jobs (pairs, in device memory) each hold a
+// pair's arguments and its tree's buffers (rows, out, weights w; codes, cls, y are shared), its
+// leaf limits and its outputs (as split_pair's). The trees' rows must not overlap in out.
+struct PairJob {
+  PairArgs a;
+  const int32_t* rows;
+  int32_t* out;
+  const double* w;
+  double min_leaf, min_weight_leaf;
+  int64_t* n_left;
+  double* proxy;
+  int32_t* bin;
+  int32_t* nan_left;
+  double* left;
+  int32_t* varies;
+};
+void split_pair_batch(const uint8_t* codes, int d, const PairJob* jobs, int pairs, const int32_t* cls, const double* y,
+                      int H, int criterion, CUstream_st* stream);
+
 }  // namespace forgeml::cuda::tree

@@ -355,6 +355,12 @@ inline void launch(dim3 grid, dim3 block, size_t smem, cudaStream_t, const std::
     last_error = cudaErrorInvalidConfiguration;
     return;
   }
+#ifdef FORGEML_EMU_THREADS
+  // one kernel at a time whichever host thread launches it (the GPU tree grower's workers do):
+  // __shared__ is a plain static in this mode
+  static std::mutex one_kernel_mu;
+  std::lock_guard<std::mutex> one_kernel(one_kernel_mu);
+#endif
   std::string error;
   std::mutex error_mu;
   auto one_block = [&](uint64_t i) {

@@ -110,6 +110,7 @@ const Case kCases[] = {
 #include "emu/tsan_conv.inc"
 #include "emu/tsan_rnn.inc"
 #include "emu/tsan_tree.inc"
+#include "emu/tsan_tree_grower.inc"
 #include "emu/tsan_svm.inc"
 #include "emu/tsan_lowp.inc"
 

@@ -236,8 +236,11 @@ def _gpu_fit_check(check, n: int = 200_000, d: int = 32, trees: int = 4, depth: 
     kernels) against the same fit on NumPy X: the trees must be the CPU's (same seed and bins; the
     error column is the fraction of node fields that differ). Timed against the CPU fit, and
     against cuML's RandomForestClassifier (same trees, depth, 255 bins) where cuML is importable.
+    Rows against the default batched GPU fit: without the batcher (one launch per small pair, at
+    most 16 workers) and, for many trees, batched with 16 and 32 workers.
     repeats=1: no separate warm-up (the comparison fits warmed up), so the large case stays short.
-    The case names the device work of the GPU fit per node pair (ops._tree_gpu.last_counts)."""
+    The case names the device work of the GPU fit per node pair (ops._tree_gpu.last_counts) and
+    the batcher's round trips (batches, mean pairs per batch)."""
     import time
 
     from ..ensemble import RandomForestClassifier
@@ -261,26 +264,51 @@ def _gpu_fit_check(check, n: int = 200_000, d: int = 32, trees: int = 4, depth: 
             ts.append(time.perf_counter() - t0)
         return sorted(ts)[len(ts) // 2]
 
-    cpu, gpu = make().fit(X, y), make().fit(Xd, yd)
+    cpu = make().fit(X, y)
     fields = ("feature", "threshold", "children_left", "children_right", "value", "impurity")
-    diff = total = 0
-    for a, b in zip(cpu.estimators_, gpu.estimators_):
-        for k in fields:
-            u, v = getattr(a.tree_, k), getattr(b.tree_, k)
-            total += u.size
-            diff += u.size if u.shape != v.shape else int((u != v).sum())
-    err = diff / max(total, 1)
-    c = _tree_gpu.last_counts
-    pairs = max(c.get("pairs", 0), 1)
-    per_pair = "/".join(f"{c.get(k, 0) / pairs:.2f}" for k in ("launches", "h2d", "d2h", "syncs"))
-    # worker-microseconds per searched pair (pairs with device work) in each host phase
-    work = max(pairs - c.get("leaf_pairs", 0), 1)
-    phases = "/".join(f"{c.get(k, 0.0) * 1e6 / work:.1f}" for k in ("issue_s", "wait_s", "host_s", "prepare_s"))
-    case = (f"RF fit {n // 1000}k x {d}, {trees} trees d{depth} ({pairs} node pairs; "
-            f"launches/h2d/d2h/syncs per pair {per_pair}; worker us per searched pair "
-            f"issue/wait/host/prepare {phases})")
-    t_gpu = timed(lambda: make().fit(Xd, yd))
+
+    def gpu_fit(**settings):
+        """The GPU fit with _tree_gpu.defaults changed meanwhile: (error against the CPU's trees,
+        the case text with the fit's device work, the median time)."""
+        saved = dict(_tree_gpu.defaults)
+        _tree_gpu.defaults.update(settings)
+        try:
+            gpu = make().fit(Xd, yd)
+            c = dict(_tree_gpu.last_counts)
+            t = timed(lambda: make().fit(Xd, yd))
+        finally:
+            _tree_gpu.defaults.update(saved)
+        diff = total = 0
+        for a, b in zip(cpu.estimators_, gpu.estimators_):
+            for k in fields:
+                u, v = getattr(a.tree_, k), getattr(b.tree_, k)
+                total += u.size
+                diff += u.size if u.shape != v.shape else int((u != v).sum())
+        return diff / max(total, 1), describe(c, settings), t
+
+    def describe(c, settings):
+        pairs = max(c.get("pairs", 0), 1)
+        per_pair = "/".join(f"{c.get(k, 0) / pairs:.2f}" for k in ("launches", "h2d", "d2h", "syncs"))
+        # worker-microseconds per searched pair (pairs with device work) in each host phase
+        work = max(pairs - c.get("leaf_pairs", 0), 1)
+        phases = "/".join(f"{c.get(k, 0.0) * 1e6 / work:.1f}" for k in ("issue_s", "wait_s", "host_s", "prepare_s"))
+        # the batcher's round trips: how many, their mean size and sync time (about their device time)
+        batches = c.get("batches", 0)
+        batching = (f"{batches} batches of {c.get('batched', 0) / batches:.1f} pairs, "
+                    f"{c.get('batch_sync_s', 0.0) * 1e6 / batches:.0f} us in sync each") if batches else "no batches"
+        how = ", ".join(f"{k}={v}" for k, v in settings.items())
+        return (f"RF fit {n // 1000}k x {d}, {trees} trees d{depth}{' (' + how + ')' if how else ''} ({pairs} node "
+                f"pairs; launches/h2d/d2h/syncs per pair {per_pair}; {batching}; worker us per searched pair "
+                f"issue/wait/host/prepare {phases})")
+
+    err, case, t_gpu = gpu_fit()
     check.rows.append(("tree", case, err == 0, err, t_gpu, timed(lambda: make().fit(X, y)), "forgeml CPU", None))
+    # the same fit without the batcher (one launch per small pair, as before it), and for many trees
+    # with fewer workers (smaller batches): against the default batched fit
+    others = [dict(batch=False)] + ([dict(workers=16), dict(workers=32)] if trees > 32 else [])
+    for settings in others:
+        e, c_case, t = gpu_fit(**settings)
+        check.rows.append(("tree", c_case, e == 0, e, t, t_gpu, "forgeml GPU batched, default workers", None))
     try:
         from cuml.ensemble import RandomForestClassifier as CumlRF
     except Exception:  # cuML not installed: that peer is skipped

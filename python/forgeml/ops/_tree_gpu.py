@@ -9,12 +9,15 @@ are the CPU's trees:
 
 - nodes are created and searched in the CPU's depth-first order; the kernels run on both
   children of a split at once. A parent of at most 2048 rows (nearly every pair of a deep tree)
-  is one launch (split_pair: partition, shared-memory histograms and split scans of both
-  children, its parameters as kernel arguments), one download of the per-feature scan results
-  (proxy, bin, nan_left, left statistics, "varies": a few numbers per feature and node) and one
-  stream sync. Larger parents (or more than 8 classes) take one parameter upload, a memset, the
-  partition (count and scatter over up to 64 blocks, into the other of two row buffers), one
-  histogram and one split-scan launch, the download and the sync. Buffers are allocated once per
+  goes to a batcher shared by the workers (csrc/bind/tree_gpu_batcher.h): each worker blocks on
+  its pair, and the pending pairs of all trees are served together, one upload of their
+  arguments, one launch (split_pair_batch: per pair the partition, shared-memory histograms and
+  split scans of both children), one download of the per-feature scan results (proxy, bin,
+  nan_left, left statistics, "varies": a few numbers per feature and node) and one stream sync.
+  batch=False: one split_pair launch, download and sync per pair. Larger parents (or more than 8
+  classes) take one parameter upload, a memset, the partition (count and scatter over up to 64
+  blocks, into the other of two row buffers), one histogram and one split-scan launch, the
+  download and the sync. Buffers are allocated once per
   fit. A split whose children are both leaves needs no device work. Level-wise batching would
   launch fewer kernels but cannot replay the CPU's draw order: the features a node draws depend
   on every draw of the subtrees to its left.
@@ -23,8 +26,8 @@ are the CPU's trees:
   ties between features go to the earlier draw, ties within a feature to the first candidate.
 - trees are independent: ``workers`` host threads, each with its own stream and workspace, take
   whole trees from a counter and write them to their own slots, so the result does not depend
-  on scheduling (the device work of one node pair is tiny: concurrency hides launch and sync
-  latency).
+  on scheduling nor on how pairs are batched (the device work of one node pair is tiny: a batch
+  holds about one pair per growing tree, so there are many workers, mostly blocked).
 
 Sums: counts and integer weight sums (unit weights, bootstrap counts) are exact in any order, so
 classification trees with integer weights are bit-identical to the CPU's. Non-integer sums
@@ -43,10 +46,15 @@ from .._backend import cuda_module
 from .._backend import cuda_stream as _stream
 
 _CRITERIA = {"gini": 0, "entropy": 1, "log_loss": 1, "squared_error": 2}
-# device work of the last fit: pairs, leaf_pairs, launches, memsets, h2d, d2h, syncs; and the
+# device work of the last fit: pairs, leaf_pairs, launches, memsets, h2d, d2h, syncs, batches
+# (the batcher's round trips), batched (the pairs they served) and batch_sync_s (seconds in the
+# batches' syncs: about their device time); and the
 # workers' host seconds (summed over workers): grow_s in all = issue_s (enqueueing copies and
 # launches) + wait_s (stream syncs) + prepare_s (rows, bootstrap draws) + host_s (decisions)
 last_counts: dict = {}
+# batch=None and workers=None take these (the tree bench changes them for comparisons in one
+# process; workers None: _default_workers)
+defaults: dict = {"batch": True, "workers": None}
 
 
 def supported(
@@ -68,6 +76,20 @@ def supported(
     return None
 
 
+def _default_workers(trees: int, per_worker_bytes: int, batched: bool) -> int:
+    """Workers by default: batched, one per tree (a batch serves about one pair per growing tree)
+    up to 128 and a quarter of the free device memory; else as many as the CPU runs at once."""
+    if not batched:
+        return max(1, min(trees, os.cpu_count() or 1, 16))
+    import cupy as cp
+
+    try:
+        free = int(cp.cuda.runtime.memGetInfo()[0])
+    except Exception:  # no such query (the emulator's stand-in): the count alone limits
+        free = 1 << 62
+    return max(1, min(trees, 128, free // 4 // max(per_worker_bytes, 1)))
+
+
 def grow_forest_gpu(
     codes,
     y,
@@ -86,12 +108,20 @@ def grow_forest_gpu(
     n_draws=None,
     workers=None,
     fused=True,
+    batch=None,
+    _fail_tree=-1,
+    _fail_batch=0,
 ):
     """tree_grow_forest on CuPy arrays: codes (n, d) uint8, y (n) class indices or targets, weight
     (n) float64, all on the device; seeds on the host. Returns tree_grow_forest's dict (NumPy).
-    workers: host threads (each with its own stream) growing trees concurrently; default one per
-    tree up to the CPU count (at most 16). The trees do not depend on it. fused=False: small
-    parents also take the separate kernels (for tests; the trees do not depend on it)."""
+    workers: host threads (each with its own stream and workspace) growing trees concurrently;
+    default with batching one per tree up to 128 (while their workspaces take at most a quarter
+    of the free device memory), else one per tree up to the CPU count (at most 16). The trees do
+    not depend on it. fused=False: small parents also take the separate kernels; batch=False:
+    one launch per small pair (for tests and comparisons; the trees do not depend on either;
+    None: defaults["batch"]).
+    _fail_tree, _fail_batch: test hooks (that tree's worker fails at its second small pair; the
+    _fail_batch-th batch fails)."""
     import cupy as cp
 
     why = supported(criterion, n_classes)
@@ -128,13 +158,16 @@ def grow_forest_gpu(
         raise ValueError(f"max_features: expected >= 1, got {max_features}")
     n_draws = int(n if n_draws is None else n_draws)
     seeds = np.ascontiguousarray(np.asarray(seeds, dtype=np.uint64).reshape(-1))
+    batch = bool(defaults["batch"] if batch is None else batch)
+    mod = cuda_module()
+    per = mod.tree_grow_workspace_bytes(n, d, crit, K, bool(bootstrap))
     if workers is None:
-        workers = min(len(seeds), os.cpu_count() or 1, 16)
+        workers = defaults["workers"]
+    if workers is None:
+        workers = _default_workers(len(seeds), per, batch and fused)
     elif int(workers) < 1:
         raise ValueError(f"workers: expected >= 1, got {workers}")
     workers = max(1, min(int(workers), len(seeds)))
-    mod = cuda_module()
-    per = mod.tree_grow_workspace_bytes(n, d, crit, K, bool(bootstrap))
     workspace = cp.empty(workers * per, dtype=cp.uint8)
     grown, counts = mod.tree_grow_forest(
         codes.data.ptr,
@@ -158,6 +191,9 @@ def grow_forest_gpu(
         workers,
         _stream(),
         bool(fused),
+        bool(batch),
+        int(_fail_tree),
+        int(_fail_batch),
     )
     last_counts.clear()
     last_counts.update(counts)
