@@ -288,13 +288,20 @@ def tree_compact_rows(nodes, source, roots, values, n_features):
     return _cpu.TreeCompactRows(nodes, source, roots, values, int(n_features))
 
 
+def tree_compact_rows_from(compact, values, max_rows=16):
+    """tree_compact_rows over a validated tree_compact_forest (kept alive) and its leaf values.
+    ``.few(X)`` is ``.predict(X)`` for a 2-D float32 / float64 ndarray of at most max_rows rows
+    (finite or NaN as float32), else None."""
+    return _cpu.TreeCompactRows(compact, values, int(max_rows))
+
+
 def tree_compact_predict_rows(compact, X, values):
     """tree_compact_predict for a few rows (X (n, d) float32 ndarray) on the calling thread, several
     trees walked at once per row: the same result bit for bit, faster on a cold cache."""
     return _cpu.tree_compact_predict_rows(compact, X, values)
 
 
-__all__ += ["tree_compact_rows", "tree_compact_predict_rows"]
+__all__ += ["tree_compact_rows", "tree_compact_rows_from", "tree_compact_predict_rows"]
 
 
 def tree_best_split(hist, total, *, criterion="gini", min_samples_leaf=1, min_weight_leaf=0.0):
