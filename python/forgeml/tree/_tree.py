@@ -199,7 +199,7 @@ class Forest:
             return self._few
         if name == "_rows" and loaded:  # few-row predictor over the file's arrays (O(trees) checks)
             with self._file_errors():
-                self._rows = ops.tree_compact_rows(*self._saved_compact, self.value, self.n_features)
+                self._rows = ops.tree_compact_rows(*self._saved_compact, self.value, self.n_features, _FEW_ROWS)
             return self._rows
         if name in _UNPACKED and loaded:
             self.nodes  # noqa: B018 (rebuilt and checked)
