@@ -107,7 +107,13 @@ class CompactRows {
     for (int64_t i = 0; i < n * d; ++i)
       if (std::isinf(x[i])) return py::none();
     Arr<double> out({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(f_.k)});
-    ft::compact_predict_rows(f_, x, n, out.mutable_data());
+    double* o = out.mutable_data();
+    if (n <= 4) {  // releasing the GIL costs more than a few walks
+      ft::compact_predict_rows(f_, x, n, o);
+    } else {
+      py::gil_scoped_release nogil;  // (X stays alive: the caller holds it)
+      ft::compact_predict_rows(f_, x, n, o);
+    }
     return out;
   }
 

@@ -20,7 +20,7 @@ TREE_FIELDS = ("feature", "threshold", "children_left", "children_right", "missi
 # derived, rebuilt on first use (and, for a loaded forest, the file's arrays behind them)
 _LAYOUTS = ("nodes", "roots", "_compact", "_rows", "_few", "_saved_compact", "_saved_offsets", "_source")
 _UNPACKED = ("feature", "threshold", "children_left", "children_right")  # what nodes encodes
-_FEW_ROWS = 16  # a loaded forest predicts up to this many rows straight from its file's arrays
+_FEW_ROWS = 16  # predict_few's rows (a loaded forest: straight from its file's arrays)
 
 
 class Forest:
@@ -194,7 +194,7 @@ class Forest:
             return self._compact
         if name == "_few":  # predict_few's builtin
             with self._file_errors() if loaded else contextlib.nullcontext():
-                rows = self._rows if loaded else ops.tree_compact_rows_from(self._compact, self.value, max_rows=1)
+                rows = self._rows if loaded else ops.tree_compact_rows_from(self._compact, self.value, _FEW_ROWS)
             self._few = rows.few
             return self._few
         if name == "_rows" and loaded:  # few-row predictor over the file's arrays (O(trees) checks)
@@ -246,11 +246,12 @@ class Forest:
 
     def predict_few(self, X):
         """predict(X) for X a 2-D float32 / float64 ndarray (any strides) of the forest's width and
-        at most one row (a loaded forest: _FEW_ROWS rows, walked on its file's arrays, checking each
-        node it reads, with no pass over the forest first), every value finite or NaN as float32;
-        None for anything else: the caller validates X and calls predict. The row walk streams the
-        trees through many slots (their cache misses overlap) on the calling thread: one C call,
-        no NumPy call but the output's allocation (each costs ~10-20 us on a cold cache)."""
+        at most _FEW_ROWS rows, every value finite or NaN as float32; None for anything else: the
+        caller validates X and calls predict. The row walk streams the trees through many slots
+        (their cache misses overlap) on the calling thread: one C call, no NumPy call but the
+        output's allocation (each costs ~10-20 us on a cold cache); up to 16 rows it beats the batch
+        kernel (tree_predict_profile.md round 6). A loaded forest walks its file's arrays, checking
+        each node it reads, with no pass over the forest first."""
         try:
             return self._few(X)
         except ValueError as e:
