@@ -1,10 +1,18 @@
 // forgeml._cpu.TreeCompactRows: a few-row predictor over a CompactForest's arrays as stored (e.g.
 // memory-mapped from a compact forest file), checked step by step (cpu/tree/compact_rows.h). It
 // keeps the arrays alive and checks their shapes and roots once (O(trees)), never the nodes.
+// Its `few` attribute is the 1-row predict_proba path: a raw CPython function (the pybind11
+// dispatcher and array_t's conversion cost ~30 us of a ~100 us call on a cold cache) that takes
+// any ndarray and returns None where the caller's full validation must decide.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cmath>
+#include <cstring>
+#include <vector>
+
 #include "bind/registry.h"
+#include "cpu/tree/compact.h"
 #include "cpu/tree/compact_rows.h"
 #include "forgeml/check.h"
 
@@ -18,25 +26,37 @@ using Arr = py::array_t<T, py::array::c_style | py::array::forcecast>;
 
 class CompactRows {
  public:
-  CompactRows(Arr<int32_t> nodes, Arr<int32_t> source, Arr<int64_t> roots, Arr<double> values, int64_t n_features)
-      : nodes_(nodes), source_(source), roots_(roots), values_(values) {
+  CompactRows(Arr<int32_t> nodes, Arr<int32_t> source, Arr<int64_t> roots, Arr<double> values, int64_t n_features,
+              int64_t max_rows)
+      : keep_(py::make_tuple(nodes, source, roots, values)), max_rows_(max_rows) {
     static_assert(sizeof(ft::CompactNode) == 12, "CompactNode is three 32-bit words");
     FORGEML_CHECK_ARG(nodes.ndim() == 2 && nodes.shape(1) == 3, "nodes: expected an (m, 3) int32 array");
     FORGEML_CHECK_ARG(source.ndim() == 1 && source.shape(0) == nodes.shape(0), "source: expected ", nodes.shape(0),
                       " entries");
     FORGEML_CHECK_ARG(roots.ndim() == 1 && roots.size() >= 1, "roots: expected a non-empty 1-D array");
-    FORGEML_CHECK_ARG(values.ndim() == 2 && values.shape(1) >= 1 && values.shape(1) < (1 << 20),
-                      "values: expected an (N, k) float64 array");
+    check_values(values);
     FORGEML_CHECK_ARG(n_features >= 0, "n_features: must be >= 0");
-    f_ = {reinterpret_cast<const ft::CompactNode*>(nodes_.data()),
-          nodes_.shape(0),
-          source_.data(),
-          roots_.data(),
-          roots_.size(),
-          values_.data(),
-          values_.shape(0),
-          static_cast<int>(values_.shape(1)),
+    f_ = {reinterpret_cast<const ft::CompactNode*>(nodes.data()),
+          nodes.shape(0),
+          source.data(),
+          roots.data(),
+          roots.size(),
+          values.data(),
+          values.shape(0),
+          static_cast<int>(values.shape(1)),
           n_features};
+    ft::check_compact_arrays(f_);
+  }
+
+  // Over a validated TreeCompactForest (py object `compact`, kept alive) and its leaf values.
+  CompactRows(py::object compact, Arr<double> values, int64_t max_rows)
+      : keep_(py::make_tuple(compact, values)), max_rows_(max_rows) {
+    const auto& c = compact.cast<const ft::CompactForest&>();
+    check_values(values);
+    FORGEML_CHECK_ARG(values.shape(0) == c.n_source_nodes, "values: expected ", c.n_source_nodes, " rows");
+    f_ = {c.nodes.data(),  static_cast<int64_t>(c.nodes.size()), c.source.data(),
+          c.roots.data(),  static_cast<int64_t>(c.roots.size()), values.data(),
+          values.shape(0), static_cast<int>(values.shape(1)),    c.n_features};
     ft::check_compact_arrays(f_);
   }
 
@@ -53,12 +73,89 @@ class CompactRows {
     return out;
   }
 
+  // predict's result for X, a 2-D float32 / float64 ndarray of 1..max_rows rows of n_features
+  // (any strides); None for anything else or a value that is infinite as float32 (the caller's
+  // validation then converts or rejects it as it always did).
+  py::object few(py::handle X) const {
+    if (!py::isinstance<py::array>(X)) return py::none();
+    const auto a = py::reinterpret_borrow<py::array>(X);
+    if (a.ndim() != 2 || a.shape(0) < 1 || a.shape(0) > max_rows_ || a.shape(1) != f_.n_features) return py::none();
+    const py::dtype dt = a.dtype();
+    using api = py::detail::npy_api;
+    if ((dt.num() != api::NPY_FLOAT_ && dt.num() != api::NPY_DOUBLE_) || dt.byteorder() != '=')  // '=': native
+      return py::none();
+    const int64_t n = a.shape(0), d = f_.n_features;
+    const bool f32 = dt.itemsize() == 4;
+    const auto* base = static_cast<const char*>(a.data());
+    const float* x = reinterpret_cast<const float*>(base);
+    std::vector<float> copy;
+    if (!f32 || a.strides(1) != 4 || (n > 1 && a.strides(0) != 4 * d) || reinterpret_cast<uintptr_t>(base) % 4) {
+      copy.resize(n * d);  // any strides and float64: the float32 values, read with memcpy (alignment)
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < d; ++j) {
+          const char* p = base + i * a.strides(0) + j * a.strides(1);
+          if (f32) {
+            std::memcpy(&copy[i * d + j], p, 4);
+          } else {
+            double v;
+            std::memcpy(&v, p, 8);
+            copy[i * d + j] = static_cast<float>(v);
+          }
+        }
+      x = copy.data();
+    }
+    for (int64_t i = 0; i < n * d; ++i)
+      if (std::isinf(x[i])) return py::none();
+    Arr<double> out({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(f_.k)});
+    double* o = out.mutable_data();
+    if (n <= 4) {  // releasing the GIL costs more than a few walks
+      ft::compact_predict_rows(f_, x, n, o);
+    } else {
+      py::gil_scoped_release nogil;  // (X stays alive: the caller holds it)
+      ft::compact_predict_rows(f_, x, n, o);
+    }
+    return out;
+  }
+
  private:
-  Arr<int32_t> nodes_, source_;
-  Arr<int64_t> roots_;
-  Arr<double> values_;
+  static void check_values(const Arr<double>& values) {
+    FORGEML_CHECK_ARG(values.ndim() == 2 && values.shape(1) >= 1 && values.shape(1) < (1 << 20),
+                      "values: expected an (N, k) float64 array");
+  }
+
+  py::tuple keep_;  // what f_ points into
+  int64_t max_rows_;
   ft::CompactArrays f_{};
 };
+
+// rows.few as a METH_O builtin whose self is a capsule holding the CompactRows object.
+PyObject* few_entry(PyObject* self, PyObject* X) {
+  try {
+    const auto* rows = static_cast<const CompactRows*>(PyCapsule_GetPointer(self, nullptr));
+    return rows->few(X).release().ptr();
+  } catch (py::error_already_set& e) {
+    e.restore();
+  } catch (const std::invalid_argument& e) {
+    PyErr_SetString(PyExc_ValueError, e.what());
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  }
+  return nullptr;
+}
+
+PyMethodDef few_def{"few", few_entry, METH_O,
+                    "few(X): the rows' predictions for a 2-D float32/float64 ndarray of at most max_rows rows, "
+                    "else None"};
+
+py::object few_function(py::object rows) {
+  const auto* p = &rows.cast<const CompactRows&>();
+  // the capsule holds a reference to the Python object, so p outlives the builtin
+  PyObject* cap = PyCapsule_New(const_cast<CompactRows*>(p), nullptr,
+                                [](PyObject* c) { Py_XDECREF(static_cast<PyObject*>(PyCapsule_GetContext(c))); });
+  if (!cap || PyCapsule_SetContext(cap, rows.release().ptr())) throw py::error_already_set();
+  const auto owner = py::reinterpret_steal<py::object>(cap);
+  return py::reinterpret_steal<py::object>(PyCFunction_New(&few_def, owner.ptr()));
+}
 
 // A few rows through a validated TreeCompactForest (a fitted forest): the same walk, trees in lockstep.
 Arr<double> predict_rows(const ft::CompactForest& c, Arr<float> X, Arr<double> values) {
@@ -83,9 +180,14 @@ Arr<double> predict_rows(const ft::CompactForest& c, Arr<float> X, Arr<double> v
 forgeml::bind::Register reg{[](py::module_& m) {
   py::class_<CompactRows>(m, "TreeCompactRows",
                           "Predicts a few rows from a compact forest's stored arrays, checking each node it reads.")
-      .def(py::init<Arr<int32_t>, Arr<int32_t>, Arr<int64_t>, Arr<double>, int64_t>(), py::arg("nodes"),
-           py::arg("source"), py::arg("roots"), py::arg("values"), py::arg("n_features"))
-      .def("predict", &CompactRows::predict, py::arg("X"));
+      .def(py::init<Arr<int32_t>, Arr<int32_t>, Arr<int64_t>, Arr<double>, int64_t, int64_t>(), py::arg("nodes"),
+           py::arg("source"), py::arg("roots"), py::arg("values"), py::arg("n_features"), py::arg("max_rows") = 16)
+      .def(py::init<py::object, Arr<double>, int64_t>(), py::arg("compact"), py::arg("values"),
+           py::arg("max_rows") = 16)
+      .def("predict", &CompactRows::predict, py::arg("X"))
+      .def_property_readonly("few", &few_function,
+                             "few(X) -> predict(X), or None unless X is a 2-D float32/float64 ndarray of 1..max_rows "
+                             "rows of the forest's width, finite or NaN as float32 (a raw builtin: cheap to call)");
   m.def("tree_compact_predict_rows", &predict_rows, py::arg("compact"), py::arg("X"), py::arg("values"),
         "A few rows through a TreeCompactForest, on the calling thread (the same sums as its predict).");
 }};

@@ -182,8 +182,13 @@ class BaseForest(BaseEstimator):
             self.oob_score_ = (scorer or r2_score)(y, self.oob_prediction_)
 
     def _raw_predict(self, X):
-        if "_forest" not in self.__dict__:
+        forest = self.__dict__.get("_forest")
+        if forest is None:
             check_is_fitted(self)
+        elif type(X) is np.ndarray and "feature_names_in_" not in self.__dict__:
+            out = forest.predict_few(X)  # a row or a few: one C call (None: not that kind of X)
+            if out is not None:
+                return out
         X = _fit.check_X_predict(self, X)
         return self._forest.predict(X, threads=_fit.threads_for(self.n_jobs))
 

@@ -280,12 +280,21 @@ def tree_forest_apply(X, nodes, roots, *, threads=None):
     return mod.tree_forest_apply(X, nodes, roots, threads)
 
 
-def tree_compact_rows(nodes, source, roots, values, n_features):
+def tree_compact_rows(nodes, source, roots, values, n_features, max_rows=16):
     """A few-row predictor over a tree_compact_forest's ``.arrays()`` and the leaf values, as stored
     (e.g. memory-mapped from a file) and not validated: ``.predict(X)`` (X (n, d) float32) equals
     tree_compact_predict bit for bit, checking each node it reads (ValueError naming a bad entry),
-    on the calling thread. Building it checks the shapes and roots only (O(trees))."""
-    return _cpu.TreeCompactRows(nodes, source, roots, values, int(n_features))
+    on the calling thread. Building it checks the shapes and roots only (O(trees)). ``.few(X)``:
+    ``.predict(X)`` for a 2-D float32 / float64 ndarray of at most max_rows rows (finite or NaN as
+    float32), else None."""
+    return _cpu.TreeCompactRows(nodes, source, roots, values, int(n_features), int(max_rows))
+
+
+def tree_compact_rows_from(compact, values, max_rows=16):
+    """tree_compact_rows over a validated tree_compact_forest (kept alive) and its leaf values.
+    ``.few(X)`` is ``.predict(X)`` for a 2-D float32 / float64 ndarray of at most max_rows rows
+    (finite or NaN as float32), else None."""
+    return _cpu.TreeCompactRows(compact, values, int(max_rows))
 
 
 def tree_compact_predict_rows(compact, X, values):
@@ -294,7 +303,7 @@ def tree_compact_predict_rows(compact, X, values):
     return _cpu.tree_compact_predict_rows(compact, X, values)
 
 
-__all__ += ["tree_compact_rows", "tree_compact_predict_rows"]
+__all__ += ["tree_compact_rows", "tree_compact_rows_from", "tree_compact_predict_rows"]
 
 
 def tree_best_split(hist, total, *, criterion="gini", min_samples_leaf=1, min_weight_leaf=0.0):

@@ -18,9 +18,9 @@ TREE_UNDEFINED = -2
 TREE_FIELDS = ("feature", "threshold", "children_left", "children_right", "missing_go_to_left", "impurity",
                "n_node_samples", "weighted_n_node_samples", "value")
 # derived, rebuilt on first use (and, for a loaded forest, the file's arrays behind them)
-_LAYOUTS = ("nodes", "roots", "_compact", "_rows", "_saved_compact", "_saved_offsets", "_source")
+_LAYOUTS = ("nodes", "roots", "_compact", "_rows", "_few", "_saved_compact", "_saved_offsets", "_source")
 _UNPACKED = ("feature", "threshold", "children_left", "children_right")  # what nodes encodes
-_FEW_ROWS = 16  # a loaded forest predicts up to this many rows straight from its file's arrays
+_FEW_ROWS = 16  # predict_few's rows (a loaded forest: straight from its file's arrays)
 
 
 class Forest:
@@ -192,9 +192,14 @@ class Forest:
             else:
                 self._compact = ops.tree_compact_forest(self.nodes, self.roots, self.n_features)
             return self._compact
+        if name == "_few":  # predict_few's builtin
+            with self._file_errors() if loaded else contextlib.nullcontext():
+                rows = self._rows if loaded else ops.tree_compact_rows_from(self._compact, self.value, _FEW_ROWS)
+            self._few = rows.few
+            return self._few
         if name == "_rows" and loaded:  # few-row predictor over the file's arrays (O(trees) checks)
             with self._file_errors():
-                self._rows = ops.tree_compact_rows(*self._saved_compact, self.value, self.n_features)
+                self._rows = ops.tree_compact_rows(*self._saved_compact, self.value, self.n_features, _FEW_ROWS)
             return self._rows
         if name in _UNPACKED and loaded:
             self.nodes  # noqa: B018 (rebuilt and checked)
@@ -230,23 +235,29 @@ class Forest:
         self.__dict__.update(state)
 
     def predict(self, X, threads=None, trees=None):
-        """Mean leaf value over the trees (or the tree indices in `trees`), (n, k) float64. One row
-        takes the row walk (several trees at once: their cache misses overlap); a loaded forest
-        whose layout is not validated yet walks its file's arrays for up to _FEW_ROWS rows, with no
-        pass over the forest first. The same result bit for bit on every path."""
-        if (trees is None and type(X) is np.ndarray and X.ndim == 2 and X.shape[0] <= _FEW_ROWS
-                and X.shape[1] == self.n_features and X.dtype == np.float32):
-            if "_compact" in self.__dict__ or "_saved_compact" not in self.__dict__:
-                if X.shape[0] == 1:  # (more rows: the batch kernel's lockstep rows are faster)
-                    return ops.tree_compact_predict_rows(self._compact, X, self.value)
-            else:  # loaded, its layout not validated yet: walk the file's arrays, checking each node
-                rows = self._rows
-                try:  # (not _file_errors: a context manager costs more than the walk)
-                    return rows.predict(X)
-                except ValueError as e:
-                    raise self._file_error(e) from e
+        """Mean leaf value over the trees (or the tree indices in `trees`), (n, k) float64. A few rows
+        take predict_few's row walk. The same result bit for bit on every path."""
+        if trees is None and X.shape[0] <= _FEW_ROWS:
+            out = self.predict_few(X)
+            if out is not None:
+                return out
         sel = None if trees is None else np.atleast_1d(trees)
         return ops.tree_compact_predict(self._compact, X, self.value, trees=sel, threads=threads)
+
+    def predict_few(self, X):
+        """predict(X) for X a 2-D float32 / float64 ndarray (any strides) of the forest's width and
+        at most _FEW_ROWS rows, every value finite or NaN as float32; None for anything else: the
+        caller validates X and calls predict. The row walk streams the trees through many slots
+        (their cache misses overlap) on the calling thread: one C call, no NumPy call but the
+        output's allocation (each costs ~10-20 us on a cold cache); up to 16 rows it beats the batch
+        kernel (tree_predict_profile.md round 6). A loaded forest walks its file's arrays, checking
+        each node it reads, with no pass over the forest first."""
+        try:
+            return self._few(X)
+        except ValueError as e:
+            if "_saved_compact" not in self.__dict__:
+                raise
+            raise self._file_error(e) from e
 
     def apply(self, X, threads=None):
         return ops.tree_forest_apply(X, self.nodes, self.roots, threads=threads)
