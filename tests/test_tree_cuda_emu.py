@@ -260,7 +260,7 @@ def test_gpu_fused_pairs_match_cpu_on_both_sides_of_the_threshold(rng, cupy, cas
     args = cupy.asarray(codes), cupy.asarray(target), cupy.asarray(w), seeds
     counts = {}
     for fused in (True, False):
-        got = ops.tree_grow_forest_gpu(*args, workers=2, fused=fused, **kw)
+        got = ops.tree_grow_forest_gpu(*args, workers=2, fused=fused, batch=True, **kw)
         _assert_same_trees(got, want, exact=classify)
         counts[fused] = dict(_tree_gpu.last_counts)
     c, T = counts[True], len(seeds)
@@ -326,7 +326,7 @@ def test_gpu_batched_forests_equal_cpu_for_any_worker_count(rng, cupy, case):
     want = ops.tree_grow_forest(codes, target, w, seeds, threads=1, **kw)
     args = cupy.asarray(codes), cupy.asarray(target), cupy.asarray(w), seeds
     for workers in (1, 3, 8):
-        got = ops.tree_grow_forest_gpu(*args, workers=workers, **kw)
+        got = ops.tree_grow_forest_gpu(*args, workers=workers, batch=True, **kw)
         _assert_same_trees(got, want, exact=classify)
         c = _tree_gpu.last_counts
         assert c["batched"] == c["pairs"] - c["leaf_pairs"] > 0 and 1 <= c["batches"] <= c["batched"]
@@ -345,11 +345,11 @@ def test_gpu_batcher_failures_reach_the_caller(rng, cupy, workers):
     kw = dict(n_classes=2, max_depth=5, bootstrap=True)
     args = cupy.asarray(codes), cupy.asarray(cls), cupy.asarray(w), seeds
     with pytest.raises(RuntimeError, match="injected worker failure"):
-        ops.tree_grow_forest_gpu(*args, workers=workers, _fail_tree=2, **kw)
+        ops.tree_grow_forest_gpu(*args, workers=workers, batch=True, _fail_tree=2, **kw)
     with pytest.raises(RuntimeError, match="injected batch failure"):
-        ops.tree_grow_forest_gpu(*args, workers=workers, _fail_batch=3, **kw)
+        ops.tree_grow_forest_gpu(*args, workers=workers, batch=True, _fail_batch=3, **kw)
     want = ops.tree_grow_forest(codes, cls, w, seeds, threads=1, **kw)
-    _assert_same_trees(ops.tree_grow_forest_gpu(*args, workers=workers, **kw), want, exact=True)
+    _assert_same_trees(ops.tree_grow_forest_gpu(*args, workers=workers, batch=True, **kw), want, exact=True)
 
 
 def _binned(rng, n, d, classes, nan=0.05):

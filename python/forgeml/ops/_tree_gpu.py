@@ -53,8 +53,9 @@ _CRITERIA = {"gini": 0, "entropy": 1, "log_loss": 1, "squared_error": 2}
 # launches) + wait_s (stream syncs) + prepare_s (rows, bootstrap draws) + host_s (decisions)
 last_counts: dict = {}
 # batch=None and workers=None take these (the tree bench changes them for comparisons in one
-# process; workers None: _default_workers)
-defaults: dict = {"batch": True, "workers": None}
+# process; workers None: _default_workers). Batching is opt-in until it has run on a real GPU:
+# it has run on the emulator and under ThreadSanitizer only (docs/gpu.md).
+defaults: dict = {"batch": False, "workers": None}
 
 
 def supported(
@@ -117,9 +118,9 @@ def grow_forest_gpu(
     workers: host threads (each with its own stream and workspace) growing trees concurrently;
     default with batching one per tree up to 128 (while their workspaces take at most a quarter
     of the free device memory), else one per tree up to the CPU count (at most 16). The trees do
-    not depend on it. fused=False: small parents also take the separate kernels; batch=False:
-    one launch per small pair (for tests and comparisons; the trees do not depend on either;
-    None: defaults["batch"]).
+    not depend on it. fused=False: small parents also take the separate kernels (for tests);
+    batch=True: small pairs go to the batcher, False: one launch per small pair; None:
+    defaults["batch"] (False for now). The trees depend on neither.
     _fail_tree, _fail_batch: test hooks (that tree's worker fails at its second small pair; the
     _fail_batch-th batch fails)."""
     import cupy as cp
