@@ -3,6 +3,7 @@ to two physical cores (e.g. `taskset -c 0,1 env OMP_NUM_THREADS=2 PYTHONPATH=pyt
 bench/quiet_slice.py`). RandomForest fit at 100k x 50 with 100 trees (once per side: scikit-learn
 takes tens of seconds), predict_proba rows, the compact-file rows, ExtraTrees fit, then the rnn
 family. Peers that are not installed are skipped, as in `python -m forgeml bench`."""
+
 import time
 
 from forgeml.bench import header, rnn, tree
