@@ -1,6 +1,7 @@
 """forgeml.ops recurrent sequences (SimpleRNN, LSTM, GRU) against float64 NumPy references written
 from the Keras equations: forward outputs, analytic backward-through-time, and finite differences
 of the float64 forward. Every SIMD path and several thread splits of the hidden units."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,8 +14,6 @@ from forgeml.ops import rnn as rnn_mod
 GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
 
 
-
-
 @pytest.fixture
 def parts(request, monkeypatch):
     monkeypatch.setattr(rnn_mod, "_FORCE_PARTS", request.param)
@@ -23,13 +22,17 @@ def parts(request, monkeypatch):
 
 # ---------------------------------------------------------------- float64 references
 
+
 def sigmoid(z):
     return 1.0 / (1.0 + np.exp(-z))
 
 
-ACT = {"tanh": (np.tanh, lambda h: 1 - h * h), "sigmoid": (sigmoid, lambda h: h * (1 - h)),
-       "relu": (lambda z: np.maximum(z, 0), lambda h: (h > 0).astype(h.dtype)),
-       "linear": (lambda z: z, lambda h: np.ones_like(h))}
+ACT = {
+    "tanh": (np.tanh, lambda h: 1 - h * h),
+    "sigmoid": (sigmoid, lambda h: h * (1 - h)),
+    "relu": (lambda z: np.maximum(z, 0), lambda h: (h > 0).astype(h.dtype)),
+    "linear": (lambda z: z, lambda h: np.ones_like(h)),
+}
 
 
 def ref_forward(cell, x, k, r, b, h0, c0=None, act="tanh"):
@@ -47,7 +50,7 @@ def ref_forward(cell, x, k, r, b, h0, c0=None, act="tanh"):
             hist.append((h, hn))
         elif cell == "lstm":
             z = xt @ k + h @ r + b
-            i, f, g, o = (z[:, j * hdim:(j + 1) * hdim] for j in range(4))
+            i, f, g, o = (z[:, j * hdim : (j + 1) * hdim] for j in range(4))
             i, f, g, o = sigmoid(i), sigmoid(f), np.tanh(g), sigmoid(o)
             cn = f * c + i * g
             hn = o * np.tanh(cn)
@@ -57,10 +60,10 @@ def ref_forward(cell, x, k, r, b, h0, c0=None, act="tanh"):
             a = xt @ k + b[0]
             bb = h @ r + b[1]
             z = sigmoid(a[:, :hdim] + bb[:, :hdim])
-            rr = sigmoid(a[:, hdim:2 * hdim] + bb[:, hdim:2 * hdim])
-            ht = np.tanh(a[:, 2 * hdim:] + rr * bb[:, 2 * hdim:])
+            rr = sigmoid(a[:, hdim : 2 * hdim] + bb[:, hdim : 2 * hdim])
+            ht = np.tanh(a[:, 2 * hdim :] + rr * bb[:, 2 * hdim :])
             hn = z * h + (1 - z) * ht
-            hist.append((h, z, rr, ht, bb[:, 2 * hdim:]))
+            hist.append((h, z, rr, ht, bb[:, 2 * hdim :]))
         h = hn
         ys.append(h)
     y = np.stack(ys, 1) if ys else np.zeros((n, 0, hdim))
@@ -237,6 +240,7 @@ def test_long_sequence_large_units():
 
 # ---------------------------------------------------------------- finite differences
 
+
 @pytest.mark.parametrize("cell", ["simple_rnn", "lstm", "gru"])
 def test_gradients_match_finite_differences(cell):
     """forgeml's gradients against central differences of the float64 forward (independent of
@@ -269,6 +273,7 @@ def test_gradients_match_finite_differences(cell):
 
 
 # ---------------------------------------------------------------- edge cases and errors
+
 
 @pytest.mark.parametrize("cell", ["simple_rnn", "lstm", "gru"])
 def test_empty_time_and_batch(cell):
@@ -350,13 +355,17 @@ def lstm_rows(request, monkeypatch):
 
 @pytest.mark.parametrize("lstm_rows", [1, 0], indirect=True, ids=["rows", "units"])
 @pytest.mark.parametrize("parts", [0, 3], indirect=True, ids=["parts_by_size", "parts3"])
-@pytest.mark.parametrize("shape", [(13, 4, 5, 19), (25, 3, 150, 250), (1, 5, 0, 7), (7, 6, 9, 1)],
-                         ids=lambda s: "N%dT%dF%dH%d" % s)
+@pytest.mark.parametrize(
+    "shape",
+    [(13, 4, 5, 19), (25, 3, 150, 250), (1, 5, 0, 7), (7, 6, 9, 1), (40, 37, 6, 33)],
+    ids=lambda s: "N%dT%dF%dH%d" % s,
+)
 def test_lstm_forward_thread_ways(isa, lstm_rows, parts, shape):
     """The float32 LSTM forward on row blocks per thread (rows) or on unit parts (units): odd batch
     sizes (partial row panels), depth F+H over one KC block (400), no features, one unit, unit
-    parts by size or three; each against the float64 reference, and both ways, both thread
-    counts and the inference path give identical bits."""
+    parts by size or three, steps past one chunk of the wave loop (T = 37 > 32) over four row
+    panels; each against the float64 reference, and both ways, both thread counts and the
+    inference path give identical bits."""
     x, k, r, b, h0, c0 = make("lstm", *shape, seed=11)
     y_ref, h_ref, c_ref, hist = ref_forward("lstm", x, k, r, b, h0, c0)
     old = forgeml.get_num_threads()
@@ -383,9 +392,36 @@ def test_lstm_forward_thread_ways(isa, lstm_rows, parts, shape):
             assert_close(got, want, name, tol=5e-5)
 
 
+@pytest.mark.parametrize("lstm_rows", [0], indirect=True, ids=["units"])
+@pytest.mark.parametrize("parts", [2, 3], indirect=True, ids=["parts2", "parts3"])
+def test_lstm_forward_units_concurrent_calls(lstm_rows, parts, restore_threads):
+    """Two Python threads run the unit-parts forward at once: one call gets the thread pool, the
+    other runs its tids one after another on its own thread, so its first tid must take the other
+    parts' row panels itself (run_waves). Both give the single call's bits."""
+    import threading
+
+    forgeml.set_num_threads(2)
+    x, k, r, b, h0, c0 = make("lstm", 30, 70, 7, 40, seed=17)
+    want = ops.lstm(x, k, r, b, h0, c0)
+    got = [None] * 4
+
+    def call(i):
+        got[i] = ops.lstm(x, k, r, b, h0, c0)
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for out in got:
+        for a, c in zip(out, want):
+            np.testing.assert_array_equal(a, c)
+
+
 @pytest.mark.parametrize("parts", [0, 3], indirect=True, ids=["parts_by_size", "parts3"])
-@pytest.mark.parametrize("shape", [(40, 17, 5, 23), (300, 3, 3, 9), (9, 1, 0, 5), (2, 130, 7, 4)],
-                         ids=lambda s: "N%dT%dF%dH%d" % s)
+@pytest.mark.parametrize(
+    "shape", [(40, 17, 5, 23), (300, 3, 3, 9), (9, 1, 0, 5), (2, 130, 7, 4)], ids=lambda s: "N%dT%dF%dH%d" % s
+)
 def test_lstm_backward_blocks(isa, parts, shape):
     """The float32 LSTM backward sums the weight gradients over blocks of steps (lstm_backward.cpp):
     a partial first block (T = 17 over blocks of 7 steps at N = 40), blocks deeper than one KC
@@ -414,8 +450,11 @@ def test_lstm_backward_blocks(isa, parts, shape):
 
 
 @pytest.mark.parametrize("parts", [0, 3], indirect=True, ids=["parts_by_size", "parts3"])
-@pytest.mark.parametrize("shape", [(13, 4, 5, 19), (25, 3, 7, 400), (29, 1, 6, 33), (1, 5, 0, 7), (7, 6, 9, 1)],
-                         ids=lambda s: "N%dT%dF%dH%d" % s)
+@pytest.mark.parametrize(
+    "shape",
+    [(13, 4, 5, 19), (25, 3, 7, 400), (29, 1, 6, 33), (1, 5, 0, 7), (7, 6, 9, 1)],
+    ids=lambda s: "N%dT%dF%dH%d" % s,
+)
 def test_gru_forward_on_micro_kernels(isa, parts, shape):
     """The float32 GRU steps on gemm's micro-kernels (gru_forward.cpp): odd batch sizes (partial
     row panels), depth H over one KC block (400), one step, no features, one unit, unit parts by
@@ -476,7 +515,7 @@ def test_matches_keras_golden_values(cell):
     np.testing.assert_allclose(g.dx, d[f"{cell}_dx"], rtol=1e-4, atol=1e-5, err_msg="dx")
     for i, got in enumerate((g.dkernel, g.drecurrent_kernel, g.dbias)):
         np.testing.assert_allclose(got, d[f"{cell}_dw{i}"], rtol=1e-4, atol=1e-5, err_msg=f"weight {i}")
-    for i, got in enumerate((g.dh0, g.dc0)[:len(states)]):
+    for i, got in enumerate((g.dh0, g.dc0)[: len(states)]):
         np.testing.assert_allclose(got, d[f"{cell}_ds{i}"], rtol=1e-4, atol=1e-5, err_msg=f"state {i}")
 
 
