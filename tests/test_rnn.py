@@ -1,7 +1,6 @@
 """forgeml.ops recurrent sequences (SimpleRNN, LSTM, GRU) against float64 NumPy references written
 from the Keras equations: forward outputs, analytic backward-through-time, and finite differences
 of the float64 forward. Every SIMD path and several thread splits of the hidden units."""
-
 from __future__ import annotations
 
 import numpy as np
@@ -14,6 +13,8 @@ from forgeml.ops import rnn as rnn_mod
 GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
 
 
+
+
 @pytest.fixture
 def parts(request, monkeypatch):
     monkeypatch.setattr(rnn_mod, "_FORCE_PARTS", request.param)
@@ -22,17 +23,13 @@ def parts(request, monkeypatch):
 
 # ---------------------------------------------------------------- float64 references
 
-
 def sigmoid(z):
     return 1.0 / (1.0 + np.exp(-z))
 
 
-ACT = {
-    "tanh": (np.tanh, lambda h: 1 - h * h),
-    "sigmoid": (sigmoid, lambda h: h * (1 - h)),
-    "relu": (lambda z: np.maximum(z, 0), lambda h: (h > 0).astype(h.dtype)),
-    "linear": (lambda z: z, lambda h: np.ones_like(h)),
-}
+ACT = {"tanh": (np.tanh, lambda h: 1 - h * h), "sigmoid": (sigmoid, lambda h: h * (1 - h)),
+       "relu": (lambda z: np.maximum(z, 0), lambda h: (h > 0).astype(h.dtype)),
+       "linear": (lambda z: z, lambda h: np.ones_like(h))}
 
 
 def ref_forward(cell, x, k, r, b, h0, c0=None, act="tanh"):
@@ -50,7 +47,7 @@ def ref_forward(cell, x, k, r, b, h0, c0=None, act="tanh"):
             hist.append((h, hn))
         elif cell == "lstm":
             z = xt @ k + h @ r + b
-            i, f, g, o = (z[:, j * hdim : (j + 1) * hdim] for j in range(4))
+            i, f, g, o = (z[:, j * hdim:(j + 1) * hdim] for j in range(4))
             i, f, g, o = sigmoid(i), sigmoid(f), np.tanh(g), sigmoid(o)
             cn = f * c + i * g
             hn = o * np.tanh(cn)
@@ -60,10 +57,10 @@ def ref_forward(cell, x, k, r, b, h0, c0=None, act="tanh"):
             a = xt @ k + b[0]
             bb = h @ r + b[1]
             z = sigmoid(a[:, :hdim] + bb[:, :hdim])
-            rr = sigmoid(a[:, hdim : 2 * hdim] + bb[:, hdim : 2 * hdim])
-            ht = np.tanh(a[:, 2 * hdim :] + rr * bb[:, 2 * hdim :])
+            rr = sigmoid(a[:, hdim:2 * hdim] + bb[:, hdim:2 * hdim])
+            ht = np.tanh(a[:, 2 * hdim:] + rr * bb[:, 2 * hdim:])
             hn = z * h + (1 - z) * ht
-            hist.append((h, z, rr, ht, bb[:, 2 * hdim :]))
+            hist.append((h, z, rr, ht, bb[:, 2 * hdim:]))
         h = hn
         ys.append(h)
     y = np.stack(ys, 1) if ys else np.zeros((n, 0, hdim))
@@ -240,7 +237,6 @@ def test_long_sequence_large_units():
 
 # ---------------------------------------------------------------- finite differences
 
-
 @pytest.mark.parametrize("cell", ["simple_rnn", "lstm", "gru"])
 def test_gradients_match_finite_differences(cell):
     """forgeml's gradients against central differences of the float64 forward (independent of
@@ -273,7 +269,6 @@ def test_gradients_match_finite_differences(cell):
 
 
 # ---------------------------------------------------------------- edge cases and errors
-
 
 @pytest.mark.parametrize("cell", ["simple_rnn", "lstm", "gru"])
 def test_empty_time_and_batch(cell):
@@ -355,11 +350,8 @@ def lstm_rows(request, monkeypatch):
 
 @pytest.mark.parametrize("lstm_rows", [1, 0], indirect=True, ids=["rows", "units"])
 @pytest.mark.parametrize("parts", [0, 3], indirect=True, ids=["parts_by_size", "parts3"])
-@pytest.mark.parametrize(
-    "shape",
-    [(13, 4, 5, 19), (25, 3, 150, 250), (1, 5, 0, 7), (7, 6, 9, 1), (40, 37, 6, 33)],
-    ids=lambda s: "N%dT%dF%dH%d" % s,
-)
+@pytest.mark.parametrize("shape", [(13, 4, 5, 19), (25, 3, 150, 250), (1, 5, 0, 7), (7, 6, 9, 1), (40, 37, 6, 33)],
+                         ids=lambda s: "N%dT%dF%dH%d" % s)
 def test_lstm_forward_thread_ways(isa, lstm_rows, parts, shape):
     """The float32 LSTM forward on row blocks per thread (rows) or on unit parts (units): odd batch
     sizes (partial row panels), depth F+H over one KC block (400), no features, one unit, unit
@@ -395,9 +387,9 @@ def test_lstm_forward_thread_ways(isa, lstm_rows, parts, shape):
 @pytest.mark.parametrize("lstm_rows", [0], indirect=True, ids=["units"])
 @pytest.mark.parametrize("parts", [2, 3], indirect=True, ids=["parts2", "parts3"])
 def test_lstm_forward_units_concurrent_calls(lstm_rows, parts, restore_threads):
-    """Two Python threads run the unit-parts forward at once: one call gets the thread pool, the
-    other runs its tids one after another on its own thread, so its first tid must take the other
-    parts' row panels itself (run_waves). Both give the single call's bits."""
+    """Four Python threads run the unit-parts forward at once: one call gets the thread pool, the
+    others run their tids one after another on their own thread, so a first tid must take the
+    other parts' row panels itself (run_waves). All give the single call's bits."""
     import threading
 
     forgeml.set_num_threads(2)
@@ -419,9 +411,8 @@ def test_lstm_forward_units_concurrent_calls(lstm_rows, parts, restore_threads):
 
 
 @pytest.mark.parametrize("parts", [0, 3], indirect=True, ids=["parts_by_size", "parts3"])
-@pytest.mark.parametrize(
-    "shape", [(40, 17, 5, 23), (300, 3, 3, 9), (9, 1, 0, 5), (2, 130, 7, 4)], ids=lambda s: "N%dT%dF%dH%d" % s
-)
+@pytest.mark.parametrize("shape", [(40, 17, 5, 23), (300, 3, 3, 9), (9, 1, 0, 5), (2, 130, 7, 4)],
+                         ids=lambda s: "N%dT%dF%dH%d" % s)
 def test_lstm_backward_blocks(isa, parts, shape):
     """The float32 LSTM backward sums the weight gradients over blocks of steps (lstm_backward.cpp):
     a partial first block (T = 17 over blocks of 7 steps at N = 40), blocks deeper than one KC
@@ -450,11 +441,8 @@ def test_lstm_backward_blocks(isa, parts, shape):
 
 
 @pytest.mark.parametrize("parts", [0, 3], indirect=True, ids=["parts_by_size", "parts3"])
-@pytest.mark.parametrize(
-    "shape",
-    [(13, 4, 5, 19), (25, 3, 7, 400), (29, 1, 6, 33), (1, 5, 0, 7), (7, 6, 9, 1)],
-    ids=lambda s: "N%dT%dF%dH%d" % s,
-)
+@pytest.mark.parametrize("shape", [(13, 4, 5, 19), (25, 3, 7, 400), (29, 1, 6, 33), (1, 5, 0, 7), (7, 6, 9, 1)],
+                         ids=lambda s: "N%dT%dF%dH%d" % s)
 def test_gru_forward_on_micro_kernels(isa, parts, shape):
     """The float32 GRU steps on gemm's micro-kernels (gru_forward.cpp): odd batch sizes (partial
     row panels), depth H over one KC block (400), one step, no features, one unit, unit parts by
@@ -515,7 +503,7 @@ def test_matches_keras_golden_values(cell):
     np.testing.assert_allclose(g.dx, d[f"{cell}_dx"], rtol=1e-4, atol=1e-5, err_msg="dx")
     for i, got in enumerate((g.dkernel, g.drecurrent_kernel, g.dbias)):
         np.testing.assert_allclose(got, d[f"{cell}_dw{i}"], rtol=1e-4, atol=1e-5, err_msg=f"weight {i}")
-    for i, got in enumerate((g.dh0, g.dc0)[: len(states)]):
+    for i, got in enumerate((g.dh0, g.dc0)[:len(states)]):
         np.testing.assert_allclose(got, d[f"{cell}_ds{i}"], rtol=1e-4, atol=1e-5, err_msg=f"state {i}")
 
 
