@@ -350,13 +350,14 @@ def lstm_rows(request, monkeypatch):
 
 @pytest.mark.parametrize("lstm_rows", [1, 0], indirect=True, ids=["rows", "units"])
 @pytest.mark.parametrize("parts", [0, 3], indirect=True, ids=["parts_by_size", "parts3"])
-@pytest.mark.parametrize("shape", [(13, 4, 5, 19), (25, 3, 150, 250), (1, 5, 0, 7), (7, 6, 9, 1)],
+@pytest.mark.parametrize("shape", [(13, 4, 5, 19), (25, 3, 150, 250), (1, 5, 0, 7), (7, 6, 9, 1), (40, 37, 6, 33)],
                          ids=lambda s: "N%dT%dF%dH%d" % s)
 def test_lstm_forward_thread_ways(isa, lstm_rows, parts, shape):
     """The float32 LSTM forward on row blocks per thread (rows) or on unit parts (units): odd batch
     sizes (partial row panels), depth F+H over one KC block (400), no features, one unit, unit
-    parts by size or three; each against the float64 reference, and both ways, both thread
-    counts and the inference path give identical bits."""
+    parts by size or three, steps past one chunk of the wave loop (T = 37 > 32) over four row
+    panels; each against the float64 reference, and both ways, both thread counts and the
+    inference path give identical bits."""
     x, k, r, b, h0, c0 = make("lstm", *shape, seed=11)
     y_ref, h_ref, c_ref, hist = ref_forward("lstm", x, k, r, b, h0, c0)
     old = forgeml.get_num_threads()
@@ -381,6 +382,32 @@ def test_lstm_forward_thread_ways(isa, lstm_rows, parts, shape):
     for name, got, want in zip(g._fields, g, ref):
         if want is not None:
             assert_close(got, want, name, tol=5e-5)
+
+
+@pytest.mark.parametrize("lstm_rows", [0], indirect=True, ids=["units"])
+@pytest.mark.parametrize("parts", [2, 3], indirect=True, ids=["parts2", "parts3"])
+def test_lstm_forward_units_concurrent_calls(lstm_rows, parts, restore_threads):
+    """Four Python threads run the unit-parts forward at once: one call gets the thread pool, the
+    others run their tids one after another on their own thread, so a first tid must take the
+    other parts' row panels itself (run_waves). All give the single call's bits."""
+    import threading
+
+    forgeml.set_num_threads(2)
+    x, k, r, b, h0, c0 = make("lstm", 30, 70, 7, 40, seed=17)
+    want = ops.lstm(x, k, r, b, h0, c0)
+    got = [None] * 4
+
+    def call(i):
+        got[i] = ops.lstm(x, k, r, b, h0, c0)
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for out in got:
+        for a, c in zip(out, want):
+            np.testing.assert_array_equal(a, c)
 
 
 @pytest.mark.parametrize("parts", [0, 3], indirect=True, ids=["parts_by_size", "parts3"])

@@ -6,10 +6,13 @@
 // Two ways to share the work between threads:
 //   rows:  the batch rows are independent recurrences, so each thread runs the steps for its
 //          own blocks of rows: no barrier per step (threads meet every kStepChunk steps) and no
-//          h_t crossing cores. Every thread reads all of [W; R] packed, so this is the way when
-//          that fits in L2 (kRowsBytes).
-//   units: the thread parts of the hidden units (rnn.h's Split), one barrier per step
-//          (run_steps), each thread with its own columns' slice of [W; R].
+//          h_t crossing cores. Every thread reads all of [W; R] packed once per step and panel
+//          of MR rows, from L2 or (H256: 1.5 MiB) from L3, which per core costs no more than the
+//          units way's own slice from L2 (bench/results/rnn_profile.md); this is the way up to
+//          kRowsBytes of [W; R].
+//   units: the thread parts of the hidden units (rnn.h's Split), each thread with its own
+//          columns' slice of [W; R]; a panel of MR rows at step t waits only for the same rows
+//          at t - 1 from every part (run_waves), not for a barrier at every step.
 // Each z element is the same sum either way (same depth blocks; the bias is added in the gate
 // pass), so results depend neither on the way nor on the thread count or the split.
 #include "lstm_forward.h"
@@ -30,7 +33,9 @@ namespace {
 
 using gemm::detail::Kernel;
 
-constexpr int64_t kRowsBytes = 640 * 1024;  // packed [W; R] each thread reads per step (L2: 1 MiB/core)
+// Packed [W; R] each thread reads per step: measured up to 1.5 MiB (N32 H256, L2 1 MiB/core);
+// past a few MiB it would come from memory, where the units way halves each thread's share.
+constexpr int64_t kRowsBytes = 2 * 1024 * 1024;
 // The rows way hands out (row block, kStepChunk steps) tasks: blocks of about kBlockRows rows,
 // up to kBlocksPerThread per thread, so that a thread that starts late or is parked by the OS
 // (this machine is shared) leaves its blocks to the others instead of holding them up; Ctrl-C
@@ -121,16 +126,23 @@ void run_rows(const Lstm& L, const float* stacked, int64_t chunks) {
 void run_units(const Lstm& L, const float* stacked) {
   const Dims& d = L.d;
   const int64_t K = d.F + d.H, GH = d.GH(), parts = static_cast<int64_t>(L.split.size()) - 1;
+  const int64_t panels = (d.N + L.kern.mr - 1) / L.kern.mr;
   std::vector<Panels> packs;
-  std::vector<Floats> ap, z;
+  int64_t widest = 0;
   for (int64_t k = 0; k < parts; ++k) {
     const int64_t c0 = d.G * L.split[k], cols = d.G * L.split[k + 1] - c0;
     packs.emplace_back(L.kern, false, stacked, GH, K, c0, cols);
-    ap.push_back(floats(L.kern.mr * std::min<int64_t>(K, L.kern.kc)));
-    z.push_back(floats(L.f.xg ? 0 : L.kern.mr * cols));
+    widest = std::max(widest, cols);
   }
-  run_steps(parts, d.T, false,
-            [&](int64_t k, int64_t t) { L.step(t, 0, d.N, k, k + 1, packs[k], ap[k].get(), z[k].get()); });
+  std::vector<Floats> ap, z;  // per thread: a part's tasks may run on either
+  for (int64_t i = 0, threads = std::min<int64_t>(parts, num_threads()); i < threads; ++i) {
+    ap.push_back(floats(L.kern.mr * std::min<int64_t>(K, L.kern.kc)));
+    z.push_back(floats(L.f.xg ? 0 : L.kern.mr * widest));
+  }
+  run_waves(parts, d.T, panels, [&](int64_t k, int64_t t, int64_t i, int tid) {
+    const int64_t n0 = i * L.kern.mr, n1 = std::min(d.N, n0 + L.kern.mr);
+    L.step(t, n0, n1, k, k + 1, packs[k], ap[tid].get(), z[tid].get());
+  });
 }
 
 }  // namespace
