@@ -9,7 +9,7 @@
 //          h_t crossing cores. Every thread reads all of [W; R] packed once per step and panel
 //          of MR rows, from L2 or (H256: 1.5 MiB) from L3, which per core costs no more than the
 //          units way's own slice from L2 (bench/results/rnn_profile.md); this is the way up to
-//          kRowsBytes of [W; R].
+//          kRowsBytes of [W; R] (H128).
 //   units: the thread parts of the hidden units (rnn.h's Split), each thread with its own
 //          columns' slice of [W; R]; a panel of MR rows at step t waits only for the same rows
 //          at t - 1 from every part (run_waves), not for a barrier at every step.
@@ -33,9 +33,10 @@ namespace {
 
 using gemm::detail::Kernel;
 
-// Packed [W; R] each thread reads per step: measured up to 1.5 MiB (N32 H256, L2 1 MiB/core);
-// past a few MiB it would come from memory, where the units way halves each thread's share.
-constexpr int64_t kRowsBytes = 2 * 1024 * 1024;
+// Packed [W; R] each thread reads per step. At 1.5 MiB (N32 H256, L2 1 MiB/core) the rows way's
+// forward was ~2% faster than the units way, but one fwd+bwd sample read 3% slower (noisy VM,
+// rnn_profile.md): kept at 640 KiB (H128) until a quiet machine decides.
+constexpr int64_t kRowsBytes = 640 * 1024;
 // The rows way hands out (row block, kStepChunk steps) tasks: blocks of about kBlockRows rows,
 // up to kBlocksPerThread per thread, so that a thread that starts late or is parked by the OS
 // (this machine is shared) leaves its blocks to the others instead of holding them up; Ctrl-C
