@@ -170,6 +170,35 @@ def test_idle_workers_sleep_instead_of_spinning(threads):
     assert states and all(s == "S" for s in states), states
 
 
+ONE_CPU = """
+    import os, time, numpy as np, forgeml
+    from forgeml import _cpu, ops
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # workers start here: they inherit it
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((301, 517)).astype(np.float32)
+    b = rng.standard_normal((517, 203)).astype(np.float32)
+    forgeml.set_num_threads(1)
+    ref = ops.matmul(a, b)
+    ref16 = ops.matmul(a, b, precision="bf16")
+    forgeml.set_num_threads(2)
+    same = True
+    for i in range(200):
+        if i % 20 == 0:
+            time.sleep(0.01)  # idle: the workers sleep, the next call wakes them
+        same = same and np.array_equal(ops.matmul(a, b), ref)
+        same = same and np.array_equal(ops.matmul(a, b, precision="bf16"), ref16)
+    print("workers", _cpu.pool_workers(), "same", same)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs sched_setaffinity")
+def test_two_threads_on_one_cpu():
+    """Worker and caller share the CPU (workers yield to the caller instead of spinning there):
+    every call completes with the one-thread bits."""
+    out = run_script(ONE_CPU, timeout=120)
+    assert "same True" in out and "workers 0" not in out, out
+
+
 def _pool_blocked_signal_masks():
     masks = []
     for tid in os.listdir("/proc/self/task"):

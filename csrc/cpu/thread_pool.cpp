@@ -12,9 +12,15 @@
 // caller issues FUTEX_WAKE only when some worker sleeps (a Dekker pair of seq_cst accesses on
 // wake_ and sleepers_ makes that check safe), and never waits for the woken ones: it starts on
 // the tids itself.
+//
+// A worker does not spin on its caller's CPU: on a busy machine the scheduler often wakes the
+// worker onto the CPU the caller runs on, where it preempts the caller and runs the tids; its
+// 50 us of spinning then kept the caller (who only needs to see the job finished) off the CPU,
+// so a call after an idle gap cost the one-thread time plus the spin. Such a worker yields.
 #include "forgeml/thread_pool.h"
 
 #include <pthread.h>
+#include <sched.h>
 
 #include <csignal>
 
@@ -69,9 +75,11 @@ void futex_wait(std::atomic<uint32_t>* word, uint32_t expected) {
 void futex_wake(std::atomic<uint32_t>* word, int count) {
   syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE_PRIVATE, count, nullptr, nullptr, 0);
 }
+int current_cpu() { return sched_getcpu(); }  // glibc reads it from rseq: a load, no syscall
 #else
 void futex_wait(std::atomic<uint32_t>* word, uint32_t expected) { word->wait(expected); }
 void futex_wake(std::atomic<uint32_t>* word, int) { word->notify_all(); }
+int current_cpu() { return -1; }
 #endif
 
 constexpr int kMaxTids = 0xffff;  // the tid count and the next tid are 16-bit fields of job_
@@ -83,6 +91,7 @@ class Pool {
   // Runs the job with the submit mutex held; returns when every tid has finished.
   void run(int n, pool::TaskFn fn, void* ctx, ExceptionSlot& slot) {
     grow(n - 1);
+    caller_cpu_.store(current_cpu(), std::memory_order_relaxed);
     fn_ = fn;
     ctx_ = ctx;
     slot_ = &slot;
@@ -137,11 +146,22 @@ class Pool {
     }
   }
 
+  // Whether this worker runs on the CPU its last job was posted from: the caller may be queued
+  // behind it there. It yields instead of spinning, and stays runnable, so the scheduler can
+  // move it to another CPU (a worker that slept instead was woken onto the caller's CPU again
+  // by the next call, and back-to-back calls on a busy machine never ran in parallel).
+  bool on_callers_cpu() const {
+    const int cpu = current_cpu();
+    return cpu >= 0 && cpu == caller_cpu_.load(std::memory_order_relaxed);
+  }
+
   void wait_for_job(uint32_t seen) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(g_spin_us);
-    for (int i = 1; wake_.load(std::memory_order_acquire) == seen; ++i) {
+    for (int i = 0; wake_.load(std::memory_order_acquire) == seen; ++i) {
       cpu_relax();
-      if ((i & 63) == 0 && std::chrono::steady_clock::now() >= deadline) break;
+      if ((i & 63) != 0) continue;
+      if (std::chrono::steady_clock::now() >= deadline) break;
+      if (on_callers_cpu()) sched_yield();
     }
     while (wake_.load(std::memory_order_acquire) == seen) {
       sleepers_.fetch_add(1, std::memory_order_seq_cst);
@@ -168,6 +188,7 @@ class Pool {
   std::atomic<int> sleepers_{0};   // workers in (or entering) FUTEX_WAIT
   std::atomic<int> finished_{0};   // tids of the current job that have finished
   std::atomic<int> started_{0};
+  std::atomic<int> caller_cpu_{-1};  // the CPU the last job was posted from (-1: unknown)
   uint64_t gen_ = 0;               // the submitter's count of jobs
   pool::TaskFn fn_ = nullptr;      // the current job (read only after a successful claim)
   void* ctx_ = nullptr;
