@@ -50,7 +50,7 @@ struct Params {
   bool bootstrap = false;
   int64_t n_draws = 0;
   bool fused = true;       // tests turn the one-launch path for small parents (split_pair) off
-  bool batch = true;       // small pairs of all workers' trees batched (else one launch per pair)
+  bool batch = false;      // small pairs of all trees batched (opt-in until run on a GPU), else one launch each
   int fail_tree = -1;      // test hook: this tree's worker throws at the tree's second small pair
   int64_t fail_batch = 0;  // test hook: the fail_batch-th batch (from 1) fails
   bool classify() const { return criterion != 2; }

@@ -110,7 +110,7 @@ forgeml::bind::Register reg{[](py::module_& m) {
       py::arg("criterion"), py::arg("K"), py::arg("max_depth"), py::arg("min_samples_split"),
       py::arg("min_samples_leaf"), py::arg("min_weight_fraction_leaf"), py::arg("min_impurity_decrease"),
       py::arg("max_features"), py::arg("bootstrap"), py::arg("n_draws"), py::arg("workspace"), py::arg("workers"),
-      py::arg("stream"), py::arg("fused") = true, py::arg("batch") = true, py::arg("fail_tree") = -1,
+      py::arg("stream"), py::arg("fused") = true, py::arg("batch") = false, py::arg("fail_tree") = -1,
       py::arg("fail_batch") = 0);
 }};
 

@@ -1,4 +1,4 @@
-// The time loop shared by forward and backward. Each step has one or more phases; every phase
+// The time loops shared by forward and backward. run_steps: each step has one or more phases; every phase
 // runs phase(k, t) for all parts k, and a phase starts only when the previous one is complete.
 //
 // Instead of a barrier with fixed owners, the threads of one parallel_run claim (phase, part)
@@ -75,10 +75,6 @@ void run_steps(int64_t parts, int64_t T, bool reverse, Phases&&... phases) {
     check_interrupt();
   }
 }
-
-}  // namespace forgeml::rnn
-
-namespace forgeml::rnn {
 
 // The time loop for steps whose rows are independent recurrences (the LSTM / GRU forward): task
 // (t, i, k) = step t, row panel i, part k, and it needs only (t - 1, i, every part) done, not the
