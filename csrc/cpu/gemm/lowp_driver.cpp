@@ -43,10 +43,57 @@ Words::Words(size_t n) {
   p.reset(static_cast<uint32_t*>(q));
 }
 
+namespace {
+
+// The calling thread's buffer for one converted A strip (StripFn), reused by every call; a
+// lowp_block nested in another's epilogue on the same thread gets its own.
+struct StripBuf {
+  uint32_t* p = nullptr;
+  size_t cap = 0;
+  bool busy = false;
+  ~StripBuf() { std::free(p); }
+};
+
+// Words between the rows of a strip of kc groups: whole cache lines, and never a multiple of
+// 4 KiB (padded_rows).
+int64_t strip_stride(int64_t kc) { return padded_rows((kc + 15) / 16 * 16); }
+
+}  // namespace
+
+bool bf16_strips(const LowpKernels& k, int64_t M, int64_t npad, int threads) {
+  return npad <= std::max(k.nc, k.nr) && (threads <= 1 || (M + k.mr - 1) / k.mr >= npad / k.nr);
+}
+
 // Rows [m0, m1) x panels [p0, p1) of C on the calling thread (lowp_run.h).
 void lowp_block(const Lowp& L, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
   const LowpKernels& k = *L.kern;
   const int mr = k.mr, nr = k.nr;
+  static thread_local StripBuf strip_buf;
+  std::unique_ptr<Words> own;  // when strip_buf is in use further up this thread's stack
+  uint32_t* sb = nullptr;
+  struct Release {
+    bool* flag = nullptr;
+    ~Release() {
+      if (flag) *flag = false;
+    }
+  } release;
+  if (L.strip.fn) {
+    const size_t need = static_cast<size_t>(mr * strip_stride(std::min<int64_t>(k.kcg, L.Kg)));
+    if (strip_buf.busy) {
+      own = std::make_unique<Words>(need);
+      sb = own->get();
+    } else {
+      if (need > strip_buf.cap) {
+        std::free(strip_buf.p);
+        strip_buf.p = nullptr, strip_buf.cap = 0;
+        strip_buf.p = Words(need).p.release();
+        strip_buf.cap = need;
+      }
+      sb = strip_buf.p;
+      strip_buf.busy = true;
+      release.flag = &strip_buf.busy;
+    }
+  }
   const int64_t panels_per_block = std::max<int64_t>(1, k.nc / nr);
   const Epilogue& ep = *L.ep;
   // bias and relu inside the int8 tile's epilogue, while the tile is still in registers
@@ -58,6 +105,13 @@ void lowp_block(const Lowp& L, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
       const int64_t je = std::min(p1, jc + panels_per_block);
       for (int64_t ir = m0; ir < m1; ir += mr) {
         const int m = static_cast<int>(std::min<int64_t>(mr, m1 - ir));
+        const uint32_t* a = L.a + ir * L.a_stride() + pc;
+        int64_t as = L.a_stride();
+        if (sb) {
+          as = strip_stride(kc);
+          L.strip.fn(L.strip.ctx, ir, ir + m, pc, pc + kc, sb, as);
+          a = sb;
+        }
         for (int64_t p = jc; p < je; ++p) {
           const int64_t j0 = p * nr;
           const int n = static_cast<int>(std::min<int64_t>(nr, L.N - j0));
@@ -65,8 +119,8 @@ void lowp_block(const Lowp& L, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
           if (L.row_scale) t = LowpTile{L.row_scale + ir, L.col_scale + j0, L.corr + (pc / k.kcg) * L.npad + j0};
           if (fused && last) t.bias = ep.bias ? ep.bias + j0 : nullptr, t.relu = ep.act == Activation::relu;
           float* c = L.C + ir * L.ldc + j0;
-          k.tile[2 * n <= nr][m](kc, L.a + ir * L.a_stride() + pc, L.a_stride(), L.b + pc * L.npad + p * nr * kc, c, L.ldc,
-                                 pc > 0 || L.accumulate, t, m, n);
+          k.tile[2 * n <= nr][m](kc, a, as, L.b + pc * L.npad + p * nr * kc, c, L.ldc, pc > 0 || L.accumulate, t, m,
+                                 n);
           if (last) {
             if (!fused && (ep.bias || ep.act != Activation::none))
               L.f32->bias_act(ep.bias ? ep.bias + j0 : nullptr, ep.act, c, L.ldc, m, n);
@@ -168,20 +222,31 @@ void epilogue_all(const Epilogue& ep, float* C, int64_t ldc, int64_t M, int64_t 
   if (ep.fn && M > 0 && N > 0) ep.fn(ep.ctx, 0, M, 0, N, C, ldc);
 }
 
+// Rows [r0, r1) x groups [g0, g1) of op(A) (M, K) -> bf16 pairs, group g of row i at
+// dst[(i - r0) * dst_stride + g - g0] (the odd K's last group paired with zero).
+void pack_a_bf16_block(const LowpKernels& k, bool ta, int64_t K, const float* A, int64_t lda, uint32_t* dst,
+                       int64_t dst_stride, int64_t r0, int64_t r1, int64_t g0, int64_t g1) {
+  const int64_t Kg = (K + 1) / 2, whole = std::min(g1, K / 2);  // groups [g0, whole) hold two values
+  auto pair = [](float lo, float hi) { return bf16_bits(lo) | bf16_bits(hi) << 16; };
+  if (!ta) {
+    for (int64_t i = r0; i < r1; ++i)
+      if (whole > g0) k.row_bf16(A + i * lda + 2 * g0, reinterpret_cast<uint16_t*>(dst + (i - r0) * dst_stride),
+                                 2 * (whole - g0));
+  } else {  // A is (K, M): down the rows of A, along its columns
+    for (int64_t g = g0; g < whole; ++g) {
+      const float* lo = A + 2 * g * lda;
+      for (int64_t i = r0; i < r1; ++i) dst[(i - r0) * dst_stride + g - g0] = pair(lo[i], lo[lda + i]);
+    }
+  }
+  if (K % 2 && g1 == Kg)
+    for (int64_t i = r0; i < r1; ++i)
+      dst[(i - r0) * dst_stride + Kg - 1 - g0] = pair(ta ? A[(K - 1) * lda + i] : A[i * lda + K - 1], 0.f);
+}
+
 // Rows [r0, r1) of op(A) (M, K) -> rows of Kg = ceil(K / 2) bf16 pairs (the odd tail paired with zero).
 void pack_a_bf16_rows(const LowpKernels& k, bool ta, int64_t K, const float* A, int64_t lda, uint32_t* ap,
                       int64_t ap_stride, int64_t r0, int64_t r1) {
-  const int64_t Kg = (K + 1) / 2;
-  auto pair = [](float lo, float hi) { return bf16_bits(lo) | bf16_bits(hi) << 16; };
-  for (int64_t i = r0; i < r1; ++i) {
-    uint32_t* d = ap + i * ap_stride;
-    if (!ta) {
-      k.row_bf16(A + i * lda, reinterpret_cast<uint16_t*>(d), 2 * (K / 2));
-    } else {
-      for (int64_t g = 0; g < K / 2; ++g) d[g] = pair(A[2 * g * lda + i], A[(2 * g + 1) * lda + i]);
-    }
-    if (K % 2) d[Kg - 1] = pair(ta ? A[(K - 1) * lda + i] : A[i * lda + K - 1], 0.f);
-  }
+  pack_a_bf16_block(k, ta, K, A, lda, ap + r0 * ap_stride, ap_stride, r0, r1, 0, (K + 1) / 2);
 }
 
 // Panels [p0, p1) of op(B) (K, N) -> NR-column panels of bf16 pairs per depth block (lowp.h),
@@ -267,15 +332,20 @@ void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A
   const LowpKernels& k = detail::lowp_kernels_for(isa, 0);
   max_threads = lowp_threads(M, N, K, max_threads);
   const int64_t Kg = (K + 1) / 2, nr = k.nr, npad = (N + nr - 1) / nr * nr;
+  const bool strips = detail::bf16_strips(k, M, npad, max_threads);
   const int64_t as = detail::padded_rows(Kg);
-  Words a(static_cast<size_t>(M * as)), b(static_cast<size_t>(Kg * npad));
+  Words a(strips ? 1 : static_cast<size_t>(M * as)), b(static_cast<size_t>(Kg * npad));
   uint32_t* ap = a.get();
   uint32_t* bp = b.get();
   Lowp L{&k, &detail::kernel_for(isa), M, N, Kg, npad, ap, bp, nullptr, nullptr, nullptr, C, ldc, &ep};
   L.lda = as;
   auto convert = [&](int64_t r0, int64_t r1) { detail::pack_a_bf16_rows(k, ta, K, A, lda, ap, as, r0, r1); };
+  auto strip = [&](int64_t r0, int64_t r1, int64_t g0, int64_t g1, uint32_t* dst, int64_t stride) {
+    detail::pack_a_bf16_block(k, ta, K, A, lda, dst, stride, r0, r1, g0, g1);
+  };
   auto pack = [&](int64_t p0, int64_t p1) { detail::pack_b_bf16_panels(k, tb, K, N, B, ldb, bp, p0, p1); };
-  lowp_run(L, max_threads, detail::range_fn(convert), detail::range_fn(pack));
+  if (strips) L.strip = detail::strip_fn(strip);
+  lowp_run(L, max_threads, strips ? detail::RangeFn{} : detail::range_fn(convert), detail::range_fn(pack));
 }
 
 // ---------------------------------------------------------------- int8

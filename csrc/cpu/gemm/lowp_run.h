@@ -28,6 +28,13 @@ struct Words {
   uint32_t* get() const { return p.get(); }
 };
 
+// bf16 without a converted copy of A: fn fills rows [r0, r1) x groups [g0, g1) of op(A) as pairs at
+// dst (row r0 + i at dst + i * stride); lowp_block calls it per MR-row strip and depth block.
+struct StripFn {
+  void (*fn)(const void* ctx, int64_t r0, int64_t r1, int64_t g0, int64_t g1, uint32_t* dst, int64_t stride) = nullptr;
+  const void* ctx = nullptr;
+};
+
 // The prepared operands and the output.
 struct Lowp {
   const LowpKernels* kern;
@@ -43,8 +50,17 @@ struct Lowp {
   const Epilogue* ep;
   bool accumulate = false;  // C += the product (bf16 only), then the epilogue
   int64_t lda = 0;          // words between A rows when not Kg (padded_rows)
+  // When set, a is unused: each strip of A is converted into a per-thread buffer that stays in L1,
+  // just before its tiles, so A is never written out whole and read back (bf16_strips).
+  StripFn strip{};
   int64_t a_stride() const { return lda ? lda : Kg; }
 };
+
+// Whether a bf16 product converts A strip by strip (StripFn): when C is one column block (every
+// strip is converted once per depth block) and the rows are split over the threads (lowp_run
+// splits panels instead when there are fewer MR-row units than panels; each panel chunk would
+// then convert all of A again).
+bool bf16_strips(const LowpKernels& k, int64_t M, int64_t npad, int threads);
 
 // Words between the rows of a converted A: Kg, plus one cache line when the rows would lie a
 // multiple of 4 KiB apart (then the 12 rows of a tile's A strip share one L1 set group and the B
@@ -71,6 +87,13 @@ template <class F>
 RangeFn range_fn(const F& f) {
   return {[](const void* c, int64_t b, int64_t e) { (*static_cast<const F*>(c))(b, e); }, &f};
 }
+template <class F>
+StripFn strip_fn(const F& f) {
+  return {[](const void* c, int64_t r0, int64_t r1, int64_t g0, int64_t g1, uint32_t* d, int64_t s) {
+            (*static_cast<const F*>(c))(r0, r1, g0, g1, d, s);
+          },
+          &f};
+}
 
 // All of C over max_threads threads (from lowp_threads), Ctrl-C checked between row chunks.
 // With prep, the A rows are filled inside the run: when the rows are split over the threads,
@@ -90,6 +113,9 @@ void epilogue_all(const Epilogue& ep, float* C, int64_t ldc, int64_t M, int64_t 
 // zero-padded panels at bp (ceil(K / 2) x npad words).
 void pack_a_bf16_rows(const LowpKernels& k, bool ta, int64_t K, const float* A, int64_t lda, uint32_t* ap,
                       int64_t ap_stride, int64_t r0, int64_t r1);
+// Rows [r0, r1) x groups [g0, g1) of the same into dst (row r0 + i at dst + i * dst_stride).
+void pack_a_bf16_block(const LowpKernels& k, bool ta, int64_t K, const float* A, int64_t lda, uint32_t* dst,
+                       int64_t dst_stride, int64_t r0, int64_t r1, int64_t g0, int64_t g1);
 void pack_b_bf16(const LowpKernels& k, bool tb, int64_t K, int64_t N, const float* B, int64_t ldb, uint32_t* bp,
                  int max_threads);
 void pack_b_bf16_panels(const LowpKernels& k, bool tb, int64_t K, int64_t N, const float* B, int64_t ldb, uint32_t* bp,
