@@ -142,8 +142,28 @@ class Pool {
     for (;;) {
       const uint32_t seen = wake_.load(std::memory_order_acquire);
       run_claimed();
-      wait_for_job(seen);
+      if (wait_for_job(seen)) move_off_callers_cpu();
     }
+  }
+
+  // A worker woken from its sleep onto the CPU its caller runs on (the scheduler's choice when the
+  // other CPUs are busy) preempts the caller there and runs every tid alone while the caller
+  // waits: no parallelism. It moves to another allowed CPU instead (its affinity narrowed, which
+  // migrates it at once, then restored), where it competes with whatever runs there, not with
+  // its caller. Two syscalls, only after a sleep.
+  void move_off_callers_cpu() {
+#if defined(__linux__)
+    static const bool enabled = !std::getenv("FG_NOHOP");
+    if (!enabled) return;
+    const int caller = caller_cpu_.load(std::memory_order_relaxed);
+    if (caller < 0 || caller >= CPU_SETSIZE || current_cpu() != caller) return;
+    cpu_set_t allowed, away;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return;
+    away = allowed;
+    CPU_CLR(caller, &away);
+    if (CPU_COUNT(&away) == 0) return;  // pinned to the caller's CPU: nowhere to go
+    if (sched_setaffinity(0, sizeof away, &away) == 0) sched_setaffinity(0, sizeof allowed, &allowed);
+#endif
   }
 
   // Whether this worker runs on the CPU its last job was posted from: the caller may be queued
@@ -155,7 +175,8 @@ class Pool {
     return cpu >= 0 && cpu == caller_cpu_.load(std::memory_order_relaxed);
   }
 
-  void wait_for_job(uint32_t seen) {
+  // Returns whether the worker slept.
+  bool wait_for_job(uint32_t seen) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(g_spin_us);
     for (int i = 0; wake_.load(std::memory_order_acquire) == seen; ++i) {
       cpu_relax();
@@ -163,11 +184,13 @@ class Pool {
       if (std::chrono::steady_clock::now() >= deadline) break;
       if (on_callers_cpu()) sched_yield();
     }
+    bool slept = false;
     while (wake_.load(std::memory_order_acquire) == seen) {
       sleepers_.fetch_add(1, std::memory_order_seq_cst);
-      if (wake_.load(std::memory_order_seq_cst) == seen) futex_wait(&wake_, seen);
+      if (wake_.load(std::memory_order_seq_cst) == seen) futex_wait(&wake_, seen), slept = true;
       sleepers_.fetch_sub(1, std::memory_order_seq_cst);
     }
+    return slept;
   }
 
   // At least `count` workers, as far as the system lets us start them: a job never needs its
