@@ -106,6 +106,28 @@ def test_bf16_threads_do_not_change_results(rng, restore_threads):
     np.testing.assert_array_equal(matmul(a, b, precision="bf16"), one)
 
 
+# bf16 paths by shape and thread count (lowp_run.h, bf16_strips): A converted strip by strip when
+# all of packed B fits 512 KiB and the rows are split (several depth blocks of 256 pairs: K 1031,
+# 900); a converted copy of A when B is larger (K 2101 x 130 columns) or when two threads split
+# the panels of a short A (13 rows, 7 panels).
+PATH_SHAPES = [(37, 65, 1031), (500, 33, 129), (61, 130, 2101), (13, 200, 900), (1, 256, 3), (25, 40, 64)]
+
+
+@pytest.mark.parametrize("m,n,k", PATH_SHAPES)
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True)])
+def test_bf16_paths_and_threads(rng, restore_threads, m, n, k, threads, ta, tb):
+    a = rand(rng, *((k, m) if ta else (m, k)))
+    b = rand(rng, *((n, k) if tb else (k, n)))
+    bias = rand(rng, n)
+    forgeml.set_num_threads(threads)
+    c = matmul(a, b, trans_a=ta, trans_b=tb, bias=bias, activation="relu", precision="bf16")
+    check_bf16(c, a, b, ta, tb, bias, "relu")
+    forgeml.set_num_threads(1)
+    one = matmul(a, b, trans_a=ta, trans_b=tb, bias=bias, activation="relu", precision="bf16")
+    np.testing.assert_array_equal(c, one)
+
+
 def test_bf16_empty_and_errors(rng):
     assert matmul(np.ones((0, 4), np.float32), np.ones((4, 3), np.float32), precision="bf16").shape == (0, 3)
     z = matmul(np.ones((2, 0), np.float32), np.ones((0, 3), np.float32), bias=np.ones(3, np.float32), precision="bf16")

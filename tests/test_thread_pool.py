@@ -199,6 +199,42 @@ def test_two_threads_on_one_cpu():
     assert "same True" in out and "workers 0" not in out, out
 
 
+AFTER_SLEEPS = """
+    import os, time, numpy as np, forgeml
+    from forgeml import _cpu, ops
+    allowed = os.sched_getaffinity(0)
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((257, 785)).astype(np.float32)
+    b = rng.standard_normal((785, 129)).astype(np.float32)
+    forgeml.set_num_threads(1)
+    ref, ref16 = ops.matmul(a, b), ops.matmul(a, b, precision="bf16")
+    forgeml.set_num_threads(2)
+    same = True
+    for i in range(60):
+        time.sleep(0.003)  # past the 50 us spin: the workers sleep, each call wakes them
+        same = same and np.array_equal(ops.matmul(a, b), ref)
+        same = same and np.array_equal(ops.matmul(a, b, precision="bf16"), ref16)
+    time.sleep(0.01)
+    masks = set()
+    for tid in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{tid}/comm") as f:
+            if f.read().strip() == "forgeml-pool":
+                masks.add(frozenset(os.sched_getaffinity(int(tid))))
+    print("workers", _cpu.pool_workers(), "same", same, "masks", masks == {frozenset(allowed)})
+"""
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_setaffinity") or not os.path.isdir("/proc/self/task"),
+    reason="needs sched_setaffinity and /proc",
+)
+def test_woken_workers_keep_their_affinity():
+    """A worker woken onto its caller's CPU moves off it by narrowing its affinity for a moment:
+    afterwards every worker has the process's CPUs again, and every call has the one-thread bits."""
+    out = run_script(AFTER_SLEEPS, timeout=120)
+    assert "same True" in out and "masks True" in out and "workers 0" not in out, out
+
+
 def _pool_blocked_signal_masks():
     masks = []
     for tid in os.listdir("/proc/self/task"):

@@ -16,7 +16,9 @@
 // A worker does not spin on its caller's CPU: on a busy machine the scheduler often wakes the
 // worker onto the CPU the caller runs on, where it preempts the caller and runs the tids; its
 // 50 us of spinning then kept the caller (who only needs to see the job finished) off the CPU,
-// so a call after an idle gap cost the one-thread time plus the spin. Such a worker yields.
+// so a call after an idle gap cost the one-thread time plus the spin. Such a worker yields. And
+// a worker woken from its sleep onto the caller's CPU preempts the caller there and runs every
+// tid alone: it first moves to another allowed CPU (move_off_callers_cpu).
 #include "forgeml/thread_pool.h"
 
 #include <pthread.h>
@@ -153,8 +155,6 @@ class Pool {
   // its caller. Two syscalls, only after a sleep.
   void move_off_callers_cpu() {
 #if defined(__linux__)
-    static const bool enabled = !std::getenv("FG_NOHOP");
-    if (!enabled) return;
     const int caller = caller_cpu_.load(std::memory_order_relaxed);
     if (caller < 0 || caller >= CPU_SETSIZE || current_cpu() != caller) return;
     cpu_set_t allowed, away;

@@ -7,6 +7,9 @@
 // Loop nest per thread, over its own rows x panels of C:
 //   pc over depth by KCg groups:  jc over its panels by NC columns (a KCg x NC block of B in L2):
 //     ir over MR rows (the A strip, KCg groups, stays in L1):  jr over the block's panels: tile
+// bf16 with all of packed B in L2 (bf16_strips) skips the converted copy of A instead:
+//   ir over MR rows: convert the strip's rows (all of the depth, into a per-thread buffer):
+//     pc over depth by KCg groups:  jr over the thread's panels: tile
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -54,31 +57,42 @@ struct StripBuf {
   ~StripBuf() { std::free(p); }
 };
 
-// Words between the rows of a strip of kc groups: whole cache lines, and never a multiple of
-// 4 KiB (padded_rows).
-int64_t strip_stride(int64_t kc) { return padded_rows((kc + 15) / 16 * 16); }
-
 }  // namespace
 
-bool bf16_strips(const LowpKernels& k, int64_t M, int64_t npad, int threads) {
-  return npad <= std::max(k.nc, k.nr) && (threads <= 1 || (M + k.mr - 1) / k.mr >= npad / k.nr);
+bool bf16_strips(const LowpKernels& k, int64_t M, int64_t Kg, int64_t npad, int threads) {
+  return Kg * npad * 4 <= kStripBBytes && (threads <= 1 || (M + k.mr - 1) / k.mr >= npad / k.nr);
 }
 
 // Rows [m0, m1) x panels [p0, p1) of C on the calling thread (lowp_run.h).
 void lowp_block(const Lowp& L, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
   const LowpKernels& k = *L.kern;
   const int mr = k.mr, nr = k.nr;
-  static thread_local StripBuf strip_buf;
-  std::unique_ptr<Words> own;  // when strip_buf is in use further up this thread's stack
-  uint32_t* sb = nullptr;
-  struct Release {
-    bool* flag = nullptr;
-    ~Release() {
-      if (flag) *flag = false;
+  const int64_t panels_per_block = std::max<int64_t>(1, k.nc / nr);
+  const Epilogue& ep = *L.ep;
+  // bias and relu inside the int8 tile's epilogue, while the tile is still in registers
+  const bool fused = L.row_scale && k.int8_bias_relu && (ep.act == Activation::none || ep.act == Activation::relu);
+  // The tile of rows [ir, ir + m) x panel p over depth block [pc, pc + kc), A's strip at a.
+  auto tile = [&](int64_t ir, int m, int64_t pc, int64_t kc, int64_t p, const uint32_t* a, int64_t as) {
+    const bool last = pc + kc == L.Kg;
+    const int64_t j0 = p * nr;
+    const int n = static_cast<int>(std::min<int64_t>(nr, L.N - j0));
+    LowpTile t;
+    if (L.row_scale) t = LowpTile{L.row_scale + ir, L.col_scale + j0, L.corr + (pc / k.kcg) * L.npad + j0};
+    if (fused && last) t.bias = ep.bias ? ep.bias + j0 : nullptr, t.relu = ep.act == Activation::relu;
+    float* c = L.C + ir * L.ldc + j0;
+    k.tile[2 * n <= nr][m](kc, a, as, L.b + pc * L.npad + p * nr * kc, c, L.ldc, pc > 0 || L.accumulate, t, m, n);
+    if (last) {
+      if (!fused && (ep.bias || ep.act != Activation::none))
+        L.f32->bias_act(ep.bias ? ep.bias + j0 : nullptr, ep.act, c, L.ldc, m, n);
+      if (ep.fn) ep.fn(ep.ctx, ir, ir + m, j0, j0 + n, c, L.ldc);
     }
-  } release;
-  if (L.strip.fn) {
-    const size_t need = static_cast<size_t>(mr * strip_stride(std::min<int64_t>(k.kcg, L.Kg)));
+  };
+  if (L.strip.fn) {  // strip by strip: all of a strip's depth converted, then its tiles (B is in L2)
+    static thread_local StripBuf strip_buf;
+    std::unique_ptr<Words> own;  // when strip_buf is in use further up this thread's stack
+    const int64_t ss = padded_rows((L.Kg + 15) / 16 * 16);
+    const size_t need = static_cast<size_t>(mr * ss);
+    uint32_t* sb;
     if (strip_buf.busy) {
       own = std::make_unique<Words>(need);
       sb = own->get();
@@ -91,42 +105,28 @@ void lowp_block(const Lowp& L, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
       }
       sb = strip_buf.p;
       strip_buf.busy = true;
-      release.flag = &strip_buf.busy;
     }
+    struct Release {
+      bool* flag;
+      ~Release() {
+        if (flag) *flag = false;
+      }
+    } release{own ? nullptr : &strip_buf.busy};
+    for (int64_t ir = m0; ir < m1; ir += mr) {
+      const int m = static_cast<int>(std::min<int64_t>(mr, m1 - ir));
+      L.strip.fn(L.strip.ctx, ir, ir + m, 0, L.Kg, sb, ss);
+      for (int64_t pc = 0; pc < L.Kg; pc += k.kcg)
+        for (int64_t p = p0; p < p1; ++p) tile(ir, m, pc, std::min<int64_t>(k.kcg, L.Kg - pc), p, sb + pc, ss);
+    }
+    return;
   }
-  const int64_t panels_per_block = std::max<int64_t>(1, k.nc / nr);
-  const Epilogue& ep = *L.ep;
-  // bias and relu inside the int8 tile's epilogue, while the tile is still in registers
-  const bool fused = L.row_scale && k.int8_bias_relu && (ep.act == Activation::none || ep.act == Activation::relu);
   for (int64_t pc = 0; pc < L.Kg; pc += k.kcg) {
     const int64_t kc = std::min<int64_t>(k.kcg, L.Kg - pc);
-    const bool last = pc + kc == L.Kg;
     for (int64_t jc = p0; jc < p1; jc += panels_per_block) {
       const int64_t je = std::min(p1, jc + panels_per_block);
       for (int64_t ir = m0; ir < m1; ir += mr) {
         const int m = static_cast<int>(std::min<int64_t>(mr, m1 - ir));
-        const uint32_t* a = L.a + ir * L.a_stride() + pc;
-        int64_t as = L.a_stride();
-        if (sb) {
-          as = strip_stride(kc);
-          L.strip.fn(L.strip.ctx, ir, ir + m, pc, pc + kc, sb, as);
-          a = sb;
-        }
-        for (int64_t p = jc; p < je; ++p) {
-          const int64_t j0 = p * nr;
-          const int n = static_cast<int>(std::min<int64_t>(nr, L.N - j0));
-          LowpTile t;
-          if (L.row_scale) t = LowpTile{L.row_scale + ir, L.col_scale + j0, L.corr + (pc / k.kcg) * L.npad + j0};
-          if (fused && last) t.bias = ep.bias ? ep.bias + j0 : nullptr, t.relu = ep.act == Activation::relu;
-          float* c = L.C + ir * L.ldc + j0;
-          k.tile[2 * n <= nr][m](kc, a, as, L.b + pc * L.npad + p * nr * kc, c, L.ldc, pc > 0 || L.accumulate, t, m,
-                                 n);
-          if (last) {
-            if (!fused && (ep.bias || ep.act != Activation::none))
-              L.f32->bias_act(ep.bias ? ep.bias + j0 : nullptr, ep.act, c, L.ldc, m, n);
-            if (ep.fn) ep.fn(ep.ctx, ir, ir + m, j0, j0 + n, c, L.ldc);
-          }
-        }
+        for (int64_t p = jc; p < je; ++p) tile(ir, m, pc, kc, p, L.a + ir * L.a_stride() + pc, L.a_stride());
       }
     }
   }
@@ -332,7 +332,7 @@ void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A
   const LowpKernels& k = detail::lowp_kernels_for(isa, 0);
   max_threads = lowp_threads(M, N, K, max_threads);
   const int64_t Kg = (K + 1) / 2, nr = k.nr, npad = (N + nr - 1) / nr * nr;
-  const bool strips = detail::bf16_strips(k, M, npad, max_threads);
+  const bool strips = detail::bf16_strips(k, M, Kg, npad, max_threads);
   const int64_t as = detail::padded_rows(Kg);
   Words a(strips ? 1 : static_cast<size_t>(M * as)), b(static_cast<size_t>(Kg * npad));
   uint32_t* ap = a.get();

@@ -50,17 +50,19 @@ struct Lowp {
   const Epilogue* ep;
   bool accumulate = false;  // C += the product (bf16 only), then the epilogue
   int64_t lda = 0;          // words between A rows when not Kg (padded_rows)
-  // When set, a is unused: each strip of A is converted into a per-thread buffer that stays in L1,
-  // just before its tiles, so A is never written out whole and read back (bf16_strips).
+  // When set, a is unused: each MR-row strip of A is converted into a per-thread buffer that stays
+  // in L1 just before its tiles, so A is never written out whole and read back (bf16_strips).
   StripFn strip{};
   int64_t a_stride() const { return lda ? lda : Kg; }
 };
 
-// Whether a bf16 product converts A strip by strip (StripFn): when C is one column block (every
-// strip is converted once per depth block) and the rows are split over the threads (lowp_run
-// splits panels instead when there are fewer MR-row units than panels; each panel chunk would
-// then convert all of A again).
-bool bf16_strips(const LowpKernels& k, int64_t M, int64_t npad, int threads);
+// Whether a bf16 product converts A strip by strip (StripFn): when all of packed B stays in L2
+// (then a strip's tiles run over all of B's depth blocks and panels right after its conversion,
+// the rows of A are read once, in order, and the converted strip stays in L1) and the rows are
+// split over the threads (lowp_run splits panels instead when there are fewer MR-row units than
+// panels, and each panel chunk would convert all of A again).
+constexpr int64_t kStripBBytes = int64_t{512} << 10;
+bool bf16_strips(const LowpKernels& k, int64_t M, int64_t Kg, int64_t npad, int threads);
 
 // Words between the rows of a converted A: Kg, plus one cache line when the rows would lie a
 // multiple of 4 KiB apart (then the 12 rows of a tile's A strip share one L1 set group and the B
