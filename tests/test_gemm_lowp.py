@@ -116,7 +116,7 @@ PATH_SHAPES = [(37, 65, 1031), (500, 33, 129), (61, 130, 2101), (13, 200, 900), 
 @pytest.mark.parametrize("m,n,k", PATH_SHAPES)
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True)])
-def test_bf16_paths_and_threads(rng, restore_threads, m, n, k, threads, ta, tb):
+def test_bf16_paths_and_threads(isa, rng, restore_threads, m, n, k, threads, ta, tb):
     a = rand(rng, *((k, m) if ta else (m, k)))
     b = rand(rng, *((n, k) if tb else (k, n)))
     bias = rand(rng, n)
