@@ -140,7 +140,7 @@ def run(bench):
                 _case(bench, f"fwd+bias+relu {batch}x{fin}x{fout}", batch, fout, fin, False, False, t, rng, torch,
                       epilogue=True)
             _settings_cases(bench, t, rng)
-            gemm_lowp.cases(bench, t, rng, torch)  # bf16 and int8 rows
+            gemm_lowp.cases(bench, t, rng, torch, pause=QUIET_S if t > 1 else None)  # bf16 and int8 rows
 
 
 def cpu_time_table(repeats: int = 9) -> None:

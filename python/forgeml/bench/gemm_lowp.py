@@ -47,8 +47,11 @@ def _torch_peers(a, b, torch):
     return peers
 
 
-def cases(bench, threads, rng, torch):
-    """bf16 and int8 rows at the square and network shapes, for one thread count."""
+def cases(bench, threads, rng, torch, pause=None):
+    """bf16 and int8 rows at the square and network shapes, for one thread count. pause: the idle
+    gap before every sample (gemm.run passes its QUIET_S for several threads, as for its own rows:
+    a bf16 sample 50 ms after a NumPy one otherwise shares the CPUs with OpenBLAS's spinning
+    worker, and its second thread gets no CPU)."""
     square = SQUARE if bench.quick else SQUARE_FULL
     shapes = [(f"{s}^3", s, s, s) for s in square] + [(f"fwd {m}x{k}@{k}x{n}", m, n, k) for m, k, n in LAYERS]
     for name, m, n, k in shapes:
@@ -81,6 +84,7 @@ def cases(bench, threads, rng, torch):
                 peers,
                 impl=f"forgeml {label}",
                 flops=flops * reps,
+                pause=pause,
             )
 
 
