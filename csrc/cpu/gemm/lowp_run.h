@@ -29,7 +29,7 @@ struct Words {
 };
 
 // bf16 without a converted copy of A: fn fills rows [r0, r1) x groups [g0, g1) of op(A) as pairs at
-// dst (row r0 + i at dst + i * stride); lowp_block calls it per MR-row strip and depth block.
+// dst (row r0 + i at dst + i * stride); lowp_block calls it once per MR-row strip, for all groups.
 struct StripFn {
   void (*fn)(const void* ctx, int64_t r0, int64_t r1, int64_t g0, int64_t g1, uint32_t* dst, int64_t stride) = nullptr;
   const void* ctx = nullptr;
@@ -50,15 +50,16 @@ struct Lowp {
   const Epilogue* ep;
   bool accumulate = false;  // C += the product (bf16 only), then the epilogue
   int64_t lda = 0;          // words between A rows when not Kg (padded_rows)
-  // When set, a is unused: each MR-row strip of A is converted into a per-thread buffer that stays
-  // in L1 just before its tiles, so A is never written out whole and read back (bf16_strips).
+  // When set, a is unused: each MR-row strip of A is converted into a per-thread buffer (reused
+  // across calls) just before its tiles, so A is never written out whole and read back
+  // (bf16_strips).
   StripFn strip{};
   int64_t a_stride() const { return lda ? lda : Kg; }
 };
 
 // Whether a bf16 product converts A strip by strip (StripFn): when all of packed B stays in L2
 // (then a strip's tiles run over all of B's depth blocks and panels right after its conversion,
-// the rows of A are read once, in order, and the converted strip stays in L1) and the rows are
+// the rows of A are read once, in order, and the converted strip stays in L1 / L2) and the rows are
 // split over the threads (lowp_run splits panels instead when there are fewer MR-row units than
 // panels, and each panel chunk would convert all of A again).
 constexpr int64_t kStripBBytes = int64_t{512} << 10;
