@@ -752,7 +752,8 @@ class Grower {
     }
   }
 
-  // Row i of prow_.root: the W bytes from the row's codes (the next row's codes after the d-th
+  // The rows in prow_.root, grouped by class (class 0's first, each class's rows in order: the
+  // count kernel's runs): the W bytes from the row's codes (the next row's codes after the d-th
   // masked off; the last rows, whose W bytes would pass the end of the codes, copy d), the class
   // in byte d, zeros after it.
   template <int W>
@@ -766,13 +767,20 @@ class Grower {
       at_d[j] = j == d;
     }
     uint8_t* out = prow_.root.data();
+    int64_t slot[kMaxRowClasses] = {};  // the next row of each class
+    for (const Rec& r : rows_) ++slot[r.cls];
+    for (int64_t k = 0, at = 0; k < K_; ++k) {
+      const int64_t n = slot[k];
+      slot[k] = at;
+      at += n;
+    }
     for (size_t i = 0; i < rows_.size(); ++i) {
       const int64_t at = static_cast<int64_t>(rows_[i].row) * d;
       V v{};
       if (at + W <= nd) std::memcpy(&v, D_.codes + at, W);
       else std::memcpy(&v, D_.codes + at, d);
       v = (v & keep) | (at_d * static_cast<uint8_t>(rows_[i].cls));
-      std::memcpy(out + i * W, &v, W);
+      std::memcpy(out + slot[rows_[i].cls]++ * W, &v, W);
     }
     prow_nan_ = true;  // until the root's ranges say otherwise
   }
@@ -847,10 +855,12 @@ class Grower {
     std::memset(thr, 0, W);
     for (int k = 0; k < n_live; ++k) thr[live[k]] = static_cast<uint8_t>(bin[k]);
     uint32_t cnt[kMaxRowClasses * kMaxRowBytes], values[kMaxRowClasses * kMaxRowBytes];
-    rk_->count(rows, m, W, d, K, thr, cnt);
+    int64_t class_rows[kMaxRowClasses];  // the node's rows are runs of classes (random_rows.h)
+    for (int k = 0; k < K; ++k) class_rows[k] = static_cast<int64_t>(total[2 + k]);
+    rk_->count(rows, m, W, K, class_rows, thr, cnt);
     if (any_nan) {
       std::memset(thr, kAllLeft, W);
-      rk_->count(rows, m, W, d, K, thr, values);
+      rk_->count(rows, m, W, K, class_rows, thr, values);
     }
     NodeStats bl(S_), br(S_);
     Best best;
@@ -910,7 +920,7 @@ class Grower {
     if (!e.split) return;
     alignas(64) uint8_t sides[6 * kMaxRowBytes];  // the children's ranges
     e.mid = e.begin + (prow_nan_ ? rk_->partition_ranges : rk_->partition_ranges_no_nan)(
-                          rows, m, W, e.feature, e.bin, e.nan_left,
+                          rows, m, W, e.feature, e.bin, e.nan_left, static_cast<int64_t>(e.left[0]),
                           (e.depth % 2 ? prow_.even : prow_.odd).data() + e.begin * W, sides);
     put_row_ranges(e.begin, sides);
     put_row_ranges(e.mid, sides + 3 * W);
