@@ -86,6 +86,9 @@ struct Entry {
   double upper = std::numeric_limits<double>::infinity();
   NodeStats left, right;  // child statistics
   std::unique_ptr<Hist> hist;       // full mode: this node's histogram, kept for its children
+  // packed rows: the slot of this node's code ranges (taken by its parent's partition), and the
+  // slots its own partition filled for its children (-1: none)
+  int32_t slot = -1, child_slot[2] = {-1, -1};
 };
 
 // A row of the node's range with what the histograms need next to it, so building one touches
@@ -131,9 +134,7 @@ struct PackedRows {
   std::vector<uint8_t> root, root_ranges;
   uint64_t root_key = 0;
   // The ranges (lo, top, hi1: 3 W bytes) of nodes not yet searched, taken by their parent's
-  // partition: slots in pool, found by the node's first row (unique among such nodes: their row
-  // ranges are disjoint), -1 for none.
-  std::vector<int32_t> slot_at;
+  // partition: slots in pool, their numbers carried by the nodes' entries (Entry::slot).
   std::vector<uint8_t> pool;
   std::vector<int32_t> free;
 };
@@ -338,6 +339,8 @@ class Grower {
       s = own;
     }
     Entry e;
+    e.slot = pending_slot_;  // set by expand for this child
+    pending_slot_ = -1;
     e.node = new_node(s, depth, lower, upper);
     e.lower = lower;
     e.upper = upper;
@@ -365,7 +368,7 @@ class Grower {
     if (depth >= P_.max_depth || n < static_cast<double>(P_.min_samples_split) ||
         n < 2.0 * static_cast<double>(P_.min_samples_leaf) || W < 2.0 * lim_.min_weight_leaf || imp <= pure_tol) {
       release(std::move(hist));
-      if (prow_w_) take_row_ranges(begin, nullptr);  // a leaf: its ranges are not needed
+      if (prow_w_) take_row_ranges(e.slot, nullptr);  // a leaf: its ranges are not needed
       return e;
     }
     if (random_rows_) {
@@ -736,7 +739,6 @@ class Grower {
       out_.impurity.reserve(cap); out_.value.reserve(cap * K_);
       if (prow_.even.size() < m * W) prow_.even.resize(m * W);
       if (prow_.odd.size() < m * W) prow_.odd.resize(m * W);
-      prow_.slot_at.assign(m, -1);
       prow_.pool.clear();
       prow_.free.clear();
       if (D_.same_rows && prow_.root_key == D_.same_rows) return;  // this thread's last tree packed them
@@ -785,6 +787,11 @@ class Grower {
     prow_nan_ = true;  // until the root's ranges say otherwise
   }
 
+  template <class V>
+  static void at_least(V& v, size_t n) {
+    if (v.size() < n) v.resize(n);
+  }
+
   // find_split_random on packed rows: the same draws in the same order, the same thresholds and
   // the same (integer) counts, so the same trees. The ranges of all features come from the
   // parent's partition (the root: one pass), one pass counts the rows left of every drawn
@@ -805,7 +812,7 @@ class Grower {
       }
       std::memcpy(lmh, prow_.root_ranges.data(), 3 * W);
       prow_nan_ = std::any_of(top, top + d, [](uint8_t t) { return t == kNanBin; });
-    } else if (!take_row_ranges(e.begin, lmh)) {
+    } else if (!take_row_ranges(e.slot, lmh)) {
       rk_->range(rows, m, W, lo, top, hi1);
     }
     std::vector<int>& cand = rs_.cand;
@@ -868,8 +875,8 @@ class Grower {
     best.right = br.data();
     double* l = rs_.left.data();
     double* n = rs_.nans.data();
-    rs_.ln.resize(S_);
-    rs_.r.resize(S_);
+    at_least(rs_.ln, S_);  // (a resize call per node showed in profiles)
+    at_least(rs_.r, S_);
     // lk = feature f's statistics left of its threshold; n = those of its NaN rows (when it has any)
     auto left_of = [&](int f, bool has_nan, double* lk) {
       uint32_t all = 0, nan_all = 0;
@@ -885,8 +892,8 @@ class Grower {
       n[0] = n[1] = nan_all;
     };
     if (!mono_) {  // every candidate's statistics, then offer_splits (same winner as offer_split one by one)
-      rs_.cl.resize(static_cast<size_t>(2 * n_live) * S_);
-      rs_.cr.resize(static_cast<size_t>(2 * n_live) * S_);
+      at_least(rs_.cl, static_cast<size_t>(2 * n_live) * S_);
+      at_least(rs_.cr, static_cast<size_t>(2 * n_live) * S_);
       SplitCandidate sc[2 * kMaxRowBytes];
       double pr[2 * kMaxRowBytes];
       int nc = 0;
@@ -922,34 +929,34 @@ class Grower {
     e.mid = e.begin + (prow_nan_ ? rk_->partition_ranges : rk_->partition_ranges_no_nan)(
                           rows, m, W, e.feature, e.bin, e.nan_left, static_cast<int64_t>(e.left[0]),
                           (e.depth % 2 ? prow_.even : prow_.odd).data() + e.begin * W, sides);
-    put_row_ranges(e.begin, sides);
-    put_row_ranges(e.mid, sides + 3 * W);
+    e.child_slot[0] = put_row_ranges(sides);
+    e.child_slot[1] = put_row_ranges(sides + 3 * W);
   }
 
-  // The ranges (3 W bytes) of the node whose rows start at row `begin`, kept by put_row_ranges,
-  // into out (null: dropped); false when none were kept.
-  bool take_row_ranges(int64_t begin, uint8_t* out) {
-    const int32_t s = prow_.slot_at[begin];
-    if (s < 0) return false;
+  // The ranges (3 W bytes) in slot (kept by put_row_ranges; -1: none) into out (null: dropped), the
+  // slot freed; false when none were kept.
+  bool take_row_ranges(int32_t& slot, uint8_t* out) {
+    if (slot < 0) return false;
     const size_t bytes = 3 * static_cast<size_t>(prow_w_);
-    if (out) std::memcpy(out, prow_.pool.data() + s * bytes, bytes);
-    prow_.slot_at[begin] = -1;
-    prow_.free.push_back(s);
+    if (out) std::memcpy(out, prow_.pool.data() + slot * bytes, bytes);
+    prow_.free.push_back(slot);
+    slot = -1;
     return true;
   }
 
-  void put_row_ranges(int64_t begin, const uint8_t* r) {
+  // Keeps the ranges r (3 W bytes) in a free slot; returns it.
+  int32_t put_row_ranges(const uint8_t* r) {
     const size_t bytes = 3 * static_cast<size_t>(prow_w_);
-    int32_t s = prow_.slot_at[begin];  // >= 0: left by a node never grown (best-first's last ones)
-    if (s < 0 && !prow_.free.empty()) {
+    int32_t s;
+    if (!prow_.free.empty()) {
       s = prow_.free.back();
       prow_.free.pop_back();
-    } else if (s < 0) {
+    } else {
       s = static_cast<int32_t>(prow_.pool.size() / bytes);
       prow_.pool.resize(prow_.pool.size() + bytes);
     }
     std::memcpy(prow_.pool.data() + s * bytes, r, bytes);
-    prow_.slot_at[begin] = s;
+    return s;
   }
 
   // Sparse X (stored entries known), small node: rs_.active marks the features with a stored entry
@@ -1632,7 +1639,9 @@ class Grower {
     const auto [lb, rb] = child_bounds(e);
     snap_class_residues(e.left);
     snap_class_residues(e.right);
+    pending_slot_ = e.child_slot[0];
     Entry l = make_entry(e.begin, mid, e.depth + 1, e.left.data(), e.consts, std::move(lh), lb.first, lb.second);
+    pending_slot_ = e.child_slot[1];
     Entry r = make_entry(mid, e.end, e.depth + 1, e.right.data(), std::move(e.consts), std::move(rh), rb.first,
                          rb.second);
     out_.left[e.node] = l.node;
@@ -1687,6 +1696,7 @@ class Grower {
   bool random_unit_ = false;  // ... with unit weights: the weight sums are the counts
   RandomScratch rs_;
   int prow_w_ = 0;  // > 0: packed rows of this width (random_rows.h) serve the random splitter
+  int32_t pending_slot_ = -1;  // the slot of the child make_entry makes next (Entry::slot)
   bool prow_nan_ = true;  // ... some row holds a NaN code (else partitions take no NaN ranges)
   const RowKernels* rk_ = nullptr;
   PackedRows& prow_ = packed_rows_of_thread();  // (rows, W) each, in node order
