@@ -44,6 +44,7 @@
 #include "cpu/tree/split_mae.h"
 #include "cpu/tree/split_random.h"
 #include "cpu/tree/tree.h"
+#include "cpu/tree/tree_out_pool.h"
 
 namespace forgeml::tree {
 
@@ -1713,7 +1714,7 @@ class Grower {
   std::vector<Scratch> scratch_;
   std::vector<int> all_features_;
   std::unique_ptr<SparseSearch<Grower>> sparse_;  // sparse X's split search (null: codes)
-  TreeOut out_;
+  TreeOut out_ = take_tree_out();  // arrays of an earlier tree when pooled: their pages already mapped
 };
 
 }  // namespace
