@@ -332,6 +332,25 @@ class Grower {
     }
   }
 
+  // make_entry's rule: a node of depth, n rows, weight W and impurity imp is a leaf.
+  bool stops(int depth, double n, double W, double imp, double pure_tol) const {
+    return depth >= P_.max_depth || n < static_cast<double>(P_.min_samples_split) ||
+           n < 2.0 * static_cast<double>(P_.min_samples_leaf) || W < 2.0 * lim_.min_weight_leaf || imp <= pure_tol;
+  }
+
+  // Whether make_entry will make the child with statistics s (unit-weight classification: counts,
+  // which snap_class_residues leaves as they are) at depth a leaf: its impurity as new_node
+  // computes it, zero when one class holds all rows.
+  bool child_stops(const double* s, int depth) const {
+    if constexpr (C::kClassify && !is_multi<C>() && !median_leaves<C>()) {
+      int present = 0;
+      for (int k = 0; k < K_; ++k) present += s[2 + k] > 0;
+      const double imp = present <= 1 ? 0.0 : crit_.cost(s) / s[1];
+      return stops(depth, s[0], s[1], imp, kEps);
+    }
+    return false;
+  }
+
   Entry make_entry(int64_t begin, int64_t end, int depth, const double* s, FeatureMask consts,
                    std::unique_ptr<Hist> hist, double lower, double upper) {
     double own[4];
@@ -366,8 +385,7 @@ class Grower {
       pure_tol = kEps * (16 * (1.0 + (s[2] / W) * (s[2] / W)) + 256 * root_sq_ / W);
       if (imp <= pure_tol || n <= 1.0) out_.impurity[e.node] = 0;  // constant targets: rounding, even negative
     }
-    if (depth >= P_.max_depth || n < static_cast<double>(P_.min_samples_split) ||
-        n < 2.0 * static_cast<double>(P_.min_samples_leaf) || W < 2.0 * lim_.min_weight_leaf || imp <= pure_tol) {
+    if (stops(depth, n, W, imp, pure_tol)) {
       release(std::move(hist));
       if (prow_w_) take_row_ranges(e.slot, nullptr);  // a leaf: its ranges are not needed
       return e;
@@ -926,12 +944,17 @@ class Grower {
     }
     finish_split(e, total, best, bl, br);
     if (!e.split) return;
+    const bool leaf_l = child_stops(e.left.data(), e.depth + 1), leaf_r = child_stops(e.right.data(), e.depth + 1);
+    if (leaf_l && leaf_r) {  // two leaves: their rows are never read, the partition is not needed
+      e.mid = e.begin + static_cast<int64_t>(e.left[0]);
+      return;
+    }
     alignas(64) uint8_t sides[6 * kMaxRowBytes];  // the children's ranges
     e.mid = e.begin + (prow_nan_ ? rk_->partition_ranges : rk_->partition_ranges_no_nan)(
                           rows, m, W, e.feature, e.bin, e.nan_left, static_cast<int64_t>(e.left[0]),
                           (e.depth % 2 ? prow_.even : prow_.odd).data() + e.begin * W, sides);
-    e.child_slot[0] = put_row_ranges(sides);
-    e.child_slot[1] = put_row_ranges(sides + 3 * W);
+    if (!leaf_l) e.child_slot[0] = put_row_ranges(sides);  // a leaf's ranges are not needed
+    if (!leaf_r) e.child_slot[1] = put_row_ranges(sides + 3 * W);
   }
 
   // The ranges (3 W bytes) in slot (kept by put_row_ranges; -1: none) into out (null: dropped), the
