@@ -292,7 +292,8 @@ class Grower {
     }
   }
 
-  int new_node(const double* s, int depth, double lower, double upper) {
+  // flatten: the push_backs inline (out of line they were ~3% of an ExtraTrees fit, 9 calls a node)
+  [[gnu::flatten]] int new_node(const double* s, int depth, double lower, double upper) {
     int id = static_cast<int>(out_.feature.size());
     out_.feature.push_back(-1);
     out_.left.push_back(-1);
