@@ -757,14 +757,14 @@ class Grower {
       out_.feature.reserve(cap); out_.left.reserve(cap); out_.right.reserve(cap); out_.thr_bin.reserve(cap);
       out_.nan_left.reserve(cap); out_.n_samples.reserve(cap); out_.weighted_n.reserve(cap);
       out_.impurity.reserve(cap); out_.value.reserve(cap * K_);
-      if (prow_.even.size() < m * W) prow_.even.resize(m * W);
-      if (prow_.odd.size() < m * W) prow_.odd.resize(m * W);
+      if (prow_.even.size() < m * W + 64) prow_.even.resize(m * W + 64);  // + 64: row 0 at a cache line
+      if (prow_.odd.size() < m * W + 64) prow_.odd.resize(m * W + 64);
       prow_.pool.clear();
       prow_.free.clear();
       if (D_.same_rows && prow_.root_key == D_.same_rows) return;  // this thread's last tree packed them
       prow_.root_key = 0;
       prow_.root_ranges.clear();
-      if (prow_.root.size() < m * W) prow_.root.resize(m * W);
+      if (prow_.root.size() < m * W + 64) prow_.root.resize(m * W + 64);
       switch (W) {  // a fixed-width copy per row (a copy of d bytes is a library call per row)
         case 16: return pack_rows_w<16>();
         case 32: return pack_rows_w<32>();
@@ -788,7 +788,7 @@ class Grower {
       keep[j] = j < d ? 255 : 0;
       at_d[j] = j == d;
     }
-    uint8_t* out = prow_.root.data();
+    uint8_t* out = line_aligned(prow_.root);
     int64_t slot[kMaxRowClasses] = {};  // the next row of each class
     for (const Rec& r : rows_) ++slot[r.cls];
     for (int64_t k = 0, at = 0; k < K_; ++k) {
@@ -807,6 +807,13 @@ class Grower {
     prow_nan_ = true;  // until the root's ranges say otherwise
   }
 
+  // The first cache line boundary in a packed-row buffer: rows of 64 bytes (and 16 / 32 / 128)
+  // then never straddle two lines (a large vector's data sits 16 bytes past a page).
+  static uint8_t* line_aligned(std::vector<uint8_t>& v) {
+    const uintptr_t p = reinterpret_cast<uintptr_t>(v.data());
+    return v.data() + ((64 - (p & 63)) & 63);
+  }
+
   template <class V>
   static void at_least(V& v, size_t n) {
     if (v.size() < n) v.resize(n);
@@ -821,7 +828,7 @@ class Grower {
   void find_split_packed(Entry& e, const double* total) {
     const int d = D_.d, W = prow_w_, K = K_;
     const int64_t m = e.end - e.begin;
-    uint8_t* rows = (e.depth == 0 ? prow_.root : e.depth % 2 ? prow_.odd : prow_.even).data() + e.begin * W;
+    uint8_t* rows = line_aligned(e.depth == 0 ? prow_.root : e.depth % 2 ? prow_.odd : prow_.even) + e.begin * W;
     alignas(64) uint8_t lmh[3 * kMaxRowBytes], thr[kMaxRowBytes];
     uint8_t *lo = lmh, *top = lmh + W, *hi1 = lmh + 2 * W;
     if (e.depth == 0) {  // the root: its ranges from one pass, or kept from the last tree of the same rows
@@ -953,7 +960,7 @@ class Grower {
     alignas(64) uint8_t sides[6 * kMaxRowBytes];  // the children's ranges
     e.mid = e.begin + (prow_nan_ ? rk_->partition_ranges : rk_->partition_ranges_no_nan)(
                           rows, m, W, e.feature, e.bin, e.nan_left, static_cast<int64_t>(e.left[0]),
-                          (e.depth % 2 ? prow_.even : prow_.odd).data() + e.begin * W, sides);
+                          line_aligned(e.depth % 2 ? prow_.even : prow_.odd) + e.begin * W, sides);
     if (!leaf_l) e.child_slot[0] = put_row_ranges(sides);  // a leaf's ranges are not needed
     if (!leaf_r) e.child_slot[1] = put_row_ranges(sides + 3 * W);
   }
