@@ -1689,8 +1689,8 @@ class Grower {
       stack.pop_back();
       if (!e.split) continue;
       auto [l, r] = expand(e);
-      stack.push_back(std::move(r));
-      stack.push_back(std::move(l));
+      if (r.split) stack.push_back(std::move(r));  // a leaf would only be popped again
+      if (l.split) stack.push_back(std::move(l));
     }
   }
 
