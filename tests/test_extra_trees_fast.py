@@ -45,7 +45,7 @@ def _same(a, b):
         {"min_impurity_decrease": 2e-4},
     ],
 )
-@pytest.mark.parametrize("d,k", [(9, 2), (50, 2), (77, 3)])
+@pytest.mark.parametrize("d,k", [(9, 2), (50, 2), (77, 3), (31, 8)])  # 8: the most classes packed rows count
 def test_child_ranges_from_partition_match_gather_path(isa, rules, d, k):
     codes, y, _ = _codes(3001, d, k, seed=d + k)
     w = np.ones(len(y))

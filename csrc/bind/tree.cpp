@@ -15,6 +15,7 @@
 #include "forgeml/parallel.h"
 #include "forgeml/validate.h"
 #include "cpu/tree/tree.h"
+#include "cpu/tree/tree_out_pool.h"
 
 namespace py = pybind11;
 namespace ft = forgeml::tree;
@@ -139,7 +140,11 @@ py::dict concat_trees(std::vector<ft::TreeOut>& trees, int k, int threads, const
     std::atomic<int> next{0};
     forgeml::parallel_run(std::max(1, std::min(threads, T)), [&](int, int) {
       for (int t; (t = next.fetch_add(1)) < T;) {
-        ft::TreeOut tr = std::move(trees[t]);  // freed once copied
+        ft::TreeOut tr = std::move(trees[t]);  // back to the pool once copied (tree_out_pool.h)
+        struct Give {
+          ft::TreeOut& t;
+          ~Give() { ft::give_tree_out(std::move(t)); }
+        } give{tr};
         const int64_t o = off[t], m = static_cast<int64_t>(tr.feature.size());
         int i = 0;
         auto put = [&](const auto& src, int64_t width = 1) {
@@ -314,6 +319,7 @@ forgeml::bind::Register reg{[](py::module_& m) {
         py::arg("d"), py::arg("edges"), py::arg("column_major") = false);
   m.def("tree_grow_forest", &grow_forest, py::arg("codes"), py::arg("y_class"), py::arg("y"), py::arg("weight"),
         py::arg("seeds"), py::arg("params"));
+  m.def("tree_out_pool_trees", &ft::tree_out_pool_trees, "Grown trees' node arrays kept for the next trees.");
   m.def("tree_bootstrap_counts", &bootstrap_counts, py::arg("n"), py::arg("n_draws"), py::arg("seed"));
   m.def("tree_forest_predict", &forest_predict, py::arg("X"), py::arg("nodes"), py::arg("values"), py::arg("roots"),
         py::arg("threads"));

@@ -44,6 +44,7 @@
 #include "cpu/tree/split_mae.h"
 #include "cpu/tree/split_random.h"
 #include "cpu/tree/tree.h"
+#include "cpu/tree/tree_out_pool.h"
 
 namespace forgeml::tree {
 
@@ -86,6 +87,9 @@ struct Entry {
   double upper = std::numeric_limits<double>::infinity();
   NodeStats left, right;  // child statistics
   std::unique_ptr<Hist> hist;       // full mode: this node's histogram, kept for its children
+  // packed rows: the slot of this node's code ranges (taken by its parent's partition), and the
+  // slots its own partition filled for its children (-1: none)
+  int32_t slot = -1, child_slot[2] = {-1, -1};
 };
 
 // A row of the node's range with what the histograms need next to it, so building one touches
@@ -131,9 +135,7 @@ struct PackedRows {
   std::vector<uint8_t> root, root_ranges;
   uint64_t root_key = 0;
   // The ranges (lo, top, hi1: 3 W bytes) of nodes not yet searched, taken by their parent's
-  // partition: slots in pool, found by the node's first row (unique among such nodes: their row
-  // ranges are disjoint), -1 for none.
-  std::vector<int32_t> slot_at;
+  // partition: slots in pool, their numbers carried by the nodes' entries (Entry::slot).
   std::vector<uint8_t> pool;
   std::vector<int32_t> free;
 };
@@ -290,7 +292,8 @@ class Grower {
     }
   }
 
-  int new_node(const double* s, int depth, double lower, double upper) {
+  // flatten: the push_backs inline (out of line they were ~3% of an ExtraTrees fit, 9 calls a node)
+  [[gnu::flatten]] int new_node(const double* s, int depth, double lower, double upper) {
     int id = static_cast<int>(out_.feature.size());
     out_.feature.push_back(-1);
     out_.left.push_back(-1);
@@ -330,6 +333,25 @@ class Grower {
     }
   }
 
+  // make_entry's rule: a node of depth, n rows, weight W and impurity imp is a leaf.
+  bool stops(int depth, double n, double W, double imp, double pure_tol) const {
+    return depth >= P_.max_depth || n < static_cast<double>(P_.min_samples_split) ||
+           n < 2.0 * static_cast<double>(P_.min_samples_leaf) || W < 2.0 * lim_.min_weight_leaf || imp <= pure_tol;
+  }
+
+  // Whether make_entry will make the child with statistics s (unit-weight classification: counts,
+  // which snap_class_residues leaves as they are) at depth a leaf: its impurity as new_node
+  // computes it, zero when one class holds all rows.
+  bool child_stops(const double* s, int depth) const {
+    if constexpr (C::kClassify && !is_multi<C>() && !median_leaves<C>()) {
+      int present = 0;
+      for (int k = 0; k < K_; ++k) present += s[2 + k] > 0;
+      const double imp = present <= 1 ? 0.0 : crit_.cost(s) / s[1];
+      return stops(depth, s[0], s[1], imp, kEps);
+    }
+    return false;
+  }
+
   Entry make_entry(int64_t begin, int64_t end, int depth, const double* s, FeatureMask consts,
                    std::unique_ptr<Hist> hist, double lower, double upper) {
     double own[4];
@@ -338,6 +360,8 @@ class Grower {
       s = own;
     }
     Entry e;
+    e.slot = pending_slot_;  // set by expand for this child
+    pending_slot_ = -1;
     e.node = new_node(s, depth, lower, upper);
     e.lower = lower;
     e.upper = upper;
@@ -362,10 +386,9 @@ class Grower {
       pure_tol = kEps * (16 * (1.0 + (s[2] / W) * (s[2] / W)) + 256 * root_sq_ / W);
       if (imp <= pure_tol || n <= 1.0) out_.impurity[e.node] = 0;  // constant targets: rounding, even negative
     }
-    if (depth >= P_.max_depth || n < static_cast<double>(P_.min_samples_split) ||
-        n < 2.0 * static_cast<double>(P_.min_samples_leaf) || W < 2.0 * lim_.min_weight_leaf || imp <= pure_tol) {
+    if (stops(depth, n, W, imp, pure_tol)) {
       release(std::move(hist));
-      if (prow_w_) take_row_ranges(begin, nullptr);  // a leaf: its ranges are not needed
+      if (prow_w_) take_row_ranges(e.slot, nullptr);  // a leaf: its ranges are not needed
       return e;
     }
     if (random_rows_) {
@@ -734,15 +757,14 @@ class Grower {
       out_.feature.reserve(cap); out_.left.reserve(cap); out_.right.reserve(cap); out_.thr_bin.reserve(cap);
       out_.nan_left.reserve(cap); out_.n_samples.reserve(cap); out_.weighted_n.reserve(cap);
       out_.impurity.reserve(cap); out_.value.reserve(cap * K_);
-      if (prow_.even.size() < m * W) prow_.even.resize(m * W);
-      if (prow_.odd.size() < m * W) prow_.odd.resize(m * W);
-      prow_.slot_at.assign(m, -1);
+      if (prow_.even.size() < m * W + 64) prow_.even.resize(m * W + 64);  // + 64: row 0 at a cache line
+      if (prow_.odd.size() < m * W + 64) prow_.odd.resize(m * W + 64);
       prow_.pool.clear();
       prow_.free.clear();
       if (D_.same_rows && prow_.root_key == D_.same_rows) return;  // this thread's last tree packed them
       prow_.root_key = 0;
       prow_.root_ranges.clear();
-      if (prow_.root.size() < m * W) prow_.root.resize(m * W);
+      if (prow_.root.size() < m * W + 64) prow_.root.resize(m * W + 64);
       switch (W) {  // a fixed-width copy per row (a copy of d bytes is a library call per row)
         case 16: return pack_rows_w<16>();
         case 32: return pack_rows_w<32>();
@@ -752,7 +774,8 @@ class Grower {
     }
   }
 
-  // Row i of prow_.root: the W bytes from the row's codes (the next row's codes after the d-th
+  // The rows in prow_.root, grouped by class (class 0's first, each class's rows in order: the
+  // count kernel's runs): the W bytes from the row's codes (the next row's codes after the d-th
   // masked off; the last rows, whose W bytes would pass the end of the codes, copy d), the class
   // in byte d, zeros after it.
   template <int W>
@@ -765,16 +788,35 @@ class Grower {
       keep[j] = j < d ? 255 : 0;
       at_d[j] = j == d;
     }
-    uint8_t* out = prow_.root.data();
+    uint8_t* out = line_aligned(prow_.root);
+    int64_t slot[kMaxRowClasses] = {};  // the next row of each class
+    for (const Rec& r : rows_) ++slot[r.cls];
+    for (int64_t k = 0, at = 0; k < K_; ++k) {
+      const int64_t n = slot[k];
+      slot[k] = at;
+      at += n;
+    }
     for (size_t i = 0; i < rows_.size(); ++i) {
       const int64_t at = static_cast<int64_t>(rows_[i].row) * d;
       V v{};
       if (at + W <= nd) std::memcpy(&v, D_.codes + at, W);
       else std::memcpy(&v, D_.codes + at, d);
       v = (v & keep) | (at_d * static_cast<uint8_t>(rows_[i].cls));
-      std::memcpy(out + i * W, &v, W);
+      std::memcpy(out + slot[rows_[i].cls]++ * W, &v, W);
     }
     prow_nan_ = true;  // until the root's ranges say otherwise
+  }
+
+  // The first cache line boundary in a packed-row buffer: rows of 64 bytes (and 16 / 32 / 128)
+  // then never straddle two lines (a large vector's data sits 16 bytes past a page).
+  static uint8_t* line_aligned(std::vector<uint8_t>& v) {
+    const uintptr_t p = reinterpret_cast<uintptr_t>(v.data());
+    return v.data() + ((64 - (p & 63)) & 63);
+  }
+
+  template <class V>
+  static void at_least(V& v, size_t n) {
+    if (v.size() < n) v.resize(n);
   }
 
   // find_split_random on packed rows: the same draws in the same order, the same thresholds and
@@ -786,7 +828,7 @@ class Grower {
   void find_split_packed(Entry& e, const double* total) {
     const int d = D_.d, W = prow_w_, K = K_;
     const int64_t m = e.end - e.begin;
-    uint8_t* rows = (e.depth == 0 ? prow_.root : e.depth % 2 ? prow_.odd : prow_.even).data() + e.begin * W;
+    uint8_t* rows = line_aligned(e.depth == 0 ? prow_.root : e.depth % 2 ? prow_.odd : prow_.even) + e.begin * W;
     alignas(64) uint8_t lmh[3 * kMaxRowBytes], thr[kMaxRowBytes];
     uint8_t *lo = lmh, *top = lmh + W, *hi1 = lmh + 2 * W;
     if (e.depth == 0) {  // the root: its ranges from one pass, or kept from the last tree of the same rows
@@ -797,7 +839,7 @@ class Grower {
       }
       std::memcpy(lmh, prow_.root_ranges.data(), 3 * W);
       prow_nan_ = std::any_of(top, top + d, [](uint8_t t) { return t == kNanBin; });
-    } else if (!take_row_ranges(e.begin, lmh)) {
+    } else if (!take_row_ranges(e.slot, lmh)) {
       rk_->range(rows, m, W, lo, top, hi1);
     }
     std::vector<int>& cand = rs_.cand;
@@ -847,10 +889,12 @@ class Grower {
     std::memset(thr, 0, W);
     for (int k = 0; k < n_live; ++k) thr[live[k]] = static_cast<uint8_t>(bin[k]);
     uint32_t cnt[kMaxRowClasses * kMaxRowBytes], values[kMaxRowClasses * kMaxRowBytes];
-    rk_->count(rows, m, W, d, K, thr, cnt);
+    int64_t class_rows[kMaxRowClasses];  // the node's rows are runs of classes (random_rows.h)
+    for (int k = 0; k < K; ++k) class_rows[k] = static_cast<int64_t>(total[2 + k]);
+    rk_->count(rows, m, W, K, class_rows, thr, cnt);
     if (any_nan) {
       std::memset(thr, kAllLeft, W);
-      rk_->count(rows, m, W, d, K, thr, values);
+      rk_->count(rows, m, W, K, class_rows, thr, values);
     }
     NodeStats bl(S_), br(S_);
     Best best;
@@ -858,8 +902,8 @@ class Grower {
     best.right = br.data();
     double* l = rs_.left.data();
     double* n = rs_.nans.data();
-    rs_.ln.resize(S_);
-    rs_.r.resize(S_);
+    at_least(rs_.ln, S_);  // (a resize call per node showed in profiles)
+    at_least(rs_.r, S_);
     // lk = feature f's statistics left of its threshold; n = those of its NaN rows (when it has any)
     auto left_of = [&](int f, bool has_nan, double* lk) {
       uint32_t all = 0, nan_all = 0;
@@ -875,8 +919,8 @@ class Grower {
       n[0] = n[1] = nan_all;
     };
     if (!mono_) {  // every candidate's statistics, then offer_splits (same winner as offer_split one by one)
-      rs_.cl.resize(static_cast<size_t>(2 * n_live) * S_);
-      rs_.cr.resize(static_cast<size_t>(2 * n_live) * S_);
+      at_least(rs_.cl, static_cast<size_t>(2 * n_live) * S_);
+      at_least(rs_.cr, static_cast<size_t>(2 * n_live) * S_);
       SplitCandidate sc[2 * kMaxRowBytes];
       double pr[2 * kMaxRowBytes];
       int nc = 0;
@@ -908,38 +952,43 @@ class Grower {
     }
     finish_split(e, total, best, bl, br);
     if (!e.split) return;
+    const bool leaf_l = child_stops(e.left.data(), e.depth + 1), leaf_r = child_stops(e.right.data(), e.depth + 1);
+    if (leaf_l && leaf_r) {  // two leaves: their rows are never read, the partition is not needed
+      e.mid = e.begin + static_cast<int64_t>(e.left[0]);
+      return;
+    }
     alignas(64) uint8_t sides[6 * kMaxRowBytes];  // the children's ranges
     e.mid = e.begin + (prow_nan_ ? rk_->partition_ranges : rk_->partition_ranges_no_nan)(
-                          rows, m, W, e.feature, e.bin, e.nan_left,
-                          (e.depth % 2 ? prow_.even : prow_.odd).data() + e.begin * W, sides);
-    put_row_ranges(e.begin, sides);
-    put_row_ranges(e.mid, sides + 3 * W);
+                          rows, m, W, e.feature, e.bin, e.nan_left, static_cast<int64_t>(e.left[0]),
+                          line_aligned(e.depth % 2 ? prow_.even : prow_.odd) + e.begin * W, sides);
+    if (!leaf_l) e.child_slot[0] = put_row_ranges(sides);  // a leaf's ranges are not needed
+    if (!leaf_r) e.child_slot[1] = put_row_ranges(sides + 3 * W);
   }
 
-  // The ranges (3 W bytes) of the node whose rows start at row `begin`, kept by put_row_ranges,
-  // into out (null: dropped); false when none were kept.
-  bool take_row_ranges(int64_t begin, uint8_t* out) {
-    const int32_t s = prow_.slot_at[begin];
-    if (s < 0) return false;
+  // The ranges (3 W bytes) in slot (kept by put_row_ranges; -1: none) into out (null: dropped), the
+  // slot freed; false when none were kept.
+  bool take_row_ranges(int32_t& slot, uint8_t* out) {
+    if (slot < 0) return false;
     const size_t bytes = 3 * static_cast<size_t>(prow_w_);
-    if (out) std::memcpy(out, prow_.pool.data() + s * bytes, bytes);
-    prow_.slot_at[begin] = -1;
-    prow_.free.push_back(s);
+    if (out) std::memcpy(out, prow_.pool.data() + slot * bytes, bytes);
+    prow_.free.push_back(slot);
+    slot = -1;
     return true;
   }
 
-  void put_row_ranges(int64_t begin, const uint8_t* r) {
+  // Keeps the ranges r (3 W bytes) in a free slot; returns it.
+  int32_t put_row_ranges(const uint8_t* r) {
     const size_t bytes = 3 * static_cast<size_t>(prow_w_);
-    int32_t s = prow_.slot_at[begin];  // >= 0: left by a node never grown (best-first's last ones)
-    if (s < 0 && !prow_.free.empty()) {
+    int32_t s;
+    if (!prow_.free.empty()) {
       s = prow_.free.back();
       prow_.free.pop_back();
-    } else if (s < 0) {
+    } else {
       s = static_cast<int32_t>(prow_.pool.size() / bytes);
       prow_.pool.resize(prow_.pool.size() + bytes);
     }
     std::memcpy(prow_.pool.data() + s * bytes, r, bytes);
-    prow_.slot_at[begin] = s;
+    return s;
   }
 
   // Sparse X (stored entries known), small node: rs_.active marks the features with a stored entry
@@ -1622,7 +1671,9 @@ class Grower {
     const auto [lb, rb] = child_bounds(e);
     snap_class_residues(e.left);
     snap_class_residues(e.right);
+    pending_slot_ = e.child_slot[0];
     Entry l = make_entry(e.begin, mid, e.depth + 1, e.left.data(), e.consts, std::move(lh), lb.first, lb.second);
+    pending_slot_ = e.child_slot[1];
     Entry r = make_entry(mid, e.end, e.depth + 1, e.right.data(), std::move(e.consts), std::move(rh), rb.first,
                          rb.second);
     out_.left[e.node] = l.node;
@@ -1638,8 +1689,8 @@ class Grower {
       stack.pop_back();
       if (!e.split) continue;
       auto [l, r] = expand(e);
-      stack.push_back(std::move(r));
-      stack.push_back(std::move(l));
+      if (r.split) stack.push_back(std::move(r));  // a leaf would only be popped again
+      if (l.split) stack.push_back(std::move(l));
     }
   }
 
@@ -1677,6 +1728,7 @@ class Grower {
   bool random_unit_ = false;  // ... with unit weights: the weight sums are the counts
   RandomScratch rs_;
   int prow_w_ = 0;  // > 0: packed rows of this width (random_rows.h) serve the random splitter
+  int32_t pending_slot_ = -1;  // the slot of the child make_entry makes next (Entry::slot)
   bool prow_nan_ = true;  // ... some row holds a NaN code (else partitions take no NaN ranges)
   const RowKernels* rk_ = nullptr;
   PackedRows& prow_ = packed_rows_of_thread();  // (rows, W) each, in node order
@@ -1693,7 +1745,7 @@ class Grower {
   std::vector<Scratch> scratch_;
   std::vector<int> all_features_;
   std::unique_ptr<SparseSearch<Grower>> sparse_;  // sparse X's split search (null: codes)
-  TreeOut out_;
+  TreeOut out_ = take_tree_out();  // arrays of an earlier tree when pooled: their pages already mapped
 };
 
 }  // namespace

@@ -21,8 +21,8 @@ namespace {
 // which doubles the vector work per row). Same results. kNan false: rows without NaN codes, whose
 // top is hi1 - 1 (two masked ops less per row).
 template <bool kNan>
-int64_t partition_ranges_64(const uint8_t* src, int64_t m, int f, int bin, bool nan_left, uint8_t* dst,
-                            uint8_t* ranges) {
+int64_t partition_ranges_64(const uint8_t* src, int64_t m, int f, int bin, bool nan_left, int64_t left_rows,
+                            uint8_t* dst, uint8_t* ranges) {
   const __m512i one = _mm512_set1_epi8(1);
   __m512i lo_l = _mm512_set1_epi8(-1), lo_r = lo_l;
   __m512i top_l = _mm512_setzero_si512(), top_r = top_l, hi_l = top_l, hi_r = top_l;
@@ -32,7 +32,7 @@ int64_t partition_ranges_64(const uint8_t* src, int64_t m, int f, int bin, bool 
     const __m512i v = _mm512_loadu_si512(src + i * 64);
     const uint32_t c = src[i * 64 + f];
     const int64_t left = goes_left(c, b1, nan_goes);
-    const int64_t r = m - 1 - nr;
+    const int64_t r = left_rows + nr;
     _mm512_storeu_si512(dst + (r + ((nl - r) & -left)) * 64, v);
     nl += left;
     nr += 1 - left;
@@ -56,52 +56,53 @@ int64_t partition_ranges_64(const uint8_t* src, int64_t m, int f, int bin, bool 
   return nl;
 }
 
-// count_w<64> for two classes with the comparisons kept in mask registers: a row adds 1 to the
-// lanes where its code is <= the threshold, and to the class-1 counters where, in addition, its
-// class is 1 (the generic version turns each mask into a -1 vector and ands the class in first).
-// Byte counters are widened to 32 bits every kBlock rows; the counts are the same.
-void count_64_two(const uint8_t* rows, int64_t m, int cls_at, const uint8_t* thr_in, uint32_t* counts) {
+// count_w<64>: a class's run of rows adds 1 to the lanes where the row's code is <= the threshold,
+// under the comparison's mask register; two rows a step into two byte accumulators (the masked add
+// depends on the previous one: one chain halves its rate). Byte counters are widened to 32 bits
+// every kBlock rows; the counts are the same.
+void count_64_runs(const uint8_t* rows, int K, const int64_t* class_rows, const uint8_t* thr_in, uint32_t* counts) {
   const __m512i thr = _mm512_loadu_si512(thr_in), one = _mm512_set1_epi8(1);
-  __m512i all[4], cls1[4];
-  for (int q = 0; q < 4; ++q) all[q] = cls1[q] = _mm512_setzero_si512();
-  for (int64_t b = 0; b < m; b += kBlock) {
-    const int64_t e = b + kBlock < m ? b + kBlock : m;
-    __m512i a = _mm512_setzero_si512(), c1 = a;
-    for (int64_t i = b; i < e; ++i) {
-      const uint8_t* r = rows + i * 64;
-      const __mmask64 k = _mm512_cmple_epu8_mask(_mm512_loadu_si512(r), thr);
-      const __mmask64 k1 = _kand_mask64(k, _cvtu64_mask64(0 - static_cast<uint64_t>(r[cls_at])));
-      a = _mm512_mask_add_epi8(a, k, a, one);
-      c1 = _mm512_mask_add_epi8(c1, k1, c1, one);
+  const uint8_t* r = rows;
+  for (int k = 0; k < K; ++k) {
+    const int64_t mk = class_rows[k];
+    __m512i acc[4];
+    for (int q = 0; q < 4; ++q) acc[q] = _mm512_setzero_si512();
+    for (int64_t b = 0; b < mk; b += kBlock) {
+      const int64_t e = b + kBlock < mk ? b + kBlock : mk;
+      __m512i a = _mm512_setzero_si512(), a2 = a;
+      int64_t i = b;
+      for (; i + 1 < e; i += 2) {
+        a = _mm512_mask_add_epi8(a, _mm512_cmple_epu8_mask(_mm512_loadu_si512(r + i * 64), thr), a, one);
+        a2 = _mm512_mask_add_epi8(a2, _mm512_cmple_epu8_mask(_mm512_loadu_si512(r + i * 64 + 64), thr), a2, one);
+      }
+      if (i < e) a = _mm512_mask_add_epi8(a, _mm512_cmple_epu8_mask(_mm512_loadu_si512(r + i * 64), thr), a, one);
+      const __m128i* ab = reinterpret_cast<const __m128i*>(&a);
+      const __m128i* ab2 = reinterpret_cast<const __m128i*>(&a2);
+      for (int q = 0; q < 4; ++q)  // bytes 16q .. 16q + 15 as 32-bit lanes
+        acc[q] = _mm512_add_epi32(acc[q], _mm512_add_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128(ab + q)),
+                                                           _mm512_cvtepu8_epi32(_mm_loadu_si128(ab2 + q))));
     }
-    const __m128i* ab = reinterpret_cast<const __m128i*>(&a);
-    const __m128i* cb = reinterpret_cast<const __m128i*>(&c1);
-    for (int q = 0; q < 4; ++q) {  // bytes 16q .. 16q + 15 as 32-bit lanes
-      all[q] = _mm512_add_epi32(all[q], _mm512_cvtepu8_epi32(_mm_loadu_si128(ab + q)));
-      cls1[q] = _mm512_add_epi32(cls1[q], _mm512_cvtepu8_epi32(_mm_loadu_si128(cb + q)));
-    }
-  }
-  for (int q = 0; q < 4; ++q) {
-    _mm512_storeu_si512(counts + 16 * q, _mm512_sub_epi32(all[q], cls1[q]));
-    _mm512_storeu_si512(counts + 64 + 16 * q, cls1[q]);
+    for (int q = 0; q < 4; ++q) _mm512_storeu_si512(counts + k * 64 + 16 * q, acc[q]);
+    r += mk * 64;
   }
 }
 
-void count_avx512(const uint8_t* rows, int64_t m, int W, int cls_at, int K, const uint8_t* thr, uint32_t* counts) {
-  if (W == 64 && K == 2) return count_64_two(rows, m, cls_at, thr, counts);
-  count_rows(rows, m, W, cls_at, K, thr, counts);
+void count_avx512(const uint8_t* rows, int64_t m, int W, int K, const int64_t* class_rows, const uint8_t* thr,
+                  uint32_t* counts) {
+  if (W == 64) return count_64_runs(rows, K, class_rows, thr, counts);
+  count_rows(rows, m, W, K, class_rows, thr, counts);
 }
 
-int64_t partition_ranges_avx512(const uint8_t* src, int64_t m, int W, int f, int bin, bool nan_left, uint8_t* dst,
-                                uint8_t* ranges) {
-  if (W == 64) return partition_ranges_64<true>(src, m, f, bin, nan_left, dst, ranges);
-  return partition_ranges_rows(src, m, W, f, bin, nan_left, dst, ranges);
+int64_t partition_ranges_avx512(const uint8_t* src, int64_t m, int W, int f, int bin, bool nan_left, int64_t left_rows,
+                                uint8_t* dst, uint8_t* ranges) {
+  if (W == 64) return partition_ranges_64<true>(src, m, f, bin, nan_left, left_rows, dst, ranges);
+  return partition_ranges_rows(src, m, W, f, bin, nan_left, left_rows, dst, ranges);
 }
 
 int64_t partition_ranges_no_nan_avx512(const uint8_t* src, int64_t m, int W, int f, int bin, bool nan_left,
-                                       uint8_t* dst, uint8_t* ranges) {
-  if (W == 64) return partition_ranges_64<false>(src, m, f, bin, nan_left, dst, ranges);
-  return partition_ranges_no_nan_rows(src, m, W, f, bin, nan_left, dst, ranges);
+                                       int64_t left_rows, uint8_t* dst, uint8_t* ranges) {
+  if (W == 64) return partition_ranges_64<false>(src, m, f, bin, nan_left, left_rows, dst, ranges);
+  return partition_ranges_no_nan_rows(src, m, W, f, bin, nan_left, left_rows, dst, ranges);
 }
 
 }  // namespace

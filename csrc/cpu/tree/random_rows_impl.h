@@ -51,54 +51,31 @@ void range_w(const uint8_t* rows, int64_t m, uint8_t* lo, uint8_t* top, uint8_t*
 constexpr int64_t kBlock = 255;
 
 template <int W>
-void count_w(const uint8_t* rows, int64_t m, int cls_at, int K, const uint8_t* thr_in, uint32_t* counts) {
+void count_w(const uint8_t* rows, int64_t m, int K, const int64_t* class_rows, const uint8_t* thr_in,
+             uint32_t* counts) {
   constexpr int C = chunk_for(W), N = W / C;
   using V = typename RowVec<C>::type;
   V thr[N];
   std::memcpy(thr, thr_in, W);
   std::memset(counts, 0, sizeof(uint32_t) * K * W);
-  auto le = [&](const uint8_t* r, int c) __attribute__((always_inline)) {
-    V v;
-    std::memcpy(&v, r + c * C, C);
-    return reinterpret_cast<V>(v <= thr[c]);  // -1 where it holds
-  };
-  if (K == 2) {  // the common case: all rows and those of class 1 (class 0 is the difference)
-    uint32_t all[W] = {};
-    for (int64_t b = 0; b < m; b += kBlock) {
-      const int64_t e = b + kBlock < m ? b + kBlock : m;
-      V a[N], c1[N];
-      for (int c = 0; c < N; ++c) a[c] = c1[c] = V{};
-      for (int64_t i = b; i < e; ++i) {
-        const uint8_t* r = rows + i * W;
-        const V cm = V{} - r[cls_at];  // class 1: all ones
+  (void)m;  // the runs of class_rows cover the m rows
+  const uint8_t* r = rows;
+  for (int k = 0; k < K; ++k) {  // class k's run of rows: no class test per row
+    const int64_t mk = class_rows[k];
+    for (int64_t b = 0; b < mk; b += kBlock) {
+      const int64_t e = b + kBlock < mk ? b + kBlock : mk;
+      V a[N];
+      for (int c = 0; c < N; ++c) a[c] = V{};
+      for (int64_t i = b; i < e; ++i)
         for (int c = 0; c < N; ++c) {
-          const V x = le(r, c);
-          a[c] -= x;
-          c1[c] -= x & cm;
+          V v;
+          std::memcpy(&v, r + i * W + c * C, C);
+          a[c] -= reinterpret_cast<V>(v <= thr[c]);  // -1 where it holds
         }
-      }
       for (int c = 0; c < N; ++c)
-        for (int j = 0; j < C; ++j) {
-          all[c * C + j] += a[c][j];
-          counts[W + c * C + j] += c1[c][j];
-        }
+        for (int j = 0; j < C; ++j) counts[k * W + c * C + j] += a[c][j];
     }
-    for (int j = 0; j < W; ++j) counts[j] = all[j] - counts[W + j];
-    return;
-  }
-  V acc[kMaxRowClasses][N];
-  for (int64_t b = 0; b < m; b += kBlock) {
-    const int64_t e = b + kBlock < m ? b + kBlock : m;
-    for (int k = 0; k < K; ++k)
-      for (int c = 0; c < N; ++c) acc[k][c] = V{};
-    for (int64_t i = b; i < e; ++i) {
-      const uint8_t* r = rows + i * W;
-      V* a = acc[r[cls_at]];
-      for (int c = 0; c < N; ++c) a[c] -= le(r, c);
-    }
-    for (int k = 0; k < K; ++k)
-      for (int c = 0; c < N; ++c)
-        for (int j = 0; j < C; ++j) counts[k * W + c * C + j] += acc[k][c][j];
+    r += mk * W;
   }
 }
 
@@ -133,8 +110,8 @@ int64_t partition_w(const uint8_t* src, int64_t m, int f, int bin, bool nan_left
 // which leaves the other side's min / max as they were: no branch on the side.
 // kNan false: the rows hold no NaN code, top = hi1 - 1 (saturating) is set at the end instead.
 template <int W, bool kNan = true>
-int64_t partition_ranges_w(const uint8_t* src, int64_t m, int f, int bin, bool nan_left, uint8_t* dst,
-                           uint8_t* ranges) {
+int64_t partition_ranges_w(const uint8_t* src, int64_t m, int f, int bin, bool nan_left, int64_t left_rows,
+                           uint8_t* dst, uint8_t* ranges) {
   constexpr int C = chunk_for(W), N = W / C;
   using V = typename RowVec<C>::type;
   V lo[2][N], top[2][N], hi[2][N];  // [0]: left, [1]: right
@@ -151,7 +128,7 @@ int64_t partition_ranges_w(const uint8_t* src, int64_t m, int f, int bin, bool n
     std::memcpy(v, src + i * W, W);
     const uint32_t c = src[i * W + f];
     const int64_t left = goes_left(c, b1, nan_goes);
-    const int64_t r = m - 1 - nr;
+    const int64_t r = left_rows + nr;
     std::memcpy(dst + (r + ((nl - r) & -left)) * W, v, W);
     nl += left;
     nr += 1 - left;
@@ -199,30 +176,31 @@ void range_rows(const uint8_t* rows, int64_t m, int W, uint8_t* lo, uint8_t* top
   FORGEML_ROW_WIDTHS(range_w, rows, m, lo, top, hi1);
 }
 
-void count_rows(const uint8_t* rows, int64_t m, int W, int cls_at, int K, const uint8_t* thr, uint32_t* counts) {
-  FORGEML_ROW_WIDTHS(count_w, rows, m, cls_at, K, thr, counts);
+void count_rows(const uint8_t* rows, int64_t m, int W, int K, const int64_t* class_rows, const uint8_t* thr,
+                uint32_t* counts) {
+  FORGEML_ROW_WIDTHS(count_w, rows, m, K, class_rows, thr, counts);
 }
 
 int64_t partition_rows(const uint8_t* src, int64_t m, int W, int f, int bin, bool nan_left, uint8_t* dst) {
   FORGEML_ROW_WIDTHS(partition_w, src, m, f, bin, nan_left, dst);
 }
 
-int64_t partition_ranges_rows(const uint8_t* src, int64_t m, int W, int f, int bin, bool nan_left, uint8_t* dst,
-                              uint8_t* ranges) {
-  FORGEML_ROW_WIDTHS(partition_ranges_w, src, m, f, bin, nan_left, dst, ranges);
+int64_t partition_ranges_rows(const uint8_t* src, int64_t m, int W, int f, int bin, bool nan_left, int64_t left_rows,
+                              uint8_t* dst, uint8_t* ranges) {
+  FORGEML_ROW_WIDTHS(partition_ranges_w, src, m, f, bin, nan_left, left_rows, dst, ranges);
 }
 
-int64_t partition_ranges_no_nan_rows(const uint8_t* src, int64_t m, int W, int f, int bin, bool nan_left, uint8_t* dst,
-                                     uint8_t* ranges) {
+int64_t partition_ranges_no_nan_rows(const uint8_t* src, int64_t m, int W, int f, int bin, bool nan_left,
+                                     int64_t left_rows, uint8_t* dst, uint8_t* ranges) {
   switch (W) {
     case 16:
-      return partition_ranges_w<16, false>(src, m, f, bin, nan_left, dst, ranges);
+      return partition_ranges_w<16, false>(src, m, f, bin, nan_left, left_rows, dst, ranges);
     case 32:
-      return partition_ranges_w<32, false>(src, m, f, bin, nan_left, dst, ranges);
+      return partition_ranges_w<32, false>(src, m, f, bin, nan_left, left_rows, dst, ranges);
     case 64:
-      return partition_ranges_w<64, false>(src, m, f, bin, nan_left, dst, ranges);
+      return partition_ranges_w<64, false>(src, m, f, bin, nan_left, left_rows, dst, ranges);
     default:
-      return partition_ranges_w<128, false>(src, m, f, bin, nan_left, dst, ranges);
+      return partition_ranges_w<128, false>(src, m, f, bin, nan_left, left_rows, dst, ranges);
   }
 }
 
