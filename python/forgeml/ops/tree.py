@@ -299,6 +299,13 @@ def tree_compact_rows_from(compact, values, max_rows=16, top_levels=0):
     return _cpu.TreeCompactRows(compact, values, int(max_rows), int(top_levels))
 
 
+def tree_file_map(path):
+    """(memoryview, header) of a compact forest file mapped read-only in one call: header is None
+    under 80 bytes, else its fixed fields (as forgeml.tree._format unpacks them) and the CRC-32 of
+    the rest of the header (None where that runs past the file's end). OSError as open raises it."""
+    return _cpu.forest_file_map(path)
+
+
 def tree_compact_top_arrays(compact, levels):
     """(nodes, top) of a tree_compact_forest for the few-row walk: its nodes (m, 3) int32 with each
     leaf's row of values in its feature word, and per tree its first `levels` (3, 6 or 9) levels
@@ -312,7 +319,8 @@ def tree_compact_predict_rows(compact, X, values):
     return _cpu.tree_compact_predict_rows(compact, X, values)
 
 
-__all__ += ["tree_compact_rows", "tree_compact_rows_from", "tree_compact_predict_rows", "tree_compact_top_arrays"]
+__all__ += ["tree_compact_rows", "tree_compact_rows_from", "tree_compact_predict_rows", "tree_compact_top_arrays",
+            "tree_file_map"]
 
 
 def tree_best_split(hist, total, *, criterion="gini", min_samples_leaf=1, min_weight_leaf=0.0):

@@ -49,15 +49,17 @@ naming the file. The estimator class comes from a fixed list (nothing is importe
 
 from __future__ import annotations
 
-import json
 import functools
+import json
 import math
-import mmap as _mmap
 import os
 import struct
 import zlib
 
 import numpy as np
+
+from .. import ops
+from ._tree import _TOP_LEVELS, Forest, Tree
 
 MAGIC = b"\x89FGMLFOR"
 VERSION = 3
@@ -182,9 +184,6 @@ def save(est, path) -> None:
         raise TypeError(f"save: expected a fitted forgeml tree or forest estimator, got {type(est).__name__}")
     forest = est._forest
     w = _Writer()
-    from .. import ops
-    from ._tree import _TOP_LEVELS, Tree
-
     stored = dict(zip(_COMPACT, forest._compact.arrays()))
     stored["compact_nodes"], stored["compact_top"] = ops.tree_compact_top_arrays(forest._compact, _TOP_LEVELS)
     for field, dtype in (*_FOREST, _TOP):
@@ -241,32 +240,32 @@ def load(path, mmap: bool = True):
     a valid compact forest file raises ForestFileError, here or when its damaged part is first
     used."""
     path = os.fspath(path)
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-    try:
-        buf: _mmap.mmap | bytearray
-        if mmap:
-            try:
-                buf = _mmap.mmap(fd, 0, access=_mmap.ACCESS_READ)
-            except ValueError:  # an empty file cannot be mapped
-                buf = bytearray()
-        else:
+    buf: memoryview | bytearray
+    if mmap:  # one C call: open, fstat, mmap, close, the fixed fields and the header's CRC
+        buf, fixed = ops.tree_file_map(path)
+    else:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        try:
             buf = bytearray(os.fstat(fd).st_size)
             with open(fd, "rb", closefd=False) as fh:
                 if fh.readinto(buf) != len(buf):
                     raise _bad(path, "the file changed while it was read")
-    finally:
-        os.close(fd)
+        finally:
+            os.close(fd)
+        fixed = None
+        if len(buf) >= _FIXED.size:
+            fixed = _FIXED.unpack_from(buf, 0)
+            end = _FIXED.size + _ENTRY.size * fixed[11] + fixed[12]
+            fixed += (zlib.crc32(buf[16:end]) if end <= len(buf) else None,)
     size = len(buf)
-    if size < _FIXED.size:  # (a version 1 header is shorter)
+    if fixed is None:  # (a version 1 header is shorter)
         if size < _V1_FIXED.size:
             raise _bad(path, f"{size} bytes, shorter than the {_V1_FIXED.size}-byte header")
         magic, version = struct.unpack_from("<8sI", buf, 0)
         if magic == MAGIC and version == 1:
             return _load_v1(buf, size, path, lambda why: _bad(path, why))
-        fixed = (magic, version) + (0,) * 11
-    else:  # every later version starts with these fields: one unpack (each call costs ~10 us on a cold cache)
-        fixed = _FIXED.unpack_from(buf, 0)
-    magic, version, crc, data_offset, data_len, code, n_features, n_outputs, k, T, N, A, J = fixed
+        fixed = (magic, version) + (0,) * 12
+    magic, version, crc, data_offset, data_len, code, n_features, n_outputs, k, T, N, A, J, header_crc = fixed
     if magic != MAGIC:
         raise _bad(path, "wrong magic bytes")
     if version == 1:
@@ -280,9 +279,9 @@ def load(path, mmap: bool = True):
     if size < _FIXED.size:
         raise _bad(path, f"{size} bytes, shorter than the {_FIXED.size}-byte header")
     end = _FIXED.size + _ENTRY.size * A + J
-    if end > size:
+    if header_crc is None:
         raise _bad(path, f"truncated ({size} bytes; the header alone needs {end})")
-    if zlib.crc32(buf[16:end]) != crc:
+    if header_crc != crc:
         raise _bad(path, "header checksum mismatch (the file is corrupt)")
     if data_offset % _ALIGN or data_offset < end or data_offset + data_len > size:
         raise _bad(path, f"truncated or corrupt (data at {data_offset}, {data_len} bytes; the file has {size})")
@@ -315,7 +314,7 @@ def load(path, mmap: bool = True):
                 eager[name] = np.ndarray(shape, dtype, buf, data_offset + off)
             else:  # not needed to predict: viewed on first use
                 lazy[name] = functools.partial(_view, shape, dtype, buf, data_offset + off)
-        text = buf[end - J : end].decode()
+        text = str(buf[end - J : end], "utf-8")
         attrs, used = _JSON.raw_decode(text)
         if used != len(text) or type(attrs) is not dict:
             raise ValueError("the attributes are not one JSON object")
@@ -341,11 +340,18 @@ def _bad(path: str, why: str) -> ForestFileError:
     return ForestFileError(f"{path}: not a valid forgeml forest file: {why}")
 
 
+_dtypes: dict = {}  # table code -> dtype (parsing one costs ~50 us on a cold cache)
+
+
+def _dtype(code: bytes) -> np.dtype:
+    return np.dtype(code.rstrip(b"\0").decode("ascii"))
+
+
 def _array(buf, data_offset: int, data_len: int, entry: tuple, shape: tuple, want=None) -> np.ndarray:
     """The array a table entry locates, of `shape` (and dtype `want` when given), checked to lie
     inside the data."""
     code, off, nbytes = entry
-    dtype = want if want is not None else np.dtype(code.rstrip(b"\0").decode("ascii"))
+    dtype = want if want is not None else _dtypes.get(code) or _dtypes.setdefault(code, _dtype(code))
     if want is not None and code.rstrip(b"\0") != want.str.encode():
         raise ValueError(f"array of dtype {code!r}, expected {want.str}")
     if dtype.kind not in "biufU" or any(s < 0 for s in shape):
@@ -353,7 +359,7 @@ def _array(buf, data_offset: int, data_len: int, entry: tuple, shape: tuple, wan
     count = math.prod(shape)
     if count * dtype.itemsize != nbytes or off % _ALIGN or off + nbytes > data_len:
         raise ValueError(f"array {shape} {dtype} ({nbytes} bytes at {off}) lies outside the data ({data_len} bytes)")
-    return np.frombuffer(buf, dtype=dtype, count=count, offset=data_offset + off).reshape(shape)
+    return np.ndarray(shape, dtype, buf, data_offset + off)
 
 
 def _decode(v, buf, data_offset, data_len, table, n_forest):
@@ -383,8 +389,6 @@ def _decode(v, buf, data_offset, data_len, table, n_forest):
 def _forest(eager: dict, lazy: dict, n_features: int, n_outputs: int, path: str):
     """The Forest over the file's arrays: no pass over the nodes here (see _tree.Forest). eager: the
     arrays predicting reads (views); lazy: the others, as functions making their views."""
-    from ._tree import Forest
-
     forest = Forest.__new__(Forest)
     d = forest.__dict__
     d.update((f, a) for f, a in eager.items() if f not in _COMPACT and f not in ("offsets", "compact_top"))
