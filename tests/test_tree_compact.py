@@ -562,3 +562,29 @@ def test_coded_walk_equals_float_walks(rng, n_pool, sizes, d, want):
                     with isa_active("avx512"):
                         got = ops.tree_compact_predict(compact, X, values, trees=sel, threads=threads)
                     assert np.array_equal(got, flat), (k, n, trees, threads)
+
+
+def test_file_map_reads_the_fixed_header(tmp_path, fitted):
+    """ops.tree_file_map: the fields struct unpacks and zlib's CRC-32 of the rest of the header, None
+    where the file is too short for them; OSError as open raises it."""
+    import zlib
+
+    path = tmp_path / "f.fgf"
+    fitted[0].save(path)
+    good = path.read_bytes()
+    view, fixed = ops.tree_file_map(path)
+    assert bytes(view) == good and view.readonly
+    end = 80 + 24 * fixed[11] + fixed[12]
+    assert fixed == (*_format._FIXED.unpack_from(good, 0), zlib.crc32(good[16:end]))
+    for size, want in ((0, None), (79, None), (80, "fields"), (end - 1, "fields"), (end, "crc")):
+        (tmp_path / "cut.fgf").write_bytes(good[:size])
+        view, got = ops.tree_file_map(str(tmp_path / "cut.fgf"))
+        assert len(view) == size
+        assert (got is None) == (want is None)
+        if want is not None:
+            assert got[:13] == _format._FIXED.unpack_from(good, 0)
+            assert got[13] == (zlib.crc32(good[16:end]) if want == "crc" else None)
+    with pytest.raises(FileNotFoundError):
+        ops.tree_file_map(tmp_path / "missing.fgf")
+    with pytest.raises(OSError):  # a directory cannot be mapped
+        ops.tree_file_map(tmp_path)

@@ -1,9 +1,9 @@
 """The compact forest file: a fitted forgeml tree or forest estimator as flat arrays, no pickle.
 
-Layout (little-endian), format version 2::
+Layout (little-endian), format version 3::
 
     0   8 bytes  magic b"\\x89FGMLFOR"      (the high byte catches text-mode mangling)
-    8   u32      format version (2)
+    8   u32      format version (3)
     12  u32      CRC-32 of bytes 16 .. E (the rest of the header: fixed fields, table, attributes)
     16  u64      data offset D (a multiple of 64, >= E)
     24  u64      data length L (the file is at least D + L bytes)
@@ -13,7 +13,7 @@ Layout (little-endian), format version 2::
     44  u32      k, the width of the value array (n_outputs * classes, or n_outputs)
     48  u64      T trees
     56  u64      N nodes (all trees)
-    64  u64      A arrays in the table (>= 10)
+    64  u64      A arrays in the table (>= 11)
     72  u64      J bytes of attribute text
     80  A x 24   array table: {dtype 8 bytes (numpy's ``dtype.str``, NUL-padded), u64 offset from D
                  (a multiple of 64), u64 length in bytes}
@@ -21,28 +21,33 @@ Layout (little-endian), format version 2::
                  array is {"$array": index in the table, "shape": [...]}); E = 80 + 24A + J
     D   L bytes  the arrays, C order
 
-The first ten arrays are the forest, in this order, their shapes fixed by T, N and k::
+The first eleven arrays are the forest, in this order, their shapes fixed by T, N and k::
 
     compact_nodes (N, 3) <i4    the prediction layout: per node {feature | nan_left << 30,
                                 threshold float32 bits, right child from the tree's root}; each
                                 tree depth-first (the left child is the next node), a leaf's right
-                                child is itself
+                                child is itself and its first word its row of value
     compact_source (N,) <i4     per compact node: its node id (row of value and the arrays below)
     compact_roots (T,) <i8      per tree: its root in compact_nodes (trees are contiguous)
     offsets (T + 1,) <i8        tree t owns node ids offsets[t] .. offsets[t + 1]
     depth (T,) <i4, value (N, k) <f8, impurity (N,) <f8, n_node_samples (N,) <i8,
     weighted_n_node_samples (N,) <f8, missing_go_to_left (N,) |u1     scikit-learn's tree_ fields
+    compact_top (T, W) <i4      per tree, its top block: its first 6 levels breadth-first in
+                                64-byte groups of 3 levels, then where the walk goes on in
+                                compact_nodes (W = 208; 24 or 1680 words for 3 or 9 levels are read
+                                too; layout in csrc/cpu/tree/compact_rows.h, top_words)
 
-41 + 8k bytes a node in all (scikit-learn's pickle: about 64 + 8k). The flat arrays a tree reports
+41 + 8k bytes a node in all, plus 832 bytes a tree (scikit-learn's pickle: about 64 + 8k a node). The flat arrays a tree reports
 (feature, threshold, children_left, children_right) are rebuilt from the prediction layout when
 first used; thresholds are float32 values (bin edges), so the float64 ``threshold`` is exact.
-Version 1 files (a JSON header; the flat node array stored beside the prediction layout) still
-load.
+Version 2 files (the same without compact_top, each leaf's first word 0) and version 1 files (a
+JSON header; the flat node array stored beside the prediction layout) still load; their few-row
+walk starts at each root.
 
 Loading maps the file (or reads it with ``mmap=False``) and checks, in time independent of the
 forest's size, the fixed header, the header CRC and every array's dtype, size and bounds; it makes
-no per-tree object. Predicting a few rows walks the mapped prediction layout directly, checking
-each node it reads; anything else checks a node array in one pass when first using it (each root
+no per-tree object and views only the arrays predicting reads. Predicting a few rows walks the
+mapped top blocks, then the prediction layout, directly, checking each entry it reads; anything else checks a node array in one pass when first using it (each root
 and child in range, each child after its parent, each node id inside its tree, each feature <
 n_features). So a damaged file never crashes or hangs: any failure raises :class:`ForestFileError`
 naming the file. The estimator class comes from a fixed list (nothing is imported by name)."""
