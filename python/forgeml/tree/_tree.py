@@ -272,8 +272,12 @@ class Forest:
         try:
             return self._few(X)
         except ValueError as e:
-            if "_saved_compact" not in self.__dict__:
-                raise
+            self._raise_file_error(e)
+            raise
+
+    def _raise_file_error(self, e: ValueError):
+        """predict_few's ValueError e for a loaded forest (its file is damaged): ForestFileError."""
+        if "_saved_compact" in self.__dict__:
             raise self._file_error(e) from e
 
     def apply(self, X, threads=None):
