@@ -135,30 +135,35 @@ void walk_tops(const CompactArrays& f, const float* x, int64_t t0, int64_t t1, i
 
 // leaf[t] = where x's walk of tree t ends, for every tree: the node (from node 0), or -1 - its row
 // of values when that is known without the source array. start: see walk_tops (null: every walk
-// starts at its root).
+// starts at its root). kTop: start is not null; kRows: f.leaf_rows (template arguments so that a
+// forest without them walks the loop it walked before them: 12% slower warm otherwise).
+template <bool kTop, bool kRows>
 void walk_row(const CompactArrays& f, const float* x, const int64_t* start, int64_t* leaf) {
   const int64_t T = f.n_trees, d = f.n_features;
   int64_t base[kSlots], size[kSlots], tree[kSlots];
   int32_t at[kSlots];
   int64_t next = 0;
-  auto take = [&](int l) {  // slot l starts the next tree still to walk; false: none left
-    for (; start && next < T && start[next] < 0; ++next) leaf[next] = start[next];  // ended in its top block
-    if (next >= T) return false;
+  auto skip = [&] {  // past the trees whose walk ended in their top block
+    if constexpr (kTop)
+      for (; next < T && start[next] < 0; ++next) leaf[next] = start[next];
+  };
+  auto take = [&](int l) {  // slot l starts the next tree (one is left: next < T after skip())
     tree[l] = next;
     base[l] = f.roots[next];
     size[l] = (next + 1 < T ? f.roots[next + 1] : f.n_nodes) - base[l];
-    at[l] = start ? static_cast<int32_t>(start[next]) : 0;
+    at[l] = kTop ? static_cast<int32_t>(start[next]) : 0;
     __builtin_prefetch(f.nodes + base[l] + at[l]);
     ++next;
-    return true;
+    skip();
   };
   int active = 0;
-  while (active < kSlots && take(active)) ++active;
+  skip();
+  while (active < kSlots && next < T) take(active++);
   while (active > 0) {
     for (int l = 0; l < active;) {
       const CompactNode nd = f.nodes[base[l] + at[l]];
       if (nd.right == at[l]) {  // a leaf points at itself
-        if (f.leaf_rows) {
+        if constexpr (kRows) {
           if (nd.feature < 0) bad_node(f, tree[l], at[l], nd);
           leaf[tree[l]] = -1 - int64_t{nd.feature};
           __builtin_prefetch(f.values + int64_t{nd.feature} * f.k);
@@ -166,12 +171,12 @@ void walk_row(const CompactArrays& f, const float* x, const int64_t* start, int6
           leaf[tree[l]] = base[l] + at[l];
           __builtin_prefetch(f.source + base[l] + at[l]);
         }
-        if (!take(l)) {  // no tree left: the last active slot moves here (not walked yet this pass)
+        if (next < T) {
+          take(l++);
+        } else {  // no tree left: the last active slot moves here (not walked yet this pass)
           --active;
           base[l] = base[active], size[l] = size[active], tree[l] = tree[active], at[l] = at[active];
-          continue;
         }
-        ++l;
         continue;
       }
       const int32_t feat = nd.feature & 0x3fffffff;
@@ -185,23 +190,19 @@ void walk_row(const CompactArrays& f, const float* x, const int64_t* start, int6
   }
 }
 
-}  // namespace
-
-void compact_predict_rows(const CompactArrays& f, const float* X, int64_t n, double* out) {
+template <bool kTop, bool kRows>
+void predict_rows(const CompactArrays& f, const float* X, int64_t n, int64_t* leaf, int64_t* start, double* out) {
   const int64_t T = f.n_trees, d = f.n_features;
   const int k = f.k;
-  int64_t small[2 * 256];
-  std::vector<int64_t> big(T > 256 ? 2 * T : 0);
-  int64_t* leaf = T > 256 ? big.data() : small;
-  int64_t* start = f.top_levels ? leaf + T : nullptr;
   for (int64_t r = 0; r < n; ++r) {
     const float* x = X + r * d;
-    for (int64_t t = 0; start && t < T; t += kTopChunk) walk_tops(f, x, t, std::min(T, t + kTopChunk), start);
-    walk_row(f, x, start, leaf);
+    if constexpr (kTop)
+      for (int64_t t = 0; t < T; t += kTopChunk) walk_tops(f, x, t, std::min(T, t + kTopChunk), start);
+    walk_row<kTop, kRows>(f, x, start, leaf);
     for (int64_t t = 0; t < T; ++t) {  // each leaf's row of values, fetched before the adds
-      const int64_t src = leaf[t] < 0 ? -1 - leaf[t] : f.source[leaf[t]];
-      FORGEML_CHECK_ARG(src >= 0 && src < f.n_values, "source: the leaf ", leaf[t], " of tree ", t, " has row ", src,
-                        " of values, outside [0, ", f.n_values, ")");
+      const int64_t src = (kTop || kRows) && leaf[t] < 0 ? -1 - leaf[t] : f.source[leaf[t]];
+      FORGEML_CHECK_ARG(src >= 0 && src < f.n_values, "source: tree ", t, " ends at a leaf whose row of values ", src,
+                        " is outside [0, ", f.n_values, ")");
       leaf[t] = src;
       __builtin_prefetch(f.values + src * k);
     }
@@ -213,6 +214,25 @@ void compact_predict_rows(const CompactArrays& f, const float* X, int64_t n, dou
     }
     if (T > 1)
       for (int j = 0; j < k; ++j) o[j] /= static_cast<double>(T);
+  }
+}
+
+}  // namespace
+
+void compact_predict_rows(const CompactArrays& f, const float* X, int64_t n, double* out) {
+  const int64_t T = f.n_trees;
+  int64_t small[2 * 256];
+  std::vector<int64_t> big(T > 256 ? 2 * T : 0);
+  int64_t* leaf = T > 256 ? big.data() : small;
+  int64_t* start = leaf + T;  // (walk_tops' starts, with top blocks)
+  if (f.top_levels && f.leaf_rows) {
+    predict_rows<true, true>(f, X, n, leaf, start, out);
+  } else if (f.top_levels) {
+    predict_rows<true, false>(f, X, n, leaf, start, out);
+  } else if (f.leaf_rows) {
+    predict_rows<false, true>(f, X, n, leaf, start, out);
+  } else {
+    predict_rows<false, false>(f, X, n, leaf, start, out);
   }
 }
 
