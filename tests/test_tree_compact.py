@@ -250,6 +250,38 @@ def test_version_1_files_still_load():
         assert list(est.classes_) == ["ant", "bee", "cat"]
 
 
+def test_version_2_files_still_load(tmp_path):
+    """A file saved in format version 2 (tests/golden/make_forest_v2_golden.py; no top blocks, the
+    one-row walk starts at each root) loads and predicts as the forest that saved it did, its damage
+    is caught by the one-row walk, and saved again it is a version 3 file predicting the same."""
+    golden = pathlib.Path(__file__).parent / "golden"
+    want = np.load(golden / "forest_v2.npz")
+    X = want["X"]
+    for mmap in (True, False):
+        est = load(golden / "forest_v2.fgf", mmap=mmap)
+        assert "_saved_top" not in est._forest.__dict__
+        for i in range(len(X)):  # the few-row walk, row by row, then the batch kernel
+            assert np.array_equal(est.predict_proba(X[i : i + 1]), want["proba"][i : i + 1])
+        assert np.array_equal(est.predict_proba(X), want["proba"])
+        assert np.array_equal(est.apply(X), want["apply"])
+        np.testing.assert_array_equal(est.feature_importances_, want["importances"])
+        for name in ("feature", "threshold", "children_left", "children_right", "value"):
+            assert np.array_equal(getattr(est._forest, name), want[name]), name
+        assert list(est.classes_) == ["ant", "bee", "cat"]
+    est.save(tmp_path / "v3.fgf")
+    again = load(tmp_path / "v3.fgf")
+    assert again._forest._saved_top.shape == (4, 208)
+    for i in range(len(X)):
+        assert np.array_equal(again.predict_proba(X[i : i + 1]), want["proba"][i : i + 1])
+    data = (golden / "forest_v2.fgf").read_bytes()
+    data_offset, table, _ = _layout(data)
+    out = bytearray(data)
+    out[data_offset : data_offset + 4] = (13).to_bytes(4, "little")  # the first root splits on a feature X lacks
+    (tmp_path / "bad.fgf").write_bytes(bytes(out))
+    with pytest.raises(ForestFileError, match="feature 13"):
+        load(tmp_path / "bad.fgf").predict_proba(X[:1])
+
+
 def test_pickle_and_joblib_round_trip(tmp_path, rng, fitted):
     Xq = _data(rng, 50, 13)
     for est in fitted:
@@ -307,7 +339,7 @@ def test_saving_over_a_mapped_file_keeps_the_mapped_forest(tmp_path, rng, fitted
 
 
 def _layout(data: bytes):
-    """(data offset, [(dtype, offset, nbytes)]) of a version 2 file, and where its attributes end."""
+    """(data offset, [(dtype, offset, nbytes)]) of a version 2 or 3 file, and where its attributes end."""
     fixed = _format._FIXED.unpack_from(data, 0)
     data_offset, n_arrays, n_text = fixed[3], fixed[11], fixed[12]
     table = [
@@ -363,12 +395,29 @@ def test_load_rejects_damaged_files(tmp_path, rng, fitted):
 
     cnodes = fitted[0]._forest._compact.arrays()[0]
     assert cnodes[0, 2] > 1  # node 0 is a split
-    expect(damaged(0, 8, 2**31 - 1), "right child", first_row=True)  # the first root's right child outside its tree
-    expect(damaged(0, 8, 1), "right child", first_row=True)  # ... at the root's left child
-    expect(damaged(0, 8, 1), "right child")
-    expect(damaged(0, 0, 13), "feature 13", first_row=True)  # the root splits on a feature X lacks
-    expect(damaged(0, 0, -5), "feature", first_row=True)
-    leaf = int(np.flatnonzero(cnodes[:, 2] == np.arange(len(cnodes)) - 0)[0])  # a leaf of the first tree
+    expect(damaged(0, 8, 2**31 - 1), "right child")  # the first root's right child outside its tree
+    expect(damaged(0, 8, 1), "right child")  # ... at the root's left child
+    expect(damaged(0, 0, 13), "feature 13")  # the root splits on a feature X lacks
+    expect(damaged(0, 0, -5), "feature")
+    # the one-row walk reads each tree's top block first (version 3): damage there is caught by it
+    top = fitted[0]._forest._saved_top if "_saved_top" in fitted[0]._forest.__dict__ else load(path)._forest._saved_top
+    assert top.shape[1] == 208 and top[0, 0] >= 0  # 6 levels; the first root splits
+    expect(damaged(10, 0, 13), "feature 13", first_row=True)
+    expect(damaged(10, 0, -(2**31) + 5), "source", first_row=True)  # a leaf whose row of values is far outside
+    words = np.frombuffer(good, "<i4", top.size, data_offset + table[10][1]).reshape(top.shape).copy()
+    words[:, -64:] = 10**6  # every frontier entry outside its tree: the walk meets one
+    expect(
+        good[: data_offset + table[10][1]] + words.tobytes() + good[data_offset + table[10][1] + top.nbytes :],
+        "top",
+        first_row=True,
+    )
+    _, _, croots = fitted[0]._forest._compact.arrays()
+    sizes = np.diff(np.append(croots, len(cnodes)))
+    leaves = np.flatnonzero(cnodes[:, 2] == np.arange(len(cnodes)) - np.repeat(croots, sizes))
+    words = np.frombuffer(good, "<i4", cnodes.size, data_offset).reshape(cnodes.shape).copy()
+    words[leaves, 0] = -3  # every leaf's row of values negative: the walk meets one below the top
+    expect(good[:data_offset] + words.tobytes() + good[data_offset + cnodes.nbytes :], "node", first_row=True)
+    leaf = int(leaves[0])  # a leaf of the first tree
     expect(damaged(1, 4 * leaf, 10**6), "source")  # its node id outside the forest
     expect(damaged(1, 4 * leaf, 0), "compact_source")  # a node id twice
     expect(damaged(2, 8, 0, 8), "roots")  # compact_roots: two trees at node 0
@@ -513,3 +562,29 @@ def test_coded_walk_equals_float_walks(rng, n_pool, sizes, d, want):
                     with isa_active("avx512"):
                         got = ops.tree_compact_predict(compact, X, values, trees=sel, threads=threads)
                     assert np.array_equal(got, flat), (k, n, trees, threads)
+
+
+def test_file_map_reads_the_fixed_header(tmp_path, fitted):
+    """ops.tree_file_map: the fields struct unpacks and zlib's CRC-32 of the rest of the header, None
+    where the file is too short for them; OSError as open raises it."""
+    import zlib
+
+    path = tmp_path / "f.fgf"
+    fitted[0].save(path)
+    good = path.read_bytes()
+    view, fixed = ops.tree_file_map(path)
+    assert bytes(view) == good and view.readonly
+    end = 80 + 24 * fixed[11] + fixed[12]
+    assert fixed == (*_format._FIXED.unpack_from(good, 0), zlib.crc32(good[16:end]))
+    for size, want in ((0, None), (79, None), (80, "fields"), (end - 1, "fields"), (end, "crc")):
+        (tmp_path / "cut.fgf").write_bytes(good[:size])
+        view, got = ops.tree_file_map(str(tmp_path / "cut.fgf"))
+        assert len(view) == size
+        assert (got is None) == (want is None)
+        if want is not None:
+            assert got[:13] == _format._FIXED.unpack_from(good, 0)
+            assert got[13] == (zlib.crc32(good[16:end]) if want == "crc" else None)
+    with pytest.raises(FileNotFoundError):
+        ops.tree_file_map(tmp_path / "missing.fgf")
+    with pytest.raises(OSError):  # a directory cannot be mapped
+        ops.tree_file_map(tmp_path)

@@ -111,3 +111,38 @@ def test_few_takes_any_float_ndarray_and_declines_the_rest(rng, tmp_path):
         back.predict_proba(declined["no rows"])
     sub = X[:2].view(np.ma.MaskedArray)  # an ndarray subclass: the validated way
     assert np.array_equal(back.predict_proba(sub), want[:2])
+
+
+@pytest.mark.parametrize("max_depth", [2, 4, 7, None])
+def test_top_blocks_walk_equals_the_batch_kernel(rng, max_depth):
+    """Top blocks of 3, 6 and 9 levels (trees shallower than, as deep as and deeper than the block;
+    leaves inside it), with and without each leaf's row of values in its node word, built in C++
+    for a fitted forest or read as a file stores them: the batch kernel's bits for 1..40 rows."""
+    X = _data(rng, 700, 9)
+    y = (np.nan_to_num(X[:, 0]) + rng.standard_normal(700) > 0).astype(int) + (np.nan_to_num(X[:, 3]) > 0.5)
+    for est in (
+        RandomForestClassifier(n_estimators=37, max_depth=max_depth, random_state=1).fit(X, y),
+        RandomForestRegressor(n_estimators=5, max_depth=max_depth, random_state=1).fit(
+            X, y * 1.5 + np.nan_to_num(X[:, 1])
+        ),
+    ):
+        f = est._forest
+        nodes, source, roots = f._compact.arrays()
+        for n in (1, 2, 7, 40):
+            Xq = _data(rng, n, 9, nan=0.25)
+            want = ops.tree_compact_predict(f._compact, Xq, f.value)
+            for levels in (3, 6, 9):
+                built = ops.tree_compact_rows_from(f._compact, f.value, 64, top_levels=levels)
+                assert np.array_equal(built.predict(Xq), want), levels
+                rows_nodes, top = ops.tree_compact_top_arrays(f._compact, levels)
+                assert top.shape == (len(roots), {3: 24, 6: 208, 9: 1680}[levels])
+                for kw in ({"top": top, "leaf_rows": True}, {"leaf_rows": True}, {"top": top}):
+                    stored = rows_nodes if kw.get("leaf_rows") else nodes
+                    got = ops.tree_compact_rows(stored, source, roots, f.value, 9, 64, **kw).predict(Xq)
+                    assert np.array_equal(got, want), (levels, kw)
+    with pytest.raises(ValueError, match="top"):
+        ops.tree_compact_rows(nodes, source, roots, f.value, 9, 64, top=top[:, :-1].copy())
+    with pytest.raises(ValueError, match="top"):
+        ops.tree_compact_rows(nodes, source, roots, f.value, 9, 64, top=top.astype(np.int64))
+    with pytest.raises(ValueError, match="levels"):
+        ops.tree_compact_top_arrays(f._compact, 5)

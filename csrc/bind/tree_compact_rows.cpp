@@ -27,8 +27,8 @@ using Arr = py::array_t<T, py::array::c_style | py::array::forcecast>;
 class CompactRows {
  public:
   CompactRows(Arr<int32_t> nodes, Arr<int32_t> source, Arr<int64_t> roots, Arr<double> values, int64_t n_features,
-              int64_t max_rows)
-      : keep_(py::make_tuple(nodes, source, roots, values)), max_rows_(max_rows) {
+              int64_t max_rows, py::object top, bool leaf_rows)
+      : keep_(py::make_tuple(nodes, source, roots, values, top)), max_rows_(max_rows) {
     static_assert(sizeof(ft::CompactNode) == 12, "CompactNode is three 32-bit words");
     FORGEML_CHECK_ARG(nodes.ndim() == 2 && nodes.shape(1) == 3, "nodes: expected an (m, 3) int32 array");
     FORGEML_CHECK_ARG(source.ndim() == 1 && source.shape(0) == nodes.shape(0), "source: expected ", nodes.shape(0),
@@ -45,11 +45,23 @@ class CompactRows {
           values.shape(0),
           static_cast<int>(values.shape(1)),
           n_features};
+    f_.leaf_rows = leaf_rows;
+    if (!top.is_none()) {  // (T, top_words(L)) int32, C order: L from the width
+      FORGEML_CHECK_ARG(py::isinstance<py::array_t<int32_t>>(top), "top: expected an int32 ndarray");
+      const auto a = py::reinterpret_borrow<py::array>(top);
+      FORGEML_CHECK_ARG(a.ndim() == 2 && a.shape(0) == roots.size() && (a.flags() & py::array::c_style),
+                        "top: expected a C-ordered (", roots.size(), ", words) int32 array");
+      for (int L : {3, 6, 9})
+        if (a.shape(1) == ft::top_words(L)) f_.top_levels = L;
+      FORGEML_CHECK_ARG(f_.top_levels, "top: ", a.shape(1), " words a tree fits no number of levels");
+      f_.top = static_cast<const int32_t*>(a.data());  // (kept alive in keep_)
+    }
     ft::check_compact_arrays(f_);
   }
 
-  // Over a validated TreeCompactForest (py object `compact`, kept alive) and its leaf values.
-  CompactRows(py::object compact, Arr<double> values, int64_t max_rows)
+  // Over a validated TreeCompactForest (py object `compact`, kept alive) and its leaf values, with
+  // top blocks of top_levels levels built here (0: none).
+  CompactRows(py::object compact, Arr<double> values, int64_t max_rows, int top_levels)
       : keep_(py::make_tuple(compact, values)), max_rows_(max_rows) {
     const auto& c = compact.cast<const ft::CompactForest&>();
     check_values(values);
@@ -57,7 +69,13 @@ class CompactRows {
     f_ = {c.nodes.data(),  static_cast<int64_t>(c.nodes.size()), c.source.data(),
           c.roots.data(),  static_cast<int64_t>(c.roots.size()), values.data(),
           values.shape(0), static_cast<int>(values.shape(1)),    c.n_features};
+    FORGEML_CHECK_ARG(top_levels == 0 || top_levels == 3 || top_levels == 6 || top_levels == 9,
+                      "top_levels: expected 0, 3, 6 or 9, got ", top_levels);
     ft::check_compact_arrays(f_);
+    if (top_levels) {
+      top_ = ft::compact_top_blocks(f_, top_levels);
+      f_.top = top_.data(), f_.top_levels = top_levels;
+    }
   }
 
   Arr<double> predict(Arr<float> X) const {
@@ -124,6 +142,7 @@ class CompactRows {
   }
 
   py::tuple keep_;  // what f_ points into
+  std::vector<int32_t> top_;
   int64_t max_rows_;
   ft::CompactArrays f_{};
 };
@@ -177,17 +196,42 @@ Arr<double> predict_rows(const ft::CompactForest& c, Arr<float> X, Arr<double> v
   return out;
 }
 
+// (nodes with each leaf's row of values in its feature word (m, 3), top blocks (T, top_words))
+// of a validated TreeCompactForest: what a compact forest file stores for the few-row walk.
+py::tuple top_arrays(const ft::CompactForest& c, int levels) {
+  FORGEML_CHECK_ARG(levels == 3 || levels == 6 || levels == 9, "levels: expected 3, 6 or 9, got ", levels);
+  const int64_t m = static_cast<int64_t>(c.nodes.size()), T = static_cast<int64_t>(c.roots.size());
+  const ft::CompactArrays f{c.nodes.data(),   m, c.source.data(), c.roots.data(), T, nullptr,
+                            c.n_source_nodes, 1, c.n_features};
+  ft::check_compact_arrays(f);
+  Arr<int32_t> nodes({m, int64_t{3}}), top({T, ft::top_words(levels)});
+  std::memcpy(nodes.mutable_data(), c.nodes.data(), m * sizeof(ft::CompactNode));
+  int32_t* w = nodes.mutable_data();
+  for (int64_t t = 0; t < T; ++t) {
+    const int64_t a = c.roots[t], b = t + 1 < T ? c.roots[t + 1] : m;
+    for (int64_t i = a; i < b; ++i)
+      if (c.nodes[i].right == i - a) w[3 * i] = c.source[i];
+  }
+  const auto blocks = ft::compact_top_blocks(f, levels);
+  std::memcpy(top.mutable_data(), blocks.data(), blocks.size() * 4);
+  return py::make_tuple(nodes, top);
+}
+
 forgeml::bind::Register reg{[](py::module_& m) {
   py::class_<CompactRows>(m, "TreeCompactRows",
                           "Predicts a few rows from a compact forest's stored arrays, checking each node it reads.")
-      .def(py::init<Arr<int32_t>, Arr<int32_t>, Arr<int64_t>, Arr<double>, int64_t, int64_t>(), py::arg("nodes"),
-           py::arg("source"), py::arg("roots"), py::arg("values"), py::arg("n_features"), py::arg("max_rows") = 16)
-      .def(py::init<py::object, Arr<double>, int64_t>(), py::arg("compact"), py::arg("values"),
-           py::arg("max_rows") = 16)
+      .def(py::init<Arr<int32_t>, Arr<int32_t>, Arr<int64_t>, Arr<double>, int64_t, int64_t, py::object, bool>(),
+           py::arg("nodes"), py::arg("source"), py::arg("roots"), py::arg("values"), py::arg("n_features"),
+           py::arg("max_rows") = 16, py::arg("top") = py::none(), py::arg("leaf_rows") = false)
+      .def(py::init<py::object, Arr<double>, int64_t, int>(), py::arg("compact"), py::arg("values"),
+           py::arg("max_rows") = 16, py::arg("top_levels") = 0)
       .def("predict", &CompactRows::predict, py::arg("X"))
       .def_property_readonly("few", &few_function,
                              "few(X) -> predict(X), or None unless X is a 2-D float32/float64 ndarray of 1..max_rows "
                              "rows of the forest's width, finite or NaN as float32 (a raw builtin: cheap to call)");
+  m.def("tree_compact_top_arrays", &top_arrays, py::arg("compact"), py::arg("levels"),
+        "(nodes (m, 3) int32 with each leaf's row of values in its feature word, top blocks (T, words) int32) of a "
+        "TreeCompactForest, as a compact forest file stores them for the few-row walk.");
   m.def("tree_compact_predict_rows", &predict_rows, py::arg("compact"), py::arg("X"), py::arg("values"),
         "A few rows through a TreeCompactForest, on the calling thread (the same sums as its predict).");
 }};

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <random>
@@ -202,17 +203,33 @@ static void test_compact_rows() {
     ft::CompactForest c = ft::compact_forest(flat.data(), N, roots.data(), n_trees, d);
     std::vector<double> values(N * 2);
     for (auto& v : values) v = randv(1)[0];
+    // a version 3 file's arrays (top blocks; each leaf's row of values in its word) or version 2's
+    const int levels = static_cast<int>(pick({0, 3, 6, 9}));
+    std::vector<int32_t> top;
+    std::vector<ft::CompactNode> walked = c.nodes;  // (compact_predict reads c's normalised leaves)
+    if (levels) {
+      const ft::CompactArrays valid{c.nodes.data(), N, c.source.data(), c.roots.data(), n_trees,
+                                    values.data(),  N, 2,               d};
+      top = ft::compact_top_blocks(valid, levels);
+      for (int64_t i = 0; i < N; ++i)
+        if (walked[i].right == i % per_tree) walked[i].feature = c.source[i];
+    }
     const int corruptions = static_cast<int>(rng() % 3);
     for (int k = 0; k < corruptions; ++k) {
-      const int32_t bad = static_cast<int32_t>(pick({-1, 0, 1, 2, 5, 1 << 30, -7, 100, N}));
-      switch (rng() % 3) {
-        case 0: reinterpret_cast<int32_t*>(c.nodes.data())[rng() % (c.nodes.size() * 3)] = bad; break;
+      const int32_t bad = static_cast<int32_t>(pick({-1, 0, 1, 2, 5, 1 << 30, -7, 100, N, INT32_MIN}));
+      switch (rng() % 4) {
+        case 0: reinterpret_cast<int32_t*>(walked.data())[rng() % (walked.size() * 3)] = bad; break;
         case 1: c.source[rng() % c.source.size()] = bad; break;
-        default: c.roots[rng() % c.roots.size()] = bad; break;
+        case 2: c.roots[rng() % c.roots.size()] = bad; break;
+        default:
+          if (levels) top[rng() % top.size()] = bad;
+          else reinterpret_cast<int32_t*>(walked.data())[rng() % (walked.size() * 3)] = bad;
+          break;
       }
     }
-    const ft::CompactArrays f{c.nodes.data(), N,      c.source.data(), c.roots.data(), n_trees,
-                              values.data(),  N,      2,               d};
+    ft::CompactArrays f{walked.data(), N,      c.source.data(), c.roots.data(), n_trees,
+                        values.data(),  N,      2,               d};
+    f.top = levels ? top.data() : nullptr, f.top_levels = levels, f.leaf_rows = levels > 0;
     const int64_t n = pick({0, 1, 5, 67});  // 67: the AVX-512 coded walk (>= 64 rows, layout built)
     std::vector<float> X = randv(n * d);
     if (n) X[0] = NAN;

@@ -280,21 +280,37 @@ def tree_forest_apply(X, nodes, roots, *, threads=None):
     return mod.tree_forest_apply(X, nodes, roots, threads)
 
 
-def tree_compact_rows(nodes, source, roots, values, n_features, max_rows=16):
+def tree_compact_rows(nodes, source, roots, values, n_features, max_rows=16, top=None, leaf_rows=False):
     """A few-row predictor over a tree_compact_forest's ``.arrays()`` and the leaf values, as stored
     (e.g. memory-mapped from a file) and not validated: ``.predict(X)`` (X (n, d) float32) equals
     tree_compact_predict bit for bit, checking each node it reads (ValueError naming a bad entry),
     on the calling thread. Building it checks the shapes and roots only (O(trees)). ``.few(X)``:
     ``.predict(X)`` for a 2-D float32 / float64 ndarray of at most max_rows rows (finite or NaN as
-    float32), else None."""
-    return _cpu.TreeCompactRows(nodes, source, roots, values, int(n_features), int(max_rows))
+    float32), else None. top: tree_compact_top_arrays' top blocks (walked first, checked as they are
+    read); leaf_rows: each leaf's feature word in nodes is its row of values (as there)."""
+    return _cpu.TreeCompactRows(nodes, source, roots, values, int(n_features), int(max_rows), top, bool(leaf_rows))
 
 
-def tree_compact_rows_from(compact, values, max_rows=16):
-    """tree_compact_rows over a validated tree_compact_forest (kept alive) and its leaf values.
+def tree_compact_rows_from(compact, values, max_rows=16, top_levels=0):
+    """tree_compact_rows over a validated tree_compact_forest (kept alive) and its leaf values, with
+    top blocks of top_levels (3, 6 or 9; 0: none) levels built here.
     ``.few(X)`` is ``.predict(X)`` for a 2-D float32 / float64 ndarray of at most max_rows rows
     (finite or NaN as float32), else None."""
-    return _cpu.TreeCompactRows(compact, values, int(max_rows))
+    return _cpu.TreeCompactRows(compact, values, int(max_rows), int(top_levels))
+
+
+def tree_file_map(path):
+    """(memoryview, header) of a compact forest file mapped read-only in one call: header is None
+    under 80 bytes, else its fixed fields (as forgeml.tree._format unpacks them) and the CRC-32 of
+    the rest of the header (None where that runs past the file's end). OSError as open raises it."""
+    return _cpu.forest_file_map(path)
+
+
+def tree_compact_top_arrays(compact, levels):
+    """(nodes, top) of a tree_compact_forest for the few-row walk: its nodes (m, 3) int32 with each
+    leaf's row of values in its feature word, and per tree its first `levels` (3, 6 or 9) levels
+    breadth-first in one block of 64-byte groups (T, words) int32 (cpu/tree/compact_rows.h)."""
+    return _cpu.tree_compact_top_arrays(compact, int(levels))
 
 
 def tree_compact_predict_rows(compact, X, values):
@@ -303,7 +319,8 @@ def tree_compact_predict_rows(compact, X, values):
     return _cpu.tree_compact_predict_rows(compact, X, values)
 
 
-__all__ += ["tree_compact_rows", "tree_compact_rows_from", "tree_compact_predict_rows"]
+__all__ += ["tree_compact_rows", "tree_compact_rows_from", "tree_compact_predict_rows", "tree_compact_top_arrays",
+            "tree_file_map"]
 
 
 def tree_best_split(hist, total, *, criterion="gini", min_samples_leaf=1, min_weight_leaf=0.0):

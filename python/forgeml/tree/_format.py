@@ -1,9 +1,9 @@
 """The compact forest file: a fitted forgeml tree or forest estimator as flat arrays, no pickle.
 
-Layout (little-endian), format version 2::
+Layout (little-endian), format version 3::
 
     0   8 bytes  magic b"\\x89FGMLFOR"      (the high byte catches text-mode mangling)
-    8   u32      format version (2)
+    8   u32      format version (3)
     12  u32      CRC-32 of bytes 16 .. E (the rest of the header: fixed fields, table, attributes)
     16  u64      data offset D (a multiple of 64, >= E)
     24  u64      data length L (the file is at least D + L bytes)
@@ -13,7 +13,7 @@ Layout (little-endian), format version 2::
     44  u32      k, the width of the value array (n_outputs * classes, or n_outputs)
     48  u64      T trees
     56  u64      N nodes (all trees)
-    64  u64      A arrays in the table (>= 10)
+    64  u64      A arrays in the table (>= 11)
     72  u64      J bytes of attribute text
     80  A x 24   array table: {dtype 8 bytes (numpy's ``dtype.str``, NUL-padded), u64 offset from D
                  (a multiple of 64), u64 length in bytes}
@@ -21,45 +21,53 @@ Layout (little-endian), format version 2::
                  array is {"$array": index in the table, "shape": [...]}); E = 80 + 24A + J
     D   L bytes  the arrays, C order
 
-The first ten arrays are the forest, in this order, their shapes fixed by T, N and k::
+The first eleven arrays are the forest, in this order, their shapes fixed by T, N and k::
 
     compact_nodes (N, 3) <i4    the prediction layout: per node {feature | nan_left << 30,
                                 threshold float32 bits, right child from the tree's root}; each
                                 tree depth-first (the left child is the next node), a leaf's right
-                                child is itself
+                                child is itself and its first word its row of value
     compact_source (N,) <i4     per compact node: its node id (row of value and the arrays below)
     compact_roots (T,) <i8      per tree: its root in compact_nodes (trees are contiguous)
     offsets (T + 1,) <i8        tree t owns node ids offsets[t] .. offsets[t + 1]
     depth (T,) <i4, value (N, k) <f8, impurity (N,) <f8, n_node_samples (N,) <i8,
     weighted_n_node_samples (N,) <f8, missing_go_to_left (N,) |u1     scikit-learn's tree_ fields
+    compact_top (T, W) <i4      per tree, its top block: its first 6 levels breadth-first in
+                                64-byte groups of 3 levels, then where the walk goes on in
+                                compact_nodes (W = 208; 24 or 1680 words for 3 or 9 levels are read
+                                too; layout in csrc/cpu/tree/compact_rows.h, top_words)
 
-41 + 8k bytes a node in all (scikit-learn's pickle: about 64 + 8k). The flat arrays a tree reports
+41 + 8k bytes a node in all, plus 832 bytes a tree (scikit-learn's pickle: about 64 + 8k a node). The flat arrays a tree reports
 (feature, threshold, children_left, children_right) are rebuilt from the prediction layout when
 first used; thresholds are float32 values (bin edges), so the float64 ``threshold`` is exact.
-Version 1 files (a JSON header; the flat node array stored beside the prediction layout) still
-load.
+Version 2 files (the same without compact_top, each leaf's first word 0) and version 1 files (a
+JSON header; the flat node array stored beside the prediction layout) still load; their few-row
+walk starts at each root.
 
 Loading maps the file (or reads it with ``mmap=False``) and checks, in time independent of the
 forest's size, the fixed header, the header CRC and every array's dtype, size and bounds; it makes
-no per-tree object. Predicting a few rows walks the mapped prediction layout directly, checking
-each node it reads; anything else checks a node array in one pass when first using it (each root
+no per-tree object and views only the arrays predicting reads. Predicting a few rows walks the
+mapped top blocks, then the prediction layout, directly, checking each entry it reads; anything else checks a node array in one pass when first using it (each root
 and child in range, each child after its parent, each node id inside its tree, each feature <
 n_features). So a damaged file never crashes or hangs: any failure raises :class:`ForestFileError`
 naming the file. The estimator class comes from a fixed list (nothing is imported by name)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-import mmap as _mmap
 import os
 import struct
 import zlib
 
 import numpy as np
 
+from .. import ops
+from ._tree import _TOP_LEVELS, Forest, Tree
+
 MAGIC = b"\x89FGMLFOR"
-VERSION = 2
+VERSION = 3
 CLASS_NAMES = (  # the class code is the index: append only
     "RandomForestClassifier",
     "RandomForestRegressor",
@@ -85,8 +93,11 @@ _FOREST: tuple[tuple[str, np.dtype], ...] = (  # the first arrays of a version 2
     ("weighted_n_node_samples", np.dtype("<f8")),
     ("missing_go_to_left", np.dtype("|u1")),
 )
+_TOP = ("compact_top", np.dtype("<i4"))  # version 3's eleventh forest array
+_TOP_WIDTHS = {24: 3, 208: 6, 1680: 9}  # words a tree's top block takes: its levels
 _DTYPES = dict(_FOREST)
-_CODES = {name: dtype.str.encode().ljust(8, b"\0") for name, dtype in _FOREST}  # as the table stores them
+_CODES = {name: dtype.str.encode().ljust(8, b"\0") for name, dtype in (*_FOREST, _TOP)}  # as the table stores them
+_EAGER = frozenset(("compact_nodes", "compact_source", "compact_roots", "value", "compact_top"))  # viewed at load
 _COMPACT = ("compact_nodes", "compact_source", "compact_roots")
 _V1_FIXED = struct.Struct("<8sIIQQQ")
 _JSON = json.JSONDecoder()
@@ -179,9 +190,9 @@ def save(est, path) -> None:
     forest = est._forest
     w = _Writer()
     stored = dict(zip(_COMPACT, forest._compact.arrays()))
-    for field, dtype in _FOREST:
+    stored["compact_nodes"], stored["compact_top"] = ops.tree_compact_top_arrays(forest._compact, _TOP_LEVELS)
+    for field, dtype in (*_FOREST, _TOP):
         w.array(np.asarray(stored[field] if field in stored else getattr(forest, field), dtype=dtype))
-    from ._tree import Tree
 
     # tree_ (a decision tree's view of its one tree) is rebuilt from the forest on first use
     attrs = {k: w.encode(v, k) for k, v in est.__dict__.items() if k != "_forest" and not isinstance(v, Tree)}
@@ -234,65 +245,81 @@ def load(path, mmap: bool = True):
     a valid compact forest file raises ForestFileError, here or when its damaged part is first
     used."""
     path = os.fspath(path)
-
-    def bad(why: str) -> ForestFileError:
-        return ForestFileError(f"{path}: not a valid forgeml forest file: {why}")
-
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-    try:
-        buf: _mmap.mmap | bytearray
-        if mmap:
-            try:
-                buf = _mmap.mmap(fd, 0, access=_mmap.ACCESS_READ)
-            except ValueError:  # an empty file cannot be mapped
-                buf = bytearray()
-        else:
+    buf: memoryview | bytearray
+    if mmap:  # one C call: open, fstat, mmap, close, the fixed fields and the header's CRC
+        buf, fixed = ops.tree_file_map(path)
+    else:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        try:
             buf = bytearray(os.fstat(fd).st_size)
             with open(fd, "rb", closefd=False) as fh:
                 if fh.readinto(buf) != len(buf):
-                    raise bad("the file changed while it was read")
-    finally:
-        os.close(fd)
+                    raise _bad(path, "the file changed while it was read")
+        finally:
+            os.close(fd)
+        fixed = None
+        if len(buf) >= _FIXED.size:
+            fixed = _FIXED.unpack_from(buf, 0)
+            end = _FIXED.size + _ENTRY.size * fixed[11] + fixed[12]
+            fixed += (zlib.crc32(buf[16:end]) if end <= len(buf) else None,)
     size = len(buf)
-    if size < _V1_FIXED.size:
-        raise bad(f"{size} bytes, shorter than the {_V1_FIXED.size}-byte header")
-    magic, version = struct.unpack_from("<8sI", buf, 0)
+    if fixed is None:  # (a version 1 header is shorter)
+        if size < _V1_FIXED.size:
+            raise _bad(path, f"{size} bytes, shorter than the {_V1_FIXED.size}-byte header")
+        magic, version = struct.unpack_from("<8sI", buf, 0)
+        if magic == MAGIC and version == 1:
+            return _load_v1(buf, size, path, lambda why: _bad(path, why))
+        fixed = (magic, version) + (0,) * 12
+    magic, version, crc, data_offset, data_len, code, n_features, n_outputs, k, T, N, A, J, header_crc = fixed
     if magic != MAGIC:
-        raise bad("wrong magic bytes")
+        raise _bad(path, "wrong magic bytes")
     if version == 1:
-        return _load_v1(buf, size, path, bad)
-    if version != VERSION:
-        raise bad(
+        return _load_v1(buf, size, path, lambda why: _bad(path, why))
+    if version not in (2, VERSION):
+        raise _bad(
+            path,
             f"format version {version}; this forgeml reads versions 1 to {VERSION}"
-            + (" (upgrade forgeml)" if version > VERSION else "")
+            + (" (upgrade forgeml)" if version > VERSION else ""),
         )
     if size < _FIXED.size:
-        raise bad(f"{size} bytes, shorter than the {_FIXED.size}-byte header")
-    _, _, crc, data_offset, data_len, code, n_features, n_outputs, k, T, N, A, J = _FIXED.unpack_from(buf, 0)
+        raise _bad(path, f"{size} bytes, shorter than the {_FIXED.size}-byte header")
     end = _FIXED.size + _ENTRY.size * A + J
-    if end > size:
-        raise bad(f"truncated ({size} bytes; the header alone needs {end})")
-    if zlib.crc32(memoryview(buf)[16:end]) != crc:
-        raise bad("header checksum mismatch (the file is corrupt)")
+    if header_crc is None:
+        raise _bad(path, f"truncated ({size} bytes; the header alone needs {end})")
+    if header_crc != crc:
+        raise _bad(path, "header checksum mismatch (the file is corrupt)")
     if data_offset % _ALIGN or data_offset < end or data_offset + data_len > size:
-        raise bad(f"truncated or corrupt (data at {data_offset}, {data_len} bytes; the file has {size})")
+        raise _bad(path, f"truncated or corrupt (data at {data_offset}, {data_len} bytes; the file has {size})")
+    forest = _FOREST if version == 2 else (*_FOREST, _TOP)
     try:
-        if code >= len(CLASS_NAMES) or A < len(_FOREST) or T < 1 or N < T or N >= 2**31 - 1 or k < 1:
+        if code >= len(CLASS_NAMES) or A < len(forest) or T < 1 or N < T or N >= 2**31 - 1 or k < 1:
             raise ValueError(f"class {code}, {A} arrays, {T} trees, {N} nodes, value width {k}")
         if n_outputs < 1 or k % n_outputs:
             raise ValueError(f"n_outputs {n_outputs} does not divide the value width {k}")
         table = list(_ENTRY.iter_unpack(buf[_FIXED.size : _FIXED.size + _ENTRY.size * A]))
-        fields = {}
-        for (name, dtype), (code8, off, nbytes), shape in zip(_FOREST, table, _shapes(T, N, k).values()):
-            count = math.prod(shape)
-            if code8 != _CODES[name] or nbytes != count * dtype.itemsize or off % _ALIGN or off + nbytes > data_len:
+        shapes = _shapes(T, N, k)
+        if version > 2:  # each tree's top block: its width gives its levels
+            width = table[len(_FOREST)][2] // (4 * T)
+            shapes["compact_top"] = (T, width if width in _TOP_WIDTHS else -1)
+        eager, lazy = {}, {}
+        for (name, dtype), (code8, off, nbytes) in zip(forest, table):
+            shape = shapes[name]
+            if (
+                code8 != _CODES[name]
+                or nbytes != math.prod(shape) * dtype.itemsize
+                or shape[-1] < 0
+                or off % _ALIGN
+                or off + nbytes > data_len
+            ):
                 raise ValueError(
                     f"{name}: expected {shape} {dtype.str} inside the data, got {code8!r} ({nbytes} "
                     f"bytes at {off} of {data_len})"
                 )
-            a = np.frombuffer(buf, dtype, count, data_offset + off)
-            fields[name] = a if len(shape) == 1 else a.reshape(shape)
-        text = buf[end - J : end].decode()
+            if name in _EAGER:  # one call a view, shaped (np.frombuffer + reshape: two)
+                eager[name] = np.ndarray(shape, dtype, buf, data_offset + off)
+            else:  # not needed to predict: viewed on first use
+                lazy[name] = functools.partial(_view, shape, dtype, buf, data_offset + off)
+        text = str(buf[end - J : end], "utf-8")
         attrs, used = _JSON.raw_decode(text)
         if used != len(text) or type(attrs) is not dict:
             raise ValueError("the attributes are not one JSON object")
@@ -300,21 +327,36 @@ def load(path, mmap: bool = True):
         est = cls.__new__(cls)
         est.__dict__.update(
             {
-                key: v if type(v) is not dict else _decode(v, buf, data_offset, data_len, table)
+                key: v if type(v) is not dict else _decode(v, buf, data_offset, data_len, table, len(forest))
                 for key, v in attrs.items()
             }
         )
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as e:
-        raise bad(f"{type(e).__name__}: {e}") from e
-    est._forest = _forest(fields, n_features, n_outputs, path)
+        raise _bad(path, f"{type(e).__name__}: {e}") from e
+    est._forest = _forest(eager, lazy, n_features, n_outputs, path)
     return est
+
+
+def _view(shape: tuple, dtype: np.dtype, buf, offset: int) -> np.ndarray:
+    return np.ndarray(shape, dtype, buf, offset)
+
+
+def _bad(path: str, why: str) -> ForestFileError:
+    return ForestFileError(f"{path}: not a valid forgeml forest file: {why}")
+
+
+_dtypes: dict = {}  # table code -> dtype (parsing one costs ~50 us on a cold cache)
+
+
+def _dtype(code: bytes) -> np.dtype:
+    return np.dtype(code.rstrip(b"\0").decode("ascii"))
 
 
 def _array(buf, data_offset: int, data_len: int, entry: tuple, shape: tuple, want=None) -> np.ndarray:
     """The array a table entry locates, of `shape` (and dtype `want` when given), checked to lie
     inside the data."""
     code, off, nbytes = entry
-    dtype = want if want is not None else np.dtype(code.rstrip(b"\0").decode("ascii"))
+    dtype = want if want is not None else _dtypes.get(code) or _dtypes.setdefault(code, _dtype(code))
     if want is not None and code.rstrip(b"\0") != want.str.encode():
         raise ValueError(f"array of dtype {code!r}, expected {want.str}")
     if dtype.kind not in "biufU" or any(s < 0 for s in shape):
@@ -322,44 +364,47 @@ def _array(buf, data_offset: int, data_len: int, entry: tuple, shape: tuple, wan
     count = math.prod(shape)
     if count * dtype.itemsize != nbytes or off % _ALIGN or off + nbytes > data_len:
         raise ValueError(f"array {shape} {dtype} ({nbytes} bytes at {off}) lies outside the data ({data_len} bytes)")
-    return np.frombuffer(buf, dtype=dtype, count=count, offset=data_offset + off).reshape(shape)
+    return np.ndarray(shape, dtype, buf, data_offset + off)
 
 
-def _decode(v, buf, data_offset, data_len, table):
+def _decode(v, buf, data_offset, data_len, table, n_forest):
     if type(v) is not dict:
         return v
     if "$array" in v:
         i = int(v["$array"])
-        if not len(_FOREST) <= i < len(table):
+        if not n_forest <= i < len(table):
             raise ValueError(f"attribute array {i} is not in the table")
         return _array(buf, data_offset, data_len, table[i], tuple(int(s) for s in v["shape"]))
     if "$scalar" in v:
         return np.dtype(v["$scalar"]).type(v["v"])
     if "$list" in v:
-        return [_decode(x, buf, data_offset, data_len, table) for x in v["$list"]]
+        return [_decode(x, buf, data_offset, data_len, table, n_forest) for x in v["$list"]]
     if "$tuple" in v:
-        return tuple(_decode(x, buf, data_offset, data_len, table) for x in v["$tuple"])
+        return tuple(_decode(x, buf, data_offset, data_len, table, n_forest) for x in v["$tuple"])
     if "$dict" in v:
         return {
-            _decode(key, buf, data_offset, data_len, table): _decode(x, buf, data_offset, data_len, table)
+            _decode(key, buf, data_offset, data_len, table, n_forest): _decode(
+                x, buf, data_offset, data_len, table, n_forest
+            )
             for key, x in v["$dict"]
         }
     raise ValueError(f"unknown attribute encoding {sorted(v)}")
 
 
-def _forest(fields: dict, n_features: int, n_outputs: int, path: str):
-    """The Forest over the file's arrays: no pass over the nodes here (see _tree.Forest)."""
-    from ._tree import Forest
-
+def _forest(eager: dict, lazy: dict, n_features: int, n_outputs: int, path: str):
+    """The Forest over the file's arrays: no pass over the nodes here (see _tree.Forest). eager: the
+    arrays predicting reads (views); lazy: the others, as functions making their views."""
     forest = Forest.__new__(Forest)
-    forest.__dict__.update({f: fields[f] for f, _ in _FOREST if f not in _COMPACT and f != "offsets"})
-    forest.n_features = n_features
-    forest.n_outputs = n_outputs
-    forest.__dict__.update(
-        _saved_offsets=fields["offsets"],  # checked on first use
-        _saved_compact=tuple(fields[f] for f in _COMPACT),
-        _source=path,
-    )
+    d = forest.__dict__
+    d.update((f, a) for f, a in eager.items() if f not in _COMPACT and f not in ("offsets", "compact_top"))
+    d["n_features"] = n_features
+    d["n_outputs"] = n_outputs
+    d["_saved_compact"] = (eager["compact_nodes"], eager["compact_source"], eager["compact_roots"])
+    if "compact_top" in eager:  # version 3
+        d["_saved_top"] = eager["compact_top"]
+    d["_saved_offsets"] = eager["offsets"] if "offsets" in eager else lazy.pop("offsets")  # (a view or its maker)
+    d["_saved_lazy"] = lazy
+    d["_source"] = path
     return forest
 
 
@@ -406,7 +451,7 @@ def _load_v1(buf, size: int, path: str, bad):
         est = cls.__new__(cls)
         est.__dict__.update({k: decode(v) for k, v in header["attrs"].items()})
         index = header["forest"]["arrays"]
-        fields = {f: array(index[f], _DTYPES[f]) for f, _ in _FOREST}
+        fields = {f: array(index[f], _DTYPES[f]) for f, _ in _FOREST}  # (all viewed now: version 1 is rare)
         T, N = len(fields["offsets"]) - 1, len(fields["value"])
         k = fields["value"].shape[1] if fields["value"].ndim == 2 else 0
         for f, shape in _shapes(T, N, k).items():
@@ -422,5 +467,5 @@ def _load_v1(buf, size: int, path: str, bad):
         raise
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as e:
         raise bad(f"{type(e).__name__}: {e}") from e
-    est._forest = _forest(fields, n_features, n_outputs, path)
+    est._forest = _forest(fields, {}, n_features, n_outputs, path)
     return est

@@ -18,9 +18,11 @@ TREE_UNDEFINED = -2
 TREE_FIELDS = ("feature", "threshold", "children_left", "children_right", "missing_go_to_left", "impurity",
                "n_node_samples", "weighted_n_node_samples", "value")
 # derived, rebuilt on first use (and, for a loaded forest, the file's arrays behind them)
-_LAYOUTS = ("nodes", "roots", "_compact", "_rows", "_few", "_saved_compact", "_saved_offsets", "_source")
+_LAYOUTS = ("nodes", "roots", "_compact", "_rows", "_few", "_saved_compact", "_saved_offsets", "_saved_top",
+            "_saved_lazy", "_source")
 _UNPACKED = ("feature", "threshold", "children_left", "children_right")  # what nodes encodes
 _FEW_ROWS = 16  # predict_few's rows (a loaded forest: straight from its file's arrays)
+_TOP_LEVELS = 6  # levels of each tree the few-row walk reads from one block first (compact_rows.h)
 
 
 class Forest:
@@ -111,8 +113,7 @@ class Forest:
         ``nodes`` / ``roots`` (the flat kernel array) and ``_compact`` (the validated layout that
         predict walks, see ops.tree_compact_forest)."""
         if "_saved_compact" in self.__dict__:  # loaded from a file: its fields come from nodes
-            for name in ("offsets", *_UNPACKED):
-                getattr(self, name)
+            self._materialize()
         for name in _LAYOUTS:
             self.__dict__.pop(name, None)
 
@@ -173,10 +174,21 @@ class Forest:
             ops.tree_check_nodes(nodes, roots, self.n_features)
         self.nodes, self.roots = nodes, roots
 
+    def _materialize(self):
+        """A loaded forest's fields as plain attributes (before its file's layouts are dropped)."""
+        for name in ("offsets", *_UNPACKED, *self.__dict__.get("_saved_lazy", ())):
+            getattr(self, name)
+
     def __getattr__(self, name):  # only for attributes not set: the lazily built ones
+        lazy = self.__dict__.get("_saved_lazy")
+        if lazy is not None and name in lazy:  # a loaded file's array not needed to predict: viewed on first use
+            self.__dict__[name] = value = lazy[name]()
+            return value
         loaded = "_saved_compact" in self.__dict__
         if name == "offsets" and "_saved_offsets" in self.__dict__:  # loaded: checked on first use
             offsets = self._saved_offsets
+            if callable(offsets):  # not viewed at load
+                offsets = offsets()
             with self._file_errors():
                 if offsets[0] != 0 or offsets[-1] != len(self.value) or np.any(np.diff(offsets) < 1):
                     raise ValueError("offsets: expected T + 1 increasing node offsets from 0 to the node count")
@@ -194,12 +206,15 @@ class Forest:
             return self._compact
         if name == "_few":  # predict_few's builtin
             with self._file_errors() if loaded else contextlib.nullcontext():
-                rows = self._rows if loaded else ops.tree_compact_rows_from(self._compact, self.value, _FEW_ROWS)
+                rows = (self._rows if loaded
+                        else ops.tree_compact_rows_from(self._compact, self.value, _FEW_ROWS, _TOP_LEVELS))
             self._few = rows.few
             return self._few
         if name == "_rows" and loaded:  # few-row predictor over the file's arrays (O(trees) checks)
             with self._file_errors():
-                self._rows = ops.tree_compact_rows(*self._saved_compact, self.value, self.n_features, _FEW_ROWS)
+                top = self.__dict__.get("_saved_top")  # format version 3: top blocks, leaves hold their rows
+                self._rows = ops.tree_compact_rows(*self._saved_compact, self.value, self.n_features, _FEW_ROWS,
+                                                   top=top, leaf_rows=top is not None)
             return self._rows
         if name in _UNPACKED and loaded:
             self.nodes  # noqa: B018 (rebuilt and checked)
@@ -225,6 +240,8 @@ class Forest:
         return len(self.offsets) - 1
 
     def __getstate__(self):  # the prediction layouts are rebuilt on load
+        if "_saved_lazy" in self.__dict__:
+            self._materialize()
         state = {name: getattr(self, name) for name in ("offsets", *_UNPACKED)}
         state.update(self.__dict__)
         for name in _LAYOUTS:
@@ -255,8 +272,12 @@ class Forest:
         try:
             return self._few(X)
         except ValueError as e:
-            if "_saved_compact" not in self.__dict__:
-                raise
+            self._raise_file_error(e)
+            raise
+
+    def _raise_file_error(self, e: ValueError):
+        """predict_few's ValueError e for a loaded forest (its file is damaged): ForestFileError."""
+        if "_saved_compact" in self.__dict__:
             raise self._file_error(e) from e
 
     def apply(self, X, threads=None):
