@@ -52,3 +52,25 @@ def test_trees_grown_into_pooled_arrays_match_fresh_ones(random_split):
         _grow(*other, 3 if other is big else 2, random_split, list(range(7, 30)))
     again = _grow(codes, y, edges, 2, random_split, seeds)
     _same(first, again)
+
+
+def test_release_cached_memory_empties_both_pools():
+    """forgeml.release_cached_memory frees what both pools hold (the forest fields' pages and the
+    grown trees' arrays); the next forest is grown into fresh memory and equals the first."""
+    import gc
+
+    import forgeml
+
+    codes, y, edges = _data(3_001, 7, 2, seed=4)
+    seeds = list(range(9))
+    min_bytes = _cpu.pooled_array_min_bytes(1)  # pool the small test forest's fields too
+    try:
+        first = {key: np.array(v, copy=True) for key, v in _grow(codes, y, edges, 2, True, seeds).items()}
+        gc.collect()
+        assert _cpu.tree_out_pool_trees() > 0 and _cpu.pooled_array_held_bytes() > 0
+        assert forgeml.release_cached_memory() > 0
+        assert _cpu.tree_out_pool_trees() == 0 and _cpu.pooled_array_held_bytes() == 0
+        assert forgeml.release_cached_memory() == 0
+        _same(first, _grow(codes, y, edges, 2, True, seeds))
+    finally:
+        _cpu.pooled_array_min_bytes(min_bytes)

@@ -77,13 +77,14 @@ py::tuple map_file(py::object path) {
   struct stat st;
   void* data = nullptr;
   size_t size = 0;
-  if (::fstat(fd, &st) == 0) {
+  const bool stat_ok = ::fstat(fd, &st) == 0;
+  if (stat_ok) {
     size = static_cast<size_t>(st.st_size);
     data = size ? ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0) : nullptr;
   }
   const int err = errno;
   ::close(fd);
-  if (data == MAP_FAILED || (size && !data)) {
+  if (!stat_ok || data == MAP_FAILED || (size && !data)) {
     errno = err;
     PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path.ptr());
     throw py::error_already_set();

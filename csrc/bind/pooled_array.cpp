@@ -107,6 +107,22 @@ void pool_give(void*, size_t) {}
 
 #endif
 
+size_t pool_release() {
+  std::vector<Block> drop;
+  size_t bytes = 0;
+  {
+    Pool& P = pool();
+    std::lock_guard<std::mutex> lock(P.mu);
+    drop.swap(P.held);
+    bytes = P.held_bytes;
+    P.held_bytes = 0;
+  }
+#if defined(__linux__)
+  for (const Block& b : drop) munmap(b.p, b.capacity);
+#endif
+  return bytes;
+}
+
 size_t pool_held_bytes() {
   Pool& P = pool();
   std::lock_guard<std::mutex> lock(P.mu);
@@ -116,6 +132,8 @@ size_t pool_held_bytes() {
 namespace {
 forgeml::bind::Register reg{[](py::module_& m) {
   m.def("pooled_array_held_bytes", &pool_held_bytes, "Bytes of freed large arrays' pages kept for reuse.");
+  m.def("pooled_array_release", &pool_release,
+        "Unmaps the freed large arrays' pages kept for reuse; returns their bytes.");
   m.def(
       "pooled_array_min_bytes",
       [](int64_t bytes) {

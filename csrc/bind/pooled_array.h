@@ -20,6 +20,8 @@ void* pool_take(size_t bytes, size_t* capacity);
 void pool_give(void* block, size_t capacity);
 // Bytes of freed blocks the pool holds now (tests).
 size_t pool_held_bytes();
+// Unmaps every held block (forgeml.release_cached_memory); returns their bytes.
+size_t pool_release();
 
 // An uninitialised C-order array of T with the given shape, on pooled pages when large.
 template <class T>

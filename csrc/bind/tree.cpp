@@ -320,6 +320,8 @@ forgeml::bind::Register reg{[](py::module_& m) {
   m.def("tree_grow_forest", &grow_forest, py::arg("codes"), py::arg("y_class"), py::arg("y"), py::arg("weight"),
         py::arg("seeds"), py::arg("params"));
   m.def("tree_out_pool_trees", &ft::tree_out_pool_trees, "Grown trees' node arrays kept for the next trees.");
+  m.def("tree_out_pool_release", &ft::tree_out_pool_release,
+        "Frees the grown trees' node arrays kept for the next trees; returns their used bytes.");
   m.def("tree_bootstrap_counts", &bootstrap_counts, py::arg("n"), py::arg("n_draws"), py::arg("seed"));
   m.def("tree_forest_predict", &forest_predict, py::arg("X"), py::arg("nodes"), py::arg("values"), py::arg("roots"),
         py::arg("threads"));

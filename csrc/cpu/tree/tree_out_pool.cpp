@@ -79,6 +79,19 @@ void give_tree_out(TreeOut&& t) noexcept {
   p.bytes += n;
 }
 
+size_t tree_out_pool_release() {
+  std::vector<TreeOut> drop;  // freed after the lock is released
+  size_t bytes = 0;
+  {
+    std::lock_guard<std::mutex> lock(pool().mu);
+    drop.swap(pool().trees);
+    pool().used.clear();
+    bytes = pool().bytes;
+    pool().bytes = 0;
+  }
+  return bytes;
+}
+
 size_t tree_out_pool_bytes() {
   std::lock_guard<std::mutex> lock(pool().mu);
   return pool().bytes;

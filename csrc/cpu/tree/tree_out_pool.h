@@ -14,6 +14,8 @@ namespace forgeml::tree {
 TreeOut take_tree_out();
 // t back to the pool, or freed when the pool holds kMaxTreeOutBytes of used arrays already.
 void give_tree_out(TreeOut&& t) noexcept;
+// Frees every held tree (forgeml.release_cached_memory); returns their used bytes.
+size_t tree_out_pool_release();
 // The pool's used bytes (the sizes of its trees' arrays when returned) and trees, for tests.
 size_t tree_out_pool_bytes();
 size_t tree_out_pool_trees();
