@@ -233,25 +233,31 @@ def test_few_row_path_equals_compact_kernel(rng, fitted, tmp_path):
         back._forest._rows.predict(np.zeros((1, 12), np.float32))
 
 
+def _predicts_as_saved(est, want):
+    """est, loaded from a golden file, predicts what the forest that saved it did (want): each row
+    alone through the few-row walk, then the batch kernel, apply, importances, the tree arrays."""
+    X = want["X"]
+    for i in range(len(X)):
+        assert np.array_equal(est.predict_proba(X[i : i + 1]), want["proba"][i : i + 1])
+    assert np.array_equal(est.predict_proba(X), want["proba"])
+    assert np.array_equal(est.apply(X), want["apply"])
+    np.testing.assert_array_equal(est.feature_importances_, want["importances"])
+    for name in ("feature", "threshold", "children_left", "children_right", "value"):
+        assert np.array_equal(getattr(est._forest, name), want[name]), name
+    assert list(est.classes_) == ["ant", "bee", "cat"]
+
+
 def test_version_1_files_still_load():
-    """A file saved in format version 1 (tests/golden/make_forest_v1_golden.py) loads and predicts
+    """A file saved in format version 1 (tests/golden/make_forest_golden.py 1) loads and predicts
     as the forest that saved it did."""
     golden = pathlib.Path(__file__).parent / "golden"
     want = np.load(golden / "forest_v1.npz")
     for mmap in (True, False):
-        est = load(golden / "forest_v1.fgf", mmap=mmap)
-        X = want["X"]
-        assert np.array_equal(est.predict_proba(X[:1]), want["proba"][:1])
-        assert np.array_equal(est.predict_proba(X), want["proba"])
-        assert np.array_equal(est.apply(X), want["apply"])
-        np.testing.assert_array_equal(est.feature_importances_, want["importances"])
-        for name in ("feature", "threshold", "children_left", "children_right", "value"):
-            assert np.array_equal(getattr(est._forest, name), want[name]), name
-        assert list(est.classes_) == ["ant", "bee", "cat"]
+        _predicts_as_saved(load(golden / "forest_v1.fgf", mmap=mmap), want)
 
 
 def test_version_2_files_still_load(tmp_path):
-    """A file saved in format version 2 (tests/golden/make_forest_v2_golden.py; no top blocks, the
+    """A file saved in format version 2 (tests/golden/make_forest_golden.py 2; no top blocks, the
     one-row walk starts at each root) loads and predicts as the forest that saved it did, its damage
     is caught by the one-row walk, and saved again it is a version 3 file predicting the same."""
     golden = pathlib.Path(__file__).parent / "golden"
@@ -260,14 +266,7 @@ def test_version_2_files_still_load(tmp_path):
     for mmap in (True, False):
         est = load(golden / "forest_v2.fgf", mmap=mmap)
         assert "_saved_top" not in est._forest.__dict__
-        for i in range(len(X)):  # the few-row walk, row by row, then the batch kernel
-            assert np.array_equal(est.predict_proba(X[i : i + 1]), want["proba"][i : i + 1])
-        assert np.array_equal(est.predict_proba(X), want["proba"])
-        assert np.array_equal(est.apply(X), want["apply"])
-        np.testing.assert_array_equal(est.feature_importances_, want["importances"])
-        for name in ("feature", "threshold", "children_left", "children_right", "value"):
-            assert np.array_equal(getattr(est._forest, name), want[name]), name
-        assert list(est.classes_) == ["ant", "bee", "cat"]
+        _predicts_as_saved(est, want)
     est.save(tmp_path / "v3.fgf")
     again = load(tmp_path / "v3.fgf")
     assert again._forest._saved_top.shape == (4, 208)
