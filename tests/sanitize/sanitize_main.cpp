@@ -18,6 +18,7 @@
 #include "cpu/conv/conv.h"
 #include "cpu/tree/compact.h"
 #include "cpu/tree/compact_rows.h"
+#include "cpu/tree/split.h"
 #include "cpu/tree/tree.h"
 #include "forgeml/cpu_features.h"
 #include "forgeml/gemm.h"
@@ -248,6 +249,19 @@ static void test_compact_rows() {
   }
 }
 
+// The random splitter's exact remainder (split.h's 128-bit fraction) against %: every divisor a bin
+// span can take and some past the table, at edge and random draws.
+static void test_draw_remainder() {
+  const uint64_t edges[] = {0, 1, 2, 254, 255, 256, UINT64_MAX, UINT64_MAX - 1, uint64_t{1} << 63};
+  for (uint64_t d = 1; d < 300; ++d) {
+    for (int i = 0; i < 20000 + 9; ++i) {
+      const uint64_t x = i < 9 ? edges[i] : rng();
+      EXPECT(forgeml::tree::draw_remainder(x, d) == x % d, "draw_remainder(%llu, %llu)",
+             static_cast<unsigned long long>(x), static_cast<unsigned long long>(d));
+    }
+  }
+}
+
 static void test_csr() {
   for (int rep = 0; rep < 2000; ++rep) {
     const int64_t rows = pick({0, 1, 4}), cols = pick({0, 1, 3});
@@ -307,7 +321,8 @@ int main() {
   test_forest();
   test_compact_rows();
   test_csr();
-  std::printf("validators + forest walks: done\n");
+  test_draw_remainder();
+  std::printf("validators + forest walks + split draws: done\n");
   for (Isa isa : {Isa::portable, best}) {
     forgeml::set_active_isa(isa);
     test_thread_race();
