@@ -92,11 +92,6 @@ size_t tree_out_pool_release() {
   return bytes;
 }
 
-size_t tree_out_pool_bytes() {
-  std::lock_guard<std::mutex> lock(pool().mu);
-  return pool().bytes;
-}
-
 size_t tree_out_pool_trees() {
   std::lock_guard<std::mutex> lock(pool().mu);
   return pool().trees.size();

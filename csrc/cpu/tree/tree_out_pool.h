@@ -16,8 +16,7 @@ TreeOut take_tree_out();
 void give_tree_out(TreeOut&& t) noexcept;
 // Frees every held tree (forgeml.release_cached_memory); returns their used bytes.
 size_t tree_out_pool_release();
-// The pool's used bytes (the sizes of its trees' arrays when returned) and trees, for tests.
-size_t tree_out_pool_bytes();
+// The trees the pool holds (tests).
 size_t tree_out_pool_trees();
 
 constexpr size_t kMaxTreeOutBytes = size_t{512} << 20;
