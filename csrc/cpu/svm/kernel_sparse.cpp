@@ -47,7 +47,7 @@ CsrMatrix gather_csr(const CsrView& X, int64_t d, const int64_t* idx, int64_t l)
   const int64_t* indptr = X.indptr;
   CsrMatrix out;
   out.d = d;
-  out.indptr.resize(size_t(l + 1));
+  out.indptr.assign(size_t(l + 1), 0);
   for (int64_t t = 0; t < l; ++t) out.indptr[t + 1] = out.indptr[t] + (indptr[idx[t] + 1] - indptr[idx[t]]);
   out.indices.resize(size_t(out.indptr[l]));
   out.values.resize(size_t(out.indptr[l]));
