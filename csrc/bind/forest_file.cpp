@@ -56,8 +56,11 @@ void unmap(PyObject* capsule) {  // the mapping's owner: unmapped when the last 
   if (size) munmap(PyCapsule_GetPointer(capsule, "forgeml.file_mapping"), size);
 }
 
-// The file at path mapped read-only: its owner (a capsule; nullptr with a Python error set).
-PyObject* map_path(PyObject* path, const uint8_t** data, size_t* size) {
+// The file at path mapped read-only: its owner (a capsule; nullptr with a Python error set). With
+// head, its first head_cap bytes are also read into head (*head_len of them): reading the header
+// from there costs a pread instead of a page fault of the fresh mapping (~20 us cold in a VM).
+PyObject* map_path(PyObject* path, const uint8_t** data, size_t* size, uint8_t* head = nullptr, size_t head_cap = 0,
+                   size_t* head_len = nullptr) {
   PyObject* name = nullptr;  // str, bytes or os.PathLike -> the file system's bytes
   if (!PyUnicode_FSConverter(path, &name)) return nullptr;
   const int fd = ::open(PyBytes_AS_STRING(name), O_RDONLY | O_CLOEXEC);
@@ -70,6 +73,10 @@ PyObject* map_path(PyObject* path, const uint8_t** data, size_t* size) {
   if (stat_ok) {
     n = static_cast<size_t>(st.st_size);
     p = n ? ::mmap(nullptr, n, PROT_READ, MAP_SHARED, fd, 0) : nullptr;
+    if (head && p != MAP_FAILED) {
+      const ssize_t got = ::pread(fd, head, head_cap, 0);
+      *head_len = got > 0 ? static_cast<size_t>(got) : 0;
+    }
   }
   const int err = errno;
   ::close(fd);
@@ -209,10 +216,33 @@ bool forest_layout(const uint8_t* p, size_t size, const std::array<ForestArray, 
   return true;
 }
 
+// An attribute array's table entry e: a read-only 1-D view of its bytes where its dtype is a plain
+// little-endian number and it lies inside the data (the common case: load reshapes it, no NumPy
+// dtype parse), else (dtype code, offset, length) for load to check and view.
+PyObject* attribute_entry(PyObject* owner, const uint8_t* p, const Layout& l, const uint8_t* e) {
+  static const struct {
+    char code[8];
+    int typenum, itemsize;
+  } plain[] = {
+      {"|b1", api_t::NPY_BOOL_, 1},   {"|i1", api_t::NPY_INT8_, 1},   {"|u1", api_t::NPY_UINT8_, 1},
+      {"<i2", api_t::NPY_INT16_, 2},  {"<u2", api_t::NPY_UINT16_, 2}, {"<i4", api_t::NPY_INT32_, 4},
+      {"<u4", api_t::NPY_UINT32_, 4}, {"<i8", api_t::NPY_INT64_, 8},  {"<u8", api_t::NPY_UINT64_, 8},
+      {"<f4", api_t::NPY_FLOAT_, 4},  {"<f8", api_t::NPY_DOUBLE_, 8},
+  };
+  const uint64_t off = read<uint64_t>(e + 8), nbytes = read<uint64_t>(e + 16);
+  for (const auto& t : plain)
+    if (std::memcmp(e, t.code, 8) == 0 && nbytes % t.itemsize == 0 && off % 64 == 0 && nbytes <= l.data_len &&
+        off <= l.data_len - nbytes) {
+      const npy_intp dims[1] = {static_cast<npy_intp>(nbytes / t.itemsize)};
+      return view(owner, p + l.data_offset + off, t.typenum, 1, dims);
+    }
+  return Py_BuildValue("(y#KK)", reinterpret_cast<const char*>(e), Py_ssize_t{8}, off, nbytes);
+}
+
 // forest_file_load(path): a version 2 / 3 file whose header, CRC and forest table check out gives
 // (bytes, class code, n_features, n_outputs, data offset, data length, attribute text, table,
 // forest views): bytes the whole file as a read-only uint8 array, table per array None for the
-// forest's and (dtype code, offset, length) for the rest, the views read-only; anything else
+// forest's and attribute_entry for the rest, the views read-only; anything else
 // gives forest_file_map's (memoryview, header) for load's checks to name what is wrong.
 PyObject* file_load(PyObject*, PyObject* path) {
   static const std::array<ForestArray, 11> arrays = {{
@@ -229,12 +259,19 @@ PyObject* file_load(PyObject*, PyObject* path) {
       {"<i4", api_t::NPY_INT32_, 4},   // compact_top
   }};
   const uint8_t* p = nullptr;
-  size_t size = 0;
-  PyObject* owner = map_path(path, &p, &size);
+  size_t size = 0, head_len = 0;
+  alignas(8) uint8_t head[4096];
+  PyObject* owner = map_path(path, &p, &size, head, sizeof head, &head_len);
   if (!owner) return nullptr;
+  // the header as read (the mapping's first page untouched), or the mapping where it is longer
+  const uint8_t* h = p;
+  if (head_len >= 80 && head_len <= size) {
+    const uint64_t A = read<uint64_t>(head + 64), J = read<uint64_t>(head + 72);
+    if (A <= head_len / 24 && J <= head_len && 80 + 24 * A + J <= head_len) h = head;
+  }
   Layout l;
   PyObject* r = nullptr;
-  if (!forest_layout(p, size, arrays, l)) {
+  if (!forest_layout(h, size, arrays, l)) {
     r = map_result(owner, p, size);
     Py_DECREF(owner);
     return r;
@@ -242,17 +279,14 @@ PyObject* file_load(PyObject*, PyObject* path) {
   PyObject *text = nullptr, *table = nullptr, *views = nullptr, *bytes = nullptr;
   const uint8_t* data = p + l.data_offset;
   do {
-    text = PyUnicode_DecodeUTF8(reinterpret_cast<const char*>(p + l.end - l.J), static_cast<Py_ssize_t>(l.J), "strict");
+    text = PyUnicode_DecodeUTF8(reinterpret_cast<const char*>(h + l.end - l.J), static_cast<Py_ssize_t>(l.J), "strict");
     if (!text) break;
     table = PyTuple_New(static_cast<Py_ssize_t>(l.A));
     if (!table) break;
     bool ok = true;
     for (uint64_t i = 0; i < l.A && ok; ++i) {
-      const uint8_t* e = p + 80 + 24 * i;
-      PyObject* entry = i < static_cast<uint64_t>(l.n_forest)
-                            ? Py_NewRef(Py_None)
-                            : Py_BuildValue("(y#KK)", reinterpret_cast<const char*>(e), Py_ssize_t{8},
-                                            read<uint64_t>(e + 8), read<uint64_t>(e + 16));
+      const uint8_t* e = h + 80 + 24 * i;
+      PyObject* entry = i < static_cast<uint64_t>(l.n_forest) ? Py_NewRef(Py_None) : attribute_entry(owner, p, l, e);
       ok = entry != nullptr;
       if (ok) PyTuple_SET_ITEM(table, static_cast<Py_ssize_t>(i), entry);
     }

@@ -46,7 +46,9 @@ walk starts at each root.
 
 Loading maps the file (or reads it with ``mmap=False``) and checks, in time independent of the
 forest's size, the fixed header, the header CRC and every array's dtype, size and bounds; it makes
-no per-tree object and views only the arrays predicting reads. Predicting a few rows walks the
+no per-tree object. A mapped version 2 / 3 file is checked and viewed in one C call
+(ops.tree_file_load: the header is read with pread, so loading touches no page of the mapping);
+the same checks in Python (``_checked``) name what failed for any other file. Predicting a few rows walks the
 mapped top blocks, then the prediction layout, directly, checking each entry it reads; anything else checks a node array in one pass when first using it (each root
 and child in range, each child after its parent, each node id inside its tree, each feature <
 n_features). So a damaged file never crashes or hangs: any failure raises :class:`ForestFileError`
@@ -258,18 +260,22 @@ def load(path, mmap: bool = True):
             return got
         buf, code, n_features, n_outputs, data_offset, data_len, text, table, views = got
     try:
-        attrs, used = _JSON.raw_decode(text)
+        try:  # (the JSON scanner itself: raw_decode is a Python frame around it)
+            attrs, used = _JSON.scan_once(text, 0)
+        except StopIteration as e:
+            raise ValueError(f"the attributes are not JSON (at {e.value})") from None
         if used != len(text) or type(attrs) is not dict:
             raise ValueError("the attributes are not one JSON object")
         cls = (_classes_cache or _classes())[CLASS_NAMES[code]]
         est = cls.__new__(cls)
         n_forest = len(views)
-        est.__dict__.update(
-            {
-                key: v if type(v) is not dict else _decode(v, buf, data_offset, data_len, table, n_forest)
-                for key, v in attrs.items()
-            }
-        )
+        decode = (buf, data_offset, data_len, table, n_forest)
+        for key, v in attrs.items():  # (a loop, not a comprehension, and a 1-D array inline: no frames)
+            if type(v) is dict:
+                i = v.get("$array")
+                a = table[i] if type(i) is int and n_forest <= i < len(table) else None
+                attrs[key] = a if type(a) is np.ndarray and v["shape"] == [len(a)] else _decode(v, *decode)
+        est.__dict__ = attrs
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as e:
         raise _bad(path, f"{type(e).__name__}: {e}") from e
     est._forest = _forest(views, n_features, n_outputs, path)
@@ -390,7 +396,13 @@ def _decode(v, buf, data_offset, data_len, table, n_forest):
         i = int(v["$array"])
         if not n_forest <= i < len(table):
             raise ValueError(f"attribute array {i} is not in the table")
-        return _array(buf, data_offset, data_len, table[i], tuple(int(s) for s in v["shape"]))
+        entry, shape = table[i], tuple(map(int, v["shape"]))
+        if type(entry) is np.ndarray:  # viewed by ops.tree_file_load (1-D, inside the data): shaped here (a
+            # 1-D one's shape is checked in load)
+            if min(shape, default=0) < 0 or math.prod(shape) != entry.size:
+                raise ValueError(f"attribute array {i}: shape {shape} for its {entry.size} {entry.dtype} values")
+            return entry if entry.shape == shape else entry.reshape(shape)
+        return _array(buf, data_offset, data_len, entry, shape)
     if "$scalar" in v:
         return np.dtype(v["$scalar"]).type(v["v"])
     if "$list" in v:
