@@ -261,7 +261,7 @@ def load(path, mmap: bool = True):
         buf, code, n_features, n_outputs, data_offset, data_len, text, table, views = got
     try:
         try:  # (the JSON scanner itself: raw_decode is a Python frame around it)
-            attrs, used = _JSON.scan_once(text, 0)
+            attrs, used = _JSON.scan_once(text, 0)  # type: ignore[attr-defined]
         except StopIteration as e:
             raise ValueError(f"the attributes are not JSON (at {e.value})") from None
         if used != len(text) or type(attrs) is not dict:
@@ -438,7 +438,7 @@ def _forest(views: tuple, n_features: int, n_outputs: int, path: str):
         _source=path,
     )
     if top:  # version 3
-        forest._saved_top = top[0]
+        forest.__dict__["_saved_top"] = top[0]
     return forest
 
 
