@@ -563,6 +563,82 @@ def test_coded_walk_equals_float_walks(rng, n_pool, sizes, d, want):
                     assert np.array_equal(got, flat), (k, n, trees, threads)
 
 
+def _recrc(buf: bytearray) -> None:
+    """Sets the header CRC of a (changed) file's bytes as save writes it, where its header fits."""
+    import zlib
+
+    A, J = _format._FIXED.unpack_from(buf, 0)[11:13]
+    end = 80 + 24 * A + J
+    if end <= len(buf):
+        buf[12:16] = zlib.crc32(bytes(buf[16:end])).to_bytes(4, "little")
+
+
+def test_file_load_takes_a_file_exactly_when_the_checks_pass(tmp_path, fitted):
+    """ops.tree_file_load's checks in C (the header, CRC and forest table) against load's Python
+    checks (_format._checked, which names what failed): every byte of the fixed fields and the
+    table changed to 4 values, the CRC set again so the other checks are reached. Each file either
+    passes both, with the same views, table and attribute text, or is handed to the Python checks
+    (tree_file_map's result). Then a version 2 file and extra attribute arrays (2-D, 0-d, bool,
+    unicode) load the same through both paths."""
+    est = fitted[0]
+    path = tmp_path / "f.fgf"
+    est.save(path)
+    good = bytearray(path.read_bytes())
+    A = _format._FIXED.unpack_from(good, 0)[11]
+
+    def both(p):
+        fast = ops.tree_file_load(str(p))
+        try:
+            slow = _format._checked(str(p), *ops.tree_file_map(str(p)))
+        except _format.ForestFileError:
+            slow = None
+        if slow is None:
+            assert len(fast) == 2 and fast[0].readonly  # tree_file_map's (memoryview, header)
+            return None
+        assert len(fast) == 9 and fast[1:7] == slow[1:7]
+        for a, b in zip(fast[8], slow[8], strict=True):
+            assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b) and not a.flags.writeable
+        for e, f in zip(fast[7], slow[7], strict=True):
+            if e is None or type(e) is tuple:
+                assert e is None or e == tuple(f)
+            else:  # an attribute array viewed in C: its bytes, 1-D
+                assert e.ndim == 1 and bytes(e.tobytes()) == bytes(fast[0][slow[4] + f[1] : slow[4] + f[1] + f[2]])
+        return fast
+
+    assert both(path) is not None
+    n_passed = 0
+    for at in range(0, 80 + 24 * A):
+        if 12 <= at < 16:
+            continue
+        for value in {0, 255, good[at] ^ 1, (good[at] + 64) & 255}:
+            bad = bytearray(good)
+            bad[at] = value
+            _recrc(bad)
+            p = tmp_path / "bad.fgf"
+            p.write_bytes(bad)
+            n_passed += both(p) is not None
+    assert 0 < n_passed  # (a change to padding or an unused attribute entry passes both)
+
+    est2 = RandomForestClassifier(n_estimators=3, random_state=0).fit(*_xy(np.random.default_rng(1)))
+    est2.extra_ = np.arange(6.0).reshape(2, 3)
+    est2.zero_d_ = np.array(7, dtype=np.int16)
+    est2.flags_ = np.array([True, False, True])
+    est2.names_ = np.array(["a", "bcd"])
+    est2.save(path)
+    got = _format.load(path)
+    ref = _format.load(path, mmap=False)
+    for name in ("extra_", "zero_d_", "flags_", "names_", "classes_", "_seeds"):
+        a, b = getattr(got, name), getattr(ref, name)
+        assert a.dtype == b.dtype == getattr(est2, name).dtype and a.shape == b.shape == getattr(est2, name).shape
+        assert np.array_equal(a, b) and np.array_equal(a, getattr(est2, name))
+    assert type(ops.tree_file_load(str(path))[7][-1]) is tuple  # the unicode array: checked and viewed in Python
+
+
+def _xy(rng):
+    X = rng.normal(size=(200, 5))
+    return X, (X[:, 0] > 0).astype(int)
+
+
 def test_file_map_reads_the_fixed_header(tmp_path, fitted):
     """ops.tree_file_map: the fields struct unpacks and zlib's CRC-32 of the rest of the header, None
     where the file is too short for them; OSError as open raises it."""

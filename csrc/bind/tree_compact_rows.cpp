@@ -93,25 +93,29 @@ class CompactRows {
 
   // predict's result for X, a 2-D float32 / float64 ndarray of 1..max_rows rows of n_features
   // (any strides); None for anything else or a value that is infinite as float32 (the caller's
-  // validation then converts or rejects it as it always did).
-  py::object few(py::handle X) const {
-    if (!py::isinstance<py::array>(X)) return py::none();
-    const auto a = py::reinterpret_borrow<py::array>(X);
-    if (a.ndim() != 2 || a.shape(0) < 1 || a.shape(0) > max_rows_ || a.shape(1) != f_.n_features) return py::none();
-    const py::dtype dt = a.dtype();
-    using api = py::detail::npy_api;
-    if ((dt.num() != api::NPY_FLOAT_ && dt.num() != api::NPY_DOUBLE_) || dt.byteorder() != '=')  // '=': native
+  // validation then converts or rejects it as it always did). Raw NumPy C API through pybind11's
+  // proxies (no py::array / py::dtype / array_t objects: each is more code run on a cold cache).
+  py::object few(PyObject* X) const {
+    using api_t = py::detail::npy_api;
+    const api_t& api = api_t::get();
+    if (!PyObject_TypeCheck(X, api.PyArray_Type_)) return py::none();
+    const auto* a = py::detail::array_proxy(X);
+    if (a->nd != 2 || a->dimensions[0] < 1 || a->dimensions[0] > max_rows_ || a->dimensions[1] != f_.n_features)
       return py::none();
-    const int64_t n = a.shape(0), d = f_.n_features;
-    const bool f32 = dt.itemsize() == 4;
-    const auto* base = static_cast<const char*>(a.data());
+    const auto* dt = py::detail::array_descriptor_proxy(a->descr);
+    if ((dt->type_num != api_t::NPY_FLOAT_ && dt->type_num != api_t::NPY_DOUBLE_) || dt->byteorder != '=')
+      return py::none();  // ('=': native)
+    const int64_t n = a->dimensions[0], d = f_.n_features;
+    const bool f32 = dt->type_num == api_t::NPY_FLOAT_;
+    const auto* base = static_cast<const char*>(a->data);
+    const int64_t s0 = a->strides[0], s1 = a->strides[1];
     const float* x = reinterpret_cast<const float*>(base);
     std::vector<float> copy;
-    if (!f32 || a.strides(1) != 4 || (n > 1 && a.strides(0) != 4 * d) || reinterpret_cast<uintptr_t>(base) % 4) {
+    if (!f32 || s1 != 4 || (n > 1 && s0 != 4 * d) || reinterpret_cast<uintptr_t>(base) % 4) {
       copy.resize(n * d);  // any strides and float64: the float32 values, read with memcpy (alignment)
       for (int64_t i = 0; i < n; ++i)
         for (int64_t j = 0; j < d; ++j) {
-          const char* p = base + i * a.strides(0) + j * a.strides(1);
+          const char* p = base + i * s0 + j * s1;
           if (f32) {
             std::memcpy(&copy[i * d + j], p, 4);
           } else {
@@ -124,8 +128,13 @@ class CompactRows {
     }
     for (int64_t i = 0; i < n * d; ++i)
       if (std::isinf(x[i])) return py::none();
-    Arr<double> out({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(f_.k)});
-    double* o = out.mutable_data();
+    const Py_intptr_t dims[2] = {static_cast<Py_intptr_t>(n), static_cast<Py_intptr_t>(f_.k)};
+    PyObject* descr = api.PyArray_DescrFromType_(api_t::NPY_DOUBLE_);
+    if (!descr) throw py::error_already_set();
+    auto out = py::reinterpret_steal<py::object>(
+        api.PyArray_NewFromDescr_(api.PyArray_Type_, descr, 2, dims, nullptr, nullptr, 0, nullptr));
+    if (!out) throw py::error_already_set();
+    auto* o = reinterpret_cast<double*>(py::detail::array_proxy(out.ptr())->data);
     if (n <= 4) {  // releasing the GIL costs more than a few walks
       ft::compact_predict_rows(f_, x, n, o);
     } else {

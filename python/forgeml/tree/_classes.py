@@ -148,6 +148,16 @@ class TreeClassifierMixin(ClassifierMixin):
     (class probabilities per row; k outputs side by side, each padded to the most classes)."""
 
     def predict_proba(self, X):
+        d = self.__dict__
+        forest = d.get("_forest")
+        if forest is not None and type(X) is np.ndarray and "feature_names_in_" not in d and d.get("n_outputs_") == 1:
+            try:  # _raw_predict's few-row call inlined: one frame less (~5 us of a cold 1-row call)
+                out = forest._few(X)
+            except ValueError as e:
+                forest._raise_file_error(e)
+                raise
+            if out is not None:
+                return out
         raw = self._raw_predict(X)
         if self.n_outputs_ == 1:
             return raw

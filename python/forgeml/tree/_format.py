@@ -46,7 +46,9 @@ walk starts at each root.
 
 Loading maps the file (or reads it with ``mmap=False``) and checks, in time independent of the
 forest's size, the fixed header, the header CRC and every array's dtype, size and bounds; it makes
-no per-tree object and views only the arrays predicting reads. Predicting a few rows walks the
+no per-tree object. A mapped version 2 / 3 file is checked and viewed in one C call
+(ops.tree_file_load: the header is read with pread, so loading touches no page of the mapping);
+the same checks in Python (``_checked``) name what failed for any other file. Predicting a few rows walks the
 mapped top blocks, then the prediction layout, directly, checking each entry it reads; anything else checks a node array in one pass when first using it (each root
 and child in range, each child after its parent, each node id inside its tree, each feature <
 n_features). So a damaged file never crashes or hangs: any failure raises :class:`ForestFileError`
@@ -54,7 +56,6 @@ naming the file. The estimator class comes from a fixed list (nothing is importe
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import os
@@ -97,7 +98,6 @@ _TOP = ("compact_top", np.dtype("<i4"))  # version 3's eleventh forest array
 _TOP_WIDTHS = {24: 3, 208: 6, 1680: 9}  # words a tree's top block takes: its levels
 _DTYPES = dict(_FOREST)
 _CODES = {name: dtype.str.encode().ljust(8, b"\0") for name, dtype in (*_FOREST, _TOP)}  # as the table stores them
-_EAGER = frozenset(("compact_nodes", "compact_source", "compact_roots", "value", "compact_top"))  # viewed at load
 _COMPACT = ("compact_nodes", "compact_source", "compact_roots")
 _V1_FIXED = struct.Struct("<8sIIQQQ")
 _JSON = json.JSONDecoder()
@@ -245,23 +245,64 @@ def load(path, mmap: bool = True):
     a valid compact forest file raises ForestFileError, here or when its damaged part is first
     used."""
     path = os.fspath(path)
-    buf: memoryview | bytearray
-    if mmap:  # one C call: open, fstat, mmap, close, the fixed fields and the header's CRC
-        buf, fixed = ops.tree_file_map(path)
+    if mmap:  # one C call: open, fstat, mmap, close, the header's CRC and every check, the forest's views
+        got = ops.tree_file_load(path)
+        if len(got) == 9:  # a version 2 / 3 file whose header and forest table check out
+            buf, code, n_features, n_outputs, data_offset, data_len, text, table, views = got
+        else:  # anything else: checked here, naming what is wrong (or an old version)
+            got = _checked(path, *got)
+            if len(got) != 9:
+                return got  # a version 1 file's estimator
+            buf, code, n_features, n_outputs, data_offset, data_len, text, table, views = got
     else:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-        try:
-            buf = bytearray(os.fstat(fd).st_size)
-            with open(fd, "rb", closefd=False) as fh:
-                if fh.readinto(buf) != len(buf):
-                    raise _bad(path, "the file changed while it was read")
-        finally:
-            os.close(fd)
-        fixed = None
-        if len(buf) >= _FIXED.size:
-            fixed = _FIXED.unpack_from(buf, 0)
-            end = _FIXED.size + _ENTRY.size * fixed[11] + fixed[12]
-            fixed += (zlib.crc32(buf[16:end]) if end <= len(buf) else None,)
+        got = _checked(path, *_read(path))
+        if len(got) != 9:
+            return got
+        buf, code, n_features, n_outputs, data_offset, data_len, text, table, views = got
+    try:
+        try:  # (the JSON scanner itself: raw_decode is a Python frame around it)
+            attrs, used = _JSON.scan_once(text, 0)  # type: ignore[attr-defined]
+        except StopIteration as e:
+            raise ValueError(f"the attributes are not JSON (at {e.value})") from None
+        if used != len(text) or type(attrs) is not dict:
+            raise ValueError("the attributes are not one JSON object")
+        cls = (_classes_cache or _classes())[CLASS_NAMES[code]]
+        est = cls.__new__(cls)
+        n_forest = len(views)
+        decode = (buf, data_offset, data_len, table, n_forest)
+        for key, v in attrs.items():  # (a loop, not a comprehension, and a 1-D array inline: no frames)
+            if type(v) is dict:
+                i = v.get("$array")
+                a = table[i] if type(i) is int and n_forest <= i < len(table) else None
+                attrs[key] = a if type(a) is np.ndarray and v["shape"] == [len(a)] else _decode(v, *decode)
+        est.__dict__ = attrs
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as e:
+        raise _bad(path, f"{type(e).__name__}: {e}") from e
+    est._forest = _forest(views, n_features, n_outputs, path)
+    return est
+
+
+def _read(path: str) -> tuple:
+    """(the file's bytes, its fixed header fields and header CRC as ops.tree_file_map gives them)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        buf = bytearray(os.fstat(fd).st_size)
+        with open(fd, "rb", closefd=False) as fh:
+            if fh.readinto(buf) != len(buf):
+                raise _bad(path, "the file changed while it was read")
+    finally:
+        os.close(fd)
+    fixed = None
+    if len(buf) >= _FIXED.size:
+        fixed = _FIXED.unpack_from(buf, 0)
+        end = _FIXED.size + _ENTRY.size * fixed[11] + fixed[12]
+        fixed += (zlib.crc32(buf[16:end]) if end <= len(buf) else None,)
+    return buf, fixed
+
+
+def _checked(path: str, buf, fixed) -> tuple:
+    """What ops.tree_file_load gives for a valid version 2 / 3 file, from the file's bytes and fixed
+    header (the same checks, each naming what failed), or a version 1 file's estimator."""
     size = len(buf)
     if fixed is None:  # (a version 1 header is shorter)
         if size < _V1_FIXED.size:
@@ -301,7 +342,7 @@ def load(path, mmap: bool = True):
         if version > 2:  # each tree's top block: its width gives its levels
             width = table[len(_FOREST)][2] // (4 * T)
             shapes["compact_top"] = (T, width if width in _TOP_WIDTHS else -1)
-        eager, lazy = {}, {}
+        views = []
         for (name, dtype), (code8, off, nbytes) in zip(forest, table):
             shape = shapes[name]
             if (
@@ -315,30 +356,11 @@ def load(path, mmap: bool = True):
                     f"{name}: expected {shape} {dtype.str} inside the data, got {code8!r} ({nbytes} "
                     f"bytes at {off} of {data_len})"
                 )
-            if name in _EAGER:  # one call a view, shaped (np.frombuffer + reshape: two)
-                eager[name] = np.ndarray(shape, dtype, buf, data_offset + off)
-            else:  # not needed to predict: viewed on first use
-                lazy[name] = functools.partial(_view, shape, dtype, buf, data_offset + off)
+            views.append(np.ndarray(shape, dtype, buf, data_offset + off))
         text = str(buf[end - J : end], "utf-8")
-        attrs, used = _JSON.raw_decode(text)
-        if used != len(text) or type(attrs) is not dict:
-            raise ValueError("the attributes are not one JSON object")
-        cls = _classes()[CLASS_NAMES[code]]
-        est = cls.__new__(cls)
-        est.__dict__.update(
-            {
-                key: v if type(v) is not dict else _decode(v, buf, data_offset, data_len, table, len(forest))
-                for key, v in attrs.items()
-            }
-        )
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as e:
         raise _bad(path, f"{type(e).__name__}: {e}") from e
-    est._forest = _forest(eager, lazy, n_features, n_outputs, path)
-    return est
-
-
-def _view(shape: tuple, dtype: np.dtype, buf, offset: int) -> np.ndarray:
-    return np.ndarray(shape, dtype, buf, offset)
+    return buf, code, n_features, n_outputs, data_offset, data_len, text, table, tuple(views)
 
 
 def _bad(path: str, why: str) -> ForestFileError:
@@ -374,7 +396,13 @@ def _decode(v, buf, data_offset, data_len, table, n_forest):
         i = int(v["$array"])
         if not n_forest <= i < len(table):
             raise ValueError(f"attribute array {i} is not in the table")
-        return _array(buf, data_offset, data_len, table[i], tuple(int(s) for s in v["shape"]))
+        entry, shape = table[i], tuple(map(int, v["shape"]))
+        if type(entry) is np.ndarray:  # viewed by ops.tree_file_load (1-D, inside the data): shaped here (a
+            # 1-D one's shape is checked in load)
+            if min(shape, default=0) < 0 or math.prod(shape) != entry.size:
+                raise ValueError(f"attribute array {i}: shape {shape} for its {entry.size} {entry.dtype} values")
+            return entry if entry.shape == shape else entry.reshape(shape)
+        return _array(buf, data_offset, data_len, entry, shape)
     if "$scalar" in v:
         return np.dtype(v["$scalar"]).type(v["v"])
     if "$list" in v:
@@ -391,20 +419,26 @@ def _decode(v, buf, data_offset, data_len, table, n_forest):
     raise ValueError(f"unknown attribute encoding {sorted(v)}")
 
 
-def _forest(eager: dict, lazy: dict, n_features: int, n_outputs: int, path: str):
-    """The Forest over the file's arrays: no pass over the nodes here (see _tree.Forest). eager: the
-    arrays predicting reads (views); lazy: the others, as functions making their views."""
+def _forest(views: tuple, n_features: int, n_outputs: int, path: str):
+    """The Forest over the file's arrays (views in _FOREST's order, then compact_top in version 3):
+    no pass over the nodes here (see _tree.Forest; offsets are checked on first use)."""
     forest = Forest.__new__(Forest)
-    d = forest.__dict__
-    d.update((f, a) for f, a in eager.items() if f not in _COMPACT and f not in ("offsets", "compact_top"))
-    d["n_features"] = n_features
-    d["n_outputs"] = n_outputs
-    d["_saved_compact"] = (eager["compact_nodes"], eager["compact_source"], eager["compact_roots"])
-    if "compact_top" in eager:  # version 3
-        d["_saved_top"] = eager["compact_top"]
-    d["_saved_offsets"] = eager["offsets"] if "offsets" in eager else lazy.pop("offsets")  # (a view or its maker)
-    d["_saved_lazy"] = lazy
-    d["_source"] = path
+    nodes, source, roots, offsets, depth, value, impurity, n_samples, weighted, nan_left, *top = views
+    forest.__dict__.update(
+        value=value,
+        depth=depth,
+        impurity=impurity,
+        n_node_samples=n_samples,
+        weighted_n_node_samples=weighted,
+        missing_go_to_left=nan_left,
+        n_features=n_features,
+        n_outputs=n_outputs,
+        _saved_compact=(nodes, source, roots),
+        _saved_offsets=offsets,
+        _source=path,
+    )
+    if top:  # version 3
+        forest.__dict__["_saved_top"] = top[0]
     return forest
 
 
@@ -467,5 +501,5 @@ def _load_v1(buf, size: int, path: str, bad):
         raise
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as e:
         raise bad(f"{type(e).__name__}: {e}") from e
-    est._forest = _forest(fields, {}, n_features, n_outputs, path)
+    est._forest = _forest(tuple(fields[f] for f, _ in _FOREST), n_features, n_outputs, path)
     return est

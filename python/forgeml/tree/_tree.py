@@ -19,7 +19,7 @@ TREE_FIELDS = ("feature", "threshold", "children_left", "children_right", "missi
                "n_node_samples", "weighted_n_node_samples", "value")
 # derived, rebuilt on first use (and, for a loaded forest, the file's arrays behind them)
 _LAYOUTS = ("nodes", "roots", "_compact", "_rows", "_few", "_saved_compact", "_saved_offsets", "_saved_top",
-            "_saved_lazy", "_source")
+            "_source")
 _UNPACKED = ("feature", "threshold", "children_left", "children_right")  # what nodes encodes
 _FEW_ROWS = 16  # predict_few's rows (a loaded forest: straight from its file's arrays)
 _TOP_LEVELS = 6  # levels of each tree the few-row walk reads from one block first (compact_rows.h)
@@ -176,19 +176,13 @@ class Forest:
 
     def _materialize(self):
         """A loaded forest's fields as plain attributes (before its file's layouts are dropped)."""
-        for name in ("offsets", *_UNPACKED, *self.__dict__.get("_saved_lazy", ())):
+        for name in ("offsets", *_UNPACKED):
             getattr(self, name)
 
     def __getattr__(self, name):  # only for attributes not set: the lazily built ones
-        lazy = self.__dict__.get("_saved_lazy")
-        if lazy is not None and name in lazy:  # a loaded file's array not needed to predict: viewed on first use
-            self.__dict__[name] = value = lazy[name]()
-            return value
         loaded = "_saved_compact" in self.__dict__
         if name == "offsets" and "_saved_offsets" in self.__dict__:  # loaded: checked on first use
             offsets = self._saved_offsets
-            if callable(offsets):  # not viewed at load
-                offsets = offsets()
             with self._file_errors():
                 if offsets[0] != 0 or offsets[-1] != len(self.value) or np.any(np.diff(offsets) < 1):
                     raise ValueError("offsets: expected T + 1 increasing node offsets from 0 to the node count")
@@ -240,8 +234,6 @@ class Forest:
         return len(self.offsets) - 1
 
     def __getstate__(self):  # the prediction layouts are rebuilt on load
-        if "_saved_lazy" in self.__dict__:
-            self._materialize()
         state = {name: getattr(self, name) for name in ("offsets", *_UNPACKED)}
         state.update(self.__dict__)
         for name in _LAYOUTS:
