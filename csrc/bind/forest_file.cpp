@@ -117,9 +117,12 @@ PyObject* header_tuple(const uint8_t* p, size_t size) {
   if (size < 80) Py_RETURN_NONE;
   const uint64_t A = read<uint64_t>(p + 64), J = read<uint64_t>(p + 72);
   PyObject* crc = nullptr;
-  if (A <= size / 24 && J <= size && 80 + 24 * A + J <= size)
+  if (A <= size / 24 && J <= size && 80 + 24 * A + J <= size) {
     crc = PyLong_FromUnsignedLong(crc32(p + 16, 80 + 24 * A + J - 16));
-  else crc = Py_NewRef(Py_None);
+  } else {  // (Py_NewRef is Python >= 3.10)
+    Py_INCREF(Py_None);
+    crc = Py_None;
+  }
   if (!crc) return nullptr;
   return Py_BuildValue("(y#IIKKIIIIKKKKN)", reinterpret_cast<const char*>(p), Py_ssize_t{8}, read<uint32_t>(p + 8),
                        read<uint32_t>(p + 12), read<uint64_t>(p + 16), read<uint64_t>(p + 24), read<uint32_t>(p + 32),
@@ -286,7 +289,13 @@ PyObject* file_load(PyObject*, PyObject* path) {
     bool ok = true;
     for (uint64_t i = 0; i < l.A && ok; ++i) {
       const uint8_t* e = h + 80 + 24 * i;
-      PyObject* entry = i < static_cast<uint64_t>(l.n_forest) ? Py_NewRef(Py_None) : attribute_entry(owner, p, l, e);
+      PyObject* entry = nullptr;
+      if (i < static_cast<uint64_t>(l.n_forest)) {
+        Py_INCREF(Py_None);
+        entry = Py_None;
+      } else {
+        entry = attribute_entry(owner, p, l, e);
+      }
       ok = entry != nullptr;
       if (ok) PyTuple_SET_ITEM(table, static_cast<Py_ssize_t>(i), entry);
     }
