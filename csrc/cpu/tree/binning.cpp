@@ -125,22 +125,23 @@ void bin_edges(const float* X, int64_t n, int d, const double* weight, int max_b
   FORGEML_CHECK_ARG(max_bins >= 2 && max_bins <= kMaxValueBins, "max_bins: expected 2..255, got ", max_bins);
   const std::vector<int64_t> rows = sample_rows(n, weight, sample, seed);
   const int value_bins = max_bins - 1;  // one bin is kept for NaN
-  // Gather the sample column by column in blocks of features, reading X row-major (one pass
-  // per block, so large X is streamed, never walked with a stride of d floats per value).
+  // Each thread gathers the sample of a few features at a time, reading X row-major (one pass per
+  // block, so large X is streamed, never walked with a stride of d floats per value), and cuts
+  // them: the gathers run in parallel too (serial, they were most of this call's wall time).
   constexpr int64_t kFeatBlock = 16;
-  for (int64_t f0 = 0; f0 < d; f0 += kFeatBlock) {
-    const int64_t f1 = std::min<int64_t>(d, f0 + kFeatBlock);
-    std::vector<std::vector<float>> cols(f1 - f0);
-    for (auto& c : cols) c.reserve(rows.size());
-    for (int64_t r : rows) {
-      const float* x = X + r * d;
-      for (int64_t f = f0; f < f1; ++f)
-        if (!std::isnan(x[f])) cols[f - f0].push_back(x[f]);
+  parallel_for(d, 1, [&](int64_t a, int64_t b) {
+    for (int64_t f0 = a; f0 < b; f0 += kFeatBlock) {
+      const int64_t f1 = std::min<int64_t>(b, f0 + kFeatBlock);
+      std::vector<std::vector<float>> cols(f1 - f0);
+      for (auto& c : cols) c.reserve(rows.size());
+      for (int64_t r : rows) {
+        const float* x = X + r * d;
+        for (int64_t f = f0; f < f1; ++f)
+          if (!std::isnan(x[f])) cols[f - f0].push_back(x[f]);
+      }
+      for (int64_t j = f0; j < f1; ++j) feature_edges(cols[j - f0], 0, value_bins, edges + j * 256, n_edges + j);
     }
-    parallel_for(f1 - f0, 1, [&](int64_t a, int64_t b) {
-      for (int64_t j = a; j < b; ++j) feature_edges(cols[j], 0, value_bins, edges + (f0 + j) * 256, n_edges + f0 + j);
-    });
-  }
+  });
 }
 
 void bin_codes(const float* X, int64_t n, int d, const float* edges, const int32_t* /*n_edges: edges are +inf-padded*/,
