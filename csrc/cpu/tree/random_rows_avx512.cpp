@@ -21,7 +21,7 @@ namespace {
 // which doubles the vector work per row). Same results. The loop is bound by its instruction
 // count, not by memory: each side keeps its own write pointer (the row's goes by a cmov), the
 // masked ops merge into their own accumulator (GCC copies it otherwise), and kNan false (rows
-// without NaN codes, whose top is hi1 - 1) tests only code <= bin: a code is 255 only for NaN.
+// without NaN codes: each is <= 254) tests only code <= bin and takes hi1 = top + 1 at the end.
 template <bool kNan>
 int64_t partition_ranges_64(const uint8_t* src, int64_t m, int f, int bin, bool nan_left, int64_t left_rows,
                             uint8_t* dst, uint8_t* ranges) {
@@ -39,23 +39,24 @@ int64_t partition_ranges_64(const uint8_t* src, int64_t m, int f, int bin, bool 
     to_l += left * 64;
     to_r += (left ^ 1) * 64;
     const __mmask64 kl = _cvtu64_mask64(0 - left), kr = _knot_mask64(kl);
-    const __m512i p = _mm512_add_epi8(v, one);
     lo_l = _mm512_mask_min_epu8(lo_l, kl, v, lo_l);
     lo_r = _mm512_mask_min_epu8(lo_r, kr, v, lo_r);
+    top_l = _mm512_mask_max_epu8(top_l, kl, v, top_l);
+    top_r = _mm512_mask_max_epu8(top_r, kr, v, top_r);
     if constexpr (kNan) {
-      top_l = _mm512_mask_max_epu8(top_l, kl, v, top_l);
-      top_r = _mm512_mask_max_epu8(top_r, kr, v, top_r);
+      const __m512i p = _mm512_add_epi8(v, one);
+      hi_l = _mm512_mask_max_epu8(hi_l, kl, p, hi_l);
+      hi_r = _mm512_mask_max_epu8(hi_r, kr, p, hi_r);
     }
-    hi_l = _mm512_mask_max_epu8(hi_l, kl, p, hi_l);
-    hi_r = _mm512_mask_max_epu8(hi_r, kr, p, hi_r);
   }
-  if constexpr (!kNan) {
-    top_l = _mm512_subs_epu8(hi_l, one);
-    top_r = _mm512_subs_epu8(hi_r, one);
+  const int64_t nl = (to_l - dst) / 64;
+  if constexpr (!kNan) {  // codes <= 254: hi1 = top + 1 without wrapping, 0 on an empty side
+    hi_l = _mm512_maskz_add_epi8(nl > 0 ? ~__mmask64{0} : 0, top_l, one);
+    hi_r = _mm512_maskz_add_epi8(nl < m ? ~__mmask64{0} : 0, top_r, one);
   }
   const __m512i out[6] = {lo_l, top_l, hi_l, lo_r, top_r, hi_r};
   for (int s = 0; s < 6; ++s) _mm512_storeu_si512(ranges + s * 64, out[s]);
-  return (to_l - dst) / 64;
+  return nl;
 }
 
 // count_w<64>: a class's run of rows adds 1 to the lanes where the row's code is <= the threshold,
