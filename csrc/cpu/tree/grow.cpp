@@ -886,7 +886,7 @@ class Grower {
       drawn += need;
     }
     if (n_live == 0) return;
-    std::memset(thr, 0, W);
+    std::memset(thr, 0, kMaxRowBytes);  // a constant size: inline stores, no call
     for (int k = 0; k < n_live; ++k) thr[live[k]] = static_cast<uint8_t>(bin[k]);
     uint32_t cnt[kMaxRowClasses * kMaxRowBytes], values[kMaxRowClasses * kMaxRowBytes];
     int64_t class_rows[kMaxRowClasses];  // the node's rows are runs of classes (random_rows.h)
@@ -970,7 +970,7 @@ class Grower {
   bool take_row_ranges(int32_t& slot, uint8_t* out) {
     if (slot < 0) return false;
     const size_t bytes = 3 * static_cast<size_t>(prow_w_);
-    if (out) std::memcpy(out, prow_.pool.data() + slot * bytes, bytes);
+    if (out) copy_ranges(out, prow_.pool.data() + slot * bytes);
     prow_.free.push_back(slot);
     slot = -1;
     return true;
@@ -987,8 +987,19 @@ class Grower {
       s = static_cast<int32_t>(prow_.pool.size() / bytes);
       prow_.pool.resize(prow_.pool.size() + bytes);
     }
-    std::memcpy(prow_.pool.data() + s * bytes, r, bytes);
+    copy_ranges(prow_.pool.data() + s * bytes, r);
     return s;
+  }
+
+  // A node's ranges (3 W bytes) copied with the size known at compile time: inline vector moves,
+  // not a library call (three per internal node).
+  void copy_ranges(uint8_t* to, const uint8_t* from) const {
+    switch (prow_w_) {
+      case 16: std::memcpy(to, from, 3 * 16); break;
+      case 32: std::memcpy(to, from, 3 * 32); break;
+      case 64: std::memcpy(to, from, 3 * 64); break;
+      default: std::memcpy(to, from, 3 * 128); break;
+    }
   }
 
   // Sparse X (stored entries known), small node: rs_.active marks the features with a stored entry
