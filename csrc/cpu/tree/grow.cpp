@@ -352,14 +352,23 @@ class Grower {
     return false;
   }
 
+  // make_entry_into on a new Entry (the depth-first stack builds its children in place instead).
   Entry make_entry(int64_t begin, int64_t end, int depth, const double* s, FeatureMask consts,
                    std::unique_ptr<Hist> hist, double lower, double upper) {
+    Entry e;
+    make_entry_into(e, begin, end, depth, s, std::move(consts), std::move(hist), lower, upper);
+    return e;
+  }
+
+  // The node of rows [begin, end) with statistics s into e (a default Entry): its output node,
+  // and its split found unless it is a leaf.
+  void make_entry_into(Entry& e, int64_t begin, int64_t end, int depth, const double* s, FeatureMask consts,
+                       std::unique_ptr<Hist> hist, double lower, double upper) {
     double own[4];
     if constexpr (median_leaves<C>()) {  // the node's median and deviation from its rows, exactly
       mae_stats(begin, end, own);
       s = own;
     }
-    Entry e;
     e.slot = pending_slot_;  // set by expand for this child
     pending_slot_ = -1;
     e.node = new_node(s, depth, lower, upper);
@@ -389,11 +398,11 @@ class Grower {
     if (stops(depth, n, W, imp, pure_tol)) {
       release(std::move(hist));
       if (prow_w_) take_row_ranges(e.slot, nullptr);  // a leaf: its ranges are not needed
-      return e;
+      return;
     }
     if (random_rows_) {
       find_split_random(e, s);
-      return e;
+      return;
     }
     if (full_ && (hist || (end - begin >= kMinHistRows && live_ < kMaxLiveHists))) {
       if (!hist) {
@@ -403,11 +412,11 @@ class Grower {
       find_split_full(e, s, *hist);
       if (e.split && end - begin >= kMinHistRows) e.hist = std::move(hist);
       else release(std::move(hist));
-      return e;
+      return;
     }
     release(std::move(hist));
     find_split(e, s);
-    return e;
+    return;
   }
 
   // The split scan of one feature; with monotonic constraints the generic scan checks each split.
@@ -1649,6 +1658,13 @@ class Grower {
 
   // Splits e's rows (stable) and creates both children; returns them left, right.
   std::pair<Entry, Entry> expand(Entry& e) {
+    std::pair<Entry, Entry> lr;
+    expand_into(e, lr.first, lr.second);
+    return lr;
+  }
+
+  // Splits e's rows and makes its children into l and r (default Entries), the left one first.
+  void expand_into(Entry& e, Entry& l, Entry& r) {
     const int d = D_.d, f = e.feature, bin = e.bin;
     if (e.mid < 0 && sparse_) {
       e.mid = e.begin + sparse_->partition(e, rows_, tmp_);
@@ -1683,13 +1699,12 @@ class Grower {
     snap_class_residues(e.left);
     snap_class_residues(e.right);
     pending_slot_ = e.child_slot[0];
-    Entry l = make_entry(e.begin, mid, e.depth + 1, e.left.data(), e.consts, std::move(lh), lb.first, lb.second);
+    make_entry_into(l, e.begin, mid, e.depth + 1, e.left.data(), e.consts, std::move(lh), lb.first, lb.second);
     pending_slot_ = e.child_slot[1];
-    Entry r = make_entry(mid, e.end, e.depth + 1, e.right.data(), std::move(e.consts), std::move(rh), rb.first,
-                         rb.second);
+    make_entry_into(r, mid, e.end, e.depth + 1, e.right.data(), std::move(e.consts), std::move(rh), rb.first,
+                    rb.second);
     out_.left[e.node] = l.node;
     out_.right[e.node] = r.node;
-    return {std::move(l), std::move(r)};
   }
 
   void depth_first(Entry root) {
@@ -1699,9 +1714,16 @@ class Grower {
       Entry e = std::move(stack.back());
       stack.pop_back();
       if (!e.split) continue;
-      auto [l, r] = expand(e);
-      if (r.split) stack.push_back(std::move(r));  // a leaf would only be popped again
-      if (l.split) stack.push_back(std::move(l));
+      // The children are made in their stack slots (right below left): no Entry moves, except
+      // a left child moved down over a leaf right one. A leaf would only be popped again.
+      const size_t at = stack.size();
+      stack.resize(at + 2);
+      expand_into(e, stack[at + 1], stack[at]);
+      if (!stack[at + 1].split) stack.pop_back();
+      if (!stack[at].split) {
+        if (stack.size() == at + 2) stack[at] = std::move(stack[at + 1]);
+        stack.pop_back();
+      }
     }
   }
 
