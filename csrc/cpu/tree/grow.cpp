@@ -134,6 +134,10 @@ struct PackedRows {
   // the same rows (Data::same_rows == root_key; 0: none): its root neither packs nor takes a range.
   std::vector<uint8_t> root, root_ranges;
   uint64_t root_key = 0;
+  // The root's statistics and row count, kept with them (for the key total_key): Grower::same_root.
+  std::vector<double> root_total;
+  int64_t root_m = 0;
+  uint64_t total_key = 0;
   // The ranges (lo, top, hi1: 3 W bytes) of nodes not yet searched, taken by their parent's
   // partition: slots in pool, their numbers carried by the nodes' entries (Entry::slot).
   std::vector<uint8_t> pool;
@@ -198,11 +202,56 @@ class Grower {
   }
 
   TreeOut run() {
+    // A later tree of the same rows on this thread: the root's packed rows, ranges and statistics
+    // are kept (PackedRows), so the row records are neither rebuilt nor summed again.
+    const bool again = same_root();
+    if (!again) fill_rows();
+    const int64_t m = again ? prow_.root_m : static_cast<int64_t>(rows_.size());
+    if (D_.sparse) {  // sparse X: split search and partition from its entries (grow_sparse.h)
+      sparse_ = std::make_unique<SparseSearch<Grower>>(*this);
+      sparse_->index_rows(0, static_cast<int64_t>(rows_.size()));
+    }
+    mono_ = !P_.monotonic.empty();
+    packed_ = !mono_ && !P_.random_split && packable();  // those two run the generic scan
+    random_unit_ = random_rows_ && (again || std::all_of(rows_.begin(), rows_.end(),
+                                                         [](const Rec& r) { return r.w == 1.0; }));
+    pack_rows(m);
+    if (!prow_w_) tmp_.resize(rows_.size());  // partition's buffer (packed rows partition themselves)
+    rs_.left.resize(S_);
+    rs_.nans.resize(S_);
+    std::vector<double> total(S_, 0.0);
+    if (again) {
+      total = prow_.root_total;
+    } else if (!root_counts(total.data())) {
+      for (const Rec& r : rows_) add_row(total.data(), r);
+    }
+    if (prow_w_ && D_.same_rows && !again) {  // for the next tree of these rows (same_root)
+      prow_.root_total = total;
+      prow_.root_m = m;
+      prow_.total_key = D_.same_rows;
+    }
+    w_root_ = total[1];
+    word_hist_ = packed_ && K_ == 2 && w_root_ < kWordLimit;
+    if (!C::kClassify && S_ > 3) root_sq_ = std::abs(total[3]);
+    lim_ = {static_cast<double>(P_.min_samples_leaf), P_.min_weight_fraction_leaf * w_root_};
+    const double inf = std::numeric_limits<double>::infinity();
+    Entry root = make_entry(0, m, 0, total.data(), FeatureMask(words_, 0), nullptr, -inf, inf);
+    if (P_.max_leaf_nodes > 0) best_first(std::move(root)); else depth_first(std::move(root));
+    return std::move(out_);
+  }
+
+ private:
+  using Rec = RowRec<C::kClassify>;
+  using Crit = C;
+  friend class ::forgeml::tree::SparseSearch<Grower>;
+
+  // The rows with weight > 0 into rows_, in order. Branch-free fill (a bootstrap's zero weights are
+  // random, a branch per row mispredicts): every row is written at the next slot, which advances
+  // for the used ones; the one slot past them takes the rest. The buffer is kept between trees:
+  // resize zeroes only slots past the last tree's.
+  void fill_rows() {
     int64_t used = 0;
     for (int64_t r = 0; r < D_.n; ++r) used += w_[r] > 0;
-    // Branch-free fill (a bootstrap's zero weights are random, a branch per row mispredicts): every
-    // row is written at the next slot, which advances for the used ones; the one slot past them
-    // takes the rest. The buffer is kept between trees: resize zeroes only slots past the last tree's.
     if (static_cast<int64_t>(rows_.size()) < used + 1) rows_.resize(used + 1);
     Rec* out = rows_.data();
     int64_t k = 0;
@@ -214,37 +263,18 @@ class Grower {
       k += w_[r] > 0;
     }
     rows_.resize(used);
-    if (D_.sparse) {  // sparse X: split search and partition from its entries (grow_sparse.h)
-      sparse_ = std::make_unique<SparseSearch<Grower>>(*this);
-      sparse_->index_rows(0, static_cast<int64_t>(rows_.size()));
-    }
-    mono_ = !P_.monotonic.empty();
-    packed_ = !mono_ && !P_.random_split && packable();  // those two run the generic scan
-    random_unit_ = random_rows_ &&
-                   std::all_of(rows_.begin(), rows_.end(), [](const Rec& r) { return r.w == 1.0; });
-    pack_rows();
-    if (!prow_w_) tmp_.resize(rows_.size());  // partition's buffer (packed rows partition themselves)
-    rs_.left.resize(S_);
-    rs_.nans.resize(S_);
-    std::vector<double> total(S_, 0.0);
-    if (!root_counts(total.data())) {
-      for (const Rec& r : rows_) add_row(total.data(), r);
-    }
-    w_root_ = total[1];
-    word_hist_ = packed_ && K_ == 2 && w_root_ < kWordLimit;
-    if (!C::kClassify && S_ > 3) root_sq_ = std::abs(total[3]);
-    lim_ = {static_cast<double>(P_.min_samples_leaf), P_.min_weight_fraction_leaf * w_root_};
-    const double inf = std::numeric_limits<double>::infinity();
-    Entry root = make_entry(0, static_cast<int64_t>(rows_.size()), 0, total.data(),
-                            FeatureMask(words_, 0), nullptr, -inf, inf);
-    if (P_.max_leaf_nodes > 0) best_first(std::move(root)); else depth_first(std::move(root));
-    return std::move(out_);
   }
 
- private:
-  using Rec = RowRec<C::kClassify>;
-  using Crit = C;
-  friend class ::forgeml::tree::SparseSearch<Grower>;
+  // This thread's last packed tree had the same rows (Data::same_rows: same call, no bootstrap) and
+  // kept its root's rows, ranges and statistics: a tree that would pack the same root again. Its
+  // nodes never read rows_ (the packed rows partition themselves), so rows_ is not filled.
+  bool same_root() const {
+    if constexpr (C::kClassify && !is_multi<C>()) {
+      return random_rows_ && D_.same_rows && prow_.root_key == D_.same_rows && prow_.total_key == D_.same_rows &&
+             prow_.root_total.size() == static_cast<size_t>(S_);
+    }
+    return false;
+  }
 
   // Packed counts need integer weights whose total fits the 32-bit weight field.
   bool packable() const {
@@ -751,10 +781,10 @@ class Grower {
   // Classification with unit weights on row-major codes of d < 128 features: the rows packed
   // for the random splitter (random_rows.h), class byte after the codes. Large inputs keep the
   // gather path (the packed rows and their partition buffer cost 2 * W bytes a row per tree).
-  void pack_rows() {
+  void pack_rows(int64_t rows) {
     if constexpr (C::kClassify && !is_multi<C>()) {
       const int d = D_.d, W = packed_row_width(d);
-      const size_t m = rows_.size();
+      const size_t m = static_cast<size_t>(rows);
       if (!random_unit_ || D_.column_major || D_.entry_ptr || W == 0 || K_ > kMaxRowClasses ||
           m * W > (size_t{256} << 20))
         return;
