@@ -74,6 +74,9 @@ using NodeStats = SmallVec<double, 8>;
 using FeatureMask = SmallVec<uint64_t, 2>;
 
 struct Entry {
+  // User-provided: a value-initialized Entry (the depth-first stack's resize) is not zero-filled
+  // first (~300 bytes per child); the members' initializers below give every value.
+  Entry() {}
   int node = -1;
   int64_t begin = 0, end = 0;
   int64_t mid = -1;  // >= 0: rows already partitioned at the split, left ones in [begin, mid)
