@@ -93,6 +93,10 @@ struct Entry {
   // packed rows: the slot of this node's code ranges (taken by its parent's partition), and the
   // slots its own partition filled for its children (-1: none)
   int32_t slot = -1, child_slot[2] = {-1, -1};
+  // the node's cost (crit.cost of its statistics, from new_node) and, once split, its children's
+  // (from finish_split): the packed path reuses them instead of dividing again (NaN: not known)
+  double cost = std::numeric_limits<double>::quiet_NaN();
+  double child_cost[2] = {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN()};
 };
 
 // A row of the node's range with what the histograms need next to it, so building one touches
@@ -335,7 +339,9 @@ class Grower {
     out_.nan_left.push_back(0);
     out_.n_samples.push_back(static_cast<int64_t>(s[0]));
     out_.weighted_n.push_back(s[1]);
-    out_.impurity.push_back(crit_.cost(s) / s[1]);
+    last_cost_ = std::isnan(pending_cost_) ? crit_.cost(s) : pending_cost_;  // the same value either way
+    pending_cost_ = std::numeric_limits<double>::quiet_NaN();
+    out_.impurity.push_back(last_cost_ / s[1]);
     const size_t at = out_.value.size();
     if constexpr (is_multi<C>()) {
       crit_.value(s, out_.value);
@@ -375,11 +381,11 @@ class Grower {
   // Whether make_entry will make the child with statistics s (unit-weight classification: counts,
   // which snap_class_residues leaves as they are) at depth a leaf: its impurity as new_node
   // computes it, zero when one class holds all rows.
-  bool child_stops(const double* s, int depth) const {
+  bool child_stops(const double* s, int depth, double cost) const {  // cost: crit_.cost(s)
     if constexpr (C::kClassify && !is_multi<C>() && !median_leaves<C>()) {
       int present = 0;
       for (int k = 0; k < K_; ++k) present += s[2 + k] > 0;
-      const double imp = present <= 1 ? 0.0 : crit_.cost(s) / s[1];
+      const double imp = present <= 1 ? 0.0 : cost / s[1];
       return stops(depth, s[0], s[1], imp, kEps);
     }
     return false;
@@ -405,6 +411,7 @@ class Grower {
     e.slot = pending_slot_;  // set by expand for this child
     pending_slot_ = -1;
     e.node = new_node(s, depth, lower, upper);
+    e.cost = last_cost_;
     e.lower = lower;
     e.upper = upper;
     e.begin = begin;
@@ -994,7 +1001,8 @@ class Grower {
     }
     finish_split(e, total, best, bl, br);
     if (!e.split) return;
-    const bool leaf_l = child_stops(e.left.data(), e.depth + 1), leaf_r = child_stops(e.right.data(), e.depth + 1);
+    const bool leaf_l = child_stops(e.left.data(), e.depth + 1, e.child_cost[0]),
+               leaf_r = child_stops(e.right.data(), e.depth + 1, e.child_cost[1]);
     if (leaf_l && leaf_r) {  // two leaves: their rows are never read, the partition is not needed
       e.mid = e.begin + static_cast<int64_t>(e.left[0]);
       return;
@@ -1250,8 +1258,13 @@ class Grower {
   template <class V>
   void finish_split(Entry& e, const double* total, const Best& best, V& bl, V& br) {
     if (!best.found()) return;
-    double improvement = (crit_.cost(total) - crit_.cost(bl.data()) - crit_.cost(br.data())) / w_root_;
+    // the node's own cost is new_node's on the packed path (total is the s it was made with)
+    const double ct = prow_w_ && !std::isnan(e.cost) ? e.cost : crit_.cost(total);
+    const double cl = crit_.cost(bl.data()), cr = crit_.cost(br.data());
+    double improvement = (ct - cl - cr) / w_root_;
     if (improvement + kEps < P_.min_impurity_decrease) return;
+    e.child_cost[0] = cl;
+    e.child_cost[1] = cr;
     e.split = true;
     e.feature = best.feature;
     e.bin = best.bin;
@@ -1731,8 +1744,12 @@ class Grower {
     const auto [lb, rb] = child_bounds(e);
     snap_class_residues(e.left);
     snap_class_residues(e.right);
+    // packed rows (unit weights): the children's statistics are counts, which snap_class_residues
+    // leaves as they are, so finish_split's costs of them are new_node's
+    if (prow_w_) pending_cost_ = e.child_cost[0];
     pending_slot_ = e.child_slot[0];
     make_entry_into(l, e.begin, mid, e.depth + 1, e.left.data(), e.consts, std::move(lh), lb.first, lb.second);
+    if (prow_w_) pending_cost_ = e.child_cost[1];
     pending_slot_ = e.child_slot[1];
     make_entry_into(r, mid, e.end, e.depth + 1, e.right.data(), std::move(e.consts), std::move(rh), rb.first,
                     rb.second);
@@ -1795,6 +1812,8 @@ class Grower {
   RandomScratch rs_;
   int prow_w_ = 0;  // > 0: packed rows of this width (random_rows.h) serve the random splitter
   int32_t pending_slot_ = -1;  // the slot of the child make_entry makes next (Entry::slot)
+  double pending_cost_ = std::numeric_limits<double>::quiet_NaN();  // its cost when known (new_node)
+  double last_cost_ = 0;  // the cost new_node last computed or took
   bool prow_nan_ = true;  // ... some row holds a NaN code (else partitions take no NaN ranges)
   const RowKernels* rk_ = nullptr;
   PackedRows& prow_ = packed_rows_of_thread();  // (rows, W) each, in node order
