@@ -37,7 +37,7 @@ def test_bin_codes_full_table_each_isa(rng, isa):
     X[:, 1] = np.round(X[:, 1] * 40) / 40
     X[rng.random(4099) < 0.07, 3] = np.nan
     edges, n_edges = ops.tree_bin_edges(X, max_bins=255)
-    assert n_edges.max() == 254
+    assert n_edges.max() > 240  # cuts reach the last block of 16
     cuts = edges[0, :n_edges[0]]
     X[:600, 0] = cuts[rng.integers(0, len(cuts), 600)]  # exactly on a cut: the code counts the cuts below
     X[600:610, 0] = [cuts[0], cuts[-1], -0.0, 0.0, cuts[0] - 1, cuts[-1] + 1, 1e30, -1e30, cuts[1], cuts[-2]]
