@@ -30,6 +30,25 @@ def test_bin_codes_match_searchsorted(rng):
     assert counts.min() > 0.5 * 3001 / 63 and counts.max() < 2 * 3001 / 63
 
 
+@pytest.mark.parametrize("isa", supported_isas("portable"))
+def test_bin_codes_full_table_each_isa(rng, isa):
+    # 255 bins (all 16 blocks of the AVX-512 search), values on the cut points, duplicates, NaN, odd sizes
+    X = rng.normal(size=(4099, 5)).astype(np.float32)
+    X[:, 1] = np.round(X[:, 1] * 40) / 40
+    X[rng.random(4099) < 0.07, 3] = np.nan
+    edges, n_edges = ops.tree_bin_edges(X, max_bins=255)
+    assert n_edges.max() > 240  # cuts reach the last block of 16
+    cuts = edges[0, :n_edges[0]]
+    X[:600, 0] = cuts[rng.integers(0, len(cuts), 600)]  # exactly on a cut: the code counts the cuts below
+    X[600:610, 0] = [cuts[0], cuts[-1], -0.0, 0.0, cuts[0] - 1, cuts[-1] + 1, 1e30, -1e30, cuts[1], cuts[-2]]
+    with isa_active(isa):
+        codes = ops.tree_bin_codes(X, edges, n_edges)
+    for f in range(5):
+        e = edges[f, :n_edges[f]]
+        ref = np.where(np.isnan(X[:, f]), 255, np.searchsorted(e, X[:, f], side="left"))
+        np.testing.assert_array_equal(codes[:, f], ref)
+
+
 def test_bin_edges_ignore_zero_weight_rows(rng):
     X = rng.normal(size=(501, 3)).astype(np.float32)
     w = np.ones(501)

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "forgeml/check.h"
+#include "forgeml/cpu_features.h"
 #include "forgeml/parallel.h"
 #include "cpu/tree/bin_code.h"
 #include "cpu/tree/rng.h"
@@ -125,22 +126,23 @@ void bin_edges(const float* X, int64_t n, int d, const double* weight, int max_b
   FORGEML_CHECK_ARG(max_bins >= 2 && max_bins <= kMaxValueBins, "max_bins: expected 2..255, got ", max_bins);
   const std::vector<int64_t> rows = sample_rows(n, weight, sample, seed);
   const int value_bins = max_bins - 1;  // one bin is kept for NaN
-  // Gather the sample column by column in blocks of features, reading X row-major (one pass
-  // per block, so large X is streamed, never walked with a stride of d floats per value).
+  // Each thread gathers the sample of a few features at a time, reading X row-major (one pass per
+  // block, so large X is streamed, never walked with a stride of d floats per value), and cuts
+  // them: the gathers run in parallel too (serial, they were most of this call's wall time).
   constexpr int64_t kFeatBlock = 16;
-  for (int64_t f0 = 0; f0 < d; f0 += kFeatBlock) {
-    const int64_t f1 = std::min<int64_t>(d, f0 + kFeatBlock);
-    std::vector<std::vector<float>> cols(f1 - f0);
-    for (auto& c : cols) c.reserve(rows.size());
-    for (int64_t r : rows) {
-      const float* x = X + r * d;
-      for (int64_t f = f0; f < f1; ++f)
-        if (!std::isnan(x[f])) cols[f - f0].push_back(x[f]);
+  parallel_for(d, 1, [&](int64_t a, int64_t b) {
+    for (int64_t f0 = a; f0 < b; f0 += kFeatBlock) {
+      const int64_t f1 = std::min<int64_t>(b, f0 + kFeatBlock);
+      std::vector<std::vector<float>> cols(f1 - f0);
+      for (auto& c : cols) c.reserve(rows.size());
+      for (int64_t r : rows) {
+        const float* x = X + r * d;
+        for (int64_t f = f0; f < f1; ++f)
+          if (!std::isnan(x[f])) cols[f - f0].push_back(x[f]);
+      }
+      for (int64_t j = f0; j < f1; ++j) feature_edges(cols[j - f0], 0, value_bins, edges + j * 256, n_edges + j);
     }
-    parallel_for(f1 - f0, 1, [&](int64_t a, int64_t b) {
-      for (int64_t j = a; j < b; ++j) feature_edges(cols[j], 0, value_bins, edges + (f0 + j) * 256, n_edges + f0 + j);
-    });
-  }
+  });
 }
 
 void bin_codes(const float* X, int64_t n, int d, const float* edges, const int32_t* /*n_edges: edges are +inf-padded*/,
@@ -148,11 +150,13 @@ void bin_codes(const float* X, int64_t n, int d, const float* edges, const int32
   // Blocks of rows feature by feature: one feature's 1 KB of cut points stays in L1 while the
   // block's values are searched (row by row, all d tables, 50 KB at d = 50, went to L2).
   constexpr int64_t kBlock = 64;
+  const bool vec = active_isa() == Isa::avx512;  // two vector compares a value (binning_avx512.cpp)
   parallel_for(n, 4096, [&](int64_t r0, int64_t r1) {
     for (int64_t b0 = r0; b0 < r1; b0 += kBlock) {
       const int64_t b1 = std::min(r1, b0 + kBlock);
       for (int f = 0; f < d; ++f) {
         const float* e = edges + static_cast<int64_t>(f) * 256;
+        if (vec && codes_avx512(e, X + b0 * d + f, d, b1 - b0, codes + b0 * d + f)) continue;
         for (int64_t r = b0; r < b1; ++r) codes[r * d + f] = code_of(e, X[r * d + f]);
       }
     }

@@ -74,6 +74,9 @@ using NodeStats = SmallVec<double, 8>;
 using FeatureMask = SmallVec<uint64_t, 2>;
 
 struct Entry {
+  // User-provided: a value-initialized Entry (the depth-first stack's resize) is not zero-filled
+  // first (~300 bytes per child); the members' initializers below give every value.
+  Entry() {}
   int node = -1;
   int64_t begin = 0, end = 0;
   int64_t mid = -1;  // >= 0: rows already partitioned at the split, left ones in [begin, mid)
@@ -90,6 +93,10 @@ struct Entry {
   // packed rows: the slot of this node's code ranges (taken by its parent's partition), and the
   // slots its own partition filled for its children (-1: none)
   int32_t slot = -1, child_slot[2] = {-1, -1};
+  // the node's cost (crit.cost of its statistics, from new_node) and, once split, its children's
+  // (from finish_split): the packed path reuses them instead of dividing again (NaN: not known)
+  double cost = std::numeric_limits<double>::quiet_NaN();
+  double child_cost[2] = {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN()};
 };
 
 // A row of the node's range with what the histograms need next to it, so building one touches
@@ -134,6 +141,10 @@ struct PackedRows {
   // the same rows (Data::same_rows == root_key; 0: none): its root neither packs nor takes a range.
   std::vector<uint8_t> root, root_ranges;
   uint64_t root_key = 0;
+  // The root's statistics and row count, kept with them (for the key total_key): Grower::same_root.
+  std::vector<double> root_total;
+  int64_t root_m = 0;
+  uint64_t total_key = 0;
   // The ranges (lo, top, hi1: 3 W bytes) of nodes not yet searched, taken by their parent's
   // partition: slots in pool, their numbers carried by the nodes' entries (Entry::slot).
   std::vector<uint8_t> pool;
@@ -198,11 +209,56 @@ class Grower {
   }
 
   TreeOut run() {
+    // A later tree of the same rows on this thread: the root's packed rows, ranges and statistics
+    // are kept (PackedRows), so the row records are neither rebuilt nor summed again.
+    const bool again = same_root();
+    if (!again) fill_rows();
+    const int64_t m = again ? prow_.root_m : static_cast<int64_t>(rows_.size());
+    if (D_.sparse) {  // sparse X: split search and partition from its entries (grow_sparse.h)
+      sparse_ = std::make_unique<SparseSearch<Grower>>(*this);
+      sparse_->index_rows(0, static_cast<int64_t>(rows_.size()));
+    }
+    mono_ = !P_.monotonic.empty();
+    packed_ = !mono_ && !P_.random_split && packable();  // those two run the generic scan
+    random_unit_ = random_rows_ && (again || std::all_of(rows_.begin(), rows_.end(),
+                                                         [](const Rec& r) { return r.w == 1.0; }));
+    pack_rows(m);
+    if (!prow_w_) tmp_.resize(rows_.size());  // partition's buffer (packed rows partition themselves)
+    rs_.left.resize(S_);
+    rs_.nans.resize(S_);
+    std::vector<double> total(S_, 0.0);
+    if (again) {
+      total = prow_.root_total;
+    } else if (!root_counts(total.data())) {
+      for (const Rec& r : rows_) add_row(total.data(), r);
+    }
+    if (prow_w_ && D_.same_rows && !again) {  // for the next tree of these rows (same_root)
+      prow_.root_total = total;
+      prow_.root_m = m;
+      prow_.total_key = D_.same_rows;
+    }
+    w_root_ = total[1];
+    word_hist_ = packed_ && K_ == 2 && w_root_ < kWordLimit;
+    if (!C::kClassify && S_ > 3) root_sq_ = std::abs(total[3]);
+    lim_ = {static_cast<double>(P_.min_samples_leaf), P_.min_weight_fraction_leaf * w_root_};
+    const double inf = std::numeric_limits<double>::infinity();
+    Entry root = make_entry(0, m, 0, total.data(), FeatureMask(words_, 0), nullptr, -inf, inf);
+    if (P_.max_leaf_nodes > 0) best_first(std::move(root)); else depth_first(std::move(root));
+    return std::move(out_);
+  }
+
+ private:
+  using Rec = RowRec<C::kClassify>;
+  using Crit = C;
+  friend class ::forgeml::tree::SparseSearch<Grower>;
+
+  // The rows with weight > 0 into rows_, in order. Branch-free fill (a bootstrap's zero weights are
+  // random, a branch per row mispredicts): every row is written at the next slot, which advances
+  // for the used ones; the one slot past them takes the rest. The buffer is kept between trees:
+  // resize zeroes only slots past the last tree's.
+  void fill_rows() {
     int64_t used = 0;
     for (int64_t r = 0; r < D_.n; ++r) used += w_[r] > 0;
-    // Branch-free fill (a bootstrap's zero weights are random, a branch per row mispredicts): every
-    // row is written at the next slot, which advances for the used ones; the one slot past them
-    // takes the rest. The buffer is kept between trees: resize zeroes only slots past the last tree's.
     if (static_cast<int64_t>(rows_.size()) < used + 1) rows_.resize(used + 1);
     Rec* out = rows_.data();
     int64_t k = 0;
@@ -214,37 +270,18 @@ class Grower {
       k += w_[r] > 0;
     }
     rows_.resize(used);
-    if (D_.sparse) {  // sparse X: split search and partition from its entries (grow_sparse.h)
-      sparse_ = std::make_unique<SparseSearch<Grower>>(*this);
-      sparse_->index_rows(0, static_cast<int64_t>(rows_.size()));
-    }
-    mono_ = !P_.monotonic.empty();
-    packed_ = !mono_ && !P_.random_split && packable();  // those two run the generic scan
-    random_unit_ = random_rows_ &&
-                   std::all_of(rows_.begin(), rows_.end(), [](const Rec& r) { return r.w == 1.0; });
-    pack_rows();
-    if (!prow_w_) tmp_.resize(rows_.size());  // partition's buffer (packed rows partition themselves)
-    rs_.left.resize(S_);
-    rs_.nans.resize(S_);
-    std::vector<double> total(S_, 0.0);
-    if (!root_counts(total.data())) {
-      for (const Rec& r : rows_) add_row(total.data(), r);
-    }
-    w_root_ = total[1];
-    word_hist_ = packed_ && K_ == 2 && w_root_ < kWordLimit;
-    if (!C::kClassify && S_ > 3) root_sq_ = std::abs(total[3]);
-    lim_ = {static_cast<double>(P_.min_samples_leaf), P_.min_weight_fraction_leaf * w_root_};
-    const double inf = std::numeric_limits<double>::infinity();
-    Entry root = make_entry(0, static_cast<int64_t>(rows_.size()), 0, total.data(),
-                            FeatureMask(words_, 0), nullptr, -inf, inf);
-    if (P_.max_leaf_nodes > 0) best_first(std::move(root)); else depth_first(std::move(root));
-    return std::move(out_);
   }
 
- private:
-  using Rec = RowRec<C::kClassify>;
-  using Crit = C;
-  friend class ::forgeml::tree::SparseSearch<Grower>;
+  // This thread's last packed tree had the same rows (Data::same_rows: same call, no bootstrap) and
+  // kept its root's rows, ranges and statistics: a tree that would pack the same root again. Its
+  // nodes never read rows_ (the packed rows partition themselves), so rows_ is not filled.
+  bool same_root() const {
+    if constexpr (C::kClassify && !is_multi<C>()) {
+      return random_rows_ && D_.same_rows && prow_.root_key == D_.same_rows && prow_.total_key == D_.same_rows &&
+             prow_.root_total.size() == static_cast<size_t>(S_);
+    }
+    return false;
+  }
 
   // Packed counts need integer weights whose total fits the 32-bit weight field.
   bool packable() const {
@@ -302,7 +339,9 @@ class Grower {
     out_.nan_left.push_back(0);
     out_.n_samples.push_back(static_cast<int64_t>(s[0]));
     out_.weighted_n.push_back(s[1]);
-    out_.impurity.push_back(crit_.cost(s) / s[1]);
+    last_cost_ = std::isnan(pending_cost_) ? crit_.cost(s) : pending_cost_;  // the same value either way
+    pending_cost_ = std::numeric_limits<double>::quiet_NaN();
+    out_.impurity.push_back(last_cost_ / s[1]);
     const size_t at = out_.value.size();
     if constexpr (is_multi<C>()) {
       crit_.value(s, out_.value);
@@ -342,27 +381,37 @@ class Grower {
   // Whether make_entry will make the child with statistics s (unit-weight classification: counts,
   // which snap_class_residues leaves as they are) at depth a leaf: its impurity as new_node
   // computes it, zero when one class holds all rows.
-  bool child_stops(const double* s, int depth) const {
+  bool child_stops(const double* s, int depth, double cost) const {  // cost: crit_.cost(s)
     if constexpr (C::kClassify && !is_multi<C>() && !median_leaves<C>()) {
       int present = 0;
       for (int k = 0; k < K_; ++k) present += s[2 + k] > 0;
-      const double imp = present <= 1 ? 0.0 : crit_.cost(s) / s[1];
+      const double imp = present <= 1 ? 0.0 : cost / s[1];
       return stops(depth, s[0], s[1], imp, kEps);
     }
     return false;
   }
 
+  // make_entry_into on a new Entry (the depth-first stack builds its children in place instead).
   Entry make_entry(int64_t begin, int64_t end, int depth, const double* s, FeatureMask consts,
                    std::unique_ptr<Hist> hist, double lower, double upper) {
+    Entry e;
+    make_entry_into(e, begin, end, depth, s, std::move(consts), std::move(hist), lower, upper);
+    return e;
+  }
+
+  // The node of rows [begin, end) with statistics s into e (a default Entry): its output node,
+  // and its split found unless it is a leaf.
+  void make_entry_into(Entry& e, int64_t begin, int64_t end, int depth, const double* s, FeatureMask consts,
+                       std::unique_ptr<Hist> hist, double lower, double upper) {
     double own[4];
     if constexpr (median_leaves<C>()) {  // the node's median and deviation from its rows, exactly
       mae_stats(begin, end, own);
       s = own;
     }
-    Entry e;
     e.slot = pending_slot_;  // set by expand for this child
     pending_slot_ = -1;
     e.node = new_node(s, depth, lower, upper);
+    e.cost = last_cost_;
     e.lower = lower;
     e.upper = upper;
     e.begin = begin;
@@ -389,11 +438,11 @@ class Grower {
     if (stops(depth, n, W, imp, pure_tol)) {
       release(std::move(hist));
       if (prow_w_) take_row_ranges(e.slot, nullptr);  // a leaf: its ranges are not needed
-      return e;
+      return;
     }
     if (random_rows_) {
       find_split_random(e, s);
-      return e;
+      return;
     }
     if (full_ && (hist || (end - begin >= kMinHistRows && live_ < kMaxLiveHists))) {
       if (!hist) {
@@ -403,11 +452,11 @@ class Grower {
       find_split_full(e, s, *hist);
       if (e.split && end - begin >= kMinHistRows) e.hist = std::move(hist);
       else release(std::move(hist));
-      return e;
+      return;
     }
     release(std::move(hist));
     find_split(e, s);
-    return e;
+    return;
   }
 
   // The split scan of one feature; with monotonic constraints the generic scan checks each split.
@@ -742,10 +791,10 @@ class Grower {
   // Classification with unit weights on row-major codes of d < 128 features: the rows packed
   // for the random splitter (random_rows.h), class byte after the codes. Large inputs keep the
   // gather path (the packed rows and their partition buffer cost 2 * W bytes a row per tree).
-  void pack_rows() {
+  void pack_rows(int64_t rows) {
     if constexpr (C::kClassify && !is_multi<C>()) {
       const int d = D_.d, W = packed_row_width(d);
-      const size_t m = rows_.size();
+      const size_t m = static_cast<size_t>(rows);
       if (!random_unit_ || D_.column_major || D_.entry_ptr || W == 0 || K_ > kMaxRowClasses ||
           m * W > (size_t{256} << 20))
         return;
@@ -886,7 +935,7 @@ class Grower {
       drawn += need;
     }
     if (n_live == 0) return;
-    std::memset(thr, 0, W);
+    std::memset(thr, 0, kMaxRowBytes);  // a constant size: inline stores, no call
     for (int k = 0; k < n_live; ++k) thr[live[k]] = static_cast<uint8_t>(bin[k]);
     uint32_t cnt[kMaxRowClasses * kMaxRowBytes], values[kMaxRowClasses * kMaxRowBytes];
     int64_t class_rows[kMaxRowClasses];  // the node's rows are runs of classes (random_rows.h)
@@ -952,7 +1001,8 @@ class Grower {
     }
     finish_split(e, total, best, bl, br);
     if (!e.split) return;
-    const bool leaf_l = child_stops(e.left.data(), e.depth + 1), leaf_r = child_stops(e.right.data(), e.depth + 1);
+    const bool leaf_l = child_stops(e.left.data(), e.depth + 1, e.child_cost[0]),
+               leaf_r = child_stops(e.right.data(), e.depth + 1, e.child_cost[1]);
     if (leaf_l && leaf_r) {  // two leaves: their rows are never read, the partition is not needed
       e.mid = e.begin + static_cast<int64_t>(e.left[0]);
       return;
@@ -970,7 +1020,7 @@ class Grower {
   bool take_row_ranges(int32_t& slot, uint8_t* out) {
     if (slot < 0) return false;
     const size_t bytes = 3 * static_cast<size_t>(prow_w_);
-    if (out) std::memcpy(out, prow_.pool.data() + slot * bytes, bytes);
+    if (out) copy_ranges(out, prow_.pool.data() + slot * bytes);
     prow_.free.push_back(slot);
     slot = -1;
     return true;
@@ -987,8 +1037,19 @@ class Grower {
       s = static_cast<int32_t>(prow_.pool.size() / bytes);
       prow_.pool.resize(prow_.pool.size() + bytes);
     }
-    std::memcpy(prow_.pool.data() + s * bytes, r, bytes);
+    copy_ranges(prow_.pool.data() + s * bytes, r);
     return s;
+  }
+
+  // A node's ranges (3 W bytes) copied with the size known at compile time: inline vector moves,
+  // not a library call (three per internal node).
+  void copy_ranges(uint8_t* to, const uint8_t* from) const {
+    switch (prow_w_) {
+      case 16: std::memcpy(to, from, 3 * 16); break;
+      case 32: std::memcpy(to, from, 3 * 32); break;
+      case 64: std::memcpy(to, from, 3 * 64); break;
+      default: std::memcpy(to, from, 3 * 128); break;
+    }
   }
 
   // Sparse X (stored entries known), small node: rs_.active marks the features with a stored entry
@@ -1197,8 +1258,13 @@ class Grower {
   template <class V>
   void finish_split(Entry& e, const double* total, const Best& best, V& bl, V& br) {
     if (!best.found()) return;
-    double improvement = (crit_.cost(total) - crit_.cost(bl.data()) - crit_.cost(br.data())) / w_root_;
+    // the node's own cost is new_node's on the packed path (total is the s it was made with)
+    const double ct = prow_w_ && !std::isnan(e.cost) ? e.cost : crit_.cost(total);
+    const double cl = crit_.cost(bl.data()), cr = crit_.cost(br.data());
+    double improvement = (ct - cl - cr) / w_root_;
     if (improvement + kEps < P_.min_impurity_decrease) return;
+    e.child_cost[0] = cl;
+    e.child_cost[1] = cr;
     e.split = true;
     e.feature = best.feature;
     e.bin = best.bin;
@@ -1638,6 +1704,13 @@ class Grower {
 
   // Splits e's rows (stable) and creates both children; returns them left, right.
   std::pair<Entry, Entry> expand(Entry& e) {
+    std::pair<Entry, Entry> lr;
+    expand_into(e, lr.first, lr.second);
+    return lr;
+  }
+
+  // Splits e's rows and makes its children into l and r (default Entries), the left one first.
+  void expand_into(Entry& e, Entry& l, Entry& r) {
     const int d = D_.d, f = e.feature, bin = e.bin;
     if (e.mid < 0 && sparse_) {
       e.mid = e.begin + sparse_->partition(e, rows_, tmp_);
@@ -1671,14 +1744,17 @@ class Grower {
     const auto [lb, rb] = child_bounds(e);
     snap_class_residues(e.left);
     snap_class_residues(e.right);
+    // packed rows (unit weights): the children's statistics are counts, which snap_class_residues
+    // leaves as they are, so finish_split's costs of them are new_node's
+    if (prow_w_) pending_cost_ = e.child_cost[0];
     pending_slot_ = e.child_slot[0];
-    Entry l = make_entry(e.begin, mid, e.depth + 1, e.left.data(), e.consts, std::move(lh), lb.first, lb.second);
+    make_entry_into(l, e.begin, mid, e.depth + 1, e.left.data(), e.consts, std::move(lh), lb.first, lb.second);
+    if (prow_w_) pending_cost_ = e.child_cost[1];
     pending_slot_ = e.child_slot[1];
-    Entry r = make_entry(mid, e.end, e.depth + 1, e.right.data(), std::move(e.consts), std::move(rh), rb.first,
-                         rb.second);
+    make_entry_into(r, mid, e.end, e.depth + 1, e.right.data(), std::move(e.consts), std::move(rh), rb.first,
+                    rb.second);
     out_.left[e.node] = l.node;
     out_.right[e.node] = r.node;
-    return {std::move(l), std::move(r)};
   }
 
   void depth_first(Entry root) {
@@ -1688,9 +1764,16 @@ class Grower {
       Entry e = std::move(stack.back());
       stack.pop_back();
       if (!e.split) continue;
-      auto [l, r] = expand(e);
-      if (r.split) stack.push_back(std::move(r));  // a leaf would only be popped again
-      if (l.split) stack.push_back(std::move(l));
+      // The children are made in their stack slots (right below left): no Entry moves, except
+      // a left child moved down over a leaf right one. A leaf would only be popped again.
+      const size_t at = stack.size();
+      stack.resize(at + 2);
+      expand_into(e, stack[at + 1], stack[at]);
+      if (!stack[at + 1].split) stack.pop_back();
+      if (!stack[at].split) {
+        if (stack.size() == at + 2) stack[at] = std::move(stack[at + 1]);
+        stack.pop_back();
+      }
     }
   }
 
@@ -1729,6 +1812,8 @@ class Grower {
   RandomScratch rs_;
   int prow_w_ = 0;  // > 0: packed rows of this width (random_rows.h) serve the random splitter
   int32_t pending_slot_ = -1;  // the slot of the child make_entry makes next (Entry::slot)
+  double pending_cost_ = std::numeric_limits<double>::quiet_NaN();  // its cost when known (new_node)
+  double last_cost_ = 0;  // the cost new_node last computed or took
   bool prow_nan_ = true;  // ... some row holds a NaN code (else partitions take no NaN ranges)
   const RowKernels* rk_ = nullptr;
   PackedRows& prow_ = packed_rows_of_thread();  // (rows, W) each, in node order

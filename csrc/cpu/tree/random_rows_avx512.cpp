@@ -18,38 +18,41 @@ namespace {
 
 // partition_ranges_w<64> with the sides' min / max updated under mask registers: one masked op
 // per side and statistic (the generic version builds each side's operand with and / or first,
-// which doubles the vector work per row). Same results. kNan false: rows without NaN codes, whose
-// top is hi1 - 1 (two masked ops less per row).
+// which doubles the vector work per row). Same results. The loop is bound by its instruction
+// count, not by memory: each side keeps its own write pointer (the row's goes by a cmov), the
+// masked ops merge into their own accumulator (GCC copies it otherwise), and kNan false (rows
+// without NaN codes: each is <= 254) tests only code <= bin and takes hi1 = top + 1 at the end.
 template <bool kNan>
 int64_t partition_ranges_64(const uint8_t* src, int64_t m, int f, int bin, bool nan_left, int64_t left_rows,
                             uint8_t* dst, uint8_t* ranges) {
   const __m512i one = _mm512_set1_epi8(1);
   __m512i lo_l = _mm512_set1_epi8(-1), lo_r = lo_l;
   __m512i top_l = _mm512_setzero_si512(), top_r = top_l, hi_l = top_l, hi_r = top_l;
-  int64_t nl = 0, nr = 0;
+  uint8_t* to_l = dst;
+  uint8_t* to_r = dst + left_rows * 64;
   const uint32_t nan_goes = nan_left, b1 = static_cast<uint32_t>(bin) + 1;
   for (int64_t i = 0; i < m; ++i) {
     const __m512i v = _mm512_loadu_si512(src + i * 64);
     const uint32_t c = src[i * 64 + f];
-    const int64_t left = goes_left(c, b1, nan_goes);
-    const int64_t r = left_rows + nr;
-    _mm512_storeu_si512(dst + (r + ((nl - r) & -left)) * 64, v);
-    nl += left;
-    nr += 1 - left;
-    const __mmask64 kl = _cvtu64_mask64(0 - static_cast<uint64_t>(left)), kr = _knot_mask64(kl);
-    const __m512i p = _mm512_add_epi8(v, one);
-    lo_l = _mm512_mask_min_epu8(lo_l, kl, lo_l, v);
-    lo_r = _mm512_mask_min_epu8(lo_r, kr, lo_r, v);
+    const uint64_t left = kNan ? static_cast<uint64_t>(goes_left(c, b1, nan_goes)) : (c - b1) >> 31;
+    _mm512_storeu_si512(left ? to_l : to_r, v);
+    to_l += left * 64;
+    to_r += (left ^ 1) * 64;
+    const __mmask64 kl = _cvtu64_mask64(0 - left), kr = _knot_mask64(kl);
+    lo_l = _mm512_mask_min_epu8(lo_l, kl, v, lo_l);
+    lo_r = _mm512_mask_min_epu8(lo_r, kr, v, lo_r);
+    top_l = _mm512_mask_max_epu8(top_l, kl, v, top_l);
+    top_r = _mm512_mask_max_epu8(top_r, kr, v, top_r);
     if constexpr (kNan) {
-      top_l = _mm512_mask_max_epu8(top_l, kl, top_l, v);
-      top_r = _mm512_mask_max_epu8(top_r, kr, top_r, v);
+      const __m512i p = _mm512_add_epi8(v, one);
+      hi_l = _mm512_mask_max_epu8(hi_l, kl, p, hi_l);
+      hi_r = _mm512_mask_max_epu8(hi_r, kr, p, hi_r);
     }
-    hi_l = _mm512_mask_max_epu8(hi_l, kl, hi_l, p);
-    hi_r = _mm512_mask_max_epu8(hi_r, kr, hi_r, p);
   }
-  if constexpr (!kNan) {
-    top_l = _mm512_subs_epu8(hi_l, one);
-    top_r = _mm512_subs_epu8(hi_r, one);
+  const int64_t nl = (to_l - dst) / 64;
+  if constexpr (!kNan) {  // codes <= 254: hi1 = top + 1 without wrapping, 0 on an empty side
+    hi_l = _mm512_maskz_add_epi8(nl > 0 ? ~__mmask64{0} : 0, top_l, one);
+    hi_r = _mm512_maskz_add_epi8(nl < m ? ~__mmask64{0} : 0, top_r, one);
   }
   const __m512i out[6] = {lo_l, top_l, hi_l, lo_r, top_r, hi_r};
   for (int s = 0; s < 6; ++s) _mm512_storeu_si512(ranges + s * 64, out[s]);

@@ -83,7 +83,9 @@ class SmallVec {
     o.n_ = 0;
   }
 
-  T buf_[N] = {};
+  // Not zeroed: only the first n_ values are ever read (a move or copy takes all N as a fixed-size
+  // block of bytes, which costs less than zeroing them in every Entry a node makes and moves).
+  T buf_[N];
   std::unique_ptr<T[]> heap_;
   size_t n_ = 0, cap_ = N;
 };

@@ -76,25 +76,38 @@ inline void add_bin(double* s, const double* hw, const uint32_t* cnt, int b, int
 // The random splitter's threshold bin for a feature whose value bins in the node span lo < hi:
 // uniform over lo .. hi - 1 (scikit-learn's threshold, uniform between the node's minimum and
 // maximum, on the bin scale), so a gap between occupied bins is drawn in proportion to its width.
-// draw % (hi - lo) by Lemire's direct remainder with a 128-bit fraction (exact for every 64-bit
-// draw and divisor; a 64-bit divide waited for was ~1% of an ExtraTrees fit): M = ceil(2^128 / d)
-// per divisor d < 256 (bins span at most 255), draw % d = ((M * draw mod 2^128) * d) >> 128.
-__extension__ typedef unsigned __int128 RemainderWord;
+// draw % (hi - lo) exactly without a 64-bit divide (one waited for was ~1% of an ExtraTrees fit):
+// the quotient by Granlund and Montgomery's multiply for any 64-bit dividend (their unsigned
+// division by an invariant, with l = ceil(log2 d): m = floor(2^64 (2^l - d) / d) + 1,
+// q = (t + ((n - t) >> min(l, 1))) >> max(l - 1, 0) with t = mulhi(m, n)), then n - q d: two
+// multiplies (a 128-bit fraction took four). Per divisor d < 256 (bins span at most 255).
+struct RemainderMagic {
+  uint64_t m = 0;
+  uint8_t s1 = 0, s2 = 0;
+};
 struct RemainderTable {
-  RemainderWord m[256];
+  RemainderMagic g[256];
 };
 inline constexpr RemainderTable kRemainders = [] {
   RemainderTable t{};
-  for (int d = 1; d < 256; ++d) t.m[d] = static_cast<RemainderWord>(-1) / static_cast<unsigned>(d) + 1;
+  for (uint64_t d = 1; d < 256; ++d) {
+    int l = 0;
+    while ((uint64_t{1} << l) < d) ++l;
+    __extension__ typedef unsigned __int128 U128;
+    t.g[d].m = static_cast<uint64_t>((static_cast<U128>((uint64_t{1} << l) - d) << 64) / d + 1);
+    t.g[d].s1 = static_cast<uint8_t>(l < 1 ? l : 1);
+    t.g[d].s2 = static_cast<uint8_t>(l > 1 ? l - 1 : 0);
+  }
   return t;
 }();
 
 inline uint64_t draw_remainder(uint64_t draw, uint64_t d) {
   if (d >= 256) return draw % d;
-  const RemainderWord low = kRemainders.m[d] * draw;
-  const RemainderWord t = static_cast<RemainderWord>(static_cast<uint64_t>(low)) * d;
-  const RemainderWord u = static_cast<RemainderWord>(static_cast<uint64_t>(low >> 64)) * d + (t >> 64);
-  return static_cast<uint64_t>(u >> 64);
+  const RemainderMagic& g = kRemainders.g[d];
+  __extension__ typedef unsigned __int128 U128;
+  const uint64_t t = static_cast<uint64_t>((static_cast<U128>(g.m) * draw) >> 64);
+  const uint64_t q = (t + ((draw - t) >> g.s1)) >> g.s2;
+  return draw - q * d;
 }
 
 inline int random_threshold_bin(int lo, int hi, uint64_t draw) {
