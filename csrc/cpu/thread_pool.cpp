@@ -22,7 +22,7 @@
 // ran every tid alone, or (more often, traced in bench/results/gemm_profile.md, session 17) sat
 // queued behind the running caller for milliseconds, until well after the call, while the caller
 // ran every chunk alone. The caller narrows each sleeping worker's affinity to the other allowed
-// CPUs before the wake (keep_off_my_cpu); the worker restores it as soon as it runs.
+// CPUs before the wake (keep_off_my_cpu); the worker restores it once it has run its tids.
 #include "forgeml/thread_pool.h"
 
 #include <pthread.h>
@@ -162,8 +162,8 @@ class Pool {
     for (;;) {
       const uint32_t seen = wake_.load(std::memory_order_acquire);
       run_claimed();
+      restore_affinity(*me);  // after the work: the syscall (~15 us after a sleep) would delay it
       wait_for_job(seen, *me);
-      restore_affinity(*me);
     }
   }
 
@@ -191,7 +191,8 @@ class Pool {
 #endif
   }
 
-  // The worker's side: back to the affinity it had before the caller narrowed it.
+  // The worker's side: back to the affinity it had before the caller narrowed it (it runs the job
+  // narrowed: it was placed on another CPU than its caller's anyway).
   static void restore_affinity(Worker& me) {
 #if defined(__linux__)
     if (!me.narrowed.load(std::memory_order_seq_cst)) return;
