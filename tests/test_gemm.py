@@ -265,6 +265,23 @@ def test_thread_counts_agree(threads):
         check(c2, a, b, False, True, bias, "gelu")
 
 
+@pytest.mark.parametrize("ta", [False, True])
+def test_in_place_b_row_chunks(ta, threads):
+    """A row-major B small enough to be read in place, rows split over two threads in up to 12
+    chunks per thread (4099 rows: the full count; 257: a few; 30: two): bit-identical to one
+    thread, and within float64 tolerance."""
+    rng = np.random.default_rng(23)
+    for m, n, k in [(4099, 67, 61), (257, 255, 253), (30, 900, 100)]:
+        a, b = operands(rng, m, n, k, ta, False)
+        bias = rand(rng, n)
+        threads(1)
+        c1 = matmul(a, b, trans_a=ta, bias=bias, activation="relu")
+        threads(2)
+        c2 = matmul(a, b, trans_a=ta, bias=bias, activation="relu")
+        np.testing.assert_array_equal(c1, c2)
+        check(c2, a, b, ta, False, bias, "relu")
+
+
 @pytest.mark.parametrize("ta,tb", [(False, False), (False, True), (True, False), (True, True)])
 def test_b_packed_once_and_shared(ta, tb, threads):
     """B packed once per call and shared: by the row chunks of two threads (577 rows, and 200 rows,

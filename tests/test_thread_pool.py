@@ -229,8 +229,9 @@ AFTER_SLEEPS = """
     reason="needs sched_setaffinity and /proc",
 )
 def test_woken_workers_keep_their_affinity():
-    """A worker woken onto its caller's CPU moves off it by narrowing its affinity for a moment:
-    afterwards every worker has the process's CPUs again, and every call has the one-thread bits."""
+    """Each call after a sleep narrows the sleeping workers' affinity away from the caller's CPU
+    before waking them, and each worker restores it when it runs: afterwards every worker has the
+    process's CPUs again, and every call has the one-thread bits."""
     out = run_script(AFTER_SLEEPS, timeout=120)
     assert "same True" in out and "masks True" in out and "workers 0" not in out, out
 

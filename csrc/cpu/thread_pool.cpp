@@ -16,9 +16,13 @@
 // A worker does not spin on its caller's CPU: on a busy machine the scheduler often wakes the
 // worker onto the CPU the caller runs on, where it preempts the caller and runs the tids; its
 // 50 us of spinning then kept the caller (who only needs to see the job finished) off the CPU,
-// so a call after an idle gap cost the one-thread time plus the spin. Such a worker yields. And
-// a worker woken from its sleep onto the caller's CPU preempts the caller there and runs every
-// tid alone: it first moves to another allowed CPU (move_off_callers_cpu).
+// so a call after an idle gap cost the one-thread time plus the spin. Such a worker yields.
+//
+// Nor is a sleeping worker woken onto its caller's CPU: there it either preempted the caller and
+// ran every tid alone, or (more often, traced in bench/results/gemm_profile.md, session 17) sat
+// queued behind the running caller for milliseconds, until well after the call, while the caller
+// ran every chunk alone. The caller narrows each sleeping worker's affinity to the other allowed
+// CPUs before the wake (keep_off_my_cpu); the worker restores it once it has run its tids.
 #include "forgeml/thread_pool.h"
 
 #include <pthread.h>
@@ -39,6 +43,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <memory>
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -86,6 +91,16 @@ int current_cpu() { return -1; }
 
 constexpr int kMaxTids = 0xffff;  // the tid count and the next tid are 16-bit fields of job_
 
+// What the caller needs to steer one worker's wake-up.
+struct Worker {
+  std::atomic<long> tid{0};             // the kernel's id of the thread (0 until it first runs)
+  std::atomic<bool> asleep{false};      // in (or entering) FUTEX_WAIT
+  std::atomic<bool> narrowed{false};    // the caller narrowed its affinity; `restore` holds the old one
+#if defined(__linux__)
+  cpu_set_t restore;  // written by the caller before `narrowed`, read by the worker after
+#endif
+};
+
 class Pool {
  public:
   std::mutex submit;  // held by the one caller whose job the pool runs
@@ -100,8 +115,10 @@ class Pool {
     finished_.store(0, std::memory_order_relaxed);
     ++gen_;
     job_.store((gen_ << 32) | (uint64_t(n) << 16), std::memory_order_release);
+    const bool sleeping = sleepers_.load(std::memory_order_seq_cst) > 0;
+    if (sleeping) keep_off_my_cpu();  // before wake_ moves: a worker that leaves its wait sees `narrowed`
     wake_.fetch_add(1, std::memory_order_seq_cst);
-    if (sleepers_.load(std::memory_order_seq_cst) > 0) futex_wake(&wake_, n - 1);
+    if (sleeping || sleepers_.load(std::memory_order_seq_cst) > 0) futex_wake(&wake_, n - 1);
     run_claimed();
     for (int spins = 0; finished_.load(std::memory_order_acquire) < n; ++spins) {
       if (spins < 4096) cpu_relax();  // the rest are running on workers: usually a short wait
@@ -130,8 +147,9 @@ class Pool {
     }
   }
 
-  void worker_loop() {
+  void worker_loop(Worker* me) {
 #if defined(__linux__)
+    me->tid.store(static_cast<long>(syscall(SYS_gettid)), std::memory_order_release);
     pthread_setname_np(pthread_self(), "forgeml-pool");  // how top, py-spy and the tests tell them apart
 #endif
     // Process-directed signals (Ctrl-C, kill) go to the threads that do not block them: keep them
@@ -144,25 +162,42 @@ class Pool {
     for (;;) {
       const uint32_t seen = wake_.load(std::memory_order_acquire);
       run_claimed();
-      if (wait_for_job(seen)) move_off_callers_cpu();
+      restore_affinity(*me);  // after the work: the syscall (~15 us after a sleep) would delay it
+      wait_for_job(seen, *me);
     }
   }
 
-  // A worker woken from its sleep onto the CPU its caller runs on (the scheduler's choice when the
-  // other CPUs are busy) preempts the caller there and runs every tid alone while the caller
-  // waits: no parallelism. It moves to another allowed CPU instead (its affinity narrowed, which
-  // migrates it at once, then restored), where it competes with whatever runs there, not with
-  // its caller. Two syscalls, only after a sleep.
-  void move_off_callers_cpu() {
+  // Narrows every sleeping worker's affinity to the allowed CPUs other than this (the caller's)
+  // one, so that the wake-up cannot queue it behind the caller. A syscall per sleeping worker
+  // (~3 us warm, ~15 us as the first syscall after an idle gap on the 2-vCPU guest), paid only
+  // when workers slept. Nothing when the process is pinned to one CPU.
+  void keep_off_my_cpu() {
 #if defined(__linux__)
-    const int caller = caller_cpu_.load(std::memory_order_relaxed);
-    if (caller < 0 || caller >= CPU_SETSIZE || current_cpu() != caller) return;
+    const int cpu = caller_cpu_.load(std::memory_order_relaxed);
+    if (cpu < 0 || cpu >= CPU_SETSIZE) return;
     cpu_set_t allowed, away;
     if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return;
     away = allowed;
-    CPU_CLR(caller, &away);
-    if (CPU_COUNT(&away) == 0) return;  // pinned to the caller's CPU: nowhere to go
-    if (sched_setaffinity(0, sizeof away, &away) == 0) sched_setaffinity(0, sizeof allowed, &allowed);
+    CPU_CLR(cpu, &away);
+    if (CPU_COUNT(&away) == 0) return;
+    for (auto& w : workers_) {
+      const long tid = w->tid.load(std::memory_order_acquire);
+      if (tid <= 0 || !w->asleep.load(std::memory_order_seq_cst) || w->narrowed.load(std::memory_order_relaxed))
+        continue;
+      w->restore = allowed;
+      if (sched_setaffinity(static_cast<pid_t>(tid), sizeof away, &away) == 0)
+        w->narrowed.store(true, std::memory_order_seq_cst);
+    }
+#endif
+  }
+
+  // The worker's side: back to the affinity it had before the caller narrowed it (it runs the job
+  // narrowed: it was placed on another CPU than its caller's anyway).
+  static void restore_affinity(Worker& me) {
+#if defined(__linux__)
+    if (!me.narrowed.load(std::memory_order_seq_cst)) return;
+    sched_setaffinity(0, sizeof me.restore, &me.restore);
+    me.narrowed.store(false, std::memory_order_relaxed);
 #endif
   }
 
@@ -175,8 +210,7 @@ class Pool {
     return cpu >= 0 && cpu == caller_cpu_.load(std::memory_order_relaxed);
   }
 
-  // Returns whether the worker slept.
-  bool wait_for_job(uint32_t seen) {
+  void wait_for_job(uint32_t seen, Worker& me) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(g_spin_us);
     for (int i = 0; wake_.load(std::memory_order_acquire) == seen; ++i) {
       cpu_relax();
@@ -184,22 +218,24 @@ class Pool {
       if (std::chrono::steady_clock::now() >= deadline) break;
       if (on_callers_cpu()) sched_yield();
     }
-    bool slept = false;
     while (wake_.load(std::memory_order_acquire) == seen) {
+      me.asleep.store(true, std::memory_order_seq_cst);
       sleepers_.fetch_add(1, std::memory_order_seq_cst);
-      if (wake_.load(std::memory_order_seq_cst) == seen) futex_wait(&wake_, seen), slept = true;
+      if (wake_.load(std::memory_order_seq_cst) == seen) futex_wait(&wake_, seen);
       sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+      me.asleep.store(false, std::memory_order_seq_cst);
     }
-    return slept;
   }
 
   // At least `count` workers, as far as the system lets us start them: a job never needs its
   // workers (the caller runs the tids nobody claimed), so a failed start only costs speed.
   void grow(int count) {
     while (static_cast<int>(threads_.size()) < count) {
+      workers_.push_back(std::make_unique<Worker>());
       try {
-        threads_.emplace_back([this] { worker_loop(); });
+        threads_.emplace_back([this, w = workers_.back().get()] { worker_loop(w); });
       } catch (const std::system_error&) {
+        workers_.pop_back();
         return;
       }
       started_.store(static_cast<int>(threads_.size()), std::memory_order_relaxed);
@@ -216,6 +252,7 @@ class Pool {
   pool::TaskFn fn_ = nullptr;      // the current job (read only after a successful claim)
   void* ctx_ = nullptr;
   ExceptionSlot* slot_ = nullptr;
+  std::vector<std::unique_ptr<Worker>> workers_;  // one per thread in threads_, same order
   std::vector<std::thread> threads_;  // never joined: the pool lives until the process exits
 };
 

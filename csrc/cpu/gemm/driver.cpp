@@ -235,6 +235,8 @@ void run_threads(const Kernel& kern, const Problem& p, int64_t r0, int64_t r1, i
   if (repacks) want = std::clamp<int64_t>(extent / kMinPackingChunk, t, kGemmChunksPerThread * t);
   else if (split_m && p.packed)  // a multiple of t, so equal threads finish together
     want = (std::clamp<int64_t>(extent / kMinSharedChunk, t, kSharedChunksPerThread * t) + t - 1) / t * t;
+  else if (split_m)  // B read in place: a chunk costs only its rows, so small ones balance a late worker
+    want = (std::clamp<int64_t>(extent / (2 * unit), t, kSharedChunksPerThread * t) + t - 1) / t * t;
   else want = std::clamp<int64_t>(extent / (2 * unit), t, kGemmChunksPerThread * t);
   const int64_t chunks = std::min<int64_t>(panels, want);
   t = static_cast<int>(std::min<int64_t>(t, chunks));
