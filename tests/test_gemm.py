@@ -252,17 +252,23 @@ def test_bad_inputs():
                           False, 1.0, 0.0, None, 0)
 
 
+def assert_threads_agree(threads, a, b, ta, tb, bias, activation):
+    """One and two threads give bit-identical products, within float64 tolerance."""
+    kw = dict(trans_a=ta, trans_b=tb, bias=bias, activation=activation)
+    threads(1)
+    c1 = matmul(a, b, **kw)
+    threads(2)
+    c2 = matmul(a, b, **kw)
+    np.testing.assert_array_equal(c1, c2)
+    check(c2, a, b, ta, tb, bias, activation)
+
+
 def test_thread_counts_agree(threads):
     rng = np.random.default_rng(13)
     for m, n, k in [(301, 97, 200), (60, 700, 100), BIG]:
         a, b = operands(rng, m, n, k, False, True)
         bias = rand(rng, n)
-        threads(1)
-        c1 = matmul(a, b, trans_b=True, bias=bias, activation="gelu")
-        threads(2)
-        c2 = matmul(a, b, trans_b=True, bias=bias, activation="gelu")
-        np.testing.assert_array_equal(c1, c2)
-        check(c2, a, b, False, True, bias, "gelu")
+        assert_threads_agree(threads, a, b, False, True, bias, "gelu")
 
 
 @pytest.mark.parametrize("ta", [False, True])
@@ -274,12 +280,7 @@ def test_in_place_b_row_chunks(ta, threads):
     for m, n, k in [(4099, 67, 61), (257, 255, 253), (30, 900, 100)]:
         a, b = operands(rng, m, n, k, ta, False)
         bias = rand(rng, n)
-        threads(1)
-        c1 = matmul(a, b, trans_a=ta, bias=bias, activation="relu")
-        threads(2)
-        c2 = matmul(a, b, trans_a=ta, bias=bias, activation="relu")
-        np.testing.assert_array_equal(c1, c2)
-        check(c2, a, b, ta, False, bias, "relu")
+        assert_threads_agree(threads, a, b, ta, False, bias, "relu")
 
 
 @pytest.mark.parametrize("ta,tb", [(False, False), (False, True), (True, False), (True, True)])
@@ -292,12 +293,7 @@ def test_b_packed_once_and_shared(ta, tb, threads):
     for m, n, k in [(577, 413, 771), (200, 701, 389), (4101, 45, 389)]:
         a, b = operands(rng, m, n, k, ta, tb)
         bias = rand(rng, n)
-        threads(1)
-        c1 = matmul(a, b, trans_a=ta, trans_b=tb, bias=bias, activation="relu")
-        threads(2)
-        c2 = matmul(a, b, trans_a=ta, trans_b=tb, bias=bias, activation="relu")
-        np.testing.assert_array_equal(c1, c2)
-        check(c2, a, b, ta, tb, bias, "relu")
+        assert_threads_agree(threads, a, b, ta, tb, bias, "relu")
 
 
 @pytest.mark.slow
