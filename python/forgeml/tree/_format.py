@@ -274,7 +274,7 @@ def load(path, mmap: bool = True):
             if type(v) is dict:
                 i = v.get("$array")
                 a = table[i] if type(i) is int and n_forest <= i < len(table) else None
-                attrs[key] = a if type(a) is np.ndarray and v["shape"] == [len(a)] else _decode(v, *decode)
+                attrs[key] = a if isinstance(a, np.ndarray) and v["shape"] == [len(a)] else _decode(v, *decode)
         est.__dict__ = attrs
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as e:
         raise _bad(path, f"{type(e).__name__}: {e}") from e
