@@ -23,12 +23,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <utility>
-#include <vector>
 
 #include "cpu/conv/conv.h"
 #include "cpu/conv/kernels.h"
 #include "cpu/conv/winograd.h"
 #include "forgeml/check.h"
+#include "forgeml/isa_local.h"
 #include "forgeml/parallel.h"
 
 namespace forgeml::conv {
@@ -46,7 +46,7 @@ struct Layout {
   int64_t Hp = 0, Wp = 0;
   bool copy = false;  // the image needs a padded copy
   int64_t L = 0;
-  std::vector<int64_t> segoff;
+  LocalVec<int64_t> segoff;
 
   explicit Layout(const Geom& g) {
     Hp = (g.OH - 1) * g.sh + (g.KH - 1) * g.dh + 1;
@@ -92,9 +92,9 @@ void pad_image(const Geom& g, const Layout& lay, const float* xi, float* buf) {
 
 // B(r, c) = B[r*rs + c*cs] for r < R, c < NC, packed into panels of 16*NV columns:
 // panel t is R rows of 16*NV floats, zero beyond NC.
-std::vector<float> pack_panels(const float* B, int64_t R, int64_t NC, int64_t rs, int64_t cs, int NV) {
+LocalVec<float> pack_panels(const float* B, int64_t R, int64_t NC, int64_t rs, int64_t cs, int NV) {
   int64_t nr = 16 * NV, nt = (NC + nr - 1) / nr;
-  std::vector<float> out(nt * R * nr, 0.f);
+  LocalVec<float> out(nt * R * nr, 0.f);
   for (int64_t t = 0; t < nt; ++t)
     for (int64_t r = 0; r < R; ++r)
       for (int64_t j = 0; j < nr && t * nr + j < NC; ++j) out[(t * R + r) * nr + j] = B[r * rs + (t * nr + j) * cs];
@@ -351,17 +351,17 @@ void conv_forward(const Geom& g, const float* x, const float* w, const float* bi
   const int NV = pick_nv(g.O), NR = 16 * NV, MR = fwd_mr(NV);
   const Layout lay(g);
   const int64_t K = g.K(), nt = (g.O + NR - 1) / NR, P = g.OH * g.OW;
-  std::vector<float> wp = pack_panels(w, K, g.O, g.O, 1, NV);
-  std::vector<float> bp = bias ? pack_panels(bias, 1, g.O, 0, 1, NV) : std::vector<float>();
+  LocalVec<float> wp = pack_panels(w, K, g.O, g.O, 1, NV);
+  LocalVec<float> bp = bias ? pack_panels(bias, 1, g.O, 0, 1, NV) : LocalVec<float>();
   const bool relu = act == Activation::relu, other = act != Activation::relu && act != Activation::none;
   const int64_t nseg = static_cast<int64_t>(lay.segoff.size());
   bool progression = true;  // the unrolled kernel needs evenly spaced segments
   for (int64_t i = 2; i < nseg; ++i) progression &= lay.segoff[i] - lay.segoff[i - 1] == lay.segoff[1] - lay.segoff[0];
   const FwdFn fixed = progression ? fixed_fwd(NV, nseg, lay.L) : nullptr;
-  std::vector<int64_t> ro(P);  // pixel offsets are the same in every image
+  LocalVec<int64_t> ro(P);  // pixel offsets are the same in every image
   lay.rowoffs(g, 0, P, ro.data());
-  std::vector<std::vector<float>> bufs(num_threads());
-  std::vector<int64_t> last(num_threads(), -1);
+  LocalVec<LocalVec<float>> bufs(num_threads());
+  LocalVec<int64_t> last(num_threads(), -1);
   for_each_block<true>(g, MR, [&](int64_t t, int64_t n, int64_t p0, int64_t p1) {
     const float* xb = x + n * g.H * g.W * g.C;
     if (lay.copy) {
@@ -400,7 +400,7 @@ void data_grad_col2im(const Geom& g, const float* w, const float* dy, float* dx)
   const Layout lay(g);
   const int64_t nt = (K + NR - 1) / NR, P = g.OH * g.OW, Kp = nt * NR;
   const int64_t chunk = MR * 8;
-  std::vector<float> wt = pack_panels(w, g.O, K, 1, g.O, NV);  // w^T: (O, K)
+  LocalVec<float> wt = pack_panels(w, g.O, K, 1, g.O, NV);  // w^T: (O, K)
   const int64_t seg0 = 0;
   // Whole images per chunk of work: the scatter writes anywhere in the image.
   int T = num_threads();
@@ -411,8 +411,8 @@ void data_grad_col2im(const Geom& g, const float* w, const float* dy, float* dx)
     int64_t n1 = std::min(g.N, n0 + group);
     std::atomic<int64_t> next{n0};  // images go to whichever thread is free (disjoint dx)
     parallel_for(std::min(chunks, n1 - n0), 1, [&](int64_t, int64_t) {
-      std::vector<float> pad(lay.image_size(g)), dcol(chunk * Kp);
-      std::vector<int64_t> xoff(chunk);
+      LocalVec<float> pad(lay.image_size(g)), dcol(chunk * Kp);
+      LocalVec<int64_t> xoff(chunk);
       int64_t rowoff[kFwdMR1];
       for (int64_t n = next.fetch_add(1); n < n1; n = next.fetch_add(1)) {
         std::fill(pad.begin(), pad.end(), 0.f);
@@ -474,7 +474,7 @@ void backward_data_avx512(const Geom& g, const float* w, const float* dy, float*
   if (!flip) return data_grad_col2im(g, w, dy, dx);
   f.finish();
   // wf[kh, kw, o, c] = w[KH-1-kh, KW-1-kw, c, o]
-  std::vector<float> wf(g.K() * g.O);
+  LocalVec<float> wf(g.K() * g.O);
   for (int64_t kh = 0; kh < g.KH; ++kh)
     for (int64_t kw = 0; kw < g.KW; ++kw) {
       const float* src = w + ((g.KH - 1 - kh) * g.KW + (g.KW - 1 - kw)) * g.C * g.O;
@@ -503,7 +503,7 @@ void backward_weight_avx512(const Geom& g, const float* x, const float* dy, floa
   const int64_t K = g.K(), nt = (g.O + NR - 1) / NR, P = g.OH * g.OW;
   // Row tiles of K: runs inside one segment when segments are long, else any MR rows.
   struct KTile { int64_t k0; int mr; bool contig; std::array<int64_t, kDwMR1> koff; };
-  std::vector<KTile> ktiles;
+  LocalVec<KTile> ktiles;
   const int64_t nseg = static_cast<int64_t>(lay.segoff.size());
   if (lay.L >= MR) {
     for (int64_t s = 0; s < nseg; ++s)
@@ -521,12 +521,12 @@ void backward_weight_avx512(const Geom& g, const float* x, const float* dy, floa
     }
   }
   int T = num_threads();
-  std::vector<std::vector<float>> part(T);
-  std::vector<std::vector<double>> dbpart(T);  // db from the dy blocks while they are in cache
-  std::vector<std::vector<float>> bufs(T);
-  std::vector<int64_t> last(T, -1);
+  LocalVec<LocalVec<float>> part(T);
+  LocalVec<LocalVec<double>> dbpart(T);  // db from the dy blocks while they are in cache
+  LocalVec<LocalVec<float>> bufs(T);
+  LocalVec<int64_t> last(T, -1);
   const int64_t block = 256;  // pixels per pass over the K x O tiles
-  std::vector<int64_t> ro(P);
+  LocalVec<int64_t> ro(P);
   lay.rowoffs(g, 0, P, ro.data());
   for_each_block<false>(g, block, [&](int64_t t, int64_t n, int64_t p0, int64_t p1) {
     if (part[t].empty()) part[t].assign(K * g.O, 0.f);

@@ -10,9 +10,9 @@
 
 #include <algorithm>
 #include <memory>
-#include <vector>
 
 #include "cpu/conv/winograd.h"
+#include "forgeml/isa_local.h"
 #include "forgeml/parallel.h"
 
 namespace forgeml::conv {
@@ -23,9 +23,9 @@ constexpr int64_t kChunkTiles = 48;     // tiles per chunk: 16 x 48 x C floats o
 constexpr int64_t kGroupTiles = 16384;  // tiles between Ctrl-C checks
 
 // U[e] (C, O) for e = 4 i + j from w (3, 3, C, O).
-std::vector<float> transform_weights(const Geom& g, const float* w) {
+LocalVec<float> transform_weights(const Geom& g, const float* w) {
   const int64_t C = g.C, O = g.O, CO = C * O;
-  std::vector<float> u(16 * CO);
+  LocalVec<float> u(16 * CO);
   for (int64_t c = 0; c < C; ++c) {
     const float* gk[3][3];
     for (int i = 0; i < 3; ++i)
@@ -141,11 +141,11 @@ void winograd_forward(const Geom& g, const float* x, const float* w, const float
                       float* y) {
   const Tiling tl{(g.OH + 1) / 2, (g.OW + 1) / 2};
   const int64_t tiles = g.N * tl.per_image();
-  const std::vector<float> u = transform_weights(g, w);
-  std::vector<gemm::PackedB> packs;
+  const LocalVec<float> u = transform_weights(g, w);
+  LocalVec<gemm::PackedB> packs;
   packs.reserve(16);
   for (int e = 0; e < 16; ++e) packs.emplace_back(false, g.C, g.O, u.data() + e * g.C * g.O, g.O);
-  const std::vector<float> zeros(g.C, 0.f);
+  const LocalVec<float> zeros(g.C, 0.f);
   for (int64_t g0 = 0; g0 < tiles; g0 += kGroupTiles) {
     const int64_t g1 = std::min(tiles, g0 + kGroupTiles);
     parallel_for((g1 - g0 + kChunkTiles - 1) / kChunkTiles, 1, [&](int64_t c0, int64_t c1) {

@@ -11,12 +11,12 @@
 // per block into exact threshold codes, one-word nodes, top levels from registers): 1.3-1.7x
 // over the float walk on the bench forest (tree_predict_profile.md, round 5).
 #include "cpu/tree/kernels.h"
+#include "forgeml/isa_local.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
 
 #include <algorithm>
-#include <vector>
 
 namespace forgeml::tree {
 namespace {
@@ -247,7 +247,7 @@ void accumulate_coded(const CompactForest& f, const CodedForest& cf, const float
                       const double* values, int k, const int64_t* trees, int64_t T, double* out) {
   const int64_t d = f.n_features;
   const int64_t block = std::max<int64_t>(128, kBlockBytes / (4 * std::max<int64_t>(d, 1)));
-  std::vector<uint8_t> codes(std::min(block, r1 - r0) * d * CB + 4);  // + 4: a code's 32-bit read
+  LocalVec<uint8_t> codes(std::min(block, r1 - r0) * d * CB + 4);  // + 4: a code's 32-bit read
   PendingLeaves leaves[2];
   int now = 0;
   for (int64_t b0 = r0; b0 < r1; b0 += block) {
