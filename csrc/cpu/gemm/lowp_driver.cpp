@@ -32,8 +32,10 @@ namespace detail {
 const LowpKernels& lowp_kernels_for(Isa isa, int kind) {
   static const LowpKernels pb = [] { LowpKernels k; lowp_portable_bf16(k); return k; }();
   static const LowpKernels pi = [] { LowpKernels k; lowp_portable_int8(k); return k; }();
-  static const LowpKernels vb = [&] { LowpKernels k; return lowp_avx512_bf16(k) ? k : pb; }();
-  static const LowpKernels vi = [&] { LowpKernels k; return lowp_avx512_int8(k) ? k : pi; }();
+  // (the AVX-512 fill functions are compiled for AVX-512: not called on a CPU without it)
+  static const bool avx512 = detected_isa() == Isa::avx512;
+  static const LowpKernels vb = [&] { LowpKernels k; return avx512 && lowp_avx512_bf16(k) ? k : pb; }();
+  static const LowpKernels vi = [&] { LowpKernels k; return avx512 && lowp_avx512_int8(k) ? k : pi; }();
   if (isa == Isa::avx512) return kind ? vi : vb;
   return kind ? pi : pb;
 }

@@ -1,6 +1,7 @@
 // One kernel table per ISA for a CPU family, each filled once by the family's fill functions;
 // an ISA the build lacks (its fill returns false, or there is none) takes the next narrower
-// table, and a family without reference loops of its own uses its portable ones.
+// table, and a family without reference loops of its own uses its portable ones. An ISA above
+// the CPU's (detected_isa) takes the next narrower table without calling its fill function.
 #pragma once
 #include "forgeml/cpu_features.h"
 
@@ -14,8 +15,11 @@ class KernelTables {
     fill_portable(portable_);
     if (fill_reference) fill_reference(reference_);
     else reference_ = portable_;
-    if (!fill_avx2 || !fill_avx2(avx2_)) avx2_ = portable_;
-    if (!fill_avx512 || !fill_avx512(avx512_)) avx512_ = avx2_;
+    // A fill function is compiled for its ISA and may itself use its instructions (an AVX-512
+    // fill assembled its table with ZMM moves: SIGILL on an AVX2 CPU): called only where the CPU runs them.
+    const Isa cpu = detected_isa();
+    if (!fill_avx2 || cpu < Isa::avx2 || !fill_avx2(avx2_)) avx2_ = portable_;
+    if (!fill_avx512 || cpu < Isa::avx512 || !fill_avx512(avx512_)) avx512_ = avx2_;
   }
 
   const Table& operator[](Isa isa) const {
