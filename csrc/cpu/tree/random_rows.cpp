@@ -17,7 +17,7 @@ void row_kernels_portable(RowKernels& k) {
 }
 
 const RowKernels& row_kernels() {
-  static const KernelTables<RowKernels> tables(nullptr, row_kernels_portable, nullptr, row_kernels_avx512);
+  static const KernelTables<RowKernels> tables(nullptr, row_kernels_portable, row_kernels_avx2, row_kernels_avx512);
   return tables[active_isa()];
 }
 

@@ -13,7 +13,7 @@
 //              side in order (the left side's size is the split's count), and both sides' ranges
 //              are taken on the way (a child needs no range pass of its own).
 // The counts are the integers the gather path sums (grow.cpp), so both give the same trees.
-// Kernel bodies: random_rows_impl.h, compiled once per ISA (random_rows.cpp, *_avx512.cpp).
+// Kernel bodies: random_rows_impl.h, compiled once per ISA (random_rows.cpp, *_avx2.cpp, *_avx512.cpp).
 #pragma once
 #include <cstdint>
 
@@ -54,6 +54,7 @@ inline int packed_row_width(int d) {
 
 const RowKernels& row_kernels();  // active_isa()'s table
 void row_kernels_portable(RowKernels& k);
+bool row_kernels_avx2(RowKernels& k);    // false: not built for AVX2
 bool row_kernels_avx512(RowKernels& k);  // false: not built for AVX-512
 
 }  // namespace forgeml::tree

@@ -185,13 +185,13 @@ int64_t partition_rows(const uint8_t* src, int64_t m, int W, int f, int bin, boo
   FORGEML_ROW_WIDTHS(partition_w, src, m, f, bin, nan_left, dst);
 }
 
-int64_t partition_ranges_rows(const uint8_t* src, int64_t m, int W, int f, int bin, bool nan_left, int64_t left_rows,
-                              uint8_t* dst, uint8_t* ranges) {
+[[maybe_unused]] int64_t partition_ranges_rows(const uint8_t* src, int64_t m, int W, int f, int bin, bool nan_left,
+                                               int64_t left_rows, uint8_t* dst, uint8_t* ranges) {
   FORGEML_ROW_WIDTHS(partition_ranges_w, src, m, f, bin, nan_left, left_rows, dst, ranges);
 }
 
-int64_t partition_ranges_no_nan_rows(const uint8_t* src, int64_t m, int W, int f, int bin, bool nan_left,
-                                     int64_t left_rows, uint8_t* dst, uint8_t* ranges) {
+[[maybe_unused]] int64_t partition_ranges_no_nan_rows(const uint8_t* src, int64_t m, int W, int f, int bin,
+                                                      bool nan_left, int64_t left_rows, uint8_t* dst, uint8_t* ranges) {
   switch (W) {
     case 16:
       return partition_ranges_w<16, false>(src, m, f, bin, nan_left, left_rows, dst, ranges);
