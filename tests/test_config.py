@@ -121,3 +121,32 @@ def test_ctrl_c_interrupts_a_long_kernel(python_sigint):
         _cpu._interruptible_wait(30.0)
     timer.join()
     assert time.perf_counter() - t0 < 20
+
+
+def test_every_kernel_table_builds_on_this_cpu():
+    # A fresh process builds each family's per-ISA tables on its first call; a wider ISA's fill
+    # function must not run on a CPU without that ISA (it died of SIGILL on an AVX2-only EPYC).
+    code = """if True:
+        import numpy as np
+        from forgeml import ops
+        from forgeml.ensemble import RandomForestClassifier
+        from forgeml.svm import SVC, LinearSVC
+        from forgeml.tree import DecisionTreeClassifier
+        r = np.random.default_rng(0)
+        a = r.standard_normal((37, 29), dtype=np.float32)
+        ops.matmul(a, a.T)
+        ops.matmul(a, a.T, precision="bf16")
+        q, s = ops.quantize_int8(a)
+        ops.matmul_int8(q, s, q.T.copy(), np.ones(37, np.float32))
+        ops.conv2d(r.standard_normal((2, 9, 9, 3), dtype=np.float32), r.standard_normal((3, 3, 3, 4), dtype=np.float32))
+        ops.lstm(r.standard_normal((2, 5, 3), dtype=np.float32), r.standard_normal((3, 16), dtype=np.float32),
+                 r.standard_normal((4, 16), dtype=np.float32), np.zeros(16, np.float32))
+        w = r.standard_normal((29, 7), dtype=np.float32) * (r.random((29, 7)) < 0.3)
+        ops.sparse_matmul(a, ops.SparseWeights.from_dense(w))
+        y = (a[:, 0] > 0).astype(int)
+        for est in (DecisionTreeClassifier(), RandomForestClassifier(n_estimators=3), SVC(), LinearSVC()):
+            est.fit(a, y).predict(a)
+        print("ok")
+    """
+    r = run_py(code)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", (r.returncode, r.stderr[-2000:])
