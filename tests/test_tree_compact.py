@@ -300,6 +300,84 @@ def test_save_refuses_what_it_cannot_store(tmp_path, fitted):
     assert os.listdir(tmp_path) == []
 
 
+def test_save_writes_the_walk_arrays_first_and_either_order_loads(tmp_path, rng, fitted, monkeypatch):
+    """save puts compact_top, compact_nodes and value first in the data (one writev: huge pages for
+    what a few-row walk reads); a file with the arrays in table order (earlier saves) loads the same,
+    mapped and read; short writes and a system without writev give the same bytes."""
+    Xq = _data(rng, 9, 13, nan=0.2)
+    est = fitted[0]
+    new, old = tmp_path / "new.fgf", tmp_path / "old.fgf"
+    est.save(new)
+    data = new.read_bytes()
+    n_arrays, entry = _format._FIXED.unpack_from(data, 0)[11], _format._ENTRY
+    offsets = [entry.unpack_from(data, _format._FIXED.size + entry.size * i)[1] for i in range(n_arrays)]
+    first = sorted(range(n_arrays), key=offsets.__getitem__)[:3]
+    assert first == [10, 0, 5] and offsets[10] == 0  # compact_top, compact_nodes, value
+    monkeypatch.setattr(_format, "_WALK_FIRST", ())
+    est.save(old)
+    monkeypatch.undo()
+    assert old.read_bytes() != data and len(old.read_bytes()) == len(data)
+    for path in (new, old):
+        for mmap in (True, False):
+            back = load(path, mmap=mmap)
+            assert np.array_equal(back.predict_proba(Xq[:1]), est.predict_proba(Xq[:1]))
+            assert np.array_equal(back.predict_proba(Xq), est.predict_proba(Xq))
+            assert np.array_equal(back._forest.nodes, est._forest.nodes)
+    writev = os.writev
+
+    def short_writev(fd, parts):  # at most 1000 bytes a call, split inside a part
+        head, n = [], 0
+        for p in parts:
+            head.append(memoryview(p)[: 1000 - n])
+            n += len(head[-1])
+            if n == 1000:
+                break
+        return writev(fd, head)
+
+    monkeypatch.setattr(os, "writev", short_writev)
+    est.save(tmp_path / "short.fgf")
+    monkeypatch.delattr(os, "writev")
+    est.save(tmp_path / "plain.fgf")
+    assert (tmp_path / "short.fgf").read_bytes() == data == (tmp_path / "plain.fgf").read_bytes()
+
+
+def _vm_flags(path) -> list:
+    """The VmFlags of each mapping of `path` in this process (Linux /proc/self/smaps)."""
+    flags, mine = [], False
+    with open("/proc/self/smaps") as fh:
+        lines = fh.read().splitlines()
+    for line in lines:
+        f = line.split()
+        if not f[0].endswith(":"):  # a mapping's first line: address range, ..., its file if any
+            mine = f[-1] == str(path)
+        elif mine and f[0] == "VmFlags:":
+            flags.append(f[1:])
+    return flags
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="needs Linux's /proc/self/smaps")
+def test_first_few_row_call_asks_for_huge_pages(tmp_path, rng):
+    """A loaded file of at least 2 MiB gets madvise(MADV_HUGEPAGE) (VmFlags "hg") when its few-row
+    predictor is first built, not at load; a smaller file, a read file and other objects get nothing."""
+    X = _data(rng, 4000, 13, nan=0)
+    big = RandomForestRegressor(n_estimators=12, random_state=0).fit(X, X[:, 0] + rng.random(4000))
+    path = tmp_path / "big.fgf"
+    big.save(path)
+    assert path.stat().st_size >= 2 << 20
+    back = load(path)
+    assert _vm_flags(path) and all("hg" not in f for f in _vm_flags(path))
+    assert np.array_equal(back.predict(X[:1]), big.predict(X[:1]))
+    assert all("hg" in f for f in _vm_flags(path))
+    small = tmp_path / "small.fgf"
+    RandomForestRegressor(n_estimators=2, max_depth=3, random_state=0).fit(X, X[:, 0]).save(small)
+    s = load(small)
+    s.predict(X[:1])
+    assert _vm_flags(small) and all("hg" not in f for f in _vm_flags(small))
+    assert load(path, mmap=False).predict(X[:1]) == back.predict(X[:1])
+    for other in (np.zeros(3), X, "x", None):
+        assert ops.tree_file_hugepages(other) is None
+
+
 def test_failed_save_leaves_no_partial_file(tmp_path, rng, fitted, monkeypatch):
     """A save that fails part way removes its temporary file and leaves what `path` held."""
     path = tmp_path / "f.fgf"

@@ -19,7 +19,8 @@ Layout (little-endian), format version 3::
                  (a multiple of 64), u64 length in bytes}
     80 + 24A     J bytes: the estimator's attributes, UTF-8 JSON (its parameters and fitted state; an
                  array is {"$array": index in the table, "shape": [...]}); E = 80 + 24A + J
-    D   L bytes  the arrays, C order
+    D   L bytes  the arrays, C order, each at its table offset (save writes compact_top,
+                 compact_nodes and value first, in one writev: see _write)
 
 The first eleven arrays are the forest, in this order, their shapes fixed by T, N and k::
 
@@ -95,6 +96,7 @@ _FOREST: tuple[tuple[str, np.dtype], ...] = (  # the first arrays of a version 2
     ("missing_go_to_left", np.dtype("|u1")),
 )
 _TOP = ("compact_top", np.dtype("<i4"))  # version 3's eleventh forest array
+_WALK_FIRST = (10, 0, 5)  # compact_top, compact_nodes, value: what a few-row walk reads, first in the file
 _TOP_WIDTHS = {24: 3, 208: 6, 1680: 9}  # words a tree's top block takes: its levels
 _DTYPES = dict(_FOREST)
 _CODES = {name: dtype.str.encode().ljust(8, b"\0") for name, dtype in (*_FOREST, _TOP)}  # as the table stores them
@@ -197,10 +199,12 @@ def save(est, path) -> None:
     # tree_ (a decision tree's view of its one tree) is rebuilt from the forest on first use
     attrs = {k: w.encode(v, k) for k, v in est.__dict__.items() if k != "_forest" and not isinstance(v, Tree)}
     text = json.dumps(attrs, separators=(",", ":")).encode()
-    table, offset = [], 0
-    for a in w.arrays:
-        table.append(_ENTRY.pack(a.dtype.str.encode(), offset, a.nbytes))
-        offset += -(-a.nbytes // _ALIGN) * _ALIGN
+    order = [*_WALK_FIRST, *(i for i in range(len(w.arrays)) if i not in _WALK_FIRST)]
+    offsets, offset = {}, 0
+    for i in order:  # the file's order; the table keeps the arrays' order (readers go by offset)
+        offsets[i] = offset
+        offset += -(-w.arrays[i].nbytes // _ALIGN) * _ALIGN
+    table = [_ENTRY.pack(a.dtype.str.encode(), offsets[i], a.nbytes) for i, a in enumerate(w.arrays)]
     n_trees, n_nodes, k = forest.n_trees, len(forest.value), forest.value.shape[1]
     end = _FIXED.size + _ENTRY.size * len(table) + len(text)
     data_offset = -(-end // _ALIGN) * _ALIGN
@@ -208,7 +212,7 @@ def save(est, path) -> None:
     rest = _FIXED.pack(MAGIC, VERSION, 0, *fields, n_trees, n_nodes, len(table), len(text))[16:]
     rest += b"".join(table) + text
     header = MAGIC + struct.pack("<II", VERSION, zlib.crc32(rest)) + rest
-    _write_replacing(os.fspath(path), header, data_offset, w.arrays)
+    _write_replacing(os.fspath(path), header, data_offset, [w.arrays[i] for i in order])
 
 
 def _write_replacing(path: str, header: bytes, data_offset: int, arrays: list) -> None:
@@ -230,11 +234,29 @@ def _write_replacing(path: str, header: bytes, data_offset: int, arrays: list) -
 
 
 def _write(fh, header: bytes, data_offset: int, arrays: list) -> None:
-    fh.write(header)
-    fh.write(bytes(data_offset - len(header)))
+    """The header, then `arrays` (in the file's order) each padded to _ALIGN, in one writev where
+    the OS has it: one write call lets the page cache hold every 2 MiB-aligned stretch of the file
+    in one 2 MiB folio (Linux, ext4/xfs/tmpfs with large folios), so a mapping of it gets PMD-sized
+    pages: a cold 1-row walk then takes ~20 TLB entries instead of ~600 (and a fresh mapping's
+    first call ~40 faults instead of hundreds). Separate writes per array leave each array's ends
+    in small folios."""
+    pieces = [header, bytes(data_offset - len(header))]
     for a in arrays:
-        fh.write(a.reshape(-1).view(np.uint8))
-        fh.write(bytes(-a.nbytes % _ALIGN))
+        pieces += [a.reshape(-1).view(np.uint8), bytes(-a.nbytes % _ALIGN)]
+    parts = [memoryview(p).cast("B") for p in pieces if len(p)]
+    writev = getattr(os, "writev", None)
+    if writev is None:  # (Windows)
+        for p in parts:
+            fh.write(p)
+        return
+    fh.flush()
+    fd = fh.fileno()
+    while parts:  # a write may stop short (a signal, > 2 GB): go on from where it stopped
+        n = writev(fd, parts[:1024])
+        while parts and n >= len(parts[0]):
+            n -= len(parts.pop(0))
+        if n:
+            parts[0] = parts[0][n:]
 
 
 # ---------------------------------------------------------------------------------------- load

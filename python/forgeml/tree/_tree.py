@@ -205,6 +205,7 @@ class Forest:
             self._few = rows.few
             return self._few
         if name == "_rows" and loaded:  # few-row predictor over the file's arrays (O(trees) checks)
+            ops.tree_file_hugepages(self.value)  # before the walks fault the file in (not in load: ~10-20 us)
             with self._file_errors():
                 top = self.__dict__.get("_saved_top")  # format version 3: top blocks, leaves hold their rows
                 self._rows = ops.tree_compact_rows(*self._saved_compact, self.value, self.n_features, _FEW_ROWS,
