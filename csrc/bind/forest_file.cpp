@@ -344,7 +344,7 @@ PyObject* file_load(PyObject*, PyObject* path) {
 // (madvise MADV_HUGEPAGE; a no-op for anything else, for files under 2 MiB and where the OS lacks
 // it). A file not in the page cache is then read in 2 MiB folios and mapped with PMD entries: a
 // cold 1-row walk touches ~20 pages instead of ~600 (tree_predict_profile.md round 9: 70-82 vs
-// ~99 us median). Called when the few-row predictor is first built, not by load: the syscall costs
+// 99-113 us median). Called when the few-row predictor is first built, not by load: the syscall costs
 // ~10-20 us cold, and a file saved by this forgeml is already in 2 MiB folios (_format._write).
 PyObject* file_hugepages(PyObject*, PyObject* a) {
   const auto& api = api_t::get();
