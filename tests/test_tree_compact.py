@@ -355,7 +355,10 @@ def _vm_flags(path) -> list:
     return flags
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="needs Linux's /proc/self/smaps")
+@pytest.mark.skipif(
+    not os.path.exists("/proc/self/smaps") or not os.path.exists("/sys/kernel/mm/transparent_hugepage"),
+    reason="needs Linux's /proc/self/smaps and transparent huge pages in the kernel",
+)
 def test_first_few_row_call_asks_for_huge_pages(tmp_path, rng):
     """A loaded file of at least 2 MiB gets madvise(MADV_HUGEPAGE) (VmFlags "hg") when its few-row
     predictor is first built, not at load; a smaller file, a read file and other objects get nothing."""
