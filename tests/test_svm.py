@@ -215,7 +215,7 @@ def test_unknown_kernel_and_ops_errors():
 
 
 @pytest.mark.parametrize("kernel", ["linear", "rbf", "poly", "sigmoid"])
-def test_kernel_matrix_reference(kernel):
+def test_kernel_matrix_reference(kernel, isa):
     rng = np.random.RandomState(1)
     A, B = rng.randn(37, 13), rng.randn(61, 13)
     K = ops.svm_kernel(A, B, kernel, gamma=0.07, coef0=0.3, degree=3)

@@ -1,6 +1,6 @@
 // The kernel function on one row of dot products, r[j] = k(r[j]) for j < n, written as plain
-// loops that vectorise. Included twice: as portable::kernel_fn (baseline ISA) and by
-// kernel_avx512.cpp as avx512::kernel_fn; kernels.h's table holds one per ISA.
+// loops that vectorise. Included as portable::kernel_fn (baseline ISA), by kernel_avx2.cpp as
+// avx2::kernel_fn and by kernel_avx512.cpp as avx512::kernel_fn; kernels.h's table holds one per ISA.
 //   type: 0 linear, 1 poly, 2 rbf (needs |x_i|^2 = ni and |x_j|^2 = nj[j]), 3 sigmoid.
 #pragma once
 #include <algorithm>

@@ -11,7 +11,7 @@ void kernels_portable(Kernels& k) {
 }
 
 const Kernels& kernels_for(Isa isa) {
-  static const KernelTables<Kernels> tables(nullptr, kernels_portable, nullptr, kernels_avx512);
+  static const KernelTables<Kernels> tables(nullptr, kernels_portable, kernels_avx2, kernels_avx512);
   return tables[isa];
 }
 
