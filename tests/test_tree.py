@@ -271,7 +271,7 @@ def test_packed_integer_histograms_give_the_same_trees(rng, monkeypatch, isa, cr
 
 
 @pytest.mark.parametrize("max_features", [1, 7, 8, 9, 12])
-def test_word_histograms_kept_codes_partition_same_trees(rng, monkeypatch, max_features):
+def test_word_histograms_kept_codes_partition_same_trees(rng, monkeypatch, isa, max_features):
     """Word histograms of large nodes keep the drawn features' codes per row and the winner's
     partition reads them (up to 8 features a batch; more: the codes are gathered again). Features
     with few values turn constant in nodes, so later batches are drawn and may hold the winner.

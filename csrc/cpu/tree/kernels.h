@@ -3,8 +3,9 @@
 // scalar code whose speed comes from fixing the statistics width at compile time, not from SIMD:
 // the reference entry is the generic runtime-width scan, the portable one the fixed-width scan
 // growth uses (same bits, tests/test_tree.py), and AVX2 / AVX-512 take the portable entry.
-// class_proxies is the one vector loop: the Gini proxies of all boundaries of one feature in
-// growth's packed scan (grow.cpp), portable and AVX-512 (split_avx512.cpp) giving the same bits.
+// class_proxies and word_gini are the vector loops: the Gini proxies of all boundaries of one
+// feature in growth's packed scan (grow.cpp), portable, AVX2 (split_avx2.cpp) and AVX-512
+// (split_avx512.cpp) giving the same bits.
 //
 // CompactKernels: the batch walk behind compact_predict (compact.h), portable (8 scalar lanes in
 // lockstep, compact.cpp) and AVX-512 (16 rows per vector, gathers, compact_avx512.cpp); both add
@@ -46,11 +47,14 @@ const SplitKernels& split_kernels();
 // Per-ISA entries (split.cpp): the generic scan and the fixed-width one.
 void split_kernels_reference(SplitKernels& k);
 void split_kernels_portable(SplitKernels& k);
+bool split_kernels_avx2(SplitKernels& k);    // false where this build has no AVX2 entry
 bool split_kernels_avx512(SplitKernels& k);  // false where this build has no AVX-512 entry
 
-// The loops behind class_proxies, one per build (split.cpp, split_avx512.cpp).
+// The loops behind class_proxies, one per build (split.cpp, split_avx2.cpp, split_avx512.cpp).
 void class_proxies_portable(const double* cl, int stride, const double* wl, const double* nl, int m, int K,
                             const double* total, double min_leaf, double min_weight, double* pr);
+void class_proxies_avx2(const double* cl, int stride, const double* wl, const double* nl, int m, int K,
+                        const double* total, double min_leaf, double min_weight, double* pr);
 void class_proxies_avx512(const double* cl, int stride, const double* wl, const double* nl, int m, int K,
                           const double* total, double min_leaf, double min_weight, double* pr);
 

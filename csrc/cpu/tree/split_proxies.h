@@ -1,7 +1,8 @@
 // The Gini proxies of all boundaries of one feature (kernels.h's class_proxies), written as a
-// plain loop that vectorises. Included twice: as portable::class_proxies (baseline ISA, split.cpp)
-// and by split_avx512.cpp as avx512::class_proxies. Its inputs are exact integers below 2^26, so
-// the squares and their sums are exact and contracting them into FMAs changes no bit.
+// plain loop that vectorises. Included as portable::class_proxies (baseline ISA, split.cpp), by
+// split_avx2.cpp as avx2::class_proxies and by split_avx512.cpp as avx512::class_proxies. Its
+// inputs are exact integers below 2^26, so the squares and their sums are exact and contracting
+// them into FMAs changes no bit.
 #pragma once
 #include <cstdint>
 #include <limits>
