@@ -16,8 +16,9 @@ inline uint8_t code_of(const float* e, float v) {
   return static_cast<uint8_t>(i);
 }
 
-// out[i * stride] = code_of(e, x[i * stride]) for i < count by AVX-512 compares (binning_avx512.cpp);
-// false when not built for it.
+// out[i * stride] = code_of(e, x[i * stride]) for i < count by AVX-512 or AVX2 compares
+// (binning_avx512.cpp, binning_avx2.cpp); false when not built for it.
 bool codes_avx512(const float* e, const float* x, int64_t stride, int64_t count, uint8_t* out);
+bool codes_avx2(const float* e, const float* x, int64_t stride, int64_t count, uint8_t* out);
 
 }  // namespace forgeml::tree

@@ -173,7 +173,7 @@ void compact_predict(const CompactForest& f, const float* X, int64_t n, const do
   const CompactKernels& kern = compact_kernels();
   // A forest larger than a core's L2 is read again by every chunk of rows (its trees pass over each
   // chunk in turn): then each thread takes one chunk, not four (AVX-512 walk: 1.6x on a 17 MB
-  // forest, tree_predict_profile.md round 3; the portable walk, 128-row blocks, does not mind).
+  // forest, tree_predict_profile.md round 3; the portable walk's row blocks likewise).
   const int nt = threads > 0 ? std::min(threads, num_threads()) : num_threads();
   const int64_t grain =
       f.nodes.size() * sizeof(CompactNode) > (size_t{1} << 20) ? std::max<int64_t>(256, n / std::max(nt, 1)) : 256;
