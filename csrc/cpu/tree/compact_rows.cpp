@@ -183,7 +183,8 @@ void walk_row(const CompactArrays& f, const float* x, const int64_t* start, int6
       if (nd.feature < 0 || feat >= d || nd.right <= at[l] + 1 || nd.right >= size[l]) bad_node(f, tree[l], at[l], nd);
       const float v = x[feat];
       const bool left = (v <= nd.threshold) | (std::isnan(v) & ((nd.feature >> 30) & 1));
-      at[l] = left ? at[l] + 1 : nd.right;  // every step moves forward inside the tree: it ends
+      // every step moves forward inside the tree: it ends. A select by mask (compact.cpp's step)
+      at[l] = nd.right + ((at[l] + 1 - nd.right) & -static_cast<int32_t>(left));
       __builtin_prefetch(f.nodes + base[l] + at[l]);
       ++l;
     }
