@@ -2,7 +2,8 @@
 // widened on load, arg-max kept per lane (value, position) and reduced at the end so ties still
 // go to the last position; the last m % 4 positions run scalar after the reduction (they come
 // last, so ">=" keeps the tie rule). The arithmetic is smo_avx512.cpp's (one FMA in the update),
-// so both ISAs take the same steps.
+// so both ISAs take the same steps. The scalar tails repeat smo_pass.h's loops rather than call
+// them: an inline function compiled here could become the copy the portable table links to.
 #include "cpu/svm/kernels.h"
 
 #if defined(__x86_64__)
