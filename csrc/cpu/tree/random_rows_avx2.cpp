@@ -19,9 +19,6 @@ constexpr int kRowChunk = 32;  // one YMM register
 namespace forgeml::tree {
 namespace {
 
-// The left rows (code <= bin; NaN: nan_left) to dst in order, the right ones in order from
-// dst + left_rows * W. The row's slot is picked by a mask, not `left ? to_l : to_r`: GCC made that
-// a branch, mispredicted on half the rows of a random split (ExtraTrees fit 1.45 -> 1.28 s).
 // A row in whole YMM (XMM for 16 bytes) moves: a memcpy through a vector array staged each row on
 // the stack in 16-byte pieces (twice the stores; the loop is store-bound).
 template <int W>
@@ -35,6 +32,9 @@ inline void copy_row(uint8_t* dst, const uint8_t* src) {
   }
 }
 
+// The left rows (code <= bin; NaN: nan_left) to dst in order, the right ones in order from
+// dst + left_rows * W. The row's slot is picked by a mask, not `left ? to_l : to_r`: GCC made that
+// a branch, mispredicted on half the rows of a random split (ExtraTrees fit 1.45 -> 1.28 s).
 template <int W, bool kNan>
 int64_t split_rows_w(const uint8_t* src, int64_t m, int f, int bin, bool nan_left, int64_t left_rows, uint8_t* dst) {
   int64_t nl = 0, nr = 0;
