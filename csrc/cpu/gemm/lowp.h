@@ -59,12 +59,14 @@ float quantize_row_scalar(const float* x, int64_t n, int8_t* q);
 void pair_bf16_scalar(const float* lo, const float* hi, uint32_t* dst, int64_t n, int64_t nr, int64_t panel_stride);
 void row_bf16_scalar(const float* src, uint16_t* dst, int64_t n);
 
-// kind: 0 = bf16, 1 = int8. isa != reference; falls back to portable where the CPU lacks the
+// kind: 0 = bf16, 1 = int8. isa != reference; avx512 falls back to avx2 where the CPU lacks the
 // instructions (avx512_bf16 / avx512_vnni).
 const LowpKernels& lowp_kernels_for(Isa isa, int kind);
 
 bool lowp_avx512_bf16(LowpKernels& k);
 bool lowp_avx512_int8(LowpKernels& k);
+bool lowp_avx2_bf16(LowpKernels& k);
+bool lowp_avx2_int8(LowpKernels& k);
 void lowp_portable_bf16(LowpKernels& k);
 void lowp_portable_int8(LowpKernels& k);
 

@@ -1,6 +1,7 @@
 // The driver of the bf16 and int8 GEMMs (gemm_lowp.h): argument checks, conversion of op(A) to
 // depth groups, packing of op(B) into NR-column panels, the thread split and the loop over
-// panels; the micro-kernels live in lowp_avx512.cpp / lowp_portable.cpp (contract: lowp.h).
+// panels; the micro-kernels live in lowp_avx512.cpp / lowp_avx2.cpp / lowp_portable.cpp
+// (contract: lowp.h).
 //
 // Both operands are converted once per call (float32 -> bf16 must happen somewhere, and the
 // int8 A needs its +128 offset for vpdpbusd), so there is no in-place path as in the SGEMM.
@@ -32,11 +33,15 @@ namespace detail {
 const LowpKernels& lowp_kernels_for(Isa isa, int kind) {
   static const LowpKernels pb = [] { LowpKernels k; lowp_portable_bf16(k); return k; }();
   static const LowpKernels pi = [] { LowpKernels k; lowp_portable_int8(k); return k; }();
-  // (the AVX-512 fill functions are compiled for AVX-512: not called on a CPU without it)
-  static const bool avx512 = detected_isa() == Isa::avx512;
-  static const LowpKernels vb = [&] { LowpKernels k; return avx512 && lowp_avx512_bf16(k) ? k : pb; }();
-  static const LowpKernels vi = [&] { LowpKernels k; return avx512 && lowp_avx512_int8(k) ? k : pi; }();
+  // (an ISA's fill functions are compiled for it: not called on a CPU without it)
+  static const bool avx2 = detected_isa() >= Isa::avx2, avx512 = detected_isa() == Isa::avx512;
+  static const LowpKernels ab = [&] { LowpKernels k; return avx2 && lowp_avx2_bf16(k) ? k : pb; }();
+  static const LowpKernels ai = [&] { LowpKernels k; return avx2 && lowp_avx2_int8(k) ? k : pi; }();
+  // an AVX-512 CPU without avx512_bf16 / vnni runs the AVX2 tiles
+  static const LowpKernels vb = [&] { LowpKernels k; return avx512 && lowp_avx512_bf16(k) ? k : ab; }();
+  static const LowpKernels vi = [&] { LowpKernels k; return avx512 && lowp_avx512_int8(k) ? k : ai; }();
   if (isa == Isa::avx512) return kind ? vi : vb;
+  if (isa == Isa::avx2) return kind ? ai : ab;
   return kind ? pi : pb;
 }
 

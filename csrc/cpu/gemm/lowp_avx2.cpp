@@ -1,0 +1,167 @@
+// AVX2 + FMA micro-kernels of the reduced-precision GEMMs, for CPUs without avx512_bf16 / VNNI
+// (contract: lowp.h). Without those instructions neither format multiplies faster than float32,
+// so the aim is float32's rate with half (bf16) or a quarter (int8) of the operand bytes:
+//   bf16_avx2_4x16: each bf16 widened to float32 by a shift or a mask (exact), then FMAs;
+//   int8_avx2_4x16: bytes widened to int16 pairs, vpmaddwd sums two u8 x s8 products per int32
+//     lane exactly (vpmaddubsw would saturate int16 at 255 * 128 * 2).
+// Per depth group the even and the odd halves of the group go one after the other, so the
+// accumulators, one half of B and a broadcast of A fit in the 16 ymm registers.
+#include "cpu/gemm/lowp.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#include <utility>
+
+namespace forgeml::gemm::detail {
+namespace {
+
+constexpr int NR = 16;
+
+__m256i lane_mask(int n, int v) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n - 8 * v), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// bf16_avx2_<M>x<8*NV>: a group word holds depth 2g in its low half and 2g + 1 in its high half.
+template <int M, int NV>
+void bf16_avx2(int64_t kg, const uint32_t* a, int64_t as, const uint32_t* b, float* c, int64_t ldc, bool accumulate,
+               const LowpTile&, int, int n) {
+  const __m256i high = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
+  __m256 acc[M][NV];
+#pragma GCC unroll 8
+  for (int i = 0; i < M; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_setzero_ps();
+  for (int64_t g = 0; g < kg; ++g, b += NR) {
+    const __m256i* bw = reinterpret_cast<const __m256i*>(b);
+    __m256 bv[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) bv[v] = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_loadu_si256(bw + v), 16));
+#pragma GCC unroll 8
+    for (int i = 0; i < M; ++i) {
+      const __m256 ai = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_set1_epi32(static_cast<int>(a[i * as + g])), 16));
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_fmadd_ps(ai, bv[v], acc[i][v]);
+    }
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) bv[v] = _mm256_castsi256_ps(_mm256_and_si256(_mm256_loadu_si256(bw + v), high));
+#pragma GCC unroll 8
+    for (int i = 0; i < M; ++i) {
+      const __m256 ai = _mm256_castsi256_ps(_mm256_and_si256(_mm256_set1_epi32(static_cast<int>(a[i * as + g])), high));
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_fmadd_ps(ai, bv[v], acc[i][v]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < M; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) {
+      float* p = c + i * ldc + 8 * v;
+      if (n >= 8 * (v + 1)) {
+        _mm256_storeu_ps(p, accumulate ? _mm256_add_ps(acc[i][v], _mm256_loadu_ps(p)) : acc[i][v]);
+      } else {
+        const __m256i mk = lane_mask(n, v);
+        const __m256 r = accumulate ? _mm256_add_ps(acc[i][v], _mm256_maskload_ps(p, mk)) : acc[i][v];
+        _mm256_maskstore_ps(p, mk, r);
+      }
+    }
+}
+
+// int8_avx2_<M>x<8*NV>: a group word holds depth 4g .. 4g + 3 in its bytes, A's unsigned and
+// B's signed. The even bytes (0, 2) and then the odd ones (1, 3) as int16 pairs per int32 lane.
+template <int M, int NV>
+void int8_avx2(int64_t kg, const uint32_t* a, int64_t as, const uint32_t* b, float* c, int64_t ldc, bool accumulate,
+               const LowpTile& t, int, int n) {
+  const __m256i even = _mm256_set1_epi32(0x00ff00ff);
+  __m256i acc[M][NV];
+#pragma GCC unroll 8
+  for (int i = 0; i < M; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_setzero_si256();
+  for (int64_t g = 0; g < kg; ++g, b += NR) {
+    const __m256i* bw = reinterpret_cast<const __m256i*>(b);
+    __m256i bv[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) bv[v] = _mm256_srai_epi16(_mm256_slli_epi16(_mm256_loadu_si256(bw + v), 8), 8);
+#pragma GCC unroll 8
+    for (int i = 0; i < M; ++i) {
+      const __m256i ai = _mm256_and_si256(_mm256_set1_epi32(static_cast<int>(a[i * as + g])), even);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_add_epi32(acc[i][v], _mm256_madd_epi16(ai, bv[v]));
+    }
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) bv[v] = _mm256_srai_epi16(_mm256_loadu_si256(bw + v), 8);
+#pragma GCC unroll 8
+    for (int i = 0; i < M; ++i) {
+      const __m256i ai = _mm256_srli_epi16(_mm256_set1_epi32(static_cast<int>(a[i * as + g])), 8);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_add_epi32(acc[i][v], _mm256_madd_epi16(ai, bv[v]));
+    }
+  }
+  // The portable tile's epilogue: (acc - corr) * (row scale * column scale), then bias_act's
+  // x + bias and relu when the driver fuses them (LowpTile).
+  __m256 cs[NV], bias[NV];
+  __m256i corr[NV], mk[NV];
+#pragma GCC unroll 2
+  for (int v = 0; v < NV; ++v) {
+    mk[v] = lane_mask(n, v);
+    cs[v] = _mm256_maskload_ps(t.col_scale + 8 * v, mk[v]);
+    corr[v] = _mm256_maskload_epi32(t.corr + 8 * v, mk[v]);
+    bias[v] = t.bias ? _mm256_maskload_ps(t.bias + 8 * v, mk[v]) : _mm256_setzero_ps();
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < M; ++i) {
+    const __m256 rs = _mm256_set1_ps(t.row_scale[i]);
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) {
+      float* p = c + i * ldc + 8 * v;
+      __m256 r = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(acc[i][v], corr[v])), _mm256_mul_ps(rs, cs[v]));
+      if (accumulate) r = _mm256_add_ps(_mm256_maskload_ps(p, mk[v]), r);
+      if (t.bias) r = _mm256_add_ps(r, bias[v]);
+      if (t.relu) r = _mm256_max_ps(_mm256_setzero_ps(), r);  // NaN passes, as in bias_act
+      _mm256_maskstore_ps(p, mk[v], r);
+    }
+  }
+}
+
+template <int... I>
+void fill_bf16(LowpKernels& k, std::integer_sequence<int, I...>) {
+  ((k.tile[0][I + 1] = bf16_avx2<I + 1, 2>), ...);
+  ((k.tile[1][I + 1] = bf16_avx2<I + 1, 1>), ...);
+}
+template <int... I>
+void fill_int8(LowpKernels& k, std::integer_sequence<int, I...>) {
+  ((k.tile[0][I + 1] = int8_avx2<I + 1, 2>), ...);
+  ((k.tile[1][I + 1] = int8_avx2<I + 1, 1>), ...);
+}
+
+}  // namespace
+
+bool lowp_avx2_bf16(LowpKernels& k) {
+  k = LowpKernels{};
+  fill_bf16(k, std::make_integer_sequence<int, 4>{});
+  k.mr = 4, k.nr = NR, k.kcg = 128, k.nc = 512;  // A strip 2 KiB in L1, B block 256 KiB in L2
+  k.name = "bf16_avx2_4x16";
+  k.pair_bf16 = pair_bf16_scalar;
+  k.row_bf16 = row_bf16_scalar;
+  return true;
+}
+
+bool lowp_avx2_int8(LowpKernels& k) {
+  k = LowpKernels{};
+  fill_int8(k, std::make_integer_sequence<int, 4>{});
+  k.mr = 4, k.nr = NR, k.kcg = 256, k.nc = 256;  // depth 1024 per block, B block 256 KiB in L2
+  k.name = "int8_avx2_4x16";
+  k.quantize_row = quantize_row_scalar;
+  k.int8_bias_relu = true;
+  return true;
+}
+
+}  // namespace forgeml::gemm::detail
+
+#else
+namespace forgeml::gemm::detail {
+bool lowp_avx2_bf16(LowpKernels&) { return false; }
+bool lowp_avx2_int8(LowpKernels&) { return false; }
+}  // namespace forgeml::gemm::detail
+#endif
