@@ -87,7 +87,7 @@ CASES = [
     (2, 6, 6, 16, 3, 3, 64, 1, 1, "valid"),
     (1, 5, 5, 4, 5, 5, 3, 3, 1, "same"),
     (4, 7, 7, 33, 1, 1, 9, 2, 1, "same"),
-    # 3x3 at stride 1 with >= 16 channels in and out: Winograd F(2x2, 3x3) under AVX-512 (odd
+    # 3x3 at stride 1 with >= 16 channels in and out: Winograd F(2x2, 3x3) under AVX-512 and AVX2 (odd
     # output sizes leave partial 2x2 tiles; backward-data runs it on the flipped kernel too)
     (2, 7, 9, 17, 3, 3, 19, 1, 1, "same"),
     (1, 6, 5, 16, 3, 3, 33, 1, 1, "valid"),
@@ -160,13 +160,15 @@ def test_conv_finite_differences(isa):
 
 
 def test_conv_matches_reference_path_on_larger_input():
-    """A bigger case than the float64 reference can afford everywhere: the fast path against the
-    reference path (float64 accumulation) of the same module."""
-    if _cpu.detected_isa() != "avx512":
-        pytest.skip("no AVX-512 on this CPU")
+    """A bigger case than the float64 reference can afford everywhere: the fast path (AVX-512's
+    implicit GEMM or AVX2's GEMM path; Winograd on both) against the reference path (float64
+    accumulation) of the same module."""
+    fast = _cpu.detected_isa()
+    if fast not in ("avx2", "avx512"):
+        pytest.skip("no AVX2 on this CPU")
     rng = np.random.default_rng(11)
     x, k, b = _rand(rng, 3, 23, 21, 37), _rand(rng, 3, 3, 37, 45), _rand(rng, 45)
-    with isa_active("avx512"):
+    with isa_active(fast):
         y = ops.conv2d(x, k, b, padding="same", activation="relu")
         dy = _rand(rng, *y.shape)
         g = ops.conv2d_grad(x, k, dy, padding="same")

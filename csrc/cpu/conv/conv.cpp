@@ -54,6 +54,28 @@ void bias_grad(const Geom& g, const float* dy, float* db) {
   }
 }
 
+bool flipped_geometry(const Geom& g, Geom& f) {
+  f = Geom{};
+  f.N = g.N, f.H = g.OH, f.W = g.OW, f.C = g.O, f.KH = g.KH, f.KW = g.KW, f.O = g.C;
+  f.dh = g.dh, f.dw = g.dw;
+  f.pt = (g.KH - 1) * g.dh - g.pt, f.pl = (g.KW - 1) * g.dw - g.pl;
+  f.pb = g.H - 1 + (g.KH - 1) * g.dh + 1 - g.OH - f.pt;
+  f.pr = g.W - 1 + (g.KW - 1) * g.dw + 1 - g.OW - f.pl;
+  if (g.sh != 1 || g.sw != 1 || f.pt < 0 || f.pl < 0 || f.pb < 0 || f.pr < 0) return false;
+  f.finish();
+  return true;
+}
+
+void flip_weights(const Geom& g, const float* w, float* wf) {
+  for (int64_t kh = 0; kh < g.KH; ++kh)
+    for (int64_t kw = 0; kw < g.KW; ++kw) {
+      const float* src = w + ((g.KH - 1 - kh) * g.KW + (g.KW - 1 - kw)) * g.C * g.O;
+      float* dst = wf + (kh * g.KW + kw) * g.O * g.C;
+      for (int64_t c = 0; c < g.C; ++c)
+        for (int64_t o = 0; o < g.O; ++o) dst[o * g.C + c] = src[c * g.O + o];
+    }
+}
+
 // ---------------------------------------------------------------- dispatch
 
 void forward(const Geom& g, const float* x, const float* w, const float* bias, gemm::Activation act, float* y) {

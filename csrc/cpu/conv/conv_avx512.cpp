@@ -463,25 +463,10 @@ void forward_avx512(const Geom& g, const float* x, const float* w, const float* 
 }
 
 void backward_data_avx512(const Geom& g, const float* w, const float* dy, float* dx) {
-  // Stride 1: dx = conv(dy, flipped w) with pads that make the output H x W.
   Geom f;
-  f.N = g.N, f.H = g.OH, f.W = g.OW, f.C = g.O, f.KH = g.KH, f.KW = g.KW, f.O = g.C;
-  f.dh = g.dh, f.dw = g.dw;
-  f.pt = (g.KH - 1) * g.dh - g.pt, f.pl = (g.KW - 1) * g.dw - g.pl;
-  f.pb = g.H - 1 + (g.KH - 1) * g.dh + 1 - g.OH - f.pt;
-  f.pr = g.W - 1 + (g.KW - 1) * g.dw + 1 - g.OW - f.pl;
-  bool flip = g.sh == 1 && g.sw == 1 && g.C >= 16 && f.pt >= 0 && f.pl >= 0 && f.pb >= 0 && f.pr >= 0;
-  if (!flip) return data_grad_col2im(g, w, dy, dx);
-  f.finish();
-  // wf[kh, kw, o, c] = w[KH-1-kh, KW-1-kw, c, o]
+  if (g.C < 16 || !flipped_geometry(g, f)) return data_grad_col2im(g, w, dy, dx);
   LocalVec<float> wf(g.K() * g.O);
-  for (int64_t kh = 0; kh < g.KH; ++kh)
-    for (int64_t kw = 0; kw < g.KW; ++kw) {
-      const float* src = w + ((g.KH - 1 - kh) * g.KW + (g.KW - 1 - kw)) * g.C * g.O;
-      float* dst = wf.data() + (kh * g.KW + kw) * g.O * g.C;
-      for (int64_t c = 0; c < g.C; ++c)
-        for (int64_t o = 0; o < g.O; ++o) dst[o * g.C + c] = src[c * g.O + o];
-    }
+  flip_weights(g, w, wf.data());
   conv_forward(f, dy, wf.data(), nullptr, Activation::none, dx);
 }
 

@@ -1,4 +1,5 @@
-// Convolution on the shared SGEMM (gemm.h): the path for CPUs without AVX-512 (portable, AVX2).
+// Convolution on the shared SGEMM (gemm.h): the path for CPUs without AVX-512 (portable, AVX2;
+// AVX2 sends 3x3 stride-1 kernels to Winograd).
 //   x is (N, H, W, C), w is (KH, KW, C, O) = a (K, O) matrix, y is (N, OH, OW, O).
 // The patch matrix is built in chunks of rows (never whole for large inputs):
 //   forward:         y[chunk] = act(cols @ w + bias)        (the bias/activation epilogue)
@@ -10,6 +11,7 @@
 
 #include "cpu/conv/conv.h"
 #include "cpu/conv/kernels.h"
+#include "cpu/conv/winograd.h"
 #include "forgeml/parallel.h"
 
 namespace forgeml::conv {
@@ -115,10 +117,43 @@ void backward_zeroed(const Geom& g, const float* x, const float* w, const float*
 
 void kernels_portable(Kernels& k) { k = {&forward_gemm, &backward_zeroed, "portable"}; }
 
-// AVX2 has no convolution kernel of its own: the GEMM path runs gemm's AVX2 micro-kernel.
+#if defined(__x86_64__)
+// AVX2: 3x3 stride-1 kernels on enough channels through Winograd (AVX2 transforms), the rest on
+// the GEMM path with gemm's AVX2 micro-kernel.
+namespace {
+void forward_avx2(const Geom& g, const float* x, const float* w, const float* bias, gemm::Activation act, float* y) {
+  if (winograd_applies(g)) return winograd_forward_avx2(g, x, w, bias, act, y);
+  forward_gemm(g, x, w, bias, act, y);
+}
+
+// Backward of a 3x3 stride-1 kernel through Winograd: the data gradient is a forward of dy with
+// the flipped kernel, the weight gradient has its own transforms (winograd.h).
+void backward_avx2(const Geom& g, const float* x, const float* w, const float* dy, float* dx, float* dw,
+                   float* db) {
+  Geom f;
+  const bool wino_dx = dx && flipped_geometry(g, f) && winograd_applies(f), wino_dw = dw && winograd_applies(g);
+  if (!wino_dx && !wino_dw) return backward_zeroed(g, x, w, dy, dx, dw, db);
+  if (wino_dx) {
+    std::vector<float> wf(g.K() * g.O);
+    flip_weights(g, w, wf.data());
+    winograd_forward_avx2(f, dy, wf.data(), nullptr, gemm::Activation::none, dx);
+    check_interrupt();
+  }
+  if (wino_dw) {
+    winograd_weight_grad_avx2(g, x, dy, dw);
+    check_interrupt();
+  }
+  if ((dx && !wino_dx) || (dw && !wino_dw)) backward_zeroed(g, x, w, dy, wino_dx ? nullptr : dx, wino_dw ? nullptr : dw, db);
+  else if (db) bias_grad(g, dy, db);
+}
+}  // namespace
+
 bool kernels_avx2(Kernels& k) {
-  k = {&forward_gemm, &backward_zeroed, "avx2"};
+  k = {&forward_avx2, &backward_avx2, "avx2"};
   return true;
 }
+#else
+bool kernels_avx2(Kernels&) { return false; }
+#endif
 
 }  // namespace forgeml::conv

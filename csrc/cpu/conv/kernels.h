@@ -3,6 +3,7 @@
 // entry sees N*OH*OW > 0, O > 0 and K = KH*KW*C > 0.
 //   reference: plain loops with float64 accumulation (reference.cpp), the tests' second oracle;
 //   portable, avx2: im2col chunks on gemm::sgemm (conv_gemm.cpp), which dispatches on its own;
+//     avx2 runs 3x3 stride-1 forwards through Winograd (winograd_avx2.cpp);
 //   avx512: implicit GEMM (conv_avx512.cpp).
 #pragma once
 #include <cstdint>
@@ -32,5 +33,11 @@ bool kernels_avx512(Kernels& k);
 
 // db[o] = sum over pixels of dy[., o] (conv.cpp), shared by the entries.
 void bias_grad(const Geom& g, const float* dy, float* db);
+
+// Backward-data at stride 1 as a forward (conv.cpp): dx = conv(dy, flipped w) in the geometry f
+// whose pads make the output H x W. False where it does not apply (strides, or a pad below zero).
+bool flipped_geometry(const Geom& g, Geom& f);
+// wf[kh, kw, o, c] = w[KH-1-kh, KW-1-kw, c, o]: the flipped kernel, (KH, KW, O, C).
+void flip_weights(const Geom& g, const float* w, float* wf);
 
 }  // namespace forgeml::conv

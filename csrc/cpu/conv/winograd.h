@@ -14,7 +14,16 @@ namespace forgeml::conv {
 // The geometries winograd_forward takes and is worth it for (enough channels to fill the GEMMs).
 bool winograd_applies(const Geom& g);
 
-// y = act(conv(x, w) + bias); requires winograd_applies(g).
+// y = act(conv(x, w) + bias); requires winograd_applies(g). The AVX-512 and the AVX2 transforms.
 void winograd_forward(const Geom& g, const float* x, const float* w, const float* bias, gemm::Activation act, float* y);
+void winograd_forward_avx2(const Geom& g, const float* x, const float* w, const float* bias, gemm::Activation act,
+                           float* y);
+
+// dw (3, 3, C, O) = d/dw of sum(conv(x, w) . dy), with AVX2 transforms; requires winograd_applies(g).
+void winograd_weight_grad_avx2(const Geom& g, const float* x, const float* dy, float* dw);
+
+// u[e] (C, O) for e = 4 i + j: the transformed weights U = G w G^T of w (3, 3, C, O); u holds
+// 16 C O floats (winograd.cpp).
+void winograd_weights(const Geom& g, const float* w, float* u);
 
 }  // namespace forgeml::conv

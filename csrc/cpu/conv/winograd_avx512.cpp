@@ -1,6 +1,5 @@
-// Winograd F(2x2, 3x3) forward (winograd.h). Compiled with the AVX-512 flags: the transforms are
-// plain loops over a channel vector that the compiler vectorises; the products are forgeml's SGEMM
-// on weights packed once per call.
+// Winograd F(2x2, 3x3) forward (winograd.h) with AVX-512 transforms over channel vectors; the
+// products are forgeml's SGEMM on weights packed once per call.
 //   U = G g G^T (4x4 per input / output channel pair), V = B^T d B (4x4 input patch d),
 //   y tile (2x2) = A^T (U . V summed over input channels) A, with
 //   G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1], B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],
@@ -21,33 +20,6 @@ namespace {
 
 constexpr int64_t kChunkTiles = 48;     // tiles per chunk: 16 x 48 x C floats of V stay in L2
 constexpr int64_t kGroupTiles = 16384;  // tiles between Ctrl-C checks
-
-// U[e] (C, O) for e = 4 i + j from w (3, 3, C, O).
-LocalVec<float> transform_weights(const Geom& g, const float* w) {
-  const int64_t C = g.C, O = g.O, CO = C * O;
-  LocalVec<float> u(16 * CO);
-  for (int64_t c = 0; c < C; ++c) {
-    const float* gk[3][3];
-    for (int i = 0; i < 3; ++i)
-      for (int j = 0; j < 3; ++j) gk[i][j] = w + (i * 3 + j) * CO + c * O;
-    float* ue[16];
-    for (int e = 0; e < 16; ++e) ue[e] = u.data() + e * CO + c * O;
-    for (int64_t o = 0; o < O; ++o) {
-      float t[4][3];
-      for (int j = 0; j < 3; ++j) {
-        const float a = gk[0][j][o], b = gk[1][j][o], d = gk[2][j][o];
-        t[0][j] = a, t[1][j] = 0.5f * (a + b + d), t[2][j] = 0.5f * (a - b + d), t[3][j] = d;
-      }
-      for (int i = 0; i < 4; ++i) {
-        ue[4 * i + 0][o] = t[i][0];
-        ue[4 * i + 1][o] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-        ue[4 * i + 2][o] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-        ue[4 * i + 3][o] = t[i][2];
-      }
-    }
-  }
-  return u;
-}
 
 inline __mmask16 lanes(int64_t left) {
   return left >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1);
@@ -132,16 +104,12 @@ void transform_output(const Geom& g, const Tiling& tl, const float* mp, int64_t 
 
 }  // namespace
 
-bool winograd_applies(const Geom& g) {
-  return g.KH == 3 && g.KW == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 && g.C >= 16 && g.O >= 16 &&
-         g.OH >= 2 && g.OW >= 2;
-}
-
 void winograd_forward(const Geom& g, const float* x, const float* w, const float* bias, gemm::Activation act,
                       float* y) {
   const Tiling tl{(g.OH + 1) / 2, (g.OW + 1) / 2};
   const int64_t tiles = g.N * tl.per_image();
-  const LocalVec<float> u = transform_weights(g, w);
+  LocalVec<float> u(16 * g.C * g.O);
+  winograd_weights(g, w, u.data());
   LocalVec<gemm::PackedB> packs;
   packs.reserve(16);
   for (int e = 0; e < 16; ++e) packs.emplace_back(false, g.C, g.O, u.data() + e * g.C * g.O, g.O);
