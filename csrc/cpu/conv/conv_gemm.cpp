@@ -118,11 +118,12 @@ void backward_zeroed(const Geom& g, const float* x, const float* w, const float*
 void kernels_portable(Kernels& k) { k = {&forward_gemm, &backward_zeroed, "portable"}; }
 
 #if defined(__x86_64__)
-// AVX2: 3x3 stride-1 kernels on enough channels through Winograd (AVX2 transforms), the rest on
-// the GEMM path with gemm's AVX2 micro-kernel.
+// AVX2: 3x3 stride-1 kernels on enough channels through Winograd (AVX2 transforms), inputs with
+// few channels through the direct forward, the rest on the GEMM path (gemm's AVX2 micro-kernel).
 namespace {
 void forward_avx2(const Geom& g, const float* x, const float* w, const float* bias, gemm::Activation act, float* y) {
   if (winograd_applies(g)) return winograd_forward_avx2(g, x, w, bias, act, y);
+  if (direct_avx2_applies(g)) return direct_forward_avx2(g, x, w, bias, act, y);
   forward_gemm(g, x, w, bias, act, y);
 }
 

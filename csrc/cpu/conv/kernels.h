@@ -3,7 +3,8 @@
 // entry sees N*OH*OW > 0, O > 0 and K = KH*KW*C > 0.
 //   reference: plain loops with float64 accumulation (reference.cpp), the tests' second oracle;
 //   portable, avx2: im2col chunks on gemm::sgemm (conv_gemm.cpp), which dispatches on its own;
-//     avx2 runs 3x3 stride-1 forwards through Winograd (winograd_avx2.cpp);
+//     avx2 runs 3x3 stride-1 convolutions through Winograd (winograd_avx2.cpp) and inputs with
+//     few channels through a direct forward (direct_avx2.cpp);
 //   avx512: implicit GEMM (conv_avx512.cpp).
 #pragma once
 #include <cstdint>
@@ -33,6 +34,12 @@ bool kernels_avx512(Kernels& k);
 
 // db[o] = sum over pixels of dy[., o] (conv.cpp), shared by the entries.
 void bias_grad(const Geom& g, const float* dy, float* db);
+
+// The AVX2 direct forward for inputs with few channels (direct_avx2.cpp): where it applies, and
+// y = act(conv(x, w) + bias).
+bool direct_avx2_applies(const Geom& g);
+void direct_forward_avx2(const Geom& g, const float* x, const float* w, const float* bias, gemm::Activation act,
+                         float* y);
 
 // Backward-data at stride 1 as a forward (conv.cpp): dx = conv(dy, flipped w) in the geometry f
 // whose pads make the output H x W. False where it does not apply (strides, or a pad below zero).

@@ -116,10 +116,12 @@ void int8_avx2(int64_t kg, const uint32_t* a, int64_t as, const uint32_t* b, flo
     for (int v = 0; v < NV; ++v) {
       float* p = c + i * ldc + 8 * v;
       __m256 r = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(acc[i][v], corr[v])), _mm256_mul_ps(rs, cs[v]));
-      if (accumulate) r = _mm256_add_ps(_mm256_maskload_ps(p, mk[v]), r);
+      const bool whole = n >= 8 * (v + 1);  // plain stores: vmaskmovps is microcoded on AMD Zen
+      if (accumulate) r = _mm256_add_ps(whole ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, mk[v]), r);
       if (t.bias) r = _mm256_add_ps(r, bias[v]);
       if (t.relu) r = _mm256_max_ps(_mm256_setzero_ps(), r);  // NaN passes, as in bias_act
-      _mm256_maskstore_ps(p, mk[v], r);
+      if (whole) _mm256_storeu_ps(p, r);
+      else _mm256_maskstore_ps(p, mk[v], r);
     }
   }
 }
