@@ -11,7 +11,7 @@ namespace forgeml::gemm::detail {
 namespace {
 
 constexpr int MR = 6, NV = 2, NR = 8 * NV;
-constexpr int kMC = 768, kKC = 256, kNC = 512;  // A panel 6 KiB in L1, B block 512 KiB in L2
+constexpr int kMC = 768, kKC = 256, kNC = 256;  // A panel 6 KiB in L1, B block 256 KiB: half of a Zen 2 L2
 
 // sgemm_avx2_<M>x16; RowA: op(A)(i, k) = a[i * as + k], else a[k * as + i]. Full: n == NR,
 // plain loads and stores (15 of the 16 ymm registers in use); else masked ones.
