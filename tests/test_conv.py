@@ -320,7 +320,7 @@ def ref_max_pool_grad(x, dy, k, s, padding):
 
 
 @pytest.mark.parametrize("pool, strides, padding", POOLS)
-def test_max_pool_grad_routes_to_the_first_maximum_with_ties(pool, strides, padding):
+def test_max_pool_grad_routes_to_the_first_maximum_with_ties(isa, pool, strides, padding):
     rng = np.random.default_rng(5)
     x = rng.integers(-2, 3, size=(2, 9, 11, 21)).astype(np.float32)  # many ties in every window
     k = (pool, pool) if isinstance(pool, int) else pool
@@ -328,6 +328,20 @@ def test_max_pool_grad_routes_to_the_first_maximum_with_ties(pool, strides, padd
     dy = _rand(rng, *ops.max_pool2d(x, pool, strides, padding).shape)
     dx = ops.max_pool2d_grad(x, dy, pool, strides, padding)
     np.testing.assert_allclose(dx, ref_max_pool_grad(x, dy, k, s, padding), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(2, 8, 8, 16), (3, 9, 7, 35), (5, 4, 5, 1)])
+def test_max_pool_grad_routes_to_the_first_nan(isa, shape):
+    """A window holding NaN sends its dy to the first NaN, as np.argmax picks it (the 2 x 2
+    stride-2 path and the general one, 16-channel blocks and their tails)."""
+    rng = np.random.default_rng(6)
+    x = rng.integers(-2, 3, size=shape).astype(np.float32)
+    x.reshape(-1)[rng.choice(x.size, x.size // 10, replace=False)] = np.nan
+    for pool, strides in ((2, None), (3, 2)):
+        k, s = (pool, pool), (strides or pool, strides or pool)
+        dy = _rand(rng, *ops.max_pool2d(x, pool, strides, "valid").shape)
+        dx = ops.max_pool2d_grad(x, dy, pool, strides, "valid")
+        np.testing.assert_allclose(dx, ref_max_pool_grad(x, dy, k, s, "valid"), rtol=1e-6, atol=1e-6)
 
 
 def test_avg_pool_same_divides_by_real_count():
