@@ -180,6 +180,19 @@ def test_conv_matches_reference_path_on_larger_input():
         np.testing.assert_allclose(a, r, rtol=1e-5, atol=2e-3)
 
 
+def test_conv_grad_without_dx_gives_the_same_dw_and_db(isa):
+    """need_dx=False (a model's first layer) skips the input gradient only."""
+    rng = np.random.default_rng(8)
+    for c, o in ((3, 16), (17, 19)):  # the GEMM path, Winograd on AVX2
+        x, k = _rand(rng, 2, 9, 8, c), _rand(rng, 3, 3, c, o)
+        dy = _rand(rng, 2, 9, 8, o)
+        dx, dw, db = ops.conv2d_grad(x, k, dy, padding="same")
+        none, dw2, db2 = ops.conv2d_grad(x, k, dy, padding="same", need_dx=False)
+        assert none is None and dx.shape == x.shape
+        np.testing.assert_array_equal(dw2, dw)
+        np.testing.assert_array_equal(db2, db)
+
+
 def test_conv_threads_agree():
     rng = np.random.default_rng(5)
     x, k = _rand(rng, 1, 17, 15, 24), _rand(rng, 3, 3, 24, 20)

@@ -59,13 +59,14 @@ def ref_conv2d(x, w, bias=None, *, strides=1, padding="valid", dilation=1, activ
     return y if activation is None else activations.get(activation).forward(y)
 
 
-def ref_conv2d_grad(x, w, dy, *, strides=1, padding="valid", dilation=1):
+def ref_conv2d_grad(x, w, dy, *, strides=1, padding="valid", dilation=1, need_dx=True):
     xp, sls, (pt, pl), _ = _windows(x, w.shape[:2], _pair(strides), _pair(dilation), padding)
     dxp, dw = np.zeros_like(xp), np.zeros_like(w)
     for i, j, sl in sls:
         dw[i, j] = np.einsum("nhwc,nhwo->co", xp[sl], dy)
         dxp[sl] += dy @ w[i, j].T
-    return dxp[:, pt:pt + x.shape[1], pl:pl + x.shape[2]], dw, dy.sum(axis=(0, 1, 2))
+    dx = dxp[:, pt:pt + x.shape[1], pl:pl + x.shape[2]] if need_dx else None
+    return dx, dw, dy.sum(axis=(0, 1, 2))
 
 
 def _ref_pool(kind, x, pool_size, strides, padding, dy=None):

@@ -125,22 +125,23 @@ def conv2d(x, w, bias=None, *, strides=1, padding="valid", dilation=1, activatio
     return y
 
 
-def conv2d_grad(x, w, dy, *, strides=1, padding="valid", dilation=1):
+def conv2d_grad(x, w, dy, *, strides=1, padding="valid", dilation=1, need_dx=True):
     """Gradients ``(dx, dw, db)`` of ``sum(conv2d(x, w, b, ...) * dy)`` for the same arguments.
 
-    dy: (N, OH, OW, O), the gradient of the (pre-activation) output.
+    dy: (N, OH, OW, O), the gradient of the (pre-activation) output. need_dx=False skips the
+    input gradient (dx is None), e.g. for a model's first layer.
     """
     kind, mod, (x, w, dy) = _arrays(("x", "w", "dy"), (x, w, dy))
     s, d, pads = _conv_setup(x, w, strides, padding, dilation)
     if kind == "cpu":
-        return mod.conv2d_backward(x, w, dy, s, d, pads, True, True, True)
+        return mod.conv2d_backward(x, w, dy, s, d, pads, bool(need_dx), True, True)
     import cupy
     oh, ow, _ = conv_output_shape(x.shape[1:3], w.shape[:2], strides=s, padding=padding, dilation=d)
     _backend.check_shape(dy, "dy", (x.shape[0], oh, ow, w.shape[3]))
     dx, dw, db = cupy.empty(x.shape, np.float32), cupy.empty(w.shape, np.float32), cupy.empty(w.shape[3], np.float32)
     mod.conv2d_backward_ptr(_conv_dims(x, w), s, d, pads, _ptr(x), _ptr(w), _ptr(dy), _ptr(dx), _ptr(dw), _ptr(db),
                             _stream())
-    return dx, dw, db
+    return (dx if need_dx else None), dw, db
 
 
 def _pool_setup(x, pool_size, strides, padding):

@@ -179,7 +179,7 @@ class Conv2D(Layer):
 
     def backward(self, dy, need_dx=True):
         dz = self.activation.backward(dy, self._y, self._z)
-        dx, dw, db = conv_ops().conv2d_grad(self._x, self.kernel.value, dz, **self._conv_args())
+        dx, dw, db = conv_ops().conv2d_grad(self._x, self.kernel.value, dz, **self._conv_args(), need_dx=need_dx)
         if self._cols is not None:  # mixed_bfloat16: the kernel gradient on the bf16 GEMM too
             from ... import ops as all_ops
 
