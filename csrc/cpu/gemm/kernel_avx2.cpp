@@ -5,6 +5,8 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cstring>
 #include <utility>
 
 namespace forgeml::gemm::detail {
@@ -63,6 +65,83 @@ void sgemm_avx2(int64_t kc, const float* a, int64_t as, const float* b, int64_t 
   else tile<M, RowA, false>(kc, a, as, b, bs, c, ldc, alpha, beta, n);
 }
 
+// ---------------------------------------------------------------- packing
+
+// out[k] = (src[0][k], ..., src[7][k]) for a rows x kcount block (row i at src + i * ld); rows
+// past `rows` and depths past kcount read as 0.
+void transpose8(const float* src, int64_t ld, int rows, int kcount, __m256 (&out)[8]) {
+  const __m256i km = _mm256_cmpgt_epi32(_mm256_set1_epi32(kcount), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  __m256 r[8], t[8], u[8];
+  for (int i = 0; i < 8; ++i)
+    r[i] = i >= rows ? _mm256_setzero_ps() : kcount == 8 ? _mm256_loadu_ps(src + i * ld) : _mm256_maskload_ps(src + i * ld, km);
+  for (int i = 0; i < 4; ++i) {  // pairs of rows, within 128-bit lanes
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int g = 0; g < 2; ++g) {  // u[4g + e]: depth e | e + 4 of rows 4g .. 4g + 3
+    u[4 * g + 0] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+    u[4 * g + 1] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+    u[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+    u[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+  }
+  for (int e = 0; e < 4; ++e) {
+    out[e] = _mm256_permute2f128_ps(u[e], u[4 + e], 0x20);
+    out[4 + e] = _mm256_permute2f128_ps(u[e], u[4 + e], 0x31);
+  }
+}
+
+// op(A) rows [i0, i0 + m) x depth [p0, p0 + kc) into MR-row panels (k-major); an edge panel's
+// rows past m are left unset (its kernel never reads them).
+void pack_a(bool trans, const float* A, int64_t lda, int64_t i0, int64_t m, int64_t p0, int64_t kc, float* dst) {
+  for (int64_t ip = 0; ip < m; ip += MR, dst += kc * MR) {
+    const int mm = static_cast<int>(std::min<int64_t>(MR, m - ip));
+    if (trans) {
+      const float* src = A + p0 * lda + i0 + ip;
+      for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * MR, src + k * lda, mm * sizeof(float));
+      continue;
+    }
+    const float* src = A + (i0 + ip) * lda + p0;
+    for (int64_t k = 0; k < kc; k += 8) {
+      const int kcount = static_cast<int>(std::min<int64_t>(8, kc - k));
+      __m256 out[8];
+      transpose8(src + k, lda, mm, kcount, out);
+      for (int l = 0; l < kcount; ++l) {  // MR = 6 floats exactly: 4 + 2
+        float* d = dst + (k + l) * MR;
+        _mm_storeu_ps(d, _mm256_castps256_ps128(out[l]));
+        _mm_storel_pi(reinterpret_cast<__m64*>(d + 4), _mm256_extractf128_ps(out[l], 1));
+      }
+    }
+  }
+}
+
+// op(B) columns [j0, j0 + n) x depth [p0, p0 + kc) into NR-column panels (k-major), zeros past n.
+void pack_b(bool trans, const float* B, int64_t ldb, int64_t j0, int64_t n, int64_t p0, int64_t kc, float* dst) {
+  if (!trans) {  // row by row across all panels, so the reads stay sequential
+    for (int64_t k = 0; k < kc; ++k) {
+      const float* src = B + (p0 + k) * ldb + j0;
+      float* d = dst + k * NR;
+      int64_t j = 0;
+      for (; j + NR <= n; j += NR, d += kc * NR) {
+        _mm256_storeu_ps(d, _mm256_loadu_ps(src + j));
+        _mm256_storeu_ps(d + 8, _mm256_loadu_ps(src + j + 8));
+      }
+      for (int64_t c = 0; c < NR && j < n; ++c) d[c] = j + c < n ? src[j + c] : 0.f;
+    }
+    return;
+  }
+  for (int64_t jp = 0; jp < n; jp += NR, dst += kc * NR)
+    for (int h = 0; h < 2; ++h) {
+      const int rows = static_cast<int>(std::clamp<int64_t>(n - jp - 8 * h, 0, 8));
+      const float* src = B + (j0 + jp + 8 * h) * ldb + p0;
+      for (int64_t k = 0; k < kc; k += 8) {
+        const int kcount = static_cast<int>(std::min<int64_t>(8, kc - k));
+        __m256 out[8];
+        transpose8(src + k, ldb, rows, kcount, out);
+        for (int l = 0; l < kcount; ++l) _mm256_storeu_ps(dst + (k + l) * NR + 8 * h, out[l]);
+      }
+    }
+}
+
 template <int... I>
 void fill(Kernel& k, std::integer_sequence<int, I...>) {
   for (int narrow = 0; narrow < 2; ++narrow) {
@@ -76,6 +155,8 @@ void fill(Kernel& k, std::integer_sequence<int, I...>) {
 bool kernel_avx2(Kernel& k) {
   k = Kernel{};
   fill(k, std::make_integer_sequence<int, MR>{});
+  k.pack_a = pack_a;
+  k.pack_b = pack_b;
   k.mr = MR;
   k.nr = NR;
   k.mc = kMC;
