@@ -28,7 +28,7 @@ void tile(int64_t kc, const float* a, int64_t as, const float* b, int64_t bs, fl
   for (int i = 0; i < M; ++i)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_setzero_ps();
-#pragma GCC unroll 2
+#pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k, b += bs) {
     __m256 bv[NV];
 #pragma GCC unroll 4
