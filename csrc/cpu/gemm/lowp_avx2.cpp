@@ -32,6 +32,7 @@ void bf16_avx2(int64_t kg, const uint32_t* a, int64_t as, const uint32_t* b, flo
   for (int i = 0; i < M; ++i)
 #pragma GCC unroll 2
     for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_setzero_ps();
+#pragma GCC unroll 2
   for (int64_t g = 0; g < kg; ++g, b += NR) {
     const __m256i* bw = reinterpret_cast<const __m256i*>(b);
     __m256 bv[NV];
@@ -78,6 +79,7 @@ void int8_avx2(int64_t kg, const uint32_t* a, int64_t as, const uint32_t* b, flo
   for (int i = 0; i < M; ++i)
 #pragma GCC unroll 2
     for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_setzero_si256();
+#pragma GCC unroll 2
   for (int64_t g = 0; g < kg; ++g, b += NR) {
     const __m256i* bw = reinterpret_cast<const __m256i*>(b);
     __m256i bv[NV];
