@@ -42,22 +42,27 @@ void im2col(const Geom& g, const float* x, int64_t m0, int64_t rows, float* cols
   });
 }
 
-// dx += col2im(dcols) for pixels [m0, m0 + rows). Serial over pixels: patches overlap.
+// dx += col2im(dcols) for pixels [m0, m0 + rows). Patches overlap only inside an image, so the
+// threads split the chunk at image boundaries: each image's pixels stay on one thread.
 void col2im(const Geom& g, const float* dcols, int64_t m0, int64_t rows, float* dx) {
   const int64_t K = g.K(), P = g.OH * g.OW;
-  for (int64_t i = 0; i < rows; ++i) {
-    int64_t m = m0 + i, n = m / P, p = m % P, oh = p / g.OW, ow = p % g.OW;
-    const float* src = dcols + i * K;
-    for (int64_t kh = 0; kh < g.KH; ++kh) {
-      int64_t ih = oh * g.sh + kh * g.dh - g.pt;
-      for (int64_t kw = 0; kw < g.KW; ++kw, src += g.C) {
-        int64_t iw = ow * g.sw + kw * g.dw - g.pl;
-        if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) continue;
-        float* d = dx + ((n * g.H + ih) * g.W + iw) * g.C;
-        for (int64_t c = 0; c < g.C; ++c) d[c] += src[c];
+  const int64_t n0 = m0 / P, n1 = (m0 + rows - 1) / P + 1;  // images the chunk touches
+  parallel_for(n1 - n0, 1, [&](int64_t b, int64_t e) {
+    const int64_t first = std::max(m0, (n0 + b) * P), last = std::min(m0 + rows, (n0 + e) * P);
+    for (int64_t m = first; m < last; ++m) {
+      int64_t n = m / P, p = m % P, oh = p / g.OW, ow = p % g.OW;
+      const float* src = dcols + (m - m0) * K;
+      for (int64_t kh = 0; kh < g.KH; ++kh) {
+        int64_t ih = oh * g.sh + kh * g.dh - g.pt;
+        for (int64_t kw = 0; kw < g.KW; ++kw, src += g.C) {
+          int64_t iw = ow * g.sw + kw * g.dw - g.pl;
+          if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) continue;
+          float* d = dx + ((n * g.H + ih) * g.W + iw) * g.C;
+          for (int64_t c = 0; c < g.C; ++c) d[c] += src[c];
+        }
       }
     }
-  }
+  });
 }
 
 bool is_pointwise(const Geom& g) {  // 1x1, stride 1, no padding: x is already the patch matrix
