@@ -132,24 +132,27 @@ void forward_avx2(const Geom& g, const float* x, const float* w, const float* bi
   forward_gemm(g, x, w, bias, act, y);
 }
 
-// Backward of a 3x3 stride-1 kernel through Winograd: the data gradient is a forward of dy with
-// the flipped kernel, the weight gradient has its own transforms (winograd.h).
+// Backward: a 3x3 stride-1 kernel through Winograd (the data gradient is a forward of dy with the
+// flipped kernel, the weight gradient has its own transforms: winograd.h); the weight gradient of
+// inputs with few channels by the direct kernel; the rest on the GEMM path.
 void backward_avx2(const Geom& g, const float* x, const float* w, const float* dy, float* dx, float* dw,
                    float* db) {
   Geom f;
-  const bool wino_dx = dx && flipped_geometry(g, f) && winograd_applies(f), wino_dw = dw && winograd_applies(g);
-  if (!wino_dx && !wino_dw) return backward_zeroed(g, x, w, dy, dx, dw, db);
+  const bool wino_dx = dx && flipped_geometry(g, f) && winograd_applies(f);
+  const bool own_dw = dw && (winograd_applies(g) || direct_avx2_applies(g));
+  if (!wino_dx && !own_dw) return backward_zeroed(g, x, w, dy, dx, dw, db);
   if (wino_dx) {
     std::vector<float> wf(g.K() * g.O);
     flip_weights(g, w, wf.data());
     winograd_forward_avx2(f, dy, wf.data(), nullptr, gemm::Activation::none, dx);
     check_interrupt();
   }
-  if (wino_dw) {
-    winograd_weight_grad_avx2(g, x, dy, dw);
+  if (own_dw) {
+    if (winograd_applies(g)) winograd_weight_grad_avx2(g, x, dy, dw);
+    else direct_weight_grad_avx2(g, x, dy, dw);
     check_interrupt();
   }
-  if ((dx && !wino_dx) || (dw && !wino_dw)) backward_zeroed(g, x, w, dy, wino_dx ? nullptr : dx, wino_dw ? nullptr : dw, db);
+  if ((dx && !wino_dx) || (dw && !own_dw)) backward_zeroed(g, x, w, dy, wino_dx ? nullptr : dx, own_dw ? nullptr : dw, db);
   else if (db) bias_grad(g, dy, db);
 }
 }  // namespace

@@ -137,6 +137,53 @@ LocalVec<float> pack_panels(const float* w, int64_t K, int64_t O) {
   return out;
 }
 
+// out[r, :ncols] += sum over the np pixels of patch[p, k0 + r] * dy[p, :ncols] for MR rows of
+// the weight gradient (K, O) and one 16-column panel; koff[r]: row k0 + r's offset in a patch.
+template <int MR>
+void dw_tile(const float* xb, const int64_t* rowoff, int64_t np, const int64_t* koff, const float* dy, int64_t ldd,
+             int ncols, float* out, int64_t ldo) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(ncols), lane);
+  const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(ncols - 8), lane);
+  const bool full = ncols == kNR;
+  int64_t ko[MR];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) ko[r] = koff[r];
+  __m256 acc[MR][2];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+  for (int64_t p = 0; p < np; ++p, dy += ldd) {
+    const __m256 d0 = full ? _mm256_loadu_ps(dy) : _mm256_maskload_ps(dy, m0);
+    const __m256 d1 = full ? _mm256_loadu_ps(dy + 8) : _mm256_maskload_ps(dy + 8, m1);
+    const float* xp = xb + rowoff[p];
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      const __m256 xv = _mm256_broadcast_ss(xp + ko[r]);
+      acc[r][0] = _mm256_fmadd_ps(xv, d0, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(xv, d1, acc[r][1]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+    float* o = out + r * ldo;
+    if (full) {
+      _mm256_storeu_ps(o, _mm256_add_ps(_mm256_loadu_ps(o), acc[r][0]));
+      _mm256_storeu_ps(o + 8, _mm256_add_ps(_mm256_loadu_ps(o + 8), acc[r][1]));
+    } else {
+      _mm256_maskstore_ps(o, m0, _mm256_add_ps(_mm256_maskload_ps(o, m0), acc[r][0]));
+      _mm256_maskstore_ps(o + 8, m1, _mm256_add_ps(_mm256_maskload_ps(o + 8, m1), acc[r][1]));
+    }
+  }
+}
+
+using DwFn = void (*)(const float*, const int64_t*, int64_t, const int64_t*, const float*, int64_t, int, float*,
+                      int64_t);
+template <int... R>
+constexpr std::array<DwFn, kMR + 1> dw_tiles(std::integer_sequence<int, R...>) {
+  return {nullptr, &dw_tile<R + 1>...};
+}
+constexpr auto kDw = dw_tiles(std::make_integer_sequence<int, kMR>{});
+
 }  // namespace
 
 bool direct_avx2_applies(const Geom& g) { return g.C < 8; }
@@ -189,6 +236,47 @@ void direct_forward_avx2(const Geom& g, const float* x, const float* w, const fl
       }
     }
   });
+  check_interrupt();
+}
+
+// dw = patches^T dy without building the patches: each thread sums a fixed range of images (or
+// of an image's pixels, when there are few images) into its own (K, O) buffer, in blocks of
+// pixels whose dy rows stay in cache across the K tiles; the buffers are added in thread order,
+// so the sums are the same on every run.
+void direct_weight_grad_avx2(const Geom& g, const float* x, const float* dy, float* dw) {
+  const Layout lay(g);
+  const int64_t K = g.K(), P = g.OH * g.OW, panels = (g.O + kNR - 1) / kNR;
+  LocalVec<int64_t> rowoff(P), koff(K);
+  for (int64_t p = 0; p < P; ++p) rowoff[p] = ((p / g.OW) * g.sh * lay.Wp + (p % g.OW) * g.sw) * g.C;
+  for (int64_t k = 0; k < K; ++k) koff[k] = lay.segoff[k / lay.L] + k % lay.L;
+  const int T = num_threads();
+  const int64_t per = std::max<int64_t>(1, std::min<int64_t>(P, (T + g.N - 1) / g.N)), items = g.N * per;
+  const int chunks = static_cast<int>(std::min<int64_t>(T, items));
+  LocalVec<float> part(static_cast<size_t>(chunks) * K * g.O, 0.f);
+  constexpr int64_t kBlock = 256;  // pixels per pass over the K tiles
+  parallel_for(chunks, 1, [&](int64_t cb, int64_t ce) {
+    LocalVec<float> buf(lay.Hp * lay.Wp * g.C);
+    for (int64_t c = cb; c < ce; ++c) {
+      float* out = part.data() + c * K * g.O;
+      int64_t padded = -1;
+      for (int64_t it = items * c / chunks; it < items * (c + 1) / chunks; ++it) {
+        const int64_t n = it / per, j = it % per, p0 = P * j / per, p1 = P * (j + 1) / per;
+        if (padded != n) pad_image(g, lay, x + n * g.H * g.W * g.C, buf.data()), padded = n;
+        for (int64_t q = p0; q < p1; q += kBlock) {
+          const int64_t np = std::min(kBlock, p1 - q);
+          const float* dq = dy + (n * P + q) * g.O;
+          for (int64_t k0 = 0; k0 < K; k0 += kMR)
+            for (int64_t jp = 0; jp < panels; ++jp)
+              kDw[std::min<int64_t>(kMR, K - k0)](buf.data(), rowoff.data() + q, np, koff.data() + k0, dq + jp * kNR,
+                                                  g.O, static_cast<int>(std::min<int64_t>(kNR, g.O - jp * kNR)),
+                                                  out + k0 * g.O + jp * kNR, g.O);
+        }
+      }
+    }
+  });
+  std::copy(part.begin(), part.begin() + K * g.O, dw);
+  for (int c = 1; c < chunks; ++c)
+    for (int64_t i = 0; i < K * g.O; ++i) dw[i] += part[c * K * g.O + i];
   check_interrupt();
 }
 

@@ -35,11 +35,13 @@ bool kernels_avx512(Kernels& k);
 // db[o] = sum over pixels of dy[., o] (conv.cpp), shared by the entries.
 void bias_grad(const Geom& g, const float* dy, float* db);
 
-// The AVX2 direct forward for inputs with few channels (direct_avx2.cpp): where it applies, and
-// y = act(conv(x, w) + bias).
+// The AVX2 direct convolution for inputs with few channels (direct_avx2.cpp): where it applies,
+// y = act(conv(x, w) + bias), and the weight gradient.
 bool direct_avx2_applies(const Geom& g);
 void direct_forward_avx2(const Geom& g, const float* x, const float* w, const float* bias, gemm::Activation act,
                          float* y);
+// dw = d/dw of sum(conv(x, w) . dy), written whole; where direct_avx2_applies.
+void direct_weight_grad_avx2(const Geom& g, const float* x, const float* dy, float* dw);
 
 // Backward-data at stride 1 as a forward (conv.cpp): dx = conv(dy, flipped w) in the geometry f
 // whose pads make the output H x W. False where it does not apply (strides, or a pad below zero).
