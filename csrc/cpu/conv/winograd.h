@@ -14,6 +14,29 @@ namespace forgeml::conv {
 // The geometries winograd_forward takes and is worth it for (enough channels to fill the GEMMs).
 bool winograd_applies(const Geom& g);
 
+// 2x2 output tiles, th down and tw across an image; tile t is image t / (th tw), row
+// (t % (th tw)) / tw, column t % tw.
+struct WinogradTiles {
+  int64_t th, tw;
+};
+// An ISA's transforms: V[e] (m, C) = B^T d B of tiles [t0, t0 + m) (zeros: C zeros, for the
+// input's outside), and y from the channel products M[e] (m, O) with bias and activation.
+using WinogradInput = void (*)(const Geom& g, const WinogradTiles& tl, const float* x, int64_t t0, int64_t m,
+                               const float* zeros, float* v);
+using WinogradOutput = void (*)(const Geom& g, const WinogradTiles& tl, const float* mp, int64_t t0, int64_t m,
+                                const float* bias, gemm::Activation act, float* y);
+// d[i][j] = the input pixel at row i, column j of tile t's 4x4 patch, or zeros outside the image
+// (winograd.cpp).
+void winograd_patch(const Geom& g, const WinogradTiles& tl, const float* x, int64_t t, const float* zeros,
+                    const float* (&d)[4][4]);
+// off[p] = where output pixel p (row-major in the 2x2) of tile t starts in y (N, OH, OW, O), or
+// -1 past the output's edge (winograd.cpp).
+void winograd_outputs(const Geom& g, const WinogradTiles& tl, int64_t t, int64_t (&off)[4]);
+// The forward with an ISA's transforms (winograd.cpp): weights transformed and packed once, tiles
+// in chunks of chunk_tiles (a chunk's V and M stay in the thread's L2) over the thread pool.
+void winograd_run(const Geom& g, const float* x, const float* w, const float* bias, gemm::Activation act, float* y,
+                  int64_t chunk_tiles, WinogradInput input, WinogradOutput output);
+
 // y = act(conv(x, w) + bias); requires winograd_applies(g). The AVX-512 and the AVX2 transforms.
 void winograd_forward(const Geom& g, const float* x, const float* w, const float* bias, gemm::Activation act, float* y);
 void winograd_forward_avx2(const Geom& g, const float* x, const float* w, const float* bias, gemm::Activation act,

@@ -17,7 +17,6 @@ namespace {
 
 // Tiles per chunk: 16 x 32 x C floats of V and 16 x 32 x O of products stay in a 512 KiB L2.
 constexpr int64_t kChunkTiles = 32;
-constexpr int64_t kGroupTiles = 16384;  // tiles between Ctrl-C checks
 // The weight gradient's chunks: a deeper product per GEMM call (u[e] is read and written once
 // per call), and chunks between Ctrl-C checks.
 constexpr int64_t kGradTiles = 128, kGradGroup = 64;
@@ -35,23 +34,13 @@ void store(float* p, __m256i k, bool whole, __m256 v) {
   else _mm256_maskstore_ps(p, k, v);
 }
 
-struct Tiling {
-  int64_t th, tw;  // tiles per image, down and across
-  int64_t per_image() const { return th * tw; }
-};
-
 // V[e] (m, C) for tiles [t0, t0 + m): each tile's 4x4 input patch, zeros outside the image.
-void transform_input(const Geom& g, const Tiling& tl, const float* x, int64_t t0, int64_t m, const float* zeros,
+void transform_input(const Geom& g, const WinogradTiles& tl, const float* x, int64_t t0, int64_t m, const float* zeros,
                      float* v) {
   const int64_t C = g.C, stride_e = m * C;
   for (int64_t r = 0; r < m; ++r) {
-    const int64_t t = t0 + r, n = t / tl.per_image(), ty = (t % tl.per_image()) / tl.tw, tx = t % tl.tw;
     const float* d[4][4];
-    for (int i = 0; i < 4; ++i)
-      for (int j = 0; j < 4; ++j) {
-        const int64_t yy = 2 * ty - g.pt + i, xx = 2 * tx - g.pl + j;
-        d[i][j] = yy >= 0 && yy < g.H && xx >= 0 && xx < g.W ? x + ((n * g.H + yy) * g.W + xx) * C : zeros;
-      }
+    winograd_patch(g, tl, x, t0 + r, zeros, d);
     float* out = v + r * C;
     for (int64_t c = 0; c < C; c += 8) {
       const __m256i k = lanes(C - c);
@@ -75,17 +64,16 @@ void transform_input(const Geom& g, const Tiling& tl, const float* x, int64_t t0
 }
 
 // y tiles from the products M[e] (m, O): A^T M A, then bias and activation, inside the output.
-void transform_output(const Geom& g, const Tiling& tl, const float* mp, int64_t t0, int64_t m, const float* bias,
+void transform_output(const Geom& g, const WinogradTiles& tl, const float* mp, int64_t t0, int64_t m, const float* bias,
                       gemm::Activation act, float* y) {
   const int64_t O = g.O, stride_e = m * O;
   const bool relu = act == gemm::Activation::relu;
   for (int64_t r = 0; r < m; ++r) {
-    const int64_t t = t0 + r, n = t / tl.per_image(), ty = (t % tl.per_image()) / tl.tw, tx = t % tl.tw;
-    const int64_t oy = 2 * ty, ox = 2 * tx;
-    const bool down = oy + 1 < g.OH, right = ox + 1 < g.OW;
-    float* y00 = y + ((n * g.OH + oy) * g.OW + ox) * O;
-    float* dst[4] = {y00, y00 + O, y00 + g.OW * O, y00 + g.OW * O + O};
-    const bool keep[4] = {true, right, down, down && right};
+    int64_t off[4];
+    winograd_outputs(g, tl, t0 + r, off);
+    float* dst[4];
+    bool keep[4];
+    for (int p = 0; p < 4; ++p) keep[p] = off[p] >= 0, dst[p] = keep[p] ? y + off[p] : nullptr;
     const float* s = mp + r * O;
     for (int64_t o = 0; o < O; o += 8) {
       const __m256i k = lanes(O - o);
@@ -117,16 +105,14 @@ void transform_output(const Geom& g, const Tiling& tl, const float* mp, int64_t 
 // The weight gradient's transform of dy, the transpose of transform_output: G[e] (m, O) =
 // A dy A^T for each tile's 2x2 block of dy (zeros past the output's edge),
 // A = [1 0; 1 1; 1 -1; 0 -1].
-void transform_grad(const Geom& g, const Tiling& tl, const float* dy, int64_t t0, int64_t m, const float* zeros,
+void transform_grad(const Geom& g, const WinogradTiles& tl, const float* dy, int64_t t0, int64_t m, const float* zeros,
                     float* gm) {
   const int64_t O = g.O, stride_e = m * O;
   for (int64_t r = 0; r < m; ++r) {
-    const int64_t t = t0 + r, n = t / tl.per_image(), ty = (t % tl.per_image()) / tl.tw, tx = t % tl.tw;
-    const int64_t oy = 2 * ty, ox = 2 * tx;
-    const bool down = oy + 1 < g.OH, right = ox + 1 < g.OW;
-    const float* d00 = dy + ((n * g.OH + oy) * g.OW + ox) * O;
-    const float* src[2][2] = {{d00, right ? d00 + O : zeros},
-                              {down ? d00 + g.OW * O : zeros, down && right ? d00 + g.OW * O + O : zeros}};
+    int64_t off[4];
+    winograd_outputs(g, tl, t0 + r, off);
+    const float* src[2][2];
+    for (int p = 0; p < 4; ++p) src[p / 2][p % 2] = off[p] >= 0 ? dy + off[p] : zeros;
     float* out = gm + r * O;
     for (int64_t o = 0; o < O; o += 8) {
       const __m256i k = lanes(O - o);
@@ -169,37 +155,15 @@ void weights_back(const Geom& g, const float* u, float* dw) {
 
 void winograd_forward_avx2(const Geom& g, const float* x, const float* w, const float* bias, gemm::Activation act,
                            float* y) {
-  const Tiling tl{(g.OH + 1) / 2, (g.OW + 1) / 2};
-  const int64_t tiles = g.N * tl.per_image();
-  LocalVec<float> u(16 * g.C * g.O);
-  winograd_weights(g, w, u.data());
-  LocalVec<gemm::PackedB> packs;
-  packs.reserve(16);
-  for (int e = 0; e < 16; ++e) packs.emplace_back(false, g.C, g.O, u.data() + e * g.C * g.O, g.O);
-  const LocalVec<float> zeros(g.C, 0.f);
-  for (int64_t g0 = 0; g0 < tiles; g0 += kGroupTiles) {
-    const int64_t g1 = std::min(tiles, g0 + kGroupTiles);
-    parallel_for((g1 - g0 + kChunkTiles - 1) / kChunkTiles, 1, [&](int64_t c0, int64_t c1) {
-      std::unique_ptr<float[]> v(new float[16 * kChunkTiles * g.C]), mp(new float[16 * kChunkTiles * g.O]);
-      for (int64_t c = c0; c < c1; ++c) {
-        const int64_t t0 = g0 + c * kChunkTiles, m = std::min(kChunkTiles, g1 - t0);
-        transform_input(g, tl, x, t0, m, zeros.data(), v.get());
-        for (int e = 0; e < 16; ++e)
-          gemm::sgemm_packed(false, m, 1.f, v.get() + e * m * g.C, g.C, packs[e], 0.f, mp.get() + e * m * g.O, g.O, {},
-                             1);
-        transform_output(g, tl, mp.get(), t0, m, bias, act, y);
-      }
-    });
-    check_interrupt();
-  }
+  winograd_run(g, x, w, bias, act, y, kChunkTiles, transform_input, transform_output);
 }
 
 // dw = sum over tiles and images of G^T [(A dy A^T) . (B^T x B)] G: 16 GEMMs u[e] += V[e]^T G[e]
 // (C x O, the tiles as depth) instead of one of depth 9 C per pixel. Each thread sums a fixed
 // range of tiles, and the partial sums are added in thread order: the same bits on every run.
 void winograd_weight_grad_avx2(const Geom& g, const float* x, const float* dy, float* dw) {
-  const Tiling tl{(g.OH + 1) / 2, (g.OW + 1) / 2};
-  const int64_t tiles = g.N * tl.per_image(), CO = g.C * g.O;
+  const WinogradTiles tl{(g.OH + 1) / 2, (g.OW + 1) / 2};
+  const int64_t tiles = g.N * (tl.th * tl.tw), CO = g.C * g.O;
   const int64_t chunks = (tiles + kGradTiles - 1) / kGradTiles;
   const int T = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(num_threads(), chunks)));
   LocalVec<float> u(static_cast<size_t>(T) * 16 * CO, 0.f);

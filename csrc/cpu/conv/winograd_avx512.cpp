@@ -7,41 +7,25 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-#include <algorithm>
-#include <memory>
-
 #include "cpu/conv/winograd.h"
-#include "forgeml/isa_local.h"
-#include "forgeml/parallel.h"
 
 namespace forgeml::conv {
 
 namespace {
 
-constexpr int64_t kChunkTiles = 48;     // tiles per chunk: 16 x 48 x C floats of V stay in L2
-constexpr int64_t kGroupTiles = 16384;  // tiles between Ctrl-C checks
+constexpr int64_t kChunkTiles = 48;  // tiles per chunk: 16 x 48 x C floats of V stay in L2
 
 inline __mmask16 lanes(int64_t left) {
   return left >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1);
 }
 
-struct Tiling {
-  int64_t th, tw;  // tiles per image, down and across
-  int64_t per_image() const { return th * tw; }
-};
-
 // V[e] (m, C) for tiles [t0, t0 + m): each tile's 4x4 input patch, zeros outside the image.
-void transform_input(const Geom& g, const Tiling& tl, const float* x, int64_t t0, int64_t m, const float* zeros,
+void transform_input(const Geom& g, const WinogradTiles& tl, const float* x, int64_t t0, int64_t m, const float* zeros,
                      float* v) {
   const int64_t C = g.C, stride_e = m * C;
   for (int64_t r = 0; r < m; ++r) {
-    const int64_t t = t0 + r, n = t / tl.per_image(), ty = (t % tl.per_image()) / tl.tw, tx = t % tl.tw;
     const float* d[4][4];
-    for (int i = 0; i < 4; ++i)
-      for (int j = 0; j < 4; ++j) {
-        const int64_t yy = 2 * ty - g.pt + i, xx = 2 * tx - g.pl + j;
-        d[i][j] = yy >= 0 && yy < g.H && xx >= 0 && xx < g.W ? x + ((n * g.H + yy) * g.W + xx) * C : zeros;
-      }
+    winograd_patch(g, tl, x, t0 + r, zeros, d);
     float* out = v + r * C;
     for (int64_t c = 0; c < C; c += 16) {
       const __mmask16 k = lanes(C - c);
@@ -64,17 +48,16 @@ void transform_input(const Geom& g, const Tiling& tl, const float* x, int64_t t0
 }
 
 // y tiles from the products M[e] (m, O): A^T M A, then bias and activation, inside the output.
-void transform_output(const Geom& g, const Tiling& tl, const float* mp, int64_t t0, int64_t m, const float* bias,
+void transform_output(const Geom& g, const WinogradTiles& tl, const float* mp, int64_t t0, int64_t m, const float* bias,
                       gemm::Activation act, float* y) {
   const int64_t O = g.O, stride_e = m * O;
   const bool relu = act == gemm::Activation::relu;
   for (int64_t r = 0; r < m; ++r) {
-    const int64_t t = t0 + r, n = t / tl.per_image(), ty = (t % tl.per_image()) / tl.tw, tx = t % tl.tw;
-    const int64_t oy = 2 * ty, ox = 2 * tx;
-    const bool down = oy + 1 < g.OH, right = ox + 1 < g.OW;
-    float* y00 = y + ((n * g.OH + oy) * g.OW + ox) * O;
-    float* dst[4] = {y00, y00 + O, y00 + g.OW * O, y00 + g.OW * O + O};
-    const bool keep[4] = {true, right, down, down && right};
+    int64_t off[4];
+    winograd_outputs(g, tl, t0 + r, off);
+    float* dst[4];
+    bool keep[4];
+    for (int p = 0; p < 4; ++p) keep[p] = off[p] >= 0, dst[p] = keep[p] ? y + off[p] : nullptr;
     const float* s = mp + r * O;
     for (int64_t o = 0; o < O; o += 16) {
       const __mmask16 k = lanes(O - o);
@@ -106,29 +89,7 @@ void transform_output(const Geom& g, const Tiling& tl, const float* mp, int64_t 
 
 void winograd_forward(const Geom& g, const float* x, const float* w, const float* bias, gemm::Activation act,
                       float* y) {
-  const Tiling tl{(g.OH + 1) / 2, (g.OW + 1) / 2};
-  const int64_t tiles = g.N * tl.per_image();
-  LocalVec<float> u(16 * g.C * g.O);
-  winograd_weights(g, w, u.data());
-  LocalVec<gemm::PackedB> packs;
-  packs.reserve(16);
-  for (int e = 0; e < 16; ++e) packs.emplace_back(false, g.C, g.O, u.data() + e * g.C * g.O, g.O);
-  const LocalVec<float> zeros(g.C, 0.f);
-  for (int64_t g0 = 0; g0 < tiles; g0 += kGroupTiles) {
-    const int64_t g1 = std::min(tiles, g0 + kGroupTiles);
-    parallel_for((g1 - g0 + kChunkTiles - 1) / kChunkTiles, 1, [&](int64_t c0, int64_t c1) {
-      std::unique_ptr<float[]> v(new float[16 * kChunkTiles * g.C]), mp(new float[16 * kChunkTiles * g.O]);
-      for (int64_t c = c0; c < c1; ++c) {
-        const int64_t t0 = g0 + c * kChunkTiles, m = std::min(kChunkTiles, g1 - t0);
-        transform_input(g, tl, x, t0, m, zeros.data(), v.get());
-        for (int e = 0; e < 16; ++e)
-          gemm::sgemm_packed(false, m, 1.f, v.get() + e * m * g.C, g.C, packs[e], 0.f, mp.get() + e * m * g.O, g.O, {},
-                             1);
-        transform_output(g, tl, mp.get(), t0, m, bias, act, y);
-      }
-    });
-    check_interrupt();
-  }
+  winograd_run(g, x, w, bias, act, y, kChunkTiles, transform_input, transform_output);
 }
 
 }  // namespace forgeml::conv
