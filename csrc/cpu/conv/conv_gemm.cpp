@@ -1,5 +1,5 @@
-// Convolution on the shared SGEMM (gemm.h): the path for CPUs without AVX-512 (portable, AVX2;
-// AVX2 sends 3x3 stride-1 kernels to Winograd).
+// Convolution on the shared SGEMM (gemm.h): the path for CPUs without AVX-512 (portable, and AVX2
+// where its own kernels, below, do not apply).
 //   x is (N, H, W, C), w is (KH, KW, C, O) = a (K, O) matrix, y is (N, OH, OW, O).
 // The patch matrix is built in chunks of rows (never whole for large inputs):
 //   forward:         y[chunk] = act(cols @ w + bias)        (the bias/activation epilogue)
