@@ -41,6 +41,12 @@ struct Layout {
         for (int64_t kw = 0; kw < g.KW; ++kw) segoff.push_back((kh * g.dh * Wp + kw * g.dw) * g.C);
     }
   }
+  // Every output pixel's offset, row-major.
+  LocalVec<int64_t> pixel_offsets(const Geom& g) const {
+    LocalVec<int64_t> off(g.OH * g.OW);
+    for (int64_t p = 0; p < g.OH * g.OW; ++p) off[p] = ((p / g.OW) * g.sh * Wp + (p % g.OW) * g.sw) * g.C;
+    return off;
+  }
 };
 
 // buf (Hp, Wp, C) = image xi with zeros outside it (rows and columns past the input too: the
@@ -198,8 +204,7 @@ void direct_forward_avx2(const Geom& g, const float* x, const float* w, const fl
   const auto& table = g.KH == 3 && g.KW == 3 && g.dw == 1 && g.C == 1   ? k3x3c1
                       : g.KH == 3 && g.KW == 3 && g.dw == 1 && g.C == 3 ? k3x3c3
                                                                         : kGeneral;
-  LocalVec<int64_t> rowoff(P);  // the same in every image
-  for (int64_t p = 0; p < P; ++p) rowoff[p] = ((p / g.OW) * g.sh * lay.Wp + (p % g.OW) * g.sw) * g.C;
+  const LocalVec<int64_t> rowoff = lay.pixel_offsets(g);  // the same in every image
   const bool relu = act == gemm::Activation::relu, other = !relu && act != gemm::Activation::none;
   // Items of (image, pixel range): whole images when there are enough, else each image split so
   // every thread has work; threads take items from a counter (a parked thread leaves its share).
@@ -246,8 +251,8 @@ void direct_forward_avx2(const Geom& g, const float* x, const float* w, const fl
 void direct_weight_grad_avx2(const Geom& g, const float* x, const float* dy, float* dw) {
   const Layout lay(g);
   const int64_t K = g.K(), P = g.OH * g.OW, panels = (g.O + kNR - 1) / kNR;
-  LocalVec<int64_t> rowoff(P), koff(K);
-  for (int64_t p = 0; p < P; ++p) rowoff[p] = ((p / g.OW) * g.sh * lay.Wp + (p % g.OW) * g.sw) * g.C;
+  const LocalVec<int64_t> rowoff = lay.pixel_offsets(g);
+  LocalVec<int64_t> koff(K);
   for (int64_t k = 0; k < K; ++k) koff[k] = lay.segoff[k / lay.L] + k % lay.L;
   const int T = num_threads();
   const int64_t per = std::max<int64_t>(1, std::min<int64_t>(P, (T + g.N - 1) / g.N)), items = g.N * per;

@@ -131,6 +131,12 @@ inline void max_window(const float* __restrict x, int64_t W, int64_t C, int64_t 
   }
 }
 
+// The usual MaxPooling2D, 2 x 2 windows with stride 2 all inside the input: the fast paths.
+inline bool max_2x2(const Geom& g, Pool kind) {
+  return kind == Pool::max && g.KH == 2 && g.KW == 2 && g.sh == 2 && g.sw == 2 && g.pt == 0 && g.pl == 0 &&
+         2 * g.OH <= g.H && 2 * g.OW <= g.W;
+}
+
 // Output rows [r0, r1) (row = n * OH + oh). A window's elements are taken row by row, column by
 // column, as before (the max is exact in any order; the sum keeps its order); max starts from
 // the first element (the same as starting from -inf), so a window of 1 x 1 is a copy.
@@ -165,9 +171,7 @@ inline void max_rows_2x2(const Geom& g, const float* x, float* y, int64_t r0, in
 
 inline void pool_rows(const Geom& g, Pool kind, const float* x, float* y, int64_t r0, int64_t r1) {
   const int64_t C = g.C;
-  if (kind == Pool::max && g.KH == 2 && g.KW == 2 && g.sh == 2 && g.sw == 2 && g.pt == 0 && g.pl == 0 &&
-      2 * g.OH <= g.H && 2 * g.OW <= g.W)
-    return max_rows_2x2(g, x, y, r0, r1);
+  if (max_2x2(g, kind)) return max_rows_2x2(g, x, y, r0, r1);
   for (int64_t row = r0; row < r1; ++row) {
     const int64_t n = row / g.OH, oh = row % g.OH;
     const float* xn = x + n * g.H * g.W * C;
@@ -235,9 +239,7 @@ inline void max_back_2x2(const Geom& g, const float* x, const float* dy, float* 
 // float selects that vectorise: branches on random data mispredict half the time).
 inline void pool_back(const Geom& g, Pool kind, const float* x, const float* dy, float* dx, int64_t n0, int64_t n1) {
   const int64_t C = g.C, HWC = g.H * g.W * C;
-  if (kind == Pool::max && g.KH == 2 && g.KW == 2 && g.sh == 2 && g.sw == 2 && g.pt == 0 && g.pl == 0 &&
-      2 * g.OH <= g.H && 2 * g.OW <= g.W)
-    return max_back_2x2(g, x, dy, dx, n0, n1);
+  if (max_2x2(g, kind)) return max_back_2x2(g, x, dy, dx, n0, n1);
   LocalVec<float> best_buf(C), rest_buf(C);
   float* __restrict best = best_buf.data();
   float* __restrict rest = rest_buf.data();
