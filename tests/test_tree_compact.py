@@ -14,7 +14,7 @@ import joblib
 import numpy as np
 import pytest
 
-from forgeml import _cpu, ops
+from forgeml import ops
 from forgeml.ensemble import (
     ExtraTreesRegressor,
     ForestFileError,
@@ -26,7 +26,7 @@ from forgeml.tree import DecisionTreeClassifier, DecisionTreeRegressor, _format
 from forgeml.tree._format import MAGIC
 from forgeml.tree._tree import TREE_FIELDS
 
-from conftest import isa_active
+from conftest import isa_active, supported_isas
 
 
 def _data(rng, n, d, nan=0.1):
@@ -68,12 +68,13 @@ def test_compact_predict_equals_flat_kernel_and_numpy_walk(rng, fitted, n_rows, 
         assert np.array_equal(f.predict(Xq, trees=sel), want)
 
 
-@pytest.mark.skipif(_cpu.detected_isa() != "avx512", reason="no AVX-512 on this CPU")
-def test_avx512_walk_equals_portable_walk(rng):
-    """The AVX-512 gather walk (16 rows a vector, two vectors in lockstep) against the portable
-    scalar walk: bit for bit at every tail length (rows past the last one must add nothing), NaN
-    to both sides, 1, 2 and 5 outputs, a tree selection, 1 and 2 threads, and a forest over 1 MiB
-    (one chunk of rows per thread) so both ways of splitting the rows are covered."""
+@pytest.mark.parametrize("vector_isa", supported_isas("avx2"))
+def test_vector_walk_equals_portable_walk(rng, vector_isa):
+    """The AVX2 / AVX-512 gather walks (8 / 16 rows a vector, several vectors in lockstep) against
+    the portable scalar walk: bit for bit at every tail length (rows past the last one must add
+    nothing), NaN to both sides, 1, 2 and 5 outputs, a tree selection, 1 and 2 threads, and a
+    forest over 1 MiB (one chunk of rows per thread) so both ways of splitting the rows are
+    covered."""
     X = _data(rng, 3000, 9, nan=0.15)
     y = (np.nan_to_num(X[:, 0]) + np.nan_to_num(X[:, 4]) > 0).astype(int) + rng.integers(0, 4, 3000)
     ests = [
@@ -82,7 +83,7 @@ def test_avx512_walk_equals_portable_walk(rng):
         RandomForestRegressor(n_estimators=30, random_state=2).fit(X, np.nan_to_num(X[:, 2]) + rng.random(3000)),
     ]
     assert len(ests[2]._forest._compact.arrays()[0]) * 12 > 1 << 20  # the one-chunk-per-thread split
-    for est, n_list in itertools.product(ests, [(1, 15, 16, 17, 31, 32, 33, 47, 300, 1043), (65, 300)]):
+    for est, n_list in itertools.product(ests, [(1, 7, 9, 15, 16, 17, 31, 32, 33, 47, 300, 1043), (65, 71, 105, 300)]):
         f = est._forest
         if len(n_list) == 2:  # again with the coded layout built (small chunks take it only then)
             assert f._compact.coded_layout == ("one word", 1)
@@ -94,10 +95,10 @@ def test_avx512_walk_equals_portable_walk(rng):
                 for threads in (1, 2):
                     with isa_active("portable"):
                         want = ops.tree_compact_predict(f._compact, Xq, f.value, trees=sel, threads=threads)
-                    with isa_active("avx512"):
+                    with isa_active(vector_isa):
                         got = ops.tree_compact_predict(f._compact, Xq, f.value, trees=sel, threads=threads)
                     assert np.array_equal(got, want), (n, trees, threads)
-        with isa_active("avx512"):  # 1043 rows: the batch kernel
+        with isa_active(vector_isa):  # 1043 rows: the batch kernel
             np.testing.assert_allclose(f.predict(Xq), _numpy_walk(f, Xq), rtol=1e-12, atol=1e-15)
 
 
@@ -602,7 +603,7 @@ def _random_forest_nodes(rng, sizes, d, pool, nan_threshold=0.05):
     return np.array(rows, dtype=np.int32), np.array(roots, dtype=np.int64)
 
 
-@pytest.mark.skipif(_cpu.detected_isa() != "avx512", reason="no AVX-512 on this CPU")
+@pytest.mark.parametrize("vector_isa", supported_isas("avx2"))
 @pytest.mark.parametrize(
     "n_pool, sizes, d, want",
     [
@@ -613,8 +614,8 @@ def _random_forest_nodes(rng, sizes, d, pool, nan_threshold=0.05):
         (3000, [2500], -2000, ("floats", 2)),  # a cut table (2000 x 4096) larger than the forest
     ],
 )
-def test_coded_walk_equals_float_walks(rng, n_pool, sizes, d, want):
-    """The AVX-512 walk over quantized X (exact threshold codes; one- or two-word nodes; the top
+def test_coded_walk_equals_float_walks(rng, n_pool, sizes, d, want, vector_isa):
+    """The AVX2 / AVX-512 walks over quantized X (exact threshold codes; one- or two-word nodes; the top
     levels from a breadth-first table) against the portable walk and the flat kernel, bit for bit:
     values equal to thresholds, -0.0 / +0.0, +-inf thresholds, NaN thresholds and NaN rows both
     ways, 1, 2 and 5 outputs, tails, a tree selection, 1 and 2 threads."""
@@ -639,7 +640,7 @@ def test_coded_walk_equals_float_walks(rng, n_pool, sizes, d, want):
                         assert np.array_equal(
                             ops.tree_compact_predict(compact, X, values, trees=sel, threads=threads), flat
                         )
-                    with isa_active("avx512"):
+                    with isa_active(vector_isa):
                         got = ops.tree_compact_predict(compact, X, values, trees=sel, threads=threads)
                     assert np.array_equal(got, flat), (k, n, trees, threads)
 

@@ -1,4 +1,4 @@
-// Picks the compact-forest walk for an ISA (portable, or AVX-512's gather walk); set up once. Its
+// Picks the compact-forest walk for an ISA (portable, or the AVX2 / AVX-512 gather walks); set up once. Its
 // own file so that the prediction code links without the split kernels (the sanitizer build).
 #include "cpu/tree/kernels.h"
 #include "forgeml/kernel_tables.h"
@@ -6,7 +6,8 @@
 namespace forgeml::tree {
 
 const CompactKernels& compact_kernels_for(Isa isa) {
-  static const KernelTables<CompactKernels> tables(nullptr, compact_kernels_portable, nullptr, compact_kernels_avx512);
+  static const KernelTables<CompactKernels> tables(nullptr, compact_kernels_portable, compact_kernels_avx2,
+                                                   compact_kernels_avx512);
   return tables[isa];
 }
 

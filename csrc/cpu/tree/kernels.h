@@ -8,8 +8,8 @@
 // (split_avx512.cpp) giving the same bits.
 //
 // CompactKernels: the batch walk behind compact_predict (compact.h), portable (8 scalar lanes in
-// lockstep, compact.cpp) and AVX-512 (16 rows per vector, gathers, compact_avx512.cpp); both add
-// the same leaf values in the same tree order, so they give the same bits.
+// lockstep, compact.cpp), AVX2 and AVX-512 (8 / 16 rows per vector, gathers, compact_avx2.cpp /
+// compact_avx512.cpp); all add the same leaf values in the same tree order: the same bits.
 #pragma once
 #include "cpu/tree/compact.h"
 #include "cpu/tree/tree.h"
@@ -69,6 +69,7 @@ struct CompactKernels {
 const CompactKernels& compact_kernels_for(Isa isa);
 const CompactKernels& compact_kernels();  // active_isa()'s
 void compact_kernels_portable(CompactKernels& k);
+bool compact_kernels_avx2(CompactKernels& k);    // false where this build has no AVX2 entry
 bool compact_kernels_avx512(CompactKernels& k);  // false where this build has no AVX-512 entry
 
 }  // namespace forgeml::tree
