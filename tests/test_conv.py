@@ -92,6 +92,12 @@ CASES = [
     (2, 7, 9, 17, 3, 3, 19, 1, 1, "same"),
     (1, 6, 5, 16, 3, 3, 33, 1, 1, "valid"),
     (3, 4, 11, 40, 3, 3, 16, 1, 1, "same"),
+    # C <= 4, O a multiple of 8, stride 1: the AVX2 direct data gradient (tiles of 8 / 6 / 4 / 3
+    # pixels for C = 1 / 2 / 3 / 4, partial last tiles, dilation, even kernels)
+    (2, 7, 11, 3, 3, 3, 16, 1, 1, "same"),
+    (1, 9, 13, 2, 3, 5, 8, 1, (2, 1), "same"),
+    (2, 8, 7, 4, 2, 4, 24, 1, 1, "valid"),
+    (1, 10, 10, 1, 5, 3, 16, 1, 2, "valid"),
 ]
 
 

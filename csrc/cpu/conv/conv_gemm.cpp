@@ -124,7 +124,7 @@ void kernels_portable(Kernels& k) { k = {&forward_gemm, &backward_zeroed, "porta
 
 #if defined(__x86_64__)
 // AVX2: 3x3 stride-1 kernels on enough channels through Winograd (AVX2 transforms), inputs with
-// few channels through the direct forward, the rest on the GEMM path (gemm's AVX2 micro-kernel).
+// few channels through the direct kernels, the rest on the GEMM path (gemm's AVX2 micro-kernel).
 namespace {
 void forward_avx2(const Geom& g, const float* x, const float* w, const float* bias, gemm::Activation act, float* y) {
   if (winograd_applies(g)) return winograd_forward_avx2(g, x, w, bias, act, y);
@@ -133,18 +133,24 @@ void forward_avx2(const Geom& g, const float* x, const float* w, const float* bi
 }
 
 // Backward: a 3x3 stride-1 kernel through Winograd (the data gradient is a forward of dy with the
-// flipped kernel, the weight gradient has its own transforms: winograd.h); the weight gradient of
-// inputs with few channels by the direct kernel; the rest on the GEMM path.
+// flipped kernel, the weight gradient has its own transforms: winograd.h); the data and weight
+// gradients of inputs with few channels by the direct kernels; the rest on the GEMM path.
 void backward_avx2(const Geom& g, const float* x, const float* w, const float* dy, float* dx, float* dw,
                    float* db) {
   Geom f;
   const bool wino_dx = dx && flipped_geometry(g, f) && winograd_applies(f);
+  const bool direct_dx = dx && !wino_dx && direct_data_grad_avx2_applies(g);
+  const bool own_dx = wino_dx || direct_dx;
   const bool own_dw = dw && (winograd_applies(g) || direct_avx2_applies(g));
-  if (!wino_dx && !own_dw) return backward_zeroed(g, x, w, dy, dx, dw, db);
+  if (!own_dx && !own_dw) return backward_zeroed(g, x, w, dy, dx, dw, db);
   if (wino_dx) {
     std::vector<float> wf(g.K() * g.O);
     flip_weights(g, w, wf.data());
     winograd_forward_avx2(f, dy, wf.data(), nullptr, gemm::Activation::none, dx);
+    check_interrupt();
+  }
+  if (direct_dx) {
+    direct_data_grad_avx2(g, w, dy, dx);
     check_interrupt();
   }
   if (own_dw) {
@@ -152,7 +158,7 @@ void backward_avx2(const Geom& g, const float* x, const float* w, const float* d
     else direct_weight_grad_avx2(g, x, dy, dw);
     check_interrupt();
   }
-  if ((dx && !wino_dx) || (dw && !own_dw)) backward_zeroed(g, x, w, dy, wino_dx ? nullptr : dx, own_dw ? nullptr : dw, db);
+  if ((dx && !own_dx) || (dw && !own_dw)) backward_zeroed(g, x, w, dy, own_dx ? nullptr : dx, own_dw ? nullptr : dw, db);
   else if (db) bias_grad(g, dy, db);
 }
 }  // namespace

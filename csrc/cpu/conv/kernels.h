@@ -4,7 +4,7 @@
 //   reference: plain loops with float64 accumulation (reference.cpp), the tests' second oracle;
 //   portable, avx2: im2col chunks on gemm::sgemm (conv_gemm.cpp), which dispatches on its own;
 //     avx2 runs 3x3 stride-1 convolutions through Winograd (winograd_avx2.cpp) and inputs with
-//     few channels through a direct forward (direct_avx2.cpp);
+//     few channels through direct kernels (direct_avx2.cpp, direct_dx_avx2.cpp);
 //   avx512: implicit GEMM (conv_avx512.cpp).
 #pragma once
 #include <cstdint>
@@ -42,6 +42,10 @@ void direct_forward_avx2(const Geom& g, const float* x, const float* w, const fl
                          float* y);
 // dw = d/dw of sum(conv(x, w) . dy), written whole; where direct_avx2_applies.
 void direct_weight_grad_avx2(const Geom& g, const float* x, const float* dy, float* dw);
+// The AVX2 direct data gradient for inputs with few channels at stride 1 (direct_dx_avx2.cpp):
+// dx = d/dx of sum(conv(x, w) . dy), written whole; where direct_data_grad_avx2_applies.
+bool direct_data_grad_avx2_applies(const Geom& g);
+void direct_data_grad_avx2(const Geom& g, const float* w, const float* dy, float* dx);
 
 // Backward-data at stride 1 as a forward (conv.cpp): dx = conv(dy, flipped w) in the geometry f
 // whose pads make the output H x W. False where it does not apply (strides, or a pad below zero).
