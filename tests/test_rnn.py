@@ -189,6 +189,25 @@ def test_forward_backward_match_reference(isa, cell, shape, given_state):
             assert_close(got, want, name, tol=5e-5)
 
 
+@pytest.mark.parametrize("scale", [30.0, 300.0])
+def test_lstm_saturated_gates(isa, scale):
+    """Pre-activations far past where sigmoid and tanh saturate (|z| up to ~1e3): the fast gate
+    math clamps before its exponentials (no inf or NaN), and saturated units match float64."""
+    x, k, r, b, h0, c0 = make("lstm", 3, 6, 5, 19, seed=7)
+    x = (x * scale).astype(np.float32)
+    out = run("lstm", x, k, r, b, h0, c0, cache=True)
+    with np.errstate(over="ignore"):  # the reference's 1 / (1 + exp(-z)) meets exp overflow: 1 / inf = 0
+        y_ref, h_ref, c_ref, hist = ref_forward("lstm", x, k, r, b, h0, c0)
+    assert np.isfinite(out[0]).all()
+    assert_close(out[0], y_ref, "y")
+    assert_close(out[2], c_ref, "c_T")
+    dy = np.random.default_rng(3).standard_normal(out[0].shape).astype(np.float32)
+    g = grad("lstm", out[-1], dy, None, None)
+    for name, got, want in zip(g._fields, g, ref_backward("lstm", x, k, r, b, hist, dy, None, None)):
+        if want is not None:
+            assert_close(got, want, name, tol=5e-5)
+
+
 @pytest.mark.parametrize("cell", ["simple_rnn", "lstm", "gru"])
 @pytest.mark.parametrize("parts", [2, 3, 5], indirect=True)
 def test_thread_parts_give_the_same_result(cell, parts):
