@@ -214,14 +214,17 @@ int threads_for(const Problem& p, int max_threads) {
 // its unclaimed chunks to the others instead of stalling the call. A chunk that must pack its
 // own copy of the other operand (B for row chunks, A for column chunks) spans at least
 // kMinPackingChunk rows (columns), so the repeated packing stays a few percent of its
-// arithmetic; with B packed once for the call (p.packed) row chunks are small (kMinSharedChunk
-// rows), so the last chunk, the one a parked thread can hold up, is short. Each element is
-// computed the same way whichever chunk holds it, so results do not depend on t or on the
-// chunking.
+// arithmetic. With B packed once for the call (p.packed), rows split from 2 * kMinSharedChunk
+// rows on, in chunks of about kSharedChunkRows: each row chunk streams all of the shared B from
+// L3 or DRAM once, and at 64-row chunks that traffic held 2048^3 on two threads of a Zen 2 at
+// 154 GFLOP/s against OpenBLAS's 184 (384 rows: 184; bench/results/gemm_profile.md). Each
+// element is computed the same way whichever chunk holds it, so results do not depend on t or
+// on the chunking.
 constexpr int64_t kGemmChunksPerThread = 4;
 constexpr int64_t kMinPackingChunk = 192;
 constexpr int64_t kSharedChunksPerThread = 12;
 constexpr int64_t kMinSharedChunk = 64;
+constexpr int64_t kSharedChunkRows = 384;
 
 void run_threads(const Kernel& kern, const Problem& p, int64_t r0, int64_t r1, int t) {
   if (t <= 1) return gemm_block(kern, p, r0, r1, 0, p.N);
@@ -234,7 +237,7 @@ void run_threads(const Kernel& kern, const Problem& p, int64_t r0, int64_t r1, i
   int64_t want;
   if (repacks) want = std::clamp<int64_t>(extent / kMinPackingChunk, t, kGemmChunksPerThread * t);
   else if (split_m && p.packed)  // a multiple of t, so equal threads finish together
-    want = (std::clamp<int64_t>(extent / kMinSharedChunk, t, kSharedChunksPerThread * t) + t - 1) / t * t;
+    want = (std::clamp<int64_t>(extent / kSharedChunkRows, t, kSharedChunksPerThread * t) + t - 1) / t * t;
   else if (split_m)  // B read in place: a chunk costs only its rows, so small ones balance a late worker
     want = (std::clamp<int64_t>(extent / (2 * unit), t, kSharedChunksPerThread * t) + t - 1) / t * t;
   else want = std::clamp<int64_t>(extent / (2 * unit), t, kGemmChunksPerThread * t);
@@ -318,8 +321,8 @@ void run(const Problem& problem, const Kernel* kern, int max_threads) {
   }
   const double flops = 2.0 * p.M * p.N * p.K;
   if (flops <= kInterruptFlops) return run_threads(*kern, p, 0, p.M, t);
-  // Huge call: row chunks of ~kInterruptFlops each, Ctrl-C checked between them.
-  int64_t chunk = static_cast<int64_t>(kInterruptFlops / (2.0 * p.N * p.K));
+  // Huge call: row chunks of ~kInterruptFlops a thread, Ctrl-C checked between them.
+  int64_t chunk = static_cast<int64_t>(kInterruptFlops * t / (2.0 * p.N * p.K));
   chunk = std::max<int64_t>(kern->mr, chunk / kern->mr * kern->mr);
   for (int64_t r = 0; r < p.M; r += chunk) {
     if (r > 0) check_interrupt();
