@@ -93,11 +93,18 @@ def test_epilogues(isa, act):
 
 
 def test_apply_activation(isa):
-    x = np.linspace(-12, 12, 1001, dtype=np.float32)
+    # past exp's float range both ways (-104 and 88.8 are the clamps), tiny values, and +-inf
+    extremes = [-1e4, -200, -104.5, -104, -90, -87.5, 87.5, 88.8, 89, 200, 1e4, 1e-30, -1e-30, np.inf, -np.inf]
+    x = np.concatenate([np.linspace(-12, 12, 1001), extremes]).astype(np.float32)
     for act, code in gemm_mod.ACTIVATIONS.items():
         y = x.copy()
         _cpu.apply_activation(y, code)
-        np.testing.assert_allclose(y, ACTS[act](x.astype(np.float64)), rtol=2e-6, atol=1e-6)
+        with np.errstate(over="ignore", invalid="ignore"):  # gelu(-inf) = -inf * 0: NaN, as in Keras
+            want = ACTS[act](x.astype(np.float64))
+        np.testing.assert_allclose(y, want, rtol=2e-6, atol=1e-6)
+        nan = np.full(9, np.nan, np.float32)  # a NaN stays NaN (Keras: a NaN loss, not a silent 0)
+        _cpu.apply_activation(nan, code)
+        assert np.isnan(nan).all(), act
 
 
 def test_alpha_beta(isa):

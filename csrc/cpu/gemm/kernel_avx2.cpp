@@ -162,8 +162,8 @@ bool kernel_avx2(Kernel& k) {
   k.mc = kMC;
   k.kc = kKC;
   k.nc = kNC;
-  k.act = activation_scalar;
-  k.bias_act = bias_act_scalar;
+  k.act = activation_avx2;
+  k.bias_act = bias_act_avx2;
   k.name = "sgemm_avx2_6x16";
   return true;
 }

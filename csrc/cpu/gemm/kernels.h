@@ -54,6 +54,8 @@ void kernel_reference(Kernel& k);
 // The scalar activation and bias + activation (reference.cpp), also the fallback of the SIMD ones.
 void activation_scalar(Activation act, float* x, int64_t n);
 void bias_act_scalar(const float* bias, Activation act, float* c, int64_t ldc, int64_t m, int64_t n);
+void activation_avx2(Activation act, float* x, int64_t n);
+void bias_act_avx2(const float* bias, Activation act, float* c, int64_t ldc, int64_t m, int64_t n);
 void activation_avx512(Activation act, float* x, int64_t n);
 void bias_act_avx512(const float* bias, Activation act, float* c, int64_t ldc, int64_t m, int64_t n);
 
