@@ -7,6 +7,7 @@
 // smaller than a thread's whole chunk re-read the trees (1 MiB of X: 1.2x slower). Chunks under
 // kCodedRows rows, and forests the coded layout does not fit, take the portable walk. Each row adds
 // its trees' leaf values in tree order: the same bits as every other walk.
+#include "cpu/tree/compact_coded_walk.h"
 #include "cpu/tree/kernels.h"
 #include "forgeml/isa_local.h"
 
@@ -142,33 +143,12 @@ inline void walk_coded(const CodedForest& cf, const int* nodes, const int32_t* t
   }
 }
 
-// Leaf values waiting to be added for rows [out's row, + lanes): added after the next rows' walk,
-// while their cache lines (prefetched) arrive. Each row still adds its trees in tree order.
-struct PendingLeaves {
-  alignas(32) int32_t src[kVectors * kW];
-  int lanes = 0;
-  double* out = nullptr;
-
-  void flush(const double* values, int k) {
-    if (k == 2) {
-      for (int l = 0; l < lanes; ++l)
-        _mm_storeu_pd(out + 2 * l, _mm_add_pd(_mm_loadu_pd(out + 2 * l), _mm_loadu_pd(values + int64_t{src[l]} * 2)));
-    } else {
-      for (int l = 0; l < lanes; ++l) {
-        const double* v = values + static_cast<int64_t>(src[l]) * k;
-        for (int j = 0; j < k; ++j) out[static_cast<int64_t>(l) * k + j] += v[j];
-      }
-    }
-    lanes = 0;
-  }
-};
-
 // Rows [c, min(c + 8 G, r1)) through tree t over codes (rows from c0, the first row of codes);
 // their leaves go to leaves (prefetched, not added). Lanes past r1 repeat the last row.
 template <int G, int CB>
 void walk_rows_coded(const CompactForest& f, const CodedForest& cf, int64_t t, const uint8_t* codes, int64_t c0,
-                     int64_t d, int64_t c, int64_t r1, int k, double* out, const double* values,
-                     PendingLeaves& leaves) {
+                     int64_t d, int64_t c, int64_t r1, const double* values, int k, double* out,
+                     coded_walk::PendingLeaves<kVectors * kW>& leaves) {
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   const uint8_t* x[G];
   __m256i xoff[G], at[G];
@@ -198,33 +178,21 @@ void walk_rows_coded(const CompactForest& f, const CodedForest& cf, int64_t t, c
   leaves.out = out + c * k;
 }
 
-template <int CB>
-void accumulate_coded(const CompactForest& f, const CodedForest& cf, const float* X, int64_t r0, int64_t r1,
-                      const double* values, int k, const int64_t* trees, int64_t T, double* out) {
-  const int64_t d = f.n_features;
-  const int64_t block = std::max<int64_t>(128, kBlockBytes / (4 * std::max<int64_t>(d, 1)));
-  LocalVec<uint8_t> codes(std::min(block, r1 - r0) * d * CB + 4);  // + 4: a code's 32-bit read
-  PendingLeaves leaves[2];
-  int now = 0;
-  for (int64_t b0 = r0; b0 < r1; b0 += block) {
-    const int64_t b1 = std::min(r1, b0 + block);
-    quantize_rows<CB>(cf, X, d, b0, b1, codes.data());
-    for (int64_t s = 0; s < T; ++s) {
-      const int64_t t = trees ? trees[s] : s;
-      for (int64_t c = b0; c < b1; now ^= 1) {
-        if (c + kW * kVectors <= b1) {
-          walk_rows_coded<kVectors, CB>(f, cf, t, codes.data(), b0, d, c, b1, k, out, values, leaves[now]);
-          c += kW * kVectors;
-        } else {
-          walk_rows_coded<1, CB>(f, cf, t, codes.data(), b0, d, c, b1, k, out, values, leaves[now]);
-          c += kW;
-        }
-        leaves[now ^ 1].flush(values, k);  // the previous rows' (their lines have had a walk to arrive)
-      }
-    }
-    leaves[now ^ 1].flush(values, k);
+// This file's parts of the coded walk, for coded_walk::accumulate (compact_coded_walk.h).
+struct Avx2Walk {
+  static constexpr int kLanes = kW, kVectors = ::forgeml::tree::kVectors;
+  static constexpr int64_t kBlockBytes = ::forgeml::tree::kBlockBytes;
+  template <int CB>
+  static void quantize(const CodedForest& c, const float* X, int64_t d, int64_t r0, int64_t r1, uint8_t* codes) {
+    quantize_rows<CB>(c, X, d, r0, r1, codes);
   }
-}
+  template <int G, int CB>
+  static void rows(const CompactForest& f, const CodedForest& cf, int64_t t, const uint8_t* codes, int64_t c0,
+                   int64_t d, int64_t c, int64_t r1, const double* values, int k, double* out,
+                   coded_walk::PendingLeaves<kVectors * kW>& leaves) {
+    walk_rows_coded<G, CB>(f, cf, t, codes, c0, d, c, r1, values, k, out, leaves);
+  }
+};
 
 void accumulate_avx2(const CompactForest& f, const float* X, int64_t r0, int64_t r1, const double* values, int k,
                      const int64_t* trees, int64_t T, double* out) {
@@ -235,8 +203,9 @@ void accumulate_avx2(const CompactForest& f, const float* X, int64_t r0, int64_t
     fits = 2 * ((t + 1 < f.roots.size() ? f.roots[t + 1] : m) - f.roots[t]) < (int64_t{1} << 31);
   if (fits && r1 - r0 >= kCodedRows && (r1 - r0 >= kCodedBuildRows || f.coded_built())) {
     const CodedForest& cf = f.coded();
-    if (cf.usable && cf.code_bytes == 1) return accumulate_coded<1>(f, cf, X, r0, r1, values, k, trees, T, out);
-    if (cf.usable) return accumulate_coded<2>(f, cf, X, r0, r1, values, k, trees, T, out);
+    if (cf.usable && cf.code_bytes == 1)
+      return coded_walk::accumulate<Avx2Walk, 1>(f, cf, X, r0, r1, values, k, trees, T, out);
+    if (cf.usable) return coded_walk::accumulate<Avx2Walk, 2>(f, cf, X, r0, r1, values, k, trees, T, out);
   }
   compact_kernels_for(Isa::portable).accumulate(f, X, r0, r1, values, k, trees, T, out);
 }
