@@ -1,5 +1,6 @@
-// Picks the compact-forest walk for an ISA (portable, or the AVX2 / AVX-512 gather walks); set up once. Its
-// own file so that the prediction code links without the split kernels (the sanitizer build).
+// Picks the compact-forest walk for an ISA (portable, or the AVX2 / AVX-512 gather walks); set up
+// once. Its own file so that the prediction code links without the split kernels (the sanitizer
+// build).
 #include "cpu/tree/kernels.h"
 #include "forgeml/kernel_tables.h"
 
