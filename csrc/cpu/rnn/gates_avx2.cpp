@@ -35,11 +35,9 @@ inline __m256 exp_neg(__m256 a) {
   return _mm256_mul_ps(p, scale);
 }
 
-// 1 / d for d in [1, 2]: the 12-bit estimate and one Newton step (relative error ~2^-22).
-inline __m256 recip(__m256 d) {
-  const __m256 r = _mm256_rcp_ps(d);
-  return _mm256_fmadd_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(1.0f)), r);
-}
+// 1 / d for d in [1, 2], correctly rounded: a division, not vrcpps + Newton (whose 12-bit estimate
+// left 1 / 2 at 0.49999997 on Zen 2, so tanh(0) came out as -3e-8 instead of 0).
+inline __m256 recip(__m256 d) { return _mm256_div_ps(_mm256_set1_ps(1.0f), d); }
 
 inline __m256 abs_ps(__m256 z) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), z); }
 
