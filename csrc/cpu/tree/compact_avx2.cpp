@@ -172,10 +172,7 @@ void walk_rows_coded(const CompactForest& f, const CodedForest& cf, int64_t t, c
   for (int g = 0; g < G; ++g)
     _mm256_store_si256(reinterpret_cast<__m256i*>(leaves.src + kW * g),
                        _mm256_i32gather_epi32(f.source.data() + root, at[g], 4));
-  for (int l = 0; l < lanes; ++l)
-    _mm_prefetch(reinterpret_cast<const char*>(values + static_cast<int64_t>(leaves.src[l]) * k), _MM_HINT_T0);
-  leaves.lanes = lanes;
-  leaves.out = out + c * k;
+  leaves.hold(lanes, out + c * k, values, k);
 }
 
 // This file's parts of the coded walk, for coded_walk::accumulate (compact_coded_walk.h).

@@ -13,13 +13,20 @@ namespace forgeml::tree::coded_walk {
 namespace {
 
 // Leaf values waiting to be added for rows [out's row, + lanes): added after the next rows' walk,
-// while their cache lines (prefetched by the walk) arrive; a leaf value is mostly a miss (the
+// while their cache lines (prefetched by hold) arrive; a leaf value is mostly a miss (the
 // values of the bench's 100 trees are 23 MB). Each row still adds its trees in tree order.
 template <int kCapacity>
 struct PendingLeaves {
   alignas(64) int32_t src[kCapacity];
   int lanes = 0;
   double* out = nullptr;
+
+  // Holds the first `n` leaves in src for output rows from `rows`, fetching their values' lines.
+  void hold(int n, double* rows, const double* values, int k) {
+    for (int l = 0; l < n; ++l) __builtin_prefetch(values + static_cast<int64_t>(src[l]) * k, 0, 3);
+    lanes = n;
+    out = rows;
+  }
 
   void flush(const double* values, int k) {
     if (k == 2) {

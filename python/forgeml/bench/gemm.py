@@ -15,6 +15,7 @@ import numpy as np
 
 import forgeml
 from forgeml.bench import gemm_lowp
+from forgeml.bench.harness import repeated
 from forgeml.ops import matmul
 
 SQUARE = (256, 512, 1024, 2048)
@@ -57,16 +58,6 @@ def _torch():
         return None
 
 
-def _loop(fn, reps):
-    if reps == 1:
-        return fn
-
-    def run():
-        for _ in range(reps):
-            fn()
-    return run
-
-
 def _case(bench, name, m, n, k, ta, tb, threads, rng, torch, epilogue=False):
     a = rng.standard_normal((k, m) if ta else (m, k), dtype=np.float32)
     b = rng.standard_normal((n, k) if tb else (k, n), dtype=np.float32)
@@ -89,7 +80,7 @@ def _case(bench, name, m, n, k, ta, tb, threads, rng, torch, epilogue=False):
 
         def numpy_fn():
             np.matmul(opa, opb, out=out_np)
-    peers = {"numpy": _loop(numpy_fn, reps)}
+    peers = {"numpy": repeated(numpy_fn, reps)}
     if torch is not None:
         ta_, tb_, tbias, tout = torch.from_numpy(opa), torch.from_numpy(opb), torch.from_numpy(bias), torch.empty(m, n)
         if epilogue:
@@ -99,13 +90,13 @@ def _case(bench, name, m, n, k, ta, tb, threads, rng, torch, epilogue=False):
         else:
             def torch_fn():
                 torch.matmul(ta_, tb_, out=tout)
-        peers["torch"] = _loop(torch_fn, reps)
+        peers["torch"] = repeated(torch_fn, reps)
     ours()
     numpy_fn()
     err = np.abs(out - out_np).max() / max(1e-30, np.abs(out_np).max())
     assert err < 1e-4, f"{name}: forgeml and numpy differ (max rel {err:.2e})"
     label = f"{name} t={threads}" + (f" x{reps}" if reps > 1 else "")
-    bench.compare("gemm", label, _loop(ours, reps), peers, flops=flops * reps, pause=QUIET_S if threads > 1 else None)
+    bench.compare("gemm", label, repeated(ours, reps), peers, flops=flops * reps, pause=QUIET_S if threads > 1 else None)
 
 
 def _settings_cases(bench, threads, rng):

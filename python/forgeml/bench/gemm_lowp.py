@@ -15,18 +15,11 @@ import numpy as np
 
 import forgeml
 from forgeml import ops
+from forgeml.bench.harness import repeated
 
 SQUARE = (1024,)
 SQUARE_FULL = (512, 1024, 2048)
 LAYERS = ((256, 784, 128), (4096, 64, 64), (1024, 1024, 1024 // 4))  # (batch, in, out) forward X @ W
-
-
-def _loop(fn, reps):
-    def run():
-        for _ in range(reps):
-            fn()
-
-    return run if reps > 1 else fn
 
 
 def _torch_peers(a, b, torch):
@@ -75,12 +68,15 @@ def cases(bench, threads, rng, torch, pause=None):
             assert err < (1e-2 if label == "bf16" else 3e-2), f"{label} {name}: relative error {err:.2e}"
             if label == "int8 layer" and "^3" in name:
                 continue  # the layer rows are for the network shapes
-            peers = {"forgeml fp32": _loop(lambda: ops.matmul(a, b), reps), "numpy fp32": _loop(lambda: a @ b, reps)}
-            peers.update({k2: _loop(v, reps) for k2, v in _torch_peers(a, b, torch).items() if k2.endswith(label)})
+            peers = {
+                "forgeml fp32": repeated(lambda: ops.matmul(a, b), reps),
+                "numpy fp32": repeated(lambda: a @ b, reps),
+            }
+            peers.update({k2: repeated(v, reps) for k2, v in _torch_peers(a, b, torch).items() if k2.endswith(label)})
             bench.compare(
                 "gemm",
                 f"{label} {name} t={threads}" + (f" x{reps}" if reps > 1 else ""),
-                _loop(fn, reps),
+                repeated(fn, reps),
                 peers,
                 impl=f"forgeml {label}",
                 flops=flops * reps,

@@ -21,6 +21,19 @@ from typing import Callable
 LONG_CASE_S = 60.0
 
 
+def repeated(fn: Callable[[], object], n: int) -> Callable[[], object]:
+    """fn called n times in a row, as one sample (a case too short to time alone, or a steady
+    state of back-to-back calls); the time printed is of the n calls."""
+    if n <= 1:
+        return fn
+
+    def run():
+        for _ in range(n):
+            fn()
+
+    return run
+
+
 @dataclasses.dataclass
 class Row:
     family: str

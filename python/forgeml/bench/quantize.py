@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .harness import repeated
+
 CALLS = 100
 
 
@@ -63,11 +65,7 @@ def run(bench):
             return {"accuracy": float((m.predict(xte, verbose=0).argmax(1) == yte).mean())}
 
         def calls(model, batch=batch):
-            def run():
-                for _ in range(CALLS):
-                    model.predict_on_batch(batch)
-
-            return run
+            return repeated(lambda: model.predict_on_batch(batch), CALLS)
 
         bench.compare(
             "quantize",

@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from .harness import repeated
+
 
 def _data(n_train: int, n_test: int = 20_000, d: int = 50):
     from sklearn.datasets import make_classification
@@ -142,13 +144,6 @@ def _predict_case(bench, models, Xte):
     _load_case(bench, models, Xte)
 
 
-def _calls(fn, n: int):
-    def run():
-        for _ in range(n):
-            fn()
-    return run
-
-
 def _load_case(bench, models, Xte):
     """The fitted forest saved to forgeml's compact file: loading it (memory-mapped, header and
     array bounds checked) against unpickling scikit-learn's forest from bytes already in memory;
@@ -178,8 +173,8 @@ def _load_case(bench, models, Xte):
         # A served model's steady state: 20 calls back to back a sample (the time printed is of the
         # 20). After the idle pause above, even np.add on this row costs ~50 us on a VM.
         bench.compare("tree", "predict_proba 1 row x20 back to back, loaded forest",
-                      _calls(lambda: loaded["forgeml"].predict_proba(x), 20),
-                      {"sklearn": _calls(lambda: loaded["sklearn"].predict_proba(x), 20)}, repeats=3)
+                      repeated(lambda: loaded["forgeml"].predict_proba(x), 20),
+                      {"sklearn": repeated(lambda: loaded["sklearn"].predict_proba(x), 20)}, repeats=3)
 
         def fresh():
             loaded.update(forgeml=load(path), sklearn=pickle.loads(sk_bytes))
