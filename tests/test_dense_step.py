@@ -221,3 +221,82 @@ def test_bad_input_names_the_argument(rng):
 def test_empty_input_gives_empty_output(rng):
     layout, params = _net(rng, (5, 3), ["relu"])
     assert ops.dense_forward(layout, np.zeros((0, 5), np.float32), params).shape == (0, 3)
+
+
+def _gradient(layout, params, acts, x, y):
+    """float64 gradient of the mean softmax cross-entropy wrt the flat params (unweighted rows)."""
+    layers = _layers(layout, params)
+    hs = _forward(layers, acts, x)
+    dz = _softmax(hs[-1])
+    dz[np.arange(len(y)), y] -= 1
+    dz /= len(y)
+    grad = np.zeros(params.size)
+    for layer in reversed(range(len(layers))):
+        dw = hs[layer].T @ dz
+        grad[layout.w_off[layer] : layout.w_off[layer] + dw.size] = dw.ravel()
+        if layout.b_off[layer] >= 0:
+            grad[layout.b_off[layer] : layout.b_off[layer] + dw.shape[1]] = dz.sum(axis=0)
+        if layer:
+            dz = (dz @ layers[layer][0].T) * DACTS[acts[layer - 1]](hs[layer])
+    return grad
+
+
+@pytest.mark.parametrize(
+    "kind,hyper,slot_names",
+    OPTIMIZERS
+    + [
+        ("adam", {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7, "clipvalue": 0.002}, ["momentum", "velocity"]),
+        ("sgd", {"clipnorm": 0.05}, []),
+    ],
+)
+def test_sliced_steps_are_one_update_on_any_thread_count(rng, restore_threads, kind, hyper, slot_names):
+    """Batches of 517 rows run as 4 row slices; the slices' gradients are summed and the optimizer
+    applied over ranges of the ~10k parameters on every thread (clipnorm: on the caller). Three
+    steps on 1, 2 and 3 threads give the same bits, and each step is the float64 update of the
+    float64 gradient."""
+    dims, acts, m = (70, 131, 6), ["relu", "relu"], 517
+    layout, params0 = _net(rng, dims, acts)
+    assert params0.size > 8192  # enough for a range per thread
+    x = rng.standard_normal((3 * m, dims[0])).astype(np.float32)
+    y = rng.integers(0, dims[-1], 3 * m)
+    perm = rng.permutation(3 * m)
+    runs = []
+    for threads in (1, 2, 3):
+        forgeml.set_num_threads(threads)
+        params, slots = params0.copy(), _slots(params0.size, slot_names)
+        ref_slots = {k: v.astype(np.float64) for k, v in slots.items()}
+        for step in range(3):
+            rows = perm[step * m : (step + 1) * m]
+            g = _gradient(layout, params, acts, x[rows], y[rows])
+            if "clipvalue" in hyper:
+                g = np.clip(g, -hyper["clipvalue"], hyper["clipvalue"])
+            if "clipnorm" in hyper:  # Keras clips each variable to its own norm
+                variables = [(layout.w_off[i], dims[i] * dims[i + 1]) for i in range(2)]
+                for off, size in variables + [(layout.b_off[i], dims[i + 1]) for i in range(2)]:
+                    norm = np.linalg.norm(g[off : off + size])
+                    g[off : off + size] *= min(1.0, hyper["clipnorm"] / norm)
+            want = _update_reference(kind, hyper, params.astype(np.float64), g, ref_slots, 0.01, step + 1)
+            ops.dense_train_steps(
+                layout,
+                x,
+                y,
+                params,
+                np.zeros_like(params),
+                optimizer=kind,
+                hyper=hyper,
+                slots=slots,
+                lrs=0.01,
+                t0=step,
+                batch_size=m,
+                first_step=step,
+                steps=1,
+                perm=perm,
+            )
+            np.testing.assert_allclose(params, want, rtol=1e-4, atol=1e-6)
+            for k in slot_names:  # the float32 slots go on from here, as Keras's own do
+                ref_slots[k] = slots[k].astype(np.float64)
+        runs.append((params, slots))
+    for params, slots in runs[1:]:
+        np.testing.assert_array_equal(params, runs[0][0])
+        for k in slot_names:
+            np.testing.assert_array_equal(slots[k], runs[0][1][k])
