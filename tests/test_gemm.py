@@ -209,6 +209,19 @@ def test_out():
     check(outf, a, b)
 
 
+@pytest.mark.parametrize("act", [None, "relu"])
+def test_edge_widths_write_only_their_columns(isa, act):
+    """Every N edge width of the micro-kernels and the bias / activation pass (partial-vector
+    stores), into a view of a wider array: the columns past n keep their sentinel."""
+    rng = np.random.default_rng(12)
+    for n in range(1, 18):
+        a, b, bias = rand(rng, 13, 9), rand(rng, 9, n), rand(rng, n)
+        wide = np.full((13, n + 5), 7.0, np.float32)
+        matmul(a, b, bias=bias, activation=act, out=wide[:, :n])
+        check(wide[:, :n], a, b, bias=bias, act=act)
+        assert (wide[:, n:] == 7.0).all(), f"n={n}: columns past n written"
+
+
 def test_empty_dims(isa):
     rng = np.random.default_rng(12)
     bias = rand(rng, 7)

@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "cpu/conv/kernels.h"
+#include "cpu/store_lanes_avx2.h"
 #include "forgeml/isa_local.h"
 #include "forgeml/parallel.h"
 
@@ -101,13 +102,10 @@ void tile(const TileArgs& a) {
       }
     }
   }
-  // Plain stores for a full tile: a masked store (vmaskmovps) is microcoded on AMD Zen, ~10x
-  // slower; locals for y, so the stores do not make the compiler reload the arguments.
+  // Plain stores (store_lanes for an edge tile); locals for y, so the stores do not make the
+  // compiler reload the arguments.
   float* const y = a.y;
   const int64_t ldy = a.ldy;
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(a.ncols), lane);
-  const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(a.ncols - 8), lane);
   const bool full = a.ncols == kNR;
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) {
@@ -117,8 +115,8 @@ void tile(const TileArgs& a) {
       _mm256_storeu_ps(y + r * ldy, o0);
       _mm256_storeu_ps(y + r * ldy + 8, o1);
     } else {
-      _mm256_maskstore_ps(y + r * ldy, m0, o0);
-      _mm256_maskstore_ps(y + r * ldy + 8, m1, o1);
+      store_lanes(y + r * ldy, o0, a.ncols);
+      store_lanes(y + r * ldy + 8, o1, a.ncols - 8);
     }
   }
 }
@@ -176,8 +174,8 @@ void dw_tile(const float* xb, const int64_t* rowoff, int64_t np, const int64_t* 
       _mm256_storeu_ps(o, _mm256_add_ps(_mm256_loadu_ps(o), acc[r][0]));
       _mm256_storeu_ps(o + 8, _mm256_add_ps(_mm256_loadu_ps(o + 8), acc[r][1]));
     } else {
-      _mm256_maskstore_ps(o, m0, _mm256_add_ps(_mm256_maskload_ps(o, m0), acc[r][0]));
-      _mm256_maskstore_ps(o + 8, m1, _mm256_add_ps(_mm256_maskload_ps(o + 8, m1), acc[r][1]));
+      store_lanes(o, _mm256_add_ps(_mm256_maskload_ps(o, m0), acc[r][0]), ncols);
+      store_lanes(o + 8, _mm256_add_ps(_mm256_maskload_ps(o + 8, m1), acc[r][1]), ncols - 8);
     }
   }
 }

@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include "cpu/store_lanes_avx2.h"
+
 namespace forgeml::gemm::detail {
 namespace {
 
@@ -104,7 +106,7 @@ void bias_act(const float* bias, float* c, int64_t ldc, int64_t m, int64_t n) {
     if (whole < n) {
       __m256 x = _mm256_maskload_ps(c + whole, tail);
       if (bias) x = _mm256_add_ps(x, _mm256_maskload_ps(bias + whole, tail));
-      _mm256_maskstore_ps(c + whole, tail, act_ps<A>(x));
+      store_lanes(c + whole, act_ps<A>(x), static_cast<int>(n - whole));
     }
   }
 }

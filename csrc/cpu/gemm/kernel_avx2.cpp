@@ -1,5 +1,5 @@
 // AVX2 + FMA micro-kernel: up to 6 x 16 (12 ymm accumulators, 2 for B, 1 broadcast), one
-// instantiation per row count; N edges use masked loads and a scalar store. Contract: kernels.h.
+// instantiation per row count; N edges use masked loads and plain partial stores. Contract: kernels.h.
 #include "cpu/gemm/kernels.h"
 
 #if defined(__x86_64__)
@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cstring>
 #include <utility>
+
+#include "cpu/store_lanes_avx2.h"
 
 namespace forgeml::gemm::detail {
 namespace {
@@ -52,7 +54,7 @@ void tile(int64_t kc, const float* a, int64_t as, const float* b, int64_t bs, fl
         _mm256_storeu_ps(p, r);
       } else {
         if (beta != 0.f) r = _mm256_fmadd_ps(vb, _mm256_maskload_ps(p, mask[v]), r);
-        _mm256_maskstore_ps(p, mask[v], r);
+        store_lanes(p, r, n - 8 * v);
       }
     }
   }

@@ -13,6 +13,8 @@
 
 #include <utility>
 
+#include "cpu/store_lanes_avx2.h"
+
 namespace forgeml::gemm::detail {
 namespace {
 
@@ -63,7 +65,7 @@ void bf16_avx2(int64_t kg, const uint32_t* a, int64_t as, const uint32_t* b, flo
       } else {
         const __m256i mk = lane_mask(n, v);
         const __m256 r = accumulate ? _mm256_add_ps(acc[i][v], _mm256_maskload_ps(p, mk)) : acc[i][v];
-        _mm256_maskstore_ps(p, mk, r);
+        store_lanes(p, r, n - 8 * v);
       }
     }
 }
@@ -118,12 +120,11 @@ void int8_avx2(int64_t kg, const uint32_t* a, int64_t as, const uint32_t* b, flo
     for (int v = 0; v < NV; ++v) {
       float* p = c + i * ldc + 8 * v;
       __m256 r = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(acc[i][v], corr[v])), _mm256_mul_ps(rs, cs[v]));
-      const bool whole = n >= 8 * (v + 1);  // plain stores: vmaskmovps is microcoded on AMD Zen
+      const bool whole = n >= 8 * (v + 1);
       if (accumulate) r = _mm256_add_ps(whole ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, mk[v]), r);
       if (t.bias) r = _mm256_add_ps(r, bias[v]);
       if (t.relu) r = _mm256_max_ps(_mm256_setzero_ps(), r);  // NaN passes, as in bias_act
-      if (whole) _mm256_storeu_ps(p, r);
-      else _mm256_maskstore_ps(p, mk[v], r);
+      store_lanes(p, r, n - 8 * v);
     }
   }
 }
