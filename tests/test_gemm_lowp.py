@@ -206,6 +206,22 @@ def test_quantize_int8_rows_and_columns(isa, rng):
         quantize_int8(np.array([[1.0], [np.inf]], np.float32), axis=0)
 
 
+@pytest.mark.parametrize("k", [1, 7, 8, 9, 31, 32, 33, 77, 100])
+def test_quantize_int8_row_widths(isa, rng, k):
+    """Each row width around the vector steps: codes are rint(x / s) with ties to even (s = 1 here,
+    so x.5 values are exact ties), and NaN or infinity anywhere in a row is refused."""
+    x = rng.integers(-126, 126, (5, k)).astype(np.float32) + rng.choice([0.0, 0.5, 0.25], (5, k)).astype(np.float32)
+    x[:, 0] = 127  # scale 1
+    q, s = quantize_int8(x)
+    np.testing.assert_array_equal(s, np.ones(5, np.float32))
+    np.testing.assert_array_equal(q, np.rint(x).astype(np.int8))
+    for bad in (np.nan, np.inf, -np.inf):
+        y = x.copy()
+        y[3, k - 1] = bad
+        with pytest.raises(ValueError, match="NaN"):
+            quantize_int8(y)
+
+
 def test_int8_dynamic_activation_quantization(rng):
     """a_scale=None quantizes a float a per row, and the result is close to the float product."""
     x, w = rand(rng, 40, 64), rand(rng, 64, 24)
