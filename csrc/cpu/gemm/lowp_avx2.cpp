@@ -73,13 +73,13 @@ void bf16_avx2(int64_t kg, const uint32_t* a, int64_t as, const uint32_t* b, flo
     }
 }
 
-// int8_avx2_<M>x<8*NV>: a group word holds depth 4g .. 4g + 3 in its bytes, A's unsigned and
-// B's signed. The even bytes (0, 2) and then the odd ones (1, 3) as int16 pairs per int32 lane.
+// acc (M x 8*NV int32) = the sums over kg groups of a's rows times b's panel. A group word holds
+// depth 4g .. 4g + 3 in its bytes, A's unsigned and B's signed: the even bytes (0, 2) and then the
+// odd ones (1, 3) as int16 pairs per int32 lane.
 template <int M, int NV>
-void int8_avx2(int64_t kg, const uint32_t* a, int64_t as, const uint32_t* b, float* c, int64_t ldc, bool accumulate,
-               const LowpTile& t, int, int n) {
+inline __attribute__((always_inline)) void int8_sums(int64_t kg, const uint32_t* a, int64_t as, const uint32_t* b,
+                                                     __m256i (&acc)[M][NV]) {
   const __m256i even = _mm256_set1_epi32(0x00ff00ff);
-  __m256i acc[M][NV];
 #pragma GCC unroll 8
   for (int i = 0; i < M; ++i)
 #pragma GCC unroll 2
@@ -105,6 +105,14 @@ void int8_avx2(int64_t kg, const uint32_t* a, int64_t as, const uint32_t* b, flo
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_add_epi32(acc[i][v], _mm256_madd_epi16(ai, bv[v]));
     }
   }
+}
+
+// int8_avx2_<M>x<8*NV>
+template <int M, int NV>
+void int8_avx2(int64_t kg, const uint32_t* a, int64_t as, const uint32_t* b, float* c, int64_t ldc, bool accumulate,
+               const LowpTile& t, int, int n) {
+  __m256i acc[M][NV];
+  int8_sums<M, NV>(kg, a, as, b, acc);
   // The portable tile's epilogue: (acc - corr) * (row scale * column scale), then bias_act's
   // x + bias and relu when the driver fuses them (LowpTile).
   __m256 cs[NV], bias[NV];
@@ -129,6 +137,26 @@ void int8_avx2(int64_t kg, const uint32_t* a, int64_t as, const uint32_t* b, flo
       if (t.relu) r = _mm256_max_ps(_mm256_setzero_ps(), r);  // NaN passes, as in bias_act
       store_lanes(p, r, n - 8 * v);
     }
+  }
+}
+
+// int8_avx2_4x<8*NV> with the 2 x 2 window epilogue (lowp.h: pool4): the 4 rows are one window.
+template <int NV>
+void int8_pool4_avx2(int64_t kg, const uint32_t* a, int64_t as, const uint32_t* b, float* c, int64_t, bool,
+                     const LowpTile& t, int, int n) {
+  __m256i acc[4][NV];
+  int8_sums<4, NV>(kg, a, as, b, acc);
+  const __m256 rs = _mm256_set1_ps(t.row_scale[0]);
+#pragma GCC unroll 2
+  for (int v = 0; v < NV; ++v) {
+    const __m256i mk = lane_mask(n, v);
+    const __m256 cs = _mm256_maskload_ps(t.col_scale + 8 * v, mk);
+    const __m256i corr = _mm256_maskload_epi32(t.corr + 8 * v, mk);
+    const __m256i mx = _mm256_max_epi32(_mm256_max_epi32(acc[0][v], acc[1][v]), _mm256_max_epi32(acc[2][v], acc[3][v]));
+    __m256 r = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(mx, corr)), _mm256_mul_ps(rs, cs));
+    if (t.bias) r = _mm256_add_ps(r, _mm256_maskload_ps(t.bias + 8 * v, mk));
+    if (t.relu) r = _mm256_max_ps(_mm256_setzero_ps(), r);
+    store_lanes(c + 8 * v, r, n - 8 * v);
   }
 }
 
@@ -208,6 +236,7 @@ bool lowp_avx2_int8(LowpKernels& k) {
   k.name = "int8_avx2_4x16";
   k.quantize_row = quantize_row_avx2;
   k.int8_bias_relu = true;
+  k.pool4[0][1] = int8_pool4_avx2<2>, k.pool4[1][1] = int8_pool4_avx2<1>;  // mr = 4: one window a tile
   return true;
 }
 
