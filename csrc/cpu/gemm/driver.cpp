@@ -183,8 +183,10 @@ void gemm_block(const Kernel& kern, const Problem& p, int64_t m0, int64_t m1, in
             const int n = static_cast<int>(std::min<int64_t>(nr, nc - jr));
             kern.tile[2 * n <= nr][row_a][m](kc, a, as, b + (jr / nr) * bstep, bs, crow + jr, p.ldc, p.alpha, beta,
                                               m, n);
-            if (last) epilogue_tile(kern, *p.ep, ic + ir, m, jc + jr, n, crow + jr, p.ldc);
           }
+          // on the row panel's whole width: one call per panel, not per tile (the Dense layers'
+          // bias + relu paid a call for every 6 x 16 tile), the panel still in L1
+          if (last) epilogue_tile(kern, *p.ep, ic + ir, m, jc, static_cast<int>(nc), crow, p.ldc);
         }
       }
     }
