@@ -19,9 +19,9 @@ namespace forgeml::gemm {
 enum class Activation : int { none = 0, relu = 1, sigmoid = 2, tanh = 3, gelu = 4 };
 
 // Called once per finished block: rows [i0, i1) and columns [j0, j1) of C, where c points at
-// C(i0, j0) and rows are ldc apart. Must only touch that block. Blocks are register tiles (at
-// most 12 x 32 on AVX-512) on the fast paths and the whole of C on the reference path, so do
-// not assume a size; blocks are disjoint and may run concurrently on several threads.
+// C(i0, j0) and rows are ldc apart. Must only touch that block. Blocks are a register tile's rows
+// across a column block (at most 12 x 320 on AVX-512) on the fast paths and the whole of C on the
+// reference path, so do not assume a size; blocks are disjoint and may run concurrently.
 using EpilogueFn = void (*)(void* ctx, int64_t i0, int64_t i1, int64_t j0, int64_t j1, float* c, int64_t ldc);
 
 struct Epilogue {
