@@ -106,6 +106,31 @@ def test_forest_predictions_do_not_depend_on_thread_count(threads):
     np.testing.assert_array_equal(p1, p3)
 
 
+def test_workers_started_inside_a_denormal_flushing_kernel_do_not_flush():
+    """The pool's first workers start inside the fused Dense step, which flushes denormals on its
+    threads (FTZ | DAZ): they must not keep that mode (a new thread copies its creator's), or a
+    later product's tiny values come out as zeros from those workers' rows only."""
+    out = run_script(
+        """
+        import numpy as np, forgeml
+        from forgeml import ops
+        forgeml.set_num_threads(4)
+        rng = np.random.default_rng(0)
+        layout = ops.DenseLayout.build([8, 5, 3], ["relu", "relu"], [0, 45], [40, 60], 63)
+        params = rng.standard_normal(63).astype(np.float32)
+        x = rng.standard_normal((1024, 8)).astype(np.float32)
+        ops.dense_train_steps(layout, x, rng.integers(0, 3, 1024), params, np.zeros_like(params),
+                              optimizer="sgd", hyper={}, slots={}, lrs=0.01, t0=0, batch_size=1024)
+        a = np.full((2000, 256), 1e-20, np.float32)
+        b = np.full((256, 256), 1e-21, np.float32)  # sums of 2.6e-39: subnormal, on every thread
+        c = ops.matmul(a, b)
+        print(int((c == 0).sum()), c.size)
+    """
+    )
+    zeros, size = map(int, out.split())
+    assert zeros == 0, f"{zeros} of {size} subnormal results flushed to zero"
+
+
 def test_set_num_threads_and_omp_num_threads():
     out = run_script(
         """

@@ -148,6 +148,12 @@ class Pool {
   }
 
   void worker_loop(Worker* me) {
+#if defined(__x86_64__)
+    // The default SSE control word: a new thread starts with its creator's, and the pool may grow
+    // inside a kernel that flushes denormals (the fused Dense step sets FTZ | DAZ), which then
+    // stuck to the worker and flushed every later kernel's tiny results on it alone.
+    _mm_setcsr(0x1F80);
+#endif
 #if defined(__linux__)
     me->tid.store(static_cast<long>(syscall(SYS_gettid)), std::memory_order_release);
     pthread_setname_np(pthread_self(), "forgeml-pool");  // how top, py-spy and the tests tell them apart
