@@ -40,6 +40,7 @@ bool gru_forward_f32(const Dims& d, const Split& split, const GateKernels& gk, c
   const int64_t N = d.N, T = d.T, H = d.H, GH = d.GH(), G = d.G;
   const int64_t parts = static_cast<int64_t>(split.size()) - 1;
   const int mr = kern.mr, nr = kern.nr;
+  const RowTiles tiles(N, mr);
   // b0 with b1's z and r blocks folded in (they only ever add to b0's); b1_h is multiplied by
   // the reset gate, so it is added to h·R_h.
   std::vector<float> bias(f.bias, f.bias + GH);
@@ -76,8 +77,9 @@ bool gru_forward_f32(const Dims& d, const Split& split, const GateKernels& gk, c
     const int64_t ldh = t == 0 ? H : T * H;
     const float* b1 = f.bias + GH + c0;  // recurrent bias, row 1
     float* zk = z[k].get();
-    for (int64_t i0 = 0; i0 < N; i0 += mr) {
-      const int m = static_cast<int>(std::min<int64_t>(mr, N - i0));
+    for (int64_t ti = 0; ti < tiles.count; ++ti) {
+      const int64_t i0 = tiles.begin(ti);
+      const int m = tiles.height(ti);
       float* a = f.xg + (i0 * T + t) * GH + c0;  // this panel's x_t·W + b0 (+ b1_z, b1_r)
       if (F == 0)
         for (int i = 0; i < m; ++i) std::fill(a + i * T * GH, a + i * T * GH + cols, 0.0f);

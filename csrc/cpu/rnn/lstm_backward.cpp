@@ -80,15 +80,17 @@ struct LstmBack {
   // column panels, then row tiles: each packed panel is read once per step while A's rows
   // (dz_t, a few hundred KiB at most) come from L2.
   void product(const float* a, int64_t lda, int64_t M, int64_t K, const Target* tg, int ntg, Ahead& ah) const {
-    const int mr = kern.mr, nr = kern.nr;
+    const int nr = kern.nr;
+    const RowTiles tiles(M, kern.mr);
     for (int64_t pc = 0; pc < K; pc += kern.kc) {
       const int64_t kc = std::min<int64_t>(kern.kc, K - pc);
       const float beta = pc == 0 ? 0.0f : 1.0f;
       for (int q = 0; q < ntg; ++q)
         for (int64_t j = 0; j < tg[q].cols; j += nr) {
           const int n = static_cast<int>(std::min<int64_t>(nr, tg[q].cols - j));
-          for (int64_t i0 = 0; i0 < M; i0 += mr) {
-            const int m = static_cast<int>(std::min<int64_t>(mr, M - i0));
+          for (int64_t ti = 0; ti < tiles.count; ++ti) {
+            const int64_t i0 = tiles.begin(ti);
+            const int m = tiles.height(ti);
             kern.tile[2 * n <= nr][1][m](kc, a + i0 * lda + pc, lda, tg[q].p->at(pc, j, kc), nr,
                                          tg[q].c + i0 * tg[q].ldc + j, tg[q].ldc, 1.0f, beta, m, n);
             ah.pump();
@@ -101,14 +103,16 @@ struct LstmBack {
   // staged rows) and B = dz's rows (ldz apart) in place. Column panels outside the row tiles,
   // so each panel of B stays in L1 across them.
   void accumulate(const float* a, int64_t M, int64_t K, const float* bz, int64_t cols, float* c) const {
-    const int mr = kern.mr, nr = kern.nr;
+    const int nr = kern.nr;
+    const RowTiles tiles(M, kern.mr);
     const int64_t GH = d.GH();
     for (int64_t pc = 0; pc < K; pc += kern.kc) {
       const int64_t kc = std::min<int64_t>(kern.kc, K - pc);
       for (int64_t j = 0; j < cols; j += nr) {
         const int n = static_cast<int>(std::min<int64_t>(nr, cols - j));
-        for (int64_t i0 = 0; i0 < M; i0 += mr) {
-          const int m = static_cast<int>(std::min<int64_t>(mr, M - i0));
+        for (int64_t ti = 0; ti < tiles.count; ++ti) {
+          const int64_t i0 = tiles.begin(ti);
+          const int m = tiles.height(ti);
           kern.tile[2 * n <= nr][0][m](kc, a + pc * lds + i0, lds, bz + pc * ldz + j, ldz, c + i0 * GH + j, GH, 1.0f,
                                        1.0f, m, n);
         }

@@ -72,8 +72,10 @@ struct Lstm {
     const float* hp = t == 0 ? h0 : f.y + (t - 1) * H;
     const int64_t ldh = t == 0 ? H : T * H;
     const int64_t ldz = f.xg ? T * GH : cols;
-    for (int64_t i0 = n0; i0 < n1; i0 += mr) {
-      const int m = static_cast<int>(std::min<int64_t>(mr, n1 - i0));
+    const RowTiles tiles(n1 - n0, mr);
+    for (int64_t ti = 0; ti < tiles.count; ++ti) {
+      const int64_t i0 = n0 + tiles.begin(ti);
+      const int m = tiles.height(ti);
       float* z = f.xg ? f.xg + (i0 * T + t) * GH + col0 : zbuf;
       for (int64_t pc = 0; pc < K; pc += kern.kc) {
         const int64_t kc = std::min<int64_t>(kern.kc, K - pc);
@@ -127,7 +129,7 @@ void run_rows(const Lstm& L, const float* stacked, int64_t chunks) {
 void run_units(const Lstm& L, const float* stacked) {
   const Dims& d = L.d;
   const int64_t K = d.F + d.H, GH = d.GH(), parts = static_cast<int64_t>(L.split.size()) - 1;
-  const int64_t panels = (d.N + L.kern.mr - 1) / L.kern.mr;
+  const RowTiles tiles(d.N, L.kern.mr);
   std::vector<Panels> packs;
   int64_t widest = 0;
   for (int64_t k = 0; k < parts; ++k) {
@@ -140,9 +142,8 @@ void run_units(const Lstm& L, const float* stacked) {
     ap.push_back(floats(L.kern.mr * std::min<int64_t>(K, L.kern.kc)));
     z.push_back(floats(L.f.xg ? 0 : L.kern.mr * widest));
   }
-  run_waves(parts, d.T, panels, [&](int64_t k, int64_t t, int64_t i, int tid) {
-    const int64_t n0 = i * L.kern.mr, n1 = std::min(d.N, n0 + L.kern.mr);
-    L.step(t, n0, n1, k, k + 1, packs[k], ap[tid].get(), z[tid].get());
+  run_waves(parts, d.T, tiles.count, [&](int64_t k, int64_t t, int64_t i, int tid) {
+    L.step(t, tiles.begin(i), tiles.begin(i + 1), k, k + 1, packs[k], ap[tid].get(), z[tid].get());
   });
 }
 
