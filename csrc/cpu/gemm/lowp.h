@@ -56,6 +56,19 @@ struct LowpKernels {
 
 float quantize_row_scalar(const float* x, int64_t n, int8_t* q);
 
+namespace {  // internal linkage: the ISA units compile it too (forgeml/isa_local.h)
+// The scalar end of a vector quantize_row's scan: amax taken over |x[j0, n)| too, then the row's
+// scale amax / 127 (1 for an all-zero row), or NaN when one of those values is NaN or infinite.
+inline float finish_row_scale(const float* x, int64_t j0, int64_t n, float amax) {
+  for (int64_t t = j0; t < n; ++t) {
+    const float v = __builtin_fabsf(x[t]);
+    if (!(v <= 3.4028235e38f)) return __builtin_nanf("");
+    amax = v > amax ? v : amax;
+  }
+  return amax > 0.f ? amax / 127.f : 1.f;
+}
+}  // namespace
+
 void pair_bf16_scalar(const float* lo, const float* hi, uint32_t* dst, int64_t n, int64_t nr, int64_t panel_stride);
 void row_bf16_scalar(const float* src, uint16_t* dst, int64_t n);
 

@@ -175,13 +175,8 @@ float quantize_row_avx2(const float* x, int64_t n, int8_t* q) {
   if (_mm256_movemask_ps(ok) != 0xff) return __builtin_nanf("");
   __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
   m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-  float amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1)));
-  for (int64_t t = j; t < n; ++t) {
-    const float v = __builtin_fabsf(x[t]);
-    if (!(v <= 3.4028235e38f)) return __builtin_nanf("");
-    amax = v > amax ? v : amax;
-  }
-  const float s = amax > 0.f ? amax / 127.f : 1.f;
+  const float s = finish_row_scale(x, j, n, _mm_cvtss_f32(_mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1))));
+  if (s != s) return s;  // NaN or infinity in the row
   const __m256 vs = _mm256_set1_ps(s), lo = _mm256_set1_ps(-127.f), hi = _mm256_set1_ps(127.f);
   auto codes = [&](const float* p) {
     const __m256 r =

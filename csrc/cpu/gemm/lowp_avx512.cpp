@@ -215,13 +215,8 @@ float quantize_row_avx512(const float* x, int64_t n, int8_t* q) {
     vmax = _mm512_max_ps(vmax, v);
   }
   if (bad) return __builtin_nanf("");
-  float amax = _mm512_reduce_max_ps(vmax);
-  for (int64_t t = j; t < n; ++t) {
-    const float v = __builtin_fabsf(x[t]);
-    if (!(v <= 3.4028235e38f)) return __builtin_nanf("");
-    amax = v > amax ? v : amax;
-  }
-  const float s = amax > 0.f ? amax / 127.f : 1.f;
+  const float s = finish_row_scale(x, j, n, _mm512_reduce_max_ps(vmax));
+  if (s != s) return s;  // NaN or infinity in the row
   const __m512 vs = _mm512_set1_ps(s), lo = _mm512_set1_ps(-127.f), hi = _mm512_set1_ps(127.f);
   for (j = 0; j + 16 <= n; j += 16) {
     __m512 r = _mm512_roundscale_ps(_mm512_div_ps(_mm512_loadu_ps(x + j), vs), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
