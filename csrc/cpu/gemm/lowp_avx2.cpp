@@ -193,8 +193,8 @@ float quantize_row_avx2(const float* x, int64_t n, int8_t* q) {
   for (; j + 8 <= n; j += 8) {
     const __m256i w = _mm256_packs_epi32(codes(x + j), _mm256_setzero_si256());
     const __m256i b = _mm256_packs_epi16(w, w);  // bytes 0-3 of each 128-bit lane
-    const int64_t pair = static_cast<uint32_t>(_mm256_cvtsi256_si32(b)) |
-                         static_cast<int64_t>(_mm_cvtsi128_si32(_mm256_extracti128_si256(b, 1))) << 32;
+    const uint64_t pair = static_cast<uint32_t>(_mm256_cvtsi256_si32(b)) |
+                          uint64_t{static_cast<uint32_t>(_mm_cvtsi128_si32(_mm256_extracti128_si256(b, 1)))} << 32;
     std::memcpy(q + j, &pair, 8);
   }
   for (; j < n; ++j) q[j] = static_cast<int8_t>(std::clamp(std::nearbyint(x[j] / s), -127.f, 127.f));
