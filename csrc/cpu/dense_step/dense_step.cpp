@@ -164,9 +164,10 @@ void sum_slices(float* grads, const std::vector<std::vector<float>>& others, int
 // were slower every step). Clipping by a norm needs the whole gradient and stays on the caller.
 void sum_and_update(const Net& net, const Optimizer& opt, const std::vector<std::vector<float>>& others, int used,
                     double lr, int64_t t, const detail::Kernels& k) {
-  constexpr int64_t kAlign = 16;  // ranges on 64-byte lines: no line written by two threads
+  constexpr int64_t kAlign = 16;            // ranges on 64-byte lines: no line written by two threads
+  constexpr int64_t kParamsPerThread = 4096;  // fewer: a thread's share is shorter than handing it over
   const int64_t n = net.n_params;
-  const int threads = static_cast<int>(std::clamp<int64_t>(n / 4096, 1, num_threads()));
+  const int threads = static_cast<int>(std::clamp<int64_t>(n / kParamsPerThread, 1, num_threads()));
   parallel_run(threads, [&](int tid, int nt) {
     FlushDenormals worker_ftz;
     auto edge = [&](int j) { return j == nt ? n : std::min(n, (n * j / nt + kAlign - 1) / kAlign * kAlign); };

@@ -201,7 +201,7 @@ bool lstm_backward_f32(const Dims& d, const Split& split, const GateKernels& gk,
                           {&pw[k], fx[k + 1] - fx[k], b.dx + s * F + fx[k], T * F}};
     L.product(L.slot(s), ldz, N, GH, tg, fx[k + 1] > fx[k] ? 2 : 1, ah);
   };
-  const int64_t row_tiles = (N + kern.mr - 1) / kern.mr, depth_blocks = (GH + kern.kc - 1) / kern.kc;
+  const int64_t row_tiles = RowTiles(N, kern.mr).count, depth_blocks = (GH + kern.kc - 1) / kern.kc;
   auto tiles = [&](int64_t k) {  // a part's tile calls in one step's product
     const int64_t w = split[k + 1] - split[k], nx = fx[k + 1] - fx[k];
     return row_tiles * depth_blocks * ((w + kern.nr - 1) / kern.nr + (nx + kern.nr - 1) / kern.nr);
