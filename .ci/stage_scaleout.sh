@@ -9,7 +9,9 @@ if ! command -v mpirun >/dev/null 2>&1 || ! command -v mpicc >/dev/null 2>&1; th
   $SUDO apt-get update -q
   $SUDO apt-get install -y -q openmpi-bin libopenmpi-dev   # mpicc: mpi4py builds against it
 fi
-"$PY" -m pip install -q "dask[array,dataframe]" distributed mpi4py   # forgeml's [dask] and [mpi] extras
+# The floors matter: unbounded, pip pairs the newest dask with a 2021 distributed (whose loose pin
+# allows it) that no longer imports; a modern distributed pins dask to its own release.
+"$PY" -m pip install -q "dask[array,dataframe]>=2024.1" "distributed>=2024.1" mpi4py   # forgeml's [dask] and [mpi] extras
 # Open MPI refuses root unless told; --oversubscribe is passed by the tests (2 ranks on any machine)
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 "$PY" -m pytest tests/test_dask.py tests/test_distributed.py -q --durations=10
