@@ -222,6 +222,23 @@ def test_quantize_int8_row_widths(isa, rng, k):
             quantize_int8(y)
 
 
+def test_quantize_int8_near_half_quotients(isa, rng):
+    """Values a few ulps either side of (k + 1/2) * s for scales that 1/s does not represent:
+    the codes must be those of the correctly rounded float32 quotient x / s (a quantizer that
+    multiplies by 1 / s gets ~4% of them wrong)."""
+    amax = rng.uniform(0.3, 900.0, 64).astype(np.float32)
+    s = amax / np.float32(127)
+    half = (rng.integers(-127, 127, (64, 95)) + np.float32(0.5)).astype(np.float32) * s[:, None]
+    ulps, x = rng.integers(-3, 4, half.shape), half
+    for step in range(3):
+        x = np.where(np.abs(ulps) > step, np.nextafter(x, np.where(ulps > 0, np.float32(np.inf), -np.inf)), x)
+    x = np.concatenate([x, amax[:, None]], axis=1)  # each row's maximum is its amax
+    x = np.where(rng.random(x.shape) < 0.5, x, -x).astype(np.float32)
+    q, got_s = quantize_int8(x)
+    np.testing.assert_array_equal(got_s, s)
+    np.testing.assert_array_equal(q, np.clip(np.rint(x / s[:, None]), -127, 127).astype(np.int8))
+
+
 def test_int8_dynamic_activation_quantization(rng):
     """a_scale=None quantizes a float a per row, and the result is close to the float product."""
     x, w = rand(rng, 40, 64), rand(rng, 64, 24)
