@@ -234,14 +234,35 @@ def dense_chain(model, x):
 
 def _chain_stack(plan):
     """The chain binding's layer list [(packed kernel, scale, bias, activation code)] of a plan;
-    None on the reference ISA (no packed layout)."""
+    None on the reference ISA (no packed layout). Kept on the plan while every layer still has
+    the same packed kernel, scale and bias objects under the same ISA (assign drops the packing)."""
+    isa = backend._device.active_isa()
+    memo = plan.stack
+    if (
+        memo is not None
+        and memo[0] == isa
+        and all(
+            layer.kernel._packed is q
+            and layer.kernel_scale.value is s
+            and (layer.bias.value if layer.use_bias else None) is b
+            for (layer, _), (q, s, b, _) in zip(plan, memo[1])
+        )
+    ):
+        return memo[1]
     stack = []
     for layer, code in plan:
         q = layer.kernel.packed()
         if type(q) is np.ndarray:
             return None
         stack.append((q, layer.kernel_scale.value, layer.bias.value if layer.use_bias else None, code))
+    plan.stack = (isa, stack)
     return stack
+
+
+class _Plan(list):
+    """[(layer, epilogue activation code)], with the binding's stack of the last call."""
+
+    stack = None
 
 
 _generation = 0  # bumped by quantize_layer: a model's cached chain plan is then rebuilt
@@ -250,7 +271,7 @@ _generation = 0  # bumped by quantize_layer: a model's cached chain plan is then
 def _chain_plan(layers):
     """[(layer, epilogue activation code)] when every layer is an int8 Dense whose activation the
     GEMM epilogue applies (the last may also be softmax, code 0 then), else None."""
-    plan = []
+    plan = _Plan()
     for i, layer in enumerate(layers):
         if type(layer) is not Dense or layer._quantization_mode != "int8" or not isinstance(layer.kernel, Int8Kernel):
             return None

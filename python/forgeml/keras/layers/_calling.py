@@ -54,6 +54,18 @@ def _layer_call():
 _LAYER_CALL = None
 
 
+def _keras_tensor():
+    global _KERAS_TENSOR
+    if _KERAS_TENSOR is None:  # as _layer_call: an import statement per call costs ~1.5 us
+        from .base import KerasTensor
+
+        _KERAS_TENSOR = KerasTensor
+    return _KERAS_TENSOR
+
+
+_KERAS_TENSOR = None
+
+
 def _accepts(fn, name):
     key = (fn, name)
     ok = _SIG_CACHE.get(key)
@@ -84,8 +96,6 @@ class Node:
 
 
 def call_layer(layer, args, kwargs):
-    from .base import KerasTensor
-
     if args:
         inputs, rest = args[0], tuple(args[1:])
     elif "inputs" in kwargs:
@@ -93,7 +103,7 @@ def call_layer(layer, args, kwargs):
         inputs, rest = kwargs.pop("inputs"), ()
     else:
         raise TypeError(f"Layer {layer.name!r} was called without inputs")
-    if any(isinstance(t, KerasTensor) for t in flatten(inputs)):
+    if type(inputs) is not np.ndarray and any(isinstance(t, _keras_tensor()) for t in flatten(inputs)):
         return _symbolic(layer, inputs, rest, kwargs)
     if hasattr(layer, "_model_call"):  # a model used as a layer
         return layer._model_call(inputs, *rest, **kwargs)
