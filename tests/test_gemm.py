@@ -306,11 +306,11 @@ def test_in_place_b_row_chunks(ta, threads):
 @pytest.mark.parametrize("ta,tb", [(False, False), (False, True), (True, False), (True, True)])
 def test_b_packed_once_and_shared(ta, tb, threads):
     """B packed once per call and shared: by the row chunks of two threads (577 rows, and 200 rows,
-    fewer than N, still split by rows), and by one thread's row passes over more than MC rows
-    (4101 > 4032 for AVX-512). Bit-identical to the per-block packing of one thread, and within
-    float64 tolerance."""
+    fewer than N, still split by rows; claimed guided, or in fixed chunks for a B over 2^21
+    floats), and by one thread's row passes over more than MC rows (4101 > 4032 for AVX-512).
+    Bit-identical to the per-block packing of one thread, and within float64 tolerance."""
     rng = np.random.default_rng(21)
-    for m, n, k in [(577, 413, 771), (200, 701, 389), (4101, 45, 389)]:
+    for m, n, k in [(577, 413, 771), (200, 701, 389), (4101, 45, 389), (300, 1100, 1950)]:
         a, b = operands(rng, m, n, k, ta, tb)
         bias = rand(rng, n)
         assert_threads_agree(threads, a, b, ta, tb, bias, "relu")

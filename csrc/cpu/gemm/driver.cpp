@@ -217,16 +217,42 @@ int threads_for(const Problem& p, int max_threads) {
 // own copy of the other operand (B for row chunks, A for column chunks) spans at least
 // kMinPackingChunk rows (columns), so the repeated packing stays a few percent of its
 // arithmetic. With B packed once for the call (p.packed), rows split from 2 * kMinSharedChunk
-// rows on, in chunks of about kSharedChunkRows: each row chunk streams all of the shared B from
-// L3 or DRAM once, and at 64-row chunks that traffic held 2048^3 on two threads of a Zen 2 at
-// 154 GFLOP/s against OpenBLAS's 184 (384 rows: 184; bench/results/gemm_profile.md). Each
-// element is computed the same way whichever chunk holds it, so results do not depend on t or
-// on the chunking.
+// rows on: guided (run_guided) while B fits L3, else in chunks of about kSharedChunkRows: each
+// row chunk streams all of the shared B from DRAM once, and at 64-row chunks that traffic held
+// 2048^3 on two threads of a Zen 2 at 154 GFLOP/s against OpenBLAS's 184 (384 rows: 184;
+// bench/results/gemm_profile.md). Each element is computed the same way whichever chunk holds
+// it, so results do not depend on t or on the chunking.
 constexpr int64_t kGemmChunksPerThread = 4;
 constexpr int64_t kMinPackingChunk = 192;
 constexpr int64_t kSharedChunksPerThread = 12;
 constexpr int64_t kMinSharedChunk = 64;
 constexpr int64_t kSharedChunkRows = 384;
+
+// Row chunks over a shared packed B that stays in L3 (up to kGuidedMaxB floats), claimed guided:
+// each claim takes 1/(2t) of the row panels still unclaimed (at least kMinSharedChunk rows), so
+// the bulk goes in large chunks and the last ones shrink: a thread the OS parks holds back at most
+// one small chunk of the tail. With fixed chunks of kSharedChunkRows, 1024^3 on two threads was
+// one chunk each and took twice one thread's time right after a NumPy call (OpenBLAS's spinning
+// worker held half a core): 37-50 ms, guided 22-29, one thread 24. A larger B streams from DRAM
+// and keeps the fixed equal chunks: threads in step share each B block's trip through L3 (guided,
+// 2048^3 on two threads ran 10-15% slower on a Zen 2).
+constexpr int64_t kGuidedMaxB = int64_t{1} << 21;
+
+void run_guided(const Kernel& kern, const Problem& p, int64_t r0, int64_t r1, int t) {
+  const int64_t panels = (r1 - r0 + kern.mr - 1) / kern.mr;
+  const int64_t min_panels = std::max<int64_t>(1, kMinSharedChunk / kern.mr);
+  ExceptionSlot slot;
+  std::atomic<int64_t> next{0};
+  parallel_run(t, [&](int, int) {
+    for (int64_t b = next.load(std::memory_order_relaxed); b < panels;) {
+      const int64_t take = std::min(panels - b, std::max(min_panels, (panels - b) / (2 * t)));
+      if (!next.compare_exchange_weak(b, b + take, std::memory_order_relaxed)) continue;  // b reloaded
+      slot.run([&] { gemm_block(kern, p, r0 + b * kern.mr, std::min(r0 + (b + take) * kern.mr, r1), 0, p.N); });
+      b = next.load(std::memory_order_relaxed);
+    }
+  });
+  slot.rethrow();
+}
 
 void run_threads(const Kernel& kern, const Problem& p, int64_t r0, int64_t r1, int t) {
   if (t <= 1) return gemm_block(kern, p, r0, r1, 0, p.N);
@@ -236,9 +262,11 @@ void run_threads(const Kernel& kern, const Problem& p, int64_t r0, int64_t r1, i
   const int64_t extent = split_m ? rows : p.N, unit = split_m ? kern.mr : kern.nr;
   const int64_t panels = (extent + unit - 1) / unit;
   const bool repacks = split_m ? !p.packed && (p.trans_b || p.K * p.N > kInPlaceB) : true;
+  const bool shared = split_m && p.packed;
+  if (shared && p.K * p.N <= kGuidedMaxB) return run_guided(kern, p, r0, r1, t);
   int64_t want;
   if (repacks) want = std::clamp<int64_t>(extent / kMinPackingChunk, t, kGemmChunksPerThread * t);
-  else if (split_m && p.packed)  // a multiple of t, so equal threads finish together
+  else if (shared)  // a multiple of t, so equal threads finish together
     want = (std::clamp<int64_t>(extent / kSharedChunkRows, t, kSharedChunksPerThread * t) + t - 1) / t * t;
   else if (split_m)  // B read in place: a chunk costs only its rows, so small ones balance a late worker
     want = (std::clamp<int64_t>(extent / (2 * unit), t, kSharedChunksPerThread * t) + t - 1) / t * t;
