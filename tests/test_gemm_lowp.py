@@ -231,9 +231,10 @@ def test_quantize_int8_near_half_quotients(isa, rng):
     half = (rng.integers(-127, 127, (64, 95)) + np.float32(0.5)).astype(np.float32) * s[:, None]
     ulps, x = rng.integers(-3, 4, half.shape), half
     for step in range(3):
-        x = np.where(np.abs(ulps) > step, np.nextafter(x, np.where(ulps > 0, np.float32(np.inf), -np.inf)), x)
+        x = np.where(np.abs(ulps) > step, np.nextafter(x, np.where(ulps > 0, np.float32(np.inf), np.float32(-np.inf))), x)
     x = np.concatenate([x, amax[:, None]], axis=1)  # each row's maximum is its amax
-    x = np.where(rng.random(x.shape) < 0.5, x, -x).astype(np.float32)
+    x = np.where(rng.random(x.shape) < 0.5, x, -x)
+    assert x.dtype == np.float32  # the ulp steps were float32's
     q, got_s = quantize_int8(x)
     np.testing.assert_array_equal(got_s, s)
     np.testing.assert_array_equal(q, np.clip(np.rint(x / s[:, None]), -127, 127).astype(np.int8))

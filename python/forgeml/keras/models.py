@@ -319,7 +319,7 @@ class Model:
     # ---------------------------------------------------------------- data
     def _prepare_x(self, x, name="x"):
         if type(x) is np.ndarray and self.built and self._xp is np and x.ndim > 1 and x.flags.c_contiguous \
-                and self._layers and x.dtype == self._layers[0]._input_dtype(x):
+                and x.dtype.kind in "fiub" and self._layers and x.dtype == self._layers[0]._input_dtype(x):
             self._check_features(x)  # already what the checks below would make of it: predict's common case
             return x
         if isinstance(x, (list, tuple)) and len(x) == 1 and hasattr(x[0], "shape"):
