@@ -230,8 +230,9 @@ def test_quantize_int8_near_half_quotients(isa, rng):
     s = amax / np.float32(127)
     half = (rng.integers(-127, 127, (64, 95)) + np.float32(0.5)).astype(np.float32) * s[:, None]
     ulps, x = rng.integers(-3, 4, half.shape), half
+    toward = np.where(ulps > 0, np.float32(np.inf), np.float32(-np.inf))
     for step in range(3):
-        x = np.where(np.abs(ulps) > step, np.nextafter(x, np.where(ulps > 0, np.float32(np.inf), np.float32(-np.inf))), x)
+        x = np.where(np.abs(ulps) > step, np.nextafter(x, toward), x)
     x = np.concatenate([x, amax[:, None]], axis=1)  # each row's maximum is its amax
     x = np.where(rng.random(x.shape) < 0.5, x, -x)
     assert x.dtype == np.float32  # the ulp steps were float32's
