@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <numeric>
 #include <vector>
 
@@ -26,28 +27,34 @@ float midpoint(float a, float b) {
   return (m >= b || m < a) ? a : m;
 }
 
-// LSD radix sort of floats (no NaN) on their order-preserving 32-bit keys, 3 passes of 11 bits:
-// a few times faster than std::sort on the 10^5-row columns binning sees.
+// LSD radix sort of floats (no NaN) on their order-preserving 32-bit keys, 3 passes of 11 bits,
+// the three digit histograms counted in one pass with the key transform, the last pass writing the
+// floats back: a few times faster than std::sort on the 10^5-row columns binning sees.
 void radix_sort(std::vector<float>& v) {
   const size_t n = v.size();
   if (n < 512) { std::sort(v.begin(), v.end()); return; }
-  std::vector<uint32_t> a(n), b(n);
+  std::unique_ptr<uint32_t[]> scratch(new uint32_t[2 * n]);  // no zero fill: every slot is written
+  uint32_t *a = scratch.get(), *b = a + n;
+  std::vector<uint32_t> count(3 * 2048, 0);
+  uint32_t *c0 = count.data(), *c1 = c0 + 2048, *c2 = c1 + 2048;
   for (size_t i = 0; i < n; ++i) {
     uint32_t u;
     std::memcpy(&u, &v[i], 4);
-    a[i] = (u >> 31) ? ~u : (u | 0x80000000u);  // negatives reversed, positives above them
+    const uint32_t k = (u >> 31) ? ~u : (u | 0x80000000u);  // negatives reversed, positives above them
+    a[i] = k;
+    ++c0[k & 2047];
+    ++c1[(k >> 11) & 2047];
+    ++c2[k >> 22];
   }
-  for (int shift = 0; shift < 32; shift += 11) {
-    uint32_t count[2048] = {0};
-    for (uint32_t k : a) ++count[(k >> shift) & 2047];
+  for (uint32_t* c : {c0, c1, c2}) {  // counts to first positions
     uint32_t sum = 0;
-    for (auto& c : count) { uint32_t t = c; c = sum; sum += t; }
-    for (uint32_t k : a) b[count[(k >> shift) & 2047]++] = k;
-    a.swap(b);
+    for (int j = 0; j < 2048; ++j) { const uint32_t t = c[j]; c[j] = sum; sum += t; }
   }
+  for (size_t i = 0; i < n; ++i) b[c0[a[i] & 2047]++] = a[i];
+  for (size_t i = 0; i < n; ++i) a[c1[(b[i] >> 11) & 2047]++] = b[i];
   for (size_t i = 0; i < n; ++i) {
-    uint32_t k = a[i], u = (k >> 31) ? (k & 0x7fffffffu) : ~k;
-    std::memcpy(&v[i], &u, 4);
+    const uint32_t k = a[i], u = (k >> 31) ? (k & 0x7fffffffu) : ~k;
+    std::memcpy(&v[c2[k >> 22]++], &u, 4);
   }
 }
 
@@ -58,45 +65,69 @@ constexpr float kFeatureThreshold = 1e-7f;
 
 // Cut points of one feature from its sample values v plus `zeros` implicit zeros (sparse columns:
 // the zeros enter as a count, never materialised). Values within kFeatureThreshold of their
-// sorted neighbour are merged into one group first; cuts fall between groups.
+// sorted neighbour are merged into one group first; cuts fall between groups. Two scans of the
+// sorted values, no per-group arrays: the first counts the groups (cutting between every pair as
+// long as they fit), the second, when there are more groups than bins, cuts at the quantiles.
 void feature_edges(std::vector<float>& v, int64_t zeros, int value_bins, float* edges, int32_t* n_edges) {
   radix_sort(v);
-  std::vector<float> lo, hi;     // first and last value of each group
-  std::vector<int64_t> before;   // sample values below each group
-  int64_t at = 0;
-  auto add = [&](float x, int64_t count) {
-    if (lo.empty() || x > hi.back() + kFeatureThreshold) {
-      lo.push_back(x);
-      hi.push_back(x);
-      before.push_back(at);
-    } else {
-      hi.back() = std::max(hi.back(), x);
-    }
-    at += count;
-  };
   // implicit zeros go before the explicit zeros (equal values: one group either way)
   const size_t zpos = zeros > 0 ? static_cast<size_t>(std::lower_bound(v.begin(), v.end(), 0.0f) - v.begin()) : 0;
-  for (size_t i = 0; i < zpos; ++i) add(v[i], 1);
-  if (zeros > 0) add(0.0f, zeros);
-  for (size_t i = zpos; i < v.size(); ++i) add(v[i], 1);
+  // The sorted sequence with the zeros in place: visit(x, count) per value.
+  auto each = [&](auto&& visit) {
+    for (size_t i = 0; i < zpos; ++i) visit(v[i], 1);
+    if (zeros > 0) visit(0.0f, zeros);
+    for (size_t i = zpos; i < v.size(); ++i) visit(v[i], 1);
+  };
+  int64_t groups = 0, at = 0, before = 0, zg = -1, zcount = 0;
+  float lo = 0, hi = 0;  // the current group's first value and largest value
+  auto close = [&] {  // the zero group: the first one spanning 0
+    if (zg < 0 && lo <= 0.0f && hi >= 0.0f) {
+      zg = groups - 1;
+      zcount = at - before;
+    }
+  };
+  each([&](float x, int64_t count) {
+    if (groups == 0 || x > hi + kFeatureThreshold) {
+      if (groups > 0) {
+        close();
+        if (groups <= value_bins) edges[groups - 1] = midpoint(hi, x);  // while every pair gets a cut
+      }
+      ++groups;
+      lo = hi = x;
+      before = at;
+    } else {
+      hi = std::max(hi, x);
+    }
+    at += count;
+  });
+  if (groups > 0) close();
   int ne = 0;
-  const int64_t groups = static_cast<int64_t>(lo.size());
-  if (groups <= value_bins) {  // a cut between every pair of neighbouring groups
-    for (int64_t i = 0; i + 1 < groups; ++i) edges[ne++] = midpoint(hi[i], lo[i + 1]);
+  if (groups <= value_bins) {
+    ne = static_cast<int>(groups > 0 ? groups - 1 : 0);
   } else {
     // Quantiles of the values outside the zero group; zero (sparse data's usual value, often most
     // of the rows) gets a bin of its own, so it does not swallow the quantiles of the others.
-    int64_t zg = -1;
-    for (int64_t g = 0; g < groups && zg < 0; ++g)
-      if (lo[g] <= 0.0f && hi[g] >= 0.0f) zg = g;
-    const int64_t zcount = zg < 0 ? 0 : (zg + 1 < groups ? before[zg + 1] : at) - before[zg];
     const int64_t m = at - zcount;
     const int64_t buckets = zg < 0 ? value_bins : value_bins - 2;
-    auto bucket = [&](int64_t g) { return (before[g] - (zg >= 0 && g > zg ? zcount : 0)) * buckets / m; };
-    for (int64_t i = 0; i + 1 < groups && ne < value_bins - 1; ++i) {
-      bool cut = i + 1 == zg || i == zg || bucket(i) != bucket(i + 1);
-      if (cut) edges[ne++] = midpoint(hi[i], lo[i + 1]);
-    }
+    auto bucket = [&](int64_t g, int64_t before_g) { return (before_g - (zg >= 0 && g > zg ? zcount : 0)) * buckets / m; };
+    int64_t g = 0, at2 = 0, last = 0;
+    float h = 0;
+    each([&](float x, int64_t count) {
+      if (g == 0 || x > h + kFeatureThreshold) {
+        if (g > 0 && ne < value_bins - 1) {
+          const int64_t b = bucket(g, at2);  // group g starts here; g - 1 ends
+          if (g == zg || g - 1 == zg || b != last) edges[ne++] = midpoint(h, x);
+          last = b;
+        } else if (g == 0) {
+          last = bucket(0, 0);
+        }
+        ++g;
+        h = x;
+      } else {
+        h = std::max(h, x);
+      }
+      at2 += count;
+    });
   }
   for (int i = ne; i < 256; ++i) edges[i] = std::numeric_limits<float>::infinity();
   *n_edges = ne;

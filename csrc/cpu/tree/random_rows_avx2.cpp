@@ -1,8 +1,8 @@
 // The packed-row kernels (random_rows.h) compiled for AVX2: a 64-byte row is two YMM registers.
 // AVX2 has no mask registers, so partition_ranges_w's fused form (each row updates both sides'
 // ranges through an and / or with the side's mask: ~9 vector ops per register) costs more than
-// moving the rows and then taking each side's range in a pass of its own over rows just written
-// (hot in L1 / L2): 2 ops per register without NaN codes (min, max), 4 with.
+// moving a block of rows and then taking each side's range over the block's rows just written
+// (hot in L1): 2 ops per register without NaN codes (min, max), 4 with.
 #include "cpu/tree/random_rows.h"
 
 #if defined(__x86_64__)
@@ -32,60 +32,91 @@ inline void copy_row(uint8_t* dst, const uint8_t* src) {
   }
 }
 
-// The left rows (code <= bin; NaN: nan_left) to dst in order, the right ones in order from
-// dst + left_rows * W. The row's slot is picked by a mask, not `left ? to_l : to_r`: GCC made that
-// a branch, mispredicted on half the rows of a random split (ExtraTrees fit 1.45 -> 1.28 s).
+// Per-side range accumulators in registers: range_w's lo / top / hi1 (kNan) or lo / top only
+// (no NaN codes: hi1 = top + 1 at the end).
 template <int W, bool kNan>
-int64_t split_rows_w(const uint8_t* src, int64_t m, int f, int bin, bool nan_left, int64_t left_rows, uint8_t* dst) {
-  int64_t nl = 0, nr = 0;
-  const uint32_t nan_goes = nan_left, b1 = static_cast<uint32_t>(bin) + 1;
-  for (int64_t i = 0; i < m; ++i) {
-    const uint32_t c = src[i * W + f];
-    const int64_t left = kNan ? static_cast<int64_t>(goes_left(c, b1, nan_goes)) : (c - b1) >> 31;
-    const int64_t r = left_rows + nr;
-    copy_row<W>(dst + (r + ((nl - r) & -left)) * W, src + i * W);
-    nl += left;
-    nr += 1 - left;
-  }
-  return nl;
-}
-
-// lo and top of rows without NaN codes (each <= 254), hi1 = top + 1 (0 when m == 0, as range_w).
-template <int W>
-void range_no_nan_w(const uint8_t* rows, int64_t m, uint8_t* lo, uint8_t* top, uint8_t* hi1) {
-  constexpr int C = chunk_for(W), N = W / C;
+struct SideRange {
+  static constexpr int C = chunk_for(W), N = W / C;
   using V = typename RowVec<C>::type;
-  V l[N], t[N];
-  for (int c = 0; c < N; ++c) {
-    l[c] = V{} + static_cast<uint8_t>(255);
-    t[c] = V{};
-  }
-  for (int64_t i = 0; i < m; ++i)
-    for (int c = 0; c < N; ++c) {
-      V v;
-      std::memcpy(&v, rows + i * W + c * C, C);
-      l[c] = v < l[c] ? v : l[c];
-      t[c] = v > t[c] ? v : t[c];
-    }
-  const uint8_t step = m > 0;
-  V h[N];
-  for (int c = 0; c < N; ++c) h[c] = t[c] + step;
-  std::memcpy(lo, l, W);
-  std::memcpy(top, t, W);
-  std::memcpy(hi1, h, W);
-}
+  V l[N], t[N], h[N];
 
+  SideRange() {
+    for (int c = 0; c < N; ++c) {
+      l[c] = V{} + static_cast<uint8_t>(255);
+      t[c] = V{};
+      h[c] = V{};
+    }
+  }
+  // The m rows at rows (just written: hot in L1) into the accumulators.
+  void add(const uint8_t* rows, int64_t m) {
+    V lo[N], top[N], hi[N];  // locals: the loop keeps them in registers
+    for (int c = 0; c < N; ++c) {
+      lo[c] = l[c];
+      top[c] = t[c];
+      hi[c] = h[c];
+    }
+    for (int64_t i = 0; i < m; ++i)
+      for (int c = 0; c < N; ++c) {
+        V v;
+        std::memcpy(&v, rows + i * W + c * C, C);
+        lo[c] = v < lo[c] ? v : lo[c];
+        top[c] = v > top[c] ? v : top[c];
+        if constexpr (kNan) {
+          const V p = v + static_cast<uint8_t>(1);  // NaN's 255 wraps to 0: never the largest value + 1
+          hi[c] = p > hi[c] ? p : hi[c];
+        }
+      }
+    for (int c = 0; c < N; ++c) {
+      l[c] = lo[c];
+      t[c] = top[c];
+      h[c] = hi[c];
+    }
+  }
+  void store(uint8_t* out, int64_t m) {
+    if constexpr (!kNan) {  // codes <= 254: hi1 = top + 1, 0 when empty (as range_w)
+      const uint8_t step = m > 0;
+      for (int c = 0; c < N; ++c) h[c] = t[c] + step;
+    }
+    std::memcpy(out, l, W);
+    std::memcpy(out + W, t, W);
+    std::memcpy(out + 2 * W, h, W);
+  }
+};
+
+// Rows split in blocks of kSplitBlock: each block's rows moved, then each side's rows of the block
+// ranged while they are in L1 (a range pass per side after the whole split re-read them from L2
+// or beyond: the top levels' partitions took ~1.3x the time).
+constexpr int64_t kSplitBlock = 128;
+
+// The left rows (code <= bin; NaN: nan_left) to dst in order, the right ones in order from
+// dst + left_rows * W, and both sides' ranges (6, W). A write pointer per side, the row's chosen
+// by a cmov: GCC made `left ? to_l : to_r` a branch, mispredicted on half the rows of a random split.
 template <int W, bool kNan>
 int64_t partition_then_ranges_w(const uint8_t* src, int64_t m, int f, int bin, bool nan_left, int64_t left_rows,
                                 uint8_t* dst, uint8_t* ranges) {
-  const int64_t nl = split_rows_w<W, kNan>(src, m, f, bin, nan_left, left_rows, dst);
-  const uint8_t* side[2] = {dst, dst + nl * W};
-  const int64_t rows[2] = {nl, m - nl};
-  for (int s = 0; s < 2; ++s) {
-    uint8_t* r = ranges + 3 * s * W;
-    if constexpr (kNan) range_w<W>(side[s], rows[s], r, r + W, r + 2 * W);
-    else range_no_nan_w<W>(side[s], rows[s], r, r + W, r + 2 * W);
+  const uint32_t nan_goes = nan_left, b1 = static_cast<uint32_t>(bin) + 1;
+  uint8_t* to_l = dst;
+  uint8_t* to_r = dst + left_rows * W;
+  SideRange<W, kNan> side[2];
+  for (int64_t b = 0; b < m; b += kSplitBlock) {
+    const int64_t e = b + kSplitBlock < m ? b + kSplitBlock : m;
+    uint8_t *l0 = to_l, *r0 = to_r;
+    for (int64_t i = b; i < e; ++i) {
+      const uint8_t* row = src + i * W;
+      const uint32_t c = row[f];
+      const uint64_t left = kNan ? static_cast<uint64_t>(goes_left(c, b1, nan_goes)) : (c - b1) >> 31;
+      uint8_t* to = to_r;
+      asm("test %[left], %[left]\n\tcmovnz %[to_l], %[to]" : [to] "+r"(to) : [left] "r"(left), [to_l] "r"(to_l) : "cc");
+      copy_row<W>(to, row);
+      to_l += left * W;
+      to_r += (left ^ 1) * W;
+    }
+    side[0].add(l0, (to_l - l0) / W);
+    side[1].add(r0, (to_r - r0) / W);
   }
+  const int64_t nl = (to_l - dst) / W;
+  side[0].store(ranges, nl);
+  side[1].store(ranges + 3 * W, m - nl);
   return nl;
 }
 
