@@ -2,6 +2,7 @@
 growth invariants, prediction, NaN routing and determinism across thread counts."""
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from conftest import isa_active, supported_isas
 
 from forgeml import ops
@@ -47,6 +48,66 @@ def test_bin_codes_full_table_each_isa(rng, isa):
         e = edges[f, :n_edges[f]]
         ref = np.where(np.isnan(X[:, f]), 255, np.searchsorted(e, X[:, f], side="left"))
         np.testing.assert_array_equal(codes[:, f], ref)
+
+
+def _edges_reference(values, zeros, value_bins):
+    """tree_bin_edges' contract for one column, value by value: sorted values (the implicit zeros
+    of a sparse column inserted as one weighted value) grouped while within float32 1e-7 of the
+    group's largest; a cut between every pair of groups if they fit, else where the quantile bucket
+    of the non-zero values changes, the zero group cut off on both sides."""
+    v = np.sort(values[~np.isnan(values)].astype(np.float32))
+    z = np.searchsorted(v, np.float32(0), side="left")
+    seq = [(x, 1) for x in v[:z]] + ([(np.float32(0), zeros)] if zeros else []) + [(x, 1) for x in v[z:]]
+    lo, hi, before, at = [], [], [], 0
+    for x, count in seq:
+        if not lo or x > np.float32(hi[-1] + np.float32(1e-7)):
+            lo.append(x), hi.append(x), before.append(at)
+        else:
+            hi[-1] = max(hi[-1], x)
+        at += count
+
+    def midpoint(a, b):
+        m = np.float32(0.5 * (float(a) + float(b)))
+        return a if (m >= b or m < a) else m
+
+    g = len(lo)
+    if g <= value_bins:
+        return [midpoint(hi[i], lo[i + 1]) for i in range(g - 1)]
+    zg = next((i for i in range(g) if lo[i] <= 0 <= hi[i]), -1)
+    zcount = ((before[zg + 1] if zg + 1 < g else at) - before[zg]) if zg >= 0 else 0
+    buckets = value_bins if zg < 0 else value_bins - 2
+    bucket = [(before[i] - (zcount if 0 <= zg < i else 0)) * buckets // (at - zcount) for i in range(g)]
+    cuts = []
+    for i in range(g - 1):
+        if len(cuts) == value_bins - 1:
+            break
+        if i + 1 == zg or i == zg or bucket[i] != bucket[i + 1]:
+            cuts.append(midpoint(hi[i], lo[i + 1]))
+    return cuts
+
+
+@pytest.mark.parametrize("max_bins", [5, 40, 255])
+def test_bin_edges_match_reference(rng, max_bins):
+    n = 1500
+    X = rng.normal(size=(n, 6)).astype(np.float32)
+    X[:, 1] = np.round(X[:, 1] * 3)  # few values
+    X[:, 2] = 1 + rng.integers(0, 40, n) * np.float32(5e-8)  # neighbours within 1e-7: merged groups
+    X[:, 3] *= rng.random(n) < 0.2  # mostly zeros (both signs of zero among them)
+    X[::7, 3] = -0.0
+    X[rng.random(n) < 0.05, 4] = np.nan
+    X[:, 5] = np.ldexp(X[:, 5], -rng.integers(0, 140, n))  # tiny values, subnormals
+    edges, n_edges = ops.tree_bin_edges(X, max_bins=max_bins)
+    for f in range(X.shape[1]):
+        ref = _edges_reference(X[:, f], 0, max_bins - 1)
+        np.testing.assert_array_equal(edges[f, : n_edges[f]], np.array(ref, np.float32), err_msg=f"feature {f}")
+        assert np.all(np.isinf(edges[f, n_edges[f] :]))
+    # sparse columns: the zeros enter as one weighted value
+    S = sp.csc_matrix(X * (rng.random(X.shape) < 0.3))
+    edges, n_edges = ops.tree_bin_edges(S, max_bins=max_bins)
+    for f in range(X.shape[1]):
+        stored = S.data[S.indptr[f] : S.indptr[f + 1]]
+        ref = _edges_reference(stored, n - len(stored), max_bins - 1)
+        np.testing.assert_array_equal(edges[f, : n_edges[f]], np.array(ref, np.float32), err_msg=f"sparse {f}")
 
 
 def test_bin_edges_ignore_zero_weight_rows(rng):
