@@ -36,10 +36,12 @@ struct SplitCandidate {
 // offer_split (no monotonic constraints) over n candidates in order: every candidate's checks and
 // proxy first, then offer_split's comparisons in the same order, so the same winner, bit for bit.
 // Interleaved, each proxy's divisions waited behind the previous comparison's unpredictable branch;
-// apart, they overlap. R: n * S doubles of scratch, pr: n.
-template <class C>
-void offer_splits(const C& crit, const SplitCandidate* c, int n, const double* total, int S, const Limits& lim,
-                  double* R, double* pr, Best& best) {
+// apart, they overlap. R: n * S doubles of scratch, pr: n. SN: S at compile time (0: runtime S),
+// the proxies then by the criterion's pair_n (the same bits as proxy(l) + proxy(r)).
+template <int SN, class C>
+void offer_splits_s(const C& crit, const SplitCandidate* c, int n, const double* total, int S_rt, const Limits& lim,
+                    double* R, double* pr, Best& best) {
+  const int S = SN ? SN : S_rt;
   for (int i = 0; i < n; ++i) {
     const double* l = c[i].l;
     double* r = R + static_cast<size_t>(i) * S;
@@ -47,7 +49,8 @@ void offer_splits(const C& crit, const SplitCandidate* c, int n, const double* t
     if (l[0] < lim.min_leaf || total[0] - l[0] < lim.min_leaf) continue;
     for (int s = 0; s < S; ++s) r[s] = total[s] - l[s];
     if (l[1] < lim.min_weight_leaf || r[1] < lim.min_weight_leaf || l[1] <= 0 || r[1] <= 0) continue;
-    pr[i] = crit.proxy(l) + crit.proxy(r);
+    if constexpr (SN > 0) pr[i] = crit.template pair_n<SN>(l, r);
+    else pr[i] = crit.proxy(l) + crit.proxy(r);
   }
   for (int i = 0; i < n; ++i) {
     const double p = pr[i];
@@ -64,6 +67,16 @@ void offer_splits(const C& crit, const SplitCandidate* c, int n, const double* t
       std::copy(r, r + S, best.right);
     }
   }
+}
+
+// Two classes (S = 4, the packed-row splitter's usual case) with S at compile time.
+template <class C>
+void offer_splits(const C& crit, const SplitCandidate* c, int n, const double* total, int S, const Limits& lim,
+                  double* R, double* pr, Best& best) {
+  if constexpr (requires(const C& k, const double* v) { k.template pair_n<4>(v, v); }) {
+    if (S == 4) return offer_splits_s<4>(crit, c, n, total, S, lim, R, pr, best);
+  }
+  offer_splits_s<0>(crit, c, n, total, S, lim, R, pr, best);
 }
 
 }  // namespace forgeml::tree
