@@ -905,18 +905,24 @@ class Grower {
     const int64_t m = e.end - e.begin;
     uint8_t* rows = line_aligned(e.depth == 0 ? prow_.root : e.depth % 2 ? prow_.odd : prow_.even) + e.begin * W;
     alignas(64) uint8_t lmh[3 * kMaxRowBytes], thr[kMaxRowBytes];
-    uint8_t *lo = lmh, *top = lmh + W, *hi1 = lmh + 2 * W;
+    const uint8_t* ranges = lmh;  // lo, top, hi1: W bytes each
     if (e.depth == 0) {  // the root: its ranges from one pass, or kept from the last tree of the same rows
       if (prow_.root_ranges.empty()) {
-        rk_->range(rows, m, W, lo, top, hi1);
+        rk_->range(rows, m, W, lmh, lmh + W, lmh + 2 * W);
         prow_.root_ranges.assign(lmh, lmh + 3 * W);
         prow_.root_key = D_.same_rows;
       }
-      std::memcpy(lmh, prow_.root_ranges.data(), 3 * W);
-      prow_nan_ = std::any_of(top, top + d, [](uint8_t t) { return t == kNanBin; });
-    } else if (!take_row_ranges(e.slot, lmh)) {
-      rk_->range(rows, m, W, lo, top, hi1);
+      ranges = prow_.root_ranges.data();
+      prow_nan_ = std::any_of(ranges + W, ranges + W + d, [](uint8_t t) { return t == kNanBin; });
+    } else if (e.slot >= 0) {
+      // read in place: the slot is freed now, but only this node's children reuse it (put_row_ranges,
+      // after the last read below)
+      ranges = prow_.pool.data() + static_cast<size_t>(e.slot) * 3 * W;
+      take_row_ranges(e.slot, nullptr);
+    } else {
+      rk_->range(rows, m, W, lmh, lmh + W, lmh + 2 * W);
     }
+    const uint8_t *lo = ranges, *top = ranges + W, *hi1 = ranges + 2 * W;
     std::vector<int>& cand = rs_.cand;
     cand.resize(d);
     size_t nc = 0;
@@ -961,14 +967,14 @@ class Grower {
       drawn += need;
     }
     if (n_live == 0) return;
-    std::memset(thr, 0, kMaxRowBytes);  // a constant size: inline stores, no call
-    for (int k = 0; k < n_live; ++k) thr[live[k]] = static_cast<uint8_t>(bin[k]);
     uint32_t cnt[kMaxRowClasses * kMaxRowBytes], values[kMaxRowClasses * kMaxRowBytes];
     int64_t class_rows[kMaxRowClasses];  // the node's rows are runs of classes (random_rows.h)
     for (int k = 0; k < K; ++k) class_rows[k] = static_cast<int64_t>(total[2 + k]);
     if (m <= kLiveCountRows) {
       count_live(rows, W, K, class_rows, live, bin, n_live, any_nan, cnt, values);
     } else {
+      std::memset(thr, 0, kMaxRowBytes);  // a constant size: inline stores, no call
+      for (int k = 0; k < n_live; ++k) thr[live[k]] = static_cast<uint8_t>(bin[k]);
       rk_->count(rows, m, W, K, class_rows, thr, cnt);
       if (any_nan) {
         std::memset(thr, kAllLeft, W);
