@@ -868,32 +868,6 @@ class Grower {
     if (v.size() < n) v.resize(n);
   }
 
-  // A small node's counts of the drawn features only, byte by byte (the row kernels count all W
-  // lanes and pay a fixed cost per class of ~40 cycles, which a node of a few rows does not repay):
-  // cnt[c * W + f] = rows of class c with code <= bin of f, values[c * W + f] = those not NaN
-  // (when any_nan), for each live feature f; the other entries are not read.
-  static constexpr int64_t kLiveCountRows = 16;
-  static void count_live(const uint8_t* rows, int W, int K, const int64_t* class_rows, const int* live,
-                         const int* bin, int n_live, bool any_nan, uint32_t* cnt, uint32_t* values) {
-    const uint8_t* run = rows;
-    for (int c = 0; c < K; ++c) {
-      const int64_t mc = class_rows[c];
-      for (int k = 0; k < n_live; ++k) {
-        const int f = live[k];
-        const uint32_t b = static_cast<uint32_t>(bin[k]);
-        uint32_t left = 0, present = 0;
-        for (int64_t i = 0; i < mc; ++i) {
-          const uint32_t code = run[i * W + f];
-          left += code <= b;
-          present += code != kNanBin;
-        }
-        cnt[c * W + f] = left;
-        if (any_nan) values[c * W + f] = present;
-      }
-      run += mc * W;
-    }
-  }
-
   // find_split_random on packed rows: the same draws in the same order, the same thresholds and
   // the same (integer) counts, so the same trees. The ranges of all features come from the
   // parent's partition (the root: one pass), one pass counts the rows left of every drawn
@@ -967,19 +941,15 @@ class Grower {
       drawn += need;
     }
     if (n_live == 0) return;
+    std::memset(thr, 0, kMaxRowBytes);  // a constant size: inline stores, no call
+    for (int k = 0; k < n_live; ++k) thr[live[k]] = static_cast<uint8_t>(bin[k]);
     uint32_t cnt[kMaxRowClasses * kMaxRowBytes], values[kMaxRowClasses * kMaxRowBytes];
     int64_t class_rows[kMaxRowClasses];  // the node's rows are runs of classes (random_rows.h)
     for (int k = 0; k < K; ++k) class_rows[k] = static_cast<int64_t>(total[2 + k]);
-    if (m <= kLiveCountRows) {
-      count_live(rows, W, K, class_rows, live, bin, n_live, any_nan, cnt, values);
-    } else {
-      std::memset(thr, 0, kMaxRowBytes);  // a constant size: inline stores, no call
-      for (int k = 0; k < n_live; ++k) thr[live[k]] = static_cast<uint8_t>(bin[k]);
-      rk_->count(rows, m, W, K, class_rows, thr, cnt);
-      if (any_nan) {
-        std::memset(thr, kAllLeft, W);
-        rk_->count(rows, m, W, K, class_rows, thr, values);
-      }
+    rk_->count(rows, m, W, K, class_rows, thr, cnt);
+    if (any_nan) {
+      std::memset(thr, kAllLeft, W);
+      rk_->count(rows, m, W, K, class_rows, thr, values);
     }
     NodeStats bl(S_), br(S_);
     Best best;
