@@ -875,7 +875,12 @@ class Grower {
   // less those with code <= 254), and the winner's partition moves the packed rows (rows_ is not
   // partitioned on this path) and takes the children's ranges.
   void find_split_packed(Entry& e, const double* total) {
-    const int d = D_.d, W = prow_w_, K = K_;
+    if (K_ == 2) find_split_packed_k<2>(e, total);  // two classes: the per-class loops unrolled
+    else find_split_packed_k<0>(e, total);
+  }
+  template <int KN>  // K at compile time (0: K_)
+  void find_split_packed_k(Entry& e, const double* total) {
+    const int d = D_.d, W = prow_w_, K = KN ? KN : K_;
     const int64_t m = e.end - e.begin;
     uint8_t* rows = line_aligned(e.depth == 0 ? prow_.root : e.depth % 2 ? prow_.odd : prow_.even) + e.begin * W;
     alignas(64) uint8_t lmh[3 * kMaxRowBytes], thr[kMaxRowBytes];
