@@ -8,6 +8,7 @@
 #include <limits>
 #include <memory>
 #include <numeric>
+#include <utility>
 #include <vector>
 
 #include "forgeml/check.h"
@@ -72,61 +73,58 @@ void feature_edges(std::vector<float>& v, int64_t zeros, int value_bins, float* 
   radix_sort(v);
   // implicit zeros go before the explicit zeros (equal values: one group either way)
   const size_t zpos = zeros > 0 ? static_cast<size_t>(std::lower_bound(v.begin(), v.end(), 0.0f) - v.begin()) : 0;
-  // The sorted sequence with the zeros in place: visit(x, count) per value.
-  auto each = [&](auto&& visit) {
+  // The groups of the sorted sequence (the zeros in place, as one value of weight `zeros`):
+  // start(g, x, prev_hi, before) at group g's first value x, prev_hi the largest value of group
+  // g - 1, before the values ahead of x. Returns the last group's largest value and the total.
+  auto each_group = [&](auto&& start) {
+    int64_t g = 0, at = 0;
+    float hi = 0;
+    auto visit = [&](float x, int64_t count) {
+      if (g == 0 || x > hi + kFeatureThreshold) {
+        start(g++, x, hi, at);
+        hi = x;
+      } else {
+        hi = std::max(hi, x);
+      }
+      at += count;
+    };
     for (size_t i = 0; i < zpos; ++i) visit(v[i], 1);
     if (zeros > 0) visit(0.0f, zeros);
     for (size_t i = zpos; i < v.size(); ++i) visit(v[i], 1);
+    return std::pair<float, int64_t>(hi, at);
   };
-  int64_t groups = 0, at = 0, before = 0, zg = -1, zcount = 0;
-  float lo = 0, hi = 0;  // the current group's first value and largest value
-  auto close = [&] {  // the zero group: the first one spanning 0
+  int64_t groups = 0, zg = -1, zcount = 0, before = 0;
+  float lo = 0;  // the current group's first value
+  auto close = [&](float hi, int64_t at) {  // the group before: the zero group is the first spanning 0
     if (zg < 0 && lo <= 0.0f && hi >= 0.0f) {
       zg = groups - 1;
       zcount = at - before;
     }
   };
-  each([&](float x, int64_t count) {
-    if (groups == 0 || x > hi + kFeatureThreshold) {
-      if (groups > 0) {
-        close();
-        if (groups <= value_bins) edges[groups - 1] = midpoint(hi, x);  // while every pair gets a cut
-      }
-      ++groups;
-      lo = hi = x;
-      before = at;
-    } else {
-      hi = std::max(hi, x);
+  const auto [last_hi, total] = each_group([&](int64_t g, float x, float prev_hi, int64_t at) {
+    if (g > 0) {
+      close(prev_hi, at);
+      if (g <= value_bins) edges[g - 1] = midpoint(prev_hi, x);  // while every pair gets a cut
     }
-    at += count;
+    groups = g + 1;
+    lo = x;
+    before = at;
   });
-  if (groups > 0) close();
+  if (groups > 0) close(last_hi, total);
   int ne = 0;
   if (groups <= value_bins) {
     ne = static_cast<int>(groups > 0 ? groups - 1 : 0);
   } else {
     // Quantiles of the values outside the zero group; zero (sparse data's usual value, often most
     // of the rows) gets a bin of its own, so it does not swallow the quantiles of the others.
-    const int64_t m = at - zcount;
+    const int64_t m = total - zcount;
     const int64_t buckets = zg < 0 ? value_bins : value_bins - 2;
-    auto bucket = [&](int64_t g, int64_t before_g) { return (before_g - (zg >= 0 && g > zg ? zcount : 0)) * buckets / m; };
-    int64_t g = 0, at2 = 0, last = 0;
-    float h = 0;
-    each([&](float x, int64_t count) {
-      if (g == 0 || x > h + kFeatureThreshold) {
-        if (g > 0 && ne < value_bins - 1) {
-          const int64_t b = bucket(g, at2);  // group g starts here; g - 1 ends
-          if (g == zg || g - 1 == zg || b != last) edges[ne++] = midpoint(h, x);
-          last = b;
-        } else if (g == 0) {
-          last = bucket(0, 0);
-        }
-        ++g;
-        h = x;
-      } else {
-        h = std::max(h, x);
-      }
-      at2 += count;
+    auto bucket = [&](int64_t g, int64_t at) { return (at - (zg >= 0 && g > zg ? zcount : 0)) * buckets / m; };
+    int64_t last = 0;  // group g - 1's bucket
+    each_group([&](int64_t g, float x, float prev_hi, int64_t at) {
+      const int64_t b = bucket(g, at);
+      if (g > 0 && ne < value_bins - 1 && (g == zg || g - 1 == zg || b != last)) edges[ne++] = midpoint(prev_hi, x);
+      last = b;
     });
   }
   for (int i = ne; i < 256; ++i) edges[i] = std::numeric_limits<float>::infinity();
