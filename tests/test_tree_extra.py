@@ -135,15 +135,19 @@ def test_random_split_rows_match_histogram_path(criterion, weights):
 @pytest.mark.parametrize("isa", supported_isas("portable"), indirect=True)
 @pytest.mark.parametrize("d", [1, 15, 16, 31, 50, 63, 64, 100, 127, 128])
 @pytest.mark.parametrize("k", [2, 3, 8])
-def test_packed_rows_match_gather_path(isa, d, k):
+@pytest.mark.parametrize("nan", [True, False])
+def test_packed_rows_match_gather_path(isa, d, k, nan):
     """Classification with unit weights on row-major codes of < 128 features runs on packed rows
     (random_rows.h, one row width per d: 16 .. 128 bytes, the class byte after the codes); the
     gather path on column-major codes is its oracle: the same trees. Odd row counts above 255
-    carry the byte counters over, NaN codes take the NaN pass, a constant column is skipped."""
+    carry the byte counters over (nodes up to 255 rows count in bytes), NaN codes take the NaN
+    pass, a constant column is skipped; without NaN, leaves of at least 1-3 rows and, for 3
+    classes, the entropy criterion."""
     rng = np.random.default_rng(d * 10 + k)
     n = 1031
     X = rng.standard_normal((n, d)).astype(np.float32)
-    X[rng.random((n, d)) < 0.05] = np.nan
+    if nan:
+        X[rng.random((n, d)) < 0.05] = np.nan
     if d > 2:
         X[:, d // 2] = 3.0  # constant
         X[:, 1] = np.round(X[:, 1])  # few distinct values
@@ -152,7 +156,13 @@ def test_packed_rows_match_gather_path(isa, d, k):
     y = ((np.nan_to_num(X[:, 0]) > 0).astype(np.int32) + rng.integers(0, k, n)) % k
     y = y.astype(np.int32)
     w = np.ones(n)
-    kw = dict(criterion="gini", n_classes=k, max_features=max(1, int(np.sqrt(d))), random_split=True)
+    kw = dict(
+        criterion="entropy" if k == 3 and not nan else "gini",
+        n_classes=k,
+        max_features=max(1, int(np.sqrt(d))),
+        random_split=True,
+        min_samples_leaf=1 if nan else 1 + d % 3,
+    )
     packed = ops.tree_grow_forest(codes, y, w, [3, 4], threads=2, **kw)
     gather = ops.tree_grow_forest(np.asfortranarray(codes), y, w, [3, 4], **kw)
     for key in ("offsets", "feature", "thr_bin", "nan_left", "left", "right", "n_samples"):

@@ -948,66 +948,78 @@ class Grower {
     if (n_live == 0) return;
     std::memset(thr, 0, kMaxRowBytes);  // a constant size: inline stores, no call
     for (int k = 0; k < n_live; ++k) thr[live[k]] = static_cast<uint8_t>(bin[k]);
-    uint32_t cnt[kMaxRowClasses * kMaxRowBytes], values[kMaxRowClasses * kMaxRowBytes];
     int64_t class_rows[kMaxRowClasses];  // the node's rows are runs of classes (random_rows.h)
     for (int k = 0; k < K; ++k) class_rows[k] = static_cast<int64_t>(total[2 + k]);
-    rk_->count(rows, m, W, K, class_rows, thr, cnt);
-    if (any_nan) {
-      std::memset(thr, kAllLeft, W);
-      rk_->count(rows, m, W, K, class_rows, thr, values);
-    }
     NodeStats bl(S_), br(S_);
     Best best;
     best.left = bl.data();
     best.right = br.data();
-    double* l = rs_.left.data();
-    double* n = rs_.nans.data();
-    at_least(rs_.ln, S_);  // (a resize call per node showed in profiles)
-    at_least(rs_.r, S_);
-    // lk = feature f's statistics left of its threshold; n = those of its NaN rows (when it has any)
-    auto left_of = [&](int f, bool has_nan, double* lk) {
-      uint32_t all = 0, nan_all = 0;
-      for (int c = 0; c < K; ++c) {
-        lk[2 + c] = cnt[c * W + f];
-        all += cnt[c * W + f];
-        if (has_nan) {
-          n[2 + c] = total[2 + c] - values[c * W + f];
-          nan_all += static_cast<uint32_t>(n[2 + c]);
-        }
+    if (!mono_ && !any_nan) {  // offer_counts' case; a small node's counts in bytes
+      if (m <= kMaxCount8Rows) {
+        uint8_t cnt8[kMaxRowClasses * kMaxRowBytes];
+        rk_->count8(rows, m, W, K, class_rows, thr, cnt8);
+        offer_counts<KN>(cnt8, W, K, total, live, rank, bin, n_live, best);
+      } else {
+        uint32_t cnt[kMaxRowClasses * kMaxRowBytes];
+        rk_->count(rows, m, W, K, class_rows, thr, cnt);
+        offer_counts<KN>(cnt, W, K, total, live, rank, bin, n_live, best);
       }
-      lk[0] = lk[1] = all;
-      n[0] = n[1] = nan_all;
-    };
-    if (!mono_) {  // every candidate's statistics, then offer_splits (same winner as offer_split one by one)
-      at_least(rs_.cl, static_cast<size_t>(2 * n_live) * S_);
-      at_least(rs_.cr, static_cast<size_t>(2 * n_live) * S_);
-      SplitCandidate sc[2 * kMaxRowBytes];
-      double pr[2 * kMaxRowBytes];
-      int nc = 0;
-      for (int k = 0; k < n_live; ++k) {
+    } else {
+      uint32_t cnt[kMaxRowClasses * kMaxRowBytes], values[kMaxRowClasses * kMaxRowBytes];
+      rk_->count(rows, m, W, K, class_rows, thr, cnt);
+      if (any_nan) {
+        std::memset(thr, kAllLeft, W);
+        rk_->count(rows, m, W, K, class_rows, thr, values);
+      }
+      double* l = rs_.left.data();
+      double* n = rs_.nans.data();
+      at_least(rs_.ln, S_);  // (a resize call per node showed in profiles)
+      at_least(rs_.r, S_);
+      // lk = feature f's statistics left of its threshold; n = those of its NaN rows (when it has any)
+      auto left_of = [&](int f, bool has_nan, double* lk) {
+        uint32_t all = 0, nan_all = 0;
+        for (int c = 0; c < K; ++c) {
+          lk[2 + c] = cnt[c * W + f];
+          all += cnt[c * W + f];
+          if (has_nan) {
+            n[2 + c] = total[2 + c] - values[c * W + f];
+            nan_all += static_cast<uint32_t>(n[2 + c]);
+          }
+        }
+        lk[0] = lk[1] = all;
+        n[0] = n[1] = nan_all;
+      };
+      if (!mono_) {  // every candidate's statistics, then offer_splits (same winner as offer_split one by one)
+        at_least(rs_.cl, static_cast<size_t>(2 * n_live) * S_);
+        at_least(rs_.cr, static_cast<size_t>(2 * n_live) * S_);
+        SplitCandidate sc[2 * kMaxRowBytes];
+        double pr[2 * kMaxRowBytes];
+        int nc = 0;
+        for (int k = 0; k < n_live; ++k) {
+          const int f = live[k];
+          const bool has_nan = top[f] == kNanBin;
+          double* lk = rs_.cl.data() + static_cast<size_t>(nc) * S_;
+          left_of(f, has_nan, lk);
+          sc[nc++] = {lk, f, rank[k], bin[k], false, has_nan};
+          if (has_nan && bin[k] != kAllLeft) {
+            double* ln = lk + S_;
+            for (int t = 0; t < S_; ++t) ln[t] = lk[t] + n[t];
+            sc[nc++] = {ln, f, rank[k], bin[k], true, true};
+          }
+        }
+        offer_splits(crit_, sc, nc, total, S_, lim_, rs_.cr.data(), pr, best);
+      }
+      for (int k = 0; k < n_live && mono_; ++k) {
         const int f = live[k];
         const bool has_nan = top[f] == kNanBin;
-        double* lk = rs_.cl.data() + static_cast<size_t>(nc) * S_;
-        left_of(f, has_nan, lk);
-        sc[nc++] = {lk, f, rank[k], bin[k], false, has_nan};
+        left_of(f, has_nan, l);
+        const Monotonic mc{mono_ ? P_.monotonic[f] : 0, e.lower, e.upper};
+        const Monotonic* mp = mono_ ? &mc : nullptr;
+        offer_split(crit_, l, total, S_, lim_, mp, f, rank[k], bin[k], false, has_nan, rs_.r.data(), best);
         if (has_nan && bin[k] != kAllLeft) {
-          double* ln = lk + S_;
-          for (int t = 0; t < S_; ++t) ln[t] = lk[t] + n[t];
-          sc[nc++] = {ln, f, rank[k], bin[k], true, true};
+          for (int t = 0; t < S_; ++t) rs_.ln[t] = l[t] + n[t];
+          offer_split(crit_, rs_.ln.data(), total, S_, lim_, mp, f, rank[k], bin[k], true, true, rs_.r.data(), best);
         }
-      }
-      offer_splits(crit_, sc, nc, total, S_, lim_, rs_.cr.data(), pr, best);
-    }
-    for (int k = 0; k < n_live && mono_; ++k) {
-      const int f = live[k];
-      const bool has_nan = top[f] == kNanBin;
-      left_of(f, has_nan, l);
-      const Monotonic mc{mono_ ? P_.monotonic[f] : 0, e.lower, e.upper};
-      const Monotonic* mp = mono_ ? &mc : nullptr;
-      offer_split(crit_, l, total, S_, lim_, mp, f, rank[k], bin[k], false, has_nan, rs_.r.data(), best);
-      if (has_nan && bin[k] != kAllLeft) {
-        for (int t = 0; t < S_; ++t) rs_.ln[t] = l[t] + n[t];
-        offer_split(crit_, rs_.ln.data(), total, S_, lim_, mp, f, rank[k], bin[k], true, true, rs_.r.data(), best);
       }
     }
     finish_split(e, total, best, bl, br);
@@ -1024,6 +1036,53 @@ class Grower {
                           line_aligned(e.depth % 2 ? prow_.even : prow_.odd) + e.begin * W, sides);
     if (!leaf_l) e.child_slot[0] = put_row_ranges(sides);  // a leaf's ranges are not needed
     if (!leaf_r) e.child_slot[1] = put_row_ranges(sides + 3 * W);
+  }
+
+  // offer_splits for the packed path's candidates without NaN rows, from their counts (unit
+  // weights: a side's weight is its rows): the same checks and proxies, so the same winner bit for
+  // bit, without each candidate's statistics stored first. The candidates come in rank order, where
+  // offer_splits' tie rule keeps the first largest proxy; taken without a branch (a mispredicted
+  // comparison would discard the next candidates' divisions in flight).
+  template <int KN, class Count>
+  void offer_counts(const Count* cnt, int W, int K, const double* total, const int* live, const int* rank,
+                    const int* bin, int n, Best& best) const {
+    constexpr int SN = KN ? KN + 2 : 0;
+    const int S = SN ? SN : S_;
+    double L[kMaxRowClasses + 2], R[kMaxRowClasses + 2];
+    auto sides = [&](int f) {
+      uint32_t all = 0;  // (the counts of byte or 32-bit counters: count8 / count)
+      for (int c = 0; c < K; ++c) {
+        L[2 + c] = cnt[c * W + f];
+        all += cnt[c * W + f];
+      }
+      L[0] = L[1] = all;
+      for (int s = 0; s < S; ++s) R[s] = total[s] - L[s];
+    };
+    double top = best.proxy;
+    int win = -1;
+    for (int k = 0; k < n; ++k) {
+      sides(live[k]);
+      if (L[0] < lim_.min_leaf || R[0] < lim_.min_leaf || L[1] < lim_.min_weight_leaf || R[1] < lim_.min_weight_leaf ||
+          L[1] <= 0 || R[1] <= 0)
+        continue;
+      double p;
+      if constexpr (SN > 0 && requires(const C& c, const double* v) { c.template pair_n<4>(v, v); })
+        p = crit_.template pair_n<SN>(L, R);
+      else
+        p = crit_.proxy(L) + crit_.proxy(R);
+      const bool better = p > top;
+      top = better ? p : top;
+      win = better ? k : win;
+    }
+    if (win < 0) return;
+    sides(live[win]);
+    best.proxy = top;
+    best.feature = live[win];
+    best.rank = rank[win];
+    best.bin = bin[win];
+    best.nan_left = L[0] > R[0];
+    std::copy(L, L + S, best.left);
+    std::copy(R, R + S, best.right);
   }
 
   // The ranges (3 W bytes) in slot (kept by put_row_ranges; -1: none) into out (null: dropped), the

@@ -13,7 +13,8 @@ constexpr int kRowChunk = 16;  // SSE2 / NEON registers
 namespace forgeml::tree {
 
 void row_kernels_portable(RowKernels& k) {
-  k = {range_rows, count_rows, partition_rows, partition_ranges_rows, partition_ranges_no_nan_rows, "portable"};
+  k = {range_rows, count_rows, count8_rows, partition_rows, partition_ranges_rows, partition_ranges_no_nan_rows,
+       "portable"};
 }
 
 const RowKernels& row_kernels() {

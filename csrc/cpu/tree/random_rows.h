@@ -19,8 +19,9 @@
 
 namespace forgeml::tree {
 
-constexpr int kMaxRowBytes = 128;  // widest packed row (features + the class byte)
-constexpr int kMaxRowClasses = 8;  // classes counted in byte lanes
+constexpr int kMaxRowBytes = 128;        // widest packed row (features + the class byte)
+constexpr int kMaxRowClasses = 8;        // classes counted in byte lanes
+constexpr int64_t kMaxCount8Rows = 255;  // RowKernels::count8's limit
 
 struct RowKernels {
   // lo / top / hi1 (W each): per lane, min code, max code, max of (code + 1) mod 256.
@@ -29,6 +30,10 @@ struct RowKernels {
   // class_rows[0] rows of class 0 first, then class_rows[1] of class 1, ... (K runs, summing to m).
   void (*count)(const uint8_t* rows, int64_t m, int W, int K, const int64_t* class_rows, const uint8_t* thr,
                 uint32_t* counts);
+  // count for m <= kMaxCount8Rows rows, the counts in bytes (the counters as they are: a small
+  // node's count is then a few vector ops, not a widening of every lane).
+  void (*count8)(const uint8_t* rows, int64_t m, int W, int K, const int64_t* class_rows, const uint8_t* thr,
+                 uint8_t* counts);
   // Partition of the m rows of src into dst: the left ones (byte f <= bin; 255, NaN: nan_left)
   // first, in order, then the right ones in reverse order. Returns the left rows' count.
   int64_t (*partition)(const uint8_t* src, int64_t m, int W, int f, int bin, bool nan_left, uint8_t* dst);

@@ -138,7 +138,8 @@ int64_t partition_then_ranges(const uint8_t* src, int64_t m, int W, int f, int b
 }  // namespace
 
 bool row_kernels_avx2(RowKernels& k) {
-  k = {range_rows, count_rows, partition_rows, partition_then_ranges<true>, partition_then_ranges<false>, "avx2"};
+  k = {range_rows, count_rows, count8_rows, partition_rows, partition_then_ranges<true>, partition_then_ranges<false>,
+       "avx2"};
   return true;
 }
 

@@ -111,7 +111,8 @@ int64_t partition_ranges_no_nan_avx512(const uint8_t* src, int64_t m, int W, int
 }  // namespace
 
 bool row_kernels_avx512(RowKernels& k) {
-  k = {range_rows, count_avx512, partition_rows, partition_ranges_avx512, partition_ranges_no_nan_avx512, "avx512"};
+  k = {range_rows, count_avx512, count8_rows, partition_rows, partition_ranges_avx512, partition_ranges_no_nan_avx512,
+       "avx512"};
   return true;
 }
 

@@ -79,6 +79,29 @@ void count_w(const uint8_t* rows, int64_t m, int K, const int64_t* class_rows, c
   }
 }
 
+// count_w for m <= kMaxCount8Rows rows: the byte counters are the counts (K, W bytes).
+template <int W>
+void count8_w(const uint8_t* rows, int K, const int64_t* class_rows, const uint8_t* thr_in, uint8_t* counts) {
+  constexpr int C = chunk_for(W), N = W / C;
+  using V = typename RowVec<C>::type;
+  V thr[N];
+  std::memcpy(thr, thr_in, W);
+  const uint8_t* r = rows;
+  for (int k = 0; k < K; ++k) {
+    const int64_t mk = class_rows[k];
+    V a[N];
+    for (int c = 0; c < N; ++c) a[c] = V{};
+    for (int64_t i = 0; i < mk; ++i)
+      for (int c = 0; c < N; ++c) {
+        V v;
+        std::memcpy(&v, r + i * W + c * C, C);
+        a[c] -= reinterpret_cast<V>(v <= thr[c]);  // -1 where it holds
+      }
+    std::memcpy(counts + k * W, a, W);
+    r += mk * W;
+  }
+}
+
 // 1 when a row whose code is c goes left of the split (c <= bin, with b1 = bin + 1; a NaN code
 // 255 goes left when nan_goes), else 0: from sign bits, no branch.
 inline int64_t goes_left(uint32_t c, uint32_t b1, uint32_t nan_goes) {
@@ -179,6 +202,12 @@ void range_rows(const uint8_t* rows, int64_t m, int W, uint8_t* lo, uint8_t* top
 void count_rows(const uint8_t* rows, int64_t m, int W, int K, const int64_t* class_rows, const uint8_t* thr,
                 uint32_t* counts) {
   FORGEML_ROW_WIDTHS(count_w, rows, m, K, class_rows, thr, counts);
+}
+
+void count8_rows(const uint8_t* rows, int64_t m, int W, int K, const int64_t* class_rows, const uint8_t* thr,
+                 uint8_t* counts) {
+  (void)m;  // the runs of class_rows cover the m rows
+  FORGEML_ROW_WIDTHS(count8_w, rows, K, class_rows, thr, counts);
 }
 
 int64_t partition_rows(const uint8_t* src, int64_t m, int W, int f, int bin, bool nan_left, uint8_t* dst) {
