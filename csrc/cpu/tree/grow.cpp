@@ -922,12 +922,12 @@ class Grower {
     while (seen < P_.max_features && drawn < nc) {  // find_split_random's draws
       const size_t need = std::min<size_t>(
           {static_cast<size_t>(P_.max_features - seen), nc - drawn, static_cast<size_t>(kRandomBatch)});
-      for (size_t i = drawn; i < drawn + need; ++i)
-        std::swap(cand[i], cand[i + rng_.below(nc - i)]);
       int constant = 0;
-      for (size_t j = 0; j < need; ++j) {
+      for (size_t j = 0; j < need; ++j) {  // the two streams' draws in one loop: their chains overlap
+        const size_t i = drawn + j;  // a partial shuffle: later swaps leave cand[i] as it is
+        std::swap(cand[i], cand[i + rng_.below(nc - i)]);
         const uint64_t draw = split_rng_.next();
-        const int f = cand[drawn + j];
+        const int f = cand[i];
         CodeRange r;
         r.lo = lo[f];
         r.hi1 = hi1[f];
