@@ -1065,11 +1065,7 @@ class Grower {
       if (L[0] < lim_.min_leaf || R[0] < lim_.min_leaf || L[1] < lim_.min_weight_leaf || R[1] < lim_.min_weight_leaf ||
           L[1] <= 0 || R[1] <= 0)
         continue;
-      double p;
-      if constexpr (SN > 0 && requires(const C& c, const double* v) { c.template pair_n<4>(v, v); })
-        p = crit_.template pair_n<SN>(L, R);
-      else
-        p = crit_.proxy(L) + crit_.proxy(R);
+      const double p = split_proxy<SN>(crit_, L, R);
       const bool better = p > top;
       top = better ? p : top;
       win = better ? k : win;

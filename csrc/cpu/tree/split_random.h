@@ -33,6 +33,18 @@ struct SplitCandidate {
   bool nan_left, has_nan;
 };
 
+// A criterion with pair_n: proxy(l) + proxy(r) in one 2-lane divide, the same bits.
+template <class C>
+concept HasPairProxy = requires(const C& k, const double* v) { k.template pair_n<4>(v, v); };
+
+// The proxy of a split with left / right statistics l / r: proxy(l) + proxy(r), by pair_n when S
+// is known at compile time (SN > 0) and the criterion has it.
+template <int SN, class C>
+inline double split_proxy(const C& crit, const double* l, const double* r) {
+  if constexpr (SN > 0 && HasPairProxy<C>) return crit.template pair_n<SN>(l, r);
+  else return crit.proxy(l) + crit.proxy(r);
+}
+
 // offer_split (no monotonic constraints) over n candidates in order: every candidate's checks and
 // proxy first, then offer_split's comparisons in the same order, so the same winner, bit for bit.
 // Interleaved, each proxy's divisions waited behind the previous comparison's unpredictable branch;
@@ -49,8 +61,7 @@ void offer_splits_s(const C& crit, const SplitCandidate* c, int n, const double*
     if (l[0] < lim.min_leaf || total[0] - l[0] < lim.min_leaf) continue;
     for (int s = 0; s < S; ++s) r[s] = total[s] - l[s];
     if (l[1] < lim.min_weight_leaf || r[1] < lim.min_weight_leaf || l[1] <= 0 || r[1] <= 0) continue;
-    if constexpr (SN > 0) pr[i] = crit.template pair_n<SN>(l, r);
-    else pr[i] = crit.proxy(l) + crit.proxy(r);
+    pr[i] = split_proxy<SN>(crit, l, r);
   }
   for (int i = 0; i < n; ++i) {
     const double p = pr[i];
@@ -73,7 +84,7 @@ void offer_splits_s(const C& crit, const SplitCandidate* c, int n, const double*
 template <class C>
 void offer_splits(const C& crit, const SplitCandidate* c, int n, const double* total, int S, const Limits& lim,
                   double* R, double* pr, Best& best) {
-  if constexpr (requires(const C& k, const double* v) { k.template pair_n<4>(v, v); }) {
+  if constexpr (HasPairProxy<C>) {
     if (S == 4) return offer_splits_s<4>(crit, c, n, total, S, lim, R, pr, best);
   }
   offer_splits_s<0>(crit, c, n, total, S, lim, R, pr, best);
