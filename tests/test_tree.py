@@ -331,17 +331,21 @@ def test_packed_integer_histograms_give_the_same_trees(rng, monkeypatch, isa, cr
         np.testing.assert_array_equal(out[k], ref[k])
 
 
+@pytest.mark.parametrize("d", [12, 16, 17, 50, 64, 71])
 @pytest.mark.parametrize("max_features", [1, 7, 8, 9, 12])
-def test_word_histograms_kept_codes_partition_same_trees(rng, monkeypatch, isa, max_features):
+def test_word_histograms_kept_codes_partition_same_trees(rng, monkeypatch, isa, max_features, d):
     """Word histograms of large nodes keep the drawn features' codes per row and the winner's
     partition reads them (up to 8 features a batch; more: the codes are gathered again). Features
     with few values turn constant in nodes, so later batches are drawn and may hold the winner.
+    The AVX2 build reads a row's codes in 16-byte pieces (the last one ending at the row's end):
+    rows of 12 to 71 codes cover one to four pieces and the portable fallback on either side.
     The double histograms (int_counts off) are the reference: identical trees, bit for bit."""
     from forgeml import _cpu
 
     n = 6007
-    X = rng.normal(size=(n, 12)).astype(np.float32)
+    X = rng.normal(size=(n, d)).astype(np.float32)
     X[:, 4:9] = np.round(X[:, 4:9])  # few distinct values: constant in many nodes
+    X[:, d - 2] = np.round(X[:, d - 2])
     X[rng.random(X.shape) < 0.03] = np.nan
     y = ((X[:, 0] > 0) ^ (np.nan_to_num(X[:, 5]) > 0)).astype(np.int32)
     y[rng.random(n) < 0.1] ^= 1

@@ -100,19 +100,14 @@ struct Entry {
 };
 
 // A row of the node's range with what the histograms need next to it, so building one touches
-// a single random cache line (the row's codes) per row.
-template <bool kClassify>
-struct RowRec {
-  int32_t row;
-  int32_t cls;
-  double w;
-};
-template <>
-struct RowRec<false> {
+// a single random cache line (the row's codes) per row: ClassRow (hist_words.h) or this.
+struct RegressionRow {
   int32_t row;
   double w;
   double y;
 };
+template <bool kClassify>
+using RowRec = std::conditional_t<kClassify, ClassRow, RegressionRow>;
 
 struct Scratch {
   std::vector<double> hw;     // (batch, 256, H) per-bin sums (split.h), all zero between uses
@@ -1684,11 +1679,11 @@ class Grower {
                         uint64_t* keep = nullptr) const {
     const uint8_t* codes = D_.codes;
     const int64_t d = D_.d;
+    if constexpr (std::is_same_v<Rec, ClassRow>)
+      if (keep) return split_kernels_->build_words_kept(rows, m, codes, d, f, nf, pk, keep);
     switch (nf) {
 #define FORGEML_WORDS_NF(k) \
-  case k: \
-    return keep ? build_words<kMask, k, Rec, true>(rows, m, codes, d, f, nf, pk, occ, keep) \
-                : build_words<kMask, k, Rec>(rows, m, codes, d, f, nf, pk, occ);
+  case k: return build_words<kMask, k, Rec>(rows, m, codes, d, f, nf, pk, occ);
       FORGEML_WORDS_NF(1) FORGEML_WORDS_NF(2) FORGEML_WORDS_NF(3) FORGEML_WORDS_NF(4)
       FORGEML_WORDS_NF(5) FORGEML_WORDS_NF(6) FORGEML_WORDS_NF(7) FORGEML_WORDS_NF(8)
 #undef FORGEML_WORDS_NF

@@ -19,9 +19,18 @@ constexpr double kWordLimit = 2097152.0;  // 2^21: a root weight below this fits
 // features drawn together does not map to one L1 set.
 constexpr int64_t kWordStride = 256 + 8;
 
-// A row's increment: one row, weight w (integer < 2^21) in its class's field.
-inline uint64_t word_inc(int cls, double w) {
-  return (uint64_t{1} << (2 * kWordBits)) | (static_cast<uint64_t>(w) << (kWordBits * cls));
+// A node's row as the classification grower keeps it (grow.cpp): its row of codes, class and weight.
+struct ClassRow {
+  int32_t row;
+  int32_t cls;
+  double w;
+};
+
+// A row's increment: one row, weight w (integer < 2^21) in its class's field. Always inlined: the
+// AVX2 build (hist_words_avx2.cpp) uses it too, and no out-of-line copy of either ISA may be shared.
+[[gnu::always_inline]] inline uint64_t word_inc(int cls, double w) {
+  // Through int64: a double to uint64 conversion is a compare and a branch on x86-64.
+  return (uint64_t{1} << (2 * kWordBits)) | (static_cast<uint64_t>(static_cast<int64_t>(w)) << (kWordBits * cls));
 }
 
 // Word histograms of features f[0..nf) over rows[0..m) (each with .row, .cls, .w) into pk (feature
@@ -34,7 +43,6 @@ template <bool kMask, int NF, class Rec, bool kKeep = false>
 void build_words(const Rec* rows, int64_t m, const uint8_t* codes, int64_t d, const int* f_rt, int nf_rt, uint64_t* pk,
                  uint64_t* occ, uint64_t* keep = nullptr) {
   static_assert(!kKeep || (NF > 0 && NF <= 8), "a row's kept codes are one uint64");
-  uint8_t* kept = reinterpret_cast<uint8_t*>(keep);  // byte stores: no register for a word to assemble
   const int nf = NF > 0 ? NF : nf_rt;
   int fo[NF > 0 ? NF : 1];
   if constexpr (NF > 0)
@@ -50,12 +58,14 @@ void build_words(const Rec* rows, int64_t m, const uint8_t* codes, int64_t d, co
     const Rec& rr = rows[i];
     const uint8_t* c = codes + static_cast<int64_t>(rr.row) * d;
     const uint64_t inc = word_inc(rr.cls, rr.w);
+    uint64_t word = 0;  // the kept codes: one store a row, not one a feature (stores bound this loop)
     for (int j = 0; j < nf; ++j) {
-      const int b = c[f[j]];
+      const uint64_t b = c[f[j]];
       pk[j * kWordStride + b] += inc;
       if constexpr (kMask) occ[j * 4 + (b >> 6)] |= uint64_t{1} << (b & 63);
-      if constexpr (kKeep) kept[i * 8 + j] = static_cast<uint8_t>(b);
+      if constexpr (kKeep) word |= b << (8 * j);
     }
+    if constexpr (kKeep) keep[i] = word;
   }
 }
 

@@ -17,6 +17,8 @@
 
 namespace forgeml::tree {
 
+struct ClassRow;  // hist_words.h
+
 struct SplitKernels {
   // best_split's contract (tree.h).
   SplitResult (*best_split)(const double* hist, int d, const double* total, Criterion criterion, int n_classes,
@@ -37,6 +39,12 @@ struct SplitKernels {
   int (*compact_words)(uint64_t* h, uint64_t* raw, int* bins);
   double (*word_gini)(const uint64_t* raw, int m, const double* total, double min_leaf, double min_weight, int* at,
                       uint64_t* left);
+  // hist_words.h's build_words without occupancy masks, keeping the codes, for 1 <= nf <= 8
+  // features: rows[0..m)'s word increments into the histograms of f[0..nf) (pk, feature j at j *
+  // kWordStride) and row i's nf codes as the bytes of keep[i] (feature j at byte j, the rest 0);
+  // codes row-major (n, d).
+  void (*build_words_kept)(const ClassRow* rows, int64_t m, const uint8_t* codes, int64_t d, const int* f, int nf,
+                           uint64_t* pk, uint64_t* keep);
   const char* name;
 };
 
@@ -57,6 +65,9 @@ void class_proxies_avx2(const double* cl, int stride, const double* wl, const do
                         const double* total, double min_leaf, double min_weight, double* pr);
 void class_proxies_avx512(const double* cl, int stride, const double* wl, const double* nl, int m, int K,
                           const double* total, double min_leaf, double min_weight, double* pr);
+// build_words_kept for AVX2 (hist_words_avx2.cpp), in the AVX2 and AVX-512 tables.
+void build_words_kept_avx2(const ClassRow* rows, int64_t m, const uint8_t* codes, int64_t d, const int* f, int nf,
+                           uint64_t* pk, uint64_t* keep);
 
 struct CompactKernels {
   // out rows [r0, r1) (k values each) += the leaf values, tree by tree in the order of trees[0..T)

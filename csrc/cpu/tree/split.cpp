@@ -54,6 +54,15 @@ SplitResult best_split_scan(const double* hist, int d, const double* total, Crit
   }
 }
 
+// build_words' kept form (kernels.h) for nf in [NF, 8], nf known at compile time.
+template <int NF = 1>
+void build_words_kept_portable(const ClassRow* rows, int64_t m, const uint8_t* codes, int64_t d, const int* f, int nf,
+                               uint64_t* pk, uint64_t* keep) {
+  if constexpr (NF < 8)
+    if (nf != NF) return build_words_kept_portable<NF + 1>(rows, m, codes, d, f, nf, pk, keep);
+  build_words<false, NF, ClassRow, true>(rows, m, codes, d, f, NF, pk, nullptr, keep);
+}
+
 }  // namespace
 
 void class_proxies_portable(const double* cl, int stride, const double* wl, const double* nl, int m, int K,
@@ -62,10 +71,12 @@ void class_proxies_portable(const double* cl, int stride, const double* wl, cons
 }
 
 void split_kernels_reference(SplitKernels& k) {
-  k = {best_split_scan<true>, class_proxies_portable, compact_words_portable, word_gini_portable, "reference"};
+  k = {best_split_scan<true>, class_proxies_portable, compact_words_portable, word_gini_portable,
+       build_words_kept_portable<>, "reference"};
 }
 void split_kernels_portable(SplitKernels& k) {
-  k = {best_split_scan<false>, class_proxies_portable, compact_words_portable, word_gini_portable, "portable"};
+  k = {best_split_scan<false>, class_proxies_portable, compact_words_portable, word_gini_portable,
+       build_words_kept_portable<>, "portable"};
 }
 
 SplitResult best_split(const double* hist, int d, const double* total, Criterion criterion, int n_classes,

@@ -134,6 +134,7 @@ bool split_kernels_avx2(SplitKernels& k) {
   k.class_proxies = class_proxies_avx2;
   k.compact_words = compact_words_avx2;
   k.word_gini = word_gini_avx2;
+  k.build_words_kept = build_words_kept_avx2;
   k.name = "avx2";
   return true;
 }

@@ -108,6 +108,7 @@ bool split_kernels_avx512(SplitKernels& k) {
   k.class_proxies = class_proxies_avx512;
   k.compact_words = compact_words_avx512;
   k.word_gini = word_gini_avx512;
+  k.build_words_kept = build_words_kept_avx2;
   k.name = "avx512";
   return true;
 }
