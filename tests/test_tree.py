@@ -362,6 +362,32 @@ def test_word_histograms_kept_codes_partition_same_trees(rng, monkeypatch, isa, 
         np.testing.assert_array_equal(out[k], ref[k])
 
 
+@pytest.mark.parametrize("min_leaf,min_weight_fraction", [(1, 0.0), (7, 0.0), (1, 0.01), (30, 0.02)])
+def test_word_histograms_leaf_limits_same_trees(rng, monkeypatch, isa, min_leaf, min_weight_fraction):
+    """The word histograms' Gini scan checks min_samples_leaf and the minimum leaf weight once per
+    feature (the allowed boundaries are one range, word_gini_avx2); the double histograms are the
+    reference: identical trees, bit for bit, with the limits cutting nodes' ranges at both ends."""
+    from forgeml import _cpu
+
+    n = 5003
+    X = rng.normal(size=(n, 20)).astype(np.float32)
+    X[:, 3] = np.round(X[:, 3])
+    y = ((X[:, 0] > 0) ^ (X[:, 1] > 0.5)).astype(np.int32)
+    y[rng.random(n) < 0.15] ^= 1
+    w = rng.integers(0, 4, size=n).astype(np.float64)
+    edges, n_edges = ops.tree_bin_edges(X)
+    codes = ops.tree_bin_codes(X, edges, n_edges)
+    kw = dict(criterion="gini", n_classes=2, bootstrap=True, max_features=5, min_samples_leaf=min_leaf,
+              min_weight_fraction_leaf=min_weight_fraction)
+    out = ops.tree_grow_forest(codes, y, w, [7, 8], **kw)
+    grow = _cpu.tree_grow_forest
+    monkeypatch.setattr(_cpu, "tree_grow_forest", lambda *a: grow(*a[:-1], {**a[-1], "int_counts": False}))
+    ref = ops.tree_grow_forest(codes, y, w, [7, 8], **kw)
+    assert len(ref["feature"]) > 100
+    for k in ref:
+        np.testing.assert_array_equal(out[k], ref[k])
+
+
 @pytest.mark.parametrize("n_classes", [2, 3])
 def test_packed_histograms_column_major_codes_same_trees(rng, n_classes):
     """Column-major codes build the packed histograms feature by feature (hist_words.h's column

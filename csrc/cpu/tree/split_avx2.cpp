@@ -62,43 +62,64 @@ int compact_words_avx2(uint64_t* h, uint64_t* raw, int* bins) {
   return u;
 }
 
-// word_gini_avx512's scheme on four lanes: the prefix sums within the register (two shifted adds)
-// plus the carry of the steps before; per lane the first maximum and its boundary, then the first
-// boundary with the largest of them. The proxies are the scalar loop's bits (exact squares).
+// word_gini four boundaries per step: the prefix sums within the register (a shift and a half
+// swap) plus the carry of the steps before; per lane the first maximum and its boundary, then the
+// first boundary with the largest of them. The proxies are the scalar loop's bits (exact squares).
+// The min_leaf / min_weight / empty-side checks are done once: they hold on a range of boundaries.
 double word_gini_avx2(const uint64_t* raw, int m, const double* total, double min_leaf, double min_weight, int* at,
                       uint64_t* left) {
-  const __m256d n = _mm256_set1_pd(total[0]), w = _mm256_set1_pd(total[1]);
-  const __m256d t0 = _mm256_set1_pd(total[2]), t1 = _mm256_set1_pd(total[3]);
-  const __m256d ml = _mm256_set1_pd(min_leaf), mw = _mm256_set1_pd(min_weight), zero = _mm256_setzero_pd();
+  const double n = total[0], w = total[1];
+  *at = 0;
+  *left = raw[0];
+  const int nb = m - 1;  // boundaries: j has raw[0..j] on its left
+  // Left sums only grow with j and right sums only shrink, so the allowed boundaries are one
+  // range [lo, hi]: lo the first whose left side is allowed, hi the last whose right side is.
+  auto fields = [](uint64_t s, double* wl, double* nl) {
+    *wl = static_cast<double>((s & kWordMask) + ((s >> kWordBits) & kWordMask));
+    *nl = static_cast<double>(s >> (2 * kWordBits));
+  };
+  uint64_t before = 0;  // the sums left of boundary lo
+  int lo = 0;
+  for (;; ++lo) {
+    if (lo >= nb) return -std::numeric_limits<double>::infinity();
+    double wl, nl;
+    fields(before + raw[lo], &wl, &nl);
+    if (nl >= min_leaf && wl >= min_weight && wl > 0) break;
+    before += raw[lo];
+  }
+  uint64_t all = before;
+  for (int j = lo; j < m; ++j) all += raw[j];
+  int hi = nb - 1;
+  for (uint64_t right = raw[nb];; right += raw[hi--]) {
+    if (hi < lo) return -std::numeric_limits<double>::infinity();
+    double wl, nl;
+    fields(all - right, &wl, &nl);
+    const double wr = w - wl, nr = n - nl;
+    if (nr >= min_leaf && wr >= min_weight && wr > 0) break;
+  }
+  const __m256d t0 = _mm256_set1_pd(total[2]), t1 = _mm256_set1_pd(total[3]), wv = _mm256_set1_pd(w);
   const __m256i mask = _mm256_set1_epi64x(static_cast<int64_t>(kWordMask)), zi = _mm256_setzero_si256();
   const __m256i four = _mm256_set1_epi64x(4), lane = _mm256_set_epi64x(3, 2, 1, 0);
   __m256d best = _mm256_set1_pd(-std::numeric_limits<double>::infinity());
-  __m256i best_at = zi, best_left = zi, carry = zi, idx = lane;
-  const int nb = m - 1;  // boundaries
-  for (int j = 0; j < nb; j += 4) {
-    const __m256i live = _mm256_cmpgt_epi64(_mm256_set1_epi64x(nb - j), lane);
+  __m256i best_at = zi, best_left = zi, carry = _mm256_set1_epi64x(static_cast<int64_t>(before));
+  __m256i idx = _mm256_add_epi64(lane, _mm256_set1_epi64x(lo));
+  for (int j = lo; j <= hi; j += 4) {
+    const __m256i live = _mm256_cmpgt_epi64(_mm256_set1_epi64x(hi + 1 - j), lane);
     __m256i s = _mm256_maskload_epi64(reinterpret_cast<const long long*>(raw + j), live);
-    // + the lane before, then + the two before that
-    s = _mm256_add_epi64(s, _mm256_blend_epi32(_mm256_permute4x64_epi64(s, _MM_SHUFFLE(2, 1, 0, 0)), zi, 0x03));
-    s = _mm256_add_epi64(s, _mm256_blend_epi32(_mm256_permute4x64_epi64(s, _MM_SHUFFLE(1, 0, 0, 0)), zi, 0x0f));
+    // prefix within the register: + the lane before (within each half), then the low half's
+    // last lane onto the high half
+    s = _mm256_add_epi64(s, _mm256_slli_si256(s, 8));
+    s = _mm256_add_epi64(s, _mm256_shuffle_epi32(_mm256_permute2x128_si256(s, s, 0x08), _MM_SHUFFLE(3, 2, 3, 2)));
     s = _mm256_add_epi64(s, carry);
     carry = _mm256_permute4x64_epi64(s, _MM_SHUFFLE(3, 3, 3, 3));
     const __m256i i0 = _mm256_and_si256(s, mask), i1 = _mm256_and_si256(_mm256_srli_epi64(s, kWordBits), mask);
     const __m256d a0 = small_to_pd(i0), a1 = small_to_pd(i1);
     const __m256d wl = small_to_pd(_mm256_add_epi64(i0, i1));
-    const __m256d nl = small_to_pd(_mm256_srli_epi64(s, 2 * kWordBits));
-    const __m256d b0 = _mm256_sub_pd(t0, a0), b1 = _mm256_sub_pd(t1, a1);
-    const __m256d wr = _mm256_sub_pd(w, wl), nr = _mm256_sub_pd(n, nl);
-    __m256d ok = _mm256_and_pd(_mm256_castsi256_pd(live), _mm256_cmp_pd(nl, ml, _CMP_GE_OQ));
-    ok = _mm256_and_pd(ok, _mm256_cmp_pd(nr, ml, _CMP_GE_OQ));
-    ok = _mm256_and_pd(ok, _mm256_cmp_pd(wl, mw, _CMP_GE_OQ));
-    ok = _mm256_and_pd(ok, _mm256_cmp_pd(wr, mw, _CMP_GE_OQ));
-    ok = _mm256_and_pd(ok, _mm256_cmp_pd(wl, zero, _CMP_GT_OQ));
-    ok = _mm256_and_pd(ok, _mm256_cmp_pd(wr, zero, _CMP_GT_OQ));
+    const __m256d b0 = _mm256_sub_pd(t0, a0), b1 = _mm256_sub_pd(t1, a1), wr = _mm256_sub_pd(wv, wl);
     const __m256d sl = _mm256_fmadd_pd(a1, a1, _mm256_mul_pd(a0, a0));
     const __m256d sr = _mm256_fmadd_pd(b1, b1, _mm256_mul_pd(b0, b0));
-    const __m256d p = _mm256_add_pd(_mm256_div_pd(sl, wl), _mm256_div_pd(sr, wr));  // read only where ok
-    const __m256d up = _mm256_and_pd(ok, _mm256_cmp_pd(p, best, _CMP_GT_OQ));
+    const __m256d p = _mm256_add_pd(_mm256_div_pd(sl, wl), _mm256_div_pd(sr, wr));  // read only where live
+    const __m256d up = _mm256_and_pd(_mm256_castsi256_pd(live), _mm256_cmp_pd(p, best, _CMP_GT_OQ));
     best = _mm256_blendv_pd(best, p, up);
     best_at = _mm256_castpd_si256(_mm256_blendv_pd(_mm256_castsi256_pd(best_at), _mm256_castsi256_pd(idx), up));
     best_left = _mm256_castpd_si256(_mm256_blendv_pd(_mm256_castsi256_pd(best_left), _mm256_castsi256_pd(s), up));
@@ -112,8 +133,6 @@ double word_gini_avx2(const uint64_t* raw, int m, const double* total, double mi
   _mm256_store_si256(reinterpret_cast<__m256i*>(lefts), best_left);
   double top = bests[0];
   for (int k = 1; k < 4; ++k) top = bests[k] > top ? bests[k] : top;
-  *at = 0;
-  *left = raw[0];
   if (top == -std::numeric_limits<double>::infinity()) return top;
   int64_t first = std::numeric_limits<int64_t>::max();
   for (int k = 0; k < 4; ++k)
