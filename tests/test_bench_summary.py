@@ -3,6 +3,7 @@ ones), the per-family summary, and its picture."""
 
 import io
 import math
+import time
 
 import pytest
 
@@ -55,3 +56,23 @@ def test_plot_draws_summary_and_rows(tmp_path):
     path = tmp_path / "bench.png"
     assert b.plot(str(path))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_long_case_still_repeats_the_fast_side(monkeypatch):
+    """A row whose slowest side runs over LONG_CASE_S samples that side once, but a side that takes
+    under SHORT_SIDE_S still gets the row's repeats (its median, not one noisy sample)."""
+    monkeypatch.setattr(harness, "LONG_CASE_S", 0.05)
+    monkeypatch.setattr(harness, "SHORT_SIDE_S", 0.02)
+    calls = {"fast": 0, "slow": 0}
+
+    def fast():
+        calls["fast"] += 1
+
+    def slow():
+        calls["slow"] += 1
+        time.sleep(0.06)
+
+    b = harness.Bench(out=io.StringIO(), pause=0.0)
+    (row,) = b.compare("t", "case", fast, {"peer": slow}, repeats=5)
+    assert calls == {"fast": 6, "slow": 1}  # the warm-up, then five samples; the peer's one
+    assert len(row.spread) == 2 and row.note == "peer ran once (over a minute)"
