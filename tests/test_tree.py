@@ -300,6 +300,22 @@ def test_histogram_subtraction_gives_the_same_tree(rng, criterion, n_classes):
         np.testing.assert_array_equal(out[k], ref[k])
 
 
+def _assert_same_trees_as_double_histograms(monkeypatch, X, y, w, seeds, min_nodes, **kw):
+    """Grows the forest as is (integer counts take packed / word histograms), then with int_counts
+    off (the double histograms, the reference): identical trees, every array bit for bit."""
+    from forgeml import _cpu
+
+    edges, n_edges = ops.tree_bin_edges(X)
+    codes = ops.tree_bin_codes(X, edges, n_edges)
+    out = ops.tree_grow_forest(codes, y, w, seeds, **kw)
+    grow = _cpu.tree_grow_forest
+    monkeypatch.setattr(_cpu, "tree_grow_forest", lambda *a: grow(*a[:-1], {**a[-1], "int_counts": False}))
+    ref = ops.tree_grow_forest(codes, y, w, seeds, **kw)
+    assert len(ref["feature"]) > min_nodes
+    for k in ref:
+        np.testing.assert_array_equal(out[k], ref[k])
+
+
 @pytest.mark.parametrize("nan", [True, False])
 @pytest.mark.parametrize("criterion,n_classes,weight", [("gini", 2, "counts"), ("gini", 3, "ones"),
                                                        ("entropy", 5, "counts"), ("gini", 8, "counts"),
@@ -309,7 +325,6 @@ def test_packed_integer_histograms_give_the_same_trees(rng, monkeypatch, isa, cr
     with a root weight below 2^21: one word per bin, hist_words.h; "large" weights exceed it); the
     double histograms are the reference: identical trees, every array bit for bit. Gini on features
     without NaN takes the vectorised proxies of each ISA (split_proxies.h)."""
-    from forgeml import _cpu
     X = rng.normal(size=(7001, 11)).astype(np.float32)
     if nan:
         X[rng.random(X.shape) < 0.03] = np.nan
@@ -319,16 +334,8 @@ def test_packed_integer_histograms_give_the_same_trees(rng, monkeypatch, isa, cr
     w = rng.integers(0, 4, size=7001).astype(np.float64) if weight != "ones" else np.ones(7001)
     if weight == "large":
         w *= 1000.0
-    edges, n_edges = ops.tree_bin_edges(X)
-    codes = ops.tree_bin_codes(X, edges, n_edges)
-    kw = dict(criterion=criterion, n_classes=n_classes, bootstrap=True, max_features=4, min_samples_leaf=2)
-    out = ops.tree_grow_forest(codes, y, w, [1, 2, 3], **kw)
-    grow = _cpu.tree_grow_forest
-    monkeypatch.setattr(_cpu, "tree_grow_forest", lambda *a: grow(*a[:-1], {**a[-1], "int_counts": False}))
-    ref = ops.tree_grow_forest(codes, y, w, [1, 2, 3], **kw)
-    assert len(ref["feature"]) > 300
-    for k in ref:
-        np.testing.assert_array_equal(out[k], ref[k])
+    _assert_same_trees_as_double_histograms(monkeypatch, X, y, w, [1, 2, 3], 300, criterion=criterion,
+                                            n_classes=n_classes, bootstrap=True, max_features=4, min_samples_leaf=2)
 
 
 @pytest.mark.parametrize("d", [12, 16, 17, 50, 64, 71])
@@ -340,8 +347,6 @@ def test_word_histograms_kept_codes_partition_same_trees(rng, monkeypatch, isa, 
     The AVX2 build reads a row's codes in 16-byte pieces (the last one ending at the row's end):
     rows of 12 to 71 codes cover one to four pieces and the portable fallback on either side.
     The double histograms (int_counts off) are the reference: identical trees, bit for bit."""
-    from forgeml import _cpu
-
     n = 6007
     X = rng.normal(size=(n, d)).astype(np.float32)
     X[:, 4:9] = np.round(X[:, 4:9])  # few distinct values: constant in many nodes
@@ -350,16 +355,8 @@ def test_word_histograms_kept_codes_partition_same_trees(rng, monkeypatch, isa, 
     y = ((X[:, 0] > 0) ^ (np.nan_to_num(X[:, 5]) > 0)).astype(np.int32)
     y[rng.random(n) < 0.1] ^= 1
     w = rng.integers(0, 3, size=n).astype(np.float64)
-    edges, n_edges = ops.tree_bin_edges(X)
-    codes = ops.tree_bin_codes(X, edges, n_edges)
-    kw = dict(criterion="gini", n_classes=2, bootstrap=True, max_features=max_features)
-    out = ops.tree_grow_forest(codes, y, w, [3, 4], **kw)
-    grow = _cpu.tree_grow_forest
-    monkeypatch.setattr(_cpu, "tree_grow_forest", lambda *a: grow(*a[:-1], {**a[-1], "int_counts": False}))
-    ref = ops.tree_grow_forest(codes, y, w, [3, 4], **kw)
-    assert len(ref["feature"]) > 300
-    for k in ref:
-        np.testing.assert_array_equal(out[k], ref[k])
+    _assert_same_trees_as_double_histograms(monkeypatch, X, y, w, [3, 4], 300, criterion="gini", n_classes=2,
+                                            bootstrap=True, max_features=max_features)
 
 
 @pytest.mark.parametrize("min_leaf,min_weight_fraction", [(1, 0.0), (7, 0.0), (1, 0.01), (30, 0.02)])
@@ -367,25 +364,15 @@ def test_word_histograms_leaf_limits_same_trees(rng, monkeypatch, isa, min_leaf,
     """The word histograms' Gini scan checks min_samples_leaf and the minimum leaf weight once per
     feature (the allowed boundaries are one range, word_gini_avx2); the double histograms are the
     reference: identical trees, bit for bit, with the limits cutting nodes' ranges at both ends."""
-    from forgeml import _cpu
-
     n = 5003
     X = rng.normal(size=(n, 20)).astype(np.float32)
     X[:, 3] = np.round(X[:, 3])
     y = ((X[:, 0] > 0) ^ (X[:, 1] > 0.5)).astype(np.int32)
     y[rng.random(n) < 0.15] ^= 1
     w = rng.integers(0, 4, size=n).astype(np.float64)
-    edges, n_edges = ops.tree_bin_edges(X)
-    codes = ops.tree_bin_codes(X, edges, n_edges)
-    kw = dict(criterion="gini", n_classes=2, bootstrap=True, max_features=5, min_samples_leaf=min_leaf,
-              min_weight_fraction_leaf=min_weight_fraction)
-    out = ops.tree_grow_forest(codes, y, w, [7, 8], **kw)
-    grow = _cpu.tree_grow_forest
-    monkeypatch.setattr(_cpu, "tree_grow_forest", lambda *a: grow(*a[:-1], {**a[-1], "int_counts": False}))
-    ref = ops.tree_grow_forest(codes, y, w, [7, 8], **kw)
-    assert len(ref["feature"]) > 100
-    for k in ref:
-        np.testing.assert_array_equal(out[k], ref[k])
+    _assert_same_trees_as_double_histograms(monkeypatch, X, y, w, [7, 8], 100, criterion="gini", n_classes=2,
+                                            bootstrap=True, max_features=5, min_samples_leaf=min_leaf,
+                                            min_weight_fraction_leaf=min_weight_fraction)
 
 
 @pytest.mark.parametrize("n_classes", [2, 3])

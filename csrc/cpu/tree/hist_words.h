@@ -33,6 +33,19 @@ struct ClassRow {
   return (uint64_t{1} << (2 * kWordBits)) | (static_cast<uint64_t>(static_cast<int64_t>(w)) << (kWordBits * cls));
 }
 
+// Prefetches both cache lines that the codes of rows[i + kWordAhead] may straddle (a node's rows
+// come in random order). Always inlined, as word_inc.
+constexpr int64_t kWordAhead = 24;
+template <class Rec>
+[[gnu::always_inline]] inline void prefetch_codes_ahead(const Rec* rows, int64_t i, int64_t m, const uint8_t* codes,
+                                                        int64_t d) {
+  if (i + kWordAhead < m) {
+    const uint8_t* ahead = codes + static_cast<int64_t>(rows[i + kWordAhead].row) * d;
+    __builtin_prefetch(ahead);
+    __builtin_prefetch(ahead + d - 1);
+  }
+}
+
 // Word histograms of features f[0..nf) over rows[0..m) (each with .row, .cls, .w) into pk (feature
 // j at j * kWordStride), zero on entry; codes row-major (n, d). kMask: set the occupancy bits
 // (occ, 4 words per feature) too. NF > 0: nf known at compile time, so the feature loop unrolls
@@ -48,13 +61,8 @@ void build_words(const Rec* rows, int64_t m, const uint8_t* codes, int64_t d, co
   if constexpr (NF > 0)
     for (int j = 0; j < NF; ++j) fo[j] = f_rt[j];
   const int* f = NF > 0 ? fo : f_rt;
-  constexpr int64_t kAhead = 24;
   for (int64_t i = 0; i < m; ++i) {
-    if (i + kAhead < m) {  // both cache lines a row's codes may straddle
-      const uint8_t* ahead = codes + static_cast<int64_t>(rows[i + kAhead].row) * d;
-      __builtin_prefetch(ahead);
-      __builtin_prefetch(ahead + d - 1);
-    }
+    prefetch_codes_ahead(rows, i, m, codes, d);
     const Rec& rr = rows[i];
     const uint8_t* c = codes + static_cast<int64_t>(rr.row) * d;
     const uint64_t inc = word_inc(rr.cls, rr.w);

@@ -1,9 +1,8 @@
 // build_words_kept (kernels.h) for AVX2, used by the AVX2 and AVX-512 tables: a row's drawn codes
-// come from a few 16-byte loads of its codes and one byte shuffle each, then leave as one word.
-// The portable loop issues a byte load per feature and, on this layout's hot path, store-bound
-// CPUs (one store a cycle: Zen 2) spend the loop on stores; here a row costs nf histogram updates
-// plus one 8-byte store and ceil(d / 16) vector loads. Rows of fewer than 16 or more than 64 codes
-// take the portable loop.
+// come from ceil(d / 16) 16-byte loads of its codes and one byte shuffle each (the portable loop:
+// a byte load per feature), then leave as one 8-byte store beside the nf histogram updates. The
+// loop is store-bound where a core retires one store a cycle (Zen 2). Rows of fewer than 16 or
+// more than 64 codes take the portable loop.
 #include "cpu/tree/kernels.h"
 
 #if defined(__x86_64__)
@@ -34,13 +33,8 @@ void build_kept(const ClassRow* rows, int64_t m, const uint8_t* codes, int64_t d
   }
   __m128i sel[L];
   for (int q = 0; q < L; ++q) sel[q] = _mm_load_si128(reinterpret_cast<const __m128i*>(table[q]));
-  constexpr int64_t kAhead = 24;
   for (int64_t i = 0; i < m; ++i) {
-    if (i + kAhead < m) {  // both cache lines a row's codes may straddle
-      const uint8_t* ahead = codes + static_cast<int64_t>(rows[i + kAhead].row) * d;
-      __builtin_prefetch(ahead);
-      __builtin_prefetch(ahead + d - 1);
-    }
+    prefetch_codes_ahead(rows, i, m, codes, d);
     const ClassRow& rr = rows[i];
     const uint8_t* c = codes + static_cast<int64_t>(rr.row) * d;
     __m128i v = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c + last)), sel[L - 1]);
