@@ -89,13 +89,13 @@ class Bench:
         impls = {impl: forgeml_fn, **peers}
         first = {name: self._time_once(fn, pause, before) for name, fn in impls.items()}  # warm-up
         long_case = max(first.values()) > LONG_CASE_S
-        reps = 1 if long_case else (repeats or self.repeats)
+        reps = repeats or self.repeats
         times: dict[str, list[float]] = {name: [] for name in impls}
         if long_case:  # one sample a side, except the sides that take seconds: their median as usual
             times = {name: [t] for name, t in first.items()}
             for name, fn in impls.items():
                 if first[name] < SHORT_SIDE_S:
-                    times[name] = [self._time_once(fn, pause, before) for _ in range(repeats or self.repeats)]
+                    times[name] = [self._time_once(fn, pause, before) for _ in range(reps)]
         else:
             for _ in range(reps):
                 for name, fn in impls.items():
