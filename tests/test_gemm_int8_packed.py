@@ -38,6 +38,24 @@ def test_packed_float_a_quantized_per_row(isa, rng, act):
     np.testing.assert_array_equal(c, matmul_int8(x, None, qw, sw, bias=bias, activation=act))
 
 
+@pytest.mark.parametrize("m", [1, 2, 3, 6])
+@pytest.mark.parametrize("k", [1, 7, 8, 9, 31, 32, 33, 64, 67])
+@pytest.mark.parametrize("isa", PACKED_ISAS, indirect=True)
+def test_packed_float_a_rows_in_pairs(isa, rng, m, k):
+    """A float a is quantized inside the call two rows at a time where the ISA can (AVX2): the
+    same codes and scales as quantize_int8 row by row at every width around the vector steps,
+    and a NaN or infinity refused naming its row, first or second of a pair."""
+    x, qw = rand(rng, m, k) * rng.uniform(0.1, 50, (m, 1)).astype(np.float32), rand_int8(rng, k, 19)
+    sw, pb = rng.uniform(0.001, 0.02, 19).astype(np.float32), pack_int8(qw)
+    qx, sx = quantize_int8(x)
+    np.testing.assert_array_equal(matmul_int8(x, None, pb, sw), matmul_int8(qx, sx, pb, sw))
+    for row in range(min(m, 3)):
+        y = x.copy()
+        y[row, k // 2] = np.nan if row % 2 else np.inf
+        with pytest.raises(ValueError, match=f"row {row} holds NaN"):
+            matmul_int8(y, None, pb, sw)
+
+
 def test_packed_errors_and_empty(rng):
     qb = rand_int8(rng, 5, 4)
     pb, sb = pack_int8(qb), np.ones(4, np.float32)

@@ -52,6 +52,8 @@ struct LowpKernels {
   // int8 only: q[k] = clamp(rint(x[k] / s)) for the row's s = max|x| / 127 (1 when all zero);
   // returns s, or NaN when the row holds NaN or infinity.
   float (*quantize_row)(const float* x, int64_t n, int8_t* q) = nullptr;
+  // int8, optional: quantize_row of two rows (s[0], s[1]: their returns), the same codes.
+  void (*quantize_two_rows)(const float* x0, const float* x1, int64_t n, int8_t* q0, int8_t* q1, float* s) = nullptr;
 };
 
 float quantize_row_scalar(const float* x, int64_t n, int8_t* q);

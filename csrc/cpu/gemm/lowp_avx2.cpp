@@ -161,8 +161,12 @@ void int8_pool4_avx2(int64_t kg, const uint32_t* a, int64_t as, const uint32_t* 
 }
 
 // quantize_row_scalar's arithmetic (true division, round to nearest even, clamp) 8 lanes at a
-// time: the scalar loop's nearbyint calls were half of an int8 Dense chain's predict here.
-float quantize_row_avx2(const float* x, int64_t n, int8_t* q) {
+// time: the scalar loop's nearbyint calls were half of an int8 Dense chain's predict here. A row
+// is one long dependency chain (its maximum, the scale, then the codes): row_scale_avx2 and
+// row_codes_avx2 apart let two rows interleave (quantize_two_rows_avx2).
+
+// The row's scale, or NaN when it holds NaN or infinity.
+inline float row_scale_avx2(const float* x, int64_t n) {
   const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   const __m256 finite_max = _mm256_set1_ps(3.4028235e38f);
   __m256 vmax = _mm256_setzero_ps(), ok = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
@@ -175,8 +179,11 @@ float quantize_row_avx2(const float* x, int64_t n, int8_t* q) {
   if (_mm256_movemask_ps(ok) != 0xff) return __builtin_nanf("");
   __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
   m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-  const float s = finish_row_scale(x, j, n, _mm_cvtss_f32(_mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1))));
-  if (s != s) return s;  // NaN or infinity in the row
+  return finish_row_scale(x, j, n, _mm_cvtss_f32(_mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1))));
+}
+
+// q = the codes of x at the finite scale s.
+inline void row_codes_avx2(const float* x, int64_t n, float s, int8_t* q) {
   const __m256 vs = _mm256_set1_ps(s), lo = _mm256_set1_ps(-127.f), hi = _mm256_set1_ps(127.f);
   auto codes = [&](const float* p) {
     const __m256 r =
@@ -184,7 +191,8 @@ float quantize_row_avx2(const float* x, int64_t n, int8_t* q) {
     return _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(r, lo), hi));
   };
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);  // undoes the packs' lane interleave
-  for (j = 0; j + 32 <= n; j += 32) {
+  int64_t j = 0;
+  for (; j + 32 <= n; j += 32) {
     const __m256i ab = _mm256_packs_epi32(codes(x + j), codes(x + j + 8));
     const __m256i cd = _mm256_packs_epi32(codes(x + j + 16), codes(x + j + 24));
     const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(ab, cd), order);
@@ -198,7 +206,20 @@ float quantize_row_avx2(const float* x, int64_t n, int8_t* q) {
     std::memcpy(q + j, &pair, 8);
   }
   for (; j < n; ++j) q[j] = static_cast<int8_t>(std::clamp(std::nearbyint(x[j] / s), -127.f, 127.f));
+}
+
+float quantize_row_avx2(const float* x, int64_t n, int8_t* q) {
+  const float s = row_scale_avx2(x, n);
+  if (s == s) row_codes_avx2(x, n, s, q);
   return s;
+}
+
+// Rows of 64 values: 1.5x quantize_row_avx2 twice (its chain left the core idle between rows).
+void quantize_two_rows_avx2(const float* x0, const float* x1, int64_t n, int8_t* q0, int8_t* q1, float* s) {
+  s[0] = row_scale_avx2(x0, n);
+  s[1] = row_scale_avx2(x1, n);
+  if (s[0] == s[0]) row_codes_avx2(x0, n, s[0], q0);
+  if (s[1] == s[1]) row_codes_avx2(x1, n, s[1], q1);
 }
 
 template <int... I>
@@ -230,6 +251,7 @@ bool lowp_avx2_int8(LowpKernels& k) {
   k.mr = 4, k.nr = NR, k.kcg = 256, k.nc = 256;  // depth 1024 per block, B block 256 KiB in L2
   k.name = "int8_avx2_4x16";
   k.quantize_row = quantize_row_avx2;
+  k.quantize_two_rows = quantize_two_rows_avx2;
   k.int8_bias_relu = true;
   k.pool4[0][1] = int8_pool4_avx2<2>, k.pool4[1][1] = int8_pool4_avx2<1>;  // mr = 4: one window a tile
   return true;

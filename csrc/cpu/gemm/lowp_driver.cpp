@@ -479,15 +479,19 @@ void gemm_int8_packed(int64_t M, const int8_t* A, const float* A_float, int64_t 
   Lowp L{&k, &detail::kernel_for(B.isa()), M, N, Kg, npad, ap, PackedInt8Access::panels(B), row_scale, b_scale,
          PackedInt8Access::corr(B), C, ldc, &ep};
   auto fill = [&](int64_t r0, int64_t r1) {
-    for (int64_t i = r0; i < r1; ++i) {
-      if (A) {
-        pack_a_row_int8(A + i * lda, K, Kg, ap + i * Kg);
-        continue;
-      }
-      auto* d = reinterpret_cast<int8_t*>(ap + i * Kg);  // each row quantized with its own scale
-      scale[i] = k.quantize_row(A_float + i * lda, K, d);
+    if (A) {
+      for (int64_t i = r0; i < r1; ++i) pack_a_row_int8(A + i * lda, K, Kg, ap + i * Kg);
+      return;
+    }
+    auto row = [&](int64_t i) { return reinterpret_cast<int8_t*>(ap + i * Kg); };
+    int64_t i = r0;  // each row quantized with its own scale, two at a time where the ISA can
+    if (k.quantize_two_rows)
+      for (; i + 2 <= r1; i += 2)
+        k.quantize_two_rows(A_float + i * lda, A_float + (i + 1) * lda, K, row(i), row(i + 1), scale.get() + i);
+    for (; i < r1; ++i) scale[i] = k.quantize_row(A_float + i * lda, K, row(i));
+    for (i = r0; i < r1; ++i) {
       check_row_scale(scale[i], i);
-      pack_a_row_int8(d, K, Kg, ap + i * Kg);  // in place: each byte read before it is written
+      pack_a_row_int8(row(i), K, Kg, ap + i * Kg);  // in place: each byte read before it is written
     }
   };
   lowp_run(L, max_threads, detail::range_fn(fill));
