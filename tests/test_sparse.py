@@ -102,3 +102,24 @@ def test_errors_and_empty(rng):
     )
     np.testing.assert_array_equal(z, np.full((3, 4), 2, np.float32))
     assert ops.sparse.kernel_name().startswith("csc_")
+
+
+@pytest.mark.parametrize(
+    "col,at,value,message",
+    [
+        (1, 0, -1, "outside"),  # a column's first row below 0
+        (2, -1, 40, "outside"),  # its last row past K
+        (2, 1, 40, "outside"),  # a middle row past K (the column no longer ascends)
+        (3, 1, None, "ascending"),  # a row repeated
+        (3, 2, 0, "ascending"),  # a row out of order
+    ],
+)
+def test_kernel_checks_indices_changed_after_construction(rng, col, at, value, message):
+    """SparseWeights checks its rows when built, but its arrays stay writable: the kernel checks
+    them again on every call and names the bad entry, never reading outside x."""
+    w = rng.standard_normal((40, 5)).astype(np.float32)
+    sw = SparseWeights.from_dense(w)
+    p = sw.indptr[col] + (at if at >= 0 else sw.indptr[col + 1] - sw.indptr[col] + at)
+    sw.indices[p] = sw.indices[p - 1] if value is None else value
+    with pytest.raises(ValueError, match=message):
+        sparse_matmul(np.ones((3, 40), np.float32), sw)

@@ -96,6 +96,26 @@ void reference(int64_t M, const float* X, int64_t ldx, const CscMatrix& W, float
 
 }  // namespace
 
+namespace {
+
+// True when every column's row indices lie in [0, K) and strictly ascend: one branch-free pass
+// the compiler vectorises (the per-entry checks below, with their messages, cost ~20% of a
+// 90%-sparse 1024 x 1024 product at batch 64, every call).
+bool csc_indices_ok(const CscMatrix& W) {
+  bool ok = true;
+  for (int64_t j = 0; j < W.N; ++j) {
+    const int64_t p0 = W.ptr[j], p1 = W.ptr[j + 1];
+    if (p0 == p1) continue;
+    ok &= W.idx[p0] >= 0 && W.idx[p1 - 1] < W.K;  // the column's ends: with ascent, all of it
+    int bad = 0;
+    for (int64_t p = p0 + 1; p < p1; ++p) bad |= W.idx[p] <= W.idx[p - 1];
+    ok &= bad == 0;
+  }
+  return ok;
+}
+
+}  // namespace
+
 void check_csc(const CscMatrix& W) {
   FORGEML_CHECK_ARG(W.K >= 0 && W.N >= 0, "w: sizes must be >= 0, got K=", W.K, " N=", W.N);
   FORGEML_CHECK_ARG(W.K < (int64_t{1} << 31), "w: K=", W.K, " is too large for int32 row indices");
@@ -104,7 +124,8 @@ void check_csc(const CscMatrix& W) {
     FORGEML_CHECK_ARG(W.ptr[j + 1] >= W.ptr[j], "w: indptr decreases at column ", j);
   const int64_t nnz = W.ptr[W.N];
   FORGEML_CHECK_ARG(nnz == 0 || (W.idx && W.val), "w: null index or value pointer");
-  for (int64_t j = 0; j < W.N; ++j)
+  if (csc_indices_ok(W)) return;
+  for (int64_t j = 0; j < W.N; ++j)  // name the first bad entry
     for (int64_t p = W.ptr[j]; p < W.ptr[j + 1]; ++p) {
       FORGEML_CHECK_ARG(W.idx[p] >= 0 && W.idx[p] < W.K, "w: row index ", W.idx[p], " at nonzero ", p,
                         " is outside [0, ", W.K, ")");
