@@ -300,3 +300,48 @@ def test_sliced_steps_are_one_update_on_any_thread_count(rng, restore_threads, k
         np.testing.assert_array_equal(params, runs[0][0])
         for k in slot_names:
             np.testing.assert_array_equal(slots[k], runs[0][1][k])
+
+
+@pytest.mark.parametrize(
+    "kind,hyper,slot_names", [OPTIMIZERS[0], ("adam", {"clipvalue": 0.002}, ["momentum", "velocity"])]
+)
+def test_many_steps_in_one_call_same_bits_on_any_thread_count(rng, restore_threads, kind, hyper, slot_names):
+    """Several sliced steps in one call, the last one short (200 rows: one slice where the others
+    take 4), on 1, 2 and 3 threads: the same bits as the steps called one at a time on one thread
+    (on more threads a call runs its steps as phases of tasks, slices then update ranges)."""
+    dims, acts, m = (70, 131, 6), ["relu", "relu"], 517
+    layout, params0 = _net(rng, dims, acts)
+    n = 2 * m + 200
+    x = rng.standard_normal((n, dims[0])).astype(np.float32)
+    y = rng.integers(0, dims[-1], n)
+    perm = rng.permutation(n)
+
+    def train(threads, one_at_a_time):
+        forgeml.set_num_threads(threads)
+        params, slots = params0.copy(), _slots(params0.size, slot_names)
+        calls = [(s, 1) for s in range(3)] if one_at_a_time else [(0, 3)]
+        for first, steps in calls:
+            ops.dense_train_steps(
+                layout,
+                x,
+                y,
+                params,
+                np.zeros_like(params),
+                optimizer=kind,
+                hyper=hyper,
+                slots=slots,
+                lrs=0.01,
+                t0=first,
+                batch_size=m,
+                first_step=first,
+                steps=steps,
+                perm=perm,
+            )
+        return params, slots
+
+    want, want_slots = train(1, True)
+    for threads in (1, 2, 3):
+        params, slots = train(threads, False)
+        np.testing.assert_array_equal(params, want)
+        for k in slot_names:
+            np.testing.assert_array_equal(slots[k], want_slots[k])
