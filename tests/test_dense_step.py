@@ -241,6 +241,26 @@ def _gradient(layout, params, acts, x, y):
     return grad
 
 
+def _sliced_steps(layout, x, y, params, slots, kind, hyper, m, perm, first, steps):
+    """Steps [first, first + steps) of batch m over x[perm], learning rate 0.01, in one call."""
+    ops.dense_train_steps(
+        layout,
+        x,
+        y,
+        params,
+        np.zeros_like(params),
+        optimizer=kind,
+        hyper=hyper,
+        slots=slots,
+        lrs=0.01,
+        t0=first,
+        batch_size=m,
+        first_step=first,
+        steps=steps,
+        perm=perm,
+    )
+
+
 @pytest.mark.parametrize(
     "kind,hyper,slot_names",
     OPTIMIZERS
@@ -276,22 +296,7 @@ def test_sliced_steps_are_one_update_on_any_thread_count(rng, restore_threads, k
                     norm = np.linalg.norm(g[off : off + size])
                     g[off : off + size] *= min(1.0, hyper["clipnorm"] / norm)
             want = _update_reference(kind, hyper, params.astype(np.float64), g, ref_slots, 0.01, step + 1)
-            ops.dense_train_steps(
-                layout,
-                x,
-                y,
-                params,
-                np.zeros_like(params),
-                optimizer=kind,
-                hyper=hyper,
-                slots=slots,
-                lrs=0.01,
-                t0=step,
-                batch_size=m,
-                first_step=step,
-                steps=1,
-                perm=perm,
-            )
+            _sliced_steps(layout, x, y, params, slots, kind, hyper, m, perm, step, 1)
             np.testing.assert_allclose(params, want, rtol=1e-4, atol=1e-6)
             for k in slot_names:  # the float32 slots go on from here, as Keras's own do
                 ref_slots[k] = slots[k].astype(np.float64)
@@ -321,22 +326,7 @@ def test_many_steps_in_one_call_same_bits_on_any_thread_count(rng, restore_threa
         params, slots = params0.copy(), _slots(params0.size, slot_names)
         calls = [(s, 1) for s in range(3)] if one_at_a_time else [(0, 3)]
         for first, steps in calls:
-            ops.dense_train_steps(
-                layout,
-                x,
-                y,
-                params,
-                np.zeros_like(params),
-                optimizer=kind,
-                hyper=hyper,
-                slots=slots,
-                lrs=0.01,
-                t0=first,
-                batch_size=m,
-                first_step=first,
-                steps=steps,
-                perm=perm,
-            )
+            _sliced_steps(layout, x, y, params, slots, kind, hyper, m, perm, first, steps)
         return params, slots
 
     want, want_slots = train(1, True)
