@@ -143,7 +143,7 @@ void slice_gradients(const Net& net, const Data& d, int64_t r0, int64_t m, int64
 
 // A batch of m rows runs as clamp(m / kSliceRows, 1, kMaxSlices) row slices on the threads (data
 // parallel: each slice runs every layer on its rows; the weight gradients are summed in slice
-// order). One parallel call a step instead of one a GEMM: a Dense stack's GEMMs are too small to
+// order). Slices rather than threads inside each GEMM: a Dense stack's GEMMs are too small to
 // split well one by one. The slices depend on m only, so the thread count never changes a result.
 constexpr int64_t kSliceRows = 128;
 constexpr int64_t kMaxSlices = 8;

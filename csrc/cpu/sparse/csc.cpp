@@ -94,10 +94,6 @@ void reference(int64_t M, const float* X, int64_t ldx, const CscMatrix& W, float
   gemm::detail::bias_act_scalar(bias, act, Y, ldy, M, W.N);
 }
 
-}  // namespace
-
-namespace {
-
 // True when every column's row indices lie in [0, K) and strictly ascend: one branch-free pass
 // the compiler vectorises (the per-entry checks below, with their messages, cost ~20% of a
 // 90%-sparse 1024 x 1024 product at batch 64, every call).
