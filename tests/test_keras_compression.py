@@ -404,6 +404,9 @@ def test_mixed_bf16_lstm_dtypes_against_keras3(policy, rng):
         (2, (7, 7, 2), dict(filters=4, kernel_size=3, padding="valid", activation="softmax"), dict()),  # unfused
         (5, (10, 11, 2), dict(filters=20, kernel_size=3, use_bias=False, activation="relu"), dict()),
         (4, (6, 6, 3), dict(filters=40, kernel_size=(1, 3), padding="same"), dict(pool_size=2, strides=2)),
+        # single-channel 3 x 3 (the AVX2 window shuffles): odd output sizes, partial column panels
+        (7, (7, 9, 1), dict(filters=13, kernel_size=3, padding="valid", activation="relu"), dict()),
+        (3, (9, 6, 1), dict(filters=5, kernel_size=3, padding="same"), dict()),
     ],
 )
 def test_quantized_conv_then_max_pool_fused_predict_matches_the_layers_in_sequence(isa, rng, batch, image, conv, pool):

@@ -43,6 +43,14 @@ struct LowpKernels {
   // scales and relu / no activation the epilogue is monotonic, so this is exactly the maximum of
   // the 4 epilogue rows. One depth block only (no accumulate).
   LowpKernel pool4[2][4] = {};
+  // int8, optional, instead of pool4: the same for any m (a multiple of 4) in one call, window w
+  // from rows 4w .. 4w + 3 into c row w (ldc apart), its row scale row_scale[4w].
+  LowpKernel pool4_windows[2] = {};
+  // int8, optional: the pool4 operand of a 3 x 3, stride 1, undilated single-channel convolution:
+  // for each 2 x 2 window (row-major, oh x ow of them; window (py, px) at img + 2 py line + 2 px in
+  // the bordered byte image) its four patch rows of 12 bytes (9 pixels row-major, then 3 zeros) in
+  // the order top left, top right, bottom left, bottom right, 48 bytes a window into d
+  void (*windows_3x3)(const uint8_t* img, int64_t line, int64_t oh, int64_t ow, uint8_t* d) = nullptr;
   // bf16 only: for j < n, word j % nr of panel j / nr (panels panel_stride words apart) =
   // bf16(lo[j]) | bf16(hi[j]) << 16: two rows of B into their panels (nr a multiple of 16)
   void (*pair_bf16)(const float* lo, const float* hi, uint32_t* dst, int64_t n, int64_t nr,

@@ -140,23 +140,35 @@ void int8_avx2(int64_t kg, const uint32_t* a, int64_t as, const uint32_t* b, flo
   }
 }
 
-// int8_avx2_4x<8*NV> with the 2 x 2 window epilogue (lowp.h: pool4): the 4 rows are one window.
+// The 2 x 2 window epilogue (lowp.h: pool4_windows) over m / 4 windows in one call: the column
+// operands are loaded once, not per window (a 3 x 3 single-channel convolution has only three
+// depth groups, and the per-window call and loads cost as much as its products).
 template <int NV>
-void int8_pool4_avx2(int64_t kg, const uint32_t* a, int64_t as, const uint32_t* b, float* c, int64_t, bool,
-                     const LowpTile& t, int, int n) {
-  __m256i acc[4][NV];
-  int8_sums<4, NV>(kg, a, as, b, acc);
-  const __m256 rs = _mm256_set1_ps(t.row_scale[0]);
+void int8_pool4_avx2(int64_t kg, const uint32_t* a, int64_t as, const uint32_t* b, float* c, int64_t ldc, bool,
+                     const LowpTile& t, int m, int n) {
+  __m256 cs[NV], bias[NV];
+  __m256i corr[NV];
 #pragma GCC unroll 2
   for (int v = 0; v < NV; ++v) {
     const __m256i mk = lane_mask(n, v);
-    const __m256 cs = _mm256_maskload_ps(t.col_scale + 8 * v, mk);
-    const __m256i corr = _mm256_maskload_epi32(t.corr + 8 * v, mk);
-    const __m256i mx = _mm256_max_epi32(_mm256_max_epi32(acc[0][v], acc[1][v]), _mm256_max_epi32(acc[2][v], acc[3][v]));
-    __m256 r = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(mx, corr)), _mm256_mul_ps(rs, cs));
-    if (t.bias) r = _mm256_add_ps(r, _mm256_maskload_ps(t.bias + 8 * v, mk));
-    if (t.relu) r = _mm256_max_ps(_mm256_setzero_ps(), r);
-    store_lanes(c + 8 * v, r, n - 8 * v);
+    cs[v] = _mm256_maskload_ps(t.col_scale + 8 * v, mk);
+    corr[v] = _mm256_maskload_epi32(t.corr + 8 * v, mk);
+    bias[v] = t.bias ? _mm256_maskload_ps(t.bias + 8 * v, mk) : _mm256_setzero_ps();
+  }
+  for (int w = 0; w < m / 4; ++w, a += 4 * as, c += ldc) {
+    __m256i acc[4][NV];
+    int8_sums<4, NV>(kg, a, as, b, acc);
+    const __m256 rs = _mm256_set1_ps(t.row_scale[4 * w]);
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) {
+      const __m256i mx =
+          _mm256_max_epi32(_mm256_max_epi32(acc[0][v], acc[1][v]), _mm256_max_epi32(acc[2][v], acc[3][v]));
+      __m256 r = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(mx, corr[v])), _mm256_mul_ps(rs, cs[v]));
+      if (t.bias) r = _mm256_add_ps(r, bias[v]);
+      if (t.relu) r = _mm256_max_ps(_mm256_setzero_ps(), r);
+      if (n >= 8 * (v + 1)) _mm256_storeu_ps(c + 8 * v, r);
+      else store_lanes(c + 8 * v, r, n - 8 * v);
+    }
   }
 }
 
@@ -222,6 +234,38 @@ void quantize_two_rows_avx2(const float* x0, const float* x1, int64_t n, int8_t*
   if (s[1] == s[1]) row_codes_avx2(x1, n, s[1], q1);
 }
 
+// lowp.h's windows_3x3: a window's 4 x 4 pixels in one register (pixel (i, j) at byte 4i + j),
+// its four 12-byte patch rows (top left, top right, bottom left, bottom right; bytes 9-11 zero)
+// by three byte shuffles: 3 stores a window instead of 12 overlapping 8-byte copies.
+struct WindowShuffles {
+  alignas(16) int8_t m[48];
+  constexpr WindowShuffles() : m{} {
+    for (int o = 0; o < 48; ++o) {
+      const int q = o / 12, k = o % 12;
+      m[o] = k < 9 ? static_cast<int8_t>(4 * (q / 2 + k / 3) + q % 2 + k % 3) : int8_t{-128};
+    }
+  }
+};
+constexpr WindowShuffles kWindowShuffles;
+
+void windows_3x3_avx2(const uint8_t* img, int64_t line, int64_t oh, int64_t ow, uint8_t* d) {
+  const __m128i* m = reinterpret_cast<const __m128i*>(kWindowShuffles.m);
+  const __m128i m0 = _mm_load_si128(m), m1 = _mm_load_si128(m + 1), m2 = _mm_load_si128(m + 2);
+  auto word = [](const uint8_t* p) {
+    int v;
+    std::memcpy(&v, p, 4);
+    return v;
+  };
+  for (int64_t py = 0; py < oh; ++py)
+    for (int64_t px = 0; px < ow; ++px, d += 48) {
+      const uint8_t* w = img + 2 * py * line + 2 * px;
+      const __m128i v = _mm_setr_epi32(word(w), word(w + line), word(w + 2 * line), word(w + 3 * line));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(d), _mm_shuffle_epi8(v, m0));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(d + 16), _mm_shuffle_epi8(v, m1));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(d + 32), _mm_shuffle_epi8(v, m2));
+    }
+}
+
 template <int... I>
 void fill_bf16(LowpKernels& k, std::integer_sequence<int, I...>) {
   ((k.tile[0][I + 1] = bf16_avx2<I + 1, 2>), ...);
@@ -253,7 +297,8 @@ bool lowp_avx2_int8(LowpKernels& k) {
   k.quantize_row = quantize_row_avx2;
   k.quantize_two_rows = quantize_two_rows_avx2;
   k.int8_bias_relu = true;
-  k.pool4[0][1] = int8_pool4_avx2<2>, k.pool4[1][1] = int8_pool4_avx2<1>;  // mr = 4: one window a tile
+  k.pool4_windows[0] = int8_pool4_avx2<2>, k.pool4_windows[1] = int8_pool4_avx2<1>;
+  k.windows_3x3 = windows_3x3_avx2;
   return true;
 }
 

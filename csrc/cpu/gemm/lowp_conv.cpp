@@ -207,8 +207,8 @@ void pool_images(const Conv& c, const float* x, float* y, int64_t images) {
 bool pool4_applies(const Conv& c) {
   const MaxPoolGeometry* p = c.pool;
   const float* cs = c.base.col_scale;
-  return p && std::all_of(cs, cs + c.N, [](float v) { return v > 0.f; }) && c.k.pool4[0][1] && c.k.int8_bias_relu &&
-         c.pieces.count > 0 && c.Kg <= c.k.kcg && !c.ep.fn &&
+  return p && std::all_of(cs, cs + c.N, [](float v) { return v > 0.f; }) && (c.k.pool4[0][1] || c.k.pool4_windows[0]) &&
+         c.k.int8_bias_relu && c.pieces.count > 0 && c.Kg <= c.k.kcg && !c.ep.fn &&
          (c.ep.act == Activation::none || c.ep.act == Activation::relu) && p->kh == 2 && p->kw == 2 && p->sh == 2 &&
          p->sw == 2 && p->pad_top == 0 && p->pad_left == 0 && 2 * p->oh <= c.g.oh && 2 * p->ow <= c.g.ow;
 }
@@ -224,8 +224,9 @@ void gather_windows_fixed(const Conv& c, const Pieces& pc, const uint8_t* img, u
   int64_t src[Pieces::kMax], dst[Pieces::kMax];
   for (int t = 0; t < count; ++t) src[t] = pc.src[t], dst[t] = pc.dst[t];
   const int64_t corner[4] = {0, sx, sy, sy + sx};
-  for (int64_t py = 0; py < c.pool->oh; ++py)
-    for (int64_t px = 0; px < c.pool->ow; ++px) {
+  const int64_t oh = c.pool->oh, ow = c.pool->ow;  // locals: the byte stores below may alias c
+  for (int64_t py = 0; py < oh; ++py)
+    for (int64_t px = 0; px < ow; ++px) {
       const uint8_t* window = img + 2 * py * sy + 2 * px * sx;
       for (int q = 0; q < 4; ++q, d += row_bytes) {
         const uint8_t* base = window + corner[q];
@@ -238,6 +239,9 @@ void gather_windows_fixed(const Conv& c, const Pieces& pc, const uint8_t* img, u
 void gather_windows(const Conv& c, const Scratch& s, uint32_t* a) {
   const uint8_t* img = s.img.get();
   auto* d = reinterpret_cast<uint8_t*>(a);
+  const ConvGeometry& g = c.g;
+  if (c.k.windows_3x3 && g.c == 1 && g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1)
+    return c.k.windows_3x3(img, c.wp, c.pool->oh, c.pool->ow, d);  // Kg = 3: 12-byte rows
   with_piece_count(c.pieces.count, [&](auto p) { gather_windows_fixed<p.value>(c, c.pieces, img, d); });
 }
 
@@ -245,15 +249,20 @@ void gather_windows(const Conv& c, const Scratch& s, uint32_t* a) {
 void multiply_pool4(const Conv& c, const uint32_t* a, const float* rs, int64_t m, float* y) {
   const LowpKernels& k = c.k;
   const int64_t nr = k.nr, Kg = c.Kg, panels = c.base.npad / nr;
-  for (int64_t ir = 0; ir < m; ir += k.mr) {
-    const int mm = static_cast<int>(std::min<int64_t>(k.mr, m - ir));
-    for (int64_t p = 0; p < panels; ++p) {
-      const int64_t j0 = p * nr;
-      const int n = static_cast<int>(std::min<int64_t>(nr, c.N - j0));
-      detail::LowpTile t{rs + ir, c.base.col_scale + j0, c.base.corr + j0};
-      t.bias = c.ep.bias ? c.ep.bias + j0 : nullptr, t.relu = c.ep.act == Activation::relu;
-      k.pool4[2 * n <= nr][mm / 4](Kg, a + ir * Kg, Kg, c.base.b + p * nr * Kg, y + ir / 4 * c.N + j0, c.N, false, t,
-                                   mm, n);
+  for (int64_t p = 0; p < panels; ++p) {
+    const int64_t j0 = p * nr;
+    const int n = static_cast<int>(std::min<int64_t>(nr, c.N - j0));
+    const uint32_t* b = c.base.b + p * nr * Kg;
+    detail::LowpTile t{rs, c.base.col_scale + j0, c.base.corr + j0};
+    t.bias = c.ep.bias ? c.ep.bias + j0 : nullptr, t.relu = c.ep.act == Activation::relu;
+    if (k.pool4_windows[0]) {  // every window in one call
+      k.pool4_windows[2 * n <= nr](Kg, a, Kg, b, y + j0, c.N, false, t, static_cast<int>(m), n);
+      continue;
+    }
+    for (int64_t ir = 0; ir < m; ir += k.mr) {
+      const int mm = static_cast<int>(std::min<int64_t>(k.mr, m - ir));
+      t.row_scale = rs + ir;
+      k.pool4[2 * n <= nr][mm / 4](Kg, a + ir * Kg, Kg, b, y + ir / 4 * c.N + j0, c.N, false, t, mm, n);
     }
   }
 }
