@@ -125,17 +125,14 @@ struct Problem {
   const Epilogue* ep;
 };
 
-constexpr int64_t kInPlaceB = int64_t{1} << 17;  // a row-major B up to 512 KiB is read unpacked
-constexpr int kInPlaceAPanels = 4;               // A read unpacked when at most this many NR panels reuse it
-
 // C rows [m0, m1) x columns [n0, n1) on the calling thread.
 void gemm_block(const Kernel& kern, const Problem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   static thread_local Scratch abuf, bbuf;
   const int mr = kern.mr, nr = kern.nr;
   const int64_t KC = kern.kc, NC = kern.nc;
-  // B is read in place when it fits in L2, or when too few row panels would reuse a packed copy.
-  const bool b_direct = !p.packed && !p.trans_b && (p.K * p.N <= kInPlaceB || m1 - m0 <= 2 * mr);
-  const bool a_direct = n1 - n0 <= kInPlaceAPanels * nr;
+  // B is read in place when it is small, or when too few row panels would reuse a packed copy.
+  const bool b_direct = !p.packed && !p.trans_b && (p.K * p.N <= kern.in_place_b || m1 - m0 <= 2 * mr);
+  const bool a_direct = n1 - n0 <= kern.in_place_a_panels * nr;
   // Balanced row blocks of at most MC rows, whole panels each.
   const int64_t nblk = (m1 - m0 + kern.mc - 1) / kern.mc;
   const int64_t MC = ((m1 - m0 + nblk - 1) / nblk + mr - 1) / mr * mr;
@@ -261,7 +258,7 @@ void run_threads(const Kernel& kern, const Problem& p, int64_t r0, int64_t r1, i
   const bool split_m = rows >= p.N || (p.packed && rows >= 2 * kMinSharedChunk);
   const int64_t extent = split_m ? rows : p.N, unit = split_m ? kern.mr : kern.nr;
   const int64_t panels = (extent + unit - 1) / unit;
-  const bool repacks = split_m ? !p.packed && (p.trans_b || p.K * p.N > kInPlaceB) : true;
+  const bool repacks = split_m ? !p.packed && (p.trans_b || p.K * p.N > kern.in_place_b) : true;
   const bool shared = split_m && p.packed;
   if (shared && p.K * p.N <= kGuidedMaxB) return run_guided(kern, p, r0, r1, t);
   int64_t want;
@@ -296,7 +293,7 @@ constexpr int64_t kMaxSharedB = int64_t{1} << 23;
 constexpr int64_t kSerialSharedB = int64_t{1} << 16;  // below this, one thread packs it (no dispatch)
 
 bool wants_shared_b(const Kernel& kern, const Problem& p, int t) {
-  if (p.packed || (!p.trans_b && p.K * p.N <= kInPlaceB)) return false;  // B not packed by gemm_block
+  if (p.packed || (!p.trans_b && p.K * p.N <= kern.in_place_b)) return false;  // B not packed by gemm_block
   const int64_t npad = (p.N + kern.nr - 1) / kern.nr * kern.nr;
   if (p.K * npad > kMaxSharedB) return false;
   if (t > 1) return p.M >= p.N || p.M >= 2 * kMinSharedChunk;  // row chunks (run_threads' split_m)

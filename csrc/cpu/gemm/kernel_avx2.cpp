@@ -164,6 +164,11 @@ bool kernel_avx2(Kernel& k) {
   k.mc = kMC;
   k.kc = kKC;
   k.nc = kNC;
+  // Zen 2 (bench/results/gemm_profile.md, session 28): B read in place row by row (ldb apart) cost
+  // 10% at 256 x 784 x 128 against its packed panels, and A read in place beats packing it
+  // whenever a single column block (NC) reuses it.
+  k.in_place_b = int64_t{1} << 13;  // 32 KiB: L1
+  k.in_place_a_panels = kNC / NR;
   k.act = activation_avx2;
   k.bias_act = bias_act_avx2;
   k.name = "sgemm_avx2_6x16";

@@ -34,6 +34,10 @@ struct Kernel {
   PackFn pack_a = nullptr, pack_b = nullptr;
   int mr, nr;          // register tile
   int mc, kc, nc;      // rows of A per packed block, depth per block, columns of B per packed block
+  // The driver reads a row-major B of at most in_place_b floats unpacked, and A unpacked when at
+  // most in_place_a_panels NR panels of the block's columns reuse it.
+  int64_t in_place_b = int64_t{1} << 17;
+  int in_place_a_panels = 4;
   ActivationFn act;    // vectorised elementwise activation
   // c (m x n, row stride ldc) = act(c + bias) with bias (length n) optional.
   void (*bias_act)(const float* bias, Activation act, float* c, int64_t ldc, int64_t m, int64_t n);
