@@ -237,7 +237,8 @@ constexpr int64_t kGuidedMaxB = int64_t{1} << 21;
 
 void run_guided(const Kernel& kern, const Problem& p, int64_t r0, int64_t r1, int t) {
   const int64_t panels = (r1 - r0 + kern.mr - 1) / kern.mr;
-  const int64_t min_panels = std::max<int64_t>(1, kMinSharedChunk / kern.mr);
+  // at most 1/t of the rows: a short call (64 rows with a deep B) still runs on every thread
+  const int64_t min_panels = std::max<int64_t>(1, std::min<int64_t>(kMinSharedChunk / kern.mr, panels / t));
   ExceptionSlot slot;
   std::atomic<int64_t> next{0};
   parallel_run(t, [&](int, int) {
