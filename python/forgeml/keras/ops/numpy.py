@@ -311,14 +311,17 @@ def where(condition, x1=None, x2=None):
 
 # ---------------------------------------------------------------- products
 def _mm(a, b):
-    """float32 products of matrices, or of a batch (B, rows, cols) with a matrix or an equal batch,
-    go to forgeml's GEMM kernel (a batch to its batched GEMM: NumPy's stacked matmul of the
-    attention products took 1.3-2.5x as long); everything else to the array library."""
+    """float32 products of matrices, and on the CPU of a batch (B, rows, cols) with a matrix or an
+    equal batch, go to forgeml's GEMM kernel (its batched GEMM: NumPy's stacked matmul of the
+    attention products took 1.3-2.5x as long; on a GPU forgeml runs a batch one matrix a launch,
+    so CuPy's batched matmul keeps it); everything else to the array library."""
+    batched = a.ndim == 3 or b.ndim == 3
     if (
         a.dtype == np.float32
         and b.dtype == np.float32
         and a.ndim in (2, 3)
         and b.ndim in (2, 3)
+        and (not batched or (type(a) is np.ndarray and type(b) is np.ndarray))
         and (a.ndim == 2 or b.ndim == 2 or a.shape[0] == b.shape[0])
         and a.size
         and b.size
