@@ -30,6 +30,42 @@ def test_two_operand_einsum_matches_float64(spec, shapes):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
+LAYOUT_SPECS = [spec for spec, _ in SPECS[:6]] + [
+    "bthk,bhts->bshk",  # the output in the second operand's order first: computed as B^T A^T
+    "btd,bthk->hkd",
+    "bij,bjk->bki",
+    "abc,cd->dab",
+    "j,ij->i",
+    "bi,bi->b",  # batch and contraction, no free index
+    "i,i->",
+]
+LETTER_SIZES = dict(b=3, t=5, s=4, h=2, k=3, d=7, i=5, j=6, c=4, a=2)
+
+
+def _laid_out(rng, shape, layout):
+    x = rng.standard_normal(shape).astype(np.float32)
+    if layout == "transposed" and x.ndim >= 2:  # memory order reversed: a transposed view
+        return np.ascontiguousarray(np.swapaxes(x, 0, -1)).swapaxes(0, -1)
+    if layout == "strided" and x.ndim >= 1:  # every other element of a wider array
+        return rng.standard_normal(shape[:-1] + (2 * shape[-1],)).astype(np.float32)[..., ::2]
+    return x
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "strided", "unit_axes"])
+@pytest.mark.parametrize("spec", LAYOUT_SPECS)
+def test_einsum_products_on_views_match_float64(spec, layout):
+    """Operands are read in place where their strides merge into a (batch of) matrix or its
+    transpose, and copied otherwise: every layout gives NumPy's float64 einsum."""
+    rng = np.random.default_rng(len(spec))
+    sizes = {c: 1 if layout == "unit_axes" and c in "hs" else n for c, n in LETTER_SIZES.items()}
+    vals = [_laid_out(rng, tuple(sizes[c] for c in s), layout) for s in spec.split("->")[0].split(",")]
+    want = np.einsum(spec, *[v.astype(np.float64) for v in vals])
+    for _ in range(2):  # the second call takes the cached plan
+        got = kn._einsum(np, spec, *vals)
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize(("spec", "shapes"), SPECS[:5])
 def test_einsum_gradients_match_float64(spec, shapes):
     """float32 inputs take the GEMM path in both directions; the VJP is checked against the exact

@@ -8,6 +8,7 @@ their dtype (float64 in the gradient checks) and their device (NumPy or CuPy).
 from __future__ import annotations
 
 import builtins
+import math
 
 import numpy as np
 
@@ -366,28 +367,92 @@ def dot(x1, x2):
 
 
 def _einsum(xp, spec, *vals):
-    """Two-operand contractions without batch indices (MultiHeadAttention's projections and their
-    gradients) become one 2-D product on forgeml's GEMM: NumPy's einsum loops in C without BLAS,
-    and its BLAS route (optimize=True) oversubscribes the cores next to forgeml's OpenMP threads."""
+    """Two-operand contractions (MultiHeadAttention's projections, scores, context and their
+    gradients) become one 2-D or batched product on forgeml's GEMM: NumPy's einsum loops in C
+    without BLAS, and its BLAS route (optimize=True) oversubscribes the cores next to forgeml's
+    OpenMP threads."""
+    if len(vals) == 2:
+        key = (spec, vals[0].shape, vals[0].strides, vals[1].shape, vals[1].strides)
+        plan = _PLANS.get(key)
+        if plan is None:
+            plan = _PLANS[key] = _product_plan(spec, vals[0].shape, vals[0].strides, vals[1].shape, vals[1].strides)
+            if len(_PLANS) > 512:
+                _PLANS.pop(next(iter(_PLANS)))
+        if plan:
+            first, second, shape, perm = plan
+            r = _mm(_as_matrix(xp, vals[first[0]], first), _as_matrix(xp, vals[second[0]], second))
+            r = r.reshape(shape)
+            return r if perm is None else r.transpose(perm)
+    return xp.einsum(spec, *vals)
+
+
+_PLANS: dict = {}  # (spec, shapes, strides) -> _product_plan's answer; most recent last
+
+
+def _product_plan(spec, shape_a, strides_a, shape_b, strides_b):
+    """How a two-operand einsum is one product: for each operand (which one, axes order, the
+    matrix shape, copy or view, transposed), the result's shape by letters and its permutation to
+    the output. None when the spec is not a plain product (repeated letters, a letter summed in one
+    operand only, broadcasting)."""
     ins, out = spec.split("->")
     parts = ins.split(",")
-    if len(parts) == 2 and builtins.all(len(set(p)) == len(p) for p in parts):
-        (sa, sb), (a, b) = parts, vals
-        batch = [c for c in sa if c in sb and c in out]
-        contracted = [c for c in sa if c in sb and c not in out]
-        free_a = [c for c in sa if c not in sb]
-        free_b = [c for c in sb if c not in sa]
-        same = builtins.all(a.shape[sa.index(c)] == b.shape[sb.index(c)] for c in sa if c in sb)  # no broadcast
-        if contracted and same and sorted(out) == sorted(batch + free_a + free_b):
-            dims = {**dict(zip(sa, a.shape)), **dict(zip(sb, b.shape))}
-            size = lambda cs: int(np.prod([dims[c] for c in cs]))  # noqa: E731
-            a2 = xp.ascontiguousarray(a.transpose([sa.index(c) for c in batch + free_a + contracted]))
-            b2 = xp.ascontiguousarray(b.transpose([sb.index(c) for c in batch + contracted + free_b]))
-            m, k, n = size(free_a), size(contracted), size(free_b)
-            r = _mm(a2.reshape(-1, m, k), b2.reshape(-1, k, n)) if batch else _mm(a2.reshape(m, k), b2.reshape(k, n))
-            order = batch + free_a + free_b
-            return r.reshape([dims[c] for c in order]).transpose([order.index(c) for c in out])
-    return xp.einsum(spec, *vals)
+    if len(parts) != 2 or builtins.any(len(set(p)) != len(p) for p in parts) or len(set(out)) != len(out):
+        return None
+    (sa, sb), shapes, strides = parts, (shape_a, shape_b), (strides_a, strides_b)
+    dims = {}
+    for s, shape in zip(parts, shapes):
+        for c, n in zip(s, shape):
+            if dims.setdefault(c, n) != n:  # broadcasting: NumPy's einsum
+                return None
+    batch = [c for c in sa if c in sb and c in out]
+    contracted = [c for c in sa if c in sb and c not in out]
+    free_a = [c for c in sa if c not in sb]
+    free_b = [c for c in sb if c not in sa]
+    if not contracted or sorted(out) != sorted(batch + free_a + free_b):
+        return None
+    first, second = (0, free_a), (1, free_b)
+    if list(out) == batch + free_b + free_a != batch + free_a + free_b:  # B^T A^T: the output's order as computed
+        first, second = second, first
+    size = lambda cs: math.prod(dims[c] for c in cs)  # noqa: E731
+    operands = []
+    for (i, free), rows_first in ((first, True), (second, False)):
+        s, strides_i = parts[i], strides[i]
+        rows, cols = (free, contracted) if rows_first else (contracted, free)
+        layouts = [((batch, rows, cols), False), ((batch, cols, rows), True)]  # stored (cols, rows): transposed
+        viewable = [lay for lay in layouts if _merges(s, dims, strides_i, lay[0])]
+        if viewable:
+            (groups, trans), copy = viewable[0], False
+        else:  # copied into the layout that keeps the operand's fastest axis innermost
+            fastest = builtins.min(s, key=lambda c: builtins.abs(strides_i[s.index(c)]) if dims[c] > 1 else math.inf)
+            groups, trans = layouts[1] if rows[-1:] == [fastest] != cols[-1:] else layouts[0]
+            copy = True
+        axes = tuple(s.index(c) for g in groups for c in g)
+        shape = tuple(size(g) for g in (groups if batch else groups[1:]))
+        operands.append((i, axes, shape, copy, trans))
+    order = batch + first[1] + second[1]
+    perm = None if list(out) == order else tuple(order.index(c) for c in out)
+    return operands[0], operands[1], tuple(dims[c] for c in order), perm
+
+
+def _merges(s, dims, strides, groups):
+    """Whether the axes of s, grouped as given, merge into one dimension each without a copy: a
+    group's axes (size-1 axes aside) nested, each outer stride the inner stride times its extent."""
+    for group in groups:
+        axes = [s.index(c) for c in group if dims[c] > 1]
+        for outer, inner in zip(axes, axes[1:]):
+            if strides[outer] != strides[inner] * dims[s[inner]]:
+                return False
+    return True
+
+
+def _as_matrix(xp, x, plan):
+    """One operand of a product as planned: transposed into its order, merged to a (batch of)
+    matrix (a view, or a copy where the strides do not merge), transposed back if it is stored
+    (cols, rows)."""
+    _, axes, shape, copy, trans = plan
+    t = x.transpose(axes)
+    t = (xp.ascontiguousarray(t) if copy else t).reshape(shape)
+    return t.swapaxes(-1, -2) if trans else t
 
 
 def _explicit_spec(spec, ndims):
