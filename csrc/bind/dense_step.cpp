@@ -144,4 +144,39 @@ static forgeml::bind::Register reg{[](py::module_& m) {
         },
         py::arg("x"), py::arg("params"), py::arg("dims"), py::arg("acts"), py::arg("w_off"), py::arg("b_off"),
         py::arg("batch"), py::arg("softmax"), py::arg("out"), "Logits or probabilities of a Dense stack.");
+
+  m.def("layer_norm_rows",
+        [](const py::array& x, const py::object& gamma, const py::object& beta, double eps, const py::array& y,
+           const py::array& xhat, const py::array& inv) {
+          FORGEML_CHECK_ARG(x.ndim() == 2 && x.shape(1) >= 1, "x: expected (m, c) with c >= 1");
+          const int64_t m = x.shape(0), c = x.shape(1);
+          const float* px = ptr_of<float>(x, "x", -1);
+          const float* pg = opt_ptr<float>(gamma, "gamma", c);
+          const float* pb = opt_ptr<float>(beta, "beta", c);
+          float* py_ = ptr_of<float>(y, "y", m * c, true);
+          float* ph = ptr_of<float>(xhat, "xhat", m * c, true);
+          float* pi = ptr_of<float>(inv, "inv", m, true);
+          py::gil_scoped_release nogil;
+          fd::layer_norm(px, m, c, pg, pb, static_cast<float>(eps), py_, ph, pi);
+        },
+        py::arg("x"), py::arg("gamma"), py::arg("beta"), py::arg("eps"), py::arg("y"), py::arg("xhat"),
+        py::arg("inv"), "Layer normalization of each row of x into y, keeping xhat and inv for the backward.");
+
+  m.def("layer_norm_rows_backward",
+        [](const py::array& dy, const py::array& xhat, const py::array& inv, const py::object& gamma,
+           const py::object& dx, const py::object& dgamma, const py::object& dbeta) {
+          FORGEML_CHECK_ARG(dy.ndim() == 2 && dy.shape(1) >= 1, "dy: expected (m, c) with c >= 1");
+          const int64_t m = dy.shape(0), c = dy.shape(1);
+          const float* pdy = ptr_of<float>(dy, "dy", -1);
+          const float* ph = ptr_of<float>(xhat, "xhat", m * c);
+          const float* pi = ptr_of<float>(inv, "inv", m);
+          const float* pg = opt_ptr<float>(gamma, "gamma", c);
+          float* pdx = opt_ptr<float>(dx, "dx", m * c, true);
+          float* pdg = opt_ptr<float>(dgamma, "dgamma", c, true);
+          float* pdb = opt_ptr<float>(dbeta, "dbeta", c, true);
+          py::gil_scoped_release nogil;
+          fd::layer_norm_backward(pdy, ph, pi, m, c, pg, pdx, pdg, pdb);
+        },
+        py::arg("dy"), py::arg("xhat"), py::arg("inv"), py::arg("gamma"), py::arg("dx"), py::arg("dgamma"),
+        py::arg("dbeta"), "The layer normalization backward: dx, dgamma and dbeta (each optional) from dy.");
 }};

@@ -71,4 +71,15 @@ void optimizer_update(float* params, const float* grads, int64_t n, const Optimi
 // Forward only (evaluation): logits or softmax probabilities of every row of x into out (n, classes).
 void forward(const Net& net, const float* x, int64_t n, int64_t batch, bool softmax, float* out);
 
+// Layer normalization of each row of x (m, c) (forgeml.keras's LayerNormalization, rows.cpp):
+// xhat = (x - mean) * inv with inv = 1 / sqrt(var + eps) per row, y = xhat * gamma + beta (gamma
+// and beta (c) may be null). xhat (m, c) and inv (m) are kept for the backward.
+void layer_norm(const float* x, int64_t m, int64_t c, const float* gamma, const float* beta, float eps, float* y,
+                float* xhat, float* inv);
+
+// Its backward from dy (m, c): dx (null: not wanted), dgamma and dbeta (c; null: not wanted, else
+// overwritten with the column sums of dy * xhat and dy).
+void layer_norm_backward(const float* dy, const float* xhat, const float* inv, int64_t m, int64_t c,
+                         const float* gamma, float* dx, float* dgamma, float* dbeta);
+
 }  // namespace forgeml::dense

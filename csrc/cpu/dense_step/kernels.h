@@ -1,6 +1,7 @@
-// Internal to csrc/cpu/dense_step: the elementwise parts of the fused Dense step, one table per
-// ISA. elementwise_<isa>.cpp include elementwise.inc under their own flags and fill the entries;
-// registry.cpp picks one by forgeml::active_isa(). The GEMMs go through gemm.h (its own dispatch).
+// Internal to csrc/cpu/dense_step: the elementwise parts of the fused Dense step and the row kernels
+// forgeml.keras's layers share with it (softmax, layer normalization), one table per ISA. elementwise_<isa>.cpp include
+// elementwise.inc under their own flags and fill the entries; registry.cpp picks one by forgeml::active_isa(). The
+// GEMMs go through gemm.h (its own dispatch).
 #pragma once
 #include <cstdint>
 
@@ -15,6 +16,11 @@ struct Kernels {
   void (*softmax_xent)(float* z, int64_t m, int64_t c, const int64_t* y, const double* w, int64_t batch, Totals& t);
   // In place softmax of each row of z (m, c).
   void (*softmax_rows)(float* z, int64_t m, int64_t c);
+  // Layer normalization of each row and its backward (dense_step.h).
+  void (*layer_norm_rows)(const float* x, int64_t m, int64_t c, const float* gamma, const float* beta, float eps,
+                          float* y, float* xhat, float* inv);
+  void (*layer_norm_rows_backward)(const float* dy, const float* xhat, const float* inv, int64_t m, int64_t c,
+                                   const float* gamma, float* dx, float* dgamma, float* dbeta);
   // g *= act'(h) with the derivative written in terms of the activation's output h (gemm codes).
   void (*activation_backward)(int act, const float* h, float* g, int64_t n);
   // db (n) = column sums of g (m, n).

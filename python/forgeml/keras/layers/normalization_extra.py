@@ -3,10 +3,19 @@ backward side by side. Statistics are per sample, so training and inference comp
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import initializers
 from .base import Layer
 
 __all__ = ["LayerNormalization", "GroupNormalization", "UnitNormalization"]
+
+
+def _row_kernels():
+    """forgeml.ops.rows, imported on first use (keeps ``import forgeml.keras`` free of the kernels)."""
+    from ...ops import rows
+
+    return rows
 
 
 def _norm_backward(dxhat, xhat, inv, axes):
@@ -135,6 +144,11 @@ class LayerNormalization(_AffineNorm):
         self._affine_weights(input_shape[-1])
 
     def forward(self, x, training=False):
+        if type(x) is np.ndarray and x.dtype == np.float32 and x.size:  # forgeml's row kernel
+            gamma = self.gamma.value if self.scale else None
+            beta = self.beta.value if self.center else None
+            y, self._xhat, self._inv = _row_kernels().layer_norm(x, gamma, beta, self.epsilon)
+            return y
         mean = x.mean(axis=-1, keepdims=True)
         d = x - mean
         inv = 1.0 / self.xp.sqrt((d * d).mean(axis=-1, keepdims=True) + self.epsilon)
@@ -142,6 +156,20 @@ class LayerNormalization(_AffineNorm):
         return self._affine(self._xhat)
 
     def backward(self, dy, need_dx=True):
+        if type(dy) is np.ndarray and dy.dtype == np.float32 and type(self._xhat) is np.ndarray and dy.size:
+            dx, dgamma, dbeta = _row_kernels().layer_norm_backward(
+                dy,
+                self._xhat,
+                self._inv,
+                self.gamma.value if self.scale else None,
+                need_dx=need_dx,
+                need_params=self._trainable,
+            )
+            if dgamma is not None:
+                self.gamma.grad[...] = dgamma
+            if dbeta is not None and self.center:
+                self.beta.grad[...] = dbeta
+            return dx
         dxhat = self._affine_backward(dy, self._xhat)
         return _norm_backward(dxhat, self._xhat, self._inv, -1) if need_dx else None
 

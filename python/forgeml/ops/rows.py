@@ -1,0 +1,74 @@
+"""Row kernels over the last axis (csrc/cpu/dense_step's elementwise table, one vector loop per
+pass): softmax, and layer normalization forward and backward, as forgeml.keras's attention and
+LayerNormalization layers use them. float32, CPU only for now (CuPy input raises);
+forgeml.keras keeps its array-library code for CuPy arrays and other dtypes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _backend
+
+__all__ = ["softmax_rows", "layer_norm", "layer_norm_backward"]
+
+
+def _rows(x, name):
+    """x (..., c) as a C-contiguous float32 array with c >= 1 (copied once if needed)."""
+    x = _backend.as_array(x, name)
+    if x.ndim < 1 or x.shape[-1] < 1:
+        raise ValueError(f"{name}: expected an array of at least one value along its last axis, got shape {x.shape}")
+    return x
+
+
+def _vector(v, name, c):
+    if v is None:
+        return None
+    v = _backend.as_array(v, name, ndim=1)
+    if v.shape[0] != c:
+        raise ValueError(f"{name}: expected shape ({c},), got {v.shape}")
+    return v
+
+
+def softmax_rows(x):
+    """softmax over the last axis of x (any shape), max-shifted; a new float32 array. NaN in a
+    row gives a row of NaN; -inf (and anything more than 87 below the row's maximum) gives 0."""
+    cpu = _backend.cpu_only(x, names=("x",), what="softmax_rows")
+    y = np.array(_rows(x, "x"), dtype=np.float32, order="C")  # always a copy: the kernel works in place
+    if y.size:
+        cpu.softmax_rows(y.reshape(-1, y.shape[-1]))
+    return y
+
+
+def layer_norm(x, gamma=None, beta=None, epsilon=1e-3):
+    """Layer normalization over the last axis of x (..., c): returns (y, xhat, inv) with
+    xhat = (x - mean) / sqrt(var + epsilon) (population variance), y = xhat * gamma + beta (either
+    None to leave it out) and inv (..., 1) the per-row 1 / sqrt(var + epsilon)."""
+    cpu = _backend.cpu_only(x, gamma, beta, names=("x", "gamma", "beta"), what="layer_norm")
+    x = _rows(x, "x")
+    c = x.shape[-1]
+    gamma, beta = _vector(gamma, "gamma", c), _vector(beta, "beta", c)
+    if not epsilon >= 0:
+        raise ValueError(f"epsilon: expected a non-negative number, got {epsilon!r}")
+    y, xhat = np.empty_like(x), np.empty_like(x)
+    inv = np.empty(x.shape[:-1] + (1,), np.float32)
+    cpu.layer_norm_rows(x.reshape(-1, c), gamma, beta, float(epsilon), y, xhat, inv)
+    return y, xhat, inv
+
+
+def layer_norm_backward(dy, xhat, inv, gamma=None, *, need_dx=True, need_params=True):
+    """Gradients of layer_norm from dy (..., c), its xhat and inv: (dx, dgamma, dbeta), dx None
+    unless need_dx, dgamma / dbeta (c,) None unless need_params (dgamma also None without gamma)."""
+    cpu = _backend.cpu_only(dy, xhat, inv, gamma, names=("dy", "xhat", "inv", "gamma"), what="layer_norm_backward")
+    dy, xhat = _rows(dy, "dy"), _rows(xhat, "xhat")
+    if xhat.shape != dy.shape:
+        raise ValueError(f"xhat: expected the shape of dy {dy.shape}, got {xhat.shape}")
+    c = dy.shape[-1]
+    inv = _backend.as_array(inv, "inv")
+    if inv.size != dy.size // c:
+        raise ValueError(f"inv: expected one value per row ({dy.size // c}), got {inv.size}")
+    gamma = _vector(gamma, "gamma", c)
+    dx = np.empty_like(dy) if need_dx else None
+    dgamma = np.empty(c, np.float32) if need_params and gamma is not None else None
+    dbeta = np.empty(c, np.float32) if need_params else None
+    cpu.layer_norm_rows_backward(dy.reshape(-1, c), xhat, inv, gamma, dx, dgamma, dbeta)
+    return dx, dgamma, dbeta
