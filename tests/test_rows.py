@@ -124,3 +124,39 @@ def test_bad_input_names_the_argument():
         ops.layer_norm_backward(x, xhat[:2], inv)
     with pytest.raises(ValueError, match="inv"):
         ops.layer_norm_backward(x, xhat, inv[:2])
+
+
+@pytest.mark.parametrize("d", [1, 7, 33])
+def test_scatter_add_rows_matches_np_add_at(rng, isa, d):
+    """Repeated indices accumulate in order, so the sums are np.add.at's to the bit; negative
+    indices count from the end; int32 indices of any shape are flattened."""
+    rows = 11
+    target = rng.standard_normal((rows, d)).astype(np.float32)
+    idx = rng.integers(-rows, rows, (5, 9)).astype(np.int32)
+    values = rng.standard_normal((idx.size, d)).astype(np.float32)
+    want = target.copy()
+    np.add.at(want, idx.ravel(), values)
+    got = ops.scatter_add_rows(target, idx, values)
+    assert got is target
+    np.testing.assert_array_equal(got, want)
+    before = target.copy()
+    ops.scatter_add_rows(target, np.zeros(0, np.int64), np.zeros((0, d), np.float32))
+    np.testing.assert_array_equal(target, before)
+
+
+def test_scatter_add_rows_bad_input_names_the_argument():
+    target = np.zeros((4, 3), np.float32)
+    values = np.ones((2, 3), np.float32)
+    with pytest.raises(ValueError, match="indices: index 4 is out of bounds"):
+        ops.scatter_add_rows(target, np.array([0, 4]), values)
+    np.testing.assert_array_equal(target, 0)  # nothing written before the check
+    with pytest.raises(ValueError, match="indices: index -1 is out of bounds"):
+        ops.scatter_add_rows(target, np.array([0, -5]), values)
+    with pytest.raises(TypeError, match="indices"):
+        ops.scatter_add_rows(target, np.array([0.0, 1.0]), values)
+    with pytest.raises(ValueError, match="values"):
+        ops.scatter_add_rows(target, np.array([0, 1, 2]), values)
+    with pytest.raises(ValueError, match="target"):
+        ops.scatter_add_rows(np.zeros((3, 4), np.float32).T, np.array([0, 1]), values)
+    with pytest.raises(TypeError, match="target"):
+        ops.scatter_add_rows(np.zeros((4, 3)), np.array([0, 1]), values)

@@ -179,4 +179,17 @@ static forgeml::bind::Register reg{[](py::module_& m) {
         },
         py::arg("dy"), py::arg("xhat"), py::arg("inv"), py::arg("gamma"), py::arg("dx"), py::arg("dgamma"),
         py::arg("dbeta"), "The layer normalization backward: dx, dgamma and dbeta (each optional) from dy.");
+
+  m.def("scatter_add_rows",
+        [](const py::array& target, const py::array& idx, const py::array& values) {
+          FORGEML_CHECK_ARG(target.ndim() == 2, "target: expected a 2-D array");
+          const int64_t rows = target.shape(0), d = target.shape(1), n = idx.size();
+          float* pt = ptr_of<float>(target, "target", -1, true);
+          const int64_t* pi = ptr_of<int64_t>(idx, "indices", -1);
+          const float* pv = ptr_of<float>(values, "values", n * d);
+          py::gil_scoped_release nogil;
+          fd::scatter_add_rows(pt, rows, d, pi, n, pv);
+        },
+        py::arg("target"), py::arg("indices"), py::arg("values"),
+        "target[indices[i], :] += values[i, :] in order, in place (an out-of-range index raises first).");
 }};

@@ -82,4 +82,8 @@ void layer_norm(const float* x, int64_t m, int64_t c, const float* gamma, const 
 void layer_norm_backward(const float* dy, const float* xhat, const float* inv, int64_t m, int64_t c,
                          const float* gamma, float* dx, float* dgamma, float* dbeta);
 
+// target (rows, d) [idx[i], :] += values (n, d) [i, :] for i in order (an Embedding's gradient,
+// np.add.at's sums); an index outside [0, rows) is an error before anything is written.
+void scatter_add_rows(float* target, int64_t rows, int64_t d, const int64_t* idx, int64_t n, const float* values);
+
 }  // namespace forgeml::dense

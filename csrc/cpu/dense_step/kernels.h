@@ -1,7 +1,7 @@
 // Internal to csrc/cpu/dense_step: the elementwise parts of the fused Dense step and the row kernels
-// forgeml.keras's layers share with it (softmax, layer normalization), one table per ISA. elementwise_<isa>.cpp include
-// elementwise.inc under their own flags and fill the entries; registry.cpp picks one by forgeml::active_isa(). The
-// GEMMs go through gemm.h (its own dispatch).
+// forgeml.keras's layers share with it (softmax, layer normalization, row scatter-add), one table per ISA.
+// elementwise_<isa>.cpp include elementwise.inc under their own flags and fill the entries; registry.cpp picks one by
+// forgeml::active_isa(). The GEMMs go through gemm.h (its own dispatch).
 #pragma once
 #include <cstdint>
 
@@ -21,6 +21,8 @@ struct Kernels {
                           float* y, float* xhat, float* inv);
   void (*layer_norm_rows_backward)(const float* dy, const float* xhat, const float* inv, int64_t m, int64_t c,
                                    const float* gamma, float* dx, float* dgamma, float* dbeta);
+  // target[idx[i], :] += values[i, :] in order (dense_step.h).
+  void (*scatter_add_rows)(float* target, int64_t d, const int64_t* idx, int64_t n, const float* values);
   // g *= act'(h) with the derivative written in terms of the activation's output h (gemm codes).
   void (*activation_backward)(int act, const float* h, float* g, int64_t n);
   // db (n) = column sums of g (m, n).

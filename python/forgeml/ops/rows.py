@@ -1,6 +1,6 @@
-"""Row kernels over the last axis (csrc/cpu/dense_step's elementwise table, one vector loop per
-pass): softmax, and layer normalization forward and backward, as forgeml.keras's attention and
-LayerNormalization layers use them. float32, CPU only for now (CuPy input raises);
+"""Row kernels (csrc/cpu/dense_step's elementwise table, one vector loop per pass): softmax and
+layer normalization forward and backward over the last axis, and a row scatter-add, as
+forgeml.keras's attention, LayerNormalization and Embedding layers use them. float32, CPU only for now (CuPy input raises);
 forgeml.keras keeps its array-library code for CuPy arrays and other dtypes."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import _backend
 
-__all__ = ["softmax_rows", "layer_norm", "layer_norm_backward"]
+__all__ = ["softmax_rows", "layer_norm", "layer_norm_backward", "scatter_add_rows"]
 
 
 def _rows(x, name):
@@ -72,3 +72,26 @@ def layer_norm_backward(dy, xhat, inv, gamma=None, *, need_dx=True, need_params=
     dbeta = np.empty(c, np.float32) if need_params else None
     cpu.layer_norm_rows_backward(dy.reshape(-1, c), xhat, inv, gamma, dx, dgamma, dbeta)
     return dx, dgamma, dbeta
+
+
+def scatter_add_rows(target, indices, values):
+    """target[indices[i], :] += values[i, :] in place, in order (np.add.at's sums, repeated indices
+    accumulate): target a C-contiguous float32 (rows, d) NumPy array, indices integers in
+    [-rows, rows) (negative ones count from the end), values (len(indices), d). Returns target."""
+    cpu = _backend.cpu_only(target, values, names=("target", "values"), what="scatter_add_rows")
+    if type(target) is not np.ndarray or target.dtype != np.float32 or target.ndim != 2:
+        raise TypeError("target: expected a 2-D float32 NumPy array (it is updated in place)")
+    if not target.flags.c_contiguous or not target.flags.writeable:
+        raise ValueError("target: expected a writable C-contiguous array (it is updated in place)")
+    idx = np.asarray(indices)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"indices: expected integers, got dtype {idx.dtype}")
+    idx = idx.astype(np.int64, copy=False).ravel()
+    rows = target.shape[0]
+    if idx.size and idx.min() < 0:
+        idx = np.where(idx < 0, idx + rows, idx)
+    values = _backend.as_array(values, "values", ndim=2)
+    if values.shape != (idx.size, target.shape[1]):
+        raise ValueError(f"values: expected shape ({idx.size}, {target.shape[1]}), got {values.shape}")
+    cpu.scatter_add_rows(target, np.ascontiguousarray(idx), values)
+    return target
