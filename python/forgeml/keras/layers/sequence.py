@@ -305,7 +305,8 @@ class GlobalMaxPooling1D(_GlobalPooling1D):
             return None
         n, c = self._x.shape[0], self._x.shape[2]
         hit = self._x == self._m
-        return (hit * (dy.reshape(n, 1, c) / hit.sum(axis=1, keepdims=True))).astype(dy.dtype)
+        share = dy.reshape(n, 1, c) / hit.sum(axis=1, keepdims=True, dtype=dy.dtype)
+        return self.xp.multiply(hit, share, dtype=dy.dtype)  # in dy's dtype throughout (no float64 temporary)
 
 
 MaxPool1D, AvgPool1D = MaxPooling1D, AveragePooling1D
