@@ -161,7 +161,7 @@ class Conv1D(Layer):
     def backward(self, dy, need_dx=True):
         dz = self.activation.backward(dy.copy(), self._y, self._z)
         dx, dw, db = conv_ops().conv2d_grad(
-            self._x4, self.kernel.value[None], self.xp.ascontiguousarray(dz[:, None]), **self._args()
+            self._x4, self.kernel.value[None], self.xp.ascontiguousarray(dz[:, None]), need_dx=need_dx, **self._args()
         )
         if self._trainable:
             self.kernel.grad[...] = dw[0]
