@@ -1,7 +1,7 @@
-"""The row kernels (forgeml.ops.rows: softmax, layer normalization and its backward) against
-float64 references on odd sizes, on every SIMD path: rows under 32 values (one running sum) and
-wider ones (8 running sums and a remainder), finite-difference gradients, the softmax's
-treatment of masked (-inf, -1e9) and NaN scores, and bad input."""
+"""The row kernels (forgeml.ops.rows: softmax and layer normalization, forward and backward, and
+the row scatter-add) against float64 references on odd sizes, on every SIMD path: rows under 32
+values (one running sum) and wider ones (8 running sums and a remainder), finite-difference
+gradients, the softmax's treatment of masked (-inf, -1e9) and NaN scores, and bad input."""
 
 import numpy as np
 import pytest
@@ -31,6 +31,26 @@ def test_softmax_rows_matches_float64(rng, isa, c):
     np.testing.assert_allclose(got, _softmax64(x.astype(np.float64)), rtol=2e-6, atol=1e-7)
     strided = x[:, ::2, ::-1]  # a non-contiguous view is copied once
     np.testing.assert_allclose(ops.softmax_rows(strided), _softmax64(strided.astype(np.float64)), rtol=2e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("c", WIDTHS)
+def test_softmax_rows_backward_matches_float64_and_finite_differences(rng, isa, c):
+    x = (rng.standard_normal((4, c)) * 2).astype(np.float32)
+    dy = rng.standard_normal((4, c)).astype(np.float32)
+    y = ops.softmax_rows(x)
+    got = ops.softmax_rows_backward(y, dy)
+    y64 = y.astype(np.float64)
+    np.testing.assert_allclose(got, y64 * (dy - (dy * y64).sum(-1, keepdims=True)), rtol=1e-5, atol=1e-7)
+    x64, h = x.astype(np.float64), 1e-6
+    num = np.zeros(x.shape)
+    for i in np.ndindex(*x.shape):
+        up, down = x64.copy(), x64.copy()
+        up[i] += h
+        down[i] -= h
+        num[i] = ((_softmax64(up) - _softmax64(down)) * dy).sum() / (2 * h)
+    np.testing.assert_allclose(got, num, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="dy"):
+        ops.softmax_rows_backward(y, dy[:2])
 
 
 def test_softmax_rows_masked_and_nan_rows(isa):

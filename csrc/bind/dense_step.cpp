@@ -145,6 +145,18 @@ static forgeml::bind::Register reg{[](py::module_& m) {
         py::arg("x"), py::arg("params"), py::arg("dims"), py::arg("acts"), py::arg("w_off"), py::arg("b_off"),
         py::arg("batch"), py::arg("softmax"), py::arg("out"), "Logits or probabilities of a Dense stack.");
 
+  m.def("softmax_rows_backward",
+        [](const py::array& y, const py::array& dy, const py::array& dx) {
+          FORGEML_CHECK_ARG(y.ndim() == 2 && y.shape(1) >= 1, "y: expected (m, c) with c >= 1");
+          const int64_t m = y.shape(0), c = y.shape(1);
+          const float* py_ = ptr_of<float>(y, "y", -1);
+          const float* pdy = ptr_of<float>(dy, "dy", m * c);
+          float* pdx = ptr_of<float>(dx, "dx", m * c, true);
+          py::gil_scoped_release nogil;
+          fd::softmax_rows_backward(py_, pdy, m, c, pdx);
+        },
+        py::arg("y"), py::arg("dy"), py::arg("dx"), "dx = y * (dy - rowsum(dy * y)) for softmax rows y.");
+
   m.def("layer_norm_rows",
         [](const py::array& x, const py::object& gamma, const py::object& beta, double eps, const py::array& y,
            const py::array& xhat, const py::array& inv) {

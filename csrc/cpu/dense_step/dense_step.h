@@ -71,6 +71,9 @@ void optimizer_update(float* params, const float* grads, int64_t n, const Optimi
 // Forward only (evaluation): logits or softmax probabilities of every row of x into out (n, classes).
 void forward(const Net& net, const float* x, int64_t n, int64_t batch, bool softmax, float* out);
 
+// The backward of a row softmax y (m, c) (rows.cpp): dx = y * (dy - rowsum(dy * y)).
+void softmax_rows_backward(const float* y, const float* dy, int64_t m, int64_t c, float* dx);
+
 // Layer normalization of each row of x (m, c) (forgeml.keras's LayerNormalization, rows.cpp):
 // xhat = (x - mean) * inv with inv = 1 / sqrt(var + eps) per row, y = xhat * gamma + beta (gamma
 // and beta (c) may be null). xhat (m, c) and inv (m) are kept for the backward.

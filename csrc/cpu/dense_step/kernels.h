@@ -16,6 +16,8 @@ struct Kernels {
   void (*softmax_xent)(float* z, int64_t m, int64_t c, const int64_t* y, const double* w, int64_t batch, Totals& t);
   // In place softmax of each row of z (m, c).
   void (*softmax_rows)(float* z, int64_t m, int64_t c);
+  // dx = y * (dy - rowsum(dy * y)) for softmax outputs y (m, c).
+  void (*softmax_rows_backward)(const float* y, const float* dy, int64_t m, int64_t c, float* dx);
   // Layer normalization of each row and its backward (dense_step.h).
   void (*layer_norm_rows)(const float* x, int64_t m, int64_t c, const float* gamma, const float* beta, float eps,
                           float* y, float* xhat, float* inv);

@@ -1,11 +1,16 @@
-// Row kernels forgeml.keras's layers share with the fused Dense step (dense_step.h): layer
-// normalization forward and backward and a row scatter-add, run by the active ISA's elementwise
-// table.
+// Row kernels forgeml.keras's layers share with the fused Dense step (dense_step.h): the softmax's
+// backward, layer normalization forward and backward and a row scatter-add, run by the active
+// ISA's elementwise table.
 #include "cpu/dense_step/dense_step.h"
 #include "cpu/dense_step/kernels.h"
 #include "forgeml/check.h"
 
 namespace forgeml::dense {
+
+void softmax_rows_backward(const float* y, const float* dy, int64_t m, int64_t c, float* dx) {
+  FORGEML_CHECK_ARG(m >= 0 && c >= 1, "softmax_rows_backward: expected rows of at least one value");
+  if (m > 0) detail::active_kernels().softmax_rows_backward(y, dy, m, c, dx);
+}
 
 void layer_norm(const float* x, int64_t m, int64_t c, const float* gamma, const float* beta, float eps, float* y,
                 float* xhat, float* inv) {

@@ -1,5 +1,5 @@
 """Row kernels (csrc/cpu/dense_step's elementwise table, one vector loop per pass): softmax and
-layer normalization forward and backward over the last axis, and a row scatter-add, as
+layer normalization, forward and backward, over the last axis, and a row scatter-add, as
 forgeml.keras's attention, LayerNormalization and Embedding layers use them. float32, CPU only for now (CuPy input raises);
 forgeml.keras keeps its array-library code for CuPy arrays and other dtypes."""
 
@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import _backend
 
-__all__ = ["softmax_rows", "layer_norm", "layer_norm_backward", "scatter_add_rows"]
+__all__ = ["softmax_rows", "softmax_rows_backward", "layer_norm", "layer_norm_backward", "scatter_add_rows"]
 
 
 def _rows(x, name):
@@ -37,6 +37,19 @@ def softmax_rows(x):
     if y.size:
         cpu.softmax_rows(y.reshape(-1, y.shape[-1]))
     return y
+
+
+def softmax_rows_backward(y, dy):
+    """The gradient of softmax_rows from its output y and dy (same shape): y * (dy - sum(dy * y)
+    over the last axis), a new float32 array."""
+    cpu = _backend.cpu_only(y, dy, names=("y", "dy"), what="softmax_rows_backward")
+    y, dy = _rows(y, "y"), _rows(dy, "dy")
+    if dy.shape != y.shape:
+        raise ValueError(f"dy: expected the shape of y {y.shape}, got {dy.shape}")
+    dx = np.empty_like(y)
+    if y.size:
+        cpu.softmax_rows_backward(y.reshape(-1, y.shape[-1]), dy, dx)
+    return dx
 
 
 def layer_norm(x, gamma=None, beta=None, epsilon=1e-3):

@@ -129,13 +129,16 @@ def leaky_relu(x, negative_slope=0.2):
 def softmax(x, axis=-1):
     p, a = _v(x)
     xp = xp_of(a)
-    if type(a) is np.ndarray and a.dtype == np.float32 and a.size and axis in (-1, a.ndim - 1):
-        out = _softmax_rows(a)
+    rows = type(a) is np.ndarray and a.dtype == np.float32 and a.size and axis in (-1, a.ndim - 1)
+    if rows:
+        out = _row_kernels().softmax_rows(a)
     else:
         e = xp.exp(a - a.max(axis=axis, keepdims=True))
         out = e / e.sum(axis=axis, keepdims=True)
 
     def vjp(g):
+        if rows and type(g) is np.ndarray and g.dtype == np.float32:
+            return (_row_kernels().softmax_rows_backward(out, g),)
         r = g * out  # out * (g - sum(g * out)) in three passes and one temporary
         r_sum = r.sum(axis=axis, keepdims=True)
         xp.subtract(g, r_sum, out=r)
@@ -145,16 +148,12 @@ def softmax(x, axis=-1):
     return make_node(out, (p,), vjp, "softmax")
 
 
-_rows = None
+def _row_kernels():
+    """forgeml.ops.rows (softmax forward and backward in one vector loop a pass; NumPy's max, exp,
+    sum and divide passes took 2.3-4x as long at attention-score sizes), imported on first use."""
+    from ...ops import rows
 
-
-def _softmax_rows(a):
-    """float32 softmax over the last axis by forgeml's row kernel (NumPy's max, exp, sum and divide
-    passes took 2.3-4x as long at attention-score sizes)."""
-    global _rows
-    if _rows is None:
-        from ...ops import rows as _rows
-    return _rows.softmax_rows(a)
+    return rows
 
 
 def log_softmax(x, axis=-1):
