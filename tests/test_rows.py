@@ -53,6 +53,21 @@ def test_softmax_rows_backward_matches_float64_and_finite_differences(rng, isa, 
         ops.softmax_rows_backward(y, dy[:2])
 
 
+def test_softmax_rows_leaves_its_input_and_writes_out(rng):
+    x = rng.standard_normal((6, 9)).astype(np.float32)
+    kept = x.copy()
+    y = ops.softmax_rows(x)
+    np.testing.assert_array_equal(x, kept)
+    out = np.empty_like(x)
+    assert ops.softmax_rows(x, out=out) is out
+    np.testing.assert_array_equal(out, y)
+    np.testing.assert_array_equal(x, kept)
+    assert ops.softmax_rows(x, out=x) is x  # in place
+    np.testing.assert_array_equal(x, y)
+    with pytest.raises(ValueError, match="out"):
+        ops.softmax_rows(kept, out=np.empty((6, 8), np.float32))
+
+
 def test_softmax_rows_masked_and_nan_rows(isa):
     x = np.zeros((4, 40), np.float32)
     x[0, ::3] = -np.inf

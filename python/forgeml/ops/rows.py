@@ -29,14 +29,24 @@ def _vector(v, name, c):
     return v
 
 
-def softmax_rows(x):
-    """softmax over the last axis of x (any shape), max-shifted; a new float32 array. NaN in a
-    row gives a row of NaN; -inf (and anything more than 87 below the row's maximum) gives 0."""
-    cpu = _backend.cpu_only(x, names=("x",), what="softmax_rows")
-    y = np.array(_rows(x, "x"), dtype=np.float32, order="C")  # always a copy: the kernel works in place
-    if y.size:
-        cpu.softmax_rows(y.reshape(-1, y.shape[-1]))
-    return y
+def softmax_rows(x, out=None):
+    """softmax over the last axis of x (any shape), max-shifted, into a new float32 array or out
+    (float32, C-contiguous, x's shape; it may be x itself). NaN in a row gives a row of NaN; -inf
+    (and anything more than 87 below the row's maximum) gives 0."""
+    cpu = _backend.cpu_only(x, out, names=("x", "out"), what="softmax_rows")
+    given, x = x, _rows(x, "x")
+    if out is None:  # the kernel works in place: on x's own copy if it took one
+        out = x.copy() if isinstance(given, np.ndarray) and np.may_share_memory(x, given) else x
+    else:
+        if type(out) is not np.ndarray or out.dtype != np.float32 or out.shape != x.shape:
+            raise ValueError(f"out: expected a float32 NumPy array of shape {x.shape}")
+        if not out.flags.c_contiguous or not out.flags.writeable:
+            raise ValueError("out: expected a writable C-contiguous array")
+        if out is not x:
+            np.copyto(out, x)
+    if out.size:
+        cpu.softmax_rows(out.reshape(-1, out.shape[-1]))
+    return out
 
 
 def softmax_rows_backward(y, dy):
