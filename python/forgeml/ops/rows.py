@@ -1,7 +1,8 @@
 """Row kernels (csrc/cpu/dense_step's elementwise table, one vector loop per pass): softmax and
 layer normalization, forward and backward, over the last axis, and a row scatter-add, as
-forgeml.keras's attention, LayerNormalization and Embedding layers use them. float32, CPU only for now (CuPy input raises);
-forgeml.keras keeps its array-library code for CuPy arrays and other dtypes."""
+forgeml.keras's attention, LayerNormalization and Embedding layers use them. float32, CPU only
+for now (CuPy input raises); forgeml.keras keeps its array-library code for CuPy arrays and other
+dtypes."""
 
 from __future__ import annotations
 
