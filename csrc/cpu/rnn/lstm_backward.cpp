@@ -100,21 +100,33 @@ struct LstmBack {
   }
 
   // dw's columns [c0, c0 + cols) += op(A) B over K rows, op(A)(i, r) = a[r * lds + i] (the
-  // staged rows) and B = dz's rows (ldz apart) in place. Column panels outside the row tiles,
-  // so each panel of B stays in L1 across them.
-  void accumulate(const float* a, int64_t M, int64_t K, const float* bz, int64_t cols, float* c) const {
-    const int nr = kern.nr;
-    const RowTiles tiles(M, kern.mr);
+  // staged rows) and B = dz's rows (ldz apart) in place. op(A) is packed per depth block into the
+  // row tiles' panels (ap), which each column panel then reads whole lines of: read in place, a
+  // tile used 6 floats of each 64-byte line of A, and this product ran at 2/3 of the forward's
+  // rate. Column panels outside the row tiles, so each panel of B stays in L1 across them.
+  void accumulate(const float* a, int64_t M, int64_t K, const float* bz, int64_t cols, float* c, float* ap) const {
+    const int mr = kern.mr, nr = kern.nr;
+    const RowTiles tiles(M, mr);
     const int64_t GH = d.GH();
     for (int64_t pc = 0; pc < K; pc += kern.kc) {
       const int64_t kc = std::min<int64_t>(kern.kc, K - pc);
+      for (int64_t ti = 0; ti < tiles.count; ++ti) {
+        float* dst = ap + ti * mr * kc;
+        const int64_t i0 = tiles.begin(ti);
+        const int m = tiles.height(ti);
+        if (kern.pack_a) {
+          kern.pack_a(true, a, lds, i0, m, pc, kc, dst);
+          continue;
+        }
+        for (int64_t k = 0; k < kc; ++k)
+          for (int i = 0; i < m; ++i) dst[k * mr + i] = a[(pc + k) * lds + i0 + i];
+      }
       for (int64_t j = 0; j < cols; j += nr) {
         const int n = static_cast<int>(std::min<int64_t>(nr, cols - j));
         for (int64_t ti = 0; ti < tiles.count; ++ti) {
           const int64_t i0 = tiles.begin(ti);
-          const int m = tiles.height(ti);
-          kern.tile[2 * n <= nr][0][m](kc, a + pc * lds + i0, lds, bz + pc * ldz + j, ldz, c + i0 * GH + j, GH, 1.0f,
-                                       1.0f, m, n);
+          kern.tile[2 * n <= nr][0][tiles.height(ti)](kc, ap + ti * mr * kc, mr, bz + pc * ldz + j, ldz,
+                                                      c + i0 * GH + j, GH, 1.0f, 1.0f, tiles.height(ti), n);
         }
       }
     }
@@ -146,8 +158,9 @@ struct LstmBack {
   }
 
   // Part k's columns of the weight gradients over the block of steps [t0, t1): its rows of
-  // [x_t h_{t-1}] staged in st (the block's slots in order), then one product and the bias sums.
-  void weight_grads(int64_t k, int64_t t0, int64_t t1, float* st) const {
+  // [x_t h_{t-1}] staged in st (the block's slots in order), then one product (its packed A in
+  // ap) and the bias sums.
+  void weight_grads(int64_t k, int64_t t0, int64_t t1, float* st, float* ap) const {
     const int64_t N = d.N, T = d.T, F = d.F, H = d.H, c0k = d.G * split[k], cols = d.G * split[k + 1] - c0k;
     for (int64_t t = t0; t < t1; ++t)
       for (int64_t n = 0; n < N; ++n) {
@@ -158,7 +171,7 @@ struct LstmBack {
       }
     const float* z = slot(t0) + c0k;  // t0 % S == 0: the block's rows start at slot 0
     const int64_t K = (t1 - t0) * N;
-    accumulate(st, F + H, K, z, cols, dw + c0k);
+    accumulate(st, F + H, K, z, cols, dw + c0k, ap);
     float* db = b.dbias + c0k;
     for (int64_t r = 0; r < K; ++r) {
       const float* zr = z + r * ldz;
@@ -186,13 +199,14 @@ bool lstm_backward_f32(const Dims& d, const Split& split, const GateKernels& gk,
   // part k: dL/dh's columns of its units (from R^T), dx's columns [F k / P, F (k+1) / P) (W^T),
   // and its own staging rows
   std::vector<Panels> pr, pw;
-  std::vector<Floats> stage;
+  std::vector<Floats> stage, packed;
   std::vector<int64_t> fx(parts + 1);
   for (int64_t k = 0; k <= parts; ++k) fx[k] = F * k / parts;
   for (int64_t k = 0; k < parts; ++k) {
     pr.emplace_back(kern, true, f.rkernel, GH, GH, split[k], split[k + 1] - split[k]);
     pw.emplace_back(kern, true, f.kernel, GH, GH, fx[k], fx[k + 1] - fx[k]);
     stage.push_back(floats(S * N * lds));
+    packed.push_back(floats(RowTiles(F + H, kern.mr).count * kern.mr * std::min<int64_t>(kern.kc, S * N)));
   }
   const LstmBack L{kern, gk, d, split, f, b, h0, c0, dhn, dcn, dz.get(), ldz, S, dw.get(), lds};
   // step s's product: dL/dh_{s-1} (into dhn) and dx_s, from dz_s
@@ -210,7 +224,7 @@ bool lstm_backward_f32(const Dims& d, const Split& split, const GateKernels& gk,
     Ahead ah = L.ahead(k, t - 1, tiles(k));
     if (t + 1 < T) back(k, t + 1, ah);
     L.gates(k, t);
-    if (t % S == 0) L.weight_grads(k, t, std::min(T, t + S), stage[k].get());
+    if (t % S == 0) L.weight_grads(k, t, std::min(T, t + S), stage[k].get(), packed[k].get());
   });
   run_steps(parts, 1, false, [&](int64_t k, int64_t) {
     Ahead none;
