@@ -22,12 +22,31 @@ SQUARE_FULL = (512, 1024, 2048)
 LAYERS = ((256, 784, 128), (4096, 64, 64), (1024, 1024, 1024 // 4))  # (batch, in, out) forward X @ W
 
 
-def _torch_peers(a, b, torch):
+def _torch_bf16_slowdown(torch) -> float:
+    """How many times slower PyTorch's bf16 matmul is than its fp32 one at 256^3 (best of 3)."""
+    import time
+
+    a = torch.randn(256, 256)
+    best = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        x = a.to(dtype)
+        torch.matmul(x, x)
+        t = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            torch.matmul(x, x)
+            t = min(t, time.perf_counter() - t0)
+        best[dtype] = t
+    return best[torch.bfloat16] / best[torch.float32]
+
+
+def _torch_peers(a, b, torch, bf16=True):
     if torch is None:
         return {}
     peers = {}
-    ta, tb = torch.from_numpy(a).to(torch.bfloat16), torch.from_numpy(b).to(torch.bfloat16)
-    peers["torch bf16"] = lambda: torch.matmul(ta, tb)
+    if bf16:
+        ta, tb = torch.from_numpy(a).to(torch.bfloat16), torch.from_numpy(b).to(torch.bfloat16)
+        peers["torch bf16"] = lambda: torch.matmul(ta, tb)
     int_mm = getattr(torch, "_int_mm", None)
     if int_mm is not None and a.shape[0] > 16 and a.shape[1] % 8 == 0 and b.shape[1] % 8 == 0:
         qa = torch.from_numpy(np.clip(np.rint(a * 40), -127, 127).astype(np.int8))
@@ -46,6 +65,12 @@ def cases(bench, threads, rng, torch, pause=None):
     a bf16 sample 50 ms after a NumPy one otherwise shares the CPUs with OpenBLAS's spinning
     worker, and its second thread gets no CPU)."""
     square = SQUARE if bench.quick else SQUARE_FULL
+    # PyTorch's bf16 matmul on a CPU without bf16 arithmetic (AVX2) runs ~200x slower than its
+    # fp32 one (2048^3: ~60 s a call), which would make it most of the family's time: left out.
+    bf16_peer = torch is not None and (slowdown := _torch_bf16_slowdown(torch)) < 10
+    if torch is not None and not bf16_peer:
+        print(f"# gemm: torch bf16 left out at t={threads}: {slowdown:.0f}x slower than its fp32 matmul at 256^3 "
+              "(no bf16 arithmetic on this CPU)", file=bench.out, flush=True)
     shapes = [(f"{s}^3", s, s, s) for s in square] + [(f"fwd {m}x{k}@{k}x{n}", m, n, k) for m, k, n in LAYERS]
     for name, m, n, k in shapes:
         a = rng.standard_normal((m, k), dtype=np.float32)
@@ -72,7 +97,7 @@ def cases(bench, threads, rng, torch, pause=None):
                 "forgeml fp32": repeated(lambda: ops.matmul(a, b), reps),
                 "numpy fp32": repeated(lambda: a @ b, reps),
             }
-            peers.update({k2: repeated(v, reps) for k2, v in _torch_peers(a, b, torch).items() if k2.endswith(label)})
+            peers.update({k2: repeated(v, reps) for k2, v in _torch_peers(a, b, torch, bf16_peer).items() if k2.endswith(label)})
             bench.compare(
                 "gemm",
                 f"{label} {name} t={threads}" + (f" x{reps}" if reps > 1 else ""),
