@@ -69,8 +69,12 @@ def cases(bench, threads, rng, torch, pause=None):
     # fp32 one (2048^3: ~60 s a call), which would make it most of the family's time: left out.
     bf16_peer = torch is not None and (slowdown := _torch_bf16_slowdown(torch)) < 10
     if torch is not None and not bf16_peer:
-        print(f"# gemm: torch bf16 left out at t={threads}: {slowdown:.0f}x slower than its fp32 matmul at 256^3 "
-              "(no bf16 arithmetic on this CPU)", file=bench.out, flush=True)
+        print(
+            f"# gemm: torch bf16 left out at t={threads}: {slowdown:.0f}x slower than its fp32 matmul at 256^3 "
+            "(no bf16 arithmetic on this CPU)",
+            file=bench.out,
+            flush=True,
+        )
     shapes = [(f"{s}^3", s, s, s) for s in square] + [(f"fwd {m}x{k}@{k}x{n}", m, n, k) for m, k, n in LAYERS]
     for name, m, n, k in shapes:
         a = rng.standard_normal((m, k), dtype=np.float32)
@@ -97,7 +101,9 @@ def cases(bench, threads, rng, torch, pause=None):
                 "forgeml fp32": repeated(lambda: ops.matmul(a, b), reps),
                 "numpy fp32": repeated(lambda: a @ b, reps),
             }
-            peers.update({k2: repeated(v, reps) for k2, v in _torch_peers(a, b, torch, bf16_peer).items() if k2.endswith(label)})
+            peers.update(
+                {k2: repeated(v, reps) for k2, v in _torch_peers(a, b, torch, bf16_peer).items() if k2.endswith(label)}
+            )
             bench.compare(
                 "gemm",
                 f"{label} {name} t={threads}" + (f" x{reps}" if reps > 1 else ""),
