@@ -124,9 +124,9 @@ struct LstmBack {
       for (int64_t j = 0; j < cols; j += nr) {
         const int n = static_cast<int>(std::min<int64_t>(nr, cols - j));
         for (int64_t ti = 0; ti < tiles.count; ++ti) {
-          const int64_t i0 = tiles.begin(ti);
-          kern.tile[2 * n <= nr][0][tiles.height(ti)](kc, ap + ti * mr * kc, mr, bz + pc * ldz + j, ldz,
-                                                      c + i0 * GH + j, GH, 1.0f, 1.0f, tiles.height(ti), n);
+          const int m = tiles.height(ti);
+          kern.tile[2 * n <= nr][0][m](kc, ap + ti * mr * kc, mr, bz + pc * ldz + j, ldz, c + tiles.begin(ti) * GH + j,
+                                       GH, 1.0f, 1.0f, m, n);
         }
       }
     }

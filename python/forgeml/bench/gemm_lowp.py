@@ -1,6 +1,7 @@
 """Rows of the gemm family for the reduced-precision GEMMs: ops.matmul(precision="bf16") and
 ops.matmul_int8 against forgeml's own fp32 SGEMM, NumPy fp32 and, where installed, PyTorch bf16
-(torch.matmul on bfloat16 tensors) and int8 (torch._int_mm), same process, interleaved.
+(torch.matmul on bfloat16 tensors: left out where it runs >= 10x slower than its fp32 matmul, a
+CPU without bf16 arithmetic) and int8 (torch._int_mm), same process, interleaved.
 The ratio column is peer time / forgeml time: > 1 means the reduced-precision kernel is faster.
 
 ``python -m forgeml.bench.gemm_lowp`` prints a one-thread table timed by thread CPU time, which
